@@ -1,0 +1,121 @@
+import { parseArgs } from 'node:util';
+import { loadBootstrapFile, parseBootstrapText } from './config/index.js';
+import { ConfigError, StraitError } from './errors.js';
+import { ENGINE_NAMES, type EngineName } from './io/index.js';
+import { log, setLogLevel } from './log.js';
+import { Server, VERSION } from './server.js';
+import { buildStaticConfig } from './static_config.js';
+
+const USAGE = `usage: strait --config FILE [options]
+
+  -c, --config FILE            Envoy v3 Bootstrap (YAML or JSON)
+      --config-yaml TEXT       Bootstrap given inline (instead of --config)
+      --mode serve|validate    validate: check the config and exit (0 = valid)
+      --io-engine native|node  data path: the C++ addon (default) or net.Socket
+      --concurrency N          worker count (1 for now)
+  -l, --log-level LEVEL        trace|debug|info|warn|error|critical|off (default info)
+      --drain-time-s N         drain time on SIGTERM / graceful drain (default 5)
+      --admin-address-path F  write the bound admin address to F
+      --restart-epoch N        hot restart epoch (0 for now)
+      --parent-shutdown-time-s N
+  -h, --help                   this text
+      --version                print the version
+`;
+
+const LEVELS: Record<string, string> = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', warning: 'warn', error: 'error', critical: 'fatal', off: 'silent' };
+
+function fail(message: string): never {
+  process.stderr.write(`strait: ${message}\n`);
+  process.exit(1);
+}
+
+function intArg(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} needs a non-negative integer, got "${v}"`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'config-yaml': { type: 'string' },
+        mode: { type: 'string', default: 'serve' },
+        'io-engine': { type: 'string', default: process.env.STRAIT_IO_ENGINE ?? 'native' },
+        concurrency: { type: 'string' },
+        'log-level': { type: 'string', short: 'l', default: 'info' },
+        'drain-time-s': { type: 'string' },
+        'admin-address-path': { type: 'string' },
+        'restart-epoch': { type: 'string' },
+        'parent-shutdown-time-s': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const o = args.values;
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (o.version) {
+    process.stdout.write(`strait ${VERSION}\n`);
+    return;
+  }
+  const level = LEVELS[o['log-level']!];
+  if (!level) fail(`--log-level must be one of ${Object.keys(LEVELS).join(', ')}`);
+  setLogLevel(level);
+  const engine = o['io-engine'] as EngineName;
+  if (!ENGINE_NAMES.includes(engine)) fail(`--io-engine must be one of ${ENGINE_NAMES.join(', ')}`);
+  if (o.mode !== 'serve' && o.mode !== 'validate') fail('--mode must be serve or validate');
+  if (intArg(o.concurrency, 'concurrency', 1) > 1) fail('--concurrency above 1 is not supported yet');
+  if (intArg(o['restart-epoch'], 'restart-epoch', 0) !== 0) fail('hot restart (--restart-epoch > 0) is not supported yet');
+  const drainTimeMs = intArg(o['drain-time-s'], 'drain-time-s', 5) * 1000;
+  if (!o.config && !o['config-yaml']) fail(`--config is required\n\n${USAGE}`);
+
+  let server: Server;
+  try {
+    const source = o.config ?? '--config-yaml';
+    // Decode errors and semantic errors are reported together: every problem, then fail.
+    const loaded = o.config ? loadBootstrapFile(o.config, { keepErrors: true }) : parseBootstrapText(o['config-yaml']!, source, { keepErrors: true });
+    const { bootstrap, warnings, errors } = loaded;
+    const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors);
+    if (o.mode === 'validate') {
+      for (const w of config.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+      process.stdout.write(`configuration '${source}' OK\n`);
+      return;
+    }
+    server = new Server(config, bootstrap as Record<string, unknown>, { engine, drainTimeMs, adminAddressPath: o['admin-address-path'], commandLine: argv });
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof StraitError) fail(err.message);
+    throw err;
+  }
+
+  let signalled = false;
+  const onSignal = (sig: string) => {
+    if (signalled) {
+      log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    void server.shutdown().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  try {
+    await server.start();
+  } catch (err) {
+    // Nothing half-started survives: exit non-zero and let the supervisor see why.
+    fail(err instanceof StraitError ? err.message : String((err as Error)?.stack ?? err));
+  }
+  log.info({ version: VERSION, engine }, 'strait is LIVE');
+}

@@ -1,0 +1,6 @@
+export { BOOTSTRAP_TYPE, decodeResource, loadBootstrapFile, parseBootstrapText, parseConfigText, type LoadedBootstrap } from './bootstrap.js';
+export { fromJson, joinPath, newContext, parseDuration, type DecodeContext } from './proto-json.js';
+export { redact, REDACTED } from './redact.js';
+export { getRoot, lookupType, typeFromUrl } from './registry.js';
+export type * from './types.js';
+export { durationMs } from './values.js';

@@ -1,0 +1,22 @@
+import type { NetworkFilterFactory } from './types.js';
+import { tcpProxyFactory } from './tcp_proxy/config.js';
+
+/** Every network filter Strait implements. One line here is how a filter plugs in. */
+const FACTORIES: readonly NetworkFilterFactory<any>[] = [tcpProxyFactory];
+
+const byName = new Map<string, NetworkFilterFactory<any>>();
+const byType = new Map<string, NetworkFilterFactory<any>>();
+for (const f of FACTORIES) {
+  if (byName.has(f.name)) throw new Error(`network filter ${f.name} registered twice`);
+  byName.set(f.name, f);
+  for (const t of f.typeUrls) byType.set(t, f);
+}
+
+/** Envoy resolves a filter by its typed_config's type URL first and by name only without one. */
+export function findNetworkFilter(name: string, typeUrl: string | undefined): NetworkFilterFactory<any> | undefined {
+  return typeUrl ? byType.get(typeUrl) : byName.get(name);
+}
+
+export function networkFilterNames(): string[] {
+  return [...byName.keys()];
+}

@@ -1,0 +1,144 @@
+import os from 'node:os';
+import { PipeCloseReason, type Cancelable, type Pipe, type Upstream } from '../../../io/engine.js';
+import { log } from '../../../log.js';
+import type { StatsOf } from '../../../observability/stats.js';
+import type { Cluster } from '../../../upstream/cluster.js';
+import type { Host } from '../../../upstream/host.js';
+import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
+import type { TcpProxyConfig } from './config.js';
+import { TCP_PROXY_STATS } from './stats.js';
+
+const ETIMEDOUT = -os.constants.errno.ETIMEDOUT;
+
+/** The configured tcp_proxy: shared by every connection of its filter chain. */
+export class TcpProxyFilter implements NetworkFilter {
+  readonly stats: StatsOf<typeof TCP_PROXY_STATS>;
+
+  constructor(
+    readonly config: TcpProxyConfig,
+    readonly rt: RuntimeContext,
+  ) {
+    this.stats = rt.stats.scope('tcp').scope(config.statPrefix, 'envoy_tcp_prefix').table(TCP_PROXY_STATS);
+  }
+
+  onNewConnection(conn: ConnectionContext): void {
+    this.stats.downstream_cx_total.value++;
+    const cluster = this.rt.clusters.get(this.pickClusterName());
+    if (!cluster) {
+      this.stats.downstream_cx_no_route.value++;
+      conn.downstream.close();
+      conn.done();
+      return;
+    }
+    new TcpProxySession(this, conn, cluster).connect(1);
+  }
+
+  private pickClusterName(): string {
+    const t = this.config.targets;
+    if (t.length === 1) return t[0]!.cluster;
+    const r = Math.random() * this.config.totalWeight;
+    for (const e of t) if (r < e.upTo) return e.cluster;
+    return t[t.length - 1]!.cluster;
+  }
+}
+
+/** One proxied connection: connect (with attempts), then splice until either side is done. */
+class TcpProxySession {
+  private connecting: Cancelable | null = null;
+  private pipe: Pipe | null = null;
+  private host: Host | null = null;
+  private durationTimer: NodeJS.Timeout | null = null;
+  private finished = false;
+
+  constructor(
+    private readonly filter: TcpProxyFilter,
+    private readonly conn: ConnectionContext,
+    private readonly cluster: Cluster,
+  ) {
+    conn.abort = () => this.abort();
+    const max = filter.config.maxDownstreamConnectionDurationMs;
+    if (max > 0) {
+      this.durationTimer = setTimeout(() => {
+        filter.stats.max_downstream_connection_duration.value++;
+        this.abort();
+      }, max);
+    }
+  }
+
+  connect(attempt: number): void {
+    const cs = this.cluster.stats;
+    const host = this.cluster.pickHost();
+    if (!host) {
+      cs.upstream_cx_none_healthy.value++;
+      this.finish();
+      return;
+    }
+    cs.upstream_cx_total.value++;
+    host.counters.cx_total++;
+    this.connecting = this.filter.rt.engine.connect(host.address, this.cluster.spec.connectTimeoutMs, (status, up) => {
+      this.connecting = null;
+      if (this.finished) {
+        up?.close();
+        return;
+      }
+      if (status !== 0 || !up) {
+        if (status === ETIMEDOUT) cs.upstream_cx_connect_timeout.value++;
+        cs.upstream_cx_connect_fail.value++;
+        host.counters.cx_connect_fail++;
+        if (log.isLevelEnabled('debug')) {
+          log.debug({ cluster: this.cluster.name, host: host.label, error: this.filter.rt.engine.errnoName(status), attempt }, 'upstream connect failed');
+        }
+        if (attempt < this.filter.config.maxConnectAttempts) this.connect(attempt + 1);
+        else {
+          if (this.filter.config.maxConnectAttempts > 1) cs.upstream_cx_connect_attempts_exceeded.value++;
+          this.finish();
+        }
+        return;
+      }
+      this.splice(host, up);
+    });
+  }
+
+  private splice(host: Host, up: Upstream): void {
+    const cs = this.cluster.stats;
+    this.host = host;
+    cs.upstream_cx_active.value++;
+    host.counters.cx_active++;
+    const opts = { idleTimeoutMs: this.filter.config.idleTimeoutMs, highWaterMark: this.conn.bufferLimit };
+    this.pipe = this.filter.rt.engine.pipe(this.conn.downstream, up, opts, (reason, rx, tx) => {
+      const ts = this.filter.stats;
+      ts.downstream_cx_rx_bytes_total.value += rx;
+      ts.downstream_cx_tx_bytes_total.value += tx;
+      cs.upstream_cx_tx_bytes_total.value += rx;
+      cs.upstream_cx_rx_bytes_total.value += tx;
+      cs.upstream_cx_active.value--;
+      cs.upstream_cx_destroy.value++;
+      host.counters.cx_active--;
+      if (reason === PipeCloseReason.IDLE_TIMEOUT) {
+        ts.idle_timeout.value++;
+        cs.upstream_cx_idle_timeout.value++;
+      }
+      if (reason === PipeCloseReason.RESET_UPSTREAM) cs.upstream_cx_destroy_remote.value++;
+      else if (reason !== PipeCloseReason.DONE) cs.upstream_cx_destroy_local.value++;
+      this.pipe = null;
+      this.finish();
+    });
+  }
+
+  private abort(): void {
+    if (this.connecting) {
+      this.connecting.cancel();
+      this.connecting = null;
+    }
+    if (this.pipe) this.pipe.close(); // its callback finishes the session
+    else this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.durationTimer) clearTimeout(this.durationTimer);
+    if (!this.host) this.conn.downstream.close(); // never piped: we still own the socket
+    this.conn.done();
+  }
+}

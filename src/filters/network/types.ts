@@ -1,0 +1,51 @@
+import type { FieldError } from '../../errors.js';
+import type { Downstream, IoEngine } from '../../io/engine.js';
+import type { Scope } from '../../observability/stats.js';
+import type { ClusterManager } from '../../upstream/cluster_manager.js';
+
+/** What a factory may use when it turns config into a filter. */
+export interface FactoryContext {
+  /** Validation only: the names of every configured cluster. */
+  readonly clusterNames: ReadonlySet<string>;
+  readonly errors: FieldError[];
+  readonly warnings: FieldError[];
+}
+
+/** What a filter may use at run time. */
+export interface RuntimeContext {
+  readonly engine: IoEngine;
+  readonly clusters: ClusterManager;
+  readonly stats: Scope;
+}
+
+/**
+ * One accepted connection as a filter chain sees it. The terminal filter owns it: it must call
+ * `done()` exactly once when the connection is over, and sets `abort` so the listener can cut
+ * the connection short (drain timeout, shutdown).
+ */
+export interface ConnectionContext {
+  readonly downstream: Downstream;
+  /** The listener's per_connection_buffer_limit_bytes: the most a filter buffers per direction. */
+  readonly bufferLimit: number;
+  abort: (() => void) | null;
+  done(): void;
+}
+
+/** A configured filter: immutable, shared by every connection of its chain. */
+export interface NetworkFilter {
+  /** Takes the connection. Terminal filters (tcp_proxy) own it from here on. */
+  onNewConnection(conn: ConnectionContext): void;
+}
+
+/**
+ * A network filter factory, registered by its Envoy name and the type URLs it accepts.
+ * `parse` validates typed_config into a frozen config (pushing FieldErrors with paths);
+ * `create` binds that config to run-time services. Nothing on the data path re-reads config.
+ */
+export interface NetworkFilterFactory<Config = unknown> {
+  readonly name: string;
+  readonly typeUrls: readonly string[];
+  readonly terminal: boolean;
+  parse(typedConfig: Record<string, unknown>, path: string, ctx: FactoryContext): Config | null;
+  create(config: Config, rt: RuntimeContext): NetworkFilter;
+}

@@ -1,0 +1,70 @@
+/**
+ * The I/O engine: how listeners accept, how upstreams are connected, and how two connections
+ * are spliced. Two implementations share this interface — `native` (fds polled by the addon
+ * inside Node's libuv loop, pooled buffers, writev) and `node` (plain net.Socket, the
+ * reference). Filters only ever talk to this interface, so every test runs against both.
+ */
+
+export interface PeerAddress {
+  readonly family: 'IPv4' | 'IPv6' | 'unix';
+  /** IP literal, or the socket path for unix. */
+  readonly address: string;
+  /** 0 for unix. */
+  readonly port: number;
+}
+
+export type ListenAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string; readonly mode?: number };
+
+/** An accepted connection, owned by the engine until a filter pipes or closes it. */
+export interface Downstream {
+  readonly remote: PeerAddress;
+  readonly local: PeerAddress;
+  close(): void;
+}
+
+/** A connected upstream socket. */
+export interface Upstream {
+  close(): void;
+}
+
+export interface BoundListener {
+  readonly address: PeerAddress;
+  /** Stop accepting and release the port; connections already accepted are unaffected. */
+  close(): void;
+}
+
+/** Why a pipe ended; the values are shared with the addon. */
+export const PipeCloseReason = { DONE: 0, IDLE_TIMEOUT: 1, RESET_DOWNSTREAM: 2, RESET_UPSTREAM: 3, LOCAL: 4, ERROR: 5 } as const;
+export type PipeCloseReason = (typeof PipeCloseReason)[keyof typeof PipeCloseReason];
+
+export interface PipeOptions {
+  /** 0 disables. Activity in either direction resets it. */
+  readonly idleTimeoutMs: number;
+  /** Bytes buffered per direction before the proxy stops reading the source. */
+  readonly highWaterMark: number;
+}
+
+export type PipeDone = (reason: PipeCloseReason, bytesDownToUp: number, bytesUpToDown: number) => void;
+
+export interface Pipe {
+  /** Abortive close of both sides; the done callback fires with LOCAL. Idempotent. */
+  close(): void;
+}
+
+export interface Cancelable {
+  cancel(): void;
+}
+
+/** `status` is 0 on success or a negative errno (-ETIMEDOUT when the connect timeout fired). */
+export type ConnectDone = (status: number, upstream: Upstream | null) => void;
+
+export interface IoEngine {
+  readonly name: 'native' | 'node';
+  listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener>;
+  connect(target: PeerAddress, timeoutMs: number, done: ConnectDone): Cancelable;
+  pipe(down: Downstream, up: Upstream, opts: PipeOptions, done: PipeDone): Pipe;
+  /** Human-readable errno name for a negative status (`ECONNREFUSED`). */
+  errnoName(status: number): string;
+}

@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import { native, type NativeBinding, type NativePipe } from '../native.js';
+import type {
+  BoundListener,
+  Cancelable,
+  ConnectDone,
+  Downstream,
+  IoEngine,
+  ListenAddress,
+  PeerAddress,
+  Pipe,
+  PipeCloseReason,
+  PipeDone,
+  PipeOptions,
+  Upstream,
+} from './engine.js';
+
+/** An fd the engine owns until it is handed to a Pipe (which then owns it) or closed. */
+class FdSocket implements Downstream, Upstream {
+  fd: number;
+  constructor(
+    private readonly binding: NativeBinding,
+    fd: number,
+    readonly remote: PeerAddress,
+    readonly local: PeerAddress,
+  ) {
+    this.fd = fd;
+  }
+  /** Hand the fd over; the caller now owns it. */
+  take(): number {
+    const fd = this.fd;
+    if (fd < 0) throw new Error('socket already handed over or closed');
+    this.fd = -1;
+    return fd;
+  }
+  close(): void {
+    if (this.fd >= 0) this.binding.closeFd(this.fd);
+    this.fd = -1;
+  }
+}
+
+const NO_PEER: PeerAddress = { family: 'unix', address: '', port: 0 };
+
+function family(f: string): PeerAddress['family'] {
+  return f === 'IPv6' ? 'IPv6' : f === 'unix' ? 'unix' : 'IPv4';
+}
+
+/** The addon's data path: fds polled inside Node's loop, pooled buffers, one writev per flush. */
+export class NativeEngine implements IoEngine {
+  readonly name = 'native' as const;
+  private readonly binding: NativeBinding;
+
+  constructor() {
+    // Throws NativeLoadError when the addon is missing: never fall back silently.
+    this.binding = native();
+  }
+
+  async listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener> {
+    const b = this.binding;
+    const fd = addr.kind === 'tcp' ? b.listenTcp(addr.host, addr.port, backlog, false) : b.listenUnix(addr.path, backlog);
+    if (addr.kind === 'unix' && addr.mode !== undefined) fs.chmodSync(addr.path, addr.mode);
+    const local = b.localAddress(fd);
+    const address: PeerAddress = { family: family(local.family), address: local.address, port: local.port };
+    const acceptor = new b.Acceptor(
+      fd,
+      (cfd, fam, raddr, rport) => {
+        onConnection(new FdSocket(b, cfd, { family: family(fam), address: raddr, port: rport }, address));
+      },
+      () => {
+        // EMFILE/ENFILE: the addon already backs off; the listener's stats count the refusal.
+      },
+    );
+    return { address, close: () => acceptor.close() };
+  }
+
+  connect(target: PeerAddress, timeoutMs: number, done: ConnectDone): Cancelable {
+    const b = this.binding;
+    const port = target.family === 'unix' ? -1 : target.port;
+    return b.connect(target.address, port, timeoutMs, (status, fd) => {
+      done(status, status === 0 ? new FdSocket(b, fd, target, NO_PEER) : null);
+    });
+  }
+
+  pipe(down: Downstream, up: Upstream, opts: PipeOptions, done: PipeDone): Pipe {
+    const p: NativePipe = new this.binding.Pipe(
+      (down as FdSocket).take(),
+      (up as FdSocket).take(),
+      { idleTimeoutMs: opts.idleTimeoutMs, highWaterMark: opts.highWaterMark },
+      (reason, a2b, b2a) => done(reason as PipeCloseReason, a2b, b2a),
+    );
+    return p;
+  }
+
+  errnoName(status: number): string {
+    return this.binding.errnoName(status);
+  }
+}

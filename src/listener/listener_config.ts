@@ -1,0 +1,146 @@
+import net from 'node:net';
+import type { FieldError } from '../errors.js';
+import { findNetworkFilter, networkFilterNames } from '../filters/network/registry.js';
+import type { FactoryContext, NetworkFilterFactory } from '../filters/network/types.js';
+import type { ListenAddress } from '../io/engine.js';
+import { compileMatch, type ChainMatcher } from './filter_chain_match.js';
+
+type Obj = Record<string, any>;
+
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+
+export interface FilterSpec {
+  readonly name: string;
+  readonly factory: NetworkFilterFactory<unknown>;
+  readonly config: unknown;
+}
+
+export interface FilterChainSpec {
+  readonly name: string;
+  readonly matcher: ChainMatcher;
+  readonly filters: readonly FilterSpec[];
+}
+
+/** A validated, frozen listener definition. */
+export interface ListenerSpec {
+  readonly name: string;
+  readonly address: ListenAddress;
+  /** `listener.<this>.` in stats; '' means "derive from the bound address", as Envoy does. */
+  readonly statPrefix: string;
+  readonly chains: readonly FilterChainSpec[];
+  readonly defaultChain: FilterChainSpec | null;
+  readonly bufferLimit: number;
+  readonly backlog: number;
+  readonly source: unknown;
+}
+
+export function listenAddress(a: Obj | undefined, path: string, errors: FieldError[]): ListenAddress | null {
+  if (!a) {
+    errors.push({ path, message: 'is required' });
+    return null;
+  }
+  if (a.pipe) {
+    const p = String(a.pipe.path ?? '');
+    if (!p) errors.push({ path: `${path}.pipe.path`, message: 'is required' });
+    if (p.startsWith('@')) errors.push({ path: `${path}.pipe.path`, message: 'abstract unix sockets are not supported' });
+    return { kind: 'unix', path: p, ...(a.pipe.mode ? { mode: Number(a.pipe.mode) } : {}) };
+  }
+  if (a.envoy_internal_address) {
+    errors.push({ path: `${path}.envoy_internal_address`, message: 'internal addresses are not supported' });
+    return null;
+  }
+  const sa = a.socket_address as Obj | undefined;
+  if (!sa) {
+    errors.push({ path, message: 'must be a socket_address or a pipe' });
+    return null;
+  }
+  const host = String(sa.address ?? '');
+  if (net.isIP(host) === 0) {
+    errors.push({ path: `${path}.socket_address.address`, message: `"${host}" is not an IP address (listeners bind to IP literals)` });
+    return null;
+  }
+  if (sa.protocol && sa.protocol !== 'TCP') {
+    errors.push({ path: `${path}.socket_address.protocol`, message: `${sa.protocol} listeners are not supported` });
+  }
+  if (sa.named_port) errors.push({ path: `${path}.socket_address.named_port`, message: 'named ports are not supported' });
+  return { kind: 'tcp', host, port: Number(sa.port_value ?? 0) };
+}
+
+function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec | null {
+  const start = ctx.errors.length;
+  if (fc.transport_socket) ctx.errors.push({ path: `${path}.transport_socket`, message: 'TLS transport sockets are not supported yet' });
+  const matcher = compileMatch(fc.filter_chain_match, `${path}.filter_chain_match`, ctx.errors);
+  const filters: FilterSpec[] = [];
+  const list = (fc.filters ?? []) as Obj[];
+  if (list.length === 0) ctx.errors.push({ path: `${path}.filters`, message: 'a filter chain needs at least one network filter' });
+  list.forEach((f, i) => {
+    const fpath = `${path}.filters[${i}]`;
+    const name = String(f.name ?? '');
+    const tc = f.typed_config as Obj | undefined;
+    const typeUrl = tc?.['@type'] as string | undefined;
+    if (f.config_discovery) {
+      ctx.errors.push({ path: `${fpath}.config_discovery`, message: 'filter config discovery (ECDS) is not supported yet' });
+      return;
+    }
+    const factory = findNetworkFilter(name, typeUrl);
+    if (!factory) {
+      ctx.errors.push({
+        path: typeUrl ? `${fpath}.typed_config.@type` : `${fpath}.name`,
+        message: `unsupported network filter "${name}"${typeUrl ? ` (${typeUrl})` : ''}; supported: ${networkFilterNames().join(', ')}`,
+      });
+      return;
+    }
+    if (factory.terminal && i !== list.length - 1) {
+      ctx.errors.push({ path: fpath, message: `${factory.name} is a terminal filter and must be the last in its chain` });
+    }
+    const config = factory.parse(tc ?? {}, `${fpath}.typed_config`, ctx);
+    if (config !== null) filters.push({ name: factory.name, factory, config });
+  });
+  const last = filters[filters.length - 1];
+  if (last && !last.factory.terminal) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
+  if (ctx.errors.length > start) return null;
+  return Object.freeze({ name: String(fc.name ?? ''), matcher, filters: Object.freeze(filters) });
+}
+
+/** Fields that change how a listener behaves and that Strait does not implement yet. */
+const UNSUPPORTED = ['use_original_dst', 'transparent', 'internal_listener', 'udp_listener_config', 'api_listener', 'fcds_config', 'filter_chain_matcher', 'additional_addresses'] as const;
+
+export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): ListenerSpec | null {
+  const start = ctx.errors.length;
+  const name = String(l.name ?? '');
+  if (!name) ctx.errors.push({ path: `${path}.name`, message: 'is required (listeners are referred to by name)' });
+  const address = listenAddress(l.address, `${path}.address`, ctx.errors);
+  for (const f of UNSUPPORTED) {
+    if (l[f] !== undefined && l[f] !== false) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
+  }
+  (l.listener_filters ?? []).forEach((lf: Obj, i: number) => {
+    ctx.errors.push({ path: `${path}.listener_filters[${i}]`, message: `listener filter "${lf.name}" is not supported yet` });
+  });
+  const chains: FilterChainSpec[] = [];
+  const seen = new Map<string, number>();
+  ((l.filter_chains ?? []) as Obj[]).forEach((fc, i) => {
+    const c = buildChain(fc, `${path}.filter_chains[${i}]`, ctx);
+    if (!c) return;
+    const prev = seen.get(c.matcher.key);
+    if (prev !== undefined) {
+      ctx.errors.push({ path: `${path}.filter_chains[${i}].filter_chain_match`, message: `same matching rules as filter_chains[${prev}]` });
+    }
+    seen.set(c.matcher.key, i);
+    chains.push(c);
+  });
+  const defaultChain = l.default_filter_chain ? buildChain(l.default_filter_chain, `${path}.default_filter_chain`, ctx) : null;
+  if (!l.filter_chains?.length && !l.default_filter_chain) {
+    ctx.errors.push({ path: `${path}.filter_chains`, message: 'a listener needs at least one filter chain' });
+  }
+  if (ctx.errors.length > start || !address) return null;
+  return Object.freeze({
+    name,
+    address,
+    statPrefix: String(l.stat_prefix ?? ''),
+    chains: Object.freeze(chains),
+    defaultChain,
+    bufferLimit: l.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
+    backlog: l.tcp_backlog_size ?? 1024,
+    source: l,
+  });
+}

@@ -1,0 +1,112 @@
+import { ConfigError, type FieldError } from './errors.js';
+import type { FactoryContext } from './filters/network/types.js';
+import type { ListenAddress } from './io/engine.js';
+import { buildListenerSpec, listenAddress, type ListenerSpec } from './listener/listener_config.js';
+import type { ClusterSpec } from './upstream/cluster.js';
+import { buildClusterSpec } from './upstream/cluster_config.js';
+
+type Obj = Record<string, any>;
+
+export interface AdminSpec {
+  readonly address: ListenAddress;
+}
+
+/** Everything a Bootstrap turns into before anything binds: validated, frozen, complete. */
+export interface StaticConfig {
+  readonly listeners: readonly ListenerSpec[];
+  readonly clusters: readonly ClusterSpec[];
+  readonly admin: AdminSpec | null;
+  readonly warnings: readonly FieldError[];
+}
+
+/** Bootstrap parts that would change behaviour and are not implemented yet: refused, not ignored. */
+const UNSUPPORTED_BOOTSTRAP = ['dynamic_resources', 'hds_config', 'cluster_manager.load_stats_config'] as const;
+/** Bootstrap parts that do not change traffic: accepted with a warning. */
+const IGNORED_BOOTSTRAP = ['layered_runtime', 'stats_sinks', 'stats_config', 'tracing', 'overload_manager', 'watchdogs', 'stats_flush_interval', 'bootstrap_extensions', 'fatal_actions', 'default_socket_interface', 'inline_headers'] as const;
+
+function get(o: Obj, dotted: string): unknown {
+  return dotted.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), o);
+}
+
+/**
+ * Semantic validation of a decoded Bootstrap (the proto-level checks already passed): every
+ * reference resolves, names are unique, every filter and cluster type is one Strait runs.
+ * Collects every problem, then throws one ConfigError.
+ */
+export function buildStaticConfig(
+  bootstrap: Obj,
+  source: string,
+  inheritedWarnings: readonly FieldError[] = [],
+  decodeErrors: readonly FieldError[] = [],
+): StaticConfig {
+  const errors: FieldError[] = [...decodeErrors];
+  const warnings: FieldError[] = [...inheritedWarnings];
+
+  for (const f of UNSUPPORTED_BOOTSTRAP) {
+    if (get(bootstrap, f) !== undefined) errors.push({ path: f, message: 'is not supported yet (static_resources only)' });
+  }
+  for (const f of IGNORED_BOOTSTRAP) {
+    if (bootstrap[f] !== undefined) warnings.push({ path: f, message: 'is not implemented; ignored' });
+  }
+
+  const sr = (bootstrap.static_resources ?? {}) as Obj;
+  // Secrets alone change nothing: only a transport socket (refused below) would use them.
+  if (sr.secrets?.length) warnings.push({ path: 'static_resources.secrets', message: 'TLS is not implemented yet; secrets are kept (and redacted in /config_dump) but unused' });
+
+  const clusters: ClusterSpec[] = [];
+  const clusterIndex = new Map<string, number>();
+  ((sr.clusters ?? []) as Obj[]).forEach((c, i) => {
+    const path = `static_resources.clusters[${i}]`;
+    const name = String(c.name ?? '');
+    const prev = clusterIndex.get(name);
+    if (name && prev !== undefined) {
+      errors.push({ path: `${path}.name`, message: `duplicate cluster name "${name}" (also static_resources.clusters[${prev}])` });
+      return;
+    }
+    if (name) clusterIndex.set(name, i);
+    for (const f of ['circuit_breakers', 'outlier_detection', 'health_checks', 'transport_socket', 'lb_subset_config', 'upstream_connection_options'] as const) {
+      const v = c[f];
+      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
+        if (f === 'transport_socket') errors.push({ path: `${path}.${f}`, message: 'upstream TLS is not supported yet' });
+        else warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
+      }
+    }
+    const spec = buildClusterSpec(c, path, errors);
+    if (spec) clusters.push(spec);
+  });
+
+  const ctx: FactoryContext = { clusterNames: new Set(clusterIndex.keys()), errors, warnings };
+  const listeners: ListenerSpec[] = [];
+  const listenerIndex = new Map<string, number>();
+  const addressIndex = new Map<string, number>();
+  ((sr.listeners ?? []) as Obj[]).forEach((l, i) => {
+    const path = `static_resources.listeners[${i}]`;
+    const name = String(l.name ?? '');
+    const prev = listenerIndex.get(name);
+    if (name && prev !== undefined) {
+      errors.push({ path: `${path}.name`, message: `duplicate listener name "${name}" (also static_resources.listeners[${prev}])` });
+      return;
+    }
+    if (name) listenerIndex.set(name, i);
+    const spec = buildListenerSpec(l, path, ctx);
+    if (!spec) return;
+    const a = spec.address;
+    // Port 0 asks the kernel for a fresh port each time, so only fixed addresses can clash.
+    if (a.kind === 'unix' || a.port !== 0) {
+      const key = a.kind === 'unix' ? `unix:${a.path}` : `${a.host}:${a.port}`;
+      const other = addressIndex.get(key);
+      if (other !== undefined) errors.push({ path: `${path}.address`, message: `address ${key} is already used by static_resources.listeners[${other}]` });
+      addressIndex.set(key, i);
+    }
+    listeners.push(spec);
+  });
+
+  let admin: AdminSpec | null = null;
+  if (bootstrap.admin?.address) {
+    const address = listenAddress(bootstrap.admin.address, 'admin.address', errors);
+    if (address) admin = { address };
+  }
+
+  if (errors.length) throw new ConfigError(errors, source);
+  return { listeners, clusters, admin, warnings };
+}

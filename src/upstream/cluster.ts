@@ -1,0 +1,173 @@
+import dns from 'node:dns';
+import net from 'node:net';
+import type { PeerAddress } from '../io/engine.js';
+import { log } from '../log.js';
+import type { Scope, StatsOf } from '../observability/stats.js';
+import { Host } from './host.js';
+import { createLoadBalancer, type LbPolicy, type LoadBalancer } from './lb/index.js';
+import { CLUSTER_STATS } from './stats.js';
+
+export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+
+/** One configured endpoint before resolution. */
+export interface EndpointSpec {
+  readonly address: PeerAddress | { readonly family: 'dns'; readonly address: string; readonly port: number };
+  readonly weight: number;
+  readonly priority: number;
+  readonly healthy: boolean;
+  readonly hostname: string;
+  readonly metadata: unknown;
+}
+
+/** A validated, frozen cluster definition: what config turns into before anything runs. */
+export interface ClusterSpec {
+  readonly name: string;
+  readonly type: 'STATIC' | 'STRICT_DNS';
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: LbPolicy;
+  readonly leastRequestChoiceCount: number;
+  readonly endpoints: readonly EndpointSpec[];
+  readonly dnsLookupFamily: DnsLookupFamily;
+  readonly dnsRefreshRateMs: number;
+  readonly perConnectionBufferLimitBytes: number;
+  /** The normalized config as given, for /config_dump. */
+  readonly source: unknown;
+}
+
+export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
+
+const defaultResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+function pickFamilies(addrs: Array<{ address: string; family: number }>, policy: DnsLookupFamily): string[] {
+  const v4 = addrs.filter((a) => a.family === 4).map((a) => a.address);
+  const v6 = addrs.filter((a) => a.family === 6).map((a) => a.address);
+  switch (policy) {
+    case 'V4_ONLY':
+      return v4;
+    case 'V6_ONLY':
+      return v6;
+    case 'V4_PREFERRED':
+      return v4.length ? v4 : v6;
+    case 'AUTO':
+      // Envoy's AUTO prefers IPv6 and falls back to IPv4.
+      return v6.length ? v6 : v4;
+    case 'ALL':
+      return [...v4, ...v6];
+  }
+}
+
+/** A running cluster: membership, load balancing and stats. Shared by every protocol. */
+export class Cluster {
+  readonly stats: StatsOf<typeof CLUSTER_STATS>;
+  private hosts: Host[] = [];
+  private readonly lb: LoadBalancer;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly spec: ClusterSpec,
+    scope: Scope,
+    private readonly resolver: Resolver = defaultResolver,
+  ) {
+    this.stats = scope.table(CLUSTER_STATS);
+    this.lb = createLoadBalancer(spec.lbPolicy, { choiceCount: spec.leastRequestChoiceCount });
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  /** Every host, all priorities. */
+  get allHosts(): readonly Host[] {
+    return this.hosts;
+  }
+
+  /** Resolves once the first membership is known (after the first DNS round for STRICT_DNS). */
+  async initialize(): Promise<void> {
+    if (this.spec.type === 'STATIC') {
+      this.setHosts(
+        this.spec.endpoints.map((e) => new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata)),
+        this.spec.endpoints.map((e) => e.healthy),
+      );
+      return;
+    }
+    await this.resolve();
+    this.scheduleRefresh();
+  }
+
+  private scheduleRefresh(): void {
+    if (this.closed) return;
+    this.refreshTimer = setTimeout(() => {
+      void this.resolve().finally(() => this.scheduleRefresh());
+    }, this.spec.dnsRefreshRateMs);
+    this.refreshTimer.unref();
+  }
+
+  private async resolve(): Promise<void> {
+    this.stats.update_attempt.value++;
+    const next: Host[] = [];
+    const health: boolean[] = [];
+    let failed = false;
+    await Promise.all(
+      this.spec.endpoints.map(async (e) => {
+        if (e.address.family !== 'dns') {
+          next.push(new Host(e.address, e.weight, e.priority, e.hostname, e.metadata));
+          health.push(e.healthy);
+          return;
+        }
+        try {
+          const addrs = pickFamilies(await this.resolver(e.address.address), this.spec.dnsLookupFamily);
+          for (const a of addrs) {
+            next.push(
+              new Host(
+                { family: net.isIPv6(a) ? 'IPv6' : 'IPv4', address: a, port: e.address.port },
+                e.weight,
+                e.priority,
+                e.address.address,
+                e.metadata,
+              ),
+            );
+            health.push(e.healthy);
+          }
+        } catch (err) {
+          failed = true;
+          log.warn({ cluster: this.name, host: e.address.address, err: (err as Error).message }, 'DNS resolution failed');
+        }
+      }),
+    );
+    if (this.closed) return;
+    if (failed) {
+      // Keep the last good membership on a failed lookup, as Envoy does.
+      this.stats.update_failure.value++;
+      if (this.hosts.length) return;
+    } else this.stats.update_success.value++;
+    if (next.length === 0) this.stats.update_empty.value++;
+    // Reuse existing Host objects for unchanged addresses so counters and load survive refreshes.
+    const byKey = new Map(this.hosts.map((h) => [`${h.label}/${h.priority}`, h]));
+    const merged = next.map((h) => byKey.get(`${h.label}/${h.priority}`) ?? h);
+    const changed = merged.length !== this.hosts.length || merged.some((h, i) => h !== this.hosts[i]);
+    if (changed) this.setHosts(merged, health);
+  }
+
+  private setHosts(hosts: Host[], health: boolean[]): void {
+    hosts.forEach((h, i) => (h.healthy = health[i] ?? true));
+    this.hosts = hosts;
+    this.stats.membership_change.value++;
+    this.stats.membership_total.value = hosts.length;
+    this.stats.membership_healthy.value = hosts.filter((h) => h.healthy).length;
+    // The lowest priority with a healthy host takes all traffic; the rest is failover.
+    const healthy = hosts.filter((h) => h.healthy);
+    const top = healthy.reduce((p, h) => Math.min(p, h.priority), Infinity);
+    this.lb.update(healthy.filter((h) => h.priority === top));
+  }
+
+  /** The data-path entry point: one host for one connection or request, or null. */
+  pickHost(): Host | null {
+    return this.lb.pick();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+  }
+}

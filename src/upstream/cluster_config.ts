@@ -1,0 +1,125 @@
+import net from 'node:net';
+import { durationMs } from '../config/values.js';
+import type { FieldError } from '../errors.js';
+import type { PeerAddress } from '../io/engine.js';
+import type { ClusterSpec, DnsLookupFamily, EndpointSpec } from './cluster.js';
+import { SUPPORTED_LB_POLICIES, type LbPolicy } from './lb/index.js';
+
+type Obj = Record<string, any>;
+
+/** Envoy's defaults: 5 s connect timeout, 5 s DNS refresh, 1 MiB per-connection buffer. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_DNS_REFRESH_MS = 5000;
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+
+/** Where an endpoint address is a socket address or a pipe; `dns` when it needs resolving. */
+export function endpointAddress(
+  addr: Obj | undefined,
+  path: string,
+  errors: FieldError[],
+  allowDns: boolean,
+): EndpointSpec['address'] | null {
+  if (!addr) {
+    errors.push({ path, message: 'is required' });
+    return null;
+  }
+  if (addr.pipe) return { family: 'unix', address: String(addr.pipe.path ?? ''), port: 0 };
+  const sa = addr.socket_address as Obj | undefined;
+  if (!sa) {
+    errors.push({ path, message: 'must be a socket_address or a pipe' });
+    return null;
+  }
+  const host = String(sa.address ?? '');
+  const port = Number(sa.port_value ?? 0);
+  if (sa.named_port) errors.push({ path: `${path}.socket_address.named_port`, message: 'named ports are not supported' });
+  if (sa.protocol && sa.protocol !== 'TCP') errors.push({ path: `${path}.socket_address.protocol`, message: `protocol ${sa.protocol} is not supported (TCP only)` });
+  if (!host) {
+    errors.push({ path: `${path}.socket_address.address`, message: 'is required' });
+    return null;
+  }
+  const fam = net.isIP(host);
+  if (fam === 0) {
+    if (!allowDns) {
+      errors.push({ path: `${path}.socket_address.address`, message: `"${host}" is not an IP address (a STATIC cluster needs IP literals; use STRICT_DNS for names)` });
+      return null;
+    }
+    return { family: 'dns', address: host, port };
+  }
+  return { family: fam === 6 ? 'IPv6' : 'IPv4', address: host, port } satisfies PeerAddress;
+}
+
+/** Turns one normalized `envoy.config.cluster.v3.Cluster` into a frozen spec, reporting every problem. */
+export function buildClusterSpec(c: Obj, path: string, errors: FieldError[]): ClusterSpec | null {
+  const start = errors.length;
+  const name = String(c.name ?? '');
+  if (!name) errors.push({ path: `${path}.name`, message: 'is required' });
+
+  if (c.cluster_type) errors.push({ path: `${path}.cluster_type`, message: `custom cluster type "${c.cluster_type.name ?? ''}" is not supported` });
+  const type = (c.type ?? 'STATIC') as string;
+  if (type !== 'STATIC' && type !== 'STRICT_DNS') {
+    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS)` });
+  }
+
+  const lbPolicy = (c.lb_policy ?? 'ROUND_ROBIN') as LbPolicy;
+  if (!SUPPORTED_LB_POLICIES.includes(lbPolicy)) {
+    errors.push({ path: `${path}.lb_policy`, message: `lb_policy ${lbPolicy} is not supported yet (supported: ${SUPPORTED_LB_POLICIES.join(', ')})` });
+  }
+  if (c.load_balancing_policy) errors.push({ path: `${path}.load_balancing_policy`, message: 'extension load balancing policies are not supported yet; use lb_policy' });
+
+  const endpoints: EndpointSpec[] = [];
+  const la = c.load_assignment as Obj | undefined;
+  if (la) {
+    (la.endpoints ?? []).forEach((locality: Obj, i: number) => {
+      const lpath = `${path}.load_assignment.endpoints[${i}]`;
+      const priority = Number(locality.priority ?? 0);
+      (locality.lb_endpoints ?? []).forEach((le: Obj, j: number) => {
+        const epath = `${lpath}.lb_endpoints[${j}]`;
+        if (le.endpoint_name) {
+          errors.push({ path: `${epath}.endpoint_name`, message: 'named endpoints (LEDS) are not supported' });
+          return;
+        }
+        const ep = (le.endpoint ?? {}) as Obj;
+        const address = endpointAddress(ep.address, `${epath}.endpoint.address`, errors, type === 'STRICT_DNS');
+        if (!address) return;
+        if (address.family !== 'unix' && address.port === 0) {
+          errors.push({ path: `${epath}.endpoint.address.socket_address.port_value`, message: 'an upstream endpoint needs a port' });
+        }
+        const weight = le.load_balancing_weight === undefined ? 1 : Number(le.load_balancing_weight);
+        if (weight < 1) errors.push({ path: `${epath}.load_balancing_weight`, message: 'must be at least 1' });
+        const hs = (le.health_status ?? 'UNKNOWN') as string;
+        endpoints.push({
+          address,
+          weight,
+          priority,
+          healthy: hs !== 'UNHEALTHY' && hs !== 'DRAINING' && hs !== 'TIMEOUT',
+          hostname: String(ep.hostname ?? ''),
+          metadata: le.metadata ?? null,
+        });
+      });
+    });
+  } else if (type === 'STATIC' || type === 'STRICT_DNS') {
+    errors.push({ path: `${path}.load_assignment`, message: `a ${type} cluster needs load_assignment` });
+  }
+
+  const connectTimeoutMs = c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationMs(c.connect_timeout)!;
+  const dnsRefreshRateMs = c.dns_refresh_rate === undefined ? DEFAULT_DNS_REFRESH_MS : durationMs(c.dns_refresh_rate)!;
+  const lrc = (c.least_request_lb_config ?? {}) as Obj;
+  const choiceCount = lrc.choice_count === undefined ? 2 : Number(lrc.choice_count);
+  if (lrc.active_request_bias !== undefined) {
+    errors.push({ path: `${path}.least_request_lb_config.active_request_bias`, message: 'is not supported yet' });
+  }
+
+  if (errors.length > start) return null;
+  return Object.freeze({
+    name,
+    type: type as ClusterSpec['type'],
+    connectTimeoutMs,
+    lbPolicy,
+    leastRequestChoiceCount: choiceCount,
+    endpoints: Object.freeze(endpoints),
+    dnsLookupFamily: (c.dns_lookup_family ?? 'AUTO') as DnsLookupFamily,
+    dnsRefreshRateMs,
+    perConnectionBufferLimitBytes: c.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
+    source: c,
+  });
+}

@@ -1,0 +1,30 @@
+import { defineStats } from '../observability/stats.js';
+
+/** `cluster.<name>.*`, Envoy's names. */
+export const CLUSTER_STATS = defineStats({
+  counters: [
+    'upstream_cx_total',
+    'upstream_cx_connect_fail',
+    'upstream_cx_connect_timeout',
+    'upstream_cx_connect_attempts_exceeded',
+    'upstream_cx_none_healthy',
+    'upstream_cx_destroy',
+    'upstream_cx_destroy_local',
+    'upstream_cx_destroy_remote',
+    'upstream_cx_idle_timeout',
+    'upstream_cx_rx_bytes_total',
+    'upstream_cx_tx_bytes_total',
+    'update_attempt',
+    'update_success',
+    'update_failure',
+    'update_empty',
+    'membership_change',
+  ],
+  gauges: ['upstream_cx_active', 'membership_total', 'membership_healthy'],
+});
+
+/** `cluster_manager.*`. */
+export const CLUSTER_MANAGER_STATS = defineStats({
+  counters: ['cluster_added', 'cluster_removed', 'cluster_updated'],
+  gauges: ['active_clusters', 'warming_clusters'],
+});

@@ -1,0 +1,69 @@
+// `bench/run.js --dry-run` prints the plan without starting anything: every workload x peer,
+// each with "run" or its skip reason. No load is generated and nothing is timed.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { WORKLOADS } from '../../bench/workloads/index.js';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { PEERS } from '../../bench/peers/index.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function dryRun(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(process.execPath, ['bench/run.js', ...args, '--dry-run'], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+/** `    <workload> x <peer>   <status>` lines of the plan. */
+function cells(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const x = line.match(/^ {4}(\S+) x (\S+)\s+(.*)$/);
+    if (x) m.set(`${x[1]} x ${x[2]}`, x[3]!);
+  }
+  return m;
+}
+
+type W = { name: string; quick: boolean };
+type P = { name: string };
+
+describe('bench/run.js --dry-run', () => {
+  it('--quick lists every quick workload x every peer, each run or skipped with a reason', () => {
+    const out = dryRun(['--quick'], { ENVOY_BIN: '' });
+    const c = cells(out);
+    const quick = (WORKLOADS as W[]).filter((w) => w.quick);
+    expect(quick.length).toBeGreaterThanOrEqual(5);
+    for (const w of quick) {
+      for (const p of PEERS as P[]) {
+        const st = c.get(`${w.name} x ${p.name}`);
+        expect(st, `${w.name} x ${p.name}`).toBeDefined();
+        expect(st).toMatch(/^(run|skipped: .+|n\/a: .+)$/);
+      }
+    }
+    expect(c.size).toBe(quick.length * (PEERS as P[]).length);
+    // Envoy without ENVOY_BIN is reported, not dropped.
+    expect(c.get(`${quick[0]!.name} x envoy`)).toBe('skipped: ENVOY_BIN not set');
+    // The plan names the layer every row is measured at today.
+    expect(out).toContain('[L4 (tcp_proxy)]');
+    expect(out).toMatch(/estimated wall time: ~\d+ s/);
+  });
+
+  it('the full plan adds the workloads quick leaves out', () => {
+    const c = cells(dryRun([]));
+    for (const w of WORKLOADS as W[]) expect(c.has(`${w.name} x direct`), w.name).toBe(true);
+  });
+
+  it('a Strait checkout without dist/ reports both engines as skipped, not failed', () => {
+    const c = cells(dryRun(['--quick'], { BENCH_STRAIT_DIR: path.join(REPO, 'test/bench/fixtures') }));
+    expect(c.get('http1-keepalive-64 x strait-native')).toMatch(/^skipped: /);
+    expect(c.get('http1-keepalive-64 x strait-node')).toMatch(/^skipped: /);
+  });
+});

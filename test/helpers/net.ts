@@ -1,0 +1,94 @@
+import crypto from 'node:crypto';
+import net from 'node:net';
+
+/** An upstream that echoes every byte and carries half-close back (allowHalfOpen). */
+export async function echoServer(): Promise<{ server: net.Server; port: number; connections: number; dropAll(): void; close(): Promise<void> }> {
+  const state = { connections: 0 };
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    state.connections++;
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    server,
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return state.connections;
+    },
+    /** Closes every connection this upstream holds (the upstream side hangs up). */
+    dropAll: () => {
+      for (const s of open) s.destroy();
+    },
+    close: () => closeServer(server),
+  };
+}
+
+/** An upstream that writes its tag and closes: tells which host served a connection. */
+export async function tagServer(tag: string): Promise<{ server: net.Server; port: number; close(): Promise<void> }> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.end(tag);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port, close: () => closeServer(server) };
+}
+
+export function closeServer(server: net.Server): Promise<void> {
+  server.closeAllConnections?.();
+  return new Promise((r) => server.close(() => r()));
+}
+
+/** A port with nothing listening on it (bound then closed). */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await closeServer(s);
+  return port;
+}
+
+export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host, allowHalfOpen: true }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Reads until the peer ends; resolves with everything received. */
+export function readAll(s: net.Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+/** Connects, reads what the server sends until close. */
+export async function fetchTag(port: number): Promise<string> {
+  const s = await connect(port);
+  const b = await readAll(s);
+  s.destroy();
+  return b.toString();
+}
+
+/** Resolves 'closed' when the socket ends or closes, 'open' if still open after ms. */
+export function closedWithin(s: net.Socket, ms: number): Promise<'closed' | 'open'> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve('open'), ms);
+    const done = () => {
+      clearTimeout(t);
+      resolve('closed');
+    };
+    s.once('end', done);
+    s.once('close', done);
+  });
+}
+
+export function sha256(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
