@@ -8,7 +8,8 @@ APT_PACKAGES=(
   build-essential python3 pkg-config          # node-gyp
   clang llvm libbpf-dev bpftool libelf-dev    # bpf/ programs and their loader
   iptables iproute2                           # interception fallback and netns tests
-  haproxy nginx wrk nghttp2-client            # benchmark peers and load generators
+  haproxy nginx libnginx-mod-stream           # benchmark peers (nginx needs the stream module for L4)
+  wrk nghttp2-client                          # load generators
 )
 
 missing=()

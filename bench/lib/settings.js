@@ -1,0 +1,135 @@
+// Run settings: the quick (CI) and full profiles, overridable by env vars (STYLE item 12:
+// settings as env vars) and a few flags. Everything here is copied into the report's JSON.
+import os from 'node:os';
+import { nofileLimit } from './proc.js';
+
+function envNum(name, dflt) {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name}=${v} is not a number`);
+  return n;
+}
+
+function envList(name) {
+  const v = process.env[name];
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : null;
+}
+
+/**
+ * The two profiles. quick must finish in 3 minutes on 2 noisy cores with 5 peers (Envoy off):
+ * its budget is mostly 4 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead).
+ */
+export const PROFILES = {
+  quick: {
+    rounds: 2,
+    durationS: 2,
+    warmupS: 0.5,
+    bulkBytes: 1 << 30,
+    idleConnections: 10000,
+    idleRounds: 1,
+    microTimeMs: 150,
+    budgetS: 165,
+  },
+  full: {
+    rounds: 5,
+    durationS: 5,
+    warmupS: 1,
+    bulkBytes: 1 << 30,
+    idleConnections: 10000,
+    idleRounds: 2,
+    microTimeMs: 1000,
+    budgetS: 1140,
+  },
+};
+
+/**
+ * CPU placement. With 2 cores the proxy gets core 0 alone and the load generator and upstream
+ * share core 1: every peer then pays the same client+server cost on core 1, so "direct" (client
+ * and server alone on core 1) is a true ceiling for the proxied rows. With >= 3 cores the
+ * upstream gets its own core. With 1 core nothing is pinned (and the report says so).
+ */
+export function cpuPlan(ncpu = os.availableParallelism()) {
+  const dflt =
+    ncpu >= 3 ? { proxy: 0, loadgen: 1, upstream: 2 } : ncpu === 2 ? { proxy: 0, loadgen: 1, upstream: 1 } : { proxy: null, loadgen: null, upstream: null };
+  const pick = (k, d) => {
+    const v = process.env[`BENCH_CPU_${k.toUpperCase()}`];
+    if (v === undefined || v === '') return d;
+    if (v === 'none') return null;
+    return Number(v);
+  };
+  return { proxy: pick('proxy', dflt.proxy), loadgen: pick('loadgen', dflt.loadgen), upstream: pick('upstream', dflt.upstream) };
+}
+
+export function parseArgs(argv) {
+  const o = { quick: false, dryRun: false, only: null, peers: null, out: null, rounds: null, durationS: null, noMicro: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--dry-run') o.dryRun = true;
+    else if (a === '--only' || a === '--workloads') o.only = val().split(',');
+    else if (a === '--peers') o.peers = val().split(',');
+    else if (a === '--out') o.out = val();
+    else if (a === '--rounds') o.rounds = Number(val());
+    else if (a === '--duration') o.durationS = Number(val());
+    else if (a === '--no-micro') o.noMicro = true;
+    else if (a === '-h' || a === '--help') o.help = true;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+export const USAGE = `usage: node bench/run.js [--quick] [--dry-run] [--only w1,w2] [--peers p1,p2]
+                        [--rounds N] [--duration S] [--out DIR] [--no-micro]
+  --quick      the CI profile (<= 3 minutes); default is the full profile
+  --dry-run    print the plan (every workload x peer, with skip reasons) and exit
+env: ENVOY_BIN, BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_BULK_BYTES,
+     BENCH_IDLE_CONNECTIONS, BENCH_CONNECTIONS (wrk/h2load connections, 64),
+     BENCH_PIPELINE_DEPTH (16), BENCH_H2_STREAMS (4), BENCH_WORKLOADS, BENCH_PEERS,
+     BENCH_CPU_PROXY / BENCH_CPU_LOADGEN / BENCH_CPU_UPSTREAM (core number or 'none'),
+     BENCH_STRAIT_DIR (repo whose bin/strait.js is benchmarked), BENCH_BUDGET_S,
+     BENCH_MICRO_TIME_MS, BENCH_IDLE_ROUNDS, BENCH_KEEP_TMP=1
+`;
+
+/** Resolves the effective settings from profile, env vars and flags (flags win). */
+export function resolveSettings(args) {
+  const mode = args.quick ? 'quick' : 'full';
+  const p = { ...PROFILES[mode] };
+  const s = {
+    mode,
+    rounds: args.rounds ?? envNum('BENCH_ROUNDS', p.rounds),
+    durationS: args.durationS ?? envNum('BENCH_DURATION_S', p.durationS),
+    warmupS: envNum('BENCH_WARMUP_S', p.warmupS),
+    bulkBytes: envNum('BENCH_BULK_BYTES', p.bulkBytes),
+    idleConnections: envNum('BENCH_IDLE_CONNECTIONS', p.idleConnections),
+    idleRounds: envNum('BENCH_IDLE_ROUNDS', p.idleRounds),
+    connections: envNum('BENCH_CONNECTIONS', 64),
+    pipelineDepth: envNum('BENCH_PIPELINE_DEPTH', 16),
+    h2Streams: envNum('BENCH_H2_STREAMS', 4),
+    microTimeMs: envNum('BENCH_MICRO_TIME_MS', p.microTimeMs),
+    // Rounds not started once this many seconds have passed are reported as not run.
+    budgetS: envNum('BENCH_BUDGET_S', p.budgetS),
+    workloads: args.only ?? envList('BENCH_WORKLOADS'),
+    peers: args.peers ?? envList('BENCH_PEERS'),
+    cpus: cpuPlan(),
+    micro: !args.noMicro,
+  };
+  // A proxied connection costs the proxy two fds (downstream + upstream). Where the fd limit
+  // cannot be raised (no CAP_SYS_RESOURCE: the hard limit binds even root), the memory workload
+  // opens as many connections as fit and the report says so and why.
+  s.fdLimit = nofileLimit();
+  s.idleConnectionsRequested = s.idleConnections;
+  const fit = Math.floor((s.fdLimit - 256) / 2);
+  if (fit < s.idleConnections) {
+    s.idleConnections = fit;
+    s.idleConnectionsNote = `requested ${s.idleConnectionsRequested} idle connections; ${fit} fit: RLIMIT_NOFILE is ${s.fdLimit} and cannot be raised here (no CAP_SYS_RESOURCE), and each proxied connection needs 2 fds in the proxy`;
+  }
+  if (!(s.rounds >= 1)) throw new Error('rounds must be >= 1');
+  if (!(s.durationS > 0)) throw new Error('duration must be > 0');
+  return s;
+}

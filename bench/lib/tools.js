@@ -1,0 +1,52 @@
+// External tools the bench drives: detection with a reason when missing, versions for the
+// report, and the C bulk tool compiled once per source version into a temp cache.
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { which } from './proc.js';
+
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const TOOLS_DIR = path.join(BENCH_DIR, 'tools');
+
+/** apt package that provides each tool, for skip messages. */
+const APT = { wrk: 'wrk', h2load: 'nghttp2-client', haproxy: 'haproxy', nginx: 'nginx', taskset: 'util-linux', cc: 'build-essential or clang' };
+
+/** { ok: true, path } or { ok: false, reason } */
+export function findTool(name) {
+  const p = which(name);
+  if (p) return { ok: true, path: p };
+  return { ok: false, reason: `${name} not found on PATH (apt-get install ${APT[name] ?? name})` };
+}
+
+/** First line of a version command's combined output, or null. */
+export function versionOf(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  if (r.error) return null;
+  const line = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean);
+  return line ?? null;
+}
+
+let bulkCache;
+/** Path of the compiled bulk tool, compiling bench/tools/bulk.c on first use; or { reason }. */
+export function bulkTool() {
+  if (bulkCache) return bulkCache;
+  const src = path.join(TOOLS_DIR, 'bulk.c');
+  const hash = crypto.createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 12);
+  const dir = path.join(os.tmpdir(), `strait-bench-tools-${hash}`);
+  const bin = path.join(dir, 'bulk');
+  if (fs.existsSync(bin)) return (bulkCache = { ok: true, path: bin });
+  const cc = ['cc', 'clang', 'gcc'].map(which).find(Boolean);
+  if (!cc) return (bulkCache = { ok: false, reason: `no C compiler (cc, clang or gcc) to build bench/tools/bulk.c (apt-get install ${APT.cc})` });
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = `${bin}.${process.pid}`;
+  try {
+    execFileSync(cc, ['-O2', '-pthread', '-o', tmp, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.renameSync(tmp, bin);
+  } catch (err) {
+    return (bulkCache = { ok: false, reason: `compiling bench/tools/bulk.c with ${cc} failed: ${String(err.stderr ?? err.message).slice(0, 300)}` });
+  }
+  return (bulkCache = { ok: true, path: bin });
+}

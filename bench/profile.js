@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// CPU profile of Strait under one workload:
+//   npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N]
+// Starts the workload's upstream and Strait under `node --cpu-prof`, runs the workload's load once
+// (after a warm-up), stops Strait with SIGTERM so V8 writes the profile, then prints the top
+// self-time functions parsed from the .cpuprofile (no external tools).
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePorts, removeOnExit } from './lib/proc.js';
+import { startPeer } from './lib/runner.js';
+import { parseArgs as parseBenchArgs, resolveSettings } from './lib/settings.js';
+import { BENCH_DIR } from './lib/tools.js';
+import { UPSTREAMS } from './upstreams/index.js';
+import { straitPeer } from './peers/strait.js';
+import { WORKLOADS } from './workloads/index.js';
+
+const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N]
+workloads: ${WORKLOADS.map((w) => w.name).join(', ')}
+`;
+
+/**
+ * Self time per function from a V8 .cpuprofile: samples[i] is the node that was on top of the
+ * stack at sample i, timeDeltas[i] the microseconds since sample i-1; sample i is charged the
+ * gap to the next sample (as Chrome DevTools does). Functions are keyed by name + location, so
+ * the same function reached through different call paths is summed.
+ */
+export function topSelfTime(profile, n = 15) {
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const self = new Map();
+  const { samples = [], timeDeltas = [] } = profile;
+  let total = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const dt = i + 1 < timeDeltas.length ? timeDeltas[i + 1] : 0;
+    if (!(dt > 0)) continue;
+    const node = byId.get(samples[i]);
+    if (!node) continue;
+    const cf = node.callFrame;
+    const loc = cf.url ? `${cf.url.replace(/^file:\/\//, '')}:${cf.lineNumber + 1}` : '';
+    const key = `${cf.functionName || '(anonymous)'}\t${loc}`;
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  }
+  const rows = [...self.entries()]
+    .map(([k, us]) => {
+      const [fn, loc] = k.split('\t');
+      return { function: fn, location: loc, self_ms: us / 1000, self_pct: total ? (100 * us) / total : 0 };
+    })
+    .sort((a, b) => b.self_ms - a.self_ms);
+  return { total_ms: total / 1000, rows: rows.slice(0, n) };
+}
+
+function parse(argv) {
+  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--engine') o.engine = argv[++i];
+    else if (a === '--out') o.out = argv[++i];
+    else if (a === '--duration') o.duration = Number(argv[++i]);
+    else if (a === '--top') o.top = Number(argv[++i]);
+    else if (a === '-h' || a === '--help') o.help = true;
+    else if (!a.startsWith('-') && !o.workload) o.workload = a;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+async function main() {
+  let o;
+  try {
+    o = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (o.help || !o.workload) {
+    process.stdout.write(USAGE);
+    process.exit(o.help ? 0 : 2);
+  }
+  const w = WORKLOADS.find((x) => x.name === o.workload);
+  if (!w) {
+    process.stderr.write(`unknown workload ${o.workload}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (!['native', 'node'].includes(o.engine)) {
+    process.stderr.write('--engine must be native or node\n');
+    process.exit(2);
+  }
+  const peer = straitPeer(o.engine);
+  const d = peer.detect();
+  if (!d.ok) {
+    process.stderr.write(`profile: cannot run Strait: ${d.reason}\n`);
+    process.exit(1);
+  }
+  const why = w.requires() ?? UPSTREAMS[w.upstream.kind].requires();
+  if (why) {
+    process.stderr.write(`profile: workload ${w.name} skipped: ${why}\n`);
+    process.exit(1);
+  }
+  // The full profile's load shape (connections, depth, streams, fd limit), with our duration.
+  const settings = resolveSettings({ ...parseBenchArgs([]), durationS: o.duration });
+  const outDir = path.resolve(o.out);
+  fs.mkdirSync(outDir, { recursive: true });
+  const profDir = fs.mkdtempSync(path.join(outDir, '.tmp-'));
+  const tmp = fs.mkdtempSync(path.join(outDir, '.run-'));
+  removeOnExit(tmp);
+  removeOnExit(profDir);
+  let n = 0;
+  const ctx = {
+    settings,
+    cpus: settings.cpus,
+    freePorts,
+    log: (m) => process.stderr.write(`${m}\n`),
+    mkdir(name) {
+      const dd = path.join(tmp, `${++n}-${name}`);
+      fs.mkdirSync(dd, { recursive: true });
+      return dd;
+    },
+  };
+  const upstream = await UPSTREAMS[w.upstream.kind].start(ctx);
+  let target;
+  try {
+    process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (node --cpu-prof)\n`);
+    target = await startPeer(peer, w, upstream, ctx, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+    if (w.warm) await w.warm(target, ctx);
+    const res = await w.run(target, ctx);
+    const flags = Object.entries(res.errors ?? {}).filter(([, v]) => v);
+    process.stderr.write(`profile: ${w.primary.key} ${res.metrics[w.primary.key]?.toFixed(1)} ${w.primary.unit}${flags.length ? `; ERRORS ${JSON.stringify(Object.fromEntries(flags))}` : ''}\n`);
+  } finally {
+    // SIGTERM lets Strait shut down cleanly, which is when V8 writes the profile.
+    if (target) await target.stop(20_000);
+    await upstream.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  await sleep(100);
+  const written = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+  if (!written.length) {
+    fs.rmSync(profDir, { recursive: true, force: true });
+    process.stderr.write(`profile: no .cpuprofile was written (did Strait exit on SIGTERM?): ${target?.child?.stderr.slice(-800) ?? ''}\n`);
+    process.exit(1);
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(outDir, `${w.name}-strait-${o.engine}-${stamp}.cpuprofile`);
+  fs.renameSync(path.join(profDir, written[0]), file);
+  fs.rmSync(profDir, { recursive: true, force: true });
+  const top = topSelfTime(JSON.parse(fs.readFileSync(file, 'utf8')), o.top);
+  process.stdout.write(`\nprofile: ${file}\ntop ${o.top} functions by self time (of ${top.total_ms.toFixed(0)} ms sampled):\n`);
+  process.stdout.write(`${'self ms'.padStart(10)} ${'self %'.padStart(7)}  function  (location)\n`);
+  for (const r of top.rows) {
+    process.stdout.write(`${r.self_ms.toFixed(1).padStart(10)} ${r.self_pct.toFixed(1).padStart(7)}  ${r.function}${r.location ? `  (${r.location})` : ''}\n`);
+  }
+  process.stdout.write('\nOpen the .cpuprofile in Chrome DevTools (Performance > Load profile) or speedscope for the full call tree.\n');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) await main();

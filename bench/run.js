@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Strait's macro benchmark suite: every peer side by side in one run (see perf-reports/README.md).
+//   node bench/run.js            full run (npm run bench)
+//   node bench/run.js --quick    CI profile, <= 3 minutes (npm run bench:quick)
+//   node bench/run.js --quick --dry-run   print the plan (every workload x peer) without load
+import path from 'node:path';
+import { loadavg, machineInfo } from './lib/machine.js';
+import { runPinned } from './lib/proc.js';
+import { writeReport } from './lib/report.js';
+import { buildPlan, printPlan, runPlan } from './lib/runner.js';
+import { parseArgs, resolveSettings, USAGE } from './lib/settings.js';
+import { summarize } from './lib/summarize.js';
+import { BENCH_DIR, findTool, versionOf } from './lib/tools.js';
+import { listMicro } from './micro/index.js';
+import { PEERS } from './peers/index.js';
+import { straitDir } from './peers/strait.js';
+import { WORKLOADS } from './workloads/index.js';
+
+const REPO = path.resolve(BENCH_DIR, '..');
+
+function fail(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+}
+
+let args;
+let settings;
+try {
+  args = parseArgs(process.argv.slice(2));
+  settings = resolveSettings(args);
+} catch (err) {
+  fail(`${err.message}\n\n${USAGE}`);
+}
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+const known = new Set(WORKLOADS.map((w) => w.name));
+for (const n of settings.workloads ?? []) if (!known.has(n)) fail(`unknown workload ${n}; known: ${[...known].join(', ')}`);
+const knownPeers = new Set(PEERS.map((p) => p.name));
+for (const n of settings.peers ?? []) if (!knownPeers.has(n)) fail(`unknown peer ${n}; known: ${[...knownPeers].join(', ')}`);
+
+const workloads = WORKLOADS.filter((w) => (settings.workloads ? settings.workloads.includes(w.name) : settings.mode === 'full' || w.quick));
+const peers = PEERS.filter((p) => !settings.peers || settings.peers.includes(p.name));
+const { peerInfo, plan } = buildPlan({ settings, peers, workloads });
+
+if (args.dryRun) {
+  printPlan({ settings, peerInfo, plan });
+  process.stdout.write(`micro benchmarks: ${settings.micro ? listMicro().map((f) => path.basename(f, '.js')).join(', ') || 'none' : 'off'}\n`);
+  process.exit(0);
+}
+
+const t0 = Date.now();
+const log = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
+printPlan({ settings, peerInfo, plan }, process.stderr);
+
+const meta = machineInfo(straitDir());
+meta.tools.taskset = findTool('taskset').ok ? versionOf('taskset', ['--version']) : null;
+
+/** Micro benchmarks in their own process, pinned to the (now idle) proxy core. */
+async function micro(ctx) {
+  log('micro benchmarks');
+  const r = await runPinned('micro', process.execPath, [path.join(BENCH_DIR, 'micro/index.js'), '--json', '--time', String(settings.microTimeMs)], {
+    cpu: ctx.cpus.proxy,
+    timeoutMs: 300_000,
+    env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
+  });
+  const m = r.stdout.match(/^BENCH_MICRO (.*)$/m);
+  if (!m) return [{ name: 'micro', status: 'failed', reason: `micro runner exited ${r.code}: ${r.stderr.slice(-500)}`, tasks: [] }];
+  return JSON.parse(m[1]);
+}
+
+const results = await runPlan({ settings, peerInfo, plan, meta, log, micro: settings.micro ? micro : null });
+results.meta.loadavgEnd = loadavg();
+const outDir = path.resolve(args.out ?? path.join(REPO, 'perf-reports'));
+const files = writeReport(results, outDir);
+
+// Headline: throughput ratios per workload.
+const sum = summarize(results);
+process.stdout.write('\nheadline (median; fraction of direct / relative to best proxy):\n');
+for (const w of results.workloads) {
+  const s = sum[w.name];
+  if (s.status !== 'ran') {
+    process.stdout.write(`  ${w.name}: ${s.status}: ${s.reason}\n`);
+    continue;
+  }
+  const cells = Object.entries(s.peers)
+    .filter(([n]) => n !== 'direct')
+    .map(([n, p]) => {
+      if (p.status !== 'ran') return `${n} ${p.status}`;
+      if (!p.clean) return `${n} errors`;
+      const r = w.primary.better === 'higher' ? `${p.ratios.vs_direct?.toFixed(2)}/${p.ratios.vs_best?.toFixed(2)}` : `${p.stats[w.primary.key].median.toFixed(1)} ${w.primary.unit}`;
+      return `${n} ${r}${p.flagged ? '!' : ''}`;
+    });
+  process.stdout.write(`  ${w.name}: ${cells.join(', ')}\n`);
+}
+process.stdout.write(`\nreport: ${files.md}\n        ${files.json}\n        ${files.svg}\nwall time ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);

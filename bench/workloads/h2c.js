@@ -1,0 +1,101 @@
+// HTTP/2 cleartext (prior knowledge) through the peer with h2load. Latency percentiles come from
+// h2load's per-request log (--log-file), which also carries every response's status.
+import fs from 'node:fs';
+import path from 'node:path';
+import { runPinned } from '../lib/proc.js';
+import { findTool } from '../lib/tools.js';
+import { bodyFor } from '../upstreams/index.js';
+import { h2Get } from './check.js';
+
+function pct(sorted, q) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
+}
+
+async function h2load(target, ctx, { urlPath, seconds, logFile }) {
+  const s = ctx.settings;
+  const args = ['-t1', `-c${s.connections}`, `-m${s.h2Streams}`, '-D', `${Math.max(1, Math.round(seconds * 1000))}ms`, `http://127.0.0.1:${target.port}${urlPath}`];
+  if (logFile) args.push('--log-file', logFile);
+  const r = await runPinned('h2load', findTool('h2load').path, args, { cpu: ctx.cpus.loadgen, timeoutMs: (seconds + 30) * 1000 });
+  const fin = r.stdout.match(/finished in ([\d.]+)(m?s), ([\d.]+) req\/s/);
+  const req = r.stdout.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
+  const st = r.stdout.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/);
+  if (!fin || !req || !st) throw new Error(`h2load output not understood (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${(r.stderr || r.stdout).slice(-800)}`);
+  return { args, fin, req: req.slice(1).map(Number), st: st.slice(1).map(Number) };
+}
+
+export function h2cWorkload({ name, bodySize, quick }) {
+  const urlPath = `/${bodySize}`;
+  return {
+    name,
+    title: `HTTP/2 (h2c), ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
+    layer: 'l4',
+    layerLabel: 'L4 (tcp_proxy)',
+    quick,
+    upstream: { kind: 'nginx-http', endpoint: 'h2c' },
+    requires() {
+      const t = findTool('h2load');
+      return t.ok ? null : t.reason;
+    },
+    warmup: true,
+    primary: { key: 'rps', label: 'req/s', unit: 'req/s', better: 'higher' },
+    latency: [
+      { key: 'p50_ms', label: 'p50' },
+      { key: 'p99_ms', label: 'p99' },
+    ],
+    cpu: { key: 'cpu_s_per_10k', label: 'CPU s / 10k req', per: (m) => m.requests / 1e4 },
+    columns: [
+      { key: 'rps', label: 'req/s', digits: 0 },
+      { key: 'p50_ms', label: 'p50 ms', digits: 3 },
+      { key: 'p99_ms', label: 'p99 ms', digits: 3 },
+      { key: 'cpu_s_per_10k', label: 'CPU s/10k req', digits: 4 },
+      { key: 'cpu_util', label: 'proxy CPU (cores)', digits: 2 },
+      { key: 'requests', label: 'requests', digits: 0 },
+    ],
+    describe: (s) =>
+      `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c. Counted: responses h2load reports as succeeded; ` +
+      'failed/errored/timed-out requests and any non-2xx status (from the summary and from every line of the per-request log) are errors; p50/p99 come from that log.',
+    async preflight(target) {
+      const r = await h2Get(target.port, urlPath);
+      if (r.status !== 200) throw new Error(`preflight h2 GET ${urlPath}: status ${r.status}`);
+      if (r.body !== bodyFor(bodySize)) throw new Error(`preflight h2 GET ${urlPath}: body differs from the upstream's`);
+      return {};
+    },
+    async warm(target, ctx) {
+      await h2load(target, ctx, { urlPath, seconds: ctx.settings.warmupS });
+    },
+    async run(target, ctx) {
+      const logFile = path.join(ctx.mkdir('h2load'), `${target.peer}-${Date.now()}.log`);
+      const { args, fin, req, st } = await h2load(target, ctx, { urlPath, seconds: ctx.settings.durationS, logFile });
+      const [, , done, succeeded, failed, errored, timeout] = req;
+      const lat = [];
+      let badStatus = 0;
+      for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+        if (!line) continue;
+        const f = line.split('\t');
+        if (f[1] !== '200') badStatus++;
+        lat.push(Number(f[2]));
+      }
+      fs.rmSync(logFile, { force: true });
+      lat.sort((a, b) => a - b);
+      const durS = Number(fin[1]) / (fin[2] === 'ms' ? 1000 : 1);
+      const errors = { failed, errored, timeout, non_2xx: st[1] + st[2] + st[3], bad_status_in_log: badStatus };
+      if (succeeded === 0) errors.no_responses = 1;
+      return {
+        metrics: {
+          rps: succeeded / durS,
+          requests: succeeded,
+          done,
+          duration_s: durS,
+          p50_ms: pct(lat, 50) / 1000,
+          p90_ms: pct(lat, 90) / 1000,
+          p99_ms: pct(lat, 99) / 1000,
+          max_ms: lat.length ? lat[lat.length - 1] / 1000 : NaN,
+        },
+        errors,
+        notes: [],
+        command: `h2load ${args.join(' ')}`,
+      };
+    },
+  };
+}

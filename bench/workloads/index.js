@@ -1,0 +1,31 @@
+// The workload registry. A workload is one file (or one factory call here) shaped like:
+//   {
+//     name, title, layer: 'l4' | later 'http' | 'grpc' | 'bolt' | 'dubbo', layerLabel,
+//     quick: bool (part of --quick), upstream: { kind: key of UPSTREAMS, endpoint },
+//     requires() -> null | reason        missing tool => the workload is reported skipped
+//     peerUnavailable?(peer) -> null | reason
+//     freshPeerPerRun?, warmup?, rounds?(settings)
+//     primary: { key, label, unit, better: 'higher' | 'lower' }, latency: [{ key, label }] | null,
+//     cpu: { key, label, per(metrics) -> units } | null, columns: [{ key, label, digits }],
+//     describe(settings) -> text for "How measured",
+//     preflight(target, ctx), warm?(target, ctx), run(target, ctx) -> { metrics, errors, notes, command }
+//   }
+// Each peer is configured for the workload's `layer` by its own per-layer generator
+// (bench/peers/*.js), so an L7 workload is a new entry here plus one generator per peer.
+import { http1Workload } from './http1.js';
+import { h2cWorkload } from './h2c.js';
+import idleConns from './idle-conns.js';
+import tcpBulk from './tcp-bulk.js';
+
+// Memory first: it is short, and under the quick profile's time budget it must never be the
+// workload that runs out of time.
+export const WORKLOADS = [
+  idleConns,
+  tcpBulk,
+  http1Workload({ name: 'http1-keepalive-64', bodySize: 64, depth: 1, quick: true }),
+  http1Workload({ name: 'http1-keepalive-1k', bodySize: 1024, depth: 1, quick: true }),
+  http1Workload({ name: 'http1-pipelined-64', bodySize: 64, depth: 16, quick: true }),
+  http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
+  h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
+  h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
+];
