@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadBootstrapFile, parseBootstrapText } from './config/index.js';
+import { decodeBootstrapOffThread } from './config/index.js';
 import { ConfigError, StraitError } from './errors.js';
 import { ENGINE_NAMES, type EngineName } from './io/index.js';
 import { log, setLogLevel } from './log.js';
@@ -85,15 +85,21 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const source = o.config ?? '--config-yaml';
     // Decode errors and semantic errors are reported together: every problem, then fail.
-    const loaded = o.config ? loadBootstrapFile(o.config, { keepErrors: true }) : parseBootstrapText(o['config-yaml']!, source, { keepErrors: true });
-    const { bootstrap, warnings, errors } = loaded;
+    const input = o.config ? { file: o.config } : { text: o['config-yaml']!, source };
+    const { bootstrap, redacted, warnings, errors } = await decodeBootstrapOffThread(input, { keepErrors: true });
     const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors);
     if (o.mode === 'validate') {
       for (const w of config.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`configuration '${source}' OK\n`);
       return;
     }
-    server = new Server(config, bootstrap as Record<string, unknown>, { engine, drainTimeMs, adminAddressPath: o['admin-address-path'], commandLine: argv });
+    server = new Server(config, bootstrap as Record<string, unknown>, {
+      engine,
+      drainTimeMs,
+      adminAddressPath: o['admin-address-path'],
+      commandLine: argv,
+      redactedBootstrap: redacted as Record<string, unknown>,
+    });
   } catch (err) {
     if (err instanceof ConfigError || err instanceof StraitError) fail(err.message);
     throw err;

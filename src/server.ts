@@ -20,6 +20,8 @@ export interface ServerOptions {
   readonly commandLine: readonly string[];
   /** Replaces the system resolver for STRICT_DNS clusters (embedding Strait in another program). */
   readonly resolver?: Resolver;
+  /** The bootstrap with secrets redacted, when the caller already has it (decoded off-thread). */
+  readonly redactedBootstrap?: Record<string, unknown>;
 }
 
 type State = AdminHost['state'];
@@ -43,6 +45,7 @@ export class Server implements AdminHost {
   private readonly loadedAt = new Date().toISOString();
   private shuttingDown: Promise<void> | null = null;
   private readonly serverStats;
+  private readonly dump: Array<Record<string, unknown>>;
   /** Called once the process may exit (quit, drain done). */
   onExit: (code: number) => void = (code) => process.exit(code);
 
@@ -66,6 +69,7 @@ export class Server implements AdminHost {
       version: s.gauge('version'),
     };
     this.serverStats.concurrency.value = 1;
+    this.dump = this.buildDump();
     this.serverStats.state.value = STATE_CODE.PRE_INITIALIZING;
   }
 
@@ -131,29 +135,26 @@ export class Server implements AdminHost {
     return this.stats.renderPrometheus();
   }
 
-  configDump(resource?: string): unknown {
+  /** The config_dump entries, built once when the config is loaded (not per request). */
+  private buildDump(): Array<Record<string, unknown>> {
     const at = this.loadedAt;
-    const configs = [
-      {
-        '@type': 'type.googleapis.com/envoy.admin.v3.BootstrapConfigDump',
-        bootstrap: redact('envoy.config.bootstrap.v3.Bootstrap', this.bootstrap),
-        last_updated: at,
-      },
+    const bootstrap = (this.options.redactedBootstrap ?? redact('envoy.config.bootstrap.v3.Bootstrap', this.bootstrap)) as Record<string, any>;
+    const sr = bootstrap.static_resources ?? {};
+    return [
+      { '@type': 'type.googleapis.com/envoy.admin.v3.BootstrapConfigDump', bootstrap, last_updated: at },
       {
         '@type': 'type.googleapis.com/envoy.admin.v3.ClustersConfigDump',
-        static_clusters: this.config.clusters.map((c) => ({
-          cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...(redact('envoy.config.cluster.v3.Cluster', c.source) as object) },
-          last_updated: at,
-        })),
+        static_clusters: (sr.clusters ?? []).map((c: object) => ({ cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...c }, last_updated: at })),
       },
       {
         '@type': 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump',
-        static_listeners: this.config.listeners.map((l) => ({
-          listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(redact('envoy.config.listener.v3.Listener', l.source) as object) },
-          last_updated: at,
-        })),
+        static_listeners: (sr.listeners ?? []).map((l: object) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...l }, last_updated: at })),
       },
     ];
+  }
+
+  configDump(resource?: string): unknown {
+    const configs = this.dump;
     if (!resource) return { configs };
     // ?resource=static_clusters etc.: the matching entries, flattened as Envoy does.
     return { configs: configs.flatMap((c) => ((c as Record<string, unknown>)[resource] as unknown[] | undefined) ?? []) };

@@ -67,10 +67,11 @@ void ConnectRequest::Start(const std::string& host, int port, uint64_t timeout_m
     poll_->data = this;
     uv_poll_start(poll_, UV_WRITABLE, [](uv_poll_t* h, int st, int) {
       auto* self = static_cast<ConnectRequest*>(h->data);
+      // libuv reports POLLERR as UV_EBADF; the socket's own error says what really happened.
       int err = 0;
       socklen_t l = sizeof(err);
-      if (st < 0) err = -st;
-      else if (getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &l) != 0) err = errno;
+      if (getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &l) != 0) err = errno;
+      if (err == 0 && st < 0) err = -st;
       self->Complete(-err);
     });
   } else {

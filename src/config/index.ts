@@ -4,3 +4,4 @@ export { redact, REDACTED } from './redact.js';
 export { getRoot, lookupType, typeFromUrl } from './registry.js';
 export type * from './types.js';
 export { durationMs } from './values.js';
+export { decodeBootstrapOffThread, type DecodedBootstrap } from './load.js';

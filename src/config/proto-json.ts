@@ -260,6 +260,8 @@ function decodeAny(v: unknown, path: string, ctx: DecodeContext): unknown {
     ctx.errors.push({ path, message: `expected an object with "@type" (Any), got ${describe(v)}` });
     return undefined;
   }
+  // `typed_config: {}` is an empty Any: Envoy then finds the extension by its name.
+  if (Object.keys(v).length === 0) return {};
   const url = v['@type'];
   if (typeof url !== 'string' || !url.includes('/')) {
     ctx.errors.push({ path: joinPath(path, '@type'), message: 'is required: a type URL like "type.googleapis.com/<message>"' });

@@ -72,5 +72,7 @@ export function protoFiles(builtin: (rel: string) => boolean): string[] {
     // v2 and alpha APIs are gone from Envoy; loading them only costs start-up time.
     .filter((f) => !/\/v2(alpha\d*)?\//.test(f) && !/\/v1alpha\d*\//.test(f));
   const own = walk(PROJECT_PROTO_DIR).map((f) => path.relative(PROJECT_PROTO_DIR, f));
-  return [...envoy, ...own].filter(loadable);
+  // Control planes (Istio) wrap configs in TypedStruct; nothing in envoy/ imports it.
+  const typedStructs = ['udpa/type/v1/typed_struct.proto', 'xds/type/v3/typed_struct.proto'];
+  return [...envoy, ...typedStructs, ...own].filter(loadable);
 }

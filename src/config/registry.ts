@@ -61,3 +61,4 @@ export function typeFromUrl(url: string): protobuf.Type | null {
   const slash = url.lastIndexOf('/');
   return lookupType(slash >= 0 ? url.slice(slash + 1) : url);
 }
+
