@@ -158,9 +158,18 @@ export async function startStrait(
   configYaml: string,
   opts: { engine?: Engine; args?: string[]; waitReady?: boolean } = {},
 ): Promise<StraitProcess> {
+  return startStraitFile('strait.yaml', configYaml, opts);
+}
+
+/** Starts Strait on a config written to `name` (its extension picks YAML or JSON). */
+export async function startStraitFile(
+  name: string,
+  text: string,
+  opts: { engine?: Engine; args?: string[]; waitReady?: boolean } = {},
+): Promise<StraitProcess> {
   const dir = tmpDir();
-  const cfg = path.join(dir, 'strait.yaml');
-  fs.writeFileSync(cfg, configYaml.replaceAll('{{TMP}}', dir));
+  const cfg = path.join(dir, name);
+  fs.writeFileSync(cfg, text.replaceAll('{{TMP}}', dir));
   const adminPath = path.join(dir, 'admin.address');
   const args = [CLI, '--config', cfg, '--admin-address-path', adminPath, '--io-engine', opts.engine ?? ENGINES[0]!, '--log-level', 'warn', ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -162,6 +162,32 @@ ${staticCluster('echo', [echo.port])}
     }
   });
 
+  it('reads a JSON bootstrap as well as YAML', async () => {
+    const { startStraitFile } = await import('../helpers/strait.js');
+    const json = JSON.stringify({
+      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+      staticResources: {
+        listeners: [
+          {
+            name: 'j',
+            address: { socketAddress: { address: '127.0.0.1', portValue: 0 } },
+            filterChains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', statPrefix: 'j', cluster: 'echo' } }] }],
+          },
+        ],
+        clusters: [{ name: 'echo', connectTimeout: '1s', loadAssignment: { clusterName: 'echo', endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: echo.port } } } }] }] } }],
+      },
+    });
+    const p = await startStraitFile('strait.json', json);
+    try {
+      const s = await connect(await p.port('j'));
+      const got = readAll(s);
+      s.end('json');
+      expect((await got).toString()).toBe('json');
+    } finally {
+      await p.stop();
+    }
+  });
+
   it('POST /quitquitquit exits cleanly', async () => {
     const p = await startStrait(`${ADMIN}static_resources:\n  clusters:\n${staticCluster('e', [echo.port])}`);
     expect((await p.post('/quitquitquit')).text).toBe('OK\n');

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBootstrapFile } from '../../src/config/index.js';
+import { setLogLevel } from '../../src/log.js';
 import { Server } from '../../src/server.js';
 import { buildStaticConfig } from '../../src/static_config.js';
 import { fetchTag, tagServer } from '../helpers/net.js';
@@ -12,6 +13,7 @@ import { tmpDir } from '../helpers/strait.js';
  * clusters warm up, listeners bind only afterwards, then /ready turns 200 LIVE.
  */
 describe('start-up', () => {
+  setLogLevel('warn');
   it('answers /ready 503 until clusters are initialized, then 200 LIVE', async () => {
     const upstream = await tagServer('up');
     const dir = tmpDir();

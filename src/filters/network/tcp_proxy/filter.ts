@@ -23,7 +23,7 @@ export class TcpProxyFilter implements NetworkFilter {
 
   onNewConnection(conn: ConnectionContext): void {
     this.stats.downstream_cx_total.value++;
-    const cluster = this.rt.clusters.get(this.pickClusterName());
+    const cluster = this.rt.clusters.get(this.config.clusters.pick());
     if (!cluster) {
       this.stats.downstream_cx_no_route.value++;
       conn.downstream.close();
@@ -31,14 +31,6 @@ export class TcpProxyFilter implements NetworkFilter {
       return;
     }
     new TcpProxySession(this, conn, cluster).connect(1);
-  }
-
-  private pickClusterName(): string {
-    const t = this.config.targets;
-    if (t.length === 1) return t[0]!.cluster;
-    const r = Math.random() * this.config.totalWeight;
-    for (const e of t) if (r < e.upTo) return e.cluster;
-    return t[t.length - 1]!.cluster;
   }
 }
 

@@ -1,0 +1,143 @@
+import { durationMs } from '../config/values.js';
+import type { FieldError } from '../errors.js';
+import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
+import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
+import { compileStringMatcher, type StringMatch } from './string_matcher.js';
+
+type Obj = Record<string, any>;
+
+/**
+ * What the RPC router needs from a request. Codecs implement it over the frame's bytes and
+ * decode a field only when asked: `group` (Dubbo: after the arguments) and `method` (Bolt:
+ * inside the body) cost a body walk, so a route table that never asks never pays for it.
+ */
+export interface RpcRequestView {
+  iface(): string;
+  version(): string;
+  group(): string;
+  method(): string;
+  header: HeaderLookup;
+}
+
+export interface RetrySpec {
+  readonly numRetries: number;
+  readonly retryOn: ReadonlySet<string>;
+  readonly perTryTimeoutMs: number;
+}
+
+export interface HedgeSpec {
+  /** Requests sent at once (Envoy's initial_requests, default 1). */
+  readonly initialRequests: number;
+  /** Also send a backup when a try exceeds its per-try timeout. */
+  readonly onPerTryTimeout: boolean;
+}
+
+/** The action a matched route takes; immutable and shared by every request it matches. */
+export interface RpcRoute {
+  readonly clusters: ClusterPicker;
+  /** 0 = no route timeout (the frame's own timeout may still apply). */
+  readonly timeoutMs: number;
+  readonly retry: RetrySpec | null;
+  readonly hedge: HedgeSpec | null;
+}
+
+type InterfaceMatch = (iface: string) => boolean;
+
+/** Envoy dubbo_proxy semantics: `*`, `prefix.*`, `*.suffix`; a wildcard never matches empty. */
+function compileInterface(pattern: string): InterfaceMatch {
+  if (pattern === '' || pattern === '*') return (i) => i.length > 0;
+  if (pattern.endsWith('*')) {
+    const p = pattern.slice(0, -1);
+    return (i) => i.length > p.length && i.startsWith(p);
+  }
+  if (pattern.startsWith('*')) {
+    const s = pattern.slice(1);
+    return (i) => i.length > s.length && i.endsWith(s);
+  }
+  return (i) => i === pattern;
+}
+
+interface CompiledRoute {
+  readonly method: StringMatch | null;
+  readonly headers: readonly HeaderMatch[] | null;
+  readonly action: RpcRoute;
+}
+
+interface CompiledService {
+  readonly iface: InterfaceMatch;
+  readonly version: string;
+  readonly group: string;
+  readonly routes: readonly CompiledRoute[];
+}
+
+function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): RpcRoute | null {
+  const clusters = compileClusterSpecifier(a, path, known, errors);
+  let retry: RetrySpec | null = null;
+  if (a.retry_policy) {
+    const rp = a.retry_policy as Obj;
+    retry = {
+      numRetries: rp.num_retries === undefined ? 1 : Number(rp.num_retries),
+      retryOn: new Set(String(rp.retry_on ?? 'connect-failure').split(',').map((s) => s.trim()).filter(Boolean)),
+      perTryTimeoutMs: durationMs(rp.per_try_timeout) ?? 0,
+    };
+  }
+  let hedge: HedgeSpec | null = null;
+  if (a.hedge_policy) {
+    const hp = a.hedge_policy as Obj;
+    if (hp.additional_request_chance !== undefined) errors.push({ path: `${path}.hedge_policy.additional_request_chance`, message: 'is not supported yet' });
+    hedge = { initialRequests: hp.initial_requests === undefined ? 1 : Number(hp.initial_requests), onPerTryTimeout: hp.hedge_on_per_try_timeout === true };
+  }
+  if (!clusters) return null;
+  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge });
+}
+
+/**
+ * The RPC route table: services tried in order by interface, version and group, then their
+ * routes in order by method and headers; the first match wins. Built once from config.
+ */
+export class RpcRouteTable {
+  private constructor(private readonly services: readonly CompiledService[]) {}
+
+  /** Compiles `route_config` (strait.rpc_proxy.v1 or Envoy dubbo_proxy RouteConfiguration list). */
+  static compile(configs: readonly Obj[], path: string, knownClusters: ReadonlySet<string>, errors: FieldError[]): RpcRouteTable {
+    const services = configs.map((rc, i): CompiledService => {
+      const p = `${path}[${i}]`;
+      const routes = ((rc.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
+        const rpath = `${p}.routes[${j}]`;
+        const m = (r.match ?? {}) as Obj;
+        let method: StringMatch | null = null;
+        if (m.method) {
+          if (m.method.params_match && Object.keys(m.method.params_match).length) {
+            errors.push({ path: `${rpath}.match.method.params_match`, message: 'is not supported yet' });
+          }
+          if (m.method.name) method = compileStringMatcher(m.method.name, `${rpath}.match.method.name`, errors);
+        }
+        const hs = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rpath}.match.headers[${k}]`, errors));
+        const action = compileAction((r.route ?? {}) as Obj, `${rpath}.route`, knownClusters, errors);
+        if (!action || hs.some((h) => h === null)) return [];
+        return [{ method, headers: hs.length ? (hs as HeaderMatch[]) : null, action }];
+      });
+      return { iface: compileInterface(String(rc.interface ?? '')), version: String(rc.version ?? ''), group: String(rc.group ?? ''), routes };
+    });
+    return new RpcRouteTable(services);
+  }
+
+  /** Every cluster any route can reach. */
+  clusterNames(): Set<string> {
+    return new Set(this.services.flatMap((s) => s.routes.flatMap((r) => r.action.clusters.names)));
+  }
+
+  route(req: RpcRequestView): RpcRoute | null {
+    for (const s of this.services) {
+      if (!s.iface(req.iface())) continue;
+      if (s.version && s.version !== req.version()) continue;
+      if (s.group && s.group !== req.group()) continue;
+      for (const r of s.routes) {
+        if (r.method && !r.method(req.method())) continue;
+        if (r.headers && !r.headers.every((h) => h(req.header))) continue;
+        return r.action;
+      }
+    }
+    return null;
+  }
+}
