@@ -65,6 +65,11 @@ export interface IoEngine {
   listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener>;
   connect(target: PeerAddress, timeoutMs: number, done: ConnectDone): Cancelable;
   pipe(down: Downstream, up: Upstream, opts: PipeOptions, done: PipeDone): Pipe;
+  /**
+   * The connection as a Node stream, for filters that parse bytes (RPC, HTTP) until their data
+   * path moves into the addon. The stream owns the socket from here on.
+   */
+  stream(down: Downstream): import('node:net').Socket;
   /** Human-readable errno name for a negative status (`ECONNREFUSED`). */
   errnoName(status: number): string;
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import { native, type NativeBinding, type NativePipe } from '../native.js';
 import type {
   BoundListener,
@@ -89,6 +90,11 @@ export class NativeEngine implements IoEngine {
       (reason, a2b, b2a) => done(reason as PipeCloseReason, a2b, b2a),
     );
     return p;
+  }
+
+  stream(down: Downstream): net.Socket {
+    // Node adopts the accepted fd (uv_tcp_open / uv_pipe_open by socket type).
+    return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false });
   }
 
   errnoName(status: number): string {

@@ -201,6 +201,12 @@ export class NodeEngine implements IoEngine {
     return new NodePipe((down as NodeDownstream).socket, (up as NodeUpstream).socket, opts, done);
   }
 
+  stream(down: Downstream): net.Socket {
+    const s = (down as NodeDownstream).socket;
+    s.resume();
+    return s;
+  }
+
   errnoName(status: number): string {
     for (const [name, n] of Object.entries(os.constants.errno)) if (n === -status) return name;
     return `errno ${status}`;
