@@ -1,3 +1,6 @@
+# The Node-API addon; layout and data path in native/README.md. Linux only (accept4,
+# SOCK_NONBLOCK, MSG_NOSIGNAL, strerrorname_np). Leak/memory checks: "Valgrind and ASan" in
+# native/README.md (valgrind node native/tools/leak-check.mjs).
 {
   "targets": [
     {
@@ -5,6 +8,7 @@
       "sources": [
         "native/addon.cc",
         "native/io/env.cc",
+        "native/io/js_util.cc",
         "native/io/buffer_pool.cc",
         "native/io/socket_util.cc",
         "native/io/acceptor.cc",
@@ -12,9 +16,13 @@
         "native/io/pipe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
+      # NAPI_VERSION pinned: the addon then loads on every Node release that has Node-API 8
+      # (Node >= 12.22 / 14.17 / 15.12), whatever headers it was built against.
+      # NAPI_CPP_EXCEPTIONS: argument and set-up errors are thrown as C++ Napi::Error and
+      # become JS exceptions; the data path itself never throws (it reports status codes).
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

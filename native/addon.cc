@@ -1,33 +1,29 @@
-// strait_native: registers exports only. The data path lives in io/.
+// strait_native: registers exports only. The data path lives in io/ (see native/README.md).
 #include <napi.h>
 
 #include "io/acceptor.h"
 #include "io/connector.h"
 #include "io/env.h"
+#include "io/js_util.h"
 #include "io/pipe.h"
 #include "io/socket_util.h"
 
 namespace strait {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  InitEnv(env);
-  Env* e = GetEnv(env);
-  Napi::Function acceptor = Acceptor::Init(env);
-  Napi::Function connect_request = ConnectRequest::Init(env);
-  Napi::Function pipe = Pipe::Init(env);
-  e->acceptor_ctor = Napi::Persistent(acceptor);
-  e->connect_request_ctor = Napi::Persistent(connect_request);
-  e->pipe_ctor = Napi::Persistent(pipe);
-  exports.Set("version", Napi::String::New(env, "1"));
-  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp));
-  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix));
-  exports.Set("localAddress", Napi::Function::New(env, LocalAddress));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
-  exports.Set("errnoName", Napi::Function::New(env, ErrnoName));
-  exports.Set("stats", Napi::Function::New(env, Stats));
-  exports.Set("connect", Napi::Function::New(env, ConnectRequest::Connect));
-  exports.Set("Acceptor", acceptor);
-  exports.Set("Pipe", pipe);
+  Env* e = InitEnv(env);
+  // Not exported: JavaScript gets ConnectRequest objects only from connect().
+  e->connect_request_ctor = Napi::Persistent(ConnectRequest::Init(env));
+  exports.Set("version", Napi::String::New(env, "1.1.0"));
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
+  exports.Set("localAddress", Napi::Function::New(env, LocalAddress, "localAddress"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("connect", Napi::Function::New(env, ConnectRequest::Connect, "connect"));
+  exports.Set("Acceptor", Acceptor::Init(env));
+  exports.Set("Pipe", Pipe::Init(env));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   return exports;
 }
 

@@ -1,79 +1,166 @@
+/**
+ * The C++ data path (native/, see native/README.md): non-blocking fds polled inside Node's own
+ * libuv loop, reads into pooled 64 KiB chunks, one gathered write per flush. Linux only.
+ *
+ * Conventions: set-up calls (listen, bad arguments) throw; everything on the data path reports a
+ * numeric status through a callback (0 = ok, else a negative errno: -111 is ECONNREFUSED).
+ * Callbacks always run from the event loop through MakeCallback (own async context), except
+ * `NativePipe.close()`, which runs `onClose` synchronously before it returns.
+ */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeLoadError } from './errors.js';
 
-/** An address as the addon reports it; unix sockets carry their path (or '') as `address`. */
+/** An address as the addon reports it. unix: `address` is the path ('' for an unnamed client socket, '@name' for the abstract namespace), port 0. */
 export interface SockAddr {
   readonly family: 'IPv4' | 'IPv6' | 'unix';
   readonly address: string;
   readonly port: number;
 }
 
-/** A running splice; see native/io/pipe.h. */
+/** Why a pipe ended; mirrors `PipeCloseReason` in native/io/pipe.h. */
+export const PipeCloseReason = {
+  /** Both sides sent EOF and every byte was delivered; both fds closed with FIN. */
+  DONE: 0,
+  /** No byte moved either way for idleTimeoutMs; both fds closed (FIN, not RST). */
+  IDLE_TIMEOUT: 1,
+  /** Read/write error or reset on A (downstream); B is reset (RST). */
+  RESET_A: 2,
+  /** Read/write error or reset on B (upstream); A is reset (RST). */
+  RESET_B: 3,
+  /** close() was called; both fds reset (RST). */
+  LOCAL: 4,
+  /** Reserved for internal failures; not produced by the current addon. */
+  ERROR: 5,
+} as const;
+export type PipeCloseReason = (typeof PipeCloseReason)[keyof typeof PipeCloseReason];
+
+/** A running L4 splice between two connected sockets. The pipe owns both fds. */
 export interface NativePipe {
-  /** Abortive close of both sockets; onClose(LOCAL) runs synchronously. Idempotent. */
+  /**
+   * Abortive close of both sockets (RST). Idempotent. If the pipe was still open, `onClose(LOCAL, …)`
+   * runs synchronously, before close() returns (an exception it throws propagates out of close()).
+   */
   close(): void;
+  /** Bytes delivered from A to B so far (written to B, not merely read from A). */
   readonly bytesAtoB: number;
+  /** Bytes delivered from B to A so far. */
   readonly bytesBtoA: number;
 }
 
+/** Accepts on a listening fd from inside the loop. Owns the listening fd. */
 export interface NativeAcceptor {
+  /** Stop accepting (connections wait in the kernel backlog). Idempotent. */
   pause(): void;
+  /** Accept again after pause(). Idempotent. */
   resume(): void;
-  /** Stops polling and closes the listening fd. */
+  /** Stops polling and closes the listening fd (frees the port). Idempotent. */
   close(): void;
+}
+
+/** An outbound connect in progress. */
+export interface NativeConnectRequest {
+  /** Closes the fd; the callback is not called after cancel(). No-op once the callback ran. */
+  cancel(): void;
+}
+
+/** Data-path figures of this environment (the main thread, or the calling worker thread). */
+export interface NativeStats {
+  /** Chunks allocated (free in the pool + in use). */
+  poolChunks: number;
+  /** Chunks holding bytes not yet written out. */
+  poolChunksInUse: number;
+  /** poolChunks × 64 KiB. */
+  poolBytes: number;
+  pipesActive: number;
+  /** read/readv syscalls made by pipes. */
+  readCalls: number;
+  /** Gathered-write syscalls made by pipes (sendmsg with an iovec array: writev plus MSG_NOSIGNAL). */
+  writevCalls: number;
 }
 
 /** The addon's exports (native/addon.cc). */
 export interface NativeBinding {
   readonly version: string;
-  /** A non-blocking listening TCP socket (SO_REUSEADDR, SO_REUSEPORT when asked). Throws with `code` = errno name. */
+  /**
+   * Create a non-blocking listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when reusePort).
+   * `host` is an IPv4 or IPv6 literal (no DNS); port 0 = ephemeral. Returns the fd.
+   * Throws an Error with `code` = errno name (e.g. 'EADDRINUSE') on failure, TypeError on bad arguments.
+   */
   listenTcp(host: string, port: number, backlog: number, reusePort: boolean): number;
-  /** A non-blocking listening unix socket; a stale socket file at `path` is replaced. */
+  /**
+   * Non-blocking listening unix stream socket at `path` ('@name' = Linux abstract namespace). An
+   * existing socket file is replaced only when it is stale (nothing accepts on it); a live socket
+   * or a non-socket file throws EADDRINUSE. Returns the fd.
+   */
   listenUnix(path: string, backlog: number): number;
+  /** getsockname(fd). Throws (code 'EBADF', ...) on a bad fd. */
   localAddress(fd: number): SockAddr;
+  /** close(fd). Throws EBADF for an fd that is not open (a double close is a bug). */
   closeFd(fd: number): void;
-  /** Polls a listening fd; onAccept runs once per accepted socket (TCP_NODELAY already set). */
+  /**
+   * Polls a listening fd; accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) up to 64 per wake-up; onAccept runs
+   * once per accepted socket, which the callback then owns (TCP_NODELAY already set on TCP).
+   * Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) call onError(errnoName) and pause
+   * accepting for 100 ms instead of spinning. Keeps the process alive until close().
+   */
   Acceptor: new (
     fd: number,
     onAccept: (fd: number, family: SockAddr['family'], address: string, port: number) => void,
     onError: (code: string) => void,
   ) => NativeAcceptor;
   /**
-   * Non-blocking connect. `port < 0` means `host` is a unix socket path. The callback always
-   * runs from the loop, never synchronously: status 0 with a connected fd, or a negative
-   * errno (-ETIMEDOUT when timeoutMs elapsed first; 0 = no timeout). cancel() closes the fd
-   * and suppresses the callback.
+   * Non-blocking connect to an IP literal (DNS is resolved in TS) or, when `port < 0`, to the
+   * unix socket path `host`. `callback(status, fd)` always runs from the loop, never
+   * synchronously: status 0 = connected (fd usable, TCP_NODELAY set; the caller owns it), else a
+   * negative errno and fd -1 (-ETIMEDOUT when timeoutMs elapsed first; timeoutMs 0 = no timeout;
+   * a unix listener with a full backlog gives -EAGAIN). Throws TypeError for a non-literal host.
    */
-  connect(host: string, port: number, timeoutMs: number, callback: (status: number, fd: number) => void): { cancel(): void };
-  /** Splices fdA (downstream) and fdB (upstream); owns both fds from here on. */
+  connect(host: string, port: number, timeoutMs: number, callback: (status: number, fd: number) => void): NativeConnectRequest;
+  /**
+   * L4 splice between two connected fds (A = downstream, B = upstream); owns both from the call
+   * on (closes them if construction fails after argument checks). Byte-exact, order-preserving;
+   * at most `highWaterMark` bytes buffered per direction (the source is not read while that much
+   * waits); half-close carried both ways; `onClose` exactly once with a PipeCloseReason and the
+   * bytes delivered each way. idleTimeoutMs 0 disables the idle timeout.
+   */
   Pipe: new (
     fdA: number,
     fdB: number,
     opts: { idleTimeoutMs: number; highWaterMark: number },
-    onClose: (reason: number, bytesAtoB: number, bytesBtoA: number) => void,
+    onClose: (reason: PipeCloseReason, bytesAtoB: number, bytesBtoA: number) => void,
   ) => NativePipe;
-  /** Process-wide data-path figures. */
-  stats(): { poolChunks: number; poolChunksInUse: number; poolBytes: number; pipesActive: number; readCalls: number; writevCalls: number };
-  /** -111 → 'ECONNREFUSED'. */
+  /** Data-path figures of the calling environment (each worker thread has its own pool). */
+  stats(): NativeStats;
+  /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
 }
 
 /** 64 KiB: the addon's buffer chunk size (native/io/buffer_pool.h). */
 export const NATIVE_CHUNK_SIZE = 64 * 1024;
 
+// src/native.ts runs as dist/native.js once compiled; both sit one level below the repo root.
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../build/Release/strait_native.node');
 
 let binding: NativeBinding | null = null;
 
-/** The addon, loaded on first use. A missing or broken build throws: never a silent fallback. */
-export function native(): NativeBinding {
+/**
+ * The addon, loaded on first use (so `--io-engine node` never needs it). A missing or broken
+ * build throws NativeLoadError: never a silent fallback.
+ */
+export function loadNative(): NativeBinding {
   if (binding) return binding;
   try {
     binding = createRequire(import.meta.url)(ADDON_PATH) as NativeBinding;
   } catch (err) {
-    throw new NativeLoadError(`cannot load the native addon at ${ADDON_PATH}: ${(err as Error).message}; run "npm ci" (it runs node-gyp rebuild), or use --io-engine node`, { cause: err });
+    throw new NativeLoadError(
+      `cannot load the native addon ${ADDON_PATH}: ${(err as Error).message}; run "npm ci" (node-gyp rebuild), or start with --io-engine node`,
+      { cause: err },
+    );
   }
   return binding;
 }
+
+/** Same as loadNative(); the name existing callers use. */
+export const native: () => NativeBinding = loadNative;

@@ -1,20 +1,42 @@
 #include "io/acceptor.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "io/env.h"
+#include "io/js_util.h"
 #include "io/socket_util.h"
 
 namespace strait {
 
-// Accept at most this many per wake-up so one busy listener cannot starve the loop.
+// Accept at most this many per wake-up so one busy listener cannot starve the rest of the
+// loop; the poll is level-triggered, so whatever is left wakes us again on the next turn.
 static constexpr int kAcceptBatch = 64;
-// After EMFILE/ENFILE, stop accepting for a moment instead of spinning on a full table.
+// After a resource error (EMFILE, ENFILE, ...) stop polling for a moment: the listener stays
+// readable while connections wait, so polling on would spin the loop at 100% CPU.
 static constexpr uint64_t kBackoffMs = 100;
+
+// Errors that belong to the one connection being accepted, not to the listener. Linux passes
+// pending network errors of the new socket up through accept (accept(2), "Error handling"):
+// the right response is to try the next connection.
+static bool PerConnectionError(int err) {
+  switch (err) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EPERM:  // a firewall (netfilter) rejected this connection
+      return true;
+    default:
+      return false;
+  }
+}
 
 Napi::Function Acceptor::Init(Napi::Env env) {
   return DefineClass(env, "Acceptor",
@@ -23,25 +45,41 @@ Napi::Function Acceptor::Init(Napi::Env env) {
 }
 
 Acceptor::Acceptor(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Acceptor>(info), fd_(info[0].As<Napi::Number>().Int32Value()), async_(info.Env(), "StraitAcceptor") {
-  on_accept_ = Napi::Persistent(info[1].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[2].As<Napi::Function>());
-  strait::Env* e = GetEnv(info.Env());
+    : Napi::ObjectWrap<Acceptor>(info),
+      env_(GetEnv(info.Env())),
+      fd_(ArgInt(info, 0, "Acceptor", "fd", 0, INT32_MAX)),
+      async_(info.Env(), "StraitAcceptor") {
+  on_accept_ = Napi::Persistent(ArgFunction(info, 1, "Acceptor", "onAccept"));
+  on_error_ = Napi::Persistent(ArgFunction(info, 2, "Acceptor", "onError"));
   poll_ = new uv_poll_t;
-  int r = uv_poll_init(e->loop, poll_, fd_);
+  // uv_poll_init also switches the fd to non-blocking mode, whoever created it.
+  int r = uv_poll_init(env_->loop, poll_, fd_);
   if (r != 0) {
-    delete poll_;
+    delete poll_;  // never initialised, so no uv_close
     poll_ = nullptr;
-    ThrowErrno(info.Env(), "uv_poll_init", -r);
+    closed_ = true;
+    ThrowErrno(info.Env(), "Acceptor: uv_poll_init", -r);
   }
   poll_->data = this;
-  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int status, int events) {
-    static_cast<Acceptor*>(h->data)->OnReadable();
-  });
+  StartPolling();
   Ref();  // alive while listening, even if JavaScript drops its reference
+  env_->Link(this);
 }
 
-Acceptor::~Acceptor() { Shutdown(); }
+Acceptor::~Acceptor() {
+  // Only reached open if the environment is going away without the cleanup hook (it unlinks
+  // and abandons first); never call into JavaScript from a finalizer.
+  if (!closed_) Abandon();
+}
+
+void Acceptor::StartPolling() {
+  if (polling_ || closed_ || paused_ || backoff_) return;
+  polling_ = true;
+  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int status, int events) {
+    // status < 0 (POLLERR on a listening socket) is left to accept4, which reports the error.
+    static_cast<Acceptor*>(h->data)->OnReadable();
+  });
+}
 
 void Acceptor::OnReadable() {
   Napi::Env env = Env();
@@ -49,44 +87,47 @@ void Acceptor::OnReadable() {
   for (int i = 0; i < kAcceptBatch && !closed_ && !paused_; i++) {
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    // accept4 sets non-blocking and close-on-exec atomically: no window where a forked
+    // child could inherit the fd, and no extra fcntl calls per connection.
     int cfd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
       int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (err == EINTR || err == ECONNABORTED) continue;
-      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) Backoff();
-      on_error_.MakeCallback(Value(), {Napi::String::New(env, uv_err_name(-err))}, async_);
+      if (PerConnectionError(err)) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM, or a broken listener: back off, then tell JS.
+      Backoff();
+      CallFromLoop(env, on_error_, Value(), {Napi::String::New(env, ErrnoNameOf(err))}, async_);
       return;
     }
-    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-      int one = 1;
-      setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    Napi::Object a = AddressObject(env, ss, len);
-    on_accept_.MakeCallback(Value(), {Napi::Number::New(env, cfd), a.Get("family"), a.Get("address"), a.Get("port")}, async_);
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) SetNoDelay(cfd);
+    AddressParts p = DescribeAddress(ss, len);
+    CallFromLoop(env, on_accept_, Value(),
+                 {Napi::Number::New(env, cfd), Napi::String::New(env, p.family), Napi::String::New(env, p.address),
+                  Napi::Number::New(env, p.port)},
+                 async_);
   }
 }
 
 void Acceptor::Backoff() {
   if (backoff_ || closed_) return;
-  uv_poll_stop(poll_);
+  if (polling_) uv_poll_stop(poll_);
+  polling_ = false;
   backoff_ = new uv_timer_t;
-  uv_timer_init(GetEnv(Env())->loop, backoff_);
+  uv_timer_init(env_->loop, backoff_);
   backoff_->data = this;
   uv_timer_start(backoff_, [](uv_timer_t* t) {
     auto* self = static_cast<Acceptor*>(t->data);
     CloseAndFree(self->backoff_);
     self->backoff_ = nullptr;
-    if (!self->closed_ && !self->paused_) {
-      uv_poll_start(self->poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Acceptor*>(h->data)->OnReadable(); });
-    }
+    self->StartPolling();
   }, kBackoffMs, 0);
 }
 
 Napi::Value Acceptor::Pause(const Napi::CallbackInfo& info) {
   if (!closed_ && !paused_) {
     paused_ = true;
-    uv_poll_stop(poll_);
+    if (polling_) uv_poll_stop(poll_);
+    polling_ = false;
   }
   return info.Env().Undefined();
 }
@@ -94,24 +135,30 @@ Napi::Value Acceptor::Pause(const Napi::CallbackInfo& info) {
 Napi::Value Acceptor::Resume(const Napi::CallbackInfo& info) {
   if (!closed_ && paused_) {
     paused_ = false;
-    if (!backoff_) uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Acceptor*>(h->data)->OnReadable(); });
+    StartPolling();  // unless a backoff is running; its timer resumes polling
   }
   return info.Env().Undefined();
 }
 
-void Acceptor::Shutdown() {
-  if (closed_) return;
+void Acceptor::Release() {
   closed_ = true;
+  polling_ = false;
+  // uv_close on a poll handle removes the fd from epoll right away, so closing the fd
+  // afterwards is safe (libuv forbids closing an fd that is still being polled).
   if (poll_) CloseAndFree(poll_);
   if (backoff_) CloseAndFree(backoff_);
   poll_ = nullptr;
   backoff_ = nullptr;
   close(fd_);
+  fd_ = -1;
 }
+
+void Acceptor::Abandon() { Release(); }
 
 Napi::Value Acceptor::Close(const Napi::CallbackInfo& info) {
   if (!closed_) {
-    Shutdown();
+    env_->Unlink(this);
+    Release();
     Unref();
   }
   return info.Env().Undefined();

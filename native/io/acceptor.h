@@ -3,25 +3,34 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "io/env.h"
+
 namespace strait {
 
-class Acceptor : public Napi::ObjectWrap<Acceptor> {
+// new Acceptor(fd, onAccept(fd, family, address, port), onError(code)). Owns the listening
+// fd from construction on; close() stops polling and closes it. Stays alive (Ref) while open
+// even if JavaScript drops the object.
+class Acceptor : public Napi::ObjectWrap<Acceptor>, public LiveObject {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit Acceptor(const Napi::CallbackInfo& info);
   ~Acceptor() override;
+  void Abandon() override;
 
  private:
   Napi::Value Pause(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   void OnReadable();
+  void StartPolling();
   void Backoff();
-  void Shutdown();
+  void Release();
 
+  strait::Env* env_;
   int fd_;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* backoff_ = nullptr;
+  bool polling_ = false;
   bool paused_ = false;
   bool closed_ = false;
   Napi::FunctionReference on_accept_;

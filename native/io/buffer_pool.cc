@@ -1,32 +1,47 @@
 #include "io/buffer_pool.h"
 
 #include <cstdlib>
+#include <new>
 
 namespace strait {
 
+static constexpr size_t kAllocSize = offsetof(Chunk, data) + BufferPool::kChunkSize;
+
 BufferPool::~BufferPool() {
-  for (char* c : free_) std::free(c);
-}
-
-char* BufferPool::Take() {
-  in_use_++;
-  if (!free_.empty()) {
-    char* c = free_.back();
-    free_.pop_back();
-    return c;
+  while (free_) {
+    Chunk* c = free_;
+    free_ = c->next;
+    std::free(c);
   }
-  allocated_++;
-  return static_cast<char*>(std::malloc(kChunkSize));
 }
 
-void BufferPool::Give(char* chunk) {
+Chunk* BufferPool::Take() {
+  Chunk* c = free_;
+  if (c) {
+    free_ = c->next;
+    free_count_--;
+  } else {
+    c = static_cast<Chunk*>(std::malloc(kAllocSize));
+    if (!c) throw std::bad_alloc();
+    allocated_++;
+  }
+  in_use_++;
+  c->next = nullptr;
+  c->len = 0;
+  c->off = 0;
+  return c;
+}
+
+void BufferPool::Give(Chunk* c) {
   in_use_--;
-  if (free_.size() < kMaxFree) {
-    free_.push_back(chunk);
+  if (free_count_ < kMaxFree) {
+    c->next = free_;
+    free_ = c;
+    free_count_++;
     return;
   }
   allocated_--;
-  std::free(chunk);
+  std::free(c);
 }
 
 }  // namespace strait

@@ -1,8 +1,11 @@
-// Per-environment state (main thread or a worker thread each get their own), stored with
-// SetInstanceData so nothing is shared across threads.
+// Per-environment state. The main thread and every worker thread that loads the addon get
+// their own Env (stored with SetInstanceData), so nothing on the data path is shared across
+// threads and nothing needs a lock.
 #pragma once
 #include <napi.h>
 #include <uv.h>
+
+#include <cstdint>
 
 #include "io/buffer_pool.h"
 
@@ -10,27 +13,54 @@ namespace strait {
 
 struct DataPathStats {
   uint64_t pipes_active = 0;
-  uint64_t read_calls = 0;
-  uint64_t writev_calls = 0;
+  uint64_t read_calls = 0;    // read/readv syscalls made by pipes
+  uint64_t writev_calls = 0;  // gathered-write syscalls made by pipes
+};
+
+// An object that owns uv handles or fds (Acceptor, ConnectRequest, Pipe) while it is open.
+// Env keeps them on an intrusive list so that environment teardown can close them: a worker
+// thread's loop is closed with uv_loop_close, which fails (and Node aborts) while any handle
+// is still open.
+class LiveObject {
+ public:
+  virtual ~LiveObject() = default;
+  // Release uv handles, fds and buffers without calling into JavaScript (teardown only).
+  virtual void Abandon() = 0;
+
+ private:
+  friend struct Env;
+  LiveObject* prev_ = nullptr;
+  LiveObject* next_ = nullptr;
+  bool linked_ = false;
 };
 
 struct Env {
   uv_loop_t* loop = nullptr;
   BufferPool pool;
   DataPathStats stats;
-  Napi::FunctionReference acceptor_ctor;
   Napi::FunctionReference connect_request_ctor;
-  Napi::FunctionReference pipe_ctor;
+
+  void Link(LiveObject* o);
+  void Unlink(LiveObject* o);
+  // Abandons every live object; runs from the environment's cleanup hook.
+  void AbandonAll();
+
+ private:
+  LiveObject* live_ = nullptr;
 };
 
+// Creates the Env, stores it as instance data and registers the teardown hook.
+Env* InitEnv(Napi::Env env);
 Env* GetEnv(Napi::Env env);
-void InitEnv(Napi::Env env);
 
-// Frees a uv handle after uv_close: handles are heap-allocated apart from their owner so
-// the owner may be garbage-collected while libuv still finishes closing them.
+// uv handles live in their own heap allocations, apart from their owner: the owner (a JS-owned
+// ObjectWrap) may be garbage-collected while libuv still needs the handle memory until the
+// close callback has run.
 template <typename T>
 void CloseAndFree(T* handle) {
   uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<T*>(h); });
 }
+
+Napi::Value Stats(const Napi::CallbackInfo& info);
 
 }  // namespace strait

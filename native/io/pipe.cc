@@ -6,13 +6,20 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "io/env.h"
-#include "io/socket_util.h"
+#include <algorithm>
+
+#include "io/js_util.h"
 
 namespace strait {
 
-// iovecs per writev; 16 x 64 KiB covers the default 1 MiB high-water mark in one call.
-static constexpr int kMaxIov = 64;
+// iovecs per gathered write. 64 x 64 KiB = 4 MiB covers the usual 1 MiB high-water mark in one
+// call; a larger queue takes a second call in the same flush. Must not exceed IOV_MAX (1024 on
+// Linux) or writev/sendmsg fail with EINVAL.
+static constexpr int kMaxWriteIov = 64 < IOV_MAX ? 64 : IOV_MAX;
+// Fresh chunks per readv at most (1 MiB). Reads start with one chunk and double while they
+// come back full, so a trickle of small messages never takes more than one chunk.
+static constexpr int kMaxReadChunks = 16;
+static constexpr size_t kChunk = BufferPool::kChunkSize;
 
 Napi::Function Pipe::Init(Napi::Env env) {
   return DefineClass(env, "Pipe",
@@ -20,64 +27,74 @@ Napi::Function Pipe::Init(Napi::Env env) {
                       InstanceAccessor("bytesBtoA", &Pipe::BytesBtoA, nullptr)});
 }
 
-Pipe::Pipe(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pipe>(info), async_(info.Env(), "StraitPipe") {
+Pipe::Pipe(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Pipe>(info), env_(GetEnv(info.Env())), async_(info.Env(), "StraitPipe") {
   Napi::Env env = info.Env();
-  a_.fd = info[0].As<Napi::Number>().Int32Value();
-  b_.fd = info[1].As<Napi::Number>().Int32Value();
+  int fd_a = ArgInt(info, 0, "Pipe", "fdA", 0, INT32_MAX);
+  int fd_b = ArgInt(info, 1, "Pipe", "fdB", 0, INT32_MAX);
+  if (fd_a == fd_b) throw Napi::RangeError::New(env, "Pipe: fdA and fdB must differ");
+  if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Pipe: opts must be an object");
   Napi::Object opts = info[2].As<Napi::Object>();
-  idle_timeout_ms_ = static_cast<uint64_t>(opts.Get("idleTimeoutMs").As<Napi::Number>().Int64Value());
-  int64_t hwm = opts.Get("highWaterMark").As<Napi::Number>().Int64Value();
-  // At least one chunk, or nothing could ever be read.
-  high_water_mark_ = hwm < static_cast<int64_t>(BufferPool::kChunkSize) ? BufferPool::kChunkSize : static_cast<size_t>(hwm);
-  on_close_ = Napi::Persistent(info[3].As<Napi::Function>());
+  idle_timeout_ms_ = static_cast<uint64_t>(OptNumber(opts, "idleTimeoutMs", "Pipe", 0, INT32_MAX));
+  // Any positive mark works (reads are cut to fit it exactly); 1 MiB is the usual setting.
+  high_water_mark_ = static_cast<size_t>(OptNumber(opts, "highWaterMark", "Pipe", 1, INT32_MAX));
+  on_close_ = Napi::Persistent(ArgFunction(info, 3, "Pipe", "onClose"));
+
+  a_.pipe = b_.pipe = this;
+  a_.fd = fd_a;
+  b_.fd = fd_b;
   a_to_b_.src = &a_;
   a_to_b_.dst = &b_;
   b_to_a_.src = &b_;
   b_to_a_.dst = &a_;
+  a_.out = b_.in = &a_to_b_;
+  b_.out = a_.in = &b_to_a_;
 
-  strait::Env* e = GetEnv(env);
+  // From here on the pipe owns both fds: on failure it closes them, as it would on any end.
   for (Side* s : {&a_, &b_}) {
     s->poll = new uv_poll_t;
-    int r = uv_poll_init(e->loop, s->poll, s->fd);
+    // uv_poll_init also puts the fd in non-blocking mode, whoever created it. It fails with
+    // EEXIST when another poll handle (an unfinished connect, an acceptor) still watches it.
+    int r = uv_poll_init(env_->loop, s->poll, s->fd);
     if (r != 0) {
-      delete s->poll;
+      delete s->poll;  // never initialised, so no uv_close
       s->poll = nullptr;
-      close(a_.fd);
-      close(b_.fd);
-      if (a_.poll) CloseAndFree(a_.poll);
-      a_.poll = nullptr;
       finished_ = true;
-      ThrowErrno(env, "uv_poll_init", -r);
+      Release(true);
+      ThrowErrno(env, "Pipe: uv_poll_init", -r);
     }
-    s->poll->data = this;
+    s->poll->data = s;
   }
-  e->stats.pipes_active++;
-  last_activity_ = uv_now(e->loop);
+  env_->stats.pipes_active++;
+  last_activity_ = uv_now(env_->loop);
   Ref();  // alive while data flows, whatever JavaScript holds
+  env_->Link(this);
   UpdateInterest(&a_);
   UpdateInterest(&b_);
   if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
 }
 
 Pipe::~Pipe() {
-  // Finish() has run unless the environment is being torn down; then just release.
-  if (!finished_) {
-    finished_ = true;
-    for (Side* s : {&a_, &b_}) {
-      if (s->poll) CloseAndFree(s->poll);
-      if (s->fd >= 0) close(s->fd);
-    }
-    if (idle_timer_) CloseAndFree(idle_timer_);
-  }
+  // Open here only when the environment is torn down without the cleanup hook having run;
+  // never call JavaScript from a finalizer.
+  if (!finished_) Abandon();
+}
+
+void Pipe::Abandon() {
+  if (finished_) return;
+  finished_ = true;
+  env_->stats.pipes_active--;
+  Release(true);
 }
 
 void Pipe::UpdateInterest(Side* s) {
   if (finished_) return;
-  Direction* out = s == &a_ ? &a_to_b_ : &b_to_a_;  // bytes read from s
-  Direction* in = s == &a_ ? &b_to_a_ : &a_to_b_;   // bytes written to s
   int want = 0;
-  if (!out->src_eof && out->pending_bytes < high_water_mark_) want |= UV_READABLE;
-  if (!in->pending.empty()) want |= UV_WRITABLE;
+  // Backpressure: a direction holding highWaterMark bytes stops reading its source until the
+  // destination takes some; TCP flow control then pushes back on the sender.
+  if (!s->out->src_eof && s->out->pending < high_water_mark_) want |= UV_READABLE;
+  if (s->in->head) want |= UV_WRITABLE;
+  // Each uv_poll_start/stop is an epoll_ctl syscall: only touch the poll when the mask changes.
   if (want == s->events) return;
   s->events = want;
   if (want == 0) {
@@ -85,100 +102,147 @@ void Pipe::UpdateInterest(Side* s) {
     return;
   }
   uv_poll_start(s->poll, want, [](uv_poll_t* h, int status, int events) {
-    Pipe* p = static_cast<Pipe*>(h->data);
-    p->OnEvent(h == p->a_.poll ? &p->a_ : &p->b_, status, events);
+    Side* side = static_cast<Side*>(h->data);
+    side->pipe->OnEvent(side, status, events);
   });
 }
 
 void Pipe::OnEvent(Side* side, int status, int events) {
   if (finished_) return;
   if (status < 0) {
-    Finish(side == &a_ ? kResetA : kResetB);
+    // libuv turns POLLERR into UV_EBADF and stops the handle: the socket holds an error
+    // (a reset, typically). Tear down both sides.
+    Finish(ResetOf(side), false);
     return;
   }
-  Direction* out = side == &a_ ? &a_to_b_ : &b_to_a_;
-  Direction* in = side == &a_ ? &b_to_a_ : &a_to_b_;
-  if ((events & UV_WRITABLE) && !Flush(in)) return;
-  if ((events & UV_READABLE) && !Read(out)) return;
+  // Write first: draining the queue into this side makes room for the other side to read.
+  if ((events & UV_WRITABLE) && !Flush(side->in)) return;
+  if ((events & UV_READABLE) && !Read(side->out)) return;
   UpdateInterest(&a_);
   UpdateInterest(&b_);
 }
 
 bool Pipe::Read(Direction* d) {
-  strait::Env* e = GetEnv(Env());
-  BufferPool& pool = e->pool;
-  while (!d->src_eof && d->pending_bytes < high_water_mark_) {
-    if (d->pending.empty() || d->pending.back().len == BufferPool::kChunkSize) {
-      d->pending.push_back({pool.Take(), 0, 0});
+  BufferPool& pool = env_->pool;
+  int want_chunks = 1;
+  while (!d->src_eof && d->pending < high_water_mark_) {
+    // Never ask for more than the mark allows: the bound on buffered bytes is exact.
+    size_t budget = high_water_mark_ - d->pending;
+    iovec iov[kMaxReadChunks + 1];
+    Chunk* fresh[kMaxReadChunks];
+    int n = 0;
+    int nfresh = 0;
+    size_t asked = 0;
+    // Top up a partly filled tail first (it exists only while the destination is slow).
+    Chunk* tail = d->tail && d->tail->len < kChunk ? d->tail : nullptr;
+    if (tail) {
+      size_t room = std::min(kChunk - tail->len, budget);
+      iov[n++] = {tail->data + tail->len, room};
+      asked += room;
     }
-    Chunk& c = d->pending.back();
-    size_t room = BufferPool::kChunkSize - c.len;
-    e->stats.read_calls++;
-    ssize_t n = read(d->src->fd, c.data + c.len, room);
-    if (n > 0) {
-      c.len += static_cast<size_t>(n);
-      d->pending_bytes += static_cast<size_t>(n);
-      last_activity_ = uv_now(e->loop);
-      // A short read means the socket is drained; skip the read that would say EAGAIN.
-      if (static_cast<size_t>(n) < room) break;
+    while (nfresh < want_chunks && asked < budget) {
+      Chunk* c = pool.Take();
+      fresh[nfresh++] = c;
+      size_t room = std::min(kChunk, budget - asked);
+      iov[n++] = {c->data, room};
+      asked += room;
+    }
+    env_->stats.read_calls++;
+    ssize_t r = n == 1 ? read(d->src->fd, iov[0].iov_base, iov[0].iov_len) : readv(d->src->fd, iov, n);
+    int err = r < 0 ? errno : 0;
+    // Hand the bytes to the chunks in iovec order; chunks left empty go straight back.
+    size_t left = r > 0 ? static_cast<size_t>(r) : 0;
+    int i = 0;
+    if (tail) {
+      size_t take = std::min(left, iov[0].iov_len);
+      tail->len += static_cast<uint32_t>(take);
+      left -= take;
+      i = 1;
+    }
+    for (int k = 0; k < nfresh; k++, i++) {
+      Chunk* c = fresh[k];
+      size_t take = std::min(left, iov[i].iov_len);
+      if (take == 0) {
+        pool.Give(c);
+        continue;
+      }
+      c->len = static_cast<uint32_t>(take);
+      left -= take;
+      if (d->tail) d->tail->next = c;
+      else d->head = c;
+      d->tail = c;
+    }
+    if (r > 0) {
+      d->pending += static_cast<size_t>(r);
+      last_activity_ = uv_now(env_->loop);
+      // A short read means the socket is drained: skip the read that would only say EAGAIN.
+      if (static_cast<size_t>(r) < asked) break;
+      if (want_chunks < kMaxReadChunks) want_chunks *= 2;
       continue;
     }
-    if (n == 0) {
+    if (r == 0) {
       d->src_eof = true;
       break;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    Finish(d->src == &a_ ? kResetA : kResetB);
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) break;
+    Finish(ResetOf(d->src), false);  // ECONNRESET, ETIMEDOUT (keepalive), ...
     return false;
-  }
-  // Drop an empty tail chunk so an idle pipe holds no memory.
-  if (!d->pending.empty() && d->pending.back().len == d->pending.back().off) {
-    pool.Give(d->pending.back().data);
-    d->pending.pop_back();
   }
   return Flush(d);
 }
 
 bool Pipe::Flush(Direction* d) {
-  strait::Env* e = GetEnv(Env());
-  while (!d->pending.empty()) {
-    iovec iov[kMaxIov];
+  while (d->head) {
+    iovec iov[kMaxWriteIov];
     int n = 0;
-    for (auto it = d->pending.begin(); it != d->pending.end() && n < kMaxIov; ++it, ++n) {
-      iov[n].iov_base = it->data + it->off;
-      iov[n].iov_len = it->len - it->off;
+    size_t total = 0;
+    for (Chunk* c = d->head; c && n < kMaxWriteIov; c = c->next, n++) {
+      iov[n].iov_base = c->data + c->off;
+      iov[n].iov_len = c->len - c->off;
+      total += iov[n].iov_len;
     }
-    e->stats.writev_calls++;
-    ssize_t w = writev(d->dst->fd, iov, n);
+    // sendmsg is writev with flags: MSG_NOSIGNAL turns a write to a vanished peer into EPIPE
+    // instead of SIGPIPE, which would kill a host process that does not ignore it (Node does,
+    // embedders need not).
+    msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    env_->stats.writev_calls++;
+    ssize_t w = sendmsg(d->dst->fd, &msg, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // wait for UV_WRITABLE
-      Finish(d->dst == &a_ ? kResetA : kResetB);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // UpdateInterest polls for UV_WRITABLE
+      Finish(ResetOf(d->dst), false);  // EPIPE, ECONNRESET, ...
       return false;
     }
     d->bytes += static_cast<uint64_t>(w);
-    d->pending_bytes -= static_cast<size_t>(w);
-    last_activity_ = uv_now(e->loop);
+    d->pending -= static_cast<size_t>(w);
+    last_activity_ = uv_now(env_->loop);
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
-      Chunk& c = d->pending.front();
-      size_t avail = c.len - c.off;
+      Chunk* c = d->head;
+      size_t avail = c->len - c->off;
       if (left < avail) {
-        c.off += left;
+        c->off += static_cast<uint32_t>(left);
         break;
       }
       left -= avail;
-      e->pool.Give(c.data);
-      d->pending.pop_front();
+      d->head = c->next;
+      if (!d->head) d->tail = nullptr;
+      env_->pool.Give(c);  // written out: the chunk goes back at once
     }
+    // A short write means the socket buffer is full: wait for UV_WRITABLE rather than make a
+    // call that would only return EAGAIN.
+    if (static_cast<size_t>(w) < total) return true;
   }
-  // Everything the source sent has been delivered: pass its EOF on as our FIN.
+  // Every byte the source sent before its EOF is delivered: pass the EOF on as our FIN.
   if (d->src_eof && !d->dst_shut) {
     d->dst_shut = true;
+    // An error here (ENOTCONN after a reset) surfaces on the next read or write of that side.
     shutdown(d->dst->fd, SHUT_WR);
     if (a_to_b_.dst_shut && b_to_a_.dst_shut) {
-      Finish(kDone);
+      Finish(kDone, false);
       return false;
     }
   }
@@ -188,9 +252,9 @@ bool Pipe::Flush(Direction* d) {
 void Pipe::ArmIdle(uint64_t ms) {
   if (!idle_timer_) {
     idle_timer_ = new uv_timer_t;
-    uv_timer_init(GetEnv(Env())->loop, idle_timer_);
+    uv_timer_init(env_->loop, idle_timer_);
     idle_timer_->data = this;
-    // The timer alone must not keep the process alive.
+    // The poll handles keep the loop alive while the pipe is open; the timer need not.
     uv_unref(reinterpret_cast<uv_handle_t*>(idle_timer_));
   }
   uv_timer_start(idle_timer_, [](uv_timer_t* t) { static_cast<Pipe*>(t->data)->OnIdleTimer(); }, ms, 0);
@@ -198,41 +262,66 @@ void Pipe::ArmIdle(uint64_t ms) {
 
 void Pipe::OnIdleTimer() {
   if (finished_) return;
-  // Re-armed lazily: activity only stamps a time, the timer checks it when it fires.
-  uint64_t idle = uv_now(GetEnv(Env())->loop) - last_activity_;
-  if (idle >= idle_timeout_ms_) Finish(kIdleTimeout);
+  // Re-armed lazily: traffic only stamps last_activity_ (no timer call per read), and the
+  // timer, when it fires, sleeps again for whatever is left of the timeout.
+  uint64_t idle = uv_now(env_->loop) - last_activity_;
+  if (idle >= idle_timeout_ms_) Finish(kIdleTimeout, false);
   else ArmIdle(idle_timeout_ms_ - idle);
 }
 
-void Pipe::Finish(PipeCloseReason reason) {
-  if (finished_) return;
-  finished_ = true;
-  strait::Env* e = GetEnv(Env());
+void Pipe::Release(bool abortive) {
   for (Side* s : {&a_, &b_}) {
+    // Poll first, fd second: libuv must stop watching an fd before it is closed (and its
+    // number possibly reused); uv_close removes it from epoll immediately.
     if (s->poll) CloseAndFree(s->poll);
     s->poll = nullptr;
-    if (s->fd >= 0) close(s->fd);
+    if (s->fd >= 0) {
+      if (abortive) {
+        // SO_LINGER with a zero timeout makes close() send RST: the peer learns the stream
+        // was cut short rather than reading a clean EOF it could mistake for a full response.
+        linger lg = {1, 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      }
+      close(s->fd);
+    }
     s->fd = -1;
   }
   if (idle_timer_) CloseAndFree(idle_timer_);
   idle_timer_ = nullptr;
   for (Direction* d : {&a_to_b_, &b_to_a_}) {
-    for (Chunk& c : d->pending) e->pool.Give(c.data);
-    d->pending.clear();
-    d->pending_bytes = 0;
+    while (d->head) {
+      Chunk* c = d->head;
+      d->head = c->next;
+      env_->pool.Give(c);
+    }
+    d->tail = nullptr;
+    d->pending = 0;
   }
-  e->stats.pipes_active--;
+}
+
+void Pipe::Finish(PipeCloseReason reason, bool from_js) {
+  if (finished_) return;
+  finished_ = true;
+  env_->stats.pipes_active--;
+  // FIN for a clean end and for an idle timeout (nothing is in flight); RST otherwise.
+  Release(reason != kDone && reason != kIdleTimeout);
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  on_close_.MakeCallback(Value(),
-                         {Napi::Number::New(env, reason), Napi::Number::New(env, static_cast<double>(a_to_b_.bytes)),
-                          Napi::Number::New(env, static_cast<double>(b_to_a_.bytes))},
-                         async_);
-  Unref();
+  Napi::Object self = Value();  // a local handle keeps the object alive past Unref
+  env_->Unlink(this);
+  Unref();  // JavaScript may drop it now; nothing in C++ refers to it any more
+  Napi::Value args[] = {Napi::Number::New(env, reason), Napi::Number::New(env, static_cast<double>(a_to_b_.bytes)),
+                        Napi::Number::New(env, static_cast<double>(b_to_a_.bytes))};
+  if (from_js) {
+    // Inside close(): an exception from onClose propagates to close()'s caller.
+    on_close_.MakeCallback(self, {args[0], args[1], args[2]}, async_);
+  } else {
+    CallFromLoop(env, on_close_, self, {args[0], args[1], args[2]}, async_);
+  }
 }
 
 Napi::Value Pipe::Close(const Napi::CallbackInfo& info) {
-  Finish(kLocal);
+  Finish(kLocal, true);
   return info.Env().Undefined();
 }
 
