@@ -2,18 +2,50 @@ import protobuf from 'protobufjs';
 import type { FieldError } from '../errors.js';
 import { typeFromUrl } from './registry.js';
 import { checkRules } from './validate.js';
+import {
+  ANY,
+  camel,
+  describe,
+  formatDuration,
+  formatTimestamp,
+  fullName,
+  indexPath,
+  isObject,
+  joinPath,
+  keyPath,
+  normBase64,
+  normInt,
+  parseDuration,
+  parseTimestamp,
+  snake,
+  TYPED_STRUCTS,
+  WRAPPERS,
+} from './wkt.js';
+
+export { joinPath, parseDuration } from './wkt.js';
+export { toJsonValue, toProtobufObject } from './proto-binary.js';
 
 /**
- * The proto3 JSON mapping, as Envoy reads YAML and JSON: both snake_case and lowerCamel names,
+ * The proto3 JSON mapping, as Envoy reads YAML and JSON: snake_case and lowerCamel names,
  * enums by name in any case, durations as "1.5s", wrappers as plain values, Any with `@type`,
  * TypedStruct unwrapped for known types, Struct as free JSON. protobufjs's fromObject does none
  * of this (it rejects `connect_timeout: 1s`), so the mapping lives here, once.
  *
- * Output is the *normalized form*: plain JSON with snake_case keys, enum names upper-cased as
- * declared, wrappers unwrapped, int64 as numbers (decimal strings beyond 2^53), Duration as a
- * canonical string ("1.500s"), Any as `{'@type': url, ...fields}`. It is itself valid proto3
- * JSON, so /config_dump prints it as is. Every problem is pushed to `ctx.errors` with its field
- * path; decoding never stops at the first one.
+ * Output is the *normalized form*, itself valid proto3 JSON (so /config_dump prints it as is):
+ * - keys are the proto (snake_case) field names; `null` and empty lists/maps are left out
+ *   (proto3 cannot tell them from unset); explicit scalar values, zero included, are kept;
+ * - enums are their declared names ("ROUND_ROBIN"); an undeclared number stays a number;
+ * - int32/uint32 are numbers; int64/uint64 are numbers, or decimal strings beyond 2^53;
+ * - double/float are numbers, or "NaN" / "Infinity" / "-Infinity";
+ * - bytes are standard padded base64;
+ * - Duration is its canonical string ("1s", "0.250s", "-1.500s"; read it with durationMs());
+ *   Timestamp is RFC 3339 in UTC ("2023-06-20T08:00:00.500Z"); FieldMask is "a.b,cD" (lowerCamel);
+ * - wrappers (UInt32Value, BoolValue, …) are the plain value; Struct/Value/ListValue are plain JSON;
+ * - Any is `{'@type': url, ...fields}` (`{'@type': url, value}` for a well-known type with a
+ *   JSON form of its own); a TypedStruct of a known type becomes the Any of that type; an unknown
+ *   type kept by `unknownAny: 'opaque'` stays exactly as given.
+ *
+ * Every problem is pushed to `ctx.errors` with its field path; decoding never stops early.
  */
 
 export interface DecodeContext {
@@ -27,43 +59,14 @@ export function newContext(unknownAny: DecodeContext['unknownAny'] = 'error'): D
   return { errors: [], warnings: [], unknownAny };
 }
 
-export function joinPath(path: string, name: string): string {
-  return path ? `${path}.${name}` : name;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  return `${typeof v} ${String(v)}`;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Edit distance, for "did you mean" on unknown fields. */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
-}
+// ---------------------------------------------------------------- field lookup
 
 interface FieldIndex {
-  readonly byName: Map<string, protobuf.Field>;
+  /** proto name, lowerCamel name and json_name → field. */
+  readonly byName: ReadonlyMap<string, protobuf.Field>;
 }
 
 const indexCache = new WeakMap<protobuf.Type, FieldIndex>();
-
-function camel(name: string): string {
-  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
 
 function fieldIndex(type: protobuf.Type): FieldIndex {
   let idx = indexCache.get(type);
@@ -72,7 +75,7 @@ function fieldIndex(type: protobuf.Type): FieldIndex {
     for (const f of type.fieldsArray) {
       byName.set(f.name, f);
       byName.set(camel(f.name), f);
-      const jsonName = (f.options as Record<string, unknown> | undefined)?.json_name;
+      const jsonName = f.options?.json_name as unknown;
       if (typeof jsonName === 'string') byName.set(jsonName, f);
     }
     idx = { byName };
@@ -81,178 +84,172 @@ function fieldIndex(type: protobuf.Type): FieldIndex {
   return idx;
 }
 
+/** Edit distance, for "did you mean" on unknown fields. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The field a mistyped key most likely meant (compared in snake_case, case-insensitively). */
+function suggest(type: protobuf.Type, key: string): string | null {
+  const k = snake(key).toLowerCase();
+  let best: string | null = null;
+  let bestD = Math.max(2, Math.floor(k.length / 4)) + 1;
+  for (const f of type.fieldsArray) {
+    const d = distance(k, f.name);
+    if (d < bestD) {
+      best = f.name;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
 // ---------------------------------------------------------------- scalars
 
-const INT32 = new Set(['int32', 'sint32', 'sfixed32']);
-const UINT32 = new Set(['uint32', 'fixed32']);
-const INT64 = new Set(['int64', 'sint64', 'sfixed64']);
-const UINT64 = new Set(['uint64', 'fixed64']);
+const RANGES: Record<string, readonly [bigint, bigint]> = {
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  sint32: [-(2n ** 31n), 2n ** 31n - 1n],
+  sfixed32: [-(2n ** 31n), 2n ** 31n - 1n],
+  uint32: [0n, 2n ** 32n - 1n],
+  fixed32: [0n, 2n ** 32n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  sint64: [-(2n ** 63n), 2n ** 63n - 1n],
+  sfixed64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+  fixed64: [0n, 2n ** 64n - 1n],
+};
+
+const FLOAT_MAX = 3.4028234663852886e38;
 
 function decodeScalar(kind: string, v: unknown, path: string, ctx: DecodeContext): unknown {
-  const bad = () => {
-    ctx.errors.push({ path, message: `expected ${kind}, got ${describe(v)}` });
+  const bad = (what = kind) => {
+    ctx.errors.push({ path, message: `expected ${what}, got ${describe(v)}` });
     return undefined;
   };
-  if (kind === 'string') return typeof v === 'string' ? v : bad();
-  if (kind === 'bool') return typeof v === 'boolean' ? v : bad();
-  if (kind === 'bytes') {
-    if (typeof v !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) return bad();
-    return v;
+  switch (kind) {
+    case 'string':
+      return typeof v === 'string' ? v : bad();
+    case 'bool':
+      return typeof v === 'boolean' ? v : bad();
+    case 'bytes': {
+      const b = typeof v === 'string' ? normBase64(v) : null;
+      return b ?? bad('bytes (base64)');
+    }
+    case 'double':
+    case 'float': {
+      let n: number;
+      if (typeof v === 'number') n = v;
+      else if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return v;
+      else if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) n = Number(v);
+      else return bad();
+      if (kind === 'float' && Math.abs(n) > FLOAT_MAX) {
+        ctx.errors.push({ path, message: `${n} is out of range for float` });
+        return undefined;
+      }
+      return n;
+    }
   }
-  if (kind === 'double' || kind === 'float') {
-    if (typeof v === 'number') return v;
-    if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return v;
-    if (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v))) return Number(v);
-    return bad();
-  }
-  // Integers: JSON numbers, or decimal strings (proto3 JSON writes 64-bit ints as strings).
+  const range = RANGES[kind];
+  if (!range) return bad(); // not a scalar type name: cannot happen with resolved protos
+  // JSON numbers, or decimal strings (proto3 JSON writes 64-bit integers as strings).
   let n: bigint;
   if (typeof v === 'number' && Number.isInteger(v)) n = BigInt(v);
   else if (typeof v === 'string' && /^-?\d+$/.test(v)) n = BigInt(v);
   else return bad();
-  const [lo, hi] = INT32.has(kind)
-    ? [-(2n ** 31n), 2n ** 31n - 1n]
-    : UINT32.has(kind)
-      ? [0n, 2n ** 32n - 1n]
-      : INT64.has(kind)
-        ? [-(2n ** 63n), 2n ** 63n - 1n]
-        : UINT64.has(kind)
-          ? [0n, 2n ** 64n - 1n]
-          : [0n, -1n];
-  if (hi < lo) return bad();
-  if (n < lo || n > hi) {
+  if (n < range[0] || n > range[1]) {
     ctx.errors.push({ path, message: `${String(v)} is out of range for ${kind}` });
     return undefined;
   }
-  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
+  return normInt(n);
 }
 
-function decodeEnum(e: protobuf.Enum, v: unknown, path: string, ctx: DecodeContext): string | undefined {
+function decodeEnum(e: protobuf.Enum, v: unknown, path: string, ctx: DecodeContext): string | number | undefined {
+  let name: string | undefined;
   if (typeof v === 'number' && Number.isInteger(v)) {
-    const name = e.valuesById[v];
-    if (name !== undefined) return name;
+    name = e.valuesById[v];
+    if (name === undefined && v >= -(2 ** 31) && v < 2 ** 31) {
+      // proto3 enums are open: an undeclared number is kept (PGV `defined_only` rejects it).
+      ctx.warnings.push({ path, message: `${v} is not a declared ${e.name} value; kept as a number` });
+      return v;
+    }
   } else if (typeof v === 'string') {
-    if (v in e.values) return v;
-    const upper = v.toUpperCase();
-    for (const name of Object.keys(e.values)) if (name.toUpperCase() === upper) return name;
+    if (Object.prototype.hasOwnProperty.call(e.values, v)) name = v;
+    else {
+      const upper = v.toUpperCase();
+      name = Object.keys(e.values).find((n) => n.toUpperCase() === upper);
+    }
   }
-  const names = Object.keys(e.values);
-  ctx.errors.push({ path, message: `invalid value ${describe(v)} for enum ${e.name}; valid: ${names.join(', ')}` });
-  return undefined;
+  if (name === undefined) {
+    ctx.errors.push({ path, message: `invalid ${e.name} value ${describe(v)}; valid: ${Object.keys(e.values).join(', ')}` });
+    return undefined;
+  }
+  if (e.valuesOptions?.[name]?.deprecated === true) ctx.warnings.push({ path, message: `deprecated value ${name} of ${e.name}` });
+  return name;
 }
 
 // ---------------------------------------------------------------- well-known types
 
-const MAX_DURATION_S = 315_576_000_000n;
+/** Well-known types whose JSON form is not an object of their fields (inside Any they sit under "value"). */
+export const SPECIAL_JSON = new Set([
+  ...Object.keys(WRAPPERS),
+  'google.protobuf.Duration',
+  'google.protobuf.Timestamp',
+  'google.protobuf.Struct',
+  'google.protobuf.Value',
+  'google.protobuf.ListValue',
+  'google.protobuf.FieldMask',
+  ANY,
+]);
 
-/** Seconds and nanos of a Duration given as "1.5s" or {seconds, nanos}; null if malformed. */
-export function parseDuration(v: unknown): { seconds: bigint; nanos: number } | null {
-  if (typeof v === 'string') {
-    const m = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/.exec(v);
-    if (!m) return null;
-    const sign = m[1] ? -1 : 1;
-    const seconds = BigInt(m[2]!) * BigInt(sign);
-    const nanos = Number((m[3] ?? '').padEnd(9, '0')) * sign;
-    return { seconds, nanos };
-  }
-  if (isObject(v)) {
-    const s = v.seconds ?? 0;
-    const n = v.nanos ?? 0;
-    if ((typeof s !== 'number' && typeof s !== 'string') || typeof n !== 'number') return null;
-    if (!/^-?\d+$/.test(String(s)) || !Number.isInteger(n) || Math.abs(n) > 999_999_999) return null;
-    return { seconds: BigInt(s), nanos: n };
-  }
-  return null;
-}
-
-function formatDuration(d: { seconds: bigint; nanos: number }): string {
-  const neg = d.seconds < 0n || d.nanos < 0;
-  const s = d.seconds < 0n ? -d.seconds : d.seconds;
-  const n = Math.abs(d.nanos);
-  if (n === 0) return `${neg ? '-' : ''}${s}s`;
-  let frac = String(n).padStart(9, '0');
-  // Canonical proto3 JSON: 3, 6 or 9 fractional digits.
-  if (frac.endsWith('000000')) frac = frac.slice(0, 3);
-  else if (frac.endsWith('000')) frac = frac.slice(0, 6);
-  return `${neg ? '-' : ''}${s}.${frac}s`;
-}
-
-const WRAPPERS: Record<string, string> = {
-  DoubleValue: 'double',
-  FloatValue: 'float',
-  Int64Value: 'int64',
-  UInt64Value: 'uint64',
-  Int32Value: 'int32',
-  UInt32Value: 'uint32',
-  BoolValue: 'bool',
-  StringValue: 'string',
-  BytesValue: 'bytes',
-};
-
-const TYPED_STRUCTS = new Set(['udpa.type.v1.TypedStruct', 'xds.type.v3.TypedStruct']);
-
-function fullName(t: protobuf.Type): string {
-  return t.fullName.startsWith('.') ? t.fullName.slice(1) : t.fullName;
-}
-
-/** Decodes a well-known type, or returns NOT_WKT. */
 const NOT_WKT = Symbol('not a well-known type');
 
-function decodeWkt(type: protobuf.Type, v: unknown, path: string, ctx: DecodeContext): unknown {
-  const name = fullName(type);
-  if (!name.startsWith('google.protobuf.')) return NOT_WKT;
-  const short = name.slice('google.protobuf.'.length);
-  const wrapped = WRAPPERS[short];
+function decodeWkt(name: string, v: unknown, path: string, ctx: DecodeContext): unknown {
+  const fail = (message: string) => {
+    ctx.errors.push({ path, message });
+    return undefined;
+  };
+  const wrapped = WRAPPERS[name];
   if (wrapped) {
-    // Accept both the plain value (proto3 JSON) and {value: x} (what some tools emit).
+    // The plain value (proto3 JSON) or {value: x} (what some tools write).
     const inner = isObject(v) && Object.keys(v).length === 1 && 'value' in v ? v.value : v;
     return decodeScalar(wrapped, inner, path, ctx);
   }
-  switch (short) {
-    case 'Duration': {
+  switch (name) {
+    case 'google.protobuf.Duration': {
       const d = parseDuration(v);
-      if (!d) {
-        ctx.errors.push({ path, message: `invalid duration ${describe(v)}: write it like "1s", "0.25s" or "1.5s"` });
-        return undefined;
-      }
-      if (d.seconds > MAX_DURATION_S || d.seconds < -MAX_DURATION_S) {
-        ctx.errors.push({ path, message: 'duration out of range' });
-        return undefined;
-      }
-      return formatDuration(d);
+      return d ? formatDuration(d) : fail(`invalid duration ${describe(v)}: write it like "1s", "0.25s" or "1.5s"`);
     }
-    case 'Timestamp':
-      if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/.test(v)) return v;
-      ctx.errors.push({ path, message: `invalid timestamp ${describe(v)}: expected RFC 3339` });
-      return undefined;
-    case 'Struct':
-      if (isObject(v)) return v;
-      ctx.errors.push({ path, message: `expected an object (Struct), got ${describe(v)}` });
-      return undefined;
-    case 'ListValue':
-      if (Array.isArray(v)) return v;
-      ctx.errors.push({ path, message: `expected a list (ListValue), got ${describe(v)}` });
-      return undefined;
-    case 'Value':
+    case 'google.protobuf.Timestamp': {
+      const t = parseTimestamp(v);
+      return t ? formatTimestamp(t) : fail(`invalid timestamp ${describe(v)}: expected RFC 3339, like "2024-01-31T12:00:00Z"`);
+    }
+    case 'google.protobuf.Struct':
+      return isObject(v) ? v : fail(`expected an object (Struct), got ${describe(v)}`);
+    case 'google.protobuf.ListValue':
+      return Array.isArray(v) ? v : fail(`expected a list (ListValue), got ${describe(v)}`);
+    case 'google.protobuf.Value':
       return v;
-    case 'Empty':
-      if (isObject(v) && Object.keys(v).length === 0) return {};
-      ctx.errors.push({ path, message: `expected {} (Empty), got ${describe(v)}` });
-      return undefined;
-    case 'FieldMask':
-      if (typeof v === 'string') return v;
-      ctx.errors.push({ path, message: `expected a comma-separated string (FieldMask), got ${describe(v)}` });
-      return undefined;
-    case 'Any':
+    case 'google.protobuf.FieldMask': {
+      let paths: unknown[];
+      if (typeof v === 'string') paths = v === '' ? [] : v.split(',');
+      else if (isObject(v) && Array.isArray(v.paths)) paths = v.paths;
+      else return fail(`expected a comma-separated list of field paths (FieldMask), got ${describe(v)}`);
+      if (!paths.every((p) => typeof p === 'string' && /^[A-Za-z0-9_.]+$/.test(p))) return fail(`invalid field mask ${describe(v)}`);
+      return (paths as string[]).map(camel).join(',');
+    }
+    case ANY:
       return decodeAny(v, path, ctx);
     default:
       return NOT_WKT;
   }
-}
-
-function isWkt(type: protobuf.Type): boolean {
-  const n = fullName(type);
-  return n.startsWith('google.protobuf.') && n !== 'google.protobuf.Any';
 }
 
 function decodeAny(v: unknown, path: string, ctx: DecodeContext): unknown {
@@ -264,38 +261,47 @@ function decodeAny(v: unknown, path: string, ctx: DecodeContext): unknown {
   if (Object.keys(v).length === 0) return {};
   const url = v['@type'];
   if (typeof url !== 'string' || !url.includes('/')) {
-    ctx.errors.push({ path: joinPath(path, '@type'), message: 'is required: a type URL like "type.googleapis.com/<message>"' });
+    ctx.errors.push({
+      path: joinPath(path, '@type'),
+      message: url === undefined ? 'is required: a type URL like "type.googleapis.com/<message>"' : `invalid type URL ${describe(url)}`,
+    });
     return undefined;
   }
   const type = typeFromUrl(url);
-  if (!type) return unknownType(v, url, path, ctx);
+  if (!type) return unknownType(v, url, '', path, ctx);
   const { ['@type']: _, ...rest } = v;
-  // TypedStruct carries another message as a Struct: decode it as that message.
-  if (TYPED_STRUCTS.has(fullName(type))) {
-    const innerUrl = rest.type_url;
-    if (typeof innerUrl !== 'string') {
-      ctx.errors.push({ path: joinPath(path, 'type_url'), message: 'is required' });
-      return undefined;
-    }
-    const innerType = typeFromUrl(innerUrl);
-    if (!innerType) return unknownType(v, innerUrl, joinPath(path, 'type_url'), ctx);
-    const decoded = fromJson(innerType, rest.value ?? {}, joinPath(path, 'value'), ctx);
-    return isObject(decoded) ? { '@type': `type.googleapis.com/${fullName(innerType)}`, ...decoded } : undefined;
-  }
-  if (isWkt(type)) {
-    // A well-known type inside Any keeps its JSON form under "value".
-    return { '@type': url, value: fromJson(type, rest.value, joinPath(path, 'value'), ctx) };
+  const name = fullName(type);
+  if (TYPED_STRUCTS.has(name)) return decodeTypedStruct(type, v, rest, path, ctx);
+  if (SPECIAL_JSON.has(name)) {
+    for (const k of Object.keys(rest)) if (k !== 'value') ctx.errors.push({ path: joinPath(path, k), message: `unknown field "${k}" (an Any of ${name} holds only "value")` });
+    const value = fromJson(type, rest.value, joinPath(path, 'value'), ctx);
+    return value === undefined ? undefined : { '@type': url, value };
   }
   const decoded = fromJson(type, rest, path, ctx);
   return isObject(decoded) ? { '@type': url, ...decoded } : undefined;
 }
 
-function unknownType(v: Record<string, unknown>, url: string, path: string, ctx: DecodeContext): unknown {
+/** TypedStruct carries another message as a Struct: decode it as that message (Istio wraps even upstream types). */
+function decodeTypedStruct(type: protobuf.Type, v: Record<string, unknown>, rest: Record<string, unknown>, path: string, ctx: DecodeContext): unknown {
+  const ts = fromJson(type, rest, path, ctx) as { type_url?: string; value?: Record<string, unknown> } | undefined;
+  if (!ts) return undefined;
+  const innerUrl = ts.type_url;
+  if (!innerUrl) {
+    ctx.errors.push({ path: joinPath(path, 'type_url'), message: 'is required' });
+    return undefined;
+  }
+  const innerType = typeFromUrl(innerUrl);
+  if (!innerType) return unknownType(v, innerUrl, ` (in a ${fullName(type)})`, path, ctx);
+  const decoded = fromJson(innerType, ts.value ?? {}, joinPath(path, 'value'), ctx);
+  return isObject(decoded) ? { '@type': innerUrl, ...decoded } : undefined;
+}
+
+function unknownType(v: Record<string, unknown>, url: string, where: string, path: string, ctx: DecodeContext): unknown {
   if (ctx.unknownAny === 'opaque') {
-    ctx.warnings.push({ path, message: `unknown type "${url}" kept as is` });
+    ctx.warnings.push({ path, message: `unknown type "${url}"${where} kept as is` });
     return v;
   }
-  ctx.errors.push({ path, message: `unknown type "${url}"` });
+  ctx.errors.push({ path, message: `unknown type "${url}"${where}` });
   return undefined;
 }
 
@@ -304,8 +310,7 @@ function unknownType(v: Record<string, unknown>, url: string, path: string, ctx:
 function decodeValue(field: protobuf.Field, v: unknown, path: string, ctx: DecodeContext): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Enum) {
-    // NullValue is the JSON null.
-    if (rt.fullName === '.google.protobuf.NullValue') return null;
+    if (fullName(rt) === 'google.protobuf.NullValue') return null; // NullValue is JSON null
     return decodeEnum(rt, v, path, ctx);
   }
   if (rt instanceof protobuf.Type) return fromJson(rt, v, path, ctx);
@@ -323,79 +328,107 @@ function decodeMapKey(keyType: string, k: string, path: string, ctx: DecodeConte
   return n === undefined ? undefined : String(n);
 }
 
-function mapKeyPath(path: string, k: string): string {
-  return `${path}[${JSON.stringify(k)}]`;
+/**
+ * Decodes one field's JSON value. `dropped`: some of it was refused (reported) and left out, so
+ * its validate rules would judge a value the user did not write.
+ */
+function decodeField(field: protobuf.Field, raw: unknown, fpath: string, ctx: DecodeContext): { value: unknown; dropped: boolean } {
+  if (field.map) {
+    if (!isObject(raw)) {
+      ctx.errors.push({ path: fpath, message: `expected an object (map), got ${describe(raw)}` });
+      return { value: undefined, dropped: true };
+    }
+    const m: Record<string, unknown> = {};
+    let dropped = false;
+    for (const [k, mv] of Object.entries(raw)) {
+      const kp = keyPath(fpath, k);
+      const key = decodeMapKey((field as unknown as protobuf.MapField).keyType, k, kp, ctx);
+      const val = decodeValue(field, mv, kp, ctx);
+      if (key !== undefined && val !== undefined) m[key] = val;
+      else dropped = true;
+    }
+    return { value: Object.keys(m).length ? m : undefined, dropped };
+  }
+  if (field.repeated) {
+    let list: unknown[];
+    if (Array.isArray(raw)) list = raw;
+    else if (isObject(raw) && field.resolvedType instanceof protobuf.Type && !TYPE_IS_LIST_LIKE.has(fullName(field.resolvedType))) {
+      // Envoy's own examples write a one-element list as a bare object; accept it, say so.
+      ctx.warnings.push({ path: fpath, message: 'a single object given for a list; read as a one-element list' });
+      list = [raw];
+    } else {
+      ctx.errors.push({ path: fpath, message: `expected a list, got ${describe(raw)}` });
+      return { value: undefined, dropped: true };
+    }
+    const out = list.map((e, i) => decodeValue(field, e, indexPath(fpath, i), ctx)).filter((e) => e !== undefined);
+    return { value: out.length ? out : undefined, dropped: out.length < list.length };
+  }
+  const value = decodeValue(field, raw, fpath, ctx);
+  return { value, dropped: value === undefined };
 }
 
-/** Decodes one message (or well-known type) from its JSON form into the normalized form. */
+/** Repeated Struct/Value elements: a bare object there is a value, not a one-element list. */
+const TYPE_IS_LIST_LIKE = new Set(['google.protobuf.Struct', 'google.protobuf.Value', 'google.protobuf.ListValue']);
+
+function isValueField(field: protobuf.Field): boolean {
+  return field.resolvedType instanceof protobuf.Type && fullName(field.resolvedType) === 'google.protobuf.Value';
+}
+
+/**
+ * Decodes one message (or well-known type) from its JSON form into the normalized form,
+ * pushing every problem to `ctx.errors`. Returns undefined when `v` is not usable at all.
+ */
 export function fromJson(type: protobuf.Type, v: unknown, path: string, ctx: DecodeContext): unknown {
-  const wkt = decodeWkt(type, v, path, ctx);
-  if (wkt !== NOT_WKT) return wkt;
+  const name = fullName(type);
+  if (name.startsWith('google.protobuf.')) {
+    const wkt = decodeWkt(name, v, path, ctx);
+    if (wkt !== NOT_WKT) return wkt;
+  }
   if (!isObject(v)) {
     ctx.errors.push({ path, message: `expected an object (${type.name}), got ${describe(v)}` });
     return undefined;
   }
   const { byName } = fieldIndex(type);
   const out: Record<string, unknown> = {};
-  const seenOneof = new Map<string, string>();
+  const given = new Map<string, string>(); // field name → the key it was given as
+  const oneofs = new Map<string, string>(); // oneof name → the member set
+  const failed = new Set<string>(); // fields whose value was (partly) refused
   for (const [key, raw] of Object.entries(v)) {
     const field = byName.get(key);
     if (!field) {
-      const names = type.fieldsArray.map((f) => f.name);
-      const near = names.map((n) => [n, distance(key.toLowerCase(), n)] as const).sort((a, b) => a[1] - b[1])[0];
-      const hint = near && near[1] <= Math.max(2, Math.floor(key.length / 4)) ? ` (did you mean "${near[0]}"?)` : '';
-      ctx.errors.push({ path: joinPath(path, key), message: `unknown field "${key}" in ${type.name}${hint}` });
+      const near = suggest(type, key);
+      ctx.errors.push({ path: joinPath(path, key), message: `unknown field "${key}" in ${type.name}${near ? ` (did you mean "${near}"?)` : ''}` });
       continue;
     }
     const fpath = joinPath(path, field.name);
-    if (field.name in out) {
-      ctx.errors.push({ path: fpath, message: 'given twice (snake_case and camelCase)' });
+    const earlier = given.get(field.name);
+    if (earlier !== undefined) {
+      ctx.errors.push({ path: fpath, message: `given twice, as "${earlier}" and as "${key}"` });
       continue;
     }
-    if (raw === null && !(field.resolvedType instanceof protobuf.Type && fullName(field.resolvedType) === 'google.protobuf.Value')) continue;
+    given.set(field.name, key);
+    if (raw === null && !isValueField(field)) continue; // null means unset
     if (field.partOf) {
-      const other = seenOneof.get(field.partOf.name);
+      const other = oneofs.get(field.partOf.name);
       if (other) {
         ctx.errors.push({ path: fpath, message: `only one of "${other}" and "${field.name}" may be set (oneof ${field.partOf.name})` });
         continue;
       }
-      seenOneof.set(field.partOf.name, field.name);
+      oneofs.set(field.partOf.name, field.name);
     }
-    let value: unknown;
-    if (field.map) {
-      if (!isObject(raw)) {
-        ctx.errors.push({ path: fpath, message: `expected an object (map), got ${describe(raw)}` });
-        continue;
-      }
-      const m: Record<string, unknown> = {};
-      for (const [k, mv] of Object.entries(raw)) {
-        const kp = mapKeyPath(fpath, k);
-        const key = decodeMapKey((field as unknown as protobuf.MapField).keyType, k, kp, ctx);
-        const val = decodeValue(field, mv, kp, ctx);
-        if (key !== undefined && val !== undefined) m[key] = val;
-      }
-      value = m;
-    } else if (field.repeated) {
-      let list: unknown[];
-      if (Array.isArray(raw)) list = raw;
-      else if (isObject(raw) && field.resolvedType instanceof protobuf.Type) {
-        // Envoy's own examples write a one-element list as a bare object; accept it, say so.
-        ctx.warnings.push({ path: fpath, message: 'a single object given for a list; read as a one-element list' });
-        list = [raw];
-      } else {
-        ctx.errors.push({ path: fpath, message: `expected a list, got ${describe(raw)}` });
-        continue;
-      }
-      value = list.map((e, i) => decodeValue(field, e, `${fpath}[${i}]`, ctx)).filter((e) => e !== undefined);
-    } else {
-      value = decodeValue(field, raw, fpath, ctx);
-    }
+    if (field.options?.deprecated === true) ctx.warnings.push({ path: fpath, message: `deprecated field "${field.name}" of ${type.name}` });
+    const { value, dropped } = decodeField(field, raw, fpath, ctx);
     if (value !== undefined) out[field.name] = value;
+    if (dropped) failed.add(field.name);
   }
-  // Rules from protoc-gen-validate, on set and unset fields alike (as PGV checks defaults).
-  for (const field of type.fieldsArray) checkRules(field, out[field.name], joinPath(path, field.name), ctx.errors);
+  // protoc-gen-validate rules, on set and unset fields alike (PGV checks defaults too).
+  for (const field of type.fieldsArray) {
+    // A value that failed to decode was reported already; its rules would judge what is left of it.
+    if (failed.has(field.name)) continue;
+    checkRules(field, out[field.name], joinPath(path, field.name), ctx.errors);
+  }
   for (const oneof of type.oneofsArray) {
-    if ((oneof.options as Record<string, unknown> | undefined)?.['(validate.required)'] && !seenOneof.has(oneof.name)) {
+    if (oneof.options?.['(validate.required)'] === true && !oneofs.has(oneof.name)) {
       ctx.errors.push({ path, message: `one of ${oneof.oneof.map((n) => `"${n}"`).join(', ')} is required` });
     }
   }

@@ -39,8 +39,9 @@ function walk(dir: string, out: string[] = []): string[] {
 }
 
 /**
- * Every Envoy v3 proto whose imports all resolve (a few, e.g. OpenCensus tracing, import files
- * the package does not ship), plus the project's own protos. Paths are relative to their root.
+ * Every Envoy v3 proto and every xds/udpa proto whose imports all resolve (a few, e.g. OpenCensus
+ * tracing, import files the package does not ship), plus the project's own protos under proto/.
+ * Paths are relative to their root. Shared by getRoot() and scripts/build-descriptor.js.
  * `builtin` tells which google/protobuf files protobufjs provides itself.
  */
 export function protoFiles(builtin: (rel: string) => boolean): string[] {
@@ -66,13 +67,14 @@ export function protoFiles(builtin: (rel: string) => boolean): string[] {
     memo.set(rel, ok);
     return ok;
   };
-  const envoyRoot = PROTO_ROOTS[0]!;
-  const envoy = walk(path.join(envoyRoot, 'envoy'))
-    .map((f) => path.relative(envoyRoot, f))
-    // v2 and alpha APIs are gone from Envoy; loading them only costs start-up time.
+  const under = (root: string, dir: string) => walk(path.join(root, dir)).map((f) => path.relative(root, f));
+  const [envoyRoot, xdsRoot] = [PROTO_ROOTS[0]!, PROTO_ROOTS[1]!];
+  const envoy = under(envoyRoot, 'envoy')
+    // v2 and the v2-era alpha APIs (envoy.config.filter.*) are gone from Envoy; loading them only costs start-up time.
     .filter((f) => !/\/v2(alpha\d*)?\//.test(f) && !/\/v1alpha\d*\//.test(f));
+  // xds.* and udpa.* types appear in configs by type URL (TypedStruct, xds.type.matcher.v3.IPMatcher…)
+  // even where no envoy/ file imports them.
+  const xds = [...under(xdsRoot, 'xds'), ...under(xdsRoot, 'udpa')];
   const own = walk(PROJECT_PROTO_DIR).map((f) => path.relative(PROJECT_PROTO_DIR, f));
-  // Control planes (Istio) wrap configs in TypedStruct; nothing in envoy/ imports it.
-  const typedStructs = ['udpa/type/v1/typed_struct.proto', 'xds/type/v3/typed_struct.proto'];
-  return [...envoy, ...typedStructs, ...own].filter(loadable);
+  return [...envoy, ...xds, ...own].filter(loadable);
 }

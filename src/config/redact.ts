@@ -1,27 +1,37 @@
 import protobuf from 'protobufjs';
 import { lookupType, typeFromUrl } from './registry.js';
+import { ANY, fullName, isObject, TYPED_STRUCTS } from './wkt.js';
 
 export const REDACTED = '[redacted]';
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+const SENSITIVE = '(udpa.annotations.sensitive)';
+
+function walkAny(v: Record<string, unknown>): unknown {
+  const url = v['@type'];
+  const type = typeof url === 'string' ? typeFromUrl(url) : null;
+  if (!type) return v; // empty, or an unknown type kept opaque: nothing to go by
+  const name = fullName(type);
+  if (TYPED_STRUCTS.has(name)) {
+    // Not unwrapped by the decoder (its inner type is unknown) — or a raw TypedStruct.
+    const inner = typeof v.type_url === 'string' ? typeFromUrl(v.type_url) : null;
+    return inner && isObject(v.value) ? { ...v, value: walk(inner, v.value) } : v;
+  }
+  return walk(type, v);
 }
 
 function walk(type: protobuf.Type, v: unknown): unknown {
   if (!isObject(v)) return v;
-  if (type.fullName === '.google.protobuf.Any' || '@type' in v) {
-    const inner = typeof v['@type'] === 'string' ? typeFromUrl(v['@type']) : null;
-    if (inner && type.fullName === '.google.protobuf.Any') return walk(inner, v);
-  }
-  if (type.fullName.startsWith('.google.protobuf.') && type.fullName !== '.google.protobuf.Any') return v;
+  const name = fullName(type);
+  if (name === ANY) return walkAny(v);
+  if (name.startsWith('google.protobuf.')) return v; // Struct, wrappers…: nothing sensitive inside
   const out: Record<string, unknown> = {};
   for (const [k, val] of Object.entries(v)) {
     const field = type.fields[k];
     if (!field) {
-      out[k] = val;
+      out[k] = val; // '@type' of an Any being walked
       continue;
     }
-    if ((field.options as Record<string, unknown> | undefined)?.['(udpa.annotations.sensitive)']) {
+    if (field.options?.[SENSITIVE] === true) {
       out[k] = REDACTED;
       continue;
     }
@@ -36,11 +46,11 @@ function walk(type: protobuf.Type, v: unknown): unknown {
 
 /**
  * A deep copy of a normalized message with every field the protos mark
- * `(udpa.annotations.sensitive)` (private keys, passwords, tokens) replaced by "[redacted]",
- * following Any values by their `@type`.
+ * `(udpa.annotations.sensitive)` (private keys, passwords, tokens, HMAC secrets) replaced by
+ * "[redacted]", following Any values (and TypedStructs) by their `@type`. For /config_dump.
  */
-export function redact(typeName: string, value: unknown): unknown {
+export function redact(typeName: string, normalized: unknown): unknown {
   const type = lookupType(typeName);
   if (!type) throw new Error(`unknown type ${typeName}`);
-  return walk(type, value);
+  return walk(type, structuredClone(normalized));
 }

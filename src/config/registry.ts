@@ -1,18 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import protobuf from 'protobufjs';
+import { log } from '../log.js';
 import { findProto, PROJECT_PROTO_DIR, protoFiles, REPO_ROOT } from './proto_files.js';
 
-/** Precompiled at build time (`npm run build:ts`); compiling the protos takes ~0.5 s, this ~0.3 s. */
+/** Precompiled at build time (`npm run build:ts` runs scripts/build-descriptor.js); see getRoot(). */
 export const DESCRIPTOR_PATH = path.join(REPO_ROOT, 'generated/descriptor.json');
 
-const builtin = (rel: string): boolean => rel in (protobuf.common as unknown as Record<string, unknown>);
+/** google/protobuf/*.proto files protobufjs bundles (any, duration, struct, wrappers, field_mask…). */
+const BUNDLED = Object.keys(protobuf.common as unknown as Record<string, unknown>).filter((f) => f.endsWith('.proto'));
+const builtin = (rel: string): boolean => BUNDLED.includes(rel);
 
-/** Parses the .proto files directly. */
+/** Parses the .proto files directly (the Envoy v3 API from node_modules and proto/**). */
 export function compileRoot(): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => findProto(target) ?? target;
-  root.loadSync(protoFiles(builtin), { keepCase: true });
+  // Every bundled well-known type too, so that an Any of any of them resolves.
+  root.loadSync([...BUNDLED, ...protoFiles(builtin)], { keepCase: true });
   root.resolveAll();
   return root;
 }
@@ -35,18 +39,42 @@ function descriptorIsFresh(): boolean {
   return built >= inputs;
 }
 
+/** A descriptor written by scripts/build-descriptor.js (`root.toJSON()` of compileRoot()). */
+export function loadDescriptor(file: string): protobuf.Root {
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as protobuf.INamespace;
+  const root = protobuf.Root.fromJSON(json);
+  restoreValuesOptions(root, json);
+  root.resolveAll();
+  return root;
+}
+
+/** protobufjs's Enum.fromJSON drops per-value options (`deprecated` on enum values): put them back. */
+function restoreValuesOptions(ns: protobuf.NamespaceBase, json: protobuf.INamespace): void {
+  for (const [name, child] of Object.entries(json.nested ?? {})) {
+    const obj = ns.get(name);
+    const vo = (child as { valuesOptions?: Record<string, Record<string, unknown>> }).valuesOptions;
+    if (obj instanceof protobuf.Enum && vo) obj.valuesOptions = vo;
+    if (obj instanceof protobuf.Namespace) restoreValuesOptions(obj, child as protobuf.INamespace);
+  }
+}
+
 let cached: protobuf.Root | null = null;
 
-/** The Envoy v3 API (and Strait's own protos) as one protobufjs Root, loaded once. */
+/**
+ * The Envoy v3 API (and Strait's own protos) as one protobufjs Root, loaded once: from
+ * generated/descriptor.json when it is newer than package-lock.json and every file under proto/,
+ * else by compiling the .proto files (a fresh tree, vitest, or a proto edited since the build).
+ */
 export function getRoot(): protobuf.Root {
   if (cached) return cached;
-  if (descriptorIsFresh()) {
-    const root = protobuf.Root.fromJSON(JSON.parse(fs.readFileSync(DESCRIPTOR_PATH, 'utf8')));
-    root.resolveAll();
-    cached = root;
+  const t0 = performance.now();
+  const fresh = descriptorIsFresh();
+  if (fresh) {
+    cached = loadDescriptor(DESCRIPTOR_PATH);
   } else {
     cached = compileRoot();
   }
+  log.debug({ source: fresh ? 'descriptor' : 'protos', ms: Math.round(performance.now() - t0) }, 'Envoy API loaded');
   return cached;
 }
 
