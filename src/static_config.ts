@@ -64,13 +64,18 @@ export function buildStaticConfig(
       return;
     }
     if (name) clusterIndex.set(name, i);
-    for (const f of ['circuit_breakers', 'outlier_detection', 'health_checks', 'transport_socket', 'lb_subset_config', 'upstream_connection_options'] as const) {
+    for (const f of ['outlier_detection', 'health_checks', 'transport_socket', 'lb_subset_config', 'upstream_connection_options'] as const) {
       const v = c[f];
       if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
         if (f === 'transport_socket') errors.push({ path: `${path}.${f}`, message: 'upstream TLS is not supported yet' });
         else warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
       }
     }
+    ((c.circuit_breakers?.thresholds ?? []) as Obj[]).forEach((t, j) => {
+      for (const f of ['max_connections', 'max_pending_requests'] as const) {
+        if (t[f] !== undefined) warnings.push({ path: `${path}.circuit_breakers.thresholds[${j}].${f}`, message: 'is not enforced yet; ignored' });
+      }
+    });
     const spec = buildClusterSpec(c, path, errors);
     if (spec) clusters.push(spec);
   });

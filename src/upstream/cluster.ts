@@ -5,6 +5,7 @@ import { log } from '../log.js';
 import type { Scope, StatsOf } from '../observability/stats.js';
 import { Host } from './host.js';
 import { createLoadBalancer, type LbPolicy, type LoadBalancer } from './lb/index.js';
+import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
 import { CLUSTER_STATS } from './stats.js';
 
 export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
@@ -59,6 +60,10 @@ function pickFamilies(addrs: Array<{ address: string; family: number }>, policy:
 /** A running cluster: membership, load balancing and stats. Shared by every protocol. */
 export class Cluster {
   readonly stats: StatsOf<typeof CLUSTER_STATS>;
+  readonly breakers: CircuitBreakers;
+  /** Requests and retries in flight, for the circuit breakers (request-level protocols). */
+  rqActive = 0;
+  retriesActive = 0;
   private hosts: Host[] = [];
   private readonly lb: LoadBalancer;
   private refreshTimer: NodeJS.Timeout | null = null;
@@ -70,6 +75,7 @@ export class Cluster {
     private readonly resolver: Resolver = defaultResolver,
   ) {
     this.stats = scope.table(CLUSTER_STATS);
+    this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined);
     this.lb = createLoadBalancer(spec.lbPolicy, { choiceCount: spec.leastRequestChoiceCount });
   }
 

@@ -14,13 +14,20 @@ export const CLUSTER_STATS = defineStats({
     'upstream_cx_idle_timeout',
     'upstream_cx_rx_bytes_total',
     'upstream_cx_tx_bytes_total',
+    'upstream_rq_total',
+    'upstream_rq_timeout',
+    'upstream_rq_per_try_timeout',
+    'upstream_rq_retry',
+    'upstream_rq_retry_overflow',
+    'upstream_rq_pending_overflow',
+    'upstream_rq_rx_reset',
     'update_attempt',
     'update_success',
     'update_failure',
     'update_empty',
     'membership_change',
   ],
-  gauges: ['upstream_cx_active', 'membership_total', 'membership_healthy'],
+  gauges: ['upstream_cx_active', 'upstream_rq_active', 'membership_total', 'membership_healthy'],
 });
 
 /** `cluster_manager.*`. */

@@ -1,0 +1,70 @@
+import { durationMs } from '../../../config/values.js';
+import { RpcRouteTable } from '../../../router/rpc_route_table.js';
+import type { FactoryContext, NetworkFilterFactory } from '../types.js';
+import { RpcProxyFilter } from './filter.js';
+
+export const RPC_PROXY_TYPE = 'type.googleapis.com/strait.rpc_proxy.v1.RpcProxy';
+export const DUBBO_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy';
+
+const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
+
+export interface RpcProxyConfig {
+  /** `rpc` for Strait's filter, `dubbo` for Envoy's dubbo_proxy (its stats keep Envoy's prefix). */
+  readonly statScope: 'rpc' | 'dubbo';
+  readonly statPrefix: string;
+  readonly protocol: 'AUTO' | 'BOLT' | 'DUBBO';
+  readonly routes: RpcRouteTable;
+  readonly maxFrameBytes: number;
+  /** Idle upstream connections get a heartbeat this often; 0 = never. */
+  readonly upstreamHeartbeatMs: number;
+}
+
+const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;
+
+type Obj = Record<string, any>;
+
+function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConfig | null {
+  const start = ctx.errors.length;
+  const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
+  if (ctx.errors.length > start) return null;
+  return Object.freeze({
+    statScope: 'rpc' as const,
+    statPrefix: String(tc.stat_prefix),
+    protocol: (tc.protocol ?? 'AUTO') as RpcProxyConfig['protocol'],
+    routes,
+    maxFrameBytes: tc.max_frame_bytes === undefined ? DEFAULT_MAX_FRAME : Number(tc.max_frame_bytes),
+    upstreamHeartbeatMs: durationMs(tc.upstream_heartbeat_interval) ?? DEFAULT_UPSTREAM_HEARTBEAT_MS,
+  });
+}
+
+/** Envoy's dubbo_proxy maps onto the same engine: its route_config has the same shape. */
+function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConfig | null {
+  const start = ctx.errors.length;
+  if (tc.protocol_type && tc.protocol_type !== 'Dubbo') ctx.errors.push({ path: `${path}.protocol_type`, message: `${tc.protocol_type} is not supported` });
+  if (tc.serialization_type && tc.serialization_type !== 'Hessian2') ctx.errors.push({ path: `${path}.serialization_type`, message: `${tc.serialization_type} is not supported` });
+  if (tc.drds) ctx.errors.push({ path: `${path}.drds`, message: 'route discovery (drds) is not supported yet' });
+  if (tc.multiple_route_config) ctx.errors.push({ path: `${path}.multiple_route_config`, message: 'is not supported yet; use route_config' });
+  ((tc.dubbo_filters ?? []) as Obj[]).forEach((f, i) => {
+    // The router is implied; any other dubbo filter would change behaviour.
+    if (f.name !== 'envoy.filters.dubbo.router') ctx.errors.push({ path: `${path}.dubbo_filters[${i}]`, message: `dubbo filter "${f.name}" is not supported` });
+  });
+  const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
+  if (ctx.errors.length > start) return null;
+  return Object.freeze({ statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), protocol: 'DUBBO' as const, routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
+}
+
+export const rpcProxyFactory = {
+  name: 'strait.filters.network.rpc_proxy',
+  typeUrls: [RPC_PROXY_TYPE],
+  terminal: true,
+  parse: parseRpcProxy,
+  create: (config, rt) => new RpcProxyFilter(config, rt),
+} satisfies NetworkFilterFactory<RpcProxyConfig>;
+
+export const dubboProxyFactory = {
+  name: 'envoy.filters.network.dubbo_proxy',
+  typeUrls: [DUBBO_PROXY_TYPE],
+  terminal: true,
+  parse: parseDubboProxy,
+  create: (config, rt) => new RpcProxyFilter(config, rt),
+} satisfies NetworkFilterFactory<RpcProxyConfig>;

@@ -1,0 +1,430 @@
+import type net from 'node:net';
+import { log } from '../../../log.js';
+import type { StatsOf } from '../../../observability/stats.js';
+import { detectProtocol, getCodec } from '../../../protocols/index.js';
+import { FrameKind, H, decodeErrorName, type LocalReplyKind, type RpcCodec } from '../../../protocols/types.js';
+import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
+import type { Cluster } from '../../../upstream/cluster.js';
+import type { Host } from '../../../upstream/host.js';
+import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
+import type { RpcProxyConfig } from './config.js';
+import { Framer } from './framer.js';
+import { RPC_PROXY_STATS } from './stats.js';
+import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
+import { corkedWrite } from './write_batch.js';
+
+type Stats = StatsOf<typeof RPC_PROXY_STATS>;
+
+/** The configured RPC proxy: route table, stats and the upstream pools its connections share. */
+export class RpcProxyFilter implements NetworkFilter {
+  readonly stats: Stats;
+  private readonly pools = new Map<string, RpcConnPool>();
+
+  constructor(
+    readonly config: RpcProxyConfig,
+    readonly rt: RuntimeContext,
+  ) {
+    this.stats = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).table(RPC_PROXY_STATS);
+  }
+
+  get routes(): RpcRouteTable {
+    return this.config.routes;
+  }
+
+  pool(codec: RpcCodec): RpcConnPool {
+    let p = this.pools.get(codec.name);
+    if (!p) {
+      p = new RpcConnPool(codec, this.config.maxFrameBytes, this.config.upstreamHeartbeatMs, (kind) => {
+        if (kind === FrameKind.HEARTBEAT) this.stats.upstream_heartbeat.value++;
+        else this.stats.response_unmatched.value++;
+      });
+      this.pools.set(codec.name, p);
+    }
+    return p;
+  }
+
+  onNewConnection(conn: ConnectionContext): void {
+    this.stats.cx_total.value++;
+    this.stats.cx_active.value++;
+    new RpcSession(this, conn, this.rt.engine.stream(conn.downstream));
+  }
+}
+
+/** Strings decoded from frames, cached per connection: one client sends the same few names. */
+class FieldCache {
+  private bytes: Buffer | null = null;
+  private str = '';
+  get(buf: Buffer, off: number, len: number): string {
+    if (off < 0) return '';
+    const b = this.bytes;
+    if (b && b.length === len && buf.compare(b, 0, len, off, off + len) === 0) return this.str;
+    this.bytes = Buffer.from(buf.subarray(off, off + len));
+    this.str = this.bytes.toString('utf8');
+    return this.str;
+  }
+}
+
+/** One client connection: frames in, routed calls out, responses mapped back. */
+class RpcSession {
+  private codec: RpcCodec | null;
+  private framer: Framer | null = null;
+  private readonly active = new Set<Call>();
+  private closed = false;
+  // The request being routed: the view below reads it lazily.
+  private curBuf: Buffer = Buffer.alloc(0);
+  private curOff = 0;
+  private curHdr: Int32Array = new Int32Array(H.SIZE);
+  private readonly ifaceCache = new FieldCache();
+  private readonly versionCache = new FieldCache();
+  private readonly methodCache = new FieldCache();
+  private readonly groupCache = new FieldCache();
+  private readonly view: RpcRequestView = {
+    iface: () => this.ifaceCache.get(this.curBuf, this.curHdr[H.SERVICE_OFF]!, this.curHdr[H.SERVICE_LEN]!),
+    version: () => this.versionCache.get(this.curBuf, this.curHdr[H.VERSION_OFF]!, this.curHdr[H.VERSION_LEN]!),
+    method: () => {
+      if (this.curHdr[H.METHOD_OFF]! < 0) this.codec!.decodeLazy(this.curBuf, this.curOff, this.curHdr, 'method');
+      return this.methodCache.get(this.curBuf, this.curHdr[H.METHOD_OFF]!, this.curHdr[H.METHOD_LEN]!);
+    },
+    group: () => {
+      if (this.curHdr[H.GROUP_OFF]! < 0) this.codec!.decodeLazy(this.curBuf, this.curOff, this.curHdr, 'group');
+      return this.groupCache.get(this.curBuf, this.curHdr[H.GROUP_OFF]!, this.curHdr[H.GROUP_LEN]!);
+    },
+    // Bolt header-map entries and Dubbo attachments; a walk per lookup, only for routes that match headers.
+    header: (name: string) => this.codec!.lookup(this.curBuf, this.curOff, this.curHdr, name),
+  };
+
+  constructor(
+    private readonly filter: RpcProxyFilter,
+    private readonly conn: ConnectionContext,
+    private readonly socket: net.Socket,
+  ) {
+    this.codec = filter.config.protocol === 'AUTO' ? null : getCodec(filter.config.protocol)!;
+    if (this.codec) this.framer = this.newFramer(this.codec);
+    conn.abort = () => socket.destroy();
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose());
+  }
+
+  private newFramer(codec: RpcCodec): Framer {
+    return new Framer(codec, this.filter.config.maxFrameBytes, (buf, off, hdr) => this.onFrame(buf, off, hdr), (code) => {
+      this.filter.stats.request_decoding_error.value++;
+      log.warn({ error: decodeErrorName(code), protocol: codec.name, remote: this.conn.downstream.remote.address }, 'malformed frame; closing the connection');
+      this.socket.destroy();
+    });
+  }
+
+  private onData(d: Buffer): void {
+    if (!this.framer) {
+      // AUTO: hold the first bytes until they name one protocol (a few bytes at most).
+      const head = this.sniffed ? Buffer.concat([this.sniffed, d]) : d;
+      const codec = detectProtocol(head);
+      if (codec === null && head.length < 64) {
+        this.sniffed = head;
+        return;
+      }
+      this.sniffed = null;
+      if (!codec) {
+        this.filter.stats.request_decoding_error.value++;
+        log.warn({ remote: this.conn.downstream.remote.address }, 'no RPC protocol recognised; closing the connection');
+        this.socket.destroy();
+        return;
+      }
+      this.codec = codec;
+      this.framer = this.newFramer(codec);
+      d = head;
+    }
+    this.framer.push(d);
+  }
+
+  private sniffed: Buffer | null = null;
+
+  private onFrame(buf: Buffer, off: number, hdr: Int32Array): void {
+    const codec = this.codec!;
+    const st = this.filter.stats;
+    const kind = hdr[H.KIND]!;
+    if (kind === FrameKind.HEARTBEAT) {
+      st.request_heartbeat.value++;
+      corkedWrite(this.socket, codec.heartbeatResponse(buf, off, hdr));
+      return;
+    }
+    if (kind !== FrameKind.REQUEST && kind !== FrameKind.ONEWAY) return; // stray responses/events from a client
+    st.request.value++;
+    if (kind === FrameKind.ONEWAY) st.request_oneway.value++;
+    this.curBuf = buf;
+    this.curOff = off;
+    this.curHdr = hdr;
+    const route = this.filter.routes.route(this.view);
+    if (!route) {
+      st.local_response_no_route.value++;
+      if (kind === FrameKind.REQUEST) this.reply(codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`));
+      return;
+    }
+    new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY).start();
+  }
+
+  reply(frame: Buffer): void {
+    if (!this.closed) corkedWrite(this.socket, frame);
+  }
+
+  get rpc(): RpcProxyFilter {
+    return this.filter;
+  }
+
+  get protocol(): RpcCodec {
+    return this.codec!;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  track(c: Call, on: boolean): void {
+    if (on) {
+      this.active.add(c);
+      this.filter.stats.request_active.value++;
+    } else if (this.active.delete(c)) this.filter.stats.request_active.value--;
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const st = this.filter.stats;
+    st.cx_active.value--;
+    if (this.active.size) st.cx_destroy_remote_with_active_rq.value++;
+    for (const c of [...this.active]) c.cancel();
+    this.conn.done();
+  }
+}
+
+/** One try of a call on one upstream connection; a hedged call has several at once. */
+class Try implements PendingCall {
+  timer: NodeJS.Timeout | null = null;
+  id = 0;
+  constructor(
+    readonly call: Call,
+    readonly conn: RpcUpstreamConn,
+    readonly cluster: Cluster,
+    private readonly isRetry: boolean,
+  ) {}
+  onResponse(buf: Buffer, off: number, hdr: Int32Array): void {
+    this.call.onTryResponse(this, buf, off, hdr);
+  }
+  onFail(reason: 'connect' | 'reset'): void {
+    this.call.onTryFail(this, reason);
+  }
+  /** Stops waiting on this try; a late response is dropped by the connection. */
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.conn.forget(this.id);
+    this.cluster.stats.upstream_rq_active.value--;
+    this.cluster.rqActive--;
+    if (this.isRetry) this.cluster.retriesActive--;
+  }
+}
+
+/**
+ * One routed request until its response, a local reply, or its client leaving. Each try picks
+ * its own host (per-request balancing); tries after the first send a copy of the frame, since
+ * the first may still be queued on a socket and its id is rewritten per connection.
+ */
+class Call {
+  private readonly hdr: Int32Array;
+  private readonly origHi: number;
+  private readonly origLo: number;
+  private readonly timeoutMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly tries: Try[] = [];
+  private attempts = 0;
+  private retries = 0;
+  private done = false;
+  private failedHosts: Host[] | null = null;
+
+  constructor(
+    private readonly session: RpcSession,
+    private readonly route: RpcRoute,
+    private readonly buf: Buffer,
+    private readonly off: number,
+    hdr: Int32Array,
+    private readonly oneway: boolean,
+  ) {
+    // The header array is reused for the next frame; keep this frame's copy.
+    this.hdr = hdr.slice();
+    this.origHi = hdr[H.ID_HI]!;
+    this.origLo = hdr[H.ID_LO]!;
+    // The tighter of the route's timeout and the caller's own (Bolt carries one per frame).
+    const own = hdr[H.TIMEOUT_MS]! > 0 ? hdr[H.TIMEOUT_MS]! : 0;
+    this.timeoutMs = route.timeoutMs > 0 && own > 0 ? Math.min(route.timeoutMs, own) : route.timeoutMs || own;
+  }
+
+  start(): void {
+    if (this.oneway) {
+      this.sendOneway();
+      return;
+    }
+    this.session.track(this, true);
+    if (this.timeoutMs > 0) {
+      this.timer = setTimeout(() => {
+        this.session.rpc.stats.local_response_timeout.value++;
+        for (const t of this.tries) t.cluster.stats.upstream_rq_timeout.value++;
+        this.localReply('timeout', `upstream timeout after ${this.timeoutMs} ms`);
+      }, this.timeoutMs);
+    }
+    const initial = this.route.hedge?.initialRequests ?? 1;
+    for (let i = 0; i < initial && !this.done; i++) this.sendTry();
+  }
+
+  private sendOneway(): void {
+    const picked = this.pick();
+    if (!picked) return;
+    picked[0].stats.upstream_rq_total.value++;
+    this.session.rpc.pool(this.session.protocol).get(picked[0], picked[1]).send(this.buf, this.off, this.hdr[H.FRAME_LEN]!, null);
+  }
+
+  private pick(): [Cluster, Host] | null {
+    const rpc = this.session.rpc;
+    const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
+    let host = cluster?.pickHost() ?? null;
+    // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
+    // predicate: what a user retrying a connect failure or hedging a slow host means).
+    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost();
+    if (!cluster || !host) {
+      if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
+      return null;
+    }
+    return [cluster, host];
+  }
+
+  private triedBefore(host: Host): boolean {
+    if (this.failedHosts?.includes(host)) return true;
+    for (const t of this.tries) if (t.conn.host === host) return true;
+    return false;
+  }
+
+  /** Sends one more try; answers locally when nothing can be sent and nothing is in flight. */
+  private sendTry(isRetry = false): void {
+    const rpc = this.session.rpc;
+    const picked = this.pick();
+    if (!picked) {
+      if (this.tries.length === 0) {
+        rpc.stats.local_response_no_upstream.value++;
+        this.localReply('no_upstream', 'no healthy upstream');
+      }
+      return;
+    }
+    const [cluster, host] = picked;
+    if (cluster.rqActive >= cluster.breakers.maxRequests) {
+      cluster.stats.upstream_rq_pending_overflow.value++;
+      if (this.tries.length === 0) {
+        rpc.stats.local_response_overflow.value++;
+        this.localReply('overflow', `cluster ${cluster.name} is over its max_requests`);
+      }
+      return;
+    }
+    const len = this.hdr[H.FRAME_LEN]!;
+    const first = this.attempts === 0;
+    const bytes = first ? this.buf : Buffer.from(this.buf.subarray(this.off, this.off + len));
+    const off = first ? this.off : 0;
+    this.attempts++;
+    const conn = rpc.pool(this.session.protocol).get(cluster, host);
+    const t = new Try(this, conn, cluster, isRetry);
+    if (isRetry) cluster.retriesActive++;
+    this.tries.push(t);
+    cluster.rqActive++;
+    cluster.stats.upstream_rq_total.value++;
+    cluster.stats.upstream_rq_active.value++;
+    t.id = conn.send(bytes, off, len, t);
+    const perTry = this.route.retry?.perTryTimeoutMs ?? 0;
+    if (perTry > 0 && !this.done) t.timer = setTimeout(() => this.onPerTryTimeout(t), perTry);
+  }
+
+  private canRetry(cluster: Cluster): boolean {
+    const retry = this.route.retry;
+    if (!retry || this.retries >= retry.numRetries) return false;
+    if (cluster.retriesActive >= cluster.breakers.maxRetries) {
+      cluster.stats.upstream_rq_retry_overflow.value++;
+      return false;
+    }
+    return true;
+  }
+
+  private retry(cluster: Cluster): void {
+    this.retries++;
+    this.session.rpc.stats.upstream_rq_retry.value++;
+    cluster.stats.upstream_rq_retry.value++;
+    this.sendTry(true);
+  }
+
+  private drop(t: Try): void {
+    const i = this.tries.indexOf(t);
+    if (i >= 0) {
+      this.tries.splice(i, 1);
+      t.cancel();
+    }
+  }
+
+  private onPerTryTimeout(t: Try): void {
+    t.timer = null;
+    if (this.done) return;
+    t.cluster.stats.upstream_rq_per_try_timeout.value++;
+    // Hedging keeps the slow try and races a backup against it; otherwise the try is abandoned
+    // and retried when the policy says so (Envoy retries per-try timeouts on 5xx/gateway-error).
+    const hedge = this.route.hedge?.onPerTryTimeout === true;
+    if (!hedge) this.drop(t);
+    const on = this.route.retry?.retryOn;
+    const again = hedge || (on && (on.has('per-try-timeout') || on.has('5xx') || on.has('gateway-error')));
+    if (again && this.canRetry(t.cluster)) this.retry(t.cluster);
+    if (!this.done && this.tries.length === 0) {
+      this.session.rpc.stats.local_response_timeout.value++;
+      this.localReply('timeout', `upstream per-try timeout after ${this.route.retry!.perTryTimeoutMs} ms`);
+    }
+  }
+
+  onTryResponse(t: Try, buf: Buffer, off: number, hdr: Int32Array): void {
+    if (this.done) return;
+    this.finish();
+    this.session.rpc.stats.response.value++;
+    const codec = this.session.protocol;
+    codec.writeRequestId(buf, off, this.origHi, this.origLo);
+    this.session.reply(buf.subarray(off, off + hdr[H.FRAME_LEN]!));
+  }
+
+  onTryFail(t: Try, reason: 'connect' | 'reset'): void {
+    if (this.done) return;
+    this.drop(t);
+    (this.failedHosts ??= []).push(t.conn.host);
+    if (reason === 'reset') t.cluster.stats.upstream_rq_rx_reset.value++;
+    // Retrying a call that may have reached the provider needs `reset` in retry_on.
+    const on = this.route.retry?.retryOn;
+    if (on && on.has(reason === 'connect' ? 'connect-failure' : 'reset') && this.canRetry(t.cluster)) this.retry(t.cluster);
+    if (!this.done && this.tries.length === 0) {
+      this.session.rpc.stats.local_response_no_upstream.value++;
+      this.localReply('no_upstream', reason === 'connect' ? 'upstream connect failed' : 'upstream connection reset');
+    }
+  }
+
+  private localReply(kind: LocalReplyKind, message: string): void {
+    if (this.done) return;
+    this.finish();
+    if (this.oneway || this.session.isClosed) return;
+    const codec = this.session.protocol;
+    // Build from the frame but never write into it: its bytes may still sit in an upstream queue.
+    const reply = codec.localReply(this.buf, this.off, this.hdr, kind, message);
+    codec.writeRequestId(reply, 0, this.origHi, this.origLo);
+    this.session.reply(reply);
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const t of this.tries) t.cancel();
+    this.tries.length = 0;
+    this.session.track(this, false);
+  }
+
+  /** The client went away: drop the call; late responses are discarded. */
+  cancel(): void {
+    if (!this.done) this.finish();
+  }
+}

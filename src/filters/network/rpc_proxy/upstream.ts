@@ -1,0 +1,183 @@
+import net from 'node:net';
+import { log } from '../../../log.js';
+import { FrameKind, H, type RpcCodec } from '../../../protocols/types.js';
+import type { Cluster } from '../../../upstream/cluster.js';
+import type { Host } from '../../../upstream/host.js';
+import { Framer } from './framer.js';
+import { corkedWrite } from './write_batch.js';
+
+/** One call waiting for its response on an upstream connection. */
+export interface PendingCall {
+  /** The response frame; the id is still the upstream one. */
+  onResponse(buf: Buffer, off: number, hdr: Int32Array): void;
+  /** The connection failed before the response came: `connect` if it never connected. */
+  onFail(reason: 'connect' | 'reset'): void;
+}
+
+/**
+ * A multiplexed upstream connection: every downstream connection's calls to this host share
+ * it. The proxy owns the request-id space here — clients number their calls from 1 per
+ * process, so their ids collide — and maps each response back through `pending`.
+ */
+export class RpcUpstreamConn {
+  private readonly socket: net.Socket;
+  private readonly framer: Framer;
+  private readonly pending = new Map<number, PendingCall>();
+  private nextId = 1;
+  private connected = false;
+  closed = false;
+  // Keep-alive: any frame either way marks the connection busy; an idle one gets a heartbeat,
+  // and a heartbeat still unanswered when the next is due means the peer is gone.
+  private busy = false;
+  private heartbeatOut = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly host: Host,
+    private readonly codec: RpcCodec,
+    cluster: Cluster,
+    maxFrame: number,
+    heartbeatMs: number,
+    private readonly onClosed: (conn: RpcUpstreamConn) => void,
+    private readonly onUnmatched: (kind: number) => void,
+  ) {
+    const a = host.address;
+    this.socket = a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true });
+    cluster.stats.upstream_cx_total.value++;
+    host.counters.cx_total++;
+    const timeout = cluster.spec.connectTimeoutMs;
+    if (timeout > 0) {
+      this.socket.setTimeout(timeout, () => {
+        if (this.connected) return;
+        cluster.stats.upstream_cx_connect_timeout.value++;
+        this.socket.destroy(new Error('connect timeout'));
+      });
+    }
+    this.socket.once('connect', () => {
+      this.connected = true;
+      this.socket.setTimeout(0);
+      cluster.stats.upstream_cx_active.value++;
+      host.counters.cx_active++;
+      if (heartbeatMs > 0) {
+        this.heartbeatTimer = setInterval(() => this.keepAlive(), heartbeatMs);
+        this.heartbeatTimer.unref();
+      }
+    });
+    this.framer = new Framer(codec, maxFrame, (buf, off, hdr) => this.onFrame(buf, off, hdr), (code) => {
+      log.warn({ host: host.label, code }, 'malformed frame from upstream; closing the connection');
+      this.socket.destroy();
+    });
+    this.socket.on('data', (d: Buffer) => this.framer.push(d));
+    this.socket.on('error', () => {});
+    this.socket.on('close', () => {
+      this.closed = true;
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.connected) {
+        cluster.stats.upstream_cx_active.value--;
+        cluster.stats.upstream_cx_destroy.value++;
+        host.counters.cx_active--;
+      } else {
+        cluster.stats.upstream_cx_connect_fail.value++;
+        host.counters.cx_connect_fail++;
+      }
+      const calls = [...this.pending.values()];
+      this.pending.clear();
+      this.onClosed(this);
+      for (const c of calls) c.onFail(this.connected ? 'reset' : 'connect');
+    });
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Sends a request frame, rewriting its id to one this connection owns; returns that id. */
+  send(buf: Buffer, off: number, len: number, call: PendingCall | null): number {
+    const id = this.nextId;
+    // Bolt ids are u32, Dubbo's int64: stay in the positive int32 range, wrapping.
+    this.nextId = this.nextId === 0x7fffffff ? 1 : this.nextId + 1;
+    this.codec.writeRequestId(buf, off, 0, id);
+    if (call) this.pending.set(id, call);
+    this.busy = true;
+    corkedWrite(this.socket, buf.subarray(off, off + len));
+    return id;
+  }
+
+  /** Forgets a call (timed out, or its client went away); a late response is then dropped. */
+  forget(id: number): void {
+    this.pending.delete(id);
+  }
+
+  private keepAlive(): void {
+    if (this.heartbeatOut) {
+      log.warn({ host: this.host.label }, 'upstream heartbeat unanswered; closing the connection');
+      this.socket.destroy();
+      return;
+    }
+    if (this.busy || this.pending.size) {
+      this.busy = false;
+      return;
+    }
+    this.heartbeatOut = true;
+    // Id 0 is never given to a call (ids start at 1), so the ack cannot be mistaken for a response.
+    corkedWrite(this.socket, this.codec.heartbeatRequest(0, 0));
+  }
+
+  private onFrame(buf: Buffer, off: number, hdr: Int32Array): void {
+    const kind = hdr[H.KIND]!;
+    this.busy = true;
+    if (kind === FrameKind.HEARTBEAT_RESPONSE) {
+      this.heartbeatOut = false;
+      return;
+    }
+    if (kind === FrameKind.RESPONSE) {
+      const id = hdr[H.ID_LO]!;
+      const call = this.pending.get(id);
+      if (call) {
+        this.pending.delete(id);
+        call.onResponse(buf, off, hdr);
+      } else this.onUnmatched(kind);
+      return;
+    }
+    if (kind === FrameKind.HEARTBEAT) {
+      // Providers probe idle connections (Dubbo sends unsolicited heartbeats): answer them.
+      corkedWrite(this.socket, this.codec.heartbeatResponse(buf, off, hdr));
+      this.onUnmatched(kind);
+      return;
+    }
+    // Heartbeat responses and events that match nothing are tolerated, and counted.
+    this.onUnmatched(kind);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Upstream connections per host, one multiplexed connection each, shared by a filter's sessions. */
+export class RpcConnPool {
+  private readonly conns = new Map<Host, RpcUpstreamConn>();
+
+  constructor(
+    private readonly codec: RpcCodec,
+    private readonly maxFrame: number,
+    private readonly heartbeatMs: number,
+    private readonly onUnmatched: (kind: number) => void,
+  ) {}
+
+  get(cluster: Cluster, host: Host): RpcUpstreamConn {
+    let c = this.conns.get(host);
+    if (!c || c.closed) {
+      c = new RpcUpstreamConn(host, this.codec, cluster, this.maxFrame, this.heartbeatMs, (dead) => {
+        if (this.conns.get(host) === dead) this.conns.delete(host);
+      }, this.onUnmatched);
+      this.conns.set(host, c);
+    }
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
+  }
+}

@@ -1,0 +1,207 @@
+// rpc_proxy and Envoy's dubbo_proxy with real Dubbo peers: Apache dubbo-js clients in their own
+// processes (they number calls from 1, so their ids collide upstream) and hessian.js providers.
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deadPort } from '../helpers/net.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+
+const require = createRequire(import.meta.url);
+const FIXTURES = path.join(REPO, 'test/fixtures/rpc');
+const { startDubboProvider } = require(path.join(FIXTURES, 'dubbo_provider.cjs'));
+
+type Provider = { port: number; requests: { id: number }[]; heartbeats: { sent: number; acked: number }; connections: number; close(): Promise<void> };
+type Result = { ok: true; value: unknown } | { ok: false; error: string; name?: string };
+
+const IFACE = 'com.example.UserService';
+
+function dubboCall(port: number, iface: string, version: string, group: string, method: string, count: number, arg: string): Promise<Result[]> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(FIXTURES, 'dubbo_client.cjs'), String(port), iface, version, group || '-', method, String(count), arg], { timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`dubbo_client failed: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(ENGINES)("Envoy's dubbo_proxy on the %s engine", (engine) => {
+  let stable: Provider;
+  let gray: Provider;
+  let v2: Provider;
+  let strait: StraitProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    // The stable provider also sends its own heartbeats on idle connections, as Java providers do.
+    stable = await startDubboProvider({ interface: IFACE, version: '1.0.0', name: 'stable', methods: ['hello', 'bye'], heartbeatIntervalMs: 150 });
+    gray = await startDubboProvider({ interface: IFACE, version: '1.0.0', group: 'gray', name: 'gray', methods: ['hello', 'bye'] });
+    v2 = await startDubboProvider({ interface: IFACE, version: '2.0.0', name: 'v2', methods: ['hello', 'bye'] });
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+  - name: dubbo
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: dubbo
+          route_config:
+          - name: gray
+            interface: ${IFACE}
+            group: gray
+            routes: [ { match: { method: { name: { exact: hello } } }, route: { cluster: gray } } ]
+          - name: v2
+            interface: ${IFACE}
+            version: 2.0.0
+            routes: [ { match: {}, route: { cluster: v2 } } ]
+          - name: default
+            interface: "com.example.*"
+            routes:
+            - match: { method: { name: { exact: hello } } }
+              route: { cluster: stable }
+            - match: { method: { name: { prefix: by } } }
+              route:
+                weighted_clusters:
+                  clusters: [ { name: stable, weight: 50 }, { name: stable_too, weight: 50 } ]
+  clusters:
+${staticCluster('stable', [stable.port])}${staticCluster('stable_too', [stable.port])}${staticCluster('gray', [gray.port])}${staticCluster('v2', [v2.port])}`,
+      { engine },
+    );
+    port = await strait.port('dubbo');
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    await Promise.all([stable?.close(), gray?.close(), v2?.close()]);
+  });
+
+  it('routes by group (from the attachments), version and method', async () => {
+    expect(await dubboCall(port, IFACE, '1.0.0', 'gray', 'hello', 1, 'a')).toEqual([{ ok: true, value: 'gray:hello:a-0' }]);
+    expect(await dubboCall(port, IFACE, '1.0.0', '', 'hello', 1, 'b')).toEqual([{ ok: true, value: 'stable:hello:b-0' }]);
+    expect(await dubboCall(port, IFACE, '2.0.0', '', 'hello', 1, 'c')).toEqual([{ ok: true, value: 'v2:hello:c-0' }]);
+    expect(await strait.stat('dubbo.dubbo.request')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('balances per request over weighted clusters on shared upstream connections', async () => {
+    const before = await strait.stat('cluster.stable_too.upstream_rq_total');
+    const r = await dubboCall(port, IFACE, '1.0.0', '', 'bye', 40, 'w');
+    expect(r).toEqual(Array.from({ length: 40 }, (_, i) => ({ ok: true, value: `stable:bye:w-${i}` })));
+    const a = await strait.stat('cluster.stable.upstream_rq_total');
+    const b = (await strait.stat('cluster.stable_too.upstream_rq_total')) - before;
+    // One client connection, yet both clusters got calls: balancing is per request.
+    expect(b).toBeGreaterThan(0);
+    expect(a).toBeGreaterThan(0);
+  });
+
+  it('maps colliding ids from two client processes back to the right caller', async () => {
+    const [x, y] = await Promise.all([dubboCall(port, IFACE, '1.0.0', '', 'hello', 50, 'x'), dubboCall(port, IFACE, '1.0.0', '', 'hello', 50, 'y')]);
+    expect(x).toEqual(Array.from({ length: 50 }, (_, i) => ({ ok: true, value: `stable:hello:x-${i}` })));
+    expect(y).toEqual(Array.from({ length: 50 }, (_, i) => ({ ok: true, value: `stable:hello:y-${i}` })));
+  });
+
+  it('answers an unrouted call with a Dubbo error status before the client times out', async () => {
+    const t0 = Date.now();
+    const [r] = await dubboCall(port, 'org.other.Service', '1.0.0', '', 'hello', 1, 'z');
+    expect(r!.ok).toBe(false);
+    expect((r as { error: string }).error).toContain('no route');
+    expect(Date.now() - t0).toBeLessThan(2500); // the client gives up at 3 s
+    expect(await strait.stat('dubbo.dubbo.local_response_no_route')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('tolerates unsolicited provider heartbeats and answers them', async () => {
+    await dubboCall(port, IFACE, '1.0.0', '', 'hello', 1, 'hb');
+    // Idle upstream connection: the provider sends heartbeats; the proxy must ack them.
+    await delay(700);
+    expect(stable.heartbeats.sent).toBeGreaterThan(0);
+    expect(stable.heartbeats.acked).toBeGreaterThan(0);
+    expect(await strait.stat('dubbo.dubbo.upstream_heartbeat')).toBeGreaterThan(0);
+    expect(await dubboCall(port, IFACE, '1.0.0', '', 'hello', 1, 'after')).toEqual([{ ok: true, value: 'stable:hello:after-0' }]);
+  });
+});
+
+describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine) => {
+  let fast: Provider;
+  let slow: Provider;
+  let strait: StraitProcess;
+  let port: number;
+  let dead: number;
+
+  beforeAll(async () => {
+    fast = await startDubboProvider({ interface: IFACE, version: '1.0.0', name: 'fast', methods: ['hello', 'hedged'] });
+    slow = await startDubboProvider({
+      interface: IFACE,
+      version: '1.0.0',
+      name: 'slow',
+      methods: {
+        hello: (args: string[]) => `slow:hello:${args[0]}`,
+        hedged: async (args: string[]) => {
+          await delay(1500);
+          return `slow:hedged:${args[0]}`;
+        },
+      },
+    });
+    dead = await deadPort();
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+  - name: rpc
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: strait.filters.network.rpc_proxy
+        typed_config:
+          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
+          stat_prefix: rpc
+          protocol: AUTO
+          route_config:
+          - interface: ${IFACE}
+            routes:
+            - match: { method: { name: { exact: hedged } } }
+              route:
+                cluster: slow_then_fast
+                timeout: 2.5s
+                retry_policy: { num_retries: 1, per_try_timeout: 0.2s }
+                hedge_policy: { hedge_on_per_try_timeout: true }
+            - match: { headers: [ { name: flaky, present_match: true } ] }
+              route: { cluster: nowhere }
+            - match: {}
+              route:
+                cluster: half_dead
+                retry_policy: { retry_on: connect-failure, num_retries: 2 }
+  clusters:
+${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n')}${staticCluster('nowhere', [dead])}`,
+      { engine },
+    );
+    port = await strait.port('rpc');
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    await Promise.all([fast?.close(), slow?.close()]);
+  });
+
+  it('retries calls whose upstream connection fails on another host, so no client sees the dead one', async () => {
+    const r = await dubboCall(port, IFACE, '1.0.0', '', 'hello', 20, 'r');
+    expect(r).toEqual(Array.from({ length: 20 }, (_, i) => ({ ok: true, value: `fast:hello:r-${i}` })));
+    expect(await strait.stat('rpc.rpc.upstream_rq_retry')).toBeGreaterThan(0);
+    expect(await strait.stat('cluster.half_dead.upstream_cx_connect_fail')).toBeGreaterThan(0);
+    expect(await strait.stat('cluster.half_dead.upstream_rq_retry_overflow')).toBe(0);
+  });
+
+  it('sends a backup request when the first try passes its per-try timeout, and the faster answer wins', async () => {
+    const t0 = Date.now();
+    // Round robin sends one of two calls to the slow host first; its backup goes to the fast one.
+    const r = await dubboCall(port, IFACE, '1.0.0', '', 'hedged', 2, 'h');
+    expect(r).toEqual([
+      { ok: true, value: 'fast:hedged:h-0' },
+      { ok: true, value: 'fast:hedged:h-1' },
+    ]);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(await strait.stat('cluster.slow_then_fast.upstream_rq_per_try_timeout')).toBeGreaterThanOrEqual(1);
+  });
+});
