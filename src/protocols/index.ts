@@ -1,5 +1,6 @@
 import { boltCodec, looksLikeBolt } from './bolt/codec.js';
 import { dubboCodec, looksLikeDubbo } from './dubbo/codec.js';
+import { exampleCodec, looksLikeExample } from './example/codec.js';
 import type { RpcCodec } from './types.js';
 
 /**
@@ -15,6 +16,7 @@ interface ProtocolEntry {
 const PROTOCOLS: readonly ProtocolEntry[] = [
   { codec: dubboCodec, matches: looksLikeDubbo },
   { codec: boltCodec, matches: looksLikeBolt },
+  { codec: exampleCodec, matches: looksLikeExample },
 ];
 
 const byName = new Map(PROTOCOLS.map((p) => [p.codec.name, p.codec]));

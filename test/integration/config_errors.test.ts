@@ -30,6 +30,18 @@ function cfg(listeners: string, clusters = GOOD_CLUSTER): string {
   return `static_resources:\n  listeners:\n${listeners}  clusters:\n${clusters}`;
 }
 
+function rpcListener(typed: string): string {
+  return `  - name: rpc
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: strait.filters.network.rpc_proxy
+        typed_config:
+          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
+          stat_prefix: rpc
+${typed}`;
+}
+
 /** [what, config text, expected fragments of stderr (path first, then the problem)]. */
 const CASES: Array<[string, string, string[]]> = [
   ['unknown field', cfg(listener('l', TCP), GOOD_CLUSTER.replace('connect_timeout', 'conect_timeout')), ['static_resources.clusters[0].conect_timeout', 'unknown field', 'connect_timeout']],
@@ -37,6 +49,8 @@ const CASES: Array<[string, string, string[]]> = [
   ['malformed duration', cfg(listener('l', TCP), GOOD_CLUSTER.replace('connect_timeout: 1s', 'connect_timeout: 1x')), ['static_resources.clusters[0].connect_timeout', 'duration']],
   ['unknown enum value', cfg(listener('l', TCP), GOOD_CLUSTER.replace('type: STATIC', 'type: STATIK')), ['static_resources.clusters[0].type', 'STRICT_DNS']],
   ['route to a missing cluster', cfg(listener('l', '          stat_prefix: t\n          cluster: nope\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster', 'unknown cluster "nope"']],
+  ['unknown RPC codec', cfg(rpcListener('          codec: thrift\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.codec', 'unknown codec "thrift"', 'bolt']],
+  ['RPC route to a missing cluster', cfg(rpcListener('          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: nope } } ] } ]\n')), ['typed_config.route_config[0].routes[0].route.cluster', 'unknown cluster "nope"']],
   ['duplicate listener name', cfg(listener('l', TCP) + listener('l', TCP)), ['static_resources.listeners[1].name', 'duplicate listener name "l"']],
   ['duplicate cluster name', cfg(listener('l', TCP), GOOD_CLUSTER + GOOD_CLUSTER), ['static_resources.clusters[1].name', 'duplicate cluster name "backend"']],
   [

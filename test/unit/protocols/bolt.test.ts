@@ -103,6 +103,9 @@ describe('Bolt codec', () => {
     const h = decode(buf);
     expect(h[H.KIND]).toBe(FrameKind.ONEWAY);
     expect(str(buf, h[H.METHOD_OFF]!, h[H.METHOD_LEN]!)).toBe('put');
+    // Any header-map entry can be matched by a route.
+    expect(boltCodec.lookup(buf, 0, h, 'service')).toBe('a.B:1');
+    expect(boltCodec.lookup(buf, 0, h, 'nope')).toBeUndefined();
   });
 
   it('never reports a frame before all of it is there, at every cut point', () => {

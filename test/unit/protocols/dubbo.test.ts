@@ -67,6 +67,14 @@ describe('Dubbo codec', () => {
     expect(str(buf, h[H.GROUP_OFF]!, h[H.GROUP_LEN]!)).toBe('gray');
   });
 
+  it('looks up any attachment for header matching', () => {
+    const buf = request();
+    const h = decode(buf);
+    expect(dubboCodec.lookup(buf, 0, h, 'timeout')).toBe('3000');
+    expect(dubboCodec.lookup(buf, 0, h, 'interface')).toBe('com.example.OrderService');
+    expect(dubboCodec.lookup(buf, 0, h, 'absent')).toBeUndefined();
+  });
+
   it('reads an absent group as empty, and an unwalkable body as undecodable', () => {
     const none = request({ attachments: { path: 'p' } });
     const h = decode(none);

@@ -1,3 +1,4 @@
+import { getCodec, protocolNames } from '../../../protocols/index.js';
 import { durationMs } from '../../../config/values.js';
 import { RpcRouteTable } from '../../../router/rpc_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
@@ -12,7 +13,8 @@ export interface RpcProxyConfig {
   /** `rpc` for Strait's filter, `dubbo` for Envoy's dubbo_proxy (its stats keep Envoy's prefix). */
   readonly statScope: 'rpc' | 'dubbo';
   readonly statPrefix: string;
-  readonly protocol: 'AUTO' | 'BOLT' | 'DUBBO';
+  /** The codec's registered name; null = detect per connection (AUTO). */
+  readonly codec: string | null;
   readonly routes: RpcRouteTable;
   readonly maxFrameBytes: number;
   /** Idle upstream connections get a heartbeat this often; 0 = never. */
@@ -25,12 +27,15 @@ type Obj = Record<string, any>;
 
 function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConfig | null {
   const start = ctx.errors.length;
+  const protocol = String(tc.protocol ?? 'AUTO');
+  const codec = tc.codec ? String(tc.codec) : protocol === 'AUTO' ? null : protocol.toLowerCase();
+  if (codec && !getCodec(codec)) ctx.errors.push({ path: `${path}.codec`, message: `unknown codec "${codec}" (registered: ${protocolNames().join(', ')})` });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     statScope: 'rpc' as const,
     statPrefix: String(tc.stat_prefix),
-    protocol: (tc.protocol ?? 'AUTO') as RpcProxyConfig['protocol'],
+    codec,
     routes,
     maxFrameBytes: tc.max_frame_bytes === undefined ? DEFAULT_MAX_FRAME : Number(tc.max_frame_bytes),
     upstreamHeartbeatMs: durationMs(tc.upstream_heartbeat_interval) ?? DEFAULT_UPSTREAM_HEARTBEAT_MS,
@@ -50,7 +55,7 @@ function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyCo
   });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), protocol: 'DUBBO' as const, routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
+  return Object.freeze({ statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
 }
 
 export const rpcProxyFactory = {

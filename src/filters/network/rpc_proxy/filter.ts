@@ -98,7 +98,7 @@ class RpcSession {
     private readonly conn: ConnectionContext,
     private readonly socket: net.Socket,
   ) {
-    this.codec = filter.config.protocol === 'AUTO' ? null : getCodec(filter.config.protocol)!;
+    this.codec = filter.config.codec === null ? null : getCodec(filter.config.codec)!;
     if (this.codec) this.framer = this.newFramer(this.codec);
     conn.abort = () => socket.destroy();
     socket.on('data', (d: Buffer) => this.onData(d));
