@@ -15,6 +15,12 @@ import { corkedWrite } from './write_batch.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
 
+/**
+ * Bytes a socket may hold unsent before the client feeding it stops being read (Envoy's
+ * per_connection_buffer_limit_bytes default). Keeps memory bounded under slow peers.
+ */
+const BUFFER_LIMIT = 1024 * 1024;
+
 /** The configured RPC proxy: route table, stats and the upstream pools its connections share. */
 export class RpcProxyFilter implements NetworkFilter {
   readonly stats: Stats;
@@ -164,8 +170,28 @@ class RpcSession {
   }
 
   reply(frame: Buffer): void {
-    if (!this.closed) corkedWrite(this.socket, frame);
+    if (this.closed) return;
+    corkedWrite(this.socket, frame);
+    // A client that does not read its responses stops being read: its unsent replies stay
+    // bounded by the buffer limit plus what it already has in flight.
+    if (this.socket.writableLength > BUFFER_LIMIT) this.holdUntilDrained(this.socket);
   }
+
+  /** Stops reading the client until `sink` (its own socket or an upstream one) drains. */
+  holdUntilDrained(sink: net.Socket): void {
+    if (this.held.has(sink)) return;
+    this.held.add(sink);
+    this.socket.pause();
+    sink.once('drain', () => this.release(sink));
+    sink.once('close', () => this.release(sink));
+  }
+
+  private release(sink: net.Socket): void {
+    if (!this.held.delete(sink)) return;
+    if (this.held.size === 0 && !this.closed) this.socket.resume();
+  }
+
+  private readonly held = new Set<net.Socket>();
 
   get rpc(): RpcProxyFilter {
     return this.filter;
@@ -335,6 +361,8 @@ class Call {
     cluster.stats.upstream_rq_total.value++;
     cluster.stats.upstream_rq_active.value++;
     t.id = conn.send(bytes, off, len, t);
+    // A slow provider pushes back on the clients feeding it.
+    if (conn.buffered > BUFFER_LIMIT) this.session.holdUntilDrained(conn.sink);
     const perTry = this.route.retry?.perTryTimeoutMs ?? 0;
     if (perTry > 0 && !this.done) t.timer = setTimeout(() => this.onPerTryTimeout(t), perTry);
   }

@@ -87,6 +87,15 @@ export class RpcUpstreamConn {
     });
   }
 
+  /** Bytes written but not yet sent. */
+  get buffered(): number {
+    return this.socket.writableLength;
+  }
+
+  get sink(): net.Socket {
+    return this.socket;
+  }
+
   get inFlight(): number {
     return this.pending.size;
   }
