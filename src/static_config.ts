@@ -76,7 +76,7 @@ export function buildStaticConfig(
         if (t[f] !== undefined) warnings.push({ path: `${path}.circuit_breakers.thresholds[${j}].${f}`, message: 'is not enforced yet; ignored' });
       }
     });
-    const spec = buildClusterSpec(c, path, errors);
+    const spec = buildClusterSpec(c, path, errors, warnings);
     if (spec) clusters.push(spec);
   });
 

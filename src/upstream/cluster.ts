@@ -4,9 +4,9 @@ import type { PeerAddress } from '../io/engine.js';
 import { log } from '../log.js';
 import type { Scope, StatsOf } from '../observability/stats.js';
 import { Host } from './host.js';
-import { createLoadBalancer, type LbPolicy, type LoadBalancer } from './lb/index.js';
+import { createLoadBalancer, MaglevLb, RingHashLb, type LbConfig, type LbContext, type LoadBalancer } from './lb/index.js';
 import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
-import { CLUSTER_STATS } from './stats.js';
+import { CLUSTER_STATS, MAGLEV_LB_STATS, RING_HASH_LB_STATS } from './stats.js';
 
 export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
 
@@ -23,10 +23,12 @@ export interface EndpointSpec {
 /** A validated, frozen cluster definition: what config turns into before anything runs. */
 export interface ClusterSpec {
   readonly name: string;
-  readonly type: 'STATIC' | 'STRICT_DNS';
+  readonly type: 'STATIC' | 'STRICT_DNS' | 'EDS';
+  /** EDS: the ClusterLoadAssignment name (eds_cluster_config.service_name, else the cluster name). */
+  readonly edsServiceName?: string;
   readonly connectTimeoutMs: number;
-  readonly lbPolicy: LbPolicy;
-  readonly leastRequestChoiceCount: number;
+  /** `lb_policy` and the settings of that policy. */
+  readonly lb: LbConfig;
   readonly endpoints: readonly EndpointSpec[];
   readonly dnsLookupFamily: DnsLookupFamily;
   readonly dnsRefreshRateMs: number;
@@ -66,6 +68,8 @@ export class Cluster {
   retriesActive = 0;
   private hosts: Host[] = [];
   private readonly lb: LoadBalancer;
+  private readonly ringHashStats: StatsOf<typeof RING_HASH_LB_STATS> | null = null;
+  private readonly maglevStats: StatsOf<typeof MAGLEV_LB_STATS> | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -76,7 +80,9 @@ export class Cluster {
   ) {
     this.stats = scope.table(CLUSTER_STATS);
     this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined);
-    this.lb = createLoadBalancer(spec.lbPolicy, { choiceCount: spec.leastRequestChoiceCount });
+    this.lb = createLoadBalancer(spec.lb);
+    if (this.lb instanceof RingHashLb) this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
+    if (this.lb instanceof MaglevLb) this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
   }
 
   get name(): string {
@@ -90,7 +96,8 @@ export class Cluster {
 
   /** Resolves once the first membership is known (after the first DNS round for STRICT_DNS). */
   async initialize(): Promise<void> {
-    if (this.spec.type === 'STATIC') {
+    // EDS clusters start from the endpoints they warmed with; later ones come through setEndpoints().
+    if (this.spec.type === 'STATIC' || this.spec.type === 'EDS') {
       this.setHosts(
         this.spec.endpoints.map((e) => new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata)),
         this.spec.endpoints.map((e) => e.healthy),
@@ -155,6 +162,23 @@ export class Cluster {
     if (changed) this.setHosts(merged, health);
   }
 
+  /**
+   * A new endpoint set from EDS. Hosts whose address, priority and weight are unchanged are
+   * kept, so their counters and in-flight load carry over; the balancer is rebuilt at once.
+   */
+  setEndpoints(endpoints: readonly EndpointSpec[]): void {
+    this.stats.update_attempt.value++;
+    this.stats.update_success.value++;
+    if (endpoints.length === 0) this.stats.update_empty.value++;
+    const key = (label: string, priority: number, weight: number) => `${label}/${priority}/${weight}`;
+    const byKey = new Map(this.hosts.map((h) => [key(h.label, h.priority, h.weight), h]));
+    const next = endpoints.map((e) => {
+      const h = new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata);
+      return byKey.get(key(h.label, h.priority, h.weight)) ?? h;
+    });
+    this.setHosts(next, endpoints.map((e) => e.healthy));
+  }
+
   private setHosts(hosts: Host[], health: boolean[]): void {
     hosts.forEach((h, i) => (h.healthy = health[i] ?? true));
     this.hosts = hosts;
@@ -165,11 +189,25 @@ export class Cluster {
     const healthy = hosts.filter((h) => h.healthy);
     const top = healthy.reduce((p, h) => Math.min(p, h.priority), Infinity);
     this.lb.update(healthy.filter((h) => h.priority === top));
+    const lb = this.lb;
+    if (this.ringHashStats && lb instanceof RingHashLb) {
+      this.ringHashStats.size.value = lb.size;
+      this.ringHashStats.min_hashes_per_host.value = lb.minHashesPerHost;
+      this.ringHashStats.max_hashes_per_host.value = lb.maxHashesPerHost;
+    }
+    if (this.maglevStats && lb instanceof MaglevLb) {
+      this.maglevStats.min_entries_per_host.value = lb.minEntriesPerHost;
+      this.maglevStats.max_entries_per_host.value = lb.maxEntriesPerHost;
+    }
   }
 
-  /** The data-path entry point: one host for one connection or request, or null. */
-  pickHost(): Host | null {
-    return this.lb.pick();
+  /**
+   * The data-path entry point: one host for one connection or request, or null. `ctx` carries
+   * the request's hash for RING_HASH and MAGLEV (reuse one object; see LbContext); without it
+   * those pick at random.
+   */
+  pickHost(ctx?: LbContext | null): Host | null {
+    return this.lb.pick(ctx);
   }
 
   close(): void {

@@ -3,7 +3,7 @@ import { durationMs } from '../config/values.js';
 import type { FieldError } from '../errors.js';
 import type { PeerAddress } from '../io/engine.js';
 import type { ClusterSpec, DnsLookupFamily, EndpointSpec } from './cluster.js';
-import { SUPPORTED_LB_POLICIES, type LbPolicy } from './lb/index.js';
+import { buildLbConfig } from './lb/config.js';
 
 type Obj = Record<string, any>;
 
@@ -48,23 +48,22 @@ export function endpointAddress(
   return { family: fam === 6 ? 'IPv6' : 'IPv4', address: host, port } satisfies PeerAddress;
 }
 
-/** Turns one normalized `envoy.config.cluster.v3.Cluster` into a frozen spec, reporting every problem. */
-export function buildClusterSpec(c: Obj, path: string, errors: FieldError[]): ClusterSpec | null {
+/**
+ * Turns one normalized `envoy.config.cluster.v3.Cluster` into a frozen spec, reporting every
+ * problem; settings accepted but not acted on go to `warnings` when given.
+ */
+export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], warnings: FieldError[] | null = null): ClusterSpec | null {
   const start = errors.length;
   const name = String(c.name ?? '');
   if (!name) errors.push({ path: `${path}.name`, message: 'is required' });
 
   if (c.cluster_type) errors.push({ path: `${path}.cluster_type`, message: `custom cluster type "${c.cluster_type.name ?? ''}" is not supported` });
   const type = (c.type ?? 'STATIC') as string;
-  if (type !== 'STATIC' && type !== 'STRICT_DNS') {
-    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS)` });
+  if (type !== 'STATIC' && type !== 'STRICT_DNS' && type !== 'EDS') {
+    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS, EDS)` });
   }
 
-  const lbPolicy = (c.lb_policy ?? 'ROUND_ROBIN') as LbPolicy;
-  if (!SUPPORTED_LB_POLICIES.includes(lbPolicy)) {
-    errors.push({ path: `${path}.lb_policy`, message: `lb_policy ${lbPolicy} is not supported yet (supported: ${SUPPORTED_LB_POLICIES.join(', ')})` });
-  }
-  if (c.load_balancing_policy) errors.push({ path: `${path}.load_balancing_policy`, message: 'extension load balancing policies are not supported yet; use lb_policy' });
+  const lb = buildLbConfig(c, path, errors, warnings);
 
   const endpoints: EndpointSpec[] = [];
   const la = c.load_assignment as Obj | undefined;
@@ -103,19 +102,26 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[]): Cl
 
   const connectTimeoutMs = c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationMs(c.connect_timeout)!;
   const dnsRefreshRateMs = c.dns_refresh_rate === undefined ? DEFAULT_DNS_REFRESH_MS : durationMs(c.dns_refresh_rate)!;
-  const lrc = (c.least_request_lb_config ?? {}) as Obj;
-  const choiceCount = lrc.choice_count === undefined ? 2 : Number(lrc.choice_count);
-  if (lrc.active_request_bias !== undefined) {
-    errors.push({ path: `${path}.least_request_lb_config.active_request_bias`, message: 'is not supported yet' });
+  const hashing = c.lb_policy === 'RING_HASH' || c.lb_policy === 'MAGLEV';
+  if (hashing && c.common_lb_config?.consistent_hashing_lb_config?.use_hostname_for_hashing === true && type === 'STATIC') {
+    // Envoy hashes the hostname as given; without one every such host would share a key.
+    const missing = endpoints.findIndex((e) => !e.hostname);
+    if (missing >= 0) {
+      errors.push({
+        path: `${path}.common_lb_config.consistent_hashing_lb_config.use_hostname_for_hashing`,
+        message: 'needs endpoint.hostname on every endpoint of a STATIC cluster (or a STRICT_DNS cluster, where the DNS name is the hostname)',
+      });
+    }
   }
 
-  if (errors.length > start) return null;
+  if (errors.length > start || !lb) return null;
   return Object.freeze({
     name,
     type: type as ClusterSpec['type'],
+    // EDS endpoints are looked up by this name (src/xds); the cluster's own name when unset.
+    edsServiceName: type === 'EDS' ? String(c.eds_cluster_config?.service_name || name) : undefined,
     connectTimeoutMs,
-    lbPolicy,
-    leastRequestChoiceCount: choiceCount,
+    lb,
     endpoints: Object.freeze(endpoints),
     dnsLookupFamily: (c.dns_lookup_family ?? 'AUTO') as DnsLookupFamily,
     dnsRefreshRateMs,

@@ -35,3 +35,15 @@ export const CLUSTER_MANAGER_STATS = defineStats({
   counters: ['cluster_added', 'cluster_removed', 'cluster_updated'],
   gauges: ['active_clusters', 'warming_clusters'],
 });
+
+/** `cluster.<name>.ring_hash_lb.*`: ring size and how evenly hosts are placed on it. */
+export const RING_HASH_LB_STATS = defineStats({
+  counters: [],
+  gauges: ['size', 'min_hashes_per_host', 'max_hashes_per_host'],
+});
+
+/** `cluster.<name>.maglev_lb.*`: table entries per host. */
+export const MAGLEV_LB_STATS = defineStats({
+  counters: [],
+  gauges: ['min_entries_per_host', 'max_entries_per_host'],
+});

@@ -72,7 +72,8 @@ const CASES: Array<[string, string, string[]]> = [
   ['hostname in a STATIC cluster', cfg(listener('l', TCP), GOOD_CLUSTER.replace('address: 127.0.0.1', 'address: backend.local')), ['static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address', 'not an IP address']],
   ['missing required field (validate rule)', cfg(listener('l', '          cluster: backend\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.stat_prefix', 'at least 1']],
   ['two members of a oneof', cfg(listener('l', TCP + '          weighted_clusters: { clusters: [{ name: backend, weight: 1 }] }\n')), ['typed_config', 'cluster', 'weighted_clusters']],
-  ['unsupported lb_policy', cfg(listener('l', TCP), GOOD_CLUSTER.replace('type: STATIC', 'type: STATIC\n    lb_policy: MAGLEV')), ['static_resources.clusters[0].lb_policy', 'MAGLEV']],
+  ['unsupported lb_policy', cfg(listener('l', TCP), GOOD_CLUSTER.replace('type: STATIC', 'type: STATIC\n    lb_policy: CLUSTER_PROVIDED')), ['static_resources.clusters[0].lb_policy', 'CLUSTER_PROVIDED']],
+  ['maglev table size not prime', cfg(listener('l', TCP), GOOD_CLUSTER.replace('type: STATIC', 'type: STATIC\n    lb_policy: MAGLEV\n    maglev_lb_config: { table_size: 1000 }')), ['static_resources.clusters[0].maglev_lb_config.table_size', 'prime']],
   ['YAML syntax error', 'static_resources:\n  listeners: [\n    - name: x\n', ['line']],
   ['listener without filter chains', cfg('  - name: l\n    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n'), ['static_resources.listeners[0].filter_chains', 'at least one filter chain']],
   ['two listeners on one address', cfg(listener('a', TCP, '{ socket_address: { address: 127.0.0.1, port_value: 10555 } }') + listener('b', TCP, '{ socket_address: { address: 127.0.0.1, port_value: 10555 } }')), ['static_resources.listeners[1].address', 'already used']],
@@ -96,7 +97,7 @@ describe('bad configuration is rejected with the field path and the problem', ()
   it('reports every problem at once, not just the first', async () => {
     const text = cfg(
       listener('l', '          stat_prefix: t\n          cluster: nope\n') + listener('l', TCP),
-      GOOD_CLUSTER.replace('connect_timeout', 'conect_timeout').replace('type: STATIC', 'type: STATIC\n    lb_policy: MAGLEV'),
+      GOOD_CLUSTER.replace('connect_timeout', 'conect_timeout').replace('type: STATIC', 'type: STATIC\n    lb_policy: CLUSTER_PROVIDED'),
     );
     const file = path.join(dir, 'many.yaml');
     fs.writeFileSync(file, text);
@@ -106,7 +107,7 @@ describe('bad configuration is rejected with the field path and the problem', ()
     expect(r.stderr).toContain('static_resources.clusters[0].conect_timeout: unknown field');
     expect(r.stderr).toContain('unknown cluster "nope"');
     expect(r.stderr).toContain('duplicate listener name "l"');
-    expect(r.stderr).toContain('lb_policy MAGLEV is not supported');
+    expect(r.stderr).toContain('lb_policy CLUSTER_PROVIDED is not supported');
   });
 
   it('starts nothing on a bad config: no admin, no listener, exit 1', async () => {

@@ -1,20 +1,45 @@
-import { LeastRequestLb } from './least_request.js';
+import { LbContext } from './context.js';
+import { DEFAULT_LEAST_REQUEST, LeastRequestLb } from './least_request.js';
+import { DEFAULT_MAGLEV, MaglevLb } from './maglev.js';
 import { RandomLb } from './random.js';
+import { DEFAULT_RING_HASH, RingHashLb } from './ring_hash.js';
 import { RoundRobinLb } from './round_robin.js';
-import type { LbPolicy, LoadBalancer } from './types.js';
+import type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
+import { fastRandom } from './util.js';
 
-export const SUPPORTED_LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST'];
+export const SUPPORTED_LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST', 'RING_HASH', 'MAGLEV'];
 
-export function createLoadBalancer(policy: LbPolicy, opts: { choiceCount?: number } = {}): LoadBalancer {
-  switch (policy) {
+/** Envoy's defaults for every policy's settings. */
+export const DEFAULT_LB_CONFIG: LbConfig = Object.freeze({
+  policy: 'ROUND_ROBIN',
+  leastRequest: DEFAULT_LEAST_REQUEST,
+  ringHash: DEFAULT_RING_HASH,
+  maglev: DEFAULT_MAGLEV,
+  consistentHashing: Object.freeze({ useHostnameForHashing: false }),
+});
+
+/** A policy name, or a config whose missing parts take Envoy's defaults. */
+export type LbConfigInput = LbPolicy | (Partial<LbConfig> & { readonly policy: LbPolicy });
+
+export function createLoadBalancer(input: LbConfigInput, random: Random = fastRandom): LoadBalancer {
+  const c: LbConfig = typeof input === 'string' ? { ...DEFAULT_LB_CONFIG, policy: input } : { ...DEFAULT_LB_CONFIG, ...input };
+  const useHostname = c.consistentHashing.useHostnameForHashing;
+  switch (c.policy) {
     case 'ROUND_ROBIN':
-      return new RoundRobinLb();
+      return new RoundRobinLb(random);
     case 'RANDOM':
-      return new RandomLb();
+      return new RandomLb(random);
     case 'LEAST_REQUEST':
-      return new LeastRequestLb(opts.choiceCount ?? 2);
+      return new LeastRequestLb(c.leastRequest, random);
+    case 'RING_HASH':
+      return new RingHashLb(c.ringHash, useHostname, random);
+    case 'MAGLEV':
+      return new MaglevLb(c.maglev, useHostname, random);
   }
 }
 
-export type { LbPolicy, LoadBalancer } from './types.js';
-export { RoundRobinLb, RandomLb, LeastRequestLb };
+export type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
+export type { Hash64 } from './hash.js';
+export { xxHash64, xxHash64String, murmurHash2 } from './hash.js';
+export { isPrime, MAX_MAGLEV_TABLE_SIZE } from './maglev.js';
+export { LbContext, RoundRobinLb, RandomLb, LeastRequestLb, RingHashLb, MaglevLb };

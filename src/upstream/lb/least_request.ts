@@ -1,36 +1,60 @@
 import type { Host } from '../host.js';
-import { RandomLb } from './random.js';
-import type { LoadBalancer, Random } from './types.js';
+import { EdfScheduler } from './edf.js';
+import type { LeastRequestConfig, LoadBalancer, Random } from './types.js';
+import { fastRandom, random32, weightsEqual } from './util.js';
+
+export const DEFAULT_LEAST_REQUEST: LeastRequestConfig = Object.freeze({ choiceCount: 2, activeRequestBias: 1, activeRequestBiasSet: false });
 
 /**
- * Least request by power of `choiceCount` random choices, as Envoy does: sample hosts
- * (weighted) and keep the one with the lowest load per unit of weight. Sampling avoids the
- * herd that a global minimum causes when many proxies see the same counts.
+ * Least request as Envoy does it.
+ * - Equal weights: power of `choiceCount` choices — sample hosts uniformly, keep the one with
+ *   the fewest active requests. Sampling avoids the herd a global minimum causes when many
+ *   proxies see the same counts.
+ * - Unequal weights (or an explicit `active_request_bias`): an EDF schedule in which a host's
+ *   weight is `weight / (active + 1)^bias`, taken when the host is queued — so busy hosts come
+ *   round less often without ever being drained completely.
  */
 export class LeastRequestLb implements LoadBalancer {
   private hosts: readonly Host[] = [];
-  private readonly sampler: RandomLb;
+  private weighted = false;
+  private readonly edf = new EdfScheduler((i) => this.hostWeight(this.hosts[i]!));
+  private readonly seed: number;
+  private readonly choiceCount: number;
+  private readonly bias: number;
+  private readonly alwaysWeighted: boolean;
 
-  constructor(
-    private readonly choiceCount = 2,
-    random: Random = Math.random,
-  ) {
-    this.sampler = new RandomLb(random);
+  constructor(config: Partial<LeastRequestConfig> | number = DEFAULT_LEAST_REQUEST, private readonly random: Random = fastRandom) {
+    const c = typeof config === 'number' ? { choiceCount: config } : config;
+    this.choiceCount = c.choiceCount ?? DEFAULT_LEAST_REQUEST.choiceCount;
+    this.bias = c.activeRequestBias ?? DEFAULT_LEAST_REQUEST.activeRequestBias;
+    this.alwaysWeighted = c.activeRequestBiasSet ?? false;
+    this.seed = random32(random);
   }
 
   update(hosts: readonly Host[]): void {
     this.hosts = hosts;
-    this.sampler.update(hosts);
+    const n = hosts.length;
+    this.weighted = n > 1 && (this.alwaysWeighted || !weightsEqual(hosts));
+    if (this.weighted) this.edf.reset(n, this.seed);
   }
 
   pick(): Host | null {
-    if (this.hosts.length === 0) return null;
-    let best = this.sampler.pick()!;
+    const hosts = this.hosts;
+    const n = hosts.length;
+    if (n === 0) return null;
+    if (this.weighted) return hosts[this.edf.pick()]!;
+    let best = hosts[Math.floor(this.random() * n)]!;
     for (let i = 1; i < this.choiceCount; i++) {
-      const c = this.sampler.pick()!;
-      // Compare load/weight without dividing: a.load * b.weight < b.load * a.weight.
-      if ((c.load + 1) * best.weight < (best.load + 1) * c.weight) best = c;
+      const c = hosts[Math.floor(this.random() * n)]!;
+      if (c.load < best.load) best = c;
     }
     return best;
+  }
+
+  private hostWeight(h: Host): number {
+    const bias = this.bias;
+    if (bias === 1) return h.weight / (h.load + 1);
+    if (bias === 0) return h.weight;
+    return h.weight / Math.pow(h.load + 1, bias);
   }
 }

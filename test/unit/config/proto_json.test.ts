@@ -410,8 +410,8 @@ staticResources:
     ]);
   });
 
-  it('reports YAML and JSON syntax errors with line:column', () => {
-    expect(() => parseBootstrapText('a: [1, 2\nb: 3\n', 'bad.yaml')).toThrow(/YAML syntax error at 2:1/);
+  it('reports YAML and JSON syntax errors with line and column', () => {
+    expect(() => parseBootstrapText('a: [1, 2\nb: 3\n', 'bad.yaml')).toThrow(/YAML syntax error at line 2, column 1/);
     expect(() => parseBootstrapText('a: 1\na: 2\n', 'dup.yaml')).toThrow(/Map keys must be unique/);
     expect(() => parseBootstrapText('{"a": 1,\n "b": 2', 'bad.json')).toThrow(/JSON syntax error/);
     expect(() => parseBootstrapText('- 1\n', 'list.yaml')).toThrow(/must be a mapping/);
