@@ -13,7 +13,14 @@
         "native/io/socket_util.cc",
         "native/io/acceptor.cc",
         "native/io/connector.cc",
-        "native/io/pipe.cc"
+        "native/io/pipe.cc",
+        "native/codec/hessian2.cc",
+        "native/codec/bolt.cc",
+        "native/codec/dubbo.cc",
+        "native/codec/codec_js.cc",
+        "native/upgrade/fd_channel.cc",
+        "native/bpf/bpf_js.cc",
+        "native/bpf/original_dst.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       # NAPI_VERSION pinned: the addon then loads on every Node release that has Node-API 8
@@ -23,7 +30,26 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # BPF (bpf/*.bpf.c + native/bpf/loader.cc) only where bpf/detect.sh finds clang, bpftool,
+      # libbpf, libelf and kernel BTF; elsewhere the addon builds and reports BPF unavailable.
+      "variables": { "strait_bpf%": "<!(sh bpf/detect.sh)" },
+      "conditions": [
+        ["strait_bpf==1", {
+          "sources": ["native/bpf/loader.cc"],
+          "defines": ["STRAIT_HAVE_BPF"],
+          "include_dirs": ["bpf", "<(SHARED_INTERMEDIATE_DIR)/bpf"],
+          "libraries": ["-lbpf", "-lelf"],
+          "actions": [{
+            "action_name": "bpf_skeletons",
+            "inputs": ["bpf/build.sh", "bpf/intercept.h", "bpf/maps.bpf.h", "bpf/sockops.bpf.c", "bpf/redirect.bpf.c"],
+            # One output (redirect.skel.h comes with it): gyp's make backend re-runs actions
+            # with several outputs on every build.
+            "outputs": ["<(SHARED_INTERMEDIATE_DIR)/bpf/sockops.skel.h"],
+            "action": ["sh", "bpf/build.sh", "<(SHARED_INTERMEDIATE_DIR)/bpf"]
+          }]
+        }]
+      ]
     }
   ]
 }

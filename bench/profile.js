@@ -117,7 +117,7 @@ async function main() {
       return dd;
     },
   };
-  const upstream = await UPSTREAMS[w.upstream.kind].start(ctx);
+  const upstream = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
   let target;
   try {
     process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (node --cpu-prof)\n`);

@@ -1,12 +1,15 @@
 // strait_native: registers exports only. The data path lives in io/ (see native/README.md).
 #include <napi.h>
 
+#include "bpf/bpf_js.h"
+#include "codec/codec_js.h"
 #include "io/acceptor.h"
 #include "io/connector.h"
 #include "io/env.h"
 #include "io/js_util.h"
 #include "io/pipe.h"
 #include "io/socket_util.h"
+#include "upgrade/fd_channel.h"
 
 namespace strait {
 
@@ -24,6 +27,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Pipe", Pipe::Init(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
+  exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));
+  exports.Set("decodeLazy", codec::DecodeLazyFunction(env));
+  exports.Set("decodeFrames", codec::DecodeFramesFunction(env));
+  exports.Set("bpf", bpf::Init(env));
+  exports.Set("upgrade", upgrade::Init(env));
   return exports;
 }
 

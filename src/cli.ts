@@ -5,8 +5,11 @@ import { ENGINE_NAMES, type EngineName } from './io/index.js';
 import { log, setLogLevel } from './log.js';
 import { Server, VERSION } from './server.js';
 import { buildStaticConfig } from './static_config.js';
+import { xdsServerMain } from './xds/server/cli.js';
 
 const USAGE = `usage: strait --config FILE [options]
+       strait xds-server --dir DIR --port P   (an embedded xDS control plane; see --help there)
+       strait intercept enable|disable|status|cleanup [options]   (traffic capture; see --help there)
 
   -c, --config FILE            Envoy v3 Bootstrap (YAML or JSON)
       --config-yaml TEXT       Bootstrap given inline (instead of --config)
@@ -16,8 +19,13 @@ const USAGE = `usage: strait --config FILE [options]
   -l, --log-level LEVEL        trace|debug|info|warn|error|critical|off (default info)
       --drain-time-s N         drain time on SIGTERM / graceful drain (default 5)
       --admin-address-path F  write the bound admin address to F
-      --restart-epoch N        hot restart epoch (0 for now)
-      --parent-shutdown-time-s N
+      --restart-epoch N        hot restart: N > 0 takes over listeners and idle connections
+                               from the process running epoch N-1 (same --base-id)
+      --base-id N              separates hot-restart channels of several Strait instances (default 0)
+      --parent-shutdown-time-s N  the previous epoch exits after this long at most (default 60)
+      --xds-snapshot FILE      where the last accepted xDS configuration is kept and read back
+                               when the control plane is down at start-up (env STRAIT_XDS_SNAPSHOT;
+                               default: strait-xds-<node id>.json in the OS temp directory)
   -h, --help                   this text
       --version                print the version
 `;
@@ -37,6 +45,13 @@ function intArg(v: string | undefined, name: string, dflt: number): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'xds-server') return xdsServerMain(argv.slice(1), fail);
+  if (argv[0] === 'intercept') {
+    // Loaded only when asked for: interception needs no config and no server.
+    const { interceptMain } = await import('./intercept/cli.js');
+    process.exitCode = await interceptMain(argv.slice(1));
+    return;
+  }
   let args;
   try {
     args = parseArgs({
@@ -52,6 +67,8 @@ export async function main(argv: string[]): Promise<void> {
         'admin-address-path': { type: 'string' },
         'restart-epoch': { type: 'string' },
         'parent-shutdown-time-s': { type: 'string' },
+        'base-id': { type: 'string' },
+        'xds-snapshot': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -77,7 +94,9 @@ export async function main(argv: string[]): Promise<void> {
   if (!ENGINE_NAMES.includes(engine)) fail(`--io-engine must be one of ${ENGINE_NAMES.join(', ')}`);
   if (o.mode !== 'serve' && o.mode !== 'validate') fail('--mode must be serve or validate');
   if (intArg(o.concurrency, 'concurrency', 1) > 1) fail('--concurrency above 1 is not supported yet');
-  if (intArg(o['restart-epoch'], 'restart-epoch', 0) !== 0) fail('hot restart (--restart-epoch > 0) is not supported yet');
+  const restartEpoch = intArg(o['restart-epoch'], 'restart-epoch', 0);
+  const baseId = intArg(o['base-id'], 'base-id', 0);
+  const parentShutdownMs = intArg(o['parent-shutdown-time-s'], 'parent-shutdown-time-s', 60) * 1000;
   const drainTimeMs = intArg(o['drain-time-s'], 'drain-time-s', 5) * 1000;
   if (!o.config && !o['config-yaml']) fail(`--config is required\n\n${USAGE}`);
 
@@ -99,6 +118,10 @@ export async function main(argv: string[]): Promise<void> {
       adminAddressPath: o['admin-address-path'],
       commandLine: argv,
       redactedBootstrap: redacted as Record<string, unknown>,
+      restartEpoch,
+      baseId,
+      parentShutdownMs,
+      xdsSnapshotPath: o['xds-snapshot'] ?? process.env.STRAIT_XDS_SNAPSHOT,
     });
   } catch (err) {
     if (err instanceof ConfigError || err instanceof StraitError) fail(err.message);

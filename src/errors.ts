@@ -41,3 +41,10 @@ export class BindError extends StraitError {
     super('STRAIT_ERR_BIND', message, options);
   }
 }
+
+/** `strait intercept` could not install, inspect or remove traffic interception. */
+export class InterceptError extends StraitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STRAIT_ERR_INTERCEPT', message, options);
+  }
+}

@@ -80,8 +80,22 @@ export interface NativeStats {
   writevCalls: number;
 }
 
+/** The hot-restart channel (native/upgrade): SOCK_SEQPACKET messages with fds attached. */
+export interface NativeUpgradeChannel {
+  listen(path: string): number;
+  /** -1 when nobody is waiting. */
+  accept(fd: number): number;
+  /** -1 when nothing listens at `path`. */
+  connect(path: string): number;
+  send(fd: number, data: Buffer, fds?: number[]): void;
+  /** null when nothing arrived within the timeout. */
+  recv(fd: number, timeoutMs: number): { data: Buffer; fds: number[] } | { eof: true } | null;
+  dup(fd: number): number;
+}
+
 /** The addon's exports (native/addon.cc). */
 export interface NativeBinding {
+  upgrade: NativeUpgradeChannel;
   readonly version: string;
   /**
    * Create a non-blocking listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when reusePort).
@@ -135,7 +149,38 @@ export interface NativeBinding {
   stats(): NativeStats;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
+  /**
+   * Header-only frame decoding (native/codec/): the native twin of `RpcCodec.decodeHeader` in
+   * src/protocols/types.ts, same slots (`H`), same results. Never reads outside `buf[off, end)`;
+   * allocates nothing. Throws TypeError/RangeError only for bad arguments (off/end outside the
+   * buffer, maxFrame outside [0, 2^31), `out` not an Int32Array of at least H.SIZE slots).
+   * Use through src/protocols/native_codec.ts.
+   */
+  decodeHeader(protocol: NativeCodecProtocol, buf: Uint8Array, off: number, end: number, maxFrame: number, out: Int32Array): void;
+  /** `RpcCodec.decodeLazy` natively; reads the slots decodeHeader filled, never past `buf`'s end. */
+  decodeLazy(protocol: NativeCodecProtocol, buf: Uint8Array, off: number, out: Int32Array, field: NativeLazyField): void;
+  /**
+   * Decodes consecutive frames from `off` into consecutive H.SIZE-slot records of `out`, at most
+   * `maxFrames` (and no more than `out` holds), in one call. Returns the number of records filled:
+   * every record but the last has STATE 1; the last may be a partial frame (STATE 0, FRAME_LEN
+   * known once its fixed header is in) or an error (STATE < 0), where decoding stopped.
+   */
+  decodeFrames(protocol: NativeCodecProtocol, buf: Uint8Array, off: number, end: number, maxFrame: number, out: Int32Array, maxFrames: number): number;
 }
+
+/** Protocol numbers of the native decoders; mirrors `Protocol` in native/codec/codec.h. */
+export const NativeCodecProtocol = {
+  BOLT: 1,
+  DUBBO: 2,
+} as const;
+export type NativeCodecProtocol = (typeof NativeCodecProtocol)[keyof typeof NativeCodecProtocol];
+
+/** `LazyField` numbered for the boundary; mirrors `LazyField` in native/codec/codec.h. */
+export const NativeLazyField = {
+  METHOD: 1,
+  GROUP: 2,
+} as const;
+export type NativeLazyField = (typeof NativeLazyField)[keyof typeof NativeLazyField];
 
 /** 64 KiB: the addon's buffer chunk size (native/io/buffer_pool.h). */
 export const NATIVE_CHUNK_SIZE = 64 * 1024;

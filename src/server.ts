@@ -10,6 +10,8 @@ import { StatsStore } from './observability/stats.js';
 import type { StaticConfig } from './static_config.js';
 import type { Resolver } from './upstream/cluster.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
+import { DynamicConfig } from './xds/client/dynamic_config.js';
+import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
 
 export const VERSION = '0.1.0';
 
@@ -22,7 +24,15 @@ export interface ServerOptions {
   readonly resolver?: Resolver;
   /** The bootstrap with secrets redacted, when the caller already has it (decoded off-thread). */
   readonly redactedBootstrap?: Record<string, unknown>;
+  /** Hot restart: this process's epoch (> 0 takes over from epoch - 1), base id and parent timeout. */
+  readonly restartEpoch?: number;
+  readonly baseId?: number;
+  readonly parentShutdownMs?: number;
+  /** Where the last accepted xDS configuration is kept (default: under os.tmpdir(), by node id). */
+  readonly xdsSnapshotPath?: string;
 }
+
+const ADMIN_SOCKET = '__admin__';
 
 type State = AdminHost['state'];
 const STATE_CODE: Record<State, number> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
@@ -46,6 +56,8 @@ export class Server implements AdminHost {
   private shuttingDown: Promise<void> | null = null;
   private readonly serverStats;
   private readonly dump: Array<Record<string, unknown>>;
+  /** The xDS client and what it applied; null without dynamic_resources. */
+  xds: DynamicConfig | null = null;
   /** Called once the process may exit (quit, drain done). */
   onExit: (code: number) => void = (code) => process.exit(code);
 
@@ -81,9 +93,15 @@ export class Server implements AdminHost {
   /** Admin first (so /ready answers 503 while starting), then clusters, then listeners. */
   async start(): Promise<void> {
     for (const w of this.config.warnings) log.warn({ path: w.path }, w.message);
+    const epoch = this.options.restartEpoch ?? 0;
+    const baseId = this.options.baseId ?? 0;
+    // Hot restart: take the previous epoch's sockets before binding anything ourselves.
+    const child = epoch > 0 ? HotRestartChild.connect(baseId, epoch) : null;
+    if (epoch > 0 && !child) log.warn({ epoch }, 'hot restart: no process at the previous epoch; starting fresh');
+    this.listeners.inherited = child?.inherited ?? null;
     if (this.config.admin) {
       this.admin = new AdminServer(this);
-      const a = await this.admin.listen(this.config.admin.address);
+      const a = await this.admin.listen(this.config.admin.address, child?.inherited.get(ADMIN_SOCKET));
       log.info({ address: a }, 'admin listening');
       if (this.options.adminAddressPath) {
         const text = a.family === 'unix' ? a.address : a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
@@ -91,10 +109,75 @@ export class Server implements AdminHost {
       }
     }
     this.setPhase('INITIALIZING');
-    await this.clusters.addAll(this.config.clusters);
+    // EDS clusters wait for their endpoints (xDS), as Envoy's cluster warming does.
+    await this.clusters.addAll(this.config.clusters.filter((c) => c.type !== 'EDS'));
     await this.listeners.startAll(this.config.listeners);
     for (const l of this.listeners.all()) log.info({ listener: l.spec.name, address: l.address, engine: this.engine.name }, 'listener up');
+    if (this.config.dynamic) await this.startXds(this.config.dynamic);
     this.setPhase('LIVE');
+    this.startHotRestart(child, baseId, epoch);
+  }
+
+  /** Serves the next epoch's channel; as a child, first takes over the previous epoch's connections. */
+  private startHotRestart(child: HotRestartChild | null, baseId: number, epoch: number): void {
+    const host: UpgradeHost = {
+      stats: this.stats,
+      listeningSockets: () => {
+        const out = this.listeners
+          .all()
+          .filter((l) => !l.draining && l.listenFd >= 0)
+          .map((l) => ({ name: l.spec.name, fd: l.listenFd }));
+        if (this.admin && this.admin.fd >= 0) out.push({ name: ADMIN_SOCKET, fd: this.admin.fd });
+        return out;
+      },
+      listeners: () => this.listeners.all(),
+      listener: (name) => this.listeners.get(name),
+      adopt: (fd, remote, local) => this.engine.adopt(fd, remote, local),
+      stopAccepting: () => {
+        this.setPhase('DRAINING');
+        this.listeners.stopAccepting(true);
+        void this.admin?.close();
+        this.admin = null;
+      },
+      openConnections: () => this.listeners.activeConnections,
+      exit: () => {
+        this.clusters.close();
+        this.onExit(0);
+      },
+    };
+    if (child) child.closeUnused(new Set([...this.listeners.all().map((l) => l.spec.name), ADMIN_SOCKET]));
+    this.hotRestart = new HotRestartParent(host, baseId, epoch, this.options.parentShutdownMs ?? 60_000);
+    this.hotRestart.busyReason = child ? `epoch ${epoch} is still taking over from epoch ${epoch - 1}` : null;
+    try {
+      this.hotRestart.start();
+    } catch (err) {
+      // Serving matters more than being upgradable: say so and carry on.
+      log.warn({ err: (err as Error).message }, 'hot restart: cannot open the restart channel; this process cannot hand over');
+      this.hotRestart = null;
+    }
+    child?.ready(host, () => {
+      if (this.hotRestart) this.hotRestart.busyReason = null;
+    });
+  }
+
+  private hotRestart: HotRestartParent | null = null;
+
+  /** Connects to the control plane and waits for the first configuration (or initial_fetch_timeout). */
+  private async startXds(dyn: NonNullable<StaticConfig['dynamic']>): Promise<void> {
+    this.xds = new DynamicConfig(
+      {
+        clusters: this.clusters,
+        listeners: this.listeners,
+        drainTimeMs: this.options.drainTimeMs,
+        staticClusterNames: new Set(this.config.clusters.map((c) => c.name)),
+        staticListenerNames: new Set(this.config.listeners.map((l) => l.name)),
+      },
+      dyn,
+      DynamicConfig.snapshotPathFor(dyn, this.options.xdsSnapshotPath),
+    );
+    log.info({ controlPlane: dyn.via, target: dyn.target, delta: dyn.delta, snapshot: this.xds.snapshotFile }, 'xds: connecting');
+    this.xds.start(this.config.clusters.filter((c) => c.type === 'EDS'));
+    await this.xds.whenInitialized();
   }
 
   private setPhase(p: Server['phase']): void {
@@ -113,7 +196,9 @@ export class Server implements AdminHost {
   /** Stop accepting, let connections finish for up to the drain time, then exit 0. */
   shutdown(drainMs = this.options.drainTimeMs): Promise<void> {
     this.shuttingDown ??= (async () => {
+      this.hotRestart?.close();
       this.setPhase('DRAINING');
+      this.xds?.stop();
       log.info({ drainMs, open: this.listeners.activeConnections }, 'shutting down: draining');
       await this.listeners.drain(drainMs);
       this.clusters.close();
@@ -154,10 +239,27 @@ export class Server implements AdminHost {
   }
 
   configDump(resource?: string): unknown {
-    const configs = this.dump;
+    const configs = this.xds ? this.withDynamic(this.dump, this.xds) : this.dump;
     if (!resource) return { configs };
     // ?resource=static_clusters etc.: the matching entries, flattened as Envoy does.
     return { configs: configs.flatMap((c) => ((c as Record<string, unknown>)[resource] as unknown[] | undefined) ?? []) };
+  }
+
+  /** The static dump with xDS resources added to the Clusters and Listeners entries, plus an Endpoints entry. */
+  private withDynamic(dump: Array<Record<string, unknown>>, xds: DynamicConfig): Array<Record<string, unknown>> {
+    const d = xds.dump();
+    const out = dump.map((c) => {
+      const t = String(c['@type']);
+      if (t.endsWith('.ClustersConfigDump')) return { ...c, ...d.clusters };
+      if (t.endsWith('.ListenersConfigDump')) return { ...c, ...d.listeners };
+      return c;
+    });
+    out.push({ '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump', ...d.endpoints });
+    return out;
+  }
+
+  readyDetail(): string | null {
+    return this.xds?.readyDetail() ?? null;
   }
 
   renderClusters(format: 'text' | 'json'): string {
@@ -167,7 +269,7 @@ export class Server implements AdminHost {
         {
           cluster_statuses: all.map((c) => ({
             name: c.name,
-            added_via_api: false,
+            added_via_api: this.xds?.isDynamicCluster(c.name) ?? false,
             host_statuses: c.allHosts.map((h) => ({
               address: addressJson(h.address),
               stats: Object.entries(h.counters).map(([name, value]) => ({ name, value, type: name.endsWith('_active') ? 'GAUGE' : 'COUNTER' })),

@@ -3,7 +3,9 @@ import type { FactoryContext } from './filters/network/types.js';
 import type { ListenAddress } from './io/engine.js';
 import { buildListenerSpec, listenAddress, type ListenerSpec } from './listener/listener_config.js';
 import type { ClusterSpec } from './upstream/cluster.js';
+import { parseSecrets } from './tls/context.js';
 import { buildClusterSpec } from './upstream/cluster_config.js';
+import { buildXdsBootstrap, type XdsBootstrap } from './xds/bootstrap.js';
 
 type Obj = Record<string, any>;
 
@@ -17,10 +19,12 @@ export interface StaticConfig {
   readonly clusters: readonly ClusterSpec[];
   readonly admin: AdminSpec | null;
   readonly warnings: readonly FieldError[];
+  /** `dynamic_resources`: where the ADS client connects and what it subscribes to; null for static-only. */
+  readonly dynamic?: XdsBootstrap | null;
 }
 
 /** Bootstrap parts that would change behaviour and are not implemented yet: refused, not ignored. */
-const UNSUPPORTED_BOOTSTRAP = ['dynamic_resources', 'hds_config', 'cluster_manager.load_stats_config'] as const;
+const UNSUPPORTED_BOOTSTRAP = ['hds_config', 'cluster_manager.load_stats_config'] as const;
 /** Bootstrap parts that do not change traffic: accepted with a warning. */
 const IGNORED_BOOTSTRAP = ['layered_runtime', 'stats_sinks', 'stats_config', 'tracing', 'overload_manager', 'watchdogs', 'stats_flush_interval', 'bootstrap_extensions', 'fatal_actions', 'default_socket_interface', 'inline_headers'] as const;
 
@@ -50,8 +54,8 @@ export function buildStaticConfig(
   }
 
   const sr = (bootstrap.static_resources ?? {}) as Obj;
-  // Secrets alone change nothing: only a transport socket (refused below) would use them.
-  if (sr.secrets?.length) warnings.push({ path: 'static_resources.secrets', message: 'TLS is not implemented yet; secrets are kept (and redacted in /config_dump) but unused' });
+  // Static SDS: transport sockets refer to these by name (tls_certificate_sds_secret_configs).
+  const secrets = parseSecrets(sr.secrets, 'static_resources.secrets', errors, warnings);
 
   const clusters: ClusterSpec[] = [];
   const clusterIndex = new Map<string, number>();
@@ -64,23 +68,20 @@ export function buildStaticConfig(
       return;
     }
     if (name) clusterIndex.set(name, i);
-    for (const f of ['outlier_detection', 'health_checks', 'transport_socket', 'lb_subset_config', 'upstream_connection_options'] as const) {
+    for (const f of ['outlier_detection', 'health_checks', 'lb_subset_config', 'upstream_connection_options'] as const) {
       const v = c[f];
-      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
-        if (f === 'transport_socket') errors.push({ path: `${path}.${f}`, message: 'upstream TLS is not supported yet' });
-        else warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
-      }
+      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
     }
     ((c.circuit_breakers?.thresholds ?? []) as Obj[]).forEach((t, j) => {
       for (const f of ['max_connections', 'max_pending_requests'] as const) {
         if (t[f] !== undefined) warnings.push({ path: `${path}.circuit_breakers.thresholds[${j}].${f}`, message: 'is not enforced yet; ignored' });
       }
     });
-    const spec = buildClusterSpec(c, path, errors, warnings);
+    const spec = buildClusterSpec(c, path, errors, warnings, secrets);
     if (spec) clusters.push(spec);
   });
 
-  const ctx: FactoryContext = { clusterNames: new Set(clusterIndex.keys()), errors, warnings };
+  const ctx: FactoryContext = { clusterNames: new Set(clusterIndex.keys()), errors, warnings, secrets };
   const listeners: ListenerSpec[] = [];
   const listenerIndex = new Map<string, number>();
   const addressIndex = new Map<string, number>();
@@ -112,6 +113,8 @@ export function buildStaticConfig(
     if (address) admin = { address };
   }
 
+  const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings);
+
   if (errors.length) throw new ConfigError(errors, source);
-  return { listeners, clusters, admin, warnings };
+  return { listeners, clusters, admin, warnings, dynamic };
 }

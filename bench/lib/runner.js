@@ -66,8 +66,8 @@ export function estimateSeconds({ settings, plan }) {
     if (p.skip) continue;
     const n = Object.values(p.cells).filter((c) => c.status === 'run').length;
     const w = p.workload;
-    const per = w.name === 'tcp-bulk' ? 1.5 : w.name === 'idle-conns' ? 6 : settings.durationS + 0.1;
-    const warm = w.warmup ? (w.name === 'tcp-bulk' ? 0.5 : Math.max(1, Math.round(settings.warmupS)) + 0.3) : 0;
+    const per = w.name === 'tcp-bulk' ? 1.5 : w.name === 'idle-conns' ? 6 : (w.runSeconds?.(settings) ?? settings.durationS) + 0.1;
+    const warm = w.warmup ? (w.name === 'tcp-bulk' ? 0.5 : w.runSeconds ? Math.min(settings.warmupS, w.runSeconds(settings) / 2) + 0.1 : Math.max(1, Math.round(settings.warmupS)) + 0.3) : 0;
     s += 1.5 + n * (warm + p.rounds * per + 0.3);
   }
   return s;
@@ -187,7 +187,7 @@ async function runWorkload(p, ctx) {
 
   let upstream;
   try {
-    upstream = await UPSTREAMS[w.upstream.kind].start(ctx);
+    upstream = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
   } catch (err) {
     entry.status = 'failed';
     entry.reason = `upstream ${w.upstream.kind} did not start: ${err.message}`;

@@ -18,12 +18,17 @@ function envList(name) {
 
 /**
  * The two profiles. quick must finish in 3 minutes on 2 noisy cores with 5 peers (Envoy off):
- * its budget is mostly 4 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead).
+ * its budget is mostly 4 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead),
+ * then 2 RPC workloads with short runs (rpcDurationS).
  */
 export const PROFILES = {
   quick: {
     rounds: 2,
     durationS: 2,
+    // RPC runs are shorter so the two RPC workloads fit the 3 minutes: a closed loop of 64 calls
+    // is at steady state within milliseconds, and half a second is still tens of thousands of
+    // calls per run. Their warm-up is half a run (see bench/workloads/rpc.js).
+    rpcDurationS: 0.5,
     warmupS: 0.5,
     bulkBytes: 1 << 30,
     idleConnections: 10000,
@@ -34,12 +39,14 @@ export const PROFILES = {
   full: {
     rounds: 5,
     durationS: 5,
+    // 3 s of a closed loop is hundreds of thousands of calls; the 4 RPC workloads add ~6 minutes.
+    rpcDurationS: 3,
     warmupS: 1,
     bulkBytes: 1 << 30,
     idleConnections: 10000,
     idleRounds: 2,
     microTimeMs: 1000,
-    budgetS: 1140,
+    budgetS: 1380,
   },
 };
 
@@ -91,6 +98,7 @@ export const USAGE = `usage: node bench/run.js [--quick] [--dry-run] [--only w1,
 env: ENVOY_BIN, BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_BULK_BYTES,
      BENCH_IDLE_CONNECTIONS, BENCH_CONNECTIONS (wrk/h2load connections, 64),
      BENCH_PIPELINE_DEPTH (16), BENCH_H2_STREAMS (4), BENCH_WORKLOADS, BENCH_PEERS,
+     BENCH_RPC_DURATION_S (seconds per Bolt/Dubbo run; quick 0.5, full 3),
      BENCH_CPU_PROXY / BENCH_CPU_LOADGEN / BENCH_CPU_UPSTREAM (core number or 'none'),
      BENCH_STRAIT_DIR (repo whose bin/strait.js is benchmarked), BENCH_BUDGET_S,
      BENCH_MICRO_TIME_MS, BENCH_IDLE_ROUNDS, BENCH_KEEP_TMP=1
@@ -104,6 +112,8 @@ export function resolveSettings(args) {
     mode,
     rounds: args.rounds ?? envNum('BENCH_ROUNDS', p.rounds),
     durationS: args.durationS ?? envNum('BENCH_DURATION_S', p.durationS),
+    // --duration sets every workload's run length, RPC included.
+    rpcDurationS: args.durationS ?? envNum('BENCH_RPC_DURATION_S', p.rpcDurationS),
     warmupS: envNum('BENCH_WARMUP_S', p.warmupS),
     bulkBytes: envNum('BENCH_BULK_BYTES', p.bulkBytes),
     idleConnections: envNum('BENCH_IDLE_CONNECTIONS', p.idleConnections),

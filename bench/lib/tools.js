@@ -1,5 +1,5 @@
 // External tools the bench drives: detection with a reason when missing, versions for the
-// report, and the C bulk tool compiled once per source version into a temp cache.
+// report, and the C tools (bench/tools/*.c) compiled once per source version into a temp cache.
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -29,24 +29,36 @@ export function versionOf(cmd, args) {
   return line ?? null;
 }
 
-let bulkCache;
-/** Path of the compiled bulk tool, compiling bench/tools/bulk.c on first use; or { reason }. */
-export function bulkTool() {
-  if (bulkCache) return bulkCache;
-  const src = path.join(TOOLS_DIR, 'bulk.c');
+const compiled = new Map();
+/**
+ * Path of a C tool from bench/tools/<name>.c, compiled on first use into a temp cache keyed by
+ * the source's hash (so an edited tool is rebuilt); or { ok: false, reason }.
+ */
+export function cTool(name) {
+  if (compiled.has(name)) return compiled.get(name);
+  const result = compileTool(name);
+  compiled.set(name, result);
+  return result;
+}
+
+function compileTool(name) {
+  const src = path.join(TOOLS_DIR, `${name}.c`);
   const hash = crypto.createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 12);
   const dir = path.join(os.tmpdir(), `strait-bench-tools-${hash}`);
-  const bin = path.join(dir, 'bulk');
-  if (fs.existsSync(bin)) return (bulkCache = { ok: true, path: bin });
+  const bin = path.join(dir, name);
+  if (fs.existsSync(bin)) return { ok: true, path: bin };
   const cc = ['cc', 'clang', 'gcc'].map(which).find(Boolean);
-  if (!cc) return (bulkCache = { ok: false, reason: `no C compiler (cc, clang or gcc) to build bench/tools/bulk.c (apt-get install ${APT.cc})` });
+  if (!cc) return { ok: false, reason: `no C compiler (cc, clang or gcc) to build bench/tools/${name}.c (apt-get install ${APT.cc})` };
   fs.mkdirSync(dir, { recursive: true });
   const tmp = `${bin}.${process.pid}`;
   try {
     execFileSync(cc, ['-O2', '-pthread', '-o', tmp, src], { stdio: ['ignore', 'ignore', 'pipe'] });
     fs.renameSync(tmp, bin);
   } catch (err) {
-    return (bulkCache = { ok: false, reason: `compiling bench/tools/bulk.c with ${cc} failed: ${String(err.stderr ?? err.message).slice(0, 300)}` });
+    return { ok: false, reason: `compiling bench/tools/${name}.c with ${cc} failed: ${String(err.stderr ?? err.message).slice(0, 300)}` };
   }
-  return (bulkCache = { ok: true, path: bin });
+  return { ok: true, path: bin };
 }
+
+/** The bulk sender/sink (bench/tools/bulk.c). */
+export const bulkTool = () => cTool('bulk');

@@ -12,7 +12,8 @@ export default {
   async load({ importDist }) {
     const mod = await importDist('filters/network/rpc_proxy/write_batch.js');
     if (!mod) return { skip: 'module not built (dist/filters/network/rpc_proxy/write_batch.js)' };
-    const sink = net.createServer((s) => s.on('data', () => {}));
+    // Every handle unref'd, the accepted socket too, so the micro runner can exit when done.
+    const sink = net.createServer((s) => s.unref().on('data', () => {}));
     await new Promise((r) => sink.listen(0, '127.0.0.1', r));
     sink.unref();
     const sock = net.connect(sink.address().port, '127.0.0.1');

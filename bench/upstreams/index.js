@@ -1,11 +1,13 @@
 // Upstreams: the servers every peer forwards to. One is started per workload and shared by every
 // peer in it, so all peers (and "direct") talk to the very same server process.
 //
-// An upstream is { name, requires(ctx) -> null | reason, start(ctx) -> Promise<Running> } where
-// Running is { endpoints: { <name>: port }, child, version, stop() }.
+// An upstream is { name, requires() -> null | reason, start(ctx, spec) -> Promise<Running> }
+// where spec is the workload's `upstream` entry ({ kind, endpoint, ...options }) and Running is
+// { endpoints: { <name>: port }, child, version, stop() }.
 import fs from 'node:fs';
 import path from 'node:path';
-import { bulkTool, findTool, TOOLS_DIR, versionOf } from '../lib/tools.js';
+import { rpcFrames, rpcUnavailable } from '../lib/rpc.js';
+import { bulkTool, cTool, findTool, TOOLS_DIR, versionOf } from '../lib/tools.js';
 import { spawnPinned, waitPort, waitStdout } from '../lib/proc.js';
 
 /** The exact body served for a size: printable, no quotes or `$` (it sits in nginx's `return`). */
@@ -102,6 +104,28 @@ export const UPSTREAMS = {
           const re = new RegExp(`^\\{"id":${id},.*\\}$`, 'm');
           return JSON.parse((await waitStdout(child, re, timeoutMs))[0]);
         },
+      };
+    },
+  },
+
+  'rpc-echo': {
+    describe:
+      'bench/tools/rpc-echo-server.c: one thread, epoll; answers every Bolt v1 / Dubbo 2 call with a success response pre-encoded by the real libraries (payload echoed, request id patched in) and acks heartbeats',
+    requires() {
+      const t = cTool('rpc-echo-server');
+      return t.ok ? rpcUnavailable() : t.reason;
+    },
+    async start(ctx, spec) {
+      const size = spec.payloadSize;
+      const args = [rpcFrames('bolt', size).response.toString('hex'), rpcFrames('dubbo', size).response.toString('hex')];
+      const child = spawnPinned('rpc echo upstream', cTool('rpc-echo-server').path, args, { cpu: ctx.cpus.upstream, nofile: ctx.settings.fdLimit });
+      const port = Number((await waitStdout(child, /^port (\d+)$/m))[1]);
+      return {
+        endpoints: { rpc: port },
+        child,
+        version: 'bench/tools/rpc-echo-server.c',
+        config: `rpc-echo-server <bolt response, ${args[0].length / 2} bytes> <dubbo response, ${args[1].length / 2} bytes>`,
+        stop: () => child.stop(),
       };
     },
   },

@@ -1,10 +1,10 @@
 // The workload registry. A workload is one file (or one factory call here) shaped like:
 //   {
-//     name, title, layer: 'l4' | later 'http' | 'grpc' | 'bolt' | 'dubbo', layerLabel,
-//     quick: bool (part of --quick), upstream: { kind: key of UPSTREAMS, endpoint },
+//     name, title, layer: 'l4' | 'bolt' | 'dubbo' | later 'http' | 'grpc', layerLabel,
+//     quick: bool (part of --quick), upstream: { kind: key of UPSTREAMS, endpoint, ...its options },
 //     requires() -> null | reason        missing tool => the workload is reported skipped
 //     peerUnavailable?(peer) -> null | reason
-//     freshPeerPerRun?, warmup?, rounds?(settings)
+//     freshPeerPerRun?, warmup?, rounds?(settings), runSeconds?(settings) (for the time estimate)
 //     primary: { key, label, unit, better: 'higher' | 'lower' }, latency: [{ key, label }] | null,
 //     cpu: { key, label, per(metrics) -> units } | null, columns: [{ key, label, digits }],
 //     describe(settings) -> text for "How measured",
@@ -15,6 +15,7 @@
 import { http1Workload } from './http1.js';
 import { h2cWorkload } from './h2c.js';
 import idleConns from './idle-conns.js';
+import { rpcWorkload } from './rpc.js';
 import tcpBulk from './tcp-bulk.js';
 
 // Memory first: it is short, and under the quick profile's time budget it must never be the
@@ -28,4 +29,9 @@ export const WORKLOADS = [
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
+  // 8 connections x 8 calls: a few client processes multiplexing calls, 64 in flight.
+  rpcWorkload({ name: 'bolt', protocol: 'bolt', payloadSize: 64, conns: 8, depth: 8, quick: true }),
+  rpcWorkload({ name: 'dubbo', protocol: 'dubbo', payloadSize: 64, conns: 8, depth: 8, quick: true }),
+  rpcWorkload({ name: 'bolt-1k', protocol: 'bolt', payloadSize: 1024, conns: 8, depth: 4, quick: false }),
+  rpcWorkload({ name: 'dubbo-1k', protocol: 'dubbo', payloadSize: 1024, conns: 8, depth: 4, quick: false }),
 ];

@@ -17,6 +17,8 @@ export interface AdminHost {
   drainListeners(graceful: boolean): void;
   setHealthCheckFailed(failed: boolean): void;
   quit(): void;
+  /** A second line for /ready when the state needs explaining (xDS served from a persisted snapshot). */
+  readyDetail?(): string | null;
 }
 
 type Handler = (host: AdminHost, q: URLSearchParams) => { status?: number; type?: string; body: string };
@@ -40,7 +42,10 @@ const ENDPOINTS: Record<string, Endpoint> = {
   '/ready': {
     help: 'print server state, return 200 if LIVE, otherwise return 503',
     mutates: false,
-    handler: (h) => ({ status: h.state === 'LIVE' ? 200 : 503, body: `${h.state}\n` }),
+    handler: (h) => {
+      const detail = h.readyDetail?.();
+      return { status: h.state === 'LIVE' ? 200 : 503, body: detail ? `${h.state}\n${detail}\n` : `${h.state}\n` };
+    },
   },
   '/stats': {
     help: 'print server stats',
@@ -122,12 +127,14 @@ export class AdminServer {
 
   constructor(private readonly host: AdminHost) {}
 
-  async listen(addr: ListenAddress): Promise<PeerAddress> {
+  /** `inheritFd`: the previous process's admin socket (hot restart). */
+  async listen(addr: ListenAddress, inheritFd?: number): Promise<PeerAddress> {
     const server = http.createServer((req, res) => this.handle(req, res));
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
+      if (inheritFd !== undefined) server.listen({ fd: inheritFd }, resolve);
+      else if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
       else server.listen({ path: addr.path }, resolve);
     });
     if (addr.kind === 'unix' && addr.mode !== undefined) fs.chmodSync(addr.path, addr.mode);
@@ -162,6 +169,11 @@ export class AdminServer {
       log.warn({ path: url.pathname, err: (err as Error).message }, 'admin request failed');
       send(400, `${(err as Error).message}\n`);
     }
+  }
+
+  /** The listening socket, for a hot restart; -1 when closed. */
+  get fd(): number {
+    return (this.server as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd ?? -1;
   }
 
   close(): Promise<void> {

@@ -135,7 +135,9 @@ function anyToJson(m: Record<string, unknown>, ctx: DecodeContext | undefined): 
   if (TYPED_STRUCTS.has(name)) {
     const ts = messageToJson(type, inner, ctx) as { type_url?: string; value?: unknown };
     const innerType = ts.type_url ? typeFromUrl(ts.type_url) : null;
-    if (!innerType) return opaque();
+    // Its JSON form is fully known (type_url + Struct): keep it readable, so the JSON decoder
+    // applies its unknown-type rule to the inner type with a proper message.
+    if (!innerType) return { '@type': url, ...ts };
     const local = newContext(ctx?.unknownAny ?? 'opaque');
     const decoded = fromJson(innerType, ts.value ?? {}, '', local);
     ctx?.warnings.push(...local.warnings);

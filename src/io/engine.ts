@@ -31,8 +31,13 @@ export interface Upstream {
 
 export interface BoundListener {
   readonly address: PeerAddress;
-  /** Stop accepting and release the port; connections already accepted are unaffected. */
-  close(): void;
+  /** The listening socket, for handing to a new process in a hot restart. */
+  readonly fd: number;
+  /**
+   * Stop accepting and release the port; connections already accepted are unaffected.
+   * `keepPath`: a unix listener's path stays (a new process serves it on the same socket).
+   */
+  close(keepPath?: boolean): void;
 }
 
 /** Why a pipe ended; the values are shared with the addon. */
@@ -62,7 +67,10 @@ export type ConnectDone = (status: number, upstream: Upstream | null) => void;
 
 export interface IoEngine {
   readonly name: 'native' | 'node';
-  listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener>;
+  /** `inheritFd`: serve an already-listening socket handed over by a previous process. */
+  listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void, inheritFd?: number): Promise<BoundListener>;
+  /** A connected socket handed over by a previous process (hot restart), as if just accepted. */
+  adopt(fd: number, remote: PeerAddress, local: PeerAddress): Downstream;
   connect(target: PeerAddress, timeoutMs: number, done: ConnectDone): Cancelable;
   pipe(down: Downstream, up: Upstream, opts: PipeOptions, done: PipeDone): Pipe;
   /**

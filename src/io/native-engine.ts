@@ -15,6 +15,8 @@ import type {
   PipeOptions,
   Upstream,
 } from './engine.js';
+import { NodePipe } from './node-engine.js';
+import { StreamDownstream, StreamUpstream } from './stream_conn.js';
 
 /** An fd the engine owns until it is handed to a Pipe (which then owns it) or closed. */
 class FdSocket implements Downstream, Upstream {
@@ -56,10 +58,10 @@ export class NativeEngine implements IoEngine {
     this.binding = native();
   }
 
-  async listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener> {
+  async listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void, inheritFd?: number): Promise<BoundListener> {
     const b = this.binding;
-    const fd = addr.kind === 'tcp' ? b.listenTcp(addr.host, addr.port, backlog, false) : b.listenUnix(addr.path, backlog);
-    if (addr.kind === 'unix' && addr.mode !== undefined) fs.chmodSync(addr.path, addr.mode);
+    const fd = inheritFd ?? (addr.kind === 'tcp' ? b.listenTcp(addr.host, addr.port, backlog, false) : b.listenUnix(addr.path, backlog));
+    if (addr.kind === 'unix' && addr.mode !== undefined && inheritFd === undefined) fs.chmodSync(addr.path, addr.mode);
     const local = b.localAddress(fd);
     const address: PeerAddress = { family: family(local.family), address: local.address, port: local.port };
     const acceptor = new b.Acceptor(
@@ -71,7 +73,8 @@ export class NativeEngine implements IoEngine {
         // EMFILE/ENFILE: the addon already backs off; the listener's stats count the refusal.
       },
     );
-    return { address, close: () => acceptor.close() };
+    // The addon never unlinks a unix path on close, so keepPath needs nothing here.
+    return { address, fd, close: () => acceptor.close() };
   }
 
   connect(target: PeerAddress, timeoutMs: number, done: ConnectDone): Cancelable {
@@ -83,6 +86,15 @@ export class NativeEngine implements IoEngine {
   }
 
   pipe(down: Downstream, up: Upstream, opts: PipeOptions, done: PipeDone): Pipe {
+    if (down instanceof StreamDownstream || up instanceof StreamUpstream) {
+      // TLS on either side: the bytes to splice exist only in Node's TLS stack, so this
+      // connection is spliced by Node streams (the reference engine's pipe) instead of fds.
+      const asSocket = (s: Downstream | Upstream): net.Socket =>
+        s instanceof StreamDownstream || s instanceof StreamUpstream
+          ? s.socket
+          : new net.Socket({ fd: (s as FdSocket).take(), readable: true, writable: true, allowHalfOpen: true });
+      return new NodePipe(asSocket(down), asSocket(up), opts, done);
+    }
     const p: NativePipe = new this.binding.Pipe(
       (down as FdSocket).take(),
       (up as FdSocket).take(),
@@ -92,7 +104,13 @@ export class NativeEngine implements IoEngine {
     return p;
   }
 
+  adopt(fd: number, remote: PeerAddress, local: PeerAddress): Downstream {
+    return new FdSocket(this.binding, fd, remote, local);
+  }
+
   stream(down: Downstream): net.Socket {
+    // Already a stream (TLS, or a listener filter read from it): the filter takes it as is.
+    if (down instanceof StreamDownstream) return down.socket.resume();
     // Node adopts the accepted fd (uv_tcp_open / uv_pipe_open by socket type).
     return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false });
   }

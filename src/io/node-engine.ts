@@ -53,7 +53,7 @@ class NodeUpstream implements Upstream {
  * Splices two net.Sockets with stream backpressure (pipe() pauses the source when the
  * destination's buffer passes its highWaterMark) and carries half-close both ways.
  */
-class NodePipe implements Pipe {
+export class NodePipe implements Pipe {
   private finished = false;
   private endedDown = false;
   private endedUp = false;
@@ -130,10 +130,37 @@ class NodePipe implements Pipe {
   }
 }
 
+/**
+ * libuv unlinks the path a unix server bound when it closes. When a new process keeps serving
+ * the same socket (hot restart) the path must survive: keep a second link across the close.
+ */
+function closeServer(server: net.Server, path: string, keepPath: boolean): void {
+  if (!keepPath || !path) {
+    server.close();
+    return;
+  }
+  const spare = `${path}.strait-keep-${process.pid}`;
+  try {
+    fs.linkSync(path, spare);
+  } catch {
+    server.close();
+    return;
+  }
+  server.close();
+  fs.renameSync(spare, path);
+}
+
 export class NodeEngine implements IoEngine {
   readonly name = 'node' as const;
 
-  listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void): Promise<BoundListener> {
+  adopt(fd: number, remote: PeerAddress, local: PeerAddress): Downstream {
+    const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    socket.pause();
+    socket.setNoDelay(true);
+    return new NodeDownstream(socket, remote, local);
+  }
+
+  listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void, inheritFd?: number): Promise<BoundListener> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     const path = addr.kind === 'unix' ? addr.path : '';
     server.on('connection', (socket) => {
@@ -150,10 +177,12 @@ export class NodeEngine implements IoEngine {
           typeof a === 'object' && a
             ? { family: a.family === 'IPv6' ? 'IPv6' : 'IPv4', address: a.address, port: a.port }
             : { family: 'unix', address: path, port: 0 };
-        if (addr.kind === 'unix' && addr.mode !== undefined) fs.chmodSync(path, addr.mode);
-        resolve({ address, close: () => server.close() });
+        if (addr.kind === 'unix' && addr.mode !== undefined && inheritFd === undefined) fs.chmodSync(path, addr.mode);
+        const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+        resolve({ address, fd, close: (keepPath) => closeServer(server, path, keepPath === true && inheritFd === undefined) });
       };
-      if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port, backlog }, ready);
+      if (inheritFd !== undefined) server.listen({ fd: inheritFd, backlog }, ready);
+      else if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port, backlog }, ready);
       else server.listen({ path: addr.path, backlog }, ready);
     });
   }

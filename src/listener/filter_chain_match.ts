@@ -16,6 +16,11 @@ export interface ChainMatcher {
   readonly prefixRanges: readonly Cidr[];
   readonly sourcePrefixRanges: readonly Cidr[];
   readonly sourcePorts: readonly number[];
+  /** Exact names and `*.suffix` wildcards (stored as `.suffix`), lower case; empty = any. */
+  readonly serverNames: readonly string[];
+  /** `tls`, `raw_buffer`, or null for any. */
+  readonly transportProtocol: string | null;
+  readonly applicationProtocols: readonly string[];
   /** Key for detecting two chains with the same rules (Envoy rejects that). */
   readonly key: string;
 }
@@ -65,33 +70,65 @@ function inCidr(addr: string, c: Cidr): boolean {
   return (ip.bits >> shift) << shift === c.bits;
 }
 
-/** Criteria that need TLS/HTTP inspection, which lands with TLS; refused until then. */
-const NEEDS_INSPECTION = ['server_names', 'transport_protocol', 'application_protocols'] as const;
+/** What the listener learnt about a connection before choosing a chain (tls_inspector). */
+export interface ConnectionFacts {
+  readonly transport: string;
+  readonly sni: string;
+  readonly alpn: readonly string[];
+}
+
+const NO_FACTS: ConnectionFacts = { transport: 'raw_buffer', sni: '', alpn: [] };
 
 export function compileMatch(m: Obj | undefined, path: string, errors: FieldError[]): ChainMatcher {
   m ??= {};
-  for (const f of NEEDS_INSPECTION) {
-    const v = m[f];
-    if (v !== undefined && !(Array.isArray(v) && v.length === 0) && v !== '' && v !== 'raw_buffer') {
-      errors.push({ path: `${path}.${f}`, message: 'matching on TLS/ALPN properties is not supported yet' });
-    }
-  }
+  const serverNames = ((m.server_names ?? []) as string[]).map((n, i) => {
+    const name = String(n).toLowerCase();
+    if (name.startsWith('*.')) return name.slice(1);
+    if (name.includes('*')) errors.push({ path: `${path}.server_names[${i}]`, message: 'a wildcard must be a leading "*." label' });
+    return name;
+  });
+  const transportProtocol = m.transport_protocol ? String(m.transport_protocol) : null;
+  const applicationProtocols = ((m.application_protocols ?? []) as string[]).map(String);
   if (m.direct_source_prefix_ranges?.length) errors.push({ path: `${path}.direct_source_prefix_ranges`, message: 'is not supported yet' });
   if (m.source_type && m.source_type !== 'ANY') errors.push({ path: `${path}.source_type`, message: 'is not supported yet' });
   const destinationPort = m.destination_port === undefined ? null : Number(m.destination_port);
   const prefixRanges = parseCidrs(m.prefix_ranges, `${path}.prefix_ranges`, errors);
   const sourcePrefixRanges = parseCidrs(m.source_prefix_ranges, `${path}.source_prefix_ranges`, errors);
   const sourcePorts = (m.source_ports ?? []).map(Number);
-  const key = JSON.stringify([destinationPort, m.prefix_ranges ?? [], m.source_prefix_ranges ?? [], [...sourcePorts].sort()]);
-  return { destinationPort, prefixRanges, sourcePrefixRanges, sourcePorts, key };
+  const key = JSON.stringify([
+    destinationPort,
+    m.prefix_ranges ?? [],
+    m.source_prefix_ranges ?? [],
+    [...sourcePorts].sort(),
+    [...serverNames].sort(),
+    transportProtocol,
+    [...applicationProtocols].sort(),
+  ]);
+  return { destinationPort, prefixRanges, sourcePrefixRanges, sourcePorts, serverNames, transportProtocol, applicationProtocols, key };
+}
+
+/** True when a chain's criteria need the ClientHello (Envoy injects a tls_inspector for these). */
+export function needsInspection(m: ChainMatcher): boolean {
+  return m.serverNames.length > 0 || m.transportProtocol === 'tls' || m.applicationProtocols.length > 0;
+}
+
+/** 0 = no match; exact names outrank wildcards, longer wildcard suffixes outrank shorter ones. */
+function sniScore(names: readonly string[], sni: string): number {
+  let best = 0;
+  for (const n of names) {
+    if (n === sni) return 1000; // above any wildcard suffix (names are at most 253 bytes)
+    if (n.startsWith('.') && sni.endsWith(n) && sni.length > n.length && n.length > best) best = n.length;
+  }
+  return best;
 }
 
 /**
  * Envoy's selection order, simplified to the criteria above: destination port, then the longest
- * destination prefix, then the longest source prefix, then source port. Returns the index of the
- * best matching chain, or -1.
+ * destination prefix, then server name (exact before the longest wildcard), transport
+ * protocol, application protocol, the longest source prefix, source port. Each criterion
+ * dominates the ones after it. Returns the index of the best matching chain, or -1.
  */
-export function selectChain(matchers: readonly ChainMatcher[], local: PeerAddress, remote: PeerAddress): number {
+export function selectChain(matchers: readonly ChainMatcher[], local: PeerAddress, remote: PeerAddress, facts: ConnectionFacts = NO_FACTS): number {
   let best = -1;
   let bestScore = -1;
   for (let i = 0; i < matchers.length; i++) {
@@ -103,6 +140,13 @@ export function selectChain(matchers: readonly ChainMatcher[], local: PeerAddres
       for (const c of m.prefixRanges) if (inCidr(local.address, c) && c.len >= dstLen) dstLen = c.len;
       if (dstLen < 0) continue;
     }
+    let sni = 0;
+    if (m.serverNames.length) {
+      sni = sniScore(m.serverNames, facts.sni);
+      if (sni === 0) continue;
+    }
+    if (m.transportProtocol !== null && m.transportProtocol !== facts.transport) continue;
+    if (m.applicationProtocols.length && !m.applicationProtocols.some((p) => facts.alpn.includes(p))) continue;
     let srcLen = 0;
     if (m.sourcePrefixRanges.length) {
       srcLen = -1;
@@ -110,12 +154,14 @@ export function selectChain(matchers: readonly ChainMatcher[], local: PeerAddres
       if (srcLen < 0) continue;
     }
     if (m.sourcePorts.length && !m.sourcePorts.includes(remote.port)) continue;
-    // Pack the precedence into one number: each criterion dominates the ones after it.
-    const score =
-      (m.destinationPort !== null ? 1 : 0) * 1e9 +
-      (m.prefixRanges.length ? dstLen + 1 : 0) * 1e6 +
-      (m.sourcePrefixRanges.length ? srcLen + 1 : 0) * 1e3 +
-      (m.sourcePorts.length ? 1 : 0);
+    // Pack the precedence into one number (30 bits): each criterion dominates the ones after it.
+    let score = m.destinationPort !== null ? 1 : 0;
+    score = score * 256 + (m.prefixRanges.length ? dstLen + 1 : 0);
+    score = score * 1024 + sni;
+    score = score * 2 + (m.transportProtocol !== null ? 1 : 0);
+    score = score * 2 + (m.applicationProtocols.length ? 1 : 0);
+    score = score * 256 + (m.sourcePrefixRanges.length ? srcLen + 1 : 0);
+    score = score * 2 + (m.sourcePorts.length ? 1 : 0);
     if (score > bestScore) {
       best = i;
       bestScore = score;
@@ -123,3 +169,4 @@ export function selectChain(matchers: readonly ChainMatcher[], local: PeerAddres
   }
   return best;
 }
+

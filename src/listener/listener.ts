@@ -1,9 +1,11 @@
-import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../filters/network/types.js';
+import type { ConnectionContext, Handover, NetworkFilter, RuntimeContext } from '../filters/network/types.js';
 import type { BoundListener, Downstream, PeerAddress } from '../io/engine.js';
+import { restoreOriginalDst } from '../intercept/original_dst.js';
 import { log } from '../log.js';
-import type { StatsOf } from '../observability/stats.js';
+import type { Scope, StatsOf } from '../observability/stats.js';
 import { selectChain, type ChainMatcher } from './filter_chain_match.js';
 import type { ListenerSpec } from './listener_config.js';
+import { SecureAcceptor } from './secure_accept.js';
 import { LISTENER_STATS } from './stats.js';
 
 /** Envoy's stat name for an address: `127.0.0.1_10000`, `[__1]_80` (colons become `_`), or the pipe path. */
@@ -19,12 +21,16 @@ export class ActiveListener {
   private terminals: NetworkFilter[] = [];
   private matchers: ChainMatcher[] = [];
   private defaultTerminal: NetworkFilter | null = null;
+  /** TLS termination and ClientHello inspection; null for plaintext listeners (the fast path). */
+  private secure: SecureAcceptor | null = null;
+  /** `listener.<address>.ssl`, known once bound. */
+  private sslScope: Scope | null = null;
   private readonly active = new Set<ConnectionContext>();
   private idleWaiters: Array<() => void> = [];
   draining = false;
 
   constructor(
-    readonly spec: ListenerSpec,
+    public spec: ListenerSpec,
     private readonly rt: RuntimeContext,
   ) {}
 
@@ -36,24 +42,93 @@ export class ActiveListener {
     return this.active.size;
   }
 
-  async start(): Promise<void> {
+  /** Builds the filters of `spec`'s chains and installs them in one step (no await in between). */
+  private install(spec: ListenerSpec): void {
     const terminalOf = (filters: ListenerSpec['chains'][number]['filters']): NetworkFilter => {
       const f = filters[filters.length - 1]!;
       return f.factory.create(f.config, this.rt);
     };
-    this.terminals = this.spec.chains.map((c) => terminalOf(c.filters));
-    this.matchers = this.spec.chains.map((c) => c.matcher);
-    this.defaultTerminal = this.spec.defaultChain ? terminalOf(this.spec.defaultChain.filters) : null;
-    this.bound = await this.rt.engine.listen(this.spec.address, this.spec.backlog, (d) => this.onConnection(d));
-    const statName = this.spec.statPrefix || addressStatName(this.bound.address);
-    this.stats = this.rt.stats.scope('listener').scope(statName, 'envoy_listener_address').table(LISTENER_STATS);
+    const terminals = spec.chains.map((c) => terminalOf(c.filters));
+    const defaultTerminal = spec.defaultChain ? terminalOf(spec.defaultChain.filters) : null;
+    // Certificates load before anything is swapped, so a bad one leaves the old config serving.
+    const secure = this.sslScope && SecureAcceptor.needed(spec) ? new SecureAcceptor(spec, terminals, defaultTerminal, this.rt.engine, this.sslScope) : null;
+    this.secure?.close(false);
+    this.secure = secure;
+    this.spec = spec;
+    this.terminals = terminals;
+    this.matchers = spec.chains.map((c) => c.matcher);
+    this.defaultTerminal = defaultTerminal;
   }
 
-  private onConnection(d: Downstream): void {
+  /**
+   * A new definition for the same address (LDS update): new connections use it from now on;
+   * open ones keep the filter objects they were handed, so they finish on their old config.
+   */
+  update(spec: ListenerSpec): void {
+    this.install(spec);
+  }
+
+  /** `inheritFd`: a listening socket handed over by the previous process (hot restart). */
+  async start(inheritFd?: number): Promise<void> {
+    this.install(this.spec);
+    this.bound = await this.rt.engine.listen(this.spec.address, this.spec.backlog, (d) => this.onConnection(d), inheritFd);
+    const statName = this.spec.statPrefix || addressStatName(this.bound.address);
+    this.stats = this.rt.stats.scope('listener').scope(statName, 'envoy_listener_address').table(LISTENER_STATS);
+    this.sslScope = this.rt.stats.scope('listener').scope(statName, 'envoy_listener_address').scope('ssl');
+    if (SecureAcceptor.needed(this.spec)) {
+      try {
+        this.secure = new SecureAcceptor(this.spec, this.terminals, this.defaultTerminal, this.rt.engine, this.sslScope);
+      } catch (err) {
+        this.stopAccepting();
+        throw err;
+      }
+    }
+  }
+
+  /** The listening socket (hot restart hands it over), or -1 once stopped. */
+  get listenFd(): number {
+    return this.bound?.fd ?? -1;
+  }
+
+  /** A connection handed over by the previous process: runs the filter chain as if accepted here. */
+  adopt(d: Downstream, unread: Buffer): void {
+    this.onConnection(d, unread.length ? unread : undefined, true);
+  }
+
+  /**
+   * Detaches every connection that can move now (its filter supports handover and it is between
+   * requests) and returns them with their addresses; the rest stay here.
+   */
+  detachIdle(): Array<{ handover: Handover; remote: PeerAddress; local: PeerAddress }> {
+    const out: Array<{ handover: Handover; remote: PeerAddress; local: PeerAddress }> = [];
+    for (const ctx of [...this.active]) {
+      const h = ctx.handover?.();
+      if (h) out.push({ handover: h, remote: ctx.downstream.remote, local: ctx.downstream.local });
+    }
+    return out;
+  }
+
+  private onConnection(d: Downstream, initialData?: Buffer, adopted = false): void {
+    // An adopted connection arrives with the address its first process already restored.
+    if (this.spec.useOriginalDst && !adopted) restoreOriginalDst(d);
     const stats = this.stats!;
-    stats.downstream_cx_total.value++;
+    // A handed-over connection was counted by the process that accepted it (counters carry over).
+    if (!adopted) stats.downstream_cx_total.value++;
+    // Handed-over connections never carry TLS (its state cannot move between processes).
+    if (this.secure && !adopted) {
+      this.secure.accept(
+        d,
+        (sd, filter) => this.dispatch(sd, filter),
+        () => stats.downstream_cx_destroy.value++,
+      );
+      return;
+    }
     const i = selectChain(this.matchers, d.local, d.remote);
-    const filter = i >= 0 ? this.terminals[i]! : this.defaultTerminal;
+    this.dispatch(d, i >= 0 ? this.terminals[i]! : this.defaultTerminal, initialData);
+  }
+
+  private dispatch(d: Downstream, filter: NetworkFilter | null, initialData?: Buffer): void {
+    const stats = this.stats!;
     if (!filter) {
       stats.no_filter_chain_match.value++;
       stats.downstream_cx_destroy.value++;
@@ -64,6 +139,7 @@ export class ActiveListener {
     const ctx: ConnectionContext = {
       downstream: d,
       bufferLimit: this.spec.bufferLimit,
+      initialData,
       abort: null,
       done: () => {
         if (!this.active.delete(ctx)) return;
@@ -77,9 +153,10 @@ export class ActiveListener {
   }
 
   /** Stop accepting; open connections carry on until they end or are aborted. */
-  stopAccepting(): void {
+  stopAccepting(keepPath = false): void {
     if (!this.bound) return;
-    this.bound.close();
+    this.secure?.close(true);
+    this.bound.close(keepPath);
     this.bound = null;
     this.draining = true;
   }

@@ -3,7 +3,9 @@ import type { FieldError } from '../errors.js';
 import { findNetworkFilter, networkFilterNames } from '../filters/network/registry.js';
 import type { FactoryContext, NetworkFilterFactory } from '../filters/network/types.js';
 import type { ListenAddress } from '../io/engine.js';
-import { compileMatch, type ChainMatcher } from './filter_chain_match.js';
+import { durationMs } from '../config/values.js';
+import { NO_SECRETS, parseDownstreamTls, type TlsContextSpec } from '../tls/context.js';
+import { compileMatch, needsInspection, type ChainMatcher } from './filter_chain_match.js';
 
 type Obj = Record<string, any>;
 
@@ -19,6 +21,10 @@ export interface FilterChainSpec {
   readonly name: string;
   readonly matcher: ChainMatcher;
   readonly filters: readonly FilterSpec[];
+  /** The DownstreamTlsContext of the chain's transport_socket; null = plaintext. */
+  readonly tls: TlsContextSpec | null;
+  /** transport_socket_connect_timeout: the longest a TLS handshake may take; 0 = unbounded. */
+  readonly handshakeTimeoutMs: number;
 }
 
 /** A validated, frozen listener definition. */
@@ -31,8 +37,28 @@ export interface ListenerSpec {
   readonly defaultChain: FilterChainSpec | null;
   readonly bufferLimit: number;
   readonly backlog: number;
+  /**
+   * `use_original_dst` (or the `envoy.filters.listener.original_dst` listener filter): a
+   * connection redirected by iptables/nft gets its original destination back as its local
+   * address, for filter chain matching and ORIGINAL_DST clusters.
+   */
+  readonly useOriginalDst: boolean;
+  /**
+   * Read the ClientHello before choosing a chain: a tls_inspector is configured, or a chain
+   * matches on server_names / transport_protocol tls / application_protocols (Envoy injects
+   * the inspector then too).
+   */
+  readonly inspectTls: boolean;
+  /** listener_filters_timeout (Envoy's default 15 s); 0 = none. */
+  readonly listenerFiltersTimeoutMs: number;
+  /** On that timeout: true = go on as plaintext, false = close (Envoy's default). */
+  readonly continueOnListenerFiltersTimeout: boolean;
   readonly source: unknown;
 }
+
+export const TLS_INSPECTOR = 'envoy.filters.listener.tls_inspector';
+const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
 export function listenAddress(a: Obj | undefined, path: string, errors: FieldError[]): ListenAddress | null {
   if (!a) {
@@ -68,7 +94,7 @@ export function listenAddress(a: Obj | undefined, path: string, errors: FieldErr
 
 function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec | null {
   const start = ctx.errors.length;
-  if (fc.transport_socket) ctx.errors.push({ path: `${path}.transport_socket`, message: 'TLS transport sockets are not supported yet' });
+  const tls = fc.transport_socket ? parseDownstreamTls(fc.transport_socket, `${path}.transport_socket`, ctx.secrets ?? NO_SECRETS, ctx.errors) : null;
   const matcher = compileMatch(fc.filter_chain_match, `${path}.filter_chain_match`, ctx.errors);
   const filters: FilterSpec[] = [];
   const list = (fc.filters ?? []) as Obj[];
@@ -99,11 +125,20 @@ function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec
   const last = filters[filters.length - 1];
   if (last && !last.factory.terminal) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ name: String(fc.name ?? ''), matcher, filters: Object.freeze(filters) });
+  return Object.freeze({
+    name: String(fc.name ?? ''),
+    matcher,
+    filters: Object.freeze(filters),
+    tls,
+    handshakeTimeoutMs: durationMs(fc.transport_socket_connect_timeout) ?? 0,
+  });
 }
 
+const ORIGINAL_DST_FILTER = 'envoy.filters.listener.original_dst';
+const ORIGINAL_DST_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
+
 /** Fields that change how a listener behaves and that Strait does not implement yet. */
-const UNSUPPORTED = ['use_original_dst', 'transparent', 'internal_listener', 'udp_listener_config', 'api_listener', 'fcds_config', 'filter_chain_matcher', 'additional_addresses'] as const;
+const UNSUPPORTED = ['transparent', 'internal_listener', 'udp_listener_config', 'api_listener', 'fcds_config', 'filter_chain_matcher', 'additional_addresses'] as const;
 
 export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): ListenerSpec | null {
   const start = ctx.errors.length;
@@ -113,7 +148,17 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
   for (const f of UNSUPPORTED) {
     if (l[f] !== undefined && l[f] !== false) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
   }
+  let useOriginalDst = l.use_original_dst === true;
+  let inspector = false;
   (l.listener_filters ?? []).forEach((lf: Obj, i: number) => {
+    if (lf.name === ORIGINAL_DST_FILTER || lf.typed_config?.['@type'] === ORIGINAL_DST_TYPE) {
+      useOriginalDst = true;
+      return;
+    }
+    if (lf.name === TLS_INSPECTOR || lf.typed_config?.['@type'] === TLS_INSPECTOR_TYPE) {
+      inspector = true;
+      return;
+    }
     ctx.errors.push({ path: `${path}.listener_filters[${i}]`, message: `listener filter "${lf.name}" is not supported yet` });
   });
   const chains: FilterChainSpec[] = [];
@@ -141,6 +186,10 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
     defaultChain,
     bufferLimit: l.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
     backlog: l.tcp_backlog_size ?? 1024,
+    useOriginalDst,
+    inspectTls: inspector || [...chains, ...(defaultChain ? [defaultChain] : [])].some((c) => needsInspection(c.matcher)),
+    listenerFiltersTimeoutMs: durationMs(l.listener_filters_timeout) ?? DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
+    continueOnListenerFiltersTimeout: l.continue_on_listener_filters_timeout === true,
     source: l,
   });
 }

@@ -4,10 +4,20 @@ import type { StatsOf } from '../observability/stats.js';
 import { ActiveListener } from './listener.js';
 import type { ListenerSpec } from './listener_config.js';
 import { LISTENER_MANAGER_STATS } from './stats.js';
+import type { ListenAddress } from '../io/engine.js';
+
+function sameAddress(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
+  // Port 0 means "any port": a new port-0 listener may keep the one already bound.
+  return a.host === b.host && a.port === b.port;
+}
 
 export class ListenerManager {
   private readonly listeners: ActiveListener[] = [];
   readonly stats: StatsOf<typeof LISTENER_MANAGER_STATS>;
+
+  /** Listening sockets handed over by the previous process, by listener name (hot restart). */
+  inherited: ReadonlyMap<string, number> | null = null;
 
   constructor(private readonly rt: RuntimeContext) {
     this.stats = rt.stats.scope('listener_manager').table(LISTENER_MANAGER_STATS);
@@ -19,7 +29,7 @@ export class ListenerManager {
       const l = new ActiveListener(spec, this.rt);
       this.stats.listener_added.value++;
       try {
-        await l.start();
+        await l.start(this.inherited?.get(spec.name));
       } catch (err) {
         this.stats.listener_create_failure.value++;
         for (const done of this.listeners) done.stopAccepting();
@@ -33,15 +43,74 @@ export class ListenerManager {
     this.stats.total_listeners_active.value = this.listeners.length;
   }
 
+  get(name: string): ActiveListener | undefined {
+    return this.listeners.find((l) => l.spec.name === name && !l.draining);
+  }
+
+  /**
+   * Adds or replaces one listener (LDS). Same address: the new chains are swapped in on the bound
+   * socket. New address: the new listener binds first, then the old one drains. Either way open
+   * connections finish on the config they started with. Throws BindError if the bind fails.
+   */
+  async addOrUpdate(spec: ListenerSpec, drainMs: number): Promise<void> {
+    const old = this.get(spec.name);
+    if (old && sameAddress(old.spec.address, spec.address)) {
+      old.update(spec);
+      return;
+    }
+    const l = new ActiveListener(spec, this.rt);
+    this.stats.listener_added.value++;
+    try {
+      await l.start();
+    } catch (err) {
+      this.stats.listener_create_failure.value++;
+      const a = spec.address;
+      throw new BindError(`listener "${spec.name}": cannot listen on ${a.kind === 'tcp' ? `${a.host}:${a.port}` : a.path}: ${(err as Error).message}`, { cause: err });
+    }
+    this.stats.listener_create_success.value++;
+    this.listeners.push(l);
+    this.stats.total_listeners_active.value++;
+    if (old) this.drainOne(old, drainMs);
+  }
+
+  /** Removes a listener (LDS): it stops accepting at once and its connections get `drainMs` to finish. */
+  remove(name: string, drainMs: number): boolean {
+    const l = this.get(name);
+    if (!l) return false;
+    this.stats.listener_removed.value++;
+    this.drainOne(l, drainMs);
+    return true;
+  }
+
+  private drainOne(l: ActiveListener, drainMs: number): void {
+    l.stopAccepting();
+    this.stats.listener_stopped.value++;
+    this.stats.total_listeners_active.value--;
+    this.stats.total_listeners_draining.value++;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      l.abortAll();
+      const i = this.listeners.indexOf(l);
+      if (i >= 0) {
+        this.listeners.splice(i, 1);
+        this.stats.total_listeners_draining.value--;
+      }
+    };
+    timer = setTimeout(finish, drainMs);
+    timer.unref();
+    void l.whenIdle().then(finish);
+  }
+
   all(): readonly ActiveListener[] {
     return this.listeners;
   }
 
   /** Stop accepting everywhere (drain starts). */
-  stopAccepting(): void {
+  stopAccepting(keepPath = false): void {
     for (const l of this.listeners) {
       if (l.draining) continue;
-      l.stopAccepting();
+      l.stopAccepting(keepPath);
       this.stats.listener_stopped.value++;
       this.stats.total_listeners_active.value--;
       this.stats.total_listeners_draining.value++;

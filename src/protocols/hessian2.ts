@@ -34,10 +34,10 @@ export function utf8SkipChars(buf: Buffer, pos: number, end: number, chars: numb
 }
 
 /**
- * Reads a string into `span`. Chunked strings ('R' … 'S') are accepted only when the caller
- * needs a position, not the bytes: `span` then covers the chunks including their markers, so
- * such a string never compares equal to a plain name (routing names are never chunked).
- * A null ('N') reads as the empty string at `pos`.
+ * Reads a string into `span`. A string in one piece ('S' with a 16-bit length, or the short and
+ * medium forms) spans its bytes. A chunked string ('R' chunks, then any final form) is accepted
+ * for skipping, and `span` then covers the chunks with their markers, so it never compares
+ * equal to a plain name (routing names are never 32 KiB long). Null ('N') reads as empty.
  */
 export function readString(buf: Buffer, pos: number, end: number): number {
   if (pos >= end) return -1;
@@ -56,18 +56,22 @@ export function readString(buf: Buffer, pos: number, end: number): number {
     if (pos + 2 > end) return -1;
     chars = ((tag - 0x30) << 8) | buf[pos + 1]!;
     start = pos + 2;
-  } else if (tag === 0x53 || tag === 0x52) {
+  } else if (tag === 0x53) {
+    if (pos + 3 > end) return -1;
+    chars = buf.readUInt16BE(pos + 1);
+    start = pos + 3;
+  } else if (tag === 0x52) {
     const first = pos;
     let p = pos;
-    for (;;) {
+    while (p < end && buf[p] === 0x52) {
       if (p + 3 > end) return -1;
-      const t = buf[p]!;
-      if (t !== 0x52 && t !== 0x53) return -1;
-      const n = buf.readUInt16BE(p + 1);
-      p = utf8SkipChars(buf, p + 3, end, n);
+      p = utf8SkipChars(buf, p + 3, end, buf.readUInt16BE(p + 1));
       if (p < 0) return -1;
-      if (t === 0x53) break;
     }
+    // The last chunk may take any one-piece form (Java and hessian.js write a short one).
+    if (p >= end || buf[p] === 0x52 || buf[p] === 0x4e) return -1;
+    p = readString(buf, p, end);
+    if (p < 0) return -1;
     span.off = first;
     span.len = p - first;
     return p;
@@ -148,6 +152,8 @@ export class Hessian2Skipper {
       p = readString(buf, p, end);
       if (p < 0) return -1;
     }
+    // A body needs a handful; thousands mean a hostile frame (the native reader stops at 1024 too).
+    if (this.fieldCounts.length >= 1024) return -1;
     this.fieldCounts.push(n);
     return p;
   }
@@ -215,22 +221,34 @@ export class Hessian2Skipper {
     }
     if (b >= 0x78 && b <= 0x7f) return this.times(buf, pos + 1, end, b - 0x78);
     switch (b) {
-      case 0x41: // 'A' binary chunk, 'B' final chunk
+      case 0x41: // 'A' binary chunks, then any one-piece binary form
       case 0x42: {
         let p = pos;
-        for (;;) {
+        while (p < end && buf[p] === 0x41) {
           if (p + 3 > end) return -1;
-          const t = buf[p]!;
-          if (t !== 0x41 && t !== 0x42) return -1;
           p += 3 + buf.readUInt16BE(p + 1);
-          if (p > end) return -1;
-          if (t === 0x42) return p;
         }
+        if (p >= end) return -1;
+        const t = buf[p]!;
+        if (t === 0x42) {
+          if (p + 3 > end) return -1;
+          p += 3 + buf.readUInt16BE(p + 1);
+        } else if (t >= 0x20 && t <= 0x2f) p += 1 + (t - 0x20);
+        else if (t >= 0x34 && t <= 0x37) {
+          if (p + 2 > end) return -1;
+          p += 2 + (((t - 0x34) << 8) | buf[p + 1]!);
+        } else return -1;
+        return p <= end ? p : -1;
       }
       case 0x43: {
-        // A class definition precedes the value that uses it.
-        const p = this.classDef(buf, pos, end);
-        return p < 0 ? -1 : this.skipOne(buf, p, end);
+        // A class definition precedes the value that uses it; walk definitions in a loop so a
+        // hostile run of them cannot recurse the stack away.
+        let p = pos;
+        while (p < end && buf[p] === 0x43) {
+          p = this.classDef(buf, p, end);
+          if (p < 0) return -1;
+        }
+        return p < end ? this.skipOne(buf, p, end) : -1;
       }
       case 0x44: // 'D' double
       case 0x4a: // 'J' date
@@ -462,9 +480,13 @@ export class Hessian2DraftSkipper {
         return p < 0 ? -1 : this.until(buf, p, end, 2);
       }
       case 0x4f: {
-        // a class definition, then the value that uses it
-        const p = this.classDef(buf, pos, end);
-        return p < 0 ? -1 : this.skipOne(buf, p, end);
+        // class definitions, then the value that uses them (a loop: see the final form's 'C')
+        let p = pos;
+        while (p < end && buf[p] === 0x4f) {
+          p = this.classDef(buf, p, end);
+          if (p < 0) return -1;
+        }
+        return p < end ? this.skipOne(buf, p, end) : -1;
       }
       case 0x6f: {
         let p = readInt(buf, pos + 1, end);
@@ -492,6 +514,7 @@ export class Hessian2DraftSkipper {
       p = readString(buf, p, end);
       if (p < 0) return -1;
     }
+    if (this.fieldCounts.length >= 1024) return -1;
     this.fieldCounts.push(count);
     return p;
   }

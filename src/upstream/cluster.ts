@@ -4,9 +4,14 @@ import type { PeerAddress } from '../io/engine.js';
 import { log } from '../log.js';
 import type { Scope, StatsOf } from '../observability/stats.js';
 import { Host } from './host.js';
+import { OriginalDstHosts } from './original_dst.js';
 import { createLoadBalancer, MaglevLb, RingHashLb, type LbConfig, type LbContext, type LoadBalancer } from './lb/index.js';
 import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
 import { CLUSTER_STATS, MAGLEV_LB_STATS, RING_HASH_LB_STATS } from './stats.js';
+import type { TlsContextSpec } from '../tls/context.js';
+import { TlsContextProvider } from '../tls/provider.js';
+import { SSL_STATS } from '../tls/stats.js';
+import type { UpstreamTls } from '../tls/upstream.js';
 
 export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
 
@@ -23,7 +28,9 @@ export interface EndpointSpec {
 /** A validated, frozen cluster definition: what config turns into before anything runs. */
 export interface ClusterSpec {
   readonly name: string;
-  readonly type: 'STATIC' | 'STRICT_DNS' | 'EDS';
+  readonly type: 'STATIC' | 'STRICT_DNS' | 'EDS' | 'ORIGINAL_DST';
+  /** ORIGINAL_DST: `original_dst_lb_config.upstream_port_override` (0: keep the original port). */
+  readonly originalDstPortOverride?: number;
   /** EDS: the ClusterLoadAssignment name (eds_cluster_config.service_name, else the cluster name). */
   readonly edsServiceName?: string;
   readonly connectTimeoutMs: number;
@@ -33,6 +40,8 @@ export interface ClusterSpec {
   readonly dnsLookupFamily: DnsLookupFamily;
   readonly dnsRefreshRateMs: number;
   readonly perConnectionBufferLimitBytes: number;
+  /** The UpstreamTlsContext of `transport_socket`; absent or null = plaintext. */
+  readonly tls?: TlsContextSpec | null;
   /** The normalized config as given, for /config_dump. */
   readonly source: unknown;
 }
@@ -62,6 +71,8 @@ function pickFamilies(addrs: Array<{ address: string; family: number }>, policy:
 /** A running cluster: membership, load balancing and stats. Shared by every protocol. */
 export class Cluster {
   readonly stats: StatsOf<typeof CLUSTER_STATS>;
+  /** TLS to this cluster's hosts (UpstreamTlsContext); null = plaintext. */
+  readonly tls: UpstreamTls | null = null;
   readonly breakers: CircuitBreakers;
   /** Requests and retries in flight, for the circuit breakers (request-level protocols). */
   rqActive = 0;
@@ -72,6 +83,7 @@ export class Cluster {
   private readonly maglevStats: StatsOf<typeof MAGLEV_LB_STATS> | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly originalDst: OriginalDstHosts | null;
 
   constructor(
     readonly spec: ClusterSpec,
@@ -79,8 +91,16 @@ export class Cluster {
     private readonly resolver: Resolver = defaultResolver,
   ) {
     this.stats = scope.table(CLUSTER_STATS);
+    if (spec.tls) {
+      // `cluster.<name>.ssl.*`; the provider follows certificate rotation on disk.
+      const ssl = scope.scope('ssl').table(SSL_STATS);
+      const provider = new TlsContextProvider(spec.tls, ssl);
+      provider.watch();
+      this.tls = { provider, stats: ssl };
+    }
     this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined);
     this.lb = createLoadBalancer(spec.lb);
+    this.originalDst = spec.type === 'ORIGINAL_DST' ? new OriginalDstHosts(spec.originalDstPortOverride ?? 0) : null;
     if (this.lb instanceof RingHashLb) this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
     if (this.lb instanceof MaglevLb) this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
   }
@@ -91,11 +111,12 @@ export class Cluster {
 
   /** Every host, all priorities. */
   get allHosts(): readonly Host[] {
-    return this.hosts;
+    return this.originalDst ? this.originalDst.all : this.hosts;
   }
 
   /** Resolves once the first membership is known (after the first DNS round for STRICT_DNS). */
   async initialize(): Promise<void> {
+    if (this.originalDst) return; // hosts appear with connections (pickHost)
     // EDS clusters start from the endpoints they warmed with; later ones come through setEndpoints().
     if (this.spec.type === 'STATIC' || this.spec.type === 'EDS') {
       this.setHosts(
@@ -206,12 +227,15 @@ export class Cluster {
    * the request's hash for RING_HASH and MAGLEV (reuse one object; see LbContext); without it
    * those pick at random.
    */
-  pickHost(ctx?: LbContext | null): Host | null {
+  pickHost(ctx?: LbContext | null, originalDst?: PeerAddress | null): Host | null {
+    // ORIGINAL_DST: the host is where the connection was going (the listener restored it).
+    if (this.originalDst) return this.originalDst.pick(originalDst);
     return this.lb.pick(ctx);
   }
 
   close(): void {
     this.closed = true;
+    this.tls?.provider.close();
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
   }
 }

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { durationMs } from '../config/values.js';
 import type { FieldError } from '../errors.js';
 import type { PeerAddress } from '../io/engine.js';
+import { NO_SECRETS, parseUpstreamTls, type SecretTable } from '../tls/context.js';
 import type { ClusterSpec, DnsLookupFamily, EndpointSpec } from './cluster.js';
 import { buildLbConfig } from './lb/config.js';
 
@@ -52,18 +53,20 @@ export function endpointAddress(
  * Turns one normalized `envoy.config.cluster.v3.Cluster` into a frozen spec, reporting every
  * problem; settings accepted but not acted on go to `warnings` when given.
  */
-export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], warnings: FieldError[] | null = null): ClusterSpec | null {
+export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], warnings: FieldError[] | null = null, secrets: SecretTable = NO_SECRETS): ClusterSpec | null {
   const start = errors.length;
   const name = String(c.name ?? '');
   if (!name) errors.push({ path: `${path}.name`, message: 'is required' });
 
   if (c.cluster_type) errors.push({ path: `${path}.cluster_type`, message: `custom cluster type "${c.cluster_type.name ?? ''}" is not supported` });
   const type = (c.type ?? 'STATIC') as string;
-  if (type !== 'STATIC' && type !== 'STRICT_DNS' && type !== 'EDS') {
-    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS, EDS)` });
+  if (type !== 'STATIC' && type !== 'STRICT_DNS' && type !== 'EDS' && type !== 'ORIGINAL_DST') {
+    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS, EDS, ORIGINAL_DST)` });
   }
+  const originalDst = type === 'ORIGINAL_DST' ? originalDstSettings(c, path, errors) : null;
 
-  const lb = buildLbConfig(c, path, errors, warnings);
+  // ORIGINAL_DST picks its host from the connection, not with a balancer.
+  const lb = buildLbConfig(originalDst ? { ...c, lb_policy: undefined } : c, path, errors, warnings);
 
   const endpoints: EndpointSpec[] = [];
   const la = c.load_assignment as Obj | undefined;
@@ -114,11 +117,14 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
     }
   }
 
+  const tls = c.transport_socket ? parseUpstreamTls(c.transport_socket, `${path}.transport_socket`, secrets, errors) : null;
+
   if (errors.length > start || !lb) return null;
   return Object.freeze({
     name,
     type: type as ClusterSpec['type'],
     // EDS endpoints are looked up by this name (src/xds); the cluster's own name when unset.
+    ...(originalDst ? { originalDstPortOverride: originalDst.portOverride } : {}),
     edsServiceName: type === 'EDS' ? String(c.eds_cluster_config?.service_name || name) : undefined,
     connectTimeoutMs,
     lb,
@@ -126,6 +132,25 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
     dnsLookupFamily: (c.dns_lookup_family ?? 'AUTO') as DnsLookupFamily,
     dnsRefreshRateMs,
     perConnectionBufferLimitBytes: c.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
+    tls,
     source: c,
   });
+}
+
+/**
+ * An ORIGINAL_DST cluster's own rules: its hosts are each connection's original destination
+ * (listener `use_original_dst`), so it takes no endpoints and lb_policy CLUSTER_PROVIDED.
+ */
+function originalDstSettings(c: Obj, path: string, errors: FieldError[]): { portOverride: number } {
+  if (c.lb_policy !== undefined && c.lb_policy !== 'CLUSTER_PROVIDED') {
+    errors.push({ path: `${path}.lb_policy`, message: 'an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED' });
+  }
+  if (c.load_assignment) errors.push({ path: `${path}.load_assignment`, message: "an ORIGINAL_DST cluster takes its hosts from each connection's original destination, not from endpoints" });
+  const o = (c.original_dst_lb_config ?? {}) as Obj;
+  if (o.use_http_header) errors.push({ path: `${path}.original_dst_lb_config.use_http_header`, message: 'is not supported yet' });
+  const portOverride = Number(o.upstream_port_override ?? 0);
+  if (!Number.isInteger(portOverride) || portOverride < 0 || portOverride > 65535) {
+    errors.push({ path: `${path}.original_dst_lb_config.upstream_port_override`, message: 'must be a port (0-65535)' });
+  }
+  return { portOverride };
 }

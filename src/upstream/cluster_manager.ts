@@ -29,6 +29,39 @@ export class ClusterManager {
     this.stats.active_clusters.value = this.clusters.size;
   }
 
+  /**
+   * Adds or replaces one cluster (CDS). The new Cluster is initialized before it is swapped in,
+   * so lookups never see a half-built one; requests already holding the old object finish on it.
+   */
+  async addOrUpdate(spec: ClusterSpec): Promise<Cluster> {
+    const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
+    this.stats.warming_clusters.value++;
+    try {
+      await c.initialize();
+    } finally {
+      this.stats.warming_clusters.value--;
+    }
+    const old = this.clusters.get(spec.name);
+    this.clusters.set(spec.name, c);
+    if (old) {
+      old.close();
+      this.stats.cluster_updated.value++;
+    } else this.stats.cluster_added.value++;
+    this.stats.active_clusters.value = this.clusters.size;
+    return c;
+  }
+
+  /** Removes a cluster (CDS): new lookups miss it, open connections finish on it. */
+  remove(name: string): boolean {
+    const c = this.clusters.get(name);
+    if (!c) return false;
+    this.clusters.delete(name);
+    c.close();
+    this.stats.cluster_removed.value++;
+    this.stats.active_clusters.value = this.clusters.size;
+    return true;
+  }
+
   get(name: string): Cluster | undefined {
     return this.clusters.get(name);
   }

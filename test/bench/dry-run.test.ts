@@ -1,6 +1,8 @@
 // `bench/run.js --dry-run` prints the plan without starting anything: every workload x peer,
 // each with "run" or its skip reason. No load is generated and nothing is timed.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -59,6 +61,32 @@ describe('bench/run.js --dry-run', () => {
   it('the full plan adds the workloads quick leaves out', () => {
     const c = cells(dryRun([]));
     for (const w of WORKLOADS as W[]) expect(c.has(`${w.name} x direct`), w.name).toBe(true);
+  });
+
+  it('lists the Bolt and Dubbo workloads at L7, with Envoy n/a for Bolt only', () => {
+    // Any executable passes Envoy's detection; --dry-run never starts it.
+    const c = cells(dryRun(['--quick', '--only', 'bolt,dubbo'], { ENVOY_BIN: process.execPath }));
+    expect(c.get('bolt x envoy')).toBe('n/a: Envoy has no Bolt (SOFARPC) filter');
+    expect(c.get('dubbo x envoy')).toBe('run');
+    for (const w of ['bolt', 'dubbo']) for (const p of ['direct', 'haproxy', 'nginx']) expect(c.get(`${w} x ${p}`)).toMatch(/^(run|skipped: .+)$/);
+  });
+
+  it('a Strait checkout without the rpc_proxy filter skips only the RPC rows, saying why', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-dry-run-'));
+    try {
+      for (const f of ['bin/strait.js', 'dist/cli.js', 'dist/filters/network/registry.js']) {
+        fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+        fs.writeFileSync(path.join(dir, f), '');
+      }
+      fs.writeFileSync(path.join(dir, 'package.json'), '{"version":"0.0.0"}');
+      const c = cells(dryRun(['--quick'], { BENCH_STRAIT_DIR: dir }));
+      expect(c.get('http1-keepalive-64 x strait-native')).not.toMatch(/rpc_proxy/);
+      for (const w of ['bolt', 'dubbo']) {
+        for (const e of ['native', 'node']) expect(c.get(`${w} x strait-${e}`)).toMatch(/^skipped: rpc_proxy not built/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a Strait checkout without dist/ reports both engines as skipped, not failed', () => {

@@ -9,6 +9,8 @@ export interface FactoryContext {
   readonly clusterNames: ReadonlySet<string>;
   readonly errors: FieldError[];
   readonly warnings: FieldError[];
+  /** `static_resources.secrets` by name, for transport sockets that reference them (SDS). */
+  readonly secrets?: import('../../tls/context.js').SecretTable;
 }
 
 /** What a filter may use at run time. */
@@ -29,6 +31,20 @@ export interface ConnectionContext {
   readonly bufferLimit: number;
   abort: (() => void) | null;
   done(): void;
+  /** Bytes a previous process read from this connection but did not use (hot restart). */
+  readonly initialData?: Buffer;
+  /**
+   * Set by filters whose connections can move to a new process (hot restart) at a request
+   * boundary: detaches the connection and returns its socket and unread bytes, or null while
+   * it is mid-request. The filter no longer owns the connection after a non-null return.
+   */
+  handover?: (() => Handover | null) | null;
+}
+
+/** A connection leaving this process: a duplicate of its socket fd and what was read but unused. */
+export interface Handover {
+  readonly fd: number;
+  readonly unread: Buffer;
 }
 
 /** A configured filter: immutable, shared by every connection of its chain. */

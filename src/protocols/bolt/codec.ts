@@ -113,7 +113,9 @@ function decodeHeader(buf: Buffer, off: number, end: number, maxFrame: number, o
       const kl = buf.readInt32BE(p);
       const k = p + 4;
       if (kl < 0 || k + kl + 4 > bodyOff) return void (out[H.STATE] = DecodeError.BAD_HEADER);
-      const vl = buf.readInt32BE(k + kl);
+      // sofa-bolt-node writes a null value as length -1: read it as empty.
+      const rawVl = buf.readInt32BE(k + kl);
+      const vl = rawVl === -1 ? 0 : rawVl;
       const v = k + kl + 4;
       if (vl < 0 || v + vl > bodyOff) return void (out[H.STATE] = DecodeError.BAD_HEADER);
       if (keyIs(buf, k, kl, KEY_SERVICE)) {
@@ -277,7 +279,7 @@ function lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string 
   let p = bodyOff - buf.readUInt16BE(off + 16 + 2 * v2);
   while (p + 4 <= bodyOff) {
     const kl = buf.readInt32BE(p);
-    const vl = buf.readInt32BE(p + 4 + kl);
+    const vl = Math.max(0, buf.readInt32BE(p + 4 + kl)); // -1 = null (validated by decodeHeader)
     const v = p + 8 + kl;
     if (keyIs(buf, p + 4, kl, key)) return buf.toString('utf8', v, v + vl);
     p = v + vl;

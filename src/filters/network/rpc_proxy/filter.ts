@@ -2,11 +2,13 @@ import type net from 'node:net';
 import { log } from '../../../log.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import { detectProtocol, getCodec } from '../../../protocols/index.js';
+import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
 import { FrameKind, H, decodeErrorName, type LocalReplyKind, type RpcCodec } from '../../../protocols/types.js';
 import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
-import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
+import type { ConnectionContext, Handover, NetworkFilter, RuntimeContext } from '../types.js';
+import { native } from '../../../native.js';
 import type { RpcProxyConfig } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
@@ -20,6 +22,12 @@ type Stats = StatsOf<typeof RPC_PROXY_STATS>;
  * per_connection_buffer_limit_bytes default). Keeps memory bounded under slow peers.
  */
 const BUFFER_LIMIT = 1024 * 1024;
+
+/**
+ * Calls one client connection may have in flight before it stops being read: the answers to
+ * them are what a client that does not read would make the proxy hold.
+ */
+const MAX_CALLS_PER_CONNECTION = 256;
 
 /** The configured RPC proxy: route table, stats and the upstream pools its connections share. */
 export class RpcProxyFilter implements NetworkFilter {
@@ -35,6 +43,22 @@ export class RpcProxyFilter implements NetworkFilter {
 
   get routes(): RpcRouteTable {
     return this.config.routes;
+  }
+
+  private readonly codecs = new Map<string, RpcCodec>();
+
+  /**
+   * The codec sessions use: with the native I/O engine, header decoding runs in the addon
+   * (batched per read) for protocols it knows; the node engine keeps the TypeScript decoders,
+   * so the reference data path stays pure TypeScript.
+   */
+  codec(ts: RpcCodec): RpcCodec {
+    let c = this.codecs.get(ts.name);
+    if (!c) {
+      c = this.rt.engine.name === 'native' && hasNativeDecoder(ts.name) ? nativeCodec(ts) : ts;
+      this.codecs.set(ts.name, c);
+    }
+    return c;
   }
 
   pool(codec: RpcCodec): RpcConnPool {
@@ -104,12 +128,14 @@ class RpcSession {
     private readonly conn: ConnectionContext,
     private readonly socket: net.Socket,
   ) {
-    this.codec = filter.config.codec === null ? null : getCodec(filter.config.codec)!;
+    this.codec = filter.config.codec === null ? null : filter.codec(getCodec(filter.config.codec)!);
     if (this.codec) this.framer = this.newFramer(this.codec);
     conn.abort = () => socket.destroy();
+    conn.handover = () => this.handover();
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
+    if (conn.initialData) this.onData(conn.initialData);
   }
 
   private newFramer(codec: RpcCodec): Framer {
@@ -124,7 +150,8 @@ class RpcSession {
     if (!this.framer) {
       // AUTO: hold the first bytes until they name one protocol (a few bytes at most).
       const head = this.sniffed ? Buffer.concat([this.sniffed, d]) : d;
-      const codec = detectProtocol(head);
+      const detected = detectProtocol(head);
+      const codec = detected ? this.filter.codec(detected) : detected;
       if (codec === null && head.length < 64) {
         this.sniffed = head;
         return;
@@ -188,7 +215,7 @@ class RpcSession {
 
   private release(sink: net.Socket): void {
     if (!this.held.delete(sink)) return;
-    if (this.held.size === 0 && !this.closed) this.socket.resume();
+    if (this.held.size === 0 && !this.inflightHold && !this.closed) this.socket.resume();
   }
 
   private readonly held = new Set<net.Socket>();
@@ -209,7 +236,39 @@ class RpcSession {
     if (on) {
       this.active.add(c);
       this.filter.stats.request_active.value++;
-    } else if (this.active.delete(c)) this.filter.stats.request_active.value--;
+      // Answers to calls in flight will land in this client's socket: cap how many it may have.
+      if (this.active.size >= MAX_CALLS_PER_CONNECTION && !this.inflightHold) {
+        this.inflightHold = true;
+        this.socket.pause();
+      }
+    } else if (this.active.delete(c)) {
+      this.filter.stats.request_active.value--;
+      if (this.inflightHold && this.active.size < MAX_CALLS_PER_CONNECTION / 2) {
+        this.inflightHold = false;
+        if (this.held.size === 0 && !this.closed) this.socket.resume();
+      }
+    }
+  }
+
+  private inflightHold = false;
+
+  /**
+   * Hot restart: between calls, the client's socket moves to the new process with the bytes of
+   * any partial frame; the client sees nothing. Mid-call connections stay until they are idle.
+   */
+  private handover(): Handover | null {
+    // Between calls only, and with every reply already handed to the kernel.
+    if (this.closed || this.active.size > 0 || this.socket.writableLength > 0) return null;
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) return null;
+    const copy = native().upgrade.dup(fd);
+    const unread = this.framer ? this.framer.takeRest() : (this.sniffed ?? Buffer.alloc(0));
+    // Closing our copy of the fd sends nothing to the client: the new process holds the socket.
+    this.closed = true;
+    this.filter.stats.cx_active.value--;
+    this.socket.destroy();
+    this.conn.done();
+    return { fd: copy, unread };
   }
 
   private onClose(): void {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { log } from '../../../log.js';
+import { openUpstreamSocket } from '../../../tls/upstream.js';
 import { FrameKind, H, type RpcCodec } from '../../../protocols/types.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -42,7 +43,8 @@ export class RpcUpstreamConn {
     private readonly onUnmatched: (kind: number) => void,
   ) {
     const a = host.address;
-    this.socket = a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true });
+    // Plain TCP, or TLS when the cluster has a transport_socket: `ready` runs after the handshake.
+    this.socket = openUpstreamSocket(cluster, a, () => ready());
     cluster.stats.upstream_cx_total.value++;
     host.counters.cx_total++;
     const timeout = cluster.spec.connectTimeoutMs;
@@ -53,7 +55,7 @@ export class RpcUpstreamConn {
         this.socket.destroy(new Error('connect timeout'));
       });
     }
-    this.socket.once('connect', () => {
+    const ready = () => {
       this.connected = true;
       this.socket.setTimeout(0);
       cluster.stats.upstream_cx_active.value++;
@@ -62,7 +64,7 @@ export class RpcUpstreamConn {
         this.heartbeatTimer = setInterval(() => this.keepAlive(), heartbeatMs);
         this.heartbeatTimer.unref();
       }
-    });
+    };
     this.framer = new Framer(codec, maxFrame, (buf, off, hdr) => this.onFrame(buf, off, hdr), (code) => {
       log.warn({ host: host.label, code }, 'malformed frame from upstream; closing the connection');
       this.socket.destroy();

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { PipeCloseReason, type Cancelable, type Pipe, type Upstream } from '../../../io/engine.js';
 import { log } from '../../../log.js';
+import { connectUpstream } from '../../../tls/upstream.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -59,7 +60,7 @@ class TcpProxySession {
 
   connect(attempt: number): void {
     const cs = this.cluster.stats;
-    const host = this.cluster.pickHost();
+    const host = this.cluster.pickHost(null, this.conn.downstream.local);
     if (!host) {
       cs.upstream_cx_none_healthy.value++;
       this.finish();
@@ -67,7 +68,8 @@ class TcpProxySession {
     }
     cs.upstream_cx_total.value++;
     host.counters.cx_total++;
-    this.connecting = this.filter.rt.engine.connect(host.address, this.cluster.spec.connectTimeoutMs, (status, up) => {
+    // TLS clusters connect through node:tls (src/tls); plaintext ones through the engine.
+    this.connecting = connectUpstream(this.filter.rt.engine, this.cluster, host.address, this.cluster.spec.connectTimeoutMs, (status, up) => {
       this.connecting = null;
       if (this.finished) {
         up?.close();

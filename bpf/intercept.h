@@ -1,0 +1,30 @@
+/* Types shared by the BPF programs (sockops.bpf.c, redirect.bpf.c) and their loader
+ * (native/bpf/). One definition: the loader reads these structs, it never restates sizes. */
+#ifndef STRAIT_BPF_INTERCEPT_H
+#define STRAIT_BPF_INTERCEPT_H
+
+/* A connected socket seen from its own side. Both programs build keys with every byte
+ * written (padding included), because the map compares raw bytes: a stray byte = a miss. */
+struct sock_key {
+	__u64 netns;          /* bpf_get_netns_cookie: equal 4-tuples in two namespaces differ */
+	__u32 family;         /* AF_INET or AF_INET6 */
+	__u32 local_port;     /* host order */
+	__u32 remote_port;    /* host order */
+	__u32 pad;            /* explicit, always 0 */
+	__u32 local_ip[4];    /* network order; IPv4 uses [0] and zeroes the rest */
+	__u32 remote_ip[4];
+};
+
+/* Index of each counter in the per-CPU `stats` array. */
+enum strait_stat {
+	STAT_SOCKETS_ADDED = 0, /* sockops: established socket inserted into the map */
+	STAT_SOCKETS_SKIPPED,   /* sockops: established socket left out (not loopback, excluded port) */
+	STAT_MSG_REDIRECTED,    /* sk_msg: message handed to the peer socket */
+	STAT_MSG_PASSED,        /* sk_msg: peer not in the map, message goes through TCP */
+	STAT_COUNT
+};
+
+#define STRAIT_MAX_PORTS 16
+#define STRAIT_SOCK_MAP_SIZE 65536
+
+#endif

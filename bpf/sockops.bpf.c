@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sockops: on every established TCP connection of the cgroup, put loopback sockets into
+ * sock_hash keyed by their own 4-tuple + netns cookie, so redirect.bpf.c can find the peer. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Load-time settings (set between skeleton open and load; no recompiling per mode). */
+/* When port_count > 0, only connections with one end on one of these ports are accelerated
+ * (the sidecar's listeners): other loopback traffic keeps plain TCP. */
+const volatile __u32 port_count = 0;
+const volatile __u16 ports[STRAIT_MAX_PORTS] = {};
+/* Connections with one end on one of these ports are never accelerated. */
+const volatile __u32 exclude_count = 0;
+const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
+
+static __always_inline int in_list(__u32 n, const volatile __u16 *list, __u32 a, __u32 b)
+{
+	/* Bounded loop over a constant: the verifier accepts it and n is known after load. */
+	for (int i = 0; i < STRAIT_MAX_PORTS; i++) {
+		if (i >= n)
+			break;
+		if (list[i] == a || list[i] == b)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int is_loopback4(__u32 ip)
+{
+	return (bpf_ntohl(ip) >> 24) == 127;
+}
+
+SEC("sockops")
+int strait_sockops(struct bpf_sock_ops *skops)
+{
+	/* clang 14 may otherwise re-read ctx fields with offsets the verifier rejects:
+	 * read each field exactly once into a local. */
+	__u32 op = skops->op;
+	__u32 family = skops->family;
+
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+
+	struct sock_key key;
+	__builtin_memset(&key, 0, sizeof(key));
+	key.family = family;
+	key.local_port = skops->local_port;              /* host order already */
+	key.remote_port = bpf_ntohl(skops->remote_port); /* network order in the upper 16 bits */
+
+	if (family == AF_INET) {
+		__u32 lip = skops->local_ip4;
+		__u32 rip = skops->remote_ip4;
+
+		if (!is_loopback4(lip) || !is_loopback4(rip))
+			goto skip;
+		key.local_ip[0] = lip;
+		key.remote_ip[0] = rip;
+	} else if (family == AF_INET6) {
+		__u32 l0 = skops->local_ip6[0], l1 = skops->local_ip6[1];
+		__u32 l2 = skops->local_ip6[2], l3 = skops->local_ip6[3];
+		__u32 r0 = skops->remote_ip6[0], r1 = skops->remote_ip6[1];
+		__u32 r2 = skops->remote_ip6[2], r3 = skops->remote_ip6[3];
+
+		/* ::1 on both ends only. */
+		if (l0 | l1 | l2 | r0 | r1 | r2 || l3 != bpf_htonl(1) || r3 != bpf_htonl(1))
+			goto skip;
+		key.local_ip[3] = l3;
+		key.remote_ip[3] = r3;
+	} else {
+		return 1;
+	}
+
+	if (port_count && !in_list(port_count, ports, key.local_port, key.remote_port))
+		goto skip;
+	if (exclude_count && in_list(exclude_count, exclude_ports, key.local_port, key.remote_port))
+		goto skip;
+
+	key.netns = bpf_get_netns_cookie(skops);
+	/* A full map only costs the acceleration: the connection stays on TCP. */
+	if (bpf_sock_hash_update(skops, &sock_hash, &key, BPF_ANY) == 0)
+		count(STAT_SOCKETS_ADDED);
+	return 1;
+skip:
+	count(STAT_SOCKETS_SKIPPED);
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL"; /* the sockmap helpers are GPL-only */

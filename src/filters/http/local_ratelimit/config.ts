@@ -1,0 +1,72 @@
+import { durationMs } from '../../../config/values.js';
+import { fraction, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
+import { LocalRateLimitFilter } from './filter.js';
+
+export const LOCAL_RATELIMIT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+
+export interface LocalRateLimitConfig {
+  readonly statPrefix: string;
+  readonly status: number;
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
+  /** Fractions of requests the limiter looks at, and of those, the ones it may reject. */
+  readonly enabled: number;
+  readonly enforced: number;
+  readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
+  /** gRPC requests rejected get RESOURCE_EXHAUSTED instead of UNAVAILABLE. */
+  readonly resourceExhausted: boolean;
+}
+
+type Obj = Record<string, any>;
+
+/** The `type.v3.StatusCode` names a rate limiter plausibly answers with. */
+const STATUS: Record<string, number> = {
+  TooManyRequests: 429,
+  ServiceUnavailable: 503,
+  Forbidden: 403,
+  BadRequest: 400,
+  Unauthorized: 401,
+  InternalServerError: 500,
+};
+
+const UNSUPPORTED = ['descriptors', 'request_headers_to_add_when_not_enforced', 'local_rate_limit_per_downstream_connection', 'local_cluster_rate_limit', 'always_consume_default_token_bucket', 'vh_rate_limits', 'rate_limits'] as const;
+
+function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): LocalRateLimitConfig | null {
+  const start = ctx.errors.length;
+  for (const f of UNSUPPORTED) {
+    const v = tc[f];
+    if (v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0)) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
+  }
+  if (tc.enable_x_ratelimit_headers && tc.enable_x_ratelimit_headers !== 'OFF') ctx.errors.push({ path: `${path}.enable_x_ratelimit_headers`, message: 'is not supported yet' });
+  const tb = tc.token_bucket as Obj | undefined;
+  if (!tb) ctx.errors.push({ path: `${path}.token_bucket`, message: 'is required (per-route configuration is not supported yet)' });
+  let status = 429;
+  if (tc.status?.code !== undefined) {
+    const c = tc.status.code;
+    const n = typeof c === 'number' ? c : STATUS[String(c)];
+    if (!n) ctx.errors.push({ path: `${path}.status.code`, message: `${c} is not supported` });
+    else status = n;
+  }
+  const headers = ((tc.response_headers_to_add ?? []) as Obj[]).map((o) => [String(o.header?.key ?? '').toLowerCase(), String(o.header?.value ?? '')] as const);
+  if (ctx.errors.length > start) return null;
+  return Object.freeze({
+    statPrefix: String(tc.stat_prefix ?? ''),
+    status,
+    maxTokens: Number(tb!.max_tokens ?? 0),
+    tokensPerFill: tb!.tokens_per_fill === undefined || tb!.tokens_per_fill === null ? 1 : Number(tb!.tokens_per_fill),
+    fillIntervalMs: durationMs(tb!.fill_interval) ?? 0,
+    // Envoy's defaults: a limiter without filter_enabled/filter_enforced does nothing.
+    enabled: fraction(tc.filter_enabled?.default_value),
+    enforced: fraction(tc.filter_enforced?.default_value),
+    responseHeaders: Object.freeze(headers),
+    resourceExhausted: tc.rate_limited_as_resource_exhausted === true,
+  });
+}
+
+export const localRateLimitFactory = {
+  name: 'envoy.filters.http.local_ratelimit',
+  typeUrls: [LOCAL_RATELIMIT_TYPE],
+  parse,
+  create: (config, _scope, root) => new LocalRateLimitFilter(config, root),
+} satisfies HttpFilterFactory<LocalRateLimitConfig>;

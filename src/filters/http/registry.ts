@@ -1,0 +1,18 @@
+import { faultFactory } from './fault/config.js';
+import { localRateLimitFactory } from './local_ratelimit/config.js';
+import type { HttpFilterFactory } from './types.js';
+
+/** Every HTTP filter Strait implements besides the router (which the connection manager is). */
+const FACTORIES: readonly HttpFilterFactory<any>[] = [faultFactory, localRateLimitFactory];
+
+const byType = new Map<string, HttpFilterFactory<any>>();
+const byName = new Map<string, HttpFilterFactory<any>>();
+for (const f of FACTORIES) {
+  byName.set(f.name, f);
+  for (const t of f.typeUrls) byType.set(t, f);
+}
+
+/** By type URL first, by name without one (Envoy's order). */
+export function findHttpFilter(name: string, typeUrl: string | undefined): HttpFilterFactory<any> | undefined {
+  return typeUrl ? byType.get(typeUrl) : byName.get(name);
+}

@@ -1,0 +1,199 @@
+import { durationMs } from '../../../config/values.js';
+import { findHttpFilter } from '../../http/registry.js';
+import type { HttpFilterFactory } from '../../http/types.js';
+import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decoder.js';
+import { HttpRouteTable } from '../../../router/http_route_table.js';
+import type { FactoryContext, NetworkFilterFactory } from '../types.js';
+import { HttpConnectionManagerFilter } from './filter.js';
+
+export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+
+export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
+export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+
+export interface HcmConfig {
+  readonly statPrefix: string;
+  readonly codec: CodecType;
+  readonly routes: HttpRouteTable;
+  readonly limits: ParseLimits;
+  readonly acceptHttp10: boolean;
+  readonly useRemoteAddress: boolean;
+  readonly skipXffAppend: boolean;
+  readonly generateRequestId: boolean;
+  readonly alwaysSetRequestIdInResponse: boolean;
+  readonly serverName: string;
+  readonly serverHeaderTransformation: ServerHeaderTransformation;
+  readonly stripAnyHostPort: boolean;
+  /** Downstream connection idle timeout (no request in flight); 0 disables. */
+  readonly idleTimeoutMs: number;
+  /** From the first byte of a head to its end; 0 disables. */
+  readonly requestHeadersTimeoutMs: number;
+  /** Send `100 Continue` upstream's way instead of answering it ourselves. */
+  readonly proxy100Continue: boolean;
+  /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
+  readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown }>;
+  /** Upgrade protocols (lower-case `Upgrade` values) upgrade_configs enables, e.g. `websocket`. */
+  readonly upgrades: ReadonlySet<string>;
+  /** Downstream HTTP/2 settings from http2_protocol_options. */
+  readonly h2Settings: Readonly<{ maxConcurrentStreams?: number; initialWindowSize?: number }>;
+}
+
+type Obj = Record<string, any>;
+
+/** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
+const UNSUPPORTED = [
+  'rds',
+  'scoped_routes',
+  'local_reply_config',
+  'request_id_extension',
+  'original_ip_detection_extensions',
+  'early_header_mutation_extensions',
+  'via',
+  'internal_address_config',
+  'xff_num_trusted_hops',
+  'path_normalization_options',
+  'typed_header_validation_config',
+  'http3_protocol_options',
+  'request_timeout',
+  'stream_idle_timeout',
+  'max_request_headers_kb_per_stream',
+  'strip_matching_host_port',
+  'path_with_escaped_slashes_action',
+  'set_current_client_cert_details',
+  'proxy_status_config',
+  'add_proxy_protocol_connection_state',
+  'http1_safe_max_connection_duration',
+] as const;
+
+/** Defaults Envoy applies that are harmless to leave out: noted, not applied. */
+const IGNORED = ['tracing', 'access_log', 'access_log_options', 'drain_timeout', 'delayed_close_timeout', 'add_user_agent', 'user_agent', 'generate_request_id_extension'] as const;
+
+const DEFAULT_IDLE_MS = 3_600_000;
+
+function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
+  const errors = ctx.errors;
+  const start = errors.length;
+  for (const f of UNSUPPORTED) {
+    const v = tc[f];
+    if (v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0)) continue;
+    errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
+  }
+  for (const f of IGNORED) {
+    if (tc[f] !== undefined && tc[f] !== null) ctx.warnings.push({ path: `${path}.${f}`, message: 'is not implemented yet; ignored' });
+  }
+  if (tc.normalize_path === true) errors.push({ path: `${path}.normalize_path`, message: 'is not supported yet' });
+  if (tc.merge_slashes === true) errors.push({ path: `${path}.merge_slashes`, message: 'is not supported yet' });
+  const fccd = tc.forward_client_cert_details ?? 'SANITIZE';
+  if (fccd !== 'SANITIZE') errors.push({ path: `${path}.forward_client_cert_details`, message: `${fccd} is not supported yet` });
+
+  const codec = (tc.codec_type ?? 'AUTO') as string;
+  if (codec !== 'AUTO' && codec !== 'HTTP1' && codec !== 'HTTP2') errors.push({ path: `${path}.codec_type`, message: `${codec} is not supported yet (supported: AUTO, HTTP1, HTTP2)` });
+  const h2 = (tc.http2_protocol_options ?? {}) as Obj;
+  for (const f of ['allow_connect', 'allow_metadata', 'connection_keepalive', 'custom_settings_parameters'] as const) {
+    const v = h2[f];
+    if (v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0)) errors.push({ path: `${path}.http2_protocol_options.${f}`, message: 'is not supported yet' });
+  }
+  const h2Settings: { maxConcurrentStreams?: number; initialWindowSize?: number } = {};
+  if (h2.max_concurrent_streams !== undefined && h2.max_concurrent_streams !== null) h2Settings.maxConcurrentStreams = Number(h2.max_concurrent_streams);
+  if (h2.initial_stream_window_size !== undefined && h2.initial_stream_window_size !== null) h2Settings.initialWindowSize = Number(h2.initial_stream_window_size);
+
+  const httpFilters = checkHttpFilters(tc.http_filters, `${path}.http_filters`, ctx);
+
+  let routes: HttpRouteTable | null = null;
+  if (!tc.route_config) errors.push({ path: `${path}.route_config`, message: 'is required (rds and scoped_routes are not supported yet)' });
+  else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors);
+
+  const common = (tc.common_http_protocol_options ?? {}) as Obj;
+  for (const f of ['max_stream_duration', 'max_connection_duration', 'max_requests_per_connection'] as const) {
+    if (common[f] !== undefined && common[f] !== null) errors.push({ path: `${path}.common_http_protocol_options.${f}`, message: 'is not supported yet' });
+  }
+  const underscores = common.headers_with_underscores_action ?? 'ALLOW';
+  if (underscores !== 'ALLOW') errors.push({ path: `${path}.common_http_protocol_options.headers_with_underscores_action`, message: `${underscores} is not supported yet` });
+  const h1 = (tc.http_protocol_options ?? {}) as Obj;
+  for (const f of ['allow_absolute_url', 'header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message', 'send_fully_qualified_url', 'allow_custom_methods'] as const) {
+    const v = h1[f];
+    if (v !== undefined && v !== null && v !== false) errors.push({ path: `${path}.http_protocol_options.${f}`, message: 'is not supported yet' });
+  }
+
+  const upgrades = new Set<string>();
+  ((tc.upgrade_configs ?? []) as Obj[]).forEach((u, i) => {
+    const up = `${path}.upgrade_configs[${i}]`;
+    if (u.filters?.length) errors.push({ path: `${up}.filters`, message: 'is not supported yet' });
+    if (u.upgrade_type === undefined || String(u.upgrade_type).toUpperCase() === 'CONNECT') errors.push({ path: `${up}.upgrade_type`, message: 'CONNECT is not supported yet' });
+    if (u.enabled !== false) upgrades.add(String(u.upgrade_type).toLowerCase());
+  });
+  const sht = (tc.server_header_transformation ?? 'OVERWRITE') as ServerHeaderTransformation;
+  if (errors.length > start) return null;
+  return Object.freeze({
+    statPrefix: String(tc.stat_prefix ?? ''),
+    codec: codec as CodecType,
+    routes: routes!,
+    limits: Object.freeze({
+      maxHeadBytes: tc.max_request_headers_kb === undefined || tc.max_request_headers_kb === null ? DEFAULT_LIMITS.maxHeadBytes : Number(tc.max_request_headers_kb) * 1024,
+      maxHeaders: common.max_headers_count === undefined || common.max_headers_count === null ? DEFAULT_LIMITS.maxHeaders : Number(common.max_headers_count),
+    }),
+    acceptHttp10: h1.accept_http_10 === true,
+    useRemoteAddress: tc.use_remote_address === true,
+    skipXffAppend: tc.skip_xff_append === true,
+    generateRequestId: tc.generate_request_id !== false,
+    alwaysSetRequestIdInResponse: tc.always_set_request_id_in_response === true,
+    // Envoy's default server name; dashboards and tests written against Envoy see the same header.
+    serverName: typeof tc.server_name === 'string' && tc.server_name ? tc.server_name : 'envoy',
+    serverHeaderTransformation: sht,
+    stripAnyHostPort: tc.strip_any_host_port === true,
+    idleTimeoutMs: common.idle_timeout === undefined || common.idle_timeout === null ? DEFAULT_IDLE_MS : durationMs(common.idle_timeout)!,
+    requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
+    proxy100Continue: tc.proxy_100_continue === true,
+    h2Settings: Object.freeze(h2Settings),
+    httpFilters: Object.freeze(httpFilters),
+    upgrades,
+  });
+}
+
+/**
+ * The router must be present and last, as Envoy requires a terminal filter; before it, the HTTP
+ * filters Strait implements (fault, local rate limit), each validated by its own factory.
+ */
+function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Array<{ factory: HttpFilterFactory<any>; config: unknown }> {
+  const errors = ctx.errors;
+  const out: Array<{ factory: HttpFilterFactory<any>; config: unknown }> = [];
+  const filters = (list ?? []) as Obj[];
+  if (filters.length === 0) {
+    errors.push({ path, message: 'needs envoy.filters.http.router as the last filter' });
+    return out;
+  }
+  filters.forEach((f, i) => {
+    const type = f.typed_config?.['@type'] as string | undefined;
+    const isRouter = type ? type === ROUTER_TYPE : f.name === 'envoy.filters.http.router';
+    if (!isRouter) {
+      const factory = findHttpFilter(String(f.name ?? ''), type);
+      if (!factory) {
+        if (f.is_optional === true) {
+          ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
+          return;
+        }
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, fault, local_ratelimit)` });
+        return;
+      }
+      if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
+      const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
+      if (config) out.push({ factory, config });
+      return;
+    }
+    if (i !== filters.length - 1) errors.push({ path: `${path}[${i}]`, message: 'the router must be the last HTTP filter' });
+    const rc = (f.typed_config ?? {}) as Obj;
+    for (const k of ['upstream_http_filters', 'strict_check_headers']) {
+      if (rc[k]?.length) errors.push({ path: `${path}[${i}].typed_config.${k}`, message: 'is not supported yet' });
+    }
+  });
+  return out;
+}
+
+export const httpConnectionManagerFactory = {
+  name: 'envoy.filters.network.http_connection_manager',
+  typeUrls: [HCM_TYPE],
+  terminal: true,
+  parse,
+  create: (config, rt) => new HttpConnectionManagerFilter(config, rt),
+} satisfies NetworkFilterFactory<HcmConfig>;

@@ -1,0 +1,638 @@
+/**
+ * Downstream HTTP/2 (h2c with prior knowledge) on node:http2. nghttp2 does the framing in C, but
+ * every request still becomes a ServerHttp2Stream plus header objects, which costs more per
+ * request than the HTTP/1 byte path; the bench's h2c rows measure it. Routing, retries and
+ * timeouts follow the same route table and policies as HTTP/1.
+ */
+import crypto from 'node:crypto';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { log } from '../../../log.js';
+import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import type { Cluster } from '../../../upstream/cluster.js';
+import type { Host } from '../../../upstream/host.js';
+import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
+import { countUpstreamStatus } from '../../../upstream/http_stats.js';
+import type { FilterReply, HttpFilter } from '../../http/types.js';
+import type { ConnectionContext } from '../types.js';
+import type { HttpConnectionManagerFilter } from './filter.js';
+import { H1Try, H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); `te` is allowed as "trailers" only. */
+const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'http2-settings', 'host']);
+
+/** HTTP status → gRPC status for local replies to gRPC requests. */
+function grpcStatusOf(status: number): number {
+  switch (status) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 504:
+      return 4; // DEADLINE_EXCEEDED
+    case 429: // Envoy's mapping; the rate limiter can ask for RESOURCE_EXHAUSTED instead
+    case 502:
+    case 503:
+      return 14; // UNAVAILABLE
+    default:
+      return 2; // UNKNOWN
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
+export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
+  const cfg = filter.config;
+  const server = http2.createServer({
+    maxHeaderListPairs: cfg.limits.maxHeaders + 8,
+    settings: { maxHeaderListSize: cfg.limits.maxHeadBytes, ...cfg.h2Settings },
+  });
+  server.on('stream', (stream, headers) => {
+    try {
+      new H2Exchange(filter, stream, headers as HeaderObject).start();
+    } catch (err) {
+      // A bug must cost this stream, never the process.
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
+      stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  });
+  // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
+  server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
+  server.on('session', (session) => {
+    session.on('error', () => {});
+    if (cfg.idleTimeoutMs > 0) {
+      session.setTimeout(cfg.idleTimeoutMs, () => {
+        filter.stats.downstream_cx_idle_timeout.value++;
+        session.close();
+      });
+    }
+  });
+  return server;
+}
+
+/** Hands a downstream connection to the HTTP/2 server; `already` are bytes read while sniffing. */
+export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, socket: net.Socket, already: Buffer | null): void {
+  const st = filter.stats;
+  st.downstream_cx_http2_total.value++;
+  st.downstream_cx_http2_active.value++;
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  socket.pause();
+  // node:http2 reads what is already buffered on the socket before its own reads.
+  if (already && already.length) socket.unshift(already);
+  conn.abort = () => socket.destroy();
+  socket.on('error', () => {});
+  socket.once('close', () => {
+    st.downstream_cx_active.value--;
+    st.downstream_cx_http2_active.value--;
+    st.downstream_cx_destroy.value++;
+    conn.done();
+  });
+  filter.h2Server().emit('connection', socket);
+}
+
+/** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
+class H2Exchange implements TryEvents {
+  private readonly grpc: boolean;
+  private route: HttpRoute | null = null;
+  private action: ForwardAction | null = null;
+  private cluster: Cluster | null = null;
+  private upHeaders: HeaderObject | null = null;
+  private requestId: string | null = null;
+  private body: Buffer[] = [];
+  private bodyBytes = 0;
+  private bodyOverflow = false;
+  private requestDone = false;
+  private responseStarted = false;
+  private finished = false;
+  private try: UpstreamTry | null = null;
+  private host: Host | null = null;
+  private retries = 0;
+  private routeTimer: NodeJS.Timeout | null = null;
+  private perTryTimer: NodeJS.Timeout | null = null;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private downPaused = false;
+  /** HTTP filters that acted on this request, told when it is over. */
+  private notify: HttpFilter[] | null = null;
+  private delayed = false;
+  private delayTimer: NodeJS.Timeout | null = null;
+  /** A filter chose the gRPC status of the local reply. */
+  private grpcOverride: number | null = null;
+
+  constructor(
+    private readonly filter: HttpConnectionManagerFilter,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly headers: HeaderObject,
+  ) {
+    this.grpc = (first(headers['content-type']) ?? '').startsWith('application/grpc');
+  }
+
+  private get stats() {
+    return this.filter.stats;
+  }
+
+  start(): void {
+    const st = this.stats;
+    st.downstream_rq_total.value++;
+    st.downstream_rq_http2_total.value++;
+    st.downstream_rq_active.value++;
+    const s = this.stream;
+    s.on('error', () => {});
+    s.on('close', () => this.onClose());
+    s.on('data', (d: Buffer) => this.onBody(d));
+    s.on('end', () => {
+      this.requestDone = true;
+      this.try?.end();
+    });
+    const cfg = this.filter.config;
+    const h = this.headers;
+    const method = String(h[':method'] ?? '');
+    const path = String(h[':path'] ?? '');
+    let host = String(h[':authority'] ?? first(h.host) ?? '');
+    if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
+    if (method === 'CONNECT' || !path.startsWith('/')) {
+      this.localReply(method === 'CONNECT' ? 403 : 400, '');
+      return;
+    }
+    const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
+    const route = cfg.routes.route(view);
+    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc });
+    if (v) {
+      this.notify = v.notify;
+      const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
+      if (v.delayMs > 0) {
+        // Fault delay: request data keeps arriving and is held until the request goes on.
+        this.delayed = true;
+        this.delayTimer = setTimeout(() => {
+          this.delayTimer = null;
+          this.delayed = false;
+          go();
+        }, v.delayMs);
+        return;
+      }
+      go();
+      return;
+    }
+    this.act(route, method, path, host);
+  }
+
+  private filterReply(r: FilterReply): void {
+    const headers: HeaderObject = {};
+    for (const [k, val] of r.headers ?? []) headers[k] = val;
+    if (this.grpc && r.grpcStatus !== undefined) {
+      this.grpcOverride = r.grpcStatus;
+      this.localReply(r.status >= 300 ? r.status : 500, r.body, headers);
+      return;
+    }
+    this.localReply(r.status, r.body, headers);
+  }
+
+  private act(route: HttpRoute | null, method: string, path: string, host: string): void {
+    const st = this.stats;
+    const h = this.headers;
+    if (!route) {
+      st.no_route.value++;
+      this.localReply(404, '');
+      return;
+    }
+    this.route = route;
+    const a = route.action;
+    if (a.kind === 'direct') {
+      st.rq_direct_response.value++;
+      this.localReply(a.status, a.body, a.body.length ? { 'content-type': 'text/plain' } : {}, route.responseHeaders);
+      return;
+    }
+    if (a.kind === 'redirect') {
+      st.rq_redirect.value++;
+      this.localReply(a.status, '', { location: this.location(a, route, host, path) }, route.responseHeaders);
+      return;
+    }
+    this.action = a;
+    const name = a.clusterHeader ? (first(h[a.clusterHeader]) ?? '') : a.clusters!.pick();
+    const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
+    if (!cluster) {
+      st.no_cluster.value++;
+      this.localReply(a.clusterNotFoundStatus, '');
+      return;
+    }
+    this.cluster = cluster;
+    st.rq_total.value++;
+    this.upHeaders = this.upstreamHeaders(a, route, method, path, host);
+    if (a.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), a.timeoutMs);
+    this.startTry();
+  }
+
+  private location(a: RedirectAction, route: HttpRoute, host: string, target: string): string {
+    const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(host);
+    let hostName = m ? m[1]! : host;
+    let port = m?.[2] ?? '';
+    if (a.host) {
+      const hm = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(a.host);
+      hostName = hm ? hm[1]! : a.host;
+      if (hm?.[2]) port = hm[2];
+    }
+    if (a.port) port = String(a.port);
+    else if (a.scheme && a.scheme !== 'http' && (port === '80' || port === '443')) port = '';
+    let p = a.path ?? rewritePath(target, route.matchedPrefix, a.prefixRewrite, a.regexRewrite);
+    if (a.path && !a.path.includes('?') && target.includes('?')) p += target.slice(target.indexOf('?'));
+    if (a.stripQuery) p = pathOnly(p);
+    return `${a.scheme ?? 'http'}://${hostName}${port ? `:${port}` : ''}${p}`;
+  }
+
+  private upstreamHeaders(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): HeaderObject {
+    const cfg = this.filter.config;
+    const h = this.headers;
+    const drop = new Set<string>();
+    const add: Array<[string, string]> = [];
+    const has = (n: string) => h[n] !== undefined;
+    for (const r of route.requestHeaders.remove) drop.add(r);
+    for (const m of route.requestHeaders.add) {
+      if (m.value === '' && !m.keepEmpty) continue;
+      if (m.action === 'ADD_IF_ABSENT' && has(m.name)) continue;
+      if (m.action === 'OVERWRITE_IF_EXISTS' && !has(m.name)) continue;
+      if (m.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || m.action === 'OVERWRITE_IF_EXISTS') drop.add(m.name);
+      add.push([m.name, m.value]);
+    }
+    const out: HeaderObject = {
+      ':method': method,
+      ':path': rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
+      ':authority': a.hostRewrite ?? host,
+      ':scheme': 'http',
+    };
+    for (const [k, v] of Object.entries(h)) {
+      if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || drop.has(k)) continue;
+      if (k === 'te' && v !== 'trailers') continue;
+      out[k] = v;
+    }
+    const ip = this.stream.session?.socket?.remoteAddress;
+    if (cfg.useRemoteAddress && !cfg.skipXffAppend && ip) {
+      const prior = first(h['x-forwarded-for']);
+      out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
+    }
+    if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+    const rid = first(h['x-request-id']);
+    if (rid) this.requestId = rid;
+    else if (cfg.generateRequestId) out['x-request-id'] = this.requestId = crypto.randomUUID();
+    for (const [k, v] of add) {
+      const prev = out[k];
+      out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    return out;
+  }
+
+  // ---- tries ----
+
+  private startTry(): void {
+    const cluster = this.cluster!;
+    const cs = this.filter.statsFor(cluster.name);
+    const host = cluster.pickHost();
+    if (!host) {
+      cluster.stats.upstream_cx_none_healthy.value++;
+      this.localReply(503, 'no healthy upstream');
+      return;
+    }
+    this.host = host;
+    cs.upstream_rq_total.value++;
+    cs.upstream_rq_active.value++;
+    host.counters.rq_total++;
+    host.counters.rq_active++;
+    const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
+    if (perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
+    const endNow = this.requestDone && this.body.length === 0;
+    const proto = upstreamProtocolOf(cluster);
+    const t: UpstreamTry =
+      proto === 'http1'
+        ? new H1Try(this.filter.poolsFor(cluster), host, this.upHeaders!, endNow, String(this.headers[':method']), this)
+        : new H2Try(this.filter.h2PoolsFor(cluster), host, this.upHeaders!, endNow, this);
+    if (this.finished) return; // the try failed synchronously and a reply went out
+    this.try = t;
+    for (const b of this.body) t.write(b);
+    if (this.bodyOverflow) {
+      this.body = [];
+      this.bodyBytes = 0;
+    }
+    if (this.requestDone && !endNow) t.end();
+  }
+
+  private onBody(d: Buffer): void {
+    if (this.finished || (!this.action && !this.delayed)) return;
+    if (!this.bodyOverflow || !this.try) {
+      this.body.push(d);
+      this.bodyBytes += d.length;
+      if (this.bodyBytes > this.filter.bufferLimitFor(this.stream)) {
+        // Too big to replay: retries are off for this request, as in Envoy.
+        this.bodyOverflow = true;
+        if (this.try) {
+          this.body = [];
+          this.bodyBytes = 0;
+        }
+      }
+    }
+    // Streams are full duplex: request data keeps flowing after the response has started (gRPC bidi).
+    const t = this.try;
+    if (t) {
+      if (!t.write(d) && !this.downPaused) {
+        this.downPaused = true;
+        this.stream.pause();
+        t.onDrain(() => {
+          this.downPaused = false;
+          this.stream.resume();
+        });
+      }
+    } else if (!t && this.bodyBytes > this.filter.bufferLimitFor(this.stream) && !this.downPaused) {
+      // Connecting or backing off: stop reading until a try takes the bytes.
+      this.downPaused = true;
+      this.stream.pause();
+    }
+  }
+
+  private endTry(): void {
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    if (!this.try) return;
+    this.try = null;
+    this.filter.statsFor(this.cluster!.name).upstream_rq_active.value--;
+    if (this.host) this.host.counters.rq_active--;
+    if (this.downPaused) {
+      this.downPaused = false;
+      this.stream.resume();
+    }
+  }
+
+  private abortTry(): void {
+    const t = this.try;
+    this.endTry();
+    t?.abort();
+  }
+
+  private retryAllowed(kind: TryFailureKind | 'per_try_timeout' | 'status', status: number, grpcStatus: number): boolean {
+    const p = this.action?.retry;
+    if (!p || this.responseStarted || this.bodyOverflow || kind === 'overflow') return false;
+    const cs = this.filter.statsFor(this.cluster!.name);
+    let match: boolean;
+    if (kind === 'status') {
+      match =
+        (p.on5xx && status >= 500) ||
+        (p.onGatewayError && (status === 502 || status === 503 || status === 504)) ||
+        (p.onRetriableStatusCodes && p.retriableStatusCodes.has(status)) ||
+        (grpcStatus >= 0 && p.grpcCodes.has(grpcStatus));
+    } else if (kind === 'connect_failure') match = p.on5xx || p.onGatewayError || p.onConnectFailure;
+    else match = p.on5xx || p.onGatewayError || p.onReset;
+    if (!match) return false;
+    if (this.retries >= p.numRetries) {
+      cs.upstream_rq_retry_limit_exceeded.value++;
+      return false;
+    }
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    const p = this.action!.retry!;
+    this.retries++;
+    this.filter.statsFor(this.cluster!.name).upstream_rq_retry.value++;
+    const ceiling = Math.min(p.backoffBaseMs * 2 ** (this.retries - 1), p.backoffMaxMs);
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = null;
+      if (!this.finished) this.startTry();
+    }, Math.random() * ceiling);
+  }
+
+  private failTry(kind: TryFailureKind | 'per_try_timeout'): void {
+    this.abortTry();
+    if (this.finished) return;
+    if (this.retryAllowed(kind, 0, -1)) {
+      this.scheduleRetry();
+      return;
+    }
+    switch (kind) {
+      case 'overflow':
+        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
+        return;
+      case 'connect_failure':
+        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure');
+        return;
+      case 'per_try_timeout':
+        this.localReply(504, 'upstream request timeout');
+        return;
+      case 'protocol_error':
+        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
+        return;
+      default:
+        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+    }
+  }
+
+  private onPerTryTimeout(): void {
+    this.perTryTimer = null;
+    if (this.responseStarted || !this.try) return;
+    this.filter.statsFor(this.cluster!.name).upstream_rq_per_try_timeout.value++;
+    this.failTry('per_try_timeout');
+  }
+
+  private onRouteTimeout(): void {
+    this.routeTimer = null;
+    if (this.finished) return;
+    this.filter.statsFor(this.cluster!.name).upstream_rq_timeout.value++;
+    this.abortTry();
+    if (this.responseStarted) {
+      this.stats.rq_reset_after_downstream_response_started.value++;
+      this.finish();
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.localReply(504, 'upstream request timeout');
+  }
+
+  // ---- TryEvents ----
+
+  onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
+    if (this.finished) return;
+    const cs = this.filter.statsFor(this.cluster!.name);
+    const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
+    countUpstreamStatus(cs, status);
+    if (this.retryAllowed('status', status, grpc)) {
+      this.abortTry();
+      this.scheduleRetry();
+      return;
+    }
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    this.responseStarted = true;
+    if (this.retries > 0) cs.upstream_rq_retry_success.value++;
+    classify(this.stats, 'downstream', status);
+    const cfg = this.filter.config;
+    const out: HeaderObject = {};
+    const drop = new Set(this.route!.responseHeaders.remove);
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined || H2_FORBIDDEN.has(k) || drop.has(k) || (k[0] === ':' && k !== ':status')) continue;
+      out[k] = v;
+    }
+    if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
+    if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
+    applyObject(out, this.route!.responseHeaders);
+    try {
+      this.stream.respond(out, { endStream, waitForTrailers: !endStream });
+    } catch {
+      this.abortTry();
+      this.finish();
+      return;
+    }
+    if (endStream) this.complete();
+  }
+
+  private trailers: HeaderObject | null = null;
+
+  onData(chunk: Buffer): void {
+    if (this.finished) return;
+    if (!this.stream.write(chunk)) {
+      const t = this.try;
+      t?.pause();
+      this.stream.once('drain', () => t?.resume());
+    }
+  }
+
+  onEnd(trailers: HeaderObject | null): void {
+    if (this.finished) return;
+    this.trailers = trailers;
+    this.stream.once('wantTrailers', () => {
+      const t: HeaderObject = {};
+      for (const [k, v] of Object.entries(this.trailers ?? {})) if (k[0] !== ':' && v !== undefined && !H2_FORBIDDEN.has(k)) t[k] = v;
+      try {
+        this.stream.sendTrailers(t);
+      } catch {
+        this.stream.close();
+      }
+    });
+    this.stream.end();
+    this.complete();
+  }
+
+  onFailure(kind: TryFailureKind): void {
+    if (this.finished) return;
+    if (kind === 'reset' || kind === 'protocol_error') this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
+    this.failTry(kind);
+  }
+
+  onAbort(): void {
+    if (this.finished) return;
+    this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
+    this.stats.rq_reset_after_downstream_response_started.value++;
+    this.endTry();
+    this.finish();
+    this.stream.close(NGHTTP2_INTERNAL_ERROR);
+  }
+
+  private complete(): void {
+    this.filter.statsFor(this.cluster!.name).upstream_rq_completed.value++;
+    this.endTry();
+    this.finish();
+  }
+
+  // ---- endings ----
+
+  private localReply(status: number, body: Buffer | string, headers: HeaderObject = {}, mutation?: HeaderMutation): void {
+    this.abortTry();
+    if (this.finished) return;
+    if (this.responseStarted) {
+      this.finish();
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.responseStarted = true;
+    const cfg = this.filter.config;
+    const out: HeaderObject = {};
+    if (cfg.serverHeaderTransformation !== 'PASS_THROUGH') out.server = cfg.serverName;
+    if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;
+    if (this.grpc && (status >= 300 || this.grpcOverride !== null)) {
+      // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
+      classify(this.stats, 'downstream', 200);
+      out[':status'] = '200';
+      out['content-type'] = 'application/grpc';
+      out['grpc-status'] = String(this.grpcOverride ?? grpcStatusOf(status));
+      const msg = typeof body === 'string' ? body : body.toString();
+      if (msg) out['grpc-message'] = encodeURIComponent(msg);
+      this.respondEnd(out, null);
+      return;
+    }
+    classify(this.stats, 'downstream', status);
+    Object.assign(out, headers);
+    out[':status'] = String(status);
+    const b = typeof body === 'string' ? Buffer.from(body) : body;
+    if (b.length && out['content-type'] === undefined) out['content-type'] = 'text/plain';
+    out['content-length'] = String(b.length);
+    if (mutation) applyObject(out, mutation);
+    this.respondEnd(out, b.length ? b : null);
+  }
+
+  private respondEnd(h: HeaderObject, body: Buffer | null): void {
+    this.finish();
+    if (this.stream.closed || this.stream.destroyed) return;
+    try {
+      this.stream.respond(h, { endStream: body === null });
+      if (body) this.stream.end(body);
+    } catch {
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const n = this.notify;
+    this.notify = null;
+    if (n) for (const f of n) f.onDone?.();
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimer = null;
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    this.routeTimer = this.perTryTimer = this.backoffTimer = null;
+    const st = this.stats;
+    st.downstream_rq_active.value--;
+    st.downstream_rq_completed.value++;
+  }
+
+  private onClose(): void {
+    if (this.finished) return;
+    // The client reset the stream (or the connection went) before we answered.
+    this.stats.downstream_rq_rx_reset.value++;
+    this.abortTry();
+    this.finish();
+  }
+}
+
+function classify(stats: Record<string, { value: number }>, side: 'downstream', status: number): void {
+  const c = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
+  const s = stats[`${side}_rq_${c}`];
+  if (s) s.value++;
+}
+
+function applyObject(out: HeaderObject, m: HeaderMutation): void {
+  for (const r of m.remove) delete out[r];
+  for (const a of m.add) {
+    if (a.value === '' && !a.keepEmpty) continue;
+    const prev = out[a.name];
+    switch (a.action) {
+      case 'ADD_IF_ABSENT':
+        if (prev === undefined) out[a.name] = a.value;
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (prev !== undefined) out[a.name] = a.value;
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        out[a.name] = a.value;
+        break;
+      default:
+        out[a.name] = prev === undefined ? a.value : Array.isArray(prev) ? [...prev, a.value] : [prev, a.value];
+    }
+  }
+}

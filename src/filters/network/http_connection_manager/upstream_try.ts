@@ -1,0 +1,364 @@
+import http2 from 'node:http2';
+import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
+import { parseResponseHead, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
+import type { Host } from '../../../upstream/host.js';
+import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
+import type { Http2ClusterPools } from '../../../upstream/http2_pool.js';
+
+/** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
+export type HeaderObject = Record<string, string | string[] | undefined>;
+
+export type TryFailureKind = 'connect_failure' | 'reset' | 'protocol_error' | 'overflow';
+
+/** What one upstream attempt reports to the exchange that made it. */
+export interface TryEvents {
+  /** Final (non-1xx) response headers; `endStream` when no body or trailers follow. */
+  onResponse(status: number, headers: HeaderObject, endStream: boolean): void;
+  onData(chunk: Buffer): void;
+  onEnd(trailers: HeaderObject | null): void;
+  /** No response (or an unusable one) came; before onResponse only. */
+  onFailure(kind: TryFailureKind): void;
+  /** The response broke off after onResponse. */
+  onAbort(): void;
+}
+
+/** One attempt at an upstream, whatever protocol it speaks, as object headers and body bytes. */
+export interface UpstreamTry {
+  /** false: wait for `onDrain` before writing more. */
+  write(chunk: Buffer): boolean;
+  end(): void;
+  onDrain(cb: () => void): void;
+  /** Stop/restart delivering response data (the downstream is slow). */
+  pause(): void;
+  resume(): void;
+  /** Abandon the attempt (timeout, downstream gone). No events after this. */
+  abort(): void;
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** HTTP/2 upstream: one stream on a pooled, multiplexed session. */
+export class H2Try implements UpstreamTry {
+  private stream: http2.ClientHttp2Stream | null = null;
+  private pending: Buffer[] = [];
+  private ended = false;
+  private done = false;
+  private responded = false;
+  private trailers: HeaderObject | null = null;
+  private drainCb: (() => void) | null = null;
+
+  constructor(
+    private readonly pools: Http2ClusterPools,
+    private readonly host: Host,
+    headers: HeaderObject,
+    endStream: boolean,
+    private readonly ev: TryEvents,
+  ) {
+    this.ended = endStream;
+    pools.acquire(host, (session, reason) => {
+      if (this.done) {
+        if (session) pools.released(host, session);
+        return;
+      }
+      if (!session) {
+        this.done = true;
+        ev.onFailure(reason === 'overflow' ? 'overflow' : 'connect_failure');
+        return;
+      }
+      let s: http2.ClientHttp2Stream;
+      try {
+        s = session.request(headers, { endStream: this.ended && this.pending.length === 0 });
+      } catch {
+        pools.released(host, session);
+        this.done = true;
+        ev.onFailure('reset');
+        return;
+      }
+      this.stream = s;
+      s.on('close', () => pools.released(host, session));
+      s.on('response', (h, flags) => {
+        const status = Number(h[':status']);
+        if (status >= 100 && status < 200) return;
+        this.responded = true;
+        ev.onResponse(status, h as HeaderObject, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+      });
+      s.on('data', (d: Buffer) => {
+        if (!this.done) ev.onData(d);
+      });
+      s.on('trailers', (t) => (this.trailers = t as HeaderObject));
+      s.on('end', () => {
+        if (this.done) return;
+        this.done = true;
+        ev.onEnd(this.trailers);
+      });
+      s.on('error', () => {});
+      s.on('close', () => {
+        if (this.done) return;
+        this.done = true;
+        if (this.responded) ev.onAbort();
+        else ev.onFailure('reset');
+      });
+      for (const b of this.pending) s.write(b);
+      this.pending = [];
+      if (this.ended && !s.writableEnded) s.end();
+      if (this.drainCb) {
+        const cb = this.drainCb;
+        this.drainCb = null;
+        cb();
+      }
+    });
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.done) return true;
+    if (!this.stream) {
+      this.pending.push(chunk);
+      return false; // resumes when the stream opens
+    }
+    return this.stream.write(chunk);
+  }
+
+  end(): void {
+    this.ended = true;
+    if (this.stream && !this.stream.writableEnded) this.stream.end();
+  }
+
+  onDrain(cb: () => void): void {
+    if (!this.stream) this.drainCb = cb;
+    else this.stream.once('drain', cb);
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  abort(): void {
+    if (this.done && !this.stream) return;
+    this.done = true;
+    if (this.stream && !this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+  }
+}
+
+/** Hop-by-hop and framing headers that never cross a protocol boundary. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'te', 'http2-settings', 'host']);
+
+function headerObjectOf(head: MessageHead): HeaderObject {
+  const out: HeaderObject = {};
+  const f = head.fields;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    const name = head.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
+    if (HOP.has(name)) continue;
+    const v = head.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
+    const prev = out[name];
+    if (prev === undefined) out[name] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[name] = [prev, v];
+  }
+  return out;
+}
+
+/**
+ * HTTP/1.1 upstream for a request that arrived as HTTP/2: the head is encoded from the header
+ * object, a body without Content-Length is sent chunked, and the response's chunk framing is
+ * removed (HTTP/2 frames carry the payload only).
+ */
+export class H1Try implements UpstreamTry, Http1ConnUser {
+  private conn: Http1UpstreamConn | null = null;
+  private cancel: (() => void) | null = null;
+  private pending: Buffer[] = [];
+  private ended = false;
+  private done = false;
+  private respBuf: Buffer | null = null;
+  private resp: MessageHead | null = null;
+  private readonly framer = new BodyFramer();
+  private drainCb: (() => void) | null = null;
+  private readonly chunked: boolean;
+  private readonly head: Buffer;
+
+  constructor(
+    private readonly pools: Http1ClusterPools,
+    host: Host,
+    headers: HeaderObject,
+    endStream: boolean,
+    private readonly method: string,
+    private readonly ev: TryEvents,
+  ) {
+    this.ended = endStream;
+    this.chunked = !endStream && headers['content-length'] === undefined;
+    let h = `${method} ${headers[':path']} HTTP/1.1\r\nhost: ${headers[':authority'] ?? ''}\r\n`;
+    for (const [k, v] of Object.entries(headers)) {
+      if (k[0] === ':' || v === undefined || HOP.has(k)) continue;
+      for (const x of Array.isArray(v) ? v : [v]) h += `${k}: ${x}\r\n`;
+    }
+    if (this.chunked) h += 'transfer-encoding: chunked\r\n';
+    this.head = Buffer.from(`${h}\r\n`, 'latin1');
+    this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
+    this.cancel = pools.forHost(host).acquire(pools.cluster.spec.connectTimeoutMs, (conn, reason) => {
+      this.cancel = null;
+      if (this.done) {
+        if (conn) pools.forHost(host).release(conn, true);
+        return;
+      }
+      if (!conn) {
+        this.done = true;
+        ev.onFailure(reason === 'overflow' ? 'overflow' : 'connect_failure');
+        return;
+      }
+      this.conn = conn;
+      conn.user = this;
+      conn.socket.cork();
+      conn.socket.write(this.head);
+      for (const b of this.pending) this.writeBody(b);
+      this.pending = [];
+      if (this.ended) this.writeEnd();
+      conn.socket.uncork();
+      if (this.drainCb) {
+        const cb = this.drainCb;
+        this.drainCb = null;
+        cb();
+      }
+    });
+  }
+
+  private writeBody(b: Buffer): boolean {
+    const s = this.conn!.socket;
+    if (!this.chunked) return s.write(b);
+    if (b.length === 0) return true;
+    s.write(`${b.length.toString(16)}\r\n`);
+    s.write(b);
+    return s.write('\r\n');
+  }
+
+  private writeEnd(): void {
+    if (this.chunked) this.conn!.socket.write('0\r\n\r\n');
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.done) return true;
+    if (!this.conn) {
+      this.pending.push(chunk);
+      return false;
+    }
+    return this.writeBody(chunk);
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.conn && !this.done) this.writeEnd();
+  }
+
+  onDrain(cb: () => void): void {
+    if (!this.conn) this.drainCb = cb;
+    else this.conn.socket.once('drain', cb);
+  }
+
+  pause(): void {
+    this.conn?.socket.pause();
+  }
+
+  resume(): void {
+    this.conn?.socket.resume();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.cancel) this.cancel();
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      c.user = null;
+      c.destroy();
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.done) return;
+    if (this.resp) {
+      this.feed(chunk, 0);
+      return;
+    }
+    const buf = this.respBuf ? Buffer.concat([this.respBuf, chunk]) : chunk;
+    let off = 0;
+    for (;;) {
+      const r = parseResponseHead(buf, off, buf.length);
+      if (typeof r === 'number') {
+        if (r === HeadStatus.NEED_MORE) {
+          this.respBuf = buf.subarray(off);
+          return;
+        }
+        this.fail('protocol_error');
+        return;
+      }
+      off += r.headBytes;
+      if (r.status >= 100 && r.status < 200) continue;
+      this.respBuf = null;
+      this.resp = r;
+      const noBody = responseHasNoBody(r.status, this.method);
+      const mode = noBody ? BodyMode.NONE : r.chunked ? BodyMode.CHUNKED : r.contentLength >= 0 ? BodyMode.LENGTH : BodyMode.UNTIL_CLOSE;
+      this.framer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
+      // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload.
+      if (mode !== BodyMode.CHUNKED) this.framer.onPayload = null;
+      const h = headerObjectOf(r);
+      h[':status'] = String(r.status);
+      this.ev.onResponse(r.status, h, mode === BodyMode.NONE);
+      if (mode === BodyMode.NONE) {
+        this.complete(off === buf.length);
+        return;
+      }
+      if (off < buf.length) this.feed(buf, off);
+      return;
+    }
+  }
+
+  private feed(buf: Buffer, off: number): void {
+    const e = this.framer.feed(buf, off, buf.length);
+    if (e === BODY_ERROR) {
+      this.done = true;
+      this.conn?.destroy();
+      this.ev.onAbort();
+      return;
+    }
+    if (!this.framer.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
+    if (this.framer.done) this.complete(e === buf.length);
+  }
+
+  private complete(clean: boolean): void {
+    const c = this.conn;
+    this.conn = null;
+    this.done = true;
+    if (c) this.pools.forHost(c.pool.host).release(c, clean && this.ended && wantsKeepAlive(this.resp!));
+    this.ev.onEnd(null);
+  }
+
+  private fail(kind: TryFailureKind): void {
+    this.done = true;
+    const c = this.conn;
+    this.conn = null;
+    c?.destroy();
+    this.ev.onFailure(kind);
+  }
+
+  onUpstreamClose(): void {
+    this.conn = null;
+    if (this.done) return;
+    if (!this.resp) {
+      this.done = true;
+      this.ev.onFailure('reset');
+      return;
+    }
+    if (this.framer.mode === BodyMode.UNTIL_CLOSE) {
+      this.done = true;
+      this.ev.onEnd(null);
+      return;
+    }
+    this.done = true;
+    this.ev.onAbort();
+  }
+}

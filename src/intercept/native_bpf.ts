@@ -1,0 +1,85 @@
+/**
+ * The addon's `bpf` export (native/bpf/): the sockmap accelerator's libbpf loader and the
+ * SO_ORIGINAL_DST helper. Typed here rather than in src/native.ts so interception stays in
+ * its own folder; loaded through the same loadNative().
+ */
+import { loadNative, type SockAddr } from '../native.js';
+
+export interface SockmapOptions {
+  /** cgroup v2 directory: sockets of its processes (and descendants) are accelerated. */
+  readonly cgroup: string;
+  /** Must not exist yet; its parent must be on a bpffs. */
+  readonly pinDir: string;
+  /** Only connections with one end on one of these ports (at most 16). Empty: all loopback TCP. */
+  readonly ports?: readonly number[];
+  /** Never connections with one end on one of these ports (at most 16). */
+  readonly excludePorts?: readonly number[];
+}
+
+/** A socket in the SOCKHASH, seen from its own side. */
+export interface SockmapSocket {
+  readonly family: 'IPv4' | 'IPv6';
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly netnsCookie: bigint;
+}
+
+/** What is pinned under a pin directory, read back from the kernel. */
+export interface SockmapKernelStatus {
+  /** Pin names present (sockops_link, sockops_prog, redirect_prog, sock_hash, stats). */
+  readonly pins: readonly string[];
+  readonly linkAttached: boolean;
+  /** The cgroup's id (its inode number on the cgroup2 mount); 0 when not attached. */
+  readonly cgroupId: number;
+  readonly sockopsProgId: number;
+  readonly redirectProgId: number;
+  readonly sockMapId: number;
+  readonly statsMapId: number;
+  /** The sk_msg program is attached to sock_hash (false on kernels < 5.19, which cannot tell). */
+  readonly verdictAttached: boolean;
+  readonly sockets: readonly SockmapSocket[];
+  /** Counters kept by the programs (bpf/intercept.h `enum strait_stat`), summed over CPUs. */
+  readonly stats: { socketsAdded: number; socketsSkipped: number; msgRedirected: number; msgPassed: number };
+}
+
+export interface BpfProbe {
+  readonly sockops: boolean;
+  readonly skMsg: boolean;
+  readonly sockhash: boolean;
+  /** Why loading Strait's own programs failed; null when both loaded. */
+  readonly loadError: { code: string; message: string } | null;
+}
+
+interface BpfCommon {
+  /** SO_ORIGINAL_DST of an accepted socket; null when it was not redirected. */
+  originalDst(fd: number): SockAddr | null;
+}
+
+/** Built with BPF support. Async calls reject with an Error carrying `code` (errno name). */
+export interface BpfAvailable extends BpfCommon {
+  readonly available: true;
+  readonly unavailableReason: null;
+  /** Probes the program and map types and loads both programs for real (nothing attached). */
+  probe(): Promise<BpfProbe>;
+  /** Mounts a bpffs on `path` unless one is there; resolves true when it mounted one. */
+  ensureBpffs(path: string): Promise<boolean>;
+  enableSockmap(opts: SockmapOptions): Promise<void>;
+  /** Detaches and unpins whatever exists under pinDir; resolves with the pin names removed. */
+  disableSockmap(pinDir: string): Promise<string[]>;
+  /** null when nothing is pinned at pinDir. */
+  sockmapStatus(pinDir: string): SockmapKernelStatus | null;
+}
+
+export interface BpfUnavailable extends BpfCommon {
+  readonly available: false;
+  readonly unavailableReason: string;
+}
+
+export type NativeBpf = BpfAvailable | BpfUnavailable;
+
+/** The addon's bpf export; throws NativeLoadError when the addon itself is missing. */
+export function nativeBpf(): NativeBpf {
+  return (loadNative() as unknown as { bpf: NativeBpf }).bpf;
+}

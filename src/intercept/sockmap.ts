@@ -1,0 +1,115 @@
+/**
+ * The sockmap accelerator: sockops fills a SOCKHASH with the cgroup's established loopback
+ * sockets, sk_msg hands each send straight to the peer socket (bpf/*.bpf.c). Everything lives
+ * in pins under /sys/fs/bpf/strait/<name>, so it outlives the process that installed it and a
+ * later `disable`/`cleanup` finds exactly what to remove.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { InterceptError } from '../errors.js';
+import { cgroup2Mount, isCgroup2Dir } from './detect.js';
+import { nativeBpf, type BpfAvailable, type SockmapKernelStatus } from './native_bpf.js';
+
+export const BPFFS = '/sys/fs/bpf';
+export const PIN_ROOT = `${BPFFS}/strait`;
+
+export interface SockmapEnableOptions {
+  readonly name: string;
+  readonly cgroup: string;
+  readonly ports: readonly number[];
+  readonly excludePorts: readonly number[];
+}
+
+export interface SockmapStatus extends SockmapKernelStatus {
+  readonly name: string;
+  readonly pinDir: string;
+  /** Path of the attached cgroup, found from its id; null when detached or not found. */
+  readonly cgroup: string | null;
+}
+
+const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function pinDirOf(name: string): string {
+  if (!NAME_RE.test(name) || name === '.' || name === '..') throw new InterceptError(`bad name "${name}" (letters, digits, _ . - only)`);
+  return path.join(PIN_ROOT, name);
+}
+
+function bpf(): BpfAvailable {
+  const b = nativeBpf();
+  if (!b.available) throw new InterceptError(b.unavailableReason);
+  return b;
+}
+
+/** Removes PIN_ROOT when nothing is left in it (other names may still be installed). */
+function removeRootIfEmpty(): void {
+  try {
+    fs.rmdirSync(PIN_ROOT);
+  } catch {
+    // ENOENT or ENOTEMPTY: both fine.
+  }
+}
+
+export async function enableSockmap(o: SockmapEnableOptions): Promise<void> {
+  const b = bpf();
+  if (!isCgroup2Dir(o.cgroup)) throw new InterceptError(`--cgroup ${o.cgroup} is not a cgroup v2 directory`);
+  const pinDir = pinDirOf(o.name);
+  // Pins need a bpffs; a host without one mounted gets one (it stays: the pins live there).
+  await b.ensureBpffs(BPFFS);
+  fs.mkdirSync(PIN_ROOT, { recursive: true, mode: 0o700 });
+  try {
+    await b.enableSockmap({ cgroup: o.cgroup, pinDir, ports: o.ports, excludePorts: o.excludePorts });
+  } catch (err) {
+    removeRootIfEmpty();
+    throw new InterceptError(`sockmap: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Removes the installation `name`; resolves with the pins removed ([] when none was there). */
+export async function disableSockmap(name: string): Promise<string[]> {
+  const pinDir = pinDirOf(name);
+  if (!fs.existsSync(pinDir)) {
+    removeRootIfEmpty();
+    return [];
+  }
+  try {
+    return await bpf().disableSockmap(pinDir);
+  } catch (err) {
+    throw new InterceptError(`sockmap: ${(err as Error).message}`, { cause: err });
+  } finally {
+    removeRootIfEmpty();
+  }
+}
+
+/** Names of every installation pinned on this host. */
+export function installedNames(): string[] {
+  try {
+    return fs.readdirSync(PIN_ROOT).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** The cgroup directory whose inode number is `id`, searched a few levels deep. */
+export function cgroupPathOf(id: number, root: string | null = cgroup2Mount(), depth = 6): string | null {
+  if (!root || !id) return null;
+  try {
+    if (fs.statSync(root).ino === id) return root;
+    if (depth === 0) return null;
+    for (const e of fs.readdirSync(root, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const found = cgroupPathOf(id, path.join(root, e.name), depth - 1);
+      if (found) return found;
+    }
+  } catch {
+    // A cgroup removed while we walk: not ours.
+  }
+  return null;
+}
+
+export function sockmapStatus(name: string): SockmapStatus | null {
+  const pinDir = pinDirOf(name);
+  if (!fs.existsSync(pinDir)) return null;
+  const k = bpf().sockmapStatus(pinDir);
+  if (!k) return null;
+  return { name, pinDir, cgroup: k.linkAttached ? cgroupPathOf(k.cgroupId) : null, ...k };
+}

@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './decoder.js';
+export * from './body.js';
+export * from './encoder.js';

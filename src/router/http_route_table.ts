@@ -1,0 +1,531 @@
+import { durationMs } from '../config/values.js';
+import type { FieldError } from '../errors.js';
+import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
+import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
+import { compileStringMatcher, type StringMatch } from './string_matcher.js';
+
+type Obj = Record<string, any>;
+
+/**
+ * What the HTTP router needs from a request, whatever the codec: HTTP/1 builds it over the head's
+ * offsets and HTTP/2 over its header object. `header` takes lower-case names.
+ */
+export interface HttpRequestView {
+  readonly host: string;
+  /** The request target as sent: path plus query. */
+  readonly path: string;
+  readonly method: string;
+  readonly header: HeaderLookup;
+}
+
+export type AppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+
+export interface HeaderAdd {
+  /** Lower-case. */
+  readonly name: string;
+  readonly value: string;
+  readonly action: AppendAction;
+  readonly keepEmpty: boolean;
+}
+
+/** Header edits for one direction, most specific level first (Envoy's default order). */
+export interface HeaderMutation {
+  readonly add: readonly HeaderAdd[];
+  /** Lower-case names. */
+  readonly remove: readonly string[];
+}
+
+export interface HttpRetryPolicy {
+  /** Retries after the first try. */
+  readonly numRetries: number;
+  readonly on5xx: boolean;
+  readonly onGatewayError: boolean;
+  readonly onConnectFailure: boolean;
+  readonly onReset: boolean;
+  readonly onRetriableStatusCodes: boolean;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  /** gRPC status names mapped to codes (cancelled=1, deadline-exceeded=4, resource-exhausted=8, unavailable=14, internal=13). */
+  readonly grpcCodes: ReadonlySet<number>;
+  /** 0 = none. */
+  readonly perTryTimeoutMs: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  /** null when `cluster_header` names the cluster. */
+  readonly clusters: ClusterPicker | null;
+  readonly clusterHeader: string | null;
+  readonly clusterNotFoundStatus: number;
+  /** 0 disables (Envoy's default is 15 s). */
+  readonly timeoutMs: number;
+  readonly retry: HttpRetryPolicy | null;
+  readonly prefixRewrite: string | null;
+  readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | null;
+  readonly hostRewrite: string | null;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct';
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly status: number;
+  readonly scheme: string | null;
+  readonly host: string | null;
+  readonly port: number;
+  readonly path: string | null;
+  readonly prefixRewrite: string | null;
+  readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | null;
+  readonly stripQuery: boolean;
+}
+
+export type HttpRouteAction = ForwardAction | DirectResponseAction | RedirectAction;
+
+/** A matched route: shared, immutable. */
+export interface HttpRoute {
+  readonly name: string;
+  readonly action: HttpRouteAction;
+  readonly requestHeaders: HeaderMutation;
+  readonly responseHeaders: HeaderMutation;
+  /** What the route matched on, for prefix_rewrite. */
+  readonly matchedPrefix: string | null;
+}
+
+type PathMatch = (pathOnly: string) => boolean;
+
+interface CompiledRoute {
+  readonly path: PathMatch;
+  readonly headers: readonly HeaderMatch[] | null;
+  readonly query: ReadonlyArray<(q: URLSearchParams) => boolean> | null;
+  readonly grpc: boolean;
+  readonly route: HttpRoute;
+}
+
+interface CompiledVhost {
+  readonly name: string;
+  readonly routes: readonly CompiledRoute[];
+}
+
+const REDIRECT_CODES: Record<string, number> = {
+  MOVED_PERMANENTLY: 301,
+  FOUND: 302,
+  SEE_OTHER: 303,
+  TEMPORARY_REDIRECT: 307,
+  PERMANENT_REDIRECT: 308,
+};
+
+const GRPC_CODES: Record<string, number> = {
+  cancelled: 1,
+  'deadline-exceeded': 4,
+  'resource-exhausted': 8,
+  internal: 13,
+  unavailable: 14,
+};
+
+const RETRY_ON = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes', ...Object.keys(GRPC_CODES)]);
+
+/** Envoy's default route timeout. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+/** Fields that change behaviour and are not implemented: refuse them rather than ignore. */
+const UNSUPPORTED_ROUTE_ACTION = [
+  'cluster_specifier_plugin',
+  'inline_cluster_specifier_plugin',
+  'metadata_match',
+  'path_rewrite_policy',
+  'host_rewrite_header',
+  'host_rewrite_path_regex',
+  'auto_host_rewrite',
+  'idle_timeout',
+  'request_mirror_policies',
+  'rate_limits',
+  'hedge_policy',
+  'upgrade_configs',
+  'internal_redirect_policy',
+  'max_stream_duration',
+  'max_grpc_timeout',
+  'grpc_timeout_offset',
+  'early_data_policy',
+  // Consistent hashing would change which host serves a request; the HTTP path does not hash yet.
+  'hash_policy',
+] as const;
+/** Per-route filter configs would be silently ignored by the filters: refuse them. */
+const PER_FILTER = 'typed_per_filter_config';
+
+const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
+const UNSUPPORTED_VHOST = [PER_FILTER, 'rate_limits', 'hedge_policy', 'matcher', 'include_request_attempt_count', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_ROUTE_CONFIG = [PER_FILTER, 'vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
+
+function unsupported(o: Obj, fields: readonly string[], path: string, errors: FieldError[]): void {
+  for (const f of fields) {
+    const v = o[f];
+    if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
+    // An empty map (typed_per_filter_config) configures nothing; an empty message is still set.
+    if (f === PER_FILTER && typeof v === 'object' && Object.keys(v).length === 0) continue;
+    errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
+  }
+}
+
+function compileHeaderAdds(list: unknown, path: string, errors: FieldError[], request: boolean): HeaderAdd[] {
+  return ((list ?? []) as Obj[]).flatMap((o, i) => {
+    const p = `${path}[${i}]`;
+    const h = (o.header ?? {}) as Obj;
+    const name = String(h.key ?? '').toLowerCase();
+    const value = h.raw_value !== undefined ? Buffer.from(String(h.raw_value), 'base64').toString('latin1') : String(h.value ?? '');
+    if (!name || name.startsWith(':') || (request && name === 'host')) {
+      errors.push({ path: `${p}.header.key`, message: `cannot add header "${name}"` });
+      return [];
+    }
+    // Envoy's %FORMATTER% substitutions are not implemented; a literal "%%" is an escaped percent.
+    if (/%[A-Z_]/.test(value.replace(/%%/g, ''))) {
+      errors.push({ path: `${p}.header.value`, message: 'header value formatters (%...%) are not supported yet' });
+      return [];
+    }
+    if (/[\r\n\0]/.test(value)) {
+      errors.push({ path: `${p}.header.value`, message: 'must not contain CR, LF or NUL' });
+      return [];
+    }
+    let action: AppendAction = (o.append_action as AppendAction | undefined) ?? 'APPEND_IF_EXISTS_OR_ADD';
+    // The deprecated `append` (default true) maps onto the two original behaviours.
+    if (o.append !== undefined && o.append !== null) action = o.append === false ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD';
+    return [{ name, value: value.replace(/%%/g, '%'), action, keepEmpty: o.keep_empty_value === true }];
+  });
+}
+
+function compileRemoves(list: unknown, path: string, errors: FieldError[]): string[] {
+  return ((list ?? []) as unknown[]).flatMap((n, i) => {
+    const name = String(n).toLowerCase();
+    if (!name || name.startsWith(':') || name === 'host') {
+      errors.push({ path: `${path}[${i}]`, message: `cannot remove header "${name}"` });
+      return [];
+    }
+    return [name];
+  });
+}
+
+interface Mutations {
+  reqAdd: HeaderAdd[];
+  reqRemove: string[];
+  resAdd: HeaderAdd[];
+  resRemove: string[];
+}
+
+function mutationsOf(o: Obj, path: string, errors: FieldError[]): Mutations {
+  return {
+    reqAdd: compileHeaderAdds(o.request_headers_to_add, `${path}.request_headers_to_add`, errors, true),
+    reqRemove: compileRemoves(o.request_headers_to_remove, `${path}.request_headers_to_remove`, errors),
+    resAdd: compileHeaderAdds(o.response_headers_to_add, `${path}.response_headers_to_add`, errors, false),
+    resRemove: compileRemoves(o.response_headers_to_remove, `${path}.response_headers_to_remove`, errors),
+  };
+}
+
+/** Merges levels ordered as Envoy applies them: most specific first unless told otherwise. */
+function merge(levels: Mutations[], mostSpecificWins: boolean): { req: HeaderMutation; res: HeaderMutation } {
+  // With most_specific_header_mutations_wins the least specific level goes first so the route's
+  // overwrites land last.
+  const ordered = mostSpecificWins ? [...levels].reverse() : levels;
+  const freeze = (add: HeaderAdd[], remove: string[]): HeaderMutation => Object.freeze({ add: Object.freeze(add), remove: Object.freeze(remove) });
+  return {
+    req: freeze(ordered.flatMap((l) => l.reqAdd), ordered.flatMap((l) => l.reqRemove)),
+    res: freeze(ordered.flatMap((l) => l.resAdd), ordered.flatMap((l) => l.resRemove)),
+  };
+}
+
+export function compileRetryPolicy(rp: Obj, path: string, errors: FieldError[]): HttpRetryPolicy | null {
+  const start = errors.length;
+  const on = String(rp.retry_on ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const o of on) if (!RETRY_ON.has(o)) errors.push({ path: `${path}.retry_on`, message: `retry condition "${o}" is not supported yet` });
+  unsupported(rp, ['retry_priority', 'retry_host_predicate', 'retry_options_predicates', 'rate_limited_retry_back_off', 'retriable_headers', 'retriable_request_headers', 'retry_back_off_strategy'], path, errors);
+  const bo = (rp.retry_back_off ?? {}) as Obj;
+  // Envoy's defaults: 25 ms base, max ten times the base, fully jittered exponential.
+  const base = durationMs(bo.base_interval) ?? 25;
+  const max = durationMs(bo.max_interval) ?? base * 10;
+  if (errors.length > start) return null;
+  const grpcCodes = new Set(on.filter((o) => o in GRPC_CODES).map((o) => GRPC_CODES[o]!));
+  return Object.freeze({
+    numRetries: rp.num_retries === undefined || rp.num_retries === null ? 1 : Number(rp.num_retries),
+    on5xx: on.includes('5xx'),
+    onGatewayError: on.includes('gateway-error'),
+    onConnectFailure: on.includes('connect-failure'),
+    onReset: on.includes('reset'),
+    onRetriableStatusCodes: on.includes('retriable-status-codes'),
+    retriableStatusCodes: new Set(((rp.retriable_status_codes ?? []) as unknown[]).map(Number)),
+    grpcCodes,
+    perTryTimeoutMs: durationMs(rp.per_try_timeout) ?? 0,
+    backoffBaseMs: base,
+    backoffMaxMs: max,
+  });
+}
+
+function compileRegexRewrite(r: Obj | undefined, path: string, errors: FieldError[]): { re: RegExp; substitution: string } | null {
+  if (!r) return null;
+  try {
+    // RE2 substitution uses \1; JavaScript's replace uses $1.
+    const substitution = String(r.substitution ?? '').replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
+    return { re: new RegExp(String(r.pattern?.regex ?? ''), 'g'), substitution };
+  } catch (err) {
+    errors.push({ path: `${path}.pattern.regex`, message: `invalid regex: ${(err as Error).message}` });
+    return null;
+  }
+}
+
+function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null): ForwardAction | null {
+  const start = errors.length;
+  unsupported(a, UNSUPPORTED_ROUTE_ACTION, path, errors);
+  let clusters: ClusterPicker | null = null;
+  let clusterHeader: string | null = null;
+  if (typeof a.cluster_header === 'string' && a.cluster_header) clusterHeader = a.cluster_header.toLowerCase();
+  else clusters = compileClusterSpecifier(a, path, known, errors);
+  const retry = a.retry_policy ? compileRetryPolicy(a.retry_policy as Obj, `${path}.retry_policy`, errors) : vhostRetry;
+  const regexRewrite = compileRegexRewrite(a.regex_rewrite, `${path}.regex_rewrite`, errors);
+  if (a.prefix_rewrite !== undefined && a.regex_rewrite) errors.push({ path: `${path}.regex_rewrite`, message: 'cannot be combined with prefix_rewrite' });
+  const cnf = a.cluster_not_found_response_code === 'NOT_FOUND' ? 404 : a.cluster_not_found_response_code === 'INTERNAL_SERVER_ERROR' ? 500 : 503;
+  if (errors.length > start) return null;
+  return Object.freeze({
+    kind: 'forward',
+    clusters,
+    clusterHeader,
+    clusterNotFoundStatus: cnf,
+    timeoutMs: a.timeout === undefined || a.timeout === null ? DEFAULT_ROUTE_TIMEOUT_MS : durationMs(a.timeout)!,
+    retry,
+    prefixRewrite: typeof a.prefix_rewrite === 'string' ? a.prefix_rewrite : null,
+    regexRewrite,
+    hostRewrite: typeof a.host_rewrite_literal === 'string' && a.host_rewrite_literal ? a.host_rewrite_literal : null,
+  });
+}
+
+function compileRedirect(r: Obj, path: string, errors: FieldError[]): RedirectAction | null {
+  const start = errors.length;
+  const status = REDIRECT_CODES[String(r.response_code ?? 'MOVED_PERMANENTLY')];
+  if (!status) errors.push({ path: `${path}.response_code`, message: `unknown response code ${r.response_code}` });
+  if (r.path_redirect !== undefined && r.prefix_rewrite !== undefined) errors.push({ path: `${path}.prefix_rewrite`, message: 'cannot be combined with path_redirect' });
+  const regexRewrite = compileRegexRewrite(r.regex_rewrite, `${path}.regex_rewrite`, errors);
+  if (errors.length > start) return null;
+  return Object.freeze({
+    kind: 'redirect',
+    status: status!,
+    scheme: r.https_redirect === true ? 'https' : typeof r.scheme_redirect === 'string' && r.scheme_redirect ? r.scheme_redirect : null,
+    host: typeof r.host_redirect === 'string' && r.host_redirect ? r.host_redirect : null,
+    port: Number(r.port_redirect ?? 0),
+    path: typeof r.path_redirect === 'string' && r.path_redirect ? r.path_redirect : null,
+    prefixRewrite: typeof r.prefix_rewrite === 'string' ? r.prefix_rewrite : null,
+    regexRewrite,
+    stripQuery: r.strip_query === true,
+  });
+}
+
+function compileDirect(d: Obj, path: string, errors: FieldError[], maxBody: number): DirectResponseAction | null {
+  const status = Number(d.status ?? 0);
+  if (status < 200 || status > 599) {
+    errors.push({ path: `${path}.status`, message: 'must be in [200, 599]' });
+    return null;
+  }
+  const b = (d.body ?? {}) as Obj;
+  if (b.filename !== undefined || b.environment_variable !== undefined) {
+    errors.push({ path: `${path}.body`, message: 'only inline_string and inline_bytes are supported' });
+    return null;
+  }
+  const body = b.inline_bytes !== undefined ? Buffer.from(String(b.inline_bytes), 'base64') : Buffer.from(String(b.inline_string ?? ''));
+  if (body.length > maxBody) {
+    errors.push({ path: `${path}.body`, message: `is ${body.length} bytes, more than max_direct_response_body_size_bytes (${maxBody})` });
+    return null;
+  }
+  return Object.freeze({ kind: 'direct', status, body });
+}
+
+function compilePathMatch(m: Obj, path: string, errors: FieldError[]): { match: PathMatch; prefix: string | null } | null {
+  const cs = m.case_sensitive !== false;
+  const norm = (s: string) => (cs ? s : s.toLowerCase());
+  if (typeof m.prefix === 'string') {
+    const p = norm(m.prefix);
+    return { match: (s) => norm(s).startsWith(p), prefix: m.prefix };
+  }
+  if (typeof m.path === 'string') {
+    const p = norm(m.path);
+    return { match: (s) => norm(s) === p, prefix: m.path };
+  }
+  if (typeof m.path_separated_prefix === 'string') {
+    // Matches the prefix only at a segment boundary: /api matches /api and /api/x, not /apix.
+    const p = norm(m.path_separated_prefix);
+    return { match: (s) => { const n = norm(s); return n.startsWith(p) && (n.length === p.length || n[p.length] === '/'); }, prefix: m.path_separated_prefix };
+  }
+  if (m.safe_regex) {
+    try {
+      const re = new RegExp(`^(?:${String(m.safe_regex.regex ?? '')})$`, cs ? '' : 'i');
+      return { match: (s) => re.test(s), prefix: null };
+    } catch (err) {
+      errors.push({ path: `${path}.safe_regex.regex`, message: `invalid regex: ${(err as Error).message}` });
+      return null;
+    }
+  }
+  errors.push({ path, message: 'needs prefix, path, path_separated_prefix or safe_regex' });
+  return null;
+}
+
+function compileQueryMatcher(q: Obj, path: string, errors: FieldError[]): ((p: URLSearchParams) => boolean) | null {
+  const name = String(q.name ?? '');
+  if (q.present_match !== undefined) {
+    const want = q.present_match === true;
+    return (p) => p.has(name) === want;
+  }
+  if (q.string_match) {
+    const m = compileStringMatcher(q.string_match, `${path}.string_match`, errors);
+    return m ? (p) => { const v = p.get(name); return v !== null && m(v); } : null;
+  }
+  // Neither: Envoy treats the parameter as required to be present.
+  return (p) => p.has(name);
+}
+
+/** The path without its query, as Envoy matches it. */
+export function pathOnly(target: string): string {
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}
+
+interface DomainTable {
+  readonly exact: Map<string, CompiledVhost>;
+  /** `*.example.com` / `*-bar.example.com`: longest suffix first. */
+  readonly suffix: Array<[string, CompiledVhost]>;
+  /** `example.*`: longest prefix first. */
+  readonly prefix: Array<[string, CompiledVhost]>;
+  readonly any: CompiledVhost | null;
+}
+
+export interface RouteTableOptions {
+  readonly maxDirectResponseBodyBytes?: number;
+}
+
+/**
+ * An Envoy `RouteConfiguration`: virtual hosts selected by Host (exact, then the longest suffix
+ * wildcard, then the longest prefix wildcard, then `*`; a wildcard never matches empty), then
+ * routes in order; the first match wins. Built once from config, immutable after.
+ */
+export class HttpRouteTable {
+  private constructor(
+    private readonly domains: DomainTable,
+    readonly clusterNames: ReadonlySet<string>,
+  ) {}
+
+  static compile(rc: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): HttpRouteTable {
+    unsupported(rc, UNSUPPORTED_ROUTE_CONFIG, path, errors);
+    const maxBody = rc.max_direct_response_body_size_bytes === undefined ? 4096 : Number(rc.max_direct_response_body_size_bytes);
+    const mostSpecificWins = rc.most_specific_header_mutations_wins === true;
+    const global = mutationsOf(rc, path, errors);
+    const exact = new Map<string, CompiledVhost>();
+    const suffix: Array<[string, CompiledVhost]> = [];
+    const prefix: Array<[string, CompiledVhost]> = [];
+    let any: CompiledVhost | null = null;
+    const seen = new Set<string>();
+    const clusterNames = new Set<string>();
+    ((rc.virtual_hosts ?? []) as Obj[]).forEach((vh, i) => {
+      const vp = `${path}.virtual_hosts[${i}]`;
+      unsupported(vh, UNSUPPORTED_VHOST, vp, errors);
+      if (vh.require_tls && vh.require_tls !== 'NONE') errors.push({ path: `${vp}.require_tls`, message: 'is not supported yet' });
+      const vhostMut = mutationsOf(vh, vp, errors);
+      const vhostRetry = vh.retry_policy ? compileRetryPolicy(vh.retry_policy as Obj, `${vp}.retry_policy`, errors) : null;
+      const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
+        const rp = `${vp}.routes[${j}]`;
+        const start = errors.length;
+        const m = (r.match ?? {}) as Obj;
+        unsupported(m, UNSUPPORTED_MATCH, `${rp}.match`, errors);
+        unsupported(r, [PER_FILTER], rp, errors);
+        const pm = compilePathMatch(m, `${rp}.match`, errors);
+        const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
+        const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
+        let action: HttpRouteAction | null = null;
+        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry);
+        else if (r.redirect) action = compileRedirect(r.redirect as Obj, `${rp}.redirect`, errors);
+        else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
+        else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });
+        const routeMut = mutationsOf(r, rp, errors);
+        if (errors.length > start || !pm || !action) return [];
+        if (action.kind === 'forward' && action.clusters) for (const n of action.clusters.names) clusterNames.add(n);
+        const mut = merge([routeMut, vhostMut, global], mostSpecificWins);
+        return [
+          {
+            path: pm.match,
+            headers: headers.length ? (headers as HeaderMatch[]) : null,
+            query: query.length ? (query as Array<(q: URLSearchParams) => boolean>) : null,
+            grpc: m.grpc !== undefined && m.grpc !== null,
+            route: Object.freeze({ name: String(r.name ?? ''), action, requestHeaders: mut.req, responseHeaders: mut.res, matchedPrefix: pm.prefix }),
+          },
+        ];
+      });
+      const cv: CompiledVhost = { name: String(vh.name ?? ''), routes };
+      const domains = (vh.domains ?? []) as string[];
+      if (domains.length === 0) errors.push({ path: `${vp}.domains`, message: 'needs at least one domain' });
+      domains.forEach((d0, k) => {
+        const d = String(d0).toLowerCase();
+        if (seen.has(d)) {
+          errors.push({ path: `${vp}.domains[${k}]`, message: `domain "${d}" is used by more than one virtual host` });
+          return;
+        }
+        seen.add(d);
+        if (d === '*') any = cv;
+        else if (d.startsWith('*')) suffix.push([d.slice(1), cv]);
+        else if (d.endsWith('*')) prefix.push([d.slice(0, -1), cv]);
+        else if (d.includes('*')) errors.push({ path: `${vp}.domains[${k}]`, message: 'a wildcard must be at the start or the end' });
+        else exact.set(d, cv);
+      });
+    });
+    suffix.sort((a, b) => b[0].length - a[0].length);
+    prefix.sort((a, b) => b[0].length - a[0].length);
+    return new HttpRouteTable({ exact, suffix, prefix, any }, clusterNames);
+  }
+
+  private vhost(host: string): CompiledVhost | null {
+    const h = host.toLowerCase();
+    const d = this.domains;
+    const e = d.exact.get(h);
+    if (e) return e;
+    for (const [s, v] of d.suffix) if (h.length > s.length && h.endsWith(s)) return v;
+    for (const [p, v] of d.prefix) if (h.length > p.length && h.startsWith(p)) return v;
+    return d.any;
+  }
+
+  route(req: HttpRequestView): HttpRoute | null {
+    const vh = this.vhost(req.host);
+    if (!vh) return null;
+    const p = pathOnly(req.path);
+    let query: URLSearchParams | null = null;
+    for (const r of vh.routes) {
+      if (!r.path(p)) continue;
+      if (r.grpc && !(req.header('content-type') ?? '').startsWith('application/grpc')) continue;
+      if (r.headers && !r.headers.every((h) => h(req.header))) continue;
+      if (r.query) {
+        if (!query) {
+          const q = req.path.indexOf('?');
+          query = new URLSearchParams(q === -1 ? '' : req.path.slice(q + 1));
+        }
+        const qs = query;
+        if (!r.query.every((m) => m(qs))) continue;
+      }
+      return r.route;
+    }
+    return null;
+  }
+}
+
+/** The path a forward or redirect action sends on: prefix or regex rewrite, query kept. */
+export function rewritePath(target: string, matchedPrefix: string | null, prefixRewrite: string | null, regexRewrite: { re: RegExp; substitution: string } | null): string {
+  if (prefixRewrite === null && !regexRewrite) return target;
+  const q = target.indexOf('?');
+  const p = q === -1 ? target : target.slice(0, q);
+  const rest = q === -1 ? '' : target.slice(q);
+  if (prefixRewrite !== null && matchedPrefix !== null && p.toLowerCase().startsWith(matchedPrefix.toLowerCase())) {
+    return prefixRewrite + p.slice(matchedPrefix.length) + rest;
+  }
+  if (regexRewrite) {
+    regexRewrite.re.lastIndex = 0;
+    return p.replace(regexRewrite.re, regexRewrite.substitution) + rest;
+  }
+  return target;
+}

@@ -1,0 +1,270 @@
+import net from 'node:net';
+import { durationMs } from '../config/values.js';
+import type { StatsOf } from '../observability/stats.js';
+import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
+import type { Cluster } from './cluster.js';
+import type { Host } from './host.js';
+import type { HTTP_CLUSTER_STATS } from './http_stats.js';
+
+/**
+ * What an upstream HTTP/1.1 connection reports to the exchange currently using it. Exactly one
+ * exchange owns a busy connection; an idle connection has none.
+ */
+export interface Http1ConnUser {
+  onUpstreamData(chunk: Buffer): void;
+  /** The connection closed or failed while this user owned it. */
+  onUpstreamClose(hadError: boolean): void;
+}
+
+/** One keep-alive connection to one host. */
+export class Http1UpstreamConn {
+  user: Http1ConnUser | null = null;
+  /** Requests this connection has carried (1 on its first). */
+  uses = 0;
+  closed = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly pool: Http1HostPool,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      if (this.user) this.user.onUpstreamData(d);
+      // Bytes on an idle connection answer nothing we sent: the connection is unusable.
+      else this.destroy();
+    });
+    socket.on('close', (hadError) => {
+      this.closed = true;
+      const u = this.user;
+      this.user = null;
+      pool.onClosed(this);
+      if (u) u.onUpstreamClose(hadError);
+    });
+    socket.on('error', () => {}); // 'close' follows and reports it
+  }
+
+  destroy(): void {
+    if (!this.closed) this.socket.destroy();
+  }
+}
+
+export type AcquireDone = (conn: Http1UpstreamConn | null, reason: 'ok' | 'connect_failure' | 'overflow', reused: boolean) => void;
+
+interface Waiter {
+  done: AcquireDone;
+  cancelled: boolean;
+}
+
+/** Envoy's default when idle_timeout is unset in HttpProtocolOptions.common_http_protocol_options: one hour. */
+const DEFAULT_IDLE_MS = 3_600_000;
+
+/**
+ * The per-cluster pool set: circuit-breaker limits shared by the cluster's hosts, one host pool
+ * per host. Limits follow Envoy's circuit breakers: max_connections bounds the sum over hosts,
+ * max_pending_requests bounds the requests waiting for a connection.
+ */
+export class Http1ClusterPools {
+  readonly breakers: CircuitBreakers;
+  private readonly hosts = new Map<Host, Http1HostPool>();
+  connections = 0;
+  pending = 0;
+  readonly idleTimeoutMs: number;
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly stats: StatsOf<typeof HTTP_CLUSTER_STATS>,
+  ) {
+    const src = cluster.spec.source as Record<string, any> | undefined;
+    this.breakers = circuitBreakersOf(src);
+    const opts = src?.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+    const idle = opts?.common_http_protocol_options?.idle_timeout;
+    this.idleTimeoutMs = idle === undefined || idle === null ? DEFAULT_IDLE_MS : durationMs(idle)!;
+  }
+
+  forHost(host: Host): Http1HostPool {
+    let p = this.hosts.get(host);
+    if (!p) this.hosts.set(host, (p = new Http1HostPool(this, host)));
+    return p;
+  }
+
+  /** Closes idle connections (shutdown, tests). Busy ones finish their exchange. */
+  drain(): void {
+    for (const p of this.hosts.values()) p.drainIdle();
+  }
+}
+
+
+/** Keep-alive connections to one host: reuse the most recently idle first (warm, least likely closed by the peer's idle timer). */
+export class Http1HostPool {
+  private readonly idle: Http1UpstreamConn[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly idleSince = new Map<Http1UpstreamConn, number>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly cluster: Http1ClusterPools,
+    readonly host: Host,
+  ) {}
+
+  /**
+   * Hands a connection to `done`: an idle one at once, a new one once connected, or queued when
+   * the cluster is at max_connections. Returns a cancel function for the queued/connecting case.
+   */
+  acquire(connectTimeoutMs: number, done: AcquireDone): () => void {
+    while (this.idle.length) {
+      const c = this.idle.pop()!;
+      this.idleSince.delete(c);
+      if (c.closed) continue;
+      c.uses++;
+      done(c, 'ok', true);
+      return noop;
+    }
+    const cp = this.cluster;
+    if (cp.connections < cp.breakers.maxConnections) return this.connect(connectTimeoutMs, done);
+    if (cp.pending >= cp.breakers.maxPendingRequests) {
+      cp.stats.upstream_rq_pending_overflow.value++;
+      done(null, 'overflow', false);
+      return noop;
+    }
+    const w: Waiter = { done, cancelled: false };
+    cp.pending++;
+    cp.stats.upstream_rq_pending_total.value++;
+    cp.stats.upstream_rq_pending_active.value++;
+    this.waiters.push(w);
+    // A queued request waits without its own deadline: the route timeout bounds it.
+    return () => {
+      if (w.cancelled) return;
+      w.cancelled = true;
+      this.unqueue(w);
+    };
+  }
+
+  private unqueue(w: Waiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+    this.cluster.pending--;
+    this.cluster.stats.upstream_rq_pending_active.value--;
+  }
+
+  private connect(timeoutMs: number, done: AcquireDone): () => void {
+    const cp = this.cluster;
+    const cs = cp.cluster.stats;
+    const a = this.host.address;
+    cp.connections++;
+    cs.upstream_cx_total.value++;
+    cp.stats.upstream_cx_http1_total.value++;
+    this.host.counters.cx_total++;
+    // Plain net sockets: the engine interface hands L7 filters only downstream streams today.
+    const socket = a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true });
+    let settled = false;
+    const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
+    const fail = (timedOut: boolean) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      socket.destroy();
+      cp.connections--;
+      cs.upstream_cx_connect_fail.value++;
+      if (timedOut) cs.upstream_cx_connect_timeout.value++;
+      this.host.counters.cx_connect_fail++;
+      done(null, 'connect_failure', false);
+      // A failed connect frees a slot a queued request may use.
+      this.serveWaiters();
+    };
+    socket.once('error', () => fail(false));
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      socket.removeAllListeners('error');
+      cs.upstream_cx_active.value++;
+      this.host.counters.cx_active++;
+      const c = new Http1UpstreamConn(socket, this);
+      c.uses = 1;
+      done(c, 'ok', false);
+    });
+    // Cancelled (timeout, client gone): not a connect failure, and nobody is waiting for `done`.
+    return () => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      socket.destroy();
+      cp.connections--;
+      this.serveWaiters();
+    };
+  }
+
+  /** Returns a connection after a complete exchange; `reusable` is false when either side said close. */
+  release(c: Http1UpstreamConn, reusable: boolean): void {
+    c.user = null;
+    if (!reusable || c.closed) {
+      c.destroy();
+      return;
+    }
+    // A waiting request takes it directly, in arrival order.
+    const w = this.nextWaiter();
+    if (w) {
+      c.uses++;
+      w.done(c, 'ok', true);
+      return;
+    }
+    this.idle.push(c);
+    this.idleSince.set(c, Date.now());
+    this.armSweep();
+  }
+
+  private nextWaiter(): Waiter | null {
+    while (this.waiters.length) {
+      const w = this.waiters[0]!;
+      if (w.cancelled) {
+        this.waiters.shift();
+        continue;
+      }
+      this.unqueue(w);
+      return w;
+    }
+    return null;
+  }
+
+  onClosed(c: Http1UpstreamConn): void {
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.idleSince.delete(c);
+    const cp = this.cluster;
+    cp.connections--;
+    cp.cluster.stats.upstream_cx_active.value--;
+    cp.cluster.stats.upstream_cx_destroy.value++;
+    this.host.counters.cx_active--;
+    this.serveWaiters();
+  }
+
+  private serveWaiters(): void {
+    const cp = this.cluster;
+    while (cp.connections < cp.breakers.maxConnections) {
+      const w = this.nextWaiter();
+      if (!w) return;
+      this.connect(this.cluster.cluster.spec.connectTimeoutMs, w.done);
+    }
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer || this.cluster.idleTimeoutMs <= 0) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = null;
+      const now = Date.now();
+      for (const [c, since] of [...this.idleSince]) {
+        if (now - since >= this.cluster.idleTimeoutMs) {
+          this.cluster.cluster.stats.upstream_cx_idle_timeout.value++;
+          c.destroy();
+        }
+      }
+      if (this.idleSince.size) this.armSweep();
+    }, this.cluster.idleTimeoutMs);
+    this.sweepTimer.unref();
+  }
+
+  drainIdle(): void {
+    for (const c of [...this.idle]) c.destroy();
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,637 @@
+import type { FieldError } from '../../errors.js';
+import type { FactoryContext } from '../../filters/network/types.js';
+import { buildListenerSpec, type ListenerSpec } from '../../listener/listener_config.js';
+import type { ListenerManager } from '../../listener/listener_manager.js';
+import { log } from '../../log.js';
+import type { ClusterSpec } from '../../upstream/cluster.js';
+import { buildClusterSpec } from '../../upstream/cluster_config.js';
+import type { ClusterManager } from '../../upstream/cluster_manager.js';
+import type { XdsBootstrap } from '../bootstrap.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, shortType, type AnyMsg } from '../proto.js';
+import { decodeAny } from '../resources.js';
+import { AdsClient, type AdsHandler, type ReceivedResource, type ResourceUpdate, type UpdateResult } from './ads_client.js';
+import { buildEndpoints } from './endpoints.js';
+import { stripPrivateExtensions } from './extensions.js';
+import { defaultSnapshotPath, encodeSnapshot, loadSnapshot, saveSnapshot, snapshotAny, type PersistedSnapshot } from './snapshot_store.js';
+
+type Obj = Record<string, any>;
+
+/** What the dynamic configuration drives: the same managers static config fills. */
+export interface DynamicHost {
+  readonly clusters: ClusterManager;
+  readonly listeners: ListenerManager;
+  readonly drainTimeMs: number;
+  readonly staticClusterNames: ReadonlySet<string>;
+  readonly staticListenerNames: ReadonlySet<string>;
+}
+
+interface Accepted<S> {
+  readonly name: string;
+  readonly version: string;
+  readonly value: Obj;
+  readonly any: AnyMsg;
+  readonly spec: S;
+  readonly lastUpdated: string;
+}
+
+type ClusterEntry = Accepted<ClusterSpec> & { readonly isStatic: boolean };
+type ListenerEntry = Accepted<ListenerSpec> & { readonly clusters: readonly string[]; readonly since: number };
+type AssignmentEntry = Accepted<ReturnType<typeof buildEndpoints>>;
+
+/**
+ * Records the cluster names a filter's config refers to, and accepts them all: a listener from
+ * a control plane may name a cluster that arrives later (or never). The filter then behaves as
+ * it does for a missing cluster at run time (tcp_proxy: no_route; HTTP: 503), never fails to load.
+ */
+class ReferencedClusters implements ReadonlySet<string> {
+  private readonly seen = new Set<string>();
+  has(name: string): boolean {
+    this.seen.add(name);
+    return true;
+  }
+  get size(): number {
+    return this.seen.size;
+  }
+  forEach(cb: (value: string, key: string, set: ReadonlySet<string>) => void): void {
+    this.seen.forEach((v) => cb(v, v, this));
+  }
+  entries(): SetIterator<[string, string]> {
+    return this.seen.entries();
+  }
+  keys(): SetIterator<string> {
+    return this.seen.keys();
+  }
+  values(): SetIterator<string> {
+    return this.seen.values();
+  }
+  [Symbol.iterator](): SetIterator<string> {
+    return this.seen.values();
+  }
+}
+
+/** Field paths come back from the builders as `.a.b` when the resource is the root. */
+function line(typeUrl: string, name: string, e: FieldError): string {
+  const p = e.path.replace(/^\./, '');
+  return `${shortType(typeUrl)} "${name}": ${p ? `${p}: ` : ''}${e.message}`;
+}
+
+function sameValue(a: Obj, b: Obj): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The xDS side of the server: receives LDS, CDS and EDS updates from the ADS client, validates
+ * each resource with the same builders as static config, and applies them with Envoy's warming
+ * rules — an EDS cluster is used only once its endpoints arrived, a listener only once the
+ * clusters it names exist (each up to initial_fetch_timeout). Keeps the last accepted
+ * configuration on disk and serves it at start-up when the control plane cannot be reached.
+ */
+export class DynamicConfig implements AdsHandler {
+  private readonly clusters = new Map<string, ClusterEntry>();
+  private readonly warmingClusters = new Map<string, ClusterEntry & { timer: NodeJS.Timeout | null }>();
+  private readonly assignments = new Map<string, AssignmentEntry>();
+  private readonly listeners = new Map<string, ListenerEntry>();
+  private readonly warmingListeners = new Map<string, ListenerEntry & { timer: NodeJS.Timeout | null }>();
+  private readonly versionInfo = new Map<string, string>();
+  /** Resources whose last update was refused, by type then name: Envoy's error_state in /config_dump. */
+  private readonly failures = new Map<string, Map<string, { details: string; version: string; at: string; value: Obj }>>();
+  private readonly received = new Set<string>();
+  private readonly client: AdsClient;
+  private initDone: () => void = () => {};
+  private readonly initPromise: Promise<void>;
+  private initTimer: NodeJS.Timeout | null = null;
+  private initialized = false;
+  private saveTimer: NodeJS.Timeout | null = null;
+  private everUpdated = false;
+  private pendingSnapshot: PersistedSnapshot | null = null;
+  /** Set while the configuration in use came from the persisted snapshot, not the control plane. */
+  servingSnapshot: { file: string; savedAt: string } | null = null;
+  connected = false;
+  lastError = '';
+
+  constructor(
+    private readonly host: DynamicHost,
+    private readonly boot: XdsBootstrap,
+    readonly snapshotFile: string,
+  ) {
+    this.initPromise = new Promise((r) => (this.initDone = r));
+    const nodeId = String(boot.node.id ?? '');
+    try {
+      this.pendingSnapshot = loadSnapshot(snapshotFile, nodeId);
+    } catch (err) {
+      log.warn({ file: snapshotFile, err: (err as Error).message }, 'xds: persisted snapshot not usable; ignored');
+    }
+    this.client = new AdsClient({ target: boot.target, delta: boot.delta, node: boot.node, backoff: boot.backoff }, this);
+  }
+
+  static snapshotPathFor(boot: XdsBootstrap, given: string | undefined): string {
+    return given || defaultSnapshotPath(String(boot.node.id ?? ''));
+  }
+
+  /** Subscribes and connects; static EDS clusters start warming at once. */
+  start(staticEds: readonly ClusterSpec[]): void {
+    const now = new Date().toISOString();
+    for (const spec of staticEds) {
+      const e: ClusterEntry = { name: spec.name, version: '', value: spec.source as Obj, any: { type_url: CLUSTER_TYPE, value: new Uint8Array() }, spec, lastUpdated: now, isStatic: true };
+      void this.applyCluster(e);
+    }
+    if (this.boot.cds) this.client.watch(CLUSTER_TYPE, '*');
+    if (this.boot.lds) this.client.watch(LISTENER_TYPE, '*');
+    this.updateEdsWatch();
+    if (this.boot.initialFetchTimeoutMs > 0) {
+      this.initTimer = setTimeout(() => {
+        // The control plane did not answer in time: go on with what there is (or the snapshot).
+        if (!this.everUpdated && this.pendingSnapshot) void this.restoreSnapshot('no response within initial_fetch_timeout');
+        this.finishInit('initial_fetch_timeout');
+      }, this.boot.initialFetchTimeoutMs);
+      this.initTimer.unref();
+    }
+    this.client.start();
+    this.checkInit();
+  }
+
+  /** Resolves once the first configuration is applied (or initial_fetch_timeout passed). */
+  whenInitialized(): Promise<void> {
+    return this.initPromise;
+  }
+
+  stop(): void {
+    this.client.stop();
+    if (this.initTimer) clearTimeout(this.initTimer);
+    for (const w of this.warmingClusters.values()) if (w.timer) clearTimeout(w.timer);
+    for (const w of this.warmingListeners.values()) if (w.timer) clearTimeout(w.timer);
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.save();
+    }
+  }
+
+  // ---------------------------------------------------------------- AdsHandler
+
+  onConnection(up: boolean, detail: string): void {
+    this.connected = up;
+    if (!up) {
+      this.lastError = detail;
+      // First failure before any configuration: the snapshot is better than nothing.
+      if (!this.everUpdated && this.pendingSnapshot) void this.restoreSnapshot(detail);
+    }
+  }
+
+  async onUpdate(u: ResourceUpdate): Promise<UpdateResult> {
+    const live = !this.restoring;
+    let result: UpdateResult;
+    switch (u.typeUrl) {
+      case CLUSTER_TYPE:
+        result = await this.onClusters(u);
+        break;
+      case ENDPOINT_TYPE:
+        result = await this.onAssignments(u);
+        break;
+      case LISTENER_TYPE:
+        result = await this.onListeners(u);
+        break;
+      default:
+        // ADS may push types nobody asked for; accept and ignore them rather than NACK forever.
+        log.debug({ type: u.typeUrl }, 'xds: ignoring an update of a type not subscribed');
+        return { problems: [], rejected: new Set() };
+    }
+    this.received.add(u.typeUrl);
+    // version_info is the last version accepted whole, as Envoy reports it.
+    if (!result.problems.length) this.versionInfo.set(u.typeUrl, u.versionInfo);
+    this.recordFailures(u, result);
+    if (live) {
+      this.everUpdated = true;
+      this.pendingSnapshot = null;
+      if (this.servingSnapshot) {
+        log.info({ target: this.boot.target }, 'xds: control plane is back; the persisted snapshot is no longer in use');
+        this.servingSnapshot = null;
+      }
+      this.scheduleSave();
+    }
+    this.checkInit();
+    return result;
+  }
+
+  private recordFailures(u: ResourceUpdate, result: UpdateResult): void {
+    let m = this.failures.get(u.typeUrl);
+    if (!m) this.failures.set(u.typeUrl, (m = new Map()));
+    const at = new Date().toISOString();
+    const prefix = (name: string) => `${shortType(u.typeUrl)} "${name}": `;
+    for (const r of u.resources) if (!result.rejected.has(r.name)) m.delete(r.name);
+    for (const n of u.removed) m.delete(n);
+    const values = new Map(u.resources.map((r) => [r.name, r.value]));
+    for (const name of result.rejected) {
+      const details = [...u.decodeProblems, ...result.problems].filter((p) => p.startsWith(prefix(name))).map((p) => p.slice(prefix(name).length));
+      const value = values.get(name) ?? (u.typeUrl === ENDPOINT_TYPE ? { cluster_name: name } : { name });
+      m.set(name, { details: details.join('\n') || 'rejected', version: u.versionInfo, at, value });
+    }
+  }
+
+  private errorState(type: string, name: string): Obj | undefined {
+    const f = this.failures.get(type)?.get(name);
+    return f ? { failed_configuration: { '@type': type, ...f.value }, last_update_attempt: f.at, details: f.details, version_info: f.version } : undefined;
+  }
+
+  // ---------------------------------------------------------------- clusters
+
+  private async onClusters(u: ResourceUpdate): Promise<UpdateResult> {
+    const problems: string[] = [];
+    const rejected = new Set<string>(u.rejected);
+    const now = new Date().toISOString();
+    const changed: ClusterEntry[] = [];
+    for (const r of u.resources) {
+      const errors: FieldError[] = [];
+      const warnings: FieldError[] = [...r.warnings];
+      if (this.host.staticClusterNames.has(r.name)) {
+        errors.push({ path: 'name', message: `"${r.name}" is a static cluster; CDS cannot replace it` });
+      }
+      const spec = errors.length ? null : this.buildCluster(r.value, errors, warnings);
+      if (!spec || errors.length) {
+        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        rejected.add(r.name);
+        continue;
+      }
+      const cur = this.clusters.get(r.name) ?? this.warmingClusters.get(r.name);
+      if (cur && sameValue(cur.value, r.value)) continue; // same config under a new version: nothing to do
+      for (const w of warnings) log.warn({ cluster: r.name, path: w.path }, w.message);
+      changed.push({ name: r.name, version: r.version, value: r.value, any: r.any, spec, lastUpdated: now, isStatic: false });
+    }
+    for (const e of changed) {
+      const err = await this.applyCluster(e);
+      if (err) {
+        problems.push(line(u.typeUrl, e.name, { path: '', message: err }));
+        rejected.add(e.name);
+      }
+    }
+    const keep = new Set(u.resources.map((r) => r.name));
+    for (const n of u.rejected) keep.add(n);
+    const gone = u.full ? [...this.clusters.keys(), ...this.warmingClusters.keys()].filter((n) => !keep.has(n)) : [...u.removed];
+    for (const n of gone) this.removeCluster(n);
+    this.updateEdsWatch();
+    await this.promoteListeners();
+    return { problems, rejected };
+  }
+
+  private buildCluster(c: Obj, errors: FieldError[], warnings: FieldError[]): ClusterSpec | null {
+    // Same refusals as static config: TLS changes what goes on the wire; the rest is advisory.
+    if (c.transport_socket) errors.push({ path: 'transport_socket', message: 'upstream TLS is not supported yet' });
+    for (const f of ['outlier_detection', 'health_checks', 'lb_subset_config', 'upstream_connection_options'] as const) {
+      const v = c[f];
+      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: f, message: 'is not enforced yet; ignored' });
+    }
+    if (c.type === 'EDS') {
+      const src = c.eds_cluster_config?.eds_config as Obj | undefined;
+      if (src && src.ads === undefined) errors.push({ path: 'eds_cluster_config.eds_config', message: 'only ads: {} is supported as the EDS config source' });
+    }
+    return buildClusterSpec(c, '', errors, warnings);
+  }
+
+  /** Activates a cluster now, or parks it until its endpoints arrive (EDS). Returns an error text on failure. */
+  private async applyCluster(e: ClusterEntry): Promise<string | null> {
+    let spec = e.spec;
+    if (spec.type === 'EDS') {
+      const cla = this.assignments.get(spec.edsServiceName!);
+      if (!cla) {
+        const prev = this.warmingClusters.get(e.name);
+        if (prev?.timer) clearTimeout(prev.timer);
+        const w = { ...e, timer: null as NodeJS.Timeout | null };
+        if (this.boot.initialFetchTimeoutMs > 0) {
+          // Envoy's rule: a cluster whose endpoints never come finishes warming empty after the timeout.
+          w.timer = setTimeout(() => {
+            if (this.warmingClusters.get(e.name) !== w) return;
+            log.warn({ cluster: e.name, service: spec.edsServiceName }, 'xds: no endpoints within initial_fetch_timeout; cluster starts empty');
+            void this.activateCluster(w, { ...spec, endpoints: [] }).then(() => this.promoteListeners());
+          }, this.boot.initialFetchTimeoutMs);
+          w.timer.unref();
+        }
+        this.warmingClusters.set(e.name, w);
+        return null;
+      }
+      spec = { ...spec, endpoints: cla.spec };
+    }
+    return this.activateCluster(e, spec);
+  }
+
+  private async activateCluster(e: ClusterEntry, spec: ClusterSpec): Promise<string | null> {
+    const w = this.warmingClusters.get(e.name);
+    try {
+      await this.host.clusters.addOrUpdate(spec);
+    } catch (err) {
+      return `cannot start: ${(err as Error).message}`;
+    }
+    if (w?.timer) clearTimeout(w.timer);
+    this.warmingClusters.delete(e.name);
+    this.clusters.set(e.name, e);
+    log.info({ cluster: e.name, type: spec.type, endpoints: spec.endpoints.length }, 'xds: cluster active');
+    this.checkInit();
+    return null;
+  }
+
+  private removeCluster(name: string): void {
+    const w = this.warmingClusters.get(name);
+    if (w?.isStatic || this.clusters.get(name)?.isStatic) return;
+    if (w?.timer) clearTimeout(w.timer);
+    this.warmingClusters.delete(name);
+    if (this.clusters.delete(name)) {
+      this.host.clusters.remove(name);
+      log.info({ cluster: name }, 'xds: cluster removed');
+    }
+  }
+
+  /** EDS asks for exactly the assignments the EDS clusters (active or warming) name. */
+  private updateEdsWatch(): void {
+    const names = new Set<string>();
+    for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) if (e.spec.type === 'EDS') names.add(e.spec.edsServiceName!);
+    this.client.watch(ENDPOINT_TYPE, names);
+  }
+
+  // ---------------------------------------------------------------- endpoints
+
+  private async onAssignments(u: ResourceUpdate): Promise<UpdateResult> {
+    const problems: string[] = [];
+    const rejected = new Set<string>(u.rejected);
+    const now = new Date().toISOString();
+    const touched = new Set<string>();
+    for (const r of u.resources) {
+      const errors: FieldError[] = [];
+      const warnings: FieldError[] = [...r.warnings];
+      const endpoints = buildEndpoints(r.value, errors, warnings);
+      if (errors.length) {
+        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        rejected.add(r.name);
+        continue;
+      }
+      for (const w of warnings) log.warn({ assignment: r.name, path: w.path }, w.message);
+      this.assignments.set(r.name, { name: r.name, version: r.version, value: r.value, any: r.any, spec: endpoints, lastUpdated: now });
+      touched.add(r.name);
+    }
+    for (const n of u.removed) {
+      // A removed assignment leaves its clusters with no endpoints, as in Envoy.
+      this.assignments.set(n, { name: n, version: '', value: { cluster_name: n }, any: { type_url: ENDPOINT_TYPE, value: new Uint8Array() }, spec: [], lastUpdated: now });
+      touched.add(n);
+    }
+    for (const [name, w] of [...this.warmingClusters]) {
+      if (w.spec.type === 'EDS' && touched.has(w.spec.edsServiceName!)) {
+        const err = await this.activateCluster(w, { ...w.spec, endpoints: this.assignments.get(w.spec.edsServiceName!)!.spec });
+        if (err) problems.push(line(CLUSTER_TYPE, name, { path: '', message: err }));
+      }
+    }
+    for (const e of this.clusters.values()) {
+      if (e.spec.type !== 'EDS' || !touched.has(e.spec.edsServiceName!)) continue;
+      this.host.clusters.get(e.name)?.setEndpoints(this.assignments.get(e.spec.edsServiceName!)!.spec);
+    }
+    for (const n of u.removed) this.assignments.delete(n);
+    await this.promoteListeners();
+    return { problems, rejected };
+  }
+
+  // ---------------------------------------------------------------- listeners
+
+  private buildListener(r: ReceivedResource, errors: FieldError[], warnings: FieldError[]): { spec: ListenerSpec; clusters: string[] } | null {
+    if (this.host.staticListenerNames.has(r.name)) {
+      errors.push({ path: 'name', message: `"${r.name}" is a static listener; LDS cannot replace it` });
+      return null;
+    }
+    const value = stripPrivateExtensions(r.value, warnings);
+    if (r.value.bind_to_port === false) {
+      errors.push({ path: 'bind_to_port', message: 'listeners that do not bind (reached through use_original_dst) are not supported yet' });
+      return null;
+    }
+    const referenced = new ReferencedClusters();
+    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings };
+    const spec = buildListenerSpec(value, '', ctx);
+    if (!spec || errors.length) return null;
+    return { spec, clusters: [...referenced] };
+  }
+
+  private async onListeners(u: ResourceUpdate): Promise<UpdateResult> {
+    const problems: string[] = [];
+    const rejected = new Set<string>(u.rejected);
+    const now = new Date().toISOString();
+    for (const r of u.resources) {
+      const errors: FieldError[] = [];
+      const warnings: FieldError[] = [...r.warnings];
+      const cur = this.listeners.get(r.name) ?? this.warmingListeners.get(r.name);
+      if (cur && sameValue(cur.value, r.value)) continue;
+      const built = this.buildListener(r, errors, warnings);
+      // Warnings (skipped private filters…) are worth seeing even when the listener is refused.
+      for (const w of warnings) log.warn({ listener: r.name, path: w.path.replace(/^\./, '') }, w.message);
+      if (!built) {
+        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        rejected.add(r.name);
+        continue;
+      }
+      const missing = built.clusters.filter((n) => !this.host.clusters.get(n));
+      if (missing.length) log.info({ listener: r.name, clusters: missing }, 'xds: listener names clusters not (yet) known');
+      const e: ListenerEntry = { name: r.name, version: r.version, value: r.value, any: r.any, spec: built.spec, lastUpdated: now, clusters: built.clusters, since: Date.now() };
+      const err = await this.applyListener(e);
+      if (err) {
+        problems.push(line(u.typeUrl, r.name, { path: 'address', message: err }));
+        rejected.add(r.name);
+      }
+    }
+    const keep = new Set(u.resources.map((r) => r.name));
+    for (const n of u.rejected) keep.add(n);
+    const gone = u.full ? [...this.listeners.keys(), ...this.warmingListeners.keys()].filter((n) => !keep.has(n)) : [...u.removed];
+    for (const n of gone) this.removeListener(n);
+    return { problems, rejected };
+  }
+
+  private listenerReady(e: ListenerEntry): boolean {
+    return e.clusters.every((n) => this.host.clusters.get(n) !== undefined);
+  }
+
+  private async applyListener(e: ListenerEntry): Promise<string | null> {
+    const prev = this.warmingListeners.get(e.name);
+    if (prev?.timer) clearTimeout(prev.timer);
+    this.warmingListeners.delete(e.name);
+    if (this.listenerReady(e)) return this.activateListener(e);
+    const w = { ...e, timer: null as NodeJS.Timeout | null };
+    if (this.boot.initialFetchTimeoutMs > 0) {
+      // A cluster that never comes must not hold the listener back forever: after the timeout
+      // it starts, and its filters treat the missing cluster as they would at run time.
+      w.timer = setTimeout(() => {
+        if (this.warmingListeners.get(e.name) !== w) return;
+        this.warmingListeners.delete(e.name);
+        log.warn({ listener: e.name, clusters: e.clusters.filter((n) => !this.host.clusters.get(n)) }, 'xds: clusters still missing after initial_fetch_timeout; listener starts anyway');
+        void this.activateListener(e).then((err) => err && log.error({ listener: e.name }, err));
+      }, this.boot.initialFetchTimeoutMs);
+      w.timer.unref();
+    }
+    this.warmingListeners.set(e.name, w);
+    this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+    return null;
+  }
+
+  private async activateListener(e: ListenerEntry): Promise<string | null> {
+    try {
+      await this.host.listeners.addOrUpdate(e.spec, this.host.drainTimeMs);
+    } catch (err) {
+      this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+      return (err as Error).message;
+    }
+    this.listeners.set(e.name, e);
+    this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+    const l = this.host.listeners.get(e.name);
+    log.info({ listener: e.name, address: l?.address }, 'xds: listener active');
+    this.checkInit();
+    return null;
+  }
+
+  /** Warming listeners whose clusters now all exist start serving. */
+  private async promoteListeners(): Promise<void> {
+    for (const w of [...this.warmingListeners.values()]) {
+      if (!this.listenerReady(w)) continue;
+      if (w.timer) clearTimeout(w.timer);
+      this.warmingListeners.delete(w.name);
+      const err = await this.activateListener(w);
+      if (err) log.error({ listener: w.name }, err);
+    }
+    this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+  }
+
+  private removeListener(name: string): void {
+    const w = this.warmingListeners.get(name);
+    if (w?.timer) clearTimeout(w.timer);
+    this.warmingListeners.delete(name);
+    if (this.listeners.delete(name)) {
+      this.host.listeners.remove(name, this.host.drainTimeMs);
+      log.info({ listener: name, drainMs: this.host.drainTimeMs }, 'xds: listener removed; draining');
+    }
+    this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+  }
+
+  // ---------------------------------------------------------------- start-up and persistence
+
+  private checkInit(): void {
+    // A snapshot being restored is judged once all of it is in (clusters alone are not ready).
+    if (this.initialized || this.restoring) return;
+    const need = [...(this.boot.cds ? [CLUSTER_TYPE] : []), ...(this.boot.lds ? [LISTENER_TYPE] : [])];
+    const haveAll = need.every((t) => this.received.has(t)) || this.servingSnapshot !== null;
+    if (haveAll && this.warmingClusters.size === 0 && this.warmingListeners.size === 0) this.finishInit('configuration received');
+  }
+
+  private finishInit(why: string): void {
+    if (this.initialized) return;
+    this.initialized = true;
+    if (this.initTimer) clearTimeout(this.initTimer);
+    log.info({ reason: why, clusters: this.clusters.size, listeners: this.listeners.size }, 'xds: initial configuration done');
+    this.initDone();
+  }
+
+  private restoring = false;
+
+  /** Applies the persisted snapshot through the normal update path, clusters first. */
+  private async restoreSnapshot(reason: string): Promise<void> {
+    const snap = this.pendingSnapshot;
+    if (!snap || this.restoring) return;
+    this.pendingSnapshot = null;
+    this.restoring = true;
+    log.warn({ file: this.snapshotFile, savedAt: snap.saved_at, reason }, 'xds: control plane unreachable; serving the persisted snapshot');
+    this.servingSnapshot = { file: this.snapshotFile, savedAt: snap.saved_at };
+    try {
+      for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE]) {
+        const t = snap.types[type];
+        if (!t) continue;
+        const resources: ReceivedResource[] = [];
+        for (const r of t.resources) {
+          const any = snapshotAny(type, r.any);
+          const d = decodeAny(any, type);
+          if (d.value) resources.push({ name: r.name, version: r.version, value: d.value, any, warnings: d.warnings });
+        }
+        const res = await this.onUpdate({ typeUrl: type, resources, removed: [], full: false, versionInfo: t.version_info, rejected: [], decodeProblems: [] });
+        if (res.problems.length) log.warn({ type: shortType(type), problems: res.problems }, 'xds: parts of the persisted snapshot were not applied');
+        // A reconnect then tells the server what is held, so only changes come back (delta).
+        this.client.seed(type, t.version_info, new Map(resources.filter((r) => !res.rejected.has(r.name)).map((r) => [r.name, r.version])));
+      }
+    } finally {
+      this.restoring = false;
+    }
+    this.checkInit();
+  }
+
+  private scheduleSave(): void {
+    if (this.saveTimer) return;
+    // Coalesce bursts (CDS, then EDS, then LDS) into one write.
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      this.save();
+    }, 100);
+    this.saveTimer.unref();
+  }
+
+  private save(): void {
+    const types = new Map<string, { versionInfo: string; resources: Array<{ name: string; version: string; any: AnyMsg }> }>();
+    const pick = (type: string, entries: Iterable<Accepted<unknown>>) => {
+      const resources = [...entries].filter((e) => e.any.value.length > 0).map((e) => ({ name: e.name, version: e.version, any: e.any }));
+      types.set(type, { versionInfo: this.versionInfo.get(type) ?? '', resources });
+    };
+    pick(CLUSTER_TYPE, [...this.clusters.values(), ...this.warmingClusters.values()].filter((e) => !e.isStatic));
+    pick(ENDPOINT_TYPE, this.assignments.values());
+    pick(LISTENER_TYPE, [...this.listeners.values(), ...this.warmingListeners.values()]);
+    try {
+      saveSnapshot(this.snapshotFile, encodeSnapshot(String(this.boot.node.id ?? ''), types));
+    } catch (err) {
+      log.warn({ file: this.snapshotFile, err: (err as Error).message }, 'xds: cannot persist the snapshot');
+    }
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  /** One line for /ready when the configuration is not live from the control plane. */
+  readyDetail(): string | null {
+    if (this.servingSnapshot) return `xds: serving the persisted snapshot ${this.servingSnapshot.file} (saved ${this.servingSnapshot.savedAt}); control plane ${this.boot.via} unreachable: ${this.lastError}`;
+    if (!this.connected && this.lastError) return `xds: control plane ${this.boot.via} unreachable: ${this.lastError}`;
+    return null;
+  }
+
+  /** version_info for /config_dump; says where the configuration came from when not live. */
+  private dumpVersion(type: string): string {
+    const v = this.versionInfo.get(type) ?? '';
+    return this.servingSnapshot ? `${v} (from persisted snapshot ${this.servingSnapshot.file}, saved ${this.servingSnapshot.savedAt}; control plane unreachable)` : v;
+  }
+
+  /** The dynamic parts of /config_dump, in Envoy's shapes. */
+  dump(): { clusters: Obj; listeners: Obj; endpoints: Obj } {
+    const err = (type: string, name: string) => {
+      const e = this.errorState(type, name);
+      return e ? { error_state: e, client_status: 'NACKED' } : {};
+    };
+    const cluster = (e: ClusterEntry) => ({ version_info: e.version, cluster: { '@type': CLUSTER_TYPE, ...e.value }, last_updated: e.lastUpdated, ...err(CLUSTER_TYPE, e.name) });
+    const listener = (e: ListenerEntry) => ({ version_info: e.version, listener: { '@type': LISTENER_TYPE, ...e.value }, last_updated: e.lastUpdated });
+    const failedOnly = (type: string, has: (n: string) => boolean) => [...(this.failures.get(type)?.keys() ?? [])].filter((n) => !has(n));
+    return {
+      clusters: {
+        version_info: this.dumpVersion(CLUSTER_TYPE),
+        dynamic_active_clusters: [
+          ...[...this.clusters.values()].filter((e) => !e.isStatic).map(cluster),
+          // Never accepted: only the reason, as a NACKed entry without a cluster.
+          ...failedOnly(CLUSTER_TYPE, (n) => this.clusters.has(n) || this.warmingClusters.has(n)).map((n) => err(CLUSTER_TYPE, n)),
+        ],
+        dynamic_warming_clusters: [...this.warmingClusters.values()].filter((e) => !e.isStatic).map(cluster),
+      },
+      listeners: {
+        version_info: this.dumpVersion(LISTENER_TYPE),
+        dynamic_listeners: [
+          ...[...this.listeners.values()].map((e) => ({
+            name: e.name,
+            active_state: listener(e),
+            ...(this.warmingListeners.has(e.name) ? { warming_state: listener(this.warmingListeners.get(e.name)!) } : {}),
+            ...err(LISTENER_TYPE, e.name),
+          })),
+          ...[...this.warmingListeners.values()].filter((e) => !this.listeners.has(e.name)).map((e) => ({ name: e.name, warming_state: listener(e), ...err(LISTENER_TYPE, e.name) })),
+          ...failedOnly(LISTENER_TYPE, (n) => this.listeners.has(n) || this.warmingListeners.has(n)).map((n) => ({ name: n, ...err(LISTENER_TYPE, n) })),
+        ],
+      },
+      endpoints: {
+        dynamic_endpoint_configs: [...this.assignments.values()].map((e) => ({ version_info: e.version, endpoint_config: { '@type': ENDPOINT_TYPE, ...e.value }, last_updated: e.lastUpdated })),
+      },
+    };
+  }
+
+  /** Whether a cluster came from CDS (for /clusters added_via_api). */
+  isDynamicCluster(name: string): boolean {
+    const e = this.clusters.get(name);
+    return !!e && !e.isStatic;
+  }
+}

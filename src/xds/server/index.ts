@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import { log } from '../../log.js';
+import { shortType } from '../proto.js';
+import { AdsServer, type Snapshot } from './ads_server.js';
+import { loadResourceDir, type LoadOptions, type LoadResult, type ResourceSet } from './resource_dir.js';
+
+export { AdsServer } from './ads_server.js';
+export { loadResourceDir } from './resource_dir.js';
+
+export interface XdsServerOptions {
+  readonly dir: string;
+  readonly host: string;
+  readonly port: number;
+  /** Quiet period after a change before the directory is re-read (editors write in bursts). */
+  readonly debounceMs: number;
+  readonly addressPath?: string;
+  readonly load?: LoadOptions;
+}
+
+/** Same resources, same versions: a reload that changed nothing keeps the version. */
+function sameSet(a: ResourceSet, b: ResourceSet): boolean {
+  const flat = (s: ResourceSet) =>
+    [...s.entries()]
+      .flatMap(([t, m]) => [...m.values()].map((r) => `${t}|${r.name}|${r.version}`))
+      .sort()
+      .join('\n');
+  return flat(a) === flat(b);
+}
+
+function report(r: LoadResult): void {
+  for (const f of r.files) {
+    log.info({ file: f.file, kind: f.kind, resources: f.resources }, 'xds-server: read file');
+    for (const p of f.problems) log.warn({ file: f.file, path: p.path }, p.message);
+  }
+  const counts = Object.fromEntries([...r.resources.entries()].map(([t, m]) => [shortType(t), m.size]));
+  log.info({ resources: counts }, 'xds-server: resources loaded');
+}
+
+/**
+ * `strait xds-server`: serves a directory of Envoy resources over ADS and pushes a new version
+ * whenever the directory changes. Returns a handle whose close() stops watching and serving.
+ */
+export async function runXdsServer(o: XdsServerOptions): Promise<{ port: number; server: AdsServer; close(): Promise<void> }> {
+  if (!fs.existsSync(o.dir) || !fs.statSync(o.dir).isDirectory()) throw new Error(`--dir ${o.dir} is not a directory`);
+  const server = new AdsServer();
+  let generation = 1;
+  const first = loadResourceDir(o.dir, o.load);
+  report(first);
+  server.update({ version: String(generation), resources: first.resources } satisfies Snapshot);
+
+  let timer: NodeJS.Timeout | null = null;
+  const reload = () => {
+    timer = null;
+    let r: LoadResult;
+    try {
+      r = loadResourceDir(o.dir, o.load);
+    } catch (err) {
+      // The directory may be mid-rename; the next event reloads again.
+      log.warn({ err: (err as Error).message }, 'xds-server: cannot read the directory; keeping the current version');
+      return;
+    }
+    if (sameSet(r.resources, server.snapshot.resources)) return;
+    report(r);
+    generation++;
+    log.info({ version: generation }, 'xds-server: pushing a new version');
+    server.update({ version: String(generation), resources: r.resources });
+  };
+  const watcher = fs.watch(o.dir, { recursive: true }, () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(reload, o.debounceMs);
+  });
+
+  const port = await server.listen(o.host, o.port);
+  log.info({ address: `${o.host}:${port}`, dir: o.dir }, 'xds-server listening');
+  if (o.addressPath) fs.writeFileSync(o.addressPath, `${o.host}:${port}`);
+  return {
+    port,
+    server,
+    async close() {
+      watcher.close();
+      if (timer) clearTimeout(timer);
+      await server.close();
+    },
+  };
+}

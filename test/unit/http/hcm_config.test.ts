@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import type { FieldError } from '../../../src/errors.js';
+import { httpConnectionManagerFactory, type HcmConfig } from '../../../src/filters/network/http_connection_manager/config.js';
+
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+const RC = { virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a' } }] }] };
+
+function parse(tc: Record<string, unknown>): { config: HcmConfig | null; errors: FieldError[]; warnings: FieldError[] } {
+  const errors: FieldError[] = [];
+  const warnings: FieldError[] = [];
+  const config = httpConnectionManagerFactory.parse({ stat_prefix: 's', http_filters: [ROUTER], route_config: RC, ...tc }, 'tc', { clusterNames: new Set(['a']), errors, warnings });
+  return { config, errors, warnings };
+}
+
+describe('http_connection_manager config', () => {
+  it('applies Envoy defaults and freezes the result', () => {
+    const { config, errors } = parse({});
+    expect(errors).toEqual([]);
+    expect(config).toMatchObject({
+      statPrefix: 's',
+      codec: 'AUTO',
+      acceptHttp10: false,
+      useRemoteAddress: false,
+      generateRequestId: true,
+      serverName: 'envoy',
+      serverHeaderTransformation: 'OVERWRITE',
+      idleTimeoutMs: 3_600_000,
+      requestHeadersTimeoutMs: 0,
+      limits: { maxHeadBytes: 60 * 1024, maxHeaders: 100 },
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads limits, timeouts and header options', () => {
+    const { config } = parse({
+      max_request_headers_kb: 8,
+      common_http_protocol_options: { max_headers_count: 20, idle_timeout: '0.250s' },
+      request_headers_timeout: '2s',
+      use_remote_address: true,
+      server_name: 'edge',
+      http2_protocol_options: { max_concurrent_streams: 50 },
+    });
+    expect(config!.limits).toEqual({ maxHeadBytes: 8192, maxHeaders: 20 });
+    expect(config!.idleTimeoutMs).toBe(250);
+    expect(config!.requestHeadersTimeoutMs).toBe(2000);
+    expect(config!.useRemoteAddress).toBe(true);
+    expect(config!.serverName).toBe('edge');
+    expect(config!.h2Settings).toEqual({ maxConcurrentStreams: 50 });
+  });
+
+  it('reports every unsupported field with its path and returns null', () => {
+    const { config, errors, warnings } = parse({
+      rds: { route_config_name: 'r' },
+      upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }],
+      normalize_path: true,
+      codec_type: 'HTTP3',
+      forward_client_cert_details: 'APPEND_FORWARD',
+      http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, ROUTER],
+      access_log: [{}],
+    });
+    expect(config).toBeNull();
+    expect(errors.map((e) => e.path)).toEqual(
+      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.normalize_path', 'tc.codec_type', 'tc.forward_client_cert_details', 'tc.http_filters[0]']),
+    );
+    expect(warnings.map((w) => w.path)).toContain('tc.access_log');
+  });
+
+  it('validates the HTTP filters before the router with their own factories', () => {
+    const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
+    expect(parse({ http_filters: [fault, ROUTER] }).errors.map((e) => e.path)).toEqual(['tc.http_filters[0].typed_config']);
+    const ok = parse({ http_filters: [{ ...fault, typed_config: { ...fault.typed_config, abort: { http_status: 503 } } }, ROUTER] });
+    expect(ok.config!.httpFilters.map((f) => f.factory.name)).toEqual(['envoy.filters.http.fault']);
+  });
+
+  it('needs the router, last', () => {
+    expect(parse({ http_filters: [] }).errors[0]!.path).toBe('tc.http_filters');
+  });
+});

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import type { FieldError } from '../../../src/errors.js';
+import { HttpRouteTable, rewritePath, type HttpRequestView } from '../../../src/router/http_route_table.js';
+
+const KNOWN = new Set(['a', 'b', 'c', 'd', 'e']);
+
+function table(rc: object): HttpRouteTable {
+  const errors: FieldError[] = [];
+  const t = HttpRouteTable.compile(rc, 'rc', KNOWN, errors);
+  if (errors.length) throw new Error(JSON.stringify(errors));
+  return t;
+}
+
+function req(host: string, path: string, headers: Record<string, string> = {}, method = 'GET'): HttpRequestView {
+  return { host, path, method, header: (n) => headers[n] };
+}
+
+function clusterOf(t: HttpRouteTable, r: HttpRequestView): string | null {
+  const m = t.route(r);
+  if (!m) return null;
+  if (m.action.kind !== 'forward') return m.action.kind;
+  return m.action.clusters!.pick(0);
+}
+
+describe('HTTP route table', () => {
+  const vh = (name: string, domains: string[], cluster: string) => ({ name, domains, routes: [{ match: { prefix: '/' }, route: { cluster } }] });
+
+  it('selects virtual hosts: exact, then longest suffix wildcard, then prefix wildcard, then *', () => {
+    const t = table({
+      virtual_hosts: [vh('any', ['*'], 'e'), vh('pre', ['example.*'], 'd'), vh('suf', ['*.example.com'], 'b'), vh('suf2', ['*.api.example.com'], 'c'), vh('exact', ['www.example.com', 'host:8080'], 'a')],
+    });
+    expect(clusterOf(t, req('www.example.com', '/'))).toBe('a');
+    expect(clusterOf(t, req('WWW.Example.COM', '/'))).toBe('a');
+    expect(clusterOf(t, req('host:8080', '/'))).toBe('a');
+    expect(clusterOf(t, req('x.example.com', '/'))).toBe('b');
+    expect(clusterOf(t, req('v1.api.example.com', '/'))).toBe('c');
+    expect(clusterOf(t, req('example.org', '/'))).toBe('d');
+    // A wildcard never matches the empty string.
+    expect(clusterOf(t, req('.example.com', '/'))).toBe('e');
+    expect(clusterOf(t, req('other', '/'))).toBe('e');
+  });
+
+  it('returns null with no virtual host and no * domain', () => {
+    const t = table({ virtual_hosts: [vh('x', ['x.com'], 'a')] });
+    expect(t.route(req('y.com', '/'))).toBeNull();
+  });
+
+  it('matches prefix, path, safe_regex, case-insensitively when asked, ignoring the query', () => {
+    const t = table({
+      virtual_hosts: [
+        {
+          name: 'v',
+          domains: ['*'],
+          routes: [
+            { match: { path: '/exact' }, route: { cluster: 'a' } },
+            { match: { safe_regex: { regex: '/items/[0-9]+' } }, route: { cluster: 'b' } },
+            { match: { prefix: '/CI/', case_sensitive: false }, route: { cluster: 'c' } },
+            { match: { path_separated_prefix: '/seg' }, route: { cluster: 'd' } },
+            { match: { prefix: '/' }, route: { cluster: 'e' } },
+          ],
+        },
+      ],
+    });
+    expect(clusterOf(t, req('h', '/exact?q=1'))).toBe('a');
+    expect(clusterOf(t, req('h', '/exact/more'))).toBe('e');
+    expect(clusterOf(t, req('h', '/items/42'))).toBe('b');
+    expect(clusterOf(t, req('h', '/items/42x'))).toBe('e');
+    expect(clusterOf(t, req('h', '/ci/x'))).toBe('c');
+    expect(clusterOf(t, req('h', '/seg/x'))).toBe('d');
+    expect(clusterOf(t, req('h', '/segx'))).toBe('e');
+  });
+
+  it('matches headers (exact, prefix, regex, present, invert) and query parameters', () => {
+    const t = table({
+      virtual_hosts: [
+        {
+          name: 'v',
+          domains: ['*'],
+          routes: [
+            { match: { prefix: '/', headers: [{ name: 'x-env', string_match: { exact: 'canary' } }] }, route: { cluster: 'a' } },
+            { match: { prefix: '/', headers: [{ name: 'x-ver', string_match: { prefix: 'v2' } }, { name: 'x-block', present_match: true, invert_match: true }] }, route: { cluster: 'b' } },
+            { match: { prefix: '/', query_parameters: [{ name: 'debug', string_match: { exact: 'on' } }] }, route: { cluster: 'c' } },
+            { match: { prefix: '/', query_parameters: [{ name: 'trace', present_match: true }] }, route: { cluster: 'd' } },
+            { match: { prefix: '/', grpc: {} }, route: { cluster: 'e' } },
+          ],
+        },
+      ],
+    });
+    expect(clusterOf(t, req('h', '/', { 'x-env': 'canary' }))).toBe('a');
+    expect(clusterOf(t, req('h', '/', { 'x-env': 'prod', 'x-ver': 'v2.1' }))).toBe('b');
+    expect(clusterOf(t, req('h', '/', { 'x-ver': 'v2.1', 'x-block': '1' }))).toBeNull();
+    expect(clusterOf(t, req('h', '/p?debug=on'))).toBe('c');
+    expect(clusterOf(t, req('h', '/p?debug=off'))).toBeNull();
+    expect(clusterOf(t, req('h', '/p?a=1&trace'))).toBe('d');
+    expect(clusterOf(t, req('h', '/svc/M', { 'content-type': 'application/grpc+proto' }))).toBe('e');
+  });
+
+  it('merges header mutations route, vhost, then route_config', () => {
+    const t = table({
+      request_headers_to_add: [{ header: { key: 'x-level', value: 'global' } }],
+      response_headers_to_remove: ['x-secret'],
+      virtual_hosts: [
+        {
+          name: 'v',
+          domains: ['*'],
+          request_headers_to_add: [{ header: { key: 'x-level', value: 'vhost' } }],
+          routes: [{ match: { prefix: '/' }, route: { cluster: 'a' }, request_headers_to_add: [{ header: { key: 'X-Level', value: 'route' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }] }],
+        },
+      ],
+    });
+    const r = t.route(req('h', '/'))!;
+    expect(r.requestHeaders.add.map((a) => `${a.name}=${a.value}:${a.action}`)).toEqual([
+      'x-level=route:OVERWRITE_IF_EXISTS_OR_ADD',
+      'x-level=vhost:APPEND_IF_EXISTS_OR_ADD',
+      'x-level=global:APPEND_IF_EXISTS_OR_ADD',
+    ]);
+    expect(r.responseHeaders.remove).toEqual(['x-secret']);
+  });
+
+  it('rewrites prefixes and regexes, keeping the query', () => {
+    expect(rewritePath('/api/v1/users?x=1', '/api/v1', '/v2', null)).toBe('/v2/users?x=1');
+    expect(rewritePath('/a/b/c', null, null, { re: /\/b\//g, substitution: '/B/' })).toBe('/a/B/c');
+  });
+
+  it('reports every unsupported or invalid field with its path', () => {
+    const errors: FieldError[] = [];
+    HttpRouteTable.compile(
+      {
+        vhds: {},
+        virtual_hosts: [
+          { name: 'v', domains: ['*', 'a*b'], routes: [{ match: { prefix: '/', runtime_fraction: {} }, route: { cluster: 'nope', hedge_policy: {}, retry_policy: { retry_on: 'bogus' } } }] },
+          { name: 'w', domains: ['*'], routes: [{ match: { safe_regex: { regex: '(' } }, direct_response: { status: 200 } }] },
+        ],
+      },
+      'rc',
+      KNOWN,
+      errors,
+    );
+    const paths = errors.map((e) => e.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'rc.vhds',
+        'rc.virtual_hosts[0].routes[0].match.runtime_fraction',
+        'rc.virtual_hosts[0].routes[0].route.hedge_policy',
+        'rc.virtual_hosts[0].routes[0].route.cluster',
+        'rc.virtual_hosts[0].routes[0].route.retry_policy.retry_on',
+        'rc.virtual_hosts[0].domains[1]',
+        'rc.virtual_hosts[1].domains[0]',
+        'rc.virtual_hosts[1].routes[0].match.safe_regex.regex',
+      ]),
+    );
+  });
+});
