@@ -1,6 +1,7 @@
 // Hot restart under load: a SOFARPC client calls through Strait at a steady rate while three new
 // processes take over one after another. Listeners and the client's connection move between
 // processes; the client must see no failed call and no reconnect, and counters must carry over.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -8,15 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native.js';
 import { channelPath } from '../../src/upgrade/hot_restart.js';
 import { deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, runCli, startStraitFile, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, runCli, startStraitFile, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const { RpcServer } = require('sofa-rpc-node').server;
 const { RpcClient } = require('sofa-rpc-node').client;
+const { startDubboProvider } = require('../fixtures/rpc/dubbo_provider.cjs');
 const quiet = { info() {}, warn() {}, debug() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function config(upstreamPort: number): string {
+function config(upstreamPort: number, dubboPort = 0): string {
   return `${ADMIN}static_resources:
   listeners:
   - name: rpc
@@ -29,12 +31,22 @@ function config(upstreamPort: number): string {
           stat_prefix: rpc
           protocol: BOLT
           route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: users } } ] } ]
+  - name: dubbo
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: dubbo
+          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: orders } } ] } ]
   clusters:
-${staticCluster('users', [upstreamPort])}`;
+${staticCluster('users', [upstreamPort])}${staticCluster('orders', [dubboPort || upstreamPort])}`;
 }
 
 describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
   let server: any;
+  let provider: any;
   let upstreamPort: number;
   const procs: StraitProcess[] = [];
   const baseId = 1000 + Math.floor(Math.random() * 100000);
@@ -44,15 +56,17 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     server.addService({ interfaceName: 'com.example.UserService', version: '1.0' }, { hello: async (n: string) => `hello ${n}` });
     await server.start();
     upstreamPort = server._servers[0].address().port;
+    provider = await startDubboProvider({ interface: 'com.example.OrderService', version: '1.0.0', name: 'orders', methods: ['get'] });
   });
 
   afterAll(async () => {
     for (const p of procs) await p.stop();
     await server?.close();
+    await provider?.close();
   });
 
-  it('moves listeners and a live client connection through three upgrades without a failed call', async () => {
-    const cfg = config(upstreamPort);
+  it('moves listeners and live Bolt and Dubbo client connections through three upgrades without a failed call', async () => {
+    const cfg = config(upstreamPort, provider.port);
     const start = (epoch: number) => startStraitFile('strait.yaml', cfg, { engine, args: ['--base-id', String(baseId), '--restart-epoch', String(epoch)], waitReady: epoch === 0 });
     let current = await start(0);
     procs.push(current);
@@ -61,6 +75,12 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     const client = new RpcClient({ logger: quiet });
     const consumer = client.createConsumer({ interfaceName: 'com.example.UserService', version: '1.0', serverHost: `127.0.0.1:${port}` });
     await consumer.ready();
+    // A Dubbo client in its own process, calling at a steady rate until its stdin closes.
+    const dubboPort = await current.port('dubbo');
+    const dubbo = spawn(process.execPath, [path.join(REPO, 'test/fixtures/rpc/dubbo_steady.cjs'), String(dubboPort), 'com.example.OrderService', '1.0.0', 'get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let dubboOut = '';
+    dubbo.stdout!.on('data', (d) => (dubboOut += d));
+    const dubboDone = new Promise((r) => dubbo.on('exit', r));
     let ok = 0;
     const failures: string[] = [];
     let running = true;
@@ -93,6 +113,13 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     running = false;
     await load;
     await client.close();
+    dubbo.stdin!.end();
+    await dubboDone;
+    const d = JSON.parse(dubboOut) as { ok: number; failed: number; errors: string[] };
+    expect(d.errors).toEqual([]);
+    expect(d.failed).toBe(0);
+    expect(d.ok).toBeGreaterThan(50);
+    expect(await current.stat('listener.127.0.0.1_' + dubboPort + '.downstream_cx_total')).toBe(1);
 
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(100);
