@@ -89,7 +89,7 @@ for (const w of results.workloads) {
     .filter(([n]) => n !== 'direct')
     .map(([n, p]) => {
       if (p.status !== 'ran') return `${n} ${p.status}`;
-      if (!p.clean) return `${n} errors`;
+      if (!p.clean) return `${n} ${p.runs ? 'errors' : 'not run'}`;
       const r = w.primary.better === 'higher' ? `${p.ratios.vs_direct?.toFixed(2)}/${p.ratios.vs_best?.toFixed(2)}` : `${p.stats[w.primary.key].median.toFixed(1)} ${w.primary.unit}`;
       return `${n} ${r}${p.flagged ? '!' : ''}`;
     });

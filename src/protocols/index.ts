@@ -1,6 +1,7 @@
 import { boltCodec, looksLikeBolt } from './bolt/codec.js';
 import { dubboCodec, looksLikeDubbo } from './dubbo/codec.js';
 import { exampleCodec, looksLikeExample } from './example/codec.js';
+import { looksLikeThrift, thriftCodec } from './thrift/codec.js';
 import type { RpcCodec } from './types.js';
 
 /**
@@ -16,6 +17,7 @@ interface ProtocolEntry {
 const PROTOCOLS: readonly ProtocolEntry[] = [
   { codec: dubboCodec, matches: looksLikeDubbo },
   { codec: boltCodec, matches: looksLikeBolt },
+  { codec: thriftCodec, matches: looksLikeThrift },
   { codec: exampleCodec, matches: looksLikeExample },
 ];
 

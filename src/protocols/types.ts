@@ -84,8 +84,8 @@ export interface RpcCodec {
   writeRequestId(buf: Buffer, off: number, hi: number, lo: number): void;
   /** The ack for the heartbeat frame at `off`, with the same id. */
   heartbeatResponse(buf: Buffer, off: number, hdr: Int32Array): Buffer;
-  /** A heartbeat request with the given id (keeps idle upstream connections alive). */
-  heartbeatRequest(hi: number, lo: number): Buffer;
+  /** A heartbeat request with the given id (keeps idle upstream connections alive); null if the protocol has none. */
+  heartbeatRequest(hi: number, lo: number): Buffer | null;
   /**
    * The value of a request metadata entry (Bolt header map, Dubbo attachment) for header
    * matching in routes; walks the frame, so it is only called when a route asks.

@@ -43,9 +43,13 @@ export interface RpcRoute {
 
 type InterfaceMatch = (iface: string) => boolean;
 
-/** Envoy dubbo_proxy semantics: `*`, `prefix.*`, `*.suffix`; a wildcard never matches empty. */
+/**
+ * Envoy dubbo_proxy semantics: `*`, `prefix.*`, `*.suffix`; a wildcard never matches empty. An
+ * unset interface matches every call, including protocols that carry none (plain Thrift).
+ */
 function compileInterface(pattern: string): InterfaceMatch {
-  if (pattern === '' || pattern === '*') return (i) => i.length > 0;
+  if (pattern === '') return () => true;
+  if (pattern === '*') return (i) => i.length > 0;
   if (pattern.endsWith('*')) {
     const p = pattern.slice(0, -1);
     return (i) => i.length > p.length && i.startsWith(p);

@@ -129,9 +129,11 @@ export class RpcUpstreamConn {
       this.busy = false;
       return;
     }
-    this.heartbeatOut = true;
     // Id 0 is never given to a call (ids start at 1), so the ack cannot be mistaken for a response.
-    corkedWrite(this.socket, this.codec.heartbeatRequest(0, 0));
+    const hb = this.codec.heartbeatRequest(0, 0);
+    if (!hb) return; // the protocol has no heartbeat (Thrift)
+    this.heartbeatOut = true;
+    corkedWrite(this.socket, hb);
   }
 
   private onFrame(buf: Buffer, off: number, hdr: Int32Array): void {
