@@ -328,7 +328,7 @@ class H2Exchange implements TryEvents {
     if (!this.bodyOverflow || !this.try) {
       this.body.push(d);
       this.bodyBytes += d.length;
-      if (this.bodyBytes > this.filter.bufferLimitFor(this.stream)) {
+      if (this.bodyBytes > this.filter.bufferLimit) {
         // Too big to replay: retries are off for this request, as in Envoy.
         this.bodyOverflow = true;
         if (this.try) {
@@ -348,7 +348,7 @@ class H2Exchange implements TryEvents {
           this.stream.resume();
         });
       }
-    } else if (!t && this.bodyBytes > this.filter.bufferLimitFor(this.stream) && !this.downPaused) {
+    } else if (!t && this.bodyBytes > this.filter.bufferLimit && !this.downPaused) {
       // Connecting or backing off: stop reading until a try takes the bytes.
       this.downPaused = true;
       this.stream.pause();

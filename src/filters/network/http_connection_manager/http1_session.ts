@@ -1,0 +1,1414 @@
+/**
+ * The HTTP/1.1 side of the connection manager: a downstream connection parsed from its bytes
+ * (Http1Session) and one request/response exchange at a time on it (Http1Stream).
+ */
+import crypto from 'node:crypto';
+import type net from 'node:net';
+import { log } from '../../../log.js';
+import type { StatsOf } from '../../../observability/stats.js';
+import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
+import { bytesEqualLower, getHeader, parseRequestHead, parseResponseHead, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
+import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
+import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import type { Cluster } from '../../../upstream/cluster.js';
+import type { Host } from '../../../upstream/host.js';
+import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
+import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
+import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
+import type { FilterReply, HttpFilter } from '../../http/types.js';
+import type { ConnectionContext } from '../types.js';
+import type { HcmConfig } from './config.js';
+import type { HttpConnectionManagerFilter } from './filter.js';
+import { serveH2 } from './h2_session.js';
+import { H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import type { HCM_STATS } from './stats.js';
+
+type HcmStats = StatsOf<typeof HCM_STATS>;
+type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
+
+/** The HTTP/2 client preface starts with these bytes; an HTTP/1 parser would call it malformed. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** RFC 9110 §9.2.2: safe to send twice. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
+/** Envoy's local reply bodies, so clients and dashboards that grep them keep working. */
+const BODY_NO_HEALTHY = 'no healthy upstream';
+const BODY_TIMEOUT = 'upstream request timeout';
+const BODY_CONNECT_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: connection failure';
+const BODY_RESET = 'upstream connect error or disconnect/reset before headers. reset reason: connection termination';
+const BODY_OVERFLOW = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+const BODY_PROTOCOL = 'upstream connect error or disconnect/reset before headers. reset reason: protocol error';
+
+function statusClass(stats: { downstream_rq_1xx: { value: number }; downstream_rq_2xx: { value: number }; downstream_rq_3xx: { value: number }; downstream_rq_4xx: { value: number }; downstream_rq_5xx: { value: number } }, status: number): void {
+  if (status < 200) stats.downstream_rq_1xx.value++;
+  else if (status < 300) stats.downstream_rq_2xx.value++;
+  else if (status < 400) stats.downstream_rq_3xx.value++;
+  else if (status < 500) stats.downstream_rq_4xx.value++;
+  else stats.downstream_rq_5xx.value++;
+}
+
+
+/** Every value of a header, in order (x-forwarded-for may arrive as several lines). */
+function getAll(head: MessageHead, name: string): string[] {
+  const out: string[] = [];
+  const f = head.fields;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    if (bytesEqualLower(head.buf, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) out.push(head.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!));
+  }
+  return out;
+}
+
+/** Whether header i of `head` is named one of `names` (lower-case). */
+function named(head: MessageHead, i: number, names: readonly string[]): boolean {
+  const o = i * F.SIZE;
+  const s = head.fields[o + F.NAME_START]!;
+  const e = head.fields[o + F.NAME_END]!;
+  for (const n of names) if (bytesEqualLower(head.buf, s, e, n)) return true;
+  return false;
+}
+
+/**
+ * Applies a mutation's adds to the header lines being built: returns the extra lines and the
+ * names whose original lines must go (overwrites and removes).
+ */
+function applyMutation(m: HeaderMutation, has: (name: string) => boolean, drop: string[]): string {
+  for (const r of m.remove) drop.push(r);
+  let extra = '';
+  for (const a of m.add) {
+    if (a.value === '' && !a.keepEmpty) continue;
+    switch (a.action) {
+      case 'APPEND_IF_EXISTS_OR_ADD':
+        break;
+      case 'ADD_IF_ABSENT':
+        if (has(a.name)) continue;
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        drop.push(a.name);
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (!has(a.name)) continue;
+        drop.push(a.name);
+        break;
+    }
+    extra += `${a.name}: ${a.value}\r\n`;
+  }
+  return extra;
+}
+
+/**
+ * One downstream HTTP/1.1 connection. Requests are parsed from the bytes as they arrive; one
+ * request is in flight at a time and pipelined requests wait, unparsed, until the response
+ * before them is complete, so responses go out in order.
+ */
+export class Http1Session {
+  private buf: Buffer | null = null;
+  private off = 0;
+  stream: Http1Stream | null = null;
+  readonly framer = new BodyFramer();
+  private closed = false;
+  private sawRequest = false;
+  private processing = false;
+  private paused = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private headersTimer: NodeJS.Timeout | null = null;
+  /** The downstream peer's IP (x-forwarded-for), '' for unix sockets. */
+  readonly remoteIp: string;
+
+  constructor(
+    readonly filter: HttpConnectionManagerFilter,
+    private readonly conn: ConnectionContext,
+    readonly socket: net.Socket,
+  ) {
+    this.remoteIp = conn.downstream.remote.family === 'unix' ? '' : conn.downstream.remote.address;
+    conn.abort = () => socket.destroy();
+    // A client may half-close after its last request and still read the response.
+    socket.allowHalfOpen = true;
+    socket.on('data', (d: Buffer) => {
+      try {
+        this.onData(d);
+      } catch (err) {
+        // A bug must cost this connection, never the process.
+        log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
+        socket.destroy();
+      }
+    });
+    socket.on('end', () => this.onEnd());
+    socket.on('error', () => {}); // 'close' follows
+    socket.on('close', () => this.onClose());
+    this.armIdle();
+  }
+
+  get config(): HcmConfig {
+    return this.filter.config;
+  }
+
+  /** The listener's per-connection buffer limit: the most held per direction. */
+  get bufferLimit(): number {
+    return this.conn.bufferLimit;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.filter.stats.downstream_cx_rx_bytes_total.value += chunk.length;
+    if (this.closed) return;
+    if (this.buf === null || this.off >= this.buf.length) {
+      this.buf = chunk;
+      this.off = 0;
+    } else {
+      // Heads and body slices already handed out keep the old buffer alive; this is a new one.
+      this.buf = Buffer.concat([this.buf.subarray(this.off), chunk]);
+      this.off = 0;
+    }
+    this.process();
+  }
+
+  /** Parses and dispatches what is buffered; re-entered when a stream completes. */
+  process(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      this.processLoop();
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private processLoop(): void {
+    while (!this.closed && this.buf !== null && this.off < this.buf.length) {
+      const buf = this.buf;
+      const s = this.stream;
+      if (s === null) {
+        if (!this.sawRequest && this.looksLikeH2(buf)) return;
+        if (this.closed) return;
+        const r = parseRequestHead(buf, this.off, buf.length, this.config.limits);
+        if (typeof r === 'number') {
+          if (r === HeadStatus.NEED_MORE) {
+            this.clearIdle();
+            this.armHeadersTimer();
+            return;
+          }
+          this.protocolError(r === HeadStatus.TOO_LARGE ? 431 : 400);
+          return;
+        }
+        this.clearHeadersTimer();
+        this.off += r.headBytes;
+        this.countHttp1();
+        this.startStream(r);
+        continue;
+      }
+      if (s.requestDone) {
+        // A pipelined request waits for the response before it; stop reading if too much piles up.
+        if (buf.length - this.off > this.conn.bufferLimit) this.pause();
+        return;
+      }
+      const e = this.framer.feed(buf, this.off, buf.length);
+      if (e === BODY_ERROR) {
+        s.onRequestBodyError();
+        return;
+      }
+      if (e > this.off) {
+        const slice = buf.subarray(this.off, e);
+        this.off = e;
+        s.onRequestBody(slice);
+      }
+      if (this.framer.done && this.stream === s && !s.requestDone) s.onRequestEnd();
+    }
+    if (this.buf !== null && this.off >= this.buf.length) {
+      this.buf = null;
+      this.off = 0;
+    }
+  }
+
+  /** Counted once the connection proves to be HTTP/1 (its first head, or a bad one). */
+  private countHttp1(): void {
+    if (this.sawRequest) return;
+    this.sawRequest = true;
+    this.filter.stats.downstream_cx_http1_total.value++;
+    this.filter.stats.downstream_cx_http1_active.value++;
+  }
+
+  /** True when the bytes are (the start of) the HTTP/2 preface; hands the connection to HTTP/2 if so. */
+  private looksLikeH2(buf: Buffer): boolean {
+    const n = Math.min(buf.length - this.off, H2_PREFACE.length);
+    if (buf.compare(H2_PREFACE, 0, n, this.off, this.off + n) !== 0) return false;
+    if (this.config.codec === 'HTTP1') return false; // the HTTP/1 parser answers 400
+    if (n < 4) return true; // wait: "PRI " decides, no HTTP/1 method is called PRI
+    // AUTO: the rest of the connection belongs to the HTTP/2 codec, including the bytes read so far.
+    this.closed = true;
+    this.clearIdle();
+    this.clearHeadersTimer();
+    this.socket.removeAllListeners('close');
+    this.socket.removeAllListeners('error');
+    const rest = buf.subarray(this.off);
+    this.buf = null;
+    serveH2(this.filter, this.conn, this.socket, rest);
+    return true;
+  }
+
+  private startStream(head: MessageHead): void {
+    const st = this.filter.stats;
+    st.downstream_rq_total.value++;
+    st.downstream_rq_http1_total.value++;
+    st.downstream_rq_active.value++;
+    this.clearIdle();
+    const mode = head.chunked ? BodyMode.CHUNKED : head.contentLength > 0 ? BodyMode.LENGTH : BodyMode.NONE;
+    this.framer.onPayload = null;
+    this.framer.reset(mode, head.contentLength > 0 ? head.contentLength : 0);
+    const s = new Http1Stream(this, head);
+    this.stream = s;
+    s.start();
+    if (this.stream === s && this.framer.done && !s.requestDone) s.onRequestEnd();
+  }
+
+  /** A stream is over (request read and response written). */
+  onStreamDone(s: Http1Stream, keepAlive: boolean): void {
+    if (this.stream !== s) return;
+    this.stream = null;
+    const st = this.filter.stats;
+    st.downstream_rq_active.value--;
+    st.downstream_rq_completed.value++;
+    if (!keepAlive) {
+      this.closeGracefully();
+      return;
+    }
+    this.resume();
+    this.armIdle();
+    // Pipelined requests may already be buffered.
+    if (!this.processing) setImmediate(() => this.process());
+  }
+
+  /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
+  write(b: Buffer): boolean {
+    this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
+    return this.socket.write(b);
+  }
+
+  pause(): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  /** 400 / 431 from the codec: answer and close, as Envoy does for a bad HTTP/1 stream. */
+  private protocolError(status: number): void {
+    this.countHttp1();
+    const st = this.filter.stats;
+    st.downstream_cx_protocol_error.value++;
+    if (status === 431) st.downstream_rq_too_large.value++;
+    st.downstream_rq_total.value++;
+    statusClass(st, status);
+    this.write(encodeLocalResponse(status, this.serverHeader(), status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', true));
+    this.closeGracefully();
+  }
+
+  serverHeader(): string {
+    return this.config.serverHeaderTransformation === 'PASS_THROUGH' ? '' : `server: ${this.config.serverName}\r\n`;
+  }
+
+  /**
+   * Hands the socket over to a tunnel: stops parsing and returns the bytes read past the
+   * request head (already the tunnel's). Closing the socket still ends the connection.
+   */
+  detach(): Buffer | null {
+    this.closed = true;
+    this.clearIdle();
+    this.clearHeadersTimer();
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('end');
+    const rest = this.buf ? this.buf.subarray(this.off) : null;
+    this.buf = null;
+    return rest;
+  }
+
+  /** Ends our side after pending writes; stops parsing anything else. */
+  closeGracefully(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearIdle();
+    this.clearHeadersTimer();
+    this.socket.end();
+    // A client that never closes its side must not hold the connection forever.
+    const t = setTimeout(() => this.socket.destroy(), 5_000);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+  }
+
+  private onEnd(): void {
+    // The client half-closed: finish the request in flight (if it was complete), then close.
+    if (this.stream && !this.stream.requestDone) {
+      this.stream.onDownstreamReset();
+      this.socket.destroy();
+      return;
+    }
+    if (!this.stream) this.closeGracefully();
+    else this.stream.forceClose = true;
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.clearIdle();
+    this.clearHeadersTimer();
+    const s = this.stream;
+    if (s) {
+      this.stream = null;
+      s.onDownstreamReset();
+      this.filter.stats.downstream_rq_active.value--;
+    }
+    const st = this.filter.stats;
+    st.downstream_cx_active.value--;
+    if (this.sawRequest) st.downstream_cx_http1_active.value--;
+    st.downstream_cx_destroy.value++;
+    this.conn.done();
+  }
+
+  private armIdle(): void {
+    const ms = this.config.idleTimeoutMs;
+    if (ms <= 0 || this.closed) return;
+    this.clearIdle();
+    this.idleTimer = setTimeout(() => {
+      this.filter.stats.downstream_cx_idle_timeout.value++;
+      this.closeGracefully();
+    }, ms);
+    this.idleTimer.unref();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private armHeadersTimer(): void {
+    const ms = this.config.requestHeadersTimeoutMs;
+    if (ms <= 0 || this.headersTimer) return;
+    this.headersTimer = setTimeout(() => {
+      this.headersTimer = null;
+      // Slowloris: the head started but never finished.
+      const st = this.filter.stats;
+      st.downstream_rq_header_timeout.value++;
+      st.downstream_rq_total.value++;
+      statusClass(st, 408);
+      this.write(encodeLocalResponse(408, this.serverHeader(), 'request headers timeout', true));
+      this.closeGracefully();
+    }, ms);
+    this.headersTimer.unref();
+  }
+
+  private clearHeadersTimer(): void {
+    if (this.headersTimer) clearTimeout(this.headersTimer);
+    this.headersTimer = null;
+  }
+}
+
+type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout';
+
+/**
+ * One request/response exchange: routing, then tries against upstream hosts (with retries and
+ * timeouts) until a response is committed downstream. The request head is re-encoded once;
+ * bodies pass through as the bytes that arrived.
+ */
+class Http1Stream implements Http1ConnUser, TryEvents {
+  requestDone = false;
+  private responseStarted = false;
+  private responseDone = false;
+  /** Close the downstream connection after this exchange. */
+  forceClose = false;
+  private finished = false;
+
+  private route: HttpRoute | null = null;
+  private action: ForwardAction | null = null;
+  private cluster: Cluster | null = null;
+  private pools: Http1ClusterPools | null = null;
+  private cstats: ClusterHttpStats | null = null;
+  private upstreamHead: Buffer | null = null;
+  private requestId: string | null = null;
+
+  /** Body bytes kept for the current try (not yet written) and for retries (all, until overflow). */
+  private body: Buffer[] = [];
+  private bodyBytes = 0;
+  private bodyOverflow = false;
+
+  private retries = 0;
+  private host: Host | null = null;
+  private conn: Http1UpstreamConn | null = null;
+  private connReused = false;
+  private gotUpstreamBytes = false;
+  private transparentRetryUsed = false;
+  private cancelAcquire: (() => void) | null = null;
+  private routeTimer: NodeJS.Timeout | null = null;
+  private perTryTimer: NodeJS.Timeout | null = null;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private tryActive = false;
+  private waitingUpstreamDrain = false;
+  private waitingDownstreamDrain = false;
+
+  private respBuf: Buffer | null = null;
+  private resp: MessageHead | null = null;
+  private readonly respFramer = new BodyFramer();
+  private respExtraBytes = false;
+
+  /** An allowed Upgrade (WebSocket): on 101 the two connections become a byte tunnel. */
+  private upgrade = false;
+  /** HTTP filters that acted on this request, told when it is over. */
+  private notify: HttpFilter[] | null = null;
+  private delayed = false;
+  private delayTimer: NodeJS.Timeout | null = null;
+
+  /** The cluster speaks HTTP/2: tries are H2Try streams and the body travels as payload. */
+  private h2Mode = false;
+  private h2Headers: HeaderObject | null = null;
+  private h2: UpstreamTry | null = null;
+  /** An HTTP/2 response without Content-Length goes to an HTTP/1.1 client chunked. */
+  private rechunk = false;
+
+  constructor(
+    private readonly session: Http1Session,
+    readonly head: MessageHead,
+  ) {}
+
+  private get cfg(): HcmConfig {
+    return this.session.config;
+  }
+
+  private get stats(): HcmStats {
+    return this.session.filter.stats;
+  }
+
+  start(): void {
+    const head = this.head;
+    if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
+      // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
+      this.forceClose = true;
+      this.localReply(426, '', '');
+      return;
+    }
+    if (head.target[0] !== '/' && !(head.target === '*' && head.method === 'OPTIONS')) {
+      // Absolute-form (proxy requests) and authority-form (CONNECT) are not supported.
+      this.forceClose = true;
+      this.localReply(head.method === 'CONNECT' ? 403 : 400, '', '');
+      return;
+    }
+    if (head.upgrade) {
+      if (!this.cfg.upgrades.has((getHeader(head, 'upgrade') ?? '').toLowerCase())) {
+        // Not enabled by upgrade_configs: Envoy answers a refused upgrade with 403.
+        this.localReply(403, '', '');
+        return;
+      }
+      this.upgrade = true;
+    }
+    let host = head.host;
+    if (this.cfg.stripAnyHostPort) host = stripPort(host);
+    const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
+    const route = this.cfg.routes.route(view);
+    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc') });
+    if (v) {
+      this.notify = v.notify;
+      const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
+      if (v.delayMs > 0) {
+        // Fault delay: the body keeps arriving and is held until the request goes on.
+        this.delayed = true;
+        this.delayTimer = setTimeout(() => {
+          this.delayTimer = null;
+          this.delayed = false;
+          go();
+        }, v.delayMs);
+        return;
+      }
+      go();
+      return;
+    }
+    this.act(route);
+  }
+
+  private filterReply(r: FilterReply): void {
+    let h = 'content-type: text/plain\r\n';
+    for (const [k, val] of r.headers ?? []) h += `${k}: ${val}\r\n`;
+    if ((getHeader(this.head, 'content-type') ?? '').startsWith('application/grpc')) {
+      // A gRPC client reads grpc-status, never the HTTP status.
+      const code = r.grpcStatus ?? (r.status === 429 || r.status >= 502 ? 14 : 2);
+      this.localReply(200, `content-type: application/grpc\r\ngrpc-status: ${code}\r\ngrpc-message: ${encodeURIComponent(r.body)}\r\n`, '');
+      return;
+    }
+    this.localReply(r.status, h, r.body);
+  }
+
+  private act(route: HttpRoute | null): void {
+    const head = this.head;
+    if (!route) {
+      this.stats.no_route.value++;
+      this.localReply(404, '', '');
+      return;
+    }
+    this.route = route;
+    const a = route.action;
+    if (a.kind === 'direct') {
+      this.stats.rq_direct_response.value++;
+      this.localReply(a.status, a.body.length ? 'content-type: text/plain\r\n' : '', a.body, route.responseHeaders);
+      return;
+    }
+    if (a.kind === 'redirect') {
+      this.stats.rq_redirect.value++;
+      this.localReply(a.status, `location: ${this.location(a, route)}\r\n`, '', route.responseHeaders);
+      return;
+    }
+    this.action = a;
+    const name = a.clusterHeader ? (getHeader(head, a.clusterHeader) ?? '') : a.clusters!.pick();
+    const cluster = name ? this.session.filter.rt.clusters.get(name) : undefined;
+    if (!cluster) {
+      this.stats.no_cluster.value++;
+      this.localReply(a.clusterNotFoundStatus, '', '');
+      return;
+    }
+    this.cluster = cluster;
+    this.pools = this.session.filter.poolsFor(cluster);
+    this.cstats = this.session.filter.statsFor(cluster.name);
+    this.stats.rq_total.value++;
+    this.upstreamHead = this.encodeUpstreamHead(a, route);
+    if (upstreamProtocolOf(cluster) === 'http2') this.prepareH2();
+    if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) {
+      // Answer the client's Expect ourselves (Envoy's default) and never forward it.
+      this.session.write(CONTINUE_100);
+    }
+    if (a.timeoutMs > 0) {
+      this.routeTimer = setTimeout(() => this.onRouteTimeout(), a.timeoutMs);
+    }
+    this.startTry();
+  }
+
+  private location(a: RedirectAction, route: HttpRoute): string {
+    const orig = this.head.host;
+    let hostName = orig;
+    let port = '';
+    const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(orig);
+    if (m) {
+      hostName = m[1]!;
+      port = m[2] ?? '';
+    }
+    const scheme = a.scheme ?? 'http';
+    if (a.host) {
+      const hm = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(a.host);
+      hostName = hm ? hm[1]! : a.host;
+      if (hm?.[2]) port = hm[2];
+    }
+    if (a.port) port = String(a.port);
+    else if (a.scheme && a.scheme !== 'http' && (port === '80' || port === '443')) port = '';
+    let path = a.path ?? rewritePath(this.head.target, route.matchedPrefix, a.prefixRewrite, a.regexRewrite);
+    if (a.path && !a.path.includes('?')) {
+      const q = this.head.target.indexOf('?');
+      if (q !== -1) path += this.head.target.slice(q);
+    }
+    if (a.stripQuery) path = pathOnly(path);
+    return `${scheme}://${hostName}${port ? `:${port}` : ''}${path}`;
+  }
+
+  private encodeUpstreamHead(a: ForwardAction, route: HttpRoute): Buffer {
+    const head = this.head;
+    const cfg = this.cfg;
+    const target = rewritePath(head.target, route.matchedPrefix, a.prefixRewrite, a.regexRewrite);
+    const dropNames: string[] = [];
+    const has = (n: string) => getHeader(head, n) !== undefined;
+    let extra = '';
+    if (a.hostRewrite) extra += `host: ${a.hostRewrite}\r\n`;
+    else if (!head.host) extra += 'host: \r\n'; // HTTP/1.0 without Host: HTTP/1.1 upstreams require one
+    if (cfg.useRemoteAddress && !cfg.skipXffAppend && this.session.remoteIp) {
+      const prior = getAll(head, 'x-forwarded-for');
+      dropNames.push('x-forwarded-for');
+      extra += `x-forwarded-for: ${prior.length ? `${prior.join(',')},` : ''}${this.session.remoteIp}\r\n`;
+    }
+    if (!has('x-forwarded-proto')) extra += 'x-forwarded-proto: http\r\n';
+    const rid = getHeader(head, 'x-request-id');
+    if (rid) this.requestId = rid;
+    else if (cfg.generateRequestId) {
+      this.requestId = crypto.randomUUID();
+      extra += `x-request-id: ${this.requestId}\r\n`;
+    }
+    extra += applyMutation(route.requestHeaders, has, dropNames);
+    // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    for (const v of getAll(head, 'connection')) {
+      for (const t of v.toLowerCase().split(',')) {
+        const n = t.trim();
+        if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') dropNames.push(n);
+      }
+    }
+    const answer100 = !cfg.proxy100Continue;
+    const dropHost = a.hostRewrite !== null;
+    const upgrade = this.upgrade;
+    if (upgrade) extra += 'connection: upgrade\r\n';
+    const drop = (h: MessageHead, i: number): boolean => {
+      const k = h.fields[i * F.SIZE]!;
+      switch (k) {
+        case HeaderKind.UPGRADE:
+          return !upgrade; // the one hop-by-hop header an allowed upgrade carries on
+        case HeaderKind.CONNECTION:
+        case HeaderKind.KEEP_ALIVE:
+        case HeaderKind.PROXY_CONNECTION:
+        case HeaderKind.TE:
+          return true; // hop-by-hop
+        case HeaderKind.EXPECT:
+          return answer100;
+        case HeaderKind.HOST:
+          return dropHost;
+        default:
+          return dropNames.length > 0 && named(h, i, dropNames);
+      }
+    };
+    return encodeHead(`${head.method} ${target} HTTP/1.1`, head, drop, extra);
+  }
+
+  /**
+   * HTTP/1 in, HTTP/2 out: the header object comes from the head already encoded for upstream
+   * (so rewrites and mutations apply once), and a chunked body is unwrapped to its payload.
+   */
+  private prepareH2(): void {
+    const enc = this.upstreamHead!;
+    const h = parseRequestHead(enc, 0, enc.length, { maxHeadBytes: enc.length + 1, maxHeaders: 100_000 });
+    if (typeof h === 'number') throw new Error('re-parsing our own head failed');
+    const out: HeaderObject = { ':method': h.method, ':path': h.target, ':authority': h.host, ':scheme': 'http' };
+    const f = h.fields;
+    for (let i = 0; i < f.length; i += F.SIZE) {
+      const k = f[i + F.KIND]!;
+      if (k === HeaderKind.HOST || k === HeaderKind.TRANSFER_ENCODING || k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE) continue;
+      const name = enc.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
+      const v = enc.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
+      const prev = out[name];
+      out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    this.h2Mode = true;
+    this.h2Headers = out;
+    if (this.head.chunked) {
+      // Bytes held during a fault delay are still chunk-framed: unwrap them like the rest.
+      if (this.body.length) {
+        const held = this.body;
+        const f = new BodyFramer();
+        f.reset(BodyMode.CHUNKED);
+        this.body = [];
+        this.bodyBytes = 0;
+        f.onPayload = (b, st, e) => this.keepBody(b.subarray(st, e), true);
+        for (const b of held) f.feed(b, 0, b.length);
+      }
+      this.session.framer.onPayload = (b, st, e) => this.onPayloadH2(b.subarray(st, e));
+    }
+  }
+
+  private onPayloadH2(b: Buffer): void {
+    if (this.responseDone || this.finished) return;
+    const t = this.h2;
+    if (!t || !this.bodyOverflow) this.keepBody(b, !t);
+    if (t && !t.write(b) && !this.waitingUpstreamDrain) {
+      this.waitingUpstreamDrain = true;
+      this.session.pause();
+      t.onDrain(() => {
+        this.waitingUpstreamDrain = false;
+        this.session.resume();
+      });
+    } else if (!t && this.bodyBytes > this.session.bufferLimit) this.session.pause();
+  }
+
+  private startH2Try(host: Host): void {
+    const endNow = this.requestDone && this.body.length === 0;
+    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!), host, this.h2Headers!, endNow, this);
+    if (!this.tryActive || this.finished) return; // failed synchronously (overflow)
+    this.h2 = t;
+    for (const b of this.body) t.write(b);
+    if (this.bodyOverflow) {
+      this.body = [];
+      this.bodyBytes = 0;
+    }
+    if (this.requestDone && !endNow) t.end();
+    this.session.resume();
+  }
+
+  // ---- TryEvents: an HTTP/2 upstream answering an HTTP/1 client ----
+
+  onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
+    if (this.finished || !this.h2) return;
+    const cs = this.cstats!;
+    const grpc = endStream && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : -1;
+    countUpstreamStatus(cs, status);
+    if (this.retryAllowed('status', status, grpc)) {
+      this.abortTry();
+      this.scheduleRetry();
+      return;
+    }
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    this.responseStarted = true;
+    if (this.retries > 0) cs.upstream_rq_retry_success.value++;
+    statusClass(this.stats, status);
+    const cfg = this.cfg;
+    const route = this.route!;
+    const drop = new Set(route.responseHeaders.remove);
+    const sht = cfg.serverHeaderTransformation;
+    const overwriteServer = sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && headers.server === undefined);
+    if (overwriteServer) drop.add('server');
+    for (const a of route.responseHeaders.add) if (a.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] !== undefined)) drop.add(a.name);
+    let lines = '';
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined || k[0] === ':' || drop.has(k) || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding') continue;
+      for (const x of Array.isArray(v) ? v : [v]) lines += `${k}: ${x}\r\n`;
+    }
+    if (overwriteServer) lines += `server: ${cfg.serverName}\r\n`;
+    if (cfg.alwaysSetRequestIdInResponse && this.requestId && headers['x-request-id'] === undefined) lines += `x-request-id: ${this.requestId}\r\n`;
+    for (const a of route.responseHeaders.add) {
+      if (a.value === '' && !a.keepEmpty) continue;
+      if ((a.action === 'ADD_IF_ABSENT' && headers[a.name] !== undefined) || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] === undefined)) continue;
+      lines += `${a.name}: ${a.value}\r\n`;
+    }
+    if (!responseHasNoBody(status, this.head.method) && headers['content-length'] === undefined) {
+      if (endStream) lines += 'content-length: 0\r\n';
+      else if (this.head.versionMinor === 1) {
+        this.rechunk = true;
+        lines += 'transfer-encoding: chunked\r\n';
+      } else this.forceClose = true; // HTTP/1.0: the close marks the end
+    }
+    if (!wantsKeepAlive(this.head)) this.forceClose = true;
+    if (this.forceClose) lines += 'connection: close\r\n';
+    else if (this.head.versionMinor === 0) lines += 'connection: keep-alive\r\n';
+    this.writeDown(Buffer.from(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${lines}\r\n`, 'latin1'));
+    if (endStream) this.h2Complete();
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.finished || !this.h2 || chunk.length === 0) return;
+    let ok: boolean;
+    if (this.rechunk) {
+      this.session.write(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
+      this.session.write(chunk);
+      ok = this.session.write(Buffer.from('\r\n', 'latin1'));
+    } else ok = this.session.write(chunk);
+    if (!ok && !this.waitingDownstreamDrain) {
+      const t = this.h2;
+      this.waitingDownstreamDrain = true;
+      t.pause();
+      this.session.socket.once('drain', () => {
+        this.waitingDownstreamDrain = false;
+        t.resume();
+      });
+    }
+  }
+
+  onEnd(trailers: HeaderObject | null): void {
+    if (this.finished || !this.h2) return;
+    if (this.rechunk) {
+      let t = '0\r\n';
+      for (const [k, v] of Object.entries(trailers ?? {})) {
+        if (v === undefined || k[0] === ':') continue;
+        for (const x of Array.isArray(v) ? v : [v]) t += `${k}: ${x}\r\n`;
+      }
+      this.session.write(Buffer.from(`${t}\r\n`, 'latin1'));
+    }
+    this.h2Complete();
+  }
+
+  private h2Complete(): void {
+    this.h2 = null;
+    this.endTry();
+    this.cstats!.upstream_rq_completed.value++;
+    if (!this.requestDone) this.forceClose = true;
+    this.responseDone = true;
+    this.maybeFinish();
+  }
+
+  onFailure(kind: TryFailureKind): void {
+    if (this.finished) return;
+    this.h2 = null;
+    if (kind === 'overflow') {
+      this.endTry();
+      this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+      return;
+    }
+    if (kind === 'reset') this.cstats!.upstream_rq_rx_reset.value++;
+    this.tryFailed(kind);
+  }
+
+  onAbort(): void {
+    if (this.finished) return;
+    this.h2 = null;
+    this.cstats!.upstream_rq_rx_reset.value++;
+    this.stats.rq_reset_after_downstream_response_started.value++;
+    this.endTry();
+    this.session.socket.destroy();
+  }
+
+  // ---- tries ----
+
+  private startTry(): void {
+    const cluster = this.cluster!;
+    const cs = this.cstats!;
+    const host = cluster.pickHost();
+    if (!host) {
+      cluster.stats.upstream_cx_none_healthy.value++;
+      this.localReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);
+      return;
+    }
+    this.host = host;
+    this.tryActive = true;
+    cs.upstream_rq_total.value++;
+    cs.upstream_rq_active.value++;
+    host.counters.rq_total++;
+    host.counters.rq_active++;
+    this.gotUpstreamBytes = false;
+    this.resp = null;
+    this.respBuf = null;
+    this.respExtraBytes = false;
+    const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
+    if (perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
+    if (this.h2Mode) {
+      this.startH2Try(host);
+      return;
+    }
+    this.cancelAcquire = this.pools!.forHost(host).acquire(cluster.spec.connectTimeoutMs, (conn, reason, reused) => {
+      this.cancelAcquire = null;
+      if (this.finished || !this.tryActive) {
+        if (conn) this.pools!.forHost(host).release(conn, true);
+        return;
+      }
+      if (!conn) {
+        if (reason === 'overflow') {
+          this.endTry();
+          this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+        } else this.tryFailed('connect_failure');
+        return;
+      }
+      this.attach(conn, reused);
+    });
+  }
+
+  private attach(conn: Http1UpstreamConn, reused: boolean): void {
+    this.conn = conn;
+    this.connReused = reused;
+    conn.user = this;
+    const sock = conn.socket;
+    sock.cork();
+    sock.write(this.upstreamHead!);
+    let ok = true;
+    for (const b of this.body) ok = sock.write(b);
+    sock.uncork();
+    // Once the body no longer fits for a retry, chunks written are chunks we can forget.
+    if (this.bodyOverflow) {
+      this.body = [];
+      this.bodyBytes = 0;
+    }
+    if (!ok) this.waitUpstreamDrain();
+    else this.session.resume();
+  }
+
+  private waitUpstreamDrain(): void {
+    const conn = this.conn;
+    if (!conn || this.waitingUpstreamDrain) return;
+    this.waitingUpstreamDrain = true;
+    this.session.pause();
+    conn.socket.once('drain', () => {
+      this.waitingUpstreamDrain = false;
+      if (this.conn === conn) this.session.resume();
+    });
+  }
+
+  onRequestBody(slice: Buffer): void {
+    if (this.delayed) {
+      this.keepBody(slice, true);
+      if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
+      return;
+    }
+    if (this.responseDone || this.finished || !this.action) return; // a local reply: the body is read and dropped
+    if (this.h2Mode) {
+      // A chunked body reaches HTTP/2 through the framer's payload callback instead.
+      if (!this.head.chunked) this.onPayloadH2(slice);
+      return;
+    }
+    if (this.conn && !this.resp) {
+      if (!this.conn.socket.write(slice)) this.waitUpstreamDrain();
+      if (!this.bodyOverflow) this.keepBody(slice);
+      return;
+    }
+    if (this.resp) return; // the upstream answered early; it does not want the rest
+    // Still connecting or backing off: hold the bytes, and stop reading past the buffer limit.
+    this.keepBody(slice, true);
+    if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
+  }
+
+  private keepBody(slice: Buffer, mustKeep = false): void {
+    if (this.bodyOverflow && !mustKeep) return;
+    this.body.push(slice);
+    this.bodyBytes += slice.length;
+    if (!this.bodyOverflow && this.bodyBytes > this.session.bufferLimit) {
+      // Too big to replay: retries are off for this request, as in Envoy.
+      this.bodyOverflow = true;
+      if (!mustKeep) {
+        this.body = [];
+        this.bodyBytes = 0;
+      }
+    }
+  }
+
+  onRequestEnd(): void {
+    this.requestDone = true;
+    this.h2?.end();
+    this.maybeFinish();
+  }
+
+  onRequestBodyError(): void {
+    this.stats.downstream_cx_protocol_error.value++;
+    if (this.responseStarted) {
+      this.session.socket.destroy();
+      return;
+    }
+    this.forceClose = true;
+    this.requestDone = true;
+    this.abortTry();
+    this.localReply(400, '', 'Bad Request');
+  }
+
+  private onPerTryTimeout(): void {
+    this.perTryTimer = null;
+    if (this.responseStarted || !this.tryActive) return;
+    this.cstats!.upstream_rq_per_try_timeout.value++;
+    this.tryFailed('per_try_timeout');
+  }
+
+  private onRouteTimeout(): void {
+    this.routeTimer = null;
+    if (this.finished) return;
+    this.cstats!.upstream_rq_timeout.value++;
+    this.abortTry();
+    if (this.backoffTimer) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+    }
+    if (this.responseStarted) {
+      this.stats.rq_reset_after_downstream_response_started.value++;
+      this.session.socket.destroy();
+      return;
+    }
+    this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
+  }
+
+  /** Ends the current try's bookkeeping; the connection (if any) is destroyed unless released first. */
+  private endTry(): void {
+    if (!this.tryActive) return;
+    this.tryActive = false;
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    this.cstats!.upstream_rq_active.value--;
+    if (this.host) this.host.counters.rq_active--;
+  }
+
+  private abortTry(): void {
+    if (this.h2) {
+      const t = this.h2;
+      this.h2 = null;
+      t.abort();
+    }
+    if (this.cancelAcquire) {
+      this.cancelAcquire();
+      this.cancelAcquire = null;
+    }
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      c.user = null;
+      c.destroy();
+    }
+    this.endTry();
+  }
+
+  private tryFailed(kind: TryFailure): void {
+    const wasReused = this.connReused && !this.gotUpstreamBytes;
+    this.abortTry();
+    if (this.finished) return;
+    // A reused keep-alive connection the upstream closed just as we sent (its idle timer won the
+    // race): try once more on a fresh one, whatever the policy — but only for idempotent methods,
+    // since nothing proves the application did not see the request.
+    if (kind === 'reset' && wasReused && !this.transparentRetryUsed && !this.bodyOverflow && IDEMPOTENT.has(this.head.method)) {
+      this.transparentRetryUsed = true;
+      this.startTry();
+      return;
+    }
+    if (this.retryAllowed(kind, 0)) {
+      this.scheduleRetry();
+      return;
+    }
+    if (kind === 'connect_failure') this.localReply(503, 'content-type: text/plain\r\n', BODY_CONNECT_FAILURE);
+    else if (kind === 'per_try_timeout') this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
+    else if (kind === 'protocol_error') this.localReply(503, 'content-type: text/plain\r\n', BODY_PROTOCOL);
+    else this.localReply(503, 'content-type: text/plain\r\n', BODY_RESET);
+  }
+
+  /** Whether the retry policy covers this outcome and budget remains. `status` 0 = no response. */
+  private retryAllowed(kind: TryFailure | 'status', status: number, grpcStatus = -1): boolean {
+    const p = this.action?.retry;
+    if (!p || this.responseStarted || this.bodyOverflow) return false;
+    let match: boolean;
+    if (kind === 'status') {
+      match =
+        (p.on5xx && status >= 500) ||
+        (p.onGatewayError && (status === 502 || status === 503 || status === 504)) ||
+        (p.onRetriableStatusCodes && p.retriableStatusCodes.has(status)) ||
+        (grpcStatus >= 0 && p.grpcCodes.has(grpcStatus));
+    } else if (kind === 'connect_failure') match = p.on5xx || p.onGatewayError || p.onConnectFailure;
+    else match = p.on5xx || p.onGatewayError || p.onReset; // reset, per-try timeout, protocol error: no response at all
+    if (!match) return false;
+    if (this.retries >= p.numRetries) {
+      this.cstats!.upstream_rq_retry_limit_exceeded.value++;
+      return false;
+    }
+    const pools = this.pools!;
+    if (retriesActive(pools) >= pools.breakers.maxRetries) {
+      this.cstats!.upstream_rq_retry_overflow.value++;
+      return false;
+    }
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    const p = this.action!.retry!;
+    this.retries++;
+    this.cstats!.upstream_rq_retry.value++;
+    const pools = this.pools!;
+    addRetry(pools, 1);
+    // Fully jittered exponential back-off, Envoy's default shape.
+    const ceiling = Math.min(p.backoffBaseMs * 2 ** (this.retries - 1), p.backoffMaxMs);
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = null;
+      addRetry(pools, -1);
+      if (!this.finished) this.startTry();
+    }, Math.random() * ceiling);
+  }
+
+  // ---- upstream response ----
+
+  onUpstreamData(chunk: Buffer): void {
+    this.gotUpstreamBytes = true;
+    if (this.finished) {
+      this.conn?.destroy();
+      return;
+    }
+    // Head and body from one upstream read leave in one writev (measured: writes dominate the profile).
+    const down = this.session.socket;
+    down.cork();
+    try {
+      this.onUpstreamBytes(chunk);
+    } catch (err) {
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on an upstream response');
+      this.conn?.destroy();
+      down.destroy();
+    } finally {
+      down.uncork();
+    }
+  }
+
+  private onUpstreamBytes(chunk: Buffer): void {
+    if (this.resp) {
+      this.forwardResponseBody(chunk, 0);
+      return;
+    }
+    const buf = this.respBuf ? Buffer.concat([this.respBuf, chunk]) : chunk;
+    let off = 0;
+    for (;;) {
+      const r = parseResponseHead(buf, off, buf.length, this.cfg.limits);
+      if (typeof r === 'number') {
+        if (r === HeadStatus.NEED_MORE) {
+          this.respBuf = off < buf.length ? buf.subarray(off) : null;
+          return;
+        }
+        this.cstats!.upstream_cx_protocol_error.value++;
+        this.tryFailed('protocol_error');
+        return;
+      }
+      off += r.headBytes;
+      if (r.status >= 100 && r.status < 200) {
+        // Interim responses: our own 100 Continue already went out. 101 only answers an allowed upgrade.
+        if (r.status === 101) {
+          if (this.upgrade && this.conn) {
+            this.respBuf = null;
+            this.tunnel(r, buf.subarray(off));
+            return;
+          }
+          this.cstats!.upstream_cx_protocol_error.value++;
+          this.tryFailed('protocol_error');
+          return;
+        }
+        continue;
+      }
+      this.respBuf = null;
+      this.onResponseHead(r, buf, off);
+      return;
+    }
+  }
+
+  private onResponseHead(r: MessageHead, buf: Buffer, off: number): void {
+    const cs = this.cstats!;
+    const grpc = getHeader(r, 'grpc-status');
+    if (this.retryAllowed('status', r.status, grpc === undefined ? -1 : Number(grpc))) {
+      countUpstreamStatus(cs, r.status);
+      // Not worth reading the rejected body to keep the connection: a retry is the rare path.
+      this.abortTry();
+      this.scheduleRetry();
+      return;
+    }
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    this.resp = r;
+    this.responseStarted = true;
+    countUpstreamStatus(cs, r.status);
+    if (this.retries > 0) cs.upstream_rq_retry_success.value++;
+    statusClass(this.stats, r.status);
+    const noBody = responseHasNoBody(r.status, this.head.method);
+    const mode = noBody ? BodyMode.NONE : r.chunked ? BodyMode.CHUNKED : r.contentLength >= 0 ? BodyMode.LENGTH : BodyMode.UNTIL_CLOSE;
+    this.respFramer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
+    // An HTTP/1.0 client cannot take chunked framing: strip it and mark the end by closing.
+    const dechunk = mode === BodyMode.CHUNKED && this.head.versionMinor === 0;
+    if (dechunk) this.respFramer.onPayload = (b, s, e) => this.writeDown(b.subarray(s, e));
+    if (mode === BodyMode.UNTIL_CLOSE || dechunk || !wantsKeepAlive(this.head)) this.forceClose = true;
+    this.writeDown(this.encodeResponseHead(r, dechunk));
+    if (mode === BodyMode.NONE) {
+      if (off < buf.length) this.respExtraBytes = true;
+      this.responseComplete();
+      return;
+    }
+    if (off < buf.length) this.forwardResponseBody(buf, off);
+  }
+
+  /**
+   * The upstream switched protocols: relay its 101, then splice both connections as bytes with
+   * stream backpressure until either side closes. The upstream connection leaves the pool.
+   */
+  private tunnel(r: MessageHead, rest: Buffer): void {
+    const conn = this.conn!;
+    const cs = this.cstats!;
+    this.conn = null;
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    this.routeTimer = null;
+    this.responseStarted = true;
+    countUpstreamStatus(cs, 101);
+    statusClass(this.stats, 101);
+    const up = conn.socket;
+    const down = this.session.socket;
+    const drop = (h: MessageHead, i: number) => {
+      const k = h.fields[i * F.SIZE]!;
+      return k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE || k === HeaderKind.PROXY_CONNECTION;
+    };
+    down.write(encodeHead('HTTP/1.1 101 Switching Protocols', r, drop, 'connection: upgrade\r\n'));
+    if (rest.length) down.write(rest);
+    // The pool stops reading this socket for an exchange; its 'close' listener still keeps the counts.
+    up.removeAllListeners('data');
+    conn.user = null;
+    const pending = this.session.detach();
+    if (pending && pending.length) up.write(pending);
+    up.pipe(down);
+    down.pipe(up);
+    up.resume();
+    down.resume();
+    const close = () => {
+      up.destroy();
+      down.destroy();
+    };
+    up.once('close', close);
+    down.once('close', close);
+    up.on('error', () => {});
+    this.endTry();
+    this.responseDone = true;
+    this.requestDone = true;
+    this.forceClose = true;
+    // The exchange is over as far as HTTP goes; the session stays until the socket closes.
+    this.finished = true;
+    this.notifyFilters();
+  }
+
+  private encodeResponseHead(r: MessageHead, dechunk: boolean): Buffer {
+    const cfg = this.cfg;
+    const route = this.route!;
+    const dropNames: string[] = [];
+    const has = (n: string) => getHeader(r, n) !== undefined;
+    let extra = '';
+    const sht = cfg.serverHeaderTransformation;
+    if (sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && !has('server'))) {
+      dropNames.push('server');
+      extra += `server: ${cfg.serverName}\r\n`;
+    }
+    if (cfg.alwaysSetRequestIdInResponse && this.requestId && !has('x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
+    extra += applyMutation(route.responseHeaders, has, dropNames);
+    const keep = !this.forceClose && wantsKeepAlive(this.head);
+    if (!keep) extra += 'connection: close\r\n';
+    else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
+    const drop = (h: MessageHead, i: number): boolean => {
+      const k = h.fields[i * F.SIZE]!;
+      switch (k) {
+        case HeaderKind.CONNECTION:
+        case HeaderKind.KEEP_ALIVE:
+        case HeaderKind.PROXY_CONNECTION:
+        case HeaderKind.UPGRADE:
+          return true;
+        case HeaderKind.TRANSFER_ENCODING:
+          return dechunk;
+        default:
+          return dropNames.length > 0 && named(h, i, dropNames);
+      }
+    };
+    return encodeHead(`HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}`, r, drop, extra);
+  }
+
+  private forwardResponseBody(buf: Buffer, off: number): void {
+    const f = this.respFramer;
+    const e = f.feed(buf, off, buf.length);
+    if (e === BODY_ERROR) {
+      // Bad framing mid-body: the client already has a head, so only a reset can tell it.
+      this.cstats!.upstream_cx_protocol_error.value++;
+      this.stats.rq_reset_after_downstream_response_started.value++;
+      this.abortTry();
+      this.session.socket.destroy();
+      return;
+    }
+    if (e > off && !f.onPayload) this.writeDown(off === 0 && e === buf.length ? buf : buf.subarray(off, e));
+    if (f.done) {
+      if (e < buf.length) this.respExtraBytes = true;
+      this.responseComplete();
+    }
+  }
+
+  private writeDown(b: Buffer): void {
+    if (!this.session.write(b)) this.waitDownstreamDrain();
+  }
+
+  /** The client reads slower than the upstream sends: stop reading the upstream until it drains. */
+  private waitDownstreamDrain(): void {
+    const conn = this.conn;
+    if (!conn || this.waitingDownstreamDrain) return;
+    this.waitingDownstreamDrain = true;
+    conn.socket.pause();
+    this.session.socket.once('drain', () => {
+      this.waitingDownstreamDrain = false;
+      if (!conn.closed) conn.socket.resume();
+    });
+  }
+
+  private responseComplete(): void {
+    const r = this.resp!;
+    const conn = this.conn;
+    this.conn = null;
+    const reusable = this.requestDone && !this.respExtraBytes && wantsKeepAlive(r) && !this.waitingUpstreamDrain;
+    if (conn) {
+      if (this.waitingDownstreamDrain) conn.socket.resume();
+      this.waitingDownstreamDrain = false;
+      this.pools!.forHost(conn.pool.host).release(conn, reusable);
+    }
+    this.endTry();
+    this.cstats!.upstream_rq_completed.value++;
+    if (!this.requestDone) this.forceClose = true; // the rest of the request body has nowhere to go
+    this.responseDone = true;
+    this.maybeFinish();
+  }
+
+  onUpstreamClose(_hadError: boolean): void {
+    this.conn = null;
+    if (this.finished) return;
+    if (!this.resp) {
+      this.cstats!.upstream_rq_rx_reset.value++;
+      this.tryFailed('reset');
+      return;
+    }
+    if (this.respFramer.mode === BodyMode.UNTIL_CLOSE) {
+      this.respFramer.reset(BodyMode.NONE);
+      this.responseComplete();
+      return;
+    }
+    // Truncated response: the client has a head already, so the connection must go.
+    this.cstats!.upstream_rq_rx_reset.value++;
+    this.stats.rq_reset_after_downstream_response_started.value++;
+    this.endTry();
+    this.session.socket.destroy();
+  }
+
+  // ---- endings ----
+
+  /** A response the proxy writes itself. Any try in flight is abandoned. */
+  private localReply(status: number, headers: string, body: Buffer | string, mutation?: HeaderMutation): void {
+    if (this.responseStarted) {
+      this.session.socket.destroy();
+      return;
+    }
+    this.abortTry();
+    this.clearTimers();
+    this.responseStarted = true;
+    let h = this.session.serverHeader() + headers;
+    if (this.cfg.alwaysSetRequestIdInResponse && this.requestId) h += `x-request-id: ${this.requestId}\r\n`;
+    if (mutation && (mutation.add.length || mutation.remove.length)) {
+      const drop: string[] = [];
+      h += applyMutation(mutation, (n) => h.toLowerCase().includes(`\n${n}:`) || h.toLowerCase().startsWith(`${n}:`), drop);
+    }
+    // A request whose body the client may still be holding back (Expect) cannot be drained.
+    if (!this.requestDone && this.head.expectContinue) this.forceClose = true;
+    const close = this.forceClose || !wantsKeepAlive(this.head);
+    if (close) this.forceClose = true;
+    statusClass(this.stats, status);
+    this.session.write(encodeLocalResponse(status, h, body, close));
+    this.responseDone = true;
+    if (close && !this.requestDone) this.requestDone = true; // nothing more will be read
+    this.maybeFinish();
+  }
+
+  private notifyFilters(): void {
+    const n = this.notify;
+    this.notify = null;
+    if (n) for (const f of n) f.onDone?.();
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.requestDone || !this.responseDone) return;
+    this.finished = true;
+    this.clearTimers();
+    this.notifyFilters();
+    this.session.onStreamDone(this, !this.forceClose);
+  }
+
+  private clearTimers(): void {
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimer = null;
+    this.delayed = false;
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    this.routeTimer = null;
+    if (this.perTryTimer) clearTimeout(this.perTryTimer);
+    this.perTryTimer = null;
+    if (this.backoffTimer) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+      addRetry(this.pools!, -1);
+    }
+  }
+
+  /** The client went away mid-exchange. */
+  onDownstreamReset(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (!this.responseDone) this.stats.downstream_rq_rx_reset.value++;
+    this.abortTry();
+    this.clearTimers();
+    this.notifyFilters();
+  }
+}
+
+/** Retries in flight per cluster (circuit breaker max_retries), kept beside the pools. */
+const RETRIES = new WeakMap<Http1ClusterPools, number>();
+function retriesActive(p: Http1ClusterPools): number {
+  return RETRIES.get(p) ?? 0;
+}
+function addRetry(p: Http1ClusterPools, d: number): void {
+  RETRIES.set(p, retriesActive(p) + d);
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const i = host.indexOf(']');
+    return i === -1 ? host : host.slice(0, i + 1);
+  }
+  const i = host.lastIndexOf(':');
+  return i === -1 ? host : host.slice(0, i);
+}
