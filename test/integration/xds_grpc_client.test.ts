@@ -19,6 +19,12 @@ async function echoGrpc(tag: string): Promise<{ port: number; close(): void }> {
   return { port, close: () => server.forceShutdown() };
 }
 
+/** gRPC's xDS client requires a weighted locality on every endpoint group (Envoy does not). */
+const assignment = (name: string, port: number) => `- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: ${name}
+  endpoints: [{ locality: { region: r1 }, load_balancing_weight: 1, lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }]
+`;
+
 /** A gRPC client's view of a service: a Listener with an api_listener holding the routes. */
 const apiListener = (name: string, cluster: string) => `- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
   name: ${name}
@@ -43,7 +49,7 @@ describe('strait xds-server with @grpc/grpc-js-xds as the client', () => {
     a = await echoGrpc('A');
     b = await echoGrpc('B');
     dir = tmpDir('strait-xds-grpc-');
-    writeResources(dir, 'echo.yaml', [apiListener('echo-service', 'echo-cluster'), res.edsCluster('echo-cluster'), res.assignment('echo-cluster', [a.port])]);
+    writeResources(dir, 'echo.yaml', [apiListener('echo-service', 'echo-cluster'), res.edsCluster('echo-cluster'), assignment('echo-cluster', a.port)]);
     xs = await startXdsServer(dir);
   });
 
@@ -55,7 +61,7 @@ describe('strait xds-server with @grpc/grpc-js-xds as the client', () => {
   });
 
   it('resolves xds:///echo-service through LDS, CDS and EDS, and follows an endpoint change', async () => {
-    const bootstrap = { xds_servers: [{ server_uri: `127.0.0.1:${xs.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }], node: { id: 'grpc-client', cluster: 'grpc' } };
+    const bootstrap = { xds_servers: [{ server_uri: `127.0.0.1:${xs.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }], node: { id: 'grpc-client', cluster: 'grpc', locality: {} } };
     const p = spawn(process.execPath, [path.join(REPO, 'test/fixtures/xds/grpc_xds_client.mjs'), 'echo-service', 'echo-B'], {
       env: { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrap) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -72,7 +78,7 @@ describe('strait xds-server with @grpc/grpc-js-xds as the client', () => {
       });
       p.on('exit', () => reject(new Error(`client exited early:\n${out}\n${err}`)));
     });
-    writeResources(dir, 'echo.yaml', [apiListener('echo-service', 'echo-cluster'), res.edsCluster('echo-cluster'), res.assignment('echo-cluster', [b.port])]);
+    writeResources(dir, 'echo.yaml', [apiListener('echo-service', 'echo-cluster'), res.edsCluster('echo-cluster'), assignment('echo-cluster', b.port)]);
     expect(await exited).toBe(0);
     expect(out.trim().split('\n').filter((l) => l.startsWith('echo-'))).toEqual(['echo-A', 'echo-B']);
     // The client ACKed what it was sent: no NACK in the server's log.
