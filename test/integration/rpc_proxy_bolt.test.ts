@@ -3,6 +3,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { BoltStatus } from '../../src/protocols/bolt/codec.js';
 import { getCodec } from '../../src/protocols/index.js';
 import { FrameKind, H } from '../../src/protocols/types.js';
 import { connect, deadPort } from '../helpers/net.js';
@@ -10,6 +12,8 @@ import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } 
 
 const require = createRequire(import.meta.url);
 const { RpcServer } = require('sofa-rpc-node').server;
+const boltV1 = require('sofa-bolt-node/lib/protocol/v1.js');
+const RpcRequestCommand = require('sofa-bolt-node/lib/protocol/rpc_req_cmd.js');
 const run = promisify(execFile);
 const CLIENT = path.join(REPO, 'test/fixtures/rpc/bolt_client.cjs');
 const quiet = { info() {}, warn() {}, debug() {}, error() {} };
@@ -45,7 +49,13 @@ describe.each(ENGINES)('rpc_proxy with SOFARPC Bolt (sofa-rpc-node) on the %s en
   let strait: StraitProcess;
   let port: number;
 
+  let silent: { port: number; close(): void };
+
   beforeAll(async () => {
+    // A provider that reads calls and never answers.
+    const mute = net.createServer((s) => s.on('data', () => {}));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    silent = { port: (mute.address() as net.AddressInfo).port, close: () => mute.close() };
     v1 = await sofaServer('v1');
     v2 = await sofaServer('v2');
     strait = await startStrait(
@@ -61,6 +71,8 @@ describe.each(ENGINES)('rpc_proxy with SOFARPC Bolt (sofa-rpc-node) on the %s en
           stat_prefix: rpc
           protocol: bolt
           route_config:
+          - interface: com.example.Silent
+            routes: [ { match: {}, route: { cluster: silent } } ]
           - interface: com.example.UserService
             version: "1.0"
             routes:
@@ -71,13 +83,14 @@ describe.each(ENGINES)('rpc_proxy with SOFARPC Bolt (sofa-rpc-node) on the %s en
             - match: {}
               route: { cluster: user_v2 }
   clusters:
-${staticCluster('user_v1', [v1.port])}${staticCluster('user_v2', [v2.port])}`,
+${staticCluster('user_v1', [v1.port])}${staticCluster('user_v2', [v2.port])}${staticCluster('silent', [silent.port])}`,
       { engine },
     );
     port = await strait.port('rpc');
   });
 
   afterAll(async () => {
+    silent?.close();
     await strait?.stop();
     await v1?.close();
     await v2?.close();
@@ -113,6 +126,35 @@ ${staticCluster('user_v1', [v1.port])}${staticCluster('user_v2', [v2.port])}`,
     const [r] = await callThrough(port, 'com.example.UserService', '1.0', 'slow', 1, 'x');
     expect(r!.ok).toBe(false);
     expect(await strait.stat('rpc.rpc.local_response_timeout')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("honours the frame's own timeout when the route sets none", async () => {
+    // A raw SOFARPC request carrying timeout 300 ms, to a provider that never answers.
+    const cmd = new RpcRequestCommand({ serverSignature: 'com.example.Silent:1.0', methodName: 'x', args: [], timeout: 300 }, { codecType: 'hessian2' });
+    const frame = Buffer.from(boltV1.encode(cmd, { rpcType: 1, cmdCode: 1, id: 77, codecType: 'hessian2' }));
+    const s = await connect(port);
+    const t0 = Date.now();
+    const got = new Promise<Buffer>((r) => s.once('data', r));
+    s.write(frame);
+    const reply = await got;
+    const hdr = new Int32Array(H.SIZE);
+    getCodec('bolt')!.decodeHeader(reply, 0, reply.length, 1 << 20, hdr);
+    expect([hdr[H.KIND], hdr[H.ID_LO], hdr[H.STATUS]]).toEqual([FrameKind.RESPONSE, 77, BoltStatus.TIMEOUT]);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    s.destroy();
+  });
+
+  it('closes a connection that sends an unknown frame type, with a counter', async () => {
+    const before = (await strait.stat('rpc.rpc.request_decoding_error')) ?? 0;
+    const bad = await connect(port);
+    const ended = new Promise<void>((r) => {
+      bad.on('end', () => r());
+      bad.on('close', () => r());
+    });
+    bad.on('error', () => {});
+    bad.write(Buffer.from([0x01, 0x07, 0x00, 0x01, 0x01, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    await ended;
+    expect(await strait.stat('rpc.rpc.request_decoding_error')).toBe(before + 1);
   });
 
   it('answers a Bolt heartbeat locally with the same id', async () => {

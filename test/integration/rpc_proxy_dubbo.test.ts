@@ -127,6 +127,7 @@ ${staticCluster('stable', [stable.port])}${staticCluster('stable_too', [stable.p
 describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine) => {
   let fast: Provider;
   let slow: Provider;
+  let busy: Provider;
   let strait: StraitProcess;
   let port: number;
   let dead: number;
@@ -145,6 +146,12 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
         },
       },
     });
+    busy = await startDubboProvider({
+      interface: 'com.example.Busy',
+      version: '1.0.0',
+      name: 'busy',
+      methods: { hedged: async () => (await delay(800), 'busy') },
+    });
     dead = await deadPort();
     strait = await startStrait(
       `${ADMIN}static_resources:
@@ -158,7 +165,12 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
           "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
           stat_prefix: rpc
           protocol: AUTO
+          upstream_heartbeat_interval: 0.2s
           route_config:
+          - interface: com.example.Dead
+            routes: [ { match: {}, route: { cluster: nowhere } } ]
+          - interface: com.example.Busy
+            routes: [ { match: {}, route: { cluster: busy } } ]
           - interface: ${IFACE}
             routes:
             - match: { method: { name: { exact: hedged } } }
@@ -174,7 +186,7 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
                 cluster: half_dead
                 retry_policy: { retry_on: connect-failure, num_retries: 2 }
   clusters:
-${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n')}${staticCluster('nowhere', [dead])}`,
+${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy', [busy.port], '    circuit_breakers: { thresholds: [ { max_requests: 1 } ] }\n')}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n')}${staticCluster('nowhere', [dead])}`,
       { engine },
     );
     port = await strait.port('rpc');
@@ -182,7 +194,7 @@ ${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('half_
 
   afterAll(async () => {
     await strait?.stop();
-    await Promise.all([fast?.close(), slow?.close()]);
+    await Promise.all([fast?.close(), slow?.close(), busy?.close()]);
   });
 
   it('retries calls whose upstream connection fails on another host, so no client sees the dead one', async () => {
@@ -191,6 +203,32 @@ ${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('half_
     expect(await strait.stat('rpc.rpc.upstream_rq_retry')).toBeGreaterThan(0);
     expect(await strait.stat('cluster.half_dead.upstream_cx_connect_fail')).toBeGreaterThan(0);
     expect(await strait.stat('cluster.half_dead.upstream_rq_retry_overflow')).toBe(0);
+  });
+
+  it('answers calls to a dead cluster locally, at once, with the reason', async () => {
+    const r = await dubboCall(port, 'com.example.Dead', '1.0.0', '', 'hello', 2, 'd');
+    for (const x of r) {
+      expect(x.ok).toBe(false);
+      expect((x as { error: string }).error).toContain('upstream connect failed');
+    }
+    expect(await strait.stat('rpc.rpc.local_response_no_upstream')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('answers calls over the cluster max_requests locally with an overflow status', async () => {
+    // max_requests 1 and a provider that takes 800 ms: of three concurrent calls one goes
+    // through and the others fail fast in the proxy, with the circuit breaker named.
+    const r = await dubboCall(port, 'com.example.Busy', '1.0.0', '', 'hedged', 3, 'o');
+    const overflow = r.filter((x) => !x.ok && (x as { error: string }).error.includes('max_requests'));
+    expect(r.filter((x) => x.ok)).toEqual([{ ok: true, value: 'busy' }]);
+    expect(overflow.length).toBe(2);
+    expect(await strait.stat('rpc.rpc.local_response_overflow')).toBeGreaterThanOrEqual(1);
+    expect(await strait.stat('cluster.busy.upstream_rq_pending_overflow')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('sends heartbeats on idle provider connections', async () => {
+    await dubboCall(port, IFACE, '1.0.0', '', 'hello', 1, 'idle');
+    await delay(800);
+    expect(fast.heartbeats.received + slow.heartbeats.received).toBeGreaterThan(0);
   });
 
   it('sends a backup request when the first try passes its per-try timeout, and the faster answer wins', async () => {
