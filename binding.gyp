@@ -42,8 +42,8 @@
           "libraries": ["-lbpf", "-lelf"],
           "actions": [{
             "action_name": "bpf_skeletons",
-            "inputs": ["bpf/build.sh", "bpf/intercept.h", "bpf/maps.bpf.h", "bpf/sockops.bpf.c", "bpf/redirect.bpf.c"],
-            # One output (redirect.skel.h comes with it): gyp's make backend re-runs actions
+            "inputs": ["bpf/build.sh", "bpf/intercept.h", "bpf/maps.bpf.h", "bpf/sockops.bpf.c", "bpf/redirect.bpf.c", "bpf/capture_maps.bpf.h", "bpf/capture.bpf.c"],
+            # One output (redirect.skel.h and capture.skel.h come with it): gyp's make backend re-runs actions
             # with several outputs on every build.
             "outputs": ["<(SHARED_INTERMEDIATE_DIR)/bpf/sockops.skel.h"],
             "action": ["sh", "bpf/build.sh", "<(SHARED_INTERMEDIATE_DIR)/bpf"]

@@ -17,8 +17,8 @@ if cmp -s "$OUT/vmlinux.h.tmp" "$OUT/vmlinux.h"; then rm "$OUT/vmlinux.h.tmp"; e
 case "$(uname -m)" in
   x86_64) ARCH=x86 ;; aarch64) ARCH=arm64 ;; *) ARCH=$(uname -m) ;;
 esac
-# redirect first: sockops.skel.h is the output make watches, so it must be written last.
-for prog in redirect sockops; do
+# sockops last: sockops.skel.h is the output make watches, so it must be written last.
+for prog in redirect capture sockops; do
   clang -target bpf -g -O2 -Wall -D__TARGET_ARCH_$ARCH -I"$OUT" -I. -c "$prog.bpf.c" -o "$OUT/$prog.bpf.o"
   bpftool gen skeleton "$OUT/$prog.bpf.o" name "strait_$prog" > "$OUT/$prog.skel.h.tmp"
   mv "$OUT/$prog.skel.h.tmp" "$OUT/$prog.skel.h"

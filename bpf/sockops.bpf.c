@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sockops: on every established TCP connection of the cgroup, put loopback sockets into
- * sock_hash keyed by their own 4-tuple + netns cookie, so redirect.bpf.c can find the peer. */
+ * sock_hash keyed by their own 4-tuple + netns cookie, so redirect.bpf.c can find the peer.
+ * With capture on, it also re-keys capture.bpf.c's records from socket cookie to 4-tuple
+ * when the app's SYN goes out (the first moment its port is known), and drops them on close. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
+#include "capture_maps.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -17,6 +20,8 @@ const volatile __u16 ports[STRAIT_MAX_PORTS] = {};
 /* Connections with one end on one of these ports are never accelerated. */
 const volatile __u32 exclude_count = 0;
 const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
+/* capture.bpf.c is attached as well: move its records (see capture_maps.bpf.h). */
+const volatile __u32 capture = 0;
 
 static __always_inline int in_list(__u32 n, const volatile __u16 *list, __u32 a, __u32 b)
 {
@@ -35,6 +40,62 @@ static __always_inline int is_loopback4(__u32 ip)
 	return (bpf_ntohl(ip) >> 24) == 127;
 }
 
+/* The socket's own view of its connection, IPv4-mapped addresses keyed as IPv4. */
+static __always_inline int tuple_key(struct bpf_sock_ops *skops, __u32 family, struct sock_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->local_port = skops->local_port;
+	key->remote_port = bpf_ntohl(skops->remote_port);
+	if (family == AF_INET) {
+		key->family = AF_INET;
+		key->local_ip[0] = skops->local_ip4;
+		key->remote_ip[0] = skops->remote_ip4;
+	} else if (family == AF_INET6) {
+		__u32 l0 = skops->local_ip6[0], l1 = skops->local_ip6[1];
+		__u32 l2 = skops->local_ip6[2], l3 = skops->local_ip6[3];
+		__u32 r0 = skops->remote_ip6[0], r1 = skops->remote_ip6[1];
+		__u32 r2 = skops->remote_ip6[2], r3 = skops->remote_ip6[3];
+
+		if (v4_mapped(l0, l1, l2) && v4_mapped(r0, r1, r2)) {
+			key->family = AF_INET;
+			key->local_ip[0] = l3;
+			key->remote_ip[0] = r3;
+		} else {
+			key->family = AF_INET6;
+			key->local_ip[0] = l0, key->local_ip[1] = l1, key->local_ip[2] = l2, key->local_ip[3] = l3;
+			key->remote_ip[0] = r0, key->remote_ip[1] = r1, key->remote_ip[2] = r2, key->remote_ip[3] = r3;
+		}
+	} else {
+		return 0;
+	}
+	key->netns = bpf_get_netns_cookie(skops);
+	return 1;
+}
+
+/* TCP_CONNECT_CB: the SYN is about to leave, so the app's port is chosen. A captured socket's
+ * record moves to orig_by_tuple, where getsockopt on the sidecar's accepted socket finds it. */
+static __always_inline void capture_rekey(struct bpf_sock_ops *skops, __u32 family)
+{
+	struct cookie_key ck;
+
+	__builtin_memset(&ck, 0, sizeof(ck));
+	ck.cookie = bpf_get_socket_cookie(skops);
+	ck.netns = bpf_get_netns_cookie(skops);
+	struct orig_dst *found = bpf_map_lookup_elem(&orig_by_cookie, &ck);
+	if (!found)
+		return;
+	struct orig_dst od = *found;
+	struct sock_key key;
+
+	if (tuple_key(skops, family, &key) && bpf_map_update_elem(&orig_by_tuple, &key, &od, BPF_ANY) == 0) {
+		__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+		/* Ask for state changes on this socket only, to delete the record when it closes. */
+		bpf_sock_ops_cb_flags_set(skops, flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	}
+	bpf_map_delete_elem(&orig_by_cookie, &ck);
+}
+
 SEC("sockops")
 int strait_sockops(struct bpf_sock_ops *skops)
 {
@@ -43,6 +104,19 @@ int strait_sockops(struct bpf_sock_ops *skops)
 	__u32 op = skops->op;
 	__u32 family = skops->family;
 
+	if (capture && op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		capture_rekey(skops, family);
+		return 1;
+	}
+	if (capture && op == BPF_SOCK_OPS_STATE_CB) {
+		/* Only captured sockets asked for this callback. args[1] is the new state. */
+		__u32 state = skops->args[1];
+		struct sock_key key;
+
+		if (state == BPF_TCP_CLOSE && tuple_key(skops, family, &key))
+			bpf_map_delete_elem(&orig_by_tuple, &key);
+		return 1;
+	}
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 

@@ -12,6 +12,7 @@ import type { Resolver } from './upstream/cluster.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import { DynamicConfig } from './xds/client/dynamic_config.js';
 import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
+import { InterceptStatusReporter } from './intercept/state.js';
 
 export const VERSION = '0.1.0';
 
@@ -55,6 +56,8 @@ export class Server implements AdminHost {
   private readonly loadedAt = new Date().toISOString();
   private shuttingDown: Promise<void> | null = null;
   private readonly serverStats;
+  /** How app traffic reaches this process (`strait intercept`): intercept.* stats, config_dump. */
+  private readonly intercept: InterceptStatusReporter;
   private readonly dump: Array<Record<string, unknown>>;
   /** The xDS client and what it applied; null without dynamic_resources. */
   xds: DynamicConfig | null = null;
@@ -82,6 +85,7 @@ export class Server implements AdminHost {
     };
     this.serverStats.concurrency.value = 1;
     this.dump = this.buildDump();
+    this.intercept = new InterceptStatusReporter(root);
     this.serverStats.state.value = STATE_CODE.PRE_INITIALIZING;
   }
 
@@ -191,6 +195,7 @@ export class Server implements AdminHost {
     s.live.value = this.state === 'LIVE' ? 1 : 0;
     s.uptime.value = Math.floor((Date.now() - this.startedAt) / 1000);
     s.total_connections.value = this.listeners.activeConnections;
+    this.intercept.refresh();
   }
 
   /** Stop accepting, let connections finish for up to the drain time, then exit 0. */
@@ -239,7 +244,7 @@ export class Server implements AdminHost {
   }
 
   configDump(resource?: string): unknown {
-    const configs = this.xds ? this.withDynamic(this.dump, this.xds) : this.dump;
+    const configs = this.intercept.withDump(this.xds ? this.withDynamic(this.dump, this.xds) : this.dump);
     if (!resource) return { configs };
     // ?resource=static_clusters etc.: the matching entries, flattened as Envoy does.
     return { configs: configs.flatMap((c) => ((c as Record<string, unknown>)[resource] as unknown[] | undefined) ?? []) };

@@ -68,6 +68,24 @@ std::vector<uint16_t> PortList(Napi::Object opts, const char* key) {
   return out;
 }
 
+std::vector<uint32_t> IdList(Napi::Object opts, const char* key) {
+  std::vector<uint32_t> out;
+  Napi::Value v = opts.Get(key);
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(opts.Env(), std::string("enableSockmap: ") + key + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    // (uid_t)-1 means "no change" to the kernel: never a real identity.
+    if (!(d >= 0 && d < 4294967295.0) || static_cast<double>(static_cast<uint32_t>(d)) != d) {
+      throw Napi::RangeError::New(opts.Env(), std::string("enableSockmap: ") + key + " holds a bad id");
+    }
+    out.push_back(static_cast<uint32_t>(d));
+  }
+  return out;
+}
+
 std::string OptString(Napi::Object opts, const char* key, const char* fn) {
   Napi::Value v = opts.Get(key);
   if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty()) {
@@ -98,6 +116,8 @@ Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
         o.Set("skMsg", out->sk_msg);
         o.Set("sockhash", out->sockhash);
         o.Set("loadError", ResultObject(env, out->load));
+        o.Set("captureLoadError", ResultObject(env, out->capture_load));
+        o.Set("captureIpv6", out->capture_ipv6);
         return o;
       });
   job->Queue();
@@ -122,8 +142,25 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
   opts.pin_dir = OptString(o, "pinDir", "enableSockmap");
   opts.ports = PortList(o, "ports");
   opts.exclude_ports = PortList(o, "excludePorts");
+  Napi::Value cport = o.Get("capturePort");
+  if (!cport.IsUndefined()) {
+    double d = cport.IsNumber() ? cport.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 65535) || static_cast<double>(static_cast<int>(d)) != d) {
+      throw Napi::RangeError::New(info.Env(), "enableSockmap: capturePort must be a port (0 = no capture)");
+    }
+    opts.capture_port = static_cast<uint16_t>(d);
+  }
+  opts.exempt_uids = IdList(o, "exemptUids");
+  opts.exempt_gids = IdList(o, "exemptGids");
+  auto enabled = std::make_shared<SockmapEnabled>();
   auto* job = new Job(
-      info.Env(), [opts]() { return EnableSockmap(opts); }, [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+      info.Env(), [opts, enabled]() { return EnableSockmap(opts, enabled.get()); },
+      [enabled](Napi::Env env) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("capture", enabled->capture);
+        r.Set("captureIpv6", enabled->capture_ipv6);
+        return r;
+      });
   job->Queue();
   return job->Promise();
 }
@@ -181,7 +218,33 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   st.Set("socketsSkipped", static_cast<double>(s.stats[1]));
   st.Set("msgRedirected", static_cast<double>(s.stats[2]));
   st.Set("msgPassed", static_cast<double>(s.stats[3]));
+  st.Set("connectCaptured", static_cast<double>(s.stats[4]));
+  st.Set("connectExempt", static_cast<double>(s.stats[5]));
+  st.Set("origDstAnswered", static_cast<double>(s.stats[6]));
   o.Set("stats", st);
+  Napi::Object cap = Napi::Object::New(env);
+  cap.Set("connect4Attached", s.connect4_attached);
+  cap.Set("connect6Attached", s.connect6_attached);
+  cap.Set("getsockoptAttached", s.getsockopt_attached);
+  cap.Set("getpeernameAttached", s.getpeername_attached);
+  cap.Set("pending", s.pending_captures);
+  Napi::Array conns = Napi::Array::New(env, s.captured.size());
+  for (uint32_t i = 0; i < s.captured.size(); i++) {
+    const CapturedConn& c = s.captured[i];
+    Napi::Object co = Napi::Object::New(env);
+    co.Set("family", c.family == 4 ? "IPv4" : "IPv6");
+    co.Set("clientAddress", c.client_ip);
+    co.Set("clientPort", c.client_port);
+    co.Set("sidecarAddress", c.sidecar_ip);
+    co.Set("sidecarPort", c.sidecar_port);
+    co.Set("originalFamily", c.original_family == 4 ? "IPv4" : "IPv6");
+    co.Set("originalAddress", c.original_ip);
+    co.Set("originalPort", c.original_port);
+    co.Set("netnsCookie", Napi::BigInt::New(env, static_cast<uint64_t>(c.netns)));
+    conns.Set(i, co);
+  }
+  cap.Set("connections", conns);
+  o.Set("capture", cap);
   return o;
 }
 

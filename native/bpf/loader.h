@@ -1,4 +1,5 @@
-// libbpf side of the sockmap accelerator (bpf/sockops.bpf.c + bpf/redirect.bpf.c): load,
+// libbpf side of the sockmap accelerator (bpf/sockops.bpf.c + bpf/redirect.bpf.c) and of the
+// connect4/6 + getsockopt capture (bpf/capture.bpf.c) that comes with it: load,
 // attach, pin, inspect, detach. Plain C++ with no Node-API, so the calls can run on a worker
 // thread (bpf_js.cc wraps them in AsyncWorkers). Compiled only when STRAIT_HAVE_BPF is set.
 #pragma once
@@ -20,7 +21,28 @@ struct SockmapOptions {
   std::string cgroup;   // cgroup v2 directory whose sockets are accelerated
   std::string pin_dir;  // e.g. /sys/fs/bpf/strait/default; must not exist yet
   std::vector<uint16_t> ports;          // only connections touching these (empty: all loopback)
-  std::vector<uint16_t> exclude_ports;  // never these
+  std::vector<uint16_t> exclude_ports;  // never these (nor captured)
+  // Transparent capture: 0 = off; else connects of the cgroup to non-local addresses go to
+  // 127.0.0.1:capture_port ([::1] for IPv6) and SO_ORIGINAL_DST answers where they were going.
+  uint16_t capture_port = 0;
+  std::vector<uint32_t> exempt_uids, exempt_gids;  // never captured (the sidecar's own connects)
+};
+
+// What EnableSockmap installed beyond the accelerator.
+struct SockmapEnabled {
+  bool capture = false;
+  bool capture_ipv6 = false;  // connect6 loaded and attached (dropped when the kernel rejects it)
+};
+
+// A captured connection still open: the app's end, and where it asked to go.
+struct CapturedConn {
+  int family = 0;  // 4 or 6, of the app <-> sidecar connection
+  std::string client_ip, sidecar_ip;
+  uint32_t client_port = 0, sidecar_port = 0;
+  int original_family = 0;
+  std::string original_ip;
+  uint32_t original_port = 0;
+  uint64_t netns = 0;
 };
 
 struct SockEntry {
@@ -30,7 +52,7 @@ struct SockEntry {
   uint64_t netns = 0;
 };
 
-constexpr int kStatCount = 4;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
+constexpr int kStatCount = 7;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
 
 struct SockmapStatus {
   std::vector<std::string> pins;  // pin names found in pin_dir
@@ -40,16 +62,22 @@ struct SockmapStatus {
   bool verdict_attached = false;  // the sk_msg program is attached to sock_hash
   std::vector<SockEntry> sockets;
   uint64_t stats[kStatCount] = {};
+  // Capture (all false / empty when it was not enabled).
+  bool connect4_attached = false, connect6_attached = false, getsockopt_attached = false, getpeername_attached = false;
+  std::vector<CapturedConn> captured;
+  uint32_t pending_captures = 0;  // connect() recorded, SYN not sent yet (or the connect failed)
 };
 
 struct ProbeResult {
   bool sockops = false, sk_msg = false, sockhash = false;
   Result load;  // loading both objects for real (nothing attached)
+  Result capture_load;  // loading capture.bpf.c (connect4 + getsockopt) as well
+  bool capture_ipv6 = false;  // its connect6 program loaded too
 };
 
 // Makes sure `path` is a bpffs mount; mounts one when it is not. *mounted tells which.
 Result EnsureBpffs(const std::string& path, bool* mounted);
-Result EnableSockmap(const SockmapOptions& opts);
+Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled);
 // Removes whatever part of an installation exists under pin_dir (also half-made ones).
 Result DisableSockmap(const std::string& pin_dir, std::vector<std::string>* removed);
 // err ENOENT when nothing is pinned there.

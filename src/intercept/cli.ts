@@ -1,35 +1,46 @@
 /**
  * `strait intercept enable|disable|status|cleanup`: installs, shows and removes the way app
  * traffic reaches the sidecar. Modes, in the order `auto` tries them:
- *   sockmap  — BPF socket redirect between loopback peers (the app addresses the sidecar;
- *              the hop skips TCP/IP). Needs BPF support, CAP_BPF + CAP_NET_ADMIN, cgroup v2.
+ *   sockmap  — BPF, for the processes of one cgroup v2: with --outbound-port, connect4/6
+ *              capture (an app's connect goes to the sidecar, SO_ORIGINAL_DST answered from a
+ *              BPF map; the app changes nothing), and always socket redirect between loopback
+ *              peers (the hop skips TCP/IP). iptables REDIRECT would break that redirect (the
+ *              two ends would see different ports), so capture for it is done in BPF too.
+ *              Needs BPF support, CAP_BPF + CAP_NET_ADMIN, cgroup v2.
  *   iptables — nat REDIRECT capture (the app changes nothing); the sidecar listener reads
  *              SO_ORIGINAL_DST. Needs iptables/nft and CAP_NET_ADMIN.
  *   none     — nothing installed: the app addresses the sidecar explicitly.
  * Output is JSON on stdout; errors go to stderr with exit status 1.
  */
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InterceptError, StraitError } from '../errors.js';
 import { detectHost, type HostReport } from './detect.js';
 import { enableIptables, iptablesProblems, iptablesStatus, removeIptables, tablesUsable, type Family, type IptablesOptions, type IptablesStatus } from './iptables.js';
 import { nativeBpf } from './native_bpf.js';
-import { disableSockmap, enableSockmap, installedNames, sockmapStatus, type SockmapStatus } from './sockmap.js';
+import { disableSockmap, enableSockmap, installedNames, pinDirOf, sockmapStatus, type SockmapStatus } from './sockmap.js';
+import { netnsInode, readRecords, removeRecords, stateDir, writeRecord, type InterceptRecord } from './state.js';
 
 export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cleanup [options]
 
   enable                    install interception (the first mode that works, with --mode auto)
   disable                   remove what enable installed (--name; iptables chains of this netns)
   status                    print what is installed, and what this host supports, as JSON
-  cleanup                   remove every Strait pin and chain left on this host (after a crash)
+  cleanup                   remove every Strait pin, chain and state record left (after a crash)
 
   --mode auto|sockmap|iptables|none   (default auto: sockmap, then iptables, then none)
   --name NAME               installation name: pins under /sys/fs/bpf/strait/NAME (default "default")
-  --cgroup PATH             sockmap: cgroup v2 directory to accelerate (default: the cgroup v2 root)
-  --outbound-port P         sidecar outbound listener (iptables: capture target; sockmap: accelerated port)
-  --inbound-port P          sidecar inbound listener (likewise, for inbound connections)
+  --cgroup PATH             sockmap: cgroup v2 directory to capture and accelerate (default: the
+                            cgroup v2 root); the sidecar runs in it too, under an exempt uid/gid
+  --outbound-port P         sidecar outbound listener: capture target (sockmap: connect4/6 to
+                            127.0.0.1:P / [::1]:P; iptables: REDIRECT) and accelerated port
+  --inbound-port P          sidecar inbound listener (iptables: capture target for inbound
+                            connections; sockmap: accelerated port)
   --exclude-ports P,P,...   destination ports never captured or accelerated
-  --exempt-uid UID          iptables: connections of this uid are not captured (the sidecar's own)
-  --exempt-gid GID          iptables: likewise by gid
+  --exempt-uid UID          connections of this uid are not captured (the sidecar's own)
+  --exempt-gid GID          likewise by gid
+Records of what is enabled go to $STRAIT_INTERCEPT_STATE_DIR (default /run/strait-intercept);
+a running Strait reads them for /config_dump and the intercept.* stats.
   --probe                   status: also load the BPF programs to test kernel support
 `;
 
@@ -53,6 +64,8 @@ export interface InterceptStatus {
   readonly sockmap: SockmapStatus | null;
   readonly iptables: IptablesStatus[];
   readonly host: HostReport;
+  /** The state records (what a running Strait reports). */
+  readonly records: InterceptRecord[];
 }
 
 function fail(message: string): never {
@@ -93,20 +106,45 @@ export async function interceptStatus(name: string, probe = false): Promise<Inte
   // An addon built without BPF cannot have installed anything.
   const sockmap = nativeBpf().available ? sockmapStatus(name) : null;
   const mode = sockmap && iptables.length ? 'sockmap+iptables' : sockmap ? 'sockmap' : iptables.length ? 'iptables' : 'none';
-  return { name, mode, sockmap, iptables, host };
+  return { name, mode, sockmap, iptables, host, records: readRecords() };
 }
 
 function iptablesOptions(o: InterceptOptions): IptablesOptions {
   return { outboundPort: o.outboundPort || undefined, inboundPort: o.inboundPort || undefined, excludePorts: o.excludePorts, exemptUids: o.exemptUids, exemptGids: o.exemptGids };
 }
 
-async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Promise<Record<string, unknown>> {
+/** What enableMode installed: its details for the output, and the state record's flags. */
+interface Enabled {
+  readonly details: Record<string, unknown>;
+  readonly record: Pick<InterceptRecord, 'capture' | 'captureIpv6' | 'accelerated' | 'cgroup'> | null;
+}
+
+const MAX_IDS = 8; // STRAIT_MAX_IDS in bpf/intercept.h
+
+async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Promise<Enabled> {
   if (mode === 'sockmap') {
     if (!host.sockmap.available) fail(`sockmap unavailable: ${host.sockmap.reason}`);
     const cgroup = o.cgroup ?? host.cgroup2 ?? fail('no cgroup v2 hierarchy; give --cgroup');
     const ports = [o.outboundPort, o.inboundPort].filter((p) => p > 0);
-    await enableSockmap({ name: o.name, cgroup, ports, excludePorts: o.excludePorts });
-    return { cgroup, ports };
+    if (o.outboundPort) {
+      const cap = host.sockmap.capture;
+      if (cap && !cap.available) fail(`sockmap capture unavailable: ${cap.reason}`);
+      if (!o.exemptUids.length && !o.exemptGids.length) {
+        fail("capturing outbound traffic needs --exempt-uid or --exempt-gid (the sidecar's own identity), or its upstream connections would loop back into it");
+      }
+      if (o.exemptUids.length > MAX_IDS || o.exemptGids.length > MAX_IDS) fail(`at most ${MAX_IDS} --exempt-uid and ${MAX_IDS} --exempt-gid`);
+    }
+    const en = await enableSockmap({
+      name: o.name,
+      cgroup,
+      ports,
+      excludePorts: o.excludePorts,
+      capturePort: o.outboundPort,
+      exemptUids: o.exemptUids,
+      exemptGids: o.exemptGids,
+    });
+    const capture = en.capture ? { outboundPort: o.outboundPort, ipv6: en.captureIpv6, exemptUids: o.exemptUids, exemptGids: o.exemptGids } : null;
+    return { details: { cgroup, ports, capture }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
   }
   if (mode === 'iptables') {
     if (!host.iptables.available) fail(`iptables unavailable: ${host.iptables.reason}`);
@@ -124,10 +162,35 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
       for (const f of done) await removeIptables(f).catch(() => undefined);
       throw err;
     }
-    return { families: done, outboundPort: o.outboundPort || null, inboundPort: o.inboundPort || null };
+    return {
+      details: { families: done, outboundPort: o.outboundPort || null, inboundPort: o.inboundPort || null },
+      record: { capture: true, captureIpv6: done.includes(6), accelerated: false, cgroup: null },
+    };
   }
   // Explicit addressing: the app (or a thin SDK) is told where the sidecar listens.
-  return { env: o.outboundPort ? { STRAIT_OUTBOUND_ADDR: `127.0.0.1:${o.outboundPort}` } : {} };
+  return { details: { env: o.outboundPort ? { STRAIT_OUTBOUND_ADDR: `127.0.0.1:${o.outboundPort}` } : {} }, record: null };
+}
+
+/** Writes the state record; a failure is reported, not fatal (interception itself works). */
+function record(mode: Mode, o: InterceptOptions, en: Enabled): Record<string, unknown> {
+  if (!en.record || mode === 'none') return {};
+  try {
+    const file = writeRecord({
+      name: o.name,
+      mode,
+      ...en.record,
+      netns: netnsInode(),
+      outboundPort: o.outboundPort || null,
+      inboundPort: o.inboundPort || null,
+      excludePorts: o.excludePorts,
+      exemptUids: o.exemptUids,
+      exemptGids: o.exemptGids,
+      enabledAt: new Date().toISOString(),
+    });
+    return { stateFile: file };
+  } catch (err) {
+    return { stateError: `cannot write the state record under ${stateDir()}: ${(err as Error).message}` };
+  }
 }
 
 async function enable(requested: (typeof MODES)[number], o: InterceptOptions): Promise<Record<string, unknown>> {
@@ -136,8 +199,8 @@ async function enable(requested: (typeof MODES)[number], o: InterceptOptions): P
   const skipped: Array<{ mode: Mode; reason: string }> = [];
   for (const mode of order) {
     try {
-      const details = await enableMode(mode, o, host);
-      return { action: 'enable', name: o.name, mode, details, skipped };
+      const en = await enableMode(mode, o, host);
+      return { action: 'enable', name: o.name, mode, details: en.details, skipped, ...record(mode, o, en) };
     } catch (err) {
       if (requested !== 'auto' || !(err instanceof StraitError)) throw err;
       skipped.push({ mode, reason: err.message });
@@ -146,11 +209,18 @@ async function enable(requested: (typeof MODES)[number], o: InterceptOptions): P
   throw new InterceptError('no interception mode could be enabled'); // unreachable: none always works
 }
 
+/** A sockmap record whose pins are gone, or an iptables record of this netns once its chains are. */
+function staleRecord(r: InterceptRecord, chainsGone: boolean, netns: number): boolean {
+  return r.mode === 'sockmap' ? !fs.existsSync(pinDirOf(r.name)) : chainsGone && r.netns === netns;
+}
+
 async function disable(o: InterceptOptions): Promise<Record<string, unknown>> {
   const pins = await disableSockmap(o.name);
   const chains: Record<string, string[]> = {};
   for (const f of await families()) chains[`ipv${f}`] = await removeIptables(f);
-  return { action: 'disable', name: o.name, removed: { pins, chains } };
+  const ns = netnsInode();
+  const records = removeRecords((r) => staleRecord(r, true, ns));
+  return { action: 'disable', name: o.name, removed: { pins, chains, records } };
 }
 
 /** Removes every installation (all names) and Strait's chains in this network namespace. */
@@ -165,15 +235,20 @@ async function cleanup(): Promise<Record<string, unknown>> {
     }
   }
   const chains: Record<string, string[]> = {};
+  let chainsGone = true;
   for (const f of await families()) {
     try {
       chains[`ipv${f}`] = await removeIptables(f);
     } catch (err) {
+      chainsGone = false;
       errors.push((err as Error).message);
     }
   }
+  // Records go with what they describe; those of other namespaces' chains stay.
+  const ns = netnsInode();
+  const records = removeRecords((r) => staleRecord(r, chainsGone, ns));
   if (errors.length) fail(`cleanup left something behind:\n${errors.join('\n')}`);
-  return { action: 'cleanup', removed: { pins, chains } };
+  return { action: 'cleanup', removed: { pins, chains, records } };
 }
 
 /** JSON with bigints (netns cookies) as decimal strings. */

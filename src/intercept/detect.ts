@@ -37,7 +37,8 @@ export interface HostReport {
   readonly cgroup2: string | null;
   /** /sys/fs/bpf is a bpffs right now (enable mounts one when it is not). */
   readonly bpffsMounted: boolean;
-  readonly sockmap: Feature & { readonly probe?: BpfProbe };
+  /** `capture`: the connect4/6 + getsockopt programs that sockmap mode adds for transparent capture. */
+  readonly sockmap: Feature & { readonly probe?: BpfProbe; readonly capture?: Feature & { readonly ipv6?: boolean } };
   readonly iptables: Feature & { readonly version?: string };
   readonly ip6tables: Feature & { readonly version?: string };
   readonly ipvs: Feature;
@@ -105,14 +106,18 @@ async function sockmapFeature(caps: Capabilities, cgroup2: string | null, doProb
   // Loading needs CAP_BPF (or CAP_SYS_ADMIN). The capability set is only a hint (user
   // namespaces, LSMs and sysctls also decide), so the load itself has the last word.
   const capHint = !caps.bpf && !caps.sysAdmin ? ' (this process has neither CAP_BPF nor CAP_SYS_ADMIN)' : '';
-  if (!doProbe) return capHint ? { available: false, reason: `no CAP_BPF${capHint}` } : { available: true };
+  // Unprobed: the capture programs need nothing the sockops one does not (kernel >= 5.15).
+  if (!doProbe) return capHint ? { available: false, reason: `no CAP_BPF${capHint}` } : { available: true, capture: { available: true } };
   const probe = await bpf.probe();
   if (probe.loadError) return { available: false, reason: `loading Strait's BPF programs failed: ${probe.loadError.message}${capHint}`, probe };
   if (!probe.sockops || !probe.skMsg || !probe.sockhash) {
     const missing = [!probe.sockops && 'sockops programs', !probe.skMsg && 'sk_msg programs', !probe.sockhash && 'SOCKHASH maps'].filter(Boolean);
     return { available: false, reason: `the kernel rejects ${missing.join(', ')}`, probe };
   }
-  return { available: true, probe };
+  const capture = probe.captureLoadError
+    ? { available: false, reason: `loading the capture programs failed: ${probe.captureLoadError.message}` }
+    : { available: true, ipv6: probe.captureIpv6 };
+  return { available: true, probe, capture };
 }
 
 async function tablesFeature(bin: 'iptables' | 'ip6tables', caps: Capabilities): Promise<HostReport['iptables']> {

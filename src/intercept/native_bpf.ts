@@ -1,6 +1,6 @@
 /**
- * The addon's `bpf` export (native/bpf/): the sockmap accelerator's libbpf loader and the
- * SO_ORIGINAL_DST helper. Typed here rather than in src/native.ts so interception stays in
+ * The addon's `bpf` export (native/bpf/): the libbpf loader of the sockmap accelerator and of
+ * its connect4/6 + getsockopt capture, and the SO_ORIGINAL_DST helper. Typed here rather than in src/native.ts so interception stays in
  * its own folder; loaded through the same loadNative().
  */
 import { loadNative, type SockAddr } from '../native.js';
@@ -12,8 +12,37 @@ export interface SockmapOptions {
   readonly pinDir: string;
   /** Only connections with one end on one of these ports (at most 16). Empty: all loopback TCP. */
   readonly ports?: readonly number[];
-  /** Never connections with one end on one of these ports (at most 16). */
+  /** Never connections with one end on one of these ports (at most 16); never captured either. */
   readonly excludePorts?: readonly number[];
+  /**
+   * Transparent capture (bpf/capture.bpf.c): TCP connects of the cgroup to non-local addresses
+   * go to 127.0.0.1:capturePort ([::1] for IPv6) and SO_ORIGINAL_DST answers the address asked
+   * for. 0 or absent: no capture.
+   */
+  readonly capturePort?: number;
+  /** Connects by these uids/gids are never captured (the sidecar's own; at most 8 each). */
+  readonly exemptUids?: readonly number[];
+  readonly exemptGids?: readonly number[];
+}
+
+/** What enableSockmap installed beyond the accelerator. */
+export interface SockmapEnabled {
+  readonly capture: boolean;
+  /** connect6 is attached too (false when the kernel rejected it; IPv4 capture still works). */
+  readonly captureIpv6: boolean;
+}
+
+/** A captured connection still open: the app's end, and where it asked to go. */
+export interface CapturedConnection {
+  readonly family: 'IPv4' | 'IPv6';
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly sidecarAddress: string;
+  readonly sidecarPort: number;
+  readonly originalFamily: 'IPv4' | 'IPv6';
+  readonly originalAddress: string;
+  readonly originalPort: number;
+  readonly netnsCookie: bigint;
 }
 
 /** A socket in the SOCKHASH, seen from its own side. */
@@ -41,7 +70,26 @@ export interface SockmapKernelStatus {
   readonly verdictAttached: boolean;
   readonly sockets: readonly SockmapSocket[];
   /** Counters kept by the programs (bpf/intercept.h `enum strait_stat`), summed over CPUs. */
-  readonly stats: { socketsAdded: number; socketsSkipped: number; msgRedirected: number; msgPassed: number };
+  readonly stats: {
+    socketsAdded: number;
+    socketsSkipped: number;
+    msgRedirected: number;
+    msgPassed: number;
+    connectCaptured: number;
+    connectExempt: number;
+    origDstAnswered: number;
+  };
+  /** The capture programs' links (all false when capture was not enabled) and open captures. */
+  readonly capture: {
+    readonly connect4Attached: boolean;
+    readonly connect6Attached: boolean;
+    readonly getsockoptAttached: boolean;
+    /** getpeername4 (the app sees the address it connected to); getpeername6 goes with connect6. */
+    readonly getpeernameAttached: boolean;
+    /** Records between connect() and the SYN, or of connects that failed before it. */
+    readonly pending: number;
+    readonly connections: readonly CapturedConnection[];
+  };
 }
 
 export interface BpfProbe {
@@ -50,6 +98,10 @@ export interface BpfProbe {
   readonly sockhash: boolean;
   /** Why loading Strait's own programs failed; null when both loaded. */
   readonly loadError: { code: string; message: string } | null;
+  /** Why loading the capture programs (connect4 + getsockopt) failed; null when they loaded. */
+  readonly captureLoadError: { code: string; message: string } | null;
+  /** connect6 loaded as well. */
+  readonly captureIpv6: boolean;
 }
 
 interface BpfCommon {
@@ -65,7 +117,7 @@ export interface BpfAvailable extends BpfCommon {
   probe(): Promise<BpfProbe>;
   /** Mounts a bpffs on `path` unless one is there; resolves true when it mounted one. */
   ensureBpffs(path: string): Promise<boolean>;
-  enableSockmap(opts: SockmapOptions): Promise<void>;
+  enableSockmap(opts: SockmapOptions): Promise<SockmapEnabled>;
   /** Detaches and unpins whatever exists under pinDir; resolves with the pin names removed. */
   disableSockmap(pinDir: string): Promise<string[]>;
   /** null when nothing is pinned at pinDir. */

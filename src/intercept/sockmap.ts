@@ -1,6 +1,8 @@
 /**
  * The sockmap accelerator: sockops fills a SOCKHASH with the cgroup's established loopback
- * sockets, sk_msg hands each send straight to the peer socket (bpf/*.bpf.c). Everything lives
+ * sockets, sk_msg hands each send straight to the peer socket (bpf/*.bpf.c). With a capture
+ * port, connect4/6 also send the cgroup's outbound connects to the sidecar and getsockopt
+ * answers SO_ORIGINAL_DST for them (bpf/capture.bpf.c). Everything lives
  * in pins under /sys/fs/bpf/strait/<name>, so it outlives the process that installed it and a
  * later `disable`/`cleanup` finds exactly what to remove.
  */
@@ -8,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InterceptError } from '../errors.js';
 import { cgroup2Mount, isCgroup2Dir } from './detect.js';
-import { nativeBpf, type BpfAvailable, type SockmapKernelStatus } from './native_bpf.js';
+import { nativeBpf, type BpfAvailable, type SockmapEnabled, type SockmapKernelStatus } from './native_bpf.js';
 
 export const BPFFS = '/sys/fs/bpf';
 export const PIN_ROOT = `${BPFFS}/strait`;
@@ -18,6 +20,10 @@ export interface SockmapEnableOptions {
   readonly cgroup: string;
   readonly ports: readonly number[];
   readonly excludePorts: readonly number[];
+  /** Capture outbound connects to this port (0: acceleration only). */
+  readonly capturePort?: number;
+  readonly exemptUids?: readonly number[];
+  readonly exemptGids?: readonly number[];
 }
 
 export interface SockmapStatus extends SockmapKernelStatus {
@@ -49,7 +55,7 @@ function removeRootIfEmpty(): void {
   }
 }
 
-export async function enableSockmap(o: SockmapEnableOptions): Promise<void> {
+export async function enableSockmap(o: SockmapEnableOptions): Promise<SockmapEnabled> {
   const b = bpf();
   if (!isCgroup2Dir(o.cgroup)) throw new InterceptError(`--cgroup ${o.cgroup} is not a cgroup v2 directory`);
   const pinDir = pinDirOf(o.name);
@@ -57,7 +63,15 @@ export async function enableSockmap(o: SockmapEnableOptions): Promise<void> {
   await b.ensureBpffs(BPFFS);
   fs.mkdirSync(PIN_ROOT, { recursive: true, mode: 0o700 });
   try {
-    await b.enableSockmap({ cgroup: o.cgroup, pinDir, ports: o.ports, excludePorts: o.excludePorts });
+    return await b.enableSockmap({
+      cgroup: o.cgroup,
+      pinDir,
+      ports: o.ports,
+      excludePorts: o.excludePorts,
+      capturePort: o.capturePort ?? 0,
+      exemptUids: o.exemptUids ?? [],
+      exemptGids: o.exemptGids ?? [],
+    });
   } catch (err) {
     removeRootIfEmpty();
     throw new InterceptError(`sockmap: ${(err as Error).message}`, { cause: err });

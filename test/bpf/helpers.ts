@@ -114,13 +114,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `strait intercept ARGS`, optionally inside a netns and/or with a reduced capability bounding set. */
-export async function intercept(args: string[], where: { netns?: Netns; dropCaps?: string } = {}): Promise<CliResult> {
+/** `strait intercept ARGS`, optionally inside a netns, with a reduced capability bounding set, and/or extra env. */
+export async function intercept(args: string[], where: { netns?: Netns; dropCaps?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   let argv = [process.execPath, CLI, 'intercept', ...args];
   if (where.dropCaps) argv = ['setpriv', `--bounding-set=${where.dropCaps}`, ...argv];
   if (where.netns) argv = ['nsenter', `--net=${where.netns.path}`, ...argv];
   try {
-    const { stdout, stderr } = await execFileP(argv[0]!, argv.slice(1), { maxBuffer: 16 * 1024 * 1024 });
+    const env = where.env ? { ...process.env, ...where.env } : process.env;
+    const { stdout, stderr } = await execFileP(argv[0]!, argv.slice(1), { maxBuffer: 16 * 1024 * 1024, env });
     return { code: 0, json: JSON.parse(stdout), stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -138,6 +139,8 @@ export interface HostState {
   iptables: string;
   ip6tables: string;
   netns: string[];
+  /** `strait intercept` state records in the default directory. */
+  records: string[];
 }
 
 function listRecursive(dir: string, base = dir): string[] {
@@ -149,6 +152,8 @@ function listRecursive(dir: string, base = dir): string[] {
   }
   return out.sort();
 }
+
+const DEFAULT_STATE_DIR = '/run/strait-intercept';
 
 const ids = (json: string) => (JSON.parse(json || '[]') as Array<{ id: number; type?: string; name?: string }>).map((x) => `${x.id}:${x.type ?? ''}:${x.name ?? ''}`).sort();
 // Timestamps and packet counters change by themselves; the rules are what must not.
@@ -165,11 +170,12 @@ export function hostState(): HostState {
     iptables: tables(sh('iptables-save', [])),
     ip6tables: tables(sh('ip6tables-save', [])),
     netns: sh('ip', ['netns', 'list']).split('\n').filter(Boolean).sort(),
+    records: fs.existsSync(DEFAULT_STATE_DIR) ? ['(dir)', ...listRecursive(DEFAULT_STATE_DIR)] : [],
   };
 }
 
 /** Programs and maps that Strait's objects create (skeleton .rodata maps are named after them). */
-const OURS = /:(strait_sockops|strait_redirect|sock_hash|stats|strait_s\.rodata|strait_r\.rodata)$/;
+const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|strait_[src]\.rodata)$/;
 
 /**
  * The state to compare against at the end. Detection loads Strait's programs to probe the

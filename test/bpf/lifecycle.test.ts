@@ -53,11 +53,29 @@ describe.skipIf(!!skip)(skip ? `intercept lifecycle (skipped: ${skip})` : 'inter
     const s = await intercept(['status', '--name', NAME], { netns: ns });
     expect(s.json.mode).toBe('sockmap+iptables');
     expect(s.json.sockmap.cgroup).toBe(cg.path);
+    expect(s.json.sockmap.capture.connect4Attached).toBe(true);
+    expect(s.json.records.map((r: any) => r.mode).sort()).toEqual(['iptables', 'sockmap']);
 
     // The CLI exits after enable: nothing is running, as after a sidecar crash.
     const c = await intercept(['cleanup'], { netns: ns });
     expect(c.code, c.stderr).toBe(0);
-    expect(c.json.removed.pins[NAME].sort()).toEqual(['redirect_prog', 'sock_hash', 'sockops_link', 'sockops_prog', 'stats']);
+    // --outbound-port with an exemption: sockmap mode captures with connect4/6 + getsockopt too.
+    expect(c.json.removed.pins[NAME].sort()).toEqual([
+      'connect4_link',
+      'connect6_link',
+      'getpeername4_link',
+      'getpeername6_link',
+      'getsockopt_link',
+      'orig_by_cookie',
+      'orig_by_tuple',
+      'redirect_prog',
+      'sock_hash',
+      'sockops_link',
+      'sockops_prog',
+      'stats',
+    ]);
+    // The state records of both installations (sockmap, and iptables in this netns) go too.
+    expect(c.json.removed.records).toHaveLength(2);
     expect(c.json.removed.chains.ipv4).toEqual(['STRAIT_OUTPUT']);
     expect(fs.existsSync(PIN_ROOT)).toBe(false);
     expect(nsRules(ns)).toEqual([]);
