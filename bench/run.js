@@ -4,10 +4,11 @@
 //   node bench/run.js --quick    CI profile, <= 3 minutes (npm run bench:quick)
 //   node bench/run.js --quick --dry-run   print the plan (every workload x peer) without load
 import path from 'node:path';
+import { HOT_RESTART_HOW, hotRestartUnavailable } from './hot-restart.js';
 import { loadavg, machineInfo } from './lib/machine.js';
 import { runPinned } from './lib/proc.js';
 import { writeReport } from './lib/report.js';
-import { buildPlan, printPlan, runPlan } from './lib/runner.js';
+import { buildPlan, hotRestartSeconds, printPlan, runPlan } from './lib/runner.js';
 import { parseArgs, resolveSettings, USAGE } from './lib/settings.js';
 import { summarize } from './lib/summarize.js';
 import { BENCH_DIR, findTool, versionOf } from './lib/tools.js';
@@ -71,7 +72,39 @@ async function micro(ctx) {
   return JSON.parse(m[1]);
 }
 
-const results = await runPlan({ settings, peerInfo, plan, meta, log, micro: settings.micro ? micro : null });
+/**
+ * The hot-restart table (bench/hot-restart.js) in its own process: it loads sofa-rpc-node, whose
+ * timers must not keep this process alive, and a hung upgrade is killed by the timeout.
+ */
+async function hotRestart(ctx) {
+  const hr = settings.hotRestart;
+  const out = { status: 'ran', reason: null, upgrades: hr.upgrades, engines: hr.engines, how: HOT_RESTART_HOW, rows: [] };
+  const skip = (status, reason) => {
+    log(`hot restart: ${status}: ${reason}`);
+    return { ...out, status, reason };
+  };
+  if (hr.off) return skip('skipped', hr.off);
+  const why = hotRestartUnavailable();
+  if (why) return skip('skipped', why);
+  const need = hotRestartSeconds(hr);
+  if (ctx.budgetLeftS() < need) return skip('not run', `time budget of ${settings.budgetS} s: ${Math.max(0, Math.round(ctx.budgetLeftS()))} s left, it needs ~${Math.round(need)} s`);
+  log(`hot restart: ${hr.upgrades} upgrade(s) on ${hr.engines.join(', ')}`);
+  const r = await runPinned('hot-restart', process.execPath, [path.join(BENCH_DIR, 'hot-restart.js'), '--json', '--upgrades', String(hr.upgrades), '--engines', hr.engines.join(',')], {
+    timeoutMs: (need + 60) * 1000,
+    env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
+  });
+  let rows = null;
+  try {
+    rows = r.code === 0 ? JSON.parse(r.stdout) : null;
+  } catch {
+    // reported below
+  }
+  if (!Array.isArray(rows)) return skip('failed', `bench/hot-restart.js exited ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${(r.stderr || r.stdout).trim().slice(-600)}`);
+  for (const row of rows) log(`hot restart strait-${row.engine}: ${row.calls_ok} calls ok, ${row.calls_failed} failed, ${row.client_connections} client connection(s)`);
+  return { ...out, rows };
+}
+
+const results = await runPlan({ settings, peerInfo, plan, meta, log, micro: settings.micro ? micro : null, hotRestart });
 results.meta.loadavgEnd = loadavg();
 const outDir = path.resolve(args.out ?? path.join(REPO, 'perf-reports'));
 const files = writeReport(results, outDir);
@@ -94,5 +127,10 @@ for (const w of results.workloads) {
       return `${n} ${r}${p.flagged ? '!' : ''}`;
     });
   process.stdout.write(`  ${w.name}: ${cells.join(', ')}\n`);
+}
+const hr = results.hotRestart;
+if (hr) {
+  const cells = hr.rows.map((x) => `strait-${x.engine} ${x.calls_failed} failed of ${x.calls_ok + x.calls_failed}, ${x.client_connections} connection(s)`);
+  process.stdout.write(`  hot restart (${hr.upgrades} upgrade(s)): ${hr.status === 'ran' ? cells.join('; ') : `${hr.status}: ${hr.reason}`}\n`);
 }
 process.stdout.write(`\nreport: ${files.md}\n        ${files.json}\n        ${files.svg}\nwall time ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);

@@ -4,15 +4,16 @@ import { AdminServer, type AdminHost } from './admin/admin_server.js';
 import type { FieldError } from './errors.js';
 import type { RuntimeContext } from './filters/network/types.js';
 import { createEngine, type EngineName, type IoEngine, type PeerAddress } from './io/index.js';
+import { InterceptStatusReporter } from './intercept/state.js';
 import { ListenerManager } from './listener/listener_manager.js';
 import { log } from './log.js';
 import { StatsStore } from './observability/stats.js';
 import type { StaticConfig } from './static_config.js';
 import type { Resolver } from './upstream/cluster.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
+import { HealthFlag } from './upstream/host.js';
 import { DynamicConfig } from './xds/client/dynamic_config.js';
 import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
-import { InterceptStatusReporter } from './intercept/state.js';
 
 export const VERSION = '0.1.0';
 
@@ -56,9 +57,9 @@ export class Server implements AdminHost {
   private readonly loadedAt = new Date().toISOString();
   private shuttingDown: Promise<void> | null = null;
   private readonly serverStats;
+  private readonly dump: Array<Record<string, unknown>>;
   /** How app traffic reaches this process (`strait intercept`): intercept.* stats, config_dump. */
   private readonly intercept: InterceptStatusReporter;
-  private readonly dump: Array<Record<string, unknown>>;
   /** The xDS client and what it applied; null without dynamic_resources. */
   xds: DynamicConfig | null = null;
   /** Called once the process may exit (quit, drain done). */
@@ -278,7 +279,7 @@ export class Server implements AdminHost {
             host_statuses: c.allHosts.map((h) => ({
               address: addressJson(h.address),
               stats: Object.entries(h.counters).map(([name, value]) => ({ name, value, type: name.endsWith('_active') ? 'GAUGE' : 'COUNTER' })),
-              health_status: { eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY' },
+              health_status: { eds_health_status: h.hasFlag(HealthFlag.FAILED_EDS_HEALTH) ? 'UNHEALTHY' : 'HEALTHY', failed_active_health_check: h.hasFlag(HealthFlag.FAILED_ACTIVE_HC), failed_outlier_check: h.hasFlag(HealthFlag.FAILED_OUTLIER_CHECK), failed_active_degraded_check: h.hasFlag(HealthFlag.DEGRADED_ACTIVE_HC), pending_active_hc: h.hasFlag(HealthFlag.PENDING_ACTIVE_HC) },
               weight: h.weight,
               hostname: h.hostname,
               priority: h.priority,
@@ -295,7 +296,7 @@ export class Server implements AdminHost {
       for (const h of c.allHosts) {
         const p = `${c.name}::${h.label}::`;
         for (const [k, v] of Object.entries(h.counters)) out += `${p}${k}::${v}\n`;
-        out += `${p}hostname::${h.hostname}\n${p}health_flags::${h.healthy ? 'healthy' : '/failed_eds_health'}\n`;
+        out += `${p}hostname::${h.hostname}\n${p}health_flags::${h.healthFlagsText}\n`;
         out += `${p}weight::${h.weight}\n${p}priority::${h.priority}\n`;
       }
     }

@@ -68,7 +68,7 @@ export function buildStaticConfig(
       return;
     }
     if (name) clusterIndex.set(name, i);
-    for (const f of ['outlier_detection', 'health_checks', 'lb_subset_config', 'upstream_connection_options'] as const) {
+    for (const f of ['upstream_connection_options'] as const) {
       const v = c[f];
       if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
     }

@@ -4,6 +4,7 @@
 //   <date>-<commit>.md    summary ratio tables on top, then machine, settings, how measured, details
 import fs from 'node:fs';
 import path from 'node:path';
+import { hotRestartMarkdown } from '../hot-restart.js';
 import { fmtNum, renderChart } from './svg.js';
 import { runFlags, summarize } from './summarize.js';
 
@@ -41,6 +42,9 @@ export function renderMarkdown(results, summary, svgName) {
   const allNames = peers.map((p) => p.name);
   const ran = results.workloads.filter((w) => summary[w.name]?.status === 'ran');
   const memW = ran.filter((w) => w.primary.better === 'lower');
+  // Tables without a layer column name the layer where one shape is measured at two layers.
+  const titles = results.workloads.map((w) => w.title);
+  const rowName = (w) => (titles.indexOf(w.title) !== titles.lastIndexOf(w.title) ? `${w.title} (${w.layerLabel.split(' ')[0]})` : w.title);
   const thrW = ran.filter((w) => w.primary.better === 'higher');
   const L = [];
   L.push(`# Strait benchmark - ${m.date} - ${m.commit} (${s.mode})`, '');
@@ -86,7 +90,7 @@ export function renderMarkdown(results, summary, svgName) {
       if (!w.cpu) continue;
       const bestV = ws.best_cpu_proxy ? ws.peers[ws.best_cpu_proxy].stats[w.cpu.key].median : NaN;
       crows.push([
-        w.title,
+        rowName(w),
         w.cpu.label,
         ...proxyNames.map((n) => {
           const p = ws.peers[n];
@@ -107,7 +111,7 @@ export function renderMarkdown(results, summary, svgName) {
         const ws = summary[w.name];
         const d = ws.peers.direct?.stats.p99_ms?.median;
         return [
-          w.title,
+          rowName(w),
           Number.isFinite(d) ? `${fmtNum(d, 3)} ms` : statusCell(ws.peers.direct) ?? '-',
           ...proxyNames.map((n) => {
             const p = ws.peers[n];
@@ -153,6 +157,13 @@ export function renderMarkdown(results, summary, svgName) {
   const skippedWorkloads = results.workloads.filter((w) => w.status !== 'ran');
   for (const w of skippedWorkloads.filter((x) => x.primary.better === 'lower')) L.push(`### ${w.title}`, '', `${w.status}: ${w.reason}`, '');
 
+  const hr = results.hotRestart;
+  if (hr) {
+    L.push(`### Hot restart under load: ${hr.upgrades} upgrade${hr.upgrades === 1 ? '' : 's'} in a row`, '');
+    if (hr.status !== 'ran') L.push(`${hr.status}: ${hr.reason}`, '');
+    else L.push('A Bolt client keeps calling through Strait while new processes take over one after another (how: see "How measured"). Wanted: 0 calls failed and 1 client connection (it never reconnected).', '', hotRestartMarkdown(hr.rows));
+  }
+
   L.push(`![throughput and latency per peer per workload](${svgName})`, '');
 
   // ---- Flags -------------------------------------------------------------------------------
@@ -185,6 +196,10 @@ export function renderMarkdown(results, summary, svgName) {
     }
   }
   for (const x of results.micro ?? []) if (x.status !== 'ran') flags.push(`- **micro ${x.name}**: ${x.status}: ${x.reason}`);
+  if (hr && hr.status !== 'ran') flags.push(`- **hot restart**: ${hr.status}: ${hr.reason}`);
+  for (const r of hr?.rows ?? []) {
+    if (r.calls_failed || r.client_connections !== 1) flags.push(`- **hot restart / strait-${r.engine}**: ${r.calls_failed} calls failed, ${r.client_connections} client connections seen (wanted 0 and 1)`);
+  }
   for (const wmsg of results.warnings ?? []) flags.push(`- ${wmsg}`);
   L.push(flags.length ? flags.join('\n') : 'None: every counted response and byte was verified.', '');
 
@@ -225,12 +240,13 @@ export function renderMarkdown(results, summary, svgName) {
   L.push(
     '- One upstream process per workload, shared by every peer, so all peers (and "direct") hit the same server. Every proxy is started once per workload from a config generated into a temp dir (memory: once per round), checked with one exact request (preflight), warmed up, then measured round by round.',
     '- **direct** is the load generator talking to the upstream with no proxy: the ceiling. With 2 cores the proxy has core 0 alone and client + upstream share core 1, so every proxied row pays the same client/server cost on core 1 as direct. (A proxy on its own core also takes over part of the loopback TCP work the kernel does for the upstream, so a ratio slightly above 1.00 is possible and means "at the ceiling".)',
-    '- **Layer**: Strait has only `envoy.filters.network.tcp_proxy` today, so every peer forwards at L4 (HAProxy `mode tcp`, nginx `stream {}`, Strait/Envoy `tcp_proxy` from the same generated bootstrap). HTTP workloads through an L4 proxy measure byte forwarding of HTTP traffic, not HTTP routing.',
+    '- **Layer** (every row names it): **L7 (http_connection_manager)** rows have every proxy parse and route HTTP with one worker: Strait and Envoy `http_connection_manager` (codec AUTO, one route `/` to the upstream cluster, from the same generated bootstrap), HAProxy `mode http` with `http-reuse always`, nginx `http {}` `proxy_pass` with `proxy_http_version 1.1` and upstream `keepalive`; every proxy keeps HTTP/1.1 keep-alive connections to the upstream. In the h2c rows the proxies take h2c (HAProxy `bind ... proto h2`, nginx `listen ... http2`) and forward HTTP/1.1, while direct is h2c end to end. **L4 (tcp_proxy)** rows forward bytes (HAProxy `mode tcp`, nginx `stream {}`, Strait/Envoy `tcp_proxy`): they measure carrying HTTP traffic, not routing it. The RPC rows are Strait at L7 against HAProxy/nginx at L4 (neither parses Bolt or Dubbo).',
     '- **CPU per unit**: utime+stime from /proc/<pid>/stat of the proxy\'s whole process tree (all threads; nginx master + worker), read right before and after each run, divided by the requests (per 10k) or bytes (per GiB) that run completed.',
     '- **Correctness**: a run is counted only with zero errors. wrk: connect/read/write/timeout socket errors and statuses >= 400 from its summary, plus bytes read = requests x exact response size. h2load: failed/errored/timeout, non-2xx, and every line of its per-request log must be 200. Bulk: byte count and checksum. Memory: every connection echoed. Flagged runs are listed above and left out of medians.',
     '',
   );
   for (const w of results.workloads) L.push(`- **${w.name}** (${w.layerLabel}): ${w.description}`);
+  if (hr) L.push(`- **hot restart** (${hr.upgrades} upgrade(s), ${hr.engines.map((e) => `strait-${e}`).join(', ')}): ${hr.how}`);
   L.push('');
 
   // ---- Details --------------------------------------------------------------------------------

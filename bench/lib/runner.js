@@ -70,7 +70,13 @@ export function estimateSeconds({ settings, plan }) {
     const warm = w.warmup ? (w.name === 'tcp-bulk' ? 0.5 : w.runSeconds ? Math.min(settings.warmupS, w.runSeconds(settings) / 2) + 0.1 : Math.max(1, Math.round(settings.warmupS)) + 0.3) : 0;
     s += 1.5 + n * (warm + p.rounds * per + 0.3);
   }
+  if (!settings.hotRestart?.off) s += hotRestartSeconds(settings.hotRestart);
   return s;
+}
+
+/** Seconds the hot-restart table takes: a ~1 s pause before each upgrade and after the last, plus starts. */
+export function hotRestartSeconds({ upgrades, engines }) {
+  return 1 + engines.length * (upgrades + 1 + 2.5);
 }
 
 export function printPlan({ settings, peerInfo, plan }, out = process.stdout) {
@@ -86,6 +92,8 @@ export function printPlan({ settings, peerInfo, plan }, out = process.stdout) {
       out.write(`    ${w.name} x ${name.padEnd(14)} ${st}\n`);
     }
   }
+  const hr = settings.hotRestart;
+  if (hr) out.write(`  hot-restart [L7 Bolt, rpc_proxy] ${hr.off ? `off: ${hr.off}` : `${hr.upgrades} upgrade(s) on ${hr.engines.map((e) => `strait-${e}`).join(', ')}`}\n`);
   out.write(`estimated wall time: ~${Math.round(estimateSeconds({ settings, plan }))} s\n`);
 }
 
@@ -97,6 +105,8 @@ function makeCtx(settings, log) {
   return {
     settings,
     overBudget: () => (Date.now() - t0) / 1000 > settings.budgetS,
+    /** Seconds left before the budget is spent (negative once it is). */
+    budgetLeftS: () => settings.budgetS - (Date.now() - t0) / 1000,
     cpus: settings.cpus,
     tmp,
     log,
@@ -111,7 +121,8 @@ function makeCtx(settings, log) {
 
 /** Starts a peer for a workload and runs the workload's preflight through it; returns a target. */
 export async function startPeer(peer, w, upstream, ctx, extra = {}) {
-  const upstreamPort = upstream.endpoints[w.upstream.endpoint];
+  // A proxy may speak to another endpoint than the client does (h2c in front, HTTP/1.1 behind).
+  const upstreamPort = upstream.endpoints[peer.kind === 'direct' ? w.upstream.endpoint : (w.upstream.proxyEndpoint ?? w.upstream.endpoint)];
   if (peer.kind === 'direct') {
     const t = { peer: peer.name, port: upstreamPort, child: null, upstream, pids: () => [], alive: () => true, stop: async () => {}, configs: null };
     t.preflight = await w.preflight(t, ctx);
@@ -119,7 +130,7 @@ export async function startPeer(peer, w, upstream, ctx, extra = {}) {
   }
   const dir = ctx.mkdir(`${w.name}-${peer.name}`);
   const [listenPort, adminPort] = await freePorts(2);
-  const launch = peer.configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, fdLimit: ctx.settings.fdLimit, nodeArgs: extra.nodeArgs });
+  const launch = peer.configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, fdLimit: ctx.settings.fdLimit, connections: ctx.settings.connections, nodeArgs: extra.nodeArgs });
   for (const [name, text] of Object.entries(launch.files)) fs.writeFileSync(path.join(dir, name), text);
   const args = launch.args.map((a) => a.replace(/^\{file:(.+)\}$/, (_, f) => path.join(dir, f)));
   const child = spawnPinned(peer.name, launch.cmd, args, { cpu: ctx.cpus.proxy, nofile: ctx.settings.fdLimit, cwd: extra.cwd ?? dir });
@@ -293,7 +304,7 @@ async function runWorkload(p, ctx) {
 }
 
 /** Runs the plan; returns the results object the report writer takes. */
-export async function runPlan({ settings, peerInfo, plan, meta, log, micro }) {
+export async function runPlan({ settings, peerInfo, plan, meta, log, micro, hotRestart }) {
   const ctx = makeCtx(settings, log);
   ctx.peers = peerInfo.filter((pi) => pi.ok).map((pi) => pi.peer);
   const t0 = Date.now();
@@ -312,6 +323,7 @@ export async function runPlan({ settings, peerInfo, plan, meta, log, micro }) {
     })),
     workloads: [],
     micro: null,
+    hotRestart: null,
     warnings: [],
   };
   try {
@@ -319,6 +331,7 @@ export async function runPlan({ settings, peerInfo, plan, meta, log, micro }) {
       results.workloads.push(await runWorkload(p, ctx));
       await sleep(200);
     }
+    if (hotRestart) results.hotRestart = await hotRestart(ctx);
     if (micro) results.micro = await micro(ctx);
   } finally {
     if (!process.env.BENCH_KEEP_TMP) fs.rmSync(ctx.tmp, { recursive: true, force: true });

@@ -18,8 +18,8 @@ function envList(name) {
 
 /**
  * The two profiles. quick must finish in 3 minutes on 2 noisy cores with 5 peers (Envoy off):
- * its budget is mostly 4 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead),
- * then 2 RPC workloads with short runs (rpcDurationS).
+ * its budget is mostly 3 L7 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead),
+ * then 2 RPC workloads with short runs (rpcDurationS), then one hot-restart upgrade.
  */
 export const PROFILES = {
   quick: {
@@ -34,6 +34,9 @@ export const PROFILES = {
     idleConnections: 10000,
     idleRounds: 1,
     microTimeMs: 150,
+    // One upgrade on the native engine: the proof that connections survive, in ~6 s.
+    hotRestartUpgrades: 1,
+    hotRestartEngines: ['native'],
     budgetS: 165,
   },
   full: {
@@ -46,7 +49,10 @@ export const PROFILES = {
     idleConnections: 10000,
     idleRounds: 2,
     microTimeMs: 1000,
-    budgetS: 1380,
+    hotRestartUpgrades: 3,
+    hotRestartEngines: ['native', 'node'],
+    // ~1270 s of L7 HTTP, RPC, memory and bulk rows, ~260 s of L4 HTTP rows, ~20 s hot restart.
+    budgetS: 1680,
   },
 };
 
@@ -101,7 +107,9 @@ env: ENVOY_BIN, BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_BULK_BYTES
      BENCH_RPC_DURATION_S (seconds per Bolt/Dubbo run; quick 0.5, full 3),
      BENCH_CPU_PROXY / BENCH_CPU_LOADGEN / BENCH_CPU_UPSTREAM (core number or 'none'),
      BENCH_STRAIT_DIR (repo whose bin/strait.js is benchmarked), BENCH_BUDGET_S,
-     BENCH_MICRO_TIME_MS, BENCH_IDLE_ROUNDS, BENCH_KEEP_TMP=1
+     BENCH_MICRO_TIME_MS, BENCH_IDLE_ROUNDS, BENCH_KEEP_TMP=1,
+     BENCH_HOT_RESTART_UPGRADES (quick 1, full 3; 0 = off), BENCH_HOT_RESTART_ENGINES (quick native, full native,node)
+  --only also accepts 'hot-restart'; with --only the hot-restart table runs only when listed.
 `;
 
 /** Resolves the effective settings from profile, env vars and flags (flags win). */
@@ -129,6 +137,20 @@ export function resolveSettings(args) {
     cpus: cpuPlan(),
     micro: !args.noMicro,
   };
+  const only = s.workloads;
+  s.hotRestart = {
+    upgrades: envNum('BENCH_HOT_RESTART_UPGRADES', p.hotRestartUpgrades),
+    engines: envList('BENCH_HOT_RESTART_ENGINES') ?? p.hotRestartEngines,
+    off: null,
+  };
+  if (only) {
+    // The hot-restart table is not a workload, but --only selects it the same way.
+    if (!only.includes('hot-restart')) s.hotRestart.off = '--only / BENCH_WORKLOADS does not list hot-restart';
+    s.workloads = only.filter((w) => w !== 'hot-restart');
+  }
+  if (s.peers) s.hotRestart.engines = s.hotRestart.engines.filter((e) => s.peers.includes(`strait-${e}`));
+  if (!(s.hotRestart.upgrades >= 1)) s.hotRestart.off ??= 'BENCH_HOT_RESTART_UPGRADES=0';
+  else if (!s.hotRestart.engines.length) s.hotRestart.off ??= 'no Strait engine among the selected peers';
   // A proxied connection costs the proxy two fds (downstream + upstream). Where the fd limit
   // cannot be raised (no CAP_SYS_RESOURCE: the hard limit binds even root), the memory workload
   // opens as many connections as fit and the report says so and why.

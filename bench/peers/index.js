@@ -2,7 +2,7 @@
 //   {
 //     name, kind: 'direct' | 'proxy', describe,
 //     detect(ctx) -> { ok: true, version } | { ok: false, reason }   (once per run)
-//     configs: { <layer>: (c) -> Launch }     c = { dir, listenPort, adminPort, upstreamPort, fdLimit, nodeArgs? }
+//     configs: { <layer>: (c) -> Launch }     c = { dir, listenPort, adminPort, upstreamPort, fdLimit, connections, nodeArgs? }
 //   }
 //   Launch = { files: { <name>: text }, cmd, args, ready?: { http: url } }
 //   (`args` may contain '{file:<name>}', replaced by that file's path in the peer's temp dir)

@@ -1,11 +1,16 @@
 // HTTP/2 cleartext (prior knowledge) through the peer with h2load. Latency percentiles come from
 // h2load's per-request log (--log-file), which also carries every response's status.
+// At L7 every proxy terminates h2c and forwards each stream as an HTTP/1.1 request over pooled
+// keep-alive connections (nginx cannot proxy plain HTTP upstream over HTTP/2), so the proxies talk
+// to the upstream's HTTP/1.1 port while "direct" talks h2c to its h2c port. At L4 the proxies
+// carry the h2c bytes to the h2c port.
 import fs from 'node:fs';
 import path from 'node:path';
 import { runPinned } from '../lib/proc.js';
 import { findTool } from '../lib/tools.js';
 import { bodyFor } from '../upstreams/index.js';
 import { h2Get } from './check.js';
+import { HTTP_LAYERS } from './http1.js';
 
 function pct(sorted, q) {
   if (!sorted.length) return NaN;
@@ -24,15 +29,16 @@ async function h2load(target, ctx, { urlPath, seconds, logFile }) {
   return { args, fin, req: req.slice(1).map(Number), st: st.slice(1).map(Number) };
 }
 
-export function h2cWorkload({ name, bodySize, quick }) {
+export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null }) {
   const urlPath = `/${bodySize}`;
   return {
     name,
     title: `HTTP/2 (h2c), ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
-    layer: 'l4',
-    layerLabel: 'L4 (tcp_proxy)',
+    layer: HTTP_LAYERS[layer].h2c,
+    layerLabel: HTTP_LAYERS[layer].label,
     quick,
-    upstream: { kind: 'nginx-http', endpoint: 'h2c' },
+    ...(rounds ? { rounds: (s) => Math.min(s.rounds, rounds) } : {}),
+    upstream: layer === 'l7' ? { kind: 'nginx-http', endpoint: 'h2c', proxyEndpoint: 'h1' } : { kind: 'nginx-http', endpoint: 'h2c' },
     requires() {
       const t = findTool('h2load');
       return t.ok ? null : t.reason;
@@ -53,7 +59,7 @@ export function h2cWorkload({ name, bodySize, quick }) {
       { key: 'requests', label: 'requests', digits: 0 },
     ],
     describe: (s) =>
-      `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c. Counted: responses h2load reports as succeeded; ` +
+      `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c${layer === 'l7' ? ' (proxies: h2c downstream, HTTP/1.1 keep-alive upstream; direct: h2c to the upstream)' : ''}. Counted: responses h2load reports as succeeded; ` +
       'failed/errored/timed-out requests and any non-2xx status (from the summary and from every line of the per-request log) are errors; p50/p99 come from that log.',
     async preflight(target) {
       const r = await h2Get(target.port, urlPath);

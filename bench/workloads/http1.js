@@ -1,5 +1,8 @@
 // HTTP/1.1 through the peer with wrk: keep-alive (one request in flight per connection) or
 // pipelined (DEPTH requests written back to back). Upstream: nginx serving a fixed body.
+// Each shape runs at one of two layers (HTTP_LAYERS): L7, every proxy parsing and routing HTTP
+// (Strait/Envoy http_connection_manager, HAProxy mode http, nginx http {}), or L4, every proxy
+// forwarding the bytes (tcp_proxy, mode tcp, stream {}).
 import path from 'node:path';
 import { runPinned } from '../lib/proc.js';
 import { findTool, TOOLS_DIR } from '../lib/tools.js';
@@ -20,15 +23,23 @@ async function wrk(target, ctx, { urlPath, depth, seconds }) {
   return { json: JSON.parse(m[1]), args };
 }
 
-export function http1Workload({ name, bodySize, depth, quick }) {
+/** Peer layer (the key of each peer's config generator) and the label every row carries. */
+export const HTTP_LAYERS = {
+  l7: { http1: 'http1', h2c: 'h2c', label: 'L7 (http_connection_manager)' },
+  l4: { http1: 'l4', h2c: 'l4', label: 'L4 (tcp_proxy)' },
+};
+
+/** `rounds` overrides the profile's rounds (the full profile's L4 rows run fewer). */
+export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', rounds = null }) {
   const urlPath = `/${bodySize}`;
   const pipelined = depth > 1;
   return {
     name,
     title: `HTTP/1.1 ${pipelined ? 'pipelined' : 'keep-alive'}, ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
-    layer: 'l4',
-    layerLabel: 'L4 (tcp_proxy)',
+    layer: HTTP_LAYERS[layer].http1,
+    layerLabel: HTTP_LAYERS[layer].label,
     quick,
+    ...(rounds ? { rounds: (s) => Math.min(s.rounds, rounds) } : {}),
     upstream: { kind: 'nginx-http', endpoint: 'h1' },
     requires() {
       const t = findTool('wrk');

@@ -1,7 +1,8 @@
 // The workload registry. A workload is one file (or one factory call here) shaped like:
 //   {
-//     name, title, layer: 'l4' | 'bolt' | 'dubbo' | later 'http' | 'grpc', layerLabel,
-//     quick: bool (part of --quick), upstream: { kind: key of UPSTREAMS, endpoint, ...its options },
+//     name, title, layer: 'l4' | 'http1' | 'h2c' | 'bolt' | 'dubbo', layerLabel,
+//     quick: bool (part of --quick),
+//     upstream: { kind: key of UPSTREAMS, endpoint, proxyEndpoint? (proxies' side if it differs), ...its options },
 //     requires() -> null | reason        missing tool => the workload is reported skipped
 //     peerUnavailable?(peer) -> null | reason
 //     freshPeerPerRun?, warmup?, rounds?(settings), runSeconds?(settings) (for the time estimate)
@@ -23,6 +24,7 @@ import tcpBulk from './tcp-bulk.js';
 export const WORKLOADS = [
   idleConns,
   tcpBulk,
+  // HTTP at L7 (what users compare): every proxy parses and routes HTTP.
   http1Workload({ name: 'http1-keepalive-64', bodySize: 64, depth: 1, quick: true }),
   // 1 KiB keep-alive is left to the full profile so the quick one fits its 3 minutes.
   http1Workload({ name: 'http1-keepalive-1k', bodySize: 1024, depth: 1, quick: false }),
@@ -30,6 +32,11 @@ export const WORKLOADS = [
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
+  // The same shapes at L4 (byte forwarding), full profile only: 64 B bodies and 3 rounds, since
+  // they change little between reports and the full run must stay under half an hour.
+  http1Workload({ name: 'http1-keepalive-64-l4', bodySize: 64, depth: 1, quick: false, layer: 'l4', rounds: 3 }),
+  http1Workload({ name: 'http1-pipelined-64-l4', bodySize: 64, depth: 16, quick: false, layer: 'l4', rounds: 3 }),
+  h2cWorkload({ name: 'h2c-64-l4', bodySize: 64, quick: false, layer: 'l4', rounds: 3 }),
   // 8 connections x 8 calls: a few client processes multiplexing calls, 64 in flight.
   rpcWorkload({ name: 'bolt', protocol: 'bolt', payloadSize: 64, conns: 8, depth: 8, quick: true }),
   rpcWorkload({ name: 'dubbo', protocol: 'dubbo', payloadSize: 64, conns: 8, depth: 8, quick: true }),

@@ -21,6 +21,8 @@ export type ListenAddress =
 export interface Downstream {
   readonly remote: PeerAddress;
   readonly local: PeerAddress;
+  /** Set when the listener terminated TLS on this connection (src/tls). */
+  readonly tls?: import('./stream_conn.js').ConnectionTlsInfo | null;
   close(): void;
 }
 

@@ -44,10 +44,10 @@ export class ActiveListener {
 
   /** Builds the filters of `spec`'s chains and installs them in one step (no await in between). */
   private install(spec: ListenerSpec): void {
-    const terminalOf = (filters: ListenerSpec['chains'][number]['filters']): NetworkFilter => {
-      const f = filters[filters.length - 1]!;
-      return f.factory.create(f.config, this.rt);
-    };
+    // Built from the terminal filter backwards: each non-terminal filter (local_ratelimit) gets
+    // the rest of the chain to hand connections on to.
+    const terminalOf = (filters: ListenerSpec['chains'][number]['filters']): NetworkFilter =>
+      filters.reduceRight<NetworkFilter | undefined>((next, f) => f.factory.create(f.config, this.rt, next), undefined)!;
     const terminals = spec.chains.map((c) => terminalOf(c.filters));
     const defaultTerminal = spec.defaultChain ? terminalOf(spec.defaultChain.filters) : null;
     // Certificates load before anything is swapped, so a bad one leaves the old config serving.
@@ -124,10 +124,10 @@ export class ActiveListener {
       return;
     }
     const i = selectChain(this.matchers, d.local, d.remote);
-    this.dispatch(d, i >= 0 ? this.terminals[i]! : this.defaultTerminal, initialData);
+    this.dispatch(d, i >= 0 ? this.terminals[i]! : this.defaultTerminal, initialData, adopted);
   }
 
-  private dispatch(d: Downstream, filter: NetworkFilter | null, initialData?: Buffer): void {
+  private dispatch(d: Downstream, filter: NetworkFilter | null, initialData?: Buffer, adopted = false): void {
     const stats = this.stats!;
     if (!filter) {
       stats.no_filter_chain_match.value++;
@@ -140,6 +140,7 @@ export class ActiveListener {
       downstream: d,
       bufferLimit: this.spec.bufferLimit,
       initialData,
+      adopted,
       abort: null,
       done: () => {
         if (!this.active.delete(ctx)) return;

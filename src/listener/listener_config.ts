@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { FieldError } from '../errors.js';
+import { rbacChainErrors } from '../filters/network/rbac/config.js';
 import { findNetworkFilter, networkFilterNames } from '../filters/network/registry.js';
 import type { FactoryContext, NetworkFilterFactory } from '../filters/network/types.js';
 import type { ListenAddress } from '../io/engine.js';
@@ -49,6 +50,12 @@ export interface ListenerSpec {
    * the inspector then too).
    */
   readonly inspectTls: boolean;
+  /**
+   * `envoy.filters.listener.http_inspector`: plaintext connections whose first bytes are an
+   * HTTP/1.x request line or the HTTP/2 preface match chains by application_protocols
+   * (`http/1.1`, `http/1.0`, `h2c`), so one port can carry HTTP and RPC.
+   */
+  readonly inspectHttp: boolean;
   /** listener_filters_timeout (Envoy's default 15 s); 0 = none. */
   readonly listenerFiltersTimeoutMs: number;
   /** On that timeout: true = go on as plaintext, false = close (Envoy's default). */
@@ -57,6 +64,8 @@ export interface ListenerSpec {
 }
 
 export const TLS_INSPECTOR = 'envoy.filters.listener.tls_inspector';
+const HTTP_INSPECTOR = 'envoy.filters.listener.http_inspector';
+const HTTP_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
 const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
@@ -124,6 +133,7 @@ function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec
   });
   const last = filters[filters.length - 1];
   if (last && !last.factory.terminal) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
+  ctx.errors.push(...rbacChainErrors(filters, `${path}.filters`));
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     name: String(fc.name ?? ''),
@@ -150,7 +160,13 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
   }
   let useOriginalDst = l.use_original_dst === true;
   let inspector = false;
+  let inspectHttp = false;
   (l.listener_filters ?? []).forEach((lf: Obj, i: number) => {
+    if (lf.name === HTTP_INSPECTOR || lf.typed_config?.['@type'] === HTTP_INSPECTOR_TYPE) {
+      // Reading the first bytes is shared with the tls_inspector's path.
+      inspectHttp = inspector = true;
+      return;
+    }
     if (lf.name === ORIGINAL_DST_FILTER || lf.typed_config?.['@type'] === ORIGINAL_DST_TYPE) {
       useOriginalDst = true;
       return;
@@ -187,6 +203,7 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
     bufferLimit: l.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
     backlog: l.tcp_backlog_size ?? 1024,
     useOriginalDst,
+    inspectHttp,
     inspectTls: inspector || [...chains, ...(defaultChain ? [defaultChain] : [])].some((c) => needsInspection(c.matcher)),
     listenerFiltersTimeoutMs: durationMs(l.listener_filters_timeout) ?? DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
     continueOnListenerFiltersTimeout: l.continue_on_listener_filters_timeout === true,

@@ -102,7 +102,7 @@ export class SecureAcceptor {
       select(RAW_BUFFER);
       return;
     }
-    inspectTls(sock, this.spec.listenerFiltersTimeoutMs, (facts, timedOut) => {
+    inspectTls(sock, this.spec.listenerFiltersTimeoutMs, this.spec.inspectHttp, (facts, timedOut) => {
       if (facts) select(facts);
       else if (timedOut && this.spec.continueOnListenerFiltersTimeout) select(RAW_BUFFER);
       else {

@@ -76,6 +76,18 @@ export class Scope {
     return this.stat('gauge', name) as Gauge;
   }
 
+  /** A histogram in this scope (milliseconds, Envoy's default buckets unless `bounds` is given). */
+  histogram(name: string, bounds: Float64Array = DEFAULT_BUCKETS): Histogram {
+    const full = this.prefix ? `${this.prefix}.${name}` : name;
+    const existing = this.store.getHistogram(full);
+    if (existing) return existing;
+    if (this.store.get(full)) throw new Error(`stat ${full} registered as ${this.store.get(full)!.kind}, requested as histogram`);
+    const promName = 'envoy_' + promSanitize(this.promPrefix ? `${this.promPrefix}_${name}` : name);
+    const h = new Histogram(full, promName, this.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','), bounds);
+    this.store.addHistogram(h);
+    return h;
+  }
+
   /** Instantiate a stats table in this scope. */
   table<C extends string, G extends string>(table: StatsTable<C, G>): StatsOf<StatsTable<C, G>> {
     const out: Record<string, Stat> = {};
@@ -103,13 +115,29 @@ export class Scope {
 
 export class StatsStore {
   private readonly stats = new Map<string, Stat>();
+  private readonly hists = new Map<string, Histogram>();
   readonly root: Scope = new Scope(this, '', '', []);
 
   get(name: string): Stat | undefined {
     return this.stats.get(name);
   }
 
+  getHistogram(name: string): Histogram | undefined {
+    return this.hists.get(name);
+  }
+
+  addHistogram(h: Histogram): void {
+    if (this.stats.has(h.name)) throw new Error(`stat ${h.name} registered as ${this.stats.get(h.name)!.kind}, requested as histogram`);
+    this.hists.set(h.name, h);
+  }
+
+  /** Every histogram, sorted by Envoy name. */
+  histograms(): Histogram[] {
+    return [...this.hists.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   add(stat: Stat): void {
+    if (this.hists.has(stat.name)) throw new Error(`stat ${stat.name} registered as histogram, requested as ${stat.kind}`);
     this.stats.set(stat.name, stat);
   }
 
@@ -122,13 +150,25 @@ export class StatsStore {
   renderText(filter?: RegExp): string {
     let out = '';
     for (const s of this.all()) if (!filter || filter.test(s.name)) out += `${s.name}: ${s.value}\n`;
+    // Envoy prints histograms after counters and gauges, as quantile summaries.
+    for (const h of this.histograms()) if (!filter || filter.test(h.name)) out += `${h.name}: ${h.summaryText()}\n`;
     return out;
   }
 
   renderJson(filter?: RegExp): string {
     const stats = this.all()
       .filter((s) => !filter || filter.test(s.name))
-      .map((s) => ({ name: s.name, value: s.value }));
+      .map((s): Record<string, unknown> => ({ name: s.name, value: s.value }));
+    const hs = this.histograms().filter((h) => !filter || filter.test(h.name));
+    if (hs.length) {
+      // Envoy's shape: one entry holding the quantiles every histogram is summarised at.
+      stats.push({
+        histograms: {
+          supported_quantiles: QUANTILES.map((q) => q * 100),
+          computed_quantiles: hs.map((h) => ({ name: h.name, values: QUANTILES.map((q) => ({ interval: null, cumulative: h.count ? h.quantile(q) : null })) })),
+        },
+      });
+    }
     return JSON.stringify({ stats }, null, 1);
   }
 
@@ -147,6 +187,120 @@ export class StatsStore {
       out += `# TYPE ${name} ${fam[0]!.kind}\n`;
       for (const s of fam) out += `${name}${s.promLabels} ${s.value}\n`;
     }
+    const hfams = new Map<string, Histogram[]>();
+    for (const h of this.hists.values()) {
+      let fam = hfams.get(h.promName);
+      if (!fam) hfams.set(h.promName, (fam = []));
+      fam.push(h);
+    }
+    for (const name of [...hfams.keys()].sort()) {
+      out += `# TYPE ${name} histogram\n`;
+      for (const h of hfams.get(name)!) out += h.renderPrometheus();
+    }
+    return out;
+  }
+}
+
+/**
+ * Envoy's default histogram buckets (milliseconds for the `_time` stats): the bucket bounds
+ * Prometheus sees, so dashboards built on Envoy's `le` values work unchanged.
+ */
+export const DEFAULT_BUCKETS: Float64Array = Float64Array.from([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
+
+/** The quantiles Envoy's /stats text summarises a histogram at (P0 … P100). */
+export const QUANTILES: readonly number[] = [0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1];
+
+/** Envoy-like number text: integers plain, others to at most 6 significant digits. */
+function num(v: number): string {
+  if (!Number.isFinite(v)) return 'nan';
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
+}
+
+/**
+ * A cumulative histogram with fixed bucket bounds. `record` only adds to preallocated typed
+ * arrays and numbers, so the data path allocates nothing; quantiles and text are computed when
+ * /stats asks, never per sample.
+ */
+export class Histogram {
+  readonly kind = 'histogram' as const;
+  /** counts[i] = samples in (bounds[i-1], bounds[i]]; the last slot is the overflow (+Inf) bucket. */
+  readonly counts: Float64Array;
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+
+  constructor(
+    readonly name: string,
+    readonly promName: string,
+    /** Label pairs without braces (`envoy_cluster_name="a"`), '' when none: `le` is added per bucket. */
+    readonly promLabelBody: string,
+    readonly bounds: Float64Array,
+  ) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  record(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    // A linear scan beats a binary search for ~20 bounds and the small values requests take.
+    while (i < b.length && v > b[i]!) i++;
+    this.counts[i]!++;
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+  }
+
+  /**
+   * The value at quantile q in [0, 1], interpolated linearly inside the bucket holding it;
+   * P0 and P100 are the exact minimum and maximum seen. NaN without samples.
+   */
+  quantile(q: number): number {
+    if (this.count === 0) return NaN;
+    if (q <= 0) return this.min;
+    if (q >= 1) return this.max;
+    const rank = q * this.count;
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      const c = this.counts[i]!;
+      if (c === 0) continue;
+      if (seen + c >= rank) {
+        // The bucket's edges, narrowed to what was actually observed.
+        const lo = Math.max(i === 0 ? 0 : this.bounds[i - 1]!, this.min);
+        const hi = Math.min(i < this.bounds.length ? this.bounds[i]! : this.max, this.max);
+        return lo + ((hi - lo) * (rank - seen)) / c;
+      }
+      seen += c;
+    }
+    return this.max;
+  }
+
+  /**
+   * Envoy's /stats line body: `P0(interval,cumulative) P25(...)…`, or `No recorded values`.
+   * Strait has no periodic stats flush, so the interval figure is always `nan`.
+   */
+  summaryText(): string {
+    if (this.count === 0) return 'No recorded values';
+    let out = '';
+    for (const q of QUANTILES) out += `${out ? ' ' : ''}P${num(q * 100)}(nan,${num(this.quantile(q))})`;
+    return out;
+  }
+
+  /** `_bucket` lines (cumulative, ending in +Inf), `_sum` and `_count`, as Prometheus expects. */
+  renderPrometheus(): string {
+    const lab = this.promLabelBody;
+    const sep = lab ? ',' : '';
+    let out = '';
+    let cum = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      cum += this.counts[i]!;
+      out += `${this.promName}_bucket{${lab}${sep}le="${num(this.bounds[i]!)}"} ${cum}\n`;
+    }
+    out += `${this.promName}_bucket{${lab}${sep}le="+Inf"} ${this.count}\n`;
+    const braces = lab ? `{${lab}}` : '';
+    out += `${this.promName}_sum${braces} ${num(this.sum)}\n`;
+    out += `${this.promName}_count${braces} ${this.count}\n`;
     return out;
   }
 }

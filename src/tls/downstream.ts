@@ -22,7 +22,7 @@ export const RAW_BUFFER: InspectResult = Object.freeze({ transport: 'raw_buffer'
  * puts them back with unshift() so the next reader — TLS or a filter — sees the connection
  * from its first byte. `done(null)` when the client left or the timeout passed first.
  */
-export function inspectTls(sock: net.Socket, timeoutMs: number, done: (r: InspectResult | null, timedOut: boolean) => void): void {
+export function inspectTls(sock: net.Socket, timeoutMs: number, http: boolean, done: (r: InspectResult | null, timedOut: boolean) => void): void {
   let head: Buffer | null = null;
   let settled = false;
   const finish = (r: InspectResult | null, timedOut = false) => {
@@ -42,7 +42,12 @@ export function inspectTls(sock: net.Socket, timeoutMs: number, done: (r: Inspec
       if (head.length > MAX_HELLO) finish(RAW_BUFFER);
       return;
     }
-    finish(r === 'not_tls' ? RAW_BUFFER : { transport: 'tls', sni: r.sni, alpn: r.alpn });
+    if (r !== 'not_tls') return finish({ transport: 'tls', sni: r.sni, alpn: r.alpn });
+    if (!http) return finish(RAW_BUFFER);
+    // http_inspector: plaintext HTTP is told by its first line (Envoy's application protocols).
+    const h = sniffHttp(head);
+    if (h === 'need_more' && head.length < MAX_HTTP_SNIFF) return;
+    finish(h === 'need_more' || h === null ? RAW_BUFFER : { transport: 'raw_buffer', sni: '', alpn: [h] });
   };
   const onClose = () => finish(null);
   const timer = timeoutMs > 0 ? setTimeout(() => finish(null, true), timeoutMs) : null;
@@ -50,6 +55,30 @@ export function inspectTls(sock: net.Socket, timeoutMs: number, done: (r: Inspec
   sock.once('close', onClose);
   sock.on('error', () => {});
   sock.resume();
+}
+
+/** Bytes read at most to find the end of an HTTP/1 request line. */
+const MAX_HTTP_SNIFF = 8 * 1024;
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * `h2c` for the HTTP/2 preface, `http/1.1` / `http/1.0` for a request line, null when the bytes
+ * cannot be HTTP, 'need_more' while they still could be.
+ */
+export function sniffHttp(b: Buffer): 'h2c' | 'http/1.1' | 'http/1.0' | null | 'need_more' {
+  const n = Math.min(b.length, H2_PREFACE.length);
+  if (b.compare(H2_PREFACE, 0, n, 0, n) === 0) return n === H2_PREFACE.length ? 'h2c' : 'need_more';
+  // A method is an upper-case token followed by a space.
+  let i = 0;
+  while (i < b.length && i < 20 && b[i]! >= 0x41 && b[i]! <= 0x5a) i++;
+  if (i === b.length) return 'need_more';
+  if (i === 0 || b[i] !== 0x20) return null;
+  const eol = b.indexOf('\r\n');
+  if (eol < 0) return 'need_more';
+  const line = b.toString('latin1', 0, eol);
+  if (line.endsWith(' HTTP/1.1')) return 'http/1.1';
+  if (line.endsWith(' HTTP/1.0')) return 'http/1.0';
+  return null;
 }
 
 /**

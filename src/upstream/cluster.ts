@@ -2,10 +2,17 @@ import dns from 'node:dns';
 import net from 'node:net';
 import type { PeerAddress } from '../io/engine.js';
 import { log } from '../log.js';
-import type { Scope, StatsOf } from '../observability/stats.js';
+import type { Counter, Scope, StatsOf } from '../observability/stats.js';
 import { Host } from './host.js';
 import { OriginalDstHosts } from './original_dst.js';
-import { createLoadBalancer, MaglevLb, RingHashLb, type LbConfig, type LbContext, type LoadBalancer } from './lb/index.js';
+import { createLoadBalancer, MaglevLb, RingHashLb, type LbConfig, type LbContext } from './lb/index.js';
+import { HealthChecker } from './health/checker.js';
+import type { HealthCheckConfig } from './health/config.js';
+import { OutlierDetector } from './outlier/detector.js';
+import type { OutlierConfig } from './outlier/config.js';
+import { DEFAULT_PRIORITY_OPTIONS, PrioritySet, type PriorityOptions } from './priority_set.js';
+import type { SubsetConfig } from './subset/config.js';
+import { SubsetLb } from './subset/subset_lb.js';
 import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
 import { CLUSTER_STATS, MAGLEV_LB_STATS, RING_HASH_LB_STATS } from './stats.js';
 import type { TlsContextSpec } from '../tls/context.js';
@@ -42,6 +49,14 @@ export interface ClusterSpec {
   readonly perConnectionBufferLimitBytes: number;
   /** The UpstreamTlsContext of `transport_socket`; absent or null = plaintext. */
   readonly tls?: TlsContextSpec | null;
+  /** `health_checks[0]`; absent or null = no active health checking. */
+  readonly healthCheck?: HealthCheckConfig | null;
+  /** `outlier_detection`; absent or null = no passive health checking. */
+  readonly outlier?: OutlierConfig | null;
+  /** `lb_subset_config`; absent or null = one balancer over the whole cluster. */
+  readonly subset?: SubsetConfig | null;
+  /** Overprovisioning factor and panic threshold; Envoy's defaults when absent. */
+  readonly priority?: PriorityOptions;
   /** The normalized config as given, for /config_dump. */
   readonly source: unknown;
 }
@@ -78,7 +93,15 @@ export class Cluster {
   rqActive = 0;
   retriesActive = 0;
   private hosts: Host[] = [];
-  private readonly lb: LoadBalancer;
+  /** Priorities, health and panic over the whole cluster; null when subsets balance instead. */
+  private readonly prioritySet: PrioritySet | null = null;
+  private readonly subsetLb: SubsetLb | null = null;
+  readonly healthChecker: HealthChecker | null = null;
+  readonly outlierDetector: OutlierDetector | null = null;
+  /** Hosts of the first membership are not "new" for slow start; later ones are. */
+  private hasMembership = false;
+  /** `lb_healthy_panic`: picks made over every host because too few were healthy. */
+  private readonly lbHealthyPanic: Counter;
   private readonly ringHashStats: StatsOf<typeof RING_HASH_LB_STATS> | null = null;
   private readonly maglevStats: StatsOf<typeof MAGLEV_LB_STATS> | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
@@ -99,10 +122,24 @@ export class Cluster {
       this.tls = { provider, stats: ssl };
     }
     this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined);
-    this.lb = createLoadBalancer(spec.lb);
+    const options = spec.priority ?? DEFAULT_PRIORITY_OPTIONS;
+    const makeSet = () => new PrioritySet(() => createLoadBalancer(spec.lb), options);
+    if (spec.subset) this.subsetLb = new SubsetLb(spec.subset, makeSet, scope);
+    else this.prioritySet = makeSet();
+    this.lbHealthyPanic = scope.counter('lb_healthy_panic');
     this.originalDst = spec.type === 'ORIGINAL_DST' ? new OriginalDstHosts(spec.originalDstPortOverride ?? 0) : null;
-    if (this.lb instanceof RingHashLb) this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
-    if (this.lb instanceof MaglevLb) this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
+    if (spec.lb.policy === 'RING_HASH') this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
+    if (spec.lb.policy === 'MAGLEV') this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
+    if (spec.outlier && !this.originalDst) this.outlierDetector = new OutlierDetector(spec.outlier, scope, () => this.rebuild());
+    if (spec.healthCheck && !this.originalDst) {
+      const stats = this.stats;
+      this.healthChecker = new HealthChecker(spec.healthCheck, {
+        name: spec.name,
+        hadTraffic: () => stats.upstream_cx_total.value > 0 || stats.upstream_rq_total.value > 0,
+        onHealthChange: () => this.rebuild(),
+        onHealthCheckPass: (h) => this.outlierDetector?.healthCheckPassed(h),
+      }, scope);
+    }
   }
 
   get name(): string {
@@ -117,9 +154,12 @@ export class Cluster {
   /** Resolves once the first membership is known (after the first DNS round for STRICT_DNS). */
   async initialize(): Promise<void> {
     if (this.originalDst) return; // hosts appear with connections (pickHost)
+    await this.healthChecker?.prepare();
+    this.outlierDetector?.start();
     // EDS clusters start from the endpoints they warmed with; later ones come through setEndpoints().
+    // With health checks, warming waits for every host's first check, as Envoy's does.
     if (this.spec.type === 'STATIC' || this.spec.type === 'EDS') {
-      this.setHosts(
+      await this.setHosts(
         this.spec.endpoints.map((e) => new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata)),
         this.spec.endpoints.map((e) => e.healthy),
       );
@@ -180,7 +220,7 @@ export class Cluster {
     const byKey = new Map(this.hosts.map((h) => [`${h.label}/${h.priority}`, h]));
     const merged = next.map((h) => byKey.get(`${h.label}/${h.priority}`) ?? h);
     const changed = merged.length !== this.hosts.length || merged.some((h, i) => h !== this.hosts[i]);
-    if (changed) this.setHosts(merged, health);
+    if (changed) await this.setHosts(merged, health);
   }
 
   /**
@@ -191,26 +231,47 @@ export class Cluster {
     this.stats.update_attempt.value++;
     this.stats.update_success.value++;
     if (endpoints.length === 0) this.stats.update_empty.value++;
-    const key = (label: string, priority: number, weight: number) => `${label}/${priority}/${weight}`;
-    const byKey = new Map(this.hosts.map((h) => [key(h.label, h.priority, h.weight), h]));
+    // Metadata is part of a host's identity: subsets are built from it.
+    const key = (h: Host) => `${h.label}/${h.priority}/${h.weight}/${h.metadata ? JSON.stringify(h.metadata) : ''}`;
+    const byKey = new Map(this.hosts.map((h) => [key(h), h]));
     const next = endpoints.map((e) => {
       const h = new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata);
-      return byKey.get(key(h.label, h.priority, h.weight)) ?? h;
+      return byKey.get(key(h)) ?? h;
     });
-    this.setHosts(next, endpoints.map((e) => e.healthy));
+    void this.setHosts(next, endpoints.map((e) => e.healthy));
   }
 
-  private setHosts(hosts: Host[], health: boolean[]): void {
+  /** Resolves when new hosts have had their first health check (at once without health checks). */
+  private setHosts(hosts: Host[], health: boolean[]): Promise<void> {
     hosts.forEach((h, i) => (h.healthy = health[i] ?? true));
+    if (this.hasMembership && this.spec.lb.slowStart) {
+      // Hosts joining a running cluster warm up; the first membership starts level.
+      const old = new Set(this.hosts);
+      const now = performance.now();
+      for (const h of hosts) if (!old.has(h)) h.slowStartFrom = now;
+    }
+    this.hasMembership = true;
     this.hosts = hosts;
     this.stats.membership_change.value++;
     this.stats.membership_total.value = hosts.length;
-    this.stats.membership_healthy.value = hosts.filter((h) => h.healthy).length;
-    // The lowest priority with a healthy host takes all traffic; the rest is failover.
-    const healthy = hosts.filter((h) => h.healthy);
-    const top = healthy.reduce((p, h) => Math.min(p, h.priority), Infinity);
-    this.lb.update(healthy.filter((h) => h.priority === top));
-    const lb = this.lb;
+    this.outlierDetector?.setHosts(hosts);
+    const firstChecks = this.healthChecker?.setHosts(hosts) ?? Promise.resolve();
+    this.rebuild();
+    return firstChecks;
+  }
+
+  /**
+   * Health or membership changed: recompute priority loads and rebuild the balancers of the
+   * healthy sets (control path; a pick never waits for this).
+   */
+  private rebuild(): void {
+    const hosts = this.hosts;
+    let healthy = 0;
+    for (const h of hosts) if (h.healthy) healthy++;
+    this.stats.membership_healthy.value = healthy;
+    if (this.subsetLb) this.subsetLb.update(hosts);
+    else this.prioritySet!.update(hosts);
+    const lb = this.prioritySet?.primaryLb ?? null;
     if (this.ringHashStats && lb instanceof RingHashLb) {
       this.ringHashStats.size.value = lb.size;
       this.ringHashStats.min_hashes_per_host.value = lb.minHashesPerHost;
@@ -230,11 +291,22 @@ export class Cluster {
   pickHost(ctx?: LbContext | null, originalDst?: PeerAddress | null): Host | null {
     // ORIGINAL_DST: the host is where the connection was going (the listener restored it).
     if (this.originalDst) return this.originalDst.pick(originalDst);
-    return this.lb.pick(ctx);
+    if (this.subsetLb) return this.subsetLb.pick(ctx);
+    const ps = this.prioritySet!;
+    const h = ps.pick(ctx);
+    if (ps.lastPickPanicked) this.lbHealthyPanic.value++;
+    return h;
+  }
+
+  /** Per-priority [healthy, degraded] load percentages (tests, debugging). */
+  priorityLoads(): Array<[number, number]> {
+    return this.prioritySet?.loads() ?? [];
   }
 
   close(): void {
     this.closed = true;
+    this.healthChecker?.close();
+    this.outlierDetector?.close();
     this.tls?.provider.close();
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
   }

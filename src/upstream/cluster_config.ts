@@ -5,6 +5,10 @@ import type { PeerAddress } from '../io/engine.js';
 import { NO_SECRETS, parseUpstreamTls, type SecretTable } from '../tls/context.js';
 import type { ClusterSpec, DnsLookupFamily, EndpointSpec } from './cluster.js';
 import { buildLbConfig } from './lb/config.js';
+import { buildHealthCheckConfig } from './health/config.js';
+import { buildOutlierConfig } from './outlier/config.js';
+import { DEFAULT_OVERPROVISIONING, DEFAULT_PANIC_THRESHOLD } from './priority_set.js';
+import { buildSubsetConfig } from './subset/config.js';
 
 type Obj = Record<string, any>;
 
@@ -119,6 +123,25 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
 
   const tls = c.transport_socket ? parseUpstreamTls(c.transport_socket, `${path}.transport_socket`, secrets, errors) : null;
 
+  const hcs = (c.health_checks ?? []) as Obj[];
+  // Envoy runs each checker independently over one shared health flag; one is what clusters use.
+  if (hcs.length > 1) errors.push({ path: `${path}.health_checks`, message: 'only one health check per cluster is supported' });
+  const healthCheck = hcs.length ? buildHealthCheckConfig(hcs[0]!, `${path}.health_checks[0]`, errors, warnings) : null;
+  // Checks speak plaintext; only a bare TCP connect means the same over TLS.
+  if (healthCheck && tls && !(healthCheck.probe.kind === 'tcp' && !healthCheck.probe.send && healthCheck.probe.receive.length === 0)) {
+    errors.push({ path: `${path}.health_checks[0]`, message: 'health checks of TLS clusters are not supported yet (except a plain tcp_health_check connect)' });
+  }
+  const outlier = c.outlier_detection ? buildOutlierConfig(c.outlier_detection as Obj, `${path}.outlier_detection`, errors) : null;
+  const subset = c.lb_subset_config && (c.lb_subset_config.subset_selectors ?? []).length
+    ? buildSubsetConfig(c.lb_subset_config as Obj, `${path}.lb_subset_config`, errors)
+    : null;
+  const panic = c.common_lb_config?.healthy_panic_threshold?.value;
+  const panicThreshold = panic === undefined ? DEFAULT_PANIC_THRESHOLD : Number(panic);
+  if (!(panicThreshold >= 0 && panicThreshold <= 100)) errors.push({ path: `${path}.common_lb_config.healthy_panic_threshold.value`, message: 'must be a percentage 0-100' });
+  const of = la?.policy?.overprovisioning_factor;
+  const overprovisioningFactor = of === undefined ? DEFAULT_OVERPROVISIONING : Number(of);
+  if (!(overprovisioningFactor > 0)) errors.push({ path: `${path}.load_assignment.policy.overprovisioning_factor`, message: 'must be greater than 0' });
+
   if (errors.length > start || !lb) return null;
   return Object.freeze({
     name,
@@ -133,6 +156,10 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
     dnsRefreshRateMs,
     perConnectionBufferLimitBytes: c.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
     tls,
+    healthCheck,
+    outlier,
+    subset,
+    priority: Object.freeze({ overprovisioningFactor, panicThreshold }),
     source: c,
   });
 }

@@ -53,14 +53,27 @@ describe('bench/run.js --dry-run', () => {
     expect(c.size).toBe(quick.length * (PEERS as P[]).length);
     // Envoy without ENVOY_BIN is reported, not dropped.
     expect(c.get(`${quick[0]!.name} x envoy`)).toBe('skipped: ENVOY_BIN not set');
-    // The plan names the layer every row is measured at today.
-    expect(out).toContain('[L4 (tcp_proxy)]');
+    // The plan names the layer of every row: HTTP at L7 in quick, with no L4 HTTP rows.
+    expect(out).toContain('http1-keepalive-64 [L7 (http_connection_manager)]');
+    expect(out).toContain('h2c-64 [L7 (http_connection_manager)]');
+    expect(out).not.toMatch(/^ {2}(http1|h2c)\S* \[L4/m);
+    expect(out).toContain('hot-restart [L7 Bolt, rpc_proxy] 1 upgrade(s) on strait-native\n');
     expect(out).toMatch(/estimated wall time: ~\d+ s/);
   });
 
-  it('the full plan adds the workloads quick leaves out', () => {
-    const c = cells(dryRun([]));
+  it('the full plan adds the workloads quick leaves out, the L4 HTTP rows and both engines for hot restart', () => {
+    const out = dryRun([]);
+    const c = cells(out);
     for (const w of WORKLOADS as W[]) expect(c.has(`${w.name} x direct`), w.name).toBe(true);
+    expect(out).toContain('http1-keepalive-64-l4 [L4 (tcp_proxy)]');
+    expect(out).toContain('hot-restart [L7 Bolt, rpc_proxy] 3 upgrade(s) on strait-native, strait-node\n');
+  });
+
+  it('--only leaves hot restart out unless it is listed', () => {
+    expect(dryRun(['--quick', '--only', 'bolt'])).toMatch(/hot-restart .* off: --only/);
+    const out = dryRun(['--quick', '--only', 'hot-restart']);
+    expect(cells(out).size).toBe(0);
+    expect(out).toContain('1 upgrade(s) on strait-native');
   });
 
   it('lists the Bolt and Dubbo workloads at L7, with Envoy n/a for Bolt only', () => {

@@ -147,6 +147,61 @@ describe('bench report writer (fixture: fabricated numbers)', () => {
   });
 });
 
+describe('bench report: hot-restart table (fixture: fabricated numbers)', () => {
+  const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+  const row = (engine: string, failed: number, conns: number) => ({
+    engine,
+    upgrades: 3,
+    seconds: 5.1,
+    calls_ok: 1000,
+    calls_failed: failed,
+    client_connections: conns,
+    counted_requests: 250,
+    slowest_batch_ms: 40,
+  });
+  const results = {
+    ...fixture,
+    hotRestart: { status: 'ran', reason: null, upgrades: 3, engines: ['native', 'node'], how: 'HOW-TEXT', rows: [row('native', 0, 1), row('node', 2, 3)] },
+  };
+  let dir: string;
+  let md: string;
+  let json: any;
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-report-hr-'));
+    const files = writeReport(results, dir);
+    md = fs.readFileSync(files.md, 'utf8');
+    json = JSON.parse(fs.readFileSync(files.json, 'utf8'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('puts the table in the summary, its method under How measured, its rows in the JSON', () => {
+    expect(md).toContain('### Hot restart under load: 3 upgrades in a row');
+    expect(md).toContain('| strait-native | 3 | 5.1 | 1000 | 0 | 1 | 250 | 40 |');
+    expect(md.indexOf('### Hot restart')).toBeLessThan(md.indexOf('## Machine'));
+    expect(md).toContain('- **hot restart** (3 upgrade(s), strait-native, strait-node): HOW-TEXT');
+    expect(json.hotRestart.rows).toHaveLength(2);
+    expect(json.hotRestart.rows[1]).toMatchObject({ engine: 'node', calls_failed: 2 });
+  });
+
+  it('flags failed calls and reconnections', () => {
+    expect(md).toContain('**hot restart / strait-node**: 2 calls failed, 3 client connections seen');
+    expect(md).not.toContain('**hot restart / strait-native**');
+  });
+
+  it('says why when it did not run', () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-report-hr-'));
+    try {
+      const f = writeReport({ ...results, hotRestart: { ...results.hotRestart, status: 'not run', reason: 'time budget of 165 s', rows: [] } }, d);
+      const text = fs.readFileSync(f.md, 'utf8');
+      expect(text).toContain('not run: time budget of 165 s');
+      expect(text).toContain('- **hot restart**: not run: time budget of 165 s');
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('bench helpers', () => {
   it('median', () => {
     expect(median([3, 1, 2])).toBe(2);

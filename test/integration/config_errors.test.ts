@@ -49,7 +49,7 @@ const CASES: Array<[string, string, string[]]> = [
   ['malformed duration', cfg(listener('l', TCP), GOOD_CLUSTER.replace('connect_timeout: 1s', 'connect_timeout: 1x')), ['static_resources.clusters[0].connect_timeout', 'duration']],
   ['unknown enum value', cfg(listener('l', TCP), GOOD_CLUSTER.replace('type: STATIC', 'type: STATIK')), ['static_resources.clusters[0].type', 'STRICT_DNS']],
   ['route to a missing cluster', cfg(listener('l', '          stat_prefix: t\n          cluster: nope\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster', 'unknown cluster "nope"']],
-  ['unknown RPC codec', cfg(rpcListener('          codec: thrift\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.codec', 'unknown codec "thrift"', 'bolt']],
+  ['unknown RPC codec', cfg(rpcListener('          codec: grpcweb\n')), ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.codec', 'unknown codec "grpcweb"', 'bolt']],
   ['RPC route to a missing cluster', cfg(rpcListener('          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: nope } } ] } ]\n')), ['typed_config.route_config[0].routes[0].route.cluster', 'unknown cluster "nope"']],
   ['duplicate listener name', cfg(listener('l', TCP) + listener('l', TCP)), ['static_resources.listeners[1].name', 'duplicate listener name "l"']],
   ['duplicate cluster name', cfg(listener('l', TCP), GOOD_CLUSTER + GOOD_CLUSTER), ['static_resources.clusters[1].name', 'duplicate cluster name "backend"']],

@@ -3,6 +3,9 @@
 // processes; the client must see no failed call and no reconnect, and counters must carry over.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { Client } from 'undici';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +21,7 @@ const { startDubboProvider } = require('../fixtures/rpc/dubbo_provider.cjs');
 const quiet = { info() {}, warn() {}, debug() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function config(upstreamPort: number, dubboPort = 0): string {
+function config(upstreamPort: number, dubboPort = 0, httpPort = 0): string {
   return `${ADMIN}static_resources:
   listeners:
   - name: rpc
@@ -40,13 +43,25 @@ function config(upstreamPort: number, dubboPort = 0): string {
           "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
           stat_prefix: dubbo
           route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: orders } } ] } ]
+  - name: web
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: web
+          route_config:
+            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: web } } ] } ]
+          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
   clusters:
-${staticCluster('users', [upstreamPort])}${staticCluster('orders', [dubboPort || upstreamPort])}`;
+${staticCluster('users', [upstreamPort])}${staticCluster('orders', [dubboPort || upstreamPort])}${staticCluster('web', [httpPort || upstreamPort])}`;
 }
 
 describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
   let server: any;
   let provider: any;
+  let web: http.Server;
   let upstreamPort: number;
   const procs: StraitProcess[] = [];
   const baseId = 1000 + Math.floor(Math.random() * 100000);
@@ -57,16 +72,19 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     await server.start();
     upstreamPort = server._servers[0].address().port;
     provider = await startDubboProvider({ interface: 'com.example.OrderService', version: '1.0.0', name: 'orders', methods: ['get'] });
+    web = http.createServer((req, res) => res.end(`web ${req.url}`));
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
   });
 
   afterAll(async () => {
     for (const p of procs) await p.stop();
     await server?.close();
     await provider?.close();
+    web?.close();
   });
 
-  it('moves listeners and live Bolt and Dubbo client connections through three upgrades without a failed call', async () => {
-    const cfg = config(upstreamPort, provider.port);
+  it('moves listeners and live Bolt, Dubbo and HTTP keep-alive connections through three upgrades without a failed call', async () => {
+    const cfg = config(upstreamPort, provider.port, (web.address() as net.AddressInfo).port);
     const start = (epoch: number) => startStraitFile('strait.yaml', cfg, { engine, args: ['--base-id', String(baseId), '--restart-epoch', String(epoch)], waitReady: epoch === 0 });
     let current = await start(0);
     procs.push(current);
@@ -81,6 +99,11 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     let dubboOut = '';
     dubbo.stdout!.on('data', (d) => (dubboOut += d));
     const dubboDone = new Promise((r) => dubbo.on('exit', r));
+    // An undici keep-alive client: one connection, requests at a steady rate.
+    const webPort = await current.port('web');
+    const httpClient = new Client(`http://127.0.0.1:${webPort}`, { pipelining: 1, keepAliveTimeout: 60_000 });
+    let httpOk = 0;
+    const httpFailures: string[] = [];
     let ok = 0;
     const failures: string[] = [];
     let running = true;
@@ -92,6 +115,20 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
         for (const r of await Promise.allSettled(batch)) {
           if (r.status === 'fulfilled' && String(r.value).startsWith('hello c')) ok++;
           else failures.push(String((r as PromiseRejectedResult).reason?.message ?? r));
+        }
+        await sleep(5);
+      }
+    })();
+    const httpLoad = (async () => {
+      let i = 0;
+      while (running) {
+        try {
+          const r = await httpClient.request({ path: `/r${i++}`, method: 'GET' });
+          const body = await r.body.text();
+          if (r.statusCode === 200 && body.startsWith('web /r')) httpOk++;
+          else httpFailures.push(`${r.statusCode} ${body}`);
+        } catch (e) {
+          httpFailures.push(String((e as Error).message));
         }
         await sleep(5);
       }
@@ -112,6 +149,11 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     }
     running = false;
     await load;
+    await httpLoad;
+    await httpClient.close();
+    expect(httpFailures).toEqual([]);
+    expect(httpOk).toBeGreaterThan(50);
+    expect(await current.stat('listener.127.0.0.1_' + webPort + '.downstream_cx_total')).toBe(1);
     await client.close();
     dubbo.stdin!.end();
     await dubboDone;

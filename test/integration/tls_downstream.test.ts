@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issue, spiffe, type CertFiles, type TestCa } from '../helpers/certs.js';
-import { echoServer, readAll, tagServer } from '../helpers/net.js';
+import { closeServer, echoServer, readAll } from '../helpers/net.js';
 import { ADMIN, ENGINES, runCli, startStrait, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
 
 const TCP_PROXY = (prefix: string, cluster: string) => `      filters:
@@ -30,6 +30,20 @@ ${extra}`
     .split('\n')
     .map((l) => (l ? indent + l : l))
     .join('\n');
+}
+
+/**
+ * Writes its tag and closes; reads (and drops) what the client sends, so a connection whose
+ * client wrote first still ends and the server can close.
+ */
+async function tagServer(tag: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.resume();
+    s.end(tag);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, close: () => closeServer(server) };
 }
 
 /** Connects with TLS and returns what the server wrote before closing, plus the handshake facts. */

@@ -29,7 +29,7 @@ describe('filter chain match', () => {
 
   it('refuses criteria it cannot evaluate yet', () => {
     const e: FieldError[] = [];
-    compileMatch({ server_names: ['a.example'] }, 'fcm', e);
-    expect(e[0]?.path).toBe('fcm.server_names');
+    compileMatch({ direct_source_prefix_ranges: [{ address_prefix: '10.0.0.0', prefix_len: 8 }] }, 'fcm', e);
+    expect(e[0]?.path).toBe('fcm.direct_source_prefix_ranges');
   });
 });

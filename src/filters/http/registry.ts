@@ -1,9 +1,10 @@
 import { faultFactory } from './fault/config.js';
 import { localRateLimitFactory } from './local_ratelimit/config.js';
+import { httpRbacFactory } from './rbac/config.js';
 import type { HttpFilterFactory } from './types.js';
 
 /** Every HTTP filter Strait implements besides the router (which the connection manager is). */
-const FACTORIES: readonly HttpFilterFactory<any>[] = [faultFactory, localRateLimitFactory];
+const FACTORIES: readonly HttpFilterFactory<any>[] = [faultFactory, localRateLimitFactory, httpRbacFactory];
 
 const byType = new Map<string, HttpFilterFactory<any>>();
 const byName = new Map<string, HttpFilterFactory<any>>();

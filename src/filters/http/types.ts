@@ -9,6 +9,8 @@ export interface HttpFilterRequest {
   readonly header: HeaderLookup;
   /** content-type application/grpc*: a local reply must be a gRPC status. */
   readonly grpc: boolean;
+  /** The connection the request came on (addresses, TLS peer), for filters that judge the client. */
+  readonly downstream?: import('../../io/engine.js').Downstream;
 }
 
 /** A response the filter wants the connection manager to send instead of routing. */

@@ -2,9 +2,11 @@ import type { NetworkFilterFactory } from './types.js';
 import { dubboProxyFactory, rpcProxyFactory } from './rpc_proxy/config.js';
 import { httpConnectionManagerFactory } from './http_connection_manager/config.js';
 import { tcpProxyFactory } from './tcp_proxy/config.js';
+import { networkRbacFactory } from './rbac/config.js';
+import { networkLocalRateLimitFactory } from './local_ratelimit/config.js';
 
 /** Every network filter Strait implements. One line here is how a filter plugs in. */
-const FACTORIES: readonly NetworkFilterFactory<any>[] = [tcpProxyFactory, rpcProxyFactory, dubboProxyFactory, httpConnectionManagerFactory];
+const FACTORIES: readonly NetworkFilterFactory<any>[] = [tcpProxyFactory, rpcProxyFactory, dubboProxyFactory, httpConnectionManagerFactory, networkLocalRateLimitFactory, networkRbacFactory];
 
 const byName = new Map<string, NetworkFilterFactory<any>>();
 const byType = new Map<string, NetworkFilterFactory<any>>();

@@ -33,12 +33,19 @@ export interface ConnectionContext {
   done(): void;
   /** Bytes a previous process read from this connection but did not use (hot restart). */
   readonly initialData?: Buffer;
+  /** Handed over by a previous process (hot restart): it already counted the connection. */
+  readonly adopted?: boolean;
   /**
    * Set by filters whose connections can move to a new process (hot restart) at a request
    * boundary: detaches the connection and returns its socket and unread bytes, or null while
    * it is mid-request. The filter no longer owns the connection after a non-null return.
    */
   handover?: (() => Handover | null) | null;
+  /**
+   * Set by a network RBAC filter whose rules read RPC call metadata: rpc_proxy asks it about
+   * every call and closes the connection on false (Envoy's continuous enforcement).
+   */
+  authorizeRpc?: ((call: import('../../router/rpc_route_table.js').RpcRequestView) => boolean) | null;
 }
 
 /** A connection leaving this process: a duplicate of its socket fd and what was read but unused. */
@@ -63,5 +70,6 @@ export interface NetworkFilterFactory<Config = unknown> {
   readonly typeUrls: readonly string[];
   readonly terminal: boolean;
   parse(typedConfig: Record<string, unknown>, path: string, ctx: FactoryContext): Config | null;
-  create(config: Config, rt: RuntimeContext): NetworkFilter;
+  /** `next`: for non-terminal filters, the rest of the chain, to hand the connection on to. */
+  create(config: Config, rt: RuntimeContext, next?: NetworkFilter): NetworkFilter;
 }

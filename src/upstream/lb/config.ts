@@ -4,6 +4,8 @@ import { DEFAULT_LEAST_REQUEST } from './least_request.js';
 import { DEFAULT_MAGLEV, isPrime, MAX_MAGLEV_TABLE_SIZE } from './maglev.js';
 import { DEFAULT_RING_HASH } from './ring_hash.js';
 import type { LbConfig, LbPolicy } from './types.js';
+import type { SlowStartConfig } from './slow_start.js';
+import { durationMs } from '../../config/values.js';
 
 type Obj = Record<string, any>;
 
@@ -15,9 +17,8 @@ const POLICY_CONFIG: Record<string, LbPolicy> = {
   maglev_lb_config: 'MAGLEV',
 };
 
-/** `common_lb_config` members that change nothing yet (priorities, zones and health are issue 6's other parts). */
+/** `common_lb_config` members that change nothing yet (healthy_panic_threshold is read by cluster_config). */
 const IGNORED_COMMON = [
-  'healthy_panic_threshold',
   'zone_aware_lb_config',
   'locality_weighted_lb_config',
   'update_merge_window',
@@ -67,14 +68,13 @@ export function buildLbConfig(c: Obj, path: string, errors: FieldError[], warnin
         errors.push({ path: `${path}.least_request_lb_config.active_request_bias.default_value`, message: `must be a finite number ≥ 0 (got ${arb.default_value})` });
       }
     }
-    if (lr.slow_start_config) warn(`${path}.least_request_lb_config.slow_start_config`, 'slow start is not implemented yet; ignored');
     leastRequest = Object.freeze({ choiceCount, activeRequestBias: bias, activeRequestBiasSet: arb !== undefined });
   }
 
+  let slowStart: SlowStartConfig | null = null;
   const rr = c.round_robin_lb_config as Obj | undefined;
-  if (rr && policy === 'ROUND_ROBIN') {
-    if (rr.slow_start_config) warn(`${path}.round_robin_lb_config.slow_start_config`, 'slow start is not implemented yet; ignored');
-  }
+  if (rr?.slow_start_config && policy === 'ROUND_ROBIN') slowStart = buildSlowStart(rr.slow_start_config, `${path}.round_robin_lb_config.slow_start_config`, errors);
+  if (lr?.slow_start_config && policy === 'LEAST_REQUEST') slowStart = buildSlowStart(lr.slow_start_config, `${path}.least_request_lb_config.slow_start_config`, errors);
 
   let ringHash = DEFAULT_RING_HASH;
   const rh = c.ring_hash_lb_config as Obj | undefined;
@@ -122,5 +122,22 @@ export function buildLbConfig(c: Obj, path: string, errors: FieldError[], warnin
     ringHash,
     maglev,
     consistentHashing: useHostnameForHashing ? Object.freeze({ useHostnameForHashing }) : DEFAULT_LB_CONFIG.consistentHashing,
+    ...(slowStart ? { slowStart } : {}),
   });
+}
+
+/**
+ * `slow_start_config`: window (required to do anything; Envoy treats an absent window as no slow
+ * start), aggression (runtime default_value, 1.0 when unset or ≤ 0 as in Envoy), and
+ * min_weight_percent (default 10%).
+ */
+function buildSlowStart(s: Obj, path: string, errors: FieldError[]): SlowStartConfig | null {
+  const windowMs = s.slow_start_window === undefined ? 0 : durationMs(s.slow_start_window)!;
+  let aggression = s.aggression?.default_value === undefined ? 1 : Number(s.aggression.default_value);
+  if (!Number.isFinite(aggression)) errors.push({ path: `${path}.aggression.default_value`, message: 'must be a finite number' });
+  if (!(aggression > 0)) aggression = 1;
+  const pct = s.min_weight_percent?.value === undefined ? 10 : Number(s.min_weight_percent.value);
+  if (!(pct >= 0 && pct <= 100)) errors.push({ path: `${path}.min_weight_percent.value`, message: 'must be a percentage 0-100' });
+  if (windowMs <= 0) return null;
+  return Object.freeze({ windowMs, aggression, minWeight: pct / 100 });
 }

@@ -1,3 +1,4 @@
+import type { MetadataMatch } from '../subset/metadata_match.js';
 import { xxHash64, xxHash64String, type Hash64 } from './hash.js';
 
 const tmp: Hash64 = { hi: 0, lo: 0 };
@@ -21,12 +22,18 @@ export class LbContext {
    * deterministically, as Envoy's host-selection retries do; the others pick afresh anyway.
    */
   attempt = 0;
+  /**
+   * The route's `metadata_match` for `envoy.lb` (e.g. version=v2), compiled once with the route
+   * (MetadataMatch.fromMetadata); clusters with `lb_subset_config` pick from the subset it names.
+   */
+  metadataMatch: MetadataMatch | null = null;
 
   reset(): this {
     this.hasHash = false;
     this.hashHi = 0;
     this.hashLo = 0;
     this.attempt = 0;
+    this.metadataMatch = null;
     return this;
   }
 

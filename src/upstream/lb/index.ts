@@ -26,11 +26,11 @@ export function createLoadBalancer(input: LbConfigInput, random: Random = fastRa
   const useHostname = c.consistentHashing.useHostnameForHashing;
   switch (c.policy) {
     case 'ROUND_ROBIN':
-      return new RoundRobinLb(random);
+      return new RoundRobinLb(random, c.slowStart ?? null);
     case 'RANDOM':
       return new RandomLb(random);
     case 'LEAST_REQUEST':
-      return new LeastRequestLb(c.leastRequest, random);
+      return new LeastRequestLb(c.leastRequest, random, c.slowStart ?? null);
     case 'RING_HASH':
       return new RingHashLb(c.ringHash, useHostname, random);
     case 'MAGLEV':
@@ -40,6 +40,7 @@ export function createLoadBalancer(input: LbConfigInput, random: Random = fastRa
 
 export type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
 export type { Hash64 } from './hash.js';
+export type { SlowStartConfig } from './slow_start.js';
 export { xxHash64, xxHash64String, murmurHash2 } from './hash.js';
 export { isPrime, MAX_MAGLEV_TABLE_SIZE } from './maglev.js';
 export { LbContext, RoundRobinLb, RandomLb, LeastRequestLb, RingHashLb, MaglevLb };

@@ -2,6 +2,7 @@ import type { Host } from '../host.js';
 import { EdfScheduler } from './edf.js';
 import type { LeastRequestConfig, LoadBalancer, Random } from './types.js';
 import { fastRandom, random32, weightsEqual } from './util.js';
+import { slowStartWeight, type SlowStartConfig } from './slow_start.js';
 
 export const DEFAULT_LEAST_REQUEST: LeastRequestConfig = Object.freeze({ choiceCount: 2, activeRequestBias: 1, activeRequestBiasSet: false });
 
@@ -23,7 +24,13 @@ export class LeastRequestLb implements LoadBalancer {
   private readonly bias: number;
   private readonly alwaysWeighted: boolean;
 
-  constructor(config: Partial<LeastRequestConfig> | number = DEFAULT_LEAST_REQUEST, private readonly random: Random = fastRandom) {
+  constructor(
+    config: Partial<LeastRequestConfig> | number = DEFAULT_LEAST_REQUEST,
+    private readonly random: Random = fastRandom,
+    /** With slow start, weights change with time, so the EDF schedule is used even for equal weights. */
+    private readonly slowStart: SlowStartConfig | null = null,
+    private readonly now: () => number = performance.now.bind(performance),
+  ) {
     const c = typeof config === 'number' ? { choiceCount: config } : config;
     this.choiceCount = c.choiceCount ?? DEFAULT_LEAST_REQUEST.choiceCount;
     this.bias = c.activeRequestBias ?? DEFAULT_LEAST_REQUEST.activeRequestBias;
@@ -34,7 +41,7 @@ export class LeastRequestLb implements LoadBalancer {
   update(hosts: readonly Host[]): void {
     this.hosts = hosts;
     const n = hosts.length;
-    this.weighted = n > 1 && (this.alwaysWeighted || !weightsEqual(hosts));
+    this.weighted = n > 1 && (this.alwaysWeighted || this.slowStart !== null || !weightsEqual(hosts));
     if (this.weighted) this.edf.reset(n, this.seed);
   }
 
@@ -53,8 +60,9 @@ export class LeastRequestLb implements LoadBalancer {
 
   private hostWeight(h: Host): number {
     const bias = this.bias;
-    if (bias === 1) return h.weight / (h.load + 1);
-    if (bias === 0) return h.weight;
-    return h.weight / Math.pow(h.load + 1, bias);
+    const w = this.slowStart ? slowStartWeight(h, this.slowStart, this.now()) : h.weight;
+    if (bias === 1) return w / (h.load + 1);
+    if (bias === 0) return w;
+    return w / Math.pow(h.load + 1, bias);
   }
 }

@@ -1,5 +1,6 @@
 import type { Host } from '../host.js';
 import type { LbContext } from './context.js';
+import type { SlowStartConfig } from './slow_start.js';
 
 /**
  * A load balancer picks one host from the cluster's current healthy set. `update` is called on
@@ -53,4 +54,6 @@ export interface LbConfig {
   readonly ringHash: RingHashConfig;
   readonly maglev: MaglevConfig;
   readonly consistentHashing: ConsistentHashingConfig;
+  /** `slow_start_config` of round robin or least request; null = off. */
+  readonly slowStart?: SlowStartConfig | null;
 }

@@ -97,10 +97,10 @@ describe('cluster load-balancing config', () => {
 
   it('warns about settings it accepts but does not act on yet', () => {
     const { warnings, errors } = load(
-      '    lb_policy: RING_HASH\n    common_lb_config: { healthy_panic_threshold: { value: 40 }, consistent_hashing_lb_config: { hash_balance_factor: 150 } }\n',
+      '    lb_policy: RING_HASH\n    common_lb_config: { update_merge_window: 2s, consistent_hashing_lb_config: { hash_balance_factor: 150 } }\n',
     );
     expect(errors).toEqual([]);
-    expect(paths(warnings)).toEqual([`${P}.common_lb_config.healthy_panic_threshold`, `${P}.common_lb_config.consistent_hashing_lb_config.hash_balance_factor`]);
+    expect(paths(warnings)).toEqual([`${P}.common_lb_config.update_merge_window`, `${P}.common_lb_config.consistent_hashing_lb_config.hash_balance_factor`]);
   });
 
   it('still refuses policies Strait does not run', () => {

@@ -64,7 +64,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
 
   onNewConnection(conn: ConnectionContext): void {
     const s = this.stats;
-    s.downstream_cx_total.value++;
+    if (!conn.adopted) s.downstream_cx_total.value++; // a handed-over one was counted already
     s.downstream_cx_active.value++;
     this.bufferLimit = conn.bufferLimit;
     const socket = this.rt.engine.stream(conn.downstream);

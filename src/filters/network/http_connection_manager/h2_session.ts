@@ -4,6 +4,7 @@
  * request than the HTTP/1 byte path; the bench's h2c rows measure it. Routing, retries and
  * timeouts follow the same route table and policies as HTTP/1.
  */
+import { socketDownstream } from '../../../rbac/identity.js';
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -165,7 +166,7 @@ class H2Exchange implements TryEvents {
     }
     const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
     const route = cfg.routes.route(view);
-    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc });
+    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket) });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));

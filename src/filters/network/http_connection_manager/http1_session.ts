@@ -17,7 +17,8 @@ import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { FilterReply, HttpFilter } from '../../http/types.js';
-import type { ConnectionContext } from '../types.js';
+import { native } from '../../../native.js';
+import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { serveH2 } from './h2_session.js';
@@ -115,6 +116,9 @@ export class Http1Session {
   private headersTimer: NodeJS.Timeout | null = null;
   /** The downstream peer's IP (x-forwarded-for), '' for unix sockets. */
   readonly remoteIp: string;
+  get downstream(): ConnectionContext['downstream'] {
+    return this.conn.downstream;
+  }
 
   constructor(
     readonly filter: HttpConnectionManagerFilter,
@@ -137,7 +141,32 @@ export class Http1Session {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => this.onClose());
+    conn.handover = () => this.handover();
     this.armIdle();
+    if (conn.initialData) this.onData(conn.initialData);
+  }
+
+  /**
+   * Hot restart: between requests (nothing in flight, every response byte handed to the
+   * kernel), the keep-alive connection moves to the new process with any bytes of the next
+   * request already read. The client keeps its connection and sees nothing.
+   */
+  private handover(): Handover | null {
+    if (this.closed || this.stream || this.processing || this.socket.writableLength > 0) return null;
+    // TLS state cannot move between processes: such connections finish here.
+    if ((this.socket as { encrypted?: boolean }).encrypted) return null;
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) return null;
+    const copy = native().upgrade.dup(fd);
+    const unread = this.buf && this.off < this.buf.length ? Buffer.from(this.buf.subarray(this.off)) : Buffer.alloc(0);
+    this.buf = null;
+    this.closed = true;
+    this.clearIdle();
+    this.clearHeadersTimer();
+    // Our copy of the fd closes without a FIN: the new process holds the socket. 'close' runs
+    // onClose, which settles the stats and the listener's bookkeeping.
+    this.socket.destroy();
+    return { fd: copy, unread };
   }
 
   get config(): HcmConfig {
@@ -506,7 +535,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc') });
+    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));

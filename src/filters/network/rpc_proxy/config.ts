@@ -1,5 +1,6 @@
 import { getCodec, protocolNames } from '../../../protocols/index.js';
 import { durationMs } from '../../../config/values.js';
+import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 import { RpcRouteTable } from '../../../router/rpc_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { RpcProxyFilter } from './filter.js';
@@ -19,6 +20,8 @@ export interface RpcProxyConfig {
   readonly maxFrameBytes: number;
   /** Idle upstream connections get a heartbeat this often; 0 = never. */
   readonly upstreamHeartbeatMs: number;
+  /** null when the filter has no access_log. */
+  readonly accessLogs: readonly AccessLogSpec[] | null;
 }
 
 const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;
@@ -31,8 +34,10 @@ function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConf
   const codec = tc.codec ? String(tc.codec) : protocol === 'AUTO' ? null : protocol.toLowerCase();
   if (codec && !getCodec(codec)) ctx.errors.push({ path: `${path}.codec`, message: `unknown codec "${codec}" (registered: ${protocolNames().join(', ')})` });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
+  const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, ctx.errors, ctx.warnings);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
+    accessLogs,
     statScope: 'rpc' as const,
     statPrefix: String(tc.stat_prefix),
     codec,
@@ -55,7 +60,7 @@ function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyCo
   });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
+  return Object.freeze({ accessLogs: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
 }
 
 export const rpcProxyFactory = {

@@ -1,5 +1,7 @@
 import type net from 'node:net';
 import { log } from '../../../log.js';
+import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
+import { newEntry, type RpcLogInfo } from '../../../observability/access_log/entry.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
@@ -29,6 +31,16 @@ const BUFFER_LIMIT = 1024 * 1024;
  */
 const MAX_CALLS_PER_CONNECTION = 256;
 
+/** Envoy's response flags for the proxy's own answers. */
+const LOCAL_REPLY_FLAGS: Record<LocalReplyKind, string> = { no_route: 'NR', no_upstream: 'UH', overflow: 'UO', timeout: 'UT', bad_request: 'DPE' };
+
+/** The protocol status of a frame the proxy built (access log only). */
+function statusOf(codec: RpcCodec, frame: Buffer): number {
+  const h = new Int32Array(H.SIZE);
+  codec.decodeHeader(frame, 0, frame.length, frame.length, h);
+  return h[H.STATUS]!;
+}
+
 /** The configured RPC proxy: route table, stats and the upstream pools its connections share. */
 export class RpcProxyFilter implements NetworkFilter {
   readonly stats: Stats;
@@ -39,7 +51,28 @@ export class RpcProxyFilter implements NetworkFilter {
     readonly rt: RuntimeContext,
   ) {
     this.stats = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).table(RPC_PROXY_STATS);
+    this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
   }
+
+  readonly accessLog: AccessLogger | null;
+
+  /** One access log line for a call that ended (only called when there is a log). */
+  logCall(conn: ConnectionContext, start: number, rpc: RpcLogInfo, cluster: Cluster | null, host: Host | null, flags: string, code: number | null, details: string | null, rx: number, tx: number): void {
+    const e = newEntry(start);
+    e.durationMs = Date.now() - start;
+    e.bytesReceived = rx;
+    e.bytesSent = tx;
+    e.downstreamRemote = conn.downstream.remote;
+    e.downstreamLocal = conn.downstream.local;
+    e.upstreamCluster = cluster?.name ?? null;
+    e.upstreamHost = host?.label ?? null;
+    e.responseFlags = flags;
+    e.responseCode = code;
+    e.responseCodeDetails = details;
+    e.protocol = rpc.protocol;
+    e.tls = conn.downstream.tls ?? null;
+    e.rpc = rpc;
+    this.accessLog!.log(e);  }
 
   get routes(): RpcRouteTable {
     return this.config.routes;
@@ -74,7 +107,7 @@ export class RpcProxyFilter implements NetworkFilter {
   }
 
   onNewConnection(conn: ConnectionContext): void {
-    this.stats.cx_total.value++;
+    if (!conn.adopted) this.stats.cx_total.value++; // a handed-over one was counted already
     this.stats.cx_active.value++;
     new RpcSession(this, conn, this.rt.engine.stream(conn.downstream));
   }
@@ -187,13 +220,35 @@ class RpcSession {
     this.curBuf = buf;
     this.curOff = off;
     this.curHdr = hdr;
+    if (this.conn.authorizeRpc && !this.conn.authorizeRpc(this.view)) return void this.socket.destroy(); // network RBAC refused this call
     const route = this.filter.routes.route(this.view);
     if (!route) {
       st.local_response_no_route.value++;
-      if (kind === FrameKind.REQUEST) this.reply(codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`));
+      if (kind === FrameKind.REQUEST) {
+        const reply = codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`);
+        if (this.filter.accessLog) this.filter.logCall(this.conn, Date.now(), this.callFacts(), null, null, 'NR', statusOf(codec, reply), 'no_route', hdr[H.FRAME_LEN]!, reply.length);
+        this.reply(reply);
+      }
       return;
     }
     new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY).start();
+  }
+
+  /** The routing facts of the frame being routed, for the access log. */
+  callFacts(): RpcLogInfo {
+    const h = this.curHdr;
+    return {
+      protocol: this.codec!.name,
+      iface: this.view.iface(),
+      method: this.view.method(),
+      version: this.view.version(),
+      // Bolt ids are u32 in ID_LO; Dubbo's int64 is split across ID_HI and ID_LO.
+      requestId: ((BigInt(h[H.ID_HI]!) << 32n) | BigInt(h[H.ID_LO]! >>> 0)).toString(),
+    };
+  }
+
+  get connection(): ConnectionContext {
+    return this.conn;
   }
 
   reply(frame: Buffer): void {
@@ -259,6 +314,8 @@ class RpcSession {
   private handover(): Handover | null {
     // Between calls only, and with every reply already handed to the kernel.
     if (this.closed || this.active.size > 0 || this.socket.writableLength > 0) return null;
+    // TLS state cannot move between processes: such connections finish here.
+    if ((this.socket as { encrypted?: boolean }).encrypted) return null;
     const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (fd === undefined || fd < 0) return null;
     const copy = native().upgrade.dup(fd);
@@ -325,6 +382,10 @@ class Call {
   private retries = 0;
   private done = false;
   private failedHosts: Host[] | null = null;
+  /** Set only when the filter logs: when the call began and what it is. */
+  private readonly facts: { start: number; rpc: RpcLogInfo } | null;
+  /** The access log flag for a failure about to become a local reply (UF connect, UC reset). */
+  private failFlag = '';
 
   constructor(
     private readonly session: RpcSession,
@@ -341,6 +402,11 @@ class Call {
     // The tighter of the route's timeout and the caller's own (Bolt carries one per frame).
     const own = hdr[H.TIMEOUT_MS]! > 0 ? hdr[H.TIMEOUT_MS]! : 0;
     this.timeoutMs = route.timeoutMs > 0 && own > 0 ? Math.min(route.timeoutMs, own) : route.timeoutMs || own;
+    this.facts = session.rpc.accessLog ? { start: Date.now(), rpc: session.callFacts() } : null;
+  }
+
+  private log(cluster: Cluster | null, host: Host | null, flags: string, code: number | null, details: string | null, tx: number): void {
+    this.session.rpc.logCall(this.session.connection, this.facts!.start, this.facts!.rpc, cluster, host, flags, code, details, this.hdr[H.FRAME_LEN]!, tx);
   }
 
   start(): void {
@@ -474,6 +540,7 @@ class Call {
     this.session.rpc.stats.response.value++;
     const codec = this.session.protocol;
     codec.writeRequestId(buf, off, this.origHi, this.origLo);
+    if (this.facts) this.log(t.cluster, t.conn.host, '', hdr[H.STATUS]!, null, hdr[H.FRAME_LEN]!);
     this.session.reply(buf.subarray(off, off + hdr[H.FRAME_LEN]!));
   }
 
@@ -487,6 +554,7 @@ class Call {
     if (on && on.has(reason === 'connect' ? 'connect-failure' : 'reset') && this.canRetry(t.cluster)) this.retry(t.cluster);
     if (!this.done && this.tries.length === 0) {
       this.session.rpc.stats.local_response_no_upstream.value++;
+      this.failFlag = reason === 'connect' ? 'UF' : 'UC';
       this.localReply('no_upstream', reason === 'connect' ? 'upstream connect failed' : 'upstream connection reset');
     }
   }
@@ -494,11 +562,15 @@ class Call {
   private localReply(kind: LocalReplyKind, message: string): void {
     if (this.done) return;
     this.finish();
-    if (this.oneway || this.session.isClosed) return;
+    if (this.oneway || this.session.isClosed) {
+      if (this.facts) this.log(null, null, this.failFlag || LOCAL_REPLY_FLAGS[kind], null, kind, 0);
+      return;
+    }
     const codec = this.session.protocol;
     // Build from the frame but never write into it: its bytes may still sit in an upstream queue.
     const reply = codec.localReply(this.buf, this.off, this.hdr, kind, message);
     codec.writeRequestId(reply, 0, this.origHi, this.origLo);
+    if (this.facts) this.log(null, null, this.failFlag || LOCAL_REPLY_FLAGS[kind], statusOf(codec, reply), kind, reply.length);
     this.session.reply(reply);
   }
 
@@ -512,6 +584,9 @@ class Call {
 
   /** The client went away: drop the call; late responses are discarded. */
   cancel(): void {
-    if (!this.done) this.finish();
+    if (this.done) return;
+    this.finish();
+    // DC: the client's connection ended first.
+    if (this.facts) this.log(null, null, 'DC', null, 'downstream_closed', 0);
   }
 }

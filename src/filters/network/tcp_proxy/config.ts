@@ -1,5 +1,7 @@
 import { durationMs } from '../../../config/values.js';
+import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 import { compileClusterSpecifier, type ClusterPicker } from '../../../router/cluster_specifier.js';
+import { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { TcpProxyFilter } from './filter.js';
 
@@ -13,30 +15,34 @@ export interface TcpProxyConfig {
   /** `cluster` or `weighted_clusters`, compiled by the shared router code. */
   readonly clusters: ClusterPicker;
   readonly idleTimeoutMs: number;
+  /** null when the filter has no access_log. */
+  readonly accessLogs: readonly AccessLogSpec[] | null;
   readonly maxConnectAttempts: number;
+  /** `metadata_match` for `envoy.lb`: the subset of clusters with lb_subset_config; null = none. */
+  readonly metadataMatch: MetadataMatch | null;
   readonly maxDownstreamConnectionDurationMs: number;
 }
 
 type Obj = Record<string, any>;
 
 /** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
-const UNSUPPORTED = ['tunneling_config', 'on_demand', 'hash_policy', 'metadata_match'] as const;
+const UNSUPPORTED = ['tunneling_config', 'on_demand', 'hash_policy'] as const;
 
 function parse(tc: Obj, path: string, ctx: FactoryContext): TcpProxyConfig | null {
   const start = ctx.errors.length;
   for (const f of UNSUPPORTED) {
     if (tc[f] !== undefined) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
   }
-  if (tc.access_log !== undefined) {
-    ctx.warnings.push({ path: `${path}.access_log`, message: 'access logs are not written yet; ignored' });
-  }
+  const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, ctx.errors, ctx.warnings);
   const clusters = compileClusterSpecifier(tc, path, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     statPrefix: String(tc.stat_prefix),
     clusters: clusters!,
+    accessLogs,
     idleTimeoutMs: tc.idle_timeout === undefined ? DEFAULT_IDLE_TIMEOUT_MS : durationMs(tc.idle_timeout)!,
     maxConnectAttempts: tc.max_connect_attempts === undefined ? 1 : Number(tc.max_connect_attempts),
+    metadataMatch: MetadataMatch.fromMetadata(tc.metadata_match),
     maxDownstreamConnectionDurationMs:
       tc.max_downstream_connection_duration === undefined ? 0 : durationMs(tc.max_downstream_connection_duration)!,
   });

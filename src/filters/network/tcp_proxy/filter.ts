@@ -2,9 +2,13 @@ import os from 'node:os';
 import { PipeCloseReason, type Cancelable, type Pipe, type Upstream } from '../../../io/engine.js';
 import { log } from '../../../log.js';
 import { connectUpstream } from '../../../tls/upstream.js';
+import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
+import { newEntry } from '../../../observability/access_log/entry.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
+import { OutlierResult } from '../../../upstream/outlier/monitor.js';
+import { LbContext } from '../../../upstream/lb/context.js';
 import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
 import type { TcpProxyConfig } from './config.js';
 import { TCP_PROXY_STATS } from './stats.js';
@@ -14,12 +18,32 @@ const ETIMEDOUT = -os.constants.errno.ETIMEDOUT;
 /** The configured tcp_proxy: shared by every connection of its filter chain. */
 export class TcpProxyFilter implements NetworkFilter {
   readonly stats: StatsOf<typeof TCP_PROXY_STATS>;
+  /** Fixed per filter (metadata_match, no hash): shared by its connections, never written after. */
+  readonly lbContext: LbContext | null;
+  readonly accessLog: AccessLogger | null;
 
   constructor(
     readonly config: TcpProxyConfig,
     readonly rt: RuntimeContext,
   ) {
     this.stats = rt.stats.scope('tcp').scope(config.statPrefix, 'envoy_tcp_prefix').table(TCP_PROXY_STATS);
+    this.lbContext = config.metadataMatch ? Object.assign(new LbContext(), { metadataMatch: config.metadataMatch }) : null;
+    this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
+  }
+
+  /** One access log line for a connection that ended (only called when there is a log). */
+  logConnection(conn: ConnectionContext, start: number, cluster: string | null, host: Host | null, flags: string, rx: number, tx: number): void {
+    const e = newEntry(start);
+    e.durationMs = Date.now() - start;
+    e.bytesReceived = rx;
+    e.bytesSent = tx;
+    e.downstreamRemote = conn.downstream.remote;
+    e.downstreamLocal = conn.downstream.local;
+    e.upstreamCluster = cluster;
+    e.upstreamHost = host?.label ?? null;
+    e.responseFlags = flags;
+    e.tls = conn.downstream.tls ?? null;
+    this.accessLog!.log(e);
   }
 
   onNewConnection(conn: ConnectionContext): void {
@@ -27,6 +51,7 @@ export class TcpProxyFilter implements NetworkFilter {
     const cluster = this.rt.clusters.get(this.config.clusters.pick());
     if (!cluster) {
       this.stats.downstream_cx_no_route.value++;
+      if (this.accessLog) this.logConnection(conn, Date.now(), null, null, 'NR', 0, 0);
       conn.downstream.close();
       conn.done();
       return;
@@ -42,6 +67,11 @@ class TcpProxySession {
   private host: Host | null = null;
   private durationTimer: NodeJS.Timeout | null = null;
   private finished = false;
+  // Access log facts: cheap to keep, read only when the filter logs.
+  private readonly start = Date.now();
+  private flags = '';
+  private rx = 0;
+  private tx = 0;
 
   constructor(
     private readonly filter: TcpProxyFilter,
@@ -53,6 +83,7 @@ class TcpProxySession {
     if (max > 0) {
       this.durationTimer = setTimeout(() => {
         filter.stats.max_downstream_connection_duration.value++;
+        this.flags = 'DT';
         this.abort();
       }, max);
     }
@@ -60,9 +91,10 @@ class TcpProxySession {
 
   connect(attempt: number): void {
     const cs = this.cluster.stats;
-    const host = this.cluster.pickHost(null, this.conn.downstream.local);
+    const host = this.cluster.pickHost(this.filter.lbContext, this.conn.downstream.local);
     if (!host) {
       cs.upstream_cx_none_healthy.value++;
+      this.flags = 'UH';
       this.finish();
       return;
     }
@@ -79,16 +111,20 @@ class TcpProxySession {
         if (status === ETIMEDOUT) cs.upstream_cx_connect_timeout.value++;
         cs.upstream_cx_connect_fail.value++;
         host.counters.cx_connect_fail++;
+        host.outlier.putResult(status === ETIMEDOUT ? OutlierResult.TIMEOUT : OutlierResult.CONNECT_FAILED);
         if (log.isLevelEnabled('debug')) {
           log.debug({ cluster: this.cluster.name, host: host.label, error: this.filter.rt.engine.errnoName(status), attempt }, 'upstream connect failed');
         }
         if (attempt < this.filter.config.maxConnectAttempts) this.connect(attempt + 1);
         else {
           if (this.filter.config.maxConnectAttempts > 1) cs.upstream_cx_connect_attempts_exceeded.value++;
+          this.flags = 'UF';
           this.finish();
         }
         return;
       }
+      // For L4 traffic a connection that opens is the whole result (Envoy's tcp_proxy does the same).
+      host.outlier.putResult(OutlierResult.CONNECT_SUCCESS_FINAL);
       this.splice(host, up);
     });
   }
@@ -105,6 +141,10 @@ class TcpProxySession {
       ts.downstream_cx_tx_bytes_total.value += tx;
       cs.upstream_cx_tx_bytes_total.value += rx;
       cs.upstream_cx_rx_bytes_total.value += tx;
+      this.rx = rx;
+      this.tx = tx;
+      if (reason === PipeCloseReason.IDLE_TIMEOUT) this.flags = 'SI';
+      else if (reason === PipeCloseReason.RESET_UPSTREAM) this.flags = 'UC';
       cs.upstream_cx_active.value--;
       cs.upstream_cx_destroy.value++;
       host.counters.cx_active--;
@@ -133,6 +173,7 @@ class TcpProxySession {
     this.finished = true;
     if (this.durationTimer) clearTimeout(this.durationTimer);
     if (!this.host) this.conn.downstream.close(); // never piped: we still own the socket
+    if (this.filter.accessLog) this.filter.logConnection(this.conn, this.start, this.cluster.name, this.host, this.flags, this.rx, this.tx);
     this.conn.done();
   }
 }

@@ -1,0 +1,2 @@
+export { TokenBucket } from './token_bucket.js';
+export { KeyedLimiter, PriorityLimiter, type Grant, type PriorityLimiterConfig } from './priority_limiter.js';
