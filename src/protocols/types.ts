@@ -67,6 +67,8 @@ export function decodeErrorName(code: number): string {
 /** Why the proxy answers a request itself; each codec maps it onto its own status codes. */
 export type LocalReplyKind = 'no_route' | 'no_upstream' | 'overflow' | 'timeout' | 'bad_request';
 
+export type ResponseClass = 'success' | 'failed' | 'overloaded' | 'timeout';
+
 /** A routing field a codec decodes only on demand (it costs a body walk). */
 export type LazyField = 'method' | 'group';
 
@@ -91,6 +93,13 @@ export interface RpcCodec {
    * matching in routes; walks the frame, so it is only called when a route asks.
    */
   lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string | undefined;
+  /**
+   * What a response says about the provider's health, for outlier detection: `failed` for
+   * server-side errors, `overloaded` for a provider shedding load, `timeout` for a provider
+   * timeout; business exceptions are `success`. Optional: a codec without it counts every
+   * response as a success.
+   */
+  classify?(hdr: Int32Array): ResponseClass;
   /** An error response to the request at `off`, in the protocol's own format, carrying its id. */
   localReply(buf: Buffer, off: number, hdr: Int32Array, kind: LocalReplyKind, message: string): Buffer;
 }

@@ -186,7 +186,7 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
                 cluster: half_dead
                 retry_policy: { retry_on: connect-failure, num_retries: 2 }
   clusters:
-${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy', [busy.port], '    circuit_breakers: { thresholds: [ { max_requests: 1 } ] }\n')}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n')}${staticCluster('nowhere', [dead])}`,
+${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy', [busy.port], '    circuit_breakers: { thresholds: [ { max_requests: 1 } ] }\n')}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n    outlier_detection: { consecutive_5xx: 2, interval: 0.1s, base_ejection_time: 60s, max_ejection_percent: 100 }\n')}${staticCluster('nowhere', [dead])}`,
       { engine },
     );
     port = await strait.port('rpc');
@@ -203,6 +203,21 @@ ${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy'
     expect(await strait.stat('rpc.rpc.upstream_rq_retry')).toBeGreaterThan(0);
     expect(await strait.stat('cluster.half_dead.upstream_cx_connect_fail')).toBeGreaterThan(0);
     expect(await strait.stat('cluster.half_dead.upstream_rq_retry_overflow')).toBe(0);
+  });
+
+  it('ejects the dead host through outlier detection, so later calls stop trying it', async () => {
+    // Each round of calls makes one connection attempt to the dead host (one connect failure,
+    // whatever the number of calls waiting on it); two in a row eject it at the next sweep.
+    for (let i = 0; i < 10 && !(await strait.stat('cluster.half_dead.outlier_detection.ejections_enforced_total')); i++) {
+      expect((await dubboCall(port, IFACE, '1.0.0', '', 'hello', 4, `w${i}`)).every((x) => x.ok)).toBe(true);
+      await delay(150);
+    }
+    expect(await strait.stat('cluster.half_dead.outlier_detection.ejections_enforced_total')).toBeGreaterThanOrEqual(1);
+    const failsBefore = await strait.stat('cluster.half_dead.upstream_cx_connect_fail');
+    const r = await dubboCall(port, IFACE, '1.0.0', '', 'hello', 20, 'e');
+    expect(r.every((x) => x.ok)).toBe(true);
+    expect(await strait.stat('cluster.half_dead.upstream_cx_connect_fail')).toBe(failsBefore);
+    expect((await strait.get('/clusters')).text).toContain('failed_outlier_check');
   });
 
   it('answers calls to a dead cluster locally, at once, with the reason', async () => {

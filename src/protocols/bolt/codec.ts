@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { Hessian2DraftSkipper, Hessian2Skipper, intValue, utf8SkipChars, readInt, readString, span, spanEquals, writeInt, writeString } from '../hessian2.js';
-import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type RpcCodec } from '../types.js';
+import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../types.js';
 
 /**
  * SOFARPC Bolt, v1 (proto 0x01) and v2 (proto 0x02). All fields big-endian:
@@ -287,8 +287,30 @@ function lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string 
   return undefined;
 }
 
+/**
+ * SERVER_EXCEPTION is how SOFA reports an exception thrown by the service (a business error),
+ * so it does not count against the host; transport and server failures do.
+ */
+function classify(hdr: Int32Array): ResponseClass {
+  switch (hdr[H.STATUS]) {
+    case BoltStatus.SERVER_THREADPOOL_BUSY:
+      return 'overloaded';
+    case BoltStatus.TIMEOUT:
+      return 'timeout';
+    case BoltStatus.ERROR:
+    case BoltStatus.UNKNOWN:
+    case BoltStatus.ERROR_COMM:
+    case BoltStatus.NO_PROCESSOR:
+    case BoltStatus.CODEC_EXCEPTION:
+      return 'failed';
+    default:
+      return 'success';
+  }
+}
+
 export const boltCodec = {
   name: 'bolt',
+  classify,
   decodeHeader,
   decodeLazy,
   writeRequestId,

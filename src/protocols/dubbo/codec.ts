@@ -1,5 +1,5 @@
 import { countJvmParams, Hessian2Skipper, readString, span, spanEquals, writeString } from '../hessian2.js';
-import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type RpcCodec } from '../types.js';
+import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../types.js';
 
 /**
  * Dubbo 2: a 16-byte header — magic 0xdabb, flags (0x80 request, 0x40 two-way, 0x20 event,
@@ -172,8 +172,24 @@ function frame(flag: number, status: number, idFrom: Buffer | null, idOff: numbe
 
 const NULL_BODY = Buffer.from([0x4e]);
 
+/** Provider-side statuses; client errors (40, 90) and a missing service (60, 70) are not the host's health. */
+function classify(hdr: Int32Array): ResponseClass {
+  switch (hdr[H.STATUS]) {
+    case DubboStatus.SERVER_THREADPOOL_EXHAUSTED:
+      return 'overloaded';
+    case DubboStatus.SERVER_TIMEOUT:
+      return 'timeout';
+    case DubboStatus.SERVER_ERROR:
+    case DubboStatus.BAD_RESPONSE:
+      return 'failed';
+    default:
+      return 'success';
+  }
+}
+
 export const dubboCodec = {
   name: 'dubbo',
+  classify,
   decodeHeader,
   decodeLazy,
   writeRequestId,

@@ -91,11 +91,4 @@ export class SubsetLb {
         return this.defaultSet.pick(ctx);
     }
   }
-
-  /** The subsets present, as `key=value,…` with their host counts (tests, debugging). */
-  describe(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [k, ps] of this.subsets) out[k.replaceAll('\u0000', '=').replaceAll('\u0001', ',').replace(/,$/, '').replace(/=s/g, '=')] = ps.size;
-    return out;
-  }
 }

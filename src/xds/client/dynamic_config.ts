@@ -273,9 +273,10 @@ export class DynamicConfig implements AdsHandler {
   }
 
   private buildCluster(c: Obj, errors: FieldError[], warnings: FieldError[]): ClusterSpec | null {
-    // Same refusals as static config: TLS changes what goes on the wire; the rest is advisory.
-    if (c.transport_socket) errors.push({ path: 'transport_socket', message: 'upstream TLS is not supported yet' });
-    for (const f of ['outlier_detection', 'health_checks', 'lb_subset_config', 'upstream_connection_options'] as const) {
+    // Same handling as static config: buildClusterSpec validates TLS (without SDS, which xDS
+    // does not serve yet: a secret reference fails there with its path), health checks,
+    // outlier detection and subsets; upstream_connection_options is advisory.
+    for (const f of ['upstream_connection_options'] as const) {
       const v = c[f];
       if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: f, message: 'is not enforced yet; ignored' });
     }

@@ -2,10 +2,11 @@ import type net from 'node:net';
 import { log } from '../../../log.js';
 import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
 import { newEntry, type RpcLogInfo } from '../../../observability/access_log/entry.js';
-import type { StatsOf } from '../../../observability/stats.js';
+import type { Histogram, StatsOf } from '../../../observability/stats.js';
 import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
-import { FrameKind, H, decodeErrorName, type LocalReplyKind, type RpcCodec } from '../../../protocols/types.js';
+import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../../../protocols/types.js';
+import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -18,6 +19,14 @@ import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.
 import { corkedWrite } from './write_batch.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
+
+/** How a response counts for outlier detection (Envoy's result kinds). */
+const OUTLIER_OF: Record<ResponseClass, OutlierResult> = {
+  success: OutlierResult.REQUEST_SUCCESS,
+  failed: OutlierResult.REQUEST_FAILED,
+  overloaded: OutlierResult.GATEWAY_FAILURE,
+  timeout: OutlierResult.TIMEOUT,
+};
 
 /**
  * Bytes a socket may hold unsent before the client feeding it stops being read (Envoy's
@@ -44,6 +53,8 @@ function statusOf(codec: RpcCodec, frame: Buffer): number {
 /** The configured RPC proxy: route table, stats and the upstream pools its connections share. */
 export class RpcProxyFilter implements NetworkFilter {
   readonly stats: Stats;
+  /** `<rpc|dubbo>.<prefix>.request_time_ms` (dubbo_proxy's name): a call's start to its answer. */
+  readonly requestTime: Histogram;
   private readonly pools = new Map<string, RpcConnPool>();
 
   constructor(
@@ -51,6 +62,7 @@ export class RpcProxyFilter implements NetworkFilter {
     readonly rt: RuntimeContext,
   ) {
     this.stats = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).table(RPC_PROXY_STATS);
+    this.requestTime = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).histogram('request_time_ms');
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
   }
 
@@ -386,6 +398,7 @@ class Call {
   private readonly facts: { start: number; rpc: RpcLogInfo } | null;
   /** The access log flag for a failure about to become a local reply (UF connect, UC reset). */
   private failFlag = '';
+  private readonly t0 = performance.now();
 
   constructor(
     private readonly session: RpcSession,
@@ -521,6 +534,7 @@ class Call {
     t.timer = null;
     if (this.done) return;
     t.cluster.stats.upstream_rq_per_try_timeout.value++;
+    t.conn.host.outlier.putResult(OutlierResult.TIMEOUT);
     // Hedging keeps the slow try and races a backup against it; otherwise the try is abandoned
     // and retried when the policy says so (Envoy retries per-try timeouts on 5xx/gateway-error).
     const hedge = this.route.hedge?.onPerTryTimeout === true;
@@ -535,6 +549,8 @@ class Call {
   }
 
   onTryResponse(t: Try, buf: Buffer, off: number, hdr: Int32Array): void {
+    // Passive health first: even a response that lost the race says something about its host.
+    t.conn.host.outlier.putResult(OUTLIER_OF[this.session.protocol.classify?.(hdr) ?? 'success']);
     if (this.done) return;
     this.finish();
     this.session.rpc.stats.response.value++;
@@ -545,6 +561,8 @@ class Call {
   }
 
   onTryFail(t: Try, reason: 'connect' | 'reset'): void {
+    // (connect failures are reported by the connection itself, once, not once per waiting call)
+    if (reason === 'reset') t.conn.host.outlier.putResult(OutlierResult.GATEWAY_FAILURE);
     if (this.done) return;
     this.drop(t);
     (this.failedHosts ??= []).push(t.conn.host);
@@ -576,6 +594,7 @@ class Call {
 
   private finish(): void {
     this.done = true;
+    this.session.rpc.requestTime.record(performance.now() - this.t0);
     if (this.timer) clearTimeout(this.timer);
     for (const t of this.tries) t.cancel();
     this.tries.length = 0;

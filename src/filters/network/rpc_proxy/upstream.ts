@@ -4,6 +4,7 @@ import { openUpstreamSocket } from '../../../tls/upstream.js';
 import { FrameKind, H, type RpcCodec } from '../../../protocols/types.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
+import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { Framer } from './framer.js';
 import { corkedWrite } from './write_batch.js';
 
@@ -60,6 +61,7 @@ export class RpcUpstreamConn {
       this.socket.setTimeout(0);
       cluster.stats.upstream_cx_active.value++;
       host.counters.cx_active++;
+      host.outlier.putResult(OutlierResult.CONNECT_SUCCESS);
       if (heartbeatMs > 0) {
         this.heartbeatTimer = setInterval(() => this.keepAlive(), heartbeatMs);
         this.heartbeatTimer.unref();
@@ -81,6 +83,7 @@ export class RpcUpstreamConn {
       } else {
         cluster.stats.upstream_cx_connect_fail.value++;
         host.counters.cx_connect_fail++;
+        host.outlier.putResult(OutlierResult.CONNECT_FAILED);
       }
       const calls = [...this.pending.values()];
       this.pending.clear();
