@@ -1,3 +1,4 @@
+import type { Host } from './host.js';
 import { defineStats, type Counter, type Scope, type StatsOf } from '../observability/stats.js';
 
 /**
@@ -44,7 +45,12 @@ export function httpClusterStats(scope: Scope): HttpClusterStats {
 }
 
 /** `upstream_rq_<class>` and, as Envoy also keeps, `upstream_rq_<code>` (created on first use). */
-export function countUpstreamStatus(stats: HttpClusterStats, status: number): void {
+/**
+ * Counts an upstream response status (`upstream_rq_<code>`) and, given the host, reports it to
+ * outlier detection (a shared no-op when the cluster has none).
+ */
+export function countUpstreamStatus(stats: HttpClusterStats, status: number, host?: Host | null): void {
+  host?.outlier.putHttpStatus(status);
   let codes = CODES.get(stats);
   if (!codes) CODES.set(stats, (codes = new Map()));
   let c = codes.get(status);

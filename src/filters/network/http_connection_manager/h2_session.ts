@@ -5,6 +5,7 @@
  * timeouts follow the same route table and policies as HTTP/1.
  */
 import { socketDownstream } from '../../../rbac/identity.js';
+import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -12,6 +13,8 @@ import { log } from '../../../log.js';
 import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
+import { OutlierResult } from '../../../upstream/outlier/monitor.js';
+import { outlierOfFailure } from './http1_session.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus } from '../../../upstream/http_stats.js';
 import type { FilterReply, HttpFilter } from '../../http/types.js';
@@ -128,6 +131,13 @@ class H2Exchange implements TryEvents {
   private delayTimer: NodeJS.Timeout | null = null;
   /** A filter chose the gRPC status of the local reply. */
   private grpcOverride: number | null = null;
+  /** performance.now() at the request and at the current try's start (the _rq_time histograms). */
+  private readonly t0 = performance.now();
+  private tryT0 = 0;
+  /** The :status sent downstream; 0 until one is. */
+  private status = 0;
+  /** Spans of this request; null without tracing. */
+  private trace: RequestTrace | null = null;
 
   constructor(
     private readonly filter: HttpConnectionManagerFilter,
@@ -160,6 +170,7 @@ class H2Exchange implements TryEvents {
     const path = String(h[':path'] ?? '');
     let host = String(h[':authority'] ?? first(h.host) ?? '');
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
+    this.trace = this.filter.tracer?.start(method, path, host, (n) => first(h[n]), socketDownstream(this.stream.session!.socket)) ?? null;
     if (method === 'CONNECT' || !path.startsWith('/')) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
@@ -283,6 +294,7 @@ class H2Exchange implements TryEvents {
     const rid = first(h['x-request-id']);
     if (rid) this.requestId = rid;
     else if (cfg.generateRequestId) out['x-request-id'] = this.requestId = crypto.randomUUID();
+    this.trace?.upstreamHeaderObject(this.cluster!.name, this.requestId, out);
     for (const [k, v] of add) {
       const prev = out[k];
       out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
@@ -302,6 +314,7 @@ class H2Exchange implements TryEvents {
       return;
     }
     this.host = host;
+    this.tryT0 = performance.now();
     cs.upstream_rq_total.value++;
     cs.upstream_rq_active.value++;
     host.counters.rq_total++;
@@ -408,6 +421,8 @@ class H2Exchange implements TryEvents {
   }
 
   private failTry(kind: TryFailureKind | 'per_try_timeout'): void {
+    const o = outlierOfFailure(kind);
+    if (o !== null) this.host?.outlier.putResult(o);
     this.abortTry();
     if (this.finished) return;
     if (this.retryAllowed(kind, 0, -1)) {
@@ -459,7 +474,7 @@ class H2Exchange implements TryEvents {
     if (this.finished) return;
     const cs = this.filter.statsFor(this.cluster!.name);
     const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
-    countUpstreamStatus(cs, status);
+    countUpstreamStatus(cs, status, this.host);
     if (this.retryAllowed('status', status, grpc)) {
       this.abortTry();
       this.scheduleRetry();
@@ -469,7 +484,7 @@ class H2Exchange implements TryEvents {
     this.perTryTimer = null;
     this.responseStarted = true;
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
-    classify(this.stats, 'downstream', status);
+    classify(this.stats, 'downstream', (this.status = status));
     const cfg = this.filter.config;
     const out: HeaderObject = {};
     const drop = new Set(this.route!.responseHeaders.remove);
@@ -534,6 +549,7 @@ class H2Exchange implements TryEvents {
 
   private complete(): void {
     this.filter.statsFor(this.cluster!.name).upstream_rq_completed.value++;
+    this.filter.upstreamDone(this.cluster!, this.tryT0, this.trace, this.status, this.host);
     this.endTry();
     this.finish();
   }
@@ -555,7 +571,7 @@ class H2Exchange implements TryEvents {
     if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;
     if (this.grpc && (status >= 300 || this.grpcOverride !== null)) {
       // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
-      classify(this.stats, 'downstream', 200);
+      classify(this.stats, 'downstream', (this.status = 200));
       out[':status'] = '200';
       out['content-type'] = 'application/grpc';
       out['grpc-status'] = String(this.grpcOverride ?? grpcStatusOf(status));
@@ -564,7 +580,7 @@ class H2Exchange implements TryEvents {
       this.respondEnd(out, null);
       return;
     }
-    classify(this.stats, 'downstream', status);
+    classify(this.stats, 'downstream', (this.status = status));
     Object.assign(out, headers);
     out[':status'] = String(status);
     const b = typeof body === 'string' ? Buffer.from(body) : body;
@@ -588,6 +604,7 @@ class H2Exchange implements TryEvents {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.filter.streamDone(this.t0, this.trace, this.status);
     const n = this.notify;
     this.notify = null;
     if (n) for (const f of n) f.onDone?.();

@@ -13,10 +13,12 @@ import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/
 import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
+import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { FilterReply, HttpFilter } from '../../http/types.js';
+import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -435,6 +437,15 @@ export class Http1Session {
   }
 }
 
+
+/** How a failed try counts for outlier detection (the proxy's own failures, Envoy's kinds). */
+export function outlierOfFailure(kind: string): OutlierResult | null {
+  if (kind === 'connect_failure') return OutlierResult.CONNECT_FAILED;
+  if (kind === 'per_try_timeout') return OutlierResult.TIMEOUT;
+  if (kind === 'reset' || kind === 'protocol_error') return OutlierResult.GATEWAY_FAILURE;
+  return null; // overflow says nothing about the host
+}
+
 type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout';
 
 /**
@@ -449,6 +460,13 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   /** Close the downstream connection after this exchange. */
   forceClose = false;
   private finished = false;
+  /** performance.now() at the request head and at the current try's start (the _rq_time histograms). */
+  private readonly t0 = performance.now();
+  private tryT0 = 0;
+  /** The status sent downstream; 0 until one is. */
+  private status = 0;
+  /** Spans of this request; null without tracing. */
+  private trace: RequestTrace | null = null;
 
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
@@ -511,6 +529,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   start(): void {
     const head = this.head;
+    this.trace = this.session.filter.tracer?.start(head.method, head.target, head.host, (n) => getHeader(head, n), this.session.downstream) ?? null;
     if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
       // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
       this.forceClose = true;
@@ -657,6 +676,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       this.requestId = crypto.randomUUID();
       extra += `x-request-id: ${this.requestId}\r\n`;
     }
+    if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
     extra += applyMutation(route.requestHeaders, has, dropNames);
     // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
     for (const v of getAll(head, 'connection')) {
@@ -759,7 +779,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.finished || !this.h2) return;
     const cs = this.cstats!;
     const grpc = endStream && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : -1;
-    countUpstreamStatus(cs, status);
+    countUpstreamStatus(cs, status, this.host);
     if (this.retryAllowed('status', status, grpc)) {
       this.abortTry();
       this.scheduleRetry();
@@ -769,7 +789,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.perTryTimer = null;
     this.responseStarted = true;
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
-    statusClass(this.stats, status);
+    statusClass(this.stats, (this.status = status));
     const cfg = this.cfg;
     const route = this.route!;
     const drop = new Set(route.responseHeaders.remove);
@@ -839,6 +859,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.h2 = null;
     this.endTry();
     this.cstats!.upstream_rq_completed.value++;
+    this.session.filter.upstreamDone(this.cluster!, this.tryT0, this.trace, this.status, this.host);
     if (!this.requestDone) this.forceClose = true;
     this.responseDone = true;
     this.maybeFinish();
@@ -877,6 +898,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       return;
     }
     this.host = host;
+    this.tryT0 = performance.now();
     this.tryActive = true;
     cs.upstream_rq_total.value++;
     cs.upstream_rq_active.value++;
@@ -1048,6 +1070,8 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   }
 
   private tryFailed(kind: TryFailure): void {
+    const o = outlierOfFailure(kind);
+    if (o !== null) this.host?.outlier.putResult(o);
     const wasReused = this.connReused && !this.gotUpstreamBytes;
     this.abortTry();
     if (this.finished) return;
@@ -1175,7 +1199,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     const cs = this.cstats!;
     const grpc = getHeader(r, 'grpc-status');
     if (this.retryAllowed('status', r.status, grpc === undefined ? -1 : Number(grpc))) {
-      countUpstreamStatus(cs, r.status);
+      countUpstreamStatus(cs, r.status, this.host);
       // Not worth reading the rejected body to keep the connection: a retry is the rare path.
       this.abortTry();
       this.scheduleRetry();
@@ -1185,9 +1209,9 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.perTryTimer = null;
     this.resp = r;
     this.responseStarted = true;
-    countUpstreamStatus(cs, r.status);
+    countUpstreamStatus(cs, r.status, this.host);
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
-    statusClass(this.stats, r.status);
+    statusClass(this.stats, (this.status = r.status));
     const noBody = responseHasNoBody(r.status, this.head.method);
     const mode = noBody ? BodyMode.NONE : r.chunked ? BodyMode.CHUNKED : r.contentLength >= 0 ? BodyMode.LENGTH : BodyMode.UNTIL_CLOSE;
     this.respFramer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
@@ -1217,8 +1241,8 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.routeTimer) clearTimeout(this.routeTimer);
     this.routeTimer = null;
     this.responseStarted = true;
-    countUpstreamStatus(cs, 101);
-    statusClass(this.stats, 101);
+    countUpstreamStatus(cs, 101, this.host);
+    statusClass(this.stats, (this.status = 101));
     const up = conn.socket;
     const down = this.session.socket;
     const drop = (h: MessageHead, i: number) => {
@@ -1331,6 +1355,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     }
     this.endTry();
     this.cstats!.upstream_rq_completed.value++;
+    this.session.filter.upstreamDone(this.cluster!, this.tryT0, this.trace, this.status, this.host);
     if (!this.requestDone) this.forceClose = true; // the rest of the request body has nowhere to go
     this.responseDone = true;
     this.maybeFinish();
@@ -1377,7 +1402,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (!this.requestDone && this.head.expectContinue) this.forceClose = true;
     const close = this.forceClose || !wantsKeepAlive(this.head);
     if (close) this.forceClose = true;
-    statusClass(this.stats, status);
+    statusClass(this.stats, (this.status = status));
     this.session.write(encodeLocalResponse(status, h, body, close));
     this.responseDone = true;
     if (close && !this.requestDone) this.requestDone = true; // nothing more will be read
@@ -1393,6 +1418,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private maybeFinish(): void {
     if (this.finished || !this.requestDone || !this.responseDone) return;
     this.finished = true;
+    this.session.filter.streamDone(this.t0, this.trace, this.status);
     this.clearTimers();
     this.notifyFilters();
     this.session.onStreamDone(this, !this.forceClose);
@@ -1417,6 +1443,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   onDownstreamReset(): void {
     if (this.finished) return;
     this.finished = true;
+    this.session.filter.streamDone(this.t0, this.trace, 0);
     if (!this.responseDone) this.stats.downstream_rq_rx_reset.value++;
     this.abortTry();
     this.clearTimers();
