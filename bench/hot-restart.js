@@ -159,7 +159,7 @@ export const HOT_RESTART_HOW =
   'one connection to the listener, while new Strait processes take over one after another (`--restart-epoch 1..N`, the same `--base-id`), ' +
   'each started after a pause of about a second; every call must be answered (`calls failed` counts timeouts and errors). ' +
   '`client connections seen` is the listener\'s downstream_cx_total in the last process: 1 means the client\'s connection moved across every upgrade ' +
-  'and it never reconnected. `rpc.rpc.request` is what the last process counted. Not a throughput figure: the client is paced and runs in the bench process.';
+  'and it never reconnected. `rpc.rpc.request` is the last process\'s counter, which includes what earlier processes handed over: it should equal calls ok. Not a throughput figure: the client is paced and shares its process with the Bolt server.';
 
 export function hotRestartMarkdown(rows) {
   let md = '| engine | upgrades | seconds | calls ok | calls failed | client connections seen | rpc.rpc.request after last upgrade | slowest batch of 4 calls, ms |\n|---|---|---|---|---|---|---|---|\n';

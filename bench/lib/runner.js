@@ -74,9 +74,9 @@ export function estimateSeconds({ settings, plan }) {
   return s;
 }
 
-/** Seconds the hot-restart table takes: a ~1 s pause before each upgrade and after the last, plus starts. */
+/** Seconds the hot-restart table takes: per upgrade a ~1 s pause plus the takeover, per engine a start. */
 export function hotRestartSeconds({ upgrades, engines }) {
-  return 1 + engines.length * (upgrades + 1 + 2.5);
+  return 2 + engines.length * (2.3 * upgrades + 1.5);
 }
 
 export function printPlan({ settings, peerInfo, plan }, out = process.stdout) {
@@ -195,6 +195,16 @@ async function runWorkload(p, ctx) {
   }
   for (const [name, c] of Object.entries(p.cells)) entry.peers[name] = c.status === 'run' ? { status: 'ran' } : { status: c.status, reason: c.reason };
   const runnable = ctx.peers.filter((peer) => p.cells[peer.name].status === 'run');
+  if (ctx.overBudget()) {
+    // No round could start: record them all as not run, without spending time on set-up.
+    for (let r = 0; r < p.rounds; r++) {
+      const order = roundOrder(runnable.map((x) => x.name), r);
+      entry.order.push(order);
+      for (const name of order) entry.runs.push({ peer: name, round: r, ok: false, metrics: null, errors: {}, notes: [], skipped: `time budget of ${s.budgetS} s exhausted` });
+    }
+    ctx.log(`${w.name}: not run: time budget of ${s.budgetS} s exhausted`);
+    return entry;
+  }
 
   let upstream;
   try {

@@ -18,8 +18,9 @@ function envList(name) {
 
 /**
  * The two profiles. quick must finish in 3 minutes on 2 noisy cores with 5 peers (Envoy off):
- * its budget is mostly 3 L7 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead),
- * then 2 RPC workloads with short runs (rpcDurationS), then one hot-restart upgrade.
+ * its budget is mostly 2 L7 HTTP workloads x 5 peers x 2 rounds x (duration + ~0.4 s overhead),
+ * 10,000 idle connections through 4 proxies, 2 RPC workloads with short runs (rpcDurationS),
+ * then one hot-restart upgrade.
  */
 export const PROFILES = {
   quick: {
@@ -37,7 +38,9 @@ export const PROFILES = {
     // One upgrade on the native engine: the proof that connections survive, in ~6 s.
     hotRestartUpgrades: 1,
     hotRestartEngines: ['native'],
-    budgetS: 165,
+    // Rounds, then the hot-restart table, start only before this; the micro benchmarks (~12 s)
+    // and the report follow, so the whole run stays within 3 minutes.
+    budgetS: 160,
   },
   full: {
     rounds: 5,

@@ -28,7 +28,8 @@ export const WORKLOADS = [
   http1Workload({ name: 'http1-keepalive-64', bodySize: 64, depth: 1, quick: true }),
   // 1 KiB keep-alive is left to the full profile so the quick one fits its 3 minutes.
   http1Workload({ name: 'http1-keepalive-1k', bodySize: 1024, depth: 1, quick: false }),
-  http1Workload({ name: 'http1-pipelined-64', bodySize: 64, depth: 16, quick: true }),
+  // Pipelined is full-profile only: with it, quick took ~200 s on a busy 2-core machine.
+  http1Workload({ name: 'http1-pipelined-64', bodySize: 64, depth: 16, quick: false }),
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),

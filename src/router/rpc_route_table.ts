@@ -3,6 +3,7 @@ import type { FieldError } from '../errors.js';
 import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
+import { MetadataMatch } from '../upstream/subset/metadata_match.js';
 
 type Obj = Record<string, any>;
 
@@ -39,6 +40,8 @@ export interface RpcRoute {
   readonly timeoutMs: number;
   readonly retry: RetrySpec | null;
   readonly hedge: HedgeSpec | null;
+  /** `metadata_match` for subset load balancing (compiled once); null = any endpoint. */
+  readonly metadataMatch: MetadataMatch | null;
 }
 
 type InterfaceMatch = (iface: string) => boolean;
@@ -74,7 +77,9 @@ interface CompiledService {
   readonly routes: readonly CompiledRoute[];
 }
 
-function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): RpcRoute | null {
+function compileAction(action: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): RpcRoute | null {
+  // metadata_match is handled here (subset balancing), not by the shared cluster specifier.
+  const { metadata_match: md, ...a } = action;
   const clusters = compileClusterSpecifier(a, path, known, errors);
   let retry: RetrySpec | null = null;
   if (a.retry_policy) {
@@ -92,7 +97,7 @@ function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors:
     hedge = { initialRequests: hp.initial_requests === undefined ? 1 : Number(hp.initial_requests), onPerTryTimeout: hp.hedge_on_per_try_timeout === true };
   }
   if (!clusters) return null;
-  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge });
+  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge, metadataMatch: MetadataMatch.fromMetadata(md as Obj | undefined) });
 }
 
 /**

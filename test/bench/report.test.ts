@@ -202,6 +202,23 @@ describe('bench report: hot-restart table (fixture: fabricated numbers)', () => 
   });
 });
 
+describe('bench report: one HTTP shape at two layers (fixture: fabricated numbers)', () => {
+  it('tables without a layer column name the layer', () => {
+    const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+    const l4 = fixture.workloads.find((w: { name: string }) => w.name === 'http1-keepalive-64');
+    const l7 = { ...structuredClone(l4), name: 'http1-keepalive-64-l7', layer: 'http1', layerLabel: 'L7 (http_connection_manager)' };
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-report-layers-'));
+    try {
+      const md = fs.readFileSync(writeReport({ ...fixture, workloads: [...fixture.workloads, l7] }, d).md, 'utf8');
+      expect(md).toContain('| HTTP/1.1 keep-alive, 64 B body (L4) | CPU s / 10k req |');
+      expect(md).toContain('| HTTP/1.1 keep-alive, 64 B body (L7) | CPU s / 10k req |');
+      expect(md).toContain('| HTTP/1.1 keep-alive, 64 B body | L7 (http_connection_manager) |');
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('bench helpers', () => {
   it('median', () => {
     expect(median([3, 1, 2])).toBe(2);

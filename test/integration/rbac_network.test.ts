@@ -250,12 +250,15 @@ ${staticCluster('tag', [tag.port])}${staticCluster('guarded', [guarded.port])}${
       return got;
     };
     const s = await connect(port);
-    const closed = drain(s);
     expect(await call(s, 1, 'list')).toBe('ok:list');
+    // Nothing answers the denied call: the connection just ends.
+    const closed = drain(s);
     s.write(exampleFrame(ExampleType.REQUEST, 2, 0, 'service=com.example.Admin\nmethod=dropAll\n', Buffer.from('x')));
     expect(await closed).toBe('');
     expect(await strait.waitStat('rpc.rbac.denied', (v) => v === 1)).toBe(1);
     expect(await strait.stat('rpc.rbac.allowed')).toBe(1);
+    // The allowed call was timed (rpc_proxy's request_time_ms histogram).
+    expect((await strait.get('/stats/prometheus')).text).toContain('envoy_rpc_request_time_ms_count{envoy_rpc_prefix="rpc"} 1\n');
   });
 
   it('refuses RPC metadata rules in front of a non-RPC terminal filter, naming the filter', async () => {

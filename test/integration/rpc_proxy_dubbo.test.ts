@@ -258,3 +258,63 @@ ${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy'
     expect(await strait.stat('cluster.slow_then_fast.upstream_rq_per_try_timeout')).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('version routing with lb_subset_config and route metadata_match (Dubbo)', () => {
+  let v1: Provider;
+  let v2: Provider;
+  let strait: StraitProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    // Two providers of the same service; only their endpoint metadata tells them apart.
+    v1 = await startDubboProvider({ interface: IFACE, version: '1.0.0', name: 'build-v1', methods: ['hello', 'bye'] });
+    v2 = await startDubboProvider({ interface: IFACE, version: '1.0.0', name: 'build-v2', methods: ['hello', 'bye'] });
+    const ep = (p: number, version: string) => `        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${p} } } }
+          metadata: { filter_metadata: { envoy.lb: { version: ${version} } } }`;
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+  - name: dubbo
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: dubbo
+          route_config:
+          - interface: ${IFACE}
+            routes:
+            - match: { method: { name: { exact: hello } } }
+              route: { cluster: users, metadata_match: { filter_metadata: { envoy.lb: { version: v2 } } } }
+            - match: {}
+              route: { cluster: users, metadata_match: { filter_metadata: { envoy.lb: { version: v1 } } } }
+  clusters:
+  - name: users
+    type: STATIC
+    connect_timeout: 1s
+    lb_subset_config: { subset_selectors: [ { keys: [version] } ], fallback_policy: NO_FALLBACK }
+    load_assignment:
+      cluster_name: users
+      endpoints:
+      - lb_endpoints:
+${ep(v1.port, 'v1')}
+${ep(v2.port, 'v2')}
+`,
+      { engine: ENGINES[0] },
+    );
+    port = await strait.port('dubbo');
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    await Promise.all([v1?.close(), v2?.close()]);
+  });
+
+  it('sends each method to the version its route asks for, and never to the other', async () => {
+    const hello = await dubboCall(port, IFACE, '1.0.0', '', 'hello', 20, 'h');
+    const bye = await dubboCall(port, IFACE, '1.0.0', '', 'bye', 20, 'b');
+    expect(hello).toEqual(Array.from({ length: 20 }, (_, i) => ({ ok: true, value: `build-v2:hello:h-${i}` })));
+    expect(bye).toEqual(Array.from({ length: 20 }, (_, i) => ({ ok: true, value: `build-v1:bye:b-${i}` })));
+  });
+});

@@ -5,6 +5,7 @@ import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decod
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { HttpConnectionManagerFilter } from './filter.js';
+import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -37,6 +38,8 @@ export interface HcmConfig {
   readonly upgrades: ReadonlySet<string>;
   /** Downstream HTTP/2 settings from http2_protocol_options. */
   readonly h2Settings: Readonly<{ maxConcurrentStreams?: number; initialWindowSize?: number }>;
+  /** `tracing` with a Zipkin provider; null = no spans (trace headers still pass through untouched). */
+  readonly tracing: TracingConfig | null;
 }
 
 type Obj = Record<string, any>;
@@ -67,7 +70,7 @@ const UNSUPPORTED = [
 ] as const;
 
 /** Defaults Envoy applies that are harmless to leave out: noted, not applied. */
-const IGNORED = ['tracing', 'access_log', 'access_log_options', 'drain_timeout', 'delayed_close_timeout', 'add_user_agent', 'user_agent', 'generate_request_id_extension'] as const;
+const IGNORED = ['access_log', 'access_log_options', 'drain_timeout', 'delayed_close_timeout', 'add_user_agent', 'user_agent', 'generate_request_id_extension'] as const;
 
 const DEFAULT_IDLE_MS = 3_600_000;
 
@@ -124,6 +127,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     if (u.enabled !== false) upgrades.add(String(u.upgrade_type).toLowerCase());
   });
   const sht = (tc.server_header_transformation ?? 'OVERWRITE') as ServerHeaderTransformation;
+  const tracing = parseTracing(tc.tracing, `${path}.tracing`, ctx.clusterNames, errors, ctx.warnings);
   if (errors.length > start) return null;
   return Object.freeze({
     statPrefix: String(tc.stat_prefix ?? ''),
@@ -148,6 +152,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     h2Settings: Object.freeze(h2Settings),
     httpFilters: Object.freeze(httpFilters),
     upgrades,
+    tracing,
   });
 }
 
@@ -173,7 +178,7 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
           ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
           return;
         }
-        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, fault, local_ratelimit)` });
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, fault, local_ratelimit, rbac)` });
         return;
       }
       if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });

@@ -1,4 +1,6 @@
-import type { StatsOf } from '../../../observability/stats.js';
+import type { Histogram, StatsOf } from '../../../observability/stats.js';
+import { HttpTracer, type RequestTrace } from '../../../observability/tracing/tracer.js';
+import type { Host } from '../../../upstream/host.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import { Http1ClusterPools } from '../../../upstream/http1_pool.js';
 import { Http2ClusterPools } from '../../../upstream/http2_pool.js';
@@ -28,6 +30,30 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   /** The listener's per-connection buffer limit (one listener per filter instance). */
   bufferLimit = 1024 * 1024;
 
+  /** `http.<stat_prefix>.downstream_rq_time`: first request byte to the end of the exchange (ms). */
+  readonly rqTime: Histogram;
+  /** null without `tracing`: requests then build no trace state at all. */
+  readonly tracer: HttpTracer | null;
+  private readonly upstreamTimes = new WeakMap<Cluster, Histogram>();
+
+  /**
+   * An upstream exchange ended (`status` 0: without a response): records
+   * `cluster.<name>.upstream_rq_time` from `t0` (performance.now() at the try's start) and ends
+   * the trace's client span.
+   */
+  upstreamDone(cluster: Cluster, t0: number, trace: RequestTrace | null, status: number, host: Host | null): void {
+    let h = this.upstreamTimes.get(cluster);
+    if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
+    h.record(performance.now() - t0);
+    trace?.endUpstream(status, host);
+  }
+
+  /** A downstream exchange ended (`status` 0: reset before a response). */
+  streamDone(t0: number, trace: RequestTrace | null, status: number): void {
+    this.rqTime.record(performance.now() - t0);
+    trace?.end(status);
+  }
+
   /** null when the chain is just the router: requests then skip the filter step entirely. */
   readonly httpFilters: readonly HttpFilter[] | null;
 
@@ -37,6 +63,9 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   ) {
     const scope = rt.stats.scope('http').scope(config.statPrefix, 'envoy_http_conn_manager_prefix');
     this.stats = scope.table(HCM_STATS);
+    this.rqTime = scope.histogram('downstream_rq_time');
+    // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
+    this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats)) : null;
   }
 

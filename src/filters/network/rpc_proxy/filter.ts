@@ -7,6 +7,8 @@ import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
 import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../../../protocols/types.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
+import { LbContext } from '../../../upstream/lb/context.js';
+import type { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
 import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -318,6 +320,15 @@ class RpcSession {
   }
 
   private inflightHold = false;
+  private lbCtx: LbContext | null = null;
+
+  /** One LbContext per connection, reset per pick: the data path allocates none per call. */
+  lbContext(match: MetadataMatch, attempt: number): LbContext {
+    const c = (this.lbCtx ??= new LbContext()).reset();
+    c.metadataMatch = match;
+    c.attempt = attempt;
+    return c;
+  }
 
   /**
    * Hot restart: between calls, the client's socket moves to the new process with the bytes of
@@ -449,10 +460,12 @@ class Call {
   private pick(): [Cluster, Host] | null {
     const rpc = this.session.rpc;
     const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
-    let host = cluster?.pickHost() ?? null;
+    // Subset routing (metadata_match) goes through the session's reusable LB context.
+    const ctx = this.route.metadataMatch ? this.session.lbContext(this.route.metadataMatch, this.attempts) : null;
+    let host = cluster?.pickHost(ctx) ?? null;
     // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
     // predicate: what a user retrying a connect failure or hedging a slow host means).
-    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost();
+    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx);
     if (!cluster || !host) {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
       return null;
