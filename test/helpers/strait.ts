@@ -210,3 +210,35 @@ export function tcpListener(name: string, cluster: string, extra = '', address =
           cluster: ${cluster}
 ${extra}`;
 }
+
+/**
+ * A listener on 127.0.0.1:0 whose only filter is rpc_proxy; `body` holds the typed_config's
+ * fields after stat_prefix, indented by 10 spaces.
+ */
+export function rpcProxyListener(name: string, body: string, statPrefix = 'rpc'): string {
+  return `  - name: ${name}
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: strait.filters.network.rpc_proxy
+        typed_config:
+          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
+          stat_prefix: ${statPrefix}
+${body.endsWith('\n') ? body : `${body}\n`}`;
+}
+
+/** A listener on 127.0.0.1:0 with an http_connection_manager sending every request to `cluster`. */
+export function httpListener(name: string, cluster: string, statPrefix = name): string {
+  return `  - name: ${name}
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ${statPrefix}
+          route_config:
+            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: ${cluster} } } ] } ]
+          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
+`;
+}

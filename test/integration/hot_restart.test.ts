@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native.js';
 import { channelPath } from '../../src/upgrade/hot_restart.js';
 import { deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, REPO, runCli, startStraitFile, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, runCli, startStraitFile, staticCluster, tmpDir, type StraitProcess, rpcProxyListener, httpListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const { RpcServer } = require('sofa-rpc-node').server;
@@ -24,16 +24,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function config(upstreamPort: number, dubboPort = 0, httpPort = 0): string {
   return `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          protocol: BOLT
-          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: users } } ] } ]
+${rpcProxyListener('rpc', `          protocol: BOLT
+          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: users } } ] } ]`)}
   - name: dubbo
     address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
     filter_chains:
@@ -43,17 +35,7 @@ function config(upstreamPort: number, dubboPort = 0, httpPort = 0): string {
           "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
           stat_prefix: dubbo
           route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: orders } } ] } ]
-  - name: web
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: web
-          route_config:
-            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: web } } ] } ]
-          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
+${httpListener('web', 'web')}
   clusters:
 ${staticCluster('users', [upstreamPort])}${staticCluster('orders', [dubboPort || upstreamPort])}${staticCluster('web', [httpPort || upstreamPort])}`;
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, startStrait, staticCluster, type StraitProcess, httpListener } from '../helpers/strait.js';
 
 async function server(status: number): Promise<http.Server> {
   const s = http.createServer((_req, res) => {
@@ -27,17 +27,7 @@ describe('HTTP outlier detection', () => {
     const ports = [good, bad].map((s) => (s.address() as net.AddressInfo).port);
     strait = await startStrait(`${ADMIN}static_resources:
   listeners:
-  - name: web
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: web
-          route_config:
-            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: pair } } ] } ]
-          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
+${httpListener('web', 'pair')}
   clusters:
 ${staticCluster('pair', ports, '    outlier_detection: { consecutive_5xx: 3, interval: 0.1s, base_ejection_time: 60s, max_ejection_percent: 100 }\n')}`);
     port = await strait.port('web');

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleCodec, exampleFrame, ExampleType } from '../../src/protocols/example/codec.js';
 import { H } from '../../src/protocols/types.js';
 import { connect } from '../helpers/net.js';
-import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const CALLS = 3000;
 const ANSWER = Buffer.alloc(64 * 1024, 0x61); // 3000 answers = ~190 MiB if all were buffered
@@ -39,16 +39,8 @@ describe.each(ENGINES)('rpc_proxy memory under a client that stops reading, %s e
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          codec: example
-          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: up } } ] } ]
+${rpcProxyListener('rpc', `          codec: example
+          route_config: [ { interface: "*", routes: [ { match: {}, route: { cluster: up } } ] } ]`)}
   clusters:
 ${staticCluster('up', [up], '    circuit_breakers: { thresholds: [ { max_requests: 100000 } ] }\n')}`,
       { engine },

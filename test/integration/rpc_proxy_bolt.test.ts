@@ -8,7 +8,7 @@ import { BoltStatus } from '../../src/protocols/bolt/codec.js';
 import { getCodec } from '../../src/protocols/index.js';
 import { FrameKind, H } from '../../src/protocols/types.js';
 import { connect, deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const { RpcServer } = require('sofa-rpc-node').server;
@@ -61,15 +61,7 @@ describe.each(ENGINES)('rpc_proxy with SOFARPC Bolt (sofa-rpc-node) on the %s en
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          protocol: bolt
+${rpcProxyListener('rpc', `          protocol: bolt
           route_config:
           - interface: com.example.Silent
             routes: [ { match: {}, route: { cluster: silent } } ]
@@ -81,7 +73,7 @@ describe.each(ENGINES)('rpc_proxy with SOFARPC Bolt (sofa-rpc-node) on the %s en
             - match: { method: { name: { exact: slow } } }
               route: { cluster: user_v1, timeout: 0.3s }
             - match: {}
-              route: { cluster: user_v2 }
+              route: { cluster: user_v2 }`)}
   clusters:
 ${staticCluster('user_v1', [v1.port])}${staticCluster('user_v2', [v2.port])}${staticCluster('silent', [silent.port])}`,
       { engine },

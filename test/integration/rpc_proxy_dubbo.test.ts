@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const FIXTURES = path.join(REPO, 'test/fixtures/rpc');
@@ -156,15 +156,7 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          protocol: AUTO
+${rpcProxyListener('rpc', `          protocol: AUTO
           upstream_heartbeat_interval: 0.2s
           route_config:
           - interface: com.example.Dead
@@ -184,7 +176,7 @@ describe.each(ENGINES)('rpc_proxy policies with Dubbo on the %s engine', (engine
             - match: {}
               route:
                 cluster: half_dead
-                retry_policy: { retry_on: connect-failure, num_retries: 2 }
+                retry_policy: { retry_on: connect-failure, num_retries: 2 }`)}
   clusters:
 ${staticCluster('slow_then_fast', [slow.port, fast.port])}${staticCluster('busy', [busy.port], '    circuit_breakers: { thresholds: [ { max_requests: 1 } ] }\n')}${staticCluster('half_dead', [dead, fast.port], '    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n    outlier_detection: { consecutive_5xx: 2, interval: 0.1s, base_ejection_time: 60s, max_ejection_percent: 100 }\n')}${staticCluster('nowhere', [dead])}`,
       { engine },

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleCodec, exampleFrame, ExampleStatus, ExampleType } from '../../src/protocols/example/codec.js';
 import { FrameKind, H } from '../../src/protocols/types.js';
 import { connect, deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const { RpcServer } = require('sofa-rpc-node').server;
@@ -82,15 +82,7 @@ describe.each(ENGINES)('rpc_proxy with the example codec and AUTO detection on t
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          protocol: AUTO
+${rpcProxyListener('rpc', `          protocol: AUTO
           route_config:
           - interface: com.example.Echo
             routes:
@@ -101,7 +93,7 @@ describe.each(ENGINES)('rpc_proxy with the example codec and AUTO detection on t
           - interface: com.example.Bolt
             routes: [ { match: {}, route: { cluster: bolt } } ]
           - interface: com.example.Dubbo
-            routes: [ { match: {}, route: { cluster: dubbo } } ]
+            routes: [ { match: {}, route: { cluster: dubbo } } ]`)}
   clusters:
 ${staticCluster('a', [a.port])}${staticCluster('b', [b.port])}${staticCluster('bolt', [sofa._servers[0].address().port])}${staticCluster('dubbo', [dubbo.port])}`,
       { engine },

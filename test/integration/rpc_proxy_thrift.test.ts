@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const thrift = require('thrift');
@@ -54,15 +54,7 @@ describe.each(ENGINES)('rpc_proxy with Apache Thrift on the %s engine', (engine)
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
-  - name: rpc
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: strait.filters.network.rpc_proxy
-        typed_config:
-          "@type": type.googleapis.com/strait.rpc_proxy.v1.RpcProxy
-          stat_prefix: rpc
-          protocol: AUTO
+${rpcProxyListener('rpc', `          protocol: AUTO
           route_config:
           - interface: Calculator
             routes:
@@ -72,7 +64,7 @@ describe.each(ENGINES)('rpc_proxy with Apache Thrift on the %s engine', (engine)
               route: { cluster: mux_b }
           - routes:
             - match: { method: { name: { exact: echo } } }
-              route: { cluster: plain }
+              route: { cluster: plain }`)}
   clusters:
 ${staticCluster('mux_a', [ports[0]!])}${staticCluster('mux_b', [ports[1]!])}${staticCluster('plain', [ports[2]!])}`,
       { engine },
