@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { decodeBootstrapOffThread } from './config/index.js';
+// Not config/index.js: the main thread never needs protobufjs for a static config (~17 MB of RSS).
+import { decodeBootstrapOffThread } from './config/load.js';
 import { ConfigError, StraitError } from './errors.js';
 import { ENGINE_NAMES, type EngineName } from './io/index.js';
 import { log, setLogLevel } from './log.js';
 import { Server, VERSION } from './server.js';
 import { buildStaticConfig } from './static_config.js';
-import { xdsServerMain } from './xds/server/cli.js';
 
 const USAGE = `usage: strait --config FILE [options]
        strait xds-server --dir DIR --port P   (an embedded xDS control plane; see --help there)
@@ -45,7 +45,11 @@ function intArg(v: string | undefined, name: string, dflt: number): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'xds-server') return xdsServerMain(argv.slice(1), fail);
+  if (argv[0] === 'xds-server') {
+    // Loaded only when asked for: the control plane brings gRPC and the resource registry.
+    const { xdsServerMain } = await import('./xds/server/cli.js');
+    return xdsServerMain(argv.slice(1), fail);
+  }
   if (argv[0] === 'intercept') {
     // Loaded only when asked for: interception needs no config and no server.
     const { interceptMain } = await import('./intercept/cli.js');

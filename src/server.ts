@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { redact } from './config/index.js';
 import { AdminServer, type AdminHost } from './admin/admin_server.js';
 import type { FieldError } from './errors.js';
 import type { RuntimeContext } from './filters/network/types.js';
@@ -12,7 +11,9 @@ import type { StaticConfig } from './static_config.js';
 import type { Resolver } from './upstream/cluster.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import { HealthFlag } from './upstream/host.js';
-import { DynamicConfig } from './xds/client/dynamic_config.js';
+// Loaded only with dynamic_resources: it brings gRPC and the resource registry, ~30 MB a static-only
+// sidecar does not need.
+import type { DynamicConfig } from './xds/client/dynamic_config.js';
 import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
 
 export const VERSION = '0.1.0';
@@ -24,8 +25,11 @@ export interface ServerOptions {
   readonly commandLine: readonly string[];
   /** Replaces the system resolver for STRICT_DNS clusters (embedding Strait in another program). */
   readonly resolver?: Resolver;
-  /** The bootstrap with secrets redacted, when the caller already has it (decoded off-thread). */
-  readonly redactedBootstrap?: Record<string, unknown>;
+  /**
+   * The bootstrap with secrets redacted, for /config_dump (the CLI gets it from the decoding
+   * worker, so the main thread never loads the protobuf registry for a static config).
+   */
+  readonly redactedBootstrap: Record<string, unknown>;
   /** Hot restart: this process's epoch (> 0 takes over from epoch - 1), base id and parent timeout. */
   readonly restartEpoch?: number;
   readonly baseId?: number;
@@ -169,6 +173,7 @@ export class Server implements AdminHost {
 
   /** Connects to the control plane and waits for the first configuration (or initial_fetch_timeout). */
   private async startXds(dyn: NonNullable<StaticConfig['dynamic']>): Promise<void> {
+    const { DynamicConfig } = await import('./xds/client/dynamic_config.js');
     this.xds = new DynamicConfig(
       {
         clusters: this.clusters,
@@ -229,7 +234,7 @@ export class Server implements AdminHost {
   /** The config_dump entries, built once when the config is loaded (not per request). */
   private buildDump(): Array<Record<string, unknown>> {
     const at = this.loadedAt;
-    const bootstrap = (this.options.redactedBootstrap ?? redact('envoy.config.bootstrap.v3.Bootstrap', this.bootstrap)) as Record<string, any>;
+    const bootstrap = this.options.redactedBootstrap as Record<string, any>;
     const sr = bootstrap.static_resources ?? {};
     return [
       { '@type': 'type.googleapis.com/envoy.admin.v3.BootstrapConfigDump', bootstrap, last_updated: at },

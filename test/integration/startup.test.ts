@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadBootstrapFile } from '../../src/config/index.js';
+import { loadBootstrapFile, redact } from '../../src/config/index.js';
 import { setLogLevel } from '../../src/log.js';
 import { Server } from '../../src/server.js';
 import { buildStaticConfig } from '../../src/static_config.js';
@@ -47,6 +47,7 @@ static_resources:
       engine: 'node',
       drainTimeMs: 100,
       commandLine: [],
+      redactedBootstrap: redact('envoy.config.bootstrap.v3.Bootstrap', bootstrap) as Record<string, unknown>,
       adminAddressPath: path.join(dir, 'admin'),
       resolver: () => new Promise((r) => (answer = r)),
     });
