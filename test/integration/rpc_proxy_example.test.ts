@@ -158,3 +158,79 @@ ${staticCluster('a', [a.port])}${staticCluster('b', [b.port])}${staticCluster('b
     expect(await strait.stat('rpc.rpc.request_decoding_error')).toBeGreaterThanOrEqual(1);
   });
 });
+
+/** A provider that answers after `delayMs` and records the bodies in the order they arrived. */
+async function recordingServer(delayMs: number): Promise<{ port: number; seen: string[]; close(): void }> {
+  const seen: string[] = [];
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    reader(s, (f, h) => {
+      const body = f.subarray(h[H.BODY_OFF]!).toString();
+      seen.push(body);
+      const reply = exampleFrame(ExampleType.RESPONSE, h[H.ID_LO]!, 0, '', Buffer.from(`ok:${body}`));
+      setTimeout(() => s.write(reply), delayMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, seen, close: () => server.close() };
+}
+
+describe('rpc_proxy rate_limit: priority queues', () => {
+  let slow: Awaited<ReturnType<typeof recordingServer>>;
+  let slower: Awaited<ReturnType<typeof recordingServer>>;
+  let strait: StraitProcess;
+
+  beforeAll(async () => {
+    slow = await recordingServer(60);
+    slower = await recordingServer(400);
+    const limited = (name: string, cluster: string, wait: string) =>
+      rpcProxyListener(
+        name,
+        `          codec: example
+          rate_limit: { max_concurrent: 1, levels: 2, priority_key: prio, max_queue_per_level: 16, max_wait: ${wait} }
+          route_config: [ { routes: [ { match: {}, route: { cluster: ${cluster} } } ] } ]`,
+        name,
+      );
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+${limited('queued', 'slow', '5s')}${limited('impatient', 'slower', '0.15s')}  clusters:
+${staticCluster('slow', [slow.port])}${staticCluster('slower', [slower.port])}`,
+      { engine: ENGINES[0] },
+    );
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    slow?.close();
+    slower?.close();
+  });
+
+  it('serves waiting high-priority calls before low-priority ones that came first', async () => {
+    const c = await exampleClient(await strait.port('queued'));
+    const first = c.call(1, 'service=s\nmethod=m\nprio=1\n', 'low-0');
+    const calls = [first];
+    for (let i = 1; i <= 4; i++) calls.push(c.call(1 + i, 'service=s\nmethod=m\nprio=1\n', `low-${i}`));
+    for (let i = 1; i <= 4; i++) calls.push(c.call(10 + i, 'service=s\nmethod=m\nprio=0\n', `high-${i}`));
+    const got = await Promise.all(calls);
+    expect(got.every((r) => r.status === 0)).toBe(true);
+    // One at a time (max_concurrent 1): the first low call was already in flight, then every
+    // queued high-priority call, then the low ones in their order.
+    expect(slow.seen).toEqual(['low-0', 'high-1', 'high-2', 'high-3', 'high-4', 'low-1', 'low-2', 'low-3', 'low-4']);
+    expect(await strait.stat('rpc.queued.priority_ratelimit.granted_after_wait')).toBe(8);
+    c.close();
+  });
+
+  it('answers calls that wait longer than max_wait locally, in protocol format', async () => {
+    const c = await exampleClient(await strait.port('impatient'));
+    const got = await Promise.all([1, 2, 3].map((i) => c.call(i, 'service=s\nmethod=m\n', `x-${i}`)));
+    expect(got[0]).toEqual({ status: 0, body: 'ok:x-1' });
+    for (const r of got.slice(1)) {
+      expect(r.status).toBe(ExampleStatus.overflow);
+      expect(r.body).toContain('rate limited');
+    }
+    expect(slower.seen).toEqual(['x-1']);
+    expect(await strait.stat('rpc.impatient.request_rate_limited')).toBe(2);
+    c.close();
+  });
+});

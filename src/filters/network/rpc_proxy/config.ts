@@ -1,4 +1,5 @@
 import { getCodec, protocolNames } from '../../../protocols/index.js';
+import type { PriorityLimiterConfig } from '../../../ratelimit/index.js';
 import { durationMs } from '../../../config/values.js';
 import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 import { RpcRouteTable } from '../../../router/rpc_route_table.js';
@@ -18,6 +19,8 @@ export interface RpcProxyConfig {
   readonly codec: string | null;
   readonly routes: RpcRouteTable;
   readonly maxFrameBytes: number;
+  /** `rate_limit`; null = none. */
+  readonly rateLimit: RpcRateLimit | null;
   /** Idle upstream connections get a heartbeat this often; 0 = never. */
   readonly upstreamHeartbeatMs: number;
   /** null when the filter has no access_log. */
@@ -25,6 +28,34 @@ export interface RpcProxyConfig {
 }
 
 const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;
+
+export interface RpcRateLimit {
+  readonly limiter: PriorityLimiterConfig;
+  readonly priorityKey: string;
+  readonly sourceAppKey: string;
+}
+
+function parseRateLimit(rl: Obj | undefined, path: string, ctx: FactoryContext): RpcRateLimit | null {
+  if (!rl) return null;
+  const tb = rl.token_bucket as Obj | undefined;
+  const rate = tb
+    ? { maxTokens: Number(tb.max_tokens), tokensPerFill: tb.tokens_per_fill === undefined ? 1 : Number(tb.tokens_per_fill), fillIntervalMs: durationMs(tb.fill_interval) ?? 0 }
+    : null;
+  if (rate && !(rate.fillIntervalMs > 0)) ctx.errors.push({ path: `${path}.token_bucket.fill_interval`, message: 'must be more than 0s' });
+  const maxConcurrent = Number(rl.max_concurrent ?? 0);
+  if (!rate && !maxConcurrent) ctx.errors.push({ path, message: 'needs token_bucket or max_concurrent' });
+  return Object.freeze({
+    limiter: Object.freeze({
+      levels: Math.max(1, Number(rl.levels ?? 1)),
+      rate,
+      ...(maxConcurrent ? { maxConcurrent } : {}),
+      maxQueuePerLevel: rl.max_queue_per_level === undefined ? 128 : Number(rl.max_queue_per_level),
+      maxWaitMs: durationMs(rl.max_wait) ?? 1000,
+    }),
+    priorityKey: String(rl.priority_key ?? ''),
+    sourceAppKey: String(rl.source_app_key ?? ''),
+  });
+}
 
 type Obj = Record<string, any>;
 
@@ -35,6 +66,7 @@ function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConf
   if (codec && !getCodec(codec)) ctx.errors.push({ path: `${path}.codec`, message: `unknown codec "${codec}" (registered: ${protocolNames().join(', ')})` });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, ctx.errors, ctx.warnings);
+  const rateLimit = parseRateLimit(tc.rate_limit as Obj | undefined, `${path}.rate_limit`, ctx);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     accessLogs,
@@ -44,6 +76,7 @@ function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConf
     routes,
     maxFrameBytes: tc.max_frame_bytes === undefined ? DEFAULT_MAX_FRAME : Number(tc.max_frame_bytes),
     upstreamHeartbeatMs: durationMs(tc.upstream_heartbeat_interval) ?? DEFAULT_UPSTREAM_HEARTBEAT_MS,
+    rateLimit,
   });
 }
 
@@ -60,7 +93,7 @@ function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyCo
   });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ accessLogs: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS });
+  return Object.freeze({ accessLogs: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS, rateLimit: null });
 }
 
 export const rpcProxyFactory = {

@@ -7,6 +7,7 @@ import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
 import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../../../protocols/types.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
+import { KeyedLimiter, PriorityLimiter } from '../../../ratelimit/index.js';
 import { LbContext } from '../../../upstream/lb/context.js';
 import type { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
 import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
@@ -14,7 +15,7 @@ import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import type { ConnectionContext, Handover, NetworkFilter, RuntimeContext } from '../types.js';
 import { native } from '../../../native.js';
-import type { RpcProxyConfig } from './config.js';
+import type { RpcProxyConfig, RpcRateLimit } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
 import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
@@ -63,12 +64,23 @@ export class RpcProxyFilter implements NetworkFilter {
     readonly config: RpcProxyConfig,
     readonly rt: RuntimeContext,
   ) {
-    this.stats = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).table(RPC_PROXY_STATS);
+    const scope = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`);
+    this.stats = scope.table(RPC_PROXY_STATS);
+    const rl = config.rateLimit;
+    this.rateLimit = rl
+      ? {
+          config: rl,
+          // Per source application when configured: each gets its own limiter of these settings.
+          keyed: rl.sourceAppKey ? new KeyedLimiter(rl.limiter, new Map(), 1024, scope.scope('app')) : null,
+          single: rl.sourceAppKey ? null : new PriorityLimiter(rl.limiter, scope),
+        }
+      : null;
     this.requestTime = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).histogram('request_time_ms');
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
   }
 
   readonly accessLog: AccessLogger | null;
+  readonly rateLimit: { config: RpcRateLimit; keyed: KeyedLimiter | null; single: PriorityLimiter | null } | null;
 
   /** One access log line for a call that ended (only called when there is a log). */
   logCall(conn: ConnectionContext, start: number, rpc: RpcLogInfo, cluster: Cluster | null, host: Host | null, flags: string, code: number | null, details: string | null, rx: number, tx: number): void {
@@ -245,7 +257,17 @@ class RpcSession {
       }
       return;
     }
-    new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY).start();
+    const call = new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY);
+    const rl = this.filter.rateLimit;
+    if (!rl) return call.start();
+    // Priority and source application are read now, while the frame's header is current.
+    const levels = rl.config.limiter.levels;
+    const raw = rl.config.priorityKey ? codec.lookup(buf, off, hdr, rl.config.priorityKey) : undefined;
+    const p = raw === undefined ? NaN : Number(raw);
+    const priority = Number.isInteger(p) && p >= 0 ? Math.min(p, levels - 1) : levels - 1;
+    const limiter = rl.keyed ? rl.keyed.for(codec.lookup(buf, off, hdr, rl.config.sourceAppKey) ?? '') : rl.single!;
+    if (limiter.tryAcquire(priority)) return call.start(limiter);
+    limiter.acquireCb(priority, rl.config.limiter.maxWaitMs, (ok) => (ok ? call.start(limiter) : call.rateLimited()));
   }
 
   /** The routing facts of the frame being routed, for the access log. */
@@ -433,9 +455,19 @@ class Call {
     this.session.rpc.logCall(this.session.connection, this.facts!.start, this.facts!.rpc, cluster, host, flags, code, details, this.hdr[H.FRAME_LEN]!, tx);
   }
 
-  start(): void {
+  /** `limiter`: the permit this call holds (released when it ends, for a concurrency limit). */
+  start(limiter: PriorityLimiter | null = null): void {
+    this.limiter = limiter?.config.maxConcurrent ? limiter : null;
+    if (this.session.isClosed) {
+      // The client left while the call waited for a permit.
+      this.limiter?.release();
+      this.limiter = null;
+      return;
+    }
     if (this.oneway) {
       this.sendOneway();
+      this.limiter?.release();
+      this.limiter = null;
       return;
     }
     this.session.track(this, true);
@@ -605,7 +637,20 @@ class Call {
     this.session.reply(reply);
   }
 
+  private limiter: PriorityLimiter | null = null;
+
+  /** Over the filter's rate limit: answered locally (one-way calls are dropped), never sent. */
+  rateLimited(): void {
+    this.session.rpc.stats.request_rate_limited.value++;
+    if (this.oneway || this.session.isClosed) return;
+    this.localReply('overflow', 'rate limited: the proxy is over its rate_limit for this priority');
+  }
+
   private finish(): void {
+    if (this.limiter) {
+      this.limiter.release();
+      this.limiter = null;
+    }
     this.done = true;
     this.session.rpc.requestTime.record(performance.now() - this.t0);
     if (this.timer) clearTimeout(this.timer);

@@ -14,6 +14,7 @@ export const RPC_PROXY_STATS = defineStats({
     'local_response_no_upstream',
     'local_response_timeout',
     'local_response_overflow',
+    'request_rate_limited',
     'upstream_heartbeat',
     'upstream_rq_retry',
     'cx_destroy_local_with_active_rq',
