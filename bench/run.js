@@ -4,6 +4,7 @@
 //   node bench/run.js --quick    CI profile, <= 3 minutes (npm run bench:quick)
 //   node bench/run.js --quick --dry-run   print the plan (every workload x peer) without load
 import path from 'node:path';
+import { FAILOVER_HOW } from './failover.js';
 import { HOT_RESTART_HOW, hotRestartUnavailable } from './hot-restart.js';
 import { loadavg, machineInfo } from './lib/machine.js';
 import { runPinned } from './lib/proc.js';
@@ -104,7 +105,39 @@ async function hotRestart(ctx) {
   return { ...out, rows };
 }
 
+/**
+ * The failover table (bench/failover.js) in its own process: one of three HTTP upstreams killed
+ * and revived under load. Runs when the profile's time budget still has room for it.
+ */
+async function failover() {
+  const engines = settings.hotRestart.engines.length ? settings.hotRestart.engines : ['native'];
+  const seconds = 4;
+  const out = { status: 'ran', reason: null, how: FAILOVER_HOW, rows: [] };
+  if (settings.failoverOff) return { ...out, status: 'skipped', reason: settings.failoverOff };
+  const need = engines.length * (seconds + 3);
+  const left = settings.budgetS - (Date.now() - t0) / 1000;
+  if (left < need) {
+    log(`failover: not run: ${Math.max(0, Math.round(left))} s of the budget left, it needs ~${need} s`);
+    return { ...out, status: 'not run', reason: `time budget of ${settings.budgetS} s: ${Math.max(0, Math.round(left))} s left, it needs ~${need} s` };
+  }
+  log(`failover: one of three HTTP upstreams killed and revived, ${seconds} s on ${engines.join(', ')}`);
+  const r = await runPinned('failover', process.execPath, [path.join(BENCH_DIR, 'failover.js'), '--json', '--engines', engines.join(','), '--seconds', String(seconds)], {
+    timeoutMs: (need + 60) * 1000,
+    env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
+  });
+  let rows = null;
+  try {
+    rows = r.code === 0 ? JSON.parse(r.stdout) : null;
+  } catch {
+    // reported below
+  }
+  if (!Array.isArray(rows)) return { ...out, status: 'failed', reason: `bench/failover.js exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(-600)}` };
+  for (const x of rows) log(`failover strait-${x.engine}: ${x.requests_failed} failed of ${x.requests_ok + x.requests_failed}, ${x.failed_after_detection} after detection`);
+  return { ...out, rows };
+}
+
 const results = await runPlan({ settings, peerInfo, plan, meta, log, micro: settings.micro ? micro : null, hotRestart });
+results.failover = await failover();
 results.meta.loadavgEnd = loadavg();
 const outDir = path.resolve(args.out ?? path.join(REPO, 'perf-reports'));
 const files = writeReport(results, outDir);
@@ -127,6 +160,11 @@ for (const w of results.workloads) {
       return `${n} ${r}${p.flagged ? '!' : ''}`;
     });
   process.stdout.write(`  ${w.name}: ${cells.join(', ')}\n`);
+}
+const fo = results.failover;
+if (fo) {
+  const cells = fo.rows.map((x) => `strait-${x.engine} ${x.requests_failed} failed of ${x.requests_ok + x.requests_failed} (${x.failed_after_detection} after detection)`);
+  process.stdout.write(`  failover (1 of 3 upstreams killed): ${fo.status === 'ran' ? cells.join('; ') : `${fo.status}: ${fo.reason}`}\n`);
 }
 const hr = results.hotRestart;
 if (hr) {

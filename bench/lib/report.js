@@ -4,6 +4,7 @@
 //   <date>-<commit>.md    summary ratio tables on top, then machine, settings, how measured, details
 import fs from 'node:fs';
 import path from 'node:path';
+import { failoverMarkdown } from '../failover.js';
 import { hotRestartMarkdown } from '../hot-restart.js';
 import { fmtNum, renderChart } from './svg.js';
 import { runFlags, summarize } from './summarize.js';
@@ -162,6 +163,13 @@ export function renderMarkdown(results, summary, svgName) {
     L.push(`### Hot restart under load: ${hr.upgrades} upgrade${hr.upgrades === 1 ? '' : 's'} in a row`, '');
     if (hr.status !== 'ran') L.push(`${hr.status}: ${hr.reason}`, '');
     else L.push('A Bolt client keeps calling through Strait while new processes take over one after another (how: see "How measured"). Wanted: 0 calls failed and 1 client connection (it never reconnected).', '', hotRestartMarkdown(hr.rows));
+  }
+
+  const fo = results.failover;
+  if (fo) {
+    L.push('### Failover: one of three upstreams killed and revived under load', '');
+    if (fo.status !== 'ran') L.push(`${fo.status}: ${fo.reason}`, '');
+    else L.push(`${fo.how} Wanted: 0 failed after the detection window.`, '', failoverMarkdown(fo.rows));
   }
 
   L.push(`![throughput and latency per peer per workload](${svgName})`, '');

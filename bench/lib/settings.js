@@ -146,10 +146,12 @@ export function resolveSettings(args) {
     engines: envList('BENCH_HOT_RESTART_ENGINES') ?? p.hotRestartEngines,
     off: null,
   };
+  s.failoverOff = null;
   if (only) {
-    // The hot-restart table is not a workload, but --only selects it the same way.
+    // The hot-restart and failover tables are not workloads, but --only selects them the same way.
     if (!only.includes('hot-restart')) s.hotRestart.off = '--only / BENCH_WORKLOADS does not list hot-restart';
-    s.workloads = only.filter((w) => w !== 'hot-restart');
+    if (!only.includes('failover')) s.failoverOff = '--only / BENCH_WORKLOADS does not list failover';
+    s.workloads = only.filter((w) => w !== 'hot-restart' && w !== 'failover');
   }
   if (s.peers) s.hotRestart.engines = s.hotRestart.engines.filter((e) => s.peers.includes(`strait-${e}`));
   if (!(s.hotRestart.upgrades >= 1)) s.hotRestart.off ??= 'BENCH_HOT_RESTART_UPGRADES=0';
