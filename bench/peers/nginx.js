@@ -53,6 +53,8 @@ export default {
     http1: (c) => http(c, 'http1', ''),
     /** L7 h2c: `listen ... http2` on a cleartext port is h2 with prior knowledge. */
     h2c: (c) => http(c, 'h2c', ' http2'),
+    /** L7 gRPC: `listen ... http2`, grpc_pass to an upstream with keep-alive (HTTP/2 to it). */
+    grpc: (c) => http(c, 'grpc', ' http2', 'grpc'),
   },
 };
 
@@ -78,7 +80,7 @@ ${streamModuleLine() ?? ''}${head(c.dir, c.fdLimit)}stream {
 }
 
 /** http {} proxy_pass over HTTP/1.1 keep-alive connections to one upstream. */
-function http(c, layer, listenOpts) {
+function http(c, layer, listenOpts, pass = 'proxy') {
   const t = (n) => path.join(c.dir, 'tmp', n);
   fs.mkdirSync(path.join(c.dir, 'tmp'), { recursive: true });
   return {
@@ -106,10 +108,15 @@ ${head(c.dir, c.fdLimit)}http {
   server {
     listen 127.0.0.1:${c.listenPort}${listenOpts} backlog=4096;
     location / {
-      proxy_pass http://up;
+${
+  pass === 'grpc'
+    ? `      # gRPC: HTTP/2 to the upstream, connections kept by the upstream's keepalive.
+      grpc_pass grpc://up;`
+    : `      proxy_pass http://up;
       # Upstream keep-alive needs HTTP/1.1 and no "Connection: close" from nginx.
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection "";`
+}
     }
   }
 }

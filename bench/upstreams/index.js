@@ -6,6 +6,7 @@
 // { endpoints: { <name>: port }, child, version, stop() }.
 import fs from 'node:fs';
 import path from 'node:path';
+import { grpcMessages, grpcUnavailable } from '../lib/grpc.js';
 import { rpcFrames, rpcUnavailable } from '../lib/rpc.js';
 import { bulkTool, cTool, findTool, TOOLS_DIR, versionOf } from '../lib/tools.js';
 import { spawnPinned, waitPort, waitStdout } from '../lib/proc.js';
@@ -126,6 +127,45 @@ export const UPSTREAMS = {
         version: 'bench/tools/rpc-echo-server.c',
         config: `rpc-echo-server <bolt response, ${args[0].length / 2} bytes> <dubbo response, ${args[1].length / 2} bytes>`,
         stop: () => child.stop(),
+      };
+    },
+  },
+
+  'grpc-js': {
+    describe: 'bench/tools/grpc-server.js: @grpc/grpc-js server (cleartext HTTP/2), one unary method /bench.Echo/Unary answering every exact request message with a fixed reply',
+    requires: () => grpcUnavailable(),
+    async start(ctx, spec) {
+      const { request, reply } = grpcMessages(spec.messageSize);
+      const args = [path.join(TOOLS_DIR, 'grpc-server.js'), request.toString('hex'), reply.toString('hex')];
+      const child = spawnPinned('grpc upstream', process.execPath, args, { cpu: ctx.cpus.upstream, nofile: ctx.settings.fdLimit, stdin: 'pipe' });
+      const port = Number((await waitStdout(child, /^port (\d+)$/m))[1]);
+      let grpcVersion = 'unknown';
+      try {
+        grpcVersion = JSON.parse(fs.readFileSync(path.join(TOOLS_DIR, '../../node_modules/@grpc/grpc-js/package.json'), 'utf8')).version;
+      } catch {
+        // keep 'unknown'
+      }
+      return {
+        endpoints: { grpc: port },
+        child,
+        version: `@grpc/grpc-js ${grpcVersion} (node ${process.version})`,
+        config: `node bench/tools/grpc-server.js <request, ${request.length} bytes> <reply, ${reply.length} bytes>`,
+        /** { ok, bad }: calls answered OK and rejected so far, or null when the server does not say. */
+        async calls() {
+          const before = child.stdout.length;
+          child.proc.stdin.write('count\n');
+          const deadline = Date.now() + 5000;
+          while (Date.now() < deadline) {
+            const m = child.stdout.slice(before).match(/calls ok=(\d+) bad=(\d+)/);
+            if (m) return { ok: Number(m[1]), bad: Number(m[2]) };
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return null;
+        },
+        stop: async () => {
+          child.proc.stdin.end();
+          await child.stop();
+        },
       };
     },
   },

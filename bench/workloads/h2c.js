@@ -12,14 +12,15 @@ import { bodyFor } from '../upstreams/index.js';
 import { h2Get } from './check.js';
 import { HTTP_LAYERS } from './http1.js';
 
-function pct(sorted, q) {
+export function pct(sorted, q) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
 }
 
-async function h2load(target, ctx, { urlPath, seconds, logFile }) {
+/** `extra`: more h2load options before the URL (the gRPC workload's -d FILE and -H headers). */
+export async function h2load(target, ctx, { urlPath, seconds, logFile, extra = [] }) {
   const s = ctx.settings;
-  const args = ['-t1', `-c${s.connections}`, `-m${s.h2Streams}`, '-D', `${Math.max(1, Math.round(seconds * 1000))}ms`, `http://127.0.0.1:${target.port}${urlPath}`];
+  const args = ['-t1', `-c${s.connections}`, `-m${s.h2Streams}`, '-D', `${Math.max(1, Math.round(seconds * 1000))}ms`, ...extra, `http://127.0.0.1:${target.port}${urlPath}`];
   if (logFile) args.push('--log-file', logFile);
   const r = await runPinned('h2load', findTool('h2load').path, args, { cpu: ctx.cpus.loadgen, timeoutMs: (seconds + 30) * 1000 });
   const fin = r.stdout.match(/finished in ([\d.]+)(m?s), ([\d.]+) req\/s/);

@@ -1,6 +1,6 @@
 // The workload registry. A workload is one file (or one factory call here) shaped like:
 //   {
-//     name, title, layer: 'l4' | 'http1' | 'h2c' | 'bolt' | 'dubbo', layerLabel,
+//     name, title, layer: 'l4' | 'http1' | 'h2c' | 'grpc' | 'bolt' | 'dubbo', layerLabel,
 //     quick: bool (part of --quick),
 //     upstream: { kind: key of UPSTREAMS, endpoint, proxyEndpoint? (proxies' side if it differs), ...its options },
 //     requires() -> null | reason        missing tool => the workload is reported skipped
@@ -13,6 +13,7 @@
 //   }
 // Each peer is configured for the workload's `layer` by its own per-layer generator
 // (bench/peers/*.js), so an L7 workload is a new entry here plus one generator per peer.
+import { grpcWorkload } from './grpc.js';
 import { http1Workload } from './http1.js';
 import { h2cWorkload } from './h2c.js';
 import idleConns from './idle-conns.js';
@@ -33,6 +34,9 @@ export const WORKLOADS = [
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
+  // gRPC unary at L7, HTTP/2 on both sides of every proxy. Full profile only (quick is at ~130 s
+  // of its 160 s budget; 5 more peers x 2 rounds would not fit), 3 rounds (~90 s).
+  grpcWorkload({ name: 'grpc-unary-64', messageSize: 64, quick: false, rounds: 3 }),
   // The same shapes at L4 (byte forwarding), full profile only: 64 B bodies and 3 rounds, since
   // they change little between reports and the full run must stay under half an hour.
   http1Workload({ name: 'http1-keepalive-64-l4', bodySize: 64, depth: 1, quick: false, layer: 'l4', rounds: 3 }),

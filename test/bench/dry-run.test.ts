@@ -66,7 +66,17 @@ describe('bench/run.js --dry-run', () => {
     const c = cells(out);
     for (const w of WORKLOADS as W[]) expect(c.has(`${w.name} x direct`), w.name).toBe(true);
     expect(out).toContain('http1-keepalive-64-l4 [L4 (tcp_proxy)]');
+    // gRPC unary: full profile only, at L7 with HTTP/2 upstream, every peer listed.
+    expect(out).toContain('grpc-unary-64 [L7 HTTP/2 (http_connection_manager, h2 upstream)]');
+    for (const p of PEERS as P[]) expect(c.get(`grpc-unary-64 x ${p.name}`), p.name).toMatch(/^(run|skipped: .+|n\/a: .+)$/);
     expect(out).toContain('hot-restart [L7 Bolt, rpc_proxy] 3 upgrade(s) on strait-native, strait-node\n');
+  });
+
+  it('gRPC unary is not in quick, and with ENVOY_BIN every peer has a gRPC config', () => {
+    expect(cells(dryRun(['--quick'])).has('grpc-unary-64 x direct')).toBe(false);
+    const c = cells(dryRun(['--only', 'grpc-unary-64'], { ENVOY_BIN: process.execPath }));
+    expect(c.size).toBe((PEERS as P[]).length);
+    for (const [k, v] of c) expect(v, k).not.toMatch(/no grpc config generator/);
   });
 
   it('--only leaves hot restart out unless it is listed', () => {

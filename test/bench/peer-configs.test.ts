@@ -27,6 +27,8 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 // Ports are never bound here: the checkers only parse.
 const C = { dir, listenPort: 40001, adminPort: 40002, upstreamPort: 40003, fdLimit: 4096, connections: 64 };
 const LAYERS = ['http1', 'h2c'] as const;
+/** Every L7 layer whose configs the checkers below parse: the HTTP ones plus gRPC (HTTP/2 upstream). */
+const L7_LAYERS = [...LAYERS, 'grpc'] as const;
 const has = (t: string) => findTool(t).ok as boolean;
 const straitBuilt = fs.existsSync(path.join(REPO, 'dist/cli.js'));
 
@@ -35,7 +37,7 @@ function check(cmd: string, args: string[]) {
   expect(r.status, `${cmd} ${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
 }
 
-type W = { name: string; layer: string; layerLabel: string; quick: boolean; upstream: { endpoint: string; proxyEndpoint?: string } };
+type W = { name: string; layer: string; layerLabel: string; quick: boolean; upstream: { kind: string; endpoint: string; proxyEndpoint?: string } };
 
 describe('bench L7 HTTP peer configs', () => {
   it('every HTTP workload has an L7 row, and quick measures HTTP at L7 only', () => {
@@ -54,7 +56,7 @@ describe('bench L7 HTTP peer configs', () => {
   });
 
   it('Strait and Envoy get the very same bootstrap: http_connection_manager, codec AUTO, all to one cluster', () => {
-    for (const layer of LAYERS) {
+    for (const layer of L7_LAYERS) {
       const strait = straitPeer('native').configs[layer](C).files['envoy.yaml'];
       expect(strait).toBe(ENVOY_CONFIGS[layer](C));
       expect(strait).toContain('envoy.filters.network.http_connection_manager');
@@ -88,24 +90,47 @@ describe('bench L7 HTTP peer configs', () => {
     expect(h2).toMatch(/listen 127\.0\.0\.1:40001 http2/);
   });
 
+  it('gRPC unary: HTTP/2 on both sides of every proxy, direct h2c to the gRPC server', () => {
+    const w = (WORKLOADS as W[]).find((x) => x.name === 'grpc-unary-64')!;
+    expect(w).toBeDefined();
+    expect(w.layer).toBe('grpc');
+    expect(w.quick).toBe(false);
+    expect(w.upstream).toMatchObject({ kind: 'grpc-js', endpoint: 'grpc' });
+    expect(w.upstream.proxyEndpoint).toBeUndefined();
+    const yaml = ENVOY_CONFIGS.grpc(C);
+    expect(yaml).toContain('envoy.extensions.upstreams.http.v3.HttpProtocolOptions:');
+    expect(yaml).toContain('explicit_http_config: { http2_protocol_options: {} }');
+    // The HTTP/1.1 layers keep Envoy's default (HTTP/1.1) upstream.
+    for (const layer of LAYERS) expect(ENVOY_CONFIGS[layer](C)).not.toContain('http2_protocol_options');
+    const hap = haproxy.configs.grpc(C).files['haproxy.cfg'];
+    expect(hap).toMatch(/^\s*mode http$/m);
+    expect(hap).toMatch(/bind 127\.0\.0\.1:40001 proto h2$/m);
+    expect(hap).toMatch(/server s1 127\.0\.0\.1:40003 proto h2$/m);
+    const ngx = nginx.configs.grpc(C).files['nginx.conf'];
+    expect(ngx).toMatch(/listen 127\.0\.0\.1:40001 http2/);
+    expect(ngx).toContain('grpc_pass grpc://up;');
+    expect(ngx).not.toContain('proxy_pass');
+    expect(ngx).toMatch(/^\s*keepalive 64;$/m);
+  });
+
   it.skipIf(!straitBuilt)('strait --mode validate accepts the shared bootstrap', () => {
-    for (const layer of LAYERS) {
+    for (const layer of L7_LAYERS) {
       const f = path.join(dir, `envoy-${layer}.yaml`);
       fs.writeFileSync(f, ENVOY_CONFIGS[layer](C));
       check(process.execPath, [path.join(REPO, 'bin/strait.js'), '--config', f, '--mode', 'validate']);
     }
   });
 
-  it.skipIf(!has('haproxy'))('haproxy -c accepts both HTTP configs', () => {
-    for (const layer of LAYERS) {
+  it.skipIf(!has('haproxy'))('haproxy -c accepts the HTTP and gRPC configs', () => {
+    for (const layer of L7_LAYERS) {
       const f = path.join(dir, `haproxy-${layer}.cfg`);
       fs.writeFileSync(f, haproxy.configs[layer](C).files['haproxy.cfg']);
       check(findTool('haproxy').path, ['-c', '-q', '-f', f]);
     }
   });
 
-  it.skipIf(!has('nginx'))('nginx -t accepts both HTTP configs', () => {
-    for (const layer of LAYERS) {
+  it.skipIf(!has('nginx'))('nginx -t accepts the HTTP and gRPC configs', () => {
+    for (const layer of L7_LAYERS) {
       const f = path.join(dir, `nginx-${layer}.conf`);
       fs.writeFileSync(f, nginx.configs[layer](C).files['nginx.conf']);
       check(findTool('nginx').path, ['-t', '-q', '-p', dir, '-c', f, '-e', path.join(dir, 'error.log')]);
