@@ -266,6 +266,7 @@ export class Server implements AdminHost {
       return c;
     });
     out.push({ '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump', ...d.endpoints });
+    if (d.routes.dynamic_route_configs.length) out.push({ '@type': 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump', ...d.routes });
     return out;
   }
 

@@ -64,6 +64,24 @@ export interface ForwardAction {
   readonly prefixRewrite: string | null;
   readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | null;
   readonly hostRewrite: string | null;
+  /**
+   * gRPC requests take their timeout from `grpc-timeout` (capped by `maxMs` unless 0, less
+   * `offsetMs`). null: the header is ignored, as Envoy does without max_grpc_timeout or
+   * max_stream_duration.grpc_timeout_header_max.
+   */
+  readonly grpcTimeout: { readonly maxMs: number; readonly offsetMs: number } | null;
+  /** `request_mirror_policies`; null when there are none. */
+  readonly mirrors: readonly MirrorPolicy[] | null;
+}
+
+/** One shadow target: a copy of each sampled request goes there and its response is dropped. */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  /** Sampled when `random * denominator < numerator` (runtime_fraction's default_value; 100% without one). */
+  readonly numerator: number;
+  readonly denominator: number;
+  /** Envoy appends `-shadow` to the host unless disable_shadow_host_suffix_append. */
+  readonly hostSuffix: boolean;
 }
 
 export interface DirectResponseAction {
@@ -147,14 +165,10 @@ const UNSUPPORTED_ROUTE_ACTION = [
   'host_rewrite_path_regex',
   'auto_host_rewrite',
   'idle_timeout',
-  'request_mirror_policies',
   'rate_limits',
   'hedge_policy',
   'upgrade_configs',
   'internal_redirect_policy',
-  'max_stream_duration',
-  'max_grpc_timeout',
-  'grpc_timeout_offset',
   'early_data_policy',
   // Consistent hashing would change which host serves a request; the HTTP path does not hash yet.
   'hash_policy',
@@ -292,6 +306,8 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
   const retry = a.retry_policy ? compileRetryPolicy(a.retry_policy as Obj, `${path}.retry_policy`, errors) : vhostRetry;
   const regexRewrite = compileRegexRewrite(a.regex_rewrite, `${path}.regex_rewrite`, errors);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) errors.push({ path: `${path}.regex_rewrite`, message: 'cannot be combined with prefix_rewrite' });
+  const grpcTimeout = compileGrpcTimeout(a, path, errors);
+  const mirrors = compileMirrors(a.request_mirror_policies, `${path}.request_mirror_policies`, known, errors);
   const cnf = a.cluster_not_found_response_code === 'NOT_FOUND' ? 404 : a.cluster_not_found_response_code === 'INTERNAL_SERVER_ERROR' ? 500 : 503;
   if (errors.length > start) return null;
   return Object.freeze({
@@ -304,7 +320,92 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
     prefixRewrite: typeof a.prefix_rewrite === 'string' ? a.prefix_rewrite : null,
     regexRewrite,
     hostRewrite: typeof a.host_rewrite_literal === 'string' && a.host_rewrite_literal ? a.host_rewrite_literal : null,
+    grpcTimeout,
+    mirrors,
   });
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+function compileMirrors(list: unknown, path: string, known: ReadonlySet<string>, errors: FieldError[]): readonly MirrorPolicy[] | null {
+  const items = (list ?? []) as Obj[];
+  if (!items.length) return null;
+  const out = items.map((m, i): MirrorPolicy => {
+    const p = `${path}[${i}]`;
+    for (const f of ['cluster_header', 'request_headers_mutations', 'host_rewrite_literal']) {
+      const v = m[f];
+      if (v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0)) errors.push({ path: `${p}.${f}`, message: 'is not supported yet' });
+    }
+    const cluster = typeof m.cluster === 'string' ? m.cluster : '';
+    if (!cluster) errors.push({ path: `${p}.cluster`, message: 'is required' });
+    else if (!known.has(cluster)) errors.push({ path: `${p}.cluster`, message: `unknown cluster "${cluster}"` });
+    // Strait has no runtime layer: the fraction is runtime_fraction.default_value.
+    const dv = (m.runtime_fraction?.default_value ?? null) as Obj | null;
+    let numerator = 100;
+    let denominator = 100;
+    if (dv) {
+      numerator = Number(dv.numerator ?? 0);
+      denominator = DENOMINATORS[String(dv.denominator ?? 'HUNDRED')] ?? 0;
+      if (!denominator) errors.push({ path: `${p}.runtime_fraction.default_value.denominator`, message: `unknown denominator ${dv.denominator}` });
+    }
+    return Object.freeze({ cluster, numerator, denominator, hostSuffix: m.disable_shadow_host_suffix_append !== true });
+  });
+  return Object.freeze(out);
+}
+
+/** Envoy's shadow host: `-shadow` before any port (`api:8080` → `api-shadow:8080`). */
+export function shadowHost(host: string): string {
+  const i = host.lastIndexOf(':');
+  if (i === -1 || host.endsWith(']')) return `${host}-shadow`;
+  return `${host.slice(0, i)}-shadow${host.slice(i)}`;
+}
+
+/**
+ * `max_stream_duration.grpc_timeout_header_max` (+ `grpc_timeout_header_offset`), or the
+ * deprecated `max_grpc_timeout` (+ `grpc_timeout_offset`); the newer fields win, as in Envoy.
+ */
+function compileGrpcTimeout(a: Obj, path: string, errors: FieldError[]): ForwardAction['grpcTimeout'] {
+  const msd = (a.max_stream_duration ?? null) as Obj | null;
+  if (msd && msd.max_stream_duration !== undefined && msd.max_stream_duration !== null) {
+    errors.push({ path: `${path}.max_stream_duration.max_stream_duration`, message: 'is not supported yet (grpc_timeout_header_max and grpc_timeout_header_offset are)' });
+  }
+  if (msd && msd.grpc_timeout_header_max !== undefined && msd.grpc_timeout_header_max !== null) {
+    return Object.freeze({ maxMs: durationMs(msd.grpc_timeout_header_max)!, offsetMs: durationMs(msd.grpc_timeout_header_offset) ?? 0 });
+  }
+  if (a.max_grpc_timeout !== undefined && a.max_grpc_timeout !== null) {
+    return Object.freeze({ maxMs: durationMs(a.max_grpc_timeout)!, offsetMs: durationMs(a.grpc_timeout_offset) ?? 0 });
+  }
+  return null;
+}
+
+/** `grpc-timeout` (up to 8 digits and a unit, H M S m u n) in ms; undefined when absent or malformed. */
+export function grpcTimeoutMs(v: string | undefined): number | undefined {
+  if (!v || v.length < 2 || v.length > 9) return undefined;
+  const n = Number(v.slice(0, -1));
+  if (!Number.isInteger(n) || n < 0 || !/^\d+$/.test(v.slice(0, -1))) return undefined;
+  switch (v[v.length - 1]) {
+    case 'H': return n * 3_600_000;
+    case 'M': return n * 60_000;
+    case 'S': return n * 1000;
+    case 'm': return n;
+    case 'u': return n / 1000;
+    case 'n': return n / 1e6;
+    default: return undefined;
+  }
+}
+
+/**
+ * The timeout a forwarded request runs under: the route's, or for gRPC on a route that honours
+ * it, `grpc-timeout` (absent = no limit) capped and offset as Envoy's router does. 0 = none.
+ */
+export function effectiveTimeoutMs(a: ForwardAction, grpc: boolean, header: string | undefined): number {
+  const g = a.grpcTimeout;
+  if (!g || !grpc) return a.timeoutMs;
+  let t = grpcTimeoutMs(header) ?? 0;
+  if (g.maxMs > 0 && (t === 0 || t > g.maxMs)) t = g.maxMs;
+  if (t > 0 && g.offsetMs > 0 && g.offsetMs < t) t -= g.offsetMs;
+  // A sub-millisecond deadline still has to fire: never let it read as "no timeout".
+  return t > 0 ? Math.max(1, Math.round(t)) : 0;
 }
 
 function compileRedirect(r: Obj, path: string, errors: FieldError[]): RedirectAction | null {

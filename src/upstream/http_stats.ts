@@ -21,6 +21,7 @@ export const HTTP_CLUSTER_STATS = defineStats({
     'upstream_rq_retry_success',
     'upstream_rq_retry_overflow',
     'upstream_rq_retry_limit_exceeded',
+    'retry_or_shadow_abandoned',
     'upstream_rq_pending_total',
     'upstream_rq_pending_overflow',
     'upstream_rq_rx_reset',

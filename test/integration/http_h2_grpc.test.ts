@@ -133,6 +133,10 @@ virtual_hosts:
     route: { cluster: grpc, timeout: 0.3s }
   - match: { prefix: "/test.Echo/Unary", headers: [{ name: x-route, string_match: { exact: retry } }] }
     route: { cluster: grpc, retry_policy: { retry_on: unavailable, num_retries: 2 } }
+  - match: { prefix: "/test.Echo/Unary", headers: [{ name: x-route, string_match: { exact: grpc-timeout } }] }
+    route: { cluster: grpc, timeout: 0s, max_stream_duration: { grpc_timeout_header_max: 0s } }
+  - match: { prefix: "/test.Echo/Unary", headers: [{ name: x-route, string_match: { exact: grpc-cap } }] }
+    route: { cluster: grpc, timeout: 0s, max_stream_duration: { grpc_timeout_header_max: 0.2s } }
   - match: { prefix: "/test.Echo/", grpc: {} }
     route: { cluster: grpc, timeout: 0s }
   - match: { prefix: "/h1/" }
@@ -187,6 +191,46 @@ ${staticCluster('h2echo', [h2echo.port], '    http2_protocol_options: {}\n')}`,
     expect(r.trailers!.get('x-trailer')).toEqual(['bye']);
     await strait.waitStat('http.mesh.downstream_cx_http2_total', (v) => v >= 1);
     expect(await strait.stat('cluster.grpc.upstream_cx_http2_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('honours grpc-timeout on a route with grpc_timeout_header_max: HTTP 200 with grpc-status 4', async () => {
+    // A raw HTTP/2 client: no client-side timer, so only the proxy can end this call.
+    const s = http2.connect(h2url);
+    try {
+      const msg = Buffer.from('slow');
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
+      const h = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const req = s.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '100m', 'x-route': 'grpc-timeout', 'x-delay-ms': '30000' });
+        let head: http2.IncomingHttpHeaders = {};
+        req.on('response', (r) => (head = r));
+        req.on('trailers', (t) => (head = { ...head, ...t }));
+        req.on('data', () => {});
+        req.on('end', () => resolve(head));
+        req.on('error', reject);
+        req.end(frame);
+      });
+      expect(h[':status']).toBe(200);
+      expect(h['grpc-status']).toBe('4');
+    } finally {
+      s.close();
+    }
+    // Stats can trail the reply by a moment: wait for the proxy's timeout to show.
+    await strait.waitStat('cluster.grpc.upstream_rq_timeout', (v) => v >= 1);
+  });
+
+  it('caps a grpc-js client deadline at grpc_timeout_header_max: DEADLINE_EXCEEDED from the proxy', async () => {
+    const before = (await strait.stat('cluster.grpc.upstream_rq_timeout')) ?? 0;
+    const r = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const m = new grpc.Metadata();
+      m.set('x-route', 'grpc-cap');
+      m.set('x-delay-ms', '30000');
+      // The client would wait a minute; the route caps its grpc-timeout at 0.2 s.
+      client.unary(Buffer.from('slow'), m, { deadline: Date.now() + 60_000 }, (err: grpc.ServiceError | null) => resolve(err));
+    });
+    expect(r?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    // The proxy's local reply, not grpc-js's own "Deadline exceeded" timer.
+    expect(r?.details).toBe('upstream request timeout');
+    await strait.waitStat('cluster.grpc.upstream_rq_timeout', (v) => v >= before + 1);
   });
 
   it('passes an upstream gRPC error status through', async () => {

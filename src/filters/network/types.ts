@@ -11,6 +11,8 @@ export interface FactoryContext {
   readonly warnings: FieldError[];
   /** `static_resources.secrets` by name, for transport sockets that reference them (SDS). */
   readonly secrets?: import('../../tls/context.js').SecretTable;
+  /** Set by the xDS side: the shared route table an HCM's `rds.route_config_name` subscribes to. */
+  readonly rds?: (routeConfigName: string) => import('./http_connection_manager/rds.js').RouteLookup;
 }
 
 /** What a filter may use at run time. */

@@ -7,7 +7,9 @@ import type { ClusterSpec } from '../../upstream/cluster.js';
 import { buildClusterSpec } from '../../upstream/cluster_config.js';
 import type { ClusterManager } from '../../upstream/cluster_manager.js';
 import type { XdsBootstrap } from '../bootstrap.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, shortType, type AnyMsg } from '../proto.js';
+import { RdsRouteTable } from '../../filters/network/http_connection_manager/rds.js';
+import { HttpRouteTable } from '../../router/http_route_table.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType, type AnyMsg } from '../proto.js';
 import { decodeAny } from '../resources.js';
 import { AdsClient, type AdsHandler, type ReceivedResource, type ResourceUpdate, type UpdateResult } from './ads_client.js';
 import { buildEndpoints } from './endpoints.js';
@@ -35,7 +37,8 @@ interface Accepted<S> {
 }
 
 type ClusterEntry = Accepted<ClusterSpec> & { readonly isStatic: boolean };
-type ListenerEntry = Accepted<ListenerSpec> & { readonly clusters: readonly string[]; readonly since: number };
+type ListenerEntry = Accepted<ListenerSpec> & { readonly clusters: readonly string[]; readonly routes: readonly string[]; readonly since: number };
+type RouteEntry = Accepted<HttpRouteTable>;
 type AssignmentEntry = Accepted<ReturnType<typeof buildEndpoints>>;
 
 /**
@@ -80,10 +83,11 @@ function sameValue(a: Obj, b: Obj): boolean {
 }
 
 /**
- * The xDS side of the server: receives LDS, CDS and EDS updates from the ADS client, validates
- * each resource with the same builders as static config, and applies them with Envoy's warming
- * rules — an EDS cluster is used only once its endpoints arrived, a listener only once the
- * clusters it names exist (each up to initial_fetch_timeout). Keeps the last accepted
+ * The xDS side of the server: receives LDS, RDS, CDS and EDS updates from the ADS client,
+ * validates each resource with the same builders as static config, and applies them with Envoy's
+ * warming rules — an EDS cluster is used only once its endpoints arrived, a listener only once the
+ * clusters and route configurations it names exist (each up to initial_fetch_timeout). RDS
+ * updates swap the shared route table in place; the listener itself is untouched. Keeps the last accepted
  * configuration on disk and serves it at start-up when the control plane cannot be reached.
  */
 export class DynamicConfig implements AdsHandler {
@@ -92,6 +96,10 @@ export class DynamicConfig implements AdsHandler {
   private readonly assignments = new Map<string, AssignmentEntry>();
   private readonly listeners = new Map<string, ListenerEntry>();
   private readonly warmingListeners = new Map<string, ListenerEntry & { timer: NodeJS.Timeout | null }>();
+  /** Accepted RouteConfigurations by name. */
+  private readonly routes = new Map<string, RouteEntry>();
+  /** The live tables HCMs hold, by route_config_name; swapped in place when RDS updates them. */
+  private readonly rdsTables = new Map<string, RdsRouteTable>();
   private readonly versionInfo = new Map<string, string>();
   /** Resources whose last update was refused, by type then name: Envoy's error_state in /config_dump. */
   private readonly failures = new Map<string, Map<string, { details: string; version: string; at: string; value: Obj }>>();
@@ -189,6 +197,9 @@ export class DynamicConfig implements AdsHandler {
         break;
       case LISTENER_TYPE:
         result = await this.onListeners(u);
+        break;
+      case ROUTE_TYPE:
+        result = await this.onRoutes(u);
         break;
       default:
         // ADS may push types nobody asked for; accept and ignore them rather than NACK forever.
@@ -388,7 +399,7 @@ export class DynamicConfig implements AdsHandler {
 
   // ---------------------------------------------------------------- listeners
 
-  private buildListener(r: ReceivedResource, errors: FieldError[], warnings: FieldError[]): { spec: ListenerSpec; clusters: string[] } | null {
+  private buildListener(r: ReceivedResource, errors: FieldError[], warnings: FieldError[]): { spec: ListenerSpec; clusters: string[]; routes: string[] } | null {
     if (this.host.staticListenerNames.has(r.name)) {
       errors.push({ path: 'name', message: `"${r.name}" is a static listener; LDS cannot replace it` });
       return null;
@@ -399,10 +410,22 @@ export class DynamicConfig implements AdsHandler {
       return null;
     }
     const referenced = new ReferencedClusters();
-    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings };
+    const routes = new Set<string>();
+    const rds = (name: string): RdsRouteTable => {
+      routes.add(name);
+      let t = this.rdsTables.get(name);
+      if (!t) {
+        t = new RdsRouteTable(name);
+        const have = this.routes.get(name);
+        if (have) t.current = have.spec;
+        this.rdsTables.set(name, t);
+      }
+      return t;
+    };
+    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds };
     const spec = buildListenerSpec(value, '', ctx);
     if (!spec || errors.length) return null;
-    return { spec, clusters: [...referenced] };
+    return { spec, clusters: [...referenced], routes: [...routes] };
   }
 
   private async onListeners(u: ResourceUpdate): Promise<UpdateResult> {
@@ -424,7 +447,7 @@ export class DynamicConfig implements AdsHandler {
       }
       const missing = built.clusters.filter((n) => !this.host.clusters.get(n));
       if (missing.length) log.info({ listener: r.name, clusters: missing }, 'xds: listener names clusters not (yet) known');
-      const e: ListenerEntry = { name: r.name, version: r.version, value: r.value, any: r.any, spec: built.spec, lastUpdated: now, clusters: built.clusters, since: Date.now() };
+      const e: ListenerEntry = { name: r.name, version: r.version, value: r.value, any: r.any, spec: built.spec, lastUpdated: now, clusters: built.clusters, routes: built.routes, since: Date.now() };
       const err = await this.applyListener(e);
       if (err) {
         problems.push(line(u.typeUrl, r.name, { path: 'address', message: err }));
@@ -435,11 +458,57 @@ export class DynamicConfig implements AdsHandler {
     for (const n of u.rejected) keep.add(n);
     const gone = u.full ? [...this.listeners.keys(), ...this.warmingListeners.keys()].filter((n) => !keep.has(n)) : [...u.removed];
     for (const n of gone) this.removeListener(n);
+    this.updateRdsWatch();
     return { problems, rejected };
   }
 
+  /** Envoy's rule: a listener warms until its clusters exist and its route configurations arrived. */
   private listenerReady(e: ListenerEntry): boolean {
-    return e.clusters.every((n) => this.host.clusters.get(n) !== undefined);
+    return e.clusters.every((n) => this.host.clusters.get(n) !== undefined) && e.routes.every((n) => this.rdsTables.get(n)?.current);
+  }
+
+  // ---------------------------------------------------------------- routes
+
+  /** RDS asks for exactly the route configurations the listeners (active or warming) name. */
+  private updateRdsWatch(): void {
+    const names = new Set<string>();
+    for (const e of [...this.listeners.values(), ...this.warmingListeners.values()]) for (const n of e.routes) names.add(n);
+    for (const n of [...this.rdsTables.keys()]) if (!names.has(n)) this.rdsTables.delete(n);
+    for (const n of [...this.routes.keys()]) if (!names.has(n)) this.routes.delete(n);
+    this.client.watch(ROUTE_TYPE, names);
+  }
+
+  private async onRoutes(u: ResourceUpdate): Promise<UpdateResult> {
+    const problems: string[] = [];
+    const rejected = new Set<string>(u.rejected);
+    const now = new Date().toISOString();
+    for (const r of u.resources) {
+      const errors: FieldError[] = [];
+      const cur = this.routes.get(r.name);
+      if (cur && sameValue(cur.value, r.value)) continue;
+      // Clusters a route names are accepted whether or not they exist yet: a request routed to
+      // a missing cluster gets the route's cluster_not_found_response_code (503), as in Envoy.
+      const table = HttpRouteTable.compile(r.value, '', new ReferencedClusters(), errors);
+      if (errors.length) {
+        // The previous table (if any) keeps serving.
+        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        rejected.add(r.name);
+        continue;
+      }
+      for (const w of r.warnings) log.warn({ route: r.name, path: w.path }, w.message);
+      this.routes.set(r.name, { name: r.name, version: r.version, value: r.value, any: r.any, spec: table, lastUpdated: now });
+      const live = this.rdsTables.get(r.name);
+      if (live) live.current = table;
+      log.info({ route: r.name, version: r.version }, 'xds: route configuration applied');
+    }
+    for (const n of u.removed) {
+      // Envoy serves an empty table when a route configuration is removed: requests get 404.
+      this.routes.delete(n);
+      const live = this.rdsTables.get(n);
+      if (live?.current) live.current = HttpRouteTable.compile({ name: n }, '', new ReferencedClusters(), []);
+    }
+    await this.promoteListeners();
+    return { problems, rejected };
   }
 
   private async applyListener(e: ListenerEntry): Promise<string | null> {
@@ -499,6 +568,7 @@ export class DynamicConfig implements AdsHandler {
       this.host.listeners.remove(name, this.host.drainTimeMs);
       log.info({ listener: name, drainMs: this.host.drainTimeMs }, 'xds: listener removed; draining');
     }
+    this.updateRdsWatch();
     this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
   }
 
@@ -531,7 +601,7 @@ export class DynamicConfig implements AdsHandler {
     log.warn({ file: this.snapshotFile, savedAt: snap.saved_at, reason }, 'xds: control plane unreachable; serving the persisted snapshot');
     this.servingSnapshot = { file: this.snapshotFile, savedAt: snap.saved_at };
     try {
-      for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE]) {
+      for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) {
         const t = snap.types[type];
         if (!t) continue;
         const resources: ReceivedResource[] = [];
@@ -570,6 +640,7 @@ export class DynamicConfig implements AdsHandler {
     pick(CLUSTER_TYPE, [...this.clusters.values(), ...this.warmingClusters.values()].filter((e) => !e.isStatic));
     pick(ENDPOINT_TYPE, this.assignments.values());
     pick(LISTENER_TYPE, [...this.listeners.values(), ...this.warmingListeners.values()]);
+    pick(ROUTE_TYPE, this.routes.values());
     try {
       saveSnapshot(this.snapshotFile, encodeSnapshot(String(this.boot.node.id ?? ''), types));
     } catch (err) {
@@ -593,7 +664,7 @@ export class DynamicConfig implements AdsHandler {
   }
 
   /** The dynamic parts of /config_dump, in Envoy's shapes. */
-  dump(): { clusters: Obj; listeners: Obj; endpoints: Obj } {
+  dump(): { clusters: Obj; listeners: Obj; endpoints: Obj; routes: { dynamic_route_configs: Obj[] } } {
     const err = (type: string, name: string) => {
       const e = this.errorState(type, name);
       return e ? { error_state: e, client_status: 'NACKED' } : {};
@@ -622,6 +693,12 @@ export class DynamicConfig implements AdsHandler {
           })),
           ...[...this.warmingListeners.values()].filter((e) => !this.listeners.has(e.name)).map((e) => ({ name: e.name, warming_state: listener(e), ...err(LISTENER_TYPE, e.name) })),
           ...failedOnly(LISTENER_TYPE, (n) => this.listeners.has(n) || this.warmingListeners.has(n)).map((n) => ({ name: n, ...err(LISTENER_TYPE, n) })),
+        ],
+      },
+      routes: {
+        dynamic_route_configs: [
+          ...[...this.routes.values()].map((e) => ({ version_info: e.version, route_config: { '@type': ROUTE_TYPE, ...e.value }, last_updated: e.lastUpdated, ...err(ROUTE_TYPE, e.name) })),
+          ...failedOnly(ROUTE_TYPE, (n) => this.routes.has(n)).map((n) => err(ROUTE_TYPE, n)),
         ],
       },
       endpoints: {

@@ -65,10 +65,15 @@ export async function runXdsServer(o: XdsServerOptions): Promise<{ port: number;
     log.info({ version: generation }, 'xds-server: pushing a new version');
     server.update({ version: String(generation), resources: r.resources });
   };
-  const watcher = fs.watch(o.dir, { recursive: true }, () => {
+  const schedule = () => {
     if (timer) clearTimeout(timer);
     timer = setTimeout(reload, o.debounceMs);
-  });
+  };
+  const watcher = fs.watch(o.dir, { recursive: true }, schedule);
+  // Node 20's recursive watcher on Linux loses track of a file after it has been replaced by a
+  // rename more than once (the atomic write every deploy tool does); a plain watch of the
+  // directory itself sees every rename into it, so top-level files never go unnoticed.
+  const topWatcher = fs.watch(o.dir, schedule);
 
   const port = await server.listen(o.host, o.port);
   log.info({ address: `${o.host}:${port}`, dir: o.dir }, 'xds-server listening');
@@ -78,6 +83,7 @@ export async function runXdsServer(o: XdsServerOptions): Promise<{ port: number;
     server,
     async close() {
       watcher.close();
+      topWatcher.close();
       if (timer) clearTimeout(timer);
       await server.close();
     },

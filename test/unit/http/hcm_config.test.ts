@@ -62,7 +62,9 @@ describe('http_connection_manager config', () => {
     expect(errors.map((e) => e.path)).toEqual(
       expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.normalize_path', 'tc.codec_type', 'tc.forward_client_cert_details', 'tc.http_filters[0]']),
     );
-    expect(warnings.map((w) => w.path)).toContain('tc.access_log');
+    // access_log is implemented now: an entry without a logger type is an error, not a warning.
+    expect(errors.map((e) => e.path)).toContain('tc.access_log[0].name');
+    expect(warnings.map((w) => w.path)).not.toContain('tc.access_log');
   });
 
   it('validates the HTTP filters before the router with their own factories', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
-import { HttpRouteTable, rewritePath, type HttpRequestView } from '../../../src/router/http_route_table.js';
+import { effectiveTimeoutMs, grpcTimeoutMs, HttpRouteTable, rewritePath, type HttpRequestView } from '../../../src/router/http_route_table.js';
 
 const KNOWN = new Set(['a', 'b', 'c', 'd', 'e']);
 
@@ -149,5 +149,41 @@ describe('HTTP route table', () => {
         'rc.virtual_hosts[1].routes[0].match.safe_regex.regex',
       ]),
     );
+  });
+});
+
+describe('grpc-timeout on a route', () => {
+  function action(route: object) {
+    const t = table({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', timeout: '5s', ...route } }] }] });
+    const a = t.route(req('h', '/'))!.action;
+    if (a.kind !== 'forward') throw new Error('not forward');
+    return a;
+  }
+
+  it('parses the header units and rejects malformed values', () => {
+    expect([grpcTimeoutMs('1H'), grpcTimeoutMs('2M'), grpcTimeoutMs('3S'), grpcTimeoutMs('250m'), grpcTimeoutMs('5000u'), grpcTimeoutMs('7000000n')]).toEqual([3_600_000, 120_000, 3000, 250, 5, 7]);
+    expect([grpcTimeoutMs(undefined), grpcTimeoutMs('10'), grpcTimeoutMs('-1S'), grpcTimeoutMs('123456789S'), grpcTimeoutMs('1x')]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+  });
+
+  it('is ignored without grpc_timeout_header_max or max_grpc_timeout, as in Envoy', () => {
+    expect(effectiveTimeoutMs(action({}), true, '100m')).toBe(5000);
+  });
+
+  it('replaces the route timeout for gRPC only, capped by the max and less the offset', () => {
+    const unlimited = action({ max_stream_duration: { grpc_timeout_header_max: '0s' } });
+    expect(effectiveTimeoutMs(unlimited, true, '100m')).toBe(100);
+    expect(effectiveTimeoutMs(unlimited, true, undefined)).toBe(0); // no header: no limit
+    expect(effectiveTimeoutMs(unlimited, false, '100m')).toBe(5000);
+    const capped = action({ max_stream_duration: { grpc_timeout_header_max: '1s', grpc_timeout_header_offset: '0.05s' } });
+    expect(effectiveTimeoutMs(capped, true, '10S')).toBe(950);
+    expect(effectiveTimeoutMs(capped, true, undefined)).toBe(950);
+    expect(effectiveTimeoutMs(capped, true, '200m')).toBe(150);
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s' }), true, '1M')).toBe(2000);
+  });
+
+  it('refuses max_stream_duration.max_stream_duration with its field path', () => {
+    const errors: FieldError[] = [];
+    HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '1s' } } }] }] }, 'rc', KNOWN, errors);
+    expect(errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].route.max_stream_duration.max_stream_duration']);
   });
 });

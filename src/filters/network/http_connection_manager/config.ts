@@ -5,7 +5,9 @@ import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decod
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { HttpConnectionManagerFilter } from './filter.js';
+import type { RouteLookup } from './rds.js';
 import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
+import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -16,7 +18,8 @@ export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PAS
 export interface HcmConfig {
   readonly statPrefix: string;
   readonly codec: CodecType;
-  readonly routes: HttpRouteTable;
+  /** The route_config, or the RDS subscription's current table (read once per request). */
+  readonly routes: RouteLookup;
   readonly limits: ParseLimits;
   readonly acceptHttp10: boolean;
   readonly useRemoteAddress: boolean;
@@ -40,13 +43,14 @@ export interface HcmConfig {
   readonly h2Settings: Readonly<{ maxConcurrentStreams?: number; initialWindowSize?: number }>;
   /** `tracing` with a Zipkin provider; null = no spans (trace headers still pass through untouched). */
   readonly tracing: TracingConfig | null;
+  /** `access_log`: one line per request; null when there is none (no entry is ever built). */
+  readonly accessLogs: readonly AccessLogSpec[] | null;
 }
 
 type Obj = Record<string, any>;
 
 /** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
 const UNSUPPORTED = [
-  'rds',
   'scoped_routes',
   'local_reply_config',
   'request_id_extension',
@@ -70,7 +74,7 @@ const UNSUPPORTED = [
 ] as const;
 
 /** Defaults Envoy applies that are harmless to leave out: noted, not applied. */
-const IGNORED = ['access_log', 'access_log_options', 'drain_timeout', 'delayed_close_timeout', 'add_user_agent', 'user_agent', 'generate_request_id_extension'] as const;
+const IGNORED = ['access_log_options', 'drain_timeout', 'delayed_close_timeout', 'add_user_agent', 'user_agent', 'generate_request_id_extension'] as const;
 
 const DEFAULT_IDLE_MS = 3_600_000;
 
@@ -103,8 +107,10 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
 
   const httpFilters = checkHttpFilters(tc.http_filters, `${path}.http_filters`, ctx);
 
-  let routes: HttpRouteTable | null = null;
-  if (!tc.route_config) errors.push({ path: `${path}.route_config`, message: 'is required (rds and scoped_routes are not supported yet)' });
+  let routes: RouteLookup | null = null;
+  if (tc.rds && tc.route_config) errors.push({ path: `${path}.rds`, message: 'route_config and rds are exclusive' });
+  else if (tc.rds) routes = parseRds(tc.rds as Obj, `${path}.rds`, ctx);
+  else if (!tc.route_config) errors.push({ path: `${path}.route_config`, message: 'is required (or rds; scoped_routes is not supported yet)' });
   else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors);
 
   const common = (tc.common_http_protocol_options ?? {}) as Obj;
@@ -128,6 +134,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   });
   const sht = (tc.server_header_transformation ?? 'OVERWRITE') as ServerHeaderTransformation;
   const tracing = parseTracing(tc.tracing, `${path}.tracing`, ctx.clusterNames, errors, ctx.warnings);
+  const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, errors, ctx.warnings);
   if (errors.length > start) return null;
   return Object.freeze({
     statPrefix: String(tc.stat_prefix ?? ''),
@@ -153,7 +160,24 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     httpFilters: Object.freeze(httpFilters),
     upgrades,
     tracing,
+    accessLogs,
   });
+}
+
+/**
+ * `rds: { config_source: { ads: {} }, route_config_name }`: only ADS as the source, and only
+ * where the configuration comes from xDS (the dynamic side supplies `ctx.rds`).
+ */
+function parseRds(rds: Obj, path: string, ctx: FactoryContext): RouteLookup | null {
+  const errors = ctx.errors;
+  const start = errors.length;
+  const name = rds.route_config_name;
+  if (typeof name !== 'string' || !name) errors.push({ path: `${path}.route_config_name`, message: 'is required' });
+  const src = (rds.config_source ?? null) as Obj | null;
+  if (!src || src.ads === undefined || src.ads === null) errors.push({ path: `${path}.config_source`, message: 'only ads: {} is supported as the RDS config source' });
+  if (!ctx.rds) errors.push({ path, message: 'is not supported yet on static listeners (rds works on listeners from LDS over ADS)' });
+  if (errors.length > start) return null;
+  return ctx.rds!(name as string);
 }
 
 /**

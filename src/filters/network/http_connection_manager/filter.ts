@@ -1,3 +1,4 @@
+import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
 import type { Histogram, StatsOf } from '../../../observability/stats.js';
 import { HttpTracer, type RequestTrace } from '../../../observability/tracing/tracer.js';
 import type { Host } from '../../../upstream/host.js';
@@ -54,6 +55,9 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     trace?.end(status);
   }
 
+  /** null without `access_log`: streams then build no entry. */
+  readonly accessLog: AccessLogger | null;
+
   /** null when the chain is just the router: requests then skip the filter step entirely. */
   readonly httpFilters: readonly HttpFilter[] | null;
 
@@ -66,6 +70,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     this.rqTime = scope.histogram('downstream_rq_time');
     // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
+    this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats)) : null;
   }
 

@@ -6,11 +6,12 @@
  */
 import { socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
+import { newEntry } from '../../../observability/access_log/entry.js';
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
-import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
@@ -20,6 +21,7 @@ import { countUpstreamStatus } from '../../../upstream/http_stats.js';
 import type { FilterReply, HttpFilter } from '../../http/types.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
+import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -138,6 +140,14 @@ class H2Exchange implements TryEvents {
   private status = 0;
   /** Spans of this request; null without tracing. */
   private trace: RequestTrace | null = null;
+  /** For the access log (kept only when there is one): wall-clock start, Envoy's response flags, body bytes, response headers. */
+  private readonly startMs: number;
+  private flags = '';
+  private rxBytes = 0;
+  private txBytes = 0;
+  private respHeaders: HeaderObject | null = null;
+  /** The request was copied to the route's mirror clusters. */
+  private mirrored = false;
 
   constructor(
     private readonly filter: HttpConnectionManagerFilter,
@@ -145,6 +155,41 @@ class H2Exchange implements TryEvents {
     private readonly headers: HeaderObject,
   ) {
     this.grpc = (first(headers['content-type']) ?? '').startsWith('application/grpc');
+    this.startMs = filter.accessLog ? Date.now() : 0;
+  }
+
+  /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
+  private flag(f: string): void {
+    if (!this.filter.accessLog) return;
+    this.flags = this.flags ? `${this.flags},${f}` : f;
+  }
+
+  /** Writes the access log line of this exchange (only called when there is a log). */
+  private logAccess(): void {
+    const h = this.headers;
+    const e = newEntry(this.startMs);
+    e.durationMs = Date.now() - this.startMs;
+    e.bytesReceived = this.rxBytes;
+    e.bytesSent = this.txBytes;
+    const sock = this.stream.session?.socket;
+    if (sock) {
+      const d = socketDownstream(sock);
+      e.downstreamRemote = d.remote;
+      e.downstreamLocal = d.local;
+    }
+    e.upstreamCluster = this.cluster?.name ?? null;
+    e.upstreamHost = this.host?.label ?? null;
+    e.responseFlags = this.flags;
+    e.responseCode = this.status;
+    e.protocol = 'HTTP/2';
+    const rid = this.requestId;
+    e.requestHeader = (n) => {
+      const v = first(h[n === ':authority' && h[n] === undefined ? 'host' : n]);
+      return v === undefined && n === 'x-request-id' && rid ? rid : v;
+    };
+    const rh = this.respHeaders;
+    e.responseHeader = rh ? (n) => first(rh[n]) : null;
+    this.filter.accessLog!.log(e);
   }
 
   private get stats() {
@@ -163,6 +208,7 @@ class H2Exchange implements TryEvents {
     s.on('end', () => {
       this.requestDone = true;
       this.try?.end();
+      this.maybeMirror();
     });
     const cfg = this.filter.config;
     const h = this.headers;
@@ -213,6 +259,7 @@ class H2Exchange implements TryEvents {
     const h = this.headers;
     if (!route) {
       st.no_route.value++;
+      this.flag('NR');
       this.localReply(404, '');
       return;
     }
@@ -233,14 +280,28 @@ class H2Exchange implements TryEvents {
     const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       st.no_cluster.value++;
+      this.flag('NC');
       this.localReply(a.clusterNotFoundStatus, '');
       return;
     }
     this.cluster = cluster;
     st.rq_total.value++;
     this.upHeaders = this.upstreamHeaders(a, route, method, path, host);
-    if (a.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), a.timeoutMs);
+    const timeoutMs = effectiveTimeoutMs(a, this.grpc, first(this.headers['grpc-timeout']));
+    if (timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
     this.startTry();
+    this.maybeMirror();
+  }
+
+  /**
+   * Once the request is complete, copies it to the route's mirror clusters. A body that outgrew
+   * the buffer limit is not kept, so such a request is not mirrored (Envoy abandons it too).
+   */
+  private maybeMirror(): void {
+    const m = this.action?.mirrors;
+    if (!m || this.mirrored || !this.requestDone || this.bodyOverflow || !this.upHeaders) return;
+    this.mirrored = true;
+    sendMirrors(this.filter, m, this.upHeaders, this.body);
   }
 
   private location(a: RedirectAction, route: HttpRoute, host: string, target: string): string {
@@ -338,11 +399,18 @@ class H2Exchange implements TryEvents {
   }
 
   private onBody(d: Buffer): void {
+    this.rxBytes += d.length;
     if (this.finished || (!this.action && !this.delayed)) return;
     if (!this.bodyOverflow || !this.try) {
       this.body.push(d);
       this.bodyBytes += d.length;
       if (this.bodyBytes > this.filter.bufferLimit) {
+        if (!this.bodyOverflow && this.action?.retry) this.filter.statsFor(this.cluster!.name).retry_or_shadow_abandoned.value++;
+        if (this.backoffTimer) {
+          // No try in flight and no complete copy to replay: Envoy's router gives up with 507.
+          this.localReply(507, 'exceeded request buffer limit while retrying upstream');
+          return;
+        }
         // Too big to replay: retries are off for this request, as in Envoy.
         this.bodyOverflow = true;
         if (this.try) {
@@ -429,6 +497,8 @@ class H2Exchange implements TryEvents {
       this.scheduleRetry();
       return;
     }
+    if (this.retries > 0) this.flag('URX');
+    this.flag(kind === 'overflow' ? 'UO' : kind === 'connect_failure' ? 'UF' : kind === 'per_try_timeout' ? 'UT' : kind === 'protocol_error' ? 'UPE' : 'UR');
     switch (kind) {
       case 'overflow':
         this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
@@ -458,6 +528,7 @@ class H2Exchange implements TryEvents {
     this.routeTimer = null;
     if (this.finished) return;
     this.filter.statsFor(this.cluster!.name).upstream_rq_timeout.value++;
+    this.flag('UT');
     this.abortTry();
     if (this.responseStarted) {
       this.stats.rq_reset_after_downstream_response_started.value++;
@@ -495,6 +566,7 @@ class H2Exchange implements TryEvents {
     if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     applyObject(out, this.route!.responseHeaders);
+    this.respHeaders = out;
     try {
       this.stream.respond(out, { endStream, waitForTrailers: !endStream });
     } catch {
@@ -509,6 +581,7 @@ class H2Exchange implements TryEvents {
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
+    this.txBytes += chunk.length;
     if (!this.stream.write(chunk)) {
       const t = this.try;
       t?.pause();
@@ -591,6 +664,8 @@ class H2Exchange implements TryEvents {
   }
 
   private respondEnd(h: HeaderObject, body: Buffer | null): void {
+    this.respHeaders = h;
+    if (body) this.txBytes += body.length;
     this.finish();
     if (this.stream.closed || this.stream.destroyed) return;
     try {
@@ -605,6 +680,7 @@ class H2Exchange implements TryEvents {
     if (this.finished) return;
     this.finished = true;
     this.filter.streamDone(this.t0, this.trace, this.status);
+    if (this.filter.accessLog) this.logAccess();
     const n = this.notify;
     this.notify = null;
     if (n) for (const f of n) f.onDone?.();
@@ -623,6 +699,7 @@ class H2Exchange implements TryEvents {
     if (this.finished) return;
     // The client reset the stream (or the connection went) before we answered.
     this.stats.downstream_rq_rx_reset.value++;
+    this.flag('DC');
     this.abortTry();
     this.finish();
   }

@@ -10,7 +10,7 @@ import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.
 import { bytesEqualLower, getHeader, parseRequestHead, parseResponseHead, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
-import { pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
@@ -19,11 +19,13 @@ import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { FilterReply, HttpFilter } from '../../http/types.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
+import { newEntry } from '../../../observability/access_log/entry.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { serveH2 } from './h2_session.js';
+import { sendMirrors } from './mirror.js';
 import { H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import type { HCM_STATS } from './stats.js';
 
@@ -39,6 +41,7 @@ const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 /** Envoy's local reply bodies, so clients and dashboards that grep them keep working. */
 const BODY_NO_HEALTHY = 'no healthy upstream';
 const BODY_TIMEOUT = 'upstream request timeout';
+const BODY_RETRY_BUFFER = 'exceeded request buffer limit while retrying upstream';
 const BODY_CONNECT_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: connection failure';
 const BODY_RESET = 'upstream connect error or disconnect/reset before headers. reset reason: connection termination';
 const BODY_OVERFLOW = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
@@ -467,6 +470,11 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private status = 0;
   /** Spans of this request; null without tracing. */
   private trace: RequestTrace | null = null;
+  /** For the access log (kept only when there is one): wall-clock start, Envoy's response flags, body bytes. */
+  private readonly startMs: number;
+  private flags = '';
+  private rxBytes = 0;
+  private txBytes = 0;
 
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
@@ -507,6 +515,9 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
 
+  /** The request was copied to the route's mirror clusters. */
+  private mirrored = false;
+
   /** The cluster speaks HTTP/2: tries are H2Try streams and the body travels as payload. */
   private h2Mode = false;
   private h2Headers: HeaderObject | null = null;
@@ -517,7 +528,44 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   constructor(
     private readonly session: Http1Session,
     readonly head: MessageHead,
-  ) {}
+  ) {
+    this.startMs = session.filter.accessLog ? Date.now() : 0;
+  }
+
+  /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
+  private flag(f: string): void {
+    if (!this.session.filter.accessLog) return;
+    this.flags = this.flags ? `${this.flags},${f}` : f;
+  }
+
+  /** Writes the access log line of this exchange (only called when there is a log). */
+  private logAccess(): void {
+    const head = this.head;
+    const conn = this.session.downstream;
+    const e = newEntry(this.startMs);
+    e.durationMs = Date.now() - this.startMs;
+    e.bytesReceived = this.rxBytes;
+    e.bytesSent = this.txBytes;
+    e.downstreamRemote = conn.remote;
+    e.downstreamLocal = conn.local;
+    e.upstreamCluster = this.cluster?.name ?? null;
+    e.upstreamHost = this.host?.label ?? null;
+    e.responseFlags = this.flags;
+    e.responseCode = this.status;
+    e.protocol = head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
+    e.tls = conn.tls ?? null;
+    const rid = this.requestId;
+    e.requestHeader = (n) => {
+      if (n === ':method') return head.method;
+      if (n === ':path') return head.target;
+      if (n === ':authority') return head.host;
+      const v = getHeader(head, n);
+      return v === undefined && n === 'x-request-id' && rid ? rid : v;
+    };
+    const resp = this.resp;
+    e.responseHeader = resp ? (n) => getHeader(resp, n) : null;
+    this.session.filter.accessLog!.log(e);
+  }
 
   private get cfg(): HcmConfig {
     return this.session.config;
@@ -590,6 +638,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     const head = this.head;
     if (!route) {
       this.stats.no_route.value++;
+      this.flag('NR');
       this.localReply(404, '', '');
       return;
     }
@@ -610,6 +659,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     const cluster = name ? this.session.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       this.stats.no_cluster.value++;
+      this.flag('NC');
       this.localReply(a.clusterNotFoundStatus, '', '');
       return;
     }
@@ -623,10 +673,13 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       // Answer the client's Expect ourselves (Envoy's default) and never forward it.
       this.session.write(CONTINUE_100);
     }
-    if (a.timeoutMs > 0) {
-      this.routeTimer = setTimeout(() => this.onRouteTimeout(), a.timeoutMs);
+    const timeoutMs = effectiveTimeoutMs(a, (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), getHeader(head, 'grpc-timeout'));
+    if (timeoutMs > 0) {
+      this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
     }
     this.startTry();
+    // A request that completed while a fault delay held it is mirrored now.
+    this.maybeMirror();
   }
 
   private location(a: RedirectAction, route: HttpRoute): string {
@@ -715,21 +768,8 @@ class Http1Stream implements Http1ConnUser, TryEvents {
    * (so rewrites and mutations apply once), and a chunked body is unwrapped to its payload.
    */
   private prepareH2(): void {
-    const enc = this.upstreamHead!;
-    const h = parseRequestHead(enc, 0, enc.length, { maxHeadBytes: enc.length + 1, maxHeaders: 100_000 });
-    if (typeof h === 'number') throw new Error('re-parsing our own head failed');
-    const out: HeaderObject = { ':method': h.method, ':path': h.target, ':authority': h.host, ':scheme': 'http' };
-    const f = h.fields;
-    for (let i = 0; i < f.length; i += F.SIZE) {
-      const k = f[i + F.KIND]!;
-      if (k === HeaderKind.HOST || k === HeaderKind.TRANSFER_ENCODING || k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE) continue;
-      const name = enc.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
-      const v = enc.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
-      const prev = out[name];
-      out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-    }
     this.h2Mode = true;
-    this.h2Headers = out;
+    this.h2Headers = this.upstreamHeaderObject();
     if (this.head.chunked) {
       // Bytes held during a fault delay are still chunk-framed: unwrap them like the rest.
       if (this.body.length) {
@@ -745,6 +785,48 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     }
   }
 
+  /** The re-encoded upstream head as HTTP/2-style header object (for H2 tries and mirrors). */
+  private upstreamHeaderObject(): HeaderObject {
+    const enc = this.upstreamHead!;
+    const h = parseRequestHead(enc, 0, enc.length, { maxHeadBytes: enc.length + 1, maxHeaders: 100_000 });
+    if (typeof h === 'number') throw new Error('re-parsing our own head failed');
+    const out: HeaderObject = { ':method': h.method, ':path': h.target, ':authority': h.host, ':scheme': 'http' };
+    const f = h.fields;
+    for (let i = 0; i < f.length; i += F.SIZE) {
+      const k = f[i + F.KIND]!;
+      if (k === HeaderKind.HOST || k === HeaderKind.TRANSFER_ENCODING || k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE) continue;
+      const name = enc.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
+      const v = enc.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
+      const prev = out[name];
+      out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    return out;
+  }
+
+  /**
+   * Once the request is complete, copies it to the route's mirror clusters. A body that outgrew
+   * the buffer limit is not kept, so such a request is not mirrored (Envoy abandons it too).
+   */
+  private maybeMirror(): void {
+    const m = this.action?.mirrors;
+    if (!m || this.mirrored || !this.requestDone || this.bodyOverflow || this.upgrade) return;
+    this.mirrored = true;
+    let body = this.body;
+    if (!this.h2Mode && this.head.chunked && body.length) {
+      // HTTP/1.1 tries keep the bytes as they arrived: take the chunk framing off for the copy.
+      const payload: Buffer[] = [];
+      const f = new BodyFramer();
+      f.reset(BodyMode.CHUNKED);
+      f.onPayload = (b, st, e) => payload.push(Buffer.from(b.subarray(st, e)));
+      for (const b of body) f.feed(b, 0, b.length);
+      body = payload;
+    }
+    const h = this.upstreamHeaderObject();
+    delete h['content-length'];
+    if (body.length) h['content-length'] = String(body.reduce((n, b) => n + b.length, 0));
+    sendMirrors(this.session.filter, m, h, body);
+  }
+
   private onPayloadH2(b: Buffer): void {
     if (this.responseDone || this.finished) return;
     const t = this.h2;
@@ -756,7 +838,18 @@ class Http1Stream implements Http1ConnUser, TryEvents {
         this.waitingUpstreamDrain = false;
         this.session.resume();
       });
-    } else if (!t && this.bodyBytes > this.session.bufferLimit) this.session.pause();
+    } else if (!t && this.bodyBytes > this.session.bufferLimit) {
+      if (this.backoffTimer) this.retryBufferExceeded();
+      else this.session.pause();
+    }
+  }
+
+  /**
+   * The body outgrew the buffer limit while a retry waits out its back-off: with no try in flight
+   * and no complete copy to replay, Envoy's router gives up with 507.
+   */
+  private retryBufferExceeded(): void {
+    this.localReply(507, 'content-type: text/plain\r\n', BODY_RETRY_BUFFER);
   }
 
   private startH2Try(host: Host): void {
@@ -825,6 +918,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   onData(chunk: Buffer): void {
     if (this.finished || !this.h2 || chunk.length === 0) return;
+    this.txBytes += chunk.length;
     let ok: boolean;
     if (this.rechunk) {
       this.session.write(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
@@ -962,6 +1056,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   }
 
   onRequestBody(slice: Buffer): void {
+    this.rxBytes += slice.length;
     if (this.delayed) {
       this.keepBody(slice, true);
       if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
@@ -981,7 +1076,13 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.resp) return; // the upstream answered early; it does not want the rest
     // Still connecting or backing off: hold the bytes, and stop reading past the buffer limit.
     this.keepBody(slice, true);
-    if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
+    if (this.bodyBytes > this.session.bufferLimit) {
+      if (this.backoffTimer) {
+        this.retryBufferExceeded();
+        return;
+      }
+      this.session.pause();
+    }
   }
 
   private keepBody(slice: Buffer, mustKeep = false): void {
@@ -991,6 +1092,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (!this.bodyOverflow && this.bodyBytes > this.session.bufferLimit) {
       // Too big to replay: retries are off for this request, as in Envoy.
       this.bodyOverflow = true;
+      if (this.action?.retry) this.cstats!.retry_or_shadow_abandoned.value++;
       if (!mustKeep) {
         this.body = [];
         this.bodyBytes = 0;
@@ -1000,6 +1102,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   onRequestEnd(): void {
     this.requestDone = true;
+    this.maybeMirror();
     this.h2?.end();
     this.maybeFinish();
   }
@@ -1027,6 +1130,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.routeTimer = null;
     if (this.finished) return;
     this.cstats!.upstream_rq_timeout.value++;
+    this.flag('UT');
     this.abortTry();
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
@@ -1087,10 +1191,20 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       this.scheduleRetry();
       return;
     }
-    if (kind === 'connect_failure') this.localReply(503, 'content-type: text/plain\r\n', BODY_CONNECT_FAILURE);
-    else if (kind === 'per_try_timeout') this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
-    else if (kind === 'protocol_error') this.localReply(503, 'content-type: text/plain\r\n', BODY_PROTOCOL);
-    else this.localReply(503, 'content-type: text/plain\r\n', BODY_RESET);
+    if (this.retries > 0) this.flag('URX');
+    if (kind === 'connect_failure') {
+      this.flag('UF');
+      this.localReply(503, 'content-type: text/plain\r\n', BODY_CONNECT_FAILURE);
+    } else if (kind === 'per_try_timeout') {
+      this.flag('UT');
+      this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
+    } else if (kind === 'protocol_error') {
+      this.flag('UPE');
+      this.localReply(503, 'content-type: text/plain\r\n', BODY_PROTOCOL);
+    } else {
+      this.flag('UR');
+      this.localReply(503, 'content-type: text/plain\r\n', BODY_RESET);
+    }
   }
 
   /** Whether the retry policy covers this outcome and budget remains. `status` 0 = no response. */
@@ -1260,9 +1374,15 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     down.pipe(up);
     up.resume();
     down.resume();
+    let logged = false;
     const close = () => {
       up.destroy();
       down.destroy();
+      // An upgraded exchange is logged when the tunnel ends, as Envoy logs a stream at its end.
+      if (!logged && this.session.filter.accessLog) {
+        logged = true;
+        this.logAccess();
+      }
     };
     up.once('close', close);
     down.once('close', close);
@@ -1321,6 +1441,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       return;
     }
     if (e > off && !f.onPayload) this.writeDown(off === 0 && e === buf.length ? buf : buf.subarray(off, e));
+    this.txBytes += e - off;
     if (f.done) {
       if (e < buf.length) this.respExtraBytes = true;
       this.responseComplete();
@@ -1404,6 +1525,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (close) this.forceClose = true;
     statusClass(this.stats, (this.status = status));
     this.session.write(encodeLocalResponse(status, h, body, close));
+    this.txBytes += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     this.responseDone = true;
     if (close && !this.requestDone) this.requestDone = true; // nothing more will be read
     this.maybeFinish();
@@ -1419,6 +1541,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.finished || !this.requestDone || !this.responseDone) return;
     this.finished = true;
     this.session.filter.streamDone(this.t0, this.trace, this.status);
+    if (this.session.filter.accessLog) this.logAccess();
     this.clearTimers();
     this.notifyFilters();
     this.session.onStreamDone(this, !this.forceClose);
@@ -1445,6 +1568,10 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.finished = true;
     this.session.filter.streamDone(this.t0, this.trace, 0);
     if (!this.responseDone) this.stats.downstream_rq_rx_reset.value++;
+    if (this.session.filter.accessLog) {
+      this.flag('DC');
+      this.logAccess();
+    }
     this.abortTry();
     this.clearTimers();
     this.notifyFilters();
