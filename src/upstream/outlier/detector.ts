@@ -4,6 +4,19 @@ import type { OutlierConfig } from './config.js';
 import { OutlierResult, type OutlierMonitor } from './monitor.js';
 import { OUTLIER_STATS } from './stats.js';
 
+/** The HTTP status each result counts as (0 = none), indexed by OutlierResult. */
+const STATUS_OF: readonly number[] = (() => {
+  const t: number[] = [];
+  t[OutlierResult.REQUEST_SUCCESS] = 200;
+  t[OutlierResult.REQUEST_FAILED] = 500;
+  t[OutlierResult.GATEWAY_FAILURE] = 502;
+  t[OutlierResult.CONNECT_FAILED] = 503;
+  t[OutlierResult.TIMEOUT] = 504;
+  t[OutlierResult.CONNECT_SUCCESS] = 0;
+  t[OutlierResult.CONNECT_SUCCESS_FINAL] = 200;
+  return t;
+})();
+
 type Kind =
   | 'consecutive_5xx'
   | 'consecutive_gateway_failure'
@@ -65,27 +78,10 @@ class HostMonitor implements OutlierMonitor {
       this.putSplit(result);
       return;
     }
-    // Without the split, Envoy maps the proxy's own failures onto the status it would answer.
-    switch (result) {
-      case OutlierResult.REQUEST_SUCCESS:
-      case OutlierResult.CONNECT_SUCCESS_FINAL:
-        this.putHttpStatus(200);
-        return;
-      case OutlierResult.REQUEST_FAILED:
-        this.putHttpStatus(500);
-        return;
-      case OutlierResult.GATEWAY_FAILURE:
-        this.putHttpStatus(502);
-        return;
-      case OutlierResult.CONNECT_FAILED:
-        this.putHttpStatus(503);
-        return;
-      case OutlierResult.TIMEOUT:
-        this.putHttpStatus(504);
-        return;
-      default: // CONNECT_SUCCESS: the request's own result follows
-        return;
-    }
+    // Without the split, Envoy maps the proxy's own failures onto the status it would answer;
+    // CONNECT_SUCCESS maps to nothing (the request's own result follows).
+    const status = STATUS_OF[result];
+    if (status) this.putHttpStatus(status);
   }
 
   private putSplit(result: OutlierResult): void {
@@ -101,17 +97,14 @@ class HostMonitor implements OutlierMonitor {
         this.localTotal++;
         this.consecutiveLocal = 0;
         return;
-      case OutlierResult.REQUEST_SUCCESS:
-        this.putHttpStatus(200);
-        return;
-      case OutlierResult.REQUEST_FAILED:
-        this.putHttpStatus(500);
-        return;
-      case OutlierResult.GATEWAY_FAILURE:
-        this.putHttpStatus(502);
-        return;
+      default: {
+        // Results from the upstream itself count as their HTTP status.
+        const status = STATUS_OF[result];
+        if (status) this.putHttpStatus(status);
+      }
     }
   }
+
 
   resetConsecutive(): void {
     this.consecutive5xx = 0;
