@@ -178,6 +178,25 @@ ${staticCluster('tag_plain', [tagPlain.port])}`,
     expect(await strait.waitStat(stat, (v) => v >= 1)).toBeGreaterThanOrEqual(1);
   });
 
+  it('keeps serving handshakes while hundreds of clients stall inside theirs', async () => {
+    const port = await strait.port('terminate');
+    // A handshake flood: each client sends a TLS record header announcing 16 KiB and then
+    // nothing, so the server waits on every one of them at once.
+    const flood: net.Socket[] = [];
+    for (let i = 0; i < 300; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      flood.push(c);
+    }
+    await Promise.all(flood.map((c) => new Promise<void>((r) => (c.connecting ? c.once('connect', () => r()) : r()))));
+    for (const c of flood) c.write(Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00]));
+    const r = await tlsExchange(port, { ca: ca.certPem, servername: 'a.example' }, 'through the flood');
+    expect(r.data).toBe('through the flood');
+    // Served while every flooding client was still stuck in its handshake.
+    expect(flood.filter((c) => c.destroyed || c.readableEnded).length).toBe(0);
+    for (const c of flood) c.destroy();
+  });
+
   it('refuses a plaintext client on a TLS-only chain', async () => {
     const port = await strait.port('terminate');
     const s = net.connect(port, '127.0.0.1');
