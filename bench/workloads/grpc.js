@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GRPC_PATH, grpcFrame, grpcMessages, grpcUnaryCall, grpcUnavailable } from '../lib/grpc.js';
 import { findTool } from '../lib/tools.js';
-import { h2load, pct } from './h2c.js';
+import { h2load, pct, H2LOAD_REPORTING } from './h2c.js';
 
 export const GRPC_LAYER = { layer: 'grpc', label: 'L7 HTTP/2 (http_connection_manager, h2 upstream)' };
 
@@ -40,20 +40,7 @@ export function grpcWorkload({ name, messageSize, quick, rounds = null }) {
       return t.ok ? grpcUnavailable() : t.reason;
     },
     warmup: true,
-    primary: { key: 'rps', label: 'req/s', unit: 'req/s', better: 'higher' },
-    latency: [
-      { key: 'p50_ms', label: 'p50' },
-      { key: 'p99_ms', label: 'p99' },
-    ],
-    cpu: { key: 'cpu_s_per_10k', label: 'CPU s / 10k req', per: (m) => m.requests / 1e4 },
-    columns: [
-      { key: 'rps', label: 'req/s', digits: 0 },
-      { key: 'p50_ms', label: 'p50 ms', digits: 3 },
-      { key: 'p99_ms', label: 'p99 ms', digits: 3 },
-      { key: 'cpu_s_per_10k', label: 'CPU s/10k req', digits: 4 },
-      { key: 'cpu_util', label: 'proxy CPU (cores)', digits: 2 },
-      { key: 'requests', label: 'requests', digits: 0 },
-    ],
+    ...H2LOAD_REPORTING,
     describe: (s) =>
       `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration> -d <${messageSize + 5}-byte gRPC frame> -H 'content-type: application/grpc' -H 'te: trailers', POST ${GRPC_PATH} over h2c ` +
       `(proxies: HTTP/2 downstream and upstream; direct: h2c to the @grpc/grpc-js server), ${messageSize} B request and reply messages. ` +

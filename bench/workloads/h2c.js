@@ -12,6 +12,24 @@ import { bodyFor } from '../upstreams/index.js';
 import { h2Get } from './check.js';
 import { HTTP_LAYERS } from './http1.js';
 
+/** What every h2load-driven workload reports: requests/s, p50/p99, CPU per 10k requests. */
+export const H2LOAD_REPORTING = {
+  primary: { key: 'rps', label: 'req/s', unit: 'req/s', better: 'higher' },
+  latency: [
+    { key: 'p50_ms', label: 'p50' },
+    { key: 'p99_ms', label: 'p99' },
+  ],
+  cpu: { key: 'cpu_s_per_10k', label: 'CPU s / 10k req', per: (m) => m.requests / 1e4 },
+  columns: [
+    { key: 'rps', label: 'req/s', digits: 0 },
+    { key: 'p50_ms', label: 'p50 ms', digits: 3 },
+    { key: 'p99_ms', label: 'p99 ms', digits: 3 },
+    { key: 'cpu_s_per_10k', label: 'CPU s/10k req', digits: 4 },
+    { key: 'cpu_util', label: 'proxy CPU (cores)', digits: 2 },
+    { key: 'requests', label: 'requests', digits: 0 },
+  ],
+};
+
 export function pct(sorted, q) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
@@ -45,20 +63,7 @@ export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null
       return t.ok ? null : t.reason;
     },
     warmup: true,
-    primary: { key: 'rps', label: 'req/s', unit: 'req/s', better: 'higher' },
-    latency: [
-      { key: 'p50_ms', label: 'p50' },
-      { key: 'p99_ms', label: 'p99' },
-    ],
-    cpu: { key: 'cpu_s_per_10k', label: 'CPU s / 10k req', per: (m) => m.requests / 1e4 },
-    columns: [
-      { key: 'rps', label: 'req/s', digits: 0 },
-      { key: 'p50_ms', label: 'p50 ms', digits: 3 },
-      { key: 'p99_ms', label: 'p99 ms', digits: 3 },
-      { key: 'cpu_s_per_10k', label: 'CPU s/10k req', digits: 4 },
-      { key: 'cpu_util', label: 'proxy CPU (cores)', digits: 2 },
-      { key: 'requests', label: 'requests', digits: 0 },
-    ],
+    ...H2LOAD_REPORTING,
     describe: (s) =>
       `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c${layer === 'l7' ? ' (proxies: h2c downstream, HTTP/1.1 keep-alive upstream; direct: h2c to the upstream)' : ''}. Counted: responses h2load reports as succeeded; ` +
       'failed/errored/timed-out requests and any non-2xx status (from the summary and from every line of the per-request log) are errors; p50/p99 come from that log.',
