@@ -483,13 +483,18 @@ class Call {
   }
 
   private sendOneway(): void {
-    const picked = this.pick();
-    if (!picked) return;
-    picked[0].stats.upstream_rq_total.value++;
-    this.session.rpc.pool(this.session.protocol).get(picked[0], picked[1]).send(this.buf, this.off, this.hdr[H.FRAME_LEN]!, null);
+    const host = this.pick();
+    if (!host) return;
+    const cluster = this.pickedCluster!;
+    cluster.stats.upstream_rq_total.value++;
+    this.session.rpc.pool(this.session.protocol).get(cluster, host).send(this.buf, this.off, this.hdr[H.FRAME_LEN]!, null);
   }
 
-  private pick(): [Cluster, Host] | null {
+  /** The cluster of the last successful pick() (kept in a field: no tuple per try). */
+  private pickedCluster: Cluster | null = null;
+
+  /** A host for the next try, or null; its cluster is left in `pickedCluster`. */
+  private pick(): Host | null {
     const rpc = this.session.rpc;
     const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
     // Subset routing (metadata_match) goes through the session's reusable LB context.
@@ -502,7 +507,8 @@ class Call {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
       return null;
     }
-    return [cluster, host];
+    this.pickedCluster = cluster;
+    return host;
   }
 
   private triedBefore(host: Host): boolean {
@@ -514,15 +520,15 @@ class Call {
   /** Sends one more try; answers locally when nothing can be sent and nothing is in flight. */
   private sendTry(isRetry = false): void {
     const rpc = this.session.rpc;
-    const picked = this.pick();
-    if (!picked) {
+    const host = this.pick();
+    if (!host) {
       if (this.tries.length === 0) {
         rpc.stats.local_response_no_upstream.value++;
         this.localReply('no_upstream', 'no healthy upstream');
       }
       return;
     }
-    const [cluster, host] = picked;
+    const cluster = this.pickedCluster!;
     if (cluster.rqActive >= cluster.breakers.maxRequests) {
       cluster.stats.upstream_rq_pending_overflow.value++;
       if (this.tries.length === 0) {
