@@ -6,6 +6,7 @@ import { createEngine, type EngineName, type IoEngine, type PeerAddress } from '
 import { InterceptStatusReporter } from './intercept/state.js';
 import { ListenerManager } from './listener/listener_manager.js';
 import { log } from './log.js';
+import { drainSinks } from './observability/access_log/sink.js';
 import { StatsStore } from './observability/stats.js';
 import type { StaticConfig } from './static_config.js';
 import type { Resolver } from './upstream/cluster.js';
@@ -151,7 +152,7 @@ export class Server implements AdminHost {
       openConnections: () => this.listeners.activeConnections,
       exit: () => {
         this.clusters.close();
-        this.onExit(0);
+        void drainSinks(this.stats.root).then(() => this.onExit(0));
       },
     };
     if (child) child.closeUnused(new Set([...this.listeners.all().map((l) => l.spec.name), ADMIN_SOCKET]));
@@ -214,6 +215,7 @@ export class Server implements AdminHost {
       await this.listeners.drain(drainMs);
       this.clusters.close();
       await this.admin?.close();
+      await drainSinks(this.stats.root);
       log.info('shutdown complete');
     })();
     return this.shuttingDown;

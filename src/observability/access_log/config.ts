@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { FieldError } from '../../errors.js';
 import type { Scope } from '../stats.js';
 import type { AccessLogEntry } from './entry.js';
+import { compileEntryFilter, type EntryFilter } from './filter.js';
 import { compileJsonFormat, compileTextFormat, DEFAULT_FORMAT, type Formatter } from './format.js';
 import { sinkFor, type FileSink } from './sink.js';
 
@@ -16,6 +17,8 @@ export interface AccessLogSpec {
   /** A file path, or 1 / 2 for stdout / stderr. */
   readonly target: string | number;
   readonly format: Formatter;
+  /** `filter`: which entries this log takes; null logs every entry. */
+  readonly filter: EntryFilter | null;
 }
 
 /** A `SubstitutionFormatString` (or a FileAccessLog's deprecated format fields). */
@@ -51,15 +54,14 @@ function formatOf(f: Obj | undefined, legacy: Obj, path: string, errors: FieldEr
 
 /**
  * Validates a filter's `access_log` list. Returns null when there is none, so a filter without
- * logs never builds an entry. `filter` (which entries to log) is not evaluated: every entry is
- * logged, with a warning.
+ * logs never builds an entry.
  */
 export function parseAccessLogs(list: Obj[] | undefined, path: string, errors: FieldError[], warnings: FieldError[]): readonly AccessLogSpec[] | null {
   if (!list?.length) return null;
   const out: AccessLogSpec[] = [];
   list.forEach((al, i) => {
     const p = `${path}[${i}]`;
-    if (al.filter) warnings.push({ path: `${p}.filter`, message: 'access log filters are not evaluated yet; every entry is logged' });
+    const filter = al.filter ? compileEntryFilter(al.filter, `${p}.filter`, errors) : null;
     const tc = (al.typed_config ?? {}) as Obj;
     const type = tc['@type'] as string | undefined;
     const tp = `${p}.typed_config`;
@@ -68,9 +70,9 @@ export function parseAccessLogs(list: Obj[] | undefined, path: string, errors: F
       if (!file) errors.push({ path: `${tp}.path`, message: 'is required' });
       // /dev/stdout is common in Envoy configs: write it through the same non-blocking sink.
       const target = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
-      out.push({ target, format: formatOf(tc.log_format, tc, tp, errors) });
+      out.push({ target, format: formatOf(tc.log_format, tc, tp, errors), filter });
     } else if (type === STDOUT_TYPE || type === STDERR_TYPE) {
-      out.push({ target: type === STDOUT_TYPE ? 1 : 2, format: formatOf(tc.log_format, {}, tp, errors) });
+      out.push({ target: type === STDOUT_TYPE ? 1 : 2, format: formatOf(tc.log_format, {}, tp, errors), filter });
     } else {
       errors.push({
         path: type ? `${tp}.@type` : `${p}.name`,
@@ -83,14 +85,14 @@ export function parseAccessLogs(list: Obj[] | undefined, path: string, errors: F
 
 /** The run-time side: formats an entry once per sink and queues it. */
 export class AccessLogger {
-  private readonly sinks: Array<{ sink: FileSink; format: Formatter }>;
+  private readonly sinks: Array<{ sink: FileSink; format: Formatter; filter: EntryFilter | null }>;
 
   constructor(specs: readonly AccessLogSpec[], root: Scope) {
-    this.sinks = specs.map((s) => ({ sink: sinkFor(root, s.target), format: s.format }));
+    this.sinks = specs.map((s) => ({ sink: sinkFor(root, s.target), format: s.format, filter: s.filter }));
   }
 
   log(e: AccessLogEntry): void {
-    for (const s of this.sinks) s.sink.write(s.format(e));
+    for (const s of this.sinks) if (s.filter === null || s.filter(e)) s.sink.write(s.format(e));
   }
 }
 

@@ -135,3 +135,17 @@ export function sinkFor(root: Scope, target: string | number): FileSink {
   if (!s) m.set(target, (s = new FileSink(target, root.scope('filesystem').table(FILESYSTEM_STATS))));
   return s;
 }
+
+/**
+ * Writes out what every sink of a server still holds, waiting at most `maxMs` (a stalled disk
+ * or an unread FIFO must not hold the exit forever). Called on shutdown and before a hot-restart
+ * parent exits, so the last requests' lines are not lost.
+ */
+export async function drainSinks(root: Scope, maxMs = 2000): Promise<void> {
+  const m = registries.get(root);
+  if (!m?.size) return;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((r) => (timer = setTimeout(r, maxMs)));
+  await Promise.race([Promise.all([...m.values()].map((s) => s.drain())), deadline]);
+  clearTimeout(timer);
+}
