@@ -18,6 +18,8 @@
         "native/codec/bolt.cc",
         "native/codec/dubbo.cc",
         "native/codec/codec_js.cc",
+        "native/http1/head.cc",
+        "native/http1/http1_js.cc",
         "native/upgrade/fd_channel.cc",
         "native/bpf/bpf_js.cc",
         "native/bpf/original_dst.cc"

@@ -3,6 +3,7 @@
 
 #include "bpf/bpf_js.h"
 #include "codec/codec_js.h"
+#include "http1/http1_js.h"
 #include "io/acceptor.h"
 #include "io/connector.h"
 #include "io/env.h"
@@ -30,6 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));
   exports.Set("decodeLazy", codec::DecodeLazyFunction(env));
   exports.Set("decodeFrames", codec::DecodeFramesFunction(env));
+  exports.Set("parseHttp1Head", http1::ParseHeadFunction(env));
   exports.Set("bpf", bpf::Init(env));
   exports.Set("upgrade", upgrade::Init(env));
   return exports;

@@ -166,6 +166,12 @@ export interface NativeBinding {
    * known once its fixed header is in) or an error (STATE < 0), where decoding stopped.
    */
   decodeFrames(protocol: NativeCodecProtocol, buf: Uint8Array, off: number, end: number, maxFrame: number, out: Int32Array, maxFrames: number): number;
+  /**
+   * Parses an HTTP/1.1 request or response head in buf[off, end) into `out` (16 + 5 × maxHeaders
+   * slots; layout in native/http1/head.h). Allocates nothing; throws only for bad arguments.
+   * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.
+   */
+  parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array): void;
 }
 
 /** Protocol numbers of the native decoders; mirrors `Protocol` in native/codec/codec.h. */

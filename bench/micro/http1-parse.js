@@ -1,6 +1,6 @@
-// HTTP/1.1 head parsing: Strait's byte-level parser (dist/protocols/http1) against Node's bundled
-// llhttp through its JS binding (`_http_common.HTTPParser`, what node:http uses), on the same
-// request bytes. The comparison is why src/protocols/http1/decoder.ts exists; keep both rows.
+// HTTP/1.1 head parsing: Strait's parsers (the addon's, native/http1, which the data path uses,
+// and the TypeScript fallback, src/protocols/http1/decoder.ts) against Node's bundled llhttp
+// through its JS binding (`_http_common.HTTPParser`, what node:http uses), on the same bytes.
 import { createRequire } from 'node:module';
 
 const OPS = 1000;
@@ -22,13 +22,22 @@ const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/json\
 
 export default {
   name: 'http1-parse',
-  description: 'dist/protocols/http1: request/response head parse (8 and 4 headers) vs llhttp via _http_common.HTTPParser',
+  description: 'HTTP/1.1 head parse (8 and 4 headers): native (addon) and TypeScript parsers vs llhttp via _http_common.HTTPParser',
   async load({ importDist }) {
     const h1 = await importDist('protocols/http1/index.js');
     if (!h1) return { skip: 'module not built (dist/protocols/http1/index.js)' };
+    const nativeHead = await importDist('protocols/http1/native_head.js');
+    const nativeMod = await importDist('native.js');
+    let nat = null;
+    try {
+      nat = nativeHead && nativeMod ? nativeHead.nativeHeadParser(nativeMod.loadNative()) : null;
+    } catch {
+      // addon not built: TypeScript and llhttp rows only
+    }
+    const limits = h1.DEFAULT_LIMITS;
     const tasks = [
       {
-        name: `strait request head, 8 headers (x${OPS})`,
+        name: `typescript request head, 8 headers (x${OPS})`,
         opsPerCall: OPS,
         fn: () => {
           for (let i = 0; i < OPS; i++) {
@@ -38,7 +47,7 @@ export default {
         },
       },
       {
-        name: `strait request head + Host/route header lookup (x${OPS})`,
+        name: `typescript request head + Host/route header lookup (x${OPS})`,
         opsPerCall: OPS,
         fn: () => {
           for (let i = 0; i < OPS; i++) {
@@ -48,7 +57,7 @@ export default {
         },
       },
       {
-        name: `strait response head, 4 headers (x${OPS})`,
+        name: `typescript response head, 4 headers (x${OPS})`,
         opsPerCall: OPS,
         fn: () => {
           for (let i = 0; i < OPS; i++) {
@@ -58,6 +67,30 @@ export default {
         },
       },
     ];
+    if (nat) {
+      tasks.push(
+        {
+          name: `native request head, 8 headers (x${OPS})`,
+          opsPerCall: OPS,
+          fn: () => {
+            for (let i = 0; i < OPS; i++) {
+              const h = nat.parseRequestHead(REQUEST, 0, REQUEST.length, limits);
+              if (typeof h === 'number') throw new Error(`parse failed: ${h}`);
+            }
+          },
+        },
+        {
+          name: `native response head, 4 headers (x${OPS})`,
+          opsPerCall: OPS,
+          fn: () => {
+            for (let i = 0; i < OPS; i++) {
+              const h = nat.parseResponseHead(RESPONSE, 0, RESPONSE.length, limits);
+              if (typeof h === 'number') throw new Error(`parse failed: ${h}`);
+            }
+          },
+        },
+      );
+    }
     let HTTPParser = null;
     try {
       ({ HTTPParser } = require('_http_common'));

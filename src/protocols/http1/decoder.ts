@@ -104,9 +104,12 @@ interface Framing {
   hostCount: number;
 }
 
+/** SP and HTAB at either end (RFC 9110 OWS; String.trim would also strip U+00A0, a latin1 byte). */
+const OWS_ENDS = /^[ \t]+|[ \t]+$/g;
+
 /** Comma-separated tokens of a Connection / Transfer-Encoding value, lower-cased. */
 function tokens(v: string): string[] {
-  return v.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  return v.toLowerCase().split(',').map((t) => t.replace(OWS_ENDS, '')).filter((t) => t.length > 0);
 }
 
 /** Connection header tokens; the two common single values skip the split. */
@@ -190,7 +193,7 @@ function parseFields(buf: Buffer, p: number, end: number, limitEnd: number, maxH
         if (n < 0) {
           // A list of identical values is tolerated (RFC 9110 §8.6); anything else is an error.
           for (const part of buf.toString('latin1', vs, ve).split(',')) {
-            const t = part.trim();
+            const t = part.replace(OWS_ENDS, '');
             if (!/^\d{1,15}$/.test(t)) return HeadStatus.MALFORMED;
             if (n >= 0 && Number(t) !== n) return HeadStatus.MALFORMED;
             n = Number(t);

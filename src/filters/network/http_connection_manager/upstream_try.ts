@@ -1,6 +1,7 @@
 import http2 from 'node:http2';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
-import { parseResponseHead, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { parseResponseHead } from '../../../protocols/http1/parser.js';
 import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';

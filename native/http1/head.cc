@@ -1,0 +1,324 @@
+#include "http1/head.h"
+
+#include <cstring>
+
+namespace strait {
+namespace http1 {
+
+namespace {
+
+constexpr uint8_t CR = 0x0d, LF = 0x0a, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
+
+struct Tables {
+  uint8_t tchar[256] = {};
+  uint8_t value_ok[256] = {};
+  uint8_t target_ok[256] = {};
+  constexpr Tables() {
+    const char* extra = "!#$%&'*+-.^_`|~";
+    for (const char* c = extra; *c; c++) tchar[uint8_t(*c)] = 1;
+    for (int c = '0'; c <= '9'; c++) tchar[c] = 1;
+    for (int c = 'A'; c <= 'Z'; c++) tchar[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) tchar[c] = 1;
+    for (int c = 0x20; c <= 0xff; c++) value_ok[c] = c == 0x7f ? 0 : 1;
+    value_ok[HTAB] = 1;
+    for (int c = 0x21; c <= 0xff; c++) target_ok[c] = c == 0x7f ? 0 : 1;
+  }
+};
+constexpr Tables T;
+
+inline uint8_t Lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c | 0x20 : c; }
+
+// Case-insensitive compare of buf[s, e) with a lower-case literal.
+bool EqLower(const uint8_t* buf, size_t s, size_t e, const char* lit, size_t n) {
+  if (e - s != n) return false;
+  for (size_t i = 0; i < n; i++)
+    if (Lower(buf[s + i]) != uint8_t(lit[i])) return false;
+  return true;
+}
+#define EQ(buf, s, e, lit) EqLower(buf, s, e, lit, sizeof(lit) - 1)
+
+Kind Classify(const uint8_t* b, size_t s, size_t e) {
+  switch (e - s) {
+    case 2: return EQ(b, s, e, "te") ? kTe : kOther;
+    case 4: return EQ(b, s, e, "host") ? kHost : kOther;
+    case 6: return EQ(b, s, e, "expect") ? kExpect : kOther;
+    case 7: return EQ(b, s, e, "upgrade") ? kUpgrade : kOther;
+    case 10:
+      if (EQ(b, s, e, "connection")) return kConnection;
+      return EQ(b, s, e, "keep-alive") ? kKeepAlive : kOther;
+    case 14: return EQ(b, s, e, "content-length") ? kContentLength : kOther;
+    case 16: return EQ(b, s, e, "proxy-connection") ? kProxyConnection : kOther;
+    case 17: return EQ(b, s, e, "transfer-encoding") ? kTransferEncoding : kOther;
+    default: return kOther;
+  }
+}
+
+struct Framing {
+  int64_t content_length = -1;
+  int32_t flags = 0;
+  int64_t host_start = -1, host_end = -1;
+  int host_count = 0;
+};
+
+inline bool Ows(uint8_t c) { return c == SP || c == HTAB; }
+
+// Calls f(start, end) for each non-empty comma-separated token, trimmed of SP/HTAB (the TS side
+// trims all whitespace with String.trim; header values can only hold SP and HTAB).
+template <typename F>
+void Tokens(const uint8_t* b, size_t s, size_t e, F f) {
+  size_t i = s;
+  while (i <= e) {
+    size_t j = i;
+    while (j < e && b[j] != ',') j++;
+    size_t ts = i, te = j;
+    while (ts < te && Ows(b[ts])) ts++;
+    while (te > ts && Ows(b[te - 1])) te--;
+    if (te > ts) f(ts, te);
+    i = j + 1;
+  }
+}
+
+// A decimal of 1..15 digits, or -1.
+int64_t Decimal(const uint8_t* b, size_t s, size_t e) {
+  if (e == s || e - s > 15) return -1;
+  int64_t n = 0;
+  for (size_t i = s; i < e; i++) {
+    int d = b[i] - '0';
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+// Content-Length: one decimal, or a list of identical decimals (RFC 9110 §8.6).
+bool ContentLength(const uint8_t* b, size_t s, size_t e, int64_t* out) {
+  int64_t n = Decimal(b, s, e);
+  if (n >= 0) {
+    *out = n;
+    return true;
+  }
+  bool ok = true;
+  n = -1;
+  // Every comma-separated part, empty ones included, must be a decimal.
+  size_t i = s;
+  for (;;) {
+    size_t j = i;
+    while (j < e && b[j] != ',') j++;
+    size_t ts = i, te = j;
+    while (ts < te && Ows(b[ts])) ts++;
+    while (te > ts && Ows(b[te - 1])) te--;
+    int64_t v = Decimal(b, ts, te);
+    if (v < 0 || (n >= 0 && v != n)) ok = false;
+    n = v;
+    if (j >= e) break;
+    i = j + 1;
+  }
+  *out = n;
+  return ok;
+}
+
+// Header lines from p through the blank line. Returns the offset after it or a status.
+int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t max_headers, int32_t* out, Framing* fr, bool request) {
+  const size_t stop = end < limit_end ? end : limit_end;
+  const int64_t more = end < limit_end ? kNeedMore : kTooLarge;
+  int32_t* rec = out + kFieldsAt;
+  size_t count = 0;
+  for (;;) {
+    if (p >= stop) return more;
+    uint8_t c = b[p];
+    if (c == CR) {
+      if (p + 1 >= stop) return more;
+      out[kFieldCount] = int32_t(count);
+      return b[p + 1] == LF ? int64_t(p + 2) : kMalformed;
+    }
+    if (c == LF) {
+      out[kFieldCount] = int32_t(count);
+      return int64_t(p + 1);
+    }
+    if (Ows(c)) return kMalformed;  // obs-fold
+    const size_t ns = p;
+    while (T.tchar[c]) {
+      if (++p >= stop) return more;
+      c = b[p];
+    }
+    if (p == ns || c != COLON) return kMalformed;
+    const size_t name_end = p++;
+    while (p < stop && Ows(b[p])) p++;
+    const size_t vs = p;
+    for (;;) {
+      if (p >= stop) return more;
+      c = b[p];
+      if (!T.value_ok[c]) break;
+      p++;
+    }
+    size_t ve = p;
+    if (c == CR) {
+      if (p + 1 >= stop) return more;
+      if (b[p + 1] != LF) return kMalformed;
+      p += 2;
+    } else if (c == LF) {
+      p++;
+    } else {
+      return kMalformed;
+    }
+    while (ve > vs && Ows(b[ve - 1])) ve--;
+    if (count >= max_headers) return kTooLarge;
+    const Kind kind = Classify(b, ns, name_end);
+    rec[0] = kind;
+    rec[1] = int32_t(ns);
+    rec[2] = int32_t(name_end);
+    rec[3] = int32_t(vs);
+    rec[4] = int32_t(ve);
+    rec += kFieldSlots;
+    count++;
+    switch (kind) {
+      case kContentLength: {
+        int64_t n;
+        if (!ContentLength(b, vs, ve, &n)) return kMalformed;
+        if (fr->content_length != -1 && fr->content_length != n) return kMalformed;
+        fr->content_length = n;
+        break;
+      }
+      case kTransferEncoding: {
+        size_t ntok = 0, chunked_at = SIZE_MAX, last_s = 0, last_e = 0;
+        Tokens(b, vs, ve, [&](size_t s, size_t e) {
+          if (EQ(b, s, e, "chunked") && chunked_at == SIZE_MAX) chunked_at = ntok;
+          last_s = s;
+          last_e = e;
+          ntok++;
+        });
+        if (ntok == 0) return kMalformed;
+        if (fr->flags & kChunked) return kMalformed;
+        if (EQ(b, last_s, last_e, "chunked")) {
+          if (chunked_at != ntok - 1) return kMalformed;
+          fr->flags |= kChunked;
+        } else if (request) {
+          return kMalformed;
+        } else {
+          fr->flags |= kClose;
+        }
+        break;
+      }
+      case kConnection:
+        Tokens(b, vs, ve, [&](size_t s, size_t e) {
+          if (EQ(b, s, e, "close")) fr->flags |= kClose;
+          else if (EQ(b, s, e, "keep-alive")) fr->flags |= kKeepAliveFlag;
+          else if (EQ(b, s, e, "upgrade")) fr->flags |= kUpgradeToken;
+        });
+        break;
+      case kUpgrade:
+        fr->flags |= kHasUpgrade;
+        break;
+      case kExpect:
+        if (EQ(b, vs, ve, "100-continue")) fr->flags |= kExpectContinue;
+        break;
+      case kHost:
+        fr->host_count++;
+        fr->host_start = int64_t(vs);
+        fr->host_end = int64_t(ve);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+int Version(const uint8_t* b, size_t p) {
+  if (memcmp(b + p, "HTTP/1.", 7) != 0) return -1;
+  return b[p + 7] == '1' ? 1 : b[p + 7] == '0' ? 0 : -1;
+}
+
+void Finish(int64_t r, const Framing& fr, int minor, int32_t* out) {
+  out[kResult] = int32_t(r);
+  out[kMinor] = minor;
+  out[kFlags] = fr.flags;
+  out[kClHi] = fr.content_length < 0 ? -1 : int32_t(fr.content_length >> 32);
+  out[kClLo] = fr.content_length < 0 ? -1 : int32_t(uint32_t(fr.content_length & 0xffffffffu));
+  out[kHostStart] = int32_t(fr.host_start);
+  out[kHostEnd] = int32_t(fr.host_end);
+}
+
+}  // namespace
+
+void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
+  out[kResult] = kMalformed;
+  size_t p = off;
+  while (p < end && (b[p] == CR || b[p] == LF)) {
+    if (b[p] == CR && p + 1 < end && b[p + 1] != LF) return;
+    p++;
+  }
+  if (p - off > 16) return;  // a stream of blank lines is not a request
+  const size_t limit_end = p + limits.max_head_bytes;
+  const size_t stop = end < limit_end ? end : limit_end;
+  const int32_t more = end < limit_end ? kNeedMore : kTooLarge;
+  size_t i = p;
+  while (i < stop && T.tchar[b[i]]) i++;
+  if (i >= stop) return void(out[kResult] = more);
+  if (i == p || b[i] != SP) return;
+  out[kLineA] = int32_t(p);
+  out[kLineB] = int32_t(i);
+  const size_t ts = ++i;
+  while (i < stop && T.target_ok[b[i]]) i++;
+  if (i >= stop) return void(out[kResult] = more);
+  if (i == ts || b[i] != SP) return;
+  out[kLineC] = int32_t(ts);
+  out[kLineD] = int32_t(i);
+  i++;
+  if (i + 9 > stop) {
+    static const char kV[] = "HTTP/1.1";
+    for (size_t j = i; j < stop; j++)
+      if (b[j] != uint8_t(kV[j - i]) && !(j - i == 7 && b[j] == '0')) return;
+    return void(out[kResult] = more);
+  }
+  const int minor = Version(b, i);
+  if (minor < 0) return;
+  i += 8;
+  size_t le;
+  if (b[i] == LF) {
+    le = i;
+  } else if (b[i] == CR) {
+    if (i + 1 >= stop) return void(out[kResult] = more);
+    if (b[i + 1] != LF) return;
+    le = i + 1;
+  } else {
+    return;
+  }
+  Framing fr;
+  const int64_t r = Fields(b, le + 1, end, limit_end, limits.max_headers, out, &fr, true);
+  if (r <= 0) return void(out[kResult] = int32_t(r));
+  if ((fr.flags & kChunked) && fr.content_length != -1) return;
+  if ((fr.flags & kChunked) && minor == 0) return;  // HTTP/1.0 has no chunked coding
+  if (fr.host_count > 1 || (minor == 1 && fr.host_count == 0)) return;
+  Finish(r, fr, minor, out);
+}
+
+void ParseResponse(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
+  out[kResult] = kMalformed;
+  const size_t p = off;
+  const size_t limit_end = p + limits.max_head_bytes;
+  const void* nl = end > p ? memchr(b + p, LF, end - p) : nullptr;
+  if (!nl) return void(out[kResult] = end - p >= limits.max_head_bytes ? kTooLarge : kNeedMore);
+  const size_t le = size_t(static_cast<const uint8_t*>(nl) - b);
+  if (le >= limit_end) return void(out[kResult] = kTooLarge);
+  size_t e = le;
+  if (e > p && b[e - 1] == CR) e--;
+  if (e - p < 12) return;
+  const int minor = Version(b, p);
+  if (minor < 0 || b[p + 8] != SP) return;
+  int status = 0;
+  for (size_t i = p + 9; i < p + 12; i++) {
+    int d = b[i] - '0';
+    if (d < 0 || d > 9) return;
+    status = status * 10 + d;
+  }
+  if (status < 100 || (e > p + 12 && b[p + 12] != SP)) return;
+  out[kLineA] = status;
+  Framing fr;
+  const int64_t r = Fields(b, le + 1, end, limit_end, limits.max_headers, out, &fr, false);
+  if (r <= 0) return void(out[kResult] = int32_t(r));
+  if ((fr.flags & kChunked) && fr.content_length != -1) return;
+  Finish(r, fr, minor, out);
+}
+
+}  // namespace http1
+}  // namespace strait

@@ -1,0 +1,52 @@
+// HTTP/1.1 message-head parsing (RFC 9112) for the proxy's data path: one call per head that
+// validates every byte and reports offsets into the caller's buffer. The same rules as
+// src/protocols/http1/decoder.ts (the TypeScript fallback), kept byte-for-byte equivalent by a
+// parity test: whitespace before a colon, obs-fold, bare CR, Content-Length with
+// Transfer-Encoding, conflicting Content-Lengths and a non-final `chunked` are rejected.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace strait {
+namespace http1 {
+
+// Result slot values below 1 (a head ends at an offset > 0).
+constexpr int32_t kNeedMore = 0;
+constexpr int32_t kMalformed = -1;
+constexpr int32_t kTooLarge = -2;
+
+// Header kinds recognised while scanning (HeaderKind in src/protocols/http1/types.ts).
+enum Kind : int32_t { kOther, kHost, kContentLength, kTransferEncoding, kConnection, kKeepAlive, kProxyConnection, kUpgrade, kExpect, kTe };
+
+// Slots of the `out` Int32Array (HEAD_SLOT in src/protocols/http1/native_head.ts).
+enum Slot : int32_t {
+  kResult,       // offset just past the blank line, or kNeedMore / kMalformed / kTooLarge
+  kMinor,        // 0 or 1
+  kLineA,        // request: method start; response: status code
+  kLineB,        // request: method end
+  kLineC,        // request: target start
+  kLineD,        // request: target end
+  kFlags,        // kFlag* bits
+  kClHi,         // Content-Length as two 32-bit halves; both -1 when absent
+  kClLo,
+  kHostStart,    // the (single) Host value; both -1 when absent
+  kHostEnd,
+  kFieldCount,   // headers; their 5-slot records follow from kFieldsAt
+  kFieldsAt = 16,
+};
+constexpr int32_t kFieldSlots = 5;  // kind, name start, name end, value start, value end
+
+enum Flag : int32_t { kChunked = 1, kClose = 2, kKeepAliveFlag = 4, kUpgradeToken = 8, kHasUpgrade = 16, kExpectContinue = 32 };
+
+struct Limits {
+  size_t max_head_bytes;
+  size_t max_headers;
+};
+
+// Parses buf[off, end) as a request (or response) head; `out` has room for kFieldsAt +
+// kFieldSlots * max_headers slots.
+void ParseRequest(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
+void ParseResponse(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
+
+}  // namespace http1
+}  // namespace strait

@@ -1,0 +1,127 @@
+// The addon's HTTP/1.1 head parser (native/http1) against the TypeScript one (decoder.ts): the
+// same heads, statuses and offsets on real-looking requests and responses and on seeded
+// mutations of them, including every split point (a head arriving in pieces).
+import { describe, expect, it } from 'vitest';
+import { loadNative } from '../../src/native.js';
+import { DEFAULT_LIMITS, parseRequestHead, parseResponseHead, type ParseLimits, type ParseResult } from '../../src/protocols/http1/decoder.js';
+import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
+import { HTTP1_PARSER } from '../../src/protocols/http1/parser.js';
+import { HeadStatus } from '../../src/protocols/http1/types.js';
+
+const native = nativeHeadParser(loadNative())!;
+
+const REQUESTS = [
+  'GET /api/v1/users/12345?fields=name,email HTTP/1.1\r\nHost: service.example.com\r\nUser-Agent: wrk/4.2.0\r\nAccept: */*\r\nConnection: keep-alive\r\nX-Request-Id: 6f1c\r\n\r\n',
+  'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n',
+  'PUT /x HTTP/1.1\r\nhost: b:8080\r\ncontent-length: 5, 5\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\r\nhello',
+  '\r\nDELETE /y HTTP/1.0\nContent-Length: 12345678901\nConnection: keep-alive\n\n',
+  'OPTIONS * HTTP/1.1\r\nHost: c\r\nTE: trailers\r\nKeep-Alive: 5\r\nProxy-Connection: x\r\nX-Empty:\r\nX-Tab:\tv\t \r\n\r\n',
+  'BREW /pot HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n',
+];
+const RESPONSES = [
+  'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\nServer: nginx\r\n\r\n',
+  'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n',
+  'HTTP/1.0 204\nTransfer-Encoding: gzip\n\n',
+  'HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nHost: odd\r\n\r\n',
+];
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Bytes that matter to the grammar: separators, whitespace, controls, digits, obs-text.
+const INTERESTING = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x2c, 0x2f, 0x30, 0x31, 0x39, 0x3a, 0x48, 0x54, 0x50, 0x7f, 0x80, 0xa0, 0xff];
+
+function mutate(src: Buffer, r: () => number): Buffer {
+  let b = Buffer.from(src);
+  const edits = 1 + Math.floor(r() * 3);
+  for (let e = 0; e < edits; e++) {
+    const at = Math.floor(r() * b.length);
+    const op = r();
+    if (op < 0.35) b[at] = Math.floor(r() * 256);
+    else if (op < 0.75) b[at] = INTERESTING[Math.floor(r() * INTERESTING.length)]!;
+    else if (op < 0.88) b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
+    else b = Buffer.concat([b.subarray(0, at), Buffer.from([INTERESTING[Math.floor(r() * INTERESTING.length)]!]), b.subarray(at)]);
+  }
+  return b;
+}
+
+/** A comparable form: the status, or the head without its buffer and with fields as a plain array. */
+function view(r: ParseResult): unknown {
+  if (typeof r === 'number') return r;
+  const { buf: _, fields, ...rest } = r;
+  return { ...rest, fields: Array.from(fields) };
+}
+
+function both(request: boolean, buf: Buffer, off: number, end: number, limits: ParseLimits): [unknown, unknown] {
+  const ts = request ? parseRequestHead(buf, off, end, limits) : parseResponseHead(buf, off, end, limits);
+  const nat = request ? native.parseRequestHead(buf, off, end, limits) : native.parseResponseHead(buf, off, end, limits);
+  return [view(nat), view(ts)];
+}
+
+describe('native HTTP/1.1 head parser', () => {
+  it('is the parser the data path uses when the addon is built', () => {
+    expect(HTTP1_PARSER).toBe(process.env.STRAIT_HTTP1_PARSER === 'ts' ? 'ts' : 'native');
+  });
+
+  it('matches the TypeScript parser on every sample, whole and at every split point', () => {
+    let heads = 0;
+    for (const [request, list] of [[true, REQUESTS], [false, RESPONSES]] as const) {
+      for (const s of list) {
+        const buf = Buffer.from(s, 'latin1');
+        for (let end = 0; end <= buf.length; end++) {
+          const [n, t] = both(request, buf, 0, end, DEFAULT_LIMITS);
+          expect(n, `${JSON.stringify(s)} cut at ${end}`).toEqual(t);
+          if (typeof n !== 'number') heads++;
+        }
+        // At an offset inside a larger buffer (pipelining), and under tight limits.
+        const padded = Buffer.concat([Buffer.from('xxxx'), buf]);
+        for (const limits of [DEFAULT_LIMITS, { maxHeadBytes: 40, maxHeaders: 100 }, { maxHeadBytes: 60 * 1024, maxHeaders: 2 }]) {
+          const [n, t] = both(request, padded, 4, padded.length, limits);
+          expect(n, `${JSON.stringify(s)} with ${JSON.stringify(limits)}`).toEqual(t);
+        }
+      }
+    }
+    expect(heads).toBeGreaterThan(REQUESTS.length);
+  });
+
+  it('matches the TypeScript parser on 20000 mutated heads, whole and cut, and nothing throws', () => {
+    const r = rng(0x4877);
+    const outcomes = new Map<unknown, number>();
+    const diffs: string[] = [];
+    const samples = [...REQUESTS.map((s) => [true, s] as const), ...RESPONSES.map((s) => [false, s] as const)];
+    for (let i = 0; i < 20000; i++) {
+      const [request, s] = samples[i % samples.length]!;
+      const buf = mutate(Buffer.from(s, 'latin1'), r);
+      // Whole, and cut at a random point as a read would deliver it.
+      for (const end of [buf.length, Math.floor(r() * buf.length)]) {
+        const [n, t] = both(request, buf, 0, end, DEFAULT_LIMITS);
+        if (JSON.stringify(n) !== JSON.stringify(t)) {
+          if (diffs.length < 5) diffs.push(`${request ? 'request' : 'response'} ${buf.toString('hex')} end ${end}: native ${JSON.stringify(n)} ts ${JSON.stringify(t)}`);
+        }
+        const kind = typeof t === 'number' ? t : 'head';
+        outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+      }
+    }
+    expect(diffs).toEqual([]);
+    // The mutations must reach every outcome, or the comparison proves little.
+    expect(outcomes.get('head')).toBeGreaterThan(3000);
+    expect(outcomes.get(HeadStatus.MALFORMED)).toBeGreaterThan(3000);
+    expect(outcomes.get(HeadStatus.NEED_MORE)).toBeGreaterThan(3000);
+  });
+
+  it('rejects bad arguments with an error instead of reading out of bounds', () => {
+    const parse = loadNative().parseHttp1Head!;
+    const buf = Buffer.from(REQUESTS[0]!);
+    expect(() => parse(true, buf, 0, buf.length + 1, 1024, 100, new Int32Array(516))).toThrow(RangeError);
+    expect(() => parse(true, buf, 0, buf.length, 1024, 100, new Int32Array(100))).toThrow(RangeError);
+    expect(() => parse(true, 'x' as unknown as Buffer, 0, 1, 1024, 100, new Int32Array(516))).toThrow(TypeError);
+  });
+});
