@@ -6,6 +6,8 @@
 import path from 'node:path';
 import { FAILOVER_HOW } from './failover.js';
 import { HOT_RESTART_HOW, hotRestartUnavailable } from './hot-restart.js';
+import { INTERCEPT_HOW } from './intercept.js';
+import { XDS_SCALE_HOW } from './xds-scale.js';
 import { loadavg, machineInfo } from './lib/machine.js';
 import { runPinned } from './lib/proc.js';
 import { writeReport } from './lib/report.js';
@@ -136,8 +138,59 @@ async function failover() {
   return { ...out, rows };
 }
 
+/**
+ * The interception table (bench/intercept.js) in its own process: app → Strait → upstream over
+ * sockmap, iptables, loopback TCP and a unix socket. It creates a network namespace and cgroup and
+ * removes them; ~17 s in the quick profile, so it is not gated on the budget.
+ */
+async function interceptTable() {
+  const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, rows: [] };
+  if (settings.interceptOff) return { ...out, status: 'skipped', reason: settings.interceptOff };
+  log(`intercept: app -> Strait -> upstream over sockmap, iptables, tcp, unix (${settings.mode})`);
+  const r = await runPinned('intercept', process.execPath, [path.join(BENCH_DIR, 'intercept.js'), '--json', ...(settings.mode === 'quick' ? ['--quick'] : [])], {
+    timeoutMs: (settings.mode === 'quick' ? 90 : 900) * 1000,
+    env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
+  });
+  try {
+    if (r.code === 0) return JSON.parse(r.stdout);
+  } catch {
+    // reported below
+  }
+  return { ...out, status: 'failed', reason: `bench/intercept.js exited ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${(r.stderr || r.stdout).trim().slice(-600)}` };
+}
+
+/**
+ * The xDS scale table (bench/xds-scale.js) in its own process: 1,000 clusters / 10,000 endpoints
+ * over delta ADS, then an EDS update replacing half of them under HTTP load. 11 to 25 s on the
+ * shared 2-core machine at full size (over quick's 20 s when it is busy), so the quick profile
+ * runs 200 / 2,000 and the report says so; the full profile adds the on-demand sidecar row.
+ */
+async function xdsScale() {
+  const full = settings.mode !== 'quick';
+  const size = full ? { clusters: 1000, endpoints: 10_000, seconds: 3 } : { clusters: 200, endpoints: 2000, seconds: 2 };
+  const out = { status: 'ran', reason: null, how: XDS_SCALE_HOW, size, reduced: !full, result: null };
+  if (settings.xdsScaleOff) return { ...out, status: 'skipped', reason: settings.xdsScaleOff };
+  log(`xds scale: ${size.clusters} clusters / ${size.endpoints} endpoints over delta ADS, then half of the endpoints replaced under load`);
+  const r = await runPinned('xds-scale', process.execPath, [path.join(BENCH_DIR, 'xds-scale.js'), '--json', '--clusters', String(size.clusters), '--endpoints', String(size.endpoints), '--seconds', String(size.seconds), ...(full ? ['--on-demand'] : [])], {
+    timeoutMs: 240_000,
+    env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
+  });
+  try {
+    if (r.code === 0) {
+      const result = JSON.parse(r.stdout);
+      log(`xds scale: applied in ${result.apply.apply_ms} ms (+${result.apply.rss_delta_mib} MiB); EDS churn ${result.churn.requests_failed} failed of ${result.churn.requests_ok + result.churn.requests_failed}, applied in ${result.churn.apply_ms} ms`);
+      return { ...out, result };
+    }
+  } catch {
+    // reported below
+  }
+  return { ...out, status: 'failed', reason: `bench/xds-scale.js exited ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${(r.stderr || r.stdout).trim().slice(-600)}` };
+}
+
 const results = await runPlan({ settings, peerInfo, plan, meta, log, micro: settings.micro ? micro : null, hotRestart });
 results.failover = await failover();
+results.intercept = await interceptTable();
+results.xdsScale = await xdsScale();
 results.meta.loadavgEnd = loadavg();
 const outDir = path.resolve(args.out ?? path.join(REPO, 'perf-reports'));
 const files = writeReport(results, outDir);
@@ -166,9 +219,24 @@ if (fo) {
   const cells = fo.rows.map((x) => `strait-${x.engine} ${x.requests_failed} failed of ${x.requests_ok + x.requests_failed} (${x.failed_after_detection} after detection)`);
   process.stdout.write(`  failover (1 of 3 upstreams killed): ${fo.status === 'ran' ? cells.join('; ') : `${fo.status}: ${fo.reason}`}\n`);
 }
+const ic = results.intercept;
+if (ic) {
+  const rr = ic.rows?.find((x) => x.kind === 'rr' && x.size === 64 && x.placement === 'pinned');
+  const sm = rr?.cells.sockmap;
+  // The tcp run paired with the sockmap runs (see bench/intercept.js).
+  const tcp = sm?.tcpRef ?? rr?.cells.tcp;
+  const cell = !rr ? 'no rows' : sm?.skipped || tcp?.skipped ? `skipped: ${sm?.skipped ?? tcp?.skipped}` : `sockmap/tcp round trip 64 B pinned ${(sm.rttMedianUs / tcp.rttMedianUs).toFixed(2)}`;
+  process.stdout.write(`  intercept (app -> Strait -> upstream): ${ic.status === 'ran' ? cell : `${ic.status}: ${ic.reason}`}\n`);
+}
 const hr = results.hotRestart;
 if (hr) {
   const cells = hr.rows.map((x) => `strait-${x.engine} ${x.calls_failed} failed of ${x.calls_ok + x.calls_failed}, ${x.client_connections} connection(s)`);
   process.stdout.write(`  hot restart (${hr.upgrades} upgrade(s)): ${hr.status === 'ran' ? cells.join('; ') : `${hr.status}: ${hr.reason}`}\n`);
+}
+const xs = results.xdsScale;
+if (xs) {
+  const x = xs.result;
+  const cell = x ? `${x.apply.clusters} clusters / ${x.apply.endpoints} endpoints applied in ${x.apply.apply_ms} ms, +${x.apply.rss_delta_mib} MiB; EDS churn ${x.churn.requests_failed} failed of ${x.churn.requests_ok + x.churn.requests_failed}` : `${xs.status}: ${xs.reason}`;
+  process.stdout.write(`  xds scale${xs.reduced ? ' (quick: reduced size)' : ''}: ${cell}\n`);
 }
 process.stdout.write(`\nreport: ${files.md}\n        ${files.json}\n        ${files.svg}\nwall time ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);

@@ -1,3 +1,4 @@
+import { breakersJson, breakersText } from './upstream/circuit_breakers.js';
 import fs from 'node:fs';
 import { AdminServer, type AdminHost } from './admin/admin_server.js';
 import type { FieldError } from './errors.js';
@@ -16,6 +17,7 @@ import { HealthFlag } from './upstream/host.js';
 // sidecar does not need.
 import type { DynamicConfig } from './xds/client/dynamic_config.js';
 import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
+import { secretStore } from './tls/sds.js';
 
 export const VERSION = '0.1.0';
 
@@ -182,6 +184,7 @@ export class Server implements AdminHost {
         drainTimeMs: this.options.drainTimeMs,
         staticClusterNames: new Set(this.config.clusters.map((c) => c.name)),
         staticListenerNames: new Set(this.config.listeners.map((l) => l.name)),
+        staticRoutes: this.config.staticRoutes,
       },
       dyn,
       DynamicConfig.snapshotPathFor(dyn, this.options.xdsSnapshotPath),
@@ -252,7 +255,10 @@ export class Server implements AdminHost {
   }
 
   configDump(resource?: string): unknown {
-    const configs = this.intercept.withDump(this.xds ? this.withDynamic(this.dump, this.xds) : this.dump);
+    const base = this.intercept.withDump(this.xds ? this.withDynamic(this.dump, this.xds) : this.dump);
+    // SDS secrets (ADS or files), private keys redacted; a new array, the static dump is cached.
+    const secrets = secretStore.dump();
+    const configs = secrets ? [...base, { '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump', ...secrets }] : base;
     if (!resource) return { configs };
     // ?resource=static_clusters etc.: the matching entries, flattened as Envoy does.
     return { configs: configs.flatMap((c) => ((c as Record<string, unknown>)[resource] as unknown[] | undefined) ?? []) };
@@ -276,6 +282,16 @@ export class Server implements AdminHost {
     return this.xds?.readyDetail() ?? null;
   }
 
+  onDemandClusters(): unknown {
+    if (!this.xds) throw new Error('xDS is not configured (dynamic_resources)');
+    return this.xds.onDemandStatus();
+  }
+
+  declareOnDemandClusters(names: readonly string[], remove: boolean): void {
+    if (!this.xds) throw new Error('xDS is not configured (dynamic_resources)');
+    this.xds.declareClusters(names, remove);
+  }
+
   renderClusters(format: 'text' | 'json'): string {
     const all = [...this.clusters.all()];
     if (format === 'json') {
@@ -284,6 +300,7 @@ export class Server implements AdminHost {
           cluster_statuses: all.map((c) => ({
             name: c.name,
             added_via_api: this.xds?.isDynamicCluster(c.name) ?? false,
+            circuit_breakers: breakersJson(c.breakers),
             host_statuses: c.allHosts.map((h) => ({
               address: addressJson(h.address),
               stats: Object.entries(h.counters).map(([name, value]) => ({ name, value, type: name.endsWith('_active') ? 'GAUGE' : 'COUNTER' })),
@@ -301,6 +318,7 @@ export class Server implements AdminHost {
     let out = '';
     for (const c of all) {
       out += `${c.name}::observability_name::${c.name}\n`;
+      out += breakersText(c.name, c.breakers);
       for (const h of c.allHosts) {
         const p = `${c.name}::${h.label}::`;
         for (const [k, v] of Object.entries(h.counters)) out += `${p}${k}::${v}\n`;

@@ -6,6 +6,7 @@ import type { ClusterSpec } from './upstream/cluster.js';
 import { parseSecrets } from './tls/context.js';
 import { buildClusterSpec } from './upstream/cluster_config.js';
 import { buildXdsBootstrap, type XdsBootstrap } from './xds/bootstrap.js';
+import { RdsRouteTable } from './filters/network/http_connection_manager/rds.js';
 
 type Obj = Record<string, any>;
 
@@ -21,6 +22,8 @@ export interface StaticConfig {
   readonly warnings: readonly FieldError[];
   /** `dynamic_resources`: where the ADS client connects and what it subscribes to; null for static-only. */
   readonly dynamic?: XdsBootstrap | null;
+  /** Route tables static listeners take over ADS (`rds.config_source.ads`), by route_config_name. */
+  readonly staticRoutes?: ReadonlyMap<string, RdsRouteTable>;
 }
 
 /** Bootstrap parts that would change behaviour and are not implemented yet: refused, not ignored. */
@@ -72,16 +75,21 @@ export function buildStaticConfig(
       const v = c[f];
       if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: `${path}.${f}`, message: 'is not enforced yet; ignored' });
     }
-    ((c.circuit_breakers?.thresholds ?? []) as Obj[]).forEach((t, j) => {
-      for (const f of ['max_connections', 'max_pending_requests'] as const) {
-        if (t[f] !== undefined) warnings.push({ path: `${path}.circuit_breakers.thresholds[${j}].${f}`, message: 'is not enforced yet; ignored' });
-      }
-    });
     const spec = buildClusterSpec(c, path, errors, warnings, secrets);
     if (spec) clusters.push(spec);
   });
 
-  const ctx: FactoryContext = { clusterNames: new Set(clusterIndex.keys()), errors, warnings, secrets };
+  // With ADS configured, a static listener's HCM may take its routes over it (RDS): the xDS side
+  // subscribes to these names and fills the tables.
+  const staticRoutes = new Map<string, RdsRouteTable>();
+  const rds = bootstrap.dynamic_resources?.ads_config
+    ? (name: string): RdsRouteTable => {
+        let t = staticRoutes.get(name);
+        if (!t) staticRoutes.set(name, (t = new RdsRouteTable(name)));
+        return t;
+      }
+    : undefined;
+  const ctx: FactoryContext = { clusterNames: new Set(clusterIndex.keys()), errors, warnings, secrets, rds };
   const listeners: ListenerSpec[] = [];
   const listenerIndex = new Map<string, number>();
   const addressIndex = new Map<string, number>();
@@ -116,5 +124,5 @@ export function buildStaticConfig(
   const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings);
 
   if (errors.length) throw new ConfigError(errors, source);
-  return { listeners, clusters, admin, warnings, dynamic };
+  return { listeners, clusters, admin, warnings, dynamic, staticRoutes };
 }

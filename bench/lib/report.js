@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { failoverMarkdown } from '../failover.js';
+import { xdsScaleMarkdown } from '../xds-scale.js';
 import { hotRestartMarkdown } from '../hot-restart.js';
+import { interceptMarkdown } from '../intercept.js';
 import { fmtNum, renderChart } from './svg.js';
 import { runFlags, summarize } from './summarize.js';
 
@@ -172,6 +174,21 @@ export function renderMarkdown(results, summary, svgName) {
     else L.push(`${fo.how} Wanted: 0 failed after the detection window.`, '', failoverMarkdown(fo.rows));
   }
 
+  const ic = results.intercept;
+  if (ic) {
+    L.push('### Interception: app → Strait → upstream over sockmap, iptables, loopback TCP, unix socket', '');
+    if (ic.status !== 'ran') L.push(`${ic.status}: ${ic.reason}`, '');
+    else L.push(`${ic.how} ${ic.rounds} round(s) of ${ic.seconds} s, medians; kernel ${ic.kernel}. Ratios are against the tcp column (lower is better for round trips, higher for bulk).`, '', interceptMarkdown(ic));
+  }
+
+  const xs = results.xdsScale;
+  if (xs) {
+    L.push(`### xDS at scale: ${xs.size.clusters} clusters / ${xs.size.endpoints} endpoints, and an EDS update under load`, '');
+    if (xs.reduced) L.push('Quick profile: a reduced size (the full profile runs 1,000 clusters / 10,000 endpoints; at that size the table took 11 to 25 s on the shared 2-core development machine depending on its load, and the quick profile allows it 20 s).', '');
+    if (xs.status !== 'ran') L.push(`${xs.status}: ${xs.reason}`, '');
+    else L.push(`${xs.how} Wanted: 0 failed.`, '', xdsScaleMarkdown(xs.result));
+  }
+
   L.push(`![throughput and latency per peer per workload](${svgName})`, '');
 
   // ---- Flags -------------------------------------------------------------------------------
@@ -208,6 +225,9 @@ export function renderMarkdown(results, summary, svgName) {
   for (const r of hr?.rows ?? []) {
     if (r.calls_failed || r.client_connections !== 1) flags.push(`- **hot restart / strait-${r.engine}**: ${r.calls_failed} calls failed, ${r.client_connections} client connections seen (wanted 0 and 1)`);
   }
+  const xsr = results.xdsScale;
+  if (xsr && xsr.status !== 'ran' && xsr.status !== 'skipped') flags.push(`- **xds scale**: ${xsr.status}: ${xsr.reason}`);
+  if (xsr?.result?.churn.requests_failed) flags.push(`- **xds scale / strait-${xsr.result.engine}**: ${xsr.result.churn.requests_failed} requests failed during the EDS update (wanted 0)`);
   for (const wmsg of results.warnings ?? []) flags.push(`- ${wmsg}`);
   L.push(flags.length ? flags.join('\n') : 'None: every counted response and byte was verified.', '');
 

@@ -114,6 +114,7 @@ env: ENVOY_BIN, BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_BULK_BYTES
      BENCH_MICRO_TIME_MS, BENCH_IDLE_ROUNDS, BENCH_KEEP_TMP=1,
      BENCH_HOT_RESTART_UPGRADES (quick 1, full 3; 0 = off), BENCH_HOT_RESTART_ENGINES (quick native, full native,node)
   --only also accepts 'hot-restart'; with --only the hot-restart table runs only when listed.
+  Likewise 'failover', 'intercept' and 'xds-scale' (quick runs xds-scale at 200 clusters / 2,000 endpoints).
 `;
 
 /** Resolves the effective settings from profile, env vars and flags (flags win). */
@@ -148,11 +149,15 @@ export function resolveSettings(args) {
     off: null,
   };
   s.failoverOff = null;
+  s.interceptOff = null;
+  s.xdsScaleOff = null;
   if (only) {
     // The hot-restart and failover tables are not workloads, but --only selects them the same way.
     if (!only.includes('hot-restart')) s.hotRestart.off = '--only / BENCH_WORKLOADS does not list hot-restart';
     if (!only.includes('failover')) s.failoverOff = '--only / BENCH_WORKLOADS does not list failover';
-    s.workloads = only.filter((w) => w !== 'hot-restart' && w !== 'failover');
+    if (!only.includes('intercept')) s.interceptOff = '--only / BENCH_WORKLOADS does not list intercept';
+    if (!only.includes('xds-scale')) s.xdsScaleOff = '--only / BENCH_WORKLOADS does not list xds-scale';
+    s.workloads = only.filter((w) => w !== 'hot-restart' && w !== 'failover' && w !== 'intercept' && w !== 'xds-scale');
   }
   if (s.peers) s.hotRestart.engines = s.hotRestart.engines.filter((e) => s.peers.includes(`strait-${e}`));
   if (!(s.hotRestart.upgrades >= 1)) s.hotRestart.off ??= 'BENCH_HOT_RESTART_UPGRADES=0';

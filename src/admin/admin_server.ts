@@ -19,13 +19,18 @@ export interface AdminHost {
   quit(): void;
   /** A second line for /ready when the state needs explaining (xDS served from a persisted snapshot). */
   readyDetail?(): string | null;
+  /** xDS on-demand clusters: the subscription as JSON; absent without xDS. */
+  onDemandClusters?(): unknown;
+  /** Declares (or with `remove`, withdraws) clusters the app calls; throws on bad input. */
+  declareOnDemandClusters?(names: readonly string[], remove: boolean): void;
 }
 
 type Handler = (host: AdminHost, q: URLSearchParams) => { status?: number; type?: string; body: string };
 
 interface Endpoint {
   readonly help: string;
-  readonly mutates: boolean;
+  /** True, or a test of the query when only some forms of the endpoint change state. */
+  readonly mutates: boolean | ((q: URLSearchParams) => boolean);
   readonly handler: Handler;
 }
 
@@ -106,6 +111,18 @@ const ENDPOINTS: Record<string, Endpoint> = {
       return { body: 'OK\n' };
     },
   },
+  '/ondemand/clusters': {
+    help: 'xDS on-demand clusters: GET lists the subscription; POST ?name=C (repeatable, &remove to withdraw) declares clusters the app calls',
+    // Listing is a read; a name means a change of subscription, which needs POST.
+    mutates: (q) => q.has('name') || q.has('remove'),
+    handler: (h, q) => {
+      if (!h.onDemandClusters) return { status: 404, body: 'xDS is not configured\n' };
+      if (q.has('name') || q.has('remove')) {
+        h.declareOnDemandClusters!(q.getAll('name'), q.has('remove'));
+      }
+      return { type: JSON_TYPE, body: JSON.stringify(h.onDemandClusters(), null, 2) };
+    },
+  },
   '/quitquitquit': {
     help: 'exit the server',
     mutates: true,
@@ -158,7 +175,7 @@ export class AdminServer {
       send(url.pathname === '/' || url.pathname === '/help' ? 200 : 404, helpPage());
       return;
     }
-    if (ep.mutates && req.method !== 'POST') {
+    if ((ep.mutates === true || (typeof ep.mutates === 'function' && ep.mutates(url.searchParams))) && req.method !== 'POST') {
       send(405, `Method ${req.method} not allowed, POST required.\n`);
       return;
     }

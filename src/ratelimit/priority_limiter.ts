@@ -46,6 +46,17 @@ class Queue {
     }
     return w;
   }
+  /** Removes the waiter holding `cb`; false when none does. */
+  remove(cb: Grant): boolean {
+    const items = this.items;
+    for (let i = this.head; i < items.length; i++) {
+      if (items[i]!.cb === cb) {
+        items.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
   /** Removes and returns waiters whose deadline passed. */
   expire(now: number, out: Waiter[]): void {
     let kept = 0;
@@ -168,6 +179,22 @@ export class PriorityLimiter {
     });
     if (sync !== null) return sync ? GRANTED : REFUSED;
     return new Promise<boolean>((r) => (resolve = r));
+  }
+
+  /**
+   * Withdraws a queued request (its client left): `cb` will not be called. False when it is not
+   * queued (already answered). A linear scan: rare, and queues are bounded.
+   */
+  cancel(cb: Grant): boolean {
+    for (const q of this.queues) {
+      if (q.remove(cb)) {
+        this.waiting--;
+        if (this.stats) this.stats.waiting.value = this.waiting;
+        this.schedule();
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Gives back a concurrency slot; the best waiter gets it at once. */

@@ -1,8 +1,10 @@
 import { durationMs } from '../config/values.js';
 import type { FieldError } from '../errors.js';
 import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
+import { compileRouteLb, type RouteLb } from './hash_policy.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
+import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 
 type Obj = Record<string, any>;
 
@@ -72,6 +74,15 @@ export interface ForwardAction {
   readonly grpcTimeout: { readonly maxMs: number; readonly offsetMs: number } | null;
   /** `request_mirror_policies`; null when there are none. */
   readonly mirrors: readonly MirrorPolicy[] | null;
+  /** `hash_policy` and `metadata_match` (route and weighted entries); null when neither is set. */
+  readonly lb: RouteLb | null;
+  /**
+   * hedge_policy.hedge_on_per_try_timeout (route's, else its virtual host's): a per-try timeout
+   * starts another try and leaves the late one running; the first usable response wins.
+   */
+  readonly hedgeOnPerTryTimeout: boolean;
+  /** `priority`: which circuit-breaker thresholds (and connection pools) the route's traffic uses. */
+  readonly priority: RoutingPriority;
 }
 
 /** One shadow target: a copy of each sampled request goes there and its response is dropped. */
@@ -112,6 +123,11 @@ export interface HttpRoute {
   readonly responseHeaders: HeaderMutation;
   /** What the route matched on, for prefix_rewrite. */
   readonly matchedPrefix: string | null;
+  /**
+   * The buffer filter's BufferPerRoute (route's, else its virtual host's): 0 disables it for this
+   * route, a number replaces max_request_bytes; null: the filter's own setting.
+   */
+  readonly bufferMaxBytes?: number | null;
 }
 
 /**
@@ -159,26 +175,49 @@ export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 const UNSUPPORTED_ROUTE_ACTION = [
   'cluster_specifier_plugin',
   'inline_cluster_specifier_plugin',
-  'metadata_match',
   'path_rewrite_policy',
   'host_rewrite_header',
   'host_rewrite_path_regex',
   'auto_host_rewrite',
   'idle_timeout',
   'rate_limits',
-  'hedge_policy',
   'upgrade_configs',
   'internal_redirect_policy',
   'early_data_policy',
-  // Consistent hashing would change which host serves a request; the HTTP path does not hash yet.
-  'hash_policy',
 ] as const;
 /** Per-route filter configs would be silently ignored by the filters: refuse them. */
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = [PER_FILTER, 'rate_limits', 'hedge_policy', 'matcher', 'include_request_attempt_count', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_VHOST = ['rate_limits', 'matcher', 'include_request_attempt_count', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
 const UNSUPPORTED_ROUTE_CONFIG = [PER_FILTER, 'vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
+
+const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
+
+/**
+ * `typed_per_filter_config` on a route or virtual host: only the buffer filter's BufferPerRoute
+ * is understood; other filters' entries are refused (they would be silently ignored). Returns the
+ * buffer override: null unset, 0 disabled, else max_request_bytes.
+ */
+function compilePerFilter(m: unknown, path: string, errors: FieldError[]): number | null {
+  if (!m || typeof m !== 'object') return null;
+  let out: number | null = null;
+  for (const [k, v0] of Object.entries(m as Obj)) {
+    const v = (v0 ?? {}) as Obj;
+    if (v['@type'] !== BUFFER_PER_ROUTE) {
+      errors.push({ path, message: `"${k}": per-route config is not supported yet (only envoy.filters.http.buffer's BufferPerRoute)` });
+      continue;
+    }
+    if (v.disabled === true) out = 0;
+    else if (v.buffer && typeof v.buffer === 'object') {
+      const raw = v.buffer.max_request_bytes;
+      const n = typeof raw === 'object' && raw !== null ? Number(raw.value) : Number(raw);
+      if (!Number.isInteger(n) || n < 1 || n > 0xffff_ffff) errors.push({ path: `${path}["${k}"].buffer.max_request_bytes`, message: 'must be an integer from 1 to 4294967295' });
+      else out = n;
+    } else errors.push({ path: `${path}["${k}"]`, message: 'needs disabled: true or buffer' });
+  }
+  return out;
+}
 
 function unsupported(o: Obj, fields: readonly string[], path: string, errors: FieldError[]): void {
   for (const f of fields) {
@@ -296,9 +335,30 @@ function compileRegexRewrite(r: Obj | undefined, path: string, errors: FieldErro
   }
 }
 
-function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null): ForwardAction | null {
+/**
+ * Envoy's HedgePolicy: only hedge_on_per_try_timeout does anything there; initial_requests and
+ * additional_request_chance are marked not implemented in its API, so they are refused here
+ * rather than accepted and ignored. Returns whether per-try timeouts hedge, null on errors.
+ */
+export function compileHedgePolicy(hp: Obj | null | undefined, path: string, errors: FieldError[]): boolean | null {
+  if (hp === undefined || hp === null) return null;
+  const start = errors.length;
+  const n = hp.initial_requests;
+  const initial = n === undefined || n === null ? 1 : typeof n === 'object' ? Number(n.value ?? 1) : Number(n);
+  if (!Number.isInteger(initial) || initial < 1) errors.push({ path: `${path}.initial_requests`, message: 'must be an integer of at least 1' });
+  else if (initial > 1) errors.push({ path: `${path}.initial_requests`, message: 'values above 1 are not supported (Envoy does not implement them either)' });
+  const c = hp.additional_request_chance as Obj | undefined | null;
+  if (c && Number(c.numerator ?? 0) > 0) errors.push({ path: `${path}.additional_request_chance`, message: 'is not supported (Envoy does not implement it either)' });
+  if (errors.length > start) return null;
+  return hp.hedge_on_per_try_timeout === true;
+}
+
+function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false): ForwardAction | null {
   const start = errors.length;
   unsupported(a, UNSUPPORTED_ROUTE_ACTION, path, errors);
+  // Takes the weighted entries' metadata_match out of `a`: the shared cluster picker refuses it.
+  const routeLb = compileRouteLb(a, path, errors);
+  a = routeLb.action;
   let clusters: ClusterPicker | null = null;
   let clusterHeader: string | null = null;
   if (typeof a.cluster_header === 'string' && a.cluster_header) clusterHeader = a.cluster_header.toLowerCase();
@@ -308,6 +368,8 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) errors.push({ path: `${path}.regex_rewrite`, message: 'cannot be combined with prefix_rewrite' });
   const grpcTimeout = compileGrpcTimeout(a, path, errors);
   const mirrors = compileMirrors(a.request_mirror_policies, `${path}.request_mirror_policies`, known, errors);
+  const hedge = compileHedgePolicy(a.hedge_policy as Obj | undefined, `${path}.hedge_policy`, errors) ?? vhostHedge;
+  const priority = parseRoutingPriority(a.priority, `${path}.priority`, errors);
   const cnf = a.cluster_not_found_response_code === 'NOT_FOUND' ? 404 : a.cluster_not_found_response_code === 'INTERNAL_SERVER_ERROR' ? 500 : 503;
   if (errors.length > start) return null;
   return Object.freeze({
@@ -322,6 +384,9 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
     hostRewrite: typeof a.host_rewrite_literal === 'string' && a.host_rewrite_literal ? a.host_rewrite_literal : null,
     grpcTimeout,
     mirrors,
+    hedgeOnPerTryTimeout: hedge,
+    lb: routeLb.lb,
+    priority: priority!,
   });
 }
 
@@ -542,17 +607,19 @@ export class HttpRouteTable {
       if (vh.require_tls && vh.require_tls !== 'NONE') errors.push({ path: `${vp}.require_tls`, message: 'is not supported yet' });
       const vhostMut = mutationsOf(vh, vp, errors);
       const vhostRetry = vh.retry_policy ? compileRetryPolicy(vh.retry_policy as Obj, `${vp}.retry_policy`, errors) : null;
+      const vhostBuffer = compilePerFilter(vh.typed_per_filter_config, `${vp}.typed_per_filter_config`, errors);
+      const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
       const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
         const rp = `${vp}.routes[${j}]`;
         const start = errors.length;
         const m = (r.match ?? {}) as Obj;
         unsupported(m, UNSUPPORTED_MATCH, `${rp}.match`, errors);
-        unsupported(r, [PER_FILTER], rp, errors);
+        const bufferMaxBytes = compilePerFilter(r.typed_per_filter_config, `${rp}.typed_per_filter_config`, errors) ?? vhostBuffer;
         const pm = compilePathMatch(m, `${rp}.match`, errors);
         const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
         const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
         let action: HttpRouteAction | null = null;
-        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry);
+        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge);
         else if (r.redirect) action = compileRedirect(r.redirect as Obj, `${rp}.redirect`, errors);
         else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
         else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });
@@ -566,7 +633,7 @@ export class HttpRouteTable {
             headers: headers.length ? (headers as HeaderMatch[]) : null,
             query: query.length ? (query as Array<(q: URLSearchParams) => boolean>) : null,
             grpc: m.grpc !== undefined && m.grpc !== null,
-            route: Object.freeze({ name: String(r.name ?? ''), action, requestHeaders: mut.req, responseHeaders: mut.res, matchedPrefix: pm.prefix }),
+            route: Object.freeze({ name: String(r.name ?? ''), action, requestHeaders: mut.req, responseHeaders: mut.res, matchedPrefix: pm.prefix, bufferMaxBytes }),
           },
         ];
       });

@@ -1,9 +1,12 @@
+import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { durationMs } from '../config/values.js';
 import type { FieldError } from '../errors.js';
 import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
 import { MetadataMatch } from '../upstream/subset/metadata_match.js';
+import type { LbContext } from '../upstream/lb/context.js';
+import { H, type RpcCodec } from '../protocols/types.js';
 
 type Obj = Record<string, any>;
 
@@ -42,6 +45,93 @@ export interface RpcRoute {
   readonly hedge: HedgeSpec | null;
   /** `metadata_match` for subset load balancing (compiled once); null = any endpoint. */
   readonly metadataMatch: MetadataMatch | null;
+  /** `priority` (Strait's field): which circuit-breaker thresholds the route's calls count against. */
+  readonly priority: RoutingPriority;
+  /** Strait's `hash_policy` (RING_HASH / MAGLEV keys from the frame); null = none. */
+  readonly hash: readonly RpcHashPolicy[] | null;
+}
+
+/** One compiled rpc_proxy `RouteAction.HashPolicy`. */
+export type RpcHashPolicy =
+  | { readonly kind: 'field'; readonly field: 'INTERFACE' | 'METHOD' | 'VERSION' | 'GROUP'; readonly terminal: boolean }
+  | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'source_ip'; readonly terminal: boolean };
+
+const HASH_FIELDS = ['INTERFACE', 'METHOD', 'VERSION', 'GROUP'] as const;
+
+function compileHashPolicies(list: unknown, path: string, errors: FieldError[]): readonly RpcHashPolicy[] | null {
+  const items = (list ?? []) as Obj[];
+  if (!Array.isArray(items) || items.length === 0) return null;
+  const start = errors.length;
+  const out = items.map((p0, i): RpcHashPolicy | null => {
+    const p = p0 ?? {};
+    const at = `${path}[${i}]`;
+    const terminal = p.terminal === true;
+    const set = ['field', 'header', 'source_ip'].filter((k) => p[k] !== undefined && p[k] !== null && p[k] !== false);
+    if (set.length !== 1) {
+      errors.push({ path: at, message: set.length ? `sets ${set.join(' and ')}; exactly one per entry` : 'needs field, header or source_ip' });
+      return null;
+    }
+    if (p.field !== undefined && p.field !== null) {
+      // Enum by name, or by number as a binary config carries it.
+      const f = typeof p.field === 'number' ? HASH_FIELDS[p.field - 1] : HASH_FIELDS.find((n) => n === String(p.field).toUpperCase());
+      if (!f) {
+        errors.push({ path: `${at}.field`, message: `must be one of ${HASH_FIELDS.join(', ')}` });
+        return null;
+      }
+      return { kind: 'field', field: f, terminal };
+    }
+    if (p.header !== undefined && p.header !== null) {
+      const name = String(p.header);
+      if (!name) {
+        errors.push({ path: `${at}.header`, message: 'must not be empty' });
+        return null;
+      }
+      return { kind: 'header', name, terminal };
+    }
+    return { kind: 'source_ip', terminal };
+  });
+  if (errors.length > start) return null;
+  return Object.freeze(out as RpcHashPolicy[]);
+}
+
+/** Hashes the bytes of the frame field at `offIdx` (offset, then length) in place; a field the frame lacks adds nothing. */
+function addField(ctx: LbContext, buf: Buffer, hdr: Int32Array, offIdx: number): void {
+  const o = hdr[offIdx]!;
+  if (o >= 0) ctx.addBytes(buf, o, hdr[offIdx + 1]!);
+}
+
+/**
+ * Folds a call's hash keys into `ctx` (reset by the caller): interface, version, method and
+ * group are hashed where they lie in the frame; method and group are decoded only when a
+ * policy asks for them. `hdr` is the call's own header array (lazy fields land in it).
+ */
+export function hashRpcCall(policies: readonly RpcHashPolicy[], ctx: LbContext, codec: RpcCodec, buf: Buffer, off: number, hdr: Int32Array, remoteIp: string): void {
+  for (let i = 0; i < policies.length; i++) {
+    const p = policies[i]!;
+    if (p.kind === 'field') {
+      switch (p.field) {
+        case 'INTERFACE':
+          addField(ctx, buf, hdr, H.SERVICE_OFF);
+          break;
+        case 'VERSION':
+          addField(ctx, buf, hdr, H.VERSION_OFF);
+          break;
+        case 'METHOD':
+          if (hdr[H.METHOD_OFF]! === -1) codec.decodeLazy(buf, off, hdr, 'method');
+          addField(ctx, buf, hdr, H.METHOD_OFF);
+          break;
+        case 'GROUP':
+          if (hdr[H.GROUP_OFF]! === -1) codec.decodeLazy(buf, off, hdr, 'group');
+          addField(ctx, buf, hdr, H.GROUP_OFF);
+          break;
+      }
+    } else if (p.kind === 'header') {
+      const v = codec.lookup(buf, off, hdr, p.name);
+      if (v !== undefined) ctx.addString(v);
+    } else if (remoteIp) ctx.addString(remoteIp);
+    if (p.terminal && ctx.hasHash) break;
+  }
 }
 
 type InterfaceMatch = (iface: string) => boolean;
@@ -79,8 +169,9 @@ interface CompiledService {
 
 function compileAction(action: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): RpcRoute | null {
   // metadata_match is handled here (subset balancing), not by the shared cluster specifier.
-  const { metadata_match: md, ...a } = action;
+  const { metadata_match: md, priority: pr, ...a } = action;
   const clusters = compileClusterSpecifier(a, path, known, errors);
+  const priority = parseRoutingPriority(pr, `${path}.priority`, errors);
   let retry: RetrySpec | null = null;
   if (a.retry_policy) {
     const rp = a.retry_policy as Obj;
@@ -96,8 +187,9 @@ function compileAction(action: Obj, path: string, known: ReadonlySet<string>, er
     if (hp.additional_request_chance !== undefined) errors.push({ path: `${path}.hedge_policy.additional_request_chance`, message: 'is not supported yet' });
     hedge = { initialRequests: hp.initial_requests === undefined ? 1 : Number(hp.initial_requests), onPerTryTimeout: hp.hedge_on_per_try_timeout === true };
   }
-  if (!clusters) return null;
-  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge, metadataMatch: MetadataMatch.fromMetadata(md as Obj | undefined) });
+  const hash = compileHashPolicies(a.hash_policy, `${path}.hash_policy`, errors);
+  if (!clusters || priority === null) return null;
+  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge, metadataMatch: MetadataMatch.fromMetadata(md as Obj | undefined), priority, hash });
 }
 
 /**

@@ -45,6 +45,43 @@ export interface TlsContextSpec {
   readonly requireSni: boolean;
   /** Client: the SNI to send ('' = none, as Envoy). */
   readonly sni: string;
+  /**
+   * Set when the context names SDS secrets (`sds_config`): the fields above are then only the
+   * static part, and the provider resolves the full spec from the secrets as they arrive.
+   */
+  readonly sds?: SdsBinding | null;
+}
+
+/**
+ * Where a dynamic secret comes from: the ADS stream, a stand-alone SDS gRPC service behind a
+ * static cluster (Istio's `sds-grpc`), or a file in Envoy's filesystem-xDS shape.
+ */
+export type SdsSource =
+  | { readonly kind: 'ads' }
+  | { readonly kind: 'grpc'; readonly cluster: string; readonly delta: boolean }
+  | { readonly kind: 'file'; readonly path: string; readonly watchDir: string | null };
+
+/** One `sds_config` reference of a context; `field` is its config path. */
+export interface SdsRef {
+  readonly name: string;
+  readonly source: SdsSource;
+  readonly field: string;
+}
+
+/** Finds the current value of a referenced secret (undefined: not arrived yet). */
+export type SdsLookup = (ref: SdsRef) => SecretSpec | undefined;
+
+/** A context that depends on SDS secrets: its references, and how to build the full spec from them. */
+export interface SdsBinding {
+  readonly refs: readonly SdsRef[];
+  /** The full spec with the secrets' material loaded and checked, or the errors. */
+  resolve(lookup: SdsLookup): { spec: TlsContextSpec | null; errors: FieldError[] };
+}
+
+/** What the parsers collect while reading SDS references; `lookup` null = parse phase (secrets not resolved). */
+interface SdsState {
+  readonly refs: SdsRef[];
+  readonly lookup: SdsLookup | null;
 }
 
 /** A static secret (`static_resources.secrets[]`), kept as config with its own path. */
@@ -105,12 +142,62 @@ function certSpec(tc: Obj, path: string, errors: FieldError[]): CertSpec | null 
   return chain && key ? { chain, key, password } : null;
 }
 
-/** Resolves an SDS reference: static secrets only (no sds_config), as Envoy does for static config. */
-function staticSecret(ref: Obj, path: string, secrets: SecretTable, errors: FieldError[]): SecretSpec | null {
+/** `sds_config` of a secret reference: ADS or a file (path_config_source, or the older `path`). */
+function sdsSource(src: Obj, path: string, errors: FieldError[]): SdsSource | null {
+  if (src.resource_api_version !== undefined && src.resource_api_version !== 'V3') {
+    errors.push({ path: `${path}.resource_api_version`, message: 'only V3 is supported' });
+    return null;
+  }
+  if (src.ads !== undefined) return { kind: 'ads' };
+  const acs = src.api_config_source as Obj | undefined;
+  if (acs) {
+    const p = `${path}.api_config_source`;
+    const apiType = String(acs.api_type ?? '');
+    if (apiType !== 'GRPC' && apiType !== 'DELTA_GRPC') {
+      errors.push({ path: `${p}.api_type`, message: `${apiType || '(unset)'} is not supported for SDS (GRPC or DELTA_GRPC)` });
+      return null;
+    }
+    if (acs.transport_api_version !== undefined && acs.transport_api_version !== 'V3') {
+      errors.push({ path: `${p}.transport_api_version`, message: 'only V3 is supported' });
+      return null;
+    }
+    const services = (acs.grpc_services ?? []) as Obj[];
+    const cluster = services[0]?.envoy_grpc?.cluster_name;
+    if (services.length !== 1 || typeof cluster !== 'string' || !cluster) {
+      errors.push({ path: `${p}.grpc_services`, message: 'needs exactly one envoy_grpc service naming a static cluster' });
+      return null;
+    }
+    return { kind: 'grpc', cluster, delta: apiType === 'DELTA_GRPC' };
+  }
+  const pcs = src.path_config_source as Obj | undefined;
+  const file = pcs?.path ?? src.path;
+  if (typeof file === 'string' && file) {
+    const wd = pcs?.watched_directory?.path;
+    return { kind: 'file', path: file, watchDir: typeof wd === 'string' && wd ? wd : null };
+  }
+  errors.push({ path, message: 'SDS needs ads: {}, api_config_source (GRPC to a static cluster) or path_config_source: { path }' });
+  return null;
+}
+
+/**
+ * Resolves a secret reference: a static secret without sds_config (as Envoy for static config),
+ * or an SDS secret — recorded in `sds`, and looked up when resolving.
+ */
+function staticSecret(ref: Obj, path: string, secrets: SecretTable, errors: FieldError[], sds: SdsState): SecretSpec | null {
   const name = String(ref.name ?? '');
   if (ref.sds_config !== undefined) {
-    errors.push({ path: `${path}.sds_config`, message: 'dynamic SDS is not supported yet; define the secret in static_resources.secrets and omit sds_config' });
-    return null;
+    if (!name) {
+      errors.push({ path: `${path}.name`, message: 'is required (the SDS secret to subscribe to)' });
+      return null;
+    }
+    const source = sdsSource(ref.sds_config as Obj, `${path}.sds_config`, errors);
+    if (!source) return null;
+    const r: SdsRef = { name, source, field: path };
+    sds.refs.push(r);
+    if (!sds.lookup) return null;
+    const s = sds.lookup(r);
+    if (!s) errors.push({ path: `${path}.name`, message: `SDS secret "${name}" has not arrived` });
+    return s ?? null;
   }
   const s = secrets.get(name);
   if (!s) errors.push({ path: `${path}.name`, message: `no static secret named "${name}" (static_resources.secrets)` });
@@ -132,6 +219,8 @@ interface Validation {
   sanMatchers: SanMatcher[];
   acceptUntrusted: boolean;
   allowExpired: boolean;
+  /** A validation context comes from an SDS secret not resolved yet (parse phase). */
+  pending: boolean;
 }
 
 function validation(vc: Obj, path: string, errors: FieldError[], into: Validation): void {
@@ -144,13 +233,13 @@ function validation(vc: Obj, path: string, errors: FieldError[], into: Validatio
   into.sanMatchers.push(...compileSanMatchers(vc, path, errors));
   if (vc.allow_expired_certificate === true) into.allowExpired = true;
   if (vc.trust_chain_verification === 'ACCEPT_UNTRUSTED') into.acceptUntrusted = true;
-  if ((vc.match_typed_subject_alt_names?.length || vc.match_subject_alt_names?.length) && !into.trustedCa && !into.acceptUntrusted) {
+  if ((vc.match_typed_subject_alt_names?.length || vc.match_subject_alt_names?.length) && !into.trustedCa && !into.acceptUntrusted && !into.pending) {
     // Envoy refuses this too: a name check on an unverified certificate proves nothing.
     errors.push({ path: `${path}.trusted_ca`, message: 'is required when subject alt names are matched' });
   }
 }
 
-function commonContext(side: 'server' | 'client', c: Obj, path: string, secrets: SecretTable, errors: FieldError[]): Omit<TlsContextSpec, 'requireClientCert' | 'requireSni' | 'sni'> {
+function commonContext(side: 'server' | 'client', c: Obj, path: string, secrets: SecretTable, errors: FieldError[], sds: SdsState): Omit<TlsContextSpec, 'requireClientCert' | 'requireSni' | 'sni'> {
   for (const f of ['tls_certificate_provider_instance', 'tls_certificate_certificate_provider', 'tls_certificate_certificate_provider_instance', 'validation_context_certificate_provider', 'validation_context_certificate_provider_instance', 'custom_handshaker', 'key_log'] as const) {
     if (c[f] !== undefined) errors.push({ path: `${path}.${f}`, message: 'is not supported' });
   }
@@ -160,7 +249,7 @@ function commonContext(side: 'server' | 'client', c: Obj, path: string, secrets:
     if (s) certs.push(s);
   });
   ((c.tls_certificate_sds_secret_configs ?? []) as Obj[]).forEach((ref, i) => {
-    const s = staticSecret(ref, `${path}.tls_certificate_sds_secret_configs[${i}]`, secrets, errors);
+    const s = staticSecret(ref, `${path}.tls_certificate_sds_secret_configs[${i}]`, secrets, errors, sds);
     if (!s) return;
     if (!s.tlsCertificate) {
       errors.push({ path: `${path}.tls_certificate_sds_secret_configs[${i}].name`, message: `secret "${s.name}" has no tls_certificate` });
@@ -170,9 +259,11 @@ function commonContext(side: 'server' | 'client', c: Obj, path: string, secrets:
     if (spec) certs.push(spec);
   });
 
-  const v: Validation = { trustedCa: null, crl: null, sanMatchers: [], acceptUntrusted: false, allowExpired: false };
+  const v: Validation = { trustedCa: null, crl: null, sanMatchers: [], acceptUntrusted: false, allowExpired: false, pending: false };
   const fromSecret = (ref: Obj, p: string) => {
-    const s = staticSecret(ref, p, secrets, errors);
+    const before = sds.refs.length;
+    const s = staticSecret(ref, p, secrets, errors, sds);
+    if (!sds.lookup && sds.refs.length > before) v.pending = true;
     if (s && !s.validationContext) errors.push({ path: `${p}.name`, message: `secret "${s.name}" has no validation_context` });
     if (s?.validationContext) validation(s.validationContext, `${s.path}.validation_context`, errors, v);
   };
@@ -200,11 +291,12 @@ function commonContext(side: 'server' | 'client', c: Obj, path: string, secrets:
   const ecdhCurve = (tp.ecdh_curves as string[] | undefined)?.join(':') || null;
   if (tp.signature_algorithms?.length) errors.push({ path: `${path}.tls_params.signature_algorithms`, message: 'is not supported' });
 
+  const { pending: _, ...validated } = v;
   return {
     side,
     where: path,
     certs,
-    ...v,
+    ...validated,
     alpn: Object.freeze([...((c.alpn_protocols ?? []) as string[])]),
     minVersion,
     maxVersion,
@@ -225,30 +317,58 @@ function tlsTypedConfig(ts: Obj, path: string, want: string, errors: FieldError[
   return tc;
 }
 
+/**
+ * Parses a context once without its SDS secrets; when it names any, the spec carries a binding
+ * that re-parses it with the secrets' current values (the same code path, so the same checks).
+ */
+function withSds(parse: (sds: SdsState, errors: FieldError[]) => TlsContextSpec | null, errors: FieldError[]): TlsContextSpec | null {
+  const first: SdsState = { refs: [], lookup: null };
+  const spec = parse(first, errors);
+  if (!spec || first.refs.length === 0) return spec;
+  const refs = Object.freeze([...first.refs]);
+  const binding: SdsBinding = {
+    refs,
+    resolve(lookup) {
+      const errs: FieldError[] = [];
+      const full = parse({ refs: [], lookup }, errs);
+      return { spec: full && !errs.length ? Object.freeze({ ...full, sds: binding }) : null, errors: errs };
+    },
+  };
+  return Object.freeze({ ...spec, sds: binding });
+}
+
 export function parseDownstreamTls(ts: Obj, path: string, secrets: SecretTable, errors: FieldError[]): TlsContextSpec | null {
-  const start = errors.length;
   const tc = tlsTypedConfig(ts, path, DOWNSTREAM_TLS_TYPE, errors);
   if (!tc) return null;
   const p = `${path}.typed_config`;
-  if (tc.ocsp_staple_policy !== undefined && tc.ocsp_staple_policy !== 'LENIENT_STAPLING') errors.push({ path: `${p}.ocsp_staple_policy`, message: 'is not supported' });
-  const common = commonContext('server', tc.common_tls_context ?? {}, `${p}.common_tls_context`, secrets, errors);
-  if (common.certs.length === 0) errors.push({ path: `${p}.common_tls_context.tls_certificates`, message: 'a TLS listener needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)' });
-  const requireClientCert = tc.require_client_certificate === true;
-  if (requireClientCert && !common.trustedCa) errors.push({ path: `${p}.require_client_certificate`, message: 'needs a validation_context with trusted_ca' });
-  if (errors.length > start) return null;
-  const spec: TlsContextSpec = { ...common, requireClientCert, requireSni: tc.require_sni === true, sni: '' };
-  return checkMaterials(spec, errors) ? Object.freeze(spec) : null;
+  return withSds((sds, errors) => {
+    const start = errors.length;
+    if (tc.ocsp_staple_policy !== undefined && tc.ocsp_staple_policy !== 'LENIENT_STAPLING') errors.push({ path: `${p}.ocsp_staple_policy`, message: 'is not supported' });
+    const common = commonContext('server', tc.common_tls_context ?? {}, `${p}.common_tls_context`, secrets, errors, sds);
+    // Parse phase with SDS references: what they will bring is checked when they arrive.
+    const pending = !sds.lookup && sds.refs.length > 0;
+    if (common.certs.length === 0 && !pending) errors.push({ path: `${p}.common_tls_context.tls_certificates`, message: 'a TLS listener needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)' });
+    const requireClientCert = tc.require_client_certificate === true;
+    if (requireClientCert && !common.trustedCa && !pending) errors.push({ path: `${p}.require_client_certificate`, message: 'needs a validation_context with trusted_ca' });
+    if (errors.length > start) return null;
+    const spec: TlsContextSpec = { ...common, requireClientCert, requireSni: tc.require_sni === true, sni: '' };
+    if (pending) return spec;
+    return checkMaterials(spec, errors) ? Object.freeze(spec) : null;
+  }, errors);
 }
 
 export function parseUpstreamTls(ts: Obj, path: string, secrets: SecretTable, errors: FieldError[]): TlsContextSpec | null {
-  const start = errors.length;
   const tc = tlsTypedConfig(ts, path, UPSTREAM_TLS_TYPE, errors);
   if (!tc) return null;
   const p = `${path}.typed_config`;
-  const common = commonContext('client', tc.common_tls_context ?? {}, `${p}.common_tls_context`, secrets, errors);
-  if (errors.length > start) return null;
-  const spec: TlsContextSpec = { ...common, requireClientCert: false, requireSni: false, sni: String(tc.sni ?? '') };
-  return checkMaterials(spec, errors) ? Object.freeze(spec) : null;
+  return withSds((sds, errors) => {
+    const start = errors.length;
+    const common = commonContext('client', tc.common_tls_context ?? {}, `${p}.common_tls_context`, secrets, errors, sds);
+    if (errors.length > start) return null;
+    const spec: TlsContextSpec = { ...common, requireClientCert: false, requireSni: false, sni: String(tc.sni ?? '') };
+    if (!sds.lookup && sds.refs.length > 0) return spec;
+    return checkMaterials(spec, errors) ? Object.freeze(spec) : null;
+  }, errors);
 }
 
 // ---- Materials: the bytes behind a spec, and the SecureContext built from them ----
@@ -352,4 +472,45 @@ function checkMaterials(spec: TlsContextSpec, errors: FieldError[]): boolean {
     else errors.push({ path: spec.where, message: shortError(err) });
     return false;
   }
+}
+
+/** A Secret resource (SDS) as the context parsers use it; `path` prefixes its field paths in logs. */
+export function secretSpecOf(name: string, value: Obj, path: string): SecretSpec {
+  return { name, path, tlsCertificate: value.tls_certificate ?? null, validationContext: value.validation_context ?? null };
+}
+
+/**
+ * Checks that an SDS Secret can be used before it replaces the current one: certificate and
+ * key parse and match, the CA bundle parses. Paths are relative to the secret, for the NACK.
+ */
+export function checkSecret(value: Obj): FieldError[] {
+  const errors: FieldError[] = [];
+  const certs: CertSpec[] = [];
+  if (value.tls_certificate) {
+    const c = certSpec(value.tls_certificate as Obj, 'tls_certificate', errors);
+    if (c) certs.push(c);
+  }
+  const v: Validation = { trustedCa: null, crl: null, sanMatchers: [], acceptUntrusted: false, allowExpired: false, pending: false };
+  if (value.validation_context) validation(value.validation_context as Obj, 'validation_context', errors, v);
+  if (!value.tls_certificate && !value.validation_context && !value.generic_secret && !value.session_ticket_keys) {
+    errors.push({ path: '', message: 'has neither tls_certificate nor validation_context' });
+  }
+  if (errors.length) return errors;
+  const { pending: _, ...validated } = v;
+  const spec: TlsContextSpec = {
+    side: 'server',
+    where: '',
+    certs,
+    ...validated,
+    alpn: [],
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+    ciphers: null,
+    ecdhCurve: null,
+    requireClientCert: false,
+    requireSni: false,
+    sni: '',
+  };
+  checkMaterials(spec, errors);
+  return errors;
 }

@@ -95,9 +95,17 @@ export function terminateTls(
   done: (secure: tls.TLSSocket | null, info: ConnectionTlsInfo | null) => void,
 ): void {
   const spec = provider.spec;
+  const secureContext = provider.secureContext;
+  if (!secureContext) {
+    // The certificate (an SDS secret) has not arrived: nothing to handshake with.
+    stats.connection_error.value++;
+    sock.destroy();
+    done(null, null);
+    return;
+  }
   const t = new tls.TLSSocket(sock, {
     isServer: true,
-    secureContext: provider.secureContext,
+    secureContext,
     // Ask for a client certificate whenever one can be verified; refuse below, with the stat.
     requestCert: spec.trustedCa !== null,
     rejectUnauthorized: false,

@@ -21,11 +21,11 @@ export interface TlsCluster {
   readonly tls: UpstreamTls | null;
 }
 
-function tlsOptions(up: UpstreamTls, target: PeerAddress, noDelay: boolean): tls.ConnectionOptions {
+function tlsOptions(up: UpstreamTls, secureContext: tls.SecureContext, target: PeerAddress, noDelay: boolean): tls.ConnectionOptions {
   const spec = up.provider.spec;
   return {
     ...(target.family === 'unix' ? { path: target.address } : { host: target.address, port: target.port }),
-    secureContext: up.provider.secureContext,
+    secureContext,
     // Envoy sends SNI only when configured; Node would otherwise derive one from a host name.
     servername: spec.sni || undefined,
     ...(spec.alpn.length ? { ALPNProtocols: [...spec.alpn] } : {}),
@@ -50,7 +50,15 @@ export function openUpstreamSocket(cluster: TlsCluster, target: PeerAddress, onR
     s.once('connect', onReady);
     return s;
   }
-  const s = tls.connect(tlsOptions(up, target, true));
+  const ctx = up.provider.secureContext;
+  if (!ctx) {
+    // The client certificate (an SDS secret) has not arrived: fail like a refused connect.
+    up.stats.connection_error.value++;
+    const dead = new net.Socket();
+    process.nextTick(() => dead.destroy(new Error(`cluster ${cluster.name}: TLS secret not received yet (SDS)`)));
+    return dead;
+  }
+  const s = tls.connect(tlsOptions(up, ctx, target, true));
   let handshaken = false;
   s.once('secureConnect', () => {
     handshaken = true;

@@ -63,6 +63,16 @@ export interface ClusterSpec {
 
 export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
 
+/**
+ * Connection pools holding connections to a cluster's hosts (HTTP/1.1, HTTP/2, RPC). The cluster
+ * tells them when hosts leave its membership, or when the whole cluster is replaced or removed,
+ * so those connections drain instead of lingering until an idle timeout.
+ */
+export interface ClusterConnPools {
+  /** Drain connections to `hosts`, or to every host of `cluster` when null (the cluster is retired). */
+  drainHosts(cluster: Cluster, hosts: readonly Host[] | null): void;
+}
+
 const defaultResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
 
 function pickFamilies(addrs: Array<{ address: string; family: number }>, policy: DnsLookupFamily): string[] {
@@ -107,6 +117,10 @@ export class Cluster {
   private refreshTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly originalDst: OriginalDstHosts | null;
+  /** Pools with connections to this cluster's hosts; told to drain on host removal and close. */
+  private readonly connPools = new Set<ClusterConnPools>();
+  /** Hosts that left the membership: a connection opened to one late is not kept in a pool. */
+  private readonly retiredHosts = new WeakSet<Host>();
 
   constructor(
     readonly spec: ClusterSpec,
@@ -121,7 +135,7 @@ export class Cluster {
       provider.watch();
       this.tls = { provider, stats: ssl };
     }
-    this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined);
+    this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined, scope);
     const options = spec.priority ?? DEFAULT_PRIORITY_OPTIONS;
     const makeSet = () => new PrioritySet(() => createLoadBalancer(spec.lb), options);
     if (spec.subset) this.subsetLb = new SubsetLb(spec.subset, makeSet, scope);
@@ -144,6 +158,17 @@ export class Cluster {
 
   get name(): string {
     return this.spec.name;
+  }
+
+  /** Registers pools to be drained with this cluster's hosts (once per pool set). */
+  addConnPools(p: ClusterConnPools): void {
+    if (this.closed) p.drainHosts(this, null);
+    else this.connPools.add(p);
+  }
+
+  /** Whether connections to `host` must not be pooled: the host left, or the cluster is retired. */
+  isRetired(host: Host): boolean {
+    return this.closed || this.retiredHosts.has(host);
   }
 
   /** Every host, all priorities. */
@@ -251,7 +276,9 @@ export class Cluster {
       for (const h of hosts) if (!old.has(h)) h.slowStartFrom = now;
     }
     this.hasMembership = true;
+    const prev = this.hosts;
     this.hosts = hosts;
+    if (prev.length) this.retire(prev, hosts);
     this.stats.membership_change.value++;
     this.stats.membership_total.value = hosts.length;
     this.outlierDetector?.setHosts(hosts);
@@ -303,8 +330,24 @@ export class Cluster {
     return this.prioritySet?.loads() ?? [];
   }
 
+  /** Hosts of `prev` missing from `next` drain their pooled connections, as Envoy does per removed host. */
+  private retire(prev: readonly Host[], next: readonly Host[]): void {
+    const kept = new Set(next);
+    const gone = prev.filter((h) => !kept.has(h));
+    if (gone.length === 0) return;
+    for (const h of gone) this.retiredHosts.add(h);
+    for (const p of this.connPools) p.drainHosts(this, gone);
+  }
+
   close(): void {
+    const wasOpen = !this.closed;
     this.closed = true;
+    if (wasOpen) {
+      // Replaced or removed: idle connections close now, busy ones after their last request.
+      const pools = [...this.connPools];
+      this.connPools.clear();
+      for (const p of pools) p.drainHosts(this, null);
+    }
     this.healthChecker?.close();
     this.outlierDetector?.close();
     this.tls?.provider.close();

@@ -9,6 +9,7 @@ import { buildHealthCheckConfig } from './health/config.js';
 import { buildOutlierConfig } from './outlier/config.js';
 import { DEFAULT_OVERPROVISIONING, DEFAULT_PANIC_THRESHOLD } from './priority_set.js';
 import { buildSubsetConfig } from './subset/config.js';
+import { parseCircuitBreakers } from './circuit_breakers.js';
 
 type Obj = Record<string, any>;
 
@@ -135,6 +136,8 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
   const subset = c.lb_subset_config && (c.lb_subset_config.subset_selectors ?? []).length
     ? buildSubsetConfig(c.lb_subset_config as Obj, `${path}.lb_subset_config`, errors)
     : null;
+  // Validated here so a bad threshold is reported with its path; the cluster builds the state.
+  if (c.circuit_breakers) parseCircuitBreakers(c.circuit_breakers as Obj, `${path}.circuit_breakers`, errors, warnings);
   const panic = c.common_lb_config?.healthy_panic_threshold?.value;
   const panicThreshold = panic === undefined ? DEFAULT_PANIC_THRESHOLD : Number(panic);
   if (!(panicThreshold >= 0 && panicThreshold <= 100)) errors.push({ path: `${path}.common_lb_config.healthy_panic_threshold.value`, message: 'must be a percentage 0-100' });

@@ -31,7 +31,8 @@ export class ClusterManager {
 
   /**
    * Adds or replaces one cluster (CDS). The new Cluster is initialized before it is swapped in,
-   * so lookups never see a half-built one; requests already holding the old object finish on it.
+   * so lookups never see a half-built one; requests already holding the old object finish on it,
+   * and the old one's pools drain (idle connections close now, busy ones after their request).
    */
   async addOrUpdate(spec: ClusterSpec): Promise<Cluster> {
     const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
@@ -45,13 +46,17 @@ export class ClusterManager {
     this.clusters.set(spec.name, c);
     if (old) {
       old.close();
+      this.stats.cluster_modified.value++;
       this.stats.cluster_updated.value++;
     } else this.stats.cluster_added.value++;
     this.stats.active_clusters.value = this.clusters.size;
     return c;
   }
 
-  /** Removes a cluster (CDS): new lookups miss it, open connections finish on it. */
+  /**
+   * Removes a cluster (CDS): new lookups miss it, health checks stop, and its pooled connections
+   * drain — idle ones close at once, busy ones when their last request completes.
+   */
   remove(name: string): boolean {
     const c = this.clusters.get(name);
     if (!c) return false;
@@ -62,8 +67,21 @@ export class ClusterManager {
     return true;
   }
 
+  /**
+   * Called when a lookup misses (xDS on-demand clusters subscribe the name); null when unused,
+   * so the hit path pays one comparison at most.
+   */
+  missHook: ((name: string) => void) | null = null;
+
   get(name: string): Cluster | undefined {
-    return this.clusters.get(name);
+    const c = this.clusters.get(name);
+    if (c === undefined && this.missHook !== null && name) this.missHook(name);
+    return c;
+  }
+
+  /** Whether a cluster exists, without counting as a lookup (control-plane checks). */
+  has(name: string): boolean {
+    return this.clusters.has(name);
   }
 
   all(): IterableIterator<Cluster> {

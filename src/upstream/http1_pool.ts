@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { durationMs } from '../config/values.js';
 import type { StatsOf } from '../observability/stats.js';
-import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
-import type { Cluster } from './cluster.js';
+import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
+import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 
@@ -58,37 +58,63 @@ interface Waiter {
 const DEFAULT_IDLE_MS = 3_600_000;
 
 /**
- * The per-cluster pool set: circuit-breaker limits shared by the cluster's hosts, one host pool
- * per host. Limits follow Envoy's circuit breakers: max_connections bounds the sum over hosts,
+ * The pool set of one cluster and one routing priority (Envoy keeps a pool per priority too):
+ * one host pool per host, limited by that priority's circuit breakers, which every protocol
+ * sending to the cluster shares. max_connections bounds the sum over hosts,
  * max_pending_requests bounds the requests waiting for a connection.
  */
-export class Http1ClusterPools {
-  readonly breakers: CircuitBreakers;
+export class Http1ClusterPools implements ClusterConnPools {
+  /** The cluster's resources at this pool's priority. */
+  readonly rm: BreakerState;
   private readonly hosts = new Map<Host, Http1HostPool>();
-  connections = 0;
-  pending = 0;
+  /** Pools of hosts that left (or of this retired cluster): late users share them, so their queue is served. */
+  private readonly drained = new WeakMap<Host, Http1HostPool>();
   readonly idleTimeoutMs: number;
 
   constructor(
     readonly cluster: Cluster,
     readonly stats: StatsOf<typeof HTTP_CLUSTER_STATS>,
+    readonly priority: RoutingPriority = RoutingPriority.DEFAULT,
   ) {
     const src = cluster.spec.source as Record<string, any> | undefined;
-    this.breakers = circuitBreakersOf(src);
+    this.rm = cluster.breakers.at(priority);
     const opts = src?.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
     const idle = opts?.common_http_protocol_options?.idle_timeout;
     this.idleTimeoutMs = idle === undefined || idle === null ? DEFAULT_IDLE_MS : durationMs(idle)!;
+    cluster.addConnPools(this);
   }
 
   forHost(host: Host): Http1HostPool {
     let p = this.hosts.get(host);
-    if (!p) this.hosts.set(host, (p = new Http1HostPool(this, host)));
+    if (p) return p;
+    if (this.cluster.isRetired(host)) {
+      // A request that picked a host just before it left (or holds a retired cluster) still gets
+      // a connection, but one that closes after its exchange.
+      p = this.drained.get(host);
+      if (!p) {
+        p = new Http1HostPool(this, host);
+        p.drain();
+        this.drained.set(host, p);
+      }
+      return p;
+    }
+    this.hosts.set(host, (p = new Http1HostPool(this, host)));
     return p;
   }
 
   /** Closes idle connections (shutdown, tests). Busy ones finish their exchange. */
   drain(): void {
     for (const p of this.hosts.values()) p.drainIdle();
+  }
+
+  drainHosts(_cluster: Cluster, hosts: readonly Host[] | null): void {
+    for (const h of hosts ?? [...this.hosts.keys()]) {
+      const p = this.hosts.get(h);
+      if (!p) continue;
+      p.drain();
+      this.hosts.delete(h);
+      this.drained.set(h, p);
+    }
   }
 }
 
@@ -99,6 +125,8 @@ export class Http1HostPool {
   private readonly waiters: Waiter[] = [];
   private readonly idleSince = new Map<Http1UpstreamConn, number>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Host removed or cluster retired: no connection goes back to idle. */
+  private draining = false;
 
   constructor(
     private readonly cluster: Http1ClusterPools,
@@ -119,14 +147,16 @@ export class Http1HostPool {
       return noop;
     }
     const cp = this.cluster;
-    if (cp.connections < cp.breakers.maxConnections) return this.connect(connectTimeoutMs, done);
-    if (cp.pending >= cp.breakers.maxPendingRequests) {
+    const rm = cp.rm;
+    if (rm.canConnect()) return this.connect(connectTimeoutMs, done);
+    cp.cluster.stats.upstream_cx_overflow.value++;
+    if (!rm.canQueue()) {
       cp.stats.upstream_rq_pending_overflow.value++;
       done(null, 'overflow', false);
       return noop;
     }
     const w: Waiter = { done, cancelled: false };
-    cp.pending++;
+    rm.addPending(1);
     cp.stats.upstream_rq_pending_total.value++;
     cp.stats.upstream_rq_pending_active.value++;
     this.waiters.push(w);
@@ -141,7 +171,7 @@ export class Http1HostPool {
   private unqueue(w: Waiter): void {
     const i = this.waiters.indexOf(w);
     if (i >= 0) this.waiters.splice(i, 1);
-    this.cluster.pending--;
+    this.cluster.rm.addPending(-1);
     this.cluster.stats.upstream_rq_pending_active.value--;
   }
 
@@ -149,7 +179,7 @@ export class Http1HostPool {
     const cp = this.cluster;
     const cs = cp.cluster.stats;
     const a = this.host.address;
-    cp.connections++;
+    cp.rm.addConnection(1);
     cs.upstream_cx_total.value++;
     cp.stats.upstream_cx_http1_total.value++;
     this.host.counters.cx_total++;
@@ -162,7 +192,7 @@ export class Http1HostPool {
       settled = true;
       if (timer) clearTimeout(timer);
       socket.destroy();
-      cp.connections--;
+      cp.rm.addConnection(-1);
       cs.upstream_cx_connect_fail.value++;
       if (timedOut) cs.upstream_cx_connect_timeout.value++;
       this.host.counters.cx_connect_fail++;
@@ -188,15 +218,22 @@ export class Http1HostPool {
       settled = true;
       if (timer) clearTimeout(timer);
       socket.destroy();
-      cp.connections--;
+      cp.rm.addConnection(-1);
       this.serveWaiters();
     };
   }
 
   /** Returns a connection after a complete exchange; `reusable` is false when either side said close. */
   release(c: Http1UpstreamConn, reusable: boolean): void {
+    // Callers look the pool up by host; after a drain that may be a newer pool than the conn's.
+    if (c.pool !== this) return c.pool.release(c, reusable);
     c.user = null;
     if (!reusable || c.closed) {
+      c.destroy();
+      return;
+    }
+    if (this.draining) {
+      this.cluster.cluster.stats.upstream_cx_destroy_local.value++;
       c.destroy();
       return;
     }
@@ -230,7 +267,7 @@ export class Http1HostPool {
     if (i >= 0) this.idle.splice(i, 1);
     this.idleSince.delete(c);
     const cp = this.cluster;
-    cp.connections--;
+    cp.rm.addConnection(-1);
     cp.cluster.stats.upstream_cx_active.value--;
     cp.cluster.stats.upstream_cx_destroy.value++;
     this.host.counters.cx_active--;
@@ -239,7 +276,7 @@ export class Http1HostPool {
 
   private serveWaiters(): void {
     const cp = this.cluster;
-    while (cp.connections < cp.breakers.maxConnections) {
+    while (cp.rm.canConnect()) {
       const w = this.nextWaiter();
       if (!w) return;
       this.connect(this.cluster.cluster.spec.connectTimeoutMs, w.done);
@@ -264,6 +301,23 @@ export class Http1HostPool {
 
   drainIdle(): void {
     for (const c of [...this.idle]) c.destroy();
+  }
+
+  /**
+   * Envoy's drain: idle connections close now, busy ones when their exchange ends; requests
+   * still queued here get a connection that closes after use.
+   */
+  drain(): void {
+    this.draining = true;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    const idle = this.idle.splice(0);
+    this.idleSince.clear();
+    for (const c of idle) {
+      if (c.closed) continue;
+      this.cluster.cluster.stats.upstream_cx_destroy_local.value++;
+      c.destroy();
+    }
   }
 }
 

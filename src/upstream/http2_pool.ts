@@ -1,8 +1,8 @@
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { StatsOf } from '../observability/stats.js';
-import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
-import type { Cluster } from './cluster.js';
+import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
+import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 
@@ -39,6 +39,8 @@ interface H2Conn {
   connected: boolean;
   streams: number;
   waiters: H2AcquireDone[];
+  /** Out of the pool: takes no new stream, closes once its streams are done. */
+  draining: boolean;
 }
 
 /**
@@ -47,32 +49,70 @@ interface H2Conn {
  * max_concurrent_streams (Envoy's default: 2^31-1, i.e. one connection per host) and the
  * cluster is under max_connections.
  */
-export class Http2ClusterPools {
-  readonly breakers: CircuitBreakers;
+export class Http2ClusterPools implements ClusterConnPools {
+  /** The cluster's resources at this pool's priority (one pool set per routing priority). */
+  readonly rm: BreakerState;
   private readonly hosts = new Map<Host, H2Conn[]>();
   private readonly maxStreams: number;
   private readonly settings: http2.Settings;
-  connections = 0;
 
   constructor(
     readonly cluster: Cluster,
     readonly stats: StatsOf<typeof HTTP_CLUSTER_STATS>,
+    readonly priority: RoutingPriority = RoutingPriority.DEFAULT,
   ) {
-    this.breakers = circuitBreakersOf(cluster.spec.source as Obj | undefined);
+    this.rm = cluster.breakers.at(priority);
     const o = http2Options(cluster);
     this.maxStreams = o.max_concurrent_streams === undefined ? 2 ** 31 - 1 : Number(o.max_concurrent_streams);
     this.settings = {};
     if (o.initial_stream_window_size !== undefined) this.settings.initialWindowSize = Number(o.initial_stream_window_size);
+    cluster.addConnPools(this);
+  }
+
+  drainHosts(_cluster: Cluster, hosts: readonly Host[] | null): void {
+    for (const h of hosts ?? [...this.hosts.keys()]) {
+      const list = this.hosts.get(h);
+      if (!list) continue;
+      this.hosts.delete(h);
+      for (const c of list.splice(0)) this.drainConn(c);
+    }
+  }
+
+  /** A graceful close: streams in flight finish, no new one starts on this session. */
+  private drainConn(c: H2Conn): void {
+    c.draining = true;
+    // Still connecting: its waiters get their stream first, then it closes (see open()).
+    if (!c.connected || c.session.closed || c.session.destroyed) return;
+    this.cluster.stats.upstream_cx_destroy_local.value++;
+    c.session.close();
   }
 
   /** Hands `done` a session with room for one more stream; the caller must call `released` when its stream closes. */
   acquire(host: Host, done: H2AcquireDone): void {
     let list = this.hosts.get(host);
-    if (!list) this.hosts.set(host, (list = []));
+    if (!list) {
+      list = [];
+      // A retired host or cluster gets a one-off connection that is never pooled.
+      if (this.cluster.isRetired(host)) {
+        if (!this.rm.canConnect()) {
+          this.cluster.stats.upstream_cx_overflow.value++;
+          this.stats.upstream_rq_pending_overflow.value++;
+          done(null, 'overflow');
+          return;
+        }
+        const c = this.open(host, list);
+        c.draining = true;
+        c.streams++;
+        c.waiters.push(done);
+        return;
+      }
+      this.hosts.set(host, list);
+    }
     let best: H2Conn | null = null;
     for (const c of list) if (c.streams < this.maxStreams && (!best || c.streams < best.streams)) best = c;
     if (!best) {
-      if (this.connections >= this.breakers.maxConnections) {
+      if (!this.rm.canConnect()) {
+        this.cluster.stats.upstream_cx_overflow.value++;
         this.stats.upstream_rq_pending_overflow.value++;
         done(null, 'overflow');
         return;
@@ -92,7 +132,7 @@ export class Http2ClusterPools {
   private open(host: Host, list: H2Conn[]): H2Conn {
     const cs = this.cluster.stats;
     const a = host.address;
-    this.connections++;
+    this.rm.addConnection(1);
     cs.upstream_cx_total.value++;
     this.stats.upstream_cx_http2_total.value++;
     host.counters.cx_total++;
@@ -102,7 +142,7 @@ export class Http2ClusterPools {
       // Prior knowledge over plain TCP (h2c), through our own socket so unix endpoints work too.
       createConnection: () => (a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true })),
     });
-    const c: H2Conn = { session, connected: false, streams: 0, waiters: [] };
+    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false };
     list.push(c);
     const timeoutMs = this.cluster.spec.connectTimeoutMs;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
@@ -126,7 +166,7 @@ export class Http2ClusterPools {
       dropped = true;
       const i = list.indexOf(c);
       if (i >= 0) list.splice(i, 1);
-      this.connections--;
+      this.rm.addConnection(-1);
       if (c.connected) {
         cs.upstream_cx_active.value--;
         cs.upstream_cx_destroy.value++;
@@ -143,6 +183,11 @@ export class Http2ClusterPools {
       const w = c.waiters;
       c.waiters = [];
       for (const d of w) d(session, 'ok');
+      if (c.draining) {
+        // Drained while connecting: the waiters' streams are open now, so close behind them.
+        cs.upstream_cx_destroy_local.value++;
+        session.close();
+      }
     });
     session.on('error', () => {
       if (!settled) fail(false);

@@ -8,6 +8,7 @@ export const CLUSTER_STATS = defineStats({
     'upstream_cx_connect_timeout',
     'upstream_cx_connect_attempts_exceeded',
     'upstream_cx_none_healthy',
+    'upstream_cx_overflow',
     'upstream_cx_destroy',
     'upstream_cx_destroy_local',
     'upstream_cx_destroy_remote',
@@ -32,7 +33,7 @@ export const CLUSTER_STATS = defineStats({
 
 /** `cluster_manager.*`. */
 export const CLUSTER_MANAGER_STATS = defineStats({
-  counters: ['cluster_added', 'cluster_removed', 'cluster_updated'],
+  counters: ['cluster_added', 'cluster_modified', 'cluster_removed', 'cluster_updated'],
   gauges: ['active_clusters', 'warming_clusters'],
 });
 

@@ -17,7 +17,16 @@ export interface XdsBootstrap {
   /** How long start-up waits for the first configuration (0 = no limit), as Envoy's initial_fetch_timeout. */
   readonly initialFetchTimeoutMs: number;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  /** On-demand clusters (`node.metadata.STRAIT_ON_DEMAND_CLUSTERS`): CDS by name, not wildcard. */
+  readonly onDemand: boolean;
 }
+
+/**
+ * The node metadata key that turns on on-demand cluster subscriptions. Node metadata is where
+ * Istio carries per-proxy behaviour flags, it is free-form in the bootstrap (strict parsing
+ * accepts it), and the control plane sees it too.
+ */
+export const ON_DEMAND_KEY = 'STRAIT_ON_DEMAND_CLUSTERS';
 
 /** Envoy's defaults: 15 s initial fetch, 500 ms .. 30 s reconnect backoff. */
 const DEFAULT_INITIAL_FETCH_MS = 15_000;
@@ -109,6 +118,12 @@ export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly Clust
   };
   const ift = durationMs(dr.lds_config?.initial_fetch_timeout ?? dr.cds_config?.initial_fetch_timeout);
   if (!lds && !cds && !edsClusters.length) warnings.push({ path: p, message: 'ads_config is set but neither lds_config, cds_config nor an EDS cluster uses it' });
+  const od = (bootstrap.node?.metadata as Obj | undefined)?.[ON_DEMAND_KEY];
+  // Istio writes metadata flags as strings; accept "true"/"false" as well as booleans.
+  const onDemand = od === true || od === 'true';
+  if (od !== undefined && !onDemand && od !== false && od !== 'false') errors.push({ path: `node.metadata.${ON_DEMAND_KEY}`, message: `must be true or false, got ${JSON.stringify(od)}` });
+  if (onDemand && !apiType.includes('DELTA')) errors.push({ path: `node.metadata.${ON_DEMAND_KEY}`, message: 'on-demand clusters need dynamic_resources.ads_config.api_type DELTA_GRPC' });
+  if (onDemand && !cds) errors.push({ path: `node.metadata.${ON_DEMAND_KEY}`, message: 'on-demand clusters need dynamic_resources.cds_config' });
   if (errors.length > start || !target) return null;
   const node = { ...((bootstrap.node ?? {}) as Obj), user_agent_name: 'strait' };
   return {
@@ -120,5 +135,6 @@ export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly Clust
     cds,
     initialFetchTimeoutMs: ift ?? DEFAULT_INITIAL_FETCH_MS,
     backoff,
+    onDemand,
   };
 }

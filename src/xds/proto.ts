@@ -27,8 +27,12 @@ export const TYPED_STRUCT_TYPE = `${TYPE_PREFIX}xds.type.v3.TypedStruct`;
  */
 export const PUSH_ORDER: readonly string[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SCOPED_ROUTE_TYPE, VHOST_TYPE, SECRET_TYPE, EXTENSION_CONFIG_TYPE, RUNTIME_TYPE];
 
-/** LDS and CDS are wildcard in the state-of-the-world protocol: every response is the full set. */
-export const WILDCARD_TYPES: ReadonlySet<string> = new Set([LISTENER_TYPE, CLUSTER_TYPE, SCOPED_ROUTE_TYPE, SECRET_TYPE, RUNTIME_TYPE]);
+/**
+ * LDS and CDS are wildcard in the state-of-the-world protocol: every response is the full set.
+ * Secrets are not: a client asks for them by name, and an empty name list must not hand every
+ * private key of the control plane to a proxy that needs none ('*' still asks for all).
+ */
+export const WILDCARD_TYPES: ReadonlySet<string> = new Set([LISTENER_TYPE, CLUSTER_TYPE, SCOPED_ROUTE_TYPE, RUNTIME_TYPE]);
 
 /** The field holding each resource type's name (ClusterLoadAssignment calls it cluster_name). */
 export function resourceName(typeUrl: string, r: Record<string, unknown>): string {
@@ -157,13 +161,14 @@ const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
 function bidi<Req, Res>(
   name: string,
+  service: string,
   reqSer: (m: Req) => Buffer,
   reqDes: (b: Buffer) => Req,
   resSer: (m: Res) => Buffer,
   resDes: (b: Buffer) => Res,
 ): MethodDefinition<Req, Res> {
   return {
-    path: `${SERVICE}/${name}`,
+    path: `${service}/${name}`,
     requestStream: true,
     responseStream: true,
     requestSerialize: reqSer,
@@ -173,14 +178,23 @@ function bidi<Req, Res>(
   };
 }
 
-export const SOTW_METHOD = bidi<DiscoveryRequest, DiscoveryResponse>('StreamAggregatedResources', encodeRequest, decodeRequest, encodeResponse, decodeResponse);
+export const SOTW_METHOD = bidi<DiscoveryRequest, DiscoveryResponse>('StreamAggregatedResources', SERVICE, encodeRequest, decodeRequest, encodeResponse, decodeResponse);
 export const DELTA_METHOD = bidi<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
   'DeltaAggregatedResources',
+  SERVICE,
   encodeDeltaRequest,
   decodeDeltaRequest,
   encodeDeltaResponse,
   decodeDeltaResponse,
 );
+
+/**
+ * The stand-alone SDS service (Istio's pilot-agent serves it on a unix socket, the `sds-grpc`
+ * cluster): the same messages as ADS on another service name.
+ */
+const SDS_SERVICE = '/envoy.service.secret.v3.SecretDiscoveryService';
+export const SDS_SOTW_METHOD = bidi<DiscoveryRequest, DiscoveryResponse>('StreamSecrets', SDS_SERVICE, encodeRequest, decodeRequest, encodeResponse, decodeResponse);
+export const SDS_DELTA_METHOD = bidi<DeltaDiscoveryRequest, DeltaDiscoveryResponse>('DeltaSecrets', SDS_SERVICE, encodeDeltaRequest, decodeDeltaRequest, encodeDeltaResponse, decodeDeltaResponse);
 
 export const ADS_SERVICE = {
   StreamAggregatedResources: SOTW_METHOD,

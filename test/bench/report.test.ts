@@ -253,3 +253,44 @@ describe('bench helpers', () => {
     expect(top.total_ms).toBeCloseTo(0.25, 10);
   });
 });
+
+describe('bench report: xDS scale table (fixture: fabricated numbers)', () => {
+  const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+  const xdsScale = (failed: number, reduced: boolean) => ({
+    status: 'ran',
+    reason: null,
+    how: 'XDS-HOW',
+    reduced,
+    size: reduced ? { clusters: 200, endpoints: 2000, seconds: 2 } : { clusters: 1000, endpoints: 10000, seconds: 3 },
+    result: {
+      engine: 'native',
+      apply: { clusters: 1000, endpoints: 10000, apply_ms: 1234, rss_before_mib: 100, rss_mib: 150, rss_delta_mib: 50 },
+      churn: { clusters: 1000, endpoints_replaced: 5000, seconds: 3.2, requests_ok: 900, requests_failed: failed, apply_ms: 345, new_endpoints_served: 300 },
+      ondemand: reduced ? null : { clusters_held: 1, rss_mib: 107 },
+    },
+  });
+  const render = (x: unknown) => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-report-xds-'));
+    try {
+      return fs.readFileSync(writeReport({ ...fixture, xdsScale: x }, d).md, 'utf8');
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  };
+
+  it('puts both tables (and the on-demand row) in the report, and no flag when nothing failed', () => {
+    const md = render(xdsScale(0, false));
+    expect(md).toContain('### xDS at scale: 1000 clusters / 10000 endpoints, and an EDS update under load');
+    expect(md).toContain('| strait-native | 1000 | 10000 | 1234 ms | 100 MiB | 150 MiB | 50 MiB |');
+    expect(md).toContain('| strait-native | 5000 across 1000 clusters | 3.2 | 900 | 0 | 345 ms | 300 |');
+    expect(md).toContain('| strait-native | 1000 served, 1 routed to | 1 | 107 MiB | 150 MiB |');
+    expect(md).not.toContain('**xds scale');
+    expect(md).not.toContain('Quick profile: a reduced size');
+  });
+
+  it('says when the quick profile ran a reduced size, and flags failed requests', () => {
+    const md = render(xdsScale(3, true));
+    expect(md).toContain('Quick profile: a reduced size');
+    expect(md).toContain('- **xds scale / strait-native**: 3 requests failed during the EDS update (wanted 0)');
+  });
+});

@@ -1,10 +1,12 @@
+import { bufferFactory } from './buffer/config.js';
 import { faultFactory } from './fault/config.js';
 import { localRateLimitFactory } from './local_ratelimit/config.js';
 import { httpRbacFactory } from './rbac/config.js';
+import { priorityRateLimitFactory } from './priority_ratelimit/config.js';
 import type { HttpFilterFactory } from './types.js';
 
 /** Every HTTP filter Strait implements besides the router (which the connection manager is). */
-const FACTORIES: readonly HttpFilterFactory<any>[] = [faultFactory, localRateLimitFactory, httpRbacFactory];
+const FACTORIES: readonly HttpFilterFactory<any>[] = [bufferFactory, faultFactory, localRateLimitFactory, httpRbacFactory, priorityRateLimitFactory];
 
 const byType = new Map<string, HttpFilterFactory<any>>();
 const byName = new Map<string, HttpFilterFactory<any>>();

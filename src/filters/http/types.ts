@@ -11,6 +11,8 @@ export interface HttpFilterRequest {
   readonly grpc: boolean;
   /** The connection the request came on (addresses, TLS peer), for filters that judge the client. */
   readonly downstream?: import('../../io/engine.js').Downstream;
+  /** The matched route's RoutingPriority (0 DEFAULT, 1 HIGH); 0 without a forwarding route. */
+  readonly routePriority?: number;
 }
 
 /** A response the filter wants the connection manager to send instead of routing. */
@@ -20,23 +22,48 @@ export interface FilterReply {
   /** For gRPC requests: the grpc-status to send (HTTP 200); derived from `status` when absent. */
   readonly grpcStatus?: number;
   readonly headers?: ReadonlyArray<readonly [string, string]>;
+  /** Envoy's response flag for the access log (RL for a rate-limited request). */
+  readonly flag?: string;
 }
 
-/** null = carry on untouched. `delayMs` comes first, then `reply` (if any) or routing. */
+/** Told when the exchange a verdict was given for is over (answered, reset or refused). */
+export interface FilterDoneHook {
+  onDone?(): void;
+}
+
+/** Resumes a held request once: a reply to send, or null to go on (to later filters, then routing). */
+export type FilterResume = (reply: FilterReply | null) => void;
+
+/** null = carry on untouched. `delayMs` comes first, then `wait` (if any), then `reply` or routing. */
 export interface FilterVerdict {
   readonly delayMs: number;
   readonly reply: FilterReply | null;
+  /**
+   * Per-request state to tell instead of the filter's own onDone (a permit to give back, a
+   * queue entry to withdraw). Absent: the filter's onDone is called.
+   */
+  readonly done?: FilterDoneHook | null;
+  /**
+   * The decision comes later (a request queued for a permit): the connection manager holds the
+   * request, body included, and calls `wait` once; `resume` may run synchronously or later, and
+   * never after `done` was told the exchange is over. `reply` is ignored when this is set.
+   */
+  readonly wait?: ((resume: FilterResume) => void) | null;
 }
 
 /**
- * A configured HTTP filter, shared by every request of its connection manager. Decisions are
- * synchronous and made once per request, before the route's action runs: the filters Strait
- * has (fault, local rate limit) need nothing else.
+ * A configured HTTP filter, shared by every request of its connection manager. Each request
+ * gets one decision before the route's action runs: at once (fault, local rate limit, rbac) or,
+ * through `FilterVerdict.wait`, later (priority rate limit queues).
  */
-export interface HttpFilter {
+export interface HttpFilter extends FilterDoneHook {
   onRequest(req: HttpFilterRequest): FilterVerdict | null;
-  /** The exchange a non-null verdict was given for is over. */
-  onDone?(): void;
+  /**
+   * Set by filters that need the whole request body before routing (the buffer filter): the
+   * connection manager holds the request until its body is complete, answering 413 once the
+   * body passes this many bytes.
+   */
+  readonly maxRequestBytes?: number;
 }
 
 export interface HttpFilterParseContext {

@@ -33,12 +33,28 @@ function b3Sampled(v: string | undefined, debug: string | undefined): boolean | 
   return null;
 }
 
+function w3c(get: HeaderLookup): IncomingContext | null {
+  const tp = get('traceparent');
+  if (tp === undefined) return null;
+  // version-traceid-parentid-flags; unknown future versions still start with these four fields.
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
+  if (m && m[1] !== 'ff' && !ZERO.test(m[2]!) && !ZERO.test(m[3]!)) {
+    return { traceId: m[2]!, spanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1, format: 'w3c' };
+  }
+  return null;
+}
+
 /**
  * Reads B3 (x-b3-* headers, then the single `b3` header) and W3C `traceparent`, in that order:
  * Zipkin's own format first, as a Zipkin-configured Envoy does. Malformed values are ignored
  * (the request starts a new trace), never rejected.
  */
-export function extract(get: HeaderLookup): IncomingContext | { readonly sampled: boolean | null } | null {
+export function extract(get: HeaderLookup, preferW3c = false): IncomingContext | { readonly sampled: boolean | null } | null {
+  // An OpenTelemetry-configured proxy reads traceparent first, as Envoy's OpenTelemetry tracer does.
+  if (preferW3c) {
+    const w = w3c(get);
+    if (w) return w;
+  }
   const tid = get('x-b3-traceid');
   const sid = get('x-b3-spanid');
   if (tid !== undefined && sid !== undefined) {
@@ -54,13 +70,9 @@ export function extract(get: HeaderLookup): IncomingContext | { readonly sampled
     const [t, s, d] = parts;
     if (t && s && HEX16_32.test(t) && !ZERO.test(t) && HEX16.test(s)) return { traceId: t, spanId: s, sampled: b3Sampled(d, undefined), format: 'b3-single' };
   }
-  const tp = get('traceparent');
-  if (tp !== undefined) {
-    // version-traceid-parentid-flags; unknown future versions still start with these four fields.
-    const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
-    if (m && m[1] !== 'ff' && !ZERO.test(m[2]!) && !ZERO.test(m[3]!)) {
-      return { traceId: m[2]!, spanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1, format: 'w3c' };
-    }
+  if (!preferW3c) {
+    const w = w3c(get);
+    if (w) return w;
   }
   const s = get('x-b3-sampled');
   if (s !== undefined) return { sampled: b3Sampled(s, get('x-b3-flags')) };

@@ -5,9 +5,17 @@ import type { Host } from '../../upstream/host.js';
 import type { Scope } from '../stats.js';
 import type { TracingConfig } from './config.js';
 import { extract, newId, outgoing, TRACE_HEADERS, type IncomingContext } from './context.js';
-import { reporterFor, type ZipkinReporter, type ZipkinSpan } from './zipkin.js';
+import { otlpReporterFor } from './otlp.js';
+import type { SpanReporter, ZipkinSpan } from './reporter.js';
+import { reporterFor } from './zipkin.js';
 
-function endpoint(a: PeerAddress | undefined, serviceName?: string): ZipkinSpan['localEndpoint'] {
+/** The process's shared reporter for a tracing config's sink. */
+export function reporterOf(config: TracingConfig, clusters: ClusterManager, root: Scope): SpanReporter {
+  const s = config.sink;
+  return s.kind === 'zipkin' ? reporterFor(s, clusters, root) : otlpReporterFor(s, clusters, root);
+}
+
+export function endpoint(a: PeerAddress | undefined, serviceName?: string): ZipkinSpan['localEndpoint'] {
   const e: ZipkinSpan['localEndpoint'] = serviceName ? { serviceName } : {};
   if (a && a.family !== 'unix') {
     if (a.family === 'IPv6') e.ipv6 = a.address;
@@ -17,11 +25,11 @@ function endpoint(a: PeerAddress | undefined, serviceName?: string): ZipkinSpan[
   return e;
 }
 
-const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+export const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 /** A connection manager's tracer: one per HCM config, shared by its requests. */
 export class HttpTracer {
-  private readonly reporter: ZipkinReporter;
+  private readonly reporter: SpanReporter;
 
   constructor(
     readonly config: TracingConfig,
@@ -30,12 +38,12 @@ export class HttpTracer {
     /** localEndpoint.serviceName of every span (Envoy uses the node's cluster). */
     readonly serviceName: string,
   ) {
-    this.reporter = reporterFor({ cluster: config.collectorCluster, path: config.collectorPath, hostname: config.collectorHostname }, clusters, root);
+    this.reporter = reporterOf(config, clusters, root);
   }
 
   /** Starts the server span of a request; `get` reads its headers (lower-case names). */
   start(method: string, target: string, host: string, get: HeaderLookup, d: Downstream): RequestTrace {
-    const inc = extract(get);
+    const inc = extract(get, this.config.preferW3c);
     const ctx = inc && 'traceId' in inc ? (inc as IncomingContext) : null;
     const decided = inc ? inc.sampled : null;
     const sampled = decided ?? Math.random() < this.config.randomSampling;
@@ -63,7 +71,7 @@ export class RequestTrace {
 
   constructor(
     private readonly tracer: HttpTracer,
-    private readonly reporter: ZipkinReporter,
+    private readonly reporter: SpanReporter,
     readonly traceId: string,
     readonly parentId: string | null,
     readonly sampled: boolean,

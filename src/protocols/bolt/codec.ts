@@ -1,6 +1,7 @@
 import zlib from 'node:zlib';
 import { Hessian2DraftSkipper, Hessian2Skipper, intValue, utf8SkipChars, readInt, readString, span, spanEquals, writeInt, writeString } from '../hessian2.js';
 import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../types.js';
+import { replaced, type MetadataAccess } from '../metadata.js';
 
 /**
  * SOFARPC Bolt, v1 (proto 0x01) and v2 (proto 0x02). All fields big-endian:
@@ -287,6 +288,55 @@ function lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string 
   return undefined;
 }
 
+/** Tracing: every header-map entry of a request (the map was validated by decodeHeader). */
+function entries(buf: Buffer, off: number, hdr: Int32Array, visit: (key: string, value: string) => void): boolean {
+  const bodyOff = hdr[H.BODY_OFF]!;
+  let p = bodyOff - buf.readUInt16BE(off + 16 + 2 * layout(buf[off]!));
+  while (p + 4 <= bodyOff) {
+    const kl = buf.readInt32BE(p);
+    const vl = Math.max(0, buf.readInt32BE(p + 4 + kl));
+    const v = p + 8 + kl;
+    visit(buf.toString('utf8', p + 4, p + 4 + kl), buf.toString('utf8', v, v + vl));
+    p = v + vl;
+  }
+  return true;
+}
+
+/** Tracing: the request with some header-map entries set; null if the map would outgrow its u16 length. */
+function withEntries(buf: Buffer, off: number, hdr: Int32Array, set: ReadonlyArray<readonly [string, string]>): Buffer | null {
+  const v2 = layout(buf[off]!);
+  const lenAt = off + 16 + 2 * v2;
+  const bodyOff = hdr[H.BODY_OFF]!;
+  const hdrStart = bodyOff - buf.readUInt16BE(lenAt);
+  const end = off + hdr[H.FRAME_LEN]!;
+  const parts: Buffer[] = [buf.subarray(off, hdrStart)];
+  let p = hdrStart;
+  while (p + 4 <= bodyOff) {
+    const kl = buf.readInt32BE(p);
+    const next = p + 8 + kl + Math.max(0, buf.readInt32BE(p + 4 + kl));
+    if (!replaced(buf.toString('utf8', p + 4, p + 4 + kl), set)) parts.push(buf.subarray(p, next));
+    p = next;
+  }
+  for (const [k, v] of set) {
+    const kb = Buffer.from(k, 'utf8');
+    const vb = Buffer.from(v, 'utf8');
+    const e = Buffer.allocUnsafe(8 + kb.length + vb.length);
+    e.writeInt32BE(kb.length, 0);
+    kb.copy(e, 4);
+    e.writeInt32BE(vb.length, 4 + kb.length);
+    vb.copy(e, 8 + kb.length);
+    parts.push(e);
+  }
+  let headerLen = 0;
+  for (let i = 1; i < parts.length; i++) headerLen += parts[i]!.length;
+  if (headerLen > 0xffff) return null;
+  parts.push(buf.subarray(bodyOff, end));
+  const out = Buffer.concat(parts);
+  out.writeUInt16BE(headerLen, lenAt - off);
+  fixCrc(out, 0);
+  return out;
+}
+
 /**
  * SERVER_EXCEPTION is how SOFA reports an exception thrown by the service (a business error),
  * so it does not count against the host; transport and server failures do.
@@ -315,6 +365,8 @@ export const boltCodec = {
   decodeLazy,
   writeRequestId,
   lookup,
+  entries,
+  withEntries,
   heartbeatResponse: (buf, off) => response(buf, off, CMD_HEARTBEAT, BoltStatus.SUCCESS, '', EMPTY),
   heartbeatRequest(_hi, lo) {
     const out = Buffer.alloc(22);
@@ -328,7 +380,7 @@ export const boltCodec = {
     return out;
   },
   localReply: (buf, off, hdr, kind, message) => response(buf, off, CMD_RESPONSE, REPLY_STATUS[kind], ERROR_CLASS, errorContent(message, usesDraft(buf, hdr))),
-} satisfies RpcCodec;
+} satisfies RpcCodec & MetadataAccess;
 
 /** Bolt frames start with proto 1 or 2 and a type byte of 0–2 (request, response, oneway). */
 export function looksLikeBolt(buf: Buffer): boolean | null {

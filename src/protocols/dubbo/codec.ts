@@ -1,5 +1,6 @@
 import { countJvmParams, Hessian2Skipper, readString, span, spanEquals, writeString } from '../hessian2.js';
 import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../types.js';
+import { replaced, type MetadataAccess } from '../metadata.js';
 
 /**
  * Dubbo 2: a 16-byte header — magic 0xdabb, flags (0x80 request, 0x40 two-way, 0x20 event,
@@ -149,6 +150,60 @@ function lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string 
   return findAttachment(buf, off, hdr, key) > 0 ? buf.toString('utf8', span.off, span.off + span.len) : undefined;
 }
 
+/** The attachment string at `p` (one-piece strings only; chunked ones are never trace values), or null. */
+function stringAt(buf: Buffer, p: number, end: number): string | null {
+  if (p >= end || buf[p] === 0x52 /* R */ || readString(buf, p, end) < 0) return null;
+  return buf.toString('utf8', span.off, span.off + span.len);
+}
+
+/** Tracing: every string-to-string attachment of a request, in one walk of the body. */
+function entries(buf: Buffer, off: number, hdr: Int32Array, visit: (key: string, value: string) => void): boolean {
+  const end = off + hdr[H.FRAME_LEN]!;
+  let p = attachments(buf, end, hdr);
+  if (p < 0) return false;
+  while (p < end && buf[p] !== 0x5a /* Z */) {
+    const key = stringAt(buf, p, end);
+    p = skipper.skip(buf, p, end);
+    if (p < 0) return false;
+    const value = key === null ? null : stringAt(buf, p, end);
+    p = skipper.skip(buf, p, end);
+    if (p < 0) return false;
+    if (value !== null) visit(key!, value);
+  }
+  return true;
+}
+
+/**
+ * Tracing: the request with some attachments set. Entries are copied as bytes; dropping the
+ * replaced ones (strings) shifts no object references. null when the body has no attachments
+ * map to extend or cannot be walked.
+ */
+function withEntries(buf: Buffer, off: number, hdr: Int32Array, set: ReadonlyArray<readonly [string, string]>): Buffer | null {
+  const end = off + hdr[H.FRAME_LEN]!;
+  let p = attachments(buf, end, hdr);
+  if (p < 0 || p >= end) return null;
+  const parts: Buffer[] = [buf.subarray(off, p)];
+  while (p < end && buf[p] !== 0x5a /* Z */) {
+    const from = p;
+    const key = stringAt(buf, p, end);
+    p = skipper.skip(buf, p, end);
+    if (p < 0) return null;
+    p = skipper.skip(buf, p, end);
+    if (p < 0) return null;
+    if (key === null || !replaced(key, set)) parts.push(buf.subarray(from, p));
+  }
+  if (p >= end) return null;
+  const added: number[] = [];
+  for (const [k, v] of set) {
+    writeString(added, k);
+    writeString(added, v);
+  }
+  parts.push(Buffer.from(added), buf.subarray(p, end));
+  const out = Buffer.concat(parts);
+  out.writeInt32BE(out.length - HEADER, 12);
+  return out;
+}
+
 function writeRequestId(buf: Buffer, off: number, hi: number, lo: number): void {
   buf.writeInt32BE(hi | 0, off + 4);
   buf.writeInt32BE(lo | 0, off + 8);
@@ -194,6 +249,8 @@ export const dubboCodec = {
   decodeLazy,
   writeRequestId,
   lookup,
+  entries,
+  withEntries,
   heartbeatResponse: (buf, off, hdr) => frame(FLAG_EVENT | (hdr[H.SERIALIZATION]! & SERIALIZATION_MASK), DubboStatus.OK, buf, off, 0, 0, NULL_BODY),
   heartbeatRequest: (hi, lo) => frame(FLAG_REQUEST | FLAG_TWOWAY | FLAG_EVENT | HESSIAN2, 0, null, 0, hi, lo, NULL_BODY),
   localReply(buf, off, hdr, kind, message) {
@@ -202,7 +259,7 @@ export const dubboCodec = {
     writeString(body, message);
     return frame(hdr[H.SERIALIZATION]! & SERIALIZATION_MASK, REPLY_STATUS[kind], buf, off, 0, 0, Buffer.from(body));
   },
-} satisfies RpcCodec;
+} satisfies RpcCodec & MetadataAccess;
 
 export function looksLikeDubbo(buf: Buffer): boolean | null {
   if (buf.length < 1) return null;

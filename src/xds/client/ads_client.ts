@@ -61,6 +61,8 @@ export interface AdsClientOptions {
   readonly delta: boolean;
   readonly node: Obj;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  /** Another xDS service on the same messages (stand-alone SDS); ADS when absent. */
+  readonly methods?: { readonly sotw: typeof SOTW_METHOD; readonly delta: typeof DELTA_METHOD };
 }
 
 interface TypeState {
@@ -150,7 +152,7 @@ export class AdsClient {
 
   private connect(): void {
     if (this.stopped) return;
-    const m = this.o.delta ? DELTA_METHOD : SOTW_METHOD;
+    const m = this.o.delta ? (this.o.methods?.delta ?? DELTA_METHOD) : (this.o.methods?.sotw ?? SOTW_METHOD);
     const call = this.client.makeBidiStreamRequest(m.path, m.requestSerialize as (v: any) => Buffer, m.responseDeserialize as (b: Buffer) => any);
     this.call = call;
     this.nodeSent = false;

@@ -6,17 +6,25 @@ import { log } from '../../log.js';
 import type { ClusterSpec } from '../../upstream/cluster.js';
 import { buildClusterSpec } from '../../upstream/cluster_config.js';
 import type { ClusterManager } from '../../upstream/cluster_manager.js';
-import type { XdsBootstrap } from '../bootstrap.js';
+import { ON_DEMAND_KEY, type XdsBootstrap } from '../bootstrap.js';
 import { RdsRouteTable } from '../../filters/network/http_connection_manager/rds.js';
 import { HttpRouteTable } from '../../router/http_route_table.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType, type AnyMsg } from '../proto.js';
 import { decodeAny } from '../resources.js';
+import { SECRET_TYPE } from '../proto.js';
+import type { SdsSource, TlsContextSpec } from '../../tls/context.js';
+import { sdsKey, secretStore } from '../../tls/sds.js';
+import { applySecrets, GrpcSdsSources } from './sds_sources.js';
 import { AdsClient, type AdsHandler, type ReceivedResource, type ResourceUpdate, type UpdateResult } from './ads_client.js';
 import { buildEndpoints } from './endpoints.js';
 import { stripPrivateExtensions } from './extensions.js';
 import { defaultSnapshotPath, encodeSnapshot, loadSnapshot, saveSnapshot, snapshotAny, type PersistedSnapshot } from './snapshot_store.js';
 
 type Obj = Record<string, any>;
+
+/** Caps on on-demand names from the admin API and from request misses (a bad header must not subscribe without end). */
+const MAX_ON_DEMAND_NAMES = 1024;
+const MAX_CLUSTER_NAME = 256;
 
 /** What the dynamic configuration drives: the same managers static config fills. */
 export interface DynamicHost {
@@ -25,6 +33,8 @@ export interface DynamicHost {
   readonly drainTimeMs: number;
   readonly staticClusterNames: ReadonlySet<string>;
   readonly staticListenerNames: ReadonlySet<string>;
+  /** Route tables static listeners take over ADS: subscribed for as long as the process runs. */
+  readonly staticRoutes?: ReadonlyMap<string, RdsRouteTable>;
 }
 
 interface Accepted<S> {
@@ -98,6 +108,16 @@ export class DynamicConfig implements AdsHandler {
   private readonly warmingListeners = new Map<string, ListenerEntry & { timer: NodeJS.Timeout | null }>();
   /** Accepted RouteConfigurations by name. */
   private readonly routes = new Map<string, RouteEntry>();
+  /** Clusters each accepted RouteConfiguration names (on-demand subscriptions follow them). */
+  private readonly routeClusters = new Map<string, readonly string[]>();
+  /** On-demand: clusters the app declared through the admin API. */
+  private readonly declared = new Set<string>();
+  /** On-demand: clusters a request looked up and missed (cluster_header routes, late names). */
+  private readonly missed = new Set<string>();
+  /** On-demand: route tables waiting for the clusters they add, by route_config_name. */
+  private readonly warmingRoutes = new Map<string, { table: HttpRouteTable; clusters: readonly string[]; timer: NodeJS.Timeout | null }>();
+  /** On-demand: the CDS names currently subscribed. */
+  private wanted: ReadonlySet<string> = new Set();
   /** The live tables HCMs hold, by route_config_name; swapped in place when RDS updates them. */
   private readonly rdsTables = new Map<string, RdsRouteTable>();
   private readonly versionInfo = new Map<string, string>();
@@ -123,6 +143,7 @@ export class DynamicConfig implements AdsHandler {
     readonly snapshotFile: string,
   ) {
     this.initPromise = new Promise((r) => (this.initDone = r));
+    for (const [n, t] of host.staticRoutes ?? []) this.rdsTables.set(n, t);
     const nodeId = String(boot.node.id ?? '');
     try {
       this.pendingSnapshot = loadSnapshot(snapshotFile, nodeId);
@@ -130,6 +151,7 @@ export class DynamicConfig implements AdsHandler {
       log.warn({ file: snapshotFile, err: (err as Error).message }, 'xds: persisted snapshot not usable; ignored');
     }
     this.client = new AdsClient({ target: boot.target, delta: boot.delta, node: boot.node, backoff: boot.backoff }, this);
+    if (boot.onDemand) host.clusters.missHook = (name) => this.onMiss(name);
   }
 
   static snapshotPathFor(boot: XdsBootstrap, given: string | undefined): string {
@@ -143,8 +165,9 @@ export class DynamicConfig implements AdsHandler {
       const e: ClusterEntry = { name: spec.name, version: '', value: spec.source as Obj, any: { type_url: CLUSTER_TYPE, value: new Uint8Array() }, spec, lastUpdated: now, isStatic: true };
       void this.applyCluster(e);
     }
-    if (this.boot.cds) this.client.watch(CLUSTER_TYPE, '*');
+    if (this.boot.cds) this.client.watch(CLUSTER_TYPE, this.boot.onDemand ? this.wantedClusters() : '*');
     if (this.boot.lds) this.client.watch(LISTENER_TYPE, '*');
+    if (this.host.staticRoutes?.size) this.client.watch(ROUTE_TYPE, new Set(this.host.staticRoutes.keys()));
     this.updateEdsWatch();
     if (this.boot.initialFetchTimeoutMs > 0) {
       this.initTimer = setTimeout(() => {
@@ -165,9 +188,11 @@ export class DynamicConfig implements AdsHandler {
 
   stop(): void {
     this.client.stop();
+    this.sdsSources?.stop();
     if (this.initTimer) clearTimeout(this.initTimer);
     for (const w of this.warmingClusters.values()) if (w.timer) clearTimeout(w.timer);
     for (const w of this.warmingListeners.values()) if (w.timer) clearTimeout(w.timer);
+    for (const n of [...this.warmingRoutes.keys()]) this.dropWarmingRoute(n);
     if (this.saveTimer) {
       clearTimeout(this.saveTimer);
       this.save();
@@ -200,6 +225,9 @@ export class DynamicConfig implements AdsHandler {
         break;
       case ROUTE_TYPE:
         result = await this.onRoutes(u);
+        break;
+      case SECRET_TYPE:
+        result = await this.onSecrets(u);
         break;
       default:
         // ADS may push types nobody asked for; accept and ignore them rather than NACK forever.
@@ -284,8 +312,8 @@ export class DynamicConfig implements AdsHandler {
   }
 
   private buildCluster(c: Obj, errors: FieldError[], warnings: FieldError[]): ClusterSpec | null {
-    // Same handling as static config: buildClusterSpec validates TLS (without SDS, which xDS
-    // does not serve yet: a secret reference fails there with its path), health checks,
+    // Same handling as static config: buildClusterSpec validates TLS (SDS references are
+    // resolved when their secrets arrive; the cluster warms until then), health checks,
     // outlier detection and subsets; upstream_connection_options is advisory.
     for (const f of ['upstream_connection_options'] as const) {
       const v = c[f];
@@ -301,6 +329,24 @@ export class DynamicConfig implements AdsHandler {
   /** Activates a cluster now, or parks it until its endpoints arrive (EDS). Returns an error text on failure. */
   private async applyCluster(e: ClusterEntry): Promise<string | null> {
     let spec = e.spec;
+    if (!this.tlsReady(spec.tls) && !this.sdsTimedOut.has(e.name)) {
+      // Warm until the secret comes; after initial_fetch_timeout the cluster starts anyway, as
+      // in Envoy, and its TLS connections fail until the secret arrives.
+      const prev = this.warmingClusters.get(e.name);
+      if (prev?.timer) clearTimeout(prev.timer);
+      const w = { ...e, timer: null as NodeJS.Timeout | null };
+      if (this.boot.initialFetchTimeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          if (this.warmingClusters.get(e.name) !== w) return;
+          log.warn({ cluster: e.name }, 'xds: TLS secrets still missing after initial_fetch_timeout; cluster starts, its connections fail until they come');
+          this.sdsTimedOut.add(e.name);
+          void this.applyCluster(w).then(() => this.promoteListeners());
+        }, this.boot.initialFetchTimeoutMs);
+        w.timer.unref();
+      }
+      this.warmingClusters.set(e.name, w);
+      return null;
+    }
     if (spec.type === 'EDS') {
       const cla = this.assignments.get(spec.edsServiceName!);
       if (!cla) {
@@ -340,6 +386,7 @@ export class DynamicConfig implements AdsHandler {
   }
 
   private removeCluster(name: string): void {
+    this.sdsTimedOut.delete(name);
     const w = this.warmingClusters.get(name);
     if (w?.isStatic || this.clusters.get(name)?.isStatic) return;
     if (w?.timer) clearTimeout(w.timer);
@@ -350,11 +397,95 @@ export class DynamicConfig implements AdsHandler {
     }
   }
 
+  // ---------------------------------------------------------------- on-demand clusters
+
+  /** What on-demand CDS asks for: clusters listeners and routes name, declared ones, missed lookups. */
+  private wantedClusters(): Set<string> {
+    const names = new Set<string>([...this.declared, ...this.missed]);
+    for (const e of [...this.listeners.values(), ...this.warmingListeners.values()]) for (const n of e.clusters) names.add(n);
+    for (const [route, clusters] of this.routeClusters) if (this.rdsTables.has(route)) for (const n of clusters) names.add(n);
+    for (const w of this.warmingRoutes.values()) for (const n of w.clusters) names.add(n);
+    for (const n of this.host.staticClusterNames) names.delete(n);
+    return names;
+  }
+
+  /**
+   * On demand: subscribes CDS to exactly the wanted names and drops held clusters nothing uses
+   * any more (requests already holding one finish on it, as with a CDS removal).
+   */
+  private updateCdsWatch(): void {
+    // A snapshot being restored names its clusters only once its routes are in: judge it whole.
+    if (!this.boot.onDemand || this.restoring) return;
+    const wanted = this.wantedClusters();
+    this.wanted = wanted;
+    this.client.watch(CLUSTER_TYPE, wanted);
+    let dropped = 0;
+    for (const n of [...this.clusters.keys(), ...this.warmingClusters.keys()]) {
+      if (wanted.has(n) || this.clusters.get(n)?.isStatic || this.warmingClusters.get(n)?.isStatic) continue;
+      this.removeCluster(n);
+      dropped++;
+    }
+    if (dropped) {
+      log.info({ dropped, subscribed: wanted.size }, 'xds: on-demand clusters no longer used were dropped');
+      this.updateEdsWatch();
+      // Their endpoints go too: a mesh-sized sidecar must not keep what it stopped watching.
+      const services = new Set<string>();
+      for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) if (e.spec.type === 'EDS') services.add(e.spec.edsServiceName!);
+      for (const n of [...this.assignments.keys()]) if (!services.has(n)) this.assignments.delete(n);
+    }
+  }
+
+  /** A request looked up a cluster that is not here: subscribe it (this request already got its 503). */
+  private onMiss(name: string): void {
+    if (this.wanted.has(name) || this.host.staticClusterNames.has(name)) return;
+    if (this.missed.size >= MAX_ON_DEMAND_NAMES || name.length > MAX_CLUSTER_NAME) {
+      if (!this.missFull) log.warn({ cluster: name.slice(0, MAX_CLUSTER_NAME), limit: MAX_ON_DEMAND_NAMES }, 'xds: too many on-demand clusters learned from requests; not subscribing more');
+      this.missFull = true;
+      return;
+    }
+    this.missed.add(name);
+    // Subscribe only: nothing is dropped from inside a request's cluster lookup.
+    this.wanted = new Set([...this.wanted, name]);
+    this.client.watch(CLUSTER_TYPE, this.wanted);
+    log.info({ cluster: name }, 'xds: on-demand cluster requested by traffic');
+  }
+
+  private missFull = false;
+
+  /** Admin: clusters the app declares it calls (`remove`: it no longer does). Throws on bad input. */
+  declareClusters(names: readonly string[], remove: boolean): void {
+    if (!this.boot.onDemand) throw new Error(`on-demand clusters are off (set node.metadata.${ON_DEMAND_KEY}: true)`);
+    if (!names.length) throw new Error('name: at least one cluster name is required');
+    for (const n of names) {
+      if (!n || n.length > MAX_CLUSTER_NAME) throw new Error(`name: "${n.slice(0, 64)}" is not a cluster name (1..${MAX_CLUSTER_NAME} characters)`);
+      if (this.host.staticClusterNames.has(n)) throw new Error(`name: "${n}" is a static cluster`);
+    }
+    if (!remove && this.declared.size + names.length > MAX_ON_DEMAND_NAMES) throw new Error(`name: at most ${MAX_ON_DEMAND_NAMES} declared clusters`);
+    for (const n of names) {
+      if (remove) {
+        this.declared.delete(n);
+        this.missed.delete(n);
+      } else this.declared.add(n);
+    }
+    this.updateCdsWatch();
+  }
+
+  /** Admin: what on-demand CDS holds and why. */
+  onDemandStatus(): Obj {
+    return {
+      enabled: this.boot.onDemand,
+      subscribed: [...this.wanted].sort().map((name) => ({ name, present: this.host.clusters.has(name) })),
+      declared: [...this.declared].sort(),
+      learned_from_requests: [...this.missed].sort(),
+    };
+  }
+
   /** EDS asks for exactly the assignments the EDS clusters (active or warming) name. */
   private updateEdsWatch(): void {
     const names = new Set<string>();
     for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) if (e.spec.type === 'EDS') names.add(e.spec.edsServiceName!);
     this.client.watch(ENDPOINT_TYPE, names);
+    this.updateSdsWatch();
   }
 
   // ---------------------------------------------------------------- endpoints
@@ -383,7 +514,7 @@ export class DynamicConfig implements AdsHandler {
       touched.add(n);
     }
     for (const [name, w] of [...this.warmingClusters]) {
-      if (w.spec.type === 'EDS' && touched.has(w.spec.edsServiceName!)) {
+      if (w.spec.type === 'EDS' && touched.has(w.spec.edsServiceName!) && (this.tlsReady(w.spec.tls) || this.sdsTimedOut.has(name))) {
         const err = await this.activateCluster(w, { ...w.spec, endpoints: this.assignments.get(w.spec.edsServiceName!)!.spec });
         if (err) problems.push(line(CLUSTER_TYPE, name, { path: '', message: err }));
       }
@@ -395,6 +526,81 @@ export class DynamicConfig implements AdsHandler {
     for (const n of u.removed) this.assignments.delete(n);
     await this.promoteListeners();
     return { problems, rejected };
+  }
+
+  // ---------------------------------------------------------------- secrets (SDS over ADS)
+
+  /** Stand-alone SDS streams (api_config_source), opened on first use. */
+  private sdsSources: GrpcSdsSources | null = null;
+  /** Clusters that waited initial_fetch_timeout for their secrets and started without them. */
+  private readonly sdsTimedOut = new Set<string>();
+
+  /** Whether a TLS context has every control-plane secret it names (file secrets are read when it is built). */
+  private tlsReady(tls: TlsContextSpec | null | undefined): boolean {
+    return !tls?.sds || secretStore.remoteReady(tls.sds.refs);
+  }
+
+  private listenerSecretsReady(spec: ListenerSpec): boolean {
+    return spec.chains.every((c) => this.tlsReady(c.tls)) && this.tlsReady(spec.defaultChain?.tls);
+  }
+
+  /** SDS asks for exactly the secrets the clusters and listeners (active or warming) name, on each source. */
+  private updateSdsWatch(): void {
+    const ads = new Set<string>();
+    const grpc = new Map<string, { source: Extract<SdsSource, { kind: 'grpc' }>; names: Set<string> }>();
+    const wanted = new Map<string, string>();
+    const add = (tls: TlsContextSpec | null | undefined) => {
+      for (const r of tls?.sds?.refs ?? []) {
+        const src = r.source;
+        if (src.kind === 'file') continue;
+        wanted.set(sdsKey(r.name, src), r.name);
+        if (src.kind === 'ads') ads.add(r.name);
+        else {
+          const id = `${src.cluster}|${src.delta}`;
+          let g = grpc.get(id);
+          if (!g) grpc.set(id, (g = { source: src, names: new Set() }));
+          g.names.add(r.name);
+        }
+      }
+    };
+    for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) add(e.spec.tls);
+    for (const e of [...this.listeners.values(), ...this.warmingListeners.values()]) {
+      for (const c of e.spec.chains) add(c.tls);
+      add(e.spec.defaultChain?.tls);
+    }
+    secretStore.setWanted(wanted);
+    this.client.watch(SECRET_TYPE, ads);
+    if (grpc.size || this.sdsSources) {
+      this.sdsSources ??= new GrpcSdsSources(this.host.clusters, this.boot.node, this.boot.backoff, async () => {
+        for (const p of await this.secretsArrived()) log.error(p);
+      });
+      this.sdsSources.sync(grpc);
+    }
+  }
+
+  /**
+   * A secret replaces the previous one only when usable (certificate and key parse and match);
+   * the contexts using it rebuild on their own, so new handshakes get it and open connections
+   * keep theirs. Resources that waited for it start.
+   */
+  private async onSecrets(u: ResourceUpdate): Promise<UpdateResult> {
+    const r = applySecrets(u, { kind: 'ads' });
+    const problems = [...r.problems];
+    problems.push(...(await this.secretsArrived()));
+    return { problems, rejected: r.rejected };
+  }
+
+  /** Clusters and listeners that waited for secrets start; returns problems of clusters that could not. */
+  private async secretsArrived(): Promise<string[]> {
+    const problems: string[] = [];
+    for (const w of [...this.warmingClusters.values()]) {
+      if (!w.spec.tls?.sds || !this.tlsReady(w.spec.tls)) continue;
+      if (w.spec.type === 'EDS' && !this.assignments.has(w.spec.edsServiceName!)) continue;
+      const err = await this.applyCluster(w);
+      if (err) problems.push(line(CLUSTER_TYPE, w.name, { path: '', message: err }));
+    }
+    await this.promoteListeners();
+    return problems;
   }
 
   // ---------------------------------------------------------------- listeners
@@ -445,7 +651,7 @@ export class DynamicConfig implements AdsHandler {
         rejected.add(r.name);
         continue;
       }
-      const missing = built.clusters.filter((n) => !this.host.clusters.get(n));
+      const missing = built.clusters.filter((n) => !this.host.clusters.has(n));
       if (missing.length) log.info({ listener: r.name, clusters: missing }, 'xds: listener names clusters not (yet) known');
       const e: ListenerEntry = { name: r.name, version: r.version, value: r.value, any: r.any, spec: built.spec, lastUpdated: now, clusters: built.clusters, routes: built.routes, since: Date.now() };
       const err = await this.applyListener(e);
@@ -464,7 +670,8 @@ export class DynamicConfig implements AdsHandler {
 
   /** Envoy's rule: a listener warms until its clusters exist and its route configurations arrived. */
   private listenerReady(e: ListenerEntry): boolean {
-    return e.clusters.every((n) => this.host.clusters.get(n) !== undefined) && e.routes.every((n) => this.rdsTables.get(n)?.current);
+    if (!this.listenerSecretsReady(e.spec)) return false;
+    return e.clusters.every((n) => this.host.clusters.has(n)) && e.routes.every((n) => this.rdsTables.get(n)?.current);
   }
 
   // ---------------------------------------------------------------- routes
@@ -473,9 +680,14 @@ export class DynamicConfig implements AdsHandler {
   private updateRdsWatch(): void {
     const names = new Set<string>();
     for (const e of [...this.listeners.values(), ...this.warmingListeners.values()]) for (const n of e.routes) names.add(n);
+    for (const n of this.host.staticRoutes?.keys() ?? []) names.add(n);
     for (const n of [...this.rdsTables.keys()]) if (!names.has(n)) this.rdsTables.delete(n);
     for (const n of [...this.routes.keys()]) if (!names.has(n)) this.routes.delete(n);
+    for (const n of [...this.routeClusters.keys()]) if (!names.has(n)) this.routeClusters.delete(n);
+    for (const n of [...this.warmingRoutes.keys()]) if (!names.has(n)) this.dropWarmingRoute(n);
     this.client.watch(ROUTE_TYPE, names);
+    this.updateSdsWatch();
+    this.updateCdsWatch();
   }
 
   private async onRoutes(u: ResourceUpdate): Promise<UpdateResult> {
@@ -488,7 +700,8 @@ export class DynamicConfig implements AdsHandler {
       if (cur && sameValue(cur.value, r.value)) continue;
       // Clusters a route names are accepted whether or not they exist yet: a request routed to
       // a missing cluster gets the route's cluster_not_found_response_code (503), as in Envoy.
-      const table = HttpRouteTable.compile(r.value, '', new ReferencedClusters(), errors);
+      const refs = new ReferencedClusters();
+      const table = HttpRouteTable.compile(r.value, '', refs, errors);
       if (errors.length) {
         // The previous table (if any) keeps serving.
         problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
@@ -497,18 +710,64 @@ export class DynamicConfig implements AdsHandler {
       }
       for (const w of r.warnings) log.warn({ route: r.name, path: w.path }, w.message);
       this.routes.set(r.name, { name: r.name, version: r.version, value: r.value, any: r.any, spec: table, lastUpdated: now });
+      const clusters = [...refs];
       const live = this.rdsTables.get(r.name);
+      this.dropWarmingRoute(r.name);
+      if (this.boot.onDemand && live && clusters.some((n) => !this.host.clusters.has(n) && !this.host.staticClusterNames.has(n))) {
+        // On demand the clusters a new table adds are only now subscribed: the table in use
+        // keeps serving until they arrive (bounded), so a route change does not answer 503s.
+        this.warmRoute(r.name, table, clusters);
+        continue;
+      }
+      this.routeClusters.set(r.name, clusters);
       if (live) live.current = table;
       log.info({ route: r.name, version: r.version }, 'xds: route configuration applied');
     }
     for (const n of u.removed) {
       // Envoy serves an empty table when a route configuration is removed: requests get 404.
       this.routes.delete(n);
+      this.routeClusters.delete(n);
+      this.dropWarmingRoute(n);
       const live = this.rdsTables.get(n);
       if (live?.current) live.current = HttpRouteTable.compile({ name: n }, '', new ReferencedClusters(), []);
     }
+    this.updateCdsWatch();
     await this.promoteListeners();
     return { problems, rejected };
+  }
+
+  /** Holds `table` back until every cluster it names exists, or initial_fetch_timeout passes. */
+  private warmRoute(name: string, table: HttpRouteTable, clusters: readonly string[]): void {
+    const w = { table, clusters, timer: null as NodeJS.Timeout | null };
+    if (this.boot.initialFetchTimeoutMs > 0) {
+      w.timer = setTimeout(() => {
+        if (this.warmingRoutes.get(name) !== w) return;
+        log.warn({ route: name, clusters: clusters.filter((n) => !this.host.clusters.has(n)) }, 'xds: on-demand clusters still missing after initial_fetch_timeout; route configuration applied anyway');
+        this.swapRoute(name);
+        void this.promoteListeners();
+      }, this.boot.initialFetchTimeoutMs);
+      w.timer.unref();
+    }
+    this.warmingRoutes.set(name, w);
+    log.info({ route: name, clusters: clusters.filter((n) => !this.host.clusters.has(n)) }, 'xds: route configuration warming until its on-demand clusters arrive');
+  }
+
+  private dropWarmingRoute(name: string): void {
+    const w = this.warmingRoutes.get(name);
+    if (w?.timer) clearTimeout(w.timer);
+    this.warmingRoutes.delete(name);
+  }
+
+  /** Puts a warming route table in service; the clusters only the old table used can go. */
+  private swapRoute(name: string): void {
+    const w = this.warmingRoutes.get(name);
+    if (!w) return;
+    this.dropWarmingRoute(name);
+    this.routeClusters.set(name, w.clusters);
+    const live = this.rdsTables.get(name);
+    if (live) live.current = w.table;
+    log.info({ route: name }, 'xds: route configuration applied');
+    this.updateCdsWatch();
   }
 
   private async applyListener(e: ListenerEntry): Promise<string | null> {
@@ -522,8 +781,14 @@ export class DynamicConfig implements AdsHandler {
       // it starts, and its filters treat the missing cluster as they would at run time.
       w.timer = setTimeout(() => {
         if (this.warmingListeners.get(e.name) !== w) return;
+        // Missing clusters are survivable; a missing certificate is not: keep warming for it,
+        // and look again later (the clusters may still be missing when the secret comes).
+        if (!this.listenerSecretsReady(e.spec)) {
+          w.timer?.refresh();
+          return;
+        }
         this.warmingListeners.delete(e.name);
-        log.warn({ listener: e.name, clusters: e.clusters.filter((n) => !this.host.clusters.get(n)) }, 'xds: clusters still missing after initial_fetch_timeout; listener starts anyway');
+        log.warn({ listener: e.name, clusters: e.clusters.filter((n) => !this.host.clusters.has(n)) }, 'xds: clusters still missing after initial_fetch_timeout; listener starts anyway');
         void this.activateListener(e).then((err) => err && log.error({ listener: e.name }, err));
       }, this.boot.initialFetchTimeoutMs);
       w.timer.unref();
@@ -542,6 +807,8 @@ export class DynamicConfig implements AdsHandler {
     }
     this.listeners.set(e.name, e);
     this.host.listeners.stats.total_listeners_warming.value = this.warmingListeners.size;
+    // The listener it replaced may have been the last user of some clusters.
+    this.updateCdsWatch();
     const l = this.host.listeners.get(e.name);
     log.info({ listener: e.name, address: l?.address }, 'xds: listener active');
     this.checkInit();
@@ -550,6 +817,7 @@ export class DynamicConfig implements AdsHandler {
 
   /** Warming listeners whose clusters now all exist start serving. */
   private async promoteListeners(): Promise<void> {
+    for (const [name, w] of [...this.warmingRoutes]) if (w.clusters.every((n) => this.host.clusters.has(n) || this.host.staticClusterNames.has(n))) this.swapRoute(name);
     for (const w of [...this.warmingListeners.values()]) {
       if (!this.listenerReady(w)) continue;
       if (w.timer) clearTimeout(w.timer);
@@ -577,7 +845,8 @@ export class DynamicConfig implements AdsHandler {
   private checkInit(): void {
     // A snapshot being restored is judged once all of it is in (clusters alone are not ready).
     if (this.initialized || this.restoring) return;
-    const need = [...(this.boot.cds ? [CLUSTER_TYPE] : []), ...(this.boot.lds ? [LISTENER_TYPE] : [])];
+    // On demand, CDS may have nothing to ask for; listeners still warm until their clusters come.
+    const need = [...(this.boot.cds && !this.boot.onDemand ? [CLUSTER_TYPE] : []), ...(this.boot.lds ? [LISTENER_TYPE] : [])];
     const haveAll = need.every((t) => this.received.has(t)) || this.servingSnapshot !== null;
     if (haveAll && this.warmingClusters.size === 0 && this.warmingListeners.size === 0) this.finishInit('configuration received');
   }
@@ -601,7 +870,8 @@ export class DynamicConfig implements AdsHandler {
     log.warn({ file: this.snapshotFile, savedAt: snap.saved_at, reason }, 'xds: control plane unreachable; serving the persisted snapshot');
     this.servingSnapshot = { file: this.snapshotFile, savedAt: snap.saved_at };
     try {
-      for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) {
+      // Secrets first: TLS listeners and clusters warm until theirs are in.
+      for (const type of [SECRET_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) {
         const t = snap.types[type];
         if (!t) continue;
         const resources: ReceivedResource[] = [];
@@ -618,6 +888,7 @@ export class DynamicConfig implements AdsHandler {
     } finally {
       this.restoring = false;
     }
+    this.updateCdsWatch();
     this.checkInit();
   }
 
@@ -641,6 +912,9 @@ export class DynamicConfig implements AdsHandler {
     pick(ENDPOINT_TYPE, this.assignments.values());
     pick(LISTENER_TYPE, [...this.listeners.values(), ...this.warmingListeners.values()]);
     pick(ROUTE_TYPE, this.routes.values());
+    // Secrets too (the file is 0600): without them a restart during an outage could not serve TLS.
+    const secrets = secretStore.adsSecrets().flatMap((x) => (x.any ? [{ name: x.name, version: x.version, any: x.any }] : []));
+    if (secrets.length) types.set(SECRET_TYPE, { versionInfo: this.versionInfo.get(SECRET_TYPE) ?? '', resources: secrets });
     try {
       saveSnapshot(this.snapshotFile, encodeSnapshot(String(this.boot.node.id ?? ''), types));
     } catch (err) {

@@ -2,7 +2,7 @@ import grpc from '@grpc/grpc-js';
 import { log } from '../../log.js';
 import {
   ADS_SERVICE,
-  PUSH_ORDER,
+  CLUSTER_TYPE,
   shortType,
   WILDCARD_TYPES,
   type DeltaDiscoveryRequest,
@@ -10,15 +10,16 @@ import {
   type DiscoveryRequest,
   type DiscoveryResponse,
 } from '../proto.js';
-import type { ResourceSet, ServedResource } from './resource_dir.js';
+import { PushOrder, type OrderedStream } from './push_order.js';
+import type { ResourceSet } from './resource_dir.js';
+
+const NONE: readonly string[] = [];
 
 /** A versioned view of everything served; replaced whole on every change. */
 export interface Snapshot {
   readonly version: string;
   readonly resources: ResourceSet;
 }
-
-const EMPTY: ReadonlyMap<string, ServedResource> = new Map();
 
 /** What the server saw of its clients, for tests and logs. */
 export interface ServerEvents {
@@ -35,7 +36,7 @@ function nodeId(node: Record<string, unknown> | null | undefined): string {
  * of the last response (requests carrying an older nonce are stale and ignored, as the protocol
  * says), and what was sent, so a snapshot change is pushed only to streams it affects.
  */
-class SotwStream {
+class SotwStream implements OrderedStream {
   private node: Record<string, unknown> | null = null;
   private nonce = 0;
   private readonly subs = new Map<string, { wildcard: boolean; names: Set<string>; nonce: string; sent: string }>();
@@ -44,7 +45,24 @@ class SotwStream {
     readonly id: number,
     private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
     private readonly server: AdsServer,
-  ) {}
+  ) {
+    this.order = new PushOrder(server.snapshot.resources, this, server.confirmMs);
+  }
+
+  private readonly order: PushOrder;
+
+  types(): Iterable<string> {
+    return this.subs.keys();
+  }
+
+  wants(type: string, name: string): boolean {
+    const st = this.subs.get(type);
+    return !!st && (st.wildcard || st.names.has(name));
+  }
+
+  close(): void {
+    this.order.close();
+  }
 
   onRequest(req: DiscoveryRequest): void {
     if (req.node && !this.node) {
@@ -66,6 +84,7 @@ class SotwStream {
         log.debug({ ...info, type: shortType(type) }, 'xds ACK');
         this.server.events.onAck?.(info);
       }
+      this.order.answered(type, req.response_nonce);
     }
     const nameSet = new Set(names.filter((n) => n !== '*'));
     const changed = !st || st.wildcard !== wildcard || st.names.size !== nameSet.size || [...nameSet].some((n) => !st!.names.has(n));
@@ -75,24 +94,34 @@ class SotwStream {
       st.names = nameSet;
     }
     // The first request of a type, or a change of names, gets an answer; ACKs and NACKs do not.
-    if (changed) this.send(type, true);
+    if (changed) {
+      this.send(type, true);
+      this.order.subscribed();
+    }
   }
 
   /** Sends the type's current state when it differs from what this stream last got (or `force`). */
   send(type: string, force = false): void {
     const st = this.subs.get(type);
     if (!st) return;
-    const all = this.server.snapshot.resources.get(type) ?? EMPTY;
+    const all = this.order.resources(type);
     const picked = st.wildcard ? [...all.values()] : [...st.names].flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
     const fingerprint = picked.map((r) => `${r.name}@${r.version}`).join(',');
     if (!force && fingerprint === st.sent) return;
     st.sent = fingerprint;
     st.nonce = String(++this.nonce);
+    this.order.sent(type, st.nonce);
     this.call.write({ version_info: this.server.snapshot.version, type_url: type, nonce: st.nonce, resources: picked.map((r) => r.any) });
   }
 
   onSnapshot(): void {
-    for (const type of orderedTypes(this.subs.keys())) this.send(type);
+    this.order.onSnapshot(this.server.snapshot.resources);
+  }
+
+  /** What this stream asked for of `type` (null: never asked). */
+  subscription(type: string): { wildcard: boolean; names: string[] } | null {
+    const st = this.subs.get(type);
+    return st ? { wildcard: st.wildcard, names: [...st.names].sort() } : null;
   }
 }
 
@@ -101,7 +130,7 @@ class SotwStream {
  * the version of every resource this client holds (seeded from initial_resource_versions on a
  * reconnect), so each response carries only what changed and the names that went away.
  */
-class DeltaStream {
+class DeltaStream implements OrderedStream {
   private node: Record<string, unknown> | null = null;
   private nonce = 0;
   private readonly subs = new Map<string, { wildcard: boolean; names: Set<string>; has: Map<string, string>; nonce: string }>();
@@ -110,7 +139,24 @@ class DeltaStream {
     readonly id: number,
     private readonly call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>,
     private readonly server: AdsServer,
-  ) {}
+  ) {
+    this.order = new PushOrder(server.snapshot.resources, this, server.confirmMs);
+  }
+
+  private readonly order: PushOrder;
+
+  types(): Iterable<string> {
+    return this.subs.keys();
+  }
+
+  wants(type: string, name: string): boolean {
+    const st = this.subs.get(type);
+    return !!st && (st.wildcard || st.names.has(name));
+  }
+
+  close(): void {
+    this.order.close();
+  }
 
   onRequest(req: DeltaDiscoveryRequest): void {
     if (req.node && !this.node) {
@@ -139,6 +185,7 @@ class DeltaStream {
           log.debug({ ...info, type: shortType(type) }, 'xds ACK');
           this.server.events.onAck?.(info);
         }
+        this.order.answered(type, req.response_nonce);
       }
     }
     for (const n of sub) {
@@ -154,20 +201,26 @@ class DeltaStream {
         if (!st.wildcard) st.has.delete(n);
       }
     }
-    this.send(type, first);
+    // A cluster asked for by name that the server does not have is answered as removed, as the
+    // delta protocol asks: an on-demand client then knows not to wait for it.
+    const absent = type === CLUSTER_TYPE && sub.length ? sub.filter((n) => n !== '*' && !this.order.resources(type).has(n)) : NONE;
+    this.send(type, first, absent);
+    if (sub.length || unsub.length) this.order.subscribed();
   }
 
-  send(type: string, force = false): void {
+  send(type: string, force = false, absent: readonly string[] = NONE): void {
     const st = this.subs.get(type);
     if (!st) return;
-    const all = this.server.snapshot.resources.get(type) ?? EMPTY;
+    const all = this.order.resources(type);
     const wanted = (name: string) => st.wildcard || st.names.has(name);
     const resources = [...all.values()].filter((r) => wanted(r.name) && st.has.get(r.name) !== r.version);
     const removed = [...st.has.keys()].filter((n) => !all.has(n) || !wanted(n));
+    for (const n of absent) if (!st.has.has(n)) removed.push(n);
     if (!resources.length && !removed.length && !force) return;
     for (const r of resources) st.has.set(r.name, r.version);
     for (const n of removed) st.has.delete(n);
     st.nonce = String(++this.nonce);
+    this.order.sent(type, st.nonce);
     this.call.write({
       system_version_info: this.server.snapshot.version,
       type_url: type,
@@ -178,23 +231,22 @@ class DeltaStream {
   }
 
   onSnapshot(): void {
-    for (const type of orderedTypes(this.subs.keys())) this.send(type);
+    this.order.onSnapshot(this.server.snapshot.resources);
   }
-}
 
-/** Types in push order (clusters before their endpoints before listeners before routes), then any others. */
-function orderedTypes(types: Iterable<string>): string[] {
-  const rank = (t: string) => {
-    const i = PUSH_ORDER.indexOf(t);
-    return i < 0 ? PUSH_ORDER.length : i;
-  };
-  return [...types].sort((a, b) => rank(a) - rank(b));
+  /** What this stream asked for of `type` (null: never asked). */
+  subscription(type: string): { wildcard: boolean; names: string[] } | null {
+    const st = this.subs.get(type);
+    return st ? { wildcard: st.wildcard, names: [...st.names].sort() } : null;
+  }
 }
 
 /** The embedded control plane: ADS (state of the world and delta) over one snapshot. */
 export class AdsServer {
   snapshot: Snapshot = { version: '0', resources: new Map() };
   readonly events: ServerEvents = {};
+  /** How long a push step waits for the client's ACK before the next step goes anyway. */
+  confirmMs = 5000;
   private readonly grpcServer = new grpc.Server();
   private readonly streams = new Set<SotwStream | DeltaStream>();
   private nextStream = 0;
@@ -221,7 +273,10 @@ export class AdsServer {
       }
     });
     const gone = () => {
-      if (this.streams.delete(s)) log.debug({ stream: s.id }, 'xds stream closed');
+      if (this.streams.delete(s)) {
+        s.close();
+        log.debug({ stream: s.id }, 'xds stream closed');
+      }
     };
     call.on('end', () => {
       gone();
@@ -242,6 +297,14 @@ export class AdsServer {
     return new Promise((resolve, reject) => {
       const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       this.grpcServer.bindAsync(where, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
+  /** Per connected stream, what it subscribed to of `type`: on-demand clients name resources, others use the wildcard. */
+  subscriptions(type: string): Array<{ stream: number; wildcard: boolean; names: string[] }> {
+    return [...this.streams].flatMap((s) => {
+      const sub = s.subscription(type);
+      return sub ? [{ stream: s.id, ...sub }] : [];
     });
   }
 

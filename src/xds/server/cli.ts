@@ -7,14 +7,23 @@ export const XDS_SERVER_USAGE = `usage: strait xds-server --dir DIR [--port P] [
 
   Serves the Envoy resources in DIR over ADS (state of the world and delta) and pushes a new
   version when DIR changes. Files (YAML or JSON, recursively): one resource with "@type", an
-  Envoy filesystem-xDS file ("resources:" list), an admin config_dump, or a bootstrap (its
-  static_resources are served).
+  Envoy filesystem-xDS file ("resources:" list), an admin config_dump, a bootstrap (its
+  static_resources are served), or Istio ServiceEntry/DestinationRule/VirtualService objects
+  (translated to the outbound clusters, routes and listeners an Istio sidecar gets). Clusters
+  and endpoints are pushed first; listeners and routes once the client has ACKed them.
 
       --dir DIR                the directory to serve (required)
       --port P                 gRPC port (default 18000; 0 = any free port)
       --host H                 address to bind (default 127.0.0.1)
       --address-path F         write the bound host:port to F
-      --debounce-ms N          quiet time after a change before re-reading (default 200)
+      --debounce-ms N          quiet time after a change before re-reading (default 100)
+      --debounce-max-ms N      longest a burst of changes can delay a push (default 1000)
+      --outbound-bind H        bind address of the outbound listeners translated from Istio
+                               objects, named H_<port> (default 0.0.0.0)
+      --confirm-ms N           how long a push waits for the client to ACK clusters before
+                               routes (and routes before cluster removals) (default 5000)
+      --grpc-listeners         also serve the <host>:<port> api_listeners proxyless gRPC
+                               clients (xds:///host:port) ask for
       --listener-address H:P   serve every listener on this socket address instead (e.g.
                                127.0.0.1:0 to run production listeners locally)
   -l, --log-level LEVEL        trace|debug|info|warn|error (default info)
@@ -33,7 +42,11 @@ export async function xdsServerMain(argv: string[], fail: (message: string) => n
         port: { type: 'string', default: '18000' },
         host: { type: 'string', default: '127.0.0.1' },
         'address-path': { type: 'string' },
-        'debounce-ms': { type: 'string', default: '200' },
+        'debounce-ms': { type: 'string', default: '100' },
+        'debounce-max-ms': { type: 'string', default: '1000' },
+        'outbound-bind': { type: 'string', default: '0.0.0.0' },
+        'grpc-listeners': { type: 'boolean', default: false },
+        'confirm-ms': { type: 'string', default: '5000' },
         'listener-address': { type: 'string' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
         help: { type: 'boolean', short: 'h' },
@@ -56,6 +69,11 @@ export async function xdsServerMain(argv: string[], fail: (message: string) => n
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port needs a port number, got "${o.port}"`);
   const debounceMs = Number(o['debounce-ms']);
   if (!Number.isInteger(debounceMs) || debounceMs < 0) fail(`--debounce-ms needs a non-negative integer, got "${o['debounce-ms']}"`);
+  const debounceMaxMs = Number(o['debounce-max-ms']);
+  if (!Number.isInteger(debounceMaxMs) || debounceMaxMs < 0) fail(`--debounce-max-ms needs a non-negative integer, got "${o['debounce-max-ms']}"`);
+  const confirmMs = Number(o['confirm-ms']);
+  if (!Number.isInteger(confirmMs) || confirmMs < 0) fail(`--confirm-ms needs a non-negative integer, got "${o['confirm-ms']}"`);
+  if (!isIP(o['outbound-bind']!)) fail(`--outbound-bind needs an IP address, got "${o['outbound-bind']}"`);
   let listenerAddress: { host: string; port: number } | undefined;
   if (o['listener-address']) {
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(o['listener-address']);
@@ -64,7 +82,7 @@ export async function xdsServerMain(argv: string[], fail: (message: string) => n
   }
   let handle;
   try {
-    handle = await runXdsServer({ dir: o.dir, host: o.host!, port, debounceMs, addressPath: o['address-path'], load: { listenerAddress } });
+    handle = await runXdsServer({ dir: o.dir, host: o.host!, port, debounceMs, debounceMaxMs, outboundBind: o['outbound-bind'], grpcListeners: o['grpc-listeners'], confirmMs, addressPath: o['address-path'], load: { listenerAddress } });
   } catch (err) {
     fail((err as Error).message);
   }

@@ -5,6 +5,7 @@ import { decodeResource, newContext, typeFromUrl } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, resourceName, ROUTE_TYPE, SECRET_TYPE, TYPE_PREFIX, type AnyMsg } from '../proto.js';
 import { contentVersion, encodeAny } from '../resources.js';
+import { IstioState, isIstioDoc, toIstioDoc, type IstioDoc } from './istio/index.js';
 
 type Obj = Record<string, any>;
 
@@ -100,8 +101,8 @@ function findResources(doc: unknown, where: string): { kind: string; found: Foun
   if (!isObj(doc)) return { kind: 'skipped', found, problems: [{ path: where.replace(/\.$/, '') || '(root)', message: 'neither YAML nor JSON with a mapping at the top; nothing to serve' }] };
 
   if (typeof doc.apiVersion === 'string' && typeof doc.kind === 'string') {
-    // Istio networking CRDs need a translation to xDS that this server does not do yet.
-    return { kind: 'skipped', found, problems: [{ path: where.replace(/\.$/, '') || '(root)', message: `Kubernetes object ${doc.apiVersion} ${doc.kind} is not translated to xDS yet; skipped` }] };
+    // Istio's ServiceEntry, DestinationRule and VirtualService are taken before this; others are not translated.
+    return { kind: 'skipped', found, problems: [{ path: where.replace(/\.$/, '') || '(root)', message: `Kubernetes object ${doc.apiVersion} ${doc.kind} is not translated to xDS (translated: networking.istio.io ServiceEntry, DestinationRule, VirtualService); skipped` }] };
   }
   if (Array.isArray(doc.resources) || ('version_info' in doc && !('@type' in doc) && Object.keys(doc).every((k) => k === 'version_info' || k === 'resources'))) {
     // Envoy's filesystem subscription format: {version_info?, resources: [Any...]}.
@@ -193,12 +194,43 @@ function parseFile(file: string): { docs: unknown[]; problems: FieldError[] } {
   return { docs: out, problems };
 }
 
+/**
+ * Reads one file in any of the forms the directory accepts (Envoy's filesystem-xDS `resources:`
+ * list above all) into decoded resources: what a path config source (file-based SDS) reads.
+ */
+export function readResourceFile(file: string): { resources: Array<{ type: string; name: string; value: Obj; where: string }>; problems: FieldError[] } {
+  const parsed = parseFile(file);
+  const problems: FieldError[] = [...parsed.problems];
+  const resources: Array<{ type: string; name: string; value: Obj; where: string }> = [];
+  parsed.docs.forEach((doc, d) => {
+    const found = findResources(doc, parsed.docs.length > 1 ? `documents[${d}].` : '');
+    problems.push(...found.problems);
+    for (const f of found.found) {
+      if (!typeFromUrl(f.type)) {
+        problems.push({ path: f.where, message: `unknown resource type "${f.type}"` });
+        continue;
+      }
+      const url = `${TYPE_PREFIX}${typeName(f.type)}`;
+      const ctx = newContext('opaque');
+      const value = decodeResource(url, f.raw, f.where, ctx);
+      if (ctx.errors.length || !isObj(value)) {
+        problems.push(...ctx.errors);
+        continue;
+      }
+      resources.push({ type: url, name: resourceName(url, value), value, where: f.where });
+    }
+  });
+  return { resources, problems };
+}
+
 export interface LoadOptions {
   /**
    * Rewrites every listener's socket address to this one (port 0: a free port each). Lets a
    * production listener set (ports 15001, 15006, node IPs…) run on a development machine.
    */
   readonly listenerAddress?: { readonly host: string; readonly port: number };
+  /** Istio translation state (last good objects per file, outbound bind); a fresh one when absent. */
+  readonly istio?: IstioState;
 }
 
 function rewriteListener(l: Obj, to: NonNullable<LoadOptions['listenerAddress']>): Obj {
@@ -214,67 +246,115 @@ function rewriteListener(l: Obj, to: NonNullable<LoadOptions['listenerAddress']>
  */
 export function loadResourceDir(dir: string, opts: LoadOptions = {}): LoadResult {
   const byType = new Map<string, Map<string, ServedResource>>();
-  const files: FileReport[] = [];
+  const reports: Array<{ file: string; kind: string; resources: number; problems: FieldError[] }> = [];
+  const istio = opts.istio ?? new IstioState({ outboundBind: '0.0.0.0' });
+  const istioFiles = new Map<string, IstioDoc[]>();
+  const istioBroken = new Set<string>();
+
+  /** Decodes, validates, names and encodes one resource; false when it is not served. */
+  const serve = (rawType: string, raw: unknown, where: string, rel: string, problems: FieldError[]): boolean => {
+    const type = typeFromUrl(rawType);
+    if (!type) {
+      problems.push({ path: where, message: `unknown resource type "${rawType}"; skipped` });
+      return false;
+    }
+    const url = `${TYPE_PREFIX}${typeName(rawType)}`;
+    const ctx = newContext('opaque');
+    let value = decodeResource(url, raw, where, ctx);
+    if (opts.listenerAddress && url === LISTENER_TYPE && isObj(value)) value = rewriteListener(value, opts.listenerAddress);
+    if (ctx.errors.length || !isObj(value)) {
+      problems.push(...ctx.errors);
+      problems.push({ path: where, message: 'invalid resource; not served' });
+      return false;
+    }
+    let name = resourceName(url, value);
+    if (!name) {
+      // Envoy names an unnamed static listener itself; a stable name from the origin keeps
+      // versions steady across reloads.
+      name = `${rel}:${where}`;
+      if (url === ENDPOINT_TYPE) value.cluster_name = name;
+      else value.name = name;
+      problems.push({ path: where, message: `has no name; served as "${name}"` });
+    }
+    let m = byType.get(url);
+    if (!m) byType.set(url, (m = new Map()));
+    const prev = m.get(name);
+    if (prev) {
+      problems.push({ path: where, message: `duplicate ${typeName(url)} "${name}" (also ${prev.origin}); the first is served` });
+      return false;
+    }
+    let any: AnyMsg;
+    try {
+      any = encodeAny(url, value);
+    } catch (err) {
+      problems.push({ path: where, message: `cannot encode: ${(err as Error).message}` });
+      return false;
+    }
+    m.set(name, { name, version: contentVersion(any), any, origin: `${rel}: ${where}` });
+    return true;
+  };
+
   for (const file of listFiles(dir)) {
     const rel = path.relative(dir, file);
-    const problems: FieldError[] = [];
-    let count = 0;
-    let kind = 'skipped';
+    const report = { file: rel, kind: 'skipped', resources: 0, problems: [] as FieldError[] };
+    reports.push(report);
     let parsed: { docs: unknown[]; problems: FieldError[] };
     try {
       parsed = parseFile(file);
     } catch (err) {
-      files.push({ file: rel, kind, resources: 0, problems: [{ path: '', message: `cannot read: ${(err as Error).message}` }] });
+      report.problems.push({ path: '', message: `cannot read: ${(err as Error).message}` });
+      if (istio.knows(rel)) istioBroken.add(rel);
       continue;
     }
-    problems.push(...parsed.problems);
+    report.problems.push(...parsed.problems);
+    // A file of Istio objects that no longer parses keeps its last good objects.
+    if (parsed.problems.length && istio.knows(rel)) {
+      istioBroken.add(rel);
+      report.kind = 'istio';
+    }
     parsed.docs.forEach((doc, d) => {
-      const found = findResources(doc, parsed.docs.length > 1 ? `documents[${d}].` : '');
-      kind = found.kind;
-      problems.push(...found.problems);
-      for (const f of found.found) {
-        const type = typeFromUrl(f.type);
-        if (!type) {
-          problems.push({ path: f.where, message: `unknown resource type "${f.type}"; skipped` });
-          continue;
-        }
-        const url = `${TYPE_PREFIX}${typeName(f.type)}`;
-        const ctx = newContext('opaque');
-        let value = decodeResource(url, f.raw, f.where, ctx);
-        if (opts.listenerAddress && url === LISTENER_TYPE && isObj(value)) value = rewriteListener(value, opts.listenerAddress);
-        if (ctx.errors.length || !isObj(value)) {
-          problems.push(...ctx.errors);
-          problems.push({ path: f.where, message: 'invalid resource; not served' });
-          continue;
-        }
-        let name = resourceName(url, value);
-        if (!name) {
-          // Envoy names an unnamed static listener itself; a stable name from the origin keeps
-          // versions steady across reloads.
-          name = `${rel}:${f.where}`;
-          if (url === ENDPOINT_TYPE) value.cluster_name = name;
-          else value.name = name;
-          problems.push({ path: f.where, message: `has no name; served as "${name}"` });
-        }
-        let m = byType.get(url);
-        if (!m) byType.set(url, (m = new Map()));
-        const prev = m.get(name);
-        if (prev) {
-          problems.push({ path: f.where, message: `duplicate ${typeName(url)} "${name}" (also ${prev.origin}); the first is served` });
-          continue;
-        }
-        let any: AnyMsg;
-        try {
-          any = encodeAny(url, value);
-        } catch (err) {
-          problems.push({ path: f.where, message: `cannot encode: ${(err as Error).message}` });
-          continue;
-        }
-        m.set(name, { name, version: contentVersion(any), any, origin: `${rel}: ${f.where}` });
-        count++;
+      const where = parsed.docs.length > 1 ? `documents[${d}].` : '';
+      if (isObj(doc) && isIstioDoc(doc)) {
+        // Translated below, all files together: a VirtualService names another file's subsets.
+        report.kind = 'istio';
+        let list = istioFiles.get(rel);
+        if (!list) istioFiles.set(rel, (list = []));
+        list.push(toIstioDoc(doc, rel, where));
+        return;
       }
+      const found = findResources(doc, where);
+      report.kind = found.kind;
+      report.problems.push(...found.problems);
+      for (const f of found.found) if (serve(f.type, f.raw, f.where, rel, report.problems)) report.resources++;
     });
-    files.push({ file: rel, kind, resources: count, problems });
   }
-  return { resources: byType, files };
+
+  {
+    // Always: a state that held files now gone must forget them.
+    let t: ReturnType<IstioState['translate']>;
+    try {
+      t = istio.translate(istioFiles, istioBroken);
+    } catch (err) {
+      // A shape the validation let through must not take the server down: report, serve the rest.
+      const message = `Istio translation failed: ${(err as Error).message}; no Istio object is served`;
+      t = { resources: [], problems: [...istioFiles.keys()].map((file) => ({ file, path: '', message, severity: 'error' as const })) };
+    }
+    const byFile = new Map(reports.map((r) => [r.file, r]));
+    const reportOf = (file: string) => {
+      let r = byFile.get(file);
+      if (!r) {
+        // A file that vanished while its last good objects still serve.
+        r = { file, kind: 'istio', resources: 0, problems: [] };
+        byFile.set(file, r);
+        reports.push(r);
+      }
+      return r;
+    };
+    for (const p of t.problems) reportOf(p.file).problems.push({ path: p.path, message: p.message });
+    for (const g of t.resources) {
+      const r = reportOf(g.file);
+      if (serve(`${TYPE_PREFIX}${g.type.slice(g.type.lastIndexOf('/') + 1)}`, g.value, g.where, g.file, r.problems)) r.resources++;
+    }
+  }
+  return { resources: byType, files: reports };
 }

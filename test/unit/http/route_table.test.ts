@@ -128,7 +128,7 @@ describe('HTTP route table', () => {
       {
         vhds: {},
         virtual_hosts: [
-          { name: 'v', domains: ['*', 'a*b'], routes: [{ match: { prefix: '/', runtime_fraction: {} }, route: { cluster: 'nope', hedge_policy: {}, retry_policy: { retry_on: 'bogus' } } }] },
+          { name: 'v', domains: ['*', 'a*b'], routes: [{ match: { prefix: '/', runtime_fraction: {} }, route: { cluster: 'nope', hedge_policy: { initial_requests: 2 }, retry_policy: { retry_on: 'bogus' } } }] },
           { name: 'w', domains: ['*'], routes: [{ match: { safe_regex: { regex: '(' } }, direct_response: { status: 200 } }] },
         ],
       },
@@ -141,7 +141,7 @@ describe('HTTP route table', () => {
       expect.arrayContaining([
         'rc.vhds',
         'rc.virtual_hosts[0].routes[0].match.runtime_fraction',
-        'rc.virtual_hosts[0].routes[0].route.hedge_policy',
+        'rc.virtual_hosts[0].routes[0].route.hedge_policy.initial_requests',
         'rc.virtual_hosts[0].routes[0].route.cluster',
         'rc.virtual_hosts[0].routes[0].route.retry_policy.retry_on',
         'rc.virtual_hosts[0].domains[1]',
@@ -185,5 +185,50 @@ describe('grpc-timeout on a route', () => {
     const errors: FieldError[] = [];
     HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '1s' } } }] }] }, 'rc', KNOWN, errors);
     expect(errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].route.max_stream_duration.max_stream_duration']);
+  });
+});
+
+describe('hedge_policy', () => {
+  function compile(vh: object, route: object) {
+    const errors: FieldError[] = [];
+    const t = HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], ...vh, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', ...route } }] }] }, 'rc', KNOWN, errors);
+    return { errors, t };
+  }
+
+  it('takes hedge_on_per_try_timeout from the route, else from its virtual host', () => {
+    const fwd = (vh: object, route: object) => {
+      const a = compile(vh, route).t.route(req('h', '/'))!.action;
+      if (a.kind !== 'forward') throw new Error('not forward');
+      return a.hedgeOnPerTryTimeout;
+    };
+    expect(fwd({}, {})).toBe(false);
+    expect(fwd({ hedge_policy: { hedge_on_per_try_timeout: true } }, {})).toBe(true);
+    expect(fwd({ hedge_policy: { hedge_on_per_try_timeout: true } }, { hedge_policy: { hedge_on_per_try_timeout: false } })).toBe(false);
+    expect(fwd({}, { hedge_policy: { hedge_on_per_try_timeout: true, initial_requests: 1 } })).toBe(true);
+  });
+
+  it('refuses what Envoy does not implement either, with its path', () => {
+    expect(compile({ hedge_policy: { initial_requests: 3 } }, {}).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].hedge_policy.initial_requests']);
+    expect(compile({}, { hedge_policy: { additional_request_chance: { numerator: 10 } } }).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].route.hedge_policy.additional_request_chance']);
+  });
+});
+
+describe('typed_per_filter_config', () => {
+  const BPR = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
+  function compile(vh: object, route: object) {
+    const errors: FieldError[] = [];
+    const t = HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], ...vh, routes: [{ match: { prefix: '/' }, route: { cluster: 'a' }, ...route }] }] }, 'rc', KNOWN, errors);
+    return { errors, route: errors.length ? null : t.route(req('h', '/')) };
+  }
+
+  it('takes the buffer filter override from the route, else its virtual host', () => {
+    expect(compile({}, {}).route!.bufferMaxBytes).toBeNull();
+    expect(compile({ typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BPR, disabled: true } } }, {}).route!.bufferMaxBytes).toBe(0);
+    expect(compile({ typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BPR, disabled: true } } }, { typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BPR, buffer: { max_request_bytes: 10 } } } }).route!.bufferMaxBytes).toBe(10);
+  });
+
+  it('refuses other filters and a bad override with their paths', () => {
+    expect(compile({}, { typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': 'x' } } }).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].typed_per_filter_config']);
+    expect(compile({ typed_per_filter_config: { b: { '@type': BPR, buffer: { max_request_bytes: 0 } } } }, {}).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].typed_per_filter_config["b"].buffer.max_request_bytes']);
   });
 });

@@ -40,4 +40,12 @@ describe('trace context', () => {
     expect(ids.size).toBe(100);
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{16}$/);
   });
+
+  it('reads traceparent first for an OpenTelemetry tracer, B3 first otherwise', () => {
+    const h = lookup({ 'x-b3-traceid': 'a'.repeat(32), 'x-b3-spanid': 'b'.repeat(16), traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-00` });
+    expect(extract(h)).toMatchObject({ traceId: 'a'.repeat(32), format: 'b3' });
+    expect(extract(h, true)).toEqual({ traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), sampled: false, format: 'w3c' });
+    // A malformed traceparent falls back to B3 even then.
+    expect(extract(lookup({ 'x-b3-traceid': 'a'.repeat(16), 'x-b3-spanid': 'b'.repeat(16), traceparent: 'garbage' }), true)).toMatchObject({ format: 'b3' });
+  });
 });

@@ -5,7 +5,7 @@ import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decod
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { HttpConnectionManagerFilter } from './filter.js';
-import type { RouteLookup } from './rds.js';
+import { fileRdsTable, type RouteLookup } from './rds.js';
 import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
 import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 
@@ -41,7 +41,7 @@ export interface HcmConfig {
   readonly upgrades: ReadonlySet<string>;
   /** Downstream HTTP/2 settings from http2_protocol_options. */
   readonly h2Settings: Readonly<{ maxConcurrentStreams?: number; initialWindowSize?: number }>;
-  /** `tracing` with a Zipkin provider; null = no spans (trace headers still pass through untouched). */
+  /** `tracing` with a Zipkin or OpenTelemetry (OTLP/HTTP) provider; null = no spans (trace headers still pass through untouched). */
   readonly tracing: TracingConfig | null;
   /** `access_log`: one line per request; null when there is none (no entry is ever built). */
   readonly accessLogs: readonly AccessLogSpec[] | null;
@@ -165,8 +165,9 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
 }
 
 /**
- * `rds: { config_source: { ads: {} }, route_config_name }`: only ADS as the source, and only
- * where the configuration comes from xDS (the dynamic side supplies `ctx.rds`).
+ * `rds: { route_config_name, config_source }`. The source is either ADS, where the configuration
+ * comes from xDS (the dynamic side supplies `ctx.rds`), or a file (filesystem xDS:
+ * `path_config_source`, or the older `path`), read now and watched once the listener runs.
  */
 function parseRds(rds: Obj, path: string, ctx: FactoryContext): RouteLookup | null {
   const errors = ctx.errors;
@@ -174,8 +175,25 @@ function parseRds(rds: Obj, path: string, ctx: FactoryContext): RouteLookup | nu
   const name = rds.route_config_name;
   if (typeof name !== 'string' || !name) errors.push({ path: `${path}.route_config_name`, message: 'is required' });
   const src = (rds.config_source ?? null) as Obj | null;
-  if (!src || src.ads === undefined || src.ads === null) errors.push({ path: `${path}.config_source`, message: 'only ads: {} is supported as the RDS config source' });
-  if (!ctx.rds) errors.push({ path, message: 'is not supported yet on static listeners (rds works on listeners from LDS over ADS)' });
+  const pcs = (src?.path_config_source ?? null) as Obj | null;
+  const file = pcs ? pcs.path : src?.path;
+  if (src && (typeof file === 'string' || pcs)) {
+    const fp = pcs ? `${path}.config_source.path_config_source.path` : `${path}.config_source.path`;
+    if (typeof file !== 'string' || !file) errors.push({ path: fp, message: 'is required' });
+    const wd = pcs?.watched_directory?.path;
+    if (errors.length > start) return null;
+    const { table, problems } = fileRdsTable(name as string, file as string, ctx.clusterNames, typeof wd === 'string' && wd ? wd : null);
+    if (problems) {
+      for (const p of problems) errors.push({ path: fp, message: `${file}${p.path ? `: ${p.path}` : ''}: ${p.message}` });
+      return null;
+    }
+    return table;
+  }
+  if (!src || src.ads === undefined || src.ads === null) {
+    errors.push({ path: `${path}.config_source`, message: 'only ads: {} and path_config_source are supported as the RDS config source' });
+    return null;
+  }
+  if (!ctx.rds) errors.push({ path: `${path}.config_source.ads`, message: 'needs dynamic_resources.ads_config in the bootstrap; RDS over ADS is not supported without it (path_config_source reads routes from a file instead)' });
   if (errors.length > start) return null;
   return ctx.rds!(name as string);
 }
@@ -202,7 +220,7 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
           ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
           return;
         }
-        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, fault, local_ratelimit, rbac)` });
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, strait.filters.http.priority_ratelimit)` });
         return;
       }
       if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
@@ -224,5 +242,10 @@ export const httpConnectionManagerFactory = {
   typeUrls: [HCM_TYPE],
   terminal: true,
   parse,
-  create: (config, rt) => new HttpConnectionManagerFilter(config, rt),
+  create: (config, rt) => {
+    const f = new HttpConnectionManagerFilter(config, rt);
+    // A file-backed route table starts watching once a listener serves it.
+    config.routes.start?.(rt.stats.scope('http').scope(config.statPrefix, 'envoy_http_conn_manager_prefix'));
+    return f;
+  },
 } satisfies NetworkFilterFactory<HcmConfig>;

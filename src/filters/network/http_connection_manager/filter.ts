@@ -5,8 +5,10 @@ import type { Host } from '../../../upstream/host.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import { Http1ClusterPools } from '../../../upstream/http1_pool.js';
 import { Http2ClusterPools } from '../../../upstream/http2_pool.js';
+import type { RoutingPriority } from '../../../upstream/circuit_breakers.js';
 import { httpClusterStats, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { FilterReply, HttpFilter, HttpFilterRequest } from '../../http/types.js';
+import type { HttpFilter, HttpFilterRequest } from '../../http/types.js';
+import { runFilterChain, type ChainVerdict } from '../../http/chain.js';
 import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
 import type { HcmConfig } from './config.js';
 import { createH2Server, serveH2 } from './h2_session.js';
@@ -19,9 +21,10 @@ type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
 /**
  * Pools are per cluster and shared by every connection manager in the process, so keep-alive
  * connections are reused across listeners. Keyed weakly: a removed cluster takes its pools along.
+ * One pool set per routing priority (index 0 DEFAULT, 1 HIGH), as Envoy keeps them.
  */
-const POOLS = new WeakMap<Cluster, Http1ClusterPools>();
-const H2_POOLS = new WeakMap<Cluster, Http2ClusterPools>();
+const POOLS = new WeakMap<Cluster, [Http1ClusterPools | null, Http1ClusterPools | null]>();
+const H2_POOLS = new WeakMap<Cluster, [Http2ClusterPools | null, Http2ClusterPools | null]>();
 
 /** The configured connection manager: shared by every connection of its filter chain. */
 export class HttpConnectionManagerFilter implements NetworkFilter {
@@ -61,6 +64,12 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   /** null when the chain is just the router: requests then skip the filter step entirely. */
   readonly httpFilters: readonly HttpFilter[] | null;
 
+  /**
+   * The smallest `maxRequestBytes` of the HTTP filters (the buffer filter): forwarded requests
+   * are held until their body is complete and answered 413 past it. 0: nothing is held.
+   */
+  readonly holdRequestBytes: number;
+
   constructor(
     readonly config: HcmConfig,
     readonly rt: RuntimeContext,
@@ -72,28 +81,19 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats)) : null;
+    let hold = 0;
+    for (const f of this.httpFilters ?? []) if (f.maxRequestBytes && (hold === 0 || f.maxRequestBytes < hold)) hold = f.maxRequestBytes;
+    this.holdRequestBytes = hold;
   }
 
   /**
-   * Asks each HTTP filter in order: delays add up, the first reply ends the chain. Returns null
-   * when every filter lets the request through untouched.
+   * Asks each HTTP filter in order (src/filters/http/chain.ts): delays add up, the first reply
+   * ends the chain, a filter may hold the request (`wait`). Returns null when every filter lets
+   * the request through untouched.
    */
-  runFilters(req: HttpFilterRequest): { delayMs: number; reply: FilterReply | null; notify: HttpFilter[] } | null {
+  runFilters(req: HttpFilterRequest): ChainVerdict | null {
     const fl = this.httpFilters;
-    if (!fl) return null;
-    let out: { delayMs: number; reply: FilterReply | null; notify: HttpFilter[] } | null = null;
-    for (const f of fl) {
-      const v = f.onRequest(req);
-      if (!v) continue;
-      out ??= { delayMs: 0, reply: null, notify: [] };
-      out.delayMs += v.delayMs;
-      out.notify.push(f);
-      if (v.reply) {
-        out.reply = v.reply;
-        break;
-      }
-    }
-    return out;
+    return fl ? runFilterChain(fl, req) : null;
   }
 
   onNewConnection(conn: ConnectionContext): void {
@@ -111,22 +111,17 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     return (this.h2 ??= createH2Server(this));
   }
 
-  h2PoolsFor(cluster: Cluster): Http2ClusterPools {
-    let p = H2_POOLS.get(cluster);
-    if (!p) {
-      p = new Http2ClusterPools(cluster, this.statsFor(cluster.name));
-      H2_POOLS.set(cluster, p);
-    }
-    return p;
+  /** `priority`: the route's RoutingPriority (0 DEFAULT, 1 HIGH). */
+  h2PoolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http2ClusterPools {
+    let ps = H2_POOLS.get(cluster);
+    if (!ps) H2_POOLS.set(cluster, (ps = [null, null]));
+    return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster.name), priority));
   }
 
-  poolsFor(cluster: Cluster): Http1ClusterPools {
-    let p = POOLS.get(cluster);
-    if (!p) {
-      p = new Http1ClusterPools(cluster, this.statsFor(cluster.name));
-      POOLS.set(cluster, p);
-    }
-    return p;
+  poolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http1ClusterPools {
+    let ps = POOLS.get(cluster);
+    if (!ps) POOLS.set(cluster, (ps = [null, null]));
+    return (ps[priority] ??= new Http1ClusterPools(cluster, this.statsFor(cluster.name), priority));
   }
 
   statsFor(name: string): ClusterHttpStats {

@@ -12,17 +12,19 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { lbForTry, pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { outlierOfFailure } from './http1_session.js';
+import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus } from '../../../upstream/http_stats.js';
-import type { FilterReply, HttpFilter } from '../../http/types.js';
+import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
-import { H1Try, H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -107,10 +109,12 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
-class H2Exchange implements TryEvents {
+class H2Exchange implements TryEvents, HedgeOwner {
   private readonly grpc: boolean;
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
+  /** The route's hash and subset for every try, and a generated hash cookie (hash_policy.ts). */
+  lb: HttpLbContext | null = null;
   private cluster: Cluster | null = null;
   private upHeaders: HeaderObject | null = null;
   private requestId: string | null = null;
@@ -128,9 +132,13 @@ class H2Exchange implements TryEvents {
   private backoffTimer: NodeJS.Timeout | null = null;
   private downPaused = false;
   /** HTTP filters that acted on this request, told when it is over. */
-  private notify: HttpFilter[] | null = null;
+  private notify: FilterDoneHook[] | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
+  /** The circuit-breaker request slot the current try holds (max_requests of the route's priority). */
+  private rqHeld: BreakerState | null = null;
+  /** The max_retries slot a retry holds while backing off. */
+  private retryHeld: BreakerState | null = null;
   /** A filter chose the gRPC status of the local reply. */
   private grpcOverride: number | null = null;
   /** performance.now() at the request and at the current try's start (the _rq_time histograms). */
@@ -148,6 +156,12 @@ class H2Exchange implements TryEvents {
   private respHeaders: HeaderObject | null = null;
   /** The request was copied to the route's mirror clusters. */
   private mirrored = false;
+  /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
+  private holdMax = 0;
+  private holdThen: (() => void) | null = null;
+  /** On hedging routes: the current try's relay, and tries left running past their per-try timeout. */
+  private relay: TryRelay | null = null;
+  private hedged: TryRelay[] | null = null;
 
   constructor(
     private readonly filter: HttpConnectionManagerFilter,
@@ -207,6 +221,12 @@ class H2Exchange implements TryEvents {
     s.on('data', (d: Buffer) => this.onBody(d));
     s.on('end', () => {
       this.requestDone = true;
+      const then = this.holdThen;
+      if (then) {
+        this.holdThen = null;
+        this.delayed = false;
+        then();
+      }
       this.try?.end();
       this.maybeMirror();
     });
@@ -223,10 +243,21 @@ class H2Exchange implements TryEvents {
     }
     const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
     const route = cfg.routes.route(view);
-    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket) });
+    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0 });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
+      if (v.wait) {
+        // A filter holds the request (a queued rate-limit permit): the body is held meanwhile.
+        this.delayed = true;
+        v.wait((reply) => {
+          if (this.finished) return;
+          this.delayed = false;
+          if (reply) this.filterReply(reply);
+          else this.act(route, method, path, host);
+        });
+        return;
+      }
       if (v.delayMs > 0) {
         // Fault delay: request data keeps arriving and is held until the request goes on.
         this.delayed = true;
@@ -244,6 +275,7 @@ class H2Exchange implements TryEvents {
   }
 
   private filterReply(r: FilterReply): void {
+    if (r.flag) this.flag(r.flag);
     const headers: HeaderObject = {};
     for (const [k, val] of r.headers ?? []) headers[k] = val;
     if (this.grpc && r.grpcStatus !== undefined) {
@@ -275,8 +307,23 @@ class H2Exchange implements TryEvents {
       this.localReply(a.status, '', { location: this.location(a, route, host, path) }, route.responseHeaders);
       return;
     }
+    // The buffer filter's limit, unless the route's BufferPerRoute disables (0) or replaces it.
+    const fh = this.filter.holdRequestBytes;
+    const hold = fh > 0 && route.bufferMaxBytes != null ? route.bufferMaxBytes : fh;
+    if (hold > 0 && !this.requestDone && this.holdMax === 0) {
+      // envoy.filters.http.buffer: the whole body first (413 past the limit), then the route.
+      if (Number(first(this.headers['content-length']) ?? 0) > hold) {
+        this.payloadTooLarge();
+        return;
+      }
+      this.holdMax = hold;
+      this.holdThen = () => this.act(route, method, path, host);
+      this.delayed = true;
+      return;
+    }
     this.action = a;
-    const name = a.clusterHeader ? (first(h[a.clusterHeader]) ?? '') : a.clusters!.pick();
+    const sock = a.lb || a.clusterHeader ? this.stream.session?.socket : undefined;
+    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => first(h[n === 'host' && h.host === undefined ? ':authority' : n]), path, sock?.remoteAddress ?? '', sock?.remotePort ?? 0) : a.clusters!.pick();
     const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       st.no_cluster.value++;
@@ -368,7 +415,16 @@ class H2Exchange implements TryEvents {
   private startTry(): void {
     const cluster = this.cluster!;
     const cs = this.filter.statsFor(cluster.name);
-    const host = cluster.pickHost();
+    const priority = this.action!.priority;
+    const rm = cluster.breakers.at(priority);
+    if (!rm.canRequest()) {
+      // max_requests of the route's priority: answered at once, Envoy counts it as a pending overflow.
+      cs.upstream_rq_pending_overflow.value++;
+      this.flag('UO');
+      this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
+      return;
+    }
+    const host = cluster.pickHost(lbForTry(this.lb, this.retries));
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'no healthy upstream');
@@ -376,6 +432,9 @@ class H2Exchange implements TryEvents {
     }
     this.host = host;
     this.tryT0 = performance.now();
+    this.releaseRq();
+    rm.addRequest(1);
+    this.rqHeld = rm;
     cs.upstream_rq_total.value++;
     cs.upstream_rq_active.value++;
     host.counters.rq_total++;
@@ -384,12 +443,18 @@ class H2Exchange implements TryEvents {
     if (perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
     const endNow = this.requestDone && this.body.length === 0;
     const proto = upstreamProtocolOf(cluster);
+    const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
+    const ev: TryEvents = relay ?? this;
     const t: UpstreamTry =
       proto === 'http1'
-        ? new H1Try(this.filter.poolsFor(cluster), host, this.upHeaders!, endNow, String(this.headers[':method']), this)
-        : new H2Try(this.filter.h2PoolsFor(cluster), host, this.upHeaders!, endNow, this);
+        ? new H1Try(this.filter.poolsFor(cluster, priority), host, this.upHeaders!, endNow, String(this.headers[':method']), ev)
+        : new H2Try(this.filter.h2PoolsFor(cluster, priority), host, this.upHeaders!, endNow, ev);
     if (this.finished) return; // the try failed synchronously and a reply went out
     this.try = t;
+    if (relay) {
+      relay.try = t;
+      this.relay = relay;
+    }
     for (const b of this.body) t.write(b);
     if (this.bodyOverflow) {
       this.body = [];
@@ -400,6 +465,13 @@ class H2Exchange implements TryEvents {
 
   private onBody(d: Buffer): void {
     this.rxBytes += d.length;
+    if (this.holdThen) {
+      // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
+      this.body.push(d);
+      this.bodyBytes += d.length;
+      if (this.bodyBytes > this.holdMax) this.payloadTooLarge();
+      return;
+    }
     if (this.finished || (!this.action && !this.delayed)) return;
     if (!this.bodyOverflow || !this.try) {
       this.body.push(d);
@@ -437,11 +509,34 @@ class H2Exchange implements TryEvents {
     }
   }
 
+  private releaseRetry(): void {
+    const rm = this.retryHeld;
+    this.retryHeld = null;
+    rm?.addRetry(-1);
+  }
+
+  private releaseRq(): void {
+    const rm = this.rqHeld;
+    this.rqHeld = null;
+    rm?.addRequest(-1);
+  }
+
+  private payloadTooLarge(): void {
+    this.holdThen = null;
+    this.delayed = false;
+    this.body = [];
+    this.bodyBytes = 0;
+    this.stats.downstream_rq_too_large.value++;
+    this.localReply(413, 'Payload Too Large');
+  }
+
   private endTry(): void {
+    this.releaseRq();
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     if (!this.try) return;
     this.try = null;
+    this.relay = null;
     this.filter.statsFor(this.cluster!.name).upstream_rq_active.value--;
     if (this.host) this.host.counters.rq_active--;
     if (this.downPaused) {
@@ -456,12 +551,14 @@ class H2Exchange implements TryEvents {
     t?.abort();
   }
 
-  private retryAllowed(kind: TryFailureKind | 'per_try_timeout' | 'status', status: number, grpcStatus: number): boolean {
+  private retryAllowed(kind: TryFailureKind | 'per_try_timeout' | 'status' | 'hedge', status: number, grpcStatus: number): boolean {
     const p = this.action?.retry;
     if (!p || this.responseStarted || this.bodyOverflow || kind === 'overflow') return false;
     const cs = this.filter.statsFor(this.cluster!.name);
     let match: boolean;
-    if (kind === 'status') {
+    // Envoy hedges on a per-try timeout whatever retry_on says; only the budget applies.
+    if (kind === 'hedge') match = true;
+    else if (kind === 'status') {
       match =
         (p.on5xx && status >= 500) ||
         (p.onGatewayError && (status === 502 || status === 503 || status === 504)) ||
@@ -474,6 +571,10 @@ class H2Exchange implements TryEvents {
       cs.upstream_rq_retry_limit_exceeded.value++;
       return false;
     }
+    if (!this.cluster!.breakers.at(this.action!.priority).canRetry()) {
+      cs.upstream_rq_retry_overflow.value++;
+      return false;
+    }
     return true;
   }
 
@@ -482,8 +583,14 @@ class H2Exchange implements TryEvents {
     this.retries++;
     this.filter.statsFor(this.cluster!.name).upstream_rq_retry.value++;
     const ceiling = Math.min(p.backoffBaseMs * 2 ** (this.retries - 1), p.backoffMaxMs);
+    // A retry holds a max_retries slot while it backs off (as the HTTP/1 side counts it).
+    this.releaseRetry();
+    const rm = this.cluster!.breakers.at(this.action!.priority);
+    rm.addRetry(1);
+    this.retryHeld = rm;
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
+      this.releaseRetry();
       if (!this.finished) this.startTry();
     }, Math.random() * ceiling);
   }
@@ -497,6 +604,7 @@ class H2Exchange implements TryEvents {
       this.scheduleRetry();
       return;
     }
+    if (this.hedged?.length) return; // a hedged try is still out; its answer may yet come
     if (this.retries > 0) this.flag('URX');
     this.flag(kind === 'overflow' ? 'UO' : kind === 'connect_failure' ? 'UF' : kind === 'per_try_timeout' ? 'UT' : kind === 'protocol_error' ? 'UPE' : 'UR');
     switch (kind) {
@@ -521,7 +629,74 @@ class H2Exchange implements TryEvents {
     this.perTryTimer = null;
     if (this.responseStarted || !this.try) return;
     this.filter.statsFor(this.cluster!.name).upstream_rq_per_try_timeout.value++;
+    // Hedge only once the whole request went out: the late try then has all of it to answer.
+    const r = this.relay;
+    if (r && this.requestDone && !this.bodyOverflow && this.retryAllowed('hedge', 0, -1)) {
+      this.host?.outlier.putResult(OutlierResult.TIMEOUT);
+      r.parked = true;
+      (this.hedged ??= []).push(r);
+      // The parked try keeps its rq_active until it is dropped or wins.
+      this.try = null;
+      this.relay = null;
+      this.scheduleRetry();
+      return;
+    }
     this.failTry('per_try_timeout');
+  }
+
+  // ---- HedgeOwner: tries left running after their per-try timeout ----
+
+  parkedResponse(p: ParkedTry, status: number, grpcStatus: number): boolean {
+    const r = p as TryRelay;
+    if (this.finished || this.responseStarted) {
+      this.dropParked(r);
+      return false;
+    }
+    const policy = this.action!.retry;
+    const others = this.try !== null || this.backoffTimer !== null || this.hedged!.length > 1;
+    if (policy && others && statusRetriable(policy, status, grpcStatus)) {
+      // Not usable, and another try may still answer: Envoy drops it rather than retrying.
+      countUpstreamStatus(this.filter.statsFor(this.cluster!.name), status, r.host);
+      this.dropParked(r);
+      return false;
+    }
+    // The first usable answer wins: the current try (if any) is cancelled, no retry will start.
+    this.abortTry();
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    this.backoffTimer = null;
+    this.releaseRetry();
+    this.hedged!.splice(this.hedged!.indexOf(r), 1);
+    r.parked = false;
+    this.try = r.try;
+    this.relay = r;
+    this.host = r.host;
+    this.tryT0 = r.t0;
+    return true;
+  }
+
+  parkedFailure(p: ParkedTry, kind: TryFailureKind): void {
+    const r = p as TryRelay;
+    const o = outlierOfFailure(kind);
+    if (o !== null) r.host.outlier.putResult(o);
+    this.dropParked(r);
+    if (this.finished || this.try || this.backoffTimer || this.hedged?.length) return;
+    // It was the last try out: fail (or retry) as that try's failure.
+    this.failTry(kind);
+  }
+
+  private dropParked(r: TryRelay): void {
+    const i = this.hedged?.indexOf(r) ?? -1;
+    if (i < 0) return;
+    this.hedged!.splice(i, 1);
+    r.drop();
+    this.filter.statsFor(this.cluster!.name).upstream_rq_active.value--;
+    r.host.counters.rq_active--;
+  }
+
+  private dropAllParked(): void {
+    const h = this.hedged;
+    if (!h) return;
+    while (h.length) this.dropParked(h[h.length - 1]!);
   }
 
   private onRouteTimeout(): void {
@@ -554,6 +729,7 @@ class H2Exchange implements TryEvents {
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     this.responseStarted = true;
+    this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     classify(this.stats, 'downstream', (this.status = status));
     const cfg = this.filter.config;
@@ -566,6 +742,8 @@ class H2Exchange implements TryEvents {
     if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     applyObject(out, this.route!.responseHeaders);
+    const sc = this.lb?.setCookie;
+    if (sc) out['set-cookie'] = ([] as string[]).concat((out['set-cookie'] as string | string[] | undefined) ?? [], sc);
     this.respHeaders = out;
     try {
       this.stream.respond(out, { endStream, waitForTrailers: !endStream });
@@ -679,6 +857,9 @@ class H2Exchange implements TryEvents {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.releaseRq();
+    this.releaseRetry();
+    this.dropAllParked();
     this.filter.streamDone(this.t0, this.trace, this.status);
     if (this.filter.accessLog) this.logAccess();
     const n = this.notify;

@@ -12,13 +12,14 @@ import { parseRequestHead, parseResponseHead } from '../../../protocols/http1/pa
 import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { lbForTry, pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { FilterReply, HttpFilter } from '../../http/types.js';
+import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry } from '../../../observability/access_log/entry.js';
 import { native } from '../../../native.js';
@@ -27,7 +28,7 @@ import type { HcmConfig } from './config.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
-import { H2Try, type HeaderObject, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import type { HCM_STATS } from './stats.js';
 
 type HcmStats = StatsOf<typeof HCM_STATS>;
@@ -450,14 +451,14 @@ export function outlierOfFailure(kind: string): OutlierResult | null {
   return null; // overflow says nothing about the host
 }
 
-type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout';
+type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout' | 'hedge';
 
 /**
  * One request/response exchange: routing, then tries against upstream hosts (with retries and
  * timeouts) until a response is committed downstream. The request head is re-encoded once;
  * bodies pass through as the bytes that arrived.
  */
-class Http1Stream implements Http1ConnUser, TryEvents {
+class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
   requestDone = false;
   private responseStarted = false;
   private responseDone = false;
@@ -479,6 +480,8 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
+  /** The route's hash and subset for every try, and a generated hash cookie (hash_policy.ts). */
+  lb: HttpLbContext | null = null;
   private cluster: Cluster | null = null;
   private pools: Http1ClusterPools | null = null;
   private cstats: ClusterHttpStats | null = null;
@@ -512,7 +515,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   /** An allowed Upgrade (WebSocket): on 101 the two connections become a byte tunnel. */
   private upgrade = false;
   /** HTTP filters that acted on this request, told when it is over. */
-  private notify: HttpFilter[] | null = null;
+  private notify: FilterDoneHook[] | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
 
@@ -525,6 +528,14 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private h2: UpstreamTry | null = null;
   /** An HTTP/2 response without Content-Length goes to an HTTP/1.1 client chunked. */
   private rechunk = false;
+  /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
+  private holdMax = 0;
+  private holdThen: (() => void) | null = null;
+  /** Payload bytes of a held chunked body (the limit counts payload, not chunk framing). */
+  private holdPayload = 0;
+  /** On hedging routes: the HTTP/2 try's relay, and tries left running past their per-try timeout. */
+  private relay: TryRelay | null = null;
+  private hedged: ParkedTry[] | null = null;
 
   constructor(
     private readonly session: Http1Session,
@@ -603,10 +614,21 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream });
+    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0 });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
+      if (v.wait) {
+        // A filter holds the request (a queued rate-limit permit): the body is held meanwhile.
+        this.delayed = true;
+        v.wait((reply) => {
+          if (this.finished) return;
+          this.delayed = false;
+          if (reply) this.filterReply(reply);
+          else this.act(route);
+        });
+        return;
+      }
       if (v.delayMs > 0) {
         // Fault delay: the body keeps arriving and is held until the request goes on.
         this.delayed = true;
@@ -624,6 +646,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   }
 
   private filterReply(r: FilterReply): void {
+    if (r.flag) this.flag(r.flag);
     let h = 'content-type: text/plain\r\n';
     for (const [k, val] of r.headers ?? []) h += `${k}: ${val}\r\n`;
     if ((getHeader(this.head, 'content-type') ?? '').startsWith('application/grpc')) {
@@ -655,8 +678,24 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       this.localReply(a.status, `location: ${this.location(a, route)}\r\n`, '', route.responseHeaders);
       return;
     }
+    // The buffer filter's limit, unless the route's BufferPerRoute disables (0) or replaces it.
+    const fh = this.session.filter.holdRequestBytes;
+    const hold = fh > 0 && route.bufferMaxBytes != null ? route.bufferMaxBytes : fh;
+    if (hold > 0 && !this.requestDone && this.holdMax === 0 && !this.upgrade) {
+      // envoy.filters.http.buffer: the whole body first (413 past the limit), then the route.
+      this.holdMax = hold;
+      if (head.contentLength > hold) {
+        this.payloadTooLarge();
+        return;
+      }
+      this.holdThen = () => this.act(route);
+      this.delayed = true;
+      if (head.chunked) this.session.framer.onPayload = (_b, st, e) => (this.holdPayload += e - st);
+      if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) this.session.write(CONTINUE_100);
+      return;
+    }
     this.action = a;
-    const name = a.clusterHeader ? (getHeader(head, a.clusterHeader) ?? '') : a.clusters!.pick();
+    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => getHeader(head, n), head.target, this.session.remoteIp, this.session.downstream.remote.port) : a.clusters!.pick();
     const cluster = name ? this.session.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       this.stats.no_cluster.value++;
@@ -665,12 +704,12 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       return;
     }
     this.cluster = cluster;
-    this.pools = this.session.filter.poolsFor(cluster);
+    this.pools = this.session.filter.poolsFor(cluster, a.priority);
     this.cstats = this.session.filter.statsFor(cluster.name);
     this.stats.rq_total.value++;
     this.upstreamHead = this.encodeUpstreamHead(a, route);
     if (upstreamProtocolOf(cluster) === 'http2') this.prepareH2();
-    if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) {
+    if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE && this.holdMax === 0) {
       // Answer the client's Expect ourselves (Envoy's default) and never forward it.
       this.session.write(CONTINUE_100);
     }
@@ -855,9 +894,14 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   private startH2Try(host: Host): void {
     const endNow = this.requestDone && this.body.length === 0;
-    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!), host, this.h2Headers!, endNow, this);
+    const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
+    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!, this.pools!.priority), host, this.h2Headers!, endNow, relay ?? this);
     if (!this.tryActive || this.finished) return; // failed synchronously (overflow)
     this.h2 = t;
+    if (relay) {
+      relay.try = t;
+      this.relay = relay;
+    }
     for (const b of this.body) t.write(b);
     if (this.bodyOverflow) {
       this.body = [];
@@ -882,6 +926,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     this.responseStarted = true;
+    this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     statusClass(this.stats, (this.status = status));
     const cfg = this.cfg;
@@ -903,6 +948,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       if ((a.action === 'ADD_IF_ABSENT' && headers[a.name] !== undefined) || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] === undefined)) continue;
       lines += `${a.name}: ${a.value}\r\n`;
     }
+    if (this.lb?.setCookie) lines += `set-cookie: ${this.lb.setCookie}\r\n`;
     if (!responseHasNoBody(status, this.head.method) && headers['content-length'] === undefined) {
       if (endStream) lines += 'content-length: 0\r\n';
       else if (this.head.versionMinor === 1) {
@@ -965,6 +1011,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.h2 = null;
     if (kind === 'overflow') {
       this.endTry();
+      this.flag('UO');
       this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
       return;
     }
@@ -986,7 +1033,15 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private startTry(): void {
     const cluster = this.cluster!;
     const cs = this.cstats!;
-    const host = cluster.pickHost();
+    const rm = this.pools!.rm;
+    if (!rm.canRequest()) {
+      // max_requests of the route's priority: answered at once, Envoy counts it as a pending overflow.
+      cs.upstream_rq_pending_overflow.value++;
+      this.flag('UO');
+      this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+      return;
+    }
+    const host = cluster.pickHost(lbForTry(this.lb, this.retries));
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);
@@ -995,6 +1050,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.host = host;
     this.tryT0 = performance.now();
     this.tryActive = true;
+    rm.addRequest(1);
     cs.upstream_rq_total.value++;
     cs.upstream_rq_active.value++;
     host.counters.rq_total++;
@@ -1018,6 +1074,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       if (!conn) {
         if (reason === 'overflow') {
           this.endTry();
+          this.flag('UO');
           this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
         } else this.tryFailed('connect_failure');
         return;
@@ -1060,7 +1117,10 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.rxBytes += slice.length;
     if (this.delayed) {
       this.keepBody(slice, true);
-      if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
+      if (this.holdThen) {
+        // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
+        if ((this.head.chunked ? this.holdPayload : this.bodyBytes) > this.holdMax) this.payloadTooLarge();
+      } else if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
       return;
     }
     if (this.responseDone || this.finished || !this.action) return; // a local reply: the body is read and dropped
@@ -1103,6 +1163,21 @@ class Http1Stream implements Http1ConnUser, TryEvents {
 
   onRequestEnd(): void {
     this.requestDone = true;
+    const then = this.holdThen;
+    if (then) {
+      this.holdThen = null;
+      this.delayed = false;
+      if (this.head.chunked) {
+        this.session.framer.onPayload = null;
+        // The payload count may trail the last slice by one callback: judge the whole body now.
+        if (this.holdPayload > this.holdMax) {
+          this.holdThen = then;
+          this.payloadTooLarge();
+          return;
+        }
+      }
+      then();
+    }
     this.maybeMirror();
     this.h2?.end();
     this.maybeFinish();
@@ -1120,11 +1195,122 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.localReply(400, '', 'Bad Request');
   }
 
+  private payloadTooLarge(): void {
+    if (this.head.chunked) this.session.framer.onPayload = null;
+    this.holdThen = null;
+    this.delayed = false;
+    this.body = [];
+    this.bodyBytes = 0;
+    this.stats.downstream_rq_too_large.value++;
+    // The rest of the body will not be read: the connection cannot carry another request.
+    this.forceClose = true;
+    this.localReply(413, 'content-type: text/plain\r\n', 'Payload Too Large');
+  }
+
   private onPerTryTimeout(): void {
     this.perTryTimer = null;
     if (this.responseStarted || !this.tryActive) return;
     this.cstats!.upstream_rq_per_try_timeout.value++;
+    if (this.action!.hedgeOnPerTryTimeout && this.park()) return;
     this.tryFailed('per_try_timeout');
+  }
+
+  // ---- hedging: tries left running after their per-try timeout ----
+
+  /**
+   * Leaves the current try running and schedules another, as Envoy's hedge_on_per_try_timeout
+   * does. Only once the whole request went out (the late try has all of it to answer) and within
+   * the retry budget; false: time the try out as usual.
+   */
+  private park(): boolean {
+    if (!this.requestDone || this.bodyOverflow || this.waitingUpstreamDrain) return false;
+    if (this.h2Mode) {
+      if (!this.relay || this.h2 !== this.relay.try) return false;
+    } else if (!this.conn || this.upgrade) return false;
+    if (!this.retryAllowed('hedge', 0)) return false;
+    this.host?.outlier.putResult(OutlierResult.TIMEOUT);
+    let p: ParkedTry;
+    if (this.h2Mode) {
+      p = this.relay!;
+      p.parked = true;
+      this.h2 = null;
+      this.relay = null;
+    } else {
+      p = new ParkedH1Conn(this, this.conn, this.host!, this.tryT0, this.respBuf);
+      this.conn = null;
+      this.respBuf = null;
+    }
+    (this.hedged ??= []).push(p);
+    // The parked try keeps its rq_active until it is dropped or wins.
+    this.tryActive = false;
+    this.scheduleRetry();
+    return true;
+  }
+
+  parkedResponse(p: ParkedTry, status: number, grpcStatus: number): boolean {
+    if (this.finished || this.responseStarted) {
+      this.dropParked(p);
+      return false;
+    }
+    const policy = this.action!.retry;
+    const others = this.tryActive || this.backoffTimer !== null || this.hedged!.length > 1;
+    if (policy && others && statusRetriable(policy, status, grpcStatus)) {
+      // Not usable, and another try may still answer: Envoy drops it rather than retrying.
+      countUpstreamStatus(this.cstats!, status, p.host);
+      this.dropParked(p);
+      return false;
+    }
+    // The first usable answer wins: the current try (if any) is cancelled, no retry will start.
+    this.abortTry();
+    if (this.backoffTimer) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+      this.pools!.rm.addRetry(-1);
+    }
+    this.hedged!.splice(this.hedged!.indexOf(p), 1);
+    this.host = p.host;
+    this.tryT0 = p.t0;
+    this.tryActive = true;
+    this.resp = null;
+    this.respBuf = null;
+    this.respExtraBytes = false;
+    if (p instanceof TryRelay) {
+      p.parked = false;
+      this.h2 = p.try;
+      this.relay = p;
+    } else {
+      const c = p.take();
+      this.conn = c;
+      this.connReused = false;
+      this.gotUpstreamBytes = true;
+      c.user = this;
+    }
+    return true;
+  }
+
+  parkedFailure(p: ParkedTry, kind: TryFailureKind): void {
+    const o = outlierOfFailure(kind);
+    if (o !== null) p.host.outlier.putResult(o);
+    this.dropParked(p);
+    if (this.finished || this.tryActive || this.backoffTimer || this.hedged?.length) return;
+    // It was the last try out: fail (or retry) as that try's failure.
+    this.noTryLeft(kind === 'overflow' ? 'reset' : kind);
+  }
+
+  private dropParked(p: ParkedTry): void {
+    const i = this.hedged?.indexOf(p) ?? -1;
+    if (i < 0) return;
+    this.hedged!.splice(i, 1);
+    p.drop();
+    this.cstats!.upstream_rq_active.value--;
+    this.pools!.rm.addRequest(-1);
+    p.host.counters.rq_active--;
+  }
+
+  private dropAllParked(): void {
+    const h = this.hedged;
+    if (!h) return;
+    while (h.length) this.dropParked(h[h.length - 1]!);
   }
 
   private onRouteTimeout(): void {
@@ -1136,6 +1322,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
       this.backoffTimer = null;
+      this.pools!.rm.addRetry(-1);
     }
     if (this.responseStarted) {
       this.stats.rq_reset_after_downstream_response_started.value++;
@@ -1149,6 +1336,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   private endTry(): void {
     if (!this.tryActive) return;
     this.tryActive = false;
+    this.pools!.rm.addRequest(-1);
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     this.cstats!.upstream_rq_active.value--;
@@ -1188,10 +1376,16 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       this.startTry();
       return;
     }
+    this.noTryLeft(kind);
+  }
+
+  /** The try in flight failed: retry, wait for a hedged try still out, or answer the failure. */
+  private noTryLeft(kind: TryFailure): void {
     if (this.retryAllowed(kind, 0)) {
       this.scheduleRetry();
       return;
     }
+    if (this.hedged?.length) return; // a hedged try is still out; its answer may yet come
     if (this.retries > 0) this.flag('URX');
     if (kind === 'connect_failure') {
       this.flag('UF');
@@ -1213,7 +1407,9 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     const p = this.action?.retry;
     if (!p || this.responseStarted || this.bodyOverflow) return false;
     let match: boolean;
-    if (kind === 'status') {
+    // Envoy hedges on a per-try timeout whatever retry_on says; only the budget applies.
+    if (kind === 'hedge') match = true;
+    else if (kind === 'status') {
       match =
         (p.on5xx && status >= 500) ||
         (p.onGatewayError && (status === 502 || status === 503 || status === 504)) ||
@@ -1227,7 +1423,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
       return false;
     }
     const pools = this.pools!;
-    if (retriesActive(pools) >= pools.breakers.maxRetries) {
+    if (!pools.rm.canRetry()) {
       this.cstats!.upstream_rq_retry_overflow.value++;
       return false;
     }
@@ -1239,12 +1435,12 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.retries++;
     this.cstats!.upstream_rq_retry.value++;
     const pools = this.pools!;
-    addRetry(pools, 1);
+    pools.rm.addRetry(1);
     // Fully jittered exponential back-off, Envoy's default shape.
     const ceiling = Math.min(p.backoffBaseMs * 2 ** (this.retries - 1), p.backoffMaxMs);
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
-      addRetry(pools, -1);
+      pools.rm.addRetry(-1);
       if (!this.finished) this.startTry();
     }, Math.random() * ceiling);
   }
@@ -1324,6 +1520,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.perTryTimer = null;
     this.resp = r;
     this.responseStarted = true;
+    this.dropAllParked();
     countUpstreamStatus(cs, r.status, this.host);
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     statusClass(this.stats, (this.status = r.status));
@@ -1410,6 +1607,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     }
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && !has('x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
     extra += applyMutation(route.responseHeaders, has, dropNames);
+    if (this.lb?.setCookie) extra += `set-cookie: ${this.lb.setCookie}\r\n`;
     const keep = !this.forceClose && wantsKeepAlive(this.head);
     if (!keep) extra += 'connection: close\r\n';
     else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
@@ -1549,6 +1747,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
   }
 
   private clearTimers(): void {
+    this.dropAllParked();
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
     this.delayed = false;
@@ -1559,7 +1758,7 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
       this.backoffTimer = null;
-      addRetry(this.pools!, -1);
+      this.pools!.rm.addRetry(-1);
     }
   }
 
@@ -1577,15 +1776,6 @@ class Http1Stream implements Http1ConnUser, TryEvents {
     this.clearTimers();
     this.notifyFilters();
   }
-}
-
-/** Retries in flight per cluster (circuit breaker max_retries), kept beside the pools. */
-const RETRIES = new WeakMap<Http1ClusterPools, number>();
-function retriesActive(p: Http1ClusterPools): number {
-  return RETRIES.get(p) ?? 0;
-}
-function addRetry(p: Http1ClusterPools, d: number): void {
-  RETRIES.set(p, retriesActive(p) + d);
 }
 
 function stripPort(host: string): string {

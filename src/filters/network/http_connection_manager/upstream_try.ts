@@ -6,6 +6,7 @@ import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { Http2ClusterPools } from '../../../upstream/http2_pool.js';
+import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
@@ -362,4 +363,163 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     this.done = true;
     this.ev.onAbort();
   }
+}
+
+// ---- hedging (hedge_policy.hedge_on_per_try_timeout) ----
+
+/**
+ * What a hedged exchange hears from a try it stopped waiting for (its per-try timeout passed and
+ * a new try started) but did not cancel. `parkedResponse` returns true when the exchange made
+ * the parked try its current one (the answer then flows on as usual), false when it dropped it.
+ */
+export interface HedgeOwner {
+  parkedResponse(p: ParkedTry, status: number, grpcStatus: number): boolean;
+  parkedFailure(p: ParkedTry, kind: TryFailureKind): void;
+}
+
+/** A try left running after its per-try timeout. Holds the host's rq_active until dropped or promoted. */
+export type ParkedTry = TryRelay | ParkedH1Conn;
+
+/**
+ * Events of one try, passed on to the exchange; once `parked`, a response head or failure goes
+ * to the owner's parked handlers first. Only built for routes that hedge, so other requests keep
+ * handing themselves to the try directly.
+ */
+export class TryRelay implements TryEvents {
+  parked = false;
+  try: UpstreamTry | null = null;
+
+  constructor(
+    private readonly owner: TryEvents & HedgeOwner,
+    readonly host: Host,
+    readonly t0: number,
+  ) {}
+
+  onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
+    if (this.parked) {
+      const g = headers['grpc-status'];
+      if (!this.owner.parkedResponse(this, status, endStream && g !== undefined ? Number(Array.isArray(g) ? g[0] : g) : -1)) return;
+    }
+    this.owner.onResponse(status, headers, endStream);
+  }
+
+  onData(chunk: Buffer): void {
+    if (!this.parked) this.owner.onData(chunk);
+  }
+
+  onEnd(trailers: HeaderObject | null): void {
+    if (!this.parked) this.owner.onEnd(trailers);
+  }
+
+  onFailure(kind: TryFailureKind): void {
+    if (this.parked) this.owner.parkedFailure(this, kind);
+    else this.owner.onFailure(kind);
+  }
+
+  onAbort(): void {
+    if (!this.parked) this.owner.onAbort();
+  }
+
+  /** The losing try: reset the stream, or close the HTTP/1.1 connection (never back to the pool). */
+  drop(): void {
+    this.parked = false;
+    const t = this.try;
+    this.try = null;
+    t?.abort();
+  }
+}
+
+/**
+ * An HTTP/1.1 upstream connection whose try was hedged: reads until a response head is complete,
+ * then asks the owner whether it wins. A winner's bytes are handed to the connection's new user
+ * (the exchange) as they arrived; a loser's connection is destroyed, since the rest of its
+ * response would otherwise be read as the answer to the next request on it.
+ */
+export class ParkedH1Conn implements Http1ConnUser {
+  readonly parked = true;
+  private buf: Buffer | null;
+
+  constructor(
+    private readonly owner: HedgeOwner,
+    public conn: Http1UpstreamConn | null,
+    readonly host: Host,
+    readonly t0: number,
+    /** Bytes of a response head that had begun to arrive. */
+    already: Buffer | null,
+  ) {
+    this.buf = already;
+    conn!.user = this;
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    const c = this.conn;
+    if (!c) return;
+    const buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    let off = 0;
+    for (;;) {
+      const r = parseResponseHead(buf, off, buf.length);
+      if (typeof r === 'number') {
+        if (r === HeadStatus.NEED_MORE) {
+          this.buf = buf;
+          return;
+        }
+        this.fail('protocol_error');
+        return;
+      }
+      off += r.headBytes;
+      if (r.status >= 100 && r.status < 200) continue;
+      this.buf = null;
+      const g = r.fields.length ? grpcStatusOfHead(r) : -1;
+      if (!this.owner.parkedResponse(this, r.status, g)) return;
+      // Promoted: the owner is the connection's user now; it parses the head again from the start.
+      const u = c.user;
+      if (u && u !== this) u.onUpstreamData(buf);
+      return;
+    }
+  }
+
+  onUpstreamClose(): void {
+    if (!this.conn) return;
+    this.conn = null;
+    this.owner.parkedFailure(this, 'reset');
+  }
+
+  private fail(kind: TryFailureKind): void {
+    this.drop();
+    this.owner.parkedFailure(this, kind);
+  }
+
+  /** Takes the connection for the owner (promotion). */
+  take(): Http1UpstreamConn {
+    const c = this.conn!;
+    this.conn = null;
+    return c;
+  }
+
+  drop(): void {
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      c.user = null;
+      c.destroy();
+    }
+  }
+}
+
+function grpcStatusOfHead(r: MessageHead): number {
+  const f = r.fields;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    if (r.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase() === 'grpc-status') return Number(r.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!));
+  }
+  return -1;
+}
+
+/** Whether a response status is one the retry policy retries on (no budget check, no side effects). */
+export function statusRetriable(p: HttpRetryPolicy, status: number, grpcStatus: number): boolean {
+  return (
+    (p.on5xx && status >= 500) ||
+    (p.onGatewayError && (status === 502 || status === 503 || status === 504)) ||
+    (p.onRetriableStatusCodes && p.retriableStatusCodes.has(status)) ||
+    (grpcStatus >= 0 && p.grpcCodes.has(grpcStatus))
+  );
 }

@@ -1,8 +1,9 @@
 import { getCodec, protocolNames } from '../../../protocols/index.js';
-import type { PriorityLimiterConfig } from '../../../ratelimit/index.js';
+import { parseRateLimitSpec, type RateLimitSpec } from '../../../ratelimit/config.js';
 import { durationMs } from '../../../config/values.js';
 import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
 import { RpcRouteTable } from '../../../router/rpc_route_table.js';
+import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import { RpcProxyFilter } from './filter.js';
 
@@ -25,36 +26,17 @@ export interface RpcProxyConfig {
   readonly upstreamHeartbeatMs: number;
   /** null when the filter has no access_log. */
   readonly accessLogs: readonly AccessLogSpec[] | null;
+  /** `tracing`: a span per call; null = none (calls then build no trace state at all). */
+  readonly tracing: TracingConfig | null;
 }
 
 const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;
 
-export interface RpcRateLimit {
-  readonly limiter: PriorityLimiterConfig;
-  readonly priorityKey: string;
-  readonly sourceAppKey: string;
-}
+/** `rate_limit`: the same block the HTTP priority_ratelimit filter takes (src/ratelimit/config.ts). */
+export type RpcRateLimit = RateLimitSpec;
 
 function parseRateLimit(rl: Obj | undefined, path: string, ctx: FactoryContext): RpcRateLimit | null {
-  if (!rl) return null;
-  const tb = rl.token_bucket as Obj | undefined;
-  const rate = tb
-    ? { maxTokens: Number(tb.max_tokens), tokensPerFill: tb.tokens_per_fill === undefined ? 1 : Number(tb.tokens_per_fill), fillIntervalMs: durationMs(tb.fill_interval) ?? 0 }
-    : null;
-  if (rate && !(rate.fillIntervalMs > 0)) ctx.errors.push({ path: `${path}.token_bucket.fill_interval`, message: 'must be more than 0s' });
-  const maxConcurrent = Number(rl.max_concurrent ?? 0);
-  if (!rate && !maxConcurrent) ctx.errors.push({ path, message: 'needs token_bucket or max_concurrent' });
-  return Object.freeze({
-    limiter: Object.freeze({
-      levels: Math.max(1, Number(rl.levels ?? 1)),
-      rate,
-      ...(maxConcurrent ? { maxConcurrent } : {}),
-      maxQueuePerLevel: rl.max_queue_per_level === undefined ? 128 : Number(rl.max_queue_per_level),
-      maxWaitMs: durationMs(rl.max_wait) ?? 1000,
-    }),
-    priorityKey: String(rl.priority_key ?? ''),
-    sourceAppKey: String(rl.source_app_key ?? ''),
-  });
+  return rl ? parseRateLimitSpec(rl, path, ctx.errors) : null;
 }
 
 type Obj = Record<string, any>;
@@ -67,9 +49,11 @@ function parseRpcProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConf
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, ctx.errors, ctx.warnings);
   const rateLimit = parseRateLimit(tc.rate_limit as Obj | undefined, `${path}.rate_limit`, ctx);
+  const tracing = parseTracing(tc.tracing as Obj | undefined, `${path}.tracing`, ctx.clusterNames, ctx.errors, ctx.warnings);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     accessLogs,
+    tracing,
     statScope: 'rpc' as const,
     statPrefix: String(tc.stat_prefix),
     codec,
@@ -93,7 +77,7 @@ function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyCo
   });
   const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ accessLogs: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS, rateLimit: null });
+  return Object.freeze({ accessLogs: null, tracing: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS, rateLimit: null });
 }
 
 export const rpcProxyFactory = {

@@ -2,6 +2,7 @@ import type net from 'node:net';
 import { log } from '../../../log.js';
 import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
 import { newEntry, type RpcLogInfo } from '../../../observability/access_log/entry.js';
+import { RpcTracer, type RpcCallTrace } from '../../../observability/tracing/rpc.js';
 import type { Histogram, StatsOf } from '../../../observability/stats.js';
 import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
@@ -9,8 +10,8 @@ import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass,
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { KeyedLimiter, PriorityLimiter } from '../../../ratelimit/index.js';
 import { LbContext } from '../../../upstream/lb/context.js';
-import type { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
 import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
+import { hashRpcCall } from '../../../router/rpc_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import type { ConnectionContext, Handover, NetworkFilter, RuntimeContext } from '../types.js';
@@ -77,7 +78,11 @@ export class RpcProxyFilter implements NetworkFilter {
       : null;
     this.requestTime = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).histogram('request_time_ms');
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
+    this.tracer = config.tracing ? new RpcTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix, config.maxFrameBytes) : null;
   }
+
+  /** null without `tracing`: calls then build no trace state at all. */
+  readonly tracer: RpcTracer | null;
 
   readonly accessLog: AccessLogger | null;
   readonly rateLimit: { config: RpcRateLimit; keyed: KeyedLimiter | null; single: PriorityLimiter | null } | null;
@@ -257,7 +262,10 @@ class RpcSession {
       }
       return;
     }
-    const call = new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY);
+    // Traced and sampled: the call sends a copy of the frame that carries the proxy's span.
+    const trace = this.filter.tracer ? this.filter.tracer.start(codec, buf, off, hdr, this.view, this.conn.downstream) : null;
+    const call = trace?.frame ? new Call(this, route, trace.frame, 0, trace.frameHdr!, kind === FrameKind.ONEWAY) : new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY);
+    if (trace) call.trace = trace;
     const rl = this.filter.rateLimit;
     if (!rl) return call.start();
     // Priority and source application are read now, while the frame's header is current.
@@ -345,9 +353,11 @@ class RpcSession {
   private lbCtx: LbContext | null = null;
 
   /** One LbContext per connection, reset per pick: the data path allocates none per call. */
-  lbContext(match: MetadataMatch, attempt: number): LbContext {
+  lbContext(route: RpcRoute, attempt: number, buf: Buffer, off: number, hdr: Int32Array): LbContext {
     const c = (this.lbCtx ??= new LbContext()).reset();
-    c.metadataMatch = match;
+    c.metadataMatch = route.metadataMatch;
+    // The hash is recomputed per pick from the call's own frame: no per-call state to keep.
+    if (route.hash) hashRpcCall(route.hash, c, this.codec!, buf, off, hdr, this.conn.downstream.remote.family === 'unix' ? '' : this.conn.downstream.remote.address);
     c.attempt = attempt;
     return c;
   }
@@ -406,8 +416,9 @@ class Try implements PendingCall {
     this.timer = null;
     this.conn.forget(this.id);
     this.cluster.stats.upstream_rq_active.value--;
-    this.cluster.rqActive--;
-    if (this.isRetry) this.cluster.retriesActive--;
+    const rm = this.cluster.breakers.at(this.call.priority);
+    rm.addRequest(-1);
+    if (this.isRetry) rm.addRetry(-1);
   }
 }
 
@@ -432,6 +443,13 @@ class Call {
   /** The access log flag for a failure about to become a local reply (UF connect, UC reset). */
   private failFlag = '';
   private readonly t0 = performance.now();
+  /** The call's span when the filter traces and the call is sampled. */
+  trace: RpcCallTrace | null = null;
+
+  /** The route's circuit-breaker priority, for its tries. */
+  get priority(): RpcRoute['priority'] {
+    return this.route.priority;
+  }
 
   constructor(
     private readonly session: RpcSession,
@@ -460,6 +478,7 @@ class Call {
     this.limiter = limiter?.config.maxConcurrent ? limiter : null;
     if (this.session.isClosed) {
       // The client left while the call waited for a permit.
+      this.trace?.end(null, null, null, 'downstream_closed', true);
       this.limiter?.release();
       this.limiter = null;
       return;
@@ -484,10 +503,11 @@ class Call {
 
   private sendOneway(): void {
     const host = this.pick();
-    if (!host) return;
+    if (!host) return void this.trace?.end(null, null, null, 'no_upstream', true);
     const cluster = this.pickedCluster!;
     cluster.stats.upstream_rq_total.value++;
     this.session.rpc.pool(this.session.protocol).get(cluster, host).send(this.buf, this.off, this.hdr[H.FRAME_LEN]!, null);
+    this.trace?.end(cluster.name, host, null, null, false);
   }
 
   /** The cluster of the last successful pick() (kept in a field: no tuple per try). */
@@ -498,11 +518,12 @@ class Call {
     const rpc = this.session.rpc;
     const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
     // Subset routing (metadata_match) goes through the session's reusable LB context.
-    const ctx = this.route.metadataMatch ? this.session.lbContext(this.route.metadataMatch, this.attempts) : null;
+    const ctx = this.route.metadataMatch || this.route.hash ? this.session.lbContext(this.route, this.attempts, this.buf, this.off, this.hdr) : null;
     let host = cluster?.pickHost(ctx) ?? null;
     // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
     // predicate: what a user retrying a connect failure or hedging a slow host means).
-    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx);
+    // A hashing balancer steps away from the key's host only when told this is another attempt.
+    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx && ((ctx.attempt += 1), ctx));
     if (!cluster || !host) {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
       return null;
@@ -529,7 +550,8 @@ class Call {
       return;
     }
     const cluster = this.pickedCluster!;
-    if (cluster.rqActive >= cluster.breakers.maxRequests) {
+    const rm = cluster.breakers.at(this.route.priority);
+    if (!rm.canRequest()) {
       cluster.stats.upstream_rq_pending_overflow.value++;
       if (this.tries.length === 0) {
         rpc.stats.local_response_overflow.value++;
@@ -544,9 +566,9 @@ class Call {
     this.attempts++;
     const conn = rpc.pool(this.session.protocol).get(cluster, host);
     const t = new Try(this, conn, cluster, isRetry);
-    if (isRetry) cluster.retriesActive++;
+    if (isRetry) rm.addRetry(1);
     this.tries.push(t);
-    cluster.rqActive++;
+    rm.addRequest(1);
     cluster.stats.upstream_rq_total.value++;
     cluster.stats.upstream_rq_active.value++;
     t.id = conn.send(bytes, off, len, t);
@@ -559,7 +581,7 @@ class Call {
   private canRetry(cluster: Cluster): boolean {
     const retry = this.route.retry;
     if (!retry || this.retries >= retry.numRetries) return false;
-    if (cluster.retriesActive >= cluster.breakers.maxRetries) {
+    if (!cluster.breakers.at(this.route.priority).canRetry()) {
       cluster.stats.upstream_rq_retry_overflow.value++;
       return false;
     }
@@ -606,6 +628,7 @@ class Call {
     this.finish();
     this.session.rpc.stats.response.value++;
     const codec = this.session.protocol;
+    this.trace?.end(t.cluster.name, t.conn.host, hdr[H.STATUS]!, null, (codec.classify?.(hdr) ?? 'success') !== 'success');
     codec.writeRequestId(buf, off, this.origHi, this.origLo);
     if (this.facts) this.log(t.cluster, t.conn.host, '', hdr[H.STATUS]!, null, hdr[H.FRAME_LEN]!);
     this.session.reply(buf.subarray(off, off + hdr[H.FRAME_LEN]!));
@@ -631,6 +654,7 @@ class Call {
   private localReply(kind: LocalReplyKind, message: string): void {
     if (this.done) return;
     this.finish();
+    this.trace?.end(null, null, null, kind, true);
     if (this.oneway || this.session.isClosed) {
       if (this.facts) this.log(null, null, this.failFlag || LOCAL_REPLY_FLAGS[kind], null, kind, 0);
       return;
@@ -648,6 +672,7 @@ class Call {
   /** Over the filter's rate limit: answered locally (one-way calls are dropped), never sent. */
   rateLimited(): void {
     this.session.rpc.stats.request_rate_limited.value++;
+    this.trace?.end(null, null, null, 'rate_limited', true);
     if (this.oneway || this.session.isClosed) return;
     this.localReply('overflow', 'rate limited: the proxy is over its rate_limit for this priority');
   }
@@ -669,6 +694,7 @@ class Call {
   cancel(): void {
     if (this.done) return;
     this.finish();
+    this.trace?.end(null, null, null, 'downstream_closed', true);
     // DC: the client's connection ended first.
     if (this.facts) this.log(null, null, 'DC', null, 'downstream_closed', 0);
   }

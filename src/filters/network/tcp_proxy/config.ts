@@ -20,13 +20,26 @@ export interface TcpProxyConfig {
   readonly maxConnectAttempts: number;
   /** `metadata_match` for `envoy.lb`: the subset of clusters with lb_subset_config; null = none. */
   readonly metadataMatch: MetadataMatch | null;
+  /** `hash_policy: [{ source_ip: {} }]`: RING_HASH / MAGLEV clusters keep one client IP on one host. */
+  readonly hashSourceIp: boolean;
   readonly maxDownstreamConnectionDurationMs: number;
 }
 
 type Obj = Record<string, any>;
 
 /** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
-const UNSUPPORTED = ['tunneling_config', 'on_demand', 'hash_policy'] as const;
+const UNSUPPORTED = ['tunneling_config', 'on_demand'] as const;
+
+/** Envoy's type.v3.HashPolicy for tcp_proxy: at most one, and only source_ip (filter_state needs state Strait does not keep). */
+function parseHashPolicy(list: unknown, path: string, ctx: FactoryContext): boolean {
+  const items = (list ?? []) as Obj[];
+  if (!Array.isArray(items) || items.length === 0) return false;
+  if (items.length > 1) ctx.errors.push({ path, message: 'takes at most one policy' });
+  const p = items[0] ?? {};
+  if (p.filter_state !== undefined && p.filter_state !== null) ctx.errors.push({ path: `${path}[0].filter_state`, message: 'is not supported (Strait keeps no filter state)' });
+  else if (p.source_ip === undefined || p.source_ip === null) ctx.errors.push({ path: `${path}[0]`, message: 'needs source_ip' });
+  return true;
+}
 
 function parse(tc: Obj, path: string, ctx: FactoryContext): TcpProxyConfig | null {
   const start = ctx.errors.length;
@@ -35,6 +48,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): TcpProxyConfig | nul
   }
   const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, ctx.errors, ctx.warnings);
   const clusters = compileClusterSpecifier(tc, path, ctx.clusterNames, ctx.errors);
+  const hashSourceIp = parseHashPolicy(tc.hash_policy, `${path}.hash_policy`, ctx);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     statPrefix: String(tc.stat_prefix),
@@ -43,6 +57,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): TcpProxyConfig | nul
     idleTimeoutMs: tc.idle_timeout === undefined ? DEFAULT_IDLE_TIMEOUT_MS : durationMs(tc.idle_timeout)!,
     maxConnectAttempts: tc.max_connect_attempts === undefined ? 1 : Number(tc.max_connect_attempts),
     metadataMatch: MetadataMatch.fromMetadata(tc.metadata_match),
+    hashSourceIp,
     maxDownstreamConnectionDurationMs:
       tc.max_downstream_connection_duration === undefined ? 0 : durationMs(tc.max_downstream_connection_duration)!,
   });

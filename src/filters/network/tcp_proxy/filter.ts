@@ -21,6 +21,20 @@ export class TcpProxyFilter implements NetworkFilter {
   /** Fixed per filter (metadata_match, no hash): shared by its connections, never written after. */
   readonly lbContext: LbContext | null;
   readonly accessLog: AccessLogger | null;
+  /** hash_policy source_ip: refilled for each pick (picks are synchronous), so connects allocate nothing. */
+  private readonly hashCtx: LbContext | null;
+
+  /** The LB context for connect attempt `attempt` (1 first): a retry steps away from the IP's host. */
+  lbFor(conn: ConnectionContext, attempt: number): LbContext | null {
+    const c = this.hashCtx;
+    if (!c) return this.lbContext;
+    c.reset();
+    c.metadataMatch = this.config.metadataMatch;
+    const r = conn.downstream.remote;
+    if (r.family !== 'unix' && r.address) c.addString(r.address);
+    c.attempt = attempt - 1;
+    return c;
+  }
 
   constructor(
     readonly config: TcpProxyConfig,
@@ -28,6 +42,7 @@ export class TcpProxyFilter implements NetworkFilter {
   ) {
     this.stats = rt.stats.scope('tcp').scope(config.statPrefix, 'envoy_tcp_prefix').table(TCP_PROXY_STATS);
     this.lbContext = config.metadataMatch ? Object.assign(new LbContext(), { metadataMatch: config.metadataMatch }) : null;
+    this.hashCtx = config.hashSourceIp ? new LbContext() : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
   }
 
@@ -67,6 +82,8 @@ class TcpProxySession {
   private host: Host | null = null;
   private durationTimer: NodeJS.Timeout | null = null;
   private finished = false;
+  /** Holds one of the cluster's max_connections from connect until the upstream closes. */
+  private cxHeld = false;
   // Access log facts: cheap to keep, read only when the filter logs.
   private readonly start = Date.now();
   private flags = '';
@@ -91,13 +108,24 @@ class TcpProxySession {
 
   connect(attempt: number): void {
     const cs = this.cluster.stats;
-    const host = this.cluster.pickHost(this.filter.lbContext, this.conn.downstream.local);
+    const host = this.cluster.pickHost(this.filter.lbFor(this.conn, attempt), this.conn.downstream.local);
     if (!host) {
       cs.upstream_cx_none_healthy.value++;
       this.flags = 'UH';
       this.finish();
       return;
     }
+    // max_connections (tcp_proxy traffic counts at DEFAULT priority, as in Envoy): over it, the
+    // downstream connection is closed at once rather than queued.
+    const rm = this.cluster.breakers.at(0);
+    if (!rm.canConnect()) {
+      cs.upstream_cx_overflow.value++;
+      this.flags = 'UO';
+      this.finish();
+      return;
+    }
+    rm.addConnection(1);
+    this.cxHeld = true;
     cs.upstream_cx_total.value++;
     host.counters.cx_total++;
     // TLS clusters connect through node:tls (src/tls); plaintext ones through the engine.
@@ -108,6 +136,7 @@ class TcpProxySession {
         return;
       }
       if (status !== 0 || !up) {
+        this.releaseCx();
         if (status === ETIMEDOUT) cs.upstream_cx_connect_timeout.value++;
         cs.upstream_cx_connect_fail.value++;
         host.counters.cx_connect_fail++;
@@ -159,6 +188,13 @@ class TcpProxySession {
     });
   }
 
+  /** Gives back the max_connections slot this session holds, once. */
+  private releaseCx(): void {
+    if (!this.cxHeld) return;
+    this.cxHeld = false;
+    this.cluster.breakers.at(0).addConnection(-1);
+  }
+
   private abort(): void {
     if (this.connecting) {
       this.connecting.cancel();
@@ -171,6 +207,7 @@ class TcpProxySession {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.releaseCx();
     if (this.durationTimer) clearTimeout(this.durationTimer);
     if (!this.host) this.conn.downstream.close(); // never piped: we still own the socket
     if (this.filter.accessLog) this.filter.logConnection(this.conn, this.start, this.cluster.name, this.host, this.flags, this.rx, this.tx);

@@ -1,0 +1,72 @@
+import type { FilterDoneHook, FilterReply, FilterResume, HttpFilter, HttpFilterRequest } from './types.js';
+
+/** What the connection manager does with a request after its HTTP filters had their say. */
+export interface ChainVerdict {
+  /** Hold the request this long first (fault delays add up). */
+  delayMs: number;
+  /** Send this instead of routing (unless `wait` is set, which decides instead). */
+  reply: FilterReply | null;
+  /** Told when the exchange is over; filters that run after a wait are appended later. */
+  readonly notify: FilterDoneHook[];
+  /**
+   * A filter will decide later: call once (after `delayMs`, which it already includes) and
+   * route or reply when `resume` runs. Filters after the waiting one run only then.
+   */
+  wait: ((resume: FilterResume) => void) | null;
+}
+
+/** Marks a chain whose exchange ended while it waited, so no later filter runs for it. */
+class Over implements FilterDoneHook {
+  over = false;
+  onDone(): void {
+    this.over = true;
+  }
+}
+
+/**
+ * Asks each filter in order from `from`: delays add up, the first reply ends the chain, and a
+ * filter that has to wait ends the synchronous pass (the rest continue when it resumes).
+ * Returns null when every filter lets the request through untouched.
+ */
+export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRequest, from = 0, notify: FilterDoneHook[] | null = null): ChainVerdict | null {
+  let out: ChainVerdict | null = null;
+  for (let i = from; i < filters.length; i++) {
+    const f = filters[i]!;
+    const v = f.onRequest(req);
+    if (!v) continue;
+    out ??= { delayMs: 0, reply: null, notify: notify ?? [], wait: null };
+    out.delayMs += v.delayMs;
+    out.notify.push(v.done ?? f);
+    if (v.wait) {
+      out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait);
+      return out;
+    }
+    if (v.reply) {
+      out.reply = v.reply;
+      break;
+    }
+  }
+  return out;
+}
+
+/** A wait that, once resumed with null, runs the filters after the waiting one. */
+function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, next: number, notify: FilterDoneHook[], delayMs: number, inner: (resume: FilterResume) => void): (resume: FilterResume) => void {
+  const over = new Over();
+  notify.push(over);
+  return (resume) => {
+    const go = () => {
+      if (over.over) return;
+      inner((reply) => {
+        if (over.over) return;
+        if (reply || next >= filters.length) return resume(reply);
+        const more = runFilterChain(filters, req, next, notify);
+        if (!more) return resume(null);
+        if (more.wait) return more.wait(resume); // already includes its own delays
+        if (more.delayMs > 0) setTimeout(() => !over.over && resume(more.reply), more.delayMs);
+        else resume(more.reply);
+      });
+    };
+    if (delayMs > 0) setTimeout(go, delayMs);
+    else go();
+  };
+}
