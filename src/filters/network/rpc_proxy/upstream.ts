@@ -2,7 +2,7 @@ import net from 'node:net';
 import { log } from '../../../log.js';
 import { openUpstreamSocket } from '../../../tls/upstream.js';
 import { FrameKind, H, type RpcCodec } from '../../../protocols/types.js';
-import type { Cluster } from '../../../upstream/cluster.js';
+import type { Cluster, ClusterConnPools } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { Framer } from './framer.js';
@@ -33,11 +33,13 @@ export class RpcUpstreamConn {
   private busy = false;
   private heartbeatOut = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Out of its pool (host removed, cluster retired): closes once no call is pending. */
+  private draining = false;
 
   constructor(
     readonly host: Host,
     private readonly codec: RpcCodec,
-    cluster: Cluster,
+    readonly cluster: Cluster,
     maxFrame: number,
     heartbeatMs: number,
     private readonly onClosed: (conn: RpcUpstreamConn) => void,
@@ -62,6 +64,8 @@ export class RpcUpstreamConn {
       cluster.stats.upstream_cx_active.value++;
       host.counters.cx_active++;
       host.outlier.putResult(OutlierResult.CONNECT_SUCCESS);
+      // Drained while connecting with nothing to carry: close now (a one-way send already ended it).
+      if (this.draining && this.pending.size === 0 && !this.socket.writableEnded) return this.closeDrained();
       if (heartbeatMs > 0) {
         this.heartbeatTimer = setInterval(() => this.keepAlive(), heartbeatMs);
         this.heartbeatTimer.unref();
@@ -114,12 +118,37 @@ export class RpcUpstreamConn {
     if (call) this.pending.set(id, call);
     this.busy = true;
     corkedWrite(this.socket, buf.subarray(off, off + len));
+    // A one-way send on a draining connection: close once the bytes are out.
+    if (this.draining && this.pending.size === 0) this.socket.end();
     return id;
   }
 
   /** Forgets a call (timed out, or its client went away); a late response is then dropped. */
   forget(id: number): void {
-    this.pending.delete(id);
+    if (this.pending.delete(id) && this.draining && this.pending.size === 0) this.closeDrained();
+  }
+
+  /**
+   * Envoy's drain for a multiplexed connection: no new call is sent here (the pool no longer
+   * hands it out) and it closes when the last pending call has its response.
+   */
+  drain(): void {
+    if (this.draining || this.closed) return;
+    this.draining = true;
+    if (this.pending.size === 0 && this.connected) this.closeDrained();
+  }
+
+  /** Marks a connection opened for a retired host: it carries its calls, then closes. */
+  markDraining(): void {
+    this.draining = true;
+  }
+
+  private closeDrained(): void {
+    if (this.closed || this.socket.writableEnded) return;
+    this.cluster.stats.upstream_cx_destroy_local.value++;
+    // Bytes still queued (a one-way call): let them out before the FIN.
+    if (this.socket.writableLength > 0) this.socket.end();
+    else this.socket.destroy();
   }
 
   private keepAlive(): void {
@@ -152,6 +181,7 @@ export class RpcUpstreamConn {
       if (call) {
         this.pending.delete(id);
         call.onResponse(buf, off, hdr);
+        if (this.draining && this.pending.size === 0) this.closeDrained();
       } else this.onUnmatched(kind);
       return;
     }
@@ -171,8 +201,10 @@ export class RpcUpstreamConn {
 }
 
 /** Upstream connections per host, one multiplexed connection each, shared by a filter's sessions. */
-export class RpcConnPool {
+export class RpcConnPool implements ClusterConnPools {
   private readonly conns = new Map<Host, RpcUpstreamConn>();
+  /** Clusters this pool asked to be told about host removal and retirement. */
+  private readonly watched = new WeakSet<Cluster>();
 
   constructor(
     private readonly codec: RpcCodec,
@@ -187,9 +219,35 @@ export class RpcConnPool {
       c = new RpcUpstreamConn(host, this.codec, cluster, this.maxFrame, this.heartbeatMs, (dead) => {
         if (this.conns.get(host) === dead) this.conns.delete(host);
       }, this.onUnmatched);
+      if (cluster.isRetired(host)) {
+        // Picked just before the host left (or through a retired cluster): serve, never pool.
+        c.markDraining();
+        return c;
+      }
+      if (!this.watched.has(cluster)) {
+        this.watched.add(cluster);
+        cluster.addConnPools(this);
+      }
       this.conns.set(host, c);
     }
     return c;
+  }
+
+  drainHosts(cluster: Cluster, hosts: readonly Host[] | null): void {
+    if (hosts !== null) {
+      for (const h of hosts) {
+        const c = this.conns.get(h);
+        if (!c) continue;
+        this.conns.delete(h);
+        c.drain();
+      }
+      return;
+    }
+    for (const [h, c] of this.conns) {
+      if (c.cluster !== cluster) continue;
+      this.conns.delete(h);
+      c.drain();
+    }
   }
 
   closeAll(): void {
