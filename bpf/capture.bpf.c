@@ -8,6 +8,10 @@
  *                                     so the listener's use_original_dst path works unchanged.
  *   cgroup/getpeername4, 6            the app's getpeername() shows that address too, so the
  *                                     rewrite stays as invisible to the app as a NAT.
+ *   sk_lookup (inbound)               a connection arriving from another host to one of the
+ *                                     app's ports is accepted by the sidecar's inbound listener
+ *                                     instead; its local address stays the app's, so getsockname
+ *                                     tells the sidecar where it was going. Per network namespace.
  * sockops.bpf.c re-keys the record by 4-tuple in between (see capture_maps.bpf.h). Unlike a
  * REDIRECT, both ends then see the same loopback 4-tuple, so sockmap acceleration still works. */
 #include "vmlinux.h"
@@ -34,6 +38,18 @@ const volatile __u32 exempt_gids[STRAIT_MAX_IDS] = {};
 /* Destination ports never captured. */
 const volatile __u32 exclude_count = 0;
 const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
+/* sk_lookup: the app's ports whose inbound connections go to the sidecar's inbound listener. */
+const volatile __u32 inbound_count = 0;
+const volatile __u16 inbound_ports[STRAIT_MAX_PORTS] = {};
+
+/* The sidecar's inbound listening socket, put here by the loader (slot 0). The map holds a
+ * reference; when the sidecar closes the socket it leaves the map and lookups pass again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} inbound_listener SEC(".maps");
 
 static __always_inline int in_ids(__u32 n, const volatile __u32 *list, __u32 id)
 {
@@ -332,6 +348,53 @@ int strait_getsockopt(struct bpf_sockopt *ctx)
 	ctx->retval = 0;
 	count(STAT_ORIG_DST_ANSWERED);
 	return 1;
+}
+
+SEC("sk_lookup")
+int strait_inbound(struct bpf_sk_lookup *ctx)
+{
+	__u32 protocol = ctx->protocol;
+	__u32 family = ctx->family;
+	__u16 port = (__u16)ctx->local_port; /* host order */
+	int wanted = 0;
+
+	if (protocol != IPPROTO_TCP)
+		return SK_PASS;
+	for (int i = 0; i < STRAIT_MAX_PORTS; i++) {
+		if (i >= inbound_count)
+			break;
+		if (inbound_ports[i] == port)
+			wanted = 1;
+	}
+	if (!wanted)
+		return SK_PASS;
+	/* Connections from this host (the sidecar forwarding to the app, local clients) keep their
+	 * way: their source is one of our addresses, so it equals the destination or is loopback. */
+	if (family == AF_INET) {
+		__u32 src = ctx->remote_ip4, dst = ctx->local_ip4;
+
+		if (src == dst || (bpf_ntohl(src) >> 24) == 127)
+			return SK_PASS;
+	} else if (family == AF_INET6) {
+		__u32 s0 = ctx->remote_ip6[0], s1 = ctx->remote_ip6[1], s2 = ctx->remote_ip6[2], s3 = ctx->remote_ip6[3];
+		__u32 d0 = ctx->local_ip6[0], d1 = ctx->local_ip6[1], d2 = ctx->local_ip6[2], d3 = ctx->local_ip6[3];
+
+		if ((s0 == d0 && s1 == d1 && s2 == d2 && s3 == d3) || (!(s0 | s1 | s2) && s3 == bpf_htonl(1)))
+			return SK_PASS;
+	} else {
+		return SK_PASS;
+	}
+	__u32 zero = 0;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&inbound_listener, &zero);
+
+	if (!sk)
+		return SK_PASS; /* no sidecar listening: the app gets the connection */
+	long err = bpf_sk_assign(ctx, sk, 0);
+
+	bpf_sk_release(sk);
+	if (err == 0)
+		count(STAT_INBOUND_STEERED);
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

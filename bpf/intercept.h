@@ -39,6 +39,8 @@ enum strait_stat {
 	STAT_CONNECT_CAPTURED,  /* connect4/6: destination rewritten to the sidecar */
 	STAT_CONNECT_EXEMPT,    /* connect4/6: left alone because the caller is the sidecar's uid/gid */
 	STAT_ORIG_DST_ANSWERED, /* getsockopt: SO_ORIGINAL_DST answered from a capture record */
+	STAT_SOCKETS_BULK,      /* sockops: captured socket to a bulk port left on TCP (also counted as skipped) */
+	STAT_INBOUND_STEERED,   /* sk_lookup: inbound connection handed to the sidecar's inbound listener */
 	STAT_COUNT
 };
 

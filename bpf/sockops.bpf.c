@@ -22,6 +22,12 @@ const volatile __u32 exclude_count = 0;
 const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
 /* capture.bpf.c is attached as well: move its records (see capture_maps.bpf.h). */
 const volatile __u32 capture = 0;
+/* Captured connections whose original destination port is one of these keep plain TCP on the
+ * app-to-sidecar hop. sk_msg hands every send to the peer as its own message and wakes the
+ * reader for each; TCP coalesces small writes. With both ends on one CPU that costs bulk
+ * streams of small writes up to half their throughput (README, "Sockmap and bulk transfers"). */
+const volatile __u32 bulk_count = 0;
+const volatile __u16 bulk_ports[STRAIT_MAX_PORTS] = {};
 
 static __always_inline int in_list(__u32 n, const volatile __u16 *list, __u32 a, __u32 b)
 {
@@ -96,6 +102,37 @@ static __always_inline void capture_rekey(struct bpf_sock_ops *skops, __u32 fami
 	bpf_map_delete_elem(&orig_by_cookie, &ck);
 }
 
+/* The socket belongs to a captured connection to one of bulk_ports. The record is keyed by the
+ * app's view (local = app): the app's socket (active side) finds it with its own tuple, the
+ * sidecar's accepted socket (passive side) with the tuple swapped. */
+static __always_inline int bulk_connection(struct bpf_sock_ops *skops, __u32 family, int passive)
+{
+	struct sock_key key;
+
+	if (!tuple_key(skops, family, &key))
+		return 0;
+	if (passive) {
+		struct sock_key app;
+
+		__builtin_memset(&app, 0, sizeof(app));
+		app.netns = key.netns;
+		app.family = key.family;
+		app.local_port = key.remote_port;
+		app.remote_port = key.local_port;
+		for (int i = 0; i < 4; i++) {
+			app.local_ip[i] = key.remote_ip[i];
+			app.remote_ip[i] = key.local_ip[i];
+		}
+		key = app;
+	}
+	struct orig_dst *od = bpf_map_lookup_elem(&orig_by_tuple, &key);
+
+	if (!od)
+		return 0;
+	__u16 port = bpf_ntohs(od->port);
+	return in_list(bulk_count, bulk_ports, port, port);
+}
+
 SEC("sockops")
 int strait_sockops(struct bpf_sock_ops *skops)
 {
@@ -153,6 +190,10 @@ int strait_sockops(struct bpf_sock_ops *skops)
 		goto skip;
 	if (exclude_count && in_list(exclude_count, exclude_ports, key.local_port, key.remote_port))
 		goto skip;
+	if (capture && bulk_count && bulk_connection(skops, family, op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)) {
+		count(STAT_SOCKETS_BULK);
+		goto skip;
+	}
 
 	key.netns = bpf_get_netns_cookie(skops);
 	/* A full map only costs the acceleration: the connection stays on TCP. */

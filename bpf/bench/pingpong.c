@@ -1,5 +1,6 @@
 // Loopback hop benchmark for the sockmap accelerator (bench-sockmap.mjs drives it).
-//   pingpong server tcp|unix ADDR           echo server: prints its port (or path), one client
+//   pingpong server tcp|unix ADDR           echo server: prints its port (or path), one client at a time
+//   ADDR for tcp: PORT (127.0.0.1) or IPV4:PORT; the server binds port 0 on that address
 //   pingpong rr tcp|unix ADDR SIZE SECONDS  request/response: prints "rtt_us <median> <p99> n"
 //   pingpong bulk tcp|unix ADDR SIZE SECONDS  one-way stream: prints "mbps <MB/s>"
 // C, not Node, so the figures show the kernel path and not a runtime's overhead.
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +46,14 @@ static int dial(const char *kind, const char *addr) {
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (connect(fd, (struct sockaddr *)&u, sizeof(u))) return -1;
   } else {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(addr)), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    const char *colon = strchr(addr, ':');
+    a.sin_port = htons(atoi(colon ? colon + 1 : addr));
+    if (colon) {
+      char host[64] = {0};
+      memcpy(host, addr, (size_t)(colon - addr) < sizeof(host) - 1 ? (size_t)(colon - addr) : sizeof(host) - 1);
+      if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return -1;
+    }
     fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -58,6 +67,8 @@ int main(int argc, char **argv) {
   const char *mode = argv[1], *kind = argv[2], *addr = argv[3];
   static char buf[1 << 20];
   if (!strcmp(mode, "server")) {
+    // A proxy in front may close mid-echo: that ends one client, not the server.
+    signal(SIGPIPE, SIG_IGN);
     int ls;
     if (!strcmp(kind, "unix")) {
       struct sockaddr_un u = {.sun_family = AF_UNIX};
@@ -69,6 +80,8 @@ int main(int argc, char **argv) {
     } else {
       struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
       socklen_t len = sizeof(a);
+      // "0" is 127.0.0.1; an IPv4 address binds there (the intercept bench's non-loopback upstream).
+      if (strcmp(addr, "0") && inet_pton(AF_INET, addr, &a.sin_addr) != 1) return fprintf(stderr, "bad address %s\n", addr), 1;
       ls = socket(AF_INET, SOCK_STREAM, 0);
       if (bind(ls, (struct sockaddr *)&a, sizeof(a))) return perror("bind"), 1;
       getsockname(ls, (struct sockaddr *)&a, &len);
@@ -81,6 +94,11 @@ int main(int argc, char **argv) {
       if (c < 0) return 1;
       int one = 1;
       setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      // Experiments on the receive side (bench-sockmap: the bulk-throughput study).
+      if (getenv("PINGPONG_RCVBUF")) {
+        int rb = atoi(getenv("PINGPONG_RCVBUF"));
+        setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+      }
       ssize_t r;
       // Echo what arrives; a bulk client never reads, so the echo is skipped for it (first byte 'B').
       int bulk = -1;

@@ -142,6 +142,7 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
   opts.pin_dir = OptString(o, "pinDir", "enableSockmap");
   opts.ports = PortList(o, "ports");
   opts.exclude_ports = PortList(o, "excludePorts");
+  opts.bulk_ports = PortList(o, "bulkPorts");
   Napi::Value cport = o.Get("capturePort");
   if (!cport.IsUndefined()) {
     double d = cport.IsNumber() ? cport.As<Napi::Number>().DoubleValue() : -1;
@@ -152,6 +153,15 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
   }
   opts.exempt_uids = IdList(o, "exemptUids");
   opts.exempt_gids = IdList(o, "exemptGids");
+  opts.inbound_ports = PortList(o, "inboundPorts");
+  if (!opts.inbound_ports.empty()) {
+    Napi::Value pid = o.Get("inboundPid"), fd = o.Get("inboundFd");
+    if (!pid.IsNumber() || !fd.IsNumber() || pid.As<Napi::Number>().Int32Value() <= 0 || fd.As<Napi::Number>().Int32Value() < 0) {
+      throw Napi::TypeError::New(info.Env(), "enableSockmap: inboundPorts needs inboundPid and inboundFd (the sidecar's inbound listening socket)");
+    }
+    opts.inbound_pid = pid.As<Napi::Number>().Int32Value();
+    opts.inbound_fd = fd.As<Napi::Number>().Int32Value();
+  }
   auto enabled = std::make_shared<SockmapEnabled>();
   auto* job = new Job(
       info.Env(), [opts, enabled]() { return EnableSockmap(opts, enabled.get()); },
@@ -159,6 +169,7 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
         Napi::Object r = Napi::Object::New(env);
         r.Set("capture", enabled->capture);
         r.Set("captureIpv6", enabled->capture_ipv6);
+        r.Set("inbound", enabled->inbound);
         return r;
       });
   job->Queue();
@@ -221,12 +232,15 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   st.Set("connectCaptured", static_cast<double>(s.stats[4]));
   st.Set("connectExempt", static_cast<double>(s.stats[5]));
   st.Set("origDstAnswered", static_cast<double>(s.stats[6]));
+  st.Set("socketsBulk", static_cast<double>(s.stats[7]));
+  st.Set("inboundSteered", static_cast<double>(s.stats[8]));
   o.Set("stats", st);
   Napi::Object cap = Napi::Object::New(env);
   cap.Set("connect4Attached", s.connect4_attached);
   cap.Set("connect6Attached", s.connect6_attached);
   cap.Set("getsockoptAttached", s.getsockopt_attached);
   cap.Set("getpeernameAttached", s.getpeername_attached);
+  cap.Set("inboundAttached", s.inbound_attached);
   cap.Set("pending", s.pending_captures);
   Napi::Array conns = Napi::Array::New(env, s.captured.size());
   for (uint32_t i = 0; i < s.captured.size(); i++) {

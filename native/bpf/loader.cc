@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -46,11 +47,14 @@ constexpr const char* kGetpeername4LinkPin = "getpeername4_link";
 constexpr const char* kGetpeername6LinkPin = "getpeername6_link";
 constexpr const char* kOrigByCookiePin = "orig_by_cookie";
 constexpr const char* kOrigByTuplePin = "orig_by_tuple";
+constexpr const char* kInboundLinkPin = "inbound_link";
+constexpr const char* kInboundMapPin = "inbound_listener";
 constexpr const char* kAllPins[] = {kLinkPin,           kSockopsProgPin,      kRedirectProgPin,     kSockMapPin,
                                     kStatsPin,          kConnect4LinkPin,     kConnect6LinkPin,     kGetsockoptLinkPin,
-                                    kGetpeername4LinkPin, kGetpeername6LinkPin, kOrigByCookiePin,   kOrigByTuplePin};
+                                    kGetpeername4LinkPin, kGetpeername6LinkPin, kOrigByCookiePin,   kOrigByTuplePin,
+                                    kInboundLinkPin,    kInboundMapPin};
 // Detach order: stop capturing first, then stop answering, then stop accelerating.
-constexpr const char* kLinkPins[] = {kConnect4LinkPin, kConnect6LinkPin, kGetsockoptLinkPin, kGetpeername4LinkPin, kGetpeername6LinkPin, kLinkPin};
+constexpr const char* kLinkPins[] = {kInboundLinkPin, kConnect4LinkPin, kConnect6LinkPin, kGetsockoptLinkPin, kGetpeername4LinkPin, kGetpeername6LinkPin, kLinkPin};
 
 // libbpf reports through one process-wide print callback; each call here runs on one thread,
 // so a thread_local sink keeps concurrent workers' diagnostics apart.
@@ -118,7 +122,15 @@ int LoadCapture(strait_sockops* so, const SockmapOptions& opts, strait_capture**
     for (size_t i = 0; i < opts.exempt_gids.size(); i++) cp->rodata->exempt_gids[i] = opts.exempt_gids[i];
     cp->rodata->exclude_count = opts.exclude_ports.size();
     for (size_t i = 0; i < opts.exclude_ports.size(); i++) cp->rodata->exclude_ports[i] = opts.exclude_ports[i];
+    cp->rodata->inbound_count = opts.inbound_ports.size();
+    for (size_t i = 0; i < opts.inbound_ports.size(); i++) cp->rodata->inbound_ports[i] = opts.inbound_ports[i];
     err = bpf_map__reuse_fd(cp->maps.sock_hash, bpf_map__fd(so->maps.sock_hash));
+    // Only what was asked for is loaded: sk_lookup needs 5.9, and outbound capture may be off.
+    bool outbound = opts.capture_port != 0;
+    if (!err) err = bpf_program__set_autoload(cp->progs.strait_inbound, !opts.inbound_ports.empty());
+    for (bpf_program* p : {cp->progs.strait_connect4, cp->progs.strait_connect6, cp->progs.strait_getsockopt, cp->progs.strait_getpeername4, cp->progs.strait_getpeername6}) {
+      if (!err && !outbound) err = bpf_program__set_autoload(p, false);
+    }
     if (!err) err = bpf_map__reuse_fd(cp->maps.stats, bpf_map__fd(so->maps.stats));
     if (!err) err = bpf_map__reuse_fd(cp->maps.orig_by_cookie, bpf_map__fd(so->maps.orig_by_cookie));
     if (!err) err = bpf_map__reuse_fd(cp->maps.orig_by_tuple, bpf_map__fd(so->maps.orig_by_tuple));
@@ -151,8 +163,8 @@ Result EnsureBpffs(const std::string& path, bool* mounted) {
 
 Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
   LogScope scope;
-  if (opts.ports.size() > STRAIT_MAX_PORTS || opts.exclude_ports.size() > STRAIT_MAX_PORTS) {
-    return scope.Fail(E2BIG, "at most " + std::to_string(STRAIT_MAX_PORTS) + " ports and excluded ports");
+  if (opts.ports.size() > STRAIT_MAX_PORTS || opts.exclude_ports.size() > STRAIT_MAX_PORTS || opts.bulk_ports.size() > STRAIT_MAX_PORTS || opts.inbound_ports.size() > STRAIT_MAX_PORTS) {
+    return scope.Fail(E2BIG, "at most " + std::to_string(STRAIT_MAX_PORTS) + " ports, excluded, bulk and inbound ports");
   }
   if (opts.exempt_uids.size() > STRAIT_MAX_IDS || opts.exempt_gids.size() > STRAIT_MAX_IDS) {
     return scope.Fail(E2BIG, "at most " + std::to_string(STRAIT_MAX_IDS) + " exempt uids and gids");
@@ -186,6 +198,8 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     so->rodata->exclude_count = opts.exclude_ports.size();
     for (size_t i = 0; i < opts.exclude_ports.size(); i++) so->rodata->exclude_ports[i] = opts.exclude_ports[i];
     so->rodata->capture = opts.capture_port != 0;
+    so->rodata->bulk_count = opts.bulk_ports.size();
+    for (size_t i = 0; i < opts.bulk_ports.size(); i++) so->rodata->bulk_ports[i] = opts.bulk_ports[i];
     if (int e = strait_sockops__load(so)) return fail(e, "load sockops program");
 
     rd = strait_redirect__open();
@@ -194,8 +208,9 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     if (int e = bpf_map__reuse_fd(rd->maps.sock_hash, bpf_map__fd(so->maps.sock_hash))) return fail(e, "share sock_hash");
     if (int e = bpf_map__reuse_fd(rd->maps.stats, bpf_map__fd(so->maps.stats))) return fail(e, "share stats");
     if (int e = strait_redirect__load(rd)) return fail(e, "load sk_msg program");
-    if (opts.capture_port) {
+    if (opts.capture_port || !opts.inbound_ports.empty()) {
       if (int e = LoadCapture(so, opts, &cp, &enabled->capture_ipv6)) return fail(e, "load capture programs");
+      if (!opts.capture_port) enabled->capture_ipv6 = false;
     }
 
     if (mkdir(opts.pin_dir.c_str(), 0700) != 0) return fail(errno, "mkdir " + opts.pin_dir);
@@ -204,9 +219,35 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     if (int e = bpf_map__pin(so->maps.stats, Join(opts.pin_dir, kStatsPin).c_str())) return fail(e, "pin stats");
     if (int e = bpf_program__pin(so->progs.strait_sockops, Join(opts.pin_dir, kSockopsProgPin).c_str())) return fail(e, "pin sockops program");
     if (int e = bpf_program__pin(rd->progs.strait_redirect, Join(opts.pin_dir, kRedirectProgPin).c_str())) return fail(e, "pin sk_msg program");
-    if (cp) {
+    if (cp && opts.capture_port) {
       if (int e = bpf_map__pin(so->maps.orig_by_cookie, Join(opts.pin_dir, kOrigByCookiePin).c_str())) return fail(e, "pin orig_by_cookie");
       if (int e = bpf_map__pin(so->maps.orig_by_tuple, Join(opts.pin_dir, kOrigByTuplePin).c_str())) return fail(e, "pin orig_by_tuple");
+    }
+    if (cp && !opts.inbound_ports.empty()) {
+      if (int e = bpf_map__pin(cp->maps.inbound_listener, Join(opts.pin_dir, kInboundMapPin).c_str())) return fail(e, "pin inbound_listener");
+      // The sidecar's listening socket, taken from its process (pidfd_getfd: 5.6, and ptrace
+      // rights over it, which root has). The map keeps the socket; our copy closes below.
+      int pidfd = static_cast<int>(syscall(SYS_pidfd_open, opts.inbound_pid, 0));
+      if (pidfd < 0) return fail(errno, "pidfd_open " + std::to_string(opts.inbound_pid));
+      int sock = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, opts.inbound_fd, 0));
+      int getfd_err = errno;
+      Close(pidfd);
+      if (sock < 0) return fail(getfd_err, "pidfd_getfd " + std::to_string(opts.inbound_pid) + "/" + std::to_string(opts.inbound_fd));
+      __u32 zero = 0;
+      __u64 value = static_cast<__u64>(sock);
+      int ue = bpf_map_update_elem(bpf_map__fd(cp->maps.inbound_listener), &zero, &value, BPF_ANY);
+      int update_err = errno;
+      Close(sock);
+      if (ue) return fail(update_err, "put the inbound listener into inbound_listener");
+      int ns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+      if (ns_fd < 0) return fail(errno, "open /proc/self/ns/net");
+      bpf_link* link = bpf_program__attach_netns(cp->progs.strait_inbound, ns_fd);
+      int attach_err = errno;
+      Close(ns_fd);
+      if (!link) return fail(attach_err, "attach sk_lookup program to this network namespace");
+      links.push_back(link);
+      if (int e = bpf_link__pin(link, Join(opts.pin_dir, kInboundLinkPin).c_str())) return fail(e, "pin inbound link");
+      enabled->inbound = true;
     }
 
     // Verdict first: a socket picks up the map's programs when it is inserted, so the
@@ -227,7 +268,7 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
       return true;
     };
     if (!attach(so->progs.strait_sockops, kLinkPin, "sockops program")) return false;
-    if (!cp) return true;
+    if (!cp || !opts.capture_port) return true;
     // sockops (which re-keys records) and getsockopt (which answers them) are in place before
     // the first connect is rewritten.
     if (!attach(cp->progs.strait_getsockopt, kGetsockoptLinkPin, "getsockopt program")) return false;
@@ -326,6 +367,7 @@ Result SockmapStatusOf(const std::string& pin_dir, SockmapStatus* out) {
   out->connect6_attached = link_attached(kConnect6LinkPin, nullptr);
   out->getsockopt_attached = link_attached(kGetsockoptLinkPin, nullptr);
   out->getpeername_attached = link_attached(kGetpeername4LinkPin, nullptr);
+  out->inbound_attached = link_attached(kInboundLinkPin, nullptr);
 
   int tuple_fd = bpf_obj_get(Join(pin_dir, kOrigByTuplePin).c_str());
   if (tuple_fd >= 0) {

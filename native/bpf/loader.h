@@ -26,12 +26,19 @@ struct SockmapOptions {
   // 127.0.0.1:capture_port ([::1] for IPv6) and SO_ORIGINAL_DST answers where they were going.
   uint16_t capture_port = 0;
   std::vector<uint32_t> exempt_uids, exempt_gids;  // never captured (the sidecar's own connects)
+  // Captured connections to these original destination ports are not accelerated (bulk).
+  std::vector<uint16_t> bulk_ports;
+  // Inbound capture (sk_lookup, this process's network namespace): connections from other
+  // hosts to these app ports go to the listening socket `inbound_fd` of process `inbound_pid`.
+  std::vector<uint16_t> inbound_ports;
+  int inbound_pid = 0, inbound_fd = -1;
 };
 
 // What EnableSockmap installed beyond the accelerator.
 struct SockmapEnabled {
   bool capture = false;
   bool capture_ipv6 = false;  // connect6 loaded and attached (dropped when the kernel rejects it)
+  bool inbound = false;       // sk_lookup attached to the network namespace
 };
 
 // A captured connection still open: the app's end, and where it asked to go.
@@ -52,7 +59,7 @@ struct SockEntry {
   uint64_t netns = 0;
 };
 
-constexpr int kStatCount = 7;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
+constexpr int kStatCount = 9;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
 
 struct SockmapStatus {
   std::vector<std::string> pins;  // pin names found in pin_dir
@@ -64,6 +71,7 @@ struct SockmapStatus {
   uint64_t stats[kStatCount] = {};
   // Capture (all false / empty when it was not enabled).
   bool connect4_attached = false, connect6_attached = false, getsockopt_attached = false, getpeername_attached = false;
+  bool inbound_attached = false;
   std::vector<CapturedConn> captured;
   uint32_t pending_captures = 0;  // connect() recorded, SYN not sent yet (or the connect failed)
 };

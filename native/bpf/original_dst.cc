@@ -28,9 +28,12 @@ Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
   const char* family = nullptr;
   if (local.ss_family == AF_INET) {
     if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &len) != 0) {
-      // ENOENT: conntrack has no entry with NAT for this socket, so it was not redirected.
-      if (errno == ENOENT) return env.Null();
-      ThrowErrno(env, "originalDst: getsockopt(SO_ORIGINAL_DST)", errno);
+      // ENOENT: conntrack has no NAT entry for this socket, so it was not redirected: where it
+      // was going is its own local address. That is also how a connection handed over by
+      // sk_lookup (inbound capture) or TPROXY tells its destination, and it differs from the
+      // listener's address when the listener is bound to a wildcard address.
+      if (errno != ENOENT) ThrowErrno(env, "originalDst: getsockopt(SO_ORIGINAL_DST)", errno);
+      orig = local;
     }
     auto* sin = reinterpret_cast<sockaddr_in*>(&orig);
     inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
@@ -38,8 +41,8 @@ Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
     family = "IPv4";
   } else if (local.ss_family == AF_INET6) {
     if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &len) != 0) {
-      if (errno == ENOENT) return env.Null();
-      ThrowErrno(env, "originalDst: getsockopt(IP6T_SO_ORIGINAL_DST)", errno);
+      if (errno != ENOENT) ThrowErrno(env, "originalDst: getsockopt(IP6T_SO_ORIGINAL_DST)", errno);
+      orig = local;
     }
     auto* sin6 = reinterpret_cast<sockaddr_in6*>(&orig);
     inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));

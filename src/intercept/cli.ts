@@ -9,6 +9,10 @@
  *              Needs BPF support, CAP_BPF + CAP_NET_ADMIN, cgroup v2.
  *   iptables — nat REDIRECT capture (the app changes nothing); the sidecar listener reads
  *              SO_ORIGINAL_DST. Needs iptables/nft and CAP_NET_ADMIN.
+ *   explicit — no kernel state: apps open connections with the SDK (src/sdk/outbound.ts),
+ *              which reaches Strait's unix-socket outbound listener (proxy_protocol listener
+ *              filter) named by STRAIT_OUTBOUND and sends the destination in a PROXY v2
+ *              header. Needs --outbound-pipe; writes a record and optionally an env file.
  *   none     — nothing installed: the app addresses the sidecar explicitly.
  * Output is JSON on stdout; errors go to stderr with exit status 1.
  */
@@ -18,7 +22,7 @@ import { InterceptError, StraitError } from '../errors.js';
 import { detectHost, type HostReport } from './detect.js';
 import { enableIptables, iptablesProblems, iptablesStatus, removeIptables, tablesUsable, type Family, type IptablesOptions, type IptablesStatus } from './iptables.js';
 import { nativeBpf } from './native_bpf.js';
-import { disableSockmap, enableSockmap, installedNames, pinDirOf, sockmapStatus, type SockmapStatus } from './sockmap.js';
+import { disableSockmap, enableSockmap, installedNames, listenerSocketOf, pinDirOf, sockmapStatus, type SockmapStatus } from './sockmap.js';
 import { netnsInode, readRecords, removeRecords, stateDir, writeRecord, type InterceptRecord } from './state.js';
 
 export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cleanup [options]
@@ -28,7 +32,8 @@ export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cl
   status                    print what is installed, and what this host supports, as JSON
   cleanup                   remove every Strait pin, chain and state record left (after a crash)
 
-  --mode auto|sockmap|iptables|none   (default auto: sockmap, then iptables, then none)
+  --mode auto|sockmap|iptables|explicit|none
+                            (default auto: sockmap, then iptables, then explicit, then none)
   --name NAME               installation name: pins under /sys/fs/bpf/strait/NAME (default "default")
   --cgroup PATH             sockmap: cgroup v2 directory to capture and accelerate (default: the
                             cgroup v2 root); the sidecar runs in it too, under an exempt uid/gid
@@ -37,15 +42,28 @@ export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cl
   --inbound-port P          sidecar inbound listener (iptables: capture target for inbound
                             connections; sockmap: accelerated port)
   --exclude-ports P,P,...   destination ports never captured or accelerated
+  --bulk-ports P,P,...      sockmap: destination ports of bulk transfers (at most 16): their
+                            connections are captured but the app-to-sidecar hop stays on TCP,
+                            where small writes coalesce (sk_msg wakes the reader per write; see
+                            README "Sockmap and bulk transfers")
   --exempt-uid UID          connections of this uid are not captured (the sidecar's own)
   --exempt-gid GID          likewise by gid
+  --inbound-capture-ports P,...
+                            sockmap: the app's ports whose connections from other hosts go to
+                            Strait's inbound listener (--inbound-port, already listening) by a
+                            BPF sk_lookup program on this network namespace; Strait reads the
+                            original destination with getsockname (at most 16 ports)
+  --outbound-pipe PATH      explicit: the unix socket of Strait's outbound listener that has the
+                            envoy.filters.listener.proxy_protocol filter (STRAIT_OUTBOUND=unix:PATH)
+  --write-env PATH          explicit: also write STRAIT_OUTBOUND=... to this env file for the app
+                            (not --env-file: Node 20 takes that flag even after the script)
 Records of what is enabled go to $STRAIT_INTERCEPT_STATE_DIR (default /run/strait-intercept);
 a running Strait reads them for /config_dump and the intercept.* stats.
   --probe                   status: also load the BPF programs to test kernel support
 `;
 
-export type Mode = 'sockmap' | 'iptables' | 'none';
-const MODES = ['auto', 'sockmap', 'iptables', 'none'] as const;
+export type Mode = 'sockmap' | 'iptables' | 'explicit' | 'none';
+const MODES = ['auto', 'sockmap', 'iptables', 'explicit', 'none'] as const;
 
 export interface InterceptOptions {
   readonly name: string;
@@ -55,12 +73,18 @@ export interface InterceptOptions {
   readonly excludePorts: number[];
   readonly exemptUids: number[];
   readonly exemptGids: number[];
+  readonly bulkPorts: number[];
+  readonly outboundPipe: string | null;
+  readonly envFile: string | null;
+  readonly inboundCapturePorts: number[];
 }
 
 export interface InterceptStatus {
   readonly name: string;
   /** What is active: the installed mode(s), or 'none'. */
-  readonly mode: 'sockmap' | 'iptables' | 'sockmap+iptables' | 'none';
+  readonly mode: 'sockmap' | 'iptables' | 'sockmap+iptables' | 'explicit' | 'none';
+  /** explicit: what the app's SDK reads (STRAIT_OUTBOUND), from this name's record; else null. */
+  readonly env: Record<string, string> | null;
   readonly sockmap: SockmapStatus | null;
   readonly iptables: IptablesStatus[];
   readonly host: HostReport;
@@ -105,8 +129,15 @@ export async function interceptStatus(name: string, probe = false): Promise<Inte
   const [host, iptables] = await Promise.all([detectHost({ probe }), installedTables().catch(() => [])]);
   // An addon built without BPF cannot have installed anything.
   const sockmap = nativeBpf().available ? sockmapStatus(name) : null;
-  const mode = sockmap && iptables.length ? 'sockmap+iptables' : sockmap ? 'sockmap' : iptables.length ? 'iptables' : 'none';
-  return { name, mode, sockmap, iptables, host, records: readRecords() };
+  const records = readRecords();
+  const explicit = records.find((r) => r.mode === 'explicit' && r.name === name && r.netns === netnsInode());
+  const env = explicit?.outboundPipe ? explicitEnv(explicit.outboundPipe) : null;
+  const mode = sockmap && iptables.length ? 'sockmap+iptables' : sockmap ? 'sockmap' : iptables.length ? 'iptables' : env ? 'explicit' : 'none';
+  return { name, mode, env, sockmap, iptables, host, records };
+}
+
+function explicitEnv(pipe: string): Record<string, string> {
+  return { STRAIT_OUTBOUND: `unix:${pipe}` };
 }
 
 function iptablesOptions(o: InterceptOptions): IptablesOptions {
@@ -116,7 +147,7 @@ function iptablesOptions(o: InterceptOptions): IptablesOptions {
 /** What enableMode installed: its details for the output, and the state record's flags. */
 interface Enabled {
   readonly details: Record<string, unknown>;
-  readonly record: Pick<InterceptRecord, 'capture' | 'captureIpv6' | 'accelerated' | 'cgroup'> | null;
+  readonly record: Pick<InterceptRecord, 'capture' | 'captureIpv6' | 'accelerated' | 'cgroup' | 'outboundPipe' | 'envFile'> | null;
 }
 
 const MAX_IDS = 8; // STRAIT_MAX_IDS in bpf/intercept.h
@@ -126,6 +157,13 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
     if (!host.sockmap.available) fail(`sockmap unavailable: ${host.sockmap.reason}`);
     const cgroup = o.cgroup ?? host.cgroup2 ?? fail('no cgroup v2 hierarchy; give --cgroup');
     const ports = [o.outboundPort, o.inboundPort].filter((p) => p > 0);
+    let inboundListener: { pid: number; fd: number } | null = null;
+    if (o.inboundCapturePorts.length) {
+      if (!o.inboundPort) fail("--inbound-capture-ports needs --inbound-port (Strait's inbound listener)");
+      inboundListener = listenerSocketOf(o.inboundPort) ?? fail(`nothing listens on port ${o.inboundPort} in this network namespace: start Strait's inbound listener first`);
+    }
+    // Bulk ports name original destinations, which only capture records know.
+    if (o.bulkPorts.length && !o.outboundPort) fail('--bulk-ports needs --outbound-port (it applies to captured connections)');
     if (o.outboundPort) {
       const cap = host.sockmap.capture;
       if (cap && !cap.available) fail(`sockmap capture unavailable: ${cap.reason}`);
@@ -142,9 +180,13 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
       capturePort: o.outboundPort,
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
+      bulkPorts: o.bulkPorts,
+      inboundPorts: o.inboundCapturePorts,
+      inboundListener,
     });
-    const capture = en.capture ? { outboundPort: o.outboundPort, ipv6: en.captureIpv6, exemptUids: o.exemptUids, exemptGids: o.exemptGids } : null;
-    return { details: { cgroup, ports, capture }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
+    const inbound = en.inbound ? { ports: o.inboundCapturePorts, listenerPort: o.inboundPort, listenerPid: inboundListener!.pid } : null;
+    const capture = en.capture ? { outboundPort: o.outboundPort, ipv6: en.captureIpv6, exemptUids: o.exemptUids, exemptGids: o.exemptGids, bulkPorts: o.bulkPorts } : null;
+    return { details: { cgroup, ports, capture, inbound }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
   }
   if (mode === 'iptables') {
     if (!host.iptables.available) fail(`iptables unavailable: ${host.iptables.reason}`);
@@ -167,7 +209,19 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
       record: { capture: true, captureIpv6: done.includes(6), accelerated: false, cgroup: null },
     };
   }
-  // Explicit addressing: the app (or a thin SDK) is told where the sidecar listens.
+  if (mode === 'explicit') {
+    const pipe = o.outboundPipe ?? fail("explicit mode needs --outbound-pipe: the unix socket of Strait's outbound listener with the proxy_protocol listener filter");
+    const env = explicitEnv(pipe);
+    if (o.envFile) {
+      try {
+        fs.writeFileSync(o.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o644 });
+      } catch (err) {
+        fail(`--write-env ${o.envFile}: ${(err as Error).message}`);
+      }
+    }
+    return { details: { env, envFile: o.envFile }, record: { capture: false, captureIpv6: false, accelerated: false, cgroup: null, outboundPipe: pipe, envFile: o.envFile } };
+  }
+  // Nothing installed: the app is told where the sidecar listens.
   return { details: { env: o.outboundPort ? { STRAIT_OUTBOUND_ADDR: `127.0.0.1:${o.outboundPort}` } : {} }, record: null };
 }
 
@@ -185,6 +239,7 @@ function record(mode: Mode, o: InterceptOptions, en: Enabled): Record<string, un
       excludePorts: o.excludePorts,
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
+      ...(mode === 'sockmap' ? { bulkPorts: o.bulkPorts, inboundCapturePorts: o.inboundCapturePorts } : {}),
       enabledAt: new Date().toISOString(),
     });
     return { stateFile: file };
@@ -195,7 +250,7 @@ function record(mode: Mode, o: InterceptOptions, en: Enabled): Record<string, un
 
 async function enable(requested: (typeof MODES)[number], o: InterceptOptions): Promise<Record<string, unknown>> {
   const host = await detectHost({ probe: requested === 'auto' || requested === 'sockmap' });
-  const order: Mode[] = requested === 'auto' ? ['sockmap', 'iptables', 'none'] : [requested];
+  const order: Mode[] = requested === 'auto' ? ['sockmap', 'iptables', 'explicit', 'none'] : [requested];
   const skipped: Array<{ mode: Mode; reason: string }> = [];
   for (const mode of order) {
     try {
@@ -209,8 +264,17 @@ async function enable(requested: (typeof MODES)[number], o: InterceptOptions): P
   throw new InterceptError('no interception mode could be enabled'); // unreachable: none always works
 }
 
-/** A sockmap record whose pins are gone, or an iptables record of this netns once its chains are. */
-function staleRecord(r: InterceptRecord, chainsGone: boolean, netns: number): boolean {
+/**
+ * A sockmap record whose pins are gone, an iptables record of this netns once its chains are,
+ * or an explicit record of this netns that is being removed (`name`: that one; null: all).
+ */
+function staleRecord(r: InterceptRecord, chainsGone: boolean, netns: number, explicitName: string | null): boolean {
+  if (r.mode === 'explicit') {
+    if (r.netns !== netns || (explicitName !== null && r.name !== explicitName)) return false;
+    // The env file goes with the record that wrote it.
+    if (r.envFile) fs.rmSync(r.envFile, { force: true });
+    return true;
+  }
   return r.mode === 'sockmap' ? !fs.existsSync(pinDirOf(r.name)) : chainsGone && r.netns === netns;
 }
 
@@ -219,7 +283,7 @@ async function disable(o: InterceptOptions): Promise<Record<string, unknown>> {
   const chains: Record<string, string[]> = {};
   for (const f of await families()) chains[`ipv${f}`] = await removeIptables(f);
   const ns = netnsInode();
-  const records = removeRecords((r) => staleRecord(r, true, ns));
+  const records = removeRecords((r) => staleRecord(r, true, ns, o.name));
   return { action: 'disable', name: o.name, removed: { pins, chains, records } };
 }
 
@@ -246,7 +310,7 @@ async function cleanup(): Promise<Record<string, unknown>> {
   }
   // Records go with what they describe; those of other namespaces' chains stay.
   const ns = netnsInode();
-  const records = removeRecords((r) => staleRecord(r, chainsGone, ns));
+  const records = removeRecords((r) => staleRecord(r, chainsGone, ns, null));
   if (errors.length) fail(`cleanup left something behind:\n${errors.join('\n')}`);
   return { action: 'cleanup', removed: { pins, chains, records } };
 }
@@ -270,6 +334,10 @@ export async function interceptMain(argv: string[]): Promise<number> {
         'outbound-port': { type: 'string' },
         'inbound-port': { type: 'string' },
         'exclude-ports': { type: 'string', multiple: true },
+        'bulk-ports': { type: 'string', multiple: true },
+        'outbound-pipe': { type: 'string' },
+        'inbound-capture-ports': { type: 'string', multiple: true },
+        'write-env': { type: 'string' },
         'exempt-uid': { type: 'string', multiple: true },
         'exempt-gid': { type: 'string', multiple: true },
         probe: { type: 'boolean', default: false },
@@ -288,7 +356,11 @@ export async function interceptMain(argv: string[]): Promise<number> {
     }
     const mode = v.mode as (typeof MODES)[number];
     if (!MODES.includes(mode)) fail(`--mode must be one of ${MODES.join(', ')}`);
-    const excludePorts = (v['exclude-ports'] ?? []).flatMap((s) => s.split(',')).filter((s) => s.trim() !== '').map((s) => port(s.trim(), '--exclude-ports'));
+    const portList = (vs: string[] | undefined, flag: string) =>
+      (vs ?? []).flatMap((s) => s.split(',')).filter((s) => s.trim() !== '').map((s) => port(s.trim(), flag));
+    const excludePorts = portList(v['exclude-ports'], '--exclude-ports');
+    const bulkPorts = portList(v['bulk-ports'], '--bulk-ports');
+    if (bulkPorts.length > 16) fail('--bulk-ports takes at most 16 ports');
     const o: InterceptOptions = {
       name: v.name!,
       cgroup: v.cgroup ?? null,
@@ -297,7 +369,13 @@ export async function interceptMain(argv: string[]): Promise<number> {
       excludePorts,
       exemptUids: ids(v['exempt-uid'], '--exempt-uid'),
       exemptGids: ids(v['exempt-gid'], '--exempt-gid'),
+      bulkPorts,
+      outboundPipe: v['outbound-pipe'] ?? null,
+      envFile: v['write-env'] ?? null,
+      inboundCapturePorts: portList(v['inbound-capture-ports'], '--inbound-capture-ports'),
     };
+    if (o.inboundCapturePorts.length > 16) fail('--inbound-capture-ports takes at most 16 ports');
+    if (o.outboundPipe !== null && !o.outboundPipe.startsWith('/')) fail(`--outbound-pipe needs an absolute path, got "${o.outboundPipe}"`);
     if (action === 'enable') result = await enable(mode, o);
     else if (action === 'disable') result = await disable(o);
     else if (action === 'cleanup') result = await cleanup();

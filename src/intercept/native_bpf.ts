@@ -23,6 +23,19 @@ export interface SockmapOptions {
   /** Connects by these uids/gids are never captured (the sidecar's own; at most 8 each). */
   readonly exemptUids?: readonly number[];
   readonly exemptGids?: readonly number[];
+  /**
+   * Captured connections whose original destination port is one of these (at most 16) stay on
+   * TCP between app and sidecar: bulk streams of small writes lose throughput under sk_msg.
+   */
+  readonly bulkPorts?: readonly number[];
+  /**
+   * Inbound capture (sk_lookup, the caller's network namespace): TCP connections from other
+   * hosts to these app ports (at most 16) are accepted by the listening socket `inboundFd` of
+   * process `inboundPid` (the sidecar's inbound listener) instead of the app's.
+   */
+  readonly inboundPorts?: readonly number[];
+  readonly inboundPid?: number;
+  readonly inboundFd?: number;
 }
 
 /** What enableSockmap installed beyond the accelerator. */
@@ -30,6 +43,8 @@ export interface SockmapEnabled {
   readonly capture: boolean;
   /** connect6 is attached too (false when the kernel rejected it; IPv4 capture still works). */
   readonly captureIpv6: boolean;
+  /** The sk_lookup program is attached to the network namespace (inboundPorts given). */
+  readonly inbound: boolean;
 }
 
 /** A captured connection still open: the app's end, and where it asked to go. */
@@ -78,6 +93,10 @@ export interface SockmapKernelStatus {
     connectCaptured: number;
     connectExempt: number;
     origDstAnswered: number;
+    /** Captured sockets left on TCP because their original port is a bulk port. */
+    socketsBulk: number;
+    /** Inbound connections handed to the sidecar's inbound listener by sk_lookup. */
+    inboundSteered: number;
   };
   /** The capture programs' links (all false when capture was not enabled) and open captures. */
   readonly capture: {
@@ -86,6 +105,8 @@ export interface SockmapKernelStatus {
     readonly getsockoptAttached: boolean;
     /** getpeername4 (the app sees the address it connected to); getpeername6 goes with connect6. */
     readonly getpeernameAttached: boolean;
+    /** sk_lookup inbound capture is attached to its network namespace. */
+    readonly inboundAttached: boolean;
     /** Records between connect() and the SYN, or of connects that failed before it. */
     readonly pending: number;
     readonly connections: readonly CapturedConnection[];

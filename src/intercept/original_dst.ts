@@ -13,7 +13,10 @@ function fdOf(d: Downstream): number {
   return x.socket?._handle?.fd ?? -1; // node engine: net.Socket's libuv handle
 }
 
-/** SO_ORIGINAL_DST of a downstream; null when it was not redirected (or is not TCP). */
+/**
+ * SO_ORIGINAL_DST of a downstream; for a connection that was not NATed, its own local address
+ * (getsockname: what sk_lookup inbound capture and TPROXY leave); null for unix sockets.
+ */
 export function originalDestination(d: Downstream): PeerAddress | null {
   if (d.local.family === 'unix') return null;
   const fd = fdOf(d);

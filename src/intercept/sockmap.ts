@@ -24,6 +24,11 @@ export interface SockmapEnableOptions {
   readonly capturePort?: number;
   readonly exemptUids?: readonly number[];
   readonly exemptGids?: readonly number[];
+  /** Original destination ports whose captured connections stay on TCP (bulk transfers). */
+  readonly bulkPorts?: readonly number[];
+  /** Inbound capture: app ports, and the sidecar's inbound listening socket (see listenerSocketOf). */
+  readonly inboundPorts?: readonly number[];
+  readonly inboundListener?: { readonly pid: number; readonly fd: number } | null;
 }
 
 export interface SockmapStatus extends SockmapKernelStatus {
@@ -71,6 +76,9 @@ export async function enableSockmap(o: SockmapEnableOptions): Promise<SockmapEna
       capturePort: o.capturePort ?? 0,
       exemptUids: o.exemptUids ?? [],
       exemptGids: o.exemptGids ?? [],
+      bulkPorts: o.bulkPorts ?? [],
+      inboundPorts: o.inboundPorts ?? [],
+      ...(o.inboundListener ? { inboundPid: o.inboundListener.pid, inboundFd: o.inboundListener.fd } : {}),
     });
   } catch (err) {
     removeRootIfEmpty();
@@ -92,6 +100,42 @@ export async function disableSockmap(name: string): Promise<string[]> {
   } finally {
     removeRootIfEmpty();
   }
+}
+
+/**
+ * The process and fd of the TCP socket listening on `port` in this network namespace (the
+ * sidecar's inbound listener), found through /proc: the loader copies that socket into the
+ * sk_lookup program's map. Null when nothing listens there.
+ */
+export function listenerSocketOf(port: number): { pid: number; fd: number } | null {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = fs.readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    // sl local_address rem_address st ... inode: st 0A is LISTEN; the port is hex after ':'.
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+    }
+  }
+  if (!inodes.size) return null;
+  const ownNs = fs.statSync('/proc/self/ns/net').ino;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (fs.statSync(`/proc/${pid}/ns/net`).ino !== ownNs) continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) return { pid: Number(pid), fd: Number(fd) };
+      }
+    } catch {
+      // Gone, or not ours to look at.
+    }
+  }
+  return null;
 }
 
 /** Names of every installation pinned on this host. */

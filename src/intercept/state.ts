@@ -24,7 +24,7 @@ export function stateDir(): string {
 
 export interface InterceptRecord {
   readonly name: string;
-  readonly mode: 'sockmap' | 'iptables';
+  readonly mode: 'sockmap' | 'iptables' | 'explicit';
   /** App connections are captured transparently (connect4/6 or REDIRECT). */
   readonly capture: boolean;
   /** IPv6 connections are captured too. */
@@ -40,6 +40,14 @@ export interface InterceptRecord {
   readonly excludePorts: readonly number[];
   readonly exemptUids: readonly number[];
   readonly exemptGids: readonly number[];
+  /** sockmap: captured connections to these original ports keep TCP on the app-sidecar hop. */
+  readonly bulkPorts?: readonly number[];
+  /** sockmap: app ports whose inbound connections sk_lookup hands to the inbound listener. */
+  readonly inboundCapturePorts?: readonly number[];
+  /** explicit: the unix socket of Strait's proxy_protocol outbound listener (STRAIT_OUTBOUND). */
+  readonly outboundPipe?: string | null;
+  /** explicit: the env file written for the app (removed with the record). */
+  readonly envFile?: string | null;
   readonly enabledAt: string;
 }
 
@@ -78,7 +86,7 @@ export function readRecords(): InterceptRecord[] {
   for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
     try {
       const r = JSON.parse(fs.readFileSync(path.join(stateDir(), n), 'utf8')) as InterceptRecord;
-      if (r && (r.mode === 'sockmap' || r.mode === 'iptables') && typeof r.name === 'string') out.push(r);
+      if (r && (r.mode === 'sockmap' || r.mode === 'iptables' || r.mode === 'explicit') && typeof r.name === 'string') out.push(r);
     } catch {
       // Removed while we read it, or not ours: skip.
     }
@@ -129,11 +137,11 @@ function pinsPresent(name: string): boolean {
   }
 }
 
-/** Bit flags of `intercept.mode`: 0 none, 1 iptables, 2 sockmap, 3 both. */
-const MODE_BITS = { iptables: 1, sockmap: 2 } as const;
+/** Bit flags of `intercept.mode`: 0 none, 1 iptables, 2 sockmap, 3 both, 4 explicit addressing. */
+const MODE_BITS = { iptables: 1, sockmap: 2, explicit: 4 } as const;
 
 export interface InterceptReport {
-  readonly mode: 'none' | 'iptables' | 'sockmap' | 'sockmap+iptables';
+  readonly mode: 'none' | 'iptables' | 'sockmap' | 'sockmap+iptables' | 'explicit';
   readonly capture: boolean;
   readonly accelerated: boolean;
   /** The installations that apply to this process. */
@@ -154,10 +162,12 @@ export function interceptReport(): InterceptReport {
     // No /proc: nothing can be matched.
   }
   const installations = readRecords().filter((r) =>
-    r.mode === 'iptables' ? r.netns === netns : !!cgroup && !!r.cgroup && within(cgroup, r.cgroup) && pinsPresent(r.name),
+    r.mode !== 'sockmap' ? r.netns === netns : !!cgroup && !!r.cgroup && within(cgroup, r.cgroup) && pinsPresent(r.name),
   );
   const bits = installations.reduce((b, r) => b | MODE_BITS[r.mode], 0);
-  const mode = bits === 3 ? 'sockmap+iptables' : bits === 2 ? 'sockmap' : bits === 1 ? 'iptables' : 'none';
+  // Capture modes first: explicit addressing only describes the apps that use the SDK.
+  const b = bits & 3;
+  const mode = b === 3 ? 'sockmap+iptables' : b === 2 ? 'sockmap' : b === 1 ? 'iptables' : bits & 4 ? 'explicit' : 'none';
   return { mode, capture: installations.some((r) => r.capture), accelerated: installations.some((r) => r.accelerated), installations };
 }
 

@@ -1,10 +1,13 @@
+import type net from 'node:net';
 import type { ConnectionContext, Handover, NetworkFilter, RuntimeContext } from '../filters/network/types.js';
 import type { BoundListener, Downstream, PeerAddress } from '../io/engine.js';
 import { restoreOriginalDst } from '../intercept/original_dst.js';
+import { StreamDownstream } from '../io/stream_conn.js';
 import { log } from '../log.js';
 import type { Scope, StatsOf } from '../observability/stats.js';
 import { selectChain, type ChainMatcher } from './filter_chain_match.js';
 import type { ListenerSpec } from './listener_config.js';
+import { readProxyHeader } from './proxy_protocol.js';
 import { SecureAcceptor } from './secure_accept.js';
 import { LISTENER_STATS } from './stats.js';
 
@@ -26,6 +29,8 @@ export class ActiveListener {
   /** `listener.<address>.ssl`, known once bound. */
   private sslScope: Scope | null = null;
   private readonly active = new Set<ConnectionContext>();
+  /** Connections whose PROXY header is still being read. */
+  private readonly proxyPending = new Set<net.Socket>();
   private idleWaiters: Array<() => void> = [];
   draining = false;
 
@@ -114,6 +119,10 @@ export class ActiveListener {
     const stats = this.stats!;
     // A handed-over connection was counted by the process that accepted it (counters carry over).
     if (!adopted) stats.downstream_cx_total.value++;
+    if (this.spec.proxyProtocol && !adopted) {
+      this.acceptProxied(d);
+      return;
+    }
     // Handed-over connections never carry TLS (its state cannot move between processes).
     if (this.secure && !adopted) {
       this.secure.accept(
@@ -125,6 +134,34 @@ export class ActiveListener {
     }
     const i = selectChain(this.matchers, d.local, d.remote);
     this.dispatch(d, i >= 0 ? this.terminals[i]! : this.defaultTerminal, initialData, adopted);
+  }
+
+  /**
+   * The proxy_protocol listener filter: the header's addresses become the connection's, then
+   * the chain is chosen as usual. The connection goes through a Node stream from here on (its
+   * first bytes were read in JS), as TLS-inspected ones do.
+   */
+  private acceptProxied(d: Downstream): void {
+    const spec = this.spec;
+    const stats = this.stats!;
+    const sock = this.rt.engine.stream(d);
+    sock.pause();
+    // Half-close travels end to end (tcp_proxy), as on the node engine's accepted sockets.
+    sock.allowHalfOpen = true;
+    this.proxyPending.add(sock);
+    readProxyHeader(sock, spec.proxyProtocol!, spec.listenerFiltersTimeoutMs, (r) => {
+      this.proxyPending.delete(sock);
+      if (!r.ok) {
+        stats.downstream_cx_proxy_proto_error.value++;
+        stats.downstream_cx_destroy.value++;
+        log.debug({ listener: spec.name, reason: r.message }, 'proxy_protocol: connection closed');
+        sock.destroy();
+        return;
+      }
+      const sd = new StreamDownstream(sock, r.addresses?.remote ?? d.remote, r.addresses?.local ?? d.local, null);
+      const i = selectChain(this.matchers, sd.local, sd.remote);
+      this.dispatch(sd, i >= 0 ? this.terminals[i]! : this.defaultTerminal);
+    });
   }
 
   private dispatch(d: Downstream, filter: NetworkFilter | null, initialData?: Buffer, adopted = false): void {
@@ -157,6 +194,8 @@ export class ActiveListener {
   stopAccepting(keepPath = false): void {
     if (!this.bound) return;
     this.secure?.close(true);
+    for (const s of this.proxyPending) s.destroy();
+    this.proxyPending.clear();
     this.bound.close(keepPath);
     this.bound = null;
     this.draining = true;

@@ -2,7 +2,7 @@ import { defineStats } from '../observability/stats.js';
 
 /** `listener.<address>.*`, Envoy's names. */
 export const LISTENER_STATS = defineStats({
-  counters: ['downstream_cx_total', 'downstream_cx_destroy', 'no_filter_chain_match', 'downstream_cx_overflow'],
+  counters: ['downstream_cx_total', 'downstream_cx_destroy', 'no_filter_chain_match', 'downstream_cx_overflow', 'downstream_cx_proxy_proto_error'],
   gauges: ['downstream_cx_active'],
 });
 

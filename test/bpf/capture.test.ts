@@ -453,3 +453,103 @@ describe.skipIf(!!skip)(skip ? `connect6 capture (skipped: ${skip})` : 'connect6
     expect(clusters).toContain(`passthrough::[::ffff:${UPSTREAM_IP}]:${upstreamPort}::cx_total::1`);
   });
 });
+
+// --bulk-ports: captured connections to these original ports keep TCP on the app-to-Strait hop
+// (bulk streams of small writes lose throughput under sk_msg when both ends share a CPU); the
+// others are still accelerated. One engine: the choice is made in sockops, not in Strait.
+describe.skipIf(!!skip)(skip ? `capture with --bulk-ports (skipped: ${skip})` : 'capture with --bulk-ports: bulk destinations stay on TCP', () => {
+  const NAME = `test-bulk-${process.pid}`;
+  let before: HostState;
+  let ns: Netns;
+  let up: Netns;
+  let cg: Cgroup;
+  let dir: string;
+  let env: Record<string, string>;
+  let strait: ChildProcess | undefined;
+  let bulk: Peer;
+  let other: Peer;
+  let bulkPort: number;
+  let otherPort: number;
+  let outboundPort: number;
+
+  const status = async () => {
+    const r = await intercept(['status', '--name', NAME], { env });
+    expect(r.code, r.stderr).toBe(0);
+    return r.json.sockmap;
+  };
+
+  beforeAll(async () => {
+    before = await baselineHostState();
+    ns = new Netns('bulk');
+    up = new Netns('bulkup');
+    vethPair(ns, up, false);
+    cg = new Cgroup('bulk');
+    addPayloadCounter(ns);
+    bulk = new Peer(['server', UPSTREAM_IP], { netns: up });
+    other = new Peer(['server', UPSTREAM_IP], { netns: up });
+    bulkPort = (await bulk.first).port;
+    otherPort = (await other.first).port;
+    dir = tmpDir('strait-bulk-');
+    env = { STRAIT_INTERCEPT_STATE_DIR: path.join(dir, 'state') };
+    ({ proc: strait, port: outboundPort } = await startStrait({ ns, cg, engine: ENGINES[0]!, listen: '127.0.0.1', dir, env }));
+    const r = await intercept(
+      ['enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cg.path, '--outbound-port', String(outboundPort), '--exempt-gid', String(SIDECAR_GID), '--bulk-ports', String(bulkPort)],
+      { netns: ns, env },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.details.capture.bulkPorts).toEqual([bulkPort]);
+  });
+
+  afterAll(async () => {
+    const r = await intercept(['disable', '--name', NAME], { netns: ns, env });
+    await stopStrait(strait);
+    await bulk?.end();
+    await other?.end();
+    await cg?.remove();
+    ns?.remove();
+    up?.remove();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    restoreBpffs(before);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await settledHostState(before)).toEqual(before);
+  });
+
+  it('a connection to a bulk port is captured, reaches its upstream, and crosses lo as TCP', async () => {
+    const s0 = (await status()).stats;
+    zeroCounters(ns);
+    const app = new Peer(['client', UPSTREAM_IP, String(bulkPort), '5'], { netns: ns, cgroup: cg });
+    try {
+      const r = await app.first;
+      expect(r.got).toBe(1000);
+      expect(r.peer).toBe(`${UPSTREAM_IP}:${bulkPort}`);
+      const s = await status();
+      expect(s.stats.connectCaptured - s0.connectCaptured).toBe(1);
+      expect(s.stats.origDstAnswered - s0.origDstAnswered).toBe(1);
+      // Both ends of the app <-> Strait hop were left out of the map, as bulk.
+      expect(s.stats.socketsBulk - s0.socketsBulk).toBe(2);
+      expect(s.sockets.filter((x: any) => x.localPort === r.clientPort || x.remotePort === r.clientPort)).toEqual([]);
+      expect(s.stats.msgRedirected - s0.msgRedirected).toBe(0);
+      // The 5 requests and 5 replies went through TCP on lo.
+      expect(payloadPackets(ns)).toBeGreaterThanOrEqual(10);
+    } finally {
+      await app.end();
+    }
+  });
+
+  it('a connection to any other port is still accelerated', async () => {
+    const s0 = (await status()).stats;
+    zeroCounters(ns);
+    const app = new Peer(['client', UPSTREAM_IP, String(otherPort), '5'], { netns: ns, cgroup: cg });
+    try {
+      const r = await app.first;
+      expect(r.got).toBe(1000);
+      const s = await status();
+      expect(s.stats.socketsBulk - s0.socketsBulk).toBe(0);
+      expect(s.sockets.filter((x: any) => x.localPort === r.clientPort || x.remotePort === r.clientPort)).toHaveLength(2);
+      expect(s.stats.msgRedirected - s0.msgRedirected).toBeGreaterThanOrEqual(10);
+      expect(payloadPackets(ns)).toBe(0);
+    } finally {
+      await app.end();
+    }
+  });
+});

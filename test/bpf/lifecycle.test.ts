@@ -106,8 +106,10 @@ describe.skipIf(!!skip)(skip ? `intercept lifecycle (skipped: ${skip})` : 'inter
     const e = await intercept(['enable', '--name', NAME, '--outbound-port', '15001'], { netns: ns, dropCaps: '-bpf,-sys_admin,-perfmon' });
     expect(e.code, e.stderr).toBe(0);
     expect(e.json.mode).toBe('none');
-    expect(e.json.skipped.map((s: any) => s.mode)).toEqual(['sockmap', 'iptables']);
+    expect(e.json.skipped.map((s: any) => s.mode)).toEqual(['sockmap', 'iptables', 'explicit']);
     expect(e.json.skipped[1].reason).toMatch(/--exempt-uid or --exempt-gid/);
+    // Explicit addressing needs the unix socket of Strait's proxy_protocol listener.
+    expect(e.json.skipped[2].reason).toMatch(/needs --outbound-pipe/);
     expect(e.json.details.env).toEqual({ STRAIT_OUTBOUND_ADDR: '127.0.0.1:15001' });
     expect(nsRules(ns)).toEqual([]);
   });

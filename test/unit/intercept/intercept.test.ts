@@ -117,7 +117,7 @@ describe('ORIGINAL_DST', () => {
     expect(c2.errors).toEqual([]);
     expect(buildListenerSpec(base, 'l', ctx())?.useOriginalDst).toBe(false);
     const c3 = ctx();
-    buildListenerSpec({ ...base, listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol' }] }, 'l', c3);
+    buildListenerSpec({ ...base, listener_filters: [{ name: 'envoy.filters.listener.local_ratelimit' }] }, 'l', c3);
     expect(c3.errors.map((e) => e.path)).toEqual(['l.listener_filters[0]']);
   });
 });
