@@ -46,7 +46,7 @@ export interface RouteLb {
 
 /**
  * The LB input of one HTTP request: built when the route is chosen and reused for every try
- * (a retry only bumps `attempt`), plus the cookie a `ttl` cookie policy generated, which the
+ * (a host reselect for a retry host predicate only bumps `attempt`), plus the cookie a `ttl` cookie policy generated, which the
  * response must carry back.
  */
 export class HttpLbContext extends LbContext {
@@ -303,8 +303,3 @@ export function pickRouteCluster(a: ForwardAction, self: { lb: HttpLbContext | n
   return picked ?? a.clusters!.pick();
 }
 
-/** The context for try number `attempt` (0 first) of a request: hashing balancers step away on retries. */
-export function lbForTry(ctx: HttpLbContext | null, attempt: number): HttpLbContext | null {
-  if (ctx) ctx.attempt = attempt;
-  return ctx;
-}

@@ -5,6 +5,10 @@ import { compileRouteLb, type RouteLb } from './hash_policy.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
+import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
+import { PER_ROUTE_DISABLED } from '../filters/http/types.js';
+import { log } from '../log.js';
+import { MetadataMatch } from '../upstream/subset/metadata_match.js';
 
 type Obj = Record<string, any>;
 
@@ -44,6 +48,8 @@ export interface HttpRetryPolicy {
   readonly onGatewayError: boolean;
   readonly onConnectFailure: boolean;
   readonly onReset: boolean;
+  /** An HTTP/2 upstream reset the stream with REFUSED_STREAM: it did not process the request. */
+  readonly onRefusedStream: boolean;
   readonly onRetriableStatusCodes: boolean;
   readonly retriableStatusCodes: ReadonlySet<number>;
   /** gRPC status names mapped to codes (cancelled=1, deadline-exceeded=4, resource-exhausted=8, unavailable=14, internal=13). */
@@ -52,6 +58,23 @@ export interface HttpRetryPolicy {
   readonly perTryTimeoutMs: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /** `retry_host_predicate` with `host_selection_retry_max_attempts`; null when there is none. */
+  readonly hosts: RetryHostPredicate | null;
+}
+
+/**
+ * Which hosts a try should not land on. A pick the predicate rejects is redone, at most
+ * `maxReselects` times; the last pick stands even if rejected, as in Envoy.
+ */
+export interface RetryHostPredicate {
+  /** envoy.retry_host_predicates.previous_hosts: not a host this request already tried. */
+  readonly previousHosts: boolean;
+  /** envoy.retry_host_predicates.omit_canary_hosts: not a host whose `envoy.lb` metadata says canary: true. */
+  readonly omitCanary: boolean;
+  /** envoy.retry_host_predicates.omit_host_metadata: not a host whose `envoy.lb` metadata has all of these. */
+  readonly omitMetadata: MetadataMatch | null;
+  /** `host_selection_retry_max_attempts` (Envoy's default: 1). */
+  readonly maxReselects: number;
 }
 
 export interface ForwardAction {
@@ -63,6 +86,8 @@ export interface ForwardAction {
   /** 0 disables (Envoy's default is 15 s). */
   readonly timeoutMs: number;
   readonly retry: HttpRetryPolicy | null;
+  /** The virtual host's `include_request_attempt_count`: each try carries `x-envoy-attempt-count: N`. */
+  readonly attemptCount: boolean;
   readonly prefixRewrite: string | null;
   readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | null;
   readonly hostRewrite: string | null;
@@ -128,6 +153,11 @@ export interface HttpRoute {
    * route, a number replaces max_request_bytes; null: the filter's own setting.
    */
   readonly bufferMaxBytes?: number | null;
+  /**
+   * Other filters' `typed_per_filter_config`, compiled and merged (route over virtual host over
+   * route configuration) by filter name; null when no level sets any.
+   */
+  readonly perFilter?: ReadonlyMap<string, unknown> | null;
 }
 
 /**
@@ -166,7 +196,7 @@ const GRPC_CODES: Record<string, number> = {
   unavailable: 14,
 };
 
-const RETRY_ON = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes', ...Object.keys(GRPC_CODES)]);
+const RETRY_ON = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'refused-stream', 'retriable-status-codes', ...Object.keys(GRPC_CODES)]);
 
 /** Envoy's default route timeout. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -185,36 +215,101 @@ const UNSUPPORTED_ROUTE_ACTION = [
   'internal_redirect_policy',
   'early_data_policy',
 ] as const;
-/** Per-route filter configs would be silently ignored by the filters: refuse them. */
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['rate_limits', 'matcher', 'include_request_attempt_count', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
-const UNSUPPORTED_ROUTE_CONFIG = [PER_FILTER, 'vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
+const UNSUPPORTED_VHOST = ['rate_limits', 'matcher', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
 
+const FILTER_CONFIG = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
+const TYPED_STRUCTS = new Set(['type.googleapis.com/udpa.type.v1.TypedStruct', 'type.googleapis.com/xds.type.v3.TypedStruct']);
+
+/** One level's `typed_per_filter_config`: the buffer override (null unset, 0 disabled) and the rest by filter name. */
+interface PerFilterLevel {
+  readonly buffer: number | null;
+  readonly configs: ReadonlyMap<string, unknown> | null;
+}
+
+const NO_PER_FILTER: PerFilterLevel = Object.freeze({ buffer: null, configs: null });
+
 /**
- * `typed_per_filter_config` on a route or virtual host: only the buffer filter's BufferPerRoute
- * is understood; other filters' entries are refused (they would be silently ignored). Returns the
- * buffer override: null unset, 0 disabled, else max_request_bytes.
+ * `typed_per_filter_config` on a route configuration, virtual host or route, as Envoy reads it:
+ * each entry is found by its type URL (the key only names the filter it applies to, which need
+ * not be in the chain); a FilterConfig wrapper may disable the filter for the route or mark the
+ * entry optional. An unknown type, or a filter without per-route support, is an error unless
+ * optional (then skipped). The buffer filter's BufferPerRoute keeps its own field.
  */
-function compilePerFilter(m: unknown, path: string, errors: FieldError[]): number | null {
-  if (!m || typeof m !== 'object') return null;
-  let out: number | null = null;
+function compilePerFilter(m: unknown, path: string, errors: FieldError[], warnings: FieldError[] | null): PerFilterLevel {
+  if (!m || typeof m !== 'object') return NO_PER_FILTER;
+  let buffer: number | null = null;
+  let configs: Map<string, unknown> | null = null;
   for (const [k, v0] of Object.entries(m as Obj)) {
-    const v = (v0 ?? {}) as Obj;
-    if (v['@type'] !== BUFFER_PER_ROUTE) {
-      errors.push({ path, message: `"${k}": per-route config is not supported yet (only envoy.filters.http.buffer's BufferPerRoute)` });
+    const kp = `${path}["${k}"]`;
+    let v = (v0 ?? {}) as Obj;
+    let vp = kp;
+    let optional = false;
+    if (v['@type'] === FILTER_CONFIG) {
+      if (v.disabled === true) {
+        (configs ??= new Map()).set(k, PER_ROUTE_DISABLED);
+        // The buffer filter acts through bufferMaxBytes, not the chain: under its usual name, off here.
+        if (k === 'envoy.filters.http.buffer') buffer = 0;
+        continue;
+      }
+      optional = v.is_optional === true;
+      if (!v.config || typeof v.config !== 'object') {
+        errors.push({ path: `${kp}.config`, message: 'is required unless disabled is true' });
+        continue;
+      }
+      // An empty config only enables the filter; Strait has no filters disabled by default.
+      if (!v.config['@type']) continue;
+      v = v.config as Obj;
+      vp = `${kp}.config`;
+    }
+    const type = String(v['@type'] ?? '');
+    // A control plane's private extension (a TypedStruct, or a type without a descriptor) configures
+    // a filter Strait skipped from the chain for the same reason: skipped here too, with a warning.
+    if (TYPED_STRUCTS.has(type) || '@value' in v) {
+      const w = { path: vp, message: `per-route config of ${v.type_url ?? type} skipped: a private or unknown extension type` };
+      if (warnings) warnings.push(w);
+      else log.warn({ path: w.path }, w.message);
       continue;
     }
-    if (v.disabled === true) out = 0;
-    else if (v.buffer && typeof v.buffer === 'object') {
-      const raw = v.buffer.max_request_bytes;
-      const n = typeof raw === 'object' && raw !== null ? Number(raw.value) : Number(raw);
-      if (!Number.isInteger(n) || n < 1 || n > 0xffff_ffff) errors.push({ path: `${path}["${k}"].buffer.max_request_bytes`, message: 'must be an integer from 1 to 4294967295' });
-      else out = n;
-    } else errors.push({ path: `${path}["${k}"]`, message: 'needs disabled: true or buffer' });
+    if (type === BUFFER_PER_ROUTE) {
+      if (v.disabled === true) buffer = 0;
+      else if (v.buffer && typeof v.buffer === 'object') {
+        const raw = v.buffer.max_request_bytes;
+        const n = typeof raw === 'object' && raw !== null ? Number(raw.value) : Number(raw);
+        if (!Number.isInteger(n) || n < 1 || n > 0xffff_ffff) errors.push({ path: `${vp}.buffer.max_request_bytes`, message: 'must be an integer from 1 to 4294967295' });
+        else buffer = n;
+      } else errors.push({ path: vp, message: 'needs disabled: true or buffer' });
+      continue;
+    }
+    const factory = type ? findPerRouteFilter(type) : undefined;
+    if (!factory) {
+      if (optional) continue; // Envoy skips an optional entry it has no implementation for.
+      const known = type ? findHttpFilter(k, type) : undefined;
+      errors.push({
+        path: `${vp}["@type"]`,
+        message: known ? `${known.name} does not support per-route configuration` : `no HTTP filter implements per-route config type "${type}" (supported: HTTPFault, LocalRateLimit, RBACPerRoute, BufferPerRoute)`,
+      });
+      continue;
+    }
+    const c = factory.perRoute!.parse(v, vp, { errors, warnings: [] });
+    if (c !== null) (configs ??= new Map()).set(k, c);
+  }
+  return configs || buffer !== null ? Object.freeze({ buffer, configs }) : NO_PER_FILTER;
+}
+
+/** Most specific first: a route's entry replaces its virtual host's, which replaces the route configuration's. */
+function mergePerFilter(levels: readonly PerFilterLevel[]): ReadonlyMap<string, unknown> | null {
+  let out: Map<string, unknown> | null = null;
+  for (let i = levels.length - 1; i >= 0; i--) {
+    const c = levels[i]!.configs;
+    if (!c) continue;
+    out ??= new Map();
+    for (const [k, v] of c) out.set(k, v);
   }
   return out;
 }
@@ -301,7 +396,12 @@ export function compileRetryPolicy(rp: Obj, path: string, errors: FieldError[]):
     .map((s) => s.trim())
     .filter(Boolean);
   for (const o of on) if (!RETRY_ON.has(o)) errors.push({ path: `${path}.retry_on`, message: `retry condition "${o}" is not supported yet` });
-  unsupported(rp, ['retry_priority', 'retry_host_predicate', 'retry_options_predicates', 'rate_limited_retry_back_off', 'retriable_headers', 'retriable_request_headers', 'retry_back_off_strategy'], path, errors);
+  unsupported(rp, ['retry_options_predicates', 'rate_limited_retry_back_off', 'retriable_headers', 'retriable_request_headers', 'retry_back_off_strategy'], path, errors);
+  if (rp.retry_priority) {
+    const name = String(rp.retry_priority.typed_config?.['@type'] ?? rp.retry_priority.name ?? '');
+    errors.push({ path: `${path}.retry_priority`, message: `"${name}" is not supported yet (priority load is not redistributed on retries)` });
+  }
+  const hosts = compileRetryHostPredicate(rp, path, errors);
   const bo = (rp.retry_back_off ?? {}) as Obj;
   // Envoy's defaults: 25 ms base, max ten times the base, fully jittered exponential.
   const base = durationMs(bo.base_interval) ?? 25;
@@ -314,13 +414,50 @@ export function compileRetryPolicy(rp: Obj, path: string, errors: FieldError[]):
     onGatewayError: on.includes('gateway-error'),
     onConnectFailure: on.includes('connect-failure'),
     onReset: on.includes('reset'),
+    onRefusedStream: on.includes('refused-stream'),
     onRetriableStatusCodes: on.includes('retriable-status-codes'),
     retriableStatusCodes: new Set(((rp.retriable_status_codes ?? []) as unknown[]).map(Number)),
     grpcCodes,
     perTryTimeoutMs: durationMs(rp.per_try_timeout) ?? 0,
     backoffBaseMs: base,
     backoffMaxMs: max,
+    hosts,
   });
+}
+
+const PREVIOUS_HOSTS = new Set(['envoy.retry_host_predicates.previous_hosts', 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate', 'type.googleapis.com/envoy.config.retry.previous_hosts.v2.PreviousHostsPredicate']);
+const OMIT_CANARY = new Set(['envoy.retry_host_predicates.omit_canary_hosts', 'type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate', 'type.googleapis.com/envoy.config.retry.omit_canary_hosts.v2.OmitCanaryHostsPredicate']);
+const OMIT_METADATA = new Set(['envoy.retry_host_predicates.omit_host_metadata', 'type.googleapis.com/envoy.extensions.retry.host.omit_host_metadata.v3.OmitHostMetadataConfig', 'type.googleapis.com/envoy.config.retry.omit_host_metadata.v2.OmitHostMetadataConfig']);
+
+/** `retry_host_predicate` entries, identified as Envoy does: by the typed_config's type, else by name. */
+function compileRetryHostPredicate(rp: Obj, path: string, errors: FieldError[]): RetryHostPredicate | null {
+  const list = rp.retry_host_predicate as Obj[] | undefined | null;
+  const start = errors.length;
+  let maxReselects = 1;
+  const m = rp.host_selection_retry_max_attempts;
+  if (m !== undefined && m !== null) {
+    maxReselects = Number(m);
+    // Each reselect is one more balancer pick on the data path: keep it bounded.
+    if (!Number.isInteger(maxReselects) || maxReselects < 0 || maxReselects > 100) errors.push({ path: `${path}.host_selection_retry_max_attempts`, message: 'must be an integer from 0 to 100' });
+  }
+  if (!Array.isArray(list) || list.length === 0) return null;
+  let previousHosts = false;
+  let omitCanary = false;
+  let omitMetadata: MetadataMatch | null = null;
+  list.forEach((p, i) => {
+    const pp = `${path}.retry_host_predicate[${i}]`;
+    const tc = (p?.typed_config ?? null) as Obj | null;
+    const type = String(tc?.['@type'] ?? '');
+    const key = type && type !== 'type.googleapis.com/udpa.type.v1.TypedStruct' && type !== 'type.googleapis.com/xds.type.v3.TypedStruct' ? type : String(p?.name ?? '');
+    if (PREVIOUS_HOSTS.has(key)) previousHosts = true;
+    else if (OMIT_CANARY.has(key)) omitCanary = true;
+    else if (OMIT_METADATA.has(key)) {
+      omitMetadata = MetadataMatch.fromMetadata(tc?.metadata_match as Obj | undefined);
+      if (!omitMetadata) errors.push({ path: `${pp}.typed_config.metadata_match`, message: 'needs at least one filter_metadata["envoy.lb"] entry' });
+    } else errors.push({ path: type ? `${pp}.typed_config` : `${pp}.name`, message: `retry host predicate "${key}" is not supported (previous_hosts, omit_canary_hosts and omit_host_metadata are)` });
+  });
+  if (errors.length > start) return null;
+  return Object.freeze({ previousHosts, omitCanary, omitMetadata, maxReselects });
 }
 
 function compileRegexRewrite(r: Obj | undefined, path: string, errors: FieldError[]): { re: RegExp; substitution: string } | null {
@@ -353,7 +490,7 @@ export function compileHedgePolicy(hp: Obj | null | undefined, path: string, err
   return hp.hedge_on_per_try_timeout === true;
 }
 
-function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false): ForwardAction | null {
+function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false, attemptCount = false): ForwardAction | null {
   const start = errors.length;
   unsupported(a, UNSUPPORTED_ROUTE_ACTION, path, errors);
   // Takes the weighted entries' metadata_match out of `a`: the shared cluster picker refuses it.
@@ -385,6 +522,7 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
     grpcTimeout,
     mirrors,
     hedgeOnPerTryTimeout: hedge,
+    attemptCount,
     lb: routeLb.lb,
     priority: priority!,
   });
@@ -590,11 +728,13 @@ export class HttpRouteTable {
     readonly clusterNames: ReadonlySet<string>,
   ) {}
 
-  static compile(rc: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): HttpRouteTable {
+  /** `warnings`: where skipped per-route configs are reported; logged when null. */
+  static compile(rc: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], warnings: FieldError[] | null = null): HttpRouteTable {
     unsupported(rc, UNSUPPORTED_ROUTE_CONFIG, path, errors);
     const maxBody = rc.max_direct_response_body_size_bytes === undefined ? 4096 : Number(rc.max_direct_response_body_size_bytes);
     const mostSpecificWins = rc.most_specific_header_mutations_wins === true;
     const global = mutationsOf(rc, path, errors);
+    const rcPerFilter = compilePerFilter(rc.typed_per_filter_config, `${path}.typed_per_filter_config`, errors, warnings);
     const exact = new Map<string, CompiledVhost>();
     const suffix: Array<[string, CompiledVhost]> = [];
     const prefix: Array<[string, CompiledVhost]> = [];
@@ -607,19 +747,21 @@ export class HttpRouteTable {
       if (vh.require_tls && vh.require_tls !== 'NONE') errors.push({ path: `${vp}.require_tls`, message: 'is not supported yet' });
       const vhostMut = mutationsOf(vh, vp, errors);
       const vhostRetry = vh.retry_policy ? compileRetryPolicy(vh.retry_policy as Obj, `${vp}.retry_policy`, errors) : null;
-      const vhostBuffer = compilePerFilter(vh.typed_per_filter_config, `${vp}.typed_per_filter_config`, errors);
+      const vhostPerFilter = compilePerFilter(vh.typed_per_filter_config, `${vp}.typed_per_filter_config`, errors, warnings);
       const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
       const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
         const rp = `${vp}.routes[${j}]`;
         const start = errors.length;
         const m = (r.match ?? {}) as Obj;
         unsupported(m, UNSUPPORTED_MATCH, `${rp}.match`, errors);
-        const bufferMaxBytes = compilePerFilter(r.typed_per_filter_config, `${rp}.typed_per_filter_config`, errors) ?? vhostBuffer;
+        const routePerFilter = compilePerFilter(r.typed_per_filter_config, `${rp}.typed_per_filter_config`, errors, warnings);
+        const bufferMaxBytes = routePerFilter.buffer ?? vhostPerFilter.buffer ?? rcPerFilter.buffer;
+        const perFilter = mergePerFilter([routePerFilter, vhostPerFilter, rcPerFilter]);
         const pm = compilePathMatch(m, `${rp}.match`, errors);
         const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
         const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
         let action: HttpRouteAction | null = null;
-        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge);
+        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge, vh.include_request_attempt_count === true);
         else if (r.redirect) action = compileRedirect(r.redirect as Obj, `${rp}.redirect`, errors);
         else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
         else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });
@@ -633,7 +775,7 @@ export class HttpRouteTable {
             headers: headers.length ? (headers as HeaderMatch[]) : null,
             query: query.length ? (query as Array<(q: URLSearchParams) => boolean>) : null,
             grpc: m.grpc !== undefined && m.grpc !== null,
-            route: Object.freeze({ name: String(r.name ?? ''), action, requestHeaders: mut.req, responseHeaders: mut.res, matchedPrefix: pm.prefix, bufferMaxBytes }),
+            route: Object.freeze({ name: String(r.name ?? ''), action, requestHeaders: mut.req, responseHeaders: mut.res, matchedPrefix: pm.prefix, bufferMaxBytes, perFilter }),
           },
         ];
       });

@@ -35,7 +35,7 @@ export interface EndpointSpec {
 /** A validated, frozen cluster definition: what config turns into before anything runs. */
 export interface ClusterSpec {
   readonly name: string;
-  readonly type: 'STATIC' | 'STRICT_DNS' | 'EDS' | 'ORIGINAL_DST';
+  readonly type: 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS' | 'ORIGINAL_DST';
   /** ORIGINAL_DST: `original_dst_lb_config.upstream_port_override` (0: keep the original port). */
   readonly originalDstPortOverride?: number;
   /** EDS: the ClusterLoadAssignment name (eds_cluster_config.service_name, else the cluster name). */
@@ -91,6 +91,15 @@ function pickFamilies(addrs: Array<{ address: string; family: number }>, policy:
     case 'ALL':
       return [...v4, ...v6];
   }
+}
+
+/**
+ * LOGICAL_DNS: the one endpoint's name stands for a single host, the first address the lookup
+ * returns (after the family policy), as Envoy does for names that front many servers. null when
+ * the lookup returned none of the wanted family.
+ */
+export function logicalDnsAddress(addrs: Array<{ address: string; family: number }>, policy: DnsLookupFamily): string | null {
+  return pickFamilies(addrs, policy)[0] ?? null;
 }
 
 /** A running cluster: membership, load balancing and stats. Shared by every protocol. */
@@ -215,7 +224,12 @@ export class Cluster {
           return;
         }
         try {
-          const addrs = pickFamilies(await this.resolver(e.address.address), this.spec.dnsLookupFamily);
+          const resolved = await this.resolver(e.address.address);
+          let addrs: string[];
+          if (this.spec.type === 'LOGICAL_DNS') {
+            const first = logicalDnsAddress(resolved, this.spec.dnsLookupFamily);
+            addrs = first === null ? [] : [first];
+          } else addrs = pickFamilies(resolved, this.spec.dnsLookupFamily);
           for (const a of addrs) {
             next.push(
               new Host(

@@ -65,8 +65,8 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
 
   if (c.cluster_type) errors.push({ path: `${path}.cluster_type`, message: `custom cluster type "${c.cluster_type.name ?? ''}" is not supported` });
   const type = (c.type ?? 'STATIC') as string;
-  if (type !== 'STATIC' && type !== 'STRICT_DNS' && type !== 'EDS' && type !== 'ORIGINAL_DST') {
-    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS, EDS, ORIGINAL_DST)` });
+  if (type !== 'STATIC' && type !== 'STRICT_DNS' && type !== 'LOGICAL_DNS' && type !== 'EDS' && type !== 'ORIGINAL_DST') {
+    errors.push({ path: `${path}.type`, message: `cluster type ${type} is not supported yet (supported: STATIC, STRICT_DNS, LOGICAL_DNS, EDS, ORIGINAL_DST)` });
   }
   const originalDst = type === 'ORIGINAL_DST' ? originalDstSettings(c, path, errors) : null;
 
@@ -86,7 +86,7 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
           return;
         }
         const ep = (le.endpoint ?? {}) as Obj;
-        const address = endpointAddress(ep.address, `${epath}.endpoint.address`, errors, type === 'STRICT_DNS');
+        const address = endpointAddress(ep.address, `${epath}.endpoint.address`, errors, type === 'STRICT_DNS' || type === 'LOGICAL_DNS');
         if (!address) return;
         if (address.family !== 'unix' && address.port === 0) {
           errors.push({ path: `${epath}.endpoint.address.socket_address.port_value`, message: 'an upstream endpoint needs a port' });
@@ -104,10 +104,17 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
         });
       });
     });
-  } else if (type === 'STATIC' || type === 'STRICT_DNS') {
+  } else if (type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') {
     errors.push({ path: `${path}.load_assignment`, message: `a ${type} cluster needs load_assignment` });
   }
 
+  // Envoy's rule: a LOGICAL_DNS cluster is one name, so exactly one endpoint in one locality.
+  if (type === 'LOGICAL_DNS' && la) {
+    const locs = (la.endpoints ?? []) as Obj[];
+    if (locs.length !== 1 || ((locs[0]!.lb_endpoints ?? []) as Obj[]).length !== 1) {
+      errors.push({ path: `${path}.load_assignment.endpoints`, message: 'a LOGICAL_DNS cluster needs exactly one locality with exactly one lb_endpoint' });
+    }
+  }
   const connectTimeoutMs = c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationMs(c.connect_timeout)!;
   const dnsRefreshRateMs = c.dns_refresh_rate === undefined ? DEFAULT_DNS_REFRESH_MS : durationMs(c.dns_refresh_rate)!;
   const hashing = c.lb_policy === 'RING_HASH' || c.lb_policy === 'MAGLEV';

@@ -373,7 +373,9 @@ virtual_hosts:
     route:
       cluster: c
       hash_policy: [{ header: { header_name: x-user } }]
-      retry_policy: { retry_on: 5xx, num_retries: 4, retry_back_off: { base_interval: 0.001s } }`;
+      retry_policy: { retry_on: 5xx, num_retries: 4, retry_back_off: { base_interval: 0.001s },
+        # As Istio configures it: without a host predicate every retry asks for the key's host again.
+        retry_host_predicate: [{ name: envoy.retry_host_predicates.previous_hosts }], host_selection_retry_max_attempts: 4 }`;
     const p = await startStrait(`${ADMIN}static_resources:
   listeners:
 ${hcmListener('web', routes)}
@@ -381,9 +383,9 @@ ${hcmListener('web', routes)}
 ${cluster('c', [up, { port: dead } as TestUpstream], MAGLEV, ['hash_key: a', 'hash_key: dead'])}`);
     try {
       const port = await p.port('web');
-      // Each retry moves the key to another point of the table (Envoy's scheme), which may
-      // belong to the bad host again: a key whose 5 points all do fails, the same way each
-      // time. Without the step about half the keys (those placed on the bad host) would fail.
+      // A retry that lands on the tried host reselects at the next point of the table (Envoy's
+      // scheme), which may belong to the bad host again: a key whose 5 points all do fails, the
+      // same way each time. Without the predicate about half the keys (those on the bad host) would fail.
       const failed: string[][] = [[], []];
       for (let round = 0; round < 2; round++) {
         for (const k of KEYS) {

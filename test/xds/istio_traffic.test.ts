@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpUpstream, type TestUpstream } from '../helpers/http.js';
 import { startStrait, tmpDir, type StraitProcess } from '../helpers/strait.js';
@@ -53,6 +53,19 @@ spec:
   - route: [{ destination: { host: reviews, subset: ${subset} } }]
 `;
 const ALL_V3_VS = allTo('v3');
+
+/** Requests with x-break: yes are aborted with 503 by a fault; the rest go to v1. */
+const FAULT_VS = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{ headers: { x-break: { exact: "yes" } } }]
+    fault: { abort: { httpStatus: 503, percentage: { value: 100 } } }
+    route: [{ destination: { host: reviews, subset: v1 } }]
+  - route: [{ destination: { host: reviews, subset: v1 } }]
+`;
 
 /** Whether a /config_dump shows the route table sending to `subset`. */
 const routedTo = (dump: string, subset: string) => new RegExp(`"cluster":\\s*"outbound\\|9080\\|${subset}\\|`).test(dump);
@@ -184,5 +197,18 @@ describe.each(['DELTA_GRPC', 'GRPC'] as const)('Istio ServiceEntry + Destination
     write(dir, 'vs.yaml', JASON_VS);
     await eventually(() => get(), (r) => r.upstream === 'v1', 15_000, 'fixed VirtualService applied');
     expect(await get({ 'end-user': 'jason' })).toEqual({ status: 200, upstream: 'v2' });
+  });
+
+  it("injects a VirtualService fault on its route only (Istio's shape: empty fault filter, per-route HTTPFault)", async () => {
+    write(dir, 'vs.yaml', FAULT_VS);
+    // The listener already has the (empty) fault filter: only the routes change.
+    const probe = async (headers: Record<string, string>) => {
+      const r = await request(`http://127.0.0.1:${await strait.port('127.0.0.1_9080')}/reviews/1`, { headers: { host: 'reviews:9080', connection: 'close', ...headers } });
+      const body = await r.body.text();
+      return { status: r.statusCode, upstream: String(r.headers['x-upstream'] ?? ''), fault: body === 'fault filter abort' };
+    };
+    await eventually(() => probe({ 'x-break': 'yes' }), (r) => r.status === 503 && r.fault, 20_000, 'fault route served');
+    expect(await probe({})).toEqual({ status: 200, upstream: 'v1', fault: false });
+    expect(xs.logs.filter((l) => l.msg === 'xds NACK')).toEqual([]);
   });
 });

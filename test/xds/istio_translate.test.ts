@@ -41,8 +41,16 @@ metadata: { name: db }
 spec:
   hosts: [db.example.com]
   ports: [{ number: 5432, name: tcp, protocol: TCP }]
-  resolution: DNS_ROUND_ROBIN
+  resolution: DNS
   endpoints: [{ address: db-a.example.com, labels: { role: a } }, { address: db-b.example.com, labels: { role: b } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: legacy }
+spec:
+  hosts: [legacy.example.com]
+  ports: [{ number: 3306, name: tcp-mysql, protocol: TCP }]
+  resolution: DNS_ROUND_ROBIN
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -176,6 +184,7 @@ describe('Istio → xDS translation', () => {
         'outbound|443||api.example.com',
         'outbound|80||api.example.com',
         'outbound|5432||db.example.com',
+        'outbound|3306||legacy.example.com',
         'outbound|5432|a|db.example.com',
         'outbound|5432|b|db.example.com',
         'outbound|8443||any.example.com',
@@ -202,8 +211,10 @@ describe('Istio → xDS translation', () => {
     // DNS resolutions: STRICT_DNS / LOGICAL_DNS with the endpoints inline; NONE: original destination.
     expect(get(CLUSTER_TYPE, 'outbound|80||api.example.com')).toMatchObject({ type: 'STRICT_DNS', load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'api.example.com', port_value: 80 } } } }] }] } });
     const dbA = get(CLUSTER_TYPE, 'outbound|5432|a|db.example.com');
-    expect(dbA.type).toBe('LOGICAL_DNS');
+    expect(dbA.type).toBe('STRICT_DNS');
     expect(dbA.load_assignment.endpoints[0].lb_endpoints.map((e: Obj) => e.endpoint.address.socket_address.address)).toEqual(['db-a.example.com']);
+    // DNS_ROUND_ROBIN: one name, the first address it resolves to (LOGICAL_DNS).
+    expect(get(CLUSTER_TYPE, 'outbound|3306||legacy.example.com')).toMatchObject({ type: 'LOGICAL_DNS', load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'legacy.example.com', port_value: 3306 } } } }] }] } });
     expect(get(CLUSTER_TYPE, 'outbound|8443||any.example.com')).toMatchObject({ type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED' });
   });
 
@@ -273,13 +284,15 @@ describe('Istio → xDS translation', () => {
     expect(ext.routes).toMatchObject([{ name: 'default', match: { prefix: '/' }, route: { cluster: 'outbound|80||api.example.com' } }]);
   });
 
-  it('adds an outbound listener per port: HCM with RDS over ADS for HTTP (fault filter where a route injects faults), tcp_proxy for TCP', () => {
+  it('adds an outbound listener per port: HCM with RDS over ADS for HTTP (an empty fault filter, as Istio), tcp_proxy for TCP', () => {
     const l = get(LISTENER_TYPE, '0.0.0.0_9080');
     expect(l.address.socket_address).toMatchObject({ address: '0.0.0.0', port_value: 9080 });
     const hcm = l.filter_chains[0].filters[0].typed_config;
     expect(hcm.rds).toMatchObject({ route_config_name: '9080', config_source: { ads: {} } });
     expect(hcm.http_filters.map((f: Obj) => f.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.router']);
-    expect(get(LISTENER_TYPE, '0.0.0.0_80').filter_chains[0].filters[0].typed_config.http_filters.map((f: Obj) => f.name)).toEqual(['envoy.filters.http.router']);
+    // Istio's shape: the (empty) fault filter is in every HTTP chain, whether a route injects faults or not.
+    expect(get(LISTENER_TYPE, '0.0.0.0_80').filter_chains[0].filters[0].typed_config.http_filters.map((f: Obj) => f.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.router']);
+    expect(hcm.http_filters[0].typed_config).toEqual({ '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' });
     const tcp = get(LISTENER_TYPE, '0.0.0.0_5432').filter_chains[0].filters[0];
     expect(tcp.name).toBe('envoy.filters.network.tcp_proxy');
     expect(tcp.typed_config.weighted_clusters.clusters).toEqual([
@@ -288,22 +301,26 @@ describe('Istio → xDS translation', () => {
     ]);
   });
 
-  it('the routes and clusters build in Strait (what a Strait sidecar accepts), bar the per-route fault config and LOGICAL_DNS', () => {
+  it('the routes and clusters build in Strait (what a Strait sidecar accepts), per-route fault config and LOGICAL_DNS included', () => {
     const known = new Set(r.resources.get(CLUSTER_TYPE)!.keys());
     const rc = get(ROUTE_TYPE, '9080');
     const errors: FieldError[] = [];
     HttpRouteTable.compile(rc, '', known, errors);
-    expect(errors.filter((e) => !e.path.endsWith('typed_per_filter_config'))).toEqual([]);
+    expect(errors).toEqual([]);
     const errors80: FieldError[] = [];
     HttpRouteTable.compile(get(ROUTE_TYPE, '80'), '', known, errors80);
     expect(errors80).toEqual([]);
     for (const name of known) {
-      // DNS_ROUND_ROBIN is Istio's LOGICAL_DNS, which Strait's cluster manager does not implement yet.
-      if (name.startsWith('outbound|5432|')) continue;
       const ce: FieldError[] = [];
       buildClusterSpec(get(CLUSTER_TYPE, name), name, ce, []);
       expect(ce).toEqual([]);
     }
+  });
+
+  it('refuses DNS_ROUND_ROBIN with more than one endpoint (a LOGICAL_DNS cluster is one name), as Istio does', () => {
+    fs.writeFileSync(path.join(dir, 'se2.yaml'), 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: two }\nspec:\n  hosts: [two.example.com]\n  ports: [{ number: 5433, name: tcp, protocol: TCP }]\n  resolution: DNS_ROUND_ROBIN\n  endpoints: [{ address: a.example.com }, { address: b.example.com }]\n');
+    r = loadResourceDir(dir, { istio });
+    expect(problems('se2.yaml')).toEqual(expect.arrayContaining(['spec.endpoints: DNS_ROUND_ROBIN resolution takes at most one endpoint']));
   });
 
   it('warns about fields that change traffic and are not translated, by file and field path', () => {

@@ -1,4 +1,4 @@
-import type { FilterDoneHook, FilterReply, FilterResume, HttpFilter, HttpFilterRequest } from './types.js';
+import { PER_ROUTE_DISABLED, type FilterDoneHook, type FilterReply, type FilterResume, type HttpFilter, type HttpFilterRequest } from './types.js';
 
 /** What the connection manager does with a request after its HTTP filters had their say. */
 export interface ChainVerdict {
@@ -26,19 +26,22 @@ class Over implements FilterDoneHook {
 /**
  * Asks each filter in order from `from`: delays add up, the first reply ends the chain, and a
  * filter that has to wait ends the synchronous pass (the rest continue when it resumes).
- * Returns null when every filter lets the request through untouched.
+ * Returns null when every filter lets the request through untouched. `names` (the filters' names
+ * in the chain) lets a route's FilterConfig `disabled: true` skip a filter.
  */
-export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRequest, from = 0, notify: FilterDoneHook[] | null = null): ChainVerdict | null {
+export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRequest, from = 0, notify: FilterDoneHook[] | null = null, names: readonly string[] | null = null): ChainVerdict | null {
   let out: ChainVerdict | null = null;
+  const pr = names ? req.perRoute : null;
   for (let i = from; i < filters.length; i++) {
     const f = filters[i]!;
+    if (pr && pr.get(names![i]!) === PER_ROUTE_DISABLED) continue;
     const v = f.onRequest(req);
     if (!v) continue;
     out ??= { delayMs: 0, reply: null, notify: notify ?? [], wait: null };
     out.delayMs += v.delayMs;
     out.notify.push(v.done ?? f);
     if (v.wait) {
-      out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait);
+      out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait, names);
       return out;
     }
     if (v.reply) {
@@ -50,7 +53,7 @@ export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRe
 }
 
 /** A wait that, once resumed with null, runs the filters after the waiting one. */
-function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, next: number, notify: FilterDoneHook[], delayMs: number, inner: (resume: FilterResume) => void): (resume: FilterResume) => void {
+function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, next: number, notify: FilterDoneHook[], delayMs: number, inner: (resume: FilterResume) => void, names: readonly string[] | null): (resume: FilterResume) => void {
   const over = new Over();
   notify.push(over);
   return (resume) => {
@@ -59,7 +62,7 @@ function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, n
       inner((reply) => {
         if (over.over) return;
         if (reply || next >= filters.length) return resume(reply);
-        const more = runFilterChain(filters, req, next, notify);
+        const more = runFilterChain(filters, req, next, notify, names);
         if (!more) return resume(null);
         if (more.wait) return more.wait(resume); // already includes its own delays
         if (more.delayMs > 0) setTimeout(() => !over.over && resume(more.reply), more.delayMs);

@@ -15,6 +15,14 @@ for (const f of FACTORIES) {
   for (const t of f.typeUrls) byType.set(t, f);
 }
 
+const byPerRouteType = new Map<string, HttpFilterFactory<any>>();
+for (const f of FACTORIES) for (const t of f.perRoute?.typeUrls ?? []) byPerRouteType.set(t, f);
+
+/** The filter whose per-route config has this type URL (HTTPFault, LocalRateLimit, RBACPerRoute). */
+export function findPerRouteFilter(typeUrl: string): HttpFilterFactory<any> | undefined {
+  return byPerRouteType.get(typeUrl);
+}
+
 /** By type URL first, by name without one (Envoy's order). */
 export function findHttpFilter(name: string, typeUrl: string | undefined): HttpFilterFactory<any> | undefined {
   return typeUrl ? byType.get(typeUrl) : byName.get(name);

@@ -13,7 +13,16 @@ export interface HttpFilterRequest {
   readonly downstream?: import('../../io/engine.js').Downstream;
   /** The matched route's RoutingPriority (0 DEFAULT, 1 HIGH); 0 without a forwarding route. */
   readonly routePriority?: number;
+  /**
+   * The matched route's `typed_per_filter_config`, compiled with the route table and merged
+   * (route over virtual host over route configuration), keyed by the filter's name in the chain.
+   * A value is what the filter's `perRoute.parse` returned, or PER_ROUTE_DISABLED.
+   */
+  readonly perRoute?: ReadonlyMap<string, unknown> | null;
 }
+
+/** A route's FilterConfig `disabled: true`: the named filter does nothing for that route. */
+export const PER_ROUTE_DISABLED: unique symbol = Symbol('per-route disabled');
 
 /** A response the filter wants the connection manager to send instead of routing. */
 export interface FilterReply {
@@ -77,7 +86,19 @@ export interface HttpFilterFactory<Config = unknown> {
   readonly typeUrls: readonly string[];
   parse(typedConfig: Record<string, any>, path: string, ctx: HttpFilterParseContext): Config | null;
   /** `scope` is the connection manager's `http.<stat_prefix>` scope; `root` the store's root. */
-  create(config: Config, scope: Scope, root: Scope): HttpFilter;
+  /**
+   * `name` is the filter's name in the chain: the key its routes' per-route configs are under.
+   * Absent for in-memory callers.
+   */
+  create(config: Config, scope: Scope, root: Scope, name?: string): HttpFilter;
+  /**
+   * Virtual host / route overrides (`typed_per_filter_config`), compiled once with the route
+   * table by type URL, as Envoy finds a per-route factory. Absent: the filter takes none.
+   */
+  readonly perRoute?: {
+    readonly typeUrls: readonly string[];
+    parse(typedConfig: Record<string, any>, path: string, ctx: HttpFilterParseContext): unknown | null;
+  };
 }
 
 /** Envoy's FractionalPercent as a probability in [0, 1]. Unset means 0, as in Envoy. */

@@ -227,8 +227,8 @@ describe('typed_per_filter_config', () => {
     expect(compile({ typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BPR, disabled: true } } }, { typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BPR, buffer: { max_request_bytes: 10 } } } }).route!.bufferMaxBytes).toBe(10);
   });
 
-  it('refuses other filters and a bad override with their paths', () => {
-    expect(compile({}, { typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': 'x' } } }).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].typed_per_filter_config']);
+  it('refuses unknown per-route types and a bad override with their paths', () => {
+    expect(compile({}, { typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': 'x' } } }).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].typed_per_filter_config["envoy.filters.http.fault"]["@type"]']);
     expect(compile({ typed_per_filter_config: { b: { '@type': BPR, buffer: { max_request_bytes: 0 } } } }, {}).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].typed_per_filter_config["b"].buffer.max_request_bytes']);
   });
 });

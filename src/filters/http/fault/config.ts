@@ -39,7 +39,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): FaultConfig 
     if (status === null && grpcStatus === null && !a.header_abort) ctx.errors.push({ path: `${path}.abort`, message: 'needs http_status, grpc_status or header_abort' });
     abort = { status, grpcStatus, fraction: fraction(a.percentage) };
   }
-  if (!delay && !abort) ctx.errors.push({ path, message: 'needs delay or abort' });
+  // An empty HTTPFault injects nothing: Istio puts one in the chain and the faults on routes.
   const headers = ((tc.headers ?? []) as Obj[]).map((h, i) => compileHeaderMatcher(h, `${path}.headers[${i}]`, ctx.errors));
   if (ctx.errors.length > start) return null;
   return Object.freeze({
@@ -54,5 +54,7 @@ export const faultFactory = {
   name: 'envoy.filters.http.fault',
   typeUrls: [FAULT_TYPE],
   parse,
-  create: (config, scope) => new FaultFilter(config, scope),
+  create: (config, scope, _root, name) => new FaultFilter(config, scope, Math.random, name),
+  // A route's HTTPFault replaces the filter's whole config for that route, as in Envoy.
+  perRoute: { typeUrls: [FAULT_TYPE], parse },
 } satisfies HttpFilterFactory<FaultConfig>;

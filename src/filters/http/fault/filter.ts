@@ -25,12 +25,16 @@ export class FaultFilter implements HttpFilter {
     private readonly config: FaultConfig,
     scope: Scope,
     private readonly random: () => number = Math.random,
+    /** Its name in the chain: where its routes' HTTPFault overrides are. */
+    private readonly name = 'envoy.filters.http.fault',
   ) {
     this.stats = scope.scope('fault').table(FAULT_STATS);
   }
 
   onRequest(req: HttpFilterRequest): FilterVerdict | null {
-    const c = this.config;
+    // The most specific HTTPFault (route, virtual host, route configuration) replaces the filter's.
+    const c = (req.perRoute?.get(this.name) as FaultConfig | undefined) ?? this.config;
+    if (!c.delay && !c.abort) return null;
     for (const h of c.headers) if (!h(req.header)) return null;
     let delayMs = 0;
     if (c.delay) {

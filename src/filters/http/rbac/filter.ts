@@ -1,6 +1,6 @@
 import type { Scope } from '../../../observability/stats.js';
 import { DenialLog, evaluate, type RbacConfig, type RbacStats } from '../../../rbac/engine.js';
-import type { FilterVerdict, HttpFilter, HttpFilterRequest } from '../types.js';
+import { PER_ROUTE_DISABLED, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import { httpRbacStats } from './stats.js';
 
 /** Envoy's local reply for a denied request: 403 with this body, PERMISSION_DENIED for gRPC. */
@@ -18,6 +18,8 @@ export class HttpRbacFilter implements HttpFilter {
   constructor(
     private readonly config: RbacConfig,
     scope: Scope,
+    /** Its name in the chain: where its routes' RBACPerRoute overrides are. */
+    private readonly name = 'envoy.filters.http.rbac',
   ) {
     this.stats = httpRbacStats(scope, config);
   }
@@ -26,6 +28,11 @@ export class HttpRbacFilter implements HttpFilter {
     const d = req.downstream;
     // Without a connection (an in-memory caller) there is nothing to judge the client by.
     if (!d) return null;
+    // A route's RBACPerRoute replaces the policy, or turns the filter off for the route. Its
+    // decisions count in the filter's own stats.
+    const pr = req.perRoute?.get(this.name) as RbacConfig | typeof PER_ROUTE_DISABLED | undefined;
+    if (pr === PER_ROUTE_DISABLED) return null;
+    const config = pr ?? this.config;
     const q = req.path.indexOf('?');
     const path = q < 0 ? req.path : req.path.slice(0, q);
     const header = (n: string): string | undefined => {
@@ -35,7 +42,7 @@ export class HttpRbacFilter implements HttpFilter {
       if (n === ':authority') return req.header('host') ?? req.header(':authority');
       return req.header(n);
     };
-    const r = evaluate(this.config, this.stats, this.denials, { downstream: d, method: req.method, path, header });
+    const r = evaluate(config, this.stats, this.denials, { downstream: d, method: req.method, path, header });
     return r.allowed ? null : DENIED;
   }
 }

@@ -36,7 +36,8 @@ export interface HcmConfig {
   /** Send `100 Continue` upstream's way instead of answering it ourselves. */
   readonly proxy100Continue: boolean;
   /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
-  readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown }>;
+  /** `name` is the filter's name in the chain: its routes' per-route configs are under it. */
+  readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown; readonly name: string }>;
   /** Upgrade protocols (lower-case `Upgrade` values) upgrade_configs enables, e.g. `websocket`. */
   readonly upgrades: ReadonlySet<string>;
   /** Downstream HTTP/2 settings from http2_protocol_options. */
@@ -111,7 +112,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   if (tc.rds && tc.route_config) errors.push({ path: `${path}.rds`, message: 'route_config and rds are exclusive' });
   else if (tc.rds) routes = parseRds(tc.rds as Obj, `${path}.rds`, ctx);
   else if (!tc.route_config) errors.push({ path: `${path}.route_config`, message: 'is required (or rds; scoped_routes is not supported yet)' });
-  else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors);
+  else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors, ctx.warnings);
 
   const common = (tc.common_http_protocol_options ?? {}) as Obj;
   for (const f of ['max_stream_duration', 'max_connection_duration', 'max_requests_per_connection'] as const) {
@@ -202,9 +203,9 @@ function parseRds(rds: Obj, path: string, ctx: FactoryContext): RouteLookup | nu
  * The router must be present and last, as Envoy requires a terminal filter; before it, the HTTP
  * filters Strait implements (fault, local rate limit), each validated by its own factory.
  */
-function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Array<{ factory: HttpFilterFactory<any>; config: unknown }> {
+function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string }> {
   const errors = ctx.errors;
-  const out: Array<{ factory: HttpFilterFactory<any>; config: unknown }> = [];
+  const out: Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string }> = [];
   const filters = (list ?? []) as Obj[];
   if (filters.length === 0) {
     errors.push({ path, message: 'needs envoy.filters.http.router as the last filter' });
@@ -225,7 +226,7 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
       }
       if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
-      if (config) out.push({ factory, config });
+      if (config) out.push({ factory, config, name: String(f.name ?? factory.name) });
       return;
     }
     if (i !== filters.length - 1) errors.push({ path: `${path}[${i}]`, message: 'the router must be the last HTTP filter' });

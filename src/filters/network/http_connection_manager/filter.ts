@@ -63,6 +63,8 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
 
   /** null when the chain is just the router: requests then skip the filter step entirely. */
   readonly httpFilters: readonly HttpFilter[] | null;
+  /** The filters' names in the chain: the keys of their routes' typed_per_filter_config. */
+  private readonly httpFilterNames: readonly string[];
 
   /**
    * The smallest `maxRequestBytes` of the HTTP filters (the buffer filter): forwarded requests
@@ -80,7 +82,8 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
-    this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats)) : null;
+    this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name)) : null;
+    this.httpFilterNames = config.httpFilters.map((f) => f.name);
     let hold = 0;
     for (const f of this.httpFilters ?? []) if (f.maxRequestBytes && (hold === 0 || f.maxRequestBytes < hold)) hold = f.maxRequestBytes;
     this.holdRequestBytes = hold;
@@ -93,7 +96,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    */
   runFilters(req: HttpFilterRequest): ChainVerdict | null {
     const fl = this.httpFilters;
-    return fl ? runFilterChain(fl, req) : null;
+    return fl ? runFilterChain(fl, req, 0, null, this.httpFilterNames) : null;
   }
 
   onNewConnection(conn: ConnectionContext): void {

@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
-import { lbForTry, pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
+import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
@@ -25,6 +25,7 @@ import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -109,7 +110,7 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
-class H2Exchange implements TryEvents, HedgeOwner {
+class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private readonly grpc: boolean;
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
@@ -127,6 +128,9 @@ class H2Exchange implements TryEvents, HedgeOwner {
   private try: UpstreamTry | null = null;
   private host: Host | null = null;
   private retries = 0;
+  /** Hosts this request's tries went to, for the previous_hosts retry predicate (retry_hosts.ts). */
+  triedFirst: Host | null = null;
+  triedMore: Host[] | null = null;
   private routeTimer: NodeJS.Timeout | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
@@ -243,7 +247,7 @@ class H2Exchange implements TryEvents, HedgeOwner {
     }
     const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
     const route = cfg.routes.route(view);
-    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0 });
+    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
@@ -375,6 +379,7 @@ class H2Exchange implements TryEvents, HedgeOwner {
     const add: Array<[string, string]> = [];
     const has = (n: string) => h[n] !== undefined;
     for (const r of route.requestHeaders.remove) drop.add(r);
+    if (a.attemptCount) drop.add('x-envoy-attempt-count'); // each try sets its own
     for (const m of route.requestHeaders.add) {
       if (m.value === '' && !m.keepEmpty) continue;
       if (m.action === 'ADD_IF_ABSENT' && has(m.name)) continue;
@@ -424,13 +429,15 @@ class H2Exchange implements TryEvents, HedgeOwner {
       this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
       return;
     }
-    const host = cluster.pickHost(lbForTry(this.lb, this.retries));
+    const hp = this.action!.retry?.hosts ?? null;
+    const host = pickTryHost(cluster, this.lb, hp, this);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'no healthy upstream');
       return;
     }
     this.host = host;
+    if (hp?.previousHosts) noteTried(this, host);
     this.tryT0 = performance.now();
     this.releaseRq();
     rm.addRequest(1);
@@ -445,10 +452,14 @@ class H2Exchange implements TryEvents, HedgeOwner {
     const proto = upstreamProtocolOf(cluster);
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
     const ev: TryEvents = relay ?? this;
+    let up = this.upHeaders!;
+    // An H2Try reads its headers only once its session is ready, maybe after a hedge started:
+    // each try gets its own object when the count varies.
+    if (this.action!.attemptCount) up = { ...up, 'x-envoy-attempt-count': String(this.retries + 1) };
     const t: UpstreamTry =
       proto === 'http1'
-        ? new H1Try(this.filter.poolsFor(cluster, priority), host, this.upHeaders!, endNow, String(this.headers[':method']), ev)
-        : new H2Try(this.filter.h2PoolsFor(cluster, priority), host, this.upHeaders!, endNow, ev);
+        ? new H1Try(this.filter.poolsFor(cluster, priority), host, up, endNow, String(this.headers[':method']), ev)
+        : new H2Try(this.filter.h2PoolsFor(cluster, priority), host, up, endNow, ev);
     if (this.finished) return; // the try failed synchronously and a reply went out
     this.try = t;
     if (relay) {
@@ -565,7 +576,7 @@ class H2Exchange implements TryEvents, HedgeOwner {
         (p.onRetriableStatusCodes && p.retriableStatusCodes.has(status)) ||
         (grpcStatus >= 0 && p.grpcCodes.has(grpcStatus));
     } else if (kind === 'connect_failure') match = p.on5xx || p.onGatewayError || p.onConnectFailure;
-    else match = p.on5xx || p.onGatewayError || p.onReset;
+    else match = p.on5xx || p.onGatewayError || p.onReset || (kind === 'refused_stream' && p.onRefusedStream);
     if (!match) return false;
     if (this.retries >= p.numRetries) {
       cs.upstream_rq_retry_limit_exceeded.value++;
@@ -785,7 +796,7 @@ class H2Exchange implements TryEvents, HedgeOwner {
 
   onFailure(kind: TryFailureKind): void {
     if (this.finished) return;
-    if (kind === 'reset' || kind === 'protocol_error') this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
+    if (kind === 'reset' || kind === 'refused_stream' || kind === 'protocol_error') this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
     this.failTry(kind);
   }
 

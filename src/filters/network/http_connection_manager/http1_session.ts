@@ -12,7 +12,7 @@ import { parseRequestHead, parseResponseHead } from '../../../protocols/http1/pa
 import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
-import { lbForTry, pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
+import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
@@ -29,6 +29,7 @@ import type { HttpConnectionManagerFilter } from './filter.js';
 import { serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
 import { H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import type { HCM_STATS } from './stats.js';
 
 type HcmStats = StatsOf<typeof HCM_STATS>;
@@ -447,7 +448,7 @@ export class Http1Session {
 export function outlierOfFailure(kind: string): OutlierResult | null {
   if (kind === 'connect_failure') return OutlierResult.CONNECT_FAILED;
   if (kind === 'per_try_timeout') return OutlierResult.TIMEOUT;
-  if (kind === 'reset' || kind === 'protocol_error') return OutlierResult.GATEWAY_FAILURE;
+  if (kind === 'reset' || kind === 'refused_stream' || kind === 'protocol_error') return OutlierResult.GATEWAY_FAILURE;
   return null; // overflow says nothing about the host
 }
 
@@ -458,7 +459,7 @@ type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout' | 'hed
  * timeouts) until a response is committed downstream. The request head is re-encoded once;
  * bodies pass through as the bytes that arrived.
  */
-class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
+class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   requestDone = false;
   private responseStarted = false;
   private responseDone = false;
@@ -494,6 +495,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
   private bodyOverflow = false;
 
   private retries = 0;
+  /** Hosts this request's tries went to, for the previous_hosts retry predicate (retry_hosts.ts). */
+  triedFirst: Host | null = null;
+  triedMore: Host[] | null = null;
   private host: Host | null = null;
   private conn: Http1UpstreamConn | null = null;
   private connReused = false;
@@ -614,7 +618,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0 });
+    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
@@ -770,6 +774,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
       extra += `x-request-id: ${this.requestId}\r\n`;
     }
     if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
+    if (a.attemptCount) dropNames.push('x-envoy-attempt-count'); // each try writes its own
     extra += applyMutation(route.requestHeaders, has, dropNames);
     // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
     for (const v of getAll(head, 'connection')) {
@@ -895,7 +900,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
   private startH2Try(host: Host): void {
     const endNow = this.requestDone && this.body.length === 0;
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
-    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!, this.pools!.priority), host, this.h2Headers!, endNow, relay ?? this);
+    // The try reads its headers once its session is ready, maybe after a hedge started: each try
+    // gets its own object when the count varies.
+    const headers = this.action!.attemptCount ? { ...this.h2Headers!, 'x-envoy-attempt-count': String(this.retries + 1) } : this.h2Headers!;
+    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!, this.pools!.priority), host, headers, endNow, relay ?? this);
     if (!this.tryActive || this.finished) return; // failed synchronously (overflow)
     this.h2 = t;
     if (relay) {
@@ -1015,7 +1023,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
       this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
       return;
     }
-    if (kind === 'reset') this.cstats!.upstream_rq_rx_reset.value++;
+    if (kind === 'reset' || kind === 'refused_stream') this.cstats!.upstream_rq_rx_reset.value++;
     this.tryFailed(kind);
   }
 
@@ -1041,13 +1049,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
       this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
       return;
     }
-    const host = cluster.pickHost(lbForTry(this.lb, this.retries));
+    const hp = this.action!.retry?.hosts ?? null;
+    const host = pickTryHost(cluster, this.lb, hp, this);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);
       return;
     }
     this.host = host;
+    if (hp?.previousHosts) noteTried(this, host);
     this.tryT0 = performance.now();
     this.tryActive = true;
     rm.addRequest(1);
@@ -1089,7 +1099,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
     conn.user = this;
     const sock = conn.socket;
     sock.cork();
-    sock.write(this.upstreamHead!);
+    const head = this.upstreamHead!;
+    if (this.action!.attemptCount) {
+      // include_request_attempt_count: the count differs per try, so it goes after the shared head.
+      sock.write(head.subarray(0, head.length - 2));
+      sock.write(`x-envoy-attempt-count: ${this.retries + 1}\r\n\r\n`, 'latin1');
+    } else sock.write(head);
     let ok = true;
     for (const b of this.body) ok = sock.write(b);
     sock.uncork();
@@ -1416,7 +1431,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner {
         (p.onRetriableStatusCodes && p.retriableStatusCodes.has(status)) ||
         (grpcStatus >= 0 && p.grpcCodes.has(grpcStatus));
     } else if (kind === 'connect_failure') match = p.on5xx || p.onGatewayError || p.onConnectFailure;
-    else match = p.on5xx || p.onGatewayError || p.onReset; // reset, per-try timeout, protocol error: no response at all
+    else match = p.on5xx || p.onGatewayError || p.onReset || (kind === 'refused_stream' && p.onRefusedStream); // reset, per-try timeout, protocol error: no response at all
     if (!match) return false;
     if (this.retries >= p.numRetries) {
       this.cstats!.upstream_rq_retry_limit_exceeded.value++;

@@ -11,7 +11,8 @@ import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
 
-export type TryFailureKind = 'connect_failure' | 'reset' | 'protocol_error' | 'overflow';
+/** `refused_stream`: an HTTP/2 upstream reset the stream with REFUSED_STREAM before answering (a kind of reset). */
+export type TryFailureKind = 'connect_failure' | 'reset' | 'refused_stream' | 'protocol_error' | 'overflow';
 
 /** What one upstream attempt reports to the exchange that made it. */
 export interface TryEvents {
@@ -38,7 +39,7 @@ export interface UpstreamTry {
   abort(): void;
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** HTTP/2 upstream: one stream on a pooled, multiplexed session. */
 export class H2Try implements UpstreamTry {
@@ -99,7 +100,7 @@ export class H2Try implements UpstreamTry {
         if (this.done) return;
         this.done = true;
         if (this.responded) ev.onAbort();
-        else ev.onFailure('reset');
+        else ev.onFailure(s.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused_stream' : 'reset');
       });
       for (const b of this.pending) s.write(b);
       this.pending = [];
@@ -310,6 +311,9 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       const h = headerObjectOf(r);
       h[':status'] = String(r.status);
       this.ev.onResponse(r.status, h, mode === BodyMode.NONE);
+      // The exchange may have aborted this try from onResponse (a status it retries on):
+      // nothing of this response may reach it after that.
+      if (this.done) return;
       if (mode === BodyMode.NONE) {
         this.complete(off === buf.length);
         return;
@@ -328,7 +332,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       return;
     }
     if (!this.framer.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
-    if (this.framer.done) this.complete(e === buf.length);
+    if (this.framer.done && !this.done) this.complete(e === buf.length);
   }
 
   private complete(clean: boolean): void {

@@ -145,7 +145,6 @@ export function translateIstio(docs: readonly IstioDoc[], opts: TranslateOptions
   type Vhost = { name: string; domains: string[]; routes: Obj[]; doc: IstioDoc };
   const vhostsByPort = new Map<number, Vhost[]>();
   const tcpByPort = new Map<number, { svc: Service; route: Obj; doc?: IstioDoc }>();
-  const faultPorts = new Set<number>();
   const claimed = new Map<string, IstioDoc>();
   const vsFor = new Map<string, IstioDoc>();
   for (const vs of docs.filter((x) => x.kind === 'VirtualService')) {
@@ -211,7 +210,6 @@ export function translateIstio(docs: readonly IstioDoc[], opts: TranslateOptions
       if (vs) {
         ((vs.spec.http ?? []) as Obj[]).forEach((h, i) => {
           const built = httpRoutes(vs, h, `spec.http[${i}]`, port.number, destCluster, hashPolicies, (p, m) => warn(vs, p, m));
-          if (built.fault) faultPorts.add(port.number);
           routes.push(...built.routes);
         });
       } else {
@@ -247,8 +245,9 @@ export function translateIstio(docs: readonly IstioDoc[], opts: TranslateOptions
     }));
     const origin = vhosts[0]!.doc;
     emit(origin, 'spec.ports', ROUTE_TYPE, { name: String(port), virtual_hosts, validate_clusters: false });
-    const httpFilters: Obj[] = [];
-    if (faultPorts.has(port)) httpFilters.push({ name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } });
+    // Istio's shape: an empty fault filter in every HTTP chain, the faults themselves per route,
+    // so a VirtualService that adds one changes routes only, never the listener.
+    const httpFilters: Obj[] = [{ name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } }];
     httpFilters.push({ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } });
     emit(origin, 'spec.ports', LISTENER_TYPE, {
       name: listenerName(port),
@@ -372,12 +371,11 @@ function httpRoutes(
   destCluster: (vs: IstioDoc, dst: Obj, path: string, port: number) => string | null,
   hashPolicies: Map<string, Obj[]>,
   warn: (path: string, message: string) => void,
-): { routes: Obj[]; fault: boolean } {
+): { routes: Obj[] } {
   for (const f of extra(h, HTTP_KNOWN)) warn(`${path}.${f}`, 'is not supported; ignored');
   const matches = ((h.match ?? []) as Obj[]).map((m, j) => ({ m, j })).filter(({ m }) => m.port === undefined || m.port === port);
-  if (h.match?.length && !matches.length) return { routes: [], fault: false };
+  if (h.match?.length && !matches.length) return { routes: [] };
   const action: Obj = {};
-  let fault = false;
   const extras: Obj = {};
   if (h.route) {
     const target = weighted(vs, h.route, `${path}.route`, port, destCluster);
@@ -429,7 +427,7 @@ function httpRoutes(
   const kind = h.route ? 'route' : h.redirect ? 'redirect' : h.directResponse ? 'direct_response' : null;
   if (!kind) {
     warn(path, 'delegate is not supported; the route is ignored');
-    return { routes: [], fault: false };
+    return { routes: [] };
   }
   if (h.redirect) {
     const r = h.redirect as Obj;
@@ -456,7 +454,6 @@ function httpRoutes(
       else cfg.abort.grpc_status = typeof f.abort.grpcStatus === 'number' ? f.abort.grpcStatus : 14;
     }
     extras.typed_per_filter_config = { 'envoy.filters.http.fault': cfg };
-    fault = true;
   }
   const hdr = h.headers as Obj | undefined;
   if (hdr) {
@@ -494,7 +491,7 @@ function httpRoutes(
     return route;
   };
   const routes = matches.length ? matches.map(({ m, j }) => build(m, j)) : [build(null, 0)];
-  return { routes, fault };
+  return { routes };
 }
 
 /** Applies one DestinationRule traffic policy (top, port-level or subset) onto a cluster. */

@@ -147,6 +147,8 @@ export function validateDoc(d: IstioDoc): FieldError[] {
       if (e.weight !== undefined) count(e.weight, `${ep}.weight`);
     });
     if (s.resolution === 'STATIC' && !(Array.isArray(s.endpoints) && s.endpoints.length) && !s.workloadSelector) err(`${p}.endpoints`, 'STATIC resolution needs endpoints');
+    // Istio's rule: DNS_ROUND_ROBIN becomes a LOGICAL_DNS cluster, which is one name.
+    if (s.resolution === 'DNS_ROUND_ROBIN' && Array.isArray(s.endpoints) && s.endpoints.length > 1) err(`${p}.endpoints`, 'DNS_ROUND_ROBIN resolution takes at most one endpoint');
   } else if (d.kind === 'DestinationRule') {
     if (typeof s.host !== 'string' || !s.host) err(`${p}.host`, 'is required');
     trafficPolicy(s.trafficPolicy, `${p}.trafficPolicy`);
