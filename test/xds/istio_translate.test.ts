@@ -277,10 +277,16 @@ describe('Istio → xDS translation', () => {
       { name: `outbound|9080|v1|${HOST}`, weight: 90 },
       { name: `outbound|9080|v2|${HOST}`, weight: 10 },
     ]);
-    expect(rest.route.retry_policy).toMatchObject({ num_retries: 2, retriable_status_codes: [503] });
+    expect(rest.route.retry_policy).toMatchObject({ num_retries: 2, retriable_status_codes: [503], retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes' });
+    // As Istio: every retry policy avoids hosts already tried, and every try says its attempt.
+    for (const r of [jasonA, rest]) {
+      expect(r.route.retry_policy.retry_host_predicate.map((p: { name: string }) => p.name)).toEqual(['envoy.retry_host_predicates.previous_hosts']);
+      expect(Number(r.route.retry_policy.host_selection_retry_max_attempts)).toBe(5);
+    }
     // A service without a VirtualService: one default route to its cluster.
     const ext = vhost(get(ROUTE_TYPE, '80'), 'api.example.com:80');
     expect(ext.domains).toEqual(['api.example.com', 'api.example.com:80']);
+    expect(ext.include_request_attempt_count).toBe(true);
     expect(ext.routes).toMatchObject([{ name: 'default', match: { prefix: '/' }, route: { cluster: 'outbound|80||api.example.com' } }]);
   });
 

@@ -242,6 +242,8 @@ export function translateIstio(docs: readonly IstioDoc[], opts: TranslateOptions
       name: v.name,
       domains: v.domains.filter((d) => !used.has(d) && used.add(d)),
       routes: v.routes,
+      // As Istio: each try tells the upstream which attempt it is.
+      include_request_attempt_count: true,
     }));
     const origin = vhosts[0]!.doc;
     emit(origin, 'spec.ports', ROUTE_TYPE, { name: String(port), virtual_hosts, validate_clusters: false });
@@ -310,14 +312,19 @@ function domains(host: string, port: number, ns: string): string[] {
   return names.flatMap((n) => [n, `${n}:${port}`]);
 }
 
-/**
- * Istio's default retry conditions for mesh routes, less "refused-stream": Strait's router does
- * not implement that condition and would refuse the whole route table over it.
- */
-const DEFAULT_RETRY_ON = 'connect-failure,unavailable,cancelled,retriable-status-codes';
+/** Istio's default retry conditions for mesh routes. */
+const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+
+/** What Istio adds to every retry policy: a retry goes to a host the request has not tried. */
+const RETRY_HOSTS: Obj = {
+  retry_host_predicate: [
+    { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } },
+  ],
+  host_selection_retry_max_attempts: '5',
+};
 
 function defaultRetry(): Obj {
-  return { retry_on: DEFAULT_RETRY_ON, num_retries: 2, retriable_status_codes: [503] };
+  return { retry_on: DEFAULT_RETRY_ON, num_retries: 2, retriable_status_codes: [503], ...RETRY_HOSTS };
 }
 
 /** `{cluster}` or `{weighted_clusters}` from Istio route destinations; null when none is usable. */
@@ -392,6 +399,7 @@ function httpRoutes(
           retry_on: r.retryOn ?? DEFAULT_RETRY_ON,
           num_retries: r.attempts ?? 2,
           ...(r.perTryTimeout !== undefined ? { per_try_timeout: dur(durationMs(r.perTryTimeout)!) } : {}),
+          ...RETRY_HOSTS,
         };
         // Istio accepts bare status codes in retryOn ("503,gateway-error").
         const parts = String(action.retry_policy.retry_on).split(',').map((s) => s.trim()).filter(Boolean);
