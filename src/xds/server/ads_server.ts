@@ -32,24 +32,21 @@ function nodeId(node: Record<string, unknown> | null | undefined): string {
 }
 
 /**
- * State-of-the-world ADS on one stream. Per type: the names asked for (or wildcard), the nonce
- * of the last response (requests carrying an older nonce are stale and ignored, as the protocol
- * says), and what was sent, so a snapshot change is pushed only to streams it affects.
+ * What both protocols' streams share: the client's node, the nonce counter, per-type
+ * subscriptions (wildcard or names) and the push order that sequences updates to the client.
  */
-class SotwStream implements OrderedStream {
-  private node: Record<string, unknown> | null = null;
-  private nonce = 0;
-  private readonly subs = new Map<string, { wildcard: boolean; names: Set<string>; nonce: string; sent: string }>();
+abstract class OrderedStreamBase<Sub extends { wildcard: boolean; names: Set<string> }> implements OrderedStream {
+  protected node: Record<string, unknown> | null = null;
+  protected nonce = 0;
+  protected readonly subs = new Map<string, Sub>();
+  protected readonly order: PushOrder;
 
   constructor(
     readonly id: number,
-    private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
-    private readonly server: AdsServer,
+    protected readonly server: AdsServer,
   ) {
     this.order = new PushOrder(server.snapshot.resources, this, server.confirmMs);
   }
-
-  private readonly order: PushOrder;
 
   types(): Iterable<string> {
     return this.subs.keys();
@@ -62,6 +59,23 @@ class SotwStream implements OrderedStream {
 
   close(): void {
     this.order.close();
+  }
+
+  abstract send(type: string): void;
+}
+
+/**
+ * State-of-the-world ADS on one stream. Per type: the names asked for (or wildcard), the nonce
+ * of the last response (requests carrying an older nonce are stale and ignored, as the protocol
+ * says), and what was sent, so a snapshot change is pushed only to streams it affects.
+ */
+class SotwStream extends OrderedStreamBase<{ wildcard: boolean; names: Set<string>; nonce: string; sent: string }> {
+  constructor(
+    id: number,
+    private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
+    server: AdsServer,
+  ) {
+    super(id, server);
   }
 
   onRequest(req: DiscoveryRequest): void {
@@ -130,32 +144,13 @@ class SotwStream implements OrderedStream {
  * the version of every resource this client holds (seeded from initial_resource_versions on a
  * reconnect), so each response carries only what changed and the names that went away.
  */
-class DeltaStream implements OrderedStream {
-  private node: Record<string, unknown> | null = null;
-  private nonce = 0;
-  private readonly subs = new Map<string, { wildcard: boolean; names: Set<string>; has: Map<string, string>; nonce: string }>();
-
+class DeltaStream extends OrderedStreamBase<{ wildcard: boolean; names: Set<string>; has: Map<string, string>; nonce: string }> {
   constructor(
-    readonly id: number,
+    id: number,
     private readonly call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>,
-    private readonly server: AdsServer,
+    server: AdsServer,
   ) {
-    this.order = new PushOrder(server.snapshot.resources, this, server.confirmMs);
-  }
-
-  private readonly order: PushOrder;
-
-  types(): Iterable<string> {
-    return this.subs.keys();
-  }
-
-  wants(type: string, name: string): boolean {
-    const st = this.subs.get(type);
-    return !!st && (st.wildcard || st.names.has(name));
-  }
-
-  close(): void {
-    this.order.close();
+    super(id, server);
   }
 
   onRequest(req: DeltaDiscoveryRequest): void {
