@@ -7,6 +7,7 @@ import { compileStringMatcher, type StringMatch } from './string_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
 import { PER_ROUTE_DISABLED } from '../filters/http/types.js';
+import { compileRateLimits, RATE_LIMITS_KEY, type RateLimitTarget, type RouteRateLimits } from '../filters/http/local_ratelimit/descriptors.js';
 import { log } from '../log.js';
 import { MetadataMatch } from '../upstream/subset/metadata_match.js';
 
@@ -210,7 +211,6 @@ const UNSUPPORTED_ROUTE_ACTION = [
   'host_rewrite_path_regex',
   'auto_host_rewrite',
   'idle_timeout',
-  'rate_limits',
   'upgrade_configs',
   'internal_redirect_policy',
   'early_data_policy',
@@ -218,7 +218,7 @@ const UNSUPPORTED_ROUTE_ACTION = [
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['rate_limits', 'matcher', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_VHOST = ['matcher', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
 const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
@@ -749,6 +749,8 @@ export class HttpRouteTable {
       const vhostRetry = vh.retry_policy ? compileRetryPolicy(vh.retry_policy as Obj, `${vp}.retry_policy`, errors) : null;
       const vhostPerFilter = compilePerFilter(vh.typed_per_filter_config, `${vp}.typed_per_filter_config`, errors, warnings);
       const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
+      // Validated once here; compiled again per route below, where destination_cluster knows its cluster.
+      const vhostRateLimits = compileRateLimits(vh.rate_limits, `${vp}.rate_limits`, errors);
       const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
         const rp = `${vp}.routes[${j}]`;
         const start = errors.length;
@@ -756,7 +758,8 @@ export class HttpRouteTable {
         unsupported(m, UNSUPPORTED_MATCH, `${rp}.match`, errors);
         const routePerFilter = compilePerFilter(r.typed_per_filter_config, `${rp}.typed_per_filter_config`, errors, warnings);
         const bufferMaxBytes = routePerFilter.buffer ?? vhostPerFilter.buffer ?? rcPerFilter.buffer;
-        const perFilter = mergePerFilter([routePerFilter, vhostPerFilter, rcPerFilter]);
+        // A fresh map per route, so the route's rate_limits can be added to it below.
+        let perFilter = mergePerFilter([routePerFilter, vhostPerFilter, rcPerFilter]) as Map<string, unknown> | null;
         const pm = compilePathMatch(m, `${rp}.match`, errors);
         const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
         const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
@@ -766,6 +769,19 @@ export class HttpRouteTable {
         else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
         else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });
         const routeMut = mutationsOf(r, rp, errors);
+        if (action?.kind === 'forward') {
+          // `rate_limits` actions feed local_ratelimit's descriptors (Strait has no global ratelimit filter).
+          const names = action.clusters?.names ?? [];
+          const target: RateLimitTarget = { cluster: names.length === 1 ? names[0]! : null, clusterHeader: action.clusterHeader, forwards: true, weighted: names.length > 1 };
+          const own = compileRateLimits((r.route as Obj).rate_limits, `${rp}.route.rate_limits`, errors, target);
+          let fromVhost = vhostRateLimits;
+          if (vhostRateLimits) {
+            const scratch: FieldError[] = [];
+            fromVhost = compileRateLimits(vh.rate_limits, `${vp}.rate_limits`, scratch, target);
+            for (const e of scratch) errors.push({ path: e.path, message: `${e.message} (for ${rp})` });
+          }
+          if (own || fromVhost) (perFilter ??= new Map()).set(RATE_LIMITS_KEY, Object.freeze({ route: own, vhost: fromVhost }) satisfies RouteRateLimits);
+        }
         if (errors.length > start || !pm || !action) return [];
         if (action.kind === 'forward' && action.clusters) for (const n of action.clusters.names) clusterNames.add(n);
         const mut = merge([routeMut, vhostMut, global], mostSpecificWins);

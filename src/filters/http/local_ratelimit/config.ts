@@ -1,5 +1,6 @@
 import { durationMs } from '../../../config/values.js';
 import { fraction, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
+import { compileRateLimits, entryKey, NO_ROUTE, type CompiledRateLimit } from './descriptors.js';
 import { LocalRateLimiter, LocalRateLimitFilter } from './filter.js';
 
 export const LOCAL_RATELIMIT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -18,6 +19,30 @@ export interface LocalRateLimitConfig {
   readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
   /** gRPC requests rejected get RESOURCE_EXHAUSTED instead of UNAVAILABLE. */
   readonly resourceExhausted: boolean;
+  /** `descriptors`, most restrictive (lowest fill rate) first, the order Envoy consumes them in. */
+  readonly descriptors: readonly DescriptorBucketConfig[];
+  /** false: the default bucket is consumed only when no descriptor matched. */
+  readonly alwaysConsumeDefault: boolean;
+  /** Only the route actions of this stage produce descriptors. */
+  readonly stage: number;
+  /** How the virtual host's `rate_limits` join the route's. */
+  readonly vhRateLimits: VhRateLimits;
+  /** The LocalRateLimit's own `rate_limits`: when set, used instead of the route's. */
+  readonly rateLimits: readonly CompiledRateLimit[] | null;
+  /** local_rate_limit_per_downstream_connection: buckets per connection instead of shared. */
+  readonly perConnection: boolean;
+}
+
+/** OVERRIDE: the virtual host's only when the route has none; INCLUDE: both; IGNORE: the route's only. */
+export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
+const VH_RATE_LIMITS: readonly VhRateLimits[] = ['OVERRIDE', 'INCLUDE', 'IGNORE'];
+
+export interface DescriptorBucketConfig {
+  /** The entries as one lookup key (see descriptors.ts). */
+  readonly key: string;
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
 }
 
 type Obj = Record<string, any>;
@@ -32,7 +57,68 @@ const STATUS: Record<string, number> = {
   InternalServerError: 500,
 };
 
-const UNSUPPORTED = ['descriptors', 'request_headers_to_add_when_not_enforced', 'local_rate_limit_per_downstream_connection', 'local_cluster_rate_limit', 'always_consume_default_token_bucket', 'vh_rate_limits', 'rate_limits'] as const;
+const UNSUPPORTED = ['request_headers_to_add_when_not_enforced', 'local_cluster_rate_limit', 'max_dynamic_descriptors'] as const;
+
+interface Bucket {
+  maxTokens: number;
+  tokensPerFill: number;
+  fillIntervalMs: number;
+}
+
+function parseBucket(tb: Obj, path: string, errors: HttpFilterParseContext['errors']): Bucket | null {
+  const start = errors.length;
+  let fi: number | undefined;
+  try {
+    fi = durationMs(tb.fill_interval);
+  } catch {
+    fi = undefined;
+  }
+  if (fi === undefined || fi === null || fi < 50) errors.push({ path: `${path}.fill_interval`, message: 'is required and must be at least 50ms' });
+  const max = Number(tb.max_tokens ?? 0);
+  if (!Number.isInteger(max) || max < 0) errors.push({ path: `${path}.max_tokens`, message: 'must be a non-negative integer' });
+  const raw = tb.tokens_per_fill;
+  const perFill = raw === undefined || raw === null ? 1 : Number(typeof raw === 'object' ? raw.value : raw);
+  if (!Number.isInteger(perFill) || perFill < 0) errors.push({ path: `${path}.tokens_per_fill`, message: 'must be a non-negative integer' });
+  if (errors.length > start) return null;
+  return { maxTokens: max, tokensPerFill: perFill, fillIntervalMs: fi! };
+}
+
+function parseDescriptors(list: unknown, path: string, errors: HttpFilterParseContext['errors']): DescriptorBucketConfig[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) {
+    errors.push({ path, message: 'must be a list' });
+    return [];
+  }
+  const out: DescriptorBucketConfig[] = [];
+  const seen = new Set<string>();
+  list.forEach((d: Obj, i) => {
+    const p = `${path}[${i}]`;
+    const start = errors.length;
+    const entries = (d?.entries ?? []) as Obj[];
+    if (!Array.isArray(entries) || entries.length === 0) errors.push({ path: `${p}.entries`, message: 'needs at least one entry' });
+    let key = '';
+    (Array.isArray(entries) ? entries : []).forEach((e, j) => {
+      const k = e?.key;
+      const v = e?.value;
+      if (typeof k !== 'string' || !k) errors.push({ path: `${p}.entries[${j}].key`, message: 'is required' });
+      // Newer Envoy reads an empty value as a wildcard with a bucket per value seen; not yet here.
+      else if (typeof v !== 'string' || !v) errors.push({ path: `${p}.entries[${j}].value`, message: 'is required (wildcard descriptors are not supported yet)' });
+      else key += entryKey(k, v);
+    });
+    const b = d?.token_bucket ? parseBucket(d.token_bucket as Obj, `${p}.token_bucket`, errors) : null;
+    if (!d?.token_bucket) errors.push({ path: `${p}.token_bucket`, message: 'is required' });
+    if (errors.length > start || !b) return;
+    if (seen.has(key)) {
+      errors.push({ path: `${p}.entries`, message: 'duplicates an earlier descriptor' });
+      return;
+    }
+    seen.add(key);
+    out.push(Object.freeze({ key, ...b }));
+  });
+  // Envoy consumes the matched descriptors' buckets slowest-filling first.
+  const rate = (d: DescriptorBucketConfig) => d.tokensPerFill / d.fillIntervalMs;
+  return out.map((d, i) => [d, i] as const).sort((a, b) => rate(a[0]) - rate(b[0]) || a[1] - b[1]).map(([d]) => d);
+}
 
 function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = false): LocalRateLimitConfig | null {
   const start = ctx.errors.length;
@@ -44,10 +130,19 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
   const tb = tc.token_bucket as Obj | undefined;
   // Envoy's rule: the filter may leave the bucket to its routes, a route's config must have one.
   if (!tb && perRoute) ctx.errors.push({ path: `${path}.token_bucket`, message: 'is required in a per-route LocalRateLimit' });
-  if (tb) {
-    const fi = durationMs(tb.fill_interval);
-    if (fi === undefined || fi === null || fi < 50) ctx.errors.push({ path: `${path}.token_bucket.fill_interval`, message: 'is required and must be at least 50ms' });
-  }
+  const bucket = tb ? parseBucket(tb, `${path}.token_bucket`, ctx.errors) : null;
+  const descriptors = parseDescriptors(tc.descriptors, `${path}.descriptors`, ctx.errors);
+  // Without a default bucket the filter-level limiter is off, and its descriptors would be dead.
+  if (!tb && descriptors.length > 0) ctx.errors.push({ path: `${path}.token_bucket`, message: 'is required when descriptors are set' });
+  const stageRaw = tc.stage;
+  const stage = stageRaw === undefined || stageRaw === null ? 0 : Number(typeof stageRaw === 'object' ? stageRaw.value : stageRaw);
+  if (!Number.isInteger(stage) || stage < 0 || stage > 10) ctx.errors.push({ path: `${path}.stage`, message: 'must be an integer from 0 to 10' });
+  const vhRaw = tc.vh_rate_limits ?? 'OVERRIDE';
+  const vhRateLimits = typeof vhRaw === 'number' ? VH_RATE_LIMITS[vhRaw] : VH_RATE_LIMITS.find((v) => v === vhRaw);
+  if (!vhRateLimits) ctx.errors.push({ path: `${path}.vh_rate_limits`, message: `must be one of ${VH_RATE_LIMITS.join(', ')}` });
+  const acd = tc.always_consume_default_token_bucket;
+  const alwaysConsumeDefault = acd === undefined || acd === null ? true : (typeof acd === 'object' ? acd.value : acd) !== false;
+  const rateLimits = compileRateLimits(tc.rate_limits, `${path}.rate_limits`, ctx.errors, NO_ROUTE);
   let status = 429;
   if (tc.status?.code !== undefined) {
     const c = tc.status.code;
@@ -61,14 +156,20 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     statPrefix: String(tc.stat_prefix ?? ''),
     hasBucket: !!tb,
     status,
-    maxTokens: tb ? Number(tb.max_tokens ?? 0) : 0,
-    tokensPerFill: !tb || tb.tokens_per_fill === undefined || tb.tokens_per_fill === null ? 1 : Number(typeof tb.tokens_per_fill === 'object' ? tb.tokens_per_fill.value : tb.tokens_per_fill),
-    fillIntervalMs: (tb && durationMs(tb.fill_interval)) ?? 0,
+    maxTokens: bucket?.maxTokens ?? 0,
+    tokensPerFill: bucket?.tokensPerFill ?? 1,
+    fillIntervalMs: bucket?.fillIntervalMs ?? 0,
     // Envoy's defaults: a limiter without filter_enabled/filter_enforced does nothing.
     enabled: fraction(tc.filter_enabled?.default_value),
     enforced: fraction(tc.filter_enforced?.default_value),
     responseHeaders: Object.freeze(headers),
     resourceExhausted: tc.rate_limited_as_resource_exhausted === true,
+    descriptors: Object.freeze(descriptors),
+    alwaysConsumeDefault,
+    stage,
+    vhRateLimits: vhRateLimits!,
+    rateLimits,
+    perConnection: tc.local_rate_limit_per_downstream_connection === true,
   });
 }
 

@@ -1,20 +1,75 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
 import type { FilterVerdict, HttpFilter, HttpFilterRequest } from '../types.js';
-import type { LocalRateLimitConfig } from './config.js';
+import type { DescriptorBucketConfig, LocalRateLimitConfig } from './config.js';
+import { descriptorKey, RATE_LIMITS_KEY, type CompiledRateLimit, type RouteRateLimits } from './descriptors.js';
 import { LOCAL_RATELIMIT_STATS } from './stats.js';
 
 type Stats = StatsOf<typeof LOCAL_RATELIMIT_STATS>;
 
 /**
  * One token bucket, refilled by `tokens_per_fill` every `fill_interval`. The refill is computed
- * when a request arrives rather than on a timer: the same tokens, no timer. The filter's own
- * bucket is shared by its connection manager's connections; a route's LocalRateLimit gets its
- * own, built with the route table and shared by every connection manager using that table, as
- * Envoy keeps per-route buckets.
+ * when a request arrives rather than on a timer: the same tokens, no timer.
  */
-export class LocalRateLimiter {
+class TokenBucket {
   private tokens: number;
   private lastFill: number;
+
+  constructor(
+    private readonly c: { readonly maxTokens: number; readonly tokensPerFill: number; readonly fillIntervalMs: number },
+    private readonly now: () => number,
+  ) {
+    this.tokens = c.maxTokens;
+    this.lastFill = now();
+  }
+
+  take(): boolean {
+    const c = this.c;
+    if (c.fillIntervalMs > 0) {
+      const t = this.now();
+      const n = Math.floor((t - this.lastFill) / c.fillIntervalMs);
+      if (n > 0) {
+        this.lastFill += n * c.fillIntervalMs;
+        this.tokens = Math.min(c.maxTokens, this.tokens + n * c.tokensPerFill);
+      }
+    }
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
+
+interface DescriptorBucket {
+  /** Position in consumption order (slowest-filling first). */
+  readonly rank: number;
+  readonly bucket: TokenBucket;
+}
+
+/** The default bucket and one per descriptor (by entries key; null without descriptors). */
+interface BucketSet {
+  readonly bucket: TokenBucket;
+  readonly byKey: ReadonlyMap<string, DescriptorBucket> | null;
+}
+
+function buckets(config: LocalRateLimitConfig, now: () => number): BucketSet {
+  const ds = config.descriptors;
+  return { bucket: new TokenBucket(config, now), byKey: ds.length ? new Map(ds.map((d: DescriptorBucketConfig, rank) => [d.key, { rank, bucket: new TokenBucket(d, now) }])) : null };
+}
+
+/**
+ * A LocalRateLimit's buckets: the default one plus one per configured descriptor. The filter's
+ * own limiter is shared by its connection manager's connections; a route's LocalRateLimit gets
+ * its own, built with the route table and shared by every connection manager using that table,
+ * as Envoy keeps per-route buckets.
+ */
+export class LocalRateLimiter {
+  private readonly shared: BucketSet;
+  /**
+   * local_rate_limit_per_downstream_connection: each connection's buckets, dropped with it.
+   * Keyed by the connection's Downstream, which the codecs keep one of per connection.
+   */
+  private readonly perConnection: WeakMap<object, BucketSet> | null;
+  /** Reused per request (requests are handled one at a time): the matched descriptors' buckets. */
+  private readonly matched: DescriptorBucket[] = [];
   /** A route's limiter learns its stats scope at its first request (the table has no scope). */
   private stats: Stats | null = null;
 
@@ -22,22 +77,69 @@ export class LocalRateLimiter {
     readonly config: LocalRateLimitConfig,
     private readonly now: () => number = Date.now,
   ) {
-    this.tokens = config.maxTokens;
-    this.lastFill = now();
+    this.shared = buckets(config, now);
+    this.perConnection = config.perConnection ? new WeakMap() : null;
+  }
+
+  private bucketsFor(req: HttpFilterRequest): BucketSet {
+    const pc = this.perConnection;
+    const d = req.downstream;
+    if (!pc || !d) return this.shared;
+    let b = pc.get(d);
+    if (!b) pc.set(d, (b = buckets(this.config, this.now)));
+    return b;
   }
 
   bind(root: Scope): Stats {
     return (this.stats ??= root.scope(this.config.statPrefix).scope('http_local_rate_limit').table(LOCAL_RATELIMIT_STATS));
   }
 
-  private refill(): void {
+  /** Adds the buckets of the descriptors `list` produces for `req` (this stage's only). */
+  private match(list: readonly CompiledRateLimit[], req: HttpFilterRequest, byKey: ReadonlyMap<string, DescriptorBucket>): void {
+    const stage = this.config.stage;
+    for (let i = 0; i < list.length; i++) {
+      const rl = list[i]!;
+      if (rl.stage !== stage) continue;
+      const k = descriptorKey(rl, req);
+      if (k === null) continue;
+      const d = byKey.get(k);
+      // Two actions producing the same descriptor take one token, as one descriptor would.
+      if (d && !this.matched.includes(d)) this.matched.push(d);
+    }
+  }
+
+  /** Takes the tokens the request needs; false when a bucket it needs is empty. */
+  private admit(req: HttpFilterRequest): boolean {
     const c = this.config;
-    if (c.fillIntervalMs <= 0) return;
-    const t = this.now();
-    const n = Math.floor((t - this.lastFill) / c.fillIntervalMs);
-    if (n <= 0) return;
-    this.lastFill += n * c.fillIntervalMs;
-    this.tokens = Math.min(c.maxTokens, this.tokens + n * c.tokensPerFill);
+    const set = this.bucketsFor(req);
+    const byKey = set.byKey;
+    if (byKey) {
+      const own = c.rateLimits;
+      if (own) this.match(own, req, byKey);
+      else {
+        const rr = req.perRoute?.get(RATE_LIMITS_KEY) as RouteRateLimits | undefined;
+        if (rr) {
+          if (rr.route) this.match(rr.route, req, byKey);
+          if (rr.vhost && (c.vhRateLimits === 'INCLUDE' || (c.vhRateLimits === 'OVERRIDE' && !rr.route))) this.match(rr.vhost, req, byKey);
+        }
+      }
+    }
+    const m = this.matched;
+    const n = m.length;
+    if (n > 0) {
+      if (n > 1) m.sort((a, b) => a.rank - b.rank);
+      let ok = true;
+      for (let i = 0; i < n; i++) {
+        if (!m[i]!.bucket.take()) {
+          ok = false;
+          break;
+        }
+      }
+      m.length = 0;
+      if (!ok) return false;
+      if (!c.alwaysConsumeDefault) return true;
+    }
+    return set.bucket.take();
   }
 
   check(req: HttpFilterRequest, root: Scope, random: () => number): FilterVerdict | null {
@@ -45,9 +147,7 @@ export class LocalRateLimiter {
     if (c.enabled <= 0 || random() >= c.enabled) return null;
     const stats = this.stats ?? this.bind(root);
     stats.enabled.value++;
-    this.refill();
-    if (this.tokens >= 1) {
-      this.tokens--;
+    if (this.admit(req)) {
       stats.ok.value++;
       return null;
     }

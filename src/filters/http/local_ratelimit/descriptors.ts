@@ -1,0 +1,190 @@
+import type { FieldError } from '../../../errors.js';
+import { compileHeaderMatcher, type HeaderMatch } from '../../../router/header_matcher.js';
+import type { HttpFilterRequest } from '../types.js';
+
+type Obj = Record<string, any>;
+
+/**
+ * The key a route's compiled `rate_limits` are stored under in its per-filter map: the route
+ * table has no other channel to the filters, and no filter is named like a proto message.
+ */
+export const RATE_LIMITS_KEY = 'envoy.config.route.v3.RateLimit';
+
+/** Separates key from value, and entries from each other, in a descriptor's lookup key. */
+const KV = '\u0000';
+const ENTRY = '\u0001';
+
+/** The lookup key of one descriptor entry; a descriptor's key is its entries' keys in order. */
+export function entryKey(key: string, value: string): string {
+  return key + KV + value + ENTRY;
+}
+
+/**
+ * One compiled rate limit action. `value` is set when the entry is known at config time;
+ * otherwise `get` computes it per request, returning undefined when it cannot (which drops the
+ * whole descriptor) or null when the action is skipped without an entry (skip_if_absent).
+ */
+interface Action {
+  readonly constant: string | null;
+  readonly get: ((req: HttpFilterRequest) => string | null | undefined) | null;
+  readonly key: string;
+}
+
+/** A `config.route.v3.RateLimit`: a descriptor built from its actions, for one stage. */
+export interface CompiledRateLimit {
+  readonly stage: number;
+  readonly actions: readonly Action[];
+}
+
+/** A route's own actions and its virtual host's, chosen between by `vh_rate_limits`. */
+export interface RouteRateLimits {
+  readonly route: readonly CompiledRateLimit[] | null;
+  readonly vhost: readonly CompiledRateLimit[] | null;
+}
+
+/** What destination_cluster can know when the route is compiled. */
+export interface RateLimitTarget {
+  /** The route's single cluster, or null (weighted clusters, cluster_header, no forward). */
+  readonly cluster: string | null;
+  /** cluster_header's name, lower-case: the cluster is the header's value. */
+  readonly clusterHeader: string | null;
+  /** The route sends nowhere (direct response, redirect): destination_cluster has no value. */
+  readonly forwards: boolean;
+  readonly weighted: boolean;
+  /** false where no route is at hand (the LocalRateLimit's own rate_limits). */
+  readonly routeKnown?: boolean;
+}
+
+const NO_TARGET: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader: null, forwards: false, weighted: false });
+/** For a LocalRateLimit's own `rate_limits`: compiled without a route, so no cluster to name. */
+export const NO_ROUTE: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader: null, forwards: false, weighted: false, routeKnown: false });
+
+const UNSUPPORTED_ACTIONS = ['masked_remote_address', 'metadata', 'dynamic_metadata', 'query_parameters', 'query_parameter_value_match', 'extension'] as const;
+
+function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: FieldError[]): Action | null {
+  if (a.request_headers) {
+    const h = a.request_headers as Obj;
+    const name = String(h.header_name ?? '').toLowerCase();
+    const key = String(h.descriptor_key ?? '');
+    if (!name) errors.push({ path: `${path}.request_headers.header_name`, message: 'is required' });
+    if (!key) errors.push({ path: `${path}.request_headers.descriptor_key`, message: 'is required' });
+    if (!name || !key) return null;
+    // skip_if_absent: the descriptor goes on without this entry, instead of being dropped.
+    const absent = h.skip_if_absent === true ? null : undefined;
+    return { constant: null, key, get: (req) => req.header(name) ?? absent };
+  }
+  if (a.remote_address) {
+    return { constant: null, key: 'remote_address', get: (req) => { const r = req.downstream?.remote; return r && r.family !== 'unix' ? r.address : undefined; } };
+  }
+  if (a.generic_key) {
+    const g = a.generic_key as Obj;
+    if (typeof g.descriptor_value !== 'string' || !g.descriptor_value) {
+      errors.push({ path: `${path}.generic_key.descriptor_value`, message: 'is required' });
+      return null;
+    }
+    return { constant: g.descriptor_value, key: typeof g.descriptor_key === 'string' && g.descriptor_key ? g.descriptor_key : 'generic_key', get: null };
+  }
+  if (a.header_value_match) {
+    const m = a.header_value_match as Obj;
+    const p = `${path}.header_value_match`;
+    const start = errors.length;
+    if (typeof m.descriptor_value !== 'string' || !m.descriptor_value) errors.push({ path: `${p}.descriptor_value`, message: 'is required' });
+    const list = (m.headers ?? []) as Obj[];
+    if (!Array.isArray(list) || list.length === 0) errors.push({ path: `${p}.headers`, message: 'needs at least one header matcher' });
+    const matchers = (Array.isArray(list) ? list : []).map((h, i) => compileHeaderMatcher(h, `${p}.headers[${i}]`, errors));
+    if (errors.length > start) return null;
+    const hm = matchers as HeaderMatch[];
+    const expect = m.expect_match === undefined || m.expect_match === null ? true : (typeof m.expect_match === 'object' ? m.expect_match.value : m.expect_match) !== false;
+    const value = String(m.descriptor_value);
+    return {
+      constant: null,
+      key: typeof m.descriptor_key === 'string' && m.descriptor_key ? m.descriptor_key : 'header_match',
+      get: (req) => {
+        let all = true;
+        for (let i = 0; i < hm.length; i++) if (!hm[i]!(req.header)) { all = false; break; }
+        return all === expect ? value : undefined;
+      },
+    };
+  }
+  if (a.destination_cluster) {
+    if (target.routeKnown === false) {
+      errors.push({ path: `${path}.destination_cluster`, message: "is not supported in the LocalRateLimit's own rate_limits yet (put it in the route's)" });
+      return null;
+    }
+    if (target.weighted) {
+      errors.push({ path: `${path}.destination_cluster`, message: 'is not supported on a route with weighted_clusters yet' });
+      return null;
+    }
+    if (target.cluster !== null) return { constant: target.cluster, key: 'destination_cluster', get: null };
+    const hdr = target.clusterHeader;
+    if (hdr !== null) return { constant: null, key: 'destination_cluster', get: (req) => req.header(hdr) ?? undefined };
+    // No forwarding action: nothing to name, so the descriptor never forms.
+    return { constant: null, key: 'destination_cluster', get: () => undefined };
+  }
+  if (a.source_cluster) {
+    errors.push({ path: `${path}.source_cluster`, message: 'is not supported yet (the local service cluster, node.cluster, is not known to route tables)' });
+    return null;
+  }
+  for (const f of UNSUPPORTED_ACTIONS) {
+    if (a[f]) {
+      errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
+      return null;
+    }
+  }
+  errors.push({ path, message: 'needs one of request_headers, remote_address, generic_key, header_value_match, destination_cluster' });
+  return null;
+}
+
+/**
+ * Compiles a `rate_limits` list (route action, virtual host, or the LocalRateLimit's own).
+ * Returns null when the list is empty, so a route without actions costs nothing per request.
+ */
+export function compileRateLimits(list: unknown, path: string, errors: FieldError[], target: RateLimitTarget = NO_TARGET): readonly CompiledRateLimit[] | null {
+  if (list === undefined || list === null) return null;
+  if (!Array.isArray(list)) {
+    errors.push({ path, message: 'must be a list' });
+    return null;
+  }
+  const out: CompiledRateLimit[] = [];
+  list.forEach((rl: Obj, i) => {
+    const p = `${path}[${i}]`;
+    const start = errors.length;
+    if (!rl || typeof rl !== 'object') {
+      errors.push({ path: p, message: 'must be a RateLimit object' });
+      return;
+    }
+    for (const f of ['limit', 'disable_key', 'hits_addend'] as const) {
+      if (rl[f] !== undefined && rl[f] !== null && rl[f] !== '') errors.push({ path: `${p}.${f}`, message: 'is not supported yet' });
+    }
+    if (rl.apply_on_stream_done === true) errors.push({ path: `${p}.apply_on_stream_done`, message: 'is not supported yet' });
+    const stageRaw = rl.stage;
+    const stage = stageRaw === undefined || stageRaw === null ? 0 : Number(typeof stageRaw === 'object' ? stageRaw.value : stageRaw);
+    if (!Number.isInteger(stage) || stage < 0 || stage > 10) errors.push({ path: `${p}.stage`, message: 'must be an integer from 0 to 10' });
+    const actions = (rl.actions ?? []) as Obj[];
+    if (!Array.isArray(actions) || actions.length === 0) errors.push({ path: `${p}.actions`, message: 'needs at least one action' });
+    const compiled = (Array.isArray(actions) ? actions : []).map((a, j) => compileAction(a ?? {}, `${p}.actions[${j}]`, target, errors));
+    if (errors.length > start) return;
+    out.push(Object.freeze({ stage, actions: Object.freeze(compiled as Action[]) }));
+  });
+  return out.length ? Object.freeze(out) : null;
+}
+
+/**
+ * The lookup key of the descriptor `rl` produces for `req`, or null when an action could not
+ * produce its entry (Envoy's rule: the whole descriptor is dropped) or no entry was produced.
+ */
+export function descriptorKey(rl: CompiledRateLimit, req: HttpFilterRequest): string | null {
+  let key = '';
+  const actions = rl.actions;
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    let v: string | null | undefined = a.constant;
+    if (v === null) {
+      v = a.get!(req);
+      if (v === undefined) return null;
+      if (v === null) continue;
+    }
+    key += a.key + KV + v + ENTRY;
+  }
+  return key === '' ? null : key;
+}

@@ -1,0 +1,214 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, request } from 'undici';
+import { httpUpstream, type TestUpstream } from '../helpers/http.js';
+import { ENGINES, runCli, startStraitFile, tmpDir, type StraitProcess } from '../helpers/strait.js';
+
+type Obj = Record<string, any>;
+
+const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+const ON = { default_value: { numerator: 100 } };
+/** An hour-long fill interval: no refill happens during a test, whatever the machine's speed. */
+const bucket = (max: number) => ({ max_tokens: max, tokens_per_fill: 1, fill_interval: '3600s' });
+const descriptor = (entries: Record<string, string>, max: number) => ({ entries: Object.entries(entries).map(([key, value]) => ({ key, value })), token_bucket: bucket(max) });
+const perRoute = (statPrefix: string, extra: Obj) => ({ 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: statPrefix, filter_enabled: ON, filter_enforced: ON, ...extra } });
+const byUser = [{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }];
+
+function route(prefix: string, rateLimits: Obj[] | null, perFilter?: Obj): Obj {
+  return { match: { prefix }, route: { cluster: 'a', ...(rateLimits ? { rate_limits: rateLimits } : {}) }, ...(perFilter ? { typed_per_filter_config: perFilter } : {}) };
+}
+
+function hcm(name: string, filter: Obj, virtualHosts: Obj[]): Obj {
+  return {
+    name,
+    address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: name,
+              http_filters: [{ name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LRL, ...filter } }, ROUTER],
+              route_config: { name: `${name}_routes`, virtual_hosts: virtualHosts },
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** The filter's own (large) default bucket, with a bucket of one for alice; routes add theirs. */
+function listener(): Obj {
+  return hcm('desc', { stat_prefix: 'filter_rl', token_bucket: bucket(1000), filter_enabled: ON, filter_enforced: ON, descriptors: [descriptor({ user: 'alice' }, 1)] }, [
+    {
+      name: 'vhrl',
+      domains: ['vhrl.test'],
+      // The route sets no rate_limits, so the virtual host's apply (vh_rate_limits OVERRIDE).
+      rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'from_vh' } }] }],
+      routes: [route('/', null, perRoute('vh_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ generic_key: 'from_vh' }, 1)] }))],
+    },
+    {
+      name: 'all',
+      domains: ['*'],
+      routes: [
+        route('/users', byUser),
+        route('/generic', [{ actions: [{ generic_key: { descriptor_value: 'gold' } }] }], perRoute('generic_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ generic_key: 'gold' }, 1)] })),
+        route(
+          '/beta',
+          [{ actions: [{ header_value_match: { descriptor_value: 'beta', headers: [{ name: 'x-beta', present_match: true }] } }] }],
+          perRoute('beta_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ header_match: 'beta' }, 1)] }),
+        ),
+        route(
+          '/fallback',
+          byUser,
+          // A default bucket of two, not touched by carol's requests: they have their own.
+          perRoute('fallback_rl', { token_bucket: bucket(2), always_consume_default_token_bucket: false, descriptors: [descriptor({ user: 'carol' }, 100)] }),
+        ),
+        route('/dest', [{ actions: [{ destination_cluster: {} }, { remote_address: {} }] }], perRoute('dest_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ destination_cluster: 'a', remote_address: '127.0.0.1' }, 1)] })),
+        // The config is stage 1: silver (stage 0) is never looked at, gold (stage 1) is.
+        route(
+          '/staged',
+          [{ actions: [{ generic_key: { descriptor_value: 'silver' } }] }, { stage: 1, actions: [{ generic_key: { descriptor_value: 'gold' } }] }],
+          perRoute('staged_rl', { stage: 1, token_bucket: bucket(1000), descriptors: [descriptor({ generic_key: 'silver' }, 1), descriptor({ generic_key: 'gold' }, 2)] }),
+        ),
+        route('/perconn', null, perRoute('perconn_rl', { token_bucket: bucket(1), local_rate_limit_per_downstream_connection: true })),
+        route('/', null),
+      ],
+    },
+  ]);
+}
+
+function config(listeners: Obj[], clusters: Obj[]): string {
+  return JSON.stringify({ admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } }, static_resources: { listeners, clusters } });
+}
+
+function cluster(name: string, port: number): Obj {
+  return { name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] } };
+}
+
+async function status(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const r = await request(url, { headers });
+  await r.body.dump();
+  return r.statusCode;
+}
+
+describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine) => {
+  let a: TestUpstream;
+  let strait: StraitProcess;
+  let base = '';
+
+  beforeAll(async () => {
+    a = await httpUpstream('a');
+    strait = await startStraitFile('strait.json', config([listener()], [cluster('a', a.port)]), { engine });
+    base = `http://127.0.0.1:${await strait.port('desc')}`;
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    await a?.close();
+  });
+
+  it("limits alice by her descriptor's bucket while bob is served from the default bucket", async () => {
+    expect(await status(`${base}/users`, { 'x-user': 'alice' })).toBe(200);
+    expect(await status(`${base}/users`, { 'x-user': 'alice' })).toBe(429);
+    for (let i = 0; i < 4; i++) expect(await status(`${base}/users`, { 'x-user': 'bob' })).toBe(200);
+    // No x-user header: the descriptor is dropped and the default bucket decides.
+    for (let i = 0; i < 3; i++) expect(await status(`${base}/users`)).toBe(200);
+    expect(await strait.stat('filter_rl.http_local_rate_limit.rate_limited')).toBe(1);
+  });
+
+  it('matches a generic_key descriptor from the route', async () => {
+    expect(await status(`${base}/generic`)).toBe(200);
+    expect(await status(`${base}/generic`)).toBe(429);
+    expect(await strait.stat('generic_rl.http_local_rate_limit.rate_limited')).toBe(1);
+  });
+
+  it('matches a header_value_match descriptor only when the headers match', async () => {
+    for (let i = 0; i < 3; i++) expect(await status(`${base}/beta`)).toBe(200);
+    expect(await status(`${base}/beta`, { 'x-beta': '1' })).toBe(200);
+    expect(await status(`${base}/beta`, { 'x-beta': '1' })).toBe(429);
+  });
+
+  it('falls back to the default bucket when the header an action needs is absent', async () => {
+    // carol has her own bucket and, with always_consume_default_token_bucket false, spares the default one.
+    for (let i = 0; i < 4; i++) expect(await status(`${base}/fallback`, { 'x-user': 'carol' })).toBe(200);
+    expect(await status(`${base}/fallback`)).toBe(200);
+    expect(await status(`${base}/fallback`)).toBe(200);
+    expect(await status(`${base}/fallback`)).toBe(429);
+    expect(await strait.stat('fallback_rl.http_local_rate_limit.ok')).toBe(6);
+  });
+
+  it('builds multi-entry descriptors from destination_cluster and remote_address', async () => {
+    expect(await status(`${base}/dest`)).toBe(200);
+    expect(await status(`${base}/dest`)).toBe(429);
+  });
+
+  it("uses the virtual host's rate_limits for a route without its own", async () => {
+    expect(await status(`${base}/x`, { host: 'vhrl.test' })).toBe(200);
+    expect(await status(`${base}/x`, { host: 'vhrl.test' })).toBe(429);
+  });
+
+  it('gives each downstream connection its own buckets with local_rate_limit_per_downstream_connection', async () => {
+    const one = new Client(base);
+    const two = new Client(base);
+    try {
+      const get = async (c: Client) => {
+        const r = await c.request({ path: '/perconn', method: 'GET' });
+        await r.body.dump();
+        return r.statusCode;
+      };
+      expect(await get(one)).toBe(200);
+      expect(await get(one)).toBe(429);
+      expect(await get(two)).toBe(200);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it("uses only the rate_limits of the config's stage", async () => {
+    expect(await status(`${base}/staged`)).toBe(200);
+    expect(await status(`${base}/staged`)).toBe(200);
+    expect(await status(`${base}/staged`)).toBe(429);
+  });
+});
+
+describe('local rate limit descriptor validation', () => {
+  it('rejects bad descriptors and rate_limits with their field paths', async () => {
+    const dir = tmpDir('strait-lrl-desc-');
+    const l = hcm('l', { stat_prefix: 'x', token_bucket: bucket(10), descriptors: [{ entries: [{ key: 'user' }], token_bucket: bucket(1) }, { entries: [{ key: 'k', value: 'v' }] }], vh_rate_limits: 'SOMETIMES', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl', value: '1' } }] }, [
+      {
+        name: 'all',
+        domains: ['*'],
+        rate_limits: [{ actions: [{ source_cluster: {} }] }],
+        routes: [
+          route('/a', [{ actions: [{ request_headers: { header_name: 'x-user' } }] }]),
+          route('/b', [{ actions: [{ header_value_match: { headers: [] } }] }]),
+          route('/c', [{ actions: [{ nothing: {} }] }]),
+          { match: { prefix: '/d' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 1 }, { name: 'b', weight: 1 }] }, rate_limits: [{ actions: [{ destination_cluster: {} }] }] } },
+        ],
+      },
+    ]);
+    const file = path.join(dir, 'bad.json');
+    fs.writeFileSync(file, config([l], [cluster('a', 9), cluster('b', 9)]));
+    const r = await runCli(['--config', file, '--mode', 'validate']);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.code).toBe(1);
+    const hf = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config';
+    const vh = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]';
+    expect(r.stderr).toContain(`${hf}.descriptors[0].entries[0].value`);
+    expect(r.stderr).toContain(`${hf}.descriptors[1].token_bucket`);
+    expect(r.stderr).toContain(`${hf}.vh_rate_limits`);
+    expect(r.stderr).toContain(`${hf}.request_headers_to_add_when_not_enforced`);
+    expect(r.stderr).toContain(`${vh}.rate_limits[0].actions[0].source_cluster`);
+    expect(r.stderr).toContain(`${vh}.routes[0].route.rate_limits[0].actions[0].request_headers.descriptor_key`);
+    expect(r.stderr).toContain(`${vh}.routes[1].route.rate_limits[0].actions[0].header_value_match.headers`);
+    expect(r.stderr).toContain(`${vh}.routes[2].route.rate_limits[0].actions[0]`);
+    expect(r.stderr).toContain(`${vh}.routes[3].route.rate_limits[0].actions[0].destination_cluster`);
+  });
+});
