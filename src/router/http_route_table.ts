@@ -169,6 +169,8 @@ export interface HttpRoute {
 type PathMatch = (target: string, pathLen: number) => boolean;
 
 interface CompiledRoute {
+  /** Position in the virtual host's route list: the index merges candidate lists by it. */
+  readonly order: number;
   readonly path: PathMatch;
   readonly headers: readonly HeaderMatch[] | null;
   readonly query: ReadonlyArray<(q: URLSearchParams) => boolean> | null;
@@ -178,7 +180,93 @@ interface CompiledRoute {
 
 interface CompiledVhost {
   readonly name: string;
+  /** In configured order: the reference for first-match semantics. */
   readonly routes: readonly CompiledRoute[];
+  readonly index: RouteIndex;
+}
+
+/**
+ * A radix tree over the literal text a route's path must start with (a case-sensitive prefix,
+ * path or path_separated_prefix, or a regex's leading literal). Large tables (Istio puts thousands
+ * of routes in one virtual host) would otherwise be scanned route by route; the routes found here
+ * are still evaluated in full, so the index only prunes and first-match order is unchanged.
+ */
+interface RadixNode {
+  /** The edge's text from the parent; '' at the root. */
+  label: string;
+  /** By the first char code of the child's label. */
+  children: Map<number, RadixNode> | null;
+  /** Routes whose literal ends exactly here, in order. */
+  own: CompiledRoute[];
+  /**
+   * After build: every route whose literal is a prefix of this node's text (own and ancestors'),
+   * in order. Shared with the parent when this node has none of its own.
+   */
+  chain: readonly CompiledRoute[];
+}
+
+interface RouteIndex {
+  readonly root: RadixNode;
+  /** Routes without a literal (case-insensitive, regexes with no literal start): merged with the tree's candidates by order. */
+  readonly always: readonly CompiledRoute[];
+}
+
+function radixInsert(root: RadixNode, key: string, r: CompiledRoute): void {
+  let node = root;
+  let i = 0;
+  for (;;) {
+    if (i === key.length) {
+      node.own.push(r);
+      return;
+    }
+    const c = key.charCodeAt(i);
+    const child = node.children?.get(c);
+    if (!child) {
+      (node.children ??= new Map()).set(c, { label: key.slice(i), children: null, own: [r], chain: [] });
+      return;
+    }
+    const l = child.label;
+    let j = 0;
+    while (j < l.length && i + j < key.length && l.charCodeAt(j) === key.charCodeAt(i + j)) j++;
+    if (j < l.length) {
+      // The key diverges (or ends) inside the edge: split it at the common part.
+      const mid: RadixNode = { label: l.slice(0, j), children: new Map([[l.charCodeAt(j), child]]), own: [], chain: [] };
+      child.label = l.slice(j);
+      node.children!.set(c, mid);
+      node = mid;
+    } else node = child;
+    i += j;
+  }
+}
+
+/** Two lists sorted by order, merged. */
+function mergeByOrder(a: readonly CompiledRoute[], b: readonly CompiledRoute[]): CompiledRoute[] {
+  const out: CompiledRoute[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(a[i]!.order < b[j]!.order ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
+function buildIndex(routes: readonly CompiledRoute[], keys: ReadonlyArray<string | null>): RouteIndex {
+  const root: RadixNode = { label: '', children: null, own: [], chain: [] };
+  const always: CompiledRoute[] = [];
+  routes.forEach((r, i) => {
+    const k = keys[i];
+    if (k === null || k === undefined) always.push(r);
+    else radixInsert(root, k, r);
+  });
+  // Iterative: a control plane's long literals must not be able to overflow the stack.
+  const stack: Array<[RadixNode, readonly CompiledRoute[]]> = [[root, []]];
+  while (stack.length) {
+    const [n, above] = stack.pop()!;
+    n.chain = n.own.length ? mergeByOrder(above, n.own) : above;
+    n.own = [];
+    if (n.children) for (const c of n.children.values()) stack.push([c, n.chain]);
+  }
+  return { root, always };
 }
 
 const REDIRECT_CODES: Record<string, number> = {
@@ -650,31 +738,63 @@ function compileDirect(d: Obj, path: string, errors: FieldError[], maxBody: numb
   return Object.freeze({ kind: 'direct', status, body });
 }
 
-function compilePathMatch(m: Obj, path: string, errors: FieldError[]): { match: PathMatch; prefix: string | null } | null {
+/** Characters that are themselves outside a character class, in JS and RE2 alike. */
+const REGEX_LITERAL = /[A-Za-z0-9/_\-~%=,;:@&!'"#<>`]/;
+const REGEX_ESCAPED_LITERAL = /[./\-_~%=,;:@&!'"#<>`*+?()[\]{}|^$\\]/;
+
+/**
+ * The literal text every match of an anchored regex starts with, so regex routes (common in Istio
+ * tables) can be indexed too; null when there is none. Conservative: any alternation gives up, and
+ * a literal followed by a quantifier is dropped, since it may repeat zero times.
+ */
+export function regexLiteralPrefix(src: string): string | null {
+  if (src.includes('|')) return null;
+  let out = '';
+  let last = 0; // length of out before its last literal
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === '\\' && i + 1 < src.length && REGEX_ESCAPED_LITERAL.test(src[i + 1]!)) {
+      last = out.length;
+      out += src[i + 1];
+      i += 2;
+    } else if (REGEX_LITERAL.test(c)) {
+      last = out.length;
+      out += c;
+      i++;
+    } else break;
+  }
+  const next = src[i];
+  if (next === '?' || next === '*' || next === '+' || next === '{') out = out.slice(0, last);
+  return out.length ? out : null;
+}
+
+/** `key`: the literal every matching path starts with, for the route index; null when there is none. */
+function compilePathMatch(m: Obj, path: string, errors: FieldError[]): { match: PathMatch; prefix: string | null; key: string | null } | null {
   const cs = m.case_sensitive !== false;
   // Case-insensitive matches are rare: they compare a lower-cased copy of the path.
   const norm = (t: string, n: number) => t.slice(0, n).toLowerCase();
   if (typeof m.prefix === 'string') {
     const p: string = cs ? m.prefix : m.prefix.toLowerCase();
-    if (cs) return { match: (t, n) => p.length <= n && t.startsWith(p), prefix: m.prefix };
-    return { match: (t, n) => norm(t, n).startsWith(p), prefix: m.prefix };
+    if (cs) return { match: (t, n) => p.length <= n && t.startsWith(p), prefix: m.prefix, key: p };
+    return { match: (t, n) => norm(t, n).startsWith(p), prefix: m.prefix, key: null };
   }
   if (typeof m.path === 'string') {
     const p: string = cs ? m.path : m.path.toLowerCase();
-    if (cs) return { match: (t, n) => n === p.length && t.startsWith(p), prefix: m.path };
-    return { match: (t, n) => norm(t, n) === p, prefix: m.path };
+    if (cs) return { match: (t, n) => n === p.length && t.startsWith(p), prefix: m.path, key: p };
+    return { match: (t, n) => norm(t, n) === p, prefix: m.path, key: null };
   }
   if (typeof m.path_separated_prefix === 'string') {
     // Matches the prefix only at a segment boundary: /api matches /api and /api/x, not /apix.
     const p: string = cs ? m.path_separated_prefix : m.path_separated_prefix.toLowerCase();
     const at = (s: string, n: number) => p.length <= n && s.startsWith(p) && (n === p.length || s[p.length] === '/');
-    if (cs) return { match: at, prefix: m.path_separated_prefix };
-    return { match: (t, n) => at(norm(t, n), n), prefix: m.path_separated_prefix };
+    if (cs) return { match: at, prefix: m.path_separated_prefix, key: p };
+    return { match: (t, n) => at(norm(t, n), n), prefix: m.path_separated_prefix, key: null };
   }
   if (m.safe_regex) {
     try {
       const re = new RegExp(`^(?:${String(m.safe_regex.regex ?? '')})$`, cs ? '' : 'i');
-      return { match: (t, n) => re.test(n === t.length ? t : t.slice(0, n)), prefix: null };
+      return { match: (t, n) => re.test(n === t.length ? t : t.slice(0, n)), prefix: null, key: cs ? regexLiteralPrefix(String(m.safe_regex.regex ?? '')) : null };
     } catch (err) {
       errors.push({ path: `${path}.safe_regex.regex`, message: `invalid regex: ${(err as Error).message}` });
       return null;
@@ -710,7 +830,37 @@ interface DomainTable {
   readonly suffix: Array<[string, CompiledVhost]>;
   /** `example.*`: longest prefix first. */
   readonly prefix: Array<[string, CompiledVhost]>;
+  /** The same wildcards by length, for tables too large to scan; null when small. */
+  readonly suffixByLen: WildcardIndex | null;
+  readonly prefixByLen: WildcardIndex | null;
   readonly any: CompiledVhost | null;
+}
+
+/**
+ * Wildcard domains grouped by the length of their fixed part, longest first: a lookup slices the
+ * host once per distinct length instead of comparing against every wildcard. Within one length
+ * at most one entry can match (domains are unique), so longest-first order is kept.
+ */
+interface WildcardIndex {
+  readonly lens: readonly number[];
+  readonly maps: ReadonlyArray<Map<string, CompiledVhost>>;
+}
+
+/** Up to this many wildcards a scan (no slicing) is cheaper than the by-length maps. */
+const WILDCARD_SCAN_MAX = 8;
+
+function wildcardIndex(sorted: ReadonlyArray<[string, CompiledVhost]>): WildcardIndex | null {
+  if (sorted.length <= WILDCARD_SCAN_MAX) return null;
+  const lens: number[] = [];
+  const maps: Array<Map<string, CompiledVhost>> = [];
+  for (const [s, v] of sorted) {
+    if (lens[lens.length - 1] !== s.length) {
+      lens.push(s.length);
+      maps.push(new Map());
+    }
+    maps[maps.length - 1]!.set(s, v);
+  }
+  return { lens, maps };
 }
 
 export interface RouteTableOptions {
@@ -751,6 +901,7 @@ export class HttpRouteTable {
       const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
       // Validated once here; compiled again per route below, where destination_cluster knows its cluster.
       const vhostRateLimits = compileRateLimits(vh.rate_limits, `${vp}.rate_limits`, errors);
+      const keys: Array<string | null> = [];
       const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
         const rp = `${vp}.routes[${j}]`;
         const start = errors.length;
@@ -785,8 +936,10 @@ export class HttpRouteTable {
         if (errors.length > start || !pm || !action) return [];
         if (action.kind === 'forward' && action.clusters) for (const n of action.clusters.names) clusterNames.add(n);
         const mut = merge([routeMut, vhostMut, global], mostSpecificWins);
+        keys.push(pm.key);
         return [
           {
+            order: j,
             path: pm.match,
             headers: headers.length ? (headers as HeaderMatch[]) : null,
             query: query.length ? (query as Array<(q: URLSearchParams) => boolean>) : null,
@@ -795,7 +948,7 @@ export class HttpRouteTable {
           },
         ];
       });
-      const cv: CompiledVhost = { name: String(vh.name ?? ''), routes };
+      const cv: CompiledVhost = { name: String(vh.name ?? ''), routes, index: buildIndex(routes, keys) };
       const domains = (vh.domains ?? []) as string[];
       if (domains.length === 0) errors.push({ path: `${vp}.domains`, message: 'needs at least one domain' });
       domains.forEach((d0, k) => {
@@ -814,7 +967,7 @@ export class HttpRouteTable {
     });
     suffix.sort((a, b) => b[0].length - a[0].length);
     prefix.sort((a, b) => b[0].length - a[0].length);
-    return new HttpRouteTable({ exact, suffix, prefix, any }, clusterNames);
+    return new HttpRouteTable({ exact, suffix, prefix, suffixByLen: wildcardIndex(suffix), prefixByLen: wildcardIndex(prefix), any }, clusterNames);
   }
 
   private vhost(host: string): CompiledVhost | null {
@@ -822,27 +975,87 @@ export class HttpRouteTable {
     const d = this.domains;
     const e = d.exact.get(h);
     if (e) return e;
-    for (const [s, v] of d.suffix) if (h.length > s.length && h.endsWith(s)) return v;
-    for (const [p, v] of d.prefix) if (h.length > p.length && h.startsWith(p)) return v;
+    const n = h.length;
+    if (d.suffixByLen) {
+      const { lens, maps } = d.suffixByLen;
+      for (let i = 0; i < lens.length; i++) {
+        const l = lens[i]!;
+        if (l >= n) continue; // a wildcard never matches the empty string
+        const v = maps[i]!.get(h.slice(n - l));
+        if (v) return v;
+      }
+    } else for (const [s, v] of d.suffix) if (n > s.length && h.endsWith(s)) return v;
+    if (d.prefixByLen) {
+      const { lens, maps } = d.prefixByLen;
+      for (let i = 0; i < lens.length; i++) {
+        const l = lens[i]!;
+        if (l >= n) continue;
+        const v = maps[i]!.get(h.slice(0, l));
+        if (v) return v;
+      }
+    } else for (const [p, v] of d.prefix) if (n > p.length && h.startsWith(p)) return v;
     return d.any;
   }
 
+  /**
+   * The first route in configured order that matches. Only candidates are evaluated: the index's
+   * routes whose literal the path starts with, merged by order with the unindexed ones.
+   */
   route(req: HttpRequestView): HttpRoute | null {
     const vh = this.vhost(req.host);
     if (!vh) return null;
     const target = req.path;
     const q0 = target.indexOf('?');
     const pathLen = q0 === -1 ? target.length : q0;
+    const a = deepest(vh.index.root, target, pathLen).chain;
+    const b = vh.index.always;
+    let ia = 0;
+    let ib = 0;
+    let query: URLSearchParams | null = null;
+    for (;;) {
+      let r: CompiledRoute;
+      if (ia < a.length) r = ib < b.length && b[ib]!.order < a[ia]!.order ? b[ib++]! : a[ia++]!;
+      else if (ib < b.length) r = b[ib++]!;
+      else return null;
+      if (!r.path(target, pathLen)) continue;
+      if (!matchesRest(r, req)) continue;
+      if (r.query) {
+        query ??= new URLSearchParams(q0 === -1 ? '' : target.slice(q0 + 1));
+        const qs = query;
+        if (!r.query.every((m) => m(qs))) continue;
+      }
+      return r.route;
+    }
+  }
+
+  /** Test hook: how many routes a lookup would evaluate (index candidates plus unindexed ones); -1 without a virtual host. */
+  candidateCount(host: string, path: string): number {
+    const vh = this.vhost(host);
+    if (!vh) return -1;
+    const q = path.indexOf('?');
+    return deepest(vh.index.root, path, q === -1 ? path.length : q).chain.length + vh.index.always.length;
+  }
+
+  /**
+   * Test reference: the same lookup by scanning every wildcard and every route in order, as the
+   * table did before it was indexed. Not for the data path.
+   */
+  routeByScan(req: HttpRequestView): HttpRoute | null {
+    const h = req.host.toLowerCase();
+    const d = this.domains;
+    let vh = d.exact.get(h) ?? null;
+    if (!vh) for (const [s, v] of d.suffix) if (h.length > s.length && h.endsWith(s)) { vh = v; break; }
+    if (!vh) for (const [p, v] of d.prefix) if (h.length > p.length && h.startsWith(p)) { vh = v; break; }
+    vh ??= d.any;
+    if (!vh) return null;
+    const target = req.path;
+    const q0 = target.indexOf('?');
+    const pathLen = q0 === -1 ? target.length : q0;
     let query: URLSearchParams | null = null;
     for (const r of vh.routes) {
-      if (!r.path(target, pathLen)) continue;
-      if (r.grpc && !(req.header('content-type') ?? '').startsWith('application/grpc')) continue;
-      if (r.headers && !r.headers.every((h) => h(req.header))) continue;
+      if (!r.path(target, pathLen) || !matchesRest(r, req)) continue;
       if (r.query) {
-        if (!query) {
-          const q = req.path.indexOf('?');
-          query = new URLSearchParams(q === -1 ? '' : req.path.slice(q + 1));
-        }
+        query ??= new URLSearchParams(q0 === -1 ? '' : target.slice(q0 + 1));
         const qs = query;
         if (!r.query.every((m) => m(qs))) continue;
       }
@@ -850,6 +1063,28 @@ export class HttpRouteTable {
     }
     return null;
   }
+}
+
+/** The deepest tree node whose text the path starts with (within the path, not the query). */
+function deepest(root: RadixNode, target: string, pathLen: number): RadixNode {
+  let node = root;
+  let at = 0;
+  while (at < pathLen && node.children) {
+    const child = node.children.get(target.charCodeAt(at));
+    if (!child) break;
+    const l = child.label;
+    if (l.length > pathLen - at || !target.startsWith(l, at)) break;
+    node = child;
+    at += l.length;
+  }
+  return node;
+}
+
+/** The gRPC and header conditions of a route whose path matched. */
+function matchesRest(r: CompiledRoute, req: HttpRequestView): boolean {
+  if (r.grpc && !(req.header('content-type') ?? '').startsWith('application/grpc')) return false;
+  if (r.headers) for (const h of r.headers) if (!h(req.header)) return false;
+  return true;
 }
 
 /** The path a forward or redirect action sends on: prefix or regex rewrite, query kept. */
