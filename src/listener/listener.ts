@@ -24,6 +24,9 @@ export class ActiveListener {
   private terminals: NetworkFilter[] = [];
   private matchers: ChainMatcher[] = [];
   private defaultTerminal: NetworkFilter | null = null;
+  /** Every filter object of the installed chains (non-terminal ones included), for drain and retire. */
+  private filters: NetworkFilter[] = [];
+  private drainAnnounced = false;
   /** TLS termination and ClientHello inspection; null for plaintext listeners (the fast path). */
   private secure: SecureAcceptor | null = null;
   /** `listener.<address>.ssl`, known once bound. */
@@ -51,14 +54,23 @@ export class ActiveListener {
   private install(spec: ListenerSpec): void {
     // Built from the terminal filter backwards: each non-terminal filter (local_ratelimit) gets
     // the rest of the chain to hand connections on to.
+    const created: NetworkFilter[] = [];
     const terminalOf = (filters: ListenerSpec['chains'][number]['filters']): NetworkFilter =>
-      filters.reduceRight<NetworkFilter | undefined>((next, f) => f.factory.create(f.config, this.rt, next), undefined)!;
+      filters.reduceRight<NetworkFilter | undefined>((next, f) => {
+        const made = f.factory.create(f.config, this.rt, next);
+        created.push(made);
+        return made;
+      }, undefined)!;
     const terminals = spec.chains.map((c) => terminalOf(c.filters));
     const defaultTerminal = spec.defaultChain ? terminalOf(spec.defaultChain.filters) : null;
     // Certificates load before anything is swapped, so a bad one leaves the old config serving.
     const secure = this.sslScope && SecureAcceptor.needed(spec) ? new SecureAcceptor(spec, terminals, defaultTerminal, this.rt.engine, this.sslScope) : null;
     this.secure?.close(false);
     this.secure = secure;
+    // The replaced chains get no new connections: their filters let go of shared resources
+    // (rpc_proxy upstream pools) once the connections they already have end.
+    for (const f of this.filters) f.retire?.();
+    this.filters = created;
     this.spec = spec;
     this.terminals = terminals;
     this.matchers = spec.chains.map((c) => c.matcher);
@@ -199,6 +211,23 @@ export class ActiveListener {
     this.bound.close(keepPath);
     this.bound = null;
     this.draining = true;
+  }
+
+  /**
+   * Drain started (LDS removal, shutdown): filters tell their peers to go elsewhere where the
+   * protocol has a way to (Dubbo READONLY). Not called for hot restart, where connections move.
+   */
+  announceDrain(): void {
+    if (this.drainAnnounced) return;
+    this.drainAnnounced = true;
+    for (const f of this.filters) f.announceDrain?.();
+  }
+
+  /** The listener is gone for good: its filters release what they share (upstream pools). */
+  retireFilters(): void {
+    const fs = this.filters;
+    this.filters = [];
+    for (const f of fs) f.retire?.();
   }
 
   /** Resolves once no connection is open. */

@@ -84,6 +84,7 @@ export class ListenerManager {
 
   private drainOne(l: ActiveListener, drainMs: number): void {
     l.stopAccepting();
+    l.announceDrain();
     this.stats.listener_stopped.value++;
     this.stats.total_listeners_active.value--;
     this.stats.total_listeners_draining.value++;
@@ -91,6 +92,7 @@ export class ListenerManager {
     const finish = () => {
       clearTimeout(timer);
       l.abortAll();
+      l.retireFilters();
       const i = this.listeners.indexOf(l);
       if (i >= 0) {
         this.listeners.splice(i, 1);
@@ -106,11 +108,15 @@ export class ListenerManager {
     return this.listeners;
   }
 
-  /** Stop accepting everywhere (drain starts). */
+  /**
+   * Stop accepting everywhere (drain starts). `keepPath`: a hot restart, whose connections move
+   * to the new process, so their peers are not told to go away.
+   */
   stopAccepting(keepPath = false): void {
     for (const l of this.listeners) {
       if (l.draining) continue;
       l.stopAccepting(keepPath);
+      if (!keepPath) l.announceDrain();
       this.stats.listener_stopped.value++;
       this.stats.total_listeners_active.value--;
       this.stats.total_listeners_draining.value++;
@@ -124,7 +130,10 @@ export class ListenerManager {
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
     await Promise.race([Promise.all(this.listeners.map((l) => l.whenIdle())), timeout]);
     clearTimeout(timer);
-    for (const l of this.listeners) l.abortAll();
+    for (const l of this.listeners) {
+      l.abortAll();
+      l.retireFilters();
+    }
   }
 
   get activeConnections(): number {

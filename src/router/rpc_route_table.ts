@@ -49,6 +49,12 @@ export interface RpcRoute {
   readonly priority: RoutingPriority;
   /** Strait's `hash_policy` (RING_HASH / MAGLEV keys from the frame); null = none. */
   readonly hash: readonly RpcHashPolicy[] | null;
+  /**
+   * Extra balancer picks a retry or backup makes to avoid a host the call already tried
+   * (previous_hosts, always on for RPC): `host_selection_retry_max_attempts`, else 1 with an
+   * explicit predicate (Envoy's default), else 3 (Strait's default for a bare policy).
+   */
+  readonly hostReselects: number;
 }
 
 /** One compiled rpc_proxy `RouteAction.HashPolicy`. */
@@ -134,6 +140,43 @@ export function hashRpcCall(policies: readonly RpcHashPolicy[], ctx: LbContext, 
   }
 }
 
+const PREVIOUS_HOSTS = new Set(['envoy.retry_host_predicates.previous_hosts', 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate', 'type.googleapis.com/envoy.config.retry.previous_hosts.v2.PreviousHostsPredicate']);
+const TYPED_STRUCTS = new Set(['type.googleapis.com/udpa.type.v1.TypedStruct', 'type.googleapis.com/xds.type.v3.TypedStruct']);
+const DEFAULT_RESELECTS = 3;
+
+/**
+ * `retry_host_predicate` / `host_selection_retry_max_attempts` of an RPC route's retry policy:
+ * returns the reselect count. Only previous_hosts exists here (RPC calls always avoid hosts
+ * they tried); any other predicate would silently change nothing, so it is refused.
+ */
+function compileHostReselects(rp: Obj | null, path: string, errors: FieldError[]): number {
+  if (!rp) return DEFAULT_RESELECTS;
+  const list = rp.retry_host_predicate as unknown;
+  let explicit = false;
+  if (list !== undefined && list !== null) {
+    if (!Array.isArray(list)) errors.push({ path: `${path}.retry_host_predicate`, message: 'must be a list' });
+    else
+      list.forEach((p0, i) => {
+        const p = (p0 ?? {}) as Obj;
+        const pp = `${path}.retry_host_predicate[${i}]`;
+        const type = String((p.typed_config as Obj | undefined)?.['@type'] ?? '');
+        // Identified as Envoy does: by the typed_config's type, else by name.
+        const key = type && !TYPED_STRUCTS.has(type) ? type : String(p.name ?? '');
+        if (PREVIOUS_HOSTS.has(key)) explicit = true;
+        else errors.push({ path: type && !TYPED_STRUCTS.has(type) ? `${pp}.typed_config` : `${pp}.name`, message: `retry host predicate "${key}" is not supported on RPC routes (only envoy.retry_host_predicates.previous_hosts is)` });
+      });
+  }
+  const m = rp.host_selection_retry_max_attempts;
+  if (m === undefined || m === null) return explicit ? 1 : DEFAULT_RESELECTS;
+  const n = Number(m);
+  // Each reselect is one more balancer pick on the data path: keep it bounded.
+  if (!Number.isInteger(n) || n < 0 || n > 100) {
+    errors.push({ path: `${path}.host_selection_retry_max_attempts`, message: 'must be an integer from 0 to 100' });
+    return DEFAULT_RESELECTS;
+  }
+  return n;
+}
+
 type InterfaceMatch = (iface: string) => boolean;
 
 /**
@@ -187,9 +230,11 @@ function compileAction(action: Obj, path: string, known: ReadonlySet<string>, er
     if (hp.additional_request_chance !== undefined) errors.push({ path: `${path}.hedge_policy.additional_request_chance`, message: 'is not supported yet' });
     hedge = { initialRequests: hp.initial_requests === undefined ? 1 : Number(hp.initial_requests), onPerTryTimeout: hp.hedge_on_per_try_timeout === true };
   }
+  const start = errors.length;
+  const hostReselects = compileHostReselects((a.retry_policy ?? null) as Obj | null, `${path}.retry_policy`, errors);
   const hash = compileHashPolicies(a.hash_policy, `${path}.hash_policy`, errors);
-  if (!clusters || priority === null) return null;
-  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge, metadataMatch: MetadataMatch.fromMetadata(md as Obj | undefined), priority, hash });
+  if (!clusters || priority === null || errors.length > start) return null;
+  return Object.freeze({ clusters, timeoutMs: durationMs(a.timeout) ?? 0, retry, hedge, metadataMatch: MetadataMatch.fromMetadata(md as Obj | undefined), priority, hash, hostReselects });
 }
 
 /**

@@ -175,6 +175,11 @@ export class Cluster {
     else this.connPools.add(p);
   }
 
+  /** Forgets pools whose owner is gone (a retired rpc_proxy filter). */
+  removeConnPools(p: ClusterConnPools): void {
+    this.connPools.delete(p);
+  }
+
   /** Whether connections to `host` must not be pooled: the host left, or the cluster is retired. */
   isRetired(host: Host): boolean {
     return this.closed || this.retiredHosts.has(host);

@@ -60,6 +60,16 @@ export interface Handover {
 export interface NetworkFilter {
   /** Takes the connection. Terminal filters (tcp_proxy) own it from here on. */
   onNewConnection(conn: ConnectionContext): void;
+  /**
+   * Optional: the listener started draining (LDS removal or shutdown, not hot restart): tell
+   * open connections' peers to go elsewhere where the protocol can say so (Dubbo READONLY).
+   */
+  announceDrain?(): void;
+  /**
+   * Optional: the listener no longer hands this filter connections (removed, drained, or its
+   * chains replaced): release shared resources once the connections it has are gone.
+   */
+  retire?(): void;
 }
 
 /**

@@ -227,6 +227,16 @@ function frame(flag: number, status: number, idFrom: Buffer | null, idOff: numbe
 
 const NULL_BODY = Buffer.from([0x4e]);
 
+/** hessian2 for the one-character string "R": Dubbo's READONLY event data. */
+const READONLY_BODY = Buffer.from([0x01, 0x52]);
+
+/**
+ * Dubbo's READONLY event, as a provider going away sends it (a one-way request event whose data
+ * is "R"): consumers mark the channel read-only and send their next calls elsewhere. Built
+ * once and never written into: every drained connection gets the same bytes (id 0, never a call's).
+ */
+export const DUBBO_READONLY_EVENT: Buffer = frame(FLAG_REQUEST | FLAG_EVENT | HESSIAN2, 0, null, 0, 0, 0, READONLY_BODY);
+
 /** Provider-side statuses; client errors (40, 90) and a missing service (60, 70) are not the host's health. */
 function classify(hdr: Int32Array): ResponseClass {
   switch (hdr[H.STATUS]) {

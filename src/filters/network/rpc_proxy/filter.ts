@@ -4,6 +4,7 @@ import { createAccessLogger, type AccessLogger } from '../../../observability/ac
 import { newEntry, type RpcLogInfo } from '../../../observability/access_log/entry.js';
 import { RpcTracer, type RpcCallTrace } from '../../../observability/tracing/rpc.js';
 import type { Histogram, StatsOf } from '../../../observability/stats.js';
+import { DUBBO_READONLY_EVENT } from '../../../protocols/dubbo/codec.js';
 import { detectProtocol, getCodec } from '../../../protocols/index.js';
 import { hasNativeDecoder, nativeCodec } from '../../../protocols/native_codec.js';
 import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../../../protocols/types.js';
@@ -142,6 +143,40 @@ export class RpcProxyFilter implements NetworkFilter {
     this.stats.cx_active.value++;
     new RpcSession(this, conn, this.rt.engine.stream(conn.downstream));
   }
+
+  /** Open client connections: drain tells them to leave; retirement waits for them. */
+  private readonly sessions = new Set<RpcSession>();
+  /** The listener is draining: sessions tell their clients to go elsewhere where they can. */
+  draining = false;
+  private retired = false;
+
+  /** Drain started: Dubbo clients get a READONLY event (Bolt and Thrift have no such signal). */
+  announceDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const s of this.sessions) s.announceDrain();
+  }
+
+  /** No new connections come here: the upstream pools drain once the last session ends. */
+  retire(): void {
+    this.retired = true;
+    if (this.sessions.size === 0) this.retirePools();
+  }
+
+  sessionStarted(s: RpcSession): void {
+    this.sessions.add(s);
+  }
+
+  /** A session ended (closed, or handed over to a new process). */
+  sessionEnded(s: RpcSession): void {
+    this.sessions.delete(s);
+    if (this.retired && this.sessions.size === 0) this.retirePools();
+  }
+
+  private retirePools(): void {
+    for (const p of this.pools.values()) p.retire();
+    this.pools.clear();
+  }
 }
 
 /** Strings decoded from frames, cached per connection: one client sends the same few names. */
@@ -192,6 +227,7 @@ class RpcSession {
     private readonly conn: ConnectionContext,
     private readonly socket: net.Socket,
   ) {
+    filter.sessionStarted(this);
     this.codec = filter.config.codec === null ? null : filter.codec(getCodec(filter.config.codec)!);
     if (this.codec) this.framer = this.newFramer(this.codec);
     conn.abort = () => socket.destroy();
@@ -200,6 +236,24 @@ class RpcSession {
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
     if (conn.initialData) this.onData(conn.initialData);
+    // Accepted while the listener was already draining (TLS or PROXY header still being read).
+    if (filter.draining) this.announceDrain();
+  }
+
+  private drainAnnounced = false;
+
+  /**
+   * The proxy is draining: a Dubbo client is told the channel is read-only, as a provider that
+   * shuts down tells it, so it sends its next calls to other addresses instead of waiting for
+   * the drain time to cut it off. Bolt and Thrift have no such event: their clients stay.
+   */
+  announceDrain(): void {
+    if (this.drainAnnounced || this.closed || !this.codec) return; // AUTO: announced once detected
+    this.drainAnnounced = true;
+    if (this.codec.name === 'dubbo') {
+      this.filter.stats.drain_readonly_sent.value++;
+      corkedWrite(this.socket, DUBBO_READONLY_EVENT);
+    }
   }
 
   private newFramer(codec: RpcCodec): Framer {
@@ -229,6 +283,7 @@ class RpcSession {
       }
       this.codec = codec;
       this.framer = this.newFramer(codec);
+      if (this.filter.draining) this.announceDrain();
       d = head;
     }
     this.framer.push(d);
@@ -380,6 +435,7 @@ class RpcSession {
     this.filter.stats.cx_active.value--;
     this.socket.destroy();
     this.conn.done();
+    this.filter.sessionEnded(this);
     return { fd: copy, unread };
   }
 
@@ -391,6 +447,7 @@ class RpcSession {
     if (this.active.size) st.cx_destroy_remote_with_active_rq.value++;
     for (const c of [...this.active]) c.cancel();
     this.conn.done();
+    this.filter.sessionEnded(this);
   }
 }
 
@@ -521,9 +578,11 @@ class Call {
     const ctx = this.route.metadataMatch || this.route.hash ? this.session.lbContext(this.route, this.attempts, this.buf, this.off, this.hdr) : null;
     let host = cluster?.pickHost(ctx) ?? null;
     // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
-    // predicate: what a user retrying a connect failure or hedging a slow host means).
+    // predicate: what a user retrying a connect failure or hedging a slow host means), within
+    // the route's host_selection_retry_max_attempts extra picks.
     // A hashing balancer steps away from the key's host only when told this is another attempt.
-    for (let i = 0; i < 3 && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx && ((ctx.attempt += 1), ctx));
+    const reselects = this.route.hostReselects;
+    for (let i = 0; i < reselects && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx && ((ctx.attempt += 1), ctx));
     if (!cluster || !host) {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
       return null;

@@ -19,6 +19,8 @@ export const RPC_PROXY_STATS = defineStats({
     'upstream_rq_retry',
     'cx_destroy_local_with_active_rq',
     'cx_destroy_remote_with_active_rq',
+    // Dubbo READONLY events sent to clients when the listener began draining.
+    'drain_readonly_sent',
   ],
   gauges: ['request_active', 'cx_active'],
 });

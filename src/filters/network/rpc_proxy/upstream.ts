@@ -203,8 +203,10 @@ export class RpcUpstreamConn {
 /** Upstream connections per host, one multiplexed connection each, shared by a filter's sessions. */
 export class RpcConnPool implements ClusterConnPools {
   private readonly conns = new Map<Host, RpcUpstreamConn>();
-  /** Clusters this pool asked to be told about host removal and retirement. */
-  private readonly watched = new WeakSet<Cluster>();
+  /** Clusters this pool asked to be told about host removal and retirement (left when they retire). */
+  private readonly watched = new Set<Cluster>();
+  /** Retired with its filter: any connection still asked for serves its call, then closes. */
+  private retired = false;
 
   constructor(
     private readonly codec: RpcCodec,
@@ -219,7 +221,7 @@ export class RpcConnPool implements ClusterConnPools {
       c = new RpcUpstreamConn(host, this.codec, cluster, this.maxFrame, this.heartbeatMs, (dead) => {
         if (this.conns.get(host) === dead) this.conns.delete(host);
       }, this.onUnmatched);
-      if (cluster.isRetired(host)) {
+      if (this.retired || cluster.isRetired(host)) {
         // Picked just before the host left (or through a retired cluster): serve, never pool.
         c.markDraining();
         return c;
@@ -243,6 +245,7 @@ export class RpcConnPool implements ClusterConnPools {
       }
       return;
     }
+    this.watched.delete(cluster);
     for (const [h, c] of this.conns) {
       if (c.cluster !== cluster) continue;
       this.conns.delete(h);
@@ -250,8 +253,16 @@ export class RpcConnPool implements ClusterConnPools {
     }
   }
 
-  closeAll(): void {
-    for (const c of this.conns.values()) c.close();
+  /**
+   * The filter owning this pool is gone (its listener removed or drained, or its chain
+   * replaced): idle connections close now, busy ones after their last call, as a cluster drain
+   * does, and the clusters stop telling this pool about their hosts.
+   */
+  retire(): void {
+    this.retired = true;
+    for (const c of this.conns.values()) c.drain();
     this.conns.clear();
+    for (const cl of this.watched) cl.removeConnPools(this);
+    this.watched.clear();
   }
 }
