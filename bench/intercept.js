@@ -22,14 +22,15 @@ const SIDECAR_GID = 1337;
 /** The upstream's address: not loopback, because neither capture takes loopback destinations. */
 const UPSTREAM_IP = '10.203.0.1';
 
-export const MODES = ['sockmap', 'sockmap-bulk', 'iptables', 'tcp', 'unix'];
+export const MODES = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'iptables', 'tcp', 'unix'];
 
 export const INTERCEPT_HOW =
   'C client and echo/sink upstream (bpf/bench/pingpong.c), Strait (native engine, tcp_proxy) in between, all in a network namespace and cgroup of the bench. ' +
   '"sockmap": `strait intercept enable --mode sockmap` captures the client\'s connect to the upstream address (cgroup/connect4) and redirects the client-Strait hop with sk_msg; ' +
-  '"sockmap-bulk": the same with `--bulk-ports <upstream port>`, which keeps that hop on TCP for captured connections to bulk ports; ' +
+  '"sockmap-both": the same plus `--app-ports <upstream port>`, which also redirects the Strait-upstream hop (the sidecar-to-app hop of an inbound request; a mesh request crosses one such loopback hop at each end); ' +
+  '"sockmap-bulk": the same as "sockmap" with `--bulk-ports <upstream port>`, which keeps that hop on TCP for captured connections to bulk ports; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
-  'Strait-to-upstream is loopback TCP in every mode. "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
+  'Strait reaches the upstream at 127.0.0.1 in every mode (loopback TCP, except in "sockmap-both"); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
   'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them).';
 
 function sh(cmd, args, opts = {}) {
@@ -151,12 +152,13 @@ function strait(stage, upstreamAddr, upstreamPort) {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     static_resources: {
       listeners: [
-        { name: 'outbound', address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, use_original_dst: true, filter_chains: tcpProxy('passthrough') },
+        // Captured connections are served like the others (to the upstream at 127.0.0.1), so
+        // every column crosses the same Strait-to-upstream hop.
+        { name: 'outbound', address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, use_original_dst: true, filter_chains: tcpProxy('upstream') },
         { name: 'direct', address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, filter_chains: tcpProxy('upstream') },
         { name: 'pipe', address: { pipe: { path: pipePath } }, filter_chains: tcpProxy('upstream') },
       ],
       clusters: [
-        { name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' },
         {
           name: 'upstream',
           connect_timeout: '2s',
@@ -205,7 +207,7 @@ function setAffinity(pid, cpus) {
 export async function runIntercept({ quick = false, seconds, rounds } = {}) {
   seconds ??= quick ? 0.25 : 3;
   rounds ??= quick ? 1 : 3;
-  const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, seconds, rounds, kernel: os.release(), redirectedMessages: null, bulkSockets: null, rows: [] };
+  const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, seconds, rounds, kernel: os.release(), redirectedMessages: null, redirectedMessagesBoth: null, bulkSockets: null, rows: [] };
   if (process.platform !== 'linux') return { ...out, status: 'skipped', reason: 'not Linux' };
   if (!have('cc')) return { ...out, status: 'skipped', reason: 'no C compiler (cc) for bpf/bench/pingpong.c' };
   let bin = path.join(REPO, 'build/bpf/pingpong');
@@ -248,10 +250,10 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
   let up;
   let st;
   try {
-    const [ucmd, ...urest] = stage.argv([bin, 'server', 'tcp', stage.root ? UPSTREAM_IP : '0']);
+    const [ucmd, ...urest] = stage.argv([bin, 'server', 'tcp', stage.root ? 'any' : '0']);
     up = spawn(ucmd, urest, { stdio: ['ignore', 'pipe', 'pipe'] });
     const upPort = Number(await firstLine(up));
-    st = strait(stage, upHost, upPort);
+    st = strait(stage, '127.0.0.1', upPort);
     st.get = (url) => sh(...(stage.netns ? ['nsenter', [`--net=${stage.netns}`, 'curl', '-sf', url]] : ['curl', ['-sf', url]]));
     if (!have('curl')) throw new Error('curl is not installed (reads the admin API inside the namespace)');
     const ports = await listenerPorts(st);
@@ -259,7 +261,7 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
     const straitPid = st.proc.pid;
     const upPid = up.pid;
 
-    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
+    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-both': `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
     const name = `bench-ic-${process.pid}`;
     for (const mode of MODES) {
       let skipped = null;
@@ -269,11 +271,12 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
         else if (mode.startsWith('sockmap')) {
           if (!stage.cgroup) skipped = 'no cgroup v2 hierarchy';
           else {
-            const bulk = mode === 'sockmap-bulk' ? ['--bulk-ports', String(upPort)] : [];
+            const bulk = mode === 'sockmap-bulk' ? ['--bulk-ports', String(upPort)] : mode === 'sockmap-both' ? ['--app-ports', String(upPort)] : [];
             const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...bulk]);
             off = () => {
               const stats = stage.intercept(['status', '--name', name]).sockmap?.stats;
               if (mode === 'sockmap') out.redirectedMessages = stats?.msgRedirected ?? null;
+              else if (mode === 'sockmap-both') out.redirectedMessagesBoth = stats?.msgRedirected ?? null;
               else out.bulkSockets = stats?.socketsBulk ?? null;
               stage.intercept(['disable', '--name', name]);
             };
@@ -346,13 +349,13 @@ export function interceptMarkdown(r) {
     if (!a || !b || a.skipped || b.skipped) return '–';
     return (row.kind === 'rr' ? a.rttMedianUs / b.rttMedianUs : a.mbPerS / b.mbPerS).toFixed(2);
   };
-  const vs = ['sockmap', 'sockmap-bulk', 'iptables', 'unix'];
+  const vs = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'iptables', 'unix'];
   let md = `| workload | size | placement | ${MODES.join(' | ')} | ${vs.map((m) => `${m} / tcp`).join(' | ')} |\n|---|---|---|${MODES.map(() => '---|').join('')}${vs.map(() => '---|').join('')}\n`;
   for (const row of r.rows) {
     const what = row.kind === 'rr' ? 'round trip µs (p99)' : 'bulk MB/s';
     md += `| ${what} | ${row.size} B | ${row.placement} | ${MODES.map((m) => cell(row.cells[m], row.kind)).join(' | ')} | ${vs.map((m) => ratio(row, m)).join(' | ')} |\n`;
   }
-  if (r.redirectedMessages !== null) md += `\nMessages redirected by the sk_msg program during the sockmap column: ${r.redirectedMessages}.\n`;
+  if (r.redirectedMessages !== null) md += `\nMessages redirected by the sk_msg program during the sockmap column: ${r.redirectedMessages}${r.redirectedMessagesBoth != null ? `; during sockmap-both: ${r.redirectedMessagesBoth} (both hops)` : ''}.\n`;
   if (r.bulkSockets != null) md += `Sockets left on TCP as bulk during the sockmap-bulk column: ${r.bulkSockets} (two per connection).\n`;
   return md;
 }

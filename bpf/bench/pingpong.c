@@ -80,8 +80,10 @@ int main(int argc, char **argv) {
     } else {
       struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
       socklen_t len = sizeof(a);
-      // "0" is 127.0.0.1; an IPv4 address binds there (the intercept bench's non-loopback upstream).
-      if (strcmp(addr, "0") && inet_pton(AF_INET, addr, &a.sin_addr) != 1) return fprintf(stderr, "bad address %s\n", addr), 1;
+      // "0" is 127.0.0.1, "any" every address; an IPv4 address binds there (the intercept
+      // bench's non-loopback upstream).
+      if (!strcmp(addr, "any")) a.sin_addr.s_addr = htonl(INADDR_ANY);
+      else if (strcmp(addr, "0") && inet_pton(AF_INET, addr, &a.sin_addr) != 1) return fprintf(stderr, "bad address %s\n", addr), 1;
       ls = socket(AF_INET, SOCK_STREAM, 0);
       if (bind(ls, (struct sockaddr *)&a, sizeof(a))) return perror("bind"), 1;
       getsockname(ls, (struct sockaddr *)&a, &len);

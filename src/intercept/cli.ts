@@ -46,6 +46,9 @@ export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cl
                             connections are captured but the app-to-sidecar hop stays on TCP,
                             where small writes coalesce (sk_msg wakes the reader per write; see
                             README "Sockmap and bulk transfers")
+  --app-ports P,P,...       sockmap: ports the local app serves (at most 14); Strait's
+                            connections to them (inbound delivery, the sidecar-to-app hop) are
+                            redirected too, so both loopback hops of a request skip TCP
   --exempt-uid UID          connections of this uid are not captured (the sidecar's own)
   --exempt-gid GID          likewise by gid
   --inbound-capture-ports P,...
@@ -74,6 +77,8 @@ export interface InterceptOptions {
   readonly exemptUids: number[];
   readonly exemptGids: number[];
   readonly bulkPorts: number[];
+  /** Ports the local app serves: the sidecar-to-app hop is accelerated too. */
+  readonly appPorts: number[];
   readonly outboundPipe: string | null;
   readonly envFile: string | null;
   readonly inboundCapturePorts: number[];
@@ -156,7 +161,7 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
   if (mode === 'sockmap') {
     if (!host.sockmap.available) fail(`sockmap unavailable: ${host.sockmap.reason}`);
     const cgroup = o.cgroup ?? host.cgroup2 ?? fail('no cgroup v2 hierarchy; give --cgroup');
-    const ports = [o.outboundPort, o.inboundPort].filter((p) => p > 0);
+    const ports = [o.outboundPort, o.inboundPort, ...o.appPorts].filter((p) => p > 0);
     let inboundListener: { pid: number; fd: number } | null = null;
     if (o.inboundCapturePorts.length) {
       if (!o.inboundPort) fail("--inbound-capture-ports needs --inbound-port (Strait's inbound listener)");
@@ -239,7 +244,7 @@ function record(mode: Mode, o: InterceptOptions, en: Enabled): Record<string, un
       excludePorts: o.excludePorts,
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
-      ...(mode === 'sockmap' ? { bulkPorts: o.bulkPorts, inboundCapturePorts: o.inboundCapturePorts } : {}),
+      ...(mode === 'sockmap' ? { bulkPorts: o.bulkPorts, inboundCapturePorts: o.inboundCapturePorts, appPorts: o.appPorts } : {}),
       enabledAt: new Date().toISOString(),
     });
     return { stateFile: file };
@@ -335,6 +340,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
         'inbound-port': { type: 'string' },
         'exclude-ports': { type: 'string', multiple: true },
         'bulk-ports': { type: 'string', multiple: true },
+        'app-ports': { type: 'string', multiple: true },
         'outbound-pipe': { type: 'string' },
         'inbound-capture-ports': { type: 'string', multiple: true },
         'write-env': { type: 'string' },
@@ -361,6 +367,9 @@ export async function interceptMain(argv: string[]): Promise<number> {
     const excludePorts = portList(v['exclude-ports'], '--exclude-ports');
     const bulkPorts = portList(v['bulk-ports'], '--bulk-ports');
     if (bulkPorts.length > 16) fail('--bulk-ports takes at most 16 ports');
+    // The accelerated-port list in the BPF program holds 16: the two listeners and the app's.
+    const appPorts = portList(v['app-ports'], '--app-ports');
+    if (appPorts.length > 14) fail('--app-ports takes at most 14 ports');
     const o: InterceptOptions = {
       name: v.name!,
       cgroup: v.cgroup ?? null,
@@ -370,6 +379,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
       exemptUids: ids(v['exempt-uid'], '--exempt-uid'),
       exemptGids: ids(v['exempt-gid'], '--exempt-gid'),
       bulkPorts,
+      appPorts,
       outboundPipe: v['outbound-pipe'] ?? null,
       envFile: v['write-env'] ?? null,
       inboundCapturePorts: portList(v['inbound-capture-ports'], '--inbound-capture-ports'),
