@@ -80,6 +80,13 @@ export interface IoEngine {
    * path moves into the addon. The stream owns the socket from here on.
    */
   stream(down: Downstream): import('node:net').Socket;
+  /**
+   * Like `stream`, but the bytes read are handed to `onBytes` (a copy the callee owns) instead of
+   * 'data' events, skipping Node's Readable plumbing per read. 'end', 'close', pause() and
+   * resume() behave as usual. null when this engine or this downstream cannot (the caller then
+   * uses `stream`). Optional: the reference engine does not offer it.
+   */
+  streamWithReader?(down: Downstream, onBytes: (chunk: Buffer) => void): import('node:net').Socket | null;
   /** Human-readable errno name for a negative status (`ECONNREFUSED`). */
   errnoName(status: number): string;
 }

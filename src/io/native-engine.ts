@@ -18,6 +18,9 @@ import type {
 import { NodePipe } from './node-engine.js';
 import { StreamDownstream, StreamUpstream } from './stream_conn.js';
 
+/** Where streamWithReader sockets read into; one per process (reads run one at a time, each copied out). */
+const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+
 /** An fd the engine owns until it is handed to a Pipe (which then owns it) or closed. */
 class FdSocket implements Downstream, Upstream {
   fd: number;
@@ -113,6 +116,21 @@ export class NativeEngine implements IoEngine {
     if (down instanceof StreamDownstream) return down.socket.resume();
     // Node adopts the accepted fd (uv_tcp_open / uv_pipe_open by socket type).
     return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false });
+  }
+
+  streamWithReader(down: Downstream, onBytes: (chunk: Buffer) => void): net.Socket | null {
+    if (down instanceof StreamDownstream) return null;
+    const onread = {
+      buffer: READ_BUF,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        // READ_BUF is shared by every such socket: the bytes leave it before the next read.
+        const d = Buffer.allocUnsafe(n);
+        d.set(buf.subarray(0, n));
+        onBytes(d);
+        return true;
+      },
+    };
+    return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
   }
 
   errnoName(status: number): string {

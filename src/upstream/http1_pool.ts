@@ -16,22 +16,28 @@ export interface Http1ConnUser {
   onUpstreamClose(hadError: boolean): void;
 }
 
+/**
+ * Every upstream socket reads into this one buffer (Node's `onread`), and each read is copied out
+ * at once, so sharing it is safe: no Readable-stream plumbing and no 64 KiB ArrayBuffer per read,
+ * and the copy handed on is owned by whoever keeps it (response heads, partial heads, writes).
+ */
+const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+
 /** One keep-alive connection to one host. */
 export class Http1UpstreamConn {
   user: Http1ConnUser | null = null;
+  /** After an upgrade: the bytes read go here as they are (the tunnel), no longer to a user. */
+  private sink: net.Socket | null = null;
   /** Requests this connection has carried (1 on its first). */
   uses = 0;
   closed = false;
+  /** Date.now() when it last went idle (the pool's idle sweep); kept here, not in a Map, to save a Map write per request. */
+  idleSince = 0;
 
   constructor(
     readonly socket: net.Socket,
     readonly pool: Http1HostPool,
   ) {
-    socket.on('data', (d: Buffer) => {
-      if (this.user) this.user.onUpstreamData(d);
-      // Bytes on an idle connection answer nothing we sent: the connection is unusable.
-      else this.destroy();
-    });
     socket.on('close', (hadError) => {
       this.closed = true;
       const u = this.user;
@@ -40,6 +46,33 @@ export class Http1UpstreamConn {
       if (u) u.onUpstreamClose(hadError);
     });
     socket.on('error', () => {}); // 'close' follows and reports it
+  }
+
+  /** The `onread` callback: `buf` is READ_BUF, valid only until this returns. */
+  onRead(n: number, buf: Buffer): void {
+    const d = Buffer.allocUnsafe(n);
+    buf.copy(d, 0, 0, n);
+    const sink = this.sink;
+    if (sink) {
+      if (!sink.write(d)) {
+        this.socket.pause();
+        sink.once('drain', () => this.socket.resume());
+      }
+      return;
+    }
+    if (this.user) this.user.onUpstreamData(d);
+    // Bytes on an idle connection answer nothing we sent: the connection is unusable.
+    else this.destroy();
+  }
+
+  /**
+   * The connection leaves HTTP (an upgrade): from now on its bytes go to `sink` with
+   * backpressure, and its end ends `sink`. It never returns to the pool ('close' still counts it).
+   */
+  tunnelTo(sink: net.Socket): void {
+    this.user = null;
+    this.sink = sink;
+    this.socket.once('end', () => sink.end());
   }
 
   destroy(): void {
@@ -123,7 +156,6 @@ export class Http1ClusterPools implements ClusterConnPools {
 export class Http1HostPool {
   private readonly idle: Http1UpstreamConn[] = [];
   private readonly waiters: Waiter[] = [];
-  private readonly idleSince = new Map<Http1UpstreamConn, number>();
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Host removed or cluster retired: no connection goes back to idle. */
   private draining = false;
@@ -138,11 +170,8 @@ export class Http1HostPool {
    * the cluster is at max_connections. Returns a cancel function for the queued/connecting case.
    */
   acquire(connectTimeoutMs: number, done: AcquireDone): () => void {
-    while (this.idle.length) {
-      const c = this.idle.pop()!;
-      this.idleSince.delete(c);
-      if (c.closed) continue;
-      c.uses++;
+    const c = this.takeIdle();
+    if (c) {
       done(c, 'ok', true);
       return noop;
     }
@@ -168,6 +197,20 @@ export class Http1HostPool {
     };
   }
 
+  /**
+   * An idle connection, counted as used, or null. The keep-alive fast path: callers try this
+   * first and build no callback for `acquire` when it answers.
+   */
+  takeIdle(): Http1UpstreamConn | null {
+    while (this.idle.length) {
+      const c = this.idle.pop()!;
+      if (c.closed) continue;
+      c.uses++;
+      return c;
+    }
+    return null;
+  }
+
   private unqueue(w: Waiter): void {
     const i = this.waiters.indexOf(w);
     if (i >= 0) this.waiters.splice(i, 1);
@@ -184,7 +227,15 @@ export class Http1HostPool {
     cp.stats.upstream_cx_http1_total.value++;
     this.host.counters.cx_total++;
     // Plain net sockets: the engine interface hands L7 filters only downstream streams today.
-    const socket = a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true });
+    let conn: Http1UpstreamConn | null = null;
+    const onread = {
+      buffer: READ_BUF,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        conn?.onRead(n, buf as Buffer);
+        return true; // keep reading: pause() is how an exchange applies backpressure
+      },
+    };
+    const socket = a.family === 'unix' ? net.connect({ path: a.address, onread }) : net.connect({ host: a.address, port: a.port, noDelay: true, onread });
     let settled = false;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
     const fail = (timedOut: boolean) => {
@@ -208,7 +259,7 @@ export class Http1HostPool {
       socket.removeAllListeners('error');
       cs.upstream_cx_active.value++;
       this.host.counters.cx_active++;
-      const c = new Http1UpstreamConn(socket, this);
+      const c = (conn = new Http1UpstreamConn(socket, this));
       c.uses = 1;
       done(c, 'ok', false);
     });
@@ -245,7 +296,7 @@ export class Http1HostPool {
       return;
     }
     this.idle.push(c);
-    this.idleSince.set(c, Date.now());
+    c.idleSince = Date.now();
     this.armSweep();
   }
 
@@ -265,7 +316,6 @@ export class Http1HostPool {
   onClosed(c: Http1UpstreamConn): void {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    this.idleSince.delete(c);
     const cp = this.cluster;
     cp.rm.addConnection(-1);
     cp.cluster.stats.upstream_cx_active.value--;
@@ -288,13 +338,13 @@ export class Http1HostPool {
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = null;
       const now = Date.now();
-      for (const [c, since] of [...this.idleSince]) {
-        if (now - since >= this.cluster.idleTimeoutMs) {
+      for (const c of [...this.idle]) {
+        if (!c.closed && now - c.idleSince >= this.cluster.idleTimeoutMs) {
           this.cluster.cluster.stats.upstream_cx_idle_timeout.value++;
           c.destroy();
         }
       }
-      if (this.idleSince.size) this.armSweep();
+      if (this.idle.length) this.armSweep();
     }, this.cluster.idleTimeoutMs);
     this.sweepTimer.unref();
   }
@@ -312,7 +362,6 @@ export class Http1HostPool {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
     const idle = this.idle.splice(0);
-    this.idleSince.clear();
     for (const c of idle) {
       if (c.closed) continue;
       this.cluster.cluster.stats.upstream_cx_destroy_local.value++;

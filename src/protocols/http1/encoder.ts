@@ -8,19 +8,27 @@ import { F, type MessageHead } from './types.js';
 /** Decides per header (by its index in `head.fields / F.SIZE`) whether to leave it out. */
 export type DropField = (head: MessageHead, index: number) => boolean;
 
+/** Which headers encodeHead keeps; reused by every call (it never re-enters) and grown on demand. */
+let KEEP = new Uint8Array(64);
+
 /**
  * `firstLine` without CRLF; `extra` is already formatted `name: value\r\n` lines appended after
- * the kept headers. One allocation, one copy per kept header.
+ * the kept headers. `tail[tailStart, tailEnd)` (a small body that arrived with the head) follows
+ * the blank line, so head and body leave in one write. One allocation, one copy per kept header.
  */
-export function encodeHead(firstLine: string, head: MessageHead | null, drop: DropField | null, extra: string): Buffer {
-  let size = firstLine.length + 2 + extra.length + 2;
+export function encodeHead(firstLine: string, head: MessageHead | null, drop: DropField | null, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): Buffer {
+  let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
   const f = head ? head.fields : null;
   const n = f ? f.length / F.SIZE : 0;
   let keep: Uint8Array | null = null;
   if (f) {
-    keep = new Uint8Array(n);
+    if (KEEP.length < n) KEEP = new Uint8Array(Math.max(n, KEEP.length * 2));
+    keep = KEEP;
     for (let i = 0; i < n; i++) {
-      if (drop && drop(head!, i)) continue;
+      if (drop && drop(head!, i)) {
+        keep[i] = 0;
+        continue;
+      }
       keep[i] = 1;
       const o = i * F.SIZE;
       size += f[o + F.VALUE_END]! - f[o + F.NAME_START]! + 2;
@@ -31,19 +39,38 @@ export function encodeHead(firstLine: string, head: MessageHead | null, drop: Dr
   out[p++] = 0x0d;
   out[p++] = 0x0a;
   if (f) {
+    // Kept lines that follow each other in the source (separated by exactly CRLF) go in one
+    // copy: the bytes are the same as line by line, with one Buffer.copy per run, not per line.
     const src = head!.buf;
+    let runStart = -1;
+    let runEnd = -1;
     for (let i = 0; i < n; i++) {
       if (!keep![i]) continue;
       const o = i * F.SIZE;
-      p += src.copy(out, p, f[o + F.NAME_START]!, f[o + F.VALUE_END]!);
-      out[p++] = 0x0d;
-      out[p++] = 0x0a;
+      const s = f[o + F.NAME_START]!;
+      if (runStart >= 0 && s === runEnd + 2 && src[runEnd] === 0x0d && src[runEnd + 1] === 0x0a) {
+        runEnd = f[o + F.VALUE_END]!;
+        continue;
+      }
+      if (runStart >= 0) p = copyLine(src, out, p, runStart, runEnd);
+      runStart = s;
+      runEnd = f[o + F.VALUE_END]!;
     }
+    if (runStart >= 0) p = copyLine(src, out, p, runStart, runEnd);
   }
   p += out.write(extra, p, 'latin1');
   out[p++] = 0x0d;
   out[p++] = 0x0a;
+  if (tail) p += tail.copy(out, p, tailStart, tailEnd);
   return p === size ? out : out.subarray(0, p);
+}
+
+/** Copies src[start, end) to out at p and ends it with CRLF; returns the new position. */
+function copyLine(src: Buffer, out: Buffer, p: number, start: number, end: number): number {
+  p += src.copy(out, p, start, end);
+  out[p++] = 0x0d;
+  out[p++] = 0x0a;
+  return p;
 }
 
 const REASONS: Record<number, string> = {

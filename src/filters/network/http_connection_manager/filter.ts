@@ -104,9 +104,15 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     if (!conn.adopted) s.downstream_cx_total.value++; // a handed-over one was counted already
     s.downstream_cx_active.value++;
     this.bufferLimit = conn.bufferLimit;
-    const socket = this.rt.engine.stream(conn.downstream);
-    if (this.config.codec === 'HTTP2') serveH2(this, conn, socket, null);
-    else new Http1Session(this, conn, socket);
+    const engine = this.rt.engine;
+    if (this.config.codec === 'HTTP2') {
+      serveH2(this, conn, engine.stream(conn.downstream), null);
+      return;
+    }
+    // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
+    let session: Http1Session | null = null;
+    const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d)) ?? null;
+    session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
   }
 
   /** The HTTP/2 server connections are handed to; created on the first HTTP/2 connection. */

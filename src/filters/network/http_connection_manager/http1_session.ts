@@ -40,6 +40,11 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+/**
+ * A response body up to this size that arrives with its head is copied behind the head and sent
+ * as one buffer: copying a few KiB costs less than cork + a writev of two buffers.
+ */
+const INLINE_BODY_MAX = 4096;
 
 /** Envoy's local reply bodies, so clients and dashboards that grep them keep working. */
 const BODY_NO_HEALTHY = 'no healthy upstream';
@@ -117,11 +122,26 @@ export class Http1Session {
   stream: Http1Stream | null = null;
   readonly framer = new BodyFramer();
   private closed = false;
+  /** A tunnel's upstream (after an upgrade, in `direct` mode): client bytes go there unparsed. */
+  private tunnelSink: net.Socket | null = null;
   private sawRequest = false;
   private processing = false;
   private paused = false;
+  /**
+   * One idle timer per connection, re-armed with refresh() between requests instead of a new
+   * setTimeout per request; `idleArmed` false (a request in flight) makes its firing a no-op.
+   */
   private idleTimer: NodeJS.Timeout | null = null;
+  private idleArmed = false;
   private headersTimer: NodeJS.Timeout | null = null;
+  /**
+   * The route timeout of the stream in flight, on one timer per connection (refresh() per
+   * request rather than a Timeout object per request). `routeOwner` is the stream it is for;
+   * null: firing does nothing.
+   */
+  private routeTimer: NodeJS.Timeout | null = null;
+  private routeTimerMs = 0;
+  private routeOwner: Http1Stream | null = null;
   /** The downstream peer's IP (x-forwarded-for), '' for unix sockets. */
   readonly remoteIp: string;
   get downstream(): ConnectionContext['downstream'] {
@@ -132,20 +152,14 @@ export class Http1Session {
     readonly filter: HttpConnectionManagerFilter,
     private readonly conn: ConnectionContext,
     readonly socket: net.Socket,
+    /** The engine hands the bytes to onBytes (IoEngine.streamWithReader): the socket emits no 'data'. */
+    private readonly direct = false,
   ) {
     this.remoteIp = conn.downstream.remote.family === 'unix' ? '' : conn.downstream.remote.address;
     conn.abort = () => socket.destroy();
     // A client may half-close after its last request and still read the response.
     socket.allowHalfOpen = true;
-    socket.on('data', (d: Buffer) => {
-      try {
-        this.onData(d);
-      } catch (err) {
-        // A bug must cost this connection, never the process.
-        log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
-        socket.destroy();
-      }
-    });
+    if (!direct) socket.on('data', (d: Buffer) => this.onBytes(d));
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => this.onClose());
@@ -179,6 +193,35 @@ export class Http1Session {
 
   get config(): HcmConfig {
     return this.filter.config;
+  }
+
+  /** Bytes from the client: a 'data' event, or the engine's reader callback. */
+  onBytes(d: Buffer): void {
+    const sink = this.tunnelSink;
+    if (sink) {
+      if (!sink.write(d)) {
+        this.socket.pause();
+        sink.once('drain', () => this.socket.resume());
+      }
+      return;
+    }
+    try {
+      this.onData(d);
+    } catch (err) {
+      // A bug must cost this connection, never the process.
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
+      this.socket.destroy();
+    }
+  }
+
+  /** After detach(): the client's bytes go to `up` as they are, with backpressure; its end ends `up`. */
+  pipeTo(up: net.Socket): void {
+    if (!this.direct) {
+      this.socket.pipe(up);
+      return;
+    }
+    this.tunnelSink = up;
+    this.socket.once('end', () => up.end());
   }
 
   /** The listener's per-connection buffer limit: the most held per direction. */
@@ -221,7 +264,7 @@ export class Http1Session {
         const r = parseRequestHead(buf, this.off, buf.length, this.config.limits);
         if (typeof r === 'number') {
           if (r === HeadStatus.NEED_MORE) {
-            this.clearIdle();
+            this.pauseIdle();
             this.armHeadersTimer();
             return;
           }
@@ -288,7 +331,7 @@ export class Http1Session {
     st.downstream_rq_total.value++;
     st.downstream_rq_http1_total.value++;
     st.downstream_rq_active.value++;
-    this.clearIdle();
+    this.pauseIdle();
     const mode = head.chunked ? BodyMode.CHUNKED : head.contentLength > 0 ? BodyMode.LENGTH : BodyMode.NONE;
     this.framer.onPayload = null;
     this.framer.reset(mode, head.contentLength > 0 ? head.contentLength : 0);
@@ -311,8 +354,8 @@ export class Http1Session {
     }
     this.resume();
     this.armIdle();
-    // Pipelined requests may already be buffered.
-    if (!this.processing) setImmediate(() => this.process());
+    // Pipelined requests may already be buffered (only then: an Immediate per request costs).
+    if (!this.processing && this.buf !== null && this.off < this.buf.length) setImmediate(() => this.process());
   }
 
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
@@ -392,6 +435,9 @@ export class Http1Session {
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    this.routeTimer = null;
+    this.routeOwner = null;
     const s = this.stream;
     if (s) {
       this.stream = null;
@@ -408,17 +454,51 @@ export class Http1Session {
   private armIdle(): void {
     const ms = this.config.idleTimeoutMs;
     if (ms <= 0 || this.closed) return;
-    this.clearIdle();
+    this.idleArmed = true;
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
     this.idleTimer = setTimeout(() => {
+      if (!this.idleArmed || this.closed) return;
       this.filter.stats.downstream_cx_idle_timeout.value++;
       this.closeGracefully();
     }, ms);
     this.idleTimer.unref();
   }
 
+  /** A request started: the idle timer may fire meanwhile but does nothing until re-armed. */
+  private pauseIdle(): void {
+    this.idleArmed = false;
+  }
+
   private clearIdle(): void {
+    this.idleArmed = false;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+  }
+
+  /** Starts `s`'s route timeout. One request is in flight per connection, so one timer serves them all. */
+  armRouteTimer(s: Http1Stream, ms: number): void {
+    this.routeOwner = s;
+    if (this.routeTimer && this.routeTimerMs === ms) {
+      this.routeTimer.refresh();
+      return;
+    }
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    this.routeTimerMs = ms;
+    this.routeTimer = setTimeout(() => {
+      const o = this.routeOwner;
+      this.routeOwner = null;
+      o?.onRouteTimeout();
+    }, ms);
+    // The sockets of a request in flight keep the process alive; a spent timer must not.
+    this.routeTimer.unref();
+  }
+
+  /** `s` no longer needs its route timeout (the timer stays, firing for nobody). */
+  clearRouteTimer(s: Http1Stream): void {
+    if (this.routeOwner === s) this.routeOwner = null;
   }
 
   private armHeadersTimer(): void {
@@ -504,7 +584,6 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private gotUpstreamBytes = false;
   private transparentRetryUsed = false;
   private cancelAcquire: (() => void) | null = null;
-  private routeTimer: NodeJS.Timeout | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
   private tryActive = false;
@@ -515,6 +594,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private resp: MessageHead | null = null;
   private readonly respFramer = new BodyFramer();
   private respExtraBytes = false;
+  /** The downstream socket is corked until the current upstream read is handled. */
+  private downCorked = false;
 
   /** An allowed Upgrade (WebSocket): on 101 the two connections become a byte tunnel. */
   private upgrade = false;
@@ -618,7 +699,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    // Without HTTP filters (just the router) there is nothing to build the filter request for.
+    const v = this.session.filter.httpFilters === null ? null : this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
@@ -717,10 +799,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       // Answer the client's Expect ourselves (Envoy's default) and never forward it.
       this.session.write(CONTINUE_100);
     }
-    const timeoutMs = effectiveTimeoutMs(a, (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), getHeader(head, 'grpc-timeout'));
-    if (timeoutMs > 0) {
-      this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
-    }
+    // The gRPC headers matter only on routes with grpc_timeout settings: no header scans otherwise.
+    const timeoutMs = a.grpcTimeout ? effectiveTimeoutMs(a, (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), getHeader(head, 'grpc-timeout')) : a.timeoutMs;
+    if (timeoutMs > 0) this.session.armRouteTimer(this, timeoutMs);
     this.startTry();
     // A request that completed while a fault delay held it is mirrored now.
     this.maybeMirror();
@@ -776,9 +857,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
     if (a.attemptCount) dropNames.push('x-envoy-attempt-count'); // each try writes its own
     extra += applyMutation(route.requestHeaders, has, dropNames);
-    // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-    for (const v of getAll(head, 'connection')) {
-      for (const t of v.toLowerCase().split(',')) {
+    // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1). The parser
+    // tagged Connection lines already: no name comparisons, and no strings without one.
+    const hf = head.fields;
+    for (let i = 0; i < hf.length; i += F.SIZE) {
+      if (hf[i + F.KIND] !== HeaderKind.CONNECTION) continue;
+      for (const t of head.buf.toString('latin1', hf[i + F.VALUE_START]!, hf[i + F.VALUE_END]!).toLowerCase().split(',')) {
         const n = t.trim();
         if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') dropNames.push(n);
       }
@@ -1075,7 +1159,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.startH2Try(host);
       return;
     }
-    this.cancelAcquire = this.pools!.forHost(host).acquire(cluster.spec.connectTimeoutMs, (conn, reason, reused) => {
+    const hostPool = this.pools!.forHost(host);
+    const idle = hostPool.takeIdle();
+    if (idle) {
+      this.attach(idle, true);
+      return;
+    }
+    this.cancelAcquire = hostPool.acquire(cluster.spec.connectTimeoutMs, (conn, reason, reused) => {
       this.cancelAcquire = null;
       if (this.finished || !this.tryActive) {
         if (conn) this.pools!.forHost(host).release(conn, true);
@@ -1098,8 +1188,14 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.connReused = reused;
     conn.user = this;
     const sock = conn.socket;
-    sock.cork();
     const head = this.upstreamHead!;
+    if (!this.action!.attemptCount && this.body.length === 0) {
+      // The usual bodiless request: one write, no cork/uncork round.
+      sock.write(head);
+      this.session.resume();
+      return;
+    }
+    sock.cork();
     if (this.action!.attemptCount) {
       // include_request_attempt_count: the count differs per try, so it goes after the shared head.
       sock.write(head.subarray(0, head.length - 2));
@@ -1328,8 +1424,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     while (h.length) this.dropParked(h[h.length - 1]!);
   }
 
-  private onRouteTimeout(): void {
-    this.routeTimer = null;
+  onRouteTimeout(): void {
     if (this.finished) return;
     this.cstats!.upstream_rq_timeout.value++;
     this.flag('UT');
@@ -1468,9 +1563,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.conn?.destroy();
       return;
     }
-    // Head and body from one upstream read leave in one writev (measured: writes dominate the profile).
+    // Whatever one upstream read produces downstream leaves in one write: a small response as
+    // one buffer (onResponseHead), anything written in pieces under cork (corkDown), one writev.
     const down = this.session.socket;
-    down.cork();
+    if (this.resp !== null && this.respFramer.onPayload !== null) this.corkDown(); // de-chunking writes per chunk
     try {
       this.onUpstreamBytes(chunk);
     } catch (err) {
@@ -1478,8 +1574,17 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.conn?.destroy();
       down.destroy();
     } finally {
-      down.uncork();
+      if (this.downCorked) {
+        this.downCorked = false;
+        down.uncork();
+      }
     }
+  }
+
+  private corkDown(): void {
+    if (this.downCorked) return;
+    this.downCorked = true;
+    this.session.socket.cork();
   }
 
   private onUpstreamBytes(chunk: Buffer): void {
@@ -1546,6 +1651,18 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const dechunk = mode === BodyMode.CHUNKED && this.head.versionMinor === 0;
     if (dechunk) this.respFramer.onPayload = (b, s, e) => this.writeDown(b.subarray(s, e));
     if (mode === BodyMode.UNTIL_CLOSE || dechunk || !wantsKeepAlive(this.head)) this.forceClose = true;
+    const cl = r.contentLength;
+    if (mode === BodyMode.LENGTH && cl <= buf.length - off && cl <= INLINE_BODY_MAX) {
+      // The whole (small) body came with the head: copy it behind the head, one buffer, one write.
+      const e = off + cl;
+      this.writeDown(this.encodeResponseHead(r, false, buf, off, e));
+      this.respFramer.feed(buf, off, e);
+      this.txBytes += cl;
+      if (e < buf.length) this.respExtraBytes = true;
+      this.responseComplete();
+      return;
+    }
+    if (mode !== BodyMode.NONE && off < buf.length) this.corkDown();
     this.writeDown(this.encodeResponseHead(r, dechunk));
     if (mode === BodyMode.NONE) {
       if (off < buf.length) this.respExtraBytes = true;
@@ -1565,8 +1682,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.conn = null;
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
-    if (this.routeTimer) clearTimeout(this.routeTimer);
-    this.routeTimer = null;
+    this.session.clearRouteTimer(this);
     this.responseStarted = true;
     countUpstreamStatus(cs, 101, this.host);
     statusClass(this.stats, (this.status = 101));
@@ -1576,15 +1692,14 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       const k = h.fields[i * F.SIZE]!;
       return k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE || k === HeaderKind.PROXY_CONNECTION;
     };
+    this.corkDown();
     down.write(encodeHead('HTTP/1.1 101 Switching Protocols', r, drop, 'connection: upgrade\r\n'));
     if (rest.length) down.write(rest);
-    // The pool stops reading this socket for an exchange; its 'close' listener still keeps the counts.
-    up.removeAllListeners('data');
-    conn.user = null;
+    // The pool hands this socket's bytes to the client from now on; its 'close' listener still keeps the counts.
+    conn.tunnelTo(down);
     const pending = this.session.detach();
     if (pending && pending.length) up.write(pending);
-    up.pipe(down);
-    down.pipe(up);
+    this.session.pipeTo(up);
     up.resume();
     down.resume();
     let logged = false;
@@ -1609,7 +1724,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.notifyFilters();
   }
 
-  private encodeResponseHead(r: MessageHead, dechunk: boolean): Buffer {
+  /** `body[bodyStart, bodyEnd)`, when given, is copied after the head. */
+  private encodeResponseHead(r: MessageHead, dechunk: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): Buffer {
     const cfg = this.cfg;
     const route = this.route!;
     const dropNames: string[] = [];
@@ -1640,7 +1756,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
           return dropNames.length > 0 && named(h, i, dropNames);
       }
     };
-    return encodeHead(`HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}`, r, drop, extra);
+    return encodeHead(`HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}`, r, drop, extra, body, bodyStart, bodyEnd);
   }
 
   private forwardResponseBody(buf: Buffer, off: number): void {
@@ -1766,8 +1882,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
     this.delayed = false;
-    if (this.routeTimer) clearTimeout(this.routeTimer);
-    this.routeTimer = null;
+    this.session.clearRouteTimer(this);
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     if (this.backoffTimer) {
