@@ -57,6 +57,44 @@ function kernelReason() {
 }
 
 /** Everything the bench creates, removed in reverse order by `close()`. */
+/**
+ * A bench run that was killed (timeout, ^C) skipped its undo list: remove the netns and cgroup of
+ * runs whose process is gone, and disable the interception each of them enabled.
+ */
+function sweepStale() {
+  const dead = (name) => {
+    const pid = Number(/^strait-bench-(\d+)$/.exec(name)?.[1]);
+    return pid > 0 && pid !== process.pid && !fs.existsSync(`/proc/${pid}`);
+  };
+  let stale = false;
+  for (const n of fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []) {
+    if (!dead(n)) continue;
+    stale = true;
+    try {
+      sh('ip', ['netns', 'del', n]);
+    } catch {
+      // another sweep got it first
+    }
+  }
+  const cg2 = sh('sh', ['-c', 'findmnt -n -t cgroup2 -o TARGET || true']).trim().split('\n')[0];
+  for (const n of cg2 && fs.existsSync(cg2) ? fs.readdirSync(cg2) : []) {
+    if (!dead(n)) continue;
+    stale = true;
+    try {
+      // Only that run's own interception (enable --name bench-ic-<pid>), nothing else on the host.
+      sh(process.execPath, [CLI, 'intercept', 'disable', '--name', `bench-ic-${n.slice('strait-bench-'.length)}`]);
+    } catch {
+      // it had none left
+    }
+    try {
+      removeCgroup(path.join(cg2, n));
+    } catch {
+      // still in use: leave it
+    }
+  }
+  if (stale) process.stderr.write('intercept bench: removed what a killed earlier run left behind\n');
+}
+
 class Stage {
   constructor(root) {
     this.root = root;
@@ -76,6 +114,7 @@ class Stage {
     this.cgroup = null;
     this.bpffsBefore = false;
     if (!root) return;
+    sweepStale();
     const name = `strait-bench-${process.pid}`;
     sh('ip', ['netns', 'add', name]);
     this.undo.push(() => sh('ip', ['netns', 'del', name]));

@@ -70,8 +70,12 @@ describe('strait xds-server', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reports what each file was read as, and why files or resources were skipped', () => {
+  it('reports what each file was read as, and why files or resources were skipped', async () => {
     const read = (file: string) => xs.logs.find((l) => l.msg === 'xds-server: read file' && l.file === file);
+    // The log lines travel through a pipe and may trail the bound address: wait for them, bounded.
+    for (let i = 0; i < 200 && !['a.yaml', 'l.json', 'crd.yaml', 'broken.yaml'].every((f) => read(f) || xs.logs.some((l) => l.level === 40 && l.file === f)); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
     expect(read('a.yaml')).toMatchObject({ kind: 'resource list', resources: 4 });
     expect(read('l.json')).toMatchObject({ kind: 'resource', resources: 1 });
     // An Istio object is translated; one without a spec is refused with the field's path.
