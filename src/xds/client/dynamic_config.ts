@@ -326,43 +326,44 @@ export class DynamicConfig implements AdsHandler {
     return buildClusterSpec(c, '', errors, warnings);
   }
 
+  /**
+   * Parks a cluster as warming (replacing an earlier parked version and its timer); after
+   * initial_fetch_timeout, `onTimeout` runs unless a newer version took its place.
+   */
+  private parkCluster(e: ClusterEntry, onTimeout: (w: ClusterEntry & { timer: NodeJS.Timeout | null }) => void): void {
+    const prev = this.warmingClusters.get(e.name);
+    if (prev?.timer) clearTimeout(prev.timer);
+    const w = { ...e, timer: null as NodeJS.Timeout | null };
+    if (this.boot.initialFetchTimeoutMs > 0) {
+      w.timer = setTimeout(() => {
+        if (this.warmingClusters.get(e.name) === w) onTimeout(w);
+      }, this.boot.initialFetchTimeoutMs);
+      w.timer.unref();
+    }
+    this.warmingClusters.set(e.name, w);
+  }
+
   /** Activates a cluster now, or parks it until its endpoints arrive (EDS). Returns an error text on failure. */
   private async applyCluster(e: ClusterEntry): Promise<string | null> {
     let spec = e.spec;
     if (!this.tlsReady(spec.tls) && !this.sdsTimedOut.has(e.name)) {
       // Warm until the secret comes; after initial_fetch_timeout the cluster starts anyway, as
       // in Envoy, and its TLS connections fail until the secret arrives.
-      const prev = this.warmingClusters.get(e.name);
-      if (prev?.timer) clearTimeout(prev.timer);
-      const w = { ...e, timer: null as NodeJS.Timeout | null };
-      if (this.boot.initialFetchTimeoutMs > 0) {
-        w.timer = setTimeout(() => {
-          if (this.warmingClusters.get(e.name) !== w) return;
-          log.warn({ cluster: e.name }, 'xds: TLS secrets still missing after initial_fetch_timeout; cluster starts, its connections fail until they come');
-          this.sdsTimedOut.add(e.name);
-          void this.applyCluster(w).then(() => this.promoteListeners());
-        }, this.boot.initialFetchTimeoutMs);
-        w.timer.unref();
-      }
-      this.warmingClusters.set(e.name, w);
+      this.parkCluster(e, (w) => {
+        log.warn({ cluster: e.name }, 'xds: TLS secrets still missing after initial_fetch_timeout; cluster starts, its connections fail until they come');
+        this.sdsTimedOut.add(e.name);
+        void this.applyCluster(w).then(() => this.promoteListeners());
+      });
       return null;
     }
     if (spec.type === 'EDS') {
       const cla = this.assignments.get(spec.edsServiceName!);
       if (!cla) {
-        const prev = this.warmingClusters.get(e.name);
-        if (prev?.timer) clearTimeout(prev.timer);
-        const w = { ...e, timer: null as NodeJS.Timeout | null };
-        if (this.boot.initialFetchTimeoutMs > 0) {
-          // Envoy's rule: a cluster whose endpoints never come finishes warming empty after the timeout.
-          w.timer = setTimeout(() => {
-            if (this.warmingClusters.get(e.name) !== w) return;
-            log.warn({ cluster: e.name, service: spec.edsServiceName }, 'xds: no endpoints within initial_fetch_timeout; cluster starts empty');
-            void this.activateCluster(w, { ...spec, endpoints: [] }).then(() => this.promoteListeners());
-          }, this.boot.initialFetchTimeoutMs);
-          w.timer.unref();
-        }
-        this.warmingClusters.set(e.name, w);
+        // Envoy's rule: a cluster whose endpoints never come finishes warming empty after the timeout.
+        this.parkCluster(e, (w) => {
+          log.warn({ cluster: e.name, service: spec.edsServiceName }, 'xds: no endpoints within initial_fetch_timeout; cluster starts empty');
+          void this.activateCluster(w, { ...spec, endpoints: [] }).then(() => this.promoteListeners());
+        });
         return null;
       }
       spec = { ...spec, endpoints: cla.spec };
