@@ -5,29 +5,16 @@
 // Needs root; anywhere else the cases are skipped with the reason in their name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
-import { addPayloadCounter, baselineHostState, Cgroup, intercept, kernelSkipReason, Netns, payloadPackets, Peer, restoreBpffs, settledHostState, zeroCounters, type HostState } from './helpers.js';
+import { adminGet, addPayloadCounter, baselineHostState, Cgroup, intercept, kernelSkipReason, Netns, payloadPackets, Peer, restoreBpffs, settledHostState, zeroCounters, type HostState } from './helpers.js';
 
 const skip = await kernelSkipReason({ sockmap: true });
 if (skip) console.warn(`test/bpf/app_ports: SKIPPED: ${skip}`);
 
 const SIDECAR_GID = 1337;
-
-function adminGet(sock: string, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: sock, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 describe.skipIf(!!skip)(skip ? `sockmap --app-ports (skipped: ${skip})` : 'sockmap --app-ports: the sidecar-to-app hop is redirected too', () => {
   const NAME = `test-appports-${process.pid}`;

@@ -6,13 +6,13 @@
 // Needs root; anywhere else the cases are skipped with the reason in their name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PIN_ROOT } from '../../src/intercept/sockmap.js';
 import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
 import {
+  adminGet,
   addPayloadCounter,
   baselineHostState,
   Cgroup,
@@ -37,18 +37,6 @@ const APP_IP = '10.201.0.1';
 const UPSTREAM_IP = '10.201.0.2';
 const APP_IP6 = 'fd00:201::1';
 const UPSTREAM_IP6 = 'fd00:201::2';
-
-function adminGet(sock: string, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: sock, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 async function stat(sock: string, name: string): Promise<number> {
   const line = (await adminGet(sock, '/stats')).split('\n').find((l) => l.startsWith(`${name}: `));

@@ -3,6 +3,7 @@
 // bpffs, cgroup and netns state to prove the tests leave nothing behind.
 import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -227,4 +228,17 @@ export function addPayloadCounter(ns: Netns): void {
 
 export function zeroCounters(ns: Netns): void {
   ns.run('iptables', ['-w', '5', '-Z', 'OUTPUT']);
+}
+
+/** GET on a Strait admin API listening on a unix socket (the tests' admin address). */
+export function adminGet(sock: string, p: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath: sock, path: p }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
 }

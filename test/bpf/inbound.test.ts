@@ -7,31 +7,18 @@
 // the reason in the name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PIN_ROOT } from '../../src/intercept/sockmap.js';
 import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
-import { baselineHostState, Cgroup, intercept, kernelSkipReason, Netns, Peer, restoreBpffs, settledHostState, sh, type HostState } from './helpers.js';
+import { adminGet, baselineHostState, Cgroup, intercept, kernelSkipReason, Netns, Peer, restoreBpffs, settledHostState, sh, type HostState } from './helpers.js';
 
 const skip = await kernelSkipReason({ sockmap: true });
 if (skip) console.warn(`test/bpf/inbound: SKIPPED: ${skip}`);
 
 const POD_IP = '10.205.0.1';
 const CLIENT_IP = '10.205.0.2';
-
-function adminGet(sock: string, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: sock, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 async function stat(sock: string, name: string): Promise<number> {
   const line = (await adminGet(sock, '/stats')).split('\n').find((l) => l.startsWith(`${name}: `));

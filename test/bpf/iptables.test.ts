@@ -3,13 +3,12 @@
 // + ORIGINAL_DST cluster), Strait's own connections are exempt, and disable puts the
 // namespace back. Needs root; anywhere else the cases are skipped with the reason in the name.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
-import { baselineHostState, intercept, kernelSkipReason, Netns, Peer, settledHostState, sh, type HostState } from './helpers.js';
+import { adminGet, baselineHostState, intercept, kernelSkipReason, Netns, Peer, settledHostState, sh, type HostState } from './helpers.js';
 
 const skip = await kernelSkipReason({ iptables: true });
 if (skip) console.warn(`test/bpf/iptables: SKIPPED: ${skip}`);
@@ -19,18 +18,6 @@ const SIDECAR_GID = 1337;
 const UPSTREAM_IP = '10.201.0.2';
 
 /** GET over the admin unix socket (the admin lives in the test netns; its socket file does not). */
-function adminGet(sock: string, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: sock, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
-
 async function stat(sock: string, name: string): Promise<number> {
   const line = (await adminGet(sock, '/stats')).split('\n').find((l) => l.startsWith(`${name}: `));
   // A missing stat is a wrong name, not a zero: fail rather than compare zeros.
