@@ -22,6 +22,10 @@ function staticCluster(upstreamPort, extra = '') {
   - name: upstream
     type: STATIC
     connect_timeout: 1s
+    # Envoy's default thresholds (1,024 connections, pending and active requests per priority)
+    # would cap the idle-connections row; Istio lifts them the same way on every cluster it emits.
+    circuit_breakers:
+      thresholds: [{ max_connections: 4294967295, max_pending_requests: 4294967295, max_requests: 4294967295, max_retries: 4294967295 }]
 ${extra}    load_assignment:
       cluster_name: upstream
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${upstreamPort} } } } }] }]
