@@ -38,6 +38,8 @@ export interface ClusterSpec {
   readonly type: 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS' | 'ORIGINAL_DST';
   /** ORIGINAL_DST: `original_dst_lb_config.upstream_port_override` (0: keep the original port). */
   readonly originalDstPortOverride?: number;
+  /** ORIGINAL_DST: `cleanup_interval`; a destination not picked for that long is dropped. */
+  readonly originalDstCleanupMs?: number;
   /** EDS: the ClusterLoadAssignment name (eds_cluster_config.service_name, else the cluster name). */
   readonly edsServiceName?: string;
   readonly connectTimeoutMs: number;
@@ -124,6 +126,7 @@ export class Cluster {
   private readonly ringHashStats: StatsOf<typeof RING_HASH_LB_STATS> | null = null;
   private readonly maglevStats: StatsOf<typeof MAGLEV_LB_STATS> | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
+  private cleanupTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly originalDst: OriginalDstHosts | null;
   /** Pools with connections to this cluster's hosts; told to drain on host removal and close. */
@@ -151,6 +154,13 @@ export class Cluster {
     else this.prioritySet = makeSet();
     this.lbHealthyPanic = scope.counter('lb_healthy_panic');
     this.originalDst = spec.type === 'ORIGINAL_DST' ? new OriginalDstHosts(spec.originalDstPortOverride ?? 0) : null;
+    if (this.originalDst) {
+      // Destinations come and go with the app's traffic: forget those not used for an interval
+      // and drain their pooled connections, or both would grow with every address ever seen.
+      const od = this.originalDst;
+      this.cleanupTimer = setInterval(() => this.drainGone(od.expire()), spec.originalDstCleanupMs ?? 5000);
+      this.cleanupTimer.unref();
+    }
     if (spec.lb.policy === 'RING_HASH') this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
     if (spec.lb.policy === 'MAGLEV') this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
     if (spec.outlier && !this.originalDst) this.outlierDetector = new OutlierDetector(spec.outlier, scope, () => this.rebuild());
@@ -352,7 +362,10 @@ export class Cluster {
   /** Hosts of `prev` missing from `next` drain their pooled connections, as Envoy does per removed host. */
   private retire(prev: readonly Host[], next: readonly Host[]): void {
     const kept = new Set(next);
-    const gone = prev.filter((h) => !kept.has(h));
+    this.drainGone(prev.filter((h) => !kept.has(h)));
+  }
+
+  private drainGone(gone: readonly Host[]): void {
     if (gone.length === 0) return;
     for (const h of gone) this.retiredHosts.add(h);
     for (const p of this.connPools) p.drainHosts(this, gone);
@@ -371,5 +384,6 @@ export class Cluster {
     this.outlierDetector?.close();
     this.tls?.provider.close();
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
   }
 }

@@ -157,7 +157,7 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
     name,
     type: type as ClusterSpec['type'],
     // EDS endpoints are looked up by this name (src/xds); the cluster's own name when unset.
-    ...(originalDst ? { originalDstPortOverride: originalDst.portOverride } : {}),
+    ...(originalDst ? { originalDstPortOverride: originalDst.portOverride, originalDstCleanupMs: originalDst.cleanupMs } : {}),
     edsServiceName: type === 'EDS' ? String(c.eds_cluster_config?.service_name || name) : undefined,
     connectTimeoutMs,
     lb,
@@ -178,7 +178,7 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
  * An ORIGINAL_DST cluster's own rules: its hosts are each connection's original destination
  * (listener `use_original_dst`), so it takes no endpoints and lb_policy CLUSTER_PROVIDED.
  */
-function originalDstSettings(c: Obj, path: string, errors: FieldError[]): { portOverride: number } {
+function originalDstSettings(c: Obj, path: string, errors: FieldError[]): { portOverride: number; cleanupMs: number } {
   if (c.lb_policy !== undefined && c.lb_policy !== 'CLUSTER_PROVIDED') {
     errors.push({ path: `${path}.lb_policy`, message: 'an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED' });
   }
@@ -189,5 +189,8 @@ function originalDstSettings(c: Obj, path: string, errors: FieldError[]): { port
   if (!Number.isInteger(portOverride) || portOverride < 0 || portOverride > 65535) {
     errors.push({ path: `${path}.original_dst_lb_config.upstream_port_override`, message: 'must be a port (0-65535)' });
   }
-  return { portOverride };
+  // Envoy's default: a destination unused for 5 s is forgotten and its pooled connections drain.
+  const cleanupMs = c.cleanup_interval === undefined ? 5000 : durationMs(c.cleanup_interval);
+  if (cleanupMs == null || !(cleanupMs > 0)) errors.push({ path: `${path}.cleanup_interval`, message: 'must be a positive duration' });
+  return { portOverride, cleanupMs: cleanupMs ?? 5000 };
 }

@@ -4,11 +4,15 @@ import { Host } from './host.js';
 /**
  * Hosts of an ORIGINAL_DST cluster: one per destination that connections were originally
  * headed for (the downstream's local address once the listener restored it from
- * SO_ORIGINAL_DST). Reused per address so /clusters and per-host counters stay meaningful;
- * idle ones are dropped when the table grows, as Envoy's cleanup_interval does over time.
+ * SO_ORIGINAL_DST). Reused per address so /clusters and per-host counters stay meaningful.
+ * As with Envoy's `cleanup_interval`, a host not picked since the previous sweep is dropped
+ * (`expire`), and the cluster drains its pooled connections; connections in use keep their
+ * Host object and finish normally.
  */
 export class OriginalDstHosts {
   private readonly hosts = new Map<string, Host>();
+  /** Keys picked since the last `expire()`. */
+  private readonly used = new Set<string>();
 
   constructor(
     /** `original_dst_lb_config.upstream_port_override`; 0 keeps the original port. */
@@ -32,7 +36,20 @@ export class OriginalDstHosts {
       h = new Host({ family: dst.family, address: dst.address, port }, 1, 0, '', null);
       this.hosts.set(key, h);
     }
+    this.used.add(key);
     return h;
+  }
+
+  /** Drops the hosts not picked since the previous call and returns them. */
+  expire(): Host[] {
+    const gone: Host[] = [];
+    for (const [k, h] of this.hosts) {
+      if (this.used.has(k)) continue;
+      this.hosts.delete(k);
+      gone.push(h);
+    }
+    this.used.clear();
+    return gone;
   }
 
   private sweep(): void {

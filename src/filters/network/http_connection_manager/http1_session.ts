@@ -1134,7 +1134,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
-    const host = pickTryHost(cluster, this.lb, hp, this);
+    const host = pickTryHost(cluster, this.lb, hp, this, this.session.downstream.local);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);

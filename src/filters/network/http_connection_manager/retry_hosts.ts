@@ -1,3 +1,4 @@
+import type { PeerAddress } from '../../../io/engine.js';
 import type { RetryHostPredicate } from '../../../router/http_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -35,15 +36,16 @@ function rejects(p: RetryHostPredicate, host: Host, tried: TriedHosts): boolean 
  * asks the balancer the same question, so a hashing balancer returns the key's host each time,
  * as Envoy's does. With one, a rejected pick is redone up to `maxReselects` times, telling a
  * hashing balancer which reselect this is (LbContext.attempt) so it steps off the key's host;
- * the last pick stands even if rejected, as in Envoy.
+ * the last pick stands even if rejected, as in Envoy. `dst`: the connection's original
+ * destination, the host of an ORIGINAL_DST cluster.
  */
-export function pickTryHost(cluster: Cluster, lb: LbContext | null, p: RetryHostPredicate | null, tried: TriedHosts): Host | null {
+export function pickTryHost(cluster: Cluster, lb: LbContext | null, p: RetryHostPredicate | null, tried: TriedHosts, dst: PeerAddress | null = null): Host | null {
   if (lb !== null) lb.attempt = 0;
-  let host = cluster.pickHost(lb);
+  let host = cluster.pickHost(lb, dst);
   if (p === null) return host;
   for (let i = 1; host !== null && i <= p.maxReselects && rejects(p, host, tried); i++) {
     if (lb !== null) lb.attempt = i;
-    host = cluster.pickHost(lb);
+    host = cluster.pickHost(lb, dst);
   }
   return host;
 }
