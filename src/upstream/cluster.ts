@@ -278,19 +278,27 @@ export class Cluster {
   }
 
   /**
-   * A new endpoint set from EDS. Hosts whose address, priority and weight are unchanged are
-   * kept, so their counters and in-flight load carry over; the balancer is rebuilt at once.
+   * A new endpoint set from EDS. Hosts whose address and priority are unchanged are kept, so
+   * their pooled connections, counters and in-flight load carry over; a changed weight or
+   * metadata is applied to the kept host, as Envoy does, and the balancers and subsets are
+   * rebuilt at once from the new values.
    */
   setEndpoints(endpoints: readonly EndpointSpec[]): void {
     this.stats.update_attempt.value++;
     this.stats.update_success.value++;
     if (endpoints.length === 0) this.stats.update_empty.value++;
-    // Metadata is part of a host's identity: subsets are built from it.
-    const key = (h: Host) => `${h.label}/${h.priority}/${h.weight}/${h.metadata ? JSON.stringify(h.metadata) : ''}`;
+    // The hostname stays part of the identity: it is what SNI and auto host rewrite use.
+    const key = (h: Host) => `${h.label}/${h.priority}/${h.hostname}`;
     const byKey = new Map(this.hosts.map((h) => [key(h), h]));
     const next = endpoints.map((e) => {
       const h = new Host(e.address as PeerAddress, e.weight, e.priority, e.hostname, e.metadata);
-      return byKey.get(key(h)) ?? h;
+      const kept = byKey.get(key(h));
+      if (!kept) return h;
+      // An endpoint listed twice in one update is two hosts, as before.
+      byKey.delete(key(h));
+      kept.weight = h.weight;
+      kept.metadata = h.metadata;
+      return kept;
     });
     void this.setHosts(next, endpoints.map((e) => e.healthy));
   }

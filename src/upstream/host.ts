@@ -33,7 +33,10 @@ export interface HostCounters {
   rq_active: number;
 }
 
-/** One upstream endpoint. Immutable identity; counters and health are mutable state. */
+/**
+ * One upstream endpoint. Its identity is address + priority; weight and metadata may be updated in
+ * place by EDS (as Envoy does), so connections and counters survive such a change.
+ */
 export class Host {
   readonly counters: HostCounters = { cx_total: 0, cx_active: 0, cx_connect_fail: 0, rq_total: 0, rq_active: 0 };
   /** HealthFlag bits; 0 = healthy. */
@@ -48,11 +51,11 @@ export class Host {
 
   constructor(
     readonly address: PeerAddress,
-    readonly weight: number,
+    public weight: number,
     readonly priority: number,
     /** The DNS name the address came from (STRICT_DNS), or ''. */
     readonly hostname: string,
-    readonly metadata: unknown,
+    public metadata: unknown,
   ) {}
 
   /** In the healthy set: no failed active check, no outlier ejection, not unhealthy per EDS. */

@@ -217,11 +217,12 @@ const H2_OPTIONS = `  typed_extension_protocol_options:
       explicit_http_config: { http2_protocol_options: {} }
 `;
 
-const assignment = (service: string, ports: number[]) => `- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+/** `extra`: more fields of every lb_endpoint (flow style), e.g. a weight and metadata. */
+const assignment = (service: string, ports: number[], extra = '') => `- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
   cluster_name: ${service}
   endpoints:
   - lb_endpoints:
-${ports.map((p) => `    - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${p} } } }`).join('\n')}
+${ports.map((p) => `    - { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${p} } } }${extra ? `, ${extra}` : ''} }`).join('\n')}
 `;
 
 describe('clusters replaced or removed over ADS drain their pooled upstream connections', () => {
@@ -239,7 +240,7 @@ describe('clusters replaced or removed over ADS drain their pooled upstream conn
   let bolt2: Awaited<ReturnType<typeof boltUpstream>>;
   let generation = 0;
   // What the control plane currently serves; each test changes one part and pushes.
-  const state = { aTimeout: '1s', h2Timeout: '1s', rpcTimeout: '1s', withB: true, cPorts: [] as number[], rpcPorts: [] as number[] };
+  const state = { aTimeout: '1s', h2Timeout: '1s', rpcTimeout: '1s', withB: true, cPorts: [] as number[], cExtra: '', rpcPorts: [] as number[] };
 
   const push = () => {
     writeResources(dir, 'listeners.yaml', [listener]);
@@ -252,7 +253,7 @@ describe('clusters replaced or removed over ADS drain their pooled upstream conn
     ];
     if (state.withB) clusters.push(edsCluster('svc-b', '1s'));
     writeResources(dir, 'clusters.yaml', clusters);
-    const eps = [assignment('svc-a', [a.port]), assignment('svc-c', state.cPorts), assignment('svc-h2', [h2.port]), assignment('rpc-svc', state.rpcPorts)];
+    const eps = [assignment('svc-a', [a.port]), assignment('svc-c', state.cPorts, state.cExtra), assignment('svc-h2', [h2.port]), assignment('rpc-svc', state.rpcPorts)];
     if (state.withB) eps.push(assignment('svc-b', [b.port]));
     writeResources(dir, 'endpoints.yaml', eps);
     server.update({ version: String(++generation), resources: loadResourceDir(dir).resources });
@@ -346,6 +347,26 @@ describe('clusters replaced or removed over ADS drain their pooled upstream conn
     for (let i = 0; i < 2; i++) expect(await get(web, '/c')).toMatchObject({ status: 200, body: `C1 ${kept}`, conn: kept });
     expect(c1.tracker.conns).toHaveLength(1);
     expect(await stat('cluster_manager.cluster_modified')).toBe(modified);
+  });
+
+  it('an EDS update changing only a host\'s weight and metadata keeps its pooled connection', async () => {
+    const r = await get(web, '/c');
+    expect(r.body).toBe(`C1 ${r.conn}`);
+    const label = `svc-c::127.0.0.1:${c1.port}::`;
+    expect((await strait.get('/clusters')).text).toContain(`${label}weight::1\n`);
+    const changes = await stat('cluster.svc-c.membership_change');
+    state.cExtra = 'load_balancing_weight: 7, metadata: { filter_metadata: { envoy.lb: { version: v2 } } }';
+    push();
+    await strait.waitStat('cluster.svc-c.membership_change', (v) => v > changes);
+    const clusters = (await strait.get('/clusters')).text;
+    expect(clusters).toContain(`${label}weight::7\n`);
+    // The same Host carried over: its request counter kept counting from before the update.
+    expect(clusters).toMatch(new RegExp(`${label.replaceAll('.', '\\.')}rq_total::[1-9]`));
+    expect(await get(web, '/c')).toMatchObject({ status: 200, body: `C1 ${r.conn}`, conn: r.conn });
+    expect(c1.tracker.isClosed(r.conn)).toBe(false);
+    expect(c1.tracker.conns).toHaveLength(1);
+    const dump = JSON.parse((await strait.get('/config_dump?resource=dynamic_endpoint_configs')).text);
+    expect(JSON.stringify(dump)).toContain('"v2"');
   });
 
   it('a CDS update of an HTTP/2 cluster: the stream in flight finishes, then the old connection closes', async () => {
