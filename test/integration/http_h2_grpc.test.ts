@@ -366,4 +366,82 @@ ${staticCluster('h2echo', [h2echo.port], '    http2_protocol_options: {}\n')}`,
     }
     expect(await strait.stat('http.mesh.downstream_rq_http2_total')).toBeGreaterThanOrEqual(1);
   });
+
+  it('sends an h2c GET ended by its HEADERS frame upstream as a bodiless HTTP/1.1 request, not chunked', async () => {
+    const s = http2.connect(h2url);
+    const ask = (h: http2.OutgoingHttpHeaders, body: Buffer | null) =>
+      new Promise<{ status: number; text: string; trailers: boolean }>((resolve, reject) => {
+        const rq = s.request(h, { endStream: body === null });
+        let status = 0;
+        let trailers = false;
+        const chunks: Buffer[] = [];
+        rq.on('response', (r) => (status = Number(r[':status'])));
+        rq.on('trailers', () => (trailers = true));
+        rq.on('data', (d: Buffer) => chunks.push(d));
+        rq.on('end', () => resolve({ status, text: Buffer.concat(chunks).toString(), trailers }));
+        rq.on('error', reject);
+        if (body) rq.end(body);
+      });
+    try {
+      const get = await ask({ ':method': 'GET', ':path': '/h1/get' }, null);
+      expect(get.status).toBe(200);
+      expect(get.trailers).toBe(false);
+      const g = JSON.parse(get.text) as Echo;
+      expect(g.headers['transfer-encoding']).toBeUndefined();
+      expect(g.bodyLength).toBe(0);
+      expect(g.headers['content-length']).toBeUndefined();
+      // An empty POST says so with content-length: 0, as Envoy's HTTP/1 codec sends it.
+      const empty = JSON.parse((await ask({ ':method': 'POST', ':path': '/h1/empty' }, null)).text) as Echo;
+      expect(empty.headers['transfer-encoding']).toBeUndefined();
+      expect(empty.headers['content-length']).toBe('0');
+      // A body of unknown length still goes chunked.
+      const post = await ask({ ':method': 'POST', ':path': '/h1/post' }, Buffer.from('abc'));
+      const p = JSON.parse(post.text) as Echo;
+      expect(p.headers['transfer-encoding']).toBe('chunked');
+      expect(p.bodyLength).toBe(3);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('ends a response from an HTTP/1.1 upstream with END_STREAM on its DATA frame, without an empty frame for trailers', async () => {
+    // A raw client, since node:http2 hides frames: preface, empty SETTINGS, one GET (HPACK by hand).
+    const lit = (nameIndex: number, v: string) => Buffer.concat([Buffer.from([0x00 | nameIndex, v.length]), Buffer.from(v)]); // literal, not indexed
+    const block = Buffer.concat([Buffer.from([0x82, 0x86]), lit(4, '/h1/frames'), lit(1, 'x')]); // GET, http, :path, :authority
+    const frame = (type: number, flags: number, streamId: number, payload: Buffer) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(streamId, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const sock = await connect(Number(new URL(h2url).port));
+    const frames: Array<{ type: number; flags: number; len: number }> = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let buf = Buffer.alloc(0);
+        sock.on('data', (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+            const len = buf.readUIntBE(0, 3);
+            const f = { type: buf[3]!, flags: buf[4]!, len, stream: buf.readUInt32BE(5) & 0x7fffffff };
+            buf = buf.subarray(9 + len);
+            if (f.stream === 1) frames.push(f);
+            if (f.stream === 1 && (f.flags & 0x1 || f.type === 3)) resolve(); // END_STREAM or RST_STREAM
+          }
+        });
+        sock.on('error', reject);
+        sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, block)]));
+      });
+    } finally {
+      sock.destroy();
+    }
+    // HEADERS, then the upstream's body in DATA frames, the last one carrying END_STREAM.
+    expect(frames[0]).toMatchObject({ type: 1 });
+    const data = frames.slice(1);
+    expect(data.length).toBeGreaterThan(0);
+    expect(data.every((f) => f.type === 0 && f.len > 0)).toBe(true);
+    expect(data[data.length - 1]!.flags & 0x1).toBe(1);
+  });
 });

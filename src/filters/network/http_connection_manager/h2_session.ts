@@ -27,10 +27,16 @@ import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** Shared by every stream: a peer's stream error must not throw, and one function needs no closure per stream. */
+function ignore(): void {}
 
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); `te` is allowed as "trailers" only. */
 const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'http2-settings', 'host']);
+
+/** Methods whose requests should have no body (Envoy's list): an empty one gets no content-length: 0 upstream. */
+const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT']);
 
 /** HTTP status → gRPC status for local replies to gRPC requests. */
 function grpcStatusOf(status: number): number {
@@ -65,9 +71,9 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
     maxHeaderListPairs: cfg.limits.maxHeaders + 8,
     settings: { maxHeaderListSize: cfg.limits.maxHeadBytes, ...cfg.h2Settings },
   });
-  server.on('stream', (stream, headers) => {
+  server.on('stream', (stream, headers, flags) => {
     try {
-      new H2Exchange(filter, stream, headers as HeaderObject).start();
+      new H2Exchange(filter, stream, headers as HeaderObject).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
     } catch (err) {
       // A bug must cost this stream, never the process.
       log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
@@ -214,26 +220,34 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     return this.filter.stats;
   }
 
-  start(): void {
+  /** `endStream`: the HEADERS frame ended the request (a GET): there is no body to wait for. */
+  start(endStream: boolean): void {
     const st = this.stats;
     st.downstream_rq_total.value++;
     st.downstream_rq_http2_total.value++;
     st.downstream_rq_active.value++;
     const s = this.stream;
-    s.on('error', () => {});
+    s.on('error', ignore);
     s.on('close', () => this.onClose());
-    s.on('data', (d: Buffer) => this.onBody(d));
-    s.on('end', () => {
+    if (endStream) {
+      // Known complete now, the try is sent as complete: an HTTP/1 upstream then gets a plain head
+      // in one write instead of a chunked head and a later "0\r\n\r\n" write (Node still ends
+      // the readable side on its own, so 'data'/'end' need no listeners).
       this.requestDone = true;
-      const then = this.holdThen;
-      if (then) {
-        this.holdThen = null;
-        this.delayed = false;
-        then();
-      }
-      this.try?.end();
-      this.maybeMirror();
-    });
+    } else {
+      s.on('data', (d: Buffer) => this.onBody(d));
+      s.on('end', () => {
+        this.requestDone = true;
+        const then = this.holdThen;
+        if (then) {
+          this.holdThen = null;
+          this.delayed = false;
+          then();
+        }
+        this.try?.end();
+        this.maybeMirror();
+      });
+    }
     const cfg = this.filter.config;
     const h = this.headers;
     const method = String(h[':method'] ?? '');
@@ -247,7 +261,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     }
     const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
     const route = cfg.routes.route(view);
-    const v = this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    // Only a chain with filters gets a request object (and the downstream's addresses) built.
+    const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
@@ -375,17 +390,21 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private upstreamHeaders(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): HeaderObject {
     const cfg = this.filter.config;
     const h = this.headers;
-    const drop = new Set<string>();
-    const add: Array<[string, string]> = [];
-    const has = (n: string) => h[n] !== undefined;
-    for (const r of route.requestHeaders.remove) drop.add(r);
-    if (a.attemptCount) drop.add('x-envoy-attempt-count'); // each try sets its own
-    for (const m of route.requestHeaders.add) {
-      if (m.value === '' && !m.keepEmpty) continue;
-      if (m.action === 'ADD_IF_ABSENT' && has(m.name)) continue;
-      if (m.action === 'OVERWRITE_IF_EXISTS' && !has(m.name)) continue;
-      if (m.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || m.action === 'OVERWRITE_IF_EXISTS') drop.add(m.name);
-      add.push([m.name, m.value]);
+    // Routes without request header mutations (the common case) build no drop set or add list.
+    const rm = route.requestHeaders;
+    let drop: Set<string> | null = null;
+    let add: Array<[string, string]> | null = null;
+    if (rm.remove.length || rm.add.length || a.attemptCount) {
+      drop = new Set<string>(rm.remove);
+      add = [];
+      if (a.attemptCount) drop.add('x-envoy-attempt-count'); // each try sets its own
+      for (const m of rm.add) {
+        if (m.value === '' && !m.keepEmpty) continue;
+        if (m.action === 'ADD_IF_ABSENT' && h[m.name] !== undefined) continue;
+        if (m.action === 'OVERWRITE_IF_EXISTS' && h[m.name] === undefined) continue;
+        if (m.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || m.action === 'OVERWRITE_IF_EXISTS') drop.add(m.name);
+        add.push([m.name, m.value]);
+      }
     }
     const out: HeaderObject = {
       ':method': method,
@@ -393,24 +412,31 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       ':authority': a.hostRewrite ?? host,
       ':scheme': 'http',
     };
-    for (const [k, v] of Object.entries(h)) {
-      if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || drop.has(k)) continue;
+    for (const k in h) {
+      const v = h[k];
+      if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
       if (k === 'te' && v !== 'trailers') continue;
       out[k] = v;
     }
-    const ip = this.stream.session?.socket?.remoteAddress;
-    if (cfg.useRemoteAddress && !cfg.skipXffAppend && ip) {
+    // session.socket is a Proxy: read through it only when the address is used.
+    const ip = cfg.useRemoteAddress && !cfg.skipXffAppend ? this.stream.session?.socket?.remoteAddress : undefined;
+    if (ip) {
       const prior = first(h['x-forwarded-for']);
       out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
     }
     if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+    // A request known to be empty goes upstream unchunked; as Envoy's HTTP/1 codec does, methods
+    // that may carry a body say so with content-length: 0 (some HTTP/1 servers answer 411 without it).
+    if (this.requestDone && this.rxBytes === 0 && out['content-length'] === undefined && !BODILESS.has(method)) out['content-length'] = '0';
     const rid = first(h['x-request-id']);
     if (rid) this.requestId = rid;
     else if (cfg.generateRequestId) out['x-request-id'] = this.requestId = crypto.randomUUID();
     this.trace?.upstreamHeaderObject(this.cluster!.name, this.requestId, out);
-    for (const [k, v] of add) {
-      const prev = out[k];
-      out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    if (add) {
+      for (const [k, v] of add) {
+        const prev = out[k];
+        out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+      }
     }
     return out;
   }
@@ -742,12 +768,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     this.responseStarted = true;
     this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
-    classify(this.stats, 'downstream', (this.status = status));
+    classify(this.stats, (this.status = status));
     const cfg = this.filter.config;
     const out: HeaderObject = {};
-    const drop = new Set(this.route!.responseHeaders.remove);
-    for (const [k, v] of Object.entries(headers)) {
-      if (v === undefined || H2_FORBIDDEN.has(k) || drop.has(k) || (k[0] === ':' && k !== ':status')) continue;
+    const drop = this.route!.responseHeaders.remove;
+    const dropAny = drop.length > 0;
+    for (const k in headers) {
+      const v = headers[k];
+      if (v === undefined || H2_FORBIDDEN.has(k) || (dropAny && drop.includes(k)) || (k[0] === ':' && k !== ':status')) continue;
       out[k] = v;
     }
     if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
@@ -756,8 +784,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const sc = this.lb?.setCookie;
     if (sc) out['set-cookie'] = ([] as string[]).concat((out['set-cookie'] as string | string[] | undefined) ?? [], sc);
     this.respHeaders = out;
+    // An HTTP/1 upstream never hands trailers on (H1Try ends with null): its body then ends with
+    // END_STREAM on the last DATA frame, without a 'wantTrailers' round and an empty frame.
+    this.sendsTrailers = !endStream && !(this.try instanceof H1Try);
     try {
-      this.stream.respond(out, { endStream, waitForTrailers: !endStream });
+      this.stream.respond(out, { endStream, waitForTrailers: this.sendsTrailers });
     } catch {
       this.abortTry();
       this.finish();
@@ -767,6 +798,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 
   private trailers: HeaderObject | null = null;
+  /** The response was started with waitForTrailers: onEnd must answer 'wantTrailers'. */
+  private sendsTrailers = false;
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
@@ -780,6 +813,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   onEnd(trailers: HeaderObject | null): void {
     if (this.finished) return;
+    if (!this.sendsTrailers) {
+      this.stream.end();
+      this.complete();
+      return;
+    }
     this.trailers = trailers;
     this.stream.once('wantTrailers', () => {
       const t: HeaderObject = {};
@@ -833,7 +871,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;
     if (this.grpc && (status >= 300 || this.grpcOverride !== null)) {
       // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
-      classify(this.stats, 'downstream', (this.status = 200));
+      classify(this.stats, (this.status = 200));
       out[':status'] = '200';
       out['content-type'] = 'application/grpc';
       out['grpc-status'] = String(this.grpcOverride ?? grpcStatusOf(status));
@@ -842,7 +880,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       this.respondEnd(out, null);
       return;
     }
-    classify(this.stats, 'downstream', (this.status = status));
+    classify(this.stats, (this.status = status));
     Object.assign(out, headers);
     out[':status'] = String(status);
     const b = typeof body === 'string' ? Buffer.from(body) : body;
@@ -897,10 +935,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 }
 
-function classify(stats: Record<string, { value: number }>, side: 'downstream', status: number): void {
-  const c = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
-  const s = stats[`${side}_rq_${c}`];
-  if (s) s.value++;
+function classify(stats: HttpConnectionManagerFilter['stats'], status: number): void {
+  // Direct fields: no stat name is built per response.
+  const c = status < 200 ? stats.downstream_rq_1xx : status < 300 ? stats.downstream_rq_2xx : status < 400 ? stats.downstream_rq_3xx : status < 500 ? stats.downstream_rq_4xx : stats.downstream_rq_5xx;
+  c.value++;
 }
 
 function applyObject(out: HeaderObject, m: HeaderMutation): void {
