@@ -2,8 +2,9 @@
 // from the cluster and its pooled keep-alive connections close, as in Envoy. Without it every
 // address a captured app ever reached would keep a host and an idle upstream connection.
 // The original destination is given in a PROXY protocol header (as the explicit-mode SDK does),
-// so the test needs no root.
+// so the test needs no root. HTTP/1.1 and h2c requests both reach the original destination.
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, startStraitFile, type StraitProcess } from '../helpers/strait.js';
@@ -133,6 +134,39 @@ describe.each(ENGINES)('ORIGINAL_DST cleanup_interval (%s engine)', (engine) => 
     } finally {
       short.sock.destroy();
       long.sock.destroy();
+    }
+  });
+
+  it('an h2c request is routed to its original destination as well', async () => {
+    const port = await strait.port('long');
+    const before = upLong.accepted();
+    const client = http2.connect('http://app', {
+      createConnection: () => {
+        const sock = net.connect(port, '127.0.0.1');
+        // The header goes out before node:http2's connection preface.
+        sock.write(`PROXY TCP4 127.0.0.1 127.0.0.1 40000 ${upLong.port}\r\n`);
+        return sock;
+      },
+    });
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = client.request({ ':path': '/' });
+        let status = 0;
+        let body = '';
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(body).toBe('ok');
+      // Served by the cluster's host for that destination (the pooled connection of the first test).
+      expect((await strait.get('/clusters')).text).toMatch(new RegExp(`passthrough_long::127\\.0\\.0\\.1:${upLong.port}::rq_total::2`));
+      expect(upLong.accepted()).toBe(before);
+    } finally {
+      client.close();
     }
   });
 

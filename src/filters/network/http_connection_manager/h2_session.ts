@@ -21,6 +21,7 @@ import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus } from '../../../upstream/http_stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
+import type { PeerAddress } from '../../../io/engine.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
@@ -64,6 +65,15 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/**
+ * The connection's local address as the listener left it (the original destination once
+ * SO_ORIGINAL_DST or a PROXY header restored it), kept on its session: an ORIGINAL_DST cluster
+ * picks that host. node:http2 creates the session synchronously inside emit('connection'), so
+ * serveH2 hands the address over through `handingLocal`.
+ */
+const kLocal = Symbol('strait.h2.local');
+let handingLocal: PeerAddress | null = null;
+
 /** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
 export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
   const cfg = filter.config;
@@ -83,6 +93,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
   server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
   server.on('session', (session) => {
+    (session as unknown as Record<symbol, PeerAddress | null>)[kLocal] = handingLocal;
     session.on('error', () => {});
     if (cfg.idleTimeoutMs > 0) {
       session.setTimeout(cfg.idleTimeoutMs, () => {
@@ -112,7 +123,12 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
     st.downstream_cx_destroy.value++;
     conn.done();
   });
-  filter.h2Server().emit('connection', socket);
+  handingLocal = conn.downstream.local;
+  try {
+    filter.h2Server().emit('connection', socket);
+  } finally {
+    handingLocal = null;
+  }
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
@@ -456,7 +472,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
-    const host = pickTryHost(cluster, this.lb, hp, this);
+    const local = (this.stream.session as unknown as Record<symbol, PeerAddress | null> | undefined)?.[kLocal] ?? null;
+    const host = pickTryHost(cluster, this.lb, hp, this, local);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'no healthy upstream');
