@@ -39,6 +39,15 @@ export function peerIdentity(d: Downstream): PeerIdentity | null {
 const BY_SOCKET = new WeakMap<object, Downstream>();
 
 /**
+ * Records the listener's view of the connection behind `sock` (addresses restored from
+ * SO_ORIGINAL_DST or a PROXY header, TLS facts), so socketDownstream returns it instead of
+ * reading the socket's own addresses.
+ */
+export function registerDownstream(sock: object, d: Downstream): void {
+  BY_SOCKET.set(sock, d);
+}
+
+/**
  * A Downstream view of a socket, for paths that only hold the socket (an HTTP/2 session's).
  * One per socket, so requests on a connection share it; the TLS identity is read from the
  * socket itself (peerIdentity's fallback).

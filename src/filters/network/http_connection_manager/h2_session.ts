@@ -4,7 +4,7 @@
  * request than the HTTP/1 byte path; the bench's h2c rows measure it. Routing, retries and
  * timeouts follow the same route table and policies as HTTP/1.
  */
-import { socketDownstream } from '../../../rbac/identity.js';
+import { registerDownstream, socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry } from '../../../observability/access_log/entry.js';
 import crypto from 'node:crypto';
@@ -21,7 +21,7 @@ import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus } from '../../../upstream/http_stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
-import type { PeerAddress } from '../../../io/engine.js';
+import type { Downstream } from '../../../io/engine.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
@@ -66,13 +66,13 @@ function first(v: string | string[] | undefined): string | undefined {
 }
 
 /**
- * The connection's local address as the listener left it (the original destination once
- * SO_ORIGINAL_DST or a PROXY header restored it), kept on its session: an ORIGINAL_DST cluster
- * picks that host. node:http2 creates the session synchronously inside emit('connection'), so
- * serveH2 hands the address over through `handingLocal`.
+ * The connection as the listener left it (addresses restored from SO_ORIGINAL_DST or a PROXY
+ * header, TLS facts), for the session node:http2 creates synchronously inside
+ * emit('connection'): the 'session' handler registers it for the session's socket, so routing
+ * (ORIGINAL_DST, source-IP hashing), x-forwarded-for, RBAC and access logs see what tcp_proxy
+ * and HTTP/1.1 see.
  */
-const kLocal = Symbol('strait.h2.local');
-let handingLocal: PeerAddress | null = null;
+let handing: Downstream | null = null;
 
 /** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
 export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
@@ -93,7 +93,8 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
   server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
   server.on('session', (session) => {
-    (session as unknown as Record<symbol, PeerAddress | null>)[kLocal] = handingLocal;
+    const d = handing;
+    if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
     session.on('error', () => {});
     if (cfg.idleTimeoutMs > 0) {
       session.setTimeout(cfg.idleTimeoutMs, () => {
@@ -123,11 +124,11 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
     st.downstream_cx_destroy.value++;
     conn.done();
   });
-  handingLocal = conn.downstream.local;
+  handing = conn.downstream;
   try {
     filter.h2Server().emit('connection', socket);
   } finally {
-    handingLocal = null;
+    handing = null;
   }
 }
 
@@ -358,7 +359,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     }
     this.action = a;
     const sock = a.lb || a.clusterHeader ? this.stream.session?.socket : undefined;
-    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => first(h[n === 'host' && h.host === undefined ? ':authority' : n]), path, sock?.remoteAddress ?? '', sock?.remotePort ?? 0) : a.clusters!.pick();
+    const peer = sock ? socketDownstream(sock).remote : null;
+    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => first(h[n === 'host' && h.host === undefined ? ':authority' : n]), path, peer?.address ?? '', peer?.port ?? 0) : a.clusters!.pick();
     const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       st.no_cluster.value++;
@@ -434,8 +436,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       if (k === 'te' && v !== 'trailers') continue;
       out[k] = v;
     }
-    // session.socket is a Proxy: read through it only when the address is used.
-    const ip = cfg.useRemoteAddress && !cfg.skipXffAppend ? this.stream.session?.socket?.remoteAddress : undefined;
+    // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
+    const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? this.stream.session?.socket : undefined;
+    const ip = xs ? socketDownstream(xs).remote.address : undefined;
     if (ip) {
       const prior = first(h['x-forwarded-for']);
       out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
@@ -472,8 +475,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
-    const local = (this.stream.session as unknown as Record<symbol, PeerAddress | null> | undefined)?.[kLocal] ?? null;
-    const host = pickTryHost(cluster, this.lb, hp, this, local);
+    const sock = this.stream.session?.socket;
+    const host = pickTryHost(cluster, this.lb, hp, this, sock ? socketDownstream(sock).local : null);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
       this.localReply(503, 'no healthy upstream');
