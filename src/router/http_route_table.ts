@@ -89,6 +89,8 @@ export interface ForwardAction {
   readonly retry: HttpRetryPolicy | null;
   /** The virtual host's `include_request_attempt_count`: each try carries `x-envoy-attempt-count: N`. */
   readonly attemptCount: boolean;
+  /** The virtual host's `include_attempt_count_in_response`: the response says how many tries were made. */
+  readonly attemptCountInResponse: boolean;
   readonly prefixRewrite: string | null;
   readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | null;
   readonly hostRewrite: string | null;
@@ -306,7 +308,7 @@ const UNSUPPORTED_ROUTE_ACTION = [
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['matcher', 'include_attempt_count_in_response', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
 const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
@@ -578,7 +580,7 @@ export function compileHedgePolicy(hp: Obj | null | undefined, path: string, err
   return hp.hedge_on_per_try_timeout === true;
 }
 
-function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false, attemptCount = false): ForwardAction | null {
+function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false, attemptCount = false, attemptCountInResponse = false): ForwardAction | null {
   const start = errors.length;
   unsupported(a, UNSUPPORTED_ROUTE_ACTION, path, errors);
   // Takes the weighted entries' metadata_match out of `a`: the shared cluster picker refuses it.
@@ -611,6 +613,7 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
     mirrors,
     hedgeOnPerTryTimeout: hedge,
     attemptCount,
+    attemptCountInResponse,
     lb: routeLb.lb,
     priority: priority!,
   });
@@ -915,7 +918,7 @@ export class HttpRouteTable {
         const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
         const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
         let action: HttpRouteAction | null = null;
-        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge, vh.include_request_attempt_count === true);
+        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge, vh.include_request_attempt_count === true, vh.include_attempt_count_in_response === true);
         else if (r.redirect) action = compileRedirect(r.redirect as Obj, `${rp}.redirect`, errors);
         else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
         else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });

@@ -257,7 +257,7 @@ ${eps}
  * The rest of what Istio puts on every route next to the predicate: `refused-stream` in
  * `retry_on` and the virtual host's `include_request_attempt_count`.
  */
-describe('Istio route retry options: refused-stream and include_request_attempt_count', () => {
+describe('Istio route retry options: refused-stream, include_request_attempt_count, include_attempt_count_in_response', () => {
   let h2up: http2.Http2Server;
   let h1up: http.Server;
   let p: StraitProcess;
@@ -295,8 +295,23 @@ describe('Istio route retry options: refused-stream and include_request_attempt_
     await new Promise<void>((r) => h1up.listen(0, '127.0.0.1', r));
     const h2port = (h2up.address() as net.AddressInfo).port;
     const h1port = (h1up.address() as net.AddressInfo).port;
+    // A port nothing listens on: every try fails to connect.
+    const gone = http.createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const deadPort = (gone.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => gone.close(() => r()));
     const rc = `name: local
 virtual_hosts:
+- name: answered
+  domains: ["answered"]
+  include_attempt_count_in_response: true
+  routes:
+  - match: { prefix: "/refused" }
+    route: { cluster: h2, retry_policy: { retry_on: "refused-stream", num_retries: 2 } }
+  - match: { prefix: "/h1" }
+    route: { cluster: h1, retry_policy: { retry_on: "retriable-status-codes", num_retries: 2, retriable_status_codes: [503] } }
+  - match: { prefix: "/dead" }
+    route: { cluster: dead, retry_policy: { retry_on: "connect-failure", num_retries: 2 } }
 - name: counted
   domains: ["counted"]
   include_request_attempt_count: true
@@ -315,7 +330,7 @@ virtual_hosts:
     p = await startStrait(`${ADMIN}static_resources:
   listeners:
 ${hcmListener('web', rc)}  clusters:
-${staticCluster('h2', [h2port], '    http2_protocol_options: {}\n')}${staticCluster('h1', [h1port])}`);
+${staticCluster('h2', [h2port], '    http2_protocol_options: {}\n')}${staticCluster('h1', [h1port])}${staticCluster('dead', [deadPort])}`);
     port = await p.port('web');
   });
 
@@ -364,6 +379,41 @@ ${staticCluster('h2', [h2port], '    http2_protocol_options: {}\n')}${staticClus
       expect(await get2('/h1', 'c2')).toEqual({ status: 200, attempt: '2' });
       expect(seen.get('c2')).toEqual(['1', '2']);
       expect((await get2('/status-only', 'c3')).status).toBe(503);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('include_attempt_count_in_response tells the client how many tries were made, on every path', async () => {
+    const h1 = async (path: string, rid: string, host = 'answered') => {
+      const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host, 'x-rid': rid } });
+      await r.body.text();
+      return { status: r.statusCode, count: r.headers['x-envoy-attempt-count'] };
+    };
+    // HTTP/1.1 upstream retried once on 503, HTTP/2 upstream retried once on a refused stream.
+    expect(await h1('/h1', 'd1')).toEqual({ status: 200, count: '2' });
+    expect(await h1('/refused', 'd2')).toEqual({ status: 200, count: '2' });
+    // The router's own reply once every try failed to connect (1 + num_retries).
+    expect(await h1('/dead', 'd3')).toEqual({ status: 503, count: '3' });
+    // A virtual host without the option adds nothing.
+    expect(await h1('/x', 'd4', 'other')).toEqual({ status: 200, count: undefined });
+
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    const h2 = (p: string, rid: string) =>
+      new Promise<{ status: number; count: unknown }>((resolve, reject) => {
+        const st = session.request({ ':method': 'GET', ':path': p, ':authority': 'answered', 'x-rid': rid });
+        let out = { status: 0, count: undefined as unknown };
+        st.on('response', (h) => (out = { status: Number(h[':status']), count: h['x-envoy-attempt-count'] }));
+        st.on('data', () => {});
+        st.on('end', () => resolve(out));
+        st.on('error', reject);
+        st.end();
+      });
+    try {
+      expect(await h2('/refused', 'd5')).toEqual({ status: 200, count: '2' });
+      expect(await h2('/h1', 'd6')).toEqual({ status: 200, count: '2' });
+      expect(await h2('/dead', 'd7')).toEqual({ status: 503, count: '3' });
     } finally {
       session.close();
     }

@@ -801,6 +801,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     applyObject(out, this.route!.responseHeaders);
+    if (this.action!.attemptCountInResponse) out['x-envoy-attempt-count'] = String(this.retries + 1);
     const sc = this.lb?.setCookie;
     if (sc) out['set-cookie'] = ([] as string[]).concat((out['set-cookie'] as string | string[] | undefined) ?? [], sc);
     this.respHeaders = out;
@@ -889,6 +890,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const out: HeaderObject = {};
     if (cfg.serverHeaderTransformation !== 'PASS_THROUGH') out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;
+    // The router's own replies after tries (timeouts, resets, exhausted retries) say it too, as Envoy's do.
+    if (this.action?.attemptCountInResponse && this.host !== null) out['x-envoy-attempt-count'] = String(this.retries + 1);
     if (this.grpc && (status >= 300 || this.grpcOverride !== null)) {
       // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
       classify(this.stats, (this.status = 200));

@@ -1024,6 +1024,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const cfg = this.cfg;
     const route = this.route!;
     const drop = new Set(route.responseHeaders.remove);
+    const attempts = this.action!.attemptCountInResponse;
+    if (attempts) drop.add('x-envoy-attempt-count');
     const sht = cfg.serverHeaderTransformation;
     const overwriteServer = sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && headers.server === undefined);
     if (overwriteServer) drop.add('server');
@@ -1040,6 +1042,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       if ((a.action === 'ADD_IF_ABSENT' && headers[a.name] !== undefined) || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] === undefined)) continue;
       lines += `${a.name}: ${a.value}\r\n`;
     }
+    if (attempts) lines += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
     if (this.lb?.setCookie) lines += `set-cookie: ${this.lb.setCookie}\r\n`;
     if (!responseHasNoBody(status, this.head.method) && headers['content-length'] === undefined) {
       if (endStream) lines += 'content-length: 0\r\n';
@@ -1738,6 +1741,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && !has('x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
     extra += applyMutation(route.responseHeaders, has, dropNames);
+    if (this.action!.attemptCountInResponse) {
+      dropNames.push('x-envoy-attempt-count');
+      extra += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
+    }
     if (this.lb?.setCookie) extra += `set-cookie: ${this.lb.setCookie}\r\n`;
     const keep = !this.forceClose && wantsKeepAlive(this.head);
     if (!keep) extra += 'connection: close\r\n';
@@ -1845,6 +1852,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.responseStarted = true;
     let h = this.session.serverHeader() + headers;
     if (this.cfg.alwaysSetRequestIdInResponse && this.requestId) h += `x-request-id: ${this.requestId}\r\n`;
+    // The router's own replies after tries (timeouts, resets, exhausted retries) say it too, as Envoy's do.
+    if (this.action?.attemptCountInResponse && this.host !== null) h += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
     if (mutation && (mutation.add.length || mutation.remove.length)) {
       const drop: string[] = [];
       h += applyMutation(mutation, (n) => h.toLowerCase().includes(`\n${n}:`) || h.toLowerCase().startsWith(`${n}:`), drop);
