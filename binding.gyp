@@ -44,7 +44,7 @@
           "libraries": ["-lbpf", "-lelf"],
           "actions": [{
             "action_name": "bpf_skeletons",
-            "inputs": ["bpf/build.sh", "bpf/intercept.h", "bpf/maps.bpf.h", "bpf/sockops.bpf.c", "bpf/redirect.bpf.c", "bpf/capture_maps.bpf.h", "bpf/capture.bpf.c"],
+            "inputs": ["bpf/build.sh", "bpf/intercept.h", "bpf/maps.bpf.h", "bpf/bulk_maps.bpf.h", "bpf/sockops.bpf.c", "bpf/redirect.bpf.c", "bpf/capture_maps.bpf.h", "bpf/capture.bpf.c"],
             # One output (redirect.skel.h and capture.skel.h come with it): gyp's make backend re-runs actions
             # with several outputs on every build.
             "outputs": ["<(SHARED_INTERMEDIATE_DIR)/bpf/sockops.skel.h"],

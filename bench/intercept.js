@@ -4,7 +4,7 @@
 // (64 B and 4 KiB, one connection, ping-pong) and one-way bulk throughput, with every process on
 // one CPU ("pinned", taskset) and unpinned.
 //
-//   node bench/intercept.js [--quick] [--seconds S] [--rounds R] [--json]
+//   node bench/intercept.js [--quick] [--seconds S] [--rounds R] [--modes m,m,...] [--kinds rr,bulk] [--json]
 // Also run by bench/run.js, which puts the table in the report. Root is needed for everything
 // but the tcp and unix columns (a network namespace, a cgroup, BPF, iptables); without it those
 // cells say `skipped: <reason>`.
@@ -22,13 +22,14 @@ const SIDECAR_GID = 1337;
 /** The upstream's address: not loopback, because neither capture takes loopback destinations. */
 const UPSTREAM_IP = '10.203.0.1';
 
-export const MODES = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'iptables', 'tcp', 'unix'];
+export const MODES = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'tcp', 'unix'];
 
 export const INTERCEPT_HOW =
   'C client and echo/sink upstream (bpf/bench/pingpong.c), Strait (native engine, tcp_proxy) in between, all in a network namespace and cgroup of the bench. ' +
   '"sockmap": `strait intercept enable --mode sockmap` captures the client\'s connect to the upstream address (cgroup/connect4) and redirects the client-Strait hop with sk_msg; ' +
   '"sockmap-both": the same plus `--app-ports <upstream port>`, which also redirects the Strait-upstream hop (the sidecar-to-app hop of an inbound request; a mesh request crosses one such loopback hop at each end); ' +
   '"sockmap-bulk": the same as "sockmap" with `--bulk-ports <upstream port>`, which keeps that hop on TCP for captured connections to bulk ports; ' +
+  '"sockmap" and the two above run with the sk_msg bulk detector on (the default: a socket streaming small writes with no reply is switched to TCP for good); "sockmap-nodetect": "sockmap" with `--bulk-detect-bytes 0`; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
   'Strait reaches the upstream at 127.0.0.1 in every mode (loopback TCP, except in "sockmap-both"); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
   'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them).';
@@ -243,10 +244,10 @@ function setAffinity(pid, cpus) {
  * Runs the table. Resolves with { status, reason, how, seconds, rounds, rows }, where each row is
  * { kind, size, placement, cells: { <mode>: { rttMedianUs, rttP99Us } | { mbPerS } | { skipped } } }.
  */
-export async function runIntercept({ quick = false, seconds, rounds } = {}) {
+export async function runIntercept({ quick = false, seconds, rounds, modes = MODES, kinds = ['rr', 'bulk'] } = {}) {
   seconds ??= quick ? 0.25 : 3;
   rounds ??= quick ? 1 : 3;
-  const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, seconds, rounds, kernel: os.release(), redirectedMessages: null, redirectedMessagesBoth: null, bulkSockets: null, rows: [] };
+  const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, seconds, rounds, kernel: os.release(), redirectedMessages: null, redirectedMessagesBoth: null, bulkSockets: null, switchedSockets: null, rows: [] };
   if (process.platform !== 'linux') return { ...out, status: 'skipped', reason: 'not Linux' };
   if (!have('cc')) return { ...out, status: 'skipped', reason: 'no C compiler (cc) for bpf/bench/pingpong.c' };
   let bin = path.join(REPO, 'build/bpf/pingpong');
@@ -273,7 +274,7 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
     { kind: 'rr', size: 4096 },
     { kind: 'bulk', size: 4096 },
     ...(quick ? [] : [{ kind: 'bulk', size: 65536 }]),
-  ];
+  ].filter((s) => kinds.includes(s.kind));
   const placements = ncpu > 1 && have('taskset') ? ['pinned', 'unpinned'] : ['unpinned'];
   for (const s of shapes) for (const placement of placements) out.rows.push({ ...s, placement, cells: {} });
 
@@ -300,9 +301,10 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
     const straitPid = st.proc.pid;
     const upPid = up.pid;
 
-    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-both': `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
+    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-both': `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, 'sockmap-nodetect': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
     const name = `bench-ic-${process.pid}`;
     for (const mode of MODES) {
+      if (!modes.includes(mode)) continue;
       let skipped = null;
       let off = () => undefined;
       try {
@@ -310,11 +312,15 @@ export async function runIntercept({ quick = false, seconds, rounds } = {}) {
         else if (mode.startsWith('sockmap')) {
           if (!stage.cgroup) skipped = 'no cgroup v2 hierarchy';
           else {
-            const bulk = mode === 'sockmap-bulk' ? ['--bulk-ports', String(upPort)] : mode === 'sockmap-both' ? ['--app-ports', String(upPort)] : [];
-            const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...bulk]);
+            const extra = { 'sockmap-bulk': ['--bulk-ports', String(upPort)], 'sockmap-both': ['--app-ports', String(upPort)], 'sockmap-nodetect': ['--bulk-detect-bytes', '0'] };
+            const flags = extra[mode] ?? [];
+            const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...flags]);
             off = () => {
               const stats = stage.intercept(['status', '--name', name]).sockmap?.stats;
-              if (mode === 'sockmap') out.redirectedMessages = stats?.msgRedirected ?? null;
+              if (mode === 'sockmap') {
+                out.redirectedMessages = stats?.msgRedirected ?? null;
+                out.switchedSockets = stats?.socketsSwitchedToTcp ?? null;
+              } else if (mode === 'sockmap-nodetect') return stage.intercept(['disable', '--name', name]);
               else if (mode === 'sockmap-both') out.redirectedMessagesBoth = stats?.msgRedirected ?? null;
               else out.bulkSockets = stats?.socketsBulk ?? null;
               stage.intercept(['disable', '--name', name]);
@@ -388,13 +394,16 @@ export function interceptMarkdown(r) {
     if (!a || !b || a.skipped || b.skipped) return '–';
     return (row.kind === 'rr' ? a.rttMedianUs / b.rttMedianUs : a.mbPerS / b.mbPerS).toFixed(2);
   };
-  const vs = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'iptables', 'unix'];
-  let md = `| workload | size | placement | ${MODES.join(' | ')} | ${vs.map((m) => `${m} / tcp`).join(' | ')} |\n|---|---|---|${MODES.map(() => '---|').join('')}${vs.map(() => '---|').join('')}\n`;
+  const vs = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'unix'].filter((m) => r.rows.some((row) => row.cells[m]));
+  const cols = MODES.filter((m) => r.rows.some((row) => row.cells[m]));
+  const sep = vs.length ? ' | ' : '';
+  let md = `| workload | size | placement | ${cols.join(' | ')}${sep}${vs.map((m) => `${m} / tcp`).join(' | ')} |\n|---|---|---|${cols.map(() => '---|').join('')}${vs.map(() => '---|').join('')}\n`;
   for (const row of r.rows) {
     const what = row.kind === 'rr' ? 'round trip µs (p99)' : 'bulk MB/s';
-    md += `| ${what} | ${row.size} B | ${row.placement} | ${MODES.map((m) => cell(row.cells[m], row.kind)).join(' | ')} | ${vs.map((m) => ratio(row, m)).join(' | ')} |\n`;
+    md += `| ${what} | ${row.size} B | ${row.placement} | ${cols.map((m) => cell(row.cells[m], row.kind)).join(' | ')}${sep}${vs.map((m) => ratio(row, m)).join(' | ')} |\n`;
   }
   if (r.redirectedMessages !== null) md += `\nMessages redirected by the sk_msg program during the sockmap column: ${r.redirectedMessages}${r.redirectedMessagesBoth != null ? `; during sockmap-both: ${r.redirectedMessagesBoth} (both hops)` : ''}.\n`;
+  if (r.switchedSockets != null) md += `Sending sockets the bulk detector switched to TCP during the sockmap column: ${r.switchedSockets}.\n`;
   if (r.bulkSockets != null) md += `Sockets left on TCP as bulk during the sockmap-bulk column: ${r.bulkSockets} (two per connection).\n`;
   return md;
 }
@@ -405,7 +414,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const i = args.indexOf(`--${n}`);
     return i >= 0 ? Number(args[i + 1]) : undefined;
   };
-  const r = await runIntercept({ quick: args.includes('--quick'), seconds: opt('seconds'), rounds: opt('rounds') });
+  const list = (n) => {
+    const i = args.indexOf(`--${n}`);
+    return i >= 0 ? args[i + 1].split(',') : undefined;
+  };
+  const r = await runIntercept({ quick: args.includes('--quick'), seconds: opt('seconds'), rounds: opt('rounds'), modes: list('modes'), kinds: list('kinds') });
   process.stdout.write(args.includes('--json') ? `${JSON.stringify(r)}\n` : `${r.status}${r.reason ? `: ${r.reason}` : ''}\n\n${interceptMarkdown(r)}`);
   process.exit(0);
 }

@@ -41,6 +41,9 @@ enum strait_stat {
 	STAT_ORIG_DST_ANSWERED, /* getsockopt: SO_ORIGINAL_DST answered from a capture record */
 	STAT_SOCKETS_BULK,      /* sockops: captured socket to a bulk port left on TCP (also counted as skipped) */
 	STAT_INBOUND_STEERED,   /* sk_lookup: inbound connection handed to the sidecar's inbound listener */
+	STAT_BULK_SWITCHED,     /* sk_msg: a sending socket detected as bulk, switched to TCP for good */
+	STAT_MSG_BULK_TCP,      /* sk_msg: message of a switched socket, sent through TCP */
+	STAT_BULK_UNMAPPED,     /* sockops: a switched socket taken out of sock_hash (plain TCP socket again) */
 	STAT_COUNT
 };
 

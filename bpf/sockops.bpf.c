@@ -8,6 +8,7 @@
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "capture_maps.bpf.h"
+#include "bulk_maps.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -23,11 +24,16 @@ const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
 /* capture.bpf.c is attached as well: move its records (see capture_maps.bpf.h). */
 const volatile __u32 capture = 0;
 /* Captured connections whose original destination port is one of these keep plain TCP on the
- * app-to-sidecar hop. sk_msg hands every send to the peer as its own message and wakes the
- * reader for each; TCP coalesces small writes. With both ends on one CPU that costs bulk
- * streams of small writes up to half their throughput (README, "Sockmap and bulk transfers"). */
+ * app-to-sidecar hop: with both ends on one CPU, bulk streams of small writes lose up to half
+ * their throughput in sock_hash (README, "Sockmap and bulk transfers"). redirect.bpf.c's bulk
+ * detector does the same per socket at run time, without a port list. */
 const volatile __u32 bulk_count = 0;
 const volatile __u16 bulk_ports[STRAIT_MAX_PORTS] = {};
+/* redirect.bpf.c's bulk detector is on: accelerated sockets ask for state callbacks (their
+ * bulk_state entry goes when they close) and RTT callbacks (a switched socket leaves sock_hash
+ * at its first ACK; until it sends through TCP no ACK comes, so this costs redirected traffic
+ * nothing). */
+const volatile __u32 bulk_detect = 0;
 
 static __always_inline int in_list(__u32 n, const volatile __u16 *list, __u32 a, __u32 b)
 {
@@ -133,6 +139,35 @@ static __always_inline int bulk_connection(struct bpf_sock_ops *skops, __u32 fam
 	return in_list(bulk_count, bulk_ports, port, port);
 }
 
+/* An ACK on an accelerated socket: it sent through TCP. If the bulk detector switched it, take it
+ * out of sock_hash so it sends as a plain TCP socket (tcp_bpf_sendmsg costs as much as the
+ * redirect it replaced), unless its peer ever sent through the verdict: dropping the socket's
+ * psock would drop what that peer may have queued in its ingress. The ordering argument is in
+ * redirect.bpf.c (bulk_on_tcp). Either way this socket's RTT callbacks end here. */
+static __always_inline void bulk_unmap(struct bpf_sock_ops *skops, __u32 family)
+{
+	struct sock_key key, conn;
+
+	if (!tuple_key(skops, family, &key))
+		return;
+	int side = bulk_canonical(&key, &conn);
+	struct bulk_conn *c = bpf_map_lookup_elem(&bulk_state, &conn);
+
+	if (!c)
+		return;
+	struct bulk_dir *d = side ? &c->dir[1] : &c->dir[0];
+	struct bulk_dir *other = side ? &c->dir[0] : &c->dir[1];
+
+	if (!d->on_tcp)
+		return; /* passing because its peer is not in the map: may still switch later */
+	/* A fully ordered read (fetch-add of 0), paired with the peer's add-then-check. */
+	if (__sync_fetch_and_add(&other->sent, 0) == 0 && bpf_map_delete_elem(&sock_hash, &key) == 0)
+		count(STAT_BULK_UNMAPPED);
+	__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+	bpf_sock_ops_cb_flags_set(skops, flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
+}
+
 SEC("sockops")
 int strait_sockops(struct bpf_sock_ops *skops)
 {
@@ -145,13 +180,25 @@ int strait_sockops(struct bpf_sock_ops *skops)
 		capture_rekey(skops, family);
 		return 1;
 	}
-	if (capture && op == BPF_SOCK_OPS_STATE_CB) {
-		/* Only captured sockets asked for this callback. args[1] is the new state. */
+	if ((capture || bulk_detect) && op == BPF_SOCK_OPS_STATE_CB) {
+		/* Only captured or accelerated sockets asked for this callback. args[1] is the new state. */
 		__u32 state = skops->args[1];
-		struct sock_key key;
+		struct sock_key key, conn;
 
-		if (state == BPF_TCP_CLOSE && tuple_key(skops, family, &key))
-			bpf_map_delete_elem(&orig_by_tuple, &key);
+		if (state == BPF_TCP_CLOSE && tuple_key(skops, family, &key)) {
+			if (capture)
+				bpf_map_delete_elem(&orig_by_tuple, &key);
+			/* The first end to close removes the connection's entry; the socket has left
+			 * sock_hash by then, so nothing redirects to it any more. */
+			if (bulk_detect) {
+				bulk_canonical(&key, &conn);
+				bpf_map_delete_elem(&bulk_state, &conn);
+			}
+		}
+		return 1;
+	}
+	if (bulk_detect && op == BPF_SOCK_OPS_RTT_CB) {
+		bulk_unmap(skops, family);
 		return 1;
 	}
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
@@ -197,8 +244,22 @@ int strait_sockops(struct bpf_sock_ops *skops)
 
 	key.netns = bpf_get_netns_cookie(skops);
 	/* A full map only costs the acceleration: the connection stays on TCP. */
-	if (bpf_sock_hash_update(skops, &sock_hash, &key, BPF_ANY) == 0)
+	if (bpf_sock_hash_update(skops, &sock_hash, &key, BPF_ANY) == 0) {
 		count(STAT_SOCKETS_ADDED);
+		if (bulk_detect) {
+			struct sock_key conn;
+			__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+			bpf_sock_ops_cb_flags_set(skops, flags | BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG);
+			/* The active end is established before either end can send: an entry for this
+			 * 4-tuple now is a leftover of an earlier connection (a missed close) and must
+			 * not hand its on_tcp to this one. */
+			if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+				bulk_canonical(&key, &conn);
+				bpf_map_delete_elem(&bulk_state, &conn);
+			}
+		}
+	}
 	return 1;
 skip:
 	count(STAT_SOCKETS_SKIPPED);

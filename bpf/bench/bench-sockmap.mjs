@@ -3,7 +3,10 @@
 // one-way throughput over loopback TCP, sockmap-redirected TCP and a unix socket, 64 B and
 // 4 KiB, both ends on one CPU ("pinned") and on two CPUs ("split"). Root only.
 // Writes perf-reports/<date>-<commit>-sockmap.{md,json}.
-// Settings: STRAIT_BENCH_SECONDS (per run, default 3), STRAIT_BENCH_ROUNDS (default 3).
+// Settings: STRAIT_BENCH_SECONDS (per run, default 3), STRAIT_BENCH_ROUNDS (default 3),
+// STRAIT_BENCH_ENABLE_ARGS (extra `strait intercept enable` flags, space-separated, e.g.
+// "--bulk-detect-bytes 0" to measure without the bulk detector; the report gets a suffix).
+// STRAIT_BENCH_REPORT=0 prints the tables without writing perf-reports/.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +19,7 @@ const ROUNDS = Number(process.env.STRAIT_BENCH_ROUNDS ?? 3);
 const BIN = path.join(REPO, 'build/bpf/pingpong');
 const CLI = path.join(REPO, 'bin/strait.js');
 const NAME = `bench-${process.pid}`;
+const ENABLE_ARGS = (process.env.STRAIT_BENCH_ENABLE_ARGS ?? '').split(' ').filter(Boolean);
 
 if (process.getuid() !== 0) {
   console.error('bench-sockmap: needs root (BPF, cgroups)');
@@ -62,8 +66,9 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 fs.mkdirSync(cgroup);
 const results = [];
 let redirected = 0;
+let switched = 0;
 try {
-  const en = intercept('enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cgroup);
+  const en = intercept('enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cgroup, ...ENABLE_ARGS);
   if (en.mode !== 'sockmap') throw new Error(`sockmap not enabled: ${JSON.stringify(en)}`);
   for (const kind of ['rr', 'bulk']) {
     for (const size of kind === 'rr' ? [64, 4096] : [4096, 65536]) {
@@ -79,7 +84,9 @@ try {
       }
     }
   }
-  redirected = intercept('status', '--name', NAME).sockmap.stats.msgRedirected;
+  const stats = intercept('status', '--name', NAME).sockmap.stats;
+  redirected = stats.msgRedirected;
+  switched = stats.socketsSwitchedToTcp;
 } finally {
   intercept('disable', '--name', NAME);
   for (let i = 0; i < 100; i++) {
@@ -95,16 +102,18 @@ try {
 
 const commit = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 const date = new Date().toISOString().slice(0, 10);
-const base = path.join(REPO, 'perf-reports', `${date}-${commit}-sockmap`);
+const base = path.join(REPO, 'perf-reports', `${date}-${commit}-sockmap${ENABLE_ARGS.length ? '-custom' : ''}`);
 const machine = { kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, seconds: SECONDS, rounds: ROUNDS };
-fs.writeFileSync(`${base}.json`, JSON.stringify({ machine, redirectedMessages: redirected, results }, null, 2));
+const report = process.env.STRAIT_BENCH_REPORT !== '0';
+if (report) fs.writeFileSync(`${base}.json`, JSON.stringify({ machine, enableArgs: ENABLE_ARGS, redirectedMessages: redirected, socketsSwitchedToTcp: switched, results }, null, 2));
 const f = (x, d = 1) => x.toFixed(d);
 const lines = [
   `# Sockmap hop benchmark (${date}, ${commit})`,
   '',
   `Kernel ${machine.kernel}, ${machine.cpus} CPUs (${machine.cpu}); ${ROUNDS} rounds of ${SECONDS} s each, medians.`,
   `C client and echo server (bpf/bench/pingpong.c); "pinned" = both on CPU 0, "split" = CPUs 0 and 1; throughput counted at the sender.`,
-  `Messages redirected by the sk_msg program during the run: ${redirected}.`,
+  `Messages redirected by the sk_msg program during the run: ${redirected}; sending sockets the bulk detector switched to TCP: ${switched}.`,
+  ...(ENABLE_ARGS.length ? [`Enabled with \`${ENABLE_ARGS.join(' ')}\`.`] : []),
   '',
   '| round trip | size | placement | TCP µs (p99) | sockmap µs (p99) | unix µs (p99) | sockmap / TCP |',
   '|---|---|---|---|---|---|---|',
@@ -115,5 +124,5 @@ const lines = [
   ...results.filter((r) => r.kind === 'bulk').map((r) => `| bulk | ${r.size} B | ${r.placement} | ${f(r.tcp.mbPerS, 0)} | ${f(r.sockmap.mbPerS, 0)} | ${f(r.unix.mbPerS, 0)} | **${f(r.sockmap.mbPerS / r.tcp.mbPerS, 2)}** |`),
   '',
 ];
-fs.writeFileSync(`${base}.md`, lines.join('\n'));
+if (report) fs.writeFileSync(`${base}.md`, lines.join('\n'));
 console.log(lines.join('\n'));

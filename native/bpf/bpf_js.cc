@@ -143,6 +143,19 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
   opts.ports = PortList(o, "ports");
   opts.exclude_ports = PortList(o, "excludePorts");
   opts.bulk_ports = PortList(o, "bulkPorts");
+  // Bulk detection settings: non-negative integers, 0 (or absent) turns detection off.
+  auto count = [&](const char* key, double max) -> double {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return 0;
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= max) || static_cast<double>(static_cast<uint64_t>(d)) != d) {
+      throw Napi::RangeError::New(info.Env(), std::string("enableSockmap: ") + key + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)));
+    }
+    return d;
+  };
+  opts.bulk_detect_bytes = static_cast<uint64_t>(count("bulkDetectBytes", 9007199254740991.0));
+  opts.bulk_detect_window_ns = static_cast<uint64_t>(count("bulkDetectWindowNs", 9007199254740991.0));
+  opts.bulk_detect_max_msg = static_cast<uint32_t>(count("bulkDetectMaxMsg", 4294967295.0));
   Napi::Value cport = o.Get("capturePort");
   if (!cport.IsUndefined()) {
     double d = cport.IsNumber() ? cport.As<Napi::Number>().DoubleValue() : -1;
@@ -234,6 +247,9 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   st.Set("origDstAnswered", static_cast<double>(s.stats[6]));
   st.Set("socketsBulk", static_cast<double>(s.stats[7]));
   st.Set("inboundSteered", static_cast<double>(s.stats[8]));
+  st.Set("socketsSwitchedToTcp", static_cast<double>(s.stats[9]));
+  st.Set("msgSwitchedToTcp", static_cast<double>(s.stats[10]));
+  st.Set("socketsUnmapped", static_cast<double>(s.stats[11]));
   o.Set("stats", st);
   Napi::Object cap = Napi::Object::New(env);
   cap.Set("connect4Attached", s.connect4_attached);

@@ -200,13 +200,21 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     so->rodata->capture = opts.capture_port != 0;
     so->rodata->bulk_count = opts.bulk_ports.size();
     for (size_t i = 0; i < opts.bulk_ports.size(); i++) so->rodata->bulk_ports[i] = opts.bulk_ports[i];
+    bool detect = opts.bulk_detect_bytes && opts.bulk_detect_window_ns && opts.bulk_detect_max_msg;
+    so->rodata->bulk_detect = detect;
     if (int e = strait_sockops__load(so)) return fail(e, "load sockops program");
 
     rd = strait_redirect__open();
     if (!rd) return fail(errno, "open sk_msg object");
+    if (detect) {
+      rd->rodata->bulk_bytes = opts.bulk_detect_bytes;
+      rd->rodata->bulk_window_ns = opts.bulk_detect_window_ns;
+      rd->rodata->bulk_max_msg = opts.bulk_detect_max_msg;
+    }
     // One map in the kernel for both programs.
     if (int e = bpf_map__reuse_fd(rd->maps.sock_hash, bpf_map__fd(so->maps.sock_hash))) return fail(e, "share sock_hash");
     if (int e = bpf_map__reuse_fd(rd->maps.stats, bpf_map__fd(so->maps.stats))) return fail(e, "share stats");
+    if (int e = bpf_map__reuse_fd(rd->maps.bulk_state, bpf_map__fd(so->maps.bulk_state))) return fail(e, "share bulk_state");
     if (int e = strait_redirect__load(rd)) return fail(e, "load sk_msg program");
     if (opts.capture_port || !opts.inbound_ports.empty()) {
       if (int e = LoadCapture(so, opts, &cp, &enabled->capture_ipv6)) return fail(e, "load capture programs");
@@ -459,14 +467,26 @@ ProbeResult Probe() {
   p.sockhash = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1;
   // The type probes load trivial programs; our own programs also need their helpers
   // (netns cookie in sk_msg: 5.15) and the verifier's approval, so load them for real.
-  strait_sockops* so = strait_sockops__open_and_load();
-  if (!so) {
-    p.load = scope.Fail(errno, "load sockops program");
+  // Bulk detection on, as enable loads it by default: with it off the verifier would prune its
+  // code and the probe would not show whether this kernel accepts it.
+  strait_sockops* so = strait_sockops__open();
+  int le = so ? 0 : -errno;
+  if (so) so->rodata->bulk_detect = 1;
+  if (so && !le) le = strait_sockops__load(so);
+  if (!so || le) {
+    p.load = scope.Fail(le, "load sockops program");
+    if (so) strait_sockops__destroy(so);
     return p;
   }
   strait_redirect* rd = strait_redirect__open();
   int e = rd ? bpf_map__reuse_fd(rd->maps.sock_hash, bpf_map__fd(so->maps.sock_hash)) : -errno;
   if (!e) e = bpf_map__reuse_fd(rd->maps.stats, bpf_map__fd(so->maps.stats));
+  if (!e) e = bpf_map__reuse_fd(rd->maps.bulk_state, bpf_map__fd(so->maps.bulk_state));
+  if (!e) {
+    rd->rodata->bulk_bytes = 1;
+    rd->rodata->bulk_window_ns = 1;
+    rd->rodata->bulk_max_msg = 1;
+  }
   if (!e) e = strait_redirect__load(rd);
   if (e) p.load = scope.Fail(e, "load sk_msg program");
   if (rd) strait_redirect__destroy(rd);

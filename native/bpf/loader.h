@@ -28,6 +28,11 @@ struct SockmapOptions {
   std::vector<uint32_t> exempt_uids, exempt_gids;  // never captured (the sidecar's own connects)
   // Captured connections to these original destination ports are not accelerated (bulk).
   std::vector<uint16_t> bulk_ports;
+  // Bulk detection in the sk_msg program (bpf/redirect.bpf.c): a sending direction that sends
+  // bulk_detect_bytes within bulk_detect_window_ns, with no reply in between and messages
+  // averaging under bulk_detect_max_msg bytes, goes to plain TCP for good. Any 0: off.
+  uint64_t bulk_detect_bytes = 0, bulk_detect_window_ns = 0;
+  uint32_t bulk_detect_max_msg = 0;
   // Inbound capture (sk_lookup, this process's network namespace): connections from other
   // hosts to these app ports go to the listening socket `inbound_fd` of process `inbound_pid`.
   std::vector<uint16_t> inbound_ports;
@@ -59,7 +64,7 @@ struct SockEntry {
   uint64_t netns = 0;
 };
 
-constexpr int kStatCount = 9;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
+constexpr int kStatCount = 12;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
 
 struct SockmapStatus {
   std::vector<std::string> pins;  // pin names found in pin_dir

@@ -22,7 +22,7 @@ import { InterceptError, StraitError } from '../errors.js';
 import { detectHost, type HostReport } from './detect.js';
 import { enableIptables, iptablesProblems, iptablesStatus, removeIptables, tablesUsable, type Family, type IptablesOptions, type IptablesStatus } from './iptables.js';
 import { nativeBpf } from './native_bpf.js';
-import { disableSockmap, enableSockmap, installedNames, listenerSocketOf, pinDirOf, sockmapStatus, type SockmapStatus } from './sockmap.js';
+import { disableSockmap, enableSockmap, installedNames, listenerSocketOf, pinDirOf, sockmapStatus, type BulkDetect, type SockmapStatus } from './sockmap.js';
 import { netnsInode, readRecords, removeRecords, stateDir, writeRecord, type InterceptRecord } from './state.js';
 
 export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cleanup [options]
@@ -43,9 +43,16 @@ export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cl
                             connections; sockmap: accelerated port)
   --exclude-ports P,P,...   destination ports never captured or accelerated
   --bulk-ports P,P,...      sockmap: destination ports of bulk transfers (at most 16): their
-                            connections are captured but the app-to-sidecar hop stays on TCP,
-                            where small writes coalesce (sk_msg wakes the reader per write; see
-                            README "Sockmap and bulk transfers")
+                            connections are captured but the app-to-sidecar hop stays on TCP
+                            (small writes lose throughput in the sockmap; see README "Sockmap
+                            and bulk transfers")
+  --bulk-detect-bytes N     sockmap: switch a sending socket to plain TCP, for good, once it has
+                            sent N bytes (default 1048576) in one run of small writes: with no
+                            reply from the other end, within --bulk-detect-window-ms (default
+                            10), averaging under --bulk-detect-max-msg bytes (default 16384).
+  --bulk-detect-window-ms MS
+  --bulk-detect-max-msg N   (0 in any of the three turns the detector off; socketsSwitchedToTcp
+                            in status counts the switches; README "Sockmap and bulk transfers")
   --app-ports P,P,...       sockmap: ports the local app serves (at most 14); Strait's
                             connections to them (inbound delivery, the sidecar-to-app hop) are
                             redirected too, so both loopback hops of a request skip TCP
@@ -77,6 +84,8 @@ export interface InterceptOptions {
   readonly exemptUids: number[];
   readonly exemptGids: number[];
   readonly bulkPorts: number[];
+  /** sk_msg bulk detector settings; null: off. */
+  readonly bulkDetect: BulkDetect | null;
   /** Ports the local app serves: the sidecar-to-app hop is accelerated too. */
   readonly appPorts: number[];
   readonly outboundPipe: string | null;
@@ -105,6 +114,16 @@ function port(v: string | undefined, flag: string): number {
   if (v === undefined) return 0;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`${flag} needs a port (1-65535), got "${v}"`);
+  return n;
+}
+
+/** Bulk detector defaults: see README "Sockmap and bulk transfers" for how they were chosen. */
+export const BULK_DETECT_DEFAULTS: BulkDetect = Object.freeze({ bytes: 1 << 20, windowMs: 10, maxMsg: 16384 });
+
+function count(v: string | undefined, flag: string, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > max) fail(`${flag} needs an integer from 0 to ${max} (0: bulk detection off), got "${v}"`);
   return n;
 }
 
@@ -186,12 +205,13 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
       bulkPorts: o.bulkPorts,
+      bulkDetect: o.bulkDetect,
       inboundPorts: o.inboundCapturePorts,
       inboundListener,
     });
     const inbound = en.inbound ? { ports: o.inboundCapturePorts, listenerPort: o.inboundPort, listenerPid: inboundListener!.pid } : null;
     const capture = en.capture ? { outboundPort: o.outboundPort, ipv6: en.captureIpv6, exemptUids: o.exemptUids, exemptGids: o.exemptGids, bulkPorts: o.bulkPorts } : null;
-    return { details: { cgroup, ports, capture, inbound }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
+    return { details: { cgroup, ports, capture, inbound, bulkDetect: o.bulkDetect }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
   }
   if (mode === 'iptables') {
     if (!host.iptables.available) fail(`iptables unavailable: ${host.iptables.reason}`);
@@ -244,7 +264,7 @@ function record(mode: Mode, o: InterceptOptions, en: Enabled): Record<string, un
       excludePorts: o.excludePorts,
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
-      ...(mode === 'sockmap' ? { bulkPorts: o.bulkPorts, inboundCapturePorts: o.inboundCapturePorts, appPorts: o.appPorts } : {}),
+      ...(mode === 'sockmap' ? { bulkPorts: o.bulkPorts, bulkDetect: o.bulkDetect, inboundCapturePorts: o.inboundCapturePorts, appPorts: o.appPorts } : {}),
       enabledAt: new Date().toISOString(),
     });
     return { stateFile: file };
@@ -341,6 +361,9 @@ export async function interceptMain(argv: string[]): Promise<number> {
         'exclude-ports': { type: 'string', multiple: true },
         'bulk-ports': { type: 'string', multiple: true },
         'app-ports': { type: 'string', multiple: true },
+        'bulk-detect-bytes': { type: 'string' },
+        'bulk-detect-window-ms': { type: 'string' },
+        'bulk-detect-max-msg': { type: 'string' },
         'outbound-pipe': { type: 'string' },
         'inbound-capture-ports': { type: 'string', multiple: true },
         'write-env': { type: 'string' },
@@ -370,6 +393,11 @@ export async function interceptMain(argv: string[]): Promise<number> {
     // The accelerated-port list in the BPF program holds 16: the two listeners and the app's.
     const appPorts = portList(v['app-ports'], '--app-ports');
     if (appPorts.length > 14) fail('--app-ports takes at most 14 ports');
+    const bd = {
+      bytes: count(v['bulk-detect-bytes'], '--bulk-detect-bytes', 2 ** 40, BULK_DETECT_DEFAULTS.bytes),
+      windowMs: count(v['bulk-detect-window-ms'], '--bulk-detect-window-ms', 3_600_000, BULK_DETECT_DEFAULTS.windowMs),
+      maxMsg: count(v['bulk-detect-max-msg'], '--bulk-detect-max-msg', 0xffffffff, BULK_DETECT_DEFAULTS.maxMsg),
+    };
     const o: InterceptOptions = {
       name: v.name!,
       cgroup: v.cgroup ?? null,
@@ -379,6 +407,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
       exemptUids: ids(v['exempt-uid'], '--exempt-uid'),
       exemptGids: ids(v['exempt-gid'], '--exempt-gid'),
       bulkPorts,
+      bulkDetect: bd.bytes && bd.windowMs && bd.maxMsg ? bd : null,
       appPorts,
       outboundPipe: v['outbound-pipe'] ?? null,
       envFile: v['write-env'] ?? null,

@@ -29,6 +29,14 @@ export interface SockmapOptions {
    */
   readonly bulkPorts?: readonly number[];
   /**
+   * Bulk detection in the sk_msg program: a sending direction that sends bulkDetectBytes within
+   * bulkDetectWindowNs with no reply from the other end in between, in messages averaging under
+   * bulkDetectMaxMsg bytes, is switched to plain TCP for good. Any of them 0 or absent: off.
+   */
+  readonly bulkDetectBytes?: number;
+  readonly bulkDetectWindowNs?: number;
+  readonly bulkDetectMaxMsg?: number;
+  /**
    * Inbound capture (sk_lookup, the caller's network namespace): TCP connections from other
    * hosts to these app ports (at most 16) are accepted by the listening socket `inboundFd` of
    * process `inboundPid` (the sidecar's inbound listener) instead of the app's.
@@ -97,6 +105,12 @@ export interface SockmapKernelStatus {
     socketsBulk: number;
     /** Inbound connections handed to the sidecar's inbound listener by sk_lookup. */
     inboundSteered: number;
+    /** Sending directions the bulk detector switched to TCP (one socket each, for good). */
+    socketsSwitchedToTcp: number;
+    /** Messages those sockets then sent through TCP. */
+    msgSwitchedToTcp: number;
+    /** Switched sockets then taken out of the sockmap (their peer never sent to them). */
+    socketsUnmapped: number;
   };
   /** The capture programs' links (all false when capture was not enabled) and open captures. */
   readonly capture: {

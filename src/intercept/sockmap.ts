@@ -26,9 +26,18 @@ export interface SockmapEnableOptions {
   readonly exemptGids?: readonly number[];
   /** Original destination ports whose captured connections stay on TCP (bulk transfers). */
   readonly bulkPorts?: readonly number[];
+  /** Bulk detection (see BulkDetect); null or absent: off. */
+  readonly bulkDetect?: BulkDetect | null;
   /** Inbound capture: app ports, and the sidecar's inbound listening socket (see listenerSocketOf). */
   readonly inboundPorts?: readonly number[];
   readonly inboundListener?: { readonly pid: number; readonly fd: number } | null;
+}
+
+/** Switch a sending socket to TCP once it streams `bytes` in a `windowMs` run of messages averaging under `maxMsg`. */
+export interface BulkDetect {
+  readonly bytes: number;
+  readonly windowMs: number;
+  readonly maxMsg: number;
 }
 
 export interface SockmapStatus extends SockmapKernelStatus {
@@ -77,6 +86,7 @@ export async function enableSockmap(o: SockmapEnableOptions): Promise<SockmapEna
       exemptUids: o.exemptUids ?? [],
       exemptGids: o.exemptGids ?? [],
       bulkPorts: o.bulkPorts ?? [],
+      ...(o.bulkDetect ? { bulkDetectBytes: o.bulkDetect.bytes, bulkDetectWindowNs: o.bulkDetect.windowMs * 1e6, bulkDetectMaxMsg: o.bulkDetect.maxMsg } : {}),
       inboundPorts: o.inboundPorts ?? [],
       ...(o.inboundListener ? { inboundPid: o.inboundListener.pid, inboundFd: o.inboundListener.fd } : {}),
     });

@@ -42,6 +42,8 @@ export interface InterceptRecord {
   readonly exemptGids: readonly number[];
   /** sockmap: captured connections to these original ports keep TCP on the app-sidecar hop. */
   readonly bulkPorts?: readonly number[];
+  /** sockmap: the bulk detector's settings (sk_msg switches streaming sockets to TCP); null: off. */
+  readonly bulkDetect?: { readonly bytes: number; readonly windowMs: number; readonly maxMsg: number } | null;
   /** sockmap: app ports whose sidecar-to-app connections are accelerated too. */
   readonly appPorts?: readonly number[];
   /** sockmap: app ports whose inbound connections sk_lookup hands to the inbound listener. */

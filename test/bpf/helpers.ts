@@ -176,7 +176,7 @@ export function hostState(): HostState {
 }
 
 /** Programs and maps that Strait's objects create (skeleton .rodata maps are named after them). */
-const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|strait_[src]\.rodata)$/;
+const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|bulk_state|strait_[src]\.rodata)$/;
 
 /**
  * The state to compare against at the end. Detection loads Strait's programs to probe the
