@@ -10,5 +10,7 @@ export default defineConfig({
     fileParallelism: false,
     pool: 'forks',
     reporters: ['default', './test/summary-reporter.ts'],
+    // Filter modules load lazily (src/config/preload.ts); in-process tests parse config directly.
+    setupFiles: ['./test/setup/extensions.ts'],
   },
 });

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 // Not config/index.js: the main thread never needs protobufjs for a static config (~17 MB of RSS).
 import { decodeBootstrapOffThread } from './config/load.js';
+import { preloadExtensions } from './config/preload.js';
 import { ConfigError, StraitError } from './errors.js';
 import { ENGINE_NAMES, type EngineName } from './io/index.js';
 import { log, setLogLevel } from './log.js';
@@ -110,6 +111,8 @@ export async function main(argv: string[]): Promise<void> {
     // Decode errors and semantic errors are reported together: every problem, then fail.
     const input = o.config ? { file: o.config } : { text: o['config-yaml']!, source };
     const { bootstrap, redacted, warnings, errors } = await decodeBootstrapOffThread(input, { keepErrors: true });
+    // Only the filters the config names get loaded (idle memory); parsing below is synchronous.
+    await preloadExtensions(bootstrap);
     const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors);
     if (o.mode === 'validate') {
       for (const w of config.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);

@@ -7,6 +7,7 @@ import { createEngine, type EngineName, type IoEngine, type PeerAddress } from '
 import { InterceptStatusReporter } from './intercept/state.js';
 import { ListenerManager } from './listener/listener_manager.js';
 import { log } from './log.js';
+import { loadAllExtensions } from './config/preload.js';
 import { drainSinks } from './observability/access_log/sink.js';
 import { StatsStore } from './observability/stats.js';
 import type { StaticConfig } from './static_config.js';
@@ -176,7 +177,8 @@ export class Server implements AdminHost {
 
   /** Connects to the control plane and waits for the first configuration (or initial_fetch_timeout). */
   private async startXds(dyn: NonNullable<StaticConfig['dynamic']>): Promise<void> {
-    const { DynamicConfig } = await import('./xds/client/dynamic_config.js');
+    // A control plane may name any filter in any update, parsed synchronously on arrival.
+    const [{ DynamicConfig }] = await Promise.all([import('./xds/client/dynamic_config.js'), loadAllExtensions()]);
     this.xds = new DynamicConfig(
       {
         clusters: this.clusters,

@@ -6,7 +6,7 @@ import type { ClusterSpec } from './upstream/cluster.js';
 import { parseSecrets } from './tls/context.js';
 import { buildClusterSpec } from './upstream/cluster_config.js';
 import { buildXdsBootstrap, type XdsBootstrap } from './xds/bootstrap.js';
-import { RdsRouteTable } from './filters/network/http_connection_manager/rds.js';
+import { RdsRouteTable } from './filters/network/http_connection_manager/rds_table.js';
 
 type Obj = Record<string, any>;
 

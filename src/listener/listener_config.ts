@@ -1,6 +1,5 @@
 import net from 'node:net';
 import type { FieldError } from '../errors.js';
-import { rbacChainErrors } from '../filters/network/rbac/config.js';
 import { findNetworkFilter, networkFilterNames } from '../filters/network/registry.js';
 import type { FactoryContext, NetworkFilterFactory } from '../filters/network/types.js';
 import type { ListenAddress } from '../io/engine.js';
@@ -139,7 +138,7 @@ function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec
   });
   const last = filters[filters.length - 1];
   if (last && !last.factory.terminal) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
-  ctx.errors.push(...rbacChainErrors(filters, `${path}.filters`));
+  for (const factory of new Set(filters.map((f) => f.factory))) if (factory.checkChain) ctx.errors.push(...factory.checkChain(filters, `${path}.filters`));
   if (ctx.errors.length > start) return null;
   return Object.freeze({
     name: String(fc.name ?? ''),

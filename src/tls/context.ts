@@ -1,6 +1,7 @@
-import crypto from 'node:crypto';
+import type crypto from 'node:crypto';
 import fs from 'node:fs';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeCrypto, nodeTls } from './lazy_builtins.js';
 import type { FieldError } from '../errors.js';
 import { compileSanMatchers, type SanMatcher } from './san.js';
 
@@ -426,13 +427,13 @@ export function buildSecureContext(spec: TlsContextSpec, m: Materials): tls.Secu
     const s = spec.certs[i]!;
     let cert: crypto.X509Certificate;
     try {
-      cert = new crypto.X509Certificate(c.chain);
+      cert = new (nodeCrypto().X509Certificate)(c.chain);
     } catch (err) {
       throw new MaterialError(s.chain.field, `not a PEM certificate: ${shortError(err)}`);
     }
     let key: crypto.KeyObject;
     try {
-      key = crypto.createPrivateKey({ key: c.key, ...(c.password !== undefined ? { passphrase: c.password } : {}) });
+      key = nodeCrypto().createPrivateKey({ key: c.key, ...(c.password !== undefined ? { passphrase: c.password } : {}) });
     } catch (err) {
       throw new MaterialError(s.key.field, `not a usable PEM private key: ${shortError(err)}`);
     }
@@ -441,13 +442,13 @@ export function buildSecureContext(spec: TlsContextSpec, m: Materials): tls.Secu
   if (m.ca) {
     try {
       // X509Certificate reads the first certificate of a bundle: enough to reject non-PEM.
-      new crypto.X509Certificate(m.ca);
+      new (nodeCrypto().X509Certificate)(m.ca);
     } catch (err) {
       throw new MaterialError(spec.trustedCa!.field, `not a PEM CA bundle: ${shortError(err)}`);
     }
   }
   try {
-    return tls.createSecureContext({
+    return nodeTls().createSecureContext({
       cert: m.certs.map((c) => c.chain),
       key: m.certs.map((c) => ({ pem: c.key, ...(c.password !== undefined ? { passphrase: c.password } : {}) })),
       ...(m.ca ? { ca: m.ca } : {}),

@@ -1,5 +1,6 @@
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from './lazy_builtins.js';
 import type { ConnectionTlsInfo } from '../io/stream_conn.js';
 import { log } from '../log.js';
 import type { StatsOf } from '../observability/stats.js';
@@ -103,7 +104,7 @@ export function terminateTls(
     done(null, null);
     return;
   }
-  const t = new tls.TLSSocket(sock, {
+  const t = new (nodeTls().TLSSocket)(sock, {
     isServer: true,
     secureContext,
     // Ask for a client certificate whenever one can be verified; refuse below, with the stat.

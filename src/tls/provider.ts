@@ -1,10 +1,10 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type tls from 'node:tls';
 import { log } from '../log.js';
 import type { StatsOf } from '../observability/stats.js';
 import { buildSecureContext, filesOf, MaterialError, readMaterials, type Materials, type TlsContextSpec } from './context.js';
+import { nodeCrypto } from './lazy_builtins.js';
 import { sdsKey, secretStore } from './sds.js';
 import type { SSL_STATS } from './stats.js';
 
@@ -12,7 +12,7 @@ import type { SSL_STATS } from './stats.js';
 const SETTLE_MS = 100;
 
 function digest(m: Materials): string {
-  const h = crypto.createHash('sha256');
+  const h = nodeCrypto().createHash('sha256');
   for (const c of m.certs) h.update(c.chain).update('\0').update(c.key).update('\0').update(c.password ?? '').update('\0');
   h.update(m.ca ?? '').update('\0').update(m.crl ?? '');
   return h.digest('hex');

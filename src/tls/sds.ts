@@ -1,11 +1,10 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { redact } from '../config/redact.js';
+import { resourceFiles, type ResourceFiles } from '../config/resource_files.js';
 import type { FieldError } from '../errors.js';
 import { log } from '../log.js';
-import { SECRET_TYPE, type AnyMsg } from '../xds/proto.js';
-import { readResourceFile } from '../xds/server/resource_dir.js';
+import type { AnyMsg } from '../xds/proto.js';
+import { nodeCrypto } from './lazy_builtins.js';
 import { checkSecret, MaterialError, secretSpecOf, type SdsRef, type SdsSource, type SecretSpec } from './context.js';
 
 type Obj = Record<string, any>;
@@ -171,19 +170,22 @@ export class SecretStore {
       return [{ path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
     }
     if (text === f.last) return null;
-    let read: ReturnType<typeof readResourceFile>;
+    let read: ReturnType<ResourceFiles['readResourceFile']>;
+    let secretType: string;
     try {
-      read = readResourceFile(file);
+      const rf = resourceFiles();
+      secretType = rf.SECRET_TYPE;
+      read = rf.readResourceFile(file);
     } catch (err) {
       return [{ path: '', message: (err as Error).message }];
     }
     const problems = [...read.problems];
-    const secrets = read.resources.filter((r) => r.type === SECRET_TYPE);
+    const secrets = read.resources.filter((r) => r.type === secretType);
     if (!secrets.length && !problems.length) problems.push({ path: 'resources', message: 'holds no Secret' });
     const ok: DynamicSecret[] = [];
     const now = new Date().toISOString();
     // A version that changes with the content, as a control plane would give.
-    const version = crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+    const version = nodeCrypto().createHash('sha256').update(text).digest('hex').slice(0, 16);
     for (const r of secrets) {
       const errs = checkSecret(r.value);
       if (errs.length) {
@@ -203,6 +205,8 @@ export class SecretStore {
   /** Envoy's SecretsConfigDump entries, private keys redacted. */
   dump(): { dynamic_active_secrets: Obj[]; dynamic_warming_secrets: Obj[] } | null {
     if (!this.secrets.size && !this.wanted.size) return null;
+    // Loaded with the first secret: by an SDS file source or the xDS client.
+    const { redact, SECRET_TYPE } = resourceFiles();
     const active = [...this.secrets.values()].map((s) => ({
       name: s.name,
       version_info: s.version,

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import os from 'node:os';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from './lazy_builtins.js';
 import type { Cancelable, ConnectDone, IoEngine, PeerAddress } from '../io/engine.js';
 import { StreamUpstream } from '../io/stream_conn.js';
 import { log } from '../log.js';
@@ -58,7 +59,7 @@ export function openUpstreamSocket(cluster: TlsCluster, target: PeerAddress, onR
     process.nextTick(() => dead.destroy(new Error(`cluster ${cluster.name}: TLS secret not received yet (SDS)`)));
     return dead;
   }
-  const s = tls.connect(tlsOptions(up, ctx, target, true));
+  const s = nodeTls().connect(tlsOptions(up, ctx, target, true));
   let handshaken = false;
   s.once('secureConnect', () => {
     handshaken = true;

@@ -1,29 +1,51 @@
-import { bufferFactory } from './buffer/config.js';
-import { faultFactory } from './fault/config.js';
-import { localRateLimitFactory } from './local_ratelimit/config.js';
-import { httpRbacFactory } from './rbac/config.js';
-import { priorityRateLimitFactory } from './priority_ratelimit/config.js';
+import { LazyRegistry } from '../lazy_registry.js';
 import type { HttpFilterFactory } from './types.js';
 
-/** Every HTTP filter Strait implements besides the router (which the connection manager is). */
-const FACTORIES: readonly HttpFilterFactory<any>[] = [bufferFactory, faultFactory, localRateLimitFactory, httpRbacFactory, priorityRateLimitFactory];
+const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+const LOCAL_RATELIMIT = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 
-const byType = new Map<string, HttpFilterFactory<any>>();
-const byName = new Map<string, HttpFilterFactory<any>>();
-for (const f of FACTORIES) {
-  byName.set(f.name, f);
-  for (const t of f.typeUrls) byType.set(t, f);
-}
-
-const byPerRouteType = new Map<string, HttpFilterFactory<any>>();
-for (const f of FACTORIES) for (const t of f.perRoute?.typeUrls ?? []) byPerRouteType.set(t, f);
+/**
+ * Every HTTP filter Strait implements besides the router (which the connection manager is), by
+ * name, type URL and per-route type URL; a filter's module is imported only when a config names
+ * it (see LazyRegistry).
+ */
+export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter', [
+  {
+    name: 'envoy.filters.http.buffer',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer'],
+    load: async () => (await import('./buffer/config.js')).bufferFactory,
+  },
+  {
+    name: 'envoy.filters.http.fault',
+    typeUrls: [FAULT],
+    perRouteTypeUrls: [FAULT],
+    load: async () => (await import('./fault/config.js')).faultFactory,
+  },
+  {
+    name: 'envoy.filters.http.local_ratelimit',
+    typeUrls: [LOCAL_RATELIMIT],
+    perRouteTypeUrls: [LOCAL_RATELIMIT],
+    load: async () => (await import('./local_ratelimit/config.js')).localRateLimitFactory,
+  },
+  {
+    name: 'envoy.filters.http.rbac',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC'],
+    perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute'],
+    load: async () => (await import('./rbac/config.js')).httpRbacFactory,
+  },
+  {
+    name: 'strait.filters.http.priority_ratelimit',
+    typeUrls: ['type.googleapis.com/strait.priority_ratelimit.v1.PriorityRateLimit'],
+    load: async () => (await import('./priority_ratelimit/config.js')).priorityRateLimitFactory,
+  },
+]);
 
 /** The filter whose per-route config has this type URL (HTTPFault, LocalRateLimit, RBACPerRoute). */
 export function findPerRouteFilter(typeUrl: string): HttpFilterFactory<any> | undefined {
-  return byPerRouteType.get(typeUrl);
+  return httpFilters.findPerRoute(typeUrl);
 }
 
 /** By type URL first, by name without one (Envoy's order). */
 export function findHttpFilter(name: string, typeUrl: string | undefined): HttpFilterFactory<any> | undefined {
-  return typeUrl ? byType.get(typeUrl) : byName.get(name);
+  return httpFilters.find(name, typeUrl);
 }

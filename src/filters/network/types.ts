@@ -84,4 +84,9 @@ export interface NetworkFilterFactory<Config = unknown> {
   parse(typedConfig: Record<string, unknown>, path: string, ctx: FactoryContext): Config | null;
   /** `next`: for non-terminal filters, the rest of the chain, to hand the connection on to. */
   create(config: Config, rt: RuntimeContext, next?: NetworkFilter): NetworkFilter;
+  /**
+   * Optional: checks that need the whole chain (what follows this filter). Called once per
+   * chain that holds the filter, after every filter parsed; `path` is the chain's `filters`.
+   */
+  checkChain?(filters: readonly import('../../listener/listener_config.js').FilterSpec[], path: string): FieldError[];
 }

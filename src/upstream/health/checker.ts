@@ -1,6 +1,6 @@
 import type * as GrpcNs from '@grpc/grpc-js';
 import type { Scope, StatsOf } from '../../observability/stats.js';
-import { getCodec } from '../../protocols/index.js';
+import { protocols } from '../../protocols/lazy.js';
 import { HealthFlag, type Host } from '../host.js';
 import type { HealthCheckConfig } from './config.js';
 import { GrpcProbe } from './grpc_probe.js';
@@ -64,7 +64,7 @@ export class HealthChecker {
       case 'grpc':
         return new GrpcProbe(this.grpc!, host, p.serviceName, p.authority, p.metadata, this.config.timeoutMs);
       case 'rpc':
-        return new RpcHeartbeatProbe(host, getCodec(p.protocol)!, reuse);
+        return new RpcHeartbeatProbe(host, protocols().getCodec(p.protocol)!, reuse);
     }
   }
 

@@ -1,6 +1,6 @@
 import { durationMs } from '../../config/values.js';
 import type { FieldError } from '../../errors.js';
-import { getCodec, protocolNames } from '../../protocols/index.js';
+import { protocols } from '../../protocols/lazy.js';
 
 type Obj = Record<string, any>;
 
@@ -150,6 +150,7 @@ export function buildHealthCheckConfig(hc: Obj, path: string, errors: FieldError
       errors.push({ path: `${p}.name`, message: `unknown health checker "${c.name}" (supported: ${RPC_HEARTBEAT_CHECKER})` });
     } else {
       const protocol = String(tc.protocol ?? '').toLowerCase();
+      const { getCodec, protocolNames } = protocols();
       const codec = getCodec(protocol);
       if (!codec) errors.push({ path: `${p}.typed_config.protocol`, message: `must name an RPC codec (${protocolNames().join(', ')})` });
       else if (!codec.heartbeatRequest(0, 1)) errors.push({ path: `${p}.typed_config.protocol`, message: `the ${protocol} codec has no heartbeat to check with` });

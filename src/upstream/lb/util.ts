@@ -1,9 +1,10 @@
-import crypto from 'node:crypto';
 import type { Host } from '../host.js';
 import type { Random } from './types.js';
 
 const S = new Int32Array(4);
-crypto.randomFillSync(S);
+// Seeded from Math.random, not node:crypto: only spread matters here, and loading crypto for a
+// seed would cost every sidecar its idle memory.
+for (let i = 0; i < 4; i++) S[i] = (Math.random() * 4294967296) | 0;
 if ((S[0]! | S[1]! | S[2]! | S[3]!) === 0) S[0] = 1; // the one state the generator cannot leave
 
 /**

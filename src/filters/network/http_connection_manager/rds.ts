@@ -2,32 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FieldError } from '../../../errors.js';
 import { log } from '../../../log.js';
+import { resourceFiles, type ResourceFiles } from '../../../config/resource_files.js';
 import type { Counter, Scope } from '../../../observability/stats.js';
-import { HttpRouteTable, type HttpRequestView, type HttpRoute } from '../../../router/http_route_table.js';
-import { ROUTE_TYPE } from '../../../xds/proto.js';
-import { readResourceFile } from '../../../xds/server/resource_dir.js';
+import { HttpRouteTable } from '../../../router/http_route_table.js';
+import { RdsRouteTable } from './rds_table.js';
 
-/** What an HTTP session asks for a request's route: a static table or an RDS subscription. */
-export interface RouteLookup {
-  route(req: HttpRequestView): HttpRoute | null;
-  /** Route sources that change at run time (a watched file) start here, once the listener runs. */
-  start?(scope: Scope): void;
-}
-
-/**
- * The route table of one RDS `route_config_name`, shared by every listener that names it.
- * A session looks the route up once, when a request's head arrives, so replacing `current` is
- * an atomic swap: new requests see the new table, requests in flight keep the route they got.
- * `current` is null until the first RouteConfiguration arrives (the listener warms meanwhile;
- * if it starts anyway after initial_fetch_timeout, requests get 404 as with no matching route).
- */
-export class RdsRouteTable implements RouteLookup {
-  current: HttpRouteTable | null = null;
-  constructor(readonly name: string) {}
-  route(req: HttpRequestView): HttpRoute | null {
-    return this.current ? this.current.route(req) : null;
-  }
-}
+export { RdsRouteTable, type RouteLookup } from './rds_table.js';
 
 /** Writers replace a file in steps (truncate, write; or several renames): read once they settle. */
 const SETTLE_MS = 50;
@@ -63,16 +43,19 @@ export class FileRdsTable extends RdsRouteTable {
       return [{ path: '', message: `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
     }
     if (text === this.text && this.current) return null;
-    let read: ReturnType<typeof readResourceFile>;
+    let read: ReturnType<ResourceFiles['readResourceFile']>;
+    let routeType: string;
     try {
-      read = readResourceFile(this.file);
+      const rf = resourceFiles();
+      routeType = rf.ROUTE_TYPE;
+      read = rf.readResourceFile(this.file);
     } catch (err) {
       return [{ path: '', message: (err as Error).message }];
     }
     const errors: FieldError[] = [...read.problems];
-    const found = read.resources.filter((r) => r.type === ROUTE_TYPE && r.name === this.name);
+    const found = read.resources.filter((r) => r.type === routeType && r.name === this.name);
     if (!found.length && !errors.length) {
-      const names = read.resources.filter((r) => r.type === ROUTE_TYPE).map((r) => `"${r.name}"`);
+      const names = read.resources.filter((r) => r.type === routeType).map((r) => `"${r.name}"`);
       errors.push({ path: 'resources', message: `holds no RouteConfiguration named "${this.name}"${names.length ? ` (found ${names.join(', ')})` : ''}` });
     }
     if (found.length > 1) errors.push({ path: found[1]!.where, message: `a second RouteConfiguration named "${this.name}"` });

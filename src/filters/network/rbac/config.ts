@@ -46,6 +46,7 @@ export const networkRbacFactory = {
   typeUrls: [NETWORK_RBAC_TYPE],
   terminal: false,
   parse,
+  checkChain: rbacChainErrors,
   create: (config, rt, next) => {
     if (!next) throw new Error(`${NAME} needs a filter after it`);
     return new NetworkRbacFilter(config, rt, next);
