@@ -6,12 +6,10 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ENGINES, REPO, tmpDir } from '../helpers/strait.js';
+import { ENGINES, REPO, tmpDir } from '../helpers/strait.js';
 import {
   addPayloadCounter,
-  adminGet,
   baselineHostState,
   Cgroup,
   intercept,
@@ -20,7 +18,10 @@ import {
   payloadPackets,
   restoreBpffs,
   settledHostState,
-  sh,
+  SIDECAR_GID,
+  startSidecar,
+  stopProcess,
+  vethPair,
   zeroCounters,
   type HostState,
 } from './helpers.js';
@@ -29,7 +30,6 @@ const skip = await kernelSkipReason({ sockmap: true, iptables: true });
 if (skip) console.warn(`test/bpf/bulk_detect: SKIPPED: ${skip}`);
 
 const FIXTURE = path.join(REPO, 'test/bpf/fixtures/bulk.cjs');
-const SIDECAR_GID = 1337;
 const APP_IP = '10.203.0.1';
 const UPSTREAM_IP = '10.203.0.2';
 const MiB = 1 << 20;
@@ -84,40 +84,6 @@ class Proc {
     this.proc.stdin.end();
     await exited;
   }
-}
-
-/** Strait in `ns` and `cg` under the exempt gid: outbound listener with use_original_dst → ORIGINAL_DST. */
-async function startStrait(ns: Netns, cg: Cgroup, dir: string, env: Record<string, string>) {
-  const adminSock = path.join(dir, 'admin.sock');
-  const tcpProxy = { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'out', cluster: 'passthrough' };
-  const config = {
-    admin: { address: { pipe: { path: adminSock } } },
-    static_resources: {
-      listeners: [
-        {
-          name: 'outbound',
-          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-          use_original_dst: true,
-          filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcpProxy }] }],
-        },
-      ],
-      clusters: [{ name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' }],
-    },
-  };
-  const cfgPath = path.join(dir, 'strait.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(config));
-  const script = `echo $$ > ${cg.path}/cgroup.procs && exec "${process.execPath}" "${CLI}" --io-engine ${ENGINES[0]} --config "${cfgPath}"`;
-  const proc = spawn('nsenter', [`--net=${ns.path}`, 'sh', '-c', script], { gid: SIDECAR_GID, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  let listeners = '';
-  for (let i = 0; i < 400 && !listeners.includes('outbound'); i++) {
-    await sleep(25);
-    if (proc.exitCode !== null) throw new Error(`strait exited: ${err}`);
-    listeners = fs.existsSync(adminSock) ? await adminGet(adminSock, '/listeners?format=json').catch(() => '') : '';
-  }
-  const port: number = JSON.parse(listeners).listener_statuses.find((s: any) => s.name === 'outbound').local_address.socket_address.port_value;
-  return { proc, port };
 }
 
 describe('bulk detection flags', () => {
@@ -183,11 +149,7 @@ describe.skipIf(!!skip)(skip ? `bulk detection (skipped: ${skip})` : 'bulk detec
     before = await baselineHostState();
     ns = new Netns('bulkdet');
     up = new Netns('bulkdetup');
-    sh('ip', ['-n', ns.name, 'link', 'add', 'bd0', 'type', 'veth', 'peer', 'name', 'bd1', 'netns', up.name]);
-    sh('ip', ['-n', ns.name, 'addr', 'add', `${APP_IP}/24`, 'dev', 'bd0']);
-    sh('ip', ['-n', up.name, 'addr', 'add', `${UPSTREAM_IP}/24`, 'dev', 'bd1']);
-    sh('ip', ['-n', ns.name, 'link', 'set', 'bd0', 'up']);
-    sh('ip', ['-n', up.name, 'link', 'set', 'bd1', 'up']);
+    vethPair(ns, up, { dev: 'bd', app: APP_IP, upstream: UPSTREAM_IP });
     cg = new Cgroup('bulkdet');
     addPayloadCounter(ns);
     sink = new Proc(['sink', UPSTREAM_IP], { netns: up });
@@ -202,18 +164,14 @@ describe.skipIf(!!skip)(skip ? `bulk detection (skipped: ${skip})` : 'bulk detec
     echoPort = (await echo.line()).port;
     dir = tmpDir('strait-bulkdet-');
     env = { STRAIT_INTERCEPT_STATE_DIR: path.join(dir, 'state') };
-    ({ proc: strait, port: outboundPort } = await startStrait(ns, cg, dir, env));
+    ({ proc: strait, port: outboundPort } = await startSidecar({ ns, cg, engine: ENGINES[0]!, listen: '127.0.0.1', dir, env }));
     const r = await enable(DETECT);
     expect(r.details.bulkDetect).toEqual({ bytes: MiB, windowMs: 2000, maxMsg: 16384 });
   });
 
   afterAll(async () => {
     const r = await intercept(['disable', '--name', NAME], { netns: ns, env });
-    if (strait && strait.exitCode === null) {
-      const exited = new Promise((res) => strait!.once('exit', res));
-      strait.kill('SIGKILL');
-      await exited;
-    }
+    await stopProcess(strait);
     for (const p of [echo, sink, greeter, replier, source]) await p?.end();
     await cg?.remove();
     ns?.remove();

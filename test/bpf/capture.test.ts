@@ -4,13 +4,13 @@
 // in another network namespace; the connection lands on a real Strait listener
 // (use_original_dst + ORIGINAL_DST cluster), which reaches the address the app asked for.
 // Needs root; anywhere else the cases are skipped with the reason in their name.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PIN_ROOT } from '../../src/intercept/sockmap.js';
-import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
+import { ENGINES, tmpDir } from '../helpers/strait.js';
 import {
   adminGet,
   addPayloadCounter,
@@ -23,7 +23,10 @@ import {
   Peer,
   restoreBpffs,
   settledHostState,
-  sh,
+  SIDECAR_GID,
+  startSidecar,
+  stopProcess,
+  vethPair,
   zeroCounters,
   type HostState,
 } from './helpers.js';
@@ -31,82 +34,17 @@ import {
 const skip = await kernelSkipReason({ sockmap: true, iptables: true });
 if (skip) console.warn(`test/bpf/capture: SKIPPED: ${skip}`);
 
-/** Strait's identity: its upstream connects carry this gid and are exempt from capture. */
-const SIDECAR_GID = 1337;
 const APP_IP = '10.201.0.1';
 const UPSTREAM_IP = '10.201.0.2';
 const APP_IP6 = 'fd00:201::1';
 const UPSTREAM_IP6 = 'fd00:201::2';
+const VETH = { dev: 'cap', app: APP_IP, upstream: UPSTREAM_IP };
+const VETH6 = { ...VETH, app6: APP_IP6, upstream6: UPSTREAM_IP6 };
 
 async function stat(sock: string, name: string): Promise<number> {
   const line = (await adminGet(sock, '/stats')).split('\n').find((l) => l.startsWith(`${name}: `));
   if (line === undefined) throw new Error(`no stat ${name}`);
   return Number(line.slice(name.length + 2));
-}
-
-/** A Strait sidecar in `ns` and `cg` under the exempt gid: outbound listener on `listen`:0 with use_original_dst → ORIGINAL_DST. */
-async function startStrait(o: { ns: Netns; cg: Cgroup; engine: string; listen: string; dir: string; env: Record<string, string> }) {
-  const adminSock = path.join(o.dir, 'admin.sock');
-  const config = {
-    admin: { address: { pipe: { path: adminSock } } },
-    static_resources: {
-      listeners: [
-        {
-          name: 'outbound',
-          address: { socket_address: { address: o.listen, port_value: 0 } },
-          use_original_dst: true,
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.tcp_proxy',
-                  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'out', cluster: 'passthrough' },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: [{ name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' }],
-    },
-  };
-  const cfgPath = path.join(o.dir, 'strait.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(config));
-  // Strait runs in the cgroup like a sidecar in its pod: its accepted sockets join the
-  // sockmap and its SO_ORIGINAL_DST calls reach the getsockopt program; its gid exempts it.
-  const script = `echo $$ > ${o.cg.path}/cgroup.procs && exec "${process.execPath}" "${CLI}" --io-engine ${o.engine} --config "${cfgPath}"`;
-  const proc = spawn('nsenter', [`--net=${o.ns.path}`, 'sh', '-c', script], { gid: SIDECAR_GID, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...o.env } });
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  let listeners = '';
-  for (let i = 0; i < 400 && !listeners.includes('outbound'); i++) {
-    await sleep(25);
-    if (proc.exitCode !== null) throw new Error(`strait exited: ${err}`);
-    listeners = fs.existsSync(adminSock) ? await adminGet(adminSock, '/listeners?format=json').catch(() => '') : '';
-  }
-  const port: number = JSON.parse(listeners).listener_statuses.find((s: any) => s.name === 'outbound').local_address.socket_address.port_value;
-  return { proc, adminSock, port };
-}
-
-async function stopStrait(proc: ChildProcess | undefined): Promise<void> {
-  if (!proc || proc.exitCode !== null) return;
-  const exited = new Promise((res) => proc.once('exit', res));
-  proc.kill('SIGKILL');
-  await exited;
-}
-
-/** Two namespaces joined by a veth pair: the upstream is reachable from `ns` only through it. */
-function vethPair(ns: Netns, up: Netns, v6: boolean): void {
-  sh('ip', ['-n', ns.name, 'link', 'add', 'cap0', 'type', 'veth', 'peer', 'name', 'cap1', 'netns', up.name]);
-  sh('ip', ['-n', ns.name, 'addr', 'add', `${APP_IP}/24`, 'dev', 'cap0']);
-  sh('ip', ['-n', up.name, 'addr', 'add', `${UPSTREAM_IP}/24`, 'dev', 'cap1']);
-  if (v6) {
-    // nodad: usable at once, no duplicate address detection to wait for.
-    sh('ip', ['-n', ns.name, 'addr', 'add', `${APP_IP6}/64`, 'dev', 'cap0', 'nodad']);
-    sh('ip', ['-n', up.name, 'addr', 'add', `${UPSTREAM_IP6}/64`, 'dev', 'cap1', 'nodad']);
-  }
-  sh('ip', ['-n', ns.name, 'link', 'set', 'cap0', 'up']);
-  sh('ip', ['-n', up.name, 'link', 'set', 'cap1', 'up']);
 }
 
 /** Polls (bounded) until `pred` holds for the value `get` returns; returns the last value. */
@@ -147,7 +85,7 @@ for (const engine of ENGINES)
       ns = new Netns(`cap-${engine}`);
       up = new Netns(`capup-${engine}`);
       // A connection that reaches the upstream went through the routing, not through loopback.
-      vethPair(ns, up, false);
+      vethPair(ns, up, VETH);
       cg = new Cgroup(`cap-${engine}`);
       addPayloadCounter(ns);
       upstream = new Peer(['server', UPSTREAM_IP], { netns: up });
@@ -156,7 +94,7 @@ for (const engine of ENGINES)
       dir = tmpDir('strait-cap-');
       stateDir = path.join(dir, 'state');
       env = { STRAIT_INTERCEPT_STATE_DIR: stateDir };
-      ({ proc: strait, adminSock, port: outboundPort } = await startStrait({ ns, cg, engine, listen: '127.0.0.1', dir, env }));
+      ({ proc: strait, adminSock, port: outboundPort } = await startSidecar({ ns, cg, engine, listen: '127.0.0.1', dir, env }));
 
       const r = await intercept(
         ['enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cg.path, '--outbound-port', String(outboundPort), '--exempt-gid', String(SIDECAR_GID)],
@@ -170,7 +108,7 @@ for (const engine of ENGINES)
     afterAll(async () => {
       // Idempotent: the last case disabled already unless it failed half-way.
       const r = await intercept(['disable', '--name', NAME], { netns: ns, env });
-      await stopStrait(strait);
+      await stopProcess(strait);
       await upstream?.end();
       await cg?.remove();
       ns?.remove(); // takes the veth pair with it
@@ -356,14 +294,14 @@ describe.skipIf(!!skip)(skip ? `connect6 capture (skipped: ${skip})` : 'connect6
     before = await baselineHostState();
     ns = new Netns('cap6');
     up = new Netns('cap6up');
-    vethPair(ns, up, true);
+    vethPair(ns, up, VETH6);
     cg = new Cgroup('cap6');
     upstream = new Peer(['server', '::'], { netns: up });
     upstreamPort = (await upstream.first).port;
     dir = tmpDir('strait-cap6-');
     env = { STRAIT_INTERCEPT_STATE_DIR: path.join(dir, 'state') };
     // A listener on :: takes both [::1]:P (connect6) and 127.0.0.1:P (connect4, as ::ffff:127.0.0.1).
-    ({ proc: strait, adminSock, port: outboundPort } = await startStrait({ ns, cg, engine: ENGINES[0]!, listen: '::', dir, env }));
+    ({ proc: strait, adminSock, port: outboundPort } = await startSidecar({ ns, cg, engine: ENGINES[0]!, listen: '::', dir, env }));
     const r = await intercept(
       ['enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cg.path, '--outbound-port', String(outboundPort), '--exempt-gid', String(SIDECAR_GID)],
       { netns: ns, env },
@@ -374,7 +312,7 @@ describe.skipIf(!!skip)(skip ? `connect6 capture (skipped: ${skip})` : 'connect6
 
   afterAll(async () => {
     const r = await intercept(['disable', '--name', NAME], { netns: ns, env });
-    await stopStrait(strait);
+    await stopProcess(strait);
     await upstream?.end();
     await cg?.remove();
     ns?.remove();
@@ -470,7 +408,7 @@ describe.skipIf(!!skip)(skip ? `capture with --bulk-ports (skipped: ${skip})` : 
     before = await baselineHostState();
     ns = new Netns('bulk');
     up = new Netns('bulkup');
-    vethPair(ns, up, false);
+    vethPair(ns, up, VETH);
     cg = new Cgroup('bulk');
     addPayloadCounter(ns);
     bulk = new Peer(['server', UPSTREAM_IP], { netns: up });
@@ -479,7 +417,7 @@ describe.skipIf(!!skip)(skip ? `capture with --bulk-ports (skipped: ${skip})` : 
     otherPort = (await other.first).port;
     dir = tmpDir('strait-bulk-');
     env = { STRAIT_INTERCEPT_STATE_DIR: path.join(dir, 'state') };
-    ({ proc: strait, port: outboundPort } = await startStrait({ ns, cg, engine: ENGINES[0]!, listen: '127.0.0.1', dir, env }));
+    ({ proc: strait, port: outboundPort } = await startSidecar({ ns, cg, engine: ENGINES[0]!, listen: '127.0.0.1', dir, env }));
     const r = await intercept(
       ['enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cg.path, '--outbound-port', String(outboundPort), '--exempt-gid', String(SIDECAR_GID), '--bulk-ports', String(bulkPort)],
       { netns: ns, env },
@@ -490,7 +428,7 @@ describe.skipIf(!!skip)(skip ? `capture with --bulk-ports (skipped: ${skip})` : 
 
   afterAll(async () => {
     const r = await intercept(['disable', '--name', NAME], { netns: ns, env });
-    await stopStrait(strait);
+    await stopProcess(strait);
     await bulk?.end();
     await other?.end();
     await cg?.remove();

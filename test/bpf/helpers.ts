@@ -1,7 +1,7 @@
 // Shared set-up for the kernel interception tests: a network namespace and a cgroup of the
 // test's own, processes started inside them, and a snapshot of the host's BPF, iptables,
 // bpffs, cgroup and netns state to prove the tests leave nothing behind.
-import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -241,4 +241,71 @@ export function adminGet(sock: string, p: string): Promise<string> {
       })
       .on('error', reject);
   });
+}
+
+/** Strait's identity in these tests: its upstream connects carry this gid and are exempt from capture. */
+export const SIDECAR_GID = 1337;
+
+/**
+ * A Strait sidecar in `ns` and `cg` under SIDECAR_GID: an outbound listener on `listen`:0 with
+ * use_original_dst → an ORIGINAL_DST cluster, admin on a unix socket in `dir`. Strait runs in the
+ * cgroup like a sidecar in its pod: its accepted sockets join the sockmap and its
+ * SO_ORIGINAL_DST calls reach the getsockopt program; its gid exempts its own connects.
+ */
+export async function startSidecar(o: { ns: Netns; cg: Cgroup; engine: string; listen: string; dir: string; env: Record<string, string> }): Promise<{ proc: ChildProcess; adminSock: string; port: number }> {
+  const adminSock = path.join(o.dir, 'admin.sock');
+  const tcpProxy = { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'out', cluster: 'passthrough' };
+  const config = {
+    admin: { address: { pipe: { path: adminSock } } },
+    static_resources: {
+      listeners: [
+        {
+          name: 'outbound',
+          address: { socket_address: { address: o.listen, port_value: 0 } },
+          use_original_dst: true,
+          filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcpProxy }] }],
+        },
+      ],
+      clusters: [{ name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' }],
+    },
+  };
+  const cfgPath = path.join(o.dir, 'strait.json');
+  fs.writeFileSync(cfgPath, JSON.stringify(config));
+  const script = `echo $$ > ${o.cg.path}/cgroup.procs && exec "${process.execPath}" "${CLI}" --io-engine ${o.engine} --config "${cfgPath}"`;
+  const proc = spawn('nsenter', [`--net=${o.ns.path}`, 'sh', '-c', script], { gid: SIDECAR_GID, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...o.env } });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  let listeners = '';
+  for (let i = 0; i < 400 && !listeners.includes('outbound'); i++) {
+    await sleep(25);
+    if (proc.exitCode !== null) throw new Error(`strait exited: ${err}`);
+    listeners = fs.existsSync(adminSock) ? await adminGet(adminSock, '/listeners?format=json').catch(() => '') : '';
+  }
+  const port: number = JSON.parse(listeners).listener_statuses.find((x: any) => x.name === 'outbound').local_address.socket_address.port_value;
+  return { proc, adminSock, port };
+}
+
+/** SIGKILL and wait for the exit (no-op when already gone). */
+export async function stopProcess(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null) return;
+  const exited = new Promise((res) => proc.once('exit', res));
+  proc.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * Two namespaces joined by a veth pair (`<dev>0` in `ns`, `<dev>1` in `up`): the upstream is
+ * reachable from `ns` only through it. IPv6 addresses are optional.
+ */
+export function vethPair(ns: Netns, up: Netns, a: { dev: string; app: string; upstream: string; app6?: string; upstream6?: string }): void {
+  sh('ip', ['-n', ns.name, 'link', 'add', `${a.dev}0`, 'type', 'veth', 'peer', 'name', `${a.dev}1`, 'netns', up.name]);
+  sh('ip', ['-n', ns.name, 'addr', 'add', `${a.app}/24`, 'dev', `${a.dev}0`]);
+  sh('ip', ['-n', up.name, 'addr', 'add', `${a.upstream}/24`, 'dev', `${a.dev}1`]);
+  if (a.app6 && a.upstream6) {
+    // nodad: usable at once, no duplicate address detection to wait for.
+    sh('ip', ['-n', ns.name, 'addr', 'add', `${a.app6}/64`, 'dev', `${a.dev}0`, 'nodad']);
+    sh('ip', ['-n', up.name, 'addr', 'add', `${a.upstream6}/64`, 'dev', `${a.dev}1`, 'nodad']);
+  }
+  sh('ip', ['-n', ns.name, 'link', 'set', `${a.dev}0`, 'up']);
+  sh('ip', ['-n', up.name, 'link', 'set', `${a.dev}1`, 'up']);
 }
