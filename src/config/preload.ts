@@ -40,15 +40,18 @@ export function scanConfig(config: unknown): { readonly words: ReadonlySet<strin
 /**
  * Loads the modules of the extensions a config names, before it is parsed: filters are found by
  * the names and type URLs anywhere in it (listener chains, HCM http_filters, per-route configs),
- * so parsing, which is synchronous, finds their factories loaded; likewise the file readers for
- * file config sources and the RPC codecs for RPC heartbeat health checks. Unknown names load
- * nothing and are reported by parsing as before. Called once per config load (start-up,
- * --mode validate).
+ * so parsing, which is synchronous, finds their factories loaded; likewise the file readers (and
+ * every HTTP filter) for file config sources and the RPC codecs for RPC heartbeat health checks.
+ * Unknown names load nothing and are reported by parsing as before. Called once per config load
+ * (start-up, --mode validate).
  */
 export async function preloadExtensions(config: unknown): Promise<void> {
   const found = scanConfig(config);
   const rpcHealth = found.words.has(RPC_HEARTBEAT_CHECKER) || found.words.has(RPC_HEARTBEAT_TYPE);
-  await Promise.all([networkFilters.loadNamed(found.words), httpFilters.loadNamed(found.words), found.files ? loadResourceFiles() : null, rpcHealth ? loadProtocols() : null]);
+  // A route configuration read from a file (now or when the file changes) may name any HTTP
+  // filter's per-route config, and is compiled synchronously: with a file source, load them all.
+  const http = found.files ? httpFilters.loadAll() : httpFilters.loadNamed(found.words);
+  await Promise.all([networkFilters.loadNamed(found.words), http, found.files ? loadResourceFiles() : null, rpcHealth ? loadProtocols() : null]);
 }
 
 /**

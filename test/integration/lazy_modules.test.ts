@@ -111,7 +111,7 @@ ${staticCluster('up', [up.port])}`);
     for (const prefix of UNUSED_BY_L4) expect(loaded.filter((m) => m.startsWith(prefix)), prefix).toEqual([]);
   });
 
-  it('an HCM with a fault filter and routes from a file loads those, the file reader, and still not the unnamed filters', async () => {
+  it('an HCM with routes from a file loads the file reader and every HTTP filter (the file may name any per route), and no unnamed network filter', async () => {
     const up: TestUpstream = await httpUpstream('h');
     closers.push(() => up.close());
     const dir = tmpDir();
@@ -126,6 +126,15 @@ ${staticCluster('up', [up.port])}`);
   - name: all
     domains: ["*"]
     routes:
+    - match: { prefix: "/limited" }
+      route: { cluster: h }
+      # A per-route config of a filter the bootstrap's chain does not name: parsing the file
+      # must find its factory (it used to stop start-up: "used before its module was loaded").
+      typed_per_filter_config:
+        envoy.filters.http.local_ratelimit:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: per_route
+          token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s }
     - match: { prefix: "/" }
       route: { cluster: h }
 `,
@@ -163,8 +172,8 @@ ${staticCluster('h', [up.port])}`);
     await aborted.body.text();
     const loaded = modules();
     for (const m of ['dist/filters/network/http_connection_manager/config.js', 'dist/filters/http/fault/config.js', 'dist/xds/server/resource_dir.js']) expect(loaded).toContain(m);
-    // (the route table uses local_ratelimit's descriptors.js for route rate_limits: not its filter)
-    for (const prefix of ['dist/filters/network/rpc_proxy/', 'dist/filters/http/rbac/', 'dist/filters/http/local_ratelimit/config.js', 'dist/filters/network/rbac/']) {
+    expect(loaded).toContain('dist/filters/http/local_ratelimit/config.js');
+    for (const prefix of ['dist/filters/network/rpc_proxy/', 'dist/filters/network/rbac/', 'dist/filters/network/local_ratelimit/']) {
       expect(loaded.filter((m) => m.startsWith(prefix)), prefix).toEqual([]);
     }
   });
