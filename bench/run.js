@@ -148,7 +148,8 @@ async function interceptTable() {
   if (settings.interceptOff) return { ...out, status: 'skipped', reason: settings.interceptOff };
   log(`intercept: app -> Strait -> upstream over sockmap, iptables, tcp, unix (${settings.mode})`);
   const r = await runPinned('intercept', process.execPath, [path.join(BENCH_DIR, 'intercept.js'), '--json', ...(settings.mode === 'quick' ? ['--quick'] : [])], {
-    timeoutMs: (settings.mode === 'quick' ? 90 : 900) * 1000,
+    // Full: 7 columns x 8 rows x 3 rounds of paired 3 s runs is ~17 min before set-up.
+    timeoutMs: (settings.mode === 'quick' ? 90 : 1800) * 1000,
     env: { ...process.env, BENCH_STRAIT_DIR: straitDir() },
   });
   try {
