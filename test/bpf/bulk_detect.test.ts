@@ -134,11 +134,11 @@ describe.skipIf(!!skip)(skip ? `bulk detection (skipped: ${skip})` : 'bulk detec
     expect(r.code, r.stderr).toBe(0);
     return r.json;
   };
-  /** The app uploads STREAM bytes in `write`-byte writes to the sink through Strait; both hashes. */
-  const upload = async (write = WRITE) => {
-    const app = new Proc(['send', UPSTREAM_IP, String(sinkPort), String(STREAM), String(write)], { netns: ns, cgroup: cg });
+  /** The app uploads STREAM bytes in `write`-byte writes to `to` (the sink) through Strait; both reports. */
+  const upload = async (write = WRITE, to: { proc: Proc; port: number } = { proc: sink, port: sinkPort }, extra: string[] = []) => {
+    const app = new Proc(['send', UPSTREAM_IP, String(to.port), String(STREAM), String(write), ...extra], { netns: ns, cgroup: cg });
     try {
-      const [sent, got] = await Promise.all([app.line(), sink.line()]);
+      const [sent, got] = await Promise.all([app.line(), to.proc.line()]);
       return { sent, got };
     } finally {
       await app.end();
@@ -231,14 +231,9 @@ describe.skipIf(!!skip)(skip ? `bulk detection (skipped: ${skip})` : 'bulk detec
 
   it('a stream after the peer has spoken is switched but kept in the map (its ingress may hold data)', async () => {
     const s0 = (await status()).stats;
-    const app = new Proc(['send', UPSTREAM_IP, String(greeterPort), String(STREAM), String(WRITE), 'greet'], { netns: ns, cgroup: cg });
-    try {
-      const [sent, got] = await Promise.all([app.line(), greeter.line()]);
-      expect(got.bytes).toBe(STREAM);
-      expect(got.sha256).toBe(sent.sha256);
-    } finally {
-      await app.end();
-    }
+    const { sent, got } = await upload(WRITE, { proc: greeter, port: greeterPort }, ['greet']);
+    expect(got.bytes).toBe(STREAM);
+    expect(got.sha256).toBe(sent.sha256);
     const s = (await status()).stats;
     expect(s.socketsSwitchedToTcp - s0.socketsSwitchedToTcp).toBe(1);
     // Strait sent the greeting through the verdict, so the app's socket stays in the map and
@@ -249,14 +244,7 @@ describe.skipIf(!!skip)(skip ? `bulk detection (skipped: ${skip})` : 'bulk detec
 
   it('a reply after the switch reaches the unmapped socket through TCP: the replying end switches too', async () => {
     const s0 = (await status()).stats;
-    const app = new Proc(['send', UPSTREAM_IP, String(replierPort), String(STREAM), String(WRITE)], { netns: ns, cgroup: cg });
-    let sent: any;
-    let got: any;
-    try {
-      [sent, got] = await Promise.all([app.line(), replier.line()]);
-    } finally {
-      await app.end();
-    }
+    const { sent, got } = await upload(WRITE, { proc: replier, port: replierPort });
     expect(got.sha256).toBe(sent.sha256);
     // The upstream's answer crossed Strait after the app's socket had left the map.
     expect(sent.reply).toBe(got.sha256);
