@@ -95,6 +95,7 @@ export class Server implements AdminHost {
     this.serverStats.concurrency.value = 1;
     this.dump = this.buildDump();
     this.intercept = new InterceptStatusReporter(root);
+    secretStore.useStats(root);
     this.serverStats.state.value = STATE_CODE.PRE_INITIALIZING;
   }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { resourceFiles, type ResourceFiles } from '../config/resource_files.js';
 import type { FieldError } from '../errors.js';
 import { log } from '../log.js';
+import type { Scope } from '../observability/stats.js';
 import type { AnyMsg } from '../xds/proto.js';
 import { nodeCrypto } from './lazy_builtins.js';
 import { checkSecret, MaterialError, secretSpecOf, type SdsRef, type SdsSource, type SecretSpec } from './context.js';
@@ -52,8 +53,19 @@ export class SecretStore {
   private readonly files = new Map<string, FileSource>();
   /** Secrets (key → name) from a control plane that some resource waits for: warming until they arrive. */
   private wanted: ReadonlyMap<string, string> = new Map();
-  /** For stats-like checks: file updates applied and refused. */
-  readonly counts = { file_update_success: 0, file_update_rejected: 0 };
+  /** `sds.<secret name>.*`, in the serving process's stats; null until a server attaches it. */
+  private scope: Scope | null = null;
+
+  /** Envoy's per-secret counters go to `root` from now on (one server per process). */
+  useStats(root: Scope): void {
+    this.scope = root.scope('sds');
+  }
+
+  /** Envoy's subscription counters for one secret (`sds.<name>.update_attempt` …). */
+  count(name: string, stat: 'update_attempt' | 'update_success' | 'update_rejected'): void {
+    // Updates are rare: resolving the counter by name each time keeps no per-secret state here.
+    if (this.scope) this.scope.scope(name).counter(stat).value++;
+  }
 
   get(key: string): DynamicSecret | undefined {
     return this.secrets.get(key);
@@ -153,7 +165,13 @@ export class SecretStore {
     if (this.files.get(file) !== f) return;
     const problems = this.readFile(file, f);
     if (problems) {
-      this.counts.file_update_rejected++;
+      // The secrets this file serves keep their previous value: each counts the refused update.
+      for (const k of this.secrets.keys()) {
+        if (!k.startsWith(`file:${file}#`)) continue;
+        const name = k.slice(file.length + 6);
+        this.count(name, 'update_attempt');
+        this.count(name, 'update_rejected');
+      }
       for (const p of problems) log.error({ file, field: p.path }, `sds: secret file update rejected; the previous secret keeps serving: ${p.message}`);
     }
   }
@@ -196,8 +214,11 @@ export class SecretStore {
     }
     if (problems.length) return problems;
     f.last = text;
-    this.counts.file_update_success++;
-    for (const s of ok) this.set(`file:${file}#${s.name}`, s);
+    for (const s of ok) {
+      this.count(s.name, 'update_attempt');
+      this.count(s.name, 'update_success');
+      this.set(`file:${file}#${s.name}`, s);
+    }
     log.info({ file, secrets: ok.map((s) => s.name) }, 'sds: secrets loaded from file');
     return null;
   }

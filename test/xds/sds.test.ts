@@ -240,9 +240,15 @@ describe.each(['DELTA_GRPC', 'GRPC'] as const)('SDS over ADS (%s)', (apiType) =>
     expect(nack.error).toContain('tls_certificate.private_key');
     expect(nack.error).toMatch(/does not match the certificate/);
     expect(await serialNow(await strait.port('front'), ca)).toBe(serialOf(v2));
+    // Envoy's per-secret counters: the refused version is counted under the secret's name.
+    const stats = (await strait.get('/stats')).text;
+    expect(stats).toMatch(/^sds\.front-cert\.update_rejected: 1$/m);
+    const successes = Number(/^sds\.front-cert\.update_success: (\d+)$/m.exec(stats)?.[1]);
+    expect(successes).toBeGreaterThanOrEqual(2); // v1, then the rotation to v2
     // A good version afterwards is taken again.
     writeResources(dir, '2-secrets.yaml', [certSecret('front-cert', v3)]);
     await eventually(async () => serialNow(await strait.port('front'), ca), (s) => s === serialOf(v3), 15_000, 'v3 after the NACK');
+    expect((await strait.get('/stats')).text).toMatch(/^sds\.front-cert\.update_rejected: 1$/m);
   });
 
   it('does mTLS upstream with a client certificate and CA from SDS (Istio names default and ROOTCA)', async () => {
@@ -367,6 +373,9 @@ describe('file-based SDS (path_config_source)', () => {
     expect(strait.stderr).toContain('"field":"resources[0].tls_certificate.private_key.inline_string"');
     expect(strait.stderr).toContain('secret \\"default\\": does not match the certificate');
     expect(await serialNow(port, ca)).toBe(serialOf(v2));
+    const stats = (await strait.get('/stats')).text;
+    expect(stats).toMatch(/^sds\.default\.update_success: 2$/m); // the first read and the rotation
+    expect(stats).toMatch(/^sds\.default\.update_rejected: 1$/m);
 
     const secrets = section(await configDump(strait), 'SecretsConfigDump');
     const s = secrets.dynamic_active_secrets.find((x: Obj) => x.name === 'default');

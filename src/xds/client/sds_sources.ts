@@ -23,14 +23,21 @@ export function applySecrets(u: ResourceUpdate, source: Exclude<SdsSource, { kin
   const now = new Date().toISOString();
   for (const r of u.resources) {
     const key = sdsKey(r.name, source);
+    secretStore.count(r.name, 'update_attempt');
     const cur = secretStore.get(key);
-    if (cur && JSON.stringify(cur.value) === JSON.stringify(r.value)) continue;
+    // Envoy counts an unchanged resource as a successful update too.
+    if (cur && JSON.stringify(cur.value) === JSON.stringify(r.value)) {
+      secretStore.count(r.name, 'update_success');
+      continue;
+    }
     const errors = checkSecret(r.value);
     if (errors.length) {
       problems.push(...errors.map((e) => line(r.name, e.path, e.message)));
       rejected.add(r.name);
+      secretStore.count(r.name, 'update_rejected');
       continue;
     }
+    secretStore.count(r.name, 'update_success');
     const where = source.kind === 'grpc' ? `Secret "${r.name}" (from ${source.cluster})` : `Secret "${r.name}"`;
     secretStore.set(key, { name: r.name, version: r.version, value: r.value, any: r.any, spec: secretSpecOf(r.name, r.value, where), lastUpdated: now });
     log.info({ secret: r.name, version: r.version, ...(source.kind === 'grpc' ? { source: source.cluster } : {}) }, 'xds: secret applied');
