@@ -22,16 +22,17 @@ const SIDECAR_GID = 1337;
 /** The upstream's address: not loopback, because neither capture takes loopback destinations. */
 const UPSTREAM_IP = '10.203.0.1';
 
-export const MODES = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'tcp', 'unix'];
+export const MODES = ['sockmap', 'sockmap-onehop', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'tcp', 'unix'];
 
 export const INTERCEPT_HOW =
   'C client and echo/sink upstream (bpf/bench/pingpong.c), Strait (native engine, tcp_proxy) in between, all in a network namespace and cgroup of the bench. ' +
-  '"sockmap": `strait intercept enable --mode sockmap` captures the client\'s connect to the upstream address (cgroup/connect4) and redirects the client-Strait hop with sk_msg; ' +
-  '"sockmap-both": the same plus `--app-ports <upstream port>`, which also redirects the Strait-upstream hop (the sidecar-to-app hop of an inbound request; a mesh request crosses one such loopback hop at each end); ' +
+  '"sockmap": `strait intercept enable --mode sockmap` captures the client\'s connect to the upstream address (cgroup/connect4) and redirects the client-Strait hop with sk_msg, and, Strait being known by `--exempt-gid`, its own connection to the upstream (the Strait-upstream hop, like the sidecar-to-app hop of an inbound request) by default; ' +
+  '"sockmap-onehop": the same with `--sidecar-connects tcp` (only the client-Strait hop redirected, the default before 2026-12-03); ' +
+  '"sockmap-both": "sockmap" plus `--app-ports <upstream port>` (the same two hops; the way to get the second one before it was the default); ' +
   '"sockmap-bulk": the same as "sockmap" with `--bulk-ports <upstream port>`, which keeps that hop on TCP for captured connections to bulk ports; ' +
   '"sockmap" and the two above run with the sk_msg bulk detector on (the default: a socket streaming small writes with no reply is switched to TCP for good); "sockmap-nodetect": "sockmap" with `--bulk-detect-bytes 0`; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
-  'Strait reaches the upstream at 127.0.0.1 in every mode (loopback TCP, except in "sockmap-both"); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
+  'Strait reaches the upstream at 127.0.0.1 in every mode (loopback TCP, except in "sockmap" and "sockmap-both", where it is redirected); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
   'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them).';
 
 function sh(cmd, args, opts = {}) {
@@ -244,7 +245,10 @@ function setAffinity(pid, cpus) {
  * Runs the table. Resolves with { status, reason, how, seconds, rounds, rows }, where each row is
  * { kind, size, placement, cells: { <mode>: { rttMedianUs, rttP99Us } | { mbPerS } | { skipped } } }.
  */
-export async function runIntercept({ quick = false, seconds, rounds, modes = MODES, kinds = ['rr', 'bulk'] } = {}) {
+/** The default columns: sockmap-onehop only on request (--modes), so the full table takes no longer. */
+export const DEFAULT_MODES = MODES.filter((m) => m !== 'sockmap-onehop');
+
+export async function runIntercept({ quick = false, seconds, rounds, modes = DEFAULT_MODES, kinds = ['rr', 'bulk'] } = {}) {
   seconds ??= quick ? 0.25 : 3;
   rounds ??= quick ? 1 : 3;
   const out = { status: 'ran', reason: null, how: INTERCEPT_HOW, seconds, rounds, kernel: os.release(), redirectedMessages: null, redirectedMessagesBoth: null, bulkSockets: null, switchedSockets: null, rows: [] };
@@ -301,7 +305,7 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = MOD
     const straitPid = st.proc.pid;
     const upPid = up.pid;
 
-    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-both': `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, 'sockmap-nodetect': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
+    const target = { sockmap: `${upHost}:${upPort}`, 'sockmap-onehop': `${upHost}:${upPort}`, 'sockmap-both': `${upHost}:${upPort}`, 'sockmap-bulk': `${upHost}:${upPort}`, 'sockmap-nodetect': `${upHost}:${upPort}`, iptables: `${upHost}:${upPort}`, tcp: `127.0.0.1:${ports.direct}`, unix: st.pipePath };
     const name = `bench-ic-${process.pid}`;
     for (const mode of MODES) {
       if (!modes.includes(mode)) continue;
@@ -312,7 +316,7 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = MOD
         else if (mode.startsWith('sockmap')) {
           if (!stage.cgroup) skipped = 'no cgroup v2 hierarchy';
           else {
-            const extra = { 'sockmap-bulk': ['--bulk-ports', String(upPort)], 'sockmap-both': ['--app-ports', String(upPort)], 'sockmap-nodetect': ['--bulk-detect-bytes', '0'] };
+            const extra = { 'sockmap-bulk': ['--bulk-ports', String(upPort)], 'sockmap-both': ['--app-ports', String(upPort)], 'sockmap-onehop': ['--sidecar-connects', 'tcp'], 'sockmap-nodetect': ['--bulk-detect-bytes', '0'] };
             const flags = extra[mode] ?? [];
             const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...flags]);
             off = () => {
@@ -322,7 +326,7 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = MOD
                 out.switchedSockets = stats?.socketsSwitchedToTcp ?? null;
               } else if (mode === 'sockmap-nodetect') return stage.intercept(['disable', '--name', name]);
               else if (mode === 'sockmap-both') out.redirectedMessagesBoth = stats?.msgRedirected ?? null;
-              else out.bulkSockets = stats?.socketsBulk ?? null;
+              else if (mode === 'sockmap-bulk') out.bulkSockets = stats?.socketsBulk ?? null;
               stage.intercept(['disable', '--name', name]);
             };
             if (en.mode !== 'sockmap') skipped = `sockmap not enabled: ${JSON.stringify(en.skipped ?? en)}`;
@@ -394,7 +398,7 @@ export function interceptMarkdown(r) {
     if (!a || !b || a.skipped || b.skipped) return '–';
     return (row.kind === 'rr' ? a.rttMedianUs / b.rttMedianUs : a.mbPerS / b.mbPerS).toFixed(2);
   };
-  const vs = ['sockmap', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'unix'].filter((m) => r.rows.some((row) => row.cells[m]));
+  const vs = ['sockmap', 'sockmap-onehop', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'unix'].filter((m) => r.rows.some((row) => row.cells[m]));
   const cols = MODES.filter((m) => r.rows.some((row) => row.cells[m]));
   const sep = vs.length ? ' | ' : '';
   let md = `| workload | size | placement | ${cols.join(' | ')}${sep}${vs.map((m) => `${m} / tcp`).join(' | ')} |\n|---|---|---|${cols.map(() => '---|').join('')}${vs.map(() => '---|').join('')}\n`;

@@ -3,6 +3,9 @@
  *   cgroup/connect4, cgroup/connect6  an app's TCP connect() to a non-local address goes to the
  *                                     sidecar's outbound listener instead; the address it asked
  *                                     for is recorded under the socket's cookie.
+ *                                     A connect of the sidecar's identity to a loopback
+ *                                     address is noted (sidecar_conn) so sockops accelerates
+ *                                     that hop too (sidecar_accel; capture may be off).
  *   cgroup/getsockopt                 SO_ORIGINAL_DST on the sidecar's accepted socket answers
  *                                     that address, as conntrack does after an iptables REDIRECT,
  *                                     so the listener's use_original_dst path works unchanged.
@@ -38,6 +41,8 @@ const volatile __u32 exempt_gids[STRAIT_MAX_IDS] = {};
 /* Destination ports never captured. */
 const volatile __u32 exclude_count = 0;
 const volatile __u16 exclude_ports[STRAIT_MAX_PORTS] = {};
+/* Note the sidecar's loopback connects for sockops (see sidecar_conn in capture_maps.bpf.h). */
+const volatile __u32 sidecar_accel = 0;
 /* sk_lookup: the app's ports whose inbound connections go to the sidecar's inbound listener. */
 const volatile __u32 inbound_count = 0;
 const volatile __u16 inbound_ports[STRAIT_MAX_PORTS] = {};
@@ -80,6 +85,27 @@ static __always_inline int exempt(void)
 	__u64 ug = bpf_get_current_uid_gid();
 
 	return in_ids(exempt_uid_count, exempt_uids, (__u32)ug) || in_ids(exempt_gid_count, exempt_gids, (__u32)(ug >> 32));
+}
+
+/* A TCP connect by the sidecar to this host (`port` in network order): remembered by cookie, so
+ * sockops accelerates the socket once established and lets its peer join when it is in the
+ * cgroup. Only the sidecar's connects: other processes' loopback traffic keeps its way. */
+static __always_inline void note_sidecar(struct bpf_sock_addr *ctx, __u16 port)
+{
+	__u32 type = ctx->type;
+	__u32 protocol = ctx->protocol;
+	struct cookie_key ck;
+	__u32 one = 1;
+
+	if (!sidecar_accel || type != SOCK_STREAM || protocol != IPPROTO_TCP)
+		return;
+	if (excluded(bpf_ntohs(port)) || !exempt())
+		return;
+	__builtin_memset(&ck, 0, sizeof(ck));
+	ck.cookie = bpf_get_socket_cookie(ctx);
+	ck.netns = bpf_get_netns_cookie(ctx);
+	if (bpf_map_update_elem(&sidecar_conn, &ck, &one, BPF_ANY) == 0)
+		count(STAT_SIDECAR_CONNECT);
 }
 
 /* Decides whether to capture a TCP connect to `port` (network order); 0 leaves it alone. */
@@ -127,7 +153,11 @@ int strait_connect4(struct bpf_sock_addr *ctx)
 	__u16 port = (__u16)ctx->user_port; /* network order in the low 16 bits */
 	struct orig_dst od;
 
-	if (local4(ip) || !should_capture(ctx, port))
+	if (local4(ip)) {
+		note_sidecar(ctx, port);
+		return 1;
+	}
+	if (!should_capture(ctx, port))
 		return 1;
 	__builtin_memset(&od, 0, sizeof(od));
 	od.family = AF_INET;
@@ -152,7 +182,11 @@ int strait_connect6(struct bpf_sock_addr *ctx)
 	od.port = port;
 	if (v4_mapped(a0, a1, a2)) {
 		/* A dual-stack socket reaching an IPv4 address: the sidecar's IPv4 listener. */
-		if (local4(a3) || !should_capture(ctx, port))
+		if (local4(a3)) {
+			note_sidecar(ctx, port);
+			return 1;
+		}
+		if (!should_capture(ctx, port))
 			return 1;
 		od.family = AF_INET;
 		od.ip[0] = a3;
@@ -161,8 +195,10 @@ int strait_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
 	} else {
 		/* :: and ::1 are this host. */
-		if ((a0 | a1 | a2) == 0 && (a3 == 0 || a3 == bpf_htonl(1)))
+		if ((a0 | a1 | a2) == 0 && (a3 == 0 || a3 == bpf_htonl(1))) {
+			note_sidecar(ctx, port);
 			return 1;
+		}
 		if (!should_capture(ctx, port))
 			return 1;
 		od.family = AF_INET6;

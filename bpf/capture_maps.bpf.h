@@ -25,6 +25,18 @@ struct {
 	__type(value, struct orig_dst);
 } orig_by_tuple SEC(".maps");
 
+/* The sidecar's own connects to loopback (its upstreams and the local app), by socket cookie,
+ * from connect() until sockops sees the socket established and accelerates it. connect() runs
+ * in the caller's task, the only place the sidecar's uid/gid can be checked; sockops may run in
+ * softirq. LRU for the same reason as orig_by_cookie: a failed connect leaves its entry, and
+ * cookies are never reused, so a leftover can only age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STRAIT_SIDECAR_MAP_SIZE);
+	__type(key, struct cookie_key);
+	__type(value, __u32);
+} sidecar_conn SEC(".maps");
+
 /* ::ffff:a.b.c.d, a v4 connection on an AF_INET6 socket: keyed as IPv4 so both ends agree
  * whichever family each socket has. */
 static __always_inline int v4_mapped(__u32 w0, __u32 w1, __u32 w2)

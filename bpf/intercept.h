@@ -44,6 +44,8 @@ enum strait_stat {
 	STAT_BULK_SWITCHED,     /* sk_msg: a sending socket detected as bulk, switched to TCP for good */
 	STAT_MSG_BULK_TCP,      /* sk_msg: message of a switched socket, sent through TCP */
 	STAT_BULK_UNMAPPED,     /* sockops: a switched socket taken out of sock_hash (plain TCP socket again) */
+	STAT_SIDECAR_CONNECT,   /* connect4/6: a loopback connect by the sidecar's identity, noted for sockops */
+	STAT_SIDECAR_UNMAPPED,  /* sockops: a sidecar socket whose peer never joined, taken out at its first ACK */
 	STAT_COUNT
 };
 
@@ -51,5 +53,6 @@ enum strait_stat {
 #define STRAIT_SOCK_MAP_SIZE 65536
 #define STRAIT_MAX_IDS 8            /* exempt uids, and exempt gids */
 #define STRAIT_CAPTURE_MAP_SIZE 65536
+#define STRAIT_SIDECAR_MAP_SIZE 4096 /* sidecar connects between connect() and ESTABLISHED */
 
 #endif

@@ -2,7 +2,9 @@
 /* sockops: on every established TCP connection of the cgroup, put loopback sockets into
  * sock_hash keyed by their own 4-tuple + netns cookie, so redirect.bpf.c can find the peer.
  * With capture on, it also re-keys capture.bpf.c's records from socket cookie to 4-tuple
- * when the app's SYN goes out (the first moment its port is known), and drops them on close. */
+ * when the app's SYN goes out (the first moment its port is known), and drops them on close.
+ * With sidecar_accel, the sidecar's own loopback connects (noted by capture.bpf.c's connect4/6)
+ * are accelerated whatever their port, and so is the peer of each when it is in the cgroup. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -34,6 +36,21 @@ const volatile __u16 bulk_ports[STRAIT_MAX_PORTS] = {};
  * at its first ACK; until it sends through TCP no ACK comes, so this costs redirected traffic
  * nothing). */
 const volatile __u32 bulk_detect = 0;
+/* capture.bpf.c notes the sidecar's loopback connects in sidecar_conn: accelerate them. */
+const volatile __u32 sidecar_accel = 0;
+
+/* The peer an accelerated sidecar socket waits for, keyed by the peer's own view (the passive
+ * end: an app or upstream listening in this netns). Lives from the sidecar socket's ESTABLISHED
+ * to the peer's, which on loopback comes right after it; when the listener is outside the
+ * cgroup the peer never comes, and the entry goes at the sidecar socket's first ACK or close.
+ * LRU bounds whatever is missed. A stale entry could only admit an in-cgroup socket with that
+ * exact 4-tuple and netns, whose peer is then not in sock_hash: its sends still pass to TCP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STRAIT_SIDECAR_MAP_SIZE);
+	__type(key, struct sock_key);
+	__type(value, __u32);
+} sidecar_peer SEC(".maps");
 
 static __always_inline int in_list(__u32 n, const volatile __u16 *list, __u32 a, __u32 b)
 {
@@ -81,6 +98,66 @@ static __always_inline int tuple_key(struct bpf_sock_ops *skops, __u32 family, s
 		return 0;
 	}
 	key->netns = bpf_get_netns_cookie(skops);
+	return 1;
+}
+
+/* The same connection seen from the other end. */
+static __always_inline void reverse_key(const struct sock_key *in, struct sock_key *out)
+{
+	__builtin_memset(out, 0, sizeof(*out));
+	out->netns = in->netns;
+	out->family = in->family;
+	out->local_port = in->remote_port;
+	out->remote_port = in->local_port;
+	for (int i = 0; i < 4; i++) {
+		out->local_ip[i] = in->remote_ip[i];
+		out->remote_ip[i] = in->local_ip[i];
+	}
+}
+
+/* The socket is the sidecar's own loopback connect (capture.bpf.c noted its cookie at connect()).
+ * The note is taken either way: it is only needed once. */
+static __always_inline int sidecar_socket(struct bpf_sock_ops *skops)
+{
+	struct cookie_key ck;
+
+	__builtin_memset(&ck, 0, sizeof(ck));
+	ck.cookie = bpf_get_socket_cookie(skops);
+	ck.netns = bpf_get_netns_cookie(skops);
+	if (!bpf_map_lookup_elem(&sidecar_conn, &ck))
+		return 0;
+	bpf_map_delete_elem(&sidecar_conn, &ck);
+	return 1;
+}
+
+/* The passive end of an accelerated sidecar connection: its key was left by the sidecar's end. */
+static __always_inline int sidecar_peer_socket(const struct sock_key *key)
+{
+	if (!bpf_map_lookup_elem(&sidecar_peer, key))
+		return 0;
+	bpf_map_delete_elem(&sidecar_peer, key);
+	return 1;
+}
+
+/* An ACK on an accelerated sidecar socket: it sent through TCP. If its peer still has not joined,
+ * it is outside the cgroup and never will: leave the map, so this socket stops paying the sk_msg
+ * send path for nothing. Safe to drop its psock: only its peer could have redirected into it,
+ * and the peer has no psock. Returns 1 when it did. */
+static __always_inline int sidecar_unmap(struct bpf_sock_ops *skops, __u32 family)
+{
+	struct sock_key key, peer;
+
+	if (!tuple_key(skops, family, &key))
+		return 0;
+	reverse_key(&key, &peer);
+	if (!bpf_map_lookup_elem(&sidecar_peer, &peer))
+		return 0;
+	bpf_map_delete_elem(&sidecar_peer, &peer);
+	if (bpf_map_delete_elem(&sock_hash, &key) == 0)
+		count(STAT_SIDECAR_UNMAPPED);
+	__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+	bpf_sock_ops_cb_flags_set(skops, flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
 	return 1;
 }
 
@@ -180,7 +257,7 @@ int strait_sockops(struct bpf_sock_ops *skops)
 		capture_rekey(skops, family);
 		return 1;
 	}
-	if ((capture || bulk_detect) && op == BPF_SOCK_OPS_STATE_CB) {
+	if ((capture || bulk_detect || sidecar_accel) && op == BPF_SOCK_OPS_STATE_CB) {
 		/* Only captured or accelerated sockets asked for this callback. args[1] is the new state. */
 		__u32 state = skops->args[1];
 		struct sock_key key, conn;
@@ -194,16 +271,31 @@ int strait_sockops(struct bpf_sock_ops *skops)
 				bulk_canonical(&key, &conn);
 				bpf_map_delete_elem(&bulk_state, &conn);
 			}
+			/* A sidecar socket whose peer never came (a miss costs one lookup). */
+			if (sidecar_accel) {
+				reverse_key(&key, &conn);
+				bpf_map_delete_elem(&sidecar_peer, &conn);
+			}
 		}
 		return 1;
 	}
-	if (bulk_detect && op == BPF_SOCK_OPS_RTT_CB) {
-		bulk_unmap(skops, family);
+	if ((bulk_detect || sidecar_accel) && op == BPF_SOCK_OPS_RTT_CB) {
+		if (sidecar_accel && sidecar_unmap(skops, family))
+			return 1;
+		if (bulk_detect) {
+			bulk_unmap(skops, family);
+		} else {
+			__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+			bpf_sock_ops_cb_flags_set(skops, flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
+		}
 		return 1;
 	}
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 
+	/* Taken before the loopback check, so a note never outlives its socket's ESTABLISHED. */
+	int sidecar = sidecar_accel && op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && sidecar_socket(skops);
 	struct sock_key key;
 	__builtin_memset(&key, 0, sizeof(key));
 	key.family = family;
@@ -233,7 +325,11 @@ int strait_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 
-	if (port_count && !in_list(port_count, ports, key.local_port, key.remote_port))
+	key.netns = bpf_get_netns_cookie(skops);
+	/* The sidecar's own connection, either end, is accelerated whatever its ports. */
+	int own = sidecar || (sidecar_accel && op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && sidecar_peer_socket(&key));
+
+	if (port_count && !own && !in_list(port_count, ports, key.local_port, key.remote_port))
 		goto skip;
 	if (exclude_count && in_list(exclude_count, exclude_ports, key.local_port, key.remote_port))
 		goto skip;
@@ -242,10 +338,20 @@ int strait_sockops(struct bpf_sock_ops *skops)
 		goto skip;
 	}
 
-	key.netns = bpf_get_netns_cookie(skops);
 	/* A full map only costs the acceleration: the connection stays on TCP. */
 	if (bpf_sock_hash_update(skops, &sock_hash, &key, BPF_ANY) == 0) {
 		count(STAT_SOCKETS_ADDED);
+		if (sidecar) {
+			struct sock_key peer;
+			__u32 one = 1;
+			__u32 flags = skops->bpf_sock_ops_cb_flags;
+
+			/* Before the peer's ESTABLISHED: our ACK, which completes it, is not sent yet. The
+			 * callbacks let the entry go at close or at the first ACK (peer outside the cgroup). */
+			reverse_key(&key, &peer);
+			bpf_map_update_elem(&sidecar_peer, &peer, &one, BPF_ANY);
+			bpf_sock_ops_cb_flags_set(skops, flags | BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG);
+		}
 		if (bulk_detect) {
 			struct sock_key conn;
 			__u32 flags = skops->bpf_sock_ops_cb_flags;

@@ -166,6 +166,9 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
   }
   opts.exempt_uids = IdList(o, "exemptUids");
   opts.exempt_gids = IdList(o, "exemptGids");
+  Napi::Value sidecar = o.Get("sidecarAccel");
+  if (!sidecar.IsUndefined() && !sidecar.IsBoolean()) throw Napi::TypeError::New(info.Env(), "enableSockmap: sidecarAccel must be a boolean");
+  opts.sidecar_accel = sidecar.IsBoolean() && sidecar.As<Napi::Boolean>().Value();
   opts.inbound_ports = PortList(o, "inboundPorts");
   if (!opts.inbound_ports.empty()) {
     Napi::Value pid = o.Get("inboundPid"), fd = o.Get("inboundFd");
@@ -183,6 +186,7 @@ Napi::Value Enable(const Napi::CallbackInfo& info) {
         r.Set("capture", enabled->capture);
         r.Set("captureIpv6", enabled->capture_ipv6);
         r.Set("inbound", enabled->inbound);
+        r.Set("sidecarAccel", enabled->sidecar_accel);
         return r;
       });
   job->Queue();
@@ -250,6 +254,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   st.Set("socketsSwitchedToTcp", static_cast<double>(s.stats[9]));
   st.Set("msgSwitchedToTcp", static_cast<double>(s.stats[10]));
   st.Set("socketsUnmapped", static_cast<double>(s.stats[11]));
+  st.Set("sidecarConnects", static_cast<double>(s.stats[12]));
+  st.Set("sidecarUnmapped", static_cast<double>(s.stats[13]));
   o.Set("stats", st);
   Napi::Object cap = Napi::Object::New(env);
   cap.Set("connect4Attached", s.connect4_attached);

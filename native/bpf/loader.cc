@@ -122,18 +122,24 @@ int LoadCapture(strait_sockops* so, const SockmapOptions& opts, strait_capture**
     for (size_t i = 0; i < opts.exempt_gids.size(); i++) cp->rodata->exempt_gids[i] = opts.exempt_gids[i];
     cp->rodata->exclude_count = opts.exclude_ports.size();
     for (size_t i = 0; i < opts.exclude_ports.size(); i++) cp->rodata->exclude_ports[i] = opts.exclude_ports[i];
+    cp->rodata->sidecar_accel = opts.sidecar_accel;
     cp->rodata->inbound_count = opts.inbound_ports.size();
     for (size_t i = 0; i < opts.inbound_ports.size(); i++) cp->rodata->inbound_ports[i] = opts.inbound_ports[i];
     err = bpf_map__reuse_fd(cp->maps.sock_hash, bpf_map__fd(so->maps.sock_hash));
     // Only what was asked for is loaded: sk_lookup needs 5.9, and outbound capture may be off.
     bool outbound = opts.capture_port != 0;
+    bool connects = outbound || opts.sidecar_accel;  // connect4/6 also note the sidecar's connects
     if (!err) err = bpf_program__set_autoload(cp->progs.strait_inbound, !opts.inbound_ports.empty());
-    for (bpf_program* p : {cp->progs.strait_connect4, cp->progs.strait_connect6, cp->progs.strait_getsockopt, cp->progs.strait_getpeername4, cp->progs.strait_getpeername6}) {
+    for (bpf_program* p : {cp->progs.strait_connect4, cp->progs.strait_connect6}) {
+      if (!err && !connects) err = bpf_program__set_autoload(p, false);
+    }
+    for (bpf_program* p : {cp->progs.strait_getsockopt, cp->progs.strait_getpeername4, cp->progs.strait_getpeername6}) {
       if (!err && !outbound) err = bpf_program__set_autoload(p, false);
     }
     if (!err) err = bpf_map__reuse_fd(cp->maps.stats, bpf_map__fd(so->maps.stats));
     if (!err) err = bpf_map__reuse_fd(cp->maps.orig_by_cookie, bpf_map__fd(so->maps.orig_by_cookie));
     if (!err) err = bpf_map__reuse_fd(cp->maps.orig_by_tuple, bpf_map__fd(so->maps.orig_by_tuple));
+    if (!err) err = bpf_map__reuse_fd(cp->maps.sidecar_conn, bpf_map__fd(so->maps.sidecar_conn));
     if (!err && attempt == 1) err = bpf_program__set_autoload(cp->progs.strait_connect6, false);
     if (!err && attempt == 1) err = bpf_program__set_autoload(cp->progs.strait_getpeername6, false);
     if (!err) err = strait_capture__load(cp);
@@ -169,6 +175,10 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
   if (opts.exempt_uids.size() > STRAIT_MAX_IDS || opts.exempt_gids.size() > STRAIT_MAX_IDS) {
     return scope.Fail(E2BIG, "at most " + std::to_string(STRAIT_MAX_IDS) + " exempt uids and gids");
   }
+  // The sidecar is known only by its uid/gid: with none, nothing would ever match.
+  if (opts.sidecar_accel && opts.exempt_uids.empty() && opts.exempt_gids.empty()) {
+    return scope.Fail(EINVAL, "sidecar acceleration needs an exempt uid or gid (the sidecar's identity)");
+  }
   *enabled = SockmapEnabled{};
   struct statfs fs;
   if (statfs(opts.cgroup.c_str(), &fs) != 0) return scope.Fail(errno, "cgroup " + opts.cgroup);
@@ -202,6 +212,7 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     for (size_t i = 0; i < opts.bulk_ports.size(); i++) so->rodata->bulk_ports[i] = opts.bulk_ports[i];
     bool detect = opts.bulk_detect_bytes && opts.bulk_detect_window_ns && opts.bulk_detect_max_msg;
     so->rodata->bulk_detect = detect;
+    so->rodata->sidecar_accel = opts.sidecar_accel;
     if (int e = strait_sockops__load(so)) return fail(e, "load sockops program");
 
     rd = strait_redirect__open();
@@ -216,7 +227,7 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     if (int e = bpf_map__reuse_fd(rd->maps.stats, bpf_map__fd(so->maps.stats))) return fail(e, "share stats");
     if (int e = bpf_map__reuse_fd(rd->maps.bulk_state, bpf_map__fd(so->maps.bulk_state))) return fail(e, "share bulk_state");
     if (int e = strait_redirect__load(rd)) return fail(e, "load sk_msg program");
-    if (opts.capture_port || !opts.inbound_ports.empty()) {
+    if (opts.capture_port || opts.sidecar_accel || !opts.inbound_ports.empty()) {
       if (int e = LoadCapture(so, opts, &cp, &enabled->capture_ipv6)) return fail(e, "load capture programs");
       if (!opts.capture_port) enabled->capture_ipv6 = false;
     }
@@ -276,7 +287,17 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
       return true;
     };
     if (!attach(so->progs.strait_sockops, kLinkPin, "sockops program")) return false;
-    if (!cp || !opts.capture_port) return true;
+    if (!cp) return true;
+    if (!opts.capture_port) {
+      if (!opts.sidecar_accel) return true;
+      // Noting only: connect4/6 leave every destination as it is (outbound_port 0). connect6
+      // is attached when the kernel took it, whether or not capture would use IPv6.
+      bool v6 = bpf_program__fd(cp->progs.strait_connect6) >= 0;
+      if (v6 && !attach(cp->progs.strait_connect6, kConnect6LinkPin, "connect6 program")) return false;
+      if (!attach(cp->progs.strait_connect4, kConnect4LinkPin, "connect4 program")) return false;
+      enabled->sidecar_accel = true;
+      return true;
+    }
     // sockops (which re-keys records) and getsockopt (which answers them) are in place before
     // the first connect is rewritten.
     if (!attach(cp->progs.strait_getsockopt, kGetsockoptLinkPin, "getsockopt program")) return false;
@@ -285,6 +306,7 @@ Result EnableSockmap(const SockmapOptions& opts, SockmapEnabled* enabled) {
     if (enabled->capture_ipv6 && !attach(cp->progs.strait_connect6, kConnect6LinkPin, "connect6 program")) return false;
     if (!attach(cp->progs.strait_connect4, kConnect4LinkPin, "connect4 program")) return false;
     enabled->capture = true;
+    enabled->sidecar_accel = opts.sidecar_accel;
     return true;
   };
   bool ok = run();
@@ -472,6 +494,7 @@ ProbeResult Probe() {
   strait_sockops* so = strait_sockops__open();
   int le = so ? 0 : -errno;
   if (so) so->rodata->bulk_detect = 1;
+  if (so) so->rodata->sidecar_accel = 1;
   if (so && !le) le = strait_sockops__load(so);
   if (!so || le) {
     p.load = scope.Fail(le, "load sockops program");
@@ -495,6 +518,7 @@ ProbeResult Probe() {
   SockmapOptions capture_opts;
   capture_opts.capture_port = 1;
   capture_opts.exempt_uids = {0};
+  capture_opts.sidecar_accel = true;
   strait_capture* cp = nullptr;
   if (int ce = LoadCapture(so, capture_opts, &cp, &p.capture_ipv6)) {
     p.capture_load = scope.Fail(ce, "load capture programs");

@@ -26,6 +26,9 @@ struct SockmapOptions {
   // 127.0.0.1:capture_port ([::1] for IPv6) and SO_ORIGINAL_DST answers where they were going.
   uint16_t capture_port = 0;
   std::vector<uint32_t> exempt_uids, exempt_gids;  // never captured (the sidecar's own connects)
+  // The sidecar's (exempt uids/gids) loopback connects are accelerated whatever their port, with
+  // their peer when it is in the cgroup: connect4/6 are attached for this even without capture.
+  bool sidecar_accel = false;
   // Captured connections to these original destination ports are not accelerated (bulk).
   std::vector<uint16_t> bulk_ports;
   // Bulk detection in the sk_msg program (bpf/redirect.bpf.c): a sending direction that sends
@@ -44,6 +47,7 @@ struct SockmapEnabled {
   bool capture = false;
   bool capture_ipv6 = false;  // connect6 loaded and attached (dropped when the kernel rejects it)
   bool inbound = false;       // sk_lookup attached to the network namespace
+  bool sidecar_accel = false; // connect4 notes the sidecar's loopback connects for sockops
 };
 
 // A captured connection still open: the app's end, and where it asked to go.
@@ -64,7 +68,7 @@ struct SockEntry {
   uint64_t netns = 0;
 };
 
-constexpr int kStatCount = 12;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
+constexpr int kStatCount = 14;  // STAT_COUNT in bpf/intercept.h (checked by a static_assert)
 
 struct SockmapStatus {
   std::vector<std::string> pins;  // pin names found in pin_dir

@@ -6,6 +6,8 @@
  *              BPF map; the app changes nothing), and always socket redirect between loopback
  *              peers (the hop skips TCP/IP). iptables REDIRECT would break that redirect (the
  *              two ends would see different ports), so capture for it is done in BPF too.
+ *              Strait's own loopback connects (to the local app, a local upstream), known by
+ *              --exempt-uid/--exempt-gid, are accelerated too, whatever their port.
  *              Needs BPF support, CAP_BPF + CAP_NET_ADMIN, cgroup v2.
  *   iptables — nat REDIRECT capture (the app changes nothing); the sidecar listener reads
  *              SO_ORIGINAL_DST. Needs iptables/nft and CAP_NET_ADMIN.
@@ -53,9 +55,14 @@ export const INTERCEPT_USAGE = `usage: strait intercept enable|disable|status|cl
   --bulk-detect-window-ms MS
   --bulk-detect-max-msg N   (0 in any of the three turns the detector off; socketsSwitchedToTcp
                             in status counts the switches; README "Sockmap and bulk transfers")
-  --app-ports P,P,...       sockmap: ports the local app serves (at most 14); Strait's
-                            connections to them (inbound delivery, the sidecar-to-app hop) are
-                            redirected too, so both loopback hops of a request skip TCP
+  --app-ports P,P,...       sockmap: ports the local app serves (at most 14): every connection
+                            of the cgroup to them is accelerated, whoever opens it. Not needed
+                            for Strait's own connections (see --sidecar-connects)
+  --sidecar-connects accelerate|tcp
+                            sockmap: Strait's loopback connects (known by --exempt-uid/gid) to
+                            the local app or a local upstream, and the listener's end of each
+                            when it is in the cgroup, are redirected too, whatever the port
+                            (default accelerate; needs an exempt uid/gid, else off)
   --exempt-uid UID          connections of this uid are not captured (the sidecar's own)
   --exempt-gid GID          likewise by gid
   --inbound-capture-ports P,...
@@ -86,8 +93,10 @@ export interface InterceptOptions {
   readonly bulkPorts: number[];
   /** sk_msg bulk detector settings; null: off. */
   readonly bulkDetect: BulkDetect | null;
-  /** Ports the local app serves: the sidecar-to-app hop is accelerated too. */
+  /** Ports the local app serves: every cgroup connection to them is accelerated. */
   readonly appPorts: number[];
+  /** Accelerate Strait's own loopback connects (--sidecar-connects accelerate). */
+  readonly sidecarConnects: boolean;
   readonly outboundPipe: string | null;
   readonly envFile: string | null;
   readonly inboundCapturePorts: number[];
@@ -171,7 +180,7 @@ function iptablesOptions(o: InterceptOptions): IptablesOptions {
 /** What enableMode installed: its details for the output, and the state record's flags. */
 interface Enabled {
   readonly details: Record<string, unknown>;
-  readonly record: Pick<InterceptRecord, 'capture' | 'captureIpv6' | 'accelerated' | 'cgroup' | 'outboundPipe' | 'envFile'> | null;
+  readonly record: Pick<InterceptRecord, 'capture' | 'captureIpv6' | 'accelerated' | 'cgroup' | 'outboundPipe' | 'envFile' | 'sidecarAccel'> | null;
 }
 
 const MAX_IDS = 8; // STRAIT_MAX_IDS in bpf/intercept.h
@@ -188,14 +197,24 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
     }
     // Bulk ports name original destinations, which only capture records know.
     if (o.bulkPorts.length && !o.outboundPort) fail('--bulk-ports needs --outbound-port (it applies to captured connections)');
+    const cap = host.sockmap.capture;
+    const identity = o.exemptUids.length > 0 || o.exemptGids.length > 0;
+    if (o.exemptUids.length > MAX_IDS || o.exemptGids.length > MAX_IDS) fail(`at most ${MAX_IDS} --exempt-uid and ${MAX_IDS} --exempt-gid`);
     if (o.outboundPort) {
-      const cap = host.sockmap.capture;
       if (cap && !cap.available) fail(`sockmap capture unavailable: ${cap.reason}`);
-      if (!o.exemptUids.length && !o.exemptGids.length) {
+      if (!identity) {
         fail("capturing outbound traffic needs --exempt-uid or --exempt-gid (the sidecar's own identity), or its upstream connections would loop back into it");
       }
-      if (o.exemptUids.length > MAX_IDS || o.exemptGids.length > MAX_IDS) fail(`at most ${MAX_IDS} --exempt-uid and ${MAX_IDS} --exempt-gid`);
     }
+    // Strait's sockets are known only by the identity connect4/6 check; without one (or without
+    // connect4) its connections to the app keep TCP unless --app-ports names the app's ports.
+    const sidecarOff = !o.sidecarConnects
+      ? '--sidecar-connects tcp'
+      : !identity
+        ? "no --exempt-uid/--exempt-gid: Strait's own connects cannot be told apart"
+        : cap && !cap.available
+          ? `cgroup/connect4 unavailable: ${cap.reason}`
+          : null;
     const en = await enableSockmap({
       name: o.name,
       cgroup,
@@ -204,6 +223,7 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
       capturePort: o.outboundPort,
       exemptUids: o.exemptUids,
       exemptGids: o.exemptGids,
+      sidecarAccel: sidecarOff === null,
       bulkPorts: o.bulkPorts,
       bulkDetect: o.bulkDetect,
       inboundPorts: o.inboundCapturePorts,
@@ -211,7 +231,11 @@ async function enableMode(mode: Mode, o: InterceptOptions, host: HostReport): Pr
     });
     const inbound = en.inbound ? { ports: o.inboundCapturePorts, listenerPort: o.inboundPort, listenerPid: inboundListener!.pid } : null;
     const capture = en.capture ? { outboundPort: o.outboundPort, ipv6: en.captureIpv6, exemptUids: o.exemptUids, exemptGids: o.exemptGids, bulkPorts: o.bulkPorts } : null;
-    return { details: { cgroup, ports, capture, inbound, bulkDetect: o.bulkDetect }, record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup } };
+    const sidecarConnects = en.sidecarAccel ? { accelerated: true } : { accelerated: false, reason: sidecarOff ?? 'not attached' };
+    return {
+      details: { cgroup, ports, capture, inbound, bulkDetect: o.bulkDetect, sidecarConnects },
+      record: { capture: en.capture, captureIpv6: en.captureIpv6, accelerated: true, cgroup, sidecarAccel: en.sidecarAccel },
+    };
   }
   if (mode === 'iptables') {
     if (!host.iptables.available) fail(`iptables unavailable: ${host.iptables.reason}`);
@@ -361,6 +385,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
         'exclude-ports': { type: 'string', multiple: true },
         'bulk-ports': { type: 'string', multiple: true },
         'app-ports': { type: 'string', multiple: true },
+        'sidecar-connects': { type: 'string', default: 'accelerate' },
         'bulk-detect-bytes': { type: 'string' },
         'bulk-detect-window-ms': { type: 'string' },
         'bulk-detect-max-msg': { type: 'string' },
@@ -393,6 +418,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
     // The accelerated-port list in the BPF program holds 16: the two listeners and the app's.
     const appPorts = portList(v['app-ports'], '--app-ports');
     if (appPorts.length > 14) fail('--app-ports takes at most 14 ports');
+    if (v['sidecar-connects'] !== 'accelerate' && v['sidecar-connects'] !== 'tcp') fail(`--sidecar-connects must be accelerate or tcp, got "${v['sidecar-connects']}"`);
     const bd = {
       bytes: count(v['bulk-detect-bytes'], '--bulk-detect-bytes', 2 ** 40, BULK_DETECT_DEFAULTS.bytes),
       windowMs: count(v['bulk-detect-window-ms'], '--bulk-detect-window-ms', 3_600_000, BULK_DETECT_DEFAULTS.windowMs),
@@ -409,6 +435,7 @@ export async function interceptMain(argv: string[]): Promise<number> {
       bulkPorts,
       bulkDetect: bd.bytes && bd.windowMs && bd.maxMsg ? bd : null,
       appPorts,
+      sidecarConnects: v['sidecar-connects'] === 'accelerate',
       outboundPipe: v['outbound-pipe'] ?? null,
       envFile: v['write-env'] ?? null,
       inboundCapturePorts: portList(v['inbound-capture-ports'], '--inbound-capture-ports'),

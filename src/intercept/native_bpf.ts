@@ -24,6 +24,12 @@ export interface SockmapOptions {
   readonly exemptUids?: readonly number[];
   readonly exemptGids?: readonly number[];
   /**
+   * Accelerate the sidecar's own loopback connects (by the exempt uids/gids; needs one) whatever
+   * their port, and the peer of each when it is in the cgroup: connect4/6 note them, with or
+   * without capture.
+   */
+  readonly sidecarAccel?: boolean;
+  /**
    * Captured connections whose original destination port is one of these (at most 16) stay on
    * TCP between app and sidecar: bulk streams of small writes lose throughput under sk_msg.
    */
@@ -53,6 +59,8 @@ export interface SockmapEnabled {
   readonly captureIpv6: boolean;
   /** The sk_lookup program is attached to the network namespace (inboundPorts given). */
   readonly inbound: boolean;
+  /** The sidecar's loopback connects are noted and accelerated (sidecarAccel given). */
+  readonly sidecarAccel: boolean;
 }
 
 /** A captured connection still open: the app's end, and where it asked to go. */
@@ -111,8 +119,12 @@ export interface SockmapKernelStatus {
     msgSwitchedToTcp: number;
     /** Switched sockets then taken out of the sockmap (their peer never sent to them). */
     socketsUnmapped: number;
+    /** Loopback connects by the sidecar's identity, noted by connect4/6 for acceleration. */
+    sidecarConnects: number;
+    /** Sidecar sockets taken out of the sockmap at their first ACK: the peer was outside the cgroup. */
+    sidecarUnmapped: number;
   };
-  /** The capture programs' links (all false when capture was not enabled) and open captures. */
+  /** The capture programs' links (all false when capture was not enabled; connect4/6 also serve sidecarAccel) and open captures. */
   readonly capture: {
     readonly connect4Attached: boolean;
     readonly connect6Attached: boolean;

@@ -24,6 +24,8 @@ export interface SockmapEnableOptions {
   readonly capturePort?: number;
   readonly exemptUids?: readonly number[];
   readonly exemptGids?: readonly number[];
+  /** Accelerate the sidecar's own loopback connects (identified by the exempt uids/gids) and their in-cgroup peers. */
+  readonly sidecarAccel?: boolean;
   /** Original destination ports whose captured connections stay on TCP (bulk transfers). */
   readonly bulkPorts?: readonly number[];
   /** Bulk detection (see BulkDetect); null or absent: off. */
@@ -85,6 +87,7 @@ export async function enableSockmap(o: SockmapEnableOptions): Promise<SockmapEna
       capturePort: o.capturePort ?? 0,
       exemptUids: o.exemptUids ?? [],
       exemptGids: o.exemptGids ?? [],
+      sidecarAccel: o.sidecarAccel ?? false,
       bulkPorts: o.bulkPorts ?? [],
       ...(o.bulkDetect ? { bulkDetectBytes: o.bulkDetect.bytes, bulkDetectWindowNs: o.bulkDetect.windowMs * 1e6, bulkDetectMaxMsg: o.bulkDetect.maxMsg } : {}),
       inboundPorts: o.inboundPorts ?? [],

@@ -46,6 +46,8 @@ export interface InterceptRecord {
   readonly bulkDetect?: { readonly bytes: number; readonly windowMs: number; readonly maxMsg: number } | null;
   /** sockmap: app ports whose sidecar-to-app connections are accelerated too. */
   readonly appPorts?: readonly number[];
+  /** sockmap: Strait's own loopback connects (any port) and their in-cgroup peers are accelerated. */
+  readonly sidecarAccel?: boolean;
   /** sockmap: app ports whose inbound connections sk_lookup hands to the inbound listener. */
   readonly inboundCapturePorts?: readonly number[];
   /** explicit: the unix socket of Strait's proxy_protocol outbound listener (STRAIT_OUTBOUND). */

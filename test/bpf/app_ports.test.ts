@@ -2,6 +2,8 @@
 // redirected by sk_msg too, so both loopback hops of a mesh request can skip TCP. A client
 // outside the cgroup talks to Strait's inbound listener, which forwards to the app on
 // 127.0.0.1:<app port>; Strait and the app run in the test's cgroup, in the test's netns.
+// No --exempt-gid here: without Strait's identity its own connects are not accelerated by
+// default (test/bpf/sidecar_hop.test.ts), so --app-ports is what puts this hop in the sockmap.
 // Needs root; anywhere else the cases are skipped with the reason in their name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -105,7 +107,7 @@ describe.skipIf(!!skip)(skip ? `sockmap --app-ports (skipped: ${skip})` : 'sockm
     expect(await settledHostState(before)).toEqual(before);
   });
 
-  it('without --app-ports the Strait-to-app connection stays on TCP', async () => {
+  it('without --app-ports (and no exempt identity) the Strait-to-app connection stays on TCP', async () => {
     // Only the inbound listener's port is accelerated: the app's port is not on the list.
     const en = await intercept(['enable', '--mode', 'sockmap', '--name', NAME, '--cgroup', cg.path, '--inbound-port', String(inboundPort)], { netns: ns, env });
     expect(en.code, en.stderr).toBe(0);

@@ -176,7 +176,7 @@ export function hostState(): HostState {
 }
 
 /** Programs and maps that Strait's objects create (skeleton .rodata maps are named after them). */
-const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|bulk_state|strait_[src]\.rodata)$/;
+const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|bulk_state|sidecar_conn|sidecar_peer|strait_[src]\.rodata)$/;
 
 /**
  * The state to compare against at the end. Detection loads Strait's programs to probe the
@@ -253,36 +253,42 @@ export const SIDECAR_GID = 1337;
  * SO_ORIGINAL_DST calls reach the getsockopt program; its gid exempts its own connects.
  */
 export async function startSidecar(o: { ns: Netns; cg: Cgroup; engine: string; listen: string; dir: string; env: Record<string, string> }): Promise<{ proc: ChildProcess; adminSock: string; port: number }> {
-  const adminSock = path.join(o.dir, 'admin.sock');
   const tcpProxy = { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'out', cluster: 'passthrough' };
-  const config = {
-    admin: { address: { pipe: { path: adminSock } } },
-    static_resources: {
-      listeners: [
-        {
-          name: 'outbound',
-          address: { socket_address: { address: o.listen, port_value: 0 } },
-          use_original_dst: true,
-          filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcpProxy }] }],
-        },
-      ],
-      clusters: [{ name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' }],
+  const listeners = [
+    {
+      name: 'outbound',
+      address: { socket_address: { address: o.listen, port_value: 0 } },
+      use_original_dst: true,
+      filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcpProxy }] }],
     },
-  };
+  ];
+  const clusters = [{ name: 'passthrough', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '2s' }];
+  const s = await startStrait({ ...o, listeners, clusters });
+  return { proc: s.proc, adminSock: s.adminSock, port: s.ports.outbound! };
+}
+
+/**
+ * Strait in `ns` and `cg` under SIDECAR_GID with these listeners (port 0) and clusters, admin on a
+ * unix socket in `dir`; resolves once every listener is up, with their ports by name.
+ */
+export async function startStrait(o: { ns: Netns; cg: Cgroup; engine: string; dir: string; env?: Record<string, string>; listeners: Array<{ name: string }>; clusters: unknown[] }): Promise<{ proc: ChildProcess; adminSock: string; ports: Record<string, number> }> {
+  const adminSock = path.join(o.dir, 'admin.sock');
+  const config = { admin: { address: { pipe: { path: adminSock } } }, static_resources: { listeners: o.listeners, clusters: o.clusters } };
   const cfgPath = path.join(o.dir, 'strait.json');
   fs.writeFileSync(cfgPath, JSON.stringify(config));
   const script = `echo $$ > ${o.cg.path}/cgroup.procs && exec "${process.execPath}" "${CLI}" --io-engine ${o.engine} --config "${cfgPath}"`;
   const proc = spawn('nsenter', [`--net=${o.ns.path}`, 'sh', '-c', script], { gid: SIDECAR_GID, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...o.env } });
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
-  let listeners = '';
-  for (let i = 0; i < 400 && !listeners.includes('outbound'); i++) {
+  const ports: Record<string, number> = {};
+  for (let i = 0; i < 400 && Object.keys(ports).length < o.listeners.length; i++) {
     await sleep(25);
     if (proc.exitCode !== null) throw new Error(`strait exited: ${err}`);
-    listeners = fs.existsSync(adminSock) ? await adminGet(adminSock, '/listeners?format=json').catch(() => '') : '';
+    const body = fs.existsSync(adminSock) ? await adminGet(adminSock, '/listeners?format=json').catch(() => '') : '';
+    for (const l of body ? (JSON.parse(body).listener_statuses as any[]) : []) ports[l.name] = l.local_address.socket_address.port_value;
   }
-  const port: number = JSON.parse(listeners).listener_statuses.find((x: any) => x.name === 'outbound').local_address.socket_address.port_value;
-  return { proc, adminSock, port };
+  if (Object.keys(ports).length < o.listeners.length) throw new Error(`strait listeners not up: ${err}`);
+  return { proc, adminSock, ports };
 }
 
 /** SIGKILL and wait for the exit (no-op when already gone). */
