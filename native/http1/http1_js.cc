@@ -1,5 +1,8 @@
 #include "http1/http1_js.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <climits>
 #include <string>
 
@@ -55,7 +58,42 @@ napi_value ParseHead(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sendHttp1(fd, buf): bytes sent (maybe fewer than buf holds) or -errno. One non-blocking send,
+// so a small message leaves without Node's stream write machinery; the caller queues the rest.
+napi_value Send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  int32_t fd;
+  napi_typedarray_type type;
+  size_t len;
+  void* data = nullptr;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, nullptr, "sendHttp1: fd must be a non-negative number");
+    return nullptr;
+  }
+  if (napi_get_typedarray_info(env, argv[1], &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, nullptr, "sendHttp1: buf must be a Buffer or Uint8Array");
+    return nullptr;
+  }
+  // The count returns as an int32: send at most that much (the caller queues the rest).
+  if (len > size_t(INT32_MAX)) len = size_t(INT32_MAX);
+  ssize_t n;
+  do {
+    n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  napi_value r;
+  napi_create_int32(env, n < 0 ? -errno : int32_t(n), &r);
+  return r;
+}
+
 }  // namespace
+
+Napi::Function SendFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1", NAPI_AUTO_LENGTH, Send, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
 
 Napi::Function ParseHeadFunction(Napi::Env env) {
   napi_value fn;

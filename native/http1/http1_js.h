@@ -7,6 +7,8 @@ namespace strait {
 namespace http1 {
 
 Napi::Function ParseHeadFunction(Napi::Env env);
+// sendHttp1(fd, buf) -> bytes sent or -errno: the direct write of src/protocols/http1/send.ts.
+Napi::Function SendFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

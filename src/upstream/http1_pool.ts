@@ -5,6 +5,7 @@ import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
+import { directFd, sendTo } from '../protocols/http1/send.js';
 
 /**
  * What an upstream HTTP/1.1 connection reports to the exchange currently using it. Exactly one
@@ -33,11 +34,15 @@ export class Http1UpstreamConn {
   closed = false;
   /** Date.now() when it last went idle (the pool's idle sweep); kept here, not in a Map, to save a Map write per request. */
   idleSince = 0;
+  /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
+  private readonly fd: number;
 
   constructor(
     readonly socket: net.Socket,
     readonly pool: Http1HostPool,
   ) {
+    // Made once connected: the fd exists from then on.
+    this.fd = directFd(socket);
     socket.on('close', (hadError) => {
       this.closed = true;
       const u = this.user;
@@ -46,6 +51,11 @@ export class Http1UpstreamConn {
       if (u) u.onUpstreamClose(hadError);
     });
     socket.on('error', () => {}); // 'close' follows and reports it
+  }
+
+  /** socket.write(b), sent directly when nothing is queued; false: wait for 'drain'. */
+  write(b: Buffer): boolean {
+    return sendTo(this.socket, this.fd, b);
   }
 
   /** The `onread` callback: `buf` is READ_BUF, valid only until this returns. */

@@ -10,6 +10,8 @@ import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.
 import { bytesEqualLower, getHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseResponseHead } from '../../../protocols/http1/parser.js';
 import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
+import { directFd, sendTo } from '../../../protocols/http1/send.js';
+import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
@@ -88,6 +90,7 @@ function named(head: MessageHead, i: number, names: readonly string[]): boolean 
  * names whose original lines must go (overwrites and removes).
  */
 function applyMutation(m: HeaderMutation, has: (name: string) => boolean, drop: string[]): string {
+  if (m.add.length === 0 && m.remove.length === 0) return ''; // most routes mutate nothing
   for (const r of m.remove) drop.push(r);
   let extra = '';
   for (const a of m.add) {
@@ -128,22 +131,29 @@ export class Http1Session {
   private processing = false;
   private paused = false;
   /**
-   * One idle timer per connection, re-armed with refresh() between requests instead of a new
-   * setTimeout per request; `idleArmed` false (a request in flight) makes its firing a no-op.
+   * The idle timeout runs from `idleSince` (performance.now()) while `idleArmed`. Its timer is not
+   * moved per request (a refresh() per request costs more than a clock read): when it fires early
+   * it sleeps again for what is left, and firing while a request is in flight drops it until the
+   * next armIdle.
    */
   private idleTimer: NodeJS.Timeout | null = null;
   private idleArmed = false;
+  private idleSince = 0;
   private headersTimer: NodeJS.Timeout | null = null;
   /**
-   * The route timeout of the stream in flight, on one timer per connection (refresh() per
-   * request rather than a Timeout object per request). `routeOwner` is the stream it is for;
-   * null: firing does nothing.
+   * The route timeout of the stream in flight (`routeOwner`, null: none) ends at `routeDeadline`
+   * (performance.now() ms). Same scheme as the idle timer: one timer per connection that, when it
+   * fires before the deadline of the current owner, sleeps for the rest; `routeTimerDue` is when
+   * it fires (a shorter timeout than that replaces it).
    */
   private routeTimer: NodeJS.Timeout | null = null;
-  private routeTimerMs = 0;
+  private routeTimerDue = 0;
+  private routeDeadline = 0;
   private routeOwner: Http1Stream | null = null;
   /** The downstream peer's IP (x-forwarded-for), '' for unix sockets. */
   readonly remoteIp: string;
+  /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
+  private readonly fd: number;
   get downstream(): ConnectionContext['downstream'] {
     return this.conn.downstream;
   }
@@ -156,6 +166,7 @@ export class Http1Session {
     private readonly direct = false,
   ) {
     this.remoteIp = conn.downstream.remote.family === 'unix' ? '' : conn.downstream.remote.address;
+    this.fd = directFd(socket);
     conn.abort = () => socket.destroy();
     // A client may half-close after its last request and still read the response.
     socket.allowHalfOpen = true;
@@ -361,7 +372,7 @@ export class Http1Session {
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
   write(b: Buffer): boolean {
     this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
-    return this.socket.write(b);
+    return sendTo(this.socket, this.fd, b);
   }
 
   pause(): void {
@@ -455,16 +466,25 @@ export class Http1Session {
     const ms = this.config.idleTimeoutMs;
     if (ms <= 0 || this.closed) return;
     this.idleArmed = true;
-    if (this.idleTimer) {
-      this.idleTimer.refresh();
+    this.idleSince = performance.now();
+    if (this.idleTimer === null) this.startIdleTimer(ms);
+  }
+
+  private startIdleTimer(ms: number): void {
+    this.idleTimer = setTimeout(() => this.onIdleTimer(), ms);
+    this.idleTimer.unref();
+  }
+
+  private onIdleTimer(): void {
+    this.idleTimer = null;
+    if (!this.idleArmed || this.closed) return; // armIdle starts another
+    const left = this.idleSince + this.config.idleTimeoutMs - performance.now();
+    if (left >= 1) {
+      this.startIdleTimer(Math.ceil(left));
       return;
     }
-    this.idleTimer = setTimeout(() => {
-      if (!this.idleArmed || this.closed) return;
-      this.filter.stats.downstream_cx_idle_timeout.value++;
-      this.closeGracefully();
-    }, ms);
-    this.idleTimer.unref();
+    this.filter.stats.downstream_cx_idle_timeout.value++;
+    this.closeGracefully();
   }
 
   /** A request started: the idle timer may fire meanwhile but does nothing until re-armed. */
@@ -481,19 +501,34 @@ export class Http1Session {
   /** Starts `s`'s route timeout. One request is in flight per connection, so one timer serves them all. */
   armRouteTimer(s: Http1Stream, ms: number): void {
     this.routeOwner = s;
-    if (this.routeTimer && this.routeTimerMs === ms) {
-      this.routeTimer.refresh();
-      return;
+    const deadline = performance.now() + ms;
+    this.routeDeadline = deadline;
+    if (this.routeTimer !== null) {
+      if (this.routeTimerDue <= deadline) return; // fires in time; sleeps again if early
+      clearTimeout(this.routeTimer);
     }
-    if (this.routeTimer) clearTimeout(this.routeTimer);
-    this.routeTimerMs = ms;
-    this.routeTimer = setTimeout(() => {
-      const o = this.routeOwner;
-      this.routeOwner = null;
-      o?.onRouteTimeout();
-    }, ms);
+    this.startRouteTimer(ms, deadline);
+  }
+
+  private startRouteTimer(ms: number, due: number): void {
+    this.routeTimerDue = due;
+    this.routeTimer = setTimeout(() => this.onRouteTimer(), ms);
     // The sockets of a request in flight keep the process alive; a spent timer must not.
     this.routeTimer.unref();
+  }
+
+  private onRouteTimer(): void {
+    this.routeTimer = null;
+    const o = this.routeOwner;
+    if (o === null) return; // the next armRouteTimer starts another
+    const now = performance.now();
+    const left = this.routeDeadline - now;
+    if (left >= 1) {
+      this.startRouteTimer(Math.ceil(left), now + left);
+      return;
+    }
+    this.routeOwner = null;
+    o.onRouteTimeout();
   }
 
   /** `s` no longer needs its route timeout (the timer stays, firing for nobody). */
@@ -567,7 +602,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private pools: Http1ClusterPools | null = null;
   private cstats: ClusterHttpStats | null = null;
   private upstreamHead: Buffer | null = null;
-  private requestId: string | null = null;
+  private rid: string | null = null;
+  /** Where the x-request-id we generated sits in upstreamHead: its string is made only if asked for. */
+  private ridAt = -1;
 
   /** Body bytes kept for the current try (not yet written) and for retries (all, until overflow). */
   private body: Buffer[] = [];
@@ -662,6 +699,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const resp = this.resp;
     e.responseHeader = resp ? (n) => getHeader(resp, n) : null;
     this.session.filter.accessLog!.log(e);
+  }
+
+  /** The request's x-request-id (received or generated), null without one. */
+  private get requestId(): string | null {
+    if (this.rid === null && this.ridAt >= 0) this.rid = this.upstreamHead!.toString('latin1', this.ridAt, this.ridAt + UUID_LENGTH);
+    return this.rid;
   }
 
   private get cfg(): HcmConfig {
@@ -849,10 +892,20 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (!has('x-forwarded-proto')) extra += 'x-forwarded-proto: http\r\n';
     const rid = getHeader(head, 'x-request-id');
-    if (rid) this.requestId = rid;
+    let ridOff = -1;
+    this.rid = null;
+    this.ridAt = -1;
+    if (rid) this.rid = rid;
     else if (cfg.generateRequestId) {
-      this.requestId = crypto.randomUUID();
-      extra += `x-request-id: ${this.requestId}\r\n`;
+      if (this.trace) {
+        // The tracer takes the id as a string now.
+        this.rid = crypto.randomUUID();
+        extra += `x-request-id: ${this.rid}\r\n`;
+      } else {
+        // A placeholder line whose value is overwritten with random bytes once the head exists.
+        ridOff = extra.length + REQUEST_ID_VALUE_AT;
+        extra += REQUEST_ID_LINE;
+      }
     }
     if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
     if (a.attemptCount) dropNames.push('x-envoy-attempt-count'); // each try writes its own
@@ -889,7 +942,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
           return dropNames.length > 0 && named(h, i, dropNames);
       }
     };
-    return encodeHead(`${head.method} ${target} HTTP/1.1`, head, drop, extra);
+    const out = encodeHead(`${head.method} ${target} HTTP/1.1`, head, drop, extra);
+    if (ridOff >= 0) {
+      // `extra` is the last thing before the final CRLF, one byte per char (latin1).
+      this.ridAt = out.length - 2 - extra.length + ridOff;
+      writeUuidV4(out, this.ridAt);
+    }
+    return out;
   }
 
   /**
@@ -1194,7 +1253,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const head = this.upstreamHead!;
     if (!this.action!.attemptCount && this.body.length === 0) {
       // The usual bodiless request: one write, no cork/uncork round.
-      sock.write(head);
+      conn.write(head);
       this.session.resume();
       return;
     }
@@ -1244,7 +1303,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     if (this.conn && !this.resp) {
-      if (!this.conn.socket.write(slice)) this.waitUpstreamDrain();
+      if (!this.conn.write(slice)) this.waitUpstreamDrain();
       if (!this.bodyOverflow) this.keepBody(slice);
       return;
     }
@@ -1631,8 +1690,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   private onResponseHead(r: MessageHead, buf: Buffer, off: number): void {
     const cs = this.cstats!;
-    const grpc = getHeader(r, 'grpc-status');
-    if (this.retryAllowed('status', r.status, grpc === undefined ? -1 : Number(grpc))) {
+    // Only a retry policy looks at the status (and grpc-status): no header scan without one.
+    const grpc = this.action!.retry ? getHeader(r, 'grpc-status') : undefined;
+    if (this.action!.retry && this.retryAllowed('status', r.status, grpc === undefined ? -1 : Number(grpc))) {
       countUpstreamStatus(cs, r.status, this.host);
       // Not worth reading the rejected body to keep the connection: a retry is the rare path.
       this.abortTry();

@@ -1,0 +1,58 @@
+/**
+ * Writes to a plain TCP / unix socket with one send(2) from the addon when nothing is queued on
+ * it, instead of Node's stream write (a WriteWrap, a nextTick per write, the Writable state
+ * machine): on a keep-alive HTTP/1.1 exchange that machinery costs more CPU than the head
+ * encoding. Whatever the kernel does not take at once (a full socket buffer, an error) goes
+ * through socket.write, which queues it in order, emits 'drain' later or reports the error.
+ */
+import type net from 'node:net';
+import { loadNative } from '../../native.js';
+
+type SendFn = (fd: number, buf: Uint8Array) => number;
+
+function findSend(): SendFn | null {
+  if (process.env.STRAIT_HTTP1_SEND === 'stream') return null;
+  try {
+    const f = (loadNative() as unknown as { sendHttp1?: SendFn }).sendHttp1;
+    return typeof f === 'function' ? f : null;
+  } catch {
+    return null; // no addon (node engine without a build): streams only
+  }
+}
+
+const send = findSend();
+
+/** Node's internals this reads: the handle (null once destroyed) and its fd. */
+interface RawSocket {
+  _handle: { fd?: number } | null;
+  encrypted?: boolean;
+}
+
+/**
+ * The fd to send on directly, or -1 when every write must go through the stream: no addon
+ * helper, TLS (the bytes must be encrypted by Node), or a handle without an fd (Windows pipes).
+ * Read once per socket; `sendTo` checks the handle is still alive on every write.
+ */
+export function directFd(sock: net.Socket): number {
+  if (send === null) return -1;
+  const raw = sock as unknown as RawSocket;
+  if (raw.encrypted) return -1;
+  const fd = raw._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * socket.write(b), sending directly on `fd` (from directFd) when that keeps the byte order: the
+ * stream holds nothing (queued or in flight), is not corked, connected and still writable. The
+ * handle check matters: a destroyed socket's fd number may already belong to another connection.
+ */
+export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
+  if (fd >= 0 && (sock as unknown as RawSocket)._handle !== null && sock.writableLength === 0 && sock.writableCorked === 0 && !sock.connecting && sock.writable) {
+    const n = send!(fd, b);
+    if (n === b.length) return true;
+    // Partly sent: the rest queues behind nothing. An error (EAGAIN, EPIPE...) sent nothing:
+    // the stream retries and, for a real error, destroys the socket as usual.
+    if (n > 0) return sock.write(b.subarray(n));
+  }
+  return sock.write(b);
+}

@@ -1,0 +1,112 @@
+// src/protocols/http1/send.ts: writes leave by the addon's send(2) when nothing is queued on the
+// socket, and through the stream (in order) otherwise. Real sockets on 127.0.0.1.
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadNative } from '../../src/native.js';
+import { directFd, sendTo } from '../../src/protocols/http1/send.js';
+
+interface Pair {
+  server: net.Server;
+  /** The accepted side: the one written with sendTo. */
+  a: net.Socket;
+  /** The client side: collects what arrives. */
+  b: net.Socket;
+  received: () => Buffer;
+  closed: Promise<void>;
+}
+
+const open: Pair[] = [];
+
+async function pair(): Promise<Pair> {
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const b = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  b.on('data', (d: Buffer) => chunks.push(d));
+  const closed = new Promise<void>((r) => b.once('end', () => r()));
+  const a = await accepted;
+  const p = { server, a, b, received: () => Buffer.concat(chunks), closed };
+  open.push(p);
+  return p;
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+afterEach(() => {
+  for (const p of open.splice(0)) {
+    p.a.destroy();
+    p.b.destroy();
+    p.server.close();
+  }
+});
+
+describe('http1 send', () => {
+  it('the addon exports sendHttp1', () => {
+    expect(typeof (loadNative() as unknown as { sendHttp1?: unknown }).sendHttp1).toBe('function');
+  });
+
+  it('sends on the fd when nothing is queued: the stream never sees the bytes', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    const msg = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi', 'latin1');
+    expect(sendTo(p.a, fd, msg)).toBe(true);
+    expect(sendTo(p.a, fd, msg)).toBe(true);
+    await until(() => p.received().length >= 2 * msg.length);
+    expect(p.received().toString('latin1')).toBe(msg.toString('latin1').repeat(2));
+    // Node's stream wrote nothing: both went by send(2).
+    expect(p.a.bytesWritten).toBe(0);
+  });
+
+  it('goes through the stream, in order, while the socket is corked or has bytes queued', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    p.a.cork();
+    expect(sendTo(p.a, fd, Buffer.from('one,'))).toBe(true);
+    // Corked: the stream holds 'one,' so 'two,' must queue behind it.
+    expect(p.a.writableLength).toBeGreaterThan(0);
+    sendTo(p.a, fd, Buffer.from('two,'));
+    p.a.uncork();
+    sendTo(p.a, fd, Buffer.from('three'));
+    await until(() => p.received().length >= 13);
+    expect(p.received().toString()).toBe('one,two,three');
+    expect(p.a.bytesWritten).toBeGreaterThanOrEqual(8);
+  });
+
+  it('a write larger than the socket buffer is sent in part and the rest queued, all in order', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    p.b.pause(); // the peer reads nothing yet: the kernel takes only part of it
+    const big = Buffer.alloc(16 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = i % 251;
+    const ok = sendTo(p.a, fd, big);
+    expect(ok).toBe(false); // the stream holds the rest: wait for 'drain'
+    expect(p.a.writableLength).toBeGreaterThan(0);
+    expect(p.a.writableLength).toBeLessThan(big.length); // some of it went by send(2)
+    sendTo(p.a, fd, Buffer.from('tail'));
+    p.a.end();
+    p.b.resume();
+    await p.closed;
+    const got = p.received();
+    expect(got.length).toBe(big.length + 4);
+    expect(got.subarray(0, big.length).equals(big)).toBe(true);
+    expect(got.subarray(big.length).toString()).toBe('tail');
+  });
+
+  it('never sends on the fd of a destroyed or ended socket', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    p.a.end();
+    await p.closed;
+    // After end() the stream refuses the write; a direct send would have gone out after the FIN.
+    const err = new Promise<Error>((r) => p.a.once('error', r));
+    sendTo(p.a, fd, Buffer.from('late'));
+    expect((await err).message).toMatch(/write after end/);
+    p.a.destroy();
+    expect(() => sendTo(p.a, fd, Buffer.from('gone'))).not.toThrow();
+    expect(p.received().length).toBe(0);
+  });
+});
