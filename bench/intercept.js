@@ -32,7 +32,7 @@ export const INTERCEPT_HOW =
   '"sockmap-bulk": the same as "sockmap" with `--bulk-ports <upstream port>`, which keeps that hop on TCP for captured connections to bulk ports; ' +
   '"sockmap" and the two above run with the sk_msg bulk detector on (the default: a socket streaming small writes with no reply is switched to TCP for good); "sockmap-nodetect": "sockmap" with `--bulk-detect-bytes 0`; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
-  'Strait reaches the upstream at 127.0.0.1 in every mode (loopback TCP, except in "sockmap" and "sockmap-both", where it is redirected); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
+  'Strait reaches the upstream at 127.0.0.1 in every mode (redirected in every sockmap column but "sockmap-onehop", loopback TCP in the others); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
   'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them).';
 
 function sh(cmd, args, opts = {}) {
