@@ -125,8 +125,16 @@ export class Http2ClusterPools implements ClusterConnPools {
   }
 
   released(host: Host, session: http2.ClientHttp2Session): void {
-    const c = this.hosts.get(host)?.find((x) => x.session === session);
-    if (c) c.streams--;
+    // Called once per stream: a plain loop, no closure (the list is one connection long by default).
+    const list = this.hosts.get(host);
+    if (!list) return;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      if (c.session === session) {
+        c.streams--;
+        return;
+      }
+    }
   }
 
   private open(host: Host, list: H2Conn[]): H2Conn {

@@ -19,7 +19,8 @@ import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { outlierOfFailure } from './http1_session.js';
 import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
-import { countUpstreamStatus } from '../../../upstream/http_stats.js';
+import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
+import type { StatsOf } from '../../../observability/stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { Downstream } from '../../../io/engine.js';
 import type { ConnectionContext } from '../types.js';
@@ -33,8 +34,31 @@ const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 /** Shared by every stream: a peer's stream error must not throw, and one function needs no closure per stream. */
 function ignore(): void {}
 
+type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
+
+/**
+ * The exchange a downstream stream belongs to: one set of module-level listeners finds it here,
+ * instead of a closure per listener per stream.
+ */
+const EX = Symbol('strait.h2exchange');
+type ExStream = http2.ServerHttp2Stream & { [EX]: H2Exchange };
+
+function onDownClose(this: ExStream): void {
+  this[EX].onClose();
+}
+function onDownData(this: ExStream, d: Buffer): void {
+  this[EX].onBody(d);
+}
+function onDownEnd(this: ExStream): void {
+  this[EX].onRequestEnd();
+}
+function onWantTrailers(this: ExStream): void {
+  this[EX].sendTrailers();
+}
+
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); `te` is allowed as "trailers" only. */
-const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'http2-settings', 'host']);
+const H2_FORBIDDEN_LIST = ['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'http2-settings', 'host'];
+const H2_FORBIDDEN = new Set(H2_FORBIDDEN_LIST);
 
 /** Methods whose requests should have no body (Envoy's list): an empty one gets no content-length: 0 upstream. */
 const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT']);
@@ -140,6 +164,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   /** The route's hash and subset for every try, and a generated hash cookie (hash_policy.ts). */
   lb: HttpLbContext | null = null;
   private cluster: Cluster | null = null;
+  /** The cluster's stats, looked up once when the cluster is chosen. */
+  private cs: ClusterHttpStats | null = null;
   private upHeaders: HeaderObject | null = null;
   private requestId: string | null = null;
   private body: Buffer[] = [];
@@ -243,27 +269,18 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     st.downstream_rq_total.value++;
     st.downstream_rq_http2_total.value++;
     st.downstream_rq_active.value++;
-    const s = this.stream;
+    const s = this.stream as ExStream;
+    s[EX] = this;
     s.on('error', ignore);
-    s.on('close', () => this.onClose());
+    s.on('close', onDownClose);
     if (endStream) {
       // Known complete now, the try is sent as complete: an HTTP/1 upstream then gets a plain head
       // in one write instead of a chunked head and a later "0\r\n\r\n" write (Node still ends
       // the readable side on its own, so 'data'/'end' need no listeners).
       this.requestDone = true;
     } else {
-      s.on('data', (d: Buffer) => this.onBody(d));
-      s.on('end', () => {
-        this.requestDone = true;
-        const then = this.holdThen;
-        if (then) {
-          this.holdThen = null;
-          this.delayed = false;
-          then();
-        }
-        this.try?.end();
-        this.maybeMirror();
-      });
+      s.on('data', onDownData);
+      s.on('end', onDownEnd);
     }
     const cfg = this.filter.config;
     const h = this.headers;
@@ -308,6 +325,19 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     this.act(route, method, path, host);
+  }
+
+  /** @internal the downstream's 'end': the request is complete. */
+  onRequestEnd(): void {
+    this.requestDone = true;
+    const then = this.holdThen;
+    if (then) {
+      this.holdThen = null;
+      this.delayed = false;
+      then();
+    }
+    this.try?.end();
+    this.maybeMirror();
   }
 
   private filterReply(r: FilterReply): void {
@@ -369,6 +399,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     this.cluster = cluster;
+    this.cs = this.filter.statsFor(cluster.name);
     st.rq_total.value++;
     this.upHeaders = this.upstreamHeaders(a, route, method, path, host);
     const timeoutMs = effectiveTimeoutMs(a, this.grpc, first(this.headers['grpc-timeout']));
@@ -464,7 +495,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   private startTry(): void {
     const cluster = this.cluster!;
-    const cs = this.filter.statsFor(cluster.name);
+    const cs = this.cs!;
     const priority = this.action!.priority;
     const rm = cluster.breakers.at(priority);
     if (!rm.canRequest()) {
@@ -475,7 +506,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
-    const sock = this.stream.session?.socket;
+    // Only ORIGINAL_DST picks by where the connection was going (the session's socket is a Proxy).
+    const sock = cluster.spec.type === 'ORIGINAL_DST' ? this.stream.session?.socket : undefined;
     const host = pickTryHost(cluster, this.lb, hp, this, sock ? socketDownstream(sock).local : null);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
@@ -520,7 +552,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (this.requestDone && !endNow) t.end();
   }
 
-  private onBody(d: Buffer): void {
+  /** @internal the downstream's 'data' */
+  onBody(d: Buffer): void {
     this.rxBytes += d.length;
     if (this.holdThen) {
       // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
@@ -534,7 +567,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       this.body.push(d);
       this.bodyBytes += d.length;
       if (this.bodyBytes > this.filter.bufferLimit) {
-        if (!this.bodyOverflow && this.action?.retry) this.filter.statsFor(this.cluster!.name).retry_or_shadow_abandoned.value++;
+        if (!this.bodyOverflow && this.action?.retry) this.cs!.retry_or_shadow_abandoned.value++;
         if (this.backoffTimer) {
           // No try in flight and no complete copy to replay: Envoy's router gives up with 507.
           this.localReply(507, 'exceeded request buffer limit while retrying upstream');
@@ -594,7 +627,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (!this.try) return;
     this.try = null;
     this.relay = null;
-    this.filter.statsFor(this.cluster!.name).upstream_rq_active.value--;
+    this.cs!.upstream_rq_active.value--;
     if (this.host) this.host.counters.rq_active--;
     if (this.downPaused) {
       this.downPaused = false;
@@ -611,7 +644,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private retryAllowed(kind: TryFailureKind | 'per_try_timeout' | 'status' | 'hedge', status: number, grpcStatus: number): boolean {
     const p = this.action?.retry;
     if (!p || this.responseStarted || this.bodyOverflow || kind === 'overflow') return false;
-    const cs = this.filter.statsFor(this.cluster!.name);
+    const cs = this.cs!;
     let match: boolean;
     // Envoy hedges on a per-try timeout whatever retry_on says; only the budget applies.
     if (kind === 'hedge') match = true;
@@ -638,7 +671,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private scheduleRetry(): void {
     const p = this.action!.retry!;
     this.retries++;
-    this.filter.statsFor(this.cluster!.name).upstream_rq_retry.value++;
+    this.cs!.upstream_rq_retry.value++;
     const ceiling = Math.min(p.backoffBaseMs * 2 ** (this.retries - 1), p.backoffMaxMs);
     // A retry holds a max_retries slot while it backs off (as the HTTP/1 side counts it).
     this.releaseRetry();
@@ -685,7 +718,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private onPerTryTimeout(): void {
     this.perTryTimer = null;
     if (this.responseStarted || !this.try) return;
-    this.filter.statsFor(this.cluster!.name).upstream_rq_per_try_timeout.value++;
+    this.cs!.upstream_rq_per_try_timeout.value++;
     // Hedge only once the whole request went out: the late try then has all of it to answer.
     const r = this.relay;
     if (r && this.requestDone && !this.bodyOverflow && this.retryAllowed('hedge', 0, -1)) {
@@ -713,7 +746,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const others = this.try !== null || this.backoffTimer !== null || this.hedged!.length > 1;
     if (policy && others && statusRetriable(policy, status, grpcStatus)) {
       // Not usable, and another try may still answer: Envoy drops it rather than retrying.
-      countUpstreamStatus(this.filter.statsFor(this.cluster!.name), status, r.host);
+      countUpstreamStatus(this.cs!, status, r.host);
       this.dropParked(r);
       return false;
     }
@@ -746,7 +779,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (i < 0) return;
     this.hedged!.splice(i, 1);
     r.drop();
-    this.filter.statsFor(this.cluster!.name).upstream_rq_active.value--;
+    this.cs!.upstream_rq_active.value--;
     r.host.counters.rq_active--;
   }
 
@@ -759,7 +792,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private onRouteTimeout(): void {
     this.routeTimer = null;
     if (this.finished) return;
-    this.filter.statsFor(this.cluster!.name).upstream_rq_timeout.value++;
+    this.cs!.upstream_rq_timeout.value++;
     this.flag('UT');
     this.abortTry();
     if (this.responseStarted) {
@@ -775,7 +808,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
     if (this.finished) return;
-    const cs = this.filter.statsFor(this.cluster!.name);
+    const cs = this.cs!;
     const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
     countUpstreamStatus(cs, status, this.host);
     if (this.retryAllowed('status', status, grpc)) {
@@ -790,14 +823,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     classify(this.stats, (this.status = status));
     const cfg = this.filter.config;
-    const out: HeaderObject = {};
-    const drop = this.route!.responseHeaders.remove;
-    const dropAny = drop.length > 0;
-    for (const k in headers) {
-      const v = headers[k];
-      if (v === undefined || H2_FORBIDDEN.has(k) || (dropAny && drop.includes(k)) || (k[0] === ':' && k !== ':status')) continue;
-      out[k] = v;
-    }
+    // The try's header object is fresh per response and unused after this call, and respond()
+    // copies what it gets: it is edited in place instead of copied once more. Its only pseudo-header
+    // is :status (nghttp2 rejects others in a response; H1Try adds only that); the route's removals
+    // are applied below by applyObject.
+    const out = headers;
+    for (const k of H2_FORBIDDEN_LIST) if (out[k] !== undefined) delete out[k];
     if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
     applyObject(out, this.route!.responseHeaders);
@@ -840,28 +871,38 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     this.trailers = trailers;
-    this.stream.once('wantTrailers', () => {
-      const t: HeaderObject = {};
-      for (const [k, v] of Object.entries(this.trailers ?? {})) if (k[0] !== ':' && v !== undefined && !H2_FORBIDDEN.has(k)) t[k] = v;
-      try {
-        this.stream.sendTrailers(t);
-      } catch {
-        this.stream.close();
-      }
-    });
+    // 'wantTrailers' comes once per stream: a plain listener, no once() wrapper.
+    this.stream.on('wantTrailers', onWantTrailers);
     this.stream.end();
     this.complete();
   }
 
+  /** @internal the downstream's 'wantTrailers': the upstream's trailers, less what HTTP/2 forbids. */
+  sendTrailers(): void {
+    const src = this.trailers;
+    const t: HeaderObject = {};
+    if (src) {
+      for (const k in src) {
+        const v = src[k];
+        if (k[0] !== ':' && v !== undefined && !H2_FORBIDDEN.has(k)) t[k] = v;
+      }
+    }
+    try {
+      this.stream.sendTrailers(t);
+    } catch {
+      this.stream.close();
+    }
+  }
+
   onFailure(kind: TryFailureKind): void {
     if (this.finished) return;
-    if (kind === 'reset' || kind === 'refused_stream' || kind === 'protocol_error') this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
+    if (kind === 'reset' || kind === 'refused_stream' || kind === 'protocol_error') this.cs!.upstream_rq_rx_reset.value++;
     this.failTry(kind);
   }
 
   onAbort(): void {
     if (this.finished) return;
-    this.filter.statsFor(this.cluster!.name).upstream_rq_rx_reset.value++;
+    this.cs!.upstream_rq_rx_reset.value++;
     this.stats.rq_reset_after_downstream_response_started.value++;
     this.endTry();
     this.finish();
@@ -869,7 +910,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 
   private complete(): void {
-    this.filter.statsFor(this.cluster!.name).upstream_rq_completed.value++;
+    this.cs!.upstream_rq_completed.value++;
     this.filter.upstreamDone(this.cluster!, this.tryT0, this.trace, this.status, this.host);
     this.endTry();
     this.finish();
@@ -948,7 +989,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     st.downstream_rq_completed.value++;
   }
 
-  private onClose(): void {
+  /** @internal the downstream stream's 'close' */
+  onClose(): void {
     if (this.finished) return;
     // The client reset the stream (or the connection went) before we answered.
     this.stats.downstream_rq_rx_reset.value++;

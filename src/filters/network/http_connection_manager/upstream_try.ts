@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import http2 from 'node:http2';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
@@ -53,6 +54,35 @@ const PRIORITY_VALIDATED = Number(process.versions.node.split('.')[0]) <= 24;
 type RequestOptions = http2.ClientSessionRequestOptions & { silent?: boolean };
 const REQ_OPEN: RequestOptions = PRIORITY_VALIDATED ? { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false } : { endStream: false };
 const REQ_END: RequestOptions = PRIORITY_VALIDATED ? { endStream: true, weight: 16, parent: 0, exclusive: false, silent: false } : { endStream: true };
+
+/**
+ * node:http2's request() binds each new stream's connect callback with AsyncResource#bind, which
+ * in Node 20-22 also defines a deprecated `asyncResource` accessor pair wrapped in two
+ * deprecate() closures on every bound function: ~8% of the proxy's CPU in a gRPC unary profile,
+ * and the proxy's CPU per call fell ~20% without it (perf-reports/2026-12-03-h2-session5.md).
+ * Only request() calls bind while it runs, and nothing reads that deprecated property, so bind
+ * is swapped for this one around the call: the same async scope, without the accessor.
+ */
+type Bind = typeof AsyncResource.prototype.bind;
+function plainBind<F extends (...args: any[]) => any>(this: AsyncResource, fn: F, thisArg?: ThisParameterType<F>): F {
+  const resource = this;
+  if (thisArg !== undefined) return resource.runInAsyncScope.bind(resource, fn, thisArg) as unknown as F;
+  return function (this: unknown, ...args: Parameters<F>) {
+    return resource.runInAsyncScope(fn, this, ...args);
+  } as F;
+}
+
+function requestStream(session: http2.ClientHttp2Session, headers: HeaderObject, opts: RequestOptions): http2.ClientHttp2Stream {
+  const proto = AsyncResource.prototype as { bind: Bind };
+  // Read at each call, not at load: whatever bind is installed (an APM agent's wrapper) is put back.
+  const prev = proto.bind;
+  proto.bind = plainBind as Bind;
+  try {
+    return session.request(headers, opts);
+  } finally {
+    proto.bind = prev;
+  }
+}
 
 /** The try a client stream belongs to: lets one set of module-level listeners serve every stream. */
 const TRY = Symbol('strait.h2try');
@@ -115,7 +145,7 @@ export class H2Try implements UpstreamTry {
     this.pending = null;
     let s: TryStream;
     try {
-      s = session.request(headers, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
+      s = requestStream(session, headers, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
     } catch {
       this.pools.released(this.host, session);
       this.done = true;
@@ -251,13 +281,15 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     this.ended = endStream;
     this.chunked = !endStream && headers['content-length'] === undefined;
     let h = `${method} ${headers[':path']} HTTP/1.1\r\nhost: ${headers[':authority'] ?? ''}\r\n`;
-    for (const [k, v] of Object.entries(headers)) {
+    // for-in and no array per value: this runs once per request.
+    for (const k in headers) {
+      const v = headers[k];
       if (k[0] === ':' || v === undefined || HOP.has(k)) continue;
-      for (const x of Array.isArray(v) ? v : [v]) h += `${k}: ${x}\r\n`;
+      if (typeof v === 'string') h += `${k}: ${v}\r\n`;
+      else for (const x of v) h += `${k}: ${x}\r\n`;
     }
     if (this.chunked) h += 'transfer-encoding: chunked\r\n';
     this.head = Buffer.from(`${h}\r\n`, 'latin1');
-    this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
     this.cancel = pools.forHost(host).acquire(pools.cluster.spec.connectTimeoutMs, (conn, reason) => {
       this.cancel = null;
       if (this.done) {
@@ -363,8 +395,8 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       const noBody = responseHasNoBody(r.status, this.method);
       const mode = noBody ? BodyMode.NONE : r.chunked ? BodyMode.CHUNKED : r.contentLength >= 0 ? BodyMode.LENGTH : BodyMode.UNTIL_CLOSE;
       this.framer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
-      // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload.
-      if (mode !== BodyMode.CHUNKED) this.framer.onPayload = null;
+      // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload (and its closure).
+      if (mode === BodyMode.CHUNKED) this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
       const h = headerObjectOf(r);
       h[':status'] = String(r.status);
       this.ev.onResponse(r.status, h, mode === BodyMode.NONE);
