@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // CPU time per request of two Strait builds, measured side by side:
 //   node bench/ab-cpu.js --a DIR --b DIR [--workload http1-keepalive-64] [--rounds 8] [--duration 3]
-//                        [--engine native|node] [--connections 64]
+//                        [--engine native|node] [--connections 64] [--a-node-args "..."] [--b-node-args "..."]
 // DIR is a checkout with bin/ and a built dist/ (keep a copy of the old dist/ to measure a change
 // against). Both proxies run at once on the proxy core and each round loads both at the same time,
 // so the machine's noise hits both alike; CPU is user+system from /proc/<pid>/stat (whole process
 // tree) over the round, divided by the requests the load generator completed. Prints per-round
 // microseconds per request and the B/A ratio per round; read the median ratio. Run it once with
-// the same DIR on both sides to see this machine's bias and spread.
+// the same DIR on both sides to see this machine's bias and spread. --a-node-args/--b-node-args:
+// Node/V8 flags for one side (space-separated), to measure a runtime setting with one build.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import { straitPeer } from './peers/strait.js';
 import { WORKLOADS } from './workloads/index.js';
 
 function args(argv) {
-  const o = { a: null, b: null, workload: 'http1-keepalive-64', rounds: 8, duration: 3, engine: 'native', connections: null };
+  const o = { a: null, b: null, workload: 'http1-keepalive-64', rounds: 8, duration: 3, engine: 'native', connections: null, 'a-node-args': '', 'b-node-args': '' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
@@ -55,7 +56,8 @@ try {
   for (const side of ['a', 'b']) {
     // straitPeer reads BENCH_STRAIT_DIR when the peer's command line is built.
     process.env.BENCH_STRAIT_DIR = path.resolve(o[side]);
-    t[side] = await startPeer(straitPeer(o.engine), w, up, ctx);
+    const nodeArgs = o[`${side}-node-args`].split(' ').filter(Boolean);
+    t[side] = await startPeer(straitPeer(o.engine), w, up, ctx, nodeArgs.length ? { nodeArgs } : undefined);
     if (w.warm) await w.warm(t[side], ctx);
   }
   const us = { a: [], b: [] };
