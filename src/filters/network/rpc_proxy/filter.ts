@@ -197,7 +197,10 @@ class FieldCache {
 class RpcSession {
   private codec: RpcCodec | null;
   private framer: Framer | null = null;
-  private readonly active = new Set<Call>();
+  // Calls in flight, swap-removed by each call's `slot`. Not a Set, for the reason the upstream
+  // call table is not a Map (upstream.ts): a Set churned per call kept dead calls alive.
+  private readonly active: (Call | null)[] = [];
+  private activeCount = 0;
   private closed = false;
   // The request being routed: the view below reads it lazily.
   private curBuf: Buffer = Buffer.alloc(0);
@@ -388,16 +391,28 @@ class RpcSession {
 
   track(c: Call, on: boolean): void {
     if (on) {
-      this.active.add(c);
+      if (c.slot >= 0) return;
+      c.slot = this.activeCount;
+      if (this.activeCount === this.active.length) this.active.push(c);
+      else this.active[this.activeCount] = c;
+      this.activeCount++;
       this.filter.stats.request_active.value++;
       // Answers to calls in flight will land in this client's socket: cap how many it may have.
-      if (this.active.size >= MAX_CALLS_PER_CONNECTION && !this.inflightHold) {
+      if (this.activeCount >= MAX_CALLS_PER_CONNECTION && !this.inflightHold) {
         this.inflightHold = true;
         this.socket.pause();
       }
-    } else if (this.active.delete(c)) {
+    } else if (c.slot >= 0 && this.active[c.slot] === c) {
+      // The last call takes the leaving one's slot; the emptied slot is cleared, not trimmed.
+      const last = this.active[--this.activeCount]!;
+      this.active[this.activeCount] = null;
+      if (last !== c) {
+        this.active[c.slot] = last;
+        last.slot = c.slot;
+      }
+      c.slot = -1;
       this.filter.stats.request_active.value--;
-      if (this.inflightHold && this.active.size < MAX_CALLS_PER_CONNECTION / 2) {
+      if (this.inflightHold && this.activeCount < MAX_CALLS_PER_CONNECTION / 2) {
         this.inflightHold = false;
         if (this.held.size === 0 && !this.closed) this.socket.resume();
       }
@@ -423,7 +438,7 @@ class RpcSession {
    */
   private handover(): Handover | null {
     // Between calls only, and with every reply already handed to the kernel.
-    if (this.closed || this.active.size > 0 || this.socket.writableLength > 0) return null;
+    if (this.closed || this.activeCount > 0 || this.socket.writableLength > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
     const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -444,8 +459,8 @@ class RpcSession {
     this.closed = true;
     const st = this.filter.stats;
     st.cx_active.value--;
-    if (this.active.size) st.cx_destroy_remote_with_active_rq.value++;
-    for (const c of [...this.active]) c.cancel();
+    if (this.activeCount) st.cx_destroy_remote_with_active_rq.value++;
+    for (const c of this.active.slice(0, this.activeCount)) c!.cancel();
     this.conn.done();
     this.filter.sessionEnded(this);
   }
@@ -502,6 +517,8 @@ class Call {
   private readonly t0 = performance.now();
   /** The call's span when the filter traces and the call is sampled. */
   trace: RpcCallTrace | null = null;
+  /** Its index in the session's calls in flight; -1 when not in flight. */
+  slot = -1;
 
   /** The route's circuit-breaker priority, for its tries. */
   get priority(): RpcRoute['priority'] {

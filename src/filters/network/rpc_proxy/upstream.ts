@@ -16,15 +16,28 @@ export interface PendingCall {
   onFail(reason: 'connect' | 'reset'): void;
 }
 
+/** Slots of a new connection's call table; it doubles while more than half are taken. */
+const INITIAL_SLOTS = 64;
+
+const nextIdAfter = (id: number): number => (id === 0x7fffffff ? 1 : id + 1);
+
 /**
  * A multiplexed upstream connection: every downstream connection's calls to this host share
  * it. The proxy owns the request-id space here — clients number their calls from 1 per
- * process, so their ids collide — and maps each response back through `pending`.
+ * process, so their ids collide — and maps each response back through the call table.
  */
 export class RpcUpstreamConn {
   private readonly socket: net.Socket;
   private readonly framer: Framer;
-  private readonly pending = new Map<number, PendingCall>();
+  // Calls in flight by id: slot id & mask, never probed (send skips ids whose slot is taken).
+  // Not a Map: with ids always new, V8 keeps rebuilding a Map's table, and each old table (linked
+  // to its successor, stale entries kept) that reached old space kept every later call alive
+  // through young-generation GCs: ~40 % of them survived, scavenges took ~10 ms, and those
+  // pauses were the RPC p99 (perf-reports/2026-12-03-rpc-tail.md).
+  private slots: (PendingCall | null)[] = new Array<PendingCall | null>(INITIAL_SLOTS).fill(null);
+  private slotIds = new Int32Array(INITIAL_SLOTS);
+  private mask = INITIAL_SLOTS - 1;
+  private pendingCount = 0;
   private nextId = 1;
   private connected = false;
   closed = false;
@@ -65,7 +78,7 @@ export class RpcUpstreamConn {
       host.counters.cx_active++;
       host.outlier.putResult(OutlierResult.CONNECT_SUCCESS);
       // Drained while connecting with nothing to carry: close now (a one-way send already ended it).
-      if (this.draining && this.pending.size === 0 && !this.socket.writableEnded) return this.closeDrained();
+      if (this.draining && this.pendingCount === 0 && !this.socket.writableEnded) return this.closeDrained();
       if (heartbeatMs > 0) {
         this.heartbeatTimer = setInterval(() => this.keepAlive(), heartbeatMs);
         this.heartbeatTimer.unref();
@@ -89,8 +102,13 @@ export class RpcUpstreamConn {
         host.counters.cx_connect_fail++;
         host.outlier.putResult(OutlierResult.CONNECT_FAILED);
       }
-      const calls = [...this.pending.values()];
-      this.pending.clear();
+      const calls: PendingCall[] = [];
+      for (let i = 0; i < this.slots.length; i++) {
+        const c = this.slots[i];
+        if (c) calls.push(c);
+        this.slots[i] = null;
+      }
+      this.pendingCount = 0;
       this.onClosed(this);
       for (const c of calls) c.onFail(this.connected ? 'reset' : 'connect');
     });
@@ -106,26 +124,62 @@ export class RpcUpstreamConn {
   }
 
   get inFlight(): number {
-    return this.pending.size;
+    return this.pendingCount;
   }
 
   /** Sends a request frame, rewriting its id to one this connection owns; returns that id. */
   send(buf: Buffer, off: number, len: number, call: PendingCall | null): number {
-    const id = this.nextId;
-    // Bolt ids are u32, Dubbo's int64: stay in the positive int32 range, wrapping.
-    this.nextId = this.nextId === 0x7fffffff ? 1 : this.nextId + 1;
+    if (this.pendingCount * 2 >= this.slots.length) this.growSlots();
+    // Bolt ids are u32, Dubbo's int64: stay in the positive int32 range, wrapping. An id whose
+    // slot still holds a slow call is skipped, so no two calls in flight share an id or a slot
+    // (one-way calls too: a provider answering one anyway must not hit another call).
+    let id = this.nextId;
+    while (this.slots[id & this.mask] !== null) id = nextIdAfter(id);
+    this.nextId = nextIdAfter(id);
     this.codec.writeRequestId(buf, off, 0, id);
-    if (call) this.pending.set(id, call);
+    if (call) {
+      const i = id & this.mask;
+      this.slots[i] = call;
+      this.slotIds[i] = id;
+      this.pendingCount++;
+    }
     this.busy = true;
     corkedWrite(this.socket, buf.subarray(off, off + len));
     // A one-way send on a draining connection: close once the bytes are out.
-    if (this.draining && this.pending.size === 0) this.socket.end();
+    if (this.draining && this.pendingCount === 0) this.socket.end();
     return id;
+  }
+
+  /** The call waiting for `id`, taken out of the table; null when none is (late or unknown). */
+  private take(id: number): PendingCall | null {
+    const i = id & this.mask;
+    const c = this.slots[i];
+    if (!c || this.slotIds[i] !== id) return null;
+    this.slots[i] = null;
+    this.pendingCount--;
+    return c;
+  }
+
+  /** Doubles the table; ids distinct modulo the old size stay distinct modulo the new one. */
+  private growSlots(): void {
+    const n = this.slots.length * 2;
+    const slots = new Array<PendingCall | null>(n).fill(null);
+    const ids = new Int32Array(n);
+    for (let i = 0; i < this.slots.length; i++) {
+      const c = this.slots[i];
+      if (!c) continue;
+      const id = this.slotIds[i]!;
+      slots[id & (n - 1)] = c;
+      ids[id & (n - 1)] = id;
+    }
+    this.slots = slots;
+    this.slotIds = ids;
+    this.mask = n - 1;
   }
 
   /** Forgets a call (timed out, or its client went away); a late response is then dropped. */
   forget(id: number): void {
-    if (this.pending.delete(id) && this.draining && this.pending.size === 0) this.closeDrained();
+    if (this.take(id) && this.draining && this.pendingCount === 0) this.closeDrained();
   }
 
   /**
@@ -135,7 +189,7 @@ export class RpcUpstreamConn {
   drain(): void {
     if (this.draining || this.closed) return;
     this.draining = true;
-    if (this.pending.size === 0 && this.connected) this.closeDrained();
+    if (this.pendingCount === 0 && this.connected) this.closeDrained();
   }
 
   /** Marks a connection opened for a retired host: it carries its calls, then closes. */
@@ -157,7 +211,7 @@ export class RpcUpstreamConn {
       this.socket.destroy();
       return;
     }
-    if (this.busy || this.pending.size) {
+    if (this.busy || this.pendingCount) {
       this.busy = false;
       return;
     }
@@ -176,12 +230,10 @@ export class RpcUpstreamConn {
       return;
     }
     if (kind === FrameKind.RESPONSE) {
-      const id = hdr[H.ID_LO]!;
-      const call = this.pending.get(id);
+      const call = this.take(hdr[H.ID_LO]!);
       if (call) {
-        this.pending.delete(id);
         call.onResponse(buf, off, hdr);
-        if (this.draining && this.pending.size === 0) this.closeDrained();
+        if (this.draining && this.pendingCount === 0) this.closeDrained();
       } else this.onUnmatched(kind);
       return;
     }
