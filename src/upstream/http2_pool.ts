@@ -32,6 +32,154 @@ function http2Options(cluster: Cluster): Obj {
   return (src.http2_protocol_options ?? hpo?.explicit_http_config?.http2_protocol_options ?? hpo?.use_downstream_protocol_config?.http2_protocol_options ?? {}) as Obj;
 }
 
+/**
+ * node:http2 keeps each session's open streams in a Map keyed by stream id and its not yet open
+ * ones in a Set. Stream ids only grow, so every stream takes a fresh entry and V8 rebuilds those
+ * tables whenever their entries run out; a rebuilt table that already sits in old space keeps its
+ * stale entries and a link to its successor, so through every scavenge it holds each later stream
+ * (and all that stream reaches) alive until the next mark-compact. On a busy session nearly every
+ * request's objects were copied and promoted (perf-reports/2026-12-03-h2-session5.md, "Garbage
+ * collection"). These replacements store streams in slots that are cleared, never rebuilt per
+ * stream. They provide exactly what node:http2 calls on them (get/set/delete/add/size/forEach).
+ */
+const SLOTS_INITIAL = 16;
+/** Beyond this many slots (48 KiB), a stream whose slot is taken goes to a plain Map: a peer that
+ * holds streams at chosen ids cannot grow the table further. */
+const SLOTS_MAX = 4096;
+
+export class StreamSlots<V> {
+  private vals: (V | undefined)[] = new Array<V | undefined>(SLOTS_INITIAL).fill(undefined);
+  private ids = new Int32Array(SLOTS_INITIAL);
+  private mask = SLOTS_INITIAL - 1;
+  private n = 0;
+  private overflow: Map<number, V> | null = null;
+
+  get size(): number {
+    return this.n + (this.overflow ? this.overflow.size : 0);
+  }
+
+  get(id: number): V | undefined {
+    // Ids of one side have the same parity, so id >>> 1 spreads consecutive streams over slots.
+    const i = (id >>> 1) & this.mask;
+    if (this.ids[i] === id) return this.vals[i];
+    return this.overflow === null ? undefined : this.overflow.get(id);
+  }
+
+  set(id: number, v: V): this {
+    if (this.overflow !== null && this.overflow.has(id)) {
+      this.overflow.set(id, v);
+      return this;
+    }
+    for (;;) {
+      const i = (id >>> 1) & this.mask;
+      const held = this.ids[i];
+      if (held === 0 || held === id) {
+        if (held === 0) this.n++;
+        this.ids[i] = id;
+        this.vals[i] = v;
+        return this;
+      }
+      if (this.vals.length >= SLOTS_MAX) {
+        (this.overflow ??= new Map()).set(id, v);
+        return this;
+      }
+      this.grow();
+    }
+  }
+
+  delete(id: number): boolean {
+    const i = (id >>> 1) & this.mask;
+    if (this.ids[i] === id) {
+      this.ids[i] = 0;
+      this.vals[i] = undefined;
+      this.n--;
+      return true;
+    }
+    return this.overflow !== null && this.overflow.delete(id);
+  }
+
+  forEach(fn: (v: V, id: number, t: this) => void): void {
+    // Callers destroy streams from fn, which deletes them here: walk a snapshot and, like a
+    // Map, skip entries deleted meanwhile.
+    const ids: number[] = [];
+    for (let i = 0; i < this.ids.length; i++) {
+      const id = this.ids[i] as number;
+      if (id !== 0) ids.push(id);
+    }
+    if (this.overflow) for (const id of this.overflow.keys()) ids.push(id);
+    for (const id of ids) {
+      const v = this.get(id);
+      if (v !== undefined) fn(v, id, this);
+    }
+  }
+
+  /** Doubles the table (only when two streams in flight want one slot: a rare, slow stream). */
+  private grow(): void {
+    const ids = this.ids;
+    const vals = this.vals;
+    const cap = vals.length * 2;
+    this.ids = new Int32Array(cap);
+    this.vals = new Array<V | undefined>(cap).fill(undefined);
+    this.mask = cap - 1;
+    this.n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as number;
+      if (id !== 0) this.set(id, vals[i] as V);
+    }
+  }
+}
+
+/** The session's streams not yet given an id: usually none or one, so a short array. */
+class PendingStreams<V> {
+  private list: V[] = [];
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  add(v: V): this {
+    if (!this.list.includes(v)) this.list.push(v);
+    return this;
+  }
+
+  has(v: V): boolean {
+    return this.list.includes(v);
+  }
+
+  delete(v: V): boolean {
+    const l = this.list;
+    const i = l.indexOf(v);
+    if (i < 0) return false;
+    const last = l.pop() as V;
+    if (i < l.length) l[i] = last;
+    return true;
+  }
+
+  forEach(fn: (v: V, v2: V, t: this) => void): void {
+    for (const v of this.list.slice()) if (this.list.includes(v)) fn(v, v, this);
+  }
+}
+
+let kSessionState: symbol | null | undefined;
+
+/**
+ * Puts the slot tables in place of a fresh session's stream Map and Set. Leaves the session as it
+ * is when it does not look like the node:http2 this was written against (another Node version),
+ * or when it already has streams.
+ */
+export function useStreamSlots(session: http2.Http2Session): void {
+  if (kSessionState === undefined) {
+    kSessionState = Object.getOwnPropertySymbols(session).find((s) => s.description === 'state') ?? null;
+  }
+  if (kSessionState === null) return;
+  const st = (session as unknown as Record<symbol, Obj | undefined>)[kSessionState];
+  // node's primordial SafeMap/SafeSet are not instanceof Map/Set: recognise them by name.
+  if (!st || st.streams?.constructor?.name !== 'SafeMap' || st.pendingStreams?.constructor?.name !== 'SafeSet') return;
+  if (st.streams.size !== 0 || st.pendingStreams.size !== 0) return;
+  st.streams = new StreamSlots();
+  st.pendingStreams = new PendingStreams();
+}
+
 export type H2AcquireDone = (session: http2.ClientHttp2Session | null, reason: 'ok' | 'connect_failure' | 'overflow') => void;
 
 interface H2Conn {
@@ -150,6 +298,7 @@ export class Http2ClusterPools implements ClusterConnPools {
       // Prior knowledge over plain TCP (h2c), through our own socket so unix endpoints work too.
       createConnection: () => (a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true })),
     });
+    useStreamSlots(session);
     const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false };
     list.push(c);
     const timeoutMs = this.cluster.spec.connectTimeoutMs;

@@ -18,7 +18,7 @@ import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { outlierOfFailure } from './http1_session.js';
 import type { BreakerState } from '../../../upstream/circuit_breakers.js';
-import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
+import { upstreamProtocolOf, useStreamSlots } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
@@ -117,6 +117,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
   server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
   server.on('session', (session) => {
+    useStreamSlots(session);
     const d = handing;
     if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
     session.on('error', () => {});
