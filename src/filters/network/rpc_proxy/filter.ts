@@ -21,7 +21,7 @@ import type { RpcProxyConfig, RpcRateLimit } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
 import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
-import { corkedWrite } from './write_batch.js';
+import { corkedWrite, unsentBytes } from './write_batch.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
 
@@ -44,6 +44,15 @@ const BUFFER_LIMIT = 1024 * 1024;
  * them are what a client that does not read would make the proxy hold.
  */
 const MAX_CALLS_PER_CONNECTION = 256;
+
+/**
+ * How late a call's timeout may be answered: a session arms one timer for its earliest deadline
+ * and moves it earlier only for a deadline more than this ahead of it (no timer per call).
+ */
+const DEADLINE_SLACK_MS = 10;
+
+/** Header slots for a local reply, re-decoded from the call's frame (calls keep no copy). */
+const replyHdr = new Int32Array(H.SIZE);
 
 /** Envoy's response flags for the proxy's own answers. */
 const LOCAL_REPLY_FLAGS: Record<LocalReplyKind, string> = { no_route: 'NR', no_upstream: 'UH', overflow: 'UO', timeout: 'UT', bad_request: 'DPE' };
@@ -353,12 +362,12 @@ class RpcSession {
     return this.conn;
   }
 
-  reply(frame: Buffer): void {
+  reply(frame: Buffer, off = 0, len = frame.length): void {
     if (this.closed) return;
-    corkedWrite(this.socket, frame);
+    corkedWrite(this.socket, frame, off, len);
     // A client that does not read its responses stops being read: its unsent replies stay
     // bounded by the buffer limit plus what it already has in flight.
-    if (this.socket.writableLength > BUFFER_LIMIT) this.holdUntilDrained(this.socket);
+    if (unsentBytes(this.socket) > BUFFER_LIMIT) this.holdUntilDrained(this.socket);
   }
 
   /** Stops reading the client until `sink` (its own socket or an upstream one) drains. */
@@ -422,6 +431,52 @@ class RpcSession {
   private inflightHold = false;
   private lbCtx: LbContext | null = null;
 
+  // Call timeouts: one timer per session, due at the earliest deadline of its calls in flight
+  // (a Timeout, a closure and timer-list work per call were a good part of each call's garbage).
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** performance.now() when the armed sweep runs; Infinity when none is armed. */
+  private sweepAt = Infinity;
+  private readonly onSweep = (): void => this.sweep();
+
+  /** A call in flight must be answered by `deadline` (performance.now() ms). */
+  watchDeadline(deadline: number): void {
+    // A sweep due before this deadline re-arms for it; one due a little after answers it late.
+    if (deadline >= this.sweepAt - DEADLINE_SLACK_MS) return;
+    this.armSweep(deadline, performance.now());
+  }
+
+  private armSweep(at: number, now: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(this.onSweep, Math.max(1, Math.ceil(at - now)));
+  }
+
+  private stopSweep(): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+  }
+
+  /** Answers the calls past their deadline and re-arms for the earliest one left. */
+  private sweep(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    if (this.closed) return;
+    // Timers run on the loop's cached clock, which can trail performance.now() a little.
+    const now = performance.now() + 1;
+    let next = Infinity;
+    // Backwards: a call that times out is swap-removed, and the one moved into its slot was seen.
+    for (let i = this.activeCount - 1; i >= 0; i--) {
+      if (i >= this.activeCount) continue;
+      const c = this.active[i]!;
+      if (c.timeoutMs === 0) continue;
+      const d = c.t0 + c.timeoutMs;
+      if (d <= now) c.onTimeout();
+      else if (d < next) next = d;
+    }
+    if (next !== Infinity && !this.closed) this.armSweep(next, now - 1);
+  }
+
   /** One LbContext per connection, reset per pick: the data path allocates none per call. */
   lbContext(route: RpcRoute, attempt: number, buf: Buffer, off: number, hdr: Int32Array): LbContext {
     const c = (this.lbCtx ??= new LbContext()).reset();
@@ -438,13 +493,14 @@ class RpcSession {
    */
   private handover(): Handover | null {
     // Between calls only, and with every reply already handed to the kernel.
-    if (this.closed || this.activeCount > 0 || this.socket.writableLength > 0) return null;
+    if (this.closed || this.activeCount > 0 || unsentBytes(this.socket) > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
     const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (fd === undefined || fd < 0) return null;
     const copy = native().upgrade.dup(fd);
     const unread = this.framer ? this.framer.takeRest() : (this.sniffed ?? Buffer.alloc(0));
+    this.stopSweep();
     // Closing our copy of the fd sends nothing to the client: the new process holds the socket.
     this.closed = true;
     this.filter.stats.cx_active.value--;
@@ -457,6 +513,7 @@ class RpcSession {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopSweep();
     const st = this.filter.stats;
     st.cx_active.value--;
     if (this.activeCount) st.cx_destroy_remote_with_active_rq.value++;
@@ -465,6 +522,9 @@ class RpcSession {
     this.filter.sessionEnded(this);
   }
 }
+
+/** The tries of a call that has none (shared, never written to). */
+const NO_TRIES: Try[] = [];
 
 /** One try of a call on one upstream connection; a hedged call has several at once. */
 class Try implements PendingCall {
@@ -500,12 +560,18 @@ class Try implements PendingCall {
  * the first may still be queued on a socket and its id is rewritten per connection.
  */
 class Call {
-  private readonly hdr: Int32Array;
+  /**
+   * A copy of the frame's header slots, kept only for routes that read them again per pick
+   * (hash, subset); a local reply re-decodes them from the frame instead.
+   */
+  private readonly hdr: Int32Array | null;
+  private readonly frameLen: number;
   private readonly origHi: number;
   private readonly origLo: number;
-  private readonly timeoutMs: number;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly tries: Try[] = [];
+  /** 0: none. Its session's sweep answers the call once `t0 + timeoutMs` has passed. */
+  readonly timeoutMs: number;
+  // NO_TRIES until the first try: an array literal of one then, not a push's 16-slot store.
+  private tries: Try[] = NO_TRIES;
   private attempts = 0;
   private retries = 0;
   private done = false;
@@ -514,7 +580,8 @@ class Call {
   private readonly facts: { start: number; rpc: RpcLogInfo } | null;
   /** The access log flag for a failure about to become a local reply (UF connect, UC reset). */
   private failFlag = '';
-  private readonly t0 = performance.now();
+  /** performance.now() at the start; with `timeoutMs`, the deadline (no second double per call). */
+  readonly t0 = performance.now();
   /** The call's span when the filter traces and the call is sampled. */
   trace: RpcCallTrace | null = null;
   /** Its index in the session's calls in flight; -1 when not in flight. */
@@ -533,8 +600,9 @@ class Call {
     hdr: Int32Array,
     private readonly oneway: boolean,
   ) {
-    // The header array is reused for the next frame; keep this frame's copy.
-    this.hdr = hdr.slice();
+    // The header array is reused for the next frame: copy it only when picks read it again.
+    this.hdr = route.hash || route.metadataMatch ? hdr.slice() : null;
+    this.frameLen = hdr[H.FRAME_LEN]!;
     this.origHi = hdr[H.ID_HI]!;
     this.origLo = hdr[H.ID_LO]!;
     // The tighter of the route's timeout and the caller's own (Bolt carries one per frame).
@@ -544,7 +612,7 @@ class Call {
   }
 
   private log(cluster: Cluster | null, host: Host | null, flags: string, code: number | null, details: string | null, tx: number): void {
-    this.session.rpc.logCall(this.session.connection, this.facts!.start, this.facts!.rpc, cluster, host, flags, code, details, this.hdr[H.FRAME_LEN]!, tx);
+    this.session.rpc.logCall(this.session.connection, this.facts!.start, this.facts!.rpc, cluster, host, flags, code, details, this.frameLen, tx);
   }
 
   /** `limiter`: the permit this call holds (released when it ends, for a concurrency limit). */
@@ -564,15 +632,17 @@ class Call {
       return;
     }
     this.session.track(this, true);
-    if (this.timeoutMs > 0) {
-      this.timer = setTimeout(() => {
-        this.session.rpc.stats.local_response_timeout.value++;
-        for (const t of this.tries) t.cluster.stats.upstream_rq_timeout.value++;
-        this.localReply('timeout', `upstream timeout after ${this.timeoutMs} ms`);
-      }, this.timeoutMs);
-    }
+    if (this.timeoutMs > 0) this.session.watchDeadline(this.t0 + this.timeoutMs);
     const initial = this.route.hedge?.initialRequests ?? 1;
     for (let i = 0; i < initial && !this.done; i++) this.sendTry();
+  }
+
+  /** Past its deadline (the session's sweep found it): answered with the protocol's timeout. */
+  onTimeout(): void {
+    if (this.done) return;
+    this.session.rpc.stats.local_response_timeout.value++;
+    for (const t of this.tries) t.cluster.stats.upstream_rq_timeout.value++;
+    this.localReply('timeout', `upstream timeout after ${this.timeoutMs} ms`);
   }
 
   private sendOneway(): void {
@@ -580,7 +650,7 @@ class Call {
     if (!host) return void this.trace?.end(null, null, null, 'no_upstream', true);
     const cluster = this.pickedCluster!;
     cluster.stats.upstream_rq_total.value++;
-    this.session.rpc.pool(this.session.protocol).get(cluster, host).send(this.buf, this.off, this.hdr[H.FRAME_LEN]!, null);
+    this.session.rpc.pool(this.session.protocol).get(cluster, host).send(this.buf, this.off, this.frameLen, null);
     this.trace?.end(cluster.name, host, null, null, false);
   }
 
@@ -592,7 +662,7 @@ class Call {
     const rpc = this.session.rpc;
     const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
     // Subset routing (metadata_match) goes through the session's reusable LB context.
-    const ctx = this.route.metadataMatch || this.route.hash ? this.session.lbContext(this.route, this.attempts, this.buf, this.off, this.hdr) : null;
+    const ctx = this.route.metadataMatch || this.route.hash ? this.session.lbContext(this.route, this.attempts, this.buf, this.off, this.hdr!) : null;
     let host = cluster?.pickHost(ctx) ?? null;
     // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
     // predicate: what a user retrying a connect failure or hedging a slow host means), within
@@ -635,7 +705,7 @@ class Call {
       }
       return;
     }
-    const len = this.hdr[H.FRAME_LEN]!;
+    const len = this.frameLen;
     const first = this.attempts === 0;
     const bytes = first ? this.buf : Buffer.from(this.buf.subarray(this.off, this.off + len));
     const off = first ? this.off : 0;
@@ -643,7 +713,8 @@ class Call {
     const conn = rpc.pool(this.session.protocol).get(cluster, host);
     const t = new Try(this, conn, cluster, isRetry);
     if (isRetry) rm.addRetry(1);
-    this.tries.push(t);
+    if (this.tries === NO_TRIES) this.tries = [t];
+    else this.tries.push(t);
     rm.addRequest(1);
     cluster.stats.upstream_rq_total.value++;
     cluster.stats.upstream_rq_active.value++;
@@ -707,7 +778,7 @@ class Call {
     this.trace?.end(t.cluster.name, t.conn.host, hdr[H.STATUS]!, null, (codec.classify?.(hdr) ?? 'success') !== 'success');
     codec.writeRequestId(buf, off, this.origHi, this.origLo);
     if (this.facts) this.log(t.cluster, t.conn.host, '', hdr[H.STATUS]!, null, hdr[H.FRAME_LEN]!);
-    this.session.reply(buf.subarray(off, off + hdr[H.FRAME_LEN]!));
+    this.session.reply(buf, off, hdr[H.FRAME_LEN]!);
   }
 
   onTryFail(t: Try, reason: 'connect' | 'reset'): void {
@@ -737,7 +808,13 @@ class Call {
     }
     const codec = this.session.protocol;
     // Build from the frame but never write into it: its bytes may still sit in an upstream queue.
-    const reply = codec.localReply(this.buf, this.off, this.hdr, kind, message);
+    let hdr = this.hdr;
+    if (!hdr) {
+      // The frame's bytes are intact but for the id, which the reply overwrites below.
+      codec.decodeHeader(this.buf, this.off, this.off + this.frameLen, this.frameLen, replyHdr);
+      hdr = replyHdr;
+    }
+    const reply = codec.localReply(this.buf, this.off, hdr, kind, message);
     codec.writeRequestId(reply, 0, this.origHi, this.origLo);
     if (this.facts) this.log(null, null, this.failFlag || LOCAL_REPLY_FLAGS[kind], statusOf(codec, reply), kind, reply.length);
     this.session.reply(reply);
@@ -760,9 +837,8 @@ class Call {
     }
     this.done = true;
     this.session.rpc.requestTime.record(performance.now() - this.t0);
-    if (this.timer) clearTimeout(this.timer);
     for (const t of this.tries) t.cancel();
-    this.tries.length = 0;
+    this.tries = NO_TRIES;
     this.session.track(this, false);
   }
 

@@ -6,7 +6,7 @@ import type { Cluster, ClusterConnPools } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { Framer } from './framer.js';
-import { corkedWrite } from './write_batch.js';
+import { corkedWrite, flushNow, unsentBytes } from './write_batch.js';
 
 /** One call waiting for its response on an upstream connection. */
 export interface PendingCall {
@@ -116,7 +116,7 @@ export class RpcUpstreamConn {
 
   /** Bytes written but not yet sent. */
   get buffered(): number {
-    return this.socket.writableLength;
+    return unsentBytes(this.socket);
   }
 
   get sink(): net.Socket {
@@ -144,9 +144,12 @@ export class RpcUpstreamConn {
       this.pendingCount++;
     }
     this.busy = true;
-    corkedWrite(this.socket, buf.subarray(off, off + len));
+    corkedWrite(this.socket, buf, off, len);
     // A one-way send on a draining connection: close once the bytes are out.
-    if (this.draining && this.pendingCount === 0) this.socket.end();
+    if (this.draining && this.pendingCount === 0) {
+      flushNow(this.socket);
+      this.socket.end();
+    }
     return id;
   }
 
@@ -201,8 +204,10 @@ export class RpcUpstreamConn {
     if (this.closed || this.socket.writableEnded) return;
     this.cluster.stats.upstream_cx_destroy_local.value++;
     // Bytes still queued (a one-way call): let them out before the FIN.
-    if (this.socket.writableLength > 0) this.socket.end();
-    else this.socket.destroy();
+    if (unsentBytes(this.socket) > 0) {
+      flushNow(this.socket);
+      this.socket.end();
+    } else this.socket.destroy();
   }
 
   private keepAlive(): void {
