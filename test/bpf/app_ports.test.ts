@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ENGINES, tmpDir } from '../helpers/strait.js';
-import { adminGet, addPayloadCounter, baselineHostState, Cgroup, intercept, kernelSkipReason, Netns, payloadPackets, Peer, restoreBpffs, settledHostState, zeroCounters, type HostState } from './helpers.js';
+import { adminGet, addPayloadCounter, baselineHostState, Cgroup, echoRounds, intercept, kernelSkipReason, Netns, payloadPackets, Peer, restoreBpffs, settledHostState, zeroCounters, type HostState } from './helpers.js';
 
 const skip = await kernelSkipReason({ sockmap: true });
 if (skip) console.warn(`test/bpf/app_ports: SKIPPED: ${skip}`);
@@ -37,16 +37,7 @@ describe.skipIf(!!skip)(skip ? `sockmap --app-ports (skipped: ${skip})` : 'sockm
   };
 
   /** One client outside the cgroup through Strait to the app: 5 echoed rounds. */
-  const exchange = async () => {
-    const client = new Peer(['client', '127.0.0.1', String(inboundPort), '5'], { netns: ns });
-    try {
-      const r = await client.first;
-      expect(r.got).toBe(1000);
-      return r;
-    } finally {
-      await client.end();
-    }
-  };
+  const exchange = () => echoRounds(ns, inboundPort);
 
   beforeAll(async () => {
     before = await baselineHostState();

@@ -175,6 +175,21 @@ export function hostState(): HostState {
   };
 }
 
+/**
+ * A client outside any cgroup in `ns`: 5 echoed rounds of 200 bytes to 127.0.0.1:`port`, all
+ * 1000 bytes back or it throws; `inspect` runs while its connection is still open.
+ */
+export async function echoRounds(ns: Netns, port: number, inspect?: () => Promise<void>): Promise<void> {
+  const client = new Peer(['client', '127.0.0.1', String(port), '5'], { netns: ns });
+  try {
+    const r = await client.first;
+    if (r.got !== 1000) throw new Error(`echo client got ${r.got} of 1000 bytes back`);
+    await inspect?.();
+  } finally {
+    await client.end();
+  }
+}
+
 /** Programs and maps that Strait's objects create (skeleton .rodata maps are named after them). */
 const OURS = /:(strait_[a-z0-9_]+|sock_hash|stats|orig_by_cookie|orig_by_tuple|bulk_state|sidecar_conn|sidecar_peer|strait_[src]\.rodata)$/;
 

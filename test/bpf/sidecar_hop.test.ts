@@ -14,6 +14,7 @@ import { ENGINES, tmpDir } from '../helpers/strait.js';
 import {
   addPayloadCounter,
   baselineHostState,
+  echoRounds,
   Cgroup,
   intercept,
   kernelSkipReason,
@@ -73,16 +74,7 @@ describe.skipIf(!!skip)(skip ? `sockmap sidecar connects (skipped: ${skip})` : "
     return r.json.sockmap;
   };
 
-  /** A client outside the cgroup: 5 echoed rounds of 200 bytes to `port`; `inspect` runs while its connection is open. */
-  const exchange = async (port: number, inspect?: () => Promise<void>) => {
-    const client = new Peer(['client', '127.0.0.1', String(port), '5'], { netns: ns });
-    try {
-      expect((await client.first).got).toBe(1000);
-      await inspect?.();
-    } finally {
-      await client.end();
-    }
-  };
+  const exchange = (port: number, inspect?: () => Promise<void>) => echoRounds(ns, port, inspect);
 
   beforeAll(async () => {
     before = await baselineHostState();
