@@ -33,7 +33,7 @@ export const INTERCEPT_HOW =
   '"sockmap" and the two above run with the sk_msg bulk detector on (the default: a socket streaming small writes with no reply is switched to TCP for good); "sockmap-nodetect": "sockmap" with `--bulk-detect-bytes 0`; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
   'Strait reaches the upstream at 127.0.0.1 in every mode (redirected in every sockmap column but "sockmap-onehop", loopback TCP in the others); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
-  'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them).';
+  'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them); a sockmap column\'s capture is switched off for its paired runs, so they are plain loopback TCP on both hops (until 2026-12-03 it stayed on, so the Strait-upstream hop of the reference was redirected too).';
 
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
@@ -309,27 +309,37 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = DEF
     const name = `bench-ic-${process.pid}`;
     for (const mode of MODES) {
       if (!modes.includes(mode)) continue;
+      // A sockmap column's capture is switched off for each paired tcp run: with it on, Strait's
+      // own connect to the upstream is redirected too (the default since b38ebd6), and the
+      // reference would no longer be plain loopback TCP.
+      const sockmap = mode.startsWith('sockmap');
       let skipped = null;
+      let on = () => undefined;
       let off = () => undefined;
       try {
         if (mode !== 'tcp' && mode !== 'unix' && why) skipped = why;
-        else if (mode.startsWith('sockmap')) {
+        else if (sockmap) {
           if (!stage.cgroup) skipped = 'no cgroup v2 hierarchy';
           else {
             const extra = { 'sockmap-bulk': ['--bulk-ports', String(upPort)], 'sockmap-both': ['--app-ports', String(upPort)], 'sockmap-onehop': ['--sidecar-connects', 'tcp'], 'sockmap-nodetect': ['--bulk-detect-bytes', '0'] };
             const flags = extra[mode] ?? [];
-            const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...flags]);
+            const stat = { sockmap: 'redirectedMessages', 'sockmap-both': 'redirectedMessagesBoth', 'sockmap-bulk': 'bulkSockets' }[mode];
+            on = () => {
+              const en = stage.intercept(['enable', '--mode', 'sockmap', '--name', name, '--cgroup', stage.cgroup, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID), ...flags]);
+              if (en.mode !== 'sockmap') throw new Error(`sockmap not enabled: ${JSON.stringify(en.skipped ?? en)}`);
+            };
+            // Counters live in the maps that disable removes: read them first and add them up.
             off = () => {
               const stats = stage.intercept(['status', '--name', name]).sockmap?.stats;
-              if (mode === 'sockmap') {
-                out.redirectedMessages = stats?.msgRedirected ?? null;
-                out.switchedSockets = stats?.socketsSwitchedToTcp ?? null;
-              } else if (mode === 'sockmap-nodetect') return stage.intercept(['disable', '--name', name]);
-              else if (mode === 'sockmap-both') out.redirectedMessagesBoth = stats?.msgRedirected ?? null;
-              else if (mode === 'sockmap-bulk') out.bulkSockets = stats?.socketsBulk ?? null;
+              const add = (k, v) => (out[k] = (out[k] ?? 0) + (v ?? 0));
+              if (stat === 'redirectedMessages') {
+                add('redirectedMessages', stats?.msgRedirected);
+                add('switchedSockets', stats?.socketsSwitchedToTcp);
+              } else if (stat === 'redirectedMessagesBoth') add('redirectedMessagesBoth', stats?.msgRedirected);
+              else if (stat === 'bulkSockets') add('bulkSockets', stats?.socketsBulk);
               stage.intercept(['disable', '--name', name]);
             };
-            if (en.mode !== 'sockmap') skipped = `sockmap not enabled: ${JSON.stringify(en.skipped ?? en)}`;
+            on();
           }
         } else if (mode === 'iptables') {
           stage.intercept(['enable', '--mode', 'iptables', '--name', name, '--outbound-port', String(ports.outbound), '--exempt-gid', String(SIDECAR_GID)]);
@@ -338,6 +348,7 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = DEF
       } catch (err) {
         skipped = `${mode} could not be enabled: ${String(err.stderr || err.message).trim().split('\n')[0]}`;
       }
+      let enabled = !skipped && mode !== 'tcp' && mode !== 'unix';
       try {
         for (const row of out.rows) {
           if (skipped) {
@@ -355,21 +366,31 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = DEF
           };
           const summary = (runs) =>
             row.kind === 'rr' ? { rttMedianUs: median(runs.map((x) => x.rttMedianUs)), rttP99Us: median(runs.map((x) => x.rttP99Us)) } : { mbPerS: median(runs.map((x) => x.mbPerS)) };
-          // Each run is paired with a tcp run right after it (the tcp listener is never
-          // captured or accelerated): on a shared machine the load drifts between the
-          // columns, which are measured one after another, but hardly within a pair.
+          // Each run is paired with a plain tcp run right after it: on a shared machine the
+          // load drifts between the columns, which are measured one after another, but hardly
+          // within a pair. The tcp listener is never captured, and a sockmap column's capture
+          // is off during its reference (see above).
           const runs = [];
           const refs = [];
           for (let r = 0; r < rounds; r++) {
+            if (sockmap && !enabled) {
+              on();
+              enabled = true;
+            }
             runs.push(once(mode));
-            if (mode !== 'tcp') refs.push(once('tcp'));
+            if (mode === 'tcp') continue;
+            if (sockmap) {
+              enabled = false;
+              off();
+            }
+            refs.push(once('tcp'));
           }
           row.cells[mode] = { ...summary(runs), ...(refs.length ? { tcpRef: summary(refs) } : {}) };
         }
       } catch (err) {
         for (const row of out.rows) row.cells[mode] ??= { skipped: `failed: ${String(err.stderr || err.message).trim().slice(-300)}` };
       } finally {
-        off();
+        if (enabled) off();
       }
     }
   } catch (err) {
