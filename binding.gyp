@@ -14,6 +14,7 @@
         "native/io/acceptor.cc",
         "native/io/connector.cc",
         "native/io/pipe.cc",
+        "native/http2/session.cc",
         "native/codec/hessian2.cc",
         "native/codec/bolt.cc",
         "native/codec/dubbo.cc",
@@ -25,6 +26,9 @@
         "native/bpf/original_dst.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
+      # libnghttp2-dev: headers and a link-time library for native/http2. At run time the node
+      # binary's own nghttp2 (exported, already loaded) provides the symbols first.
+      "libraries": ["-lnghttp2"],
       # NAPI_VERSION pinned: the addon then loads on every Node release that has Node-API 8
       # (Node >= 12.22 / 14.17 / 15.12), whatever headers it was built against.
       # NAPI_CPP_EXCEPTIONS: argument and set-up errors are thrown as C++ Napi::Error and

@@ -2,6 +2,7 @@
 // CPU time per request of two Strait builds, measured side by side:
 //   node bench/ab-cpu.js --a DIR --b DIR [--workload http1-keepalive-64] [--rounds 8] [--duration 3]
 //                        [--engine native|node] [--connections 64] [--a-node-args "..."] [--b-node-args "..."]
+//                        [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
 // DIR is a checkout with bin/ and a built dist/ (keep a copy of the old dist/ to measure a change
 // against). Both proxies run at once on the proxy core and each round loads both at the same time,
 // so the machine's noise hits both alike; CPU is user+system from /proc/<pid>/stat (whole process
@@ -9,6 +10,7 @@
 // microseconds per request and the B/A ratio per round; read the median ratio. Run it once with
 // the same DIR on both sides to see this machine's bias and spread. --a-node-args/--b-node-args:
 // Node/V8 flags for one side (space-separated), to measure a runtime setting with one build.
+// --a-env/--b-env: environment variables for one side's Strait (e.g. STRAIT_H2_ENGINE=native).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +22,7 @@ import { straitPeer } from './peers/strait.js';
 import { WORKLOADS } from './workloads/index.js';
 
 function args(argv) {
-  const o = { a: null, b: null, workload: 'http1-keepalive-64', rounds: 8, duration: 3, engine: 'native', connections: null, 'a-node-args': '', 'b-node-args': '' };
+  const o = { a: null, b: null, workload: 'http1-keepalive-64', rounds: 8, duration: 3, engine: 'native', connections: null, 'a-node-args': '', 'b-node-args': '', 'a-env': '', 'b-env': '' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
@@ -57,7 +59,23 @@ try {
     // straitPeer reads BENCH_STRAIT_DIR when the peer's command line is built.
     process.env.BENCH_STRAIT_DIR = path.resolve(o[side]);
     const nodeArgs = o[`${side}-node-args`].split(' ').filter(Boolean);
-    t[side] = await startPeer(straitPeer(o.engine), w, up, ctx, nodeArgs.length ? { nodeArgs } : undefined);
+    // The peer inherits process.env when it is spawned (inside startPeer): set this side's
+    // variables for that moment only.
+    const env = o[`${side}-env`].split(',').filter(Boolean).map((kv) => {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new Error(`--${side}-env wants K=V, got "${kv}"`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    });
+    const saved = env.map(([k]) => [k, process.env[k]]);
+    for (const [k, v] of env) process.env[k] = v;
+    try {
+      t[side] = await startPeer(straitPeer(o.engine), w, up, ctx, nodeArgs.length ? { nodeArgs } : undefined);
+    } finally {
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
     if (w.warm) await w.warm(t[side], ctx);
   }
   const us = { a: [], b: [] };

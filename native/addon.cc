@@ -4,6 +4,7 @@
 #include "bpf/bpf_js.h"
 #include "codec/codec_js.h"
 #include "http1/http1_js.h"
+#include "http2/session.h"
 #include "io/acceptor.h"
 #include "io/connector.h"
 #include "io/env.h"
@@ -26,6 +27,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, ConnectRequest::Connect, "connect"));
   exports.Set("Acceptor", Acceptor::Init(env));
   exports.Set("Pipe", Pipe::Init(env));
+  exports.Set("H2Session", http2::Session::Init(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));

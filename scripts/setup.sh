@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential python3 pkg-config          # node-gyp
+  libnghttp2-dev                              # native/http2 (headers; node's own nghttp2 at run time)
   clang llvm libbpf-dev bpftool libelf-dev    # bpf/ programs and their loader
   iptables iproute2                           # interception fallback and netns tests
   haproxy nginx libnginx-mod-stream           # benchmark peers (nginx needs the stream module for L4)

@@ -4,6 +4,7 @@ import { decodeBootstrapOffThread } from './config/load.js';
 import { preloadExtensions } from './config/preload.js';
 import { ConfigError, StraitError } from './errors.js';
 import { ENGINE_NAMES, type EngineName } from './io/index.js';
+import { H2_ENGINE_NAMES, setH2Engine, type H2EngineName } from './protocols/http2/engine.js';
 import { log, setLogLevel } from './log.js';
 import { Server, VERSION } from './server.js';
 import { buildStaticConfig } from './static_config.js';
@@ -16,6 +17,8 @@ const USAGE = `usage: strait --config FILE [options]
       --config-yaml TEXT       Bootstrap given inline (instead of --config)
       --mode serve|validate    validate: check the config and exit (0 = valid)
       --io-engine native|node  data path: the C++ addon (default) or net.Socket
+      --h2-engine node|native  downstream h2c: node:http2 (default) or the addon's nghttp2
+                               session (plaintext on the native io engine only; env STRAIT_H2_ENGINE)
       --concurrency N          worker count (1 for now)
   -l, --log-level LEVEL        trace|debug|info|warn|error|critical|off (default info)
       --drain-time-s N         drain time on SIGTERM / graceful drain (default 5)
@@ -66,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
         'config-yaml': { type: 'string' },
         mode: { type: 'string', default: 'serve' },
         'io-engine': { type: 'string', default: process.env.STRAIT_IO_ENGINE ?? 'native' },
+        'h2-engine': { type: 'string', default: process.env.STRAIT_H2_ENGINE ?? 'node' },
         concurrency: { type: 'string' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
         'drain-time-s': { type: 'string' },
@@ -97,6 +101,9 @@ export async function main(argv: string[]): Promise<void> {
   setLogLevel(level);
   const engine = o['io-engine'] as EngineName;
   if (!ENGINE_NAMES.includes(engine)) fail(`--io-engine must be one of ${ENGINE_NAMES.join(', ')}`);
+  const h2Engine = o['h2-engine'] as H2EngineName;
+  if (!H2_ENGINE_NAMES.includes(h2Engine)) fail(`--h2-engine (or STRAIT_H2_ENGINE) must be one of ${H2_ENGINE_NAMES.join(', ')}, got "${h2Engine}"`);
+  setH2Engine(h2Engine);
   if (o.mode !== 'serve' && o.mode !== 'validate') fail('--mode must be serve or validate');
   if (intArg(o.concurrency, 'concurrency', 1) > 1) fail('--concurrency above 1 is not supported yet');
   const restartEpoch = intArg(o['restart-epoch'], 'restart-epoch', 0);

@@ -80,6 +80,38 @@ export interface NativeStats {
   writevCalls: number;
 }
 
+/** Settings of a native HTTP/2 session (all required; the TS wrapper fills defaults). */
+export interface NativeH2SessionOptions {
+  maxConcurrentStreams: number;
+  initialWindowSize: number;
+  maxHeaderListSize: number;
+  maxHeaderPairs: number;
+  /** Output bytes queued for the socket above which the peer is not read. */
+  highWaterMark: number;
+  /** Response bytes queued on one stream above which data() returns false. */
+  streamHighWaterMark: number;
+  idleTimeoutMs: number;
+}
+
+/** See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings. */
+export interface NativeH2Session {
+  /** false when the stream is gone or already answered. */
+  respond(streamId: number, headers: string, pairs: number, endStream: boolean): boolean;
+  /** false: the stream holds its high-water mark or more; a drain event follows. */
+  data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
+  /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
+  trailers(streamId: number, trailers: string, pairs: number): void;
+  rst(streamId: number, code: number): void;
+  /** JavaScript has taken `bytes` of the stream's request body: the peer's window grows by that much. */
+  consume(streamId: number, bytes: number): void;
+  /** Graceful: GOAWAY, then the end once open streams are done. */
+  close(): void;
+  goaway(code: number): void;
+  /** Ends now; the session-end event runs before destroy() returns. */
+  destroy(): void;
+  stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number };
+}
+
 /** The hot-restart channel (native/upgrade): SOCK_SEQPACKET messages with fds attached. */
 export interface NativeUpgradeChannel {
   listen(path: string): number;
@@ -149,6 +181,13 @@ export interface NativeBinding {
   stats(): NativeStats;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
+  /**
+   * A downstream HTTP/2 server session run by nghttp2 in C++ (native/http2/session.h); owns `fd`
+   * from the call on. `onEvents` gets one flat array per read batch: [kind, streamId, payload, ...]
+   * (kinds: src/protocols/http2/native_session.ts H2Event). Use through that module. Absent in
+   * addons built before it.
+   */
+  H2Session?: new (fd: number, opts: NativeH2SessionOptions, initial: Buffer | null, onEvents: (ev: unknown[]) => void) => NativeH2Session;
   /**
    * Header-only frame decoding (native/codec/): the native twin of `RpcCodec.decodeHeader` in
    * src/protocols/types.ts, same slots (`H`), same results. Never reads outside `buf[off, end)`;

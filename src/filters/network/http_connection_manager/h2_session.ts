@@ -3,6 +3,10 @@
  * every request still becomes a ServerHttp2Stream plus header objects, which costs more per
  * request than the HTTP/1 byte path; the bench's h2c rows measure it. Routing, retries and
  * timeouts follow the same route table and policies as HTTP/1.
+ *
+ * With `--h2-engine native`, plaintext connections on the native io engine are served by the
+ * addon's nghttp2 session instead (src/protocols/http2/native_session.ts): H2Exchange sees the
+ * same small stream surface (H2DownStream) either way.
  */
 import { registerDownstream, socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
@@ -23,6 +27,9 @@ import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/
 import type { StatsOf } from '../../../observability/stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { Downstream } from '../../../io/engine.js';
+import { native } from '../../../native.js';
+import { h2Engine } from '../../../protocols/http2/engine.js';
+import { H2SessionEnd, NativeH2Connection, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
@@ -41,7 +48,30 @@ type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
  * instead of a closure per listener per stream.
  */
 const EX = Symbol('strait.h2exchange');
-type ExStream = http2.ServerHttp2Stream & { [EX]: H2Exchange };
+
+/**
+ * What H2Exchange uses of a downstream stream: node:http2's ServerHttp2Stream, or the addon
+ * session's NativeH2Stream, which implements exactly this.
+ */
+export interface H2DownStream {
+  readonly session: { readonly socket: object } | undefined;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  respond(headers: HeaderObject, opts: { endStream?: boolean; waitForTrailers?: boolean }): void;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): void;
+  close(code?: number): void;
+  sendTrailers(trailers: HeaderObject): void;
+  pause(): unknown;
+  resume(): unknown;
+  on(event: string, fn: (...a: any[]) => void): unknown;
+  once(event: string, fn: (...a: any[]) => void): unknown;
+}
+type ExStream = H2DownStream & { [EX]: H2Exchange };
+/** The session socket as socketDownstream takes it (a key object for native sessions, registered up front). */
+function sessionSocket(s: H2DownStream): net.Socket | undefined {
+  return s.session?.socket as net.Socket | undefined;
+}
 
 function onDownClose(this: ExStream): void {
   this[EX].onClose();
@@ -133,6 +163,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
 
 /** Hands a downstream connection to the HTTP/2 server; `already` are bytes read while sniffing. */
 export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, socket: net.Socket, already: Buffer | null): void {
+  if (h2Engine() === 'native' && serveH2Native(filter, conn, socket, already)) return;
   const st = filter.stats;
   st.downstream_cx_http2_total.value++;
   st.downstream_cx_http2_active.value++;
@@ -155,6 +186,83 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
   } finally {
     handing = null;
   }
+}
+
+/**
+ * `--h2-engine native`: the connection's fd moves from `socket` to the addon's nghttp2 session.
+ * Only for a plaintext socket of the native io engine with nothing buffered in it; false leaves
+ * the connection to node:http2, untouched.
+ */
+function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionContext, socket: net.Socket, already: Buffer | null): boolean {
+  if (filter.rt.engine.name !== 'native' || conn.downstream.tls || (socket as { encrypted?: boolean }).encrypted) return false;
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0 || socket.readableLength > 0) return false;
+  const b = native();
+  if (!b.H2Session) return false; // an addon built before native/http2
+  // A copy of the fd for the session; closing the socket then closes only node's copy (libuv
+  // stops polling it first), and the connection itself stays open.
+  let own: number;
+  try {
+    own = b.upgrade.dup(fd);
+  } catch {
+    return false; // EMFILE: node:http2 serves this one on the socket it already has
+  }
+  socket.removeAllListeners();
+  socket.on('error', ignore);
+  socket.destroy();
+  const st = filter.stats;
+  const cfg = filter.config;
+  st.downstream_cx_http2_total.value++;
+  st.downstream_cx_http2_active.value++;
+  let c: NativeH2Connection | null = null;
+  const settings: NativeH2Settings = {
+    maxConcurrentStreams: cfg.h2Settings.maxConcurrentStreams,
+    initialWindowSize: cfg.h2Settings.initialWindowSize,
+    maxHeaderListSize: cfg.limits.maxHeadBytes,
+    maxHeaderPairs: cfg.limits.maxHeaders + 8,
+    highWaterMark: Math.max(64 * 1024, conn.bufferLimit),
+    idleTimeoutMs: cfg.idleTimeoutMs,
+  };
+  const handlers: NativeH2Handlers = {
+    onStream(stream, headers, endStream) {
+      try {
+        new H2Exchange(filter, stream, headers as HeaderObject).start(endStream);
+      } catch (err) {
+        // A bug must cost this stream, never the process.
+        log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+      }
+    },
+    onIdle() {
+      if (!c || c.isClosing) return;
+      st.downstream_cx_idle_timeout.value++;
+      c.close();
+    },
+    onEnd(reason) {
+      if (reason === H2SessionEnd.PROTOCOL_ERROR) st.downstream_cx_protocol_error.value++;
+      st.downstream_cx_active.value--;
+      st.downstream_cx_http2_active.value--;
+      st.downstream_cx_destroy.value++;
+      conn.done();
+    },
+  };
+  let connection: NativeH2Connection;
+  try {
+    connection = new NativeH2Connection(own, settings, already && already.length ? already : null, handlers);
+  } catch (err) {
+    // The session could not start (it closed the fd): this connection is lost, the process is not.
+    log.error({ err: (err as Error).message }, 'native HTTP/2 session failed to start');
+    st.downstream_cx_active.value--;
+    st.downstream_cx_http2_active.value--;
+    st.downstream_cx_destroy.value++;
+    conn.done();
+    return true;
+  }
+  c = connection;
+  const d = conn.downstream;
+  registerDownstream(connection.socket, { remote: d.remote, local: d.local, tls: null, socket: connection.socket, close: () => connection.destroy() } as unknown as Downstream);
+  conn.abort = () => connection.destroy();
+  return true;
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
@@ -219,7 +327,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   constructor(
     private readonly filter: HttpConnectionManagerFilter,
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: H2DownStream,
     private readonly headers: HeaderObject,
   ) {
     this.grpc = (first(headers['content-type']) ?? '').startsWith('application/grpc');
@@ -239,7 +347,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     e.durationMs = Date.now() - this.startMs;
     e.bytesReceived = this.rxBytes;
     e.bytesSent = this.txBytes;
-    const sock = this.stream.session?.socket;
+    const sock = sessionSocket(this.stream);
     if (sock) {
       const d = socketDownstream(sock);
       e.downstreamRemote = d.remote;
@@ -289,7 +397,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const path = String(h[':path'] ?? '');
     let host = String(h[':authority'] ?? first(h.host) ?? '');
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
-    this.trace = this.filter.tracer?.start(method, path, host, (n) => first(h[n]), socketDownstream(this.stream.session!.socket)) ?? null;
+    this.trace = this.filter.tracer?.start(method, path, host, (n) => first(h[n]), socketDownstream(sessionSocket(this.stream)!)) ?? null;
     if (method === 'CONNECT' || !path.startsWith('/')) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
@@ -297,7 +405,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
     const route = cfg.routes.route(view);
     // Only a chain with filters gets a request object (and the downstream's addresses) built.
-    const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(this.stream.session!.socket), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(sessionSocket(this.stream)!), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
@@ -389,7 +497,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     this.action = a;
-    const sock = a.lb || a.clusterHeader ? this.stream.session?.socket : undefined;
+    const sock = a.lb || a.clusterHeader ? sessionSocket(this.stream) : undefined;
     const peer = sock ? socketDownstream(sock).remote : null;
     const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => first(h[n === 'host' && h.host === undefined ? ':authority' : n]), path, peer?.address ?? '', peer?.port ?? 0) : a.clusters!.pick();
     const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
@@ -469,7 +577,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       out[k] = v;
     }
     // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
-    const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? this.stream.session?.socket : undefined;
+    const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
     const ip = xs ? socketDownstream(xs).remote.address : undefined;
     if (ip) {
       const prior = first(h['x-forwarded-for']);
@@ -508,7 +616,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     }
     const hp = this.action!.retry?.hosts ?? null;
     // Only ORIGINAL_DST picks by where the connection was going (the session's socket is a Proxy).
-    const sock = cluster.spec.type === 'ORIGINAL_DST' ? this.stream.session?.socket : undefined;
+    const sock = cluster.spec.type === 'ORIGINAL_DST' ? sessionSocket(this.stream) : undefined;
     const host = pickTryHost(cluster, this.lb, hp, this, sock ? socketDownstream(sock).local : null);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;

@@ -1,0 +1,852 @@
+#include "http2/session.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "io/js_util.h"
+
+namespace strait {
+namespace http2 {
+
+static constexpr size_t kChunk = BufferPool::kChunkSize;
+static constexpr int kMaxWriteIov = 64 < IOV_MAX ? 64 : IOV_MAX;
+// Reads per poll wake-up: one busy connection must not starve the others sharing the loop.
+static constexpr int kMaxReads = 16;
+// Stream ends held back for the next batch at most; past it they go out with this flush (a
+// client that sends nothing more must not keep a growing list of finished streams around).
+static constexpr size_t kMaxDeferred = 64;
+
+// The trampolines: nghttp2 hands back the Session as user_data.
+struct Callbacks {
+  static int BeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnBeginHeaders(f); }
+  static int Header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t, void* u) {
+    return static_cast<Session*>(u)->OnHeader(f, n, nl, v, vl);
+  }
+  static int FrameRecv(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnFrameRecv(f); }
+  static int DataChunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* d, size_t len, void* u) {
+    return static_cast<Session*>(u)->OnDataChunk(flags, id, d, len);
+  }
+  static int StreamClose(nghttp2_session*, int32_t id, uint32_t code, void* u) { return static_cast<Session*>(u)->OnStreamClose(id, code); }
+  static int FrameSend(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnFrameSend(f); }
+  static ssize_t Read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source*, void* u) {
+    return static_cast<Session*>(u)->ReadData(id, buf, len, flags);
+  }
+};
+
+Napi::Function Session::Init(Napi::Env env) {
+  return DefineClass(env, "H2Session",
+                     {InstanceMethod("respond", &Session::Respond), InstanceMethod("data", &Session::Data),
+                      InstanceMethod("trailers", &Session::Trailers), InstanceMethod("rst", &Session::Rst),
+                      InstanceMethod("consume", &Session::Consume),
+                      InstanceMethod("close", &Session::Close), InstanceMethod("goaway", &Session::Goaway),
+                      InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats)});
+}
+
+Session::Session(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Session>(info), env_(GetEnv(info.Env())), async_(info.Env(), "StraitH2Session") {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0, "H2Session", "fd", 0, INT32_MAX);
+  uint32_t max_streams = 0;
+  uint32_t window = 0;
+  std::string initial;
+  // The session owns the fd from the call on, bad options included: the caller never has to
+  // guess whether to close it.
+  try {
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "H2Session: opts must be an object");
+    Napi::Object o = info[1].As<Napi::Object>();
+    max_streams = static_cast<uint32_t>(OptNumber(o, "maxConcurrentStreams", "H2Session", 1, INT32_MAX));
+    window = static_cast<uint32_t>(OptNumber(o, "initialWindowSize", "H2Session", 1, INT32_MAX));
+    max_header_list_size_ = static_cast<uint32_t>(OptNumber(o, "maxHeaderListSize", "H2Session", 64, INT32_MAX));
+    max_header_pairs_ = static_cast<uint32_t>(OptNumber(o, "maxHeaderPairs", "H2Session", 1, INT32_MAX));
+    high_water_mark_ = static_cast<size_t>(OptNumber(o, "highWaterMark", "H2Session", 1, INT32_MAX));
+    stream_high_water_ = static_cast<size_t>(OptNumber(o, "streamHighWaterMark", "H2Session", 1, INT32_MAX));
+    idle_timeout_ms_ = static_cast<uint64_t>(OptNumber(o, "idleTimeoutMs", "H2Session", 0, INT32_MAX));
+    if (!info[2].IsNull() && !info[2].IsUndefined() && !info[2].IsBuffer()) throw Napi::TypeError::New(env, "H2Session: initial must be a Buffer or null");
+    on_events_ = Napi::Persistent(ArgFunction(info, 3, "H2Session", "onEvents"));
+    if (info[2].IsBuffer()) {
+      Napi::Buffer<char> b = info[2].As<Napi::Buffer<char>>();
+      initial.assign(b.Data(), b.Length());
+    }
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+
+  // Release() closes it on any failure below.
+  fd_ = fd;
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_option* opt = nullptr;
+  int rv = nghttp2_session_callbacks_new(&cbs);
+  if (rv == 0) rv = nghttp2_option_new(&opt);
+  if (rv == 0) {
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::BeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::Header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks::FrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::DataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::StreamClose);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks::FrameSend);
+    // Window updates only for bytes JavaScript has taken: a peer cannot make us hold more than
+    // one window per stream (Consume gives the rest back).
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    // No priority tree of finished streams: a server that ignores priorities needs none.
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  }
+  if (cbs) nghttp2_session_callbacks_del(cbs);
+  if (opt) nghttp2_option_del(opt);
+  if (rv == 0) {
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
+                                   {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
+                                   {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list_size_}};
+    rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 3);
+  }
+  // The connection window is shared by every stream; it is handed back as bytes arrive (one
+  // stream's unread window then cannot stall the others), so it only needs to cover a burst.
+  if (rv == 0) rv = nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, std::max<int32_t>(1 << 20, static_cast<int32_t>(window)));
+  if (rv != 0) {
+    finished_ = true;
+    Release();
+    throw Napi::Error::New(env, std::string("H2Session: nghttp2 set-up failed: ") + nghttp2_strerror(rv));
+  }
+  poll_ = new uv_poll_t;
+  // uv_poll_init also makes the fd non-blocking; EEXIST when another poll still watches it.
+  rv = uv_poll_init(env_->loop, poll_, fd_);
+  if (rv != 0) {
+    delete poll_;  // never initialised, so no uv_close
+    poll_ = nullptr;
+    finished_ = true;
+    Release();
+    ThrowErrno(env, "H2Session: uv_poll_init", -rv);
+  }
+  poll_->data = this;
+  check_ = new uv_check_t;
+  uv_check_init(env_->loop, check_);
+  check_->data = this;
+  idle_ = new uv_idle_t;
+  uv_idle_init(env_->loop, idle_);
+  idle_->data = this;
+  last_activity_ = uv_now(env_->loop);
+  Ref();  // alive while the connection is, whatever JavaScript holds
+  env_->Link(this);
+  if (!initial.empty()) {
+    // Bytes read while the protocol was sniffed: fed from the loop, so that the first batch of
+    // events reaches JavaScript through the ordinary path, after the constructor has returned.
+    initial_ = std::move(initial);
+  }
+  ScheduleFlush();
+  if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
+}
+
+Session::~Session() {
+  if (!finished_) Abandon();
+}
+
+void Session::Abandon() {
+  if (finished_) return;
+  finished_ = true;
+  Release();
+}
+
+// ---- nghttp2 callbacks (never call JavaScript) ----
+
+Session::Stream* Session::StreamOf(int32_t id) {
+  if (!session_) return nullptr;
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+}
+
+int Session::OnBeginHeaders(const nghttp2_frame* f) {
+  if (f->hd.type != NGHTTP2_HEADERS) return 0;
+  if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    // Trailers: counted against the same limits, their content is not passed on.
+    if (Stream* s = StreamOf(f->hd.stream_id)) s->hdr_bytes = s->hdr_pairs = 0;
+    return 0;
+  }
+  Stream* s = new Stream();
+  s->id = f->hd.stream_id;
+  s->next = streams_;
+  if (streams_) streams_->prev = s;
+  streams_ = s;
+  open_streams_++;
+  streams_total_++;
+  nghttp2_session_set_stream_user_data(session_, s->id, s);
+  return 0;
+}
+
+int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen) {
+  Stream* s = StreamOf(f->hd.stream_id);
+  if (!s || s->rejected) return 0;
+  // RFC 9113 §6.5.2 counts 32 bytes of overhead per field.
+  s->hdr_bytes += static_cast<uint32_t>(namelen + valuelen + 32);
+  s->hdr_pairs++;
+  if (s->hdr_bytes > max_header_list_size_ || s->hdr_pairs > max_header_pairs_) {
+    // Over the limit: the rest of the block is still decoded (HPACK state must stay in step)
+    // but dropped, and the stream is answered 431 when the block ends (OnFrameRecv).
+    s->rejected = true;
+    s->hdr.clear();
+    s->hdr.shrink_to_fit();
+    return 0;
+  }
+  if (f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  s->hdr.append(reinterpret_cast<const char*>(name), namelen);
+  s->hdr.push_back('\0');
+  s->hdr.append(reinterpret_cast<const char*>(value), valuelen);
+  s->hdr.push_back('\0');
+  return 0;
+}
+
+int Session::OnFrameRecv(const nghttp2_frame* f) {
+  switch (f->hd.type) {
+    case NGHTTP2_HEADERS: {
+      Stream* s = StreamOf(f->hd.stream_id);
+      if (!s) return 0;
+      bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+      if (s->rejected) {
+        rejected_total_++;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
+          // Answered here, never shown to JavaScript: 431, as node:http2 answers it (and as
+          // HTTP/1 does), then RST_STREAM NO_ERROR so the client stops sending a body.
+          s->responded = true;
+          s->eof = true;
+          static const char kStatus[] = ":status";
+          static const char k431[] = "431";
+          nghttp2_nv nv = {reinterpret_cast<uint8_t*>(const_cast<char*>(kStatus)), reinterpret_cast<uint8_t*>(const_cast<char*>(k431)),
+                           sizeof(kStatus) - 1, sizeof(k431) - 1, NGHTTP2_NV_FLAG_NONE};
+          nghttp2_submit_response(session_, s->id, &nv, 1, nullptr);
+          if (!end) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+        } else {
+          nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+        return 0;
+      }
+      if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        napi_value str;
+        // No trailing NUL: JavaScript splits on it.
+        size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
+        napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+        Push(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+        s->hdr.clear();
+      } else if (end) {
+        PushInt(kEvEnd, s->id, 0);
+      }
+      return 0;
+    }
+    case NGHTTP2_DATA: {
+      Stream* s = StreamOf(f->hd.stream_id);
+      if (s && !s->rejected && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) PushInt(kEvEnd, s->id, 0);
+      return 0;
+    }
+    case NGHTTP2_GOAWAY:
+      PushInt(kEvGoaway, f->goaway.last_stream_id, f->goaway.error_code);
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int Session::OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t len) {
+  // The connection window comes back at once; each stream's only when JavaScript has taken the
+  // bytes (consume()), so a stream whose reader is slow holds at most one window.
+  nghttp2_session_consume_connection(session_, len);
+  Stream* s = StreamOf(id);
+  if (!s || s->rejected) {
+    nghttp2_session_consume_stream(session_, id, len);
+    return 0;
+  }
+  napi_value buf;
+  void* dst = nullptr;
+  napi_create_buffer_copy(Env(), len, data, &dst, &buf);
+  Push(kEvData, id, buf);
+  return 0;
+}
+
+int Session::OnStreamClose(int32_t id, uint32_t code) {
+  Stream* s = StreamOf(id);
+  if (!s) return 0;
+  nghttp2_session_set_stream_user_data(session_, id, nullptr);
+  FreeStream(s);
+  PushInt(kEvClose, id, code);
+  return 0;
+}
+
+int Session::OnFrameSend(const nghttp2_frame* f) {
+  // nghttp2 answers a connection error with GOAWAY by itself: that is how we learn of it.
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) protocol_error_ = true;
+  return 0;
+}
+
+ssize_t Session::ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags) {
+  Stream* s = StreamOf(id);
+  if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = std::min(s->pending(), length);
+  if (n) {
+    memcpy(buf, s->out.data() + s->out_off, n);
+    s->out_off += n;
+    if (s->out_off == s->out.size()) {
+      s->out.clear();
+      s->out_off = 0;
+    } else if (s->out_off >= 64 * 1024 && s->out_off * 2 >= s->out.size()) {
+      // A queue that never quite empties (a steady writer, a slow reader) must not grow: drop
+      // what was sent once it is at least half of the buffer (the move is at most as large).
+      s->out.erase(0, s->out_off);
+      s->out_off = 0;
+    }
+  }
+  if (s->pending() == 0) {
+    if (s->eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (s->has_trailers && ParseFlat(s->trailers)) {
+        // Submitting trailers from inside the read callback is what nghttp2 documents for this.
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nghttp2_submit_trailer(session_, id, nva_.data(), nva_.size());
+      }
+    } else if (n == 0) {
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  MaybeDrain(s);
+  return static_cast<ssize_t>(n);
+}
+
+void Session::MaybeDrain(Stream* s) {
+  if (!s->want_drain || s->pending() >= stream_high_water_) return;
+  s->want_drain = false;
+  PushInt(kEvDrain, s->id, 0);
+}
+
+void Session::FreeStream(Stream* s) {
+  if (s->prev) s->prev->next = s->next;
+  else streams_ = s->next;
+  if (s->next) s->next->prev = s->prev;
+  open_streams_--;
+  delete s;
+}
+
+// ---- events to JavaScript ----
+
+void Session::Push(int kind, int32_t id, napi_value payload) {
+  napi_env env = Env();
+  OpenBatch();
+  napi_value k, i;
+  napi_create_int32(env, kind, &k);
+  napi_create_int32(env, id, &i);
+  napi_set_element(env, batch_, batch_len_++, k);
+  napi_set_element(env, batch_, batch_len_++, i);
+  napi_set_element(env, batch_, batch_len_++, payload);
+}
+
+void Session::OpenBatch() {
+  napi_env env = Env();
+  if (!batch_) {
+    napi_create_array(env, &batch_);
+    batch_len_ = 0;
+    // Stream ends noticed while writing (not worth a JavaScript call of their own) go first.
+    for (const Deferred& d : deferred_) {
+      napi_value k, i, v;
+      napi_create_int32(env, d.kind, &k);
+      napi_create_int32(env, d.id, &i);
+      napi_create_double(env, static_cast<double>(d.value), &v);
+      napi_set_element(env, batch_, batch_len_++, k);
+      napi_set_element(env, batch_, batch_len_++, i);
+      napi_set_element(env, batch_, batch_len_++, v);
+    }
+    deferred_.clear();
+  }
+}
+
+void Session::PushInt(int kind, int32_t id, int64_t v) {
+  // A stream that ended while our own frames went out: JavaScript already considers it done
+  // (it sent the end or the reset), so the news waits for the next batch instead of costing a
+  // call now. Everything else is delivered with the batch it belongs to.
+  if (flushing_ && kind == kEvClose && !batch_ && deferred_.size() < kMaxDeferred) {
+    deferred_.push_back({kind, id, v});
+    return;
+  }
+  napi_value p;
+  napi_create_double(Env(), static_cast<double>(v), &p);
+  Push(kind, id, p);
+}
+
+void Session::Emit() {
+  if (!batch_) return;
+  napi_value arr = batch_;
+  batch_ = nullptr;
+  batch_len_ = 0;
+  CallFromLoop(Env(), on_events_, Value(), {arr}, async_);
+}
+
+// ---- the loop side ----
+
+void Session::UpdateInterest() {
+  if (finished_) return;
+  int want = 0;
+  // Backpressure: with a full output queue the peer is not read (its requests would only add
+  // responses to the queue); TCP flow control then pushes back on it.
+  if (!peer_eof_ && out_pending_ < high_water_mark_ && nghttp2_session_want_read(session_)) want |= UV_READABLE;
+  if (out_head_) want |= UV_WRITABLE;
+  if (want == events_) return;
+  events_ = want;
+  if (want == 0) {
+    uv_poll_stop(poll_);
+    return;
+  }
+  uv_poll_start(poll_, want, [](uv_poll_t* h, int status, int events) { static_cast<Session*>(h->data)->OnPoll(status, events); });
+}
+
+void Session::ScheduleFlush() {
+  // Inside a poll callback the flush follows the JavaScript call; elsewhere (an upstream's
+  // response arriving) it runs once in this loop turn's check phase, however many calls queued
+  // frames: one write for all of them.
+  if (in_batch_ || flush_scheduled_ || finished_) return;
+  flush_scheduled_ = true;
+  uv_check_start(check_, [](uv_check_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
+  // An active idle handle makes the loop poll without blocking, so a flush queued from the
+  // check phase itself still runs on the next turn instead of after the next I/O event.
+  uv_idle_start(idle_, [](uv_idle_t*) {});
+}
+
+void Session::OnCheck() {
+  uv_check_stop(check_);
+  uv_idle_stop(idle_);
+  flush_scheduled_ = false;
+  if (finished_) return;
+  Napi::HandleScope scope(Env());
+  Napi::Object self = Value();  // keeps the object alive through JavaScript calls below
+  (void)self;
+  in_batch_ = true;
+  if (!initial_.empty()) {
+    std::string bytes = std::move(initial_);
+    initial_.clear();
+    Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    if (finished_) return;
+    Emit();
+    if (finished_) return;
+  }
+  in_batch_ = false;
+  if (!Flush()) return;
+  Emit();
+}
+
+void Session::OnPoll(int status, int events) {
+  if (finished_) return;
+  Napi::HandleScope scope(Env());
+  Napi::Object self = Value();  // a local handle: alive through the JavaScript calls below
+  (void)self;
+  if (status < 0) {
+    // POLLERR (libuv reports it as EBADF and stops the handle): a reset, typically.
+    Finish(kEndReset, false);
+    return;
+  }
+  in_batch_ = true;
+  if ((events & UV_WRITABLE) && !WriteOut()) return;
+  if (events & UV_READABLE) {
+    if (!ReadSocket()) return;
+    // Held-back stream ends ride on this read's call even when it decoded nothing else.
+    if (!deferred_.empty()) OpenBatch();
+  }
+  Emit();  // at most one JavaScript call for everything this read decoded
+  in_batch_ = false;
+  if (finished_) return;
+  if (!Flush()) return;
+  Emit();  // drains freed by the write, if any
+}
+
+bool Session::ReadSocket() {
+  BufferPool& pool = env_->pool;
+  Chunk* c = pool.Take();
+  bool ok = true;
+  for (int i = 0; i < kMaxReads; i++) {
+    ssize_t r = read(fd_, c->data, kChunk);
+    if (r > 0) {
+      last_activity_ = uv_now(env_->loop);
+      Feed(reinterpret_cast<const uint8_t*>(c->data), static_cast<size_t>(r));
+      if (finished_) {
+        ok = false;
+        break;
+      }
+      // Short read: drained. Stop too when nghttp2 is done reading or the output is full.
+      if (static_cast<size_t>(r) < kChunk || !nghttp2_session_want_read(session_) || out_pending_ >= high_water_mark_) break;
+      continue;
+    }
+    if (r == 0) {
+      peer_eof_ = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    pool.Give(c);
+    Finish(kEndReset, false);  // ECONNRESET, ...
+    return false;
+  }
+  pool.Give(c);
+  if (ok && peer_eof_) {
+    // The client closed its side: HTTP/2 has no half-close of a connection, so the session ends
+    // (streams still open are reset for JavaScript); what was decoded is delivered first.
+    Finish(protocol_error_ ? kEndProtocolError : kEndDone, false);
+    return false;
+  }
+  return ok;
+}
+
+void Session::Feed(const uint8_t* p, size_t n) {
+  ssize_t rv = nghttp2_session_mem_recv(session_, p, n);
+  if (rv >= 0) return;
+  // Fatal to the session (bad preface, flooding): GOAWAY if it can still be sent, then the end.
+  // Connection errors that nghttp2 handles itself come back as a GOAWAY it queued (OnFrameSend).
+  protocol_error_ = true;
+  nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+}
+
+bool Session::Flush() {
+  flushing_ = true;
+  while (out_pending_ < high_water_mark_) {
+    const uint8_t* p = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &p);
+    if (n < 0) {
+      flushing_ = false;
+      protocol_error_ = true;
+      Finish(kEndProtocolError, false);
+      return false;
+    }
+    if (n == 0) break;
+    // mem_send's buffer is valid only until the next call: copy into the output chunks.
+    size_t left = static_cast<size_t>(n);
+    while (left) {
+      if (!out_tail_ || out_tail_->len == kChunk) {
+        Chunk* c = env_->pool.Take();
+        if (out_tail_) out_tail_->next = c;
+        else out_head_ = c;
+        out_tail_ = c;
+      }
+      size_t room = std::min(left, kChunk - out_tail_->len);
+      memcpy(out_tail_->data + out_tail_->len, p, room);
+      out_tail_->len += static_cast<uint32_t>(room);
+      p += room;
+      left -= room;
+      out_pending_ += room;
+    }
+  }
+  flushing_ = false;
+  if (!WriteOut()) return false;
+  if (out_pending_ == 0) {
+    bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+    if (done || (closing_ && open_streams_ == 0)) {
+      Finish(protocol_error_ ? kEndProtocolError : kEndDone, false);
+      return false;
+    }
+  }
+  UpdateInterest();
+  return true;
+}
+
+bool Session::WriteOut() {
+  while (out_head_) {
+    iovec iov[kMaxWriteIov];
+    int n = 0;
+    size_t total = 0;
+    for (Chunk* c = out_head_; c && n < kMaxWriteIov; c = c->next, n++) {
+      iov[n].iov_base = c->data + c->off;
+      iov[n].iov_len = c->len - c->off;
+      total += iov[n].iov_len;
+    }
+    msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    env_->stats.writev_calls++;
+    // MSG_NOSIGNAL: a vanished peer is EPIPE, never SIGPIPE.
+    ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      Finish(kEndReset, false);
+      return false;
+    }
+    last_activity_ = uv_now(env_->loop);
+    out_pending_ -= static_cast<size_t>(w);
+    size_t left = static_cast<size_t>(w);
+    while (left > 0) {
+      Chunk* c = out_head_;
+      size_t avail = c->len - c->off;
+      if (left < avail) {
+        c->off += static_cast<uint32_t>(left);
+        break;
+      }
+      left -= avail;
+      out_head_ = c->next;
+      if (!out_head_) out_tail_ = nullptr;
+      env_->pool.Give(c);
+    }
+    if (static_cast<size_t>(w) < total) break;  // socket buffer full: wait for UV_WRITABLE
+  }
+  UpdateInterest();
+  return true;
+}
+
+void Session::ArmIdle(uint64_t ms) {
+  if (!idle_timer_) {
+    idle_timer_ = new uv_timer_t;
+    uv_timer_init(env_->loop, idle_timer_);
+    idle_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(idle_timer_));
+  }
+  uv_timer_start(idle_timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->OnIdleTimer(); }, ms, 0);
+}
+
+void Session::OnIdleTimer() {
+  if (finished_) return;
+  // Re-armed lazily, as Pipe does: traffic only stamps last_activity_.
+  uint64_t idle = uv_now(env_->loop) - last_activity_;
+  if (idle < idle_timeout_ms_) {
+    ArmIdle(idle_timeout_ms_ - idle);
+    return;
+  }
+  ArmIdle(idle_timeout_ms_);
+  Napi::HandleScope scope(Env());
+  Napi::Object self = Value();
+  (void)self;
+  PushInt(kEvIdle, 0, 0);
+  Emit();
+}
+
+void Session::Release() {
+  if (poll_) CloseAndFree(poll_);
+  poll_ = nullptr;
+  if (check_) CloseAndFree(check_);
+  check_ = nullptr;
+  if (idle_) CloseAndFree(idle_);
+  idle_ = nullptr;
+  if (idle_timer_) CloseAndFree(idle_timer_);
+  idle_timer_ = nullptr;
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  if (session_) nghttp2_session_del(session_);
+  session_ = nullptr;
+  while (streams_) {
+    Stream* s = streams_;
+    streams_ = s->next;
+    delete s;
+  }
+  open_streams_ = 0;
+  while (out_head_) {
+    Chunk* c = out_head_;
+    out_head_ = c->next;
+    env_->pool.Give(c);
+  }
+  out_tail_ = nullptr;
+  out_pending_ = 0;
+  initial_.clear();
+}
+
+void Session::Finish(SessionEndReason reason, bool from_js) {
+  if (finished_) return;
+  finished_ = true;
+  Release();
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object self = Value();
+  env_->Unlink(this);
+  // Whatever this batch decoded, the stream ends noticed earlier, then the end itself: JavaScript
+  // resets every stream it still holds when it reads kEvSessionEnd.
+  napi_value p;
+  napi_create_int32(env, reason, &p);
+  Push(kEvSessionEnd, 0, p);
+  napi_value arr = batch_;
+  batch_ = nullptr;
+  batch_len_ = 0;
+  Unref();
+  if (from_js) {
+    on_events_.MakeCallback(self, {arr}, async_);
+  } else {
+    CallFromLoop(env, on_events_, self, {arr}, async_);
+  }
+}
+
+// ---- JavaScript → C++ ----
+
+Session::Stream* Session::StreamArg(const Napi::CallbackInfo& info, const char* fn) {
+  int32_t id = ArgInt(info, 0, fn, "streamId", 1, INT32_MAX);
+  if (finished_) return nullptr;
+  return StreamOf(id);
+}
+
+bool Session::ParseFlat(std::string& s) {
+  nva_.clear();
+  size_t i = 0;
+  size_t n = s.size();
+  char* d = &s[0];
+  while (i < n) {
+    size_t ne = s.find('\0', i);
+    if (ne == std::string::npos) return false;
+    size_t ve = s.find('\0', ne + 1);
+    if (ve == std::string::npos) ve = n;  // the last value needs no terminator
+    // HTTP/2 field names are lowercase (RFC 9113 §8.2.1): a peer rejects anything else.
+    for (size_t k = i; k < ne; k++) {
+      char c = d[k];
+      if (c >= 'A' && c <= 'Z') d[k] = static_cast<char>(c + 32);
+    }
+    // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on.
+    for (size_t k = ne + 1; k < ve; k++) {
+      if (d[k] == '\r' || d[k] == '\n') return false;
+    }
+    nghttp2_nv nv;
+    nv.name = reinterpret_cast<uint8_t*>(d + i);
+    nv.namelen = ne - i;
+    nv.value = reinterpret_cast<uint8_t*>(d + ne + 1);
+    nv.valuelen = ve - ne - 1;
+    nv.flags = NGHTTP2_NV_FLAG_NONE;
+    if (nv.namelen == 0) return false;
+    nva_.push_back(nv);
+    i = ve + 1;
+  }
+  return true;
+}
+
+// Reads a latin1 string argument into scratch_ (one buffer reused for every call).
+static bool Latin1Arg(const Napi::CallbackInfo& info, size_t i, std::string& out) {
+  napi_env env = info.Env();
+  napi_value v = info[i];
+  size_t len = 0;
+  if (napi_get_value_string_latin1(env, v, nullptr, 0, &len) != napi_ok) return false;
+  out.resize(len + 1);
+  napi_get_value_string_latin1(env, v, &out[0], len + 1, &len);
+  out.resize(len);
+  return true;
+}
+
+// respond(streamId, "name\0value\0...", pairs, endStream) -> boolean (false: the stream is gone)
+Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Stream* s = StreamArg(info, "H2Session.respond");
+  if (!Latin1Arg(info, 1, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string");
+  int32_t pairs = ArgInt(info, 2, "H2Session.respond", "pairs", 1, INT32_MAX);
+  bool end = info[3].ToBoolean();
+  if (!s || s->responded) return Napi::Boolean::New(env, false);
+  // The pair count catches a NUL inside a name or value, which would shift every later pair.
+  if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respond: invalid header name or value");
+  s->responded = true;
+  int rv;
+  if (end) {
+    s->eof = true;
+    rv = nghttp2_submit_response(session_, s->id, nva_.data(), nva_.size(), nullptr);
+  } else {
+    nghttp2_data_provider dp;
+    dp.source.ptr = nullptr;
+    dp.read_callback = Callbacks::Read;
+    rv = nghttp2_submit_response(session_, s->id, nva_.data(), nva_.size(), &dp);
+  }
+  ScheduleFlush();
+  return Napi::Boolean::New(env, rv == 0);
+}
+
+// data(streamId, Buffer | null, endStream) -> boolean: false once the stream holds
+// streamHighWaterMark bytes or more (then a kEvDrain event follows when it falls below).
+Napi::Value Session::Data(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Stream* s = StreamArg(info, "H2Session.data");
+  if (!s || s->eof) return Napi::Boolean::New(env, true);  // gone: the bytes have nowhere to go
+  if (info[1].IsBuffer() || info[1].IsTypedArray()) {
+    Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+    s->out.append(reinterpret_cast<const char*>(b.Data()), b.ByteLength());
+  } else if (!info[1].IsNull() && !info[1].IsUndefined()) {
+    throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
+  }
+  if (info[2].ToBoolean()) s->eof = true;
+  if (s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(session_, s->id);
+  }
+  ScheduleFlush();
+  if (s->pending() >= stream_high_water_) {
+    s->want_drain = true;
+    return Napi::Boolean::New(env, false);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+// trailers(streamId, "name\0value\0...", pairs): ends the body with these trailers (0 pairs = none).
+Napi::Value Session::Trailers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Stream* s = StreamArg(info, "H2Session.trailers");
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string");
+  int32_t pairs = ArgInt(info, 2, "H2Session.trailers", "pairs", 0, INT32_MAX);
+  if (!s || s->eof) return env.Undefined();
+  Latin1Arg(info, 1, s->trailers);
+  if (!ParseFlat(s->trailers) || nva_.size() != static_cast<size_t>(pairs)) {
+    s->trailers.clear();
+    throw Napi::TypeError::New(env, "H2Session.trailers: invalid header name or value");
+  }
+  s->has_trailers = pairs > 0;
+  s->eof = true;
+  if (s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(session_, s->id);
+  }
+  ScheduleFlush();
+  return env.Undefined();
+}
+
+Napi::Value Session::Rst(const Napi::CallbackInfo& info) {
+  int32_t id = ArgInt(info, 0, "H2Session.rst", "streamId", 1, INT32_MAX);
+  uint32_t code = static_cast<uint32_t>(ArgInt(info, 1, "H2Session.rst", "code", 0, INT32_MAX));
+  if (finished_) return info.Env().Undefined();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code);
+  ScheduleFlush();
+  return info.Env().Undefined();
+}
+
+// consume(streamId, bytes): JavaScript has taken these bytes: the peer may send as many more.
+Napi::Value Session::Consume(const Napi::CallbackInfo& info) {
+  int32_t id = ArgInt(info, 0, "H2Session.consume", "streamId", 1, INT32_MAX);
+  int32_t n = ArgInt(info, 1, "H2Session.consume", "bytes", 0, INT32_MAX);
+  if (finished_ || !StreamOf(id)) return info.Env().Undefined();
+  nghttp2_session_consume_stream(session_, id, static_cast<size_t>(n));
+  ScheduleFlush();
+  return info.Env().Undefined();
+}
+
+// close(): graceful. GOAWAY naming the last stream we took; the session ends when those end.
+Napi::Value Session::Close(const Napi::CallbackInfo& info) {
+  if (finished_ || closing_) return info.Env().Undefined();
+  closing_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR, nullptr, 0);
+  ScheduleFlush();
+  return info.Env().Undefined();
+}
+
+// goaway(code): GOAWAY with this code, and the end once it is written.
+Napi::Value Session::Goaway(const Napi::CallbackInfo& info) {
+  uint32_t code = static_cast<uint32_t>(ArgInt(info, 0, "H2Session.goaway", "code", 0, INT32_MAX));
+  if (finished_) return info.Env().Undefined();
+  nghttp2_session_terminate_session(session_, code);
+  ScheduleFlush();
+  return info.Env().Undefined();
+}
+
+// destroy(): ends now; the session-end event runs before destroy() returns.
+Napi::Value Session::Destroy(const Napi::CallbackInfo& info) {
+  Finish(kEndLocal, true);
+  return info.Env().Undefined();
+}
+
+Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  size_t queued = 0;
+  for (Stream* s = streams_; s; s = s->next) queued += s->pending();
+  o.Set("openStreams", static_cast<double>(open_streams_));
+  o.Set("streamsTotal", static_cast<double>(streams_total_));
+  o.Set("outputBytes", static_cast<double>(out_pending_));
+  o.Set("queuedBodyBytes", static_cast<double>(queued));
+  o.Set("rejectedHeaders", static_cast<double>(rejected_total_));
+  return o;
+}
+
+}  // namespace http2
+}  // namespace strait

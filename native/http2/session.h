@@ -1,0 +1,164 @@
+// A downstream HTTP/2 server session (h2c) run by nghttp2 in C++ on an fd the session owns:
+// uv_poll, reads through a pooled chunk, nghttp2_session_mem_recv, output gathered into pooled
+// chunks and written with one sendmsg per flush. JavaScript hears from it once per read batch
+// (everything decoded in that batch in one array) and talks back with a few plain methods.
+//
+// nghttp2 comes from the system headers (libnghttp2-dev) but at run time the symbols resolve to
+// the copy inside the node binary, which exports them (Node 20 ships nghttp2 1.5x-1.6x). Only
+// the stable public C API is used (session/mem_recv/mem_send/submit_*), unchanged across
+// 1.4x-1.6x, so building against Debian's 1.52 and running on Node's 1.61 is fine.
+#pragma once
+#include <napi.h>
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include <string>
+#include <vector>
+
+#include "io/buffer_pool.h"
+#include "io/env.h"
+
+namespace strait {
+namespace http2 {
+
+// Event kinds in the batch array, 3 slots each: [kind, streamId, payload]. Mirrors H2Event in
+// src/protocols/http2/native_session.ts.
+enum EventKind {
+  kEvHeaders = 1,     // payload: "name\0value\0..." (latin1), request headers, more to come
+  kEvHeadersEnd = 2,  // same, and the HEADERS frame carried END_STREAM
+  kEvData = 3,        // payload: Buffer (a copy)
+  kEvEnd = 4,         // the request side ended (DATA or trailers with END_STREAM)
+  kEvClose = 5,       // the stream is gone; payload: error code (0 = NO_ERROR)
+  kEvDrain = 6,       // the stream's queued response bytes fell below the mark again
+  kEvGoaway = 7,      // the peer sent GOAWAY; payload: error code
+  kEvIdle = 8,        // no byte moved either way for idleTimeoutMs
+  kEvSessionEnd = 9,  // last event ever; payload: SessionEndReason
+};
+
+// Mirrors H2SessionEnd in src/protocols/http2/native_session.ts.
+enum SessionEndReason { kEndDone = 0, kEndProtocolError = 1, kEndReset = 2, kEndLocal = 3 };
+
+class Session : public Napi::ObjectWrap<Session>, public LiveObject {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  // new Session(fd, opts, initialBytes | null, onEvents(array))
+  explicit Session(const Napi::CallbackInfo& info);
+  ~Session() override;
+  void Abandon() override;
+
+  struct Stream {
+    int32_t id = 0;
+    Stream* prev = nullptr;
+    Stream* next = nullptr;
+    std::string hdr;     // "name\0value\0" of the header block being received
+    uint32_t hdr_bytes = 0;  // RFC 9113 size (name + value + 32 per field)
+    uint32_t hdr_pairs = 0;
+    std::string out;     // response bytes JavaScript gave that nghttp2 has not taken yet
+    size_t out_off = 0;
+    std::string trailers;  // "name\0value\0..." sent after the body; empty = none
+    bool responded = false;
+    bool eof = false;       // JavaScript ended the body
+    bool has_trailers = false;
+    bool deferred = false;  // the data provider returned DEFERRED: resume on more bytes
+    bool want_drain = false;
+    bool rejected = false;  // its header block went over a limit: reset, never delivered
+    size_t pending() const { return out.size() - out_off; }
+  };
+
+ private:
+  // JavaScript → C++.
+  Napi::Value Respond(const Napi::CallbackInfo& info);
+  Napi::Value Data(const Napi::CallbackInfo& info);
+  Napi::Value Trailers(const Napi::CallbackInfo& info);
+  Napi::Value Rst(const Napi::CallbackInfo& info);
+  Napi::Value Consume(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Goaway(const Napi::CallbackInfo& info);
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  // nghttp2 callbacks (static trampolines in session.cc call these).
+  int OnBeginHeaders(const nghttp2_frame* f);
+  int OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen);
+  int OnFrameRecv(const nghttp2_frame* f);
+  int OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t len);
+  int OnStreamClose(int32_t id, uint32_t code);
+  int OnFrameSend(const nghttp2_frame* f);
+  ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags);
+  friend struct Callbacks;
+
+  void OnPoll(int status, int events);
+  // Each returns false once the session has finished.
+  bool ReadSocket();
+  void Feed(const uint8_t* p, size_t n);
+  bool Flush();
+  bool WriteOut();
+  void UpdateInterest();
+  void ScheduleFlush();
+  void OnCheck();
+  void ArmIdle(uint64_t ms);
+  void OnIdleTimer();
+  // Events: Push adds to the open batch (creating it inside the current HandleScope); Emit hands
+  // the batch to JavaScript in one call.
+  void Push(int kind, int32_t id, napi_value payload);
+  void PushInt(int kind, int32_t id, int64_t v);
+  // Creates the batch array if there is none, starting it with the held-back stream ends.
+  void OpenBatch();
+  void Emit();
+  void Finish(SessionEndReason reason, bool from_js);
+  void Release();
+  Stream* StreamOf(int32_t id);
+  Stream* StreamArg(const Napi::CallbackInfo& info, const char* fn);
+  // Parses "name\0value\0..." into nva_ (names lowercased in place in `s`); false when malformed.
+  bool ParseFlat(std::string& s);
+  void FreeStream(Stream* s);
+  void MaybeDrain(Stream* s);
+  bool Done();
+
+  strait::Env* env_;
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  int events_ = 0;
+  uv_check_t* check_ = nullptr;
+  uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while a flush is due
+  bool flush_scheduled_ = false;
+  uv_timer_t* idle_timer_ = nullptr;
+  uint64_t idle_timeout_ms_ = 0;
+  uint64_t last_activity_ = 0;
+  nghttp2_session* session_ = nullptr;
+  // Output: bytes mem_send produced, not yet written to the socket.
+  Chunk* out_head_ = nullptr;
+  Chunk* out_tail_ = nullptr;
+  size_t out_pending_ = 0;
+  size_t high_water_mark_ = 0;
+  size_t stream_high_water_ = 0;
+  uint32_t max_header_list_size_ = 0;
+  uint32_t max_header_pairs_ = 0;
+  Stream* streams_ = nullptr;
+  uint32_t open_streams_ = 0;
+  bool finished_ = false;
+  bool closing_ = false;  // graceful close: GOAWAY sent, ends when the last stream does
+  bool in_batch_ = false;  // inside OnPoll: the flush follows the JavaScript call anyway
+  bool protocol_error_ = false;
+  bool flushing_ = false;  // inside Flush's mem_send loop
+  bool peer_eof_ = false;
+  // The open batch: valid only inside the HandleScope of the libuv callback that made it.
+  napi_value batch_ = nullptr;
+  uint32_t batch_len_ = 0;
+  struct Deferred {
+    int kind;
+    int32_t id;
+    int64_t value;
+  };
+  std::vector<Deferred> deferred_;
+  std::string initial_;  // bytes read while sniffing, fed on the first loop turn
+  uint64_t rejected_total_ = 0;
+  std::vector<nghttp2_nv> nva_;
+  std::string scratch_;
+  uint64_t streams_total_ = 0;
+  Napi::FunctionReference on_events_;
+  Napi::AsyncContext async_;
+};
+
+}  // namespace http2
+}  // namespace strait

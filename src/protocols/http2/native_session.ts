@@ -1,0 +1,427 @@
+/**
+ * Downstream HTTP/2 on the addon's nghttp2 session (native/http2/session.h): the connection's fd
+ * is read, decoded, encoded and written in C++, and JavaScript hears from it once per read batch.
+ * `NativeH2Stream` offers the small part of node:http2's ServerHttp2Stream that the connection
+ * manager uses (respond, write, end, trailers, close, pause/resume, data/end/close handlers),
+ * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
+ */
+import { native, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
+import { log } from '../../log.js';
+import { StreamSlots } from '../../upstream/http2_pool.js';
+
+/** Event kinds of a batch; mirrors EventKind in native/http2/session.h. */
+export const H2Event = {
+  HEADERS: 1,
+  HEADERS_END: 2,
+  DATA: 3,
+  END: 4,
+  CLOSE: 5,
+  DRAIN: 6,
+  GOAWAY: 7,
+  IDLE: 8,
+  SESSION_END: 9,
+} as const;
+
+/** Why a session ended; mirrors SessionEndReason in native/http2/session.h. */
+export const H2SessionEnd = {
+  /** The peer closed the connection, or a graceful close finished. */
+  DONE: 0,
+  /** A protocol error: GOAWAY with an error code was sent (or could not be). */
+  PROTOCOL_ERROR: 1,
+  /** A socket error (reset, EPIPE). */
+  RESET: 2,
+  /** destroy() was called. */
+  LOCAL: 3,
+} as const;
+export type H2SessionEnd = (typeof H2SessionEnd)[keyof typeof H2SessionEnd];
+
+/** RST_STREAM codes used here (RFC 9113 §7). */
+const NO_ERROR = 0;
+const INTERNAL_ERROR = 2;
+const CANCEL = 8;
+
+/** Header values by lowercase name, as node:http2 builds them (set-cookie an array, cookie joined with "; "). */
+export type H2Headers = Record<string, string | string[] | undefined>;
+
+/** What a connection tells its owner. */
+export interface NativeH2Handlers {
+  /** A new request; `endStream`: its HEADERS frame ended it (no body follows). */
+  onStream(stream: NativeH2Stream, headers: H2Headers, endStream: boolean): void;
+  /** No byte moved either way for the idle timeout (repeats while idle). */
+  onIdle(): void;
+  /** The connection is gone; every stream has had its close handler called already. */
+  onEnd(reason: H2SessionEnd): void;
+}
+
+/** Settings; the defaults are node:http2's where it has one. */
+export interface NativeH2Settings {
+  maxConcurrentStreams?: number;
+  initialWindowSize?: number;
+  maxHeaderListSize: number;
+  maxHeaderPairs: number;
+  highWaterMark?: number;
+  streamHighWaterMark?: number;
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Streams a client may open at once when the config says nothing. node:http2 advertises no
+ * limit; a bound keeps one connection's memory bounded (each stream may hold one window).
+ */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 1024;
+
+type Handler<A extends unknown[]> = ((this: NativeH2Stream, ...a: A) => void) | null;
+
+let dateAt = 0;
+let dateStr = '';
+/** node:http2 sends `date` on every response; one string per second. */
+function httpDate(): string {
+  const now = Date.now();
+  if (now - dateAt >= 1000 || now < dateAt) {
+    dateAt = now - (now % 1000);
+    dateStr = new Date(dateAt).toUTCString();
+  }
+  return dateStr;
+}
+
+/** "name\0value\0..." of a header object, and its pair count (the addon checks it against a NUL inside a value). */
+let flatPairs = 0;
+function flatten(h: H2Headers, addDate: boolean): string {
+  // Pseudo-headers first: RFC 9113 §8.3 makes a peer reject a block where they come later.
+  let ps = '';
+  let s = '';
+  let n = 0;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined) continue;
+    if (k.charCodeAt(0) === 58 /* : */) {
+      ps += `${k}\0${v as string}\0`;
+      n++;
+    } else if (Array.isArray(v)) {
+      for (const x of v) {
+        s += `${k}\0${x}\0`;
+        n++;
+      }
+    } else {
+      s += `${k}\0${v}\0`;
+      n++;
+    }
+  }
+  if (addDate && h.date === undefined) {
+    s += `date\0${httpDate()}\0`;
+    n++;
+  }
+  flatPairs = n;
+  // The addon takes the last value's terminator as optional; one is simply left on.
+  return ps + s;
+}
+
+/** The header object of a "name\0value\0..." string from the addon (a null-prototype object, like node's). */
+function headerObject(s: string): H2Headers {
+  const o: H2Headers = Object.create(null) as H2Headers;
+  if (s.length === 0) return o;
+  const parts = s.split('\0');
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const k = parts[i]!;
+    const v = parts[i + 1]!;
+    const prev = o[k];
+    if (prev === undefined) o[k] = k === 'set-cookie' ? [v] : v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else o[k] = `${prev}${k === 'cookie' ? '; ' : ', '}${v}`;
+  }
+  return o;
+}
+
+/** One request/response stream of a NativeH2Connection. */
+export class NativeH2Stream {
+  /** The request side ended (END_STREAM seen, or held while paused). */
+  private reqEnded = false;
+  /** respond() was called. */
+  private responded = false;
+  /** The response body was ended (end() or respond with endStream). */
+  private resEnded = false;
+  private waitTrailers = false;
+  private trailersSent = false;
+  private paused = false;
+  /** Request bytes that arrived while paused (at most one stream window: the peer is given no more). */
+  private held: Buffer[] | null = null;
+  private heldEnd = false;
+  private onData: Handler<[Buffer]> = null;
+  private onEnd: Handler<[]> = null;
+  private onClose: Handler<[]> = null;
+  private onWantTrailers: Handler<[]> = null;
+  private onDrain: (() => void) | null = null;
+  /** close() was called or the stream is gone. */
+  closed = false;
+  /** The stream is gone (its close handler ran). */
+  destroyed = false;
+  /** The RST_STREAM code it ended with (0 for a clean end); undefined while open. */
+  rstCode: number | undefined = undefined;
+
+  constructor(
+    readonly session: NativeH2Connection,
+    readonly id: number,
+  ) {}
+
+  /** node:http2's listener names; 'error' never fires here (failures reach 'close'). */
+  on(event: string, fn: (this: NativeH2Stream, ...a: any[]) => void): this {
+    switch (event) {
+      case 'data':
+        this.onData = fn;
+        break;
+      case 'end':
+        this.onEnd = fn;
+        break;
+      case 'close':
+        this.onClose = fn;
+        break;
+      case 'wantTrailers':
+        this.onWantTrailers = fn;
+        break;
+      case 'drain':
+        this.onDrain = fn as () => void;
+        break;
+      default:
+        break;
+    }
+    return this;
+  }
+
+  /** Only 'drain' is used once; every handler here runs at most once anyway. */
+  once(event: string, fn: (this: NativeH2Stream, ...a: any[]) => void): this {
+    return this.on(event, fn);
+  }
+
+  respond(headers: H2Headers, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    if (this.closed) throw new Error('The stream has been destroyed');
+    if (this.responded) throw new Error('Response has already been initiated');
+    this.responded = true;
+    const end = opts?.endStream === true;
+    this.waitTrailers = !end && opts?.waitForTrailers === true;
+    if (end) this.resEnded = true;
+    const flat = flatten(headers, true);
+    this.session.h.respond(this.id, flat, flatPairs, end);
+  }
+
+  /** false: the stream holds its high-water mark; 'drain' follows. */
+  write(chunk: Buffer): boolean {
+    if (this.closed || this.resEnded) return true;
+    return this.session.h.data(this.id, chunk, false);
+  }
+
+  end(chunk?: Buffer): void {
+    if (this.closed || this.resEnded) return;
+    this.resEnded = true;
+    const h = this.session.h;
+    if (this.waitTrailers && this.onWantTrailers) {
+      if (chunk?.length) h.data(this.id, chunk, false);
+      // node:http2 asks for trailers once the body is out; here the body is queued, which is
+      // the same order on the wire (trailers go after the last DATA frame).
+      this.onWantTrailers.call(this);
+      if (!this.trailersSent && !this.closed) h.data(this.id, null, true);
+      return;
+    }
+    h.data(this.id, chunk?.length ? chunk : null, true);
+  }
+
+  sendTrailers(t: H2Headers): void {
+    if (this.closed || this.trailersSent) return;
+    this.trailersSent = true;
+    const flat = flatten(t, false);
+    this.session.h.trailers(this.id, flat, flatPairs);
+  }
+
+  /** RST_STREAM with `code` (NO_ERROR by default). The close handler runs once it is sent. */
+  close(code: number = NO_ERROR): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.rstCode = code;
+    this.session.h.rst(this.id, code);
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    const held = this.held;
+    if (held) {
+      // Handed on in order; the handler may pause again, and what is left waits for the next resume.
+      while (held.length && !this.paused && !this.destroyed) this.deliver(held.shift()!);
+      if (held.length === 0) this.held = null;
+    }
+    if (this.heldEnd && !this.paused && this.held === null && !this.destroyed) {
+      this.heldEnd = false;
+      this.onEnd?.call(this);
+    }
+    return this;
+  }
+
+  /** @internal */
+  data(d: Buffer): void {
+    if (this.paused || this.held !== null) {
+      (this.held ??= []).push(d);
+      return;
+    }
+    this.deliver(d);
+  }
+
+  private deliver(d: Buffer): void {
+    // The peer's window grows only now that the bytes are taken: a paused stream holds at most one window.
+    this.session.h.consume(this.id, d.length);
+    this.onData?.call(this, d);
+  }
+
+  /** @internal */
+  ended(): void {
+    if (this.reqEnded) return;
+    this.reqEnded = true;
+    if (this.paused || this.held !== null) {
+      this.heldEnd = true;
+      return;
+    }
+    this.onEnd?.call(this);
+  }
+
+  /** @internal */
+  drained(): void {
+    const f = this.onDrain;
+    this.onDrain = null;
+    f?.();
+  }
+
+  /** @internal the stream is gone (`code` 0: both sides ended cleanly). */
+  gone(code: number): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.closed = true;
+    this.rstCode ??= code;
+    this.held = null;
+    this.onClose?.call(this);
+  }
+}
+
+/**
+ * One downstream HTTP/2 connection on the addon. Owns the fd given to it; `socket` stands in
+ * for node's session.socket as the key under which the connection's addresses are registered
+ * (rbac/identity.ts registerDownstream).
+ */
+export class NativeH2Connection {
+  readonly h: NativeH2Session;
+  private readonly streams = new StreamSlots<NativeH2Stream>();
+  /** A key object only (never read from): see the class comment. */
+  readonly socket: object = {};
+  private ended = false;
+  private closing = false;
+
+  constructor(
+    fd: number,
+    settings: NativeH2Settings,
+    initial: Buffer | null,
+    private readonly handlers: NativeH2Handlers,
+  ) {
+    const b = native();
+    if (!b.H2Session) throw new Error('the native addon has no H2Session: rebuild it (npm run build:native)');
+    const opts: NativeH2SessionOptions = {
+      maxConcurrentStreams: settings.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+      initialWindowSize: settings.initialWindowSize ?? 65535,
+      maxHeaderListSize: settings.maxHeaderListSize,
+      maxHeaderPairs: settings.maxHeaderPairs,
+      highWaterMark: settings.highWaterMark ?? 1024 * 1024,
+      streamHighWaterMark: settings.streamHighWaterMark ?? 64 * 1024,
+      idleTimeoutMs: settings.idleTimeoutMs ?? 0,
+    };
+    this.h = new b.H2Session(fd, opts, initial, (ev) => this.onEvents(ev));
+  }
+
+  /** Graceful: GOAWAY, and the end once the streams already taken are done. */
+  close(): void {
+    if (this.ended || this.closing) return;
+    this.closing = true;
+    this.h.close();
+  }
+
+  /** Ends now: every open stream's close handler runs, then onEnd(LOCAL), before this returns. */
+  destroy(): void {
+    if (!this.ended) this.h.destroy();
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  private onEvents(ev: unknown[]): void {
+    for (let i = 0; i < ev.length; i += 3) {
+      try {
+        this.dispatch(ev[i] as number, ev[i + 1] as number, ev[i + 2]);
+      } catch (err) {
+        // A handler's bug costs its stream, never the rest of the batch (other streams' events)
+        // nor the process.
+        log.error({ err: (err as Error)?.stack ?? String(err) }, 'native HTTP/2 session: a stream handler threw');
+        const s = this.streams.get(ev[i + 1] as number);
+        if (s && !s.closed) s.close(INTERNAL_ERROR);
+      }
+    }
+  }
+
+  private dispatch(kind: number, id: number, payload: unknown): void {
+    switch (kind) {
+      case H2Event.HEADERS:
+      case H2Event.HEADERS_END: {
+        const s = new NativeH2Stream(this, id);
+        this.streams.set(id, s);
+        this.handlers.onStream(s, headerObject(payload as string), kind === H2Event.HEADERS_END);
+        break;
+      }
+      case H2Event.DATA: {
+        const s = this.streams.get(id);
+        // A stream JavaScript no longer tracks: its window still comes back.
+        if (s) s.data(payload as Buffer);
+        else this.h.consume(id, (payload as Buffer).length);
+        break;
+      }
+      case H2Event.END:
+        this.streams.get(id)?.ended();
+        break;
+      case H2Event.CLOSE: {
+        const s = this.streams.get(id);
+        if (s) {
+          this.streams.delete(id);
+          s.gone(payload as number);
+        }
+        break;
+      }
+      case H2Event.DRAIN:
+        this.streams.get(id)?.drained();
+        break;
+      case H2Event.GOAWAY:
+        // The peer opens no new streams; those it has go on. Nothing to do until it closes.
+        break;
+      case H2Event.IDLE:
+        this.handlers.onIdle();
+        break;
+      case H2Event.SESSION_END:
+        this.end(payload as H2SessionEnd);
+        break;
+    }
+  }
+
+  private end(reason: H2SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    const open: NativeH2Stream[] = [];
+    this.streams.forEach((s) => open.push(s));
+    for (const s of open) {
+      this.streams.delete(s.id);
+      s.gone(CANCEL);
+    }
+    this.handlers.onEnd(reason);
+  }
+}
