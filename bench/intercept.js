@@ -33,7 +33,7 @@ export const INTERCEPT_HOW =
   '"sockmap" and the two above run with the sk_msg bulk detector on (the default: a socket streaming small writes with no reply is switched to TCP for good); "sockmap-nodetect": "sockmap" with `--bulk-detect-bytes 0`; ' +
   '"iptables": nat REDIRECT of the same connect, Strait reads SO_ORIGINAL_DST; "tcp": the client connects to Strait\'s loopback port; "unix": to Strait\'s unix socket listener. ' +
   'Strait reaches the upstream at 127.0.0.1 in every mode (redirected in every sockmap column but "sockmap-onehop", loopback TCP in the others); the upstream listens on every address, and the client connects to its non-loopback one (captured). "pinned": client, Strait and upstream on CPU 0; "unpinned": the scheduler decides. Round trip: median (p99) µs of one request at a time on one connection; bulk: MB/s counted at the sender. ' +
-  'Each run of a non-tcp column is followed by a tcp run, and its ratio is against those paired tcp runs (the columns are measured one after another, and on a shared machine the load drifts between them); a sockmap column\'s capture is switched off for its paired runs, so they are plain loopback TCP on both hops (until 2026-12-03 it stayed on, so the Strait-upstream hop of the reference was redirected too).';
+  'Each run of a non-tcp column is followed by a tcp run, and its ratio is the median of the per-pair ratios (the columns are measured one after another, and on a shared machine the load drifts between them); a sockmap column\'s capture is switched off for its paired runs, so they are plain loopback TCP on both hops (until 2026-12-03 it stayed on, so the Strait-upstream hop of the reference was redirected too).';
 
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
@@ -385,7 +385,11 @@ export async function runIntercept({ quick = false, seconds, rounds, modes = DEF
             }
             refs.push(once('tcp'));
           }
-          row.cells[mode] = { ...summary(runs), ...(refs.length ? { tcpRef: summary(refs) } : {}) };
+          // The ratio is the median of the pairs' own ratios: a median of runs over a median of
+          // references would mix runs from different moments (unpinned, the scheduler's
+          // placement flips between runs and moves both members of a pair together).
+          const pairRatio = (x, y) => (row.kind === 'rr' ? x.rttMedianUs / y.rttMedianUs : x.mbPerS / y.mbPerS);
+          row.cells[mode] = { ...summary(runs), ...(refs.length ? { tcpRef: summary(refs), pairRatio: median(runs.map((x, i) => pairRatio(x, refs[i]))) } : {}) };
         }
       } catch (err) {
         for (const row of out.rows) row.cells[mode] ??= { skipped: `failed: ${String(err.stderr || err.message).trim().slice(-300)}` };
@@ -417,6 +421,7 @@ export function interceptMarkdown(r) {
     const a = row.cells[m];
     const b = a?.tcpRef ?? row.cells.tcp;
     if (!a || !b || a.skipped || b.skipped) return '–';
+    if (a.pairRatio !== undefined) return a.pairRatio.toFixed(2);
     return (row.kind === 'rr' ? a.rttMedianUs / b.rttMedianUs : a.mbPerS / b.mbPerS).toFixed(2);
   };
   const vs = ['sockmap', 'sockmap-onehop', 'sockmap-both', 'sockmap-bulk', 'sockmap-nodetect', 'iptables', 'unix'].filter((m) => r.rows.some((row) => row.cells[m]));

@@ -226,7 +226,7 @@ if (ic) {
   const sm = rr?.cells.sockmap;
   // The tcp run paired with the sockmap runs (see bench/intercept.js).
   const tcp = sm?.tcpRef ?? rr?.cells.tcp;
-  const cell = !rr ? 'no rows' : sm?.skipped || tcp?.skipped ? `skipped: ${sm?.skipped ?? tcp?.skipped}` : `sockmap/tcp round trip 64 B pinned ${(sm.rttMedianUs / tcp.rttMedianUs).toFixed(2)}`;
+  const cell = !rr ? 'no rows' : sm?.skipped || tcp?.skipped ? `skipped: ${sm?.skipped ?? tcp?.skipped}` : `sockmap/tcp round trip 64 B pinned ${(sm.pairRatio ?? sm.rttMedianUs / tcp.rttMedianUs).toFixed(2)}`;
   process.stdout.write(`  intercept (app -> Strait -> upstream): ${ic.status === 'ran' ? cell : `${ic.status}: ${ic.reason}`}\n`);
 }
 const hr = results.hotRestart;
