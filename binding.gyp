@@ -15,6 +15,7 @@
         "native/io/connector.cc",
         "native/io/pipe.cc",
         "native/http2/session.cc",
+        "native/io/batch_reader.cc",
         "native/codec/hessian2.cc",
         "native/codec/bolt.cc",
         "native/codec/dubbo.cc",

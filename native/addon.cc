@@ -6,6 +6,7 @@
 #include "http1/http1_js.h"
 #include "http2/session.h"
 #include "io/acceptor.h"
+#include "io/batch_reader.h"
 #include "io/connector.h"
 #include "io/env.h"
 #include "io/js_util.h"
@@ -28,6 +29,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Init(env));
   exports.Set("Pipe", Pipe::Init(env));
   exports.Set("H2Session", http2::Session::Init(env));
+  exports.Set("BatchReader", BatchReader::Init(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));

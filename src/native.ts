@@ -211,6 +211,26 @@ export interface NativeBinding {
    * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.
    */
   parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array): void;
+  /**
+   * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn
+   * to `onBatch(count)` at once: `out[3i..3i+2]` = slot, offset into `arena`, length (> 0 bytes,
+   * 0 EOF, < 0 -errno; the slot reads no more after those; slot -1: removed, skip). Bytes are
+   * valid only during the call. Use through src/protocols/http1/batch_reader.ts. Absent in
+   * addons built before it.
+   */
+  BatchReader?: new (arena: Buffer, out: Int32Array, onBatch: (count: number) => void) => NativeBatchReader;
+}
+
+/** See NativeBinding.BatchReader. */
+export interface NativeBatchReader {
+  /** Starts reading a dup of `fd`; returns its slot. Throws (code = errno name) when dup or poll fails. */
+  add(fd: number): number;
+  pause(slot: number): void;
+  resume(slot: number): void;
+  /** Stops reading and closes the dup; idempotent. Pending entries of the slot become -1. */
+  remove(slot: number): void;
+  /** Hands pending reads to onBatch now (no-op inside onBatch). */
+  flush(): void;
 }
 
 /** Protocol numbers of the native decoders; mirrors `Protocol` in native/codec/codec.h. */

@@ -16,6 +16,7 @@ import type {
   Upstream,
 } from './engine.js';
 import { NodePipe } from './node-engine.js';
+import { enableHttp1BatchReader, http1BatchReader } from '../protocols/http1/batch_reader.js';
 import { StreamDownstream, StreamUpstream } from './stream_conn.js';
 
 /** Where streamWithReader sockets read into; one per process (reads run one at a time, each copied out). */
@@ -59,6 +60,7 @@ export class NativeEngine implements IoEngine {
   constructor() {
     // Throws NativeLoadError when the addon is missing: never fall back silently.
     this.binding = native();
+    enableHttp1BatchReader();
   }
 
   async listen(addr: ListenAddress, backlog: number, onConnection: (d: Downstream) => void, inheritFd?: number): Promise<BoundListener> {
@@ -120,6 +122,17 @@ export class NativeEngine implements IoEngine {
 
   streamWithReader(down: Downstream, onBytes: (chunk: Buffer) => void): net.Socket | null {
     if (down instanceof StreamDownstream) return null;
+    const fd = (down as FdSocket).take();
+    const reader = http1BatchReader();
+    if (reader) {
+      // Node never starts reading this socket: the addon's batch reader does, one JS call per turn.
+      const sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, pauseOnCreate: true } as net.SocketConstructorOpts);
+      if (reader.attach(sock, onBytes)) return sock;
+      // dup/poll failed (EMFILE...): this connection reads through the stream after all.
+      sock.on('data', onBytes);
+      sock.resume();
+      return sock;
+    }
     const onread = {
       buffer: READ_BUF,
       callback: (n: number, buf: Uint8Array): boolean => {
@@ -130,7 +143,7 @@ export class NativeEngine implements IoEngine {
         return true;
       },
     };
-    return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
+    return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
   }
 
   errnoName(status: number): string {

@@ -6,6 +6,7 @@ import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { directFd, sendTo } from '../protocols/http1/send.js';
+import { http1BatchReader } from '../protocols/http1/batch_reader.js';
 
 /**
  * What an upstream HTTP/1.1 connection reports to the exchange currently using it. Exactly one
@@ -62,6 +63,11 @@ export class Http1UpstreamConn {
   onRead(n: number, buf: Buffer): void {
     const d = Buffer.allocUnsafe(n);
     buf.copy(d, 0, 0, n);
+    this.onData(d);
+  }
+
+  /** Bytes read from the upstream (an owned Buffer): the user's, or the tunnel's after an upgrade. */
+  onData(d: Buffer): void {
     const sink = this.sink;
     if (sink) {
       if (!sink.write(d)) {
@@ -238,14 +244,20 @@ export class Http1HostPool {
     this.host.counters.cx_total++;
     // Plain net sockets: the engine interface hands L7 filters only downstream streams today.
     let conn: Http1UpstreamConn | null = null;
-    const onread = {
-      buffer: READ_BUF,
-      callback: (n: number, buf: Uint8Array): boolean => {
-        conn?.onRead(n, buf as Buffer);
-        return true; // keep reading: pause() is how an exchange applies backpressure
-      },
-    };
+    const reader = http1BatchReader();
+    // With the batch reader the socket never reads through Node: paused before it connects, it
+    // is handed to the reader once connected. Otherwise Node reads into the shared READ_BUF.
+    const onread = reader
+      ? undefined
+      : {
+          buffer: READ_BUF,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            conn?.onRead(n, buf as Buffer);
+            return true; // keep reading: pause() is how an exchange applies backpressure
+          },
+        };
     const socket = a.family === 'unix' ? net.connect({ path: a.address, onread }) : net.connect({ host: a.address, port: a.port, noDelay: true, onread });
+    if (reader) socket.pause();
     let settled = false;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
     const fail = (timedOut: boolean) => {
@@ -270,6 +282,10 @@ export class Http1HostPool {
       cs.upstream_cx_active.value++;
       this.host.counters.cx_active++;
       const c = (conn = new Http1UpstreamConn(socket, this));
+      if (reader && !reader.attach(socket, (d) => c.onData(d))) {
+        socket.on('data', (d: Buffer) => c.onData(d));
+        socket.resume();
+      }
       c.uses = 1;
       done(c, 'ok', false);
     });

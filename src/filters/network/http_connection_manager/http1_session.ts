@@ -11,6 +11,7 @@ import { bytesEqualLower, getHeader, responseHasNoBody, wantsKeepAlive } from '.
 import { parseRequestHead, parseResponseHead } from '../../../protocols/http1/parser.js';
 import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
 import { directFd, sendTo } from '../../../protocols/http1/send.js';
+import { http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
@@ -185,6 +186,8 @@ export class Http1Session {
    * request already read. The client keeps its connection and sees nothing.
    */
   private handover(): Handover | null {
+    // Bytes the batch reader took this turn but has not handed over yet belong in `unread`.
+    if (this.direct) http1BatchReader()?.flush();
     if (this.closed || this.stream || this.processing || this.socket.writableLength > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
@@ -333,6 +336,8 @@ export class Http1Session {
     this.socket.removeAllListeners('error');
     const rest = buf.subarray(this.off);
     this.buf = null;
+    // node:http2 reads the socket itself: the batch reader lets go of it first.
+    if (this.direct) http1BatchReader()?.release(this.socket);
     serveH2(this.filter, this.conn, this.socket, rest);
     return true;
   }

@@ -1,0 +1,74 @@
+// Reads many sockets inside Node's loop and hands JavaScript every read of one loop turn in a
+// single call: the reads land one after another in a shared arena Buffer, and a descriptor
+// array says (slot, offset, length) for each. Replaces one stream callback per read (Node's
+// onStreamRead, a MakeCallback with its microtask/nextTick checkpoint, a Buffer per read) on
+// the HTTP/1 data path. Only reads: writes stay with the socket's owner (send(2) or Node).
+//
+// Each slot polls its own dup() of the socket's fd, so Node's handle keeps the original for
+// writes, shutdown and close, and epoll keeps the two apart. The dup keeps the connection open
+// until remove() (the owner calls it when its socket closes).
+#pragma once
+#include <napi.h>
+#include <uv.h>
+
+#include <vector>
+
+#include "io/env.h"
+
+namespace strait {
+
+// new BatchReader(arena: Buffer, out: Int32Array, onBatch(count)). out holds 3 ints per entry:
+// slot, offset into arena, length (> 0 bytes, 0 EOF, < 0 -errno; the slot stops reading after
+// either). Methods: add(fd) -> slot, pause(slot), resume(slot), remove(slot), flush().
+class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit BatchReader(const Napi::CallbackInfo& info);
+  ~BatchReader() override;
+  void Abandon() override;
+
+ private:
+  struct Slot {
+    BatchReader* reader = nullptr;
+    uint32_t id = 0;
+    int fd = -1;  // our dup; -1: free
+    uv_poll_t* poll = nullptr;
+    bool polling = false;
+    bool paused = false;
+    bool done = false;  // EOF or error delivered: never read again
+  };
+
+  Napi::Value Add(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value Flush(const Napi::CallbackInfo& info);
+
+  Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
+  void Update(uint32_t id);
+  void OnEvent(uint32_t id, int status);
+  void Push(uint32_t id, int32_t off, int32_t len);
+  // Hands the pending entries to JavaScript; `from_js`: inside a JS call (flush()).
+  void Deliver(bool from_js);
+  void Release();
+
+  strait::Env* env_;
+  std::vector<Slot*> slots_;  // pointers stay put while the vector grows (uv data points at them)
+  std::vector<uint32_t> free_;
+  std::vector<uint32_t> freed_in_batch_;  // reused only after the batch: stale entries must not match a new owner
+  uint8_t* arena_ = nullptr;
+  size_t arena_len_ = 0;
+  size_t arena_used_ = 0;
+  int32_t* out_ = nullptr;
+  size_t out_cap_ = 0;  // entries
+  size_t count_ = 0;
+  bool delivering_ = false;
+  bool released_ = false;
+  uv_check_t* check_ = nullptr;
+  Napi::Reference<Napi::Buffer<uint8_t>> arena_ref_;
+  Napi::Reference<Napi::Int32Array> out_ref_;
+  Napi::FunctionReference on_batch_;
+  Napi::AsyncContext async_;
+};
+
+}  // namespace strait

@@ -1,0 +1,183 @@
+/**
+ * HTTP/1 sockets read by the addon's BatchReader (native/io/batch_reader.cc) instead of Node's
+ * stream reads: every read of one loop turn, on any number of sockets, reaches JavaScript in one
+ * call, so the per-read costs of a stream (onStreamRead, a MakeCallback with its microtask and
+ * nextTick checkpoint) are paid once per turn. The net.Socket stays the connection's owner for
+ * writes, end(), destroy() and its events: only reading moves. Its `pause`/`resume` are replaced
+ * on the instance so every existing caller (backpressure, tunnels) steers the native reader, and
+ * EOF / read errors are fed back into the socket the way Node's own read path does.
+ *
+ * STRAIT_HTTP1_READER=stream turns it off (Node stream reads, the reference path).
+ */
+import type net from 'node:net';
+import { loadNative, type NativeBatchReader, type NativeBinding } from '../../native.js';
+
+/** Where one turn's reads land; a read is at most 64 KiB, so a full arena means a turn of ≥ 16 reads of 64 KiB. */
+const ARENA_BYTES = 1024 * 1024;
+/** Reads per turn before an early hand-over (3 ints each). */
+const MAX_ENTRIES = 2048;
+
+interface Attached {
+  readonly socket: net.Socket;
+  readonly onBytes: (d: Buffer) => void;
+  readonly slot: number;
+}
+
+const kAttached = Symbol('strait.batchReader');
+
+type ReaderSocket = net.Socket & { [kAttached]?: Attached | null; _handle?: { fd?: number } | null };
+
+export class Http1BatchReader {
+  private readonly reader: NativeBatchReader;
+  private readonly arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+  private readonly out = new Int32Array(3 * MAX_ENTRIES);
+  /** By slot; null once removed (a slot number is reused by a later socket). */
+  private readonly slots: (Attached | null)[] = [];
+  /** Calls from the addon, and the entries (reads, EOFs, errors) they carried. */
+  batches = 0;
+  entries = 0;
+  /** The batch being handed out: its size and the entry at hand (release() looks past it). */
+  private count = 0;
+  private at = 0;
+
+  constructor(private readonly binding: NativeBinding) {
+    this.reader = new binding.BatchReader!(this.arena, this.out, (n) => this.onBatch(n));
+  }
+
+  /**
+   * Starts reading `socket` natively; its bytes go to `onBytes` (an owned copy each). The socket
+   * must not be reading through Node (created with pauseOnCreate, or paused before connect).
+   * False when it cannot be (no fd, dup failed): the caller reads through the stream instead.
+   */
+  attach(socket: net.Socket, onBytes: (d: Buffer) => void): boolean {
+    const s = socket as ReaderSocket;
+    const fd = s._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0 || s[kAttached]) return false;
+    let slot: number;
+    try {
+      slot = this.reader.add(fd);
+    } catch {
+      return false;
+    }
+    const a: Attached = { socket, onBytes, slot };
+    this.slots[slot] = a;
+    s[kAttached] = a;
+    const reader = this.reader;
+    // Instance methods shadow the prototype's: Node would start its own reads on resume().
+    socket.pause = function (this: net.Socket) {
+      if (s[kAttached] === a) reader.pause(slot);
+      return this;
+    };
+    socket.resume = function (this: net.Socket) {
+      if (s[kAttached] === a) reader.resume(slot);
+      return this;
+    };
+    // Our dup must close with Node's fd, not at 'close' (a tick later): until then its poll would
+    // still read, and bytes read for a socket being destroyed (a hot-restart handover, whose
+    // next request the new process must see) would be lost.
+    const destroy = s._destroy;
+    s._destroy = (err: Error | null, cb: (err?: Error | null) => void): void => {
+      this.release(socket);
+      destroy.call(s, err, cb);
+    };
+    return true;
+  }
+
+  /**
+   * Stops reading natively and gives the socket back to Node's stream reads (still paused), e.g.
+   * for HTTP/2 after the preface. Bytes already delivered stay delivered; the rest is in the kernel.
+   */
+  release(socket: net.Socket): void {
+    const s = socket as ReaderSocket;
+    const a = s[kAttached];
+    if (!a) return;
+    s[kAttached] = null;
+    this.slots[a.slot] = null;
+    // Reads of this socket later in the batch being handed out (a turn may read a socket more
+    // than once) were taken from the kernel already: they go back to the front of the stream.
+    let rest: Buffer[] | null = null;
+    if (!socket.destroyed) {
+      const out = this.out;
+      for (let i = this.at + 1, k = 3 * i; i < this.count; i++, k += 3) {
+        if (out[k] !== a.slot || out[k + 2]! <= 0) continue;
+        (rest ??= []).push(Buffer.from(this.arena.subarray(out[k + 1]!, out[k + 1]! + out[k + 2]!)));
+      }
+    }
+    this.reader.remove(a.slot);
+    delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).pause;
+    delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).resume;
+    if (rest) socket.unshift(Buffer.concat(rest));
+  }
+
+  /** Delivers reads made this turn but not yet handed over (a hot-restart handover must see them). */
+  flush(): void {
+    this.reader.flush();
+  }
+
+  private onBatch(n: number): void {
+    this.batches++;
+    this.entries += n;
+    const out = this.out;
+    const arena = this.arena;
+    this.count = n;
+    for (let i = 0, k = 0; i < n; i++, k += 3) {
+      this.at = i;
+      const slot = out[k]!;
+      if (slot < 0) continue;
+      const a = this.slots[slot];
+      if (!a || a.socket.destroyed) continue;
+      const len = out[k + 2]!;
+      if (len > 0) {
+        // The arena is reused next turn: the receiver owns a copy (heads and bodies outlive this call).
+        const off = out[k + 1]!;
+        const d = Buffer.allocUnsafe(len);
+        arena.copy(d, 0, off, off + len);
+        try {
+          a.onBytes(d);
+        } catch (err) {
+          // One connection's failure must not cost the rest of the batch.
+          a.socket.destroy(err as Error);
+        }
+      } else if (len === 0) {
+        // EOF, as Node's read path reports it: 'end' follows (and allowHalfOpen applies).
+        a.socket.push(null);
+        a.socket.read(0);
+      } else {
+        const code = this.binding.errnoName(len);
+        a.socket.destroy(Object.assign(new Error(`read ${code}`), { errno: len, code, syscall: 'read' }));
+      }
+    }
+    this.count = 0;
+  }
+}
+
+let reader: Http1BatchReader | null | undefined;
+let enabled = false;
+
+/**
+ * Called by the native engine: only a process running it reads HTTP/1 sockets (downstream and
+ * upstream) this way; the node engine stays the all-streams reference.
+ */
+export function enableHttp1BatchReader(): void {
+  enabled = true;
+}
+
+/** The process's reader, or null when not enabled, switched off or the addon lacks it. */
+export function http1BatchReader(): Http1BatchReader | null {
+  if (!enabled) return null;
+  if (reader !== undefined) return reader;
+  reader = null;
+  if (process.env.STRAIT_HTTP1_READER === 'stream') return reader;
+  try {
+    const b = loadNative();
+    if (typeof b.BatchReader === 'function') reader = new Http1BatchReader(b);
+  } catch {
+    // No addon (node engine without a build): stream reads.
+  }
+  return reader;
+}
+
+/** True when `socket` is read by the batch reader. */
+export function batchRead(socket: net.Socket): boolean {
+  return !!(socket as ReaderSocket)[kAttached];
+}

@@ -1,0 +1,199 @@
+// src/protocols/http1/batch_reader.ts over native/io/batch_reader.cc: sockets read by the addon,
+// every read of a loop turn handed to JavaScript in one call. Real sockets on 127.0.0.1; the
+// accepted side never reads through Node (pauseOnConnect), as the HTTP/1 data path creates them.
+import crypto from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadNative } from '../../src/native.js';
+import { Http1BatchReader } from '../../src/protocols/http1/batch_reader.js';
+import { directFd, sendTo } from '../../src/protocols/http1/send.js';
+
+const b = loadNative();
+const servers: net.Server[] = [];
+const sockets: net.Socket[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+/** A listener whose accepted sockets are not read by Node, and `n` clients connected to it. */
+async function pairs(n: number): Promise<Array<{ server: net.Socket; client: net.Socket }>> {
+  const srv = net.createServer({ pauseOnConnect: true });
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  const accepted: net.Socket[] = [];
+  const all = new Promise<void>((r) =>
+    srv.on('connection', (s) => {
+      accepted.push(s);
+      if (accepted.length === n) r();
+    }),
+  );
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    clients.push(c);
+  }
+  await all;
+  // Accepted in connect order (one connect at a time above), so index i pairs with client i.
+  sockets.push(...accepted, ...clients);
+  return accepted.map((server, i) => ({ server, client: clients[i]! }));
+}
+
+/** Resolves once `cond` holds, checking on every turn (no deadline here: vitest's applies). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
+}
+
+describe('Http1BatchReader', () => {
+  it('hands the reads of many sockets to JavaScript in fewer calls than reads, each to its own socket', async () => {
+    const reader = new Http1BatchReader(b);
+    const ps = await pairs(64);
+    const got = ps.map(() => [] as Buffer[]);
+    ps.forEach((p, i) => expect(reader.attach(p.server, (d) => got[i]!.push(d))).toBe(true));
+    const sent = ps.map((_, i) => crypto.randomBytes(100 + i * 37));
+    // All written in one tick: the next poll finds every socket readable.
+    ps.forEach((p, i) => p.client.write(sent[i]!));
+    await until(() => got.every((g, i) => Buffer.concat(g).length >= sent[i]!.length));
+    got.forEach((g, i) => expect(Buffer.concat(g).equals(sent[i]!)).toBe(true));
+    expect(reader.entries).toBeGreaterThanOrEqual(64);
+    // One call per turn, not one per read.
+    expect(reader.batches).toBeLessThan(reader.entries);
+  });
+
+  it('turns EOF into the socket\'s end and a reset into an error with the errno name', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p, q] = await pairs(2);
+    const bytes: Buffer[] = [];
+    reader.attach(p!.server, (d) => bytes.push(d));
+    reader.attach(q!.server, () => {});
+    p!.server.allowHalfOpen = true;
+    const ended = new Promise<void>((r) => p!.server.once('end', () => r()));
+    p!.client.end('last words');
+    await ended;
+    expect(Buffer.concat(bytes).toString()).toBe('last words');
+    // Half-open: our side still writes after the peer's FIN.
+    const back = new Promise<Buffer>((r) => p!.client.once('data', r));
+    p!.server.write('still here');
+    expect((await back).toString()).toBe('still here');
+
+    const failed = new Promise<NodeJS.ErrnoException>((r) => q!.server.once('error', r));
+    const closed = new Promise<void>((r) => q!.server.once('close', () => r()));
+    q!.client.resetAndDestroy();
+    const err = await failed;
+    expect(err.code).toBe('ECONNRESET');
+    expect(err.syscall).toBe('read');
+    await closed;
+  });
+
+  it('pause() leaves a fast sender\'s bytes in the kernel; resume() delivers them all, in order', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p] = await pairs(1);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    reader.attach(p!.server, (d) => {
+      chunks.push(d);
+      n += d.length;
+    });
+    p!.server.pause();
+    const big = crypto.randomBytes(16 * 1024 * 1024);
+    p!.client.write(big);
+    // The client's socket backs up: nobody reads the other end.
+    await until(() => p!.client.writableLength > 0);
+    await new Promise((r) => setImmediate(r));
+    expect(n).toBe(0);
+    p!.server.resume();
+    await until(() => n >= big.length);
+    expect(Buffer.concat(chunks).equals(big)).toBe(true);
+  });
+
+  it('a write the kernel cannot take at once (EAGAIN) queues the rest behind it, in order', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p] = await pairs(1);
+    reader.attach(p!.server, () => {});
+    const fd = directFd(p!.server);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    p!.client.pause();
+    const big = crypto.randomBytes(32 * 1024 * 1024);
+    // More than the socket buffers hold: send(2) takes part, the stream queues the rest.
+    expect(sendTo(p!.server, fd, big)).toBe(false);
+    expect(p!.server.writableLength).toBeGreaterThan(0);
+    // Queued behind the remainder, not sent ahead of it.
+    sendTo(p!.server, fd, Buffer.from('tail'));
+    const chunks: Buffer[] = [];
+    let n = 0;
+    p!.client.on('data', (d: Buffer) => {
+      chunks.push(d);
+      n += d.length;
+    });
+    p!.client.resume();
+    await until(() => n >= big.length + 4);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([big, Buffer.from('tail')]))).toBe(true);
+  });
+
+  it('release() gives the socket back to Node\'s own reads (an HTTP/2 hand-off)', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p] = await pairs(1);
+    const first: Buffer[] = [];
+    reader.attach(p!.server, (d) => first.push(d));
+    p!.client.write('PRI * HTTP/2.0\r\n');
+    await until(() => first.length > 0);
+    reader.release(p!.server);
+    const second = new Promise<Buffer>((r) => p!.server.once('data', r));
+    p!.server.resume();
+    p!.client.write('\r\nSM\r\n\r\n');
+    expect((await second).toString()).toBe('\r\nSM\r\n\r\n');
+    expect(Buffer.concat(first).toString()).toBe('PRI * HTTP/2.0\r\n');
+  });
+
+  it('release() from inside the reader\'s callback loses no byte: the rest comes through Node, in order', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p] = await pairs(1);
+    const big = crypto.randomBytes(400 * 1024);
+    const seen: Buffer[] = [];
+    let released = false;
+    reader.attach(p!.server, (d) => {
+      seen.push(d);
+      if (!released) {
+        // Inside the batch call, with more of this socket's bytes read or still in the kernel.
+        released = true;
+        reader.release(p!.server);
+      }
+    });
+    p!.server.pause();
+    p!.client.write(big);
+    // Everything is in the kernel before the reader looks.
+    await until(() => p!.client.writableLength === 0);
+    p!.server.resume();
+    await until(() => released);
+    const viaNode: Buffer[] = [];
+    let n = 0;
+    p!.server.on('data', (d: Buffer) => {
+      viaNode.push(d);
+      n += d.length;
+    });
+    p!.server.resume();
+    await until(() => seen[0]!.length + n >= big.length);
+    expect(seen.length).toBe(1);
+    expect(Buffer.concat([seen[0]!, ...viaNode]).equals(big)).toBe(true);
+  });
+
+  it('a destroyed socket stops being read at once: bytes after it stay in the kernel for whoever holds a dup', async () => {
+    const reader = new Http1BatchReader(b);
+    const [p] = await pairs(1);
+    const seen: Buffer[] = [];
+    reader.attach(p!.server, (d) => seen.push(d));
+    // A hot restart hands a dup of the fd on, then destroys our socket.
+    const copy = b.upgrade.dup((p!.server as unknown as { _handle: { fd: number } })._handle.fd);
+    p!.server.destroy();
+    p!.client.write('next request');
+    const adopted = new net.Socket({ fd: copy, readable: true, writable: true });
+    sockets.push(adopted);
+    const got = await new Promise<Buffer>((r) => adopted.once('data', r));
+    expect(got.toString()).toBe('next request');
+    expect(seen.length).toBe(0);
+  });
+});
