@@ -91,12 +91,16 @@ export interface NativeH2SessionOptions {
   /** Response bytes queued on one stream above which data() returns false. */
   streamHighWaterMark: number;
   idleTimeoutMs: number;
+  /** Client mode: the session speaks first (preface) and opens streams with request(). */
+  client?: boolean;
 }
 
 /** See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings. */
 export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
   respond(streamId: number, headers: string, pairs: number, endStream: boolean): boolean;
+  /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
+  request(headers: string, pairs: number, endStream: boolean): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */

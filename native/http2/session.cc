@@ -35,6 +35,7 @@ struct Callbacks {
   }
   static int StreamClose(nghttp2_session*, int32_t id, uint32_t code, void* u) { return static_cast<Session*>(u)->OnStreamClose(id, code); }
   static int FrameSend(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnFrameSend(f); }
+  static int FrameNotSend(nghttp2_session*, const nghttp2_frame* f, int err, void* u) { return static_cast<Session*>(u)->OnFrameNotSend(f, err); }
   static ssize_t Read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source*, void* u) {
     return static_cast<Session*>(u)->ReadData(id, buf, len, flags);
   }
@@ -42,7 +43,8 @@ struct Callbacks {
 
 Napi::Function Session::Init(Napi::Env env) {
   return DefineClass(env, "H2Session",
-                     {InstanceMethod("respond", &Session::Respond), InstanceMethod("data", &Session::Data),
+                     {InstanceMethod("respond", &Session::Respond), InstanceMethod("request", &Session::Request),
+                      InstanceMethod("data", &Session::Data),
                       InstanceMethod("trailers", &Session::Trailers), InstanceMethod("rst", &Session::Rst),
                       InstanceMethod("consume", &Session::Consume),
                       InstanceMethod("close", &Session::Close), InstanceMethod("goaway", &Session::Goaway),
@@ -68,6 +70,8 @@ Session::Session(const Napi::CallbackInfo& info)
     high_water_mark_ = static_cast<size_t>(OptNumber(o, "highWaterMark", "H2Session", 1, INT32_MAX));
     stream_high_water_ = static_cast<size_t>(OptNumber(o, "streamHighWaterMark", "H2Session", 1, INT32_MAX));
     idle_timeout_ms_ = static_cast<uint64_t>(OptNumber(o, "idleTimeoutMs", "H2Session", 0, INT32_MAX));
+    Napi::Value cv = o.Get("client");
+    client_ = cv.IsBoolean() && cv.As<Napi::Boolean>().Value();
     if (!info[2].IsNull() && !info[2].IsUndefined() && !info[2].IsBuffer()) throw Napi::TypeError::New(env, "H2Session: initial must be a Buffer or null");
     on_events_ = Napi::Persistent(ArgFunction(info, 3, "H2Session", "onEvents"));
     if (info[2].IsBuffer()) {
@@ -92,20 +96,24 @@ Session::Session(const Napi::CallbackInfo& info)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks::DataChunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::StreamClose);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks::FrameSend);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, Callbacks::FrameNotSend);
     // Window updates only for bytes JavaScript has taken: a peer cannot make us hold more than
     // one window per stream (Consume gives the rest back).
     nghttp2_option_set_no_auto_window_update(opt, 1);
     // No priority tree of finished streams: a server that ignores priorities needs none.
     nghttp2_option_set_no_closed_streams(opt, 1);
-    rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+    rv = client_ ? nghttp2_session_client_new2(&session_, cbs, this, opt) : nghttp2_session_server_new2(&session_, cbs, this, opt);
   }
   if (cbs) nghttp2_session_callbacks_del(cbs);
   if (opt) nghttp2_option_del(opt);
   if (rv == 0) {
+    // A client refuses server push (nothing here would take a pushed stream); max_concurrent_streams
+    // then only bounds pushes, so the same entry is harmless.
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
                                    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
-                                   {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list_size_}};
-    rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 3);
+                                   {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list_size_},
+                                   {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+    rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, client_ ? 4 : 3);
   }
   // The connection window is shared by every stream; it is handed back as bytes arrive (one
   // stream's unread window then cannot stall the others), so it only needs to cover a burst.
@@ -158,11 +166,24 @@ void Session::Abandon() {
 
 Session::Stream* Session::StreamOf(int32_t id) {
   if (!session_) return nullptr;
-  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+  Stream* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+  if (s || unsent_.empty()) return s;
+  for (Stream* u : unsent_) {
+    if (u->id == id) return u;
+  }
+  return nullptr;
 }
 
 int Session::OnBeginHeaders(const nghttp2_frame* f) {
   if (f->hd.type != NGHTTP2_HEADERS) return 0;
+  if (client_) {
+    // Our streams exist since request(); each block (1xx, final response, trailers) starts afresh.
+    if (Stream* s = StreamOf(f->hd.stream_id)) {
+      s->hdr.clear();
+      s->hdr_bytes = s->hdr_pairs = 0;
+    }
+    return 0;
+  }
   if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
     // Trailers: counted against the same limits, their content is not passed on.
     if (Stream* s = StreamOf(f->hd.stream_id)) s->hdr_bytes = s->hdr_pairs = 0;
@@ -193,7 +214,7 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
     s->hdr.shrink_to_fit();
     return 0;
   }
-  if (f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   s->hdr.append(reinterpret_cast<const char*>(name), namelen);
   s->hdr.push_back('\0');
   s->hdr.append(reinterpret_cast<const char*>(value), valuelen);
@@ -225,7 +246,25 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         }
         return 0;
       }
-      if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      if (client_) {
+        // nghttp2 puts :status first (pseudo-headers precede the rest). Interim 1xx answers are
+        // dropped here, as the node:http2 path ignores them; the final one is the response, any
+        // later block is the trailers (which always end the stream).
+        bool interim = !s->responded && s->hdr.size() > 8 && s->hdr.compare(0, 8, ":status", 8) == 0 && s->hdr[8] == '1';
+        if (!interim) {
+          napi_value str;
+          size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
+          napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+          if (!s->responded) {
+            s->responded = true;
+            Push(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+          } else {
+            Push(kEvTrailers, s->id, str);
+            if (end) PushInt(kEvEnd, s->id, 0);
+          }
+        }
+        s->hdr.clear();
+      } else if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         napi_value str;
         // No trailing NUL: JavaScript splits on it.
         size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
@@ -243,7 +282,14 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
       return 0;
     }
     case NGHTTP2_GOAWAY:
+      // The id slot carries last_stream_id: nghttp2 closes our streams above it with
+      // REFUSED_STREAM (never processed, safe to retry) right after this.
       PushInt(kEvGoaway, f->goaway.last_stream_id, f->goaway.error_code);
+      return 0;
+    case NGHTTP2_SETTINGS:
+      if (client_ && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        PushInt(kEvSettings, 0, nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
+      }
       return 0;
     default:
       return 0;
@@ -269,13 +315,43 @@ int Session::OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t 
 int Session::OnStreamClose(int32_t id, uint32_t code) {
   Stream* s = StreamOf(id);
   if (!s) return 0;
+  for (size_t i = 0; i < unsent_.size(); i++) {
+    if (unsent_[i] == s) {
+      unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+      break;
+    }
+  }
   nghttp2_session_set_stream_user_data(session_, id, nullptr);
   FreeStream(s);
   PushInt(kEvClose, id, code);
   return 0;
 }
 
+int Session::OnFrameNotSend(const nghttp2_frame* f, int) {
+  // A request nghttp2 will never send (GOAWAY came first, ids ran out): if it opened no stream
+  // (so no close callback follows), it ends here as never processed, which is safe to retry.
+  if (!client_ || f->hd.type != NGHTTP2_HEADERS || nghttp2_session_find_stream(session_, f->hd.stream_id)) return 0;
+  for (size_t i = 0; i < unsent_.size(); i++) {
+    Stream* s = unsent_[i];
+    if (s->id != f->hd.stream_id) continue;
+    unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+    FreeStream(s);
+    PushInt(kEvClose, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+    break;
+  }
+  return 0;
+}
+
 int Session::OnFrameSend(const nghttp2_frame* f) {
+  if (client_ && f->hd.type == NGHTTP2_HEADERS && !unsent_.empty()) {
+    // Sent: nghttp2 has the stream and its user data from now on.
+    for (size_t i = 0; i < unsent_.size(); i++) {
+      if (unsent_[i]->id == f->hd.stream_id) {
+        unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+        break;
+      }
+    }
+  }
   // nghttp2 answers a connection error with GOAWAY by itself: that is how we learn of it.
   if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) protocol_error_ = true;
   return 0;
@@ -365,7 +441,9 @@ void Session::PushInt(int kind, int32_t id, int64_t v) {
   // A stream that ended while our own frames went out: JavaScript already considers it done
   // (it sent the end or the reset), so the news waits for the next batch instead of costing a
   // call now. Everything else is delivered with the batch it belongs to.
-  if (flushing_ && kind == kEvClose && !batch_ && deferred_.size() < kMaxDeferred) {
+  // Not on a client: a stream may end with our own END_STREAM after its response, and the pool
+  // needs that end at once to count the stream's slot free.
+  if (flushing_ && !client_ && kind == kEvClose && !batch_ && deferred_.size() < kMaxDeferred) {
     deferred_.push_back({kind, id, v});
     return;
   }
@@ -634,6 +712,7 @@ void Session::Release() {
     delete s;
   }
   open_streams_ = 0;
+  unsent_.clear();
   while (out_head_) {
     Chunk* c = out_head_;
     out_head_ = c->next;
@@ -743,6 +822,44 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   }
   ScheduleFlush();
   return Napi::Boolean::New(env, rv == 0);
+}
+
+// request(headers "name\0value\0...", pairs, endStream) -> stream id (> 0), or a negative
+// nghttp2 error (NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE once ids run out, ...; 0 when finished).
+// Client mode only. Past the peer's max_concurrent_streams nghttp2 holds the request until a
+// stream ends.
+Napi::Value Session::Request(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!client_) throw Napi::Error::New(env, "H2Session.request: not a client session");
+  if (!Latin1Arg(info, 0, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string");
+  int32_t pairs = ArgInt(info, 1, "H2Session.request", "pairs", 1, INT32_MAX);
+  bool end = info[2].ToBoolean();
+  if (finished_ || closing_) return Napi::Number::New(env, 0);
+  if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.request: invalid header name or value");
+  Stream* s = new Stream();
+  s->eof = end;
+  int32_t id;
+  if (end) {
+    id = nghttp2_submit_request(session_, nullptr, nva_.data(), nva_.size(), nullptr, s);
+  } else {
+    nghttp2_data_provider dp;
+    dp.source.ptr = nullptr;
+    dp.read_callback = Callbacks::Read;
+    id = nghttp2_submit_request(session_, nullptr, nva_.data(), nva_.size(), &dp, s);
+  }
+  if (id < 0) {
+    delete s;
+    return Napi::Number::New(env, id);
+  }
+  s->id = id;
+  unsent_.push_back(s);
+  s->next = streams_;
+  if (streams_) streams_->prev = s;
+  streams_ = s;
+  open_streams_++;
+  streams_total_++;
+  ScheduleFlush();
+  return Napi::Number::New(env, id);
 }
 
 // data(streamId, Buffer | null, endStream) -> boolean: false once the stream holds

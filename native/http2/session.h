@@ -33,6 +33,9 @@ enum EventKind {
   kEvGoaway = 7,      // the peer sent GOAWAY; payload: error code
   kEvIdle = 8,        // no byte moved either way for idleTimeoutMs
   kEvSessionEnd = 9,  // last event ever; payload: SessionEndReason
+  // Client mode only.
+  kEvTrailers = 10,  // payload: "name\0value\0..." of the response trailers (kEvEnd follows)
+  kEvSettings = 11,  // the peer's SETTINGS arrived; payload: its max_concurrent_streams
 };
 
 // Mirrors H2SessionEnd in src/protocols/http2/native_session.ts.
@@ -56,7 +59,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
     std::string out;     // response bytes JavaScript gave that nghttp2 has not taken yet
     size_t out_off = 0;
     std::string trailers;  // "name\0value\0..." sent after the body; empty = none
-    bool responded = false;
+    bool responded = false;  // server: JavaScript responded; client: the final response arrived
     bool eof = false;       // JavaScript ended the body
     bool has_trailers = false;
     bool deferred = false;  // the data provider returned DEFERRED: resume on more bytes
@@ -68,6 +71,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
  private:
   // JavaScript → C++.
   Napi::Value Respond(const Napi::CallbackInfo& info);
+  Napi::Value Request(const Napi::CallbackInfo& info);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Trailers(const Napi::CallbackInfo& info);
   Napi::Value Rst(const Napi::CallbackInfo& info);
@@ -84,6 +88,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   int OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t len);
   int OnStreamClose(int32_t id, uint32_t code);
   int OnFrameSend(const nghttp2_frame* f);
+  int OnFrameNotSend(const nghttp2_frame* f, int error);
   ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags);
   friend struct Callbacks;
 
@@ -137,6 +142,12 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Stream* streams_ = nullptr;
   uint32_t open_streams_ = 0;
   bool finished_ = false;
+  // Client mode (opts.client): the upstream side of a connection we opened. Streams are ours
+  // (request()), the peer's HEADERS are responses and trailers, pushes are refused.
+  bool client_ = false;
+  // Client streams submitted whose HEADERS nghttp2 has not sent yet: it knows no stream (nor its
+  // user data) until then, so lookups fall back to this short list.
+  std::vector<Stream*> unsent_;
   bool closing_ = false;  // graceful close: GOAWAY sent, ends when the last stream does
   bool in_batch_ = false;  // inside OnPoll: the flush follows the JavaScript call anyway
   bool protocol_error_ = false;

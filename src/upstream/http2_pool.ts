@@ -1,6 +1,9 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import { native } from '../native.js';
 import type { StatsOf } from '../observability/stats.js';
+import { h2Engine } from '../protocols/http2/engine.js';
+import { NativeH2ClientConnection } from '../protocols/http2/native_session.js';
 import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
@@ -180,15 +183,41 @@ export function useStreamSlots(session: http2.Http2Session): void {
   st.pendingStreams = new PendingStreams();
 }
 
-export type H2AcquireDone = (session: http2.ClientHttp2Session | null, reason: 'ok' | 'connect_failure' | 'overflow') => void;
+/** An upstream HTTP/2 connection: node:http2's, or the addon's (`--h2-engine native`, plaintext). */
+export type H2UpstreamSession = http2.ClientHttp2Session | NativeH2ClientConnection;
+
+export type H2AcquireDone = (session: H2UpstreamSession | null, reason: 'ok' | 'connect_failure' | 'overflow') => void;
+
+/** -ETIMEDOUT from the addon's connect(). */
+const ETIMEDOUT = -110;
 
 interface H2Conn {
-  session: http2.ClientHttp2Session;
+  /** null only while a native connection is connecting (node's exists from the start). */
+  session: H2UpstreamSession | null;
   connected: boolean;
   streams: number;
   waiters: H2AcquireDone[];
   /** Out of the pool: takes no new stream, closes once its streams are done. */
   draining: boolean;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (native connections; node's queue past it). */
+  peerMaxStreams: number;
+}
+
+let nativeH2: boolean | undefined;
+function hasNativeH2(): boolean {
+  if (nativeH2 === undefined) {
+    try {
+      nativeH2 = typeof native().H2Session === 'function';
+    } catch {
+      nativeH2 = false;
+    }
+  }
+  return nativeH2;
+}
+
+/** IP literals and unix paths connect through the addon; a host name keeps node:http2 (its DNS). */
+function nativeConnectable(a: Host['address']): boolean {
+  return a.family === 'unix' || net.isIP(a.address) !== 0;
 }
 
 /**
@@ -203,6 +232,8 @@ export class Http2ClusterPools implements ClusterConnPools {
   private readonly hosts = new Map<Host, H2Conn[]>();
   private readonly maxStreams: number;
   private readonly settings: http2.Settings;
+  /** Connections go through the addon's nghttp2 session (decided once, at construction). */
+  readonly native: boolean;
 
   constructor(
     readonly cluster: Cluster,
@@ -214,6 +245,10 @@ export class Http2ClusterPools implements ClusterConnPools {
     this.maxStreams = o.max_concurrent_streams === undefined ? 2 ** 31 - 1 : Number(o.max_concurrent_streams);
     this.settings = {};
     if (o.initial_stream_window_size !== undefined) this.settings.initialWindowSize = Number(o.initial_stream_window_size);
+    // One switch for both directions: with `--h2-engine native` plaintext upstreams use the
+    // addon's client session too. TLS upstreams keep node:http2 (the bytes exist only in Node's
+    // TLS stack), as does an addon built before native/http2.
+    this.native = h2Engine() === 'native' && !cluster.spec.tls && hasNativeH2();
     cluster.addConnPools(this);
   }
 
@@ -230,9 +265,10 @@ export class Http2ClusterPools implements ClusterConnPools {
   private drainConn(c: H2Conn): void {
     c.draining = true;
     // Still connecting: its waiters get their stream first, then it closes (see open()).
-    if (!c.connected || c.session.closed || c.session.destroyed) return;
+    const s = c.session;
+    if (!c.connected || !s || (s instanceof NativeH2ClientConnection ? s.isClosing : s.closed || s.destroyed)) return;
     this.cluster.stats.upstream_cx_destroy_local.value++;
-    c.session.close();
+    s.close();
   }
 
   /** Hands `done` a session with room for one more stream; the caller must call `released` when its stream closes. */
@@ -257,7 +293,7 @@ export class Http2ClusterPools implements ClusterConnPools {
       this.hosts.set(host, list);
     }
     let best: H2Conn | null = null;
-    for (const c of list) if (c.streams < this.maxStreams && (!best || c.streams < best.streams)) best = c;
+    for (const c of list) if (c.streams < Math.min(this.maxStreams, c.peerMaxStreams) && (!best || c.streams < best.streams)) best = c;
     if (!best) {
       if (!this.rm.canConnect()) {
         this.cluster.stats.upstream_cx_overflow.value++;
@@ -268,11 +304,11 @@ export class Http2ClusterPools implements ClusterConnPools {
       best = this.open(host, list);
     }
     best.streams++;
-    if (best.connected) done(best.session, 'ok');
+    if (best.connected) done(best.session!, 'ok');
     else best.waiters.push(done);
   }
 
-  released(host: Host, session: http2.ClientHttp2Session): void {
+  released(host: Host, session: H2UpstreamSession): void {
     // Called once per stream: a plain loop, no closure (the list is one connection long by default).
     const list = this.hosts.get(host);
     if (!list) return;
@@ -292,6 +328,7 @@ export class Http2ClusterPools implements ClusterConnPools {
     cs.upstream_cx_total.value++;
     this.stats.upstream_cx_http2_total.value++;
     host.counters.cx_total++;
+    if (this.native && nativeConnectable(a)) return this.openNative(host, list);
     const authority = a.family === 'IPv6' ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port || 80}`;
     const session = http2.connect(authority, {
       settings: this.settings,
@@ -299,7 +336,7 @@ export class Http2ClusterPools implements ClusterConnPools {
       createConnection: () => (a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true })),
     });
     useStreamSlots(session);
-    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false };
+    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity };
     list.push(c);
     const timeoutMs = this.cluster.spec.connectTimeoutMs;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
@@ -354,6 +391,75 @@ export class Http2ClusterPools implements ClusterConnPools {
     session.on('close', () => {
       if (!settled) fail(false);
       drop();
+    });
+    return c;
+  }
+
+  /**
+   * The addon's connect() and client session; the same accounting and connect-timeout semantics
+   * as the node:http2 path above (connected = TCP connected, as node's 'connect').
+   */
+  private openNative(host: Host, list: H2Conn[]): H2Conn {
+    const cs = this.cluster.stats;
+    const a = host.address;
+    const c: H2Conn = { session: null, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity };
+    list.push(c);
+    let dropped = false;
+    const drop = () => {
+      if (dropped) return;
+      dropped = true;
+      const i = list.indexOf(c);
+      if (i >= 0) list.splice(i, 1);
+      this.rm.addConnection(-1);
+      if (c.connected) {
+        cs.upstream_cx_active.value--;
+        cs.upstream_cx_destroy.value++;
+        host.counters.cx_active--;
+      }
+    };
+    const fail = (timedOut: boolean) => {
+      cs.upstream_cx_connect_fail.value++;
+      if (timedOut) cs.upstream_cx_connect_timeout.value++;
+      host.counters.cx_connect_fail++;
+      drop();
+      const w = c.waiters;
+      c.waiters = [];
+      for (const d of w) d(null, 'connect_failure');
+    };
+    const b = native();
+    b.connect(a.address, a.family === 'unix' ? -1 : a.port, this.cluster.spec.connectTimeoutMs, (status, fd) => {
+      if (status !== 0) {
+        fail(status === ETIMEDOUT);
+        return;
+      }
+      let session: NativeH2ClientConnection;
+      try {
+        session = new NativeH2ClientConnection(fd, { initialWindowSize: this.settings.initialWindowSize }, {
+          onSettings: (n) => {
+            c.peerMaxStreams = n;
+          },
+          // GOAWAY: no new streams here; streams in flight finish on their own (those the peer
+          // never processed come back as REFUSED_STREAM, which the try retries).
+          onGoaway: drop,
+          // Whatever the reason, the streams have been reset (h2Close) before this.
+          onEnd: drop,
+        });
+      } catch {
+        // The session closes the fd itself when set-up fails (EMFILE on the poll, ...).
+        fail(false);
+        return;
+      }
+      c.session = session;
+      c.connected = true;
+      cs.upstream_cx_active.value++;
+      host.counters.cx_active++;
+      const w = c.waiters;
+      c.waiters = [];
+      for (const d of w) d(session, 'ok');
+      if (c.draining) {
+        cs.upstream_cx_destroy_local.value++;
+        session.close();
+      }
     });
     return c;
   }

@@ -20,6 +20,10 @@ export const H2Event = {
   GOAWAY: 7,
   IDLE: 8,
   SESSION_END: 9,
+  /** Client mode: the response's trailers (END follows). */
+  TRAILERS: 10,
+  /** Client mode: the peer's SETTINGS; payload its max_concurrent_streams. */
+  SETTINGS: 11,
 } as const;
 
 /** Why a session ended; mirrors SessionEndReason in native/http2/session.h. */
@@ -421,6 +425,173 @@ export class NativeH2Connection {
     for (const s of open) {
       this.streams.delete(s.id);
       s.gone(CANCEL);
+    }
+    this.handlers.onEnd(reason);
+  }
+}
+
+// ---- client mode: upstream connections (src/upstream/http2_pool.ts) ----
+
+/**
+ * The owner of one client stream (an upstream try), called straight from the event batch: no
+ * stream object, no emitter. DATA is handed on as it arrives; the owner calls `consume()` once it
+ * has taken the bytes, which is what lets the peer send more (end-to-end flow control).
+ */
+export interface NativeH2ClientStreamUser {
+  /** The final response head (1xx answers never reach here); `endStream`: no body follows. */
+  h2Headers(headers: H2Headers, endStream: boolean): void;
+  h2Data(d: Buffer): void;
+  h2Trailers(t: H2Headers): void;
+  /** The response ended (after its last DATA or its trailers). */
+  h2End(): void;
+  /** The stream is gone: 0 once both sides ended cleanly, else the RST_STREAM code. Last call. */
+  h2Close(code: number): void;
+  /** The request body queued below the stream's high-water mark again. */
+  h2Drain(): void;
+}
+
+/** What a client connection tells its pool. */
+export interface NativeH2ClientHandlers {
+  /** The peer's SETTINGS arrived; its stream limit (2^32-1 when it sets none). */
+  onSettings(maxConcurrentStreams: number): void;
+  /** GOAWAY: streams above `lastStreamId` are closed with REFUSED_STREAM right after this. */
+  onGoaway(lastStreamId: number, code: number): void;
+  /** The connection is gone; every stream has had h2Close already. */
+  onEnd(reason: H2SessionEnd): void;
+}
+
+export interface NativeH2ClientSettings {
+  initialWindowSize?: number;
+  maxHeaderListSize?: number;
+  maxHeaderPairs?: number;
+  highWaterMark?: number;
+  streamHighWaterMark?: number;
+}
+
+/**
+ * One upstream HTTP/2 (h2c) connection on the addon: owns a connected fd (from the addon's
+ * connect()). Requests are flattened once into the "name\0value\0..." form the addon takes.
+ */
+export class NativeH2ClientConnection {
+  readonly h: NativeH2Session;
+  private readonly streams = new StreamSlots<NativeH2ClientStreamUser>();
+  private ended = false;
+  private closing = false;
+
+  constructor(
+    fd: number,
+    settings: NativeH2ClientSettings,
+    private readonly handlers: NativeH2ClientHandlers,
+  ) {
+    const b = native();
+    if (!b.H2Session) throw new Error('the native addon has no H2Session: rebuild it (npm run build:native)');
+    const opts: NativeH2SessionOptions = {
+      // Only bounds pushed streams, which a client refuses (ENABLE_PUSH 0).
+      maxConcurrentStreams: 100,
+      initialWindowSize: settings.initialWindowSize ?? 65535,
+      // node:http2's client defaults: 64 KiB of header list, 128 fields.
+      maxHeaderListSize: settings.maxHeaderListSize ?? 65535,
+      maxHeaderPairs: settings.maxHeaderPairs ?? 128,
+      highWaterMark: settings.highWaterMark ?? 1024 * 1024,
+      streamHighWaterMark: settings.streamHighWaterMark ?? 64 * 1024,
+      idleTimeoutMs: 0,
+      client: true,
+    };
+    this.h = new b.H2Session(fd, opts, null, (ev) => this.onEvents(ev));
+  }
+
+  /** Opens a stream for `user`; its id, or 0 when the connection takes no new stream. */
+  request(headers: H2Headers, endStream: boolean, user: NativeH2ClientStreamUser): number {
+    if (this.ended || this.closing) return 0;
+    const flat = flatten(headers, false);
+    const id = this.h.request(flat, flatPairs, endStream);
+    if (id <= 0) return 0;
+    this.streams.set(id, user);
+    return id;
+  }
+
+  get isClosing(): boolean {
+    return this.closing || this.ended;
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Graceful: no new stream; the end once the open ones are done. */
+  close(): void {
+    if (this.ended || this.closing) return;
+    this.closing = true;
+    this.h.close();
+  }
+
+  destroy(): void {
+    if (!this.ended) this.h.destroy();
+  }
+
+  private onEvents(ev: unknown[]): void {
+    for (let i = 0; i < ev.length; i += 3) {
+      try {
+        this.dispatch(ev[i] as number, ev[i + 1] as number, ev[i + 2]);
+      } catch (err) {
+        // As on the server side: a handler's bug costs its stream only.
+        log.error({ err: (err as Error)?.stack ?? String(err) }, 'native HTTP/2 client session: a stream handler threw');
+        const id = ev[i + 1] as number;
+        if (id > 0 && this.streams.get(id) && !this.ended) this.h.rst(id, INTERNAL_ERROR);
+      }
+    }
+  }
+
+  private dispatch(kind: number, id: number, payload: unknown): void {
+    switch (kind) {
+      case H2Event.HEADERS:
+      case H2Event.HEADERS_END:
+        this.streams.get(id)?.h2Headers(headerObject(payload as string), kind === H2Event.HEADERS_END);
+        break;
+      case H2Event.DATA: {
+        const u = this.streams.get(id);
+        if (u) u.h2Data(payload as Buffer);
+        else this.h.consume(id, (payload as Buffer).length);
+        break;
+      }
+      case H2Event.TRAILERS:
+        this.streams.get(id)?.h2Trailers(headerObject(payload as string));
+        break;
+      case H2Event.END:
+        this.streams.get(id)?.h2End();
+        break;
+      case H2Event.CLOSE: {
+        const u = this.streams.get(id);
+        if (u) {
+          this.streams.delete(id);
+          u.h2Close(payload as number);
+        }
+        break;
+      }
+      case H2Event.DRAIN:
+        this.streams.get(id)?.h2Drain();
+        break;
+      case H2Event.GOAWAY:
+        this.closing = true;
+        this.handlers.onGoaway(id, payload as number);
+        break;
+      case H2Event.SETTINGS:
+        this.handlers.onSettings(payload as number);
+        break;
+      case H2Event.SESSION_END:
+        this.end(payload as H2SessionEnd);
+        break;
+    }
+  }
+
+  private end(reason: H2SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    const open: [number, NativeH2ClientStreamUser][] = [];
+    this.streams.forEach((u, id) => open.push([id, u]));
+    for (const [id, u] of open) {
+      this.streams.delete(id);
+      u.h2Close(CANCEL);
     }
     this.handlers.onEnd(reason);
   }

@@ -6,7 +6,8 @@ import { parseResponseHead } from '../../../protocols/http1/parser.js';
 import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
-import type { Http2ClusterPools } from '../../../upstream/http2_pool.js';
+import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
+import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
@@ -105,10 +106,25 @@ function onStreamClose(this: TryStream): void {
 }
 function ignore(): void {}
 
-/** HTTP/2 upstream: one stream on a pooled, multiplexed session. */
-export class H2Try implements UpstreamTry {
+/**
+ * HTTP/2 upstream: one stream on a pooled, multiplexed session. The session is node:http2's or,
+ * with `--h2-engine native`, the addon's (NativeH2ClientConnection), whichever the pool handed
+ * out; on the latter this object is the stream's event target itself (no stream object).
+ */
+export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   private stream: http2.ClientHttp2Stream | null = null;
-  private session: http2.ClientHttp2Session | null = null;
+  private session: H2UpstreamSession | null = null;
+  /** The native connection and stream id, once open (null on the node:http2 path). */
+  private nc: NativeH2ClientConnection | null = null;
+  private sid = 0;
+  /** Native path: the request's END_STREAM was handed to the session. */
+  private endSent = false;
+  /** Native path: response delivery paused by the exchange; DATA waits here unconsumed. */
+  private nPaused = false;
+  private held: Buffer[] | null = null;
+  private heldEnd = false;
+  /** Native path: h2Close ran (the session forgot the stream). */
+  private streamGone = false;
   /** Body chunks written before the stream opened; null while there are none. */
   private pending: Buffer[] | null = null;
   private requestEnded = false;
@@ -140,7 +156,11 @@ export class H2Try implements UpstreamTry {
     });
   }
 
-  private open(session: http2.ClientHttp2Session, headers: HeaderObject): void {
+  private open(session: H2UpstreamSession, headers: HeaderObject): void {
+    if (session instanceof NativeH2ClientConnection) {
+      this.openNative(session, headers);
+      return;
+    }
     const pending = this.pending;
     this.pending = null;
     let s: TryStream;
@@ -169,6 +189,101 @@ export class H2Try implements UpstreamTry {
       this.drainCb = null;
       cb();
     }
+  }
+
+  private openNative(c: NativeH2ClientConnection, headers: HeaderObject): void {
+    const pending = this.pending;
+    this.pending = null;
+    const endNow = this.requestEnded && pending === null;
+    let id: number;
+    try {
+      id = c.request(headers as H2Headers, endNow, this);
+    } catch {
+      // A header value the addon refuses (CR/LF, NUL): as node:http2's request() throwing.
+      this.pools.released(this.host, c);
+      this.done = true;
+      this.ev.onFailure('reset');
+      return;
+    }
+    if (id === 0) {
+      // Closing (GOAWAY crossed the acquire) or out of stream ids: nothing was sent, retriable.
+      this.pools.released(this.host, c);
+      this.done = true;
+      this.ev.onFailure('refused_stream');
+      return;
+    }
+    this.nc = c;
+    this.sid = id;
+    this.session = c;
+    this.endSent = endNow;
+    if (pending) for (const b of pending) c.h.data(id, b, false);
+    if (this.requestEnded && !this.endSent) {
+      this.endSent = true;
+      c.h.data(id, null, true);
+    }
+    if (this.drainCb) {
+      const cb = this.drainCb;
+      this.drainCb = null;
+      cb();
+    }
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2Headers(h: H2Headers, endStream: boolean): void {
+    if (this.done) return;
+    this.responded = true;
+    this.ev.onResponse(Number(h[':status']), h as HeaderObject, endStream);
+    if (endStream) this.h2End();
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2Data(d: Buffer): void {
+    if (this.done) {
+      this.nc!.h.consume(this.sid, d.length);
+      return;
+    }
+    if (this.nPaused || this.held !== null) {
+      // Not consumed: the upstream may send at most the rest of its window (flow control end to end).
+      (this.held ??= []).push(d);
+      return;
+    }
+    this.nc!.h.consume(this.sid, d.length);
+    this.ev.onData(d);
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2Trailers(t: H2Headers): void {
+    this.trailers = t as HeaderObject;
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2End(): void {
+    if (this.nPaused || this.held !== null) {
+      this.heldEnd = true;
+      return;
+    }
+    this.ended();
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2Close(code: number): void {
+    const c = this.nc!;
+    this.streamGone = true;
+    this.pools.released(this.host, c);
+    // A clean close with the response's tail still held for a paused exchange: resume() ends it.
+    if (code === 0 && this.heldEnd) return;
+    this.held = null;
+    if (this.done) return;
+    this.done = true;
+    if (this.responded) this.ev.onAbort();
+    else this.ev.onFailure(code === NGHTTP2_REFUSED_STREAM ? 'refused_stream' : 'reset');
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2Drain(): void {
+    const cb = this.drainCb;
+    this.drainCb = null;
+    cb?.();
   }
 
   /** @internal stream listener */
@@ -202,6 +317,8 @@ export class H2Try implements UpstreamTry {
 
   write(chunk: Buffer): boolean {
     if (this.done) return true;
+    const nc = this.nc;
+    if (nc) return this.endSent ? true : nc.h.data(this.sid, chunk, false);
     if (!this.stream) {
       (this.pending ??= []).push(chunk);
       return false; // resumes when the stream opens
@@ -211,6 +328,14 @@ export class H2Try implements UpstreamTry {
 
   end(): void {
     this.requestEnded = true;
+    const nc = this.nc;
+    if (nc) {
+      if (!this.endSent && !this.done) {
+        this.endSent = true;
+        nc.h.data(this.sid, null, true);
+      }
+      return;
+    }
     if (this.stream && !this.stream.writableEnded) this.stream.end();
   }
 
@@ -220,16 +345,42 @@ export class H2Try implements UpstreamTry {
   }
 
   pause(): void {
-    this.stream?.pause();
+    if (this.nc) this.nPaused = true;
+    else this.stream?.pause();
   }
 
   resume(): void {
-    this.stream?.resume();
+    if (!this.nc) {
+      this.stream?.resume();
+      return;
+    }
+    if (!this.nPaused) return;
+    this.nPaused = false;
+    const held = this.held;
+    if (held) {
+      // In order; the exchange may pause again from onData, and the rest waits for the next resume.
+      while (held.length && !this.nPaused && !this.done) {
+        const d = held.shift()!;
+        this.nc.h.consume(this.sid, d.length);
+        this.ev.onData(d);
+      }
+      if (held.length === 0 || this.done) this.held = null;
+    }
+    if (this.heldEnd && !this.nPaused && this.held === null) {
+      this.heldEnd = false;
+      this.ended();
+    }
   }
 
   abort(): void {
-    if (this.done && !this.stream) return;
+    if (this.done && !this.stream && !this.nc) return;
     this.done = true;
+    if (this.nc) {
+      this.held = null;
+      // Still open (no h2Close yet): reset it; its close gives the slot back to the pool.
+      if (!this.streamGone) this.nc.h.rst(this.sid, NGHTTP2_CANCEL);
+      return;
+    }
     if (this.stream && !this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
   }
 }

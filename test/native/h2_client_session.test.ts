@@ -1,0 +1,250 @@
+// The addon's HTTP/2 session in client mode (native/http2, opts.client) over the addon's own
+// connect(), against a real node:http2 server.
+import crypto from 'node:crypto';
+import http2 from 'node:http2';
+import { afterEach, describe, expect, it } from 'vitest';
+import { H2SessionEnd, NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
+import { b, MiB, sleep } from './helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  await until(() => b.stats().poolChunksInUse === 0);
+  expect(b.stats().poolChunksInUse).toBe(0);
+});
+
+async function until(cond: () => boolean, tries = 500): Promise<void> {
+  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
+}
+
+async function server(handler: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => void, settings: http2.Settings = {}) {
+  const srv = http2.createServer({ settings });
+  srv.on('stream', (s, h) => {
+    s.on('error', () => {}); // resets are what some tests are about
+    handler(s, h);
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  srv.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        srv.close(() => r());
+      }),
+  );
+  return { port, sessions };
+}
+
+interface Pool {
+  settings: number[];
+  goaways: [number, number][];
+  ends: H2SessionEnd[];
+}
+
+async function dial(port: number, initialWindowSize?: number): Promise<{ c: NativeH2ClientConnection; p: Pool }> {
+  const fd = await new Promise<number>((resolve, reject) => {
+    b.connect('127.0.0.1', port, 5000, (status, fd) => (status === 0 ? resolve(fd) : reject(new Error(`connect ${status}`))));
+  });
+  const p: Pool = { settings: [], goaways: [], ends: [] };
+  const c = new NativeH2ClientConnection(fd, { initialWindowSize }, {
+    onSettings: (n) => p.settings.push(n),
+    onGoaway: (last, code) => p.goaways.push([last, code]),
+    onEnd: (r) => p.ends.push(r),
+  });
+  cleanups.push(() => c.destroy());
+  return { c, p };
+}
+
+/** A stream user that records everything, consuming DATA at once unless `hold` is set. */
+class Rec implements NativeH2ClientStreamUser {
+  id = 0;
+  headers: H2Headers | null = null;
+  headersEnd = false;
+  chunks: Buffer[] = [];
+  bytes = 0;
+  trailers: H2Headers | null = null;
+  endSeen = false;
+  closeCode: number | undefined;
+  drains = 0;
+  hold = false;
+  constructor(private readonly c: NativeH2ClientConnection) {}
+  h2Headers(h: H2Headers, end: boolean): void {
+    this.headers = h;
+    this.headersEnd = end;
+  }
+  h2Data(d: Buffer): void {
+    this.chunks.push(d);
+    this.bytes += d.length;
+    if (!this.hold) this.c.h.consume(this.id, d.length);
+  }
+  h2Trailers(t: H2Headers): void {
+    this.trailers = t;
+  }
+  h2End(): void {
+    this.endSeen = true;
+  }
+  h2Close(code: number): void {
+    this.closeCode = code;
+  }
+  h2Drain(): void {
+    this.drains++;
+  }
+  get body(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+function req(c: NativeH2ClientConnection, headers: H2Headers, end: boolean): Rec {
+  const r = new Rec(c);
+  r.id = c.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/', ...headers }, end, r);
+  return r;
+}
+
+describe('native HTTP/2 client session', () => {
+  it('sends a request with a body and gets the response, its trailers and the peer settings', async () => {
+    const { port } = await server(
+      (s, h) => {
+        const parts: Buffer[] = [];
+        s.on('data', (d: Buffer) => parts.push(d));
+        s.on('end', () => {
+          s.respond({ ':status': 200, 'x-path': String(h[':path']), 'x-m': String(h['x-m']) }, { waitForTrailers: true });
+          s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' }));
+          s.end(Buffer.concat([Buffer.from('echo:'), ...parts]));
+        });
+      },
+      { maxConcurrentStreams: 7 },
+    );
+    const { c, p } = await dial(port);
+    const r = req(c, { ':path': '/a', 'x-m': 'v' }, false);
+    expect(r.id).toBe(1);
+    expect(c.h.data(r.id, Buffer.from('hello'), false)).toBe(true);
+    c.h.data(r.id, null, true);
+    await until(() => r.closeCode !== undefined);
+    expect(r.headers![':status']).toBe('200');
+    expect(r.headers!['x-path']).toBe('/a');
+    expect(r.headers!['x-m']).toBe('v');
+    expect(r.body.toString()).toBe('echo:hello');
+    expect(r.trailers).toMatchObject({ 'grpc-status': '0', 'grpc-message': 'ok' });
+    expect(r.endSeen).toBe(true);
+    expect(r.closeCode).toBe(0);
+    expect(p.settings).toContain(7);
+    expect(c.openStreams).toBe(0);
+  });
+
+  it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {
+    const { port } = await server((s) => {
+      s.additionalHeaders({ ':status': 103, link: '</a>' });
+      s.respond({ ':status': 204 }, { endStream: true });
+    });
+    const { c } = await dial(port);
+    const r = req(c, { ':method': 'GET' }, true);
+    await until(() => r.closeCode !== undefined);
+    expect(r.headers![':status']).toBe('204');
+    expect(r.headersEnd).toBe(true);
+    expect(r.closeCode).toBe(0);
+  });
+
+  it('passes a stream reset with its code', async () => {
+    const { port } = await server((s) => s.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+    const { c } = await dial(port);
+    const r = req(c, {}, true);
+    await until(() => r.closeCode !== undefined);
+    expect(r.headers).toBeNull();
+    expect(r.closeCode).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
+  });
+
+  it('holds the upstream to one window while DATA is not consumed, and carries 8 MiB once it is', async () => {
+    const big = crypto.randomBytes(8 * MiB);
+    const { port } = await server((s) => {
+      s.respond({ ':status': 200 });
+      s.end(big);
+    });
+    const { c } = await dial(port);
+    const r = req(c, { ':method': 'GET' }, true);
+    r.hold = true;
+    await until(() => r.bytes >= 65535);
+    await sleep(200);
+    // Not consumed: the server may send no more than the stream's initial window.
+    expect(r.bytes).toBe(65535);
+    expect(r.endSeen).toBe(false);
+    r.hold = false;
+    c.h.consume(r.id, r.bytes);
+    await until(() => r.closeCode !== undefined);
+    expect(r.closeCode).toBe(0);
+    expect(r.body.equals(big)).toBe(true);
+  });
+
+  it('sends an 8 MiB request body under the peer flow control, with drain', async () => {
+    const big = crypto.randomBytes(8 * MiB);
+    const { port } = await server((s) => {
+      const h = crypto.createHash('sha256');
+      let n = 0;
+      s.on('data', (d: Buffer) => {
+        h.update(d);
+        n += d.length;
+      });
+      s.on('end', () => s.respond({ ':status': 200, 'x-n': String(n), 'x-sha': h.digest('hex') }, { endStream: true }));
+    });
+    const { c } = await dial(port);
+    const r = req(c, {}, false);
+    let off = 0;
+    const pump = () => {
+      while (off < big.length) {
+        const chunk = big.subarray(off, off + 256 * 1024);
+        off += chunk.length;
+        if (!c.h.data(r.id, chunk, off >= big.length)) return;
+      }
+    };
+    pump();
+    expect(off).toBeLessThan(big.length); // the high-water mark stopped the writer
+    while (off < big.length) {
+      const d = r.drains;
+      await until(() => r.drains > d);
+      pump();
+    }
+    await until(() => r.closeCode !== undefined);
+    expect(r.headers!['x-n']).toBe(String(big.length));
+    expect(r.headers!['x-sha']).toBe(crypto.createHash('sha256').update(big).digest('hex'));
+  });
+
+  it('hears GOAWAY with the last stream id; streams above it close as REFUSED_STREAM', async () => {
+    const started: http2.ServerHttp2Stream[] = [];
+    const { port, sessions } = await server((s) => started.push(s));
+    const { c, p } = await dial(port);
+    const a = req(c, {}, true);
+    await until(() => started.length === 1);
+    const [sess] = [...sessions];
+    // The server will process stream 1 only; stream 3 is sent after (or races) the GOAWAY.
+    sess!.goaway(http2.constants.NGHTTP2_NO_ERROR, 1);
+    await until(() => p.goaways.length === 1);
+    expect(p.goaways[0]).toEqual([1, 0]);
+    expect(c.isClosing).toBe(true);
+    // A closing connection opens no stream.
+    expect(c.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/' }, true, new Rec(c))).toBe(0);
+    started[0]!.respond({ ':status': 200 }, { endStream: true });
+    await until(() => a.closeCode !== undefined);
+    expect(a.headers![':status']).toBe('200');
+  });
+
+  it('closes open streams with CANCEL and ends when the server goes away', async () => {
+    const { port, sessions } = await server(() => {});
+    const { c, p } = await dial(port);
+    const r = req(c, {}, true);
+    await until(() => sessions.size === 1);
+    for (const s of sessions) s.destroy();
+    await until(() => p.ends.length === 1);
+    expect(r.closeCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(r.headers).toBeNull();
+  });
+
+  it('rejects request() on a server session and bad headers with a clear error', async () => {
+    const { port } = await server(() => {});
+    const { c } = await dial(port);
+    expect(() => c.h.request('a\0b\0', 3, true)).toThrow(/H2Session.request: invalid header/);
+  });
+});
