@@ -239,6 +239,8 @@ export class Http2ClusterPools implements ClusterConnPools {
     readonly cluster: Cluster,
     readonly stats: StatsOf<typeof HTTP_CLUSTER_STATS>,
     readonly priority: RoutingPriority = RoutingPriority.DEFAULT,
+    /** The server runs the native io engine: `--io-engine node` keeps node:http2 upstream too. */
+    nativeIo = true,
   ) {
     this.rm = cluster.breakers.at(priority);
     const o = http2Options(cluster);
@@ -247,8 +249,9 @@ export class Http2ClusterPools implements ClusterConnPools {
     if (o.initial_stream_window_size !== undefined) this.settings.initialWindowSize = Number(o.initial_stream_window_size);
     // One switch for both directions: with `--h2-engine native` plaintext upstreams use the
     // addon's client session too. TLS upstreams keep node:http2 (the bytes exist only in Node's
-    // TLS stack), as does an addon built before native/http2.
-    this.native = h2Engine() === 'native' && !cluster.spec.tls && hasNativeH2();
+    // TLS stack), as does an addon built before native/http2, and the node io engine (the
+    // pure-Node reference path).
+    this.native = nativeIo && h2Engine() === 'native' && !cluster.spec.tls && hasNativeH2();
     cluster.addConnPools(this);
   }
 

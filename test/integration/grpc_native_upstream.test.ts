@@ -323,3 +323,36 @@ ${staticCluster('raw', [raw.port], H2)}`,
     expect(got).toBe(total);
   });
 });
+
+describe('--h2-engine native with --io-engine node', () => {
+  it('keeps node:http2 for upstream connections (the pure-Node reference path)', async () => {
+    const raw = await rawUpstream();
+    const routes = `name: local
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  routes:
+  - match: { prefix: "/" }
+    route: { cluster: raw }`;
+    const strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+${hcmListener('mesh', routes)}
+  clusters:
+${staticCluster('raw', [raw.port], H2)}`,
+      { engine: 'node', args: ['--h2-engine', 'native'] },
+    );
+    try {
+      const s = http2.connect(`http://127.0.0.1:${await strait.port('mesh')}`);
+      const r = await ask(s, '/io-node');
+      s.close();
+      expect(r.status).toBe(200);
+      // The addon's client sends ENABLE_PUSH 0; node's client leaves push enabled.
+      expect(raw.state.enablePush.length).toBeGreaterThan(0);
+      expect(raw.state.enablePush.at(-1)).toBe(true);
+    } finally {
+      await strait.stop();
+      await raw.close();
+    }
+  });
+});

@@ -124,7 +124,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   h2PoolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http2ClusterPools {
     let ps = H2_POOLS.get(cluster);
     if (!ps) H2_POOLS.set(cluster, (ps = [null, null]));
-    return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster.name), priority));
+    return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster.name), priority, this.rt.engine.name === 'native'));
   }
 
   poolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http1ClusterPools {
