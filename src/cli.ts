@@ -17,8 +17,8 @@ const USAGE = `usage: strait --config FILE [options]
       --config-yaml TEXT       Bootstrap given inline (instead of --config)
       --mode serve|validate    validate: check the config and exit (0 = valid)
       --io-engine native|node  data path: the C++ addon (default) or net.Socket
-      --h2-engine node|native  downstream h2c: node:http2 (default) or the addon's nghttp2
-                               session (plaintext on the native io engine only; env STRAIT_H2_ENGINE)
+      --h2-engine native|node  h2c both ways: the addon's nghttp2 session (default; plaintext
+                               on the native io engine) or node:http2 (env STRAIT_H2_ENGINE)
       --concurrency N          worker count (1 for now)
   -l, --log-level LEVEL        trace|debug|info|warn|error|critical|off (default info)
       --drain-time-s N         drain time on SIGTERM / graceful drain (default 5)
@@ -69,7 +69,7 @@ export async function main(argv: string[]): Promise<void> {
         'config-yaml': { type: 'string' },
         mode: { type: 'string', default: 'serve' },
         'io-engine': { type: 'string', default: process.env.STRAIT_IO_ENGINE ?? 'native' },
-        'h2-engine': { type: 'string', default: process.env.STRAIT_H2_ENGINE ?? 'node' },
+        'h2-engine': { type: 'string', default: process.env.STRAIT_H2_ENGINE ?? 'native' },
         concurrency: { type: 'string' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
         'drain-time-s': { type: 'string' },
