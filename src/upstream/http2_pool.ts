@@ -201,6 +201,8 @@ interface H2Conn {
   draining: boolean;
   /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (native connections; node's queue past it). */
   peerMaxStreams: number;
+  /** Out of `list` and uncounted (dropConn ran). */
+  dropped: boolean;
 }
 
 let nativeH2: boolean | undefined;
@@ -339,7 +341,7 @@ export class Http2ClusterPools implements ClusterConnPools {
       createConnection: () => (a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true })),
     });
     useStreamSlots(session);
-    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity };
+    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false };
     list.push(c);
     const timeoutMs = this.cluster.spec.connectTimeoutMs;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
@@ -348,43 +350,15 @@ export class Http2ClusterPools implements ClusterConnPools {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      cs.upstream_cx_connect_fail.value++;
-      if (timedOut) cs.upstream_cx_connect_timeout.value++;
-      host.counters.cx_connect_fail++;
-      drop();
       session.destroy();
-      const w = c.waiters;
-      c.waiters = [];
-      for (const d of w) d(null, 'connect_failure');
+      this.connectFailed(host, list, c, timedOut);
     };
-    let dropped = false;
-    const drop = () => {
-      if (dropped) return;
-      dropped = true;
-      const i = list.indexOf(c);
-      if (i >= 0) list.splice(i, 1);
-      this.rm.addConnection(-1);
-      if (c.connected) {
-        cs.upstream_cx_active.value--;
-        cs.upstream_cx_destroy.value++;
-        host.counters.cx_active--;
-      }
-    };
+    const drop = () => this.dropConn(host, list, c);
     session.once('connect', () => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      c.connected = true;
-      cs.upstream_cx_active.value++;
-      host.counters.cx_active++;
-      const w = c.waiters;
-      c.waiters = [];
-      for (const d of w) d(session, 'ok');
-      if (c.draining) {
-        // Drained while connecting: the waiters' streams are open now, so close behind them.
-        cs.upstream_cx_destroy_local.value++;
-        session.close();
-      }
+      this.connected(host, c, session);
     });
     session.on('error', () => {
       if (!settled) fail(false);
@@ -403,32 +377,11 @@ export class Http2ClusterPools implements ClusterConnPools {
    * as the node:http2 path above (connected = TCP connected, as node's 'connect').
    */
   private openNative(host: Host, list: H2Conn[]): H2Conn {
-    const cs = this.cluster.stats;
     const a = host.address;
-    const c: H2Conn = { session: null, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity };
+    const c: H2Conn = { session: null, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false };
     list.push(c);
-    let dropped = false;
-    const drop = () => {
-      if (dropped) return;
-      dropped = true;
-      const i = list.indexOf(c);
-      if (i >= 0) list.splice(i, 1);
-      this.rm.addConnection(-1);
-      if (c.connected) {
-        cs.upstream_cx_active.value--;
-        cs.upstream_cx_destroy.value++;
-        host.counters.cx_active--;
-      }
-    };
-    const fail = (timedOut: boolean) => {
-      cs.upstream_cx_connect_fail.value++;
-      if (timedOut) cs.upstream_cx_connect_timeout.value++;
-      host.counters.cx_connect_fail++;
-      drop();
-      const w = c.waiters;
-      c.waiters = [];
-      for (const d of w) d(null, 'connect_failure');
-    };
+    const drop = () => this.dropConn(host, list, c);
+    const fail = (timedOut: boolean) => this.connectFailed(host, list, c, timedOut);
     const b = native();
     b.connect(a.address, a.family === 'unix' ? -1 : a.port, this.cluster.spec.connectTimeoutMs, (status, fd) => {
       if (status !== 0) {
@@ -453,17 +406,51 @@ export class Http2ClusterPools implements ClusterConnPools {
         return;
       }
       c.session = session;
-      c.connected = true;
-      cs.upstream_cx_active.value++;
-      host.counters.cx_active++;
-      const w = c.waiters;
-      c.waiters = [];
-      for (const d of w) d(session, 'ok');
-      if (c.draining) {
-        cs.upstream_cx_destroy_local.value++;
-        session.close();
-      }
+      this.connected(host, c, session);
     });
     return c;
+  }
+
+  /** Connected (TCP, for either kind): counted, waiters get their stream. */
+  private connected(host: Host, c: H2Conn, session: H2UpstreamSession): void {
+    const cs = this.cluster.stats;
+    c.connected = true;
+    cs.upstream_cx_active.value++;
+    host.counters.cx_active++;
+    const w = c.waiters;
+    c.waiters = [];
+    for (const d of w) d(session, 'ok');
+    if (c.draining) {
+      // Drained while connecting: the waiters' streams are open now, so close behind them.
+      cs.upstream_cx_destroy_local.value++;
+      session.close();
+    }
+  }
+
+  /** A connect that failed or timed out: counted, out of the pool, its waiters told. */
+  private connectFailed(host: Host, list: H2Conn[], c: H2Conn, timedOut: boolean): void {
+    const cs = this.cluster.stats;
+    cs.upstream_cx_connect_fail.value++;
+    if (timedOut) cs.upstream_cx_connect_timeout.value++;
+    host.counters.cx_connect_fail++;
+    this.dropConn(host, list, c);
+    const w = c.waiters;
+    c.waiters = [];
+    for (const d of w) d(null, 'connect_failure');
+  }
+
+  /** Takes `c` out of the pool and its accounting, once, whichever event comes first. */
+  private dropConn(host: Host, list: H2Conn[], c: H2Conn): void {
+    if (c.dropped) return;
+    c.dropped = true;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    this.rm.addConnection(-1);
+    if (c.connected) {
+      const cs = this.cluster.stats;
+      cs.upstream_cx_active.value--;
+      cs.upstream_cx_destroy.value++;
+      host.counters.cx_active--;
+    }
   }
 }
