@@ -454,6 +454,17 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       }
       this.conn = conn;
       conn.user = this;
+      if (this.pending.length === 0 && !this.chunked) {
+        // Head only (a bodiless request, or a body still to come): one direct send(2) through
+        // the pool's connection when nothing is queued, not the stream's write machinery.
+        conn.write(this.head);
+        if (this.drainCb) {
+          const cb = this.drainCb;
+          this.drainCb = null;
+          cb();
+        }
+        return;
+      }
       conn.socket.cork();
       conn.socket.write(this.head);
       for (const b of this.pending) this.writeBody(b);
