@@ -15,6 +15,7 @@
 // (bench/peers/*.js), so an L7 workload is a new entry here plus one generator per peer.
 import { grpcWorkload } from './grpc.js';
 import { http1Workload } from './http1.js';
+import { http1RateWorkload } from './http1-rate.js';
 import { h2cWorkload } from './h2c.js';
 import idleConns from './idle-conns.js';
 import { rpcWorkload } from './rpc.js';
@@ -32,6 +33,9 @@ export const WORKLOADS = [
   // Pipelined is full-profile only: with it, quick took ~200 s on a busy 2-core machine.
   http1Workload({ name: 'http1-pipelined-64', bodySize: 64, depth: 16, quick: false }),
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
+  // The same keep-alive shape at a fixed rate every peer can hold (about half of the slowest
+  // proxy's saturation here): p99 at equal load, which the closed-loop rows cannot show.
+  http1RateWorkload({ name: 'http1-rate-10k', bodySize: 64, rate: 10000, quick: false, rounds: 3 }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
   // gRPC unary at L7, HTTP/2 on both sides of every proxy. Full profile only (quick is at ~130 s
