@@ -48,11 +48,16 @@ export async function h2load(target, ctx, { urlPath, seconds, logFile, extra = [
   return { args, fin, req: req.slice(1).map(Number), st: st.slice(1).map(Number) };
 }
 
-export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null }) {
+/**
+ * `rate` (requests/s over all connections) makes it a fixed-rate row: h2load --rps gives each
+ * connection an equal share, and the row's primary figure is p99 at that load (lower is better).
+ */
+export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null, rate = null }) {
   const urlPath = `/${bodySize}`;
+  const rateArgs = (s) => (rate ? [`--rps=${rate / s.connections}`] : []);
   return {
     name,
-    title: `HTTP/2 (h2c), ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
+    title: `HTTP/2 (h2c)${rate ? ` at ${rate / 1000}k req/s (fixed rate)` : ''}, ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
     layer: HTTP_LAYERS[layer].h2c,
     layerLabel: HTTP_LAYERS[layer].label,
     quick,
@@ -64,7 +69,11 @@ export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null
     },
     warmup: true,
     ...H2LOAD_REPORTING,
+    ...(rate ? { primary: { key: 'p99_ms', label: 'p99 at fixed rate', unit: 'ms', better: 'lower' } } : {}),
     describe: (s) =>
+      (rate
+        ? `Fixed rate: h2load --rps=${rate / s.connections} per connection (${rate} req/s in all); requests start on schedule, and latency runs from each request's actual start (h2load does not correct for coordinated omission), so compare p99 only where no peer falls short of the rate. `
+        : '') +
       `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c${layer === 'l7' ? ' (proxies: h2c downstream, HTTP/1.1 keep-alive upstream; direct: h2c to the upstream)' : ''}. Counted: responses h2load reports as succeeded; ` +
       'failed/errored/timed-out requests and any non-2xx status (from the summary and from every line of the per-request log) are errors; p50/p99 come from that log.',
     async preflight(target) {
@@ -74,11 +83,11 @@ export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null
       return {};
     },
     async warm(target, ctx) {
-      await h2load(target, ctx, { urlPath, seconds: ctx.settings.warmupS });
+      await h2load(target, ctx, { urlPath, seconds: ctx.settings.warmupS, extra: rateArgs(ctx.settings) });
     },
     async run(target, ctx) {
       const logFile = path.join(ctx.mkdir('h2load'), `${target.peer}-${Date.now()}.log`);
-      const { args, fin, req, st } = await h2load(target, ctx, { urlPath, seconds: ctx.settings.durationS, logFile });
+      const { args, fin, req, st } = await h2load(target, ctx, { urlPath, seconds: ctx.settings.durationS, logFile, extra: rateArgs(ctx.settings) });
       const [, , done, succeeded, failed, errored, timeout] = req;
       const lat = [];
       let badStatus = 0;

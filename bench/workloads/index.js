@@ -38,6 +38,7 @@ export const WORKLOADS = [
   http1RateWorkload({ name: 'http1-rate-10k', bodySize: 64, rate: 10000, quick: false, rounds: 3 }),
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
+  h2cWorkload({ name: 'h2c-rate-10k', bodySize: 64, quick: false, rounds: 3, rate: 10000 }),
   // gRPC unary at L7, HTTP/2 on both sides of every proxy. Full profile only (quick is at ~130 s
   // of its 160 s budget; 5 more peers x 2 rounds would not fit), 3 rounds (~90 s).
   grpcWorkload({ name: 'grpc-unary-64', messageSize: 64, quick: false, rounds: 3 }),
