@@ -32,7 +32,7 @@ export function versionOf(cmd, args) {
 const compiled = new Map();
 /**
  * Path of a C tool from bench/tools/<name>.c, compiled on first use into a temp cache keyed by
- * the source's hash (so an edited tool is rebuilt); or { ok: false, reason }.
+ * the source's hash and the shared headers' (so an edited tool is rebuilt); or { ok: false, reason }.
  */
 export function cTool(name) {
   if (compiled.has(name)) return compiled.get(name);
@@ -43,7 +43,10 @@ export function cTool(name) {
 
 function compileTool(name) {
   const src = path.join(TOOLS_DIR, `${name}.c`);
-  const hash = crypto.createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 12);
+  // The shared headers are part of every tool's build: an edit to one rebuilds them all.
+  const h = crypto.createHash('sha256').update(fs.readFileSync(src));
+  for (const f of fs.readdirSync(TOOLS_DIR).filter((x) => x.endsWith('.h')).sort()) h.update(fs.readFileSync(path.join(TOOLS_DIR, f)));
+  const hash = h.digest('hex').slice(0, 12);
   const dir = path.join(os.tmpdir(), `strait-bench-tools-${hash}`);
   const bin = path.join(dir, name);
   if (fs.existsSync(bin)) return { ok: true, path: bin };

@@ -30,16 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tool_util.h"
+
 #define CHUNK (256 * 1024)
 /* Not a power of two, so pattern repeats do not line up with read or write sizes. */
 #define PATLEN ((1u << 20) + 8 * 509 + 3)
 static const char MAGIC[8] = {'S', 'T', 'R', 'A', 'I', 'T', 'B', 'K'};
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static unsigned char *make_pattern(void) {
   unsigned char *p = malloc(PATLEN);

@@ -34,56 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TOOL_HISTOGRAM
+#include "tool_util.h"
+
 #define INCAP (1 << 16)
 #define DRAIN_NS 2000000000ull
 #define LATE_NS 1000000ull
-
-/* Log-linear latency histogram: exact microseconds below 2048 us, then 1024 buckets per power
- * of two (0.1 % resolution). The same layout as rpcload.c. */
-#define SUB 1024
-#define NBUCKETS (2 * SUB + 30 * SUB)
-static uint64_t hist[NBUCKETS];
-static uint64_t nsamples, sum_us, max_us;
-
-static int bucket_of(uint64_t us) {
-  if (us < 2 * SUB) return (int)us;
-  int msb = 63 - __builtin_clzll(us);
-  int shift = msb - 10;
-  if (shift > 30) return NBUCKETS - 1;
-  return 2 * SUB + (shift - 1) * SUB + (int)((us >> shift) - SUB);
-}
-
-static double value_of(int b) {
-  if (b < 2 * SUB) return b;
-  int shift = (b - 2 * SUB) / SUB + 1;
-  uint64_t sub = (uint64_t)((b - 2 * SUB) % SUB) + SUB;
-  return (double)(sub << shift) + (double)((1ull << shift) - 1) / 2.0;
-}
-
-static void record(uint64_t us) {
-  hist[bucket_of(us)]++;
-  nsamples++;
-  sum_us += us;
-  if (us > max_us) max_us = us;
-}
-
-static double percentile(double q) {
-  if (!nsamples) return 0;
-  uint64_t rank = (uint64_t)(q / 100.0 * (double)nsamples + 0.999999);
-  if (rank < 1) rank = 1;
-  uint64_t seen = 0;
-  for (int b = 0; b < NBUCKETS; b++) {
-    seen += hist[b];
-    if (seen >= rank) return value_of(b);
-  }
-  return (double)max_us;
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 typedef struct {
   int fd, connecting, dead, inflight;
@@ -101,26 +57,6 @@ static struct {
   uint64_t connect, closed, bad_status, bad_length, lost, short_send;
 } err;
 static uint64_t completed_window, sent, late;
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-static unsigned char *unhex(const char *s, size_t *n) {
-  size_t l = strlen(s);
-  if (l % 2) return NULL;
-  unsigned char *b = malloc(l / 2 + 1);
-  for (size_t i = 0; i < l / 2; i++) {
-    int h = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-    if (h < 0 || lo < 0) return NULL;
-    b[i] = (unsigned char)(h << 4 | lo);
-  }
-  *n = l / 2;
-  return b;
-}
 
 static void kill_conn(conn_t *c) {
   if (c->dead) return;

@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tool_util.h"
+
 #define INCAP (1 << 20)
 
 typedef struct {
@@ -45,26 +47,6 @@ static size_t bolt_len, dubbo_len;
 static void die(const char *m) {
   perror(m);
   exit(2);
-}
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-static unsigned char *unhex(const char *s, size_t *n) {
-  size_t l = strlen(s);
-  if (l % 2) return NULL;
-  unsigned char *b = malloc(l / 2 + 1);
-  for (size_t i = 0; i < l / 2; i++) {
-    int h = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-    if (h < 0 || lo < 0) return NULL;
-    b[i] = (unsigned char)(h << 4 | lo);
-  }
-  *n = l / 2;
-  return b;
 }
 
 static uint64_t be(const unsigned char *p, int n) {
