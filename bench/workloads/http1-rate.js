@@ -4,9 +4,7 @@
 // and its p99 is its own tail, not its throughput. Upstream: nginx serving a fixed body.
 import { runPinned } from '../lib/proc.js';
 import { cTool } from '../lib/tools.js';
-import { bodyFor } from '../upstreams/index.js';
-import { HTTP_LAYERS } from './http1.js';
-import { rawGet } from './check.js';
+import { HTTP_LAYERS, preflightGet } from './http1.js';
 
 /** Warm-up at the same rate (JIT, upstream pools), at most half a run. */
 const warmSeconds = (s) => Math.min(s.warmupS, s.durationS / 2);
@@ -56,12 +54,7 @@ export function http1RateWorkload({ name, bodySize, rate, quick, rounds = null }
       'staggered schedule with one request in flight. Open loop: latency runs from the time a request was due, so a request held back by a slow ' +
       'response is charged its wait (coordinated-omission corrected, as wrk2 does). Every response must be a 200 of the exact size measured in the ' +
       'preflight; requests in flight at the end get 2 s. "sent >1 ms late" counts requests the schedule could not keep: a row with many is not at the stated rate.',
-    async preflight(target) {
-      const r = await rawGet(target.port, urlPath);
-      if (r.status !== 200) throw new Error(`preflight GET ${urlPath}: status ${r.status}`);
-      if (r.body !== bodyFor(bodySize)) throw new Error(`preflight GET ${urlPath}: body differs from the upstream's (${r.body.length} bytes)`);
-      return { responseBytes: r.rawLength };
-    },
+    preflight: (target) => preflightGet(target, urlPath, bodySize),
     async warm(target, ctx) {
       await rateload(target, ctx, { urlPath, rate, seconds: warmSeconds(ctx.settings) });
     },

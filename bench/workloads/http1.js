@@ -29,6 +29,14 @@ export const HTTP_LAYERS = {
   l4: { http1: 'l4', h2c: 'l4', label: 'L4 (tcp_proxy)' },
 };
 
+/** One exact request through the peer; remembers the response size for the byte checks. */
+export async function preflightGet(target, urlPath, bodySize) {
+  const r = await rawGet(target.port, urlPath);
+  if (r.status !== 200) throw new Error(`preflight GET ${urlPath}: status ${r.status}`);
+  if (r.body !== bodyFor(bodySize)) throw new Error(`preflight GET ${urlPath}: body differs from the upstream's (${r.body.length} bytes)`);
+  return { responseBytes: r.rawLength };
+}
+
 /** `rounds` overrides the profile's rounds (the full profile's L4 rows run fewer). */
 export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', rounds = null }) {
   const urlPath = `/${bodySize}`;
@@ -63,13 +71,7 @@ export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', roun
     describe: (s) =>
       `wrk -t1 -c${s.connections} -d<duration> --latency${pipelined ? `, ${s.pipelineDepth ?? depth} requests per write (pipelined; latency is per batch)` : ''}, GET ${urlPath} (${bodySize} B body). ` +
       'Every response is counted only if wrk saw no socket error and no status >= 400, and the bytes read must equal requests x the exact response size measured in the preflight (plus at most one in-flight batch per connection).',
-    /** One exact request through the peer; remembers the response size for the byte check. */
-    async preflight(target) {
-      const r = await rawGet(target.port, urlPath);
-      if (r.status !== 200) throw new Error(`preflight GET ${urlPath}: status ${r.status}`);
-      if (r.body !== bodyFor(bodySize)) throw new Error(`preflight GET ${urlPath}: body differs from the upstream's (${r.body.length} bytes)`);
-      return { responseBytes: r.rawLength };
-    },
+    preflight: (target) => preflightGet(target, urlPath, bodySize),
     async warm(target, ctx) {
       await wrk(target, ctx, { urlPath, depth: pipelined ? ctx.settings.pipelineDepth : 1, seconds: ctx.settings.warmupS });
     },
