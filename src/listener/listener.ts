@@ -215,12 +215,23 @@ export class ActiveListener {
 
   /**
    * Drain started (LDS removal, shutdown): filters tell their peers to go elsewhere where the
-   * protocol has a way to (Dubbo READONLY). Not called for hot restart, where connections move.
+   * protocol has a way to (Dubbo READONLY, HTTP/2 GOAWAY). Not called for hot restart, where
+   * connections move (see drainConnections for those that cannot).
    */
   announceDrain(): void {
     if (this.drainAnnounced) return;
     this.drainAnnounced = true;
     for (const f of this.filters) f.announceDrain?.();
+    this.drainConnections();
+  }
+
+  /**
+   * Asks every connection whose protocol has a way to (HTTP/2 GOAWAY) to send new requests
+   * elsewhere; each ends once its open streams are done. Also on hot restart, where those
+   * connections cannot move to the new process and their clients reconnect to it instead.
+   */
+  drainConnections(): void {
+    for (const ctx of [...this.active]) ctx.drain?.();
   }
 
   /** The listener is gone for good: its filters release what they share (upstream pools). */

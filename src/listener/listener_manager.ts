@@ -110,13 +110,15 @@ export class ListenerManager {
 
   /**
    * Stop accepting everywhere (drain starts). `keepPath`: a hot restart, whose connections move
-   * to the new process, so their peers are not told to go away.
+   * to the new process, so their peers are not told to go away; only the connections that cannot
+   * move (HTTP/2) are asked to reconnect, which brings them to the new process.
    */
   stopAccepting(keepPath = false): void {
     for (const l of this.listeners) {
       if (l.draining) continue;
       l.stopAccepting(keepPath);
       if (!keepPath) l.announceDrain();
+      else l.drainConnections();
       this.stats.listener_stopped.value++;
       this.stats.total_listeners_active.value--;
       this.stats.total_listeners_draining.value++;

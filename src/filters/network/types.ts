@@ -44,6 +44,12 @@ export interface ConnectionContext {
    */
   handover?: (() => Handover | null) | null;
   /**
+   * Set by filters whose protocol can tell the peer to take new requests elsewhere (HTTP/2
+   * GOAWAY): called when the process drains or hands over to a new one (an HTTP/2 connection's
+   * stream and HPACK state cannot move). The connection then ends once its open streams are done.
+   */
+  drain?: (() => void) | null;
+  /**
    * Set by a network RBAC filter whose rules read RPC call metadata: rpc_proxy asks it about
    * every call and closes the connection on false (Envoy's continuous enforcement).
    */

@@ -127,6 +127,8 @@ function first(v: string | string[] | undefined): string | undefined {
  * and HTTP/1.1 see.
  */
 let handing: Downstream | null = null;
+/** Its connection, which the session's drain hook is set on. */
+let handingConn: ConnectionContext | null = null;
 
 /** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
 export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
@@ -150,6 +152,8 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
     useStreamSlots(session);
     const d = handing;
     if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
+    // Drain and hot restart: GOAWAY naming the last stream taken; the session ends after those.
+    if (handingConn) handingConn.drain = () => session.close();
     session.on('error', () => {});
     if (cfg.idleTimeoutMs > 0) {
       session.setTimeout(cfg.idleTimeoutMs, () => {
@@ -181,10 +185,12 @@ export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionCon
     conn.done();
   });
   handing = conn.downstream;
+  handingConn = conn;
   try {
     filter.h2Server().emit('connection', socket);
   } finally {
     handing = null;
+    handingConn = null;
   }
 }
 
@@ -262,6 +268,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   const d = conn.downstream;
   registerDownstream(connection.socket, { remote: d.remote, local: d.local, tls: null, socket: connection.socket, close: () => connection.destroy() } as unknown as Downstream);
   conn.abort = () => connection.destroy();
+  conn.drain = () => connection.close();
   return true;
 }
 
