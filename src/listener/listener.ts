@@ -227,11 +227,12 @@ export class ActiveListener {
 
   /**
    * Asks every connection whose protocol has a way to (HTTP/2 GOAWAY) to send new requests
-   * elsewhere; each ends once its open streams are done. Also on hot restart, where those
-   * connections cannot move to the new process and their clients reconnect to it instead.
+   * elsewhere; each ends once its open streams are done. `unmovableOnly`: a hot restart, where
+   * connections that can move (those with a handover) move instead, and only the others are
+   * asked, so their clients reconnect to the new process.
    */
-  drainConnections(): void {
-    for (const ctx of [...this.active]) ctx.drain?.();
+  drainConnections(unmovableOnly = false): void {
+    for (const ctx of [...this.active]) if (!(unmovableOnly && ctx.handover)) ctx.drain?.();
   }
 
   /** The listener is gone for good: its filters release what they share (upstream pools). */

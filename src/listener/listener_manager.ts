@@ -118,7 +118,7 @@ export class ListenerManager {
       if (l.draining) continue;
       l.stopAccepting(keepPath);
       if (!keepPath) l.announceDrain();
-      else l.drainConnections();
+      else l.drainConnections(true);
       this.stats.listener_stopped.value++;
       this.stats.total_listeners_active.value--;
       this.stats.total_listeners_draining.value++;

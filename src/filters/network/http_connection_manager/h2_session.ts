@@ -167,6 +167,8 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
 
 /** Hands a downstream connection to the HTTP/2 server; `already` are bytes read while sniffing. */
 export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, socket: net.Socket, already: Buffer | null): void {
+  // HTTP/2 state cannot move to another process: a hot restart drains the connection instead.
+  conn.handover = null;
   if (h2Engine() === 'native' && serveH2Native(filter, conn, socket, already)) return;
   const st = filter.stats;
   st.downstream_cx_http2_total.value++;
