@@ -214,7 +214,7 @@ export interface NativeBinding {
    * slots; layout in native/http1/head.h). Allocates nothing; throws only for bad arguments.
    * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.
    */
-  parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array): void;
+  parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array, copyTo?: Uint8Array, copyAt?: number): void;
   /**
    * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn
    * to `onBatch(count)` at once: `out[3i..3i+2]` = slot, offset into `arena`, length (> 0 bytes,

@@ -32,6 +32,7 @@ enum Slot : int32_t {
   kHostStart,    // the (single) Host value; both -1 when absent
   kHostEnd,
   kFieldCount,   // headers; their 5-slot records follow from kFieldsAt
+  kCopied,       // 1 when the head was copied into the caller's `copyTo` (offsets point there), else 0
   kFieldsAt = 16,
 };
 constexpr int32_t kFieldSlots = 5;  // kind, name start, name end, value start, value end

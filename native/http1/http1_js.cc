@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <climits>
 #include <string>
 
@@ -22,11 +23,43 @@ napi_value Throw(napi_env env, bool range, const char* what) {
   return nullptr;
 }
 
-// parseHttp1Head(isRequest, buf, off, end, maxHeadBytes, maxHeaders, out): void. The result
-// lands in out[kResult] and the slots after it; `out` needs kFieldsAt + 5 * maxHeaders slots.
+// Moves a parsed head to copyTo[at...] and shifts every reported offset with it, so the head no
+// longer depends on `buf`: the batch reader's arena is reused next turn, and a head's stream
+// lives longer than that. A memcpy here costs less than a Buffer per read in JavaScript.
+void CopyHead(bool request, const uint8_t* buf, size_t off, uint8_t* to, size_t to_len, size_t at, int32_t* out) {
+  out[kCopied] = 0;
+  if (out[kResult] <= 0) return;
+  const size_t n = size_t(out[kResult]) - off;
+  if (at > to_len || n > to_len - at) return;  // no room: the caller finds room and asks again
+  memmove(to + at, buf + off, n);
+  const int32_t d = int32_t(int64_t(at) - int64_t(off));
+  if (request) {
+    out[kLineA] += d;
+    out[kLineB] += d;
+    out[kLineC] += d;
+    out[kLineD] += d;
+  }
+  if (out[kHostStart] >= 0) {
+    out[kHostStart] += d;
+    out[kHostEnd] += d;
+  }
+  int32_t* f = out + kFieldsAt;
+  for (int32_t i = 0; i < out[kFieldCount]; i++, f += kFieldSlots) {
+    f[1] += d;  // slot 0 is the kind
+    f[2] += d;
+    f[3] += d;
+    f[4] += d;
+  }
+  out[kCopied] = 1;
+}
+
+// parseHttp1Head(isRequest, buf, off, end, maxHeadBytes, maxHeaders, out[, copyTo, copyAt]):
+// void. The result lands in out[kResult] and the slots after it; `out` needs kFieldsAt + 5 *
+// maxHeaders slots. With copyTo, a complete head is also copied to copyTo[copyAt...] when it
+// fits there, and its offsets then point into copyTo (out[kCopied] says whether it was).
 napi_value ParseHead(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 9;
+  napi_value argv[9];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 7) return Throw(env, false, "arguments must be (isRequest, buf, off, end, maxHeadBytes, maxHeaders, out)");
   bool request;
@@ -51,10 +84,27 @@ napi_value ParseHead(napi_env env, napi_callback_info info) {
   const Limits limits{size_t(max_head), size_t(max_headers)};
   const auto* buf = static_cast<const uint8_t*>(data);
   auto* out = static_cast<int32_t*>(slots);
+  uint8_t* to = nullptr;
+  size_t to_len = 0;
+  int64_t to_at = 0;
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 9 && napi_typeof(env, argv[7], &vt) == napi_ok && vt != napi_undefined) {
+    void* td = nullptr;
+    if (napi_get_typedarray_info(env, argv[7], &type, &to_len, &td, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+      return Throw(env, false, "copyTo must be a Buffer or Uint8Array");
+    if (napi_get_value_int64(env, argv[8], &to_at) != napi_ok) return Throw(env, false, "copyAt must be a number");
+    if (to_len > size_t(INT32_MAX)) to_len = size_t(INT32_MAX);  // offsets are int32 slots
+    if (to_at < 0 || to_at > int64_t(to_len)) return Throw(env, true, "copyAt out of range");
+    to = static_cast<uint8_t*>(td);
+  }
   if (request)
     ParseRequest(buf, size_t(off), size_t(end), limits, out);
   else
     ParseResponse(buf, size_t(off), size_t(end), limits, out);
+  if (to)
+    CopyHead(request, buf, size_t(off), to, to_len, size_t(to_at), out);
+  else
+    out[kCopied] = 0;
   return nullptr;
 }
 
@@ -87,7 +137,159 @@ napi_value Send(napi_env env, napi_callback_info info) {
   return r;
 }
 
+napi_value HeadThrow(napi_env env, const char* fn, bool range, const char* what) {
+  std::string msg = std::string(fn) + ": " + what;
+  if (range)
+    napi_throw_range_error(env, nullptr, msg.c_str());
+  else
+    napi_throw_type_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+// The pieces of an outgoing head (encodeHead's layout in src/protocols/http1/encoder.ts, the
+// reference): first line CRLF, src[runs[2i], runs[2i+1]) CRLF per run of kept header lines,
+// extra, CRLF, tail[tail_start, tail_end). Arguments 1..8 of writeHttp1Head / sendHttp1Head.
+struct HeadPieces {
+  napi_value first, extra;
+  size_t first_len = 0, extra_len = 0;
+  const uint8_t* src = nullptr;
+  size_t src_len = 0;
+  const int32_t* runs = nullptr;
+  int32_t n_runs = 0;
+  const uint8_t* tail = nullptr;
+  int32_t tail_start = 0, tail_end = 0;
+  size_t size = 0;  // bytes of the whole head
+};
+
+// Reads and checks every piece (a bad one throws: nothing is read outside its buffer) and sums
+// the size. V8 writes strings one byte per char (the low byte, as Buffer.write(s, 'latin1')).
+bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h) {
+  napi_typedarray_type type;
+  napi_valuetype vt;
+  void* p = nullptr;
+  size_t len = 0;
+  h.first = argv[1];
+  h.extra = argv[5];
+  if (napi_get_value_string_latin1(env, h.first, nullptr, 0, &h.first_len) != napi_ok ||
+      napi_get_value_string_latin1(env, h.extra, nullptr, 0, &h.extra_len) != napi_ok)
+    return HeadThrow(env, fn, false, "firstLine and extra must be strings"), false;
+  if (napi_typeof(env, argv[2], &vt) != napi_ok) return false;
+  if (vt != napi_null && vt != napi_undefined) {
+    if (napi_get_typedarray_info(env, argv[2], &type, &h.src_len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+      return HeadThrow(env, fn, false, "src must be a Buffer, Uint8Array or null"), false;
+    h.src = static_cast<const uint8_t*>(p);
+  }
+  if (napi_get_typedarray_info(env, argv[3], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+    return HeadThrow(env, fn, false, "runs must be an Int32Array"), false;
+  h.runs = static_cast<const int32_t*>(p);
+  if (napi_get_value_int32(env, argv[4], &h.n_runs) != napi_ok || napi_get_value_int32(env, argv[7], &h.tail_start) != napi_ok ||
+      napi_get_value_int32(env, argv[8], &h.tail_end) != napi_ok)
+    return HeadThrow(env, fn, false, "nRuns, tailStart and tailEnd must be numbers"), false;
+  if (h.n_runs < 0 || size_t(h.n_runs) * 2 > len || (h.n_runs > 0 && !h.src)) return HeadThrow(env, fn, true, "nRuns out of range"), false;
+  if (napi_typeof(env, argv[6], &vt) != napi_ok) return false;
+  if (vt != napi_null && vt != napi_undefined) {
+    if (napi_get_typedarray_info(env, argv[6], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+      return HeadThrow(env, fn, false, "tail must be a Buffer, Uint8Array or null"), false;
+    if (h.tail_start < 0 || h.tail_end < h.tail_start || size_t(h.tail_end) > len) return HeadThrow(env, fn, true, "tailStart/tailEnd out of range"), false;
+    h.tail = static_cast<const uint8_t*>(p);
+  } else if (h.tail_end != h.tail_start) {
+    return HeadThrow(env, fn, true, "tailStart/tailEnd without a tail"), false;
+  }
+  size_t size = h.first_len + 2 + h.extra_len + 2 + size_t(h.tail_end - h.tail_start);
+  for (int32_t i = 0; i < h.n_runs; i++) {
+    const int32_t s = h.runs[2 * i], e = h.runs[2 * i + 1];
+    if (s < 0 || e < s || size_t(e) > h.src_len) return HeadThrow(env, fn, true, "a run is outside src"), false;
+    size += size_t(e - s) + 2;
+  }
+  h.size = size;
+  return true;
+}
+
+// Writes the head's h.size bytes to out. V8 ends a string it writes with a NUL: a CRLF always
+// follows both strings and overwrites it, so nothing lands past h.size.
+void PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
+  size_t p = 0, got = 0;
+  napi_get_value_string_latin1(env, h.first, reinterpret_cast<char*>(out), h.first_len + 1, &got);
+  p += h.first_len;
+  out[p++] = '\r';
+  out[p++] = '\n';
+  for (int32_t i = 0; i < h.n_runs; i++) {
+    const size_t s = size_t(h.runs[2 * i]), n = size_t(h.runs[2 * i + 1]) - s;
+    memcpy(out + p, h.src + s, n);
+    p += n;
+    out[p++] = '\r';
+    out[p++] = '\n';
+  }
+  napi_get_value_string_latin1(env, h.extra, reinterpret_cast<char*>(out + p), h.extra_len + 1, &got);
+  p += h.extra_len;
+  out[p++] = '\r';
+  out[p++] = '\n';
+  if (h.tail_end > h.tail_start) memcpy(out + p, h.tail + h.tail_start, size_t(h.tail_end - h.tail_start));
+}
+
+// writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
+// written (the head's size) into out, in one call instead of a JS write or copy per piece.
+napi_value WriteHead(napi_env env, napi_callback_info info) {
+  const char* fn = "writeHttp1Head";
+  size_t argc = 9;
+  napi_value argv[9];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd)");
+  napi_typedarray_type type;
+  size_t cap = 0;
+  void* out = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &out, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
+  HeadPieces h;
+  if (!ReadPieces(env, fn, argv, h)) return nullptr;
+  if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  PutPieces(env, h, static_cast<uint8_t*>(out));
+  napi_value r;
+  napi_create_int32(env, int32_t(h.size), &r);
+  return r;
+}
+
+// sendHttp1Head(fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd): bytes sent
+// (maybe fewer than the head's size) or -errno. The head is built in a scratch buffer and leaves
+// by one non-blocking send: no Buffer for a head nobody keeps. The caller queues what is left.
+napi_value SendHead(napi_env env, napi_callback_info info) {
+  const char* fn = "sendHttp1Head";
+  size_t argc = 9;
+  napi_value argv[9];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd)");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return HeadThrow(env, fn, false, "fd must be a non-negative number");
+  HeadPieces h;
+  if (!ReadPieces(env, fn, argv, h)) return nullptr;
+  if (h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "head too large");
+  // One per thread (a worker has its own): grows to the largest head sent, ~1 KiB usually.
+  static thread_local std::string scratch;
+  if (scratch.size() < h.size) scratch.resize(h.size);
+  auto* out = reinterpret_cast<uint8_t*>(&scratch[0]);
+  PutPieces(env, h, out);
+  ssize_t n;
+  do {
+    n = send(fd, out, h.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  napi_value r;
+  napi_create_int32(env, n < 0 ? -errno : int32_t(n), &r);
+  return r;
+}
+
 }  // namespace
+
+Napi::Function WriteHeadFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "writeHttp1Head", NAPI_AUTO_LENGTH, WriteHead, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
+
+Napi::Function SendHeadFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1Head", NAPI_AUTO_LENGTH, SendHead, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
 
 Napi::Function SendFunction(Napi::Env env) {
   napi_value fn;

@@ -9,6 +9,12 @@ namespace http1 {
 Napi::Function ParseHeadFunction(Napi::Env env);
 // sendHttp1(fd, buf) -> bytes sent or -errno: the direct write of src/protocols/http1/send.ts.
 Napi::Function SendFunction(Napi::Env env);
+// writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
+// written: encodeHead's layout (src/protocols/http1/encoder.ts) in one call.
+Napi::Function WriteHeadFunction(Napi::Env env);
+// sendHttp1Head(fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes sent
+// or -errno: the same head sent by one send(2), without a Buffer.
+Napi::Function SendHeadFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

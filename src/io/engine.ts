@@ -84,9 +84,10 @@ export interface IoEngine {
    * Like `stream`, but the bytes read are handed to `onBytes` (a copy the callee owns) instead of
    * 'data' events, skipping Node's Readable plumbing per read. 'end', 'close', pause() and
    * resume() behave as usual. null when this engine or this downstream cannot (the caller then
-   * uses `stream`). Optional: the reference engine does not offer it.
+   * uses `stream`). Optional: the reference engine does not offer it. With `onRead`, reads go
+   * there instead as `buf[off, end)`, valid only during the call (the callee copies what it keeps).
    */
-  streamWithReader?(down: Downstream, onBytes: (chunk: Buffer) => void): import('node:net').Socket | null;
+  streamWithReader?(down: Downstream, onBytes: (chunk: Buffer) => void, onRead?: (buf: Buffer, off: number, end: number) => void): import('node:net').Socket | null;
   /** Human-readable errno name for a negative status (`ECONNREFUSED`). */
   errnoName(status: number): string;
 }

@@ -120,14 +120,14 @@ export class NativeEngine implements IoEngine {
     return new net.Socket({ fd: (down as FdSocket).take(), readable: true, writable: true, allowHalfOpen: false });
   }
 
-  streamWithReader(down: Downstream, onBytes: (chunk: Buffer) => void): net.Socket | null {
+  streamWithReader(down: Downstream, onBytes: (chunk: Buffer) => void, onRead?: (buf: Buffer, off: number, end: number) => void): net.Socket | null {
     if (down instanceof StreamDownstream) return null;
     const fd = (down as FdSocket).take();
     const reader = http1BatchReader();
     if (reader) {
       // Node never starts reading this socket: the addon's batch reader does, one JS call per turn.
       const sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, pauseOnCreate: true } as net.SocketConstructorOpts);
-      if (reader.attach(sock, onBytes)) return sock;
+      if (reader.attach(sock, onBytes, onRead ?? null)) return sock;
       // dup/poll failed (EMFILE...): this connection reads through the stream after all.
       sock.on('data', onBytes);
       sock.resume();
@@ -137,6 +137,10 @@ export class NativeEngine implements IoEngine {
       buffer: READ_BUF,
       callback: (n: number, buf: Uint8Array): boolean => {
         // READ_BUF is shared by every such socket: the bytes leave it before the next read.
+        if (onRead) {
+          onRead(READ_BUF, 0, n);
+          return true;
+        }
         const d = Buffer.allocUnsafe(n);
         d.set(buf.subarray(0, n));
         onBytes(d);

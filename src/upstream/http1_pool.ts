@@ -6,7 +6,7 @@ import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { directFd, sendTo } from '../protocols/http1/send.js';
-import { http1BatchReader } from '../protocols/http1/batch_reader.js';
+import { copyOut, http1BatchReader } from '../protocols/http1/batch_reader.js';
 
 /**
  * What an upstream HTTP/1.1 connection reports to the exchange currently using it. Exactly one
@@ -14,6 +14,11 @@ import { http1BatchReader } from '../protocols/http1/batch_reader.js';
  */
 export interface Http1ConnUser {
   onUpstreamData(chunk: Buffer): void;
+  /**
+   * Optional: a read as `buf[off, end)`, valid only during the call (a reused read buffer); the
+   * user copies what it keeps. Users without it get onUpstreamData with a copy.
+   */
+  onUpstreamRead?(buf: Buffer, off: number, end: number): void;
   /** The connection closed or failed while this user owned it. */
   onUpstreamClose(hadError: boolean): void;
 }
@@ -61,9 +66,14 @@ export class Http1UpstreamConn {
 
   /** The `onread` callback: `buf` is READ_BUF, valid only until this returns. */
   onRead(n: number, buf: Buffer): void {
-    const d = Buffer.allocUnsafe(n);
-    buf.copy(d, 0, 0, n);
-    this.onData(d);
+    this.onReadAt(buf, 0, n);
+  }
+
+  /** Bytes read as `buf[off, end)`, valid only during this call (READ_BUF or the batch reader's arena). */
+  onReadAt(buf: Buffer, off: number, end: number): void {
+    const u = this.user;
+    if (this.sink === null && u !== null && u.onUpstreamRead !== undefined) u.onUpstreamRead(buf, off, end);
+    else this.onData(copyOut(buf, off, end));
   }
 
   /** Bytes read from the upstream (an owned Buffer): the user's, or the tunnel's after an upgrade. */
@@ -282,7 +292,7 @@ export class Http1HostPool {
       cs.upstream_cx_active.value++;
       this.host.counters.cx_active++;
       const c = (conn = new Http1UpstreamConn(socket, this));
-      if (reader && !reader.attach(socket, (d) => c.onData(d))) {
+      if (reader && !reader.attach(socket, (d) => c.onData(d), (b, o, e) => c.onReadAt(b, o, e))) {
         socket.on('data', (d: Buffer) => c.onData(d));
         socket.resume();
       }

@@ -17,10 +17,25 @@ const ARENA_BYTES = 1024 * 1024;
 /** Reads per turn before an early hand-over (3 ints each). */
 const MAX_ENTRIES = 2048;
 
+/**
+ * Bytes `buf[off, end)` valid only during the call (the buffer is reused afterwards): the
+ * receiver copies what it keeps. Saves a Buffer and a copy per read when a read holds whole
+ * messages whose heads are parsed straight from it (parseRequestHeadOwned).
+ */
+export type OnRead = (buf: Buffer, off: number, end: number) => void;
+
 interface Attached {
   readonly socket: net.Socket;
   readonly onBytes: (d: Buffer) => void;
+  readonly onRead: OnRead | null;
   readonly slot: number;
+}
+
+/** buf[off, end) as a Buffer of its own. */
+export function copyOut(buf: Buffer, off: number, end: number): Buffer {
+  const d = Buffer.allocUnsafe(end - off);
+  buf.copy(d, 0, off, end);
+  return d;
 }
 
 const kAttached = Symbol('strait.batchReader');
@@ -45,11 +60,12 @@ export class Http1BatchReader {
   }
 
   /**
-   * Starts reading `socket` natively; its bytes go to `onBytes` (an owned copy each). The socket
-   * must not be reading through Node (created with pauseOnCreate, or paused before connect).
-   * False when it cannot be (no fd, dup failed): the caller reads through the stream instead.
+   * Starts reading `socket` natively; its bytes go to `onRead` when given (a view of the arena),
+   * else to `onBytes` (an owned copy each). The socket must not be reading through Node (created
+   * with pauseOnCreate, or paused before connect). False when it cannot be (no fd, dup failed):
+   * the caller reads through the stream instead.
    */
-  attach(socket: net.Socket, onBytes: (d: Buffer) => void): boolean {
+  attach(socket: net.Socket, onBytes: (d: Buffer) => void, onRead: OnRead | null = null): boolean {
     const s = socket as ReaderSocket;
     const fd = s._handle?.fd;
     if (typeof fd !== 'number' || fd < 0 || s[kAttached]) return false;
@@ -59,7 +75,7 @@ export class Http1BatchReader {
     } catch {
       return false;
     }
-    const a: Attached = { socket, onBytes, slot };
+    const a: Attached = { socket, onBytes, onRead, slot };
     this.slots[slot] = a;
     s[kAttached] = a;
     const reader = this.reader;
@@ -128,12 +144,11 @@ export class Http1BatchReader {
       if (!a || a.socket.destroyed) continue;
       const len = out[k + 2]!;
       if (len > 0) {
-        // The arena is reused next turn: the receiver owns a copy (heads and bodies outlive this call).
         const off = out[k + 1]!;
-        const d = Buffer.allocUnsafe(len);
-        arena.copy(d, 0, off, off + len);
         try {
-          a.onBytes(d);
+          // The arena is reused next turn: onRead copies what it keeps, onBytes gets a copy.
+          if (a.onRead !== null) a.onRead(arena, off, off + len);
+          else a.onBytes(copyOut(arena, off, off + len));
         } catch (err) {
           // One connection's failure must not cost the rest of the batch.
           a.socket.destroy(err as Error);

@@ -9,7 +9,7 @@ import type { ParseLimits, ParseResult } from './decoder.js';
 import { type MessageHead } from './types.js';
 
 /** Slots of the addon's result; mirrors `Slot` in native/http1/head.h. */
-const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, FIELDS: 16 } as const;
+const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, FIELDS: 16 } as const;
 const FLAG = { CHUNKED: 1, CLOSE: 2, KEEP_ALIVE: 4, UPGRADE_TOKEN: 8, HAS_UPGRADE: 16, EXPECT_CONTINUE: 32 } as const;
 
 /** Method strings by their first byte and length, so the common ones cost no string. */
@@ -45,7 +45,22 @@ function hostOf(buf: Buffer, s: number, e: number): string {
 export interface HeadParser {
   parseRequestHead(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
   parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
+  /**
+   * Like the two above, but a head returned never points into `buf`: its bytes are copied to a
+   * buffer shared by many heads. For parsing straight from a read buffer that is reused.
+   */
+  parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
+  parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
 }
+
+/**
+ * Owned heads are packed one after another into a slab, so a head costs no Buffer of its own;
+ * a full slab is replaced and lives on while a head in it does. A live head thus pins at most
+ * one slab (4x Node's 8 KiB Buffer pool, which a head in its own small Buffer pins); a head
+ * larger than SLAB_BIG that does not fit gets a Buffer of its own rather than a fresh slab.
+ */
+const SLAB_BYTES = 32 * 1024;
+const SLAB_BIG = 4 * 1024;
 
 /** A parser over the addon's parseHttp1Head, or null when the loaded addon predates it. */
 export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
@@ -53,12 +68,36 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   if (typeof parse !== 'function') return null;
   // One scratch array per parser, grown for the largest max_headers seen.
   let out = new Int32Array(S.FIELDS + 5 * 100);
-  const run = (request: boolean, buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult => {
+  let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  let slabAt = 0;
+  const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean): ParseResult => {
     const need = S.FIELDS + 5 * limits.maxHeaders;
     if (out.length < need) out = new Int32Array(need);
-    parse(request, buf, off, end, limits.maxHeadBytes, limits.maxHeaders, out);
+    if (!owned) parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out);
+    else parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out, slab, slabAt);
     const r = out[S.RESULT]!;
     if (r <= 0) return r;
+    const headBytes = r - off;
+    let buf = src;
+    let start = off;
+    if (owned) {
+      if (out[S.COPIED] === 0) {
+        // No room left in the slab: a new one, or a Buffer of its own for a big head. The parse
+        // is repeated (rare: once per slab) so that the offsets come back shifted.
+        if (headBytes > SLAB_BIG) {
+          buf = Buffer.allocUnsafe(headBytes);
+          start = 0;
+        } else {
+          buf = slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+          start = slabAt = 0;
+        }
+        parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out, buf, start);
+      } else {
+        buf = slab;
+        start = slabAt;
+      }
+      if (buf === slab) slabAt += headBytes;
+    }
     const flags = out[S.FLAGS]!;
     const hi = out[S.CL_HI]!;
     const hs = out[S.HOST_START]!;
@@ -68,8 +107,8 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     for (let i = 0; i < nf; i++) fields[i] = out[S.FIELDS + i]!;
     const head: MessageHead = {
       buf,
-      start: off,
-      headBytes: r - off,
+      start,
+      headBytes,
       versionMinor: out[S.MINOR]!,
       method: request ? methodOf(buf, out[S.A]!, out[S.B]!) : '',
       target: request ? buf.toString('latin1', out[S.C]!, out[S.D]!) : '',
@@ -86,7 +125,9 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     return head;
   };
   return {
-    parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits),
-    parseResponseHead: (buf, off, end, limits) => run(false, buf, off, end, limits),
+    parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits, false),
+    parseResponseHead: (buf, off, end, limits) => run(false, buf, off, end, limits, false),
+    parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true),
+    parseResponseHeadOwned: (buf, off, end, limits) => run(false, buf, off, end, limits, true),
   };
 }

@@ -12,9 +12,31 @@ import { log } from '../../log.js';
 import { loadNative } from '../../native.js';
 import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse, type ParseLimits, type ParseResult } from './decoder.js';
 import { nativeHeadParser, type HeadParser } from './native_head.js';
+import { F } from './types.js';
+
+/** The head of `r` moved to a Buffer of its own (the TypeScript parser's owned parse). */
+function own(r: ParseResult): ParseResult {
+  if (typeof r === 'number') return r;
+  const buf = Buffer.allocUnsafe(r.headBytes);
+  r.buf.copy(buf, 0, r.start, r.start + r.headBytes);
+  const d = -r.start;
+  const fields = r.fields.slice();
+  for (let i = 0; i < fields.length; i += F.SIZE) {
+    fields[i + F.NAME_START]! += d;
+    fields[i + F.NAME_END]! += d;
+    fields[i + F.VALUE_START]! += d;
+    fields[i + F.VALUE_END]! += d;
+  }
+  return { ...r, buf, start: 0, fields };
+}
 
 function choose(): { parser: HeadParser; name: 'native' | 'ts' } {
-  const ts: HeadParser = { parseRequestHead: tsRequest, parseResponseHead: tsResponse };
+  const ts: HeadParser = {
+    parseRequestHead: tsRequest,
+    parseResponseHead: tsResponse,
+    parseRequestHeadOwned: (b, o, e, l) => own(tsRequest(b, o, e, l)),
+    parseResponseHeadOwned: (b, o, e, l) => own(tsResponse(b, o, e, l)),
+  };
   if (process.env.STRAIT_HTTP1_PARSER === 'ts') return { parser: ts, name: 'ts' };
   try {
     const p = nativeHeadParser(loadNative());
@@ -42,4 +64,19 @@ export function parseRequestHead(buf: Buffer, off: number, end: number, limits: 
 export function parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
   if (limits.maxHeaders > NATIVE_MAX_HEADERS) return tsResponse(buf, off, end, limits);
   return chosen.parser.parseResponseHead(buf, off, end, limits);
+}
+
+/**
+ * Like parseRequestHead, but the head returned (if any) never points into `buf`: for parsing
+ * straight out of a read buffer that is reused once this call's caller returns.
+ */
+export function parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return own(tsRequest(buf, off, end, limits));
+  return chosen.parser.parseRequestHeadOwned(buf, off, end, limits);
+}
+
+/** parseResponseHead with the head's bytes owned, as parseRequestHeadOwned. */
+export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return own(tsResponse(buf, off, end, limits));
+  return chosen.parser.parseResponseHeadOwned(buf, off, end, limits);
 }

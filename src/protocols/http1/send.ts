@@ -41,13 +41,18 @@ export function directFd(sock: net.Socket): number {
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
+/** True when bytes may go to `fd` (from directFd) directly now: sendTo's rule, below. */
+export function canSendNow(sock: net.Socket, fd: number): boolean {
+  return fd >= 0 && (sock as unknown as RawSocket)._handle !== null && sock.writableLength === 0 && sock.writableCorked === 0 && !sock.connecting && sock.writable;
+}
+
 /**
  * socket.write(b), sending directly on `fd` (from directFd) when that keeps the byte order: the
  * stream holds nothing (queued or in flight), is not corked, connected and still writable. The
  * handle check matters: a destroyed socket's fd number may already belong to another connection.
  */
 export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
-  if (fd >= 0 && (sock as unknown as RawSocket)._handle !== null && sock.writableLength === 0 && sock.writableCorked === 0 && !sock.connecting && sock.writable) {
+  if (canSendNow(sock, fd)) {
     const n = send!(fd, b);
     if (n === b.length) return true;
     // Partly sent: the rest queues behind nothing. An error (EAGAIN, EPIPE...) sent nothing:

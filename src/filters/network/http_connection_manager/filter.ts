@@ -111,7 +111,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     }
     // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
     let session: Http1Session | null = null;
-    const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d)) ?? null;
+    const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d), (b, o, e) => session!.onRead(b, o, e)) ?? null;
     session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
   }
 

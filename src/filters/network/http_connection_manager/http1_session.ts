@@ -8,10 +8,10 @@ import { log } from '../../../log.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { bytesEqualLower, getHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
-import { parseRequestHead, parseResponseHead } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeLocalResponse, reasonPhrase } from '../../../protocols/http1/encoder.js';
+import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
+import { encodeHead, encodeLocalResponse, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
 import { directFd, sendTo } from '../../../protocols/http1/send.js';
-import { http1BatchReader } from '../../../protocols/http1/batch_reader.js';
+import { copyOut, http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
@@ -228,6 +228,45 @@ export class Http1Session {
     }
   }
 
+  /**
+   * Bytes from the client as `src[off, end)`, valid only during this call (the batch reader's
+   * arena, reused next turn). The usual keep-alive read, a whole request head with nothing in
+   * flight, is parsed where it lies (the head's bytes are copied into a shared slab by the
+   * parser); anything after the head, and every other case, continues as an owned copy.
+   */
+  onRead(src: Buffer, off: number, end: number): void {
+    if (this.tunnelSink !== null || this.closed || this.stream !== null || this.processing || !this.sawRequest || (this.buf !== null && this.off < this.buf.length)) {
+      // In-flight request (body, pipelined bytes), a partial head, a connection's first read (the
+      // HTTP/2 preface check), a tunnel: the general path, on a copy.
+      this.onBytes(copyOut(src, off, end));
+      return;
+    }
+    this.filter.stats.downstream_cx_rx_bytes_total.value += end - off;
+    this.processing = true;
+    try {
+      const r = parseRequestHeadOwned(src, off, end, this.config.limits);
+      if (typeof r === 'number') {
+        // Incomplete or bad: processLoop decides (timers, 400/431) over the same bytes.
+        this.buf = copyOut(src, off, end);
+        this.off = 0;
+      } else {
+        const at = off + r.headBytes;
+        this.buf = at < end ? copyOut(src, at, end) : null;
+        this.off = 0;
+        this.clearHeadersTimer();
+        this.countHttp1();
+        this.startStream(r);
+      }
+      this.processLoop();
+    } catch (err) {
+      // A bug must cost this connection, never the process.
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
+      this.socket.destroy();
+    } finally {
+      this.processing = false;
+    }
+  }
+
   /** After detach(): the client's bytes go to `up` as they are, with backpressure; its end ends `up`. */
   pipeTo(up: net.Socket): void {
     if (!this.direct) {
@@ -378,6 +417,13 @@ export class Http1Session {
   write(b: Buffer): boolean {
     this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
     return sendTo(this.socket, this.fd, b);
+  }
+
+  /** write(encodeHead(...)) without the Buffer when the head leaves at once (sendHead). */
+  writeHead(firstLine: string, head: MessageHead, drop: DropField, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): boolean {
+    const n = sendHead(this.socket, this.fd, firstLine, head, drop, extra, tail, tailStart, tailEnd);
+    this.filter.stats.downstream_cx_tx_bytes_total.value += n < 0 ? -n : n;
+    return n > 0;
   }
 
   pause(): void {
@@ -1648,6 +1694,46 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
   }
 
+  /**
+   * An upstream read as `src[off, end)`, valid only during this call (a reused read buffer). The
+   * usual case, a whole response head with a small body or none, is parsed and forwarded from
+   * where it lies (the head's bytes are copied into a shared slab by the parser, the body into
+   * the head's write); a body that must outlive the call and every other case take a copy.
+   */
+  onUpstreamRead(src: Buffer, off: number, end: number): void {
+    if (this.resp !== null || this.respBuf !== null || this.finished) {
+      this.onUpstreamData(copyOut(src, off, end));
+      return;
+    }
+    this.gotUpstreamBytes = true;
+    const down = this.session.socket;
+    try {
+      const r = parseResponseHeadOwned(src, off, end, this.cfg.limits);
+      if (typeof r === 'number' || (r.status >= 100 && r.status < 200)) {
+        // Incomplete, bad or interim: the general path decides, over the same bytes.
+        this.onUpstreamBytes(copyOut(src, off, end));
+        return;
+      }
+      const at = off + r.headBytes;
+      const rest = end - at;
+      const cl = r.contentLength;
+      // What onResponseHead does with src[at, end) without keeping it: nothing, skip it (no
+      // body), or copy a whole small body behind the head.
+      const inPlace = rest === 0 || responseHasNoBody(r.status, this.head.method) || (!r.chunked && cl >= 0 && cl <= rest && cl <= INLINE_BODY_MAX);
+      if (inPlace) this.onResponseHead(r, src, at, end);
+      else this.onResponseHead(r, copyOut(src, at, end), 0);
+    } catch (err) {
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on an upstream response');
+      this.conn?.destroy();
+      down.destroy();
+    } finally {
+      if (this.downCorked) {
+        this.downCorked = false;
+        down.uncork();
+      }
+    }
+  }
+
   private corkDown(): void {
     if (this.downCorked) return;
     this.downCorked = true;
@@ -1693,7 +1779,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
   }
 
-  private onResponseHead(r: MessageHead, buf: Buffer, off: number): void {
+  /** `buf[off, end)` follows the head (by default the rest of `buf`). */
+  private onResponseHead(r: MessageHead, buf: Buffer, off: number, end = buf.length): void {
     const cs = this.cstats!;
     // Only a retry policy looks at the status (and grpc-status): no header scan without one.
     const grpc = this.action!.retry ? getHeader(r, 'grpc-status') : undefined;
@@ -1720,24 +1807,25 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (dechunk) this.respFramer.onPayload = (b, s, e) => this.writeDown(b.subarray(s, e));
     if (mode === BodyMode.UNTIL_CLOSE || dechunk || !wantsKeepAlive(this.head)) this.forceClose = true;
     const cl = r.contentLength;
-    if (mode === BodyMode.LENGTH && cl <= buf.length - off && cl <= INLINE_BODY_MAX) {
+    if (mode === BodyMode.LENGTH && cl <= end - off && cl <= INLINE_BODY_MAX) {
       // The whole (small) body came with the head: copy it behind the head, one buffer, one write.
       const e = off + cl;
-      this.writeDown(this.encodeResponseHead(r, false, buf, off, e));
+      this.sendResponseHead(r, false, buf, off, e);
       this.respFramer.feed(buf, off, e);
       this.txBytes += cl;
-      if (e < buf.length) this.respExtraBytes = true;
+      if (e < end) this.respExtraBytes = true;
       this.responseComplete();
       return;
     }
-    if (mode !== BodyMode.NONE && off < buf.length) this.corkDown();
-    this.writeDown(this.encodeResponseHead(r, dechunk));
+    if (mode !== BodyMode.NONE && off < end) this.corkDown();
+    this.sendResponseHead(r, dechunk);
     if (mode === BodyMode.NONE) {
-      if (off < buf.length) this.respExtraBytes = true;
+      if (off < end) this.respExtraBytes = true;
       this.responseComplete();
       return;
     }
-    if (off < buf.length) this.forwardResponseBody(buf, off);
+    // Only ever reached with the whole of `buf` following the head (onUpstreamRead copies).
+    if (off < end) this.forwardResponseBody(buf, off);
   }
 
   /**
@@ -1792,8 +1880,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.notifyFilters();
   }
 
-  /** `body[bodyStart, bodyEnd)`, when given, is copied after the head. */
-  private encodeResponseHead(r: MessageHead, dechunk: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): Buffer {
+  /** Writes the response head downstream; `body[bodyStart, bodyEnd)`, when given, is copied after it. */
+  private sendResponseHead(r: MessageHead, dechunk: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): void {
     const cfg = this.cfg;
     const route = this.route!;
     const dropNames: string[] = [];
@@ -1828,7 +1916,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
           return dropNames.length > 0 && named(h, i, dropNames);
       }
     };
-    return encodeHead(`HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}`, r, drop, extra, body, bodyStart, bodyEnd);
+    if (!this.session.writeHead(`HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}`, r, drop, extra, body, bodyStart, bodyEnd)) this.waitDownstreamDrain();
   }
 
   private forwardResponseBody(buf: Buffer, off: number): void {
