@@ -175,7 +175,9 @@ export class Http1Session {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => this.onClose());
-    conn.handover = () => this.handover();
+    // TLS state cannot move between processes: such a connection is drained on hot restart instead.
+    conn.handover = (socket as { encrypted?: boolean }).encrypted ? null : () => this.handover();
+    conn.drain = () => this.drain();
     this.armIdle();
     if (conn.initialData) this.onData(conn.initialData);
   }
@@ -467,6 +469,18 @@ export class Http1Session {
     const rest = this.buf ? this.buf.subarray(this.off) : null;
     this.buf = null;
     return rest;
+  }
+
+  /**
+   * Drain (SIGTERM, /drain_listeners, LDS removal; hot restart for a connection that cannot
+   * move), as Envoy's drain_close: the response in flight says `connection: close` and the
+   * connection ends after it; an idle one ends now. Keep-alive clients reconnect elsewhere
+   * instead of being cut off when the drain time runs out.
+   */
+  private drain(): void {
+    if (this.closed) return;
+    if (this.stream) this.stream.forceClose = true;
+    else this.closeGracefully();
   }
 
   /** Ends our side after pending writes; stops parsing anything else. */
