@@ -93,7 +93,16 @@ export interface NativeH2SessionOptions {
   idleTimeoutMs: number;
   /** Client mode: the session speaks first (preface) and opens streams with request(). */
   client?: boolean;
+  /** Where each batch's event slots are written (3 per event); without it, a new array per batch. */
+  events?: Uint32Array;
 }
+
+/**
+ * One batch of session events: `count` events of 3 slots [kind, streamId, payload] in `fresh`
+ * when given, else in the session's opts.events. Header payloads index `objects`; DATA payloads
+ * are lengths of consecutive runs of `data`.
+ */
+export type NativeH2EventsHandler = (count: number, objects: string[] | null, data: Buffer | null, fresh: Uint32Array | null) => void;
 
 /** See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings. */
 export interface NativeH2Session {
@@ -191,7 +200,7 @@ export interface NativeBinding {
    * (kinds: src/protocols/http2/native_session.ts H2Event). Use through that module. Absent in
    * addons built before it.
    */
-  H2Session?: new (fd: number, opts: NativeH2SessionOptions, initial: Buffer | null, onEvents: (ev: unknown[]) => void) => NativeH2Session;
+  H2Session?: new (fd: number, opts: NativeH2SessionOptions, initial: Buffer | null, onEvents: NativeH2EventsHandler) => NativeH2Session;
   /**
    * Header-only frame decoding (native/codec/): the native twin of `RpcCodec.decodeHeader` in
    * src/protocols/types.ts, same slots (`H`), same results. Never reads outside `buf[off, end)`;

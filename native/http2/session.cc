@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
+#include <cstdlib>
 
 #include "io/js_util.h"
 
@@ -22,6 +24,121 @@ static constexpr int kMaxReads = 16;
 // Stream ends held back for the next batch at most; past it they go out with this flush (a
 // client that sends nothing more must not keep a growing list of finished streams around).
 static constexpr size_t kMaxDeferred = 64;
+// Finished streams kept for reuse per session (their header and body strings keep their buffers):
+// enough for an upstream connection that carries a few hundred streams at a time.
+static constexpr size_t kMaxSpareStreams = 256;
+
+// ---- nghttp2's memory: a per-thread free list by size class ----
+//
+// nghttp2 allocates and frees small blocks all the time (a stream, an outbound item, a header
+// field's buffer, per request), and glibc's malloc showed ~9% of a gRPC profile (with
+// malloc_consolidate and unlink_chunk from mixing them with large blocks). Blocks up to 4 KiB
+// come from power-of-two classes kept on per-thread lists for reuse; larger ones go to malloc.
+// Sessions live and die on their environment's thread, so a block is freed on the thread that
+// took it and the lists need no lock.
+namespace {
+
+constexpr size_t kHdr = 16;  // keeps the user pointer 16-byte aligned, as malloc's
+constexpr int kClasses = 8;  // 32 B .. 4 KiB including the header
+constexpr uint32_t kLarge = 0xff;
+// Blocks kept per class: 1024, or 256 KiB of the larger classes; bounds what a burst leaves behind
+// per thread to ~1.5 MiB.
+constexpr uint32_t KeepOf(uint32_t c) { return (256u * 1024u >> (c + 5)) < 1024u ? (256u * 1024u >> (c + 5)) : 1024u; }
+
+struct FreeLists {
+  void* head[kClasses] = {};
+  uint32_t count[kClasses] = {};
+  bool dead = false;  // thread exit ran the destructor: blocks freed later go straight to free()
+  ~FreeLists() {
+    dead = true;
+    for (int c = 0; c < kClasses; c++) {
+      while (head[c]) {
+        void* b = head[c];
+        head[c] = *static_cast<void**>(b);
+        free(b);
+      }
+    }
+  }
+};
+thread_local FreeLists tl_free;
+
+inline size_t ClassSize(int c) { return size_t(32) << c; }
+
+inline int ClassOf(size_t total) {
+  int c = 0;
+  while (c < kClasses && ClassSize(c) < total) c++;
+  return c;  // kClasses: too large for a class
+}
+
+void* MemMalloc(size_t size, void*) {
+  if (size > SIZE_MAX - kHdr) return nullptr;
+  int c = ClassOf(size + kHdr);
+  uint8_t* b;
+  if (c < kClasses && !tl_free.dead && tl_free.head[c]) {
+    b = static_cast<uint8_t*>(tl_free.head[c]);
+    tl_free.head[c] = *reinterpret_cast<void**>(b);
+    tl_free.count[c]--;
+  } else {
+    b = static_cast<uint8_t*>(malloc(c < kClasses ? ClassSize(c) : size + kHdr));
+    if (!b) return nullptr;
+  }
+  *reinterpret_cast<uint32_t*>(b) = c < kClasses ? static_cast<uint32_t>(c) : kLarge;
+  return b + kHdr;
+}
+
+void MemFree(void* p, void*) {
+  if (!p) return;
+  uint8_t* b = static_cast<uint8_t*>(p) - kHdr;
+  uint32_t c = *reinterpret_cast<uint32_t*>(b);
+  if (c == kLarge || tl_free.dead || tl_free.count[c] >= KeepOf(c)) {
+    free(b);
+    return;
+  }
+  *reinterpret_cast<void**>(b) = tl_free.head[c];
+  tl_free.head[c] = b;
+  tl_free.count[c]++;
+}
+
+void* MemCalloc(size_t n, size_t size, void* u) {
+  if (size && n > SIZE_MAX / size) return nullptr;
+  void* p = MemMalloc(n * size, u);
+  if (p) memset(p, 0, n * size);
+  return p;
+}
+
+void* MemRealloc(void* p, size_t size, void* u) {
+  if (!p) return MemMalloc(size, u);
+  if (size == 0) {
+    MemFree(p, u);
+    return nullptr;
+  }
+  if (size > SIZE_MAX - kHdr) return nullptr;
+  uint8_t* b = static_cast<uint8_t*>(p) - kHdr;
+  uint32_t c = *reinterpret_cast<uint32_t*>(b);
+  if (c == kLarge) {
+    if (ClassOf(size + kHdr) == kClasses) {
+      uint8_t* nb = static_cast<uint8_t*>(realloc(b, size + kHdr));
+      return nb ? nb + kHdr : nullptr;
+    }
+    // Shrinking into a class: copy what fits (the old block is larger than any class).
+    void* q = MemMalloc(size, u);
+    if (!q) return nullptr;
+    memcpy(q, p, size);
+    free(b);
+    return q;
+  }
+  size_t cap = ClassSize(static_cast<int>(c)) - kHdr;
+  if (size <= cap) return p;
+  void* q = MemMalloc(size, u);
+  if (!q) return nullptr;
+  memcpy(q, p, cap);
+  MemFree(p, u);
+  return q;
+}
+
+nghttp2_mem kMem = {nullptr, MemMalloc, MemFree, MemCalloc, MemRealloc};
+
+}  // namespace
 
 // The trampolines: nghttp2 hands back the Session as user_data.
 struct Callbacks {
@@ -36,8 +153,8 @@ struct Callbacks {
   static int StreamClose(nghttp2_session*, int32_t id, uint32_t code, void* u) { return static_cast<Session*>(u)->OnStreamClose(id, code); }
   static int FrameSend(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnFrameSend(f); }
   static int FrameNotSend(nghttp2_session*, const nghttp2_frame* f, int err, void* u) { return static_cast<Session*>(u)->OnFrameNotSend(f, err); }
-  static ssize_t Read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source*, void* u) {
-    return static_cast<Session*>(u)->ReadData(id, buf, len, flags);
+  static ssize_t Read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source* src, void* u) {
+    return static_cast<Session*>(u)->ReadData(id, buf, len, flags, static_cast<Session::Stream*>(src->ptr));
   }
 };
 
@@ -74,6 +191,15 @@ Session::Session(const Napi::CallbackInfo& info)
     client_ = cv.IsBoolean() && cv.As<Napi::Boolean>().Value();
     if (!info[2].IsNull() && !info[2].IsUndefined() && !info[2].IsBuffer()) throw Napi::TypeError::New(env, "H2Session: initial must be a Buffer or null");
     on_events_ = Napi::Persistent(ArgFunction(info, 3, "H2Session", "onEvents"));
+    Napi::Value ev = o.Get("events");
+    if (!ev.IsUndefined() && !ev.IsNull()) {
+      if (!ev.IsTypedArray() || ev.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || ev.As<Napi::TypedArray>().ElementLength() < 3)
+        throw Napi::TypeError::New(env, "H2Session: events must be a Uint32Array of 3 slots or more");
+      Napi::Uint32Array a = ev.As<Napi::Uint32Array>();
+      ev_ref_ = Napi::Persistent(a);
+      ev_mem_ = a.Data();
+      ev_cap_ = a.ElementLength() - a.ElementLength() % 3;
+    }
     if (info[2].IsBuffer()) {
       Napi::Buffer<char> b = info[2].As<Napi::Buffer<char>>();
       initial.assign(b.Data(), b.Length());
@@ -102,7 +228,7 @@ Session::Session(const Napi::CallbackInfo& info)
     nghttp2_option_set_no_auto_window_update(opt, 1);
     // No priority tree of finished streams: a server that ignores priorities needs none.
     nghttp2_option_set_no_closed_streams(opt, 1);
-    rv = client_ ? nghttp2_session_client_new2(&session_, cbs, this, opt) : nghttp2_session_server_new2(&session_, cbs, this, opt);
+    rv = client_ ? nghttp2_session_client_new3(&session_, cbs, this, opt, &kMem) : nghttp2_session_server_new3(&session_, cbs, this, opt, &kMem);
   }
   if (cbs) nghttp2_session_callbacks_del(cbs);
   if (opt) nghttp2_option_del(opt);
@@ -166,7 +292,14 @@ void Session::Abandon() {
 
 Session::Stream* Session::StreamOf(int32_t id) {
   if (!session_) return nullptr;
+  // Callbacks come in runs for one stream (every header field of a block, then its frame): the
+  // last answer saves nghttp2's hash lookup.
+  if (last_ && last_->id == id) return last_;
   Stream* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+  if (s) {
+    last_ = s;
+    return s;
+  }
   if (s || unsent_.empty()) return s;
   for (Stream* u : unsent_) {
     if (u->id == id) return u;
@@ -189,7 +322,7 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
     if (Stream* s = StreamOf(f->hd.stream_id)) s->hdr_bytes = s->hdr_pairs = 0;
     return 0;
   }
-  Stream* s = new Stream();
+  Stream* s = NewStream();
   s->id = f->hd.stream_id;
   s->next = streams_;
   if (streams_) streams_->prev = s;
@@ -257,9 +390,9 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
           napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
           if (!s->responded) {
             s->responded = true;
-            Push(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+            PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
           } else {
-            Push(kEvTrailers, s->id, str);
+            PushObj(kEvTrailers, s->id, str);
             if (end) PushInt(kEvEnd, s->id, 0);
           }
         }
@@ -269,7 +402,7 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         // No trailing NUL: JavaScript splits on it.
         size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
         napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
-        Push(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+        PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
         s->hdr.clear();
       } else if (end) {
         PushInt(kEvEnd, s->id, 0);
@@ -305,10 +438,7 @@ int Session::OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t 
     nghttp2_session_consume_stream(session_, id, len);
     return 0;
   }
-  napi_value buf;
-  void* dst = nullptr;
-  napi_create_buffer_copy(Env(), len, data, &dst, &buf);
-  Push(kEvData, id, buf);
+  PushData(id, data, len);
   return 0;
 }
 
@@ -357,8 +487,10 @@ int Session::OnFrameSend(const nghttp2_frame* f) {
   return 0;
 }
 
-ssize_t Session::ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags) {
-  Stream* s = StreamOf(id);
+ssize_t Session::ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags, Stream* hint) {
+  // The provider carries its stream (freed only once nghttp2 has dropped the provider with the
+  // stream): no lookup per DATA frame.
+  Stream* s = hint && hint->id == id ? hint : StreamOf(id);
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   size_t n = std::min(s->pending(), length);
   if (n) {
@@ -402,62 +534,145 @@ void Session::FreeStream(Stream* s) {
   else streams_ = s->next;
   if (s->next) s->next->prev = s->prev;
   open_streams_--;
-  delete s;
+  Recycle(s);
+}
+
+Session::Stream* Session::NewStream() {
+  if (!spare_.empty()) {
+    Stream* s = spare_.back();
+    spare_.pop_back();
+    return s;
+  }
+  return new Stream();
+}
+
+void Session::Recycle(Stream* s) {
+  if (last_ == s) last_ = nullptr;
+  if (spare_.size() >= kMaxSpareStreams) {
+    delete s;
+    return;
+  }
+  // Back to a new stream's state, keeping the strings' buffers unless a large body grew them.
+  s->id = 0;
+  s->prev = s->next = nullptr;
+  s->hdr.clear();
+  s->hdr_bytes = s->hdr_pairs = 0;
+  if (s->out.capacity() > 16 * 1024) std::string().swap(s->out);
+  else s->out.clear();
+  s->out_off = 0;
+  s->trailers.clear();
+  s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = false;
+  spare_.push_back(s);
 }
 
 // ---- events to JavaScript ----
 
-void Session::Push(int kind, int32_t id, napi_value payload) {
-  napi_env env = Env();
-  OpenBatch();
-  napi_value k, i;
-  napi_create_int32(env, kind, &k);
-  napi_create_int32(env, id, &i);
-  napi_set_element(env, batch_, batch_len_++, k);
-  napi_set_element(env, batch_, batch_len_++, i);
-  napi_set_element(env, batch_, batch_len_++, payload);
-}
-
 void Session::OpenBatch() {
-  napi_env env = Env();
-  if (!batch_) {
-    napi_create_array(env, &batch_);
-    batch_len_ = 0;
-    // Stream ends noticed while writing (not worth a JavaScript call of their own) go first.
-    for (const Deferred& d : deferred_) {
-      napi_value k, i, v;
-      napi_create_int32(env, d.kind, &k);
-      napi_create_int32(env, d.id, &i);
-      napi_create_double(env, static_cast<double>(d.value), &v);
-      napi_set_element(env, batch_, batch_len_++, k);
-      napi_set_element(env, batch_, batch_len_++, i);
-      napi_set_element(env, batch_, batch_len_++, v);
-    }
-    deferred_.clear();
+  if (batch_open_) return;
+  batch_open_ = true;
+  // Stream ends noticed while writing (not worth a JavaScript call of their own) go first.
+  for (const Deferred& d : deferred_) {
+    ev_.push_back(static_cast<uint32_t>(d.kind));
+    ev_.push_back(static_cast<uint32_t>(d.id));
+    ev_.push_back(d.value);
   }
+  deferred_.clear();
 }
 
-void Session::PushInt(int kind, int32_t id, int64_t v) {
+void Session::PushObj(int kind, int32_t id, napi_value payload) {
+  OpenBatch();
+  napi_env env = Env();
+  if (!objs_) {
+    napi_create_array(env, &objs_);
+    objs_len_ = 0;
+  }
+  napi_set_element(env, objs_, objs_len_, payload);
+  ev_.push_back(static_cast<uint32_t>(kind));
+  ev_.push_back(static_cast<uint32_t>(id));
+  ev_.push_back(objs_len_++);
+}
+
+void Session::PushData(int32_t id, const uint8_t* data, size_t len) {
+  // Copied once into the batch's byte run; JavaScript gets one Buffer for all of a batch's DATA
+  // and views into it, instead of a Buffer (two mallocs, a prototype set) per frame.
+  OpenBatch();
+  data_.append(reinterpret_cast<const char*>(data), len);
+  ev_.push_back(kEvData);
+  ev_.push_back(static_cast<uint32_t>(id));
+  data_slots_.push_back(static_cast<uint32_t>(ev_.size()));
+  ev_.push_back(static_cast<uint32_t>(len));
+}
+
+void Session::PushInt(int kind, int32_t id, uint32_t v) {
   // A stream that ended while our own frames went out: JavaScript already considers it done
   // (it sent the end or the reset), so the news waits for the next batch instead of costing a
   // call now. Everything else is delivered with the batch it belongs to.
   // Not on a client: a stream may end with our own END_STREAM after its response, and the pool
   // needs that end at once to count the stream's slot free.
-  if (flushing_ && !client_ && kind == kEvClose && !batch_ && deferred_.size() < kMaxDeferred) {
+  if (flushing_ && !client_ && kind == kEvClose && !batch_open_ && deferred_.size() < kMaxDeferred) {
     deferred_.push_back({kind, id, v});
     return;
   }
-  napi_value p;
-  napi_create_double(Env(), static_cast<double>(v), &p);
-  Push(kind, id, p);
+  OpenBatch();
+  ev_.push_back(static_cast<uint32_t>(kind));
+  ev_.push_back(static_cast<uint32_t>(id));
+  ev_.push_back(v);
+}
+
+uint32_t* Session::TakeBatch(bool fresh, napi_value out[4]) {
+  napi_env env = Env();
+  size_t slots = ev_.size();
+  uint32_t* slots_mem = ev_mem_;
+  napi_create_uint32(env, static_cast<uint32_t>(slots / 3), &out[0]);
+  if (!fresh && slots <= ev_cap_) {
+    memcpy(ev_mem_, ev_.data(), slots * sizeof(uint32_t));
+    napi_get_null(env, &out[3]);
+  } else {
+    // More events than the shared array holds, or JavaScript may be iterating it right now
+    // (destroy() called from a handler): a new array for this batch only.
+    void* mem = nullptr;
+    napi_value ab;
+    napi_create_arraybuffer(env, slots * sizeof(uint32_t), &mem, &ab);
+    if (slots) memcpy(mem, ev_.data(), slots * sizeof(uint32_t));
+    napi_create_typedarray(env, napi_uint32_array, slots, ab, 0, &out[3]);
+    slots_mem = static_cast<uint32_t*>(mem);
+  }
+  if (objs_) out[1] = objs_;
+  else napi_get_null(env, &out[1]);
+  if (!data_.empty()) {
+    void* dst = nullptr;
+    napi_create_buffer_copy(env, data_.size(), data_.data(), &dst, &out[2]);
+  } else {
+    napi_get_null(env, &out[2]);
+  }
+  ev_.clear();
+  objs_ = nullptr;
+  objs_len_ = 0;
+  data_.clear();
+  // A burst (a 1 MiB batch of body bytes) must not stay allocated on an idle connection.
+  if (data_.capacity() > 256 * 1024) data_.shrink_to_fit();
+  batch_open_ = false;
+  return slots_mem;
 }
 
 void Session::Emit() {
-  if (!batch_) return;
-  napi_value arr = batch_;
-  batch_ = nullptr;
-  batch_len_ = 0;
-  CallFromLoop(Env(), on_events_, Value(), {arr}, async_);
+  if (!batch_open_) return;
+  napi_value a[4];
+  uint32_t* mem = TakeBatch(false, a);
+  consume_slots_.swap(data_slots_);
+  data_slots_.clear();
+  CallFromLoop(Env(), on_events_, Value(), {a[0], a[1], a[2], a[3]}, async_);
+  // DATA that JavaScript took during the call (its length slot left as it was) gives the stream
+  // its window back here, without a consume() call per chunk; a chunk it keeps for later (a
+  // paused reader) has the slot zeroed and is consumed when taken. `mem` is alive: the shared
+  // array is held by ev_ref_, a new one by this scope's handle.
+  if (!finished_) {
+    for (uint32_t slot : consume_slots_) {
+      uint32_t len = mem[slot];
+      if (len) nghttp2_session_consume_stream(session_, static_cast<int32_t>(mem[slot - 1]), len);
+    }
+  }
+  consume_slots_.clear();
 }
 
 // ---- the loop side ----
@@ -711,6 +926,9 @@ void Session::Release() {
     streams_ = s->next;
     delete s;
   }
+  for (Stream* s : spare_) delete s;
+  spare_.clear();
+  last_ = nullptr;
   open_streams_ = 0;
   unsent_.clear();
   while (out_head_) {
@@ -733,17 +951,15 @@ void Session::Finish(SessionEndReason reason, bool from_js) {
   env_->Unlink(this);
   // Whatever this batch decoded, the stream ends noticed earlier, then the end itself: JavaScript
   // resets every stream it still holds when it reads kEvSessionEnd.
-  napi_value p;
-  napi_create_int32(env, reason, &p);
-  Push(kEvSessionEnd, 0, p);
-  napi_value arr = batch_;
-  batch_ = nullptr;
-  batch_len_ = 0;
+  PushInt(kEvSessionEnd, 0, static_cast<uint32_t>(reason));
+  data_slots_.clear();  // nothing to give back: the session is gone
+  napi_value a[4];
+  TakeBatch(from_js, a);
   Unref();
   if (from_js) {
-    on_events_.MakeCallback(self, {arr}, async_);
+    on_events_.MakeCallback(self, {a[0], a[1], a[2], a[3]}, async_);
   } else {
-    CallFromLoop(env, on_events_, self, {arr}, async_);
+    CallFromLoop(env, on_events_, self, {a[0], a[1], a[2], a[3]}, async_);
   }
 }
 
@@ -770,10 +986,11 @@ bool Session::ParseFlat(std::string& s) {
       char c = d[k];
       if (c >= 'A' && c <= 'Z') d[k] = static_cast<char>(c + 32);
     }
-    // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on.
-    for (size_t k = ne + 1; k < ve; k++) {
-      if (d[k] == '\r' || d[k] == '\n') return false;
-    }
+    // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on. No early
+    // exit: the compiler turns the loop into vector compares (values are rarely bad).
+    unsigned bad = 0;
+    for (size_t k = ne + 1; k < ve; k++) bad |= static_cast<unsigned>(d[k] == '\r') | static_cast<unsigned>(d[k] == '\n');
+    if (bad) return false;
     nghttp2_nv nv;
     nv.name = reinterpret_cast<uint8_t*>(d + i);
     nv.namelen = ne - i;
@@ -816,7 +1033,7 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
     rv = nghttp2_submit_response(session_, s->id, nva_.data(), nva_.size(), nullptr);
   } else {
     nghttp2_data_provider dp;
-    dp.source.ptr = nullptr;
+    dp.source.ptr = s;
     dp.read_callback = Callbacks::Read;
     rv = nghttp2_submit_response(session_, s->id, nva_.data(), nva_.size(), &dp);
   }
@@ -836,19 +1053,19 @@ Napi::Value Session::Request(const Napi::CallbackInfo& info) {
   bool end = info[2].ToBoolean();
   if (finished_ || closing_) return Napi::Number::New(env, 0);
   if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.request: invalid header name or value");
-  Stream* s = new Stream();
+  Stream* s = NewStream();
   s->eof = end;
   int32_t id;
   if (end) {
     id = nghttp2_submit_request(session_, nullptr, nva_.data(), nva_.size(), nullptr, s);
   } else {
     nghttp2_data_provider dp;
-    dp.source.ptr = nullptr;
+    dp.source.ptr = s;
     dp.read_callback = Callbacks::Read;
     id = nghttp2_submit_request(session_, nullptr, nva_.data(), nva_.size(), &dp, s);
   }
   if (id < 0) {
-    delete s;
+    Recycle(s);
     return Napi::Number::New(env, id);
   }
   s->id = id;

@@ -21,12 +21,16 @@
 namespace strait {
 namespace http2 {
 
-// Event kinds in the batch array, 3 slots each: [kind, streamId, payload]. Mirrors H2Event in
-// src/protocols/http2/native_session.ts.
+// Event kinds of a batch, 3 uint32 slots each: [kind, streamId, payload], written into the
+// session's Uint32Array (opts.events) and handed over as onEvents(count, objects, data, fresh).
+// Strings travel in `objects` (payload: their index), DATA bytes in one Buffer per batch (`data`,
+// payload: the chunk's length, chunks in event order): no JavaScript value per event. Mirrors
+// H2Event in src/protocols/http2/native_session.ts.
 enum EventKind {
-  kEvHeaders = 1,     // payload: "name\0value\0..." (latin1), request headers, more to come
+  kEvHeaders = 1,     // payload: index in objects of "name\0value\0..." (latin1), request headers
   kEvHeadersEnd = 2,  // same, and the HEADERS frame carried END_STREAM
-  kEvData = 3,        // payload: Buffer (a copy)
+  kEvData = 3,        // payload: byte length; the bytes are the next ones of the batch's data Buffer.
+                      // JavaScript zeroes it to keep the bytes unconsumed (it calls consume() later)
   kEvEnd = 4,         // the request side ended (DATA or trailers with END_STREAM)
   kEvClose = 5,       // the stream is gone; payload: error code (0 = NO_ERROR)
   kEvDrain = 6,       // the stream's queued response bytes fell below the mark again
@@ -34,7 +38,7 @@ enum EventKind {
   kEvIdle = 8,        // no byte moved either way for idleTimeoutMs
   kEvSessionEnd = 9,  // last event ever; payload: SessionEndReason
   // Client mode only.
-  kEvTrailers = 10,  // payload: "name\0value\0..." of the response trailers (kEvEnd follows)
+  kEvTrailers = 10,  // payload: index in objects of the response trailers' "name\0value\0..." (kEvEnd follows)
   kEvSettings = 11,  // the peer's SETTINGS arrived; payload: its max_concurrent_streams
 };
 
@@ -44,7 +48,7 @@ enum SessionEndReason { kEndDone = 0, kEndProtocolError = 1, kEndReset = 2, kEnd
 class Session : public Napi::ObjectWrap<Session>, public LiveObject {
  public:
   static Napi::Function Init(Napi::Env env);
-  // new Session(fd, opts, initialBytes | null, onEvents(array))
+  // new Session(fd, opts, initialBytes | null, onEvents(count, objects, data, fresh))
   explicit Session(const Napi::CallbackInfo& info);
   ~Session() override;
   void Abandon() override;
@@ -89,7 +93,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   int OnStreamClose(int32_t id, uint32_t code);
   int OnFrameSend(const nghttp2_frame* f);
   int OnFrameNotSend(const nghttp2_frame* f, int error);
-  ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags);
+  ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags, Stream* hint);
   friend struct Callbacks;
 
   void OnPoll(int status, int events);
@@ -103,13 +107,18 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   void OnCheck();
   void ArmIdle(uint64_t ms);
   void OnIdleTimer();
-  // Events: Push adds to the open batch (creating it inside the current HandleScope); Emit hands
+  // Events: the Push* add to the open batch (strings inside the current HandleScope); Emit hands
   // the batch to JavaScript in one call.
-  void Push(int kind, int32_t id, napi_value payload);
-  void PushInt(int kind, int32_t id, int64_t v);
-  // Creates the batch array if there is none, starting it with the held-back stream ends.
+  void PushObj(int kind, int32_t id, napi_value payload);
+  void PushInt(int kind, int32_t id, uint32_t v);
+  void PushData(int32_t id, const uint8_t* data, size_t len);
+  // Opens the batch if none is, starting it with the held-back stream ends.
   void OpenBatch();
   void Emit();
+  // Moves the open batch into onEvents' four arguments. `fresh`: into a new Uint32Array, never
+  // the shared one (a batch made while JavaScript may still be reading the shared one).
+  // Returns where the slots went (read back after the call: see Emit).
+  uint32_t* TakeBatch(bool fresh, napi_value out[4]);
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);
@@ -117,6 +126,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // Parses "name\0value\0..." into nva_ (names lowercased in place in `s`); false when malformed.
   bool ParseFlat(std::string& s);
   void FreeStream(Stream* s);
+  Stream* NewStream();
+  void Recycle(Stream* s);
   void MaybeDrain(Stream* s);
   bool Done();
 
@@ -140,6 +151,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   uint32_t max_header_list_size_ = 0;
   uint32_t max_header_pairs_ = 0;
   Stream* streams_ = nullptr;
+  Stream* last_ = nullptr;  // StreamOf's last answer; cleared when that stream is recycled
+  std::vector<Stream*> spare_;
   uint32_t open_streams_ = 0;
   bool finished_ = false;
   // Client mode (opts.client): the upstream side of a connection we opened. Streams are ours
@@ -153,13 +166,24 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   bool protocol_error_ = false;
   bool flushing_ = false;  // inside Flush's mem_send loop
   bool peer_eof_ = false;
-  // The open batch: valid only inside the HandleScope of the libuv callback that made it.
-  napi_value batch_ = nullptr;
-  uint32_t batch_len_ = 0;
+  // The open batch: event slots, the strings (a JS array valid only inside the HandleScope of the
+  // libuv callback that made it) and the DATA bytes.
+  bool batch_open_ = false;
+  std::vector<uint32_t> ev_;
+  napi_value objs_ = nullptr;
+  uint32_t objs_len_ = 0;
+  std::string data_;
+  // Slot indexes of the DATA lengths in the open batch, and of the batch being delivered.
+  std::vector<uint32_t> data_slots_;
+  std::vector<uint32_t> consume_slots_;
+  // opts.events: where a batch's slots are copied for JavaScript (null: a new array per batch).
+  Napi::Reference<Napi::Uint32Array> ev_ref_;
+  uint32_t* ev_mem_ = nullptr;
+  size_t ev_cap_ = 0;  // in slots
   struct Deferred {
     int kind;
     int32_t id;
-    int64_t value;
+    uint32_t value;
   };
   std::vector<Deferred> deferred_;
   std::string initial_;  // bytes read while sniffing, fed on the first loop turn

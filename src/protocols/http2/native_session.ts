@@ -57,6 +57,9 @@ export interface NativeH2Handlers {
   onEnd(reason: H2SessionEnd): void;
 }
 
+/** Event slots shared with the addon per connection (3 per event); a larger batch brings its own array. */
+const EVENT_SLOTS = 3 * 64;
+
 /** Settings; the defaults are node:http2's where it has one. */
 export interface NativeH2Settings {
   maxConcurrentStreams?: number;
@@ -120,14 +123,54 @@ function flatten(h: H2Headers, addDate: boolean): string {
   return ps + s;
 }
 
-/** The header object of a "name\0value\0..." string from the addon (a null-prototype object, like node's). */
-function headerObject(s: string): H2Headers {
-  const o: H2Headers = Object.create(null) as H2Headers;
-  if (s.length === 0) return o;
-  const parts = s.split('\0');
-  for (let i = 0; i + 1 < parts.length; i += 2) {
-    const k = parts[i]!;
-    const v = parts[i + 1]!;
+/**
+ * Header objects get this constructor: a prototype with nothing on it, so a lookup of any name
+ * (`constructor`, `__proto__`) finds only what the peer sent, as on node's null-prototype
+ * objects, while the objects themselves keep fast properties (Object.create(null) makes a
+ * dictionary, which every store and load then has to hash into).
+ */
+const HeaderBag = function HeaderBag() {} as unknown as new () => H2Headers;
+HeaderBag.prototype = Object.create(null) as object;
+
+/**
+ * Field names seen on most requests and responses, by length. A name found here is used as this
+ * (internalized) constant instead of a new string sliced from the block: no allocation, and the
+ * object's keyed store needs no string-table lookup to internalize it.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const n of [
+  ':method', ':path', ':scheme', ':authority', ':status', 'te', 'host', 'accept', 'accept-encoding', 'accept-language', 'authorization',
+  'cache-control', 'content-encoding', 'content-length', 'content-type', 'cookie', 'date', 'server', 'set-cookie', 'user-agent', 'vary',
+  'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-envoy-upstream-service-time', 'traceparent', 'tracestate',
+  'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'grpc-previous-rpc-attempts',
+]) {
+  (KNOWN_NAMES[n.length] ??= []).push(n);
+}
+
+function nameAt(s: string, start: number, end: number): string {
+  const known = KNOWN_NAMES[end - start];
+  if (known !== undefined) {
+    for (let j = 0; j < known.length; j++) {
+      const k = known[j]!;
+      if (s.startsWith(k, start)) return k;
+    }
+  }
+  return s.slice(start, end);
+}
+
+/** The header object of a "name\0value\0..." string from the addon (no trailing NUL). */
+export function headerObject(s: string): H2Headers {
+  const o = new HeaderBag();
+  const n = s.length;
+  let i = 0;
+  while (i < n) {
+    const a = s.indexOf('\0', i);
+    if (a < 0) break;
+    let b = s.indexOf('\0', a + 1);
+    if (b < 0) b = n;
+    const k = nameAt(s, i, a);
+    const v = s.slice(a + 1, b);
+    i = b + 1;
     const prev = o[k];
     if (prev === undefined) o[k] = k === 'set-cookie' ? [v] : v;
     else if (Array.isArray(prev)) prev.push(v);
@@ -254,7 +297,12 @@ export class NativeH2Stream {
     const held = this.held;
     if (held) {
       // Handed on in order; the handler may pause again, and what is left waits for the next resume.
-      while (held.length && !this.paused && !this.destroyed) this.deliver(held.shift()!);
+      while (held.length && !this.paused && !this.destroyed) {
+        const d = held.shift()!;
+        // The peer's window grows only now that the bytes are taken: a paused stream holds at most one window.
+        this.session.h.consume(this.id, d.length);
+        this.onData?.call(this, d);
+      }
       if (held.length === 0) this.held = null;
     }
     if (this.heldEnd && !this.paused && this.held === null && !this.destroyed) {
@@ -264,19 +312,18 @@ export class NativeH2Stream {
     return this;
   }
 
-  /** @internal */
-  data(d: Buffer): void {
+  /**
+   * @internal A chunk from the batch; true when it is held (paused), so not taken yet: the addon
+   * then leaves its window closed until resume() consumes it. Taken chunks are consumed by the
+   * addon once the batch's call returns.
+   */
+  data(d: Buffer): boolean {
     if (this.paused || this.held !== null) {
       (this.held ??= []).push(d);
-      return;
+      return true;
     }
-    this.deliver(d);
-  }
-
-  private deliver(d: Buffer): void {
-    // The peer's window grows only now that the bytes are taken: a paused stream holds at most one window.
-    this.session.h.consume(this.id, d.length);
     this.onData?.call(this, d);
+    return false;
   }
 
   /** @internal */
@@ -316,6 +363,8 @@ export class NativeH2Stream {
 export class NativeH2Connection {
   readonly h: NativeH2Session;
   private readonly streams = new StreamSlots<NativeH2Stream>();
+  /** The addon writes each batch's event slots here (a larger batch comes in a new array). */
+  private readonly ev = new Uint32Array(EVENT_SLOTS);
   /** A key object only (never read from): see the class comment. */
   readonly socket: object = {};
   private ended = false;
@@ -338,7 +387,8 @@ export class NativeH2Connection {
       streamHighWaterMark: settings.streamHighWaterMark ?? 64 * 1024,
       idleTimeoutMs: settings.idleTimeoutMs ?? 0,
     };
-    this.h = new b.H2Session(fd, opts, initial, (ev) => this.onEvents(ev));
+    opts.events = this.ev;
+    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh) => this.onEvents(n, objs, data, fresh));
   }
 
   /** Graceful: GOAWAY, and the end once the streams already taken are done. */
@@ -361,34 +411,43 @@ export class NativeH2Connection {
     return this.streams.size;
   }
 
-  private onEvents(ev: unknown[]): void {
-    for (let i = 0; i < ev.length; i += 3) {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+    const ev = fresh ?? this.ev;
+    let off = 0;
+    for (let i = 0; i < 3 * n; i += 3) {
+      const kind = ev[i]!;
+      const p = ev[i + 2]!;
+      // A handler destroyed the connection (its end came in a batch of its own): the rest of
+      // this one belongs to streams that are gone.
+      if (this.ended) break;
       try {
-        this.dispatch(ev[i] as number, ev[i + 1] as number, ev[i + 2]);
+        if (kind === H2Event.DATA) {
+          // Views of the batch's one Buffer: whoever keeps a chunk keeps that Buffer alive. A
+          // zeroed length tells the addon the chunk is held, not taken: no window for it yet.
+          const s = this.streams.get(ev[i + 1]!);
+          const d = data!.subarray(off, off + p);
+          off += p;
+          if (s && s.data(d)) ev[i + 2] = 0;
+        } else {
+          this.dispatch(kind, ev[i + 1]!, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END ? objs![p]! : p);
+        }
       } catch (err) {
         // A handler's bug costs its stream, never the rest of the batch (other streams' events)
         // nor the process.
         log.error({ err: (err as Error)?.stack ?? String(err) }, 'native HTTP/2 session: a stream handler threw');
-        const s = this.streams.get(ev[i + 1] as number);
+        const s = this.streams.get(ev[i + 1]!);
         if (s && !s.closed) s.close(INTERNAL_ERROR);
       }
     }
   }
 
-  private dispatch(kind: number, id: number, payload: unknown): void {
+  private dispatch(kind: number, id: number, payload: string | number): void {
     switch (kind) {
       case H2Event.HEADERS:
       case H2Event.HEADERS_END: {
         const s = new NativeH2Stream(this, id);
         this.streams.set(id, s);
         this.handlers.onStream(s, headerObject(payload as string), kind === H2Event.HEADERS_END);
-        break;
-      }
-      case H2Event.DATA: {
-        const s = this.streams.get(id);
-        // A stream JavaScript no longer tracks: its window still comes back.
-        if (s) s.data(payload as Buffer);
-        else this.h.consume(id, (payload as Buffer).length);
         break;
       }
       case H2Event.END:
@@ -434,13 +493,16 @@ export class NativeH2Connection {
 
 /**
  * The owner of one client stream (an upstream try), called straight from the event batch: no
- * stream object, no emitter. DATA is handed on as it arrives; the owner calls `consume()` once it
- * has taken the bytes, which is what lets the peer send more (end-to-end flow control).
+ * stream object, no emitter. DATA is handed on as it arrives; a chunk the owner takes at once
+ * has its window given back by the addon after the batch, one it holds (returns true) only when
+ * the owner calls `consume()` for it, which is what lets the peer send more (end-to-end flow
+ * control).
  */
 export interface NativeH2ClientStreamUser {
   /** The final response head (1xx answers never reach here); `endStream`: no body follows. */
   h2Headers(headers: H2Headers, endStream: boolean): void;
-  h2Data(d: Buffer): void;
+  /** true: held, not taken; the owner calls `h.consume(id, d.length)` when it takes it. */
+  h2Data(d: Buffer): boolean;
   h2Trailers(t: H2Headers): void;
   /** The response ended (after its last DATA or its trailers). */
   h2End(): void;
@@ -475,6 +537,7 @@ export interface NativeH2ClientSettings {
 export class NativeH2ClientConnection {
   readonly h: NativeH2Session;
   private readonly streams = new StreamSlots<NativeH2ClientStreamUser>();
+  private readonly ev = new Uint32Array(EVENT_SLOTS);
   private ended = false;
   private closing = false;
 
@@ -497,7 +560,8 @@ export class NativeH2ClientConnection {
       idleTimeoutMs: 0,
       client: true,
     };
-    this.h = new b.H2Session(fd, opts, null, (ev) => this.onEvents(ev));
+    opts.events = this.ev;
+    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh) => this.onEvents(n, objs, data, fresh));
   }
 
   /** Opens a stream for `user`; its id, or 0 when the connection takes no new stream. */
@@ -529,31 +593,38 @@ export class NativeH2ClientConnection {
     if (!this.ended) this.h.destroy();
   }
 
-  private onEvents(ev: unknown[]): void {
-    for (let i = 0; i < ev.length; i += 3) {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+    const ev = fresh ?? this.ev;
+    let off = 0;
+    for (let i = 0; i < 3 * n; i += 3) {
+      if (this.ended) break;
+      const kind = ev[i]!;
+      const id = ev[i + 1]!;
+      const p = ev[i + 2]!;
       try {
-        this.dispatch(ev[i] as number, ev[i + 1] as number, ev[i + 2]);
+        if (kind === H2Event.DATA) {
+          const d = data!.subarray(off, off + p);
+          off += p;
+          // A stream nobody tracks any more still gets its window back (the slot stays).
+          const u = this.streams.get(id);
+          if (u && u.h2Data(d)) ev[i + 2] = 0;
+        } else {
+          this.dispatch(kind, id, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS ? objs![p]! : p);
+        }
       } catch (err) {
         // As on the server side: a handler's bug costs its stream only.
         log.error({ err: (err as Error)?.stack ?? String(err) }, 'native HTTP/2 client session: a stream handler threw');
-        const id = ev[i + 1] as number;
         if (id > 0 && this.streams.get(id) && !this.ended) this.h.rst(id, INTERNAL_ERROR);
       }
     }
   }
 
-  private dispatch(kind: number, id: number, payload: unknown): void {
+  private dispatch(kind: number, id: number, payload: string | number): void {
     switch (kind) {
       case H2Event.HEADERS:
       case H2Event.HEADERS_END:
         this.streams.get(id)?.h2Headers(headerObject(payload as string), kind === H2Event.HEADERS_END);
         break;
-      case H2Event.DATA: {
-        const u = this.streams.get(id);
-        if (u) u.h2Data(payload as Buffer);
-        else this.h.consume(id, (payload as Buffer).length);
-        break;
-      }
       case H2Event.TRAILERS:
         this.streams.get(id)?.h2Trailers(headerObject(payload as string));
         break;

@@ -236,19 +236,16 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     if (endStream) this.h2End();
   }
 
-  /** @internal NativeH2ClientStreamUser */
-  h2Data(d: Buffer): void {
-    if (this.done) {
-      this.nc!.h.consume(this.sid, d.length);
-      return;
-    }
+  /** @internal NativeH2ClientStreamUser: true when held (consumed on resume), else taken now. */
+  h2Data(d: Buffer): boolean {
+    if (this.done) return false;
     if (this.nPaused || this.held !== null) {
       // Not consumed: the upstream may send at most the rest of its window (flow control end to end).
       (this.held ??= []).push(d);
-      return;
+      return true;
     }
-    this.nc!.h.consume(this.sid, d.length);
     this.ev.onData(d);
+    return false;
   }
 
   /** @internal NativeH2ClientStreamUser */
