@@ -3,7 +3,7 @@ import net from 'node:net';
 import { native } from '../native.js';
 import type { StatsOf } from '../observability/stats.js';
 import { h2Engine } from '../protocols/http2/engine.js';
-import { NativeH2ClientConnection } from '../protocols/http2/native_session.js';
+import { H2SessionEnd, NativeH2ClientConnection } from '../protocols/http2/native_session.js';
 import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
@@ -398,7 +398,11 @@ export class Http2ClusterPools implements ClusterConnPools {
           // never processed come back as REFUSED_STREAM, which the try retries).
           onGoaway: drop,
           // Whatever the reason, the streams have been reset (h2Close) before this.
-          onEnd: drop,
+          onEnd: (reason) => {
+            // The upstream broke the protocol (nghttp2 sent GOAWAY): Envoy's counter for it.
+            if (reason === H2SessionEnd.PROTOCOL_ERROR) this.stats.upstream_cx_protocol_error.value++;
+            drop();
+          },
         });
       } catch {
         // The session closes the fd itself when set-up fails (EMFILE on the poll, ...).

@@ -15,47 +15,10 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { E, F, frame, hpack, PREFACE, setting, T, u32 } from '../helpers/h2frames.js';
 import { connect } from '../helpers/net.js';
 import { hcmListener, simpleRoutes } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
-const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4, PADDED: 8 } as const;
-const E = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, COMPRESSION_ERROR: 9 } as const;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer | number[] = []): Buffer {
-  const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(p.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream >>> 0, 5);
-  return Buffer.concat([h, p]);
-}
-
-const u32 = (v: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-};
-const setting = (id: number, v: number) => Buffer.concat([Buffer.from([id >> 8, id & 0xff]), u32(v)]);
-
-/** HPACK: every field as "literal without indexing, new name", no Huffman (RFC 7541 §6.2.2). */
-function hpack(fields: [string, string][]): Buffer {
-  const out: number[] = [];
-  const str = (s: string) => {
-    const b = Buffer.from(s, 'latin1');
-    if (b.length > 126) throw new Error('test strings stay short');
-    out.push(b.length, ...b);
-  };
-  for (const [n, v] of fields) {
-    out.push(0x00);
-    str(n);
-    str(v);
-  }
-  return Buffer.from(out);
-}
 
 const GET = (path = '/ok'): [string, string][] => [
   [':method', 'GET'],

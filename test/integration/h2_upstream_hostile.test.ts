@@ -6,25 +6,10 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { F, frame, literal, T } from '../helpers/h2frames.js';
 import { hcmListener } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
-const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
-const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-
-/** HPACK literal without indexing, new name, no Huffman. */
-function literal(name: string, value: string): Buffer {
-  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1')]);
-}
 /** `:status: 200` from the HPACK static table (index 8). */
 const STATUS_200 = Buffer.from([0x88]);
 
@@ -197,6 +182,10 @@ ${staticCluster('good', [(good.address() as net.AddressInfo).port])}`,
     // timeout (504). The native client fails them at once.
     const late = h2engine === 'node' && (mode === 'bad-hpack' || mode === 'data-before-headers');
     expect((r as { status: number }).status).toBe(late ? 504 : 503);
+    // A connection error the client session saw itself is counted, as Envoy does.
+    if (h2engine === 'native' && (mode === 'garbage-preface' || mode === 'bad-hpack' || mode === 'data-before-headers')) {
+      expect(await strait.waitStat(`cluster.${mode}.upstream_cx_protocol_error`, (v) => v >= 1)).toBeGreaterThanOrEqual(1);
+    }
     expect(servers.get(mode)!.state.connections).toBeGreaterThan(0);
     const ok = await get(port, '/fine');
     expect(ok).toEqual({ status: 200, body: 'fine' });

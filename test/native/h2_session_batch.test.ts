@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H2SessionEnd, NativeH2Connection, headerObject, type H2Headers, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { frame, literal, PREFACE, T } from '../helpers/h2frames.js';
 import { b, KiB, sleep } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -19,23 +20,6 @@ afterEach(async () => {
 
 async function until(cond: () => boolean, tries = 500): Promise<void> {
   for (let i = 0; i < tries && !cond(); i++) await sleep(10);
-}
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T = { DATA: 0, HEADERS: 1, SETTINGS: 4, WINDOW_UPDATE: 8 } as const;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-
-/** HPACK literal without indexing, new name, no Huffman (names and values under 127 bytes). */
-function literal(name: string, value: string): Buffer {
-  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1')]);
 }
 
 function requestHeaders(path: string): Buffer {
