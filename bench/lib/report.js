@@ -44,7 +44,10 @@ export function renderMarkdown(results, summary, svgName) {
   const proxyNames = peers.filter((p) => p.kind === 'proxy').map((p) => p.name);
   const allNames = peers.map((p) => p.name);
   const ran = results.workloads.filter((w) => summary[w.name]?.status === 'ran');
-  const memW = ran.filter((w) => w.primary.better === 'lower');
+  // Lower-is-better rows are either memory (RSS) or latency at a fixed rate; each has its own table.
+  const isMemory = (w) => w.primary.unit === 'MiB';
+  const memW = ran.filter((w) => w.primary.better === 'lower' && isMemory(w));
+  const rateW = ran.filter((w) => w.primary.better === 'lower' && !isMemory(w));
   // Tables without a layer column name the layer where one shape is measured at two layers.
   const titles = results.workloads.map((w) => w.title);
   const rowName = (w) => (titles.indexOf(w.title) !== titles.lastIndexOf(w.title) ? `${w.title} (${w.layerLabel.split(' ')[0]})` : w.title);
@@ -124,6 +127,27 @@ export function renderMarkdown(results, summary, svgName) {
       });
       L.push(table(['workload', 'direct p99', ...proxyNames], lrows), '');
     }
+  }
+  if (rateW.length) {
+    L.push('### Latency at a fixed rate', '');
+    L.push('The load is the same for every peer, so p99 here is the tail each adds, not a restatement of its throughput. Median p99 in ms; in brackets, relative to the best proxy (1.00 = lowest p99); then CPU per request relative to the most efficient proxy.', '');
+    const rrows = rateW.map((w) => {
+      const ws = summary[w.name];
+      const d = ws.peers.direct;
+      return [
+        rowName(w),
+        statusCell(d) ?? `${fmtNum(d.stats[w.primary.key].median, 3)}${d.flagged ? ' ⚠' : ''}`,
+        ...proxyNames.map((n) => {
+          const p = ws.peers[n];
+          const sc = statusCell(p);
+          if (sc) return sc;
+          const cell = `${fmtNum(p.stats[w.primary.key].median, 3)} (${r2(p.ratios.vs_best)})${p.flagged ? ' ⚠' : ''}`;
+          const cpu = w.cpu && p.ratios.cpu_vs_best !== null ? ` · CPU ${r2(p.ratios.cpu_vs_best)}` : '';
+          return (n === ws.best_proxy ? `**${cell}**` : cell) + cpu;
+        }),
+      ];
+    });
+    L.push(table(['workload', 'direct p99 ms', ...proxyNames], rrows), '');
   }
   for (const w of memW) {
     const ws = summary[w.name];

@@ -112,6 +112,22 @@ describe('bench report writer (fixture: fabricated numbers)', () => {
     expect(s.peers.direct.ratios.cpu_vs_best).toBeNull();
   });
 
+  it('a fixed-rate row is summarised as latency, not rendered as a memory table', () => {
+    const s = summarize(fixture)['http1-rate-10k'];
+    expect(s.best_proxy).toBe('haproxy');
+    expect(s.peers['strait-native'].ratios.vs_best).toBeCloseTo(2, 10);
+    const md = fs.readFileSync(files.md, 'utf8');
+    const summary = md.slice(md.indexOf('## Summary'), md.indexOf('## Machine'));
+    const at = summary.indexOf('### Latency at a fixed rate');
+    expect(at).toBeGreaterThan(0);
+    const row = summary.slice(at).split('\n').find((l) => l.startsWith('| HTTP/1.1 keep-alive at 10k req/s'));
+    expect(row).toContain('2.000 (2.00) · CPU 1.50');
+    expect(row).toContain('**1.000 (1.00)** · CPU 1.25');
+    // The memory table's rows appear once, for the memory workload only.
+    expect(summary.split('idle RSS, MiB').length - 1).toBe(1);
+    expect(summary).not.toContain('### HTTP/1.1 keep-alive at 10k req/s');
+  });
+
   it('memory ratios are relative to the least memory; direct is n/a', () => {
     const s = summarize(fixture)['idle-conns'];
     expect(s.best_proxy).toBe('haproxy');
