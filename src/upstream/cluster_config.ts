@@ -116,6 +116,14 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
     }
   }
   const connectTimeoutMs = c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationMs(c.connect_timeout)!;
+  // The pools read idle_timeout from HttpProtocolOptions, else from the deprecated cluster field;
+  // Envoy rejects a negative Duration rather than guess (0s is how to disable it).
+  const hpo = c.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as Obj | undefined;
+  const idleTimeoutMs = durationMs((hpo ? hpo.common_http_protocol_options : c.common_http_protocol_options)?.idle_timeout);
+  if (idleTimeoutMs !== undefined && idleTimeoutMs < 0) {
+    const where = hpo ? `typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options` : 'common_http_protocol_options';
+    errors.push({ path: `${path}.${where}.idle_timeout`, message: 'must not be negative (0s disables it)' });
+  }
   const dnsRefreshRateMs = c.dns_refresh_rate === undefined ? DEFAULT_DNS_REFRESH_MS : durationMs(c.dns_refresh_rate)!;
   const hashing = c.lb_policy === 'RING_HASH' || c.lb_policy === 'MAGLEV';
   if (hashing && c.common_lb_config?.consistent_hashing_lb_config?.use_hostname_for_hashing === true && type === 'STATIC') {

@@ -1,5 +1,6 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import { durationMs } from '../config/values.js';
 import { native } from '../native.js';
 import type { StatsOf } from '../observability/stats.js';
 import { h2Engine } from '../protocols/http2/engine.js';
@@ -26,6 +27,20 @@ export function upstreamProtocolOf(cluster: Cluster): UpstreamProtocol {
   if (hpo?.explicit_http_config?.http2_protocol_options) return 'http2';
   if (hpo?.use_downstream_protocol_config) return 'downstream';
   return 'http1';
+}
+
+/** Envoy's default when common_http_protocol_options.idle_timeout is unset: one hour. */
+const DEFAULT_IDLE_MS = 3_600_000;
+
+/**
+ * common_http_protocol_options.idle_timeout of HttpProtocolOptions, or of the deprecated cluster
+ * field when no HttpProtocolOptions is given (Envoy reads only one of them). 0 disables it.
+ */
+function idleTimeoutMsOf(cluster: Cluster): number {
+  const src = (cluster.spec.source ?? {}) as Obj;
+  const hpo = src.typed_extension_protocol_options?.[HPO] as Obj | undefined;
+  const v = (hpo ? hpo.common_http_protocol_options : src.common_http_protocol_options)?.idle_timeout;
+  return v === undefined || v === null ? DEFAULT_IDLE_MS : Math.max(0, durationMs(v)!);
 }
 
 /** The HTTP/2 settings a cluster asks for (max_concurrent_streams bounds streams per connection). */
@@ -203,7 +218,18 @@ interface H2Conn {
   peerMaxStreams: number;
   /** Out of `list` and uncounted (dropConn ran). */
   dropped: boolean;
+  /** Date.now() when its last stream ended (the idle sweep reads it when `streams` is 0). */
+  idleSince: number;
 }
+
+/** A request waiting for stream capacity (every connection full, the cluster at max_connections). */
+interface PendingStream {
+  done: H2AcquireDone;
+  /** Served or cancelled: its cancel function does nothing more. */
+  settled: boolean;
+}
+
+function noop(): void {}
 
 let nativeH2: boolean | undefined;
 function hasNativeH2(): boolean {
@@ -225,8 +251,11 @@ function nativeConnectable(a: Host['address']): boolean {
 /**
  * Multiplexed HTTP/2 connections to one cluster's hosts: a request takes a stream on the host's
  * least busy connection, and a new connection opens only when every one is at
- * max_concurrent_streams (Envoy's default: 2^31-1, i.e. one connection per host) and the
- * cluster is under max_connections.
+ * max_concurrent_streams (Envoy's default: 2^31-1, i.e. one connection per host; lower when the
+ * peer's SETTINGS says so) and the cluster is under max_connections. Past that, requests wait as
+ * pending (bounded by max_pending_requests) until a stream ends, the peer raises its limit or a
+ * connection slot frees, as Envoy's pool does. A connection without streams for idle_timeout
+ * closes with GOAWAY.
  */
 export class Http2ClusterPools implements ClusterConnPools {
   /** The cluster's resources at this pool's priority (one pool set per routing priority). */
@@ -236,6 +265,11 @@ export class Http2ClusterPools implements ClusterConnPools {
   private readonly settings: http2.Settings;
   /** Connections go through the addon's nghttp2 session (decided once, at construction). */
   readonly native: boolean;
+  readonly idleTimeoutMs: number;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** Requests waiting for capacity, per host in arrival order; `pendingCount` over all hosts. */
+  private readonly pending = new Map<Host, PendingStream[]>();
+  private pendingCount = 0;
 
   constructor(
     readonly cluster: Cluster,
@@ -254,6 +288,7 @@ export class Http2ClusterPools implements ClusterConnPools {
     // TLS stack), as does an addon built before native/http2, and the node io engine (the
     // pure-Node reference path).
     this.native = nativeIo && h2Engine() === 'native' && !cluster.spec.tls && hasNativeH2();
+    this.idleTimeoutMs = idleTimeoutMsOf(cluster);
     cluster.addConnPools(this);
   }
 
@@ -263,6 +298,22 @@ export class Http2ClusterPools implements ClusterConnPools {
       if (!list) continue;
       this.hosts.delete(h);
       for (const c of list.splice(0)) this.drainConn(c);
+      // Requests still waiting for this host ask again: a retired host gets them one-off
+      // connections, as acquire() gives any late request.
+      const q = this.pending.get(h);
+      if (!q) continue;
+      this.pending.delete(h);
+      for (const w of q) {
+        if (w.settled) continue;
+        w.settled = true;
+        this.unpend();
+        this.acquire(h, w.done);
+      }
+    }
+    // Nothing left to sweep (a removed cluster): the timer would only keep this pool alive.
+    if (this.hosts.size === 0 && this.sweepTimer !== null) {
+      clearTimeout(this.sweepTimer);
+      this.sweepTimer = null;
     }
   }
 
@@ -276,8 +327,12 @@ export class Http2ClusterPools implements ClusterConnPools {
     s.close();
   }
 
-  /** Hands `done` a session with room for one more stream; the caller must call `released` when its stream closes. */
-  acquire(host: Host, done: H2AcquireDone): void {
+  /**
+   * Hands `done` a session with room for one more stream; the caller must call `released` when
+   * its stream closes. Returns a cancel function for a request left waiting (pending); calling it
+   * after `done` ran does nothing.
+   */
+  acquire(host: Host, done: H2AcquireDone): () => void {
     let list = this.hosts.get(host);
     if (!list) {
       list = [];
@@ -287,30 +342,127 @@ export class Http2ClusterPools implements ClusterConnPools {
           this.cluster.stats.upstream_cx_overflow.value++;
           this.stats.upstream_rq_pending_overflow.value++;
           done(null, 'overflow');
-          return;
+          return noop;
         }
         const c = this.open(host, list);
         c.draining = true;
         c.streams++;
         c.waiters.push(done);
-        return;
+        return noop;
       }
       this.hosts.set(host, list);
     }
-    let best: H2Conn | null = null;
-    for (const c of list) if (c.streams < Math.min(this.maxStreams, c.peerMaxStreams) && (!best || c.streams < best.streams)) best = c;
+    let best = this.pick(list);
     if (!best) {
+      if (this.pending.has(host)) {
+        // Requests that came first keep their turn; a slot freed elsewhere (the breakers are
+        // shared with other pools) may serve them now.
+        if (!this.rm.canConnect()) this.cluster.stats.upstream_cx_overflow.value++;
+        const cancel = this.enqueue(host, done);
+        this.servePending(host);
+        return cancel;
+      }
       if (!this.rm.canConnect()) {
         this.cluster.stats.upstream_cx_overflow.value++;
-        this.stats.upstream_rq_pending_overflow.value++;
-        done(null, 'overflow');
-        return;
+        return this.enqueue(host, done);
       }
       best = this.open(host, list);
     }
-    best.streams++;
-    if (best.connected) done(best.session!, 'ok');
-    else best.waiters.push(done);
+    this.attach(best, done);
+    return noop;
+  }
+
+  /** The host's least busy connection with room for a stream (the peer's limit counts: 0 is none). */
+  private pick(list: H2Conn[]): H2Conn | null {
+    let best: H2Conn | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      if (c.streams < Math.min(this.maxStreams, c.peerMaxStreams) && (best === null || c.streams < best.streams)) best = c;
+    }
+    return best;
+  }
+
+  private attach(c: H2Conn, done: H2AcquireDone): void {
+    c.streams++;
+    if (c.connected) done(c.session!, 'ok');
+    else c.waiters.push(done);
+  }
+
+  /** No room anywhere and no connection to open: wait, unless max_pending_requests is reached. */
+  private enqueue(host: Host, done: H2AcquireDone): () => void {
+    if (!this.rm.canQueue()) {
+      this.stats.upstream_rq_pending_overflow.value++;
+      done(null, 'overflow');
+      return noop;
+    }
+    const w: PendingStream = { done, settled: false };
+    let q = this.pending.get(host);
+    if (!q) this.pending.set(host, (q = []));
+    q.push(w);
+    this.pendingCount++;
+    this.rm.addPending(1);
+    this.stats.upstream_rq_pending_total.value++;
+    this.stats.upstream_rq_pending_active.value++;
+    // A queued request has no deadline of its own: the route timeout bounds it.
+    return () => {
+      if (w.settled) return;
+      w.settled = true;
+      const i = q.indexOf(w);
+      if (i >= 0) q.splice(i, 1);
+      if (q.length === 0 && this.pending.get(host) === q) this.pending.delete(host);
+      this.unpend();
+    };
+  }
+
+  private unpend(): void {
+    this.pendingCount--;
+    this.rm.addPending(-1);
+    this.stats.upstream_rq_pending_active.value--;
+  }
+
+  /** Gives waiting requests of `host` the room there is now, opening connections while allowed. */
+  private servePending(host: Host): void {
+    const q = this.pending.get(host);
+    const list = this.hosts.get(host);
+    if (!q || !list) return;
+    while (q.length !== 0) {
+      let c = this.pick(list);
+      if (!c) {
+        if (!this.rm.canConnect()) break;
+        c = this.open(host, list);
+      }
+      const w = q.shift()!;
+      w.settled = true;
+      this.unpend();
+      // May re-enter (a try that fails at once releases its stream): the queue is consistent here.
+      this.attach(c, w.done);
+    }
+    if (q.length === 0 && this.pending.get(host) === q) this.pending.delete(host);
+  }
+
+  /** A connection slot or stream room freed somewhere: every host with waiters gets a look. */
+  private serveAllPending(): void {
+    for (const h of [...this.pending.keys()]) this.servePending(h);
+  }
+
+  /** Fails the requests waiting for `host` (Envoy purges them when a connect to the host fails). */
+  private purgePending(host: Host): void {
+    const q = this.pending.get(host);
+    if (!q) return;
+    this.pending.delete(host);
+    for (const w of q) {
+      if (w.settled) continue;
+      w.settled = true;
+      this.unpend();
+      w.done(null, 'connect_failure');
+    }
+  }
+
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS: a raise lets waiting requests in. */
+  private peerSettings(host: Host, c: H2Conn, maxStreams: number): void {
+    const raised = maxStreams > c.peerMaxStreams;
+    c.peerMaxStreams = maxStreams;
+    if (raised && this.pendingCount !== 0 && !c.dropped) this.servePending(host);
   }
 
   released(host: Host, session: H2UpstreamSession): void {
@@ -320,7 +472,11 @@ export class Http2ClusterPools implements ClusterConnPools {
     for (let i = 0; i < list.length; i++) {
       const c = list[i]!;
       if (c.session === session) {
-        c.streams--;
+        if (--c.streams === 0 && this.idleTimeoutMs > 0) {
+          c.idleSince = Date.now();
+          if (this.sweepTimer === null) this.armSweep(this.idleTimeoutMs);
+        }
+        if (this.pendingCount !== 0) this.servePending(host);
         return;
       }
     }
@@ -341,7 +497,7 @@ export class Http2ClusterPools implements ClusterConnPools {
       createConnection: () => (a.family === 'unix' ? net.connect({ path: a.address }) : net.connect({ host: a.address, port: a.port, noDelay: true })),
     });
     useStreamSlots(session);
-    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false };
+    const c: H2Conn = { session, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false, idleSince: 0 };
     list.push(c);
     const timeoutMs = this.cluster.spec.connectTimeoutMs;
     const timer = timeoutMs > 0 ? setTimeout(() => fail(true), timeoutMs) : null;
@@ -363,8 +519,13 @@ export class Http2ClusterPools implements ClusterConnPools {
     session.on('error', () => {
       if (!settled) fail(false);
     });
-    // GOAWAY: no new streams here; streams in flight finish on their own.
-    session.on('goaway', drop);
+    // GOAWAY: no new streams here; streams in flight finish on their own (node:http2 closes those
+    // above last_stream_id with REFUSED_STREAM, which the try may retry).
+    session.on('goaway', () => {
+      this.stats.upstream_cx_close_notify.value++;
+      drop();
+    });
+    session.on('remoteSettings', (st: http2.Settings) => this.peerSettings(host, c, st.maxConcurrentStreams ?? 2 ** 32 - 1));
     session.on('close', () => {
       if (!settled) fail(false);
       drop();
@@ -378,7 +539,7 @@ export class Http2ClusterPools implements ClusterConnPools {
    */
   private openNative(host: Host, list: H2Conn[]): H2Conn {
     const a = host.address;
-    const c: H2Conn = { session: null, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false };
+    const c: H2Conn = { session: null, connected: false, streams: 0, waiters: [], draining: false, peerMaxStreams: Infinity, dropped: false, idleSince: 0 };
     list.push(c);
     const drop = () => this.dropConn(host, list, c);
     const fail = (timedOut: boolean) => this.connectFailed(host, list, c, timedOut);
@@ -391,12 +552,13 @@ export class Http2ClusterPools implements ClusterConnPools {
       let session: NativeH2ClientConnection;
       try {
         session = new NativeH2ClientConnection(fd, { initialWindowSize: this.settings.initialWindowSize }, {
-          onSettings: (n) => {
-            c.peerMaxStreams = n;
-          },
+          onSettings: (n) => this.peerSettings(host, c, n),
           // GOAWAY: no new streams here; streams in flight finish on their own (those the peer
           // never processed come back as REFUSED_STREAM, which the try retries).
-          onGoaway: drop,
+          onGoaway: () => {
+            this.stats.upstream_cx_close_notify.value++;
+            drop();
+          },
           // Whatever the reason, the streams have been reset (h2Close) before this.
           onEnd: (reason) => {
             // The upstream broke the protocol (nghttp2 sent GOAWAY): Envoy's counter for it.
@@ -419,6 +581,7 @@ export class Http2ClusterPools implements ClusterConnPools {
   private connected(host: Host, c: H2Conn, session: H2UpstreamSession): void {
     const cs = this.cluster.stats;
     c.connected = true;
+    c.idleSince = Date.now();
     cs.upstream_cx_active.value++;
     host.counters.cx_active++;
     const w = c.waiters;
@@ -431,12 +594,14 @@ export class Http2ClusterPools implements ClusterConnPools {
     }
   }
 
-  /** A connect that failed or timed out: counted, out of the pool, its waiters told. */
+  /** A connect that failed or timed out: counted, out of the pool, its waiters and the host's pending requests told. */
   private connectFailed(host: Host, list: H2Conn[], c: H2Conn, timedOut: boolean): void {
     const cs = this.cluster.stats;
     cs.upstream_cx_connect_fail.value++;
     if (timedOut) cs.upstream_cx_connect_timeout.value++;
     host.counters.cx_connect_fail++;
+    // Before dropConn, which would open a connection for them to the host that just failed.
+    this.purgePending(host);
     this.dropConn(host, list, c);
     const w = c.waiters;
     c.waiters = [];
@@ -456,5 +621,39 @@ export class Http2ClusterPools implements ClusterConnPools {
       cs.upstream_cx_destroy.value++;
       host.counters.cx_active--;
     }
+    // A connection slot is free: waiting requests may get a new connection.
+    if (this.pendingCount !== 0) this.serveAllPending();
   }
+
+  private armSweep(ms: number): void {
+    this.sweepTimer = setTimeout(this.sweep, ms);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Closes connections without a stream for idle_timeout (upstream_cx_idle_timeout). Each leaves
+   * the pool before its GOAWAY, within this one callback: no request can be handed a connection
+   * that is closing, and one without streams has none to cut.
+   */
+  private readonly sweep = (): void => {
+    this.sweepTimer = null;
+    const now = Date.now();
+    const idleMs = this.idleTimeoutMs;
+    let next = Infinity;
+    for (const list of this.hosts.values()) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const c = list[i]!;
+        if (!c.connected || c.streams !== 0) continue;
+        const due = c.idleSince + idleMs;
+        if (due > now) {
+          if (due < next) next = due;
+          continue;
+        }
+        list.splice(i, 1);
+        this.cluster.stats.upstream_cx_idle_timeout.value++;
+        this.drainConn(c);
+      }
+    }
+    if (next !== Infinity) this.armSweep(next - now);
+  };
 }

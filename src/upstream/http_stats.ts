@@ -29,6 +29,8 @@ export const HTTP_CLUSTER_STATS = defineStats({
     'upstream_cx_http1_total',
     'upstream_cx_http2_total',
     'upstream_cx_protocol_error',
+    /** GOAWAY received from an upstream (Envoy counts it as a close notification). */
+    'upstream_cx_close_notify',
   ],
   gauges: ['upstream_rq_active', 'upstream_rq_pending_active'],
 });
