@@ -36,9 +36,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeLazy", codec::DecodeLazyFunction(env));
   exports.Set("decodeFrames", codec::DecodeFramesFunction(env));
   exports.Set("parseHttp1Head", http1::ParseHeadFunction(env));
+  exports.Set("bindHttp1HeadParser", http1::BindParserFunction(env));
   exports.Set("sendHttp1", http1::SendFunction(env));
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
+  exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));
   exports.Set("bpf", bpf::Init(env));
   exports.Set("upgrade", upgrade::Init(env));
   return exports;

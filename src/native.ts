@@ -225,6 +225,12 @@ export interface NativeBinding {
    */
   parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array, copyTo?: Uint8Array, copyAt?: number): void;
   /**
+   * parseHttp1Head with `out` and the copy slab bound once: `parse(..., copyAt)` copies into the
+   * slab last given to `setSlab` when copyAt >= 0. Both keep `out` and the slab alive. Absent in
+   * addons built before it.
+   */
+  bindHttp1HeadParser?(out: Int32Array): [parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void, setSlab: (slab: Uint8Array) => void];
+  /**
    * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn
    * to `onBatch(count)` at once: `out[3i..3i+2]` = slot, offset into `arena`, length (> 0 bytes,
    * 0 EOF, < 0 -errno; the slot reads no more after those; slot -1: removed, skip). Bytes are

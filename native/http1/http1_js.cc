@@ -108,6 +108,129 @@ napi_value ParseHead(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value HeadThrow(napi_env env, const char* fn, bool range, const char* what);
+
+// A parser bound to its result array and copy slab, shared by the two functions
+// bindHttp1HeadParser returns. Reading a typed array's data pointer costs a handle and a few
+// checks per argument; the owned parse of every keep-alive read passed three of them (the read,
+// `out`, the slab), of which only the read changes between calls.
+struct BoundParser {
+  napi_ref out_ref = nullptr;
+  napi_ref slab_ref = nullptr;
+  int32_t* out = nullptr;
+  size_t out_len = 0;
+  uint8_t* slab = nullptr;
+  size_t slab_len = 0;
+  int users = 2;  // parse and setSlab; freed when both are collected
+};
+
+void ReleaseBound(napi_env env, void* data, void*) {
+  auto* b = static_cast<BoundParser*>(data);
+  if (--b->users > 0) return;
+  if (b->out_ref) napi_delete_reference(env, b->out_ref);
+  if (b->slab_ref) napi_delete_reference(env, b->slab_ref);
+  delete b;
+}
+
+// parse(isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt): parseHttp1Head with the
+// bound `out`, and with copyTo = the bound slab when copyAt >= 0.
+napi_value BoundParse(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto* b = static_cast<BoundParser*>(data);
+  if (argc < 7) return Throw(env, false, "arguments must be (isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt)");
+  bool request;
+  if (napi_get_value_bool(env, argv[0], &request) != napi_ok) return Throw(env, false, "isRequest must be a boolean");
+  napi_typedarray_type type;
+  size_t len;
+  void* bytes = nullptr;
+  if (napi_get_typedarray_info(env, argv[1], &type, &len, &bytes, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return Throw(env, false, "buf must be a Buffer or Uint8Array");
+  int64_t off, end, max_head, max_headers, to_at;
+  if (napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &end) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &max_head) != napi_ok || napi_get_value_int64(env, argv[5], &max_headers) != napi_ok ||
+      napi_get_value_int64(env, argv[6], &to_at) != napi_ok)
+    return Throw(env, false, "off, end, maxHeadBytes, maxHeaders and copyAt must be numbers");
+  const int64_t limit = int64_t(len) < INT32_MAX ? int64_t(len) : INT32_MAX;
+  if (off < 0 || end < off || end > limit) return Throw(env, true, "off/end out of range");
+  if (max_head < 1 || max_head > INT32_MAX || max_headers < 0 || max_headers > 1 << 20) return Throw(env, true, "limits out of range");
+  if (b->out_len < size_t(kFieldsAt) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than 16 + 5 * maxHeaders slots");
+  if (to_at >= 0 && (b->slab == nullptr || to_at > int64_t(b->slab_len))) return Throw(env, true, "copyAt out of range (or no slab set)");
+  const Limits limits{size_t(max_head), size_t(max_headers)};
+  const auto* buf = static_cast<const uint8_t*>(bytes);
+  if (request)
+    ParseRequest(buf, size_t(off), size_t(end), limits, b->out);
+  else
+    ParseResponse(buf, size_t(off), size_t(end), limits, b->out);
+  if (to_at >= 0)
+    CopyHead(request, buf, size_t(off), b->slab, b->slab_len, size_t(to_at), b->out);
+  else
+    b->out[kCopied] = 0;
+  return nullptr;
+}
+
+// setSlab(slab): where parse copies heads from now on (held until the next setSlab).
+napi_value BoundSetSlab(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto* b = static_cast<BoundParser*>(data);
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* p = nullptr;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return Throw(env, false, "slab must be a Buffer or Uint8Array");
+  napi_ref ref;
+  if (napi_create_reference(env, argv[0], 1, &ref) != napi_ok) return nullptr;
+  if (b->slab_ref) napi_delete_reference(env, b->slab_ref);
+  b->slab_ref = ref;
+  b->slab = static_cast<uint8_t*>(p);
+  // Offsets are reported as int32 slots.
+  b->slab_len = len > size_t(INT32_MAX) ? size_t(INT32_MAX) : len;
+  return nullptr;
+}
+
+// bindHttp1HeadParser(out) -> [parse, setSlab], both holding `out` (and the slab) alive.
+napi_value BindParser(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* p = nullptr;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+    return HeadThrow(env, "bindHttp1HeadParser", false, "out must be an Int32Array");
+  if (len < size_t(kFieldsAt)) return HeadThrow(env, "bindHttp1HeadParser", true, "out is shorter than 16 slots");
+  auto* b = new BoundParser();
+  b->out = static_cast<int32_t*>(p);
+  b->out_len = len;
+  napi_value parse, set_slab, arr;
+  if (napi_create_reference(env, argv[0], 1, &b->out_ref) != napi_ok ||
+      napi_create_function(env, "parseHttp1HeadBound", NAPI_AUTO_LENGTH, BoundParse, b, &parse) != napi_ok ||
+      napi_create_function(env, "setHttp1HeadSlab", NAPI_AUTO_LENGTH, BoundSetSlab, b, &set_slab) != napi_ok) {
+    if (b->out_ref) napi_delete_reference(env, b->out_ref);
+    delete b;
+    return nullptr;
+  }
+  // Both finalizers are registered before anything else can fail, so `users` reaches 0.
+  if (napi_add_finalizer(env, parse, b, ReleaseBound, nullptr, nullptr) != napi_ok) {
+    napi_delete_reference(env, b->out_ref);
+    delete b;
+    return nullptr;
+  }
+  if (napi_add_finalizer(env, set_slab, b, ReleaseBound, nullptr, nullptr) != napi_ok) {
+    b->users = 1;  // only parse's finalizer will run
+    return nullptr;
+  }
+  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_set_element(env, arr, 0, parse) != napi_ok ||
+      napi_set_element(env, arr, 1, set_slab) != napi_ok)
+    return nullptr;
+  return arr;
+}
+
 // sendHttp1(fd, buf): bytes sent (maybe fewer than buf holds) or -errno. One non-blocking send,
 // so a small message leaves without Node's stream write machinery; the caller queues the rest.
 napi_value Send(napi_env env, napi_callback_info info) {
@@ -163,7 +286,8 @@ struct HeadPieces {
 
 // Reads and checks every piece (a bad one throws: nothing is read outside its buffer) and sums
 // the size. V8 writes strings one byte per char (the low byte, as Buffer.write(s, 'latin1')).
-bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h) {
+// With `bound_runs` (bindHttp1HeadWriter), argv[3] is not read: the runs are the bound array's.
+bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs = nullptr, size_t bound_len = 0) {
   napi_typedarray_type type;
   napi_valuetype vt;
   void* p = nullptr;
@@ -179,9 +303,14 @@ bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h) {
       return HeadThrow(env, fn, false, "src must be a Buffer, Uint8Array or null"), false;
     h.src = static_cast<const uint8_t*>(p);
   }
-  if (napi_get_typedarray_info(env, argv[3], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
-    return HeadThrow(env, fn, false, "runs must be an Int32Array"), false;
-  h.runs = static_cast<const int32_t*>(p);
+  if (bound_runs != nullptr) {
+    h.runs = bound_runs;
+    len = bound_len;
+  } else {
+    if (napi_get_typedarray_info(env, argv[3], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+      return HeadThrow(env, fn, false, "runs must be an Int32Array"), false;
+    h.runs = static_cast<const int32_t*>(p);
+  }
   if (napi_get_value_int32(env, argv[4], &h.n_runs) != napi_ok || napi_get_value_int32(env, argv[7], &h.tail_start) != napi_ok ||
       napi_get_value_int32(env, argv[8], &h.tail_end) != napi_ok)
     return HeadThrow(env, fn, false, "nRuns, tailStart and tailEnd must be numbers"), false;
@@ -229,19 +358,26 @@ void PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
 
 // writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
 // written (the head's size) into out, in one call instead of a JS write or copy per piece.
+napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len);
+napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len);
+
 napi_value WriteHead(napi_env env, napi_callback_info info) {
   const char* fn = "writeHttp1Head";
   size_t argc = 9;
   napi_value argv[9];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd)");
+  return WriteHeadWith(env, fn, argv, nullptr, 0);
+}
+
+napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len) {
   napi_typedarray_type type;
   size_t cap = 0;
   void* out = nullptr;
   if (napi_get_typedarray_info(env, argv[0], &type, &cap, &out, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
     return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
   HeadPieces h;
-  if (!ReadPieces(env, fn, argv, h)) return nullptr;
+  if (!ReadPieces(env, fn, argv, h, bound_runs, bound_len)) return nullptr;
   if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   PutPieces(env, h, static_cast<uint8_t*>(out));
   napi_value r;
@@ -258,10 +394,14 @@ napi_value SendHead(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd)");
+  return SendHeadWith(env, fn, argv, nullptr, 0);
+}
+
+napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len) {
   int32_t fd;
   if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return HeadThrow(env, fn, false, "fd must be a non-negative number");
   HeadPieces h;
-  if (!ReadPieces(env, fn, argv, h)) return nullptr;
+  if (!ReadPieces(env, fn, argv, h, bound_runs, bound_len)) return nullptr;
   if (h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "head too large");
   // One per thread (a worker has its own): grows to the largest head sent, ~1 KiB usually.
   static thread_local std::string scratch;
@@ -277,7 +417,87 @@ napi_value SendHead(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// The runs array bound once (bindHttp1HeadWriter), like BoundParser: one typed-array read fewer
+// per head written.
+struct BoundWriter {
+  napi_ref runs_ref = nullptr;
+  const int32_t* runs = nullptr;
+  size_t runs_len = 0;
+  int users = 2;  // write and send
+};
+
+void ReleaseWriter(napi_env env, void* data, void*) {
+  auto* w = static_cast<BoundWriter*>(data);
+  if (--w->users > 0) return;
+  if (w->runs_ref) napi_delete_reference(env, w->runs_ref);
+  delete w;
+}
+
+// The bound functions take the unbound ones' arguments without `runs` (index 3).
+template <napi_value (*With)(napi_env, const char*, napi_value*, const int32_t*, size_t)>
+napi_value BoundHead(napi_env env, napi_callback_info info, const char* fn, const char* usage) {
+  size_t argc = 8;
+  napi_value in[8];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
+  if (argc < 8) return HeadThrow(env, fn, false, usage);
+  auto* w = static_cast<BoundWriter*>(data);
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, in[3], in[4], in[5], in[6], in[7]};
+  return With(env, fn, argv, w->runs, w->runs_len);
+}
+
+napi_value BoundWrite(napi_env env, napi_callback_info info) {
+  return BoundHead<WriteHeadWith>(env, info, "writeHttp1HeadBound", "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd)");
+}
+
+napi_value BoundSend(napi_env env, napi_callback_info info) {
+  return BoundHead<SendHeadWith>(env, info, "sendHttp1HeadBound", "arguments must be (fd, firstLine, src, nRuns, extra, tail, tailStart, tailEnd)");
+}
+
+// bindHttp1HeadWriter(runs) -> [write, send], both holding `runs` alive.
+napi_value BindWriter(napi_env env, napi_callback_info info) {
+  const char* fn = "bindHttp1HeadWriter";
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* p = nullptr;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+    return HeadThrow(env, fn, false, "runs must be an Int32Array");
+  auto* w = new BoundWriter();
+  w->runs = static_cast<const int32_t*>(p);
+  w->runs_len = len;
+  napi_value write, send, arr;
+  if (napi_create_reference(env, argv[0], 1, &w->runs_ref) != napi_ok ||
+      napi_create_function(env, "writeHttp1HeadBound", NAPI_AUTO_LENGTH, BoundWrite, w, &write) != napi_ok ||
+      napi_create_function(env, "sendHttp1HeadBound", NAPI_AUTO_LENGTH, BoundSend, w, &send) != napi_ok) {
+    if (w->runs_ref) napi_delete_reference(env, w->runs_ref);
+    delete w;
+    return nullptr;
+  }
+  if (napi_add_finalizer(env, write, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
+    napi_delete_reference(env, w->runs_ref);
+    delete w;
+    return nullptr;
+  }
+  if (napi_add_finalizer(env, send, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
+    w->users = 1;  // only write's finalizer will run
+    return nullptr;
+  }
+  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_set_element(env, arr, 0, write) != napi_ok ||
+      napi_set_element(env, arr, 1, send) != napi_ok)
+    return nullptr;
+  return arr;
+}
+
 }  // namespace
+
+Napi::Function BindWriterFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "bindHttp1HeadWriter", NAPI_AUTO_LENGTH, BindWriter, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
 
 Napi::Function WriteHeadFunction(Napi::Env env) {
   napi_value fn;
@@ -294,6 +514,12 @@ Napi::Function SendHeadFunction(Napi::Env env) {
 Napi::Function SendFunction(Napi::Env env) {
   napi_value fn;
   NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1", NAPI_AUTO_LENGTH, Send, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
+
+Napi::Function BindParserFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "bindHttp1HeadParser", NAPI_AUTO_LENGTH, BindParser, nullptr, &fn), Napi::Function());
   return Napi::Function(env, fn);
 }
 

@@ -7,6 +7,9 @@ namespace strait {
 namespace http1 {
 
 Napi::Function ParseHeadFunction(Napi::Env env);
+// bindHttp1HeadParser(out) -> [parse(isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt),
+// setSlab(slab)]: parseHttp1Head with `out` and the copy slab bound once (copyAt -1: no copy).
+Napi::Function BindParserFunction(Napi::Env env);
 // sendHttp1(fd, buf) -> bytes sent or -errno: the direct write of src/protocols/http1/send.ts.
 Napi::Function SendFunction(Napi::Env env);
 // writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
@@ -15,6 +18,9 @@ Napi::Function WriteHeadFunction(Napi::Env env);
 // sendHttp1Head(fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes sent
 // or -errno: the same head sent by one send(2), without a Buffer.
 Napi::Function SendHeadFunction(Napi::Env env);
+// bindHttp1HeadWriter(runs) -> [write(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd),
+// send(fd, ...same)]: the two above with `runs` bound once.
+Napi::Function BindWriterFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

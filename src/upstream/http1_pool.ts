@@ -7,6 +7,7 @@ import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { directFd, sendTo } from '../protocols/http1/send.js';
 import { copyOut, http1BatchReader } from '../protocols/http1/batch_reader.js';
+import { now as clockNow } from '../protocols/http1/clock.js';
 
 /**
  * What an upstream HTTP/1.1 connection reports to the exchange currently using it. Exactly one
@@ -38,7 +39,7 @@ export class Http1UpstreamConn {
   /** Requests this connection has carried (1 on its first). */
   uses = 0;
   closed = false;
-  /** Date.now() when it last went idle (the pool's idle sweep); kept here, not in a Map, to save a Map write per request. */
+  /** clock.ts now() when it last went idle (the pool's idle sweep); kept here, not in a Map, to save a Map write per request. */
   idleSince = 0;
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
@@ -332,7 +333,7 @@ export class Http1HostPool {
       return;
     }
     this.idle.push(c);
-    c.idleSince = Date.now();
+    c.idleSince = clockNow();
     this.armSweep();
   }
 
@@ -373,7 +374,7 @@ export class Http1HostPool {
     if (this.sweepTimer || this.cluster.idleTimeoutMs <= 0) return;
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = null;
-      const now = Date.now();
+      const now = clockNow();
       for (const c of [...this.idle]) {
         if (!c.closed && now - c.idleSince >= this.cluster.idleTimeoutMs) {
           this.cluster.cluster.stats.upstream_cx_idle_timeout.value++;

@@ -11,6 +11,7 @@
  */
 import type net from 'node:net';
 import { loadNative, type NativeBatchReader, type NativeBinding } from '../../native.js';
+import { enterBatch, leaveBatch } from './clock.js';
 
 /** Where one turn's reads land; a read is at most 64 KiB, so a full arena means a turn of ≥ 16 reads of 64 KiB. */
 const ARENA_BYTES = 1024 * 1024;
@@ -133,15 +134,28 @@ export class Http1BatchReader {
   private onBatch(n: number): void {
     this.batches++;
     this.entries += n;
+    this.count = n;
+    // Every event of this batch sees one clock reading (clock.ts).
+    const clock = enterBatch();
+    try {
+      this.deliver(n);
+    } finally {
+      leaveBatch(clock);
+      this.count = 0;
+    }
+  }
+
+  private deliver(n: number): void {
     const out = this.out;
     const arena = this.arena;
-    this.count = n;
     for (let i = 0, k = 0; i < n; i++, k += 3) {
       this.at = i;
       const slot = out[k]!;
       if (slot < 0) continue;
       const a = this.slots[slot];
-      if (!a || a.socket.destroyed) continue;
+      // A destroyed socket has no slot: destroy() runs _destroy at once, and ours releases the
+      // slot (attach). No `destroyed` getter per read.
+      if (!a) continue;
       const len = out[k + 2]!;
       if (len > 0) {
         const off = out[k + 1]!;
@@ -162,7 +176,6 @@ export class Http1BatchReader {
         a.socket.destroy(Object.assign(new Error(`read ${code}`), { errno: len, code, syscall: 'read' }));
       }
     }
-    this.count = 0;
   }
 }
 

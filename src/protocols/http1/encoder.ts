@@ -37,6 +37,28 @@ let RUNS = new Int32Array(2 * 64);
 /** How many pairs of RUNS the last collectRuns filled. */
 let nRuns = 0;
 
+/** The two functions above with RUNS bound once (bindHttp1HeadWriter): no typed-array argument to read per head. */
+type BoundHeadFn<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
+let boundWrite: BoundHeadFn<Buffer> | null = null;
+let boundSend: BoundHeadFn<number> | null = null;
+
+/** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
+function bindRuns(): void {
+  if (writeNative === null) return;
+  let bind: ((runs: Int32Array) => [BoundHeadFn<Buffer>, BoundHeadFn<number>]) | undefined;
+  try {
+    bind = (loadNative() as unknown as { bindHttp1HeadWriter?: typeof bind }).bindHttp1HeadWriter;
+  } catch {
+    return;
+  }
+  if (typeof bind !== 'function') return; // an addon built before it: the unbound calls
+  const [w, s] = bind(RUNS);
+  boundWrite = w;
+  // STRAIT_HTTP1_SEND=stream turns the direct send off, bound or not.
+  boundSend = sendNative === null ? null : s;
+}
+bindRuns();
+
 /**
  * Fills RUNS with the kept lines of `head`, merging lines that follow each other in the source
  * (separated by exactly CRLF) into one run, and returns their bytes as written (each run ends
@@ -46,7 +68,10 @@ function collectRuns(head: MessageHead, drop: DropField | null): number {
   const f = head.fields;
   const n = f.length / F.SIZE;
   const src = head.buf;
-  if (RUNS.length < 2 * n) RUNS = new Int32Array(Math.max(2 * n, RUNS.length * 2));
+  if (RUNS.length < 2 * n) {
+    RUNS = new Int32Array(Math.max(2 * n, RUNS.length * 2));
+    bindRuns();
+  }
   const runs = RUNS;
   let k = 0;
   let size = 0;
@@ -90,7 +115,8 @@ export function encodeHead(firstLine: string, head: MessageHead | null, drop: Dr
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
   const out = Buffer.allocUnsafe(size);
-  write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
+  if (boundWrite !== null) boundWrite(out, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd);
+  else write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
   return out;
 }
 
@@ -109,7 +135,8 @@ export function sendHead(sock: net.Socket, fd: number, firstLine: string, head: 
   let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
-  const n = send(fd, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
+  const src = head ? head.buf : null;
+  const n = boundSend !== null ? boundSend(fd, firstLine, src, nRuns, extra, tail, tailStart, tailEnd) : send(fd, firstLine, src, RUNS, nRuns, extra, tail, tailStart, tailEnd);
   if (n === size) return size;
   // Partly sent or not at all (EAGAIN, an error the stream will report): the rest queues.
   const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);

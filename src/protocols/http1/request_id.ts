@@ -1,7 +1,7 @@
 /**
  * x-request-id values (random UUID v4, as Envoy generates) written as bytes straight into an
  * outgoing head: no string per request unless something asks for it (access log, response
- * header), and one randomFillSync per 256 ids.
+ * header), and one randomFillSync per 1024 ids.
  */
 import crypto from 'node:crypto';
 
@@ -11,7 +11,9 @@ export const REQUEST_ID_LINE = 'x-request-id: 00000000-0000-4000-8000-0000000000
 export const REQUEST_ID_VALUE_AT = 'x-request-id: '.length;
 export const UUID_LENGTH = 36;
 
-const POOL = Buffer.allocUnsafe(16 * 256);
+// 1024 ids per refill: randomFillSync's fixed cost per call is most of its cost at 4 KiB
+// (measured: 11 ns an id at 4 KiB, 4 ns at 16 KiB).
+const POOL = Buffer.allocUnsafe(16 * 1024);
 let used = POOL.length;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 

@@ -1,6 +1,8 @@
 import { createAccessLogger, type AccessLogger } from '../../../observability/access_log/config.js';
 import type { Histogram, StatsOf } from '../../../observability/stats.js';
 import { HttpTracer, type RequestTrace } from '../../../observability/tracing/tracer.js';
+// One clock read per batch of reads; performance.now() outside one (the clamp: a t0 read outside a batch may trail it).
+import { now as clockNow } from '../../../protocols/http1/clock.js';
 import type { Host } from '../../../upstream/host.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import { Http1ClusterPools } from '../../../upstream/http1_pool.js';
@@ -42,19 +44,19 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
 
   /**
    * An upstream exchange ended (`status` 0: without a response): records
-   * `cluster.<name>.upstream_rq_time` from `t0` (performance.now() at the try's start) and ends
+   * `cluster.<name>.upstream_rq_time` from `t0` (clock.ts now() at the try's start) and ends
    * the trace's client span.
    */
   upstreamDone(cluster: Cluster, t0: number, trace: RequestTrace | null, status: number, host: Host | null): void {
     let h = this.upstreamTimes.get(cluster);
     if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
-    h.record(performance.now() - t0);
+    h.record(Math.max(0, clockNow() - t0));
     trace?.endUpstream(status, host);
   }
 
   /** A downstream exchange ended (`status` 0: reset before a response). */
   streamDone(t0: number, trace: RequestTrace | null, status: number): void {
-    this.rqTime.record(performance.now() - t0);
+    this.rqTime.record(Math.max(0, clockNow() - t0));
     trace?.end(status);
   }
 

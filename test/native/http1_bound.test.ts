@@ -1,0 +1,223 @@
+// The addon's HTTP/1.1 functions with their scratch arrays bound once instead of passed on every
+// call (native/http1/http1_js.cc):
+// - bindHttp1HeadParser: results must be parseHttp1Head's, slot for slot, with and without the
+//   copy; bad arguments throw naming what is wrong; the parser built on it (native_head.ts) keeps
+//   working when the result array grows and when heads repeat or change their target and Host (it
+//   reuses the previous head's strings when the bytes match);
+// - bindHttp1HeadWriter: the same bytes as writeHttp1Head / sendHttp1Head, and encodeHead still
+//   matches the TypeScript encoder once its runs array has grown (and been bound again);
+// - the parser's 16-bytes-at-a-time skip over plain value and target bytes (head.cc SkipPlain):
+//   every byte value at every position of a long value and target parses as the TypeScript
+//   parser says.
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { encodeHead, encodeHeadJs } from '../../src/protocols/http1/encoder.js';
+import { directFd } from '../../src/protocols/http1/send.js';
+import { loadNative } from '../../src/native.js';
+import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse } from '../../src/protocols/http1/decoder.js';
+import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
+import type { MessageHead } from '../../src/protocols/http1/types.js';
+
+const b = loadNative();
+const REQUEST = 'junk GET /api/v1/users?x=1 HTTP/1.1\r\nHost: svc.local:8080\r\nX-A: 1\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc';
+const RESPONSE = 'junk HTTP/1.1 200 OK\r\nServer: up\r\nTransfer-Encoding: chunked\r\nX-B:\r\n\r\n0\r\n\r\n';
+const INPUTS: [boolean, string][] = [
+  [true, REQUEST],
+  [false, RESPONSE],
+  [true, REQUEST.slice(0, 40)], // incomplete
+  [true, 'junk GET / HTTP/1.1\r\nHost : a\r\n\r\n'], // malformed
+  [true, `junk GET / HTTP/1.1\r\n${'X-N: 1\r\n'.repeat(20)}\r\n`], // too many headers for maxHeaders 10
+];
+
+function head(r: unknown): MessageHead {
+  if (typeof r === 'number') throw new Error(`expected a head, got ${r}`);
+  return r as MessageHead;
+}
+
+describe('bindHttp1HeadParser', () => {
+  it('fills the bound array as parseHttp1Head fills its own, and copies into the bound slab', () => {
+    expect(typeof b.bindHttp1HeadParser).toBe('function');
+    const outA = new Int32Array(16 + 5 * 10);
+    const outB = new Int32Array(16 + 5 * 10);
+    const [parse, setSlab] = b.bindHttp1HeadParser!(outB);
+    const slabA = Buffer.alloc(4096);
+    const slabB = Buffer.alloc(4096);
+    setSlab(slabB);
+    for (const [request, text] of INPUTS) {
+      const src = Buffer.from(text, 'latin1');
+      b.parseHttp1Head!(request, src, 5, src.length, 8192, 10, outA);
+      parse(request, src, 5, src.length, 8192, 10, -1);
+      expect(Array.from(outB)).toEqual(Array.from(outA));
+      b.parseHttp1Head!(request, src, 5, src.length, 8192, 10, outA, slabA, 100);
+      parse(request, src, 5, src.length, 8192, 10, 100);
+      expect(Array.from(outB)).toEqual(Array.from(outA));
+      expect(slabB.equals(slabA)).toBe(true);
+    }
+    // Something was parsed and copied (the assertions above did not compare empty results).
+    expect(slabB.toString('latin1', 100, 106)).not.toBe('\0'.repeat(6));
+  });
+
+  it('throws for bad arguments, naming them', () => {
+    expect(() => b.bindHttp1HeadParser!(new Uint8Array(64) as unknown as Int32Array)).toThrow(/out must be an Int32Array/);
+    expect(() => b.bindHttp1HeadParser!(new Int32Array(4))).toThrow(/out is shorter than 16 slots/);
+    const out = new Int32Array(16 + 5 * 10);
+    const [parse, setSlab] = b.bindHttp1HeadParser!(out);
+    const src = Buffer.from(REQUEST, 'latin1');
+    // No slab set yet: a copy has nowhere to go.
+    expect(() => parse(true, src, 5, src.length, 8192, 10, 0)).toThrow(/copyAt out of range/);
+    setSlab(Buffer.alloc(64));
+    expect(() => parse(true, src, 5, src.length, 8192, 10, 65)).toThrow(/copyAt out of range/);
+    expect(() => parse(true, src, 5, src.length, 8192, 11, -1)).toThrow(/out is shorter/);
+    expect(() => parse(true, src, 5, src.length + 1, 8192, 10, -1)).toThrow(/off\/end out of range/);
+    expect(() => setSlab('x' as unknown as Uint8Array)).toThrow(/slab must be a Buffer/);
+    // A head that does not fit the slab is not copied, and says so.
+    parse(true, src, 5, src.length, 8192, 10, 0);
+    expect(out[0]).toBeGreaterThan(0); // parsed
+    expect(out[12]).toBe(0); // not copied
+  });
+});
+
+describe('native_head.ts over the bound parser', () => {
+  const p = nativeHeadParser(b)!;
+
+  it('gives each head its own target and Host when they change, and the same strings when they repeat', () => {
+    const targets = ['/a', '/b', '/b', '/bb', '/a?q=1', '/a'];
+    const hosts = ['x.local', 'y.local', 'y.local', 'x.local', 'x.local:80', 'x.local'];
+    const heads: MessageHead[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const src = Buffer.from(`GET ${targets[i]} HTTP/1.1\r\nHost: ${hosts[i]}\r\n\r\n`);
+      heads.push(head(i % 2 ? p.parseRequestHeadOwned(src, 0, src.length, DEFAULT_LIMITS) : p.parseRequestHead(src, 0, src.length, DEFAULT_LIMITS)));
+    }
+    expect(heads.map((h) => h.target)).toEqual(targets);
+    expect(heads.map((h) => h.host)).toEqual(hosts);
+  });
+
+  it('keeps parsing when a larger max_headers grows the result array (the parser is bound again)', () => {
+    let text = 'GET /many HTTP/1.1\r\nHost: h\r\n';
+    for (let i = 0; i < 150; i++) text += `x-h${i}: ${i}\r\n`;
+    text += '\r\n';
+    const src = Buffer.from(text);
+    const limits = { maxHeadBytes: 1 << 16, maxHeaders: 200 };
+    const want = head(tsRequest(src, 0, src.length, limits));
+    const got = head(p.parseRequestHeadOwned(src, 0, src.length, limits));
+    expect(got.fields.length).toBe(want.fields.length);
+    expect(got.target).toBe('/many');
+    // And the smaller limit still rejects what it must, on the regrown array.
+    expect(p.parseRequestHead(src, 0, src.length, DEFAULT_LIMITS)).toBe(-2);
+    expect(head(p.parseRequestHeadOwned(src, 0, src.length, limits)).fields.length).toBe(want.fields.length);
+  });
+});
+
+type BoundHead<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
+type Unbound<T> = (to: T, firstLine: string, src: Buffer | null, runs: Int32Array, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
+const w = b as unknown as {
+  bindHttp1HeadWriter: (runs: Int32Array) => [BoundHead<Buffer>, BoundHead<number>];
+  writeHttp1Head: Unbound<Buffer>;
+};
+
+describe('bindHttp1HeadWriter', () => {
+  const src = Buffer.from('xxHost: a\r\nX-One: 1\r\nX-Two: 2\r\n', 'latin1');
+  const runs = new Int32Array(8);
+  runs.set([2, 9, 11, 19, 21, 29]);
+  const [write, send] = w.bindHttp1HeadWriter(runs);
+
+  it('writes what writeHttp1Head writes, and sends the same bytes on a socket', async () => {
+    const tail = Buffer.from('--body--');
+    for (const [n, t, ts, te] of [
+      [3, null, 0, 0],
+      [1, tail, 2, 6],
+      [0, tail, 0, 8],
+    ] as const) {
+      const a = Buffer.alloc(256);
+      const bb = Buffer.alloc(256);
+      const na = w.writeHttp1Head(a, 'GET / HTTP/1.1', src, runs, n, 'x-e: 1\r\n', t, ts, te);
+      const nb = write(bb, 'GET / HTTP/1.1', src, n, 'x-e: 1\r\n', t, ts, te);
+      expect(nb).toBe(na);
+      expect(na).toBeGreaterThan(20);
+      expect(bb.equals(a)).toBe(true);
+    }
+    // send: a real connected pair; the receiver sees writeHttp1Head's bytes.
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((r) => client.once('connect', () => r()));
+    const peer = await accepted;
+    const want = Buffer.alloc(256);
+    const len = w.writeHttp1Head(want, 'HTTP/1.1 200 OK', src, runs, 3, '', null, 0, 0);
+    const got: Buffer[] = [];
+    peer.on('data', (d) => got.push(d));
+    const fd = directFd(client);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(send(fd, 'HTTP/1.1 200 OK', src, 3, '', null, 0, 0)).toBe(len);
+    while (Buffer.concat(got).length < len) await new Promise((r) => setTimeout(r, 5));
+    expect(Buffer.concat(got).equals(want.subarray(0, len))).toBe(true);
+    client.destroy();
+    peer.destroy();
+    server.close();
+  });
+
+  it('throws for bad arguments, naming them', () => {
+    expect(() => w.bindHttp1HeadWriter(new Uint8Array(8) as unknown as Int32Array)).toThrow(/runs must be an Int32Array/);
+    // More runs than the bound array holds.
+    expect(() => write(Buffer.alloc(512), 'X', src, 5, '', null, 0, 0)).toThrow(/nRuns out of range/);
+    expect(() => write(Buffer.alloc(4), 'GET / HTTP/1.1', src, 3, '', null, 0, 0)).toThrow(/out is too small/);
+    expect(() => (write as unknown as (...a: unknown[]) => number)(Buffer.alloc(64), 'X', src)).toThrow(/arguments must be/);
+  });
+
+  it('keeps encodeHead equal to the TypeScript encoder after its runs array grows', async () => {
+    // 300 headers, every other one dropped: 150 separate runs, past the initial 64.
+    let text = 'GET / HTTP/1.1\r\nHost: h\r\n';
+    for (let i = 0; i < 300; i++) text += `x-h${i}: ${i}\r\n`;
+    text += '\r\n';
+    const h = head(tsRequest(Buffer.from(text), 0, text.length, { maxHeadBytes: 1 << 16, maxHeaders: 400 }));
+    const drop = (_h: MessageHead, i: number) => i % 2 === 1;
+    const js = encodeHeadJs('GET /x HTTP/1.1', h, drop, 'x-a: b\r\n');
+    expect(encodeHead('GET /x HTTP/1.1', h, drop, 'x-a: b\r\n').equals(js)).toBe(true);
+    // And a small head afterwards, on the regrown array.
+    const small = head(tsRequest(Buffer.from(REQUEST.slice(5), 'latin1'), 0, REQUEST.length - 5, DEFAULT_LIMITS));
+    expect(encodeHead('GET / HTTP/1.1', small, null, '').equals(encodeHeadJs('GET / HTTP/1.1', small, null, ''))).toBe(true);
+  });
+});
+
+describe('16-byte skip over plain bytes in the native parser', () => {
+  const p = nativeHeadParser(b)!;
+  const same = (got: unknown, want: unknown): void => {
+    if (typeof want === 'number' || typeof got === 'number') {
+      expect(got).toBe(want);
+      return;
+    }
+    const g = got as MessageHead;
+    const w = want as MessageHead;
+    expect([g.headBytes, g.target, g.host, g.status, g.fields]).toEqual([w.headBytes, w.target, w.host, w.status, w.fields]);
+  };
+
+  it('agrees with the TypeScript parser for every byte value at every position of a long target and value', () => {
+    const target = `/${'abcdefghij'.repeat(5)}`; // 51 bytes: three 16-byte blocks and a tail
+    const value = 'v'.repeat(50);
+    const reqText = `GET ${target} HTTP/1.1\r\nHost: h\r\nX-Long: ${value}\r\nX-After: 1\r\n\r\n`;
+    const resText = `HTTP/1.1 200 OK\r\nX-Long: ${value}\r\nContent-Length: 0\r\n\r\n`;
+    const tStart = 4;
+    const vStartReq = reqText.indexOf('X-Long: ') + 8;
+    const vStartRes = resText.indexOf('X-Long: ') + 8;
+    const outcomes = new Set<string>();
+    for (let c = 0; c < 256; c++) {
+      for (let k = 0; k < 50; k++) {
+        for (const [request, text, at] of [
+          [true, reqText, tStart + 1 + k],
+          [true, reqText, vStartReq + k],
+          [false, resText, vStartRes + k],
+        ] as const) {
+          const buf = Buffer.from(text, 'latin1');
+          buf[at] = c;
+          const want = request ? tsRequest(buf, 0, buf.length, DEFAULT_LIMITS) : tsResponse(buf, 0, buf.length, DEFAULT_LIMITS);
+          const got = request ? p.parseRequestHead(buf, 0, buf.length, DEFAULT_LIMITS) : p.parseResponseHead(buf, 0, buf.length, DEFAULT_LIMITS);
+          same(got, want);
+          outcomes.add(typeof want === 'number' ? String(want) : 'head');
+        }
+      }
+    }
+    // Both accepted and rejected bytes were reached (controls, DEL, HTAB, SP, obs-text).
+    expect([...outcomes].sort()).toEqual(['-1', 'head']);
+  });
+});
