@@ -21,7 +21,8 @@ import type { RpcProxyConfig, RpcRateLimit } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
 import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
-import { corkedWrite, unsentBytes } from './write_batch.js';
+import { corkedWrite, directWrites, inReadBatch, rpcDirectIo, turnClock, unsentBytes } from './write_batch.js';
+import { batchRead, http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
 
@@ -138,10 +139,16 @@ export class RpcProxyFilter implements NetworkFilter {
   pool(codec: RpcCodec): RpcConnPool {
     let p = this.pools.get(codec.name);
     if (!p) {
-      p = new RpcConnPool(codec, this.config.maxFrameBytes, this.config.upstreamHeartbeatMs, (kind) => {
-        if (kind === FrameKind.HEARTBEAT) this.stats.upstream_heartbeat.value++;
-        else this.stats.response_unmatched.value++;
-      });
+      p = new RpcConnPool(
+        codec,
+        this.config.maxFrameBytes,
+        this.config.upstreamHeartbeatMs,
+        (kind) => {
+          if (kind === FrameKind.HEARTBEAT) this.stats.upstream_heartbeat.value++;
+          else this.stats.response_unmatched.value++;
+        },
+        this.directIo,
+      );
       this.pools.set(codec.name, p);
     }
     return p;
@@ -150,7 +157,20 @@ export class RpcProxyFilter implements NetworkFilter {
   onNewConnection(conn: ConnectionContext): void {
     if (!conn.adopted) this.stats.cx_total.value++; // a handed-over one was counted already
     this.stats.cx_active.value++;
-    new RpcSession(this, conn, this.rt.engine.stream(conn.downstream));
+    const engine = this.rt.engine;
+    // The native engine reads client sockets with the addon's batch reader where it can (one
+    // JS call per loop turn for every socket's reads); TLS and the node engine read a stream.
+    let session: RpcSession | null = null;
+    const direct = this.directIo ? (engine.streamWithReader?.(conn.downstream, (d) => session!.onBatchBytes(d), (b, o, e) => session!.onBatchRead(b, o, e)) ?? null) : null;
+    session = new RpcSession(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
+  }
+
+  /**
+   * Sockets read by the addon's batch reader and written with direct sends (native engine; the
+   * node engine stays the all-streams reference, as does STRAIT_RPC_IO=stream).
+   */
+  get directIo(): boolean {
+    return rpcDirectIo && this.rt.engine.name === 'native';
   }
 
   /** Open client connections: drain tells them to leave; retirement waits for them. */
@@ -188,6 +208,46 @@ export class RpcProxyFilter implements NetworkFilter {
   }
 }
 
+/**
+ * `b` equals `buf[off, off + len)`. Names are short: a byte loop beats Buffer.compare's call
+ * into C++ (a third of the cache's time in the profile) up to a few dozen bytes.
+ */
+function sameBytes(b: Buffer, buf: Buffer, off: number, len: number): boolean {
+  if (len > 48) return buf.compare(b, 0, len, off, off + len) === 0;
+  for (let i = 0; i < len; i++) if (b[i] !== buf[off + i]) return false;
+  return true;
+}
+
+/**
+ * Client reads copied out of the batch reader's arena land one after another in a slab, never
+ * rewritten, instead of a Buffer each (an ArrayBuffer and its wrapper per read were a good part
+ * of the read path's cost). A call in flight keeps its slab alive: under slow providers that is
+ * at most 32 KiB per call (reads over 8 KiB get a Buffer of their own), within what a stream
+ * read of up to 64 KiB kept per call.
+ */
+const SLAB_BYTES = 32 * 1024;
+let kept = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let keptAt = 0;
+
+/** Copies buf[off, end) to `kept` (a fresh Buffer for a big read); returns where it starts. */
+function keepRead(buf: Buffer, off: number, end: number): number {
+  const len = end - off;
+  if (len > SLAB_BYTES / 4) {
+    kept = Buffer.allocUnsafeSlow(len);
+    keptAt = len; // full: the next read starts a new slab
+    buf.copy(kept, 0, off, end);
+    return 0;
+  }
+  if (keptAt + len > kept.length) {
+    kept = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    keptAt = 0;
+  }
+  const at = keptAt;
+  buf.copy(kept, at, off, end);
+  keptAt = at + len;
+  return at;
+}
+
 /** Strings decoded from frames, cached per connection: one client sends the same few names. */
 class FieldCache {
   private bytes: Buffer | null = null;
@@ -195,7 +255,7 @@ class FieldCache {
   get(buf: Buffer, off: number, len: number): string {
     if (off < 0) return '';
     const b = this.bytes;
-    if (b && b.length === len && buf.compare(b, 0, len, off, off + len) === 0) return this.str;
+    if (b !== null && b.length === len && sameBytes(b, buf, off, len)) return this.str;
     this.bytes = Buffer.from(buf.subarray(off, off + len));
     this.str = this.bytes.toString('utf8');
     return this.str;
@@ -238,13 +298,18 @@ class RpcSession {
     private readonly filter: RpcProxyFilter,
     private readonly conn: ConnectionContext,
     private readonly socket: net.Socket,
+    /** Bytes come through onBatchRead (IoEngine.streamWithReader): the socket emits no 'data'. */
+    private readonly direct = false,
   ) {
     filter.sessionStarted(this);
+    // Read by the batch reader (not its per-read fallback): writes leave when the batch ends.
+    this.batched = direct && batchRead(socket);
+    if (filter.directIo) directWrites(socket);
     this.codec = filter.config.codec === null ? null : filter.codec(getCodec(filter.config.codec)!);
     if (this.codec) this.framer = this.newFramer(this.codec);
     conn.abort = () => socket.destroy();
     conn.handover = () => this.handover();
-    socket.on('data', (d: Buffer) => this.onData(d));
+    if (!direct) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
     if (conn.initialData) this.onData(conn.initialData);
@@ -253,6 +318,24 @@ class RpcSession {
   }
 
   private drainAnnounced = false;
+  private readonly batched: boolean;
+
+  /** A read from the engine's reader as a Buffer of its own (the engine's fallbacks). */
+  onBatchBytes(d: Buffer): void {
+    if (this.batched) inReadBatch(null);
+    this.onData(d);
+  }
+
+  /**
+   * A read from the engine's reader, valid during this call only. Calls keep their frame's
+   * bytes (retries, local replies), so the read is copied once, into the shared slab.
+   */
+  onBatchRead(buf: Buffer, off: number, end: number): void {
+    if (this.batched) inReadBatch(null);
+    if (this.framer === null) return this.onData(Buffer.from(buf.subarray(off, end))); // AUTO, still sniffing
+    const at = keepRead(buf, off, end);
+    this.framer.pushAt(kept, at, at + end - off, true);
+  }
 
   /**
    * The proxy is draining: a Dubbo client is told the channel is read-only, as a provider that
@@ -492,6 +575,8 @@ class RpcSession {
    * any partial frame; the client sees nothing. Mid-call connections stay until they are idle.
    */
   private handover(): Handover | null {
+    // Bytes the batch reader took this turn but has not handed over yet belong in `unread`.
+    if (this.direct) http1BatchReader()?.flush();
     // Between calls only, and with every reply already handed to the kernel.
     if (this.closed || this.activeCount > 0 || unsentBytes(this.socket) > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
@@ -580,8 +665,8 @@ class Call {
   private readonly facts: { start: number; rpc: RpcLogInfo } | null;
   /** The access log flag for a failure about to become a local reply (UF connect, UC reset). */
   private failFlag = '';
-  /** performance.now() at the start; with `timeoutMs`, the deadline (no second double per call). */
-  readonly t0 = performance.now();
+  /** performance.now() at the start (turnClock); with `timeoutMs`, the deadline (no second double per call). */
+  readonly t0 = turnClock();
   /** The call's span when the filter traces and the call is sampled. */
   trace: RpcCallTrace | null = null;
   /** Its index in the session's calls in flight; -1 when not in flight. */
@@ -836,7 +921,7 @@ class Call {
       this.limiter = null;
     }
     this.done = true;
-    this.session.rpc.requestTime.record(performance.now() - this.t0);
+    this.session.rpc.requestTime.record(turnClock() - this.t0);
     for (const t of this.tries) t.cancel();
     this.tries = NO_TRIES;
     this.session.track(this, false);

@@ -37,15 +37,29 @@ export class Framer {
   }
 
   push(data: Buffer): void {
-    let buf = data;
+    this.pushAt(data, 0, data.length, true);
+  }
+
+  /**
+   * Frames from `buf[start, end)`. `owned`: the bytes stay valid after the call (a Buffer of
+   * the caller's); otherwise (the batch reader's arena) frames are valid only during onFrame
+   * and the tail of a partial frame is copied.
+   */
+  pushAt(buf: Buffer, start: number, end: number, owned: boolean): void {
     if (this.rest) {
-      buf = Buffer.concat([this.rest, data]);
+      const rest = this.rest;
       this.rest = null;
+      const joined = Buffer.allocUnsafe(rest.length + end - start);
+      rest.copy(joined, 0);
+      buf.copy(joined, rest.length, start, end);
+      buf = joined;
+      start = 0;
+      end = joined.length;
+      owned = true;
     }
-    if (this.batch) return this.pushBatched(buf);
+    if (this.batch) return this.pushBatched(buf, start, end, owned);
     const hdr = this.hdr;
-    const end = buf.length;
-    let off = 0;
+    let off = start;
     while (off < end) {
       this.codec.decodeHeader(buf, off, end, this.maxFrame, hdr);
       const state = hdr[H.STATE]!;
@@ -58,12 +72,16 @@ export class Framer {
       this.onFrame(buf, off, hdr);
       off += len;
     }
-    if (off < end) this.rest = buf.subarray(off);
+    if (off < end) this.keep(buf, off, end, owned);
   }
 
-  private pushBatched(buf: Buffer): void {
-    const end = buf.length;
-    let off = 0;
+  /** The bytes of a partial frame wait for the next read (copied out of a borrowed buffer). */
+  private keep(buf: Buffer, off: number, end: number, owned: boolean): void {
+    this.rest = owned ? buf.subarray(off, end) : Buffer.from(buf.subarray(off, end));
+  }
+
+  private pushBatched(buf: Buffer, start: number, end: number, owned: boolean): void {
+    let off = start;
     while (off < end) {
       const n = this.batch!.decodeFrames(buf, off, end, this.maxFrame, this.records!, BATCH);
       let i = 0;
@@ -81,7 +99,7 @@ export class Framer {
       // Fewer records than asked, or a partial frame: everything whole has been delivered.
       if (i < n || n < BATCH) break;
     }
-    if (off < end) this.rest = buf.subarray(off);
+    if (off < end) this.keep(buf, off, end, owned);
   }
 
   /** Takes the bytes of an incomplete frame (the connection is moving to another process). */

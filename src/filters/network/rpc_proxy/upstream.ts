@@ -6,7 +6,8 @@ import type { Cluster, ClusterConnPools } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { Framer } from './framer.js';
-import { corkedWrite, flushNow, unsentBytes } from './write_batch.js';
+import { corkedWrite, directWrites, flushNow, inReadBatch, unsentBytes } from './write_batch.js';
+import { http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 
 /** One call waiting for its response on an upstream connection. */
 export interface PendingCall {
@@ -57,10 +58,16 @@ export class RpcUpstreamConn {
     heartbeatMs: number,
     private readonly onClosed: (conn: RpcUpstreamConn) => void,
     private readonly onUnmatched: (kind: number) => void,
+    directIo = false,
   ) {
     const a = host.address;
     // Plain TCP, or TLS when the cluster has a transport_socket: `ready` runs after the handshake.
     this.socket = openUpstreamSocket(cluster, a, () => ready());
+    // Plain TCP with the native engine: the addon's batch reader reads it from the connect on
+    // (paused until then, so Node never starts its own reads), and responses are decoded in
+    // place from the reader's arena. TLS bytes exist only in Node's TLS stack: a stream.
+    const reader = directIo && !cluster.tls ? http1BatchReader() : null;
+    if (reader) this.socket.pause();
     cluster.stats.upstream_cx_total.value++;
     host.counters.cx_total++;
     const timeout = cluster.spec.connectTimeoutMs;
@@ -74,6 +81,12 @@ export class RpcUpstreamConn {
     const ready = () => {
       this.connected = true;
       this.socket.setTimeout(0);
+      if (reader && !reader.attach(this.socket, (d) => this.framer.push(d), (b, o, e) => this.onRead(b, o, e))) {
+        // dup/poll failed (EMFILE...): this connection reads through the stream after all.
+        this.socket.on('data', (d: Buffer) => this.framer.push(d));
+        this.socket.resume();
+      }
+      if (directIo) directWrites(this.socket);
       cluster.stats.upstream_cx_active.value++;
       host.counters.cx_active++;
       host.outlier.putResult(OutlierResult.CONNECT_SUCCESS);
@@ -88,7 +101,7 @@ export class RpcUpstreamConn {
       log.warn({ host: host.label, code }, 'malformed frame from upstream; closing the connection');
       this.socket.destroy();
     });
-    this.socket.on('data', (d: Buffer) => this.framer.push(d));
+    if (!reader) this.socket.on('data', (d: Buffer) => this.framer.push(d));
     this.socket.on('error', () => {});
     this.socket.on('close', () => {
       this.closed = true;
@@ -112,6 +125,16 @@ export class RpcUpstreamConn {
       this.onClosed(this);
       for (const c of calls) c.onFail(this.connected ? 'reset' : 'connect');
     });
+  }
+
+  /**
+   * A read of the batch reader: frames are decoded from its arena, valid during this call only.
+   * Responses are written back as views of it; the write batch sends them when the read batch
+   * ends (inReadBatch) and copies what cannot leave at once.
+   */
+  private onRead(buf: Buffer, off: number, end: number): void {
+    inReadBatch(buf);
+    this.framer.pushAt(buf, off, end, false);
   }
 
   /** Bytes written but not yet sent. */
@@ -270,6 +293,8 @@ export class RpcConnPool implements ClusterConnPools {
     private readonly maxFrame: number,
     private readonly heartbeatMs: number,
     private readonly onUnmatched: (kind: number) => void,
+    /** Native engine: upstream sockets read by the batch reader, written with direct sends. */
+    private readonly directIo = false,
   ) {}
 
   get(cluster: Cluster, host: Host): RpcUpstreamConn {
@@ -277,7 +302,7 @@ export class RpcConnPool implements ClusterConnPools {
     if (!c || c.closed) {
       c = new RpcUpstreamConn(host, this.codec, cluster, this.maxFrame, this.heartbeatMs, (dead) => {
         if (this.conns.get(host) === dead) this.conns.delete(host);
-      }, this.onUnmatched);
+      }, this.onUnmatched, this.directIo);
       if (this.retired || cluster.isRetired(host)) {
         // Picked just before the host left (or through a retired cluster): serve, never pool.
         c.markDraining();
