@@ -104,16 +104,19 @@ export interface NativeH2SessionOptions {
  */
 export type NativeH2EventsHandler = (count: number, objects: string[] | null, data: Buffer | null, fresh: Uint32Array | null) => void;
 
-/** See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings. */
+/**
+ * See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings, or the same
+ * bytes as the first `byteLength` bytes of a Uint8Array (filled in place, no string built).
+ */
 export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
-  respond(streamId: number, headers: string, pairs: number, endStream: boolean): boolean;
+  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
-  request(headers: string, pairs: number, endStream: boolean): number;
+  request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
-  trailers(streamId: number, trailers: string, pairs: number): void;
+  trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number): void;
   rst(streamId: number, code: number): void;
   /** JavaScript has taken `bytes` of the stream's request body: the peer's window grows by that much. */
   consume(streamId: number, bytes: number): void;

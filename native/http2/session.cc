@@ -1016,11 +1016,29 @@ static bool Latin1Arg(const Napi::CallbackInfo& info, size_t i, std::string& out
   return true;
 }
 
-// respond(streamId, "name\0value\0...", pairs, endStream) -> boolean (false: the stream is gone)
+// A header list argument: a latin1 string, or the first info[len_at] bytes of a Uint8Array.
+// The byte form lets JavaScript fill one reused buffer in place of building a string per list.
+static bool FlatArg(const Napi::CallbackInfo& info, size_t i, size_t len_at, std::string& out) {
+  napi_env env = info.Env();
+  napi_value v = info[i];
+  bool typed = false;
+  if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed) return Latin1Arg(info, i, out);
+  napi_typedarray_type t;
+  size_t n = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &t, &n, &data, nullptr, nullptr) != napi_ok || t != napi_uint8_array) return false;
+  if (info.Length() <= len_at || !info[len_at].IsNumber()) return false;
+  double len = info[len_at].As<Napi::Number>().DoubleValue();
+  if (!(len >= 0 && len <= static_cast<double>(n))) return false;
+  out.assign(static_cast<const char*>(data), static_cast<size_t>(len));
+  return true;
+}
+
+// respond(streamId, "name\0value\0..." | bytes, pairs, endStream[, byteLength]) -> boolean (false: the stream is gone)
 Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.respond");
-  if (!Latin1Arg(info, 1, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string");
+  if (!FlatArg(info, 1, 4, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 2, "H2Session.respond", "pairs", 1, INT32_MAX);
   bool end = info[3].ToBoolean();
   if (!s || s->responded) return Napi::Boolean::New(env, false);
@@ -1041,14 +1059,14 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, rv == 0);
 }
 
-// request(headers "name\0value\0...", pairs, endStream) -> stream id (> 0), or a negative
+// request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength]) -> stream id (> 0), or a negative
 // nghttp2 error (NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE once ids run out, ...; 0 when finished).
 // Client mode only. Past the peer's max_concurrent_streams nghttp2 holds the request until a
 // stream ends.
 Napi::Value Session::Request(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!client_) throw Napi::Error::New(env, "H2Session.request: not a client session");
-  if (!Latin1Arg(info, 0, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string");
+  if (!FlatArg(info, 0, 3, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 1, "H2Session.request", "pairs", 1, INT32_MAX);
   bool end = info[2].ToBoolean();
   if (finished_ || closing_) return Napi::Number::New(env, 0);
@@ -1104,15 +1122,14 @@ Napi::Value Session::Data(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// trailers(streamId, "name\0value\0...", pairs): ends the body with these trailers (0 pairs = none).
+// trailers(streamId, "name\0value\0..." | bytes, pairs[, byteLength]): ends the body with these trailers (0 pairs = none).
 Napi::Value Session::Trailers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.trailers");
-  if (!info[1].IsString()) throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string");
+  if (!info[1].IsString() && !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 2, "H2Session.trailers", "pairs", 0, INT32_MAX);
   if (!s || s->eof) return env.Undefined();
-  Latin1Arg(info, 1, s->trailers);
-  if (!ParseFlat(s->trailers) || nva_.size() != static_cast<size_t>(pairs)) {
+  if (!FlatArg(info, 1, 3, s->trailers) || !ParseFlat(s->trailers) || nva_.size() != static_cast<size_t>(pairs)) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, "H2Session.trailers: invalid header name or value");
   }

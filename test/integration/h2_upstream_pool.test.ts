@@ -297,6 +297,8 @@ ${(Object.keys(CLUSTERS) as Name[]).map((n) => staticCluster(n, [ups[n].port], C
     expect((await r1).status).toBe(504);
     expect((await r2).status).toBe(504);
     expect(await stat('zero_timeout', 'upstream_rq_pending_total')).toBe(1);
+    // The timed-out request left the queue at once (H2Try cancels its wait), before any room appears.
+    expect(await stat('zero_timeout', 'upstream_rq_pending_active')).toBe(0);
     up.raise(10);
     expect(await strait.waitStat('cluster.zero_timeout.upstream_rq_pending_active', (v) => v === 0)).toBe(0);
     // Only the stream sent before the proxy knew the limit ever reached the upstream.

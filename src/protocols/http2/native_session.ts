@@ -8,6 +8,7 @@
 import { native, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
+import type { FlatWriter } from './flat_headers.js';
 
 /** Event kinds of a batch; mirrors EventKind in native/http2/session.h. */
 export const H2Event = {
@@ -51,6 +52,12 @@ export type H2Headers = Record<string, string | string[] | undefined>;
 export interface NativeH2Handlers {
   /** A new request; `endStream`: its HEADERS frame ended it (no body follows). */
   onStream(stream: NativeH2Stream, headers: H2Headers, endStream: boolean): void;
+  /**
+   * Optional, in place of onStream: the request's list as the addon delivers it,
+   * "name\0value\0..." (names lower-case, pseudo-headers first, no trailing NUL), for an owner
+   * that reads the few fields it needs from it and builds the object only when asked (headerObject).
+   */
+  onStreamFlat?(stream: NativeH2Stream, flat: string, endStream: boolean): void;
   /** No byte moved either way for the idle timeout (repeats while idle). */
   onIdle(): void;
   /** The connection is gone; every stream has had its close handler called already. */
@@ -82,7 +89,7 @@ type Handler<A extends unknown[]> = ((this: NativeH2Stream, ...a: A) => void) | 
 let dateAt = 0;
 let dateStr = '';
 /** node:http2 sends `date` on every response; one string per second. */
-function httpDate(): string {
+export function httpDate(): string {
   const now = Date.now();
   if (now - dateAt >= 1000 || now < dateAt) {
     dateAt = now - (now % 1000);
@@ -123,6 +130,12 @@ function flatten(h: H2Headers, addDate: boolean): string {
   return ps + s;
 }
 
+/** @internal The flat form of a header object and its pair count, as respond() and request() send it. */
+export function flatOf(h: H2Headers, addDate: boolean): [string, number] {
+  const s = flatten(h, addDate);
+  return [s, flatPairs];
+}
+
 /**
  * Header objects get this constructor: a prototype with nothing on it, so a lookup of any name
  * (`constructor`, `__proto__`) finds only what the peer sent, as on node's null-prototype
@@ -156,6 +169,33 @@ function nameAt(s: string, start: number, end: number): string {
     }
   }
   return s.slice(start, end);
+}
+
+/**
+ * One field of a "name\0value\0..." list as headerObject() would hold it (repeats joined with
+ * ", ", cookie with "; ", set-cookie an array), without building the object. `pseudo`: the name is
+ * a pseudo-header, which appears at most once and only at the front (nghttp2 enforces both).
+ */
+export function flatGet(s: string, name: string, pseudo = false): string | string[] | undefined {
+  const n = s.length;
+  const len = name.length;
+  let out: string | string[] | undefined;
+  let i = 0;
+  while (i < n) {
+    const a = s.indexOf('\0', i);
+    if (a < 0) break;
+    let b = s.indexOf('\0', a + 1);
+    if (b < 0) b = n;
+    if (a - i === len && s.startsWith(name, i)) {
+      const v = s.slice(a + 1, b);
+      if (pseudo) return v;
+      if (out === undefined) out = name === 'set-cookie' ? [v] : v;
+      else if (Array.isArray(out)) out.push(v);
+      else out = `${out}${name === 'cookie' ? '; ' : ', '}${v}`;
+    } else if (pseudo && s.charCodeAt(i) !== 58 /* : */) return undefined;
+    i = b + 1;
+  }
+  return out;
 }
 
 /** The header object of a "name\0value\0..." string from the addon (no trailing NUL). */
@@ -250,6 +290,31 @@ export class NativeH2Stream {
     this.session.h.respond(this.id, flat, flatPairs, end);
   }
 
+  /**
+   * respond() with the list already written in flat form (pseudo-headers first, `date` included):
+   * the addon copies `w`'s bytes during the call.
+   */
+  respondFlat(w: FlatWriter, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    if (this.closed) throw new Error('The stream has been destroyed');
+    if (this.responded) throw new Error('Response has already been initiated');
+    this.responded = true;
+    const end = opts?.endStream === true;
+    this.waitTrailers = !end && opts?.waitForTrailers === true;
+    if (end) this.resEnded = true;
+    this.session.h.respond(this.id, w.buf, w.pairs, end, w.len);
+  }
+
+  /** respondFlat() with the list as a flat string ("name\0value\0...", `date` included) and its pair count. */
+  respondFlatString(flat: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    if (this.closed) throw new Error('The stream has been destroyed');
+    if (this.responded) throw new Error('Response has already been initiated');
+    this.responded = true;
+    const end = opts?.endStream === true;
+    this.waitTrailers = !end && opts?.waitForTrailers === true;
+    if (end) this.resEnded = true;
+    this.session.h.respond(this.id, flat, pairs, end);
+  }
+
   /** false: the stream holds its high-water mark; 'drain' follows. */
   write(chunk: Buffer): boolean {
     if (this.closed || this.resEnded) return true;
@@ -276,6 +341,13 @@ export class NativeH2Stream {
     this.trailersSent = true;
     const flat = flatten(t, false);
     this.session.h.trailers(this.id, flat, flatPairs);
+  }
+
+  /** sendTrailers() with the list already flat ("name\0value\0...") and its pair count (0: none). */
+  sendTrailersFlat(flat: string, pairs: number): void {
+    if (this.closed || this.trailersSent) return;
+    this.trailersSent = true;
+    this.session.h.trailers(this.id, flat, pairs);
   }
 
   /** RST_STREAM with `code` (NO_ERROR by default). The close handler runs once it is sent. */
@@ -447,7 +519,9 @@ export class NativeH2Connection {
       case H2Event.HEADERS_END: {
         const s = new NativeH2Stream(this, id);
         this.streams.set(id, s);
-        this.handlers.onStream(s, headerObject(payload as string), kind === H2Event.HEADERS_END);
+        const hs = this.handlers;
+        if (hs.onStreamFlat !== undefined) hs.onStreamFlat(s, payload as string, kind === H2Event.HEADERS_END);
+        else hs.onStream(s, headerObject(payload as string), kind === H2Event.HEADERS_END);
         break;
       }
       case H2Event.END:
@@ -501,9 +575,13 @@ export class NativeH2Connection {
 export interface NativeH2ClientStreamUser {
   /** The final response head (1xx answers never reach here); `endStream`: no body follows. */
   h2Headers(headers: H2Headers, endStream: boolean): void;
+  /** Optional, in place of h2Headers: the head as the addon's flat list (`:status` first, no trailing NUL). */
+  h2HeadersFlat?(flat: string, endStream: boolean): void;
   /** true: held, not taken; the owner calls `h.consume(id, d.length)` when it takes it. */
   h2Data(d: Buffer): boolean;
   h2Trailers(t: H2Headers): void;
+  /** Optional, in place of h2Trailers: the trailers as the addon's flat list (no trailing NUL). */
+  h2TrailersFlat?(flat: string): void;
   /** The response ended (after its last DATA or its trailers). */
   h2End(): void;
   /** The stream is gone: 0 once both sides ended cleanly, else the RST_STREAM code. Last call. */
@@ -574,6 +652,15 @@ export class NativeH2ClientConnection {
     return id;
   }
 
+  /** request() with the list already flat ("name\0value\0...", pseudo-headers first) and its pair count. */
+  requestFlat(flat: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser): number {
+    if (this.ended || this.closing) return 0;
+    const id = this.h.request(flat, pairs, endStream);
+    if (id <= 0) return 0;
+    this.streams.set(id, user);
+    return id;
+  }
+
   get isClosing(): boolean {
     return this.closing || this.ended;
   }
@@ -622,12 +709,20 @@ export class NativeH2ClientConnection {
   private dispatch(kind: number, id: number, payload: string | number): void {
     switch (kind) {
       case H2Event.HEADERS:
-      case H2Event.HEADERS_END:
-        this.streams.get(id)?.h2Headers(headerObject(payload as string), kind === H2Event.HEADERS_END);
+      case H2Event.HEADERS_END: {
+        const u = this.streams.get(id);
+        if (u === undefined) break;
+        if (u.h2HeadersFlat !== undefined) u.h2HeadersFlat(payload as string, kind === H2Event.HEADERS_END);
+        else u.h2Headers(headerObject(payload as string), kind === H2Event.HEADERS_END);
         break;
-      case H2Event.TRAILERS:
-        this.streams.get(id)?.h2Trailers(headerObject(payload as string));
+      }
+      case H2Event.TRAILERS: {
+        const u = this.streams.get(id);
+        if (u === undefined) break;
+        if (u.h2TrailersFlat !== undefined) u.h2TrailersFlat(payload as string);
+        else u.h2Trailers(headerObject(payload as string));
         break;
+      }
       case H2Event.END:
         this.streams.get(id)?.h2End();
         break;

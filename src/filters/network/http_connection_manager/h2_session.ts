@@ -29,14 +29,42 @@ import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
-import { H2SessionEnd, NativeH2Connection, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
+import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
+import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
+import { F, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
-import { H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** Random bytes for 4096 x-request-ids: one randomFillSync per 4096 requests (crypto.randomUUID refills every 128). */
+const RID_POOL = Buffer.allocUnsafe(16 * 4096);
+let ridUsed = RID_POOL.length;
+const HEX2: string[] = [];
+for (let i = 0; i < 256; i++) HEX2.push((i < 16 ? '0' : '') + i.toString(16));
+
+/**
+ * A random UUID v4 (RFC 9562 §5.4) for x-request-id, spelled by a byte → hex table. HTTP/1's
+ * writeUuidV4 writes bytes into a head; a string from it (write + latin1 slice) measured about 2x
+ * crypto.randomUUID here, this about half of it.
+ */
+function newRequestId(): string {
+  if (ridUsed === RID_POOL.length) {
+    crypto.randomFillSync(RID_POOL);
+    ridUsed = 0;
+  }
+  const r = RID_POOL;
+  const o = ridUsed;
+  ridUsed += 16;
+  const h = HEX2;
+  return (
+    h[r[o]!]! + h[r[o + 1]!]! + h[r[o + 2]!]! + h[r[o + 3]!]! + '-' + h[r[o + 4]!]! + h[r[o + 5]!]! + '-' + h[(r[o + 6]! & 0x0f) | 0x40]! + h[r[o + 7]!]! + '-' +
+    h[(r[o + 8]! & 0x3f) | 0x80]! + h[r[o + 9]!]! + '-' + h[r[o + 10]!]! + h[r[o + 11]!]! + h[r[o + 12]!]! + h[r[o + 13]!]! + h[r[o + 14]!]! + h[r[o + 15]!]!
+  );
+}
 
 /** Shared by every stream: a peer's stream error must not throw, and one function needs no closure per stream. */
 function ignore(): void {}
@@ -139,7 +167,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   });
   server.on('stream', (stream, headers, flags) => {
     try {
-      new H2Exchange(filter, stream, headers as HeaderObject).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+      new H2Exchange(filter, stream, headers as HeaderObject, null).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
     } catch (err) {
       // A bug must cost this stream, never the process.
       log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
@@ -233,8 +261,11 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   };
   const handlers: NativeH2Handlers = {
     onStream(stream, headers, endStream) {
+      handlers.onStreamFlat!(stream, flatOf(headers, false)[0].slice(0, -1), endStream);
+    },
+    onStreamFlat(stream, flat, endStream) {
       try {
-        new H2Exchange(filter, stream, headers as HeaderObject).start(endStream);
+        new H2Exchange(filter, stream, null, flat).start(endStream);
       } catch (err) {
         // A bug must cost this stream, never the process.
         log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
@@ -284,7 +315,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private cluster: Cluster | null = null;
   /** The cluster's stats, looked up once when the cluster is chosen. */
   private cs: ClusterHttpStats | null = null;
-  private upHeaders: HeaderObject | null = null;
+  /** The upstream request: an object, or on the flat path a FlatRequest (its object built if asked). */
+  private upReq: HeaderObject | FlatRequest | null = null;
   private requestId: string | null = null;
   private body: Buffer[] = [];
   private bodyBytes = 0;
@@ -334,13 +366,77 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private relay: TryRelay | null = null;
   private hedged: TryRelay[] | null = null;
 
+  /** The request's header object: node:http2's, or built from `flat` the first time it is asked for. */
+  private h: HeaderObject | null;
+  /** The fields every exchange reads, taken once (repeats joined as headerObject joins them). */
+  private method = '';
+  private rqPath = '';
+  private rqAuthority: string | undefined = undefined;
+  private rqHost: string | undefined = undefined;
+  private rqContentType: string | undefined = undefined;
+  private rqGrpcTimeout: string | undefined = undefined;
+
+  /** One pass over the flat request for the fields above, instead of a lookup per field. */
+  private scan(s: string): void {
+    const n = s.length;
+    let i = 0;
+    while (i < n) {
+      const e = s.indexOf('\0', i);
+      if (e < 0) break;
+      let b = s.indexOf('\0', e + 1);
+      if (b < 0) b = n;
+      switch (e - i) {
+        case 4:
+          if (s.startsWith('host', i)) this.rqHost = joinValue(this.rqHost, s.slice(e + 1, b));
+          break;
+        case 5:
+          if (s.startsWith(':path', i)) this.rqPath = s.slice(e + 1, b);
+          break;
+        case 7:
+          if (s.startsWith(':method', i)) this.method = s.slice(e + 1, b);
+          break;
+        case 10:
+          if (s.startsWith(':authority', i)) this.rqAuthority = s.slice(e + 1, b);
+          break;
+        case 12:
+          if (s.startsWith('content-type', i)) this.rqContentType = joinValue(this.rqContentType, s.slice(e + 1, b));
+          else if (s.startsWith('grpc-timeout', i)) this.rqGrpcTimeout = joinValue(this.rqGrpcTimeout, s.slice(e + 1, b));
+          break;
+      }
+      i = b + 1;
+    }
+  }
+
   constructor(
     private readonly filter: HttpConnectionManagerFilter,
     private readonly stream: H2DownStream,
-    private readonly headers: HeaderObject,
+    headers: HeaderObject | null,
+    /** A native stream's request list as the addon gave it ("name\0value\0...", no trailing NUL). */
+    private readonly flat: string | null,
   ) {
-    this.grpc = (first(headers['content-type']) ?? '').startsWith('application/grpc');
+    this.h = headers;
+    if (flat !== null) this.scan(flat);
+    else {
+      const h = headers!;
+      this.method = first(h[':method']) ?? '';
+      this.rqPath = first(h[':path']) ?? '';
+      this.rqAuthority = first(h[':authority']);
+      this.rqHost = first(h.host);
+      this.rqContentType = first(h['content-type']);
+      this.rqGrpcTimeout = first(h['grpc-timeout']);
+    }
+    this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
     this.startMs = filter.accessLog ? Date.now() : 0;
+  }
+
+  private get headers(): HeaderObject {
+    return (this.h ??= headerObject(this.flat!));
+  }
+
+  /** One request header as first() reads it from the object, looked up in the flat list while there is no object. */
+  private hdr(n: string): string | undefined {
+    const h = this.h;
+    return first(h !== null ? h[n] : flatGet(this.flat!, n, n.charCodeAt(0) === 58));
   }
 
   /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
@@ -401,17 +497,17 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       s.on('end', onDownEnd);
     }
     const cfg = this.filter.config;
-    const h = this.headers;
-    const method = String(h[':method'] ?? '');
-    const path = String(h[':path'] ?? '');
-    let host = String(h[':authority'] ?? first(h.host) ?? '');
+    const method = this.method;
+    const path = this.rqPath;
+    let host = this.rqAuthority ?? this.rqHost ?? '';
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
-    this.trace = this.filter.tracer?.start(method, path, host, (n) => first(h[n]), socketDownstream(sessionSocket(this.stream)!)) ?? null;
+    const header = (n: string) => this.hdr(n);
+    this.trace = this.filter.tracer?.start(method, path, host, header, socketDownstream(sessionSocket(this.stream)!)) ?? null;
     if (method === 'CONNECT' || !path.startsWith('/')) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
     }
-    const view: HttpRequestView = { host, path, method, header: (n) => first(h[n]) };
+    const view: HttpRequestView = { host, path, method, header };
     const route = cfg.routes.route(view);
     // Only a chain with filters gets a request object (and the downstream's addresses) built.
     const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(sessionSocket(this.stream)!), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
@@ -472,7 +568,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   private act(route: HttpRoute | null, method: string, path: string, host: string): void {
     const st = this.stats;
-    const h = this.headers;
     if (!route) {
       st.no_route.value++;
       this.flag('NR');
@@ -496,7 +591,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const hold = fh > 0 && route.bufferMaxBytes != null ? route.bufferMaxBytes : fh;
     if (hold > 0 && !this.requestDone && this.holdMax === 0) {
       // envoy.filters.http.buffer: the whole body first (413 past the limit), then the route.
-      if (Number(first(this.headers['content-length']) ?? 0) > hold) {
+      if (Number(this.hdr('content-length') ?? 0) > hold) {
         this.payloadTooLarge();
         return;
       }
@@ -508,7 +603,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     this.action = a;
     const sock = a.lb || a.clusterHeader ? sessionSocket(this.stream) : undefined;
     const peer = sock ? socketDownstream(sock).remote : null;
-    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => first(h[n === 'host' && h.host === undefined ? ':authority' : n]), path, peer?.address ?? '', peer?.port ?? 0) : a.clusters!.pick();
+    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => (n === 'host' ? (this.hdr('host') ?? this.hdr(':authority')) : this.hdr(n)), path, peer?.address ?? '', peer?.port ?? 0) : a.clusters!.pick();
     const cluster = name ? this.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       st.no_cluster.value++;
@@ -519,8 +614,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     this.cluster = cluster;
     this.cs = this.filter.statsFor(cluster.name);
     st.rq_total.value++;
-    this.upHeaders = this.upstreamHeaders(a, route, method, path, host);
-    const timeoutMs = effectiveTimeoutMs(a, this.grpc, first(this.headers['grpc-timeout']));
+    const rm = route.requestHeaders;
+    // The flat path where it makes exactly the object path's edits: no request header mutation,
+    // no per-try attempt count, no tracing headers to rewrite.
+    this.upReq =
+      (this.flat !== null && rm.remove.length === 0 && rm.add.length === 0 && !a.attemptCount && this.trace === null
+        ? this.upstreamFlat(a, route, method, path, host, upstreamProtocolOf(cluster) === 'http1')
+        : null) ?? this.upstreamHeaders(a, route, method, path, host);
+    const timeoutMs = effectiveTimeoutMs(a, this.grpc, this.rqGrpcTimeout);
     if (timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
     this.startTry();
     this.maybeMirror();
@@ -532,9 +633,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
    */
   private maybeMirror(): void {
     const m = this.action?.mirrors;
-    if (!m || this.mirrored || !this.requestDone || this.bodyOverflow || !this.upHeaders) return;
+    const up = this.upReq;
+    if (!m || this.mirrored || !this.requestDone || this.bodyOverflow || !up) return;
     this.mirrored = true;
-    sendMirrors(this.filter, m, this.upHeaders, this.body);
+    sendMirrors(this.filter, m, up instanceof FlatRequest ? up.object() : up, this.body);
   }
 
   private location(a: RedirectAction, route: HttpRoute, host: string, target: string): string {
@@ -555,7 +657,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 
   private upstreamHeaders(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): HeaderObject {
-    const cfg = this.filter.config;
     const h = this.headers;
     // Routes without request header mutations (the common case) build no drop set or add list.
     const rm = route.requestHeaders;
@@ -573,32 +674,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
         add.push([m.name, m.value]);
       }
     }
-    const out: HeaderObject = {
-      ':method': method,
-      ':path': rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
-      ':authority': a.hostRewrite ?? host,
-      ':scheme': 'http',
-    };
-    for (const k in h) {
-      const v = h[k];
-      if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
-      if (k === 'te' && v !== 'trailers') continue;
-      out[k] = v;
-    }
-    // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
-    const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
-    const ip = xs ? socketDownstream(xs).remote.address : undefined;
-    if (ip) {
-      const prior = first(h['x-forwarded-for']);
-      out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
-    }
-    if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
-    // A request known to be empty goes upstream unchunked; as Envoy's HTTP/1 codec does, methods
-    // that may carry a body say so with content-length: 0 (some HTTP/1 servers answer 411 without it).
-    if (this.requestDone && this.rxBytes === 0 && out['content-length'] === undefined && !BODILESS.has(method)) out['content-length'] = '0';
-    const rid = first(h['x-request-id']);
-    if (rid) this.requestId = rid;
-    else if (cfg.generateRequestId) out['x-request-id'] = this.requestId = crypto.randomUUID();
+    const e = this.upstreamEdits(a, route, method, path, host);
+    const out = upstreamObject(h, e, drop);
+    this.requestId = e.requestId;
     this.trace?.upstreamHeaderObject(this.cluster!.name, this.requestId, out);
     if (add) {
       for (const [k, v] of add) {
@@ -607,6 +685,30 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
       }
     }
     return out;
+  }
+
+  /** What both upstream header builders add or rewrite for this request. */
+  private upstreamEdits(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): UpstreamEdits {
+    const cfg = this.filter.config;
+    // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
+    const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
+    return {
+      method,
+      path: rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
+      authority: a.hostRewrite ?? host,
+      ip: xs ? socketDownstream(xs).remote.address : undefined,
+      emptyBody: this.requestDone && this.rxBytes === 0,
+      generateRequestId: cfg.generateRequestId,
+      requestId: null,
+    };
+  }
+
+  /** The upstream request on the flat path (upstreamFlatOf), null where only the object path applies. */
+  private upstreamFlat(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string, h1: boolean): FlatRequest | null {
+    const e = this.upstreamEdits(a, route, method, path, host);
+    const r = upstreamFlatOf(this.flat!, e, h1);
+    if (r) this.requestId = e.requestId;
+    return r;
   }
 
   // ---- tries ----
@@ -648,13 +750,13 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const proto = upstreamProtocolOf(cluster);
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
     const ev: TryEvents = relay ?? this;
-    let up = this.upHeaders!;
+    let up = this.upReq!;
     // An H2Try reads its headers only once its session is ready, maybe after a hedge started:
-    // each try gets its own object when the count varies.
-    if (this.action!.attemptCount) up = { ...up, 'x-envoy-attempt-count': String(this.retries + 1) };
+    // each try gets its own object when the count varies (never a FlatRequest: see act()).
+    if (this.action!.attemptCount) up = { ...(up as HeaderObject), 'x-envoy-attempt-count': String(this.retries + 1) };
     const t: UpstreamTry =
       proto === 'http1'
-        ? new H1Try(this.filter.poolsFor(cluster, priority), host, up, endNow, String(this.headers[':method']), ev)
+        ? new H1Try(this.filter.poolsFor(cluster, priority), host, up, endNow, this.method, ev)
         : new H2Try(this.filter.h2PoolsFor(cluster, priority), host, up, endNow, ev);
     if (this.finished) return; // the try failed synchronously and a reply went out
     this.try = t;
@@ -924,15 +1026,17 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   // ---- TryEvents ----
 
-  onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
-    if (this.finished) return;
+  /**
+   * Counts a final response and decides what to do with it: false when it is retried instead (the
+   * try is aborted), true when it is the answer.
+   */
+  private takeResponse(status: number, grpc: number): boolean {
     const cs = this.cs!;
-    const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
     countUpstreamStatus(cs, status, this.host);
     if (this.retryAllowed('status', status, grpc)) {
       this.abortTry();
       this.scheduleRetry();
-      return;
+      return false;
     }
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
@@ -940,15 +1044,80 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     classify(this.stats, (this.status = status));
+    return true;
+  }
+
+  /**
+   * An HTTP/1 upstream's head, forwarded to a native downstream stream as flat bytes: the fields
+   * are copied from the head's buffer with the edits onResponse makes to the object (hop-by-hop
+   * out, server, x-request-id, date), no header object in between. Anything that needs the object
+   * (node:http2 downstream, route response header mutations, attempt count, hash cookie, access
+   * log) takes onResponse's path with the head's object instead.
+   */
+  onH1ResponseHead(status: number, head: MessageHead, endStream: boolean): void {
+    if (this.finished) return;
+    const stream = this.stream;
+    const rm = this.route!.responseHeaders;
+    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) {
+      const h = headerObjectOf(head);
+      h[':status'] = String(status);
+      this.onResponse(status, h, endStream);
+      return;
+    }
+    if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return;
+    const cfg = this.filter.config;
+    const w = writeH1ResponseHead(FLAT.reset(), status, head, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
+    // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
+    this.sendsTrailers = false;
+    try {
+      stream.respondFlat(w, { endStream });
+    } catch {
+      this.abortTry();
+      this.finish();
+      return;
+    }
+    if (endStream) this.complete();
+  }
+
+  /**
+   * A native HTTP/2 upstream's head, forwarded to a native downstream stream as a flat list: the
+   * upstream's list is copied in runs with onResponse's edits (h2ResponseFlatOf); the same cases
+   * as onH1ResponseHead take the object path.
+   */
+  onH2ResponseFlat(status: number, flat: string, endStream: boolean): void {
+    if (this.finished) return;
+    const stream = this.stream;
+    const rm = this.route!.responseHeaders;
+    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) {
+      this.onResponse(status, headerObject(flat), endStream);
+      return;
+    }
+    const g = endStream ? flatGet(flat, 'grpc-status') : undefined;
+    if (!this.takeResponse(status, g !== undefined ? Number(first(g)) : -1)) return;
+    const cfg = this.filter.config;
+    const out = h2ResponseFlatOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
+    this.sendsTrailers = !endStream;
+    try {
+      stream.respondFlatString(out, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers });
+    } catch {
+      this.abortTry();
+      this.finish();
+      return;
+    }
+    if (endStream) this.complete();
+  }
+
+  onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
+    if (this.finished) return;
+    const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
+    if (!this.takeResponse(status, grpc)) return;
     const cfg = this.filter.config;
     // The try's header object is fresh per response and unused after this call, and respond()
     // copies what it gets: it is edited in place instead of copied once more. Its only pseudo-header
     // is :status (nghttp2 rejects others in a response; H1Try adds only that); the route's removals
     // are applied below by applyObject.
     const out = headers;
-    for (const k of H2_FORBIDDEN_LIST) if (out[k] !== undefined) delete out[k];
-    if (cfg.serverHeaderTransformation === 'OVERWRITE' || (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = cfg.serverName;
-    if (cfg.alwaysSetRequestIdInResponse && this.requestId && out['x-request-id'] === undefined) out['x-request-id'] = this.requestId;
+    editResponseObject(out, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     applyObject(out, this.route!.responseHeaders);
     if (this.action!.attemptCountInResponse) out['x-envoy-attempt-count'] = String(this.retries + 1);
     const sc = this.lb?.setCookie;
@@ -967,7 +1136,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (endStream) this.complete();
   }
 
-  private trailers: HeaderObject | null = null;
+  /** The upstream's trailers: an object, or a native upstream's flat list. */
+  private trailers: HeaderObject | string | null = null;
   /** The response was started with waitForTrailers: onEnd must answer 'wantTrailers'. */
   private sendsTrailers = false;
 
@@ -981,7 +1151,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     }
   }
 
-  onEnd(trailers: HeaderObject | null): void {
+  onEndFlat(trailers: string): void {
+    this.onEnd(trailers);
+  }
+
+  onEnd(trailers: HeaderObject | string | null): void {
     if (this.finished) return;
     if (!this.sendsTrailers) {
       this.stream.end();
@@ -997,7 +1171,18 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
 
   /** @internal the downstream's 'wantTrailers': the upstream's trailers, less what HTTP/2 forbids. */
   sendTrailers(): void {
-    const src = this.trailers;
+    const tr = this.trailers;
+    const stream = this.stream;
+    if (typeof tr === 'string' && stream instanceof NativeH2Stream) {
+      try {
+        const f = trailersFlatOf(tr);
+        stream.sendTrailersFlat(f, flatOutPairs);
+      } catch {
+        stream.close();
+      }
+      return;
+    }
+    const src = typeof tr === 'string' ? headerObject(tr) : tr;
     const t: HeaderObject = {};
     if (src) {
       for (const k in src) {
@@ -1118,10 +1303,347 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 }
 
+/** The request-specific inputs of the upstream header list; `requestId` is set by the builder. */
+export interface UpstreamEdits {
+  method: string;
+  /** :path after the route's rewrites. */
+  path: string;
+  authority: string;
+  /** The downstream address to append to x-forwarded-for; undefined: leave it as it is. */
+  ip: string | undefined;
+  /** The request is known to be complete and empty. */
+  emptyBody: boolean;
+  generateRequestId: boolean;
+  /** Out: the request's x-request-id (the client's, or the one generated), null when it has none. */
+  requestId: string | null;
+}
+
+/**
+ * The upstream request object (before the route's additions and tracing headers): pseudo-headers,
+ * the request's fields less connection-specific ones and `drop`, then x-forwarded-for,
+ * x-forwarded-proto, content-length: 0 and x-request-id as Envoy adds them.
+ */
+export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<string> | null): HeaderObject {
+  const { method, ip } = ed;
+  const out: HeaderObject = { ':method': method, ':path': ed.path, ':authority': ed.authority, ':scheme': 'http' };
+  for (const k in h) {
+    const v = h[k];
+    if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
+    if (k === 'te' && v !== 'trailers') continue;
+    out[k] = v;
+  }
+  if (ip) {
+    const prior = first(h['x-forwarded-for']);
+    out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
+  }
+  if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+  // A request known to be empty goes upstream unchunked; as Envoy's HTTP/1 codec does, methods
+  // that may carry a body say so with content-length: 0 (some HTTP/1 servers answer 411 without it).
+  if (ed.emptyBody && out['content-length'] === undefined && !BODILESS.has(method)) out['content-length'] = '0';
+  const rid = first(h['x-request-id']);
+  if (rid) ed.requestId = rid;
+  else if (ed.generateRequestId) out['x-request-id'] = ed.requestId = newRequestId();
+  return out;
+}
+
+/**
+ * upstreamObject() on the flat path, for routes without request header mutations: the
+ * downstream's list `s` (as the addon gives it) is kept as runs of kept pairs (repeats stay
+ * separate pairs, which HTTP reads as the joined value), and the same fields are added. null
+ * (take the object path) for an HTTP/1 upstream and more than one cookie field, which HTTP/1 must
+ * get joined into one.
+ */
+export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
+  const n = s.length;
+  const { method, ip } = ed;
+  const runs: number[] = [];
+  let extra = '';
+  let pairs = 4;
+  let prior: string | undefined;
+  let rid: string | undefined;
+  let xfp = false;
+  let cl = false;
+  let cookies = 0;
+  /** Start of the current run of kept pairs, -1 when none. */
+  let run = -1;
+  let i = 0;
+  while (i < n) {
+    const e = s.indexOf('\0', i);
+    if (e < 0) break;
+    let b = s.indexOf('\0', e + 1);
+    if (b < 0) b = n;
+    let keep = s.charCodeAt(i) !== 58; /* : */
+    if (keep) {
+      // Only the names this cares about are compared, picked by length first.
+      switch (e - i) {
+        case 2: // te: "trailers" only, and never to HTTP/1
+          if (s.startsWith('te', i)) keep = !h1 && b - e - 1 === 8 && s.startsWith('trailers', e + 1);
+          break;
+        case 4:
+          if (s.startsWith('host', i)) keep = false;
+          break;
+        case 6:
+          if (s.startsWith('cookie', i) && ++cookies > 1 && h1) return null;
+          break;
+        case 7:
+          if (s.startsWith('upgrade', i)) keep = false;
+          break;
+        case 10:
+          if (s.startsWith('connection', i) || s.startsWith('keep-alive', i)) keep = false;
+          break;
+        case 12:
+          if (s.startsWith('x-request-id', i)) rid = rid === undefined ? s.slice(e + 1, b) : `${rid}, ${s.slice(e + 1, b)}`;
+          break;
+        case 14:
+          if (s.startsWith('content-length', i)) cl = true;
+          else if (s.startsWith('http2-settings', i)) keep = false;
+          break;
+        case 15:
+          if (ip && s.startsWith('x-forwarded-for', i)) {
+            prior = prior === undefined ? s.slice(e + 1, b) : `${prior}, ${s.slice(e + 1, b)}`;
+            keep = false;
+          }
+          break;
+        case 16:
+          if (s.startsWith('proxy-connection', i)) keep = false;
+          break;
+        case 17:
+          if (s.startsWith('transfer-encoding', i)) keep = false;
+          else if (s.startsWith('x-forwarded-proto', i)) xfp = true;
+          break;
+      }
+    }
+    if (keep) {
+      if (run < 0) run = i;
+      pairs++;
+    } else if (run >= 0) {
+      runs.push(run, i);
+      run = -1;
+    }
+    i = b + 1;
+  }
+  if (run >= 0) runs.push(run, n);
+  if (ip) {
+    extra += `x-forwarded-for\0${prior ? `${prior},${ip}` : ip}\0`;
+    pairs++;
+  }
+  if (!xfp) {
+    extra += 'x-forwarded-proto\0http\0';
+    pairs++;
+  }
+  if (ed.emptyBody && !cl && !BODILESS.has(method)) {
+    extra += 'content-length\x000\x00';
+    pairs++;
+    cl = true;
+  }
+  if (rid) ed.requestId = rid;
+  else if (ed.generateRequestId) {
+    extra += `x-request-id\0${(ed.requestId = newRequestId())}\0`;
+    pairs++;
+  }
+  return new FlatRequest(s, runs, extra, pairs, method, ed.path, ed.authority, cl);
+}
+
+
+/** A repeated field's value as headerObject() joins it (not for cookie or set-cookie). */
+function joinValue(prev: string | undefined, v: string): string {
+  return prev === undefined ? v : `${prev}, ${v}`;
+}
+
 function classify(stats: HttpConnectionManagerFilter['stats'], status: number): void {
   // Direct fields: no stat name is built per response.
   const c = status < 200 ? stats.downstream_rq_1xx : status < 300 ? stats.downstream_rq_2xx : status < 400 ? stats.downstream_rq_3xx : status < 500 ? stats.downstream_rq_4xx : stats.downstream_rq_5xx;
   c.value++;
+}
+
+/**
+ * The edits every forwarded response head gets (before the route's own): connection-specific
+ * fields out, `server` per `server_header_transformation`, `x-request-id` when asked for.
+ * writeH1ResponseHead makes the same ones on the flat path.
+ */
+export function editResponseObject(out: HeaderObject, serverMode: string, serverName: string, requestId: string | null): void {
+  for (const k of H2_FORBIDDEN_LIST) if (out[k] !== undefined) delete out[k];
+  if (serverMode === 'OVERWRITE' || (serverMode === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = serverName;
+  if (requestId && out['x-request-id'] === undefined) out['x-request-id'] = requestId;
+}
+
+/** Pairs of the last list h2ResponseFlatOf returned. */
+let flatOutPairs = 0;
+
+/** @internal the pair count of the last h2ResponseFlatOf list (the parity test checks it). */
+export function h2ResponseFlatPairs(): number {
+  return flatOutPairs;
+}
+
+/**
+ * The downstream response list of an HTTP/2 upstream's head `s` (the addon's flat list), as
+ * onResponse's object path sends it: connection-specific fields out, `server`, `x-request-id` and
+ * `date` as writeH1ResponseHead adds them; kept pairs are copied in runs. Its pair count is left
+ * in flatOutPairs.
+ * @internal exported for the parity test
+ */
+export function h2ResponseFlatOf(s: string, serverMode: string, serverName: string, requestId: string | null): string {
+  const n = s.length;
+  const overwrite = serverMode === 'OVERWRITE';
+  let out = '';
+  let pairs = 0;
+  let server = false;
+  let date = false;
+  let rid = false;
+  let run = -1;
+  let i = 0;
+  while (i < n) {
+    const e = s.indexOf('\0', i);
+    if (e < 0) break;
+    let b = s.indexOf('\0', e + 1);
+    if (b < 0) b = n;
+    let keep = true;
+    switch (e - i) {
+      case 4:
+        if (s.startsWith('date', i)) date = true;
+        else if (s.startsWith('host', i)) keep = false;
+        break;
+      case 6:
+        if (s.startsWith('server', i)) {
+          if (overwrite) keep = false;
+          else server = true;
+        }
+        break;
+      case 7:
+        if (s.startsWith('upgrade', i)) keep = false;
+        break;
+      case 10:
+        if (s.startsWith('connection', i) || s.startsWith('keep-alive', i)) keep = false;
+        break;
+      case 12:
+        if (s.startsWith('x-request-id', i)) rid = true;
+        break;
+      case 14:
+        if (s.startsWith('http2-settings', i)) keep = false;
+        break;
+      case 16:
+        if (s.startsWith('proxy-connection', i)) keep = false;
+        break;
+      case 17:
+        if (s.startsWith('transfer-encoding', i)) keep = false;
+        break;
+    }
+    if (keep) {
+      if (run < 0) run = i;
+      pairs++;
+    } else if (run >= 0) {
+      out += s.slice(run, i);
+      run = -1;
+    }
+    i = b + 1;
+  }
+  if (run >= 0) out += `${s.slice(run, n)}\0`;
+  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) {
+    out += `server\0${serverName}\0`;
+    pairs++;
+  }
+  if (requestId && !rid) {
+    out += `x-request-id\0${requestId}\0`;
+    pairs++;
+  }
+  if (!date) {
+    out += `date\0${httpDate()}\0`;
+    pairs++;
+  }
+  flatOutPairs = pairs;
+  return out;
+}
+
+/**
+ * Trailers to send downstream from an upstream's flat list, as sendTrailers() filters the object:
+ * pseudo-headers and connection-specific fields out. Its pair count is left in flatOutPairs.
+ * @internal exported for the parity test
+ */
+export function trailersFlatOf(s: string): string {
+  const n = s.length;
+  let out = '';
+  let pairs = 0;
+  let run = -1;
+  let i = 0;
+  while (i < n) {
+    const e = s.indexOf('\0', i);
+    if (e < 0) break;
+    let b = s.indexOf('\0', e + 1);
+    if (b < 0) b = n;
+    let keep = s.charCodeAt(i) !== 58; /* : */
+    if (keep) {
+      switch (e - i) {
+        case 4:
+        case 7:
+        case 10:
+        case 14:
+        case 16:
+        case 17:
+          keep = !H2_FORBIDDEN.has(s.slice(i, e));
+          break;
+      }
+    }
+    if (keep) {
+      if (run < 0) run = i;
+      pairs++;
+    } else if (run >= 0) {
+      out += s.slice(run, i);
+      run = -1;
+    }
+    i = b + 1;
+  }
+  if (run >= 0) out += `${s.slice(run, n)}\0`;
+  flatOutPairs = pairs;
+  return out;
+}
+
+const HOP_KIND = (1 << HeaderKind.HOST) | (1 << HeaderKind.TRANSFER_ENCODING) | (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE) | (1 << HeaderKind.TE);
+
+/**
+ * The downstream response list of an HTTP/1 upstream head, written to `w` as onResponse's object
+ * path would send it: `:status`, the fields less hop-by-hop ones (names lower-cased), the server
+ * header per `server_header_transformation`, `x-request-id` (`requestId`, when the response lacks
+ * one), and `date` when the upstream sent none. Repeated fields stay separate pairs.
+ * @internal exported for the parity test
+ */
+export function writeH1ResponseHead(w: FlatWriter, status: number, head: MessageHead, serverMode: string, serverName: string, requestId: string | null): FlatWriter {
+  w.pair(':status', String(status));
+  const f = head.fields;
+  const b = head.buf;
+  const overwrite = serverMode === 'OVERWRITE';
+  let server = false;
+  let date = false;
+  let rid = false;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    const kind = f[i + F.KIND]!;
+    if (kind !== HeaderKind.OTHER && ((1 << kind) & HOP_KIND) !== 0) continue;
+    const ns = f[i + F.NAME_START]!;
+    const ne = f[i + F.NAME_END]!;
+    // Only the lengths of the names looked at here are compared byte by byte.
+    switch (ne - ns) {
+      case 4:
+        if (nameIs(b, ns, ne, 'date')) date = true;
+        break;
+      case 6:
+        if (nameIs(b, ns, ne, 'server')) {
+          if (overwrite) continue;
+          server = true;
+        }
+        break;
+      case 12:
+        if (nameIs(b, ns, ne, 'x-request-id')) rid = true;
+        break;
+      case 14:
+        if (nameIs(b, ns, ne, 'http2-settings')) continue;
+        break;
+    }
+    w.nameBytes(b, ns, ne);
+    w.valueBytes(b, f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
+  }
+  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) w.pair('server', serverName);
+  if (requestId && !rid) w.pair('x-request-id', requestId);
+  if (!date) w.pair('date', httpDate());
+  return w;
 }
 
 function applyObject(out: HeaderObject, m: HeaderMutation): void {

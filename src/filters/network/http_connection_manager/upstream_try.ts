@@ -7,11 +7,108 @@ import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
-import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
+import { flatGet, headerObject, NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
+
+/**
+ * An upstream request's header list in the addon's flat form ("name\0value\0...", every value
+ * NUL-terminated): `:method`, `:path`, `:authority`, `:scheme`, the downstream's fields that are
+ * kept (runs of `src`, the downstream's own flat list), then the fields the proxy adds (`extra`).
+ * An HTTP/2 try hands `flat` to the native session, an HTTP/1 try writes its head from the runs
+ * in one pass; the header object (node:http2 sessions, mirrors) is built only when asked.
+ */
+export class FlatRequest {
+  private obj: HeaderObject | null = null;
+  private built: string | null = null;
+
+  constructor(
+    /** The downstream's list as the addon gave it (no NUL after the last value). */
+    private readonly src: string,
+    /** [start, end) offsets into `src` of the kept pairs, two numbers per run. */
+    private readonly runs: number[],
+    /** Pairs the proxy adds, each value NUL-terminated. */
+    private readonly extra: string,
+    readonly pairs: number,
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    /** A content-length field is among the regular ones. */
+    readonly hasContentLength: boolean,
+  ) {}
+
+  /** The whole list, pseudo-headers first (built on first use). */
+  get flat(): string {
+    let f = this.built;
+    if (f !== null) return f;
+    f = `:method\0${this.method}\0:path\0${this.path}\0:authority\0${this.authority}\0:scheme\0http\0`;
+    const r = this.runs;
+    const s = this.src;
+    for (let k = 0; k < r.length; k += 2) f += r[k + 1] === s.length ? `${s.slice(r[k], r[k + 1])}\0` : s.slice(r[k], r[k + 1]);
+    return (this.built = f + this.extra);
+  }
+
+  /** The header object this list stands for (as headerObject() reads it), built once. */
+  object(): HeaderObject {
+    return (this.obj ??= headerObject(this.flat.slice(0, -1)));
+  }
+
+  /**
+   * The HTTP/1.1 head: request line, host, the kept fields less `te` (hop-by-hop), the added ones,
+   * and `transfer-encoding: chunked` when asked; as H1Try writes it from an object.
+   */
+  h1Head(chunked: boolean): Buffer {
+    const pre = `${this.method} ${this.path} HTTP/1.1\r\nhost: ${this.authority}\r\n`;
+    // The downstream's list and the additions as bytes (two native writes of flat strings), then
+    // the kept runs rewritten byte by byte (a typed-array loop; charCodeAt on a concatenated
+    // string measured several times slower).
+    const s = this.src;
+    const n = s.length;
+    const x = this.extra;
+    const total = n + x.length;
+    if (scratch.length < total) scratch = Buffer.allocUnsafe(Math.max(total, 2 * scratch.length));
+    const src = scratch;
+    src.write(s, 0, n, 'latin1');
+    src.write(x, n, x.length, 'latin1');
+    let bytes = x.length;
+    const r = this.runs;
+    for (let k = 0; k < r.length; k += 2) bytes += r[k + 1]! - r[k]! + 1;
+    // Each NUL becomes two bytes (": " or CRLF): an upper bound.
+    const b = Buffer.allocUnsafe(pre.length + bytes + 2 * this.pairs + (chunked ? 28 : 0) + 2);
+    let o = b.write(pre, 0, 'latin1');
+    for (let k = 0; k < r.length; k += 2) o = h1Fields(src, r[k]!, r[k + 1]!, b, o);
+    o = h1Fields(src, n, total, b, o);
+    if (chunked) o += b.write('transfer-encoding: chunked\r\n', o, 'latin1');
+    b[o++] = 13;
+    b[o++] = 10;
+    return o === b.length ? b : b.subarray(0, o);
+  }
+}
+
+/** FlatRequest.h1Head's bytes of the flat lists (used within one call). */
+let scratch = Buffer.allocUnsafe(4096);
+
+/** Writes the pairs in src[i, end) ("name\0value\0...", last NUL optional) as header lines at b[o]; the new offset. */
+function h1Fields(src: Buffer, i: number, end: number, b: Buffer, o: number): number {
+  while (i < end) {
+    if (src[i] === 116 && src[i + 1] === 101 && src[i + 2] === 0) {
+      // te: hop-by-hop, never sent to an HTTP/1 upstream.
+      i += 3;
+      while (i < end && src[i++] !== 0);
+      continue;
+    }
+    let c: number;
+    while (i < end && (c = src[i++]!) !== 0) b[o++] = c;
+    b[o++] = 58;
+    b[o++] = 32;
+    while (i < end && (c = src[i++]!) !== 0) b[o++] = c;
+    b[o++] = 13;
+    b[o++] = 10;
+  }
+  return o;
+}
 
 /** `refused_stream`: an HTTP/2 upstream reset the stream with REFUSED_STREAM before answering (a kind of reset). */
 export type TryFailureKind = 'connect_failure' | 'reset' | 'refused_stream' | 'protocol_error' | 'overflow';
@@ -20,8 +117,21 @@ export type TryFailureKind = 'connect_failure' | 'reset' | 'refused_stream' | 'p
 export interface TryEvents {
   /** Final (non-1xx) response headers; `endStream` when no body or trailers follow. */
   onResponse(status: number, headers: HeaderObject, endStream: boolean): void;
+  /**
+   * Optional: an HTTP/1 upstream's final response head as parsed (fields as offsets into its
+   * bytes), for an owner that forwards it without a header object. Without it, onResponse gets
+   * the head's header object (hop-by-hop fields left out, `:status` added).
+   */
+  onH1ResponseHead?(status: number, head: MessageHead, endStream: boolean): void;
+  /**
+   * Optional: a native HTTP/2 upstream's final response head as the addon's flat list
+   * ("name\0value\0...", `:status` first, no trailing NUL). Without it, onResponse gets its object.
+   */
+  onH2ResponseFlat?(status: number, flat: string, endStream: boolean): void;
   onData(chunk: Buffer): void;
   onEnd(trailers: HeaderObject | null): void;
+  /** Optional: the response ended with trailers from a native HTTP/2 upstream, as the addon's flat list. Without it, onEnd gets their object. */
+  onEndFlat?(trailers: string): void;
   /** No response (or an unusable one) came; before onResponse only. */
   onFailure(kind: TryFailureKind): void;
   /** The response broke off after onResponse. */
@@ -132,17 +242,22 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   private responded = false;
   /** @internal set by the stream's 'trailers' listener */
   trailers: HeaderObject | null = null;
+  /** Native path: the trailers as the addon delivered them. */
+  private trailersFlat: string | null = null;
   private drainCb: (() => void) | null = null;
+  /** Gives up the request's place while it waits for stream capacity (pending); null once served. */
+  private cancelAcquire: (() => void) | null = null;
 
   constructor(
     private readonly pools: Http2ClusterPools,
     private readonly host: Host,
-    headers: HeaderObject,
+    headers: HeaderObject | FlatRequest,
     endStream: boolean,
     private readonly ev: TryEvents,
   ) {
     this.requestEnded = endStream;
-    pools.acquire(host, (session, reason) => {
+    this.cancelAcquire = pools.acquire(host, (session, reason) => {
+      this.cancelAcquire = null;
       if (this.done) {
         if (session) pools.released(host, session);
         return;
@@ -156,7 +271,7 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     });
   }
 
-  private open(session: H2UpstreamSession, headers: HeaderObject): void {
+  private open(session: H2UpstreamSession, headers: HeaderObject | FlatRequest): void {
     if (session instanceof NativeH2ClientConnection) {
       this.openNative(session, headers);
       return;
@@ -165,7 +280,7 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     this.pending = null;
     let s: TryStream;
     try {
-      s = requestStream(session, headers, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
+      s = requestStream(session, headers instanceof FlatRequest ? headers.object() : headers, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
     } catch {
       this.pools.released(this.host, session);
       this.done = true;
@@ -191,13 +306,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     }
   }
 
-  private openNative(c: NativeH2ClientConnection, headers: HeaderObject): void {
+  private openNative(c: NativeH2ClientConnection, headers: HeaderObject | FlatRequest): void {
     const pending = this.pending;
     this.pending = null;
     const endNow = this.requestEnded && pending === null;
     let id: number;
     try {
-      id = c.request(headers as H2Headers, endNow, this);
+      id = headers instanceof FlatRequest ? c.requestFlat(headers.flat, headers.pairs, endNow, this) : c.request(headers as H2Headers, endNow, this);
     } catch {
       // A header value the addon refuses (CR/LF, NUL): as node:http2's request() throwing.
       this.pools.released(this.host, c);
@@ -236,6 +351,17 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     if (endStream) this.h2End();
   }
 
+  /** @internal NativeH2ClientStreamUser: the head as the addon delivers it, handed on flat when the owner takes it so. */
+  h2HeadersFlat(flat: string, endStream: boolean): void {
+    if (this.done) return;
+    this.responded = true;
+    const status = Number(flatGet(flat, ':status', true));
+    const ev = this.ev;
+    if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream);
+    else ev.onResponse(status, headerObject(flat) as HeaderObject, endStream);
+    if (endStream) this.h2End();
+  }
+
   /** @internal NativeH2ClientStreamUser: true when held (consumed on resume), else taken now. */
   h2Data(d: Buffer): boolean {
     if (this.done) return false;
@@ -251,6 +377,12 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   /** @internal NativeH2ClientStreamUser */
   h2Trailers(t: H2Headers): void {
     this.trailers = t as HeaderObject;
+  }
+
+  /** @internal NativeH2ClientStreamUser */
+  h2TrailersFlat(flat: string): void {
+    if (this.ev.onEndFlat !== undefined) this.trailersFlat = flat;
+    else this.trailers = headerObject(flat) as HeaderObject;
   }
 
   /** @internal NativeH2ClientStreamUser */
@@ -300,7 +432,9 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   ended(): void {
     if (this.done) return;
     this.done = true;
-    this.ev.onEnd(this.trailers);
+    const tf = this.trailersFlat;
+    if (tf !== null) this.ev.onEndFlat!(tf);
+    else this.ev.onEnd(this.trailers);
   }
 
   /** @internal stream listener: gives the stream back to the pool; before 'end' it is a failure. */
@@ -370,6 +504,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   }
 
   abort(): void {
+    // Still waiting for capacity: leave the queue now, so max_pending_requests counts only
+    // requests that still want a stream.
+    const cancel = this.cancelAcquire;
+    if (cancel !== null) {
+      this.cancelAcquire = null;
+      cancel();
+    }
     if (this.done && !this.stream && !this.nc) return;
     this.done = true;
     if (this.nc) {
@@ -385,7 +526,8 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
 /** Hop-by-hop and framing headers that never cross a protocol boundary. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'te', 'http2-settings', 'host']);
 
-function headerObjectOf(head: MessageHead): HeaderObject {
+/** The header object of an HTTP/1 head, less hop-by-hop fields (no `:status`). */
+export function headerObjectOf(head: MessageHead): HeaderObject {
   const out: HeaderObject = {};
   const f = head.fields;
   for (let i = 0; i < f.length; i += F.SIZE) {
@@ -398,6 +540,20 @@ function headerObjectOf(head: MessageHead): HeaderObject {
     else out[name] = [prev, v];
   }
   return out;
+}
+
+/** The HTTP/1.1 head of an upstream request object (hop-by-hop fields left out). */
+export function h1HeadOf(headers: HeaderObject, method: string, chunked: boolean): Buffer {
+  let h = `${method} ${headers[':path']} HTTP/1.1\r\nhost: ${headers[':authority'] ?? ''}\r\n`;
+  // for-in and no array per value: this runs once per request.
+  for (const k in headers) {
+    const v = headers[k];
+    if (k[0] === ':' || v === undefined || HOP.has(k)) continue;
+    if (typeof v === 'string') h += `${k}: ${v}\r\n`;
+    else for (const x of v) h += `${k}: ${x}\r\n`;
+  }
+  if (chunked) h += 'transfer-encoding: chunked\r\n';
+  return Buffer.from(`${h}\r\n`, 'latin1');
 }
 
 /**
@@ -421,23 +577,19 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   constructor(
     private readonly pools: Http1ClusterPools,
     host: Host,
-    headers: HeaderObject,
+    headers: HeaderObject | FlatRequest,
     endStream: boolean,
     private readonly method: string,
     private readonly ev: TryEvents,
   ) {
     this.ended = endStream;
-    this.chunked = !endStream && headers['content-length'] === undefined;
-    let h = `${method} ${headers[':path']} HTTP/1.1\r\nhost: ${headers[':authority'] ?? ''}\r\n`;
-    // for-in and no array per value: this runs once per request.
-    for (const k in headers) {
-      const v = headers[k];
-      if (k[0] === ':' || v === undefined || HOP.has(k)) continue;
-      if (typeof v === 'string') h += `${k}: ${v}\r\n`;
-      else for (const x of v) h += `${k}: ${x}\r\n`;
+    if (headers instanceof FlatRequest) {
+      this.chunked = !endStream && !headers.hasContentLength;
+      this.head = headers.h1Head(this.chunked);
+    } else {
+      this.chunked = !endStream && headers['content-length'] === undefined;
+      this.head = h1HeadOf(headers, method, this.chunked);
     }
-    if (this.chunked) h += 'transfer-encoding: chunked\r\n';
-    this.head = Buffer.from(`${h}\r\n`, 'latin1');
     this.cancel = pools.forHost(host).acquire(pools.cluster.spec.connectTimeoutMs, (conn, reason) => {
       this.cancel = null;
       if (this.done) {
@@ -556,9 +708,13 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.framer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
       // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload (and its closure).
       if (mode === BodyMode.CHUNKED) this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
-      const h = headerObjectOf(r);
-      h[':status'] = String(r.status);
-      this.ev.onResponse(r.status, h, mode === BodyMode.NONE);
+      const ev = this.ev;
+      if (ev.onH1ResponseHead !== undefined) ev.onH1ResponseHead(r.status, r, mode === BodyMode.NONE);
+      else {
+        const h = headerObjectOf(r);
+        h[':status'] = String(r.status);
+        ev.onResponse(r.status, h, mode === BodyMode.NONE);
+      }
       // The exchange may have aborted this try from onResponse (a status it retries on):
       // nothing of this response may reach it after that.
       if (this.done) return;
@@ -758,7 +914,8 @@ export class ParkedH1Conn implements Http1ConnUser {
   }
 }
 
-function grpcStatusOfHead(r: MessageHead): number {
+/** An HTTP/1 head's grpc-status (the first one), -1 when it has none. */
+export function grpcStatusOfHead(r: MessageHead): number {
   const f = r.fields;
   for (let i = 0; i < f.length; i += F.SIZE) {
     if (r.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase() === 'grpc-status') return Number(r.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!));

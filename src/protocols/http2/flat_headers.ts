@@ -1,0 +1,105 @@
+/**
+ * Outgoing HTTP/2 header lists in the addon's flat form ("name\0value\0..."), written as bytes
+ * into one reused buffer that the addon copies during the call (native/http2/session.cc FlatArg).
+ * A response or request then crosses the boundary without a header object, a string per field or
+ * a concatenated string: the bytes come straight from where they arrived (an HTTP/1 head's buffer,
+ * the downstream's flat request) plus the few values the proxy adds.
+ */
+
+/** Writes one header list; `reset()` starts the next. Use one list at a time, up to its addon call. */
+export class FlatWriter {
+  buf: Buffer;
+  /** Bytes written. */
+  len = 0;
+  /** Pairs written (the addon checks it: a NUL inside a value would shift every later pair). */
+  pairs = 0;
+
+  constructor(size = 4096) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  reset(): this {
+    this.len = 0;
+    this.pairs = 0;
+    return this;
+  }
+
+  /** Room for `n` more bytes. */
+  private room(n: number): Buffer {
+    const need = this.len + n;
+    if (need > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < need) size *= 2;
+      const b = Buffer.allocUnsafe(size);
+      this.buf.copy(b, 0, 0, this.len);
+      this.buf = b;
+    }
+    return this.buf;
+  }
+
+  /** A name from `src[s, e)` lower-cased (RFC 9113 §8.2.1), then its NUL. */
+  nameBytes(src: Uint8Array, s: number, e: number): void {
+    const b = this.room(e - s + 1);
+    let o = this.len;
+    for (let i = s; i < e; i++) {
+      const c = src[i]!;
+      b[o++] = c >= 65 && c <= 90 ? c + 32 : c;
+    }
+    b[o++] = 0;
+    this.len = o;
+  }
+
+  /** A value from `src[s, e)` as is, then its NUL; ends a pair. */
+  valueBytes(src: Buffer, s: number, e: number): void {
+    const n = e - s;
+    const b = this.room(n + 1);
+    let o = this.len;
+    // Short values (most) by loop; a native copy's call costs more than it saves below ~64 bytes.
+    if (n < 64) for (let i = s; i < e; i++) b[o++] = src[i]!;
+    else o += src.copy(b, o, s, e);
+    b[o++] = 0;
+    this.len = o;
+    this.pairs++;
+  }
+
+  /** A name/value pair of strings (latin1; names given lower-case). */
+  pair(name: string, value: string): void {
+    this.str(name);
+    this.str(value);
+    this.pairs++;
+  }
+
+  /** Only a name; a value follows with valueBytes() or value(). */
+  name(name: string): void {
+    this.str(name);
+  }
+
+  value(value: string): void {
+    this.str(value);
+    this.pairs++;
+  }
+
+  /** A string and its NUL. */
+  private str(s: string): void {
+    const n = s.length;
+    const b = this.room(n + 1);
+    let o = this.len;
+    if (n < 48) for (let i = 0; i < n; i++) b[o++] = s.charCodeAt(i);
+    else o += b.write(s, o, n, 'latin1');
+    b[o++] = 0;
+    this.len = o;
+  }
+}
+
+/** The one writer responses, requests and trailers share: each is written and handed over synchronously. */
+export const FLAT = new FlatWriter();
+
+/** Whether `src[s, e)` is `lit` (lower-case ASCII) ignoring the case of letters in src. */
+export function nameIs(src: Uint8Array, s: number, e: number, lit: string): boolean {
+  if (e - s !== lit.length) return false;
+  for (let i = 0; i < lit.length; i++) {
+    const c = src[s + i]!;
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lit.charCodeAt(i)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,121 @@
+// The addon's H2Session takes header lists as bytes too (respond/trailers with a byte length):
+// JavaScript fills one reused buffer (src/protocols/http2/flat_headers.ts) instead of building a
+// string. Driven by the real node:http2 client; bad arguments throw a TypeError naming the call.
+import http2 from 'node:http2';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FlatWriter } from '../../src/protocols/http2/flat_headers.js';
+import { NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { b, sleep } from './helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  for (let i = 0; i < 300 && b.stats().poolChunksInUse !== 0; i++) await sleep(10);
+  expect(b.stats().poolChunksInUse).toBe(0);
+});
+
+function serve(handler: (s: NativeH2Stream, flat: string) => void): number {
+  const fd = b.listenTcp('127.0.0.1', 0, 64, false);
+  const conns: NativeH2Connection[] = [];
+  const acc = new b.Acceptor(
+    fd,
+    (cfd) => {
+      conns.push(
+        new NativeH2Connection(cfd, { maxHeaderListSize: 16384, maxHeaderPairs: 100 }, null, {
+          onStream: () => {
+            throw new Error('onStreamFlat is given, so onStream is never called');
+          },
+          onStreamFlat: (s, flat) => handler(s, flat),
+          onIdle() {},
+          onEnd() {},
+        }),
+      );
+    },
+    () => {},
+  );
+  cleanups.push(() => {
+    acc.close();
+    for (const c of conns) c.destroy();
+  });
+  return b.localAddress(fd).port;
+}
+
+function ask(port: number, headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders | null; body: string; rst: number }> {
+  const c = http2.connect(`http://127.0.0.1:${port}`);
+  c.on('error', () => {});
+  cleanups.push(() => new Promise<void>((r) => (c.destroyed || c.closed ? r() : c.close(() => r()))));
+  return new Promise((resolve) => {
+    const rq = c.request(headers);
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | null = null;
+    let body = '';
+    rq.on('response', (h) => (head = h));
+    rq.on('trailers', (t) => (trailers = t));
+    rq.setEncoding('latin1');
+    rq.on('data', (d: string) => (body += d));
+    rq.on('error', () => {});
+    rq.on('close', () => resolve({ headers: head, trailers, body, rst: rq.rstCode ?? 0 }));
+  });
+}
+
+describe('H2Session header lists as bytes', () => {
+  it('respond() and trailers from a FlatWriter reach the client as sent; the request arrives flat', async () => {
+    let got = '';
+    const port = serve((s, flat) => {
+      got = flat;
+      const w = new FlatWriter(8); // grows while written
+      w.pair(':status', '201');
+      w.pair('x-one', '1');
+      w.pair('set-cookie', 'a=1');
+      w.pair('set-cookie', 'b=2');
+      w.pair('x-long', 'v'.repeat(300));
+      s.respondFlat(w, { waitForTrailers: true });
+      s.on('wantTrailers', () => s.sendTrailersFlat('grpc-status\0' + '0\0x-t\0t\0', 2));
+      s.end(Buffer.from('body'));
+    });
+    const r = await ask(port, { ':path': '/flat', 'x-in': 'i' });
+    expect(r.headers[':status']).toBe(201);
+    expect(r.headers['x-one']).toBe('1');
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.headers['x-long']).toBe('v'.repeat(300));
+    expect(r.trailers).toMatchObject({ 'grpc-status': '0', 'x-t': 't' });
+    expect(r.body).toBe('body');
+    // The request's list as the addon delivers it: pseudo-headers first, no trailing NUL.
+    const parts = got.split('\0');
+    expect(parts.length % 2).toBe(0);
+    const names = parts.filter((_, i) => i % 2 === 0);
+    expect(names.slice(0, 4).sort()).toEqual([':authority', ':method', ':path', ':scheme']);
+    expect(parts[parts.indexOf(':path') + 1]).toBe('/flat');
+    expect(got.endsWith('x-in\0i')).toBe(true);
+  });
+
+  it('a wrong byte length or pair count throws a TypeError naming respond, and the stream can still be answered', async () => {
+    const errors: string[] = [];
+    const port = serve((s) => {
+      const w = new FlatWriter();
+      w.pair(':status', '200');
+      w.pair('x-a', 'a');
+      const h = s.session.h;
+      for (const bad of [
+        () => h.respond(s.id, w.buf, w.pairs, true, w.buf.length + 1), // past the buffer
+        () => h.respond(s.id, w.buf, w.pairs, true, -1),
+        () => h.respond(s.id, w.buf, w.pairs, true), // no length
+        () => h.respond(s.id, w.buf, w.pairs + 1, true, w.len), // a pair count that does not match
+        () => h.respond(s.id, new Uint16Array(4) as unknown as Uint8Array, 1, true, 2),
+      ]) {
+        try {
+          bad();
+          errors.push('no error');
+        } catch (e) {
+          errors.push(`${(e as Error).name}: ${(e as Error).message}`);
+        }
+      }
+      s.respondFlat(w, { endStream: true });
+    });
+    const r = await ask(port, { ':path': '/' });
+    expect(errors).toHaveLength(5);
+    for (const e of errors) expect(e).toMatch(/^TypeError: H2Session\.respond: /);
+    expect(r.headers[':status']).toBe(200);
+    expect(r.headers['x-a']).toBe('a');
+  });
+});

@@ -1,0 +1,296 @@
+import { describe, expect, it } from 'vitest';
+import { parseRequestHead, parseResponseHead } from '../../../src/protocols/http1/parser.js';
+import type { MessageHead } from '../../../src/protocols/http1/types.js';
+import { FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
+import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/native_session.js';
+import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, writeH1ResponseHead, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
+import { F } from '../../../src/protocols/http1/types.js';
+import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
+
+// The flat paths must send what the object paths send. Field order across different names may
+// differ (the object groups repeats at the first one's place); per name, values and their order
+// must match, pseudo-headers must come first, and the pair counts must agree.
+
+type Pairs = Array<[string, string]>;
+
+function pairsOf(flat: string): Pairs {
+  const p = flat.split('\0');
+  if (p[p.length - 1] === '') p.pop();
+  const out: Pairs = [];
+  for (let i = 0; i < p.length; i += 2) out.push([p[i]!.toLowerCase(), p[i + 1]!]);
+  return out;
+}
+
+/** name → values in order, `date` values blanked (each path reads the clock). */
+function canon(p: Pairs): Record<string, string[]> {
+  const o: Record<string, string[]> = {};
+  for (const [k, v] of p) (o[k] ??= []).push(k === 'date' ? 'D' : v);
+  return o;
+}
+
+function pseudoFirst(p: Pairs): boolean {
+  let seenRegular = false;
+  for (const [k] of p) {
+    if (k.startsWith(':')) {
+      if (seenRegular) return false;
+    } else seenRegular = true;
+  }
+  return true;
+}
+
+function head(text: string): MessageHead {
+  const buf = Buffer.from(text, 'latin1');
+  const r = parseResponseHead(buf, 0, buf.length);
+  if (typeof r === 'number') throw new Error(`parse failed: ${r} for ${JSON.stringify(text)}`);
+  return r;
+}
+
+const FIELD_SETS: string[][] = [
+  [],
+  ['Content-Length: 5'],
+  ['content-type: text/plain', 'Content-Length: 0', 'Date: Thu, 01 Jan 2026 00:00:00 GMT'],
+  ['Set-Cookie: a=1; Path=/', 'set-cookie: b=2', 'SET-COOKIE: c=3; HttpOnly', 'Content-Length: 0'],
+  ['X-Dup: 1', 'x-other: o', 'x-dup: 2', 'X-DUP: 3', 'Transfer-Encoding: chunked'],
+  ['Connection: keep-alive, x-hop', 'Keep-Alive: timeout=5', 'Proxy-Connection: close', 'Upgrade: h2c', 'TE: trailers', 'Host: leaked', 'HTTP2-Settings: AAAA', 'Content-Length: 0'],
+  ['Server: upstream-srv', 'Content-Length: 0'],
+  ['server: a', 'Server: b', 'Content-Length: 0'],
+  ['X-Request-Id: from-upstream', 'Content-Length: 0'],
+  ['Cookie: c1=1', 'cookie: c2=2', 'Content-Length: 0'],
+  ['grpc-status: 14', 'grpc-message: unavailable', 'Content-Length: 0'],
+  ['X-Long: ' + 'v'.repeat(300), 'X-Empty:', 'x-tab: a\tb', 'Content-Length: 0'],
+  ['X-Latin1: caf\xe9', 'Content-Length: 0'],
+];
+
+describe('H1 response head → flat h2 response (writeH1ResponseHead)', () => {
+  const modes = ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'];
+  const rids = [null, 'rid-123'];
+  const statuses = [200, 204, 404, 503];
+  for (const fields of FIELD_SETS) {
+    for (const mode of modes) {
+      for (const rid of rids) {
+        it(`matches the object path: ${JSON.stringify(fields).slice(0, 80)} ${mode} rid=${rid}`, () => {
+          for (const status of statuses) {
+            const h = head(`HTTP/1.1 ${status} X\r\n${fields.map((f) => `${f}\r\n`).join('')}\r\n`);
+            // Object path: what H1Try + H2Exchange.onResponse + NativeH2Stream.respond send.
+            const obj = headerObjectOf(h);
+            obj[':status'] = String(status);
+            editResponseObject(obj, mode, 'strait-test', rid);
+            const [flatA, pairsA] = flatOf(obj, true);
+            // Flat path.
+            const w = writeH1ResponseHead(new FlatWriter(64), status, h, mode, 'strait-test', rid);
+            const flatB = w.buf.toString('latin1', 0, w.len);
+            const a = pairsOf(flatA);
+            const b = pairsOf(flatB);
+            expect(pairsA).toBe(a.length);
+            expect(w.pairs).toBe(b.length);
+            expect(canon(b)).toEqual(canon(a));
+            expect(pseudoFirst(b)).toBe(true);
+            expect(b[0]).toEqual([':status', String(status)]);
+            // Names on the wire are lower-case already (the addon would lower them anyway).
+            for (const [k] of pairsOf(flatB)) expect(k).toBe(k.toLowerCase());
+            expect(flatB.split('\0').filter((x, i) => i % 2 === 0 && x !== '').every((n) => n === n.toLowerCase())).toBe(true);
+          }
+        });
+      }
+    }
+  }
+
+  it('grows its buffer for a long list and keeps every byte', () => {
+    const w = new FlatWriter(16);
+    const v = 'x'.repeat(5000);
+    w.pair('a', v);
+    w.pair('b', 'c');
+    expect(w.buf.toString('latin1', 0, w.len)).toBe(`a\0${v}\0b\0c\0`);
+    expect(w.pairs).toBe(2);
+  });
+
+  it('nameIs compares ignoring the case of letters only', () => {
+    const b = Buffer.from('X-Request-ID server');
+    expect(nameIs(b, 0, 12, 'x-request-id')).toBe(true);
+    expect(nameIs(b, 13, 19, 'server')).toBe(true);
+    expect(nameIs(b, 13, 19, 'serve')).toBe(false);
+    expect(nameIs(Buffer.from('x\rrequest-id'), 0, 12, 'x-request-id')).toBe(false);
+  });
+});
+
+// ---- request: the downstream's flat list → upstream request ----
+
+/** A downstream list as the addon delivers it: no NUL after the last value. */
+function downstream(pairs: Array<[string, string]>): string {
+  return pairs.map(([k, v]) => `${k}\0${v}`).join('\0');
+}
+
+/** name → the value HTTP reads (repeats joined with ", ", cookie with "; "), x-request-id blanked when generated. */
+function joined(p: Pairs, generated: boolean): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v0] of p) {
+    const v = generated && k === 'x-request-id' ? 'R' : v0;
+    o[k] = o[k] === undefined ? v : `${o[k]}${k === 'cookie' ? '; ' : ', '}${v}`;
+  }
+  return o;
+}
+
+function h1Pairs(head: Buffer): { line: string; pairs: Pairs } {
+  const r = parseRequestHead(head, 0, head.length);
+  if (typeof r === 'number') throw new Error(`bad head ${r}: ${head.toString('latin1')}`);
+  const pairs: Pairs = [];
+  for (let i = 0; i < r.fields.length; i += F.SIZE) {
+    pairs.push([head.toString('latin1', r.fields[i + F.NAME_START]!, r.fields[i + F.NAME_END]!).toLowerCase(), head.toString('latin1', r.fields[i + F.VALUE_START]!, r.fields[i + F.VALUE_END]!)]);
+  }
+  expect(r.headBytes).toBe(head.length);
+  return { line: `${r.method} ${r.target}`, pairs };
+}
+
+const PSEUDO: Array<[string, string]> = [
+  [':method', 'GET'],
+  [':scheme', 'http'],
+  [':authority', 'svc.local:8080'],
+  [':path', '/a/b?c=d'],
+];
+
+const REQUEST_SETS: Array<Array<[string, string]>> = [
+  [],
+  [['user-agent', 'h2load'], ['accept', '*/*']],
+  [['content-type', 'application/grpc'], ['te', 'trailers'], ['grpc-timeout', '1S'], ['user-agent', 'grpc-node-js/1.14']],
+  [['te', 'gzip'], ['x-a', '1']],
+  [['connection', 'close'], ['keep-alive', '5'], ['proxy-connection', 'x'], ['upgrade', 'h2c'], ['transfer-encoding', 'chunked'], ['http2-settings', 'AA'], ['host', 'h.example'], ['x-keep', 'k']],
+  [['x-forwarded-for', '1.1.1.1'], ['x-forwarded-for', '2.2.2.2'], ['x-b', 'b']],
+  [['x-forwarded-proto', 'https'], ['x-request-id', 'client-id'], ['content-length', '5']],
+  [['x-request-id', 'a'], ['x-request-id', 'b']],
+  [['cookie', 'a=1'], ['x-mid', 'm'], ['cookie', 'b=2']],
+  [['cookie', 'only=1']],
+  [['x-dup', '1'], ['x-other', 'o'], ['x-dup', '2'], ['x-empty', '']],
+  [['x-last-empty', '']],
+  [['x-long', 'v'.repeat(500)], ['set-cookie', 'odd=1'], ['set-cookie', 'odd=2']],
+];
+
+describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
+  const edits: Array<Omit<UpstreamEdits, 'requestId'>> = [];
+  for (const method of ['GET', 'POST']) {
+    for (const ip of [undefined, '10.0.0.7']) {
+      for (const emptyBody of [false, true]) {
+        for (const generateRequestId of [true, false]) edits.push({ method, path: '/up/b?c=d', authority: 'svc.local', ip, emptyBody, generateRequestId });
+      }
+    }
+  }
+  for (const set of REQUEST_SETS) {
+    it(`matches the object path over HTTP/2 and HTTP/1: ${JSON.stringify(set).slice(0, 90)}`, () => {
+      for (const e0 of edits) {
+        const pseudo = PSEUDO.map(([k, v]) => [k, k === ':method' ? e0.method : v] as [string, string]);
+        const flat = downstream([...pseudo, ...set]);
+        const generated = e0.generateRequestId && flatGet(flat, 'x-request-id') === undefined;
+        const ea: UpstreamEdits = { ...e0, requestId: null };
+        const obj = upstreamObject(headerObject(flat), ea, null);
+        const [objFlat, objPairs] = flatOf(obj, false);
+
+        // HTTP/2 upstream: the list the addon gets.
+        const eb: UpstreamEdits = { ...e0, requestId: null };
+        const fr = upstreamFlatOf(flat, eb, false)!;
+        expect(fr).not.toBeNull();
+        const a = pairsOf(objFlat);
+        const b = pairsOf(fr.flat);
+        expect(objPairs).toBe(a.length);
+        expect(fr.pairs).toBe(b.length);
+        expect(fr.flat.endsWith('\0')).toBe(true);
+        expect(pseudoFirst(b)).toBe(true);
+        expect(b.slice(0, 4)).toEqual(a.filter(([k]) => k.startsWith(':')));
+        expect(joined(b, generated)).toEqual(joined(a, generated));
+        expect(eb.requestId === null).toBe(ea.requestId === null);
+        if (!generated) expect(eb.requestId).toBe(ea.requestId);
+        else expect(eb.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        // The object built from the flat request is the one the object path makes (node:http2 upstreams, mirrors).
+        const fo = fr.object();
+        const expectObj = { ...obj };
+        if (generated) expectObj['x-request-id'] = fo['x-request-id'];
+        expect(joined(pairsOf(flatOf(fo, false)[0]), generated)).toEqual(joined(pairsOf(flatOf(expectObj, false)[0]), generated));
+
+        // HTTP/1 upstream: the head H1Try writes, with and without chunking.
+        const ec: UpstreamEdits = { ...e0, requestId: null };
+        const fr1 = upstreamFlatOf(flat, ec, true);
+        const cookies = set.filter(([k]) => k === 'cookie').length;
+        if (cookies > 1) {
+          // HTTP/1 wants one cookie field: the object path joins them.
+          expect(fr1).toBeNull();
+          continue;
+        }
+        for (const chunked of [false, true]) {
+          const ha = h1Pairs(h1HeadOf(obj, e0.method, chunked && obj['content-length'] === undefined));
+          const hb = h1Pairs(fr1!.h1Head(chunked && !fr1!.hasContentLength));
+          expect(hb.line).toBe(ha.line);
+          expect(joined(hb.pairs, generated)).toEqual(joined(ha.pairs, generated));
+        }
+        expect(fr1!.hasContentLength).toBe(obj['content-length'] !== undefined);
+      }
+    });
+  }
+
+  it('flatGet reads a field as headerObject holds it', () => {
+    const flat = downstream([...PSEUDO, ['cookie', 'a=1'], ['x', '1'], ['cookie', 'b=2'], ['x', '2'], ['set-cookie', 's'], ['e', '']]);
+    const o = headerObject(flat);
+    for (const n of [':method', ':path', ':authority', 'cookie', 'x', 'set-cookie', 'e', 'absent', ':status']) {
+      expect(flatGet(flat, n, n.startsWith(':'))).toEqual(o[n]);
+    }
+  });
+});
+
+describe('HTTP/2 upstream flat response → downstream (h2ResponseFlatOf)', () => {
+  const SETS: Array<Array<[string, string]>> = [
+    [],
+    [['content-type', 'application/grpc'], ['grpc-encoding', 'identity']],
+    [['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['x-dup', '1'], ['x-o', 'o'], ['x-dup', '2']],
+    [['connection', 'x'], ['keep-alive', 'k'], ['proxy-connection', 'p'], ['upgrade', 'u'], ['transfer-encoding', 't'], ['http2-settings', 'h'], ['host', 'leak'], ['te', 'trailers'], ['x-keep', 'k']],
+    [['server', 'up'], ['date', 'Thu, 01 Jan 2026 00:00:00 GMT'], ['x-request-id', 'up-id']],
+    [['server', 'a'], ['server', 'b']],
+    [['x-last-empty', '']],
+    [['host', 'only-dropped']],
+  ];
+  for (const set of SETS) {
+    for (const mode of ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH']) {
+      for (const rid of [null, 'rid-9']) {
+        it(`matches the object path: ${JSON.stringify(set).slice(0, 70)} ${mode} rid=${rid}`, () => {
+          const flat = downstream([[':status', '200'], ...set]);
+          const obj = headerObject(flat);
+          editResponseObject(obj, mode, 'strait-test', rid);
+          const [fa, pa] = flatOf(obj, true);
+          const fb = h2ResponseFlatOf(flat, mode, 'strait-test', rid);
+          const a = pairsOf(fa);
+          const b = pairsOf(fb);
+          expect(pa).toBe(a.length);
+          // The pair count is what respond() is given: a wrong one makes the addon throw.
+          expect(h2ResponseFlatPairs()).toBe(b.length);
+          expect(fb.endsWith('\0')).toBe(true);
+          expect(joined(b, false)).toEqual(joined(a, false).date === undefined ? joined(a, false) : { ...joined(a, false), date: joined(b, false).date! });
+          expect(b[0]).toEqual([':status', '200']);
+        });
+      }
+    }
+  }
+});
+
+describe('HTTP/2 upstream flat trailers → downstream (trailersFlatOf)', () => {
+  const SETS: Array<Array<[string, string]>> = [
+    [],
+    [['grpc-status', '0']],
+    [['grpc-status', '14'], ['grpc-message', 'unavailable%20now'], ['grpc-status-details-bin', 'AAAA']],
+    [['connection', 'x'], ['x-t', '1'], ['host', 'h'], ['x-t', '2'], ['transfer-encoding', 'chunked'], ['keep-alive', 'k'], ['upgrade', 'u'], ['proxy-connection', 'p'], ['http2-settings', 's'], ['hosts', 'kept']],
+    [['x-last-empty', '']],
+    [['host', 'dropped']],
+  ];
+  for (const set of SETS) {
+    it(`matches sendTrailers' object filter: ${JSON.stringify(set).slice(0, 80)}`, () => {
+      const flat = downstream(set);
+      const src = headerObject(flat);
+      // sendTrailers()' object path.
+      const t: Record<string, string | string[] | undefined> = {};
+      for (const k in src) if (k[0] !== ':' && src[k] !== undefined && !['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'http2-settings', 'host'].includes(k)) t[k] = src[k];
+      const [fa, pa] = flatOf(t, false);
+      const fb = trailersFlatOf(flat);
+      const a = pairsOf(fa);
+      const b = pairsOf(fb);
+      expect(pa).toBe(a.length);
+      expect(h2ResponseFlatPairs()).toBe(b.length);
+      expect(joined(b, false)).toEqual(joined(a, false));
+      if (b.length) expect(fb.endsWith('\0')).toBe(true);
+    });
+  }
+});
