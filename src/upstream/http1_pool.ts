@@ -138,9 +138,10 @@ export class Http1ClusterPools implements ClusterConnPools {
   ) {
     const src = cluster.spec.source as Record<string, any> | undefined;
     this.rm = cluster.breakers.at(priority);
+    // HttpProtocolOptions when given, else the deprecated cluster field (Envoy reads only one).
     const opts = src?.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
-    const idle = opts?.common_http_protocol_options?.idle_timeout;
-    this.idleTimeoutMs = idle === undefined || idle === null ? DEFAULT_IDLE_MS : durationMs(idle)!;
+    const idle = (opts ? opts.common_http_protocol_options : src?.common_http_protocol_options)?.idle_timeout;
+    this.idleTimeoutMs = idle === undefined || idle === null ? DEFAULT_IDLE_MS : Math.max(0, durationMs(idle)!);
     cluster.addConnPools(this);
   }
 
