@@ -81,6 +81,8 @@ export class Child {
         resolve(-1);
       });
     });
+    // 'exit' may come before the last stdout/stderr chunks are read; 'close' comes after them.
+    this.closed = new Promise((resolve) => proc.on('close', resolve));
     live.add(this);
     installHandlers();
   }
@@ -163,6 +165,9 @@ export async function runPinned(name, cmd, args, opts = {}) {
     : null;
   const code = await c.exited;
   if (t) clearTimeout(t);
+  // Read the output to its end: resolving on 'exit' alone lost a tool's summary now and then
+  // ("gave no summary (exit 0)"). Bounded, for a grandchild that keeps the pipe open.
+  await Promise.race([c.closed, new Promise((r) => setTimeout(r, 2000).unref())]);
   return { code, stdout: c.stdout, stderr: c.stderr, timedOut, signal: c.signal };
 }
 
