@@ -193,6 +193,34 @@ napi_value BoundSetSlab(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The two functions of a bind*() call, sharing `st` (freed when both are collected: `users` starts
+// at 2) and holding `keep` (the bound typed array) alive through `*keep_ref`. nullptr on failure
+// (st freed, or left to the one finalizer that was registered).
+template <typename State>
+napi_value BoundPair(napi_env env, napi_value keep, State* st, napi_ref* keep_ref, const char* n0, napi_callback f0, const char* n1,
+                     napi_callback f1, napi_finalize release) {
+  napi_value a, b, arr;
+  if (napi_create_reference(env, keep, 1, keep_ref) != napi_ok || napi_create_function(env, n0, NAPI_AUTO_LENGTH, f0, st, &a) != napi_ok ||
+      napi_create_function(env, n1, NAPI_AUTO_LENGTH, f1, st, &b) != napi_ok) {
+    if (*keep_ref) napi_delete_reference(env, *keep_ref);
+    delete st;
+    return nullptr;
+  }
+  // Both finalizers are registered before anything else can fail, so `users` reaches 0.
+  if (napi_add_finalizer(env, a, st, release, nullptr, nullptr) != napi_ok) {
+    napi_delete_reference(env, *keep_ref);
+    delete st;
+    return nullptr;
+  }
+  if (napi_add_finalizer(env, b, st, release, nullptr, nullptr) != napi_ok) {
+    st->users = 1;  // only the first one's finalizer will run
+    return nullptr;
+  }
+  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_set_element(env, arr, 0, a) != napi_ok || napi_set_element(env, arr, 1, b) != napi_ok)
+    return nullptr;
+  return arr;
+}
+
 // bindHttp1HeadParser(out) -> [parse, setSlab], both holding `out` (and the slab) alive.
 napi_value BindParser(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -207,28 +235,7 @@ napi_value BindParser(napi_env env, napi_callback_info info) {
   auto* b = new BoundParser();
   b->out = static_cast<int32_t*>(p);
   b->out_len = len;
-  napi_value parse, set_slab, arr;
-  if (napi_create_reference(env, argv[0], 1, &b->out_ref) != napi_ok ||
-      napi_create_function(env, "parseHttp1HeadBound", NAPI_AUTO_LENGTH, BoundParse, b, &parse) != napi_ok ||
-      napi_create_function(env, "setHttp1HeadSlab", NAPI_AUTO_LENGTH, BoundSetSlab, b, &set_slab) != napi_ok) {
-    if (b->out_ref) napi_delete_reference(env, b->out_ref);
-    delete b;
-    return nullptr;
-  }
-  // Both finalizers are registered before anything else can fail, so `users` reaches 0.
-  if (napi_add_finalizer(env, parse, b, ReleaseBound, nullptr, nullptr) != napi_ok) {
-    napi_delete_reference(env, b->out_ref);
-    delete b;
-    return nullptr;
-  }
-  if (napi_add_finalizer(env, set_slab, b, ReleaseBound, nullptr, nullptr) != napi_ok) {
-    b->users = 1;  // only parse's finalizer will run
-    return nullptr;
-  }
-  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_set_element(env, arr, 0, parse) != napi_ok ||
-      napi_set_element(env, arr, 1, set_slab) != napi_ok)
-    return nullptr;
-  return arr;
+  return BoundPair(env, argv[0], b, &b->out_ref, "parseHttp1HeadBound", BoundParse, "setHttp1HeadSlab", BoundSetSlab, ReleaseBound);
 }
 
 // sendHttp1(fd, buf): bytes sent (maybe fewer than buf holds) or -errno. One non-blocking send,
@@ -468,27 +475,7 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   auto* w = new BoundWriter();
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
-  napi_value write, send, arr;
-  if (napi_create_reference(env, argv[0], 1, &w->runs_ref) != napi_ok ||
-      napi_create_function(env, "writeHttp1HeadBound", NAPI_AUTO_LENGTH, BoundWrite, w, &write) != napi_ok ||
-      napi_create_function(env, "sendHttp1HeadBound", NAPI_AUTO_LENGTH, BoundSend, w, &send) != napi_ok) {
-    if (w->runs_ref) napi_delete_reference(env, w->runs_ref);
-    delete w;
-    return nullptr;
-  }
-  if (napi_add_finalizer(env, write, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
-    napi_delete_reference(env, w->runs_ref);
-    delete w;
-    return nullptr;
-  }
-  if (napi_add_finalizer(env, send, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
-    w->users = 1;  // only write's finalizer will run
-    return nullptr;
-  }
-  if (napi_create_array_with_length(env, 2, &arr) != napi_ok || napi_set_element(env, arr, 0, write) != napi_ok ||
-      napi_set_element(env, arr, 1, send) != napi_ok)
-    return nullptr;
-  return arr;
+  return BoundPair(env, argv[0], w, &w->runs_ref, "writeHttp1HeadBound", BoundWrite, "sendHttp1HeadBound", BoundSend, ReleaseWriter);
 }
 
 }  // namespace

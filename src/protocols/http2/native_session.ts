@@ -279,13 +279,19 @@ export class NativeH2Stream {
     return this.on(event, fn);
   }
 
-  respond(headers: H2Headers, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+  /** The checks and state every respond variant shares; returns whether the response ends here. */
+  private startResponse(opts?: { endStream?: boolean; waitForTrailers?: boolean }): boolean {
     if (this.closed) throw new Error('The stream has been destroyed');
     if (this.responded) throw new Error('Response has already been initiated');
     this.responded = true;
     const end = opts?.endStream === true;
     this.waitTrailers = !end && opts?.waitForTrailers === true;
     if (end) this.resEnded = true;
+    return end;
+  }
+
+  respond(headers: H2Headers, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    const end = this.startResponse(opts);
     const flat = flatten(headers, true);
     this.session.h.respond(this.id, flat, flatPairs, end);
   }
@@ -295,23 +301,13 @@ export class NativeH2Stream {
    * the addon copies `w`'s bytes during the call.
    */
   respondFlat(w: FlatWriter, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
-    if (this.closed) throw new Error('The stream has been destroyed');
-    if (this.responded) throw new Error('Response has already been initiated');
-    this.responded = true;
-    const end = opts?.endStream === true;
-    this.waitTrailers = !end && opts?.waitForTrailers === true;
-    if (end) this.resEnded = true;
+    const end = this.startResponse(opts);
     this.session.h.respond(this.id, w.buf, w.pairs, end, w.len);
   }
 
   /** respondFlat() with the list as a flat string ("name\0value\0...", `date` included) and its pair count. */
   respondFlatString(flat: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
-    if (this.closed) throw new Error('The stream has been destroyed');
-    if (this.responded) throw new Error('Response has already been initiated');
-    this.responded = true;
-    const end = opts?.endStream === true;
-    this.waitTrailers = !end && opts?.waitForTrailers === true;
-    if (end) this.resEnded = true;
+    const end = this.startResponse(opts);
     this.session.h.respond(this.id, flat, pairs, end);
   }
 

@@ -1056,9 +1056,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
    */
   onH1ResponseHead(status: number, head: MessageHead, endStream: boolean): void {
     if (this.finished) return;
-    const stream = this.stream;
-    const rm = this.route!.responseHeaders;
-    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) {
+    const stream = this.flatResponseStream();
+    if (stream === null) {
       const h = headerObjectOf(head);
       h[':status'] = String(status);
       this.onResponse(status, h, endStream);
@@ -1080,15 +1079,26 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   }
 
   /**
+   * The native downstream stream when the response may go out flat, or null when something needs
+   * the header object: node:http2 downstream, route response header mutations, attempt count in
+   * the response, a hash-policy cookie, an access log.
+   */
+  private flatResponseStream(): NativeH2Stream | null {
+    const stream = this.stream;
+    const rm = this.route!.responseHeaders;
+    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) return null;
+    return stream;
+  }
+
+  /**
    * A native HTTP/2 upstream's head, forwarded to a native downstream stream as a flat list: the
    * upstream's list is copied in runs with onResponse's edits (h2ResponseFlatOf); the same cases
    * as onH1ResponseHead take the object path.
    */
   onH2ResponseFlat(status: number, flat: string, endStream: boolean): void {
     if (this.finished) return;
-    const stream = this.stream;
-    const rm = this.route!.responseHeaders;
-    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) {
+    const stream = this.flatResponseStream();
+    if (stream === null) {
       this.onResponse(status, headerObject(flat), endStream);
       return;
     }
