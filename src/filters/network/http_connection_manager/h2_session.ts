@@ -11,7 +11,6 @@
 import { registerDownstream, socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry } from '../../../observability/access_log/entry.js';
-import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
@@ -31,6 +30,7 @@ import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
+import { uuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
@@ -39,32 +39,6 @@ import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, 
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
-
-/** Random bytes for 4096 x-request-ids: one randomFillSync per 4096 requests (crypto.randomUUID refills every 128). */
-const RID_POOL = Buffer.allocUnsafe(16 * 4096);
-let ridUsed = RID_POOL.length;
-const HEX2: string[] = [];
-for (let i = 0; i < 256; i++) HEX2.push((i < 16 ? '0' : '') + i.toString(16));
-
-/**
- * A random UUID v4 (RFC 9562 §5.4) for x-request-id, spelled by a byte → hex table. HTTP/1's
- * writeUuidV4 writes bytes into a head; a string from it (write + latin1 slice) measured about 2x
- * crypto.randomUUID here, this about half of it.
- */
-function newRequestId(): string {
-  if (ridUsed === RID_POOL.length) {
-    crypto.randomFillSync(RID_POOL);
-    ridUsed = 0;
-  }
-  const r = RID_POOL;
-  const o = ridUsed;
-  ridUsed += 16;
-  const h = HEX2;
-  return (
-    h[r[o]!]! + h[r[o + 1]!]! + h[r[o + 2]!]! + h[r[o + 3]!]! + '-' + h[r[o + 4]!]! + h[r[o + 5]!]! + '-' + h[(r[o + 6]! & 0x0f) | 0x40]! + h[r[o + 7]!]! + '-' +
-    h[(r[o + 8]! & 0x3f) | 0x80]! + h[r[o + 9]!]! + '-' + h[r[o + 10]!]! + h[r[o + 11]!]! + h[r[o + 12]!]! + h[r[o + 13]!]! + h[r[o + 14]!]! + h[r[o + 15]!]!
-  );
-}
 
 /** Shared by every stream: a peer's stream error must not throw, and one function needs no closure per stream. */
 function ignore(): void {}
@@ -1352,7 +1326,7 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
   if (ed.emptyBody && out['content-length'] === undefined && !BODILESS.has(method)) out['content-length'] = '0';
   const rid = first(h['x-request-id']);
   if (rid) ed.requestId = rid;
-  else if (ed.generateRequestId) out['x-request-id'] = ed.requestId = newRequestId();
+  else if (ed.generateRequestId) out['x-request-id'] = ed.requestId = uuidV4();
   return out;
 }
 
@@ -1448,7 +1422,7 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   }
   if (rid) ed.requestId = rid;
   else if (ed.generateRequestId) {
-    extra += `x-request-id\0${(ed.requestId = newRequestId())}\0`;
+    extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
     pairs++;
   }
   return new FlatRequest(s, runs, extra, pairs, method, ed.path, ed.authority, cl);
