@@ -54,9 +54,9 @@ export const PROFILES = {
     microTimeMs: 1000,
     hotRestartUpgrades: 3,
     hotRestartEngines: ['native', 'node'],
-    // ~1270 s of L7 HTTP, RPC, memory and bulk rows, ~260 s of L4 HTTP rows, ~90 s of gRPC
-    // unary, ~20 s hot restart.
-    budgetS: 1770,
+    // Rows and the hot-restart table took ~1820 s on 2026-12-04 (the 1770 s this was first sized
+    // to left no room for the failover table, which then reported "not run").
+    budgetS: 2100,
   },
 };
 
