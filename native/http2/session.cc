@@ -263,6 +263,9 @@ Session::Session(const Napi::CallbackInfo& info)
   check_ = new uv_check_t;
   uv_check_init(env_->loop, check_);
   check_->data = this;
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(env_->loop, prepare_);
+  prepare_->data = this;
   idle_ = new uv_idle_t;
   uv_idle_init(env_->loop, idle_);
   idle_->data = this;
@@ -700,13 +703,21 @@ void Session::ScheduleFlush() {
   if (in_batch_ || flush_scheduled_ || finished_) return;
   flush_scheduled_ = true;
   uv_check_start(check_, [](uv_check_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
-  // An active idle handle makes the loop poll without blocking, so a flush queued from the
-  // check phase itself still runs on the next turn instead of after the next I/O event.
+  // libuv runs only the check handles that were active when the check phase began. Responses
+  // from HTTP/1 upstreams arrive in the check phase (BatchReader delivers a turn's reads there),
+  // so their flush would wait for the next turn's check, behind all of that turn's I/O: under a
+  // burst, every response then also waits for the next requests' work. The prepare phase comes
+  // before the next poll.
+  uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
+  // An active idle handle makes the loop poll without blocking, so a flush queued in the
+  // prepare phase itself (too late for this turn's prepare) runs at this turn's check, not
+  // after the next I/O event.
   uv_idle_start(idle_, [](uv_idle_t*) {});
 }
 
 void Session::OnCheck() {
   uv_check_stop(check_);
+  uv_prepare_stop(prepare_);
   uv_idle_stop(idle_);
   flush_scheduled_ = false;
   if (finished_) return;
@@ -913,6 +924,8 @@ void Session::Release() {
   poll_ = nullptr;
   if (check_) CloseAndFree(check_);
   check_ = nullptr;
+  if (prepare_) CloseAndFree(prepare_);
+  prepare_ = nullptr;
   if (idle_) CloseAndFree(idle_);
   idle_ = nullptr;
   if (idle_timer_) CloseAndFree(idle_timer_);

@@ -104,6 +104,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   bool WriteOut();
   void UpdateInterest();
   void ScheduleFlush();
+  // Runs the scheduled flush: from the check or the prepare phase, whichever comes first.
   void OnCheck();
   void ArmIdle(uint64_t ms);
   void OnIdleTimer();
@@ -136,6 +137,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   uv_poll_t* poll_ = nullptr;
   int events_ = 0;
   uv_check_t* check_ = nullptr;
+  // The same flush, from the prepare phase: a flush queued during the check phase (an upstream's
+  // response delivered by another check handle) would otherwise wait for the next turn's check,
+  // after that turn's whole poll phase.
+  uv_prepare_t* prepare_ = nullptr;
   uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while a flush is due
   bool flush_scheduled_ = false;
   uv_timer_t* idle_timer_ = nullptr;
