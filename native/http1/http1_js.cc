@@ -430,7 +430,7 @@ struct BoundWriter {
   napi_ref runs_ref = nullptr;
   const int32_t* runs = nullptr;
   size_t runs_len = 0;
-  int users = 2;  // write and send
+  int users = 3;  // write, send and writeSend
 };
 
 void ReleaseWriter(napi_env env, void* data, void*) {
@@ -461,7 +461,55 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
   return BoundHead<SendHeadWith>(env, info, "sendHttp1HeadBound", "arguments must be (fd, firstLine, src, nRuns, extra, tail, tailStart, tailEnd)");
 }
 
-// bindHttp1HeadWriter(runs) -> [write, send], both holding `runs` alive.
+// writeSend(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen):
+// write's bytes into `out`, except out[keepAt, keepAt + keepLen) (keepAt -1: none), which keeps
+// what the caller put there (the request id it wrote over the placeholder); then, with fd >= 0,
+// one non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
+// size. A forwarded request head is kept as a Buffer for retries and sent at once: one call
+// instead of write + sendHttp1 (an N-API entry and its argument reads per request).
+napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
+  const char* fn = "writeSendHttp1HeadBound";
+  size_t argc = 11;
+  napi_value in[11];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
+  if (argc < 11) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen)");
+  auto* w = static_cast<BoundWriter*>(data);
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, in[3], in[4], in[5], in[6], in[7]};
+  napi_typedarray_type type;
+  size_t cap = 0;
+  void* outp = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &outp, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
+  int32_t fd, keep_at, keep_len;
+  if (napi_get_value_int32(env, in[8], &fd) != napi_ok || napi_get_value_int32(env, in[9], &keep_at) != napi_ok ||
+      napi_get_value_int32(env, in[10], &keep_len) != napi_ok)
+    return HeadThrow(env, fn, false, "fd, keepAt and keepLen must be numbers");
+  HeadPieces h;
+  if (!ReadPieces(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  uint8_t kept[64];
+  const bool keep = keep_at >= 0;
+  if (keep && (keep_len < 0 || size_t(keep_len) > sizeof kept || size_t(keep_at) + size_t(keep_len) > h.size))
+    return HeadThrow(env, fn, true, "keepAt/keepLen out of range");
+  auto* out = static_cast<uint8_t*>(outp);
+  if (keep) memcpy(kept, out + keep_at, size_t(keep_len));
+  PutPieces(env, h, out);
+  if (keep) memcpy(out + keep_at, kept, size_t(keep_len));
+  int32_t r = int32_t(h.size);
+  if (fd >= 0) {
+    ssize_t n;
+    do {
+      n = send(fd, out, h.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    r = n < 0 ? -errno : int32_t(n);
+  }
+  napi_value rv;
+  napi_create_int32(env, r, &rv);
+  return rv;
+}
+
+// bindHttp1HeadWriter(runs) -> [write, send, writeSend], all holding `runs` alive.
 napi_value BindWriter(napi_env env, napi_callback_info info) {
   const char* fn = "bindHttp1HeadWriter";
   size_t argc = 1;
@@ -475,7 +523,19 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   auto* w = new BoundWriter();
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
-  return BoundPair(env, argv[0], w, &w->runs_ref, "writeHttp1HeadBound", BoundWrite, "sendHttp1HeadBound", BoundSend, ReleaseWriter);
+  w->users = 2;  // BoundPair's two first: once both finalizers are registered, the third's is added
+  napi_value pair = BoundPair(env, argv[0], w, &w->runs_ref, "writeHttp1HeadBound", BoundWrite, "sendHttp1HeadBound", BoundSend, ReleaseWriter);
+  if (pair == nullptr) return nullptr;
+  // The third shares `w`: counted before its finalizer can run, so `w` outlives all three.
+  napi_value c;
+  if (napi_create_function(env, "writeSendHttp1HeadBound", NAPI_AUTO_LENGTH, BoundWriteSend, w, &c) != napi_ok) return pair;
+  w->users++;
+  if (napi_add_finalizer(env, c, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
+    w->users--;  // never registered: only the pair's finalizers will run
+    return pair;
+  }
+  napi_set_element(env, pair, 2, c);
+  return pair;
 }
 
 }  // namespace

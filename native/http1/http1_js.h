@@ -19,7 +19,8 @@ Napi::Function WriteHeadFunction(Napi::Env env);
 // or -errno: the same head sent by one send(2), without a Buffer.
 Napi::Function SendHeadFunction(Napi::Env env);
 // bindHttp1HeadWriter(runs) -> [write(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd),
-// send(fd, ...same)]: the two above with `runs` bound once.
+// send(fd, ...same), writeSend(out, ...same as write, fd, keepAt, keepLen)]: the two above with
+// `runs` bound once, and write + send of the Buffer written in one call.
 Napi::Function BindWriterFunction(Napi::Env env);
 
 }  // namespace http1

@@ -5,8 +5,9 @@ import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
-import { directFd, sendTo } from '../protocols/http1/send.js';
-import { copyOut, http1BatchReader } from '../protocols/http1/batch_reader.js';
+import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
+import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
+import { copyOut, http1BatchReader, inBatch, onBatchEnd } from '../protocols/http1/batch_reader.js';
 import { now as clockNow } from '../protocols/http1/clock.js';
 
 /**
@@ -31,6 +32,24 @@ export interface Http1ConnUser {
  */
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
+/** Connections with a head queued by deferWrite, sent at the end of the batch (flushDeferred). */
+let deferredConns: Http1UpstreamConn[] = [];
+
+function flushDeferred(): void {
+  if (deferredConns.length === 0) return;
+  const q = deferredConns;
+  deferredConns = [];
+  for (const c of q) {
+    try {
+      c.flushDeferred();
+    } catch {
+      // A write that throws (a socket torn down under it) costs that connection only.
+      c.destroy();
+    }
+  }
+}
+onBatchEnd(flushDeferred);
+
 /** One keep-alive connection to one host. */
 export class Http1UpstreamConn {
   user: Http1ConnUser | null = null;
@@ -43,6 +62,8 @@ export class Http1UpstreamConn {
   idleSince = 0;
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
+  /** A request head deferWrite queued for the end of the batch; any other write sends it first. */
+  private deferred: Buffer | null = null;
 
   constructor(
     readonly socket: net.Socket,
@@ -62,7 +83,46 @@ export class Http1UpstreamConn {
 
   /** socket.write(b), sent directly when nothing is queued; false: wait for 'drain'. */
   write(b: Buffer): boolean {
+    if (this.deferred !== null) this.flushDeferred();
     return sendTo(this.socket, this.fd, b);
+  }
+
+  /**
+   * write(b) at the end of the batch of reads being handled, when inside one (else now): the
+   * heads of one batch then leave back to back. Whatever else is written to this connection
+   * first (a body through write()) sends the head before it; destroy() drops it.
+   */
+  deferWrite(b: Buffer): void {
+    if (!inBatch() || this.deferred !== null) {
+      this.write(b);
+      return;
+    }
+    this.deferred = b;
+    deferredConns.push(this);
+  }
+
+  /** Sends the deferred head, if any (flushDeferred at the batch's end, or a write behind it). */
+  flushDeferred(): void {
+    const b = this.deferred;
+    if (b === null) return;
+    this.deferred = null;
+    if (!this.closed) sendTo(this.socket, this.fd, b);
+  }
+
+  /** The fd a write may go to directly right now (encodeHeadSend), else -1: sendTo's rule. */
+  sendFd(): number {
+    return canSendNow(this.socket, this.fd) ? this.fd : -1;
+  }
+
+  /**
+   * Finishes the write of `b` that encodeHeadSend began on sendFd(): `sent` is lastHeadSent().
+   * What the kernel did not take (all of it after an error, which the stream then reports)
+   * goes through the stream, as in sendTo; nothing tried: write(b).
+   */
+  wrote(b: Buffer, sent: number): boolean {
+    if (sent === b.length) return true;
+    if (sent === HEAD_NOT_SENT) return this.write(b);
+    return this.socket.write(sent > 0 ? b.subarray(sent) : b);
   }
 
   /** The `onread` callback: `buf` is READ_BUF, valid only until this returns. */
@@ -103,6 +163,7 @@ export class Http1UpstreamConn {
   }
 
   destroy(): void {
+    this.deferred = null;
     if (!this.closed) this.socket.destroy();
   }
 }

@@ -41,6 +41,39 @@ export function copyOut(buf: Buffer, off: number, end: number): Buffer {
 
 const kAttached = Symbol('strait.batchReader');
 
+/**
+ * Work to run once the reads of a batch have all been handed out (before the clock is released):
+ * upstream request heads queued while handling the batch leave back to back there, so a peer
+ * woken by the first finds the others already waiting instead of being woken for each.
+ */
+const batchEndHooks: (() => void)[] = [];
+let delivering = false;
+
+/** Adds a hook run at the end of every batch (src/upstream/http1_pool.ts flushes its queued sends). */
+export function onBatchEnd(fn: () => void): void {
+  batchEndHooks.push(fn);
+}
+
+/** True while the batch reader hands out a batch: work queued now runs at its end (onBatchEnd). */
+export function inBatch(): boolean {
+  return delivering;
+}
+
+/** Runs `fn` as one batch of its own (the pipelined requests of one round): the hooks run after it. */
+export function runBatched(fn: () => void): void {
+  if (delivering) {
+    fn();
+    return;
+  }
+  delivering = true;
+  try {
+    fn();
+  } finally {
+    delivering = false;
+    for (const h of batchEndHooks) h();
+  }
+}
+
 type ReaderSocket = net.Socket & { [kAttached]?: Attached | null; _handle?: { fd?: number } | null };
 
 export class Http1BatchReader {
@@ -137,9 +170,14 @@ export class Http1BatchReader {
     this.count = n;
     // Every event of this batch sees one clock reading (clock.ts).
     const clock = enterBatch();
+    const outer = delivering;
+    delivering = true;
     try {
       this.deliver(n);
     } finally {
+      // A flush() inside a batch is part of it: the outer batch runs the hooks.
+      delivering = outer;
+      if (!outer) for (const h of batchEndHooks) h();
       leaveBatch(clock);
       this.count = 0;
     }

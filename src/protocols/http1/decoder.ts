@@ -373,6 +373,18 @@ export function getHeader(head: MessageHead, name: string): string | undefined {
 }
 
 /**
+ * Whether header `name` (lower-case) is present: getHeader without the value's string, for the
+ * presence checks of every forwarded head (a response's `server`, a request's
+ * `x-forwarded-proto`), where a string per message was pure garbage.
+ */
+export function hasHeader(head: MessageHead, name: string): boolean {
+  const f = head.fields;
+  const b = head.buf;
+  for (let i = 0; i < f.length; i += F.SIZE) if (bytesEqualLower(b, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) return true;
+  return false;
+}
+
+/**
  * Whether the request keeps its connection open after the response (RFC 9112 §9.3): HTTP/1.1
  * unless `close`; HTTP/1.0 only with `keep-alive`.
  */

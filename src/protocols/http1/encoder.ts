@@ -41,21 +41,25 @@ let nRuns = 0;
 type BoundHeadFn<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
 let boundWrite: BoundHeadFn<Buffer> | null = null;
 let boundSend: BoundHeadFn<number> | null = null;
+/** write + send of the Buffer written, in one call (an addon built before it has none). */
+type BoundWriteSendFn = (out: Buffer, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, fd: number, keepAt: number, keepLen: number) => number;
+let boundWriteSend: BoundWriteSendFn | null = null;
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
 function bindRuns(): void {
   if (writeNative === null) return;
-  let bind: ((runs: Int32Array) => [BoundHeadFn<Buffer>, BoundHeadFn<number>]) | undefined;
+  let bind: ((runs: Int32Array) => [BoundHeadFn<Buffer>, BoundHeadFn<number>, BoundWriteSendFn?]) | undefined;
   try {
     bind = (loadNative() as unknown as { bindHttp1HeadWriter?: typeof bind }).bindHttp1HeadWriter;
   } catch {
     return;
   }
   if (typeof bind !== 'function') return; // an addon built before it: the unbound calls
-  const [w, s] = bind(RUNS);
+  const [w, s, ws] = bind(RUNS);
   boundWrite = w;
   // STRAIT_HTTP1_SEND=stream turns the direct send off, bound or not.
   boundSend = sendNative === null ? null : s;
+  boundWriteSend = sendNative === null || typeof ws !== 'function' ? null : ws;
 }
 bindRuns();
 
@@ -117,6 +121,47 @@ export function encodeHead(firstLine: string, head: MessageHead | null, drop: Dr
   const out = Buffer.allocUnsafe(size);
   if (boundWrite !== null) boundWrite(out, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd);
   else write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
+  return out;
+}
+
+/** lastHeadSent() when encodeHeadSend did not try to send (fd -1, or no combined call). */
+export const HEAD_NOT_SENT = -0x7fffffff;
+
+/** What the last encodeHeadSend did with its head. */
+let headSent = HEAD_NOT_SENT;
+
+/** The last encodeHeadSend's send: bytes the kernel took (the head's length when all), -errno, or HEAD_NOT_SENT. */
+export function lastHeadSent(): number {
+  return headSent;
+}
+
+/**
+ * encodeHead (no tail) that also sends the head on `fd` in the same addon call when fd >= 0
+ * (the caller checked canSendNow); lastHeadSent() then says how much left, and the caller queues
+ * the rest (or sends it all when nothing was tried). With `fill`, fill(out, at) writes out[at, at + fillLen) first, where at is
+ * `fillFromEnd` bytes before the end: those bytes survive the head being written (the request
+ * id written over its placeholder line). The Buffer is returned either way: it is kept for retries.
+ */
+export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead | null, drop: DropField | null, extra: string, fill: ((out: Buffer, at: number) => void) | null, fillFromEnd: number, fillLen: number): Buffer {
+  const ws = boundWriteSend;
+  if (ws === null) {
+    // No combined call (older addon, or the direct send is off): encode, fill, then the caller sends.
+    const b = encodeHead(firstLine, head, drop, extra);
+    if (fill !== null) fill(b, b.length - fillFromEnd);
+    headSent = HEAD_NOT_SENT;
+    return b;
+  }
+  let size = firstLine.length + 2 + extra.length + 2;
+  nRuns = 0;
+  if (head) size += collectRuns(head, drop);
+  const out = Buffer.allocUnsafe(size);
+  let keepAt = -1;
+  if (fill !== null) {
+    keepAt = size - fillFromEnd;
+    fill(out, keepAt);
+  }
+  const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, keepAt, fillLen);
+  headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   return out;
 }
 

@@ -7,11 +7,11 @@ import type net from 'node:net';
 import { log } from '../../../log.js';
 import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
-import { bytesEqualLower, getHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeLocalResponse, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
+import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
 import { directFd, sendTo } from '../../../protocols/http1/send.js';
-import { copyOut, http1BatchReader } from '../../../protocols/http1/batch_reader.js';
+import { copyOut, http1BatchReader, inBatch, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -119,15 +119,18 @@ function runLater(): void {
   laterQueue = [];
   const clock = enterBatch();
   try {
-    for (const s of q) {
-      try {
-        s.process();
-      } catch (err) {
-        // A bug must cost that connection, never the others queued here or the process.
-        log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
-        s.socket.destroy();
+    // Their upstream heads leave together at the end, as a batch of reads' do.
+    runBatched(() => {
+      for (const s of q) {
+        try {
+          s.process();
+        } catch (err) {
+          // A bug must cost that connection, never the others queued here or the process.
+          log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
+          s.socket.destroy();
+        }
       }
-    }
+    });
   } finally {
     leaveBatch(clock);
   }
@@ -150,6 +153,56 @@ function named(head: MessageHead, i: number, names: readonly string[]): boolean 
   const e = head.fields[o + F.NAME_END]!;
   for (const n of names) if (bytesEqualLower(head.buf, s, e, n)) return true;
   return false;
+}
+
+/**
+ * The drop tests of the two heads every exchange forwards, as plain functions over module state
+ * rather than two closures (and their name arrays) per request: a head is encoded by one
+ * synchronous call that never re-enters, and the state is set just before it.
+ */
+const reqDropNames: string[] = [];
+let reqKeepUpgrade = false;
+let reqDropExpect = false;
+let reqDropHost = false;
+
+function dropRequestField(h: MessageHead, i: number): boolean {
+  switch (h.fields[i * F.SIZE]!) {
+    case HeaderKind.UPGRADE:
+      return !reqKeepUpgrade; // the one hop-by-hop header an allowed upgrade carries on
+    case HeaderKind.CONNECTION:
+    case HeaderKind.KEEP_ALIVE:
+    case HeaderKind.PROXY_CONNECTION:
+    case HeaderKind.TE:
+      return true; // hop-by-hop
+    case HeaderKind.EXPECT:
+      return reqDropExpect;
+    case HeaderKind.HOST:
+      return reqDropHost;
+    default:
+      return reqDropNames.length > 0 && named(h, i, reqDropNames);
+  }
+}
+
+const respDropNames: string[] = [];
+let respDechunk = false;
+
+function dropResponseField(h: MessageHead, i: number): boolean {
+  switch (h.fields[i * F.SIZE]!) {
+    case HeaderKind.CONNECTION:
+    case HeaderKind.KEEP_ALIVE:
+    case HeaderKind.PROXY_CONNECTION:
+    case HeaderKind.UPGRADE:
+      return true;
+    case HeaderKind.TRANSFER_ENCODING:
+      return respDechunk;
+    default:
+      return respDropNames.length > 0 && named(h, i, respDropNames);
+  }
+}
+
+/** Whether a mutation changes anything: most routes mutate nothing (no closure built for them). */
+function mutates(m: HeaderMutation): boolean {
+  return m.add.length > 0 || m.remove.length > 0;
 }
 
 /**
@@ -740,6 +793,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private pools: Http1ClusterPools | null = null;
   private cstats: ClusterHttpStats | null = null;
   private upstreamHead: Buffer | null = null;
+  /**
+   * The upstream head is due but not encoded yet: the usual HTTP/1 exchange encodes it once its
+   * connection is at hand, and sends it in the same addon call (attach); whatever needs it
+   * earlier (the request id, a mirror) encodes it then (upstreamHeadNow).
+   */
+  private headPending = false;
   private rid: string | null = null;
   /** Where the x-request-id we generated sits in upstreamHead: its string is made only if asked for. */
   private ridAt = -1;
@@ -841,6 +900,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   /** The request's x-request-id (received or generated), null without one. */
   private get requestId(): string | null {
+    if (this.headPending) this.upstreamHeadNow();
     if (this.rid === null && this.ridAt >= 0) this.rid = this.upstreamHead!.toString('latin1', this.ridAt, this.ridAt + UUID_LENGTH);
     return this.rid;
   }
@@ -974,8 +1034,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.pools = this.session.filter.poolsFor(cluster, a.priority);
     this.cstats = this.session.filter.statsFor(cluster.name);
     this.stats.rq_total.value++;
-    this.upstreamHead = this.encodeUpstreamHead(a, route);
-    if (upstreamProtocolOf(cluster) === 'http2') this.prepareH2();
+    const h2 = upstreamProtocolOf(cluster) === 'http2';
+    // A traced request's head carries the trace's headers, made now as before.
+    if (h2 || this.trace !== null) this.upstreamHead = this.encodeUpstreamHead(a, route, -1);
+    else this.headPending = true;
+    if (h2) this.prepareH2();
     if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE && this.holdMax === 0) {
       // Answer the client's Expect ourselves (Envoy's default) and never forward it.
       this.session.write(CONTINUE_100);
@@ -1014,12 +1077,20 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     return `${scheme}://${hostName}${port ? `:${port}` : ''}${path}`;
   }
 
-  private encodeUpstreamHead(a: ForwardAction, route: HttpRoute): Buffer {
+  /** The upstream head, encoded now if it was left for attach. */
+  private upstreamHeadNow(): Buffer {
+    if (this.headPending) this.upstreamHead = this.encodeUpstreamHead(this.action!, this.route!, -1);
+    return this.upstreamHead!;
+  }
+
+  /** `fd` >= 0: also sends the head there in the same addon call (see encodeHeadSend). */
+  private encodeUpstreamHead(a: ForwardAction, route: HttpRoute, fd: number): Buffer {
+    this.headPending = false;
     const head = this.head;
     const cfg = this.cfg;
     const target = rewritePath(head.target, route.matchedPrefix, a.prefixRewrite, a.regexRewrite);
-    const dropNames: string[] = [];
-    const has = (n: string) => getHeader(head, n) !== undefined;
+    const dropNames = reqDropNames;
+    dropNames.length = 0;
     let extra = '';
     if (a.hostRewrite) extra += `host: ${a.hostRewrite}\r\n`;
     else if (!head.host) extra += 'host: \r\n'; // HTTP/1.0 without Host: HTTP/1.1 upstreams require one
@@ -1028,7 +1099,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       dropNames.push('x-forwarded-for');
       extra += `x-forwarded-for: ${prior.length ? `${prior.join(',')},` : ''}${this.session.remoteIp}\r\n`;
     }
-    const addXfp = !has('x-forwarded-proto');
+    const addXfp = !hasHeader(head, 'x-forwarded-proto');
     const rid = getHeader(head, 'x-request-id');
     let ridOff = -1;
     this.rid = null;
@@ -1050,7 +1121,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
     if (a.attemptCount) dropNames.push('x-envoy-attempt-count'); // each try writes its own
-    extra += applyMutation(route.requestHeaders, has, dropNames);
+    if (mutates(route.requestHeaders)) extra += applyMutation(route.requestHeaders, (n) => hasHeader(head, n), dropNames);
     // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1). The parser
     // tagged Connection lines already: no name comparisons, and no strings without one.
     const hf = head.fields;
@@ -1061,34 +1132,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
         if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') dropNames.push(n);
       }
     }
-    const answer100 = !cfg.proxy100Continue;
-    const dropHost = a.hostRewrite !== null;
-    const upgrade = this.upgrade;
-    if (upgrade) extra += 'connection: upgrade\r\n';
-    const drop = (h: MessageHead, i: number): boolean => {
-      const k = h.fields[i * F.SIZE]!;
-      switch (k) {
-        case HeaderKind.UPGRADE:
-          return !upgrade; // the one hop-by-hop header an allowed upgrade carries on
-        case HeaderKind.CONNECTION:
-        case HeaderKind.KEEP_ALIVE:
-        case HeaderKind.PROXY_CONNECTION:
-        case HeaderKind.TE:
-          return true; // hop-by-hop
-        case HeaderKind.EXPECT:
-          return answer100;
-        case HeaderKind.HOST:
-          return dropHost;
-        default:
-          return dropNames.length > 0 && named(h, i, dropNames);
-      }
-    };
-    const out = encodeHead(requestLine(head.method, target), head, drop, extra);
-    if (ridOff >= 0) {
-      // `extra` is the last thing before the final CRLF, one byte per char (latin1).
-      this.ridAt = out.length - 2 - extra.length + ridOff;
-      writeUuidV4(out, this.ridAt);
-    }
+    if (this.upgrade) extra += 'connection: upgrade\r\n';
+    reqKeepUpgrade = this.upgrade;
+    reqDropExpect = !cfg.proxy100Continue;
+    reqDropHost = a.hostRewrite !== null;
+    // `extra` is the last thing before the final CRLF, one byte per char (latin1): the id's
+    // placeholder sits this far from the end, and is overwritten before the head is sent.
+    const fromEnd = ridOff >= 0 ? 2 + extra.length - ridOff : 0;
+    const out = encodeHeadSend(fd, requestLine(head.method, target), head, dropRequestField, extra, ridOff >= 0 ? writeUuidV4 : null, fromEnd, UUID_LENGTH);
+    if (ridOff >= 0) this.ridAt = out.length - fromEnd;
     return out;
   }
 
@@ -1116,7 +1168,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   /** The re-encoded upstream head as HTTP/2-style header object (for H2 tries and mirrors). */
   private upstreamHeaderObject(): HeaderObject {
-    const enc = this.upstreamHead!;
+    const enc = this.upstreamHeadNow();
     const h = parseRequestHead(enc, 0, enc.length, { maxHeadBytes: enc.length + 1, maxHeaders: 100_000 });
     if (typeof h === 'number') throw new Error('re-parsing our own head failed');
     const out: HeaderObject = { ':method': h.method, ':path': h.target, ':authority': h.host, ':scheme': 'http' };
@@ -1391,13 +1443,17 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.connReused = reused;
     conn.user = this;
     const sock = conn.socket;
-    const head = this.upstreamHead!;
     if (!this.action!.attemptCount && this.body.length === 0) {
-      // The usual bodiless request: one write, no cork/uncork round.
-      conn.write(head);
+      // The usual bodiless request: one write, no cork/uncork round. On its first try the head
+      // is encoded and sent by one addon call.
+      if (this.headPending && !inBatch()) {
+        const h = (this.upstreamHead = this.encodeUpstreamHead(this.action!, this.route!, conn.sendFd()));
+        conn.wrote(h, lastHeadSent());
+      } else conn.deferWrite(this.upstreamHeadNow());
       this.session.resume();
       return;
     }
+    const head = this.upstreamHeadNow();
     sock.cork();
     if (this.action!.attemptCount) {
       // include_request_attempt_count: the count differs per try, so it goes after the shared head.
@@ -1974,16 +2030,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private sendResponseHead(r: MessageHead, dechunk: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): void {
     const cfg = this.cfg;
     const route = this.route!;
-    const dropNames: string[] = [];
-    const has = (n: string) => getHeader(r, n) !== undefined;
+    const dropNames = respDropNames;
+    dropNames.length = 0;
     let extra = '';
     const sht = cfg.serverHeaderTransformation;
-    if (sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && !has('server'))) {
+    if (sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && !hasHeader(r, 'server'))) {
       dropNames.push('server');
       extra += this.session.serverLine;
     }
-    if (cfg.alwaysSetRequestIdInResponse && this.requestId && !has('x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
-    extra += applyMutation(route.responseHeaders, has, dropNames);
+    if (cfg.alwaysSetRequestIdInResponse && this.requestId && !hasHeader(r, 'x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
+    if (mutates(route.responseHeaders)) extra += applyMutation(route.responseHeaders, (n) => hasHeader(r, n), dropNames);
     if (this.action!.attemptCountInResponse) {
       dropNames.push('x-envoy-attempt-count');
       extra += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
@@ -1992,21 +2048,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const keep = !this.forceClose && wantsKeepAlive(this.head);
     if (!keep) extra += 'connection: close\r\n';
     else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
-    const drop = (h: MessageHead, i: number): boolean => {
-      const k = h.fields[i * F.SIZE]!;
-      switch (k) {
-        case HeaderKind.CONNECTION:
-        case HeaderKind.KEEP_ALIVE:
-        case HeaderKind.PROXY_CONNECTION:
-        case HeaderKind.UPGRADE:
-          return true;
-        case HeaderKind.TRANSFER_ENCODING:
-          return dechunk;
-        default:
-          return dropNames.length > 0 && named(h, i, dropNames);
-      }
-    };
-    if (!this.session.writeHead(statusLine(r.status), r, drop, extra, body, bodyStart, bodyEnd)) this.waitDownstreamDrain();
+    respDechunk = dechunk;
+    if (!this.session.writeHead(statusLine(r.status), r, dropResponseField, extra, body, bodyStart, bodyEnd)) this.waitDownstreamDrain();
   }
 
   private forwardResponseBody(buf: Buffer, off: number): void {
