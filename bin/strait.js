@@ -2,17 +2,29 @@
 // Thin launcher so `npx strait` and `node bin/strait.js` run the compiled CLI.
 import v8 from 'node:v8';
 
+const cmdline = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
+
 // Start-up allocates mostly long-lived objects (modules, the config), and V8 answers that by
 // growing the young generation, whose pages then stay resident at idle (~4 MB). Hold it at its
 // initial size until the proxy is up, then give V8 its default growth back for traffic. Left
 // alone when the operator sets the young generation's size on the command line.
-const tuned = ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('semi-space'));
-if (tuned) v8.setFlagsFromString('--semi-space-growth-factor=1');
+const semiSpace = !cmdline.some((a) => a.includes('semi-space'));
+if (semiSpace) v8.setFlagsFromString('--semi-space-growth-factor=1');
+
+// Start-up code runs once: loading ~100 modules makes node's own ESM resolver (URL and path
+// helpers) "hot", and optimizing it brought ~5 MB into an idle proxy (TurboFan's own code pages,
+// its compile threads' malloc arenas, baseline code) for functions that never run again. Both
+// JIT tiers are off until the proxy is LIVE and on again from then on, so the data path is
+// compiled as before: a function tiers up from its calls under traffic, whether or not it also
+// ran during start-up. Left alone when the operator chooses compiler flags.
+const jit = !cmdline.some((a) => /--(no-)?(opt|turbofan|sparkplug|maglev|jitless)\b/.test(a));
+if (jit) v8.setFlagsFromString('--no-opt --no-sparkplug');
 
 import('../dist/cli.js')
   .then((m) => m.main(process.argv.slice(2)))
   .then(() => {
-    if (tuned) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
+    if (semiSpace) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
+    if (jit) v8.setFlagsFromString('--opt --sparkplug'); // V8's defaults
   })
   .catch((err) => {
     process.stderr.write(`strait: ${err?.stack ?? err}\n`);

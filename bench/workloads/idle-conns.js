@@ -1,12 +1,29 @@
 // Memory: RSS of a freshly started proxy (idle), then with N idle downstream connections, each
 // proven live end to end (a byte echoed back through the proxy from the upstream) before RSS is
 // read. The client is its own process (bench/tools/idle-conns.js) with a raised fd limit.
+import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pssBytes, rssBytes, spawnPinned, waitStdout } from '../lib/proc.js';
 import { TOOLS_DIR } from '../lib/tools.js';
 
 const MB = 1024 * 1024;
+
+/** RssAnon and RssFile (MiB) summed over the pids: heap and stacks vs. pages of binaries and libraries. */
+function rssSplitMb(pids) {
+  let anon = 0;
+  let file = 0;
+  for (const pid of pids) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      anon += Number(/RssAnon:\s+(\d+) kB/.exec(st)?.[1] ?? 0);
+      file += Number(/RssFile:\s+(\d+) kB/.exec(st)?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return { anon: anon / 1024, file: file / 1024 };
+}
 
 export default {
   name: 'idle-conns',
@@ -27,6 +44,8 @@ export default {
   cpu: null,
   columns: [
     { key: 'rss_idle_mb', label: 'idle RSS MiB', digits: 1 },
+    { key: 'rss_idle_anon_mb', label: 'idle anon MiB', digits: 1 },
+    { key: 'rss_idle_file_mb', label: 'idle file MiB', digits: 1 },
     { key: 'rss_conns_mb', label: 'RSS w/ conns MiB', digits: 1 },
     { key: 'kb_per_conn', label: 'KiB/conn', digits: 2 },
     { key: 'pss_conns_mb', label: 'PSS w/ conns MiB', digits: 1 },
@@ -45,6 +64,7 @@ export default {
     const pids = target.pids();
     const idle = rssBytes(pids);
     const idlePss = pssBytes(pids);
+    const idleSplit = rssSplitMb(pids);
     const client = spawnPinned('idle-conns', process.execPath, [path.join(TOOLS_DIR, 'idle-conns.js'), String(target.port), String(n)], {
       cpu: ctx.cpus.loadgen,
       nofile: n + 1024,
@@ -72,6 +92,8 @@ export default {
         metrics: {
           rss_idle_mb: idle / MB,
           pss_idle_mb: idlePss / MB,
+          rss_idle_anon_mb: idleSplit.anon,
+          rss_idle_file_mb: idleSplit.file,
           rss_conns_mb: withConns / MB,
           pss_conns_mb: withPss / MB,
           kb_per_conn: res.ok ? (withConns - idle) / 1024 / res.ok : NaN,

@@ -1,4 +1,3 @@
-import dns from 'node:dns';
 import net from 'node:net';
 import type { PeerAddress } from '../io/engine.js';
 import { log } from '../log.js';
@@ -75,7 +74,9 @@ export interface ClusterConnPools {
   drainHosts(cluster: Cluster, hosts: readonly Host[] | null): void;
 }
 
-const defaultResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
+// node:dns (and c-ares' binding) loaded by the first DNS cluster's first resolution, not by every
+// proxy: a config of STATIC clusters never resolves a name.
+const defaultResolver: Resolver = async (hostname) => (await import('node:dns')).promises.lookup(hostname, { all: true, verbatim: true });
 
 function pickFamilies(addrs: Array<{ address: string; family: number }>, policy: DnsLookupFamily): string[] {
   const v4 = addrs.filter((a) => a.family === 4).map((a) => a.address);

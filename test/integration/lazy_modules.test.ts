@@ -85,6 +85,8 @@ const UNUSED_BY_L4 = [
   // No RPC filter and no RPC heartbeat health check.
   'dist/protocols/index.js',
   'dist/protocols/hessian2.js',
+  // No name to resolve (STATIC clusters only).
+  'node:dns',
 ];
 
 describe('modules load as the config names them', () => {
