@@ -35,6 +35,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));
   exports.Set("decodeLazy", codec::DecodeLazyFunction(env));
   exports.Set("decodeFrames", codec::DecodeFramesFunction(env));
+  exports.Set("bindFrameDecoder", codec::BindFrameDecoderFunction(env));
   exports.Set("parseHttp1Head", http1::ParseHeadFunction(env));
   exports.Set("bindHttp1HeadParser", http1::BindParserFunction(env));
   exports.Set("sendHttp1", http1::SendFunction(env));

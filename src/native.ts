@@ -222,6 +222,11 @@ export interface NativeBinding {
    */
   decodeFrames(protocol: NativeCodecProtocol, buf: Uint8Array, off: number, end: number, maxFrame: number, out: Int32Array, maxFrames: number): number;
   /**
+   * decodeFrames with protocol, maxFrame, `out` and maxFrames bound once: the returned function
+   * takes (buf, off, end) and keeps `out` alive. Absent in addons built before it.
+   */
+  bindFrameDecoder?(protocol: NativeCodecProtocol, maxFrame: number, out: Int32Array, maxFrames: number): (buf: Uint8Array, off: number, end: number) => number;
+  /**
    * Parses an HTTP/1.1 request or response head in buf[off, end) into `out` (16 + 5 × maxHeaders
    * slots; layout in native/http1/head.h). Allocates nothing; throws only for bad arguments.
    * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.

@@ -71,6 +71,21 @@ bool ArgSlots(napi_env env, napi_value v, const char* fn, size_t min_len, int32_
   return true;
 }
 
+// Decodes frames from `off` into consecutive records of `out` (at most `cap`); returns how many
+// were filled. Stops after a partial frame or an error (its record is the last).
+size_t Frames(HeaderFn header, const uint8_t* data, size_t off, size_t end, uint32_t max_frame, int32_t* out, size_t cap) {
+  size_t n = 0;
+  size_t pos = off;
+  while (n < cap && pos < end) {
+    int32_t* rec = out + n * kSlots;
+    header(Input{data, pos, end}, max_frame, rec);
+    n++;
+    if (rec[kState] != kWhole) break;
+    pos += size_t(rec[kFrameLen]);  // > 0: a whole frame is at least its fixed header
+  }
+  return n;
+}
+
 // Common to decodeHeader and decodeFrames: (protocol, buf, off, end, maxFrame, out).
 struct HeaderArgs {
   HeaderFn header;
@@ -142,18 +157,72 @@ napi_value DecodeFrames(napi_env env, napi_callback_info info) {
   int64_t max_frames;
   if (!ReadHeaderArgs(env, argv, fn, &a) || !ArgInt(env, argv[6], fn, "maxFrames", 0, INT32_MAX, &max_frames)) return nullptr;
   const size_t cap = std::min<size_t>(size_t(max_frames), a.out_len / kSlots);
-  size_t n = 0;
-  size_t pos = a.off;
-  while (n < cap && pos < a.end) {
-    int32_t* rec = a.out + n * kSlots;
-    a.header(Input{a.data, pos, a.end}, a.max_frame, rec);
-    n++;
-    if (rec[kState] != kWhole) break;
-    pos += size_t(rec[kFrameLen]);  // > 0: a whole frame is at least its fixed header
-  }
   napi_value result;
-  napi_create_uint32(env, uint32_t(n), &result);
+  napi_create_uint32(env, uint32_t(Frames(a.header, a.data, a.off, a.end, a.max_frame, a.out, cap)), &result);
   return result;
+}
+
+// decodeFrames with protocol, maxFrame and the records fixed when bound: per read only
+// (buf, off, end) cross the boundary. Checking all seven arguments per read cost as much as
+// decoding the read's frames (perf, 64-byte Bolt calls).
+struct BoundFrames {
+  HeaderFn header;
+  uint32_t max_frame;
+  int32_t* out;
+  size_t cap;  // records
+  napi_ref out_ref = nullptr;
+};
+
+void ReleaseFrames(napi_env env, void* data, void*) {
+  auto* b = static_cast<BoundFrames*>(data);
+  if (b->out_ref) napi_delete_reference(env, b->out_ref);
+  delete b;
+}
+
+// decode(buf, off, end): records filled, as decodeFrames.
+napi_value BoundDecode(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  const char* fn = "decodeFramesBound";
+  if (argc < 3) return Fail(env, false, fn, "arguments", "must be (buf, off, end)"), nullptr;
+  auto* b = static_cast<BoundFrames*>(data);
+  const uint8_t* bytes;
+  size_t len;
+  if (!ArgBytes(env, argv[0], fn, &bytes, &len)) return nullptr;
+  int64_t off, end;
+  const int64_t limit = std::min<int64_t>(int64_t(len), INT32_MAX);
+  if (!ArgInt(env, argv[1], fn, "off", 0, limit, &off) || !ArgInt(env, argv[2], fn, "end", off, limit, &end)) return nullptr;
+  napi_value result;
+  napi_create_uint32(env, uint32_t(Frames(b->header, bytes, size_t(off), size_t(end), b->max_frame, b->out, b->cap)), &result);
+  return result;
+}
+
+// bindFrameDecoder(protocol, maxFrame, out, maxFrames) -> decode(buf, off, end). The function
+// keeps `out` alive (and in place: typed arrays never move their backing store).
+napi_value BindFrameDecoder(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  const char* fn = "bindFrameDecoder";
+  if (argc < 4) return Fail(env, false, fn, "arguments", "must be (protocol, maxFrame, out, maxFrames)"), nullptr;
+  HeaderFn header;
+  int64_t max_frame, max_frames;
+  int32_t* out;
+  size_t out_len;
+  if (!ArgProtocol(env, argv[0], fn, &header, nullptr) || !ArgInt(env, argv[1], fn, "maxFrame", 0, INT32_MAX, &max_frame) ||
+      !ArgSlots(env, argv[2], fn, kSlots, &out, &out_len) || !ArgInt(env, argv[3], fn, "maxFrames", 0, INT32_MAX, &max_frames))
+    return nullptr;
+  auto* b = new BoundFrames{header, uint32_t(max_frame), out, std::min<size_t>(size_t(max_frames), out_len / kSlots)};
+  napi_value f;
+  if (napi_create_reference(env, argv[2], 1, &b->out_ref) != napi_ok || napi_create_function(env, "decodeFramesBound", NAPI_AUTO_LENGTH, BoundDecode, b, &f) != napi_ok ||
+      napi_add_finalizer(env, f, b, ReleaseFrames, nullptr, nullptr) != napi_ok) {
+    if (b->out_ref) napi_delete_reference(env, b->out_ref);
+    delete b;
+    return nullptr;
+  }
+  return f;
 }
 
 Napi::Function Make(Napi::Env env, const char* name, napi_callback cb) {
@@ -167,6 +236,7 @@ Napi::Function Make(Napi::Env env, const char* name, napi_callback cb) {
 Napi::Function DecodeHeaderFunction(Napi::Env env) { return Make(env, "decodeHeader", DecodeHeader); }
 Napi::Function DecodeLazyFunction(Napi::Env env) { return Make(env, "decodeLazy", DecodeLazy); }
 Napi::Function DecodeFramesFunction(Napi::Env env) { return Make(env, "decodeFrames", DecodeFrames); }
+Napi::Function BindFrameDecoderFunction(Napi::Env env) { return Make(env, "bindFrameDecoder", BindFrameDecoder); }
 
 }  // namespace codec
 }  // namespace strait

@@ -10,6 +10,7 @@ namespace codec {
 Napi::Function DecodeHeaderFunction(Napi::Env env);
 Napi::Function DecodeLazyFunction(Napi::Env env);
 Napi::Function DecodeFramesFunction(Napi::Env env);
+Napi::Function BindFrameDecoderFunction(Napi::Env env);
 
 }  // namespace codec
 }  // namespace strait

@@ -19,6 +19,11 @@ export interface BatchDecoder {
    * where decoding stopped. `end - off` bytes all consumed as whole frames = no trailing record.
    */
   decodeFrames(buf: Buffer, off: number, end: number, maxFrame: number, out: Int32Array, maxFrames: number): number;
+  /**
+   * decodeFrames with `maxFrame`, `out` and `maxFrames` fixed once (a framer's own records):
+   * the returned function takes (buf, off, end). Optional: null when the addon predates it.
+   */
+  bindFrames?(maxFrame: number, out: Int32Array, maxFrames: number): ((buf: Buffer, off: number, end: number) => number) | null;
 }
 
 const PROTOCOLS: Readonly<Record<string, NativeCodecProtocol>> = {
@@ -44,7 +49,7 @@ export function hasNativeDecoder(name: string): boolean {
 export function nativeCodec<C extends RpcCodec>(codec: C, binding: NativeBinding = loadNative()): C & BatchDecoder {
   const protocol = PROTOCOLS[codec.name];
   if (protocol === undefined) throw new NativeLoadError(`the native addon has no decoder for protocol "${codec.name}" (it has: ${Object.keys(PROTOCOLS).join(', ')})`);
-  const { decodeHeader, decodeLazy, decodeFrames } = binding;
+  const { decodeHeader, decodeLazy, decodeFrames, bindFrameDecoder } = binding;
   if (typeof decodeHeader !== 'function' || typeof decodeLazy !== 'function' || typeof decodeFrames !== 'function') {
     throw new NativeLoadError('the native addon predates codec decoding (no decodeHeader export): rebuild it with "npx node-gyp rebuild"');
   }
@@ -52,6 +57,7 @@ export function nativeCodec<C extends RpcCodec>(codec: C, binding: NativeBinding
     decodeHeader: (buf, off, end, maxFrame, out) => decodeHeader(protocol, buf, off, end, maxFrame, out),
     decodeLazy: (buf, off, out, field) => decodeLazy(protocol, buf, off, out, LAZY[field]),
     decodeFrames: (buf, off, end, maxFrame, out, maxFrames) => decodeFrames(protocol, buf, off, end, maxFrame, out, maxFrames),
+    bindFrames: (maxFrame, out, maxFrames) => (typeof bindFrameDecoder === 'function' ? bindFrameDecoder(protocol, maxFrame, out, maxFrames) : null),
   };
   return Object.freeze(Object.assign(Object.create(codec) as C, overrides));
 }

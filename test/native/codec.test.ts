@@ -486,6 +486,53 @@ describe('native codec: batched decoding', () => {
   }
 });
 
+describe('native codec: the bound frame decoder', () => {
+  for (const [proto, nat, fs] of [
+    ['bolt', nBolt, FRAMES.filter((f) => f.ts === boltCodec)],
+    ['dubbo', nDubbo, FRAMES.filter((f) => f.ts === dubboCodec)],
+  ] as const) {
+    it(`${proto}: gives decodeFrames' records for the same reads, into the array it was bound to`, () => {
+      const whole = Buffer.concat(Array.from({ length: 12 }, (_, i) => fs[i % fs.length]!.buf));
+      const buf = Buffer.concat([whole, fs[0]!.buf.subarray(0, 7)]);
+      const bound = new Int32Array(8 * H.SIZE);
+      const decode = nat.bindFrames!(MAX, bound, 8);
+      expect(typeof decode).toBe('function');
+      const ref = new Int32Array(8 * H.SIZE);
+      let off = 0;
+      // Three reads of at most 8 records each, as the framer calls it.
+      for (let k = 0; k < 3 && off < buf.length; k++) {
+        const n = decode!(buf, off, buf.length);
+        expect(n).toBe(decodeFrames(nat, buf, off, buf.length, MAX, ref, 8));
+        expect(slots(bound.subarray(0, n * H.SIZE))).toEqual(slots(ref.subarray(0, n * H.SIZE)));
+        for (let i = 0; i < n && bound[i * H.SIZE + H.STATE] === 1; i++) off += bound[i * H.SIZE + H.FRAME_LEN]!;
+      }
+      expect(off).toBe(whole.length);
+      // A frame larger than the bound maxFrame is TOO_LARGE, as with decodeFrames.
+      const small = nat.bindFrames!(8, bound, 8)!;
+      expect(small(buf, 0, buf.length)).toBe(1);
+      expect(bound[H.STATE]).toBe(DecodeError.TOO_LARGE);
+    });
+  }
+
+  it('bad arguments throw TypeError/RangeError and never read outside the buffer', () => {
+    const out = new Int32Array(4 * H.SIZE);
+    const bind = nb.bindFrameDecoder!;
+    const decode = bind(NativeCodecProtocol.BOLT, MAX, out, 4);
+    const buf = Buffer.alloc(30);
+    expect(() => decode(buf, 0, 31)).toThrow(RangeError);
+    expect(() => decode(buf, 20, 10)).toThrow(RangeError);
+    expect(() => decode(buf, -1, 10)).toThrow(RangeError);
+    expect(() => (decode as (...a: unknown[]) => number)('x', 0, 1)).toThrow(TypeError);
+    expect(() => (decode as (...a: unknown[]) => number)(buf, 0)).toThrow(TypeError);
+    expect(() => bind(NativeCodecProtocol.BOLT, MAX, new Int32Array(2), 4)).toThrow(RangeError);
+    expect(() => (bind as (...a: unknown[]) => unknown)(9, MAX, out, 4)).toThrow(RangeError);
+    expect(() => (bind as (...a: unknown[]) => unknown)(NativeCodecProtocol.BOLT, MAX, new Uint8Array(64), 4)).toThrow(TypeError);
+    // maxFrames larger than `out` holds is capped by `out`.
+    const frames = Buffer.concat(Array.from({ length: 6 }, () => FRAMES.find((f) => f.ts === boltCodec)!.buf));
+    expect(bind(NativeCodecProtocol.BOLT, MAX, out, 100)(frames, 0, frames.length)).toBe(4);
+  });
+});
+
 describe('native codec: the wrapped codec', () => {
   it('keeps the TypeScript builders and name', () => {
     const hb = boltProtocol.heartbeatEncode(5, {}, boltOpts) as Buffer;
@@ -497,6 +544,14 @@ describe('native codec: the wrapped codec', () => {
     expect(nDubbo.localReply(req, 0, dh, 'no_route', 'x').equals(dubboCodec.localReply(req, 0, dh, 'no_route', 'x'))).toBe(true);
     nDubbo.writeRequestId(req, 0, 1, 2);
     expect(header(nDubbo, req)[H.ID_LO]).toBe(2);
+    // Ids with the top bit set are written byte by byte as the int32 they are.
+    nDubbo.writeRequestId(req, 0, -2, -0x7ffffffe);
+    expect(req.readInt32BE(4)).toBe(-2);
+    expect(req.readInt32BE(8)).toBe(-0x7ffffffe);
+    const breq = Buffer.from(FRAMES.find((f) => f.ts === boltCodec)!.buf);
+    nBolt.writeRequestId(breq, 0, 0, 0x89abcdef | 0);
+    expect(breq.readUInt32BE(5)).toBe(0x89abcdef);
+    expect(header(nBolt, breq)[H.ID_LO]! >>> 0).toBe(0x89abcdef);
   });
 
   it('refuses a protocol the addon has no decoder for', () => {

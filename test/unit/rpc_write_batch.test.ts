@@ -4,7 +4,7 @@
 // peer with their own bytes even when they wait in the stream.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { corkedWrite, directWrites, inReadBatch, unsentBytes } from '../../src/filters/network/rpc_proxy/write_batch.js';
+import { corkedWrite, directWrites, holdDrain, inReadBatch, unsentBytes } from '../../src/filters/network/rpc_proxy/write_batch.js';
 
 async function pair(): Promise<{ client: net.Socket; received: () => Buffer; close(): void }> {
   const chunks: Buffer[] = [];
@@ -33,6 +33,8 @@ describe('rpc_proxy write batch, direct sends', () => {
   it("emits 'drain' for a waiter once a batch the kernel took whole has left", async () => {
     p = await pair();
     expect(directWrites(p.client)).toBe(true);
+    // A reader waits as the filter's holdUntilDrained does: a listener and a holdDrain(+1).
+    holdDrain(p.client, 1);
     const drained = new Promise<boolean>((r) => {
       p!.client.once('drain', () => r(true));
       setTimeout(() => r(false), 3000);

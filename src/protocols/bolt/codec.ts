@@ -211,7 +211,12 @@ function fixCrc(buf: Buffer, off: number): void {
 const scratch = new Int32Array(H.SIZE);
 
 function writeRequestId(buf: Buffer, off: number, _hi: number, lo: number): void {
-  buf.writeUInt32BE(lo >>> 0, off + 5 + layout(buf[off]!));
+  // Byte stores, not writeUInt32BE (its range checks): every call and answer passes here.
+  const at = off + 5 + layout(buf[off]!);
+  buf[at] = lo >>> 24;
+  buf[at + 1] = lo >>> 16;
+  buf[at + 2] = lo >>> 8;
+  buf[at + 3] = lo;
   fixCrc(buf, off);
 }
 

@@ -205,8 +205,15 @@ function withEntries(buf: Buffer, off: number, hdr: Int32Array, set: ReadonlyArr
 }
 
 function writeRequestId(buf: Buffer, off: number, hi: number, lo: number): void {
-  buf.writeInt32BE(hi | 0, off + 4);
-  buf.writeInt32BE(lo | 0, off + 8);
+  // Byte stores, not writeInt32BE (its range checks): every call and answer passes here.
+  buf[off + 4] = hi >>> 24;
+  buf[off + 5] = hi >>> 16;
+  buf[off + 6] = hi >>> 8;
+  buf[off + 7] = hi;
+  buf[off + 8] = lo >>> 24;
+  buf[off + 9] = lo >>> 16;
+  buf[off + 10] = lo >>> 8;
+  buf[off + 11] = lo;
 }
 
 function frame(flag: number, status: number, idFrom: Buffer | null, idOff: number, hi: number, lo: number, body: Buffer): Buffer {

@@ -21,7 +21,7 @@ import type { RpcProxyConfig, RpcRateLimit } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
 import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
-import { corkedWrite, directWrites, inReadBatch, rpcDirectIo, turnClock, unsentBytes } from './write_batch.js';
+import { corkedWrite, directWrites, holdDrain, inReadBatch, rpcDirectIo, turnClock, unsentBytes } from './write_batch.js';
 import { batchRead, http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
@@ -458,12 +458,14 @@ class RpcSession {
     if (this.held.has(sink)) return;
     this.held.add(sink);
     this.socket.pause();
+    holdDrain(sink, 1);
     sink.once('drain', () => this.release(sink));
     sink.once('close', () => this.release(sink));
   }
 
   private release(sink: net.Socket): void {
     if (!this.held.delete(sink)) return;
+    holdDrain(sink, -1);
     if (this.held.size === 0 && !this.inflightHold && !this.closed) this.socket.resume();
   }
 
@@ -513,6 +515,21 @@ class RpcSession {
 
   private inflightHold = false;
   private lbCtx: LbContext | null = null;
+
+  // The upstream connection the last call went to: a client's calls mostly go to one host, and
+  // reusing it while it takes calls skips the pool's two Map lookups per call.
+  private lastHost: Host | null = null;
+  private lastConn: RpcUpstreamConn | null = null;
+
+  /** The pool's connection to `host` (the same one pool.get would return). */
+  upstream(cluster: Cluster, host: Host): RpcUpstreamConn {
+    const c = this.lastConn;
+    if (c !== null && this.lastHost === host && c.takesCalls) return c;
+    const n = this.filter.pool(this.codec!).get(cluster, host);
+    this.lastHost = host;
+    this.lastConn = n;
+    return n;
+  }
 
   // Call timeouts: one timer per session, due at the earliest deadline of its calls in flight
   // (a Timeout, a closure and timer-list work per call were a good part of each call's garbage).
@@ -735,7 +752,7 @@ class Call {
     if (!host) return void this.trace?.end(null, null, null, 'no_upstream', true);
     const cluster = this.pickedCluster!;
     cluster.stats.upstream_rq_total.value++;
-    this.session.rpc.pool(this.session.protocol).get(cluster, host).send(this.buf, this.off, this.frameLen, null);
+    this.session.upstream(cluster, host).send(this.buf, this.off, this.frameLen, null);
     this.trace?.end(cluster.name, host, null, null, false);
   }
 
@@ -795,7 +812,7 @@ class Call {
     const bytes = first ? this.buf : Buffer.from(this.buf.subarray(this.off, this.off + len));
     const off = first ? this.off : 0;
     this.attempts++;
-    const conn = rpc.pool(this.session.protocol).get(cluster, host);
+    const conn = this.session.upstream(cluster, host);
     const t = new Try(this, conn, cluster, isRetry);
     if (isRetry) rm.addRetry(1);
     if (this.tries === NO_TRIES) this.tries = [t];

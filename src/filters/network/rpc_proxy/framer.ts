@@ -24,10 +24,13 @@ export class Framer {
   ) {
     this.batch = isBatchDecoder(codec) ? codec : null;
     this.records = this.batch ? new Int32Array(BATCH * H.SIZE) : null;
+    // Bound once: a read then passes three arguments to the addon, not seven.
+    this.decode = this.batch?.bindFrames?.(maxFrame, this.records!, BATCH) ?? null;
     if (this.batch) this.initBatch();
   }
 
   private readonly batch: (RpcCodec & BatchDecoder) | null;
+  private readonly decode: ((buf: Buffer, off: number, end: number) => number) | null;
   private readonly records: Int32Array | null;
   private readonly views: Int32Array[] = [];
 
@@ -83,7 +86,7 @@ export class Framer {
   private pushBatched(buf: Buffer, start: number, end: number, owned: boolean): void {
     let off = start;
     while (off < end) {
-      const n = this.batch!.decodeFrames(buf, off, end, this.maxFrame, this.records!, BATCH);
+      const n = this.decode !== null ? this.decode(buf, off, end) : this.batch!.decodeFrames(buf, off, end, this.maxFrame, this.records!, BATCH);
       let i = 0;
       for (; i < n; i++) {
         const h = this.views[i]!;

@@ -150,6 +150,11 @@ export class RpcUpstreamConn {
     return this.pendingCount;
   }
 
+  /** Whether new calls may be sent here: open and not draining (what the pool hands out). */
+  get takesCalls(): boolean {
+    return !this.closed && !this.draining;
+  }
+
   /** Sends a request frame, rewriting its id to one this connection owns; returns that id. */
   send(buf: Buffer, off: number, len: number, call: PendingCall | null): number {
     if (this.pendingCount * 2 >= this.slots.length) this.growSlots();

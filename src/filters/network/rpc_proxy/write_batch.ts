@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { loadNative } from '../../../native.js';
+import { now } from '../../../protocols/http1/clock.js';
 import { canSendNow, directFd } from '../../../protocols/http1/send.js';
 
 /** Frames queued for one socket this turn, as (buffer, offset, length): no view per frame. */
@@ -16,6 +17,11 @@ class Batch {
   borrowed = false;
   /** Where flushes send with one send(2) from the addon; -1: through the stream only. */
   fd = -1;
+  /**
+   * Readers held until this socket drains (holdDrain). Kept here because asking the socket
+   * (listenerCount) per send was a megamorphic keyed load on its listener table.
+   */
+  drainWaiters = 0;
 }
 
 type Batched = net.Socket & { strait_batch?: Batch };
@@ -56,7 +62,9 @@ export function directWrites(socket: net.Socket): boolean {
   return true;
 }
 
+// Sockets with frames this turn; counted, not truncated (`length = 0` is a runtime call in V8).
 let queued: Batched[] = [];
+let nQueued = 0;
 let spare: Batched[] = [];
 let scheduled = false;
 /** A flush is due at the end of the read batch being handed out (inReadBatch). */
@@ -68,13 +76,14 @@ function flush(): void {
   scheduled = false;
   // A write callback may queue frames for the next turn: swap the lists first.
   const list = queued;
+  const n = nQueued;
   queued = spare;
+  nQueued = 0;
   spare = list;
-  for (let i = 0; i < list.length; i++) {
+  for (let i = 0; i < n; i++) {
     writeOut(list[i]!);
     list[i] = null!;
   }
-  list.length = 0;
 }
 
 function endOfReadBatch(): void {
@@ -105,7 +114,8 @@ export function inReadBatch(buf: Buffer | null): void {
   if (buf !== null) arena = buf;
   if (tickArmed) return;
   tickArmed = true;
-  batchClock = performance.now();
+  // The batch reader's own reading of the clock for this batch (no second clock read).
+  batchClock = now();
   process.nextTick(endOfReadBatch);
 }
 
@@ -128,11 +138,12 @@ function view(b: Batch, i: number): Buffer {
  * they reached its high-water mark. With direct sends it may have been given nothing, or a small
  * rest: the socket then says 'drain' itself once nothing is left unsent.
  */
-function send(s: Batched, fd: number, out: Buffer, borrowed: boolean): void {
+function send(s: Batched, b: Batch, out: Buffer, borrowed: boolean): void {
+  const fd = b.fd;
   if (fd >= 0 && canSendNow(s, fd)) {
     const k = sendFn!(fd, out);
     if (k === out.length) {
-      if (s.listenerCount('drain') > 0) process.nextTick(drained, s);
+      if (b.drainWaiters > 0) process.nextTick(drained, s);
       return;
     }
     // Partly sent: the rest queues behind nothing. An error sent nothing: the stream retries
@@ -141,7 +152,7 @@ function send(s: Batched, fd: number, out: Buffer, borrowed: boolean): void {
   }
   // The stream keeps what it is given until written: never the arena.
   const data = borrowed ? Buffer.from(out) : out;
-  if (fd >= 0 && s.listenerCount('drain') > 0) s.write(data, () => drained(s));
+  if (fd >= 0 && b.drainWaiters > 0) s.write(data, () => drained(s));
   else s.write(data);
 }
 
@@ -160,7 +171,7 @@ function writeOut(s: Batched): void {
   b.bytes = 0;
   b.borrowed = false;
   if (!s.destroyed && !s.writableEnded) {
-    if (n === 1) send(s, b.fd, view(b, 0), borrowed);
+    if (n === 1) send(s, b, view(b, 0), borrowed);
     else if (bytes <= COALESCE_MAX || borrowed) {
       // One write instead of a corked batch: Node's writable keeps an entry object, a fresh
       // buffered array and a writev closure per batch, a good part of each call's garbage;
@@ -176,7 +187,7 @@ function writeOut(s: Batched): void {
         buf.copy(out, p, off, off + len);
         p += len;
       }
-      send(s, b.fd, out, direct);
+      send(s, b, out, direct);
     } else {
       s.cork();
       for (let i = 0; i < n; i++) s.write(view(b, i));
@@ -198,7 +209,7 @@ export function corkedWrite(socket: net.Socket, buf: Buffer, off = 0, len = buf.
   const b = (s.strait_batch ??= new Batch());
   const n = b.n;
   if (n === 0) {
-    queued.push(s);
+    queued[nQueued++] = s;
     if (!scheduled && !tickArmed) {
       scheduled = true;
       setImmediate(flush);
@@ -217,6 +228,16 @@ export function corkedWrite(socket: net.Socket, buf: Buffer, off = 0, len = buf.
   b.lens[n] = len;
   b.n = n + 1;
   b.bytes += len;
+}
+
+/**
+ * A reader starts (+1) or stops (-1) waiting for `socket`'s 'drain': a direct send that
+ * empties the socket then emits one (send, above). Every 'drain' listener the filter adds
+ * goes with a +1 here.
+ */
+export function holdDrain(socket: net.Socket, d: 1 | -1): void {
+  const b = ((socket as Batched).strait_batch ??= new Batch());
+  b.drainWaiters = Math.max(0, b.drainWaiters + d);
 }
 
 /** Bytes given to `socket` and not yet sent: its own buffer plus this turn's batch. */
