@@ -238,6 +238,16 @@ napi_value BindParser(napi_env env, napi_callback_info info) {
   return BoundPair(env, argv[0], b, &b->out_ref, "parseHttp1HeadBound", BoundParse, "setHttp1HeadSlab", BoundSetSlab, ReleaseBound);
 }
 
+// One non-blocking send of p[0, len): bytes the kernel took or -errno (EINTR retried). len is at
+// most INT32_MAX (every caller checks), so the count fits the int32 handed back to JavaScript.
+static int32_t SendNow(int fd, const uint8_t* p, size_t len) {
+  ssize_t n;
+  do {
+    n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : int32_t(n);
+}
+
 // sendHttp1(fd, buf): bytes sent (maybe fewer than buf holds) or -errno. One non-blocking send,
 // so a small message leaves without Node's stream write machinery; the caller queues the rest.
 napi_value Send(napi_env env, napi_callback_info info) {
@@ -258,12 +268,8 @@ napi_value Send(napi_env env, napi_callback_info info) {
   }
   // The count returns as an int32: send at most that much (the caller queues the rest).
   if (len > size_t(INT32_MAX)) len = size_t(INT32_MAX);
-  ssize_t n;
-  do {
-    n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
   napi_value r;
-  napi_create_int32(env, n < 0 ? -errno : int32_t(n), &r);
+  napi_create_int32(env, SendNow(fd, static_cast<const uint8_t*>(data), len), &r);
   return r;
 }
 
@@ -415,12 +421,8 @@ napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const in
   if (scratch.size() < h.size) scratch.resize(h.size);
   auto* out = reinterpret_cast<uint8_t*>(&scratch[0]);
   PutPieces(env, h, out);
-  ssize_t n;
-  do {
-    n = send(fd, out, h.size, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
   napi_value r;
-  napi_create_int32(env, n < 0 ? -errno : int32_t(n), &r);
+  napi_create_int32(env, SendNow(fd, out, h.size), &r);
   return r;
 }
 
@@ -430,7 +432,7 @@ struct BoundWriter {
   napi_ref runs_ref = nullptr;
   const int32_t* runs = nullptr;
   size_t runs_len = 0;
-  int users = 3;  // write, send and writeSend
+  int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
 };
 
 void ReleaseWriter(napi_env env, void* data, void*) {
@@ -497,13 +499,7 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   PutPieces(env, h, out);
   if (keep) memcpy(out + keep_at, kept, size_t(keep_len));
   int32_t r = int32_t(h.size);
-  if (fd >= 0) {
-    ssize_t n;
-    do {
-      n = send(fd, out, h.size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    r = n < 0 ? -errno : int32_t(n);
-  }
+  if (fd >= 0) r = SendNow(fd, out, h.size);
   napi_value rv;
   napi_create_int32(env, r, &rv);
   return rv;
