@@ -54,6 +54,27 @@ export function onBatchEnd(fn: () => void): void {
   batchEndHooks.push(fn);
 }
 
+/**
+ * Work run once a batch's reads are handed out but while it still counts as in a batch, before
+ * the onBatchEnd hooks: what it sends is queued and leaves with the rest of the batch's writes.
+ */
+const batchTailHooks: (() => void)[] = [];
+
+/** Adds a hook run at the tail of every batch (the pipelined requests its responses let go on). */
+export function onBatchTail(fn: () => void): void {
+  batchTailHooks.push(fn);
+}
+
+/** Runs the tail hooks, then the end hooks with the batch over; the end hooks run even if a tail hook throws. */
+function endBatch(): void {
+  try {
+    for (const t of batchTailHooks) t();
+  } finally {
+    delivering = false;
+    for (const h of batchEndHooks) h();
+  }
+}
+
 /** True while the batch reader hands out a batch: work queued now runs at its end (onBatchEnd). */
 export function inBatch(): boolean {
   return delivering;
@@ -69,8 +90,7 @@ export function runBatched(fn: () => void): void {
   try {
     fn();
   } finally {
-    delivering = false;
-    for (const h of batchEndHooks) h();
+    endBatch();
   }
 }
 
@@ -175,11 +195,13 @@ export class Http1BatchReader {
     try {
       this.deliver(n);
     } finally {
-      // A flush() inside a batch is part of it: the outer batch runs the hooks.
-      delivering = outer;
-      if (!outer) for (const h of batchEndHooks) h();
-      leaveBatch(clock);
       this.count = 0;
+      try {
+        // A flush() inside a batch is part of it: the outer batch runs the hooks.
+        if (!outer) endBatch();
+      } finally {
+        leaveBatch(clock);
+      }
     }
   }
 

@@ -10,8 +10,8 @@ import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
 import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
-import { directFd, sendTo } from '../../../protocols/http1/send.js';
-import { copyOut, http1BatchReader, inBatch, runBatched } from '../../../protocols/http1/batch_reader.js';
+import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
+import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -109,8 +109,38 @@ const ADDED_LINES = ['', XFP_LINE, REQUEST_ID_LINE, XFP_LINE + REQUEST_ID_LINE] 
  */
 let laterQueue: Http1Session[] = [];
 
+/**
+ * Sessions whose next pipelined request a response of the current read batch let go on: they
+ * are served at the batch's tail (processQueued), so that request's upstream head leaves with
+ * the batch's other writes instead of one Immediate round later.
+ */
+let tailQueue: Http1Session[] = [];
+
 function processLater(s: Http1Session): void {
-  if (laterQueue.push(s) === 1) setImmediate(runLater);
+  if (inBatch()) tailQueue.push(s);
+  else if (laterQueue.push(s) === 1) setImmediate(runLater);
+}
+
+function processQueued(): void {
+  // A session served here queues nothing new (it is processing), but a loop costs nothing.
+  while (tailQueue.length > 0) {
+    const q = tailQueue;
+    tailQueue = [];
+    processAll(q);
+  }
+}
+onBatchTail(processQueued);
+
+function processAll(q: Http1Session[]): void {
+  for (const s of q) {
+    try {
+      s.process();
+    } catch (err) {
+      // A bug must cost that connection, never the others queued here or the process.
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
+      s.socket.destroy();
+    }
+  }
 }
 
 function runLater(): void {
@@ -120,21 +150,33 @@ function runLater(): void {
   const clock = enterBatch();
   try {
     // Their upstream heads leave together at the end, as a batch of reads' do.
-    runBatched(() => {
-      for (const s of q) {
-        try {
-          s.process();
-        } catch (err) {
-          // A bug must cost that connection, never the others queued here or the process.
-          log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
-          s.socket.destroy();
-        }
-      }
-    });
+    runBatched(() => processAll(q));
   } finally {
     leaveBatch(clock);
   }
 }
+
+/**
+ * Sessions holding response bytes queued by writeHead during a read batch (Http1Session.held),
+ * sent at the batch's end: the responses one batch of upstream reads completes leave back to
+ * back, after the batch's JS work, as its upstream request heads do (src/upstream/http1_pool.ts).
+ */
+let heldSessions: Http1Session[] = [];
+
+function sendHeld(): void {
+  if (heldSessions.length === 0) return;
+  const q = heldSessions;
+  heldSessions = [];
+  for (const s of q) {
+    try {
+      s.sendHeld();
+    } catch {
+      // A write that throws (a socket torn down under it) costs that connection only.
+      s.socket.destroy();
+    }
+  }
+}
+onBatchEnd(sendHeld);
 
 /** Every value of a header, in order (x-forwarded-for may arrive as several lines). */
 function getAll(head: MessageHead, name: string): string[] {
@@ -274,6 +316,12 @@ export class Http1Session {
   readonly remoteIp: string;
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
+  /**
+   * Response bytes writeHead queued in a read batch, in order, for sendHeld at its end. Every
+   * other write, end(), cork() and anything that looks at the socket's queue sends them first;
+   * a destroyed socket drops them.
+   */
+  private held: Buffer[] | null = null;
   get downstream(): ConnectionContext['downstream'] {
     return this.conn.downstream;
   }
@@ -309,6 +357,7 @@ export class Http1Session {
   private handover(): Handover | null {
     // Bytes the batch reader took this turn but has not handed over yet belong in `unread`.
     if (this.direct) http1BatchReader()?.flush();
+    this.sendHeld();
     if (this.closed || this.stream || this.processing || this.socket.writableLength > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
@@ -537,14 +586,47 @@ export class Http1Session {
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
   write(b: Buffer): boolean {
     this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
+    if (this.held !== null) this.sendHeld();
     return sendTo(this.socket, this.fd, b);
   }
 
-  /** write(encodeHead(...)) without the Buffer when the head leaves at once (sendHead). */
-  writeHead(firstLine: string, head: MessageHead, drop: DropField, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): boolean {
+  /**
+   * write(encodeHead(...)). A `whole` response made inside a read batch, with nothing queued in
+   * the stream, waits for the batch's end (sendHeld): only then does nothing of its exchange
+   * follow it. Otherwise the bytes leave at once, without a Buffer when the kernel takes them
+   * all (sendHead).
+   */
+  writeHead(firstLine: string, head: MessageHead, drop: DropField, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, whole: boolean): boolean {
+    if (whole && inBatch() && canSendNow(this.socket, this.fd)) {
+      const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);
+      this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
+      if (this.held === null) {
+        this.held = [b];
+        heldSessions.push(this);
+      } else this.held.push(b);
+      return true;
+    }
+    if (this.held !== null) this.sendHeld();
     const n = sendHead(this.socket, this.fd, firstLine, head, drop, extra, tail, tailStart, tailEnd);
     this.filter.stats.downstream_cx_tx_bytes_total.value += n < 0 ? -n : n;
     return n > 0;
+  }
+
+  /** Sends what writeHead queued, if anything (at the batch's end, or before any other write). */
+  sendHeld(): void {
+    const h = this.held;
+    if (h === null) return;
+    this.held = null;
+    if (this.socket.destroyed) return;
+    // Whole responses: no upstream read waits on them, so a full socket buffer needs no answer
+    // here (what the kernel leaves queues in the stream; the next exchange's writes see it).
+    sendTo(this.socket, this.fd, h.length === 1 ? h[0]! : Buffer.concat(h));
+  }
+
+  /** cork() behind whatever writeHead queued. */
+  cork(): void {
+    if (this.held !== null) this.sendHeld();
+    this.socket.cork();
   }
 
   pause(): void {
@@ -587,6 +669,7 @@ export class Http1Session {
    * request head (already the tunnel's). Closing the socket still ends the connection.
    */
   detach(): Buffer | null {
+    this.sendHeld();
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
@@ -615,6 +698,7 @@ export class Http1Session {
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
+    this.sendHeld();
     this.socket.end();
     // A client that never closes its side must not hold the connection forever.
     const t = setTimeout(() => this.socket.destroy(), 5_000);
@@ -1883,7 +1967,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private corkDown(): void {
     if (this.downCorked) return;
     this.downCorked = true;
-    this.session.socket.cork();
+    this.session.cork();
   }
 
   private onUpstreamBytes(chunk: Buffer): void {
@@ -1956,7 +2040,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (mode === BodyMode.LENGTH && cl <= end - off && cl <= INLINE_BODY_MAX) {
       // The whole (small) body came with the head: copy it behind the head, one buffer, one write.
       const e = off + cl;
-      this.sendResponseHead(r, false, buf, off, e);
+      this.sendResponseHead(r, false, true, buf, off, e);
       this.respFramer.feed(buf, off, e);
       this.txBytes += cl;
       if (e < end) this.respExtraBytes = true;
@@ -1964,7 +2048,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     if (mode !== BodyMode.NONE && off < end) this.corkDown();
-    this.sendResponseHead(r, dechunk);
+    this.sendResponseHead(r, dechunk, mode === BodyMode.NONE);
     if (mode === BodyMode.NONE) {
       if (off < end) this.respExtraBytes = true;
       this.responseComplete();
@@ -2026,8 +2110,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.notifyFilters();
   }
 
-  /** Writes the response head downstream; `body[bodyStart, bodyEnd)`, when given, is copied after it. */
-  private sendResponseHead(r: MessageHead, dechunk: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): void {
+  /**
+   * Writes the response head downstream; `body[bodyStart, bodyEnd)`, when given, is copied after
+   * it. `whole`: these bytes are the entire response (they may wait for the batch's end).
+   */
+  private sendResponseHead(r: MessageHead, dechunk: boolean, whole: boolean, body: Buffer | null = null, bodyStart = 0, bodyEnd = 0): void {
     const cfg = this.cfg;
     const route = this.route!;
     const dropNames = respDropNames;
@@ -2049,7 +2136,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (!keep) extra += 'connection: close\r\n';
     else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
     respDechunk = dechunk;
-    if (!this.session.writeHead(statusLine(r.status), r, dropResponseField, extra, body, bodyStart, bodyEnd)) this.waitDownstreamDrain();
+    if (!this.session.writeHead(statusLine(r.status), r, dropResponseField, extra, body, bodyStart, bodyEnd, whole)) this.waitDownstreamDrain();
   }
 
   private forwardResponseBody(buf: Buffer, off: number): void {
