@@ -110,7 +110,7 @@ export type NativeH2EventsHandler = (count: number, objects: string[] | null, da
  */
 export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
-  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number): boolean;
+  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */

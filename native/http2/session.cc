@@ -1047,17 +1047,28 @@ static bool FlatArg(const Napi::CallbackInfo& info, size_t i, size_t len_at, std
   return true;
 }
 
-// respond(streamId, "name\0value\0..." | bytes, pairs, endStream[, byteLength]) -> boolean (false: the stream is gone)
+// respond(streamId, "name\0value\0..." | bytes, pairs, endStream[, byteLength[, body]]) -> boolean (false: the stream is gone)
+// `body`: the whole response body (endStream false): HEADERS, the body and END_STREAM from one
+// call, where a response known to be complete would otherwise take respond + data + data(end).
 Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.respond");
   if (!FlatArg(info, 1, 4, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 2, "H2Session.respond", "pairs", 1, INT32_MAX);
   bool end = info[3].ToBoolean();
+  Napi::Value body = info[5];
+  bool whole = !body.IsUndefined();
+  if (whole && (end || !body.IsTypedArray() || body.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
+    throw Napi::TypeError::New(env, "H2Session.respond: body must be a Uint8Array, and endStream false with it");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   // The pair count catches a NUL inside a name or value, which would shift every later pair.
   if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respond: invalid header name or value");
   s->responded = true;
+  if (whole) {
+    Napi::Uint8Array b = body.As<Napi::Uint8Array>();
+    s->out.append(reinterpret_cast<const char*>(b.Data()), b.ByteLength());
+    s->eof = true;
+  }
   int rv;
   if (end) {
     s->eof = true;

@@ -305,6 +305,16 @@ export class NativeH2Stream {
     this.session.h.respond(this.id, w.buf, w.pairs, end, w.len);
   }
 
+  /**
+   * respondFlat() for a response whose whole body is at hand: HEADERS, `body` and END_STREAM
+   * from one addon call instead of respond + write + end.
+   */
+  respondFlatWhole(w: FlatWriter, body: Buffer): void {
+    this.startResponse();
+    this.resEnded = true;
+    this.session.h.respond(this.id, w.buf, w.pairs, false, w.len, body);
+  }
+
   /** respondFlat() with the list as a flat string ("name\0value\0...", `date` included) and its pair count. */
   respondFlatString(flat: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
     const end = this.startResponse(opts);

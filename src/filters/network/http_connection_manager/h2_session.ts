@@ -1028,28 +1028,36 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
    * (node:http2 downstream, route response header mutations, attempt count, hash cookie, access
    * log) takes onResponse's path with the head's object instead.
    */
-  onH1ResponseHead(status: number, head: MessageHead, endStream: boolean): void {
-    if (this.finished) return;
+  onH1ResponseHead(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean {
+    if (this.finished) return false;
     const stream = this.flatResponseStream();
     if (stream === null) {
       const h = headerObjectOf(head);
       h[':status'] = String(status);
       this.onResponse(status, h, endStream);
-      return;
+      return false;
     }
-    if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return;
+    if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return false;
     const cfg = this.filter.config;
     const w = writeH1ResponseHead(FLAT.reset(), status, head, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
     this.sendsTrailers = false;
     try {
+      if (whole !== null) {
+        // The whole body is here: it ends the response in the same addon call (the try's
+        // onEnd then only completes the exchange).
+        stream.respondFlatWhole(w, whole);
+        this.txBytes += whole.length;
+        return true;
+      }
       stream.respondFlat(w, { endStream });
     } catch {
       this.abortTry();
       this.finish();
-      return;
+      return false;
     }
     if (endStream) this.complete();
+    return false;
   }
 
   /**

@@ -121,8 +121,11 @@ export interface TryEvents {
    * Optional: an HTTP/1 upstream's final response head as parsed (fields as offsets into its
    * bytes), for an owner that forwards it without a header object. Without it, onResponse gets
    * the head's header object (hop-by-hop fields left out, `:status` added).
+   * `whole`: the entire body when it came in the same read as the head (content-length), else
+   * null. Returning true says the owner sent that body on and ended its response with the head:
+   * no onData follows for it, only onEnd.
    */
-  onH1ResponseHead?(status: number, head: MessageHead, endStream: boolean): void;
+  onH1ResponseHead?(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean;
   /**
    * Optional: a native HTTP/2 upstream's final response head as the addon's flat list
    * ("name\0value\0...", `:status` first, no trailing NUL). Without it, onResponse gets its object.
@@ -709,8 +712,12 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload (and its closure).
       if (mode === BodyMode.CHUNKED) this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
       const ev = this.ev;
-      if (ev.onH1ResponseHead !== undefined) ev.onH1ResponseHead(r.status, r, mode === BodyMode.NONE);
-      else {
+      let taken = false;
+      if (ev.onH1ResponseHead !== undefined) {
+        const cl = r.contentLength;
+        const whole = mode === BodyMode.LENGTH && cl > 0 && buf.length - off >= cl ? buf.subarray(off, off + cl) : null;
+        taken = ev.onH1ResponseHead(r.status, r, mode === BodyMode.NONE, whole);
+      } else {
         const h = headerObjectOf(r);
         h[':status'] = String(r.status);
         ev.onResponse(r.status, h, mode === BodyMode.NONE);
@@ -722,12 +729,13 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
         this.complete(off === buf.length);
         return;
       }
-      if (off < buf.length) this.feed(buf, off);
+      if (off < buf.length) this.feed(buf, off, taken);
       return;
     }
   }
 
-  private feed(buf: Buffer, off: number): void {
+  /** `taken`: the owner already has this payload (onH1ResponseHead's `whole`): framed, not handed on. */
+  private feed(buf: Buffer, off: number, taken = false): void {
     const e = this.framer.feed(buf, off, buf.length);
     if (e === BODY_ERROR) {
       this.done = true;
@@ -735,7 +743,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.ev.onAbort();
       return;
     }
-    if (!this.framer.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
+    if (!taken && !this.framer.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
     if (this.framer.done && !this.done) this.complete(e === buf.length);
   }
 
