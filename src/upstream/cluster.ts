@@ -4,14 +4,18 @@ import { log } from '../log.js';
 import type { Counter, Scope, StatsOf } from '../observability/stats.js';
 import { Host } from './host.js';
 import { OriginalDstHosts } from './original_dst.js';
-import { createLoadBalancer, MaglevLb, RingHashLb, type LbConfig, type LbContext } from './lb/index.js';
-import { HealthChecker } from './health/checker.js';
+import type { LbConfig } from './lb/types.js';
+import type { LbContext } from './lb/context.js';
+import { createLb, loadLbPolicy } from './lb/lazy.js';
+import type { MaglevLb } from './lb/maglev.js';
+import type { RingHashLb } from './lb/ring_hash.js';
+import type { HealthChecker } from './health/checker.js';
 import type { HealthCheckConfig } from './health/config.js';
-import { OutlierDetector } from './outlier/detector.js';
+import type { OutlierDetector } from './outlier/detector.js';
 import type { OutlierConfig } from './outlier/config.js';
 import { DEFAULT_PRIORITY_OPTIONS, PrioritySet, type PriorityOptions } from './priority_set.js';
 import type { SubsetConfig } from './subset/config.js';
-import { SubsetLb } from './subset/subset_lb.js';
+import type { SubsetLb } from './subset/subset_lb.js';
 import { circuitBreakersOf, type CircuitBreakers } from './circuit_breakers.js';
 import { CLUSTER_STATS, MAGLEV_LB_STATS, RING_HASH_LB_STATS } from './stats.js';
 import type { TlsContextSpec } from '../tls/context.js';
@@ -105,6 +109,34 @@ export function logicalDnsAddress(addrs: Array<{ address: string; family: number
   return pickFamilies(addrs, policy)[0] ?? null;
 }
 
+// The modules of optional cluster features, imported when a cluster first names the feature: a
+// sidecar pays idle memory for every module it loads, and most clusters use none of these.
+let healthModule: typeof import('./health/checker.js') | null = null;
+let outlierModule: typeof import('./outlier/detector.js') | null = null;
+let subsetModule: typeof import('./subset/subset_lb.js') | null = null;
+
+/**
+ * Loads what `spec` needs beyond a plain round-robin cluster (its LB policy, health checker,
+ * outlier detector, subset balancer); null when all of it is loaded already, so the caller builds
+ * the cluster in the same turn as before. The cluster manager awaits it before building a
+ * Cluster: a CDS update naming a feature not used so far swaps in only a complete cluster.
+ */
+export function loadClusterFeatures(spec: ClusterSpec): Promise<unknown> | null {
+  const pending: Array<Promise<unknown>> = [];
+  const lb = loadLbPolicy(spec.lb.policy);
+  if (lb) pending.push(lb);
+  if (spec.healthCheck && !healthModule) pending.push(import('./health/checker.js').then((m) => (healthModule = m)));
+  if (spec.outlier && !outlierModule) pending.push(import('./outlier/detector.js').then((m) => (outlierModule = m)));
+  if (spec.subset && !subsetModule) pending.push(import('./subset/subset_lb.js').then((m) => (subsetModule = m)));
+  return pending.length ? Promise.all(pending) : null;
+}
+
+function loaded<M>(m: M | null, what: string): M {
+  // A path that builds a cluster without loadClusterFeatures: a bug, not a config error.
+  if (!m) throw new Error(`${what} is used before its module was loaded (loadClusterFeatures)`);
+  return m;
+}
+
 /** A running cluster: membership, load balancing and stats. Shared by every protocol. */
 export class Cluster {
   readonly stats: StatsOf<typeof CLUSTER_STATS>;
@@ -150,8 +182,8 @@ export class Cluster {
     }
     this.breakers = circuitBreakersOf(spec.source as Record<string, any> | undefined, scope);
     const options = spec.priority ?? DEFAULT_PRIORITY_OPTIONS;
-    const makeSet = () => new PrioritySet(() => createLoadBalancer(spec.lb), options);
-    if (spec.subset) this.subsetLb = new SubsetLb(spec.subset, makeSet, scope);
+    const makeSet = () => new PrioritySet(() => createLb(spec.lb), options);
+    if (spec.subset) this.subsetLb = new (loaded(subsetModule, 'lb_subset_config').SubsetLb)(spec.subset, makeSet, scope);
     else this.prioritySet = makeSet();
     this.lbHealthyPanic = scope.counter('lb_healthy_panic');
     this.originalDst = spec.type === 'ORIGINAL_DST' ? new OriginalDstHosts(spec.originalDstPortOverride ?? 0) : null;
@@ -164,10 +196,10 @@ export class Cluster {
     }
     if (spec.lb.policy === 'RING_HASH') this.ringHashStats = scope.scope('ring_hash_lb').table(RING_HASH_LB_STATS);
     if (spec.lb.policy === 'MAGLEV') this.maglevStats = scope.scope('maglev_lb').table(MAGLEV_LB_STATS);
-    if (spec.outlier && !this.originalDst) this.outlierDetector = new OutlierDetector(spec.outlier, scope, () => this.rebuild());
+    if (spec.outlier && !this.originalDst) this.outlierDetector = new (loaded(outlierModule, 'outlier_detection').OutlierDetector)(spec.outlier, scope, () => this.rebuild());
     if (spec.healthCheck && !this.originalDst) {
       const stats = this.stats;
-      this.healthChecker = new HealthChecker(spec.healthCheck, {
+      this.healthChecker = new (loaded(healthModule, 'health_checks').HealthChecker)(spec.healthCheck, {
         name: spec.name,
         hadTraffic: () => stats.upstream_cx_total.value > 0 || stats.upstream_rq_total.value > 0,
         onHealthChange: () => this.rebuild(),
@@ -336,15 +368,18 @@ export class Cluster {
     this.stats.membership_healthy.value = healthy;
     if (this.subsetLb) this.subsetLb.update(hosts);
     else this.prioritySet!.update(hosts);
+    // The policy decides the balancer's class (its module may not be loaded to test instanceof).
     const lb = this.prioritySet?.primaryLb ?? null;
-    if (this.ringHashStats && lb instanceof RingHashLb) {
-      this.ringHashStats.size.value = lb.size;
-      this.ringHashStats.min_hashes_per_host.value = lb.minHashesPerHost;
-      this.ringHashStats.max_hashes_per_host.value = lb.maxHashesPerHost;
+    if (this.ringHashStats && lb) {
+      const ring = lb as RingHashLb;
+      this.ringHashStats.size.value = ring.size;
+      this.ringHashStats.min_hashes_per_host.value = ring.minHashesPerHost;
+      this.ringHashStats.max_hashes_per_host.value = ring.maxHashesPerHost;
     }
-    if (this.maglevStats && lb instanceof MaglevLb) {
-      this.maglevStats.min_entries_per_host.value = lb.minEntriesPerHost;
-      this.maglevStats.max_entries_per_host.value = lb.maxEntriesPerHost;
+    if (this.maglevStats && lb) {
+      const maglev = lb as MaglevLb;
+      this.maglevStats.min_entries_per_host.value = maglev.minEntriesPerHost;
+      this.maglevStats.max_entries_per_host.value = maglev.maxEntriesPerHost;
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Scope, StatsOf } from '../observability/stats.js';
-import { Cluster, type ClusterSpec, type Resolver } from './cluster.js';
+import { Cluster, loadClusterFeatures, type ClusterSpec, type Resolver } from './cluster.js';
 import { CLUSTER_MANAGER_STATS } from './stats.js';
 
 /** One cluster manager for every protocol: TCP, HTTP and RPC routes all resolve clusters here. */
@@ -17,6 +17,7 @@ export class ClusterManager {
 
   /** Adds clusters and waits for their first membership (DNS), as Envoy's init manager does. */
   async addAll(specs: readonly ClusterSpec[]): Promise<void> {
+    await Promise.all(specs.map(loadClusterFeatures));
     const added = specs.map((spec) => {
       const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
       this.clusters.set(spec.name, c);
@@ -35,9 +36,13 @@ export class ClusterManager {
    * and the old one's pools drain (idle connections close now, busy ones after their request).
    */
   async addOrUpdate(spec: ClusterSpec): Promise<Cluster> {
-    const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
     this.stats.warming_clusters.value++;
+    let c: Cluster;
     try {
+      // A policy or feature no cluster used so far loads here, before anything is swapped.
+      const loading = loadClusterFeatures(spec);
+      if (loading) await loading;
+      c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
       await c.initialize();
     } finally {
       this.stats.warming_clusters.value--;

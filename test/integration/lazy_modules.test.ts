@@ -87,6 +87,19 @@ const UNUSED_BY_L4 = [
   'dist/protocols/hessian2.js',
   // No name to resolve (STATIC clusters only).
   'node:dns',
+  // One ROUND_ROBIN cluster: no other LB policy, health checking, outlier detection or subsets.
+  'dist/upstream/lb/index.js',
+  'dist/upstream/lb/random.js',
+  'dist/upstream/lb/least_request.js',
+  'dist/upstream/lb/ring_hash.js',
+  'dist/upstream/lb/maglev.js',
+  'dist/upstream/health/checker.js',
+  'dist/upstream/health/probe.js',
+  'dist/upstream/health/http_probe.js',
+  'dist/upstream/health/grpc_probe.js',
+  'dist/upstream/health/rpc_probe.js',
+  'dist/upstream/outlier/detector.js',
+  'dist/upstream/subset/subset_lb.js',
 ];
 
 describe('modules load as the config names them', () => {

@@ -1,8 +1,5 @@
 import type { FieldError } from '../../errors.js';
-import { DEFAULT_LB_CONFIG, SUPPORTED_LB_POLICIES } from './index.js';
-import { DEFAULT_LEAST_REQUEST } from './least_request.js';
-import { DEFAULT_MAGLEV, isPrime, MAX_MAGLEV_TABLE_SIZE } from './maglev.js';
-import { DEFAULT_RING_HASH } from './ring_hash.js';
+import { DEFAULT_LB_CONFIG, DEFAULT_LEAST_REQUEST, DEFAULT_MAGLEV, DEFAULT_RING_HASH, isPrime, MAX_MAGLEV_TABLE_SIZE, SUPPORTED_LB_POLICIES } from './defaults.js';
 import type { LbConfig, LbPolicy } from './types.js';
 import type { SlowStartConfig } from './slow_start.js';
 import { durationMs } from '../../config/values.js';

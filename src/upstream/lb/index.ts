@@ -1,22 +1,14 @@
 import { LbContext } from './context.js';
-import { DEFAULT_LEAST_REQUEST, LeastRequestLb } from './least_request.js';
-import { DEFAULT_MAGLEV, MaglevLb } from './maglev.js';
+import { DEFAULT_LB_CONFIG } from './defaults.js';
+import { LeastRequestLb } from './least_request.js';
+import { MaglevLb } from './maglev.js';
 import { RandomLb } from './random.js';
-import { DEFAULT_RING_HASH, RingHashLb } from './ring_hash.js';
+import { RingHashLb } from './ring_hash.js';
 import { RoundRobinLb } from './round_robin.js';
 import type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
 import { fastRandom } from './util.js';
 
-export const SUPPORTED_LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST', 'RING_HASH', 'MAGLEV'];
-
-/** Envoy's defaults for every policy's settings. */
-export const DEFAULT_LB_CONFIG: LbConfig = Object.freeze({
-  policy: 'ROUND_ROBIN',
-  leastRequest: DEFAULT_LEAST_REQUEST,
-  ringHash: DEFAULT_RING_HASH,
-  maglev: DEFAULT_MAGLEV,
-  consistentHashing: Object.freeze({ useHostnameForHashing: false }),
-});
+export { DEFAULT_LB_CONFIG, SUPPORTED_LB_POLICIES } from './defaults.js';
 
 /** A policy name, or a config whose missing parts take Envoy's defaults. */
 export type LbConfigInput = LbPolicy | (Partial<LbConfig> & { readonly policy: LbPolicy });

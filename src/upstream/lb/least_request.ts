@@ -3,8 +3,9 @@ import { EdfScheduler } from './edf.js';
 import type { LeastRequestConfig, LoadBalancer, Random } from './types.js';
 import { fastRandom, random32, weightsEqual } from './util.js';
 import { slowStartWeight, type SlowStartConfig } from './slow_start.js';
+import { DEFAULT_LEAST_REQUEST } from './defaults.js';
 
-export const DEFAULT_LEAST_REQUEST: LeastRequestConfig = Object.freeze({ choiceCount: 2, activeRequestBias: 1, activeRequestBiasSet: false });
+export { DEFAULT_LEAST_REQUEST };
 
 /**
  * Least request as Envoy does it.

@@ -3,17 +3,9 @@ import type { LbContext } from './context.js';
 import { mod64, xxHash64, type Hash64 } from './hash.js';
 import type { LoadBalancer, MaglevConfig, Random } from './types.js';
 import { fastRandom, hostHashKey } from './util.js';
+import { DEFAULT_MAGLEV, isPrime, MAX_MAGLEV_TABLE_SIZE } from './defaults.js';
 
-export const DEFAULT_MAGLEV: MaglevConfig = Object.freeze({ tableSize: 65537 });
-/** `maglev_lb_config.table_size` limit in Envoy's proto. */
-export const MAX_MAGLEV_TABLE_SIZE = 5000011;
-
-export function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  if (n % 2 === 0) return n === 2;
-  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
-  return true;
-}
+export { DEFAULT_MAGLEV, isPrime, MAX_MAGLEV_TABLE_SIZE } from './defaults.js';
 
 /**
  * Maglev consistent hashing (Eisenbud et al., NSDI 2016, listing 1), built as Envoy builds it so

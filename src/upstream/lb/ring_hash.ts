@@ -3,8 +3,9 @@ import type { LbContext } from './context.js';
 import { murmurHash2, xxHash64, type Hash64 } from './hash.js';
 import type { LoadBalancer, Random, RingHashConfig } from './types.js';
 import { fastRandom, hostHashKey } from './util.js';
+import { DEFAULT_RING_HASH } from './defaults.js';
 
-export const DEFAULT_RING_HASH: RingHashConfig = Object.freeze({ minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024, hashFunction: 'XX_HASH' });
+export { DEFAULT_RING_HASH };
 
 const DIGIT_0 = 0x30;
 const UNDERSCORE = 0x5f;
