@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdsServer } from '../../src/xds/server/ads_server.js';
 import { loadResourceDir } from '../../src/xds/server/resource_dir.js';
+import { startModuleLogged, type LoggedRun } from '../helpers/module_log.js';
 import { fetchTag, tagServer } from '../helpers/net.js';
-import { ADMIN, CLI, ENGINES, REPO, StraitProcess, tcpListener, tmpDir } from '../helpers/strait.js';
+import { ADMIN, StraitProcess, tcpListener, tmpDir } from '../helpers/strait.js';
 import { adsBootstrap, eventually, res, writeResources } from '../helpers/xds.js';
 
 /**
@@ -14,8 +13,6 @@ import { adsBootstrap, eventually, res, writeResources } from '../helpers/xds.js
  * bootstrap's clusters, and before the swap for a CDS update naming one not used so far. Module
  * loads are logged by a loader hook (test/fixtures/module_log), as in lazy_modules.test.ts.
  */
-const REGISTER = path.join(REPO, 'test/fixtures/module_log/register.mjs');
-
 const FEATURE_MODULES = {
   ringHash: 'dist/upstream/lb/ring_hash.js',
   leastRequest: 'dist/upstream/lb/least_request.js',
@@ -34,24 +31,10 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c()));
 });
 
-async function startLogged(config: string): Promise<{ strait: StraitProcess; modules(): string[] }> {
-  const dir = tmpDir();
-  const cfg = path.join(dir, 'strait.yaml');
-  fs.writeFileSync(cfg, config);
-  const log = path.join(dir, 'modules.log');
-  const adminPath = path.join(dir, 'admin.address');
-  const args = ['--import', REGISTER, CLI, '--config', cfg, '--admin-address-path', adminPath, '--io-engine', ENGINES[0]!, '--log-level', 'warn', '--base-id', String((process.pid % 50_000) + 1)];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STRAIT_TEST_MODULE_LOG: log } });
-  const strait = new StraitProcess(proc, dir, adminPath);
-  running.push(strait);
-  await strait.waitReady();
-  const modules = () =>
-    fs
-      .readFileSync(log, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((u) => u.replace(/^file:\/\//, '').replace(`${REPO}/`, ''));
-  return { strait, modules };
+async function startLogged(config: string): Promise<LoggedRun> {
+  const run = await startModuleLogged(config);
+  running.push(run.strait);
+  return run;
 }
 
 /** Cluster fields, indented to the cluster's keys by `pad`. */

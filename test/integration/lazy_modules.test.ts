@@ -1,25 +1,18 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpUpstream, type TestUpstream } from '../helpers/http.js';
+import { startModuleLogged, type LoggedRun } from '../helpers/module_log.js';
 import { tagServer } from '../helpers/net.js';
-import { ADMIN, CLI, ENGINES, REPO, runCli, staticCluster, StraitProcess, tmpDir } from '../helpers/strait.js';
+import { ADMIN, runCli, staticCluster, StraitProcess, tmpDir } from '../helpers/strait.js';
 
 /**
  * Idle memory: the proxy imports a filter's module, and the protobufjs/yaml file readers, only
  * when its config names them. Each proxy runs with a module loader hook that logs every module
  * it loads (test/fixtures/module_log), and the test reads that list once the proxy is LIVE.
  */
-const REGISTER = path.join(REPO, 'test/fixtures/module_log/register.mjs');
-
-interface Run {
-  strait: StraitProcess;
-  modules(): string[];
-}
-
 const running: StraitProcess[] = [];
 const closers: Array<() => Promise<void>> = [];
 
@@ -28,25 +21,10 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c()));
 });
 
-async function startLogged(config: string): Promise<Run> {
-  const dir = tmpDir();
-  const cfg = path.join(dir, 'strait.yaml');
-  fs.writeFileSync(cfg, config.replaceAll('{{TMP}}', dir));
-  const log = path.join(dir, 'modules.log');
-  const adminPath = path.join(dir, 'admin.address');
-  const args = ['--import', REGISTER, CLI, '--config', cfg, '--admin-address-path', adminPath, '--io-engine', ENGINES[0]!, '--log-level', 'warn', '--base-id', String(process.pid % 50_000)];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STRAIT_TEST_MODULE_LOG: log } });
-  const strait = new StraitProcess(proc, dir, adminPath);
-  running.push(strait);
-  await strait.waitReady();
-  // Paths relative to the repository ('dist/...', 'node_modules/...'), whatever the URL scheme.
-  const modules = () =>
-    fs
-      .readFileSync(log, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((u) => u.replace(/^file:\/\//, '').replace(`${REPO}/`, ''));
-  return { strait, modules };
+async function startLogged(config: string): Promise<LoggedRun> {
+  const run = await startModuleLogged(config);
+  running.push(run.strait);
+  return run;
 }
 
 function tcpListener(name: string, cluster: string): string {

@@ -4,8 +4,8 @@
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlatWriter } from '../../src/protocols/http2/flat_headers.js';
-import { NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, sleep } from './helpers.js';
+import type { NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { b, nativeH2Server, sleep } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -15,29 +15,9 @@ afterEach(async () => {
 });
 
 function serve(handler: (s: NativeH2Stream, flat: string) => void): number {
-  const fd = b.listenTcp('127.0.0.1', 0, 64, false);
-  const conns: NativeH2Connection[] = [];
-  const acc = new b.Acceptor(
-    fd,
-    (cfd) => {
-      conns.push(
-        new NativeH2Connection(cfd, { maxHeaderListSize: 16384, maxHeaderPairs: 100 }, null, {
-          onStream: () => {
-            throw new Error('onStreamFlat is given, so onStream is never called');
-          },
-          onStreamFlat: (s, flat) => handler(s, flat),
-          onIdle() {},
-          onEnd() {},
-        }),
-      );
-    },
-    () => {},
-  );
-  cleanups.push(() => {
-    acc.close();
-    for (const c of conns) c.destroy();
-  });
-  return b.localAddress(fd).port;
+  const srv = nativeH2Server({ onStreamFlat: (s, flat) => handler(s, flat) });
+  cleanups.push(() => srv.close());
+  return srv.port;
 }
 
 function ask(port: number, headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders | null; body: string; rst: number }> {

@@ -8,41 +8,19 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import type { NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { frame, literal, PREFACE, T } from '../helpers/h2frames.js';
-import { b, KiB, sleep } from './helpers.js';
+import { KiB, nativeH2Server, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean, tries = 500): Promise<void> {
-  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
-}
-
-/** A native h2 server whose streams go to `onStream`. */
 function serve(onStream: (s: NativeH2Stream) => void): number {
-  const fd = b.listenTcp('127.0.0.1', 0, 16, false);
-  const conns: NativeH2Connection[] = [];
-  const acc = new b.Acceptor(
-    fd,
-    (cfd) => {
-      conns.push(
-        new NativeH2Connection(cfd, { maxHeaderListSize: 16 * KiB, maxHeaderPairs: 100 }, null, {
-          onStream: (s) => onStream(s),
-          onIdle() {},
-          onEnd() {},
-        }),
-      );
-    },
-    () => {},
-  );
-  cleanups.push(() => {
-    acc.close();
-    for (const c of conns) c.destroy();
-  });
-  return b.localAddress(fd).port;
+  const srv = nativeH2Server({ onStream });
+  cleanups.push(() => srv.close());
+  return srv.port;
 }
 
 /** A connected client socket that Node never reads: the test reads its fd itself. */

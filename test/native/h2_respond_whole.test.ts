@@ -8,32 +8,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FlatWriter } from '../../src/protocols/http2/flat_headers.js';
 import { NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { F, frame, literal, PREFACE, T } from '../helpers/h2frames.js';
-import { b, KiB, sleep } from './helpers.js';
+import { b, KiB, nativeH2Server, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean, tries = 300): Promise<void> {
-  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
-}
-
 function serve(onStream: (s: NativeH2Stream) => void): number {
-  const fd = b.listenTcp('127.0.0.1', 0, 16, false);
-  const conns: NativeH2Connection[] = [];
-  const acc = new b.Acceptor(
-    fd,
-    (cfd) => {
-      conns.push(new NativeH2Connection(cfd, { maxHeaderListSize: 16 * KiB, maxHeaderPairs: 100 }, null, { onStream, onIdle() {}, onEnd() {} }));
-    },
-    () => {},
-  );
-  cleanups.push(() => {
-    acc.close();
-    for (const c of conns) c.destroy();
-  });
-  return b.localAddress(fd).port;
+  const srv = nativeH2Server({ onStream });
+  cleanups.push(() => srv.close());
+  return srv.port;
 }
 
 function head(w: FlatWriter, len: number): FlatWriter {

@@ -4,8 +4,8 @@ import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, NativeH2Connection, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, KiB, MiB, sha256, sleep } from './helpers.js';
+import { H2SessionEnd, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { b, KiB, MiB, nativeH2Server, sha256, sleep, until, type NativeH2TestServer } from './helpers.js';
 
 type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean) => void;
 
@@ -18,10 +18,6 @@ afterEach(async () => {
 });
 
 /** Polls a condition (never a fixed wait as the assertion itself). */
-async function until(cond: () => boolean, tries = 500): Promise<void> {
-  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
-}
-
 /** Waits until `read()` stops changing (the sender is blocked by flow control). */
 async function stalled(read: () => number): Promise<number> {
   let last = -1;
@@ -35,33 +31,8 @@ async function stalled(read: () => number): Promise<number> {
   return last;
 }
 
-function serve(handler: Handler, settings: Partial<NativeH2Settings> = {}) {
-  const fd = b.listenTcp('127.0.0.1', 0, 64, false);
-  const port = b.localAddress(fd).port;
-  const conns: NativeH2Connection[] = [];
-  const ends: H2SessionEnd[] = [];
-  const acc = new b.Acceptor(
-    fd,
-    (cfd) => {
-      conns.push(
-        new NativeH2Connection(cfd, { maxHeaderListSize: 16 * KiB, maxHeaderPairs: 100, ...settings }, null, {
-          onStream: handler,
-          onIdle() {},
-          onEnd: (r) => ends.push(r),
-        }),
-      );
-    },
-    () => {},
-  );
-  const srv = {
-    port,
-    conns,
-    ends,
-    close() {
-      acc.close();
-      for (const c of conns) c.destroy();
-    },
-  };
+function serve(handler: Handler, settings: Partial<NativeH2Settings> = {}): NativeH2TestServer {
+  const srv = nativeH2Server({ onStream: handler }, settings);
   cleanups.push(() => srv.close());
   return srv;
 }

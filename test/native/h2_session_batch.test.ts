@@ -7,9 +7,9 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, NativeH2Connection, headerObject, type H2Headers, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { H2SessionEnd, headerObject, type H2Headers, type NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { frame, literal, PREFACE, T } from '../helpers/h2frames.js';
-import { b, KiB, sleep } from './helpers.js';
+import { b, KiB, nativeH2Server, sleep, until, type NativeH2TestServer } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -17,10 +17,6 @@ afterEach(async () => {
   await until(() => b.stats().poolChunksInUse === 0);
   expect(b.stats().poolChunksInUse).toBe(0);
 });
-
-async function until(cond: () => boolean, tries = 500): Promise<void> {
-  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
-}
 
 function requestHeaders(path: string): Buffer {
   return Buffer.concat([literal(':method', 'POST'), literal(':scheme', 'http'), literal(':path', path), literal(':authority', 'a')]);
@@ -37,34 +33,10 @@ function burst(bodies: Buffer[]): Buffer {
   return Buffer.concat(parts);
 }
 
-type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean, conn: () => NativeH2Connection) => void;
+type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean, conn: NativeH2Connection) => void;
 
-function serve(handler: Handler) {
-  const fd = b.listenTcp('127.0.0.1', 0, 64, false);
-  const port = b.localAddress(fd).port;
-  const conns: NativeH2Connection[] = [];
-  const ends: H2SessionEnd[] = [];
-  const acc = new b.Acceptor(
-    fd,
-    (cfd) => {
-      let c: NativeH2Connection | null = null;
-      c = new NativeH2Connection(cfd, { maxHeaderListSize: 16 * KiB, maxHeaderPairs: 100 }, null, {
-        onStream: (s, h, end) => handler(s, h, end, () => c!),
-        onIdle() {},
-        onEnd: (r) => ends.push(r),
-      });
-      conns.push(c);
-    },
-    () => {},
-  );
-  const srv = {
-    port,
-    ends,
-    close() {
-      acc.close();
-      for (const c of conns) c.destroy();
-    },
-  };
+function serve(handler: Handler): NativeH2TestServer {
+  const srv = nativeH2Server({ onStream: handler });
   cleanups.push(() => srv.close());
   return srv;
 }
@@ -118,7 +90,7 @@ describe('native HTTP/2 session event batches', () => {
       seen.push(n);
       s.on('close', () => closed.push(n));
       // The 10th stream's handler destroys the connection while the batch is being read.
-      if (seen.length === 10) conn().destroy();
+      if (seen.length === 10) conn.destroy();
     });
     const c = await dial(srv.port);
     c.write(burst(bodies));

@@ -2,6 +2,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { loadNative, type NativeBinding, type NativePipe, type PipeCloseReason } from '../../src/native.js';
+import { NativeH2Connection, type H2Headers, type H2SessionEnd, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 
 export const b: NativeBinding = loadNative();
 export const KiB = 1024;
@@ -18,6 +19,64 @@ export const hasIPv6: boolean = (() => {
 })();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 10 ms until it holds or `tries` polls have passed; the caller asserts after. */
+export async function until(cond: () => boolean, tries = 500): Promise<void> {
+  for (let i = 0; i < tries && !cond(); i++) await sleep(10);
+}
+
+export interface NativeH2TestServer {
+  port: number;
+  conns: NativeH2Connection[];
+  ends: H2SessionEnd[];
+  close(): void;
+}
+
+/**
+ * A loopback listener whose connections run the addon's HTTP/2 server session. Give `onStream`
+ * (headers as an object; the connection is passed for tests that act on it) or `onStreamFlat`
+ * (the addon's flat list). The caller closes it.
+ */
+export function nativeH2Server(
+  on: {
+    onStream?: (s: NativeH2Stream, h: H2Headers, endStream: boolean, conn: NativeH2Connection) => void;
+    onStreamFlat?: (s: NativeH2Stream, flat: string, endStream: boolean) => void;
+  },
+  settings: Partial<NativeH2Settings> = {},
+): NativeH2TestServer {
+  const fd = b.listenTcp('127.0.0.1', 0, 64, false);
+  const conns: NativeH2Connection[] = [];
+  const ends: H2SessionEnd[] = [];
+  const onStream = on.onStream;
+  const acc = new b.Acceptor(
+    fd,
+    (cfd) => {
+      // No bytes are handed in with the fd, so no stream can arrive before `c` is set.
+      let c: NativeH2Connection | null = null;
+      c = new NativeH2Connection(cfd, { maxHeaderListSize: 16 * KiB, maxHeaderPairs: 100, ...settings }, null, {
+        onStream: onStream
+          ? (s, h, end) => onStream(s, h, end, c!)
+          : () => {
+              throw new Error('onStreamFlat is given, so onStream is never called');
+            },
+        onStreamFlat: on.onStreamFlat,
+        onIdle() {},
+        onEnd: (r) => ends.push(r),
+      });
+      conns.push(c);
+    },
+    () => {},
+  );
+  return {
+    port: b.localAddress(fd).port,
+    conns,
+    ends,
+    close() {
+      acc.close();
+      for (const c of conns) c.destroy();
+    },
+  };
+}
 
 export type Endpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
