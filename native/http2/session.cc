@@ -984,6 +984,29 @@ Session::Stream* Session::StreamArg(const Napi::CallbackInfo& info, const char* 
   return StreamOf(id);
 }
 
+// Fields whose value is new on every request, sent as literals never added to the HPACK dynamic
+// table (NGHTTP2_NV_FLAG_NO_INDEX). Indexed, each would be inserted by our deflater and the
+// peer's inflater only to be evicted unused, and with a 4 KiB table a few dozen of them push out
+// the entries that do repeat (user-agent, x-forwarded-proto, :authority, ...), which then go as
+// literals again. nghttp2 already keeps :path, content-length, etag, set-cookie and the like out.
+// nghttp2 has no flag for plain "without indexing", so these go "never indexed" (RFC 7541
+// §6.2.3): later hops keep them out of their tables too, which suits values that never repeat.
+// Names arrive lowercased.
+static bool UniquePerRequest(const char* n, size_t len) {
+  switch (len) {
+    case 11:
+      return memcmp(n, "traceparent", 11) == 0 || memcmp(n, "x-b3-spanid", 11) == 0;
+    case 12:
+      return memcmp(n, "x-request-id", 12) == 0 || memcmp(n, "grpc-timeout", 12) == 0 || memcmp(n, "x-b3-traceid", 12) == 0;
+    case 17:
+      return memcmp(n, "x-b3-parentspanid", 17) == 0;
+    case 29:
+      return memcmp(n, "x-envoy-upstream-service-time", 29) == 0;
+    default:
+      return false;
+  }
+}
+
 bool Session::ParseFlat(std::string& s) {
   nva_.clear();
   size_t i = 0;
@@ -1009,7 +1032,7 @@ bool Session::ParseFlat(std::string& s) {
     nv.namelen = ne - i;
     nv.value = reinterpret_cast<uint8_t*>(d + ne + 1);
     nv.valuelen = ve - ne - 1;
-    nv.flags = NGHTTP2_NV_FLAG_NONE;
+    nv.flags = UniquePerRequest(d + i, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     if (nv.namelen == 0) return false;
     nva_.push_back(nv);
     i = ve + 1;

@@ -973,7 +973,21 @@ export class HttpRouteTable {
     return new HttpRouteTable({ exact, suffix, prefix, suffixByLen: wildcardIndex(suffix), prefixByLen: wildcardIndex(prefix), any }, clusterNames);
   }
 
+  /** The last host looked up and its answer: a connection's requests nearly always name one host. */
+  private lastHost: string | null = null;
+  private lastVhost: CompiledVhost | null = null;
+
   private vhost(host: string): CompiledVhost | null {
+    // The same text gives the same answer (the table never changes): no lower-casing and no
+    // hashing of a fresh string per request.
+    if (host === this.lastHost) return this.lastVhost;
+    const v = this.lookupVhost(host);
+    this.lastHost = host;
+    this.lastVhost = v;
+    return v;
+  }
+
+  private lookupVhost(host: string): CompiledVhost | null {
     const h = host.toLowerCase();
     const d = this.domains;
     const e = d.exact.get(h);

@@ -137,6 +137,30 @@ describe('native HTTP/2 client session', () => {
     expect(c.openStreams).toBe(0);
   });
 
+  it('sends x-request-id never indexed and intact, 300 streams at once, each answer to its own stream', async () => {
+    // A value new on every request goes out as an HPACK "never indexed" literal; node:http2 lists
+    // such fields in sensitiveHeaders. Many streams at once, answered out of order.
+    const seen: string[][] = [];
+    const { port } = await server((s, h) => {
+      seen.push((h as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? []);
+      setTimeout(() => s.respond({ ':status': 200, 'x-echo': String(h['x-request-id']) }, { endStream: true }), Number(h['x-n']) % 5);
+    });
+    const { c } = await dial(port);
+    const ids = Array.from({ length: 300 }, () => crypto.randomUUID());
+    const rs = ids.map((id, i) => req(c, { 'x-request-id': id, 'x-n': String(i) }, true));
+    await until(() => rs.every((r) => r.closeCode !== undefined));
+    rs.forEach((r, i) => {
+      expect(r.closeCode).toBe(0);
+      expect(r.headers!['x-echo']).toBe(ids[i]);
+    });
+    expect(seen.length).toBe(300);
+    for (const never of seen) {
+      expect(never).toContain('x-request-id');
+      expect(never).not.toContain('x-n');
+    }
+    expect(c.openStreams).toBe(0);
+  });
+
   it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {
     const { port } = await server((s) => {
       s.additionalHeaders({ ':status': 103, link: '</a>' });

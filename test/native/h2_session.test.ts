@@ -110,6 +110,24 @@ describe('native HTTP/2 session', () => {
     expect(srv.conns[0]!.openStreams).toBe(0);
   });
 
+  it('sends per-request fields never indexed, intact over 300 concurrent streams, while the rest stay indexed', async () => {
+    // x-request-id and grpc-timeout go out as HPACK "never indexed" literals (a value that never
+    // repeats would only churn the dynamic table); node:http2 lists such fields in sensitiveHeaders.
+    const srv = serve((s, h) => {
+      setTimeout(() => s.respond({ ':status': '200', 'x-request-id': `rid-${String(h[':path']).slice(1)}`, 'grpc-timeout': `${h[':path']!.length}m`, 'x-kept': 'same' }, { endStream: true }), Number(String(h[':path']).slice(1)) % 5);
+    });
+    const c = client(srv.port);
+    const rs = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(c, { ':path': `/${i}` }, null)));
+    rs.forEach((r, i) => {
+      expect(r.headers['x-request-id']).toBe(`rid-${i}`);
+      expect(r.headers['grpc-timeout']).toBe(`${String(i).length + 1}m`);
+      expect(r.headers['x-kept']).toBe('same');
+      const never = (r.headers as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? [];
+      expect(never).toEqual(expect.arrayContaining(['x-request-id', 'grpc-timeout']));
+      expect(never).not.toContain('x-kept');
+    });
+  });
+
   it('holds at most one stream window of a request body while the reader is paused', async () => {
     let held: NativeH2Stream | null = null;
     let got = 0;

@@ -4,8 +4,9 @@
  * mark, the two _rq_time histograms), ~60 ns each; the batch reader reads the clock once when
  * it wakes and every event it hands out sees that time. What is timed in milliseconds (timers,
  * histograms, the idle mark) loses at most the time one batch takes to handle, and the clock
- * never runs backwards: outside a batch (timer callbacks, stream reads, HTTP/2) it is
- * performance.now() itself, which is never behind a batch's time.
+ * never runs backwards: outside a batch (timer callbacks, stream reads, node:http2) it is
+ * performance.now() itself, which is never behind a batch's time. The addon's HTTP/2 sessions
+ * hand their events over in batches too (native_session.ts onEvents).
  */
 import { performance } from 'node:perf_hooks';
 

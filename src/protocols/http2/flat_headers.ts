@@ -79,6 +79,25 @@ export class FlatWriter {
     this.pairs++;
   }
 
+  /**
+   * `s[from, to)` as is: already flat pairs ("name\0value\0..."), which the caller counts. Latin1,
+   * as the addon reads a string list.
+   */
+  raw(s: string, from: number, to: number): void {
+    const n = to - from;
+    const b = this.room(n);
+    let o = this.len;
+    // As str(): a loop below the size where one native write costs less.
+    if (n < 48) for (let i = from; i < to; i++) b[o++] = s.charCodeAt(i);
+    else o += b.write(from === 0 && to === s.length ? s : s.slice(from, to), o, n, 'latin1');
+    this.len = o;
+  }
+
+  /** One NUL, ending a value raw() left open. */
+  nul(): void {
+    this.room(1)[this.len++] = 0;
+  }
+
   /** A string and its NUL. */
   private str(s: string): void {
     const n = s.length;

@@ -7,6 +7,7 @@
  */
 import { native, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
+import { enterBatch, leaveBatch } from '../http1/clock.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
 import type { FlatWriter } from './flat_headers.js';
 
@@ -356,6 +357,13 @@ export class NativeH2Stream {
     this.session.h.trailers(this.id, flat, pairs);
   }
 
+  /** sendTrailersFlat() with the list written into `w` (its bytes are copied during the call). */
+  sendTrailersBytes(w: FlatWriter): void {
+    if (this.closed || this.trailersSent) return;
+    this.trailersSent = true;
+    this.session.h.trailers(this.id, w.buf, w.pairs, w.len);
+  }
+
   /** RST_STREAM with `code` (NO_ERROR by default). The close handler runs once it is sent. */
   close(code: number = NO_ERROR): void {
     if (this.closed) return;
@@ -490,6 +498,16 @@ export class NativeH2Connection {
   }
 
   private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+    // One clock read for the batch (clock.ts): each exchange read it up to four times.
+    const clock = enterBatch();
+    try {
+      this.handle(n, objs, data, fresh);
+    } finally {
+      leaveBatch(clock);
+    }
+  }
+
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
     const ev = fresh ?? this.ev;
     let off = 0;
     for (let i = 0; i < 3 * n; i += 3) {
@@ -687,6 +705,16 @@ export class NativeH2ClientConnection {
   }
 
   private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+    // As on the server side: one clock read for the batch.
+    const clock = enterBatch();
+    try {
+      this.handle(n, objs, data, fresh);
+    } finally {
+      leaveBatch(clock);
+    }
+  }
+
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
     const ev = fresh ?? this.ev;
     let off = 0;
     for (let i = 0; i < 3 * n; i += 3) {

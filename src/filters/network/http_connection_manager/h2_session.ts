@@ -31,10 +31,13 @@ import { h2Engine } from '../../../protocols/http2/engine.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
+// The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
+import { now as clockNow } from '../../../protocols/http1/clock.js';
 import { F, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
+import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
 import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
@@ -280,7 +283,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
-class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
+class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private readonly grpc: boolean;
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
@@ -304,7 +307,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   /** Hosts this request's tries went to, for the previous_hosts retry predicate (retry_hosts.ts). */
   triedFirst: Host | null = null;
   triedMore: Host[] | null = null;
-  private routeTimer: NodeJS.Timeout | null = null;
+  /** The route timeout: links in its timeout length's list (deadlines.ts), armed while dlList is set. */
+  dlPrev: DeadlineOwner | null = null;
+  dlNext: DeadlineOwner | null = null;
+  dlDue = 0;
+  dlList: DeadlineList | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
   private downPaused = false;
@@ -318,8 +325,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
   private retryHeld: BreakerState | null = null;
   /** A filter chose the gRPC status of the local reply. */
   private grpcOverride: number | null = null;
-  /** performance.now() at the request and at the current try's start (the _rq_time histograms). */
-  private readonly t0 = performance.now();
+  /** clock.ts now() at the request and at the current try's start (the _rq_time histograms). */
+  private readonly t0 = clockNow();
   private tryT0 = 0;
   /** The :status sent downstream; 0 until one is. */
   private status = 0;
@@ -596,7 +603,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
         ? this.upstreamFlat(a, route, method, path, host, upstreamProtocolOf(cluster) === 'http1')
         : null) ?? this.upstreamHeaders(a, route, method, path, host);
     const timeoutMs = effectiveTimeoutMs(a, this.grpc, this.rqGrpcTimeout);
-    if (timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
+    if (timeoutMs > 0) armDeadline(this, timeoutMs);
     this.startTry();
     this.maybeMirror();
   }
@@ -710,7 +717,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     }
     this.host = host;
     if (hp?.previousHosts) noteTried(this, host);
-    this.tryT0 = performance.now();
+    this.tryT0 = clockNow();
     this.releaseRq();
     rm.addRequest(1);
     this.rqHeld = rm;
@@ -983,8 +990,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     while (h.length) this.dropParked(h[h.length - 1]!);
   }
 
-  private onRouteTimeout(): void {
-    this.routeTimer = null;
+  /** @internal deadlines.ts: the route timeout passed. */
+  onDeadline(): void {
     if (this.finished) return;
     this.cs!.upstream_rq_timeout.value++;
     this.flag('UT');
@@ -1167,8 +1174,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     const stream = this.stream;
     if (typeof tr === 'string' && stream instanceof NativeH2Stream) {
       try {
-        const f = trailersFlatOf(tr);
-        stream.sendTrailersFlat(f, flatOutPairs);
+        stream.sendTrailersBytes(writeTrailersFlat(FLAT, tr));
       } catch {
         stream.close();
       }
@@ -1275,10 +1281,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts {
     if (n) for (const f of n) f.onDone?.();
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
-    if (this.routeTimer) clearTimeout(this.routeTimer);
+    disarmDeadline(this);
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
-    this.routeTimer = this.perTryTimer = this.backoffTimer = null;
+    this.perTryTimer = this.backoffTimer = null;
     const st = this.stats;
     st.downstream_rq_active.value--;
     st.downstream_rq_completed.value++;
@@ -1552,8 +1558,19 @@ export function h2ResponseFlatOf(s: string, serverMode: string, serverName: stri
  * @internal exported for the parity test
  */
 export function trailersFlatOf(s: string): string {
+  const w = writeTrailersFlat(FLAT, s);
+  flatOutPairs = w.pairs;
+  return w.buf.toString('latin1', 0, w.len);
+}
+
+/**
+ * What trailersFlatOf returns, written into `w` (reset first) as bytes: a gRPC status list is
+ * short enough to copy by loop, cheaper than joining a string the addon must then flatten (a
+ * long list, such as a request's, measured the other way round).
+ */
+function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
   const n = s.length;
-  let out = '';
+  w.reset();
   let pairs = 0;
   let run = -1;
   let i = 0;
@@ -1579,14 +1596,17 @@ export function trailersFlatOf(s: string): string {
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
-      out += s.slice(run, i);
+      w.raw(s, run, i);
       run = -1;
     }
     i = b + 1;
   }
-  if (run >= 0) out += `${s.slice(run, n)}\0`;
-  flatOutPairs = pairs;
-  return out;
+  if (run >= 0) {
+    w.raw(s, run, n);
+    w.nul();
+  }
+  w.pairs += pairs;
+  return w;
 }
 
 const HOP_KIND = (1 << HeaderKind.HOST) | (1 << HeaderKind.TRANSFER_ENCODING) | (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE) | (1 << HeaderKind.TE);
