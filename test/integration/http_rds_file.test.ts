@@ -111,7 +111,9 @@ ${staticCluster('b', [b.port])}`,
     const before = (await strait.stat('http.rds.rds.local.update_rejected')) ?? 0;
     replace(file, routeFile('local', 'nope'));
     await strait.waitStat('http.rds.rds.local.update_rejected', (v) => v >= before + 1);
-    // The log line (JSON) names the file's field path and the problem.
+    // The log line (JSON) names the file's field path and the problem. The counter can move
+    // before the line has come through the stderr pipe: wait for it, then assert.
+    await eventually(async () => strait.stderr, (e) => e.includes('unknown cluster \\"nope\\"'), 5_000, 'the rejection log line').catch(() => {});
     expect(strait.stderr).toContain('"field":"resources[0].virtual_hosts[0].routes[0].route.cluster"');
     expect(strait.stderr).toContain('unknown cluster \\"nope\\"');
     expect(await who()).toEqual({ status: 200, tag: 'b' });
