@@ -22,7 +22,7 @@ import path from 'node:path';
 import type { PeerAddress } from '../io/engine.js';
 import type { ActiveListener } from '../listener/listener.js';
 import { log } from '../log.js';
-import { native } from '../native.js';
+import { native, type NativeAcceptor } from '../native.js';
 import type { Stat, StatsStore } from '../observability/stats.js';
 
 export function channelPath(baseId: number, epoch: number, dir = os.tmpdir()): string {
@@ -69,6 +69,7 @@ const STATS_EVERY_MS = 500;
 /** The serving side: answers the next epoch's process and hands everything over to it. */
 export class HotRestartParent {
   private lfd = -1;
+  private acceptor: NativeAcceptor | null = null;
   private child = -1;
   private timer: NodeJS.Timeout | null = null;
   private handingOver = false;
@@ -98,52 +99,79 @@ export class HotRestartParent {
       throw new Error(`another Strait process serves hot-restart channel ${this.path}; use a different --base-id`);
     }
     this.lfd = b.upgrade.listen(this.path);
-    this.timer = setInterval(() => this.poll(), POLL_MS);
-    this.timer.unref();
+    // The loop watches the channel, so an idle proxy does not wake to poll it; the timer runs only
+    // while a newer epoch is connected (its messages, then the handover, are paced by it).
+    this.acceptor = new b.Acceptor(
+      this.lfd,
+      (fd) => this.onAccepted(fd),
+      (code) => log.warn({ code }, 'hot restart: accepting on the channel failed; retrying'),
+    );
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopPolling();
     const b = native();
     if (this.child >= 0) b.closeFd(this.child);
     if (this.lfd >= 0) {
-      b.closeFd(this.lfd);
+      // The acceptor owns the listening fd and closes it.
+      this.acceptor?.close();
+      this.acceptor = null;
       fs.rmSync(this.path, { force: true });
     }
     this.child = this.lfd = -1;
   }
 
+  private startPolling(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.poll(), POLL_MS);
+    this.timer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
   private poll(): void {
     try {
-      this.acceptNew();
       if (this.child >= 0) this.readChild();
       if (this.handingOver) this.handOver();
     } catch (err) {
       log.error({ err: (err as Error).message }, 'hot restart: channel error');
       this.dropChild();
     }
+    if (this.child < 0 && !this.handingOver) this.stopPolling();
   }
 
-  private acceptNew(): void {
+  private onAccepted(fd: number): void {
+    try {
+      this.acceptNew(fd);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'hot restart: channel error');
+      this.dropChild();
+    }
+    if (this.child >= 0) {
+      this.startPolling();
+      // Its hello may already be here: read it now rather than a timer tick later.
+      this.poll();
+    }
+  }
+
+  private acceptNew(fd: number): void {
     const b = native();
-    for (;;) {
-      const fd = b.upgrade.accept(this.lfd);
-      if (fd < 0) return;
-      const busy = this.child >= 0 || this.handingOver ? `epoch ${this.epoch} is already handing over to a newer process` : this.busyReason;
-      if (busy) {
-        // Say why before hanging up: the new process reports it and exits. Read its hello
-        // first: closing a unix socket with unread data resets it, losing our answer.
-        try {
-          const hello = recv(fd, 1000);
-          if (hello && hello !== 'eof') for (const f of hello.fds) b.closeFd(f);
-          send(fd, { type: 'refused', reason: `upgrade refused: ${busy}` });
-        } finally {
-          b.closeFd(fd);
-        }
-        continue;
-      }
+    const busy = this.child >= 0 || this.handingOver ? `epoch ${this.epoch} is already handing over to a newer process` : this.busyReason;
+    if (!busy) {
       this.child = fd;
+      return;
+    }
+    // Say why before hanging up: the new process reports it and exits. Read its hello first:
+    // closing a unix socket with unread data resets it, losing our answer.
+    try {
+      const hello = recv(fd, 1000);
+      if (hello && hello !== 'eof') for (const f of hello.fds) b.closeFd(f);
+      send(fd, { type: 'refused', reason: `upgrade refused: ${busy}` });
+    } finally {
+      b.closeFd(fd);
     }
   }
 
