@@ -1,10 +1,11 @@
 import { LbContext } from './context.js';
 import { DEFAULT_LB_CONFIG } from './defaults.js';
-import { LeastRequestLb } from './least_request.js';
-import { MaglevLb } from './maglev.js';
-import { RandomLb } from './random.js';
-import { RingHashLb } from './ring_hash.js';
-import { RoundRobinLb } from './round_robin.js';
+import * as leastRequest from './least_request.js';
+import { MAKE_FROM, type MakeLb } from './lazy.js';
+import * as maglev from './maglev.js';
+import * as random from './random.js';
+import * as ringHash from './ring_hash.js';
+import * as roundRobin from './round_robin.js';
 import type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
 import { fastRandom } from './util.js';
 
@@ -13,21 +14,18 @@ export { DEFAULT_LB_CONFIG, SUPPORTED_LB_POLICIES } from './defaults.js';
 /** A policy name, or a config whose missing parts take Envoy's defaults. */
 export type LbConfigInput = LbPolicy | (Partial<LbConfig> & { readonly policy: LbPolicy });
 
-export function createLoadBalancer(input: LbConfigInput, random: Random = fastRandom): LoadBalancer {
+/** Every policy's balancer, loaded up front (tests and benchmarks; a running cluster uses lazy.ts). */
+const EAGER: Record<LbPolicy, MakeLb> = {
+  ROUND_ROBIN: MAKE_FROM.ROUND_ROBIN(roundRobin),
+  RANDOM: MAKE_FROM.RANDOM(random),
+  LEAST_REQUEST: MAKE_FROM.LEAST_REQUEST(leastRequest),
+  RING_HASH: MAKE_FROM.RING_HASH(ringHash),
+  MAGLEV: MAKE_FROM.MAGLEV(maglev),
+};
+
+export function createLoadBalancer(input: LbConfigInput, rnd: Random = fastRandom): LoadBalancer {
   const c: LbConfig = typeof input === 'string' ? { ...DEFAULT_LB_CONFIG, policy: input } : { ...DEFAULT_LB_CONFIG, ...input };
-  const useHostname = c.consistentHashing.useHostnameForHashing;
-  switch (c.policy) {
-    case 'ROUND_ROBIN':
-      return new RoundRobinLb(random, c.slowStart ?? null);
-    case 'RANDOM':
-      return new RandomLb(random);
-    case 'LEAST_REQUEST':
-      return new LeastRequestLb(c.leastRequest, random, c.slowStart ?? null);
-    case 'RING_HASH':
-      return new RingHashLb(c.ringHash, useHostname, random);
-    case 'MAGLEV':
-      return new MaglevLb(c.maglev, useHostname, random);
-  }
+  return EAGER[c.policy](c, rnd);
 }
 
 export type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
@@ -35,4 +33,9 @@ export type { Hash64 } from './hash.js';
 export type { SlowStartConfig } from './slow_start.js';
 export { xxHash64, xxHash64String, murmurHash2 } from './hash.js';
 export { isPrime, MAX_MAGLEV_TABLE_SIZE } from './maglev.js';
-export { LbContext, RoundRobinLb, RandomLb, LeastRequestLb, RingHashLb, MaglevLb };
+export { LbContext };
+export { RoundRobinLb } from './round_robin.js';
+export { RandomLb } from './random.js';
+export { LeastRequestLb } from './least_request.js';
+export { RingHashLb } from './ring_hash.js';
+export { MaglevLb } from './maglev.js';

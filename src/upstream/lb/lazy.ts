@@ -1,5 +1,5 @@
-import { RoundRobinLb } from './round_robin.js';
-import type { LbConfig, LbPolicy, LoadBalancer } from './types.js';
+import * as roundRobin from './round_robin.js';
+import type { LbConfig, LbPolicy, LoadBalancer, Random } from './types.js';
 import { fastRandom } from './util.js';
 
 /**
@@ -8,29 +8,27 @@ import { fastRandom } from './util.js';
  * for each module it loads. The cluster manager awaits `loadLbPolicy` before it builds a
  * cluster, so `createLb` stays synchronous (balancers are rebuilt on every membership change).
  */
-type MakeLb = (c: LbConfig) => LoadBalancer;
+export type MakeLb = (c: LbConfig, random: Random) => LoadBalancer;
 
-const makers: Partial<Record<LbPolicy, MakeLb>> = {
-  ROUND_ROBIN: (c) => new RoundRobinLb(fastRandom, c.slowStart ?? null),
+/**
+ * How each policy's balancer is made from its module: the one place that knows the
+ * constructors, for the lazy path here and the eager createLoadBalancer (index.ts).
+ */
+export const MAKE_FROM = {
+  ROUND_ROBIN: (m: typeof import('./round_robin.js')): MakeLb => (c, r) => new m.RoundRobinLb(r, c.slowStart ?? null),
+  RANDOM: (m: typeof import('./random.js')): MakeLb => (_c, r) => new m.RandomLb(r),
+  LEAST_REQUEST: (m: typeof import('./least_request.js')): MakeLb => (c, r) => new m.LeastRequestLb(c.leastRequest, r, c.slowStart ?? null),
+  RING_HASH: (m: typeof import('./ring_hash.js')): MakeLb => (c, r) => new m.RingHashLb(c.ringHash, c.consistentHashing.useHostnameForHashing, r),
+  MAGLEV: (m: typeof import('./maglev.js')): MakeLb => (c, r) => new m.MaglevLb(c.maglev, c.consistentHashing.useHostnameForHashing, r),
 };
 
+const makers: Partial<Record<LbPolicy, MakeLb>> = { ROUND_ROBIN: MAKE_FROM.ROUND_ROBIN(roundRobin) };
+
 const loaders: Record<Exclude<LbPolicy, 'ROUND_ROBIN'>, () => Promise<MakeLb>> = {
-  RANDOM: async () => {
-    const { RandomLb } = await import('./random.js');
-    return () => new RandomLb(fastRandom);
-  },
-  LEAST_REQUEST: async () => {
-    const { LeastRequestLb } = await import('./least_request.js');
-    return (c) => new LeastRequestLb(c.leastRequest, fastRandom, c.slowStart ?? null);
-  },
-  RING_HASH: async () => {
-    const { RingHashLb } = await import('./ring_hash.js');
-    return (c) => new RingHashLb(c.ringHash, c.consistentHashing.useHostnameForHashing, fastRandom);
-  },
-  MAGLEV: async () => {
-    const { MaglevLb } = await import('./maglev.js');
-    return (c) => new MaglevLb(c.maglev, c.consistentHashing.useHostnameForHashing, fastRandom);
-  },
+  RANDOM: () => import('./random.js').then(MAKE_FROM.RANDOM),
+  LEAST_REQUEST: () => import('./least_request.js').then(MAKE_FROM.LEAST_REQUEST),
+  RING_HASH: () => import('./ring_hash.js').then(MAKE_FROM.RING_HASH),
+  MAGLEV: () => import('./maglev.js').then(MAKE_FROM.MAGLEV),
 };
 
 const loading = new Map<LbPolicy, Promise<void>>();
@@ -54,5 +52,5 @@ export function createLb(c: LbConfig): LoadBalancer {
   const make = makers[c.policy];
   // A path that builds a cluster without loading its policy first: a bug, not a config error.
   if (!make) throw new Error(`load balancing policy ${c.policy} is used before its module was loaded (loadLbPolicy)`);
-  return make(c);
+  return make(c, fastRandom);
 }
