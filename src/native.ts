@@ -131,8 +131,6 @@ export interface NativeH2Session {
 /** The hot-restart channel (native/upgrade): SOCK_SEQPACKET messages with fds attached. */
 export interface NativeUpgradeChannel {
   listen(path: string): number;
-  /** -1 when nobody is waiting. */
-  accept(fd: number): number;
   /** -1 when nothing listens at `path`. */
   connect(path: string): number;
   send(fd: number, data: Buffer, fds?: number[]): void;

@@ -30,10 +30,24 @@ bool FillAddr(const std::string& path, sockaddr_un* addr) {
   return true;
 }
 
+// A SEQPACKET message must fit the sender's buffer whole. The *FORCE options pass net.core.wmem_max
+// with CAP_NET_ADMIN; without it the kernel caps the size and hot_restart.ts keeps messages small.
 void SetBuffers(int fd) {
   int size = static_cast<int>(kMaxMessage);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+// The serving side's fd comes from the addon's Acceptor with default buffers: grow them the first
+// time a message would not fit (messages are rare, so one getsockopt per send is nothing).
+void EnsureRoom(int fd, size_t len) {
+  int have = 0;
+  socklen_t n = sizeof(have);
+  // The kernel reports twice the size asked for; an skb needs some of it for its own bookkeeping.
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &have, &n) == 0 && static_cast<size_t>(have) >= 2 * len) return;
+  SetBuffers(fd);
 }
 
 // listen(path) -> fd. Non-blocking, so the serving process polls it without stalling.
@@ -49,18 +63,6 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
     close(fd);
     ThrowErrno(info.Env(), "upgrade.listen " + path, err);
   }
-  return Napi::Number::New(info.Env(), fd);
-}
-
-// accept(fd) -> fd, or -1 when nobody is waiting.
-Napi::Value Accept(const Napi::CallbackInfo& info) {
-  int lfd = ArgInt(info, 0, "upgrade.accept", "fd", 0, INT32_MAX);
-  int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Napi::Number::New(info.Env(), -1);
-    ThrowErrno(info.Env(), "upgrade.accept", errno);
-  }
-  SetBuffers(fd);
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -95,6 +97,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
     if (arr.Length() > kMaxFds) throw Napi::RangeError::New(env, "upgrade.send: too many fds");
     for (uint32_t i = 0; i < arr.Length(); i++) fds.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
   }
+  EnsureRoom(fd, data.Length());
   iovec iov{data.Data(), data.Length()};
   // CMSG_SPACE needs a constant for the array bound: size the buffer for the maximum.
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
@@ -175,7 +178,6 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("listen", Napi::Function::New(env, Listen, "listen"));
-  o.Set("accept", Napi::Function::New(env, Accept, "accept"));
   o.Set("connect", Napi::Function::New(env, Connect, "connect"));
   o.Set("send", Napi::Function::New(env, Send, "send"));
   o.Set("recv", Napi::Function::New(env, Recv, "recv"));

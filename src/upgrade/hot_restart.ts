@@ -34,7 +34,7 @@ type Message =
   | { type: 'refused'; reason: string }
   | { type: 'listeners'; listeners: Array<{ name: string }> }
   | { type: 'ready' }
-  | { type: 'stats'; counters: Array<{ name: string; promName: string; promLabels: string; delta: number }> }
+  | { type: 'stats'; counters: CounterDelta[] }
   | { type: 'connection'; listener: string; remote: PeerAddress; local: PeerAddress; unread: string };
 
 function send(fd: number, m: Message, fds: number[] = []): void {
@@ -65,6 +65,34 @@ export interface UpgradeHost {
 
 const POLL_MS = 50;
 const STATS_EVERY_MS = 500;
+/**
+ * A stats delta goes in messages of at most this many bytes: a message must fit the socket's send
+ * buffer whole, which without CAP_NET_ADMIN stops at net.core.wmem_max (208 KiB by default).
+ */
+export const STATS_MESSAGE_BYTES = 64 * 1024;
+
+type CounterDelta = { name: string; promName: string; promLabels: string; delta: number };
+
+/** Splits counter deltas into 'stats' messages of at most `maxBytes` of JSON each. */
+export function statsMessages(counters: CounterDelta[], maxBytes = STATS_MESSAGE_BYTES): Message[] {
+  const out: Message[] = [];
+  // '{"type":"stats","counters":[]}' plus a comma per entry.
+  const frame = 30;
+  let batch: CounterDelta[] = [];
+  let size = frame;
+  for (const c of counters) {
+    const n = Buffer.byteLength(JSON.stringify(c)) + 1;
+    if (batch.length && size + n > maxBytes) {
+      out.push({ type: 'stats', counters: batch });
+      batch = [];
+      size = frame;
+    }
+    batch.push(c);
+    size += n;
+  }
+  if (batch.length) out.push({ type: 'stats', counters: batch });
+  return out;
+}
 
 /** The serving side: answers the next epoch's process and hands everything over to it. */
 export class HotRestartParent {
@@ -245,7 +273,7 @@ export class HotRestartParent {
   /** Counter deltas since the last send, so the child's totals continue ours. */
   private sendStats(): void {
     this.lastStatsAt = Date.now();
-    const counters: Array<{ name: string; promName: string; promLabels: string; delta: number }> = [];
+    const counters: CounterDelta[] = [];
     for (const s of this.host.stats.all()) {
       if (s.kind !== 'counter') continue;
       const delta = s.value - (this.lastSent.get(s.name) ?? 0);
@@ -253,7 +281,7 @@ export class HotRestartParent {
       this.lastSent.set(s.name, s.value);
       counters.push({ name: s.name, promName: s.promName, promLabels: s.promLabels, delta });
     }
-    if (counters.length) send(this.child, { type: 'stats', counters });
+    for (const m of statsMessages(counters)) send(this.child, m);
   }
 }
 
