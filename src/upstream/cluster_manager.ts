@@ -5,6 +5,12 @@ import { CLUSTER_MANAGER_STATS } from './stats.js';
 /** One cluster manager for every protocol: TCP, HTTP and RPC routes all resolve clusters here. */
 export class ClusterManager {
   private readonly clusters = new Map<string, Cluster>();
+  /**
+   * Per name with a warm-up in flight: the latest update or remove asked for, so a slower, older
+   * warm-up cannot win. Dropped when the name's last warm-up ends.
+   */
+  private readonly warming = new Map<string, { latest: number; pending: number }>();
+  private nextGen = 0;
   readonly stats: StatsOf<typeof CLUSTER_MANAGER_STATS>;
 
   /** `resolver` replaces the system resolver for STRICT_DNS clusters (embedding, tests). */
@@ -34,18 +40,39 @@ export class ClusterManager {
    * Adds or replaces one cluster (CDS). The new Cluster is initialized before it is swapped in,
    * so lookups never see a half-built one; requests already holding the old object finish on it,
    * and the old one's pools drain (idle connections close now, busy ones after their request).
+   *
+   * Updates of one name finish warming in any order (a health-checked or DNS cluster takes longer
+   * than a static one): the last one asked for wins. One overtaken by a later update or a remove
+   * is closed instead of swapped in, and null is returned.
    */
-  async addOrUpdate(spec: ClusterSpec): Promise<Cluster> {
+  async addOrUpdate(spec: ClusterSpec): Promise<Cluster | null> {
+    const gen = ++this.nextGen;
+    const w = this.warming.get(spec.name);
+    if (w) {
+      w.latest = gen;
+      w.pending++;
+    } else this.warming.set(spec.name, { latest: gen, pending: 1 });
     this.stats.warming_clusters.value++;
-    let c: Cluster;
+    let c: Cluster | null = null;
+    let overtaken: boolean;
     try {
       // A policy or feature no cluster used so far loads here, before anything is swapped.
       const loading = loadClusterFeatures(spec);
       if (loading) await loading;
       c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
       await c.initialize();
+    } catch (err) {
+      c?.close();
+      throw err;
     } finally {
       this.stats.warming_clusters.value--;
+      const entry = this.warming.get(spec.name)!;
+      overtaken = entry.latest !== gen;
+      if (--entry.pending === 0) this.warming.delete(spec.name);
+    }
+    if (overtaken) {
+      c.close();
+      return null;
     }
     const old = this.clusters.get(spec.name);
     this.clusters.set(spec.name, c);
@@ -63,6 +90,9 @@ export class ClusterManager {
    * drain — idle ones close at once, busy ones when their last request completes.
    */
   remove(name: string): boolean {
+    // A version of it still warming must not come back when it finishes.
+    const w = this.warming.get(name);
+    if (w) w.latest = ++this.nextGen;
     const c = this.clusters.get(name);
     if (!c) return false;
     this.clusters.delete(name);

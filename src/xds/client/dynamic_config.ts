@@ -374,7 +374,8 @@ export class DynamicConfig implements AdsHandler {
   private async activateCluster(e: ClusterEntry, spec: ClusterSpec): Promise<string | null> {
     const w = this.warmingClusters.get(e.name);
     try {
-      await this.host.clusters.addOrUpdate(spec);
+      // null: a later update or a remove of this name came while this one warmed; that one decides.
+      if (!(await this.host.clusters.addOrUpdate(spec))) return null;
     } catch (err) {
       return `cannot start: ${(err as Error).message}`;
     }
