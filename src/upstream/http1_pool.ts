@@ -373,11 +373,15 @@ export class Http1HostPool {
     };
   }
 
-  /** Returns a connection after a complete exchange; `reusable` is false when either side said close. */
-  release(c: Http1UpstreamConn, reusable: boolean): void {
+  /**
+   * Returns a connection after a complete exchange; `reusable` is false when either side said
+   * close, `upstreamSaidClose` when the response did (Envoy's upstream_cx_close_notify).
+   */
+  release(c: Http1UpstreamConn, reusable: boolean, upstreamSaidClose = false): void {
     // Callers look the pool up by host; after a drain that may be a newer pool than the conn's.
-    if (c.pool !== this) return c.pool.release(c, reusable);
+    if (c.pool !== this) return c.pool.release(c, reusable, upstreamSaidClose);
     c.user = null;
+    if (upstreamSaidClose) this.cluster.stats.upstream_cx_close_notify.value++;
     if (!reusable || c.closed) {
       c.destroy();
       return;

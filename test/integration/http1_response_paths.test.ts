@@ -19,7 +19,10 @@ async function rawUpstream(): Promise<{ port: number; connections: () => number;
         const head = buf.slice(0, i);
         buf = buf.slice(i + 4);
         const path = head.split(' ')[1]!;
-        if (path === '/empty') s.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-kind: empty\r\n\r\n');
+        if (path === '/close') {
+          s.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\nx-kind: close\r\n\r\nclosed');
+          return;
+        } else if (path === '/empty') s.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-kind: empty\r\n\r\n');
         else if (path === '/split') {
           // Head and body in two writes: the proxy sees them in two reads.
           s.write('HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-kind: split\r\n\r\n');
@@ -81,5 +84,15 @@ ${staticCluster('up', [up.port])}`,
     expect(await strait.stat('http.ingress.downstream_cx_total')).toBe(1);
     expect(await strait.stat('http.ingress.downstream_rq_completed')).toBe(9);
     expect((await strait.stat('cluster.up.upstream_rq_timeout')) ?? 0).toBe(0);
+    expect((await strait.stat('cluster.up.upstream_cx_close_notify')) ?? 0).toBe(0);
+  });
+
+  it('counts an upstream response that says close as upstream_cx_close_notify and opens a new connection after it', async () => {
+    const before = up.connections();
+    expect(await get('/close')).toEqual({ status: 200, kind: 'close', after: undefined, body: 'closed' });
+    expect(await strait.stat('cluster.up.upstream_cx_close_notify')).toBe(1);
+    expect(await get('/small')).toEqual({ status: 200, kind: 'small', after: '1', body: 'hello' });
+    expect(up.connections()).toBe(before + 1);
+    expect(await strait.stat('cluster.up.upstream_cx_close_notify')).toBe(1);
   });
 });

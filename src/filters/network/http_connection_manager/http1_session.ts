@@ -2178,12 +2178,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const r = this.resp!;
     const conn = this.conn;
     this.conn = null;
-    const reusable = this.requestDone && !this.respExtraBytes && wantsKeepAlive(r) && !this.waitingUpstreamDrain;
+    const keepAlive = wantsKeepAlive(r);
+    const reusable = this.requestDone && !this.respExtraBytes && keepAlive && !this.waitingUpstreamDrain;
     if (conn) {
       if (this.waitingDownstreamDrain) conn.socket.resume();
       this.waitingDownstreamDrain = false;
       // The conn's own pool (release() would hand it there anyway): no lookup by host.
-      conn.pool.release(conn, reusable);
+      conn.pool.release(conn, reusable, !keepAlive);
     }
     this.endTry();
     this.cstats!.upstream_rq_completed.value++;

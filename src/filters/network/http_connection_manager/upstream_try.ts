@@ -751,7 +751,10 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     const c = this.conn;
     this.conn = null;
     this.done = true;
-    if (c) this.pools.forHost(c.pool.host).release(c, clean && this.ended && wantsKeepAlive(this.resp!));
+    if (c) {
+      const keepAlive = wantsKeepAlive(this.resp!);
+      this.pools.forHost(c.pool.host).release(c, clean && this.ended && keepAlive, !keepAlive);
+    }
     this.ev.onEnd(null);
   }
 
