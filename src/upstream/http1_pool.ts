@@ -8,6 +8,7 @@ import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd } from '../protocols/http1/batch_reader.js';
+import { BatchQueue } from '../protocols/http1/batch_queue.js';
 import { now as clockNow } from '../protocols/http1/clock.js';
 
 /**
@@ -33,20 +34,19 @@ export interface Http1ConnUser {
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
 /** Connections with a head queued by deferWrite, sent at the end of the batch (flushDeferred). */
-let deferredConns: Http1UpstreamConn[] = [];
+const deferredConns = new BatchQueue<Http1UpstreamConn>();
+
+function flushDeferredOf(c: Http1UpstreamConn): void {
+  try {
+    c.flushDeferred();
+  } catch {
+    // A write that throws (a socket torn down under it) costs that connection only.
+    c.destroy();
+  }
+}
 
 function flushDeferred(): void {
-  if (deferredConns.length === 0) return;
-  const q = deferredConns;
-  deferredConns = [];
-  for (const c of q) {
-    try {
-      c.flushDeferred();
-    } catch {
-      // A write that throws (a socket torn down under it) costs that connection only.
-      c.destroy();
-    }
-  }
+  deferredConns.drain(flushDeferredOf);
 }
 onBatchEnd(flushDeferred);
 

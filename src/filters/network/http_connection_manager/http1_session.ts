@@ -12,15 +12,17 @@ import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseRespon
 import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
 import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
+import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
+import type { HeaderLookup } from '../../../router/header_matcher.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
-import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
+import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
@@ -161,20 +163,19 @@ function runLater(): void {
  * sent at the batch's end: the responses one batch of upstream reads completes leave back to
  * back, after the batch's JS work, as its upstream request heads do (src/upstream/http1_pool.ts).
  */
-let heldSessions: Http1Session[] = [];
+const heldSessions = new BatchQueue<Http1Session>();
+
+function sendHeldOf(s: Http1Session): void {
+  try {
+    s.sendHeld();
+  } catch {
+    // A write that throws (a socket torn down under it) costs that connection only.
+    s.socket.destroy();
+  }
+}
 
 function sendHeld(): void {
-  if (heldSessions.length === 0) return;
-  const q = heldSessions;
-  heldSessions = [];
-  for (const s of q) {
-    try {
-      s.sendHeld();
-    } catch {
-      // A write that throws (a socket torn down under it) costs that connection only.
-      s.socket.destroy();
-    }
-  }
+  heldSessions.drain(sendHeldOf);
 }
 onBatchEnd(sendHeld);
 
@@ -195,6 +196,11 @@ function named(head: MessageHead, i: number, names: readonly string[]): boolean 
   const e = head.fields[o + F.NAME_END]!;
   for (const n of names) if (bytesEqualLower(head.buf, s, e, n)) return true;
   return false;
+}
+
+function namedServer(head: MessageHead, i: number): boolean {
+  const o = i * F.SIZE;
+  return bytesEqualLower(head.buf, head.fields[o + F.NAME_START]!, head.fields[o + F.NAME_END]!, 'server');
 }
 
 /**
@@ -227,6 +233,13 @@ function dropRequestField(h: MessageHead, i: number): boolean {
 
 const respDropNames: string[] = [];
 let respDechunk = false;
+/**
+ * The upstream's Server line gives way to ours (server_header_transformation OVERWRITE, the
+ * default): a flag rather than a name in respDropNames, which would then be emptied with
+ * `length = 0` per response, and V8 frees an emptied array's backing store (a new one, ~150
+ * bytes, at the next push).
+ */
+let respDropServer = false;
 
 function dropResponseField(h: MessageHead, i: number): boolean {
   switch (h.fields[i * F.SIZE]!) {
@@ -238,7 +251,7 @@ function dropResponseField(h: MessageHead, i: number): boolean {
     case HeaderKind.TRANSFER_ENCODING:
       return respDechunk;
     default:
-      return respDropNames.length > 0 && named(h, i, respDropNames);
+      return (respDropServer && namedServer(h, i)) || (respDropNames.length > 0 && named(h, i, respDropNames));
   }
 }
 
@@ -276,6 +289,11 @@ function applyMutation(m: HeaderMutation, has: (name: string) => boolean, drop: 
   return extra;
 }
 
+/** applyMutation over a parsed head (a function of its own: its closure costs only routes that mutate). */
+function applyMutationTo(m: HeaderMutation, head: MessageHead, drop: string[]): string {
+  return applyMutation(m, (n) => hasHeader(head, n), drop);
+}
+
 /**
  * One downstream HTTP/1.1 connection. Requests are parsed from the bytes as they arrive; one
  * request is in flight at a time and pipelined requests wait, unparsed, until the response
@@ -285,6 +303,8 @@ export class Http1Session {
   private buf: Buffer | null = null;
   private off = 0;
   stream: Http1Stream | null = null;
+  /** The last exchange's stream, parked for the next request when nothing refers to it any more (Http1Stream.reusable). */
+  private spare: Http1Stream | null = null;
   readonly framer = new BodyFramer();
   private closed = false;
   /** A tunnel's upstream (after an upgrade, in `direct` mode): client bytes go there unparsed. */
@@ -317,10 +337,12 @@ export class Http1Session {
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
   /**
-   * Response bytes writeHead queued in a read batch, in order, for sendHeld at its end. Every
-   * other write, end(), cork() and anything that looks at the socket's queue sends them first;
-   * a destroyed socket drops them.
+   * Response bytes writeHead queued in a read batch, in order, for sendHeld at its end: the
+   * first in `heldOne` (a batch usually completes one response per connection, which then costs
+   * no array), any more in `held`. Every other write, end(), cork() and anything that looks at
+   * the socket's queue sends them first; a destroyed socket drops them.
    */
+  private heldOne: Buffer | null = null;
   private held: Buffer[] | null = null;
   get downstream(): ConnectionContext['downstream'] {
     return this.conn.downstream;
@@ -383,10 +405,7 @@ export class Http1Session {
   onBytes(d: Buffer): void {
     const sink = this.tunnelSink;
     if (sink) {
-      if (!sink.write(d)) {
-        this.socket.pause();
-        sink.once('drain', () => this.socket.resume());
-      }
+      if (!sink.write(d)) this.waitTunnelDrain(sink);
       return;
     }
     try {
@@ -396,6 +415,11 @@ export class Http1Session {
       log.error({ err: (err as Error).stack }, 'http connection manager failed on a connection');
       this.socket.destroy();
     }
+  }
+
+  private waitTunnelDrain(sink: net.Socket): void {
+    this.socket.pause();
+    sink.once('drain', () => this.socket.resume());
   }
 
   /**
@@ -560,7 +584,13 @@ export class Http1Session {
     const mode = head.chunked ? BodyMode.CHUNKED : head.contentLength > 0 ? BodyMode.LENGTH : BodyMode.NONE;
     this.framer.onPayload = null;
     this.framer.reset(mode, head.contentLength > 0 ? head.contentLength : 0);
-    const s = new Http1Stream(this, head);
+    const spare = this.spare;
+    let s: Http1Stream;
+    if (spare !== null) {
+      this.spare = null;
+      spare.reuse(head);
+      s = spare;
+    } else s = new Http1Stream(this, head);
     this.stream = s;
     s.start();
     if (this.stream === s && this.framer.done && !s.requestDone) s.onRequestEnd();
@@ -577,6 +607,10 @@ export class Http1Session {
       this.closeGracefully();
       return;
     }
+    if (s.reusable()) {
+      s.idle();
+      this.spare = s;
+    }
     this.resume();
     this.armIdle();
     // Pipelined requests may already be buffered (only then: an Immediate per request costs).
@@ -586,7 +620,7 @@ export class Http1Session {
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
   write(b: Buffer): boolean {
     this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
-    if (this.held !== null) this.sendHeld();
+    if (this.heldOne !== null) this.sendHeld();
     return sendTo(this.socket, this.fd, b);
   }
 
@@ -600,13 +634,14 @@ export class Http1Session {
     if (whole && inBatch() && canSendNow(this.socket, this.fd)) {
       const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);
       this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
-      if (this.held === null) {
-        this.held = [b];
+      if (this.heldOne === null) {
+        this.heldOne = b;
         heldSessions.push(this);
-      } else this.held.push(b);
+      } else if (this.held === null) this.held = [b];
+      else this.held.push(b);
       return true;
     }
-    if (this.held !== null) this.sendHeld();
+    if (this.heldOne !== null) this.sendHeld();
     const n = sendHead(this.socket, this.fd, firstLine, head, drop, extra, tail, tailStart, tailEnd);
     this.filter.stats.downstream_cx_tx_bytes_total.value += n < 0 ? -n : n;
     return n > 0;
@@ -614,18 +649,20 @@ export class Http1Session {
 
   /** Sends what writeHead queued, if anything (at the batch's end, or before any other write). */
   sendHeld(): void {
-    const h = this.held;
-    if (h === null) return;
+    const one = this.heldOne;
+    if (one === null) return;
+    const more = this.held;
+    this.heldOne = null;
     this.held = null;
     if (this.socket.destroyed) return;
     // Whole responses: no upstream read waits on them, so a full socket buffer needs no answer
     // here (what the kernel leaves queues in the stream; the next exchange's writes see it).
-    sendTo(this.socket, this.fd, h.length === 1 ? h[0]! : Buffer.concat(h));
+    sendTo(this.socket, this.fd, more === null ? one : Buffer.concat([one, ...more]));
   }
 
   /** cork() behind whatever writeHead queued. */
   cork(): void {
-    if (this.held !== null) this.sendHeld();
+    if (this.heldOne !== null) this.sendHeld();
     this.socket.cork();
   }
 
@@ -663,6 +700,32 @@ export class Http1Session {
   }
 
   private serverLineText: string | null = null;
+
+  /**
+   * The route of a request on a listener without HTTP filters. Routing reads the view while it
+   * runs and keeps nothing of it (http_route_table.ts route()), so one view per connection,
+   * refilled per request, spares an object, a header closure and its context per request.
+   */
+  route(host: string, head: MessageHead): HttpRoute | null {
+    const v = this.view ?? this.newView();
+    v.host = host;
+    v.path = head.target;
+    v.method = head.method;
+    this.viewHead = head;
+    try {
+      return this.config.routes.route(v);
+    } finally {
+      // Not kept past the lookup: a head pins its parser slab.
+      this.viewHead = null;
+    }
+  }
+
+  private view: { host: string; path: string; method: string; header: HeaderLookup } | null = null;
+  private viewHead: MessageHead | null = null;
+
+  private newView(): { host: string; path: string; method: string; header: HeaderLookup } {
+    return (this.view = { host: '', path: '', method: '', header: (n) => (this.viewHead === null ? undefined : getHeader(this.viewHead, n)) });
+  }
 
   /**
    * Hands the socket over to a tunnel: stops parsing and returns the bytes read past the
@@ -844,10 +907,34 @@ export function outlierOfFailure(kind: string): OutlierResult | null {
 
 type TryFailure = Exclude<TryFailureKind, 'overflow'> | 'per_try_timeout' | 'hedge';
 
+/** What an idle Http1Stream points at instead of its last request (a head pins its parser slab). */
+const NO_HEAD: MessageHead = Object.freeze({
+  buf: Buffer.alloc(0),
+  start: 0,
+  headBytes: 0,
+  versionMinor: 1,
+  method: '',
+  target: '',
+  status: 0,
+  fields: [],
+  contentLength: -1,
+  chunked: false,
+  connectionClose: false,
+  connectionKeepAlive: false,
+  upgrade: false,
+  expectContinue: false,
+  host: '',
+});
+
 /**
  * One request/response exchange: routing, then tries against upstream hosts (with retries and
  * timeouts) until a response is committed downstream. The request head is re-encoded once;
  * bodies pass through as the bytes that arrived.
+ *
+ * A stream that finished the usual way, leaving nothing behind that still refers to it
+ * (reusable()), serves its connection's next request (idle(), then reuse()): the object and
+ * its response framer were ~600 of the ~2,300 bytes a keep-alive exchange allocated. reuse()
+ * sets every field below to its initial value: a field added here must be added there.
  */
 class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   requestDone = false;
@@ -857,14 +944,14 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   forceClose = false;
   private finished = false;
   /** clock.ts now() at the request head and at the current try's start (the _rq_time histograms). */
-  private readonly t0 = clockNow();
+  private t0 = clockNow();
   private tryT0 = 0;
   /** The status sent downstream; 0 until one is. */
   private status = 0;
   /** Spans of this request; null without tracing. */
   private trace: RequestTrace | null = null;
   /** For the access log (kept only when there is one): wall-clock start, Envoy's response flags, body bytes. */
-  private readonly startMs: number;
+  private startMs: number;
   private flags = '';
   private rxBytes = 0;
   private txBytes = 0;
@@ -939,12 +1026,128 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   /** On hedging routes: the HTTP/2 try's relay, and tries left running past their per-try timeout. */
   private relay: TryRelay | null = null;
   private hedged: ParkedTry[] | null = null;
+  /** A path left something that may call back into this object later: it is never reused. */
+  private pinned = false;
 
   constructor(
     private readonly session: Http1Session,
-    readonly head: MessageHead,
+    public head: MessageHead,
   ) {
     this.startMs = session.filter.accessLog ? Date.now() : 0;
+  }
+
+  /**
+   * Whether nothing outside this finished stream refers to it any more: no upstream connection
+   * or acquire in flight, no timer, no HTTP/2 try, hedge or tunnel, no filter hooks, and none of
+   * the paths that leave a listener or callback behind (`pinned`: drain waits, filters, retries,
+   * buffering, per-try timeouts).
+   */
+  reusable(): boolean {
+    return (
+      this.finished &&
+      !this.pinned &&
+      this.conn === null &&
+      this.cancelAcquire === null &&
+      this.perTryTimer === null &&
+      this.backoffTimer === null &&
+      this.delayTimer === null &&
+      this.h2 === null &&
+      !this.h2Mode &&
+      this.relay === null &&
+      this.hedged === null &&
+      !this.upgrade &&
+      this.notify === null
+    );
+  }
+
+  /** Between requests: lets go of what the last one held (its heads pin their parser slabs). */
+  idle(): void {
+    this.head = NO_HEAD;
+    this.resp = null;
+    this.respBuf = null;
+    this.upstreamHead = null;
+    this.trace = null;
+    this.route = null;
+    this.action = null;
+    this.lb = null;
+    this.cluster = null;
+    this.pools = null;
+    this.cstats = null;
+    this.rid = null;
+    this.host = null;
+    this.triedFirst = null;
+    this.triedMore = null;
+    this.h2Headers = null;
+    this.holdThen = null;
+    this.bodyBytes = 0;
+    // A mirror may hold the array: a new one rather than emptying it.
+    if (this.body.length !== 0 || this.mirrored) this.body = [];
+  }
+
+  /** Starts the next exchange on a parked stream: every field as the constructor leaves it. */
+  reuse(head: MessageHead): void {
+    this.head = head;
+    this.requestDone = false;
+    this.responseStarted = false;
+    this.responseDone = false;
+    this.forceClose = false;
+    this.finished = false;
+    this.t0 = clockNow();
+    this.tryT0 = 0;
+    this.status = 0;
+    this.trace = null;
+    this.startMs = this.session.filter.accessLog ? Date.now() : 0;
+    this.flags = '';
+    this.rxBytes = 0;
+    this.txBytes = 0;
+    this.route = null;
+    this.action = null;
+    this.lb = null;
+    this.cluster = null;
+    this.pools = null;
+    this.cstats = null;
+    this.upstreamHead = null;
+    this.headPending = false;
+    this.rid = null;
+    this.ridAt = -1;
+    if (this.body.length !== 0 || this.mirrored) this.body = [];
+    this.bodyBytes = 0;
+    this.bodyOverflow = false;
+    this.retries = 0;
+    this.triedFirst = null;
+    this.triedMore = null;
+    this.host = null;
+    this.conn = null;
+    this.connReused = false;
+    this.gotUpstreamBytes = false;
+    this.transparentRetryUsed = false;
+    this.cancelAcquire = null;
+    this.perTryTimer = null;
+    this.backoffTimer = null;
+    this.tryActive = false;
+    this.waitingUpstreamDrain = false;
+    this.waitingDownstreamDrain = false;
+    this.respBuf = null;
+    this.resp = null;
+    this.respFramer.reset(BodyMode.NONE);
+    this.respFramer.onPayload = null;
+    this.respExtraBytes = false;
+    this.downCorked = false;
+    this.upgrade = false;
+    this.notify = null;
+    this.delayed = false;
+    this.delayTimer = null;
+    this.mirrored = false;
+    this.h2Mode = false;
+    this.h2Headers = null;
+    this.h2 = null;
+    this.rechunk = false;
+    this.holdMax = 0;
+    this.holdThen = null;
+    this.holdPayload = 0;
+    this.relay = null;
+    this.hedged = null;
+    this.pinned = false;
   }
 
   /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
@@ -997,9 +1200,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     return this.session.filter.stats;
   }
 
+  /*
+   * start, act, startTry, encodeUpstreamHead, onResponseHead and sendResponseHead run once per
+   * exchange and create no closure on the usual path: a closure anywhere in a function (an arrow
+   * reading `this` included) makes V8 allocate that function's context on every call, reached or
+   * not. Closures of the rarer paths live in the small methods those paths call.
+   */
   start(): void {
     const head = this.head;
-    this.trace = this.session.filter.tracer?.start(head.method, head.target, head.host, (n) => getHeader(head, n), this.session.downstream) ?? null;
+    if (this.session.filter.tracer !== null) this.startTrace();
     if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
       // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
       this.forceClose = true;
@@ -1022,10 +1231,24 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     let host = head.host;
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
+    // Without HTTP filters (just the router) there is nothing to build the filter request for,
+    // and routing keeps nothing of the view: the connection's own serves every request.
+    if (this.session.filter.httpFilters === null) this.act(this.session.route(host, head));
+    else this.startFiltered(host);
+  }
+
+  private startTrace(): void {
+    const head = this.head;
+    this.trace = this.session.filter.tracer!.start(head.method, head.target, head.host, (n) => getHeader(head, n), this.session.downstream);
+  }
+
+  /** start() on a listener with HTTP filters: they get a view of their own (a filter may keep it). */
+  private startFiltered(host: string): void {
+    this.pinned = true; // filters may call back (a queued permit, a fault delay)
+    const head = this.head;
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    // Without HTTP filters (just the router) there is nothing to build the filter request for.
-    const v = this.session.filter.httpFilters === null ? null : this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
       this.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
@@ -1093,20 +1316,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const fh = this.session.filter.holdRequestBytes;
     const hold = fh > 0 && route.bufferMaxBytes != null ? route.bufferMaxBytes : fh;
     if (hold > 0 && !this.requestDone && this.holdMax === 0 && !this.upgrade) {
-      // envoy.filters.http.buffer: the whole body first (413 past the limit), then the route.
-      this.holdMax = hold;
-      if (head.contentLength > hold) {
-        this.payloadTooLarge();
-        return;
-      }
-      this.holdThen = () => this.act(route);
-      this.delayed = true;
-      if (head.chunked) this.session.framer.onPayload = (_b, st, e) => (this.holdPayload += e - st);
-      if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) this.session.write(CONTINUE_100);
+      this.holdBody(route, hold);
       return;
     }
     this.action = a;
-    const name = a.lb || a.clusterHeader ? pickRouteCluster(a, this, (n) => getHeader(head, n), head.target, this.session.remoteIp, this.session.downstream.remote.port) : a.clusters!.pick();
+    const name = a.lb || a.clusterHeader ? this.pickLbCluster(a) : a.clusters!.pick();
     const cluster = name ? this.session.filter.rt.clusters.get(name) : undefined;
     if (!cluster) {
       this.stats.no_cluster.value++;
@@ -1133,6 +1347,27 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.startTry();
     // A request that completed while a fault delay held it is mirrored now.
     this.maybeMirror();
+  }
+
+  /** envoy.filters.http.buffer: the whole body first (413 past the limit), then the route. */
+  private holdBody(route: HttpRoute, hold: number): void {
+    this.pinned = true;
+    const head = this.head;
+    this.holdMax = hold;
+    if (head.contentLength > hold) {
+      this.payloadTooLarge();
+      return;
+    }
+    this.holdThen = () => this.act(route);
+    this.delayed = true;
+    if (head.chunked) this.session.framer.onPayload = (_b, st, e) => (this.holdPayload += e - st);
+    if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) this.session.write(CONTINUE_100);
+  }
+
+  /** The cluster of a route with a hash policy or a cluster_header. */
+  private pickLbCluster(a: ForwardAction): string {
+    const head = this.head;
+    return pickRouteCluster(a, this, (n) => getHeader(head, n), head.target, this.session.remoteIp, this.session.downstream.remote.port);
   }
 
   private location(a: RedirectAction, route: HttpRoute): string {
@@ -1205,7 +1440,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (this.trace) extra += this.trace.upstreamHeaderText(this.cluster!.name, this.requestId, dropNames);
     if (a.attemptCount) dropNames.push('x-envoy-attempt-count'); // each try writes its own
-    if (mutates(route.requestHeaders)) extra += applyMutation(route.requestHeaders, (n) => hasHeader(head, n), dropNames);
+    if (mutates(route.requestHeaders)) extra += applyMutationTo(route.requestHeaders, head, dropNames);
     // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1). The parser
     // tagged Connection lines already: no name comparisons, and no strings without one.
     const hf = head.fields;
@@ -1233,6 +1468,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    * (so rewrites and mutations apply once), and a chunked body is unwrapped to its payload.
    */
   private prepareH2(): void {
+    this.pinned = true;
     this.h2Mode = true;
     this.h2Headers = this.upstreamHeaderObject();
     if (this.head.chunked) {
@@ -1493,7 +1729,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.respBuf = null;
     this.respExtraBytes = false;
     const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
-    if (perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
+    if (perTry > 0) this.armPerTryTimer(perTry);
     if (this.h2Mode) {
       this.startH2Try(host);
       return;
@@ -1504,7 +1740,18 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.attach(idle, true);
       return;
     }
-    this.cancelAcquire = hostPool.acquire(cluster.spec.connectTimeoutMs, (conn, reason, reused) => {
+    this.acquire(hostPool, host, cluster.spec.connectTimeoutMs);
+  }
+
+  private armPerTryTimer(ms: number): void {
+    this.pinned = true;
+    this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), ms);
+  }
+
+  /** No idle connection: wait for one (a new connection, or one released meanwhile). */
+  private acquire(hostPool: Http1HostPool, host: Host, connectTimeoutMs: number): void {
+    this.pinned = true;
+    this.cancelAcquire = hostPool.acquire(connectTimeoutMs, (conn, reason, reused) => {
       this.cancelAcquire = null;
       if (this.finished || !this.tryActive) {
         if (conn) this.pools!.forHost(host).release(conn, true);
@@ -1560,6 +1807,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const conn = this.conn;
     if (!conn || this.waitingUpstreamDrain) return;
     this.waitingUpstreamDrain = true;
+    this.pinned = true;
     this.session.pause();
     conn.socket.once('drain', () => {
       this.waitingUpstreamDrain = false;
@@ -1884,6 +2132,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   }
 
   private scheduleRetry(): void {
+    this.pinned = true;
     const p = this.action!.retry!;
     this.retries++;
     this.cstats!.upstream_rq_retry.value++;
@@ -2034,7 +2283,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.respFramer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
     // An HTTP/1.0 client cannot take chunked framing: strip it and mark the end by closing.
     const dechunk = mode === BodyMode.CHUNKED && this.head.versionMinor === 0;
-    if (dechunk) this.respFramer.onPayload = (b, s, e) => this.writeDown(b.subarray(s, e));
+    if (dechunk) this.dechunkDown();
     if (mode === BodyMode.UNTIL_CLOSE || dechunk || !wantsKeepAlive(this.head)) this.forceClose = true;
     const cl = r.contentLength;
     if (mode === BodyMode.LENGTH && cl <= end - off && cl <= INLINE_BODY_MAX) {
@@ -2056,6 +2305,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     // Only ever reached with the whole of `buf` following the head (onUpstreamRead copies).
     if (off < end) this.forwardResponseBody(buf, off);
+  }
+
+  /** The response's chunked body goes to an HTTP/1.0 client as its payload alone. */
+  private dechunkDown(): void {
+    this.pinned = true;
+    this.respFramer.onPayload = (b, s, e) => this.writeDown(b.subarray(s, e));
   }
 
   /**
@@ -2118,15 +2373,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const cfg = this.cfg;
     const route = this.route!;
     const dropNames = respDropNames;
-    dropNames.length = 0;
+    if (dropNames.length !== 0) dropNames.length = 0;
     let extra = '';
     const sht = cfg.serverHeaderTransformation;
-    if (sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && !hasHeader(r, 'server'))) {
-      dropNames.push('server');
-      extra += this.session.serverLine;
-    }
+    respDropServer = sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && !hasHeader(r, 'server'));
+    if (respDropServer) extra += this.session.serverLine;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && !hasHeader(r, 'x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
-    if (mutates(route.responseHeaders)) extra += applyMutation(route.responseHeaders, (n) => hasHeader(r, n), dropNames);
+    if (mutates(route.responseHeaders)) extra += applyMutationTo(route.responseHeaders, r, dropNames);
     if (this.action!.attemptCountInResponse) {
       dropNames.push('x-envoy-attempt-count');
       extra += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
@@ -2167,6 +2420,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const conn = this.conn;
     if (!conn || this.waitingDownstreamDrain) return;
     this.waitingDownstreamDrain = true;
+    this.pinned = true;
     conn.socket.pause();
     this.session.socket.once('drain', () => {
       this.waitingDownstreamDrain = false;
