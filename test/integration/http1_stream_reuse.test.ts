@@ -3,7 +3,8 @@
 // response and a route whose cluster_header names no cluster. A finished exchange's stream serves the
 // connection's next request (Http1Stream.reuse), so each answer, each request the upstream
 // sees and each access log line must be that request's own: no status, flag, request id, byte
-// count, body or keep-alive wording carried over from the one before.
+// count, body, response header or keep-alive wording carried over from the one before (the
+// stream also refills its last response head rather than making a new one).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,7 +27,10 @@ virtual_hosts:
 
 const FORMAT = '"%REQ(:PATH)%|%RESPONSE_CODE%|%RESPONSE_FLAGS%|%UPSTREAM_CLUSTER%|%BYTES_RECEIVED%|%BYTES_SENT%\\n"';
 
-/** Answers `<path> <request body> <content-length or -> <x-request-id>` for every request, keep-alive. */
+/**
+ * Answers `<path> <request body> <content-length or -> <x-request-id>` for every request,
+ * keep-alive, with `x-many: n` extra `x-extra-<i>: <path>` response headers when asked.
+ */
 async function echoUpstream(): Promise<{ port: number; close: () => Promise<void> }> {
   const server = net.createServer((s) => {
     let buf = Buffer.alloc(0);
@@ -41,8 +45,11 @@ async function echoUpstream(): Promise<{ port: number; close: () => Promise<void
         const body = buf.subarray(i + 4, i + 4 + len).toString('latin1');
         buf = buf.subarray(i + 4 + len);
         const rid = /\r\nx-request-id: *([^\r]*)/i.exec(head)?.[1] ?? '-';
-        const answer = `${head.split(' ')[1]} ${body || '-'} ${/\r\ncontent-length:/i.test(head) ? len : '-'} ${rid}`;
-        s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${answer.length}\r\n\r\n${answer}`);
+        const reqPath = head.split(' ')[1];
+        const answer = `${reqPath} ${body || '-'} ${/\r\ncontent-length:/i.test(head) ? len : '-'} ${rid}`;
+        let extra = '';
+        for (let k = 0; k < Number(/\r\nx-many: *(\d+)/i.exec(head)?.[1] ?? 0); k++) extra += `x-extra-${k}: ${reqPath}\r\n`;
+        s.write(`HTTP/1.1 200 OK\r\n${extra}content-length: ${answer.length}\r\n\r\n${answer}`);
       }
     });
     s.on('error', () => {});
@@ -114,13 +121,16 @@ ${staticCluster('up', [up.port])}`,
     const tag = `${engine}-${Date.now()}`;
     const rid = /\r\nx-request-id: *([^\r]*)/;
 
-    const a = await exchange(s, `POST /${tag}/a HTTP/1.1\r\nhost: h\r\nx-request-id: given-a\r\ncontent-length: 5\r\n\r\nhello`);
+    const a = await exchange(s, `POST /${tag}/a HTTP/1.1\r\nhost: h\r\nx-request-id: given-a\r\nx-many: 3\r\ncontent-length: 5\r\n\r\nhello`);
     expect(a.head).toMatch(/^http\/1\.1 200 ok\r\n/);
+    expect(a.head.match(/\r\nx-extra-\d: [^\r]*/g)).toEqual([0, 1, 2].map((k) => `\r\nx-extra-${k}: /${tag}/a`));
     expect(a.body).toBe(`/${tag}/a hello 5 given-a`);
     expect(rid.exec(a.head)?.[1]).toBe('given-a');
 
     // No body, no client id: the upstream sees neither the body nor the id of the request before.
+    // Fewer response headers than the response before: none of its lines come back.
     const b = await exchange(s, `GET /${tag}/b HTTP/1.1\r\nhost: h\r\n\r\n`);
+    expect(b.head).not.toContain('x-extra');
     const [bPath, bBody, bLen, bRid] = b.body.split(' ');
     expect([bPath, bBody, bLen]).toEqual([`/${tag}/b`, '-', '-']);
     expect(bRid).toMatch(/^[0-9a-f-]{36}$/);
@@ -134,12 +144,14 @@ ${staticCluster('up', [up.port])}`,
     expect(d.body).toBe('teapot');
 
     // HTTP/1.0 keep-alive is answered with `connection: keep-alive`; the 1.1 request after it is not.
-    const e = await exchange(s, `GET /${tag}/e HTTP/1.0\r\nhost: h\r\nconnection: keep-alive\r\n\r\n`);
+    const e = await exchange(s, `GET /${tag}/e HTTP/1.0\r\nhost: h\r\nconnection: keep-alive\r\nx-many: 2\r\n\r\n`);
     expect(e.head).toMatch(/^http\/1\.1 200 ok\r\n/);
+    expect(e.head.match(/\r\nx-extra-\d: [^\r]*/g)).toEqual([0, 1].map((k) => `\r\nx-extra-${k}: /${tag}/e`));
     expect(e.head).toContain('\r\nconnection: keep-alive');
     const f = await exchange(s, `GET /${tag}/f HTTP/1.1\r\nhost: h\r\n\r\n`);
     expect(f.head).toMatch(/^http\/1\.1 200 ok\r\n/);
     expect(f.head).not.toContain('connection:');
+    expect(f.head).not.toContain('x-extra');
     const [fPath, fBody, , fRid] = f.body.split(' ');
     expect([fPath, fBody]).toEqual([`/${tag}/f`, '-']);
     expect(fRid).not.toBe(bRid);

@@ -71,8 +71,14 @@ export interface HeadParser {
    * buffer shared by many heads. For parsing straight from a read buffer that is reused.
    */
   parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
-  parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
+  /**
+   * `into`: a head this parser returned before that nobody refers to any more; the new head is
+   * written into it (and its fields array) instead of a new object, and returned.
+   */
+  parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits, into?: MessageHead | null): ParseResult;
 }
+
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
  * Owned heads are packed one after another into a slab, so a head costs no Buffer of its own;
@@ -102,7 +108,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     bound[1](slab);
   };
   rebind();
-  const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean): ParseResult => {
+  const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean, into: MessageHead | null): ParseResult => {
     const need = S.FIELDS + 5 * limits.maxHeaders;
     if (out.length < need) {
       out = new Int32Array(need);
@@ -140,6 +146,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     const hs = out[S.HOST_START]!;
     // A plain array of the exact size: V8 builds it ~2x faster than a typed-array slice.
     const nf = 5 * out[S.COUNT]!;
+    if (into !== null) return refill(into as Writable<MessageHead>, request, buf, start, headBytes, nf);
     const fields = new Array<number>(nf);
     for (let i = 0; i < nf; i++) fields[i] = out[S.FIELDS + i]!;
     const head: MessageHead = {
@@ -161,10 +168,35 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     };
     return head;
   };
+  /** run()'s head written into `h`, a head it made before: the same fields, the same order. */
+  const refill = (h: Writable<MessageHead>, request: boolean, buf: Buffer, start: number, headBytes: number, nf: number): MessageHead => {
+    const fields = h.fields;
+    // Heads from one upstream mostly carry the same number of headers: the array keeps its store.
+    if (fields.length !== nf) fields.length = nf;
+    for (let i = 0; i < nf; i++) fields[i] = out[S.FIELDS + i]!;
+    const flags = out[S.FLAGS]!;
+    const hi = out[S.CL_HI]!;
+    const hs = out[S.HOST_START]!;
+    h.buf = buf;
+    h.start = start;
+    h.headBytes = headBytes;
+    h.versionMinor = out[S.MINOR]!;
+    h.method = request ? methodOf(buf, out[S.A]!, out[S.B]!) : '';
+    h.target = request ? targetOf(buf, out[S.C]!, out[S.D]!) : '';
+    h.status = request ? 0 : out[S.A]!;
+    h.contentLength = hi < 0 ? -1 : hi * 0x1_0000_0000 + (out[S.CL_LO]! >>> 0);
+    h.chunked = (flags & FLAG.CHUNKED) !== 0;
+    h.connectionClose = (flags & FLAG.CLOSE) !== 0;
+    h.connectionKeepAlive = (flags & FLAG.KEEP_ALIVE) !== 0;
+    h.upgrade = (flags & FLAG.UPGRADE_TOKEN) !== 0 && (flags & FLAG.HAS_UPGRADE) !== 0;
+    h.expectContinue = request && (flags & FLAG.EXPECT_CONTINUE) !== 0;
+    h.host = hs < 0 ? '' : hostOf(buf, hs, out[S.HOST_END]!);
+    return h;
+  };
   return {
-    parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits, false),
-    parseResponseHead: (buf, off, end, limits) => run(false, buf, off, end, limits, false),
-    parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true),
-    parseResponseHeadOwned: (buf, off, end, limits) => run(false, buf, off, end, limits, true),
+    parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits, false, null),
+    parseResponseHead: (buf, off, end, limits) => run(false, buf, off, end, limits, false, null),
+    parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true, null),
+    parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
   };
 }

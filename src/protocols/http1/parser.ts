@@ -12,7 +12,7 @@ import { log } from '../../log.js';
 import { loadNative } from '../../native.js';
 import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse, type ParseLimits, type ParseResult } from './decoder.js';
 import { nativeHeadParser, type HeadParser } from './native_head.js';
-import { F } from './types.js';
+import { F, type MessageHead } from './types.js';
 
 /** The head of `r` moved to a Buffer of its own (the TypeScript parser's owned parse). */
 function own(r: ParseResult): ParseResult {
@@ -75,8 +75,12 @@ export function parseRequestHeadOwned(buf: Buffer, off: number, end: number, lim
   return chosen.parser.parseRequestHeadOwned(buf, off, end, limits);
 }
 
-/** parseResponseHead with the head's bytes owned, as parseRequestHeadOwned. */
-export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+/**
+ * parseResponseHead with the head's bytes owned, as parseRequestHeadOwned. `into`: a head this
+ * function returned before that nothing refers to any more, which the native parser refills
+ * instead of making a new one (the TypeScript parser ignores it).
+ */
+export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS, into: MessageHead | null = null): ParseResult {
   if (limits.maxHeaders > NATIVE_MAX_HEADERS) return own(tsResponse(buf, off, end, limits));
-  return chosen.parser.parseResponseHeadOwned(buf, off, end, limits);
+  return chosen.parser.parseResponseHeadOwned(buf, off, end, limits, into);
 }

@@ -934,7 +934,8 @@ const NO_HEAD: MessageHead = Object.freeze({
  * A stream that finished the usual way, leaving nothing behind that still refers to it
  * (reusable()), serves its connection's next request (idle(), then reuse()): the object and
  * its response framer were ~600 of the ~2,300 bytes a keep-alive exchange allocated. reuse()
- * sets every field below to its initial value: a field added here must be added there.
+ * sets every field below to its initial value (respHead aside): a field added here must be
+ * added there.
  */
 class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   requestDone = false;
@@ -1028,6 +1029,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private hedged: ParkedTry[] | null = null;
   /** A path left something that may call back into this object later: it is never reused. */
   private pinned = false;
+  /**
+   * The response head this stream's last owned parse returned, refilled by the next one
+   * (parseResponseHeadOwned's `into`) when nothing refers to it: an owned parse only runs while
+   * `resp` is null, and an exchange that ends leaves nothing behind (reusable()). Not reset by
+   * reuse(): it is the point of keeping the object.
+   */
+  private respHead: MessageHead | null = null;
 
   constructor(
     private readonly session: Http1Session,
@@ -1063,6 +1071,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   /** Between requests: lets go of what the last one held (its heads pin their parser slabs). */
   idle(): void {
     this.head = NO_HEAD;
+    // The head kept for refilling stays, its bytes do not.
+    if (this.respHead !== null) (this.respHead as { buf: Buffer }).buf = NO_HEAD.buf;
     this.resp = null;
     this.respBuf = null;
     this.upstreamHead = null;
@@ -2187,7 +2197,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.gotUpstreamBytes = true;
     const down = this.session.socket;
     try {
-      const r = parseResponseHeadOwned(src, off, end, this.cfg.limits);
+      const r = parseResponseHeadOwned(src, off, end, this.cfg.limits, this.pinned ? null : this.respHead);
+      if (typeof r !== 'number') this.respHead = r;
       if (typeof r === 'number' || (r.status >= 100 && r.status < 200)) {
         // Incomplete, bad or interim: the general path decides, over the same bytes.
         this.onUpstreamBytes(copyOut(src, off, end));
