@@ -282,6 +282,47 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   return true;
 }
 
+/**
+ * The state of an exchange that only some requests use: tracing, an access log, the HTTP filters'
+ * done hooks and fault delay, the buffer filter's hold, retries (backoff, per-try timeout, the
+ * max_retries slot), hedging and mirroring. An exchange is allocated per request and every field
+ * of it initialized and then scavenged: these live here, allocated on first use, so the common
+ * exchange is 18 fields smaller (gRPC unary: fewer bytes allocated per request, see
+ * perf-reports/2026-12-04-h2-exchange-alloc.md).
+ */
+class H2ExchangeMore {
+  /** Spans of this request; null without tracing. */
+  trace: RequestTrace | null = null;
+  /** For the access log (this object exists from the start when there is one): wall-clock start, Envoy's response flags, body bytes, response headers. */
+  startMs = 0;
+  flags = '';
+  rxBytes = 0;
+  txBytes = 0;
+  respHeaders: HeaderObject | null = null;
+  /** HTTP filters that acted on this request, told when it is over. */
+  notify: FilterDoneHook[] | null = null;
+  /** A filter (queued permit, fault delay) or the buffer filter holds the request; its body is kept meanwhile. */
+  delayed = false;
+  delayTimer: NodeJS.Timeout | null = null;
+  /** The max_retries slot a retry holds while backing off. */
+  retryHeld: BreakerState | null = null;
+  /** A filter chose the gRPC status of the local reply. */
+  grpcOverride: number | null = null;
+  perTryTimer: NodeJS.Timeout | null = null;
+  backoffTimer: NodeJS.Timeout | null = null;
+  /** The request was copied to the route's mirror clusters. */
+  mirrored = false;
+  /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
+  holdMax = 0;
+  holdThen: (() => void) | null = null;
+  /** On hedging routes: the current try's relay, and tries left running past their per-try timeout. */
+  relay: TryRelay | null = null;
+  hedged: TryRelay[] | null = null;
+}
+
+/** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
+const NO_BODY: Buffer[] = [];
+
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
 class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private readonly grpc: boolean;
@@ -295,7 +336,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The upstream request: an object, or on the flat path a FlatRequest (its object built if asked). */
   private upReq: HeaderObject | FlatRequest | null = null;
   private requestId: string | null = null;
-  private body: Buffer[] = [];
+  /** The request body kept for retries and mirrors: NO_BODY until the first chunk. */
+  private body: Buffer[] = NO_BODY;
   private bodyBytes = 0;
   private bodyOverflow = false;
   private requestDone = false;
@@ -312,40 +354,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   dlNext: DeadlineOwner | null = null;
   dlDue = 0;
   dlList: DeadlineList | null = null;
-  private perTryTimer: NodeJS.Timeout | null = null;
-  private backoffTimer: NodeJS.Timeout | null = null;
   private downPaused = false;
-  /** HTTP filters that acted on this request, told when it is over. */
-  private notify: FilterDoneHook[] | null = null;
-  private delayed = false;
-  private delayTimer: NodeJS.Timeout | null = null;
   /** The circuit-breaker request slot the current try holds (max_requests of the route's priority). */
   private rqHeld: BreakerState | null = null;
-  /** The max_retries slot a retry holds while backing off. */
-  private retryHeld: BreakerState | null = null;
-  /** A filter chose the gRPC status of the local reply. */
-  private grpcOverride: number | null = null;
   /** clock.ts now() at the request and at the current try's start (the _rq_time histograms). */
   private readonly t0 = clockNow();
   private tryT0 = 0;
   /** The :status sent downstream; 0 until one is. */
   private status = 0;
-  /** Spans of this request; null without tracing. */
-  private trace: RequestTrace | null = null;
-  /** For the access log (kept only when there is one): wall-clock start, Envoy's response flags, body bytes, response headers. */
-  private readonly startMs: number;
-  private flags = '';
-  private rxBytes = 0;
-  private txBytes = 0;
-  private respHeaders: HeaderObject | null = null;
-  /** The request was copied to the route's mirror clusters. */
-  private mirrored = false;
-  /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
-  private holdMax = 0;
-  private holdThen: (() => void) | null = null;
-  /** On hedging routes: the current try's relay, and tries left running past their per-try timeout. */
-  private relay: TryRelay | null = null;
-  private hedged: TryRelay[] | null = null;
+  /** The rarely used state (H2ExchangeMore); null until something needs it. */
+  private x: H2ExchangeMore | null = null;
 
   /** The request's header object: node:http2's, or built from `flat` the first time it is asked for. */
   private h: HeaderObject | null;
@@ -407,7 +425,52 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       this.rqGrpcTimeout = first(h['grpc-timeout']);
     }
     this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
-    this.startMs = filter.accessLog ? Date.now() : 0;
+    if (filter.accessLog) this.more.startMs = Date.now();
+  }
+
+  /** The rarely used state, allocated on first use. */
+  private get more(): H2ExchangeMore {
+    return (this.x ??= new H2ExchangeMore());
+  }
+
+  // Reads of the rarely used state (writes go through `more`, or `x` when only clearing).
+  private get trace(): RequestTrace | null {
+    const x = this.x;
+    return x !== null ? x.trace : null;
+  }
+
+  private get delayed(): boolean {
+    const x = this.x;
+    return x !== null && x.delayed;
+  }
+
+  private get backoffTimer(): NodeJS.Timeout | null {
+    const x = this.x;
+    return x !== null ? x.backoffTimer : null;
+  }
+
+  private get relay(): TryRelay | null {
+    const x = this.x;
+    return x !== null ? x.relay : null;
+  }
+
+  private get hedged(): TryRelay[] | null {
+    const x = this.x;
+    return x !== null ? x.hedged : null;
+  }
+
+  private clearPerTryTimer(): void {
+    const x = this.x;
+    if (x !== null && x.perTryTimer !== null) {
+      clearTimeout(x.perTryTimer);
+      x.perTryTimer = null;
+    }
+  }
+
+  /** Response body bytes, counted for the access log. */
+  private countTx(n: number): void {
+    const x = this.x;
+    if (x !== null) x.txBytes += n;
   }
 
   private get headers(): HeaderObject {
@@ -423,16 +486,18 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
   private flag(f: string): void {
     if (!this.filter.accessLog) return;
-    this.flags = this.flags ? `${this.flags},${f}` : f;
+    const x = this.more;
+    x.flags = x.flags ? `${x.flags},${f}` : f;
   }
 
   /** Writes the access log line of this exchange (only called when there is a log). */
   private logAccess(): void {
     const h = this.headers;
-    const e = newEntry(this.startMs);
-    e.durationMs = Date.now() - this.startMs;
-    e.bytesReceived = this.rxBytes;
-    e.bytesSent = this.txBytes;
+    const x = this.more;
+    const e = newEntry(x.startMs);
+    e.durationMs = Date.now() - x.startMs;
+    e.bytesReceived = x.rxBytes;
+    e.bytesSent = x.txBytes;
     const sock = sessionSocket(this.stream);
     if (sock) {
       const d = socketDownstream(sock);
@@ -441,7 +506,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     e.upstreamCluster = this.cluster?.name ?? null;
     e.upstreamHost = this.host?.label ?? null;
-    e.responseFlags = this.flags;
+    e.responseFlags = x.flags;
     e.responseCode = this.status;
     e.protocol = 'HTTP/2';
     const rid = this.requestId;
@@ -449,7 +514,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       const v = first(h[n === ':authority' && h[n] === undefined ? 'host' : n]);
       return v === undefined && n === 'x-request-id' && rid ? rid : v;
     };
-    const rh = this.respHeaders;
+    const rh = x.respHeaders;
     e.responseHeader = rh ? (n) => first(rh[n]) : null;
     this.filter.accessLog!.log(e);
   }
@@ -483,7 +548,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     let host = this.rqAuthority ?? this.rqHost ?? '';
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
     const header = (n: string) => this.hdr(n);
-    this.trace = this.filter.tracer?.start(method, path, host, header, socketDownstream(sessionSocket(this.stream)!)) ?? null;
+    const trace = this.filter.tracer?.start(method, path, host, header, socketDownstream(sessionSocket(this.stream)!)) ?? null;
+    if (trace !== null) this.more.trace = trace;
     if (method === 'CONNECT' || !path.startsWith('/')) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
@@ -493,14 +559,15 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // Only a chain with filters gets a request object (and the downstream's addresses) built.
     const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(sessionSocket(this.stream)!), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
     if (v) {
-      this.notify = v.notify;
+      if (v.notify) this.more.notify = v.notify;
       const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
       if (v.wait) {
         // A filter holds the request (a queued rate-limit permit): the body is held meanwhile.
-        this.delayed = true;
+        const x = this.more;
+        x.delayed = true;
         v.wait((reply) => {
           if (this.finished) return;
-          this.delayed = false;
+          x.delayed = false;
           if (reply) this.filterReply(reply);
           else this.act(route, method, path, host);
         });
@@ -508,10 +575,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       }
       if (v.delayMs > 0) {
         // Fault delay: request data keeps arriving and is held until the request goes on.
-        this.delayed = true;
-        this.delayTimer = setTimeout(() => {
-          this.delayTimer = null;
-          this.delayed = false;
+        const x = this.more;
+        x.delayed = true;
+        x.delayTimer = setTimeout(() => {
+          x.delayTimer = null;
+          x.delayed = false;
           go();
         }, v.delayMs);
         return;
@@ -525,10 +593,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** @internal the downstream's 'end': the request is complete. */
   onRequestEnd(): void {
     this.requestDone = true;
-    const then = this.holdThen;
-    if (then) {
-      this.holdThen = null;
-      this.delayed = false;
+    const x = this.x;
+    const then = x !== null ? x.holdThen : null;
+    if (then !== null) {
+      x!.holdThen = null;
+      x!.delayed = false;
       then();
     }
     this.try?.end();
@@ -540,7 +609,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const headers: HeaderObject = {};
     for (const [k, val] of r.headers ?? []) headers[k] = val;
     if (this.grpc && r.grpcStatus !== undefined) {
-      this.grpcOverride = r.grpcStatus;
+      this.more.grpcOverride = r.grpcStatus;
       this.localReply(r.status >= 300 ? r.status : 500, r.body, headers);
       return;
     }
@@ -570,15 +639,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // The buffer filter's limit, unless the route's BufferPerRoute disables (0) or replaces it.
     const fh = this.filter.holdRequestBytes;
     const hold = fh > 0 && route.bufferMaxBytes != null ? route.bufferMaxBytes : fh;
-    if (hold > 0 && !this.requestDone && this.holdMax === 0) {
+    if (hold > 0 && !this.requestDone && (this.x === null || this.x.holdMax === 0)) {
       // envoy.filters.http.buffer: the whole body first (413 past the limit), then the route.
       if (Number(this.hdr('content-length') ?? 0) > hold) {
         this.payloadTooLarge();
         return;
       }
-      this.holdMax = hold;
-      this.holdThen = () => this.act(route, method, path, host);
-      this.delayed = true;
+      const x = this.more;
+      x.holdMax = hold;
+      x.holdThen = () => this.act(route, method, path, host);
+      x.delayed = true;
       return;
     }
     this.action = a;
@@ -615,8 +685,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private maybeMirror(): void {
     const m = this.action?.mirrors;
     const up = this.upReq;
-    if (!m || this.mirrored || !this.requestDone || this.bodyOverflow || !up) return;
-    this.mirrored = true;
+    if (!m || this.x?.mirrored || !this.requestDone || this.bodyOverflow || !up) return;
+    this.more.mirrored = true;
     sendMirrors(this.filter, m, up instanceof FlatRequest ? up.object() : up, this.body);
   }
 
@@ -678,7 +748,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       path: rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
       authority: a.hostRewrite ?? host,
       ip: xs ? socketDownstream(xs).remote.address : undefined,
-      emptyBody: this.requestDone && this.rxBytes === 0,
+      // Nothing arrived: before the first try no chunk is dropped from `body` (only an
+      // overflow with a try running empties it), so its byte count is every byte received.
+      emptyBody: this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow,
       generateRequestId: cfg.generateRequestId,
       requestId: null,
     };
@@ -726,7 +798,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     host.counters.rq_total++;
     host.counters.rq_active++;
     const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
-    if (perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
+    if (perTry > 0) this.more.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
     const endNow = this.requestDone && this.body.length === 0;
     const proto = upstreamProtocolOf(cluster);
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
@@ -743,11 +815,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.try = t;
     if (relay) {
       relay.try = t;
-      this.relay = relay;
+      this.more.relay = relay;
     }
     for (const b of this.body) t.write(b);
     if (this.bodyOverflow) {
-      this.body = [];
+      this.body = NO_BODY;
       this.bodyBytes = 0;
     }
     if (this.requestDone && !endNow) t.end();
@@ -755,18 +827,19 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   /** @internal the downstream's 'data' */
   onBody(d: Buffer): void {
-    this.rxBytes += d.length;
-    if (this.holdThen) {
-      // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
-      this.body.push(d);
-      this.bodyBytes += d.length;
-      if (this.bodyBytes > this.holdMax) this.payloadTooLarge();
-      return;
+    const x = this.x;
+    if (x !== null) {
+      x.rxBytes += d.length;
+      if (x.holdThen !== null) {
+        // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
+        this.keep(d);
+        if (this.bodyBytes > x.holdMax) this.payloadTooLarge();
+        return;
+      }
     }
     if (this.finished || (!this.action && !this.delayed)) return;
     if (!this.bodyOverflow || !this.try) {
-      this.body.push(d);
-      this.bodyBytes += d.length;
+      this.keep(d);
       if (this.bodyBytes > this.filter.bufferLimit) {
         if (!this.bodyOverflow && this.action?.retry) this.cs!.retry_or_shadow_abandoned.value++;
         if (this.backoffTimer) {
@@ -777,7 +850,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         // Too big to replay: retries are off for this request, as in Envoy.
         this.bodyOverflow = true;
         if (this.try) {
-          this.body = [];
+          this.body = NO_BODY;
           this.bodyBytes = 0;
         }
       }
@@ -800,9 +873,19 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
   }
 
+  /** Keeps a request chunk in `body` (for retries and mirrors). */
+  private keep(d: Buffer): void {
+    // A one-chunk body (a gRPC unary request) gets a one-slot array, not push()'s 17.
+    if (this.body === NO_BODY) this.body = [d];
+    else this.body.push(d);
+    this.bodyBytes += d.length;
+  }
+
   private releaseRetry(): void {
-    const rm = this.retryHeld;
-    this.retryHeld = null;
+    const x = this.x;
+    if (x === null) return;
+    const rm = x.retryHeld;
+    x.retryHeld = null;
     rm?.addRetry(-1);
   }
 
@@ -813,9 +896,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   private payloadTooLarge(): void {
-    this.holdThen = null;
-    this.delayed = false;
-    this.body = [];
+    const x = this.x;
+    if (x !== null) {
+      x.holdThen = null;
+      x.delayed = false;
+    }
+    this.body = NO_BODY;
     this.bodyBytes = 0;
     this.stats.downstream_rq_too_large.value++;
     this.localReply(413, 'Payload Too Large');
@@ -823,11 +909,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   private endTry(): void {
     this.releaseRq();
-    if (this.perTryTimer) clearTimeout(this.perTryTimer);
-    this.perTryTimer = null;
+    this.clearPerTryTimer();
     if (!this.try) return;
     this.try = null;
-    this.relay = null;
+    if (this.x !== null) this.x.relay = null;
     this.cs!.upstream_rq_active.value--;
     if (this.host) this.host.counters.rq_active--;
     if (this.downPaused) {
@@ -878,9 +963,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.releaseRetry();
     const rm = this.cluster!.breakers.at(this.action!.priority);
     rm.addRetry(1);
-    this.retryHeld = rm;
-    this.backoffTimer = setTimeout(() => {
-      this.backoffTimer = null;
+    const x = this.more;
+    x.retryHeld = rm;
+    x.backoffTimer = setTimeout(() => {
+      x.backoffTimer = null;
       this.releaseRetry();
       if (!this.finished) this.startTry();
     }, Math.random() * ceiling);
@@ -917,7 +1003,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   private onPerTryTimeout(): void {
-    this.perTryTimer = null;
+    this.more.perTryTimer = null;
     if (this.responseStarted || !this.try) return;
     this.cs!.upstream_rq_per_try_timeout.value++;
     // Hedge only once the whole request went out: the late try then has all of it to answer.
@@ -925,10 +1011,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (r && this.requestDone && !this.bodyOverflow && this.retryAllowed('hedge', 0, -1)) {
       this.host?.outlier.putResult(OutlierResult.TIMEOUT);
       r.parked = true;
-      (this.hedged ??= []).push(r);
+      const x = this.more;
+      (x.hedged ??= []).push(r);
       // The parked try keeps its rq_active until it is dropped or wins.
       this.try = null;
-      this.relay = null;
+      x.relay = null;
       this.scheduleRetry();
       return;
     }
@@ -953,13 +1040,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     // The first usable answer wins: the current try (if any) is cancelled, no retry will start.
     this.abortTry();
-    if (this.backoffTimer) clearTimeout(this.backoffTimer);
-    this.backoffTimer = null;
+    const x = this.more;
+    if (x.backoffTimer) clearTimeout(x.backoffTimer);
+    x.backoffTimer = null;
     this.releaseRetry();
-    this.hedged!.splice(this.hedged!.indexOf(r), 1);
+    x.hedged!.splice(x.hedged!.indexOf(r), 1);
     r.parked = false;
     this.try = r.try;
-    this.relay = r;
+    x.relay = r;
     this.host = r.host;
     this.tryT0 = r.t0;
     return true;
@@ -1019,8 +1107,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       this.scheduleRetry();
       return false;
     }
-    if (this.perTryTimer) clearTimeout(this.perTryTimer);
-    this.perTryTimer = null;
+    this.clearPerTryTimer();
     this.responseStarted = true;
     this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
@@ -1054,7 +1141,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         // The whole body is here: it ends the response in the same addon call (the try's
         // onEnd then only completes the exchange).
         stream.respondFlatWhole(w, whole);
-        this.txBytes += whole.length;
+        this.countTx(whole.length);
         return true;
       }
       stream.respondFlat(w, { endStream });
@@ -1121,7 +1208,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (this.action!.attemptCountInResponse) out['x-envoy-attempt-count'] = String(this.retries + 1);
     const sc = this.lb?.setCookie;
     if (sc) out['set-cookie'] = ([] as string[]).concat((out['set-cookie'] as string | string[] | undefined) ?? [], sc);
-    this.respHeaders = out;
+    if (this.x !== null) this.x.respHeaders = out; // for the access log
     // An HTTP/1 upstream never hands trailers on (H1Try ends with null): its body then ends with
     // END_STREAM on the last DATA frame, without a 'wantTrailers' round and an empty frame.
     this.sendsTrailers = !endStream && !(this.try instanceof H1Try);
@@ -1142,7 +1229,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
-    this.txBytes += chunk.length;
+    this.countTx(chunk.length);
     if (!this.stream.write(chunk)) {
       const t = this.try;
       t?.pause();
@@ -1234,12 +1321,13 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;
     // The router's own replies after tries (timeouts, resets, exhausted retries) say it too, as Envoy's do.
     if (this.action?.attemptCountInResponse && this.host !== null) out['x-envoy-attempt-count'] = String(this.retries + 1);
-    if (this.grpc && (status >= 300 || this.grpcOverride !== null)) {
+    const grpcOverride = this.x !== null ? this.x.grpcOverride : null;
+    if (this.grpc && (status >= 300 || grpcOverride !== null)) {
       // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
       classify(this.stats, (this.status = 200));
       out[':status'] = '200';
       out['content-type'] = 'application/grpc';
-      out['grpc-status'] = String(this.grpcOverride ?? grpcStatusOf(status));
+      out['grpc-status'] = String(grpcOverride ?? grpcStatusOf(status));
       const msg = typeof body === 'string' ? body : body.toString();
       if (msg) out['grpc-message'] = encodeURIComponent(msg);
       this.respondEnd(out, null);
@@ -1256,8 +1344,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   private respondEnd(h: HeaderObject, body: Buffer | null): void {
-    this.respHeaders = h;
-    if (body) this.txBytes += body.length;
+    const x = this.x;
+    if (x !== null) {
+      x.respHeaders = h;
+      if (body) x.txBytes += body.length;
+    }
     this.finish();
     if (this.stream.closed || this.stream.destroyed) return;
     try {
@@ -1276,15 +1367,17 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.dropAllParked();
     this.filter.streamDone(this.t0, this.trace, this.status);
     if (this.filter.accessLog) this.logAccess();
-    const n = this.notify;
-    this.notify = null;
-    if (n) for (const f of n) f.onDone?.();
-    if (this.delayTimer) clearTimeout(this.delayTimer);
-    this.delayTimer = null;
     disarmDeadline(this);
-    if (this.perTryTimer) clearTimeout(this.perTryTimer);
-    if (this.backoffTimer) clearTimeout(this.backoffTimer);
-    this.perTryTimer = this.backoffTimer = null;
+    const x = this.x;
+    if (x !== null) {
+      const n = x.notify;
+      x.notify = null;
+      if (n) for (const f of n) f.onDone?.();
+      if (x.delayTimer) clearTimeout(x.delayTimer);
+      if (x.perTryTimer) clearTimeout(x.perTryTimer);
+      if (x.backoffTimer) clearTimeout(x.backoffTimer);
+      x.delayTimer = x.perTryTimer = x.backoffTimer = null;
+    }
     const st = this.stats;
     st.downstream_rq_active.value--;
     st.downstream_rq_completed.value++;
