@@ -131,6 +131,24 @@ ${staticCluster('h1', [up.port])}`,
     expect(up.conns() - before).toBe(1);
   });
 
+  it('resumes reading an upstream connection paused for a slow client before pooling it', async () => {
+    // A small window: the proxy's writes to this client fill up and it pauses the upstream read,
+    // up to the body's last chunk. The connection must go back to the pool reading again, or
+    // the next request on it never sees its response.
+    const slow = http2.connect(`http://127.0.0.1:${await strait.port('mesh')}`, { settings: { initialWindowSize: 1024 } });
+    slow.on('error', () => {});
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await get(slow, '/big');
+        expect(r.body.length).toBe(BIG);
+        const next = await Promise.race([get(client, `/whole/after-slow-${i}`), new Promise((r) => setTimeout(() => r('stuck'), 3000))]);
+        expect(next).toEqual({ status: 200, length: String(`body of /whole/after-slow-${i}`.length), body: `body of /whole/after-slow-${i}` });
+      }
+    } finally {
+      slow.destroy();
+    }
+  });
+
   it('answers many concurrent streams, each with its own body', async () => {
     const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => get(client, `/whole/c${i}`)));
     rs.forEach((r, i) => expect(r.body).toBe(`body of /whole/c${i}`));

@@ -574,6 +574,8 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   private resp: MessageHead | null = null;
   private readonly framer = new BodyFramer();
   private drainCb: (() => void) | null = null;
+  /** The exchange paused the upstream read (its client is slow); undone before the conn is pooled. */
+  private paused = false;
   private readonly chunked: boolean;
   private readonly head: Buffer;
 
@@ -665,11 +667,15 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   }
 
   pause(): void {
-    this.conn?.socket.pause();
+    if (!this.conn) return;
+    this.paused = true;
+    this.conn.socket.pause();
   }
 
   resume(): void {
-    this.conn?.socket.resume();
+    if (!this.conn) return;
+    this.paused = false;
+    this.conn.socket.resume();
   }
 
   abort(): void {
@@ -752,6 +758,13 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     this.conn = null;
     this.done = true;
     if (c) {
+      // The body's last chunk may have paused the read (the exchange resumes only this try, and
+      // only while it holds the conn): a pooled conn must be read, or the next response on it
+      // is never seen.
+      if (this.paused) {
+        this.paused = false;
+        c.socket.resume();
+      }
       const keepAlive = wantsKeepAlive(this.resp!);
       this.pools.forHost(c.pool.host).release(c, clean && this.ended && keepAlive, !keepAlive);
     }
