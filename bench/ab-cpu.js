@@ -11,11 +11,9 @@
 // the same DIR on both sides to see this machine's bias and spread. --a-node-args/--b-node-args:
 // Node/V8 flags for one side (space-separated), to measure a runtime setting with one build.
 // --a-env/--b-env: environment variables for one side's Strait (e.g. STRAIT_H2_ENGINE=native).
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { cpuSeconds, freePorts, removeOnExit } from './lib/proc.js';
-import { startPeer } from './lib/runner.js';
+import { cpuSeconds } from './lib/proc.js';
+import { makeCtx, startPeer } from './lib/runner.js';
 import { parseArgs, resolveSettings } from './lib/settings.js';
 import { UPSTREAMS } from './upstreams/index.js';
 import { straitPeer } from './peers/strait.js';
@@ -38,20 +36,7 @@ const w = WORKLOADS.find((x) => x.name === o.workload);
 if (!w) throw new Error(`unknown workload ${o.workload}`);
 const settings = resolveSettings({ ...parseArgs([]), durationS: o.duration });
 if (o.connections) settings.connections = o.connections;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-ab-'));
-removeOnExit(tmp);
-let n = 0;
-const ctx = {
-  settings,
-  cpus: settings.cpus,
-  freePorts,
-  log: (m) => process.stderr.write(`${m}\n`),
-  mkdir(name) {
-    const d = path.join(tmp, `${++n}-${name}`);
-    fs.mkdirSync(d, { recursive: true });
-    return d;
-  },
-};
+const ctx = makeCtx(settings, (m) => process.stderr.write(`${m}\n`));
 const up = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
 const t = {};
 try {

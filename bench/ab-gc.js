@@ -8,11 +8,8 @@
 // depends on the machine's noise, so small differences show in a few rounds. Both sides run with a
 // small young generation (--max-semi-space-size, MiB, default 1) so that a round holds many
 // scavenges and the count is fine-grained; the same on both sides, it does not favour either.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freePorts, removeOnExit } from './lib/proc.js';
-import { startPeer } from './lib/runner.js';
+import { makeCtx, startPeer } from './lib/runner.js';
 import { parseArgs, resolveSettings } from './lib/settings.js';
 import { UPSTREAMS } from './upstreams/index.js';
 import { straitPeer } from './peers/strait.js';
@@ -68,20 +65,7 @@ const o = args(process.argv.slice(2));
 const w = WORKLOADS.find((x) => x.name === o.workload);
 if (!w) throw new Error(`unknown workload ${o.workload}`);
 const settings = resolveSettings({ ...parseArgs([]), durationS: o.duration });
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-abgc-'));
-removeOnExit(tmp);
-let n = 0;
-const ctx = {
-  settings,
-  cpus: settings.cpus,
-  freePorts,
-  log: (m) => process.stderr.write(`${m}\n`),
-  mkdir(name) {
-    const d = path.join(tmp, `${++n}-${name}`);
-    fs.mkdirSync(d, { recursive: true });
-    return d;
-  },
-};
+const ctx = makeCtx(settings, (m) => process.stderr.write(`${m}\n`));
 const up = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
 const t = {};
 const gc = {};

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePorts, removeOnExit } from './lib/proc.js';
-import { startPeer } from './lib/runner.js';
+import { removeOnExit } from './lib/proc.js';
+import { makeCtx, startPeer } from './lib/runner.js';
 import { parseArgs as parseBenchArgs, resolveSettings } from './lib/settings.js';
 import { BENCH_DIR } from './lib/tools.js';
 import { UPSTREAMS } from './upstreams/index.js';
@@ -102,21 +102,8 @@ async function main() {
   const outDir = path.resolve(o.out);
   fs.mkdirSync(outDir, { recursive: true });
   const profDir = fs.mkdtempSync(path.join(outDir, '.tmp-'));
-  const tmp = fs.mkdtempSync(path.join(outDir, '.run-'));
-  removeOnExit(tmp);
   removeOnExit(profDir);
-  let n = 0;
-  const ctx = {
-    settings,
-    cpus: settings.cpus,
-    freePorts,
-    log: (m) => process.stderr.write(`${m}\n`),
-    mkdir(name) {
-      const dd = path.join(tmp, `${++n}-${name}`);
-      fs.mkdirSync(dd, { recursive: true });
-      return dd;
-    },
-  };
+  const ctx = makeCtx(settings, (m) => process.stderr.write(`${m}\n`), outDir);
   const upstream = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
   let target;
   try {
@@ -130,7 +117,7 @@ async function main() {
     // SIGTERM lets Strait shut down cleanly, which is when V8 writes the profile.
     if (target) await target.stop(20_000);
     await upstream.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(ctx.tmp, { recursive: true, force: true });
   }
   await sleep(100);
   const written = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));

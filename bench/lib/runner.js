@@ -97,8 +97,12 @@ export function printPlan({ settings, peerInfo, plan }, out = process.stdout) {
   out.write(`estimated wall time: ~${Math.round(estimateSeconds({ settings, plan }))} s\n`);
 }
 
-function makeCtx(settings, log) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-bench-'));
+/**
+ * The context workloads and upstreams run in: settings, a scratch directory (removed at exit)
+ * with mkdir() for each part, free ports. Shared by run.js and the side tools (ab-cpu, ab-gc, profile).
+ */
+export function makeCtx(settings, log, parent = os.tmpdir()) {
+  const tmp = fs.mkdtempSync(path.join(parent, 'strait-bench-'));
   removeOnExit(tmp);
   let n = 0;
   const t0 = Date.now();
