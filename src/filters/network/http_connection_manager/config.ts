@@ -22,6 +22,8 @@ export interface HcmConfig {
   readonly routes: RouteLookup;
   readonly limits: ParseLimits;
   readonly acceptHttp10: boolean;
+  /** http_protocol_options.allow_absolute_url (Envoy's default: true): absolute-form targets. */
+  readonly allowAbsoluteUrl: boolean;
   readonly useRemoteAddress: boolean;
   readonly skipXffAppend: boolean;
   readonly generateRequestId: boolean;
@@ -121,7 +123,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   const underscores = common.headers_with_underscores_action ?? 'ALLOW';
   if (underscores !== 'ALLOW') errors.push({ path: `${path}.common_http_protocol_options.headers_with_underscores_action`, message: `${underscores} is not supported yet` });
   const h1 = (tc.http_protocol_options ?? {}) as Obj;
-  for (const f of ['allow_absolute_url', 'header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message', 'send_fully_qualified_url', 'allow_custom_methods'] as const) {
+  for (const f of ['header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message', 'send_fully_qualified_url', 'allow_custom_methods'] as const) {
     const v = h1[f];
     if (v !== undefined && v !== null && v !== false) errors.push({ path: `${path}.http_protocol_options.${f}`, message: 'is not supported yet' });
   }
@@ -146,6 +148,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
       maxHeaders: common.max_headers_count === undefined || common.max_headers_count === null ? DEFAULT_LIMITS.maxHeaders : Number(common.max_headers_count),
     }),
     acceptHttp10: h1.accept_http_10 === true,
+    allowAbsoluteUrl: h1.allow_absolute_url !== false,
     useRemoteAddress: tc.use_remote_address === true,
     skipXffAppend: tc.skip_xff_append === true,
     generateRequestId: tc.generate_request_id !== false,

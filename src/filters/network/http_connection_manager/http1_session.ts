@@ -13,6 +13,7 @@ import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPh
 import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
+import { originFormOf } from '../../../protocols/http1/absolute_form.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -1005,6 +1006,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   /** An allowed Upgrade (WebSocket): on 101 the two connections become a byte tunnel. */
   private upgrade = false;
+  /** The request came in absolute-form: `head.host` is the target's authority, not the Host field. */
+  private hostFromTarget = false;
   /** HTTP filters that acted on this request, told when it is over. */
   private notify: FilterDoneHook[] | null = null;
   private delayed = false;
@@ -1132,6 +1135,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.respExtraBytes = false;
     this.downCorked = false;
     this.upgrade = false;
+    this.hostFromTarget = false;
     this.notify = null;
     this.delayed = false;
     this.delayTimer = null;
@@ -1211,8 +1215,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.localReply(426, '', '');
       return;
     }
-    if (head.target[0] !== '/' && !(head.target === '*' && head.method === 'OPTIONS')) {
-      // Absolute-form (proxy requests) and authority-form (CONNECT) are not supported.
+    if (head.target[0] !== '/' && !(head.target === '*' && head.method === 'OPTIONS') && !this.toOriginForm(head)) {
+      // Authority-form (CONNECT) is not supported; other targets are malformed.
       this.forceClose = true;
       this.localReply(head.method === 'CONNECT' ? 403 : 400, '', '');
       return;
@@ -1231,6 +1235,21 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     // and routing keeps nothing of the view: the connection's own serves every request.
     if (this.session.filter.httpFilters === null) this.act(this.session.route(host, head));
     else this.startFiltered(host);
+  }
+
+  /**
+   * An absolute-form target (allow_absolute_url) rewritten in place to origin-form, its authority
+   * taking the place of Host for routing and for the upstream (RFC 9112 §3.2.2); false when the
+   * target is not one.
+   */
+  private toOriginForm(head: MessageHead): boolean {
+    const o = this.cfg.allowAbsoluteUrl && head.method !== 'CONNECT' ? originFormOf(head.target) : null;
+    if (o === null) return false;
+    const h = head as { target: string; host: string };
+    h.target = o.path;
+    h.host = o.authority;
+    this.hostFromTarget = true;
+    return true;
   }
 
   private startTrace(): void {
@@ -1408,6 +1427,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     dropNames.length = 0;
     let extra = '';
     if (a.hostRewrite) extra += `host: ${a.hostRewrite}\r\n`;
+    else if (this.hostFromTarget) extra += `host: ${head.host}\r\n`;
     else if (!head.host) extra += 'host: \r\n'; // HTTP/1.0 without Host: HTTP/1.1 upstreams require one
     if (cfg.useRemoteAddress && !cfg.skipXffAppend && this.session.remoteIp) {
       const prior = getAll(head, 'x-forwarded-for');
@@ -1450,7 +1470,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.upgrade) extra += 'connection: upgrade\r\n';
     reqKeepUpgrade = this.upgrade;
     reqDropExpect = !cfg.proxy100Continue;
-    reqDropHost = a.hostRewrite !== null;
+    reqDropHost = a.hostRewrite !== null || this.hostFromTarget;
     // `extra` is the last thing before the final CRLF, one byte per char (latin1): the id's
     // placeholder sits this far from the end, and is overwritten before the head is sent.
     const fromEnd = ridOff >= 0 ? 2 + extra.length - ridOff : 0;
