@@ -120,9 +120,11 @@ export class BodyFramer {
           break; // re-examine c as the first extension byte
         }
         case S.EXT:
+          // Chunk framing lines end in CRLF only (RFC 9112 §7.1; the bare-LF leniency of §2.2
+          // covers the start-line and header fields). The body is forwarded as received, and a
+          // recipient after us that ends these lines differently would frame the rest otherwise.
           if (c === 0x0d) this.state = S.SIZE_LF;
-          else if (c === 0x0a) this.endSizeLine();
-          else if (c < 0x20 && c !== 0x09) return BODY_ERROR;
+          else if (c < 0x20 && c !== 0x09) return BODY_ERROR; // a bare LF included
           else if (++this.lineBytes > this.maxLine) return BODY_ERROR;
           p++;
           break;
@@ -143,7 +145,6 @@ export class BodyFramer {
         case S.DATA_CR:
           // Each chunk's data must be followed by CRLF: anything else means the size lied.
           if (c === 0x0d) this.state = S.DATA_LF;
-          else if (c === 0x0a) this.nextChunk();
           else return BODY_ERROR;
           p++;
           break;
@@ -154,10 +155,8 @@ export class BodyFramer {
           break;
         case S.TRAILER_START:
           if (c === 0x0d) this.state = S.END_LF;
-          else if (c === 0x0a) {
-            this.mode = BodyMode.NONE;
-            return p + 1;
-          } else {
+          else if (c === 0x0a) return BODY_ERROR;
+          else {
             this.state = S.TRAILER;
             break; // the byte is part of a trailer field line
           }
@@ -166,7 +165,7 @@ export class BodyFramer {
         case S.TRAILER:
           if (++this.trailerBytes > this.maxTrailers) return BODY_ERROR;
           if (c === 0x0d) this.state = S.TRAILER_LF;
-          else if (c === 0x0a) this.state = S.TRAILER_START;
+          else if (c === 0x0a) return BODY_ERROR;
           p++;
           break;
         case S.TRAILER_LF:

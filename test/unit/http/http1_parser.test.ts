@@ -183,6 +183,14 @@ describe('body framer', () => {
     ['data longer than the size', '3\r\nabcd\r\n0\r\n\r\n'],
     ['huge size', 'fffffffffffffff\r\n'],
     ['control byte in extension', '3;\x01\r\nabc\r\n'],
+    // Chunk lines end in CRLF only: a bare LF is where framing of two recipients can part.
+    ['bare LF after the size', '3\nabc\r\n0\r\n\r\n'],
+    ['bare LF ending an extension', '3;a=b\nabc\r\n0\r\n\r\n'],
+    ['bare LF inside a quoted extension', '3;a="x\ny"\r\nabc\r\n0\r\n\r\n'],
+    ['bare LF after the data', '3\r\nabc\n0\r\n\r\n'],
+    ['bare LF ending the body', '0\r\n\n'],
+    ['bare LF ending a trailer', '0\r\nX-T: 1\n\r\n'],
+    ['bare CR after the size', '3\rabc\r\n'],
   ])('rejects %s', (_n, text) => {
     const f = new BodyFramer();
     f.reset(BodyMode.CHUNKED);
