@@ -1208,6 +1208,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    */
   start(): void {
     const head = this.head;
+    // Before the trace starts, so that it records the path and authority the request is routed by.
+    const targetOk = head.target[0] === '/' || (head.target === '*' && head.method === 'OPTIONS') || this.toOriginForm(head);
     if (this.session.filter.tracer !== null) this.startTrace();
     if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
       // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
@@ -1215,7 +1217,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.localReply(426, '', '');
       return;
     }
-    if (head.target[0] !== '/' && !(head.target === '*' && head.method === 'OPTIONS') && !this.toOriginForm(head)) {
+    if (!targetOk) {
       // Authority-form (CONNECT) is not supported; other targets are malformed.
       this.forceClose = true;
       this.localReply(head.method === 'CONNECT' ? 403 : 400, '', '');
