@@ -107,16 +107,18 @@ export type NativeH2EventsHandler = (count: number, objects: string[] | null, da
 /**
  * See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings, or the same
  * bytes as the first `byteLength` bytes of a Uint8Array (filled in place, no string built).
+ * `neverIndexed`: "name\0name..." of fields to send as HPACK never-indexed literals, as the
+ * previous hop sent them (RFC 7541 §7.1.3); left out when there are none.
  */
 export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
-  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array): boolean;
+  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
-  request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number): number;
+  request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
-  trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number): void;
+  trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(streamId: number, code: number): void;
   /** JavaScript has taken `bytes` of the stream's request body: the peer's window grows by that much. */
   consume(streamId: number, bytes: number): void;

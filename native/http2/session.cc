@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -143,8 +144,8 @@ nghttp2_mem kMem = {nullptr, MemMalloc, MemFree, MemCalloc, MemRealloc};
 // The trampolines: nghttp2 hands back the Session as user_data.
 struct Callbacks {
   static int BeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnBeginHeaders(f); }
-  static int Header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t, void* u) {
-    return static_cast<Session*>(u)->OnHeader(f, n, nl, v, vl);
+  static int Header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t flags, void* u) {
+    return static_cast<Session*>(u)->OnHeader(f, n, nl, v, vl, flags);
   }
   static int FrameRecv(nghttp2_session*, const nghttp2_frame* f, void* u) { return static_cast<Session*>(u)->OnFrameRecv(f); }
   static int DataChunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* d, size_t len, void* u) {
@@ -316,6 +317,7 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
     // Our streams exist since request(); each block (1xx, final response, trailers) starts afresh.
     if (Stream* s = StreamOf(f->hd.stream_id)) {
       s->hdr.clear();
+      s->never_in.clear();
       s->hdr_bytes = s->hdr_pairs = 0;
     }
     return 0;
@@ -336,7 +338,7 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
   return 0;
 }
 
-int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen) {
+int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags) {
   Stream* s = StreamOf(f->hd.stream_id);
   if (!s || s->rejected) return 0;
   // RFC 9113 §6.5.2 counts 32 bytes of overhead per field.
@@ -348,6 +350,7 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
     s->rejected = true;
     s->hdr.clear();
     s->hdr.shrink_to_fit();
+    s->never_in.clear();
     return 0;
   }
   if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
@@ -355,6 +358,12 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
   s->hdr.push_back('\0');
   s->hdr.append(reinterpret_cast<const char*>(value), valuelen);
   s->hdr.push_back('\0');
+  // The peer asked that this value never enter an HPACK table (a credential, say): remembered
+  // so that the next hop gets it the same way (RFC 7541 §7.1.3).
+  if (flags & NGHTTP2_NV_FLAG_NO_INDEX) {
+    s->never_in.append(reinterpret_cast<const char*>(name), namelen);
+    s->never_in.push_back('\0');
+  }
   return 0;
 }
 
@@ -391,6 +400,7 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
           napi_value str;
           size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
           napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+          PushNeverIndexed(s);
           if (!s->responded) {
             s->responded = true;
             PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
@@ -400,11 +410,13 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
           }
         }
         s->hdr.clear();
+        s->never_in.clear();
       } else if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         napi_value str;
         // No trailing NUL: JavaScript splits on it.
         size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
         napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+        PushNeverIndexed(s);
         PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
         s->hdr.clear();
       } else if (end) {
@@ -512,7 +524,7 @@ ssize_t Session::ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* fla
   if (s->pending() == 0) {
     if (s->eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (s->has_trailers && ParseFlat(s->trailers)) {
+      if (s->has_trailers && ParseFlat(s->trailers, &s->trailers_never)) {
         // Submitting trailers from inside the read callback is what nghttp2 documents for this.
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         nghttp2_submit_trailer(session_, id, nva_.data(), nva_.size());
@@ -564,6 +576,8 @@ void Session::Recycle(Stream* s) {
   else s->out.clear();
   s->out_off = 0;
   s->trailers.clear();
+  s->never_in.clear();
+  s->trailers_never.clear();
   s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = false;
   spare_.push_back(s);
 }
@@ -593,6 +607,15 @@ void Session::PushObj(int kind, int32_t id, napi_value payload) {
   ev_.push_back(static_cast<uint32_t>(kind));
   ev_.push_back(static_cast<uint32_t>(id));
   ev_.push_back(objs_len_++);
+}
+
+void Session::PushNeverIndexed(Stream* s) {
+  if (s->never_in.empty()) return;
+  napi_value str;
+  // No trailing NUL, as header lists.
+  napi_create_string_latin1(Env(), s->never_in.data(), s->never_in.size() - 1, &str);
+  PushObj(kEvNeverIndexed, s->id, str);
+  s->never_in.clear();
 }
 
 void Session::PushData(int32_t id, const uint8_t* data, size_t len) {
@@ -1007,7 +1030,21 @@ static bool UniquePerRequest(const char* n, size_t len) {
   }
 }
 
-bool Session::ParseFlat(std::string& s) {
+// Whether `never` ("name\0name...", last NUL optional) names the field `n`. Case-blind: a name
+// from a header object (node:http2's sensitiveHeaders list) may come in any case.
+static bool NamedIn(const std::string& never, const uint8_t* n, size_t len) {
+  size_t i = 0;
+  size_t end = never.size();
+  while (i < end) {
+    size_t e = never.find('\0', i);
+    if (e == std::string::npos) e = end;
+    if (e - i == len && strncasecmp(never.data() + i, reinterpret_cast<const char*>(n), len) == 0) return true;
+    i = e + 1;
+  }
+  return false;
+}
+
+bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
   size_t i = 0;
   size_t n = s.size();
@@ -1037,7 +1074,28 @@ bool Session::ParseFlat(std::string& s) {
     nva_.push_back(nv);
     i = ve + 1;
   }
+  // Every field of a name the previous hop sent never indexed goes never indexed: a name, not a
+  // position, is what survives the proxy's edits, and never indexed is only ever more cautious.
+  if (never && !never->empty()) {
+    for (nghttp2_nv& nv : nva_) {
+      if (NamedIn(*never, nv.name, nv.namelen)) nv.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    }
+  }
   return true;
+}
+
+// The optional never-indexed names argument at info[i] ("name\0name...", latin1) into `out`;
+// null when absent (most calls: nothing is read).
+static const std::string* NeverArg(const Napi::CallbackInfo& info, size_t i, std::string& out, const char* fn) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return nullptr;
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": neverIndexed must be a string of names");
+  napi_env env = info.Env();
+  size_t len = 0;
+  napi_get_value_string_latin1(env, info[i], nullptr, 0, &len);
+  out.resize(len + 1);
+  napi_get_value_string_latin1(env, info[i], &out[0], len + 1, &len);
+  out.resize(len);
+  return &out;
 }
 
 // Reads a latin1 string argument into scratch_ (one buffer reused for every call).
@@ -1070,9 +1128,11 @@ static bool FlatArg(const Napi::CallbackInfo& info, size_t i, size_t len_at, std
   return true;
 }
 
-// respond(streamId, "name\0value\0..." | bytes, pairs, endStream[, byteLength[, body]]) -> boolean (false: the stream is gone)
+// respond(streamId, "name\0value\0..." | bytes, pairs, endStream[, byteLength[, body[, neverIndexed]]]) -> boolean (false: the stream is gone)
 // `body`: the whole response body (endStream false): HEADERS, the body and END_STREAM from one
 // call, where a response known to be complete would otherwise take respond + data + data(end).
+// `neverIndexed`: "name\0name..." of fields to send as never-indexed literals (what the upstream
+// sent so, RFC 7541 §7.1.3), on top of UniquePerRequest's.
 Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.respond");
@@ -1083,9 +1143,10 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   bool whole = !body.IsUndefined();
   if (whole && (end || !body.IsTypedArray() || body.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
     throw Napi::TypeError::New(env, "H2Session.respond: body must be a Uint8Array, and endStream false with it");
+  const std::string* never = NeverArg(info, 6, never_scratch_, "H2Session.respond");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   // The pair count catches a NUL inside a name or value, which would shift every later pair.
-  if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respond: invalid header name or value");
+  if (!ParseFlat(scratch_, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respond: invalid header name or value");
   s->responded = true;
   if (whole) {
     Napi::Uint8Array b = body.As<Napi::Uint8Array>();
@@ -1106,7 +1167,7 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, rv == 0);
 }
 
-// request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength]) -> stream id (> 0), or a negative
+// request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength[, neverIndexed]]) -> stream id (> 0), or a negative
 // nghttp2 error (NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE once ids run out, ...; 0 when finished).
 // Client mode only. Past the peer's max_concurrent_streams nghttp2 holds the request until a
 // stream ends.
@@ -1116,8 +1177,9 @@ Napi::Value Session::Request(const Napi::CallbackInfo& info) {
   if (!FlatArg(info, 0, 3, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 1, "H2Session.request", "pairs", 1, INT32_MAX);
   bool end = info[2].ToBoolean();
+  const std::string* never = NeverArg(info, 4, never_scratch_, "H2Session.request");
   if (finished_ || closing_) return Napi::Number::New(env, 0);
-  if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.request: invalid header name or value");
+  if (!ParseFlat(scratch_, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.request: invalid header name or value");
   Stream* s = NewStream();
   s->eof = end;
   int32_t id;
@@ -1169,13 +1231,16 @@ Napi::Value Session::Data(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// trailers(streamId, "name\0value\0..." | bytes, pairs[, byteLength]): ends the body with these trailers (0 pairs = none).
+// trailers(streamId, "name\0value\0..." | bytes, pairs[, byteLength[, neverIndexed]]): ends the body with these trailers
+// (0 pairs = none); `neverIndexed` as respond()'s, kept until the trailers are submitted.
 Napi::Value Session::Trailers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.trailers");
   if (!info[1].IsString() && !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 2, "H2Session.trailers", "pairs", 0, INT32_MAX);
+  const std::string* never = NeverArg(info, 4, never_scratch_, "H2Session.trailers");
   if (!s || s->eof) return env.Undefined();
+  if (never) s->trailers_never = *never;
   if (!FlatArg(info, 1, 3, s->trailers) || !ParseFlat(s->trailers) || nva_.size() != static_cast<size_t>(pairs)) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, "H2Session.trailers: invalid header name or value");

@@ -40,6 +40,11 @@ enum EventKind {
   // Client mode only.
   kEvTrailers = 10,  // payload: index in objects of the response trailers' "name\0value\0..." (kEvEnd follows)
   kEvSettings = 11,  // the peer's SETTINGS arrived; payload: its max_concurrent_streams
+  // Both modes, only for a block that had any: the names of the fields the peer sent as HPACK
+  // "never indexed" literals, "name\0name..." (payload: index in objects), right before the
+  // kEvHeaders/kEvHeadersEnd/kEvTrailers event of that block. RFC 7541 §7.1.3: a proxy must send
+  // them on never indexed too, so JavaScript hands them back with the next hop's list.
+  kEvNeverIndexed = 12,
 };
 
 // Mirrors H2SessionEnd in src/protocols/http2/native_session.ts.
@@ -58,11 +63,13 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
     Stream* prev = nullptr;
     Stream* next = nullptr;
     std::string hdr;     // "name\0value\0" of the header block being received
+    std::string never_in;  // "name\0..." of its fields sent never indexed; empty for most blocks
     uint32_t hdr_bytes = 0;  // RFC 9113 size (name + value + 32 per field)
     uint32_t hdr_pairs = 0;
     std::string out;     // response bytes JavaScript gave that nghttp2 has not taken yet
     size_t out_off = 0;
     std::string trailers;  // "name\0value\0..." sent after the body; empty = none
+    std::string trailers_never;  // names of `trailers` to send never indexed; empty = none
     bool responded = false;  // server: JavaScript responded; client: the final response arrived
     bool eof = false;       // JavaScript ended the body
     bool has_trailers = false;
@@ -87,7 +94,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
 
   // nghttp2 callbacks (static trampolines in session.cc call these).
   int OnBeginHeaders(const nghttp2_frame* f);
-  int OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen);
+  int OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags);
   int OnFrameRecv(const nghttp2_frame* f);
   int OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t len);
   int OnStreamClose(int32_t id, uint32_t code);
@@ -125,7 +132,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Stream* StreamOf(int32_t id);
   Stream* StreamArg(const Napi::CallbackInfo& info, const char* fn);
   // Parses "name\0value\0..." into nva_ (names lowercased in place in `s`); false when malformed.
-  bool ParseFlat(std::string& s);
+  // Fields named in `never` ("name\0name...", from a kEvNeverIndexed event) go never indexed.
+  bool ParseFlat(std::string& s, const std::string* never = nullptr);
+  // Emits the block's never-indexed names (kEvNeverIndexed), if any, and forgets them.
+  void PushNeverIndexed(Stream* s);
   void FreeStream(Stream* s);
   Stream* NewStream();
   void Recycle(Stream* s);
@@ -195,6 +205,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   uint64_t rejected_total_ = 0;
   std::vector<nghttp2_nv> nva_;
   std::string scratch_;
+  std::string never_scratch_;  // a respond()/request() call's never-indexed names
   uint64_t streams_total_ = 0;
   Napi::FunctionReference on_events_;
   Napi::AsyncContext async_;

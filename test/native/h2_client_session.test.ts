@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
+import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
 import { b, MiB, sleep } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -159,6 +159,35 @@ describe('native HTTP/2 client session', () => {
       expect(never).not.toContain('x-n');
     }
     expect(c.openStreams).toBe(0);
+  });
+
+  it('sends never indexed the fields it is told to, and hands on those the server sent so', async () => {
+    // RFC 7541 §7.1.3, the proxy's upstream side: requestFlat's names (or an object's
+    // NEVER_INDEXED list) go never indexed; the response's and trailers' come back listed.
+    const seen: string[][] = [];
+    const { port } = await server((s, h) => {
+      seen.push((h as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? []);
+      s.respond({ ':status': 200, 'x-resp-secret': 'rs', 'x-resp-plain': 'rp', [http2.sensitiveHeaders]: ['x-resp-secret'] }, { waitForTrailers: true });
+      s.on('wantTrailers', () => s.sendTrailers({ 'x-trailer-secret': 'ts', 'x-trailer-plain': 'tp', [http2.sensitiveHeaders]: ['x-trailer-secret'] }));
+      s.end('ok');
+    });
+    const { c } = await dial(port);
+    const flat = new Rec(c);
+    flat.id = c.requestFlat(':method\x00GET\x00:scheme\x00http\x00:authority\x00x\x00:path\x00/f\x00x-api-key\x00k\x00x-plain\x00p\x00', 6, true, flat, 'x-api-key');
+    const obj = new Rec(c);
+    obj.id = c.request(setNeverIndexed({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/o', 'x-other': 'o', 'x-plain': 'p' }, 'x-other'), true, obj);
+    await until(() => flat.closeCode !== undefined && obj.closeCode !== undefined);
+    expect(seen[0]).toContain('x-api-key');
+    expect(seen[0]).not.toContain('x-plain');
+    expect(seen[1]).toContain('x-other');
+    expect(seen[1]).not.toContain('x-plain');
+    for (const r of [flat, obj]) {
+      expect(r.body.toString()).toBe('ok');
+      expect(r.headers!['x-resp-secret']).toBe('rs');
+      expect((r.headers as Record<symbol, string[]>)[NEVER_INDEXED]).toEqual(['x-resp-secret']);
+      expect(r.trailers!['x-trailer-secret']).toBe('ts');
+      expect((r.trailers as Record<symbol, string[]>)[NEVER_INDEXED]).toEqual(['x-trailer-secret']);
+    }
   });
 
   it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {

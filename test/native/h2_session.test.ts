@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { H2SessionEnd, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { b, KiB, MiB, nativeH2Server, sha256, sleep, until, type NativeH2TestServer } from './helpers.js';
 
 type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean) => void;
@@ -126,6 +126,57 @@ describe('native HTTP/2 session', () => {
       expect(never).toEqual(expect.arrayContaining(['x-request-id', 'grpc-timeout']));
       expect(never).not.toContain('x-kept');
     });
+  });
+
+  it('hands on which fields the client sent never indexed, and sends never indexed what it is told to', async () => {
+    // RFC 7541 §7.1.3: a proxy must forward a never-indexed field never indexed. The names come
+    // with the request (object: under NEVER_INDEXED; flat: an extra argument, only when there are
+    // any) and go back with respond() and the trailers.
+    const got: Array<string[] | string | undefined> = [];
+    const srv = serve((s, h) => {
+      got.push((h as Record<symbol, string[]>)[NEVER_INDEXED]);
+      const head: H2Headers = { ':status': '200', 'x-resp-secret': 'rs', 'x-resp-plain': 'rp' };
+      const trailers: H2Headers = { 'x-trailer-secret': 'ts', 'x-trailer-plain': 'tp' };
+      if (h[':path'] === '/secret') {
+        setNeverIndexed(head, 'x-resp-secret');
+        setNeverIndexed(trailers, 'x-trailer-secret');
+      }
+      s.respond(head, { endStream: false, waitForTrailers: true });
+      s.on('wantTrailers', () => s.sendTrailers(trailers));
+      s.end(Buffer.from('ok'));
+    });
+    const c = client(srv.port);
+    const secret = await ask(c, { ':path': '/secret', 'x-api-key': 'k', 'x-plain': 'p', [http2.sensitiveHeaders]: ['x-api-key'] }, null);
+    const plain = await ask(c, { ':path': '/plain', 'x-api-key': 'k', 'x-plain': 'p' }, null);
+    expect(got[0]).toEqual(['x-api-key']);
+    // A request without any: no list at all.
+    expect(got[1]).toBeUndefined();
+    const never = (h: object | null) => (h as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? [];
+    expect(secret.headers['x-resp-secret']).toBe('rs');
+    expect(never(secret.headers)).toContain('x-resp-secret');
+    expect(never(secret.headers)).not.toContain('x-resp-plain');
+    expect(secret.trailers?.['x-trailer-secret']).toBe('ts');
+    expect(never(secret.trailers)).toContain('x-trailer-secret');
+    expect(never(secret.trailers)).not.toContain('x-trailer-plain');
+    expect(never(plain.headers)).not.toContain('x-resp-secret');
+    expect(never(plain.trailers)).not.toContain('x-trailer-secret');
+
+    // The flat forms: the names as onStreamFlat's extra argument, back through respondFlatString.
+    const flat: Array<string | undefined> = [];
+    const srv2 = nativeH2Server({
+      onStreamFlat(s, _f, _end, neverIndexed?: string) {
+        flat.push(neverIndexed);
+        s.respondFlatString(':status\x00200\x00x-resp-secret\x00rs\x00x-resp-plain\x00rp\x00', 3, { endStream: true }, neverIndexed === undefined ? undefined : 'x-resp-secret');
+      },
+    });
+    cleanups.push(() => srv2.close());
+    const c2 = client(srv2.port);
+    const f1 = await ask(c2, { ':path': '/f', 'x-api-key': 'k', 'x-other': 'o', 'x-plain': 'p', [http2.sensitiveHeaders]: ['x-api-key', 'x-other'] }, null);
+    const f2 = await ask(c2, { ':path': '/f' }, null);
+    expect(flat).toEqual(['x-api-key\x00x-other', undefined]);
+    expect(never(f1.headers)).toContain('x-resp-secret');
+    expect(never(f1.headers)).not.toContain('x-resp-plain');
+    expect(never(f2.headers)).not.toContain('x-resp-secret');
   });
 
   it('holds at most one stream window of a request body while the reader is paused', async () => {

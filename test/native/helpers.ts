@@ -40,7 +40,7 @@ export interface NativeH2TestServer {
 export function nativeH2Server(
   on: {
     onStream?: (s: NativeH2Stream, h: H2Headers, endStream: boolean, conn: NativeH2Connection) => void;
-    onStreamFlat?: (s: NativeH2Stream, flat: string, endStream: boolean) => void;
+    onStreamFlat?: (s: NativeH2Stream, flat: string, endStream: boolean, neverIndexed?: string) => void;
   },
   settings: Partial<NativeH2Settings> = {},
 ): NativeH2TestServer {

@@ -5,6 +5,7 @@
  * manager uses (respond, write, end, trailers, close, pause/resume, data/end/close handlers),
  * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
  */
+import http2 from 'node:http2';
 import { native, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { enterBatch, leaveBatch } from '../http1/clock.js';
@@ -26,6 +27,11 @@ export const H2Event = {
   TRAILERS: 10,
   /** Client mode: the peer's SETTINGS; payload its max_concurrent_streams. */
   SETTINGS: 11,
+  /**
+   * Right before a HEADERS, HEADERS_END or TRAILERS event whose block had fields sent as HPACK
+   * never-indexed literals: their names, "name\0name..." (payload: index in objects).
+   */
+  NEVER_INDEXED: 12,
 } as const;
 
 /** Why a session ended; mirrors SessionEndReason in native/http2/session.h. */
@@ -49,6 +55,26 @@ const CANCEL = 8;
 /** Header values by lowercase name, as node:http2 builds them (set-cookie an array, cookie joined with "; "). */
 export type H2Headers = Record<string, string | string[] | undefined>;
 
+/**
+ * Where a header object lists its never-indexed names (RFC 7541 §7.1.3): node:http2's symbol,
+ * which it fills on what it receives and honours on what it sends. Objects from and to the addon
+ * use it too; flat lists carry the names beside them as "name\0name..." instead.
+ */
+export const NEVER_INDEXED = http2.sensitiveHeaders;
+type Sensitive = { [NEVER_INDEXED]?: string[] };
+
+/** The names `h` lists as never indexed, in the addon's form; undefined when none. */
+export function neverIndexedOf(h: H2Headers): string | undefined {
+  const a = (h as Sensitive)[NEVER_INDEXED];
+  return a !== undefined && a.length > 0 ? a.join('\0') : undefined;
+}
+
+/** Lists the addon's never-indexed `names` ("name\0name...") on `h`, as node:http2 would. */
+export function setNeverIndexed(h: H2Headers, names: string): H2Headers {
+  (h as Sensitive)[NEVER_INDEXED] = names.split('\0');
+  return h;
+}
+
 /** What a connection tells its owner. */
 export interface NativeH2Handlers {
   /** A new request; `endStream`: its HEADERS frame ended it (no body follows). */
@@ -57,8 +83,10 @@ export interface NativeH2Handlers {
    * Optional, in place of onStream: the request's list as the addon delivers it,
    * "name\0value\0..." (names lower-case, pseudo-headers first, no trailing NUL), for an owner
    * that reads the few fields it needs from it and builds the object only when asked (headerObject).
+   * `neverIndexed`: the names the client sent never indexed, only when there are any (onStream
+   * finds them on the object under NEVER_INDEXED).
    */
-  onStreamFlat?(stream: NativeH2Stream, flat: string, endStream: boolean): void;
+  onStreamFlat?(stream: NativeH2Stream, flat: string, endStream: boolean, neverIndexed?: string): void;
   /** No byte moved either way for the idle timeout (repeats while idle). */
   onIdle(): void;
   /** The connection is gone; every stream has had its close handler called already. */
@@ -199,8 +227,11 @@ export function flatGet(s: string, name: string, pseudo = false): string | strin
   return out;
 }
 
-/** The header object of a "name\0value\0..." string from the addon (no trailing NUL). */
-export function headerObject(s: string): H2Headers {
+/**
+ * The header object of a "name\0value\0..." string from the addon (no trailing NUL), with
+ * `neverIndexed` ("name\0name...", from a NEVER_INDEXED event) listed under NEVER_INDEXED.
+ */
+export function headerObject(s: string, neverIndexed?: string): H2Headers {
   const o = new HeaderBag();
   const n = s.length;
   let i = 0;
@@ -217,6 +248,7 @@ export function headerObject(s: string): H2Headers {
     else if (Array.isArray(prev)) prev.push(v);
     else o[k] = `${prev}${k === 'cookie' ? '; ' : ', '}${v}`;
   }
+  if (neverIndexed !== undefined) setNeverIndexed(o, neverIndexed);
   return o;
 }
 
@@ -291,10 +323,13 @@ export class NativeH2Stream {
     return end;
   }
 
+  /** Fields listed under NEVER_INDEXED go out as never-indexed literals. */
   respond(headers: H2Headers, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
     const end = this.startResponse(opts);
     const flat = flatten(headers, true);
-    this.session.h.respond(this.id, flat, flatPairs, end);
+    const never = neverIndexedOf(headers);
+    if (never === undefined) this.session.h.respond(this.id, flat, flatPairs, end);
+    else this.session.h.respond(this.id, flat, flatPairs, end, undefined, undefined, never);
   }
 
   /**
@@ -316,10 +351,14 @@ export class NativeH2Stream {
     this.session.h.respond(this.id, w.buf, w.pairs, false, w.len, body);
   }
 
-  /** respondFlat() with the list as a flat string ("name\0value\0...", `date` included) and its pair count. */
-  respondFlatString(flat: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+  /**
+   * respondFlat() with the list as a flat string ("name\0value\0...", `date` included) and its pair
+   * count; `neverIndexed` ("name\0name...") as the upstream sent them, when it did.
+   */
+  respondFlatString(flat: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }, neverIndexed?: string): void {
     const end = this.startResponse(opts);
-    this.session.h.respond(this.id, flat, pairs, end);
+    if (neverIndexed === undefined) this.session.h.respond(this.id, flat, pairs, end);
+    else this.session.h.respond(this.id, flat, pairs, end, undefined, undefined, neverIndexed);
   }
 
   /** false: the stream holds its high-water mark; 'drain' follows. */
@@ -343,11 +382,14 @@ export class NativeH2Stream {
     h.data(this.id, chunk?.length ? chunk : null, true);
   }
 
+  /** Fields listed under NEVER_INDEXED go out as never-indexed literals. */
   sendTrailers(t: H2Headers): void {
     if (this.closed || this.trailersSent) return;
     this.trailersSent = true;
     const flat = flatten(t, false);
-    this.session.h.trailers(this.id, flat, flatPairs);
+    const never = neverIndexedOf(t);
+    if (never === undefined) this.session.h.trailers(this.id, flat, flatPairs);
+    else this.session.h.trailers(this.id, flat, flatPairs, undefined, never);
   }
 
   /** sendTrailers() with the list already flat ("name\0value\0...") and its pair count (0: none). */
@@ -357,11 +399,15 @@ export class NativeH2Stream {
     this.session.h.trailers(this.id, flat, pairs);
   }
 
-  /** sendTrailersFlat() with the list written into `w` (its bytes are copied during the call). */
-  sendTrailersBytes(w: FlatWriter): void {
+  /**
+   * sendTrailersFlat() with the list written into `w` (its bytes are copied during the call);
+   * `neverIndexed` ("name\0name...") as the upstream sent them, when it did.
+   */
+  sendTrailersBytes(w: FlatWriter, neverIndexed?: string): void {
     if (this.closed || this.trailersSent) return;
     this.trailersSent = true;
-    this.session.h.trailers(this.id, w.buf, w.pairs, w.len);
+    if (neverIndexed === undefined) this.session.h.trailers(this.id, w.buf, w.pairs, w.len);
+    else this.session.h.trailers(this.id, w.buf, w.pairs, w.len, neverIndexed);
   }
 
   /** RST_STREAM with `code` (NO_ERROR by default). The close handler runs once it is sent. */
@@ -455,6 +501,8 @@ export class NativeH2Connection {
   readonly socket: object = {};
   private ended = false;
   private closing = false;
+  /** A NEVER_INDEXED event's names, for the HEADERS event right after it. */
+  private never: string | undefined = undefined;
 
   constructor(
     fd: number,
@@ -525,7 +573,7 @@ export class NativeH2Connection {
           off += p;
           if (s && s.data(d)) ev[i + 2] = 0;
         } else {
-          this.dispatch(kind, ev[i + 1]!, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END ? objs![p]! : p);
+          this.dispatch(kind, ev[i + 1]!, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
         }
       } catch (err) {
         // A handler's bug costs its stream, never the rest of the batch (other streams' events)
@@ -539,13 +587,18 @@ export class NativeH2Connection {
 
   private dispatch(kind: number, id: number, payload: string | number): void {
     switch (kind) {
+      case H2Event.NEVER_INDEXED:
+        this.never = payload as string;
+        break;
       case H2Event.HEADERS:
       case H2Event.HEADERS_END: {
         const s = new NativeH2Stream(this, id);
         this.streams.set(id, s);
         const hs = this.handlers;
-        if (hs.onStreamFlat !== undefined) hs.onStreamFlat(s, payload as string, kind === H2Event.HEADERS_END);
-        else hs.onStream(s, headerObject(payload as string), kind === H2Event.HEADERS_END);
+        const never = this.never;
+        if (never !== undefined) this.never = undefined;
+        if (hs.onStreamFlat !== undefined) hs.onStreamFlat(s, payload as string, kind === H2Event.HEADERS_END, never);
+        else hs.onStream(s, headerObject(payload as string, never), kind === H2Event.HEADERS_END);
         break;
       }
       case H2Event.END:
@@ -599,13 +652,17 @@ export class NativeH2Connection {
 export interface NativeH2ClientStreamUser {
   /** The final response head (1xx answers never reach here); `endStream`: no body follows. */
   h2Headers(headers: H2Headers, endStream: boolean): void;
-  /** Optional, in place of h2Headers: the head as the addon's flat list (`:status` first, no trailing NUL). */
-  h2HeadersFlat?(flat: string, endStream: boolean): void;
+  /**
+   * Optional, in place of h2Headers: the head as the addon's flat list (`:status` first, no
+   * trailing NUL); `neverIndexed` ("name\0name...") only when the peer sent any field so (h2Headers
+   * finds them on the object under NEVER_INDEXED).
+   */
+  h2HeadersFlat?(flat: string, endStream: boolean, neverIndexed?: string): void;
   /** true: held, not taken; the owner calls `h.consume(id, d.length)` when it takes it. */
   h2Data(d: Buffer): boolean;
   h2Trailers(t: H2Headers): void;
-  /** Optional, in place of h2Trailers: the trailers as the addon's flat list (no trailing NUL). */
-  h2TrailersFlat?(flat: string): void;
+  /** Optional, in place of h2Trailers: the trailers as the addon's flat list (no trailing NUL); `neverIndexed` as h2HeadersFlat's. */
+  h2TrailersFlat?(flat: string, neverIndexed?: string): void;
   /** The response ended (after its last DATA or its trailers). */
   h2End(): void;
   /** The stream is gone: 0 once both sides ended cleanly, else the RST_STREAM code. Last call. */
@@ -642,6 +699,8 @@ export class NativeH2ClientConnection {
   private readonly ev = new Uint32Array(EVENT_SLOTS);
   private ended = false;
   private closing = false;
+  /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
+  private never: string | undefined = undefined;
 
   constructor(
     fd: number,
@@ -666,20 +725,27 @@ export class NativeH2ClientConnection {
     this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh) => this.onEvents(n, objs, data, fresh));
   }
 
-  /** Opens a stream for `user`; its id, or 0 when the connection takes no new stream. */
+  /**
+   * Opens a stream for `user`; its id, or 0 when the connection takes no new stream. Fields listed
+   * under NEVER_INDEXED go out as never-indexed literals.
+   */
   request(headers: H2Headers, endStream: boolean, user: NativeH2ClientStreamUser): number {
     if (this.ended || this.closing) return 0;
     const flat = flatten(headers, false);
-    const id = this.h.request(flat, flatPairs, endStream);
+    const never = neverIndexedOf(headers);
+    const id = never === undefined ? this.h.request(flat, flatPairs, endStream) : this.h.request(flat, flatPairs, endStream, undefined, never);
     if (id <= 0) return 0;
     this.streams.set(id, user);
     return id;
   }
 
-  /** request() with the list already flat ("name\0value\0...", pseudo-headers first) and its pair count. */
-  requestFlat(flat: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser): number {
+  /**
+   * request() with the list already flat ("name\0value\0...", pseudo-headers first) and its pair
+   * count; `neverIndexed` ("name\0name...") as the downstream sent them, when it did.
+   */
+  requestFlat(flat: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
     if (this.ended || this.closing) return 0;
-    const id = this.h.request(flat, pairs, endStream);
+    const id = neverIndexed === undefined ? this.h.request(flat, pairs, endStream) : this.h.request(flat, pairs, endStream, undefined, neverIndexed);
     if (id <= 0) return 0;
     this.streams.set(id, user);
     return id;
@@ -730,7 +796,7 @@ export class NativeH2ClientConnection {
           const u = this.streams.get(id);
           if (u && u.h2Data(d)) ev[i + 2] = 0;
         } else {
-          this.dispatch(kind, id, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS ? objs![p]! : p);
+          this.dispatch(kind, id, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS || kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
         }
       } catch (err) {
         // As on the server side: a handler's bug costs its stream only.
@@ -742,19 +808,26 @@ export class NativeH2ClientConnection {
 
   private dispatch(kind: number, id: number, payload: string | number): void {
     switch (kind) {
+      case H2Event.NEVER_INDEXED:
+        this.never = payload as string;
+        break;
       case H2Event.HEADERS:
       case H2Event.HEADERS_END: {
+        const never = this.never;
+        if (never !== undefined) this.never = undefined;
         const u = this.streams.get(id);
         if (u === undefined) break;
-        if (u.h2HeadersFlat !== undefined) u.h2HeadersFlat(payload as string, kind === H2Event.HEADERS_END);
-        else u.h2Headers(headerObject(payload as string), kind === H2Event.HEADERS_END);
+        if (u.h2HeadersFlat !== undefined) u.h2HeadersFlat(payload as string, kind === H2Event.HEADERS_END, never);
+        else u.h2Headers(headerObject(payload as string, never), kind === H2Event.HEADERS_END);
         break;
       }
       case H2Event.TRAILERS: {
+        const never = this.never;
+        if (never !== undefined) this.never = undefined;
         const u = this.streams.get(id);
         if (u === undefined) break;
-        if (u.h2TrailersFlat !== undefined) u.h2TrailersFlat(payload as string);
-        else u.h2Trailers(headerObject(payload as string));
+        if (u.h2TrailersFlat !== undefined) u.h2TrailersFlat(payload as string, never);
+        else u.h2Trailers(headerObject(payload as string, never));
         break;
       }
       case H2Event.END:

@@ -28,7 +28,7 @@ import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
-import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
+import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
@@ -238,11 +238,13 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   };
   const handlers: NativeH2Handlers = {
     onStream(stream, headers, endStream) {
-      handlers.onStreamFlat!(stream, flatOf(headers, false)[0].slice(0, -1), endStream);
+      handlers.onStreamFlat!(stream, flatOf(headers, false)[0].slice(0, -1), endStream, neverIndexedOf(headers));
     },
-    onStreamFlat(stream, flat, endStream) {
+    onStreamFlat(stream, flat, endStream, neverIndexed) {
       try {
-        new H2Exchange(filter, stream, null, flat).start(endStream);
+        const ex = new H2Exchange(filter, stream, null, flat);
+        if (neverIndexed !== undefined) ex.requestNeverIndexedIs(neverIndexed);
+        ex.start(endStream);
       } catch (err) {
         // A bug must cost this stream, never the process.
         log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
@@ -285,9 +287,9 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
 /**
  * The state of an exchange that only some requests use: tracing, an access log, the HTTP filters'
  * done hooks and fault delay, the buffer filter's hold, retries (backoff, per-try timeout, the
- * max_retries slot), hedging and mirroring. An exchange is allocated per request and every field
- * of it initialized and then scavenged: these 18 live here, allocated on first use, and the
- * common exchange holds one null in their place (gRPC unary: 6% fewer bytes allocated per
+ * max_retries slot), hedging, mirroring and never-indexed fields. An exchange is allocated per
+ * request and every field of it initialized and then scavenged: these 20 live here, allocated on
+ * first use, and the common exchange holds one null in their place (gRPC unary: 6% fewer bytes allocated per
  * request, see perf-reports/2026-12-04-h2-exchange-alloc.md).
  */
 class H2ExchangeMore {
@@ -318,6 +320,12 @@ class H2ExchangeMore {
   /** On hedging routes: the current try's relay, and tries left running past their per-try timeout. */
   relay: TryRelay | null = null;
   hedged: TryRelay[] | null = null;
+  /**
+   * Names the client sent in the request, and an HTTP/2 upstream in its trailers, as HPACK
+   * never-indexed literals ("name\0name..."): the next hop must get them so too (RFC 7541 §7.1.3).
+   */
+  rqNever: string | undefined = undefined;
+  trNever: string | undefined = undefined;
 }
 
 /** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
@@ -423,6 +431,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       this.rqHost = first(h.host);
       this.rqContentType = first(h['content-type']);
       this.rqGrpcTimeout = first(h['grpc-timeout']);
+      // node:http2 lists what arrived never indexed on every header object (mostly none).
+      const never = neverIndexedOf(h);
+      if (never !== undefined) this.more.rqNever = never;
     }
     this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
     if (filter.accessLog) this.more.startMs = Date.now();
@@ -431,6 +442,17 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The rarely used state, allocated on first use. */
   private get more(): H2ExchangeMore {
     return (this.x ??= new H2ExchangeMore());
+  }
+
+  /** A native stream's request had these fields never indexed ("name\0name..."); before start(). */
+  requestNeverIndexedIs(names: string): void {
+    this.more.rqNever = names;
+  }
+
+  /** TryEvents: the request's never-indexed names, for a try of the flat request. */
+  get requestNeverIndexed(): string | undefined {
+    const x = this.x;
+    return x !== null ? x.rqNever : undefined;
   }
 
   // Reads of the rarely used state (writes go through `more`, or `x` when only clearing).
@@ -686,8 +708,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const m = this.action?.mirrors;
     const up = this.upReq;
     if (!m || this.x?.mirrored || !this.requestDone || this.bodyOverflow || !up) return;
-    this.more.mirrored = true;
-    sendMirrors(this.filter, m, up instanceof FlatRequest ? up.object() : up, this.body);
+    const x = this.more;
+    x.mirrored = true;
+    let h: HeaderObject;
+    if (up instanceof FlatRequest) {
+      h = up.object();
+      if (x.rqNever !== undefined) setNeverIndexed(h, x.rqNever);
+    } else h = up;
+    sendMirrors(this.filter, m, h, this.body);
   }
 
   private location(a: RedirectAction, route: HttpRoute, host: string, target: string): string {
@@ -727,6 +755,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     const e = this.upstreamEdits(a, route, method, path, host);
     const out = upstreamObject(h, e, drop);
+    const never = this.requestNeverIndexed;
+    if (never !== undefined) setNeverIndexed(out, never);
     this.requestId = e.requestId;
     this.trace?.upstreamHeaderObject(this.cluster!.name, this.requestId, out);
     if (add) {
@@ -1171,11 +1201,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    * upstream's list is copied in runs with onResponse's edits (h2ResponseFlatOf); the same cases
    * as onH1ResponseHead take the object path.
    */
-  onH2ResponseFlat(status: number, flat: string, endStream: boolean): void {
+  onH2ResponseFlat(status: number, flat: string, endStream: boolean, neverIndexed?: string): void {
     if (this.finished) return;
     const stream = this.flatResponseStream();
     if (stream === null) {
-      this.onResponse(status, headerObject(flat), endStream);
+      this.onResponse(status, headerObject(flat, neverIndexed), endStream);
       return;
     }
     const g = endStream ? flatGet(flat, 'grpc-status') : undefined;
@@ -1184,7 +1214,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const out = h2ResponseFlatOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     this.sendsTrailers = !endStream;
     try {
-      stream.respondFlatString(out, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers });
+      stream.respondFlatString(out, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
     } catch {
       this.abortTry();
       this.finish();
@@ -1241,6 +1271,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.onEnd(trailers);
   }
 
+  onTrailersNeverIndexed(names: string): void {
+    this.more.trNever = names;
+  }
+
   onEnd(trailers: HeaderObject | string | null): void {
     if (this.finished) return;
     if (!this.sendsTrailers) {
@@ -1259,21 +1293,26 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   sendTrailers(): void {
     const tr = this.trailers;
     const stream = this.stream;
+    const x = this.x;
+    const never = x !== null ? x.trNever : undefined;
     if (typeof tr === 'string' && stream instanceof NativeH2Stream) {
       try {
-        stream.sendTrailersBytes(writeTrailersFlat(FLAT, tr));
+        stream.sendTrailersBytes(writeTrailersFlat(FLAT, tr), never);
       } catch {
         stream.close();
       }
       return;
     }
-    const src = typeof tr === 'string' ? headerObject(tr) : tr;
+    const src = typeof tr === 'string' ? headerObject(tr, never) : tr;
     const t: HeaderObject = {};
     if (src) {
       for (const k in src) {
         const v = src[k];
         if (k[0] !== ':' && v !== undefined && !H2_FORBIDDEN.has(k)) t[k] = v;
       }
+      // Never-indexed names ride along (node:http2's own objects list them too).
+      const names = neverIndexedOf(src);
+      if (names !== undefined) setNeverIndexed(t, names);
     }
     try {
       this.stream.sendTrailers(t);

@@ -7,7 +7,7 @@ import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
-import { flatGet, headerObject, NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
+import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
@@ -129,12 +129,22 @@ export interface TryEvents {
   /**
    * Optional: a native HTTP/2 upstream's final response head as the addon's flat list
    * ("name\0value\0...", `:status` first, no trailing NUL). Without it, onResponse gets its object.
+   * `neverIndexed`: the names the upstream sent as never-indexed literals ("name\0name..."), only
+   * when it sent any; header objects list them under NEVER_INDEXED (native_session.ts).
    */
-  onH2ResponseFlat?(status: number, flat: string, endStream: boolean): void;
+  onH2ResponseFlat?(status: number, flat: string, endStream: boolean, neverIndexed?: string): void;
   onData(chunk: Buffer): void;
   onEnd(trailers: HeaderObject | null): void;
   /** Optional: the response ended with trailers from a native HTTP/2 upstream, as the addon's flat list. Without it, onEnd gets their object. */
   onEndFlat?(trailers: string): void;
+  /** With onEndFlat: the never-indexed names of the trailers onEndFlat will bring, before it and only when there are any. */
+  onTrailersNeverIndexed?(names: string): void;
+  /**
+   * The names the downstream sent never indexed ("name\0name..."), for an HTTP/2 try of a
+   * FlatRequest to send them so again (RFC 7541 §7.1.3); undefined when none. A header object
+   * carries its own, under NEVER_INDEXED.
+   */
+  readonly requestNeverIndexed?: string | undefined;
   /** No response (or an unusable one) came; before onResponse only. */
   onFailure(kind: TryFailureKind): void;
   /** The response broke off after onResponse. */
@@ -283,7 +293,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     this.pending = null;
     let s: TryStream;
     try {
-      s = requestStream(session, headers instanceof FlatRequest ? headers.object() : headers, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
+      let h: HeaderObject;
+      if (headers instanceof FlatRequest) {
+        h = headers.object();
+        const never = this.ev.requestNeverIndexed;
+        if (never !== undefined) setNeverIndexed(h, never);
+      } else h = headers;
+      s = requestStream(session, h, this.requestEnded && pending === null ? REQ_END : REQ_OPEN) as TryStream;
     } catch {
       this.pools.released(this.host, session);
       this.done = true;
@@ -315,7 +331,7 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     const endNow = this.requestEnded && pending === null;
     let id: number;
     try {
-      id = headers instanceof FlatRequest ? c.requestFlat(headers.flat, headers.pairs, endNow, this) : c.request(headers as H2Headers, endNow, this);
+      id = headers instanceof FlatRequest ? c.requestFlat(headers.flat, headers.pairs, endNow, this, this.ev.requestNeverIndexed) : c.request(headers as H2Headers, endNow, this);
     } catch {
       // A header value the addon refuses (CR/LF, NUL): as node:http2's request() throwing.
       this.pools.released(this.host, c);
@@ -355,13 +371,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   }
 
   /** @internal NativeH2ClientStreamUser: the head as the addon delivers it, handed on flat when the owner takes it so. */
-  h2HeadersFlat(flat: string, endStream: boolean): void {
+  h2HeadersFlat(flat: string, endStream: boolean, neverIndexed?: string): void {
     if (this.done) return;
     this.responded = true;
     const status = Number(flatGet(flat, ':status', true));
     const ev = this.ev;
-    if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream);
-    else ev.onResponse(status, headerObject(flat) as HeaderObject, endStream);
+    if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream, neverIndexed);
+    else ev.onResponse(status, headerObject(flat, neverIndexed) as HeaderObject, endStream);
     if (endStream) this.h2End();
   }
 
@@ -383,9 +399,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   }
 
   /** @internal NativeH2ClientStreamUser */
-  h2TrailersFlat(flat: string): void {
-    if (this.ev.onEndFlat !== undefined) this.trailersFlat = flat;
-    else this.trailers = headerObject(flat) as HeaderObject;
+  h2TrailersFlat(flat: string, neverIndexed?: string): void {
+    const ev = this.ev;
+    if (ev.onEndFlat !== undefined) {
+      this.trailersFlat = flat;
+      // Told now rather than kept here: a field on every try for what few responses have.
+      if (neverIndexed !== undefined && !this.done) ev.onTrailersNeverIndexed?.(neverIndexed);
+    } else this.trailers = headerObject(flat, neverIndexed) as HeaderObject;
   }
 
   /** @internal NativeH2ClientStreamUser */
@@ -826,6 +846,10 @@ export class TryRelay implements TryEvents {
     readonly host: Host,
     readonly t0: number,
   ) {}
+
+  get requestNeverIndexed(): string | undefined {
+    return this.owner.requestNeverIndexed;
+  }
 
   onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
     if (this.parked) {
