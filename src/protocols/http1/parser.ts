@@ -12,7 +12,7 @@ import { log } from '../../log.js';
 import { loadNative } from '../../native.js';
 import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse, type ParseLimits, type ParseResult } from './decoder.js';
 import { nativeHeadParser, type HeadParser } from './native_head.js';
-import { F, type MessageHead } from './types.js';
+import { F, HeadStatus, HeaderKind, type MessageHead } from './types.js';
 
 /** The head of `r` moved to a Buffer of its own (the TypeScript parser's owned parse). */
 function own(r: ParseResult): ParseResult {
@@ -62,8 +62,8 @@ export function parseRequestHead(buf: Buffer, off: number, end: number, limits: 
 }
 
 export function parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
-  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return tsResponse(buf, off, end, limits);
-  return chosen.parser.parseResponseHead(buf, off, end, limits);
+  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return bodylessFraming(tsResponse(buf, off, end, limits));
+  return bodylessFraming(chosen.parser.parseResponseHead(buf, off, end, limits));
 }
 
 /**
@@ -81,6 +81,36 @@ export function parseRequestHeadOwned(buf: Buffer, off: number, end: number, lim
  * instead of making a new one (the TypeScript parser ignores it).
  */
 export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS, into: MessageHead | null = null): ParseResult {
-  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return own(tsResponse(buf, off, end, limits));
-  return chosen.parser.parseResponseHeadOwned(buf, off, end, limits, into);
+  if (limits.maxHeaders > NATIVE_MAX_HEADERS) return bodylessFraming(own(tsResponse(buf, off, end, limits)));
+  return bodylessFraming(chosen.parser.parseResponseHeadOwned(buf, off, end, limits, into));
+}
+
+/**
+ * A 1xx or 204 response never has a body (RFC 9112 §6.3), and its sender must not frame one
+ * (RFC 9110 §8.6, RFC 9112 §6.1). One that does disagrees with this proxy about where the next
+ * response on the connection starts, so, as Envoy's HTTP/1 codec does: Transfer-Encoding or a
+ * non-zero Content-Length makes the head malformed (an upstream protocol error, 502), and a
+ * `Content-Length: 0`, which widely used servers send, is dropped rather than passed on. Other
+ * statuses cost one comparison; 304 keeps its Content-Length (the selected representation's).
+ */
+function bodylessFraming(r: ParseResult): ParseResult {
+  if (typeof r === 'number' || (r.status >= 200 && r.status !== 204)) return r;
+  if (r.contentLength > 0) return HeadStatus.MALFORMED;
+  const f = r.fields;
+  let cl = false;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    const kind = f[i + F.KIND];
+    if (kind === HeaderKind.TRANSFER_ENCODING) return HeadStatus.MALFORMED;
+    if (kind === HeaderKind.CONTENT_LENGTH) cl = true;
+  }
+  if (!cl) return r;
+  let w = 0;
+  for (let i = 0; i < f.length; i += F.SIZE) {
+    if (f[i + F.KIND] === HeaderKind.CONTENT_LENGTH) continue;
+    for (let k = 0; k < F.SIZE; k++) f[w + k] = f[i + k]!;
+    w += F.SIZE;
+  }
+  f.length = w;
+  (r as { contentLength: number }).contentLength = -1;
+  return r;
 }

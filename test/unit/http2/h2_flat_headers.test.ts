@@ -70,6 +70,8 @@ describe('H1 response head → flat h2 response (writeH1ResponseHead)', () => {
       for (const rid of rids) {
         it(`matches the object path: ${JSON.stringify(fields).slice(0, 80)} ${mode} rid=${rid}`, () => {
           for (const status of statuses) {
+            // A 204 that frames a body is an upstream protocol error (http1_bodyless_framing test).
+            if (status === 204 && fields.some((f) => /^(content-length: *[1-9]|transfer-encoding)/i.test(f))) continue;
             const h = head(`HTTP/1.1 ${status} X\r\n${fields.map((f) => `${f}\r\n`).join('')}\r\n`);
             // Object path: what H1Try + H2Exchange.onResponse + NativeH2Stream.respond send.
             const obj = headerObjectOf(h);
