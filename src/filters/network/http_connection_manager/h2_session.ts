@@ -28,6 +28,7 @@ import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
+import { PrematureResets } from './premature_resets.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
@@ -135,6 +136,11 @@ let handing: Downstream | null = null;
 /** Its connection, which the session's drain hook is set on. */
 let handingConn: ConnectionContext | null = null;
 
+/** Each node:http2 session's premature-reset count (a native connection holds its own). */
+const resetsOf = new WeakMap<http2.Http2Session, PrematureResets>();
+/** For a stream whose session is already gone (it cannot be closed for resets any more). */
+const NO_GUARD = new PrematureResets(() => {}, () => {});
+
 /** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
 export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
   const cfg = filter.config;
@@ -144,7 +150,8 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   });
   server.on('stream', (stream, headers, flags) => {
     try {
-      new H2Exchange(filter, stream, headers as HeaderObject, null).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+      const resets = resetsOf.get(stream.session!) ?? NO_GUARD;
+      new H2Exchange(filter, stream, headers as HeaderObject, null, resets).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
     } catch (err) {
       // A bug must cost this stream, never the process.
       log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
@@ -155,6 +162,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
   server.on('session', (session) => {
     useStreamSlots(session);
+    resetsOf.set(session, new PrematureResets(() => session.destroy(), () => filter.stats.downstream_rq_too_many_premature_resets.value++));
     const d = handing;
     if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
     // Drain and hot restart: GOAWAY naming the last stream taken; the session ends after those.
@@ -228,6 +236,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   st.downstream_cx_http2_total.value++;
   st.downstream_cx_http2_active.value++;
   let c: NativeH2Connection | null = null;
+  const resets = new PrematureResets(() => c?.destroy(), () => st.downstream_rq_too_many_premature_resets.value++);
   const settings: NativeH2Settings = {
     maxConcurrentStreams: cfg.h2Settings.maxConcurrentStreams,
     initialWindowSize: cfg.h2Settings.initialWindowSize,
@@ -242,7 +251,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
     },
     onStreamFlat(stream, flat, endStream, neverIndexed) {
       try {
-        const ex = new H2Exchange(filter, stream, null, flat);
+        const ex = new H2Exchange(filter, stream, null, flat, resets);
         if (neverIndexed !== undefined) ex.requestNeverIndexedIs(neverIndexed);
         ex.start(endStream);
       } catch (err) {
@@ -420,6 +429,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     headers: HeaderObject | null,
     /** A native stream's request list as the addon gave it ("name\0value\0...", no trailing NUL). */
     private readonly flat: string | null,
+    /** The connection's count of streams and premature resets. */
+    private readonly resets: PrematureResets,
   ) {
     this.h = headers;
     if (flat !== null) this.scan(flat);
@@ -1398,9 +1409,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
   }
 
-  private finish(): void {
+  /** `reset`: the client reset the stream before any response head went out. */
+  private finish(reset = false): void {
     if (this.finished) return;
     this.finished = true;
+    this.resets.streamClosed(reset, reset ? clockNow() - this.t0 : 0);
     this.releaseRq();
     this.releaseRetry();
     this.dropAllParked();
@@ -1429,7 +1442,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.stats.downstream_rq_rx_reset.value++;
     this.flag('DC');
     this.abortTry();
-    this.finish();
+    this.finish(!this.responseStarted);
   }
 }
 
