@@ -17,6 +17,7 @@ struct Tables {
   uint8_t tchar[256] = {};
   uint8_t value_ok[256] = {};
   uint8_t target_ok[256] = {};
+  uint8_t authority_ok[256] = {};
   constexpr Tables() {
     const char* extra = "!#$%&'*+-.^_`|~";
     for (const char* c = extra; *c; c++) tchar[uint8_t(*c)] = 1;
@@ -25,7 +26,14 @@ struct Tables {
     for (int c = 'a'; c <= 'z'; c++) tchar[c] = 1;
     for (int c = 0x20; c <= 0xff; c++) value_ok[c] = c == 0x7f ? 0 : 1;
     value_ok[HTAB] = 1;
-    for (int c = 0x21; c <= 0xff; c++) target_ok[c] = c == 0x7f ? 0 : 1;
+    // No '#' in a request-target: a fragment is not part of one (see decoder.ts TARGET_OK).
+    for (int c = 0x21; c <= 0xff; c++) target_ok[c] = c == 0x7f || c == '#' ? 0 : 1;
+    // Host: what nghttp2 allows in :authority (see decoder.ts AUTHORITY_OK).
+    const char* auth = "-._~!$&'()*+,;=:@[]%";
+    for (const char* c = auth; *c; c++) authority_ok[uint8_t(*c)] = 1;
+    for (int c = '0'; c <= '9'; c++) authority_ok[c] = 1;
+    for (int c = 'A'; c <= 'Z'; c++) authority_ok[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) authority_ok[c] = 1;
   }
 };
 constexpr Tables T;
@@ -240,6 +248,9 @@ int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t 
         if (EQ(b, vs, ve, "100-continue")) fr->flags |= kExpectContinue;
         break;
       case kHost:
+        if (request)
+          for (size_t j = vs; j < ve; j++)
+            if (!T.authority_ok[b[j]]) return kMalformed;
         fr->host_count++;
         fr->host_start = int64_t(vs);
         fr->host_end = int64_t(ve);
@@ -285,11 +296,15 @@ void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits
   out[kLineA] = int32_t(p);
   out[kLineB] = int32_t(i);
   const size_t ts = ++i;
-  // Every byte SkipPlain passes (0x21..0xff but DEL) is target_ok; it stops at the first that is not.
+  // Every byte SkipPlain passes (0x21..0xff but DEL) is target_ok but '#', looked for once the
+  // target's end is known; it stops at the first byte that may not be.
   i = SkipPlain(b, i, stop, 0x20);
   while (i < stop && T.target_ok[b[i]]) i++;
-  if (i >= stop) return void(out[kResult] = more);
-  if (i == ts || b[i] != SP) return;
+  if (i >= stop) {
+    if (memchr(b + ts, '#', i - ts)) return;
+    return void(out[kResult] = more);
+  }
+  if (i == ts || b[i] != SP || memchr(b + ts, '#', i - ts)) return;
   out[kLineC] = int32_t(ts);
   out[kLineD] = int32_t(i);
   i++;

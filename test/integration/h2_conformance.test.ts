@@ -120,9 +120,11 @@ describe.each(['native', 'node'] as const)('h2c protocol conformance on the %s h
   let upstream: http.Server;
   let strait: StraitProcess;
   let port: number;
+  const upstreamPaths: string[] = [];
 
   beforeAll(async () => {
     upstream = http.createServer((req, res) => {
+      upstreamPaths.push(req.url ?? '');
       req.resume();
       req.on('end', () => res.end('ok'));
     });
@@ -244,6 +246,21 @@ ${staticCluster('up', [(upstream.address() as net.AddressInfo).port])}`,
       expect(await c.rst(1)).toBe(E.PROTOCOL_ERROR);
       c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(GET())));
       expect(await c.ok(3)).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a :path with a fragment is answered 400 and never forwarded (§8.3.1; Envoy rejects it too)', async () => {
+    const c = await RawH2.open(port);
+    try {
+      c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, hpack(GET('/frag#x'))));
+      const h = await c.until((f) => f.type === T.HEADERS && f.stream === 1);
+      expect(h?.payload[0]).toBe(0x8c); // :status 400, HPACK static index 12
+      c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(GET('/after-frag'))));
+      expect(await c.ok(3)).toBe(true);
+      expect(upstreamPaths).toContain('/after-frag');
+      expect(upstreamPaths.some((p) => p.startsWith('/frag'))).toBe(false);
     } finally {
       c.close();
     }

@@ -17,6 +17,11 @@ const REQUESTS = [
   '\r\nDELETE /y HTTP/1.0\nContent-Length: 12345678901\nConnection: keep-alive\n\n',
   'OPTIONS * HTTP/1.1\r\nHost: c\r\nTE: trailers\r\nKeep-Alive: 5\r\nProxy-Connection: x\r\nX-Empty:\r\nX-Tab:\tv\t \r\n\r\n',
   'BREW /pot HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n',
+  // '#' past the first 16 target bytes (the addon's vector scan) and before them; Host bytes.
+  'GET /0123456789abcdef/0123456789#frag HTTP/1.1\r\nHost: e\r\n\r\n',
+  'GET /#f HTTP/1.1\r\nHost: e\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: bad host\r\n\r\n',
 ];
 const RESPONSES = [
   'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\nServer: nginx\r\n\r\n',
@@ -37,7 +42,7 @@ function rng(seed: number): () => number {
 }
 
 // Bytes that matter to the grammar: separators, whitespace, controls, digits, obs-text.
-const INTERESTING = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x2c, 0x2f, 0x30, 0x31, 0x39, 0x3a, 0x48, 0x54, 0x50, 0x7f, 0x80, 0xa0, 0xff];
+const INTERESTING = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x23, 0x2c, 0x2f, 0x30, 0x31, 0x39, 0x3a, 0x40, 0x48, 0x54, 0x50, 0x5b, 0x7f, 0x80, 0xa0, 0xff];
 
 function mutate(src: Buffer, r: () => number): Buffer {
   let b = Buffer.from(src);

@@ -14,10 +14,12 @@ export const BodyMode = {
 } as const;
 export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode];
 
+import { TCHAR, VALUE_OK } from './decoder.js';
+
 /** Chunked parse states. */
 const S = {
   SIZE: 0,
-  /** After the hex digits: chunk extensions up to the line end. */
+  /** After a ';': a chunk extension, up to the line end. */
   EXT: 1,
   SIZE_LF: 2,
   DATA: 3,
@@ -25,9 +27,14 @@ const S = {
   DATA_LF: 5,
   /** At the start of a trailer line (or the final blank line). */
   TRAILER_START: 6,
+  /** A trailer field's value, up to the line end. */
   TRAILER: 7,
   TRAILER_LF: 8,
   END_LF: 9,
+  /** Whitespace after the hex digits: only a ';' may follow it (BWS, RFC 9112 §7.1.1). */
+  SIZE_WS: 10,
+  /** A trailer field's name, up to its ':'. */
+  TRAILER_NAME: 11,
 } as const;
 
 /** Chunk sizes beyond 2^52 cannot be counted exactly in a double; no real body is that large. */
@@ -114,11 +121,24 @@ export class BodyFramer {
             p++;
             break;
           }
+          // chunk-size = 1*HEXDIG, then a CRLF, a ';' or whitespace before one. Anything else
+          // ("0x1", "1 \r\n") is a size another parser may read otherwise: it would frame the
+          // forwarded body differently.
           if (this.digits === 0) return BODY_ERROR;
-          this.state = S.EXT;
           this.lineBytes = this.digits;
-          break; // re-examine c as the first extension byte
+          if (c === 0x0d) this.state = S.SIZE_LF;
+          else if (c === 0x3b) this.state = S.EXT;
+          else if (c === 0x20 || c === 0x09) this.state = S.SIZE_WS;
+          else return BODY_ERROR;
+          p++;
+          break;
         }
+        case S.SIZE_WS:
+          if (c === 0x3b) this.state = S.EXT;
+          else if (c !== 0x20 && c !== 0x09) return BODY_ERROR;
+          if (++this.lineBytes > this.maxLine) return BODY_ERROR;
+          p++;
+          break;
         case S.EXT:
           // Chunk framing lines end in CRLF only (RFC 9112 §7.1; the bare-LF leniency of §2.2
           // covers the start-line and header fields). The body is forwarded as received, and a
@@ -155,17 +175,25 @@ export class BodyFramer {
           break;
         case S.TRAILER_START:
           if (c === 0x0d) this.state = S.END_LF;
-          else if (c === 0x0a) return BODY_ERROR;
+          else if (!TCHAR[c]) return BODY_ERROR; // a bare LF, obs-fold, or no field name
           else {
-            this.state = S.TRAILER;
-            break; // the byte is part of a trailer field line
+            this.state = S.TRAILER_NAME;
+            break; // the byte starts a trailer field's name
           }
+          p++;
+          break;
+        // Trailer fields are forwarded as received: held to the header fields' syntax (field-name
+        // ":" value, RFC 9112 §7.1.2), or a recipient after us could read a different message.
+        case S.TRAILER_NAME:
+          if (++this.trailerBytes > this.maxTrailers) return BODY_ERROR;
+          if (c === 0x3a) this.state = S.TRAILER;
+          else if (!TCHAR[c]) return BODY_ERROR;
           p++;
           break;
         case S.TRAILER:
           if (++this.trailerBytes > this.maxTrailers) return BODY_ERROR;
           if (c === 0x0d) this.state = S.TRAILER_LF;
-          else if (c === 0x0a) return BODY_ERROR;
+          else if (!VALUE_OK[c]) return BODY_ERROR;
           p++;
           break;
         case S.TRAILER_LF:

@@ -35,9 +35,26 @@ const VALUE_OK = new Uint8Array(256);
 for (let c = 0x20; c <= 0xff; c++) VALUE_OK[c] = c === 0x7f ? 0 : 1;
 VALUE_OK[HTAB] = 1;
 
-/** Bytes allowed in a request-target: visible ASCII and obs-text, never SP or controls. */
+/**
+ * Bytes allowed in a request-target: visible ASCII and obs-text, never SP or controls, and no
+ * '#': a fragment is not part of a request-target (RFC 9112 §3.2), and Envoy refuses one
+ * (http_reject_path_with_fragment) so that no path match sees a path other than the upstream's.
+ */
 const TARGET_OK = new Uint8Array(256);
-for (let c = 0x21; c <= 0xff; c++) TARGET_OK[c] = c === 0x7f ? 0 : 1;
+for (let c = 0x21; c <= 0xff; c++) TARGET_OK[c] = c === 0x7f || c === 0x23 ? 0 : 1;
+
+/**
+ * Bytes allowed in a Host value (uri-host [ ":" port ], RFC 9110 §7.2): unreserved, sub-delims,
+ * ':', '@', '[', ']' and '%' — the set nghttp2 allows in :authority, which Envoy applies to Host too.
+ */
+const AUTHORITY_OK = new Uint8Array(256);
+for (const c of "-._~!$&'()*+,;=:@[]%") AUTHORITY_OK[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) AUTHORITY_OK[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) AUTHORITY_OK[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) AUTHORITY_OK[c] = 1;
+
+/** RFC 9110 tchar and header value bytes, for the chunked body's trailer fields. */
+export { TCHAR, VALUE_OK };
 
 export interface ParseLimits {
   /** Largest head accepted, request/status line included (Envoy's max_request_headers_kb). */
@@ -226,6 +243,7 @@ function parseFields(buf: Buffer, p: number, end: number, limitEnd: number, maxH
         if (bytesEqualLower(buf, vs, ve, '100-continue')) fr.expectContinue = true;
         break;
       case HeaderKind.HOST:
+        if (isRequest) for (let j = vs; j < ve; j++) if (!AUTHORITY_OK[buf[j]!]) return HeadStatus.MALFORMED;
         fr.hostCount++;
         fr.host = buf.toString('latin1', vs, ve);
         break;

@@ -91,9 +91,22 @@ describe('HTTP/1.1 request head parser', () => {
     ['chunked on HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n'],
     ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\nX: 1\r\n\r\n'],
     ['two Hosts', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
+    // A fragment is not part of a request-target (Envoy: http_reject_path_with_fragment).
+    ['fragment in the target', 'GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['fragment deep in a long target', 'GET /0123456789abcdef/0123456789abcdef#x HTTP/1.1\r\nHost: a\r\n\r\n'],
+    // Host holds uri-host [":" port]: what nghttp2 allows in :authority, as Envoy checks it.
+    ['space in Host', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'],
+    ['slash in Host', 'GET / HTTP/1.1\r\nHost: a/b\r\n\r\n'],
+    ['quote in Host', 'GET / HTTP/1.1\r\nHost: "a"\r\n\r\n'],
     ['garbage', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'],
   ])('rejects %s as malformed', (_name, text) => {
     expect(req(text)).toBe(HeadStatus.MALFORMED);
+  });
+
+  it('accepts Host values of every authority form', () => {
+    for (const h of ['svc', 'Svc.Example:8080', '[::1]:80', '10.0.0.1', 'a_b-c~d', '%41', '']) {
+      expect(head(req(`GET / HTTP/1.1\r\nHost: ${h}\r\n\r\n`)).host, h).toBe(h);
+    }
   });
 
   it('tolerates a repeated identical content-length', () => {
@@ -169,6 +182,19 @@ describe('body framer', () => {
     }
   });
 
+  it.each([
+    ['whitespace before an extension', '3 ;a=b\r\nabc\r\n0\r\n\r\n'],
+    ['tabs and spaces before an extension', '3\t \t;a\r\nabc\r\n0\r\n\r\n'],
+    ['a quoted extension value', '3;a="b;c d"\r\nabc\r\n0\r\n\r\n'],
+    ['trailers', '3\r\nabc\r\n0\r\nX-T: 1\r\nx-e:\r\nX-O: caf\xe9\t\r\n\r\n'],
+  ])('accepts %s', (_n, text) => {
+    const f = new BodyFramer();
+    f.reset(BodyMode.CHUNKED);
+    const body = b(text);
+    expect(f.feed(body, 0, body.length)).toBe(body.length);
+    expect(f.done).toBe(true);
+  });
+
   it('ends a chunked body without trailers', () => {
     const f = new BodyFramer();
     f.reset(BodyMode.CHUNKED);
@@ -191,6 +217,18 @@ describe('body framer', () => {
     ['bare LF ending the body', '0\r\n\n'],
     ['bare LF ending a trailer', '0\r\nX-T: 1\n\r\n'],
     ['bare CR after the size', '3\rabc\r\n'],
+    // chunk-size is 1*HEXDIG: what follows must be CRLF, ';' or whitespace before a ';'.
+    ['a 0x prefix', '0x3\r\nabc\r\n0\r\n\r\n'],
+    ['whitespace ending the size line', '3 \r\nabc\r\n0\r\n\r\n'],
+    ['a tab ending the size line', '3\t\r\nabc\r\n0\r\n\r\n'],
+    ['a letter after the size', '3g\r\nabc\r\n0\r\n\r\n'],
+    // Trailer fields keep the header fields' syntax.
+    ['a trailer without a colon', '0\r\nX-T\r\n\r\n'],
+    ['a space in a trailer name', '0\r\nX T: 1\r\n\r\n'],
+    ['a space before a trailer colon', '0\r\nX-T : 1\r\n\r\n'],
+    ['a trailer with no name', '0\r\n: 1\r\n\r\n'],
+    ['obs-fold in trailers', '0\r\nX-T: 1\r\n 2\r\n\r\n'],
+    ['a control byte in a trailer value', '0\r\nX-T: a\x01b\r\n\r\n'],
   ])('rejects %s', (_n, text) => {
     const f = new BodyFramer();
     f.reset(BodyMode.CHUNKED);

@@ -583,7 +583,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const header = (n: string) => this.hdr(n);
     const trace = this.filter.tracer?.start(method, path, host, header, socketDownstream(sessionSocket(this.stream)!)) ?? null;
     if (trace !== null) this.more.trace = trace;
-    if (method === 'CONNECT' || !path.startsWith('/')) {
+    // A fragment is never part of a request target (RFC 9113 §8.3.1, RFC 9112 §3.2): refused as
+    // Envoy does (http_reject_path_with_fragment), so no path match sees a path the upstream won't.
+    if (method === 'CONNECT' || !path.startsWith('/') || path.includes('#')) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
     }
