@@ -313,6 +313,8 @@ export class Http1Session {
   private sawRequest = false;
   private processing = false;
   private paused = false;
+  /** Responses wait for the client to read them: no request starts until 'drain'. */
+  private backlogged = false;
   /**
    * The idle timeout runs from `idleSince` (clock.ts now()) while `idleArmed`. Its timer is not
    * moved per request (a refresh() per request costs more than a clock read): when it fires early
@@ -430,7 +432,7 @@ export class Http1Session {
    * parser); anything after the head, and every other case, continues as an owned copy.
    */
   onRead(src: Buffer, off: number, end: number): void {
-    if (this.tunnelSink !== null || this.closed || this.stream !== null || this.processing || !this.sawRequest || (this.buf !== null && this.off < this.buf.length)) {
+    if (this.tunnelSink !== null || this.closed || this.stream !== null || this.processing || !this.sawRequest || (this.buf !== null && this.off < this.buf.length) || this.clientBacklog()) {
       // In-flight request (body, pipelined bytes), a partial head, a connection's first read (the
       // HTTP/2 preface check), a tunnel: the general path, on a copy.
       this.onBytes(copyOut(src, off, end));
@@ -508,7 +510,7 @@ export class Http1Session {
       const s = this.stream;
       if (s === null) {
         if (!this.sawRequest && this.looksLikeH2(buf)) return;
-        if (this.closed) return;
+        if (this.closed || this.clientBacklog()) return;
         const r = parseRequestHead(buf, this.off, buf.length, this.config.limits);
         if (typeof r === 'number') {
           if (r === HeadStatus.NEED_MORE) {
@@ -667,6 +669,30 @@ export class Http1Session {
     this.socket.cork();
   }
 
+  /**
+   * Whether responses the kernel would not take are queued for the client (a write returned
+   * false). Pipelined requests were answered as fast as they were read, so a client that never
+   * reads had every response held in memory: one connection grew Strait by 180 MB in 10 s, each
+   * small queued write costing far more than its bytes. As Envoy stops reading a connection above
+   * its high watermark, the next request then waits: reading stops until the client drains the
+   * queue, and the kernel's buffers hold the rest.
+   */
+  private clientBacklog(): boolean {
+    if (this.backlogged) return true;
+    if (!this.socket.writableNeedDrain) return false;
+    this.backlogged = true;
+    this.pause();
+    const st = this.filter.stats;
+    st.downstream_flow_control_paused_reading_total.value++;
+    this.socket.once('drain', () => {
+      this.backlogged = false;
+      st.downstream_flow_control_resumed_reading_total.value++;
+      this.resume();
+      this.process();
+    });
+    return true;
+  }
+
   pause(): void {
     if (this.paused || this.closed) return;
     this.paused = true;
@@ -674,7 +700,7 @@ export class Http1Session {
   }
 
   resume(): void {
-    if (!this.paused || this.closed) return;
+    if (!this.paused || this.closed || this.backlogged) return;
     this.paused = false;
     this.socket.resume();
   }

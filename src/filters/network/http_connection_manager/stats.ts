@@ -24,6 +24,8 @@ export const HCM_STATS = defineStats({
     'downstream_rq_header_timeout',
     'downstream_rq_rx_reset',
     'downstream_rq_too_many_premature_resets',
+    'downstream_flow_control_paused_reading_total',
+    'downstream_flow_control_resumed_reading_total',
     'downstream_rq_tx_reset',
     'downstream_rq_timeout',
     // Router filter stats live under the same prefix in Envoy.
