@@ -52,7 +52,7 @@ describe('http_connection_manager config', () => {
     const { config, errors, warnings } = parse({
       rds: { route_config_name: 'r' },
       upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }],
-      normalize_path: true,
+      merge_slashes: true,
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
       http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, ROUTER],
@@ -60,11 +60,32 @@ describe('http_connection_manager config', () => {
     });
     expect(config).toBeNull();
     expect(errors.map((e) => e.path)).toEqual(
-      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.normalize_path', 'tc.codec_type', 'tc.forward_client_cert_details', 'tc.http_filters[0]']),
+      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.merge_slashes', 'tc.codec_type', 'tc.forward_client_cert_details', 'tc.http_filters[0]']),
     );
     // access_log is implemented now: an entry without a logger type is an error, not a warning.
     expect(errors.map((e) => e.path)).toContain('tc.access_log[0].name');
     expect(warnings.map((w) => w.path)).not.toContain('tc.access_log');
+  });
+
+  it("accepts the fields Istio sets on every HCM where Strait behaves as they ask", () => {
+    const uuid = { typed_config: { '@type': 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig', use_request_id_for_trace_sampling: true } };
+    const { config, errors, warnings } = parse({ normalize_path: true, stream_idle_timeout: '0s', request_timeout: '0s', path_with_escaped_slashes_action: 'KEEP_UNCHANGED', request_id_extension: uuid });
+    expect(errors).toEqual([]);
+    expect(config!.normalizePath).toBe(true);
+    // What the UUID extension would do beyond generating ids is said, not silently dropped.
+    expect(warnings.map((w) => w.path)).toEqual(['tc.request_id_extension.typed_config.pack_trace_reason', 'tc.request_id_extension.typed_config.use_request_id_for_trace_sampling']);
+    expect(parse({}).config!.normalizePath).toBe(false);
+  });
+
+  it('refuses the values of those fields Strait does not implement, by path', () => {
+    const { config, errors } = parse({
+      stream_idle_timeout: '300s',
+      request_timeout: { seconds: 5 },
+      path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
+      request_id_extension: { typed_config: { '@type': 'type.googleapis.com/example.OtherRequestId' } },
+    });
+    expect(config).toBeNull();
+    expect(errors.map((e) => e.path)).toEqual(['tc.stream_idle_timeout', 'tc.request_timeout', 'tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
   });
 
   it('validates the HTTP filters before the router with their own factories', () => {

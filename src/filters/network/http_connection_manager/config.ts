@@ -37,6 +37,8 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   /** Send `100 Continue` upstream's way instead of answering it ourselves. */
   readonly proxy100Continue: boolean;
+  /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
+  readonly normalizePath: boolean;
   /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
   /** `name` is the filter's name in the chain: its routes' per-route configs are under it. */
   readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown; readonly name: string }>;
@@ -56,7 +58,6 @@ type Obj = Record<string, any>;
 const UNSUPPORTED = [
   'scoped_routes',
   'local_reply_config',
-  'request_id_extension',
   'original_ip_detection_extensions',
   'early_header_mutation_extensions',
   'via',
@@ -65,11 +66,8 @@ const UNSUPPORTED = [
   'path_normalization_options',
   'typed_header_validation_config',
   'http3_protocol_options',
-  'request_timeout',
-  'stream_idle_timeout',
   'max_request_headers_kb_per_stream',
   'strip_matching_host_port',
-  'path_with_escaped_slashes_action',
   'set_current_client_cert_details',
   'proxy_status_config',
   'add_proxy_protocol_connection_state',
@@ -92,7 +90,13 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   for (const f of IGNORED) {
     if (tc[f] !== undefined && tc[f] !== null) ctx.warnings.push({ path: `${path}.${f}`, message: 'is not implemented yet; ignored' });
   }
-  if (tc.normalize_path === true) errors.push({ path: `${path}.normalize_path`, message: 'is not supported yet' });
+  // Timeouts Strait does not run: only their disabled value (Istio sets stream_idle_timeout: 0s) is accepted.
+  for (const f of ['stream_idle_timeout', 'request_timeout'] as const) {
+    if (tc[f] !== undefined && tc[f] !== null && durationMs(tc[f]) !== 0) errors.push({ path: `${path}.${f}`, message: 'is not supported yet (only 0s, which disables it)' });
+  }
+  const slashes = tc.path_with_escaped_slashes_action ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT';
+  if (slashes !== 'IMPLEMENTATION_SPECIFIC_DEFAULT' && slashes !== 'KEEP_UNCHANGED') errors.push({ path: `${path}.path_with_escaped_slashes_action`, message: `${slashes} is not supported yet (KEEP_UNCHANGED, the default, is)` });
+  checkRequestIdExtension(tc.request_id_extension, `${path}.request_id_extension`, ctx);
   if (tc.merge_slashes === true) errors.push({ path: `${path}.merge_slashes`, message: 'is not supported yet' });
   const fccd = tc.forward_client_cert_details ?? 'SANITIZE';
   if (fccd !== 'SANITIZE') errors.push({ path: `${path}.forward_client_cert_details`, message: `${fccd} is not supported yet` });
@@ -160,12 +164,33 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     idleTimeoutMs: common.idle_timeout === undefined || common.idle_timeout === null ? DEFAULT_IDLE_MS : durationMs(common.idle_timeout)!,
     requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
     proxy100Continue: tc.proxy_100_continue === true,
+    normalizePath: tc.normalize_path === true,
     h2Settings: Object.freeze(h2Settings),
     httpFilters: Object.freeze(httpFilters),
     upgrades,
     tracing,
     accessLogs,
   });
+}
+
+const UUID_REQUEST_ID = 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig';
+
+/**
+ * `request_id_extension`: the UUID one (Istio configures it on every HCM) is what Strait does
+ * anyway — x-request-id generated as a random UUID when missing. Its two options change what
+ * Strait does not do: packing the trace decision into the id, and sampling by the id's hash.
+ */
+function checkRequestIdExtension(ext: unknown, path: string, ctx: FactoryContext): void {
+  if (ext === undefined || ext === null) return;
+  const tc = ((ext as Obj).typed_config ?? {}) as Obj;
+  if (tc['@type'] !== UUID_REQUEST_ID) {
+    ctx.errors.push({ path: `${path}.typed_config`, message: `${String(tc['@type'] ?? 'a missing type')} is not supported yet (${UUID_REQUEST_ID} is)` });
+    return;
+  }
+  for (const f of ['pack_trace_reason', 'use_request_id_for_trace_sampling'] as const) {
+    // Both default to true in Envoy: unset counts as on.
+    if (tc[f] !== false) ctx.warnings.push({ path: `${path}.typed_config.${f}`, message: 'is not implemented yet (ids are not altered; tracing samples at random); ignored' });
+  }
 }
 
 /**

@@ -29,6 +29,7 @@ import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
+import { normalizePath } from './normalize_path.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
@@ -577,7 +578,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     const cfg = this.filter.config;
     const method = this.method;
-    const path = this.rqPath;
+    let path = this.rqPath;
+    // normalize_path: filters, routing, the trace and the upstream all see the canonical path.
+    let badPath = false;
+    if (cfg.normalizePath && path.charCodeAt(0) === 0x2f) {
+      const n = normalizePath(path);
+      if (n === null) badPath = true;
+      else this.rqPath = path = n;
+    }
     let host = this.rqAuthority ?? this.rqHost ?? '';
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
     const header = (n: string) => this.hdr(n);
@@ -585,7 +593,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (trace !== null) this.more.trace = trace;
     // A fragment is never part of a request target (RFC 9113 §8.3.1, RFC 9112 §3.2): refused as
     // Envoy does (http_reject_path_with_fragment), so no path match sees a path the upstream won't.
-    if (method === 'CONNECT' || !path.startsWith('/') || path.includes('#')) {
+    if (method === 'CONNECT' || !path.startsWith('/') || path.includes('#') || badPath) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
       return;
     }

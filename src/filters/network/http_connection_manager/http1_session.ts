@@ -14,6 +14,7 @@ import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
+import { normalizePath } from './normalize_path.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -92,6 +93,14 @@ function statusLine(status: number): string {
 let lastUpMethod = '';
 let lastUpTarget = '';
 let lastUpLine = ' ';
+
+/** The head's target made canonical in place (normalize_path.ts); false when it is invalid (400). */
+function normalizeTarget(head: MessageHead): boolean {
+  const n = normalizePath(head.target);
+  if (n === null) return false;
+  if (n !== head.target) (head as { target: string }).target = n;
+  return true;
+}
 
 /** `METHOD target HTTP/1.1`, the previous string when both parts repeat (the parser reuses them too). */
 function requestLine(method: string, target: string): string {
@@ -1235,7 +1244,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   start(): void {
     const head = this.head;
     // Before the trace starts, so that it records the path and authority the request is routed by.
-    const targetOk = head.target[0] === '/' || (head.target === '*' && head.method === 'OPTIONS') || this.toOriginForm(head);
+    let targetOk = head.target[0] === '/' || (head.target === '*' && head.method === 'OPTIONS') || this.toOriginForm(head);
+    // normalize_path: filters, routing, the trace and the upstream all see the canonical path.
+    if (targetOk && this.cfg.normalizePath && head.target[0] === '/') targetOk = normalizeTarget(head);
     if (this.session.filter.tracer !== null) this.startTrace();
     if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
       // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
