@@ -130,6 +130,11 @@ export function terminateTls(
       : null;
   t.once('secure', () => {
     if (settled) return;
+    // tls.Server clears this once a server socket's handshake is done; a TLSSocket made by hand
+    // keeps it set, and node:http2 then waits for a 'secureConnect' that a server socket never
+    // emits: no HTTP/2 over TLS, and a crash of the process when the client's first frames were
+    // already buffered (the session reads them before it has a handle).
+    (t as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
     const info = tlsInfoOf(t, sniHint);
     if (spec.requireSni && !info.sni) {
       stats.connection_error.value++;
