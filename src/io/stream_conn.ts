@@ -12,8 +12,12 @@ export interface ConnectionTlsInfo {
   /** URI SANs of the peer certificate (SPIFFE identities); empty without a client certificate. */
   readonly peerUriSans: readonly string[];
   readonly peerDnsSans: readonly string[];
-  /** The peer certificate's subject as one line, or ''. */
+  /** The peer certificate's subject in RFC 2253 form (as Envoy prints it), or ''. */
   readonly peerSubject: string;
+  /** SHA-256 of the peer certificate (DER), lower-case hex; '' without a client certificate. */
+  readonly peerCertSha256?: string;
+  /** URI SANs of the certificate this side presented (x-forwarded-client-cert's By=). */
+  readonly localUriSans?: readonly string[];
 }
 
 /**

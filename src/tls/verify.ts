@@ -63,6 +63,27 @@ export function tlsInfoOf(sock: tls.TLSSocket, sniHint: string): ConnectionTlsIn
     version: sock.getProtocol() ?? '',
     peerUriSans: sans.filter((s) => s.type === 'URI').map((s) => s.value),
     peerDnsSans: sans.filter((s) => s.type === 'DNS').map((s) => s.value),
-    peerSubject: cert ? cert.subject.replaceAll('\n', ',') : '',
+    peerSubject: cert ? rfc2253(cert.subject) : '',
+    peerCertSha256: cert ? cert.fingerprint256.replaceAll(':', '').toLowerCase() : '',
+    localUriSans: localUriSans(sock),
   };
+}
+
+/**
+ * Node prints a subject one RDN per line, first to last, escaped as RFC 2253 asks; RFC 2253 (what
+ * Envoy prints for RBAC, access logs and x-forwarded-client-cert) lists them last to first,
+ * comma-separated, with '+' inside a multi-valued RDN.
+ */
+function rfc2253(subject: string): string {
+  return subject
+    .split('\n')
+    .filter((l) => l !== '')
+    .reverse()
+    .map((l) => l.replaceAll(' + ', '+'))
+    .join(',');
+}
+
+function localUriSans(sock: tls.TLSSocket): string[] {
+  const own = sock.getX509Certificate();
+  return own ? parseSubjectAltName(own.subjectAltName).filter((s) => s.type === 'URI').map((s) => s.value) : [];
 }

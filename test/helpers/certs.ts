@@ -42,13 +42,13 @@ export function createCa(dir: string, name = 'test-ca'): TestCa {
  * A leaf certificate signed by `ca`, with the given SANs (`DNS:foo.example.com`,
  * `URI:spiffe://cluster.local/ns/default/sa/foo`), usable as server and client certificate.
  */
-export function issue(ca: TestCa, name: string, sans: string[], dir = ca.dir): CertFiles {
+export function issue(ca: TestCa, name: string, sans: string[], dir = ca.dir, subject = `/CN=${name}`): CertFiles {
   const ext = path.join(dir, `${name}.ext`);
   fs.writeFileSync(
     ext,
     [`subjectAltName=${sans.join(',')}`, 'basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth,clientAuth', ''].join('\n'),
   );
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
   openssl(
     [
       'x509', '-req', '-in', `${name}.csr`, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${crypto.randomBytes(8).toString('hex')}`,

@@ -55,12 +55,13 @@ describe('http_connection_manager config', () => {
       merge_slashes: true,
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
+      set_current_client_cert_details: { uri: true, cert: true },
       http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, ROUTER],
       access_log: [{}],
     });
     expect(config).toBeNull();
     expect(errors.map((e) => e.path)).toEqual(
-      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.merge_slashes', 'tc.codec_type', 'tc.forward_client_cert_details', 'tc.http_filters[0]']),
+      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.merge_slashes', 'tc.codec_type', 'tc.set_current_client_cert_details.cert', 'tc.http_filters[0]']),
     );
     // access_log is implemented now: an entry without a logger type is an error, not a warning.
     expect(errors.map((e) => e.path)).toContain('tc.access_log[0].name');
@@ -75,6 +76,15 @@ describe('http_connection_manager config', () => {
     // What the UUID extension would do beyond generating ids is said, not silently dropped.
     expect(warnings.map((w) => w.path)).toEqual(['tc.request_id_extension.typed_config.pack_trace_reason', 'tc.request_id_extension.typed_config.use_request_id_for_trace_sampling']);
     expect(parse({}).config!.normalizePath).toBe(false);
+  });
+
+  it('reads forward_client_cert_details and set_current_client_cert_details', () => {
+    expect(parse({}).config!.xfcc).toEqual({ mode: 'SANITIZE', subject: false, uri: false, dns: false });
+    const { config, errors } = parse({ forward_client_cert_details: 'APPEND_FORWARD', set_current_client_cert_details: { subject: { value: true }, uri: true, dns: true } });
+    expect(errors).toEqual([]);
+    expect(config!.xfcc).toEqual({ mode: 'APPEND_FORWARD', subject: true, uri: true, dns: true });
+    expect(parse({ forward_client_cert_details: 'FORWARD_ALL' }).errors.map((e) => e.path)).toEqual(['tc.forward_client_cert_details']);
+    expect(parse({ set_current_client_cert_details: { chain: true } }).errors.map((e) => e.path)).toEqual(['tc.set_current_client_cert_details.chain']);
   });
 
   it('refuses the values of those fields Strait does not implement, by path', () => {

@@ -6,6 +6,7 @@ import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/nati
 import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, writeH1ResponseHead, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
+import { XfccAction } from '../../../src/filters/network/http_connection_manager/xfcc.js';
 
 // The flat paths must send what the object paths send. Field order across different names may
 // differ (the object groups repeats at the first one's place); per name, values and their order
@@ -163,6 +164,8 @@ const REQUEST_SETS: Array<Array<[string, string]>> = [
   [['cookie', 'only=1']],
   [['x-dup', '1'], ['x-other', 'o'], ['x-dup', '2'], ['x-empty', '']],
   [['x-last-empty', '']],
+  [['x-forwarded-client-cert', 'By=spiffe://up;URI=spiffe://c'], ['x-z', 'z']],
+  [['x-forwarded-client-cert', 'Hash=1'], ['x-forwarded-client-cert', 'Hash=2']],
   [['x-long', 'v'.repeat(500)], ['set-cookie', 'odd=1'], ['set-cookie', 'odd=2']],
 ];
 
@@ -171,9 +174,13 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
   for (const method of ['GET', 'POST']) {
     for (const ip of [undefined, '10.0.0.7']) {
       for (const emptyBody of [false, true]) {
-        for (const generateRequestId of [true, false]) edits.push({ method, path: '/up/b?c=d', authority: 'svc.local', ip, emptyBody, generateRequestId });
+        for (const generateRequestId of [true, false]) edits.push({ method, path: '/up/b?c=d', authority: 'svc.local', ip, emptyBody, generateRequestId, xfcc: XfccAction.DROP, xfccElement: '' });
       }
     }
+  }
+  // Every x-forwarded-client-cert outcome, on one base edit each (xfcc.ts).
+  for (const [xfcc, xfccElement] of [[XfccAction.KEEP, ''], [XfccAction.APPEND, 'By=spiffe://a;Hash=ab;URI=spiffe://b'], [XfccAction.SET, 'Hash=cd']] as const) {
+    edits.push({ ...edits[0]!, xfcc, xfccElement }, { ...edits[5]!, xfcc, xfccElement });
   }
   for (const set of REQUEST_SETS) {
     it(`matches the object path over HTTP/2 and HTTP/1: ${JSON.stringify(set).slice(0, 90)}`, () => {
@@ -244,6 +251,8 @@ describe('HTTP/2 upstream flat response → downstream (h2ResponseFlatOf)', () =
     [['server', 'up'], ['date', 'Thu, 01 Jan 2026 00:00:00 GMT'], ['x-request-id', 'up-id']],
     [['server', 'a'], ['server', 'b']],
     [['x-last-empty', '']],
+  [['x-forwarded-client-cert', 'By=spiffe://up;URI=spiffe://c'], ['x-z', 'z']],
+  [['x-forwarded-client-cert', 'Hash=1'], ['x-forwarded-client-cert', 'Hash=2']],
     [['host', 'only-dropped']],
   ];
   for (const set of SETS) {
@@ -276,6 +285,8 @@ describe('HTTP/2 upstream flat trailers → downstream (trailersFlatOf)', () => 
     [['grpc-status', '14'], ['grpc-message', 'unavailable%20now'], ['grpc-status-details-bin', 'AAAA']],
     [['connection', 'x'], ['x-t', '1'], ['host', 'h'], ['x-t', '2'], ['transfer-encoding', 'chunked'], ['keep-alive', 'k'], ['upgrade', 'u'], ['proxy-connection', 'p'], ['http2-settings', 's'], ['hosts', 'kept']],
     [['x-last-empty', '']],
+  [['x-forwarded-client-cert', 'By=spiffe://up;URI=spiffe://c'], ['x-z', 'z']],
+  [['x-forwarded-client-cert', 'Hash=1'], ['x-forwarded-client-cert', 'Hash=2']],
     [['host', 'dropped']],
   ];
   for (const set of SETS) {

@@ -1,4 +1,6 @@
 import { durationMs } from '../../../config/values.js';
+import type { FieldError } from '../../../errors.js';
+import { FORWARD_CLIENT_CERT, type ForwardClientCert, type XfccConfig } from './xfcc.js';
 import { findHttpFilter } from '../../http/registry.js';
 import type { HttpFilterFactory } from '../../http/types.js';
 import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decoder.js';
@@ -39,6 +41,8 @@ export interface HcmConfig {
   readonly proxy100Continue: boolean;
   /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
   readonly normalizePath: boolean;
+  /** forward_client_cert_details and set_current_client_cert_details (xfcc.ts). */
+  readonly xfcc: XfccConfig;
   /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
   /** `name` is the filter's name in the chain: its routes' per-route configs are under it. */
   readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown; readonly name: string }>;
@@ -68,7 +72,6 @@ const UNSUPPORTED = [
   'http3_protocol_options',
   'max_request_headers_kb_per_stream',
   'strip_matching_host_port',
-  'set_current_client_cert_details',
   'proxy_status_config',
   'add_proxy_protocol_connection_state',
   'http1_safe_max_connection_duration',
@@ -98,8 +101,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   if (slashes !== 'IMPLEMENTATION_SPECIFIC_DEFAULT' && slashes !== 'KEEP_UNCHANGED') errors.push({ path: `${path}.path_with_escaped_slashes_action`, message: `${slashes} is not supported yet (KEEP_UNCHANGED, the default, is)` });
   checkRequestIdExtension(tc.request_id_extension, `${path}.request_id_extension`, ctx);
   if (tc.merge_slashes === true) errors.push({ path: `${path}.merge_slashes`, message: 'is not supported yet' });
-  const fccd = tc.forward_client_cert_details ?? 'SANITIZE';
-  if (fccd !== 'SANITIZE') errors.push({ path: `${path}.forward_client_cert_details`, message: `${fccd} is not supported yet` });
+  const xfcc = parseXfcc(tc, path, errors);
 
   const codec = (tc.codec_type ?? 'AUTO') as string;
   if (codec !== 'AUTO' && codec !== 'HTTP1' && codec !== 'HTTP2') errors.push({ path: `${path}.codec_type`, message: `${codec} is not supported yet (supported: AUTO, HTTP1, HTTP2)` });
@@ -165,12 +167,28 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
     proxy100Continue: tc.proxy_100_continue === true,
     normalizePath: tc.normalize_path === true,
+    xfcc: xfcc!,
     h2Settings: Object.freeze(h2Settings),
     httpFilters: Object.freeze(httpFilters),
     upgrades,
     tracing,
     accessLogs,
   });
+}
+
+/** forward_client_cert_details (default SANITIZE) and the set_current_client_cert_details Strait fills. */
+function parseXfcc(tc: Obj, path: string, errors: FieldError[]): XfccConfig | null {
+  const mode = String(tc.forward_client_cert_details ?? 'SANITIZE') as ForwardClientCert;
+  if (!FORWARD_CLIENT_CERT.includes(mode)) {
+    errors.push({ path: `${path}.forward_client_cert_details`, message: `${mode} is not a ForwardClientCertDetails value` });
+    return null;
+  }
+  const d = (tc.set_current_client_cert_details ?? {}) as Obj;
+  const on = (v: unknown) => v === true || (v !== null && typeof v === 'object' && (v as Obj).value === true);
+  for (const f of ['cert', 'chain'] as const) {
+    if (on(d[f])) errors.push({ path: `${path}.set_current_client_cert_details.${f}`, message: 'is not supported yet (subject, uri and dns are)' });
+  }
+  return Object.freeze({ mode, subject: on(d.subject), uri: on(d.uri), dns: on(d.dns) });
 }
 
 const UUID_REQUEST_ID = 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig';

@@ -30,6 +30,7 @@ import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
 import { normalizePath } from './normalize_path.js';
+import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
@@ -804,7 +805,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       emptyBody: this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow,
       generateRequestId: cfg.generateRequestId,
       requestId: null,
+      ...this.xfccEdits(cfg.xfcc),
     };
+  }
+
+  /** What x-forwarded-client-cert becomes (xfcc.ts); SANITIZE, the default, looks nothing up. */
+  private xfccEdits(x: XfccConfig): { xfcc: number; xfccElement: string } {
+    if (x.mode === 'SANITIZE') return XFCC_DROP;
+    const tls = socketDownstream(sessionSocket(this.stream)!).tls;
+    const xfcc = xfccAction(x, tls);
+    return { xfcc, xfccElement: xfcc === XfccAction.APPEND || xfcc === XfccAction.SET ? xfccElement(x, tls!) : '' };
   }
 
   /** The upstream request on the flat path (upstreamFlatOf), null where only the object path applies. */
@@ -1469,7 +1479,12 @@ export interface UpstreamEdits {
   generateRequestId: boolean;
   /** Out: the request's x-request-id (the client's, or the one generated), null when it has none. */
   requestId: string | null;
+  /** x-forwarded-client-cert: an XfccAction, and for APPEND/SET this hop's element. */
+  xfcc: number;
+  xfccElement: string;
 }
+
+const XFCC_DROP = Object.freeze({ xfcc: XfccAction.DROP, xfccElement: '' });
 
 /**
  * The upstream request object (before the route's additions and tracing headers): pseudo-headers,
@@ -1483,6 +1498,7 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
     const v = h[k];
     if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
     if (k === 'te' && v !== 'trailers') continue;
+    if (k === XFCC && ed.xfcc !== XfccAction.KEEP) continue;
     out[k] = v;
   }
   if (ip) {
@@ -1490,6 +1506,10 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
     out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
   }
   if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+  if (ed.xfcc === XfccAction.APPEND || ed.xfcc === XfccAction.SET) {
+    const sent = h[XFCC];
+    out[XFCC] = xfccValue(ed.xfcc, ed.xfccElement, Array.isArray(sent) ? sent.join(', ') : sent);
+  }
   // A request known to be empty goes upstream unchunked; as Envoy's HTTP/1 codec does, methods
   // that may carry a body say so with content-length: 0 (some HTTP/1 servers answer 411 without it).
   if (ed.emptyBody && out['content-length'] === undefined && !BODILESS.has(method)) out['content-length'] = '0';
@@ -1517,6 +1537,7 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   let xfp = false;
   let cl = false;
   let cookies = 0;
+  let xfccSent: string | undefined;
   /** Start of the current run of kept pairs, -1 when none. */
   let run = -1;
   let i = 0;
@@ -1564,6 +1585,12 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
           if (s.startsWith('transfer-encoding', i)) keep = false;
           else if (s.startsWith('x-forwarded-proto', i)) xfp = true;
           break;
+        case 23:
+          if (ed.xfcc !== XfccAction.KEEP && s.startsWith(XFCC, i)) {
+            xfccSent = xfccSent === undefined ? s.slice(e + 1, b) : `${xfccSent}, ${s.slice(e + 1, b)}`;
+            keep = false;
+          }
+          break;
       }
     }
     if (keep) {
@@ -1582,6 +1609,10 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   }
   if (!xfp) {
     extra += 'x-forwarded-proto\0http\0';
+    pairs++;
+  }
+  if (ed.xfcc === XfccAction.APPEND || ed.xfcc === XfccAction.SET) {
+    extra += `${XFCC}\0${xfccValue(ed.xfcc, ed.xfccElement, xfccSent)}\0`;
     pairs++;
   }
   if (ed.emptyBody && !cl && !BODILESS.has(method)) {

@@ -15,6 +15,7 @@ import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
 import { normalizePath } from './normalize_path.js';
+import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue } from './xfcc.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -1472,6 +1473,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       const prior = getAll(head, 'x-forwarded-for');
       dropNames.push('x-forwarded-for');
       extra += `x-forwarded-for: ${prior.length ? `${prior.join(',')},` : ''}${this.session.remoteIp}\r\n`;
+    }
+    const xa = xfccAction(cfg.xfcc, this.session.downstream.tls);
+    if (xa !== XfccAction.KEEP) {
+      // A name compare per field (lengths first): the string is built only when a client sent one.
+      const sent = hasHeader(head, XFCC) ? getAll(head, XFCC).join(', ') : undefined;
+      if (sent !== undefined) dropNames.push(XFCC);
+      if (xa !== XfccAction.DROP) extra += `${XFCC}: ${xfccValue(xa, xfccElement(cfg.xfcc, this.session.downstream.tls!), sent)}\r\n`;
     }
     const addXfp = !hasHeader(head, 'x-forwarded-proto');
     const rid = getHeader(head, 'x-request-id');
