@@ -304,11 +304,12 @@ const UNSUPPORTED_ROUTE_ACTION = [
   'upgrade_configs',
   'internal_redirect_policy',
   'early_data_policy',
+  'cors',
 ] as const;
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config', 'cors'] as const;
 const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';

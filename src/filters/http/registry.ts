@@ -34,6 +34,17 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
     load: async () => (await import('./rbac/config.js')).httpRbacFactory,
   },
   {
+    name: 'envoy.filters.http.cors',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors'],
+    perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy'],
+    load: async () => (await import('./passive/config.js')).corsFactory,
+  },
+  {
+    name: 'envoy.filters.http.grpc_stats',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig'],
+    load: async () => (await import('./passive/config.js')).grpcStatsFactory,
+  },
+  {
     name: 'strait.filters.http.priority_ratelimit',
     typeUrls: ['type.googleapis.com/strait.priority_ratelimit.v1.PriorityRateLimit'],
     load: async () => (await import('./priority_ratelimit/config.js')).priorityRateLimitFactory,

@@ -21,6 +21,12 @@ export interface HttpFilterRequest {
   readonly perRoute?: ReadonlyMap<string, unknown> | null;
 }
 
+/**
+ * What `parse` returns for a filter that is valid and does nothing to any request with this
+ * configuration (a cors filter with no policies): the connection manager leaves it out of the chain.
+ */
+export const INERT_FILTER: unique symbol = Symbol('inert HTTP filter');
+
 /** A route's FilterConfig `disabled: true`: the named filter does nothing for that route. */
 export const PER_ROUTE_DISABLED: unique symbol = Symbol('per-route disabled');
 

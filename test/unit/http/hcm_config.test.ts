@@ -56,7 +56,7 @@ describe('http_connection_manager config', () => {
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
       set_current_client_cert_details: { uri: true, cert: true },
-      http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, ROUTER],
+      http_filters: [{ name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz' } }, ROUTER],
       access_log: [{}],
     });
     expect(config).toBeNull();
@@ -96,6 +96,23 @@ describe('http_connection_manager config', () => {
     });
     expect(config).toBeNull();
     expect(errors.map((e) => e.path)).toEqual(['tc.stream_idle_timeout', 'tc.request_timeout', 'tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
+  });
+
+  it('accepts cors without policies and grpc_stats, and leaves both out of the chain', () => {
+    const cors = { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } };
+    const grpcStats = { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig', emit_filter_state: true } };
+    const { config, errors, warnings } = parse({ http_filters: [grpcStats, cors, ROUTER] });
+    expect(errors).toEqual([]);
+    expect(config!.httpFilters).toEqual([]);
+    expect(warnings.map((w) => w.path)).toEqual(['tc.http_filters[0].typed_config']);
+    // A CORS policy is what would make the filter act: refused by path, per route and in the older fields.
+    const policy = { 'envoy.filters.http.cors': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy', allow_origin_string_match: [{ exact: 'https://a.example' }] } };
+    const withPolicy = { virtual_hosts: [{ name: 'v', domains: ['*'], typed_per_filter_config: policy, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', cors: { allow_methods: 'GET' } } }] }], };
+    const refused = parse({ http_filters: [cors, ROUTER], route_config: withPolicy });
+    expect(refused.config).toBeNull();
+    expect(refused.errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].typed_per_filter_config["envoy.filters.http.cors"]', 'tc.route_config.virtual_hosts[0].routes[0].route.cors']);
+    const vhCors = parse({ http_filters: [cors, ROUTER], route_config: { virtual_hosts: [{ name: 'v', domains: ['*'], cors: { allow_methods: 'GET' }, routes: RC.virtual_hosts[0]!.routes }] } });
+    expect(vhCors.errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].cors']);
   });
 
   it('validates the HTTP filters before the router with their own factories', () => {

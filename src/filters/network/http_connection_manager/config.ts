@@ -2,7 +2,7 @@ import { durationMs } from '../../../config/values.js';
 import type { FieldError } from '../../../errors.js';
 import { FORWARD_CLIENT_CERT, type ForwardClientCert, type XfccConfig } from './xfcc.js';
 import { findHttpFilter } from '../../http/registry.js';
-import type { HttpFilterFactory } from '../../http/types.js';
+import { INERT_FILTER, type HttpFilterFactory } from '../../http/types.js';
 import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decoder.js';
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
@@ -267,12 +267,13 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
           ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
           return;
         }
-        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, strait.filters.http.priority_ratelimit)` });
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, cors without policies, grpc_stats, strait.filters.http.priority_ratelimit)` });
         return;
       }
       if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
-      if (config) out.push({ factory, config, name: String(f.name ?? factory.name) });
+      // Valid but acting on nothing (cors without policies, grpc_stats): no place in the chain.
+      if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name) });
       return;
     }
     if (i !== filters.length - 1) errors.push({ path: `${path}[${i}]`, message: 'the router must be the last HTTP filter' });
