@@ -661,8 +661,9 @@ export function shadowHost(host: string): string {
  */
 function compileGrpcTimeout(a: Obj, path: string, errors: FieldError[]): ForwardAction['grpcTimeout'] {
   const msd = (a.max_stream_duration ?? null) as Obj | null;
-  if (msd && msd.max_stream_duration !== undefined && msd.max_stream_duration !== null) {
-    errors.push({ path: `${path}.max_stream_duration.max_stream_duration`, message: 'is not supported yet (grpc_timeout_header_max and grpc_timeout_header_offset are)' });
+  // 0s is "no limit" (what Istio writes on every route), which is what Strait does.
+  if (msd && msd.max_stream_duration !== undefined && msd.max_stream_duration !== null && durationMs(msd.max_stream_duration) !== 0) {
+    errors.push({ path: `${path}.max_stream_duration.max_stream_duration`, message: 'is not supported yet except 0s (grpc_timeout_header_max and grpc_timeout_header_offset are)' });
   }
   if (msd && msd.grpc_timeout_header_max !== undefined && msd.grpc_timeout_header_max !== null) {
     return Object.freeze({ maxMs: durationMs(msd.grpc_timeout_header_max)!, offsetMs: durationMs(msd.grpc_timeout_header_offset) ?? 0 });

@@ -185,6 +185,10 @@ describe('grpc-timeout on a route', () => {
     const errors: FieldError[] = [];
     HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '1s' } } }] }] }, 'rc', KNOWN, errors);
     expect(errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].route.max_stream_duration.max_stream_duration']);
+    // 0s means no limit (Istio's value on every route): accepted, as Strait sets none.
+    const ok: FieldError[] = [];
+    HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } }] }] }, 'rc', KNOWN, ok);
+    expect(ok).toEqual([]);
   });
 });
 
