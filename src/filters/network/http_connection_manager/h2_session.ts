@@ -795,6 +795,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const cfg = this.filter.config;
     // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
     const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
+    const xe = this.xfccEdits(cfg.xfcc);
     return {
       method,
       path: rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
@@ -805,7 +806,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       emptyBody: this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow,
       generateRequestId: cfg.generateRequestId,
       requestId: null,
-      ...this.xfccEdits(cfg.xfcc),
+      xfcc: xe.xfcc,
+      xfccElement: xe.xfccElement,
     };
   }
 
