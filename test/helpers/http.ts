@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type net from 'node:net';
 
 /** What the echo upstream saw, returned as its JSON body. */
@@ -172,4 +173,26 @@ virtual_hosts:
   routes:
   - match: { prefix: "/" }
     route: { cluster: ${cluster}${routeExtra ? `, ${routeExtra}` : ''} }`;
+}
+
+/** One GET over a fresh h2c connection: the response headers and body; the connection is closed after. */
+export function h2cGet(port: number, path: string, authority = 'svc'): Promise<{ headers: http2.IncomingHttpHeaders; status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    c.on('error', reject);
+    const rq = c.request({ ':path': path, ':authority': authority });
+    let headers: http2.IncomingHttpHeaders = {};
+    let body = '';
+    rq.on('response', (h) => (headers = h));
+    rq.on('data', (d: Buffer) => (body += d.toString()));
+    rq.on('end', () => {
+      c.close();
+      resolve({ headers, status: Number(headers[':status']), body });
+    });
+    rq.on('error', (e) => {
+      c.close();
+      reject(e);
+    });
+    rq.end();
+  });
 }

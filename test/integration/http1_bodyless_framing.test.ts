@@ -4,10 +4,9 @@
 // Envoy's reset-before-headers body, the connection is not reused), and `Content-Length: 0` is dropped rather than passed on, as Envoy's
 // HTTP/1 codec does. A 304 keeps its Content-Length. Driven by raw bytes downstream (HTTP/1.1)
 // and by node:http2 (h2c, flat and header-object routes).
-import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener } from '../helpers/http.js';
+import { h2cGet, hcmListener } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 /** The canned response for a request path; everything after it on the connection is what a wrong framer would take for the next response. */
@@ -81,27 +80,6 @@ function rawRequests(port: number, paths: string[], ms = 3000): Promise<string[]
   });
 }
 
-function h2Get(port: number, path: string): Promise<{ headers: http2.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const c = http2.connect(`http://127.0.0.1:${port}`);
-    c.on('error', reject);
-    const rq = c.request({ ':path': path, ':authority': 'svc' });
-    let headers: http2.IncomingHttpHeaders = {};
-    let body = '';
-    rq.on('response', (h) => (headers = h));
-    rq.on('data', (d: Buffer) => (body += d.toString()));
-    rq.on('end', () => {
-      c.close();
-      resolve({ headers, body });
-    });
-    rq.on('error', (e) => {
-      c.close();
-      reject(e);
-    });
-    rq.end();
-  });
-}
-
 const routes = `name: local
 virtual_hosts:
 - name: all
@@ -172,16 +150,16 @@ ${staticCluster('svc', [up.port])}`,
   for (const prefix of ['', '/obj']) {
     const how = prefix ? 'header-object' : 'flat';
     it(`gives an HTTP/2 client the same on the ${how} path`, async () => {
-      const bad = await h2Get(port, `${prefix}/204-cl5`);
+      const bad = await h2cGet(port, `${prefix}/204-cl5`);
       expect(bad.headers[':status']).toBe(503);
-      const te = await h2Get(port, `${prefix}/204-te`);
+      const te = await h2cGet(port, `${prefix}/204-te`);
       expect(te.headers[':status']).toBe(503);
-      const zero = await h2Get(port, `${prefix}/204-cl0`);
+      const zero = await h2cGet(port, `${prefix}/204-cl0`);
       expect(zero.headers[':status']).toBe(204);
       expect(zero.headers['content-length']).toBeUndefined();
       expect(zero.headers['x-kept']).toBe('k');
       if (prefix) expect(zero.headers['x-obj']).toBe('1');
-      const nm = await h2Get(port, `${prefix}/304-cl5`);
+      const nm = await h2cGet(port, `${prefix}/304-cl5`);
       expect(nm.headers[':status']).toBe(304);
       expect(nm.headers['content-length']).toBe('5');
     });
