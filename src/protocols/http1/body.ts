@@ -4,6 +4,8 @@
  * received (chunk framing and trailers included). Only the framing bytes are inspected.
  */
 
+import { TCHAR, VALUE_OK } from './decoder.js';
+
 export const BodyMode = {
   /** No body (or it has been read completely). */
   NONE: 0,
@@ -13,8 +15,6 @@ export const BodyMode = {
   UNTIL_CLOSE: 3,
 } as const;
 export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode];
-
-import { TCHAR, VALUE_OK } from './decoder.js';
 
 /** Chunked parse states. */
 const S = {

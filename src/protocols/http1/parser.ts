@@ -89,7 +89,8 @@ export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, li
  * A 1xx or 204 response never has a body (RFC 9112 §6.3), and its sender must not frame one
  * (RFC 9110 §8.6, RFC 9112 §6.1). One that does disagrees with this proxy about where the next
  * response on the connection starts, so, as Envoy's HTTP/1 codec does: Transfer-Encoding or a
- * non-zero Content-Length makes the head malformed (an upstream protocol error, 502), and a
+ * non-zero Content-Length makes the head malformed (an upstream protocol error: 503 with the
+ * reset-before-headers body, as Envoy's router answers), and a
  * `Content-Length: 0`, which widely used servers send, is dropped rather than passed on. Other
  * statuses cost one comparison; 304 keeps its Content-Length (the selected representation's).
  */

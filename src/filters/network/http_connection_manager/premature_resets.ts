@@ -3,12 +3,12 @@
  * request costs the proxy its routing and upstream work and the client almost nothing, while the
  * concurrent-stream limit never binds. As Envoy's connection manager does
  * (overload.premature_reset_total_stream_count, default 500, and
- * overload.premature_reset_min_stream_lifetime_seconds, default 1): a stream the client resets
- * before any response head went out, while its age in whole seconds is at most 1 (Envoy truncates
- * the same way), is premature, and once
- * premature resets are half of the closed streams (counting at least 500) the connection is
- * closed. A client resetting more than 250 of its first 500 streams thus loses the connection
- * at its 250th; ordinary cancellations never come near it.
+ * overload.premature_reset_min_stream_lifetime_seconds, default 1): a stream reset before any
+ * response head went out, while its age in whole seconds is at most 1 (Envoy truncates the same
+ * way), is premature, and once premature resets are half of the connection's closed streams
+ * (counting at least 500) the connection is closed. A client resetting more than 250 of its
+ * first 500 streams thus loses the connection at its 250th; ordinary cancellations never come
+ * near it.
  */
 
 /** Envoy's defaults for the two runtime keys above. */
@@ -29,7 +29,7 @@ export class PrematureResets {
     private readonly onTrip: () => void,
   ) {}
 
-  /** A stream ended: `lifetimeMs` after it started, reset by the client before any response head (`premature`). */
+  /** A stream ended `lifetimeMs` after it started; `prematureReset`: reset before any response head went out. */
   streamClosed(prematureReset: boolean, lifetimeMs: number): void {
     this.closed++;
     if (!prematureReset || this.tripped || Math.floor(lifetimeMs / 1000) > PREMATURE_RESET_MIN_STREAM_LIFETIME_S) return;
