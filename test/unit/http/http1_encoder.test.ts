@@ -51,3 +51,14 @@ describe('head encoder: runs of kept lines and an inline body', () => {
     expect(out).toBe('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: up\r\nserver: strait\r\n\r\nhello');
   });
 });
+
+describe('reason phrases', () => {
+  it("uses Envoy's words for the codes Envoy names and Unknown for the rest", async () => {
+    const { reasonPhrase, encodeLocalResponse } = await import('../../../src/protocols/http1/encoder.js');
+    expect(reasonPhrase(426)).toBe('Upgrade Required');
+    expect(reasonPhrase(507)).toBe('Insufficient Storage');
+    expect(reasonPhrase(421)).toBe('Misdirected Request');
+    expect(reasonPhrase(599)).toBe('Unknown');
+    expect(encodeLocalResponse(426, '', '', true).toString('latin1').split('\r\n')[0]).toBe('HTTP/1.1 426 Upgrade Required');
+  });
+});
