@@ -5,7 +5,7 @@ import { responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/deco
 import { parseResponseHead } from '../../../protocols/http1/parser.js';
 import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
 import type { Host } from '../../../upstream/host.js';
-import type { Http1ClusterPools, Http1ConnUser, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
+import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
@@ -587,7 +587,8 @@ export function h1HeadOf(headers: HeaderObject, method: string, chunked: boolean
 export class H1Try implements UpstreamTry, Http1ConnUser {
   private conn: Http1UpstreamConn | null = null;
   private cancel: (() => void) | null = null;
-  private pending: Buffer[] = [];
+  /** Body chunks written before a connection was there; null until the first. */
+  private pending: Buffer[] | null = null;
   private ended = false;
   private done = false;
   private respBuf: Buffer | null = null;
@@ -615,42 +616,54 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.chunked = !endStream && headers['content-length'] === undefined;
       this.head = h1HeadOf(headers, method, this.chunked);
     }
-    this.cancel = pools.forHost(host).acquire(pools.cluster.spec.connectTimeoutMs, (conn, reason) => {
-      this.cancel = null;
-      if (this.done) {
-        if (conn) pools.forHost(host).release(conn, true);
-        return;
-      }
-      if (!conn) {
-        this.done = true;
-        ev.onFailure(reason === 'overflow' ? 'overflow' : 'connect_failure');
-        return;
-      }
-      this.conn = conn;
-      conn.user = this;
-      if (this.pending.length === 0 && !this.chunked) {
-        // Head only (a bodiless request, or a body still to come): one direct send(2) through
-        // the pool's connection when nothing is queued, not the stream's write machinery.
-        conn.write(this.head);
-        if (this.drainCb) {
-          const cb = this.drainCb;
-          this.drainCb = null;
-          cb();
-        }
-        return;
-      }
+    // An idle keep-alive connection (the usual case) is taken without building acquire's
+    // callback; the closure lives in wait() so that this constructor allocates no context.
+    const pool = pools.forHost(host);
+    const idle = pool.takeIdle();
+    if (idle !== null) this.attach(idle);
+    else this.wait(pool, host);
+  }
+
+  private wait(pool: Http1HostPool, host: Host): void {
+    this.cancel = pool.acquire(this.pools.cluster.spec.connectTimeoutMs, (conn, reason) => this.acquired(conn, reason, host));
+  }
+
+  private acquired(conn: Http1UpstreamConn | null, reason: string, host: Host): void {
+    this.cancel = null;
+    if (this.done) {
+      if (conn) this.pools.forHost(host).release(conn, true);
+      return;
+    }
+    if (!conn) {
+      this.done = true;
+      this.ev.onFailure(reason === 'overflow' ? 'overflow' : 'connect_failure');
+      return;
+    }
+    this.attach(conn);
+  }
+
+  /** Sends the head (and what body came meanwhile) on `conn`, which this try now holds. */
+  private attach(conn: Http1UpstreamConn): void {
+    this.conn = conn;
+    conn.user = this;
+    const pending = this.pending;
+    if (pending === null && !this.chunked) {
+      // Head only (a bodiless request, or a body still to come): one direct send(2) through
+      // the pool's connection when nothing is queued, not the stream's write machinery.
+      conn.write(this.head);
+    } else {
       conn.socket.cork();
       conn.socket.write(this.head);
-      for (const b of this.pending) this.writeBody(b);
-      this.pending = [];
+      if (pending !== null) for (const b of pending) this.writeBody(b);
+      this.pending = null;
       if (this.ended) this.writeEnd();
       conn.socket.uncork();
-      if (this.drainCb) {
-        const cb = this.drainCb;
-        this.drainCb = null;
-        cb();
-      }
-    });
+    }
+    if (this.drainCb) {
+      const cb = this.drainCb;
+      this.drainCb = null;
+      cb();
+    }
   }
 
   private writeBody(b: Buffer): boolean {
@@ -669,7 +682,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   write(chunk: Buffer): boolean {
     if (this.done) return true;
     if (!this.conn) {
-      this.pending.push(chunk);
+      (this.pending ??= []).push(chunk);
       return false;
     }
     return this.writeBody(chunk);
