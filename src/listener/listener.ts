@@ -17,9 +17,23 @@ export function addressStatName(a: PeerAddress): string {
   return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`.replaceAll(':', '_');
 }
 
-/** A bound listener: accepts, selects a filter chain, hands the connection to its terminal filter. */
+/**
+ * Where a connection accepted by a `use_original_dst` listener goes: the listener serving its
+ * original destination, or null to keep it (ListenerManager.forOriginalDst).
+ */
+export type OriginalDstLookup = (local: PeerAddress) => ActiveListener | null;
+
+/** A PeerAddress for a configured TCP address (an unbound listener's, which getsockname never gives). */
+function configuredAddress(a: ListenerSpec['address']): PeerAddress | null {
+  if (a.kind !== 'tcp') return null;
+  return { family: a.host.includes(':') ? 'IPv6' : 'IPv4', address: a.host, port: a.port };
+}
+
+/** A listener: accepts, selects a filter chain, hands the connection to its terminal filter. */
 export class ActiveListener {
   private bound: BoundListener | null = null;
+  /** A `bind_to_port: false` listener that is serving (it has no socket to close). */
+  private unboundOpen = false;
   private stats: StatsOf<typeof LISTENER_STATS> | null = null;
   private terminals: NetworkFilter[] = [];
   private matchers: ChainMatcher[] = [];
@@ -40,10 +54,13 @@ export class ActiveListener {
   constructor(
     public spec: ListenerSpec,
     private readonly rt: RuntimeContext,
+    private readonly originalDst: OriginalDstLookup | null = null,
   ) {}
 
+  /** The bound address (an unbound listener's configured one); null once it stops accepting. */
   get address(): PeerAddress | null {
-    return this.bound?.address ?? null;
+    if (this.bound) return this.bound.address;
+    return this.unboundOpen ? configuredAddress(this.spec.address) : null;
   }
 
   get activeConnections(): number {
@@ -88,8 +105,9 @@ export class ActiveListener {
   /** `inheritFd`: a listening socket handed over by the previous process (hot restart). */
   async start(inheritFd?: number): Promise<void> {
     this.install(this.spec);
-    this.bound = await this.rt.engine.listen(this.spec.address, this.spec.backlog, (d) => this.onConnection(d), inheritFd);
-    const statName = this.spec.statPrefix || addressStatName(this.bound.address);
+    if (this.spec.bindToPort) this.bound = await this.rt.engine.listen(this.spec.address, this.spec.backlog, (d) => this.onConnection(d), inheritFd);
+    else this.unboundOpen = true;
+    const statName = this.spec.statPrefix || addressStatName(this.address!);
     this.stats = this.rt.stats.scope('listener').scope(statName, 'envoy_listener_address').table(LISTENER_STATS);
     this.sslScope = this.rt.stats.scope('listener').scope(statName, 'envoy_listener_address').scope('ssl');
     if (SecureAcceptor.needed(this.spec)) {
@@ -125,9 +143,27 @@ export class ActiveListener {
     return out;
   }
 
-  private onConnection(d: Downstream, initialData?: Buffer, adopted = false): void {
+  /**
+   * A connection another listener accepted, whose original destination is this listener's
+   * address: served as if accepted here (listener filters, chain selection, stats), never
+   * handed on again.
+   */
+  handOff(d: Downstream): void {
+    this.onConnection(d, undefined, false, true);
+  }
+
+  private onConnection(d: Downstream, initialData?: Buffer, adopted = false, handedOff = false): void {
     // An adopted connection arrives with the address its first process already restored.
-    if (this.spec.useOriginalDst && !adopted) restoreOriginalDst(d);
+    if (this.spec.useOriginalDst && !adopted && !handedOff) {
+      restoreOriginalDst(d);
+      // As Envoy's hand_off_restored_destination_connections: the listener for the original
+      // destination takes it, counted there; none (or this one) means it stays here.
+      const to = this.originalDst?.(d.local);
+      if (to && to !== this) {
+        to.handOff(d);
+        return;
+      }
+    }
     const stats = this.stats!;
     // A handed-over connection was counted by the process that accepted it (counters carry over).
     if (!adopted) stats.downstream_cx_total.value++;
@@ -204,11 +240,12 @@ export class ActiveListener {
 
   /** Stop accepting; open connections carry on until they end or are aborted. */
   stopAccepting(keepPath = false): void {
-    if (!this.bound) return;
+    if (!this.bound && !this.unboundOpen) return;
+    this.unboundOpen = false;
     this.secure?.close(true);
     for (const s of this.proxyPending) s.destroy();
     this.proxyPending.clear();
-    this.bound.close(keepPath);
+    this.bound?.close(keepPath);
     this.bound = null;
     this.draining = true;
   }

@@ -45,6 +45,12 @@ export interface ListenerSpec {
    */
   readonly useOriginalDst: boolean;
   /**
+   * `bind_to_port` (default true). False: no socket of its own; the listener serves connections
+   * that a `use_original_dst` listener accepted and whose original destination is its address
+   * (Istio's per-port outbound listeners behind virtualOutbound).
+   */
+  readonly bindToPort: boolean;
+  /**
    * Read the ClientHello before choosing a chain: a tls_inspector is configured, or a chain
    * matches on server_names / transport_protocol tls / application_protocols (Envoy injects
    * the inspector then too).
@@ -164,6 +170,8 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
     if (l[f] !== undefined && l[f] !== false) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
   }
   let useOriginalDst = l.use_original_dst === true;
+  const bindToPort = l.bind_to_port !== false;
+  if (!bindToPort && address?.kind === 'unix') ctx.errors.push({ path: `${path}.bind_to_port`, message: 'false needs a socket_address: only IP connections are handed over by original destination' });
   let inspector = false;
   let inspectHttp = false;
   let proxyProtocol: ProxyProtocolSpec | null = null;
@@ -218,6 +226,7 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
     bufferLimit: l.per_connection_buffer_limit_bytes ?? DEFAULT_BUFFER_LIMIT,
     backlog: l.tcp_backlog_size ?? 1024,
     useOriginalDst,
+    bindToPort,
     inspectHttp,
     inspectTls,
     proxyProtocol,

@@ -4,7 +4,7 @@ import type { StatsOf } from '../observability/stats.js';
 import { ActiveListener } from './listener.js';
 import type { ListenerSpec } from './listener_config.js';
 import { LISTENER_MANAGER_STATS } from './stats.js';
-import type { ListenAddress } from '../io/engine.js';
+import type { ListenAddress, PeerAddress } from '../io/engine.js';
 
 function sameAddress(a: ListenAddress, b: ListenAddress): boolean {
   if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
@@ -19,14 +19,40 @@ export class ListenerManager {
   /** Listening sockets handed over by the previous process, by listener name (hot restart). */
   inherited: ReadonlyMap<string, number> | null = null;
 
+  /** Serving TCP listeners by `address:port`, for original-destination hand-off; rebuilt after changes. */
+  private byAddress: Map<string, ActiveListener> | null = null;
+  private readonly lookup = (local: PeerAddress): ActiveListener | null => this.forOriginalDst(local);
+
   constructor(private readonly rt: RuntimeContext) {
     this.stats = rt.stats.scope('listener_manager').table(LISTENER_MANAGER_STATS);
+  }
+
+  /**
+   * The listener for a connection's original destination, as Envoy picks it: the one on exactly
+   * that address, else the one on the wildcard address (0.0.0.0 or ::) with that port; bound or
+   * not (`bind_to_port: false`), never one that is draining.
+   */
+  forOriginalDst(local: PeerAddress): ActiveListener | null {
+    if (local.family === 'unix') return null;
+    let m = this.byAddress;
+    if (m === null) {
+      m = this.byAddress = new Map();
+      for (const l of this.listeners) {
+        const a = l.draining ? null : l.address;
+        if (a && a.family !== 'unix' && !m.has(`${a.address}:${a.port}`)) m.set(`${a.address}:${a.port}`, l);
+      }
+    }
+    return m.get(`${local.address}:${local.port}`) ?? m.get(`${local.family === 'IPv6' ? '::' : '0.0.0.0'}:${local.port}`) ?? null;
+  }
+
+  private changed(): void {
+    this.byAddress = null;
   }
 
   /** Binds every listener; if one fails, the ones already bound are closed and the error names it. */
   async startAll(specs: readonly ListenerSpec[]): Promise<void> {
     for (const spec of specs) {
-      const l = new ActiveListener(spec, this.rt);
+      const l = new ActiveListener(spec, this.rt, this.lookup);
       this.stats.listener_added.value++;
       try {
         await l.start(this.inherited?.get(spec.name));
@@ -39,6 +65,7 @@ export class ListenerManager {
       }
       this.stats.listener_create_success.value++;
       this.listeners.push(l);
+      this.changed();
     }
     this.stats.total_listeners_active.value = this.listeners.length;
   }
@@ -54,11 +81,11 @@ export class ListenerManager {
    */
   async addOrUpdate(spec: ListenerSpec, drainMs: number): Promise<void> {
     const old = this.get(spec.name);
-    if (old && sameAddress(old.spec.address, spec.address)) {
+    if (old && sameAddress(old.spec.address, spec.address) && old.spec.bindToPort === spec.bindToPort) {
       old.update(spec);
       return;
     }
-    const l = new ActiveListener(spec, this.rt);
+    const l = new ActiveListener(spec, this.rt, this.lookup);
     this.stats.listener_added.value++;
     try {
       await l.start();
@@ -69,6 +96,7 @@ export class ListenerManager {
     }
     this.stats.listener_create_success.value++;
     this.listeners.push(l);
+    this.changed();
     this.stats.total_listeners_active.value++;
     if (old) this.drainOne(old, drainMs);
   }
@@ -83,6 +111,7 @@ export class ListenerManager {
   }
 
   private drainOne(l: ActiveListener, drainMs: number): void {
+    this.changed();
     l.stopAccepting();
     l.announceDrain();
     this.stats.listener_stopped.value++;
@@ -96,6 +125,7 @@ export class ListenerManager {
       const i = this.listeners.indexOf(l);
       if (i >= 0) {
         this.listeners.splice(i, 1);
+        this.changed();
         this.stats.total_listeners_draining.value--;
       }
     };
@@ -114,6 +144,7 @@ export class ListenerManager {
    * move (HTTP/2) are asked to reconnect, which brings them to the new process.
    */
   stopAccepting(keepPath = false): void {
+    this.changed();
     for (const l of this.listeners) {
       if (l.draining) continue;
       l.stopAccepting(keepPath);

@@ -95,6 +95,7 @@ describe('corpus replay through a real ADS stream', () => {
   });
 
   const seen = { nacks: 0, acceptedListeners: 0, acceptedClusters: 0, privateSkips: 0 };
+  const acceptedListenerNames = new Set<string>();
 
   it.each(files.map((f, i) => [f, i] as const))('%s: served, then each listener and cluster loads or is refused with a reason', async (file, step) => {
     for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
@@ -132,6 +133,7 @@ describe('corpus replay through a real ADS stream', () => {
             expect(String(reason ?? nackLine?.error).length).toBeGreaterThan(10);
           }
           if (ok) seen[type === CLUSTER_TYPE ? 'acceptedClusters' : 'acceptedListeners']++;
+          if (ok && type === LISTENER_TYPE) acceptedListenerNames.add(name);
         }
       }
     } finally {
@@ -151,5 +153,7 @@ describe('corpus replay through a real ADS stream', () => {
     expect(seen.nacks).toBeGreaterThan(0);
     expect(seen.acceptedClusters).toBeGreaterThan(5);
     expect(seen.acceptedListeners).toBeGreaterThan(0);
+    // Istio's per-port outbound listeners (bind_to_port: false, reached from virtualOutbound).
+    for (const name of ['virtualOutbound', '0.0.0.0_9080', '10.96.0.1_443']) expect(acceptedListenerNames).toContain(name);
   });
 });

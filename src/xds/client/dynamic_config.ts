@@ -613,10 +613,6 @@ export class DynamicConfig implements AdsHandler {
       return null;
     }
     const value = stripPrivateExtensions(r.value, warnings);
-    if (r.value.bind_to_port === false) {
-      errors.push({ path: 'bind_to_port', message: 'listeners that do not bind (reached through use_original_dst) are not supported yet' });
-      return null;
-    }
     const referenced = new ReferencedClusters();
     const routes = new Set<string>();
     const rds = (name: string): RdsRouteTable => {

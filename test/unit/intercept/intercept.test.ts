@@ -120,4 +120,17 @@ describe('ORIGINAL_DST', () => {
     buildListenerSpec({ ...base, listener_filters: [{ name: 'envoy.filters.listener.local_ratelimit' }] }, 'l', c3);
     expect(c3.errors.map((e) => e.path)).toEqual(['l.listener_filters[0]']);
   });
+
+  it('reads bind_to_port (default true); false needs an IP address to be handed connections', () => {
+    const chain = { filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 's', cluster: 'pt' } }] };
+    const ctx = () => ({ clusterNames: new Set(['pt']), errors: [] as FieldError[], warnings: [] as FieldError[] });
+    const tcp = { name: 'l', address: { socket_address: { address: '0.0.0.0', port_value: 9080 } }, filter_chains: [chain] };
+    expect(buildListenerSpec(tcp, 'l', ctx())?.bindToPort).toBe(true);
+    const c1 = ctx();
+    expect(buildListenerSpec({ ...tcp, bind_to_port: false }, 'l', c1)?.bindToPort).toBe(false);
+    expect(c1.errors).toEqual([]);
+    const c2 = ctx();
+    expect(buildListenerSpec({ ...tcp, address: { pipe: { path: '/tmp/x.sock' } }, bind_to_port: false }, 'l', c2)).toBeNull();
+    expect(c2.errors.map((e) => e.path)).toEqual(['l.bind_to_port']);
+  });
 });
