@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // CPU profile of Strait under one workload:
-//   npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N]
+//   npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc]
 // Starts the workload's upstream and Strait under `node --cpu-prof`, runs the workload's load once
 // (after a warm-up), stops Strait with SIGTERM so V8 writes the profile, then prints the top
-// self-time functions parsed from the .cpuprofile (no external tools).
+// self-time functions parsed from the .cpuprofile (no external tools). With --alloc it samples
+// allocation instead (V8's sampling heap profiler, freed objects included; lib/alloc_sampler.mjs)
+// and prints the functions that allocate most, in bytes per request.
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +17,7 @@ import { UPSTREAMS } from './upstreams/index.js';
 import { straitPeer } from './peers/strait.js';
 import { WORKLOADS } from './workloads/index.js';
 
-const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N]
+const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')}
 `;
 
@@ -50,14 +52,38 @@ export function topSelfTime(profile, n = 15) {
   return { total_ms: total / 1000, rows: rows.slice(0, n) };
 }
 
+/** Bytes allocated per function (self) from a sampling heap profile, largest first. */
+export function topAllocations(profile, n = 15) {
+  const self = new Map();
+  let total = 0;
+  const stack = [profile.head];
+  while (stack.length) {
+    const node = stack.pop();
+    const cf = node.callFrame;
+    const loc = cf.url ? `${cf.url.replace(/^file:\/\//, '')}:${cf.lineNumber + 1}` : '';
+    const key = `${cf.functionName || '(anonymous)'}\t${loc}`;
+    self.set(key, (self.get(key) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    for (const c of node.children) stack.push(c);
+  }
+  const rows = [...self.entries()]
+    .map(([k, bytes]) => {
+      const [fn, loc] = k.split('\t');
+      return { function: fn, location: loc, bytes };
+    })
+    .sort((a, b) => b.bytes - a.bytes);
+  return { total, rows: rows.slice(0, n) };
+}
+
 function parse(argv) {
-  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15 };
+  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15, alloc: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--engine') o.engine = argv[++i];
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--duration') o.duration = Number(argv[++i]);
     else if (a === '--top') o.top = Number(argv[++i]);
+    else if (a === '--alloc') o.alloc = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else if (!a.startsWith('-') && !o.workload) o.workload = a;
     else throw new Error(`unknown argument ${a}`);
@@ -106,11 +132,17 @@ async function main() {
   const ctx = makeCtx(settings, (m) => process.stderr.write(`${m}\n`), outDir);
   const upstream = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
   let target;
+  let requests = 0;
+  const allocFile = path.join(profDir, 'alloc.heapprofile');
   try {
-    process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (node --cpu-prof)\n`);
-    target = await startPeer(peer, w, upstream, ctx, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+    process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (${o.alloc ? 'allocation sampling' : 'node --cpu-prof'})\n`);
+    if (o.alloc) process.env.STRAIT_ALLOC_PROFILE = allocFile;
+    const nodeArgs = o.alloc ? ['--import', path.join(BENCH_DIR, 'lib/alloc_sampler.mjs')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+    target = await startPeer(peer, w, upstream, ctx, { nodeArgs });
     if (w.warm) await w.warm(target, ctx);
+    if (o.alloc) process.kill(target.child.pid, 'SIGUSR2');
     const res = await w.run(target, ctx);
+    requests = res.metrics.requests ?? 0;
     const flags = Object.entries(res.errors ?? {}).filter(([, v]) => v);
     process.stderr.write(`profile: ${w.primary.key} ${res.metrics[w.primary.key]?.toFixed(1)} ${w.primary.unit}${flags.length ? `; ERRORS ${JSON.stringify(Object.fromEntries(flags))}` : ''}\n`);
   } finally {
@@ -120,6 +152,7 @@ async function main() {
     fs.rmSync(ctx.tmp, { recursive: true, force: true });
   }
   await sleep(100);
+  if (o.alloc) return reportAllocations(o, w, allocFile, profDir, outDir, requests, target);
   const written = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
   if (!written.length) {
     fs.rmSync(profDir, { recursive: true, force: true });
@@ -137,6 +170,27 @@ async function main() {
     process.stdout.write(`${r.self_ms.toFixed(1).padStart(10)} ${r.self_pct.toFixed(1).padStart(7)}  ${r.function}${r.location ? `  (${r.location})` : ''}\n`);
   }
   process.stdout.write('\nOpen the .cpuprofile in Chrome DevTools (Performance > Load profile) or speedscope for the full call tree.\n');
+}
+
+function reportAllocations(o, w, allocFile, profDir, outDir, requests, target) {
+  if (!fs.existsSync(allocFile)) {
+    fs.rmSync(profDir, { recursive: true, force: true });
+    process.stderr.write(`profile: no heap profile was written (did Strait exit on SIGTERM?): ${target?.child?.stderr.slice(-800) ?? ''}\n`);
+    process.exit(1);
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(outDir, `${w.name}-strait-${o.engine}-${stamp}.heapprofile`);
+  fs.renameSync(allocFile, file);
+  fs.rmSync(profDir, { recursive: true, force: true });
+  const top = topAllocations(JSON.parse(fs.readFileSync(file, 'utf8')), o.top);
+  // Sampling counts the load's requests plus the few the workload's own checks make.
+  const per = (b) => (requests ? b / requests : NaN);
+  process.stdout.write(`\nprofile: ${file}\nallocated ${(top.total / 2 ** 20).toFixed(1)} MiB over ${requests} requests: ${per(top.total).toFixed(0)} B/request (sampled)\n`);
+  process.stdout.write(`${'B/req'.padStart(8)} ${'%'.padStart(6)}  function  (location)\n`);
+  for (const r of top.rows) {
+    process.stdout.write(`${per(r.bytes).toFixed(0).padStart(8)} ${((100 * r.bytes) / (top.total || 1)).toFixed(1).padStart(6)}  ${r.function}${r.location ? `  (${r.location})` : ''}\n`);
+  }
+  process.stdout.write('\nOpen the .heapprofile in Chrome DevTools (Memory > Load) for the call tree.\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) await main();

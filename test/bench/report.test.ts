@@ -13,7 +13,7 @@ import { median, summarize } from '../../bench/lib/summarize.js';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { roundOrder } from '../../bench/lib/runner.js';
 // @ts-expect-error plain ESM JavaScript without type declarations
-import { topSelfTime } from '../../bench/profile.js';
+import { topAllocations, topSelfTime } from '../../bench/profile.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURE = path.join(HERE, 'fixtures/results.fixture.json');
@@ -267,6 +267,26 @@ describe('bench helpers', () => {
     expect(top.rows[1]).toMatchObject({ function: 'cold' });
     expect(top.rows[1].self_ms).toBeCloseTo(0.05, 10);
     expect(top.total_ms).toBeCloseTo(0.25, 10);
+  });
+
+  it('topAllocations sums self bytes by function over every call path', () => {
+    const frame = (functionName: string, lineNumber: number) => ({ functionName, url: 'file:///y.js', lineNumber });
+    const profile = {
+      head: {
+        callFrame: frame('(root)', -1),
+        selfSize: 0,
+        children: [
+          { callFrame: frame('make', 4), selfSize: 300, children: [{ callFrame: frame('leaf', 7), selfSize: 50, children: [] }] },
+          { callFrame: frame('other', 1), selfSize: 100, children: [{ callFrame: frame('make', 4), selfSize: 200, children: [] }] },
+        ],
+      },
+    };
+    const top = topAllocations(profile, 2);
+    expect(top.total).toBe(650);
+    expect(top.rows).toEqual([
+      { function: 'make', location: '/y.js:5', bytes: 500 },
+      { function: 'other', location: '/y.js:2', bytes: 100 },
+    ]);
   });
 });
 
