@@ -45,6 +45,12 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
     load: async () => (await import('./passive/config.js')).grpcStatsFactory,
   },
   {
+    name: 'envoy.filters.http.compressor',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor'],
+    perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute'],
+    load: async () => (await import('./passive/config.js')).compressorFactory,
+  },
+  {
     name: 'strait.filters.http.priority_ratelimit',
     typeUrls: ['type.googleapis.com/strait.priority_ratelimit.v1.PriorityRateLimit'],
     load: async () => (await import('./priority_ratelimit/config.js')).priorityRateLimitFactory,

@@ -115,6 +115,24 @@ describe('http_connection_manager config', () => {
     expect(vhCors.errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].cors']);
   });
 
+  it('accepts the compressor with a library Envoy names, says it does not compress, and leaves it out of the chain', () => {
+    const compressor = (lib: string) => ({
+      name: 'envoy.filters.http.compressor.gzip',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
+        compressor_library: { name: 'c', typed_config: { '@type': `type.googleapis.com/envoy.extensions.compression.${lib}` } },
+        response_direction_config: { common_config: { content_type: ['text/plain'] } },
+      },
+    });
+    const { config, errors, warnings } = parse({ http_filters: [compressor('brotli.compressor.v3.Brotli'), compressor('gzip.compressor.v3.Gzip'), ROUTER] });
+    expect(errors).toEqual([]);
+    expect(config!.httpFilters).toEqual([]);
+    expect(warnings.map((w) => w.message)).toEqual([expect.stringContaining('no "br" content-encoding'), expect.stringContaining('no "gzip" content-encoding')]);
+    const bad = parse({ http_filters: [compressor('lz4.compressor.v3.Lz4'), ROUTER] });
+    expect(bad.config).toBeNull();
+    expect(bad.errors.map((e) => e.path)).toEqual(['tc.http_filters[0].typed_config.compressor_library.typed_config']);
+  });
+
   it('validates the HTTP filters before the router with their own factories', () => {
     const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
     // An empty HTTPFault is valid (Istio's shape: the faults are on routes); a bad one is not.

@@ -267,12 +267,12 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
           ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
           return;
         }
-        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, cors without policies, grpc_stats, strait.filters.http.priority_ratelimit)` });
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, cors without policies, grpc_stats, compressor (not compressing), strait.filters.http.priority_ratelimit)` });
         return;
       }
       if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
-      // Valid but acting on nothing (cors without policies, grpc_stats): no place in the chain.
+      // Valid but acting on nothing (cors without policies, grpc_stats, compressor): no place in the chain.
       if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name) });
       return;
     }
