@@ -9,6 +9,7 @@ import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd } from '../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../protocols/http1/batch_queue.js';
+import type { MessageHead } from '../protocols/http1/types.js';
 import { now as clockNow } from '../protocols/http1/clock.js';
 
 /**
@@ -62,6 +63,11 @@ export class Http1UpstreamConn {
   idleSince = 0;
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
+  /**
+   * The last response head parsed on this connection, refilled by the next parse (H1Try): its
+   * try is over by then, and whoever kept anything of it made a copy.
+   */
+  spareHead: MessageHead | null = null;
   /** A request head deferWrite queued for the end of the batch; any other write sends it first. */
   private deferred: Buffer | null = null;
 

@@ -65,7 +65,8 @@ function targetOf(buf: Buffer, s: number, e: number): string {
 
 export interface HeadParser {
   parseRequestHead(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
-  parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
+  /** `into`: as for parseResponseHeadOwned (the head still points into `buf`). */
+  parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits, into?: MessageHead | null): ParseResult;
   /**
    * Like the two above, but a head returned never points into `buf`: its bytes are copied to a
    * buffer shared by many heads. For parsing straight from a read buffer that is reused.
@@ -195,7 +196,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   };
   return {
     parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits, false, null),
-    parseResponseHead: (buf, off, end, limits) => run(false, buf, off, end, limits, false, null),
+    parseResponseHead: (buf, off, end, limits, into) => run(false, buf, off, end, limits, false, into ?? null),
     parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true, null),
     parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
   };

@@ -61,9 +61,13 @@ export function parseRequestHead(buf: Buffer, off: number, end: number, limits: 
   return chosen.parser.parseRequestHead(buf, off, end, limits);
 }
 
-export function parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+/**
+ * `into`: a head this function returned before that nothing refers to any more (an upstream
+ * connection's previous response), refilled by the native parser instead of a new one.
+ */
+export function parseResponseHead(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS, into: MessageHead | null = null): ParseResult {
   if (limits.maxHeaders > NATIVE_MAX_HEADERS) return bodylessFraming(tsResponse(buf, off, end, limits));
-  return bodylessFraming(chosen.parser.parseResponseHead(buf, off, end, limits));
+  return bodylessFraming(chosen.parser.parseResponseHead(buf, off, end, limits, into));
 }
 
 /**

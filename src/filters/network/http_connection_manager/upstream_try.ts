@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import http2 from 'node:http2';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
-import { responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
+import { DEFAULT_LIMITS, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseResponseHead } from '../../../protocols/http1/parser.js';
 import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
 import type { Host } from '../../../upstream/host.js';
@@ -731,8 +731,11 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     }
     const buf = this.respBuf ? Buffer.concat([this.respBuf, chunk]) : chunk;
     let off = 0;
+    // The connection's previous response head is refilled: nothing holds it once its try is
+    // done (exchanges copy what they keep), and a head and its fields array cost ~400 bytes.
+    const conn = this.conn;
     for (;;) {
-      const r = parseResponseHead(buf, off, buf.length);
+      const r = parseResponseHead(buf, off, buf.length, DEFAULT_LIMITS, conn !== null ? conn.spareHead : null);
       if (typeof r === 'number') {
         if (r === HeadStatus.NEED_MORE) {
           this.respBuf = buf.subarray(off);
@@ -742,6 +745,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
         return;
       }
       off += r.headBytes;
+      if (conn !== null) conn.spareHead = r;
       if (r.status >= 100 && r.status < 200) continue;
       this.respBuf = null;
       this.resp = r;
