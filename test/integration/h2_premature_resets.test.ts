@@ -102,7 +102,9 @@ ${staticCluster('svc', [up.port])}`,
     other.on('error', () => {});
     const attack = await rawH2(port);
     let sent = 0;
-    for (let id = 1; sent < 2000 && !attack.closed(); ) {
+    // The cap is far above where it must trip, so a loaded machine (Strait reading late) still
+    // shows the close coming first.
+    for (let id = 1; sent < 10_000 && !attack.closed(); ) {
       const batch: Buffer[] = [];
       for (let k = 0; k < 50; k++, id += 2, sent++) batch.push(get(id, '/slow', true), frame(T.RST_STREAM, 0, id, u32(E.CANCEL)));
       await attack.write(Buffer.concat(batch));
@@ -111,10 +113,10 @@ ${staticCluster('svc', [up.port])}`,
     await waitFor(() => attack.closed());
     expect(await stat('downstream_rq_too_many_premature_resets')).toBe(trips + 1);
     // Closed at the 250th premature reset: the streams it got through are a few batches' worth
-    // (what was already read when it tripped), nowhere near the 2000 it would have sent.
+    // (what was already read when it tripped), nowhere near the 10,000 it would have sent.
     const resets = (await stat('downstream_rq_rx_reset')) - resetsBefore;
     expect(resets).toBeGreaterThanOrEqual(250);
-    expect(sent).toBeLessThan(2000);
+    expect(sent).toBeLessThan(10_000);
     // The other connection still works.
     const body = await new Promise<string>((resolve, reject) => {
       const rq = other.request({ ':path': '/fast', ':authority': 'svc' });
