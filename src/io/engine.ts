@@ -23,6 +23,12 @@ export interface Downstream {
   readonly local: PeerAddress;
   /** Set when the listener terminated TLS on this connection (src/tls). */
   readonly tls?: import('./stream_conn.js').ConnectionTlsInfo | null;
+  /**
+   * What network filters published about this connection (src/io/filter_state.ts); created
+   * by the first writer, so connections without one cost nothing. Views of the same connection
+   * made for other layers (an HTTP/2 session's) share this object.
+   */
+  filterState?: import('./filter_state.js').FilterState | null;
   close(): void;
 }
 

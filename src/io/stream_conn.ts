@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Downstream, PeerAddress, Upstream } from './engine.js';
+import type { FilterState } from './filter_state.js';
 
 /** What a TLS handshake established, for filter chain match, RBAC and access logs. */
 export interface ConnectionTlsInfo {
@@ -26,6 +27,8 @@ export interface ConnectionTlsInfo {
  * engine then splices it with Node streams, since its fd-level pipe cannot see plaintext.
  */
 export class StreamDownstream implements Downstream {
+  filterState: FilterState | null = null;
+
   constructor(
     readonly socket: net.Socket,
     readonly remote: PeerAddress,

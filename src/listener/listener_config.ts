@@ -143,7 +143,9 @@ function buildChain(fc: Obj, path: string, ctx: FactoryContext): FilterChainSpec
     if (config !== null) filters.push({ name: factory.name, factory, config });
   });
   const last = filters[filters.length - 1];
-  if (last && !last.factory.terminal) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
+  // Only when every filter parsed: a refused terminal is reported already, and the non-terminal
+  // filters before it (istio_authn) would otherwise add a misleading second error.
+  if (last && !last.factory.terminal && filters.length === list.length) ctx.errors.push({ path: `${path}.filters`, message: 'the last filter of a chain must be a terminal filter (e.g. tcp_proxy)' });
   for (const factory of new Set(filters.map((f) => f.factory))) if (factory.checkChain) ctx.errors.push(...factory.checkChain(filters, `${path}.filters`));
   if (ctx.errors.length > start) return null;
   return Object.freeze({

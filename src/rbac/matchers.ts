@@ -103,26 +103,76 @@ function pathRule(p: Obj, path: string, ctx: Ctx): Rule | null {
 }
 
 /**
- * `metadata`: Strait's RPC call metadata (see RPC_METADATA_FILTERS) with a string or present
- * match. Other namespaces are never filled here, so they match as absent (warned once).
+ * A compiled `type.matcher.v3.ValueMatcher` over a metadata value as JSON: undefined when the
+ * path leads nowhere, else a string, number, boolean, null, list or struct. Envoy's rules: a
+ * kind test never matches a value of another kind; `present_match` tests presence alone.
+ */
+type ValueMatch = (v: unknown) => boolean;
+
+function compileValueMatcher(v: Obj, path: string, ctx: Ctx): ValueMatch | null {
+  if (v.string_match) {
+    const sm: StringMatch | null = compileStringMatcher(v.string_match, `${path}.string_match`, ctx.errors);
+    return sm && ((x) => typeof x === 'string' && sm(x));
+  }
+  if (v.present_match !== undefined) {
+    // Envoy's PresentMatcher: `false` matches nothing, absent values included (absence is
+    // `present_match: true` with `invert`).
+    if (v.present_match !== true) return () => false;
+    return (x) => x !== undefined;
+  }
+  if (v.bool_match !== undefined) {
+    const want = v.bool_match === true;
+    return (x) => x === want;
+  }
+  if (v.null_match !== undefined) return (x) => x === null;
+  if (v.double_match) return doubleMatcher(v.double_match as Obj, `${path}.double_match`, ctx);
+  if (v.list_match) {
+    const l = v.list_match as Obj;
+    if (!l.one_of) {
+      ctx.errors.push({ path: `${path}.list_match.one_of`, message: 'is required (a ValueMatcher)' });
+      return null;
+    }
+    const inner = compileValueMatcher(l.one_of as Obj, `${path}.list_match.one_of`, ctx);
+    // Some element matches; a value that is not a list never does.
+    return inner && ((x) => Array.isArray(x) && x.some(inner));
+  }
+  if (v.or_match) {
+    const ms = ((v.or_match.value_matchers ?? []) as Obj[]).map((m, i) => compileValueMatcher(m, `${path}.or_match.value_matchers[${i}]`, ctx));
+    if (ms.length < 2) ctx.errors.push({ path: `${path}.or_match.value_matchers`, message: 'needs at least 2 matchers' });
+    if (ms.length < 2 || ms.some((m) => m === null)) return null;
+    return (x) => (ms as ValueMatch[]).some((m) => m(x));
+  }
+  ctx.errors.push({ path, message: 'needs one of string_match, present_match, bool_match, null_match, double_match, list_match, or_match' });
+  return null;
+}
+
+/** `type.matcher.v3.DoubleMatcher`: `exact`, or `range` [start, end) as Envoy's DoubleRange. */
+function doubleMatcher(d: Obj, path: string, ctx: Ctx): ValueMatch | null {
+  if (d.range) {
+    const start = Number(d.range.start ?? 0);
+    const end = Number(d.range.end ?? 0);
+    return (x) => typeof x === 'number' && x >= start && x < end;
+  }
+  if (d.exact !== undefined) {
+    const want = Number(d.exact);
+    return (x) => x === want;
+  }
+  ctx.errors.push({ path, message: 'needs exact or range' });
+  return null;
+}
+
+/**
+ * `metadata`: Strait's RPC call metadata (see RPC_METADATA_FILTERS) under a ValueMatcher. Other
+ * namespaces are never filled here, so they match as absent (warned once): Istio's
+ * `istio_authn` namespace (JWT claims, `request.auth.*`) among them, since Strait has no JWT
+ * filter — as in Envoy when no RequestAuthentication applies.
  */
 function metadataRule(m: Obj, path: string, ctx: Ctx): Rule | null {
   const filter = String(m.filter ?? '');
   const keys = ((m.path ?? []) as Obj[]).map((s) => String(s.key ?? ''));
   const invert = m.invert === true;
-  const v = (m.value ?? {}) as Obj;
-  let test: ((s: string | undefined) => boolean) | null = null;
-  if (v.string_match) {
-    const sm: StringMatch | null = compileStringMatcher(v.string_match, `${path}.value.string_match`, ctx.errors);
-    if (!sm) return null;
-    test = (s) => s !== undefined && s !== '' && sm(s);
-  } else if (v.present_match !== undefined) {
-    const want = v.present_match === true;
-    test = (s) => (s !== undefined && s !== '') === want;
-  } else {
-    ctx.errors.push({ path: `${path}.value`, message: 'only string_match and present_match are supported' });
-    return null;
-  }
+  const test = compileValueMatcher((m.value ?? {}) as Obj, `${path}.value`, ctx);
+  if (!test) return null;
   if (!RPC_METADATA_FILTERS.has(filter)) {
     ctx.warnings.push({ path: `${path}.filter`, message: `metadata namespace "${filter}" is never set by Strait; it matches as absent` });
     const absent = test(undefined) !== invert;
@@ -135,8 +185,35 @@ function metadataRule(m: Obj, path: string, ctx: Ctx): Rule | null {
   }
   ctx.notes.usesRpc = true;
   const read = (r: RpcRequestView): string => (key === 'interface' ? r.iface() : key === 'method' ? r.method() : key === 'version' ? r.version() : r.group());
-  const t = test;
-  return (f) => (f.rpc ? t(read(f.rpc)) : t(undefined)) !== invert;
+  // A field the call does not carry reads as '': absent, as before list and kind matchers came.
+  return (f) => {
+    const s = f.rpc ? read(f.rpc) : '';
+    return test(s === '' ? undefined : s) !== invert;
+  };
+}
+
+/**
+ * `filter_state` (`type.matcher.v3.FilterStateMatcher`): the connection's filter state under
+ * `key` (src/io/filter_state.ts; istio_authn sets Istio's principals) against `string_match`.
+ * A key nobody set never matches. The HTTP filter reaches it through the request's connection.
+ */
+function filterStateRule(fsm: Obj, path: string, ctx: Ctx): Rule | null {
+  const key = String(fsm.key ?? '');
+  if (key === '') ctx.errors.push({ path: `${path}.key`, message: 'is required' });
+  if (fsm.address_match !== undefined) {
+    ctx.errors.push({ path: `${path}.address_match`, message: 'is not supported yet (only string_match)' });
+    return null;
+  }
+  if (!fsm.string_match) {
+    if (key !== '') ctx.errors.push({ path, message: 'needs string_match' });
+    return null;
+  }
+  const sm = compileStringMatcher(fsm.string_match, `${path}.string_match`, ctx.errors);
+  if (!sm || key === '') return null;
+  return (f) => {
+    const v = f.downstream.filterState?.get(key);
+    return v !== undefined && sm(v);
+  };
 }
 
 function portRange(r: Obj): Rule {
@@ -146,7 +223,7 @@ function portRange(r: Obj): Rule {
 }
 
 /** Fields of Permission/Principal Strait does not evaluate: refused, since ignoring them would change access. */
-const UNSUPPORTED_RULES = ['condition', 'checked_condition', 'matcher', 'uri_template', 'filter_state', 'sourced_metadata', 'destination_port_range_set'];
+const UNSUPPORTED_RULES = ['condition', 'checked_condition', 'matcher', 'uri_template', 'sourced_metadata', 'destination_port_range_set'];
 
 function unsupported(o: Obj, path: string, ctx: Ctx): boolean {
   for (const k of UNSUPPORTED_RULES) {
@@ -190,7 +267,10 @@ export function compilePermission(p: Obj, path: string, ctx: Ctx): Rule | null {
     return m && ((f) => m(f.downstream.tls?.sni ?? ''));
   }
   if (p.metadata) return metadataRule(p.metadata, `${path}.metadata`, ctx);
-  ctx.errors.push({ path, message: 'a permission needs one rule (any, and_rules, or_rules, not_rule, header, url_path, destination_ip, destination_port, destination_port_range, requested_server_name, metadata)' });
+  // Envoy's Permission has no filter_state (the config decoder refuses it there); evaluated
+  // alike for callers that build rules directly.
+  if (p.filter_state) return filterStateRule(p.filter_state, `${path}.filter_state`, ctx);
+  ctx.errors.push({ path, message: 'a permission needs one rule (any, and_rules, or_rules, not_rule, header, url_path, destination_ip, destination_port, destination_port_range, requested_server_name, metadata, filter_state)' });
   return null;
 }
 
@@ -224,7 +304,8 @@ export function compilePrincipal(p: Obj, path: string, ctx: Ctx): Rule | null {
   if (p.header) return headerRule(p.header, `${path}.header`, ctx);
   if (p.url_path) return pathRule(p.url_path, `${path}.url_path`, ctx);
   if (p.metadata) return metadataRule(p.metadata, `${path}.metadata`, ctx);
-  ctx.errors.push({ path, message: 'a principal needs one rule (any, and_ids, or_ids, not_id, authenticated, source_ip, direct_remote_ip, remote_ip, header, url_path, metadata)' });
+  if (p.filter_state) return filterStateRule(p.filter_state, `${path}.filter_state`, ctx);
+  ctx.errors.push({ path, message: 'a principal needs one rule (any, and_ids, or_ids, not_id, authenticated, source_ip, direct_remote_ip, remote_ip, header, url_path, metadata, filter_state)' });
   return null;
 }
 

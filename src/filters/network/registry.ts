@@ -32,6 +32,12 @@ export const networkFilters = new LazyRegistry<NetworkFilterFactory<any>>('netwo
     load: async () => (await import('./local_ratelimit/config.js')).networkLocalRateLimitFactory,
   },
   {
+    // istio-proxy's; Istio names it `istio_authn` in its chains, but resolution goes by type URL.
+    name: 'io.istio.network.authn',
+    typeUrls: ['type.googleapis.com/io.istio.network.authn.Config'],
+    load: async () => (await import('./istio_authn/config.js')).istioAuthnFactory,
+  },
+  {
     name: 'envoy.filters.network.rbac',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC'],
     load: async () => (await import('./rbac/config.js')).networkRbacFactory,

@@ -11,7 +11,10 @@ const WASM_NETWORK = 'type.googleapis.com/envoy.extensions.filters.network.wasm.
 /**
  * Why an extension is skippable, or null when it must be judged by its factory. The decoder
  * keeps Any values of types without a descriptor as given (or as a TypedStruct of that type):
- * those are control-plane-private extensions (Istio's stats, metadata exchange, authn, alpn…).
+ * those are control-plane-private extensions (Istio's stats, metadata exchange, alpn…).
+ * Istio's `istio_authn` (io.istio.network.authn.Config) is not among them: Strait has its
+ * descriptor (proto/io/istio/network/authn) and implements it, because the RBAC principals Istio
+ * generates read what it records; the decoder unwraps its TypedStruct, so it reaches its factory.
  * Wasm plugins on the null VM are compiled into istio-proxy itself, so no other proxy has them.
  */
 function privateExtension(tc: unknown): string | null {

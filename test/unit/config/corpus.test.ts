@@ -178,7 +178,6 @@ describe('Istio corpus', () => {
         'type.googleapis.com/stats.PluginConfig': 45,
         'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange': 24,
         'type.googleapis.com/istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig': 12,
-        'type.googleapis.com/io.istio.network.authn.Config': 8,
         'type.googleapis.com/io.istio.http.connect_authority.Config': 2,
         'type.googleapis.com/io.istio.http.connect_baggage.Config': 1,
         'type.googleapis.com/istio.set_internal_dst_address.v1.Config': 2,

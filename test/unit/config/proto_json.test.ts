@@ -308,9 +308,9 @@ describe('Any and TypedStruct', () => {
   it('locates errors inside a TypedStruct under value, and applies the unknownAny rule to its inner type', () => {
     const bad = { name: 'f', typed_config: { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: TCP_URL, value: { cluster: 'c', stat_prefix: 's', max_connect_attempts: 0 } } };
     expect(decode(FILTER, bad).errors).toEqual([{ path: 'x.typed_config.value.max_connect_attempts', message: 'value must be >= 1' }]);
-    const istio = { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: 'type.googleapis.com/io.istio.network.authn.Config', value: {} };
+    const istio = { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: 'type.googleapis.com/io.istio.http.peer_metadata.Config', value: {} };
     expect(decode(FILTER, { name: 'f', typed_config: istio }).errors).toEqual([
-      { path: 'x.typed_config', message: 'unknown type "type.googleapis.com/io.istio.network.authn.Config" (in a udpa.type.v1.TypedStruct)' },
+      { path: 'x.typed_config', message: 'unknown type "type.googleapis.com/io.istio.http.peer_metadata.Config" (in a udpa.type.v1.TypedStruct)' },
     ]);
     const opaque = decode(FILTER, { name: 'f', typed_config: istio }, 'opaque');
     expect(opaque.errors).toEqual([]);

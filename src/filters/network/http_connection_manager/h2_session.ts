@@ -166,7 +166,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
     useStreamSlots(session);
     resetsOf.set(session, new PrematureResets(() => session.destroy(), () => filter.stats.downstream_rq_too_many_premature_resets.value++));
     const d = handing;
-    if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
+    if (d) registerDownstream(session.socket, { remote: d.remote, local: d.local, tls: d.tls ?? null, filterState: d.filterState ?? null, socket: session.socket, close: () => session.destroy() } as Downstream);
     // Drain and hot restart: GOAWAY naming the last stream taken; the session ends after those.
     if (handingConn) handingConn.drain = () => session.close();
     session.on('error', () => {});
@@ -289,7 +289,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   }
   c = connection;
   const d = conn.downstream;
-  registerDownstream(connection.socket, { remote: d.remote, local: d.local, tls: null, socket: connection.socket, close: () => connection.destroy() } as unknown as Downstream);
+  registerDownstream(connection.socket, { remote: d.remote, local: d.local, tls: null, filterState: d.filterState ?? null, socket: connection.socket, close: () => connection.destroy() } as unknown as Downstream);
   conn.abort = () => connection.destroy();
   conn.drain = () => connection.close();
   return true;
