@@ -29,7 +29,14 @@ function formatOf(f: Obj | undefined, legacy: Obj, path: string, errors: FieldEr
     if (legacy.typed_json_format) return compileJsonFormat(legacy.typed_json_format, `${path}.typed_json_format`, errors, false);
     return compileTextFormat(DEFAULT_FORMAT, path, errors, false);
   }
-  const p = `${path}.log_format`;
+  return compileSubstitutionFormat(f, `${path}.log_format`, errors);
+}
+
+/**
+ * Envoy's `SubstitutionFormatString` at `path` (access log formats, the local reply's body
+ * formats): text_format, text_format_source or json_format, with omit_empty_values.
+ */
+export function compileSubstitutionFormat(f: Obj, p: string, errors: FieldError[]): Formatter {
   const omit = f.omit_empty_values === true;
   if (f.formatters?.length) errors.push({ path: `${p}.formatters`, message: 'formatter extensions are not supported' });
   if (f.json_format) return compileJsonFormat(f.json_format, `${p}.json_format`, errors, omit);

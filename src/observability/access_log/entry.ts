@@ -39,6 +39,8 @@ export interface AccessLogEntry {
   requestHeader: ((name: string) => string | undefined) | null;
   responseHeader: ((name: string) => string | undefined) | null;
   rpc: RpcLogInfo | null;
+  /** The body of a reply the proxy made itself, for `%LOCAL_REPLY_BODY%` in local_reply_config formats. */
+  localReplyBody: string | null;
 }
 
 /** An entry with every field empty, for a filter to fill in. */
@@ -60,5 +62,6 @@ export function newEntry(startTime: number): AccessLogEntry {
     requestHeader: null,
     responseHeader: null,
     rpc: null,
+    localReplyBody: null,
   };
 }

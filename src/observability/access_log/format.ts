@@ -111,6 +111,7 @@ const OPERATORS: Record<string, (arg: string) => Getter> = {
   RPC_METHOD: () => (e) => e.rpc?.method || null,
   RPC_VERSION: () => (e) => e.rpc?.version || null,
   RPC_REQUEST_ID: () => (e) => e.rpc?.requestId ?? null,
+  LOCAL_REPLY_BODY: () => (e) => e.localReplyBody,
 };
 
 /** Operators that take an argument, and those that require one. */

@@ -133,6 +133,28 @@ describe('http_connection_manager config', () => {
     expect(bad.errors.map((e) => e.path)).toEqual(['tc.http_filters[0].typed_config.compressor_library.typed_config']);
   });
 
+  it('reads local_reply_config and refuses what it cannot do by path', () => {
+    const mapper = { filter: { status_code_filter: { comparison: { value: { default_value: 503 } } } }, status_code: 500, body: { inline_string: 'x' } };
+    const ok = parse({ local_reply_config: { mappers: [mapper], body_format: { text_format: '%LOCAL_REPLY_BODY%' } } });
+    expect(ok.errors).toEqual([]);
+    expect(ok.config!.localReply).not.toBeNull();
+    expect(parse({}).config!.localReply).toBeNull();
+    const bad = parse({
+      local_reply_config: {
+        mappers: [{ ...mapper, status_code: 99 }, { body: { inline_string: 'y' } }, { ...mapper, body: { filename: '/etc/hosts' } }, { ...mapper, headers_to_add: [{ header: { key: ':status', value: '1' } }] }],
+        body_format: { content_type: 'text/html' },
+      },
+    });
+    expect(bad.config).toBeNull();
+    expect(bad.errors.map((e) => e.path)).toEqual([
+      'tc.local_reply_config.mappers[0].status_code',
+      'tc.local_reply_config.mappers[1].filter',
+      'tc.local_reply_config.mappers[2].body',
+      'tc.local_reply_config.mappers[3].headers_to_add[0].header.key',
+      'tc.local_reply_config.body_format',
+    ]);
+  });
+
   it('validates the HTTP filters before the router with their own factories', () => {
     const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
     // An empty HTTPFault is valid (Istio's shape: the faults are on routes); a bad one is not.

@@ -3,6 +3,7 @@ import type { FieldError } from '../../../errors.js';
 import { FORWARD_CLIENT_CERT, type ForwardClientCert, type XfccConfig } from './xfcc.js';
 import { findHttpFilter } from '../../http/registry.js';
 import { INERT_FILTER, type HttpFilterFactory } from '../../http/types.js';
+import { parseLocalReplyConfig, type LocalReplyConfig } from './local_reply.js';
 import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decoder.js';
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
@@ -54,6 +55,8 @@ export interface HcmConfig {
   readonly tracing: TracingConfig | null;
   /** `access_log`: one line per request; null when there is none (no entry is ever built). */
   readonly accessLogs: readonly AccessLogSpec[] | null;
+  /** `local_reply_config`: how Strait's own replies are rewritten; null = as made. */
+  readonly localReply: LocalReplyConfig | null;
 }
 
 type Obj = Record<string, any>;
@@ -61,7 +64,6 @@ type Obj = Record<string, any>;
 /** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
 const UNSUPPORTED = [
   'scoped_routes',
-  'local_reply_config',
   'original_ip_detection_extensions',
   'early_header_mutation_extensions',
   'via',
@@ -144,6 +146,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   const sht = (tc.server_header_transformation ?? 'OVERWRITE') as ServerHeaderTransformation;
   const tracing = parseTracing(tc.tracing, `${path}.tracing`, ctx.clusterNames, errors, ctx.warnings);
   const accessLogs = parseAccessLogs(tc.access_log, `${path}.access_log`, errors, ctx.warnings);
+  const localReply = parseLocalReplyConfig(tc.local_reply_config, `${path}.local_reply_config`, errors);
   if (errors.length > start) return null;
   return Object.freeze({
     statPrefix: String(tc.stat_prefix ?? ''),
@@ -173,6 +176,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     upgrades,
     tracing,
     accessLogs,
+    localReply,
   });
 }
 

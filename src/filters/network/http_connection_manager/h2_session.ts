@@ -10,7 +10,8 @@
  */
 import { registerDownstream, socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
-import { newEntry } from '../../../observability/access_log/entry.js';
+import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
+import { applyLocalReplyHeaders } from './local_reply.js';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
@@ -520,13 +521,18 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
   private flag(f: string): void {
-    if (!this.filter.accessLog) return;
+    if (!this.filter.accessLog && this.filter.config.localReply === null) return;
     const x = this.more;
     x.flags = x.flags ? `${x.flags},${f}` : f;
   }
 
   /** Writes the access log line of this exchange (only called when there is a log). */
   private logAccess(): void {
+    this.filter.accessLog!.log(this.entry());
+  }
+
+  /** What the access log and local_reply_config's filters see of this exchange. */
+  private entry(): AccessLogEntry {
     const h = this.headers;
     const x = this.more;
     const e = newEntry(x.startMs);
@@ -551,7 +557,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     };
     const rh = x.respHeaders;
     e.responseHeader = rh ? (n) => first(rh[n]) : null;
-    this.filter.accessLog!.log(e);
+    return e;
   }
 
   private get stats() {
@@ -1388,6 +1394,22 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     this.responseStarted = true;
     const cfg = this.filter.config;
+    const lr = cfg.localReply;
+    if (lr !== null) {
+      const r = lr.rewrite(status, body, this.grpc, () => this.entry());
+      if (r !== null) {
+        status = r.status;
+        body = r.body;
+        const h: HeaderObject = { ...headers };
+        if (r.contentType !== null) h['content-type'] = r.contentType;
+        const add = (n: string, v: string) => {
+          const p = h[n];
+          h[n] = p === undefined ? v : ([] as string[]).concat(p, v);
+        };
+        applyLocalReplyHeaders(r, (n) => h[n] !== undefined, (n, v) => (h[n] = v), add);
+        headers = h;
+      }
+    }
     const out: HeaderObject = {};
     if (cfg.serverHeaderTransformation !== 'PASS_THROUGH') out.server = cfg.serverName;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId) out['x-request-id'] = this.requestId;

@@ -30,7 +30,8 @@ import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { FilterDoneHook, FilterReply } from '../../http/types.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
-import { newEntry } from '../../../observability/access_log/entry.js';
+import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
+import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -1188,12 +1189,17 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   /** Adds one of Envoy's short response flags (UF, UT, NR...) for %RESPONSE_FLAGS%. */
   private flag(f: string): void {
-    if (!this.session.filter.accessLog) return;
+    if (!this.session.filter.accessLog && this.cfg.localReply === null) return;
     this.flags = this.flags ? `${this.flags},${f}` : f;
   }
 
   /** Writes the access log line of this exchange (only called when there is a log). */
   private logAccess(): void {
+    this.session.filter.accessLog!.log(this.entry());
+  }
+
+  /** What the access log and local_reply_config's filters see of this exchange. */
+  private entry(): AccessLogEntry {
     const head = this.head;
     const conn = this.session.downstream;
     const e = newEntry(this.startMs);
@@ -1218,7 +1224,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     };
     const resp = this.resp;
     e.responseHeader = resp ? (n) => getHeader(resp, n) : null;
-    this.session.filter.accessLog!.log(e);
+    return e;
   }
 
   /** The request's x-request-id (received or generated), null without one. */
@@ -2543,6 +2549,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.abortTry();
     this.clearTimers();
     this.responseStarted = true;
+    const lr = this.cfg.localReply;
+    // gRPC replies on HTTP/1 (rare) carry their status in headers already: left as made.
+    if (lr !== null && !headers.includes('grpc-status:')) {
+      const r = lr.rewrite(status, body, false, () => this.entry());
+      if (r !== null) {
+        status = r.status;
+        body = r.body;
+        headers = rewriteHeaderLines(headers, r);
+      }
+    }
     let h = this.session.serverHeader() + headers;
     if (this.cfg.alwaysSetRequestIdInResponse && this.requestId) h += `x-request-id: ${this.requestId}\r\n`;
     // The router's own replies after tries (timeouts, resets, exhausted retries) say it too, as Envoy's do.
@@ -2617,4 +2633,17 @@ function stripPort(host: string): string {
   }
   const i = host.lastIndexOf(':');
   return i === -1 ? host : host.slice(0, i);
+}
+
+/** A local reply's header lines ("name: value\r\n"...) with local_reply_config's edits. */
+function rewriteHeaderLines(headers: string, r: RewrittenReply): string {
+  const lines = headers ? headers.split('\r\n').slice(0, -1) : [];
+  const nameOf = (l: string) => l.slice(0, l.indexOf(':')).toLowerCase();
+  const set = (n: string, v: string) => {
+    for (let i = lines.length - 1; i >= 0; i--) if (nameOf(lines[i]!) === n) lines.splice(i, 1);
+    lines.push(`${n}: ${v}`);
+  };
+  if (r.contentType !== null) set('content-type', r.contentType);
+  applyLocalReplyHeaders(r, (n) => lines.some((l) => nameOf(l) === n), set, (n, v) => lines.push(`${n}: ${v}`));
+  return lines.length ? `${lines.join('\r\n')}\r\n` : '';
 }
