@@ -23,14 +23,28 @@ const OTHER_IP = '10.203.0.3';
 const PORT_WILD = 18080;
 const PORT_BOTH = 18081;
 
-/** An HCM that answers every request itself with `body`: which listener served is in the reply. */
-function answering(name: string, address: string, port: number, body: string): object {
+/**
+ * An HCM that answers every request itself with `body`: which listener served is in the reply.
+ * `istio`: as Istio writes its outbound listeners — tls and http inspectors (no timeout), and a
+ * chain matched on plaintext HTTP — so the handed-off connection is inspected where it lands.
+ */
+function answering(name: string, address: string, port: number, body: string, istio = false): object {
+  const inspectors = {
+    listener_filters: [
+      { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } },
+      { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } },
+    ],
+    listener_filters_timeout: '0s',
+    continue_on_listener_filters_timeout: true,
+  };
   return {
     name,
     address: { socket_address: { address, port_value: port } },
     bind_to_port: false,
+    ...(istio ? inspectors : {}),
     filter_chains: [
       {
+        ...(istio ? { filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] } } : {}),
         filters: [
           {
             name: 'envoy.filters.network.http_connection_manager',
@@ -99,7 +113,7 @@ for (const engine of ENGINES) describe.skipIf(!!skip)(skip ? `original destinati
               },
             ],
           },
-          answering('svc_wild', '0.0.0.0', PORT_WILD, 'wildcard 18080'),
+          answering('svc_wild', '0.0.0.0', PORT_WILD, 'wildcard 18080', true),
           answering('svc_exact', SVC_IP, PORT_BOTH, 'exact 18081'),
           answering('svc_wild_both', '0.0.0.0', PORT_BOTH, 'wildcard 18081'),
         ],
