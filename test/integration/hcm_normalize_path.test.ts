@@ -67,6 +67,9 @@ describe.each(ENGINES)('normalize_path on the %s engine', (engine) => {
   listeners:
 ${hcmListener('normalized', routes, '          normalize_path: true\n          path_with_escaped_slashes_action: KEEP_UNCHANGED\n          stream_idle_timeout: 0s\n')}
 ${hcmListener('plain', routes)}
+${hcmListener('decode_merge', routes, '          normalize_path: true\n          merge_slashes: true\n          path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD\n')}
+${hcmListener('redirect', routes, '          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT\n')}
+${hcmListener('reject', routes, '          path_with_escaped_slashes_action: REJECT_REQUEST\n')}
   clusters:
 ${staticCluster('admin', [admin.port])}
 ${staticCluster('rest', [rest.port])}`,
@@ -105,6 +108,28 @@ ${staticCluster('rest', [rest.port])}`,
     const seen = admin.lines.length + rest.lines.length;
     expect(await rawGet(port, '/admin%00')).toMatch(/^HTTP\/1\.1 400 /);
     expect(admin.lines.length + rest.lines.length).toBe(seen);
+  });
+
+  it("decodes escaped slashes and merges slashes as Istio's DECODE_AND_MERGE_SLASHES sets it", async () => {
+    const port2 = await strait.port('decode_merge');
+    const r = await rawGet(port2, '/public%2F..%2Fadmin//x?q=a//b');
+    expect(r.endsWith('admin')).toBe(true);
+    expect(admin.lines.at(-1)).toBe('GET /admin/x?q=a//b HTTP/1.1');
+    const h2 = await h2cGet(port2, '//admin%5C%2E%2E%2Fadmin///h2');
+    expect([h2.status, h2.body]).toEqual([200, 'admin']);
+    expect(admin.lines.at(-1)).toBe('GET /admin/h2 HTTP/1.1');
+  });
+
+  it('redirects to the unescaped path (307) or refuses it (400), forwarding nothing', async () => {
+    const seen = admin.lines.length + rest.lines.length;
+    const redirect = await strait.port('redirect');
+    expect(await rawGet(redirect, '/admin%2Fx')).toMatch(/^HTTP\/1\.1 307 [\s\S]*\r\nlocation: \/admin\/x\r\n/);
+    const h2 = await h2cGet(redirect, '/admin%2fy');
+    expect([h2.status, h2.headers.location]).toEqual([307, '/admin/y']);
+    expect(await rawGet(await strait.port('reject'), '/admin%2Fx')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(admin.lines.length + rest.lines.length).toBe(seen);
+    // Without an escaped slash, the same listeners route as usual.
+    expect((await rawGet(redirect, '/admin/ok')).endsWith('admin')).toBe(true);
   });
 
   it('leaves paths as they came without normalize_path', async () => {

@@ -52,7 +52,6 @@ describe('http_connection_manager config', () => {
     const { config, errors, warnings } = parse({
       rds: { route_config_name: 'r' },
       upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }],
-      merge_slashes: true,
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
       set_current_client_cert_details: { uri: true, cert: true },
@@ -61,7 +60,7 @@ describe('http_connection_manager config', () => {
     });
     expect(config).toBeNull();
     expect(errors.map((e) => e.path)).toEqual(
-      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.merge_slashes', 'tc.codec_type', 'tc.set_current_client_cert_details.cert', 'tc.http_filters[0]']),
+      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.codec_type', 'tc.set_current_client_cert_details.cert', 'tc.http_filters[0]']),
     );
     // access_log is implemented now: an entry without a logger type is an error, not a warning.
     expect(errors.map((e) => e.path)).toContain('tc.access_log[0].name');
@@ -91,7 +90,7 @@ describe('http_connection_manager config', () => {
     const { config, errors } = parse({
       stream_idle_timeout: '300s',
       request_timeout: { seconds: 5 },
-      path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
+      path_with_escaped_slashes_action: 'UNESCAPE_ALL_OF_IT',
       request_id_extension: { typed_config: { '@type': 'type.googleapis.com/example.OtherRequestId' } },
     });
     expect(config).toBeNull();

@@ -2,7 +2,7 @@
 // case by case: dot segments, %2e, backslashes, unreserved escapes decoded, others kept, bytes
 // that may not appear literally escaped, %00 refused, the query untouched.
 import { describe, expect, it } from 'vitest';
-import { normalizePath } from '../../../src/filters/network/http_connection_manager/normalize_path.js';
+import { normalizePath, pathRedirect, preparePath, type EscapedSlashesAction } from '../../../src/filters/network/http_connection_manager/normalize_path.js';
 
 describe('normalizePath', () => {
   it.each([
@@ -49,5 +49,30 @@ describe('normalizePath', () => {
 
   it.each(['/a%00', '/%00/x', '/a/%00?q'])('refuses %s', (input) => {
     expect(normalizePath(input)).toBeNull();
+  });
+});
+
+describe('preparePath: escaped slashes, normalize_path, merge_slashes in Envoy\'s order', () => {
+  const o = (escapedSlashes: EscapedSlashesAction, normalize = false, merge = false) => ({ normalizePath: normalize, mergeSlashes: merge, escapedSlashes });
+
+  it.each([
+    ['//a///b//c?x=//y', o('KEEP_UNCHANGED', false, true), '/a/b/c?x=//y', false],
+    ['/a%2Fb%2fc%5Cd?q=%2F', o('UNESCAPE_AND_FORWARD'), '/a/b/c\\d?q=%2F', false],
+    // Unescaped first, then normalized: the backslash becomes a slash and the dot segment goes.
+    ['/a%2F..%5Cb', o('UNESCAPE_AND_FORWARD', true), '/b', false],
+    // Merged after normalizing, so an escape cannot hide a double slash.
+    ['/a%2F%2Fb', o('UNESCAPE_AND_FORWARD', true, true), '/a/b', false],
+    ['/a%2Fb', o('UNESCAPE_AND_REDIRECT'), '/a/b', true],
+    ['/a/b', o('UNESCAPE_AND_REDIRECT'), '/a/b', false],
+    ['/a%2Fb', o('KEEP_UNCHANGED', true), '/a%2Fb', false],
+  ] as const)('%s → %s', (input, opts, want, redirect) => {
+    expect(preparePath(input, opts)).toBe(want);
+    expect(pathRedirect).toBe(redirect);
+  });
+
+  it('refuses an escaped slash with REJECT_REQUEST, and %00 when normalizing', () => {
+    expect(preparePath('/a%2fb', o('REJECT_REQUEST'))).toBeNull();
+    expect(preparePath('/a/b?q=%2F', o('REJECT_REQUEST'))).toBe('/a/b?q=%2F');
+    expect(preparePath('/a%00', o('KEEP_UNCHANGED', true, true))).toBeNull();
   });
 });

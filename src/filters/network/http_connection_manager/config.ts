@@ -4,6 +4,7 @@ import { FORWARD_CLIENT_CERT, type ForwardClientCert, type XfccConfig } from './
 import { findHttpFilter } from '../../http/registry.js';
 import { INERT_FILTER, type HttpFilterFactory } from '../../http/types.js';
 import { parseLocalReplyConfig, type LocalReplyConfig } from './local_reply.js';
+import type { EscapedSlashesAction } from './normalize_path.js';
 import { DEFAULT_LIMITS, type ParseLimits } from '../../../protocols/http1/decoder.js';
 import { HttpRouteTable } from '../../../router/http_route_table.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
@@ -42,6 +43,12 @@ export interface HcmConfig {
   readonly proxy100Continue: boolean;
   /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
   readonly normalizePath: boolean;
+  /** merge_slashes: `//` in the path becomes `/` (after normalize_path). */
+  readonly mergeSlashes: boolean;
+  /** path_with_escaped_slashes_action (IMPLEMENTATION_SPECIFIC_DEFAULT read as KEEP_UNCHANGED). */
+  readonly escapedSlashes: EscapedSlashesAction;
+  /** Any of the three above: paths go through preparePath. */
+  readonly pathWork: boolean;
   /** forward_client_cert_details and set_current_client_cert_details (xfcc.ts). */
   readonly xfcc: XfccConfig;
   /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
@@ -60,6 +67,8 @@ export interface HcmConfig {
 }
 
 type Obj = Record<string, any>;
+
+const ESCAPED_SLASHES_ACTIONS = new Set<string>(['KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
 
 /** Fields that change traffic and that Strait does not implement yet: refuse rather than ignore. */
 const UNSUPPORTED = [
@@ -99,10 +108,10 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   for (const f of ['stream_idle_timeout', 'request_timeout'] as const) {
     if (tc[f] !== undefined && tc[f] !== null && durationMs(tc[f]) !== 0) errors.push({ path: `${path}.${f}`, message: 'is not supported yet (only 0s, which disables it)' });
   }
-  const slashes = tc.path_with_escaped_slashes_action ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT';
-  if (slashes !== 'IMPLEMENTATION_SPECIFIC_DEFAULT' && slashes !== 'KEEP_UNCHANGED') errors.push({ path: `${path}.path_with_escaped_slashes_action`, message: `${slashes} is not supported yet (KEEP_UNCHANGED, the default, is)` });
+  const slashes = String(tc.path_with_escaped_slashes_action ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT');
+  const escapedSlashes = (slashes === 'IMPLEMENTATION_SPECIFIC_DEFAULT' ? 'KEEP_UNCHANGED' : slashes) as EscapedSlashesAction;
+  if (!ESCAPED_SLASHES_ACTIONS.has(escapedSlashes)) errors.push({ path: `${path}.path_with_escaped_slashes_action`, message: `unknown action ${slashes}` });
   checkRequestIdExtension(tc.request_id_extension, `${path}.request_id_extension`, ctx);
-  if (tc.merge_slashes === true) errors.push({ path: `${path}.merge_slashes`, message: 'is not supported yet' });
   const xfcc = parseXfcc(tc, path, errors);
 
   const codec = (tc.codec_type ?? 'AUTO') as string;
@@ -170,6 +179,9 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
     proxy100Continue: tc.proxy_100_continue === true,
     normalizePath: tc.normalize_path === true,
+    mergeSlashes: tc.merge_slashes === true,
+    escapedSlashes,
+    pathWork: tc.normalize_path === true || tc.merge_slashes === true || escapedSlashes !== 'KEEP_UNCHANGED',
     xfcc: xfcc!,
     h2Settings: Object.freeze(h2Settings),
     httpFilters: Object.freeze(httpFilters),

@@ -30,7 +30,7 @@ import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
-import { normalizePath } from './normalize_path.js';
+import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
 import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
@@ -588,10 +588,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     let path = this.rqPath;
     // normalize_path: filters, routing, the trace and the upstream all see the canonical path.
     let badPath = false;
-    if (cfg.normalizePath && path.charCodeAt(0) === 0x2f) {
-      const n = normalizePath(path);
+    let redirect = false;
+    if (cfg.pathWork && path.charCodeAt(0) === 0x2f) {
+      const n = preparePath(path, cfg);
       if (n === null) badPath = true;
-      else this.rqPath = path = n;
+      else {
+        this.rqPath = path = n;
+        // gRPC clients cannot follow a redirect: theirs is refused, as Envoy does.
+        if (pathRedirect && this.grpc) badPath = true;
+        else redirect = pathRedirect;
+      }
     }
     let host = this.rqAuthority ?? this.rqHost ?? '';
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
@@ -602,6 +608,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // Envoy does (http_reject_path_with_fragment), so no path match sees a path the upstream won't.
     if (method === 'CONNECT' || !path.startsWith('/') || path.includes('#') || badPath) {
       this.localReply(method === 'CONNECT' ? 403 : 400, '');
+      return;
+    }
+    if (redirect) {
+      // UNESCAPE_AND_REDIRECT: the client asks again with the unescaped path (Envoy's 307).
+      this.localReply(307, '', { location: path });
       return;
     }
     const view: HttpRequestView = { host, path, method, header };

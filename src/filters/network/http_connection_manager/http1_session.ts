@@ -14,7 +14,7 @@ import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
-import { normalizePath } from './normalize_path.js';
+import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue } from './xfcc.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
@@ -96,9 +96,12 @@ let lastUpMethod = '';
 let lastUpTarget = '';
 let lastUpLine = ' ';
 
-/** The head's target made canonical in place (normalize_path.ts); false when it is invalid (400). */
-function normalizeTarget(head: MessageHead): boolean {
-  const n = normalizePath(head.target);
+/**
+ * The head's target prepared in place (normalize_path, merge_slashes, escaped slashes:
+ * normalize_path.ts); false when it is refused (400). pathRedirect then says whether to redirect.
+ */
+function prepareTarget(head: MessageHead, cfg: HcmConfig): boolean {
+  const n = preparePath(head.target, cfg);
   if (n === null) return false;
   if (n !== head.target) (head as { target: string }).target = n;
   return true;
@@ -1253,7 +1256,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     // Before the trace starts, so that it records the path and authority the request is routed by.
     let targetOk = head.target[0] === '/' || (head.target === '*' && head.method === 'OPTIONS') || this.toOriginForm(head);
     // normalize_path: filters, routing, the trace and the upstream all see the canonical path.
-    if (targetOk && this.cfg.normalizePath && head.target[0] === '/') targetOk = normalizeTarget(head);
+    let redirect = false;
+    if (targetOk && this.cfg.pathWork && head.target[0] === '/') {
+      targetOk = prepareTarget(head, this.cfg);
+      // gRPC clients cannot follow a redirect: theirs is refused, as Envoy does.
+      if (targetOk && pathRedirect) {
+        if ((getHeader(head, 'content-type') ?? '').startsWith('application/grpc')) targetOk = false;
+        else redirect = true;
+      }
+    }
     if (this.session.filter.tracer !== null) this.startTrace();
     if (head.versionMinor === 0 && !this.cfg.acceptHttp10) {
       // Envoy refuses HTTP/1.0 unless accept_http_10 is set.
@@ -1265,6 +1276,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       // Authority-form (CONNECT) is not supported; other targets are malformed.
       this.forceClose = true;
       this.localReply(head.method === 'CONNECT' ? 403 : 400, '', '');
+      return;
+    }
+    if (redirect) {
+      // UNESCAPE_AND_REDIRECT: the client asks again with the unescaped path (Envoy's 307).
+      this.localReply(307, `location: ${head.target}\r\n`, '');
       return;
     }
     if (head.upgrade) {

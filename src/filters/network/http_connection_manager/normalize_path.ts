@@ -134,3 +134,52 @@ export function normalizePath(target: string): string | null {
   }
   return q < 0 ? out : out + target.slice(q);
 }
+
+/** `path_with_escaped_slashes_action`; IMPLEMENTATION_SPECIFIC_DEFAULT is KEEP_UNCHANGED, as in Envoy. */
+export type EscapedSlashesAction = 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+
+/** What the connection manager does to every path before filters and routing see it. */
+export interface PathOptions {
+  readonly normalizePath: boolean;
+  readonly mergeSlashes: boolean;
+  readonly escapedSlashes: EscapedSlashesAction;
+}
+
+/**
+ * Set by preparePath: the path it returned must be answered with a redirect to itself
+ * (UNESCAPE_AND_REDIRECT found an escaped slash) rather than routed.
+ */
+export let pathRedirect = false;
+
+/**
+ * Envoy's order: escaped slashes first (`%2F`, `%5C`, either case, in the path part: refused,
+ * or unescaped to `/` and `\`, forwarded or redirected to), then normalize_path (which turns the
+ * `\` into `/`), then merge_slashes (after normalizing, so an escape cannot hide a `//`). Returns
+ * the new target (the query untouched), or null for a 400. Targets start with `/`.
+ */
+export function preparePath(target: string, o: PathOptions): string | null {
+  pathRedirect = false;
+  let t = target;
+  if (o.escapedSlashes !== 'KEEP_UNCHANGED') {
+    const q = t.indexOf('?');
+    const end = q < 0 ? t.length : q;
+    const p = t.slice(0, end);
+    const u = p.replace(/%(2f|5c)/gi, (m) => (m[2] === 'f' || m[2] === 'F' ? '/' : '\\'));
+    if (u !== p) {
+      if (o.escapedSlashes === 'REJECT_REQUEST') return null;
+      if (o.escapedSlashes === 'UNESCAPE_AND_REDIRECT') pathRedirect = true;
+      t = u + t.slice(end);
+    }
+  }
+  if (o.normalizePath) {
+    const n = normalizePath(t);
+    if (n === null) return null;
+    t = n;
+  }
+  if (o.mergeSlashes && t.includes('//')) {
+    const q = t.indexOf('?');
+    const end = q < 0 ? t.length : q;
+    t = t.slice(0, end).replace(/\/{2,}/g, '/') + t.slice(end);
+  }
+  return t;
+}
