@@ -6,7 +6,7 @@ import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './hea
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
-import { PER_ROUTE_DISABLED } from '../filters/http/types.js';
+import { PER_ROUTE_DISABLED, PER_ROUTE_ENABLED } from '../filters/http/types.js';
 import { compileRateLimits, RATE_LIMITS_KEY, type RateLimitTarget, type RouteRateLimits } from '../filters/http/local_ratelimit/descriptors.js';
 import { log } from '../log.js';
 import { MetadataMatch } from '../upstream/subset/metadata_match.js';
@@ -353,8 +353,11 @@ function compilePerFilter(m: unknown, path: string, errors: FieldError[], warnin
         errors.push({ path: `${kp}.config`, message: 'is required unless disabled is true' });
         continue;
       }
-      // An empty config only enables the filter; Strait has no filters disabled by default.
-      if (!v.config['@type']) continue;
+      // An empty config only turns the filter on (for one the chain has `disabled: true`).
+      if (!v.config['@type']) {
+        (configs ??= new Map()).set(k, PER_ROUTE_ENABLED);
+        continue;
+      }
       v = v.config as Obj;
       vp = `${kp}.config`;
     }

@@ -102,6 +102,35 @@ function guardedListener(): Obj {
   );
 }
 
+/**
+ * Envoy Gateway's shape: filters marked `disabled: true` in the chain, off everywhere except on
+ * the routes that name them in typed_per_filter_config (an empty FilterConfig, or their own
+ * per-route config), and still off where a route's FilterConfig disables them.
+ */
+function optInListener(): Obj {
+  const denyAll = { rules: { action: 'ALLOW', policies: {} } };
+  return hcm(
+    'optin',
+    [
+      { name: 'envoy.filters.http.fault', disabled: true, typed_config: abort(503) },
+      { name: 'envoy.filters.http.rbac', disabled: true, typed_config: { '@type': RBAC, ...denyAll } },
+    ],
+    [
+      {
+        name: 'all',
+        domains: ['*'],
+        routes: [
+          route('/fault-on', { 'envoy.filters.http.fault': { '@type': FILTER_CONFIG, config: {} } }),
+          route('/fault-own', { 'envoy.filters.http.fault': abort(418) }),
+          route('/rbac-on', { 'envoy.filters.http.rbac': { '@type': FILTER_CONFIG, config: {} } }),
+          route('/rbac-off', { 'envoy.filters.http.rbac': { '@type': FILTER_CONFIG, disabled: true } }),
+          route('/'),
+        ],
+      },
+    ],
+  );
+}
+
 function config(listeners: Obj[], clusters: Obj[]): string {
   return JSON.stringify({ admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } }, static_resources: { listeners, clusters } });
 }
@@ -126,12 +155,14 @@ describe.each(ENGINES.slice(0, 1))('per-route HTTP filter config on the %s engin
   let strait: StraitProcess;
   let traffic = '';
   let guarded = '';
+  let optin = '';
 
   beforeAll(async () => {
     a = await httpUpstream('a');
-    strait = await startStraitFile('strait.json', config([trafficListener(), guardedListener()], [cluster('a', 'STATIC', '127.0.0.1', a.port)]), { engine });
+    strait = await startStraitFile('strait.json', config([trafficListener(), guardedListener(), optInListener()], [cluster('a', 'STATIC', '127.0.0.1', a.port)]), { engine });
     traffic = `http://127.0.0.1:${await strait.port('traffic')}`;
     guarded = `http://127.0.0.1:${await strait.port('guarded')}`;
+    optin = `http://127.0.0.1:${await strait.port('optin')}`;
   });
 
   afterAll(async () => {
@@ -185,6 +216,16 @@ describe.each(ENGINES.slice(0, 1))('per-route HTTP filter config on the %s engin
     // A per-route policy replaces the filter's; FilterConfig disabled turns the filter off.
     expect((await get(`${guarded}/open`)).status).toBe(200);
     expect((await get(`${guarded}/off`)).status).toBe(200);
+  });
+
+  it('runs a filter the chain disables only on the routes that turn it on', async () => {
+    expect((await get(`${optin}/other`)).status).toBe(200);
+    expect((await get(`${optin}/rbac-off`)).status).toBe(200);
+    expect((await get(`${optin}/fault-on`)).status).toBe(503);
+    // The route's own HTTPFault both turns the filter on and replaces its config.
+    expect((await get(`${optin}/fault-own`)).status).toBe(418);
+    const denied = await get(`${optin}/rbac-on`);
+    expect([denied.status, denied.body]).toEqual([403, 'RBAC: access denied']);
   });
 });
 

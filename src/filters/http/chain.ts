@@ -27,21 +27,24 @@ class Over implements FilterDoneHook {
  * Asks each filter in order from `from`: delays add up, the first reply ends the chain, and a
  * filter that has to wait ends the synchronous pass (the rest continue when it resumes).
  * Returns null when every filter lets the request through untouched. `names` (the filters' names
- * in the chain) lets a route's FilterConfig `disabled: true` skip a filter.
+ * in the chain) lets a route's FilterConfig `disabled: true` skip a filter; `off` marks the
+ * filters the chain disables (`disabled: true`), which run only where a route has a per-filter
+ * config for them that does not disable them.
  */
-export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRequest, from = 0, notify: FilterDoneHook[] | null = null, names: readonly string[] | null = null): ChainVerdict | null {
+export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRequest, from = 0, notify: FilterDoneHook[] | null = null, names: readonly string[] | null = null, off: readonly boolean[] | null = null): ChainVerdict | null {
   let out: ChainVerdict | null = null;
   const pr = names ? req.perRoute : null;
   for (let i = from; i < filters.length; i++) {
     const f = filters[i]!;
-    if (pr && pr.get(names![i]!) === PER_ROUTE_DISABLED) continue;
+    const pc = pr ? pr.get(names![i]!) : undefined;
+    if (pc === PER_ROUTE_DISABLED || (off !== null && off[i] && pc === undefined)) continue;
     const v = f.onRequest(req);
     if (!v) continue;
     out ??= { delayMs: 0, reply: null, notify: notify ?? [], wait: null };
     out.delayMs += v.delayMs;
     out.notify.push(v.done ?? f);
     if (v.wait) {
-      out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait, names);
+      out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait, names, off);
       return out;
     }
     if (v.reply) {
@@ -53,7 +56,7 @@ export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRe
 }
 
 /** A wait that, once resumed with null, runs the filters after the waiting one. */
-function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, next: number, notify: FilterDoneHook[], delayMs: number, inner: (resume: FilterResume) => void, names: readonly string[] | null): (resume: FilterResume) => void {
+function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, next: number, notify: FilterDoneHook[], delayMs: number, inner: (resume: FilterResume) => void, names: readonly string[] | null, off: readonly boolean[] | null): (resume: FilterResume) => void {
   const over = new Over();
   notify.push(over);
   return (resume) => {
@@ -62,7 +65,7 @@ function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, n
       inner((reply) => {
         if (over.over) return;
         if (reply || next >= filters.length) return resume(reply);
-        const more = runFilterChain(filters, req, next, notify, names);
+        const more = runFilterChain(filters, req, next, notify, names, off);
         if (!more) return resume(null);
         if (more.wait) return more.wait(resume); // already includes its own delays
         if (more.delayMs > 0) setTimeout(() => !over.over && resume(more.reply), more.delayMs);

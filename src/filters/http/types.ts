@@ -30,6 +30,18 @@ export const INERT_FILTER: unique symbol = Symbol('inert HTTP filter');
 /** A route's FilterConfig `disabled: true`: the named filter does nothing for that route. */
 export const PER_ROUTE_DISABLED: unique symbol = Symbol('per-route disabled');
 
+/**
+ * A route's FilterConfig with an empty `config`: the filter is on for that route (it matters for
+ * a filter the chain marks `disabled: true`, off unless a route turns it on), with its own config.
+ */
+export const PER_ROUTE_ENABLED: unique symbol = Symbol('per-route enabled');
+
+/** The filter's per-route override for this request, if the route has one (not a mere on/off mark). */
+export function perRouteConfig<T>(req: HttpFilterRequest, name: string): T | typeof PER_ROUTE_DISABLED | undefined {
+  const v = req.perRoute?.get(name);
+  return v === PER_ROUTE_ENABLED ? undefined : (v as T | typeof PER_ROUTE_DISABLED | undefined);
+}
+
 /** A response the filter wants the connection manager to send instead of routing. */
 export interface FilterReply {
   readonly status: number;

@@ -1,5 +1,5 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
-import type { FilterVerdict, HttpFilter, HttpFilterRequest } from '../types.js';
+import { PER_ROUTE_DISABLED, perRouteConfig, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import type { FaultConfig } from './config.js';
 import { FAULT_STATS } from './stats.js';
 
@@ -33,7 +33,8 @@ export class FaultFilter implements HttpFilter {
 
   onRequest(req: HttpFilterRequest): FilterVerdict | null {
     // The most specific HTTPFault (route, virtual host, route configuration) replaces the filter's.
-    const c = (req.perRoute?.get(this.name) as FaultConfig | undefined) ?? this.config;
+    const o = perRouteConfig<FaultConfig>(req, this.name);
+    const c = o === undefined || o === PER_ROUTE_DISABLED ? this.config : o;
     if (!c.delay && !c.abort) return null;
     for (const h of c.headers) if (!h(req.header)) return null;
     let delayMs = 0;

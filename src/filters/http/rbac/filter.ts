@@ -1,6 +1,6 @@
 import type { Scope } from '../../../observability/stats.js';
 import { DenialLog, evaluate, type RbacConfig, type RbacStats } from '../../../rbac/engine.js';
-import { PER_ROUTE_DISABLED, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
+import { PER_ROUTE_DISABLED, perRouteConfig, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import { httpRbacStats } from './stats.js';
 
 /** Envoy's local reply for a denied request: 403 with this body, PERMISSION_DENIED for gRPC. */
@@ -30,7 +30,7 @@ export class HttpRbacFilter implements HttpFilter {
     if (!d) return null;
     // A route's RBACPerRoute replaces the policy, or turns the filter off for the route. Its
     // decisions count in the filter's own stats.
-    const pr = req.perRoute?.get(this.name) as RbacConfig | typeof PER_ROUTE_DISABLED | undefined;
+    const pr = perRouteConfig<RbacConfig>(req, this.name);
     if (pr === PER_ROUTE_DISABLED) return null;
     const config = pr ?? this.config;
     const q = req.path.indexOf('?');

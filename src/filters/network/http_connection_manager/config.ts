@@ -53,7 +53,8 @@ export interface HcmConfig {
   readonly xfcc: XfccConfig;
   /** HTTP filters before the router, in order (fault, local rate limit); empty when there are none. */
   /** `name` is the filter's name in the chain: its routes' per-route configs are under it. */
-  readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown; readonly name: string }>;
+  /** `disabled`: off unless a route's typed_per_filter_config turns it on (Envoy's `disabled: true`). */
+  readonly httpFilters: ReadonlyArray<{ readonly factory: HttpFilterFactory<any>; readonly config: unknown; readonly name: string; readonly disabled: boolean }>;
   /** Upgrade protocols (lower-case `Upgrade` values) upgrade_configs enables, e.g. `websocket`. */
   readonly upgrades: ReadonlySet<string>;
   /** Downstream HTTP/2 settings from http2_protocol_options. */
@@ -265,9 +266,9 @@ function parseRds(rds: Obj, path: string, ctx: FactoryContext): RouteLookup | nu
  * The router must be present and last, as Envoy requires a terminal filter; before it, the HTTP
  * filters Strait implements (fault, local rate limit), each validated by its own factory.
  */
-function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string }> {
+function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string; disabled: boolean }> {
   const errors = ctx.errors;
-  const out: Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string }> = [];
+  const out: Array<{ factory: HttpFilterFactory<any>; config: unknown; name: string; disabled: boolean }> = [];
   const filters = (list ?? []) as Obj[];
   if (filters.length === 0) {
     errors.push({ path, message: 'needs envoy.filters.http.router as the last filter' });
@@ -286,10 +287,9 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
         errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, cors without policies, grpc_stats, compressor (not compressing), strait.filters.http.priority_ratelimit)` });
         return;
       }
-      if (f.disabled === true) errors.push({ path: `${path}[${i}].disabled`, message: 'is not supported yet' });
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
       // Valid but acting on nothing (cors without policies, grpc_stats, compressor): no place in the chain.
-      if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name) });
+      if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name), disabled: f.disabled === true });
       return;
     }
     if (i !== filters.length - 1) errors.push({ path: `${path}[${i}]`, message: 'the router must be the last HTTP filter' });

@@ -67,6 +67,8 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   readonly httpFilters: readonly HttpFilter[] | null;
   /** The filters' names in the chain: the keys of their routes' typed_per_filter_config. */
   private readonly httpFilterNames: readonly string[];
+  /** Which filters the chain has `disabled: true` (off unless a route turns them on); null if none. */
+  private readonly httpFiltersOff: readonly boolean[] | null;
 
   /**
    * The smallest `maxRequestBytes` of the HTTP filters (the buffer filter): forwarded requests
@@ -86,6 +88,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name)) : null;
     this.httpFilterNames = config.httpFilters.map((f) => f.name);
+    this.httpFiltersOff = config.httpFilters.some((f) => f.disabled) ? config.httpFilters.map((f) => f.disabled) : null;
     let hold = 0;
     for (const f of this.httpFilters ?? []) if (f.maxRequestBytes && (hold === 0 || f.maxRequestBytes < hold)) hold = f.maxRequestBytes;
     this.holdRequestBytes = hold;
@@ -98,7 +101,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    */
   runFilters(req: HttpFilterRequest): ChainVerdict | null {
     const fl = this.httpFilters;
-    return fl ? runFilterChain(fl, req, 0, null, this.httpFilterNames) : null;
+    return fl ? runFilterChain(fl, req, 0, null, this.httpFilterNames, this.httpFiltersOff) : null;
   }
 
   onNewConnection(conn: ConnectionContext): void {
