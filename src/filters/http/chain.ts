@@ -1,3 +1,4 @@
+import type { HeaderMutation } from '../../router/http_route_table.js';
 import { PER_ROUTE_DISABLED, type FilterDoneHook, type FilterReply, type FilterResume, type HttpFilter, type HttpFilterRequest } from './types.js';
 
 /** What the connection manager does with a request after its HTTP filters had their say. */
@@ -75,4 +76,16 @@ function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, n
     if (delayMs > 0) setTimeout(go, delayMs);
     else go();
   };
+}
+
+/**
+ * The route with the request header edits the filters decided (ext_authz's ok response) put
+ * before its own request_headers_to_add: Envoy's filters edit the request before the router
+ * adds the route's headers. The same route when there are none.
+ */
+export function withFilterHeaders<R extends { readonly requestHeaders: HeaderMutation }>(route: R, req: HttpFilterRequest): R {
+  const m = req.upstreamHeaders;
+  if (!m || (m.add.length === 0 && m.remove.length === 0)) return route;
+  const own = route.requestHeaders;
+  return Object.freeze({ ...route, requestHeaders: Object.freeze({ add: [...m.add, ...own.add], remove: [...m.remove, ...own.remove] }) });
 }

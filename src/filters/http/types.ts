@@ -19,6 +19,33 @@ export interface HttpFilterRequest {
    * A value is what the filter's `perRoute.parse` returned, or PER_ROUTE_DISABLED.
    */
   readonly perRoute?: ReadonlyMap<string, unknown> | null;
+  /**
+   * Every request header, lower-case names, in arrival order (HTTP/2 pseudo-headers included),
+   * for filters that send the whole request elsewhere (ext_authz). Built only when called.
+   */
+  readonly headers?: () => Array<[string, string]>;
+  /** `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`. */
+  readonly protocol?: string;
+  /**
+   * Per-request dynamic metadata, by filter namespace then key, shared by the filters of one
+   * request (RBAC shadow results for ext_authz's filter_enabled_metadata). Created by the first
+   * filter that writes; absent when none did.
+   */
+  dynamicMetadata?: Map<string, Map<string, string>>;
+  /**
+   * Request header edits a filter decided (ext_authz's ok response): the connection manager
+   * applies them to the upstream request before the route's own request_headers_to_add. The
+   * route was already chosen: they do not change routing (Envoy's clear_route_cache off).
+   */
+  upstreamHeaders?: import('../../router/http_route_table.js').HeaderMutation | null;
+}
+
+/** Sets one key of a request's dynamic metadata under `ns` (a filter's name). */
+export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: string, value: string): void {
+  const all = (req.dynamicMetadata ??= new Map());
+  let m = all.get(ns);
+  if (!m) all.set(ns, (m = new Map()));
+  m.set(key, value);
 }
 
 /**
@@ -96,6 +123,13 @@ export interface HttpFilter extends FilterDoneHook {
 export interface HttpFilterParseContext {
   readonly errors: FieldError[];
   readonly warnings: FieldError[];
+  /** The configured clusters' names (under xDS: records a reference and accepts it); absent in-memory. */
+  readonly clusterNames?: ReadonlySet<string>;
+}
+
+/** Run-time services a filter may call on (ext_authz reaches its authorization cluster). */
+export interface HttpFilterServices {
+  readonly clusters: import('../../upstream/cluster_manager.js').ClusterManager;
 }
 
 /** Registered by Envoy name and type URL, like network filters; `parse` validates once, `create` binds stats. */
@@ -108,7 +142,7 @@ export interface HttpFilterFactory<Config = unknown> {
    * `name` is the filter's name in the chain: the key its routes' per-route configs are under.
    * Absent for in-memory callers.
    */
-  create(config: Config, scope: Scope, root: Scope, name?: string): HttpFilter;
+  create(config: Config, scope: Scope, root: Scope, name?: string, services?: HttpFilterServices): HttpFilter;
   /**
    * Virtual host / route overrides (`typed_per_filter_config`), compiled once with the route
    * table by type URL, as Envoy finds a per-route factory. Absent: the filter takes none.

@@ -86,7 +86,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
-    this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name)) : null;
+    this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name, rt)) : null;
     this.httpFilterNames = config.httpFilters.map((f) => f.name);
     this.httpFiltersOff = config.httpFilters.some((f) => f.disabled) ? config.httpFilters.map((f) => f.disabled) : null;
     let hold = 0;

@@ -25,7 +25,8 @@ import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf, useStreamSlots } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { StatsOf } from '../../../observability/stats.js';
-import type { FilterDoneHook, FilterReply } from '../../http/types.js';
+import type { FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
+import { withFilterHeaders } from '../../http/chain.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
@@ -122,6 +123,17 @@ function grpcStatusOf(status: number): number {
     default:
       return 2; // UNKNOWN
   }
+}
+
+/** Every header of a request, pseudo-headers included, for filters that forward them (ext_authz). */
+function h2HeaderList(h: HeaderObject): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) out.push([k, x]);
+    else if (v !== undefined) out.push([k, String(v)]);
+  }
+  return out;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -618,19 +630,32 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const view: HttpRequestView = { host, path, method, header };
     const route = cfg.routes.route(view);
     // Only a chain with filters gets a request object (and the downstream's addresses) built.
-    const v = this.filter.httpFilters && this.filter.runFilters({ method, path, header: view.header, grpc: this.grpc, downstream: socketDownstream(sessionSocket(this.stream)!), routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    const req: HttpFilterRequest | null = this.filter.httpFilters && {
+      method,
+      path,
+      header: view.header,
+      grpc: this.grpc,
+      downstream: socketDownstream(sessionSocket(this.stream)!),
+      routePriority: route?.action.kind === 'forward' ? route.action.priority : 0,
+      perRoute: route?.perFilter ?? null,
+      headers: () => h2HeaderList(this.headers),
+      protocol: 'HTTP/2',
+    };
+    const v = req && this.filter.runFilters(req);
     if (v) {
       if (v.notify) this.more.notify = v.notify;
-      const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route, method, path, host));
+      // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
+      const routed = () => this.act(route && withFilterHeaders(route, req!), method, path, host);
+      const go = () => (v.reply ? this.filterReply(v.reply) : routed());
       if (v.wait) {
-        // A filter holds the request (a queued rate-limit permit): the body is held meanwhile.
+        // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         const x = this.more;
         x.delayed = true;
         v.wait((reply) => {
           if (this.finished) return;
           x.delayed = false;
           if (reply) this.filterReply(reply);
-          else this.act(route, method, path, host);
+          else routed();
         });
         return;
       }

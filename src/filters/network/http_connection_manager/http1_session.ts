@@ -28,7 +28,8 @@ import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { FilterDoneHook, FilterReply } from '../../http/types.js';
+import type { FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
+import { withFilterHeaders } from '../../http/chain.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
@@ -271,6 +272,15 @@ function dropResponseField(h: MessageHead, i: number): boolean {
 }
 
 /** Whether a mutation changes anything: most routes mutate nothing (no closure built for them). */
+/** Every header of a request head, names lower-cased, for filters that forward them (ext_authz). */
+function headerList(head: MessageHead): Array<[string, string]> {
+  const f = head.fields;
+  const b = head.buf;
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < f.length; i += F.SIZE) out.push([b.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase(), b.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!)]);
+  return out;
+}
+
 function mutates(m: HeaderMutation): boolean {
   return m.add.length > 0 || m.remove.length > 0;
 }
@@ -1325,18 +1335,31 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const head = this.head;
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
-    const v = this.session.filter.runFilters({ method: head.method, path: head.target, header: view.header, grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), downstream: this.session.downstream, routePriority: route?.action.kind === 'forward' ? route.action.priority : 0, perRoute: route?.perFilter ?? null });
+    const req: HttpFilterRequest = {
+      method: head.method,
+      path: head.target,
+      header: view.header,
+      grpc: (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'),
+      downstream: this.session.downstream,
+      routePriority: route?.action.kind === 'forward' ? route.action.priority : 0,
+      perRoute: route?.perFilter ?? null,
+      headers: () => headerList(head),
+      protocol: head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+    };
+    const v = this.session.filter.runFilters(req);
     if (v) {
       this.notify = v.notify;
-      const go = () => (v.reply ? this.filterReply(v.reply) : this.act(route));
+      // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
+      const routed = () => this.act(route && withFilterHeaders(route, req));
+      const go = () => (v.reply ? this.filterReply(v.reply) : routed());
       if (v.wait) {
-        // A filter holds the request (a queued rate-limit permit): the body is held meanwhile.
+        // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         this.delayed = true;
         v.wait((reply) => {
           if (this.finished) return;
           this.delayed = false;
           if (reply) this.filterReply(reply);
-          else this.act(route);
+          else routed();
         });
         return;
       }
@@ -1358,7 +1381,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   private filterReply(r: FilterReply): void {
     if (r.flag) this.flag(r.flag);
-    let h = 'content-type: text/plain\r\n';
+    // A filter's own content-type (an authorization service's denial) replaces the default one.
+    let h = r.headers?.some(([k]) => k === 'content-type') ? '' : 'content-type: text/plain\r\n';
     for (const [k, val] of r.headers ?? []) h += `${k}: ${val}\r\n`;
     if ((getHeader(this.head, 'content-type') ?? '').startsWith('application/grpc')) {
       // A gRPC client reads grpc-status, never the HTTP status.
