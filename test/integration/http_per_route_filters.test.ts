@@ -71,7 +71,7 @@ function trafficListener(): Obj {
           route('/abort', { 'envoy.filters.http.fault': abort(503) }),
           route('/limited', { 'envoy.filters.http.local_ratelimit': bucketOfOne('limited_route') }),
           // An optional entry for a filter Strait does not implement is skipped, as in Envoy.
-          route('/optional', { 'envoy.filters.http.ext_authz': { '@type': FILTER_CONFIG, is_optional: true, config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute', disabled: true } } }),
+          route('/optional', { 'envoy.filters.http.jwt_authn': { '@type': FILTER_CONFIG, is_optional: true, config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig', disabled: true } } }),
           route('/'),
         ],
       },
@@ -242,7 +242,7 @@ describe('per-route HTTP filter config validation', () => {
           typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'x' } },
           routes: [
             route('/a', { 'envoy.filters.http.fault': { '@type': FAULT, abort: { http_status: 700, percentage: { numerator: 100 } } } }),
-            route('/b', { 'envoy.filters.http.ext_authz': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute', disabled: true } }),
+            route('/b', { 'envoy.filters.http.jwt_authn': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig', disabled: true } }),
             route('/c', { 'envoy.filters.http.rbac': { '@type': RBAC_PER_ROUTE, rbac: { rules: { action: 'MAYBE' } } } }),
           ],
         },
@@ -255,7 +255,7 @@ describe('per-route HTTP filter config validation', () => {
     expect(r.code).toBe(1);
     const rc = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]';
     expect(r.stderr).toContain(`${rc}.routes[0].typed_per_filter_config["envoy.filters.http.fault"].abort.http_status`);
-    expect(r.stderr).toContain(`${rc}.routes[1].typed_per_filter_config["envoy.filters.http.ext_authz"]["@type"]`);
+    expect(r.stderr).toContain(`${rc}.routes[1].typed_per_filter_config["envoy.filters.http.jwt_authn"]["@type"]`);
     expect(r.stderr).toContain(`${rc}.routes[2].typed_per_filter_config["envoy.filters.http.rbac"].rbac.rules.action`);
     expect(r.stderr).toContain(`${rc}.typed_per_filter_config["envoy.filters.http.local_ratelimit"].token_bucket`);
   });

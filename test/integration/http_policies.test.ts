@@ -197,13 +197,13 @@ describe('http_connection_manager config validation', () => {
   it('rejects an unsupported HTTP filter', async () => {
     const l = hcmListener('l', routes('match: { prefix: "/" }\n    route: { cluster: a }')).replace(
       '          http_filters:\n',
-      '          http_filters:\n          - name: envoy.filters.http.ext_authz\n            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz }\n',
+      '          http_filters:\n          - name: envoy.filters.http.jwt_authn\n            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication }\n',
     );
-    const file = path.join(dir, 'ext_authz.yaml');
+    const file = path.join(dir, 'jwt_authn.yaml');
     fs.writeFileSync(file, `static_resources:\n  listeners:\n${l}  clusters:\n${cluster}`);
     const r = await runCli(['--config', file, '--mode', 'validate']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('http_filters[0]');
-    expect(r.stderr).toContain('envoy.extensions.filters.http.ext_authz.v3.ExtAuthz is not supported yet');
+    expect(r.stderr).toContain('envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication is not supported yet');
   });
 });

@@ -34,6 +34,12 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
     load: async () => (await import('./rbac/config.js')).httpRbacFactory,
   },
   {
+    name: 'envoy.filters.http.ext_authz',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz'],
+    perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute'],
+    load: async () => (await import('./ext_authz/config.js')).extAuthzFactory,
+  },
+  {
     name: 'envoy.filters.http.cors',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors'],
     perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy'],

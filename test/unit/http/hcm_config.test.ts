@@ -55,7 +55,7 @@ describe('http_connection_manager config', () => {
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
       set_current_client_cert_details: { uri: true, cert: true },
-      http_filters: [{ name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz' } }, ROUTER],
+      http_filters: [{ name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } }, ROUTER],
       access_log: [{}],
     });
     expect(config).toBeNull();

@@ -1,0 +1,76 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { REPO } from './strait.js';
+
+const DEPS = path.join(REPO, 'node_modules/@grpc/grpc-js-xds/deps');
+const ROOTS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)).concat(path.join(REPO, 'node_modules/protobufjs'));
+
+type Obj = Record<string, any>;
+
+/** envoy.service.auth.v3 CheckRequest / CheckResponse, loaded here with protobufjs on its own (not through Strait's registry). */
+function loadAuthTypes(): { req: protobuf.Type; res: protobuf.Type } {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    for (const r of ROOTS) {
+      const p = path.join(r, target);
+      if (fs.existsSync(p)) return p;
+    }
+    return target;
+  };
+  root.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true });
+  return { req: root.lookupType('envoy.service.auth.v3.CheckRequest'), res: root.lookupType('envoy.service.auth.v3.CheckResponse') };
+}
+
+export interface AuthzServer {
+  readonly port: number;
+  /** Every CheckRequest received, decoded (snake_case fields). */
+  readonly checks: Obj[];
+  close(): Promise<void>;
+}
+
+/**
+ * A gRPC envoy.service.auth.v3.Authorization server deciding by the checked request's
+ * `x-authz` header: `allow` → OK with `x-authz-user: alice` set and `x-remove-me` removed;
+ * `deny` → 401 `go away` with `x-denied-by: authz`; `slow` → OK after 1 s; anything else →
+ * PERMISSION_DENIED without a denied_response.
+ */
+export async function authzServer(): Promise<AuthzServer> {
+  const t = loadAuthTypes();
+  const checks: Obj[] = [];
+  const server = new grpc.Server();
+  const enc = (o: Obj) => Buffer.from(t.res.encode(t.res.fromObject(o)).finish());
+  server.addService(
+    {
+      Check: {
+        path: '/envoy.service.auth.v3.Authorization/Check',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => t.req.toObject(t.req.decode(b), { longs: Number, defaults: false }),
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    {
+      Check: (call: grpc.ServerUnaryCall<Obj, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const rq = call.request;
+        checks.push({ ...rq, metadata: call.metadata.getMap() });
+        const h = (rq.attributes?.request?.http?.headers ?? {}) as Record<string, string>;
+        const mode = h['x-authz'];
+        if (mode === 'allow') cb(null, enc({ status: { code: 0 }, ok_response: { headers: [{ header: { key: 'x-authz-user', value: 'alice' } }], headers_to_remove: ['x-remove-me'] } }));
+        else if (mode === 'deny') cb(null, enc({ status: { code: 7 }, denied_response: { status: { code: 401 }, headers: [{ header: { key: 'x-denied-by', value: 'authz' } }], body: 'go away' } }));
+        else if (mode === 'slow') setTimeout(() => cb(null, enc({ status: { code: 0 } })), 1000);
+        else cb(null, enc({ status: { code: 7 } }));
+      },
+    },
+  );
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return {
+    port,
+    checks,
+    close: () => new Promise<void>((r) => server.tryShutdown(() => r())),
+  };
+}

@@ -1,0 +1,320 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { authzServer, type AuthzServer } from '../helpers/authz.js';
+import { httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
+import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+
+type Obj = Record<string, any>;
+
+const ROUTER = `          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
+
+function listener(name: string, filters: string, routes = '              - match: { prefix: "/" }\n                route: { cluster: up }'): string {
+  return `  - name: ${name}
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ${name}
+          http_filters:
+${filters}
+${ROUTER}
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+${routes}
+`;
+}
+
+const EXT_AUTHZ = '"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
+
+function grpcAuthz(cluster: string, extra = ''): string {
+  return `          - name: envoy.filters.http.ext_authz
+            typed_config:
+              ${EXT_AUTHZ}
+              transport_api_version: V3
+              grpc_service: { envoy_grpc: { cluster_name: ${cluster} }, timeout: 0.3s, initial_metadata: [ { key: x-from, value: strait } ] }
+${extra}`;
+}
+
+/**
+ * The rbac (shadow rules, `istio_ext_authz_` prefix) and ext_authz filters Istio writes for an
+ * AuthorizationPolicy with action CUSTOM, taken from the corpus config dump. Changed: the
+ * principals (they read filter state Strait does not keep) become `any`, and with_request_body
+ * goes (Istio writes it only when the provider sets includeRequestBodyInCheck; Strait refuses it).
+ */
+function istioCustomFilters(): { rbac: Obj; extAuthz: Obj } {
+  const dump = YAML.parse(fs.readFileSync('/work/shared/corpus/istio/configdump.yaml', 'utf8')) as Obj;
+  let found: Obj[] | null = null;
+  const walk = (o: unknown): void => {
+    if (found || !o || typeof o !== 'object') return;
+    const hf = (o as Obj).http_filters;
+    if (Array.isArray(hf) && hf.some((f: Obj) => f.name === 'envoy.filters.http.ext_authz')) {
+      found = hf;
+      return;
+    }
+    for (const v of Object.values(o as Obj)) walk(v);
+  };
+  walk(dump);
+  const hf = found! as Obj[];
+  const i = hf.findIndex((f) => f.name === 'envoy.filters.http.ext_authz');
+  const rbac = structuredClone(hf[i - 1]!);
+  const extAuthz = structuredClone(hf[i]!);
+  expect(rbac.typed_config.shadow_rules_stat_prefix).toBe('istio_ext_authz_');
+  for (const p of Object.values(rbac.typed_config.shadow_rules.policies) as Obj[]) p.principals = [{ any: true }];
+  expect(extAuthz.typed_config.filter_enabled_metadata.path[0].key).toBe('istio_ext_authz_shadow_effective_policy_id');
+  delete extAuthz.typed_config.with_request_body;
+  return { rbac, extAuthz };
+}
+
+/** A port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** An HTTP authorization service: paths under /check/allowed get 200 (+ x-user), others 401. */
+async function httpAuthz(): Promise<{ port: number; seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }>; close(): Promise<void> }> {
+  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }> = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+    req.resume();
+    if (req.url!.startsWith('/check/allowed')) {
+      res.writeHead(200, { 'x-user': 'bob', 'x-internal': 'secret' });
+      res.end();
+    } else {
+      res.writeHead(401, { 'www-authenticate': 'Bearer', 'x-internal': 'secret', 'content-type': 'text/plain' });
+      res.end('login first');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    seen,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+function get(port: number, p: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const rq = http.request({ host: '127.0.0.1', port, path: p, headers: { host: 'svc', ...headers }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    rq.on('error', reject);
+    rq.end();
+  });
+}
+
+function h2Get(port: number, p: string, headers: Record<string, string>): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    c.on('error', reject);
+    const rq = c.request({ ':path': p, ':authority': 'svc', ...headers });
+    let h: http2.IncomingHttpHeaders = {};
+    let body = '';
+    rq.on('response', (x) => (h = x));
+    rq.on('data', (d: Buffer) => (body += d.toString()));
+    rq.on('end', () => {
+      c.close();
+      resolve({ status: Number(h[':status']), headers: h, body });
+    });
+    rq.on('error', reject);
+    rq.end();
+  });
+}
+
+describe.each(ENGINES)('envoy.filters.http.ext_authz on the %s engine', (engine) => {
+  let up: TestUpstream;
+  let authz: AuthzServer;
+  let hauthz: Awaited<ReturnType<typeof httpAuthz>>;
+  let strait: StraitProcess;
+  const ports: Record<string, number> = {};
+
+  beforeAll(async () => {
+    up = await httpUpstream('up');
+    authz = await authzServer();
+    hauthz = await httpAuthz();
+    const dead = await deadPort();
+    const istio = istioCustomFilters();
+    const indent = (o: Obj) => `          - ${JSON.stringify(o)}`;
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+${listener(
+  'grpc',
+  grpcAuthz('authz'),
+  `              - match: { prefix: "/off" }
+                route: { cluster: up }
+                typed_per_filter_config:
+                  envoy.filters.http.ext_authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true }
+              - match: { prefix: "/ctx" }
+                route: { cluster: up }
+                typed_per_filter_config:
+                  envoy.filters.http.ext_authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: { context_extensions: { tenant: blue } } }
+              - match: { prefix: "/" }
+                route: { cluster: up }`,
+)}${listener('down', grpcAuthz('dead'))}${listener('fma', grpcAuthz('dead', '              failure_mode_allow: true\n              failure_mode_allow_header_add: true\n              stat_prefix: fma\n'))}${listener(
+        'slow',
+        grpcAuthz('authz', '              status_on_error: { code: 503 }\n'),
+      )}${listener(
+        'httpsvc',
+        `          - name: envoy.filters.http.ext_authz
+            typed_config:
+              ${EXT_AUTHZ}
+              http_service:
+                server_uri: { uri: "http://authz.local", cluster: hauthz, timeout: 1s }
+                path_prefix: /check
+                authorization_request:
+                  allowed_headers: { patterns: [ { exact: x-token } ] }
+                  headers_to_add: [ { key: x-from, value: strait } ]
+                authorization_response:
+                  allowed_upstream_headers: { patterns: [ { exact: x-user } ] }
+                  allowed_client_headers: { patterns: [ { exact: content-type } ] }`,
+      )}${listener('istio', `${indent(istio.rbac)}\n${indent(istio.extAuthz)}`)}
+  clusters:
+${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typed_extension_protocol_options: { envoy.extensions.upstreams.http.v3.HttpProtocolOptions: { "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: { http2_protocol_options: {} } } }\n')}${staticCluster(istio.extAuthz.typed_config.grpc_service.envoy_grpc.cluster_name, [authz.port])}${staticCluster('dead', [dead])}${staticCluster('hauthz', [hauthz.port])}`,
+      { engine },
+    );
+    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio']) ports[l] = await strait.port(l);
+  }, 30_000);
+
+  afterAll(async () => {
+    await strait?.stop();
+    await up?.close();
+    await authz?.close();
+    await hauthz?.close();
+  });
+
+  const lastCheck = (p: string): Obj | undefined => [...authz.checks].reverse().find((c) => c.attributes?.request?.http?.path === p);
+
+  it('lets an allowed request through with the ok response header edits, after sending the request facts', async () => {
+    const before = up.requests;
+    const r = await get(ports.grpc!, '/hello?x=1', { 'x-authz': 'allow', 'x-remove-me': 'gone', 'x-keep': 'kept', 'x-request-id': 'rid-1' });
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(echo.headers['x-authz-user']).toBe('alice');
+    expect(echo.headers['x-remove-me']).toBeUndefined();
+    expect(echo.headers['x-keep']).toBe('kept');
+    expect(up.requests).toBe(before + 1);
+    const c = lastCheck('/hello?x=1')!;
+    const a = c.attributes;
+    expect(a.request.http.method).toBe('GET');
+    expect(a.request.http.host).toBe('svc');
+    expect(a.request.http.id).toBe('rid-1');
+    expect(a.request.http.scheme).toBe('http');
+    expect(a.request.http.protocol).toBe('HTTP/1.1');
+    expect(a.request.http.headers['x-keep']).toBe('kept');
+    expect(a.request.http.headers[':method']).toBe('GET');
+    expect(a.request.http.headers[':authority']).toBe('svc');
+    expect(a.source.address.socket_address.address).toBe('127.0.0.1');
+    expect(a.source.address.socket_address.port_value).toBeGreaterThan(0);
+    expect(a.destination.address.socket_address.port_value).toBe(ports.grpc);
+    expect(c.metadata['x-from']).toBe('strait');
+    expect(await strait.stat('http.grpc.ext_authz.ok')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers a denied request with the denial and never reaches the upstream', async () => {
+    const before = up.requests;
+    const r = await get(ports.grpc!, '/secret', { 'x-authz': 'deny' });
+    expect(r.status).toBe(401);
+    expect(r.body).toBe('go away');
+    expect(r.headers['x-denied-by']).toBe('authz');
+    const plain = await get(ports.grpc!, '/secret2', { 'x-authz': 'nope' });
+    expect(plain.status).toBe(403);
+    expect(up.requests).toBe(before);
+    expect(await strait.stat('http.grpc.ext_authz.denied')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('checks HTTP/2 requests too', async () => {
+    const ok = await h2Get(ports.grpc!, '/h2', { 'x-authz': 'allow' });
+    expect(ok.status).toBe(200);
+    expect((JSON.parse(ok.body) as Echo).headers['x-authz-user']).toBe('alice');
+    expect(lastCheck('/h2')!.attributes.request.http.protocol).toBe('HTTP/2');
+    const no = await h2Get(ports.grpc!, '/h2-deny', { 'x-authz': 'deny' });
+    expect(no.status).toBe(401);
+    expect(no.body).toBe('go away');
+  });
+
+  it('skips the check on a route that disables the filter, and sends context_extensions', async () => {
+    const n = authz.checks.length;
+    const r = await get(ports.grpc!, '/off/x', { 'x-authz': 'deny' });
+    expect(r.status).toBe(200);
+    expect(authz.checks.length).toBe(n);
+    const c = await get(ports.grpc!, '/ctx', { 'x-authz': 'allow' });
+    expect(c.status).toBe(200);
+    expect(lastCheck('/ctx')!.attributes.context_extensions).toEqual({ tenant: 'blue' });
+  });
+
+  it('answers 403 when the service is down, or lets the request through with failure_mode_allow', async () => {
+    const before = up.requests;
+    const r = await get(ports.down!, '/x', { 'x-authz': 'allow' });
+    expect(r.status).toBe(403);
+    expect(up.requests).toBe(before);
+    expect(await strait.stat('http.down.ext_authz.error')).toBeGreaterThanOrEqual(1);
+    const f = await get(ports.fma!, '/x', { 'x-authz': 'allow' });
+    expect(f.status).toBe(200);
+    expect((JSON.parse(f.body) as Echo).headers['x-envoy-auth-failure-mode-allowed']).toBe('true');
+    expect(await strait.stat('http.fma.ext_authz.fma.failure_mode_allowed')).toBeGreaterThanOrEqual(1);
+    expect(await strait.stat('http.fma.ext_authz.fma.error')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers status_on_error when the service is slower than the timeout', async () => {
+    const t0 = Date.now();
+    const r = await get(ports.slow!, '/slow', { 'x-authz': 'slow' });
+    expect(r.status).toBe(503);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(await strait.stat('http.slow.ext_authz.error')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('asks an HTTP authorization service: 200 allows with allowed upstream headers, 401 denies with its body', async () => {
+    const ok = await get(ports.httpsvc!, '/allowed/a?q=1', { 'x-token': 't1', 'x-other': 'o', authorization: 'Bearer z' });
+    expect(ok.status).toBe(200);
+    const echo = JSON.parse(ok.body) as Echo;
+    expect(echo.headers['x-user']).toBe('bob');
+    expect(echo.headers['x-internal']).toBeUndefined();
+    const seen = hauthz.seen.at(-1)!;
+    expect(seen.method).toBe('GET');
+    expect(seen.url).toBe('/check/allowed/a?q=1');
+    expect(seen.headers['x-token']).toBe('t1');
+    expect(seen.headers.authorization).toBe('Bearer z');
+    expect(seen.headers['x-other']).toBeUndefined();
+    expect(seen.headers['x-from']).toBe('strait');
+    expect(seen.headers.host).toBe('svc');
+    expect(seen.headers['content-length']).toBe('0');
+    const before = up.requests;
+    const no = await get(ports.httpsvc!, '/private');
+    expect(no.status).toBe(401);
+    expect(no.body).toBe('login first');
+    expect(no.headers['www-authenticate']).toBe('Bearer');
+    expect(no.headers['x-internal']).toBeUndefined();
+    expect(up.requests).toBe(before);
+    expect(await strait.stat('http.httpsvc.ext_authz.denied')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("checks only what Istio's CUSTOM shadow policy matches (filter_enabled_metadata)", async () => {
+    const n = authz.checks.length;
+    const r = await get(ports.istio!, '/info/1', { 'x-authz': 'deny' });
+    expect(r.status).toBe(401);
+    expect(authz.checks.length).toBe(n + 1);
+    expect(lastCheck('/info/1')).toBeDefined();
+    const other = await get(ports.istio!, '/other', { 'x-authz': 'deny' });
+    expect(other.status).toBe(200);
+    expect(authz.checks.length).toBe(n + 1);
+    expect(await strait.stat('http.istio.ext_authz.disabled')).toBeGreaterThanOrEqual(1);
+    expect(await strait.stat('http.istio.rbac.istio_ext_authz_shadow_denied')).toBeGreaterThanOrEqual(1);
+  });
+});
