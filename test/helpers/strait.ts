@@ -174,7 +174,15 @@ export async function startStraitFile(
   const args = [CLI, '--config', cfg, '--admin-address-path', adminPath, '--io-engine', opts.engine ?? ENGINES[0]!, '--log-level', 'warn', ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const s = new StraitProcess(proc, dir, adminPath);
-  if (opts.waitReady !== false) await s.waitReady();
+  if (opts.waitReady !== false) {
+    try {
+      await s.waitReady();
+    } catch (err) {
+      // A process that never got ready would outlive the test (and keep its ports) otherwise.
+      await s.stop();
+      throw err;
+    }
+  }
   return s;
 }
 
