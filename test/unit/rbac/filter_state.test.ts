@@ -208,11 +208,11 @@ describe('istio_authn from a control plane', () => {
   });
 
   it('adds no second error when the terminal filter after it is refused', () => {
-    const { spec, errors } = build([{ name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz' } }]);
+    const { spec, errors } = build([{ name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } }]);
     expect(spec).toBeNull();
     expect(errors).toHaveLength(1);
     // filters[1]: the index after istio.stats was skipped (stripPrivateExtensions renumbers).
     expect(errors[0]!.path).toBe('.filter_chains[0].filters[1].typed_config.http_filters[0]');
-    expect(errors[0]!.message).toContain('ext_authz');
+    expect(errors[0]!.message).toContain('jwt_authn');
   });
 });

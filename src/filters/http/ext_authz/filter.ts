@@ -3,7 +3,7 @@ import type { Scope, StatsOf } from '../../../observability/stats.js';
 import { peerIdentity } from '../../../rbac/identity.js';
 import type { HeaderAdd } from '../../../router/http_route_table.js';
 import type { ClusterManager } from '../../../upstream/cluster_manager.js';
-import { PER_ROUTE_DISABLED, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
+import { PER_ROUTE_DISABLED, perRouteConfig, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import { GrpcCheck, headerAllowed, HttpCheck, type CheckInput, type CheckOutcome, type CheckTransport } from './check.js';
 import type { ExtAuthzConfig, ExtAuthzPerRoute } from './config.js';
 import { EXT_AUTHZ_STATS } from './stats.js';
@@ -112,7 +112,7 @@ export class ExtAuthzFilter implements HttpFilter {
   }
 
   onRequest(req: HttpFilterRequest): FilterVerdict | null {
-    const pr = req.perRoute?.get(this.name) as ExtAuthzPerRoute | typeof PER_ROUTE_DISABLED | undefined;
+    const pr = perRouteConfig<ExtAuthzPerRoute>(req, this.name);
     // A route that turns the filter off is neither checked nor denied (deny_at_disable aside).
     if (pr === PER_ROUTE_DISABLED) return null;
     if (!this.enabled(req)) {
