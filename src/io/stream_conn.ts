@@ -19,6 +19,11 @@ export interface ConnectionTlsInfo {
   readonly peerCertSha256?: string;
   /** URI SANs of the certificate this side presented (x-forwarded-client-cert's By=). */
   readonly localUriSans?: readonly string[];
+  /**
+   * The peer's certificate and its chain (leaf first) in PEM, read from the connection when
+   * first asked (x-forwarded-client-cert's Cert= and Chain=); '' without a client certificate.
+   */
+  readonly peerPem?: () => { readonly cert: string; readonly chain: string };
 }
 
 /**

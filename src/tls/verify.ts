@@ -66,7 +66,27 @@ export function tlsInfoOf(sock: tls.TLSSocket, sniHint: string): ConnectionTlsIn
     peerSubject: cert ? rfc2253(cert.subject) : '',
     peerCertSha256: cert ? cert.fingerprint256.replaceAll(':', '').toLowerCase() : '',
     localUriSans: localUriSans(sock),
+    peerPem: () => peerPemOf(sock),
   };
+}
+
+/**
+ * The peer certificate and its chain (leaf first) as PEM. Node gives the chain as verified, up to
+ * the trust anchor from our CA store; Envoy's Chain is what the peer sent, which as a rule stops
+ * below the root: a self-signed certificate above the leaf is left out.
+ */
+function peerPemOf(sock: tls.TLSSocket): { cert: string; chain: string } {
+  const pem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+  const leaf = sock.getPeerCertificate(true);
+  if (!leaf || !leaf.raw) return { cert: '', chain: '' };
+  let chain = '';
+  const seen = new Set<tls.DetailedPeerCertificate>();
+  for (let c: tls.DetailedPeerCertificate | undefined = leaf; c && c.raw && !seen.has(c); c = c.issuerCertificate) {
+    seen.add(c);
+    if (c !== leaf && c.issuerCertificate === c) break; // the root
+    chain += pem(c.raw);
+  }
+  return { cert: pem(leaf.raw), chain };
 }
 
 /**

@@ -111,11 +111,12 @@ ${hcmListener('fwd_plain', simpleRoutes('up'), '          forward_client_cert_de
 ${mtlsListener('append', server, ca, `          forward_client_cert_details: APPEND_FORWARD\n${details}`)}
 ${mtlsListener('set', server, ca, `          forward_client_cert_details: SANITIZE_SET\n${details}`)}
 ${mtlsListener('sanitize_tls', server, ca, '')}
+${mtlsListener('certs', server, ca, '          forward_client_cert_details: SANITIZE_SET\n          set_current_client_cert_details: { cert: true, chain: true, uri: true }\n')}
   clusters:
 ${staticCluster('up', [up.port])}`,
       { engine },
     );
-    for (const n of ['plain', 'always', 'fwd_plain', 'append', 'set', 'sanitize_tls']) ports[n] = await strait.port(n);
+    for (const n of ['plain', 'always', 'fwd_plain', 'append', 'set', 'sanitize_tls', 'certs']) ports[n] = await strait.port(n);
   });
 
   afterAll(async () => {
@@ -148,5 +149,21 @@ ${staticCluster('up', [up.port])}`,
   it('replaces it over mutual TLS (SANITIZE_SET)', async () => {
     expect(await h1(mtls('set'), 'URI=spiffe://evil')).toEqual([element]);
     expect(await h2(`https://127.0.0.1:${ports.set}`, h2opts(), 'URI=spiffe://evil')).toEqual([element]);
+  });
+
+  it('writes the client certificate and its chain, URL-encoded PEM, in Envoy\'s order', async () => {
+    const leaf = new crypto.X509Certificate(fs.readFileSync(client.cert));
+    for (const got of [await h1(mtls('certs')), await h2(`https://127.0.0.1:${ports.certs}`, h2opts())]) {
+      expect(got).toHaveLength(1);
+      const m = /^By=[^;]+;Hash=[0-9a-f]{64};Cert="([^"]+)";Chain="([^"]+)";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/client$/.exec(got[0]!);
+      expect(m, got[0]).not.toBeNull();
+      const cert = decodeURIComponent(m![1]!);
+      expect(cert.startsWith('-----BEGIN CERTIFICATE-----\n')).toBe(true);
+      expect(new crypto.X509Certificate(cert).fingerprint256).toBe(leaf.fingerprint256);
+      // The test CA signs the client directly: the chain is the leaf (the root is not sent).
+      const chain = decodeURIComponent(m![2]!);
+      expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+      expect(new crypto.X509Certificate(chain).fingerprint256).toBe(leaf.fingerprint256);
+    }
   });
 });

@@ -54,13 +54,12 @@ describe('http_connection_manager config', () => {
       upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }],
       codec_type: 'HTTP3',
       forward_client_cert_details: 'APPEND_FORWARD',
-      set_current_client_cert_details: { uri: true, cert: true },
       http_filters: [{ name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } }, ROUTER],
       access_log: [{}],
     });
     expect(config).toBeNull();
     expect(errors.map((e) => e.path)).toEqual(
-      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.codec_type', 'tc.set_current_client_cert_details.cert', 'tc.http_filters[0]']),
+      expect.arrayContaining(['tc.rds', 'tc.upgrade_configs[1].upgrade_type', 'tc.codec_type', 'tc.http_filters[0]']),
     );
     // access_log is implemented now: an entry without a logger type is an error, not a warning.
     expect(errors.map((e) => e.path)).toContain('tc.access_log[0].name');
@@ -78,12 +77,12 @@ describe('http_connection_manager config', () => {
   });
 
   it('reads forward_client_cert_details and set_current_client_cert_details', () => {
-    expect(parse({}).config!.xfcc).toEqual({ mode: 'SANITIZE', subject: false, uri: false, dns: false });
+    expect(parse({}).config!.xfcc).toEqual({ mode: 'SANITIZE', subject: false, cert: false, chain: false, uri: false, dns: false });
     const { config, errors } = parse({ forward_client_cert_details: 'APPEND_FORWARD', set_current_client_cert_details: { subject: { value: true }, uri: true, dns: true } });
     expect(errors).toEqual([]);
-    expect(config!.xfcc).toEqual({ mode: 'APPEND_FORWARD', subject: true, uri: true, dns: true });
+    expect(config!.xfcc).toEqual({ mode: 'APPEND_FORWARD', subject: true, cert: false, chain: false, uri: true, dns: true });
     expect(parse({ forward_client_cert_details: 'FORWARD_ALL' }).errors.map((e) => e.path)).toEqual(['tc.forward_client_cert_details']);
-    expect(parse({ set_current_client_cert_details: { chain: true } }).errors.map((e) => e.path)).toEqual(['tc.set_current_client_cert_details.chain']);
+    expect(parse({ set_current_client_cert_details: { cert: true, chain: { value: true } } }).config!.xfcc).toMatchObject({ cert: true, chain: true });
   });
 
   it('refuses the values of those fields Strait does not implement, by path', () => {

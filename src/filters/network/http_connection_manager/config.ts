@@ -202,10 +202,7 @@ function parseXfcc(tc: Obj, path: string, errors: FieldError[]): XfccConfig | nu
   }
   const d = (tc.set_current_client_cert_details ?? {}) as Obj;
   const on = (v: unknown) => v === true || (v !== null && typeof v === 'object' && (v as Obj).value === true);
-  for (const f of ['cert', 'chain'] as const) {
-    if (on(d[f])) errors.push({ path: `${path}.set_current_client_cert_details.${f}`, message: 'is not supported yet (subject, uri and dns are)' });
-  }
-  return Object.freeze({ mode, subject: on(d.subject), uri: on(d.uri), dns: on(d.dns) });
+  return Object.freeze({ mode, subject: on(d.subject), cert: on(d.cert), chain: on(d.chain), uri: on(d.uri), dns: on(d.dns) });
 }
 
 const UUID_REQUEST_ID = 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig';

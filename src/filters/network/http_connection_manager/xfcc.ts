@@ -14,8 +14,10 @@ export const FORWARD_CLIENT_CERT: readonly ForwardClientCert[] = ['SANITIZE', 'F
 
 export interface XfccConfig {
   readonly mode: ForwardClientCert;
-  /** set_current_client_cert_details fields Strait fills (cert and chain are refused at config time). */
+  /** set_current_client_cert_details fields. */
   readonly subject: boolean;
+  readonly cert: boolean;
+  readonly chain: boolean;
   readonly uri: boolean;
   readonly dns: boolean;
 }
@@ -43,13 +45,22 @@ export function xfccAction(cfg: XfccConfig, tls: ConnectionTlsInfo | null | unde
 /** One connection's element, made on its first request (the same for all of them). */
 const made = new WeakMap<ConnectionTlsInfo, string>();
 
-/** This hop's element: `By=<own URI SAN>;Hash=<peer cert SHA-256>` and the fields configured, in Envoy's order. */
+/**
+ * This hop's element: `By=<own URI SAN>;Hash=<peer cert SHA-256>` and the fields configured, in
+ * Envoy's order (Cert, Chain, Subject, URI, DNS).
+ */
 export function xfccElement(cfg: XfccConfig, tls: ConnectionTlsInfo): string {
   let v = made.get(tls);
   if (v !== undefined) return v;
   const parts: string[] = [];
   for (const u of tls.localUriSans ?? []) parts.push(`By=${u}`);
   if (tls.peerCertSha256) parts.push(`Hash=${tls.peerCertSha256}`);
+  if ((cfg.cert || cfg.chain) && tls.peerPem) {
+    // URL-encoded PEM, quoted, as Envoy writes them (the chain leaf first).
+    const p = tls.peerPem();
+    if (cfg.cert) parts.push(`Cert="${encodeURIComponent(p.cert)}"`);
+    if (cfg.chain) parts.push(`Chain="${encodeURIComponent(p.chain)}"`);
+  }
   // Subject and URI are written even when empty, DNS only when there is one (as Envoy does).
   if (cfg.subject) parts.push(`Subject="${tls.peerSubject}"`);
   if (cfg.uri) {
