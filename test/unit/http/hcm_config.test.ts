@@ -85,15 +85,20 @@ describe('http_connection_manager config', () => {
     expect(parse({ set_current_client_cert_details: { cert: true, chain: { value: true } } }).config!.xfcc).toMatchObject({ cert: true, chain: true });
   });
 
+  it('reads stream_idle_timeout and request_timeout (unset: off)', () => {
+    const { config, errors } = parse({ stream_idle_timeout: '300s', request_timeout: { seconds: 5 } });
+    expect(errors).toEqual([]);
+    expect([config!.streamIdleTimeoutMs, config!.requestTimeoutMs]).toEqual([300_000, 5_000]);
+    expect([parse({}).config!.streamIdleTimeoutMs, parse({ stream_idle_timeout: '0s' }).config!.streamIdleTimeoutMs]).toEqual([0, 0]);
+  });
+
   it('refuses the values of those fields Strait does not implement, by path', () => {
     const { config, errors } = parse({
-      stream_idle_timeout: '300s',
-      request_timeout: { seconds: 5 },
       path_with_escaped_slashes_action: 'UNESCAPE_ALL_OF_IT',
       request_id_extension: { typed_config: { '@type': 'type.googleapis.com/example.OtherRequestId' } },
     });
     expect(config).toBeNull();
-    expect(errors.map((e) => e.path)).toEqual(['tc.stream_idle_timeout', 'tc.request_timeout', 'tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
+    expect(errors.map((e) => e.path)).toEqual(['tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
   });
 
   it('accepts cors without policies and grpc_stats, and leaves both out of the chain', () => {

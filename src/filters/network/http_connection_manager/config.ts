@@ -41,6 +41,9 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   /** Send `100 Continue` upstream's way instead of answering it ourselves. */
   readonly proxy100Continue: boolean;
+  /** stream_idle_timeout and request_timeout (stream_timeouts.ts); 0 = off. */
+  readonly streamIdleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
   readonly normalizePath: boolean;
   /** merge_slashes: `//` in the path becomes `/` (after normalize_path). */
@@ -104,10 +107,6 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   }
   for (const f of IGNORED) {
     if (tc[f] !== undefined && tc[f] !== null) ctx.warnings.push({ path: `${path}.${f}`, message: 'is not implemented yet; ignored' });
-  }
-  // Timeouts Strait does not run: only their disabled value (Istio sets stream_idle_timeout: 0s) is accepted.
-  for (const f of ['stream_idle_timeout', 'request_timeout'] as const) {
-    if (tc[f] !== undefined && tc[f] !== null && durationMs(tc[f]) !== 0) errors.push({ path: `${path}.${f}`, message: 'is not supported yet (only 0s, which disables it)' });
   }
   const slashes = String(tc.path_with_escaped_slashes_action ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT');
   const escapedSlashes = (slashes === 'IMPLEMENTATION_SPECIFIC_DEFAULT' ? 'KEEP_UNCHANGED' : slashes) as EscapedSlashesAction;
@@ -179,6 +178,9 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     idleTimeoutMs: common.idle_timeout === undefined || common.idle_timeout === null ? DEFAULT_IDLE_MS : durationMs(common.idle_timeout)!,
     requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
     proxy100Continue: tc.proxy_100_continue === true,
+    // Unset means off here; Envoy's stream_idle_timeout defaults to 5 minutes (see stream_timeouts.ts).
+    streamIdleTimeoutMs: durationMs(tc.stream_idle_timeout) ?? 0,
+    requestTimeoutMs: durationMs(tc.request_timeout) ?? 0,
     normalizePath: tc.normalize_path === true,
     mergeSlashes: tc.merge_slashes === true,
     escapedSlashes,

@@ -10,6 +10,7 @@ import { Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import type { RoutingPriority } from '../../../upstream/circuit_breakers.js';
 import { httpClusterStats, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { HttpFilter, HttpFilterRequest } from '../../http/types.js';
+import { StreamTimeouts } from './stream_timeouts.js';
 import { runFilterChain, type ChainVerdict } from '../../http/chain.js';
 import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -60,6 +61,9 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     trace?.end(status);
   }
 
+  /** stream_idle_timeout / request_timeout watcher; null when neither is set. */
+  readonly streamTimeouts: StreamTimeouts | null;
+
   /** null without `access_log`: streams then build no entry. */
   readonly accessLog: AccessLogger | null;
 
@@ -86,6 +90,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
+    this.streamTimeouts = config.streamIdleTimeoutMs > 0 || config.requestTimeoutMs > 0 ? new StreamTimeouts(config.streamIdleTimeoutMs, config.requestTimeoutMs) : null;
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name, rt)) : null;
     this.httpFilterNames = config.httpFilters.map((f) => f.name);
     this.httpFiltersOff = config.httpFilters.some((f) => f.disabled) ? config.httpFilters.map((f) => f.disabled) : null;

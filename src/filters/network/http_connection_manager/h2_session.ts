@@ -43,6 +43,7 @@ import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
 import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
+import type { TimedStream } from './stream_timeouts.js';
 import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
@@ -327,6 +328,8 @@ class H2ExchangeMore {
   respHeaders: HeaderObject | null = null;
   /** HTTP filters that acted on this request, told when it is over. */
   notify: FilterDoneHook[] | null = null;
+  /** stream_idle_timeout / request_timeout watch (stream_timeouts.ts); null when neither is set. */
+  timed: TimedStream | null = null;
   /** A filter (queued permit, fault delay) or the buffer filter holds the request; its body is kept meanwhile. */
   delayed = false;
   delayTimer: NodeJS.Timeout | null = null;
@@ -586,11 +589,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     s[EX] = this;
     s.on('error', ignore);
     s.on('close', onDownClose);
+    const to = this.filter.streamTimeouts;
+    if (to !== null) this.more.timed = to.watch(this);
     if (endStream) {
       // Known complete now, the try is sent as complete: an HTTP/1 upstream then gets a plain head
       // in one write instead of a chunked head and a later "0\r\n\r\n" write (Node still ends
       // the readable side on its own, so 'data'/'end' need no listeners).
       this.requestDone = true;
+      if (to !== null) this.x!.timed!.requestDone = true;
     } else {
       s.on('data', onDownData);
       s.on('end', onDownEnd);
@@ -680,6 +686,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onRequestEnd(): void {
     this.requestDone = true;
     const x = this.x;
+    if (x !== null && x.timed !== null) {
+      x.timed.requestDone = true;
+      x.timed.touch();
+    }
     const then = x !== null ? x.holdThen : null;
     if (then !== null) {
       x!.holdThen = null;
@@ -935,6 +945,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const x = this.x;
     if (x !== null) {
       x.rxBytes += d.length;
+      if (x.timed !== null) x.timed.touch();
       if (x.holdThen !== null) {
         // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
         this.keep(d);
@@ -1184,6 +1195,31 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   /** @internal deadlines.ts: the route timeout passed. */
+  /** Activity on the stream, either way: stream_idle_timeout starts over. */
+  private touch(): void {
+    const x = this.x;
+    if (x !== null && x.timed !== null) x.timed.touch();
+  }
+
+  /**
+   * @internal stream_timeouts.ts: nothing moved for stream_idle_timeout, or the request did not
+   * arrive whole within request_timeout. As Envoy: 408 before the response began, else a reset.
+   */
+  onStreamTimeout(kind: 'idle' | 'request'): void {
+    this.x!.timed = null; // the watcher let go already
+    if (this.finished) return;
+    const st = this.stats;
+    if (kind === 'idle') st.downstream_rq_idle_timeout.value++;
+    else st.downstream_rq_timeout.value++;
+    this.abortTry();
+    if (this.responseStarted) {
+      this.finish();
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.localReply(408, kind === 'idle' ? 'stream timeout' : 'request timeout');
+  }
+
   onDeadline(): void {
     if (this.finished) return;
     this.cs!.upstream_rq_timeout.value++;
@@ -1229,6 +1265,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    */
   onH1ResponseHead(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean {
     if (this.finished) return false;
+    this.touch();
     const stream = this.flatResponseStream();
     if (stream === null) {
       const h = headerObjectOf(head);
@@ -1278,6 +1315,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    */
   onH2ResponseFlat(status: number, flat: string, endStream: boolean, neverIndexed?: string): void {
     if (this.finished) return;
+    this.touch();
     const stream = this.flatResponseStream();
     if (stream === null) {
       this.onResponse(status, headerObject(flat, neverIndexed), endStream);
@@ -1300,6 +1338,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
     if (this.finished) return;
+    this.touch();
     const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
     if (!this.takeResponse(status, grpc)) return;
     const cfg = this.filter.config;
@@ -1335,6 +1374,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onData(chunk: Buffer): void {
     if (this.finished) return;
     this.countTx(chunk.length);
+    this.touch();
     if (!this.stream.write(chunk)) {
       const t = this.try;
       t?.pause();
@@ -1352,6 +1392,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   onEnd(trailers: HeaderObject | string | null): void {
     if (this.finished) return;
+    this.touch();
     if (!this.sendsTrailers) {
       this.stream.end();
       this.complete();
@@ -1502,6 +1543,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     disarmDeadline(this);
     const x = this.x;
     if (x !== null) {
+      if (x.timed !== null) {
+        this.filter.streamTimeouts!.unwatch(x.timed);
+        x.timed = null;
+      }
       const n = x.notify;
       x.notify = null;
       if (n) for (const f of n) f.onDone?.();

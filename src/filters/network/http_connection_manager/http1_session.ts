@@ -33,6 +33,7 @@ import { withFilterHeaders } from '../../http/chain.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
+import type { TimedStream } from './stream_timeouts.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -1062,6 +1063,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private notify: FilterDoneHook[] | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
+  /** stream_idle_timeout / request_timeout watch (stream_timeouts.ts); null when neither is set. */
+  private timed: TimedStream | null = null;
 
   /** The request was copied to the route's mirror clusters. */
   private mirrored = false;
@@ -1263,6 +1266,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    */
   start(): void {
     const head = this.head;
+    const to = this.session.filter.streamTimeouts;
+    if (to !== null) this.timed = to.watch(this);
     // Before the trace starts, so that it records the path and authority the request is routed by.
     let targetOk = head.target[0] === '/' || (head.target === '*' && head.method === 'OPTIONS') || this.toOriginForm(head);
     // normalize_path: filters, routing, the trace and the upstream all see the canonical path.
@@ -1741,6 +1746,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onData(chunk: Buffer): void {
     if (this.finished || !this.h2 || chunk.length === 0) return;
+    if (this.timed !== null) this.timed.touch();
     this.txBytes += chunk.length;
     let ok: boolean;
     if (this.rechunk) {
@@ -1926,6 +1932,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onRequestBody(slice: Buffer): void {
     this.rxBytes += slice.length;
+    if (this.timed !== null) this.timed.touch();
     if (this.delayed) {
       this.keepBody(slice, true);
       if (this.holdThen) {
@@ -1974,6 +1981,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onRequestEnd(): void {
     this.requestDone = true;
+    if (this.timed !== null) {
+      this.timed.requestDone = true;
+      this.timed.touch();
+    }
     const then = this.holdThen;
     if (then) {
       this.holdThen = null;
@@ -2260,6 +2271,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onUpstreamData(chunk: Buffer): void {
     this.gotUpstreamBytes = true;
+    if (this.timed !== null) this.timed.touch();
     if (this.finished) {
       this.conn?.destroy();
       return;
@@ -2289,6 +2301,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    * the head's write); a body that must outlive the call and every other case take a copy.
    */
   onUpstreamRead(src: Buffer, off: number, end: number): void {
+    if (this.timed !== null) this.timed.touch();
     if (this.resp !== null || this.respBuf !== null || this.finished) {
       this.onUpstreamData(copyOut(src, off, end));
       return;
@@ -2434,6 +2447,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.perTryTimer) clearTimeout(this.perTryTimer);
     this.perTryTimer = null;
     this.session.clearRouteTimer(this);
+    // The tunnel's bytes are relayed without this stream seeing them: no idle timeout from here.
+    this.unwatchTimed();
     this.responseStarted = true;
     countUpstreamStatus(cs, 101, this.host);
     statusClass(this.stats, (this.status = 101));
@@ -2636,6 +2651,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   }
 
   private clearTimers(): void {
+    this.unwatchTimed();
     this.dropAllParked();
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
@@ -2648,6 +2664,29 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.backoffTimer = null;
       this.pools!.rm.addRetry(-1);
     }
+  }
+
+  private unwatchTimed(): void {
+    if (this.timed !== null) {
+      this.session.filter.streamTimeouts!.unwatch(this.timed);
+      this.timed = null;
+    }
+  }
+
+  /**
+   * @internal stream_timeouts.ts: nothing moved for stream_idle_timeout, or the request did not
+   * arrive whole within request_timeout. As Envoy: 408 before the response began (the connection
+   * closes when the request is not all read), else the connection is reset.
+   */
+  onStreamTimeout(kind: 'idle' | 'request'): void {
+    this.timed = null; // the watcher let go already
+    if (this.finished || this.responseDone) return;
+    const st = this.stats;
+    if (kind === 'idle') st.downstream_rq_idle_timeout.value++;
+    else st.downstream_rq_timeout.value++;
+    if (!this.requestDone) this.forceClose = true;
+    // After the response began, localReply resets the connection itself.
+    this.localReply(408, 'content-type: text/plain\r\n', kind === 'idle' ? 'stream timeout' : 'request timeout');
   }
 
   /** The client went away mid-exchange. */

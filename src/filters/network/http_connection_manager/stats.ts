@@ -28,6 +28,7 @@ export const HCM_STATS = defineStats({
     'downstream_flow_control_resumed_reading_total',
     'downstream_rq_tx_reset',
     'downstream_rq_timeout',
+    'downstream_rq_idle_timeout',
     // Router filter stats live under the same prefix in Envoy.
     'no_route',
     'no_cluster',
