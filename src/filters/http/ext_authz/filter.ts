@@ -7,27 +7,7 @@ import { PER_ROUTE_DISABLED, perRouteConfig, type FilterDoneHook, type FilterRep
 import { GrpcCheck, headerAllowed, HttpCheck, type CheckInput, type CheckOutcome, type CheckTransport } from './check.js';
 import type { ExtAuthzConfig, ExtAuthzPerRoute } from './config.js';
 import { EXT_AUTHZ_STATS } from './stats.js';
-
-/** Envoy's mapping of an HTTP status to a gRPC one (Grpc::Utility::httpToGrpcStatus), for gRPC clients. */
-function grpcStatusOf(http: number): number {
-  switch (http) {
-    case 400:
-      return 13; // INTERNAL
-    case 401:
-      return 16; // UNAUTHENTICATED
-    case 403:
-      return 7; // PERMISSION_DENIED
-    case 404:
-      return 12; // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14; // UNAVAILABLE
-    default:
-      return 2; // UNKNOWN
-  }
-}
+import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 
 const FAILURE_MODE_HEADER: HeaderAdd = Object.freeze({ name: 'x-envoy-auth-failure-mode-allowed', value: 'true', action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmpty: false });
 
@@ -100,7 +80,7 @@ export class ExtAuthzFilter implements HttpFilter {
     this.http = svc.kind === 'http';
     this.transport = svc.kind === 'grpc' ? new GrpcCheck(svc, clusters) : new HttpCheck(svc, clusters);
     // UAEX: Envoy's response flag for a request the external authorization service refused.
-    this.errorReply = Object.freeze({ status: config.statusOnError, body: '', grpcStatus: grpcStatusOf(config.statusOnError), flag: 'UAEX' });
+    this.errorReply = Object.freeze({ status: config.statusOnError, body: '', grpcStatus: grpcStatusOfHttp(config.statusOnError), flag: 'UAEX' });
     this.disabledReply = Object.freeze({ delayMs: 0, reply: this.errorReply });
   }
 
@@ -167,7 +147,7 @@ export class ExtAuthzFilter implements HttpFilter {
     }
     if (o.kind === 'denied') {
       s.denied.value++;
-      return { status: o.status, body: o.body, headers: o.headers, grpcStatus: grpcStatusOf(o.status), flag: 'UAEX' };
+      return { status: o.status, body: o.body, headers: o.headers, grpcStatus: grpcStatusOfHttp(o.status), flag: 'UAEX' };
     }
     s.error.value++;
     log.debug({ filter: 'ext_authz', why: o.why }, 'ext_authz: authorization service failed');

@@ -44,6 +44,7 @@ import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
 import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
 import type { TimedStream } from './stream_timeouts.js';
+import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 
@@ -103,28 +104,6 @@ const H2_FORBIDDEN = new Set(H2_FORBIDDEN_LIST);
 
 /** Methods whose requests should have no body (Envoy's list): an empty one gets no content-length: 0 upstream. */
 const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT']);
-
-/** HTTP status → gRPC status for local replies to gRPC requests. */
-function grpcStatusOf(status: number): number {
-  switch (status) {
-    case 400:
-      return 13; // INTERNAL
-    case 401:
-      return 16; // UNAUTHENTICATED
-    case 403:
-      return 7; // PERMISSION_DENIED
-    case 404:
-      return 12; // UNIMPLEMENTED
-    case 504:
-      return 4; // DEADLINE_EXCEEDED
-    case 429: // Envoy's mapping; the rate limiter can ask for RESOURCE_EXHAUSTED instead
-    case 502:
-    case 503:
-      return 14; // UNAVAILABLE
-    default:
-      return 2; // UNKNOWN
-  }
-}
 
 /** Every header of a request, pseudo-headers included, for filters that forward them (ext_authz). */
 function h2HeaderList(h: HeaderObject): Array<[string, string]> {
@@ -1498,7 +1477,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       classify(this.stats, (this.status = 200));
       out[':status'] = '200';
       out['content-type'] = 'application/grpc';
-      out['grpc-status'] = String(grpcOverride ?? grpcStatusOf(status));
+      out['grpc-status'] = String(grpcOverride ?? grpcStatusOfHttp(status, true));
       const msg = typeof body === 'string' ? body : body.toString();
       if (msg) out['grpc-message'] = encodeURIComponent(msg);
       this.respondEnd(out, null);

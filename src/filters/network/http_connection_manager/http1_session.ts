@@ -34,6 +34,7 @@ import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
 import type { TimedStream } from './stream_timeouts.js';
+import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -1391,7 +1392,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     for (const [k, val] of r.headers ?? []) h += `${k}: ${val}\r\n`;
     if ((getHeader(this.head, 'content-type') ?? '').startsWith('application/grpc')) {
       // A gRPC client reads grpc-status, never the HTTP status.
-      const code = r.grpcStatus ?? (r.status === 429 || r.status >= 502 ? 14 : 2);
+      const code = r.grpcStatus ?? grpcStatusOfHttp(r.status, true);
       this.localReply(200, `content-type: application/grpc\r\ngrpc-status: ${code}\r\ngrpc-message: ${encodeURIComponent(r.body)}\r\n`, '');
       return;
     }
