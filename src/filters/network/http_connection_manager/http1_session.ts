@@ -273,7 +273,6 @@ function dropResponseField(h: MessageHead, i: number): boolean {
   }
 }
 
-/** Whether a mutation changes anything: most routes mutate nothing (no closure built for them). */
 /** Every header of a request head, names lower-cased, for filters that forward them (ext_authz). */
 function headerList(head: MessageHead): Array<[string, string]> {
   const f = head.fields;
@@ -283,6 +282,7 @@ function headerList(head: MessageHead): Array<[string, string]> {
   return out;
 }
 
+/** Whether a mutation changes anything: most routes mutate nothing (no closure built for them). */
 function mutates(m: HeaderMutation): boolean {
   return m.add.length > 0 || m.remove.length > 0;
 }
