@@ -204,7 +204,8 @@ export class HotRestartParent {
   }
 
   private readChild(): void {
-    for (;;) {
+    // A message can end the channel (onReady hands over and, with nothing left to move, closes).
+    while (this.child >= 0) {
       const r = recv(this.child, 0);
       if (r === null) return;
       if (r === 'eof') {

@@ -185,4 +185,18 @@ describe.each(ENGINES)('hot restart on the %s engine', (engine) => {
     await client.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }, 30_000);
+
+  it('hands over an idle process cleanly: the old one exits at once, without a channel error', async () => {
+    const id = baseId + 2;
+    const cfg = config(upstreamPort);
+    const old = await startStraitFile('strait.yaml', cfg, { engine, args: ['--base-id', String(id), '--log-level', 'info'] });
+    procs.push(old);
+    const next = await startStraitFile('strait.yaml', cfg, { engine, args: ['--base-id', String(id), '--restart-epoch', '1'], waitReady: false });
+    procs.push(next);
+    // With no connection to move, the handover ends with the 'ready' message itself.
+    expect(await old.wait()).toBe(0);
+    expect(old.stderr).toContain('hot restart: handover done; exiting');
+    expect(old.stderr).not.toContain('channel error');
+    await next.waitReady();
+  }, 30_000);
 });
