@@ -42,13 +42,25 @@ export function closeServer(server: net.Server): Promise<void> {
   return new Promise((r) => server.close(() => r()));
 }
 
-/** A port with nothing listening on it (bound then closed). */
+/**
+ * A port with nothing listening on it. Taken below the kernel's ephemeral range (32768 up, see
+ * /proc/sys/net/ipv4/ip_local_port_range), where no port-0 bind lands: a port the OS gave and
+ * took back could be handed to the next listener (a proxy's own, under a busy parallel run),
+ * and "refused" would then reach a live socket. Checked free by binding it once.
+ */
 export async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await closeServer(s);
-  return port;
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const s = net.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
+    await closeServer(s);
+    return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
