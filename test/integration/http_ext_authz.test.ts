@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
+import type net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { authzServer, type AuthzServer } from '../helpers/authz.js';
 import { httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
-import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
+import { deadPort } from '../helpers/net.js';
+import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 type Obj = Record<string, any>;
 
@@ -49,11 +51,10 @@ ${extra}`;
 /**
  * The rbac (shadow rules, `istio_ext_authz_` prefix) and ext_authz filters Istio writes for an
  * AuthorizationPolicy with action CUSTOM, taken from the corpus config dump. Changed: the
- * principals (they read filter state Strait does not keep) become `any`, and with_request_body
- * goes (Istio writes it only when the provider sets includeRequestBodyInCheck; Strait refuses it).
+ * principals become `any` (they name the mTLS peer, and these clients speak plaintext).
  */
 function istioCustomFilters(): { rbac: Obj; extAuthz: Obj } {
-  const dump = YAML.parse(fs.readFileSync('/work/shared/corpus/istio/configdump.yaml', 'utf8')) as Obj;
+  const dump = YAML.parse(fs.readFileSync(path.resolve(REPO, '../shared/corpus/istio/configdump.yaml'), 'utf8')) as Obj;
   let found: Obj[] | null = null;
   const walk = (o: unknown): void => {
     if (found || !o || typeof o !== 'object') return;
@@ -72,25 +73,17 @@ function istioCustomFilters(): { rbac: Obj; extAuthz: Obj } {
   expect(rbac.typed_config.shadow_rules_stat_prefix).toBe('istio_ext_authz_');
   for (const p of Object.values(rbac.typed_config.shadow_rules.policies) as Obj[]) p.principals = [{ any: true }];
   expect(extAuthz.typed_config.filter_enabled_metadata.path[0].key).toBe('istio_ext_authz_shadow_effective_policy_id');
-  delete extAuthz.typed_config.with_request_body;
+  expect(extAuthz.typed_config.with_request_body.max_request_bytes).toBe(8000);
   return { rbac, extAuthz };
 }
 
-/** A port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 /** An HTTP authorization service: paths under /check/allowed get 200 (+ x-user), others 401. */
-async function httpAuthz(): Promise<{ port: number; seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }>; close(): Promise<void> }> {
-  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }> = [];
+async function httpAuthz(): Promise<{ port: number; seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>; close(): Promise<void> }> {
+  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers });
-    req.resume();
+    const s = { method: req.method!, url: req.url!, headers: req.headers, body: '' };
+    seen.push(s);
+    req.on('data', (d: Buffer) => (s.body += d.toString()));
     if (req.url!.startsWith('/check/allowed')) {
       res.writeHead(200, { 'x-user': 'bob', 'x-internal': 'secret' });
       res.end();
@@ -116,6 +109,41 @@ function get(port: number, p: string, headers: Record<string, string> = {}): Pro
     });
     rq.on('error', reject);
     rq.end();
+  });
+}
+
+/** A POST with `body`, sent with Content-Length or (chunked) in two writes without one. */
+function post(port: number, p: string, body: string, headers: Record<string, string> = {}, chunked = false): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const rq = http.request({ host: '127.0.0.1', port, path: p, method: 'POST', headers: { host: 'svc', ...(chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...headers }, agent: false }, (res) => {
+      let b = '';
+      res.on('data', (d: Buffer) => (b += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: b }));
+    });
+    rq.on('error', reject);
+    if (chunked) {
+      rq.write(body.slice(0, 3));
+      setTimeout(() => rq.end(body.slice(3)), 20);
+    } else rq.end(body);
+  });
+}
+
+function h2Post(port: number, p: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    c.on('error', reject);
+    const rq = c.request({ ':method': 'POST', ':path': p, ':authority': 'svc', ...headers });
+    let status = 0;
+    let b = '';
+    rq.on('response', (x) => (status = Number(x[':status'])));
+    rq.on('data', (d: Buffer) => (b += d.toString()));
+    rq.on('end', () => {
+      c.close();
+      resolve({ status, body: b });
+    });
+    rq.on('error', reject);
+    rq.write(body.slice(0, 3));
+    setTimeout(() => rq.end(body.slice(3)), 20);
   });
 }
 
@@ -184,12 +212,24 @@ ${listener(
                 authorization_response:
                   allowed_upstream_headers: { patterns: [ { exact: x-user } ] }
                   allowed_client_headers: { patterns: [ { exact: content-type } ] }`,
-      )}${listener('istio', `${indent(istio.rbac)}\n${indent(istio.extAuthz)}`)}
+      )}${listener('istio', `${indent(istio.rbac)}\n${indent(istio.extAuthz)}`)}${listener('body', grpcAuthz('authz', '              with_request_body: { max_request_bytes: 16 }\n'))}${listener(
+        'partial',
+        grpcAuthz('authz', '              with_request_body: { max_request_bytes: 4, allow_partial_message: true }\n'),
+      )}${listener(
+        'hbody',
+        `          - name: envoy.filters.http.ext_authz
+            typed_config:
+              ${EXT_AUTHZ}
+              with_request_body: { max_request_bytes: 100 }
+              http_service:
+                server_uri: { uri: "http://authz.local", cluster: hauthz, timeout: 1s }
+                path_prefix: /check`,
+      )}
   clusters:
 ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typed_extension_protocol_options: { envoy.extensions.upstreams.http.v3.HttpProtocolOptions: { "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: { http2_protocol_options: {} } } }\n')}${staticCluster(istio.extAuthz.typed_config.grpc_service.envoy_grpc.cluster_name, [authz.port])}${staticCluster('dead', [dead])}${staticCluster('hauthz', [hauthz.port])}`,
       { engine },
     );
-    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio']) ports[l] = await strait.port(l);
+    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio', 'body', 'partial', 'hbody']) ports[l] = await strait.port(l);
   }, 30_000);
 
   afterAll(async () => {
@@ -316,5 +356,37 @@ ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typ
     expect(authz.checks.length).toBe(n + 1);
     expect(await strait.stat('http.istio.ext_authz.disabled')).toBeGreaterThanOrEqual(1);
     expect(await strait.stat('http.istio.rbac.istio_ext_authz_shadow_denied')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('sends the request body in the check with with_request_body, and forwards it whole', async () => {
+    for (const chunked of [false, true]) {
+      const r = await post(ports.body!, `/b/${chunked}`, 'hello world', { 'x-authz': 'allow' }, chunked);
+      expect(r.status).toBe(200);
+      expect((JSON.parse(r.body) as Echo).bodyLength).toBe(11);
+      const http = lastCheck(`/b/${chunked}`)!.attributes.request.http;
+      expect([http.body, http.size]).toEqual(['hello world', 11]);
+    }
+    const h2 = await h2Post(ports.body!, '/b/h2', 'over http/2', { 'x-authz': 'allow' });
+    expect(h2.status).toBe(200);
+    expect(lastCheck('/b/h2')!.attributes.request.http.body).toBe('over http/2');
+    // The HTTP service gets the body as its own.
+    const hs = await post(ports.hbody!, '/allowed/x', 'form=1');
+    expect(hs.status).toBe(200);
+    expect(hauthz.seen.at(-1)!.body).toBe('form=1');
+  });
+
+  it('answers 413 to a body over max_request_bytes, or checks its first bytes with allow_partial_message', async () => {
+    const n = authz.checks.length;
+    const before = up.requests;
+    const big = await post(ports.body!, '/big', 'x'.repeat(40), { 'x-authz': 'allow' });
+    expect(big.status).toBe(413);
+    expect(authz.checks.length).toBe(n);
+    expect(up.requests).toBe(before);
+    for (const chunked of [false, true]) {
+      const r = await post(ports.partial!, `/p/${chunked}`, 'abcdefgh', { 'x-authz': 'allow' }, chunked);
+      expect(r.status).toBe(200);
+      expect((JSON.parse(r.body) as Echo).bodyLength).toBe(8);
+      expect(lastCheck(`/p/${chunked}`)!.attributes.request.http.body).toBe('abcd');
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { HeaderMutation } from '../../router/http_route_table.js';
-import { PER_ROUTE_DISABLED, type FilterDoneHook, type FilterReply, type FilterResume, type HttpFilter, type HttpFilterRequest } from './types.js';
+import { PER_ROUTE_DISABLED, type BodyNeed, type FilterDoneHook, type FilterReply, type FilterResume, type HttpFilter, type HttpFilterRequest } from './types.js';
 
 /** What the connection manager does with a request after its HTTP filters had their say. */
 export interface ChainVerdict {
@@ -14,6 +14,8 @@ export interface ChainVerdict {
    * route or reply when `resume` runs. Filters after the waiting one run only then.
    */
   wait: ((resume: FilterResume) => void) | null;
+  /** The waiting filter needs the request body first (types.ts FilterVerdict.needBody). */
+  needBody?: BodyNeed | null;
 }
 
 /** Marks a chain whose exchange ended while it waited, so no later filter runs for it. */
@@ -46,6 +48,7 @@ export function runFilterChain(filters: readonly HttpFilter[], req: HttpFilterRe
     out.notify.push(v.done ?? f);
     if (v.wait) {
       out.wait = continueAfter(filters, req, i + 1, out.notify, out.delayMs, v.wait, names, off);
+      out.needBody = v.needBody ?? null;
       return out;
     }
     if (v.reply) {

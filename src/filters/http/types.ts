@@ -38,6 +38,19 @@ export interface HttpFilterRequest {
    * route was already chosen: they do not change routing (Envoy's clear_route_cache off).
    */
   upstreamHeaders?: import('../../router/http_route_table.js').HeaderMutation | null;
+  /**
+   * The request body the connection manager held for a filter whose verdict asked for it
+   * (FilterVerdict.needBody), set before that filter's `wait` runs: complete, or the first
+   * `maxBytes` when allowPartial cut it short.
+   */
+  body?: Buffer | null;
+}
+
+/** A filter that must see the request body before deciding (ext_authz with_request_body). */
+export interface BodyNeed {
+  readonly maxBytes: number;
+  /** A longer body is cut to maxBytes for the filter (the rest still goes upstream); false: 413. */
+  readonly allowPartial: boolean;
 }
 
 /** Sets one key of a request's dynamic metadata under `ns` (a filter's name). */
@@ -103,6 +116,11 @@ export interface FilterVerdict {
    * never after `done` was told the exchange is over. `reply` is ignored when this is set.
    */
   readonly wait?: ((resume: FilterResume) => void) | null;
+  /**
+   * With `wait`: hold the request until its body is complete (or maxBytes, see BodyNeed), put it
+   * in the request's `body`, then call `wait`.
+   */
+  readonly needBody?: BodyNeed | null;
 }
 
 /**

@@ -30,9 +30,10 @@ const downstream: Downstream = {
 const req = (over: Partial<HttpFilterRequest> = {}): HttpFilterRequest => ({ method: 'GET', path: '/info', header: () => undefined, grpc: false, downstream, ...over });
 
 describe('ext_authz config', () => {
-  it("accepts the shape Istio writes for a CUSTOM policy (without with_request_body)", () => {
+  it('accepts the shape Istio writes for a CUSTOM policy', () => {
     const { config, errors } = parse({
       grpc_service: { envoy_grpc: { cluster_name: 'authz', authority: 'authz.local' }, timeout: '600s' },
+      with_request_body: { max_request_bytes: 8000 },
       transport_api_version: 'V3',
       filter_enabled_metadata: { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } },
     });
@@ -40,6 +41,7 @@ describe('ext_authz config', () => {
     expect(config!.timeoutMs).toBe(600_000);
     expect(config!.service).toMatchObject({ kind: 'grpc', cluster: 'authz', authority: 'authz.local' });
     expect(config!.statusOnError).toBe(403);
+    expect(config!.withBody).toEqual({ maxBytes: 8000, allowPartial: false, packAsBytes: false });
     const m = config!.enabledMetadata!;
     expect([m.ns, m.key, m.test('istio-ext-authz-ns[x]'), m.test('other'), m.test(undefined)]).toEqual(['envoy.filters.http.rbac', 'istio_ext_authz_shadow_effective_policy_id', true, false, false]);
   });
@@ -60,14 +62,14 @@ describe('ext_authz config', () => {
   it('refuses what it does not implement, with the field path', () => {
     const { config, errors } = parse({
       ...GRPC,
-      with_request_body: { max_request_bytes: 8000 },
+      with_request_body: { max_request_bytes: 0 },
       clear_route_cache: true,
       include_peer_certificate: true,
       metadata_context_namespaces: ['a'],
       transport_api_version: 'V2',
     });
     expect(config).toBeNull();
-    expect(errors.map((e) => e.path).sort()).toEqual(['f.clear_route_cache', 'f.include_peer_certificate', 'f.metadata_context_namespaces', 'f.transport_api_version', 'f.with_request_body']);
+    expect(errors.map((e) => e.path).sort()).toEqual(['f.clear_route_cache', 'f.include_peer_certificate', 'f.metadata_context_namespaces', 'f.transport_api_version', 'f.with_request_body.max_request_bytes']);
   });
 
   it('needs exactly one service, on a known cluster', () => {
@@ -92,7 +94,7 @@ describe('ext_authz config', () => {
     const pr = extAuthzFactory.perRoute;
     const ctx = () => ({ errors: [] as FieldError[], warnings: [] as FieldError[] });
     expect(pr.parse({ disabled: true }, 'r', ctx())).toBe(PER_ROUTE_DISABLED);
-    expect(pr.parse({ check_settings: { context_extensions: { a: 'b' }, disable_request_body_buffering: true } }, 'r', ctx())).toEqual({ contextExtensions: [['a', 'b']] });
+    expect(pr.parse({ check_settings: { context_extensions: { a: 'b' }, disable_request_body_buffering: true } }, 'r', ctx())).toEqual({ contextExtensions: [['a', 'b']], noBody: true });
     const c = ctx();
     expect(pr.parse({ check_settings: { with_request_body: { max_request_bytes: 1 } } }, 'r', c)).toBeNull();
     expect(c.errors[0]!.path).toBe('r.check_settings.with_request_body');
@@ -157,11 +159,13 @@ describe('ext_authz wire messages', () => {
       destination: downstream.local,
       destinationPrincipal: '',
       contextExtensions: [['k', 'v']],
+      body: Buffer.from('a=1'),
+      packAsBytes: false,
     });
     const t = lookupType('envoy.service.auth.v3.CheckRequest')!;
     const m = t.toObject(t.decode(b), { longs: Number }) as Obj;
     expect(m.attributes.source).toMatchObject({ principal: 'spiffe://cluster.local/ns/a/sa/b', address: { socket_address: { address: '10.0.0.1', port_value: 40000 } } });
-    expect(m.attributes.request.http).toMatchObject({ id: 'id-1', method: 'POST', path: '/a?b', host: 'svc', scheme: 'https', protocol: 'HTTP/2', headers: { 'x-a': '1' } });
+    expect(m.attributes.request.http).toMatchObject({ id: 'id-1', method: 'POST', path: '/a?b', host: 'svc', scheme: 'https', protocol: 'HTTP/2', headers: { 'x-a': '1' }, body: 'a=1', size: 3 });
     expect(m.attributes.context_extensions).toEqual({ k: 'v' });
   });
 

@@ -34,6 +34,10 @@ export interface CheckInput {
   readonly destination: PeerAddress;
   readonly destinationPrincipal: string;
   readonly contextExtensions: ReadonlyArray<readonly [string, string]>;
+  /** with_request_body: the request body (maybe cut to max_request_bytes), set when the check starts; null = none. */
+  body: Buffer | null;
+  /** pack_as_bytes: the body goes as raw_body bytes rather than a UTF-8 string. */
+  readonly packAsBytes: boolean;
 }
 
 export interface CheckTransport {
@@ -94,7 +98,16 @@ export function encodeCheckRequest(i: CheckInput, now = Date.now()): Buffer {
       destination: peer(i.destination, i.destinationPrincipal),
       request: {
         time: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 },
-        http: { id: i.requestId, method: i.method, headers, path: i.path, host: i.host, scheme: i.scheme, protocol: i.protocol },
+        http: {
+          id: i.requestId,
+          method: i.method,
+          headers,
+          path: i.path,
+          host: i.host,
+          scheme: i.scheme,
+          protocol: i.protocol,
+          ...(!i.body ? {} : { size: i.body.length, ...(i.packAsBytes ? { raw_body: i.body } : { body: i.body.toString('utf8') }) }),
+        },
       },
       context_extensions: ext,
     },
@@ -252,7 +265,8 @@ export class HttpCheck implements CheckTransport {
     for (const [k, v] of input.headers) if (!NOT_COPIED.has(k) && k.charCodeAt(0) !== 58) headers[k] = v;
     for (const [k, v] of this.svc.headersToAdd) headers[k] = v;
     headers.host = input.host;
-    headers['content-length'] = '0';
+    // with_request_body: the body held for the check goes as the check's own body.
+    headers['content-length'] = String(input.body?.length ?? 0);
     const a = host.address;
     let over = false;
     const finish = (o: CheckOutcome) => {
@@ -301,7 +315,7 @@ export class HttpCheck implements CheckTransport {
       finish({ kind: 'error', why: 'timeout' });
     });
     req.on('error', (e) => finish({ kind: 'error', why: e.message }));
-    req.end();
+    req.end(input.body ?? undefined);
     return {
       cancel: () => {
         over = true;

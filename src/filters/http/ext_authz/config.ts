@@ -61,16 +61,19 @@ export interface ExtAuthzConfig {
   /** allowed_headers / disallowed_headers for the check request; null = the service's default set. */
   readonly allowedHeaders: NameList | null;
   readonly disallowedHeaders: NameList | null;
+  /** with_request_body: the body (up to maxBytes) goes into the check; null = no body. */
+  readonly withBody: { readonly maxBytes: number; readonly allowPartial: boolean; readonly packAsBytes: boolean } | null;
 }
 
 /** ExtAuthzPerRoute's check_settings (disabled: true is PER_ROUTE_DISABLED). */
 export interface ExtAuthzPerRoute {
   readonly contextExtensions: ReadonlyArray<readonly [string, string]>;
+  /** check_settings.disable_request_body_buffering: this route's checks go without the body. */
+  readonly noBody: boolean;
 }
 
 /** Fields whose non-default value changes traffic and that Strait does not implement: refused. */
 const UNSUPPORTED = [
-  'with_request_body',
   'clear_route_cache',
   'validate_mutations',
   'metadata_context_namespaces',
@@ -272,6 +275,14 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
   const dd = tc.deny_at_disable as Obj | undefined;
   const dv = dd?.default_value;
   const denyAtDisable = dv === true || (dv !== null && typeof dv === 'object' && (dv as Obj).value === true);
+  let withBody: ExtAuthzConfig['withBody'] = null;
+  const wb = tc.with_request_body as Obj | undefined;
+  if (wb) {
+    const raw = wb.max_request_bytes?.value ?? wb.max_request_bytes;
+    const max = Number(raw ?? 0);
+    if (!Number.isInteger(max) || max < 1) ctx.errors.push({ path: `${path}.with_request_body.max_request_bytes`, message: `must be a positive integer, got ${JSON.stringify(raw)}` });
+    else withBody = Object.freeze({ maxBytes: max, allowPartial: wb.allow_partial_message === true, packAsBytes: wb.pack_as_bytes === true });
+  }
   if (ctx.errors.length > start || !service) return null;
   // What a service may answer beyond allow / deny and request header edits: said once at start-up.
   if (service.kind === 'grpc') ctx.warnings.push({ path: `${path}.grpc_service`, message: 'an ok response\'s response_headers_to_add, query parameter edits and dynamic_metadata are not applied yet' });
@@ -287,6 +298,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
     denyAtDisable,
     allowedHeaders,
     disallowedHeaders,
+    withBody,
   });
 }
 
@@ -299,11 +311,10 @@ function parsePerRoute(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtA
     return null;
   }
   const start = ctx.errors.length;
-  if (isSet(cs.with_request_body)) ctx.errors.push({ path: `${path}.check_settings.with_request_body`, message: 'is not supported yet' });
-  // Strait never buffers the body for the check: turning that off changes nothing.
+  if (isSet(cs.with_request_body)) ctx.errors.push({ path: `${path}.check_settings.with_request_body`, message: 'is not supported yet (the filter-level with_request_body is)' });
   const ext = (cs.context_extensions ?? {}) as Obj;
   if (ctx.errors.length > start) return null;
-  return Object.freeze({ contextExtensions: Object.freeze(Object.entries(ext).map(([k, v]) => [k, String(v)] as const)) });
+  return Object.freeze({ contextExtensions: Object.freeze(Object.entries(ext).map(([k, v]) => [k, String(v)] as const)), noBody: cs.disable_request_body_buffering === true });
 }
 
 export const extAuthzFactory = {

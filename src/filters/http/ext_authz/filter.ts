@@ -36,6 +36,7 @@ class Check implements FilterDoneHook {
     if (this.state !== S.IDLE) return;
     this.state = S.ASKING;
     const f = this.filter;
+    if (this.req.body) this.input.body = this.req.body;
     const call = f.transport.start(this.input, f.config.timeoutMs, (o) => {
       if (this.state !== S.ASKING) return;
       this.state = S.OVER;
@@ -132,9 +133,13 @@ export class ExtAuthzFilter implements HttpFilter {
       destination: d.local,
       destinationPrincipal: d.tls?.localUriSans?.[0] ?? '',
       contextExtensions: pr?.contextExtensions ?? [],
+      body: null,
+      packAsBytes: c.withBody?.packAsBytes ?? false,
     };
     const check = new Check(this, req, input);
-    return { delayMs: 0, reply: null, done: check, wait: check.wait };
+    // with_request_body: the connection manager holds the request until the body is in (needBody).
+    const needBody = c.withBody !== null && !pr?.noBody ? c.withBody : null;
+    return { delayMs: 0, reply: null, done: check, wait: check.wait, needBody };
   }
 
   /** The service's answer → how the request goes on (null) or the reply it gets. */

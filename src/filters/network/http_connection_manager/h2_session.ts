@@ -323,6 +323,8 @@ class H2ExchangeMore {
   /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
   holdMax = 0;
   holdThen: (() => void) | null = null;
+  /** Past holdMax, holdThen runs with what came (a filter's allowPartial) instead of a 413. */
+  holdPartial = false;
   /** On hedging routes: the current try's relay, and tries left running past their per-try timeout. */
   relay: TryRelay | null = null;
   hedged: TryRelay[] | null = null;
@@ -636,12 +638,29 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         const x = this.more;
         x.delayed = true;
-        v.wait((reply) => {
-          if (this.finished) return;
-          x.delayed = false;
-          if (reply) this.filterReply(reply);
-          else routed();
-        });
+        const ask = (): void => {
+          x.delayed = true;
+          v.wait!((reply) => {
+            if (this.finished) return;
+            x.delayed = false;
+            if (reply) this.filterReply(reply);
+            else routed();
+          });
+        };
+        const nb = v.needBody;
+        if (nb && !this.requestDone) {
+          // The filter decides on the body (ext_authz with_request_body): held until complete,
+          // or until maxBytes when allowPartial (413 past it otherwise), as the buffer filter does.
+          x.holdMax = nb.maxBytes;
+          x.holdPartial = nb.allowPartial;
+          x.holdThen = () => {
+            req!.body = this.heldBody(nb.maxBytes);
+            ask();
+          };
+          return;
+        }
+        if (nb) req!.body = this.heldBody(nb.maxBytes);
+        ask();
         return;
       }
       if (v.delayMs > 0) {
@@ -928,7 +947,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       if (x.holdThen !== null) {
         // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
         this.keep(d);
-        if (this.bodyBytes > x.holdMax) this.payloadTooLarge();
+        if (this.bodyBytes > x.holdMax) {
+          if (!x.holdPartial) this.payloadTooLarge();
+          else {
+            const then = x.holdThen;
+            x.holdThen = null;
+            then();
+          }
+        }
         return;
       }
     }
@@ -969,6 +995,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   /** Keeps a request chunk in `body` (for retries and mirrors). */
+  /** The body held so far, at most `max` bytes of it (for a filter that asked: needBody). */
+  private heldBody(max: number): Buffer {
+    const b = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body);
+    return b.length > max ? b.subarray(0, max) : b;
+  }
+
   private keep(d: Buffer): void {
     // A one-chunk body (a gRPC unary request) gets a one-slot array, not push()'s 17.
     if (this.body === NO_BODY) this.body = [d];

@@ -28,7 +28,7 @@ import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
+import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
@@ -1081,6 +1081,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private holdThen: (() => void) | null = null;
   /** Payload bytes of a held chunked body (the limit counts payload, not chunk framing). */
   private holdPayload = 0;
+  /** Past holdMax, holdThen runs with what came (a filter's allowPartial) instead of a 413. */
+  private holdPartial = false;
+  /** A chunked body's payload, kept for a filter that asked for the body (the raw slices keep the framing). */
+  private filterPayload: Buffer[] | null = null;
   /** On hedging routes: the HTTP/2 try's relay, and tries left running past their per-try timeout. */
   private relay: TryRelay | null = null;
   private hedged: ParkedTry[] | null = null;
@@ -1199,6 +1203,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.rechunk = false;
     this.holdMax = 0;
     this.holdPayload = 0;
+    this.holdPartial = false;
+    this.filterPayload = null;
     this.relay = null;
     this.hedged = null;
     this.pinned = false;
@@ -1361,12 +1367,25 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       if (v.wait) {
         // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         this.delayed = true;
-        v.wait((reply) => {
-          if (this.finished) return;
-          this.delayed = false;
-          if (reply) this.filterReply(reply);
-          else routed();
-        });
+        const ask = (): void => {
+          this.delayed = true;
+          v.wait!((reply) => {
+            if (this.finished) return;
+            this.delayed = false;
+            if (reply) this.filterReply(reply);
+            else routed();
+          });
+        };
+        const nb = v.needBody;
+        if (nb && !this.requestDone) {
+          this.holdForFilter(nb, () => {
+            req.body = this.heldPayload(nb.maxBytes);
+            ask();
+          });
+          return;
+        }
+        if (nb) req.body = this.heldPayload(nb.maxBytes);
+        ask();
         return;
       }
       if (v.delayMs > 0) {
@@ -1469,6 +1488,40 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.delayed = true;
     if (head.chunked) this.session.framer.onPayload = (_b, st, e) => (this.holdPayload += e - st);
     if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) this.session.write(CONTINUE_100);
+  }
+
+  /**
+   * A filter decides on the body (ext_authz with_request_body): the request is held until its
+   * body is complete, or has maxBytes of payload when allowPartial (413 past it otherwise), as
+   * for the buffer filter; then `then`.
+   */
+  private holdForFilter(nb: BodyNeed, then: () => void): void {
+    this.pinned = true;
+    const head = this.head;
+    this.holdMax = nb.maxBytes;
+    this.holdPartial = nb.allowPartial;
+    if (!nb.allowPartial && head.contentLength > nb.maxBytes) {
+      this.payloadTooLarge();
+      return;
+    }
+    this.holdThen = then;
+    this.delayed = true;
+    if (head.chunked) {
+      const kept: Buffer[] = (this.filterPayload = []);
+      // Copied: the framer hands out views of a read buffer that is reused.
+      this.session.framer.onPayload = (b, st, e) => {
+        this.holdPayload += e - st;
+        kept.push(Buffer.from(b.subarray(st, e)));
+      };
+    }
+    if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE) this.session.write(CONTINUE_100);
+  }
+
+  /** The request's payload held so far (chunk framing removed), at most `max` bytes of it. */
+  private heldPayload(max: number): Buffer {
+    const parts = this.filterPayload ?? this.body;
+    const b = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return b.length > max ? b.subarray(0, max) : b;
   }
 
   /** The cluster of a route with a hash policy or a cluster_header. */
@@ -1938,7 +1991,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.keepBody(slice, true);
       if (this.holdThen) {
         // Held by the buffer filter: its limit replaces the connection's (no pause, 413 past it).
-        if ((this.head.chunked ? this.holdPayload : this.bodyBytes) > this.holdMax) this.payloadTooLarge();
+        if ((this.head.chunked ? this.holdPayload : this.bodyBytes) > this.holdMax) {
+          if (!this.holdPartial) this.payloadTooLarge();
+          else {
+            // Enough for the filter: it decides now; the rest is held until the request goes on.
+            const then = this.holdThen;
+            this.holdThen = null;
+            if (this.head.chunked) this.session.framer.onPayload = null;
+            then();
+          }
+        }
       } else if (this.bodyBytes > this.session.bufferLimit) this.session.pause();
       return;
     }
@@ -1993,7 +2055,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       if (this.head.chunked) {
         this.session.framer.onPayload = null;
         // The payload count may trail the last slice by one callback: judge the whole body now.
-        if (this.holdPayload > this.holdMax) {
+        if (this.holdPayload > this.holdMax && !this.holdPartial) {
           this.holdThen = then;
           this.payloadTooLarge();
           return;
