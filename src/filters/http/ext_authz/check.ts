@@ -8,11 +8,6 @@ import type { ClusterManager } from '../../../upstream/cluster_manager.js';
 import type { Host } from '../../../upstream/host.js';
 import type { GrpcAuthzService, HttpAuthzService, NameList } from './config.js';
 
-/**
- * The two ways to ask an authorization service, behind one shape: `start` sends one check and
- * calls `done` once (unless cancelled first) with the service's answer or an error.
- */
-
 /** What the service said. `error`: unreachable, timed out, a 5xx or an unreadable answer. */
 export type CheckOutcome =
   | { readonly kind: 'ok'; readonly headers: readonly HeaderAdd[]; readonly remove: readonly string[] }
@@ -40,6 +35,10 @@ export interface CheckInput {
   readonly packAsBytes: boolean;
 }
 
+/**
+ * The two ways to ask an authorization service (GrpcCheck, HttpCheck), behind one shape: `start`
+ * sends one check and calls `done` once (unless cancelled first) with the answer or an error.
+ */
 export interface CheckTransport {
   start(input: CheckInput, timeoutMs: number, done: (o: CheckOutcome) => void): { cancel(): void };
   close(): void;
