@@ -45,10 +45,11 @@ describe('clusters and load balancing', () => {
     const { echoServer } = await import('../helpers/net.js');
     const a = await echoServer();
     const b = await echoServer();
-    // choice_count 10 over two hosts samples both almost surely, so the pick is the least
-    // loaded host; round robin or random would split new connections evenly.
+    // choice_count 20 over two hosts samples both almost surely (each open misses host A with
+    // odds 2^-20; at 10 the 8 opens below missed it about once a hundred runs, as CI saw), so the
+    // pick is the least loaded host; round robin or random would split new connections evenly.
     const p = await startStrait(
-      `${ADMIN}static_resources:\n  listeners:\n${tcpListener('lr', 'lr')}\n  clusters:\n${staticCluster('lr', [a.port, b.port], '    lb_policy: LEAST_REQUEST\n    least_request_lb_config: { choice_count: 10 }\n')}`,
+      `${ADMIN}static_resources:\n  listeners:\n${tcpListener('lr', 'lr')}\n  clusters:\n${staticCluster('lr', [a.port, b.port], '    lb_policy: LEAST_REQUEST\n    least_request_lb_config: { choice_count: 20 }\n')}`,
     );
     const held: import('node:net').Socket[] = [];
     const activeOn = async () => {
