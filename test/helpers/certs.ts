@@ -60,3 +60,23 @@ export function issue(ca: TestCa, name: string, sans: string[], dir = ca.dir, su
 }
 
 export const spiffe = (sa: string, ns = 'default') => `URI:spiffe://cluster.local/ns/${ns}/sa/${sa}`;
+
+/**
+ * A filter chain's `transport_socket` (6-space indent, YAML) for mutual TLS: `server` presents
+ * its certificate, clients must present one `ca` signed; ALPN h2 and http/1.1.
+ */
+export function mtlsTransportSocket(server: CertFiles, ca: TestCa): string {
+  return `      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: { filename: "${server.cert}" }
+              private_key: { filename: "${server.key}" }
+            validation_context:
+              trusted_ca: { filename: "${ca.cert}" }
+`;
+}

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCa, issue, spiffe, type CertFiles, type TestCa } from '../helpers/certs.js';
+import { createCa, issue, mtlsTransportSocket, spiffe, type CertFiles, type TestCa } from '../helpers/certs.js';
 import { hcmListener, simpleRoutes } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
 
@@ -70,19 +70,7 @@ function h2(url: string, opts: http2.SecureClientSessionOptions, xfcc?: string):
 }
 
 function mtlsListener(name: string, server: CertFiles, ca: TestCa, hcmExtra: string): string {
-  return `${hcmListener(name, simpleRoutes('up'), hcmExtra)}      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            alpn_protocols: [h2, http/1.1]
-            tls_certificates:
-            - certificate_chain: { filename: "${server.cert}" }
-              private_key: { filename: "${server.key}" }
-            validation_context:
-              trusted_ca: { filename: "${ca.cert}" }
-`;
+  return `${hcmListener(name, simpleRoutes('up'), hcmExtra)}${mtlsTransportSocket(server, ca)}`;
 }
 
 describe.each(ENGINES)('x-forwarded-client-cert on the %s engine', (engine) => {

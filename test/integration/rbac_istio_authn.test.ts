@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCa, issue, spiffe, type CertFiles, type TestCa } from '../helpers/certs.js';
+import { createCa, issue, mtlsTransportSocket, spiffe, type CertFiles, type TestCa } from '../helpers/certs.js';
 import { httpUpstream, simpleRoutes, type TestUpstream } from '../helpers/http.js';
 import { closeServer } from '../helpers/net.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
@@ -59,22 +59,6 @@ policies:
                 value: { list_match: { one_of: { string_match: { exact: "https://accounts.google.com" } } } }
 `;
 
-function tlsSocket(server: CertFiles, ca: TestCa): string {
-  return `      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            alpn_protocols: [h2, http/1.1]
-            tls_certificates:
-            - certificate_chain: { filename: "${server.cert}" }
-              private_key: { filename: "${server.key}" }
-            validation_context:
-              trusted_ca: { filename: "${ca.cert}" }
-`;
-}
-
 function httpListener(name: string, authn: string, server: CertFiles, ca: TestCa): string {
   return `  - name: ${name}
     address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
@@ -94,7 +78,7 @@ ${indent(POLICIES, 16)}
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
           route_config:
 ${indent(simpleRoutes('web'), 12)}
-${tlsSocket(server, ca)}`;
+${mtlsTransportSocket(server, ca)}`;
 }
 
 function tcpListener(name: string, server: CertFiles, ca: TestCa): string {
@@ -114,7 +98,7 @@ ${indent(POLICIES, 12)}
           "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           stat_prefix: ${name}
           cluster: tag
-${tlsSocket(server, ca)}`;
+${mtlsTransportSocket(server, ca)}`;
 }
 
 describe.each(ENGINES)('Istio peer principals (istio_authn + RBAC filter_state) on the %s engine', (engine) => {
