@@ -71,6 +71,7 @@ function continueAfter(filters: readonly HttpFilter[], req: HttpFilterRequest, n
         if (reply || next >= filters.length) return resume(reply);
         const more = runFilterChain(filters, req, next, notify, names, off);
         if (!more) return resume(null);
+        // A later filter's needBody is not honoured here: the body is held (or not) by now.
         if (more.wait) return more.wait(resume); // already includes its own delays
         if (more.delayMs > 0) setTimeout(() => !over.over && resume(more.reply), more.delayMs);
         else resume(more.reply);
