@@ -141,8 +141,12 @@ export function expectedSizedBody(n: number): Buffer {
   return out;
 }
 
-/** An http_connection_manager listener around an inline route_config (YAML, indented to fit). */
-export function hcmListener(name: string, routeConfig: string, extra = ''): string {
+/**
+ * An http_connection_manager listener around an inline route_config (YAML, indented to fit).
+ * `extra`: HCM fields (10-space indent); `httpFilters`: http_filters entries before the router
+ * (10-space indent, `- name: ...`).
+ */
+export function hcmListener(name: string, routeConfig: string, extra = '', httpFilters = ''): string {
   const rc = routeConfig
     .trim()
     .split('\n')
@@ -157,7 +161,7 @@ export function hcmListener(name: string, routeConfig: string, extra = ''): stri
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ${name}
           http_filters:
-          - name: envoy.filters.http.router
+${httpFilters ? `${httpFilters.replace(/\n$/, '')}\n` : ''}          - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
 ${extra}          route_config:
 ${rc}

@@ -31,7 +31,7 @@ describe.each(ENGINES)("Istio's HTTP connection manager shape on the %s engine",
 
   beforeAll(async () => {
     up = await httpUpstream('istio');
-    const listener = hcmListener('inbound', simpleRoutes('up'), ISTIO_HCM).replace('          http_filters:\n', `          http_filters:\n${FILTERS}`);
+    const listener = hcmListener('inbound', simpleRoutes('up'), ISTIO_HCM, FILTERS);
     strait = await startStrait(`${ADMIN}static_resources:\n  listeners:\n${listener}  clusters:\n${staticCluster('up', [up.port])}`, { engine });
     port = await strait.port('inbound');
   });

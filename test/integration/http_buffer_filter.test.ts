@@ -14,7 +14,7 @@ const BUFFER = (max: unknown) => `          - name: envoy.filters.http.buffer
 
 /** An HCM listener whose HTTP filters are the buffer filter then the router. */
 function bufferListener(name: string, max: unknown, cluster: string, routes = simpleRoutes(cluster)): string {
-  return hcmListener(name, routes).replace('          http_filters:\n', `          http_filters:\n${BUFFER(max)}`);
+  return hcmListener(name, routes, '', BUFFER(max));
 }
 
 const PER_ROUTE = 'envoy.filters.http.buffer: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';

@@ -6,35 +6,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { authzServer, type AuthzServer } from '../helpers/authz.js';
-import { httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
+import { hcmListener, httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
 import { deadPort } from '../helpers/net.js';
 import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 type Obj = Record<string, any>;
 
-const ROUTER = `          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
-
+/** An HCM listener with `filters` before the router and `routes` (14-space indent) in one virtual host. */
 function listener(name: string, filters: string, routes = '              - match: { prefix: "/" }\n                route: { cluster: up }'): string {
-  return `  - name: ${name}
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ${name}
-          http_filters:
-${filters}
-${ROUTER}
-          route_config:
-            name: local
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-${routes}
-`;
+  const rc = `name: local\nvirtual_hosts:\n- name: all\n  domains: ["*"]\n  routes:\n${routes.replace(/^ {12}/gm, '')}`;
+  return hcmListener(name, rc, '', filters);
 }
 
 const EXT_AUTHZ = '"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
