@@ -93,8 +93,10 @@ export function buildStaticConfig(
   const listeners: ListenerSpec[] = [];
   const listenerIndex = new Map<string, number>();
   const addressIndex = new Map<string, number>();
+  const given = new Set(((sr.listeners ?? []) as Obj[]).map((l) => String(l?.name ?? '')).filter(Boolean));
   ((sr.listeners ?? []) as Obj[]).forEach((l, i) => {
     const path = `static_resources.listeners[${i}]`;
+    if (!l?.name) l = { ...l, name: generatedListenerName(l, i, given) };
     const name = String(l.name ?? '');
     const prev = listenerIndex.get(name);
     if (name && prev !== undefined) {
@@ -125,4 +127,19 @@ export function buildStaticConfig(
 
   if (errors.length) throw new ConfigError(errors, source);
   return { listeners, clusters, admin, warnings, dynamic, staticRoutes };
+}
+
+/**
+ * A name for a static listener that has none. Envoy allows that (it picks a UUID; only LDS
+ * listeners need a name). A random name would differ between hot-restart epochs, which hand
+ * listeners over by name, so this one is derived from the address (as Envoy's listener stats
+ * scope is, `0.0.0.0_10000`), with the index added only when a given name already has it.
+ */
+function generatedListenerName(l: Obj, i: number, given: Set<string>): string {
+  const sa = l?.address?.socket_address as Obj | undefined;
+  const pipe = l?.address?.pipe?.path as string | undefined;
+  let name = sa ? `${sa.address ?? ''}_${sa.port_value ?? 0}` : pipe ? `pipe_${pipe}` : `listener_${i}`;
+  if (given.has(name)) name = `${name}#${i}`;
+  given.add(name);
+  return name;
 }
