@@ -69,10 +69,22 @@ export class NativeEngine implements IoEngine {
     if (addr.kind === 'unix' && addr.mode !== undefined && inheritFd === undefined) fs.chmodSync(addr.path, addr.mode);
     const local = b.localAddress(fd);
     const address: PeerAddress = { family: family(local.family), address: local.address, port: local.port };
+    // On a wildcard listener each connection's own local address (the one the client dialled)
+    // takes a getsockname; filter chains, RBAC and access logs match on it, as in Envoy.
+    const wildcard = address.address === '0.0.0.0' || address.address === '::';
     const acceptor = new b.Acceptor(
       fd,
       (cfd, fam, raddr, rport) => {
-        onConnection(new FdSocket(b, cfd, { family: family(fam), address: raddr, port: rport }, address));
+        let here = address;
+        if (wildcard) {
+          try {
+            const l = b.localAddress(cfd);
+            here = { family: family(l.family), address: l.address, port: l.port };
+          } catch {
+            // Reset before we asked: the listener's address is all there is.
+          }
+        }
+        onConnection(new FdSocket(b, cfd, { family: family(fam), address: raddr, port: rport }, here));
       },
       () => {
         // EMFILE/ENFILE: the addon already backs off; the listener's stats count the refusal.

@@ -31,6 +31,9 @@ export async function echoServer(): Promise<{ server: net.Server; port: number; 
 export async function tagServer(tag: string): Promise<{ server: net.Server; port: number; close(): Promise<void> }> {
   const server = net.createServer((s) => {
     s.on('error', () => {});
+    // Read (and drop) what the client sends, so its FIN is seen and the socket closes: a paused
+    // socket would stay half-open and keep close() waiting.
+    s.resume();
     s.end(tag);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
