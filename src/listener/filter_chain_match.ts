@@ -4,7 +4,7 @@ import type { PeerAddress } from '../io/engine.js';
 
 type Obj = Record<string, any>;
 
-interface Cidr {
+export interface Cidr {
   readonly family: 4 | 6;
   readonly bits: bigint;
   readonly len: number;
@@ -45,7 +45,7 @@ function ipBits(ip: string): { family: 4 | 6; bits: bigint } | null {
   return null;
 }
 
-function parseCidrs(list: Obj[] | undefined, path: string, errors: FieldError[]): Cidr[] {
+export function parseCidrs(list: Obj[] | undefined, path: string, errors: FieldError[]): Cidr[] {
   return (list ?? []).flatMap((r, i) => {
     const ip = ipBits(String(r.address_prefix ?? ''));
     const width = ip?.family === 6 ? 128 : 32;
@@ -59,7 +59,7 @@ function parseCidrs(list: Obj[] | undefined, path: string, errors: FieldError[])
   });
 }
 
-function inCidr(addr: string, c: Cidr): boolean {
+export function inCidr(addr: string, c: Cidr): boolean {
   let ip = ipBits(addr);
   if (!ip) return false;
   // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.

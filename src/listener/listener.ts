@@ -5,7 +5,6 @@ import { restoreOriginalDst } from '../intercept/original_dst.js';
 import { StreamDownstream } from '../io/stream_conn.js';
 import { log } from '../log.js';
 import type { Scope, StatsOf } from '../observability/stats.js';
-import { selectChain, type ChainMatcher } from './filter_chain_match.js';
 import type { ListenerSpec } from './listener_config.js';
 import { readProxyHeader } from './proxy_protocol.js';
 import { SecureAcceptor } from './secure_accept.js';
@@ -36,7 +35,6 @@ export class ActiveListener {
   private unboundOpen = false;
   private stats: StatsOf<typeof LISTENER_STATS> | null = null;
   private terminals: NetworkFilter[] = [];
-  private matchers: ChainMatcher[] = [];
   private defaultTerminal: NetworkFilter | null = null;
   /** Every filter object of the installed chains (non-terminal ones included), for drain and retire. */
   private filters: NetworkFilter[] = [];
@@ -90,7 +88,6 @@ export class ActiveListener {
     this.filters = created;
     this.spec = spec;
     this.terminals = terminals;
-    this.matchers = spec.chains.map((c) => c.matcher);
     this.defaultTerminal = defaultTerminal;
   }
 
@@ -180,7 +177,7 @@ export class ActiveListener {
       );
       return;
     }
-    const i = selectChain(this.matchers, d.local, d.remote);
+    const i = this.spec.chooseChain(d.local, d.remote);
     this.dispatch(d, i >= 0 ? this.terminals[i]! : this.defaultTerminal, initialData, adopted);
   }
 
@@ -207,7 +204,7 @@ export class ActiveListener {
         return;
       }
       const sd = new StreamDownstream(sock, r.addresses?.remote ?? d.remote, r.addresses?.local ?? d.local, null);
-      const i = selectChain(this.matchers, sd.local, sd.remote);
+      const i = this.spec.chooseChain(sd.local, sd.remote, undefined, d.remote);
       this.dispatch(sd, i >= 0 ? this.terminals[i]! : this.defaultTerminal);
     });
   }

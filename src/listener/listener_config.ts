@@ -5,7 +5,9 @@ import type { FactoryContext, NetworkFilterFactory } from '../filters/network/ty
 import type { ListenAddress } from '../io/engine.js';
 import { durationMs } from '../config/values.js';
 import { NO_SECRETS, parseDownstreamTls, type TlsContextSpec } from '../tls/context.js';
-import { compileMatch, needsInspection, type ChainMatcher } from './filter_chain_match.js';
+import type { PeerAddress } from '../io/engine.js';
+import { compileChainMatcher, type MatchConnection } from './chain_matcher.js';
+import { compileMatch, needsInspection, selectChain, type ChainMatcher, type ConnectionFacts } from './filter_chain_match.js';
 import { buildProxyProtocolSpec, PROXY_PROTOCOL_FILTER, PROXY_PROTOCOL_TYPE, type ProxyProtocolSpec } from './proxy_protocol.js';
 
 type Obj = Record<string, any>;
@@ -27,6 +29,10 @@ export interface FilterChainSpec {
   /** transport_socket_connect_timeout: the longest a TLS handshake may take; 0 = unbounded. */
   readonly handshakeTimeoutMs: number;
 }
+
+export type ChooseChain = (local: PeerAddress, remote: PeerAddress, facts?: ConnectionFacts, directRemote?: PeerAddress) => number;
+
+const RAW_FACTS: ConnectionFacts = Object.freeze({ transport: 'raw_buffer', sni: '', alpn: Object.freeze([]) as readonly string[] });
 
 /** A validated, frozen listener definition. */
 export interface ListenerSpec {
@@ -50,6 +56,12 @@ export interface ListenerSpec {
    * (Istio's per-port outbound listeners behind virtualOutbound).
    */
   readonly bindToPort: boolean;
+  /**
+   * The index in `chains` of the chain a connection gets, -1 for the default chain (or none):
+   * `filter_chain_matcher` when set, else the chains' `filter_chain_match` rules. `directRemote`
+   * is the socket's own peer when proxy_protocol gave the connection another source.
+   */
+  readonly chooseChain: ChooseChain;
   /**
    * Read the ClientHello before choosing a chain: a tls_inspector is configured, or a chain
    * matches on server_names / transport_protocol tls / application_protocols (Envoy injects
@@ -161,7 +173,7 @@ const ORIGINAL_DST_FILTER = 'envoy.filters.listener.original_dst';
 const ORIGINAL_DST_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
 
 /** Fields that change how a listener behaves and that Strait does not implement yet. */
-const UNSUPPORTED = ['transparent', 'internal_listener', 'udp_listener_config', 'api_listener', 'fcds_config', 'filter_chain_matcher', 'additional_addresses'] as const;
+const UNSUPPORTED = ['transparent', 'internal_listener', 'udp_listener_config', 'api_listener', 'fcds_config', 'additional_addresses'] as const;
 
 export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): ListenerSpec | null {
   const start = ctx.errors.length;
@@ -199,9 +211,22 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
   });
   const chains: FilterChainSpec[] = [];
   const seen = new Map<string, number>();
+  const byMatcher = l.filter_chain_matcher !== undefined && l.filter_chain_matcher !== null;
   ((l.filter_chains ?? []) as Obj[]).forEach((fc, i) => {
     const c = buildChain(fc, `${path}.filter_chains[${i}]`, ctx);
     if (!c) return;
+    if (byMatcher) {
+      // The matcher names chains: names must be there and unique; filter_chain_match is not read.
+      const prev = seen.get(`name:${c.name}`);
+      if (!c.name) ctx.errors.push({ path: `${path}.filter_chains[${i}].name`, message: 'is required when filter_chain_matcher is set (its actions name chains)' });
+      else if (prev !== undefined) ctx.errors.push({ path: `${path}.filter_chains[${i}].name`, message: `duplicate filter chain name "${c.name}" (also filter_chains[${prev}])` });
+      seen.set(`name:${c.name}`, i);
+      if (fc.filter_chain_match && Object.keys(fc.filter_chain_match).length) {
+        ctx.warnings.push({ path: `${path}.filter_chains[${i}].filter_chain_match`, message: 'is ignored: filter_chain_matcher chooses the chain' });
+      }
+      chains.push(c);
+      return;
+    }
     const prev = seen.get(c.matcher.key);
     if (prev !== undefined) {
       ctx.errors.push({ path: `${path}.filter_chains[${i}].filter_chain_match`, message: `same matching rules as filter_chains[${prev}]` });
@@ -213,7 +238,26 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
   if (!l.filter_chains?.length && !l.default_filter_chain) {
     ctx.errors.push({ path: `${path}.filter_chains`, message: 'a listener needs at least one filter chain' });
   }
-  const inspectTls = inspector || [...chains, ...(defaultChain ? [defaultChain] : [])].some((c) => needsInspection(c.matcher));
+  let chooseChain: ChooseChain;
+  let inspectTls = inspector;
+  if (byMatcher) {
+    const compiled = compileChainMatcher(l.filter_chain_matcher, `${path}.filter_chain_matcher`, ctx.errors);
+    const index = new Map(chains.map((c, i) => [c.name, i]));
+    for (const a of compiled.actions) {
+      // Envoy accepts this too: the match then fails at run time and the default chain serves.
+      if (!index.has(a)) ctx.warnings.push({ path: `${path}.filter_chain_matcher`, message: `an action names filter chain "${a}", which this listener does not have (such connections get the default chain, or are closed)` });
+    }
+    // As with filter_chain_match's SNI/ALPN criteria, reading them brings in the inspector.
+    inspectTls ||= compiled.inspects;
+    chooseChain = (local, remote, facts = RAW_FACTS, directRemote = remote) => {
+      const name = compiled.evaluate({ local, remote, directRemote, facts } satisfies MatchConnection);
+      return name === null ? -1 : (index.get(name) ?? -1);
+    };
+  } else {
+    const matchers = chains.map((c) => c.matcher);
+    inspectTls ||= [...chains, ...(defaultChain ? [defaultChain] : [])].some((c) => needsInspection(c.matcher));
+    chooseChain = (local, remote, facts) => selectChain(matchers, local, remote, facts);
+  }
   if (proxyProtocol && (inspectTls || chains.some((c) => c.tls) || defaultChain?.tls)) {
     // Both read the first bytes off the connection; chaining them is not built yet.
     ctx.errors.push({ path: `${path}.listener_filters`, message: 'proxy_protocol together with TLS or the tls/http inspectors on one listener is not supported yet' });
@@ -231,6 +275,7 @@ export function buildListenerSpec(l: Obj, path: string, ctx: FactoryContext): Li
     bindToPort,
     inspectHttp,
     inspectTls,
+    chooseChain,
     proxyProtocol,
     listenerFiltersTimeoutMs: durationMs(l.listener_filters_timeout) ?? DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
     continueOnListenerFiltersTimeout: l.continue_on_listener_filters_timeout === true,

@@ -6,7 +6,6 @@ import type { Scope, StatsOf } from '../observability/stats.js';
 import { inspectTls, RAW_BUFFER, terminateTls, type InspectResult } from '../tls/downstream.js';
 import { TlsContextProvider } from '../tls/provider.js';
 import { SSL_STATS } from '../tls/stats.js';
-import { selectChain, type ChainMatcher } from './filter_chain_match.js';
 import type { FilterChainSpec, ListenerSpec } from './listener_config.js';
 
 /** A chain as a connection is dispatched to it: its terminal filter and, for TLS, its live context. */
@@ -28,7 +27,6 @@ interface Chain {
 export class SecureAcceptor {
   private readonly chains: Chain[];
   private readonly defaultChain: Chain | null;
-  private readonly matchers: ChainMatcher[];
   private readonly pending = new Set<net.Socket>();
   readonly stats: StatsOf<typeof SSL_STATS>;
 
@@ -55,7 +53,6 @@ export class SecureAcceptor {
       throw err;
     }
     for (const p of providers) p.watch();
-    this.matchers = spec.chains.map((c) => c.matcher);
   }
 
   /** Whether a listener configuration needs this path at all. */
@@ -77,7 +74,7 @@ export class SecureAcceptor {
     this.pending.add(sock);
     const settle = () => this.pending.delete(sock);
     const select = (facts: InspectResult) => {
-      const i = selectChain(this.matchers, d.local, d.remote, facts);
+      const i = this.spec.chooseChain(d.local, d.remote, facts);
       const chain = i >= 0 ? this.chains[i]! : this.defaultChain;
       if (!chain) {
         settle();
