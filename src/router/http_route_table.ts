@@ -6,7 +6,8 @@ import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './hea
 import { compileStringMatcher, type StringMatch } from './string_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
-import { PER_ROUTE_DISABLED, PER_ROUTE_ENABLED } from '../filters/http/types.js';
+import { isLayeredPerRoute, PER_ROUTE_DISABLED, PER_ROUTE_ENABLED } from '../filters/http/types.js';
+import { CorsPolicy, LEGACY_CORS_KEY, parseCorsPolicy } from '../filters/http/cors/policy.js';
 import { compileRateLimits, RATE_LIMITS_KEY, type RateLimitTarget, type RouteRateLimits } from '../filters/http/local_ratelimit/descriptors.js';
 import { log } from '../log.js';
 import { MetadataMatch } from '../upstream/subset/metadata_match.js';
@@ -304,12 +305,11 @@ const UNSUPPORTED_ROUTE_ACTION = [
   'upgrade_configs',
   'internal_redirect_policy',
   'early_data_policy',
-  'cors',
 ] as const;
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config', 'cors'] as const;
+const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
 const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
@@ -386,7 +386,7 @@ function compilePerFilter(m: unknown, path: string, errors: FieldError[], warnin
       const known = type ? findHttpFilter(k, type) : undefined;
       errors.push({
         path: `${vp}["@type"]`,
-        message: known ? `${known.name} does not support per-route configuration` : `no HTTP filter implements per-route config type "${type}" (supported: HTTPFault, LocalRateLimit, RBACPerRoute, BufferPerRoute)`,
+        message: known ? `${known.name} does not support per-route configuration` : `no HTTP filter implements per-route config type "${type}" (supported: HTTPFault, LocalRateLimit, RBACPerRoute, ExtAuthzPerRoute, CorsPolicy, BufferPerRoute)`,
       });
       continue;
     }
@@ -396,16 +396,43 @@ function compilePerFilter(m: unknown, path: string, errors: FieldError[], warnin
   return configs || buffer !== null ? Object.freeze({ buffer, configs }) : NO_PER_FILTER;
 }
 
-/** Most specific first: a route's entry replaces its virtual host's, which replaces the route configuration's. */
+/**
+ * Most specific first: a route's entry replaces its virtual host's, which replaces the route
+ * configuration's — except a LayeredPerRoute entry (a CORS policy), which takes over only the
+ * settings it sets, and an entry that only turns the filter on, which keeps a layered one below.
+ */
 function mergePerFilter(levels: readonly PerFilterLevel[]): ReadonlyMap<string, unknown> | null {
   let out: Map<string, unknown> | null = null;
   for (let i = levels.length - 1; i >= 0; i--) {
     const c = levels[i]!.configs;
     if (!c) continue;
     out ??= new Map();
-    for (const [k, v] of c) out.set(k, v);
+    for (const [k, v] of c) {
+      const prev = out.get(k);
+      if (prev !== undefined && isLayeredPerRoute(prev) && (v === PER_ROUTE_ENABLED || isLayeredPerRoute(v))) {
+        if (v !== PER_ROUTE_ENABLED) out.set(k, v.over(prev));
+      } else out.set(k, v);
+    }
   }
   return out;
+}
+
+/**
+ * CORS policies on a route, as Envoy's cors filter finds them: the typed ones (merged by
+ * mergePerFilter under the filter's name) and, for the filter to use only when there are none,
+ * the older `cors` fields — the route action's over its virtual host's, merged the same way —
+ * under LEGACY_CORS_KEY. Envoy's filter does nothing on a route without a route entry (a
+ * direct_response or redirect), so such routes keep no policy of either kind.
+ */
+function forwardOnlyCors(perFilter: Map<string, unknown> | null, action: HttpRouteAction | null, ra: Obj | undefined, vhostCors: CorsPolicy | null, path: string, errors: FieldError[]): Map<string, unknown> | null {
+  if (action?.kind !== 'forward') {
+    if (perFilter) for (const [k, v] of perFilter) if (v instanceof CorsPolicy) perFilter.delete(k);
+    return perFilter;
+  }
+  const own = ra?.cors ? parseCorsPolicy(ra.cors as Obj, path, errors) : null;
+  const legacy = own ? own.over(vhostCors) : vhostCors;
+  if (legacy) (perFilter ??= new Map()).set(LEGACY_CORS_KEY, legacy);
+  return perFilter;
 }
 
 function unsupported(o: Obj, fields: readonly string[], path: string, errors: FieldError[]): void {
@@ -909,6 +936,8 @@ export class HttpRouteTable {
       const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
       // Validated once here; compiled again per route below, where destination_cluster knows its cluster.
       const vhostRateLimits = compileRateLimits(vh.rate_limits, `${vp}.rate_limits`, errors);
+      // The older `cors` field (envoy.config.route.v3.CorsPolicy); see forwardOnlyCors for where it applies.
+      const vhostCors = vh.cors ? parseCorsPolicy(vh.cors as Obj, `${vp}.cors`, errors) : null;
       const keys: Array<string | null> = [];
       const routes = ((vh.routes ?? []) as Obj[]).flatMap((r, j): CompiledRoute[] => {
         const rp = `${vp}.routes[${j}]`;
@@ -941,6 +970,7 @@ export class HttpRouteTable {
           }
           if (own || fromVhost) (perFilter ??= new Map()).set(RATE_LIMITS_KEY, Object.freeze({ route: own, vhost: fromVhost }) satisfies RouteRateLimits);
         }
+        perFilter = forwardOnlyCors(perFilter, action, r.route as Obj | undefined, vhostCors, `${rp}.route.cors`, errors);
         if (errors.length > start || !pm || !action) return [];
         if (action.kind === 'forward' && action.clusters) for (const n of action.clusters.names) clusterNames.add(n);
         const mut = merge([routeMut, vhostMut, global], mostSpecificWins);

@@ -43,7 +43,7 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
     name: 'envoy.filters.http.cors',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors'],
     perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy'],
-    load: async () => (await import('./passive/config.js')).corsFactory,
+    load: async () => (await import('./cors/config.js')).corsFactory,
   },
   {
     name: 'envoy.filters.http.grpc_stats',

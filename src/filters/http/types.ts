@@ -39,6 +39,15 @@ export interface HttpFilterRequest {
    */
   upstreamHeaders?: import('../../router/http_route_table.js').HeaderMutation | null;
   /**
+   * Response header edits a filter decided (cors's allow-origin, ext_authz's ok
+   * response_headers_to_add): the connection manager applies them to whatever response head this
+   * request gets after its filters ran — the upstream's, a direct response or redirect, or a
+   * local reply (a later filter's, or the router's after tries) — after the route's own
+   * response_headers_to_add, as Envoy's encoder filters run after the router's. Set it with
+   * addResponseHeaders; left unset, it costs the connection manager one null check.
+   */
+  responseHeaders?: import('../../router/http_route_table.js').HeaderMutation | null;
+  /**
    * The request body the connection manager held for a filter whose verdict asked for it
    * (FilterVerdict.needBody), set before that filter's `wait` runs: complete, or the first
    * `maxBytes` when allowPartial cut it short.
@@ -53,6 +62,29 @@ export interface BodyNeed {
   readonly allowPartial: boolean;
 }
 
+/**
+ * Adds response header edits for this request (HttpFilterRequest.responseHeaders). Edits from a
+ * filter later in the chain go first: Envoy encodes a response through the filters in reverse
+ * order, so an earlier filter's edits land last (cors after ext_authz).
+ */
+export function addResponseHeaders(req: HttpFilterRequest, m: import('../../router/http_route_table.js').HeaderMutation): void {
+  const prev = req.responseHeaders;
+  req.responseHeaders = prev ? Object.freeze({ add: [...m.add, ...prev.add], remove: [...m.remove, ...prev.remove] }) : m;
+}
+
+/**
+ * A per-route config that combines with the less specific levels' instead of replacing them, as
+ * CORS policies do (each setting from the most specific level that sets it). The route table
+ * calls `over` from the least specific level up, once per route at compile time.
+ */
+export interface LayeredPerRoute {
+  over(lessSpecific: unknown): unknown;
+}
+
+export function isLayeredPerRoute(v: unknown): v is LayeredPerRoute {
+  return typeof v === 'object' && v !== null && typeof (v as Partial<LayeredPerRoute>).over === 'function';
+}
+
 /** Sets one key of a request's dynamic metadata under `ns` (a filter's name). */
 export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: string, value: string): void {
   const all = (req.dynamicMetadata ??= new Map());
@@ -63,7 +95,7 @@ export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: stri
 
 /**
  * What `parse` returns for a filter that is valid and does nothing to any request with this
- * configuration (a cors filter with no policies): the connection manager leaves it out of the chain.
+ * configuration (grpc_stats, which only counts): the connection manager leaves it out of the chain.
  */
 export const INERT_FILTER: unique symbol = Symbol('inert HTTP filter');
 

@@ -101,21 +101,22 @@ describe('http_connection_manager config', () => {
     expect(errors.map((e) => e.path)).toEqual(['tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
   });
 
-  it('accepts cors without policies and grpc_stats, and leaves both out of the chain', () => {
+  it('puts cors in the chain, accepts its policies in both forms, and leaves grpc_stats out', () => {
     const cors = { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } };
     const grpcStats = { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig', emit_filter_state: true } };
     const { config, errors, warnings } = parse({ http_filters: [grpcStats, cors, ROUTER] });
     expect(errors).toEqual([]);
-    expect(config!.httpFilters).toEqual([]);
+    expect(config!.httpFilters!.map((f) => f.name)).toEqual(['envoy.filters.http.cors']);
     expect(warnings.map((w) => w.path)).toEqual(['tc.http_filters[0].typed_config']);
-    // A CORS policy is what would make the filter act: refused by path, per route and in the older fields.
+    // CORS policies (once refused): typed per route, and the older fields on routes and virtual hosts.
     const policy = { 'envoy.filters.http.cors': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy', allow_origin_string_match: [{ exact: 'https://a.example' }] } };
-    const withPolicy = { virtual_hosts: [{ name: 'v', domains: ['*'], typed_per_filter_config: policy, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', cors: { allow_methods: 'GET' } } }] }], };
-    const refused = parse({ http_filters: [cors, ROUTER], route_config: withPolicy });
-    expect(refused.config).toBeNull();
-    expect(refused.errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].typed_per_filter_config["envoy.filters.http.cors"]', 'tc.route_config.virtual_hosts[0].routes[0].route.cors']);
-    const vhCors = parse({ http_filters: [cors, ROUTER], route_config: { virtual_hosts: [{ name: 'v', domains: ['*'], cors: { allow_methods: 'GET' }, routes: RC.virtual_hosts[0]!.routes }] } });
-    expect(vhCors.errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].cors']);
+    const withPolicy = { virtual_hosts: [{ name: 'v', domains: ['*'], typed_per_filter_config: policy, cors: { allow_methods: 'GET' }, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', cors: { allow_methods: 'GET' } } }] }] };
+    const accepted = parse({ http_filters: [cors, ROUTER], route_config: withPolicy });
+    expect(accepted.errors).toEqual([]);
+    expect(accepted.config).not.toBeNull();
+    // A bad one is refused by its field path.
+    const bad = { virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', cors: { allow_origin_string_match: [{ safe_regex: { regex: '(' } }] } } }] }] };
+    expect(parse({ http_filters: [cors, ROUTER], route_config: bad }).errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].routes[0].route.cors.allow_origin_string_match[0].safe_regex.regex']);
   });
 
   it('accepts the compressor with a library Envoy names, says it does not compress, and leaves it out of the chain', () => {

@@ -1,10 +1,8 @@
 /**
  * HTTP filters that leave every request as it is in the configurations Strait accepts, so they
- * are checked and then left out of the chain (no per-request cost). Istio puts both in every
- * connection manager; refusing them refused every Istio listener.
- * - `envoy.filters.http.cors`: acts only through CORS policies on virtual hosts and routes. Those
- *   are refused (the `CorsPolicy` per-route config here, the older `cors` fields by the route
- *   table), so with the filter accepted no request is ever changed — as in Envoy without them.
+ * are checked and then left out of the chain (no per-request cost). Istio puts them in its
+ * connection managers; refusing them refused every Istio listener. (The cors filter Istio also
+ * puts everywhere used to be here while CORS policies were refused; it acts now: ../cors/.)
  * - `envoy.filters.http.grpc_stats`: counts gRPC calls and messages; it never changes traffic.
  *   Its statistics and filter state are not produced yet, which the warning says.
  * - `envoy.filters.http.compressor`: Istio's bootstrap puts three (brotli, zstd, gzip) on its
@@ -15,8 +13,6 @@
  */
 import { INERT_FILTER, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
 
-export const CORS_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
-export const CORS_POLICY_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
 export const GRPC_STATS_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig';
 export const COMPRESSOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor';
 export const COMPRESSOR_PER_ROUTE_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute';
@@ -33,21 +29,6 @@ type Obj = Record<string, any>;
 const never = (): never => {
   throw new Error('an inert HTTP filter is never created');
 };
-
-export const corsFactory = {
-  name: 'envoy.filters.http.cors',
-  typeUrls: [CORS_TYPE],
-  // The v3 message has no fields: the policies are all there is to it.
-  parse: () => INERT_FILTER,
-  create: never,
-  perRoute: {
-    typeUrls: [CORS_POLICY_TYPE],
-    parse(_tc: Obj, path: string, ctx: HttpFilterParseContext): null {
-      ctx.errors.push({ path, message: 'CORS policies are not supported yet (the cors filter is accepted only while no route has one)' });
-      return null;
-    },
-  },
-} satisfies HttpFilterFactory<typeof INERT_FILTER>;
 
 export const grpcStatsFactory = {
   name: 'envoy.filters.http.grpc_stats',

@@ -27,6 +27,7 @@ import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/
 import type { StatsOf } from '../../../observability/stats.js';
 import type { FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
+import { applyHeaderObject } from './response_edits.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
@@ -334,6 +335,8 @@ class H2ExchangeMore {
    */
   rqNever: string | undefined = undefined;
   trNever: string | undefined = undefined;
+  /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders), after the route's. */
+  respEdit: HeaderMutation | null = null;
 }
 
 /** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
@@ -632,8 +635,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (v) {
       if (v.notify) this.more.notify = v.notify;
       // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
-      const routed = () => this.act(route && withFilterHeaders(route, req!), method, path, host);
-      const go = () => (v.reply ? this.filterReply(v.reply) : routed());
+      // Response header edits (cors, ext_authz) go on whatever response follows, local replies too.
+      const routed = () => {
+        if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
+        this.act(route && withFilterHeaders(route, req!), method, path, host);
+      };
+      const replied = (r: FilterReply) => {
+        if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
+        this.filterReply(r);
+      };
+      const go = () => (v.reply ? replied(v.reply) : routed());
       if (v.wait) {
         // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         const x = this.more;
@@ -643,7 +654,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
           v.wait!((reply) => {
             if (this.finished) return;
             x.delayed = false;
-            if (reply) this.filterReply(reply);
+            if (reply) replied(reply);
             else routed();
           });
         };
@@ -677,6 +688,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       go();
       return;
     }
+    if (req !== null && req.responseHeaders) this.more.respEdit = req.responseHeaders;
     this.act(route, method, path, host);
   }
 
@@ -1315,7 +1327,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private flatResponseStream(): NativeH2Stream | null {
     const stream = this.stream;
     const rm = this.route!.responseHeaders;
-    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog) return null;
+    if (!(stream instanceof NativeH2Stream) || rm.remove.length || rm.add.length || this.action!.attemptCountInResponse || this.lb?.setCookie || this.filter.accessLog || (this.x !== null && this.x.respEdit !== null)) return null;
     return stream;
   }
 
@@ -1356,10 +1368,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // The try's header object is fresh per response and unused after this call, and respond()
     // copies what it gets: it is edited in place instead of copied once more. Its only pseudo-header
     // is :status (nghttp2 rejects others in a response; H1Try adds only that); the route's removals
-    // are applied below by applyObject.
+    // are applied below by applyHeaderObject.
     const out = headers;
     editResponseObject(out, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
-    applyObject(out, this.route!.responseHeaders);
+    applyHeaderObject(out, this.route!.responseHeaders);
+    const x = this.x;
+    if (x !== null && x.respEdit !== null) applyHeaderObject(out, x.respEdit);
     if (this.action!.attemptCountInResponse) out['x-envoy-attempt-count'] = String(this.retries + 1);
     const sc = this.lb?.setCookie;
     if (sc) out['set-cookie'] = ([] as string[]).concat((out['set-cookie'] as string | string[] | undefined) ?? [], sc);
@@ -1512,6 +1526,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       out['grpc-status'] = String(grpcOverride ?? grpcStatusOfHttp(status, true));
       const msg = typeof body === 'string' ? body : body.toString();
       if (msg) out['grpc-message'] = encodeURIComponent(msg);
+      const x = this.x;
+      if (x !== null && x.respEdit !== null) applyHeaderObject(out, x.respEdit);
       this.respondEnd(out, null);
       return;
     }
@@ -1521,7 +1537,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const b = typeof body === 'string' ? Buffer.from(body) : body;
     if (b.length && out['content-type'] === undefined) out['content-type'] = 'text/plain';
     out['content-length'] = String(b.length);
-    if (mutation) applyObject(out, mutation);
+    if (mutation) applyHeaderObject(out, mutation);
+    // The filters' response edits (cors, ext_authz) reach local replies too, as Envoy encodes those through its filters.
+    const x = this.x;
+    if (x !== null && x.respEdit !== null) applyHeaderObject(out, x.respEdit);
     this.respondEnd(out, b.length ? b : null);
   }
 
@@ -1958,25 +1977,4 @@ export function writeH1ResponseHead(w: FlatWriter, status: number, head: Message
   if (requestId && !rid) w.pair('x-request-id', requestId);
   if (!date) w.pair('date', httpDate());
   return w;
-}
-
-function applyObject(out: HeaderObject, m: HeaderMutation): void {
-  for (const r of m.remove) delete out[r];
-  for (const a of m.add) {
-    if (a.value === '' && !a.keepEmpty) continue;
-    const prev = out[a.name];
-    switch (a.action) {
-      case 'ADD_IF_ABSENT':
-        if (prev === undefined) out[a.name] = a.value;
-        break;
-      case 'OVERWRITE_IF_EXISTS':
-        if (prev !== undefined) out[a.name] = a.value;
-        break;
-      case 'OVERWRITE_IF_EXISTS_OR_ADD':
-        out[a.name] = a.value;
-        break;
-      default:
-        out[a.name] = prev === undefined ? a.value : Array.isArray(prev) ? [...prev, a.value] : [prev, a.value];
-    }
-  }
 }

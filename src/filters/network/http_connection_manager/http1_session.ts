@@ -30,6 +30,7 @@ import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
+import { applyHeaderObject, editHeaderLines, NO_EDITS } from './response_edits.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
@@ -281,6 +282,8 @@ function headerList(head: MessageHead): Array<[string, string]> {
   for (let i = 0; i < f.length; i += F.SIZE) out.push([b.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase(), b.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!)]);
   return out;
 }
+
+const noField = (): boolean => false;
 
 /** Whether a mutation changes anything: most routes mutate nothing (no closure built for them). */
 function mutates(m: HeaderMutation): boolean {
@@ -1062,6 +1065,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private hostFromTarget = false;
   /** HTTP filters that acted on this request, told when it is over. */
   private notify: FilterDoneHook[] | null = null;
+  /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders); null: none, the usual case. */
+  private respEdit: HeaderMutation | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
   /** stream_idle_timeout / request_timeout watch (stream_timeouts.ts); null when neither is set. */
@@ -1195,6 +1200,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.upgrade = false;
     this.hostFromTarget = false;
     this.notify = null;
+    this.respEdit = null;
     this.delayed = false;
     this.delayTimer = null;
     this.mirrored = false;
@@ -1362,8 +1368,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (v) {
       this.notify = v.notify;
       // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
-      const routed = () => this.act(route && withFilterHeaders(route, req));
-      const go = () => (v.reply ? this.filterReply(v.reply) : routed());
+      // Response header edits (cors, ext_authz) go on whatever response follows, local replies too.
+      const routed = () => {
+        this.respEdit = req.responseHeaders ?? null;
+        this.act(route && withFilterHeaders(route, req));
+      };
+      const replied = (r: FilterReply) => {
+        this.respEdit = req.responseHeaders ?? null;
+        this.filterReply(r);
+      };
+      const go = () => (v.reply ? replied(v.reply) : routed());
       if (v.wait) {
         // A filter holds the request (a queued rate-limit permit, an authorization check): the body is held meanwhile.
         this.delayed = true;
@@ -1372,7 +1386,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
           v.wait!((reply) => {
             if (this.finished) return;
             this.delayed = false;
-            if (reply) this.filterReply(reply);
+            if (reply) replied(reply);
             else routed();
           });
         };
@@ -1401,6 +1415,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       go();
       return;
     }
+    if (req.responseHeaders) this.respEdit = req.responseHeaders;
     this.act(route);
   }
 
@@ -1762,14 +1777,21 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     statusClass(this.stats, (this.status = status));
     const cfg = this.cfg;
-    const route = this.route!;
-    const drop = new Set(route.responseHeaders.remove);
+    let rh = this.route!.responseHeaders;
+    if (this.respEdit !== null) {
+      // The filters' edits come after the route's: both applied to a copy of the object here.
+      headers = { ...headers };
+      applyHeaderObject(headers, rh);
+      applyHeaderObject(headers, this.respEdit);
+      rh = NO_EDITS;
+    }
+    const drop = new Set(rh.remove);
     const attempts = this.action!.attemptCountInResponse;
     if (attempts) drop.add('x-envoy-attempt-count');
     const sht = cfg.serverHeaderTransformation;
     const overwriteServer = sht === 'OVERWRITE' || (sht === 'APPEND_IF_ABSENT' && headers.server === undefined);
     if (overwriteServer) drop.add('server');
-    for (const a of route.responseHeaders.add) if (a.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] !== undefined)) drop.add(a.name);
+    for (const a of rh.add) if (a.action === 'OVERWRITE_IF_EXISTS_OR_ADD' || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] !== undefined)) drop.add(a.name);
     let lines = '';
     for (const [k, v] of Object.entries(headers)) {
       if (v === undefined || k[0] === ':' || drop.has(k) || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding') continue;
@@ -1777,7 +1799,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (overwriteServer) lines += `server: ${cfg.serverName}\r\n`;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && headers['x-request-id'] === undefined) lines += `x-request-id: ${this.requestId}\r\n`;
-    for (const a of route.responseHeaders.add) {
+    for (const a of rh.add) {
       if (a.value === '' && !a.keepEmpty) continue;
       if ((a.action === 'ADD_IF_ABSENT' && headers[a.name] !== undefined) || (a.action === 'OVERWRITE_IF_EXISTS' && headers[a.name] === undefined)) continue;
       lines += `${a.name}: ${a.value}\r\n`;
@@ -2553,6 +2575,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.notifyFilters();
   }
 
+  /** The filters' response edits over an upstream head's extra lines (a method of its own: the closure costs only requests that have edits). */
+  private editLines(extra: string, r: MessageHead, dropNames: string[]): string {
+    return editHeaderLines(extra, this.respEdit!, (n) => hasHeader(r, n), dropNames);
+  }
+
   /**
    * Writes the response head downstream; `body[bodyStart, bodyEnd)`, when given, is copied after
    * it. `whole`: these bytes are the entire response (they may wait for the batch's end).
@@ -2568,6 +2595,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (respDropServer) extra += this.session.serverLine;
     if (cfg.alwaysSetRequestIdInResponse && this.requestId && !hasHeader(r, 'x-request-id')) extra += `x-request-id: ${this.requestId}\r\n`;
     if (mutates(route.responseHeaders)) extra += applyMutationTo(route.responseHeaders, r, dropNames);
+    if (this.respEdit !== null) extra = this.editLines(extra, r, dropNames);
     if (this.action!.attemptCountInResponse) {
       dropNames.push('x-envoy-attempt-count');
       extra += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
@@ -2685,6 +2713,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       const drop: string[] = [];
       h += applyMutation(mutation, (n) => h.toLowerCase().includes(`\n${n}:`) || h.toLowerCase().startsWith(`${n}:`), drop);
     }
+    // The filters' response edits (cors, ext_authz) reach local replies too, as Envoy encodes those through its filters.
+    if (this.respEdit !== null) h = editHeaderLines(h, this.respEdit, noField, []);
     // A request whose body the client may still be holding back (Expect) cannot be drained.
     if (!this.requestDone && this.head.expectContinue) this.forceClose = true;
     const close = this.forceClose || !wantsKeepAlive(this.head);
