@@ -35,7 +35,8 @@ export interface AuthzServer {
  * A gRPC envoy.service.auth.v3.Authorization server deciding by the checked request's
  * `x-authz` header: `allow` → OK with `x-authz-user: alice` set and `x-remove-me` removed;
  * `deny` → 401 `go away` with `x-denied-by: authz`; `slow` → OK after 1 s; anything else →
- * PERMISSION_DENIED without a denied_response.
+ * PERMISSION_DENIED without a denied_response; `respond` → OK with response_headers_to_add
+ * (`x-authz-said: ok`, `x-upstream: authz` overwriting the upstream's, `x-authz-append: yes` appended).
  */
 export async function authzServer(): Promise<AuthzServer> {
   const t = loadAuthTypes();
@@ -62,6 +63,16 @@ export async function authzServer(): Promise<AuthzServer> {
         const mode = h['x-authz'];
         if (mode === 'allow') cb(null, enc({ status: { code: 0 }, ok_response: { headers: [{ header: { key: 'x-authz-user', value: 'alice' } }], headers_to_remove: ['x-remove-me'] } }));
         else if (mode === 'deny') cb(null, enc({ status: { code: 7 }, denied_response: { status: { code: 401 }, headers: [{ header: { key: 'x-denied-by', value: 'authz' } }], body: 'go away' } }));
+        else if (mode === 'respond')
+          cb(
+            null,
+            enc({
+              status: { code: 0 },
+              ok_response: {
+                response_headers_to_add: [{ header: { key: 'x-authz-said', value: 'ok' } }, { header: { key: 'x-upstream', value: 'authz' } }, { header: { key: 'x-authz-append', value: 'yes' }, append: { value: true } }],
+              },
+            }),
+          );
         else if (mode === 'slow') setTimeout(() => cb(null, enc({ status: { code: 0 } })), 1000);
         else cb(null, enc({ status: { code: 7 } }));
       },

@@ -248,6 +248,21 @@ ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typ
     expect(await strait.stat('http.grpc.ext_authz.ok')).toBeGreaterThanOrEqual(1);
   });
 
+  it("puts an ok response's response_headers_to_add on the client's response, over HTTP/1.1 and HTTP/2", async () => {
+    const r = await get(ports.grpc!, '/said', { 'x-authz': 'respond' });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-authz-said']).toBe('ok');
+    // Unset append overwrites (external_auth.proto): the upstream's own x-upstream is replaced.
+    expect(r.headers['x-upstream']).toBe('authz');
+    expect(r.headers['x-authz-append']).toBe('yes');
+    // The upstream saw none of them: they are for the client.
+    expect((JSON.parse(r.body) as Echo).headers['x-authz-said']).toBeUndefined();
+    const h2 = await h2Get(ports.grpc!, '/said-h2', { 'x-authz': 'respond' });
+    expect([h2.status, h2.headers['x-authz-said'], h2.headers['x-upstream']]).toEqual([200, 'ok', 'authz']);
+    // A plain allow adds nothing to the response.
+    expect((await get(ports.grpc!, '/plain', { 'x-authz': 'allow' })).headers['x-authz-said']).toBeUndefined();
+  });
+
   it('answers a denied request with the denial and never reaches the upstream', async () => {
     const before = up.requests;
     const r = await get(ports.grpc!, '/secret', { 'x-authz': 'deny' });

@@ -10,7 +10,13 @@ import type { GrpcAuthzService, HttpAuthzService, NameList } from './config.js';
 
 /** What the service said. `error`: unreachable, timed out, a 5xx or an unreadable answer. */
 export type CheckOutcome =
-  | { readonly kind: 'ok'; readonly headers: readonly HeaderAdd[]; readonly remove: readonly string[] }
+  | {
+      readonly kind: 'ok';
+      readonly headers: readonly HeaderAdd[];
+      readonly remove: readonly string[];
+      /** response_headers_to_add of a gRPC ok response: for the response the client gets. */
+      readonly respHeaders?: readonly HeaderAdd[];
+    }
   | { readonly kind: 'denied'; readonly status: number; readonly body: string; readonly headers: ReadonlyArray<readonly [string, string]> }
   | { readonly kind: 'error'; readonly why: string };
 
@@ -145,7 +151,14 @@ export function decodeCheckResponse(b: Buffer): CheckOutcome {
       if (h && editable(h.name)) headers.push(Object.freeze(h));
     }
     const remove = ((ok.headers_to_remove ?? []) as string[]).map((n) => String(n).toLowerCase()).filter(editable);
-    return { kind: 'ok', headers, remove };
+    // Headers for the client's response: the same append defaults as `headers` (external_auth.proto),
+    // never framing or pseudo-headers, and no value that could break an HTTP/1 head.
+    const respHeaders: HeaderAdd[] = [];
+    for (const o of (ok.response_headers_to_add ?? []) as Obj[]) {
+      const h = headerOption(o);
+      if (h && editable(h.name) && !/[\r\n\0]/.test(h.value)) respHeaders.push(Object.freeze(h));
+    }
+    return respHeaders.length ? { kind: 'ok', headers, remove, respHeaders } : { kind: 'ok', headers, remove };
   }
   const d = (m.denied_response ?? {}) as Obj;
   const s = Number(d.status?.code ?? 0);

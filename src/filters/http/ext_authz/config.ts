@@ -284,8 +284,9 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
     else withBody = Object.freeze({ maxBytes: max, allowPartial: wb.allow_partial_message === true, packAsBytes: wb.pack_as_bytes === true });
   }
   if (ctx.errors.length > start || !service) return null;
-  // What a service may answer beyond allow / deny and request header edits: said once at start-up.
-  if (service.kind === 'grpc') ctx.warnings.push({ path: `${path}.grpc_service`, message: 'an ok response\'s response_headers_to_add, query parameter edits and dynamic_metadata are not applied yet' });
+  // What a service may answer beyond allow / deny and header edits: said once at start-up. (An ok
+  // response's response_headers_to_add is applied: to the response the client gets.)
+  if (service.kind === 'grpc') ctx.warnings.push({ path: `${path}.grpc_service`, message: 'an ok response\'s query parameter edits and dynamic_metadata are not applied yet' });
   return Object.freeze({
     service,
     timeoutMs,
