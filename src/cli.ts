@@ -120,7 +120,7 @@ export async function main(argv: string[]): Promise<void> {
     const { bootstrap, redacted, warnings, errors } = await decodeBootstrapOffThread(input, { keepErrors: true });
     // Only the filters the config names get loaded (idle memory); parsing below is synchronous.
     await preloadExtensions(bootstrap);
-    const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors);
+    const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors, o.mode === 'validate' ? 'validate' : 'serve');
     if (o.mode === 'validate') {
       for (const w of config.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`configuration '${source}' OK\n`);

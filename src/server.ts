@@ -187,11 +187,12 @@ export class Server implements AdminHost {
         staticClusterNames: new Set(this.config.clusters.map((c) => c.name)),
         staticListenerNames: new Set(this.config.listeners.map((l) => l.name)),
         staticRoutes: this.config.staticRoutes,
+        stats: this.stats.root,
       },
       dyn,
       DynamicConfig.snapshotPathFor(dyn, this.options.xdsSnapshotPath),
     );
-    log.info({ controlPlane: dyn.via, target: dyn.target, delta: dyn.delta, snapshot: this.xds.snapshotFile }, 'xds: connecting');
+    if (dyn.ads) log.info({ controlPlane: dyn.ads.via, target: dyn.ads.target, delta: dyn.ads.delta, snapshot: this.xds.snapshotFile }, 'xds: connecting');
     this.xds.start(this.config.clusters.filter((c) => c.type === 'EDS'));
     await this.xds.whenInitialized();
   }

@@ -5,7 +5,7 @@ import { buildListenerSpec, listenAddress, type ListenerSpec } from './listener/
 import type { ClusterSpec } from './upstream/cluster.js';
 import { parseSecrets } from './tls/context.js';
 import { buildClusterSpec } from './upstream/cluster_config.js';
-import { buildXdsBootstrap, type XdsBootstrap } from './xds/bootstrap.js';
+import { buildXdsBootstrap, type SourceCheckMode, type XdsBootstrap } from './xds/bootstrap.js';
 import { RdsRouteTable } from './filters/network/http_connection_manager/rds_table.js';
 
 type Obj = Record<string, any>;
@@ -20,7 +20,7 @@ export interface StaticConfig {
   readonly clusters: readonly ClusterSpec[];
   readonly admin: AdminSpec | null;
   readonly warnings: readonly FieldError[];
-  /** `dynamic_resources`: where the ADS client connects and what it subscribes to; null for static-only. */
+  /** `dynamic_resources` (and EDS clusters' sources): the ADS stream and the files to follow; null for static-only. */
   readonly dynamic?: XdsBootstrap | null;
   /** Route tables static listeners take over ADS (`rds.config_source.ads`), by route_config_name. */
   readonly staticRoutes?: ReadonlyMap<string, RdsRouteTable>;
@@ -45,6 +45,8 @@ export function buildStaticConfig(
   source: string,
   inheritedWarnings: readonly FieldError[] = [],
   decodeErrors: readonly FieldError[] = [],
+  /** `validate`: files that filesystem config sources name may be missing here (a warning). */
+  sourceMode: SourceCheckMode = 'serve',
 ): StaticConfig {
   const errors: FieldError[] = [...decodeErrors];
   const warnings: FieldError[] = [...inheritedWarnings];
@@ -123,7 +125,7 @@ export function buildStaticConfig(
     if (address) admin = { address };
   }
 
-  const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings);
+  const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings, sourceMode);
 
   if (errors.length) throw new ConfigError(errors, source);
   return { listeners, clusters, admin, warnings, dynamic, staticRoutes };

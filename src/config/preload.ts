@@ -5,7 +5,7 @@ import { RPC_HEARTBEAT_CHECKER, RPC_HEARTBEAT_TYPE } from '../upstream/health/co
 import { loadResourceFiles } from './resource_files.js';
 
 /** Keys whose object, given a string `path`, is a filesystem config source (the older form). */
-const SOURCE_KEYS: ReadonlySet<string> = new Set(['config_source', 'sds_config']);
+const SOURCE_KEYS: ReadonlySet<string> = new Set(['config_source', 'sds_config', 'lds_config', 'cds_config', 'eds_config']);
 
 interface Found {
   readonly words: Set<string>;

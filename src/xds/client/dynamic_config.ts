@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FieldError } from '../../errors.js';
 import type { FactoryContext } from '../../filters/network/types.js';
 import { buildListenerSpec, type ListenerSpec } from '../../listener/listener_config.js';
@@ -6,7 +7,10 @@ import { log } from '../../log.js';
 import type { ClusterSpec } from '../../upstream/cluster.js';
 import { buildClusterSpec } from '../../upstream/cluster_config.js';
 import type { ClusterManager } from '../../upstream/cluster_manager.js';
-import { ON_DEMAND_KEY, type XdsBootstrap } from '../bootstrap.js';
+import { edsSourceOf, ON_DEMAND_KEY, parseConfigSource, type ConfigSourceSpec, type FileSourceSpec, type XdsBootstrap } from '../bootstrap.js';
+import { defineStats, type Scope, type StatsOf } from '../../observability/stats.js';
+import type { FieldError as FileProblem } from '../../errors.js';
+import { FileSubscription, type FileUpdateSink } from './file_subscription.js';
 import { RdsRouteTable } from '../../filters/network/http_connection_manager/rds.js';
 import { HttpRouteTable } from '../../router/http_route_table.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType, type AnyMsg } from '../proto.js';
@@ -22,6 +26,7 @@ import { defaultSnapshotPath, encodeSnapshot, loadSnapshot, saveSnapshot, snapsh
 
 type Obj = Record<string, any>;
 
+
 /** Caps on on-demand names from the admin API and from request misses (a bad header must not subscribe without end). */
 const MAX_ON_DEMAND_NAMES = 1024;
 const MAX_CLUSTER_NAME = 256;
@@ -35,6 +40,37 @@ export interface DynamicHost {
   readonly staticListenerNames: ReadonlySet<string>;
   /** Route tables static listeners take over ADS: subscribed for as long as the process runs. */
   readonly staticRoutes?: ReadonlyMap<string, RdsRouteTable>;
+  /** The root scope: `listener_manager.lds.*` and `cluster_manager.cds.*` live under it. */
+  readonly stats?: Scope;
+}
+
+/**
+ * Envoy's subscription stats (`listener_manager.lds.*`, `cluster_manager.cds.*`), the same for
+ * ADS and file sources. `version` is a hash of the last accepted version_info (Envoy's is
+ * xxHash64; this one is the first 48 bits of SHA-256, which fits a JavaScript number).
+ */
+export const SUBSCRIPTION_STATS = defineStats({
+  counters: ['update_attempt', 'update_success', 'update_rejected', 'update_failure'],
+  gauges: ['version'],
+});
+
+const ADS_SOURCE: ConfigSourceSpec = { kind: 'ads' };
+
+/** Where an EDS cluster's endpoints come from (validated when the cluster was built). */
+function edsSource(cluster: Obj): ConfigSourceSpec {
+  const src = edsSourceOf(cluster);
+  if (!src || src.ads !== undefined) return ADS_SOURCE;
+  const pcs = src.path_config_source as Obj | undefined;
+  const wd = pcs?.watched_directory?.path;
+  return { kind: 'file', path: String(pcs ? pcs.path : src.path), watchDir: typeof wd === 'string' && wd ? wd : null };
+}
+
+function fileKey(s: FileSourceSpec): string {
+  return `${s.path}\0${s.watchDir ?? ''}`;
+}
+
+function versionHash(v: string): number {
+  return parseInt(createHash('sha256').update(v).digest('hex').slice(0, 12), 16);
 }
 
 interface Accepted<S> {
@@ -100,7 +136,7 @@ function sameValue(a: Obj, b: Obj): boolean {
  * updates swap the shared route table in place; the listener itself is untouched. Keeps the last accepted
  * configuration on disk and serves it at start-up when the control plane cannot be reached.
  */
-export class DynamicConfig implements AdsHandler {
+export class DynamicConfig implements AdsHandler, FileUpdateSink {
   private readonly clusters = new Map<string, ClusterEntry>();
   private readonly warmingClusters = new Map<string, ClusterEntry & { timer: NodeJS.Timeout | null }>();
   private readonly assignments = new Map<string, AssignmentEntry>();
@@ -124,7 +160,15 @@ export class DynamicConfig implements AdsHandler {
   /** Resources whose last update was refused, by type then name: Envoy's error_state in /config_dump. */
   private readonly failures = new Map<string, Map<string, { details: string; version: string; at: string; value: Obj }>>();
   private readonly received = new Set<string>();
-  private readonly client: AdsClient;
+  /** The ADS stream; null when every source is a file. */
+  private readonly client: AdsClient | null;
+  /** LDS and CDS from files, by type. */
+  private readonly typeFiles = new Map<string, FileSubscription>();
+  /** EDS from files, by file (several clusters may share one). */
+  private readonly edsFiles = new Map<string, FileSubscription>();
+  /** Updates are applied one at a time, whichever source they come from. */
+  private applying: Promise<unknown> = Promise.resolve();
+  private readonly subStats = new Map<string, StatsOf<typeof SUBSCRIPTION_STATS>>();
   private initDone: () => void = () => {};
   private readonly initPromise: Promise<void>;
   private initTimer: NodeJS.Timeout | null = null;
@@ -145,13 +189,26 @@ export class DynamicConfig implements AdsHandler {
     this.initPromise = new Promise((r) => (this.initDone = r));
     for (const [n, t] of host.staticRoutes ?? []) this.rdsTables.set(n, t);
     const nodeId = String(boot.node.id ?? '');
-    try {
-      this.pendingSnapshot = loadSnapshot(snapshotFile, nodeId);
-    } catch (err) {
-      log.warn({ file: snapshotFile, err: (err as Error).message }, 'xds: persisted snapshot not usable; ignored');
+    // The snapshot stands in for an unreachable control plane; files are their own last good copy.
+    if (boot.ads) {
+      try {
+        this.pendingSnapshot = loadSnapshot(snapshotFile, nodeId);
+      } catch (err) {
+        log.warn({ file: snapshotFile, err: (err as Error).message }, 'xds: persisted snapshot not usable; ignored');
+      }
     }
-    this.client = new AdsClient({ target: boot.target, delta: boot.delta, node: boot.node, backoff: boot.backoff }, this);
+    this.client = boot.ads ? new AdsClient({ target: boot.ads.target, delta: boot.ads.delta, node: boot.node, backoff: boot.backoff }, this) : null;
+    if (host.stats) {
+      // Envoy's scopes: the listener manager's LDS and the cluster manager's CDS subscriptions.
+      if (boot.lds) this.subStats.set(LISTENER_TYPE, host.stats.scope('listener_manager').scope('lds').table(SUBSCRIPTION_STATS));
+      if (boot.cds) this.subStats.set(CLUSTER_TYPE, host.stats.scope('cluster_manager').scope('cds').table(SUBSCRIPTION_STATS));
+    }
     if (boot.onDemand) host.clusters.missHook = (name) => this.onMiss(name);
+  }
+
+  /** The ADS client, once per type: only types whose source is ADS are asked for on the stream. */
+  private adsWatch(typeUrl: string, names: '*' | ReadonlySet<string>): void {
+    this.client?.watch(typeUrl, names);
   }
 
   static snapshotPathFor(boot: XdsBootstrap, given: string | undefined): string {
@@ -165,9 +222,17 @@ export class DynamicConfig implements AdsHandler {
       const e: ClusterEntry = { name: spec.name, version: '', value: spec.source as Obj, any: { type_url: CLUSTER_TYPE, value: new Uint8Array() }, spec, lastUpdated: now, isStatic: true };
       void this.applyCluster(e);
     }
-    if (this.boot.cds) this.client.watch(CLUSTER_TYPE, this.boot.onDemand ? this.wantedClusters() : '*');
-    if (this.boot.lds) this.client.watch(LISTENER_TYPE, '*');
-    if (this.host.staticRoutes?.size) this.client.watch(ROUTE_TYPE, new Set(this.host.staticRoutes.keys()));
+    if (this.boot.cds?.kind === 'ads') this.adsWatch(CLUSTER_TYPE, this.boot.onDemand ? this.wantedClusters() : '*');
+    if (this.boot.lds?.kind === 'ads') this.adsWatch(LISTENER_TYPE, '*');
+    if (this.host.staticRoutes?.size) this.adsWatch(ROUTE_TYPE, new Set(this.host.staticRoutes.keys()));
+    // Clusters first, so that the listeners that follow find them (the ADS push order).
+    for (const [type, src] of [[CLUSTER_TYPE, this.boot.cds], [LISTENER_TYPE, this.boot.lds]] as const) {
+      if (src?.kind !== 'file') continue;
+      const sub = new FileSubscription(type, src, this);
+      this.typeFiles.set(type, sub);
+      log.info({ type: shortType(type), file: src.path, watchedDirectory: src.watchDir }, 'xds: following a file');
+      void sub.start();
+    }
     this.updateEdsWatch();
     if (this.boot.initialFetchTimeoutMs > 0) {
       this.initTimer = setTimeout(() => {
@@ -177,7 +242,7 @@ export class DynamicConfig implements AdsHandler {
       }, this.boot.initialFetchTimeoutMs);
       this.initTimer.unref();
     }
-    this.client.start();
+    this.client?.start();
     this.checkInit();
   }
 
@@ -187,7 +252,8 @@ export class DynamicConfig implements AdsHandler {
   }
 
   stop(): void {
-    this.client.stop();
+    this.client?.stop();
+    for (const f of [...this.typeFiles.values(), ...this.edsFiles.values()]) f.stop();
     this.sdsSources?.stop();
     if (this.initTimer) clearTimeout(this.initTimer);
     for (const w of this.warmingClusters.values()) if (w.timer) clearTimeout(w.timer);
@@ -205,13 +271,56 @@ export class DynamicConfig implements AdsHandler {
     this.connected = up;
     if (!up) {
       this.lastError = detail;
+      // Envoy counts a stream failure as update_failure on each subscription it carries.
+      for (const [type, st] of this.subStats) if (this.sourceOf(type)?.kind === 'ads') st.update_failure.value++;
       // First failure before any configuration: the snapshot is better than nothing.
       if (!this.everUpdated && this.pendingSnapshot) void this.restoreSnapshot(detail);
     }
   }
 
-  async onUpdate(u: ResourceUpdate): Promise<UpdateResult> {
-    const live = !this.restoring;
+  /** An ADS response (or a restored snapshot type); applied in turn with file updates. */
+  onUpdate(u: ResourceUpdate): Promise<UpdateResult> {
+    return this.serially(() => this.apply(u, this.restoring ? 'snapshot' : 'ads'));
+  }
+
+  /** A file subscription's new version: applied exactly as an ADS response is. */
+  applyFileUpdate(u: ResourceUpdate, _file: string): Promise<UpdateResult> {
+    return this.serially(() => this.apply(u, 'file'));
+  }
+
+  /** A file that could not be read as a DiscoveryResponse: nothing changes; counted, reported. */
+  fileUpdateFailed(typeUrl: string, file: string, problems: readonly FileProblem[]): void {
+    const st = this.subStats.get(typeUrl);
+    if (st) {
+      st.update_attempt.value++;
+      st.update_failure.value++;
+    }
+    for (const p of problems) log.error({ file, type: shortType(typeUrl), field: p.path || undefined }, `xds: file update failed; the previous configuration keeps serving: ${p.message}`);
+    // Like Envoy, a failed first read still ends the wait for that source: start with nothing.
+    if (typeUrl === LISTENER_TYPE || typeUrl === CLUSTER_TYPE) this.received.add(typeUrl);
+    this.checkInit();
+  }
+
+  private serially<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.applying.then(f);
+    this.applying = p.catch(() => undefined);
+    return p;
+  }
+
+  /** The source of a type's resources (for EDS: of the given assignment). */
+  private sourceOf(typeUrl: string): ConfigSourceSpec | null {
+    if (typeUrl === LISTENER_TYPE) return this.boot.lds;
+    if (typeUrl === CLUSTER_TYPE) return this.boot.cds;
+    return this.client ? ADS_SOURCE : null;
+  }
+
+  private async apply(u: ResourceUpdate, origin: 'ads' | 'snapshot' | 'file'): Promise<UpdateResult> {
+    const live = origin === 'ads';
+    if (origin !== 'file' && this.sourceOf(u.typeUrl)?.kind === 'file') {
+      // This type comes from a file here: what the control plane (or an old snapshot) sends is not used.
+      log.debug({ type: u.typeUrl }, 'xds: ignoring an update of a type that is read from a file');
+      return { problems: [], rejected: new Set() };
+    }
     let result: UpdateResult;
     switch (u.typeUrl) {
       case CLUSTER_TYPE:
@@ -236,13 +345,22 @@ export class DynamicConfig implements AdsHandler {
     }
     this.received.add(u.typeUrl);
     // version_info is the last version accepted whole, as Envoy reports it.
-    if (!result.problems.length) this.versionInfo.set(u.typeUrl, u.versionInfo);
+    if (!result.problems.length && (u.typeUrl !== ENDPOINT_TYPE || origin !== 'file')) this.versionInfo.set(u.typeUrl, u.versionInfo);
     this.recordFailures(u, result);
+    const st = origin === 'snapshot' ? undefined : this.subStats.get(u.typeUrl);
+    if (st) {
+      st.update_attempt.value++;
+      if (u.decodeProblems.length || result.problems.length) st.update_rejected.value++;
+      else {
+        st.update_success.value++;
+        st.version.value = versionHash(u.versionInfo);
+      }
+    }
     if (live) {
       this.everUpdated = true;
       this.pendingSnapshot = null;
       if (this.servingSnapshot) {
-        log.info({ target: this.boot.target }, 'xds: control plane is back; the persisted snapshot is no longer in use');
+        log.info({ target: this.boot.ads?.target }, 'xds: control plane is back; the persisted snapshot is no longer in use');
         this.servingSnapshot = null;
       }
       this.scheduleSave();
@@ -320,8 +438,9 @@ export class DynamicConfig implements AdsHandler {
       if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: f, message: 'is not enforced yet; ignored' });
     }
     if (c.type === 'EDS') {
-      const src = c.eds_cluster_config?.eds_config as Obj | undefined;
-      if (src && src.ads === undefined) errors.push({ path: 'eds_cluster_config.eds_config', message: 'only ads: {} is supported as the EDS config source' });
+      const src = edsSourceOf(c);
+      const spec = src ? parseConfigSource(src, 'eds_cluster_config.eds_config', errors, warnings) : ADS_SOURCE;
+      if (spec?.kind === 'ads' && !this.client) errors.push({ path: 'eds_cluster_config.eds_config', message: 'uses ads, but the bootstrap has no dynamic_resources.ads_config' });
     }
     return buildClusterSpec(c, '', errors, warnings);
   }
@@ -420,7 +539,7 @@ export class DynamicConfig implements AdsHandler {
     if (!this.boot.onDemand || this.restoring) return;
     const wanted = this.wantedClusters();
     this.wanted = wanted;
-    this.client.watch(CLUSTER_TYPE, wanted);
+    this.adsWatch(CLUSTER_TYPE, wanted);
     let dropped = 0;
     for (const n of [...this.clusters.keys(), ...this.warmingClusters.keys()]) {
       if (wanted.has(n) || this.clusters.get(n)?.isStatic || this.warmingClusters.get(n)?.isStatic) continue;
@@ -448,7 +567,7 @@ export class DynamicConfig implements AdsHandler {
     this.missed.add(name);
     // Subscribe only: nothing is dropped from inside a request's cluster lookup.
     this.wanted = new Set([...this.wanted, name]);
-    this.client.watch(CLUSTER_TYPE, this.wanted);
+    this.adsWatch(CLUSTER_TYPE, this.wanted);
     log.info({ cluster: name }, 'xds: on-demand cluster requested by traffic');
   }
 
@@ -482,11 +601,33 @@ export class DynamicConfig implements AdsHandler {
     };
   }
 
-  /** EDS asks for exactly the assignments the EDS clusters (active or warming) name. */
+  /**
+   * EDS asks for exactly the assignments the EDS clusters (active or warming) name: over ADS, or
+   * from the files their eds_config names (one subscription per file, however many clusters).
+   */
   private updateEdsWatch(): void {
     const names = new Set<string>();
-    for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) if (e.spec.type === 'EDS') names.add(e.spec.edsServiceName!);
-    this.client.watch(ENDPOINT_TYPE, names);
+    const files = new Map<string, FileSourceSpec>();
+    for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) {
+      if (e.spec.type !== 'EDS') continue;
+      const src = edsSource(e.value);
+      if (src.kind === 'file') files.set(fileKey(src), src);
+      else names.add(e.spec.edsServiceName!);
+    }
+    this.adsWatch(ENDPOINT_TYPE, names);
+    for (const [key, sub] of [...this.edsFiles]) {
+      if (files.has(key)) continue;
+      sub.stop();
+      this.edsFiles.delete(key);
+    }
+    for (const [key, src] of files) {
+      if (this.edsFiles.has(key)) continue;
+      const sub = new FileSubscription(ENDPOINT_TYPE, src, this);
+      this.edsFiles.set(key, sub);
+      log.info({ type: shortType(ENDPOINT_TYPE), file: src.path, watchedDirectory: src.watchDir }, 'xds: following a file');
+      // Not awaited: the first read is queued behind the update that is being applied now.
+      void sub.start();
+    }
     this.updateSdsWatch();
   }
 
@@ -571,7 +712,7 @@ export class DynamicConfig implements AdsHandler {
       add(e.spec.defaultChain?.tls);
     }
     secretStore.setWanted(wanted);
-    this.client.watch(SECRET_TYPE, ads);
+    this.adsWatch(SECRET_TYPE, ads);
     if (grpc.size || this.sdsSources) {
       this.sdsSources ??= new GrpcSdsSources(this.host.clusters, this.boot.node, this.boot.backoff, async () => {
         for (const p of await this.secretsArrived()) log.error(p);
@@ -626,7 +767,8 @@ export class DynamicConfig implements AdsHandler {
       }
       return t;
     };
-    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds };
+    // Without ADS an HCM's rds over ads is refused by the HCM itself (a file source still works).
+    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds: this.client ? rds : undefined };
     const spec = buildListenerSpec(value, '', ctx);
     if (!spec || errors.length) return null;
     return { spec, clusters: [...referenced], routes: [...routes] };
@@ -683,7 +825,7 @@ export class DynamicConfig implements AdsHandler {
     for (const n of [...this.routes.keys()]) if (!names.has(n)) this.routes.delete(n);
     for (const n of [...this.routeClusters.keys()]) if (!names.has(n)) this.routeClusters.delete(n);
     for (const n of [...this.warmingRoutes.keys()]) if (!names.has(n)) this.dropWarmingRoute(n);
-    this.client.watch(ROUTE_TYPE, names);
+    this.adsWatch(ROUTE_TYPE, names);
     this.updateSdsWatch();
     this.updateCdsWatch();
   }
@@ -881,7 +1023,7 @@ export class DynamicConfig implements AdsHandler {
         const res = await this.onUpdate({ typeUrl: type, resources, removed: [], full: false, versionInfo: t.version_info, rejected: [], decodeProblems: [] });
         if (res.problems.length) log.warn({ type: shortType(type), problems: res.problems }, 'xds: parts of the persisted snapshot were not applied');
         // A reconnect then tells the server what is held, so only changes come back (delta).
-        this.client.seed(type, t.version_info, new Map(resources.filter((r) => !res.rejected.has(r.name)).map((r) => [r.name, r.version])));
+        this.client?.seed(type, t.version_info, new Map(resources.filter((r) => !res.rejected.has(r.name)).map((r) => [r.name, r.version])));
       }
     } finally {
       this.restoring = false;
@@ -906,9 +1048,12 @@ export class DynamicConfig implements AdsHandler {
       const resources = [...entries].filter((e) => e.any.value.length > 0).map((e) => ({ name: e.name, version: e.version, any: e.any }));
       types.set(type, { versionInfo: this.versionInfo.get(type) ?? '', resources });
     };
-    pick(CLUSTER_TYPE, [...this.clusters.values(), ...this.warmingClusters.values()].filter((e) => !e.isStatic));
-    pick(ENDPOINT_TYPE, this.assignments.values());
-    pick(LISTENER_TYPE, [...this.listeners.values(), ...this.warmingListeners.values()]);
+    // Only what came over ADS: a file is its own last good copy, and is read again at start.
+    const fromFile = new Set<string>();
+    for (const f of this.edsFiles.values()) for (const n of f.held()) fromFile.add(n);
+    if (this.boot.cds?.kind !== 'file') pick(CLUSTER_TYPE, [...this.clusters.values(), ...this.warmingClusters.values()].filter((e) => !e.isStatic));
+    pick(ENDPOINT_TYPE, [...this.assignments.values()].filter((e) => !fromFile.has(e.name)));
+    if (this.boot.lds?.kind !== 'file') pick(LISTENER_TYPE, [...this.listeners.values(), ...this.warmingListeners.values()]);
     pick(ROUTE_TYPE, this.routes.values());
     // Secrets too (the file is 0600): without them a restart during an outage could not serve TLS.
     const secrets = secretStore.adsSecrets().flatMap((x) => (x.any ? [{ name: x.name, version: x.version, any: x.any }] : []));
@@ -924,8 +1069,8 @@ export class DynamicConfig implements AdsHandler {
 
   /** One line for /ready when the configuration is not live from the control plane. */
   readyDetail(): string | null {
-    if (this.servingSnapshot) return `xds: serving the persisted snapshot ${this.servingSnapshot.file} (saved ${this.servingSnapshot.savedAt}); control plane ${this.boot.via} unreachable: ${this.lastError}`;
-    if (!this.connected && this.lastError) return `xds: control plane ${this.boot.via} unreachable: ${this.lastError}`;
+    if (this.servingSnapshot) return `xds: serving the persisted snapshot ${this.servingSnapshot.file} (saved ${this.servingSnapshot.savedAt}); control plane ${this.boot.ads?.via} unreachable: ${this.lastError}`;
+    if (this.boot.ads && !this.connected && this.lastError) return `xds: control plane ${this.boot.ads.via} unreachable: ${this.lastError}`;
     return null;
   }
 
