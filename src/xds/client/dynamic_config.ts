@@ -9,7 +9,6 @@ import { buildClusterSpec } from '../../upstream/cluster_config.js';
 import type { ClusterManager } from '../../upstream/cluster_manager.js';
 import { edsSourceOf, ON_DEMAND_KEY, parseConfigSource, type ConfigSourceSpec, type FileSourceSpec, type XdsBootstrap } from '../bootstrap.js';
 import { defineStats, type Scope, type StatsOf } from '../../observability/stats.js';
-import type { FieldError as FileProblem } from '../../errors.js';
 import { FileSubscription, type FileUpdateSink } from './file_subscription.js';
 import { RdsRouteTable } from '../../filters/network/http_connection_manager/rds.js';
 import { HttpRouteTable } from '../../router/http_route_table.js';
@@ -25,7 +24,6 @@ import { stripPrivateExtensions } from './extensions.js';
 import { defaultSnapshotPath, encodeSnapshot, loadSnapshot, saveSnapshot, snapshotAny, type PersistedSnapshot } from './snapshot_store.js';
 
 type Obj = Record<string, any>;
-
 
 /** Caps on on-demand names from the admin API and from request misses (a bad header must not subscribe without end). */
 const MAX_ON_DEMAND_NAMES = 1024;
@@ -289,7 +287,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
   }
 
   /** A file that could not be read as a DiscoveryResponse: nothing changes; counted, reported. */
-  fileUpdateFailed(typeUrl: string, file: string, problems: readonly FileProblem[]): void {
+  fileUpdateFailed(typeUrl: string, file: string, problems: readonly FieldError[]): void {
     const st = this.subStats.get(typeUrl);
     if (st) {
       st.update_attempt.value++;

@@ -79,9 +79,11 @@ export class FileRdsTable extends RdsRouteTable {
     const dir = this.watchDir ?? path.dirname(path.resolve(this.file));
     const base = path.basename(this.file);
     try {
-      this.watcher = fs.watch(dir, { persistent: false }, (_ev, name) => {
-        // Only this file (or an unknown name: some platforms omit it) — and once it settles.
-        if ((name && name !== base && this.watchDir === null) || this.timer) return;
+      this.watcher = fs.watch(dir, { persistent: false }, (ev, name) => {
+        // Moves only, as Envoy's filesystem subscriptions (and LDS/CDS/EDS files here): an
+        // in-place write could be read half-done. Only this file (or an unknown name: some
+        // platforms omit it) — and once it settles.
+        if (ev !== 'rename' || (name && name !== base && this.watchDir === null) || this.timer) return;
         this.timer = setTimeout(() => {
           this.timer = null;
           this.reload();

@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseBootstrapText } from '../../../src/config/index.js';
+import type { FieldError } from '../../../src/errors.js';
+import { buildStaticConfig } from '../../../src/static_config.js';
+import { buildXdsBootstrap, type SourceCheckMode } from '../../../src/xds/bootstrap.js';
+import { readDiscoveryFile } from '../../../src/xds/client/file_subscription.js';
+import { CLUSTER_TYPE, LISTENER_TYPE } from '../../../src/xds/proto.js';
+import { REPO, tmpDir } from '../../helpers/strait.js';
+
+// dynamic_resources with filesystem config sources (ConfigSource.path, path_config_source).
+
+const dir = tmpDir('strait-xds-sources-');
+const lds = path.join(dir, 'lds.yaml');
+const cds = path.join(dir, 'cds.yaml');
+fs.writeFileSync(lds, 'version_info: "1"\nresources: []\n');
+fs.writeFileSync(cds, 'version_info: "1"\nresources: []\n');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Decodes a bootstrap like the CLI does, then builds its xDS part. */
+function build(yaml: string, mode: SourceCheckMode = 'serve') {
+  const { bootstrap, errors: decodeErrors } = parseBootstrapText(yaml, 'test.yaml', { keepErrors: true });
+  const errors: FieldError[] = [...decodeErrors];
+  const warnings: FieldError[] = [];
+  const boot = buildXdsBootstrap(bootstrap as Record<string, unknown>, [], errors, warnings, mode);
+  return { boot, errors, warnings };
+}
+
+describe('filesystem config sources in the bootstrap', () => {
+  it('takes lds_config and cds_config from files with no control plane', () => {
+    const { boot, errors } = build(`dynamic_resources:
+  lds_config: { path: ${lds} }
+  cds_config: { path_config_source: { path: ${cds}, watched_directory: { path: ${dir} } } }`);
+    expect(errors).toEqual([]);
+    expect(boot).toMatchObject({ ads: null, lds: { kind: 'file', path: lds, watchDir: null }, cds: { kind: 'file', path: cds, watchDir: dir } });
+  });
+
+  it('mixes a file for LDS with ADS for CDS', () => {
+    const text = `dynamic_resources:
+  ads_config: { api_type: GRPC, grpc_services: [ { envoy_grpc: { cluster_name: xds } } ] }
+  lds_config: { path_config_source: { path: ${lds} } }
+  cds_config: { ads: {} }
+static_resources:
+  clusters: [ { name: xds, type: STATIC, load_assignment: { cluster_name: xds, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 18000 } } } } ] } ] } } ]`;
+    const { boot, errors } = build(text);
+    // The control plane's cluster is a static one: build the whole config.
+    expect(errors.filter((e) => !e.path.startsWith('dynamic_resources.ads_config.grpc_services'))).toEqual([]);
+    expect(boot).toBeNull();
+    const { bootstrap } = parseBootstrapText(text, 'test.yaml');
+    const config = buildStaticConfig(bootstrap as Record<string, unknown>, 'test.yaml');
+    expect(config.dynamic).toMatchObject({ ads: { target: 'ipv4:127.0.0.1:18000', delta: false }, lds: { kind: 'file', path: lds }, cds: { kind: 'ads' } });
+  });
+
+  it('refuses ads and path together (ConfigSource is a oneof)', () => {
+    const { errors } = build(`dynamic_resources: { lds_config: { ads: {}, path: ${lds} } }`);
+    expect(errors).toContainEqual({ path: 'dynamic_resources.lds_config.path', message: expect.stringContaining('only one of "ads" and "path"') });
+  });
+
+  it('refuses a relative path, by its field path', () => {
+    const { boot, errors } = build('dynamic_resources: { lds_config: { path_config_source: { path: conf/lds.yaml } } }');
+    expect(boot).toBeNull();
+    expect(errors).toEqual([{ path: 'dynamic_resources.lds_config.path_config_source.path', message: '"conf/lds.yaml" is relative; give an absolute path' }]);
+  });
+
+  it('refuses a watched_directory that does not exist, and a missing file, as Envoy does at start-up', () => {
+    const gone = path.join(dir, 'no-such-dir');
+    const { boot, errors } = build(`dynamic_resources:
+  cds_config: { path_config_source: { path: ${path.join(gone, 'cds.yaml')}, watched_directory: { path: ${gone} } } }`);
+    expect(boot).toBeNull();
+    expect(errors.map((e) => e.path)).toEqual(['dynamic_resources.cds_config.path_config_source.watched_directory.path', 'dynamic_resources.cds_config.path_config_source.path']);
+    expect(errors[0]!.message).toContain(`directory ${gone} does not exist`);
+    expect(errors[1]!.message).toContain('does not exist');
+  });
+
+  it('only warns about missing files in --mode validate (they belong to the host the config runs on)', () => {
+    const { boot, errors, warnings } = build('dynamic_resources: { lds_config: { path: /nonexistent/strait/lds.yaml } }', 'validate');
+    expect(errors).toEqual([]);
+    expect(boot?.lds).toEqual({ kind: 'file', path: '/nonexistent/strait/lds.yaml', watchDir: null });
+    expect(warnings).toContainEqual({ path: 'dynamic_resources.lds_config.path', message: expect.stringContaining('/nonexistent/strait/lds.yaml does not exist') });
+  });
+
+  it('still needs ads_config when one source uses ads', () => {
+    const { errors } = build(`dynamic_resources: { lds_config: { path: ${lds} }, cds_config: { ads: {} } }`);
+    expect(errors).toEqual([{ path: 'dynamic_resources.ads_config', message: 'is required: lds_config/cds_config/eds_config use ads' }]);
+  });
+
+  it('names api_config_source as not supported, offering the file source', () => {
+    const { errors } = build('dynamic_resources: { lds_config: { api_config_source: { api_type: GRPC } } }');
+    expect(errors).toEqual([{ path: 'dynamic_resources.lds_config', message: expect.stringContaining('path_config_source') }]);
+  });
+
+  it('accepts a static EDS cluster whose endpoints come from a file, with no dynamic_resources at all', () => {
+    const text = `static_resources:
+  clusters:
+  - name: e
+    type: EDS
+    eds_cluster_config: { eds_config: { path_config_source: { path: ${cds} } } }`;
+    const { bootstrap } = parseBootstrapText(text, 'test.yaml');
+    const config = buildStaticConfig(bootstrap as Record<string, unknown>, 'test.yaml');
+    expect(config.dynamic).toMatchObject({ ads: null, lds: null, cds: null });
+  });
+});
+
+describe("Envoy's dynamic-from-filesystem demo (corpus)", () => {
+  const demo = path.resolve(REPO, '..', 'shared', 'corpus', 'envoy', 'envoy-dynamic-filesystem-demo.yaml');
+
+  it('validates: its /var/lib/envoy files are reported as warnings, not errors', () => {
+    const { bootstrap, warnings } = parseBootstrapText(fs.readFileSync(demo, 'utf8'), demo, { keepErrors: true });
+    const config = buildStaticConfig(bootstrap as Record<string, unknown>, demo, warnings, [], 'validate');
+    expect(config.dynamic).toMatchObject({ ads: null, lds: { kind: 'file', path: '/var/lib/envoy/lds.yaml' }, cds: { kind: 'file', path: '/var/lib/envoy/cds.yaml' } });
+  });
+
+  it('refuses to serve while its files do not exist, naming each', () => {
+    if (fs.existsSync('/var/lib/envoy/lds.yaml')) return; // a host that has them would start
+    const { bootstrap } = parseBootstrapText(fs.readFileSync(demo, 'utf8'), demo, { keepErrors: true });
+    expect(() => buildStaticConfig(bootstrap as Record<string, unknown>, demo)).toThrow(/dynamic_resources\.lds_config\.path: \/var\/lib\/envoy\/lds\.yaml does not exist/);
+  });
+
+  it("reads the demo's LDS and CDS files as DiscoveryResponses", () => {
+    for (const [file, type, name] of [
+      ['envoy-dynamic-lds-demo.yaml', LISTENER_TYPE, 'listener_0'],
+      ['envoy-dynamic-cds-demo.yaml', CLUSTER_TYPE, 'example_proxy_cluster'],
+    ] as const) {
+      const r = readDiscoveryFile(path.join(path.dirname(demo), file), type, new Set());
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      expect(r.update.decodeProblems).toEqual([]);
+      expect(r.update.resources.map((x) => x.name)).toEqual([name]);
+    }
+  });
+});
+
+describe('reading a DiscoveryResponse file', () => {
+  const f = path.join(dir, 'read.yaml');
+  const listener = (name: string, port: number | string) => `- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: ${name}
+  address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
+`;
+
+  it('lists what the previous version had and this one lacks as removed', () => {
+    fs.writeFileSync(f, `version_info: v2\nresources:\n${listener('a', 1)}`);
+    const r = readDiscoveryFile(f, LISTENER_TYPE, new Set(['a', 'b']));
+    expect(r.ok && r.update).toMatchObject({ versionInfo: 'v2', removed: ['b'], rejected: [] });
+  });
+
+  it('refuses a bad resource by name with its field path, keeping it out of removed', () => {
+    fs.writeFileSync(f, `version_info: v3\nresources:\n${listener('a', 70000)}${listener('b', 2)}`);
+    const r = readDiscoveryFile(f, LISTENER_TYPE, new Set(['a', 'b']));
+    expect(r.ok && r.update).toMatchObject({ rejected: ['a'], removed: [], decodeProblems: ['Listener "a": address.socket_address.port_value: value must be <= 65535'] });
+    expect(r.ok && r.update.resources.map((x) => x.name)).toEqual(['b']);
+  });
+
+  it('refuses a resource of another type and a duplicate name', () => {
+    fs.writeFileSync(f, `resources:\n${listener('a', 1)}${listener('a', 2)}- { "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: c }\n`);
+    const r = readDiscoveryFile(f, LISTENER_TYPE, new Set());
+    expect(r.ok && r.update.decodeProblems).toEqual([
+      'Listener "a": name: a second Listener named "a" (also resources[0])',
+      'Listener "c": @type: is type.googleapis.com/envoy.config.cluster.v3.Cluster; this file is a Listener source',
+    ]);
+  });
+
+  it('fails the whole file on a syntax error or an unknown top-level field', () => {
+    fs.writeFileSync(f, 'resources: [ {');
+    const bad = readDiscoveryFile(f, LISTENER_TYPE, new Set());
+    expect(bad.ok).toBe(false);
+    fs.writeFileSync(f, 'version_info: "1"\nresource: []\n');
+    const typo = readDiscoveryFile(f, LISTENER_TYPE, new Set());
+    expect(!typo.ok && typo.problems).toEqual([{ path: 'resource', message: expect.stringContaining('unknown field "resource"') }]);
+  });
+});
