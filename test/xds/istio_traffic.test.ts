@@ -67,6 +67,21 @@ spec:
   - route: [{ destination: { host: reviews, subset: v1 } }]
 `;
 
+/** A CORS policy on the route: preflights from https://app.example are answered by the sidecar. */
+const CORS_VS = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http:
+  - corsPolicy:
+      allowOrigins: [{ exact: "https://app.example" }]
+      allowMethods: [GET, PUT]
+      exposeHeaders: [x-upstream]
+      maxAge: 1m
+    route: [{ destination: { host: reviews, subset: v1 } }]
+`;
+
 /** Whether a /config_dump shows the route table sending to `subset`. */
 const routedTo = (dump: string, subset: string) => new RegExp(`"cluster":\\s*"outbound\\|9080\\|${subset}\\|`).test(dump);
 
@@ -209,6 +224,22 @@ describe.each(['DELTA_GRPC', 'GRPC'] as const)('Istio ServiceEntry + Destination
     };
     await eventually(() => probe({ 'x-break': 'yes' }), (r) => r.status === 503 && r.fault, 20_000, 'fault route served');
     expect(await probe({})).toEqual({ status: 200, upstream: 'v1', fault: false });
+    expect(xs.logs.filter((l) => l.msg === 'xds NACK')).toEqual([]);
+  });
+
+  it('answers CORS preflights for a VirtualService corsPolicy and marks the allowed responses', async () => {
+    write(dir, 'vs.yaml', CORS_VS);
+    const send = async (method: string, headers: Record<string, string>) => {
+      const r = await request(`http://127.0.0.1:${await strait.port('127.0.0.1_9080')}/reviews/1`, { method: method as 'GET', headers: { host: 'reviews:9080', connection: 'close', ...headers } });
+      await r.body.text();
+      return { status: r.statusCode, upstream: String(r.headers['x-upstream'] ?? ''), allow: r.headers['access-control-allow-origin'], methods: r.headers['access-control-allow-methods'], maxAge: r.headers['access-control-max-age'], expose: r.headers['access-control-expose-headers'] };
+    };
+    const preflight = { origin: 'https://app.example', 'access-control-request-method': 'PUT' };
+    // The sidecar answers the preflight itself: no upstream saw it.
+    const pf = await eventually(() => send('OPTIONS', preflight), (r) => r.allow === 'https://app.example', 20_000, 'cors route served');
+    expect(pf).toMatchObject({ status: 200, upstream: '', methods: 'GET,PUT', maxAge: '60' });
+    expect(await send('GET', { origin: 'https://app.example' })).toMatchObject({ status: 200, upstream: 'v1', allow: 'https://app.example', expose: 'x-upstream' });
+    expect(await send('GET', { origin: 'https://evil.example' })).toMatchObject({ status: 200, upstream: 'v1', allow: undefined });
     expect(xs.logs.filter((l) => l.msg === 'xds NACK')).toEqual([]);
   });
 });

@@ -126,7 +126,14 @@ spec:
     rewrite: { uri: /new, authority: new.example.com }
     mirror: { host: reviews, subset: v3 }
     mirrorPercentage: { value: 25 }
-    corsPolicy: { allowOrigins: [{ exact: "*" }] }
+    corsPolicy:
+      allowOrigins: [{ exact: "https://a.example" }, { regex: "https://.*[.]b[.]example" }]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-a, x-b]
+      exposeHeaders: [x-c]
+      maxAge: 24h
+      allowCredentials: true
+      unmatchedPreflights: IGNORE
     route: [{ destination: { host: reviews, subset: v1 } }]
   - route:
     - { destination: { host: reviews, subset: v1 }, weight: 90 }
@@ -272,6 +279,18 @@ describe('Istio → xDS translation', () => {
       host_rewrite_literal: 'new.example.com',
       request_mirror_policies: [{ cluster: `outbound|9080|v3|${HOST}`, runtime_fraction: { default_value: { numerator: 250000, denominator: 'MILLION' } } }],
     });
+    // corsPolicy as Istio writes it: a CorsPolicy for the cors filter on the route, always on.
+    expect(old.typed_per_filter_config['envoy.filters.http.cors']).toEqual({
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+      allow_origin_string_match: [{ exact: 'https://a.example' }, { safe_regex: { regex: 'https://.*[.]b[.]example' } }],
+      filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+      allow_methods: 'GET,POST',
+      allow_headers: 'x-a,x-b',
+      expose_headers: 'x-c',
+      max_age: '86400',
+      allow_credentials: true,
+      forward_not_matching_preflights: false,
+    });
     expect(rest.match).toEqual({ prefix: '/' });
     expect(rest.route.weighted_clusters.clusters).toEqual([
       { name: `outbound|9080|v1|${HOST}`, weight: 90 },
@@ -290,15 +309,16 @@ describe('Istio → xDS translation', () => {
     expect(ext.routes).toMatchObject([{ name: 'default', match: { prefix: '/' }, route: { cluster: 'outbound|80||api.example.com' } }]);
   });
 
-  it('adds an outbound listener per port: HCM with RDS over ADS for HTTP (an empty fault filter, as Istio), tcp_proxy for TCP', () => {
+  it('adds an outbound listener per port: HCM with RDS over ADS for HTTP (cors and an empty fault filter, as Istio), tcp_proxy for TCP', () => {
     const l = get(LISTENER_TYPE, '0.0.0.0_9080');
     expect(l.address.socket_address).toMatchObject({ address: '0.0.0.0', port_value: 9080 });
     const hcm = l.filter_chains[0].filters[0].typed_config;
     expect(hcm.rds).toMatchObject({ route_config_name: '9080', config_source: { ads: {} } });
-    expect(hcm.http_filters.map((f: Obj) => f.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.router']);
-    // Istio's shape: the (empty) fault filter is in every HTTP chain, whether a route injects faults or not.
-    expect(get(LISTENER_TYPE, '0.0.0.0_80').filter_chains[0].filters[0].typed_config.http_filters.map((f: Obj) => f.name)).toEqual(['envoy.filters.http.fault', 'envoy.filters.http.router']);
-    expect(hcm.http_filters[0].typed_config).toEqual({ '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' });
+    const chain = ['envoy.filters.http.cors', 'envoy.filters.http.fault', 'envoy.filters.http.router'];
+    expect(hcm.http_filters.map((f: Obj) => f.name)).toEqual(chain);
+    // Istio's shape: cors and the (empty) fault filter are in every HTTP chain, whether a route has a policy or not.
+    expect(get(LISTENER_TYPE, '0.0.0.0_80').filter_chains[0].filters[0].typed_config.http_filters.map((f: Obj) => f.name)).toEqual(chain);
+    expect(hcm.http_filters[1].typed_config).toEqual({ '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' });
     const tcp = get(LISTENER_TYPE, '0.0.0.0_5432').filter_chains[0].filters[0];
     expect(tcp.name).toBe('envoy.filters.network.tcp_proxy');
     expect(tcp.typed_config.weighted_clusters.clusters).toEqual([
@@ -330,16 +350,17 @@ describe('Istio → xDS translation', () => {
   });
 
   it('warns about fields that change traffic and are not translated, by file and field path', () => {
-    expect(problems('vs.yaml')).toContain('documents[0].spec.http[2].corsPolicy: is not supported; ignored');
+    expect(problems('vs.yaml').filter((p) => p.includes('corsPolicy'))).toEqual([]);
     expect(problems('dr.yaml')).toContain('documents[2].spec.trafficPolicy.tls: TLS origination (mode SIMPLE) is not supported; traffic stays plain text');
   });
 
   it('keeps the last good version of a file whose objects turn invalid, and says which field is wrong', () => {
-    fs.writeFileSync(path.join(dir, 'vs.yaml'), VS.replace('weight: 90', 'weight: -1').replace('fixedDelay: 2s', 'fixedDelay: soon'));
+    fs.writeFileSync(path.join(dir, 'vs.yaml'), VS.replace('weight: 90', 'weight: -1').replace('fixedDelay: 2s', 'fixedDelay: soon').replace('maxAge: 24h', 'maxAge: a day'));
     r = loadResourceDir(dir, { istio });
     expect(problems('vs.yaml')).toEqual(
       expect.arrayContaining([
         'documents[0].spec.http[1].fault.delay.fixedDelay: is required (a duration like "5s")',
+        'documents[0].spec.http[2].corsPolicy.maxAge: invalid duration "a day": write it like "1s", "100ms" or "1m"',
         'documents[0].spec.http[3].route[0].weight: must be a non-negative integer, got -1',
         ': invalid; its last good version keeps serving',
       ]),

@@ -248,8 +248,11 @@ export function translateIstio(docs: readonly IstioDoc[], opts: TranslateOptions
     const origin = vhosts[0]!.doc;
     emit(origin, 'spec.ports', ROUTE_TYPE, { name: String(port), virtual_hosts, validate_clusters: false });
     // Istio's shape: an empty fault filter in every HTTP chain, the faults themselves per route,
-    // so a VirtualService that adds one changes routes only, never the listener.
-    const httpFilters: Obj[] = [{ name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } }];
+    // so a VirtualService that adds one changes routes only, never the listener. The cors filter too (before fault, Istio's order): it acts only on routes with a policy.
+    const httpFilters: Obj[] = [
+      { name: CORS_FILTER, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } },
+      { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } },
+    ];
     httpFilters.push({ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } });
     emit(origin, 'spec.ports', LISTENER_TYPE, {
       name: listenerName(port),
@@ -366,7 +369,39 @@ function headerOps(h: Obj | undefined): { add: Obj[]; remove: string[] } {
   return { add, remove: ((h?.remove ?? []) as string[]).map(String) };
 }
 
-const HTTP_KNOWN = ['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercentage', 'mirrorPercent', 'mirror_percent', 'headers'];
+const CORS_FILTER = 'envoy.filters.http.cors';
+const CORS_KNOWN = ['allowOrigins', 'allowOrigin', 'allowMethods', 'allowHeaders', 'exposeHeaders', 'maxAge', 'allowCredentials', 'unmatchedPreflights'];
+
+/**
+ * An HTTPRoute's corsPolicy as Istio writes it: a CorsPolicy in the route's typed_per_filter_config
+ * (lists joined with commas, maxAge in seconds), on for every request; unmatchedPreflights IGNORE
+ * answers preflights from other origins instead of forwarding them. null when it allows no origin.
+ */
+function corsPolicy(c: Obj, path: string, warn: (path: string, message: string) => void): Obj | null {
+  for (const f of extra(c, CORS_KNOWN)) warn(`${path}.${f}`, 'is not supported; ignored');
+  const origins: Obj[] = ((c.allowOrigins ?? []) as Obj[]).map((m) => stringMatcher(m));
+  // The deprecated allowOrigin list holds exact origins.
+  for (const o of (c.allowOrigin ?? []) as string[]) origins.push({ exact: String(o) });
+  if (!origins.length) {
+    warn(path, 'allows no origin; no CORS policy is set');
+    return null;
+  }
+  const out: Obj = {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+    allow_origin_string_match: origins,
+    filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+  };
+  const list = (v: unknown) => ((v ?? []) as unknown[]).map(String).join(',');
+  if (c.allowMethods?.length) out.allow_methods = list(c.allowMethods);
+  if (c.allowHeaders?.length) out.allow_headers = list(c.allowHeaders);
+  if (c.exposeHeaders?.length) out.expose_headers = list(c.exposeHeaders);
+  if (c.maxAge !== undefined) out.max_age = String(Math.floor(durationMs(c.maxAge)! / 1000));
+  if (c.allowCredentials !== undefined) out.allow_credentials = c.allowCredentials === true;
+  if (c.unmatchedPreflights === 'IGNORE') out.forward_not_matching_preflights = false;
+  return out;
+}
+
+const HTTP_KNOWN = ['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercentage', 'mirrorPercent', 'mirror_percent', 'headers', 'corsPolicy'];
 const MATCH_KNOWN = ['name', 'uri', 'scheme', 'method', 'authority', 'headers', 'port', 'queryParams', 'ignoreUriCase', 'withoutHeaders', 'sourceNamespace', 'gateways'];
 
 /** One Istio HTTPRoute as Envoy routes: one per match (none: a catch-all), all with the same action. */
@@ -462,6 +497,10 @@ function httpRoutes(
       else cfg.abort.grpc_status = typeof f.abort.grpcStatus === 'number' ? f.abort.grpcStatus : 14;
     }
     extras.typed_per_filter_config = { 'envoy.filters.http.fault': cfg };
+  }
+  if (h.corsPolicy) {
+    const cors = corsPolicy(h.corsPolicy as Obj, `${path}.corsPolicy`, warn);
+    if (cors) extras.typed_per_filter_config = { ...extras.typed_per_filter_config, [CORS_FILTER]: cors };
   }
   const hdr = h.headers as Obj | undefined;
   if (hdr) {

@@ -204,6 +204,15 @@ export function validateDoc(d: IstioDoc): FieldError[] {
         dur(h.retries?.perTryTimeout, `${hp}.retries.perTryTimeout`);
         if (h.retries?.retryOn !== undefined && typeof h.retries.retryOn !== 'string') err(`${hp}.retries.retryOn`, 'must be a comma-separated string');
       }
+      const cp = h.corsPolicy;
+      if (cp !== undefined) {
+        if (!isObj(cp)) err(`${hp}.corsPolicy`, 'must be an object');
+        else {
+          ((Array.isArray(cp.allowOrigins) ? cp.allowOrigins : []) as unknown[]).forEach((o, k) => stringMatch(o, `${hp}.corsPolicy.allowOrigins[${k}]`));
+          dur(cp.maxAge, `${hp}.corsPolicy.maxAge`);
+          if (cp.unmatchedPreflights !== undefined && !['UNSPECIFIED', 'FORWARD', 'IGNORE'].includes(cp.unmatchedPreflights)) err(`${hp}.corsPolicy.unmatchedPreflights`, 'must be FORWARD or IGNORE');
+        }
+      }
       const f = h.fault;
       if (f !== undefined) {
         if (!isObj(f) || (f.delay === undefined && f.abort === undefined)) err(`${hp}.fault`, 'needs delay or abort');
