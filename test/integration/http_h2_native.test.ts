@@ -48,6 +48,14 @@ async function upstream() {
       pump();
       return;
     }
+    if (url.startsWith('/cut/')) {
+      // A chunked body cut short: the response began and cannot finish. (With a content-length the
+      // client could tell a short body by itself; chunked, only the reset says it.)
+      const total = Number(url.slice(5));
+      res.writeHead(200);
+      res.write(chunk.subarray(0, total / 2), () => setTimeout(() => req.socket.destroy(), 20));
+      return;
+    }
     if (url.startsWith('/hold/')) {
       state.holdReq = req;
       // Read (so the socket's end is seen), never answer.
@@ -174,6 +182,20 @@ ${staticCluster('up', [up.port])}`,
       expect(r.text).toBe('GET /after 0');
     } finally {
       up.state.holdReq = null;
+      s.close();
+    }
+  });
+
+  it('resets the stream (RST_STREAM INTERNAL_ERROR, never a clean end) when the upstream dies mid-body; the connection serves on', async () => {
+    const s = session();
+    try {
+      const r = await ask(s, { ':path': '/cut/2000' });
+      expect(r.status).toBe(200);
+      expect(r.text.length).toBeLessThan(2000);
+      // node:http2's close(code) used to end the stream first: the client saw END_STREAM and rstCode 0.
+      expect(r.rst).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      expect(await ask(s, { ':path': '/after-cut' })).toMatchObject({ status: 200, text: 'GET /after-cut 0' });
+    } finally {
       s.close();
     }
   });

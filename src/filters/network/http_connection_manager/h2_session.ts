@@ -56,6 +56,23 @@ function ignore(): void {}
 
 type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
 
+const RESET = new Error('stream reset by the proxy');
+
+/**
+ * RST_STREAM INTERNAL_ERROR on a downstream stream, whatever has been sent. node:http2's
+ * close(code) ends the writable side first, so a stream whose response had begun went out with
+ * END_STREAM and the client took a cut-short body for a whole one; destroy(err) resets the
+ * stream where it stands (rst code INTERNAL_ERROR for an error), dropping what is queued.
+ */
+function resetDownstream(s: H2DownStream): void {
+  if (s instanceof NativeH2Stream) return s.close(NGHTTP2_INTERNAL_ERROR);
+  const n = s as unknown as http2.ServerHttp2Stream;
+  if (n.destroyed) return;
+  // destroy(err) emits 'error': a stream that failed before start() has no listener yet.
+  n.on('error', ignore);
+  n.destroy(RESET);
+}
+
 /**
  * The exchange a downstream stream belongs to: one set of module-level listeners finds it here,
  * instead of a closure per listener per stream.
@@ -151,7 +168,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
     } catch (err) {
       // A bug must cost this stream, never the process.
       log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
-      stream.close(NGHTTP2_INTERNAL_ERROR);
+      resetDownstream(stream);
     }
   });
   // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
@@ -253,7 +270,7 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
       } catch (err) {
         // A bug must cost this stream, never the process.
         log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
-        stream.close(NGHTTP2_INTERNAL_ERROR);
+        resetDownstream(stream);
       }
     },
     onIdle() {
@@ -1237,7 +1254,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.abortTry();
     if (this.responseStarted) {
       this.finish();
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      resetDownstream(this.stream);
       return;
     }
     this.localReply(408, kind === 'idle' ? 'stream timeout' : 'request timeout');
@@ -1251,7 +1268,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (this.responseStarted) {
       this.stats.rq_reset_after_downstream_response_started.value++;
       this.finish();
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      resetDownstream(this.stream);
       return;
     }
     this.localReply(504, 'upstream request timeout');
@@ -1474,7 +1491,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.stats.rq_reset_after_downstream_response_started.value++;
     this.endTry();
     this.finish();
-    this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    resetDownstream(this.stream);
   }
 
   private complete(): void {
@@ -1491,7 +1508,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (this.finished) return;
     if (this.responseStarted) {
       this.finish();
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      resetDownstream(this.stream);
       return;
     }
     this.responseStarted = true;
@@ -1556,7 +1573,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       this.stream.respond(h, { endStream: body === null });
       if (body) this.stream.end(body);
     } catch {
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      resetDownstream(this.stream);
     }
   }
 
