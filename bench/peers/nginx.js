@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findTool, versionOf } from '../lib/tools.js';
+import { BODY_SIZES, bodyFor } from '../upstreams/index.js';
 
 const STREAM_SO = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
@@ -53,6 +54,8 @@ export default {
     http1: (c) => http(c, 'http1', ''),
     /** L7 h2c: `listen ... http2` on a cleartext port is h2 with prior knowledge. */
     h2c: (c) => http(c, 'h2c', ' http2'),
+    /** h2c answered by nginx itself (`return 200`), the upstream never asked. */
+    'h2c-local': (c) => http(c, 'h2c-local', ' http2', 'proxy', BODY_SIZES.map((n) => `    location = /${n} {\n      default_type text/plain;\n      return 200 "${bodyFor(n)}";\n    }\n`).join('')),
     /** L7 gRPC: `listen ... http2`, grpc_pass to an upstream with keep-alive (HTTP/2 to it). */
     grpc: (c) => http(c, 'grpc', ' http2', 'grpc'),
   },
@@ -80,7 +83,7 @@ ${streamModuleLine() ?? ''}${head(c.dir, c.fdLimit)}stream {
 }
 
 /** http {} proxy_pass over HTTP/1.1 keep-alive connections to one upstream. */
-function http(c, layer, listenOpts, pass = 'proxy') {
+function http(c, layer, listenOpts, pass = 'proxy', locations = '') {
   const t = (n) => path.join(c.dir, 'tmp', n);
   fs.mkdirSync(path.join(c.dir, 'tmp'), { recursive: true });
   return {
@@ -107,7 +110,7 @@ ${head(c.dir, c.fdLimit)}http {
   }
   server {
     listen 127.0.0.1:${c.listenPort}${listenOpts} backlog=4096;
-    location / {
+${locations}    location / {
 ${
   pass === 'grpc'
     ? `      # gRPC: HTTP/2 to the upstream, connections kept by the upstream's keepalive.

@@ -48,6 +48,12 @@ export async function h2load(target, ctx, { urlPath, seconds, logFile, extra = [
   return { args, fin, req: req.slice(1).map(Number), st: st.slice(1).map(Number) };
 }
 
+const LAYER_NOTE = {
+  l7: ' (proxies: h2c downstream, HTTP/1.1 keep-alive upstream; direct: h2c to the upstream)',
+  l4: '',
+  local: ' (proxies answer with the same body themselves: Strait and Envoy direct_response, HAProxy http-request return, nginx return 200; direct: the upstream nginx answering over h2c, the same local reply). Read against the h2c row: the gap between the two is what forwarding to the upstream costs',
+};
+
 /**
  * `rate` (requests/s over all connections) makes it a fixed-rate row: h2load --rps gives each
  * connection an equal share, and the row's primary figure is p99 at that load (lower is better).
@@ -62,6 +68,7 @@ export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null
     layerLabel: HTTP_LAYERS[layer].label,
     quick,
     ...(rounds ? { rounds: (s) => Math.min(s.rounds, rounds) } : {}),
+    // The local layer's proxies answer by themselves; direct asks the upstream, which answers the same way.
     upstream: layer === 'l7' ? { kind: 'nginx-http', endpoint: 'h2c', proxyEndpoint: 'h1' } : { kind: 'nginx-http', endpoint: 'h2c' },
     requires() {
       const t = findTool('h2load');
@@ -74,7 +81,7 @@ export function h2cWorkload({ name, bodySize, quick, layer = 'l7', rounds = null
       (rate
         ? `Fixed rate: h2load --rps=${rate / s.connections} per connection (${rate} req/s in all); requests start on schedule, and latency runs from each request's actual start (h2load does not correct for coordinated omission), so compare p99 only where no peer falls short of the rate. `
         : '') +
-      `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c${layer === 'l7' ? ' (proxies: h2c downstream, HTTP/1.1 keep-alive upstream; direct: h2c to the upstream)' : ''}. Counted: responses h2load reports as succeeded; ` +
+      `h2load -t1 -c${s.connections} -m${s.h2Streams} -D <duration>, GET ${urlPath} over h2c${LAYER_NOTE[layer]}. Counted: responses h2load reports as succeeded; ` +
       'failed/errored/timed-out requests and any non-2xx status (from the summary and from every line of the per-request log) are errors; p50/p99 come from that log.',
     async preflight(target) {
       const r = await h2Get(target.port, urlPath);

@@ -27,6 +27,8 @@ async function wrk(target, ctx, { urlPath, depth, seconds }) {
 export const HTTP_LAYERS = {
   l7: { http1: 'http1', h2c: 'h2c', label: 'L7 (http_connection_manager)' },
   l4: { http1: 'l4', h2c: 'l4', label: 'L4 (tcp_proxy)' },
+  /** Answered by the proxy itself, no upstream: what terminating the protocol costs alone. */
+  local: { h2c: 'h2c-local', label: 'L7, answered by the proxy' },
 };
 
 /** One exact request through the peer; remembers the response size for the byte checks. */

@@ -39,6 +39,8 @@ export const WORKLOADS = [
   h2cWorkload({ name: 'h2c-64', bodySize: 64, quick: true }),
   h2cWorkload({ name: 'h2c-1k', bodySize: 1024, quick: false }),
   h2cWorkload({ name: 'h2c-rate-10k', bodySize: 64, quick: false, rounds: 3, rate: 10000 }),
+  // HTTP/2 termination alone (no upstream): where the h2c row's CPU goes, proxy by proxy.
+  h2cWorkload({ name: 'h2c-64-local', bodySize: 64, quick: false, layer: 'local', rounds: 3 }),
   // gRPC unary at L7, HTTP/2 on both sides of every proxy. Full profile only (quick is at ~130 s
   // of its 160 s budget; 5 more peers x 2 rounds would not fit), 3 rounds (~90 s).
   grpcWorkload({ name: 'grpc-unary-64', messageSize: 64, quick: false, rounds: 3 }),

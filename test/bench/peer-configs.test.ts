@@ -19,6 +19,8 @@ import { straitPeer } from '../../bench/peers/strait.js';
 import { findTool } from '../../bench/lib/tools.js';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { WORKLOADS } from '../../bench/workloads/index.js';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { bodyFor } from '../../bench/upstreams/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-bench-cfg-'));
@@ -28,7 +30,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const C = { dir, listenPort: 40001, adminPort: 40002, upstreamPort: 40003, fdLimit: 4096, connections: 64 };
 const LAYERS = ['http1', 'h2c'] as const;
 /** Every L7 layer whose configs the checkers below parse: the HTTP ones plus gRPC (HTTP/2 upstream). */
-const L7_LAYERS = [...LAYERS, 'grpc'] as const;
+const L7_LAYERS = [...LAYERS, 'grpc', 'h2c-local'] as const;
 const has = (t: string) => findTool(t).ok as boolean;
 const straitBuilt = fs.existsSync(path.join(REPO, 'dist/cli.js'));
 
@@ -42,7 +44,7 @@ type W = { name: string; layer: string; layerLabel: string; quick: boolean; upst
 describe('bench L7 HTTP peer configs', () => {
   it('every HTTP workload has an L7 row, and quick measures HTTP at L7 only', () => {
     const http = (WORKLOADS as W[]).filter((w) => /^(http1|h2c)-/.test(w.name));
-    for (const w of http.filter((x) => !x.name.endsWith('-l4'))) {
+    for (const w of http.filter((x) => !x.name.endsWith('-l4') && !x.name.endsWith('-local'))) {
       expect(w.layerLabel, w.name).toBe('L7 (http_connection_manager)');
       expect(LAYERS as readonly string[]).toContain(w.layer);
     }
@@ -55,13 +57,25 @@ describe('bench L7 HTTP peer configs', () => {
     expect(h2c.upstream).toMatchObject({ endpoint: 'h2c', proxyEndpoint: 'h1' });
   });
 
+  it('h2c-64-local: every proxy answers each bench path itself with the upstream\'s body, never forwarding', () => {
+    const w = (WORKLOADS as W[]).find((x) => x.name === 'h2c-64-local')!;
+    expect([w.layer, w.quick]).toEqual(['h2c-local', false]);
+    const body64 = bodyFor(64);
+    const envoy = ENVOY_CONFIGS['h2c-local'](C);
+    expect(straitPeer('native').configs['h2c-local'](C).files['envoy.yaml']).toBe(envoy);
+    expect(envoy).toContain(`match: { path: "/64" }\n                direct_response: { status: 200, body: { inline_string: "${body64}" } }`);
+    expect(envoy).not.toContain('route: { cluster: upstream }');
+    expect(haproxy.configs['h2c-local'](C).files['haproxy.cfg']).toContain(`http-request return status 200 content-type text/plain string "${body64}" if { path /64 }`);
+    expect(nginx.configs['h2c-local'](C).files['nginx.conf']).toMatch(new RegExp(`location = /64 \\{\\s+default_type text/plain;\\s+return 200 "${body64}";`));
+  });
+
   it('Strait and Envoy get the very same bootstrap: http_connection_manager, codec AUTO, all to one cluster', () => {
     for (const layer of L7_LAYERS) {
       const strait = straitPeer('native').configs[layer](C).files['envoy.yaml'];
       expect(strait).toBe(ENVOY_CONFIGS[layer](C));
       expect(strait).toContain('envoy.filters.network.http_connection_manager');
       expect(strait).toContain('codec_type: AUTO');
-      expect(strait).toContain('route: { cluster: upstream }');
+      if (layer !== 'h2c-local') expect(strait).toContain('route: { cluster: upstream }');
     }
   });
 
