@@ -386,7 +386,7 @@ function compilePerFilter(m: unknown, path: string, errors: FieldError[], warnin
       const known = type ? findHttpFilter(k, type) : undefined;
       errors.push({
         path: `${vp}["@type"]`,
-        message: known ? `${known.name} does not support per-route configuration` : `no HTTP filter implements per-route config type "${type}" (supported: HTTPFault, LocalRateLimit, RBACPerRoute, ExtAuthzPerRoute, CorsPolicy, BufferPerRoute)`,
+        message: known ? `${known.name} does not support per-route configuration` : `no HTTP filter implements per-route config type "${type}" (supported: HTTPFault, LocalRateLimit, RBACPerRoute, ExtAuthzPerRoute, CorsPolicy, CompressorPerRoute, BufferPerRoute)`,
       });
       continue;
     }

@@ -54,7 +54,7 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
     name: 'envoy.filters.http.compressor',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor'],
     perRouteTypeUrls: ['type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute'],
-    load: async () => (await import('./passive/config.js')).compressorFactory,
+    load: async () => (await import('./compressor/config.js')).compressorFactory,
   },
   {
     name: 'strait.filters.http.priority_ratelimit',

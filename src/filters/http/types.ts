@@ -48,11 +48,35 @@ export interface HttpFilterRequest {
    */
   responseHeaders?: import('../../router/http_route_table.js').HeaderMutation | null;
   /**
+   * A response body transform a filter set up for this request (the compressor), one per request
+   * (the compressor filters of a chain share one, see ../compressor/negotiate.ts). Set, it makes
+   * the connection manager take its generic response path for the upstream's response — header
+   * object, body chunk by chunk, no flat or whole-response fast paths — and hand the head to
+   * `onResponseHeaders`. Local replies, direct responses and redirects do not go through it.
+   * Left unset (the usual case), it costs the connection manager one null check.
+   */
+  responseBody?: ResponseBodyFilter | null;
+  /**
    * The request body the connection manager held for a filter whose verdict asked for it
    * (FilterVerdict.needBody), set before that filter's `wait` runs: complete, or the first
    * `maxBytes` when allowPartial cut it short.
    */
   body?: Buffer | null;
+}
+
+/**
+ * A response body transform, asked once per upstream response (each try's, when retries or
+ * hedges bring several).
+ */
+export interface ResponseBodyFilter {
+  /**
+   * The upstream's final response head: `headers` is its header object (lower-case names,
+   * `:status` among them), which it may edit in place (content-encoding, vary, content-length).
+   * `endStream`: no body follows. Returns the stream the body goes through (its output is what
+   * the client gets), or null to leave the body as it came. The connection manager writes to it
+   * with backpressure, ends it at the end of the response and destroys it on a reset or abort.
+   */
+  onResponseHeaders(status: number, headers: Record<string, string | string[] | undefined>, endStream: boolean): import('node:stream').Transform | null;
 }
 
 /** A filter that must see the request body before deciding (ext_authz with_request_body). */
@@ -70,6 +94,15 @@ export interface BodyNeed {
 export function addResponseHeaders(req: HttpFilterRequest, m: import('../../router/http_route_table.js').HeaderMutation): void {
   const prev = req.responseHeaders;
   req.responseHeaders = prev ? Object.freeze({ add: [...m.add, ...prev.add], remove: [...m.remove, ...prev.remove] }) : m;
+}
+
+/**
+ * Adds request header edits for the upstream request (HttpFilterRequest.upstreamHeaders), after
+ * those an earlier filter decided: each filter edits the request the one before it passed on.
+ */
+export function addUpstreamHeaders(req: HttpFilterRequest, m: import('../../router/http_route_table.js').HeaderMutation): void {
+  const prev = req.upstreamHeaders;
+  req.upstreamHeaders = prev ? Object.freeze({ add: [...prev.add, ...m.add], remove: [...prev.remove, ...m.remove] }) : m;
 }
 
 /**

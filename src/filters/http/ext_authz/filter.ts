@@ -3,7 +3,7 @@ import type { Scope, StatsOf } from '../../../observability/stats.js';
 import { peerIdentity } from '../../../rbac/identity.js';
 import type { HeaderAdd } from '../../../router/http_route_table.js';
 import type { ClusterManager } from '../../../upstream/cluster_manager.js';
-import { addResponseHeaders, PER_ROUTE_DISABLED, perRouteConfig, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
+import { addResponseHeaders, addUpstreamHeaders, PER_ROUTE_DISABLED, perRouteConfig, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import { GrpcCheck, headerAllowed, HttpCheck, type CheckInput, type CheckOutcome, type CheckTransport } from './check.js';
 import type { ExtAuthzConfig, ExtAuthzPerRoute } from './config.js';
 import { EXT_AUTHZ_STATS } from './stats.js';
@@ -147,7 +147,7 @@ export class ExtAuthzFilter implements HttpFilter {
     const s = this.stats;
     if (o.kind === 'ok') {
       s.ok.value++;
-      if (o.headers.length || o.remove.length) req.upstreamHeaders = Object.freeze({ add: o.headers, remove: o.remove });
+      if (o.headers.length || o.remove.length) addUpstreamHeaders(req, Object.freeze({ add: o.headers, remove: o.remove }));
       if (o.respHeaders) addResponseHeaders(req, Object.freeze({ add: o.respHeaders, remove: [] }));
       return null;
     }
@@ -159,7 +159,7 @@ export class ExtAuthzFilter implements HttpFilter {
     log.debug({ filter: 'ext_authz', why: o.why }, 'ext_authz: authorization service failed');
     if (!this.config.failureModeAllow) return this.errorReply;
     s.failure_mode_allowed.value++;
-    if (this.config.failureModeAllowHeaderAdd) req.upstreamHeaders = Object.freeze({ add: [FAILURE_MODE_HEADER], remove: [] });
+    if (this.config.failureModeAllowHeaderAdd) addUpstreamHeaders(req, Object.freeze({ add: [FAILURE_MODE_HEADER], remove: [] }));
     return null;
   }
 }

@@ -5,24 +5,12 @@
  * puts everywhere used to be here while CORS policies were refused; it acts now: ../cors/.)
  * - `envoy.filters.http.grpc_stats`: counts gRPC calls and messages; it never changes traffic.
  *   Its statistics and filter state are not produced yet, which the warning says.
- * - `envoy.filters.http.compressor`: Istio's bootstrap puts three (brotli, zstd, gzip) on its
- *   Prometheus listener (15090), so refusing it refused Istio's bootstrap. Strait does not
- *   compress yet: responses go out as the upstream sent them, which is always a valid answer to
- *   Accept-Encoding (RFC 9110 §12.5.3: identity stays acceptable unless the client refuses it
- *   with q=0). The warning says so; the library must still be one Envoy names.
+ * (`envoy.filters.http.compressor` was here too while Strait did not compress: Istio's bootstrap
+ * puts three on its Prometheus listener. It compresses now: ../compressor/.)
  */
 import { INERT_FILTER, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
 
 export const GRPC_STATS_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig';
-export const COMPRESSOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor';
-export const COMPRESSOR_PER_ROUTE_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute';
-
-/** compressor_library types, by the encoding each would produce. */
-const COMPRESSOR_LIBRARIES: Record<string, string> = {
-  'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip': 'gzip',
-  'type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli': 'br',
-  'type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd': 'zstd',
-};
 
 type Obj = Record<string, any>;
 
@@ -38,26 +26,4 @@ export const grpcStatsFactory = {
     return INERT_FILTER;
   },
   create: never,
-} satisfies HttpFilterFactory<typeof INERT_FILTER>;
-
-export const compressorFactory = {
-  name: 'envoy.filters.http.compressor',
-  typeUrls: [COMPRESSOR_TYPE],
-  parse(tc: Obj, path: string, ctx: HttpFilterParseContext) {
-    const url = tc.compressor_library?.typed_config?.['@type'];
-    const encoding = typeof url === 'string' ? COMPRESSOR_LIBRARIES[url] : undefined;
-    if (encoding === undefined) {
-      const known = Object.keys(COMPRESSOR_LIBRARIES).join(', ');
-      ctx.errors.push({ path: `${path}.compressor_library.typed_config`, message: url ? `unknown compressor library ${url} (known: ${known})` : `is required (one of ${known})` });
-      return null;
-    }
-    ctx.warnings.push({ path, message: `compression is not performed yet: responses pass uncompressed (no "${encoding}" content-encoding), which every client accepts` });
-    return INERT_FILTER;
-  },
-  create: never,
-  perRoute: {
-    typeUrls: [COMPRESSOR_PER_ROUTE_TYPE],
-    // Per-route settings only turn compression off or tune it: with none performed, nothing to do.
-    parse: () => INERT_FILTER,
-  },
 } satisfies HttpFilterFactory<typeof INERT_FILTER>;

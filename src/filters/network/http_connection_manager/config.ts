@@ -283,11 +283,11 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
           ctx.warnings.push({ path: `${path}[${i}]`, message: `optional HTTP filter ${type ?? f.name} is not supported; skipped` });
           return;
         }
-        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, ext_authz, cors, grpc_stats, compressor (not compressing), strait.filters.http.priority_ratelimit)` });
+        errors.push({ path: `${path}[${i}]`, message: `HTTP filter ${type ?? f.name} is not supported yet (supported: router, buffer, fault, local_ratelimit, rbac, ext_authz, cors, grpc_stats, compressor (gzip, brotli; zstd accepted, never chosen), strait.filters.http.priority_ratelimit)` });
         return;
       }
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
-      // Valid but acting on nothing (grpc_stats, compressor): no place in the chain.
+      // Valid but acting on nothing (grpc_stats, a zstd compressor): no place in the chain.
       if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name), disabled: f.disabled === true });
       return;
     }

@@ -25,9 +25,10 @@ import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf, useStreamSlots } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { StatsOf } from '../../../observability/stats.js';
-import type { FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
+import type { FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject } from './response_edits.js';
+import { innerTry, TransformTry } from './transform_try.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
@@ -354,6 +355,8 @@ class H2ExchangeMore {
   trNever: string | undefined = undefined;
   /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders), after the route's. */
   respEdit: HeaderMutation | null = null;
+  /** The filters' response body transform (HttpFilterRequest.responseBody, the compressor): each try goes through a TransformTry. */
+  respBody: ResponseBodyFilter | null = null;
 }
 
 /** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
@@ -655,6 +658,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // Response header edits (cors, ext_authz) go on whatever response follows, local replies too.
       const routed = () => {
         if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
+        if (req!.responseBody) this.more.respBody = req!.responseBody;
         this.act(route && withFilterHeaders(route, req!), method, path, host);
       };
       const replied = (r: FilterReply) => {
@@ -705,7 +709,15 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       go();
       return;
     }
-    if (req !== null && req.responseHeaders) this.more.respEdit = req.responseHeaders;
+    if (req !== null) {
+      if (req.responseHeaders) this.more.respEdit = req.responseHeaders;
+      if (req.responseBody) this.more.respBody = req.responseBody;
+      // A filter that let the request through may still edit it (the compressor's remove_accept_encoding_header).
+      if (route && req.upstreamHeaders) {
+        this.act(withFilterHeaders(route, req), method, path, host);
+        return;
+      }
+    }
     this.act(route, method, path, host);
   }
 
@@ -944,16 +956,22 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const endNow = this.requestDone && this.body.length === 0;
     const proto = upstreamProtocolOf(cluster);
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
-    const ev: TryEvents = relay ?? this;
+    const x = this.x;
+    const xf = x !== null && x.respBody !== null ? new TransformTry(relay ?? this, x.respBody) : null;
+    const ev: TryEvents = xf ?? relay ?? this;
     let up = this.upReq!;
     // An H2Try reads its headers only once its session is ready, maybe after a hedge started:
     // each try gets its own object when the count varies (never a FlatRequest: see act()).
     if (this.action!.attemptCount) up = { ...(up as HeaderObject), 'x-envoy-attempt-count': String(this.retries + 1) };
-    const t: UpstreamTry =
+    let t: UpstreamTry =
       proto === 'http1'
         ? new H1Try(this.filter.poolsFor(cluster, priority), host, up, endNow, this.method, ev)
         : new H2Try(this.filter.h2PoolsFor(cluster, priority), host, up, endNow, ev);
     if (this.finished) return; // the try failed synchronously and a reply went out
+    if (xf !== null) {
+      xf.inner = t;
+      t = xf;
+    }
     this.try = t;
     if (relay) {
       relay.try = t;
@@ -1397,7 +1415,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (this.x !== null) this.x.respHeaders = out; // for the access log
     // An HTTP/1 upstream never hands trailers on (H1Try ends with null): its body then ends with
     // END_STREAM on the last DATA frame, without a 'wantTrailers' round and an empty frame.
-    this.sendsTrailers = !endStream && !(this.try instanceof H1Try);
+    this.sendsTrailers = !endStream && !(innerTry(this.try) instanceof H1Try);
     try {
       this.stream.respond(out, { endStream, waitForTrailers: this.sendsTrailers });
     } catch {

@@ -28,9 +28,10 @@ import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest } from '../../http/types.js';
+import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject, editHeaderLines, NO_EDITS } from './response_edits.js';
+import { TransformTry } from './transform_try.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
@@ -42,7 +43,7 @@ import type { HcmConfig } from './config.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
-import { H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { H1Try, H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import type { HCM_STATS } from './stats.js';
 
@@ -1067,6 +1068,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private notify: FilterDoneHook[] | null = null;
   /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders); null: none, the usual case. */
   private respEdit: HeaderMutation | null = null;
+  /**
+   * The filters' response body transform (HttpFilterRequest.responseBody, the compressor); null:
+   * none, the usual case. Set, the request goes through an UpstreamTry whatever the upstream
+   * speaks (H1Try for HTTP/1.1), so the response takes the generic object-and-chunks path.
+   */
+  private respBody: ResponseBodyFilter | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
   /** stream_idle_timeout / request_timeout watch (stream_timeouts.ts); null when neither is set. */
@@ -1201,6 +1208,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.hostFromTarget = false;
     this.notify = null;
     this.respEdit = null;
+    this.respBody = null;
     this.delayed = false;
     this.delayTimer = null;
     this.mirrored = false;
@@ -1371,6 +1379,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       // Response header edits (cors, ext_authz) go on whatever response follows, local replies too.
       const routed = () => {
         this.respEdit = req.responseHeaders ?? null;
+        this.respBody = req.responseBody ?? null;
         this.act(route && withFilterHeaders(route, req));
       };
       const replied = (r: FilterReply) => {
@@ -1416,7 +1425,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     if (req.responseHeaders) this.respEdit = req.responseHeaders;
-    this.act(route);
+    if (req.responseBody) this.respBody = req.responseBody;
+    // A filter that let the request through may still edit it (the compressor's remove_accept_encoding_header).
+    this.act(route && req.upstreamHeaders ? withFilterHeaders(route, req) : route);
   }
 
   private filterReply(r: FilterReply): void {
@@ -1473,11 +1484,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.pools = this.session.filter.poolsFor(cluster, a.priority);
     this.cstats = this.session.filter.statsFor(cluster.name);
     this.stats.rq_total.value++;
-    const h2 = upstreamProtocolOf(cluster) === 'http2';
+    // An HTTP/2 upstream, or a response body a filter transforms, goes through an UpstreamTry.
+    const viaTry = upstreamProtocolOf(cluster) === 'http2' || (this.respBody !== null && !this.upgrade);
     // A traced request's head carries the trace's headers, made now as before.
-    if (h2 || this.trace !== null) this.upstreamHead = this.encodeUpstreamHead(a, route, -1);
+    if (viaTry || this.trace !== null) this.upstreamHead = this.encodeUpstreamHead(a, route, -1);
     else this.headPending = true;
-    if (h2) this.prepareH2();
+    if (viaTry) this.prepareH2();
     if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE && this.holdMax === 0) {
       // Answer the client's Expect ourselves (Envoy's default) and never forward it.
       this.session.write(CONTINUE_100);
@@ -1736,14 +1748,25 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.localReply(507, 'content-type: text/plain\r\n', BODY_RETRY_BUFFER);
   }
 
+  /** A try through the UpstreamTry interface: an HTTP/2 upstream's, or (with a body transform) an HTTP/1.1 one's. */
   private startH2Try(host: Host): void {
     const endNow = this.requestDone && this.body.length === 0;
     const relay = this.action!.hedgeOnPerTryTimeout ? new TryRelay(this, host, this.tryT0) : null;
     // The try reads its headers once its session is ready, maybe after a hedge started: each try
     // gets its own object when the count varies.
     const headers = this.action!.attemptCount ? { ...this.h2Headers!, 'x-envoy-attempt-count': String(this.retries + 1) } : this.h2Headers!;
-    const t = new H2Try(this.session.filter.h2PoolsFor(this.cluster!, this.pools!.priority), host, headers, endNow, relay ?? this);
+    const xf = this.respBody !== null ? new TransformTry(relay ?? this, this.respBody) : null;
+    const ev: TryEvents = xf ?? relay ?? this;
+    const inner =
+      upstreamProtocolOf(this.cluster!) === 'http2'
+        ? new H2Try(this.session.filter.h2PoolsFor(this.cluster!, this.pools!.priority), host, headers, endNow, ev)
+        : new H1Try(this.pools!, host, headers, endNow, this.head.method, ev);
     if (!this.tryActive || this.finished) return; // failed synchronously (overflow)
+    let t: UpstreamTry = inner;
+    if (xf !== null) {
+      xf.inner = inner;
+      t = xf;
+    }
     this.h2 = t;
     if (relay) {
       relay.try = t;
