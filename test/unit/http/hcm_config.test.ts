@@ -119,20 +119,20 @@ describe('http_connection_manager config', () => {
     expect(parse({ http_filters: [cors, ROUTER], route_config: bad }).errors.map((e) => e.path)).toEqual(['tc.route_config.virtual_hosts[0].routes[0].route.cors.allow_origin_string_match[0].safe_regex.regex']);
   });
 
-  it('accepts the compressor with a library Envoy names, says it does not compress, and leaves it out of the chain', () => {
-    const compressor = (lib: string) => ({
-      name: 'envoy.filters.http.compressor.gzip',
+  it('puts gzip and brotli compressors in the chain, leaves zstd out with a warning, and refuses an unknown library', () => {
+    const compressor = (name: string, lib: string) => ({
+      name: `envoy.filters.http.compressor.${name}`,
       typed_config: {
         '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
-        compressor_library: { name: 'c', typed_config: { '@type': `type.googleapis.com/envoy.extensions.compression.${lib}` } },
+        compressor_library: { name, typed_config: { '@type': `type.googleapis.com/envoy.extensions.compression.${lib}` } },
         response_direction_config: { common_config: { content_type: ['text/plain'] } },
       },
     });
-    const { config, errors, warnings } = parse({ http_filters: [compressor('brotli.compressor.v3.Brotli'), compressor('gzip.compressor.v3.Gzip'), ROUTER] });
+    const { config, errors, warnings } = parse({ http_filters: [compressor('br', 'brotli.compressor.v3.Brotli'), compressor('zstd', 'zstd.compressor.v3.Zstd'), compressor('gzip', 'gzip.compressor.v3.Gzip'), ROUTER] });
     expect(errors).toEqual([]);
-    expect(config!.httpFilters).toEqual([]);
-    expect(warnings.map((w) => w.message)).toEqual([expect.stringContaining('no "br" content-encoding'), expect.stringContaining('no "gzip" content-encoding')]);
-    const bad = parse({ http_filters: [compressor('lz4.compressor.v3.Lz4'), ROUTER] });
+    expect(config!.httpFilters!.map((f) => f.name)).toEqual(['envoy.filters.http.compressor.br', 'envoy.filters.http.compressor.gzip']);
+    expect(warnings.map((w) => w.path)).toEqual(['tc.http_filters[1].typed_config.compressor_library.typed_config']);
+    const bad = parse({ http_filters: [compressor('lz4', 'lz4.compressor.v3.Lz4'), ROUTER] });
     expect(bad.config).toBeNull();
     expect(bad.errors.map((e) => e.path)).toEqual(['tc.http_filters[0].typed_config.compressor_library.typed_config']);
   });
