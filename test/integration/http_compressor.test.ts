@@ -16,6 +16,13 @@ const TEXT = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i} ${(i 
 const IMAGE = Buffer.alloc(4096, 0x89);
 const GZIPPED = zlib.gzipSync(Buffer.from('already encoded '.repeat(100)));
 
+/** 4 MiB of text that compresses only so far (base64 of pseudo-random bytes): many output chunks. */
+const BIG = Buffer.from(
+  Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 2654435761) >>> 24)).toString('base64'),
+);
+/** Upstream responses to /slow that ended because the proxy let go of them. */
+let slowClosed = 0;
+
 /** The HTTP/1.1 upstream: one path per case; /ae answers with the Accept-Encoding it got. */
 function h1Handler(req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = req.url ?? '/';
@@ -49,6 +56,17 @@ function h1Handler(req: http.IncomingMessage, res: http.ServerResponse): void {
   } else if (url.startsWith('/304')) {
     res.writeHead(304, { etag: '"v1"' });
     res.end();
+  } else if (url.startsWith('/slow')) {
+    // Never ends on its own: a chunk every few milliseconds until the client goes away.
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const t = setInterval(() => res.write(TEXT.subarray(0, 4096)), 5);
+    res.on('close', () => {
+      clearInterval(t);
+      slowClosed++;
+    });
+  } else if (url.startsWith('/big')) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BIG.length });
+    res.end(BIG);
   } else if (url.startsWith('/ae')) {
     const body = Buffer.from(`ae=${req.headers['accept-encoding'] ?? '(none)'}\n`.repeat(20));
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
@@ -255,6 +273,67 @@ ${staticCluster('up', [(up.address() as net.AddressInfo).port])}${staticCluster(
       expect(plain.body.toString()).toBe('0123456789');
     }
     expect(connects).toBe(before);
+  });
+
+  it('delivers a large compressed body to a client that stops reading for a while (backpressure)', async () => {
+    for (const proto of ['HTTP/1.1', 'h2c'] as const) {
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        if (proto === 'h2c') {
+          const rq = session.request({ ':path': '/big', ':authority': 'svc', 'accept-encoding': 'gzip' });
+          rq.on('data', (d: Buffer) => parts.push(d));
+          rq.on('end', () => resolve(zlib.gunzipSync(Buffer.concat(parts))));
+          rq.on('error', reject);
+          rq.pause();
+          setTimeout(() => rq.resume(), 300);
+          rq.end();
+          return;
+        }
+        const rq = http.get({ host: '127.0.0.1', port, path: '/big', headers: { 'accept-encoding': 'gzip' }, agent: false }, (res) => {
+          expect(res.headers['content-encoding']).toBe('gzip');
+          res.pause();
+          setTimeout(() => res.resume(), 300);
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => resolve(zlib.gunzipSync(Buffer.concat(parts))));
+        });
+        rq.on('error', reject);
+      });
+      expect(body.equals(BIG)).toBe(true);
+    }
+  });
+
+  it('destroys the compressor when the client goes away mid-body, and lets go of the upstream', async () => {
+    const unc = 'http.web.compressor.gzip.gzip.response.total_uncompressed_bytes';
+    for (const proto of ['HTTP/1.1', 'h2c'] as const) {
+      const closed = slowClosed;
+      const before = (await strait.stat(unc)) ?? 0;
+      await new Promise<void>((resolve, reject) => {
+        if (proto === 'h2c') {
+          const rq = session.request({ ':path': '/slow', ':authority': 'svc', 'accept-encoding': 'gzip' });
+          rq.once('data', () => {
+            rq.close(http2.constants.NGHTTP2_CANCEL);
+            resolve();
+          });
+          rq.on('error', reject);
+          rq.end();
+          return;
+        }
+        const rq = http.get({ host: '127.0.0.1', port, path: '/slow', headers: { 'accept-encoding': 'gzip' }, agent: false }, (res) => {
+          expect(res.headers['content-encoding']).toBe('gzip');
+          res.once('data', () => {
+            rq.destroy();
+            resolve();
+          });
+        });
+        rq.on('error', () => {});
+      });
+      // The zlib stream counts what it took in when it closes: only a destroy closes this one.
+      expect(await strait.waitStat(unc, (v) => v > before)).toBeGreaterThan(before);
+      for (let i = 0; i < 200 && slowClosed === closed; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(slowClosed).toBe(closed + 1);
+    }
+    // The listener still serves, compressed.
+    expect(decode(await viaUndici(client, 'GET', '/text', 'gzip')).equals(TEXT)).toBe(true);
   });
 
   it("counts Envoy's stats per filter", async () => {
