@@ -1781,7 +1781,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.session.resume();
   }
 
-  // ---- TryEvents: an HTTP/2 upstream answering an HTTP/1 client ----
+  // ---- TryEvents: an HTTP/2 upstream answering an HTTP/1 client (or an HTTP/1.1 one, through an H1Try, for a body transform) ----
 
   onResponse(status: number, headers: HeaderObject, endStream: boolean): void {
     if (this.finished || !this.h2) return;
