@@ -2,8 +2,12 @@
  * Stats with Envoy's names. A stat is a plain object with a numeric `value`, so the data path
  * increments a field (`stats.upstream_cx_total.value++`) and never looks anything up by name.
  * Each scope knows its Envoy prefix (`cluster.backend`) and the Prometheus tag it carries
- * (`envoy_cluster_name="backend"`), so rendering needs no regex tag extraction.
+ * (`envoy_cluster_name="backend"`), so without a `stats_config` rendering needs no regex tag
+ * extraction. With one (stats_config.ts), the Prometheus name and labels are worked out once, when
+ * the stat is created, and a stat its matcher rejects is handed out but never registered: the code
+ * holding it bumps it as usual and nothing shows it.
  */
+import { extractTags, type ScopeTag, type StatsSettings, type TaggedName } from './stats_config.js';
 
 export type StatKind = 'counter' | 'gauge';
 
@@ -46,26 +50,45 @@ function promSanitize(name: string): string {
   return name.replace(/[^a-zA-Z0-9_:]/g, '_');
 }
 
+/** Prometheus label names allow no `:` (Envoy's `envoy.cluster_name` → `envoy_cluster_name`). */
+function labelSanitize(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_]/g, '_');
+}
+
+function labelBody(tags: ReadonlyArray<readonly [string, string]>): string {
+  return tags.map(([k, v]) => `${labelSanitize(k)}="${escapeLabel(v)}"`).join(',');
+}
+
+/** Envoy's name for a built-in tag Strait's scopes name by its Prometheus label (`envoy_cluster_name`). */
+function envoyTagName(label: string): string {
+  return label.startsWith('envoy_') ? `envoy.${label.slice(6)}` : label;
+}
+
 export class Scope {
   /**
    * @param store      the owning store
    * @param prefix     Envoy prefix, e.g. `cluster.backend` ('' for the root)
    * @param promPrefix the prefix with tag values removed, e.g. `cluster`
    * @param labels     Prometheus labels carried by every stat in this scope
+   * @param tags       the same tags by Envoy's names, with where their values sit in the name
    */
   constructor(
     private readonly store: StatsStore,
     readonly prefix: string,
     private readonly promPrefix: string,
     private readonly labels: ReadonlyArray<readonly [string, string]>,
+    private readonly tags: readonly ScopeTag[] = [],
   ) {}
 
   /** A child scope. With `tag`, `segment` is the tag's value and is dropped from the Prometheus name. */
   scope(segment: string, tag?: string): Scope {
     const prefix = this.prefix ? `${this.prefix}.${segment}` : segment;
-    if (tag) return new Scope(this.store, prefix, this.promPrefix, [...this.labels, [tag, segment]]);
+    if (tag) {
+      const t: ScopeTag = { name: envoyTagName(tag), value: segment, start: this.prefix ? this.prefix.length + 1 : 0 };
+      return new Scope(this.store, prefix, this.promPrefix, [...this.labels, [tag, segment]], [...this.tags, t]);
+    }
     const promPrefix = this.promPrefix ? `${this.promPrefix}_${segment}` : segment;
-    return new Scope(this.store, prefix, promPrefix, this.labels);
+    return new Scope(this.store, prefix, promPrefix, this.labels, this.tags);
   }
 
   counter(name: string): Counter {
@@ -79,13 +102,42 @@ export class Scope {
   /** A histogram in this scope (milliseconds, Envoy's default buckets unless `bounds` is given). */
   histogram(name: string, bounds: Float64Array = DEFAULT_BUCKETS): Histogram {
     const full = this.prefix ? `${this.prefix}.${name}` : name;
-    const existing = this.store.getHistogram(full);
+    const existing = this.store.getHistogram(full) ?? this.store.rejectedHistogram(full);
     if (existing) return existing;
     if (this.store.get(full)) throw new Error(`stat ${full} registered as ${this.store.get(full)!.kind}, requested as histogram`);
-    const promName = 'envoy_' + promSanitize(this.promPrefix ? `${this.promPrefix}_${name}` : name);
-    const h = new Histogram(full, promName, this.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','), bounds);
-    this.store.addHistogram(h);
+    const settings = this.store.settings;
+    if (settings && bounds === DEFAULT_BUCKETS) bounds = settings.buckets.find((b) => b.match(full))?.bounds ?? bounds;
+    let h: Histogram;
+    if (settings?.tagging) {
+      const tagged = this.tagged(full, settings.tagging);
+      h = new Histogram(full, 'envoy_' + promSanitize(tagged.name), labelBody(tagged.tags), bounds);
+    } else {
+      const promName = 'envoy_' + promSanitize(this.promPrefix ? `${this.promPrefix}_${name}` : name);
+      h = new Histogram(full, promName, this.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','), bounds);
+      if (this.store.keepTags) this.store.noteTagged(full, this.taggedName(full));
+    }
+    if (settings?.accept && !settings.accept(full)) this.store.reject(h);
+    else this.store.addHistogram(h);
     return h;
+  }
+
+  /** Tag extraction for one new stat, kept for the sinks that send tags. */
+  private tagged(full: string, tagging: NonNullable<StatsSettings['tagging']>): TaggedName {
+    const t = extractTags(full, this.tags, tagging);
+    this.store.noteTagged(full, t);
+    return t;
+  }
+
+  /** The tag-extracted name and tags of a stat of this scope, by Envoy's tag names. */
+  taggedName(full: string): TaggedName {
+    let name = full;
+    const tags: Array<[string, string]> = [];
+    for (let i = this.tags.length - 1; i >= 0; i--) {
+      const t = this.tags[i]!;
+      name = name.slice(0, t.start) + name.slice(t.start + t.value.length + 1);
+      tags.unshift([t.name, t.value]);
+    }
+    return { name, tags };
   }
 
   /** Instantiate a stats table in this scope. */
@@ -98,17 +150,26 @@ export class Scope {
 
   private stat(kind: StatKind, name: string): Stat {
     const full = this.prefix ? `${this.prefix}.${name}` : name;
-    const existing = this.store.get(full);
+    const existing = this.store.get(full) ?? this.store.rejected(full);
     if (existing) {
       if (existing.kind !== kind) throw new Error(`stat ${full} registered as ${existing.kind}, requested as ${kind}`);
       return existing;
     }
-    const promName = 'envoy_' + promSanitize(this.promPrefix ? `${this.promPrefix}_${name}` : name);
-    const promLabels = this.labels.length
-      ? `{${this.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`
-      : '';
+    const settings = this.store.settings;
+    let promName: string;
+    let promLabels: string;
+    if (settings?.tagging) {
+      const tagged = this.tagged(full, settings.tagging);
+      promName = 'envoy_' + promSanitize(tagged.name);
+      promLabels = tagged.tags.length ? `{${labelBody(tagged.tags)}}` : '';
+    } else {
+      promName = 'envoy_' + promSanitize(this.promPrefix ? `${this.promPrefix}_${name}` : name);
+      promLabels = this.labels.length ? `{${this.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : '';
+      if (this.store.keepTags) this.store.noteTagged(full, this.taggedName(full));
+    }
     const stat: Stat = { kind, name: full, promName, promLabels, value: 0 };
-    this.store.add(stat);
+    if (settings?.accept && !settings.accept(full)) this.store.reject(stat);
+    else this.store.add(stat);
     return stat;
   }
 }
@@ -116,7 +177,51 @@ export class Scope {
 export class StatsStore {
   private readonly stats = new Map<string, Stat>();
   private readonly hists = new Map<string, Histogram>();
+  /**
+   * Stats the matcher rejected, so asking again gives the same object. Envoy hands out a null stat
+   * instead; a working one keeps every behaviour that reads a stat's value unchanged.
+   */
+  private readonly dropped = new Map<string, Stat | Histogram>();
+  /** Tag-extracted names for the sinks that send tags (DogStatsD); filled only when `keepTags`. */
+  private readonly taggedNames = new Map<string, TaggedName>();
   readonly root: Scope = new Scope(this, '', '', []);
+
+  /**
+   * @param settings  from the bootstrap's stats_config; null keeps Strait's built-in naming
+   * @param keepTags  remember each stat's tag-extracted name and tags (a DogStatsD sink sends them)
+   */
+  constructor(
+    readonly settings: StatsSettings | null = null,
+    readonly keepTags = false,
+  ) {}
+
+  /** Whether a stat by this full name would be kept (the stats matcher). */
+  accepts(name: string): boolean {
+    return !this.settings?.accept || this.settings.accept(name);
+  }
+
+  rejected(name: string): Stat | undefined {
+    const s = this.dropped.get(name);
+    return s && s.kind !== 'histogram' ? s : undefined;
+  }
+
+  rejectedHistogram(name: string): Histogram | undefined {
+    const s = this.dropped.get(name);
+    return s && s.kind === 'histogram' ? s : undefined;
+  }
+
+  reject(s: Stat | Histogram): void {
+    this.dropped.set(s.name, s);
+  }
+
+  noteTagged(name: string, t: TaggedName): void {
+    if (this.keepTags) this.taggedNames.set(name, t);
+  }
+
+  /** The tag-extracted name and tags of a kept stat (`keepTags`), else the name itself untagged. */
+  tagged(name: string): TaggedName {
+    return this.taggedNames.get(name) ?? { name, tags: [] };
+  }
 
   get(name: string): Stat | undefined {
     return this.stats.get(name);
