@@ -10,6 +10,7 @@ import { log } from './log.js';
 import { loadAllExtensions } from './config/preload.js';
 import { drainSinks } from './observability/access_log/sink.js';
 import { StatsStore } from './observability/stats.js';
+import { StatsFlusher } from './observability/stats_sinks.js';
 import type { StaticConfig } from './static_config.js';
 import type { Resolver } from './upstream/cluster.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
@@ -54,7 +55,9 @@ function addressJson(a: PeerAddress | null): unknown {
 
 /** Wires config, clusters, listeners and admin, and owns the process lifecycle. */
 export class Server implements AdminHost {
-  readonly stats = new StatsStore();
+  readonly stats: StatsStore;
+  /** `stats_sinks` (statsd, DogStatsD) on `stats_flush_interval`; null without sinks. */
+  private readonly statsFlusher: StatsFlusher | null;
   readonly engine: IoEngine;
   readonly clusters: ClusterManager;
   readonly listeners: ListenerManager;
@@ -78,6 +81,9 @@ export class Server implements AdminHost {
     private readonly bootstrap: Record<string, unknown>,
     private readonly options: ServerOptions,
   ) {
+    // Before anything creates a stat: the matcher and tag extraction apply at creation.
+    const sinks = config.statsSinks ?? null;
+    this.stats = new StatsStore(config.stats ?? null, !!sinks?.sinks.some((s) => s.kind === 'dog_statsd'));
     this.engine = createEngine(options.engine);
     const root = this.stats.root;
     this.clusters = new ClusterManager(root, options.resolver);
@@ -96,6 +102,7 @@ export class Server implements AdminHost {
     this.intercept = new InterceptStatusReporter(root);
     secretStore.useStats(root);
     this.serverStats.state.value = STATE_CODE.PRE_INITIALIZING;
+    this.statsFlusher = sinks ? new StatsFlusher(this.stats, sinks, () => this.refreshServerStats()) : null;
   }
 
   get state(): State {
@@ -106,6 +113,7 @@ export class Server implements AdminHost {
   /** Admin first (so /ready answers 503 while starting), then clusters, then listeners. */
   async start(): Promise<void> {
     for (const w of this.config.warnings) log.warn({ path: w.path }, w.message);
+    this.statsFlusher?.start();
     const epoch = this.options.restartEpoch ?? 0;
     const baseId = this.options.baseId ?? 0;
     // Hot restart: take the previous epoch's sockets before binding anything ourselves.
@@ -155,7 +163,7 @@ export class Server implements AdminHost {
       openConnections: () => this.listeners.activeConnections,
       exit: () => {
         this.clusters.close();
-        void drainSinks(this.stats.root).then(() => this.onExit(0));
+        void Promise.all([drainSinks(this.stats.root), this.statsFlusher?.stop()]).then(() => this.onExit(0));
       },
     };
     if (child) child.closeUnused(new Set([...this.listeners.all().map((l) => l.spec.name), ADMIN_SOCKET]));
@@ -222,6 +230,8 @@ export class Server implements AdminHost {
       this.clusters.close();
       await this.admin?.close();
       await drainSinks(this.stats.root);
+      // Last: the final flush carries what the drain counted.
+      await this.statsFlusher?.stop();
       log.info('shutdown complete');
     })();
     return this.shuttingDown;

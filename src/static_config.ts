@@ -7,6 +7,9 @@ import { parseSecrets } from './tls/context.js';
 import { buildClusterSpec } from './upstream/cluster_config.js';
 import { buildXdsBootstrap, type SourceCheckMode, type XdsBootstrap } from './xds/bootstrap.js';
 import { RdsRouteTable } from './filters/network/http_connection_manager/rds_table.js';
+import { durationMs } from './config/values.js';
+import { buildStatsSettings, type StatsSettings } from './observability/stats_config.js';
+import { buildStatsSinks, type StatsSinksSpec } from './observability/stats_sinks.js';
 
 type Obj = Record<string, any>;
 
@@ -24,12 +27,16 @@ export interface StaticConfig {
   readonly dynamic?: XdsBootstrap | null;
   /** Route tables static listeners take over ADS (`rds.config_source.ads`), by route_config_name. */
   readonly staticRoutes?: ReadonlyMap<string, RdsRouteTable>;
+  /** `stats_config`: the stats matcher, tag extraction and buckets; null when absent or a no-op. */
+  readonly stats?: StatsSettings | null;
+  /** `stats_sinks` Strait runs (statsd, DogStatsD) and `stats_flush_interval`; null without any. */
+  readonly statsSinks?: StatsSinksSpec | null;
 }
 
 /** Bootstrap parts that would change behaviour and are not implemented yet: refused, not ignored. */
 const UNSUPPORTED_BOOTSTRAP = ['hds_config', 'cluster_manager.load_stats_config'] as const;
 /** Bootstrap parts that do not change traffic: accepted with a warning. */
-const IGNORED_BOOTSTRAP = ['layered_runtime', 'stats_sinks', 'stats_config', 'tracing', 'overload_manager', 'watchdogs', 'stats_flush_interval', 'bootstrap_extensions', 'fatal_actions', 'default_socket_interface', 'inline_headers'] as const;
+const IGNORED_BOOTSTRAP = ['layered_runtime', 'tracing', 'overload_manager', 'watchdogs', 'bootstrap_extensions', 'fatal_actions', 'default_socket_interface', 'inline_headers'] as const;
 
 function get(o: Obj, dotted: string): unknown {
   return dotted.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), o);
@@ -57,6 +64,9 @@ export function buildStaticConfig(
   for (const f of IGNORED_BOOTSTRAP) {
     if (bootstrap[f] !== undefined) warnings.push({ path: f, message: 'is not implemented; ignored' });
   }
+
+  const stats = buildStatsSettings(bootstrap.stats_config, 'stats_config', errors);
+  const statsSinks = buildStatsSinks(bootstrap, errors, warnings, durationMs);
 
   const sr = (bootstrap.static_resources ?? {}) as Obj;
   // Static SDS: transport sockets refer to these by name (tls_certificate_sds_secret_configs).
@@ -128,7 +138,7 @@ export function buildStaticConfig(
   const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings, sourceMode);
 
   if (errors.length) throw new ConfigError(errors, source);
-  return { listeners, clusters, admin, warnings, dynamic, staticRoutes };
+  return { listeners, clusters, admin, warnings, dynamic, staticRoutes, stats, statsSinks };
 }
 
 /**

@@ -38,6 +38,8 @@ export interface EndpointSpec {
 /** A validated, frozen cluster definition: what config turns into before anything runs. */
 export interface ClusterSpec {
   readonly name: string;
+  /** `alt_stat_name`: the name in the cluster's stats (`cluster.<statName>.*`); the name when unset. */
+  readonly statName?: string;
   readonly type: 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS' | 'ORIGINAL_DST';
   /** ORIGINAL_DST: `original_dst_lb_config.upstream_port_override` (0: keep the original port). */
   readonly originalDstPortOverride?: number;

@@ -163,6 +163,8 @@ export function buildClusterSpec(c: Obj, path: string, errors: FieldError[], war
   if (errors.length > start || !lb) return null;
   return Object.freeze({
     name,
+    // Istio sets `alt_stat_name: "<name>;"` so its tag regexes can find where a dotted name ends.
+    ...(typeof c.alt_stat_name === 'string' && c.alt_stat_name ? { statName: c.alt_stat_name } : {}),
     type: type as ClusterSpec['type'],
     // EDS endpoints are looked up by this name (src/xds); the cluster's own name when unset.
     ...(originalDst ? { originalDstPortOverride: originalDst.portOverride, originalDstCleanupMs: originalDst.cleanupMs } : {}),

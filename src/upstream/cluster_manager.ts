@@ -25,7 +25,7 @@ export class ClusterManager {
   async addAll(specs: readonly ClusterSpec[]): Promise<void> {
     await Promise.all(specs.map(loadClusterFeatures));
     const added = specs.map((spec) => {
-      const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
+      const c = new Cluster(spec, this.scope.scope('cluster').scope(spec.statName ?? spec.name, 'envoy_cluster_name'), this.resolver);
       this.clusters.set(spec.name, c);
       this.stats.cluster_added.value++;
       return c;
@@ -59,7 +59,7 @@ export class ClusterManager {
       // A policy or feature no cluster used so far loads here, before anything is swapped.
       const loading = loadClusterFeatures(spec);
       if (loading) await loading;
-      c = new Cluster(spec, this.scope.scope('cluster').scope(spec.name, 'envoy_cluster_name'), this.resolver);
+      c = new Cluster(spec, this.scope.scope('cluster').scope(spec.statName ?? spec.name, 'envoy_cluster_name'), this.resolver);
       await c.initialize();
     } catch (err) {
       c?.close();

@@ -50,7 +50,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    */
   upstreamDone(cluster: Cluster, t0: number, trace: RequestTrace | null, status: number, host: Host | null): void {
     let h = this.upstreamTimes.get(cluster);
-    if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
+    if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.spec.statName ?? cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
     h.record(Math.max(0, clockNow() - t0));
     trace?.endUpstream(status, host);
   }
@@ -134,19 +134,20 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   h2PoolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http2ClusterPools {
     let ps = H2_POOLS.get(cluster);
     if (!ps) H2_POOLS.set(cluster, (ps = [null, null]));
-    return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster.name), priority, this.rt.engine.name === 'native'));
+    return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster), priority, this.rt.engine.name === 'native'));
   }
 
   poolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http1ClusterPools {
     let ps = POOLS.get(cluster);
     if (!ps) POOLS.set(cluster, (ps = [null, null]));
-    return (ps[priority] ??= new Http1ClusterPools(cluster, this.statsFor(cluster.name), priority));
+    return (ps[priority] ??= new Http1ClusterPools(cluster, this.statsFor(cluster), priority));
   }
 
-  statsFor(name: string): ClusterHttpStats {
+  statsFor(cluster: Cluster): ClusterHttpStats {
+    const name = cluster.name;
     let s = this.clusterStats.get(name);
     if (!s) {
-      s = httpClusterStats(this.rt.stats.scope('cluster').scope(name, 'envoy_cluster_name'));
+      s = httpClusterStats(this.rt.stats.scope('cluster').scope(cluster.spec.statName ?? name, 'envoy_cluster_name'));
       this.clusterStats.set(name, s);
     }
     return s;

@@ -798,7 +798,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       return;
     }
     this.cluster = cluster;
-    this.cs = this.filter.statsFor(cluster.name);
+    this.cs = this.filter.statsFor(cluster);
     st.rq_total.value++;
     const rm = route.requestHeaders;
     // The flat path where it makes exactly the object path's edits: no request header mutation,

@@ -1482,7 +1482,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     this.cluster = cluster;
     this.pools = this.session.filter.poolsFor(cluster, a.priority);
-    this.cstats = this.session.filter.statsFor(cluster.name);
+    this.cstats = this.session.filter.statsFor(cluster);
     this.stats.rq_total.value++;
     // An HTTP/2 upstream, or a response body a filter transforms, goes through an UpstreamTry.
     const viaTry = upstreamProtocolOf(cluster) === 'http2' || (this.respBody !== null && !this.upgrade);

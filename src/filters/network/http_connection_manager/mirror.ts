@@ -43,7 +43,7 @@ export function sendMirrors(filter: HttpConnectionManagerFilter, policies: reado
     if (m.hostSuffix && authority) h[':authority'] = shadowHost(authority);
     // The whole body is at hand: shadows get a length rather than chunks.
     if (body.length && h['content-length'] === undefined) h['content-length'] = String(total);
-    const cs = filter.statsFor(cluster.name);
+    const cs = filter.statsFor(cluster);
     cs.upstream_rq_total.value++;
     const endNow = body.length === 0;
     const ev = new Discard((ok) => {
