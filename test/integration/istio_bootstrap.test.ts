@@ -76,4 +76,17 @@ describe.each(ENGINES)("Istio's sidecar bootstrap on the %s engine", (engine) =>
     // What the zstd filter cannot do is said at start-up.
     expect(strait.stderr).toContain('zstd compression is not available');
   });
+
+  it("applies its stats_config: Istio's label names, only the stats its inclusion list names", async () => {
+    const text = (await strait.get('/stats/prometheus')).text;
+    // xds-grpc has alt_stat_name "xds-grpc;", which Istio's cluster_name regex needs.
+    expect(text).toMatch(/^envoy_cluster_upstream_cx_total\{cluster_name="xds-grpc"\} \d+$/m);
+    expect(text).toMatch(/^envoy_server_live \d$/m);
+    expect(text).not.toContain('envoy_cluster_name=');
+    // prometheus_stats and the listeners are outside the inclusion list.
+    expect(text).not.toContain('prometheus_stats');
+    expect(text).not.toMatch(/^envoy_listener_(?!manager_)/m);
+    expect(text).toMatch(/^envoy_listener_manager_/m);
+    expect(strait.stderr).not.toContain('stats_config');
+  });
 });
