@@ -355,9 +355,10 @@ export class HotRestartChild {
   private onMessage(host: UpgradeHost, m: Message, fds: number[]): void {
     if (m.type === 'stats') {
       for (const c of m.counters) {
-        const s = host.stats.get(c.name);
+        const s = host.stats.get(c.name) ?? host.stats.rejected(c.name);
         if (s) s.value += c.delta;
-        else host.stats.add({ kind: 'counter', name: c.name, promName: c.promName, promLabels: c.promLabels, value: c.delta } satisfies Stat);
+        // A stat this epoch's stats_matcher rejects stays out, as it would had it been made here.
+        else if (host.stats.accepts(c.name)) host.stats.add({ kind: 'counter', name: c.name, promName: c.promName, promLabels: c.promLabels, value: c.delta } satisfies Stat);
       }
       return;
     }
