@@ -71,8 +71,9 @@ describe.each(ENGINES)("Istio's sidecar bootstrap on the %s engine", (engine) =>
     expect(zlib.gunzipSync(gz.body).equals(METRICS)).toBe(true);
     // The client's preference reaches the upstream untouched (no remove_accept_encoding_header).
     expect(seen.slice(-2)).toEqual(['br, gzip', 'zstd, gzip;q=0.9, br;q=0.5']);
-    expect(await strait.stat('http.stats.compressor.stats_brotli.brotli.response.compressed')).toBe(1);
-    expect(await strait.stat('http.stats.compressor.stats_gzip.gzip.response.header_compressor_overshadowed')).toBe(1);
+    // Istio's stats_config keeps the compressor's counters out (its inclusion list, next test);
+    // http_compressor.test.ts counts them without one.
+    expect(await strait.stat('http.stats.compressor.stats_brotli.brotli.response.compressed')).toBeUndefined();
     // What the zstd filter cannot do is said at start-up.
     expect(strait.stderr).toContain('zstd compression is not available');
   });
