@@ -129,6 +129,8 @@ export class TransformTry implements UpstreamTry, TryEvents {
   onFailure(kind: TryFailureKind): void {
     if (this.done) return;
     this.done = true;
+    // Should a try fail once its head was in, its transform (native zlib memory) goes too.
+    this.destroy();
     this.ev.onFailure(kind);
   }
 
