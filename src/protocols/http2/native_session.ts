@@ -341,6 +341,13 @@ export class NativeH2Stream {
     this.session.h.respond(this.id, w.buf, w.pairs, end, w.len);
   }
 
+  /** respond() and end(body) in one addon call (a local reply: direct responses, errors). */
+  respondWhole(headers: H2Headers, body: Buffer): void {
+    this.startResponse();
+    this.resEnded = true;
+    this.session.h.respond(this.id, flatten(headers, true), flatPairs, false, undefined, body, neverIndexedOf(headers));
+  }
+
   /**
    * respondFlat() for a response whose whole body is at hand: HEADERS, `body` and END_STREAM
    * from one addon call instead of respond + write + end.

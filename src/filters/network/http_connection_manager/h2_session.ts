@@ -1588,8 +1588,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.finish();
     if (this.stream.closed || this.stream.destroyed) return;
     try {
-      this.stream.respond(h, { endStream: body === null });
-      if (body) this.stream.end(body);
+      if (body !== null && this.stream instanceof NativeH2Stream) this.stream.respondWhole(h, body);
+      else {
+        this.stream.respond(h, { endStream: body === null });
+        if (body) this.stream.end(body);
+      }
     } catch {
       resetDownstream(this.stream);
     }
