@@ -181,10 +181,18 @@ virtual_hosts:
 
 /** One GET over a fresh h2c connection: the response headers and body; the connection is closed after. */
 export function h2cGet(port: number, path: string, authority = 'svc'): Promise<{ headers: http2.IncomingHttpHeaders; status: number; body: string }> {
+  return h2cRequest(port, { path, authority });
+}
+
+/** One request without a body over a fresh h2c connection (h2cGet with a method and headers). */
+export function h2cRequest(
+  port: number,
+  r: { path: string; method?: string; authority?: string; headers?: Record<string, string> },
+): Promise<{ headers: http2.IncomingHttpHeaders; status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const c = http2.connect(`http://127.0.0.1:${port}`);
     c.on('error', reject);
-    const rq = c.request({ ':path': path, ':authority': authority });
+    const rq = c.request({ ':method': r.method ?? 'GET', ':path': r.path, ':authority': r.authority ?? 'svc', ...r.headers });
     let headers: http2.IncomingHttpHeaders = {};
     let body = '';
     rq.on('response', (h) => (headers = h));

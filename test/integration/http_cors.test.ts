@@ -5,7 +5,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener, httpUpstream, type TestUpstream } from '../helpers/http.js';
+import { h2cRequest, hcmListener, httpUpstream, type TestUpstream } from '../helpers/http.js';
 import { deadPort } from '../helpers/net.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
@@ -80,21 +80,7 @@ function h1(port: number, method: string, path: string, headers: Record<string, 
 }
 
 function h2c(port: number, method: string, path: string, headers: Record<string, string>, host = 'svc'): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const c = http2.connect(`http://127.0.0.1:${port}`);
-    c.on('error', reject);
-    const rq = c.request({ ':method': method, ':path': path, ':authority': host, ...headers });
-    let h: http2.IncomingHttpHeaders = {};
-    let body = '';
-    rq.on('response', (x) => (h = x));
-    rq.on('data', (d: Buffer) => (body += d.toString()));
-    rq.on('end', () => {
-      c.close();
-      resolve({ status: Number(h[':status']), headers: h, body });
-    });
-    rq.on('error', reject);
-    rq.end();
-  });
+  return h2cRequest(port, { method, path, headers, authority: host });
 }
 
 /** An h2c upstream that answers every request 200 with `x-upstream: h2up`, counting them. */

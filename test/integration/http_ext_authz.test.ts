@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { authzServer, type AuthzServer } from '../helpers/authz.js';
-import { hcmListener, httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
+import { h2cRequest, hcmListener, httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
 import { deadPort } from '../helpers/net.js';
 import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
@@ -129,21 +129,7 @@ function h2Post(port: number, p: string, body: string, headers: Record<string, s
 }
 
 function h2Get(port: number, p: string, headers: Record<string, string>): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const c = http2.connect(`http://127.0.0.1:${port}`);
-    c.on('error', reject);
-    const rq = c.request({ ':path': p, ':authority': 'svc', ...headers });
-    let h: http2.IncomingHttpHeaders = {};
-    let body = '';
-    rq.on('response', (x) => (h = x));
-    rq.on('data', (d: Buffer) => (body += d.toString()));
-    rq.on('end', () => {
-      c.close();
-      resolve({ status: Number(h[':status']), headers: h, body });
-    });
-    rq.on('error', reject);
-    rq.end();
-  });
+  return h2cRequest(port, { path: p, headers });
 }
 
 describe.each(ENGINES)('envoy.filters.http.ext_authz on the %s engine', (engine) => {
