@@ -13,8 +13,8 @@ import { eventually } from '../helpers/xds.js';
 const ROUTER = `http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]`;
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
-/** A listener on 127.0.0.1:0 routing everything to `cluster` (inline route_config). */
-function listener(name: string, cluster: string, port: number | string = 0): string {
+/** An LDS listener resource on 127.0.0.1 with an HCM whose routes come from `routes` (indented to its keys). */
+function hcmListener(name: string, port: number | string, routes: string): string {
   return `- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
   name: ${name}
   address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
@@ -25,27 +25,30 @@ function listener(name: string, cluster: string, port: number | string = 0): str
         "@type": ${HCM}
         stat_prefix: ${name}
         ${ROUTER}
-        route_config:
+${routes}`;
+}
+
+/** A listener on 127.0.0.1:0 routing everything to `cluster` (inline route_config). */
+function listener(name: string, cluster: string, port: number | string = 0): string {
+  return hcmListener(
+    name,
+    port,
+    `        route_config:
           virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: ${cluster} } } ] } ]
-`;
+`,
+  );
 }
 
 /** A listener whose HCM takes its routes from a file (rds.config_source.path_config_source). */
 function rdsListener(name: string, file: string): string {
-  return `- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
-  name: ${name}
-  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-  filter_chains:
-  - filters:
-    - name: envoy.filters.network.http_connection_manager
-      typed_config:
-        "@type": ${HCM}
-        stat_prefix: ${name}
-        ${ROUTER}
-        rds:
+  return hcmListener(
+    name,
+    0,
+    `        rds:
           route_config_name: file_routes
           config_source: { path_config_source: { path: ${JSON.stringify(file)} } }
-`;
+`,
+  );
 }
 
 function staticCluster(name: string, port: number): string {
