@@ -25,6 +25,7 @@ export const CLUSTER_STATS = defineStats({
     'update_attempt',
     'update_success',
     'update_failure',
+    'update_rejected',
     'update_empty',
     'membership_change',
   ],

@@ -169,6 +169,24 @@ ${ADMIN}dynamic_resources:
     await eventually(() => via('le'), (r) => r.tag === 'b', 10_000, 'endpoints from the new eds.yaml');
   });
 
+  it("counts a refused or unreadable eds.yaml in the EDS cluster's own stats, as Envoy does, and keeps its endpoints", async () => {
+    const before = async (s: string) => (await strait.stat(`cluster.e.${s}`)) ?? 0;
+    const [attempts, rejected, failed] = [await before('update_attempt'), await before('update_rejected'), await before('update_failure')];
+    // A port out of range: the assignment is refused by name.
+    mvInto(eds, discovery('3', [assignment('e', 70000)]));
+    await strait.waitStat('cluster.e.update_rejected', (v) => v === rejected + 1);
+    expect(await via('le')).toEqual({ status: 200, tag: 'b' });
+    // Not a DiscoveryResponse at all: a failed read.
+    mvInto(eds, 'resources: [ {');
+    await strait.waitStat('cluster.e.update_failure', (v) => v === failed + 1);
+    expect(await strait.stat('cluster.e.update_attempt')).toBe(attempts + 2);
+    expect(await via('le')).toEqual({ status: 200, tag: 'b' });
+    // A good file again: endpoints follow and the success is counted too.
+    mvInto(eds, discovery('4', [assignment('e', c.port)]));
+    await eventually(() => via('le'), (r) => r.tag === 'c', 10_000, 'endpoints from the repaired eds.yaml');
+    expect(await strait.stat('cluster.e.update_attempt')).toBe(attempts + 3);
+  });
+
   it('follows a new lds.yaml moved into place: a changed route and an added listener', async () => {
     mvInto(lds, discovery('2', [listener('l1', 'b'), rdsListener('r', rds), listener('le', 'e'), listener('l2', 'a')]));
     await eventually(() => via('l1'), (r) => r.tag === 'b', 10_000, 'l1 routed to b');

@@ -293,6 +293,12 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       st.update_attempt.value++;
       st.update_failure.value++;
     }
+    if (typeUrl === ENDPOINT_TYPE) {
+      this.countEds((e) => {
+        const src = edsSource(e.value);
+        return src.kind === 'file' && src.path === file;
+      }, 'update_failure');
+    }
     for (const p of problems) log.error({ file, type: shortType(typeUrl), field: p.path || undefined }, `xds: file update failed; the previous configuration keeps serving: ${p.message}`);
     // Like Envoy, a failed first read still ends the wait for that source: start with nothing.
     if (typeUrl === LISTENER_TYPE || typeUrl === CLUSTER_TYPE) this.received.add(typeUrl);
@@ -665,8 +671,24 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       this.host.clusters.get(e.name)?.setEndpoints(this.assignments.get(e.spec.edsServiceName!)!.spec);
     }
     for (const n of u.removed) this.assignments.delete(n);
+    if (rejected.size) this.countEds((e) => rejected.has(e.spec.edsServiceName!), 'update_rejected');
     await this.promoteListeners();
     return { problems, rejected };
+  }
+
+  /**
+   * Envoy keeps each EDS subscription's stats in its cluster's scope: an assignment refused, or
+   * a file that could not be read, counts an attempt and its outcome on every active cluster it
+   * feeds (a success is counted by Cluster.setEndpoints).
+   */
+  private countEds(feeds: (e: ClusterEntry) => boolean, outcome: 'update_rejected' | 'update_failure'): void {
+    for (const e of this.clusters.values()) {
+      if (e.spec.type !== 'EDS' || !feeds(e)) continue;
+      const st = this.host.clusters.get(e.name)?.stats;
+      if (!st) continue;
+      st.update_attempt.value++;
+      st[outcome].value++;
+    }
   }
 
   // ---------------------------------------------------------------- secrets (SDS over ADS)
