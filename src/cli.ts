@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 // Not config/index.js: the main thread never needs protobufjs for a static config (~17 MB of RSS).
 import { decodeBootstrapOffThread } from './config/load.js';
-import { preloadExtensions } from './config/preload.js';
-import { ConfigError, StraitError } from './errors.js';
+import { loadAllExtensions, preloadExtensions } from './config/preload.js';
+import { ConfigError, StraitError, type FieldError } from './errors.js';
 import { ENGINE_NAMES, type EngineName } from './io/index.js';
 import { H2_ENGINE_NAMES, setH2Engine, type H2EngineName } from './protocols/http2/engine.js';
 import { log, setLogLevel } from './log.js';
@@ -122,7 +122,17 @@ export async function main(argv: string[]): Promise<void> {
     await preloadExtensions(bootstrap);
     const config = buildStaticConfig(bootstrap as Record<string, unknown>, source, warnings, errors, o.mode === 'validate' ? 'validate' : 'serve');
     if (o.mode === 'validate') {
-      for (const w of config.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+      const warned: FieldError[] = [...config.warnings];
+      const d = config.dynamic;
+      if (d && (d.lds?.kind === 'file' || d.cds?.kind === 'file' || config.clusters.some((c) => c.type === 'EDS'))) {
+        // The files present here are checked as the running proxy would apply them; they may
+        // name any extension, as a control plane may.
+        const [{ validateSourceFiles }] = await Promise.all([import('./xds/validate_files.js'), loadAllExtensions()]);
+        const errs: FieldError[] = [];
+        validateSourceFiles(d, config.clusters, new Set(config.listeners.map((l) => l.name)), errs, warned);
+        if (errs.length) throw new ConfigError(errs, source);
+      }
+      for (const w of warned) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`configuration '${source}' OK\n`);
       return;
     }

@@ -7,7 +7,7 @@ import { log } from '../../log.js';
 import type { ClusterSpec } from '../../upstream/cluster.js';
 import { buildClusterSpec } from '../../upstream/cluster_config.js';
 import type { ClusterManager } from '../../upstream/cluster_manager.js';
-import { edsSourceOf, ON_DEMAND_KEY, parseConfigSource, type ConfigSourceSpec, type FileSourceSpec, type XdsBootstrap } from '../bootstrap.js';
+import { edsSourceOf, ON_DEMAND_KEY, parseConfigSource, type ConfigSourceSpec, type FileSourceSpec, type SourceCheckMode, type XdsBootstrap } from '../bootstrap.js';
 import { defineStats, type Scope, type StatsOf } from '../../observability/stats.js';
 import { FileSubscription, type FileUpdateSink } from './file_subscription.js';
 import { RdsRouteTable } from '../../filters/network/http_connection_manager/rds.js';
@@ -55,7 +55,7 @@ export const SUBSCRIPTION_STATS = defineStats({
 const ADS_SOURCE: ConfigSourceSpec = { kind: 'ads' };
 
 /** Where an EDS cluster's endpoints come from (validated when the cluster was built). */
-function edsSource(cluster: Obj): ConfigSourceSpec {
+export function edsSource(cluster: Obj): ConfigSourceSpec {
   const src = edsSourceOf(cluster);
   if (!src || src.ads !== undefined) return ADS_SOURCE;
   const pcs = src.path_config_source as Obj | undefined;
@@ -116,8 +116,52 @@ class ReferencedClusters implements ReadonlySet<string> {
   }
 }
 
+/** A CDS cluster (over ADS or from a file), checked as a static one is; `hasAds`: the bootstrap has ADS. */
+export function buildDynamicCluster(c: Obj, hasAds: boolean, errors: FieldError[], warnings: FieldError[], mode: SourceCheckMode = 'serve'): ClusterSpec | null {
+  // Same handling as static config: buildClusterSpec validates TLS (SDS references are
+  // resolved when their secrets arrive; the cluster warms until then), health checks,
+  // outlier detection and subsets; upstream_connection_options is advisory.
+  for (const f of ['upstream_connection_options'] as const) {
+    const v = c[f];
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: f, message: 'is not enforced yet; ignored' });
+  }
+  if (c.type === 'EDS') {
+    const src = edsSourceOf(c);
+    const spec = src ? parseConfigSource(src, 'eds_cluster_config.eds_config', errors, warnings, mode) : ADS_SOURCE;
+    if (spec?.kind === 'ads' && !hasAds) errors.push({ path: 'eds_cluster_config.eds_config', message: 'uses ads, but the bootstrap has no dynamic_resources.ads_config' });
+  }
+  return buildClusterSpec(c, '', errors, warnings);
+}
+
+/**
+ * An LDS listener (over ADS or from a file): private extensions stripped, the clusters and route
+ * configurations it names collected (it warms until they exist). `rds`: the table an HCM's rds
+ * over ADS fills, undefined without ADS (the HCM then refuses rds over ads itself; a file source
+ * still works).
+ */
+export function buildDynamicListener(
+  raw: Obj,
+  rds: ((name: string) => RdsRouteTable) | undefined,
+  errors: FieldError[],
+  warnings: FieldError[],
+): { spec: ListenerSpec; clusters: string[]; routes: string[] } | null {
+  const value = stripPrivateExtensions(raw, warnings);
+  const referenced = new ReferencedClusters();
+  const routes = new Set<string>();
+  const named =
+    rds &&
+    ((name: string): RdsRouteTable => {
+      routes.add(name);
+      return rds(name);
+    });
+  const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds: named };
+  const spec = buildListenerSpec(value, '', ctx);
+  if (!spec || errors.length) return null;
+  return { spec, clusters: [...referenced], routes: [...routes] };
+}
+
 /** Field paths come back from the builders as `.a.b` when the resource is the root. */
-function line(typeUrl: string, name: string, e: FieldError): string {
+export function resourceProblem(typeUrl: string, name: string, e: FieldError): string {
   const p = e.path.replace(/^\./, '');
   return `${shortType(typeUrl)} "${name}": ${p ? `${p}: ` : ''}${e.message}`;
 }
@@ -408,7 +452,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       }
       const spec = errors.length ? null : this.buildCluster(r.value, errors, warnings);
       if (!spec || errors.length) {
-        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        problems.push(...errors.map((e) => resourceProblem(u.typeUrl, r.name, e)));
         rejected.add(r.name);
         continue;
       }
@@ -420,7 +464,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
     for (const e of changed) {
       const err = await this.applyCluster(e);
       if (err) {
-        problems.push(line(u.typeUrl, e.name, { path: '', message: err }));
+        problems.push(resourceProblem(u.typeUrl, e.name, { path: '', message: err }));
         rejected.add(e.name);
       }
     }
@@ -434,19 +478,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
   }
 
   private buildCluster(c: Obj, errors: FieldError[], warnings: FieldError[]): ClusterSpec | null {
-    // Same handling as static config: buildClusterSpec validates TLS (SDS references are
-    // resolved when their secrets arrive; the cluster warms until then), health checks,
-    // outlier detection and subsets; upstream_connection_options is advisory.
-    for (const f of ['upstream_connection_options'] as const) {
-      const v = c[f];
-      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) warnings.push({ path: f, message: 'is not enforced yet; ignored' });
-    }
-    if (c.type === 'EDS') {
-      const src = edsSourceOf(c);
-      const spec = src ? parseConfigSource(src, 'eds_cluster_config.eds_config', errors, warnings) : ADS_SOURCE;
-      if (spec?.kind === 'ads' && !this.client) errors.push({ path: 'eds_cluster_config.eds_config', message: 'uses ads, but the bootstrap has no dynamic_resources.ads_config' });
-    }
-    return buildClusterSpec(c, '', errors, warnings);
+    return buildDynamicCluster(c, this.client !== null, errors, warnings);
   }
 
   /**
@@ -647,7 +679,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       const warnings: FieldError[] = [...r.warnings];
       const endpoints = buildEndpoints(r.value, errors, warnings);
       if (errors.length) {
-        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        problems.push(...errors.map((e) => resourceProblem(u.typeUrl, r.name, e)));
         rejected.add(r.name);
         continue;
       }
@@ -663,7 +695,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
     for (const [name, w] of [...this.warmingClusters]) {
       if (w.spec.type === 'EDS' && touched.has(w.spec.edsServiceName!) && (this.tlsReady(w.spec.tls) || this.sdsTimedOut.has(name))) {
         const err = await this.activateCluster(w, { ...w.spec, endpoints: this.assignments.get(w.spec.edsServiceName!)!.spec });
-        if (err) problems.push(line(CLUSTER_TYPE, name, { path: '', message: err }));
+        if (err) problems.push(resourceProblem(CLUSTER_TYPE, name, { path: '', message: err }));
       }
     }
     for (const e of this.clusters.values()) {
@@ -760,7 +792,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       if (!w.spec.tls?.sds || !this.tlsReady(w.spec.tls)) continue;
       if (w.spec.type === 'EDS' && !this.assignments.has(w.spec.edsServiceName!)) continue;
       const err = await this.applyCluster(w);
-      if (err) problems.push(line(CLUSTER_TYPE, w.name, { path: '', message: err }));
+      if (err) problems.push(resourceProblem(CLUSTER_TYPE, w.name, { path: '', message: err }));
     }
     await this.promoteListeners();
     return problems;
@@ -773,11 +805,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       errors.push({ path: 'name', message: `"${r.name}" is a static listener; LDS cannot replace it` });
       return null;
     }
-    const value = stripPrivateExtensions(r.value, warnings);
-    const referenced = new ReferencedClusters();
-    const routes = new Set<string>();
     const rds = (name: string): RdsRouteTable => {
-      routes.add(name);
       let t = this.rdsTables.get(name);
       if (!t) {
         t = new RdsRouteTable(name);
@@ -787,11 +815,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       }
       return t;
     };
-    // Without ADS an HCM's rds over ads is refused by the HCM itself (a file source still works).
-    const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds: this.client ? rds : undefined };
-    const spec = buildListenerSpec(value, '', ctx);
-    if (!spec || errors.length) return null;
-    return { spec, clusters: [...referenced], routes: [...routes] };
+    return buildDynamicListener(r.value, this.client ? rds : undefined, errors, warnings);
   }
 
   private async onListeners(u: ResourceUpdate): Promise<UpdateResult> {
@@ -807,7 +831,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       // Warnings (skipped private filters…) are worth seeing even when the listener is refused.
       for (const w of warnings) log.warn({ listener: r.name, path: w.path.replace(/^\./, '') }, w.message);
       if (!built) {
-        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        problems.push(...errors.map((e) => resourceProblem(u.typeUrl, r.name, e)));
         rejected.add(r.name);
         continue;
       }
@@ -816,7 +840,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       const e: ListenerEntry = { name: r.name, version: r.version, value: r.value, any: r.any, spec: built.spec, lastUpdated: now, clusters: built.clusters, routes: built.routes, since: Date.now() };
       const err = await this.applyListener(e);
       if (err) {
-        problems.push(line(u.typeUrl, r.name, { path: 'address', message: err }));
+        problems.push(resourceProblem(u.typeUrl, r.name, { path: 'address', message: err }));
         rejected.add(r.name);
       }
     }
@@ -864,7 +888,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       const table = HttpRouteTable.compile(r.value, '', refs, errors);
       if (errors.length) {
         // The previous table (if any) keeps serving.
-        problems.push(...errors.map((e) => line(u.typeUrl, r.name, e)));
+        problems.push(...errors.map((e) => resourceProblem(u.typeUrl, r.name, e)));
         rejected.add(r.name);
         continue;
       }

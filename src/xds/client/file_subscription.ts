@@ -215,7 +215,7 @@ const FIELD_PATH = /^([A-Za-z_@][\w@]*(?:\[\d+\]|\([^)\s]*\))*(?:\.[A-Za-z_@][\w
  * `Listener "a": address.port_value: …` → `resources[2].address.port_value: … (Listener "a")`:
  * the field path in the file, as a config error names it.
  */
-function locate(problem: string, where: ReadonlyMap<string, string>): string {
+export function locate(problem: string, where: ReadonlyMap<string, string>): string {
   const m = /^(\S+ "((?:[^"\\]|\\.)*)"): ([\s\S]*)$/.exec(problem);
   const at = m ? where.get(m[2]!) : undefined;
   if (!m || !at) return problem;

@@ -7,7 +7,7 @@ import { buildStaticConfig } from '../../../src/static_config.js';
 import { buildXdsBootstrap, type SourceCheckMode } from '../../../src/xds/bootstrap.js';
 import { readDiscoveryFile } from '../../../src/xds/client/file_subscription.js';
 import { CLUSTER_TYPE, LISTENER_TYPE } from '../../../src/xds/proto.js';
-import { REPO, tmpDir } from '../../helpers/strait.js';
+import { REPO, runCli, tmpDir } from '../../helpers/strait.js';
 
 // dynamic_resources with filesystem config sources (ConfigSource.path, path_config_source).
 
@@ -167,5 +167,69 @@ describe('reading a DiscoveryResponse file', () => {
     fs.writeFileSync(f, 'version_info: "1"\nresource: []\n');
     const typo = readDiscoveryFile(f, LISTENER_TYPE, new Set());
     expect(!typo.ok && typo.problems).toEqual([{ path: 'resource', message: expect.stringContaining('unknown field "resource"') }]);
+  });
+});
+
+describe('--mode validate reads the LDS, CDS and EDS files it finds', () => {
+  const vdir = tmpDir('strait-validate-files-');
+  afterAll(() => fs.rmSync(vdir, { recursive: true, force: true }));
+  const at = (name: string) => path.join(vdir, name);
+  const listenerOn = (port: number) => `version_info: "1"
+resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: l1
+  address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
+  filter_chains: [ { filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: e } } ] } ]
+`;
+  const edsCluster = `version_info: "1"
+resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: e
+  type: EDS
+  connect_timeout: 1s
+  eds_cluster_config: { eds_config: { path_config_source: { path: ${JSON.stringify(at('eds.yaml'))} } } }
+`;
+  const assignment = (port: string) => `version_info: "1"
+resources:
+- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: e
+  endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1${port} } } } } ] } ]
+`;
+  const boot = () => {
+    const f = at('boot.yaml');
+    fs.writeFileSync(f, `node: { id: n, cluster: n }
+dynamic_resources:
+  lds_config: { path_config_source: { path: ${JSON.stringify(at('lds.yaml'))} } }
+  cds_config: { path_config_source: { path: ${JSON.stringify(at('cds.yaml'))} } }
+`);
+    return f;
+  };
+
+  it('passes good files, and names each bad resource by file and field path', async () => {
+    fs.writeFileSync(at('lds.yaml'), listenerOn(10000));
+    fs.writeFileSync(at('cds.yaml'), edsCluster);
+    fs.writeFileSync(at('eds.yaml'), assignment(', port_value: 9'));
+    const ok = await runCli(['--config', boot(), '--mode', 'validate']);
+    expect(ok.code, ok.stderr).toBe(0);
+
+    fs.writeFileSync(at('lds.yaml'), listenerOn(70000));
+    fs.writeFileSync(at('eds.yaml'), assignment(''));
+    const bad = await runCli(['--config', boot(), '--mode', 'validate']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${at('lds.yaml')}: resources[0].address.socket_address.port_value: value must be <= 65535 (Listener "l1")`);
+    expect(bad.stderr).toContain(`${at('eds.yaml')}: resources[0].endpoints[0].lb_endpoints[0].endpoint.address.socket_address`);
+  });
+
+  it('refuses a file that is not a DiscoveryResponse, and only warns about one that is absent', async () => {
+    fs.writeFileSync(at('lds.yaml'), listenerOn(10000));
+    fs.writeFileSync(at('eds.yaml'), assignment(', port_value: 9'));
+    fs.writeFileSync(at('cds.yaml'), 'resources: [ {');
+    const broken = await runCli(['--config', boot(), '--mode', 'validate']);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain(at('cds.yaml'));
+    fs.rmSync(at('cds.yaml'));
+    const absent = await runCli(['--config', boot(), '--mode', 'validate']);
+    expect(absent.code, absent.stderr).toBe(0);
+    expect(absent.stderr).toContain('does not exist');
   });
 });
