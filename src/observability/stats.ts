@@ -233,7 +233,19 @@ export class StatsStore {
 
   addHistogram(h: Histogram): void {
     if (this.stats.has(h.name)) throw new Error(`stat ${h.name} registered as ${this.stats.get(h.name)!.kind}, requested as histogram`);
+    h.sampleSink = this.sampleSink;
     this.hists.set(h.name, h);
+  }
+
+  private sampleSink: HistogramSampleSink | null = null;
+
+  /**
+   * Hands every sample of the kept histograms, present and future, to `f` (null: none). Rejected
+   * histograms never get it. Costs a histogram one field check per sample otherwise.
+   */
+  setHistogramSampleSink(f: HistogramSampleSink | null): void {
+    this.sampleSink = f;
+    for (const h of this.hists.values()) h.sampleSink = f;
   }
 
   /** Every histogram, sorted by Envoy name. */
@@ -326,6 +338,9 @@ function num(v: number): string {
  * arrays and numbers, so the data path allocates nothing; quantiles and text are computed when
  * /stats asks, never per sample.
  */
+/** Receives every sample of the kept histograms (statsd timers). */
+export type HistogramSampleSink = (h: Histogram, v: number) => void;
+
 export class Histogram {
   readonly kind = 'histogram' as const;
   /** counts[i] = samples in (bounds[i-1], bounds[i]]; the last slot is the overflow (+Inf) bucket. */
@@ -334,6 +349,8 @@ export class Histogram {
   sum = 0;
   min = Infinity;
   max = -Infinity;
+  /** Set on kept histograms while a statsd sink runs: each sample goes to it (Envoy's onHistogramComplete). */
+  sampleSink: HistogramSampleSink | null = null;
 
   constructor(
     readonly name: string,
@@ -355,6 +372,7 @@ export class Histogram {
     this.sum += v;
     if (v < this.min) this.min = v;
     if (v > this.max) this.max = v;
+    if (this.sampleSink !== null) this.sampleSink(this, v);
   }
 
   /**

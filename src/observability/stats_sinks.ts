@@ -5,14 +5,15 @@
  * A flush walks the store's kept stats (the stats matcher already dropped the others): counters go
  * as the change since the last flush (`name:delta|c`), gauges as their value (`name:value|g`).
  * Like Envoy, a counter or gauge is sent once it has been used — here, once it has been seen
- * non-zero — so idle families do not flood the collector. Histograms are not sent: Strait's
- * histograms keep bucket counts, not the samples a statsd timer (`|ms`) needs.
+ * non-zero — so idle families do not flood the collector. Histogram samples go as they are
+ * recorded, as Envoy sends them: a timer line each (`name:value|ms`), packed into the sink's
+ * datagram size and sent as a datagram fills, the rest at the next flush.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { FieldError } from '../errors.js';
 import { log } from '../log.js';
-import type { Stat, StatsStore } from './stats.js';
+import type { Histogram, Stat, StatsStore } from './stats.js';
 
 type Obj = Record<string, any>;
 
@@ -128,7 +129,7 @@ class UdpSink {
   }
 
   /** `prefix.name` (statsd) or `prefix.tag_extracted_name` (DogStatsD). */
-  private head(s: Stat): string {
+  private head(s: Stat | Histogram): string {
     let h = this.heads.get(s.name);
     if (h === undefined) {
       h = `${this.spec.prefix}.${this.spec.kind === 'dog_statsd' ? this.store.tagged(s.name).name : s.name}`;
@@ -138,7 +139,7 @@ class UdpSink {
   }
 
   /** DogStatsD's `|#tag:value,…`; '' for statsd. */
-  private tail(s: Stat): string {
+  private tail(s: Stat | Histogram): string {
     if (this.spec.kind !== 'dog_statsd') return '';
     let t = this.tails.get(s.name);
     if (t === undefined) {
@@ -149,8 +150,31 @@ class UdpSink {
     return t;
   }
 
-  line(s: Stat, value: number, type: 'c' | 'g'): string {
+  line(s: Stat | Histogram, value: number, type: 'c' | 'g' | 'ms'): string {
     return `${this.head(s)}:${value}|${type}${this.tail(s)}`;
+  }
+
+  /** Timer lines waiting for their datagram to fill (or the next flush), joined by newlines. */
+  private timers = '';
+
+  /** One histogram sample; a full datagram goes at once, so what waits stays under maxBytes. */
+  sample(h: Histogram, v: number): void {
+    // Durations are kept in fractional milliseconds; microseconds are plenty for a collector.
+    const l = this.line(h, Math.round(v * 1000) / 1000, 'ms');
+    const cur = this.timers;
+    if (cur === '') this.timers = l;
+    else if (cur.length + 1 + l.length > this.spec.maxBytes) {
+      // Lines are ASCII (stat names and numbers), so length is the byte count.
+      this.sock.send(cur, this.spec.port, this.spec.host);
+      this.timers = l;
+    } else this.timers = `${cur}\n${l}`;
+  }
+
+  /** The timer lines still waiting, handed over for the flush. */
+  takeTimers(): string[] {
+    const t = this.timers;
+    this.timers = '';
+    return t === '' ? [] : t.split('\n');
   }
 
   /** Packs lines into datagrams of at most maxBytes; resolves once all are handed to the kernel. */
@@ -191,6 +215,14 @@ export class StatsFlusher {
     private readonly beforeFlush: () => void = () => {},
   ) {
     this.sinks = spec.sinks.map((s) => new UdpSink(s, store));
+    const sinks = this.sinks;
+    store.setHistogramSampleSink(
+      sinks.length === 1
+        ? (h, v) => sinks[0]!.sample(h, v)
+        : (h, v) => {
+            for (const k of sinks) k.sample(h, v);
+          },
+    );
   }
 
   start(): void {
@@ -217,9 +249,12 @@ export class StatsFlusher {
         if (this.used.has(s)) changes.push([s, s.value]);
       }
     }
-    if (!changes.length) return Promise.resolve();
     return Promise.all(
-      this.sinks.map((sink) => sink.send(changes.map(([s, v]) => sink.line(s, v, s.kind === 'counter' ? 'c' : 'g')))),
+      this.sinks.map((sink) => {
+        const lines = changes.map(([s, v]) => sink.line(s, v, s.kind === 'counter' ? 'c' : 'g'));
+        lines.push(...sink.takeTimers());
+        return lines.length ? sink.send(lines) : undefined;
+      }),
     ).then(() => undefined);
   }
 
@@ -232,6 +267,7 @@ export class StatsFlusher {
       await this.flush();
     } finally {
       this.stopped = true;
+      this.store.setHistogramSampleSink(null);
       for (const s of this.sinks) s.close();
     }
   }

@@ -181,11 +181,16 @@ describe('stats_sinks: statsd and DogStatsD over UDP', () => {
     // Sent at least once more after the last increment: a zero delta, never a repeat of the total.
     await until('a later flush', () => statsd.got.lines.includes('mesh.cluster.backend;.upstream_rq_total:0|c'), statsd.got);
     expect(counterSum(statsd.got.lines, 'mesh.cluster.backend;.upstream_rq_total')).toBe(7);
+    // Each request's time as a statsd timer, as Envoy sends histogram samples.
+    const timers = statsd.got.lines.filter((l) => /^mesh\.cluster\.backend;\.upstream_rq_time:[\d.]+\|ms$/.test(l));
+    expect(timers).toHaveLength(7);
+    expect(statsd.got.lines.filter((l) => /^mesh\.http\.inbound_0\.0\.0\.0_8080;\.downstream_rq_time:[\d.]+\|ms$/.test(l))).toHaveLength(7);
   });
 
   it('DogStatsD gets the tag-extracted names with the tags', async () => {
     await until('7 requests on DogStatsD', () => counterSum(dog.got.lines, 'envoy.cluster.upstream_rq_total', '|#cluster_name:backend') === 7, dog.got);
     expect(counterSum(dog.got.lines, 'envoy.http.downstream_rq', '|#response_code_class:2xx,http_conn_manager_prefix:inbound_0.0.0.0_8080')).toBe(7);
+    await until('7 timers on DogStatsD', () => dog.got.lines.filter((l) => /^envoy\.cluster\.upstream_rq_time:[\d.]+\|ms\|#cluster_name:backend$/.test(l)).length === 7, dog.got);
   });
 
   it('warns about the sink it does not run', () => {

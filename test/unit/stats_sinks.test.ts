@@ -90,6 +90,36 @@ describe('statsd flush', () => {
   });
 });
 
+describe('statsd histogram samples', () => {
+  it('sends each sample as a timer, in full datagrams as they fill and the rest at the flush', async () => {
+    const c = await collector();
+    const store = new StatsStore(buildStatsSettings({ stats_matcher: { exclusion_list: { patterns: [{ prefix: 'cluster.hidden.' }] } } }, 'stats_config', []));
+    const before = store.root.scope('cluster').scope('a').histogram('upstream_rq_time');
+    const f = new StatsFlusher(store, { sinks: [sink(c.port)], flushMs: 60_000 });
+    const after = store.root.scope('http').scope('in').histogram('downstream_rq_time');
+    const hidden = store.root.scope('cluster').scope('hidden').histogram('upstream_rq_time');
+    // 200 samples of ~35 bytes: several datagrams fill before any flush.
+    for (let i = 0; i < 200; i++) before.record(i + 0.25);
+    after.record(1.23456);
+    hidden.record(5);
+    await until(() => c.grams.length >= 3, 'datagrams sent as they filled');
+    for (const d of c.grams) expect(d.length).toBeLessThanOrEqual(STATSD_DATAGRAM_BYTES);
+    await f.flush();
+    await until(() => c.lines().filter((l) => l.endsWith('|ms')).length === 201, 'every sample');
+    const timers = c.lines().filter((l) => l.endsWith('|ms'));
+    expect(timers.filter((l) => l.startsWith('envoy.cluster.a.upstream_rq_time:')).map((l) => Number(l.slice(l.indexOf(':') + 1, -3)))).toEqual(Array.from({ length: 200 }, (_, i) => i + 0.25));
+    expect(timers).toContain('envoy.http.in.downstream_rq_time:1.235|ms');
+    expect(timers.some((l) => l.includes('hidden'))).toBe(false);
+    // The histogram itself still counts; after stop nothing is sent for it.
+    expect(before.count).toBe(200);
+    await f.stop();
+    const n = c.grams.length;
+    before.record(1);
+    await sleep(50);
+    expect(c.grams.length).toBe(n);
+  });
+});
+
 describe('statsd timer', () => {
   it('does not keep the process alive', async () => {
     const c = await collector();
