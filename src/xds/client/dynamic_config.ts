@@ -130,7 +130,19 @@ export function buildDynamicCluster(c: Obj, hasAds: boolean, errors: FieldError[
     const spec = src ? parseConfigSource(src, 'eds_cluster_config.eds_config', errors, warnings, mode) : ADS_SOURCE;
     if (spec?.kind === 'ads' && !hasAds) errors.push({ path: 'eds_cluster_config.eds_config', message: 'uses ads, but the bootstrap has no dynamic_resources.ads_config' });
   }
-  return buildClusterSpec(c, '', errors, warnings);
+  const spec = buildClusterSpec(c, '', errors, warnings);
+  if (spec && !hasAds) refuseSdsOverAds(spec.tls, errors);
+  return spec;
+}
+
+/**
+ * Without an ADS stream a secret whose sds_config says `ads` would never come, and its listener
+ * or cluster would warm forever: refused instead, by the reference's field path.
+ */
+function refuseSdsOverAds(tls: TlsContextSpec | null | undefined, errors: FieldError[]): void {
+  for (const r of tls?.sds?.refs ?? []) {
+    if (r.source.kind === 'ads') errors.push({ path: `${r.field}.sds_config.ads`, message: 'SDS over ads, but the bootstrap has no dynamic_resources.ads_config' });
+  }
 }
 
 /**
@@ -156,6 +168,7 @@ export function buildDynamicListener(
     });
   const ctx: FactoryContext = { clusterNames: referenced, errors, warnings, rds: named };
   const spec = buildListenerSpec(value, '', ctx);
+  if (spec && !rds) for (const chain of [...spec.chains, spec.defaultChain]) refuseSdsOverAds(chain?.tls, errors);
   if (!spec || errors.length) return null;
   return { spec, clusters: [...referenced], routes: [...routes] };
 }

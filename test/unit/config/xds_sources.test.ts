@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseBootstrapText } from '../../../src/config/index.js';
+import { decodeResource, newContext, parseBootstrapText } from '../../../src/config/index.js';
+import { loadAllExtensions } from '../../../src/config/preload.js';
+import { RdsRouteTable } from '../../../src/filters/network/http_connection_manager/rds.js';
+import { buildDynamicCluster, buildDynamicListener } from '../../../src/xds/client/dynamic_config.js';
 import type { FieldError } from '../../../src/errors.js';
 import { buildStaticConfig } from '../../../src/static_config.js';
 import { buildXdsBootstrap, type SourceCheckMode } from '../../../src/xds/bootstrap.js';
@@ -231,5 +234,53 @@ dynamic_resources:
     const absent = await runCli(['--config', boot(), '--mode', 'validate']);
     expect(absent.code, absent.stderr).toBe(0);
     expect(absent.stderr).toContain('does not exist');
+  });
+});
+
+describe('SDS over ads in file-sourced resources without an ADS stream', () => {
+  const sds = { tls_certificate_sds_secret_configs: [{ name: 'cert', sds_config: { ads: {} } }] };
+  const decoded = (type: string, value: Record<string, unknown>) => {
+    const ctx = newContext();
+    const v = decodeResource('google.protobuf.Any', { '@type': type, ...value }, '', ctx) as Record<string, unknown>;
+    expect(ctx.errors).toEqual([]);
+    return v;
+  };
+  const cluster = decoded(CLUSTER_TYPE, {
+    name: 'c',
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 9 } } } }] }] },
+    transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', common_tls_context: sds } },
+  });
+  const listener = decoded(LISTENER_TYPE, {
+    name: 'l',
+    address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+    filter_chains: [
+      {
+        filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 't', cluster: 'c' } }],
+        transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', common_tls_context: sds } },
+      },
+    ],
+  });
+
+  it('refuses them by field path (the secret would never come and they would warm forever)', async () => {
+    await loadAllExtensions();
+    const errors: FieldError[] = [];
+    expect(buildDynamicCluster(cluster, false, errors, [])).not.toBeNull();
+    expect(buildDynamicListener(listener, undefined, errors, [])).toBeNull();
+    // Paths come back rooted at the resource ('.a.b'); resourceProblem() drops the dot when reporting.
+    const message = 'SDS over ads, but the bootstrap has no dynamic_resources.ads_config';
+    expect(errors.map((e) => ({ ...e, path: e.path.replace(/^\./, '') }))).toEqual([
+      { path: 'transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.ads', message },
+      { path: 'filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.ads', message },
+    ]);
+  });
+
+  it('accepts them with ADS (they warm until the secret arrives)', async () => {
+    await loadAllExtensions();
+    const errors: FieldError[] = [];
+    buildDynamicCluster(cluster, true, errors, []);
+    buildDynamicListener(listener, (n) => new RdsRouteTable(n), errors, []);
+    expect(errors).toEqual([]);
   });
 });
