@@ -42,6 +42,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));
+  exports.Set("writeHttp1HeadFromFlat", http1::WriteHeadFromFlatFunction(env));
   exports.Set("bpf", bpf::Init(env));
   exports.Set("upgrade", upgrade::Init(env));
   return exports;

@@ -22,6 +22,9 @@ Napi::Function SendHeadFunction(Napi::Env env);
 // send(fd, ...same), writeSend(out, ...same as write, fd, keepAt, keepLen)]: the two above with
 // `runs` bound once, and write + send of the Buffer written in one call.
 Napi::Function BindWriterFunction(Napi::Env env);
+// writeHttp1HeadFromFlat(out, method, path, authority, src, runs, nRuns, extra, chunked) -> bytes
+// written: the HTTP/1.1 head of an HTTP/2 request from its flat field list (FlatRequest.h1Head).
+Napi::Function WriteHeadFromFlatFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

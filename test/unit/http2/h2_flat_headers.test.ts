@@ -225,6 +225,8 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
         for (const chunked of [false, true]) {
           const ha = h1Pairs(h1HeadOf(obj, e0.method, chunked && obj['content-length'] === undefined));
           const hb = h1Pairs(fr1!.h1Head(chunked && !fr1!.hasContentLength));
+          // The addon's writer gives the TypeScript reference's bytes exactly.
+          expect(fr1!.h1Head(chunked).equals(fr1!.h1HeadJs(chunked))).toBe(true);
           expect(hb.line).toBe(ha.line);
           expect(joined(hb.pairs, generated)).toEqual(joined(ha.pairs, generated));
         }
@@ -232,6 +234,23 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
       }
     });
   }
+
+  it("writes an HTTP/1 head from a list with obs-text and `te` (an HTTP/2 try's list) as the reference does", () => {
+    const e: UpstreamEdits = { method: 'POST', path: '/p\u00e9?q=\u00ff', authority: 'h\u00e4st', ip: '10.1.1.1', emptyBody: false, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+    const flat = downstream([...PSEUDO, ['te', 'trailers'], ['x-latin', 'caf\u00e9 \u00ff'], ['x-empty', ''], ['x-last', 'z']]);
+    // Built for an HTTP/2 upstream, so `te: trailers` is among its runs: the HTTP/1 head leaves it out.
+    const fr = upstreamFlatOf(flat, e, false)!;
+    expect(fr.flat).toContain('te\0trailers\0');
+    for (const chunked of [false, true]) {
+      const a = fr.h1Head(chunked);
+      expect(a.equals(fr.h1HeadJs(chunked))).toBe(true);
+      const text = a.toString('latin1');
+      expect(text.startsWith('POST /p\u00e9?q=\u00ff HTTP/1.1\r\nhost: h\u00e4st\r\n')).toBe(true);
+      expect(text).toContain('x-latin: caf\u00e9 \u00ff\r\nx-empty: \r\nx-last: z\r\n');
+      expect(text).not.toContain('te: trailers');
+      expect(text.endsWith(chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n\r\n')).toBe(true);
+    }
+  });
 
   it('flatGet reads a field as headerObject holds it', () => {
     const flat = downstream([...PSEUDO, ['cookie', 'a=1'], ['x', '1'], ['cookie', 'b=2'], ['x', '2'], ['set-cookie', 's'], ['e', '']]);

@@ -9,6 +9,8 @@ import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
+import { loadNative } from '../../../native.js';
+import { HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
@@ -57,9 +59,49 @@ export class FlatRequest {
 
   /**
    * The HTTP/1.1 head: request line, host, the kept fields less `te` (hop-by-hop), the added ones,
-   * and `transfer-encoding: chunked` when asked; as H1Try writes it from an object.
+   * and `transfer-encoding: chunked` when asked; as H1Try writes it from an object. Written by the
+   * addon in one call when it has writeHttp1HeadFromFlat, else by h1HeadJs (the reference).
    */
   h1Head(chunked: boolean): Buffer {
+    const w = writeFromFlat;
+    if (w === null) return this.h1HeadJs(chunked);
+    const size = this.h1Size(chunked);
+    const b = Buffer.allocUnsafe(size);
+    const o = w(b, this.method, this.path, this.authority, this.src, runsArg, this.runs.length >> 1, this.extra, chunked);
+    return o === size ? b : b.subarray(0, o);
+  }
+
+  /**
+   * h1Head(false) sent on `fd` (the connection's sendFd()) by the addon, without a Buffer;
+   * `size` is h1Size(false), called just before. Bytes the kernel took (`size` when all), -errno,
+   * or HEAD_NOT_SENT when nothing was tried (no addon, or a head of another size). The caller
+   * writes what is left from h1Head().
+   */
+  sendH1Head(fd: number, size: number): number {
+    const w = writeFromFlat;
+    if (w === null) return HEAD_NOT_SENT;
+    return w(fd, this.method, this.path, this.authority, this.src, runsArg, this.runs.length >> 1, this.extra, false, size);
+  }
+
+  /** The HTTP/1.1 head's size, with runsArg filled with the runs for the addon. */
+  h1Size(chunked: boolean): number {
+    const r = this.runs;
+    if (runsArg.length < r.length) runsArg = new Int32Array(Math.max(r.length, 2 * runsArg.length));
+    // Each NUL of a pair becomes a two-byte separator (": " or CRLF), and src's last pair has no
+    // NUL of its own. upstreamFlatOf leaves no `te` in an HTTP/1 request's runs; should one be
+    // there, the addon leaves it out and the head is a little shorter than this.
+    let bytes = this.extra.length + 2 * (this.pairs - 4);
+    for (let k = 0; k < r.length; k += 2) {
+      runsArg[k] = r[k]!;
+      runsArg[k + 1] = r[k + 1]!;
+      bytes += r[k + 1]! - r[k]!;
+    }
+    if (r.length > 0 && r[r.length - 1] === this.src.length) bytes++;
+    return this.method.length + this.path.length + this.authority.length + 22 + bytes + (chunked ? 28 : 0);
+  }
+
+  /** h1Head in TypeScript: without the addon, and the reference its writer is tested against. */
+  h1HeadJs(chunked: boolean): Buffer {
     const pre = `${this.method} ${this.path} HTTP/1.1\r\nhost: ${this.authority}\r\n`;
     // The downstream's list and the additions as bytes (two native writes of flat strings), then
     // the kept runs rewritten byte by byte (a typed-array loop; charCodeAt on a concatenated
@@ -87,8 +129,24 @@ export class FlatRequest {
   }
 }
 
-/** FlatRequest.h1Head's bytes of the flat lists (used within one call). */
+/** FlatRequest.h1HeadJs's bytes of the flat lists (used within one call). */
 let scratch = Buffer.allocUnsafe(4096);
+
+type WriteFromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
+
+/** The addon's writeHttp1HeadFromFlat (native/http1/http1_js.cc); null without it or with STRAIT_HTTP1_ENCODER=ts. */
+const writeFromFlat: WriteFromFlat | null = (() => {
+  if (process.env.STRAIT_HTTP1_ENCODER === 'ts') return null;
+  try {
+    const f = (loadNative() as unknown as { writeHttp1HeadFromFlat?: WriteFromFlat }).writeHttp1HeadFromFlat;
+    return typeof f === 'function' ? f : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** FlatRequest's runs for the addon (used within one call, grown on demand). */
+let runsArg = new Int32Array(16);
 
 /** Writes the pairs in src[i, end) ("name\0value\0...", last NUL optional) as header lines at b[o]; the new offset. */
 function h1Fields(src: Buffer, i: number, end: number, b: Buffer, o: number): number {
@@ -598,7 +656,9 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   /** The exchange paused the upstream read (its client is slow); undone before the conn is pooled. */
   private paused = false;
   private readonly chunked: boolean;
-  private readonly head: Buffer;
+  /** The request head as bytes; null until needed (a flat request's head may leave without them). */
+  private head: Buffer | null = null;
+  private readonly flat: FlatRequest | null = null;
 
   constructor(
     private readonly pools: Http1ClusterPools,
@@ -611,7 +671,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     this.ended = endStream;
     if (headers instanceof FlatRequest) {
       this.chunked = !endStream && !headers.hasContentLength;
-      this.head = headers.h1Head(this.chunked);
+      this.flat = headers;
     } else {
       this.chunked = !endStream && headers['content-length'] === undefined;
       this.head = h1HeadOf(headers, method, this.chunked);
@@ -649,11 +709,19 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     const pending = this.pending;
     if (pending === null && !this.chunked) {
       // Head only (a bodiless request, or a body still to come): one direct send(2) through
-      // the pool's connection when nothing is queued, not the stream's write machinery.
-      conn.write(this.head);
+      // the pool's connection when nothing is queued, not the stream's write machinery; a flat
+      // request's head is built and sent by one addon call, as bytes only if the kernel leaves some.
+      const fr = this.flat;
+      const fd = fr !== null ? conn.sendFd() : -1;
+      if (fd < 0) conn.write(this.headBytes());
+      else {
+        const size = fr!.h1Size(false);
+        const sent = fr!.sendH1Head(fd, size);
+        if (sent !== size) conn.wrote(this.headBytes(), sent);
+      }
     } else {
       conn.socket.cork();
-      conn.socket.write(this.head);
+      conn.socket.write(this.headBytes());
       if (pending !== null) for (const b of pending) this.writeBody(b);
       this.pending = null;
       if (this.ended) this.writeEnd();
@@ -664,6 +732,10 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.drainCb = null;
       cb();
     }
+  }
+
+  private headBytes(): Buffer {
+    return (this.head ??= this.flat!.h1Head(this.chunked));
   }
 
   private writeBody(b: Buffer): boolean {
