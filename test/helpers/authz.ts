@@ -24,6 +24,22 @@ function loadAuthTypes(): { req: protobuf.Type; res: protobuf.Type } {
   return { req: root.lookupType('envoy.service.auth.v3.CheckRequest'), res: root.lookupType('envoy.service.auth.v3.CheckResponse') };
 }
 
+/**
+ * Plain JSON as a google.protobuf.Struct message object (protobufjs has no JSON mapping for it;
+ * its own google/protobuf types, used here, have camelCase fields whatever keepCase says).
+ */
+function struct(o: Record<string, unknown>): Obj {
+  const value = (v: unknown): Obj => {
+    if (typeof v === 'string') return { stringValue: v };
+    if (typeof v === 'number') return { numberValue: v };
+    if (typeof v === 'boolean') return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
+    if (v && typeof v === 'object') return { structValue: struct(v as Record<string, unknown>) };
+    return { nullValue: 0 };
+  };
+  return { fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, value(v)])) };
+}
+
 export interface AuthzServer {
   readonly port: number;
   /** Every CheckRequest received, decoded (snake_case fields). */
@@ -36,7 +52,11 @@ export interface AuthzServer {
  * `x-authz` header: `allow` → OK with `x-authz-user: alice` set and `x-remove-me` removed;
  * `deny` → 401 `go away` with `x-denied-by: authz`; `slow` → OK after 1 s; anything else →
  * PERMISSION_DENIED without a denied_response; `respond` → OK with response_headers_to_add
- * (`x-authz-said: ok`, `x-upstream: authz` overwriting the upstream's, `x-authz-append: yes` appended).
+ * (`x-authz-said: ok`, `x-upstream: authz` overwriting the upstream's, `x-authz-append: yes` appended);
+ * `query` → OK setting query parameters `a=new` and `sp=a b` and removing `drop`; `meta` → OK with
+ * dynamic_metadata `{user: alice, level: 3, tags: {team: blue}}`; `meta-ok` → OK with the outer
+ * dynamic_metadata `{from: outer}` and the deprecated ok_response one `{from: ok}`; `meta-deny` →
+ * 403 with dynamic_metadata `{reason: nope}`.
  */
 export async function authzServer(): Promise<AuthzServer> {
   const t = loadAuthTypes();
@@ -73,6 +93,10 @@ export async function authzServer(): Promise<AuthzServer> {
               },
             }),
           );
+        else if (mode === 'query') cb(null, enc({ status: { code: 0 }, ok_response: { query_parameters_to_set: [{ key: 'a', value: 'new' }, { key: 'sp', value: 'a b' }], query_parameters_to_remove: ['drop'] } }));
+        else if (mode === 'meta') cb(null, enc({ status: { code: 0 }, dynamic_metadata: struct({ user: 'alice', level: 3, tags: { team: 'blue' } }) }));
+        else if (mode === 'meta-ok') cb(null, enc({ status: { code: 0 }, dynamic_metadata: struct({ from: 'outer' }), ok_response: { dynamic_metadata: struct({ from: 'ok' }) } }));
+        else if (mode === 'meta-deny') cb(null, enc({ status: { code: 7 }, dynamic_metadata: struct({ reason: 'nope' }) }));
         else if (mode === 'slow') setTimeout(() => cb(null, enc({ status: { code: 0 } })), 1000);
         else cb(null, enc({ status: { code: 7 } }));
       },

@@ -13,10 +13,35 @@ import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess } 
 type Obj = Record<string, any>;
 
 /** An HCM listener with `filters` before the router and `routes` (14-space indent) in one virtual host. */
-function listener(name: string, filters: string, routes = '              - match: { prefix: "/" }\n                route: { cluster: up }'): string {
+function listener(name: string, filters: string, routes = '              - match: { prefix: "/" }\n                route: { cluster: up }', extra = ''): string {
   const rc = `name: local\nvirtual_hosts:\n- name: all\n  domains: ["*"]\n  routes:\n${routes.replace(/^ {12}/gm, '')}`;
-  return hcmListener(name, rc, '', filters);
+  return hcmListener(name, rc, extra, filters);
 }
+
+/** An access log to `{{TMP}}/<file>` writing the x-tag request header and the ext_authz metadata `keys`, '|'-separated. */
+function accessLog(file: string, keys: string[]): string {
+  const fmt = ['%REQ(X-TAG)%', '%RESPONSE_CODE%', ...keys.map((k) => `%DYNAMIC_METADATA(envoy.filters.http.ext_authz${k ? `:${k}` : ''})%`)].join('|');
+  return `          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "{{TMP}}/${file}"
+              log_format: { text_format: "${fmt.replace(/"/g, '\\"')}\\n" }
+`;
+}
+
+/** The access log line of the request tagged `tag` (the sink writes asynchronously), split on '|'. */
+async function logLine(file: string, tag: string): Promise<string[]> {
+  for (let i = 0; i < 200; i++) {
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    const hit = text.split('\n').find((l) => l.startsWith(`${tag}|`));
+    if (hit) return hit.split('|');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${file}: no line for ${tag}`);
+}
+
+const META_KEYS = ['user', 'level', 'tags', 'tags:team', 'from', 'reason', 'ext_authz_duration', ''];
 
 const EXT_AUTHZ = '"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
 
@@ -66,10 +91,15 @@ async function httpAuthz(): Promise<{ port: number; seen: Array<{ method: string
     seen.push(s);
     req.on('data', (d: Buffer) => (s.body += d.toString()));
     if (req.url!.startsWith('/check/allowed')) {
-      res.writeHead(200, { 'x-user': 'bob', 'x-internal': 'secret' });
+      res.writeHead(200, [
+        ['x-user', 'bob'],
+        ['x-internal', 'secret'],
+        ['x-client-note', 'hi'],
+        ['x-client-note', 'again'],
+      ]);
       res.end();
     } else {
-      res.writeHead(401, { 'www-authenticate': 'Bearer', 'x-internal': 'secret', 'content-type': 'text/plain' });
+      res.writeHead(401, { 'www-authenticate': 'Bearer', 'x-internal': 'secret', 'content-type': 'text/plain', 'x-user': 'nobody' });
       res.end('login first');
     }
   });
@@ -191,12 +221,35 @@ ${listener(
               http_service:
                 server_uri: { uri: "http://authz.local", cluster: hauthz, timeout: 1s }
                 path_prefix: /check`,
+      )}${listener(
+        'edits',
+        grpcAuthz('authz'),
+        `              - match: { prefix: "/rw/" }
+                route: { cluster: up, prefix_rewrite: "/rewritten/" }
+              - match: { prefix: "/" }
+                route: { cluster: up }
+                response_headers_to_add: [ { header: { key: x-route, value: r1 } } ]`,
+        accessLog('edits.log', META_KEYS),
+      )}${listener('noingest', grpcAuthz('authz', '              enable_dynamic_metadata_ingestion: false\n'), undefined, accessLog('noingest.log', META_KEYS))}${listener(
+        'hedits',
+        `          - name: envoy.filters.http.ext_authz
+            typed_config:
+              ${EXT_AUTHZ}
+              http_service:
+                server_uri: { uri: "http://authz.local", cluster: hauthz, timeout: 1s }
+                path_prefix: /check
+                authorization_response:
+                  allowed_upstream_headers: { patterns: [ { exact: x-user } ] }
+                  allowed_client_headers_on_success: { patterns: [ { prefix: x-client- } ] }
+                  dynamic_metadata_from_headers: { patterns: [ { exact: x-user }, { exact: x-client-note } ] }`,
+        undefined,
+        accessLog('hedits.log', ['x-user', 'x-client-note', 'ext_authz_duration']),
       )}
   clusters:
 ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typed_extension_protocol_options: { envoy.extensions.upstreams.http.v3.HttpProtocolOptions: { "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: { http2_protocol_options: {} } } }\n')}${staticCluster(istio.extAuthz.typed_config.grpc_service.envoy_grpc.cluster_name, [authz.port])}${staticCluster('dead', [dead])}${staticCluster('hauthz', [hauthz.port])}`,
       { engine },
     );
-    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio', 'body', 'partial', 'hbody']) ports[l] = await strait.port(l);
+    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio', 'body', 'partial', 'hbody', 'edits', 'noingest', 'hedits']) ports[l] = await strait.port(l);
   }, 30_000);
 
   afterAll(async () => {
@@ -370,5 +423,85 @@ ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typ
       expect((JSON.parse(r.body) as Echo).bodyLength).toBe(8);
       expect(lastCheck(`/p/${chunked}`)!.attributes.request.http.body).toBe('abcd');
     }
+  });
+
+  it("applies an ok response's query parameter edits to the upstream request, over HTTP/1.1 and HTTP/2", async () => {
+    const p = '/q/a%2Fb?z=1&drop=x&a=old&flag&a=older&drop=y';
+    // Envoy's order: parameters by name, a set one replacing all its values, a bare one written `flag=`.
+    const want = '/q/a%2Fb?a=new&flag=&sp=a%20b&z=1';
+    const h1 = await get(ports.edits!, p, { 'x-authz': 'query' });
+    expect(h1.status).toBe(200);
+    expect((JSON.parse(h1.body) as Echo).url).toBe(want);
+    // The check saw the request as the client sent it.
+    expect(lastCheck(p)).toBeDefined();
+    const h2 = await h2Get(ports.edits!, p, { 'x-authz': 'query' });
+    expect(h2.status).toBe(200);
+    expect((JSON.parse(h2.body) as Echo).url).toBe(want);
+    // The route chosen before the check keeps its prefix_rewrite; a query left empty loses its '?'.
+    const rw = await get(ports.edits!, '/rw/x?drop=1', { 'x-authz': 'query' });
+    expect((JSON.parse(rw.body) as Echo).url).toBe('/rewritten/x?a=new&sp=a%20b');
+    const rw2 = await h2Get(ports.edits!, '/rw/y?drop=1', { 'x-authz': 'query' });
+    expect((JSON.parse(rw2.body) as Echo).url).toBe('/rewritten/y?a=new&sp=a%20b');
+    // Without edits the target is untouched, byte for byte.
+    const plain = await get(ports.edits!, '/q/x?b=2&a=1&flag', { 'x-authz': 'allow' });
+    expect((JSON.parse(plain.body) as Echo).url).toBe('/q/x?b=2&a=1&flag');
+  });
+
+  it('publishes CheckResponse dynamic_metadata as envoy.filters.http.ext_authz metadata for the access log', async () => {
+    const file = path.join(strait.dir, 'edits.log');
+    for (const [tag, send] of [
+      ['m-h1', () => get(ports.edits!, '/m', { 'x-authz': 'meta', 'x-tag': 'm-h1' })],
+      ['m-h2', () => h2Get(ports.edits!, '/m', { 'x-authz': 'meta', 'x-tag': 'm-h2' })],
+    ] as const) {
+      expect((await send()).status).toBe(200);
+      const [, code, user, level, tags, team, from, reason, took, all] = await logLine(file, tag);
+      expect([code, user, level, tags, team, from, reason]).toEqual(['200', 'alice', '3', '{"team":"blue"}', 'blue', '-', '-']);
+      // An allowed request's metadata also says how long the check took, in ms.
+      expect(Number(took)).toBeGreaterThanOrEqual(0);
+      expect(JSON.parse(all!)).toMatchObject({ user: 'alice', level: 3, tags: { team: 'blue' } });
+    }
+    // The deprecated ok_response.dynamic_metadata wins over the outer one.
+    await get(ports.edits!, '/m', { 'x-authz': 'meta-ok', 'x-tag': 'm-ok' });
+    expect((await logLine(file, 'm-ok'))[6]).toBe('ok');
+    // A denial's metadata is published too (without a duration), the local reply logged with it.
+    const d = await get(ports.edits!, '/m', { 'x-authz': 'meta-deny', 'x-tag': 'm-deny' });
+    expect(d.status).toBe(403);
+    const dl = await logLine(file, 'm-deny');
+    expect([dl[1], dl[7], dl[8]]).toEqual(['403', 'nope', '-']);
+    // A response without metadata publishes nothing.
+    await get(ports.edits!, '/m', { 'x-authz': 'allow', 'x-tag': 'm-none' });
+    expect((await logLine(file, 'm-none')).slice(2)).toEqual(META_KEYS.map(() => '-'));
+  });
+
+  it('drops the metadata with enable_dynamic_metadata_ingestion false, and counts it', async () => {
+    const r = await get(ports.noingest!, '/m', { 'x-authz': 'meta', 'x-tag': 'ni' });
+    expect(r.status).toBe(200);
+    expect((await logLine(path.join(strait.dir, 'noingest.log'), 'ni')).slice(2)).toEqual(META_KEYS.map(() => '-'));
+    expect(await strait.stat('http.noingest.ext_authz.ignored_dynamic_metadata')).toBe(1);
+  });
+
+  it('gives the client the allowed_client_headers_on_success of an allowing HTTP service, and publishes dynamic_metadata_from_headers', async () => {
+    const file = path.join(strait.dir, 'hedits.log');
+    const h1 = await get(ports.hedits!, '/allowed/1', { 'x-tag': 'h-h1' });
+    expect(h1.status).toBe(200);
+    // Both values of the header, appended as Envoy does; the upstream never saw them.
+    expect(h1.headers['x-client-note']).toBe('hi, again');
+    expect(h1.headers['x-internal']).toBeUndefined();
+    const echo = JSON.parse(h1.body) as Echo;
+    expect(echo.headers['x-client-note']).toBeUndefined();
+    expect(echo.headers['x-user']).toBe('bob');
+    const l1 = await logLine(file, 'h-h1');
+    // A repeated header's last value; the HTTP service's metadata also gets the duration.
+    expect(l1.slice(1, 4)).toEqual(['200', 'bob', 'again']);
+    expect(Number(l1[4])).toBeGreaterThanOrEqual(0);
+    const h2 = await h2Get(ports.hedits!, '/allowed/2', { 'x-tag': 'h-h2' });
+    expect(h2.status).toBe(200);
+    expect(h2.headers['x-client-note']).toEqual('hi, again');
+    expect((await logLine(file, 'h-h2')).slice(1, 4)).toEqual(['200', 'bob', 'again']);
+    // A denial carries no on-success headers, but its matching headers still become metadata.
+    const no = await get(ports.hedits!, '/private', { 'x-tag': 'h-no' });
+    expect(no.status).toBe(401);
+    expect(no.headers['x-client-note']).toBeUndefined();
+    expect((await logLine(file, 'h-no')).slice(1, 5)).toEqual(['401', 'nobody', '-', '-']);
   });
 });

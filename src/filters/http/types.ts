@@ -5,7 +5,12 @@ import type { HeaderLookup } from '../../router/header_matcher.js';
 /** What an HTTP filter sees of a request, whatever the codec. `header` takes lower-case names. */
 export interface HttpFilterRequest {
   readonly method: string;
-  readonly path: string;
+  /**
+   * The request target. A filter may replace it before the request goes on (ext_authz's query
+   * parameter edits): later filters, the route's rewrites, hash policies and the upstream see
+   * the new one; the route stays the one chosen by the old (Envoy's clear_route_cache off).
+   */
+  path: string;
   readonly header: HeaderLookup;
   /** content-type application/grpc*: a local reply must be a gRPC status. */
   readonly grpc: boolean;
@@ -28,10 +33,11 @@ export interface HttpFilterRequest {
   readonly protocol?: string;
   /**
    * Per-request dynamic metadata, by filter namespace then key, shared by the filters of one
-   * request (RBAC shadow results for ext_authz's filter_enabled_metadata). Created by the first
+   * request (RBAC shadow results for ext_authz's filter_enabled_metadata, an authorization
+   * service's metadata) and read by the access log's %DYNAMIC_METADATA%. Created by the first
    * filter that writes; absent when none did.
    */
-  dynamicMetadata?: Map<string, Map<string, string>>;
+  dynamicMetadata?: Map<string, Map<string, MetadataValue>>;
   /**
    * Request header edits a filter decided (ext_authz's ok response): the connection manager
    * applies them to the upstream request before the route's own request_headers_to_add. The
@@ -118,8 +124,11 @@ export function isLayeredPerRoute(v: unknown): v is LayeredPerRoute {
   return typeof v === 'object' && v !== null && typeof (v as Partial<LayeredPerRoute>).over === 'function';
 }
 
+/** A dynamic metadata value: a google.protobuf.Value as plain JSON (most are strings). */
+export type MetadataValue = string | number | boolean | null | readonly MetadataValue[] | { readonly [k: string]: MetadataValue };
+
 /** Sets one key of a request's dynamic metadata under `ns` (a filter's name). */
-export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: string, value: string): void {
+export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: string, value: MetadataValue): void {
   const all = (req.dynamicMetadata ??= new Map());
   let m = all.get(ns);
   if (!m) all.set(ns, (m = new Map()));

@@ -1,5 +1,6 @@
 import type { PeerAddress } from '../../io/engine.js';
 import type { ConnectionTlsInfo } from '../../io/stream_conn.js';
+import type { MetadataValue } from '../../filters/http/types.js';
 
 /** The RPC facts of one call, for `%RPC_*%` operators. */
 export interface RpcLogInfo {
@@ -41,6 +42,8 @@ export interface AccessLogEntry {
   rpc: RpcLogInfo | null;
   /** The body of a reply the proxy made itself, for `%LOCAL_REPLY_BODY%` in local_reply_config formats. */
   localReplyBody: string | null;
+  /** The HTTP filters' dynamic metadata (namespace → key → value), for `%DYNAMIC_METADATA%`. */
+  dynamicMetadata: ReadonlyMap<string, ReadonlyMap<string, MetadataValue>> | null;
 }
 
 /** An entry with every field empty, for a filter to fill in. */
@@ -63,5 +66,6 @@ export function newEntry(startTime: number): AccessLogEntry {
     responseHeader: null,
     rpc: null,
     localReplyBody: null,
+    dynamicMetadata: null,
   };
 }

@@ -73,6 +73,28 @@ function header(which: 'requestHeader' | 'responseHeader', arg: string): Getter 
   };
 }
 
+/**
+ * `%DYNAMIC_METADATA(NAMESPACE:KEY*)%`: the namespace as a JSON object, one key's value, or a
+ * value found by a path of keys into a structured one; a string as it is, anything else as JSON;
+ * absent: `-`.
+ */
+function dynamicMetadata(arg: string): Getter {
+  const [ns, ...keys] = arg.split(':') as [string, ...string[]];
+  return (e) => {
+    const m = e.dynamicMetadata?.get(ns);
+    if (!m) return null;
+    let cur: unknown = m;
+    for (const k of keys) {
+      if (cur instanceof Map) cur = cur.get(k);
+      else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) cur = (cur as Record<string, unknown>)[k];
+      else return null;
+      if (cur === undefined) return null;
+    }
+    if (typeof cur === 'string' || typeof cur === 'number') return cur;
+    return JSON.stringify(cur instanceof Map ? Object.fromEntries(cur) : cur);
+  };
+}
+
 const HOSTNAME = os.hostname();
 
 /**
@@ -112,10 +134,11 @@ const OPERATORS: Record<string, (arg: string) => Getter> = {
   RPC_VERSION: () => (e) => e.rpc?.version || null,
   RPC_REQUEST_ID: () => (e) => e.rpc?.requestId ?? null,
   LOCAL_REPLY_BODY: () => (e) => e.localReplyBody,
+  DYNAMIC_METADATA: dynamicMetadata,
 };
 
 /** Operators that take an argument, and those that require one. */
-const NEEDS_ARG = new Set(['REQ', 'RESP']);
+const NEEDS_ARG = new Set(['REQ', 'RESP', 'DYNAMIC_METADATA']);
 
 export const OPERATOR_NAMES: readonly string[] = Object.keys(OPERATORS);
 

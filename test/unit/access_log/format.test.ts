@@ -32,6 +32,21 @@ describe('access log format', () => {
     expect(f(entry())).toBe('2024-02-29T13:04:05.067Z 12 10 20 [::1]:5000 10.0.0.1:80 backend UF,URX 503 -\n');
   });
 
+  it('renders DYNAMIC_METADATA: a key, a path into a structured value, a whole namespace; numbers keep their type in JSON', () => {
+    const e = entry();
+    e.dynamicMetadata = new Map([['envoy.filters.http.ext_authz', new Map<string, any>([['user', 'alice'], ['n', 3], ['tags', { team: 'blue', ids: [1] }]])]]);
+    const f = text('%DYNAMIC_METADATA(envoy.filters.http.ext_authz:user)% %DYNAMIC_METADATA(envoy.filters.http.ext_authz:tags:team)% %DYNAMIC_METADATA(envoy.filters.http.ext_authz:tags)% %DYNAMIC_METADATA(envoy.filters.http.ext_authz:tags:nope)% %DYNAMIC_METADATA(other:x)%');
+    expect(f(e)).toBe('alice blue {"team":"blue","ids":[1]} - -');
+    expect(text('%DYNAMIC_METADATA(envoy.filters.http.ext_authz)%')(e)).toBe('{"user":"alice","n":3,"tags":{"team":"blue","ids":[1]}}');
+    expect(text('%DYNAMIC_METADATA(envoy.filters.http.ext_authz:user:deeper)%')(e)).toBe('-');
+    const errors: FieldError[] = [];
+    const j = compileJsonFormat({ n: '%DYNAMIC_METADATA(envoy.filters.http.ext_authz:n)%', none: '%DYNAMIC_METADATA(x:y)%' }, 'fmt', errors, false);
+    expect(errors).toEqual([]);
+    expect(JSON.parse(j(e))).toEqual({ n: 3, none: null });
+    compileTextFormat('%DYNAMIC_METADATA%', 'fmt', errors, false);
+    expect(errors.length).toBe(1);
+  });
+
   it('formats START_TIME with strftime specifiers in UTC', () => {
     expect(text('%START_TIME(%Y/%m/%d %H:%M:%S.%3f %z %s)%')(entry())).toBe('2024/02/29 13:04:05.067 +0000 1709211845');
     expect(text('%START_TIME(%E3S)%')(entry())).toBe('05.067');

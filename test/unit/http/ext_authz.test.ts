@@ -3,7 +3,7 @@ import type { FieldError } from '../../../src/errors.js';
 import { lookupType } from '../../../src/config/index.js';
 import { withFilterHeaders } from '../../../src/filters/http/chain.js';
 import { extAuthzFactory, type ExtAuthzConfig } from '../../../src/filters/http/ext_authz/config.js';
-import { decodeCheckResponse, encodeCheckRequest } from '../../../src/filters/http/ext_authz/check.js';
+import { decodeCheckResponse, editQuery, encodeCheckRequest } from '../../../src/filters/http/ext_authz/check.js';
 import { ExtAuthzFilter } from '../../../src/filters/http/ext_authz/filter.js';
 import { httpRbacFactory } from '../../../src/filters/http/rbac/config.js';
 import { PER_ROUTE_DISABLED, type HttpFilterRequest } from '../../../src/filters/http/types.js';
@@ -78,10 +78,25 @@ describe('ext_authz config', () => {
     expect(parse({ grpc_service: { envoy_grpc: { cluster_name: 'nope' } } }).errors[0]!.path).toBe('f.grpc_service.envoy_grpc.cluster_name');
     expect(parse({ grpc_service: { google_grpc: { target_uri: 'x:1', channel_credentials: {} } } }).errors[0]!.path).toBe('f.grpc_service.google_grpc');
     expect(parse({ http_service: { path_prefix: '/x' } }).errors[0]!.path).toBe('f.http_service.server_uri');
-    expect(parse({ http_service: { server_uri: { uri: 'http://a', cluster: 'authz', timeout: '1s' }, authorization_response: { allowed_client_headers_on_success: { patterns: [{ exact: 'a' }] } } } }).errors[0]!.path).toBe(
-      'f.http_service.authorization_response.allowed_client_headers_on_success',
+    expect(parse({ http_service: { server_uri: { uri: 'http://a', cluster: 'authz', timeout: '1s' }, authorization_response: { dynamic_metadata_from_headers: { patterns: [{ regex: 'a' }] } } } }).errors[0]!.path).toBe(
+      'f.http_service.authorization_response.dynamic_metadata_from_headers.patterns[0]',
     );
     expect(parse({ ...GRPC, filter_enabled_metadata: { filter: 'f', path: [{ key: 'a' }, { key: 'b' }], value: { string_match: { exact: 'x' } } } }).errors[0]!.path).toBe('f.filter_enabled_metadata.path');
+  });
+
+  it('parses allowed_client_headers_on_success, dynamic_metadata_from_headers and enable_dynamic_metadata_ingestion', () => {
+    const { config, errors, warnings } = parse({
+      enable_dynamic_metadata_ingestion: false,
+      http_service: {
+        server_uri: { uri: 'http://a', cluster: 'authz', timeout: '1s' },
+        authorization_response: { allowed_client_headers_on_success: { patterns: [{ exact: 'x-a' }] }, dynamic_metadata_from_headers: { patterns: [{ prefix: 'x-m-' }] } },
+      },
+    });
+    expect([errors, warnings]).toEqual([[], []]);
+    const svc = config!.service as Extract<ExtAuthzConfig['service'], { kind: 'http' }>;
+    expect([svc.clientOnSuccess!.length, svc.toMetadata!.length, config!.ingestMetadata]).toEqual([1, 1, false]);
+    expect(parse(GRPC).config!.ingestMetadata).toBe(true);
+    expect(parse({ ...GRPC, enable_dynamic_metadata_ingestion: { value: true } }).config!.ingestMetadata).toBe(true);
   });
 
   it('parses the http_service', () => {
@@ -220,5 +235,45 @@ describe('HTTP RBAC shadow results as dynamic metadata', () => {
     expect(Object.fromEntries(miss.dynamicMetadata!.get('envoy.filters.http.rbac')!)).toEqual({ istio_ext_authz_shadow_engine_result: 'allowed' });
     expect(store.get('rbac.istio_ext_authz_shadow_denied')!.value).toBe(1);
     expect(store.get('rbac.istio_ext_authz_shadow_allowed')!.value).toBe(1);
+  });
+});
+
+describe('ext_authz query parameter edits (editQuery)', () => {
+  const q = (set: Array<[string, string]>, remove: string[] = []) => ({ set, remove });
+
+  it("rewrites the query as Envoy's QueryParamsMulti does: names in byte order, raw values, a set name replacing all its values", () => {
+    expect(editQuery('/p/a%2F?b=2&a=1&a=3&c', q([['b', 'x']]))).toBe('/p/a%2F?a=1&a=3&b=x&c=');
+    expect(editQuery('/p', q([['k', 'v']]))).toBe('/p?k=v');
+    expect(editQuery('/p?a=%20&B=1', q([], ['zz']))).toBe('/p?B=1&a=%20');
+  });
+
+  it("drops the '?' when no parameter is left, and removes after setting", () => {
+    expect(editQuery('/p?a=1', q([], ['a']))).toBe('/p');
+    expect(editQuery('/p?', q([], ['a']))).toBe('/p');
+    expect(editQuery('/p?a=1', q([['a', '2']], ['a']))).toBe('/p');
+  });
+
+  it('percent-encodes only what a request target cannot carry', () => {
+    expect(editQuery('/p', q([['n m', 'a b#c\r\né'], ['ok', "a/b?c:d@e!$'()*+,;%41"]]))).toBe("/p?n%20m=a%20b%23c%0D%0A%C3%A9&ok=a/b?c:d@e!$'()*+,;%41");
+  });
+});
+
+describe('ext_authz CheckResponse query parameters and dynamic metadata', () => {
+  const t = lookupType('envoy.service.auth.v3.CheckResponse')!;
+  const enc = (o: Obj) => Buffer.from(t.encode(t.fromObject(o)).finish());
+
+  it('reads query_parameters_to_set / _to_remove and dynamic_metadata (the deprecated ok_response one winning)', () => {
+    const o = decodeCheckResponse(
+      enc({
+        status: { code: 0 },
+        dynamic_metadata: { fields: { a: { stringValue: 'outer' } } },
+        ok_response: { query_parameters_to_set: [{ key: 'k', value: 'v' }], query_parameters_to_remove: ['r'], dynamic_metadata: { fields: { n: { numberValue: 2 }, l: { listValue: { values: [{ boolValue: true }] } } } } },
+      }),
+    );
+    expect(o).toMatchObject({ kind: 'ok', query: { set: [['k', 'v']], remove: ['r'] }, meta: [['n', 2], ['l', [true]]] });
+    const outer = decodeCheckResponse(enc({ status: { code: 0 }, dynamic_metadata: { fields: { a: { structValue: { fields: { b: { stringValue: 'c' } } } } } } }));
+    expect(outer).toMatchObject({ meta: [['a', { b: 'c' }]] });
+    expect(outer).not.toHaveProperty('query');
+    expect(decodeCheckResponse(enc({ status: { code: 7 }, dynamic_metadata: { fields: { why: { stringValue: 'no' } } } }))).toMatchObject({ kind: 'denied', meta: [['why', 'no']] });
   });
 });

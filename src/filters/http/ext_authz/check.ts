@@ -4,6 +4,7 @@ import type protobuf from 'protobufjs';
 import { lookupType } from '../../../config/index.js';
 import type { PeerAddress } from '../../../io/engine.js';
 import type { AppendAction, HeaderAdd } from '../../../router/http_route_table.js';
+import type { MetadataValue } from '../types.js';
 import type { ClusterManager } from '../../../upstream/cluster_manager.js';
 import type { Host } from '../../../upstream/host.js';
 import type { GrpcAuthzService, HttpAuthzService, NameList } from './config.js';
@@ -14,11 +15,29 @@ export type CheckOutcome =
       readonly kind: 'ok';
       readonly headers: readonly HeaderAdd[];
       readonly remove: readonly string[];
-      /** response_headers_to_add of a gRPC ok response: for the response the client gets. */
+      /**
+       * For the response the client gets: a gRPC ok response's response_headers_to_add, or the
+       * HTTP service's headers matching allowed_client_headers_on_success.
+       */
       readonly respHeaders?: readonly HeaderAdd[];
+      /** query_parameters_to_set / _to_remove of a gRPC ok response; absent when it has neither. */
+      readonly query?: QueryEdit;
+      readonly meta?: DynamicMetadata;
     }
-  | { readonly kind: 'denied'; readonly status: number; readonly body: string; readonly headers: ReadonlyArray<readonly [string, string]> }
+  | { readonly kind: 'denied'; readonly status: number; readonly body: string; readonly headers: ReadonlyArray<readonly [string, string]>; readonly meta?: DynamicMetadata }
   | { readonly kind: 'error'; readonly why: string };
+
+export interface QueryEdit {
+  readonly set: ReadonlyArray<readonly [string, string]>;
+  readonly remove: readonly string[];
+}
+
+/**
+ * What the service asked to publish as the request's dynamic metadata (CheckResponse
+ * dynamic_metadata, or the HTTP service's dynamic_metadata_from_headers), by top-level key.
+ * Absent or empty: nothing to publish.
+ */
+export type DynamicMetadata = ReadonlyArray<readonly [string, MetadataValue]>;
 
 /** What a check is about: the request as the filter saw it. */
 export interface CheckInput {
@@ -138,6 +157,33 @@ function headerOption(o: Obj): { name: string; value: string; action: AppendActi
   return { name, value, action, keepEmpty: o.keep_empty_value === true };
 }
 
+/**
+ * A decoded google.protobuf.Value as plain JSON. The registry has google/protobuf/* from
+ * protobufjs's own copies, whose fields are camelCase (the Envoy types keep snake_case).
+ */
+function valueJson(v: Obj | null | undefined): MetadataValue {
+  if (!v) return null;
+  if (v.stringValue !== undefined) return String(v.stringValue);
+  if (v.numberValue !== undefined) return Number(v.numberValue);
+  if (v.boolValue !== undefined) return v.boolValue === true;
+  if (v.structValue !== undefined) return structJson(v.structValue as Obj);
+  if (v.listValue !== undefined) return (((v.listValue as Obj).values ?? []) as Obj[]).map(valueJson);
+  return null;
+}
+
+function structJson(s: Obj): Record<string, MetadataValue> {
+  const out: Record<string, MetadataValue> = {};
+  for (const [k, v] of Object.entries((s.fields ?? {}) as Obj)) out[k] = valueJson(v as Obj);
+  return out;
+}
+
+/** A Struct's top-level keys as metadata entries; undefined when it has none. */
+function structEntries(s: Obj | null | undefined): DynamicMetadata | undefined {
+  if (!s) return undefined;
+  const out = Object.entries(structJson(s));
+  return out.length ? out : undefined;
+}
+
 /** A CheckResponse → the outcome. Exported for tests. */
 export function decodeCheckResponse(b: Buffer): CheckOutcome {
   const t = authTypes().res;
@@ -158,7 +204,18 @@ export function decodeCheckResponse(b: Buffer): CheckOutcome {
       const h = headerOption(o);
       if (h && editable(h.name) && !/[\r\n\0]/.test(h.value)) respHeaders.push(Object.freeze(h));
     }
-    return respHeaders.length ? { kind: 'ok', headers, remove, respHeaders } : { kind: 'ok', headers, remove };
+    const set = ((ok.query_parameters_to_set ?? []) as Obj[]).map((q) => [String(q.key ?? ''), String(q.value ?? '')] as const).filter(([k]) => k !== '');
+    const qRemove = ((ok.query_parameters_to_remove ?? []) as string[]).map(String);
+    // OkHttpResponse.dynamic_metadata is deprecated and, while it exists, wins over the outer one (as in Envoy).
+    const meta = structEntries((ok.dynamic_metadata ?? m.dynamic_metadata) as Obj | undefined);
+    return {
+      kind: 'ok',
+      headers,
+      remove,
+      ...(respHeaders.length ? { respHeaders } : {}),
+      ...(set.length || qRemove.length ? { query: Object.freeze({ set, remove: qRemove }) } : {}),
+      ...(meta ? { meta } : {}),
+    };
   }
   const d = (m.denied_response ?? {}) as Obj;
   const s = Number(d.status?.code ?? 0);
@@ -168,7 +225,56 @@ export function decodeCheckResponse(b: Buffer): CheckOutcome {
     if (h && !NOT_COPIED.has(h.name) && h.name.charCodeAt(0) !== 58) headers.push([h.name, h.value]);
   }
   // HttpStatus Empty (0) or anything that is not a status: Envoy's default, 403.
-  return { kind: 'denied', status: s >= 200 && s <= 599 ? s : 403, body: String(d.body ?? ''), headers };
+  const meta = structEntries(m.dynamic_metadata as Obj | undefined);
+  return { kind: 'denied', status: s >= 200 && s <= 599 ? s : 403, body: String(d.body ?? ''), headers, ...(meta ? { meta } : {}) };
+}
+
+/** Bytes a request target cannot carry (RFC 3986 query: pchar, '/', '?'; '%' kept as the escape it is). */
+const NOT_IN_QUERY = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/gu;
+
+function queryText(s: string): string {
+  return s.replace(NOT_IN_QUERY, (c) => encodeURIComponent(c));
+}
+
+/**
+ * An ok response's query parameter edits applied to `path`, as Envoy's QueryParamsMulti does
+ * them: the query is split on '&' and '=' without decoding, a set parameter replaces every
+ * value of its name, removals follow, and the query is written back with names in byte order
+ * (Envoy keeps them in an ordered map), each value as `name=value` (a bare `flag` becomes
+ * `flag=`); with none left the '?' goes too. The path before '?' is untouched. Names and values
+ * from the service are taken as written (Envoy expects them URL-encoded), except bytes a request
+ * target cannot carry (space, controls, non-ASCII, '#'), which are percent-encoded so the upstream
+ * request stays well-formed. Exported for tests.
+ */
+export function editQuery(path: string, q: QueryEdit): string {
+  const at = path.indexOf('?');
+  const base = at === -1 ? path : path.slice(0, at);
+  const params = new Map<string, string[]>();
+  if (at !== -1) {
+    let start = at + 1;
+    while (start < path.length) {
+      let end = path.indexOf('&', start);
+      if (end === -1) end = path.length;
+      const eq = path.indexOf('=', start);
+      const [k, v] = eq !== -1 && eq < end ? [path.slice(start, eq), path.slice(eq + 1, end)] : [path.slice(start, end), ''];
+      const l = params.get(k);
+      if (l) l.push(v);
+      else params.set(k, [v]);
+      start = end + 1;
+    }
+  }
+  for (const [k, v] of q.set) params.set(queryText(k), [queryText(v)]);
+  for (const k of q.remove) params.delete(queryText(k));
+  if (params.size === 0) return base;
+  let out = base;
+  let sep = '?';
+  for (const k of [...params.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const v of params.get(k)!) {
+      out += `${sep}${k}=${v}`;
+      sep = '&';
+    }
+  }
+  return out;
 }
 
 /**
@@ -299,7 +405,7 @@ export class HttpCheck implements CheckTransport {
         const status = res.statusCode ?? 0;
         if (status === 200) {
           res.resume();
-          finish(this.allowed(res.headers));
+          finish(this.allowed(res.headers, res.rawHeaders));
           return;
         }
         if (status >= 500 || status < 200) {
@@ -318,7 +424,10 @@ export class HttpCheck implements CheckTransport {
           }
           chunks.push(c);
         });
-        res.on('end', () => finish({ kind: 'denied', status, body: Buffer.concat(chunks).toString('utf8'), headers: this.toClient(res.rawHeaders) }));
+        res.on('end', () => {
+          const meta = this.svc.toMetadata && this.metadata(this.svc.toMetadata, res.rawHeaders);
+          finish({ kind: 'denied', status, body: Buffer.concat(chunks).toString('utf8'), headers: this.toClient(res.rawHeaders), ...(meta ? { meta } : {}) });
+        });
         res.on('error', (e) => finish({ kind: 'error', why: e.message }));
       },
     );
@@ -336,7 +445,7 @@ export class HttpCheck implements CheckTransport {
     };
   }
 
-  private allowed(h: http.IncomingHttpHeaders): CheckOutcome {
+  private allowed(h: http.IncomingHttpHeaders, raw: string[]): CheckOutcome {
     const out: HeaderAdd[] = [];
     const { upstream, upstreamAppend } = this.svc;
     if (upstream || upstreamAppend) {
@@ -347,7 +456,27 @@ export class HttpCheck implements CheckTransport {
         else if (upstreamAppend && matches(upstreamAppend, name)) for (const value of values) out.push({ name, value, action: 'APPEND_IF_EXISTS_OR_ADD', keepEmpty: false });
       }
     }
-    return { kind: 'ok', headers: out, remove: [] };
+    // allowed_client_headers_on_success: added to the client's response (Envoy appends them), each value as it came.
+    const list = this.svc.clientOnSuccess;
+    let respHeaders: HeaderAdd[] | null = null;
+    if (list) {
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const name = raw[i]!.toLowerCase();
+        if (editable(name) && matches(list, name)) (respHeaders ??= []).push({ name, value: raw[i + 1]!, action: 'APPEND_IF_EXISTS_OR_ADD', keepEmpty: false });
+      }
+    }
+    const meta = this.svc.toMetadata && this.metadata(this.svc.toMetadata, raw);
+    return { kind: 'ok', headers: out, remove: [], ...(respHeaders ? { respHeaders } : {}), ...(meta ? { meta } : {}) };
+  }
+
+  /** dynamic_metadata_from_headers: each matching header of the answer, by name (a repeated one: its last value, as in Envoy). */
+  private metadata(list: NameList, raw: string[]): DynamicMetadata | undefined {
+    const out = new Map<string, string>();
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (matches(list, name)) out.set(name, raw[i + 1]!);
+    }
+    return out.size ? [...out] : undefined;
   }
 
   private toClient(raw: string[]): Array<readonly [string, string]> {

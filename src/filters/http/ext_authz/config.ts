@@ -1,6 +1,6 @@
 import { durationMs } from '../../../config/values.js';
 import { compileStringMatcher, type StringMatch } from '../../../router/string_matcher.js';
-import { fraction, PER_ROUTE_DISABLED, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
+import { fraction, PER_ROUTE_DISABLED, type HttpFilterFactory, type HttpFilterParseContext, type MetadataValue } from '../types.js';
 import { ExtAuthzFilter } from './filter.js';
 
 export const EXT_AUTHZ_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
@@ -41,6 +41,10 @@ export interface HttpAuthzService {
   readonly upstreamAppend: NameList | null;
   /** authorization_response.allowed_client_headers; null: every header but Host and hop-by-hop ones. */
   readonly client: NameList | null;
+  /** authorization_response.allowed_client_headers_on_success: an allowing answer's headers for the client's response; null: none. */
+  readonly clientOnSuccess: NameList | null;
+  /** authorization_response.dynamic_metadata_from_headers: the answer's headers published as dynamic metadata; null: none. */
+  readonly toMetadata: NameList | null;
 }
 
 export interface ExtAuthzConfig {
@@ -55,7 +59,7 @@ export interface ExtAuthzConfig {
   /** filter_enabled's default_value as a probability; 1 when unset. */
   readonly enabledFraction: number;
   /** filter_enabled_metadata: the request is checked only when this holds. */
-  readonly enabledMetadata: { readonly ns: string; readonly key: string; readonly test: (v: string | undefined) => boolean } | null;
+  readonly enabledMetadata: { readonly ns: string; readonly key: string; readonly test: (v: MetadataValue | undefined) => boolean } | null;
   /** deny_at_disable's default_value: a request the filter is disabled for is answered status_on_error. */
   readonly denyAtDisable: boolean;
   /** allowed_headers / disallowed_headers for the check request; null = the service's default set. */
@@ -63,6 +67,8 @@ export interface ExtAuthzConfig {
   readonly disallowedHeaders: NameList | null;
   /** with_request_body: the body (up to maxBytes) goes into the check; null = no body. */
   readonly withBody: { readonly maxBytes: number; readonly allowPartial: boolean; readonly packAsBytes: boolean } | null;
+  /** enable_dynamic_metadata_ingestion: publish the service's dynamic metadata (true unless set false). */
+  readonly ingestMetadata: boolean;
 }
 
 /** ExtAuthzPerRoute's check_settings (disabled: true is PER_ROUTE_DISABLED). */
@@ -102,6 +108,11 @@ function nameList(l: unknown, path: string, ctx: HttpFilterParseContext): NameLi
     if (m) out.push(m);
   });
   return Object.freeze(out);
+}
+
+/** A list that matches nothing is no list: the filter skips the work. */
+function nonEmpty(l: NameList | null): NameList | null {
+  return l && l.length ? l : null;
 }
 
 function headerValues(list: unknown, path: string, ctx: HttpFilterParseContext): Array<readonly [string, string]> {
@@ -193,9 +204,6 @@ function parseHttp(hs: Obj, path: string, ctx: HttpFilterParseContext): { servic
   if (isSet(hs.retry_policy)) ctx.errors.push({ path: `${path}.retry_policy`, message: 'is not supported yet' });
   const rq = (hs.authorization_request ?? {}) as Obj;
   const rs = (hs.authorization_response ?? {}) as Obj;
-  for (const f of ['allowed_client_headers_on_success', 'dynamic_metadata_from_headers'] as const) {
-    if (isSet(rs[f])) ctx.errors.push({ path: `${path}.authorization_response.${f}`, message: 'is not supported yet' });
-  }
   const service: HttpAuthzService = Object.freeze({
     kind: 'http',
     cluster,
@@ -205,6 +213,8 @@ function parseHttp(hs: Obj, path: string, ctx: HttpFilterParseContext): { servic
     upstream: nameList(rs.allowed_upstream_headers, `${path}.authorization_response.allowed_upstream_headers`, ctx),
     upstreamAppend: nameList(rs.allowed_upstream_headers_to_append, `${path}.authorization_response.allowed_upstream_headers_to_append`, ctx),
     client: nameList(rs.allowed_client_headers, `${path}.authorization_response.allowed_client_headers`, ctx),
+    clientOnSuccess: nonEmpty(nameList(rs.allowed_client_headers_on_success, `${path}.authorization_response.allowed_client_headers_on_success`, ctx)),
+    toMetadata: nonEmpty(nameList(rs.dynamic_metadata_from_headers, `${path}.authorization_response.dynamic_metadata_from_headers`, ctx)),
   });
   const allowed = nameList(rq.allowed_headers, `${path}.authorization_request.allowed_headers`, ctx);
   const t = su.timeout === undefined || su.timeout === null ? DEFAULT_TIMEOUT_MS : durationMs(su.timeout);
@@ -221,17 +231,18 @@ function parseEnabledMetadata(m: Obj, path: string, ctx: HttpFilterParseContext)
   if (keys.length !== 1 || !keys[0]) ctx.errors.push({ path: `${path}.path`, message: 'must be exactly one key (nested metadata is not supported yet)' });
   const v = (m.value ?? {}) as Obj;
   const invert = m.invert === true;
-  let test: ((s: string | undefined) => boolean) | null = null;
+  let test: ((s: MetadataValue | undefined) => boolean) | null = null;
   if (v.string_match) {
     const sm = compileStringMatcher(v.string_match as Obj, `${path}.value.string_match`, ctx.errors);
-    if (sm) test = (s) => s !== undefined && sm(s);
+    // A string matcher matches string values only (Envoy's ValueMatcher).
+    if (sm) test = (s) => typeof s === 'string' && sm(s);
   } else if (v.present_match !== undefined) {
     const want = v.present_match === true;
     test = (s) => (s !== undefined) === want;
   } else ctx.errors.push({ path: `${path}.value`, message: 'only string_match and present_match are supported' });
   if (!test || keys.length !== 1 || !ns) return null;
   const t = test;
-  return Object.freeze({ ns, key: keys[0]!, test: invert ? (s: string | undefined) => !t(s) : t });
+  return Object.freeze({ ns, key: keys[0]!, test: invert ? (s: MetadataValue | undefined) => !t(s) : t });
 }
 
 function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConfig | null {
@@ -241,7 +252,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
   // AUTO means V3 since Envoy dropped v2.
   if (api !== 'V3' && api !== 'AUTO') ctx.errors.push({ path: `${path}.transport_api_version`, message: `${api} is not supported (V3 is)` });
   // Not traffic: what Envoy logs or counts beside the check. Noted, not applied.
-  for (const f of ['filter_metadata', 'charge_cluster_response_stats', 'enable_dynamic_metadata_ingestion'] as const) {
+  for (const f of ['filter_metadata', 'charge_cluster_response_stats'] as const) {
     if (tc[f] !== undefined && tc[f] !== null) ctx.warnings.push({ path: `${path}.${f}`, message: 'is not implemented yet; ignored' });
   }
   let service: GrpcAuthzService | HttpAuthzService | null = null;
@@ -283,10 +294,10 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
     if (!Number.isInteger(max) || max < 1) ctx.errors.push({ path: `${path}.with_request_body.max_request_bytes`, message: `must be a positive integer, got ${JSON.stringify(raw)}` });
     else withBody = Object.freeze({ maxBytes: max, allowPartial: wb.allow_partial_message === true, packAsBytes: wb.pack_as_bytes === true });
   }
+  // A BoolValue, true when unset: false drops what the service asks to publish (counted as ignored_dynamic_metadata).
+  const ing = tc.enable_dynamic_metadata_ingestion as unknown;
+  const ingestMetadata = !(ing === false || (ing !== null && typeof ing === 'object' && (ing as Obj).value === false));
   if (ctx.errors.length > start || !service) return null;
-  // What a service may answer beyond allow / deny and header edits: said once at start-up. (An ok
-  // response's response_headers_to_add is applied: to the response the client gets.)
-  if (service.kind === 'grpc') ctx.warnings.push({ path: `${path}.grpc_service`, message: 'an ok response\'s query parameter edits and dynamic_metadata are not applied yet' });
   return Object.freeze({
     service,
     timeoutMs,
@@ -300,6 +311,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext): ExtAuthzConf
     allowedHeaders,
     disallowedHeaders,
     withBody,
+    ingestMetadata,
   });
 }
 

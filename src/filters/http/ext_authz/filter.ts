@@ -3,11 +3,14 @@ import type { Scope, StatsOf } from '../../../observability/stats.js';
 import { peerIdentity } from '../../../rbac/identity.js';
 import type { HeaderAdd } from '../../../router/http_route_table.js';
 import type { ClusterManager } from '../../../upstream/cluster_manager.js';
-import { addResponseHeaders, addUpstreamHeaders, PER_ROUTE_DISABLED, perRouteConfig, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
-import { GrpcCheck, headerAllowed, HttpCheck, type CheckInput, type CheckOutcome, type CheckTransport } from './check.js';
+import { addResponseHeaders, addUpstreamHeaders, PER_ROUTE_DISABLED, perRouteConfig, setDynamicMetadata, type FilterDoneHook, type FilterReply, type FilterResume, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
+import { editQuery, GrpcCheck, headerAllowed, HttpCheck, type CheckInput, type CheckOutcome, type CheckTransport, type DynamicMetadata } from './check.js';
 import type { ExtAuthzConfig, ExtAuthzPerRoute } from './config.js';
 import { EXT_AUTHZ_STATS } from './stats.js';
 import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
+
+/** Where Envoy's ext_authz publishes a service's dynamic metadata. */
+const METADATA_NAMESPACE = 'envoy.filters.http.ext_authz';
 
 const FAILURE_MODE_HEADER: HeaderAdd = Object.freeze({ name: 'x-envoy-auth-failure-mode-allowed', value: 'true', action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmpty: false });
 
@@ -37,11 +40,12 @@ class Check implements FilterDoneHook {
     this.state = S.ASKING;
     const f = this.filter;
     if (this.req.body) this.input.body = this.req.body;
+    const started = performance.now();
     const call = f.transport.start(this.input, f.config.timeoutMs, (o) => {
       if (this.state !== S.ASKING) return;
       this.state = S.OVER;
       this.cancel = null;
-      resume(f.decide(o, this.req));
+      resume(f.decide(o, this.req, performance.now() - started));
     });
     if (this.state === S.ASKING) this.cancel = call.cancel;
   };
@@ -142,13 +146,19 @@ export class ExtAuthzFilter implements HttpFilter {
     return { delayMs: 0, reply: null, done: check, wait: check.wait, needBody };
   }
 
-  /** The service's answer → how the request goes on (null) or the reply it gets. */
-  decide(o: CheckOutcome, req: HttpFilterRequest): FilterReply | null {
+  /**
+   * The service's answer (after `tookMs`) → how the request goes on (null) or the reply it gets.
+   * Its dynamic metadata is published first, an allowed or a denied request's alike, as Envoy does.
+   */
+  decide(o: CheckOutcome, req: HttpFilterRequest, tookMs = 0): FilterReply | null {
     const s = this.stats;
+    if (o.kind !== 'error' && o.meta) this.publish(o.meta, req, o.kind === 'ok' ? tookMs : -1);
     if (o.kind === 'ok') {
       s.ok.value++;
       if (o.headers.length || o.remove.length) addUpstreamHeaders(req, Object.freeze({ add: o.headers, remove: o.remove }));
       if (o.respHeaders) addResponseHeaders(req, Object.freeze({ add: o.respHeaders, remove: [] }));
+      // The route stays chosen (clear_route_cache is off): the new query reaches later filters, the route's rewrites and the upstream.
+      if (o.query) req.path = editQuery(req.path, o.query);
       return null;
     }
     if (o.kind === 'denied') {
@@ -161,5 +171,19 @@ export class ExtAuthzFilter implements HttpFilter {
     s.failure_mode_allowed.value++;
     if (this.config.failureModeAllowHeaderAdd) addUpstreamHeaders(req, Object.freeze({ add: [FAILURE_MODE_HEADER], remove: [] }));
     return null;
+  }
+
+  /**
+   * The service's dynamic metadata under Envoy's fixed namespace (whatever this filter is named
+   * in the chain), for the filters after it and the access log; an allowed request's also gets
+   * `ext_authz_duration`, the check's milliseconds (`tookMs` < 0: none).
+   */
+  private publish(meta: DynamicMetadata, req: HttpFilterRequest, tookMs: number): void {
+    if (!this.config.ingestMetadata) {
+      this.stats.ignored_dynamic_metadata.value++;
+      return;
+    }
+    for (const [k, v] of meta) setDynamicMetadata(req, METADATA_NAMESPACE, k, v);
+    if (tookMs >= 0) setDynamicMetadata(req, METADATA_NAMESPACE, 'ext_authz_duration', Math.floor(tookMs));
   }
 }

@@ -11,6 +11,7 @@
 import { registerDownstream, socketDownstream } from '../../../rbac/identity.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
+import type { MetadataValue } from '../../http/types.js';
 import { applyLocalReplyHeaders } from './local_reply.js';
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -355,6 +356,8 @@ class H2ExchangeMore {
   trNever: string | undefined = undefined;
   /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders), after the route's. */
   respEdit: HeaderMutation | null = null;
+  /** The filters' dynamic metadata (HttpFilterRequest.dynamicMetadata), for the access log. */
+  meta: Map<string, Map<string, MetadataValue>> | null = null;
   /** The filters' response body transform (HttpFilterRequest.responseBody, the compressor): each try goes through a TransformTry. */
   respBody: ResponseBodyFilter | null = null;
 }
@@ -576,6 +579,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     };
     const rh = x.respHeaders;
     e.responseHeader = rh ? (n) => first(rh[n]) : null;
+    e.dynamicMetadata = x.meta;
     return e;
   }
 
@@ -659,10 +663,13 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       const routed = () => {
         if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
         if (req!.responseBody) this.more.respBody = req!.responseBody;
+        if (req!.dynamicMetadata) this.more.meta = req!.dynamicMetadata;
+        if (req!.path !== path) this.rqPath = path = req!.path;
         this.act(route && withFilterHeaders(route, req!), method, path, host);
       };
       const replied = (r: FilterReply) => {
         if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
+        if (req!.dynamicMetadata) this.more.meta = req!.dynamicMetadata;
         this.filterReply(r);
       };
       const go = () => (v.reply ? replied(v.reply) : routed());
@@ -712,6 +719,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (req !== null) {
       if (req.responseHeaders) this.more.respEdit = req.responseHeaders;
       if (req.responseBody) this.more.respBody = req.responseBody;
+      if (req.dynamicMetadata) this.more.meta = req.dynamicMetadata;
+      if (req.path !== path) this.rqPath = path = req.path;
       // A filter that let the request through may still edit it (the compressor's remove_accept_encoding_header).
       if (route && req.upstreamHeaders) {
         this.act(withFilterHeaders(route, req), method, path, host);

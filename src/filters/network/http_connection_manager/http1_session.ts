@@ -34,6 +34,7 @@ import { applyHeaderObject, editHeaderLines, NO_EDITS } from './response_edits.j
 import { TransformTry } from './transform_try.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
+import type { MetadataValue } from '../../http/types.js';
 import { applyLocalReplyHeaders, type RewrittenReply } from './local_reply.js';
 import type { TimedStream } from './stream_timeouts.js';
 import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
@@ -1068,6 +1069,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private notify: FilterDoneHook[] | null = null;
   /** Response header edits the HTTP filters decided (HttpFilterRequest.responseHeaders); null: none, the usual case. */
   private respEdit: HeaderMutation | null = null;
+  /** The filters' dynamic metadata (HttpFilterRequest.dynamicMetadata), for the access log; null: none. */
+  private meta: Map<string, Map<string, MetadataValue>> | null = null;
   /**
    * The filters' response body transform (HttpFilterRequest.responseBody, the compressor); null:
    * none, the usual case. Set, the request goes through an UpstreamTry whatever the upstream
@@ -1208,6 +1211,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.hostFromTarget = false;
     this.notify = null;
     this.respEdit = null;
+    this.meta = null;
     this.respBody = null;
     this.delayed = false;
     this.delayTimer = null;
@@ -1261,6 +1265,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     };
     const resp = this.resp;
     e.responseHeader = resp ? (n) => getHeader(resp, n) : null;
+    e.dynamicMetadata = this.meta;
     return e;
   }
 
@@ -1380,10 +1385,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       const routed = () => {
         this.respEdit = req.responseHeaders ?? null;
         this.respBody = req.responseBody ?? null;
+        this.meta = req.dynamicMetadata ?? null;
+        if (req.path !== head.target) (head as { target: string }).target = req.path;
         this.act(route && withFilterHeaders(route, req));
       };
       const replied = (r: FilterReply) => {
         this.respEdit = req.responseHeaders ?? null;
+        this.meta = req.dynamicMetadata ?? null;
         this.filterReply(r);
       };
       const go = () => (v.reply ? replied(v.reply) : routed());
@@ -1426,7 +1434,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     if (req.responseHeaders) this.respEdit = req.responseHeaders;
     if (req.responseBody) this.respBody = req.responseBody;
+    if (req.dynamicMetadata) this.meta = req.dynamicMetadata;
     // A filter that let the request through may still edit it (the compressor's remove_accept_encoding_header).
+    if (req.path !== head.target) (head as { target: string }).target = req.path;
     this.act(route && req.upstreamHeaders ? withFilterHeaders(route, req) : route);
   }
 
