@@ -28,7 +28,7 @@ import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/
 import type { StatsOf } from '../../../observability/stats.js';
 import type { FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
-import { applyHeaderObject } from './response_edits.js';
+import { applyHeaderObject, editLocalReplyObject } from './response_edits.js';
 import { innerTry, TransformTry } from './transform_try.js';
 import type { Downstream } from '../../../io/engine.js';
 import { native } from '../../../native.js';
@@ -803,7 +803,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (!cluster) {
       st.no_cluster.value++;
       this.flag('NC');
-      this.localReply(a.clusterNotFoundStatus, '');
+      this.routerReply(a.clusterNotFoundStatus, '');
       return;
     }
     this.cluster = cluster;
@@ -938,7 +938,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // max_requests of the route's priority: answered at once, Envoy counts it as a pending overflow.
       cs.upstream_rq_pending_overflow.value++;
       this.flag('UO');
-      this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
+      this.routerReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
@@ -947,7 +947,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const host = pickTryHost(cluster, this.lb, hp, this, sock ? socketDownstream(sock).local : null);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
-      this.localReply(503, 'no healthy upstream');
+      this.routerReply(503, 'no healthy upstream');
       return;
     }
     this.host = host;
@@ -1021,7 +1021,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         if (!this.bodyOverflow && this.action?.retry) this.cs!.retry_or_shadow_abandoned.value++;
         if (this.backoffTimer) {
           // No try in flight and no complete copy to replay: Envoy's router gives up with 507.
-          this.localReply(507, 'exceeded request buffer limit while retrying upstream');
+          this.routerReply(507, 'exceeded request buffer limit while retrying upstream');
           return;
         }
         // Too big to replay: retries are off for this request, as in Envoy.
@@ -1169,19 +1169,19 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.flag(kind === 'overflow' ? 'UO' : kind === 'connect_failure' ? 'UF' : kind === 'per_try_timeout' ? 'UT' : kind === 'protocol_error' ? 'UPE' : 'UR');
     switch (kind) {
       case 'overflow':
-        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
+        this.routerReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', { 'x-envoy-overloaded': 'true' });
         return;
       case 'connect_failure':
-        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure');
+        this.routerReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure');
         return;
       case 'per_try_timeout':
-        this.localReply(504, 'upstream request timeout');
+        this.routerReply(504, 'upstream request timeout');
         return;
       case 'protocol_error':
-        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
+        this.routerReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
         return;
       default:
-        this.localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+        this.routerReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
     }
   }
 
@@ -1298,7 +1298,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       resetDownstream(this.stream);
       return;
     }
-    this.localReply(504, 'upstream request timeout');
+    this.routerReply(504, 'upstream request timeout');
   }
 
   // ---- TryEvents ----
@@ -1530,6 +1530,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   // ---- endings ----
 
+  /** A reply of the router's own (no cluster, overflow, no healthy host, an upstream failure or timeout): the route's response headers apply, as Envoy's router adds them. */
+  private routerReply(status: number, body: Buffer | string, headers: HeaderObject = {}): void {
+    this.localReply(status, body, headers, this.route?.responseHeaders);
+  }
+
   private localReply(status: number, body: Buffer | string, headers: HeaderObject = {}, mutation?: HeaderMutation): void {
     this.abortTry();
     if (this.finished) return;
@@ -1565,6 +1570,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (this.grpc && (status >= 300 || grpcOverride !== null)) {
       // gRPC clients read the status from grpc-status, never from :status: HTTP 200, trailers-only.
       classify(this.stats, (this.status = 200));
+      // Envoy applies the route's edits first, then makes the reply a gRPC one whatever they said.
+      if (mutation) applyHeaderObject(out, mutation);
       out[':status'] = '200';
       out['content-type'] = 'application/grpc';
       out['grpc-status'] = String(grpcOverride ?? grpcStatusOfHttp(status, true));
@@ -1579,9 +1586,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     Object.assign(out, headers);
     out[':status'] = String(status);
     const b = typeof body === 'string' ? Buffer.from(body) : body;
+    // The route's edits before the default content-type, which goes only where none is left (Envoy's order).
+    if (mutation && (mutation.add.length || mutation.remove.length)) editLocalReplyObject(out, mutation, b.length > 0);
     if (b.length && out['content-type'] === undefined) out['content-type'] = 'text/plain';
     out['content-length'] = String(b.length);
-    if (mutation) applyHeaderObject(out, mutation);
     // The filters' response edits (cors, ext_authz) reach local replies too, as Envoy encodes those through its filters.
     const x = this.x;
     if (x !== null && x.respEdit !== null) applyHeaderObject(out, x.respEdit);

@@ -30,7 +30,7 @@ import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
-import { applyHeaderObject, editHeaderLines, NO_EDITS } from './response_edits.js';
+import { applyHeaderObject, editHeaderLines, editLocalReplyLines, NO_EDITS } from './response_edits.js';
 import { TransformTry } from './transform_try.js';
 import type { RequestTrace } from '../../../observability/tracing/tracer.js';
 import { newEntry, type AccessLogEntry } from '../../../observability/access_log/entry.js';
@@ -1487,7 +1487,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (!cluster) {
       this.stats.no_cluster.value++;
       this.flag('NC');
-      this.localReply(a.clusterNotFoundStatus, '', '');
+      this.routerReply(a.clusterNotFoundStatus, '', '');
       return;
     }
     this.cluster = cluster;
@@ -1755,7 +1755,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    * and no complete copy to replay, Envoy's router gives up with 507.
    */
   private retryBufferExceeded(): void {
-    this.localReply(507, 'content-type: text/plain\r\n', BODY_RETRY_BUFFER);
+    this.routerReply(507, 'content-type: text/plain\r\n', BODY_RETRY_BUFFER);
   }
 
   /** A try through the UpstreamTry interface: an HTTP/2 upstream's, or (with a body transform) an HTTP/1.1 one's. */
@@ -1903,7 +1903,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (kind === 'overflow') {
       this.endTry();
       this.flag('UO');
-      this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+      this.routerReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
       return;
     }
     if (kind === 'reset' || kind === 'refused_stream') this.cstats!.upstream_rq_rx_reset.value++;
@@ -1929,14 +1929,14 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       // max_requests of the route's priority: answered at once, Envoy counts it as a pending overflow.
       cs.upstream_rq_pending_overflow.value++;
       this.flag('UO');
-      this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+      this.routerReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
       return;
     }
     const hp = this.action!.retry?.hosts ?? null;
     const host = pickTryHost(cluster, this.lb, hp, this, this.session.downstream.local);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.value++;
-      this.localReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);
+      this.routerReply(503, 'content-type: text/plain\r\n', BODY_NO_HEALTHY);
       return;
     }
     this.host = host;
@@ -1985,7 +1985,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
         if (reason === 'overflow') {
           this.endTry();
           this.flag('UO');
-          this.localReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
+          this.routerReply(503, 'x-envoy-overloaded: true\r\ncontent-type: text/plain\r\n', BODY_OVERFLOW);
         } else this.tryFailed('connect_failure');
         return;
       }
@@ -2268,7 +2268,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.session.socket.destroy();
       return;
     }
-    this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
+    this.routerReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
   }
 
   /** Ends the current try's bookkeeping; the connection (if any) is destroyed unless released first. */
@@ -2328,16 +2328,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.retries > 0) this.flag('URX');
     if (kind === 'connect_failure') {
       this.flag('UF');
-      this.localReply(503, 'content-type: text/plain\r\n', BODY_CONNECT_FAILURE);
+      this.routerReply(503, 'content-type: text/plain\r\n', BODY_CONNECT_FAILURE);
     } else if (kind === 'per_try_timeout') {
       this.flag('UT');
-      this.localReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
+      this.routerReply(504, 'content-type: text/plain\r\n', BODY_TIMEOUT);
     } else if (kind === 'protocol_error') {
       this.flag('UPE');
-      this.localReply(503, 'content-type: text/plain\r\n', BODY_PROTOCOL);
+      this.routerReply(503, 'content-type: text/plain\r\n', BODY_PROTOCOL);
     } else {
       this.flag('UR');
-      this.localReply(503, 'content-type: text/plain\r\n', BODY_RESET);
+      this.routerReply(503, 'content-type: text/plain\r\n', BODY_RESET);
     }
   }
 
@@ -2720,6 +2720,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   // ---- endings ----
 
   /** A response the proxy writes itself. Any try in flight is abandoned. */
+  /** A reply of the router's own (no cluster, overflow, no healthy host, an upstream failure or timeout): the route's response headers apply, as Envoy's router adds them. */
+  private routerReply(status: number, headers: string, body: Buffer | string): void {
+    this.localReply(status, headers, body, this.route?.responseHeaders);
+  }
+
   private localReply(status: number, headers: string, body: Buffer | string, mutation?: HeaderMutation): void {
     if (this.responseStarted) {
       this.session.socket.destroy();
@@ -2742,10 +2747,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.cfg.alwaysSetRequestIdInResponse && this.requestId) h += `x-request-id: ${this.requestId}\r\n`;
     // The router's own replies after tries (timeouts, resets, exhausted retries) say it too, as Envoy's do.
     if (this.action?.attemptCountInResponse && this.host !== null) h += `x-envoy-attempt-count: ${this.retries + 1}\r\n`;
-    if (mutation && (mutation.add.length || mutation.remove.length)) {
-      const drop: string[] = [];
-      h += applyMutation(mutation, (n) => h.toLowerCase().includes(`\n${n}:`) || h.toLowerCase().startsWith(`${n}:`), drop);
-    }
+    // The route's edits replace the reply's own lines (an overwritten content-type or location is not sent twice).
+    if (mutation && (mutation.add.length || mutation.remove.length)) h = editLocalReplyLines(h, mutation, body.length > 0);
     // The filters' response edits (cors, ext_authz) reach local replies too, as Envoy encodes those through its filters.
     if (this.respEdit !== null) h = editHeaderLines(h, this.respEdit, noField, []);
     // A request whose body the client may still be holding back (Expect) cannot be drained.

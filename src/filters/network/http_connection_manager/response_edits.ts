@@ -102,3 +102,40 @@ export function editHeaderLines(lines: string, m: HeaderMutation, has: (name: st
   }
   return lines;
 }
+
+/**
+ * A route's response_headers_to_add / _to_remove on the header lines of a reply Strait makes
+ * itself (a direct response or redirect, the router's own errors), in Envoy's order: the reply's
+ * own fields first (location, x-envoy-overloaded), the route's edits over them — an overwrite
+ * replaces a line rather than adding a second — and the reply's default content-type last, only
+ * where the edits left none; a reply without a body carries no content-type at all, as Envoy's
+ * local replies.
+ */
+export function editLocalReplyLines(lines: string, m: HeaderMutation, hasBody: boolean): string {
+  const ct = namedLines(lines, 'content-type');
+  if (ct !== '') lines = withoutLines(lines, 'content-type');
+  lines = editHeaderLines(lines, m, () => false, []);
+  if (!hasBody) return withoutLines(lines, 'content-type');
+  return ct === '' || hasLine(lines, 'content-type') ? lines : lines + ct;
+}
+
+/** The same order on a local reply's header object (HTTP/2 downstream). */
+export function editLocalReplyObject(out: HeaderObject, m: HeaderMutation, hasBody: boolean): void {
+  const ct = out['content-type'];
+  if (ct !== undefined) delete out['content-type'];
+  applyHeaderObject(out, m);
+  if (!hasBody) delete out['content-type'];
+  else if (out['content-type'] === undefined && ct !== undefined) out['content-type'] = ct;
+}
+
+/** The lines of `lines` named `name` (lower-case), any case, as they are. */
+function namedLines(lines: string, name: string): string {
+  let out = '';
+  let i = 0;
+  while (i < lines.length) {
+    const e = lineEnd(lines, i);
+    if (isNamed(lines, i, e, name)) out += lines.slice(i, e);
+    i = e;
+  }
+  return out;
+}
