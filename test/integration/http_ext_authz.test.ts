@@ -244,12 +244,22 @@ ${listener(
                   dynamic_metadata_from_headers: { patterns: [ { exact: x-user }, { exact: x-client-note } ] }`,
         undefined,
         accessLog('hedits.log', ['x-user', 'x-client-note', 'ext_authz_duration']),
+      )}${listener(
+        'chain',
+        `${grpcAuthz('authz')}          - name: second_authz
+            typed_config:
+              ${EXT_AUTHZ}
+              stat_prefix: second
+              filter_enabled_metadata: { filter: envoy.filters.http.ext_authz, path: [ { key: user } ], value: { string_match: { exact: alice } } }
+              http_service:
+                server_uri: { uri: "http://authz.local", cluster: hauthz, timeout: 1s }
+                path_prefix: /check`,
       )}
   clusters:
 ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typed_extension_protocol_options: { envoy.extensions.upstreams.http.v3.HttpProtocolOptions: { "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: { http2_protocol_options: {} } } }\n')}${staticCluster(istio.extAuthz.typed_config.grpc_service.envoy_grpc.cluster_name, [authz.port])}${staticCluster('dead', [dead])}${staticCluster('hauthz', [hauthz.port])}`,
       { engine },
     );
-    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio', 'body', 'partial', 'hbody', 'edits', 'noingest', 'hedits']) ports[l] = await strait.port(l);
+    for (const l of ['grpc', 'down', 'fma', 'slow', 'httpsvc', 'istio', 'body', 'partial', 'hbody', 'edits', 'noingest', 'hedits', 'chain']) ports[l] = await strait.port(l);
   }, 30_000);
 
   afterAll(async () => {
@@ -503,5 +513,19 @@ ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typ
     expect(no.status).toBe(401);
     expect(no.headers['x-client-note']).toBeUndefined();
     expect((await logLine(file, 'h-no')).slice(1, 5)).toEqual(['401', 'nobody', '-', '-']);
+  });
+
+  it('lets the filters after it act on the published metadata (a second ext_authz enabled by it)', async () => {
+    const n = hauthz.seen.length;
+    // The first service publishes user=alice: the second filter checks with the HTTP service.
+    const on = await get(ports.chain!, '/allowed/chain', { 'x-authz': 'meta' });
+    expect(on.status).toBe(200);
+    expect(hauthz.seen.length).toBe(n + 1);
+    expect(hauthz.seen.at(-1)!.url).toBe('/check/allowed/chain');
+    // Without the metadata the second filter stands aside.
+    const off = await get(ports.chain!, '/allowed/chain2', { 'x-authz': 'allow' });
+    expect(off.status).toBe(200);
+    expect(hauthz.seen.length).toBe(n + 1);
+    expect(await strait.stat('http.chain.ext_authz.second.disabled')).toBe(1);
   });
 });
