@@ -48,7 +48,7 @@ export const httpFilters = new LazyRegistry<HttpFilterFactory<any>>('HTTP filter
   {
     name: 'envoy.filters.http.grpc_stats',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig'],
-    load: async () => (await import('./passive/config.js')).grpcStatsFactory,
+    load: async () => (await import('./grpc_stats/config.js')).grpcStatsFactory,
   },
   {
     name: 'envoy.filters.http.compressor',

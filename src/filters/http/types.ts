@@ -63,6 +63,12 @@ export interface HttpFilterRequest {
    */
   responseBody?: ResponseBodyFilter | null;
   /**
+   * Watches this request's exchange without changing it (grpc_stats): set by a filter's
+   * onRequest with observeExchange. Left unset (the usual case), it costs the connection manager
+   * one null check per event.
+   */
+  observer?: ExchangeObserver | null;
+  /**
    * The request body the connection manager held for a filter whose verdict asked for it
    * (FilterVerdict.needBody), set before that filter's `wait` runs: complete, or the first
    * `maxBytes` when allowPartial cut it short.
@@ -83,6 +89,64 @@ export interface ResponseBodyFilter {
    * with backpressure, ends it at the end of the response and destroys it on a reset or abort.
    */
   onResponseHeaders(status: number, headers: Record<string, string | string[] | undefined>, endStream: boolean): import('node:stream').Transform | null;
+}
+
+/**
+ * What a filter that only watches a request is told of its exchange, in order, by the connection
+ * manager: the cluster the request is routed to, the request body as it comes from the client,
+ * and the response the client gets (the answering try's, or a local reply). Chunks are the
+ * connection manager's own buffers: read them, never keep or change them.
+ */
+export interface ExchangeObserver {
+  /** The request was routed to `cluster`, before its first try. Never told without one (no route, a direct response, a filter's reply). */
+  routed(cluster: import('../../upstream/cluster.js').Cluster): void;
+  /** A chunk of the request body from the client, each once (a retry's resent copies are not told). */
+  requestData(chunk: Buffer): void;
+  /**
+   * The response head the client gets (the answering upstream's or a local reply), with its
+   * content-type and grpc-status (a trailers-only response carries it here); `endStream`: no
+   * body or trailers follow.
+   */
+  responseHead(status: number, contentType: string | undefined, grpcStatus: string | undefined, endStream: boolean): void;
+  responseData(chunk: Buffer): void;
+  /**
+   * The upstream's response ended (after its head when that ended it): `grpcStatus` from its
+   * trailers (undefined without), `upstreamMs` the answering try's time from its start.
+   */
+  responseEnd(grpcStatus: string | undefined, upstreamMs: number): void;
+}
+
+/** Adds an observer to a request (HttpFilterRequest.observer); a second one is told after the first. */
+export function observeExchange(req: HttpFilterRequest, o: ExchangeObserver): void {
+  const prev = req.observer;
+  req.observer = prev ? new BothObservers(prev, o) : o;
+}
+
+class BothObservers implements ExchangeObserver {
+  constructor(
+    private readonly a: ExchangeObserver,
+    private readonly b: ExchangeObserver,
+  ) {}
+  routed(c: import('../../upstream/cluster.js').Cluster): void {
+    this.a.routed(c);
+    this.b.routed(c);
+  }
+  requestData(chunk: Buffer): void {
+    this.a.requestData(chunk);
+    this.b.requestData(chunk);
+  }
+  responseHead(status: number, contentType: string | undefined, grpcStatus: string | undefined, endStream: boolean): void {
+    this.a.responseHead(status, contentType, grpcStatus, endStream);
+    this.b.responseHead(status, contentType, grpcStatus, endStream);
+  }
+  responseData(chunk: Buffer): void {
+    this.a.responseData(chunk);
+    this.b.responseData(chunk);
+  }
+  responseEnd(grpcStatus: string | undefined, upstreamMs: number): void {
+    this.a.responseEnd(grpcStatus, upstreamMs);
+    this.b.responseEnd(grpcStatus, upstreamMs);
+  }
 }
 
 /** A filter that must see the request body before deciding (ext_authz with_request_body). */
@@ -137,7 +201,7 @@ export function setDynamicMetadata(req: HttpFilterRequest, ns: string, key: stri
 
 /**
  * What `parse` returns for a filter that is valid and does nothing to any request with this
- * configuration (grpc_stats, which only counts): the connection manager leaves it out of the chain.
+ * configuration (a compressor whose only library is zstd): the connection manager leaves it out of the chain.
  */
 export const INERT_FILTER: unique symbol = Symbol('inert HTTP filter');
 

@@ -101,13 +101,14 @@ describe('http_connection_manager config', () => {
     expect(errors.map((e) => e.path)).toEqual(['tc.path_with_escaped_slashes_action', 'tc.request_id_extension.typed_config']);
   });
 
-  it('puts cors in the chain, accepts its policies in both forms, and leaves grpc_stats out', () => {
+  it('puts cors and grpc_stats in the chain and accepts CORS policies in both forms', () => {
     const cors = { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } };
     const grpcStats = { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig', emit_filter_state: true } };
     const { config, errors, warnings } = parse({ http_filters: [grpcStats, cors, ROUTER] });
     expect(errors).toEqual([]);
-    expect(config!.httpFilters!.map((f) => f.name)).toEqual(['envoy.filters.http.cors']);
-    expect(warnings.map((w) => w.path)).toEqual(['tc.http_filters[0].typed_config']);
+    expect(config!.httpFilters!.map((f) => f.name)).toEqual(['envoy.filters.http.grpc_stats', 'envoy.filters.http.cors']);
+    // Only emit_filter_state is warned about: nothing in Strait reads filter state.
+    expect(warnings.map((w) => w.path)).toEqual(['tc.http_filters[0].typed_config.emit_filter_state']);
     // CORS policies (once refused): typed per route, and the older fields on routes and virtual hosts.
     const policy = { 'envoy.filters.http.cors': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy', allow_origin_string_match: [{ exact: 'https://a.example' }] } };
     const withPolicy = { virtual_hosts: [{ name: 'v', domains: ['*'], typed_per_filter_config: policy, cors: { allow_methods: 'GET' }, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', cors: { allow_methods: 'GET' } } }] }] };

@@ -287,7 +287,7 @@ function checkHttpFilters(list: unknown, path: string, ctx: FactoryContext): Arr
         return;
       }
       const config = factory.parse((f.typed_config ?? {}) as Obj, `${path}[${i}].typed_config`, ctx);
-      // Valid but acting on nothing (grpc_stats, a zstd compressor): no place in the chain.
+      // Valid but acting on nothing (a zstd-only compressor): no place in the chain.
       if (config && config !== INERT_FILTER) out.push({ factory, config, name: String(f.name ?? factory.name), disabled: f.disabled === true });
       return;
     }

@@ -26,7 +26,7 @@ import type { BreakerState } from '../../../upstream/circuit_breakers.js';
 import { upstreamProtocolOf, useStreamSlots } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { StatsOf } from '../../../observability/stats.js';
-import type { FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
+import type { ExchangeObserver, FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject, editLocalReplyObject } from './response_edits.js';
 import { innerTry, TransformTry } from './transform_try.js';
@@ -360,6 +360,8 @@ class H2ExchangeMore {
   meta: Map<string, Map<string, MetadataValue>> | null = null;
   /** The filters' response body transform (HttpFilterRequest.responseBody, the compressor): each try goes through a TransformTry. */
   respBody: ResponseBodyFilter | null = null;
+  /** A filter watching the exchange (HttpFilterRequest.observer, grpc_stats). */
+  obs: ExchangeObserver | null = null;
 }
 
 /** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
@@ -656,6 +658,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       protocol: 'HTTP/2',
     };
     const v = req && this.filter.runFilters(req);
+    if (req !== null && req.observer) this.more.obs = req.observer;
     if (v) {
       if (v.notify) this.more.notify = v.notify;
       // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
@@ -665,6 +668,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         if (req!.responseBody) this.more.respBody = req!.responseBody;
         if (req!.dynamicMetadata) this.more.meta = req!.dynamicMetadata;
         if (req!.path !== path) this.rqPath = path = req!.path;
+        if (req!.observer && this.more.obs === null) this.observeLate(req!.observer);
         this.act(route && withFilterHeaders(route, req!), method, path, host);
       };
       const replied = (r: FilterReply) => {
@@ -728,6 +732,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       }
     }
     this.act(route, method, path, host);
+  }
+
+  /** An observer a filter set after a held request resumed: it is told the body held meanwhile. */
+  private observeLate(o: ExchangeObserver): void {
+    this.more.obs = o;
+    for (const b of this.body) o.requestData(b);
   }
 
   /** @internal the downstream's 'end': the request is complete. */
@@ -807,6 +817,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       return;
     }
     this.cluster = cluster;
+    if (this.x !== null && this.x.obs !== null) this.x.obs.routed(cluster);
     this.cs = this.filter.statsFor(cluster);
     st.rq_total.value++;
     const rm = route.requestHeaders;
@@ -998,6 +1009,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onBody(d: Buffer): void {
     const x = this.x;
     if (x !== null) {
+      if (x.obs !== null) x.obs.requestData(d);
       x.rxBytes += d.length;
       if (x.timed !== null) x.timed.touch();
       if (x.holdThen !== null) {
@@ -1333,7 +1345,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onH1ResponseHead(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean {
     if (this.finished) return false;
     this.touch();
-    const stream = this.flatResponseStream();
+    // A watched response takes the object path (gRPC never comes from an HTTP/1 upstream anyway).
+    const stream = this.x !== null && this.x.obs !== null ? null : this.flatResponseStream();
     if (stream === null) {
       const h = headerObjectOf(head);
       h[':status'] = String(status);
@@ -1390,6 +1403,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     const g = endStream ? flatGet(flat, 'grpc-status') : undefined;
     if (!this.takeResponse(status, g !== undefined ? Number(first(g)) : -1)) return;
+    const x = this.x;
+    if (x !== null && x.obs !== null) this.observeHead(x.obs, status, first(flatGet(flat, 'content-type')), first(g), endStream);
     const cfg = this.filter.config;
     const out = h2ResponseFlatOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     this.sendsTrailers = !endStream;
@@ -1408,6 +1423,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.touch();
     const grpc = endStream && headers['grpc-status'] !== undefined ? Number(first(headers['grpc-status'])) : -1;
     if (!this.takeResponse(status, grpc)) return;
+    if (this.x !== null && this.x.obs !== null) this.observeHead(this.x.obs, status, first(headers['content-type']), endStream ? first(headers['grpc-status']) : undefined, endStream);
     const cfg = this.filter.config;
     // The try's header object is fresh per response and unused after this call, and respond()
     // copies what it gets: it is edited in place instead of copied once more. Its only pseudo-header
@@ -1435,6 +1451,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (endStream) this.complete();
   }
 
+  /** The upstream's answering head, to the exchange's observer; one that ends the response ends it there too. */
+  private observeHead(o: ExchangeObserver, status: number, contentType: string | undefined, grpcStatus: string | undefined, endStream: boolean): void {
+    o.responseHead(status, contentType, grpcStatus, endStream);
+    if (endStream) o.responseEnd(undefined, clockNow() - this.tryT0);
+  }
+
   /** The upstream's trailers: an object, or a native upstream's flat list. */
   private trailers: HeaderObject | string | null = null;
   /** The response was started with waitForTrailers: onEnd must answer 'wantTrailers'. */
@@ -1442,6 +1464,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
+    const x = this.x;
+    if (x !== null && x.obs !== null) x.obs.responseData(chunk);
     this.countTx(chunk.length);
     this.touch();
     if (!this.stream.write(chunk)) {
@@ -1462,6 +1486,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onEnd(trailers: HeaderObject | string | null): void {
     if (this.finished) return;
     this.touch();
+    const x = this.x;
+    if (x !== null && x.obs !== null) x.obs.responseEnd(trailers === null ? undefined : first(typeof trailers === 'string' ? flatGet(trailers, 'grpc-status') : trailers['grpc-status']), clockNow() - this.tryT0);
     if (!this.sendsTrailers) {
       this.stream.end();
       this.complete();
@@ -1596,11 +1622,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.respondEnd(out, b.length ? b : null);
   }
 
+  /** A local reply's head and body (a gRPC one is trailers-only). */
   private respondEnd(h: HeaderObject, body: Buffer | null): void {
     const x = this.x;
     if (x !== null) {
       x.respHeaders = h;
       if (body) x.txBytes += body.length;
+      // A local reply's body is never gRPC messages: only its head is told.
+      if (x.obs !== null) x.obs.responseHead(Number(h[':status']), first(h['content-type']), first(h['grpc-status']), body === null);
     }
     this.finish();
     if (this.stream.closed || this.stream.destroyed) return;

@@ -28,7 +28,7 @@ import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
-import type { BodyNeed, FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
+import type { BodyNeed, ExchangeObserver, FilterDoneHook, FilterReply, HttpFilterRequest, ResponseBodyFilter } from '../../http/types.js';
 import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject, editHeaderLines, editLocalReplyLines, NO_EDITS } from './response_edits.js';
 import { TransformTry } from './transform_try.js';
@@ -984,6 +984,16 @@ const NO_HEAD: MessageHead = Object.freeze({
   host: '',
 });
 
+function firstOf(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A field's value in header lines ("name: value\r\n"...), for a local reply's observer. */
+function fieldOfLines(lines: string, name: string): string | undefined {
+  const m = new RegExp(`(?:^|\n)${name}:[ \t]*([^\r\n]*)`, 'i').exec(lines);
+  return m ? m[1] : undefined;
+}
+
 /**
  * One request/response exchange: routing, then tries against upstream hosts (with retries and
  * timeouts) until a response is committed downstream. The request head is re-encoded once;
@@ -1077,6 +1087,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    * speaks (H1Try for HTTP/1.1), so the response takes the generic object-and-chunks path.
    */
   private respBody: ResponseBodyFilter | null = null;
+  /**
+   * A filter watching the exchange (HttpFilterRequest.observer, grpc_stats); null: none, the usual
+   * case. Set, the request goes through an UpstreamTry as with respBody, where the observer is told.
+   */
+  private obs: ExchangeObserver | null = null;
   private delayed = false;
   private delayTimer: NodeJS.Timeout | null = null;
   /** stream_idle_timeout / request_timeout watch (stream_timeouts.ts); null when neither is set. */
@@ -1213,6 +1228,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.respEdit = null;
     this.meta = null;
     this.respBody = null;
+    this.obs = null;
     this.delayed = false;
     this.delayTimer = null;
     this.mirrored = false;
@@ -1378,6 +1394,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       protocol: head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
     };
     const v = this.session.filter.runFilters(req);
+    if (req.observer) this.obs = req.observer;
     if (v) {
       this.notify = v.notify;
       // Header edits a filter decided (ext_authz) go on the upstream request with the route's own.
@@ -1387,6 +1404,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
         this.respBody = req.responseBody ?? null;
         this.meta = req.dynamicMetadata ?? null;
         if (req.path !== head.target) (head as { target: string }).target = req.path;
+        // A filter after a held one may have set it late; the body held meanwhile is told in prepareH2.
+        this.obs = req.observer ?? null;
         this.act(route && withFilterHeaders(route, req));
       };
       const replied = (r: FilterReply) => {
@@ -1491,11 +1510,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       return;
     }
     this.cluster = cluster;
+    if (this.obs !== null) this.obs.routed(cluster);
     this.pools = this.session.filter.poolsFor(cluster, a.priority);
     this.cstats = this.session.filter.statsFor(cluster);
     this.stats.rq_total.value++;
-    // An HTTP/2 upstream, or a response body a filter transforms, goes through an UpstreamTry.
-    const viaTry = upstreamProtocolOf(cluster) === 'http2' || (this.respBody !== null && !this.upgrade);
+    // An HTTP/2 upstream, or a response body a filter transforms or watches, goes through an UpstreamTry.
+    const viaTry = upstreamProtocolOf(cluster) === 'http2' || ((this.respBody !== null || this.obs !== null) && !this.upgrade);
     // A traced request's head carries the trace's headers, made now as before.
     if (viaTry || this.trace !== null) this.upstreamHead = this.encodeUpstreamHead(a, route, -1);
     else this.headPending = true;
@@ -1689,6 +1709,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       }
       this.session.framer.onPayload = (b, st, e) => this.onPayloadH2(b.subarray(st, e));
     }
+    // The payload held before the route was taken (a filter's hold), each chunk told once.
+    if (this.obs !== null) for (const b of this.body) this.obs.requestData(b);
   }
 
   /** The re-encoded upstream head as HTTP/2-style header object (for H2 tries and mirrors). */
@@ -1734,6 +1756,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   }
 
   private onPayloadH2(b: Buffer): void {
+    if (this.obs !== null) this.obs.requestData(b);
     if (this.responseDone || this.finished) return;
     const t = this.h2;
     if (!t || !this.bodyOverflow) this.keepBody(b, !t);
@@ -1809,6 +1832,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.dropAllParked();
     if (this.retries > 0) cs.upstream_rq_retry_success.value++;
     statusClass(this.stats, (this.status = status));
+    const o = this.obs;
+    if (o !== null) {
+      o.responseHead(status, firstOf(headers['content-type']), endStream ? firstOf(headers['grpc-status']) : undefined, endStream);
+      if (endStream) o.responseEnd(undefined, clockNow() - this.tryT0);
+    }
     const cfg = this.cfg;
     let rh = this.route!.responseHeaders;
     if (this.respEdit !== null) {
@@ -1855,6 +1883,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onData(chunk: Buffer): void {
     if (this.finished || !this.h2 || chunk.length === 0) return;
+    if (this.obs !== null) this.obs.responseData(chunk);
     if (this.timed !== null) this.timed.touch();
     this.txBytes += chunk.length;
     let ok: boolean;
@@ -1876,6 +1905,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   onEnd(trailers: HeaderObject | null): void {
     if (this.finished || !this.h2) return;
+    if (this.obs !== null) this.obs.responseEnd(trailers !== null ? firstOf(trailers['grpc-status']) : undefined, clockNow() - this.tryT0);
     if (this.rechunk) {
       let t = '0\r\n';
       for (const [k, v] of Object.entries(trailers ?? {})) {
@@ -2756,6 +2786,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const close = this.forceClose || !wantsKeepAlive(this.head);
     if (close) this.forceClose = true;
     statusClass(this.stats, (this.status = status));
+    // A local reply's body is never gRPC messages: only its head is told.
+    if (this.obs !== null) this.obs.responseHead(status, fieldOfLines(h, 'content-type'), fieldOfLines(h, 'grpc-status'), body.length === 0);
     this.session.write(encodeLocalResponse(status, h, body, close));
     this.txBytes += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     this.responseDone = true;
