@@ -109,6 +109,13 @@ ${cfg
   .map((l) => `              ${l}`)
   .join('\n')}
 `;
+/** Istio's order: grpc_stats, then fault (here aborting calls that ask, with grpc-status 8). */
+const FAULT = `          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: { grpc_status: 8, percentage: { numerator: 100 } }
+              headers: [{ name: x-fault, present_match: true }]
+`;
 const routes = (cluster: string) => `name: local
 virtual_hosts:
 - name: all
@@ -128,6 +135,7 @@ describe.each(['native', 'node'] as const)('grpc_stats with the %s h2 engine', (
   let mesh: Client;
   let all: Client;
   let allow: Client;
+  let fault: Client;
   let meshPort = 0;
 
   beforeAll(async () => {
@@ -141,20 +149,23 @@ describe.each(['native', 'node'] as const)('grpc_stats with the %s h2 engine', (
 ${hcmListener('mesh', routes('grpc'), '', filter('emit_filter_state: true\nstats_for_all_methods: false'))}
 ${hcmListener('all', routes('grpc_all'), '', filter('stats_for_all_methods: true\nenable_upstream_stats: true\nreplace_dots_in_grpc_service_name: true'))}
 ${hcmListener('allow', routes('grpc_allow'), '', filter('individual_method_stats_allowlist: { services: [{ name: test.Echo, method_names: [Unary, Bidi] }] }'))}
+${hcmListener('fault', routes('grpc_fault'), '', filter('stats_for_all_methods: false') + FAULT)}
   clusters:
-${clusters('grpc')}${clusters('grpc_all')}${clusters('grpc_allow')}`,
+${clusters('grpc')}${clusters('grpc_all')}${clusters('grpc_allow')}${clusters('grpc_fault')}`,
       { engine: ENGINES[0]!, args: ['--h2-engine', h2engine] },
     );
     meshPort = await strait.port('mesh');
     mesh = new Client(`127.0.0.1:${meshPort}`, grpc.credentials.createInsecure());
     all = new Client(`127.0.0.1:${await strait.port('all')}`, grpc.credentials.createInsecure());
     allow = new Client(`127.0.0.1:${await strait.port('allow')}`, grpc.credentials.createInsecure());
+    fault = new Client(`127.0.0.1:${await strait.port('fault')}`, grpc.credentials.createInsecure());
   });
 
   afterAll(async () => {
     mesh?.close();
     all?.close();
     allow?.close();
+    fault?.close();
     await strait?.stop();
     await g?.close();
     await raw?.close();
@@ -206,6 +217,12 @@ ${clusters('grpc')}${clusters('grpc_all')}${clusters('grpc_allow')}`,
     expect(d['cluster.dead_grpc.grpc.14']).toBe(1);
     expect(d['cluster.dead_grpc.grpc.failure']).toBe(1);
     expect(d['cluster.dead_grpc.grpc.total']).toBe(1);
+  });
+
+  it("counts a later filter's reply (fault abort) under the cluster the route would have used, as Envoy does", async () => {
+    const d = await delta(async () => expect((await unary(fault, 'unary', Buffer.from('x'), { 'x-fault': '1' })).err!.code).toBe(8));
+    // The request message comes after the reply ended the exchange: it is not counted.
+    expect(d).toEqual({ 'cluster.grpc_fault.grpc.8': 1, 'cluster.grpc_fault.grpc.failure': 1, 'cluster.grpc_fault.grpc.total': 1 });
   });
 
   it('counts streamed messages each way across DATA frames, and trailers after messages', async () => {

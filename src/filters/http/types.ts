@@ -98,7 +98,11 @@ export interface ResponseBodyFilter {
  * connection manager's own buffers: read them, never keep or change them.
  */
 export interface ExchangeObserver {
-  /** The request was routed to `cluster`, before its first try. Never told without one (no route, a direct response, a filter's reply). */
+  /**
+   * The request was routed to `cluster`: before its first try, or before a filter's reply on a
+   * forwarding route (the cluster it would have gone to, as Envoy's filters know it from the
+   * start). Never told without one (no route, a direct response or redirect, an unknown cluster).
+   */
   routed(cluster: import('../../upstream/cluster.js').Cluster): void;
   /** A chunk of the request body from the client, each once (a retry's resent copies are not told). */
   requestData(chunk: Buffer): void;

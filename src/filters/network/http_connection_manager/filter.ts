@@ -5,6 +5,7 @@ import { HttpTracer, type RequestTrace } from '../../../observability/tracing/tr
 import { now as clockNow } from '../../../protocols/http1/clock.js';
 import type { Host } from '../../../upstream/host.js';
 import type { Cluster } from '../../../upstream/cluster.js';
+import type { HttpRoute } from '../../../router/http_route_table.js';
 import { Http1ClusterPools } from '../../../upstream/http1_pool.js';
 import { Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import type { RoutingPriority } from '../../../upstream/circuit_breakers.js';
@@ -141,6 +142,18 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     let ps = POOLS.get(cluster);
     if (!ps) POOLS.set(cluster, (ps = [null, null]));
     return (ps[priority] ??= new Http1ClusterPools(cluster, this.statsFor(cluster), priority));
+  }
+
+  /**
+   * The cluster a route sends to, for a request a filter answered before routing: Envoy's filters
+   * know the route's cluster from the start, and grpc_stats counts such a call under it. Weighted
+   * clusters are picked as routing picks them (a hash policy's metadata_match aside).
+   */
+  routeCluster(route: HttpRoute | null, header: (n: string) => string | undefined): Cluster | undefined {
+    const a = route?.action;
+    if (a?.kind !== 'forward') return undefined;
+    const name = a.clusterHeader ? header(a.clusterHeader) : a.clusters?.pick();
+    return name ? this.rt.clusters.get(name) : undefined;
   }
 
   statsFor(cluster: Cluster): ClusterHttpStats {

@@ -674,6 +674,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       const replied = (r: FilterReply) => {
         if (req!.responseHeaders) this.more.respEdit = req!.responseHeaders;
         if (req!.dynamicMetadata) this.more.meta = req!.dynamicMetadata;
+        const o = this.x !== null ? this.x.obs : null;
+        if (o !== null) {
+          const c = this.filter.routeCluster(route, header);
+          if (c) o.routed(c);
+        }
         this.filterReply(r);
       };
       const go = () => (v.reply ? replied(v.reply) : routed());
@@ -1009,7 +1014,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   onBody(d: Buffer): void {
     const x = this.x;
     if (x !== null) {
-      if (x.obs !== null) x.obs.requestData(d);
+      // Request data after the exchange ended (a local reply) goes nowhere: not told.
+      if (x.obs !== null && !this.finished) x.obs.requestData(d);
       x.rxBytes += d.length;
       if (x.timed !== null) x.timed.touch();
       if (x.holdThen !== null) {

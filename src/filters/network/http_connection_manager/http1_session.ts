@@ -1411,6 +1411,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       const replied = (r: FilterReply) => {
         this.respEdit = req.responseHeaders ?? null;
         this.meta = req.dynamicMetadata ?? null;
+        if (this.obs !== null) {
+          const c = this.session.filter.routeCluster(route, view.header);
+          if (c) this.obs.routed(c);
+        }
         this.filterReply(r);
       };
       const go = () => (v.reply ? replied(v.reply) : routed());
@@ -1756,8 +1760,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   }
 
   private onPayloadH2(b: Buffer): void {
-    if (this.obs !== null) this.obs.requestData(b);
     if (this.responseDone || this.finished) return;
+    if (this.obs !== null) this.obs.requestData(b);
     const t = this.h2;
     if (!t || !this.bodyOverflow) this.keepBody(b, !t);
     if (t && !t.write(b) && !this.waitingUpstreamDrain) {
