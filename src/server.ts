@@ -19,7 +19,7 @@ import { HealthFlag } from './upstream/host.js';
 // sidecar does not need.
 import type { DynamicConfig } from './xds/client/dynamic_config.js';
 import { HotRestartChild, HotRestartParent, type UpgradeHost } from './upgrade/hot_restart.js';
-import { secretStore } from './tls/sds.js';
+import { sdsKey, secretStore } from './tls/sds.js';
 
 export const VERSION = '0.1.0';
 
@@ -130,6 +130,10 @@ export class Server implements AdminHost {
       }
     }
     this.setPhase('INITIALIZING');
+    // Static TLS contexts whose secrets come from a control plane start subscribed: they run
+    // without a certificate (handshakes refused) until the xDS side, started below, brings it.
+    const staticSds = this.config.dynamic?.staticSds ?? [];
+    if (staticSds.length) secretStore.setWanted(new Map(staticSds.map((r) => [sdsKey(r.name, r.source), r.name])));
     // EDS clusters wait for their endpoints (xDS), as Envoy's cluster warming does.
     await this.clusters.addAll(this.config.clusters.filter((c) => c.type !== 'EDS'));
     await this.listeners.startAll(this.config.listeners);

@@ -135,7 +135,9 @@ export function buildStaticConfig(
     if (address) admin = { address };
   }
 
-  const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings, sourceMode);
+  // Static TLS contexts may take their secrets from a control plane (SDS over ADS or gRPC).
+  const staticSds = [...clusters.map((c) => c.tls), ...listeners.flatMap((l) => [...l.chains.map((c) => c.tls), l.defaultChain?.tls])].flatMap((t) => t?.sds?.refs ?? []);
+  const dynamic = buildXdsBootstrap(bootstrap, clusters, errors, warnings, sourceMode, staticSds);
 
   if (errors.length) throw new ConfigError(errors, source);
   return { listeners, clusters, admin, warnings, dynamic, staticRoutes, stats, statsSinks };

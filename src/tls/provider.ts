@@ -90,7 +90,7 @@ export class TlsContextProvider {
     if (!r.spec) {
       const e = r.errors[0];
       const why = r.errors.map((x) => `${x.path}: ${x.message}`).join('; ') || 'SDS secrets cannot be resolved';
-      const hint = secretStore.subscribed(sds.refs) ? '' : ' (secrets over ADS or gRPC SDS are followed for listeners and clusters from xDS; static ones use static_resources.secrets or path_config_source)';
+      const hint = secretStore.subscribed(sds.refs) ? '' : ' (no SDS source follows this secret)';
       throw new MaterialError(e?.path ?? this.template.where, why + hint);
     }
     return r.spec;

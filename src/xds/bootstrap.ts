@@ -3,6 +3,7 @@ import nodePath from 'node:path';
 import { durationMs } from '../config/values.js';
 import type { FieldError } from '../errors.js';
 import type { ClusterSpec } from '../upstream/cluster.js';
+import type { SdsRef } from '../tls/context.js';
 
 type Obj = Record<string, any>;
 
@@ -43,6 +44,12 @@ export interface XdsBootstrap {
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   /** On-demand clusters (`node.metadata.STRAIT_ON_DEMAND_CLUSTERS`): CDS by name, not wildcard. */
   readonly onDemand: boolean;
+  /**
+   * SDS references of static listeners and clusters to a control plane (ADS or a gRPC SDS
+   * service, as Istio's own metrics listener and SPIRE's Envoy configs have): subscribed with the
+   * xDS side's, and waited for at start-up up to initial_fetch_timeout, as Envoy does.
+   */
+  readonly staticSds?: readonly SdsRef[];
 }
 
 /**
@@ -135,10 +142,23 @@ export function edsSourceOf(cluster: Obj): Obj | undefined {
  * address against the static clusters when ADS is used. Returns null when there is nothing
  * dynamic (or on errors, which are reported). File sources need no control plane.
  */
-export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly ClusterSpec[], errors: FieldError[], warnings: FieldError[], mode: SourceCheckMode = 'serve'): XdsBootstrap | null {
+export function buildXdsBootstrap(
+  bootstrap: Obj,
+  staticClusters: readonly ClusterSpec[],
+  errors: FieldError[],
+  warnings: FieldError[],
+  mode: SourceCheckMode = 'serve',
+  /** The SDS references of static listeners and clusters (file ones included; they are skipped). */
+  staticSdsRefs: readonly SdsRef[] = [],
+): XdsBootstrap | null {
   const dr = (bootstrap.dynamic_resources ?? undefined) as Obj | undefined;
   const p = 'dynamic_resources';
   const start = errors.length;
+  const staticSds = staticSdsRefs.filter((r) => r.source.kind !== 'file');
+  const sdsOverAds = staticSds.filter((r) => r.source.kind === 'ads');
+  const refuseSdsOverAds = () => {
+    for (const r of sdsOverAds) errors.push({ path: `${r.field}.sds_config.ads`, message: 'SDS over ads needs dynamic_resources.ads_config' });
+  };
   const edsClusters = staticClusters.filter((c) => c.type === 'EDS');
   // An EDS cluster without eds_config has always meant ADS here.
   const edsSources = edsClusters.map((c) => {
@@ -148,14 +168,15 @@ export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly Clust
   const edsOverAds = edsClusters.filter((_, i) => edsSources[i]?.kind === 'ads');
   if (!dr) {
     edsOverAds.forEach((c) => errors.push({ path: `static_resources.clusters(${c.name}).type`, message: 'an EDS cluster needs dynamic_resources.ads_config (or eds_config with path_config_source)' }));
-    if (errors.length > start || !edsClusters.length) return null;
-    return { ads: null, node: nodeOf(bootstrap), lds: null, cds: null, initialFetchTimeoutMs: DEFAULT_INITIAL_FETCH_MS, backoff: DEFAULT_BACKOFF, onDemand: false };
+    refuseSdsOverAds();
+    if (errors.length > start || (!edsClusters.length && !staticSds.length)) return null;
+    return { ads: null, node: nodeOf(bootstrap), lds: null, cds: null, initialFetchTimeoutMs: DEFAULT_INITIAL_FETCH_MS, backoff: DEFAULT_BACKOFF, onDemand: false, staticSds };
   }
   const lds = parseConfigSource(dr.lds_config, `${p}.lds_config`, errors, warnings, mode);
   const cds = parseConfigSource(dr.cds_config, `${p}.cds_config`, errors, warnings, mode);
   if (dr.lds_resources_locator || dr.cds_resources_locator) errors.push({ path: p, message: 'xdstp resource locators are not supported yet' });
   if (dr.default_config_source) warnings.push({ path: `${p}.default_config_source`, message: 'is not used (ADS only); ignored' });
-  const usesAds = lds?.kind === 'ads' || cds?.kind === 'ads' || edsOverAds.length > 0;
+  const usesAds = lds?.kind === 'ads' || cds?.kind === 'ads' || edsOverAds.length > 0 || sdsOverAds.length > 0;
   const ads = dr.ads_config as Obj | undefined;
   const od = (bootstrap.node?.metadata as Obj | undefined)?.[ON_DEMAND_KEY];
   // Istio writes metadata flags as strings; accept "true"/"false" as well as booleans.
@@ -163,10 +184,11 @@ export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly Clust
   if (od !== undefined && !onDemand && od !== false && od !== 'false') errors.push({ path: `node.metadata.${ON_DEMAND_KEY}`, message: `must be true or false, got ${JSON.stringify(od)}` });
   const ift = durationMs(dr.lds_config?.initial_fetch_timeout ?? dr.cds_config?.initial_fetch_timeout);
   if (!ads) {
-    if (usesAds) errors.push({ path: `${p}.ads_config`, message: 'is required: lds_config/cds_config/eds_config use ads' });
+    if (lds?.kind === 'ads' || cds?.kind === 'ads' || edsOverAds.length > 0) errors.push({ path: `${p}.ads_config`, message: 'is required: lds_config/cds_config/eds_config use ads' });
+    refuseSdsOverAds();
     if (onDemand) errors.push({ path: `node.metadata.${ON_DEMAND_KEY}`, message: 'on-demand clusters need dynamic_resources.ads_config with api_type DELTA_GRPC' });
-    if (errors.length > start || (!lds && !cds && !edsClusters.length)) return null;
-    return { ads: null, node: nodeOf(bootstrap), lds, cds, initialFetchTimeoutMs: ift ?? DEFAULT_INITIAL_FETCH_MS, backoff: DEFAULT_BACKOFF, onDemand: false };
+    if (errors.length > start || (!lds && !cds && !edsClusters.length && !staticSds.length)) return null;
+    return { ads: null, node: nodeOf(bootstrap), lds, cds, initialFetchTimeoutMs: ift ?? DEFAULT_INITIAL_FETCH_MS, backoff: DEFAULT_BACKOFF, onDemand: false, staticSds };
   }
   const apiType = String(ads.api_type ?? 'UNSUPPORTED_REST_LEGACY');
   if (!ADS_TYPES.has(apiType)) errors.push({ path: `${p}.ads_config.api_type`, message: `${apiType} is not supported (GRPC or DELTA_GRPC)` });
@@ -213,6 +235,7 @@ export function buildXdsBootstrap(bootstrap: Obj, staticClusters: readonly Clust
     initialFetchTimeoutMs: ift ?? DEFAULT_INITIAL_FETCH_MS,
     backoff,
     onDemand,
+    staticSds,
   };
 }
 

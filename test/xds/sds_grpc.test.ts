@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import grpc from '@grpc/grpc-js';
@@ -165,5 +166,125 @@ describe('SDS from a stand-alone gRPC service (Istio sds-grpc on a unix socket)'
     expect(await serialNow(port, ca)).toBe(serialOf(v2));
     // The ADS stream never carried it: nothing about secrets was NACKed there.
     expect(xs.logs.filter((l) => l.msg === 'xds NACK')).toEqual([]);
+  });
+});
+
+/**
+ * SPIRE's Envoy configurations, and Istio's own secure metrics listener: static listeners and
+ * clusters whose certificates come from a gRPC SDS service, with no control plane at all.
+ */
+describe('SDS from a gRPC service for static listeners and clusters (no dynamic_resources)', () => {
+  let work: string;
+  let ca: TestCa;
+  let v1: CertFiles;
+  let v2: CertFiles;
+  let client: CertFiles;
+  let sds: SdsServer;
+  let strait: StraitProcess;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let tlsUp: tls.Server;
+  let upSerials: string[];
+
+  beforeAll(async () => {
+    work = tmpDir('strait-sds-static-');
+    ca = createCa(path.join(work, 'ca'));
+    v1 = issue(ca, 's-v1', ['DNS:s.example']);
+    v2 = issue(ca, 's-v2', ['DNS:s.example']);
+    client = issue(ca, 'proxy-client', ['URI:spiffe://example.org/proxy']);
+    sds = new SdsServer(path.join(work, 'sds.sock'));
+    await sds.start();
+    echo = await echoServer();
+    // An upstream that wants a client certificate: the static cluster presents the SDS one.
+    upSerials = [];
+    const up = issue(ca, 'upstream', ['DNS:up.example']);
+    tlsUp = tls.createServer({ cert: up.certPem, key: up.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true }, (s) => {
+      upSerials.push(s.getPeerCertificate().serialNumber.toUpperCase());
+      s.end('up\n');
+    });
+    await new Promise<void>((r) => tlsUp.listen(0, '127.0.0.1', r));
+    const upPort = (tlsUp.address() as net.AddressInfo).port;
+    const sdsRef = (name: string) => `[{ name: ${name}, sds_config: ${ISTIO_SDS} }]`;
+    strait = await startStrait(
+      `admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
+node: { id: spire-node, cluster: c }
+static_resources:
+  listeners:
+  - name: inbound
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters: [{ name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: in, cluster: echo } }]
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context: { tls_certificate_sds_secret_configs: ${sdsRef('server')} }
+  - name: outbound
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters: [{ name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: out, cluster: up } }]
+  clusters:
+  - name: echo
+    type: STATIC
+    load_assignment: { cluster_name: echo, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${echo.port} } } } }] }] }
+  - name: up
+    type: STATIC
+    load_assignment: { cluster_name: up, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${upPort} } } } }] }] }
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: up.example
+        common_tls_context:
+          tls_certificate_sds_secret_configs: ${sdsRef('client')}
+          validation_context: { trusted_ca: { filename: ${JSON.stringify(ca.cert)} } }
+  - name: sds-grpc
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: sds-grpc
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: ${JSON.stringify(sds.socket)} } } } }] }]
+`,
+      { waitReady: false },
+    );
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    sds?.close();
+    await echo?.close();
+    tlsUp?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('asks for the secrets, holds start-up until they come, then serves, presents and rotates them', async () => {
+    await eventually(async () => sds.requested.has('server') && sds.requested.has('client'), (v) => v, 15_000, 'both secrets requested');
+    // Start-up waits for them (Envoy's init manager), up to initial_fetch_timeout.
+    await strait.waitAdmin();
+    expect((await strait.get('/ready')).status).toBe(503);
+
+    sds.set('server', certValue(v1));
+    sds.set('client', certValue(client));
+    await strait.waitReady();
+    const port = await strait.port('inbound');
+    expect(await serialNow(port, ca)).toBe(serialOf(v1));
+    expect(Number(await strait.stat('sds.server.update_success'))).toBeGreaterThanOrEqual(1);
+
+    // The static cluster presents the client certificate SDS gave it.
+    const out = await strait.port('outbound');
+    const got = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(out, '127.0.0.1');
+      let d = '';
+      s.on('data', (b) => (d += b));
+      s.on('end', () => resolve(d));
+      s.on('error', reject);
+    });
+    expect(got).toBe('up\n');
+    expect(upSerials).toEqual([serialOf(client)]);
+
+    sds.set('server', certValue(v2));
+    await eventually(() => serialNow(port, ca), (s) => s === serialOf(v2), 15_000, 'rotated to v2');
   });
 });

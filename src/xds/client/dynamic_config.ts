@@ -15,7 +15,7 @@ import { HttpRouteTable } from '../../router/http_route_table.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType, type AnyMsg } from '../proto.js';
 import { decodeAny } from '../resources.js';
 import { SECRET_TYPE } from '../proto.js';
-import type { SdsSource, TlsContextSpec } from '../../tls/context.js';
+import type { SdsRef, SdsSource, TlsContextSpec } from '../../tls/context.js';
 import { sdsKey, secretStore } from '../../tls/sds.js';
 import { applySecrets, GrpcSdsSources } from './sds_sources.js';
 import { AdsClient, type AdsHandler, type ReceivedResource, type ResourceUpdate, type UpdateResult } from './ads_client.js';
@@ -757,20 +757,23 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
     const ads = new Set<string>();
     const grpc = new Map<string, { source: Extract<SdsSource, { kind: 'grpc' }>; names: Set<string> }>();
     const wanted = new Map<string, string>();
-    const add = (tls: TlsContextSpec | null | undefined) => {
-      for (const r of tls?.sds?.refs ?? []) {
-        const src = r.source;
-        if (src.kind === 'file') continue;
-        wanted.set(sdsKey(r.name, src), r.name);
-        if (src.kind === 'ads') ads.add(r.name);
-        else {
-          const id = `${src.cluster}|${src.delta}`;
-          let g = grpc.get(id);
-          if (!g) grpc.set(id, (g = { source: src, names: new Set() }));
-          g.names.add(r.name);
-        }
+    const addRef = (r: SdsRef) => {
+      const src = r.source;
+      if (src.kind === 'file') return;
+      wanted.set(sdsKey(r.name, src), r.name);
+      if (src.kind === 'ads') ads.add(r.name);
+      else {
+        const id = `${src.cluster}|${src.delta}`;
+        let g = grpc.get(id);
+        if (!g) grpc.set(id, (g = { source: src, names: new Set() }));
+        g.names.add(r.name);
       }
     };
+    const add = (tls: TlsContextSpec | null | undefined) => {
+      for (const r of tls?.sds?.refs ?? []) addRef(r);
+    };
+    // Static listeners' and clusters' secrets are asked for like the others, for as long as the process runs.
+    for (const r of this.boot.staticSds ?? []) addRef(r);
     for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) add(e.spec.tls);
     for (const e of [...this.listeners.values(), ...this.warmingListeners.values()]) {
       for (const c of e.spec.chains) add(c.tls);
@@ -808,6 +811,7 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       if (err) problems.push(resourceProblem(CLUSTER_TYPE, w.name, { path: '', message: err }));
     }
     await this.promoteListeners();
+    this.checkInit();
     return problems;
   }
 
@@ -1045,7 +1049,9 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
     // On demand, CDS may have nothing to ask for; listeners still warm until their clusters come.
     const need = [...(this.boot.cds && !this.boot.onDemand ? [CLUSTER_TYPE] : []), ...(this.boot.lds ? [LISTENER_TYPE] : [])];
     const haveAll = need.every((t) => this.received.has(t)) || this.servingSnapshot !== null;
-    if (haveAll && this.warmingClusters.size === 0 && this.warmingListeners.size === 0) this.finishInit('configuration received');
+    // Static resources' SDS secrets count too: Envoy's start-up waits for them (or initial_fetch_timeout).
+    const staticSecrets = secretStore.remoteReady(this.boot.staticSds ?? []);
+    if (haveAll && staticSecrets && this.warmingClusters.size === 0 && this.warmingListeners.size === 0) this.finishInit('configuration received');
   }
 
   private finishInit(why: string): void {

@@ -284,3 +284,38 @@ describe('SDS over ads in file-sourced resources without an ADS stream', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe('static listeners and clusters with SDS from a control plane', () => {
+  const listenerWith = (sdsConfig: string) => `static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]
+      transport_socket: { name: tls, typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: { tls_certificate_sds_secret_configs: [ { name: cert, sds_config: ${sdsConfig} } ] } } }
+  clusters:
+  - name: c
+    type: STATIC
+    load_assignment: { cluster_name: c, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9 } } } } ] } ] }
+  - name: sds-grpc
+    type: STATIC
+    load_assignment: { cluster_name: sds-grpc, endpoints: [ { lb_endpoints: [ { endpoint: { address: { pipe: { path: /run/sds.sock } } } } ] } ] }
+`;
+  const staticConfig = (text: string) => {
+    const { bootstrap, errors } = parseBootstrapText(text, 'static.yaml', { keepErrors: true });
+    expect(errors).toEqual([]);
+    return () => buildStaticConfig(bootstrap as Record<string, unknown>, 'static.yaml');
+  };
+
+  it('refuses SDS over ads without dynamic_resources.ads_config, by the reference path', () => {
+    expect(staticConfig(listenerWith('{ ads: {} }'))).toThrow(
+      'static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.ads: SDS over ads needs dynamic_resources.ads_config',
+    );
+  });
+
+  it('follows a gRPC SDS service with no dynamic_resources: the xDS side runs for the secrets alone', () => {
+    const config = staticConfig(listenerWith('{ api_config_source: { api_type: GRPC, grpc_services: [ { envoy_grpc: { cluster_name: sds-grpc } } ] } }'))();
+    expect(config.dynamic).toMatchObject({ ads: null, lds: null, cds: null });
+    expect(config.dynamic!.staticSds!.map((r) => [r.name, r.source])).toEqual([['cert', { kind: 'grpc', cluster: 'sds-grpc', delta: false }]]);
+  });
+});
