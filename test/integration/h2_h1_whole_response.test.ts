@@ -30,6 +30,15 @@ async function h1Upstream(): Promise<{ port: number; conns: () => number; close(
         buf = buf.slice(end + 4);
         const body = path === '/big' ? 'b'.repeat(BIG) : `body of ${path}`;
         const head = `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`;
+        if (path === '/nobody') {
+          s.write('HTTP/1.1 204 No Content\r\nX-Up: 1\r\n\r\n');
+          continue;
+        }
+        if (path === '/early') {
+          // An interim head and the final response in one read.
+          s.write(`HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n${head}${body}`);
+          continue;
+        }
         if (path === '/split') {
           s.write(head + body.slice(0, 3));
           setTimeout(() => s.write(body.slice(3)), 30);
@@ -83,6 +92,9 @@ virtual_hosts:
 - name: all
   domains: ["*"]
   routes:
+  - match: { prefix: "/edited" }
+    route: { cluster: h1 }
+    response_headers_to_add: [{ header: { key: x-edited, value: "1" } }]
   - match: { prefix: "/" }
     route: { cluster: h1 }`;
     strait = await startStrait(
@@ -110,6 +122,18 @@ ${staticCluster('h1', [up.port])}`,
     }
     // One request at a time: the pool's one connection answered all five.
     expect(up.conns() - before).toBe(1);
+  });
+
+  it('forwards a response without a body, one after an interim head, and one the exchange edits, from the same reads', async () => {
+    const before = up.conns();
+    for (let i = 0; i < 3; i++) {
+      expect(await get(client, '/nobody')).toEqual({ status: 204, length: undefined, body: '' });
+      expect(await get(client, `/early/${i}`)).toEqual({ status: 200, length: String(`body of /early/${i}`.length), body: `body of /early/${i}` });
+      // Route response headers: the exchange takes the header object, and the body a copy.
+      expect(await get(client, `/edited/${i}`)).toEqual({ status: 200, length: String(`body of /edited/${i}`.length), body: `body of /edited/${i}` });
+    }
+    // The connection the test before pooled answered all nine: each response left it reusable.
+    expect(up.conns() - before).toBe(0);
   });
 
   it('forwards a body that comes after the head in another read', async () => {

@@ -1,5 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import http2 from 'node:http2';
+import { copyOut } from '../../../protocols/http1/batch_reader.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { DEFAULT_LIMITS, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseResponseHead } from '../../../protocols/http1/parser.js';
@@ -793,6 +794,53 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       c.user = null;
       c.destroy();
     }
+  }
+
+  /**
+   * A read as `src[off, end)`, valid only during this call (the batch reader's arena). The usual
+   * case, a whole final response in the read (a head without a body, or with its whole
+   * content-length body and nothing after it) that the exchange sends on within the call
+   * (onH1ResponseHead), is parsed and handed on from where it lies: no copy of the read. Anything
+   * else takes a copy and onUpstreamData.
+   */
+  onUpstreamRead(src: Buffer, off: number, end: number): void {
+    const ev = this.ev;
+    if (this.done || this.resp !== null || this.respBuf !== null || ev.onH1ResponseHead === undefined) {
+      this.onUpstreamData(copyOut(src, off, end));
+      return;
+    }
+    const conn = this.conn;
+    const r = parseResponseHead(src, off, end, DEFAULT_LIMITS, conn !== null ? conn.spareHead : null);
+    if (typeof r === 'number' || r.status < 200) {
+      // Cut, bad or interim: the general path parses it again from a copy.
+      this.onUpstreamData(copyOut(src, off, end));
+      return;
+    }
+    const at = off + r.headBytes;
+    const noBody = responseHasNoBody(r.status, this.method);
+    const cl = r.contentLength;
+    if (noBody ? at !== end : r.chunked || cl <= 0 || end - at !== cl) {
+      this.onUpstreamData(copyOut(src, off, end));
+      return;
+    }
+    if (conn !== null) conn.spareHead = r;
+    this.resp = r;
+    this.framer.reset(noBody ? BodyMode.NONE : BodyMode.LENGTH, noBody ? 0 : cl);
+    const taken = ev.onH1ResponseHead(r.status, r, noBody, noBody ? null : src.subarray(at, end));
+    // The exchange may have aborted this try from there (a status it retries on).
+    if (this.done) return;
+    if (noBody) {
+      this.complete(true);
+      return;
+    }
+    // Not taken (the exchange took the object path): the body goes on as a copy it may keep.
+    if (!taken) {
+      this.feed(copyOut(src, at, end), 0);
+      return;
+    }
+    // Taken: the exchange sent it; the framer only counts it.
+    this.framer.feed(src, at, end);
+    if (this.framer.done) this.complete(true);
   }
 
   onUpstreamData(chunk: Buffer): void {
