@@ -96,6 +96,7 @@ async function httpAuthz(): Promise<{ port: number; seen: Array<{ method: string
         ['x-internal', 'secret'],
         ['x-client-note', 'hi'],
         ['x-client-note', 'again'],
+        ['x-envoy-auth-headers-to-remove', 'x-strip-me, X-Strip-Too,host'],
       ]);
       res.end();
     } else {
@@ -366,11 +367,16 @@ ${staticCluster('up', [up.port])}${staticCluster('authz', [authz.port], '    typ
   });
 
   it('asks an HTTP authorization service: 200 allows with allowed upstream headers, 401 denies with its body', async () => {
-    const ok = await get(ports.httpsvc!, '/allowed/a?q=1', { 'x-token': 't1', 'x-other': 'o', authorization: 'Bearer z' });
+    const ok = await get(ports.httpsvc!, '/allowed/a?q=1', { 'x-token': 't1', 'x-other': 'o', authorization: 'Bearer z', 'x-strip-me': '1', 'x-strip-too': '2' });
     expect(ok.status).toBe(200);
     const echo = JSON.parse(ok.body) as Echo;
     expect(echo.headers['x-user']).toBe('bob');
     expect(echo.headers['x-internal']).toBeUndefined();
+    // x-envoy-auth-headers-to-remove took these off the upstream request (never Host).
+    expect(echo.headers['x-strip-me']).toBeUndefined();
+    expect(echo.headers['x-strip-too']).toBeUndefined();
+    expect(echo.headers['x-other']).toBe('o');
+    expect(echo.headers.host).toBeDefined();
     const seen = hauthz.seen.at(-1)!;
     expect(seen.method).toBe('GET');
     expect(seen.url).toBe('/check/allowed/a?q=1');

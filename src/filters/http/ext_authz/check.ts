@@ -465,8 +465,11 @@ export class HttpCheck implements CheckTransport {
         if (editable(name) && matches(list, name)) (respHeaders ??= []).push({ name, value: raw[i + 1]!, action: 'APPEND_IF_EXISTS_OR_ADD', keepEmpty: false });
       }
     }
+    // Envoy's x-envoy-auth-headers-to-remove: names, comma-separated, to take off the upstream request.
+    const rm = h['x-envoy-auth-headers-to-remove'];
+    const remove = rm === undefined ? [] : (Array.isArray(rm) ? rm.join(',') : rm).split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '' && editable(n));
     const meta = this.svc.toMetadata && this.metadata(this.svc.toMetadata, raw);
-    return { kind: 'ok', headers: out, remove: [], ...(respHeaders ? { respHeaders } : {}), ...(meta ? { meta } : {}) };
+    return { kind: 'ok', headers: out, remove, ...(respHeaders ? { respHeaders } : {}), ...(meta ? { meta } : {}) };
   }
 
   /** dynamic_metadata_from_headers: each matching header of the answer, by name (a repeated one: its last value, as in Envoy). */
