@@ -414,6 +414,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The fields every exchange reads, taken once (repeats joined as headerObject joins them). */
   private method = '';
   private rqPath = '';
+  /** The path the route rewrote rqPath to (the upstream's :path), null when it did not. */
+  private upPath: string | null = null;
   private rqAuthority: string | undefined = undefined;
   private rqHost: string | undefined = undefined;
   private rqContentType: string | undefined = undefined;
@@ -575,7 +577,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     e.responseCode = this.status;
     e.protocol = 'HTTP/2';
     const rid = this.requestId;
+    const up = this.upPath;
     e.requestHeader = (n) => {
+      if (up !== null && n === ':path') return up;
+      if (up !== null && n === ORIGINAL_PATH) return this.rqPath;
       const v = first(h[n === ':authority' && h[n] === undefined ? 'host' : n]);
       return v === undefined && n === 'x-request-id' && rid ? rid : v;
     };
@@ -912,9 +917,15 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
     const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
     const xe = this.xfccEdits(cfg.xfcc);
+    // A route with a rewrite sends the path it had as x-envoy-original-path, and the access log's
+    // :path is the rewritten one, as in Envoy (its router rewrites the request headers in place).
+    const rewrites = a.prefixRewrite !== null || a.regexRewrite !== null;
+    const rewritten = rewrites ? rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite) : path;
+    if (rewrites) this.upPath = rewritten;
     return {
       method,
-      path: rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite),
+      path: rewritten,
+      ...(rewrites ? { originalPath: path } : null),
       authority: a.hostRewrite ?? host,
       ip: xs ? socketDownstream(xs).remote.address : undefined,
       // Nothing arrived: before the first try no chunk is dropped from `body` (only an
@@ -1707,9 +1718,13 @@ export interface UpstreamEdits {
   /** x-forwarded-client-cert: an XfccAction, and for APPEND/SET this hop's element. */
   xfcc: number;
   xfccElement: string;
+  /** The path before the route's rewrite, when it rewrote it: sent as x-envoy-original-path (Envoy's router). */
+  originalPath?: string;
 }
 
 const XFCC_DROP = Object.freeze({ xfcc: XfccAction.DROP, xfccElement: '' });
+/** Envoy's router puts the path a route rewrote in this header of the upstream request. */
+const ORIGINAL_PATH = 'x-envoy-original-path';
 
 /**
  * The upstream request object (before the route's additions and tracing headers): pseudo-headers,
@@ -1724,8 +1739,10 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
     if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
     if (k === 'te' && v !== 'trailers') continue;
     if (k === XFCC && ed.xfcc !== XfccAction.KEEP) continue;
+    if (k === ORIGINAL_PATH && ed.originalPath !== undefined) continue;
     out[k] = v;
   }
+  if (ed.originalPath !== undefined) out[ORIGINAL_PATH] = ed.originalPath;
   if (ip) {
     const prior = first(h['x-forwarded-for']);
     out['x-forwarded-for'] = prior ? `${prior},${ip}` : ip;
@@ -1810,6 +1827,9 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
           if (s.startsWith('transfer-encoding', i)) keep = false;
           else if (s.startsWith('x-forwarded-proto', i)) xfp = true;
           break;
+        case 21:
+          if (ed.originalPath !== undefined && s.startsWith(ORIGINAL_PATH, i)) keep = false;
+          break;
         case 23:
           if (ed.xfcc !== XfccAction.KEEP && s.startsWith(XFCC, i)) {
             xfccSent = xfccSent === undefined ? s.slice(e + 1, b) : `${xfccSent}, ${s.slice(e + 1, b)}`;
@@ -1844,6 +1864,10 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
     extra += 'content-length\x000\x00';
     pairs++;
     cl = true;
+  }
+  if (ed.originalPath !== undefined) {
+    extra += `${ORIGINAL_PATH}\0${ed.originalPath}\0`;
+    pairs++;
   }
   if (rid) ed.requestId = rid;
   else if (ed.generateRequestId) {

@@ -122,6 +122,8 @@ function requestLine(method: string, target: string): string {
 }
 
 const XFP_LINE = 'x-forwarded-proto: http\r\n';
+/** Envoy's router puts the path a route rewrote in this header of the upstream request. */
+const ORIGINAL_PATH = 'x-envoy-original-path';
 /** The usual added request lines, by (x-forwarded-proto added ? 1 : 0) | (request id added ? 2 : 0). */
 const ADDED_LINES = ['', XFP_LINE, REQUEST_ID_LINE, XFP_LINE + REQUEST_ID_LINE] as const;
 
@@ -1040,6 +1042,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
    */
   private headPending = false;
   private rid: string | null = null;
+  /** The target the route rewrote the request's to (the upstream's), null without a rewrite. */
+  private upPath: string | null = null;
   /** Where the x-request-id we generated sits in upstreamHead: its string is made only if asked for. */
   private ridAt = -1;
 
@@ -1206,6 +1210,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.txBytes = 0;
     this.headPending = false;
     this.ridAt = -1;
+    this.upPath = null;
     this.bodyOverflow = false;
     this.retries = 0;
     this.conn = null;
@@ -1272,9 +1277,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     e.protocol = head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
     e.tls = conn.tls ?? null;
     const rid = this.requestId;
+    const up = this.upPath;
     e.requestHeader = (n) => {
       if (n === ':method') return head.method;
-      if (n === ':path') return head.target;
+      if (n === ':path') return up ?? head.target;
+      if (up !== null && n === ORIGINAL_PATH) return head.target;
       if (n === ':authority') return head.host;
       const v = getHeader(head, n);
       return v === undefined && n === 'x-request-id' && rid ? rid : v;
@@ -1632,6 +1639,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const dropNames = reqDropNames;
     dropNames.length = 0;
     let extra = '';
+    // A route with a rewrite sends the path it had as x-envoy-original-path (Envoy's router), and
+    // the access log's :path becomes the rewritten one.
+    if (a.prefixRewrite !== null || a.regexRewrite !== null) {
+      this.upPath = target;
+      dropNames.push(ORIGINAL_PATH);
+      extra += `${ORIGINAL_PATH}: ${head.target}\r\n`;
+    }
     if (a.hostRewrite) extra += `host: ${a.hostRewrite}\r\n`;
     else if (this.hostFromTarget) extra += `host: ${head.host}\r\n`;
     else if (!head.host) extra += 'host: \r\n'; // HTTP/1.0 without Host: HTTP/1.1 upstreams require one
