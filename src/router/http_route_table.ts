@@ -581,7 +581,7 @@ function compileRetryHostPredicate(rp: Obj, path: string, errors: FieldError[]):
   return Object.freeze({ previousHosts, omitCanary, omitMetadata, maxReselects });
 }
 
-function compileRegexRewrite(r: Obj | undefined, path: string, errors: FieldError[]): { re: RegExp; substitution: string } | null {
+export function compileRegexRewrite(r: Obj | undefined, path: string, errors: FieldError[]): { re: RegExp; substitution: string } | null {
   if (!r) return null;
   try {
     // RE2 substitution uses \1; JavaScript's replace uses $1.

@@ -238,10 +238,20 @@ function compileAction(action: Obj, path: string, known: ReadonlySet<string>, er
 }
 
 /**
+ * What rpc_proxy asks of a route table: Strait's and dubbo_proxy's (RpcRouteTable below) and
+ * thrift_proxy's (method/service-name routes) answer the same question over the same view.
+ */
+export interface RpcRouter {
+  route(req: RpcRequestView): RpcRoute | null;
+  /** Every cluster any route can reach. */
+  clusterNames(): Set<string>;
+}
+
+/**
  * The RPC route table: services tried in order by interface, version and group, then their
  * routes in order by method and headers; the first match wins. Built once from config.
  */
-export class RpcRouteTable {
+export class RpcRouteTable implements RpcRouter {
   private constructor(private readonly services: readonly CompiledService[]) {}
 
   /** Compiles `route_config` (strait.rpc_proxy.v1 or Envoy dubbo_proxy RouteConfiguration list). */

@@ -22,6 +22,11 @@ export const networkFilters = new LazyRegistry<NetworkFilterFactory<any>>('netwo
     load: async () => (await import('./rpc_proxy/config.js')).dubboProxyFactory,
   },
   {
+    name: 'envoy.filters.network.thrift_proxy',
+    typeUrls: ['type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy'],
+    load: async () => (await import('./thrift_proxy/config.js')).thriftProxyFactory,
+  },
+  {
     name: 'envoy.filters.network.http_connection_manager',
     typeUrls: ['type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'],
     load: async () => (await import('./http_connection_manager/config.js')).httpConnectionManagerFactory,

@@ -2,9 +2,10 @@ import { getCodec, protocolNames } from '../../../protocols/index.js';
 import { parseRateLimitSpec, type RateLimitSpec } from '../../../ratelimit/config.js';
 import { durationMs } from '../../../config/values.js';
 import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
-import { RpcRouteTable } from '../../../router/rpc_route_table.js';
+import { RpcRouteTable, type RpcRouter } from '../../../router/rpc_route_table.js';
 import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
+import type { RpcExtensionFactory } from './extension.js';
 import { RpcProxyFilter } from './filter.js';
 
 export const RPC_PROXY_TYPE = 'type.googleapis.com/strait.rpc_proxy.v1.RpcProxy';
@@ -13,12 +14,12 @@ export const DUBBO_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.ne
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
 
 export interface RpcProxyConfig {
-  /** `rpc` for Strait's filter, `dubbo` for Envoy's dubbo_proxy (its stats keep Envoy's prefix). */
-  readonly statScope: 'rpc' | 'dubbo';
+  /** `rpc` for Strait's filter, `dubbo`/`thrift` for Envoy's dubbo_proxy/thrift_proxy (their stats keep Envoy's prefix). */
+  readonly statScope: 'rpc' | 'dubbo' | 'thrift';
   readonly statPrefix: string;
   /** The codec's registered name; null = detect per connection (AUTO). */
   readonly codec: string | null;
-  readonly routes: RpcRouteTable;
+  readonly routes: RpcRouter;
   readonly maxFrameBytes: number;
   /** `rate_limit`; null = none. */
   readonly rateLimit: RpcRateLimit | null;
@@ -28,6 +29,8 @@ export interface RpcProxyConfig {
   readonly accessLogs: readonly AccessLogSpec[] | null;
   /** `tracing`: a span per call; null = none (calls then build no trace state at all). */
   readonly tracing: TracingConfig | null;
+  /** A protocol filter's additions to the engine (thrift_proxy); null for rpc_proxy and dubbo_proxy. */
+  readonly extension?: RpcExtensionFactory | null;
 }
 
 const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;

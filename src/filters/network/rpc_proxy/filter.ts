@@ -11,7 +11,9 @@ import { FrameKind, H, decodeErrorName, type LocalReplyKind, type ResponseClass,
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
 import { KeyedLimiter, PriorityLimiter } from '../../../ratelimit/index.js';
 import { LbContext } from '../../../upstream/lb/context.js';
-import type { RpcRequestView, RpcRoute, RpcRouteTable } from '../../../router/rpc_route_table.js';
+import type { RpcRequestView, RpcRoute, RpcRouter } from '../../../router/rpc_route_table.js';
+import type { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
+import type { RpcExtension } from './extension.js';
 import { hashRpcCall } from '../../../router/rpc_route_table.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -90,7 +92,11 @@ export class RpcProxyFilter implements NetworkFilter {
     this.requestTime = rt.stats.scope(config.statScope).scope(config.statPrefix, `envoy_${config.statScope}_prefix`).histogram('request_time_ms');
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
     this.tracer = config.tracing ? new RpcTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix, config.maxFrameBytes) : null;
+    this.ext = config.extension ? config.extension(scope) : null;
   }
+
+  /** The protocol filter's additions (thrift_proxy); null for rpc_proxy and dubbo_proxy. */
+  readonly ext: RpcExtension | null;
 
   /** null without `tracing`: calls then build no trace state at all. */
   readonly tracer: RpcTracer | null;
@@ -116,7 +122,7 @@ export class RpcProxyFilter implements NetworkFilter {
     e.rpc = rpc;
     this.accessLog!.log(e);  }
 
-  get routes(): RpcRouteTable {
+  get routes(): RpcRouter {
     return this.config.routes;
   }
 
@@ -398,6 +404,8 @@ class RpcSession {
     if (kind !== FrameKind.REQUEST && kind !== FrameKind.ONEWAY) return; // stray responses/events from a client
     st.request.value++;
     if (kind === FrameKind.ONEWAY) st.request_oneway.value++;
+    const ext = this.filter.ext;
+    if (ext) ext.onRequest(kind);
     this.curBuf = buf;
     this.curOff = off;
     this.curHdr = hdr;
@@ -405,7 +413,9 @@ class RpcSession {
     const route = this.filter.routes.route(this.view);
     if (!route) {
       st.local_response_no_route.value++;
+      if (ext) ext.onNoRoute();
       if (kind === FrameKind.REQUEST) {
+        if (ext) ext.onLocalReply('no_route', false);
         const reply = codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`);
         if (this.filter.accessLog) this.filter.logCall(this.conn, Date.now(), this.callFacts(), null, null, 'NR', statusOf(codec, reply), 'no_route', hdr[H.FRAME_LEN]!, reply.length);
         this.reply(reply);
@@ -414,7 +424,9 @@ class RpcSession {
     }
     // Traced and sampled: the call sends a copy of the frame that carries the proxy's span.
     const trace = this.filter.tracer ? this.filter.tracer.start(codec, buf, off, hdr, this.view, this.conn.downstream) : null;
-    const call = trace?.frame ? new Call(this, route, trace.frame, 0, trace.frameHdr!, kind === FrameKind.ONEWAY) : new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY);
+    let call: Call;
+    if (ext) call = this.extendedCall(ext, route, buf, off, hdr, kind === FrameKind.ONEWAY);
+    else call = trace?.frame ? new Call(this, route, trace.frame, 0, trace.frameHdr!, kind === FrameKind.ONEWAY) : new Call(this, route, buf, off, hdr, kind === FrameKind.ONEWAY);
     if (trace) call.trace = trace;
     const rl = this.filter.rateLimit;
     if (!rl) return call.start();
@@ -426,6 +438,22 @@ class RpcSession {
     const limiter = rl.keyed ? rl.keyed.for(codec.lookup(buf, off, hdr, rl.config.sourceAppKey) ?? '') : rl.single!;
     if (limiter.tryAcquire(priority)) return call.start(limiter);
     limiter.acquireCb(priority, rl.config.limiter.maxWaitMs, (ok) => (ok ? call.start(limiter) : call.rateLimited()));
+  }
+
+  /**
+   * A call of a protocol filter with an extension: its subset criteria may come from the
+   * request, and its frame may be rewritten (then sent as a copy with its own header slots).
+   */
+  private extendedCall(ext: RpcExtension, route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array, oneway: boolean): Call {
+    const md = ext.callMetadata(route, buf, off, hdr);
+    const frame = ext.rewrite(route, buf, off, hdr);
+    let call: Call;
+    if (frame) {
+      const h = new Int32Array(H.SIZE);
+      this.codec!.decodeHeader(frame, 0, frame.length, frame.length, h);
+      call = new Call(this, route, frame, 0, h, oneway, md);
+    } else call = new Call(this, route, buf, off, hdr, oneway, md);
+    return call;
   }
 
   /** The routing facts of the frame being routed, for the access log. */
@@ -578,9 +606,9 @@ class RpcSession {
   }
 
   /** One LbContext per connection, reset per pick: the data path allocates none per call. */
-  lbContext(route: RpcRoute, attempt: number, buf: Buffer, off: number, hdr: Int32Array): LbContext {
+  lbContext(route: RpcRoute, md: MetadataMatch | null, attempt: number, buf: Buffer, off: number, hdr: Int32Array): LbContext {
     const c = (this.lbCtx ??= new LbContext()).reset();
-    c.metadataMatch = route.metadataMatch;
+    c.metadataMatch = md;
     // The hash is recomputed per pick from the call's own frame: no per-call state to keep.
     if (route.hash) hashRpcCall(route.hash, c, this.codec!, buf, off, hdr, this.conn.downstream.remote.family === 'unix' ? '' : this.conn.downstream.remote.address);
     c.attempt = attempt;
@@ -701,6 +729,8 @@ class Call {
     private readonly off: number,
     hdr: Int32Array,
     private readonly oneway: boolean,
+    /** The call's subset criteria: the route's, or merged with the request's own (thrift_proxy). */
+    private readonly md: MetadataMatch | null = route.metadataMatch,
   ) {
     // The header array is reused for the next frame: copy it only when picks read it again.
     this.hdr = route.hash || route.metadataMatch ? hdr.slice() : null;
@@ -764,7 +794,7 @@ class Call {
     const rpc = this.session.rpc;
     const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
     // Subset routing (metadata_match) goes through the session's reusable LB context.
-    const ctx = this.route.metadataMatch || this.route.hash ? this.session.lbContext(this.route, this.attempts, this.buf, this.off, this.hdr!) : null;
+    const ctx = this.md || this.route.hash ? this.session.lbContext(this.route, this.md, this.attempts, this.buf, this.off, this.hdr!) : null;
     let host = cluster?.pickHost(ctx) ?? null;
     // A retry or a backup goes to another host when there is one (Envoy's previous_hosts
     // predicate: what a user retrying a connect failure or hedging a slow host means), within
@@ -793,6 +823,7 @@ class Call {
     if (!host) {
       if (this.tries.length === 0) {
         rpc.stats.local_response_no_upstream.value++;
+        this.noHost = true;
         this.localReply('no_upstream', 'no healthy upstream');
       }
       return;
@@ -877,6 +908,8 @@ class Call {
     this.finish();
     this.session.rpc.stats.response.value++;
     const codec = this.session.protocol;
+    const ext = this.session.rpc.ext;
+    if (ext) ext.onResponse(buf, off, hdr);
     this.trace?.end(t.cluster.name, t.conn.host, hdr[H.STATUS]!, null, (codec.classify?.(hdr) ?? 'success') !== 'success');
     codec.writeRequestId(buf, off, this.origHi, this.origLo);
     if (this.facts) this.log(t.cluster, t.conn.host, '', hdr[H.STATUS]!, null, hdr[H.FRAME_LEN]!);
@@ -900,6 +933,9 @@ class Call {
     }
   }
 
+  /** The balancer had no host for this call (thrift_proxy counts it as no_healthy_upstream). */
+  private noHost = false;
+
   private localReply(kind: LocalReplyKind, message: string): void {
     if (this.done) return;
     this.finish();
@@ -908,6 +944,8 @@ class Call {
       if (this.facts) this.log(null, null, this.failFlag || LOCAL_REPLY_FLAGS[kind], null, kind, 0);
       return;
     }
+    const ext = this.session.rpc.ext;
+    if (ext) ext.onLocalReply(kind, this.noHost);
     const codec = this.session.protocol;
     // Build from the frame but never write into it: its bytes may still sit in an upstream queue.
     let hdr = this.hdr;

@@ -1,0 +1,152 @@
+import { FrameKind, H, type LocalReplyKind } from '../../../protocols/types.js';
+import { replyIsSuccess } from '../../../protocols/thrift/struct.js';
+import type { RpcRoute } from '../../../router/rpc_route_table.js';
+import type { FactoryContext, NetworkFilterFactory } from '../types.js';
+import type { RpcProxyConfig } from '../rpc_proxy/config.js';
+import type { RpcExtension, RpcExtensionFactory } from '../rpc_proxy/extension.js';
+import { RpcProxyFilter } from '../rpc_proxy/filter.js';
+import { ThriftRouteTable, type ThriftRoute } from './route_table.js';
+import { THRIFT_PROXY_STATS } from './stats.js';
+
+type Obj = Record<string, any>;
+
+export const THRIFT_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy';
+
+const ROUTER = 'envoy.filters.thrift.router';
+const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.router.v3.Router';
+
+const HEADER_TO_METADATA = 'envoy.filters.thrift.header_to_metadata';
+const HEADER_TO_METADATA_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.header_to_metadata.v3.HeaderToMetadata';
+
+const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
+const TRANSPORTS = ['AUTO_TRANSPORT', 'FRAMED', 'UNFRAMED', 'HEADER'];
+const PROTOCOLS = ['AUTO_PROTOCOL', 'BINARY', 'LAX_BINARY', 'COMPACT', 'TWITTER'];
+
+/** An enum by name, or by number as a binary (xDS) config carries it. */
+function enumName(v: unknown, names: readonly string[]): string {
+  if (v === undefined || v === null) return names[0]!;
+  return typeof v === 'number' ? (names[v] ?? String(v)) : String(v);
+}
+
+const TYPE_EXCEPTION = 3;
+
+/** Envoy's thrift_proxy stats and the request-side features, bound to one filter's scope. */
+function extension(): RpcExtensionFactory {
+  return (scope) => {
+    const st = scope.table(THRIFT_PROXY_STATS);
+    return {
+      onRequest(kind: number) {
+        if (kind === FrameKind.REQUEST) st.request_call.value++;
+      },
+      onNoRoute() {
+        st.route_missing.value++;
+      },
+      callMetadata(route: RpcRoute) {
+        return route.metadataMatch;
+      },
+      rewrite(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array) {
+        if (!(route as ThriftRoute).stripServiceName || hdr[H.SERVICE_LEN]! <= 0) return null;
+        return stripServiceName(buf, off, hdr);
+      },
+      onResponse(buf: Buffer, off: number, hdr: Int32Array) {
+        // The codec marks EXCEPTION messages with STATUS 1; anything else it passes is a REPLY.
+        if (hdr[H.STATUS]! === 1) return void st.response_exception.value++;
+        st.response_reply.value++;
+        if (replyIsSuccess(buf, hdr[H.BODY_OFF]!, off + hdr[H.FRAME_LEN]!)) st.response_success.value++;
+        else st.response_error.value++;
+      },
+      onLocalReply(_kind: LocalReplyKind, noHost: boolean) {
+        // Every local reply is a TApplicationException.
+        st.response_exception.value++;
+        if (noHost) st.no_healthy_upstream.value++;
+      },
+    } satisfies RpcExtension;
+  };
+}
+
+/**
+ * A copy of the framed request at `off` whose message name is `method` instead of
+ * `Service:method` (strip_service_name: for providers behind a plain, non-multiplexed processor).
+ */
+function stripServiceName(buf: Buffer, off: number, hdr: Int32Array): Buffer {
+  const nameOff = hdr[H.SERVICE_OFF]!;
+  const cut = hdr[H.METHOD_OFF]! - nameOff; // "Service:"
+  const frameLen = hdr[H.FRAME_LEN]!;
+  const out = Buffer.allocUnsafe(frameLen - cut);
+  out.writeInt32BE(frameLen - cut - 4, 0);
+  const strict = buf[off + 4]! & 0x80;
+  if (strict) {
+    // 0x8001 00tt, then the name's i32 length right before the name.
+    buf.copy(out, 4, off + 4, nameOff - 4);
+    out.writeInt32BE(hdr[H.METHOD_LEN]!, nameOff - 4 - off);
+  } else out.writeInt32BE(hdr[H.METHOD_LEN]!, 4); // the old form starts with the name's length
+  buf.copy(out, nameOff - off, hdr[H.METHOD_OFF]!, off + frameLen);
+  return out;
+}
+
+function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryContext): void {
+  let router = false;
+  (list ?? []).forEach((f, i) => {
+    const p = `${path}[${i}]`;
+    const type = f.typed_config?.['@type'] as string | undefined;
+    const name = String(f.name ?? '');
+    if (router) ctx.errors.push({ path: p, message: `comes after the router, which is the last thrift filter` });
+    if (type === ROUTER_TYPE || (!type && name === ROUTER)) {
+      router = true;
+      if (f.typed_config?.close_downstream_on_upstream_error === true) ctx.errors.push({ path: `${p}.typed_config.close_downstream_on_upstream_error`, message: 'is not supported yet' });
+    } else if (type === HEADER_TO_METADATA_TYPE || (!type && name === HEADER_TO_METADATA)) {
+      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `${HEADER_TO_METADATA} is not supported: it reads THeader transport headers, and Strait speaks framed Thrift only` });
+    } else {
+      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `thrift filter "${type ?? name}" is not supported (supported: ${ROUTER})` });
+    }
+  });
+}
+
+/**
+ * Envoy's thrift_proxy on the RPC engine: the Thrift codec (framed transport, binary protocol),
+ * a route table by message name, and the extension above for Envoy's stats and Thrift filters.
+ */
+function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyConfig | null {
+  const start = ctx.errors.length;
+  const err = (field: string, message: string) => ctx.errors.push({ path: `${path}.${field}`, message });
+  if (!tc.stat_prefix) err('stat_prefix', 'must not be empty');
+  const transport = enumName(tc.transport, TRANSPORTS);
+  if (transport === 'AUTO_TRANSPORT') {
+    // Detection would pick framed, unframed or header; only framed is implemented, and a client
+    // using another is closed as a decoding error.
+    ctx.warnings.push({ path: `${path}.transport`, message: 'AUTO_TRANSPORT detects the framed transport only; unframed and header-transport clients are closed as decoding errors' });
+  } else if (transport !== 'FRAMED') err('transport', `${transport} is not supported (FRAMED or AUTO_TRANSPORT)`);
+  const protocol = enumName(tc.protocol, PROTOCOLS);
+  if (protocol === 'AUTO_PROTOCOL') {
+    ctx.warnings.push({ path: `${path}.protocol`, message: 'AUTO_PROTOCOL detects the binary protocol only; compact-protocol clients are closed as decoding errors' });
+  } else if (protocol !== 'BINARY' && protocol !== 'LAX_BINARY') err('protocol', `${protocol} is not supported (BINARY, LAX_BINARY or AUTO_PROTOCOL)`);
+  if (tc.trds) err('trds', 'route discovery (trds) is not supported yet; use route_config');
+  if (tc.max_requests_per_connection !== undefined && tc.max_requests_per_connection !== null) err('max_requests_per_connection', 'is not supported yet');
+  if (Array.isArray(tc.access_log) && tc.access_log.length) err('access_log', 'is not supported yet');
+  // payload_passthrough only lets Envoy skip decoding bodies; Strait never decodes them.
+  // header_keys_preserve_case concerns THeader headers, which framed Thrift does not carry.
+  parseThriftFilters(tc.thrift_filters as Obj[] | undefined, `${path}.thrift_filters`, ctx);
+  const routes = ThriftRouteTable.compile(tc.route_config as Obj | undefined, `${path}.route_config`, ctx.clusterNames, ctx.errors);
+  if (ctx.errors.length > start) return null;
+  return Object.freeze({
+    statScope: 'thrift' as const,
+    statPrefix: String(tc.stat_prefix),
+    codec: 'thrift',
+    routes,
+    maxFrameBytes: DEFAULT_MAX_FRAME,
+    rateLimit: null,
+    upstreamHeartbeatMs: 0, // Thrift has no heartbeat
+    accessLogs: null,
+    tracing: null,
+    extension: extension(),
+  });
+}
+
+export const thriftProxyFactory = {
+  name: 'envoy.filters.network.thrift_proxy',
+  typeUrls: [THRIFT_PROXY_TYPE],
+  terminal: true,
+  parse: parseThriftProxy,
+  create: (config, rt) => new RpcProxyFilter(config, rt),
+} satisfies NetworkFilterFactory<RpcProxyConfig>;
+

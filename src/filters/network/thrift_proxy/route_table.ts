@@ -1,0 +1,95 @@
+import type { FieldError } from '../../../errors.js';
+import { compileClusterSpecifier } from '../../../router/cluster_specifier.js';
+import { compileHeaderMatcher, type HeaderMatch } from '../../../router/header_matcher.js';
+import type { RpcRequestView, RpcRoute, RpcRouter } from '../../../router/rpc_route_table.js';
+import { RoutingPriority } from '../../../upstream/circuit_breakers.js';
+import { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
+
+type Obj = Record<string, any>;
+
+/** A thrift_proxy route action on the RPC engine: Envoy's has no timeout, retry or hedge. */
+export interface ThriftRoute extends RpcRoute {
+  /** `strip_service_name`: `Service:method` goes upstream as `method`. */
+  readonly stripServiceName: boolean;
+}
+
+interface Entry {
+  /** `method_name` (whole message name), or `service_name` with its `:` (a prefix); '' = any. */
+  readonly name: string;
+  readonly byService: boolean;
+  readonly invert: boolean;
+  readonly headers: readonly HeaderMatch[] | null;
+  readonly action: ThriftRoute;
+}
+
+/** The message name as the client sent it: `Service:method` through TMultiplexedProtocol. */
+function messageName(req: RpcRequestView): string {
+  const s = req.iface();
+  return s ? `${s}:${req.method()}` : req.method();
+}
+
+function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): ThriftRoute | null {
+  const start = errors.length;
+  if (a.cluster_header !== undefined) {
+    // The value would come from a THeader header, and Strait's Thrift codec has no THeader transport.
+    errors.push({ path: `${path}.cluster_header`, message: 'is not supported: it reads a THeader transport header and Strait speaks framed Thrift only' });
+  }
+  if (Array.isArray(a.rate_limits) && a.rate_limits.length) errors.push({ path: `${path}.rate_limits`, message: 'is not supported yet' });
+  if (Array.isArray(a.request_mirror_policies) && a.request_mirror_policies.length) errors.push({ path: `${path}.request_mirror_policies`, message: 'is not supported yet' });
+  const clusters = a.cluster_header === undefined ? compileClusterSpecifier({ cluster: a.cluster, weighted_clusters: a.weighted_clusters }, path, known, errors) : null;
+  if (!clusters || errors.length > start) return null;
+  return Object.freeze({
+    clusters,
+    timeoutMs: 0,
+    retry: null,
+    hedge: null,
+    metadataMatch: MetadataMatch.fromMetadata(a.metadata_match as Obj | undefined),
+    priority: RoutingPriority.DEFAULT,
+    hash: null,
+    hostReselects: 0,
+    stripServiceName: a.strip_service_name === true,
+  });
+}
+
+/**
+ * thrift_proxy's `route_config`: routes in order, each by the message name (`method_name`
+ * exact, `service_name` as a `Service:` prefix, '' for any), `invert`, and `headers`; the first
+ * match wins. Framed binary Thrift carries no headers, so header matchers see every header
+ * absent (as Envoy's do for such a request).
+ */
+export class ThriftRouteTable implements RpcRouter {
+  private constructor(private readonly entries: readonly Entry[]) {}
+
+  static compile(rc: Obj | undefined, path: string, known: ReadonlySet<string>, errors: FieldError[]): ThriftRouteTable {
+    const entries = ((rc?.routes ?? []) as Obj[]).flatMap((r, i): Entry[] => {
+      const p = `${path}.routes[${i}]`;
+      const m = (r.match ?? {}) as Obj;
+      const start = errors.length;
+      const byService = m.service_name !== undefined;
+      if (m.method_name === undefined && !byService) errors.push({ path: `${p}.match`, message: 'needs method_name or service_name' });
+      let name = String((byService ? m.service_name : m.method_name) ?? '');
+      if (byService && name && !name.endsWith(':')) name += ':';
+      const invert = m.invert === true;
+      if (invert && !name) errors.push({ path: `${p}.match.invert`, message: `cannot invert an empty ${byService ? 'service_name' : 'method_name'} (it matches every call)` });
+      const hs = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${p}.match.headers[${k}]`, errors));
+      const action = compileAction((r.route ?? {}) as Obj, `${p}.route`, known, errors);
+      if (!action || errors.length > start) return [];
+      return [{ name, byService, invert, headers: hs.length ? (hs as HeaderMatch[]) : null, action }];
+    });
+    return new ThriftRouteTable(entries);
+  }
+
+  clusterNames(): Set<string> {
+    return new Set(this.entries.flatMap((e) => e.action.clusters.names));
+  }
+
+  route(req: RpcRequestView): ThriftRoute | null {
+    for (const e of this.entries) {
+      if (e.headers && !e.headers.every((h) => h(req.header))) continue;
+      let hit = e.name === '';
+      if (!hit) hit = e.byService ? messageName(req).startsWith(e.name) : messageName(req) === e.name;
+      if (hit !== e.invert) return e.action;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,192 @@
+// Envoy's thrift_proxy (framed transport, binary protocol) on the RPC engine, driven by the real
+// `thrift` library on both sides: routes by method and service name, strip_service_name,
+// and Envoy's thrift.<stat_prefix>.* stats.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, ENGINES, REPO, runCli, startStrait, staticCluster, tmpDir, type StraitProcess } from '../helpers/strait.js';
+
+const require = createRequire(import.meta.url);
+const thrift = require('thrift');
+const { Client, Processor } = require(path.join(REPO, 'test/fixtures/rpc/thrift_calculator.cjs'));
+const OPTS = { transport: thrift.TFramedTransport, protocol: thrift.TBinaryProtocol };
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A Calculator whose answers name the server (`tag`). */
+function calculator(tag: string) {
+  return {
+    add: async (a: number, b: number) => a + b,
+    echo: async (m: string) => `${tag}:${m}`,
+    fail: async (m: string) => Promise.reject({ why: `${tag}:${m}` }),
+  };
+}
+
+function connectTo(port: number) {
+  const c = thrift.createConnection('127.0.0.1', port, OPTS);
+  c.on('error', () => {});
+  return c;
+}
+
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: Error & { type?: number; oops?: boolean }) => e,
+  );
+
+function thriftListener(name: string, body: string): string {
+  return `  - name: ${name}
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.thrift_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy
+          stat_prefix: ${name}
+${body}`;
+}
+
+describe.each(ENGINES)('thrift_proxy on the %s engine', (engine) => {
+  const servers: net.Server[] = [];
+  let strait: StraitProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    const ports: Record<string, number> = {};
+    // A multiplexed server exporting Calculator, and plain ones.
+    const mp = new thrift.MultiplexedProcessor();
+    mp.registerProcessor('Calculator', new Processor(calculator('mux')));
+    const mux = thrift.createMultiplexServer(mp, OPTS);
+    servers.push(mux);
+    ports.mux = await listen(mux);
+    for (const tag of ['plain']) {
+      const s = thrift.createServer(Processor, calculator(tag), OPTS);
+      servers.push(s);
+      ports[tag] = await listen(s);
+    }
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+${thriftListener(
+  'thr',
+  `          transport: FRAMED
+          protocol: BINARY
+          route_config:
+            name: local
+            routes:
+            - match: { method_name: "Calculator:add" }
+              route: { cluster: mux }
+            - match: { service_name: Calculator }
+              route: { cluster: plain, strip_service_name: true }
+            - match: { method_name: add, invert: true, headers: [{ name: x-tenant, present_match: true }] }
+              route: { cluster: mux }
+            - match: { method_name: add, invert: true }
+              route: { cluster: plain }
+`,
+)}  clusters:
+${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}`,
+      { engine },
+    );
+    port = await strait.port('thr');
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    for (const s of servers) s.close();
+  });
+
+  it('routes by method_name, service_name with strip_service_name, and invert', async () => {
+    const conn = connectTo(port);
+    const mux = new thrift.Multiplexer().createClient('Calculator', Client, conn);
+    // "Calculator:add" matches the first route: the multiplexed server gets the name as sent.
+    expect(await mux.add(2, 3)).toBe(5);
+    // "Calculator:echo": the service_name route; the plain server only knows "echo".
+    expect(await mux.echo('hi')).toBe('plain:hi');
+    conn.end();
+    const c2 = connectTo(port);
+    const plain = thrift.createClient(Client, c2);
+    // "echo" is not "add": the inverted routes match; the one with a header matcher does not,
+    // since framed binary Thrift carries no headers.
+    expect(await plain.echo('x')).toBe('plain:x');
+    // Plain "add" matches nothing: a TApplicationException as Envoy's local reply.
+    const err = await failure(plain.add(1, 1));
+    expect(err).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    expect(err!.type).toBe(thrift.Thrift.TApplicationExceptionType.UNKNOWN_METHOD);
+    c2.end();
+  });
+
+  it("counts Envoy's thrift.<stat_prefix> request and response stats", async () => {
+    const before = async (n: string) => (await strait.stat(`thrift.thr.${n}`)) ?? 0;
+    const names = ['request', 'request_call', 'response', 'response_reply', 'response_success', 'response_error', 'response_exception', 'route_missing'];
+    const b = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await before(n)] as const)));
+    const conn = connectTo(port);
+    const client = thrift.createClient(Client, conn);
+    expect(await client.echo('s')).toBe('plain:s');
+    const oops = await failure(client.fail('f'));
+    expect(oops?.oops).toBe(true);
+    expect(await failure(client.add(1, 2))).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    conn.end();
+    const d = async (n: string) => (await before(n)) - b[n]!;
+    expect(await d('request')).toBe(3);
+    expect(await d('request_call')).toBe(3);
+    expect(await d('response')).toBe(2); // relayed from upstream; the local reply is not one
+    expect(await d('response_reply')).toBe(2);
+    expect(await d('response_success')).toBe(1);
+    expect(await d('response_error')).toBe(1); // the declared exception
+    expect(await d('response_exception')).toBe(1); // the proxy's TApplicationException
+    expect(await d('route_missing')).toBe(1);
+  });
+});
+
+describe('thrift_proxy config', () => {
+  it('refuses what it does not implement, by field path', async () => {
+    const dir = tmpDir('strait-thrift-');
+    const file = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(
+      file,
+      `static_resources:
+  listeners:
+${thriftListener(
+  'bad',
+  `          transport: HEADER
+          protocol: COMPACT
+          max_requests_per_connection: 10
+          route_config:
+            routes:
+            - match: { method_name: "", invert: true }
+              route: { cluster: c }
+            - match: { method_name: x }
+              route: { cluster_header: x-cluster }
+            - match: {}
+              route: { cluster: nope }
+          thrift_filters:
+          - name: envoy.filters.thrift.header_to_metadata
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.header_to_metadata.v3.HeaderToMetadata
+              request_rules: [{ header: x-version, on_present: { metadata_namespace: envoy.lb, key: version } }]
+`,
+)}  clusters:
+${staticCluster('c', [1])}`,
+    );
+    const r = await runCli(['--config', file, '--mode', 'validate']);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.code).not.toBe(0);
+    const at = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config';
+    for (const p of [
+      `${at}.transport: HEADER is not supported`,
+      `${at}.protocol: COMPACT is not supported`,
+      `${at}.max_requests_per_connection: is not supported`,
+      `${at}.route_config.routes[0].match.invert: cannot invert an empty method_name`,
+      `${at}.route_config.routes[1].route.cluster_header: is not supported`,
+      `${at}.route_config.routes[2].match: needs method_name or service_name`,
+      `${at}.route_config.routes[2].route.cluster: unknown cluster "nope"`,
+      `${at}.thrift_filters[0].typed_config: envoy.filters.thrift.header_to_metadata is not supported: it reads THeader transport headers`,
+    ])
+      expect(r.stderr).toContain(p);
+  });
+});
