@@ -1,6 +1,6 @@
 // Envoy's thrift_proxy (framed transport, binary protocol) on the RPC engine, driven by the real
 // `thrift` library on both sides: routes by method and service name, strip_service_name,
-// and Envoy's thrift.<stat_prefix>.* stats.
+// Envoy's thrift.<stat_prefix>.* stats, and payload_to_metadata choosing a subset per call.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
@@ -12,6 +12,7 @@ const require = createRequire(import.meta.url);
 const thrift = require('thrift');
 const { Client, Processor } = require(path.join(REPO, 'test/fixtures/rpc/thrift_calculator.cjs'));
 const OPTS = { transport: thrift.TFramedTransport, protocol: thrift.TBinaryProtocol };
+const CORPUS = path.resolve(REPO, '../shared/corpus/envoy');
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -23,6 +24,7 @@ function calculator(tag: string) {
   return {
     add: async (a: number, b: number) => a + b,
     echo: async (m: string) => `${tag}:${m}`,
+    whoami: async (m: string) => `${tag}:${m}`,
     fail: async (m: string) => Promise.reject({ why: `${tag}:${m}` }),
   };
 }
@@ -51,10 +53,29 @@ function thriftListener(name: string, body: string): string {
 ${body}`;
 }
 
+/** A STATIC cluster with lb_subset_config whose endpoints carry envoy.lb metadata. */
+function subsetCluster(name: string, eps: ReadonlyArray<readonly [number, string]>): string {
+  return `  - name: ${name}
+    type: STATIC
+    connect_timeout: 1s
+    lb_subset_config:
+      fallback_policy: NO_FALLBACK
+      subset_selectors:
+      - keys: [default]
+      - keys: [version]
+    load_assignment:
+      cluster_name: ${name}
+      endpoints:
+      - lb_endpoints:
+${eps.map(([port, md]) => `        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } }\n          metadata: { filter_metadata: { envoy.lb: ${md} } }`).join('\n')}
+`;
+}
+
 describe.each(ENGINES)('thrift_proxy on the %s engine', (engine) => {
   const servers: net.Server[] = [];
   let strait: StraitProcess;
   let port: number;
+  let subsetPort: number;
 
   beforeAll(async () => {
     const ports: Record<string, number> = {};
@@ -64,7 +85,7 @@ describe.each(ENGINES)('thrift_proxy on the %s engine', (engine) => {
     const mux = thrift.createMultiplexServer(mp, OPTS);
     servers.push(mux);
     ports.mux = await listen(mux);
-    for (const tag of ['plain']) {
+    for (const tag of ['plain', 'v1', 'dflt']) {
       const s = thrift.createServer(Processor, calculator(tag), OPTS);
       servers.push(s);
       ports[tag] = await listen(s);
@@ -88,11 +109,32 @@ ${thriftListener(
             - match: { method_name: add, invert: true }
               route: { cluster: plain }
 `,
+)}${thriftListener(
+  'sub',
+  `          route_config:
+            routes:
+            - match: { method_name: "" }
+              route: { cluster: versioned }
+          thrift_filters:
+          - name: envoy.filters.thrift.payload_to_metadata
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.payload_to_metadata.v3.PayloadToMetadata
+              request_rules:
+              - method_name: whoami
+                field_selector: { name: info, id: 2, child: { name: version, id: 1 } }
+                on_present: { metadata_namespace: envoy.lb, key: version }
+                on_missing: { metadata_namespace: envoy.lb, key: default, value: "true" }
+          - name: envoy.filters.thrift.router
+`,
 )}  clusters:
-${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}`,
+${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${subsetCluster('versioned', [
+        [ports.dflt!, '{ default: "true" }'],
+        [ports.v1!, '{ version: "1.0" }'],
+      ])}`,
       { engine },
     );
     port = await strait.port('thr');
+    subsetPort = await strait.port('sub');
   });
 
   afterAll(async () => {
@@ -141,9 +183,111 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}`,
     expect(await d('response_exception')).toBe(1); // the proxy's TApplicationException
     expect(await d('route_missing')).toBe(1);
   });
+
+  it('payload_to_metadata picks the subset from a nested field of the call', async () => {
+    const conn = connectTo(subsetPort);
+    const client = thrift.createClient(Client, conn);
+    expect(await client.whoami('a', { version: '1.0', n: 7 })).toBe('v1:a');
+    // The field is missing: on_missing's default=true subset.
+    expect(await client.whoami('b', { n: 7 })).toBe('dflt:b');
+    expect(await client.whoami('c', null)).toBe('dflt:c');
+    // A version no endpoint has, and NO_FALLBACK: no host, answered locally.
+    const err = await failure(client.whoami('d', { version: '9.9' }));
+    expect(err).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    expect(await strait.stat('thrift.sub.no_healthy_upstream')).toBe(1);
+    // Calls the rule does not match carry no metadata: no subset (NO_FALLBACK) either.
+    expect(await failure(client.echo('e'))).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    conn.end();
+  });
 });
 
 describe('thrift_proxy config', () => {
+  it('validates the corpus payload-to-metadata-filter.yaml', async () => {
+    const r = await runCli(['--config', path.join(CORPUS, 'payload-to-metadata-filter.yaml'), '--mode', 'validate']);
+    expect(r.stderr).not.toContain('invalid configuration');
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses the corpus header-to-metadata-filter.yaml by the path of its THeader-only filter', async () => {
+    const r = await runCli(['--config', path.join(CORPUS, 'header-to-metadata-filter.yaml'), '--mode', 'validate']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('invalid configuration (1 problem)');
+    expect(r.stderr).toContain('static_resources.listeners[0].filter_chains[0].filters[0].typed_config.thrift_filters[0].typed_config: envoy.filters.thrift.header_to_metadata is not supported');
+  });
+
+  it('refuses a payload_to_metadata rule without what it needs, by field path', async () => {
+    const dir = tmpDir('strait-thrift-');
+    const file = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(
+      file,
+      `static_resources:
+  listeners:
+${thriftListener(
+  'bad',
+  `          route_config:
+            routes:
+            - match: { method_name: "" }
+              route: { cluster: c }
+          thrift_filters:
+          - name: envoy.filters.thrift.payload_to_metadata
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.payload_to_metadata.v3.PayloadToMetadata
+              request_rules:
+              - method_name: foo
+                field_selector: { name: info, id: 2 }
+                on_missing: { metadata_namespace: envoy.lb, key: default }
+              - service_name: Svc
+                field_selector: { name: info, id: 2 }
+              - method_name: bar
+                field_selector: { name: a, id: 1, child: { name: b, id: 40000 } }
+                on_present: { metadata_namespace: app.meta, key: k }
+`,
+)}  clusters:
+${staticCluster('c', [1])}`,
+    );
+    const r = await runCli(['--config', file, '--mode', 'validate']);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.code).not.toBe(0);
+    const at = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.thrift_filters[0].typed_config.request_rules';
+    for (const p of [
+      `${at}[0].on_missing.value: on_missing needs a non-empty value`,
+      `${at}[1]: needs on_present or on_missing`,
+      `${at}[2].field_selector.child.id: must be a Thrift field id`,
+    ])
+      expect(r.stderr).toContain(p);
+  });
+
+  it('accepts metadata for namespaces nothing reads, with a warning naming the field', async () => {
+    const dir = tmpDir('strait-thrift-');
+    const file = path.join(dir, 'ns.yaml');
+    fs.writeFileSync(
+      file,
+      `static_resources:
+  listeners:
+${thriftListener(
+  'ns',
+  `          route_config:
+            routes:
+            - match: { method_name: "" }
+              route: { cluster: c }
+          thrift_filters:
+          - name: envoy.filters.thrift.payload_to_metadata
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.payload_to_metadata.v3.PayloadToMetadata
+              request_rules:
+              - method_name: bar
+                field_selector: { name: a, id: 1 }
+                on_present: { metadata_namespace: app.meta, key: k }
+`,
+)}  clusters:
+${staticCluster('c', [1])}`,
+    );
+    const r = await runCli(['--config', file, '--mode', 'validate']);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('thrift_filters[0].typed_config.request_rules[0].on_present.metadata_namespace: metadata in namespace "app.meta" is not kept');
+  });
+
   it('refuses what it does not implement, by field path', async () => {
     const dir = tmpDir('strait-thrift-');
     const file = path.join(dir, 'bad.yaml');

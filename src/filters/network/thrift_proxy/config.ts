@@ -1,10 +1,12 @@
 import { FrameKind, H, type LocalReplyKind } from '../../../protocols/types.js';
 import { replyIsSuccess } from '../../../protocols/thrift/struct.js';
 import type { RpcRoute } from '../../../router/rpc_route_table.js';
+import { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
 import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import type { RpcProxyConfig } from '../rpc_proxy/config.js';
 import type { RpcExtension, RpcExtensionFactory } from '../rpc_proxy/extension.js';
 import { RpcProxyFilter } from '../rpc_proxy/filter.js';
+import { compilePayloadToMetadata, PAYLOAD_TO_METADATA, PAYLOAD_TO_METADATA_TYPE, payloadMetadata, type PayloadRules } from './payload_to_metadata.js';
 import { ThriftRouteTable, type ThriftRoute } from './route_table.js';
 import { THRIFT_PROXY_STATS } from './stats.js';
 
@@ -31,7 +33,7 @@ function enumName(v: unknown, names: readonly string[]): string {
 const TYPE_EXCEPTION = 3;
 
 /** Envoy's thrift_proxy stats and the request-side features, bound to one filter's scope. */
-function extension(): RpcExtensionFactory {
+function extension(rules: PayloadRules | null): RpcExtensionFactory {
   return (scope) => {
     const st = scope.table(THRIFT_PROXY_STATS);
     return {
@@ -41,8 +43,11 @@ function extension(): RpcExtensionFactory {
       onNoRoute() {
         st.route_missing.value++;
       },
-      callMetadata(route: RpcRoute) {
-        return route.metadataMatch;
+      callMetadata(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array) {
+        if (!rules) return route.metadataMatch;
+        const own = MetadataMatch.fromStruct(payloadMetadata(rules, buf, off, hdr));
+        // The request's entries win over the route's (Envoy's Thrift router merges them so).
+        return own ? (route.metadataMatch ? route.metadataMatch.mergedWith(own) : own) : route.metadataMatch;
       },
       rewrite(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array) {
         if (!(route as ThriftRoute).stripServiceName || hdr[H.SERVICE_LEN]! <= 0) return null;
@@ -84,22 +89,27 @@ function stripServiceName(buf: Buffer, off: number, hdr: Int32Array): Buffer {
   return out;
 }
 
-function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryContext): void {
+function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryContext): PayloadRules | null {
+  let rules: PayloadRules | null = null;
   let router = false;
   (list ?? []).forEach((f, i) => {
     const p = `${path}[${i}]`;
     const type = f.typed_config?.['@type'] as string | undefined;
     const name = String(f.name ?? '');
     if (router) ctx.errors.push({ path: p, message: `comes after the router, which is the last thrift filter` });
-    if (type === ROUTER_TYPE || (!type && name === ROUTER)) {
+    if (type === PAYLOAD_TO_METADATA_TYPE || (!type && name === PAYLOAD_TO_METADATA)) {
+      const r = compilePayloadToMetadata((f.typed_config ?? {}) as Obj, `${p}.typed_config`, ctx.errors, ctx.warnings);
+      if (r) rules = rules ? [...rules, ...r] : r;
+    } else if (type === ROUTER_TYPE || (!type && name === ROUTER)) {
       router = true;
       if (f.typed_config?.close_downstream_on_upstream_error === true) ctx.errors.push({ path: `${p}.typed_config.close_downstream_on_upstream_error`, message: 'is not supported yet' });
     } else if (type === HEADER_TO_METADATA_TYPE || (!type && name === HEADER_TO_METADATA)) {
       ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `${HEADER_TO_METADATA} is not supported: it reads THeader transport headers, and Strait speaks framed Thrift only` });
     } else {
-      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `thrift filter "${type ?? name}" is not supported (supported: ${ROUTER})` });
+      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `thrift filter "${type ?? name}" is not supported (supported: ${ROUTER}, ${PAYLOAD_TO_METADATA})` });
     }
   });
+  return rules;
 }
 
 /**
@@ -125,7 +135,7 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
   if (Array.isArray(tc.access_log) && tc.access_log.length) err('access_log', 'is not supported yet');
   // payload_passthrough only lets Envoy skip decoding bodies; Strait never decodes them.
   // header_keys_preserve_case concerns THeader headers, which framed Thrift does not carry.
-  parseThriftFilters(tc.thrift_filters as Obj[] | undefined, `${path}.thrift_filters`, ctx);
+  const rules = parseThriftFilters(tc.thrift_filters as Obj[] | undefined, `${path}.thrift_filters`, ctx);
   const routes = ThriftRouteTable.compile(tc.route_config as Obj | undefined, `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
@@ -138,7 +148,7 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
     upstreamHeartbeatMs: 0, // Thrift has no heartbeat
     accessLogs: null,
     tracing: null,
-    extension: extension(),
+    extension: extension(rules),
   });
 }
 
