@@ -1,4 +1,5 @@
 import { FrameKind, H, type LocalReplyKind } from '../../../protocols/types.js';
+import { thriftCodec } from '../../../protocols/thrift/codec.js';
 import { replyIsSuccess } from '../../../protocols/thrift/struct.js';
 import type { RpcRoute } from '../../../router/rpc_route_table.js';
 import { MetadataMatch } from '../../../upstream/subset/metadata_match.js';
@@ -6,7 +7,8 @@ import type { FactoryContext, NetworkFilterFactory } from '../types.js';
 import type { RpcProxyConfig } from '../rpc_proxy/config.js';
 import type { RpcExtension, RpcExtensionFactory } from '../rpc_proxy/extension.js';
 import { RpcProxyFilter } from '../rpc_proxy/filter.js';
-import { compilePayloadToMetadata, PAYLOAD_TO_METADATA, PAYLOAD_TO_METADATA_TYPE, payloadMetadata, type PayloadRules } from './payload_to_metadata.js';
+import { compileHeaderToMetadata, HEADER_TO_METADATA, HEADER_TO_METADATA_TYPE, headerMetadata } from './header_to_metadata.js';
+import { compilePayloadToMetadata, PAYLOAD_TO_METADATA, PAYLOAD_TO_METADATA_TYPE, payloadMetadata } from './payload_to_metadata.js';
 import { ThriftRouteTable, type ThriftRoute } from './route_table.js';
 import { THRIFT_PROXY_STATS } from './stats.js';
 
@@ -16,9 +18,6 @@ export const THRIFT_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.n
 
 const ROUTER = 'envoy.filters.thrift.router';
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.router.v3.Router';
-
-const HEADER_TO_METADATA = 'envoy.filters.thrift.header_to_metadata';
-const HEADER_TO_METADATA_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.header_to_metadata.v3.HeaderToMetadata';
 
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
 const TRANSPORTS = ['AUTO_TRANSPORT', 'FRAMED', 'UNFRAMED', 'HEADER'];
@@ -32,8 +31,15 @@ function enumName(v: unknown, names: readonly string[]): string {
 
 const TYPE_EXCEPTION = 3;
 
+/**
+ * One metadata filter of the chain, applied to a request: adds its envoy.lb entries to `into`
+ * (created when needed). Later filters overwrite earlier ones' keys, as Envoy's dynamic
+ * metadata merges per namespace.
+ */
+type MetadataSource = (buf: Buffer, off: number, hdr: Int32Array, into: Obj | null) => Obj | null;
+
 /** Envoy's thrift_proxy stats and the request-side features, bound to one filter's scope. */
-function extension(rules: PayloadRules | null): RpcExtensionFactory {
+function extension(sources: readonly MetadataSource[] | null): RpcExtensionFactory {
   return (scope) => {
     const st = scope.table(THRIFT_PROXY_STATS);
     return {
@@ -44,8 +50,10 @@ function extension(rules: PayloadRules | null): RpcExtensionFactory {
         st.route_missing.value++;
       },
       callMetadata(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array) {
-        if (!rules) return route.metadataMatch;
-        const own = MetadataMatch.fromStruct(payloadMetadata(rules, buf, off, hdr));
+        if (!sources) return route.metadataMatch;
+        let md: Obj | null = null;
+        for (const s of sources) md = s(buf, off, hdr, md);
+        const own = MetadataMatch.fromStruct(md);
         // The request's entries win over the route's (Envoy's Thrift router merges them so).
         return own ? (route.metadataMatch ? route.metadataMatch.mergedWith(own) : own) : route.metadataMatch;
       },
@@ -89,8 +97,8 @@ function stripServiceName(buf: Buffer, off: number, hdr: Int32Array): Buffer {
   return out;
 }
 
-function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryContext): PayloadRules | null {
-  let rules: PayloadRules | null = null;
+function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryContext): MetadataSource[] | null {
+  const sources: MetadataSource[] = [];
   let router = false;
   (list ?? []).forEach((f, i) => {
     const p = `${path}[${i}]`;
@@ -99,17 +107,18 @@ function parseThriftFilters(list: Obj[] | undefined, path: string, ctx: FactoryC
     if (router) ctx.errors.push({ path: p, message: `comes after the router, which is the last thrift filter` });
     if (type === PAYLOAD_TO_METADATA_TYPE || (!type && name === PAYLOAD_TO_METADATA)) {
       const r = compilePayloadToMetadata((f.typed_config ?? {}) as Obj, `${p}.typed_config`, ctx.errors, ctx.warnings);
-      if (r) rules = rules ? [...rules, ...r] : r;
+      if (r) sources.push((buf, off, hdr, into) => payloadMetadata(r, buf, off, hdr, into));
+    } else if (type === HEADER_TO_METADATA_TYPE || (!type && name === HEADER_TO_METADATA)) {
+      const r = compileHeaderToMetadata((f.typed_config ?? {}) as Obj, `${p}.typed_config`, ctx.errors, ctx.warnings);
+      if (r) sources.push((buf, off, hdr, into) => headerMetadata(r, (n) => thriftCodec.lookup(buf, off, hdr, n), into));
     } else if (type === ROUTER_TYPE || (!type && name === ROUTER)) {
       router = true;
       if (f.typed_config?.close_downstream_on_upstream_error === true) ctx.errors.push({ path: `${p}.typed_config.close_downstream_on_upstream_error`, message: 'is not supported yet' });
-    } else if (type === HEADER_TO_METADATA_TYPE || (!type && name === HEADER_TO_METADATA)) {
-      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `${HEADER_TO_METADATA} is not supported: it reads THeader transport headers, and Strait speaks framed Thrift only` });
     } else {
-      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `thrift filter "${type ?? name}" is not supported (supported: ${ROUTER}, ${PAYLOAD_TO_METADATA})` });
+      ctx.errors.push({ path: type ? `${p}.typed_config` : `${p}.name`, message: `thrift filter "${type ?? name}" is not supported (supported: ${ROUTER}, ${PAYLOAD_TO_METADATA}, ${HEADER_TO_METADATA})` });
     }
   });
-  return rules;
+  return sources.length ? sources : null;
 }
 
 /**
@@ -122,10 +131,10 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
   if (!tc.stat_prefix) err('stat_prefix', 'must not be empty');
   const transport = enumName(tc.transport, TRANSPORTS);
   if (transport === 'AUTO_TRANSPORT') {
-    // Detection would pick framed, unframed or header; only framed is implemented, and a client
-    // using another is closed as a decoding error.
-    ctx.warnings.push({ path: `${path}.transport`, message: 'AUTO_TRANSPORT detects the framed transport only; unframed and header-transport clients are closed as decoding errors' });
-  } else if (transport !== 'FRAMED') err('transport', `${transport} is not supported (FRAMED or AUTO_TRANSPORT)`);
+    // Detection would pick framed, unframed or header; unframed is not implemented, and a
+    // client using it is closed as a decoding error.
+    ctx.warnings.push({ path: `${path}.transport`, message: 'AUTO_TRANSPORT detects the framed and header transports only; unframed clients are closed as decoding errors' });
+  } else if (transport !== 'FRAMED' && transport !== 'HEADER') err('transport', `${transport} is not supported (FRAMED, HEADER or AUTO_TRANSPORT)`);
   const protocol = enumName(tc.protocol, PROTOCOLS);
   if (protocol === 'AUTO_PROTOCOL') {
     ctx.warnings.push({ path: `${path}.protocol`, message: 'AUTO_PROTOCOL detects the binary protocol only; compact-protocol clients are closed as decoding errors' });
@@ -134,8 +143,9 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
   if (tc.max_requests_per_connection !== undefined && tc.max_requests_per_connection !== null) err('max_requests_per_connection', 'is not supported yet');
   if (Array.isArray(tc.access_log) && tc.access_log.length) err('access_log', 'is not supported yet');
   // payload_passthrough only lets Envoy skip decoding bodies; Strait never decodes them.
-  // header_keys_preserve_case concerns THeader headers, which framed Thrift does not carry.
-  const rules = parseThriftFilters(tc.thrift_filters as Obj[] | undefined, `${path}.thrift_filters`, ctx);
+  // header_keys_preserve_case only changes the case of header names Envoy writes upstream;
+  // Strait forwards THeader frames byte for byte, so their names keep the client's case.
+  const sources = parseThriftFilters(tc.thrift_filters as Obj[] | undefined, `${path}.thrift_filters`, ctx);
   const routes = ThriftRouteTable.compile(tc.route_config as Obj | undefined, `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
@@ -148,7 +158,7 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
     upstreamHeartbeatMs: 0, // Thrift has no heartbeat
     accessLogs: null,
     tracing: null,
-    extension: extension(rules),
+    extension: extension(sources),
   });
 }
 

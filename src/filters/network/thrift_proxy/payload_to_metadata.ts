@@ -14,12 +14,15 @@ const LB_NAMESPACE = 'envoy.lb';
 /** Envoy drops values this long or longer. */
 const MAX_VALUE_LEN = 8 * 1024;
 
-interface KeyValue {
+/** One compiled `on_present`/`on_missing` (payload_to_metadata and header_to_metadata share the shape). */
+export interface KeyValue {
   readonly key: string;
   /** '' = the field's own value (on_present). */
   readonly value: string;
   readonly rewrite: { re: RegExp; substitution: string } | null;
   readonly number: boolean;
+  /** header_to_metadata `encode: BASE64`: the value is decoded first. */
+  readonly base64: boolean;
 }
 
 interface Rule {
@@ -36,7 +39,8 @@ interface Rule {
 /** A compiled PayloadToMetadata: its request rules, in order. */
 export type PayloadRules = readonly Rule[];
 
-function compileKeyValue(kv: Obj | undefined, path: string, missing: boolean, errors: FieldError[], warnings: FieldError[]): KeyValue | null {
+/** `filterName`: the namespace an empty metadata_namespace means (the filter's own). */
+export function compileKeyValue(kv: Obj | undefined, path: string, missing: boolean, errors: FieldError[], warnings: FieldError[], filterName = PAYLOAD_TO_METADATA): KeyValue | null {
   if (!kv) return null;
   const key = String(kv.key ?? '');
   if (!key) errors.push({ path: `${path}.key`, message: 'must not be empty' });
@@ -45,15 +49,18 @@ function compileKeyValue(kv: Obj | undefined, path: string, missing: boolean, er
   const rewrite = compileRegexRewrite(kv.regex_value_rewrite as Obj | undefined, `${path}.regex_value_rewrite`, errors);
   const type = kv.type ?? 'STRING';
   const number = type === 'NUMBER' || type === 1;
-  if (!number && type !== 'STRING' && type !== 0) errors.push({ path: `${path}.type`, message: `must be STRING or NUMBER` });
-  const ns = String(kv.metadata_namespace || PAYLOAD_TO_METADATA);
+  if (!number && type !== 'STRING' && type !== 0) errors.push({ path: `${path}.type`, message: `${type} is not supported (STRING or NUMBER)` });
+  const enc = kv.encode ?? 'NONE';
+  const base64 = enc === 'BASE64' || enc === 1;
+  if (!base64 && enc !== 'NONE' && enc !== 0) errors.push({ path: `${path}.encode`, message: 'must be NONE or BASE64' });
+  const ns = String(kv.metadata_namespace || filterName);
   if (ns !== LB_NAMESPACE) {
     // Dynamic metadata of other namespaces is read by nothing on Strait's RPC path: it would
     // change no traffic, so it is dropped with a warning rather than refused.
     warnings.push({ path: `${path}.metadata_namespace`, message: `metadata in namespace "${ns}" is not kept: only ${LB_NAMESPACE} (subset load balancing) is read` });
     return null;
   }
-  return { key, value, rewrite, number };
+  return { key, value, rewrite, number, base64 };
 }
 
 export function compilePayloadToMetadata(tc: Obj, path: string, errors: FieldError[], warnings: FieldError[]): PayloadRules | null {
@@ -95,11 +102,16 @@ export function compilePayloadToMetadata(tc: Obj, path: string, errors: FieldErr
   return Object.freeze(rules);
 }
 
-function apply(kv: KeyValue, found: string, out: Obj): void {
+/** Sets `out[kv.key]` from `found` as Envoy's metadata filters do; drops what Envoy drops. */
+export function apply(kv: KeyValue, found: string, out: Obj): void {
   let v = found;
   if (kv.rewrite) v = v.replace(kv.rewrite.re, kv.rewrite.substitution);
   else if (kv.value) v = kv.value;
   if (!v || v.length >= MAX_VALUE_LEN) return;
+  if (kv.base64) {
+    v = Buffer.from(v, 'base64').toString('utf8');
+    if (!v) return; // undecodable
+  }
   if (kv.number) {
     const n = Number(v.trim());
     if (v.trim() === '' || !Number.isFinite(n)) return; // Envoy drops what does not parse
@@ -112,11 +124,11 @@ function apply(kv: KeyValue, found: string, out: Obj): void {
  * matching rule reads its field from the call's args struct, skipping every other field
  * unread; a present non-empty value goes through on_present, an absent one through on_missing.
  */
-export function payloadMetadata(rules: PayloadRules, buf: Buffer, off: number, hdr: Int32Array): Obj | null {
+export function payloadMetadata(rules: PayloadRules, buf: Buffer, off: number, hdr: Int32Array, into: Obj | null): Obj | null {
   const nameOff = hdr[H.SERVICE_OFF]!;
   const name = buf.toString('utf8', nameOff, hdr[H.METHOD_OFF]! + hdr[H.METHOD_LEN]!);
   const end = off + hdr[H.FRAME_LEN]!;
-  let out: Obj | null = null;
+  let out = into;
   for (const r of rules) {
     if (r.name && (r.byService ? !name.startsWith(r.name) : name !== r.name)) continue;
     if (!r.onPresent && !r.onMissing) continue;
@@ -126,5 +138,5 @@ export function payloadMetadata(rules: PayloadRules, buf: Buffer, off: number, h
       if (v && r.onPresent) apply(r.onPresent, v, (out ??= {}));
     } else if (r.onMissing) apply(r.onMissing, '', (out ??= {}));
   }
-  return out && Object.keys(out).length ? out : null;
+  return out;
 }

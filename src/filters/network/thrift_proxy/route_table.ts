@@ -31,8 +31,7 @@ function messageName(req: RpcRequestView): string {
 function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): ThriftRoute | null {
   const start = errors.length;
   if (a.cluster_header !== undefined) {
-    // The value would come from a THeader header, and Strait's Thrift codec has no THeader transport.
-    errors.push({ path: `${path}.cluster_header`, message: 'is not supported: it reads a THeader transport header and Strait speaks framed Thrift only' });
+    errors.push({ path: `${path}.cluster_header`, message: 'is not supported yet' });
   }
   if (Array.isArray(a.rate_limits) && a.rate_limits.length) errors.push({ path: `${path}.rate_limits`, message: 'is not supported yet' });
   if (Array.isArray(a.request_mirror_policies) && a.request_mirror_policies.length) errors.push({ path: `${path}.request_mirror_policies`, message: 'is not supported yet' });
@@ -54,8 +53,8 @@ function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors:
 /**
  * thrift_proxy's `route_config`: routes in order, each by the message name (`method_name`
  * exact, `service_name` as a `Service:` prefix, '' for any), `invert`, and `headers`; the first
- * match wins. Framed binary Thrift carries no headers, so header matchers see every header
- * absent (as Envoy's do for such a request).
+ * match wins. Header matchers read THeader key/value headers; a plain framed request carries
+ * none, so they see every header absent (as Envoy's do for such a request).
  */
 export class ThriftRouteTable implements RpcRouter {
   private constructor(private readonly entries: readonly Entry[]) {}
