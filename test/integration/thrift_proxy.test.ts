@@ -143,6 +143,8 @@ ${thriftListener(
             - match: { method_name: echo, headers: [{ name: x-route, string_match: { exact: plain } }] }
               route: { cluster: hplain }
             - match: { method_name: "" }
+              route: { cluster_header: X-Cluster }
+            - match: { method_name: "" }
               route: { cluster: hversioned }
           thrift_filters:
           - name: envoy.filters.thrift.header_to_metadata
@@ -250,6 +252,14 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${
     // The connection is still usable after the local reply: the reply's framing was right.
     client.output.setWriteHeader('x-version', '1.0');
     expect(await client.whoami('e', null)).toBe('hv1:e');
+    // cluster_header: the cluster the header names; a request without it went to the next route.
+    client.output.setWriteHeader('x-cluster', 'hplain');
+    expect(await client.whoami('f', null)).toBe('hplain:f');
+    client.output.setWriteHeader('x-cluster', 'nope');
+    const unknown = await failure(client.whoami('g', null));
+    expect(unknown).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    expect(unknown!.message).toContain("unknown cluster 'nope'");
+    expect(await strait.stat('thrift.hdr.unknown_cluster')).toBe(1);
     conn.end();
   });
 });
@@ -357,7 +367,7 @@ ${thriftListener(
             - match: { method_name: "", invert: true }
               route: { cluster: c }
             - match: { method_name: x }
-              route: { cluster_header: x-cluster }
+              route: { cluster: c, request_mirror_policies: [{ cluster: c }] }
             - match: {}
               route: { cluster: nope }
           thrift_filters:
@@ -379,7 +389,7 @@ ${staticCluster('c', [1])}`,
       `${at}.protocol: COMPACT is not supported`,
       `${at}.max_requests_per_connection: is not supported`,
       `${at}.route_config.routes[0].match.invert: cannot invert an empty method_name`,
-      `${at}.route_config.routes[1].route.cluster_header: is not supported`,
+      `${at}.route_config.routes[1].route.request_mirror_policies: is not supported yet`,
       `${at}.route_config.routes[2].match: needs method_name or service_name`,
       `${at}.route_config.routes[2].route.cluster: unknown cluster "nope"`,
       `${at}.thrift_filters[0].typed_config.request_rules[0].remove: is not supported yet`,

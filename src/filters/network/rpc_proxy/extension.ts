@@ -22,8 +22,11 @@ export interface RpcExtension {
   rewrite(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array): Buffer | null;
   /** An upstream response is being relayed to the client. */
   onResponse(buf: Buffer, off: number, hdr: Int32Array): void;
-  /** The proxy answered a call itself; `noHost`: because the balancer had no host to give. */
-  onLocalReply(kind: LocalReplyKind, noHost: boolean): void;
+  /**
+   * The proxy answered a call itself; `cause`: `no_host` when the balancer had no host to give,
+   * `no_cluster` when the route's cluster does not exist (a cluster named by the request).
+   */
+  onLocalReply(kind: LocalReplyKind, cause: 'no_host' | 'no_cluster' | null): void;
 }
 
 /** Built once per configured filter, with the filter's own stats scope. */

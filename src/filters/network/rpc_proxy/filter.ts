@@ -415,7 +415,7 @@ class RpcSession {
       st.local_response_no_route.value++;
       if (ext) ext.onNoRoute();
       if (kind === FrameKind.REQUEST) {
-        if (ext) ext.onLocalReply('no_route', false);
+        if (ext) ext.onLocalReply('no_route', null);
         const reply = codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`);
         if (this.filter.accessLog) this.filter.logCall(this.conn, Date.now(), this.callFacts(), null, null, 'NR', statusOf(codec, reply), 'no_route', hdr[H.FRAME_LEN]!, reply.length);
         this.reply(reply);
@@ -792,7 +792,8 @@ class Call {
   /** A host for the next try, or null; its cluster is left in `pickedCluster`. */
   private pick(): Host | null {
     const rpc = this.session.rpc;
-    const cluster = rpc.rt.clusters.get(this.route.clusters.pick());
+    const name = this.route.clusters.pick();
+    const cluster = rpc.rt.clusters.get(name);
     // Subset routing (metadata_match) goes through the session's reusable LB context.
     const ctx = this.md || this.route.hash ? this.session.lbContext(this.route, this.md, this.attempts, this.buf, this.off, this.hdr!) : null;
     let host = cluster?.pickHost(ctx) ?? null;
@@ -804,6 +805,10 @@ class Call {
     for (let i = 0; i < reselects && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx && ((ctx.attempt += 1), ctx));
     if (!cluster || !host) {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
+      else {
+        this.noHost = 'no_cluster';
+        this.missingCluster = name;
+      }
       return null;
     }
     this.pickedCluster = cluster;
@@ -823,8 +828,8 @@ class Call {
     if (!host) {
       if (this.tries.length === 0) {
         rpc.stats.local_response_no_upstream.value++;
-        this.noHost = true;
-        this.localReply('no_upstream', 'no healthy upstream');
+        this.noHost ??= 'no_host';
+        this.localReply('no_upstream', this.noHost === 'no_cluster' ? `unknown cluster '${this.missingCluster}'` : 'no healthy upstream');
       }
       return;
     }
@@ -933,8 +938,9 @@ class Call {
     }
   }
 
-  /** The balancer had no host for this call (thrift_proxy counts it as no_healthy_upstream). */
-  private noHost = false;
+  /** Why no host was picked for this call (thrift_proxy counts no_healthy_upstream and unknown_cluster). */
+  private noHost: 'no_host' | 'no_cluster' | null = null;
+  private missingCluster = '';
 
   private localReply(kind: LocalReplyKind, message: string): void {
     if (this.done) return;

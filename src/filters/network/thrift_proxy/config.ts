@@ -68,10 +68,11 @@ function extension(sources: readonly MetadataSource[] | null): RpcExtensionFacto
         if (replyIsSuccess(buf, hdr[H.BODY_OFF]!, off + hdr[H.FRAME_LEN]!)) st.response_success.value++;
         else st.response_error.value++;
       },
-      onLocalReply(_kind: LocalReplyKind, noHost: boolean) {
+      onLocalReply(_kind: LocalReplyKind, cause: 'no_host' | 'no_cluster' | null) {
         // Every local reply is a TApplicationException.
         st.response_exception.value++;
-        if (noHost) st.no_healthy_upstream.value++;
+        if (cause === 'no_host') st.no_healthy_upstream.value++;
+        else if (cause === 'no_cluster') st.unknown_cluster.value++;
       },
     } satisfies RpcExtension;
   };

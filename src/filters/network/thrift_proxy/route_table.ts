@@ -20,6 +20,22 @@ interface Entry {
   readonly invert: boolean;
   readonly headers: readonly HeaderMatch[] | null;
   readonly action: ThriftRoute;
+  /** `cluster_header` (lowercased): the action's cluster is this request header's value. */
+  readonly clusterHeader: string | null;
+  /** Actions per cluster named by `clusterHeader`, built on first use (bounded). */
+  readonly byCluster: Map<string, ThriftRoute> | null;
+}
+
+/** Clusters named through cluster_header whose actions are kept; past it they are built per call. */
+const MAX_DYNAMIC = 256;
+
+/** The action of `e` for a request whose cluster_header names `cluster`. */
+function dynamicAction(e: Entry, cluster: string): ThriftRoute {
+  let a = e.byCluster!.get(cluster);
+  if (a) return a;
+  a = Object.freeze({ ...e.action, clusters: { names: [cluster], pick: () => cluster } });
+  if (e.byCluster!.size < MAX_DYNAMIC) e.byCluster!.set(cluster, a);
+  return a;
 }
 
 /** The message name as the client sent it: `Service:method` through TMultiplexedProtocol. */
@@ -30,12 +46,10 @@ function messageName(req: RpcRequestView): string {
 
 function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[]): ThriftRoute | null {
   const start = errors.length;
-  if (a.cluster_header !== undefined) {
-    errors.push({ path: `${path}.cluster_header`, message: 'is not supported yet' });
-  }
   if (Array.isArray(a.rate_limits) && a.rate_limits.length) errors.push({ path: `${path}.rate_limits`, message: 'is not supported yet' });
   if (Array.isArray(a.request_mirror_policies) && a.request_mirror_policies.length) errors.push({ path: `${path}.request_mirror_policies`, message: 'is not supported yet' });
-  const clusters = a.cluster_header === undefined ? compileClusterSpecifier({ cluster: a.cluster, weighted_clusters: a.weighted_clusters }, path, known, errors) : null;
+  // cluster_header: the cluster is known per request; the action is a template for it.
+  const clusters = a.cluster_header === undefined ? compileClusterSpecifier({ cluster: a.cluster, weighted_clusters: a.weighted_clusters }, path, known, errors) : { names: [], pick: () => '' };
   if (!clusters || errors.length > start) return null;
   return Object.freeze({
     clusters,
@@ -73,7 +87,8 @@ export class ThriftRouteTable implements RpcRouter {
       const hs = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${p}.match.headers[${k}]`, errors));
       const action = compileAction((r.route ?? {}) as Obj, `${p}.route`, known, errors);
       if (!action || errors.length > start) return [];
-      return [{ name, byService, invert, headers: hs.length ? (hs as HeaderMatch[]) : null, action }];
+      const ch = typeof r.route?.cluster_header === 'string' && r.route.cluster_header ? String(r.route.cluster_header).toLowerCase() : null;
+      return [{ name, byService, invert, headers: hs.length ? (hs as HeaderMatch[]) : null, action, clusterHeader: ch, byCluster: ch ? new Map() : null }];
     });
     return new ThriftRouteTable(entries);
   }
@@ -87,7 +102,11 @@ export class ThriftRouteTable implements RpcRouter {
       if (e.headers && !e.headers.every((h) => h(req.header))) continue;
       let hit = e.name === '';
       if (!hit) hit = e.byService ? messageName(req).startsWith(e.name) : messageName(req) === e.name;
-      if (hit !== e.invert) return e.action;
+      if (hit === e.invert) continue;
+      if (!e.clusterHeader) return e.action;
+      // As Envoy: a request without the header is not matched by this route; the next may be.
+      const cluster = req.header(e.clusterHeader);
+      if (cluster !== undefined) return dynamicAction(e, cluster);
     }
     return null;
   }

@@ -16,6 +16,7 @@ export const THRIFT_PROXY_STATS = defineStats({
     // Envoy's Thrift router counts these under the filter's prefix too.
     'route_missing',
     'no_healthy_upstream',
+    'unknown_cluster',
   ],
   gauges: [],
 });
