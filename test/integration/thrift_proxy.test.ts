@@ -140,6 +140,8 @@ ${thriftListener(
   `          transport: HEADER
           route_config:
             routes:
+            - match: { service_name: Calculator }
+              route: { cluster: hplain, strip_service_name: true }
             - match: { method_name: echo, headers: [{ name: x-route, string_match: { exact: plain } }] }
               route: { cluster: hplain }
             - match: { method_name: "" }
@@ -260,6 +262,14 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${
     expect(unknown).toBeInstanceOf(thrift.Thrift.TApplicationException);
     expect(unknown!.message).toContain("unknown cluster 'nope'");
     expect(await strait.stat('thrift.hdr.unknown_cluster')).toBe(1);
+    conn.end();
+  });
+
+  it('strips the service name of a multiplexed THeader call, keeping its header block', async () => {
+    const conn = connectTo(headerPort, HOPTS);
+    const client = new thrift.Multiplexer().createClient('Calculator', Client, conn);
+    client.output.setWriteHeader('x-version', '1.0');
+    expect(await client.echo('m')).toBe('hplain:m');
     conn.end();
   });
 });

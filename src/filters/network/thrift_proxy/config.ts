@@ -79,21 +79,20 @@ function extension(sources: readonly MetadataSource[] | null): RpcExtensionFacto
 }
 
 /**
- * A copy of the framed request at `off` whose message name is `method` instead of
+ * A copy of the request frame at `off` whose message name is `method` instead of
  * `Service:method` (strip_service_name: for providers behind a plain, non-multiplexed processor).
+ * Everything before the name (frame length aside: a THeader block, the version word) is kept.
  */
 function stripServiceName(buf: Buffer, off: number, hdr: Int32Array): Buffer {
   const nameOff = hdr[H.SERVICE_OFF]!;
   const cut = hdr[H.METHOD_OFF]! - nameOff; // "Service:"
   const frameLen = hdr[H.FRAME_LEN]!;
   const out = Buffer.allocUnsafe(frameLen - cut);
+  // The name's i32 length sits right before it, in the strict form (after the version word)
+  // and in the old one (where it starts the message) alike.
+  buf.copy(out, 0, off, nameOff - 4);
   out.writeInt32BE(frameLen - cut - 4, 0);
-  const strict = buf[off + 4]! & 0x80;
-  if (strict) {
-    // 0x8001 00tt, then the name's i32 length right before the name.
-    buf.copy(out, 4, off + 4, nameOff - 4);
-    out.writeInt32BE(hdr[H.METHOD_LEN]!, nameOff - 4 - off);
-  } else out.writeInt32BE(hdr[H.METHOD_LEN]!, 4); // the old form starts with the name's length
+  out.writeInt32BE(hdr[H.METHOD_LEN]!, nameOff - 4 - off);
   buf.copy(out, nameOff - off, hdr[H.METHOD_OFF]!, off + frameLen);
   return out;
 }
