@@ -122,6 +122,13 @@ ${thriftListener(
   'sub',
   `          route_config:
             routes:
+            - match: { method_name: fail }
+              route:
+                weighted_clusters:
+                  clusters:
+                  - name: versioned
+                    weight: 1
+                    metadata_match: { filter_metadata: { envoy.lb: { version: "1.0" } } }
             - match: { method_name: "" }
               route: { cluster: versioned }
           thrift_filters:
@@ -233,6 +240,14 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${
     expect(await strait.stat('thrift.sub.no_healthy_upstream')).toBe(1);
     // Calls the rule does not match carry no metadata: no subset (NO_FALLBACK) either.
     expect(await failure(client.echo('e'))).toBeInstanceOf(thrift.Thrift.TApplicationException);
+    conn.end();
+  });
+
+  it("a weighted cluster's own metadata_match picks its subset", async () => {
+    const conn = connectTo(subsetPort);
+    const client = thrift.createClient(Client, conn);
+    // `fail` answers with a declared exception naming the server that ran it.
+    for (let i = 0; i < 3; i++) expect((await failure(client.fail(`w${i}`)))?.message).toBe(`v1:w${i}`);
     conn.end();
   });
 

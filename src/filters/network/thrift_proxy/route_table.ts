@@ -24,6 +24,44 @@ interface Entry {
   readonly clusterHeader: string | null;
   /** Actions per cluster named by `clusterHeader`, built on first use (bounded). */
   readonly byCluster: Map<string, ThriftRoute> | null;
+  /** weighted_clusters whose entries carry their own metadata_match: one action per entry. */
+  readonly weighted: Weighted | null;
+}
+
+interface Weighted {
+  readonly total: number;
+  /** Cumulative weights, one per action. */
+  readonly upTo: readonly number[];
+  readonly actions: readonly ThriftRoute[];
+}
+
+/**
+ * Per-entry actions for weighted clusters with `metadata_match` of their own (merged over the
+ * route's, the entry's values winning), picked once per request as Envoy's Thrift router does;
+ * null when no entry has one (the shared weighted picker then serves).
+ */
+function compileWeighted(wc: Obj | undefined, base: ThriftRoute): Weighted | null {
+  const list = (wc?.clusters ?? []) as Obj[];
+  if (!list.some((c) => c.metadata_match)) return null;
+  const upTo: number[] = [];
+  const actions: ThriftRoute[] = [];
+  let total = 0;
+  for (const c of list) {
+    const w = Number(c.weight ?? 0);
+    if (w <= 0) continue;
+    total += w;
+    upTo.push(total);
+    const name = String(c.name);
+    const own = MetadataMatch.fromMetadata(c.metadata_match as Obj | undefined);
+    actions.push(Object.freeze({ ...base, clusters: { names: [name], pick: () => name }, metadataMatch: base.metadataMatch ? base.metadataMatch.mergedWith(own) : own }));
+  }
+  return { total, upTo, actions };
+}
+
+function pickWeighted(w: Weighted): ThriftRoute {
+  const r = Math.random() * w.total;
+  for (let i = 0; i < w.upTo.length - 1; i++) if (r < w.upTo[i]!) return w.actions[i]!;
+  return w.actions[w.actions.length - 1]!;
 }
 
 /** Clusters named through cluster_header whose actions are kept; past it they are built per call. */
@@ -49,7 +87,9 @@ function compileAction(a: Obj, path: string, known: ReadonlySet<string>, errors:
   if (Array.isArray(a.rate_limits) && a.rate_limits.length) errors.push({ path: `${path}.rate_limits`, message: 'is not supported yet' });
   if (Array.isArray(a.request_mirror_policies) && a.request_mirror_policies.length) errors.push({ path: `${path}.request_mirror_policies`, message: 'is not supported yet' });
   // cluster_header: the cluster is known per request; the action is a template for it.
-  const clusters = a.cluster_header === undefined ? compileClusterSpecifier({ cluster: a.cluster, weighted_clusters: a.weighted_clusters }, path, known, errors) : { names: [], pick: () => '' };
+  // An entry's own metadata_match is handled here (compileWeighted), not by the shared picker.
+  const wc = a.weighted_clusters ? { ...a.weighted_clusters, clusters: ((a.weighted_clusters.clusters ?? []) as Obj[]).map(({ metadata_match: _, ...c }) => c) } : undefined;
+  const clusters = a.cluster_header === undefined ? compileClusterSpecifier({ cluster: a.cluster, weighted_clusters: wc }, path, known, errors) : { names: [], pick: () => '' };
   if (!clusters || errors.length > start) return null;
   return Object.freeze({
     clusters,
@@ -88,7 +128,8 @@ export class ThriftRouteTable implements RpcRouter {
       const action = compileAction((r.route ?? {}) as Obj, `${p}.route`, known, errors);
       if (!action || errors.length > start) return [];
       const ch = typeof r.route?.cluster_header === 'string' && r.route.cluster_header ? String(r.route.cluster_header).toLowerCase() : null;
-      return [{ name, byService, invert, headers: hs.length ? (hs as HeaderMatch[]) : null, action, clusterHeader: ch, byCluster: ch ? new Map() : null }];
+      const weighted = compileWeighted(r.route?.weighted_clusters as Obj | undefined, action);
+      return [{ name, byService, invert, headers: hs.length ? (hs as HeaderMatch[]) : null, action, clusterHeader: ch, byCluster: ch ? new Map() : null, weighted }];
     });
     return new ThriftRouteTable(entries);
   }
@@ -103,6 +144,7 @@ export class ThriftRouteTable implements RpcRouter {
       let hit = e.name === '';
       if (!hit) hit = e.byService ? messageName(req).startsWith(e.name) : messageName(req) === e.name;
       if (hit === e.invert) continue;
+      if (e.weighted) return pickWeighted(e.weighted);
       if (!e.clusterHeader) return e.action;
       // As Envoy: a request without the header is not matched by this route; the next may be.
       const cluster = req.header(e.clusterHeader);
