@@ -79,6 +79,7 @@ describe.each(ENGINES)('thrift_proxy on the %s engine', (engine) => {
   let port: number;
   let subsetPort: number;
   let headerPort: number;
+  let maxPort: number;
 
   beforeAll(async () => {
     const ports: Record<string, number> = {};
@@ -165,6 +166,14 @@ ${thriftListener(
                 on_missing: { metadata_namespace: envoy.lb, key: default, value: "true", type: STRING }
                 remove: false
 `,
+)}${thriftListener(
+  'max',
+  `          max_requests_per_connection: 2
+          route_config:
+            routes:
+            - match: { method_name: "" }
+              route: { cluster: plain }
+`,
 )}  clusters:
 ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${subsetCluster('versioned', [
         [ports.dflt!, '{ default: "true" }'],
@@ -178,6 +187,7 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${
     port = await strait.port('thr');
     subsetPort = await strait.port('sub');
     headerPort = await strait.port('hdr');
+    maxPort = await strait.port('max');
   });
 
   afterAll(async () => {
@@ -278,6 +288,16 @@ ${staticCluster('mux', [ports.mux!])}${staticCluster('plain', [ports.plain!])}${
     expect(unknown!.message).toContain("unknown cluster 'nope'");
     expect(await strait.stat('thrift.hdr.unknown_cluster')).toBe(1);
     conn.end();
+  });
+
+  it('closes a connection after max_requests_per_connection calls, once they are answered', async () => {
+    const conn = connectTo(maxPort);
+    const closed = new Promise<void>((r) => conn.on('close', () => r()));
+    const client = thrift.createClient(Client, conn);
+    const both = await Promise.all([client.echo('1'), client.echo('2')]);
+    expect(both).toEqual(['plain:1', 'plain:2']);
+    await closed;
+    expect(await strait.stat('thrift.max.downstream_cx_max_requests')).toBe(1);
   });
 
   it('strips the service name of a multiplexed THeader call, keeping its header block', async () => {
@@ -386,7 +406,7 @@ ${thriftListener(
   'bad',
   `          transport: UNFRAMED
           protocol: COMPACT
-          max_requests_per_connection: 10
+          max_requests_per_connection: -1
           route_config:
             routes:
             - match: { method_name: "", invert: true }
@@ -412,7 +432,7 @@ ${staticCluster('c', [1])}`,
     for (const p of [
       `${at}.transport: UNFRAMED is not supported`,
       `${at}.protocol: COMPACT is not supported`,
-      `${at}.max_requests_per_connection: is not supported`,
+      `${at}.max_requests_per_connection: `,
       `${at}.route_config.routes[0].match.invert: cannot invert an empty method_name`,
       `${at}.route_config.routes[1].route.request_mirror_policies: is not supported yet`,
       `${at}.route_config.routes[2].match: needs method_name or service_name`,

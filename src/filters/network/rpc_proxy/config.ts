@@ -31,6 +31,8 @@ export interface RpcProxyConfig {
   readonly tracing: TracingConfig | null;
   /** A protocol filter's additions to the engine (thrift_proxy); null for rpc_proxy and dubbo_proxy. */
   readonly extension?: RpcExtensionFactory | null;
+  /** Calls one client connection may make before it is closed (thrift_proxy); 0 or absent = no limit. */
+  readonly maxRequestsPerConnection?: number;
 }
 
 const DEFAULT_UPSTREAM_HEARTBEAT_MS = 30_000;

@@ -13,6 +13,8 @@ export interface RpcExtension {
   onRequest(kind: FrameKind): void;
   /** No route matched the request just counted. */
   onNoRoute(): void;
+  /** A connection made its last call allowed by max_requests_per_connection. */
+  onMaxRequests(): void;
   /**
    * The subset criteria of one call: the route's `metadata_match`, merged with what the request
    * itself says (e.g. read from its payload); null = any endpoint.

@@ -23,7 +23,7 @@ import type { RpcProxyConfig, RpcRateLimit } from './config.js';
 import { Framer } from './framer.js';
 import { RPC_PROXY_STATS } from './stats.js';
 import { RpcConnPool, type PendingCall, type RpcUpstreamConn } from './upstream.js';
-import { corkedWrite, directWrites, holdDrain, inReadBatch, rpcDirectIo, turnClock, unsentBytes } from './write_batch.js';
+import { batchPending, corkedWrite, directWrites, holdDrain, inReadBatch, rpcDirectIo, turnClock, unsentBytes } from './write_batch.js';
 import { batchRead, http1BatchReader } from '../../../protocols/http1/batch_reader.js';
 
 type Stats = StatsOf<typeof RPC_PROXY_STATS>;
@@ -308,6 +308,7 @@ class RpcSession {
     private readonly direct = false,
   ) {
     filter.sessionStarted(this);
+    if (filter.config.maxRequestsPerConnection) this.requestsLeft = filter.config.maxRequestsPerConnection;
     // Read by the batch reader (not its per-read fallback): writes leave when the batch ends.
     this.batched = direct && batchRead(socket);
     if (filter.directIo) directWrites(socket);
@@ -402,6 +403,9 @@ class RpcSession {
       return;
     }
     if (kind !== FrameKind.REQUEST && kind !== FrameKind.ONEWAY) return; // stray responses/events from a client
+    // Past max_requests_per_connection: calls already read behind the last one are not served.
+    if (this.requestsLeft <= 0) return;
+    if (--this.requestsLeft === 0) this.lastRequest();
     st.request.value++;
     if (kind === FrameKind.ONEWAY) st.request_oneway.value++;
     const ext = this.filter.ext;
@@ -534,6 +538,8 @@ class RpcSession {
       }
       c.slot = -1;
       this.filter.stats.request_active.value--;
+      // The answer is written after this; end the connection only once it has been.
+      if (this.endWhenIdle && this.activeCount === 0) setImmediate(() => this.endIfIdle());
       if (this.inflightHold && this.activeCount < MAX_CALLS_PER_CONNECTION / 2) {
         this.inflightHold = false;
         if (this.held.size === 0 && !this.closed) this.socket.resume();
@@ -542,6 +548,29 @@ class RpcSession {
   }
 
   private inflightHold = false;
+
+  /** Calls this connection may still make (max_requests_per_connection); Infinity = no limit. */
+  private requestsLeft = Infinity;
+  private endWhenIdle = false;
+
+  /**
+   * The connection's last allowed call arrived: the client is read no further, and the
+   * connection ends (after the answers are written) once its calls are done, as Envoy does.
+   */
+  private lastRequest(): void {
+    this.socket.pause();
+    this.endWhenIdle = true;
+    this.filter.ext?.onMaxRequests();
+    // A call answered at once (no route, one-way) is never tracked: check once this turn ends.
+    setImmediate(() => this.endIfIdle());
+  }
+
+  private endIfIdle(): void {
+    if (!this.endWhenIdle || this.activeCount > 0 || this.closed) return;
+    // Answers still in the write batch go out first (its flush is due this turn too).
+    if (batchPending(this.socket)) return void setImmediate(() => this.endIfIdle());
+    this.socket.end();
+  }
   private lbCtx: LbContext | null = null;
 
   // The upstream connection the last call went to: a client's calls mostly go to one host, and

@@ -240,6 +240,11 @@ export function holdDrain(socket: net.Socket, d: 1 | -1): void {
   b.drainWaiters = Math.max(0, b.drainWaiters + d);
 }
 
+/** True while `socket` has frames in this turn's batch, not yet handed to the socket. */
+export function batchPending(socket: net.Socket): boolean {
+  return ((socket as Batched).strait_batch?.n ?? 0) > 0;
+}
+
 /** Bytes given to `socket` and not yet sent: its own buffer plus this turn's batch. */
 export function unsentBytes(socket: net.Socket): number {
   return socket.writableLength + ((socket as Batched).strait_batch?.bytes ?? 0);

@@ -49,6 +49,9 @@ function extension(sources: readonly MetadataSource[] | null): RpcExtensionFacto
       onNoRoute() {
         st.route_missing.value++;
       },
+      onMaxRequests() {
+        st.downstream_cx_max_requests.value++;
+      },
       callMetadata(route: RpcRoute, buf: Buffer, off: number, hdr: Int32Array) {
         if (!sources) return route.metadataMatch;
         let md: Obj | null = null;
@@ -140,7 +143,8 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
     ctx.warnings.push({ path: `${path}.protocol`, message: 'AUTO_PROTOCOL detects the binary protocol only; compact-protocol clients are closed as decoding errors' });
   } else if (protocol !== 'BINARY' && protocol !== 'LAX_BINARY') err('protocol', `${protocol} is not supported (BINARY, LAX_BINARY or AUTO_PROTOCOL)`);
   if (tc.trds) err('trds', 'route discovery (trds) is not supported yet; use route_config');
-  if (tc.max_requests_per_connection !== undefined && tc.max_requests_per_connection !== null) err('max_requests_per_connection', 'is not supported yet');
+  const maxRequests = Number(tc.max_requests_per_connection ?? 0);
+  if (!Number.isInteger(maxRequests) || maxRequests < 0) err('max_requests_per_connection', 'must be a non-negative integer');
   if (Array.isArray(tc.access_log) && tc.access_log.length) err('access_log', 'is not supported yet');
   // payload_passthrough only lets Envoy skip decoding bodies; Strait never decodes them.
   // header_keys_preserve_case only changes the case of header names Envoy writes upstream;
@@ -159,6 +163,7 @@ function parseThriftProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyC
     accessLogs: null,
     tracing: null,
     extension: extension(sources),
+    maxRequestsPerConnection: maxRequests,
   });
 }
 

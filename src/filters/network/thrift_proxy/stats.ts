@@ -17,6 +17,7 @@ export const THRIFT_PROXY_STATS = defineStats({
     'route_missing',
     'no_healthy_upstream',
     'unknown_cluster',
+    'downstream_cx_max_requests',
   ],
   gauges: [],
 });
