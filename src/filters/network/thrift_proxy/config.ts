@@ -29,8 +29,6 @@ function enumName(v: unknown, names: readonly string[]): string {
   return typeof v === 'number' ? (names[v] ?? String(v)) : String(v);
 }
 
-const TYPE_EXCEPTION = 3;
-
 /**
  * One metadata filter of the chain, applied to a request: adds its envoy.lb entries to `into`
  * (created when needed). Later filters overwrite earlier ones' keys, as Envoy's dynamic
