@@ -107,3 +107,36 @@ export function closedWithin(s: net.Socket, ms: number): Promise<'closed' | 'ope
 export function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
 }
+
+/**
+ * A connected TCP pair on 127.0.0.1: `client` (whose fd a test writes to directly) and the
+ * accepted `peer`, whose received bytes are collected. `waitFor(n)` resolves once n bytes are in.
+ */
+export async function tcpPair(): Promise<{ client: net.Socket; received: () => Buffer; waitFor: (n: number) => Promise<Buffer>; close: () => void }> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  const peer = await accepted;
+  const got: Buffer[] = [];
+  let wake: (() => void) | null = null;
+  peer.on('data', (d) => {
+    got.push(d);
+    wake?.();
+  });
+  const received = () => Buffer.concat(got);
+  return {
+    client,
+    received,
+    async waitFor(n) {
+      while (received().length < n) await new Promise<void>((r) => (wake = r));
+      return received();
+    },
+    close() {
+      client.destroy();
+      peer.destroy();
+      server.close();
+    },
+  };
+}

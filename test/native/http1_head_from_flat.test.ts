@@ -3,13 +3,13 @@
 // src/filters/network/http_connection_manager/upstream_try.ts). Written into a Buffer it must be
 // FlatRequest.h1HeadJs's bytes; in send mode the peer must receive exactly those bytes, and a
 // head of another size than the caller expects must not be sent at all.
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative } from '../../src/native.js';
+import { tcpPair } from '../helpers/net.js';
 
 type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 const fromFlat = (loadNative() as unknown as { writeHttp1HeadFromFlat: FromFlat }).writeHttp1HeadFromFlat;
@@ -20,33 +20,10 @@ function request(extraFields = '') {
   return upstreamFlatOf(flat, e, true)!;
 }
 
-async function pair(): Promise<{ fd: number; waitFor: (n: number) => Promise<Buffer>; got: () => Buffer; close: () => void }> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await new Promise<void>((r) => client.once('connect', () => r()));
-  const peer = await accepted;
-  const chunks: Buffer[] = [];
-  let wake: (() => void) | null = null;
-  peer.on('data', (d) => {
-    chunks.push(d);
-    wake?.();
-  });
-  const got = () => Buffer.concat(chunks);
-  return {
-    fd: directFd(client),
-    got,
-    async waitFor(n) {
-      while (got().length < n) await new Promise<void>((r) => (wake = r));
-      return got();
-    },
-    close() {
-      client.destroy();
-      peer.destroy();
-      server.close();
-    },
-  };
+/** A connected pair and the fd of its client side, which the addon sends on. */
+async function pair() {
+  const p = await tcpPair();
+  return { ...p, fd: directFd(p.client), got: p.received };
 }
 
 describe('writeHttp1HeadFromFlat', () => {

@@ -3,46 +3,17 @@
 // written into a Buffer the caller keeps and sent in the same call. The bytes must be write()'s,
 // except a reserved range the caller filled first (the request id over its placeholder), which
 // must survive; the peer must receive exactly the Buffer; bad arguments throw, naming them.
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { encodeHeadJs, encodeHeadSend, HEAD_NOT_SENT, lastHeadSent } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative } from '../../src/native.js';
 import { parseRequestHead } from '../../src/protocols/http1/decoder.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
+import { tcpPair } from '../helpers/net.js';
 
 type BoundHead<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
 type WriteSend = (out: Buffer, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, fd: number, keepAt: number, keepLen: number) => number;
 const w = loadNative() as unknown as { bindHttp1HeadWriter: (runs: Int32Array) => [BoundHead<Buffer>, BoundHead<number>, WriteSend?] };
-
-async function pair(): Promise<{ client: net.Socket; received: () => Buffer; waitFor: (n: number) => Promise<Buffer>; close: () => void }> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await new Promise<void>((r) => client.once('connect', () => r()));
-  const peer = await accepted;
-  const got: Buffer[] = [];
-  let wake: (() => void) | null = null;
-  peer.on('data', (d) => {
-    got.push(d);
-    wake?.();
-  });
-  const received = () => Buffer.concat(got);
-  return {
-    client,
-    received,
-    async waitFor(n) {
-      while (received().length < n) await new Promise<void>((r) => (wake = r));
-      return received();
-    },
-    close() {
-      client.destroy();
-      peer.destroy();
-      server.close();
-    },
-  };
-}
 
 describe('bindHttp1HeadWriter writeSend', () => {
   const src = Buffer.from('xxHost: a\r\nX-One: 1\r\nX-Two: 2\r\n', 'latin1');
@@ -72,7 +43,7 @@ describe('bindHttp1HeadWriter writeSend', () => {
   });
 
   it('sends the Buffer it wrote on a socket, kept range included', async () => {
-    const p = await pair();
+    const p = await tcpPair();
     try {
       const want = Buffer.alloc(256);
       const size = write(want, 'GET /x HTTP/1.1', src, 2, 'x-e: 1\r\n', null, 0, 0);
@@ -117,7 +88,7 @@ describe('encodeHeadSend', () => {
   });
 
   it('with an fd: the same Buffer, sent whole in the call', async () => {
-    const p = await pair();
+    const p = await tcpPair();
     try {
       const b = encodeHeadSend(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fill, fromEnd, 36);
       expect(b.equals(want)).toBe(true);

@@ -69,6 +69,21 @@ class SdsServer {
   }
 }
 
+/** Istio's static `sds-grpc` cluster: HTTP/2 to the agent's unix socket (a static_resources.clusters entry). */
+function sdsGrpcCluster(socket: string): string {
+  return `  - name: sds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: sds-grpc
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: ${JSON.stringify(socket)} } } } }] }]
+`;
+}
+
 const certValue = (c: { certPem: string; keyPem: string }) => ({ tls_certificate: { certificate_chain: { inline_string: c.certPem }, private_key: { inline_string: c.keyPem } } });
 
 /** Istio's reference to its agent's SDS: api_config_source GRPC to the static cluster sds-grpc. */
@@ -127,17 +142,7 @@ describe('SDS from a stand-alone gRPC service (Istio sds-grpc on a unix socket)'
     writeResources(dir, '0-listeners.yaml', [listener('inbound', 'echo')]);
     writeResources(dir, '1-clusters.yaml', [res.staticCluster('echo', echo.port)]);
     xs = await startXdsServer(dir);
-    const sdsCluster = `  - name: sds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: sds-grpc
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: "${sds.socket}" } } } }] }]
-`;
+    const sdsCluster = sdsGrpcCluster(sds.socket);
     strait = await startStrait(adsBootstrap(xs.port, 'DELTA_GRPC', 'test-node', sdsCluster), { args: ['--log-level', 'info', '--xds-snapshot', path.join(work, 'snapshot.json')] });
   });
 
@@ -237,16 +242,7 @@ static_resources:
         common_tls_context:
           tls_certificate_sds_secret_configs: ${sdsRef('client')}
           validation_context: { trusted_ca: { filename: ${JSON.stringify(ca.cert)} } }
-  - name: sds-grpc
-    type: STATIC
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: sds-grpc
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: ${JSON.stringify(sds.socket)} } } } }] }]
-`,
+${sdsGrpcCluster(sds.socket)}`,
       { waitReady: false },
     );
   });
