@@ -73,6 +73,18 @@ ${eps.map(([port, md]) => `        - endpoint: { address: { socket_address: { ad
 `;
 }
 
+/** `--mode validate` of a config with one thrift_proxy listener (`body`: its filter config) and cluster c. */
+async function validateListener(name: string, body: string): Promise<{ code: number | null; stderr: string }> {
+  const dir = tmpDir('strait-thrift-');
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(file, `static_resources:\n  listeners:\n${thriftListener(name, body)}  clusters:\n${staticCluster('c', [1])}`);
+  try {
+    return await runCli(['--config', file, '--mode', 'validate']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe.each(ENGINES)('thrift_proxy on the %s engine', (engine) => {
   const servers: net.Server[] = [];
   let strait: StraitProcess;
@@ -323,15 +335,7 @@ describe('thrift_proxy config', () => {
   });
 
   it('refuses a payload_to_metadata rule without what it needs, by field path', async () => {
-    const dir = tmpDir('strait-thrift-');
-    const file = path.join(dir, 'bad.yaml');
-    fs.writeFileSync(
-      file,
-      `static_resources:
-  listeners:
-${thriftListener(
-  'bad',
-  `          route_config:
+    const r = await validateListener('bad', `          route_config:
             routes:
             - match: { method_name: "" }
               route: { cluster: c }
@@ -348,12 +352,7 @@ ${thriftListener(
               - method_name: bar
                 field_selector: { name: a, id: 1, child: { name: b, id: 40000 } }
                 on_present: { metadata_namespace: app.meta, key: k }
-`,
-)}  clusters:
-${staticCluster('c', [1])}`,
-    );
-    const r = await runCli(['--config', file, '--mode', 'validate']);
-    fs.rmSync(dir, { recursive: true, force: true });
+`);
     expect(r.code).not.toBe(0);
     const at = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.thrift_filters[0].typed_config.request_rules';
     for (const p of [
@@ -365,15 +364,7 @@ ${staticCluster('c', [1])}`,
   });
 
   it('accepts metadata for namespaces nothing reads, with a warning naming the field', async () => {
-    const dir = tmpDir('strait-thrift-');
-    const file = path.join(dir, 'ns.yaml');
-    fs.writeFileSync(
-      file,
-      `static_resources:
-  listeners:
-${thriftListener(
-  'ns',
-  `          route_config:
+    const r = await validateListener('ns', `          route_config:
             routes:
             - match: { method_name: "" }
               route: { cluster: c }
@@ -385,26 +376,13 @@ ${thriftListener(
               - method_name: bar
                 field_selector: { name: a, id: 1 }
                 on_present: { metadata_namespace: app.meta, key: k }
-`,
-)}  clusters:
-${staticCluster('c', [1])}`,
-    );
-    const r = await runCli(['--config', file, '--mode', 'validate']);
-    fs.rmSync(dir, { recursive: true, force: true });
+`);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('thrift_filters[0].typed_config.request_rules[0].on_present.metadata_namespace: metadata in namespace "app.meta" is not kept');
   });
 
   it('refuses what it does not implement, by field path', async () => {
-    const dir = tmpDir('strait-thrift-');
-    const file = path.join(dir, 'bad.yaml');
-    fs.writeFileSync(
-      file,
-      `static_resources:
-  listeners:
-${thriftListener(
-  'bad',
-  `          transport: UNFRAMED
+    const r = await validateListener('bad', `          transport: UNFRAMED
           protocol: COMPACT
           max_requests_per_connection: -1
           route_config:
@@ -421,12 +399,7 @@ ${thriftListener(
               "@type": type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.filters.header_to_metadata.v3.HeaderToMetadata
               request_rules: [{ header: x-version, remove: true, on_present: { metadata_namespace: envoy.lb, key: version, type: PROTOBUF_VALUE } }]
           - name: envoy.filters.thrift.rate_limit
-`,
-)}  clusters:
-${staticCluster('c', [1])}`,
-    );
-    const r = await runCli(['--config', file, '--mode', 'validate']);
-    fs.rmSync(dir, { recursive: true, force: true });
+`);
     expect(r.code).not.toBe(0);
     const at = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config';
     for (const p of [
