@@ -9,7 +9,7 @@
 // - the parser's 16-bytes-at-a-time skip over plain value and target bytes (head.cc SkipPlain):
 //   every byte value at every position of a long value and target parses as the TypeScript
 //   parser says.
-import net from 'node:net';
+import { tcpPair } from '../helpers/net.js';
 import { describe, expect, it } from 'vitest';
 import { encodeHead, encodeHeadJs } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
@@ -137,24 +137,14 @@ describe('bindHttp1HeadWriter', () => {
       expect(bb.equals(a)).toBe(true);
     }
     // send: a real connected pair; the receiver sees writeHttp1Head's bytes.
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    await new Promise<void>((r) => client.once('connect', () => r()));
-    const peer = await accepted;
+    const p = await tcpPair();
     const want = Buffer.alloc(256);
     const len = w.writeHttp1Head(want, 'HTTP/1.1 200 OK', src, runs, 3, '', null, 0, 0);
-    const got: Buffer[] = [];
-    peer.on('data', (d) => got.push(d));
-    const fd = directFd(client);
+    const fd = directFd(p.client);
     expect(fd).toBeGreaterThanOrEqual(0);
     expect(send(fd, 'HTTP/1.1 200 OK', src, 3, '', null, 0, 0)).toBe(len);
-    while (Buffer.concat(got).length < len) await new Promise((r) => setTimeout(r, 5));
-    expect(Buffer.concat(got).equals(want.subarray(0, len))).toBe(true);
-    client.destroy();
-    peer.destroy();
-    server.close();
+    expect((await p.waitFor(len)).equals(want.subarray(0, len))).toBe(true);
+    p.close();
   });
 
   it('throws for bad arguments, naming them', () => {
