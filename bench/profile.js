@@ -5,7 +5,9 @@
 // (after a warm-up), stops Strait with SIGTERM so V8 writes the profile, then prints the top
 // self-time functions parsed from the .cpuprofile (no external tools). With --alloc it samples
 // allocation instead (V8's sampling heap profiler, freed objects included; lib/alloc_sampler.mjs)
-// and prints the functions that allocate most, in bytes per request.
+// and prints the functions that allocate most, in bytes per request. CPU_PROF_INTERVAL=<µs> sets
+// V8's sampling interval (node's default 1000); on a busy 2-core machine the sampler thread may
+// not keep a finer one.
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -137,7 +139,7 @@ async function main() {
   try {
     process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (${o.alloc ? 'allocation sampling' : 'node --cpu-prof'})\n`);
     if (o.alloc) process.env.STRAIT_ALLOC_PROFILE = allocFile;
-    const nodeArgs = o.alloc ? ['--import', path.join(BENCH_DIR, 'lib/alloc_sampler.mjs')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+    const nodeArgs = o.alloc ? ['--import', path.join(BENCH_DIR, 'lib/alloc_sampler.mjs')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env.CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${process.env.CPU_PROF_INTERVAL}`] : [])];
     target = await startPeer(peer, w, upstream, ctx, { nodeArgs });
     if (w.warm) await w.warm(target, ctx);
     if (o.alloc) process.kill(target.child.pid, 'SIGUSR2');
