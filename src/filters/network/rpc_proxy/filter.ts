@@ -404,8 +404,8 @@ class RpcSession {
     }
     if (kind !== FrameKind.REQUEST && kind !== FrameKind.ONEWAY) return; // stray responses/events from a client
     // Past max_requests_per_connection: calls already read behind the last one are not served.
-    if (this.requestsLeft <= 0) return;
-    if (--this.requestsLeft === 0) this.lastRequest();
+    if (this.endWhenIdle) return;
+    if (this.requestsLeft > 0 && --this.requestsLeft === 0) this.lastRequest();
     st.request.value++;
     if (kind === FrameKind.ONEWAY) st.request_oneway.value++;
     const ext = this.filter.ext;
@@ -415,17 +415,7 @@ class RpcSession {
     this.curHdr = hdr;
     if (this.conn.authorizeRpc && !this.conn.authorizeRpc(this.view)) return void this.socket.destroy(); // network RBAC refused this call
     const route = this.filter.routes.route(this.view);
-    if (!route) {
-      st.local_response_no_route.value++;
-      if (ext) ext.onNoRoute();
-      if (kind === FrameKind.REQUEST) {
-        if (ext) ext.onLocalReply('no_route', null);
-        const reply = codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`);
-        if (this.filter.accessLog) this.filter.logCall(this.conn, Date.now(), this.callFacts(), null, null, 'NR', statusOf(codec, reply), 'no_route', hdr[H.FRAME_LEN]!, reply.length);
-        this.reply(reply);
-      }
-      return;
-    }
+    if (!route) return this.noRoute(codec, buf, off, hdr, kind);
     // Traced and sampled: the call sends a copy of the frame that carries the proxy's span.
     const trace = this.filter.tracer ? this.filter.tracer.start(codec, buf, off, hdr, this.view, this.conn.downstream) : null;
     let call: Call;
@@ -434,6 +424,23 @@ class RpcSession {
     if (trace) call.trace = trace;
     const rl = this.filter.rateLimit;
     if (!rl) return call.start();
+    this.startLimited(call, rl, codec, buf, off, hdr);
+  }
+
+  /** No route for the call: a local reply (not for a one-way call), counted. Off onFrame's path to keep it small. */
+  private noRoute(codec: RpcCodec, buf: Buffer, off: number, hdr: Int32Array, kind: number): void {
+    this.filter.stats.local_response_no_route.value++;
+    const ext = this.filter.ext;
+    if (ext) ext.onNoRoute();
+    if (kind !== FrameKind.REQUEST) return;
+    if (ext) ext.onLocalReply('no_route', null);
+    const reply = codec.localReply(buf, off, hdr, 'no_route', `no route for ${this.view.iface()}:${this.view.version()}#${this.view.method()}`);
+    if (this.filter.accessLog) this.filter.logCall(this.conn, Date.now(), this.callFacts(), null, null, 'NR', statusOf(codec, reply), 'no_route', hdr[H.FRAME_LEN]!, reply.length);
+    this.reply(reply);
+  }
+
+  /** A call under the filter's rate limit: started now with a permit, or when one frees up. */
+  private startLimited(call: Call, rl: NonNullable<RpcProxyFilter['rateLimit']>, codec: RpcCodec, buf: Buffer, off: number, hdr: Int32Array): void {
     // Priority and source application are read now, while the frame's header is current.
     const levels = rl.config.limiter.levels;
     const raw = rl.config.priorityKey ? codec.lookup(buf, off, hdr, rl.config.priorityKey) : undefined;
@@ -538,8 +545,9 @@ class RpcSession {
       }
       c.slot = -1;
       this.filter.stats.request_active.value--;
-      // The answer is written after this; end the connection only once it has been.
-      if (this.endWhenIdle && this.activeCount === 0) setImmediate(() => this.endIfIdle());
+      // The answer is written after this; end the connection only once it has been. (A method,
+      // not a closure here: a closure over `this` would cost track a context on every call.)
+      if (this.endWhenIdle && this.activeCount === 0) this.endSoon();
       if (this.inflightHold && this.activeCount < MAX_CALLS_PER_CONNECTION / 2) {
         this.inflightHold = false;
         if (this.held.size === 0 && !this.closed) this.socket.resume();
@@ -549,8 +557,8 @@ class RpcSession {
 
   private inflightHold = false;
 
-  /** Calls this connection may still make (max_requests_per_connection); Infinity = no limit. */
-  private requestsLeft = Infinity;
+  /** Calls this connection may still make (max_requests_per_connection); 0 = no limit (a small integer field either way). */
+  private requestsLeft = 0;
   private endWhenIdle = false;
 
   /**
@@ -562,6 +570,10 @@ class RpcSession {
     this.endWhenIdle = true;
     this.filter.ext?.onMaxRequests();
     // A call answered at once (no route, one-way) is never tracked: check once this turn ends.
+    setImmediate(() => this.endIfIdle());
+  }
+
+  private endSoon(): void {
     setImmediate(() => this.endIfIdle());
   }
 
@@ -714,6 +726,12 @@ class Try implements PendingCall {
 }
 
 /**
+ * The cluster name the last pick found no cluster for (a route to a cluster not (yet) known),
+ * read right after the pick by the same call: one value for the process, not a field per call.
+ */
+let missingCluster: string | null = null;
+
+/**
  * One routed request until its response, a local reply, or its client leaving. Each try picks
  * its own host (per-request balancing); tries after the first send a copy of the frame, since
  * the first may still be queued on a socket and its id is rewritten per connection.
@@ -834,10 +852,7 @@ class Call {
     for (let i = 0; i < reselects && host && this.triedBefore(host); i++) host = cluster!.pickHost(ctx && ((ctx.attempt += 1), ctx));
     if (!cluster || !host) {
       if (cluster) cluster.stats.upstream_cx_none_healthy.value++;
-      else {
-        this.noHost = 'no_cluster';
-        this.missingCluster = name;
-      }
+      else missingCluster = name;
       return null;
     }
     this.pickedCluster = cluster;
@@ -853,13 +868,10 @@ class Call {
   /** Sends one more try; answers locally when nothing can be sent and nothing is in flight. */
   private sendTry(isRetry = false): void {
     const rpc = this.session.rpc;
+    missingCluster = null;
     const host = this.pick();
     if (!host) {
-      if (this.tries.length === 0) {
-        rpc.stats.local_response_no_upstream.value++;
-        this.noHost ??= 'no_host';
-        this.localReply('no_upstream', this.noHost === 'no_cluster' ? `unknown cluster '${this.missingCluster}'` : 'no healthy upstream');
-      }
+      if (this.tries.length === 0) this.noHostReply();
       return;
     }
     const cluster = this.pickedCluster!;
@@ -967,11 +979,17 @@ class Call {
     }
   }
 
-  /** Why no host was picked for this call (thrift_proxy counts no_healthy_upstream and unknown_cluster). */
-  private noHost: 'no_host' | 'no_cluster' | null = null;
-  private missingCluster = '';
 
-  private localReply(kind: LocalReplyKind, message: string): void {
+  /** Nothing to send to and nothing in flight: the local reply says whether the cluster or its hosts were missing. */
+  private noHostReply(): void {
+    this.session.rpc.stats.local_response_no_upstream.value++;
+    const missing = missingCluster;
+    if (missing !== null) this.localReply('no_upstream', `unknown cluster '${missing}'`, 'no_cluster');
+    else this.localReply('no_upstream', 'no healthy upstream', 'no_host');
+  }
+
+  /** `cause`: why no host was picked, when that is why (thrift_proxy counts no_healthy_upstream and unknown_cluster). */
+  private localReply(kind: LocalReplyKind, message: string, cause: 'no_host' | 'no_cluster' | null = null): void {
     if (this.done) return;
     this.finish();
     this.trace?.end(null, null, null, kind, true);
@@ -980,7 +998,7 @@ class Call {
       return;
     }
     const ext = this.session.rpc.ext;
-    if (ext) ext.onLocalReply(kind, this.noHost);
+    if (ext) ext.onLocalReply(kind, cause);
     const codec = this.session.protocol;
     // Build from the frame but never write into it: its bytes may still sit in an upstream queue.
     let hdr = this.hdr;
