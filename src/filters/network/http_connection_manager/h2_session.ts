@@ -925,7 +925,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     return {
       method,
       path: rewritten,
-      ...(rewrites ? { originalPath: path } : null),
+      // A plain field either way: one object shape, and no spread on the per-request path.
+      originalPath: rewrites ? path : undefined,
       authority: a.hostRewrite ?? host,
       ip: xs ? socketDownstream(xs).remote.address : undefined,
       // Nothing arrived: before the first try no chunk is dropped from `body` (only an
@@ -1719,7 +1720,7 @@ export interface UpstreamEdits {
   xfcc: number;
   xfccElement: string;
   /** The path before the route's rewrite, when it rewrote it: sent as x-envoy-original-path (Envoy's router). */
-  originalPath?: string;
+  originalPath?: string | undefined;
 }
 
 const XFCC_DROP = Object.freeze({ xfcc: XfccAction.DROP, xfccElement: '' });
