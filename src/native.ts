@@ -113,8 +113,15 @@ export type NativeH2EventsHandler = (count: number, objects: string[] | null, da
 export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
   respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
+  /** respond() with the list in parts, joined by the addon: the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs). */
+  respondRuns(streamId: number, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
+  /**
+   * request() with the list in parts, joined by the addon: the pseudo-headers (`:scheme` http),
+   * the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs).
+   */
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */

@@ -82,7 +82,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
  private:
   // JavaScript → C++.
   Napi::Value Respond(const Napi::CallbackInfo& info);
+  Napi::Value RespondRuns(const Napi::CallbackInfo& info);
   Napi::Value Request(const Napi::CallbackInfo& info);
+  Napi::Value RequestRuns(const Napi::CallbackInfo& info);
+  Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
+  Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Trailers(const Napi::CallbackInfo& info);
   Napi::Value Rst(const Napi::CallbackInfo& info);
@@ -206,6 +210,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   std::vector<nghttp2_nv> nva_;
   std::string scratch_;
   std::string never_scratch_;  // a respond()/request() call's never-indexed names
+  std::string src_scratch_;    // requestRuns()/respondRuns(): the list their runs are cut from
   uint64_t streams_total_ = 0;
   Napi::FunctionReference on_events_;
   Napi::AsyncContext async_;

@@ -3,6 +3,8 @@
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
+import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/http_connection_manager/h2_session.js';
+import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
 import { b, MiB, sleep } from './helpers.js';
 
@@ -17,11 +19,11 @@ async function until(cond: () => boolean, tries = 500): Promise<void> {
   for (let i = 0; i < tries && !cond(); i++) await sleep(10);
 }
 
-async function server(handler: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => void, settings: http2.Settings = {}) {
+async function server(handler: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, raw: string[]) => void, settings: http2.Settings = {}) {
   const srv = http2.createServer({ settings });
-  srv.on('stream', (s, h) => {
+  srv.on('stream', (s, h, _flags, raw) => {
     s.on('error', () => {}); // resets are what some tests are about
-    handler(s, h);
+    handler(s, h, raw);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   srv.on('session', (s) => {
@@ -188,6 +190,67 @@ describe('native HTTP/2 client session', () => {
       expect(r.trailers!['x-trailer-secret']).toBe('ts');
       expect((r.trailers as Record<symbol, string[]>)[NEVER_INDEXED]).toEqual(['x-trailer-secret']);
     }
+  });
+
+  it("requestOn (the addon joins a forwarded request's parts) sends what requestFlat(flat) sends", async () => {
+    // FlatRequest.flat is the reference: for each downstream list, the same request goes out once
+    // joined in JavaScript and once joined by the addon, and the server must see the same fields
+    // in the same order, never-indexed names included.
+    const raws: string[][] = [];
+    const nevers: string[][] = [];
+    const { port } = await server((s, h, raw) => {
+      raws.push(raw);
+      nevers.push((h as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? []);
+      s.respond({ ':status': 200 }, { endStream: true });
+    });
+    const { c } = await dial(port);
+    const lists = [
+      // The last pair of src has no NUL after it: its run ends at src's end.
+      ':method\0POST\0:scheme\0http\0:authority\0svc:8080\0:path\0/pkg.Svc/Call\0content-type\0application/grpc\0te\0trailers\0user-agent\0grpc-node-js/1.9',
+      // Dropped fields between kept ones (several runs), an existing x-request-id, obs-text.
+      ':method\0GET\0:scheme\0http\0:authority\0a.example\0:path\0/x?y=1\0accept\0*/*\0connection\0close\0x-request-id\0abc\0x-v\0caf\u00e9\0host\0h\0x-last\0z',
+      // Nothing kept from src: only the pseudo-headers and the proxy's own pairs.
+      ':method\0GET\0:scheme\0http\0:authority\0b\0:path\0/',
+    ];
+    for (const [n, list] of lists.entries()) {
+      const method = list.split('\0')[1]!;
+      const path = list.split('\0')[7]!;
+      const authority = list.split('\0')[5]!;
+      const e: UpstreamEdits = { method, path, authority, ip: '10.0.0.7', emptyBody: method === 'GET', generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+      const fr = upstreamFlatOf(list, e, false)!;
+      const never = n === 0 ? 'user-agent' : undefined;
+      const joined = new Rec(c);
+      joined.id = c.requestFlat(fr.flat, fr.pairs, true, joined, never);
+      await until(() => joined.closeCode !== undefined);
+      const parts = new Rec(c);
+      parts.id = fr.requestOn(c, true, parts, never);
+      await until(() => parts.closeCode !== undefined);
+      expect(joined.headers?.[':status']).toBe('200');
+      expect(parts.headers?.[':status']).toBe('200');
+      const [a, b2] = raws.slice(-2);
+      expect(b2).toEqual(a);
+      // x-forwarded-for and x-forwarded-proto were added; x-request-id generated (once, shared by both).
+      expect(b2).toContain('x-forwarded-for');
+      expect(b2).toContain('x-request-id');
+      expect(nevers.slice(-2)[1]).toEqual(nevers.slice(-2)[0]);
+    }
+    expect(raws[0]).toContain('user-agent');
+    expect(nevers[1]).toContain('user-agent');
+  });
+
+  it('requestRuns refuses runs outside the list and a run count the array does not hold', async () => {
+    const { port } = await server((s) => s.respond({ ':status': 200 }, { endStream: true }));
+    const { c } = await dial(port);
+    const runs = new Int32Array([0, 4]);
+    expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', new Int32Array([0, 9]), 1, '', 5, true)).toThrow(/a run is outside src/);
+    expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', runs, 2, '', 5, true)).toThrow(/nRuns out of range/);
+    expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', [0, 4] as unknown as Int32Array, 1, '', 5, true)).toThrow(/runs must be an Int32Array/);
+    // The pair count must match what was joined (4 pseudo-headers + ab:c).
+    expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, '', 6, true)).toThrow(/invalid header/);
+    const r = new Rec(c);
+    r.id = c.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, '', 5, true, r);
+    await until(() => r.closeCode !== undefined);
+    expect(r.headers?.[':status']).toBe('200');
   });
 
   it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {

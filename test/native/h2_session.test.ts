@@ -5,6 +5,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H2SessionEnd, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { h2ResponseFlatOf, h2ResponseFlatPairs, h2ResponseParts } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { b, KiB, MiB, nativeH2Server, sha256, sleep, until, type NativeH2TestServer } from './helpers.js';
 
 type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean) => void;
@@ -177,6 +178,71 @@ describe('native HTTP/2 session', () => {
     expect(never(f1.headers)).toContain('x-resp-secret');
     expect(never(f1.headers)).not.toContain('x-resp-plain');
     expect(never(f2.headers)).not.toContain('x-resp-secret');
+  });
+
+  it("respondRuns (the addon joins an upstream head's kept runs and the added pairs) sends what the joined list sends", async () => {
+    // h2ResponseFlatOf is the reference: each upstream list is answered once joined in JavaScript
+    // and once joined by the addon, and the client must get the same fields in the same order.
+    const lists = [
+      // Dropped fields between kept ones, and the last pair (no NUL after it) kept.
+      ':status\x00200\x00content-type\x00application/grpc\x00connection\x00close\x00server\x00up\x00grpc-encoding\x00identity\x00x-last\x00caf\u00e9',
+      // Its own date and x-request-id kept, the last pair dropped.
+      ':status\x00503\x00date\x00Thu, 01 Jan 1970 00:00:00 GMT\x00x-request-id\x00up-id\x00keep-alive\x00timeout=5',
+      ':status\x00204',
+    ];
+    let list = '';
+    const srv = serve((st, h) => {
+      if (h[':path'] === '/joined') {
+        const flat = h2ResponseFlatOf(list, 'OVERWRITE', 'strait', 'rid-1');
+        st.respondFlatString(flat, h2ResponseFlatPairs(), { endStream: true });
+      } else {
+        const p = h2ResponseParts(list, 'OVERWRITE', 'strait', 'rid-1');
+        st.respondRuns(list, p.runs, p.nRuns, p.extra, p.pairs, { endStream: true });
+      }
+    });
+    const c = client(srv.port);
+    for (const l of lists) {
+      list = l;
+      const a = await ask(c, { ':path': '/joined' }, null);
+      const r = await ask(c, { ':path': '/parts' }, null);
+      // `date` is the proxy's clock when the upstream sent none: equal but for a second boundary.
+      const { date: da, ...ja } = a.headers;
+      const { date: dr, ...jr } = r.headers;
+      expect(jr).toEqual(ja);
+      expect(Object.keys(jr)).toEqual(Object.keys(ja));
+      expect(typeof dr).toBe('string');
+      if (l.includes('\x00date\x00')) expect(dr).toBe(da);
+      expect(jr.server).toBe('strait');
+      expect(jr[':status']).toBe(Number(l.split('\x00')[1]));
+    }
+  });
+
+  it('respondRuns refuses runs outside the list, a run count the array does not hold and a wrong pair count', async () => {
+    const errors: string[] = [];
+    const srv = serve((st) => {
+      const h = (st.session as unknown as { h: { respondRuns: (...a: unknown[]) => boolean } }).h;
+      const runs = new Int32Array([0, 11]); // the whole of the list
+      for (const args of [
+        [st.id, ':status\x00200', new Int32Array([0, 99]), 1, '', 1, true],
+        [st.id, ':status\x00200', runs, 2, '', 1, true],
+        [st.id, ':status\x00200', [0, 10], 1, '', 1, true],
+        [st.id, ':status\x00200', runs, 1, 'x-a\x00b\x00', 1, true],
+      ]) {
+        try {
+          h.respondRuns(...args);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+      st.respondRuns(':status\x00200', runs, 1, 'x-a\x00b\x00', 2, { endStream: true });
+    });
+    const r = await ask(client(srv.port), { ':path': '/' }, null);
+    expect(r.headers[':status']).toBe(200);
+    expect(r.headers['x-a']).toBe('b');
+    expect(errors[0]).toMatch(/a run is outside src/);
+    expect(errors[1]).toMatch(/nRuns out of range/);
+    expect(errors[2]).toMatch(/runs must be an Int32Array/);
+    expect(errors[3]).toMatch(/invalid header name or value/);
   });
 
   it('holds at most one stream window of a request body while the reader is paused', async () => {

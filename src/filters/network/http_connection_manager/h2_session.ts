@@ -1424,10 +1424,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const x = this.x;
     if (x !== null && x.obs !== null) this.observeHead(x.obs, status, first(flatGet(flat, 'content-type')), first(g), endStream);
     const cfg = this.filter.config;
-    const out = h2ResponseFlatOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
+    const extra = h2ResponseRunsOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     this.sendsTrailers = !endStream;
     try {
-      stream.respondFlatString(out, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
+      stream.respondRuns(flat, respRuns, respRunCount, extra, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
     } catch {
       this.abortTry();
       this.finish();
@@ -1901,8 +1901,11 @@ export function editResponseObject(out: HeaderObject, serverMode: string, server
   if (requestId && out['x-request-id'] === undefined) out['x-request-id'] = requestId;
 }
 
-/** Pairs of the last list h2ResponseFlatOf returned. */
+/** Pairs of the last list h2ResponseRunsOf (or h2ResponseFlatOf) made. */
 let flatOutPairs = 0;
+/** The [start, end) runs of the upstream's list the last h2ResponseRunsOf kept, two per run, and their count. */
+let respRuns: Int32Array = new Int32Array(16);
+let respRunCount = 0;
 
 /** @internal the pair count of the last h2ResponseFlatOf list (the parity test checks it). */
 export function h2ResponseFlatPairs(): number {
@@ -1912,14 +1915,15 @@ export function h2ResponseFlatPairs(): number {
 /**
  * The downstream response list of an HTTP/2 upstream's head `s` (the addon's flat list), as
  * onResponse's object path sends it: connection-specific fields out, `server`, `x-request-id` and
- * `date` as writeH1ResponseHead adds them; kept pairs are copied in runs. Its pair count is left
- * in flatOutPairs.
- * @internal exported for the parity test
+ * `date` as writeH1ResponseHead adds them. Returned in parts for the addon to join
+ * (respondRuns): the kept runs of `s` in respRuns (respRunCount of them) and the added pairs,
+ * returned; the pair count is left in flatOutPairs.
  */
-export function h2ResponseFlatOf(s: string, serverMode: string, serverName: string, requestId: string | null): string {
+function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, requestId: string | null): string {
   const n = s.length;
   const overwrite = serverMode === 'OVERWRITE';
-  let out = '';
+  let runs = respRuns;
+  let nr = 0;
   let pairs = 0;
   let server = false;
   let date = false;
@@ -1966,26 +1970,63 @@ export function h2ResponseFlatOf(s: string, serverMode: string, serverName: stri
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
-      out += s.slice(run, i);
+      if (2 * nr + 2 > runs.length) runs = respRuns = growRuns(runs);
+      runs[2 * nr] = run;
+      runs[2 * nr + 1] = i;
+      nr++;
       run = -1;
     }
     i = b + 1;
   }
-  if (run >= 0) out += `${s.slice(run, n)}\0`;
+  if (run >= 0) {
+    if (2 * nr + 2 > runs.length) runs = respRuns = growRuns(runs);
+    runs[2 * nr] = run;
+    runs[2 * nr + 1] = n;
+    nr++;
+  }
+  let extra = '';
   if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) {
-    out += `server\0${serverName}\0`;
+    extra += `server\0${serverName}\0`;
     pairs++;
   }
   if (requestId && !rid) {
-    out += `x-request-id\0${requestId}\0`;
+    extra += `x-request-id\0${requestId}\0`;
     pairs++;
   }
   if (!date) {
-    out += `date\0${httpDate()}\0`;
+    extra += `date\0${httpDate()}\0`;
     pairs++;
   }
+  respRunCount = nr;
   flatOutPairs = pairs;
-  return out;
+  return extra;
+}
+
+function growRuns(r: Int32Array): Int32Array {
+  const g = new Int32Array(2 * r.length);
+  g.set(r);
+  return g;
+}
+
+/**
+ * h2ResponseRunsOf's list joined: what the addon's respondRuns sends (the reference for it).
+ * @internal exported for the parity test
+ */
+export function h2ResponseFlatOf(s: string, serverMode: string, serverName: string, requestId: string | null): string {
+  const extra = h2ResponseRunsOf(s, serverMode, serverName, requestId);
+  let out = '';
+  for (let k = 0; k < 2 * respRunCount; k += 2) {
+    const a = respRuns[k]!;
+    const b = respRuns[k + 1]!;
+    out += b === s.length ? `${s.slice(a, b)}\0` : s.slice(a, b);
+  }
+  return out + extra;
+}
+
+/** @internal h2ResponseRunsOf for the parity test: the upstream list's kept runs and the added pairs. */
+export function h2ResponseParts(s: string, serverMode: string, serverName: string, requestId: string | null): { runs: Int32Array; nRuns: number; extra: string; pairs: number } {
+  const extra = h2ResponseRunsOf(s, serverMode, serverName, requestId);
+  return { runs: respRuns.slice(0, 2 * respRunCount), nRuns: respRunCount, extra, pairs: flatOutPairs };
 }
 
 /**

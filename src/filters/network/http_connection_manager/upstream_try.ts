@@ -84,6 +84,17 @@ export class FlatRequest {
     return w(fd, this.method, this.path, this.authority, this.src, runsArg, this.runs.length >> 1, this.extra, false, size);
   }
 
+  /**
+   * Opens this request on an HTTP/2 upstream connection, as `c.requestFlat(this.flat, ...)` would
+   * (that list is the reference), with the addon joining the parts.
+   */
+  requestOn(c: NativeH2ClientConnection, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
+    const r = this.runs;
+    if (runsArg.length < r.length) runsArg = new Int32Array(Math.max(r.length, 2 * runsArg.length));
+    for (let k = 0; k < r.length; k++) runsArg[k] = r[k]!;
+    return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed);
+  }
+
   /** The HTTP/1.1 head's size, with runsArg filled with the runs for the addon. */
   h1Size(chunked: boolean): number {
     const r = this.runs;
@@ -390,7 +401,7 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     const endNow = this.requestEnded && pending === null;
     let id: number;
     try {
-      id = headers instanceof FlatRequest ? c.requestFlat(headers.flat, headers.pairs, endNow, this, this.ev.requestNeverIndexed) : c.request(headers as H2Headers, endNow, this);
+      id = headers instanceof FlatRequest ? headers.requestOn(c, endNow, this, this.ev.requestNeverIndexed) : c.request(headers as H2Headers, endNow, this);
     } catch {
       // A header value the addon refuses (CR/LF, NUL): as node:http2's request() throwing.
       this.pools.released(this.host, c);
