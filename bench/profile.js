@@ -7,7 +7,11 @@
 // allocation instead (V8's sampling heap profiler, freed objects included; lib/alloc_sampler.mjs)
 // and prints the functions that allocate most, in bytes per request. CPU_PROF_INTERVAL=<µs> sets
 // V8's sampling interval (node's default 1000); on a busy 2-core machine the sampler thread may
-// not keep a finer one.
+// not keep a finer one. With --perf it records the whole process with Linux perf instead (native
+// addon, nghttp2, libuv and kernel time included, which V8's sampler counts as idle; JavaScript
+// frames named through --perf-basic-prof) and prints the top symbols by self share;
+// PERF_CALL_GRAPH=dwarf for stacks through node's C++.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +23,7 @@ import { UPSTREAMS } from './upstreams/index.js';
 import { straitPeer } from './peers/strait.js';
 import { WORKLOADS } from './workloads/index.js';
 
-const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc]
+const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc | --perf]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')}
 `;
 
@@ -78,7 +82,7 @@ export function topAllocations(profile, n = 15) {
 }
 
 function parse(argv) {
-  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15, alloc: false };
+  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15, alloc: false, perf: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--engine') o.engine = argv[++i];
@@ -86,6 +90,7 @@ function parse(argv) {
     else if (a === '--duration') o.duration = Number(argv[++i]);
     else if (a === '--top') o.top = Number(argv[++i]);
     else if (a === '--alloc') o.alloc = true;
+    else if (a === '--perf') o.perf = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else if (!a.startsWith('-') && !o.workload) o.workload = a;
     else throw new Error(`unknown argument ${a}`);
@@ -109,6 +114,14 @@ async function main() {
   if (!w) {
     process.stderr.write(`unknown workload ${o.workload}\n${USAGE}`);
     process.exit(2);
+  }
+  if (o.alloc && o.perf) {
+    process.stderr.write('--alloc and --perf exclude each other\n');
+    process.exit(2);
+  }
+  if (o.perf && spawnSync('perf', ['--version']).status !== 0) {
+    process.stderr.write('profile: --perf needs Linux perf (apt-get install linux-perf)\n');
+    process.exit(1);
   }
   if (!['native', 'node'].includes(o.engine)) {
     process.stderr.write('--engine must be native or node\n');
@@ -137,13 +150,22 @@ async function main() {
   let requests = 0;
   const allocFile = path.join(profDir, 'alloc.heapprofile');
   try {
-    process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (${o.alloc ? 'allocation sampling' : 'node --cpu-prof'})\n`);
+    process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (${o.alloc ? 'allocation sampling' : o.perf ? 'perf record' : 'node --cpu-prof'})\n`);
     if (o.alloc) process.env.STRAIT_ALLOC_PROFILE = allocFile;
-    const nodeArgs = o.alloc ? ['--import', path.join(BENCH_DIR, 'lib/alloc_sampler.mjs')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env.CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${process.env.CPU_PROF_INTERVAL}`] : [])];
+    const nodeArgs = o.alloc
+      ? ['--import', path.join(BENCH_DIR, 'lib/alloc_sampler.mjs')]
+      : o.perf
+        ? ['--perf-basic-prof-only-functions']
+        : ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env.CPU_PROF_INTERVAL ? [`--cpu-prof-interval=${process.env.CPU_PROF_INTERVAL}`] : [])];
     target = await startPeer(peer, w, upstream, ctx, { nodeArgs });
     if (w.warm) await w.warm(target, ctx);
     if (o.alloc) process.kill(target.child.pid, 'SIGUSR2');
-    const res = await w.run(target, ctx);
+    // cpu-clock, not cycles: VMs often lack hardware counters. Frame-pointer stacks stop in node's
+    // own C++ (built without frame pointers): PERF_CALL_GRAPH=dwarf follows them, at a far higher cost.
+    const callGraph = process.env.PERF_CALL_GRAPH ?? 'fp';
+    const recorder = o.perf ? spawn('perf', ['record', '--call-graph', callGraph, '-e', 'cpu-clock', '-F', callGraph.startsWith('dwarf') ? '499' : '1999', '-p', String(target.child.pid), '-o', path.join(profDir, 'perf.data')], { stdio: 'ignore' }) : null;
+    const res = await w.run(target, ctx).finally(() => recorder?.kill('SIGINT'));
+    if (recorder) await new Promise((r) => (recorder.exitCode !== null ? r() : recorder.once('exit', r)));
     requests = res.metrics.requests ?? 0;
     const flags = Object.entries(res.errors ?? {}).filter(([, v]) => v);
     process.stderr.write(`profile: ${w.primary.key} ${res.metrics[w.primary.key]?.toFixed(1)} ${w.primary.unit}${flags.length ? `; ERRORS ${JSON.stringify(Object.fromEntries(flags))}` : ''}\n`);
@@ -155,6 +177,7 @@ async function main() {
   }
   await sleep(100);
   if (o.alloc) return reportAllocations(o, w, allocFile, profDir, outDir, requests, target);
+  if (o.perf) return reportPerf(o, w, profDir, outDir);
   const written = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
   if (!written.length) {
     fs.rmSync(profDir, { recursive: true, force: true });
@@ -172,6 +195,23 @@ async function main() {
     process.stdout.write(`${r.self_ms.toFixed(1).padStart(10)} ${r.self_pct.toFixed(1).padStart(7)}  ${r.function}${r.location ? `  (${r.location})` : ''}\n`);
   }
   process.stdout.write('\nOpen the .cpuprofile in Chrome DevTools (Performance > Load profile) or speedscope for the full call tree.\n');
+}
+
+/** perf's self share per symbol, with the object it is in (the kernel, node, the addon, JIT code). */
+function reportPerf(o, w, profDir, outDir) {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(outDir, `${w.name}-strait-${o.engine}-${stamp}.perf.data`);
+  fs.renameSync(path.join(profDir, 'perf.data'), file);
+  fs.rmSync(profDir, { recursive: true, force: true });
+  const dsos = spawnSync('perf', ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', '--sort', 'dso', '--percent-limit', '1'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const syms = spawnSync('perf', ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', '--sort', 'dso,sym'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  process.stdout.write(`\nprofile: ${file}\nby object:\n${perfRows(dsos.stdout).join('\n')}\ntop ${o.top} symbols by self share:\n`);
+  process.stdout.write(`${perfRows(syms.stdout).slice(0, o.top).join('\n')}\n\nMore: perf report -i ${file}\n`);
+}
+
+/** The share lines of `perf report --stdio` output (comments, blank lines and call chains dropped). */
+export function perfRows(text) {
+  return text.split('\n').filter((l) => /^\s+\d+\.\d+%\s/.test(l));
 }
 
 function reportAllocations(o, w, allocFile, profDir, outDir, requests, target) {

@@ -13,7 +13,7 @@ import { median, summarize } from '../../bench/lib/summarize.js';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { roundOrder } from '../../bench/lib/runner.js';
 // @ts-expect-error plain ESM JavaScript without type declarations
-import { topAllocations, topSelfTime } from '../../bench/profile.js';
+import { perfRows, topAllocations, topSelfTime } from '../../bench/profile.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURE = path.join(HERE, 'fixtures/results.fixture.json');
@@ -287,6 +287,24 @@ describe('bench helpers', () => {
       { function: 'make', location: '/y.js:5', bytes: 500 },
       { function: 'other', location: '/y.js:2', bytes: 100 },
     ]);
+  });
+});
+
+describe('bench profile: perf report rows', () => {
+  it('keeps the share lines of perf report --stdio and drops headers, blanks and call chains', () => {
+    const text = [
+      '# To display the perf.data header info, please use --header/--header-only options.',
+      '# Samples: 7K of event \'cpu-clock\'',
+      '#',
+      '     7.24%  [kernel.kallsyms]     [k] pvm_irq_enable',
+      '            |',
+      '            ---__libc_start_call_main',
+      '     2.15%  node                  [.] nghttp2_hd_deflate_hd_bufs',
+      '',
+      '    12.00%  strait_native.node  ',
+      '# (Tip: 1.5% of nothing)',
+    ].join('\n');
+    expect(perfRows(text).map((l) => l.trim().split(/\s+/)[0])).toEqual(['7.24%', '2.15%', '12.00%']);
   });
 });
 
