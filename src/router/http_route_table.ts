@@ -3,7 +3,7 @@ import type { FieldError } from '../errors.js';
 import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
 import { compileRouteLb, type RouteLb } from './hash_policy.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
-import { compileStringMatcher, type StringMatch } from './string_matcher.js';
+import { compileQueryMatcher } from './query_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
 import { isLayeredPerRoute, PER_ROUTE_DISABLED, PER_ROUTE_ENABLED } from '../filters/http/types.js';
@@ -837,20 +837,6 @@ function compilePathMatch(m: Obj, path: string, errors: FieldError[]): { match: 
   }
   errors.push({ path, message: 'needs prefix, path, path_separated_prefix or safe_regex' });
   return null;
-}
-
-function compileQueryMatcher(q: Obj, path: string, errors: FieldError[]): ((p: URLSearchParams) => boolean) | null {
-  const name = String(q.name ?? '');
-  if (q.present_match !== undefined) {
-    const want = q.present_match === true;
-    return (p) => p.has(name) === want;
-  }
-  if (q.string_match) {
-    const m = compileStringMatcher(q.string_match, `${path}.string_match`, errors);
-    return m ? (p) => { const v = p.get(name); return v !== null && m(v); } : null;
-  }
-  // Neither: Envoy treats the parameter as required to be present.
-  return (p) => p.has(name);
 }
 
 /** The path without its query, as Envoy matches it. */

@@ -77,6 +77,13 @@ function listener(): Obj {
           perRoute('staged_rl', { stage: 1, token_bucket: bucket(1000), descriptors: [descriptor({ generic_key: 'silver' }, 1), descriptor({ generic_key: 'gold' }, 2)] }),
         ),
         route('/perconn', null, perRoute('perconn_rl', { token_bucket: bucket(1), local_rate_limit_per_downstream_connection: true })),
+        // The client's network (127.0.0.0/8) has a bucket of one.
+        route('/masked', [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 8 } }] }], perRoute('masked_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ masked_remote_address: '127.0.0.0/8' }, 1)] })),
+        route(
+          '/query',
+          [{ actions: [{ query_parameter_value_match: { descriptor_value: 'debug', query_parameters: [{ name: 'debug', string_match: { exact: 'on' } }] } }] }],
+          perRoute('query_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ query_match: 'debug' }, 1)] }),
+        ),
         route('/', null),
       ],
     },
@@ -171,6 +178,20 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
     }
   });
 
+  it('limits by the client network with masked_remote_address', async () => {
+    expect(await status(`${base}/masked`)).toBe(200);
+    expect(await status(`${base}/masked`)).toBe(429);
+    expect(await strait.stat('masked_rl.http_local_rate_limit.rate_limited')).toBe(1);
+  });
+
+  it('limits the requests whose query matches with query_parameter_value_match, and only those', async () => {
+    expect(await status(`${base}/query?debug=on`)).toBe(200);
+    expect(await status(`${base}/query?x=1&debug=on`)).toBe(429);
+    // Other values fall to the default bucket of 1000.
+    for (let i = 0; i < 3; i++) expect(await status(`${base}/query?debug=off`)).toBe(200);
+    expect(await status(`${base}/query`)).toBe(200);
+  });
+
   it("uses only the rate_limits of the config's stage", async () => {
     expect(await status(`${base}/staged`)).toBe(200);
     expect(await status(`${base}/staged`)).toBe(200);
@@ -190,6 +211,7 @@ describe('local rate limit descriptor validation', () => {
           route('/a', [{ actions: [{ request_headers: { header_name: 'x-user' } }] }]),
           route('/b', [{ actions: [{ header_value_match: { headers: [] } }] }]),
           route('/c', [{ actions: [{ nothing: {} }] }]),
+          route('/e', [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 40 } }, { query_parameter_value_match: { descriptor_value: 'v' } }] }]),
           { match: { prefix: '/d' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 1 }, { name: 'b', weight: 1 }] }, rate_limits: [{ actions: [{ destination_cluster: {} }] }] } },
         ],
       },
@@ -209,6 +231,8 @@ describe('local rate limit descriptor validation', () => {
     expect(r.stderr).toContain(`${vh}.routes[0].route.rate_limits[0].actions[0].request_headers.descriptor_key`);
     expect(r.stderr).toContain(`${vh}.routes[1].route.rate_limits[0].actions[0].header_value_match.headers`);
     expect(r.stderr).toContain(`${vh}.routes[2].route.rate_limits[0].actions[0]`);
-    expect(r.stderr).toContain(`${vh}.routes[3].route.rate_limits[0].actions[0].destination_cluster`);
+    expect(r.stderr).toContain(`${vh}.routes[4].route.rate_limits[0].actions[0].destination_cluster`);
+    expect(r.stderr).toContain(`${vh}.routes[3].route.rate_limits[0].actions[0].masked_remote_address.v4_prefix_mask_len`);
+    expect(r.stderr).toContain(`${vh}.routes[3].route.rate_limits[0].actions[1].query_parameter_value_match.query_parameters`);
   });
 });

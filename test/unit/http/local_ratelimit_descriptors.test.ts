@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
 import { localRateLimitFactory, type LocalRateLimitConfig } from '../../../src/filters/http/local_ratelimit/config.js';
-import { compileRateLimits, descriptorKey, entryKey, RATE_LIMITS_KEY } from '../../../src/filters/http/local_ratelimit/descriptors.js';
+import { compileRateLimits, descriptorKey, entryKey, maskedAddress, RATE_LIMITS_KEY } from '../../../src/filters/http/local_ratelimit/descriptors.js';
 import { LocalRateLimitFilter } from '../../../src/filters/http/local_ratelimit/filter.js';
 import type { HttpFilterRequest } from '../../../src/filters/http/types.js';
 import { StatsStore } from '../../../src/observability/stats.js';
@@ -48,6 +48,69 @@ describe('rate limit actions', () => {
     const [rl] = compileRateLimits([{ actions: [{ header_value_match: { descriptor_value: 'internal', expect_match: false, headers: [{ name: 'x-ext', present_match: true }] } }] }], 'r', errors)!;
     expect(descriptorKey(rl!, req({}))).toBe(entryKey('header_match', 'internal'));
     expect(descriptorKey(rl!, req({ 'x-ext': '1' }))).toBeNull();
+  });
+});
+
+describe('masked_remote_address and query_parameter_value_match', () => {
+  const from = (address: string, family: string, path = '/'): HttpFilterRequest => ({ ...req({}), path, downstream: { remote: { address, family, port: 1 } } as unknown as HttpFilterRequest['downstream'] });
+
+  it('masks the address to the family prefix length and writes it as Envoy does', () => {
+    expect(maskedAddress('10.1.2.3', 16, 128)).toBe('10.1.0.0/16');
+    expect(maskedAddress('10.255.255.255', 9, 128)).toBe('10.128.0.0/9');
+    expect(maskedAddress('10.1.2.3', 0, 128)).toBe('0.0.0.0/0');
+    expect(maskedAddress('2001:db8:1:2:3:4:5:6', 32, 64)).toBe('2001:db8:1:2::/64');
+    expect(maskedAddress('2001:db8:1:2:3:4:5:6', 32, 36)).toBe('2001:db8::/36');
+    // A v4-mapped address is IPv6 (as Envoy sees it) and is written as inet_ntop writes it.
+    expect(maskedAddress('::ffff:10.1.2.3', 8, 120)).toBe('::ffff:10.1.2.0/120');
+    expect(maskedAddress('not-an-ip', 32, 128)).toBeNull();
+  });
+
+  it('gives each client network its own entry; the defaults keep the whole address', () => {
+    const errors: FieldError[] = [];
+    const [net24, whole] = compileRateLimits([{ actions: [{ masked_remote_address: { v4_prefix_mask_len: { value: 24 }, v6_prefix_mask_len: 64 } }] }, { actions: [{ masked_remote_address: {} }] }], 'r', errors)!;
+    expect(errors).toEqual([]);
+    expect(descriptorKey(net24!, from('192.168.7.9', 'IPv4'))).toBe(entryKey('masked_remote_address', '192.168.7.0/24'));
+    expect(descriptorKey(net24!, from('2001:db8:a:b:c::1', 'IPv6'))).toBe(entryKey('masked_remote_address', '2001:db8:a:b::/64'));
+    expect(descriptorKey(whole!, from('192.168.7.9', 'IPv4'))).toBe(entryKey('masked_remote_address', '192.168.7.9/32'));
+    // A unix-socket client has no address: the descriptor is dropped.
+    expect(descriptorKey(whole!, from('/tmp/s', 'unix'))).toBeNull();
+  });
+
+  it('matches query parameters as decoded values, all of them, by expect_match', () => {
+    const errors: FieldError[] = [];
+    const [on, off] = compileRateLimits(
+      [
+        { actions: [{ query_parameter_value_match: { descriptor_value: 'dbg', query_parameters: [{ name: 'debug', string_match: { exact: 'on now' } }, { name: 'trace' }] } }] },
+        { actions: [{ query_parameter_value_match: { descriptor_key: 'plain', descriptor_value: 'p', expect_match: false, query_parameters: [{ name: 'debug', present_match: true }] } }] },
+      ],
+      'r',
+      errors,
+    )!;
+    expect(errors).toEqual([]);
+    expect(descriptorKey(on!, from('1.2.3.4', 'IPv4', '/a?trace&debug=on%20now'))).toBe(entryKey('query_match', 'dbg'));
+    expect(descriptorKey(on!, from('1.2.3.4', 'IPv4', '/a?debug=on%20now'))).toBeNull();
+    expect(descriptorKey(on!, from('1.2.3.4', 'IPv4', '/a'))).toBeNull();
+    expect(descriptorKey(off!, from('1.2.3.4', 'IPv4', '/a?x=1'))).toBe(entryKey('plain', 'p'));
+    expect(descriptorKey(off!, from('1.2.3.4', 'IPv4', '/a?debug'))).toBeNull();
+  });
+
+  it('refuses bad mask lengths and a match without parameters or value, by field path', () => {
+    const errors: FieldError[] = [];
+    compileRateLimits(
+      [
+        { actions: [{ masked_remote_address: { v4_prefix_mask_len: 33, v6_prefix_mask_len: { value: 129 } } }] },
+        { actions: [{ query_parameter_value_match: { query_parameters: [] } }] },
+        { actions: [{ query_parameter_value_match: { descriptor_value: 'v', query_parameters: [{ name: 'q', string_match: { safe_regex: { regex: '(' } } }] } }] },
+      ],
+      'r',
+      errors,
+    );
+    const paths = errors.map((e) => e.path);
+    expect(paths).toContain('r[0].actions[0].masked_remote_address.v4_prefix_mask_len');
+    expect(paths).toContain('r[0].actions[0].masked_remote_address.v6_prefix_mask_len');
+    expect(paths).toContain('r[1].actions[0].query_parameter_value_match.descriptor_value');
+    expect(paths).toContain('r[1].actions[0].query_parameter_value_match.query_parameters');
+    expect(paths.some((p) => p.startsWith('r[2].actions[0].query_parameter_value_match.query_parameters[0].string_match'))).toBe(true);
   });
 });
 

@@ -1,5 +1,8 @@
+import net from 'node:net';
 import type { FieldError } from '../../../errors.js';
+import { ipBytes } from '../../../rbac/cidr.js';
 import { compileHeaderMatcher, type HeaderMatch } from '../../../router/header_matcher.js';
+import { compileQueryMatcher, queryOf, type QueryMatch } from '../../../router/query_matcher.js';
 import type { HttpFilterRequest } from '../types.js';
 
 type Obj = Record<string, any>;
@@ -59,7 +62,49 @@ const NO_TARGET: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader:
 /** For a LocalRateLimit's own `rate_limits`: compiled without a route, so no cluster to name. */
 export const NO_ROUTE: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader: null, forwards: false, weighted: false, routeKnown: false });
 
-const UNSUPPORTED_ACTIONS = ['masked_remote_address', 'metadata', 'dynamic_metadata', 'query_parameters', 'query_parameter_value_match', 'extension'] as const;
+const UNSUPPORTED_ACTIONS = ['metadata', 'dynamic_metadata', 'query_parameters', 'extension'] as const;
+
+/** A wrapper (`UInt32Value`, `BoolValue`) as a plain value: `{ value: x }` or `x`. */
+function unwrap(v: unknown): unknown {
+  return v !== null && typeof v === 'object' && 'value' in (v as Obj) ? (v as Obj).value : v;
+}
+
+/** A prefix length field: `dflt` when unset, an error past `max`. */
+function maskLen(v: unknown, dflt: number, max: number, path: string, errors: FieldError[]): number {
+  const raw = unwrap(v);
+  if (raw === undefined || raw === null) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    errors.push({ path, message: `must be an integer from 0 to ${max}` });
+    return dflt;
+  }
+  return n;
+}
+
+/**
+ * `ip` with all but its first `len` bits cleared, written `address/len` as Envoy's CidrRange
+ * prints it (`10.1.0.0/16`, `2001:db8::/32`); IPv4 takes `v4`, IPv6 (v4-mapped included, as in
+ * Envoy) `v6`. Null for what is not an IP literal.
+ * @internal exported for the unit test
+ */
+export function maskedAddress(ip: string, v4: number, v6: number): string | null {
+  const kind = net.isIP(ip);
+  if (kind === 0) return null;
+  const b = ipBytes(ip)!;
+  if (kind === 4) {
+    const q = ((b[12]! << 24) | (b[13]! << 16) | (b[14]! << 8) | b[15]!) >>> 0;
+    const m = v4 === 0 ? 0 : (q & (0xffffffff << (32 - v4))) >>> 0;
+    return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}/${v4}`;
+  }
+  let groups = '';
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, v6 - 8 * i));
+    b[i] = b[i]! & ((0xff00 >> keep) & 0xff);
+    if (i % 2 === 1) groups += `${i > 1 ? ':' : ''}${((b[i - 1]! << 8) | b[i]!).toString(16)}`;
+  }
+  // inet_ntop's form (RFC 5952), as Envoy writes addresses.
+  return `${new net.SocketAddress({ address: groups, family: 'ipv6' }).address}/${v6}`;
+}
 
 function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: FieldError[]): Action | null {
   if (a.request_headers) {
@@ -75,6 +120,43 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
   }
   if (a.remote_address) {
     return { constant: null, key: 'remote_address', get: (req) => { const r = req.downstream?.remote; return r && r.family !== 'unix' ? r.address : undefined; } };
+  }
+  if (a.masked_remote_address) {
+    const m = a.masked_remote_address as Obj;
+    const p = `${path}.masked_remote_address`;
+    const v4 = maskLen(m.v4_prefix_mask_len, 32, 32, `${p}.v4_prefix_mask_len`, errors);
+    const v6 = maskLen(m.v6_prefix_mask_len, 128, 128, `${p}.v6_prefix_mask_len`, errors);
+    return {
+      constant: null,
+      key: 'masked_remote_address',
+      get: (req) => {
+        const r = req.downstream?.remote;
+        return (r && r.family !== 'unix' ? maskedAddress(r.address, v4, v6) : null) ?? undefined;
+      },
+    };
+  }
+  if (a.query_parameter_value_match) {
+    const m = a.query_parameter_value_match as Obj;
+    const p = `${path}.query_parameter_value_match`;
+    const start = errors.length;
+    if (typeof m.descriptor_value !== 'string' || !m.descriptor_value) errors.push({ path: `${p}.descriptor_value`, message: 'is required' });
+    const list = (m.query_parameters ?? []) as Obj[];
+    if (!Array.isArray(list) || list.length === 0) errors.push({ path: `${p}.query_parameters`, message: 'needs at least one query parameter matcher' });
+    const matchers = (Array.isArray(list) ? list : []).map((q, i) => compileQueryMatcher(q ?? {}, `${p}.query_parameters[${i}]`, errors));
+    if (errors.length > start) return null;
+    const qm = matchers as QueryMatch[];
+    const expect = unwrap(m.expect_match) !== false;
+    const value = String(m.descriptor_value);
+    return {
+      constant: null,
+      key: typeof m.descriptor_key === 'string' && m.descriptor_key ? m.descriptor_key : 'query_match',
+      get: (req) => {
+        const q = queryOf(req.path);
+        let all = true;
+        for (let i = 0; i < qm.length; i++) if (!qm[i]!(q)) { all = false; break; }
+        return all === expect ? value : undefined;
+      },
+    };
   }
   if (a.generic_key) {
     const g = a.generic_key as Obj;
@@ -131,7 +213,7 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
       return null;
     }
   }
-  errors.push({ path, message: 'needs one of request_headers, remote_address, generic_key, header_value_match, destination_cluster' });
+  errors.push({ path, message: 'needs one of request_headers, remote_address, masked_remote_address, generic_key, header_value_match, query_parameter_value_match, destination_cluster' });
   return null;
 }
 
