@@ -946,7 +946,7 @@ export class HttpRouteTable {
         if (action?.kind === 'forward') {
           // `rate_limits` actions feed local_ratelimit's descriptors (Strait has no global ratelimit filter).
           const names = action.clusters?.names ?? [];
-          const target: RateLimitTarget = { cluster: names.length === 1 ? names[0]! : null, clusterHeader: action.clusterHeader, forwards: true, weighted: names.length > 1 };
+          const target: RateLimitTarget = { cluster: names.length === 1 ? names[0]! : null, clusterHeader: action.clusterHeader, forwards: true, weighted: names.length > 1, metadata: (r.metadata as Obj | undefined) ?? null };
           const own = compileRateLimits((r.route as Obj).rate_limits, `${rp}.route.rate_limits`, errors, target);
           let fromVhost = vhostRateLimits;
           if (vhostRateLimits) {

@@ -77,6 +77,11 @@ function listener(): Obj {
           perRoute('staged_rl', { stage: 1, token_bucket: bucket(1000), descriptors: [descriptor({ generic_key: 'silver' }, 1), descriptor({ generic_key: 'gold' }, 2)] }),
         ),
         route('/perconn', null, perRoute('perconn_rl', { token_bucket: bucket(1), local_rate_limit_per_downstream_connection: true })),
+        // The route's own metadata names the team whose bucket (of one) it draws from.
+        {
+          ...route('/team', [{ actions: [{ metadata: { descriptor_key: 'team', metadata_key: { key: 'acme.io', path: [{ key: 'team' }] }, source: 'ROUTE_ENTRY' } }] }], perRoute('team_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ team: 'payments' }, 1)] })),
+          metadata: { filter_metadata: { 'acme.io': { team: 'payments' } } },
+        },
         // The client's network (127.0.0.0/8) has a bucket of one.
         route('/masked', [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 8 } }] }], perRoute('masked_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ masked_remote_address: '127.0.0.0/8' }, 1)] })),
         route(
@@ -176,6 +181,12 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
       await one.close();
       await two.close();
     }
+  });
+
+  it("limits by the route's metadata with a ROUTE_ENTRY metadata action", async () => {
+    expect(await status(`${base}/team`)).toBe(200);
+    expect(await status(`${base}/team`)).toBe(429);
+    expect(await strait.stat('team_rl.http_local_rate_limit.rate_limited')).toBe(1);
   });
 
   it('limits by the client network with masked_remote_address', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
 import { localRateLimitFactory, type LocalRateLimitConfig } from '../../../src/filters/http/local_ratelimit/config.js';
-import { compileRateLimits, descriptorKey, entryKey, maskedAddress, RATE_LIMITS_KEY } from '../../../src/filters/http/local_ratelimit/descriptors.js';
+import { compileRateLimits, descriptorKey, entryKey, maskedAddress, NO_ROUTE, RATE_LIMITS_KEY } from '../../../src/filters/http/local_ratelimit/descriptors.js';
 import { LocalRateLimitFilter } from '../../../src/filters/http/local_ratelimit/filter.js';
 import type { HttpFilterRequest } from '../../../src/filters/http/types.js';
 import { StatsStore } from '../../../src/observability/stats.js';
@@ -111,6 +111,80 @@ describe('masked_remote_address and query_parameter_value_match', () => {
     expect(paths).toContain('r[1].actions[0].query_parameter_value_match.descriptor_value');
     expect(paths).toContain('r[1].actions[0].query_parameter_value_match.query_parameters');
     expect(paths.some((p) => p.startsWith('r[2].actions[0].query_parameter_value_match.query_parameters[0].string_match'))).toBe(true);
+  });
+});
+
+describe('metadata and dynamic_metadata', () => {
+  const NS = 'envoy.filters.http.ext_authz';
+  const withMeta = (entries: Array<[string, unknown]>): HttpFilterRequest => ({ ...req({}), dynamicMetadata: new Map([[NS, new Map(entries)]]) as HttpFilterRequest['dynamicMetadata'] });
+  const meta = (path: string[], extra: Obj = {}) => ({ descriptor_key: 'tenant', metadata_key: { key: NS, path: path.map((key) => ({ key })) }, ...extra });
+
+  it("reads a string from the filters' dynamic metadata, nested struct keys included", () => {
+    const errors: FieldError[] = [];
+    const [flat, nested, old] = compileRateLimits([{ actions: [{ metadata: meta(['tenant']) }] }, { actions: [{ metadata: meta(['info', 'tier'], { source: 'DYNAMIC' }) }] }, { actions: [{ dynamic_metadata: meta(['tenant']) }] }], 'r', errors)!;
+    expect(errors).toEqual([]);
+    const r = withMeta([['tenant', 'acme'], ['info', { tier: 'gold' }]]);
+    expect(descriptorKey(flat!, r)).toBe(entryKey('tenant', 'acme'));
+    expect(descriptorKey(nested!, r)).toBe(entryKey('tenant', 'gold'));
+    expect(descriptorKey(old!, r)).toBe(entryKey('tenant', 'acme'));
+    // Absent, or not a string: the descriptor is dropped.
+    expect(descriptorKey(flat!, req({}))).toBeNull();
+    expect(descriptorKey(flat!, withMeta([['tenant', 7]]))).toBeNull();
+    expect(descriptorKey(nested!, withMeta([['info', 'flat']]))).toBeNull();
+  });
+
+  it('falls back to default_value, or leaves the entry out with skip_if_absent (not on dynamic_metadata)', () => {
+    const errors: FieldError[] = [];
+    const [dflt, skip, oldSkip] = compileRateLimits(
+      [
+        { actions: [{ metadata: meta(['tenant'], { default_value: 'anon' }) }] },
+        { actions: [{ generic_key: { descriptor_value: 'g' } }, { metadata: meta(['tenant'], { skip_if_absent: true }) }] },
+        { actions: [{ generic_key: { descriptor_value: 'g' } }, { dynamic_metadata: meta(['tenant'], { skip_if_absent: true }) }] },
+      ],
+      'r',
+      errors,
+    )!;
+    expect(descriptorKey(dflt!, req({}))).toBe(entryKey('tenant', 'anon'));
+    expect(descriptorKey(dflt!, withMeta([['tenant', 'acme']]))).toBe(entryKey('tenant', 'acme'));
+    expect(descriptorKey(skip!, req({}))).toBe(entryKey('generic_key', 'g'));
+    expect(descriptorKey(oldSkip!, req({}))).toBeNull();
+  });
+
+  it("takes ROUTE_ENTRY metadata from the route's filter_metadata when the route is compiled", () => {
+    const errors: FieldError[] = [];
+    const target = { cluster: 'a', clusterHeader: null, forwards: true, weighted: false, metadata: { filter_metadata: { 'acme.io': { team: 'payments', deep: { k: 'v' } } } } };
+    const key = (ns: string, path: string[], extra: Obj = {}) => ({ metadata: { descriptor_key: 'team', metadata_key: { key: ns, path: path.map((k) => ({ key: k })) }, source: 'ROUTE_ENTRY', ...extra } });
+    const [team, deep, missing, dflt] = compileRateLimits([{ actions: [key('acme.io', ['team'])] }, { actions: [key('acme.io', ['deep', 'k'])] }, { actions: [key('other', ['team'])] }, { actions: [key('other', ['team'], { default_value: 'none' })] }], 'r', errors, target)!;
+    expect(errors).toEqual([]);
+    expect(descriptorKey(team!, req({}))).toBe(entryKey('team', 'payments'));
+    expect(descriptorKey(deep!, req({}))).toBe(entryKey('team', 'v'));
+    expect(descriptorKey(missing!, req({}))).toBeNull();
+    expect(descriptorKey(dflt!, req({}))).toBe(entryKey('team', 'none'));
+  });
+
+  it('refuses a metadata action without its key, namespace or path, a bad source, and ROUTE_ENTRY without a route', () => {
+    const errors: FieldError[] = [];
+    compileRateLimits(
+      [
+        { actions: [{ metadata: { metadata_key: { path: [] } } }] },
+        { actions: [{ metadata: { ...meta(['tenant']), source: 'SOMEWHERE' } }] },
+        { actions: [{ dynamic_metadata: { descriptor_key: 'k', metadata_key: { key: NS, path: [{}] } } }] },
+      ],
+      'r',
+      errors,
+    );
+    compileRateLimits([{ actions: [{ metadata: { ...meta(['tenant']), source: 'ROUTE_ENTRY' } }] }], 'own', errors, NO_ROUTE);
+    const paths = errors.map((e) => e.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'r[0].actions[0].metadata.descriptor_key',
+        'r[0].actions[0].metadata.metadata_key.key',
+        'r[0].actions[0].metadata.metadata_key.path',
+        'r[1].actions[0].metadata.source',
+        'r[2].actions[0].dynamic_metadata.metadata_key.path[0].key',
+        'own[0].actions[0].metadata.source',
+      ]),
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import type { FieldError } from '../../../errors.js';
 import { ipBytes } from '../../../rbac/cidr.js';
 import { compileHeaderMatcher, type HeaderMatch } from '../../../router/header_matcher.js';
 import { compileQueryMatcher, queryOf, type QueryMatch } from '../../../router/query_matcher.js';
-import type { HttpFilterRequest } from '../types.js';
+import type { HttpFilterRequest, MetadataValue } from '../types.js';
 
 type Obj = Record<string, any>;
 
@@ -56,13 +56,69 @@ export interface RateLimitTarget {
   readonly weighted: boolean;
   /** false where no route is at hand (the LocalRateLimit's own rate_limits). */
   readonly routeKnown?: boolean;
+  /** The route's `metadata` (`filter_metadata` by namespace), for `metadata` actions with source ROUTE_ENTRY. */
+  readonly metadata?: Obj | null;
 }
 
 const NO_TARGET: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader: null, forwards: false, weighted: false });
 /** For a LocalRateLimit's own `rate_limits`: compiled without a route, so no cluster to name. */
 export const NO_ROUTE: RateLimitTarget = Object.freeze({ cluster: null, clusterHeader: null, forwards: false, weighted: false, routeKnown: false });
 
-const UNSUPPORTED_ACTIONS = ['metadata', 'dynamic_metadata', 'query_parameters', 'extension'] as const;
+const UNSUPPORTED_ACTIONS = ['query_parameters', 'extension'] as const;
+
+/** The value at `path` under a metadata namespace's entry (struct fields by name), or undefined. */
+function metadataAt(top: MetadataValue | undefined, path: readonly string[]): MetadataValue | undefined {
+  let v = top;
+  for (let i = 1; i < path.length; i++) {
+    if (v === null || v === undefined || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as { readonly [k: string]: MetadataValue })[path[i]!];
+  }
+  return v;
+}
+
+/**
+ * `metadata` (source DYNAMIC or ROUTE_ENTRY) and the older `dynamic_metadata`: the string at
+ * `metadata_key` (a namespace and a path of struct keys), else `default_value`, else the entry is
+ * skipped (`skip_if_absent`) or the descriptor dropped, as Envoy's MetaDataAction. A value that is
+ * not a string counts as absent, as its string_value would be empty there.
+ */
+function compileMetadataAction(m: Obj, p: string, dynamicOnly: boolean, target: RateLimitTarget, errors: FieldError[]): Action | null {
+  const start = errors.length;
+  const key = typeof m.descriptor_key === 'string' ? m.descriptor_key : '';
+  if (!key) errors.push({ path: `${p}.descriptor_key`, message: 'is required' });
+  const mk = (m.metadata_key ?? {}) as Obj;
+  const ns = typeof mk.key === 'string' ? mk.key : '';
+  if (!ns) errors.push({ path: `${p}.metadata_key.key`, message: 'is required' });
+  const segs = Array.isArray(mk.path) ? (mk.path as Obj[]) : [];
+  if (segs.length === 0) errors.push({ path: `${p}.metadata_key.path`, message: 'needs at least one segment' });
+  const path = segs.map((s, i) => {
+    const k = s && typeof s === 'object' && typeof s.key === 'string' ? s.key : '';
+    if (!k) errors.push({ path: `${p}.metadata_key.path[${i}].key`, message: 'is required' });
+    return k;
+  });
+  const src = dynamicOnly ? 'DYNAMIC' : String(m.source ?? 'DYNAMIC').toUpperCase();
+  const fromRoute = src === 'ROUTE_ENTRY' || src === '1';
+  if (!fromRoute && src !== 'DYNAMIC' && src !== '0') errors.push({ path: `${p}.source`, message: `"${m.source}" is not DYNAMIC or ROUTE_ENTRY` });
+  if (fromRoute && target.routeKnown === false) errors.push({ path: `${p}.source`, message: "ROUTE_ENTRY is not supported in the LocalRateLimit's own rate_limits yet (put the action in the route's)" });
+  if (errors.length > start) return null;
+  const dflt = typeof m.default_value === 'string' && m.default_value !== '' ? m.default_value : null;
+  // Absent and no default: skip_if_absent leaves the entry out, otherwise the descriptor goes.
+  const absent: string | null | undefined = dflt ?? (!dynamicOnly && m.skip_if_absent === true ? null : undefined);
+  if (fromRoute) {
+    const fm = ((target.metadata ?? {}) as Obj).filter_metadata as Obj | undefined;
+    const v = metadataAt((fm?.[ns] as Obj | undefined)?.[path[0]!] as MetadataValue | undefined, path);
+    if (typeof v === 'string' && v !== '') return { constant: v, key, get: null };
+    return typeof absent === 'string' ? { constant: absent, key, get: null } : { constant: null, key, get: () => absent };
+  }
+  return {
+    constant: null,
+    key,
+    get: (req) => {
+      const v = metadataAt(req.dynamicMetadata?.get(ns)?.get(path[0]!), path);
+      return typeof v === 'string' && v !== '' ? v : absent;
+    },
+  };
+}
 
 /** A wrapper (`UInt32Value`, `BoolValue`) as a plain value: `{ value: x }` or `x`. */
 function unwrap(v: unknown): unknown {
@@ -158,6 +214,8 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
       },
     };
   }
+  if (a.metadata) return compileMetadataAction(a.metadata as Obj, `${path}.metadata`, false, target, errors);
+  if (a.dynamic_metadata) return compileMetadataAction(a.dynamic_metadata as Obj, `${path}.dynamic_metadata`, true, target, errors);
   if (a.generic_key) {
     const g = a.generic_key as Obj;
     if (typeof g.descriptor_value !== 'string' || !g.descriptor_value) {
@@ -213,7 +271,7 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
       return null;
     }
   }
-  errors.push({ path, message: 'needs one of request_headers, remote_address, masked_remote_address, generic_key, header_value_match, query_parameter_value_match, destination_cluster' });
+  errors.push({ path, message: 'needs one of request_headers, remote_address, masked_remote_address, generic_key, header_value_match, query_parameter_value_match, metadata, dynamic_metadata, destination_cluster' });
   return null;
 }
 
