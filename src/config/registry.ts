@@ -18,7 +18,22 @@ export function compileRoot(): protobuf.Root {
   // Every bundled well-known type too, so that an Any of any of them resolves.
   root.loadSync([...BUNDLED, ...protoFiles(builtin)], { keepCase: true });
   root.resolveAll();
+  alignWithNewerApi(root);
   return root;
+}
+
+/**
+ * Rules the vendored API snapshot still has and Envoy's current API dropped, where Strait
+ * implements the newer meaning: a local rate limit descriptor entry with an empty value is a
+ * wildcard (Envoy 1.34's dynamic descriptors), where the snapshot requires a value.
+ */
+function alignWithNewerApi(root: protobuf.Root): void {
+  const entry = root.lookup('envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry');
+  const value = entry instanceof protobuf.Type ? entry.fields.value : undefined;
+  if (!value?.options) return;
+  delete value.options['(validate.rules).string.min_len'];
+  // No options left is no options at all, as a field without any reads back from the descriptor.
+  if (Object.keys(value.options).length === 0) value.options = undefined;
 }
 
 function newestMtime(dir: string): number {

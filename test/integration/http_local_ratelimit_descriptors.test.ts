@@ -82,6 +82,8 @@ function listener(): Obj {
           ...route('/team', [{ actions: [{ metadata: { descriptor_key: 'team', metadata_key: { key: 'acme.io', path: [{ key: 'team' }] }, source: 'ROUTE_ENTRY' } }] }], perRoute('team_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ team: 'payments' }, 1)] })),
           metadata: { filter_metadata: { 'acme.io': { team: 'payments' } } },
         },
+        // A wildcard descriptor: every client address gets a bucket of one of its own.
+        route('/perip', [{ actions: [{ masked_remote_address: {} }] }], perRoute('perip_rl', { token_bucket: bucket(1000), descriptors: [{ entries: [{ key: 'masked_remote_address' }], token_bucket: bucket(1) }] })),
         // The client's network (127.0.0.0/8) has a bucket of one.
         route('/masked', [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 8 } }] }], perRoute('masked_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ masked_remote_address: '127.0.0.0/8' }, 1)] })),
         route(
@@ -189,6 +191,12 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
     expect(await strait.stat('team_rl.http_local_rate_limit.rate_limited')).toBe(1);
   });
 
+  it('gives each client address a bucket of its own with a wildcard descriptor', async () => {
+    expect(await status(`${base}/perip`)).toBe(200);
+    expect(await status(`${base}/perip`)).toBe(429);
+    expect(await strait.stat('perip_rl.http_local_rate_limit.rate_limited')).toBe(1);
+  });
+
   it('limits by the client network with masked_remote_address', async () => {
     expect(await status(`${base}/masked`)).toBe(200);
     expect(await status(`${base}/masked`)).toBe(429);
@@ -213,7 +221,7 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
 describe('local rate limit descriptor validation', () => {
   it('rejects bad descriptors and rate_limits with their field paths', async () => {
     const dir = tmpDir('strait-lrl-desc-');
-    const l = hcm('l', { stat_prefix: 'x', token_bucket: bucket(10), descriptors: [{ entries: [{ key: 'user' }], token_bucket: bucket(1) }, { entries: [{ key: 'k', value: 'v' }] }], vh_rate_limits: 'SOMETIMES', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl', value: '1' } }] }, [
+    const l = hcm('l', { stat_prefix: 'x', token_bucket: bucket(10), max_dynamic_descriptors: 0, descriptors: [{ entries: [{ key: 'user', value: 5 }], token_bucket: bucket(1) }, { entries: [{ key: 'k', value: 'v' }] }], vh_rate_limits: 'SOMETIMES', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl', value: '1' } }] }, [
       {
         name: 'all',
         domains: ['*'],
@@ -235,6 +243,7 @@ describe('local rate limit descriptor validation', () => {
     const hf = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config';
     const vh = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0]';
     expect(r.stderr).toContain(`${hf}.descriptors[0].entries[0].value`);
+    expect(r.stderr).toContain(`${hf}.max_dynamic_descriptors`);
     expect(r.stderr).toContain(`${hf}.descriptors[1].token_bucket`);
     expect(r.stderr).toContain(`${hf}.vh_rate_limits`);
     expect(r.stderr).toContain(`${hf}.request_headers_to_add_when_not_enforced`);

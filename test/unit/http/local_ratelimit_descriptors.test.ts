@@ -240,10 +240,54 @@ describe('local rate limit descriptors', () => {
     expect(errors.map((e) => e.path)).toEqual(['f.rate_limits[0].actions[0].destination_cluster']);
   });
 
-  it('rejects a duplicate descriptor, an empty value and descriptors without a default bucket', () => {
+  it('rejects a duplicate descriptor (a wildcard too), a value that is not a string, a bad max_dynamic_descriptors and descriptors without a default bucket', () => {
     const errors: FieldError[] = [];
     const d = { entries: [{ key: 'k', value: 'v' }], token_bucket: bucket(1) };
-    localRateLimitFactory.parse({ descriptors: [d, d, { entries: [{ key: 'k', value: '' }], token_bucket: bucket(1) }] }, 'f', { errors, warnings: [] });
-    expect(errors.map((e) => e.path)).toEqual(['f.descriptors[1].entries', 'f.descriptors[2].entries[0].value', 'f.token_bucket']);
+    const w = { entries: [{ key: 'k', value: '' }], token_bucket: bucket(1) };
+    localRateLimitFactory.parse({ max_dynamic_descriptors: { value: 0 }, descriptors: [d, d, w, { entries: [{ key: 'k' }], token_bucket: bucket(2) }, { entries: [{ key: 'k', value: 7 }], token_bucket: bucket(1) }] }, 'f', { errors, warnings: [] });
+    expect(errors.map((e) => e.path)).toEqual(['f.descriptors[1].entries', 'f.descriptors[3].entries', 'f.descriptors[4].entries[0].value', 'f.token_bucket', 'f.max_dynamic_descriptors']);
+  });
+
+  describe('wildcard descriptors (an entry without a value)', () => {
+    const byUser = rateLimits([{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }]);
+    const filter = (extra: Obj) => new LocalRateLimitFilter(parse({ ...tc, always_consume_default_token_bucket: false, ...extra }), new StatsStore().root, () => 0, () => 0);
+    const status = (f: LocalRateLimitFilter, user: string, pr = byUser) => f.onRequest(req({ 'x-user': user }, pr))?.reply?.status ?? 200;
+
+    it('gives each value its own bucket, exact descriptors taking precedence', () => {
+      const f = filter({ descriptors: [{ entries: [{ key: 'user' }], token_bucket: bucket(1) }, { entries: [{ key: 'user', value: 'vip' }], token_bucket: bucket(3) }] });
+      expect([status(f, 'a'), status(f, 'a'), status(f, 'b'), status(f, 'b')]).toEqual([200, 429, 200, 429]);
+      expect([status(f, 'vip'), status(f, 'vip'), status(f, 'vip'), status(f, 'vip')]).toEqual([200, 200, 200, 429]);
+    });
+
+    it('matches only descriptors with its keys in order and its fixed values', () => {
+      const pr = rateLimits([{ actions: [{ generic_key: { descriptor_value: 'g' } }, { request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }]);
+      const other = rateLimits([{ actions: [{ generic_key: { descriptor_value: 'h' } }, { request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }]);
+      const f = filter({ token_bucket: bucket(100), descriptors: [{ entries: [{ key: 'generic_key', value: 'g' }, { key: 'user', value: '' }], token_bucket: bucket(1) }] });
+      expect([status(f, 'a', pr), status(f, 'a', pr)]).toEqual([200, 429]);
+      // Another fixed value, or the entries alone, fall to the default bucket.
+      for (let i = 0; i < 3; i++) expect(status(f, 'a', other)).toBe(200);
+      for (let i = 0; i < 3; i++) expect(status(f, 'a')).toBe(200);
+    });
+
+    it('keeps max_dynamic_descriptors buckets, dropping the least recently used', () => {
+      const f = filter({ max_dynamic_descriptors: 2, descriptors: [{ entries: [{ key: 'user' }], token_bucket: bucket(1) }] });
+      expect([status(f, 'a'), status(f, 'b')]).toEqual([200, 200]);
+      // a is used again (refused: its bucket is empty), so b is now the oldest and goes for c.
+      expect(status(f, 'a')).toBe(429);
+      expect(status(f, 'c')).toBe(200);
+      expect(status(f, 'a')).toBe(429);
+      // b's bucket was dropped: b starts again with a full one, and c (now the oldest) goes.
+      expect(status(f, 'b')).toBe(200);
+      expect(status(f, 'a')).toBe(429);
+      expect(status(f, 'c')).toBe(200);
+    });
+
+    it('holds 20 buckets by default', () => {
+      const f = filter({ descriptors: [{ entries: [{ key: 'user' }], token_bucket: bucket(1) }] });
+      for (let i = 0; i < 20; i++) expect(status(f, `u${i}`)).toBe(200);
+      expect(status(f, 'u0')).toBe(429);
+      expect(status(f, 'u20')).toBe(200); // u1 goes
+      expect(status(f, 'u1')).toBe(200);
+    });
   });
 });

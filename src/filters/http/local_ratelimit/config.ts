@@ -31,6 +31,8 @@ export interface LocalRateLimitConfig {
   readonly rateLimits: readonly CompiledRateLimit[] | null;
   /** local_rate_limit_per_downstream_connection: buckets per connection instead of shared. */
   readonly perConnection: boolean;
+  /** max_dynamic_descriptors: buckets a wildcard descriptor keeps, least recently used dropped first. */
+  readonly maxDynamicDescriptors: number;
 }
 
 /** OVERRIDE: the virtual host's only when the route has none; INCLUDE: both; IGNORE: the route's only. */
@@ -38,8 +40,14 @@ export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
 const VH_RATE_LIMITS: readonly VhRateLimits[] = ['OVERRIDE', 'INCLUDE', 'IGNORE'];
 
 export interface DescriptorBucketConfig {
-  /** The entries as one lookup key (see descriptors.ts). */
+  /** The entries as one lookup key (see descriptors.ts); a wildcard's has its empty values. */
   readonly key: string;
+  /**
+   * A wildcard descriptor (an entry without a value, Envoy's dynamic descriptors): its entries,
+   * null where any value goes. A request's descriptor with these keys in this order and the
+   * other values equal gets a bucket of its own. null for an exact descriptor.
+   */
+  readonly wildcard: ReadonlyArray<readonly [string, string | null]> | null;
   readonly maxTokens: number;
   readonly tokensPerFill: number;
   readonly fillIntervalMs: number;
@@ -57,7 +65,7 @@ const STATUS: Record<string, number> = {
   InternalServerError: 500,
 };
 
-const UNSUPPORTED = ['request_headers_to_add_when_not_enforced', 'local_cluster_rate_limit', 'max_dynamic_descriptors'] as const;
+const UNSUPPORTED = ['request_headers_to_add_when_not_enforced', 'local_cluster_rate_limit'] as const;
 
 interface Bucket {
   maxTokens: number;
@@ -97,13 +105,17 @@ function parseDescriptors(list: unknown, path: string, errors: HttpFilterParseCo
     const entries = (d?.entries ?? []) as Obj[];
     if (!Array.isArray(entries) || entries.length === 0) errors.push({ path: `${p}.entries`, message: 'needs at least one entry' });
     let key = '';
+    const parts: Array<readonly [string, string | null]> = [];
     (Array.isArray(entries) ? entries : []).forEach((e, j) => {
       const k = e?.key;
       const v = e?.value;
       if (typeof k !== 'string' || !k) errors.push({ path: `${p}.entries[${j}].key`, message: 'is required' });
-      // Newer Envoy reads an empty value as a wildcard with a bucket per value seen; not yet here.
-      else if (typeof v !== 'string' || !v) errors.push({ path: `${p}.entries[${j}].value`, message: 'is required (wildcard descriptors are not supported yet)' });
-      else key += entryKey(k, v);
+      else if (v !== undefined && v !== null && typeof v !== 'string') errors.push({ path: `${p}.entries[${j}].value`, message: 'must be a string' });
+      else {
+        // An empty value is a wildcard (Envoy's dynamic descriptors): a bucket per value seen.
+        key += entryKey(k, v ?? '');
+        parts.push([k, v ? v : null]);
+      }
     });
     const b = d?.token_bucket ? parseBucket(d.token_bucket as Obj, `${p}.token_bucket`, errors) : null;
     if (!d?.token_bucket) errors.push({ path: `${p}.token_bucket`, message: 'is required' });
@@ -113,7 +125,7 @@ function parseDescriptors(list: unknown, path: string, errors: HttpFilterParseCo
       return;
     }
     seen.add(key);
-    out.push(Object.freeze({ key, ...b }));
+    out.push(Object.freeze({ key, wildcard: parts.some(([, v]) => v === null) ? Object.freeze(parts) : null, ...b }));
   });
   // Envoy consumes the matched descriptors' buckets slowest-filling first.
   const rate = (d: DescriptorBucketConfig) => d.tokensPerFill / d.fillIntervalMs;
@@ -143,6 +155,9 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
   const acd = tc.always_consume_default_token_bucket;
   const alwaysConsumeDefault = acd === undefined || acd === null ? true : (typeof acd === 'object' ? acd.value : acd) !== false;
   const rateLimits = compileRateLimits(tc.rate_limits, `${path}.rate_limits`, ctx.errors, NO_ROUTE);
+  const mddRaw = tc.max_dynamic_descriptors;
+  const mdd = mddRaw === undefined || mddRaw === null ? 20 : Number(typeof mddRaw === 'object' ? mddRaw.value : mddRaw);
+  if (!Number.isInteger(mdd) || mdd < 1) ctx.errors.push({ path: `${path}.max_dynamic_descriptors`, message: 'must be an integer of at least 1' });
   let status = 429;
   if (tc.status?.code !== undefined) {
     const c = tc.status.code;
@@ -170,6 +185,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     vhRateLimits: vhRateLimits!,
     rateLimits,
     perConnection: tc.local_rate_limit_per_downstream_connection === true,
+    maxDynamicDescriptors: mdd,
   });
 }
 

@@ -13,9 +13,9 @@ type Obj = Record<string, any>;
  */
 export const RATE_LIMITS_KEY = 'envoy.config.route.v3.RateLimit';
 
-/** Separates key from value, and entries from each other, in a descriptor's lookup key. */
-const KV = '\u0000';
-const ENTRY = '\u0001';
+/** Separates key from value, and ends each entry, in a descriptor's lookup key. */
+export const KV = '\u0000';
+export const ENTRY = '\u0001';
 
 /** The lookup key of one descriptor entry; a descriptor's key is its entries' keys in order. */
 export function entryKey(key: string, value: string): string {

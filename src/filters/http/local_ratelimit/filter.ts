@@ -1,7 +1,7 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
 import type { FilterVerdict, HttpFilter, HttpFilterRequest } from '../types.js';
 import type { DescriptorBucketConfig, LocalRateLimitConfig } from './config.js';
-import { descriptorKey, RATE_LIMITS_KEY, type CompiledRateLimit, type RouteRateLimits } from './descriptors.js';
+import { descriptorKey, ENTRY, KV, RATE_LIMITS_KEY, type CompiledRateLimit, type RouteRateLimits } from './descriptors.js';
 import { LOCAL_RATELIMIT_STATS } from './stats.js';
 
 type Stats = StatsOf<typeof LOCAL_RATELIMIT_STATS>;
@@ -44,16 +44,51 @@ interface DescriptorBucket {
   readonly bucket: TokenBucket;
 }
 
-/** The default bucket and one per descriptor (by entries key; null without descriptors). */
+/**
+ * A wildcard descriptor's buckets, one per matching descriptor a request produced (by its key), in
+ * least-recently-used order: Map keeps insertion order, so a hit moves its entry to the end and
+ * the first one is the one to drop past max_dynamic_descriptors, as Envoy's LRU.
+ */
+interface WildcardBuckets {
+  readonly rank: number;
+  readonly config: DescriptorBucketConfig;
+  readonly seen: Map<string, DescriptorBucket>;
+}
+
+/** The default bucket and one per exact descriptor (by entries key), and the wildcard descriptors' (null without descriptors). */
 interface BucketSet {
   readonly bucket: TokenBucket;
   readonly byKey: ReadonlyMap<string, DescriptorBucket> | null;
+  readonly wild: readonly WildcardBuckets[] | null;
 }
 
 function buckets(config: LocalRateLimitConfig, now: () => number): BucketSet {
   const ds = config.descriptors;
-  return { bucket: new TokenBucket(config, now), byKey: ds.length ? new Map(ds.map((d: DescriptorBucketConfig, rank) => [d.key, { rank, bucket: new TokenBucket(d, now) }])) : null };
+  if (!ds.length) return { bucket: new TokenBucket(config, now), byKey: null, wild: null };
+  const byKey = new Map<string, DescriptorBucket>();
+  const wild: WildcardBuckets[] = [];
+  ds.forEach((d: DescriptorBucketConfig, rank) => {
+    if (d.wildcard) wild.push({ rank, config: d, seen: new Map() });
+    else byKey.set(d.key, { rank, bucket: new TokenBucket(d, now) });
+  });
+  return { bucket: new TokenBucket(config, now), byKey, wild: wild.length ? wild : null };
 }
+
+/** Whether the descriptor with lookup key `k` has the wildcard's keys in order and its fixed values. */
+function wildcardMatches(k: string, entries: ReadonlyArray<readonly [string, string | null]>): boolean {
+  let at = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const [key, value] = entries[i]!;
+    if (!k.startsWith(key, at) || k[at + key.length] !== KV) return false;
+    const v = at + key.length + 1;
+    const end = k.indexOf(ENTRY, v);
+    if (end < 0) return false;
+    if (value !== null && (end - v !== value.length || !k.startsWith(value, v))) return false;
+    at = end + 1;
+  }
+  return at === k.length;
+}
+
 
 /**
  * A LocalRateLimit's buckets: the default one plus one per configured descriptor. The filter's
@@ -95,17 +130,35 @@ export class LocalRateLimiter {
   }
 
   /** Adds the buckets of the descriptors `list` produces for `req` (this stage's only). */
-  private match(list: readonly CompiledRateLimit[], req: HttpFilterRequest, byKey: ReadonlyMap<string, DescriptorBucket>): void {
+  private match(list: readonly CompiledRateLimit[], req: HttpFilterRequest, byKey: ReadonlyMap<string, DescriptorBucket>, wild: readonly WildcardBuckets[] | null): void {
     const stage = this.config.stage;
     for (let i = 0; i < list.length; i++) {
       const rl = list[i]!;
       if (rl.stage !== stage) continue;
       const k = descriptorKey(rl, req);
       if (k === null) continue;
-      const d = byKey.get(k);
+      const d = byKey.get(k) ?? (wild !== null ? this.dynamic(wild, k) : undefined);
       // Two actions producing the same descriptor take one token, as one descriptor would.
       if (d && !this.matched.includes(d)) this.matched.push(d);
     }
+  }
+
+  /** The bucket of the first wildcard descriptor `k` matches, made on first sight; undefined when none matches. */
+  private dynamic(wild: readonly WildcardBuckets[], k: string): DescriptorBucket | undefined {
+    for (let i = 0; i < wild.length; i++) {
+      const w = wild[i]!;
+      if (!wildcardMatches(k, w.config.wildcard!)) continue;
+      let d = w.seen.get(k);
+      if (d) {
+        w.seen.delete(k);
+      } else {
+        d = { rank: w.rank, bucket: new TokenBucket(w.config, this.now) };
+        if (w.seen.size >= this.config.maxDynamicDescriptors) w.seen.delete(w.seen.keys().next().value!);
+      }
+      w.seen.set(k, d);
+      return d;
+    }
+    return undefined;
   }
 
   /** Takes the tokens the request needs; false when a bucket it needs is empty. */
@@ -115,12 +168,12 @@ export class LocalRateLimiter {
     const byKey = set.byKey;
     if (byKey) {
       const own = c.rateLimits;
-      if (own) this.match(own, req, byKey);
+      if (own) this.match(own, req, byKey, set.wild);
       else {
         const rr = req.perRoute?.get(RATE_LIMITS_KEY) as RouteRateLimits | undefined;
         if (rr) {
-          if (rr.route) this.match(rr.route, req, byKey);
-          if (rr.vhost && (c.vhRateLimits === 'INCLUDE' || (c.vhRateLimits === 'OVERRIDE' && !rr.route))) this.match(rr.vhost, req, byKey);
+          if (rr.route) this.match(rr.route, req, byKey, set.wild);
+          if (rr.vhost && (c.vhRateLimits === 'INCLUDE' || (c.vhRateLimits === 'OVERRIDE' && !rr.route))) this.match(rr.vhost, req, byKey, set.wild);
         }
       }
     }
