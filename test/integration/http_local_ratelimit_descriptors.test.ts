@@ -136,10 +136,15 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
     expect(await strait.stat('filter_rl.http_local_rate_limit.rate_limited')).toBe(1);
   });
 
+  /** The route's descriptor bucket holds one token: one request through, the next refused and counted. */
+  async function oneThenLimited(route: string, statPrefix: string): Promise<void> {
+    expect(await status(`${base}${route}`)).toBe(200);
+    expect(await status(`${base}${route}`)).toBe(429);
+    expect(await strait.stat(`${statPrefix}.http_local_rate_limit.rate_limited`)).toBe(1);
+  }
+
   it('matches a generic_key descriptor from the route', async () => {
-    expect(await status(`${base}/generic`)).toBe(200);
-    expect(await status(`${base}/generic`)).toBe(429);
-    expect(await strait.stat('generic_rl.http_local_rate_limit.rate_limited')).toBe(1);
+    await oneThenLimited('/generic', 'generic_rl');
   });
 
   it('matches a header_value_match descriptor only when the headers match', async () => {
@@ -186,21 +191,15 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
   });
 
   it("limits by the route's metadata with a ROUTE_ENTRY metadata action", async () => {
-    expect(await status(`${base}/team`)).toBe(200);
-    expect(await status(`${base}/team`)).toBe(429);
-    expect(await strait.stat('team_rl.http_local_rate_limit.rate_limited')).toBe(1);
+    await oneThenLimited('/team', 'team_rl');
   });
 
   it('gives each client address a bucket of its own with a wildcard descriptor', async () => {
-    expect(await status(`${base}/perip`)).toBe(200);
-    expect(await status(`${base}/perip`)).toBe(429);
-    expect(await strait.stat('perip_rl.http_local_rate_limit.rate_limited')).toBe(1);
+    await oneThenLimited('/perip', 'perip_rl');
   });
 
   it('limits by the client network with masked_remote_address', async () => {
-    expect(await status(`${base}/masked`)).toBe(200);
-    expect(await status(`${base}/masked`)).toBe(429);
-    expect(await strait.stat('masked_rl.http_local_rate_limit.rate_limited')).toBe(1);
+    await oneThenLimited('/masked', 'masked_rl');
   });
 
   it('limits the requests whose query matches with query_parameter_value_match, and only those', async () => {

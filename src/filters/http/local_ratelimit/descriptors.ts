@@ -162,6 +162,24 @@ export function maskedAddress(ip: string, v4: number, v6: number): string | null
   return `${new net.SocketAddress({ address: groups, family: 'ipv6' }).address}/${v6}`;
 }
 
+/**
+ * header_value_match and query_parameter_value_match: `descriptor_value` under `descriptor_key`
+ * (default `dfltKey`) when every matcher in `listField` matches, or when not all do with
+ * `expect_match: false`; otherwise the descriptor is dropped.
+ */
+function compileValueMatch<M>(m: Obj, p: string, listField: string, what: string, dfltKey: string, compile: (o: Obj, path: string) => M | null, all: (ms: readonly M[], req: HttpFilterRequest) => boolean, errors: FieldError[]): Action | null {
+  const start = errors.length;
+  if (typeof m.descriptor_value !== 'string' || !m.descriptor_value) errors.push({ path: `${p}.descriptor_value`, message: 'is required' });
+  const list = (m[listField] ?? []) as Obj[];
+  if (!Array.isArray(list) || list.length === 0) errors.push({ path: `${p}.${listField}`, message: `needs at least one ${what}` });
+  const matchers = (Array.isArray(list) ? list : []).map((o, i) => compile(o ?? {}, `${p}.${listField}[${i}]`));
+  if (errors.length > start) return null;
+  const ms = matchers as M[];
+  const expect = unwrap(m.expect_match) !== false;
+  const value = String(m.descriptor_value);
+  return { constant: null, key: typeof m.descriptor_key === 'string' && m.descriptor_key ? m.descriptor_key : dfltKey, get: (req) => (all(ms, req) === expect ? value : undefined) };
+}
+
 function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: FieldError[]): Action | null {
   if (a.request_headers) {
     const h = a.request_headers as Obj;
@@ -192,27 +210,12 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
     };
   }
   if (a.query_parameter_value_match) {
-    const m = a.query_parameter_value_match as Obj;
-    const p = `${path}.query_parameter_value_match`;
-    const start = errors.length;
-    if (typeof m.descriptor_value !== 'string' || !m.descriptor_value) errors.push({ path: `${p}.descriptor_value`, message: 'is required' });
-    const list = (m.query_parameters ?? []) as Obj[];
-    if (!Array.isArray(list) || list.length === 0) errors.push({ path: `${p}.query_parameters`, message: 'needs at least one query parameter matcher' });
-    const matchers = (Array.isArray(list) ? list : []).map((q, i) => compileQueryMatcher(q ?? {}, `${p}.query_parameters[${i}]`, errors));
-    if (errors.length > start) return null;
-    const qm = matchers as QueryMatch[];
-    const expect = unwrap(m.expect_match) !== false;
-    const value = String(m.descriptor_value);
-    return {
-      constant: null,
-      key: typeof m.descriptor_key === 'string' && m.descriptor_key ? m.descriptor_key : 'query_match',
-      get: (req) => {
-        const q = queryOf(req.path);
-        let all = true;
-        for (let i = 0; i < qm.length; i++) if (!qm[i]!(q)) { all = false; break; }
-        return all === expect ? value : undefined;
-      },
+    const all = (qm: readonly QueryMatch[], req: HttpFilterRequest): boolean => {
+      const q = queryOf(req.path);
+      for (let i = 0; i < qm.length; i++) if (!qm[i]!(q)) return false;
+      return true;
     };
+    return compileValueMatch(a.query_parameter_value_match as Obj, `${path}.query_parameter_value_match`, 'query_parameters', 'query parameter matcher', 'query_match', (o, op) => compileQueryMatcher(o, op, errors), all, errors);
   }
   if (a.metadata) return compileMetadataAction(a.metadata as Obj, `${path}.metadata`, false, target, errors);
   if (a.dynamic_metadata) return compileMetadataAction(a.dynamic_metadata as Obj, `${path}.dynamic_metadata`, true, target, errors);
@@ -225,26 +228,11 @@ function compileAction(a: Obj, path: string, target: RateLimitTarget, errors: Fi
     return { constant: g.descriptor_value, key: typeof g.descriptor_key === 'string' && g.descriptor_key ? g.descriptor_key : 'generic_key', get: null };
   }
   if (a.header_value_match) {
-    const m = a.header_value_match as Obj;
-    const p = `${path}.header_value_match`;
-    const start = errors.length;
-    if (typeof m.descriptor_value !== 'string' || !m.descriptor_value) errors.push({ path: `${p}.descriptor_value`, message: 'is required' });
-    const list = (m.headers ?? []) as Obj[];
-    if (!Array.isArray(list) || list.length === 0) errors.push({ path: `${p}.headers`, message: 'needs at least one header matcher' });
-    const matchers = (Array.isArray(list) ? list : []).map((h, i) => compileHeaderMatcher(h, `${p}.headers[${i}]`, errors));
-    if (errors.length > start) return null;
-    const hm = matchers as HeaderMatch[];
-    const expect = m.expect_match === undefined || m.expect_match === null ? true : (typeof m.expect_match === 'object' ? m.expect_match.value : m.expect_match) !== false;
-    const value = String(m.descriptor_value);
-    return {
-      constant: null,
-      key: typeof m.descriptor_key === 'string' && m.descriptor_key ? m.descriptor_key : 'header_match',
-      get: (req) => {
-        let all = true;
-        for (let i = 0; i < hm.length; i++) if (!hm[i]!(req.header)) { all = false; break; }
-        return all === expect ? value : undefined;
-      },
+    const all = (hm: readonly HeaderMatch[], req: HttpFilterRequest): boolean => {
+      for (let i = 0; i < hm.length; i++) if (!hm[i]!(req.header)) return false;
+      return true;
     };
+    return compileValueMatch(a.header_value_match as Obj, `${path}.header_value_match`, 'headers', 'header matcher', 'header_match', (o, op) => compileHeaderMatcher(o, op, errors), all, errors);
   }
   if (a.destination_cluster) {
     if (target.routeKnown === false) {
