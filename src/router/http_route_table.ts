@@ -3,6 +3,7 @@ import type { FieldError } from '../errors.js';
 import { compileClusterSpecifier, type ClusterPicker } from './cluster_specifier.js';
 import { compileRouteLb, type RouteLb } from './hash_policy.js';
 import { compileHeaderMatcher, type HeaderLookup, type HeaderMatch } from './header_matcher.js';
+import { compileHeaderAdds } from './header_adds.js';
 import { compileQueryMatcher } from './query_matcher.js';
 import { parseRoutingPriority, type RoutingPriority } from '../upstream/circuit_breakers.js';
 import { findHttpFilter, findPerRouteFilter } from '../filters/http/registry.js';
@@ -443,32 +444,6 @@ function unsupported(o: Obj, fields: readonly string[], path: string, errors: Fi
     if (f === PER_FILTER && typeof v === 'object' && Object.keys(v).length === 0) continue;
     errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
   }
-}
-
-function compileHeaderAdds(list: unknown, path: string, errors: FieldError[], request: boolean): HeaderAdd[] {
-  return ((list ?? []) as Obj[]).flatMap((o, i) => {
-    const p = `${path}[${i}]`;
-    const h = (o.header ?? {}) as Obj;
-    const name = String(h.key ?? '').toLowerCase();
-    const value = h.raw_value !== undefined ? Buffer.from(String(h.raw_value), 'base64').toString('latin1') : String(h.value ?? '');
-    if (!name || name.startsWith(':') || (request && name === 'host')) {
-      errors.push({ path: `${p}.header.key`, message: `cannot add header "${name}"` });
-      return [];
-    }
-    // Envoy's %FORMATTER% substitutions are not implemented; a literal "%%" is an escaped percent.
-    if (/%[A-Z_]/.test(value.replace(/%%/g, ''))) {
-      errors.push({ path: `${p}.header.value`, message: 'header value formatters (%...%) are not supported yet' });
-      return [];
-    }
-    if (/[\r\n\0]/.test(value)) {
-      errors.push({ path: `${p}.header.value`, message: 'must not contain CR, LF or NUL' });
-      return [];
-    }
-    let action: AppendAction = (o.append_action as AppendAction | undefined) ?? 'APPEND_IF_EXISTS_OR_ADD';
-    // The deprecated `append` (default true) maps onto the two original behaviours.
-    if (o.append !== undefined && o.append !== null) action = o.append === false ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD';
-    return [{ name, value: value.replace(/%%/g, '%'), action, keepEmpty: o.keep_empty_value === true }];
-  });
 }
 
 function compileRemoves(list: unknown, path: string, errors: FieldError[]): string[] {

@@ -82,6 +82,8 @@ function listener(): Obj {
           ...route('/team', [{ actions: [{ metadata: { descriptor_key: 'team', metadata_key: { key: 'acme.io', path: [{ key: 'team' }] }, source: 'ROUTE_ENTRY' } }] }], perRoute('team_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ team: 'payments' }, 1)] })),
           metadata: { filter_metadata: { 'acme.io': { team: 'payments' } } },
         },
+        // Limited requests are let through (filter_enforced 0 %), marked for the upstream.
+        route('/shadow', null, perRoute('shadow_rl', { token_bucket: bucket(1), filter_enforced: { default_value: { numerator: 0 } }, request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl-exceeded', value: 'yes' } }] })),
         // A wildcard descriptor: every client address gets a bucket of one of its own.
         route('/perip', [{ actions: [{ masked_remote_address: {} }] }], perRoute('perip_rl', { token_bucket: bucket(1000), descriptors: [{ entries: [{ key: 'masked_remote_address' }], token_bucket: bucket(1) }] })),
         // The client's network (127.0.0.0/8) has a bucket of one.
@@ -194,6 +196,18 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
     await oneThenLimited('/team', 'team_rl');
   });
 
+  it('marks a limited request it lets through with request_headers_to_add_when_not_enforced', async () => {
+    const seen = async () => {
+      const r = await request(`${base}/shadow`);
+      expect(r.statusCode).toBe(200);
+      return ((await r.body.json()) as { headers: Record<string, string> }).headers['x-rl-exceeded'];
+    };
+    expect(await seen()).toBeUndefined();
+    expect(await seen()).toBe('yes');
+    expect(await strait.stat('shadow_rl.http_local_rate_limit.rate_limited')).toBe(1);
+    expect(await strait.stat('shadow_rl.http_local_rate_limit.enforced')).toBe(0);
+  });
+
   it('gives each client address a bucket of its own with a wildcard descriptor', async () => {
     await oneThenLimited('/perip', 'perip_rl');
   });
@@ -220,7 +234,7 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
 describe('local rate limit descriptor validation', () => {
   it('rejects bad descriptors and rate_limits with their field paths', async () => {
     const dir = tmpDir('strait-lrl-desc-');
-    const l = hcm('l', { stat_prefix: 'x', token_bucket: bucket(10), max_dynamic_descriptors: 0, descriptors: [{ entries: [{ key: 'user', value: 5 }], token_bucket: bucket(1) }, { entries: [{ key: 'k', value: 'v' }] }], vh_rate_limits: 'SOMETIMES', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl', value: '1' } }] }, [
+    const l = hcm('l', { stat_prefix: 'x', token_bucket: bucket(10), max_dynamic_descriptors: 0, descriptors: [{ entries: [{ key: 'user', value: 5 }], token_bucket: bucket(1) }, { entries: [{ key: 'k', value: 'v' }] }], vh_rate_limits: 'SOMETIMES', request_headers_to_add_when_not_enforced: [{ header: { key: 'host', value: '1' } }] }, [
       {
         name: 'all',
         domains: ['*'],
@@ -245,7 +259,7 @@ describe('local rate limit descriptor validation', () => {
     expect(r.stderr).toContain(`${hf}.max_dynamic_descriptors`);
     expect(r.stderr).toContain(`${hf}.descriptors[1].token_bucket`);
     expect(r.stderr).toContain(`${hf}.vh_rate_limits`);
-    expect(r.stderr).toContain(`${hf}.request_headers_to_add_when_not_enforced`);
+    expect(r.stderr).toContain(`${hf}.request_headers_to_add_when_not_enforced[0].header.key`);
     expect(r.stderr).toContain(`${vh}.rate_limits[0].actions[0].source_cluster`);
     expect(r.stderr).toContain(`${vh}.routes[0].route.rate_limits[0].actions[0].request_headers.descriptor_key`);
     expect(r.stderr).toContain(`${vh}.routes[1].route.rate_limits[0].actions[0].header_value_match.headers`);

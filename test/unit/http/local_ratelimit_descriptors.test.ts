@@ -248,6 +248,25 @@ describe('local rate limit descriptors', () => {
     expect(errors.map((e) => e.path)).toEqual(['f.descriptors[1].entries', 'f.descriptors[3].entries', 'f.descriptors[4].entries[0].value', 'f.token_bucket', 'f.max_dynamic_descriptors']);
   });
 
+  it('adds request_headers_to_add_when_not_enforced to a limited request it lets through, and only then', () => {
+    const headers = [{ header: { key: 'X-RL-Exceeded', value: 'true' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }];
+    const shadow = new LocalRateLimitFilter(parse({ ...tc, token_bucket: bucket(1), filter_enforced: { default_value: { numerator: 0 } }, request_headers_to_add_when_not_enforced: headers }), new StatsStore().root, () => 0, () => 0);
+    const first = req({});
+    expect(shadow.onRequest(first)).toBeNull();
+    expect(first.upstreamHeaders).toBeUndefined();
+    const second = req({});
+    expect(shadow.onRequest(second)).toBeNull();
+    expect(second.upstreamHeaders?.add).toEqual([{ name: 'x-rl-exceeded', value: 'true', action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmpty: false }]);
+    // Enforced: the request is refused, nothing to add.
+    const strict = new LocalRateLimitFilter(parse({ ...tc, token_bucket: bucket(0), request_headers_to_add_when_not_enforced: headers }), new StatsStore().root, () => 0, () => 0);
+    const refused = req({});
+    expect(strict.onRequest(refused)?.reply?.status).toBe(429);
+    expect(refused.upstreamHeaders).toBeUndefined();
+    const errors: FieldError[] = [];
+    localRateLimitFactory.parse({ ...tc, request_headers_to_add_when_not_enforced: [{ header: { key: ':path', value: '/x' } }, { header: { key: 'x-a', value: 'a\nb' } }] }, 'f', { errors, warnings: [] });
+    expect(errors.map((e) => e.path)).toEqual(['f.request_headers_to_add_when_not_enforced[0].header.key', 'f.request_headers_to_add_when_not_enforced[1].header.value']);
+  });
+
   describe('wildcard descriptors (an entry without a value)', () => {
     const byUser = rateLimits([{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }]);
     const filter = (extra: Obj) => new LocalRateLimitFilter(parse({ ...tc, always_consume_default_token_bucket: false, ...extra }), new StatsStore().root, () => 0, () => 0);

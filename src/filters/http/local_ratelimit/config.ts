@@ -1,4 +1,6 @@
 import { durationMs } from '../../../config/values.js';
+import { compileHeaderAdds } from '../../../router/header_adds.js';
+import type { HeaderMutation } from '../../../router/http_route_table.js';
 import { fraction, type HttpFilterFactory, type HttpFilterParseContext } from '../types.js';
 import { compileRateLimits, entryKey, NO_ROUTE, type CompiledRateLimit } from './descriptors.js';
 import { LocalRateLimiter, LocalRateLimitFilter } from './filter.js';
@@ -33,6 +35,8 @@ export interface LocalRateLimitConfig {
   readonly perConnection: boolean;
   /** max_dynamic_descriptors: buckets a wildcard descriptor keeps, least recently used dropped first. */
   readonly maxDynamicDescriptors: number;
+  /** request_headers_to_add_when_not_enforced: edits for a limited request let through (filter_enforced); null when none. */
+  readonly notEnforcedHeaders: HeaderMutation | null;
 }
 
 /** OVERRIDE: the virtual host's only when the route has none; INCLUDE: both; IGNORE: the route's only. */
@@ -65,7 +69,7 @@ const STATUS: Record<string, number> = {
   InternalServerError: 500,
 };
 
-const UNSUPPORTED = ['request_headers_to_add_when_not_enforced', 'local_cluster_rate_limit'] as const;
+const UNSUPPORTED = ['local_cluster_rate_limit'] as const;
 
 interface Bucket {
   maxTokens: number;
@@ -165,6 +169,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     if (!n) ctx.errors.push({ path: `${path}.status.code`, message: `${c} is not supported` });
     else status = n;
   }
+  const notEnforced = compileHeaderAdds(tc.request_headers_to_add_when_not_enforced, `${path}.request_headers_to_add_when_not_enforced`, ctx.errors, true);
   const headers = ((tc.response_headers_to_add ?? []) as Obj[]).map((o) => [String(o.header?.key ?? '').toLowerCase(), String(o.header?.value ?? '')] as const);
   if (ctx.errors.length > start) return null;
   return Object.freeze({
@@ -186,6 +191,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     rateLimits,
     perConnection: tc.local_rate_limit_per_downstream_connection === true,
     maxDynamicDescriptors: mdd,
+    notEnforcedHeaders: notEnforced.length ? Object.freeze({ add: Object.freeze(notEnforced), remove: Object.freeze([] as string[]) }) : null,
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
-import type { FilterVerdict, HttpFilter, HttpFilterRequest } from '../types.js';
+import { addUpstreamHeaders, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import type { DescriptorBucketConfig, LocalRateLimitConfig } from './config.js';
 import { descriptorKey, ENTRY, KV, RATE_LIMITS_KEY, type CompiledRateLimit, type RouteRateLimits } from './descriptors.js';
 import { LOCAL_RATELIMIT_STATS } from './stats.js';
@@ -205,7 +205,11 @@ export class LocalRateLimiter {
       return null;
     }
     stats.rate_limited.value++;
-    if (c.enforced <= 0 || random() >= c.enforced) return null;
+    if (c.enforced <= 0 || random() >= c.enforced) {
+      // Limited but let through: the upstream can tell (Envoy's request_headers_to_add_when_not_enforced).
+      if (c.notEnforcedHeaders !== null) addUpstreamHeaders(req, c.notEnforcedHeaders);
+      return null;
+    }
     stats.enforced.value++;
     const grpcStatus = req.grpc ? (c.resourceExhausted ? 8 : 14) : undefined;
     return { delayMs: 0, reply: { status: c.status, body: 'local_rate_limited', headers: c.responseHeaders, ...(grpcStatus !== undefined ? { grpcStatus } : {}), flag: 'RL' } };
