@@ -82,6 +82,7 @@ function listener(): Obj {
           ...route('/team', [{ actions: [{ metadata: { descriptor_key: 'team', metadata_key: { key: 'acme.io', path: [{ key: 'team' }] }, source: 'ROUTE_ENTRY' } }] }], perRoute('team_rl', { token_bucket: bucket(1000), descriptors: [descriptor({ team: 'payments' }, 1)] })),
           metadata: { filter_metadata: { 'acme.io': { team: 'payments' } } },
         },
+        route('/xrl', null, perRoute('xrl_rl', { token_bucket: bucket(2), enable_x_ratelimit_headers: 'DRAFT_VERSION_03' })),
         // Limited requests are let through (filter_enforced 0 %), marked for the upstream.
         route('/shadow', null, perRoute('shadow_rl', { token_bucket: bucket(1), filter_enforced: { default_value: { numerator: 0 } }, request_headers_to_add_when_not_enforced: [{ header: { key: 'x-rl-exceeded', value: 'yes' } }] })),
         // A wildcard descriptor: every client address gets a bucket of one of its own.
@@ -194,6 +195,22 @@ describe.each(ENGINES)('local rate limit descriptors on the %s engine', (engine)
 
   it("limits by the route's metadata with a ROUTE_ENTRY metadata action", async () => {
     await oneThenLimited('/team', 'team_rl');
+  });
+
+  it('sends X-RateLimit headers on the answers, the 429 included, with enable_x_ratelimit_headers', async () => {
+    const got: Array<[number, unknown, unknown, unknown]> = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await request(`${base}/xrl`);
+      await r.body.dump();
+      got.push([r.statusCode, r.headers['x-ratelimit-limit'], r.headers['x-ratelimit-remaining'], r.headers['x-ratelimit-reset']]);
+    }
+    expect(got.map(([s, l, rem]) => [s, l, rem])).toEqual([
+      [200, '2', '1'],
+      [200, '2', '0'],
+      [429, '2', '0'],
+    ]);
+    // An hour-long fill interval: the reset is close to 3600 s away.
+    for (const [, , , reset] of got) expect(Number(reset)).toBeGreaterThan(3500);
   });
 
   it('marks a limited request it lets through with request_headers_to_add_when_not_enforced', async () => {

@@ -267,6 +267,36 @@ describe('local rate limit descriptors', () => {
     expect(errors.map((e) => e.path)).toEqual(['f.request_headers_to_add_when_not_enforced[0].header.key', 'f.request_headers_to_add_when_not_enforced[1].header.value']);
   });
 
+  it('reports the deciding bucket in X-RateLimit headers with enable_x_ratelimit_headers DRAFT_VERSION_03', () => {
+    let now = 0;
+    const x = (r: HttpFilterRequest) => Object.fromEntries((r.responseHeaders?.add ?? []).map((h) => [h.name, h.value]));
+    const f = new LocalRateLimitFilter(parse({ ...tc, token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: '10s' }, enable_x_ratelimit_headers: 'DRAFT_VERSION_03' }), new StatsStore().root, () => now, () => 0);
+    const a = req({});
+    expect(f.onRequest(a)).toBeNull();
+    expect(x(a)).toEqual({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '1', 'x-ratelimit-reset': '10' });
+    now = 2500;
+    const b = req({});
+    expect(f.onRequest(b)).toBeNull();
+    expect(x(b)).toEqual({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '8' });
+    const refused = f.onRequest(req({}));
+    expect(refused?.reply?.status).toBe(429);
+    expect(Object.fromEntries(refused!.reply!.headers!)).toMatchObject({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '8' });
+    // A matched descriptor's bucket is the one reported (slowest-filling first).
+    const pr = rateLimits([{ actions: [{ generic_key: { descriptor_value: 'g' } }] }]);
+    const d = new LocalRateLimitFilter(parse({ ...tc, enable_x_ratelimit_headers: 'DRAFT_VERSION_03', descriptors: [{ entries: [{ key: 'generic_key', value: 'g' }], token_bucket: { max_tokens: 5, tokens_per_fill: 1, fill_interval: '60s' } }] }), new StatsStore().root, () => 0, () => 0);
+    const c = req({}, pr);
+    expect(d.onRequest(c)).toBeNull();
+    expect(x(c)).toEqual({ 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '4', 'x-ratelimit-reset': '60' });
+    // Off by default; a version Strait does not know is refused.
+    const off = new LocalRateLimitFilter(parse(tc), new StatsStore().root, () => 0, () => 0);
+    const o = req({});
+    off.onRequest(o);
+    expect(o.responseHeaders).toBeUndefined();
+    const errors: FieldError[] = [];
+    localRateLimitFactory.parse({ ...tc, enable_x_ratelimit_headers: 'DRAFT_VERSION_99' }, 'f', { errors, warnings: [] });
+    expect(errors.map((e) => e.path)).toEqual(['f.enable_x_ratelimit_headers']);
+  });
+
   describe('wildcard descriptors (an entry without a value)', () => {
     const byUser = rateLimits([{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }]);
     const filter = (extra: Obj) => new LocalRateLimitFilter(parse({ ...tc, always_consume_default_token_bucket: false, ...extra }), new StatsStore().root, () => 0, () => 0);

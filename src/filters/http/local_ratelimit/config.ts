@@ -37,6 +37,8 @@ export interface LocalRateLimitConfig {
   readonly maxDynamicDescriptors: number;
   /** request_headers_to_add_when_not_enforced: edits for a limited request let through (filter_enforced); null when none. */
   readonly notEnforcedHeaders: HeaderMutation | null;
+  /** enable_x_ratelimit_headers DRAFT_VERSION_03: x-ratelimit-limit, -remaining and -reset on the responses of the requests it checked. */
+  readonly xRateLimitHeaders: boolean;
 }
 
 /** OVERRIDE: the virtual host's only when the route has none; INCLUDE: both; IGNORE: the route's only. */
@@ -142,7 +144,9 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     const v = tc[f];
     if (v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0)) ctx.errors.push({ path: `${path}.${f}`, message: 'is not supported yet' });
   }
-  if (tc.enable_x_ratelimit_headers && tc.enable_x_ratelimit_headers !== 'OFF') ctx.errors.push({ path: `${path}.enable_x_ratelimit_headers`, message: 'is not supported yet' });
+  const xrl = tc.enable_x_ratelimit_headers ?? 'OFF';
+  const xRateLimitHeaders = xrl === 'DRAFT_VERSION_03' || xrl === 1;
+  if (!xRateLimitHeaders && xrl !== 'OFF' && xrl !== 0) ctx.errors.push({ path: `${path}.enable_x_ratelimit_headers`, message: `"${xrl}" is not OFF or DRAFT_VERSION_03` });
   const tb = tc.token_bucket as Obj | undefined;
   // Envoy's rule: the filter may leave the bucket to its routes, a route's config must have one.
   if (!tb && perRoute) ctx.errors.push({ path: `${path}.token_bucket`, message: 'is required in a per-route LocalRateLimit' });
@@ -191,6 +195,7 @@ function parse(tc: Obj, path: string, ctx: HttpFilterParseContext, perRoute = fa
     rateLimits,
     perConnection: tc.local_rate_limit_per_downstream_connection === true,
     maxDynamicDescriptors: mdd,
+    xRateLimitHeaders,
     notEnforcedHeaders: notEnforced.length ? Object.freeze({ add: Object.freeze(notEnforced), remove: Object.freeze([] as string[]) }) : null,
   });
 }

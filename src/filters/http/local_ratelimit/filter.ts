@@ -1,5 +1,6 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
-import { addUpstreamHeaders, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
+import type { HeaderAdd } from '../../../router/http_route_table.js';
+import { addResponseHeaders, addUpstreamHeaders, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import type { DescriptorBucketConfig, LocalRateLimitConfig } from './config.js';
 import { descriptorKey, ENTRY, KV, RATE_LIMITS_KEY, type CompiledRateLimit, type RouteRateLimits } from './descriptors.js';
 import { LOCAL_RATELIMIT_STATS } from './stats.js';
@@ -36,6 +37,28 @@ class TokenBucket {
     this.tokens--;
     return true;
   }
+
+  get maxTokens(): number {
+    return this.c.maxTokens;
+  }
+
+  /** Whole tokens left (as of the last take). */
+  get remaining(): number {
+    return Math.floor(this.tokens);
+  }
+
+  /** Seconds until the next fill, rounded up: X-RateLimit-Reset. */
+  resetSeconds(): number {
+    const c = this.c;
+    if (c.fillIntervalMs <= 0) return 0;
+    return Math.ceil(Math.max(0, this.lastFill + c.fillIntervalMs - this.now()) / 1000);
+  }
+}
+
+/** The draft-03 X-RateLimit headers of the bucket that decided a request (Envoy's local_ratelimit). */
+function xRateLimitHeaders(b: TokenBucket): readonly HeaderAdd[] {
+  const h = (name: string, v: number): HeaderAdd => ({ name, value: String(v), action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmpty: false });
+  return [h('x-ratelimit-limit', b.maxTokens), h('x-ratelimit-remaining', b.remaining), h('x-ratelimit-reset', b.resetSeconds())];
 }
 
 interface DescriptorBucket {
@@ -161,6 +184,13 @@ export class LocalRateLimiter {
     return undefined;
   }
 
+  /**
+   * The bucket that decided the last request, as Envoy reports it in X-RateLimit headers: the
+   * descriptor bucket that refused it, else the default bucket when it was consulted and refused,
+   * else the first (slowest-filling) matched descriptor's, else the default bucket.
+   */
+  private decided: TokenBucket | null = null;
+
   /** Takes the tokens the request needs; false when a bucket it needs is empty. */
   private admit(req: HttpFilterRequest): boolean {
     const c = this.config;
@@ -181,17 +211,28 @@ export class LocalRateLimiter {
     const n = m.length;
     if (n > 0) {
       if (n > 1) m.sort((a, b) => a.rank - b.rank);
-      let ok = true;
+      const first = m[0]!.bucket;
+      let refused: TokenBucket | null = null;
       for (let i = 0; i < n; i++) {
-        if (!m[i]!.bucket.take()) {
-          ok = false;
+        const b = m[i]!.bucket;
+        if (!b.take()) {
+          refused = b;
           break;
         }
       }
       m.length = 0;
-      if (!ok) return false;
-      if (!c.alwaysConsumeDefault) return true;
+      if (refused !== null) {
+        this.decided = refused;
+        return false;
+      }
+      if (!c.alwaysConsumeDefault || set.bucket.take()) {
+        this.decided = first;
+        return true;
+      }
+      this.decided = set.bucket;
+      return false;
     }
+    this.decided = set.bucket;
     return set.bucket.take();
   }
 
@@ -200,19 +241,25 @@ export class LocalRateLimiter {
     if (c.enabled <= 0 || random() >= c.enabled) return null;
     const stats = this.stats ?? this.bind(root);
     stats.enabled.value++;
-    if (this.admit(req)) {
+    const allowed = this.admit(req);
+    // Read now: the headers tell what the request found, whatever later requests take.
+    const xrl = c.xRateLimitHeaders && this.decided !== null ? xRateLimitHeaders(this.decided) : null;
+    if (allowed) {
       stats.ok.value++;
+      if (xrl !== null) addResponseHeaders(req, { add: xrl, remove: [] });
       return null;
     }
     stats.rate_limited.value++;
     if (c.enforced <= 0 || random() >= c.enforced) {
       // Limited but let through: the upstream can tell (Envoy's request_headers_to_add_when_not_enforced).
       if (c.notEnforcedHeaders !== null) addUpstreamHeaders(req, c.notEnforcedHeaders);
+      if (xrl !== null) addResponseHeaders(req, { add: xrl, remove: [] });
       return null;
     }
     stats.enforced.value++;
     const grpcStatus = req.grpc ? (c.resourceExhausted ? 8 : 14) : undefined;
-    return { delayMs: 0, reply: { status: c.status, body: 'local_rate_limited', headers: c.responseHeaders, ...(grpcStatus !== undefined ? { grpcStatus } : {}), flag: 'RL' } };
+    const headers = xrl === null ? c.responseHeaders : [...c.responseHeaders, ...xrl.map((h) => [h.name, h.value] as const)];
+    return { delayMs: 0, reply: { status: c.status, body: 'local_rate_limited', headers, ...(grpcStatus !== undefined ? { grpcStatus } : {}), flag: 'RL' } };
   }
 }
 
