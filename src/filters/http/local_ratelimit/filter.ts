@@ -112,7 +112,6 @@ function wildcardMatches(k: string, entries: ReadonlyArray<readonly [string, str
   return at === k.length;
 }
 
-
 /**
  * A LocalRateLimit's buckets: the default one plus one per configured descriptor. The filter's
  * own limiter is shared by its connection manager's connections; a route's LocalRateLimit gets
@@ -128,6 +127,12 @@ export class LocalRateLimiter {
   private readonly perConnection: WeakMap<object, BucketSet> | null;
   /** Reused per request (requests are handled one at a time): the matched descriptors' buckets. */
   private readonly matched: DescriptorBucket[] = [];
+  /**
+   * The bucket that decided the last request, as Envoy reports it in X-RateLimit headers: the
+   * descriptor bucket that refused it, else the default bucket when it was consulted and refused,
+   * else the first (slowest-filling) matched descriptor's, else the default bucket.
+   */
+  private decided: TokenBucket | null = null;
   /** A route's limiter learns its stats scope at its first request (the table has no scope). */
   private stats: Stats | null = null;
 
@@ -183,13 +188,6 @@ export class LocalRateLimiter {
     }
     return undefined;
   }
-
-  /**
-   * The bucket that decided the last request, as Envoy reports it in X-RateLimit headers: the
-   * descriptor bucket that refused it, else the default bucket when it was consulted and refused,
-   * else the first (slowest-filling) matched descriptor's, else the default bucket.
-   */
-  private decided: TokenBucket | null = null;
 
   /** Takes the tokens the request needs; false when a bucket it needs is empty. */
   private admit(req: HttpFilterRequest): boolean {
