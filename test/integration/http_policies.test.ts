@@ -185,13 +185,13 @@ describe('http_connection_manager config validation', () => {
   it('rejects unsupported fields of a supported HTTP filter with their path', async () => {
     const l = hcmListener('l', routes('match: { prefix: "/" }\n    route: { cluster: a }')).replace(
       '          http_filters:\n',
-      '          http_filters:\n          - name: envoy.filters.http.local_ratelimit\n            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl, token_bucket: { max_tokens: 1, fill_interval: 1s }, request_headers_to_add_when_not_enforced: [{ header: { key: k, value: v } }] }\n',
+      '          http_filters:\n          - name: envoy.filters.http.local_ratelimit\n            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl, token_bucket: { max_tokens: 1, fill_interval: 1s }, local_cluster_rate_limit: {} }\n',
     );
     const file = path.join(dir, 'rl.yaml');
     fs.writeFileSync(file, `static_resources:\n  listeners:\n${l}  clusters:\n${cluster}`);
     const r = await runCli(['--config', file, '--mode', 'validate']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('http_filters[0].typed_config.request_headers_to_add_when_not_enforced');
+    expect(r.stderr).toContain('http_filters[0].typed_config.local_cluster_rate_limit');
   });
 
   it('rejects an unsupported HTTP filter', async () => {
