@@ -101,7 +101,16 @@ export interface ForwardAction {
    * `offsetMs`). null: the header is ignored, as Envoy does without max_grpc_timeout or
    * max_stream_duration.grpc_timeout_header_max.
    */
-  readonly grpcTimeout: { readonly maxMs: number; readonly offsetMs: number } | null;
+  readonly grpcTimeout: { readonly maxMs: number; readonly offsetMs: number; readonly headerOnly: boolean } | null;
+  /**
+   * `max_stream_duration.max_stream_duration`: the stream's whole life from its first byte, after
+   * which it ends with 408 "downstream duration timeout" (a reset once the response began). null
+   * when unset (the connection manager's `common_http_protocol_options.max_stream_duration`
+   * applies); 0 turns that off for the route.
+   */
+  readonly maxStreamMs: number | null;
+  /** max_stream_duration is set (its duration or grpc_timeout_header_max): the stream may have a limit of the route's own. */
+  readonly limitsStream: boolean;
   /** `request_mirror_policies`; null when there are none. */
   readonly mirrors: readonly MirrorPolicy[] | null;
   /** `hash_policy` and `metadata_match` (route and weighted entries); null when neither is set. */
@@ -600,6 +609,7 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
   const regexRewrite = compileRegexRewrite(a.regex_rewrite, `${path}.regex_rewrite`, errors);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) errors.push({ path: `${path}.regex_rewrite`, message: 'cannot be combined with prefix_rewrite' });
   const grpcTimeout = compileGrpcTimeout(a, path, errors);
+  const msd = (a.max_stream_duration ?? null) as Obj | null;
   const mirrors = compileMirrors(a.request_mirror_policies, `${path}.request_mirror_policies`, known, errors);
   const hedge = compileHedgePolicy(a.hedge_policy as Obj | undefined, `${path}.hedge_policy`, errors) ?? vhostHedge;
   const priority = parseRoutingPriority(a.priority, `${path}.priority`, errors);
@@ -610,12 +620,16 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
     clusters,
     clusterHeader,
     clusterNotFoundStatus: cnf,
-    timeoutMs: a.timeout === undefined || a.timeout === null ? DEFAULT_ROUTE_TIMEOUT_MS : durationMs(a.timeout)!,
+    // With max_stream_duration set the route is on Envoy's newer timeouts: its router ignores
+    // `timeout` (and max_grpc_timeout); the stream's duration limits it instead.
+    timeoutMs: msd !== null ? 0 : a.timeout === undefined || a.timeout === null ? DEFAULT_ROUTE_TIMEOUT_MS : durationMs(a.timeout)!,
     retry,
     prefixRewrite: typeof a.prefix_rewrite === 'string' ? a.prefix_rewrite : null,
     regexRewrite,
     hostRewrite: typeof a.host_rewrite_literal === 'string' && a.host_rewrite_literal ? a.host_rewrite_literal : null,
     grpcTimeout,
+    maxStreamMs: msd !== null && msd.max_stream_duration !== undefined && msd.max_stream_duration !== null ? durationMs(msd.max_stream_duration)! : null,
+    limitsStream: msd !== null,
     mirrors,
     hedgeOnPerTryTimeout: hedge,
     attemptCount,
@@ -666,15 +680,12 @@ export function shadowHost(host: string): string {
  */
 function compileGrpcTimeout(a: Obj, path: string, errors: FieldError[]): ForwardAction['grpcTimeout'] {
   const msd = (a.max_stream_duration ?? null) as Obj | null;
-  // 0s is "no limit" (what Istio writes on every route), which is what Strait does.
-  if (msd && msd.max_stream_duration !== undefined && msd.max_stream_duration !== null && durationMs(msd.max_stream_duration) !== 0) {
-    errors.push({ path: `${path}.max_stream_duration.max_stream_duration`, message: 'is not supported yet except 0s (grpc_timeout_header_max and grpc_timeout_header_offset are)' });
-  }
   if (msd && msd.grpc_timeout_header_max !== undefined && msd.grpc_timeout_header_max !== null) {
-    return Object.freeze({ maxMs: durationMs(msd.grpc_timeout_header_max)!, offsetMs: durationMs(msd.grpc_timeout_header_offset) ?? 0 });
+    return Object.freeze({ maxMs: durationMs(msd.grpc_timeout_header_max)!, offsetMs: durationMs(msd.grpc_timeout_header_offset) ?? 0, headerOnly: true });
   }
-  if (a.max_grpc_timeout !== undefined && a.max_grpc_timeout !== null) {
-    return Object.freeze({ maxMs: durationMs(a.max_grpc_timeout)!, offsetMs: durationMs(a.grpc_timeout_offset) ?? 0 });
+  // The deprecated fields are not read on a route with max_stream_duration (Envoy's newer timeouts).
+  if (msd === null && a.max_grpc_timeout !== undefined && a.max_grpc_timeout !== null) {
+    return Object.freeze({ maxMs: durationMs(a.max_grpc_timeout)!, offsetMs: durationMs(a.grpc_timeout_offset) ?? 0, headerOnly: false });
   }
   return null;
 }
@@ -696,17 +707,40 @@ export function grpcTimeoutMs(v: string | undefined): number | undefined {
 }
 
 /**
- * The timeout a forwarded request runs under: the route's, or for gRPC on a route that honours
- * it, `grpc-timeout` (absent = no limit) capped and offset as Envoy's router does. 0 = none.
+ * The timeout a forwarded request's router runs under: the route's, or for gRPC on a route with
+ * the deprecated max_grpc_timeout, `grpc-timeout` (absent = no limit) offset and capped as Envoy's
+ * router does. 0 = none.
  */
 export function effectiveTimeoutMs(a: ForwardAction, grpc: boolean, header: string | undefined): number {
   const g = a.grpcTimeout;
-  if (!g || !grpc) return a.timeoutMs;
+  // max_stream_duration's grpc_timeout_header_max limits the stream, not the router (streamDurationMs).
+  if (!g || !grpc || g.headerOnly) return a.timeoutMs;
   let t = grpcTimeoutMs(header) ?? 0;
-  if (g.maxMs > 0 && (t === 0 || t > g.maxMs)) t = g.maxMs;
+  // max_grpc_timeout: the offset comes off the header first, then the cap applies (Envoy's router order).
   if (t > 0 && g.offsetMs > 0 && g.offsetMs < t) t -= g.offsetMs;
+  if (g.maxMs > 0 && (t === 0 || t > g.maxMs)) t = g.maxMs;
   // A sub-millisecond deadline still has to fire: never let it read as "no timeout".
   return t > 0 ? Math.max(1, Math.round(t)) : 0;
+}
+
+/**
+ * The stream's duration limit on this route, as Envoy's connection manager sets it once the route
+ * is known: a `grpc-timeout` the request carries, on a route with grpc_timeout_header_max (capped
+ * unless 0s, less grpc_timeout_header_offset); else the route's max_stream_duration; else the
+ * connection manager's (`hcmMs`). 0 = none.
+ */
+export function streamDurationMs(a: ForwardAction, hcmMs: number, header: string | undefined): number {
+  const g = a.grpcTimeout;
+  if (g !== null && g.headerOnly && header !== undefined) {
+    const h = grpcTimeoutMs(header);
+    if (h !== undefined) {
+      let t = g.maxMs > 0 && h > g.maxMs ? g.maxMs : h;
+      if (t > 0 && g.offsetMs > 0) t = g.offsetMs < t ? t - g.offsetMs : 0;
+      // A deadline already spent ends the stream at once (Envoy arms its timer with 0).
+      return Math.max(1, Math.round(t));
+    }
+  }
+  return a.maxStreamMs ?? hcmMs;
 }
 
 function compileRedirect(r: Obj, path: string, errors: FieldError[]): RedirectAction | null {

@@ -220,12 +220,13 @@ ${staticCluster('h2echo', [h2echo.port], '    http2_protocol_options: {}\n')}`,
     } finally {
       s.close();
     }
-    // Stats can trail the reply by a moment: wait for the proxy's timeout to show.
-    await strait.waitStat('cluster.grpc.upstream_rq_timeout', (v) => v >= 1);
+    // Stats can trail the reply by a moment. As in Envoy, grpc_timeout_header_max limits the
+    // stream's duration (the connection manager's timer), not the router's.
+    await strait.waitStat('http.mesh.downstream_rq_max_duration_reached', (v) => v >= 1);
   });
 
   it('caps a grpc-js client deadline at grpc_timeout_header_max: DEADLINE_EXCEEDED from the proxy', async () => {
-    const before = (await strait.stat('cluster.grpc.upstream_rq_timeout')) ?? 0;
+    const before = (await strait.stat('http.mesh.downstream_rq_max_duration_reached')) ?? 0;
     const r = await new Promise<grpc.ServiceError | null>((resolve) => {
       const m = new grpc.Metadata();
       m.set('x-route', 'grpc-cap');
@@ -235,8 +236,8 @@ ${staticCluster('h2echo', [h2echo.port], '    http2_protocol_options: {}\n')}`,
     });
     expect(r?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     // The proxy's local reply, not grpc-js's own "Deadline exceeded" timer.
-    expect(r?.details).toBe('upstream request timeout');
-    await strait.waitStat('cluster.grpc.upstream_rq_timeout', (v) => v >= before + 1);
+    expect(r?.details).toBe('downstream duration timeout');
+    await strait.waitStat('http.mesh.downstream_rq_max_duration_reached', (v) => v >= before + 1);
   });
 
   it('passes an upstream gRPC error status through', async () => {

@@ -34,7 +34,7 @@ describe('http_connection_manager config', () => {
   it('reads limits, timeouts and header options', () => {
     const { config } = parse({
       max_request_headers_kb: 8,
-      common_http_protocol_options: { max_headers_count: 20, idle_timeout: '0.250s' },
+      common_http_protocol_options: { max_headers_count: 20, idle_timeout: '0.250s', max_stream_duration: '30s' },
       request_headers_timeout: '2s',
       use_remote_address: true,
       server_name: 'edge',
@@ -42,6 +42,7 @@ describe('http_connection_manager config', () => {
     });
     expect(config!.limits).toEqual({ maxHeadBytes: 8192, maxHeaders: 20 });
     expect(config!.idleTimeoutMs).toBe(250);
+    expect(config!.maxStreamDurationMs).toBe(30_000);
     expect(config!.requestHeadersTimeoutMs).toBe(2000);
     expect(config!.useRemoteAddress).toBe(true);
     expect(config!.serverName).toBe('edge');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
-import { effectiveTimeoutMs, grpcTimeoutMs, HttpRouteTable, rewritePath, type HttpRequestView } from '../../../src/router/http_route_table.js';
+import { effectiveTimeoutMs, grpcTimeoutMs, HttpRouteTable, rewritePath, streamDurationMs, type HttpRequestView } from '../../../src/router/http_route_table.js';
 
 const KNOWN = new Set(['a', 'b', 'c', 'd', 'e']);
 
@@ -169,26 +169,37 @@ describe('grpc-timeout on a route', () => {
     expect(effectiveTimeoutMs(action({}), true, '100m')).toBe(5000);
   });
 
-  it('replaces the route timeout for gRPC only, capped by the max and less the offset', () => {
+  it('on a route with max_stream_duration the router has no timeout: neither `timeout` nor a grpc-timeout', () => {
+    // Envoy's router ignores `timeout` on such a route (its "new timeouts"); the stream's duration limits it.
     const unlimited = action({ max_stream_duration: { grpc_timeout_header_max: '0s' } });
-    expect(effectiveTimeoutMs(unlimited, true, '100m')).toBe(100);
-    expect(effectiveTimeoutMs(unlimited, true, undefined)).toBe(0); // no header: no limit
-    expect(effectiveTimeoutMs(unlimited, false, '100m')).toBe(5000);
-    const capped = action({ max_stream_duration: { grpc_timeout_header_max: '1s', grpc_timeout_header_offset: '0.05s' } });
-    expect(effectiveTimeoutMs(capped, true, '10S')).toBe(950);
-    expect(effectiveTimeoutMs(capped, true, undefined)).toBe(950);
-    expect(effectiveTimeoutMs(capped, true, '200m')).toBe(150);
-    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s' }), true, '1M')).toBe(2000);
+    expect([effectiveTimeoutMs(unlimited, true, '100m'), effectiveTimeoutMs(unlimited, true, undefined), effectiveTimeoutMs(unlimited, false, '100m')]).toEqual([0, 0, 0]);
+    // The deprecated max_grpc_timeout stays the router's: it also limits a call without the header.
+    // Offset first, then the cap, in that order as Envoy's router (the newer fields cap first).
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s', grpc_timeout_offset: '0.5s' }), true, '1M')).toBe(2000);
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s', grpc_timeout_offset: '0.5s' }), true, '1S')).toBe(500);
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s' }), true, '100m')).toBe(100);
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s' }), true, undefined)).toBe(2000);
+    expect(effectiveTimeoutMs(action({ max_grpc_timeout: '2s' }), false, undefined)).toBe(5000);
+    // ... and is not read on a route with max_stream_duration.
+    const both = action({ max_grpc_timeout: '2s', max_stream_duration: {} });
+    expect([both.grpcTimeout, effectiveTimeoutMs(both, true, '1M')]).toEqual([null, 0]);
   });
 
-  it('refuses max_stream_duration.max_stream_duration with its field path', () => {
+  it('max_stream_duration: a capped grpc-timeout, else the route\'s duration, else the connection manager\'s', () => {
+    const capped = action({ max_stream_duration: { grpc_timeout_header_max: '1s', grpc_timeout_header_offset: '0.05s' } });
+    expect([streamDurationMs(capped, 500, '10S'), streamDurationMs(capped, 500, '200m'), streamDurationMs(capped, 500, undefined)]).toEqual([950, 150, 500]);
+    // An offset larger than the deadline leaves nothing: the stream ends at once.
+    expect(streamDurationMs(capped, 500, '20m')).toBe(1);
+    const unlimited = action({ max_stream_duration: { grpc_timeout_header_max: '0s', max_stream_duration: '3s' } });
+    expect([unlimited.maxStreamMs, streamDurationMs(unlimited, 500, '1M'), streamDurationMs(unlimited, 500, 'bad'), streamDurationMs(unlimited, 500, undefined)]).toEqual([3000, 60_000, 3000, 3000]);
+    const off = action({ max_stream_duration: { max_stream_duration: '0s' } });
+    expect([off.maxStreamMs, off.limitsStream, streamDurationMs(off, 500, '1S')]).toEqual([0, true, 0]);
+    const unset = action({});
+    expect([unset.maxStreamMs, unset.limitsStream, streamDurationMs(unset, 500, '100m'), streamDurationMs(unset, 0, undefined)]).toEqual([null, false, 500, 0]);
+    // Any duration is accepted now (it used to be refused unless 0s).
     const errors: FieldError[] = [];
     HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '1s' } } }] }] }, 'rc', KNOWN, errors);
-    expect(errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].routes[0].route.max_stream_duration.max_stream_duration']);
-    // 0s means no limit (Istio's value on every route): accepted, as Strait sets none.
-    const ok: FieldError[] = [];
-    HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } }] }] }, 'rc', KNOWN, ok);
-    expect(ok).toEqual([]);
+    expect(errors).toEqual([]);
   });
 });
 

@@ -44,6 +44,8 @@ export interface HcmConfig {
   /** stream_idle_timeout and request_timeout (stream_timeouts.ts); 0 = off. */
   readonly streamIdleTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** common_http_protocol_options.max_stream_duration; 0 = none. A route's max_stream_duration overrides it. */
+  readonly maxStreamDurationMs: number;
   /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
   readonly normalizePath: boolean;
   /** merge_slashes: `//` in the path becomes `/` (after normalize_path). */
@@ -134,7 +136,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors, ctx.warnings);
 
   const common = (tc.common_http_protocol_options ?? {}) as Obj;
-  for (const f of ['max_stream_duration', 'max_connection_duration', 'max_requests_per_connection'] as const) {
+  for (const f of ['max_connection_duration', 'max_requests_per_connection'] as const) {
     if (common[f] !== undefined && common[f] !== null) errors.push({ path: `${path}.common_http_protocol_options.${f}`, message: 'is not supported yet' });
   }
   const underscores = common.headers_with_underscores_action ?? 'ALLOW';
@@ -181,6 +183,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     // Unset means off here; Envoy's stream_idle_timeout defaults to 5 minutes (see stream_timeouts.ts).
     streamIdleTimeoutMs: durationMs(tc.stream_idle_timeout) ?? 0,
     requestTimeoutMs: durationMs(tc.request_timeout) ?? 0,
+    maxStreamDurationMs: durationMs(common.max_stream_duration) ?? 0,
     normalizePath: tc.normalize_path === true,
     mergeSlashes: tc.merge_slashes === true,
     escapedSlashes,

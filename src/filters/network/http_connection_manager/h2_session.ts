@@ -16,7 +16,7 @@ import { applyLocalReplyHeaders } from './local_reply.js';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
-import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -338,6 +338,8 @@ class H2ExchangeMore {
   grpcOverride: number | null = null;
   perTryTimer: NodeJS.Timeout | null = null;
   backoffTimer: NodeJS.Timeout | null = null;
+  /** max_stream_duration's timer, when one applies. */
+  durationTimer: NodeJS.Timeout | null = null;
   /** The request was copied to the route's mirror clusters. */
   mirrored = false;
   /** The buffer filter holds this request until its body is complete: at most `holdMax` bytes, then `holdThen`. */
@@ -650,6 +652,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     const view: HttpRequestView = { host, path, method, header };
     const route = cfg.routes.route(view);
+    if (route !== null && route.action.kind === 'forward' && (cfg.maxStreamDurationMs > 0 || route.action.limitsStream)) this.armMaxDuration(route.action);
     // Only a chain with filters gets a request object (and the downstream's addresses) built.
     const req: HttpFilterRequest | null = this.filter.httpFilters && {
       method,
@@ -1317,6 +1320,29 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     this.localReply(408, kind === 'idle' ? 'stream timeout' : 'request timeout');
   }
 
+  /** max_stream_duration (the route's, else the connection manager's), counted from the stream's start, as Envoy's. */
+  private armMaxDuration(a: ForwardAction): void {
+    const ms = streamDurationMs(a, this.filter.config.maxStreamDurationMs, this.rqGrpcTimeout);
+    if (ms <= 0) return;
+    this.more.durationTimer = setTimeout(() => this.onMaxDuration(), Math.max(0, ms - (clockNow() - this.t0)));
+  }
+
+  /** The stream outlived max_stream_duration: 408 (gRPC: DEADLINE_EXCEEDED) before the response began, else a reset. */
+  private onMaxDuration(): void {
+    const x = this.more;
+    x.durationTimer = null;
+    if (this.finished) return;
+    this.stats.downstream_rq_max_duration_reached.value++;
+    this.abortTry();
+    if (this.responseStarted) {
+      this.finish();
+      resetDownstream(this.stream);
+      return;
+    }
+    x.grpcOverride = 4;
+    this.localReply(408, 'downstream duration timeout');
+  }
+
   onDeadline(): void {
     if (this.finished) return;
     this.cs!.upstream_rq_timeout.value++;
@@ -1685,7 +1711,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       if (x.delayTimer) clearTimeout(x.delayTimer);
       if (x.perTryTimer) clearTimeout(x.perTryTimer);
       if (x.backoffTimer) clearTimeout(x.backoffTimer);
-      x.delayTimer = x.perTryTimer = x.backoffTimer = null;
+      if (x.durationTimer) clearTimeout(x.durationTimer);
+      x.delayTimer = x.perTryTimer = x.backoffTimer = x.durationTimer = null;
     }
     const st = this.stats;
     st.downstream_rq_active.value--;

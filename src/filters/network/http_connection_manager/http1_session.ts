@@ -19,7 +19,7 @@ import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue } from './xfcc.js'
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
 import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
-import { effectiveTimeoutMs, pathOnly, rewritePath, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { HeaderLookup } from '../../../router/header_matcher.js';
 import type { Cluster } from '../../../upstream/cluster.js';
@@ -1064,6 +1064,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private cancelAcquire: (() => void) | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
+  /** max_stream_duration's timer, when one applies. */
+  private durationTimer: NodeJS.Timeout | null = null;
   private tryActive = false;
   private waitingUpstreamDrain = false;
   private waitingDownstreamDrain = false;
@@ -1359,8 +1361,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
     // Without HTTP filters (just the router) there is nothing to build the filter request for,
     // and routing keeps nothing of the view: the connection's own serves every request.
-    if (this.session.filter.httpFilters === null) this.act(this.session.route(host, head));
-    else this.startFiltered(host);
+    if (this.session.filter.httpFilters === null) {
+      const route = this.session.route(host, head);
+      if (route !== null && route.action.kind === 'forward' && (this.cfg.maxStreamDurationMs > 0 || route.action.limitsStream)) this.armMaxDuration(route.action);
+      this.act(route);
+    } else this.startFiltered(host);
   }
 
   /**
@@ -1389,6 +1394,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const head = this.head;
     const view: HttpRequestView = { host, path: head.target, method: head.method, header: (n) => getHeader(head, n) };
     const route = this.cfg.routes.route(view);
+    if (route !== null && route.action.kind === 'forward' && (this.cfg.maxStreamDurationMs > 0 || route.action.limitsStream)) this.armMaxDuration(route.action);
     const req: HttpFilterRequest = {
       method: head.method,
       path: head.target,
@@ -1536,7 +1542,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.session.write(CONTINUE_100);
     }
     // The gRPC headers matter only on routes with grpc_timeout settings: no header scans otherwise.
-    const timeoutMs = a.grpcTimeout ? effectiveTimeoutMs(a, (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), getHeader(head, 'grpc-timeout')) : a.timeoutMs;
+    const timeoutMs = a.grpcTimeout !== null && !a.grpcTimeout.headerOnly ? effectiveTimeoutMs(a, (getHeader(head, 'content-type') ?? '').startsWith('application/grpc'), getHeader(head, 'grpc-timeout')) : a.timeoutMs;
     if (timeoutMs > 0) this.session.armRouteTimer(this, timeoutMs);
     this.startTry();
     // A request that completed while a fault delay held it is mirrored now.
@@ -2831,6 +2837,10 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
 
   private clearTimers(): void {
     this.unwatchTimed();
+    if (this.durationTimer !== null) {
+      clearTimeout(this.durationTimer);
+      this.durationTimer = null;
+    }
     this.dropAllParked();
     if (this.delayTimer) clearTimeout(this.delayTimer);
     this.delayTimer = null;
@@ -2866,6 +2876,22 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (!this.requestDone) this.forceClose = true;
     // After the response began, localReply resets the connection itself.
     this.localReply(408, 'content-type: text/plain\r\n', kind === 'idle' ? 'stream timeout' : 'request timeout');
+  }
+
+  /** max_stream_duration (the route's, else the connection manager's), counted from the request's start, as Envoy's. */
+  private armMaxDuration(a: ForwardAction): void {
+    const g = a.grpcTimeout;
+    const ms = streamDurationMs(a, this.cfg.maxStreamDurationMs, g !== null && g.headerOnly ? getHeader(this.head, 'grpc-timeout') : undefined);
+    if (ms > 0) this.durationTimer = setTimeout(() => this.onMaxDuration(), Math.max(0, ms - (clockNow() - this.t0)));
+  }
+
+  /** The exchange outlived max_stream_duration: 408 before the response began (as a stream timeout), else the connection is reset. */
+  private onMaxDuration(): void {
+    this.durationTimer = null;
+    if (this.finished || this.responseDone) return;
+    this.stats.downstream_rq_max_duration_reached.value++;
+    if (!this.requestDone) this.forceClose = true;
+    this.localReply(408, 'content-type: text/plain\r\n', 'downstream duration timeout');
   }
 
   /** The client went away mid-exchange. */

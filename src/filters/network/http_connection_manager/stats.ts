@@ -29,6 +29,7 @@ export const HCM_STATS = defineStats({
     'downstream_rq_tx_reset',
     'downstream_rq_timeout',
     'downstream_rq_idle_timeout',
+    'downstream_rq_max_duration_reached',
     // Router filter stats live under the same prefix in Envoy.
     'no_route',
     'no_cluster',
