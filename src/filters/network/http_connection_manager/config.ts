@@ -46,6 +46,10 @@ export interface HcmConfig {
   readonly requestTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration; 0 = none. A route's max_stream_duration overrides it. */
   readonly maxStreamDurationMs: number;
+  /** common_http_protocol_options.max_connection_duration: a downstream connection is drained after it; 0 = none. */
+  readonly maxConnectionDurationMs: number;
+  /** common_http_protocol_options.max_requests_per_connection: the last request's connection is drained; 0 = none. */
+  readonly maxRequestsPerConnection: number;
   /** normalize_path: paths made canonical (normalize_path.ts) before filters, routing and the upstream. */
   readonly normalizePath: boolean;
   /** merge_slashes: `//` in the path becomes `/` (after normalize_path). */
@@ -136,9 +140,6 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors, ctx.warnings);
 
   const common = (tc.common_http_protocol_options ?? {}) as Obj;
-  for (const f of ['max_connection_duration', 'max_requests_per_connection'] as const) {
-    if (common[f] !== undefined && common[f] !== null) errors.push({ path: `${path}.common_http_protocol_options.${f}`, message: 'is not supported yet' });
-  }
   const underscores = common.headers_with_underscores_action ?? 'ALLOW';
   if (underscores !== 'ALLOW') errors.push({ path: `${path}.common_http_protocol_options.headers_with_underscores_action`, message: `${underscores} is not supported yet` });
   const h1 = (tc.http_protocol_options ?? {}) as Obj;
@@ -184,6 +185,8 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     streamIdleTimeoutMs: durationMs(tc.stream_idle_timeout) ?? 0,
     requestTimeoutMs: durationMs(tc.request_timeout) ?? 0,
     maxStreamDurationMs: durationMs(common.max_stream_duration) ?? 0,
+    maxConnectionDurationMs: durationMs(common.max_connection_duration) ?? 0,
+    maxRequestsPerConnection: Number(common.max_requests_per_connection ?? 0),
     normalizePath: tc.normalize_path === true,
     mergeSlashes: tc.merge_slashes === true,
     escapedSlashes,

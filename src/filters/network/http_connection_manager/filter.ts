@@ -115,6 +115,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     if (!conn.adopted) s.downstream_cx_total.value++; // a handed-over one was counted already
     s.downstream_cx_active.value++;
     this.bufferLimit = conn.bufferLimit;
+    if (this.config.maxConnectionDurationMs > 0) this.limitDuration(conn);
     const engine = this.rt.engine;
     if (this.config.codec === 'HTTP2') {
       serveH2(this, conn, engine.stream(conn.downstream), null);
@@ -124,6 +125,24 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     let session: Http1Session | null = null;
     const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d), (b, o, e) => session!.onRead(b, o, e)) ?? null;
     session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
+  }
+
+  /**
+   * max_connection_duration: then the connection drains as on shutdown, whichever protocol holds
+   * it by then (HTTP/1.1: `connection: close` on the response in flight, an idle one closed;
+   * HTTP/2: GOAWAY, closed once its streams are done), as Envoy's drain sequence.
+   */
+  private limitDuration(conn: ConnectionContext): void {
+    const t = setTimeout(() => {
+      this.stats.downstream_cx_max_duration_reached.value++;
+      conn.drain?.();
+    }, this.config.maxConnectionDurationMs);
+    t.unref();
+    const done = conn.done;
+    conn.done = () => {
+      clearTimeout(t);
+      done.call(conn);
+    };
   }
 
   /** The HTTP/2 server connections are handed to; created on the first HTTP/2 connection. */

@@ -156,6 +156,21 @@ const resetsOf = new WeakMap<http2.Http2Session, PrematureResets>();
 /** For a stream whose session is already gone (it cannot be closed for resets any more). */
 const NO_GUARD = new PrematureResets(() => {}, () => {});
 
+/** Requests started per node:http2 session, under max_requests_per_connection. */
+const requestsOf = new WeakMap<http2.Http2Session, number>();
+
+/**
+ * max_requests_per_connection on HTTP/2: the stream that reaches it is served, and GOAWAY tells
+ * the client to open a new connection for the next ones (Envoy's drain sequence).
+ */
+function countRequest(filter: HttpConnectionManagerFilter, session: http2.Http2Session, max: number): void {
+  const n = (requestsOf.get(session) ?? 0) + 1;
+  requestsOf.set(session, n);
+  if (n !== max) return;
+  filter.stats.downstream_cx_max_requests_reached.value++;
+  session.close();
+}
+
 /** Creates the connection manager's HTTP/2 server (never listening: connections are handed to it). */
 export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2Server {
   const cfg = filter.config;
@@ -163,6 +178,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
     maxHeaderListPairs: cfg.limits.maxHeaders + 8,
     settings: { maxHeaderListSize: cfg.limits.maxHeadBytes, ...cfg.h2Settings },
   });
+  const maxRequests = cfg.maxRequestsPerConnection;
   server.on('stream', (stream, headers, flags) => {
     try {
       const resets = resetsOf.get(stream.session!) ?? NO_GUARD;
@@ -172,6 +188,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
       log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
       resetDownstream(stream);
     }
+    if (maxRequests > 0 && stream.session) countRequest(filter, stream.session, maxRequests);
   });
   // A protocol error ends that session with GOAWAY (nghttp2 does it); other connections go on.
   server.on('sessionError', () => filter.stats.downstream_cx_protocol_error.value++);
@@ -251,6 +268,8 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   st.downstream_cx_http2_total.value++;
   st.downstream_cx_http2_active.value++;
   let c: NativeH2Connection | null = null;
+  const maxRequests = cfg.maxRequestsPerConnection;
+  let requests = 0;
   const resets = new PrematureResets(() => c?.destroy(), () => st.downstream_rq_too_many_premature_resets.value++);
   const settings: NativeH2Settings = {
     maxConcurrentStreams: cfg.h2Settings.maxConcurrentStreams,
@@ -273,6 +292,11 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
         // A bug must cost this stream, never the process.
         log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
         resetDownstream(stream);
+      }
+      if (maxRequests > 0 && ++requests === maxRequests) {
+        // max_requests_per_connection: this stream is served; GOAWAY sends the next ones elsewhere.
+        st.downstream_cx_max_requests_reached.value++;
+        c?.close();
       }
     },
     onIdle() {

@@ -344,6 +344,8 @@ export class Http1Session {
   /** A tunnel's upstream (after an upgrade, in `direct` mode): client bytes go there unparsed. */
   private tunnelSink: net.Socket | null = null;
   private sawRequest = false;
+  /** Requests started on this connection (counted only under max_requests_per_connection). */
+  private requests = 0;
   private processing = false;
   private paused = false;
   /** Responses wait for the client to read them: no request starts until 'drain'. */
@@ -628,6 +630,12 @@ export class Http1Session {
       s = spare;
     } else s = new Http1Stream(this, head);
     this.stream = s;
+    const max = this.config.maxRequestsPerConnection;
+    if (max > 0 && ++this.requests >= max) {
+      // max_requests_per_connection: this response says `connection: close`, and the connection ends after it.
+      s.forceClose = true;
+      st.downstream_cx_max_requests_reached.value++;
+    }
     s.start();
     if (this.stream === s && this.framer.done && !s.requestDone) s.onRequestEnd();
   }

@@ -30,6 +30,8 @@ export const HCM_STATS = defineStats({
     'downstream_rq_timeout',
     'downstream_rq_idle_timeout',
     'downstream_rq_max_duration_reached',
+    'downstream_cx_max_duration_reached',
+    'downstream_cx_max_requests_reached',
     // Router filter stats live under the same prefix in Envoy.
     'no_route',
     'no_cluster',
