@@ -12,6 +12,7 @@ import { HttpConnectionManagerFilter } from './filter.js';
 import { fileRdsTable, type RouteLookup } from './rds.js';
 import { parseTracing, type TracingConfig } from '../../../observability/tracing/config.js';
 import { parseAccessLogs, type AccessLogSpec } from '../../../observability/access_log/config.js';
+import { Underscores, underscoresOf } from './underscores.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -44,6 +45,8 @@ export interface HcmConfig {
   /** stream_idle_timeout and request_timeout (stream_timeouts.ts); 0 = off. */
   readonly streamIdleTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** common_http_protocol_options.headers_with_underscores_action (underscores.ts). */
+  readonly underscores: Underscores;
   /** common_http_protocol_options.max_stream_duration; 0 = none. A route's max_stream_duration overrides it. */
   readonly maxStreamDurationMs: number;
   /** common_http_protocol_options.max_connection_duration: a downstream connection is drained after it; 0 = none. */
@@ -140,8 +143,8 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
   else routes = HttpRouteTable.compile(tc.route_config as Obj, `${path}.route_config`, ctx.clusterNames, errors, ctx.warnings);
 
   const common = (tc.common_http_protocol_options ?? {}) as Obj;
-  const underscores = common.headers_with_underscores_action ?? 'ALLOW';
-  if (underscores !== 'ALLOW') errors.push({ path: `${path}.common_http_protocol_options.headers_with_underscores_action`, message: `${underscores} is not supported yet` });
+  const underscores = underscoresOf(common.headers_with_underscores_action);
+  if (underscores === null) errors.push({ path: `${path}.common_http_protocol_options.headers_with_underscores_action`, message: `unknown action ${String(common.headers_with_underscores_action)}` });
   const h1 = (tc.http_protocol_options ?? {}) as Obj;
   for (const f of ['header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message', 'send_fully_qualified_url', 'allow_custom_methods'] as const) {
     const v = h1[f];
@@ -185,6 +188,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     streamIdleTimeoutMs: durationMs(tc.stream_idle_timeout) ?? 0,
     requestTimeoutMs: durationMs(tc.request_timeout) ?? 0,
     maxStreamDurationMs: durationMs(common.max_stream_duration) ?? 0,
+    underscores: underscores!,
     maxConnectionDurationMs: durationMs(common.max_connection_duration) ?? 0,
     maxRequestsPerConnection: Number(common.max_requests_per_connection ?? 0),
     normalizePath: tc.normalize_path === true,

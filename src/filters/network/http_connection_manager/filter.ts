@@ -18,6 +18,7 @@ import type { HcmConfig } from './config.js';
 import { createH2Server, serveH2 } from './h2_session.js';
 import { Http1Session } from './http1_session.js';
 import { HCM_STATS } from './stats.js';
+import { Underscores, underscoreStats, type UnderscoreStats } from './underscores.js';
 
 type HcmStats = StatsOf<typeof HCM_STATS>;
 type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
@@ -65,6 +66,9 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   /** stream_idle_timeout / request_timeout watcher; null when neither is set. */
   readonly streamTimeouts: StreamTimeouts | null;
 
+  /** headers_with_underscores_action's codec counters (http1.*, http2.*); null under ALLOW. */
+  readonly underscoreStats: { readonly http1: UnderscoreStats; readonly http2: UnderscoreStats } | null;
+
   /** null without `access_log`: streams then build no entry. */
   readonly accessLog: AccessLogger | null;
 
@@ -91,6 +95,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     // Spans name the proxy by its connection manager's stat prefix (Strait has no node cluster yet).
     this.tracer = config.tracing ? new HttpTracer(config.tracing, rt.clusters, rt.stats, config.statPrefix || 'strait') : null;
     this.accessLog = createAccessLogger(config.accessLogs, rt.stats);
+    this.underscoreStats = config.underscores !== Underscores.ALLOW ? { http1: underscoreStats(rt.stats, 'http1'), http2: underscoreStats(rt.stats, 'http2') } : null;
     this.streamTimeouts = config.streamIdleTimeoutMs > 0 || config.requestTimeoutMs > 0 ? new StreamTimeouts(config.streamIdleTimeoutMs, config.requestTimeoutMs) : null;
     this.httpFilters = config.httpFilters.length ? config.httpFilters.map((f) => f.factory.create(f.config, scope, rt.stats, f.name, rt)) : null;
     this.httpFilterNames = config.httpFilters.map((f) => f.name);

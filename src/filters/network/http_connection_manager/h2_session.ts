@@ -50,6 +50,7 @@ import type { TimedStream } from './stream_timeouts.js';
 import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
+import { flatDropUnderscored, flatHasUnderscore, objectDropUnderscored, objectHasUnderscore, Underscores } from './underscores.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -156,6 +157,37 @@ const resetsOf = new WeakMap<http2.Http2Session, PrematureResets>();
 /** For a stream whose session is already gone (it cannot be closed for resets any more). */
 const NO_GUARD = new PrematureResets(() => {}, () => {});
 
+/**
+ * headers_with_underscores_action on a node:http2 stream, before the exchange exists: false when
+ * the stream was reset (REJECT_REQUEST, as Envoy's HTTP/2 codec); DROP_HEADER deletes the fields.
+ */
+function objectUnderscoresOk(filter: HttpConnectionManagerFilter, stream: http2.ServerHttp2Stream, headers: Record<string, unknown>): boolean {
+  const us = filter.underscoreStats!.http2;
+  if (filter.config.underscores === Underscores.DROP_HEADER) {
+    us.dropped.value += objectDropUnderscored(headers);
+    return true;
+  }
+  if (!objectHasUnderscore(headers)) return true;
+  us.rejected.value++;
+  resetDownstream(stream as unknown as H2DownStream);
+  return false;
+}
+
+/** The same on a native stream's flat field list: the list to serve, or null when the stream was reset. */
+function flatUnderscoresOk(filter: HttpConnectionManagerFilter, stream: NativeH2Stream, flat: string): string | null {
+  const us = filter.underscoreStats!.http2;
+  if (filter.config.underscores === Underscores.DROP_HEADER) {
+    if (!flat.includes('_')) return flat;
+    const d = flatDropUnderscored(flat);
+    us.dropped.value += d.dropped;
+    return d.flat;
+  }
+  if (!flatHasUnderscore(flat)) return flat;
+  us.rejected.value++;
+  resetDownstream(stream);
+  return null;
+}
+
 /** Requests started per node:http2 session, under max_requests_per_connection. */
 const requestsOf = new WeakMap<http2.Http2Session, number>();
 
@@ -180,6 +212,7 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
   });
   const maxRequests = cfg.maxRequestsPerConnection;
   server.on('stream', (stream, headers, flags) => {
+    if (cfg.underscores !== Underscores.ALLOW && !objectUnderscoresOk(filter, stream, headers as Record<string, unknown>)) return;
     try {
       const resets = resetsOf.get(stream.session!) ?? NO_GUARD;
       new H2Exchange(filter, stream, headers as HeaderObject, null, resets).start((flags & NGHTTP2_FLAG_END_STREAM) !== 0);
@@ -284,6 +317,11 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
       handlers.onStreamFlat!(stream, flatOf(headers, false)[0].slice(0, -1), endStream, neverIndexedOf(headers));
     },
     onStreamFlat(stream, flat, endStream, neverIndexed) {
+      if (cfg.underscores !== Underscores.ALLOW) {
+        const f = flatUnderscoresOk(filter, stream, flat);
+        if (f === null) return;
+        flat = f;
+      }
       try {
         const ex = new H2Exchange(filter, stream, null, flat, resets);
         if (neverIndexed !== undefined) ex.requestNeverIndexedIs(neverIndexed);

@@ -47,6 +47,7 @@ import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import type { HCM_STATS } from './stats.js';
+import { h1DropUnderscored, h1HasUnderscore, Underscores } from './underscores.js';
 
 type HcmStats = StatsOf<typeof HCM_STATS>;
 type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
@@ -614,6 +615,7 @@ export class Http1Session {
   }
 
   private startStream(head: MessageHead): void {
+    if (this.config.underscores !== Underscores.ALLOW && !this.underscoresOk(head)) return;
     const st = this.filter.stats;
     st.downstream_rq_total.value++;
     st.downstream_rq_http1_total.value++;
@@ -744,6 +746,22 @@ export class Http1Session {
     if (!this.paused || this.closed || this.backlogged) return;
     this.paused = false;
     this.socket.resume();
+  }
+
+  /**
+   * headers_with_underscores_action, before anything sees the request (as Envoy's codec): false
+   * when the request was refused (400 and close); DROP_HEADER takes the fields out of the head.
+   */
+  private underscoresOk(head: MessageHead): boolean {
+    const us = this.filter.underscoreStats!.http1;
+    if (this.config.underscores === Underscores.DROP_HEADER) {
+      us.dropped.value += h1DropUnderscored(head);
+      return true;
+    }
+    if (!h1HasUnderscore(head)) return true;
+    us.rejected.value++;
+    this.protocolError(400);
+    return false;
   }
 
   /** 400 / 431 from the codec: answer and close, as Envoy does for a bad HTTP/1 stream. */
