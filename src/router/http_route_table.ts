@@ -743,6 +743,35 @@ export function streamDurationMs(a: ForwardAction, hcmMs: number, header: string
   return a.maxStreamMs ?? hcmMs;
 }
 
+/** The largest value a grpc-timeout carries (8 digits, gRPC over HTTP/2). */
+const GRPC_TIMEOUT_MAX = 99_999_999;
+
+/**
+ * The grpc-timeout a gRPC request on a route with max_stream_duration is forwarded with, as
+ * Envoy's connection manager sets it: the stream's limit (streamDurationMs, before the time the
+ * proxy already spent), so the upstream stops when the proxy does. null: the request's own
+ * header goes as it came (no limit, or the same deadline it already says).
+ */
+export function upstreamGrpcTimeout(a: ForwardAction, hcmMs: number, header: string | undefined): string | null {
+  const ms = streamDurationMs(a, hcmMs, header);
+  if (ms <= 0) return null;
+  const sent = header === undefined ? undefined : grpcTimeoutMs(header);
+  if (sent !== undefined && Math.max(1, Math.round(sent)) === ms) return null;
+  // Envoy's units: milliseconds while they fit in 8 digits, then seconds, minutes, hours.
+  let t = ms;
+  let unit = 0;
+  const units = 'mSMH';
+  if (t > GRPC_TIMEOUT_MAX) {
+    t = Math.floor(t / 1000);
+    unit = 1;
+  }
+  while (t > GRPC_TIMEOUT_MAX && unit < 3) {
+    t = Math.floor(t / 60);
+    unit++;
+  }
+  return `${Math.min(t, GRPC_TIMEOUT_MAX)}${units[unit]}`;
+}
+
 function compileRedirect(r: Obj, path: string, errors: FieldError[]): RedirectAction | null {
   const start = errors.length;
   const status = REDIRECT_CODES[String(r.response_code ?? 'MOVED_PERMANENTLY')];

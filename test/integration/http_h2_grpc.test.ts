@@ -90,7 +90,7 @@ async function h2EchoServer(): Promise<{ port: number; close(): Promise<void> }>
     });
     stream.on('end', () => {
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
-      stream.end(JSON.stringify({ path: headers[':path'], method: headers[':method'], authority: headers[':authority'], custom: headers['x-custom'], length, sha: h.digest('hex') }));
+      stream.end(JSON.stringify({ path: headers[':path'], method: headers[':method'], authority: headers[':authority'], custom: headers['x-custom'], grpcTimeout: headers['grpc-timeout'], length, sha: h.digest('hex') }));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -147,6 +147,10 @@ virtual_hosts:
     route: { cluster: grpc, timeout: 0s }
   - match: { prefix: "/h1/" }
     route: { cluster: h1 }
+  - match: { prefix: "/h2echo/capped" }
+    route: { cluster: h2echo, max_stream_duration: { grpc_timeout_header_max: 0.5s } }
+  - match: { prefix: "/h2echo/limited" }
+    route: { cluster: h2echo, max_stream_duration: { max_stream_duration: 7s, grpc_timeout_header_max: 0s } }
   - match: { prefix: "/h2echo/" }
     route: { cluster: h2echo }`;
     strait = await startStrait(
@@ -238,6 +242,31 @@ ${staticCluster('h2echo', [h2echo.port], '    http2_protocol_options: {}\n')}`,
     // The proxy's local reply, not grpc-js's own "Deadline exceeded" timer.
     expect(r?.details).toBe('downstream duration timeout');
     await strait.waitStat('http.mesh.downstream_rq_max_duration_reached', (v) => v >= before + 1);
+  });
+
+  it('tells the upstream the stream\'s limit in grpc-timeout on a route with max_stream_duration, as Envoy', async () => {
+    const s = http2.connect(h2url);
+    const seen = (path: string, timeout?: string) =>
+      new Promise<{ grpcTimeout?: string }>((resolve, reject) => {
+        const req = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', ...(timeout ? { 'grpc-timeout': timeout } : {}) });
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => resolve(JSON.parse(body) as { grpcTimeout?: string }));
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      // Capped at 0.5 s; a deadline under the cap goes as it came.
+      expect((await seen('/h2echo/capped', '10S')).grpcTimeout).toBe('500m');
+      expect((await seen('/h2echo/capped', '100m')).grpcTimeout).toBe('100m');
+      // Without a grpc-timeout the route's max_stream_duration is the limit, and the upstream is told.
+      expect((await seen('/h2echo/limited')).grpcTimeout).toBe('7000m');
+      expect((await seen('/h2echo/limited', '2S')).grpcTimeout).toBe('2S');
+      // A route without max_stream_duration forwards the header untouched.
+      expect((await seen('/h2echo/plain', '10S')).grpcTimeout).toBe('10S');
+    } finally {
+      s.close();
+    }
   });
 
   it('passes an upstream gRPC error status through', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
-import { effectiveTimeoutMs, grpcTimeoutMs, HttpRouteTable, rewritePath, streamDurationMs, type HttpRequestView } from '../../../src/router/http_route_table.js';
+import { effectiveTimeoutMs, grpcTimeoutMs, HttpRouteTable, rewritePath, streamDurationMs, upstreamGrpcTimeout, type HttpRequestView } from '../../../src/router/http_route_table.js';
 
 const KNOWN = new Set(['a', 'b', 'c', 'd', 'e']);
 
@@ -196,6 +196,10 @@ describe('grpc-timeout on a route', () => {
     expect([off.maxStreamMs, off.limitsStream, streamDurationMs(off, 500, '1S')]).toEqual([0, true, 0]);
     const unset = action({});
     expect([unset.maxStreamMs, unset.limitsStream, streamDurationMs(unset, 500, '100m'), streamDurationMs(unset, 0, undefined)]).toEqual([null, false, 500, 0]);
+    // The grpc-timeout the upstream gets: the limit in Envoy's units, or null to forward the client's.
+    expect([upstreamGrpcTimeout(capped, 0, '10S'), upstreamGrpcTimeout(capped, 0, '200m'), upstreamGrpcTimeout(unset, 0, '1S'), upstreamGrpcTimeout(off, 500, '1S')]).toEqual(['950m', '150m', null, null]);
+    const long = action({ max_stream_duration: { max_stream_duration: '200000s' } });
+    expect([upstreamGrpcTimeout(long, 0, undefined), upstreamGrpcTimeout(action({ max_stream_duration: { max_stream_duration: '200000000s' } }), 0, undefined)]).toEqual(['200000S', '3333333M']);
     // Any duration is accepted now (it used to be refused unless 0s).
     const errors: FieldError[] = [];
     HttpRouteTable.compile({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a', max_stream_duration: { max_stream_duration: '1s' } } }] }] }, 'rc', KNOWN, errors);

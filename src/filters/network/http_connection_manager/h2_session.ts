@@ -16,7 +16,7 @@ import { applyLocalReplyHeaders } from './local_reply.js';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { log } from '../../../log.js';
-import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
+import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, upstreamGrpcTimeout, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
@@ -898,10 +898,13 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const rm = route.requestHeaders;
     // The flat path where it makes exactly the object path's edits: no request header mutation,
     // no per-try attempt count, no tracing headers to rewrite.
+    // On a route with max_stream_duration the upstream learns the stream's limit in grpc-timeout.
+    const gt = a.limitsStream && this.grpc ? upstreamGrpcTimeout(a, this.filter.config.maxStreamDurationMs, this.rqGrpcTimeout) : null;
     this.upReq =
-      (this.flat !== null && rm.remove.length === 0 && rm.add.length === 0 && !a.attemptCount && this.trace === null
+      (this.flat !== null && rm.remove.length === 0 && rm.add.length === 0 && !a.attemptCount && this.trace === null && gt === null
         ? this.upstreamFlat(a, route, method, path, host, upstreamProtocolOf(cluster) === 'http1')
         : null) ?? this.upstreamHeaders(a, route, method, path, host);
+    if (gt !== null) (this.upReq as HeaderObject)['grpc-timeout'] = gt;
     const timeoutMs = effectiveTimeoutMs(a, this.grpc, this.rqGrpcTimeout);
     if (timeoutMs > 0) armDeadline(this, timeoutMs);
     this.startTry();
