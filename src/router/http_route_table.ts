@@ -319,8 +319,8 @@ const UNSUPPORTED_ROUTE_ACTION = [
 const PER_FILTER = 'typed_per_filter_config';
 
 const UNSUPPORTED_MATCH = ['connect_matcher', 'path_match_policy', 'runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state'] as const;
-const UNSUPPORTED_VHOST = ['matcher', 'request_mirror_policies', 'retry_policy_typed_config'] as const;
-const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins', 'request_mirror_policies'] as const;
+const UNSUPPORTED_VHOST = ['matcher', 'retry_policy_typed_config'] as const;
+const UNSUPPORTED_ROUTE_CONFIG = ['vhds', 'internal_only_headers', 'cluster_specifier_plugins'] as const;
 
 const BUFFER_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
 
@@ -595,7 +595,11 @@ export function compileHedgePolicy(hp: Obj | null | undefined, path: string, err
   return hp.hedge_on_per_try_timeout === true;
 }
 
-function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false, attemptCount = false, attemptCountInResponse = false): ForwardAction | null {
+/**
+ * `inheritedMirrors`: the virtual host's request_mirror_policies, else the route configuration's;
+ * a route's own list replaces them whole (the most specific non-empty list wins, as in Envoy).
+ */
+function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors: FieldError[], vhostRetry: HttpRetryPolicy | null, vhostHedge = false, attemptCount = false, attemptCountInResponse = false, inheritedMirrors: readonly MirrorPolicy[] | null = null): ForwardAction | null {
   const start = errors.length;
   unsupported(a, UNSUPPORTED_ROUTE_ACTION, path, errors);
   // Takes the weighted entries' metadata_match out of `a`: the shared cluster picker refuses it.
@@ -610,7 +614,7 @@ function compileForward(a: Obj, path: string, known: ReadonlySet<string>, errors
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) errors.push({ path: `${path}.regex_rewrite`, message: 'cannot be combined with prefix_rewrite' });
   const grpcTimeout = compileGrpcTimeout(a, path, errors);
   const msd = (a.max_stream_duration ?? null) as Obj | null;
-  const mirrors = compileMirrors(a.request_mirror_policies, `${path}.request_mirror_policies`, known, errors);
+  const mirrors = compileMirrors(a.request_mirror_policies, `${path}.request_mirror_policies`, known, errors) ?? inheritedMirrors;
   const hedge = compileHedgePolicy(a.hedge_policy as Obj | undefined, `${path}.hedge_policy`, errors) ?? vhostHedge;
   const priority = parseRoutingPriority(a.priority, `${path}.priority`, errors);
   const cnf = a.cluster_not_found_response_code === 'NOT_FOUND' ? 404 : a.cluster_not_found_response_code === 'INTERNAL_SERVER_ERROR' ? 500 : 503;
@@ -944,6 +948,7 @@ export class HttpRouteTable {
     const mostSpecificWins = rc.most_specific_header_mutations_wins === true;
     const global = mutationsOf(rc, path, errors);
     const rcPerFilter = compilePerFilter(rc.typed_per_filter_config, `${path}.typed_per_filter_config`, errors, warnings);
+    const rcMirrors = compileMirrors(rc.request_mirror_policies, `${path}.request_mirror_policies`, known, errors);
     const exact = new Map<string, CompiledVhost>();
     const suffix: Array<[string, CompiledVhost]> = [];
     const prefix: Array<[string, CompiledVhost]> = [];
@@ -958,6 +963,7 @@ export class HttpRouteTable {
       const vhostRetry = vh.retry_policy ? compileRetryPolicy(vh.retry_policy as Obj, `${vp}.retry_policy`, errors) : null;
       const vhostPerFilter = compilePerFilter(vh.typed_per_filter_config, `${vp}.typed_per_filter_config`, errors, warnings);
       const vhostHedge = compileHedgePolicy(vh.hedge_policy as Obj | undefined, `${vp}.hedge_policy`, errors) ?? false;
+      const vhostMirrors = compileMirrors(vh.request_mirror_policies, `${vp}.request_mirror_policies`, known, errors) ?? rcMirrors;
       // Validated once here; compiled again per route below, where destination_cluster knows its cluster.
       const vhostRateLimits = compileRateLimits(vh.rate_limits, `${vp}.rate_limits`, errors);
       // The older `cors` field (envoy.config.route.v3.CorsPolicy); see forwardOnlyCors for where it applies.
@@ -976,7 +982,7 @@ export class HttpRouteTable {
         const headers = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rp}.match.headers[${k}]`, errors));
         const query = ((m.query_parameters ?? []) as Obj[]).map((q, k) => compileQueryMatcher(q, `${rp}.match.query_parameters[${k}]`, errors));
         let action: HttpRouteAction | null = null;
-        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge, vh.include_request_attempt_count === true, vh.include_attempt_count_in_response === true);
+        if (r.route) action = compileForward(r.route as Obj, `${rp}.route`, known, errors, vhostRetry, vhostHedge, vh.include_request_attempt_count === true, vh.include_attempt_count_in_response === true, vhostMirrors);
         else if (r.redirect) action = compileRedirect(r.redirect as Obj, `${rp}.redirect`, errors);
         else if (r.direct_response) action = compileDirect(r.direct_response as Obj, `${rp}.direct_response`, errors, maxBody);
         else errors.push({ path: rp, message: 'needs route, redirect or direct_response (filter_action and non_forwarding_action are not supported)' });

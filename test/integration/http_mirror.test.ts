@@ -135,3 +135,72 @@ ${staticCluster('shadow', [shadow.port])}`,
     expect(shadow.seen.some((x) => x.url === '/never')).toBe(false);
   });
 });
+
+// Virtual host and route configuration request_mirror_policies (used to be refused): the most
+// specific non-empty list applies whole, as in Envoy: a route's own, else its virtual host's,
+// else the route configuration's.
+describe('request_mirror_policies on virtual hosts and route configurations', () => {
+  let primary: TestUpstream;
+  let shadow: Awaited<ReturnType<typeof shadowUpstream>>;
+  let strait: StraitProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    primary = await httpUpstream('primary');
+    shadow = await shadowUpstream();
+    const rc = `name: local
+request_mirror_policies: [{ cluster: shadow }]
+virtual_hosts:
+- name: vh
+  domains: ["vh.test"]
+  request_mirror_policies: [{ cluster: shadow, disable_shadow_host_suffix_append: true }]
+  routes:
+  - match: { prefix: "/own" }
+    route: { cluster: primary, request_mirror_policies: [{ cluster: shadow, runtime_fraction: { default_value: { numerator: 0 } } }] }
+  - match: { prefix: "/" }
+    route: { cluster: primary }
+- name: other
+  domains: ["*"]
+  routes:
+  - match: { prefix: "/" }
+    route: { cluster: primary }`;
+    strait = await startStrait(
+      `${ADMIN}static_resources:
+  listeners:
+${hcmListener('mir', rc)}
+  clusters:
+${staticCluster('primary', [primary.port])}
+${staticCluster('shadow', [shadow.port])}`,
+      { engine: ENGINES[0] },
+    );
+    port = await strait.port('mir');
+  });
+
+  afterAll(async () => {
+    await strait?.stop();
+    await primary?.close();
+    await shadow?.close();
+  });
+
+  const get = async (host: string, path: string) => {
+    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host } });
+    await r.body.text();
+    return r.statusCode;
+  };
+
+  it("a route without its own list takes its virtual host's, and one without either the route configuration's", async () => {
+    expect(await get('vh.test', '/from-vhost')).toBe(200);
+    // The virtual host's policy keeps the host as it is; the route configuration's appends -shadow.
+    expect((await shadow.next((x) => x.url === '/from-vhost')).host).toBe('vh.test');
+    expect(await get('other.test', '/from-rc')).toBe(200);
+    expect((await shadow.next((x) => x.url === '/from-rc')).host).toBe('other.test-shadow');
+  });
+
+  it("a route's own list replaces the inherited one whole", async () => {
+    expect(await get('vh.test', '/own')).toBe(200);
+    // A later mirrored request arrives after anything the first could have sent.
+    expect(await get('vh.test', '/after-own')).toBe(200);
+    await shadow.next((x) => x.url === '/after-own');
+    expect(shadow.seen.some((x) => x.url === '/own')).toBe(false);
+  });
+});
