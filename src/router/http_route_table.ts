@@ -126,7 +126,10 @@ export interface ForwardAction {
 
 /** One shadow target: a copy of each sampled request goes there and its response is dropped. */
 export interface MirrorPolicy {
+  /** '' when `clusterHeader` names the cluster. */
   readonly cluster: string;
+  /** `cluster_header` (lower-case): the request header naming the shadow cluster, per request; null with `cluster`. */
+  readonly clusterHeader: string | null;
   /** Sampled when `random * denominator < numerator` (runtime_fraction's default_value; 100% without one). */
   readonly numerator: number;
   readonly denominator: number;
@@ -650,13 +653,16 @@ function compileMirrors(list: unknown, path: string, known: ReadonlySet<string>,
   if (!items.length) return null;
   const out = items.map((m, i): MirrorPolicy => {
     const p = `${path}[${i}]`;
-    for (const f of ['cluster_header', 'request_headers_mutations', 'host_rewrite_literal']) {
+    for (const f of ['request_headers_mutations', 'host_rewrite_literal']) {
       const v = m[f];
       if (v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0)) errors.push({ path: `${p}.${f}`, message: 'is not supported yet' });
     }
     const cluster = typeof m.cluster === 'string' ? m.cluster : '';
-    if (!cluster) errors.push({ path: `${p}.cluster`, message: 'is required' });
-    else if (!known.has(cluster)) errors.push({ path: `${p}.cluster`, message: `unknown cluster "${cluster}"` });
+    const clusterHeader = typeof m.cluster_header === 'string' && m.cluster_header ? m.cluster_header.toLowerCase() : null;
+    if (cluster && clusterHeader !== null) errors.push({ path: `${p}.cluster_header`, message: 'cannot be combined with cluster' });
+    else if (!cluster && clusterHeader === null) errors.push({ path: `${p}.cluster`, message: 'is required (or cluster_header)' });
+    // A header-named cluster is looked up per request; one that does not exist then is not shadowed.
+    else if (cluster && !known.has(cluster)) errors.push({ path: `${p}.cluster`, message: `unknown cluster "${cluster}"` });
     // Strait has no runtime layer: the fraction is runtime_fraction.default_value.
     const dv = (m.runtime_fraction?.default_value ?? null) as Obj | null;
     let numerator = 100;
@@ -666,7 +672,7 @@ function compileMirrors(list: unknown, path: string, known: ReadonlySet<string>,
       denominator = DENOMINATORS[String(dv.denominator ?? 'HUNDRED')] ?? 0;
       if (!denominator) errors.push({ path: `${p}.runtime_fraction.default_value.denominator`, message: `unknown denominator ${dv.denominator}` });
     }
-    return Object.freeze({ cluster, numerator, denominator, hostSuffix: m.disable_shadow_host_suffix_append !== true });
+    return Object.freeze({ cluster, clusterHeader, numerator, denominator, hostSuffix: m.disable_shadow_host_suffix_append !== true });
   });
   return Object.freeze(out);
 }

@@ -157,6 +157,8 @@ virtual_hosts:
   routes:
   - match: { prefix: "/own" }
     route: { cluster: primary, request_mirror_policies: [{ cluster: shadow, runtime_fraction: { default_value: { numerator: 0 } } }] }
+  - match: { prefix: "/by-header" }
+    route: { cluster: primary, request_mirror_policies: [{ cluster_header: x-mirror-cluster }] }
   - match: { prefix: "/" }
     route: { cluster: primary }
 - name: other
@@ -182,8 +184,8 @@ ${staticCluster('shadow', [shadow.port])}`,
     await shadow?.close();
   });
 
-  const get = async (host: string, path: string) => {
-    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host } });
+  const get = async (host: string, path: string, headers: Record<string, string> = {}) => {
+    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host, ...headers } });
     await r.body.text();
     return r.statusCode;
   };
@@ -202,5 +204,13 @@ ${staticCluster('shadow', [shadow.port])}`,
     expect(await get('vh.test', '/after-own')).toBe(200);
     await shadow.next((x) => x.url === '/after-own');
     expect(shadow.seen.some((x) => x.url === '/own')).toBe(false);
+  });
+
+  it('cluster_header: the request names the shadow cluster; none, or one that does not exist, is not shadowed', async () => {
+    expect(await get('vh.test', '/by-header/none')).toBe(200);
+    expect(await get('vh.test', '/by-header/unknown', { 'x-mirror-cluster': 'nope' })).toBe(200);
+    expect(await get('vh.test', '/by-header/named', { 'x-mirror-cluster': 'shadow' })).toBe(200);
+    expect((await shadow.next((x) => x.url === '/by-header/named')).host).toBe('vh.test-shadow');
+    expect(shadow.seen.some((x) => x.url === '/by-header/none' || x.url === '/by-header/unknown')).toBe(false);
   });
 });

@@ -251,3 +251,32 @@ describe('typed_per_filter_config', () => {
     expect(compile({ typed_per_filter_config: { b: { '@type': BPR, buffer: { max_request_bytes: 0 } } } }, {}).errors.map((e) => e.path)).toEqual(['rc.virtual_hosts[0].typed_per_filter_config["b"].buffer.max_request_bytes']);
   });
 });
+
+describe('request_mirror_policies', () => {
+  const compile = (rc: object) => {
+    const errors: FieldError[] = [];
+    const t = HttpRouteTable.compile(rc, 'rc', KNOWN, errors);
+    return { errors: errors.map((e) => `${e.path}: ${e.message}`), t };
+  };
+  const vh = (routeMirrors: unknown, extra: object = {}) => ({ virtual_hosts: [{ name: 'v', domains: ['*'], ...extra, routes: [{ match: { prefix: '/' }, route: { cluster: 'a', ...(routeMirrors ? { request_mirror_policies: routeMirrors } : {}) } }] }] });
+
+  it('takes a cluster or a cluster_header, not both and not neither', () => {
+    expect(compile(vh([{ cluster_header: 'X-Mirror' }])).errors).toEqual([]);
+    const a = compile(vh([{ cluster_header: 'X-Mirror' }])).t.route(req('h', '/'))!.action;
+    expect(a.kind === 'forward' && a.mirrors).toEqual([expect.objectContaining({ cluster: '', clusterHeader: 'x-mirror' })]);
+    expect(compile(vh([{ cluster: 'a', cluster_header: 'x' }])).errors).toEqual(['rc.virtual_hosts[0].routes[0].route.request_mirror_policies[0].cluster_header: cannot be combined with cluster']);
+    expect(compile(vh([{}])).errors).toEqual(['rc.virtual_hosts[0].routes[0].route.request_mirror_policies[0].cluster: is required (or cluster_header)']);
+  });
+
+  it('inherits the most specific non-empty list: route, then virtual host, then route configuration', () => {
+    const rc = { ...vh(null, { request_mirror_policies: [{ cluster: 'b' }] }), request_mirror_policies: [{ cluster: 'a' }] };
+    const mirrorsOf = (x: object) => {
+      const a = compile(x).t.route(req('h', '/'))!.action;
+      return a.kind === 'forward' ? a.mirrors?.map((m) => m.cluster) : undefined;
+    };
+    expect(mirrorsOf(rc)).toEqual(['b']);
+    expect(mirrorsOf({ ...vh(null), request_mirror_policies: [{ cluster: 'a' }] })).toEqual(['a']);
+    expect(mirrorsOf({ ...vh([{ cluster: 'a' }, { cluster: 'a' }], { request_mirror_policies: [{ cluster: 'b' }] }) })).toEqual(['a', 'a']);
+    expect(compile({ ...vh(null), request_mirror_policies: [{ cluster: 'zz' }] }).errors).toEqual(['rc.request_mirror_policies[0].cluster: unknown cluster "zz"']);
+  });
+});

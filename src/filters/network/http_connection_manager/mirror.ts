@@ -35,7 +35,11 @@ export function sendMirrors(filter: HttpConnectionManagerFilter, policies: reado
   for (const b of body) total += b.length;
   for (const m of policies) {
     if (m.numerator < m.denominator && Math.random() * m.denominator >= m.numerator) continue;
-    const cluster = filter.rt.clusters.get(m.cluster);
+    // cluster_header: the cluster the request names; none, or one that does not exist, is not shadowed (as in Envoy).
+    const named = m.clusterHeader === null ? m.cluster : headers[m.clusterHeader];
+    const name = typeof named === 'string' ? named : Array.isArray(named) ? named[0] : undefined;
+    if (!name) continue;
+    const cluster = filter.rt.clusters.get(name);
     const host = cluster?.pickHost();
     if (!cluster || !host) continue; // a shadow never produces a reply of its own
     const h: HeaderObject = { ...headers };
