@@ -112,6 +112,25 @@ export function readInt(buf: Buffer, pos: number, end: number): number {
 }
 
 /**
+ * A hessian2 scalar at `pos` as text, for matching on a call's arguments: a one-piece string as
+ * it is, an int or a long in decimal; undefined for anything else (null, chunked strings,
+ * doubles, dates, objects, lists) or a value cut short.
+ */
+export function scalarText(buf: Buffer, pos: number, end: number): string | undefined {
+  if (pos >= end) return undefined;
+  const b = buf[pos]!;
+  if (b <= 0x1f || (b >= 0x30 && b <= 0x33) || b === 0x53) return readString(buf, pos, end) < 0 ? undefined : buf.toString('utf8', span.off, span.off + span.len);
+  if ((b >= 0x80 && b <= 0xd7) || b === 0x49) return readInt(buf, pos, end) < 0 ? undefined : String(intValue);
+  // Longs: one byte (0xd8-0xef), two (0xf0-0xff), three (0x38-0x3f), a 32-bit int ('Y') or all 64 bits ('L').
+  if (b >= 0xd8 && b <= 0xef) return String(b - 0xe0);
+  if (b >= 0xf0) return pos + 2 > end ? undefined : String(((b - 0xf8) << 8) | buf[pos + 1]!);
+  if (b >= 0x38 && b <= 0x3f) return pos + 3 > end ? undefined : String(((b - 0x3c) << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!);
+  if (b === 0x59) return pos + 5 > end ? undefined : String(buf.readInt32BE(pos + 1));
+  if (b === 0x4c) return pos + 9 > end ? undefined : buf.readBigInt64BE(pos + 1).toString();
+  return undefined;
+}
+
+/**
  * Per-body reader state: hessian2 class definitions are numbered in order of appearance and an
  * object refers to one by number, so skipping an object needs the field counts seen so far.
  */

@@ -94,6 +94,12 @@ export interface RpcCodec {
    */
   lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string | undefined;
   /**
+   * Argument `index` (0-based) of a request as text (a string, or an integer in decimal), for
+   * routes matching on method parameters (dubbo_proxy `params_match`); undefined when the call
+   * has no such argument or it is of another type. Optional: only codecs with typed arguments.
+   */
+  param?(buf: Buffer, off: number, hdr: Int32Array, index: number): string | undefined;
+  /**
    * What a response says about the provider's health, for outlier detection: `failed` for
    * server-side errors, `overloaded` for a provider shedding load, `timeout` for a provider
    * timeout; business exceptions are `success`. Optional: a codec without it counts every

@@ -21,6 +21,16 @@ export interface RpcRequestView {
   group(): string;
   method(): string;
   header: HeaderLookup;
+  /** Argument `index` of the call as text (RpcCodec.param); absent for protocols without typed arguments. */
+  param?(index: number): string | undefined;
+}
+
+/** One dubbo_proxy `params_match` entry: argument `index` equals `exact`, or is an integer in [start, end). */
+interface ParamMatch {
+  readonly index: number;
+  readonly exact: string | null;
+  readonly start: bigint;
+  readonly end: bigint;
 }
 
 export interface RetrySpec {
@@ -199,6 +209,7 @@ function compileInterface(pattern: string): InterfaceMatch {
 
 interface CompiledRoute {
   readonly method: StringMatch | null;
+  readonly params: readonly ParamMatch[] | null;
   readonly headers: readonly HeaderMatch[] | null;
   readonly action: RpcRoute;
 }
@@ -238,6 +249,50 @@ function compileAction(action: Obj, path: string, known: ReadonlySet<string>, er
 }
 
 /**
+ * dubbo_proxy `params_match`: argument index → `exact_match` (the argument's text) or
+ * `range_match` (an integer argument in [start, end)), as Envoy's dubbo_proxy compiles it.
+ */
+function compileParamsMatch(pm: Obj, path: string, errors: FieldError[]): ParamMatch[] {
+  const out: ParamMatch[] = [];
+  for (const [k, spec0] of Object.entries(pm)) {
+    const at = `${path}[${k}]`;
+    const index = Number(k);
+    if (!Number.isInteger(index) || index < 0) {
+      errors.push({ path: at, message: 'the key is an argument index (0, 1, ...)' });
+      continue;
+    }
+    const spec = (spec0 ?? {}) as Obj;
+    if (typeof spec.exact_match === 'string') out.push({ index, exact: spec.exact_match, start: 0n, end: 0n });
+    else if (spec.range_match) {
+      const r = spec.range_match as Obj;
+      try {
+        out.push({ index, exact: null, start: BigInt(r.start ?? 0), end: BigInt(r.end ?? 0) });
+      } catch {
+        errors.push({ path: `${at}.range_match`, message: 'start and end must be integers' });
+      }
+    } else errors.push({ path: at, message: 'needs exact_match or range_match' });
+  }
+  return out;
+}
+
+/** Every params_match entry holds; an argument that is absent, empty or not text never matches (as in Envoy). */
+function paramsMatch(params: readonly ParamMatch[], req: RpcRequestView): boolean {
+  if (!req.param) return false;
+  for (const p of params) {
+    const v = req.param(p.index);
+    if (!v) return false;
+    if (p.exact !== null) {
+      if (v !== p.exact) return false;
+    } else {
+      if (!/^[+-]?\d+$/.test(v)) return false;
+      const n = BigInt(v);
+      if (n < p.start || n >= p.end) return false;
+    }
+  }
+  return true;
+}
+
+/**
  * What rpc_proxy asks of a route table: Strait's and dubbo_proxy's (RpcRouteTable below) and
  * thrift_proxy's (method/service-name routes) answer the same question over the same view.
  */
@@ -262,16 +317,15 @@ export class RpcRouteTable implements RpcRouter {
         const rpath = `${p}.routes[${j}]`;
         const m = (r.match ?? {}) as Obj;
         let method: StringMatch | null = null;
+        let params: ParamMatch[] | null = null;
         if (m.method) {
-          if (m.method.params_match && Object.keys(m.method.params_match).length) {
-            errors.push({ path: `${rpath}.match.method.params_match`, message: 'is not supported yet' });
-          }
+          if (m.method.params_match && Object.keys(m.method.params_match).length) params = compileParamsMatch(m.method.params_match as Obj, `${rpath}.match.method.params_match`, errors);
           if (m.method.name) method = compileStringMatcher(m.method.name, `${rpath}.match.method.name`, errors);
         }
         const hs = ((m.headers ?? []) as Obj[]).map((h, k) => compileHeaderMatcher(h, `${rpath}.match.headers[${k}]`, errors));
         const action = compileAction((r.route ?? {}) as Obj, `${rpath}.route`, knownClusters, errors);
         if (!action || hs.some((h) => h === null)) return [];
-        return [{ method, headers: hs.length ? (hs as HeaderMatch[]) : null, action }];
+        return [{ method, params, headers: hs.length ? (hs as HeaderMatch[]) : null, action }];
       });
       return { iface: compileInterface(String(rc.interface ?? '')), version: String(rc.version ?? ''), group: String(rc.group ?? ''), routes };
     });
@@ -290,6 +344,7 @@ export class RpcRouteTable implements RpcRouter {
       if (s.group && s.group !== req.group()) continue;
       for (const r of s.routes) {
         if (r.method && !r.method(req.method())) continue;
+        if (r.params && !paramsMatch(r.params, req)) continue;
         if (r.headers && !r.headers.every((h) => h(req.header))) continue;
         return r.action;
       }

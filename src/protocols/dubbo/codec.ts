@@ -1,4 +1,4 @@
-import { countJvmParams, Hessian2Skipper, readString, span, spanEquals, writeString } from '../hessian2.js';
+import { countJvmParams, Hessian2Skipper, readString, scalarText, span, spanEquals, writeString } from '../hessian2.js';
 import { DecodeError, FrameKind, H, type LazyField, type LocalReplyKind, type ResponseClass, type RpcCodec } from '../types.js';
 import { replaced, type MetadataAccess } from '../metadata.js';
 
@@ -146,6 +146,20 @@ function decodeLazy(buf: Buffer, off: number, out: Int32Array, field: LazyField)
   out[H.GROUP_LEN] = r > 0 ? span.len : 0;
 }
 
+/** Argument `index` as text (params_match): past the descriptor and the arguments before it. */
+function param(buf: Buffer, off: number, hdr: Int32Array, index: number): string | undefined {
+  const end = off + hdr[H.FRAME_LEN]!;
+  const methodOff = hdr[H.METHOD_OFF]!;
+  if (methodOff < 0) return undefined;
+  let p = readString(buf, methodOff + hdr[H.METHOD_LEN]!, end);
+  if (p < 0) return undefined;
+  const nArgs = countJvmParams(buf, span.off, span.len);
+  if (index >= nArgs) return undefined;
+  skipper.reset();
+  for (let i = 0; i < index && p >= 0; i++) p = skipper.skip(buf, p, end);
+  return p < 0 ? undefined : scalarText(buf, p, end);
+}
+
 function lookup(buf: Buffer, off: number, hdr: Int32Array, key: string): string | undefined {
   return findAttachment(buf, off, hdr, key) > 0 ? buf.toString('utf8', span.off, span.off + span.len) : undefined;
 }
@@ -264,6 +278,7 @@ export const dubboCodec = {
   classify,
   decodeHeader,
   decodeLazy,
+  param,
   writeRequestId,
   lookup,
   entries,

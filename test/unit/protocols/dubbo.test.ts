@@ -67,6 +67,22 @@ describe('Dubbo codec', () => {
     expect(str(buf, h[H.GROUP_OFF]!, h[H.GROUP_LEN]!)).toBe('gray');
   });
 
+  it('reads an argument as text for params_match: strings, ints and longs of every width; nothing else', () => {
+    const buf = request();
+    const h = decode(buf);
+    // 'a string', 7, an object, a map, a list, bytes, null, true.
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => dubboCodec.param(buf, 0, h, i))).toEqual(['a string', '7', undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
+    const longs = [0, -8, 15, -2048, 2047, -262144, 262143, 2 ** 31 - 1, -(2 ** 31), 2 ** 40];
+    const enc = (v: number) => ({ $class: 'long', $: v });
+    const lb = request({ desc: 'J'.repeat(longs.length), args: longs.map(enc) });
+    const lh = decode(lb);
+    expect(longs.map((_, i) => dubboCodec.param(lb, 0, lh, i))).toEqual(longs.map(String));
+    const ints = [0, -16, 47, -2048, 2047, -262144, 262143, 2 ** 31 - 1, -(2 ** 31)];
+    const ib = request({ desc: 'I'.repeat(ints.length), args: ints.map((v) => ({ $class: 'int', $: v })) });
+    const ih = decode(ib);
+    expect(ints.map((_, i) => dubboCodec.param(ib, 0, ih, i))).toEqual(ints.map(String));
+  });
+
   it('looks up any attachment for header matching', () => {
     const buf = request();
     const h = decode(buf);

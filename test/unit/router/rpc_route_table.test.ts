@@ -83,3 +83,42 @@ describe('RPC route table', () => {
     expect(only.route(req({ iface: 'c.D' }).view)).toBeNull();
   });
 });
+
+describe('params_match (dubbo_proxy)', () => {
+  const { t, errors } = table([
+    {
+      interface: 'com.example.UserService',
+      routes: [
+        { match: { method: { name: { exact: 'find' }, params_match: { 1: { range_match: { start: '-5', end: '5' } }, 0: { exact_match: 'vip' } } } }, route: { cluster: 'canary' } },
+        { match: { method: { params_match: { 0: { exact_match: 'vip' } } } }, route: { cluster: 'user_v2' } },
+        { match: {}, route: { cluster: 'user_v1' } },
+      ],
+    },
+  ]);
+  const call = (args: Array<string | undefined>, withParams = true) => {
+    const { view } = req({ iface: 'com.example.UserService', method: 'find' });
+    if (withParams) view.param = (i) => args[i];
+    return t.route(view)?.clusters.names;
+  };
+
+  it('needs every entry: an exact string and an integer in [start, end)', () => {
+    expect(errors).toEqual([]);
+    expect(call(['vip', '-5'])).toEqual(['canary']);
+    expect(call(['vip', '4'])).toEqual(['canary']);
+    expect(call(['vip', '5'])).toEqual(['user_v2']);
+    expect(call(['vip', '1.5'])).toEqual(['user_v2']);
+    expect(call(['vip', undefined])).toEqual(['user_v2']);
+    expect(call(['VIP', '1'])).toEqual(['user_v1']);
+    // Empty never matches, as in Envoy; a protocol without arguments matches no params route.
+    expect(call(['', '1'])).toEqual(['user_v1']);
+    expect(call(['vip', '1'], false)).toEqual(['user_v1']);
+  });
+
+  it('refuses a key that is not an index and an entry without a matcher', () => {
+    const bad = table([{ interface: '*', routes: [{ match: { method: { params_match: { x: { exact_match: 'a' }, 2: {} } } }, route: { cluster: 'canary' } }] }]);
+    expect(bad.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'route_config[0].routes[0].match.method.params_match[2]: needs exact_match or range_match',
+      'route_config[0].routes[0].match.method.params_match[x]: the key is an argument index (0, 1, ...)',
+    ]);
+  });
+});

@@ -298,6 +298,8 @@ class RpcSession {
     },
     // Bolt header-map entries and Dubbo attachments; a walk per lookup, only for routes that match headers.
     header: (name: string) => this.codec!.lookup(this.curBuf, this.curOff, this.curHdr, name),
+    // Dubbo arguments (params_match routes): a body walk per call, only for routes that ask.
+    param: (index: number) => this.codec!.param?.(this.curBuf, this.curOff, this.curHdr, index),
   };
 
   constructor(
