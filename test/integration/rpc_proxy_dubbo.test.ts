@@ -1,11 +1,13 @@
 // rpc_proxy and Envoy's dubbo_proxy with real Dubbo peers: Apache dubbo-js clients in their own
 // processes (they number calls from 1, so their ids collide upstream) and hessian.js providers.
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadPort } from '../helpers/net.js';
-import { ADMIN, ENGINES, REPO, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
+import { ADMIN, ENGINES, REPO, runCli, startStrait, staticCluster, type StraitProcess, rpcProxyListener } from '../helpers/strait.js';
 
 const require = createRequire(import.meta.url);
 const FIXTURES = path.join(REPO, 'test/fixtures/rpc');
@@ -311,8 +313,9 @@ ${ep(v2.port, 'v2')}
   });
 });
 
-// dubbo_proxy `params_match` (used to be refused): routes by the call's arguments, read from the
-// hessian2 body only for routes that ask. Calls send (String "p-i", int i).
+// dubbo_proxy `params_match` and `multiple_route_config` (both used to be refused): routes by the
+// call's arguments, read from the hessian2 body only for routes that ask. Calls send (String
+// "p-i", int i).
 describe.each(ENGINES)("dubbo_proxy params_match on the %s engine", (engine) => {
   let low: Provider;
   let seven: Provider;
@@ -335,16 +338,19 @@ describe.each(ENGINES)("dubbo_proxy params_match on the %s engine", (engine) => 
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
           stat_prefix: dubbo
-          route_config:
-          - name: by-args
-            interface: ${IFACE}
-            routes:
-            - match: { method: { name: { exact: find }, params_match: { 1: { range_match: { start: 0, end: 5 } } } } }
-              route: { cluster: low }
-            - match: { method: { name: { exact: find }, params_match: { 0: { exact_match: p-7 } } } }
-              route: { cluster: seven }
-            - match: { method: { name: { exact: find } } }
-              route: { cluster: rest }
+          # The newer spelling of route_config (Envoy deprecates the bare list).
+          multiple_route_config:
+            name: by-args
+            route_config:
+            - name: by-args
+              interface: ${IFACE}
+              routes:
+              - match: { method: { name: { exact: find }, params_match: { 1: { range_match: { start: 0, end: 5 } } } } }
+                route: { cluster: low }
+              - match: { method: { name: { exact: find }, params_match: { 0: { exact_match: p-7 } } } }
+                route: { cluster: seven }
+              - match: { method: { name: { exact: find } } }
+                route: { cluster: rest }
   clusters:
 ${staticCluster('low', [low.port])}${staticCluster('seven', [seven.port])}${staticCluster('rest', [rest.port])}`,
       { engine },
@@ -366,5 +372,31 @@ ${staticCluster('low', [low.port])}${staticCluster('seven', [seven.port])}${stat
   it('a call without the argument does not match the route that asks for it', async () => {
     // One String argument only: argument 1 is absent, so the range route is skipped.
     expect(await dubboCall(port, IFACE, '1.0.0', '', 'find', 1, 'q')).toEqual([{ ok: true, value: 'rest:find:q-0' }]);
+  });
+
+  it('refuses multiple_route_config together with route_config, naming the field', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strait-dubbo-cfg-'));
+    const cfg = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(
+      cfg,
+      `static_resources:
+  listeners:
+  - name: dubbo
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: dubbo
+          route_config: [ { name: a, interface: "*", routes: [ { match: {}, route: { cluster: rest } } ] } ]
+          multiple_route_config: { name: b, route_config: [ { name: b, interface: "*", routes: [ { match: {}, route: { cluster: rest } } ] } ] }
+  clusters:
+${staticCluster('rest', [rest.port])}`,
+    );
+    const r = await runCli(['--mode', 'validate', '--config', cfg]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('typed_config.multiple_route_config: cannot be combined with route_config');
   });
 });

@@ -75,12 +75,18 @@ function parseDubboProxy(tc: Obj, path: string, ctx: FactoryContext): RpcProxyCo
   if (tc.protocol_type && tc.protocol_type !== 'Dubbo') ctx.errors.push({ path: `${path}.protocol_type`, message: `${tc.protocol_type} is not supported` });
   if (tc.serialization_type && tc.serialization_type !== 'Hessian2') ctx.errors.push({ path: `${path}.serialization_type`, message: `${tc.serialization_type} is not supported` });
   if (tc.drds) ctx.errors.push({ path: `${path}.drds`, message: 'route discovery (drds) is not supported yet' });
-  if (tc.multiple_route_config) ctx.errors.push({ path: `${path}.multiple_route_config`, message: 'is not supported yet; use route_config' });
+  // multiple_route_config is the newer spelling of the same list (route_config is deprecated); not both, as in Envoy.
+  const multiple = (tc.multiple_route_config ?? null) as Obj | null;
+  const legacy = (tc.route_config ?? []) as Obj[];
+  if (multiple !== null && legacy.length) ctx.errors.push({ path: `${path}.multiple_route_config`, message: 'cannot be combined with route_config' });
   ((tc.dubbo_filters ?? []) as Obj[]).forEach((f, i) => {
     // The router is implied; any other dubbo filter would change behaviour.
     if (f.name !== 'envoy.filters.dubbo.router') ctx.errors.push({ path: `${path}.dubbo_filters[${i}]`, message: `dubbo filter "${f.name}" is not supported` });
   });
-  const routes = RpcRouteTable.compile((tc.route_config ?? []) as Obj[], `${path}.route_config`, ctx.clusterNames, ctx.errors);
+  const routes =
+    multiple !== null
+      ? RpcRouteTable.compile((multiple.route_config ?? []) as Obj[], `${path}.multiple_route_config.route_config`, ctx.clusterNames, ctx.errors)
+      : RpcRouteTable.compile(legacy, `${path}.route_config`, ctx.clusterNames, ctx.errors);
   if (ctx.errors.length > start) return null;
   return Object.freeze({ accessLogs: null, tracing: null, statScope: 'dubbo' as const, statPrefix: String(tc.stat_prefix), codec: 'dubbo', routes, maxFrameBytes: DEFAULT_MAX_FRAME, upstreamHeartbeatMs: DEFAULT_UPSTREAM_HEARTBEAT_MS, rateLimit: null });
 }
