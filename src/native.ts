@@ -202,6 +202,12 @@ export interface NativeBinding {
   ) => NativePipe;
   /** Data-path figures of the calling environment (each worker thread has its own pool). */
   stats(): NativeStats;
+  /**
+   * Turns off libuv's idle-time metrics on this loop, which Node turns on and Strait never reads:
+   * each blocking epoll_pwait is then no longer preceded by a non-blocking one. True when they
+   * were on and are now off. Absent in addons built before it.
+   */
+  disableLoopIdleTime?(): boolean;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
   /**

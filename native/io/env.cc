@@ -46,6 +46,25 @@ Env* InitEnv(Napi::Env env) {
 
 Env* GetEnv(Napi::Env env) { return env.GetInstanceData<Env>(); }
 
+// Node configures its loop with UV_METRICS_IDLE_TIME (for performance.eventLoopUtilization, which
+// Strait never reads). With it, libuv precedes every blocking epoll_pwait with a non-blocking
+// one so that it can time the wait: at a fixed request rate that is one wasted syscall per
+// wakeup, about one per request. libuv can turn the option on but not off, so this clears its
+// bit in the loop's internal fields, whose first member has been `unsigned int flags` (bit 1 =
+// UV_METRICS_IDLE_TIME) from libuv 1.39, where the option appeared, through 1.51. Returns
+// whether the bit was set and is now clear; a libuv outside that range is left alone.
+Napi::Value DisableLoopIdleTime(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const unsigned int v = uv_version();
+  const unsigned int major = v >> 16, minor = (v >> 8) & 0xff;
+  uv_loop_t* loop = GetEnv(env)->loop;
+  if (major != 1 || minor < 39 || minor > 51 || loop->internal_fields == nullptr) return Napi::Boolean::New(env, false);
+  auto* flags = static_cast<unsigned int*>(loop->internal_fields);
+  const bool was = (*flags & UV_METRICS_IDLE_TIME) != 0;
+  *flags &= ~static_cast<unsigned int>(UV_METRICS_IDLE_TIME);
+  return Napi::Boolean::New(env, was);
+}
+
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Env* e = GetEnv(env);

@@ -52,6 +52,8 @@ struct Env {
 // Creates the Env, stores it as instance data and registers the teardown hook.
 Env* InitEnv(Napi::Env env);
 Env* GetEnv(Napi::Env env);
+// Turns off libuv's idle-time metrics on this environment's loop (see env.cc).
+Napi::Value DisableLoopIdleTime(const Napi::CallbackInfo& info);
 
 // uv handles live in their own heap allocations, apart from their owner: the owner (a JS-owned
 // ObjectWrap) may be garbage-collected while libuv still needs the handle memory until the
