@@ -36,6 +36,8 @@ export interface HcmConfig {
   readonly serverName: string;
   readonly serverHeaderTransformation: ServerHeaderTransformation;
   readonly stripAnyHostPort: boolean;
+  /** strip_matching_host_port: the port goes only when it is the one the connection came to. */
+  readonly stripMatchingHostPort: boolean;
   /** Downstream connection idle timeout (no request in flight); 0 disables. */
   readonly idleTimeoutMs: number;
   /** From the first byte of a head to its end; 0 disables. */
@@ -95,7 +97,6 @@ const UNSUPPORTED = [
   'typed_header_validation_config',
   'http3_protocol_options',
   'max_request_headers_kb_per_stream',
-  'strip_matching_host_port',
   'proxy_status_config',
   'add_proxy_protocol_connection_state',
   'http1_safe_max_connection_duration',
@@ -181,6 +182,7 @@ function parse(tc: Obj, path: string, ctx: FactoryContext): HcmConfig | null {
     serverName: typeof tc.server_name === 'string' && tc.server_name ? tc.server_name : 'envoy',
     serverHeaderTransformation: sht,
     stripAnyHostPort: tc.strip_any_host_port === true,
+    stripMatchingHostPort: tc.strip_matching_host_port === true,
     idleTimeoutMs: common.idle_timeout === undefined || common.idle_timeout === null ? DEFAULT_IDLE_MS : durationMs(common.idle_timeout)!,
     requestHeadersTimeoutMs: durationMs(tc.request_headers_timeout) ?? 0,
     proxy100Continue: tc.proxy_100_continue === true,

@@ -50,6 +50,7 @@ import type { TimedStream } from './stream_timeouts.js';
 import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
+import { stripHostPort } from './host_port.js';
 import { flatDropUnderscored, flatHasUnderscore, objectDropUnderscored, objectHasUnderscore, Underscores } from './underscores.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -698,6 +699,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     let host = this.rqAuthority ?? this.rqHost ?? '';
     if (cfg.stripAnyHostPort) host = host.replace(/:\d+$/, '');
+    else if (cfg.stripMatchingHostPort) host = stripHostPort(host, socketDownstream(sessionSocket(this.stream)!).local.port);
     const header = (n: string) => this.hdr(n);
     const trace = this.filter.tracer?.start(method, path, host, header, socketDownstream(sessionSocket(this.stream)!)) ?? null;
     if (trace !== null) this.more.trace = trace;

@@ -47,6 +47,7 @@ import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import type { HCM_STATS } from './stats.js';
+import { stripHostPort } from './host_port.js';
 import { h1DropUnderscored, h1HasUnderscore, Underscores } from './underscores.js';
 
 type HcmStats = StatsOf<typeof HCM_STATS>;
@@ -1385,6 +1386,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     let host = head.host;
     if (this.cfg.stripAnyHostPort) host = stripPort(host);
+    else if (this.cfg.stripMatchingHostPort) host = stripHostPort(host, this.session.downstream.local.port);
+    if (host !== head.host) {
+      // The upstream gets the stripped Host too, as Envoy rewrites the header itself.
+      (head as { host: string }).host = host;
+      this.hostFromTarget = true;
+    }
     // Without HTTP filters (just the router) there is nothing to build the filter request for,
     // and routing keeps nothing of the view: the connection's own serves every request.
     if (this.session.filter.httpFilters === null) {
