@@ -2,10 +2,9 @@
 // be refused), on HTTP/1.1 (undici) and HTTP/2 (node:http2) clients: the port leaves the Host /
 // :authority before routing, and the upstream gets the bare host too, as Envoy rewrites the
 // header itself; strip_matching_host_port leaves a port other than the one the client dialled.
-import http2 from 'node:http2';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener, httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
+import { h2cRequest, hcmListener, httpUpstream, type Echo, type TestUpstream } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 const ROUTES = `name: local
@@ -23,22 +22,9 @@ async function h1(port: number, host: string): Promise<{ status: number; host?: 
   return { status: r.statusCode, host: r.statusCode === 200 ? String((JSON.parse(text) as Echo).headers.host) : undefined };
 }
 
-function h2(port: number, authority: string): Promise<{ status: number; host?: string }> {
-  return new Promise((resolve, reject) => {
-    const c = http2.connect(`http://127.0.0.1:${port}`);
-    c.on('error', reject);
-    const rq = c.request({ ':path': '/', ':authority': authority });
-    let status = 0;
-    let body = '';
-    rq.on('response', (h) => (status = Number(h[':status'])));
-    rq.on('data', (d: Buffer) => (body += d.toString()));
-    rq.on('end', () => {
-      c.close();
-      resolve({ status, host: status === 200 ? String((JSON.parse(body) as Echo).headers.host) : undefined });
-    });
-    rq.on('error', reject);
-    rq.end();
-  });
+async function h2(port: number, authority: string): Promise<{ status: number; host?: string }> {
+  const r = await h2cRequest(port, { path: '/', authority });
+  return { status: r.status, host: r.status === 200 ? String((JSON.parse(r.body) as Echo).headers.host) : undefined };
 }
 
 describe.each(['node', 'native'] as const)('strip_any_host_port and strip_matching_host_port with the %s h2 engine', (h2engine) => {

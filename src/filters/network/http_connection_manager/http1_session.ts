@@ -1385,7 +1385,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.upgrade = true;
     }
     let host = head.host;
-    if (this.cfg.stripAnyHostPort) host = stripPort(host);
+    if (this.cfg.stripAnyHostPort) host = stripHostPort(host, -1);
     else if (this.cfg.stripMatchingHostPort) host = stripHostPort(host, this.session.downstream.local.port);
     if (host !== head.host) {
       // The upstream gets the stripped Host too, as Envoy rewrites the header itself.
@@ -2941,15 +2941,6 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     this.clearTimers();
     this.notifyFilters();
   }
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    const i = host.indexOf(']');
-    return i === -1 ? host : host.slice(0, i + 1);
-  }
-  const i = host.lastIndexOf(':');
-  return i === -1 ? host : host.slice(0, i);
 }
 
 /** A local reply's header lines ("name: value\r\n"...) with local_reply_config's edits. */
