@@ -170,7 +170,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   uint32_t max_header_list_size_ = 0;
   uint32_t max_header_pairs_ = 0;
   Stream* streams_ = nullptr;
-  Stream* last_ = nullptr;  // StreamOf's last answer; cleared when that stream is recycled
+  // StreamOf's answers by stream id, direct-mapped: ids of one side advance by two, so the
+  // streams open at once rarely share a slot. A slot is cleared when its stream is recycled.
+  static constexpr uint32_t kIdSlots = 256;
+  static uint32_t SlotOf(int32_t id) { return (static_cast<uint32_t>(id) >> 1) & (kIdSlots - 1); }
+  Stream* by_id_[kIdSlots] = {};
   std::vector<Stream*> spare_;
   uint32_t open_streams_ = 0;
   bool finished_ = false;

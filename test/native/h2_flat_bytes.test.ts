@@ -98,4 +98,47 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers[':status']).toBe(200);
     expect(r.headers['x-a']).toBe('a');
   });
+  // The addon scans names and values eight bytes at a time: every length across two words and
+  // every position of the byte that matters, so a wrong mask or word boundary shows. Names are
+  // lower-cased by nghttp2 as it copies them.
+  it('names of any length go out lower-cased, and CR or LF anywhere in a value is refused', async () => {
+    const refused: number[] = [];
+    let accepted = 0;
+    const names: [string, string][] = [];
+    const port = serve((s) => {
+      const h = s.session.h;
+      for (let len = 1; len <= 20; len++) {
+        for (let at = 0; at < len; at++) {
+          for (const bad of ['\r', '\n']) {
+            const v = 'v'.repeat(at) + bad + 'v'.repeat(len - at - 1);
+            const w = new FlatWriter();
+            w.pair(':status', '200');
+            w.pair('x-v', v);
+            try {
+              h.respond(s.id, w.buf, w.pairs, true, w.len);
+              accepted++;
+            } catch {
+              refused.push(len);
+            }
+          }
+        }
+      }
+      const w = new FlatWriter();
+      w.pair(':status', '200');
+      for (let len = 1; len <= 20; len++) {
+        // 'A' and 'Z' at positions that move across the word boundary, among other token
+        // characters, which stay as they are.
+        const name = Array.from({ length: len }, (_, k) => (k === len - 1 ? 'A' : k === len >> 1 ? 'Z' : '^_`|~-0'[k % 7])).join('') + len;
+        names.push([name, 'Z'.repeat(len)]);
+        w.pair(name, 'Z'.repeat(len));
+      }
+      s.respondFlat(w, { endStream: true });
+    });
+    const r = await ask(port, { ':path': '/case' });
+    expect(accepted).toBe(0);
+    expect(refused.length).toBe(2 * ((20 * 21) / 2));
+    expect(r.headers[':status']).toBe(200);
+    // Values go as they are.
+    for (const [n, v] of names) expect(r.headers[n.toLowerCase()]).toBe(v);
+  });
 });
