@@ -36,7 +36,7 @@ import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
-import { flatGet, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
+import { flatGet, flatIndex, flatNuls, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
@@ -488,13 +488,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   /** One pass over the flat request for the fields above, instead of a lookup per field. */
   private scan(s: string): void {
-    const n = s.length;
+    const m = flatIndex(s);
+    const nuls = flatNuls;
     let i = 0;
-    while (i < n) {
-      const e = s.indexOf('\0', i);
-      if (e < 0) break;
-      let b = s.indexOf('\0', e + 1);
-      if (b < 0) b = n;
+    for (let j = 0; j < m; j += 2) {
+      const e = nuls[j]!;
+      const b = nuls[j + 1]!;
       switch (e - i) {
         case 4:
           if (s.startsWith('host', i)) this.rqHost = joinValue(this.rqHost, s.slice(e + 1, b));
@@ -1877,12 +1876,12 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   let xfccSent: string | undefined;
   /** Start of the current run of kept pairs, -1 when none. */
   let run = -1;
+  const m = flatIndex(s);
+  const nuls = flatNuls;
   let i = 0;
-  while (i < n) {
-    const e = s.indexOf('\0', i);
-    if (e < 0) break;
-    let b = s.indexOf('\0', e + 1);
-    if (b < 0) b = n;
+  for (let j = 0; j < m; j += 2) {
+    const e = nuls[j]!;
+    const b = nuls[j + 1]!;
     let keep = s.charCodeAt(i) !== 58; /* : */
     if (keep) {
       // Only the names this cares about are compared, picked by length first.
@@ -2023,12 +2022,12 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
   let date = false;
   let rid = false;
   let run = -1;
+  const m = flatIndex(s);
+  const nuls = flatNuls;
   let i = 0;
-  while (i < n) {
-    const e = s.indexOf('\0', i);
-    if (e < 0) break;
-    let b = s.indexOf('\0', e + 1);
-    if (b < 0) b = n;
+  for (let j = 0; j < m; j += 2) {
+    const e = nuls[j]!;
+    const b = nuls[j + 1]!;
     let keep = true;
     switch (e - i) {
       case 4:
@@ -2144,12 +2143,12 @@ function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
   w.reset();
   let pairs = 0;
   let run = -1;
+  const m = flatIndex(s);
+  const nuls = flatNuls;
   let i = 0;
-  while (i < n) {
-    const e = s.indexOf('\0', i);
-    if (e < 0) break;
-    let b = s.indexOf('\0', e + 1);
-    if (b < 0) b = n;
+  for (let j = 0; j < m; j += 2) {
+    const e = nuls[j]!;
+    const b = nuls[j + 1]!;
     let keep = s.charCodeAt(i) !== 58; /* : */
     if (keep) {
       switch (e - i) {
