@@ -135,6 +135,11 @@ export interface NativeH2Session {
   /** Ends now; the session-end event runs before destroy() returns. */
   destroy(): void;
   stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number };
+  /**
+   * Binds the per-request calls (respond, respondRuns, request, requestRuns, data, trailers, rst,
+   * consume) to this session: each call then skips a napi_unwrap. Costs ~20 us once; idempotent.
+   */
+  bindHot(): void;
 }
 
 /** The hot-restart channel (native/upgrade): SOCK_SEQPACKET messages with fds attached. */

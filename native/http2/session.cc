@@ -177,7 +177,8 @@ Napi::Function Session::Init(Napi::Env env) {
                       InstanceMethod("trailers", &Session::Trailers), InstanceMethod("rst", &Session::Rst),
                       InstanceMethod("consume", &Session::Consume),
                       InstanceMethod("close", &Session::Close), InstanceMethod("goaway", &Session::Goaway),
-                      InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats)});
+                      InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats),
+                      InstanceMethod("bindHot", &Session::BindHot)});
 }
 
 Session::Session(const Napi::CallbackInfo& info)
@@ -292,6 +293,31 @@ Session::Session(const Napi::CallbackInfo& info)
   }
   ScheduleFlush();
   if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
+}
+
+template <Napi::Value (Session::*M)(const Napi::CallbackInfo&)>
+Napi::Value Session::Bound(const Napi::CallbackInfo& info) {
+  return (static_cast<Session*>(info.Data())->*M)(info);
+}
+
+Napi::Value Session::BindHot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (bound_) return env.Undefined();
+  bound_ = true;
+  Napi::Object self = info.This().As<Napi::Object>();
+  auto bind = [&](const char* name, Napi::Function f) {
+    f.Set("owner", self);
+    self.DefineProperty(Napi::PropertyDescriptor::Value(name, f, napi_default));
+  };
+  bind("respond", Napi::Function::New<Bound<&Session::Respond>>(env, "respond", this));
+  bind("respondRuns", Napi::Function::New<Bound<&Session::RespondRuns>>(env, "respondRuns", this));
+  bind("request", Napi::Function::New<Bound<&Session::Request>>(env, "request", this));
+  bind("requestRuns", Napi::Function::New<Bound<&Session::RequestRuns>>(env, "requestRuns", this));
+  bind("data", Napi::Function::New<Bound<&Session::Data>>(env, "data", this));
+  bind("trailers", Napi::Function::New<Bound<&Session::Trailers>>(env, "trailers", this));
+  bind("rst", Napi::Function::New<Bound<&Session::Rst>>(env, "rst", this));
+  bind("consume", Napi::Function::New<Bound<&Session::Consume>>(env, "consume", this));
+  return env.Undefined();
 }
 
 Session::~Session() {

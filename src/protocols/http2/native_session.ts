@@ -201,6 +201,13 @@ function nameAt(s: string, start: number, end: number): string {
 }
 
 /**
+ * Streams a session carries before its per-request calls are bound to it (H2Session.bindHot):
+ * binding costs ~20 us once and each bound call saves ~600 instructions, so a connection that
+ * carries only a few requests never pays for it.
+ */
+export const BIND_HOT_AFTER = 32;
+
+/**
  * The NUL offsets of the flat list indexed last ("name\0value\0..."): per pair, its name's end
  * and its value's end (the list's length for the last value). One list is read by several
  * passes in one call (the request's fields, route matchers, then the upstream request built
@@ -559,6 +566,8 @@ export class NativeH2Connection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS event right after it. */
   private never: string | undefined = undefined;
+  /** Streams opened so far (BIND_HOT_AFTER). */
+  private streamCount = 0;
 
   constructor(
     fd: number,
@@ -650,6 +659,7 @@ export class NativeH2Connection {
       case H2Event.HEADERS_END: {
         const s = new NativeH2Stream(this, id);
         this.streams.set(id, s);
+        if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
         const hs = this.handlers;
         const never = this.never;
         if (never !== undefined) this.never = undefined;
@@ -757,6 +767,8 @@ export class NativeH2ClientConnection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
   private never: string | undefined = undefined;
+  /** Streams opened so far (BIND_HOT_AFTER). */
+  private streamCount = 0;
 
   constructor(
     fd: number,
@@ -792,6 +804,7 @@ export class NativeH2ClientConnection {
     const id = never === undefined ? this.h.request(flat, flatPairs, endStream) : this.h.request(flat, flatPairs, endStream, undefined, never);
     if (id <= 0) return 0;
     this.streams.set(id, user);
+    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 
@@ -804,6 +817,7 @@ export class NativeH2ClientConnection {
     const id = neverIndexed === undefined ? this.h.request(flat, pairs, endStream) : this.h.request(flat, pairs, endStream, undefined, neverIndexed);
     if (id <= 0) return 0;
     this.streams.set(id, user);
+    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 
@@ -817,6 +831,7 @@ export class NativeH2ClientConnection {
     const id = neverIndexed === undefined ? h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream) : h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
     if (id <= 0) return 0;
     this.streams.set(id, user);
+    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 
