@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Instructions per request of two Strait builds, counted by Valgrind's callgrind:
-//   node bench/ab-instr.js --a DIR --b DIR [--workload grpc-unary-64] [--warm 20000]
+//   node bench/ab-instr.js --a DIR --b DIR [--workload grpc-unary-64] [--warm 40000]
 //                          [--requests 4000] [--rounds 3] [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
 //                          [--keep DIR]
 // --keep: the last round's callgrind file of each side is kept in DIR (a-<row>.callgrind,
@@ -40,7 +40,7 @@ const SHAPES = {
 };
 
 function args(argv) {
-  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 20000, requests: 4000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '' };
+  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 40000, requests: 4000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
@@ -101,7 +101,7 @@ async function h2load(port, shape, s, n, ctx) {
 }
 
 /** callgrind_annotate's top functions of `file`, JIT code named from V8's perf map. */
-function top(file, mapFile, requests, n = 30) {
+function top(file, mapFile, requests, n = Number(process.env.AB_INSTR_TOP ?? 30)) {
   const r = spawnSync('callgrind_annotate', [file], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const jit = [];
   if (fs.existsSync(mapFile)) {
