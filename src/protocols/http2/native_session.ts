@@ -455,11 +455,15 @@ export class NativeH2Stream {
     else this.session.h.trailers(this.id, flat, flatPairs, undefined, never);
   }
 
-  /** sendTrailers() with the list already flat ("name\0value\0...") and its pair count (0: none). */
-  sendTrailersFlat(flat: string, pairs: number): void {
+  /**
+   * sendTrailers() with the list already flat ("name\0value\0...") and its pair count (0: none);
+   * `neverIndexed` ("name\0name...") as the upstream sent them, when it did.
+   */
+  sendTrailersFlat(flat: string, pairs: number, neverIndexed?: string): void {
     if (this.closed || this.trailersSent) return;
     this.trailersSent = true;
-    this.session.h.trailers(this.id, flat, pairs);
+    if (neverIndexed === undefined) this.session.h.trailers(this.id, flat, pairs);
+    else this.session.h.trailers(this.id, flat, pairs, undefined, neverIndexed);
   }
 
   /**

@@ -1618,7 +1618,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const never = x !== null ? x.trNever : undefined;
     if (typeof tr === 'string' && stream instanceof NativeH2Stream) {
       try {
-        stream.sendTrailersBytes(writeTrailersFlat(FLAT, tr), never);
+        // Most trailers (a gRPC status) keep every field: the addon's own string goes back as it
+        // came, without a copy into the writer.
+        const whole = trailersWhole(tr);
+        if (whole >= 0) stream.sendTrailersFlat(tr, whole, never);
+        else stream.sendTrailersBytes(writeTrailersFlat(FLAT, tr), never);
       } catch {
         stream.close();
       }
@@ -2133,6 +2137,33 @@ export function trailersFlatOf(s: string): string {
   return w.buf.toString('latin1', 0, w.len);
 }
 
+/** Whether sendTrailers() drops the field named s[i, e): a pseudo-header or one HTTP/2 forbids. */
+function trailerDropped(s: string, i: number, e: number): boolean {
+  if (s.charCodeAt(i) === 58 /* : */) return true;
+  switch (e - i) {
+    case 4:
+    case 7:
+    case 10:
+    case 14:
+    case 16:
+    case 17:
+      return H2_FORBIDDEN.has(s.slice(i, e));
+  }
+  return false;
+}
+
+/** The pair count of the trailers `s` when sendTrailers() keeps every field of them, else -1. */
+function trailersWhole(s: string): number {
+  const m = flatIndex(s);
+  const nuls = flatNuls;
+  let i = 0;
+  for (let j = 0; j < m; j += 2) {
+    if (trailerDropped(s, i, nuls[j]!)) return -1;
+    i = nuls[j + 1]! + 1;
+  }
+  return m >> 1;
+}
+
 /**
  * What trailersFlatOf returns, written into `w` (reset first) as bytes: a gRPC status list is
  * short enough to copy by loop, cheaper than joining a string the addon must then flatten (a
@@ -2149,20 +2180,7 @@ function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
   for (let j = 0; j < m; j += 2) {
     const e = nuls[j]!;
     const b = nuls[j + 1]!;
-    let keep = s.charCodeAt(i) !== 58; /* : */
-    if (keep) {
-      switch (e - i) {
-        case 4:
-        case 7:
-        case 10:
-        case 14:
-        case 16:
-        case 17:
-          keep = !H2_FORBIDDEN.has(s.slice(i, e));
-          break;
-      }
-    }
-    if (keep) {
+    if (!trailerDropped(s, i, e)) {
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
