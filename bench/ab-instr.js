@@ -3,7 +3,7 @@
 //   node bench/ab-instr.js --a DIR --b DIR [--workload grpc-unary-64] [--warm 40000]
 //                          [--requests 4000] [--rounds 3] [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
 //                          [--keep DIR]
-// --keep: the last round's callgrind file of each side is kept in DIR (a-<row>.callgrind,
+// --keep: the last round's loop-thread callgrind file of each side is kept in DIR (a-<row>.callgrind,
 // b-<row>.callgrind) for callgrind_annotate, with V8's map of its JIT code (--perf-basic-prof,
 // a-<row>.map); the top functions of each side are printed with JIT addresses named.
 // CPU time on this shared VM moves ±10% between rounds, so `ab-cpu.js` needs many rounds to see a
@@ -70,24 +70,33 @@ function control(pid, flag) {
   if (r.status !== 0) throw new Error(`callgrind_control ${flag} ${pid}: ${r.stderr || r.stdout}`);
 }
 
-/** Total instructions in the newest dump file of `prefix`. */
+/**
+ * The instructions of the dump just taken: the loop thread's and all threads'. Callgrind writes a
+ * file per thread (--separate-threads): the loop thread is 01; the others are V8's and libuv's
+ * helpers, where TurboFan compiles (a few late compiles per round were ±2% of the total between
+ * two processes of one build).
+ */
 function dumped(prefix, keepAs) {
   const dir = path.dirname(prefix);
   const base = path.basename(prefix);
   const files = fs
     .readdirSync(dir)
     .filter((f) => f.startsWith(base))
-    .map((f) => path.join(dir, f))
-    .sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs);
+    .map((f) => path.join(dir, f));
+  let main = null;
+  let all = 0;
   for (const f of files) {
     const m = /^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(f, 'utf8'));
-    if (m) {
+    if (!m) continue;
+    all += Number(m[1]);
+    if (/-0*1$/.test(f)) {
+      main = Number(m[1]);
       if (keepAs) fs.copyFileSync(f, keepAs);
-      for (const g of files) fs.rmSync(g, { force: true });
-      return Number(m[1]);
     }
   }
-  throw new Error(`no callgrind dump under ${prefix}`);
+  for (const g of files) fs.rmSync(g, { force: true });
+  if (main === null) throw new Error(`no callgrind dump of the loop thread under ${prefix}`);
+  return { main, all };
 }
 
 async function h2load(port, shape, s, n, ctx) {
@@ -145,6 +154,7 @@ const shape = SHAPES[o.workload](ctx.mkdir('shape'));
 const up = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
 const upstreamPort = up.endpoints[w.upstream.proxyEndpoint ?? w.upstream.endpoint];
 const per = { a: [], b: [] };
+const all = { a: [], b: [] };
 try {
   for (const side of ['a', 'b']) {
     process.env.BENCH_STRAIT_DIR = path.resolve(o[side]);
@@ -153,7 +163,7 @@ try {
     const launch = straitPeer(o.engine).configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, nodeArgs: o.keep ? ['--perf-basic-prof'] : [] });
     for (const [name, text] of Object.entries(launch.files)) fs.writeFileSync(path.join(dir, name), text);
     const prefix = path.join(dir, 'callgrind.out');
-    const vg = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', launch.cmd];
+    const vg = ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', launch.cmd];
     const argv = launch.args.map((x) => x.replace(/^\{file:(.+)\}$/, (_, f) => path.join(dir, f)));
     const child = spawnPinned(`strait-${side}`, 'valgrind', [...vg, ...argv], { cpu: ctx.cpus.proxy, nofile: settings.fdLimit, cwd: dir, env: { ...process.env, ...envOf(o[`${side}-env`]) } });
     const pid = child.proc.pid;
@@ -167,9 +177,10 @@ try {
         const done = await h2load(listenPort, shape, settings, o.requests, ctx);
         control(pid, '--dump');
         const keepAs = o.keep && r === o.rounds - 1 ? path.join(path.resolve(o.keep), `${side}-${o.workload}.callgrind`) : null;
-        const ir = dumped(prefix, keepAs) / done;
-        per[side].push(ir);
-        console.log(`${side.toUpperCase()} round ${r}: ${Math.round(ir)} instructions/request (${done} requests)`);
+        const ir = dumped(prefix, keepAs);
+        per[side].push(ir.main / done);
+        all[side].push(ir.all / done);
+        console.log(`${side.toUpperCase()} round ${r}: ${Math.round(ir.main / done)} instructions/request on the loop thread, ${Math.round(ir.all / done)} in all threads (${done} requests)`);
       }
       if (o.keep) {
         const map = `/tmp/perf-${pid}.map`;
@@ -182,14 +193,15 @@ try {
     }
   }
   const med = (x) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)];
-  const a = med(per.a);
-  const b = med(per.b);
-  console.log(`median: A ${Math.round(a)}, B ${Math.round(b)} instructions/request; B/A ${(b / a).toFixed(4)}`);
-  // A round that held a full GC or a burst of compiling counts thousands more per request; the
-  // least disturbed round of each side is the code path alone.
-  const ma = Math.min(...per.a);
-  const mb = Math.min(...per.b);
-  console.log(`min: A ${Math.round(ma)}, B ${Math.round(mb)} instructions/request; B/A ${(mb / ma).toFixed(4)}`);
+  const line = (label, x) => {
+    const a = med(x.a);
+    const b = med(x.b);
+    const ma = Math.min(...x.a);
+    const mb = Math.min(...x.b);
+    console.log(`${label}: median A ${Math.round(a)}, B ${Math.round(b)}, B/A ${(b / a).toFixed(4)}; least disturbed round A ${Math.round(ma)}, B ${Math.round(mb)}, B/A ${(mb / ma).toFixed(4)}`);
+  };
+  line('loop thread', per);
+  line('all threads', all);
 } finally {
   await up.stop();
 }
