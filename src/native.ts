@@ -115,6 +115,12 @@ export interface NativeH2Session {
   respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   /** respond() with the list in parts, joined by the addon: the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs). */
   respondRuns(streamId: number, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
+  /**
+   * respond() for an HTTP/1 upstream's head: `flat` (`flatLen` bytes, `flatPairs` pairs) holds
+   * :status and the added pairs; `spans` the kept fields of `head` as [nameStart, nameEnd,
+   * valueStart, valueEnd] quads (nSpans of them), handed to nghttp2 from `head` itself.
+   */
+  respondSpans(streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   /**
@@ -136,8 +142,8 @@ export interface NativeH2Session {
   destroy(): void;
   stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number };
   /**
-   * Binds the per-request calls (respond, respondRuns, request, requestRuns, data, trailers, rst,
-   * consume) to this session: each call then skips a napi_unwrap. Costs ~20 us once; idempotent.
+   * Binds the per-request calls (respond, respondRuns, respondSpans, request, requestRuns, data,
+   * trailers, rst, consume) to this session: each call then skips a napi_unwrap. Costs ~20 us once; idempotent.
    */
   bindHot(): void;
 }

@@ -83,9 +83,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // JavaScript → C++.
   Napi::Value Respond(const Napi::CallbackInfo& info);
   Napi::Value RespondRuns(const Napi::CallbackInfo& info);
+  Napi::Value RespondSpans(const Napi::CallbackInfo& info);
   Napi::Value Request(const Napi::CallbackInfo& info);
   Napi::Value RequestRuns(const Napi::CallbackInfo& info);
   Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
+  Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const Napi::Value* body);
   Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Trailers(const Napi::CallbackInfo& info);

@@ -11,7 +11,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const BOUND = ['respond', 'respondRuns', 'request', 'requestRuns', 'data', 'trailers', 'rst', 'consume'];
+const BOUND = ['respond', 'respondRuns', 'respondSpans', 'request', 'requestRuns', 'data', 'trailers', 'rst', 'consume'];
 
 function own(h: object): string[] {
   return BOUND.filter((k) => Object.hasOwn(h, k));

@@ -141,4 +141,42 @@ describe('H2Session header lists as bytes', () => {
     // Values go as they are.
     for (const [n, v] of names) expect(r.headers[n.toLowerCase()]).toBe(v);
   });
+  it('respondSpans() sends fields straight from an HTTP/1 head, names lower-cased; bad spans or values throw', async () => {
+    const errors: string[] = [];
+    const port = serve((s) => {
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-Mixed-Case: Keep Me\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Bad: a\x00b\r\nX-CR: a\rb\r\n\r\n', 'latin1');
+      const at = (needle: string, from = 0) => head.indexOf(needle, from, 'latin1');
+      const span = (name: string, from = 0): number[] => {
+        const ns = at(name, from);
+        const vs = ns + name.length + 2;
+        return [ns, ns + name.length, vs, at('\r\n', vs)];
+      };
+      const w = new FlatWriter();
+      w.pair(':status', '203');
+      w.pair('x-added', 'yes');
+      const h = s.session.h;
+      for (const [bad, label] of [
+        [span('X-Bad'), 'a NUL in a value'],
+        [span('X-CR'), 'a CR in a value'],
+        [[0, 4, 6, head.length + 1], 'past the head'],
+        [[5, 4, 6, 7], 'a name ending before it starts'],
+      ] as [number[], string][]) {
+        try {
+          h.respondSpans(s.id, w.buf, w.len, w.pairs, head, Int32Array.from(bad), 1, true);
+          errors.push(`${label}: accepted`);
+        } catch (err) {
+          errors.push(`${label}: ${(err as Error).name}`);
+        }
+      }
+      const good = Int32Array.from([...span('X-Mixed-Case'), ...span('Set-Cookie'), ...span('Set-Cookie', at('b=2') - 12)]);
+      expect(h.respondSpans(s.id, w.buf, w.len, w.pairs, head, good, 3, false, Buffer.from('whole body'))).toBe(true);
+    });
+    const r = await ask(port, { ':path': '/spans' });
+    expect(errors).toEqual(['a NUL in a value: TypeError', 'a CR in a value: TypeError', 'past the head: RangeError', 'a name ending before it starts: RangeError']);
+    expect(r.headers[':status']).toBe(203);
+    expect(r.headers['x-added']).toBe('yes');
+    expect(r.headers['x-mixed-case']).toBe('Keep Me');
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.body).toBe('whole body');
+  });
 });

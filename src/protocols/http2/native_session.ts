@@ -386,6 +386,22 @@ export class NativeH2Stream {
     this.session.h.respond(this.id, w.buf, w.pairs, end, w.len);
   }
 
+  /**
+   * respondFlat() for an HTTP/1 upstream's head: `w` holds :status and the pairs the proxy adds,
+   * `spans` the kept fields as positions in the head's bytes `head` (writeH1ResponseSpans in
+   * h2_session.ts). With `body`, the whole response goes in the same call.
+   */
+  respondSpans(w: FlatWriter, head: Uint8Array, spans: { buf: Int32Array; n: number }, body: Buffer | null, endStream: boolean): void {
+    if (body !== null) {
+      this.startResponse();
+      this.resEnded = true;
+      this.session.h.respondSpans(this.id, w.buf, w.len, w.pairs, head, spans.buf, spans.n, false, body);
+      return;
+    }
+    const end = this.startResponse({ endStream });
+    this.session.h.respondSpans(this.id, w.buf, w.len, w.pairs, head, spans.buf, spans.n, end);
+  }
+
   /** respond() and end(body) in one addon call (a local reply: direct responses, errors). */
   respondWhole(headers: H2Headers, body: Buffer): void {
     this.startResponse();

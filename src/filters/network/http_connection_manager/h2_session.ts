@@ -1465,18 +1465,19 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return false;
     const cfg = this.filter.config;
-    const w = writeH1ResponseHead(FLAT.reset(), status, head, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
+    const w = FLAT.reset();
+    writeH1ResponseSpans(w, H1_SPANS, status, head, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
     this.sendsTrailers = false;
     try {
       if (whole !== null) {
         // The whole body is here: it ends the response in the same addon call (the try's
         // onEnd then only completes the exchange).
-        stream.respondFlatWhole(w, whole);
+        stream.respondSpans(w, head.buf, H1_SPANS, whole, false);
         this.countTx(whole.length);
         return true;
       }
-      stream.respondFlat(w, { endStream });
+      stream.respondSpans(w, head.buf, H1_SPANS, null, endStream);
     } catch {
       this.abortTry();
       this.finish();
@@ -2199,15 +2200,41 @@ function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
 
 const HOP_KIND = (1 << HeaderKind.HOST) | (1 << HeaderKind.TRANSFER_ENCODING) | (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE) | (1 << HeaderKind.TE);
 
+/** The kept fields of an HTTP/1 head as [nameStart, nameEnd, valueStart, valueEnd] quads into its bytes. */
+export class HeadSpans {
+  buf = new Int32Array(4 * 32);
+  n = 0;
+
+  push(ns: number, ne: number, vs: number, ve: number): void {
+    let b = this.buf;
+    if (4 * this.n + 4 > b.length) {
+      const g = new Int32Array(b.length * 2);
+      g.set(b);
+      b = this.buf = g;
+    }
+    const o = 4 * this.n++;
+    b[o] = ns;
+    b[o + 1] = ne;
+    b[o + 2] = vs;
+    b[o + 3] = ve;
+  }
+}
+
+/** The one span list response heads share: each is filled and handed over synchronously. */
+const H1_SPANS = new HeadSpans();
+
 /**
- * The downstream response list of an HTTP/1 upstream head, written to `w` as onResponse's object
- * path would send it: `:status`, the fields less hop-by-hop ones (names lower-cased), the server
- * header per `server_header_transformation`, `x-request-id` (`requestId`, when the response lacks
- * one), and `date` when the upstream sent none. Repeated fields stay separate pairs.
+ * The downstream response list of an HTTP/1 upstream head as onResponse's object path would send
+ * it, in two parts for respondSpans(): `w` gets `:status`, the server header per
+ * `server_header_transformation`, `x-request-id` (`requestId`, when the response lacks one) and
+ * `date` when the upstream sent none; `spans` (reset first) gets the head's fields less hop-by-hop
+ * ones, as positions in `head.buf`: the addon hands them to nghttp2 from there (which lower-cases
+ * names), no byte copied here. Repeated fields stay separate pairs.
  * @internal exported for the parity test
  */
-export function writeH1ResponseHead(w: FlatWriter, status: number, head: MessageHead, serverMode: string, serverName: string, requestId: string | null): FlatWriter {
+export function writeH1ResponseSpans(w: FlatWriter, spans: HeadSpans, status: number, head: MessageHead, serverMode: string, serverName: string, requestId: string | null): void {
   w.pair(':status', String(status));
+  spans.n = 0;
   const f = head.fields;
   const b = head.buf;
   const overwrite = serverMode === 'OVERWRITE';
@@ -2237,11 +2264,9 @@ export function writeH1ResponseHead(w: FlatWriter, status: number, head: Message
         if (nameIs(b, ns, ne, 'http2-settings')) continue;
         break;
     }
-    w.nameBytes(b, ns, ne);
-    w.valueBytes(b, f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
+    spans.push(ns, ne, f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
   }
   if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) w.pair('server', serverName);
   if (requestId && !rid) w.pair('x-request-id', requestId);
   if (!date) w.pair('date', httpDate());
-  return w;
 }
