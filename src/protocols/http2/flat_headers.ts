@@ -37,31 +37,6 @@ export class FlatWriter {
     return this.buf;
   }
 
-  /** A name from `src[s, e)` lower-cased (RFC 9113 §8.2.1), then its NUL. */
-  nameBytes(src: Uint8Array, s: number, e: number): void {
-    const b = this.room(e - s + 1);
-    let o = this.len;
-    for (let i = s; i < e; i++) {
-      const c = src[i]!;
-      b[o++] = c >= 65 && c <= 90 ? c + 32 : c;
-    }
-    b[o++] = 0;
-    this.len = o;
-  }
-
-  /** A value from `src[s, e)` as is, then its NUL; ends a pair. */
-  valueBytes(src: Buffer, s: number, e: number): void {
-    const n = e - s;
-    const b = this.room(n + 1);
-    let o = this.len;
-    // Short values (most) by loop; a native copy's call costs more than it saves below ~64 bytes.
-    if (n < 64) for (let i = s; i < e; i++) b[o++] = src[i]!;
-    else o += src.copy(b, o, s, e);
-    b[o++] = 0;
-    this.len = o;
-    this.pairs++;
-  }
-
   /** A name/value pair of strings (latin1; names given lower-case). */
   pair(name: string, value: string): void {
     this.str(name);

@@ -1991,7 +1991,7 @@ function classify(stats: HttpConnectionManagerFilter['stats'], status: number): 
 /**
  * The edits every forwarded response head gets (before the route's own): connection-specific
  * fields out, `server` per `server_header_transformation`, `x-request-id` when asked for.
- * writeH1ResponseHead makes the same ones on the flat path.
+ * writeH1ResponseSpans makes the same ones on the flat path.
  */
 export function editResponseObject(out: HeaderObject, serverMode: string, serverName: string, requestId: string | null): void {
   for (const k of H2_FORBIDDEN_LIST) if (out[k] !== undefined) delete out[k];
@@ -2013,7 +2013,7 @@ export function h2ResponseFlatPairs(): number {
 /**
  * The downstream response list of an HTTP/2 upstream's head `s` (the addon's flat list), as
  * onResponse's object path sends it: connection-specific fields out, `server`, `x-request-id` and
- * `date` as writeH1ResponseHead adds them. Returned in parts for the addon to join
+ * `date` as writeH1ResponseSpans adds them. Returned in parts for the addon to join
  * (respondRuns): the kept runs of `s` in respRuns (respRunCount of them) and the added pairs,
  * returned; the pair count is left in flatOutPairs.
  */
