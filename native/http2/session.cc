@@ -1261,15 +1261,17 @@ Napi::Value Session::SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, boo
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   // The pair count catches a NUL inside a name or value, which would shift every later pair.
   if (!ParseFlat(scratch_, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
-  return SubmitParsed(env, s, end, body);
+  if (!body) return SubmitParsed(env, s, end, nullptr, 0);
+  Napi::Uint8Array b = body->As<Napi::Uint8Array>();
+  const char* data = reinterpret_cast<const char*>(b.Data());
+  return SubmitParsed(env, s, end, data ? data : "", b.ByteLength());  // empty: still a whole body
 }
 
 // The rest of SubmitResponse and respondSpans() once nva_ holds the list.
-Napi::Value Session::SubmitParsed(Napi::Env env, Stream* s, bool end, const Napi::Value* body) {
+Napi::Value Session::SubmitParsed(Napi::Env env, Stream* s, bool end, const char* body, size_t body_len) {
   s->responded = true;
   if (body) {
-    Napi::Uint8Array b = body->As<Napi::Uint8Array>();
-    s->out.append(reinterpret_cast<const char*>(b.Data()), b.ByteLength());
+    s->out.append(body, body_len);
     s->eof = true;
   }
   int rv;
@@ -1294,6 +1296,15 @@ static bool UniquePerRequestFolded(const uint8_t* n, size_t len) {
   return UniquePerRequest(low, len);
 }
 
+// A typed array argument of type `want`: its data and element count from one
+// napi_get_typedarray_info call (node-addon-api's IsTypedArray, TypedArrayType and its typed
+// constructor make three, ~300 instructions per array on this path).
+static bool TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type want, void** data, size_t* length) {
+  if (info.Length() <= i) return false;
+  napi_typedarray_type t;
+  return napi_get_typedarray_info(info.Env(), info[i], &t, length, data, nullptr, nullptr) == napi_ok && t == want;
+}
+
 // respondSpans(streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream[, body]) -> as respond().
 // An HTTP/1 upstream's response head forwarded downstream (onH1ResponseHead in
 // src/filters/network/http_connection_manager/h2_session.ts): `flat` (bytes, `flatLen` long) holds
@@ -1305,27 +1316,32 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "H2Session.respondSpans";
   Stream* s = StreamArg(info, fn);
-  if (!FlatArg(info, 1, 2, scratch_)) throw Napi::TypeError::New(env, "H2Session.respondSpans: flat must be a Uint8Array with its length");
+  void* flat = nullptr;
+  size_t flat_cap = 0;
+  void* head = nullptr;
+  size_t hl = 0;
+  void* spans = nullptr;
+  size_t spans_len = 0;
+  if (!TypedArg(info, 1, napi_uint8_array, &flat, &flat_cap) || !TypedArg(info, 4, napi_uint8_array, &head, &hl) || !TypedArg(info, 5, napi_int32_array, &spans, &spans_len))
+    throw Napi::TypeError::New(env, "H2Session.respondSpans: flat and head must be Uint8Arrays and spans an Int32Array");
+  const int32_t flat_len = ArgInt(info, 2, fn, "flatLen", 0, static_cast<int64_t>(flat_cap));
   const int32_t pairs = ArgInt(info, 3, fn, "flatPairs", 1, INT32_MAX);
-  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[5].IsTypedArray() ||
-      info[5].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(env, "H2Session.respondSpans: head must be a Uint8Array and spans an Int32Array");
-  Napi::Uint8Array head = info[4].As<Napi::Uint8Array>();
-  Napi::Int32Array spans = info[5].As<Napi::Int32Array>();
-  const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans.ElementLength() / 4));
+  const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
   const bool end = info[7].ToBoolean();
-  Napi::Value body = info[8];
-  const bool whole = info.Length() > 8 && !body.IsUndefined();
-  if (whole && (end || !body.IsTypedArray() || body.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
+  void* body = nullptr;
+  size_t body_len = 0;
+  const bool whole = info.Length() > 8 && !info[8].IsUndefined();
+  if (whole && (end || !TypedArg(info, 8, napi_uint8_array, &body, &body_len)))
     throw Napi::TypeError::New(env, "H2Session.respondSpans: body must be a Uint8Array, and endStream false with it");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
+  scratch_.assign(static_cast<const char*>(flat), static_cast<size_t>(flat_len));
   if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
-  const uint8_t* h = head.Data();
-  const int64_t hl = static_cast<int64_t>(head.ByteLength());
-  const int32_t* q = spans.Data();
+  const uint8_t* h = static_cast<const uint8_t*>(head);
+  const int64_t hl_ = static_cast<int64_t>(hl);
+  const int32_t* q = static_cast<const int32_t*>(spans);
   for (int32_t k = 0; k < n; k++, q += 4) {
     const int64_t ns = q[0], ne = q[1], vs = q[2], ve = q[3];
-    if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl)) throw Napi::RangeError::New(env, "H2Session.respondSpans: a span is outside the head");
+    if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl_)) throw Napi::RangeError::New(env, "H2Session.respondSpans: a span is outside the head");
     // The HTTP/1 parser let no CR or LF into a value; a NUL it may have. None of the three
     // may reach a peer (or an HTTP/1 hop further on).
     const char* v = reinterpret_cast<const char*>(h + vs);
@@ -1338,7 +1354,8 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
     nv.flags = UniquePerRequestFolded(nv.name, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     nva_.push_back(nv);
   }
-  return SubmitParsed(env, s, end, whole ? &body : nullptr);
+  // A zero-length body keeps a non-null pointer: `whole` still ends the stream after it.
+  return SubmitParsed(env, s, end, whole ? (body ? static_cast<const char*>(body) : "") : nullptr, body_len);
 }
 
 // request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength[, neverIndexed]]) -> stream id (> 0), or a negative

@@ -87,7 +87,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value Request(const Napi::CallbackInfo& info);
   Napi::Value RequestRuns(const Napi::CallbackInfo& info);
   Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
-  Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const Napi::Value* body);
+  Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const char* body, size_t body_len);  // body null: none
   Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Trailers(const Napi::CallbackInfo& info);

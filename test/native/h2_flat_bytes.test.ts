@@ -179,4 +179,18 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(r.body).toBe('whole body');
   });
+  it('an empty whole body still ends the stream, on respondSpans() and respond()', async () => {
+    const port = serve((s, flat) => {
+      const w = new FlatWriter();
+      w.pair(':status', '200');
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\n\r\n', 'latin1');
+      if (flat.includes('/spans')) s.respondSpans(w, head, { buf: Int32Array.from([17, 20, 22, 23]), n: 1 }, Buffer.alloc(0), false);
+      else s.respondFlatWhole(w, Buffer.alloc(0));
+    });
+    const [a, b] = await Promise.all([ask(port, { ':path': '/spans' }), ask(port, { ':path': '/flat' })]);
+    expect(a).toMatchObject({ body: '', rst: 0 });
+    expect(a.headers['x-a']).toBe('a');
+    expect(b).toMatchObject({ body: '', rst: 0 });
+    expect(b.headers[':status']).toBe(200);
+  });
 });
