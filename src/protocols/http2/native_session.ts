@@ -278,13 +278,12 @@ export function flatGet(s: string, name: string, pseudo = false): string | strin
  */
 export function headerObject(s: string, neverIndexed?: string): H2Headers {
   const o = new HeaderBag();
-  const n = s.length;
+  const m = flatIndex(s);
+  const nuls = flatNuls;
   let i = 0;
-  while (i < n) {
-    const a = s.indexOf('\0', i);
-    if (a < 0) break;
-    let b = s.indexOf('\0', a + 1);
-    if (b < 0) b = n;
+  for (let j = 0; j < m; j += 2) {
+    const a = nuls[j]!;
+    const b = nuls[j + 1]!;
     const k = nameAt(s, i, a);
     const v = s.slice(a + 1, b);
     i = b + 1;
