@@ -1310,7 +1310,8 @@ static bool TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_t
 // src/filters/network/http_connection_manager/h2_session.ts): `flat` (bytes, `flatLen` long) holds
 // :status and the pairs the proxy adds, and `spans` the kept fields of the head's bytes `head` as
 // [nameStart, nameEnd, valueStart, valueEnd] quads. The fields go to nghttp2 straight from
-// `head`: nghttp2 copies and lower-cases them during the call. Copying them into a flat list in
+// `head`: nghttp2 copies and lower-cases them during the call. Names are as the HTTP/1 parser
+// accepted them (tokens only); values are checked here. Copying them into a flat list in
 // JavaScript first, byte by byte, was 8 % of an h2c request's instructions.
 Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
