@@ -142,9 +142,12 @@ export class Scope {
 
   /** Instantiate a stats table in this scope. */
   table<C extends string, G extends string>(table: StatsTable<C, G>): StatsOf<StatsTable<C, G>> {
-    const out: Record<string, Stat> = {};
-    for (const c of table.counters) out[c] = this.counter(c);
-    for (const g of table.gauges) out[g] = this.gauge(g);
+    // Object.fromEntries keeps the object's properties fast at any size; keyed stores into `{}`
+    // turn it into a dictionary past ~16 names, and every `stats.x.value++` then misses its inline cache.
+    const out = Object.fromEntries([
+      ...table.counters.map((c): [string, Stat] => [c, this.counter(c)]),
+      ...table.gauges.map((g): [string, Stat] => [g, this.gauge(g)]),
+    ]);
     return Object.freeze(out) as StatsOf<StatsTable<C, G>>;
   }
 

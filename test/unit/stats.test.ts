@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defineStats, StatsStore } from '../../src/observability/stats.js';
+import { REPO } from '../helpers/strait.js';
 
 describe('stats store', () => {
   const T = defineStats({ counters: ['upstream_cx_total'], gauges: ['upstream_cx_active'] });
@@ -30,5 +33,23 @@ describe('stats store', () => {
     const s = store.root.scope('server');
     expect(s.counter('x')).toBe(s.counter('x'));
     expect(() => s.gauge('x')).toThrow(/registered as counter/);
+  });
+
+  it('builds tables whose objects keep fast properties, so `stats.x.value++` stays an inline load', () => {
+    // Built by keyed stores into {}, a table of more than ~16 stats became a dictionary and every
+    // bump on the request path went through V8's generic LoadIC. Asked of V8 in a child process
+    // (the compiled module, as the proxy runs it).
+    const mod = (p: string) => JSON.stringify(path.join(REPO, 'dist', p));
+    const script = `
+      const { StatsStore } = await import(${mod('observability/stats.js')});
+      const { HCM_STATS } = await import(${mod('filters/network/http_connection_manager/stats.js')});
+      const t = new StatsStore().root.scope('http').scope('ingress').table(HCM_STATS);
+      console.log(HCM_STATS.counters.length + HCM_STATS.gauges.length, %HasFastProperties(t), Object.isFrozen(t));
+    `;
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const [size, fast, frozen] = r.stdout.trim().split(' ');
+    expect(Number(size)).toBeGreaterThan(20);
+    expect([fast, frozen]).toEqual(['true', 'true']);
   });
 });
