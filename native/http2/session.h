@@ -140,10 +140,12 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // Opens the batch if none is, starting it with the held-back stream ends.
   void OpenBatch();
   void Emit();
-  // Moves the open batch into onEvents' four arguments. `fresh`: into a new Uint32Array, never
-  // the shared one (a batch made while JavaScript may still be reading the shared one).
-  // Returns where the slots went (read back after the call: see Emit).
-  uint32_t* TakeBatch(bool fresh, napi_value out[4]);
+  // Moves the open batch into onEvents' arguments: four, then the batch's strings when there
+  // are at most kArgStrings of them (else the second argument is an array of them). `fresh`: into
+  // a new Uint32Array, never the shared one (a batch made while JavaScript may still be reading the
+  // shared one). Sets *argc; returns where the slots went (read back after the call: see Emit).
+  static constexpr size_t kArgStrings = 252;
+  uint32_t* TakeBatch(bool fresh, napi_value out[4 + kArgStrings], size_t* argc);
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);
@@ -202,12 +204,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   bool protocol_error_ = false;
   bool flushing_ = false;  // inside Flush's mem_send loop
   bool peer_eof_ = false;
-  // The open batch: event slots, the strings (a JS array valid only inside the HandleScope of the
-  // libuv callback that made it) and the DATA bytes.
+  // The open batch: event slots, the strings (handles valid only inside the HandleScope of the
+  // libuv callback that made them) and the DATA bytes.
   bool batch_open_ = false;
   std::vector<uint32_t> ev_;
-  napi_value objs_ = nullptr;
-  uint32_t objs_len_ = 0;
+  std::vector<napi_value> objs_;
   std::string data_;
   // Slot indexes of the DATA lengths in the open batch, and of the batch being delivered.
   std::vector<uint32_t> data_slots_;

@@ -60,8 +60,13 @@ double OptNumber(Napi::Object opts, const char* key, const char* fn, double min,
 
 void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, std::initializer_list<napi_value> args,
                   const Napi::AsyncContext& ctx) {
+  CallFromLoop(env, fn, recv, args.size(), args.begin(), ctx);
+}
+
+void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, size_t argc, const napi_value* argv,
+                  const Napi::AsyncContext& ctx) {
   try {
-    fn.MakeCallback(recv, args, ctx);
+    fn.MakeCallback(recv, argc, argv, ctx);
   } catch (const Napi::Error& err) {
     // node-addon-api has already taken the exception off the env. Hand it to Node's
     // uncaught-exception machinery; during environment teardown (JS no longer callable)

@@ -27,6 +27,8 @@ double OptNumber(Napi::Object opts, const char* key, const char* fn, double min,
 // exception escaping into libuv or a JS exception silently left pending.
 void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, std::initializer_list<napi_value> args,
                   const Napi::AsyncContext& ctx);
+void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, size_t argc, const napi_value* argv,
+                  const Napi::AsyncContext& ctx);
 
 Napi::Value ErrnoName(const Napi::CallbackInfo& info);
 

@@ -1,13 +1,14 @@
 // How the addon's HTTP/2 session hands a read batch to JavaScript: event slots in a shared
 // Uint32Array (a new one when a batch has more events than it holds, or when a handler's
-// destroy() makes a batch while the shared one is being read), strings in one array, and every
+// destroy() makes a batch while the shared one is being read), strings as the call's arguments
+// (in one array when a batch has more than 252), and every
 // DATA chunk as a view of one Buffer per batch, whose window the addon gives back after the call
 // unless JavaScript held the chunk. Raw frames from node:net, so that many streams arrive in
 // one read.
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, headerObject, type H2Headers, type NativeH2Connection, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { H2SessionEnd, headerObject, type H2Headers, type NativeH2Connection, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { frame, literal, PREFACE, T } from '../helpers/h2frames.js';
 import { b, KiB, nativeH2Server, sleep, until, type NativeH2TestServer } from './helpers.js';
 
@@ -35,8 +36,8 @@ function burst(bodies: Buffer[]): Buffer {
 
 type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean, conn: NativeH2Connection) => void;
 
-function serve(handler: Handler): NativeH2TestServer {
-  const srv = nativeH2Server({ onStream: handler });
+function serve(handler: Handler, settings: Partial<NativeH2Settings> = {}): NativeH2TestServer {
+  const srv = nativeH2Server({ onStream: handler }, settings);
   cleanups.push(() => srv.close());
   return srv;
 }
@@ -79,6 +80,26 @@ describe('native HTTP/2 session event batches', () => {
     c2.write(burst(bodies.slice(0, 10)));
     await until(() => got.has('again/s19') && got.get('again/s19')!.length > 0);
     expect(Buffer.concat(got.get('again/s19')!).equals(bodies[9]!)).toBe(true);
+  });
+
+  it('gives every stream its own head whether a batch has few strings (call arguments) or many (an array)', async () => {
+    // 300 request heads in one read: past the 252 strings a call takes as arguments.
+    for (const count of [3, 300]) {
+      const seen: string[] = [];
+      const srv = serve((s, h, end) => {
+        seen.push(`${h[':path'] as string} ${h['x-n'] as string} ${end}`);
+        s.respond({ ':status': '204' }, { endStream: true });
+      }, { maxConcurrentStreams: 1000 });
+      const parts = [PREFACE, frame(T.SETTINGS, 0, 0)];
+      for (let i = 0; i < count; i++) {
+        const id = 2 * i + 1;
+        parts.push(frame(T.HEADERS, 5 /* END_STREAM | END_HEADERS */, id, Buffer.concat([requestHeaders(`/h${id}`), literal('x-n', String(i))])));
+      }
+      const c = await dial(srv.port);
+      c.write(Buffer.concat(parts));
+      await until(() => seen.length === count);
+      expect(seen).toEqual(Array.from({ length: count }, (_, i) => `/h${2 * i + 1} ${i} true`));
+    }
   });
 
   it('stops a batch at a handler that destroys its own connection, and ends it once', async () => {

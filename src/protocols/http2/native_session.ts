@@ -606,7 +606,7 @@ export class NativeH2Connection {
       idleTimeoutMs: settings.idleTimeoutMs ?? 0,
     };
     opts.events = this.ev;
-    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh) => this.onEvents(n, objs, data, fresh));
+    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh, ...strings) => this.onEvents(n, objs ?? strings, data, fresh));
   }
 
   /** Graceful: GOAWAY, and the end once the streams already taken are done. */
@@ -809,7 +809,7 @@ export class NativeH2ClientConnection {
       client: true,
     };
     opts.events = this.ev;
-    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh) => this.onEvents(n, objs, data, fresh));
+    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh, ...strings) => this.onEvents(n, objs ?? strings, data, fresh));
   }
 
   /**
