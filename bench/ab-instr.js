@@ -2,7 +2,7 @@
 // Instructions per request of two Strait builds, counted by Valgrind's callgrind:
 //   node bench/ab-instr.js --a DIR --b DIR [--workload grpc-unary-64] [--warm 40000]
 //                          [--requests 4000] [--rounds 3] [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
-//                          [--keep DIR]
+//                          [--keep DIR] [--node-args '--flag ...']
 // --keep: the last round's loop-thread callgrind file of each side is kept in DIR (a-<row>.callgrind,
 // b-<row>.callgrind) for callgrind_annotate, with V8's map of its JIT code (--perf-basic-prof,
 // a-<row>.map); the top functions of each side are printed with JIT addresses named.
@@ -40,7 +40,7 @@ const SHAPES = {
 };
 
 function args(argv) {
-  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 40000, requests: 4000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '' };
+  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 40000, requests: 4000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '', 'node-args': '' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
@@ -160,7 +160,7 @@ try {
     process.env.BENCH_STRAIT_DIR = path.resolve(o[side]);
     const dir = ctx.mkdir(`strait-${side}`);
     const [listenPort, adminPort] = await freePorts(2);
-    const launch = straitPeer(o.engine).configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, nodeArgs: o.keep ? ['--perf-basic-prof'] : [] });
+    const launch = straitPeer(o.engine).configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, nodeArgs: [...(o.keep ? ['--perf-basic-prof'] : []), ...o['node-args'].split(' ').filter(Boolean)] });
     for (const [name, text] of Object.entries(launch.files)) fs.writeFileSync(path.join(dir, name), text);
     const prefix = path.join(dir, 'callgrind.out');
     const vg = ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', launch.cmd];
