@@ -1232,7 +1232,7 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
   Stream* s = StreamArg(info, "H2Session.respond");
   if (!FlatArg(info, 1, 4, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 2, "H2Session.respond", "pairs", 1, INT32_MAX);
-  bool end = info[3].ToBoolean();
+  bool end = ArgBool(info, 3);
   Napi::Value body = info[5];
   bool whole = !body.IsUndefined();
   if (whole && (end || !body.IsTypedArray() || body.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
@@ -1257,7 +1257,7 @@ Napi::Value Session::RespondRuns(const Napi::CallbackInfo& info) {
   if (info.Length() < 7 || !info[1].IsString() || !info[4].IsString())
     throw Napi::TypeError::New(env, "H2Session.respondRuns: arguments must be (streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed])");
   const int32_t pairs = ArgInt(info, 5, fn, "pairs", 1, INT32_MAX);
-  const bool end = info[6].ToBoolean();
+  const bool end = ArgBool(info, 6);
   const std::string* never = NeverArg(info, 7, never_scratch_, fn);
   scratch_.clear();
   JoinRuns(info, 1, 2, 4, src_scratch_, scratch_, fn);
@@ -1336,7 +1336,7 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
   const int32_t flat_len = ArgInt(info, 2, fn, "flatLen", 0, static_cast<int64_t>(flat_cap));
   const int32_t pairs = ArgInt(info, 3, fn, "flatPairs", 1, INT32_MAX);
   const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
-  const bool end = info[7].ToBoolean();
+  const bool end = ArgBool(info, 7);
   void* body = nullptr;
   size_t body_len = 0;
   const bool whole = info.Length() > 8 && !info[8].IsUndefined();
@@ -1376,7 +1376,7 @@ Napi::Value Session::Request(const Napi::CallbackInfo& info) {
   if (!client_) throw Napi::Error::New(env, "H2Session.request: not a client session");
   if (!FlatArg(info, 0, 3, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string or a Uint8Array with its length");
   int32_t pairs = ArgInt(info, 1, "H2Session.request", "pairs", 1, INT32_MAX);
-  bool end = info[2].ToBoolean();
+  bool end = ArgBool(info, 2);
   const std::string* never = NeverArg(info, 4, never_scratch_, "H2Session.request");
   return SubmitRequest(env, pairs, end, never, "H2Session.request");
 }
@@ -1407,7 +1407,7 @@ Napi::Value Session::RequestRuns(const Napi::CallbackInfo& info) {
   if (info.Length() < 9 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() || !info[3].IsString() || !info[6].IsString())
     throw Napi::TypeError::New(env, "H2Session.requestRuns: arguments must be (method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed])");
   const int32_t pairs = ArgInt(info, 7, fn, "pairs", 1, INT32_MAX);
-  const bool end = info[8].ToBoolean();
+  const bool end = ArgBool(info, 8);
   const std::string* never = NeverArg(info, 9, never_scratch_, fn);
   std::string& out = scratch_;
   out.clear();
@@ -1493,7 +1493,7 @@ Napi::Value Session::Data(const Napi::CallbackInfo& info) {
   } else if (!info[1].IsNull() && !info[1].IsUndefined()) {
     throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
   }
-  if (info[2].ToBoolean()) s->eof = true;
+  if (ArgBool(info, 2)) s->eof = true;
   if (s->deferred) {
     s->deferred = false;
     nghttp2_session_resume_data(session_, s->id);

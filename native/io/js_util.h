@@ -16,6 +16,8 @@ std::string ErrnoNameOf(int code);
 
 // Argument checks: a TypeError/RangeError naming the function and the argument.
 int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max);
+// Truthiness, as ToBoolean, without napi_coerce_to_bool's cost when the value is a boolean.
+bool ArgBool(const Napi::CallbackInfo& info, size_t i);
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 double OptNumber(Napi::Object opts, const char* key, const char* fn, double min, double max);

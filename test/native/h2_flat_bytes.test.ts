@@ -82,6 +82,7 @@ describe('H2Session header lists as bytes', () => {
         () => h.respond(s.id, w.buf, w.pairs, true), // no length
         () => h.respond(s.id, w.buf, w.pairs + 1, true, w.len), // a pair count that does not match
         () => h.respond(s.id, new Uint16Array(4) as unknown as Uint8Array, 1, true, 2),
+        () => h.respond(String(s.id) as never, w.buf, w.pairs, true, w.len), // a stream id that is no number
       ]) {
         try {
           bad();
@@ -93,8 +94,9 @@ describe('H2Session header lists as bytes', () => {
       s.respondFlat(w, { endStream: true });
     });
     const r = await ask(port, { ':path': '/' });
-    expect(errors).toHaveLength(5);
+    expect(errors).toHaveLength(6);
     for (const e of errors) expect(e).toMatch(/^TypeError: H2Session\.respond: /);
+    expect(errors[5]).toMatch(/streamId must be a number/);
     expect(r.headers[':status']).toBe(200);
     expect(r.headers['x-a']).toBe('a');
   });
