@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Instructions per request of two Strait builds, counted by Valgrind's callgrind:
 //   node bench/ab-instr.js --a DIR --b DIR [--workload grpc-unary-64] [--warm 40000]
-//                          [--requests 4000] [--rounds 3] [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
+//                          [--requests 16000] [--rounds 3] [--a-env K=V[,K=V]] [--b-env K=V[,K=V]]
 //                          [--keep DIR] [--node-args '--flag ...']
 // --keep: the last round's loop-thread callgrind file of each side is kept in DIR (a-<row>.callgrind,
 // b-<row>.callgrind) for callgrind_annotate, with V8's map of its JIT code (--perf-basic-prof,
@@ -13,8 +13,10 @@
 // proxy executed in all its threads. What it cannot see is what instructions do not show: cache
 // misses, system call cost, waiting. So it judges changes to the code path (fewer calls, fewer
 // checks, less copying), and ab-cpu.js stays the judge of the rest. The sides run one after the
-// other (Valgrind is slow: a round of 4,000 requests takes ~10 s); warm-up requests tier the
-// JavaScript up as live traffic does, since V8 counts calls, not time.
+// other (Valgrind is slow: a round of 16,000 requests takes ~15 s); warm-up requests tier the
+// JavaScript up as live traffic does, since V8 counts calls, not time. Each round opens the row's
+// connections anew (64), so a round must be long enough that their set-up is not what it measures:
+// at 4,000 requests (62 a connection) set-up added ~8% to the gRPC count, at 16,000 about 2%.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,7 +42,7 @@ const SHAPES = {
 };
 
 function args(argv) {
-  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 40000, requests: 4000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '', 'node-args': '' };
+  const o = { a: null, b: null, workload: 'grpc-unary-64', warm: 40000, requests: 16000, rounds: 3, engine: 'native', 'a-env': '', 'b-env': '', keep: '', 'node-args': '' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
     if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
