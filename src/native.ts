@@ -100,7 +100,7 @@ export interface NativeH2SessionOptions {
 /**
  * One batch of session events: `count` events of 3 slots [kind, streamId, payload] in `fresh`
  * when given, else in the session's opts.events. Header payloads index the batch's strings:
- * `objects`, or when that is null the arguments after `fresh` (up to 252 of them; a batch with
+ * `objects`, or when that is null the arguments after `fresh` (up to 1,020 of them; a batch with
  * more comes as the array). DATA payloads are lengths of consecutive runs of `data`.
  */
 export type NativeH2EventsHandler = (count: number, objects: string[] | null, data: Buffer | null, fresh: Uint32Array | null, ...strings: string[]) => void;

@@ -144,7 +144,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // are at most kArgStrings of them (else the second argument is an array of them). `fresh`: into
   // a new Uint32Array, never the shared one (a batch made while JavaScript may still be reading the
   // shared one). Sets *argc; returns where the slots went (read back after the call: see Emit).
-  static constexpr size_t kArgStrings = 252;
+  static constexpr size_t kArgStrings = 1020;
   uint32_t* TakeBatch(bool fresh, napi_value out[4 + kArgStrings], size_t* argc);
   void Finish(SessionEndReason reason, bool from_js);
   void Release();

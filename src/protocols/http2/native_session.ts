@@ -95,6 +95,12 @@ export interface NativeH2Handlers {
 
 /** Event slots shared with the addon per connection (3 per event); a larger batch brings its own array. */
 const EVENT_SLOTS = 3 * 64;
+/**
+ * An upstream connection's: one carries the responses of many downstream connections, so its
+ * reads hold hundreds of events (a new array for each cost ~130 instructions per proxied gRPC
+ * request), and there are few of them.
+ */
+const CLIENT_EVENT_SLOTS = 3 * 1024;
 
 /** Settings; the defaults are node:http2's where it has one. */
 export interface NativeH2Settings {
@@ -781,7 +787,7 @@ export interface NativeH2ClientSettings {
 export class NativeH2ClientConnection {
   readonly h: NativeH2Session;
   private readonly streams = new StreamSlots<NativeH2ClientStreamUser>();
-  private readonly ev = new Uint32Array(EVENT_SLOTS);
+  private readonly ev = new Uint32Array(CLIENT_EVENT_SLOTS);
   private ended = false;
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
