@@ -40,6 +40,13 @@ describe('HTTP route table', () => {
     expect(clusterOf(t, req('other', '/'))).toBe('e');
   });
 
+  it('a lone * virtual host answers every host without reading it; with any other domain, hosts are looked up', () => {
+    const lone = table({ virtual_hosts: [vh('any', ['*'], 'e')] });
+    for (const h of ['a.com', 'A.COM:80', '']) expect(clusterOf(lone, req(h, '/'))).toBe('e');
+    const two = table({ virtual_hosts: [vh('any', ['*'], 'e'), vh('x', ['x.com'], 'a')] });
+    expect([clusterOf(two, req('x.com', '/')), clusterOf(two, req('y.com', '/')), clusterOf(two, req('X.com', '/'))]).toEqual(['a', 'e', 'a']);
+  });
+
   it('returns null with no virtual host and no * domain', () => {
     const t = table({ virtual_hosts: [vh('x', ['x.com'], 'a')] });
     expect(t.route(req('y.com', '/'))).toBeNull();
