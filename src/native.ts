@@ -100,10 +100,18 @@ export interface NativeH2SessionOptions {
 /**
  * One batch of session events: `count` events of 3 slots [kind, streamId, payload] in `fresh`
  * when given, else in the session's opts.events. Header payloads index the batch's strings:
- * `objects`, or when that is null the arguments after `fresh` (up to 1,020 of them; a batch with
- * more comes as the array). DATA payloads are lengths of consecutive runs of `data`.
+ * `objects`, or when that is null the arguments after `base` (up to 1,019 of them; a batch with
+ * more comes as the array). DATA payloads are lengths of consecutive runs of `data` from `base`
+ * (a Buffer other batches share, or the batch's own).
  */
-export type NativeH2EventsHandler = (count: number, objects: string[] | null, data: Buffer | null, fresh: Uint32Array | null, ...strings: string[]) => void;
+export type NativeH2EventsHandler = (
+  count: number,
+  objects: string[] | null,
+  data: Buffer | null,
+  fresh: Uint32Array | null,
+  base: number,
+  ...strings: string[]
+) => void;
 
 /**
  * See NativeBinding.H2Session. Header lists are "name\0value\0..." latin1 strings, or the same

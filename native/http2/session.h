@@ -140,12 +140,16 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // Opens the batch if none is, starting it with the held-back stream ends.
   void OpenBatch();
   void Emit();
-  // Moves the open batch into onEvents' arguments: four, then the batch's strings when there
-  // are at most kArgStrings of them (else the second argument is an array of them). `fresh`: into
-  // a new Uint32Array, never the shared one (a batch made while JavaScript may still be reading the
-  // shared one). Sets *argc; returns where the slots went (read back after the call: see Emit).
-  static constexpr size_t kArgStrings = 1020;
-  uint32_t* TakeBatch(bool fresh, napi_value out[4 + kArgStrings], size_t* argc);
+  // Moves the open batch into onEvents' arguments: five (count, strings array or null, DATA
+  // bytes, fresh slots or null, where the DATA starts in the bytes), then the batch's strings
+  // when there are at most kArgStrings of them (else the second argument is an array of them).
+  // `fresh`: into a new Uint32Array, never the shared one (a batch made while JavaScript may
+  // still be reading the shared one). Sets *argc; returns where the slots went (read back after
+  // the call: see Emit).
+  static constexpr size_t kArgStrings = 1019;
+  static constexpr size_t kArgs = 5 + kArgStrings;
+  uint32_t* TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc);
+  napi_value DataForJs(napi_env env, const std::string& bytes, uint32_t* base);
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);

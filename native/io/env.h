@@ -39,6 +39,11 @@ struct Env {
   BufferPool pool;
   DataPathStats stats;
   Napi::FunctionReference connect_request_ctor;
+  // The Buffer that received HTTP/2 DATA is copied into for JavaScript, batch after batch
+  // (http2::Session::DataForJs), its bytes and how many are taken.
+  Napi::Reference<Napi::Buffer<uint8_t>> data_pool;
+  uint8_t* data_pool_mem = nullptr;
+  size_t data_pool_used = 0;
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);

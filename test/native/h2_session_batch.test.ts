@@ -1,7 +1,7 @@
 // How the addon's HTTP/2 session hands a read batch to JavaScript: event slots in a shared
 // Uint32Array (a new one when a batch has more events than it holds, or when a handler's
 // destroy() makes a batch while the shared one is being read), strings as the call's arguments
-// (in one array when a batch has more than 1,020), and every
+// (in one array when a batch has more than 1,019), and every
 // DATA chunk as a view of one Buffer per batch, whose window the addon gives back after the call
 // unless JavaScript held the chunk. Raw frames from node:net, so that many streams arrive in
 // one read.
@@ -83,7 +83,7 @@ describe('native HTTP/2 session event batches', () => {
   });
 
   it('gives every stream its own head whether a batch has few strings (call arguments) or many (an array)', async () => {
-    // 1,100 request heads in one read: past the 1,020 strings a call takes as arguments.
+    // 1,100 request heads in one read: past the 1,019 strings a call takes as arguments.
     for (const count of [3, 1100]) {
       const seen: string[] = [];
       const srv = serve((s, h, end) => {
@@ -100,6 +100,31 @@ describe('native HTTP/2 session event batches', () => {
       await until(() => seen.length === count);
       expect(seen).toEqual(Array.from({ length: count }, (_, i) => `/h${2 * i + 1} ${i} true`));
     }
+  });
+
+  it('keeps every chunk intact while later batches fill the shared DATA Buffer and replace it', async () => {
+    // Small batches are copied one after the other into an 8 KiB Buffer shared with the next
+    // ones; larger ones get their own. Kept chunks must survive both.
+    const sizes = [...Array.from({ length: 120 }, (_, i) => 1 + ((i * 53) % 300)), 5000, 7, 4097, 4096, 33];
+    const sent = sizes.map((n) => crypto.randomBytes(n));
+    const chunks: Buffer[] = [];
+    let ended = false;
+    const srv = serve((s) => {
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('end', () => (ended = true));
+    });
+    const c = await dial(srv.port);
+    c.write(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0), frame(T.HEADERS, 4, 1, requestHeaders('/pool'))]));
+    for (const [i, d] of sent.entries()) {
+      c.write(frame(T.DATA, i === sent.length - 1 ? 1 : 0, 1, d));
+      await sleep(1); // a read, hence a batch, each
+    }
+    await until(() => ended);
+    expect(Buffer.concat(chunks).equals(Buffer.concat(sent))).toBe(true);
+    // Several batches did share a Buffer, and more than one Buffer was used.
+    const buffers = new Set(chunks.map((d) => d.buffer));
+    expect(buffers.size).toBeGreaterThan(1);
+    expect(buffers.size).toBeLessThan(chunks.length);
   });
 
   it('stops a batch at a handler that destroys its own connection, and ends it once', async () => {

@@ -612,7 +612,7 @@ export class NativeH2Connection {
       idleTimeoutMs: settings.idleTimeoutMs ?? 0,
     };
     opts.events = this.ev;
-    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh, ...strings) => this.onEvents(n, objs ?? strings, data, fresh));
+    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
   }
 
   /** Graceful: GOAWAY, and the end once the streams already taken are done. */
@@ -635,19 +635,19 @@ export class NativeH2Connection {
     return this.streams.size;
   }
 
-  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     // One clock read for the batch (clock.ts): each exchange read it up to four times.
     const clock = enterBatch();
     try {
-      this.handle(n, objs, data, fresh);
+      this.handle(n, objs, data, fresh, base);
     } finally {
       leaveBatch(clock);
     }
   }
 
-  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     const ev = fresh ?? this.ev;
-    let off = 0;
+    let off = base;
     for (let i = 0; i < 3 * n; i += 3) {
       const kind = ev[i]!;
       const p = ev[i + 2]!;
@@ -656,7 +656,8 @@ export class NativeH2Connection {
       if (this.ended) break;
       try {
         if (kind === H2Event.DATA) {
-          // Views of the batch's one Buffer: whoever keeps a chunk keeps that Buffer alive. A
+          // Views of the batch's bytes, from `base` in a Buffer shared with other batches (8 KiB,
+          // or the batch's own when larger): whoever keeps a chunk keeps that Buffer alive. A
           // zeroed length tells the addon the chunk is held, not taken: no window for it yet.
           const s = this.streams.get(ev[i + 1]!);
           const d = data!.subarray(off, off + p);
@@ -815,7 +816,7 @@ export class NativeH2ClientConnection {
       client: true,
     };
     opts.events = this.ev;
-    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh, ...strings) => this.onEvents(n, objs ?? strings, data, fresh));
+    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
   }
 
   /**
@@ -879,19 +880,19 @@ export class NativeH2ClientConnection {
     if (!this.ended) this.h.destroy();
   }
 
-  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     // As on the server side: one clock read for the batch.
     const clock = enterBatch();
     try {
-      this.handle(n, objs, data, fresh);
+      this.handle(n, objs, data, fresh, base);
     } finally {
       leaveBatch(clock);
     }
   }
 
-  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null): void {
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     const ev = fresh ?? this.ev;
-    let off = 0;
+    let off = base;
     for (let i = 0; i < 3 * n; i += 3) {
       if (this.ended) break;
       const kind = ev[i]!;
