@@ -37,6 +37,9 @@ const SHAPES = {
     return { urlPath: GRPC_PATH, extra: ['-d', body, '-H', 'content-type: application/grpc', '-H', 'te: trailers'] };
   },
   'h2c-64': () => ({ urlPath: '/64', extra: [] }),
+  // The same row, each request unlike the one before it (h2load cycles through the URLs), as live
+  // traffic's request ids and trace headers make them: costs that a repeated list hides show.
+  'h2c-64-distinct': () => ({ row: 'h2c-64', urlPaths: Array.from({ length: 64 }, (_, i) => `/64?r=${String(i).padStart(2, '0')}`), extra: [] }),
   'h2c-1k': () => ({ urlPath: '/1024', extra: [] }),
   'http1-keepalive-64': () => ({ urlPath: '/64', extra: ['--h1'], streams: 1 }),
 };
@@ -103,7 +106,8 @@ function dumped(prefix, keepAs) {
 
 async function h2load(port, shape, s, n, ctx) {
   const streams = shape.streams ?? s.h2Streams;
-  const a = ['-t1', `-c${s.connections}`, `-m${streams}`, '-n', String(n), ...shape.extra, `http://127.0.0.1:${port}${shape.urlPath}`];
+  const urls = (shape.urlPaths ?? [shape.urlPath]).map((p) => `http://127.0.0.1:${port}${p}`);
+  const a = ['-t1', `-c${s.connections}`, `-m${streams}`, '-n', String(n), ...shape.extra, ...urls];
   const r = spawnSync(findTool('h2load').path, a, { encoding: 'utf8', timeout: 600000 });
   const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded/.exec(r.stdout ?? '');
   if (!req) throw new Error(`h2load output not understood: ${(r.stderr || r.stdout || '').slice(-600)}`);
@@ -148,11 +152,11 @@ function top(file, mapFile, requests, n = Number(process.env.AB_INSTR_TOP ?? 30)
 
 const o = args(process.argv.slice(2));
 if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
-const w = WORKLOADS.find((x) => x.name === o.workload);
 if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('ab-instr needs valgrind (apt-get install valgrind)');
 const settings = resolveSettings({ ...parseArgs([]), durationS: 3 });
 const ctx = makeCtx(settings, (m) => process.stderr.write(`${m}\n`));
 const shape = SHAPES[o.workload](ctx.mkdir('shape'));
+const w = WORKLOADS.find((x) => x.name === (shape.row ?? o.workload));
 const up = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
 const upstreamPort = up.endpoints[w.upstream.proxyEndpoint ?? w.upstream.endpoint];
 const per = { a: [], b: [] };
