@@ -211,6 +211,13 @@ describe('native HTTP/2 client session', () => {
       ':method\0GET\0:scheme\0http\0:authority\0a.example\0:path\0/x?y=1\0accept\0*/*\0connection\0close\0x-request-id\0abc\0x-v\0caf\u00e9\0host\0h\0x-last\0z',
       // Nothing kept from src: only the pseudo-headers and the proxy's own pairs.
       ':method\0GET\0:scheme\0http\0:authority\0b\0:path\0/',
+      // Past the addon's 1 KiB stack buffer for string arguments (a path and a list over it), and
+      // lists of 1,022 and 1,023 bytes (the last one that fits, the first that may be cut).
+      `:method\0GET\0:scheme\0http\0:authority\0c\0:path\0/${'p'.repeat(1100)}\0x-big\0${'b'.repeat(1500)}\0x-end\0e`,
+      ...[1022, 1023].map((n) => {
+        const head = ':method\0GET\0:scheme\0http\0:authority\0d\0:path\0/\0x-pad\0';
+        return head + 'q'.repeat(n - head.length);
+      }),
     ];
     for (const [n, list] of lists.entries()) {
       const method = list.split('\0')[1]!;
@@ -233,6 +240,8 @@ describe('native HTTP/2 client session', () => {
       expect(b2).toContain('x-forwarded-for');
       expect(b2).toContain('x-request-id');
       expect(nevers.slice(-2)[1]).toEqual(nevers.slice(-2)[0]);
+      // Long values arrived whole (x-pad's is what makes a list 1,022 or 1,023 bytes).
+      for (const v of list.split('\0').filter((f, i) => i % 2 === 1 && f.length > 900)) expect(b2).toContain(v);
     }
     expect(raws[0]).toContain('user-agent');
     expect(nevers[1]).toContain('user-agent');

@@ -189,6 +189,8 @@ describe('native HTTP/2 session', () => {
       // Its own date and x-request-id kept, the last pair dropped.
       ':status\x00503\x00date\x00Thu, 01 Jan 1970 00:00:00 GMT\x00x-request-id\x00up-id\x00keep-alive\x00timeout=5',
       ':status\x00204',
+      // Past the addon's 1 KiB stack buffer for string arguments.
+      `:status\x00200\x00x-big\x00${'b'.repeat(1500)}\x00connection\x00close\x00x-last\x00z`,
     ];
     let list = '';
     const srv = serve((st, h) => {
