@@ -1435,18 +1435,11 @@ Napi::Value Session::Request(const Napi::CallbackInfo& info) {
 // only a concatenated one is flattened by V8 first.
 static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
   char stack[kStackLatin1];
+  std::string heap;  // used only by a string longer than the stack buffer
   size_t len = 0;
-  if (napi_get_value_string_latin1(env, v, stack, sizeof stack, &len) != napi_ok) return false;
-  if (len + 1 < sizeof stack) {
-    out.append(stack, len);
-    return true;
-  }
-  // It may have been cut at the buffer's end: read it whole, into `out`.
-  napi_get_value_string_latin1(env, v, nullptr, 0, &len);
-  const size_t at = out.size();
-  out.resize(at + len + 1);
-  napi_get_value_string_latin1(env, v, &out[at], len + 1, &len);
-  out.resize(at + len);
+  const char* p = ReadLatin1(env, v, stack, heap, &len);
+  if (!p) return false;
+  out.append(p, len);
   return true;
 }
 
