@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -1123,80 +1126,96 @@ static bool NamedIn(const std::string& never, const uint8_t* n, size_t len) {
   return false;
 }
 
-// ParseFlat's scans, eight bytes at a time (SWAR): as byte loops over every name and value the
-// proxy sends they were ~5% of a gRPC request's instructions.
+// ParseFlat's scan, sixteen bytes at a time: one pass over the whole list marks every NUL and
+// refuses CR and LF, where a scan per name and per value (even eight bytes at a time) paid its
+// set-up on every field (~4% of a gRPC request's instructions).
 namespace {
 
-constexpr uint64_t kOnes = 0x0101010101010101ULL;
-constexpr uint64_t kHighs = 0x8080808080808080ULL;
-
-// High bit of each byte that is zero; the lowest one marks the first zero byte exactly (borrows
-// only make false marks above a true one).
-inline uint64_t ZeroBytes(uint64_t v) { return (v - kOnes) & ~v & kHighs; }
-
-// The bytes below byte `m` (0..7) of a word.
-inline uint64_t Below(unsigned m) { return m ? ~0ULL >> (64 - 8 * m) : 0; }
-
-inline uint64_t Load8(const char* p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
+// Of d[i, i + 16), bytes at n and past not looked at: bit k of `nul` set when byte i + k is NUL,
+// `crlf` nonzero when any byte is CR or LF.
+inline void Scan16(const char* d, size_t i, size_t n, uint32_t* nul, uint32_t* crlf) {
+#if defined(__SSE2__)
+  __m128i v;
+  uint32_t valid = 0xFFFF;
+  if (i + 16 <= n) {
+    v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+  } else {
+    // The tail: read no byte past the string; the zeros that pad it are masked off as NULs and
+    // are no CR or LF.
+    alignas(16) char t[16] = {};
+    memcpy(t, d + i, n - i);
+    v = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+    valid = (1u << (n - i)) - 1;
+  }
+  *nul = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()))) & valid;
+  *crlf = static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))));
+#else
+  uint32_t z = 0, c = 0;
+  size_t end = std::min(n, i + 16);
+  for (size_t k = i; k < end; k++) {
+    z |= static_cast<uint32_t>(d[k] == '\0') << (k - i);
+    c |= d[k] == '\r' || d[k] == '\n';
+  }
+  *nul = z;
+  *crlf = c;
+#endif
 }
 
-// The index of d[i..)'s NUL, or `n` when there is none.
-size_t NulFrom(const char* d, size_t i, size_t n) {
-  for (; i + 8 <= n; i += 8) {
-    if (uint64_t z = ZeroBytes(Load8(d + i))) return i + (static_cast<unsigned>(__builtin_ctzll(z)) >> 3);
+// Whether d[0, n) holds no NUL, CR or LF.
+bool Clean(const char* d, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    uint32_t nul, crlf;
+    Scan16(d, i, n, &nul, &crlf);
+    if (nul | crlf) return false;
   }
-  for (; i < n; i++) {
-    if (d[i] == '\0') return i;
-  }
-  return n;
-}
-
-// The index of d[i..)'s NUL (or `n`); SIZE_MAX when CR or LF comes before it.
-size_t CleanToNul(const char* d, size_t i, size_t n) {
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v = Load8(d + i);
-    uint64_t z = ZeroBytes(v);
-    uint64_t crlf = ZeroBytes(v ^ ('\r' * kOnes)) | ZeroBytes(v ^ ('\n' * kOnes));
-    if (z) {
-      unsigned m = static_cast<unsigned>(__builtin_ctzll(z)) >> 3;
-      return crlf & Below(m) ? SIZE_MAX : i + m;
-    }
-    if (crlf) return SIZE_MAX;
-  }
-  for (; i < n; i++) {
-    char c = d[i];
-    if (c == '\0') return i;
-    if (c == '\r' || c == '\n') return SIZE_MAX;
-  }
-  return n;
+  return true;
 }
 
 }  // namespace
 
 bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
-  size_t i = 0;
-  size_t n = s.size();
+  const size_t n = s.size();
   char* d = &s[0];
-  while (i < n) {
-    // Names go out lower-case (RFC 9113 §8.2.1) without a pass here: nghttp2 lower-cases the
-    // copy it takes of every name (nghttp2_submit_* without NGHTTP2_NV_FLAG_NO_COPY_NAME).
-    size_t ne = NulFrom(d, i, n);
-    if (ne == n || ne == i) return false;
-    // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on.
-    size_t ve = CleanToNul(d, ne + 1, n);  // the last value needs no terminator
-    if (ve == SIZE_MAX) return false;
+  size_t start = 0;             // of the current name
+  size_t name_end = SIZE_MAX;   // its NUL; SIZE_MAX while the name has not ended
+  for (size_t i = 0; i < n; i += 16) {
+    uint32_t nul, crlf;
+    Scan16(d, i, n, &nul, &crlf);
+    // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on; no name
+    // holds one either.
+    if (crlf) return false;
+    for (; nul; nul &= nul - 1) {
+      const size_t at = i + static_cast<size_t>(__builtin_ctz(nul));
+      if (name_end == SIZE_MAX) {
+        if (at == start) return false;  // an empty name
+        name_end = at;
+        continue;
+      }
+      // Names go out lower-case (RFC 9113 §8.2.1) without a pass here: nghttp2 lower-cases the
+      // copy it takes of every name (nghttp2_submit_* without NGHTTP2_NV_FLAG_NO_COPY_NAME).
+      nghttp2_nv nv;
+      nv.name = reinterpret_cast<uint8_t*>(d + start);
+      nv.namelen = name_end - start;
+      nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
+      nv.valuelen = at - name_end - 1;
+      nv.flags = UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+      nva_.push_back(nv);
+      start = at + 1;
+      name_end = SIZE_MAX;
+    }
+  }
+  if (name_end != SIZE_MAX) {
+    // The last value needs no terminator.
     nghttp2_nv nv;
-    nv.name = reinterpret_cast<uint8_t*>(d + i);
-    nv.namelen = ne - i;
-    nv.value = reinterpret_cast<uint8_t*>(d + ne + 1);
-    nv.valuelen = ve - ne - 1;
-    nv.flags = UniquePerRequest(d + i, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+    nv.name = reinterpret_cast<uint8_t*>(d + start);
+    nv.namelen = name_end - start;
+    nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
+    nv.valuelen = n - name_end - 1;
+    nv.flags = UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     nva_.push_back(nv);
-    i = ve + 1;
+  } else if (start < n) {
+    return false;  // a name with no value
   }
   // Every field of a name the previous hop sent never indexed goes never indexed: a name, not a
   // position, is what survives the proxy's edits, and never indexed is only ever more cautious.
@@ -1404,7 +1423,7 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
     // The HTTP/1 parser let no CR or LF into a value; a NUL it may have. None of the three
     // may reach a peer (or an HTTP/1 hop further on).
     const char* v = reinterpret_cast<const char*>(h + vs);
-    if (CleanToNul(v, 0, static_cast<size_t>(ve - vs)) != static_cast<size_t>(ve - vs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
+    if (!Clean(v, static_cast<size_t>(ve - vs))) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
     nghttp2_nv nv;
     nv.name = const_cast<uint8_t*>(h + ns);
     nv.namelen = static_cast<size_t>(ne - ns);

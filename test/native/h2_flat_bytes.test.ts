@@ -100,27 +100,31 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers[':status']).toBe(200);
     expect(r.headers['x-a']).toBe('a');
   });
-  // The addon scans names and values eight bytes at a time: every length across two words and
-  // every position of the byte that matters, so a wrong mask or word boundary shows. Names are
-  // lower-cased by nghttp2 as it copies them.
+  // The addon scans a list sixteen bytes at a time: values of every length up to 20, the byte that
+  // matters at each of their positions, and a pad pair in front that moves them through every
+  // offset in a block, so a wrong mask or block boundary shows. Names are lower-cased by nghttp2
+  // as it copies them.
   it('names of any length go out lower-cased, and CR or LF anywhere in a value is refused', async () => {
     const refused: number[] = [];
     let accepted = 0;
     const names: [string, string][] = [];
     const port = serve((s) => {
       const h = s.session.h;
-      for (let len = 1; len <= 20; len++) {
-        for (let at = 0; at < len; at++) {
-          for (const bad of ['\r', '\n']) {
-            const v = 'v'.repeat(at) + bad + 'v'.repeat(len - at - 1);
-            const w = new FlatWriter();
-            w.pair(':status', '200');
-            w.pair('x-v', v);
-            try {
-              h.respond(s.id, w.buf, w.pairs, true, w.len);
-              accepted++;
-            } catch {
-              refused.push(len);
+      for (let pad = 0; pad < 16; pad++) {
+        for (let len = 1; len <= 20; len++) {
+          for (let at = 0; at < len; at++) {
+            for (const bad of ['\r', '\n']) {
+              const v = 'v'.repeat(at) + bad + 'v'.repeat(len - at - 1);
+              const w = new FlatWriter();
+              w.pair(':status', '200');
+              w.pair('x-p', 'p'.repeat(pad));
+              w.pair('x-v', v);
+              try {
+                h.respond(s.id, w.buf, w.pairs, true, w.len);
+                accepted++;
+              } catch {
+                refused.push(len);
+              }
             }
           }
         }
@@ -138,10 +142,46 @@ describe('H2Session header lists as bytes', () => {
     });
     const r = await ask(port, { ':path': '/case' });
     expect(accepted).toBe(0);
-    expect(refused.length).toBe(2 * ((20 * 21) / 2));
+    expect(refused.length).toBe(16 * 2 * ((20 * 21) / 2));
     expect(r.headers[':status']).toBe(200);
     // Values go as they are.
     for (const [n, v] of names) expect(r.headers[n.toLowerCase()]).toBe(v);
+  });
+  // Where the NULs fall decides the fields: a list is refused when a name is empty or has no value,
+  // and a last value may end without its NUL or be empty. Each shape is tried at every offset in
+  // a sixteen-byte block (the pad value in front moves it).
+  it('a list with an empty name or a name without a value is refused at any offset; an empty last value is kept', async () => {
+    const outcomes: string[] = [];
+    const port = serve((s) => {
+      const h = s.session.h;
+      const shapes: [string, string, number][] = [
+        ['empty name', '\0v', 3],
+        ['empty name after a pair', 'x-a\0a\0\0v', 4],
+        ['name without value', 'x-a', 3],
+        ['name without value after a pair', 'x-a\0a\0x-b', 4],
+        ['trailing NUL after a NUL', 'x-a\0a\0\0', 3],
+      ];
+      for (let pad = 0; pad < 16; pad++) {
+        const head = `:status\0${'200'}\0x-p\0${'p'.repeat(pad)}\0`;
+        for (const [what, tail, pairs] of shapes) {
+          const buf = Buffer.from(head + tail, 'latin1');
+          try {
+            h.respond(s.id, buf, pairs, true, buf.length);
+            outcomes.push(`${what} @${pad}: accepted`);
+          } catch (e) {
+            if (!/invalid header name or value/.test((e as Error).message)) outcomes.push(`${what} @${pad}: ${(e as Error).message}`);
+          }
+        }
+      }
+      // Accepted: an empty last value without its NUL, the field after it kept.
+      const ok = Buffer.from(`:status\0${'200'}\0x-p\0${'p'.repeat(s.id % 16)}\0x-e\0\0x-last\0${'z'.repeat(17)}`, 'latin1');
+      h.respond(s.id, ok, 4, true, ok.length);
+    });
+    const r = await ask(port, { ':path': '/' });
+    expect(outcomes).toEqual([]);
+    expect(r.headers[':status']).toBe(200);
+    expect(r.headers['x-e']).toBe('');
+    expect(r.headers['x-last']).toBe('z'.repeat(17));
   });
   it('respondSpans() sends fields straight from an HTTP/1 head, names lower-cased; bad spans or values throw', async () => {
     const errors: string[] = [];
