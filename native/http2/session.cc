@@ -615,6 +615,7 @@ void Session::Recycle(Stream* s) {
   s->id = 0;
   s->prev = s->next = nullptr;
   s->hdr.clear();
+  s->head.clear();
   s->hdr_bytes = s->hdr_pairs = 0;
   if (s->out.capacity() > 16 * 1024) std::string().swap(s->out);
   else s->out.clear();
@@ -1132,8 +1133,8 @@ static bool NamedIn(const std::string& never, const uint8_t* n, size_t len) {
 namespace {
 
 // Of d[i, i + 16), bytes at n and past not looked at: bit k of `nul` set when byte i + k is NUL,
-// `crlf` nonzero when any byte is CR or LF.
-inline void Scan16(const char* d, size_t i, size_t n, uint32_t* nul, uint32_t* crlf) {
+// of `upper` when it is an upper-case letter; `crlf` nonzero when any byte is CR or LF.
+inline void Scan16(const char* d, size_t i, size_t n, uint32_t* nul, uint32_t* crlf, uint32_t* upper) {
 #if defined(__SSE2__)
   __m128i v;
   uint32_t valid = 0xFFFF;
@@ -1149,29 +1150,49 @@ inline void Scan16(const char* d, size_t i, size_t n, uint32_t* nul, uint32_t* c
   }
   *nul = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()))) & valid;
   *crlf = static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))));
+  // Signed compares: bytes from 0x80 up are negative, so no letter.
+  *upper = static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1)))));
 #else
-  uint32_t z = 0, c = 0;
+  uint32_t z = 0, c = 0, u = 0;
   size_t end = std::min(n, i + 16);
   for (size_t k = i; k < end; k++) {
     z |= static_cast<uint32_t>(d[k] == '\0') << (k - i);
     c |= d[k] == '\r' || d[k] == '\n';
+    u |= static_cast<uint32_t>(d[k] >= 'A' && d[k] <= 'Z') << (k - i);
   }
   *nul = z;
   *crlf = c;
+  *upper = u;
 #endif
+}
+
+// Lower-cases the upper-case letters (`upper`) of a block `b` that belong to names. Names and
+// values alternate at the NULs (`nul`), so a byte is in a name when the count of NULs before it,
+// from the list's start, is even: the block's prefix parity, flipped when it starts in a value.
+inline void LowerNames(char* b, uint32_t nul, uint32_t upper, bool in_value) {
+  uint32_t p = nul;
+  p ^= p << 1;
+  p ^= p << 2;
+  p ^= p << 4;
+  p ^= p << 8;
+  if (in_value) p = ~p;
+  for (uint32_t m = upper & ~p & 0xFFFF; m; m &= m - 1) b[__builtin_ctz(m)] = static_cast<char>(b[__builtin_ctz(m)] | 0x20);
 }
 
 // Whether d[0, n) holds no NUL, CR or LF.
 bool Clean(const char* d, size_t n) {
   for (size_t i = 0; i < n; i += 16) {
-    uint32_t nul, crlf;
-    Scan16(d, i, n, &nul, &crlf);
+    uint32_t nul, crlf, upper;
+    Scan16(d, i, n, &nul, &crlf, &upper);
     if (nul | crlf) return false;
   }
   return true;
 }
 
 }  // namespace
+
+// ParseFlat's fields point into a string that outlives their frame (see session.h).
+static constexpr uint8_t kKept = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 
 bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
@@ -1180,11 +1201,15 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
   size_t start = 0;             // of the current name
   size_t name_end = SIZE_MAX;   // its NUL; SIZE_MAX while the name has not ended
   for (size_t i = 0; i < n; i += 16) {
-    uint32_t nul, crlf;
-    Scan16(d, i, n, &nul, &crlf);
+    uint32_t nul, crlf, upper;
+    Scan16(d, i, n, &nul, &crlf, &upper);
     // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on; no name
     // holds one either.
     if (crlf) return false;
+    // Names go out lower-case (RFC 9113 §8.2.1). nghttp2 would lower-case a copy of each, but it
+    // is told not to copy (its copy and pass were ~2,000 instructions per proxied gRPC request);
+    // most lists have no upper-case name, and a block without any letter in it costs nothing.
+    if (upper) LowerNames(d + i, nul, upper, name_end != SIZE_MAX);
     for (; nul; nul &= nul - 1) {
       const size_t at = i + static_cast<size_t>(__builtin_ctz(nul));
       if (name_end == SIZE_MAX) {
@@ -1192,14 +1217,12 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
         name_end = at;
         continue;
       }
-      // Names go out lower-case (RFC 9113 §8.2.1) without a pass here: nghttp2 lower-cases the
-      // copy it takes of every name (nghttp2_submit_* without NGHTTP2_NV_FLAG_NO_COPY_NAME).
       nghttp2_nv nv;
       nv.name = reinterpret_cast<uint8_t*>(d + start);
       nv.namelen = name_end - start;
       nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
       nv.valuelen = at - name_end - 1;
-      nv.flags = UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+      nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
       nva_.push_back(nv);
       start = at + 1;
       name_end = SIZE_MAX;
@@ -1212,7 +1235,7 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
     nv.namelen = name_end - start;
     nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
     nv.valuelen = n - name_end - 1;
-    nv.flags = UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+    nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
     nva_.push_back(nv);
   } else if (start < n) {
     return false;  // a name with no value
@@ -1221,7 +1244,7 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
   // position, is what survives the proxy's edits, and never indexed is only ever more cautious.
   if (never && !never->empty()) {
     for (nghttp2_nv& nv : nva_) {
-      if (NamedIn(*never, nv.name, nv.namelen)) nv.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+      if (NamedIn(*never, nv.name, nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
     }
   }
   return true;
@@ -1336,8 +1359,11 @@ Napi::Value Session::RespondRuns(const Napi::CallbackInfo& info) {
 // The rest of respond() and respondRuns() once scratch_ holds the list.
 Napi::Value Session::SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn) {
   if (!s || s->responded) return Napi::Boolean::New(env, false);
+  // The stream keeps the list until nghttp2 has sent it (ParseFlat); scratch_ takes the stream's
+  // spare buffer in exchange.
+  s->head.swap(scratch_);
   // The pair count catches a NUL inside a name or value, which would shift every later pair.
-  if (!ParseFlat(scratch_, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  if (!ParseFlat(s->head, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   if (!body) return SubmitParsed(env, s, end, nullptr, 0);
   Napi::Uint8Array b = body->As<Napi::Uint8Array>();
   const char* data = reinterpret_cast<const char*>(b.Data());
@@ -1412,8 +1438,8 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
   if (whole && (end || !TypedArg(info, 8, napi_uint8_array, &body, &body_len)))
     throw Napi::TypeError::New(env, "H2Session.respondSpans: body must be a Uint8Array, and endStream false with it");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
-  scratch_.assign(static_cast<const char*>(flat), static_cast<size_t>(flat_len));
-  if (!ParseFlat(scratch_) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
+  s->head.assign(static_cast<const char*>(flat), static_cast<size_t>(flat_len));
+  if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
   const uint8_t* h = static_cast<const uint8_t*>(head);
   const int64_t hl_ = static_cast<int64_t>(hl);
   const int32_t* q = static_cast<const int32_t*>(spans);
@@ -1524,8 +1550,12 @@ static void JoinRuns(const Napi::CallbackInfo& info, size_t src_at, size_t runs_
 // The rest of request() and requestRuns() once scratch_ holds the list.
 Napi::Value Session::SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn) {
   if (finished_ || closing_) return Napi::Number::New(env, 0);
-  if (!ParseFlat(scratch_, never) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   Stream* s = NewStream();
+  s->head.swap(scratch_);  // kept until sent, as in SubmitResponse
+  if (!ParseFlat(s->head, never) || nva_.size() != static_cast<size_t>(pairs)) {
+    Recycle(s);
+    throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  }
   s->eof = end;
   int32_t id;
   if (end) {

@@ -63,6 +63,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
     Stream* prev = nullptr;
     Stream* next = nullptr;
     std::string hdr;     // "name\0value\0" of the header block being received
+    std::string head;    // the request or response head submitted, which nghttp2 points into until it is sent
     std::string never_in;  // "name\0..." of its fields sent never indexed; empty for most blocks
     uint32_t hdr_bytes = 0;  // RFC 9113 size (name + value + 32 per field)
     uint32_t hdr_pairs = 0;
@@ -154,8 +155,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   void Release();
   Stream* StreamOf(int32_t id);
   Stream* StreamArg(const Napi::CallbackInfo& info, const char* fn);
-  // Parses "name\0value\0..." into nva_ (names lowercased in place in `s`); false when malformed.
+  // Parses "name\0value\0..." into nva_, names lowercased in place in `s`; false when malformed.
   // Fields named in `never` ("name\0name...", from a kEvNeverIndexed event) go never indexed.
+  // nghttp2 is told not to copy the fields (NGHTTP2_NV_FLAG_NO_COPY_*): `s` must stay as it is
+  // until the frame that carries them is sent or dropped, so it is a stream's own string
+  // (Stream::head, Stream::trailers), which lives until the stream closes.
   bool ParseFlat(std::string& s, const std::string* never = nullptr);
   // Emits the block's never-indexed names (kEvNeverIndexed), if any, and forgets them.
   void PushNeverIndexed(Stream* s);

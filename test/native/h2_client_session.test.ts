@@ -163,6 +163,42 @@ describe('native HTTP/2 client session', () => {
     expect(c.openStreams).toBe(0);
   });
 
+  // nghttp2 is told not to copy a request's fields (NGHTTP2_NV_FLAG_NO_COPY_*): each stream keeps
+  // its own list until its HEADERS frame goes out. Past max_concurrent_streams 1 the requests wait
+  // in nghttp2's queue while later ones are submitted; one is cancelled there. Lists of every
+  // size (the shortest fit in a std::string's inline buffer) and a name in upper case, which must
+  // go out lower-cased.
+  it('keeps each queued request\'s fields until it is sent: 40 requests past max_concurrent_streams 1, one cancelled while queued', async () => {
+    const { port } = await server(
+      (s, h) => {
+        setTimeout(() => s.respond({ ':status': 200, 'x-echo': String(h['x-v']), 'x-name': String(h['x-mixed-case'] ?? 'missing') }, { endStream: true }), 1);
+      },
+      { maxConcurrentStreams: 1 },
+    );
+    const { c, p } = await dial(port);
+    await until(() => p.settings.length > 0); // nghttp2 knows the limit once the server's SETTINGS came
+    const values = Array.from({ length: 40 }, (_, i) => 'v'.repeat((i * 7) % 41) + i);
+    const rs = values.map((v, i) => {
+      const r = new Rec(c);
+      const list = i === 0 ? ':method\0GET\0:scheme\0http\0:path\0/\0:authority\0x\0x-v\0' + v : ':method\0GET\0:scheme\0http\0:path\0/\0:authority\0x\0X-Mixed-Case\0m' + i + '\0x-v\0' + v;
+      r.id = c.requestFlat(list, i === 0 ? 5 : 6, true, r);
+      return r;
+    });
+    c.h.rst(rs[5]!.id, 8); // CANCEL, while it waits in the queue
+    await until(() => rs.every((r) => r.closeCode !== undefined));
+    rs.forEach((r, i) => {
+      if (i === 5) {
+        expect(r.headers).toBe(null);
+        expect(r.closeCode).toBe(8);
+        return;
+      }
+      expect(r.closeCode).toBe(0);
+      expect(r.headers!['x-echo']).toBe(values[i]);
+      expect(r.headers!['x-name']).toBe(i === 0 ? 'missing' : `m${i}`);
+    });
+    expect(c.openStreams).toBe(0);
+  });
+
   it('sends never indexed the fields it is told to, and hands on those the server sent so', async () => {
     // RFC 7541 §7.1.3, the proxy's upstream side: requestFlat's names (or an object's
     // NEVER_INDEXED list) go never indexed; the response's and trailers' come back listed.

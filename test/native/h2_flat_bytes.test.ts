@@ -183,6 +183,64 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers['x-e']).toBe('');
     expect(r.headers['x-last']).toBe('z'.repeat(17));
   });
+  // nghttp2 is told not to copy a response's fields (NGHTTP2_NV_FLAG_NO_COPY_*): each stream
+  // keeps its own list until its HEADERS frame goes out. 64 requests in one burst are answered in
+  // the same batch of events, all before one flush, through respondFlat, the string respond and
+  // respondRuns, with lists of every size (the shortest fit in a std::string's inline buffer).
+  it('each of 64 responses submitted before one flush carries its own fields', async () => {
+    const errors: string[] = [];
+    const port = serve((s, flat) => {
+      try {
+        answer(s, flat);
+      } catch (e) {
+        errors.push(String(e));
+        s.close();
+      }
+    });
+    const answer = (s: NativeH2Stream, flat: string): void => {
+      const k = Number(flat.slice(flat.indexOf(':path\0/') + 7).split('\0')[0]!);
+      const v = 'v'.repeat((k * 5) % 37) + k;
+      if (k % 3 === 0) {
+        const w = new FlatWriter();
+        w.pair(':status', '200');
+        w.pair('X-Echo', v);
+        s.respondFlat(w, { endStream: true });
+      } else if (k % 3 === 1) {
+        s.respondFlatString(k % 2 ? `:status\0${200 + (k % 4)}` : `:status\0${'200'}\0x-echo\0${v}`, k % 2 ? 1 : 2, { endStream: true });
+      } else {
+        const src = `:status\0${'200'}\0x-drop\0d`;
+        s.session.h.respondRuns(s.id, src, new Int32Array([0, 12]), 1, `x-echo\0${v}\0`, 2, true);
+      }
+    };
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    c.on('error', () => {});
+    cleanups.push(() => new Promise<void>((r) => c.close(() => r())));
+    await new Promise<void>((r) => c.on('remoteSettings', () => r()));
+    const got = await Promise.all(
+      Array.from(
+        { length: 64 },
+        (_, k) =>
+          new Promise<http2.IncomingHttpHeaders>((resolve) => {
+            const rq = c.request({ ':path': `/${k}` }, { endStream: true });
+            rq.on('response', (h) => resolve(h));
+            rq.on('error', () => resolve({}));
+            rq.resume();
+          }),
+      ),
+    );
+    expect(errors).toEqual([]);
+    got.forEach((h, k) => {
+      const v = 'v'.repeat((k * 5) % 37) + k;
+      if (k % 3 === 1 && k % 2) {
+        expect(h[':status']).toBe(200 + (k % 4));
+        expect(h['x-echo']).toBeUndefined();
+      } else {
+        expect(h[':status']).toBe(200);
+        expect(h['x-echo']).toBe(v);
+      }
+      expect(h['x-drop']).toBeUndefined();
+    });
+  });
   it('respondSpans() sends fields straight from an HTTP/1 head, names lower-cased; bad spans or values throw', async () => {
     const errors: string[] = [];
     const port = serve((s) => {
