@@ -392,16 +392,12 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
     // Over the limit: the rest of the block is still decoded (HPACK state must stay in step)
     // but dropped, and the stream is answered 431 when the block ends (OnFrameRecv).
     s->rejected = true;
-    s->hdr.clear();
-    s->hdr.shrink_to_fit();
+    s->hdr.release();
     s->never_in.clear();
     return 0;
   }
   if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  s->hdr.append(reinterpret_cast<const char*>(name), namelen);
-  s->hdr.push_back('\0');
-  s->hdr.append(reinterpret_cast<const char*>(value), valuelen);
-  s->hdr.push_back('\0');
+  s->hdr.Append(name, namelen, value, valuelen);
   // The peer asked that this value never enter an HPACK table (a credential, say): remembered
   // so that the next hop gets it the same way (RFC 7541 §7.1.3).
   if (flags & NGHTTP2_NV_FLAG_NO_INDEX) {
@@ -439,11 +435,10 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         // nghttp2 puts :status first (pseudo-headers precede the rest). Interim 1xx answers are
         // dropped here, as the node:http2 path ignores them; the final one is the response, any
         // later block is the trailers (which always end the stream).
-        bool interim = !s->responded && s->hdr.size() > 8 && s->hdr.compare(0, 8, ":status", 8) == 0 && s->hdr[8] == '1';
+        bool interim = !s->responded && s->hdr.size() > 8 && memcmp(s->hdr.data(), ":status", 8) == 0 && s->hdr.data()[8] == '1';
         if (!interim) {
           napi_value str;
-          size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
-          napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+          napi_create_string_latin1(Env(), s->hdr.data(), s->hdr.listSize(), &str);
           PushNeverIndexed(s);
           if (!s->responded) {
             s->responded = true;
@@ -458,8 +453,7 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
       } else if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         napi_value str;
         // No trailing NUL: JavaScript splits on it.
-        size_t n = s->hdr.empty() ? 0 : s->hdr.size() - 1;
-        napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+        napi_create_string_latin1(Env(), s->hdr.data(), s->hdr.listSize(), &str);
         PushNeverIndexed(s);
         PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
         s->hdr.clear();
