@@ -95,6 +95,13 @@ export interface NativeH2SessionOptions {
   client?: boolean;
   /** Where each batch's event slots are written (3 per event); without it, a new array per batch. */
   events?: Uint32Array;
+  /**
+   * Where each batch's field tables are written (FIELD_TABLE in protocols/http2/native_session.ts,
+   * shared by every session): entry 0 the count of records, then per header block event in order
+   * its field count and, per field, the offsets of the NULs after its name and value and its
+   * FieldToken. Written only for batches whose events come in `events` (`fresh` null).
+   */
+  fields?: Int32Array;
 }
 
 /**

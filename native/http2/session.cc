@@ -216,6 +216,15 @@ Session::Session(const Napi::CallbackInfo& info)
       ev_mem_ = a.Data();
       ev_cap_ = a.ElementLength() - a.ElementLength() % 3;
     }
+    Napi::Value ft = o.Get("fields");
+    if (!ft.IsUndefined() && !ft.IsNull()) {
+      if (!ft.IsTypedArray() || ft.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || ft.As<Napi::TypedArray>().ElementLength() < 1)
+        throw Napi::TypeError::New(env, "H2Session: fields must be an Int32Array of 1 entry or more");
+      Napi::Int32Array a = ft.As<Napi::Int32Array>();
+      ftab_ref_ = Napi::Persistent(a);
+      ftab_mem_ = a.Data();
+      ftab_cap_ = a.ElementLength();
+    }
     if (info[2].IsBuffer()) {
       Napi::Buffer<char> b = info[2].As<Napi::Buffer<char>>();
       initial.assign(b.Data(), b.Length());
@@ -382,6 +391,51 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
   return 0;
 }
 
+// The token of a field name (lower-case: nghttp2 refuses others in HTTP/2).
+static int32_t TokenOf(const uint8_t* n, size_t len) {
+  auto is = [n](const char* lit, size_t l) { return memcmp(n, lit, l) == 0; };
+  if (len && n[0] == ':') {
+    switch (len) {
+      case 5:
+        return is(":path", 5) ? kTokPath : kTokPseudo;
+      case 7:
+        return is(":method", 7) ? kTokMethod : is(":scheme", 7) ? kTokScheme : is(":status", 7) ? kTokStatus : kTokPseudo;
+      case 10:
+        return is(":authority", 10) ? kTokAuthority : kTokPseudo;
+      default:
+        return kTokPseudo;
+    }
+  }
+  switch (len) {
+    case 2:
+      return is("te", 2) ? kTokTe : kTokOther;
+    case 4:
+      return is("host", 4) ? kTokHost : is("date", 4) ? kTokDate : kTokOther;
+    case 6:
+      return is("cookie", 6) ? kTokCookie : is("server", 6) ? kTokServer : kTokOther;
+    case 7:
+      return is("upgrade", 7) ? kTokUpgrade : kTokOther;
+    case 10:
+      return is("connection", 10) ? kTokConnection : is("keep-alive", 10) ? kTokKeepAlive : kTokOther;
+    case 12:
+      return is("content-type", 12) ? kTokContentType : is("grpc-timeout", 12) ? kTokGrpcTimeout : is("x-request-id", 12) ? kTokRequestId : kTokOther;
+    case 14:
+      return is("content-length", 14) ? kTokContentLength : is("http2-settings", 14) ? kTokHttp2Settings : kTokOther;
+    case 15:
+      return is("x-forwarded-for", 15) ? kTokForwardedFor : kTokOther;
+    case 16:
+      return is("proxy-connection", 16) ? kTokProxyConnection : kTokOther;
+    case 17:
+      return is("transfer-encoding", 17) ? kTokTransferEncoding : is("x-forwarded-proto", 17) ? kTokForwardedProto : kTokOther;
+    case 21:
+      return is("x-envoy-original-path", 21) ? kTokOriginalPath : kTokOther;
+    case 23:
+      return is("x-forwarded-client-cert", 23) ? kTokClientCert : kTokOther;
+    default:
+      return kTokOther;
+  }
+}
+
 int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags) {
   Stream* s = StreamOf(f->hd.stream_id);
   if (!s || s->rejected) return 0;
@@ -397,7 +451,11 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
     return 0;
   }
   if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  s->hdr.Append(name, namelen, value, valuelen);
+  int32_t token = TokenOf(name, namelen);
+  // gRPC is told by its content-type; a string compare in JavaScript costs ~45 instructions a
+  // character (the value is a slice of the list).
+  if (token == kTokContentType && valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0) token = kTokGrpcContentType;
+  s->hdr.Append(name, namelen, value, valuelen, token);
   // The peer asked that this value never enter an HPACK table (a credential, say): remembered
   // so that the next hop gets it the same way (RFC 7541 §7.1.3).
   if (flags & NGHTTP2_NV_FLAG_NO_INDEX) {
@@ -443,8 +501,10 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
           if (!s->responded) {
             s->responded = true;
             PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+            PushFields(s->hdr);
           } else {
             PushObj(kEvTrailers, s->id, str);
+            PushFields(s->hdr);
             if (end) PushInt(kEvEnd, s->id, 0);
           }
         }
@@ -456,6 +516,7 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         napi_create_string_latin1(Env(), s->hdr.data(), s->hdr.listSize(), &str);
         PushNeverIndexed(s);
         PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+        PushFields(s->hdr);
         s->hdr.clear();
       } else if (end) {
         PushInt(kEvEnd, s->id, 0);
@@ -643,6 +704,20 @@ void Session::PushObj(int kind, int32_t id, napi_value payload) {
   objs_.push_back(payload);
 }
 
+void Session::PushFields(const HeaderBlock& b) {
+  // Once a record does not fit, no later one is kept: JavaScript pairs records with events by
+  // order. ftab_ never outgrows the JavaScript array.
+  if (!ftab_mem_ || ftab_full_) return;
+  const size_t n = b.fieldEntries();
+  if (1 + ftab_.size() + 1 + n > ftab_cap_) {
+    ftab_full_ = true;
+    return;
+  }
+  ftab_.push_back(static_cast<int32_t>(n / 3));
+  if (n) ftab_.insert(ftab_.end(), b.fields(), b.fields() + n);
+  ftab_recs_++;
+}
+
 void Session::PushNeverIndexed(Stream* s) {
   if (s->never_in.empty()) return;
   napi_value str;
@@ -716,6 +791,12 @@ uint32_t* Session::TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc) {
   if (!fresh && slots <= ev_cap_) {
     memcpy(ev_mem_, ev_.data(), slots * sizeof(uint32_t));
     napi_get_null(env, &out[3]);
+    // The field tables ride with the shared event array only: a new array means JavaScript may
+    // be reading the shared ones right now (JavaScript reads the table only when `fresh` is null).
+    if (ftab_mem_) {
+      if (!ftab_.empty()) memcpy(ftab_mem_ + 1, ftab_.data(), ftab_.size() * sizeof(int32_t));
+      ftab_mem_[0] = static_cast<int32_t>(ftab_recs_);
+    }
   } else {
     // More events than the shared array holds, or JavaScript may be iterating it right now
     // (destroy() called from a handler): a new array for this batch only.
@@ -748,6 +829,9 @@ uint32_t* Session::TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc) {
   }
   napi_create_uint32(env, base, &out[4]);
   ev_.clear();
+  ftab_.clear();
+  ftab_recs_ = 0;
+  ftab_full_ = false;
   objs_.clear();
   data_.clear();
   // A burst (a 1 MiB batch of body bytes) must not stay allocated on an idle connection.

@@ -50,6 +50,41 @@ enum EventKind {
   kEvNeverIndexed = 12,
 };
 
+// The names JavaScript's passes over a header list look for (FieldToken in
+// src/protocols/http2/native_session.ts mirrors these). Each field of a block delivered to
+// JavaScript comes with its token and the offsets of its two NULs (the field table): telling a
+// name by comparing it in JavaScript costs ~35 instructions a character (V8 checks both strings'
+// representation at each), and finding the NULs ~100 per indexOf.
+enum FieldToken : int32_t {
+  kTokOther = 0,
+  kTokMethod = 1,
+  kTokPath = 2,
+  kTokAuthority = 3,
+  kTokScheme = 4,
+  kTokStatus = 5,
+  kTokPseudo = 6,  // any other name starting with ':'
+  kTokHost = 7,
+  kTokContentType = 8,
+  kTokGrpcTimeout = 9,
+  kTokTe = 10,
+  kTokCookie = 11,
+  kTokUpgrade = 12,
+  kTokConnection = 13,
+  kTokKeepAlive = 14,
+  kTokRequestId = 15,
+  kTokContentLength = 16,
+  kTokHttp2Settings = 17,
+  kTokForwardedFor = 18,
+  kTokProxyConnection = 19,
+  kTokTransferEncoding = 20,
+  kTokForwardedProto = 21,
+  kTokOriginalPath = 22,  // x-envoy-original-path
+  kTokClientCert = 23,    // x-forwarded-client-cert
+  kTokDate = 24,
+  kTokServer = 25,
+  kTokGrpcContentType = 26,  // content-type whose value starts with application/grpc
+};
+
 // A header block being received, "name\0value\0..." for JavaScript. Its fields arrive one at a
 // time (~15 per request, each way): std::string's append and push_back made four calls and four
 // capacity checks of each, ~130 instructions a field; this makes one check and two copies.
@@ -58,20 +93,36 @@ class HeaderBlock {
   HeaderBlock() = default;
   HeaderBlock(const HeaderBlock&) = delete;
   HeaderBlock& operator=(const HeaderBlock&) = delete;
-  ~HeaderBlock() { free(p_); }
+  ~HeaderBlock() {
+    free(p_);
+    free(f_);
+  }
   const char* data() const { return p_ ? p_ : ""; }
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
-  void clear() { n_ = 0; }
+  void clear() { n_ = fn_ = 0; }
   // Gives the memory back (a block over the limits is dropped).
   void release() {
     free(p_);
+    free(f_);
     p_ = nullptr;
-    n_ = cap_ = 0;
+    f_ = nullptr;
+    n_ = cap_ = fn_ = fcap_ = 0;
   }
   // The list without its last NUL, as JavaScript takes it.
   size_t listSize() const { return n_ ? n_ - 1 : 0; }
-  void Append(const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen) {
+  // The field table: three entries per field (Append).
+  const int32_t* fields() const { return f_; }
+  size_t fieldEntries() const { return fn_; }
+  // Appends a field and its row of the field table: the offsets of the NULs after its name and
+  // after its value (for the last field, the list's length as JavaScript has it), its token.
+  void Append(const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, int32_t token) {
+    if (fn_ + 3 > fcap_) GrowFields();
+    int32_t* f = f_ + fn_;
+    f[0] = static_cast<int32_t>(n_ + namelen);
+    f[1] = static_cast<int32_t>(n_ + namelen + 1 + valuelen);
+    f[2] = token;
+    fn_ += 3;
     const size_t need = n_ + namelen + valuelen + 2;
     if (need > cap_) Grow(need);
     char* d = p_ + n_;
@@ -91,9 +142,19 @@ class HeaderBlock {
     p_ = p;
     cap_ = cap;
   }
+  void GrowFields() {
+    size_t cap = fcap_ ? fcap_ * 2 : 48;
+    auto* f = static_cast<int32_t*>(realloc(f_, cap * sizeof(int32_t)));
+    if (!f) throw std::bad_alloc();
+    f_ = f;
+    fcap_ = cap;
+  }
   char* p_ = nullptr;
   size_t n_ = 0;
   size_t cap_ = 0;
+  int32_t* f_ = nullptr;
+  size_t fn_ = 0;
+  size_t fcap_ = 0;
 };
 
 // Mirrors H2SessionEnd in src/protocols/http2/native_session.ts.
@@ -185,6 +246,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // Events: the Push* add to the open batch (strings inside the current HandleScope); Emit hands
   // the batch to JavaScript in one call.
   void PushObj(int kind, int32_t id, napi_value payload);
+  // A delivered block's field table, for the HEADERS, HEADERS_END or TRAILERS event just pushed.
+  void PushFields(const HeaderBlock& b);
   void PushInt(int kind, int32_t id, uint32_t v);
   void PushData(int32_t id, const uint8_t* data, size_t len);
   // Opens the batch if none is, starting it with the held-back stream ends.
@@ -265,6 +328,16 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // libuv callback that made them) and the DATA bytes.
   bool batch_open_ = false;
   std::vector<uint32_t> ev_;
+  // The batch's field tables, one record per header block event in event order: its field count,
+  // then Append's three entries per field, as many records as the JavaScript array `fields`
+  // holds (shared by every session; entry 0: how many records it holds). TakeBatch copies them
+  // there when the events go in the shared array too; JavaScript reads it only then.
+  std::vector<int32_t> ftab_;
+  Napi::Reference<Napi::Int32Array> ftab_ref_;
+  int32_t* ftab_mem_ = nullptr;
+  size_t ftab_cap_ = 0;
+  size_t ftab_recs_ = 0;
+  bool ftab_full_ = false;
   std::vector<napi_value> objs_;
   std::string data_;
   // Slot indexes of the DATA lengths in the open batch, and of the batch being delivered.

@@ -34,6 +34,45 @@ export const H2Event = {
   NEVER_INDEXED: 12,
 } as const;
 
+/**
+ * The names passes over a flat list look for, by token; mirrors FieldToken in
+ * native/http2/session.h. The addon gives each field of a block it delivers its token (the field
+ * table), and fieldTokenOf() gives the same for any other list.
+ */
+export const enum FieldToken {
+  OTHER = 0,
+  METHOD = 1,
+  PATH = 2,
+  AUTHORITY = 3,
+  SCHEME = 4,
+  STATUS = 5,
+  /** Any other name starting with ':'. */
+  PSEUDO = 6,
+  HOST = 7,
+  CONTENT_TYPE = 8,
+  GRPC_TIMEOUT = 9,
+  TE = 10,
+  COOKIE = 11,
+  UPGRADE = 12,
+  CONNECTION = 13,
+  KEEP_ALIVE = 14,
+  REQUEST_ID = 15,
+  CONTENT_LENGTH = 16,
+  HTTP2_SETTINGS = 17,
+  FORWARDED_FOR = 18,
+  PROXY_CONNECTION = 19,
+  TRANSFER_ENCODING = 20,
+  FORWARDED_PROTO = 21,
+  /** x-envoy-original-path */
+  ORIGINAL_PATH = 22,
+  /** x-forwarded-client-cert */
+  CLIENT_CERT = 23,
+  DATE = 24,
+  SERVER = 25,
+  /** content-type whose value starts with application/grpc. */
+  GRPC_CONTENT_TYPE = 26,
+}
+
 /** Why a session ended; mirrors SessionEndReason in native/http2/session.h. */
 export const H2SessionEnd = {
   /** The peer closed the connection, or a graceful close finished. */
@@ -214,22 +253,32 @@ function nameAt(s: string, start: number, end: number): string {
 export const BIND_HOT_AFTER = 32;
 
 /**
- * The NUL offsets of the flat list indexed last ("name\0value\0..."): per pair, its name's end
- * and its value's end (the list's length for the last value). One list is read by several
+ * The field table of the flat list indexed last ("name\0value\0..."): per pair, from flatBase,
+ * its name's end, its value's end (the list's length for the last value) and its FieldToken. One list is read by several
  * passes in one call (the request's fields, route matchers, then the upstream request built
  * from it), and each pass used to find every NUL again; indexOf was ~5% of a gRPC request's
  * instructions. A pass reads the offsets right after flatIndex(), before any other list is
  * indexed.
  */
-export let flatNuls = new Int32Array(128);
+export let flatTab: Int32Array = new Int32Array(192);
+/** Where the list's entries start in flatTab. */
+export let flatBase = 0;
+/** The table flatIndex fills for a list the addon gave none. */
+let ownTab = flatTab;
 let indexed: string | null = null;
-let indexedCount = 0;
+let indexedPairs = 0;
 
-/** Indexes `s` into flatNuls unless it is the list indexed last; the offsets' count (2 per pair). */
+/**
+ * The addon's field tables (NativeH2SessionOptions.fields), one array for every session: a batch's
+ * are read while it is handled, before any other batch can come.
+ */
+export const FIELD_TABLE = new Int32Array(4096);
+
+/** Indexes `s` into flatTab unless it is the list indexed last; its pair count. */
 export function flatIndex(s: string): number {
-  if (s === indexed) return indexedCount;
+  if (s === indexed) return indexedPairs;
   const n = s.length;
-  let nuls = flatNuls;
+  let t = ownTab;
   let k = 0;
   let i = 0;
   while (i < n) {
@@ -237,19 +286,112 @@ export function flatIndex(s: string): number {
     if (e < 0) break;
     let b = s.indexOf('\0', e + 1);
     if (b < 0) b = n;
-    if (k + 2 > nuls.length) {
-      const g = new Int32Array(nuls.length * 2);
-      g.set(nuls);
-      nuls = flatNuls = g;
+    if (k + 3 > t.length) {
+      const g = new Int32Array(t.length * 2);
+      g.set(t);
+      t = ownTab = g;
     }
-    nuls[k] = e;
-    nuls[k + 1] = b;
-    k += 2;
+    t[k] = e;
+    t[k + 1] = b;
+    t[k + 2] = fieldTokenOf(s, i, e);
+    k += 3;
     i = b + 1;
   }
+  flatTab = t;
+  flatBase = 0;
   indexed = s;
-  indexedCount = k;
-  return k;
+  indexedPairs = k / 3;
+  return indexedPairs;
+}
+
+/**
+ * The list the addon delivered with the FIELD_TABLE record at `at` becomes the one indexed: its
+ * entries are read where they are, not searched for. Where the next record starts.
+ */
+export function primeFlat(s: string, at: number): number {
+  const pairs = FIELD_TABLE[at]!;
+  flatTab = FIELD_TABLE;
+  flatBase = at + 1;
+  indexed = s;
+  indexedPairs = pairs;
+  primedLists++;
+  return at + 1 + 3 * pairs;
+}
+
+/** A batch that brings field tables rewrites FIELD_TABLE: a list indexed from it is forgotten. */
+function flatNewTables(): void {
+  if (flatTab === FIELD_TABLE) indexed = null;
+}
+
+/** Lists primeFlat() indexed from the addon's table (tests tell primed lists from searched ones). */
+let primedLists = 0;
+
+/** @internal */
+export function flatPrimedCount(): number {
+  return primedLists;
+}
+
+/** @internal The NUL offsets (2 per pair) and tokens flatIndex gives `s`: from the addon when primed, else found here. */
+export function flatIndexOf(s: string): { nuls: number[]; toks: number[] } {
+  const m = flatIndex(s);
+  const nuls: number[] = [];
+  const toks: number[] = [];
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    nuls.push(flatTab[r]!, flatTab[r + 1]!);
+    toks.push(flatTab[r + 2]!);
+  }
+  return { nuls, toks };
+}
+
+/** @internal Forgets the list indexed last (tests compare the addon's table with flatIndex's own). */
+export function flatForget(): void {
+  indexed = null;
+  indexedPairs = 0;
+}
+
+/** The FieldToken of the field whose name is s[i, e) (as the addon gives it: TokenOf and OnHeader). */
+export function fieldTokenOf(s: string, i: number, e: number): number {
+  if (s.charCodeAt(i) === 58 /* : */) {
+    switch (e - i) {
+      case 5:
+        return s.startsWith(':path', i) ? FieldToken.PATH : FieldToken.PSEUDO;
+      case 7:
+        return s.startsWith(':method', i) ? FieldToken.METHOD : s.startsWith(':scheme', i) ? FieldToken.SCHEME : s.startsWith(':status', i) ? FieldToken.STATUS : FieldToken.PSEUDO;
+      case 10:
+        return s.startsWith(':authority', i) ? FieldToken.AUTHORITY : FieldToken.PSEUDO;
+      default:
+        return FieldToken.PSEUDO;
+    }
+  }
+  switch (e - i) {
+    case 2:
+      return s.startsWith('te', i) ? FieldToken.TE : FieldToken.OTHER;
+    case 4:
+      return s.startsWith('host', i) ? FieldToken.HOST : s.startsWith('date', i) ? FieldToken.DATE : FieldToken.OTHER;
+    case 6:
+      return s.startsWith('cookie', i) ? FieldToken.COOKIE : s.startsWith('server', i) ? FieldToken.SERVER : FieldToken.OTHER;
+    case 7:
+      return s.startsWith('upgrade', i) ? FieldToken.UPGRADE : FieldToken.OTHER;
+    case 10:
+      return s.startsWith('connection', i) ? FieldToken.CONNECTION : s.startsWith('keep-alive', i) ? FieldToken.KEEP_ALIVE : FieldToken.OTHER;
+    case 12:
+      if (s.startsWith('content-type', i)) return s.startsWith('application/grpc', e + 1) ? FieldToken.GRPC_CONTENT_TYPE : FieldToken.CONTENT_TYPE;
+      return s.startsWith('grpc-timeout', i) ? FieldToken.GRPC_TIMEOUT : s.startsWith('x-request-id', i) ? FieldToken.REQUEST_ID : FieldToken.OTHER;
+    case 14:
+      return s.startsWith('content-length', i) ? FieldToken.CONTENT_LENGTH : s.startsWith('http2-settings', i) ? FieldToken.HTTP2_SETTINGS : FieldToken.OTHER;
+    case 15:
+      return s.startsWith('x-forwarded-for', i) ? FieldToken.FORWARDED_FOR : FieldToken.OTHER;
+    case 16:
+      return s.startsWith('proxy-connection', i) ? FieldToken.PROXY_CONNECTION : FieldToken.OTHER;
+    case 17:
+      return s.startsWith('transfer-encoding', i) ? FieldToken.TRANSFER_ENCODING : s.startsWith('x-forwarded-proto', i) ? FieldToken.FORWARDED_PROTO : FieldToken.OTHER;
+    case 21:
+      return s.startsWith('x-envoy-original-path', i) ? FieldToken.ORIGINAL_PATH : FieldToken.OTHER;
+    case 23:
+      return s.startsWith('x-forwarded-client-cert', i) ? FieldToken.CLIENT_CERT : FieldToken.OTHER;
+    default:
+      return FieldToken.OTHER;
+  }
 }
 
 /**
@@ -261,11 +403,11 @@ export function flatGet(s: string, name: string, pseudo = false): string | strin
   const len = name.length;
   let out: string | string[] | undefined;
   const m = flatIndex(s);
-  const nuls = flatNuls;
+  const t = flatTab;
   let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    const a = nuls[j]!;
-    const b = nuls[j + 1]!;
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    const a = t[r]!;
+    const b = t[r + 1]!;
     if (a - i === len && s.startsWith(name, i)) {
       const v = s.slice(a + 1, b);
       if (pseudo) return v;
@@ -285,11 +427,11 @@ export function flatGet(s: string, name: string, pseudo = false): string | strin
 export function headerObject(s: string, neverIndexed?: string): H2Headers {
   const o = new HeaderBag();
   const m = flatIndex(s);
-  const nuls = flatNuls;
+  const t = flatTab;
   let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    const a = nuls[j]!;
-    const b = nuls[j + 1]!;
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    const a = t[r]!;
+    const b = t[r + 1]!;
     const k = nameAt(s, i, a);
     const v = s.slice(a + 1, b);
     i = b + 1;
@@ -612,6 +754,7 @@ export class NativeH2Connection {
       idleTimeoutMs: settings.idleTimeoutMs ?? 0,
     };
     opts.events = this.ev;
+    opts.fields = FIELD_TABLE;
     this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
   }
 
@@ -648,12 +791,23 @@ export class NativeH2Connection {
   private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     const ev = fresh ?? this.ev;
     let off = base;
+    // The header blocks' field tables, one record per HEADERS event in order (see FIELD_TABLE).
+    let recs = 0;
+    if (fresh === null) {
+      flatNewTables();
+      recs = FIELD_TABLE[0]!;
+    }
+    let at = 1;
     for (let i = 0; i < 3 * n; i += 3) {
       const kind = ev[i]!;
       const p = ev[i + 2]!;
       // A handler destroyed the connection (its end came in a batch of its own): the rest of
       // this one belongs to streams that are gone.
       if (this.ended) break;
+      if (recs > 0 && (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END)) {
+        recs--;
+        at = primeFlat(objs![p]!, at);
+      }
       try {
         if (kind === H2Event.DATA) {
           // Views of the batch's bytes, from `base` in a Buffer shared with other batches (8 KiB,
@@ -816,6 +970,7 @@ export class NativeH2ClientConnection {
       client: true,
     };
     opts.events = this.ev;
+    opts.fields = FIELD_TABLE;
     this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
   }
 
@@ -893,11 +1048,21 @@ export class NativeH2ClientConnection {
   private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     const ev = fresh ?? this.ev;
     let off = base;
+    let recs = 0;
+    if (fresh === null) {
+      flatNewTables();
+      recs = FIELD_TABLE[0]!;
+    }
+    let at = 1;
     for (let i = 0; i < 3 * n; i += 3) {
       if (this.ended) break;
       const kind = ev[i]!;
       const id = ev[i + 1]!;
       const p = ev[i + 2]!;
+      if (recs > 0 && (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS)) {
+        recs--;
+        at = primeFlat(objs![p]!, at);
+      }
       try {
         if (kind === H2Event.DATA) {
           const d = data!.subarray(off, off + p);

@@ -36,7 +36,7 @@ import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
-import { flatGet, flatIndex, flatNuls, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
+import { FieldToken, flatBase, flatGet, flatIndex, flatTab, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
@@ -486,34 +486,41 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private rqContentType: string | undefined = undefined;
   private rqGrpcTimeout: string | undefined = undefined;
 
-  /** One pass over the flat request for the fields above, instead of a lookup per field. */
-  private scan(s: string): void {
+  /**
+   * One pass over the flat request for the fields above, instead of a lookup per field; whether
+   * it is gRPC (its first content-type starts with application/grpc, as the joined value would).
+   */
+  private scan(s: string): boolean {
     const m = flatIndex(s);
-    const nuls = flatNuls;
-    let i = 0;
-    for (let j = 0; j < m; j += 2) {
-      const e = nuls[j]!;
-      const b = nuls[j + 1]!;
-      switch (e - i) {
-        case 4:
-          if (s.startsWith('host', i)) this.rqHost = joinValue(this.rqHost, s.slice(e + 1, b));
+    const t = flatTab;
+    let grpc = false;
+    for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+      switch (t[r + 2]) {
+        case FieldToken.GRPC_CONTENT_TYPE:
+          if (this.rqContentType === undefined) grpc = true;
+          this.rqContentType = joinValue(this.rqContentType, s.slice(t[r]! + 1, t[r + 1]!));
           break;
-        case 5:
-          if (s.startsWith(':path', i)) this.rqPath = s.slice(e + 1, b);
+        case FieldToken.HOST:
+          this.rqHost = joinValue(this.rqHost, s.slice(t[r]! + 1, t[r + 1]!));
           break;
-        case 7:
-          if (s.startsWith(':method', i)) this.method = s.slice(e + 1, b);
+        case FieldToken.PATH:
+          this.rqPath = s.slice(t[r]! + 1, t[r + 1]!);
           break;
-        case 10:
-          if (s.startsWith(':authority', i)) this.rqAuthority = s.slice(e + 1, b);
+        case FieldToken.METHOD:
+          this.method = s.slice(t[r]! + 1, t[r + 1]!);
           break;
-        case 12:
-          if (s.startsWith('content-type', i)) this.rqContentType = joinValue(this.rqContentType, s.slice(e + 1, b));
-          else if (s.startsWith('grpc-timeout', i)) this.rqGrpcTimeout = joinValue(this.rqGrpcTimeout, s.slice(e + 1, b));
+        case FieldToken.AUTHORITY:
+          this.rqAuthority = s.slice(t[r]! + 1, t[r + 1]!);
+          break;
+        case FieldToken.CONTENT_TYPE:
+          this.rqContentType = joinValue(this.rqContentType, s.slice(t[r]! + 1, t[r + 1]!));
+          break;
+        case FieldToken.GRPC_TIMEOUT:
+          this.rqGrpcTimeout = joinValue(this.rqGrpcTimeout, s.slice(t[r]! + 1, t[r + 1]!));
           break;
       }
-      i = b + 1;
     }
+    return grpc;
   }
 
   constructor(
@@ -526,7 +533,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     private readonly resets: PrematureResets,
   ) {
     this.h = headers;
-    if (flat !== null) this.scan(flat);
+    if (flat !== null) this.grpc = this.scan(flat);
     else {
       const h = headers!;
       this.method = first(h[':method']) ?? '';
@@ -538,8 +545,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // node:http2 lists what arrived never indexed on every header object (mostly none).
       const never = neverIndexedOf(h);
       if (never !== undefined) this.more.rqNever = never;
+      this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
     }
-    this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
     if (filter.accessLog) this.more.startMs = Date.now();
   }
 
@@ -1882,60 +1889,59 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   /** Start of the current run of kept pairs, -1 when none. */
   let run = -1;
   const m = flatIndex(s);
-  const nuls = flatNuls;
+  const t = flatTab;
   let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    const e = nuls[j]!;
-    const b = nuls[j + 1]!;
-    let keep = s.charCodeAt(i) !== 58; /* : */
-    if (keep) {
-      // Only the names this cares about are compared, picked by length first.
-      switch (e - i) {
-        case 2: // te: "trailers" only, and never to HTTP/1
-          if (s.startsWith('te', i)) keep = !h1 && b - e - 1 === 8 && s.startsWith('trailers', e + 1);
-          break;
-        case 4:
-          if (s.startsWith('host', i)) keep = false;
-          break;
-        case 6:
-          if (s.startsWith('cookie', i) && ++cookies > 1 && h1) return null;
-          break;
-        case 7:
-          if (s.startsWith('upgrade', i)) keep = false;
-          break;
-        case 10:
-          if (s.startsWith('connection', i) || s.startsWith('keep-alive', i)) keep = false;
-          break;
-        case 12:
-          if (s.startsWith('x-request-id', i)) rid = rid === undefined ? s.slice(e + 1, b) : `${rid}, ${s.slice(e + 1, b)}`;
-          break;
-        case 14:
-          if (s.startsWith('content-length', i)) cl = true;
-          else if (s.startsWith('http2-settings', i)) keep = false;
-          break;
-        case 15:
-          if (ip && s.startsWith('x-forwarded-for', i)) {
-            prior = prior === undefined ? s.slice(e + 1, b) : `${prior}, ${s.slice(e + 1, b)}`;
-            keep = false;
-          }
-          break;
-        case 16:
-          if (s.startsWith('proxy-connection', i)) keep = false;
-          break;
-        case 17:
-          if (s.startsWith('transfer-encoding', i)) keep = false;
-          else if (s.startsWith('x-forwarded-proto', i)) xfp = true;
-          break;
-        case 21:
-          if (ed.originalPath !== undefined && s.startsWith(ORIGINAL_PATH, i)) keep = false;
-          break;
-        case 23:
-          if (ed.xfcc !== XfccAction.KEEP && s.startsWith(XFCC, i)) {
-            xfccSent = xfccSent === undefined ? s.slice(e + 1, b) : `${xfccSent}, ${s.slice(e + 1, b)}`;
-            keep = false;
-          }
-          break;
-      }
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    const e = t[r]!;
+    const b = t[r + 1]!;
+    let keep = true;
+    // Only the names this cares about, by token.
+    switch (t[r + 2]) {
+      case FieldToken.METHOD:
+      case FieldToken.PATH:
+      case FieldToken.AUTHORITY:
+      case FieldToken.SCHEME:
+      case FieldToken.STATUS:
+      case FieldToken.PSEUDO:
+      case FieldToken.HOST:
+      case FieldToken.UPGRADE:
+      case FieldToken.CONNECTION:
+      case FieldToken.KEEP_ALIVE:
+      case FieldToken.HTTP2_SETTINGS:
+      case FieldToken.PROXY_CONNECTION:
+      case FieldToken.TRANSFER_ENCODING:
+        keep = false;
+        break;
+      case FieldToken.TE: // "trailers" only, and never to HTTP/1
+        keep = !h1 && b - e - 1 === 8 && s.startsWith('trailers', e + 1);
+        break;
+      case FieldToken.COOKIE:
+        if (++cookies > 1 && h1) return null;
+        break;
+      case FieldToken.REQUEST_ID:
+        rid = rid === undefined ? s.slice(e + 1, b) : `${rid}, ${s.slice(e + 1, b)}`;
+        break;
+      case FieldToken.CONTENT_LENGTH:
+        cl = true;
+        break;
+      case FieldToken.FORWARDED_FOR:
+        if (ip) {
+          prior = prior === undefined ? s.slice(e + 1, b) : `${prior}, ${s.slice(e + 1, b)}`;
+          keep = false;
+        }
+        break;
+      case FieldToken.FORWARDED_PROTO:
+        xfp = true;
+        break;
+      case FieldToken.ORIGINAL_PATH:
+        if (ed.originalPath !== undefined) keep = false;
+        break;
+      case FieldToken.CLIENT_CERT:
+        if (ed.xfcc !== XfccAction.KEEP) {
+          xfccSent = xfccSent === undefined ? s.slice(e + 1, b) : `${xfccSent}, ${s.slice(e + 1, b)}`;
+          keep = false;
+        }
+        break;
     }
     if (keep) {
       if (run < 0) run = i;
@@ -2028,40 +2034,30 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
   let rid = false;
   let run = -1;
   const m = flatIndex(s);
-  const nuls = flatNuls;
+  const t = flatTab;
   let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    const e = nuls[j]!;
-    const b = nuls[j + 1]!;
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    const b = t[r + 1]!;
     let keep = true;
-    switch (e - i) {
-      case 4:
-        if (s.startsWith('date', i)) date = true;
-        else if (s.startsWith('host', i)) keep = false;
+    switch (t[r + 2]) {
+      case FieldToken.DATE:
+        date = true;
         break;
-      case 6:
-        if (s.startsWith('server', i)) {
-          if (overwrite) keep = false;
-          else server = true;
-        }
+      case FieldToken.SERVER:
+        if (overwrite) keep = false;
+        else server = true;
         break;
-      case 7:
-        if (s.startsWith('upgrade', i)) keep = false;
+      case FieldToken.REQUEST_ID:
+        rid = true;
         break;
-      case 10:
-        if (s.startsWith('connection', i) || s.startsWith('keep-alive', i)) keep = false;
-        break;
-      case 12:
-        if (s.startsWith('x-request-id', i)) rid = true;
-        break;
-      case 14:
-        if (s.startsWith('http2-settings', i)) keep = false;
-        break;
-      case 16:
-        if (s.startsWith('proxy-connection', i)) keep = false;
-        break;
-      case 17:
-        if (s.startsWith('transfer-encoding', i)) keep = false;
+      case FieldToken.HOST:
+      case FieldToken.UPGRADE:
+      case FieldToken.CONNECTION:
+      case FieldToken.KEEP_ALIVE:
+      case FieldToken.HTTP2_SETTINGS:
+      case FieldToken.PROXY_CONNECTION:
+      case FieldToken.TRANSFER_ENCODING:
+        keep = false;
         break;
     }
     if (keep) {
@@ -2138,31 +2134,36 @@ export function trailersFlatOf(s: string): string {
   return w.buf.toString('latin1', 0, w.len);
 }
 
-/** Whether sendTrailers() drops the field named s[i, e): a pseudo-header or one HTTP/2 forbids. */
-function trailerDropped(s: string, i: number, e: number): boolean {
-  if (s.charCodeAt(i) === 58 /* : */) return true;
-  switch (e - i) {
-    case 4:
-    case 7:
-    case 10:
-    case 14:
-    case 16:
-    case 17:
-      return H2_FORBIDDEN.has(s.slice(i, e));
+/** Whether sendTrailers() drops a field of this FieldToken: a pseudo-header or one HTTP/2 forbids (H2_FORBIDDEN). */
+function trailerTokenDropped(t: number): boolean {
+  switch (t) {
+    case FieldToken.METHOD:
+    case FieldToken.PATH:
+    case FieldToken.AUTHORITY:
+    case FieldToken.SCHEME:
+    case FieldToken.STATUS:
+    case FieldToken.PSEUDO:
+    case FieldToken.HOST:
+    case FieldToken.UPGRADE:
+    case FieldToken.CONNECTION:
+    case FieldToken.KEEP_ALIVE:
+    case FieldToken.HTTP2_SETTINGS:
+    case FieldToken.PROXY_CONNECTION:
+    case FieldToken.TRANSFER_ENCODING:
+      return true;
+    default:
+      return false;
   }
-  return false;
 }
 
 /** The pair count of the trailers `s` when sendTrailers() keeps every field of them, else -1. */
 function trailersWhole(s: string): number {
   const m = flatIndex(s);
-  const nuls = flatNuls;
-  let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    if (trailerDropped(s, i, nuls[j]!)) return -1;
-    i = nuls[j + 1]! + 1;
+  const t = flatTab;
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    if (trailerTokenDropped(t[r + 2]!)) return -1;
   }
-  return m >> 1;
+  return m;
 }
 
 /**
@@ -2176,12 +2177,11 @@ function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
   let pairs = 0;
   let run = -1;
   const m = flatIndex(s);
-  const nuls = flatNuls;
+  const t = flatTab;
   let i = 0;
-  for (let j = 0; j < m; j += 2) {
-    const e = nuls[j]!;
-    const b = nuls[j + 1]!;
-    if (!trailerDropped(s, i, e)) {
+  for (let j = 0, r = flatBase; j < m; j++, r += 3) {
+    const b = t[r + 1]!;
+    if (!trailerTokenDropped(t[r + 2]!)) {
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
