@@ -6,6 +6,10 @@
 // --keep: the last round's loop-thread callgrind file of each side is kept in DIR (a-<row>.callgrind,
 // b-<row>.callgrind) for callgrind_annotate, with V8's map of its JIT code (--perf-basic-prof,
 // a-<row>.map); the top functions of each side are printed with JIT addresses named.
+// AB_INSTR_DUMP_INSTR=1: callgrind counts per instruction (--dump-instr=yes), so the kept files
+// show which instructions of a JIT function cost what; pair them with V8's disassembly
+// (--node-args '--print-opt-code --print-opt-code-filter=NAME --redirect-code-traces
+// --redirect-code-traces-to=FILE').
 // CPU time on this shared VM moves ±10% between rounds, so `ab-cpu.js` needs many rounds to see a
 // 2% change. An instruction count does not depend on the neighbours: each side runs under
 // callgrind (instrumentation off while it starts and warms up), then every round zeroes the
@@ -169,7 +173,7 @@ try {
     const launch = straitPeer(o.engine).configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, nodeArgs: [...(o.keep ? ['--perf-basic-prof'] : []), ...o['node-args'].split(' ').filter(Boolean)] });
     for (const [name, text] of Object.entries(launch.files)) fs.writeFileSync(path.join(dir, name), text);
     const prefix = path.join(dir, 'callgrind.out');
-    const vg = ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', launch.cmd];
+    const vg = ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, `--dump-instr=${process.env.AB_INSTR_DUMP_INSTR ? 'yes' : 'no'}`, launch.cmd];
     const argv = launch.args.map((x) => x.replace(/^\{file:(.+)\}$/, (_, f) => path.join(dir, f)));
     const child = spawnPinned(`strait-${side}`, 'valgrind', [...vg, ...argv], { cpu: ctx.cpus.proxy, nofile: settings.fdLimit, cwd: dir, env: { ...process.env, ...envOf(o[`${side}-env`]) } });
     const pid = child.proc.pid;
