@@ -452,9 +452,10 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
   }
   if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   int32_t token = TokenOf(name, namelen);
-  // gRPC is told by its content-type; a string compare in JavaScript costs ~45 instructions a
-  // character (the value is a slice of the list).
+  // Two values JavaScript asks about on every gRPC request, told here: a string compare in
+  // JavaScript costs ~35 instructions a character (~45 on a slice of the list).
   if (token == kTokContentType && valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0) token = kTokGrpcContentType;
+  else if (token == kTokTe && valuelen == 8 && memcmp(value, "trailers", 8) == 0) token = kTokTeTrailers;
   s->hdr.Append(name, namelen, value, valuelen, token);
   // The peer asked that this value never enter an HPACK table (a credential, say): remembered
   // so that the next hop gets it the same way (RFC 7541 §7.1.3).

@@ -83,6 +83,7 @@ enum FieldToken : int32_t {
   kTokDate = 24,
   kTokServer = 25,
   kTokGrpcContentType = 26,  // content-type whose value starts with application/grpc
+  kTokTeTrailers = 27,       // te: trailers (the only te HTTP/2 allows)
 };
 
 // A header block being received, "name\0value\0..." for JavaScript. Its fields arrive one at a

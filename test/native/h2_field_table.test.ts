@@ -110,6 +110,7 @@ describe('the addon field table', () => {
     expect(tokOf('x-forwarded-client-cert')).toEqual([23]);
     expect(tokOf('x-forwarded-client-ceru')).toEqual([0]);
     expect(tokOf('content-type')).toEqual([26]); // application/grpc
+    expect(tokOf('te')).toEqual([27]); // trailers
   });
 
   it('marks content-type by whether its value starts with application/grpc, as fieldTokenOf does', async () => {

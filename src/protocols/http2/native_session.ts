@@ -71,6 +71,8 @@ export const enum FieldToken {
   SERVER = 25,
   /** content-type whose value starts with application/grpc. */
   GRPC_CONTENT_TYPE = 26,
+  /** te whose value is "trailers" (the only te HTTP/2 allows). */
+  TE_TRAILERS = 27,
 }
 
 /** Why a session ended; mirrors SessionEndReason in native/http2/session.h. */
@@ -293,7 +295,7 @@ export function flatIndex(s: string): number {
     }
     t[k] = e;
     t[k + 1] = b;
-    t[k + 2] = fieldTokenOf(s, i, e);
+    t[k + 2] = fieldTokenOf(s, i, e, b);
     k += 3;
     i = b + 1;
   }
@@ -349,8 +351,8 @@ export function flatForget(): void {
   indexedPairs = 0;
 }
 
-/** The FieldToken of the field whose name is s[i, e) (as the addon gives it: TokenOf and OnHeader). */
-export function fieldTokenOf(s: string, i: number, e: number): number {
+/** The FieldToken of the field s[i, e) \0 s[e + 1, b) (as the addon gives it: TokenOf and OnHeader). */
+export function fieldTokenOf(s: string, i: number, e: number, b: number): number {
   if (s.charCodeAt(i) === 58 /* : */) {
     switch (e - i) {
       case 5:
@@ -365,7 +367,8 @@ export function fieldTokenOf(s: string, i: number, e: number): number {
   }
   switch (e - i) {
     case 2:
-      return s.startsWith('te', i) ? FieldToken.TE : FieldToken.OTHER;
+      if (!s.startsWith('te', i)) return FieldToken.OTHER;
+      return b - e - 1 === 8 && s.startsWith('trailers', e + 1) ? FieldToken.TE_TRAILERS : FieldToken.TE;
     case 4:
       return s.startsWith('host', i) ? FieldToken.HOST : s.startsWith('date', i) ? FieldToken.DATE : FieldToken.OTHER;
     case 6:

@@ -1913,7 +1913,10 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
         keep = false;
         break;
       case FieldToken.TE: // "trailers" only, and never to HTTP/1
-        keep = !h1 && b - e - 1 === 8 && s.startsWith('trailers', e + 1);
+        keep = false;
+        break;
+      case FieldToken.TE_TRAILERS:
+        keep = !h1;
         break;
       case FieldToken.COOKIE:
         if (++cookies > 1 && h1) return null;
