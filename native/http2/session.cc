@@ -184,6 +184,18 @@ Napi::Function Session::Init(Napi::Env env) {
                       InstanceMethod("bindHot", &Session::BindHot), InstanceMethod("respondSpans", &Session::RespondSpans)});
 }
 
+// An optional typed array option `name` of `type` with `min` elements or more, into `out`; false
+// when absent.
+template <typename T>
+static bool TypedOption(Napi::Env env, Napi::Object o, const char* name, napi_typedarray_type type, size_t min, const char* what, Napi::TypedArrayOf<T>* out) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type || v.As<Napi::TypedArray>().ElementLength() < min)
+    throw Napi::TypeError::New(env, std::string("H2Session: ") + name + " must be " + what);
+  *out = v.As<Napi::TypedArrayOf<T>>();
+  return true;
+}
+
 Session::Session(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<Session>(info), env_(GetEnv(info.Env())), async_(info.Env(), "StraitH2Session") {
   Napi::Env env = info.Env();
@@ -207,23 +219,17 @@ Session::Session(const Napi::CallbackInfo& info)
     client_ = cv.IsBoolean() && cv.As<Napi::Boolean>().Value();
     if (!info[2].IsNull() && !info[2].IsUndefined() && !info[2].IsBuffer()) throw Napi::TypeError::New(env, "H2Session: initial must be a Buffer or null");
     on_events_ = Napi::Persistent(ArgFunction(info, 3, "H2Session", "onEvents"));
-    Napi::Value ev = o.Get("events");
-    if (!ev.IsUndefined() && !ev.IsNull()) {
-      if (!ev.IsTypedArray() || ev.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || ev.As<Napi::TypedArray>().ElementLength() < 3)
-        throw Napi::TypeError::New(env, "H2Session: events must be a Uint32Array of 3 slots or more");
-      Napi::Uint32Array a = ev.As<Napi::Uint32Array>();
-      ev_ref_ = Napi::Persistent(a);
-      ev_mem_ = a.Data();
-      ev_cap_ = a.ElementLength() - a.ElementLength() % 3;
+    Napi::Uint32Array ev;
+    if (TypedOption(env, o, "events", napi_uint32_array, 3, "a Uint32Array of 3 slots or more", &ev)) {
+      ev_ref_ = Napi::Persistent(ev);
+      ev_mem_ = ev.Data();
+      ev_cap_ = ev.ElementLength() - ev.ElementLength() % 3;
     }
-    Napi::Value ft = o.Get("fields");
-    if (!ft.IsUndefined() && !ft.IsNull()) {
-      if (!ft.IsTypedArray() || ft.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || ft.As<Napi::TypedArray>().ElementLength() < 1)
-        throw Napi::TypeError::New(env, "H2Session: fields must be an Int32Array of 1 entry or more");
-      Napi::Int32Array a = ft.As<Napi::Int32Array>();
-      ftab_ref_ = Napi::Persistent(a);
-      ftab_mem_ = a.Data();
-      ftab_cap_ = a.ElementLength();
+    Napi::Int32Array ft;
+    if (TypedOption(env, o, "fields", napi_int32_array, 1, "an Int32Array of 1 entry or more", &ft)) {
+      ftab_ref_ = Napi::Persistent(ft);
+      ftab_mem_ = ft.Data();
+      ftab_cap_ = ft.ElementLength();
     }
     if (info[2].IsBuffer()) {
       Napi::Buffer<char> b = info[2].As<Napi::Buffer<char>>();

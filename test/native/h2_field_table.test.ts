@@ -185,6 +185,14 @@ describe('the addon field table', () => {
     expect(primed).toBeLessThan(10);
   });
 
+  it('refuses a fields option that is no Int32Array, naming it', () => {
+    const opts = { maxConcurrentStreams: 100, initialWindowSize: 65535, maxHeaderListSize: 65535, maxHeaderPairs: 128, highWaterMark: 1 << 20, streamHighWaterMark: 1 << 16, idleTimeoutMs: 0 };
+    for (const fields of [new Uint32Array(8), new Int32Array(0), [1, 2, 3]]) {
+      const fd = b.listenTcp('127.0.0.1', 0, 1, false); // closed by the constructor when it throws
+      expect(() => new b.H2Session!(fd, { ...opts, fields: fields as unknown as Int32Array }, null, () => {})).toThrow(/H2Session: fields must be an Int32Array of 1 entry or more/);
+    }
+  });
+
   it('gives an upstream response and its trailers their fields as flatIndex finds them', async () => {
     const srv = http2.createServer();
     srv.on('stream', (s) => {

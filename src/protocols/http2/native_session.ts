@@ -256,11 +256,11 @@ export const BIND_HOT_AFTER = 32;
 
 /**
  * The field table of the flat list indexed last ("name\0value\0..."): per pair, from flatBase,
- * its name's end, its value's end (the list's length for the last value) and its FieldToken. One list is read by several
- * passes in one call (the request's fields, route matchers, then the upstream request built
- * from it), and each pass used to find every NUL again; indexOf was ~5% of a gRPC request's
- * instructions. A pass reads the offsets right after flatIndex(), before any other list is
- * indexed.
+ * its name's end, its value's end (the list's length for the last value) and its FieldToken. One
+ * list is read by several passes in one call (the request's fields, route matchers, then the
+ * upstream request built from it), and each pass used to find every NUL again; indexOf was ~5%
+ * of a gRPC request's instructions. A pass reads flatTab and flatBase right after flatIndex(),
+ * before any other list is indexed.
  */
 export let flatTab: Int32Array = new Int32Array(192);
 /** Where the list's entries start in flatTab. */
@@ -272,7 +272,9 @@ let indexedPairs = 0;
 
 /**
  * The addon's field tables (NativeH2SessionOptions.fields), one array for every session: a batch's
- * are read while it is handled, before any other batch can come.
+ * are read while it is handled, before any other batch can come. Every session made here passes
+ * it, so the addon rewrites it (entry 0 at least) for each batch whose events come in the
+ * session's own array; that is when handle() reads it.
  */
 export const FIELD_TABLE = new Int32Array(4096);
 

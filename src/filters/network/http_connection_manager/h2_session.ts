@@ -1894,24 +1894,11 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
   for (let j = 0, r = flatBase; j < m; j++, r += 3) {
     const e = t[r]!;
     const b = t[r + 1]!;
-    let keep = true;
-    // Only the names this cares about, by token.
-    switch (t[r + 2]) {
-      case FieldToken.METHOD:
-      case FieldToken.PATH:
-      case FieldToken.AUTHORITY:
-      case FieldToken.SCHEME:
-      case FieldToken.STATUS:
-      case FieldToken.PSEUDO:
-      case FieldToken.HOST:
-      case FieldToken.UPGRADE:
-      case FieldToken.CONNECTION:
-      case FieldToken.KEEP_ALIVE:
-      case FieldToken.HTTP2_SETTINGS:
-      case FieldToken.PROXY_CONNECTION:
-      case FieldToken.TRANSFER_ENCODING:
-        keep = false;
-        break;
+    const tok = t[r + 2]!;
+    // Pseudo-headers are given to the addon apart; connection-specific fields go.
+    let keep = !h2Dropped(tok);
+    // The other names this cares about, by token.
+    switch (tok) {
       case FieldToken.TE: // "trailers" only, and never to HTTP/1
         keep = false;
         break;
@@ -2137,8 +2124,11 @@ export function trailersFlatOf(s: string): string {
   return w.buf.toString('latin1', 0, w.len);
 }
 
-/** Whether sendTrailers() drops a field of this FieldToken: a pseudo-header or one HTTP/2 forbids (H2_FORBIDDEN). */
-function trailerTokenDropped(t: number): boolean {
+/**
+ * Whether a field of this FieldToken is a pseudo-header or one HTTP/2 forbids (H2_FORBIDDEN):
+ * what sendTrailers() drops, and upstreamFlatOf() (which hands the pseudo-headers over apart).
+ */
+function h2Dropped(t: number): boolean {
   switch (t) {
     case FieldToken.METHOD:
     case FieldToken.PATH:
@@ -2164,7 +2154,7 @@ function trailersWhole(s: string): number {
   const m = flatIndex(s);
   const t = flatTab;
   for (let j = 0, r = flatBase; j < m; j++, r += 3) {
-    if (trailerTokenDropped(t[r + 2]!)) return -1;
+    if (h2Dropped(t[r + 2]!)) return -1;
   }
   return m;
 }
@@ -2184,7 +2174,7 @@ function writeTrailersFlat(w: FlatWriter, s: string): FlatWriter {
   let i = 0;
   for (let j = 0, r = flatBase; j < m; j++, r += 3) {
     const b = t[r + 1]!;
-    if (!trailerTokenDropped(t[r + 2]!)) {
+    if (!h2Dropped(t[r + 2]!)) {
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
