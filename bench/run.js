@@ -198,7 +198,7 @@ const files = writeReport(results, outDir);
 
 // Headline: throughput ratios per workload.
 const sum = summarize(results);
-process.stdout.write('\nheadline (median; fraction of direct / relative to best proxy):\n');
+process.stdout.write('\nheadline (median; fraction of direct / relative to best proxy; - where a side did not run):\n');
 for (const w of results.workloads) {
   const s = sum[w.name];
   if (s.status !== 'ran') {
@@ -210,7 +210,7 @@ for (const w of results.workloads) {
     .map(([n, p]) => {
       if (p.status !== 'ran') return `${n} ${p.status}`;
       if (!p.clean) return `${n} ${p.runs ? 'errors' : 'not run'}`;
-      const r = w.primary.better === 'higher' ? `${p.ratios.vs_direct?.toFixed(2)}/${p.ratios.vs_best?.toFixed(2)}` : `${p.stats[w.primary.key].median.toFixed(1)} ${w.primary.unit}`;
+      const r = w.primary.better === 'higher' ? `${p.ratios.vs_direct?.toFixed(2) ?? '-'}/${p.ratios.vs_best?.toFixed(2) ?? '-'}` : `${p.stats[w.primary.key].median.toFixed(1)} ${w.primary.unit}`;
       return `${n} ${r}${p.flagged ? '!' : ''}`;
     });
   process.stdout.write(`  ${w.name}: ${cells.join(', ')}\n`);
