@@ -1279,6 +1279,17 @@ bool Clean(const char* d, size_t n) {
 // ParseFlat's fields point into a string that outlives their frame (see session.h).
 static constexpr uint8_t kKept = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 
+// One field of ParseFlat's list: the name d[start, name_end), the value up to value_end.
+inline void Session::PushField(char* d, size_t start, size_t name_end, size_t value_end) {
+  nghttp2_nv nv;
+  nv.name = reinterpret_cast<uint8_t*>(d + start);
+  nv.namelen = name_end - start;
+  nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
+  nv.valuelen = value_end - name_end - 1;
+  nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+  nva_.push_back(nv);
+}
+
 bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
   const size_t n = s.size();
@@ -1302,26 +1313,13 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
         name_end = at;
         continue;
       }
-      nghttp2_nv nv;
-      nv.name = reinterpret_cast<uint8_t*>(d + start);
-      nv.namelen = name_end - start;
-      nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
-      nv.valuelen = at - name_end - 1;
-      nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
-      nva_.push_back(nv);
+      PushField(d, start, name_end, at);
       start = at + 1;
       name_end = SIZE_MAX;
     }
   }
   if (name_end != SIZE_MAX) {
-    // The last value needs no terminator.
-    nghttp2_nv nv;
-    nv.name = reinterpret_cast<uint8_t*>(d + start);
-    nv.namelen = name_end - start;
-    nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
-    nv.valuelen = n - name_end - 1;
-    nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
-    nva_.push_back(nv);
+    PushField(d, start, name_end, n);  // the last value needs no terminator
   } else if (start < n) {
     return false;  // a name with no value
   }

@@ -274,6 +274,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // until the frame that carries them is sent or dropped, so it is a stream's own string
   // (Stream::head, Stream::trailers), which lives until the stream closes.
   bool ParseFlat(std::string& s, const std::string* never = nullptr);
+  void PushField(char* d, size_t start, size_t name_end, size_t value_end);
   // Emits the block's never-indexed names (kEvNeverIndexed), if any, and forgets them.
   void PushNeverIndexed(Stream* s);
   void FreeStream(Stream* s);

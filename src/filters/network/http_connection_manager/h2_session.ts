@@ -2040,15 +2040,8 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
       case FieldToken.REQUEST_ID:
         rid = true;
         break;
-      case FieldToken.HOST:
-      case FieldToken.UPGRADE:
-      case FieldToken.CONNECTION:
-      case FieldToken.KEEP_ALIVE:
-      case FieldToken.HTTP2_SETTINGS:
-      case FieldToken.PROXY_CONNECTION:
-      case FieldToken.TRANSFER_ENCODING:
-        keep = false;
-        break;
+      default:
+        keep = !connectionSpecific(t[r + 2]!);
     }
     if (keep) {
       if (run < 0) run = i;
@@ -2124,18 +2117,9 @@ export function trailersFlatOf(s: string): string {
   return w.buf.toString('latin1', 0, w.len);
 }
 
-/**
- * Whether a field of this FieldToken is a pseudo-header or one HTTP/2 forbids (H2_FORBIDDEN):
- * what sendTrailers() drops, and upstreamFlatOf() (which hands the pseudo-headers over apart).
- */
-function h2Dropped(t: number): boolean {
+/** Whether a field of this FieldToken is one HTTP/2 forbids (H2_FORBIDDEN). */
+function connectionSpecific(t: number): boolean {
   switch (t) {
-    case FieldToken.METHOD:
-    case FieldToken.PATH:
-    case FieldToken.AUTHORITY:
-    case FieldToken.SCHEME:
-    case FieldToken.STATUS:
-    case FieldToken.PSEUDO:
     case FieldToken.HOST:
     case FieldToken.UPGRADE:
     case FieldToken.CONNECTION:
@@ -2147,6 +2131,14 @@ function h2Dropped(t: number): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Whether a field of this FieldToken is a pseudo-header or one HTTP/2 forbids: what
+ * sendTrailers() drops, and upstreamFlatOf() (which hands the pseudo-headers over apart).
+ */
+function h2Dropped(t: number): boolean {
+  return (t >= FieldToken.METHOD && t <= FieldToken.PSEUDO) || connectionSpecific(t);
 }
 
 /** The pair count of the trailers `s` when sendTrailers() keeps every field of them, else -1. */
