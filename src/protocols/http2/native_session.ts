@@ -322,9 +322,15 @@ export function primeFlat(s: string, at: number): number {
   return at + 1 + 3 * pairs;
 }
 
-/** A batch that brings field tables rewrites FIELD_TABLE: a list indexed from it is forgotten. */
-function flatNewTables(): void {
+/**
+ * How many FIELD_TABLE records a batch brings (its header block events have them in order, from
+ * entry 1): none when its events came in a new array (`fresh`), which means the addon did not
+ * write the table. A batch that did rewrote it, so a list indexed from it is forgotten.
+ */
+function batchRecords(fresh: Uint32Array | null): number {
+  if (fresh !== null) return 0;
   if (flatTab === FIELD_TABLE) indexed = null;
+  return FIELD_TABLE[0]!;
 }
 
 /** Lists primeFlat() indexed from the addon's table (tests tell primed lists from searched ones). */
@@ -797,11 +803,7 @@ export class NativeH2Connection {
     const ev = fresh ?? this.ev;
     let off = base;
     // The header blocks' field tables, one record per HEADERS event in order (see FIELD_TABLE).
-    let recs = 0;
-    if (fresh === null) {
-      flatNewTables();
-      recs = FIELD_TABLE[0]!;
-    }
+    let recs = batchRecords(fresh);
     let at = 1;
     for (let i = 0; i < 3 * n; i += 3) {
       const kind = ev[i]!;
@@ -1053,11 +1055,7 @@ export class NativeH2ClientConnection {
   private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
     const ev = fresh ?? this.ev;
     let off = base;
-    let recs = 0;
-    if (fresh === null) {
-      flatNewTables();
-      recs = FIELD_TABLE[0]!;
-    }
+    let recs = batchRecords(fresh);
     let at = 1;
     for (let i = 0; i < 3 * n; i += 3) {
       if (this.ended) break;
