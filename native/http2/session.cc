@@ -174,14 +174,14 @@ struct Callbacks {
 
 Napi::Function Session::Init(Napi::Env env) {
   return DefineClass(env, "H2Session",
-                     {InstanceMethod("respond", &Session::Respond), InstanceMethod("request", &Session::Request),
-                      InstanceMethod("requestRuns", &Session::RequestRuns), InstanceMethod("respondRuns", &Session::RespondRuns),
-                      InstanceMethod("data", &Session::Data),
-                      InstanceMethod("trailers", &Session::Trailers), InstanceMethod("rst", &Session::Rst),
-                      InstanceMethod("consume", &Session::Consume),
+                     {InstanceMethod("respond", &Session::Via<&Session::Respond>), InstanceMethod("request", &Session::Via<&Session::Request>),
+                      InstanceMethod("requestRuns", &Session::Via<&Session::RequestRuns>), InstanceMethod("respondRuns", &Session::Via<&Session::RespondRuns>),
+                      InstanceMethod("data", &Session::Via<&Session::Data>),
+                      InstanceMethod("trailers", &Session::Via<&Session::Trailers>), InstanceMethod("rst", &Session::Via<&Session::Rst>),
+                      InstanceMethod("consume", &Session::Via<&Session::Consume>),
                       InstanceMethod("close", &Session::Close), InstanceMethod("goaway", &Session::Goaway),
                       InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats),
-                      InstanceMethod("bindHot", &Session::BindHot), InstanceMethod("respondSpans", &Session::RespondSpans)});
+                      InstanceMethod("bindHot", &Session::BindHot), InstanceMethod("respondSpans", &Session::Via<&Session::RespondSpans>)});
 }
 
 // An optional typed array option `name` of `type` with `min` elements or more, into `out`; false
@@ -313,9 +313,15 @@ Session::Session(const Napi::CallbackInfo& info)
   if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
 }
 
-template <Napi::Value (Session::*M)(const Napi::CallbackInfo&)>
-Napi::Value Session::Bound(const Napi::CallbackInfo& info) {
-  return (static_cast<Session*>(info.Data())->*M)(info);
+template <Napi::Value (Session::*M)(const Args&)>
+napi_value Session::Bound(napi_env env, napi_callback_info cb) {
+  Args args(env, cb);
+  try {
+    return (static_cast<Session*>(args.Data())->*M)(args);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+    return nullptr;
+  }
 }
 
 Napi::Value Session::BindHot(const Napi::CallbackInfo& info) {
@@ -323,19 +329,22 @@ Napi::Value Session::BindHot(const Napi::CallbackInfo& info) {
   if (bound_) return env.Undefined();
   bound_ = true;
   Napi::Object self = info.This().As<Napi::Object>();
-  auto bind = [&](const char* name, Napi::Function f) {
+  auto bind = [&](const char* name, napi_callback cb) {
+    napi_value raw;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, this, &raw) != napi_ok) throw Napi::Error::New(env, "H2Session.bindHot: napi_create_function failed");
+    Napi::Function f(env, raw);
     f.Set("owner", self);
     self.DefineProperty(Napi::PropertyDescriptor::Value(name, f, napi_default));
   };
-  bind("respond", Napi::Function::New<Bound<&Session::Respond>>(env, "respond", this));
-  bind("respondRuns", Napi::Function::New<Bound<&Session::RespondRuns>>(env, "respondRuns", this));
-  bind("respondSpans", Napi::Function::New<Bound<&Session::RespondSpans>>(env, "respondSpans", this));
-  bind("request", Napi::Function::New<Bound<&Session::Request>>(env, "request", this));
-  bind("requestRuns", Napi::Function::New<Bound<&Session::RequestRuns>>(env, "requestRuns", this));
-  bind("data", Napi::Function::New<Bound<&Session::Data>>(env, "data", this));
-  bind("trailers", Napi::Function::New<Bound<&Session::Trailers>>(env, "trailers", this));
-  bind("rst", Napi::Function::New<Bound<&Session::Rst>>(env, "rst", this));
-  bind("consume", Napi::Function::New<Bound<&Session::Consume>>(env, "consume", this));
+  bind("respond", &Bound<&Session::Respond>);
+  bind("respondRuns", &Bound<&Session::RespondRuns>);
+  bind("respondSpans", &Bound<&Session::RespondSpans>);
+  bind("request", &Bound<&Session::Request>);
+  bind("requestRuns", &Bound<&Session::RequestRuns>);
+  bind("data", &Bound<&Session::Data>);
+  bind("trailers", &Bound<&Session::Trailers>);
+  bind("rst", &Bound<&Session::Rst>);
+  bind("consume", &Bound<&Session::Consume>);
   return env.Undefined();
 }
 
@@ -375,6 +384,7 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
   if (client_) {
     // Our streams exist since request(); each block (1xx, final response, trailers) starts afresh.
     if (Stream* s = StreamOf(f->hd.stream_id)) {
+      hdr_stream_ = s;
       s->hdr.clear();
       s->never_in.clear();
       s->hdr_bytes = s->hdr_pairs = 0;
@@ -383,7 +393,10 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
   }
   if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
     // Trailers: counted against the same limits, their content is not passed on.
-    if (Stream* s = StreamOf(f->hd.stream_id)) s->hdr_bytes = s->hdr_pairs = 0;
+    if (Stream* s = StreamOf(f->hd.stream_id)) {
+      hdr_stream_ = s;
+      s->hdr_bytes = s->hdr_pairs = 0;
+    }
     return 0;
   }
   Stream* s = NewStream();
@@ -394,6 +407,7 @@ int Session::OnBeginHeaders(const nghttp2_frame* f) {
   open_streams_++;
   streams_total_++;
   nghttp2_session_set_stream_user_data(session_, s->id, s);
+  hdr_stream_ = s;
   return 0;
 }
 
@@ -443,7 +457,8 @@ static int32_t TokenOf(const uint8_t* n, size_t len) {
 }
 
 int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags) {
-  Stream* s = StreamOf(f->hd.stream_id);
+  Stream* s = hdr_stream_;
+  if (!s || s->id != f->hd.stream_id) s = StreamOf(f->hd.stream_id);
   if (!s || s->rejected) return 0;
   // RFC 9113 §6.5.2 counts 32 bytes of overhead per field.
   s->hdr_bytes += static_cast<uint32_t>(namelen + valuelen + 32);
@@ -669,6 +684,7 @@ Session::Stream* Session::NewStream() {
 
 void Session::Recycle(Stream* s) {
   if (by_id_[SlotOf(s->id)] == s) by_id_[SlotOf(s->id)] = nullptr;
+  if (hdr_stream_ == s) hdr_stream_ = nullptr;
   if (spare_.size() >= kMaxSpareStreams) {
     delete s;
     return;
@@ -1169,7 +1185,7 @@ void Session::Finish(SessionEndReason reason, bool from_js) {
 
 // ---- JavaScript → C++ ----
 
-Session::Stream* Session::StreamArg(const Napi::CallbackInfo& info, const char* fn) {
+Session::Stream* Session::StreamArg(const Args& info, const char* fn) {
   int32_t id = ArgInt(info, 0, fn, "streamId", 1, INT32_MAX);
   if (finished_) return nullptr;
   return StreamOf(id);
@@ -1335,7 +1351,7 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
 
 // The optional never-indexed names argument at info[i] ("name\0name...", latin1) into `out`;
 // null when absent (most calls: nothing is read).
-static const std::string* NeverArg(const Napi::CallbackInfo& info, size_t i, std::string& out, const char* fn) {
+static const std::string* NeverArg(const Args& info, size_t i, std::string& out, const char* fn) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return nullptr;
   if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": neverIndexed must be a string of names");
   napi_env env = info.Env();
@@ -1370,7 +1386,7 @@ static const char* ReadLatin1(napi_env env, napi_value v, char* stack, std::stri
 }
 
 // Reads a latin1 string argument into `out` (scratch_: one buffer reused for every call).
-static bool Latin1Arg(const Napi::CallbackInfo& info, size_t i, std::string& out) {
+static bool Latin1Arg(const Args& info, size_t i, std::string& out) {
   char stack[kStackLatin1];
   size_t len = 0;
   const char* p = ReadLatin1(info.Env(), info[i], stack, out, &len);
@@ -1381,7 +1397,7 @@ static bool Latin1Arg(const Napi::CallbackInfo& info, size_t i, std::string& out
 
 // A header list argument: a latin1 string, or the first info[len_at] bytes of a Uint8Array.
 // The byte form lets JavaScript fill one reused buffer in place of building a string per list.
-static bool FlatArg(const Napi::CallbackInfo& info, size_t i, size_t len_at, std::string& out) {
+static bool FlatArg(const Args& info, size_t i, size_t len_at, std::string& out) {
   napi_env env = info.Env();
   napi_value v = info[i];
   bool typed = false;
@@ -1402,7 +1418,7 @@ static bool FlatArg(const Napi::CallbackInfo& info, size_t i, size_t len_at, std
 // call, where a response known to be complete would otherwise take respond + data + data(end).
 // `neverIndexed`: "name\0name..." of fields to send as never-indexed literals (what the upstream
 // sent so, RFC 7541 §7.1.3), on top of UniquePerRequest's.
-Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
+Napi::Value Session::Respond(const Args& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.respond");
   if (!FlatArg(info, 1, 4, scratch_)) throw Napi::TypeError::New(env, "H2Session.respond: headers must be a string or a Uint8Array with its length");
@@ -1418,14 +1434,14 @@ Napi::Value Session::Respond(const Napi::CallbackInfo& info) {
 
 // Joins src's [start, end) runs (each ending with a NUL, src's last pair having none of its own)
 // and `extra` onto `out`: the header lists requestRuns() and respondRuns() are given in parts.
-static void JoinRuns(const Napi::CallbackInfo& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
+static void JoinRuns(const Args& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
 
 // respondRuns(streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as respond().
 // The list respond() takes, joined here from the upstream's list `src` (as this addon gave it)
 // cut in [start, end) runs and the pairs the proxy adds in `extra` (h2ResponseRunsOf in
 // src/filters/network/http_connection_manager/h2_session.ts; h2ResponseFlatOf is the joined
 // reference), rather than from a concatenated string V8 would flatten into one more copy.
-Napi::Value Session::RespondRuns(const Napi::CallbackInfo& info) {
+Napi::Value Session::RespondRuns(const Args& info) {
   Napi::Env env = info.Env();
   const char* fn = "H2Session.respondRuns";
   Stream* s = StreamArg(info, fn);
@@ -1485,7 +1501,7 @@ static bool UniquePerRequestFolded(const uint8_t* n, size_t len) {
 // A typed array argument of type `want`: its data and element count from one
 // napi_get_typedarray_info call (node-addon-api's IsTypedArray, TypedArrayType and its typed
 // constructor make three, ~300 instructions per array on this path).
-static bool TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type want, void** data, size_t* length) {
+static bool TypedArg(const Args& info, size_t i, napi_typedarray_type want, void** data, size_t* length) {
   if (info.Length() <= i) return false;
   napi_typedarray_type t;
   return napi_get_typedarray_info(info.Env(), info[i], &t, length, data, nullptr, nullptr) == napi_ok && t == want;
@@ -1499,7 +1515,7 @@ static bool TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_t
 // `head`: nghttp2 copies and lower-cases them during the call. Names are as the HTTP/1 parser
 // accepted them (tokens only); values are checked here. Copying them into a flat list in
 // JavaScript first, byte by byte, was 8 % of an h2c request's instructions.
-Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
+Napi::Value Session::RespondSpans(const Args& info) {
   Napi::Env env = info.Env();
   const char* fn = "H2Session.respondSpans";
   Stream* s = StreamArg(info, fn);
@@ -1549,7 +1565,7 @@ Napi::Value Session::RespondSpans(const Napi::CallbackInfo& info) {
 // nghttp2 error (NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE once ids run out, ...; 0 when finished).
 // Client mode only. Past the peer's max_concurrent_streams nghttp2 holds the request until a
 // stream ends.
-Napi::Value Session::Request(const Napi::CallbackInfo& info) {
+Napi::Value Session::Request(const Args& info) {
   Napi::Env env = info.Env();
   if (!client_) throw Napi::Error::New(env, "H2Session.request: not a client session");
   if (!FlatArg(info, 0, 3, scratch_)) throw Napi::TypeError::New(env, "H2Session.request: headers must be a string or a Uint8Array with its length");
@@ -1578,7 +1594,7 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
 // downstream's list as this addon gave it, no NUL after its last value) and the added pairs in
 // `extra`. Joined in JavaScript, the list was a concatenated string that V8 flattened into one
 // more copy to hand it over: ~0.5 KB of garbage per gRPC request.
-Napi::Value Session::RequestRuns(const Napi::CallbackInfo& info) {
+Napi::Value Session::RequestRuns(const Args& info) {
   Napi::Env env = info.Env();
   const char* fn = "H2Session.requestRuns";
   if (!client_) throw Napi::Error::New(env, "H2Session.requestRuns: not a client session");
@@ -1607,7 +1623,7 @@ Napi::Value Session::RequestRuns(const Napi::CallbackInfo& info) {
   return SubmitRequest(env, pairs, end, never, fn);
 }
 
-static void JoinRuns(const Napi::CallbackInfo& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {
+static void JoinRuns(const Args& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {
   napi_env env = info.Env();
   napi_typedarray_type type;
   size_t runs_len = 0;
@@ -1667,7 +1683,7 @@ Napi::Value Session::SubmitRequest(Napi::Env env, int32_t pairs, bool end, const
 
 // data(streamId, Buffer | null, endStream) -> boolean: false once the stream holds
 // streamHighWaterMark bytes or more (then a kEvDrain event follows when it falls below).
-Napi::Value Session::Data(const Napi::CallbackInfo& info) {
+Napi::Value Session::Data(const Args& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.data");
   if (!s || s->eof) return Napi::Boolean::New(env, true);  // gone: the bytes have nowhere to go
@@ -1692,7 +1708,7 @@ Napi::Value Session::Data(const Napi::CallbackInfo& info) {
 
 // trailers(streamId, "name\0value\0..." | bytes, pairs[, byteLength[, neverIndexed]]): ends the body with these trailers
 // (0 pairs = none); `neverIndexed` as respond()'s, kept until the trailers are submitted.
-Napi::Value Session::Trailers(const Napi::CallbackInfo& info) {
+Napi::Value Session::Trailers(const Args& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.trailers");
   if (!info[1].IsString() && !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string or a Uint8Array with its length");
@@ -1714,7 +1730,7 @@ Napi::Value Session::Trailers(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value Session::Rst(const Napi::CallbackInfo& info) {
+Napi::Value Session::Rst(const Args& info) {
   int32_t id = ArgInt(info, 0, "H2Session.rst", "streamId", 1, INT32_MAX);
   uint32_t code = static_cast<uint32_t>(ArgInt(info, 1, "H2Session.rst", "code", 0, INT32_MAX));
   if (finished_) return info.Env().Undefined();
@@ -1724,7 +1740,7 @@ Napi::Value Session::Rst(const Napi::CallbackInfo& info) {
 }
 
 // consume(streamId, bytes): JavaScript has taken these bytes: the peer may send as many more.
-Napi::Value Session::Consume(const Napi::CallbackInfo& info) {
+Napi::Value Session::Consume(const Args& info) {
   int32_t id = ArgInt(info, 0, "H2Session.consume", "streamId", 1, INT32_MAX);
   int32_t n = ArgInt(info, 1, "H2Session.consume", "bytes", 0, INT32_MAX);
   if (finished_ || !StreamOf(id)) return info.Env().Undefined();

@@ -20,6 +20,7 @@
 
 #include "io/buffer_pool.h"
 #include "io/env.h"
+#include "io/js_util.h"
 
 namespace strait {
 namespace http2 {
@@ -193,18 +194,18 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
 
  private:
   // JavaScript → C++.
-  Napi::Value Respond(const Napi::CallbackInfo& info);
-  Napi::Value RespondRuns(const Napi::CallbackInfo& info);
-  Napi::Value RespondSpans(const Napi::CallbackInfo& info);
-  Napi::Value Request(const Napi::CallbackInfo& info);
-  Napi::Value RequestRuns(const Napi::CallbackInfo& info);
+  Napi::Value Respond(const Args& info);
+  Napi::Value RespondRuns(const Args& info);
+  Napi::Value RespondSpans(const Args& info);
+  Napi::Value Request(const Args& info);
+  Napi::Value RequestRuns(const Args& info);
   Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
   Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const char* body, size_t body_len);  // body null: none
   Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
-  Napi::Value Data(const Napi::CallbackInfo& info);
-  Napi::Value Trailers(const Napi::CallbackInfo& info);
-  Napi::Value Rst(const Napi::CallbackInfo& info);
-  Napi::Value Consume(const Napi::CallbackInfo& info);
+  Napi::Value Data(const Args& info);
+  Napi::Value Trailers(const Args& info);
+  Napi::Value Rst(const Args& info);
+  Napi::Value Consume(const Args& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Goaway(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
@@ -217,8 +218,13 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // so JavaScript asks for it once a session has carried enough streams to pay it back. Each
   // bound function holds the object, so none outlives it.
   Napi::Value BindHot(const Napi::CallbackInfo& info);
-  template <Napi::Value (Session::*M)(const Napi::CallbackInfo&)>
-  static Napi::Value Bound(const Napi::CallbackInfo& info);
+  template <Napi::Value (Session::*M)(const Args&)>
+  static napi_value Bound(napi_env env, napi_callback_info cb);
+  // The same methods on the prototype.
+  template <Napi::Value (Session::*M)(const Args&)>
+  Napi::Value Via(const Napi::CallbackInfo& info) {
+    return (this->*M)(Args(info));
+  }
   bool bound_ = false;
 
   // nghttp2 callbacks (static trampolines in session.cc call these).
@@ -267,7 +273,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);
-  Stream* StreamArg(const Napi::CallbackInfo& info, const char* fn);
+  Stream* StreamArg(const Args& info, const char* fn);
   // Parses "name\0value\0..." into nva_, names lowercased in place in `s`; false when malformed.
   // Fields named in `never` ("name\0name...", from a kEvNeverIndexed event) go never indexed.
   // nghttp2 is told not to copy the fields (NGHTTP2_NV_FLAG_NO_COPY_*): `s` must stay as it is
@@ -312,6 +318,9 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   static constexpr uint32_t kIdSlots = 256;
   static uint32_t SlotOf(int32_t id) { return (static_cast<uint32_t>(id) >> 1) & (kIdSlots - 1); }
   Stream* by_id_[kIdSlots] = {};
+  // The stream whose header block is being received (OnBeginHeaders): OnHeader, called for
+  // each of its fields, asks StreamOf only when the frame is another stream's.
+  Stream* hdr_stream_ = nullptr;
   std::vector<Stream*> spare_;
   uint32_t open_streams_ = 0;
   bool finished_ = false;

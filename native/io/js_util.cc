@@ -27,23 +27,22 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err) {
 
 static std::string Where(const char* fn, const char* name) { return std::string(fn) + ": " + name; }
 
-int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max) {
+int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max) {
   double d;
   // napi_get_value_double refuses a non-number itself: no napi_typeof first (this runs for
   // several arguments of every per-request call).
-  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) throw Napi::TypeError::New(info.Env(), Where(fn, name) + " must be a number");
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw Napi::TypeError::New(env, Where(fn, name) + " must be a number");
   if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || std::trunc(d) != d) {
-    throw Napi::RangeError::New(info.Env(), Where(fn, name) + " must be an integer in [" + std::to_string(min) + ", " +
-                                                std::to_string(max) + "], got " + std::to_string(d));
+    throw Napi::RangeError::New(env, Where(fn, name) + " must be an integer in [" + std::to_string(min) + ", " +
+                                         std::to_string(max) + "], got " + std::to_string(d));
   }
   return static_cast<int32_t>(d);
 }
 
-bool ArgBool(const Napi::CallbackInfo& info, size_t i) {
-  napi_value v = info[i];
+bool ArgBool(napi_env env, napi_value v) {
   bool b;
-  if (napi_get_value_bool(info.Env(), v, &b) == napi_ok) return b;
-  return Napi::Value(info.Env(), v).ToBoolean();
+  if (napi_get_value_bool(env, v, &b) == napi_ok) return b;
+  return Napi::Value(env, v).ToBoolean();
 }
 
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {

@@ -14,10 +14,44 @@ std::string ErrnoNameOf(int code);
 // name and `errno` = the negative errno, like Node's own system errors.
 [[noreturn]] void ThrowErrno(Napi::Env env, const std::string& what, int err);
 
+// A call's arguments, read with one napi_get_cb_info into a stack array, for the calls made
+// per request. Napi::CallbackInfo asks twice and allocates the array on the heap when a call
+// has more than six arguments (requestRuns has ten): ~250 instructions a call.
+class Args {
+ public:
+  static constexpr size_t kMax = 12;  // arguments past this read as undefined
+  Args(napi_env env, napi_callback_info cb) : env_(env) {
+    argc_ = kMax;
+    napi_get_cb_info(env, cb, &argc_, argv_, nullptr, &data_);
+  }
+  // For the same method called through the prototype (before a session binds it).
+  explicit Args(const Napi::CallbackInfo& info) : env_(info.Env()), argc_(info.Length()), data_(info.Data()) {
+    for (size_t i = 0; i < kMax; i++) argv_[i] = info[i];
+  }
+  Napi::Env Env() const { return Napi::Env(env_); }
+  size_t Length() const { return argc_; }
+  void* Data() const { return data_; }
+  Napi::Value operator[](size_t i) const { return i < kMax ? Napi::Value(env_, argv_[i]) : Env().Undefined(); }
+
+ private:
+  napi_env env_;
+  size_t argc_;
+  void* data_ = nullptr;
+  napi_value argv_[kMax];
+};
+
 // Argument checks: a TypeError/RangeError naming the function and the argument.
-int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max);
+int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max);
+inline int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max) {
+  return ArgInt(info.Env(), info[i], fn, name, min, max);
+}
+inline int32_t ArgInt(const Args& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max) {
+  return ArgInt(info.Env(), info[i], fn, name, min, max);
+}
 // Truthiness, as ToBoolean, without napi_coerce_to_bool's cost when the value is a boolean.
-bool ArgBool(const Napi::CallbackInfo& info, size_t i);
+bool ArgBool(napi_env env, napi_value v);
+inline bool ArgBool(const Napi::CallbackInfo& info, size_t i) { return ArgBool(info.Env(), info[i]); }
+inline bool ArgBool(const Args& info, size_t i) { return ArgBool(info.Env(), info[i]); }
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 double OptNumber(Napi::Object opts, const char* key, const char* fn, double min, double max);

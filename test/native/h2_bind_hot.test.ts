@@ -110,5 +110,37 @@ describe('H2Session.bindHot', () => {
     expect(h.data).toBe(data);
     expect((data as unknown as { owner: unknown }).owner).toBe(h);
     expect(await one(1000)).toEqual({ body: 'req 1000', path: '/c1000' });
+    // Bad arguments throw the same errors bound as through the prototype (the bound functions
+    // read their arguments without node-addon-api's CallbackInfo), and the session lives on.
+    type Loose = (...a: unknown[]) => unknown;
+    const c13 = conn.request({ ':method': 'POST', ':path': '/c13', ':scheme': 'http', ':authority': 'x' }, false, {
+      h2Headers() {},
+      h2Data() {},
+      h2Trailers() {},
+      h2End() {},
+      h2Close() {},
+    } as never);
+    const proto = Object.getPrototypeOf(h) as Record<string, Loose>;
+    const bound = h as unknown as Record<string, Loose>;
+    for (const call of [(f: Record<string, Loose>) => f.data!.call(h, c13, 'text', false), (f: Record<string, Loose>) => f.rst!.call(h, 'one', 0)]) {
+      let viaProto: unknown;
+      let viaBound: unknown;
+      try {
+        call(proto);
+      } catch (e) {
+        viaProto = e;
+      }
+      try {
+        call(bound);
+      } catch (e) {
+        viaBound = e;
+      }
+      expect(viaBound).toBeInstanceOf(TypeError);
+      expect(String(viaBound)).toMatch(/^TypeError: H2Session\.(data: chunk must be a Buffer or null|rst: streamId must be a number)$/);
+      expect(String(viaBound)).toBe(String(viaProto));
+    }
+    // More arguments than are read: ignored, as before.
+    expect(bound.data!(c13, Buffer.from('x'), true, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)).toBe(true);
+    expect(await one(1001)).toEqual({ body: 'req 1001', path: '/c1001' });
   });
 });
