@@ -130,7 +130,7 @@ export interface NativeH2Session {
   /** false when the stream is gone or already answered. */
   respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   /** respond() with the list in parts, joined by the addon: the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs). */
-  respondRuns(streamId: number, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
+  respondRuns(streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
   /**
    * respond() for an HTTP/1 upstream's head: `flat` (`flatLen` bytes, `flatPairs` pairs) holds
    * :status and the added pairs; `spans` the kept fields of `head` as [nameStart, nameEnd,
@@ -143,7 +143,7 @@ export interface NativeH2Session {
    * request() with the list in parts, joined by the addon: the pseudo-headers (`:scheme` http),
    * the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs).
    */
-  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
@@ -235,6 +235,8 @@ export interface NativeBinding {
    * were on and are now off. Absent in addons built before it.
    */
   disableLoopIdleTime?(): boolean;
+  /** Sets RUNS_TABLE as the runs that respondRuns, requestRuns and writeHttp1HeadFromFlat read when given null. */
+  setRunsTable?(table: Int32Array): void;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
   /**
@@ -326,6 +328,14 @@ let binding: NativeBinding | null = null;
  * The addon, loaded on first use (so `--io-engine node` never needs it). A missing or broken
  * build throws NativeLoadError: never a silent fallback.
  */
+/**
+ * The [start, end) runs of a header list, written right before the addon call that reads them
+ * (respondRuns, requestRuns, writeHttp1HeadFromFlat), which is passed null for them: the addon
+ * holds this array from load on, so a call need not look up an Int32Array argument's memory
+ * (~380 instructions). A list with more runs than fit passes an array of its own.
+ */
+export const RUNS_TABLE = new Int32Array(1024);
+
 export function loadNative(): NativeBinding {
   if (binding) return binding;
   try {
@@ -336,6 +346,7 @@ export function loadNative(): NativeBinding {
       { cause: err },
     );
   }
+  binding.setRunsTable?.(RUNS_TABLE);
   return binding;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "http1/head.h"
+#include "io/env.h"
 
 namespace strait {
 namespace http1 {
@@ -562,16 +563,39 @@ long PutFlatFields(const uint8_t* flat, size_t i, size_t end, uint8_t* out, size
 
 // Appends string `s` (latin1, one byte per char as V8 writes it) at out[o]; false when it does
 // not fit. V8 ends what it writes with a NUL, so one byte of room past the string is needed.
+// One N-API call when the string ends before out does; only one that reaches the end may have
+// been cut, and asks for the length.
 bool PutString(napi_env env, napi_value s, uint8_t* out, size_t& o, size_t cap) {
-  size_t len = 0, got = 0;
-  if (napi_get_value_string_latin1(env, s, nullptr, 0, &len) != napi_ok || o + len + 1 > cap) return false;
-  napi_get_value_string_latin1(env, s, reinterpret_cast<char*>(out + o), len + 1, &got);
-  o += got;
+  if (o >= cap) return false;
+  size_t got = 0, len = 0;
+  if (napi_get_value_string_latin1(env, s, reinterpret_cast<char*>(out + o), cap - o, &got) != napi_ok) return false;
+  if (got + 1 < cap - o) {
+    o += got;
+    return true;
+  }
+  napi_get_value_string_latin1(env, s, nullptr, 0, &len);
+  if (o + len + 1 > cap) return false;
+  o += len;  // it fitted, so it was written whole
+  return true;
+}
+
+// Reads string `s` (latin1) into buf at `at`, growing buf when it does not fit: one N-API call
+// for a string shorter than the room buf already has. False when `s` is no string.
+bool ReadAt(napi_env env, napi_value s, std::string& buf, size_t at, size_t* len) {
+  if (buf.size() < at + 256) buf.resize(at + 256);
+  size_t room = buf.size() - at, got = 0;
+  if (napi_get_value_string_latin1(env, s, &buf[at], room, &got) != napi_ok) return false;
+  if (got + 1 >= room) {
+    napi_get_value_string_latin1(env, s, nullptr, 0, &got);
+    if (buf.size() < at + got + 1) buf.resize(at + got + 1);
+    napi_get_value_string_latin1(env, s, &buf[at], got + 1, &got);
+  }
+  *len = got;
   return true;
 }
 
 // writeHttp1HeadFromFlat(out, method, path, authority, src, runs, nRuns, extra, chunked) ->
-// bytes written. The HTTP/1.1 head of a request that came as HTTP/2 (FlatRequest.h1Head in
+// bytes written (`runs` null: the runs table, setRunsTable). The HTTP/1.1 head of a request that came as HTTP/2 (FlatRequest.h1Head in
 // src/filters/network/http_connection_manager/upstream_try.ts, the reference): request line and
 // host, then the "name\0value\0" pairs of src's kept runs and of extra as header lines (`te`
 // left out), `transfer-encoding: chunked` when asked, and the blank line. One call instead of two
@@ -591,9 +615,8 @@ napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (out | fd, method, path, authority, src, runs, nRuns, extra, chunked[, size])");
   napi_typedarray_type type;
   napi_valuetype vt;
-  size_t cap = 0, runs_len = 0, src_len = 0, extra_len = 0, got = 0;
+  size_t cap = 0, runs_len = 0, src_len = 0, extra_len = 0;
   void* outp = nullptr;
-  void* runsp = nullptr;
   int32_t fd = -1;
   if (napi_typeof(env, argv[0], &vt) != napi_ok) return nullptr;
   if (vt == napi_number) {
@@ -604,27 +627,23 @@ napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   } else if (napi_get_typedarray_info(env, argv[0], &type, &cap, &outp, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
     return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
   }
-  if (napi_get_typedarray_info(env, argv[5], &type, &runs_len, &runsp, nullptr, nullptr) != napi_ok || type != napi_int32_array)
-    return HeadThrow(env, fn, false, "runs must be an Int32Array");
+  const int32_t* runs = nullptr;
+  if (!RunsOf(env, GetEnv(Napi::Env(env)), argv[5], &runs, &runs_len)) return HeadThrow(env, fn, false, "runs must be an Int32Array, or null for the runs table");
   int32_t n_runs = 0;
   bool chunked = false;
   if (napi_get_value_int32(env, argv[6], &n_runs) != napi_ok || napi_get_value_bool(env, argv[8], &chunked) != napi_ok)
     return HeadThrow(env, fn, false, "nRuns must be a number and chunked a boolean");
-  if (napi_get_value_string_latin1(env, argv[4], nullptr, 0, &src_len) != napi_ok || napi_get_value_string_latin1(env, argv[7], nullptr, 0, &extra_len) != napi_ok)
-    return HeadThrow(env, fn, false, "src and extra must be strings");
-  if (n_runs < 0 || size_t(n_runs) * 2 > runs_len) return HeadThrow(env, fn, true, "nRuns out of range");
-  const auto* runs = static_cast<const int32_t*>(runsp);
-  for (int32_t k = 0; k < n_runs; k++) {
-    if (runs[2 * k] < 0 || runs[2 * k + 1] < runs[2 * k] || size_t(runs[2 * k + 1]) > src_len) return HeadThrow(env, fn, true, "a run is outside src");
-  }
   // The two lists as bytes, side by side (plus V8's closing NUL), and in send mode the head
   // itself; one of each per thread, grown to the largest seen.
   static thread_local std::string scratch;
   static thread_local std::string head;
-  if (scratch.size() < src_len + extra_len + 1) scratch.resize(src_len + extra_len + 1);
-  auto* flat = reinterpret_cast<uint8_t*>(&scratch[0]);
-  napi_get_value_string_latin1(env, argv[4], reinterpret_cast<char*>(flat), src_len + 1, &got);
-  napi_get_value_string_latin1(env, argv[7], reinterpret_cast<char*>(flat + src_len), extra_len + 1, &got);
+  if (!ReadAt(env, argv[4], scratch, 0, &src_len) || !ReadAt(env, argv[7], scratch, src_len, &extra_len))
+    return HeadThrow(env, fn, false, "src and extra must be strings");
+  if (n_runs < 0 || size_t(n_runs) * 2 > runs_len) return HeadThrow(env, fn, true, "nRuns out of range");
+  for (int32_t k = 0; k < n_runs; k++) {
+    if (runs[2 * k] < 0 || runs[2 * k + 1] < runs[2 * k] || size_t(runs[2 * k + 1]) > src_len) return HeadThrow(env, fn, true, "a run is outside src");
+  }
+  const auto* flat = reinterpret_cast<const uint8_t*>(scratch.data());
   if (fd >= 0) {
     if (head.size() < cap + 1) head.resize(cap + 1);
     outp = &head[0];

@@ -1434,9 +1434,10 @@ Napi::Value Session::Respond(const Args& info) {
 
 // Joins src's [start, end) runs (each ending with a NUL, src's last pair having none of its own)
 // and `extra` onto `out`: the header lists requestRuns() and respondRuns() are given in parts.
-static void JoinRuns(const Args& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
+static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
 
 // respondRuns(streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as respond().
+// `runs`: an Int32Array, or null for the runs table (setRunsTable), as in requestRuns().
 // The list respond() takes, joined here from the upstream's list `src` (as this addon gave it)
 // cut in [start, end) runs and the pairs the proxy adds in `extra` (h2ResponseRunsOf in
 // src/filters/network/http_connection_manager/h2_session.ts; h2ResponseFlatOf is the joined
@@ -1451,7 +1452,7 @@ Napi::Value Session::RespondRuns(const Args& info) {
   const bool end = ArgBool(info, 6);
   const std::string* never = NeverArg(info, 7, never_scratch_, fn);
   scratch_.clear();
-  JoinRuns(info, 1, 2, 4, src_scratch_, scratch_, fn);
+  JoinRuns(info, env_, 1, 2, 4, src_scratch_, scratch_, fn);
   return SubmitResponse(env, s, pairs, end, nullptr, never, fn);
 }
 
@@ -1588,6 +1589,7 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
 }
 
 // requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as request().
+// `runs`: an Int32Array, or null for the runs table (setRunsTable).
 // The list request() takes, put together here from the parts a forwarded HTTP/2 request is made
 // of (FlatRequest in src/filters/network/http_connection_manager/upstream_try.ts, whose `flat`
 // is the reference): the four pseudo-headers, src's kept [start, end) runs (src being the
@@ -1619,24 +1621,21 @@ Napi::Value Session::RequestRuns(const Args& info) {
   AppendLatin1(env, info[2], out);
   out.push_back('\0');
   out.append(kScheme, sizeof kScheme);
-  JoinRuns(info, 3, 4, 6, src_scratch_, out, fn);
+  JoinRuns(info, env_, 3, 4, 6, src_scratch_, out, fn);
   return SubmitRequest(env, pairs, end, never, fn);
 }
 
-static void JoinRuns(const Args& info, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {
+static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {
   napi_env env = info.Env();
-  napi_typedarray_type type;
   size_t runs_len = 0;
-  void* runsp = nullptr;
-  if (napi_get_typedarray_info(env, info[runs_at], &type, &runs_len, &runsp, nullptr, nullptr) != napi_ok || type != napi_int32_array)
-    throw Napi::TypeError::New(env, std::string(fn) + ": runs must be an Int32Array");
+  const int32_t* runs = nullptr;
+  if (!RunsOf(env, e, info[runs_at], &runs, &runs_len)) throw Napi::TypeError::New(env, std::string(fn) + ": runs must be an Int32Array, or null for the runs table");
   const int32_t n_runs = ArgInt(info, runs_at + 1, fn, "nRuns", 0, INT32_MAX);
   if (size_t(n_runs) * 2 > runs_len) throw Napi::RangeError::New(env, std::string(fn) + ": nRuns out of range");
   char stack[kStackLatin1];
   size_t src_len = 0;
   const char* sp = ReadLatin1(env, info[src_at], stack, src, &src_len);
   if (!sp) throw Napi::TypeError::New(env, std::string(fn) + ": src must be a string");
-  const auto* runs = static_cast<const int32_t*>(runsp);
   for (int32_t k = 0; k < n_runs; k++) {
     const int32_t a = runs[2 * k], b = runs[2 * k + 1];
     if (a < 0 || b < a || size_t(b) > src_len) throw Napi::RangeError::New(env, std::string(fn) + ": a run is outside src");
@@ -1687,9 +1686,13 @@ Napi::Value Session::Data(const Args& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.data");
   if (!s || s->eof) return Napi::Boolean::New(env, true);  // gone: the bytes have nowhere to go
-  if (info[1].IsBuffer() || info[1].IsTypedArray()) {
-    Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
-    s->out.append(reinterpret_cast<const char*>(b.Data()), b.ByteLength());
+  // One napi_get_typedarray_info: IsBuffer, IsTypedArray and a Uint8Array's constructor made three.
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, info[1], &type, &len, &p, nullptr, nullptr) == napi_ok) {
+    if (type != napi_uint8_array) throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
+    if (len) s->out.append(static_cast<const char*>(p), len);
   } else if (!info[1].IsNull() && !info[1].IsUndefined()) {
     throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
   }

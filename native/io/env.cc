@@ -46,6 +46,34 @@ Env* InitEnv(Napi::Env env) {
 
 Env* GetEnv(Napi::Env env) { return env.GetInstanceData<Env>(); }
 
+Napi::Value SetRunsTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* p = nullptr;
+  if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+    throw Napi::TypeError::New(env, "setRunsTable: table must be an Int32Array");
+  Env* e = GetEnv(env);
+  e->runs_ref = Napi::Persistent(info[0].As<Napi::Int32Array>());
+  e->runs = static_cast<const int32_t*>(p);
+  e->runs_len = len;
+  return env.Undefined();
+}
+
+bool RunsOf(napi_env env, Env* e, napi_value v, const int32_t** runs, size_t* len) {
+  napi_valuetype t;
+  if (e->runs != nullptr && napi_typeof(env, v, &t) == napi_ok && t == napi_null) {
+    *runs = e->runs;
+    *len = e->runs_len;
+    return true;
+  }
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array) return false;
+  *runs = static_cast<const int32_t*>(p);
+  return true;
+}
+
 // Node configures its loop with UV_METRICS_IDLE_TIME (for performance.eventLoopUtilization, which
 // Strait never reads). With it, libuv precedes every blocking epoll_pwait with a non-blocking
 // one so that it can time the wait: at a fixed request rate that is one wasted syscall per

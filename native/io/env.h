@@ -44,6 +44,12 @@ struct Env {
   Napi::Reference<Napi::Buffer<uint8_t>> data_pool;
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
+  // The Int32Array of [start, end) runs that header-list calls read when JavaScript passes null
+  // for their `runs` (RUNS_TABLE in src/native.ts, set once by
+  // setRunsTable): napi_get_typedarray_info on an Int32Array costs ~380 instructions a call.
+  Napi::Reference<Napi::Int32Array> runs_ref;
+  const int32_t* runs = nullptr;
+  size_t runs_len = 0;
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);
@@ -57,6 +63,12 @@ struct Env {
 // Creates the Env, stores it as instance data and registers the teardown hook.
 Env* InitEnv(Napi::Env env);
 Env* GetEnv(Napi::Env env);
+// setRunsTable(Int32Array): the table Env::runs points into, held until the environment ends.
+Napi::Value SetRunsTable(const Napi::CallbackInfo& info);
+// The runs argument `v` of a header-list call: the table set by setRunsTable when `v` is null,
+// else an Int32Array of its own. False when it is neither.
+bool RunsOf(napi_env env, Env* e, napi_value v, const int32_t** runs, size_t* len);
+
 // Turns off libuv's idle-time metrics on this environment's loop (see env.cc).
 Napi::Value DisableLoopIdleTime(const Napi::CallbackInfo& info);
 

@@ -8,10 +8,10 @@ import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/ht
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
-import { loadNative } from '../../src/native.js';
+import { loadNative, RUNS_TABLE } from '../../src/native.js';
 import { tcpPair } from '../helpers/net.js';
 
-type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
+type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 const fromFlat = (loadNative() as unknown as { writeHttp1HeadFromFlat: FromFlat }).writeHttp1HeadFromFlat;
 
 function request(extraFields = '') {
@@ -67,6 +67,38 @@ describe('writeHttp1HeadFromFlat', () => {
     } finally {
       p.close();
     }
+  });
+
+  it('reads RUNS_TABLE for null runs; lists longer than its scratch and an out filled to the last byte are written whole', () => {
+    // src and extra past the 256 bytes the scratch starts with; a run per field.
+    const fields = Array.from({ length: 40 }, (_, i) => `x-f${i}\0${String(i).repeat(60)}`);
+    const src = fields.join('\0');
+    const runs: number[] = [];
+    let at = 0;
+    for (const f of fields) {
+      runs.push(at, at + f.length + 1 > src.length ? src.length : at + f.length + 1);
+      at += f.length + 1;
+    }
+    const extra = `x-extra\0${'e'.repeat(700)}\0`;
+    const own = new Int32Array(runs);
+    const big = Buffer.alloc(16384);
+    const n = fromFlat(big, 'POST', '/p', 'svc', src, own, fields.length, extra, false);
+    const head = big.subarray(0, n).toString('latin1');
+    expect(head.startsWith(`POST /p HTTP/1.1\r\nhost: svc\r\nx-f0: ${'0'.repeat(60)}\r\nx-f1: 1`)).toBe(true);
+    expect(head).toContain(`x-f39: ${'39'.repeat(60)}\r\nx-extra: ${'e'.repeat(700)}\r\n\r\n`);
+    RUNS_TABLE.set(runs);
+    const viaTable = Buffer.alloc(16384);
+    expect(fromFlat(viaTable, 'POST', '/p', 'svc', src, null, fields.length, extra, false)).toBe(n);
+    expect(viaTable.subarray(0, n).equals(big.subarray(0, n))).toBe(true);
+    // Exactly as long as the head: written; a byte shorter: refused.
+    const exact = Buffer.alloc(n);
+    expect(fromFlat(exact, 'POST', '/p', 'svc', src, null, fields.length, extra, false)).toBe(n);
+    expect(exact.equals(big.subarray(0, n))).toBe(true);
+    expect(() => fromFlat(Buffer.alloc(n - 1), 'POST', '/p', 'svc', src, null, fields.length, extra, false)).toThrow(/out is too small/);
+    // A path that reaches out's end, with and without room for V8's closing NUL.
+    const path = `/${'p'.repeat(300)}`;
+    for (const cap of [5 + path.length, 5 + path.length + 1]) expect(() => fromFlat(Buffer.alloc(cap), 'POST', path, 'svc', src, null, 0, '', false)).toThrow(/out is too small/);
+    expect(() => fromFlat(Buffer.alloc(64), 'GET', '/', 'h', 'ab', 7 as unknown as Int32Array, 0, '', false)).toThrow(/runs must be an Int32Array, or null/);
   });
 
   it('throws on bad arguments, naming them, and on an out too small', () => {

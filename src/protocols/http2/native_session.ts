@@ -591,7 +591,7 @@ export class NativeH2Stream {
    * respondFlatString() with the list in parts, which the addon joins: the [start, end) runs of
    * `src` (a list the addon gave, such as an upstream's head) and `extra` (NUL-terminated pairs).
    */
-  respondRuns(src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }, neverIndexed?: string): void {
+  respondRuns(src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, opts?: { endStream?: boolean; waitForTrailers?: boolean }, neverIndexed?: string): void {
     const end = this.startResponse(opts);
     const h = this.session.h;
     if (neverIndexed === undefined) h.respondRuns(this.id, src, runs, nRuns, extra, pairs, end);
@@ -1013,7 +1013,7 @@ export class NativeH2ClientConnection {
    * requestFlat() with the list in parts (FlatRequest's in upstream_try.ts), which the addon
    * joins: a list joined here would be a concatenated string V8 copies once more to hand over.
    */
-  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
     if (this.ended || this.closing) return 0;
     const h = this.h;
     const id = neverIndexed === undefined ? h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream) : h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);

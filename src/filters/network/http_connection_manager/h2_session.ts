@@ -31,7 +31,7 @@ import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject, editLocalReplyObject } from './response_edits.js';
 import { innerTry, TransformTry } from './transform_try.js';
 import type { Downstream } from '../../../io/engine.js';
-import { native } from '../../../native.js';
+import { native, RUNS_TABLE } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
@@ -1527,7 +1527,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const extra = h2ResponseRunsOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     this.sendsTrailers = !endStream;
     try {
-      stream.respondRuns(flat, respRuns, respRunCount, extra, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
+      stream.respondRuns(flat, respRuns === RUNS_TABLE ? null : respRuns, respRunCount, extra, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
     } catch {
       this.abortTry();
       this.finish();
@@ -2011,7 +2011,7 @@ export function editResponseObject(out: HeaderObject, serverMode: string, server
 /** Pairs of the last list h2ResponseRunsOf (or h2ResponseFlatOf) made. */
 let flatOutPairs = 0;
 /** The [start, end) runs of the upstream's list the last h2ResponseRunsOf kept, two per run, and their count. */
-let respRuns: Int32Array = new Int32Array(16);
+let respRuns: Int32Array = RUNS_TABLE;
 let respRunCount = 0;
 
 /** @internal the pair count of the last h2ResponseFlatOf list (the parity test checks it). */

@@ -10,7 +10,7 @@ import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
-import { loadNative } from '../../../native.js';
+import { loadNative, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
@@ -68,7 +68,7 @@ export class FlatRequest {
     if (w === null) return this.h1HeadJs(chunked);
     const size = this.h1Size(chunked);
     const b = Buffer.allocUnsafe(size);
-    const o = w(b, this.method, this.path, this.authority, this.src, runsArg, this.runs.length >> 1, this.extra, chunked);
+    const o = w(b, this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, this.runs.length >> 1, this.extra, chunked);
     return o === size ? b : b.subarray(0, o);
   }
 
@@ -81,7 +81,7 @@ export class FlatRequest {
   sendH1Head(fd: number, size: number): number {
     const w = writeFromFlat;
     if (w === null) return HEAD_NOT_SENT;
-    return w(fd, this.method, this.path, this.authority, this.src, runsArg, this.runs.length >> 1, this.extra, false, size);
+    return w(fd, this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, this.runs.length >> 1, this.extra, false, size);
   }
 
   /**
@@ -92,7 +92,7 @@ export class FlatRequest {
     const r = this.runs;
     if (runsArg.length < r.length) runsArg = new Int32Array(Math.max(r.length, 2 * runsArg.length));
     for (let k = 0; k < r.length; k++) runsArg[k] = r[k]!;
-    return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed);
+    return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed);
   }
 
   /** The HTTP/1.1 head's size, with runsArg filled with the runs for the addon. */
@@ -144,7 +144,7 @@ export class FlatRequest {
 /** FlatRequest.h1HeadJs's bytes of the flat lists (used within one call). */
 let scratch = Buffer.allocUnsafe(4096);
 
-type WriteFromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
+type WriteFromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 
 /** The addon's writeHttp1HeadFromFlat (native/http1/http1_js.cc); null without it or with STRAIT_HTTP1_ENCODER=ts. */
 const writeFromFlat: WriteFromFlat | null = (() => {
@@ -157,8 +157,8 @@ const writeFromFlat: WriteFromFlat | null = (() => {
   }
 })();
 
-/** FlatRequest's runs for the addon (used within one call, grown on demand). */
-let runsArg = new Int32Array(16);
+/** FlatRequest's runs for the addon (used within one call): RUNS_TABLE, or an array of its own once a list has more runs. */
+let runsArg = RUNS_TABLE;
 
 /** Writes the pairs in src[i, end) ("name\0value\0...", last NUL optional) as header lines at b[o]; the new offset. */
 function h1Fields(src: Buffer, i: number, end: number, b: Buffer, o: number): number {
