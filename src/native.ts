@@ -157,11 +157,24 @@ export interface NativeH2Session {
   /** Ends now; the session-end event runs before destroy() returns. */
   destroy(): void;
   stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number };
-  /**
-   * Binds the per-request calls (respond, respondRuns, respondSpans, request, requestRuns, data,
-   * trailers, rst, consume) to this session: each call then skips a napi_unwrap. Costs ~20 us once; idempotent.
-   */
-  bindHot(): void;
+  /** The number H2Session.calls name this session by. */
+  sid(): number;
+}
+
+/**
+ * NativeH2Session's per-request calls as functions shared by every session, each taking the
+ * session's number (sid()) first (NumberedH2Session in protocols/http2/native_session.ts).
+ */
+export interface NativeH2Calls {
+  respond(sid: number, streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
+  respondRuns(sid: number, streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
+  respondSpans(sid: number, streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
+  request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
+  requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
+  trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
+  rst(sid: number, streamId: number, code: number): void;
+  consume(sid: number, streamId: number, bytes: number): void;
 }
 
 /** The hot-restart channel (native/upgrade): SOCK_SEQPACKET messages with fds attached. */
@@ -245,7 +258,7 @@ export interface NativeBinding {
    * (kinds: src/protocols/http2/native_session.ts H2Event). Use through that module. Absent in
    * addons built before it.
    */
-  H2Session?: new (fd: number, opts: NativeH2SessionOptions, initial: Buffer | null, onEvents: NativeH2EventsHandler) => NativeH2Session;
+  H2Session?: { new (fd: number, opts: NativeH2SessionOptions, initial: Buffer | null, onEvents: NativeH2EventsHandler): NativeH2Session; calls: NativeH2Calls };
   /**
    * Header-only frame decoding (native/codec/): the native twin of `RpcCodec.decodeHeader` in
    * src/protocols/types.ts, same slots (`H`), same results. Never reads outside `buf[off, end)`;

@@ -12,6 +12,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -172,8 +173,21 @@ struct Callbacks {
   }
 };
 
+namespace {
+// Sessions by slot, per thread (a worker's sessions are its own); a slot is taken in the
+// constructor and given back in the destructor, which runs only once JavaScript holds the object
+// no more, so a number JavaScript holds always finds its session.
+struct SessionTable {
+  std::vector<Session*> slots;
+  std::vector<uint32_t> gens;
+  std::vector<uint32_t> free;
+};
+thread_local SessionTable sessions;
+constexpr uint64_t kSlotSpan = uint64_t(1) << 20;
+}  // namespace
+
 Napi::Function Session::Init(Napi::Env env) {
-  return DefineClass(env, "H2Session",
+  Napi::Function ctor = DefineClass(env, "H2Session",
                      {InstanceMethod("respond", &Session::Via<&Session::Respond>), InstanceMethod("request", &Session::Via<&Session::Request>),
                       InstanceMethod("requestRuns", &Session::Via<&Session::RequestRuns>), InstanceMethod("respondRuns", &Session::Via<&Session::RespondRuns>),
                       InstanceMethod("data", &Session::Via<&Session::Data>),
@@ -181,7 +195,24 @@ Napi::Function Session::Init(Napi::Env env) {
                       InstanceMethod("consume", &Session::Via<&Session::Consume>),
                       InstanceMethod("close", &Session::Close), InstanceMethod("goaway", &Session::Goaway),
                       InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats),
-                      InstanceMethod("bindHot", &Session::BindHot), InstanceMethod("respondSpans", &Session::Via<&Session::RespondSpans>)});
+                      InstanceMethod("sid", &Session::Sid), InstanceMethod("respondSpans", &Session::Via<&Session::RespondSpans>)});
+  Napi::Object calls = Napi::Object::New(env);
+  auto add = [&](const char* name, napi_callback cb) {
+    napi_value f;
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &f), );
+    calls.Set(name, f);
+  };
+  add("respond", &Numbered<&Session::Respond>);
+  add("respondRuns", &Numbered<&Session::RespondRuns>);
+  add("respondSpans", &Numbered<&Session::RespondSpans>);
+  add("request", &Numbered<&Session::Request>);
+  add("requestRuns", &Numbered<&Session::RequestRuns>);
+  add("data", &Numbered<&Session::Data>);
+  add("trailers", &Numbered<&Session::Trailers>);
+  add("rst", &Numbered<&Session::Rst>);
+  add("consume", &Numbered<&Session::Consume>);
+  ctor.Set("calls", calls);
+  return ctor;
 }
 
 // An optional typed array option `name` of `type` with `min` elements or more, into `out`; false
@@ -311,45 +342,45 @@ Session::Session(const Napi::CallbackInfo& info)
   }
   ScheduleFlush();
   if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
+  // Last: nothing above may throw once the slot is taken (the destructor gives it back, and a
+  // constructor that throws has none).
+  if (!sessions.free.empty()) {
+    slot_ = sessions.free.back();
+    sessions.free.pop_back();
+  } else {
+    slot_ = static_cast<uint32_t>(sessions.slots.size());
+    sessions.slots.push_back(nullptr);
+    sessions.gens.push_back(0);
+  }
+  sessions.slots[slot_] = this;
+  sid_ = static_cast<double>(slot_ + kSlotSpan * ++sessions.gens[slot_]);
 }
 
+
 template <Napi::Value (Session::*M)(const Args&)>
-napi_value Session::Bound(napi_env env, napi_callback_info cb) {
-  Args args(env, cb);
+napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
+  Args args(env, cb, 1);
   try {
-    return (static_cast<Session*>(args.Data())->*M)(args);
+    double sid = 0;
+    if (napi_get_value_double(env, args.Raw(0), &sid) != napi_ok) throw Napi::TypeError::New(env, "H2Session.calls: the session number must be a number");
+    // Integer arithmetic: std::fmod took ~140 instructions a call. A number out of range or
+    // with a fraction finds no session through the equality check below.
+    const uint64_t slot = sid >= 0 && sid < 9007199254740992.0 ? static_cast<uint64_t>(sid) & (kSlotSpan - 1) : UINT64_MAX;
+    Session* s = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
+    if (!s || s->sid_ != sid) throw Napi::TypeError::New(env, "H2Session.calls: no session has the number " + std::to_string(sid));
+    return (s->*M)(args);
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();
     return nullptr;
   }
 }
 
-Napi::Value Session::BindHot(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (bound_) return env.Undefined();
-  bound_ = true;
-  Napi::Object self = info.This().As<Napi::Object>();
-  auto bind = [&](const char* name, napi_callback cb) {
-    napi_value raw;
-    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, this, &raw) != napi_ok) throw Napi::Error::New(env, "H2Session.bindHot: napi_create_function failed");
-    Napi::Function f(env, raw);
-    f.Set("owner", self);
-    self.DefineProperty(Napi::PropertyDescriptor::Value(name, f, napi_default));
-  };
-  bind("respond", &Bound<&Session::Respond>);
-  bind("respondRuns", &Bound<&Session::RespondRuns>);
-  bind("respondSpans", &Bound<&Session::RespondSpans>);
-  bind("request", &Bound<&Session::Request>);
-  bind("requestRuns", &Bound<&Session::RequestRuns>);
-  bind("data", &Bound<&Session::Data>);
-  bind("trailers", &Bound<&Session::Trailers>);
-  bind("rst", &Bound<&Session::Rst>);
-  bind("consume", &Bound<&Session::Consume>);
-  return env.Undefined();
-}
+Napi::Value Session::Sid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sid_); }
 
 Session::~Session() {
   if (!finished_) Abandon();
+  sessions.slots[slot_] = nullptr;
+  sessions.free.push_back(slot_);
 }
 
 void Session::Abandon() {
@@ -1425,7 +1456,7 @@ Napi::Value Session::Respond(const Args& info) {
   int32_t pairs = ArgInt(info, 2, "H2Session.respond", "pairs", 1, INT32_MAX);
   bool end = ArgBool(info, 3);
   Napi::Value body = info[5];
-  bool whole = !body.IsUndefined();
+  bool whole = info.Length() > 5 && !body.IsUndefined();
   if (whole && (end || !body.IsTypedArray() || body.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
     throw Napi::TypeError::New(env, "H2Session.respond: body must be a Uint8Array, and endStream false with it");
   const std::string* never = NeverArg(info, 6, never_scratch_, "H2Session.respond");

@@ -211,21 +211,26 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
-  // bindHot(): the calls made per request, bound to this session as own properties of its
-  // object (they shadow the prototype's). An instance method finds its C++ object through
-  // napi_unwrap, a private-symbol lookup in V8's runtime (~600 instructions a call, ~6 calls
-  // per proxied gRPC request); a bound one through the callback's data. Binding costs ~20 us,
-  // so JavaScript asks for it once a session has carried enough streams to pay it back. Each
-  // bound function holds the object, so none outlives it.
-  Napi::Value BindHot(const Napi::CallbackInfo& info);
+  // H2Session.calls: the calls made per request as functions shared by every session, each
+  // taking the session's number (sid()) first. An instance method finds its C++ object through
+  // napi_unwrap, a private-symbol lookup in V8's runtime (~600 instructions a call); functions
+  // bound to each session, which this replaced, made each call site see as many targets as
+  // there are connections, so V8 took its generic path into the addon for every call
+  // (Builtin_HandleApiCall, ~250 instructions more than the direct call TurboFan emits for a
+  // site that always calls one function).
   template <Napi::Value (Session::*M)(const Args&)>
-  static napi_value Bound(napi_env env, napi_callback_info cb);
+  static napi_value Numbered(napi_env env, napi_callback_info cb);
+  Napi::Value Sid(const Napi::CallbackInfo& info);
   // The same methods on the prototype.
   template <Napi::Value (Session::*M)(const Args&)>
   Napi::Value Via(const Napi::CallbackInfo& info) {
     return (this->*M)(Args(info));
   }
-  bool bound_ = false;
+  // This session's slot in the thread's table of sessions (Numbered), and the number JavaScript
+  // names it by: the slot, and the slot's generation above bit 20, so a number never names a
+  // later session that reused the slot.
+  uint32_t slot_ = 0;
+  double sid_ = 0;
 
   // nghttp2 callbacks (static trampolines in session.cc call these).
   int OnBeginHeaders(const nghttp2_frame* f);

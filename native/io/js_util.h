@@ -20,24 +20,28 @@ std::string ErrnoNameOf(int code);
 class Args {
  public:
   static constexpr size_t kMax = 12;  // arguments past this read as undefined
-  Args(napi_env env, napi_callback_info cb) : env_(env) {
-    argc_ = kMax;
+  // `skip` (0 or 1): a leading argument the method does not see, read with Raw(0) (the session
+  // number of H2Session.calls).
+  Args(napi_env env, napi_callback_info cb, size_t skip = 0) : env_(env), skip_(skip) {
+    argc_ = kMax + skip;
     napi_get_cb_info(env, cb, &argc_, argv_, nullptr, &data_);
   }
-  // For the same method called through the prototype (before a session binds it).
+  // For the same method called through the prototype.
   explicit Args(const Napi::CallbackInfo& info) : env_(info.Env()), argc_(info.Length()), data_(info.Data()) {
     for (size_t i = 0; i < kMax; i++) argv_[i] = info[i];
   }
   Napi::Env Env() const { return Napi::Env(env_); }
-  size_t Length() const { return argc_; }
+  size_t Length() const { return argc_ > skip_ ? argc_ - skip_ : 0; }
   void* Data() const { return data_; }
-  Napi::Value operator[](size_t i) const { return i < kMax ? Napi::Value(env_, argv_[i]) : Env().Undefined(); }
+  Napi::Value operator[](size_t i) const { return i < kMax ? Napi::Value(env_, argv_[i + skip_]) : Env().Undefined(); }
+  napi_value Raw(size_t i) const { return argv_[i]; }
 
  private:
   napi_env env_;
+  size_t skip_ = 0;
   size_t argc_;
   void* data_ = nullptr;
-  napi_value argv_[kMax];
+  napi_value argv_[kMax + 1];
 };
 
 // Argument checks: a TypeError/RangeError naming the function and the argument.

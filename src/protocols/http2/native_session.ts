@@ -6,7 +6,7 @@
  * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
  */
 import http2 from 'node:http2';
-import { native, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
+import { native, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { enterBatch, leaveBatch } from '../http1/clock.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
@@ -248,11 +248,90 @@ function nameAt(s: string, start: number, end: number): string {
 }
 
 /**
- * Streams a session carries before its per-request calls are bound to it (H2Session.bindHot):
- * binding costs ~20 us once and each bound call saves ~600 instructions, so a connection that
- * carries only a few requests never pays for it.
+ * An addon session whose per-request calls go through H2Session.calls, naming the session by its
+ * number, and the rest to the session object. The prototype's methods find their C++ object
+ * through napi_unwrap (~600 instructions a call); with functions shared by all sessions, each call
+ * site here sees one target, which TurboFan calls directly, where a function per session (each
+ * connection's own) sent every call through V8's generic path into the addon.
  */
-export const BIND_HOT_AFTER = 32;
+export class NumberedH2Session implements NativeH2Session {
+  private readonly id: number;
+
+  constructor(
+    readonly raw: NativeH2Session,
+    private readonly c: NativeH2Calls,
+  ) {
+    this.id = raw.sid();
+  }
+
+  respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean {
+    // Trailing arguments left out rather than passed undefined: the addon then reads fewer.
+    const c = this.c;
+    if (neverIndexed !== undefined) return c.respond(this.id, streamId, headers, pairs, endStream, byteLength, body, neverIndexed);
+    if (body !== undefined) return c.respond(this.id, streamId, headers, pairs, endStream, byteLength, body);
+    if (byteLength !== undefined) return c.respond(this.id, streamId, headers, pairs, endStream, byteLength);
+    return c.respond(this.id, streamId, headers, pairs, endStream);
+  }
+
+  respondRuns(streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean {
+    if (neverIndexed !== undefined) return this.c.respondRuns(this.id, streamId, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    return this.c.respondRuns(this.id, streamId, src, runs, nRuns, extra, pairs, endStream);
+  }
+
+  respondSpans(streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean {
+    if (body !== undefined) return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream, body);
+    return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream);
+  }
+
+  request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number {
+    if (neverIndexed !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength, neverIndexed);
+    if (byteLength !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength);
+    return this.c.request(this.id, headers, pairs, endStream);
+  }
+
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number {
+    if (neverIndexed !== undefined) return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream);
+  }
+
+  data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean {
+    return this.c.data(this.id, streamId, chunk, endStream);
+  }
+
+  trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void {
+    if (neverIndexed !== undefined) this.c.trailers(this.id, streamId, trailers, pairs, byteLength, neverIndexed);
+    else if (byteLength !== undefined) this.c.trailers(this.id, streamId, trailers, pairs, byteLength);
+    else this.c.trailers(this.id, streamId, trailers, pairs);
+  }
+
+  rst(streamId: number, code: number): void {
+    this.c.rst(this.id, streamId, code);
+  }
+
+  consume(streamId: number, bytes: number): void {
+    this.c.consume(this.id, streamId, bytes);
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  goaway(code: number): void {
+    this.raw.goaway(code);
+  }
+
+  destroy(): void {
+    this.raw.destroy();
+  }
+
+  stats(): ReturnType<NativeH2Session['stats']> {
+    return this.raw.stats();
+  }
+
+  sid(): number {
+    return this.id;
+  }
+}
 
 /**
  * The field table of the flat list indexed last ("name\0value\0..."): per pair, from flatBase,
@@ -744,8 +823,6 @@ export class NativeH2Connection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS event right after it. */
   private never: string | undefined = undefined;
-  /** Streams opened so far (BIND_HOT_AFTER). */
-  private streamCount = 0;
 
   constructor(
     fd: number,
@@ -766,7 +843,10 @@ export class NativeH2Connection {
     };
     opts.events = this.ev;
     opts.fields = FIELD_TABLE;
-    this.h = new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
+    this.h = new NumberedH2Session(
+      new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
+      b.H2Session.calls,
+    );
   }
 
   /** Graceful: GOAWAY, and the end once the streams already taken are done. */
@@ -846,7 +926,6 @@ export class NativeH2Connection {
       case H2Event.HEADERS_END: {
         const s = new NativeH2Stream(this, id);
         this.streams.set(id, s);
-        if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
         const hs = this.handlers;
         const never = this.never;
         if (never !== undefined) this.never = undefined;
@@ -954,8 +1033,6 @@ export class NativeH2ClientConnection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
   private never: string | undefined = undefined;
-  /** Streams opened so far (BIND_HOT_AFTER). */
-  private streamCount = 0;
 
   constructor(
     fd: number,
@@ -978,7 +1055,10 @@ export class NativeH2ClientConnection {
     };
     opts.events = this.ev;
     opts.fields = FIELD_TABLE;
-    this.h = new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base));
+    this.h = new NumberedH2Session(
+      new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
+      b.H2Session.calls,
+    );
   }
 
   /**
@@ -992,7 +1072,6 @@ export class NativeH2ClientConnection {
     const id = never === undefined ? this.h.request(flat, flatPairs, endStream) : this.h.request(flat, flatPairs, endStream, undefined, never);
     if (id <= 0) return 0;
     this.streams.set(id, user);
-    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 
@@ -1005,7 +1084,6 @@ export class NativeH2ClientConnection {
     const id = neverIndexed === undefined ? this.h.request(flat, pairs, endStream) : this.h.request(flat, pairs, endStream, undefined, neverIndexed);
     if (id <= 0) return 0;
     this.streams.set(id, user);
-    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 
@@ -1019,7 +1097,6 @@ export class NativeH2ClientConnection {
     const id = neverIndexed === undefined ? h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream) : h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
     if (id <= 0) return 0;
     this.streams.set(id, user);
-    if (++this.streamCount === BIND_HOT_AFTER) this.h.bindHot();
     return id;
   }
 

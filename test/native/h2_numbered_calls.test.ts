@@ -1,9 +1,9 @@
-// A session's per-request calls are bound to it after BIND_HOT_AFTER streams (H2Session.bindHot):
-// the bound functions must behave as the prototype's methods did, on the server and the client
-// side, and a function taken off the session must keep it alive rather than outlive it.
+// A session's per-request calls go through H2Session.calls, functions shared by every session
+// that take the session's number first (NumberedH2Session): they must behave as the prototype's
+// methods do, on the server and the client side, and a number must name its own session only.
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIND_HOT_AFTER, NativeH2ClientConnection } from '../../src/protocols/http2/native_session.js';
+import { NativeH2ClientConnection, NumberedH2Session } from '../../src/protocols/http2/native_session.js';
 import { b, nativeH2Server } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -11,14 +11,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const BOUND = ['respond', 'respondRuns', 'respondSpans', 'request', 'requestRuns', 'data', 'trailers', 'rst', 'consume'];
+const STREAMS = 71;
 
-function own(h: object): string[] {
-  return BOUND.filter((k) => Object.hasOwn(h, k));
-}
-
-describe('H2Session.bindHot', () => {
-  it(`server: streams after the ${BIND_HOT_AFTER}th go through bound calls, with bodies, trailers and resets as before`, async () => {
+describe('H2Session.calls', () => {
+  it('server: streams get bodies, trailers and resets through the numbered calls', async () => {
     const srv = nativeH2Server({
       onStream(s, h) {
         const n = Number(String(h[':path']).slice(1));
@@ -48,21 +44,15 @@ describe('H2Session.bindHot', () => {
         rq.on('error', () => {});
         rq.on('close', () => resolve({ n: head, body, t, rst: rq.rstCode ?? 0 }));
       });
-    const total = BIND_HOT_AFTER * 2 + 7;
-    const before: string[][] = [];
-    for (let n = 0; n < total; n++) {
+    for (let n = 0; n < STREAMS; n++) {
       const r = await ask(n);
-      before.push(own((srv.conns[0] as unknown as { h: object }).h));
       if (n % 10 === 9) expect(r.rst).toBe(0x8);
       else expect(r).toEqual({ n: String(n), body: `body ${n}`, t: `t${n}`, rst: 0 });
     }
-    // Unbound until the threshold, bound from then on.
-    expect(before[BIND_HOT_AFTER - 2]).toEqual([]);
-    expect(before[BIND_HOT_AFTER - 1]).toEqual(BOUND);
-    expect(before[total - 1]).toEqual(BOUND);
+    expect((srv.conns[0] as unknown as { h: object }).h).toBeInstanceOf(NumberedH2Session);
   });
 
-  it('client: requests past the threshold go out and come back whole; bindHot twice is harmless; a bound function taken off keeps working', async () => {
+  it('client: requests go out and come back whole; bad arguments throw as through the prototype; a number names its own session only', async () => {
     const server = http2.createServer();
     server.on('stream', (s, h) => {
       const chunks: Buffer[] = [];
@@ -102,15 +92,10 @@ describe('H2Session.bindHot', () => {
         const h = (conn as unknown as { h: { data: (id: number, c: Buffer | null, end: boolean) => boolean } }).h;
         h.data(id, Buffer.from(`req ${n}`), true);
       });
-    for (let n = 0; n < BIND_HOT_AFTER + 5; n++) expect(await one(n)).toEqual({ body: `req ${n}`, path: `/c${n}` });
-    const h = (conn as unknown as { h: { bindHot(): void; data: (id: number, c: Buffer | null, end: boolean) => boolean } }).h;
-    expect(own(h)).toEqual(BOUND);
-    const data = h.data;
-    h.bindHot();
-    expect(h.data).toBe(data);
-    expect((data as unknown as { owner: unknown }).owner).toBe(h);
-    expect(await one(1000)).toEqual({ body: 'req 1000', path: '/c1000' });
-    // Bad arguments throw the same errors bound as through the prototype (the bound functions
+    for (let n = 0; n < STREAMS; n++) expect(await one(n)).toEqual({ body: `req ${n}`, path: `/c${n}` });
+    const h = conn.h as NumberedH2Session;
+    expect(h).toBeInstanceOf(NumberedH2Session);
+    // Bad arguments throw the same errors numbered as through the prototype (the numbered calls
     // read their arguments without node-addon-api's CallbackInfo), and the session lives on.
     type Loose = (...a: unknown[]) => unknown;
     const c13 = conn.request({ ':method': 'POST', ':path': '/c13', ':scheme': 'http', ':authority': 'x' }, false, {
@@ -120,9 +105,9 @@ describe('H2Session.bindHot', () => {
       h2End() {},
       h2Close() {},
     } as never);
-    const proto = Object.getPrototypeOf(h) as Record<string, Loose>;
+    const proto = h.raw as unknown as Record<string, Loose>;
     const bound = h as unknown as Record<string, Loose>;
-    for (const call of [(f: Record<string, Loose>) => f.data!.call(h, c13, 'text', false), (f: Record<string, Loose>) => f.rst!.call(h, 'one', 0)]) {
+    for (const call of [(f: Record<string, Loose>) => f.data!.call(f, c13, 'text', false), (f: Record<string, Loose>) => f.rst!.call(f, 'one', 0)]) {
       let viaProto: unknown;
       let viaBound: unknown;
       try {
@@ -136,11 +121,32 @@ describe('H2Session.bindHot', () => {
         viaBound = e;
       }
       expect(viaBound).toBeInstanceOf(TypeError);
+      expect(viaProto).toBeInstanceOf(TypeError);
       expect(String(viaBound)).toMatch(/^TypeError: H2Session\.(data: chunk must be a Buffer or null|rst: streamId must be a number)$/);
       expect(String(viaBound)).toBe(String(viaProto));
     }
     // More arguments than are read: ignored, as before.
-    expect(bound.data!(c13, Buffer.from('x'), true, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)).toBe(true);
+    const calls = b.H2Session.calls as Record<string, Loose>;
+    expect(calls.data!(h.sid(), c13, Buffer.from('x'), true, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)).toBe(true);
     expect(await one(1001)).toEqual({ body: 'req 1001', path: '/c1001' });
+    // Numbers no session has: another generation of this slot, a slot past the table, not a number.
+    const sid = h.sid();
+    for (const wrong of [sid + 2 ** 20, sid - 2 ** 20, sid + 4096, -1, 2 ** 52 + 3])
+      expect(() => calls.consume!(wrong, 1, 0)).toThrow(new RegExp(`^H2Session.calls: no session has the number`));
+    expect(() => calls.consume!('1', 1, 0)).toThrow(/the session number must be a number/);
+    // Each session has its own number, and a call by one number reaches that session only.
+    const other = new NativeH2ClientConnection(
+      await new Promise<number>((resolve, reject) => b.connect('127.0.0.1', port, 5000, (status: number, f: number) => (status === 0 ? resolve(f) : reject(new Error(`connect ${status}`))))),
+      {},
+      { onSettings() {}, onGoaway() {}, onEnd() {} },
+    );
+    cleanups.push(() => other.destroy());
+    expect(other.h.sid()).not.toBe(sid);
+    expect(other.h.sid() % 2 ** 20).not.toBe(sid % 2 ** 20);
+    const before = other.h.stats().streamsTotal;
+    const id = (other as unknown as { h: NumberedH2Session }).h.request(':method\0GET\0:path\0/o\0:scheme\0http\0:authority\0x', 4, true);
+    expect(id).toBeGreaterThan(0);
+    expect(other.h.stats().streamsTotal).toBe(before + 1);
+    expect(await one(1002)).toEqual({ body: 'req 1002', path: '/c1002' });
   });
 });
