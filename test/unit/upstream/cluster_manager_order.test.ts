@@ -88,3 +88,29 @@ describe('ClusterManager.addOrUpdate ordering', () => {
     }
   });
 });
+
+describe('ClusterManager.get', () => {
+  it('answers from its last lookup until the clusters change: an update, a remove or an add is seen at once', async () => {
+    const { cm } = manager(async () => [{ address: '10.0.0.1', family: 4 }]);
+    const missed: string[] = [];
+    cm.missHook = (n) => missed.push(n);
+    try {
+      const first = await cm.addOrUpdate(spec('STATIC', '10.0.0.2'));
+      expect(cm.get('svc')).toBe(first);
+      expect(cm.get('svc')).toBe(first);
+      const second = await cm.addOrUpdate(spec('STATIC', '10.0.0.3'));
+      expect(second).not.toBe(first);
+      expect(cm.get('svc')).toBe(second);
+      expect(cm.remove('svc')).toBe(true);
+      expect(cm.get('svc')).toBeUndefined();
+      expect(missed).toEqual(['svc']);
+      // A miss is not remembered: the hook hears every one, and an add is found.
+      expect(cm.get('svc')).toBeUndefined();
+      expect(missed).toEqual(['svc', 'svc']);
+      await cm.addAll([spec('STATIC', '10.0.0.4')]);
+      expect(cm.get('svc')!.allHosts.map((h) => h.label)).toEqual(['10.0.0.4:80']);
+    } finally {
+      cm.close();
+    }
+  });
+});

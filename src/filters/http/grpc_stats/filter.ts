@@ -84,6 +84,8 @@ class ClusterGrpcStats {
  */
 export class GrpcStatsFilter implements HttpFilter {
   private readonly clusters = new WeakMap<Cluster, ClusterGrpcStats>();
+  private lastOf: Cluster | null = null;
+  private last: ClusterGrpcStats | null = null;
 
   constructor(
     readonly config: GrpcStatsConfig,
@@ -108,8 +110,11 @@ export class GrpcStatsFilter implements HttpFilter {
 
   /** @internal the stats a call routed to `cluster` charges. */
   statsFor(cluster: Cluster, service: string | null, method: string): CallStats {
-    let c = this.clusters.get(cluster);
+    let c = cluster === this.lastOf ? this.last : this.clusters.get(cluster);
     if (!c) this.clusters.set(cluster, (c = new ClusterGrpcStats(this.root.scope('cluster').scope(cluster.spec.statName ?? cluster.name, 'envoy_cluster_name').scope('grpc'))));
+    // Calls of a route go to one cluster: the WeakMap is asked only when it changes.
+    this.lastOf = cluster;
+    this.last = c;
     return service === null ? c.all : c.of(service, method);
   }
 }

@@ -44,6 +44,19 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
   /** null without `tracing`: requests then build no trace state at all. */
   readonly tracer: HttpTracer | null;
   private readonly upstreamTimes = new WeakMap<Cluster, Histogram>();
+  /**
+   * The cluster each per-cluster lookup below was last made for, and its answer: requests of a
+   * route go to one cluster, and a WeakMap or Map lookup is ~100-150 instructions, several a
+   * request. A replaced cluster is a new object, so it misses.
+   */
+  private lastTimesOf: Cluster | null = null;
+  private lastTimes: Histogram | null = null;
+  private lastH1Of: Cluster | null = null;
+  private lastH1: [Http1ClusterPools | null, Http1ClusterPools | null] | null = null;
+  private lastH2Of: Cluster | null = null;
+  private lastH2: [Http2ClusterPools | null, Http2ClusterPools | null] | null = null;
+  private lastStatsName: string | null = null;
+  private lastStats: ClusterHttpStats | null = null;
 
   /**
    * An upstream exchange ended (`status` 0: without a response): records
@@ -51,8 +64,14 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    * the trace's client span.
    */
   upstreamDone(cluster: Cluster, t0: number, trace: RequestTrace | null, status: number, host: Host | null): void {
-    let h = this.upstreamTimes.get(cluster);
-    if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.spec.statName ?? cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
+    let h: Histogram | undefined;
+    if (cluster === this.lastTimesOf) h = this.lastTimes!;
+    else {
+      h = this.upstreamTimes.get(cluster);
+      if (!h) this.upstreamTimes.set(cluster, (h = this.rt.stats.scope('cluster').scope(cluster.spec.statName ?? cluster.name, 'envoy_cluster_name').histogram('upstream_rq_time')));
+      this.lastTimesOf = cluster;
+      this.lastTimes = h;
+    }
     h.record(Math.max(0, clockNow() - t0));
     trace?.endUpstream(status, host);
   }
@@ -157,14 +176,18 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
 
   /** `priority`: the route's RoutingPriority (0 DEFAULT, 1 HIGH). */
   h2PoolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http2ClusterPools {
-    let ps = H2_POOLS.get(cluster);
+    let ps = cluster === this.lastH2Of ? this.lastH2 : H2_POOLS.get(cluster);
     if (!ps) H2_POOLS.set(cluster, (ps = [null, null]));
+    this.lastH2Of = cluster;
+    this.lastH2 = ps;
     return (ps[priority] ??= new Http2ClusterPools(cluster, this.statsFor(cluster), priority, this.rt.engine.name === 'native'));
   }
 
   poolsFor(cluster: Cluster, priority: RoutingPriority = 0): Http1ClusterPools {
-    let ps = POOLS.get(cluster);
+    let ps = cluster === this.lastH1Of ? this.lastH1 : POOLS.get(cluster);
     if (!ps) POOLS.set(cluster, (ps = [null, null]));
+    this.lastH1Of = cluster;
+    this.lastH1 = ps;
     return (ps[priority] ??= new Http1ClusterPools(cluster, this.statsFor(cluster), priority));
   }
 
@@ -182,11 +205,14 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
 
   statsFor(cluster: Cluster): ClusterHttpStats {
     const name = cluster.name;
+    if (name === this.lastStatsName) return this.lastStats!;
     let s = this.clusterStats.get(name);
     if (!s) {
       s = httpClusterStats(this.rt.stats.scope('cluster').scope(cluster.spec.statName ?? name, 'envoy_cluster_name'));
       this.clusterStats.set(name, s);
     }
+    this.lastStatsName = name;
+    this.lastStats = s;
     return s;
   }
 }
