@@ -12,9 +12,9 @@
 #endif
 
 #include <algorithm>
-#include <cmath>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "io/js_util.h"
@@ -356,7 +356,6 @@ Session::Session(const Napi::CallbackInfo& info)
   sid_ = static_cast<double>(slot_ + kSlotSpan * ++sessions.gens[slot_]);
 }
 
-
 template <Napi::Value (Session::*M)(const Args&)>
 napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
   Args args(env, cb, 1);
@@ -367,7 +366,11 @@ napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
     // with a fraction finds no session through the equality check below.
     const uint64_t slot = sid >= 0 && sid < 9007199254740992.0 ? static_cast<uint64_t>(sid) & (kSlotSpan - 1) : UINT64_MAX;
     Session* s = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
-    if (!s || s->sid_ != sid) throw Napi::TypeError::New(env, "H2Session.calls: no session has the number " + std::to_string(sid));
+    if (!s || s->sid_ != sid) {
+      char n[32];
+      snprintf(n, sizeof n, "%.17g", sid);
+      throw Napi::TypeError::New(env, std::string("H2Session.calls: no session has the number ") + n);
+    }
     return (s->*M)(args);
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();

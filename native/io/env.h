@@ -45,8 +45,8 @@ struct Env {
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
   // The Int32Array of [start, end) runs that header-list calls read when JavaScript passes null
-  // for their `runs` (RUNS_TABLE in src/native.ts, set once by
-  // setRunsTable): napi_get_typedarray_info on an Int32Array costs ~380 instructions a call.
+  // for their `runs` (RUNS_TABLE in src/native.ts, set once by setRunsTable):
+  // napi_get_typedarray_info on an Int32Array costs ~380 instructions a call.
   Napi::Reference<Napi::Int32Array> runs_ref;
   const int32_t* runs = nullptr;
   size_t runs_len = 0;
