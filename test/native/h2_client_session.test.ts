@@ -283,7 +283,7 @@ describe('native HTTP/2 client session', () => {
     expect(nevers[1]).toContain('user-agent');
   });
 
-  it('requestRuns refuses runs outside the list and a run count the array does not hold', async () => {
+  it('requestRuns refuses runs outside the list, a run count the array does not hold and arguments that are not strings', async () => {
     const { port } = await server((s) => s.respond({ ':status': 200 }, { endStream: true }));
     const { c } = await dial(port);
     const runs = new Int32Array([0, 4]);
@@ -292,6 +292,13 @@ describe('native HTTP/2 client session', () => {
     expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', [0, 4] as unknown as Int32Array, 1, '', 5, true)).toThrow(/runs must be an Int32Array/);
     // The pair count must match what was joined (4 pseudo-headers + ab:c).
     expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, '', 6, true)).toThrow(/invalid header/);
+    // Each string's type is checked by the read of its bytes.
+    const usage = /H2Session.requestRuns: arguments must be \(method, path/;
+    expect(() => c.h.requestRuns(1, '/', 'h', 'ab\0c', runs, 1, '', 5, true)).toThrow(usage);
+    expect(() => c.h.requestRuns('GET', null, 'h', 'ab\0c', runs, 1, '', 5, true)).toThrow(usage);
+    expect(() => c.h.requestRuns('GET', '/', undefined, 'ab\0c', runs, 1, '', 5, true)).toThrow(usage);
+    expect(() => c.h.requestRuns('GET', '/', 'h', 7, runs, 1, '', 5, true)).toThrow(/H2Session.requestRuns: src must be a string/);
+    expect(() => c.h.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, {}, 5, true)).toThrow(/H2Session.requestRuns: extra must be a string/);
     const r = new Rec(c);
     r.id = c.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, '', 5, true, r);
     await until(() => r.closeCode !== undefined);

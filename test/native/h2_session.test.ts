@@ -219,7 +219,7 @@ describe('native HTTP/2 session', () => {
     }
   });
 
-  it('respondRuns refuses runs outside the list, a run count the array does not hold and a wrong pair count', async () => {
+  it('respondRuns refuses runs outside the list, a run count the array does not hold, a wrong pair count and strings that are not', async () => {
     const errors: string[] = [];
     const srv = serve((st) => {
       const h = (st.session as unknown as { h: { respondRuns: (...a: unknown[]) => boolean } }).h;
@@ -229,12 +229,20 @@ describe('native HTTP/2 session', () => {
         [st.id, ':status\x00200', runs, 2, '', 1, true],
         [st.id, ':status\x00200', [0, 10], 1, '', 1, true],
         [st.id, ':status\x00200', runs, 1, 'x-a\x00b\x00', 1, true],
+        // Types: checked by the reads of the bytes, not beforehand.
+        [st.id, 42, runs, 1, '', 1, true],
+        [st.id, ':status\x00200', runs, 1, null, 1, true],
       ]) {
         try {
           h.respondRuns(...args);
         } catch (err) {
           errors.push((err as Error).message);
         }
+      }
+      try {
+        (h as unknown as { trailers: (...a: unknown[]) => void }).trailers(st.id, 42, 0);
+      } catch (err) {
+        errors.push((err as Error).message);
       }
       st.respondRuns(':status\x00200', runs, 1, 'x-a\x00b\x00', 2, { endStream: true });
     });
@@ -245,6 +253,9 @@ describe('native HTTP/2 session', () => {
     expect(errors[1]).toMatch(/nRuns out of range/);
     expect(errors[2]).toMatch(/runs must be an Int32Array/);
     expect(errors[3]).toMatch(/invalid header name or value/);
+    expect(errors[4]).toMatch(/src must be a string/);
+    expect(errors[5]).toMatch(/H2Session.respondRuns: extra must be a string/);
+    expect(errors[6]).toMatch(/H2Session.trailers: trailers must be a string or a Uint8Array with its length/);
   });
 
   it('holds at most one stream window of a request body while the reader is paused', async () => {
