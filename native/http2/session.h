@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <new>
 #include <string>
 #include <vector>
@@ -333,8 +334,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // (request()), the peer's HEADERS are responses and trailers, pushes are refused.
   bool client_ = false;
   // Client streams submitted whose HEADERS nghttp2 has not sent yet: it knows no stream (nor its
-  // user data) until then, so lookups fall back to this short list.
-  std::vector<Stream*> unsent_;
+  // user data) until then, so lookups fall back to this short list. A deque: HEADERS go out in
+  // the order they were submitted, so the one sent is nearly always the first, which a deque
+  // erases without shifting the rest (a vector's erase moved every later entry: ~120
+  // instructions a request with 64 requests in flight).
+  std::deque<Stream*> unsent_;
   bool closing_ = false;  // graceful close: GOAWAY sent, ends when the last stream does
   bool in_batch_ = false;  // inside OnPoll: the flush follows the JavaScript call anyway
   bool protocol_error_ = false;
