@@ -68,6 +68,18 @@ export class FlatWriter {
     this.len = o;
   }
 
+  /**
+   * Bytes already in list form ("name\0value\0...", each value with its NUL) holding `pairs`
+   * pairs: one copy, where str() stores a character at a time (~4 times the time for the ~50
+   * bytes of a response's `:status`, `server` and `date`; FlatBlocks below keeps such blocks).
+   */
+  block(b: Uint8Array, pairs: number): void {
+    const n = b.length;
+    this.room(n).set(b, this.len);
+    this.len += n;
+    this.pairs += pairs;
+  }
+
   /** One NUL, ending a value raw() left open. */
   nul(): void {
     this.room(1)[this.len++] = 0;
@@ -83,6 +95,48 @@ export class FlatWriter {
     b[o++] = 0;
     this.len = o;
   }
+}
+
+/**
+ * The pairs a proxied response head gets whatever the upstream sent, as blocks for
+ * FlatWriter.block(): `:status` per code, `server` per name and `date` per second. Each is made
+ * on first use and kept; the server and date blocks follow their string (a new name, the next
+ * second) by identity first, so the common case costs a pointer compare.
+ */
+export class FlatBlocks {
+  private readonly statuses: (Buffer | undefined)[] = new Array<Buffer | undefined>(600);
+  private serverName: string | null = null;
+  private serverBlock: Buffer = Buffer.alloc(0);
+  private dateStr: string | null = null;
+  private dateBlock: Buffer = Buffer.alloc(0);
+
+  /** `:status\0<code>\0`. */
+  status(code: number): Buffer {
+    if (code >= 0 && code < 600) return (this.statuses[code] ??= pairBlock(':status', String(code)));
+    return pairBlock(':status', String(code));
+  }
+
+  /** `server\0<name>\0`. */
+  server(name: string): Buffer {
+    if (name !== this.serverName) {
+      this.serverName = name;
+      this.serverBlock = pairBlock('server', name);
+    }
+    return this.serverBlock;
+  }
+
+  /** `date\0<value>\0`, for the value httpDate() gives now. */
+  date(value: string): Buffer {
+    if (value !== this.dateStr) {
+      this.dateStr = value;
+      this.dateBlock = pairBlock('date', value);
+    }
+    return this.dateBlock;
+  }
+}
+
+function pairBlock(name: string, value: string): Buffer {
+  return Buffer.from(`${name}\0${value}\0`, 'latin1');
 }
 
 /** The one writer responses, requests and trailers share: each is written and handed over synchronously. */

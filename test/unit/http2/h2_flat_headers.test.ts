@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRequestHead, parseResponseHead } from '../../../src/protocols/http1/parser.js';
 import type { MessageHead } from '../../../src/protocols/http1/types.js';
-import { FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
+import { FlatBlocks, FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
 import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/native_session.js';
 import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
@@ -63,6 +63,32 @@ const FIELD_SETS: string[][] = [
 ];
 
 describe('H1 response head → h2 response list (writeH1ResponseSpans)', () => {
+  it('writes the server and date pairs a changed name or second asks for, not the kept ones', () => {
+    const h = head('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    const listOf = (name: string): Pairs => {
+      const w = new FlatWriter(16);
+      writeH1ResponseSpans(w, new HeadSpans(), 200, h, 'OVERWRITE', name, null);
+      expect(w.pairs).toBe(3);
+      return pairsOf(w.buf.toString('latin1', 0, w.len));
+    };
+    for (const name of ['a', 'strait-b', 'a', 'envoy']) {
+      const p = listOf(name);
+      expect(p[0]).toEqual([':status', '200']);
+      expect(p.find(([k]) => k === 'server')).toEqual(['server', name]);
+      // An HTTP date of now (give or take the second that may turn between the two reads).
+      const d = p.find(([k]) => k === 'date')![1];
+      expect(d).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+      expect(Math.abs(Date.parse(d) - Date.now())).toBeLessThan(2000);
+    }
+    const blocks = new FlatBlocks();
+    expect(blocks.date('Sat, 05 Dec 2026 18:45:00 GMT').toString('latin1')).toBe('date\0Sat, 05 Dec 2026 18:45:00 GMT\0');
+    expect(blocks.date('Sat, 05 Dec 2026 18:45:01 GMT').toString('latin1')).toBe('date\0Sat, 05 Dec 2026 18:45:01 GMT\0');
+    expect(blocks.status(404).toString('latin1')).toBe(':status\x00404\x00');
+    expect(blocks.status(404)).toBe(blocks.status(404));
+    expect(blocks.status(799).toString('latin1')).toBe(':status\x00799\x00');
+  });
+
+
   const modes = ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'];
   const rids = [null, 'rid-123'];
   const statuses = [200, 204, 404, 503];

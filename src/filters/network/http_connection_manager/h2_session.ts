@@ -37,7 +37,7 @@ import { PrematureResets } from './premature_resets.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
 import { FieldToken, flatBase, flatGet, flatIndex, flatTab, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
-import { FLAT, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
+import { FLAT, FlatBlocks, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
 import { uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
 import { now as clockNow } from '../../../protocols/http1/clock.js';
@@ -2230,6 +2230,8 @@ export class HeadSpans {
 
 /** The one span list response heads share: each is filled and handed over synchronously. */
 const H1_SPANS = new HeadSpans();
+/** writeH1ResponseSpans's added pairs as bytes. */
+const H1_BLOCKS = new FlatBlocks();
 
 /**
  * The downstream response list of an HTTP/1 upstream head as onResponse's object path would send
@@ -2241,7 +2243,7 @@ const H1_SPANS = new HeadSpans();
  * @internal exported for the parity test
  */
 export function writeH1ResponseSpans(w: FlatWriter, spans: HeadSpans, status: number, head: MessageHead, serverMode: string, serverName: string, requestId: string | null): void {
-  w.pair(':status', String(status));
+  w.block(H1_BLOCKS.status(status), 1);
   spans.n = 0;
   const f = head.fields;
   const b = head.buf;
@@ -2274,7 +2276,7 @@ export function writeH1ResponseSpans(w: FlatWriter, spans: HeadSpans, status: nu
     }
     spans.push(ns, ne, f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
   }
-  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) w.pair('server', serverName);
+  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) w.block(H1_BLOCKS.server(serverName), 1);
   if (requestId && !rid) w.pair('x-request-id', requestId);
-  if (!date) w.pair('date', httpDate());
+  if (!date) w.block(H1_BLOCKS.date(httpDate()), 1);
 }
