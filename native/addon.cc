@@ -31,7 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("H2Session", http2::Session::Init(env));
   exports.Set("BatchReader", BatchReader::Init(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
-  exports.Set("setRunsTable", Napi::Function::New(env, SetRunsTable, "setRunsTable"));
+  exports.Set("setTable", Napi::Function::New(env, SetTable, "setTable"));
   exports.Set("disableLoopIdleTime", Napi::Function::New(env, DisableLoopIdleTime, "disableLoopIdleTime"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));

@@ -136,7 +136,7 @@ export interface NativeH2Session {
    * :status and the added pairs; `spans` the kept fields of `head` as [nameStart, nameEnd,
    * valueStart, valueEnd] quads (nSpans of them), handed to nghttp2 from `head` itself.
    */
-  respondSpans(streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
+  respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   /**
@@ -168,7 +168,7 @@ export interface NativeH2Session {
 export interface NativeH2Calls {
   respond(sid: number, streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   respondRuns(sid: number, streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
-  respondSpans(sid: number, streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
+  respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
@@ -248,8 +248,8 @@ export interface NativeBinding {
    * were on and are now off. Absent in addons built before it.
    */
   disableLoopIdleTime?(): boolean;
-  /** Sets RUNS_TABLE as the runs that respondRuns, requestRuns and writeHttp1HeadFromFlat read when given null. */
-  setRunsTable?(table: Int32Array): void;
+  /** Registers `table` in `slot` (TableSlot): the array calls read where they are given null for it. */
+  setTable?(slot: TableSlot, table: Int32Array | Uint8Array): void;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
   /**
@@ -349,6 +349,36 @@ let binding: NativeBinding | null = null;
  */
 export const RUNS_TABLE = new Int32Array(1024);
 
+/**
+ * The slots of the addon's registered arrays (TableSlot in native/io/env.h, same numbers). A
+ * call given null where such an array goes reads the one registered in its slot: finding a
+ * typed array argument's memory costs the addon ~350 instructions, a null ~60.
+ */
+export const enum TableSlot {
+  /** RUNS_TABLE. */
+  RUNS = 0,
+  /** The shared flat header writer's buffer (FLAT in protocols/http2/flat_headers.ts). */
+  FLAT = 1,
+  /** The shared span list of an HTTP/1 head forwarded to HTTP/2 (H1_SPANS in h2_session.ts). */
+  SPANS = 2,
+  /** The HTTP/1 batch reader's arena (protocols/http1/batch_reader.ts). */
+  ARENA = 3,
+}
+
+/** What each slot holds now (also before the addon loads: loadNative registers them then). */
+const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null];
+
+/** Makes `table` the array of `slot`; its owner calls this again when it replaces the array. */
+export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {
+  tables[slot] = table;
+  binding?.setTable?.(slot, table);
+}
+
+/** null when `table` is the array registered in `slot` (the addon reads it from there), else `table`. */
+export function tableArg<T extends Int32Array | Uint8Array>(slot: TableSlot, table: T): T | null {
+  return tables[slot] === table ? null : table;
+}
+
 export function loadNative(): NativeBinding {
   if (binding) return binding;
   try {
@@ -359,7 +389,7 @@ export function loadNative(): NativeBinding {
       { cause: err },
     );
   }
-  binding.setRunsTable?.(RUNS_TABLE);
+  for (let k = 0; k < tables.length; k++) if (tables[k] !== null) binding.setTable?.(k, tables[k]!);
   return binding;
 }
 

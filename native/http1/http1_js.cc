@@ -595,7 +595,7 @@ bool ReadAt(napi_env env, napi_value s, std::string& buf, size_t at, size_t* len
 }
 
 // writeHttp1HeadFromFlat(out, method, path, authority, src, runs, nRuns, extra, chunked) ->
-// bytes written (`runs` null: the runs table, setRunsTable). The HTTP/1.1 head of a request that
+// bytes written (`runs` null: the runs table, setTable slot 0). The HTTP/1.1 head of a request that
 // came as HTTP/2 (FlatRequest.h1Head in
 // src/filters/network/http_connection_manager/upstream_try.ts, the reference): request line and
 // host, then the "name\0value\0" pairs of src's kept runs and of extra as header lines (`te`

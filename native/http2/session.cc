@@ -1471,7 +1471,7 @@ Napi::Value Session::Respond(const Args& info) {
 static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
 
 // respondRuns(streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as respond().
-// `runs`: an Int32Array, or null for the runs table (setRunsTable), as in requestRuns().
+// `runs`: an Int32Array, or null for the runs table (setTable slot 0), as in requestRuns().
 // The list respond() takes, joined here from the upstream's list `src` (as this addon gave it)
 // cut in [start, end) runs and the pairs the proxy adds in `extra` (h2ResponseRunsOf in
 // src/filters/network/http_connection_manager/h2_session.ts; h2ResponseFlatOf is the joined
@@ -1543,6 +1543,8 @@ static bool TypedArg(const Args& info, size_t i, napi_typedarray_type want, void
 }
 
 // respondSpans(streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream[, body]) -> as respond().
+// flat, head and spans: null for the table registered in their slot (kTableFlat, kTableArena,
+// kTableSpans).
 // An HTTP/1 upstream's response head forwarded downstream (onH1ResponseHead in
 // src/filters/network/http_connection_manager/h2_session.ts): `flat` (bytes, `flatLen` long) holds
 // :status and the pairs the proxy adds, and `spans` the kept fields of the head's bytes `head` as
@@ -1560,8 +1562,11 @@ Napi::Value Session::RespondSpans(const Args& info) {
   size_t hl = 0;
   void* spans = nullptr;
   size_t spans_len = 0;
-  if (!TypedArg(info, 1, napi_uint8_array, &flat, &flat_cap) || !TypedArg(info, 4, napi_uint8_array, &head, &hl) || !TypedArg(info, 5, napi_int32_array, &spans, &spans_len))
-    throw Napi::TypeError::New(env, "H2Session.respondSpans: flat and head must be Uint8Arrays and spans an Int32Array");
+  // null for flat, head or spans: the table registered for it (setTable: the shared writer, the
+  // HTTP/1 reader's arena, the shared span list), as a typed array's memory costs a lookup.
+  if (info.Length() < 8 || !TableArg(env, env_, kTableFlat, info[1], napi_uint8_array, &flat, &flat_cap) ||
+      !TableArg(env, env_, kTableArena, info[4], napi_uint8_array, &head, &hl) || !TableArg(env, env_, kTableSpans, info[5], napi_int32_array, &spans, &spans_len))
+    throw Napi::TypeError::New(env, "H2Session.respondSpans: flat and head must be Uint8Arrays and spans an Int32Array (or null for the registered tables)");
   const int32_t flat_len = ArgInt(info, 2, fn, "flatLen", 0, static_cast<int64_t>(flat_cap));
   const int32_t pairs = ArgInt(info, 3, fn, "flatPairs", 1, INT32_MAX);
   const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
@@ -1623,7 +1628,7 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
 }
 
 // requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as request().
-// `runs`: an Int32Array, or null for the runs table (setRunsTable).
+// `runs`: an Int32Array, or null for the runs table (setTable slot 0).
 // The list request() takes, put together here from the parts a forwarded HTTP/2 request is made
 // of (FlatRequest in src/filters/network/http_connection_manager/upstream_try.ts, whose `flat`
 // is the reference): the four pseudo-headers, src's kept [start, end) runs (src being the

@@ -46,32 +46,35 @@ Env* InitEnv(Napi::Env env) {
 
 Env* GetEnv(Napi::Env env) { return env.GetInstanceData<Env>(); }
 
-Napi::Value SetRunsTable(const Napi::CallbackInfo& info) {
+Napi::Value SetTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  double slot = -1;
+  if (info.Length() < 2 || napi_get_value_double(env, info[0], &slot) != napi_ok || !(slot >= 0 && slot < kTableSlots) || slot != static_cast<uint32_t>(slot))
+    throw Napi::RangeError::New(env, "setTable: slot must be an integer in [0, " + std::to_string(kTableSlots - 1) + "]");
   napi_typedarray_type type;
   size_t len = 0;
   void* p = nullptr;
-  if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
-    throw Napi::TypeError::New(env, "setRunsTable: table must be an Int32Array");
-  Env* e = GetEnv(env);
-  e->runs_ref = Napi::Persistent(info[0].As<Napi::Int32Array>());
-  e->runs = static_cast<const int32_t*>(p);
-  e->runs_len = len;
+  if (napi_get_typedarray_info(env, info[1], &type, &len, &p, nullptr, nullptr) != napi_ok)
+    throw Napi::TypeError::New(env, "setTable: table must be a typed array");
+  Env::Table& t = GetEnv(env)->tables[static_cast<uint32_t>(slot)];
+  t.ref = Napi::Persistent(info[1]);
+  t.data = p;
+  t.len = len;
+  t.type = type;
   return env.Undefined();
 }
 
-bool RunsOf(napi_env env, Env* e, napi_value v, const int32_t** runs, size_t* len) {
-  napi_valuetype t;
-  if (e->runs != nullptr && napi_typeof(env, v, &t) == napi_ok && t == napi_null) {
-    *runs = e->runs;
-    *len = e->runs_len;
+bool TableArg(napi_env env, Env* e, TableSlot slot, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
+  const Env::Table& t = e->tables[slot];
+  napi_valuetype vt;
+  if (t.data != nullptr && napi_typeof(env, v, &vt) == napi_ok && vt == napi_null) {
+    if (t.type != want) return false;
+    *data = t.data;
+    *len = t.len;
     return true;
   }
   napi_typedarray_type type;
-  void* p = nullptr;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array) return false;
-  *runs = static_cast<const int32_t*>(p);
-  return true;
+  return napi_get_typedarray_info(env, v, &type, len, data, nullptr, nullptr) == napi_ok && type == want;
 }
 
 // Node configures its loop with UV_METRICS_IDLE_TIME (for performance.eventLoopUtilization, which

@@ -34,6 +34,15 @@ class LiveObject {
   bool linked_ = false;
 };
 
+// The slots of Env::tables (TableSlot in src/native.ts; the numbers are shared).
+enum TableSlot : uint32_t {
+  kTableRuns = 0,   // [start, end) runs of a header list (RUNS_TABLE)
+  kTableFlat = 1,   // the shared flat header writer's bytes (FLAT, flat_headers.ts)
+  kTableSpans = 2,  // the shared span list of an HTTP/1 head forwarded to HTTP/2 (H1_SPANS)
+  kTableArena = 3,  // the HTTP/1 batch reader's arena, where upstream heads are parsed
+  kTableSlots = 4,
+};
+
 struct Env {
   uv_loop_t* loop = nullptr;
   BufferPool pool;
@@ -44,12 +53,17 @@ struct Env {
   Napi::Reference<Napi::Buffer<uint8_t>> data_pool;
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
-  // The Int32Array of [start, end) runs that header-list calls read when JavaScript passes null
-  // for their `runs` (RUNS_TABLE in src/native.ts, set once by setRunsTable):
-  // napi_get_typedarray_info on an Int32Array costs ~380 instructions a call.
-  Napi::Reference<Napi::Int32Array> runs_ref;
-  const int32_t* runs = nullptr;
-  size_t runs_len = 0;
+  // Typed arrays JavaScript registered with setTable, by slot: a call passes null in place of
+  // the one registered for that argument and the addon reads it from here, where
+  // napi_get_typedarray_info cost ~350 instructions a call (it materialises the ArrayBuffer
+  // handle to find the memory). Each is held (ref) until replaced or the environment ends.
+  struct Table {
+    Napi::Reference<Napi::Value> ref;
+    void* data = nullptr;
+    size_t len = 0;  // elements
+    napi_typedarray_type type = napi_uint8_array;
+  };
+  Table tables[kTableSlots];
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);
@@ -63,11 +77,18 @@ struct Env {
 // Creates the Env, stores it as instance data and registers the teardown hook.
 Env* InitEnv(Napi::Env env);
 Env* GetEnv(Napi::Env env);
-// setRunsTable(Int32Array): the table Env::runs points into, held until the environment ends.
-Napi::Value SetRunsTable(const Napi::CallbackInfo& info);
-// The runs argument `v` of a header-list call: the table set by setRunsTable when `v` is null,
-// else an Int32Array of its own. False when it is neither.
-bool RunsOf(napi_env env, Env* e, napi_value v, const int32_t** runs, size_t* len);
+// setTable(slot, typedArray): registers the array a call's null stands for in that slot.
+Napi::Value SetTable(const Napi::CallbackInfo& info);
+// A typed array argument `v` of type `want`: the table in `slot` when `v` is null and one is
+// registered, else `v`'s own memory. False when it is neither (or of another type).
+bool TableArg(napi_env env, Env* e, TableSlot slot, napi_value v, napi_typedarray_type want, void** data, size_t* len);
+// The runs argument of a header-list call (respondRuns, requestRuns, writeHttp1HeadFromFlat).
+inline bool RunsOf(napi_env env, Env* e, napi_value v, const int32_t** runs, size_t* len) {
+  void* p = nullptr;
+  if (!TableArg(env, e, kTableRuns, v, napi_int32_array, &p, len)) return false;
+  *runs = static_cast<const int32_t*>(p);
+  return true;
+}
 
 // Turns off libuv's idle-time metrics on this environment's loop (see env.cc).
 Napi::Value DisableLoopIdleTime(const Napi::CallbackInfo& info);

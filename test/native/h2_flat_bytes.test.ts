@@ -4,6 +4,8 @@
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlatWriter } from '../../src/protocols/http2/flat_headers.js';
+import { HeadSpans } from '../../src/filters/network/http_connection_manager/h2_session.js';
+import { setTable, tableArg, TableSlot } from '../../src/native.js';
 import type { NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { b, nativeH2Server, sleep } from './helpers.js';
 
@@ -278,6 +280,44 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers['x-mixed-case']).toBe('Keep Me');
     expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(r.body).toBe('whole body');
+  });
+  it('respondSpans() reads the tables registered with setTable where it is given null; a grown writer or span list is registered again', async () => {
+    const errors: string[] = [];
+    const port = serve((s) => {
+      const h = s.session.h;
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\n\r\n', 'latin1');
+      setTable(TableSlot.ARENA, head);
+      // A table of the wrong type for its argument is refused as a wrong array would be.
+      setTable(TableSlot.FLAT, new Int32Array(16));
+      try {
+        h.respondSpans(s.id, null, 0, 1, null, null, 0, true);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+      // Both start too small for what they are given: the grown arrays must be the ones read.
+      const w = new FlatWriter(8, TableSlot.FLAT);
+      w.pair(':status', '202');
+      w.pair('x-added', 'from the flat table');
+      const spans = new HeadSpans(TableSlot.SPANS);
+      for (let k = 0; k < 40; k++) spans.push(17, 20, 22, 23);
+      expect(tableArg(TableSlot.FLAT, w.buf)).toBeNull();
+      expect(tableArg(TableSlot.SPANS, spans.buf)).toBeNull();
+      expect(tableArg(TableSlot.ARENA, head)).toBeNull();
+      expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, Buffer.from('tables'))).toBe(true);
+    });
+    for (const [slot, table, want] of [
+      [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 3\]/],
+      [1.5, new Int32Array(1), /setTable: slot must be an integer/],
+      [0, [1, 2], /setTable: table must be a typed array/],
+    ] as [number, unknown, RegExp][]) {
+      expect(() => b.setTable!(slot, table as Int32Array)).toThrow(want);
+    }
+    const r = await ask(port, { ':path': '/tables' });
+    expect(errors).toEqual(['H2Session.respondSpans: flat and head must be Uint8Arrays and spans an Int32Array (or null for the registered tables)']);
+    expect(r.headers[':status']).toBe(202);
+    expect(r.headers['x-added']).toBe('from the flat table');
+    expect(r.headers['x-a']).toBe(Array(40).fill('a').join(', '));
+    expect(r.body).toBe('tables');
   });
   it('an empty whole body still ends the stream, on respondSpans() and respond()', async () => {
     const port = serve((s, flat) => {

@@ -10,7 +10,7 @@
  * STRAIT_HTTP1_READER=stream turns it off (Node stream reads, the reference path).
  */
 import type net from 'node:net';
-import { loadNative, type NativeBatchReader, type NativeBinding } from '../../native.js';
+import { loadNative, setTable, TableSlot, type NativeBatchReader, type NativeBinding } from '../../native.js';
 import { enterBatch, leaveBatch } from './clock.js';
 
 /** Where one turn's reads land; a read is at most 64 KiB, so a full arena means a turn of ≥ 16 reads of 64 KiB. */
@@ -111,6 +111,9 @@ export class Http1BatchReader {
 
   constructor(private readonly binding: NativeBinding) {
     this.reader = new binding.BatchReader!(this.arena, this.out, (n) => this.onBatch(n));
+    // Heads parsed where they arrived point into the arena: forwarded to HTTP/2 in the same turn
+    // (respondSpans), they go as null for it. There is one reader (http1BatchReader()).
+    setTable(TableSlot.ARENA, this.arena);
   }
 
   /**

@@ -5,6 +5,7 @@
  * a concatenated string: the bytes come straight from where they arrived (an HTTP/1 head's buffer,
  * the downstream's flat request) plus the few values the proxy adds.
  */
+import { setTable, TableSlot } from '../../native.js';
 
 /** Writes one header list; `reset()` starts the next. Use one list at a time, up to its addon call. */
 export class FlatWriter {
@@ -14,8 +15,16 @@ export class FlatWriter {
   /** Pairs written (the addon checks it: a NUL inside a value would shift every later pair). */
   pairs = 0;
 
-  constructor(size = 4096) {
+  /**
+   * `table`: the addon slot this writer's buffer is registered in (the shared FLAT writer), so
+   * that calls pass null for it; a grown buffer is registered again.
+   */
+  constructor(
+    size = 4096,
+    private readonly table: TableSlot | -1 = -1,
+  ) {
     this.buf = Buffer.allocUnsafe(size);
+    if (table !== -1) setTable(table, this.buf);
   }
 
   reset(): this {
@@ -33,6 +42,7 @@ export class FlatWriter {
       const b = Buffer.allocUnsafe(size);
       this.buf.copy(b, 0, 0, this.len);
       this.buf = b;
+      if (this.table !== -1) setTable(this.table, b);
     }
     return this.buf;
   }
@@ -140,7 +150,7 @@ function pairBlock(name: string, value: string): Buffer {
 }
 
 /** The one writer responses, requests and trailers share: each is written and handed over synchronously. */
-export const FLAT = new FlatWriter();
+export const FLAT = new FlatWriter(4096, TableSlot.FLAT);
 
 /** Whether `src[s, e)` is `lit` (lower-case ASCII) ignoring the case of letters in src. */
 export function nameIs(src: Uint8Array, s: number, e: number, lit: string): boolean {

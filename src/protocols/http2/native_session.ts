@@ -6,7 +6,7 @@
  * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
  */
 import http2 from 'node:http2';
-import { native, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
+import { native, tableArg, TableSlot, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { enterBatch, leaveBatch } from '../http1/clock.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
@@ -278,7 +278,7 @@ export class NumberedH2Session implements NativeH2Session {
     return this.c.respondRuns(this.id, streamId, src, runs, nRuns, extra, pairs, endStream);
   }
 
-  respondSpans(streamId: number, flat: Uint8Array, flatLen: number, flatPairs: number, head: Uint8Array, spans: Int32Array, nSpans: number, endStream: boolean, body?: Uint8Array): boolean {
+  respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, body?: Uint8Array): boolean {
     if (body !== undefined) return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream, body);
     return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream);
   }
@@ -629,14 +629,18 @@ export class NativeH2Stream {
    * h2_session.ts). With `body`, the whole response goes in the same call.
    */
   respondSpans(w: FlatWriter, head: Uint8Array, spans: { buf: Int32Array; n: number }, body: Buffer | null, endStream: boolean): void {
+    // The shared writer, span list and reader arena go as null: the addon holds them (setTable).
+    const flat = tableArg(TableSlot.FLAT, w.buf);
+    const h = tableArg(TableSlot.ARENA, head);
+    const sp = tableArg(TableSlot.SPANS, spans.buf);
     if (body !== null) {
       this.startResponse();
       this.resEnded = true;
-      this.session.h.respondSpans(this.id, w.buf, w.len, w.pairs, head, spans.buf, spans.n, false, body);
+      this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, false, body);
       return;
     }
     const end = this.startResponse({ endStream });
-    this.session.h.respondSpans(this.id, w.buf, w.len, w.pairs, head, spans.buf, spans.n, end);
+    this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, end);
   }
 
   /** respond() and end(body) in one addon call (a local reply: direct responses, errors). */

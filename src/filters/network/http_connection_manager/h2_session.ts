@@ -31,7 +31,7 @@ import { withFilterHeaders } from '../../http/chain.js';
 import { applyHeaderObject, editLocalReplyObject } from './response_edits.js';
 import { innerTry, TransformTry } from './transform_try.js';
 import type { Downstream } from '../../../io/engine.js';
-import { native, RUNS_TABLE } from '../../../native.js';
+import { native, RUNS_TABLE, setTable, TableSlot } from '../../../native.js';
 import { h2Engine } from '../../../protocols/http2/engine.js';
 import { PrematureResets } from './premature_resets.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
@@ -2213,12 +2213,18 @@ export class HeadSpans {
   buf = new Int32Array(4 * 32);
   n = 0;
 
+  /** `table`: as FlatWriter's, the addon slot the buffer is registered in (the shared H1_SPANS). */
+  constructor(private readonly table: TableSlot | -1 = -1) {
+    if (table !== -1) setTable(table, this.buf);
+  }
+
   push(ns: number, ne: number, vs: number, ve: number): void {
     let b = this.buf;
     if (4 * this.n + 4 > b.length) {
       const g = new Int32Array(b.length * 2);
       g.set(b);
       b = this.buf = g;
+      if (this.table !== -1) setTable(this.table, g);
     }
     const o = 4 * this.n++;
     b[o] = ns;
@@ -2229,7 +2235,7 @@ export class HeadSpans {
 }
 
 /** The one span list response heads share: each is filled and handed over synchronously. */
-const H1_SPANS = new HeadSpans();
+const H1_SPANS = new HeadSpans(TableSlot.SPANS);
 /** writeH1ResponseSpans's added pairs as bytes. */
 const H1_BLOCKS = new FlatBlocks();
 
