@@ -144,6 +144,13 @@ export interface NativeH2Session {
    * the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs).
    */
   requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  /**
+   * requestRuns() with the kept runs cut from the request block a server session of this thread
+   * keeps for its stream `downStream` (`downSession`: that session's sid()); `same` bits 1, 2, 4:
+   * method, path, authority are the request's own (the string given is not read).
+   * REQUEST_NOT_HELD when that stream holds no request any more.
+   */
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
@@ -171,6 +178,7 @@ export interface NativeH2Calls {
   respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, body?: Uint8Array): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(sid: number, streamId: number, code: number): void;
@@ -348,6 +356,9 @@ let binding: NativeBinding | null = null;
  * (~380 instructions). A list with more runs than fit passes an array of its own.
  */
 export const RUNS_TABLE = new Int32Array(1024);
+
+/** requestHeld's answer when the downstream stream no longer holds its request (kNotHeld in native/http2/session.cc). */
+export const REQUEST_NOT_HELD = -1;
 
 /**
  * The slots of the addon's registered arrays (TableSlot in native/io/env.h, same numbers). A

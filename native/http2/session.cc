@@ -207,6 +207,7 @@ Napi::Function Session::Init(Napi::Env env) {
   add("respondSpans", &Numbered<&Session::RespondSpans>);
   add("request", &Numbered<&Session::Request>);
   add("requestRuns", &Numbered<&Session::RequestRuns>);
+  add("requestHeld", &Numbered<&Session::RequestHeld>);
   add("data", &Numbered<&Session::Data>);
   add("trailers", &Numbered<&Session::Trailers>);
   add("rst", &Numbered<&Session::Rst>);
@@ -573,6 +574,8 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         PushNeverIndexed(s);
         PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
         PushFields(s->hdr);
+        // Kept for requestHeld; hdr takes the previous block's memory.
+        s->req.swap(s->hdr);
         s->hdr.clear();
       } else if (end) {
         PushInt(kEvEnd, s->id, 0);
@@ -727,6 +730,7 @@ void Session::Recycle(Stream* s) {
   s->id = 0;
   s->prev = s->next = nullptr;
   s->hdr.clear();
+  s->req.clear();
   s->head.clear();
   s->hdr_bytes = s->hdr_pairs = 0;
   if (s->out.capacity() > 16 * 1024) std::string().swap(s->out);
@@ -1342,11 +1346,18 @@ inline void Session::PushField(char* d, size_t start, size_t name_end, size_t va
 
 bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
+  if (!ParseFlatFrom(s, 0)) return false;
+  ApplyNever(never);
+  return true;
+}
+
+bool Session::ParseFlatFrom(std::string& s, size_t from) {
   const size_t n = s.size();
+  if (from >= n) return true;
   char* d = &s[0];
-  size_t start = 0;             // of the current name
+  size_t start = from;          // of the current name
   size_t name_end = SIZE_MAX;   // its NUL; SIZE_MAX while the name has not ended
-  for (size_t i = 0; i < n; i += 16) {
+  for (size_t i = from; i < n; i += 16) {
     uint32_t nul, crlf, upper;
     Scan16(d, i, n, &nul, &crlf, &upper);
     // CR or LF would let a value smuggle a header line into an HTTP/1 hop further on; no name
@@ -1373,6 +1384,10 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
   } else if (start < n) {
     return false;  // a name with no value
   }
+  return true;
+}
+
+void Session::ApplyNever(const std::string* never) {
   // Every field of a name the previous hop sent never indexed goes never indexed: a name, not a
   // position, is what survives the proxy's edits, and never indexed is only ever more cautious.
   if (never && !never->empty()) {
@@ -1380,7 +1395,6 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
       if (NamedIn(*never, nv.name, nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
     }
   }
-  return true;
 }
 
 // The optional never-indexed names argument at info[i] ("name\0name...", latin1) into `out`;
@@ -1668,6 +1682,129 @@ Napi::Value Session::RequestRuns(const Args& info) {
   return SubmitRequest(env, pairs, end, never, fn);
 }
 
+static constexpr const char* kRequestHeldUsage =
+    "H2Session.requestHeld: arguments must be (downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream[, neverIndexed])";
+// What requestHeld returns when the downstream stream no longer holds its request (its session
+// or the stream is gone): the caller sends the list in parts instead. No nghttp2 error is -1.
+static constexpr int32_t kNotHeld = -1;
+
+// requestHeld(downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs,
+// endStream[, neverIndexed]) -> as request(), or kNotHeld.
+// requestRuns() for a request that came in on a server session of this thread (`downSession`,
+// its number): the kept runs are cut from the request block that session keeps for stream
+// `downStream` (its bytes are JavaScript's list, and its field table says where each field
+// lies) instead of a string handed back, read again and scanned again. nghttp2 checked those
+// fields on the way in (names lower-case tokens, no CR, LF or NUL in values), so only `extra`
+// is scanned. `same` bits 1, 2 and 4: method, path and authority are the request's own (the
+// string given is then not read).
+Napi::Value Session::RequestHeld(const Args& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "H2Session.requestHeld";
+  if (!client_) throw Napi::Error::New(env, "H2Session.requestHeld: not a client session");
+  if (info.Length() < 11) throw Napi::TypeError::New(env, kRequestHeldUsage);
+  double dsid = 0;
+  if (napi_get_value_double(env, info[0], &dsid) != napi_ok) throw Napi::TypeError::New(env, kRequestHeldUsage);
+  const int32_t down_id = ArgInt(info, 1, fn, "downStream", 1, INT32_MAX);
+  const int32_t same = ArgInt(info, 2, fn, "same", 0, 7);
+  const int32_t pairs = ArgInt(info, 9, fn, "pairs", 1, INT32_MAX);
+  const bool end = ArgBool(info, 10);
+  const std::string* never = NeverArg(info, 11, never_scratch_, fn);
+  if (finished_ || closing_) return Napi::Number::New(env, 0);
+  const uint64_t slot = dsid >= 0 && dsid < 9007199254740992.0 ? static_cast<uint64_t>(dsid) & (kSlotSpan - 1) : UINT64_MAX;
+  Session* down = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
+  Stream* ds = down && down->sid_ == dsid && !down->client_ && !down->finished_ ? down->StreamOf(down_id) : nullptr;
+  if (!ds || ds->req.empty()) return Napi::Number::New(env, kNotHeld);
+  const HeaderBlock& b = ds->req;
+  const char* hd = b.data();
+  const size_t list = b.listSize();
+  const int32_t* f = b.fields();
+  const size_t nf = b.fieldEntries() / 3;
+
+  std::string& out = scratch_;
+  out.clear();
+  nva_.clear();
+  // Fields go into nva_ with offsets into `out` where their pointers belong (`out` moves as it
+  // grows); the base is added once the list has its final buffer.
+  auto field = [this](size_t ns, size_t ne, size_t ve) {
+    nghttp2_nv nv;
+    nv.name = reinterpret_cast<uint8_t*>(ns);
+    nv.namelen = ne - ns;
+    nv.value = reinterpret_cast<uint8_t*>(ne + 1);
+    nv.valuelen = ve - ne - 1;
+    nv.flags = kKept;
+    nva_.push_back(nv);
+  };
+  static const char kScheme[] = ":scheme\0http";
+  struct Pseudo {
+    const char* name;  // with its NUL
+    size_t len;
+    int32_t token;
+  };
+  static const Pseudo kPseudo[3] = {{":method", sizeof ":method", kTokMethod}, {":path", sizeof ":path", kTokPath}, {":authority", sizeof ":authority", kTokAuthority}};
+  for (int k = 0; k < 3; k++) {
+    const size_t ns = out.size();
+    out.append(kPseudo[k].name, kPseudo[k].len);
+    if (same & (1 << k)) {
+      // The request's own value (pseudo-headers lead the block, so the walk is short).
+      size_t j = 0;
+      while (j < nf && f[3 * j + 2] != kPseudo[k].token) j++;
+      if (j == nf) return Napi::Number::New(env, kNotHeld);
+      const size_t v = static_cast<size_t>(f[3 * j]) + 1;
+      out.append(hd + v, static_cast<size_t>(f[3 * j + 1]) - v);
+    } else if (!AppendLatin1(env, info[3 + k], out)) {
+      throw Napi::TypeError::New(env, kRequestHeldUsage);
+    }
+    field(ns, ns + kPseudo[k].len - 1, out.size());
+    out.push_back('\0');
+  }
+  const size_t scheme = out.size();
+  out.append(kScheme, sizeof kScheme);  // ":scheme", NUL, "http", NUL
+  field(scheme, scheme + sizeof ":scheme" - 1, out.size() - 1);
+
+  size_t runs_len = 0;
+  const int32_t* runs = nullptr;
+  if (!RunsOf(env, env_, info[6], &runs, &runs_len)) throw Napi::TypeError::New(env, std::string(fn) + ": runs must be an Int32Array, or null for the runs table");
+  const int32_t n_runs = ArgInt(info, 7, fn, "nRuns", 0, INT32_MAX);
+  if (size_t(n_runs) * 2 > runs_len) throw Napi::RangeError::New(env, std::string(fn) + ": nRuns out of range");
+  size_t k = 0;      // the field at `start`
+  size_t start = 0;  // where field k's name starts
+  for (int32_t r = 0; r < n_runs; r++) {
+    const int32_t a = runs[2 * r], e = runs[2 * r + 1];
+    if (a < 0 || e < a || size_t(e) > list) throw Napi::RangeError::New(env, std::string(fn) + ": a run is outside the request");
+    while (k < nf && start < size_t(a)) start = static_cast<size_t>(f[3 * k++ + 1]) + 1;
+    if (start != size_t(a)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not start at a field");
+    const size_t shift = out.size() - size_t(a);  // held offset + shift = offset in out
+    out.append(hd + a, size_t(e - a));
+    if (size_t(e) == list) out.push_back('\0');
+    while (k < nf && start < size_t(e)) {
+      const size_t ve = static_cast<size_t>(f[3 * k + 1]);
+      field(start + shift, static_cast<size_t>(f[3 * k]) + shift, ve + shift);
+      start = ve + 1;
+      k++;
+    }
+    if (start != size_t(e) && !(size_t(e) == list && start == list + 1)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not end at a field");
+  }
+  const size_t fixed = nva_.size();
+  const size_t extra_at = out.size();
+  if (!AppendLatin1(env, info[8], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+
+  Stream* s = NewStream();
+  s->head.swap(scratch_);  // kept until sent, as in SubmitRequest
+  uint8_t* base = reinterpret_cast<uint8_t*>(&s->head[0]);
+  for (size_t i = 0; i < fixed; i++) {
+    nghttp2_nv& nv = nva_[i];
+    nv.name = base + reinterpret_cast<size_t>(nv.name);
+    nv.value = base + reinterpret_cast<size_t>(nv.value);
+    if (i >= 4 && UniquePerRequest(reinterpret_cast<const char*>(nv.name), nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
+  }
+  if (!ParseFlatFrom(s->head, extra_at) || nva_.size() != static_cast<size_t>(pairs)) {
+    Recycle(s);
+    throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  }
+  ApplyNever(never);
+  return SubmitStream(env, s, end);
+}
+
 static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {
   napi_env env = info.Env();
   size_t runs_len = 0;
@@ -1697,6 +1834,10 @@ Napi::Value Session::SubmitRequest(Napi::Env env, int32_t pairs, bool end, const
     Recycle(s);
     throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   }
+  return SubmitStream(env, s, end);
+}
+
+Napi::Value Session::SubmitStream(Napi::Env env, Stream* s, bool end) {
   s->eof = end;
   int32_t id;
   if (end) {

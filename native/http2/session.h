@@ -17,6 +17,7 @@
 #include <deque>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/buffer_pool.h"
@@ -101,6 +102,14 @@ class HeaderBlock {
     free(f_);
   }
   const char* data() const { return p_ ? p_ : ""; }
+  void swap(HeaderBlock& o) {
+    std::swap(p_, o.p_);
+    std::swap(f_, o.f_);
+    std::swap(n_, o.n_);
+    std::swap(cap_, o.cap_);
+    std::swap(fn_, o.fn_);
+    std::swap(fcap_, o.fcap_);
+  }
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
   void clear() { n_ = fn_ = 0; }
@@ -176,6 +185,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
     Stream* prev = nullptr;
     Stream* next = nullptr;
     HeaderBlock hdr;     // the header block being received
+    // Server: the request's header block as JavaScript got it, kept until the stream ends so
+    // that a client session forwarding it (requestHeld) copies these bytes and their field table
+    // instead of being handed them back as a string and scanning them again.
+    HeaderBlock req;
     std::string head;    // the request or response head submitted, which nghttp2 points into until it is sent
     std::string never_in;  // "name\0..." of its fields sent never indexed; empty for most blocks
     uint32_t hdr_bytes = 0;  // RFC 9113 size (name + value + 32 per field)
@@ -200,9 +213,12 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value RespondSpans(const Args& info);
   Napi::Value Request(const Args& info);
   Napi::Value RequestRuns(const Args& info);
+  Napi::Value RequestHeld(const Args& info);
   Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
   Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const char* body, size_t body_len);  // body null: none
   Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
+  // The rest of SubmitRequest once `s` holds the list and nva_ its fields.
+  Napi::Value SubmitStream(Napi::Env env, Stream* s, bool end);
   Napi::Value Data(const Args& info);
   Napi::Value Trailers(const Args& info);
   Napi::Value Rst(const Args& info);
@@ -286,6 +302,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   // until the frame that carries them is sent or dropped, so it is a stream's own string
   // (Stream::head, Stream::trailers), which lives until the stream closes.
   bool ParseFlat(std::string& s, const std::string* never = nullptr);
+  // ParseFlat's scan of s[from, end) appended to nva_ (no never-indexed pass).
+  bool ParseFlatFrom(std::string& s, size_t from);
+  // Marks the fields of nva_ named in `never` never indexed.
+  void ApplyNever(const std::string* never);
   void PushField(char* d, size_t start, size_t name_end, size_t value_end);
   // Emits the block's never-indexed names (kEvNeverIndexed), if any, and forgets them.
   void PushNeverIndexed(Stream* s);

@@ -4,9 +4,11 @@ import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/http_connection_manager/h2_session.js';
+import { HELD_AUTHORITY, HELD_METHOD, HELD_PATH } from '../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
-import { b, MiB, sleep } from './helpers.js';
+import { b, MiB, nativeH2Server, sleep } from './helpers.js';
+import { REQUEST_NOT_HELD } from '../../src/native.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -226,6 +228,81 @@ describe('native HTTP/2 client session', () => {
       expect(r.trailers!['x-trailer-secret']).toBe('ts');
       expect((r.trailers as Record<symbol, string[]>)[NEVER_INDEXED]).toEqual(['x-trailer-secret']);
     }
+  });
+
+  it('requestOn with the request a native downstream stream holds (requestHeld) sends what requestFlat(flat) sends', async () => {
+    // The downstream list comes from a native server session this time, which keeps the request
+    // block for the stream: the addon cuts the kept runs from it. Pseudo-header values the proxy
+    // changed (a rewritten path) still come from JavaScript; a stream gone sends the parts.
+    const raws: string[][] = [];
+    const { port } = await server((s, _h, raw) => {
+      raws.push(raw);
+      s.respond({ ':status': 200 }, { endStream: true });
+    });
+    const { c } = await dial(port);
+    // What the addon answered each requestHeld: a stream id, or REQUEST_NOT_HELD for the one gone.
+    const answers: number[] = [];
+    const requestHeld = c.requestHeld.bind(c);
+    c.requestHeld = (...a: Parameters<typeof requestHeld>) => {
+      const r = requestHeld(...a);
+      answers.push(r);
+      return r;
+    };
+    const results: { held: number; same: boolean; flat: string }[] = [];
+    let pending = 0;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        pending++;
+        void (async () => {
+          const f = flat.split('\0');
+          const get = (n: string) => f[f.indexOf(n) + 1]!;
+          const method = get(':method');
+          const rewrite = get(':path').startsWith('/rw');
+          const path = rewrite ? '/rewritten' : get(':path');
+          const authority = get(':authority');
+          const e: UpstreamEdits = { method, path, authority, ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+          const fr = upstreamFlatOf(flat, e, false)!;
+          const joined = new Rec(c);
+          joined.id = c.requestFlat(fr.flat, fr.pairs, true, joined);
+          await until(() => joined.closeCode !== undefined);
+          const sid = st.session.h.sid();
+          // A stream id no stream has: not held, so the parts go instead.
+          const gone = get(':path') === '/gone';
+          fr.hold(sid, gone ? st.id + 1000 : st.id, HELD_METHOD | HELD_AUTHORITY | (rewrite ? 0 : HELD_PATH));
+          const held = new Rec(c);
+          held.id = fr.requestOn(c, true, held);
+          await until(() => held.closeCode !== undefined);
+          const [a, b2] = raws.slice(-2);
+          results.push({ held: held.id, same: JSON.stringify(a) === JSON.stringify(b2), flat: JSON.stringify([a, b2]) });
+          st.respond({ ':status': '204' }, { endStream: true });
+          pending--;
+        })();
+      },
+    });
+    cleanups.push(() => down.close());
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    cleanups.push(() => client.destroy());
+    const ask = (h: http2.OutgoingHttpHeaders) =>
+      new Promise<void>((resolve) => {
+        const rq = client.request(h, { endStream: true });
+        rq.on('error', () => {});
+        rq.on('close', () => resolve());
+        rq.resume();
+      });
+    for (const h of [
+      { ':path': '/pkg.Svc/Call', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'user-agent': 'grpc-node-js/1.9' },
+      { ':path': '/x?y=1', accept: '*/*', 'x-request-id': 'abc', 'x-v': 'caf\u00e9', 'x-last': 'z' },
+      { ':path': '/rw/a', 'x-a': '1', 'x-b': ['2', '3'] },
+      { ':path': '/' },
+      { ':path': '/gone', 'x-a': '1' },
+      { ':path': `/${'p'.repeat(1100)}`, 'x-big': 'b'.repeat(1500), 'x-end': 'e' },
+    ] as http2.OutgoingHttpHeaders[]) {
+      await ask(h);
+    }
+    await until(() => pending === 0 && results.length === 6);
+    for (const r of results) expect(r.same, r.flat).toBe(true);
+    expect(results.map((r) => r.held > 0)).toEqual([true, true, true, true, true, true]);
+    expect(answers.map((r) => (r > 0 ? 'id' : r))).toEqual(['id', 'id', 'id', 'id', REQUEST_NOT_HELD, 'id']);
   });
 
   it("requestOn (the addon joins a forwarded request's parts) sends what requestFlat(flat) sends", async () => {

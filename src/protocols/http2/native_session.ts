@@ -6,7 +6,7 @@
  * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
  */
 import http2 from 'node:http2';
-import { native, tableArg, TableSlot, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
+import { native, REQUEST_NOT_HELD, tableArg, TableSlot, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { enterBatch, leaveBatch } from '../http1/clock.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
@@ -292,6 +292,11 @@ export class NumberedH2Session implements NativeH2Session {
   requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number {
     if (neverIndexed !== undefined) return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
     return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream);
+  }
+
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number {
+    if (neverIndexed !== undefined) return this.c.requestHeld(this.id, downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    return this.c.requestHeld(this.id, downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream);
   }
 
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean {
@@ -1099,6 +1104,21 @@ export class NativeH2ClientConnection {
     if (this.ended || this.closing) return 0;
     const h = this.h;
     const id = neverIndexed === undefined ? h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream) : h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    if (id <= 0) return 0;
+    this.streams.set(id, user);
+    return id;
+  }
+
+  /**
+   * requestRuns() for a request still held by the native downstream stream `downStream` of the
+   * session numbered `downSession` (requestHeld in native/http2/session.cc). REQUEST_NOT_HELD
+   * when it is not: the caller then uses requestRuns().
+   */
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
+    if (this.ended || this.closing) return 0;
+    const h = this.h;
+    const id = h.requestHeld(downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    if (id === REQUEST_NOT_HELD) return id;
     if (id <= 0) return 0;
     this.streams.set(id, user);
     return id;

@@ -48,7 +48,7 @@ import { sendMirrors } from './mirror.js';
 import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
 import type { TimedStream } from './stream_timeouts.js';
 import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
-import { FlatRequest, grpcStatusOfHead, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
+import { FlatRequest, grpcStatusOfHead, HELD_AUTHORITY, HELD_METHOD, HELD_PATH, headerObjectOf, H1Try, H2Try, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import { stripHostPort } from './host_port.js';
 import { flatDropUnderscored, flatHasUnderscore, objectDropUnderscored, objectHasUnderscore, Underscores } from './underscores.js';
@@ -479,6 +479,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The fields every exchange reads, taken once (repeats joined as headerObject joins them). */
   private method = '';
   private rqPath = '';
+  /** :path as the native downstream's list has it (rqPath may be normalized or rewritten since). */
+  private rqPathIn = '';
   /** The path the route rewrote rqPath to (the upstream's :path), null when it did not. */
   private upPath: string | null = null;
   private rqAuthority: string | undefined = undefined;
@@ -504,7 +506,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
           this.rqHost = joinValue(this.rqHost, s.slice(t[r]! + 1, t[r + 1]!));
           break;
         case FieldToken.PATH:
-          this.rqPath = s.slice(t[r]! + 1, t[r + 1]!);
+          this.rqPath = this.rqPathIn = s.slice(t[r]! + 1, t[r + 1]!);
           break;
         case FieldToken.METHOD:
           this.method = s.slice(t[r]! + 1, t[r + 1]!);
@@ -1027,7 +1029,16 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   private upstreamFlat(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string, h1: boolean): FlatRequest | null {
     const e = this.upstreamEdits(a, route, method, path, host);
     const r = upstreamFlatOf(this.flat!, e, h1);
-    if (r) this.requestId = e.requestId;
+    if (r) {
+      this.requestId = e.requestId;
+      // An HTTP/2 upstream copies the kept fields from the request the addon holds. The values
+      // kept as they came are the very strings sliced from that request.
+      const st = this.stream;
+      if (!h1 && st instanceof NativeH2Stream) {
+        const same = (e.method === this.method ? HELD_METHOD : 0) | (e.path === this.rqPathIn ? HELD_PATH : 0) | (e.authority === this.rqAuthority ? HELD_AUTHORITY : 0);
+        r.hold(st.session.h.sid(), st.id, same);
+      }
+    }
     return r;
   }
 

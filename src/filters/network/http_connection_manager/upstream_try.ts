@@ -10,7 +10,7 @@ import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
-import { loadNative, RUNS_TABLE } from '../../../native.js';
+import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
@@ -23,9 +23,21 @@ export type HeaderObject = Record<string, string | string[] | undefined>;
  * An HTTP/2 try hands `flat` to the native session, an HTTP/1 try writes its head from the runs
  * in one pass; the header object (node:http2 sessions, mirrors) is built only when asked.
  */
+/** FlatRequest.hold()'s bits: which pseudo-header values are the held request's own (requestHeld's `same`). */
+export const HELD_METHOD = 1;
+export const HELD_PATH = 2;
+export const HELD_AUTHORITY = 4;
+
 export class FlatRequest {
   private obj: HeaderObject | null = null;
   private built: string | null = null;
+  /**
+   * The native downstream stream whose request `src` is (hold()): its session's number and the
+   * stream id, 0 when none; and which of method, path and authority are that request's own.
+   */
+  private heldSession = 0;
+  private heldStream = 0;
+  private heldSame = 0;
 
   constructor(
     /** The downstream's list as the addon gave it (no NUL after the last value). */
@@ -92,7 +104,40 @@ export class FlatRequest {
     const r = this.runs;
     if (runsArg.length < r.length) runsArg = new Int32Array(Math.max(r.length, 2 * runsArg.length));
     for (let k = 0; k < r.length; k++) runsArg[k] = r[k]!;
+    if (this.heldStream !== 0) {
+      // The addon copies the kept fields from the request it holds: no string crosses back, and
+      // the fields nghttp2 checked on the way in are not scanned again; nor are the method, path
+      // and authority that are the request's own read (heldSame).
+      const id = c.requestHeld(
+        this.heldSession,
+        this.heldStream,
+        this.heldSame,
+        this.method,
+        this.path,
+        this.authority,
+        runsArg === RUNS_TABLE ? null : runsArg,
+        r.length >> 1,
+        this.extra,
+        this.pairs,
+        endStream,
+        user,
+        neverIndexed,
+      );
+      if (id !== REQUEST_NOT_HELD) return id;
+      // The downstream stream is gone (a mirror or a retry outliving it): the parts as they are.
+      this.heldStream = 0;
+    }
     return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed);
+  }
+
+  /**
+   * `src` is the request the native downstream stream `stream` of session `session` (its sid())
+   * holds; `same`: HELD_* bits for the pseudo-header values that are that request's own.
+   */
+  hold(session: number, stream: number, same: number): void {
+    this.heldSession = session;
+    this.heldStream = stream;
+    this.heldSame = same;
   }
 
   /** The HTTP/1.1 head's size, with runsArg filled with the runs for the addon. */
