@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2SessionEnd, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { chunkIsFinal, H2SessionEnd, holdFinal, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { h2ResponseFlatOf, h2ResponseFlatPairs, h2ResponseParts } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { b, KiB, MiB, nativeH2Server, sha256, sleep, until, type NativeH2TestServer } from './helpers.js';
 
@@ -256,6 +256,48 @@ describe('native HTTP/2 session', () => {
     expect(errors[4]).toMatch(/src must be a string/);
     expect(errors[5]).toMatch(/H2Session.respondRuns: extra must be a string/);
     expect(errors[6]).toMatch(/H2Session.trailers: trailers must be a string or a Uint8Array with its length/);
+  });
+
+  it('tells a data handler when the chunk is the last one, its END next in the batch; a chunk held for the END is flushed when the END is held back', async () => {
+    const seen: Record<string, string[]> = {};
+    const flushed: string[] = [];
+    const srv = serve((st, h) => {
+      const path = String(h[':path']);
+      const log = (seen[path] = [] as string[]);
+      // /paused: the stream pauses on the final chunk, so its END is held back; a holder of that
+      // chunk must then be told to send it as it is.
+      st.on('data', (d: Buffer) => {
+        const final = chunkIsFinal();
+        log.push(`${d.toString()}${final ? ' final' : ''}`);
+        if (final && path === '/paused') {
+          holdFinal({ flushFinal: () => flushed.push(d.toString()) });
+          st.pause();
+          setTimeout(() => st.resume(), 20);
+        }
+      });
+      st.on('end', () => {
+        log.push('end');
+        st.respond({ ':status': '200' }, { endStream: true });
+      });
+    });
+    const c = client(srv.port);
+    // One DATA frame with END_STREAM: the chunk is final.
+    await ask(c, { ':method': 'POST', ':path': '/one' }, Buffer.from('a'));
+    // A chunk, then the end in a later frame: neither chunk is final.
+    await new Promise<void>((resolve) => {
+      const rq = c.request({ ':method': 'POST', ':path': '/two' });
+      rq.on('response', () => {});
+      rq.on('close', () => resolve());
+      rq.resume();
+      rq.write('b');
+      setTimeout(() => rq.end('c'), 30);
+    });
+    await ask(c, { ':method': 'POST', ':path': '/paused' }, Buffer.from('d'));
+    expect(seen['/one']).toEqual(['a final', 'end']);
+    // 'c' rides with END_STREAM in node's client, so it is final; 'b' went alone.
+    expect(seen['/two']).toEqual(['b', 'c final', 'end']);
+    expect(seen['/paused']).toEqual(['d final', 'end']);
+    expect(flushed).toEqual(['d']);
   });
 
   it('holds at most one stream window of a request body while the reader is paused', async () => {

@@ -817,6 +817,41 @@ export class NativeH2Stream {
 }
 
 /**
+ * A request's last DATA chunk, while it is handed out: the batch holds the END of the same stream
+ * as its very next event. A consumer that forwards the body (an upstream HTTP/2 try) may keep the
+ * chunk (holdFinal) and send it with END_STREAM when the END arrives, one addon call where a
+ * chunk and an end took two.
+ */
+let finalChunk = false;
+/** The consumer keeping a final chunk: told to send it as it is if the END did not take it. */
+let heldFinal: FinalChunkHolder | null = null;
+
+export interface FinalChunkHolder {
+  /** Sends the chunk it kept as a plain DATA (its END was not delivered at once: a paused stream). */
+  flushFinal(): void;
+}
+
+/** Whether the chunk being handed out is the request's last, its END next in the same batch. */
+export function chunkIsFinal(): boolean {
+  return finalChunk;
+}
+
+/**
+ * `h` keeps the final chunk (chunkIsFinal()) until the END, or until flushFinal(). One holder at
+ * a time: another one (a chunk written to two places) has the first send its chunk now.
+ */
+export function holdFinal(h: FinalChunkHolder): void {
+  const prev = heldFinal;
+  heldFinal = h;
+  if (prev !== null && prev !== h) prev.flushFinal();
+}
+
+/** `h` sent what it kept (its end came): nothing to flush. */
+export function releaseFinal(h: FinalChunkHolder): void {
+  if (heldFinal === h) heldFinal = null;
+}
+
+/**
  * One downstream HTTP/2 connection on the addon. Owns the fd given to it; `socket` stands in
  * for node's session.socket as the key under which the connection's addresses are registered
  * (rbac/identity.ts registerDownstream).
@@ -912,9 +947,21 @@ export class NativeH2Connection {
           const s = this.streams.get(ev[i + 1]!);
           const d = data!.subarray(off, off + p);
           off += p;
-          if (s && s.data(d)) ev[i + 2] = 0;
+          finalChunk = i + 3 < 3 * n && ev[i + 3] === H2Event.END && ev[i + 4] === ev[i + 1];
+          try {
+            if (s && s.data(d)) ev[i + 2] = 0;
+          } finally {
+            finalChunk = false;
+          }
         } else {
           this.dispatch(kind, ev[i + 1]!, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
+          // A final chunk its END did not take (the stream paused, the exchange not forwarding
+          // the end yet) goes as it is.
+          if (heldFinal !== null) {
+            const h = heldFinal;
+            heldFinal = null;
+            h.flushFinal();
+          }
         }
       } catch (err) {
         // A handler's bug costs its stream, never the rest of the batch (other streams' events)
@@ -923,6 +970,12 @@ export class NativeH2Connection {
         const s = this.streams.get(ev[i + 1]!);
         if (s && !s.closed) s.close(INTERNAL_ERROR);
       }
+    }
+    // The batch ended (or its connection did) between a final chunk and its END.
+    if (heldFinal !== null) {
+      const h = heldFinal;
+      heldFinal = null;
+      h.flushFinal();
     }
   }
 

@@ -8,7 +8,7 @@ import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.
 import type { Host } from '../../../upstream/host.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
-import { flatGet, headerObject, NativeH2ClientConnection, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
+import { chunkIsFinal, flatGet, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
@@ -349,8 +349,10 @@ function ignore(): void {}
  * with `--h2-engine native`, the addon's (NativeH2ClientConnection), whichever the pool handed
  * out; on the latter this object is the stream's event target itself (no stream object).
  */
-export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
+export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkHolder {
   private stream: http2.ClientHttp2Stream | null = null;
+  /** Native path: the request's last chunk, kept for end() to send with END_STREAM (write()). */
+  private finalChunk: Buffer | null = null;
   private session: H2UpstreamSession | null = null;
   /** The native connection and stream id, once open (null on the node:http2 path). */
   private nc: NativeH2ClientConnection | null = null;
@@ -587,7 +589,18 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
   write(chunk: Buffer): boolean {
     if (this.done) return true;
     const nc = this.nc;
-    if (nc) return this.endSent ? true : nc.h.data(this.sid, chunk, false);
+    if (nc) {
+      if (this.endSent) return true;
+      if (this.finalChunk !== null) this.flushFinal();
+      // The request's last chunk, its END next in the same batch: kept to go with END_STREAM in
+      // one addon call (end()); the batch sends it as it is should the END not come through.
+      if (chunkIsFinal()) {
+        this.finalChunk = chunk;
+        holdFinal(this);
+        return true;
+      }
+      return nc.h.data(this.sid, chunk, false);
+    }
     if (!this.stream) {
       (this.pending ??= []).push(chunk);
       return false; // resumes when the stream opens
@@ -599,13 +612,27 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser {
     this.requestEnded = true;
     const nc = this.nc;
     if (nc) {
+      const last = this.finalChunk;
+      if (last !== null) {
+        this.finalChunk = null;
+        releaseFinal(this);
+      }
       if (!this.endSent && !this.done) {
         this.endSent = true;
-        nc.h.data(this.sid, null, true);
+        nc.h.data(this.sid, last, true);
       }
       return;
     }
     if (this.stream && !this.stream.writableEnded) this.stream.end();
+  }
+
+  /** @internal FinalChunkHolder: the kept last chunk goes without END_STREAM (its end was held back). */
+  flushFinal(): void {
+    const d = this.finalChunk;
+    if (d === null) return;
+    this.finalChunk = null;
+    releaseFinal(this);
+    if (!this.done && !this.endSent) this.nc!.h.data(this.sid, d, false);
   }
 
   onDrain(cb: () => void): void {
