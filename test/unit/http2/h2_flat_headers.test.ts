@@ -327,6 +327,22 @@ describe('HTTP/2 upstream flat response → downstream (h2ResponseFlatOf)', () =
   }
 });
 
+describe('HTTP/2 upstream flat response → downstream: the server and date tail', () => {
+  it('follows a changed server name and adds the date alone when the server is kept', () => {
+    const flat = downstream([[':status', '200'], ['content-type', 'application/grpc']]);
+    for (const name of ['a', 'strait-b', 'a', 'envoy']) {
+      for (const mode of ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH']) {
+        const p = pairsOf(h2ResponseFlatOf(flat, mode, name, null));
+        expect(h2ResponseFlatPairs()).toBe(p.length);
+        expect(p.filter(([k]) => k === 'server')).toEqual(mode === 'PASS_THROUGH' ? [] : [['server', name]]);
+        const d = p.filter(([k]) => k === 'date');
+        expect(d.length).toBe(1);
+        expect(Math.abs(Date.parse(d[0]![1]) - Date.now())).toBeLessThan(2000);
+      }
+    }
+  });
+});
+
 describe('HTTP/2 upstream flat trailers → downstream (trailersFlatOf)', () => {
   const SETS: Array<Array<[string, string]>> = [
     [],

@@ -2092,22 +2092,55 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
     runs[2 * nr + 1] = n;
     nr++;
   }
-  let extra = '';
-  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server)) {
-    extra += `server\0${serverName}\0`;
-    pairs++;
-  }
-  if (requestId && !rid) {
-    extra += `x-request-id\0${requestId}\0`;
-    pairs++;
-  }
-  if (!date) {
-    extra += `date\0${httpDate()}\0`;
-    pairs++;
+  const addServer = overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server);
+  const addId = requestId !== null && requestId !== '' && !rid;
+  let extra: string;
+  if (!addId && !date) {
+    // The common tail, `server` and `date`: one flat string a second instead of a rope built
+    // per response and flattened again by the addon's read.
+    extra = addServer ? serverDateExtra(serverName) : dateExtra();
+    pairs += addServer ? 2 : 1;
+  } else {
+    extra = '';
+    if (addServer) {
+      extra += `server\0${serverName}\0`;
+      pairs++;
+    }
+    if (addId) {
+      extra += `x-request-id\0${requestId}\0`;
+      pairs++;
+    }
+    if (!date) {
+      extra += `date\0${httpDate()}\0`;
+      pairs++;
+    }
   }
   respRunCount = nr;
   flatOutPairs = pairs;
   return extra;
+}
+
+let tailDate = '';
+let tailServer = '';
+let tailServerDate = '';
+let tailDateOnly = '';
+
+/** "server\0<name>\0date\0<now>\0" as one sequential string, rebuilt when the second or the name changes. */
+function serverDateExtra(serverName: string): string {
+  const d = httpDate();
+  if (d !== tailDate || serverName !== tailServer) {
+    tailDate = d;
+    tailServer = serverName;
+    tailServerDate = Buffer.from(`server\0${serverName}\0date\0${d}\0`, 'latin1').toString('latin1');
+    tailDateOnly = Buffer.from(`date\0${d}\0`, 'latin1').toString('latin1');
+  }
+  return tailServerDate;
+}
+
+/** "date\0<now>\0" as one sequential string. */
+function dateExtra(): string {
+  serverDateExtra(tailServer);
+  return tailDateOnly;
 }
 
 function growRuns(r: Int32Array): Int32Array {
