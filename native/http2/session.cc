@@ -1236,7 +1236,12 @@ Session::Stream* Session::StreamArg(const Args& info, const char* fn) {
 // literals again. nghttp2 already keeps :path, content-length, etag, set-cookie and the like out.
 // nghttp2 has no flag for plain "without indexing", so these go "never indexed" (RFC 7541
 // §6.2.3): later hops keep them out of their tables too, which suits values that never repeat.
-// Names arrive lowercased.
+// Names arrive lowercased. On a client session one request in kSeedEvery sends them indexed
+// (seed_unique_), so that each name has an entry in the upstream's table: the other requests then
+// send the name as an index and only the value as a literal (nghttp2 finds a name in its dynamic
+// table for a never-indexed field too), where the name would otherwise be Huffman-coded and sent
+// every time. Responses seldom carry these fields and keep them all never indexed.
+static constexpr uint32_t kSeedEvery = 256;
 static bool UniquePerRequest(const char* n, size_t len) {
   switch (len) {
     case 11:
@@ -1340,12 +1345,13 @@ inline void Session::PushField(char* d, size_t start, size_t name_end, size_t va
   nv.namelen = name_end - start;
   nv.value = reinterpret_cast<uint8_t*>(d + name_end + 1);
   nv.valuelen = value_end - name_end - 1;
-  nv.flags = kKept | (UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+  nv.flags = kKept | (!seed_unique_ && UniquePerRequest(d + start, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
   nva_.push_back(nv);
 }
 
 bool Session::ParseFlat(std::string& s, const std::string* never) {
   nva_.clear();
+  seed_unique_ = client_ && (lists_++ & (kSeedEvery - 1)) == 0;
   if (!ParseFlatFrom(s, 0)) return false;
   ApplyNever(never);
   return true;
@@ -1790,12 +1796,13 @@ Napi::Value Session::RequestHeld(const Args& info) {
 
   Stream* s = NewStream();
   s->head.swap(scratch_);  // kept until sent, as in SubmitRequest
+  seed_unique_ = client_ && (lists_++ & (kSeedEvery - 1)) == 0;
   uint8_t* base = reinterpret_cast<uint8_t*>(&s->head[0]);
   for (size_t i = 0; i < fixed; i++) {
     nghttp2_nv& nv = nva_[i];
     nv.name = base + reinterpret_cast<size_t>(nv.name);
     nv.value = base + reinterpret_cast<size_t>(nv.value);
-    if (i >= 4 && UniquePerRequest(reinterpret_cast<const char*>(nv.name), nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
+    if (i >= 4 && !seed_unique_ && UniquePerRequest(reinterpret_cast<const char*>(nv.name), nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
   }
   if (!ParseFlatFrom(s->head, extra_at) || nva_.size() != static_cast<size_t>(pairs)) {
     Recycle(s);

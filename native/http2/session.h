@@ -338,6 +338,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   size_t stream_high_water_ = 0;
   uint32_t max_header_list_size_ = 0;
   uint32_t max_header_pairs_ = 0;
+  // Client: request lists built (ParseFlat, requestHeld), and whether the one being built sends the
+  // UniquePerRequest fields indexed (one in kSeedEvery, session.cc).
+  uint32_t lists_ = 0;
+  bool seed_unique_ = false;
   Stream* streams_ = nullptr;
   // StreamOf's answers by stream id, direct-mapped: ids of one side advance by two, so the
   // streams open at once rarely share a slot. A slot is cleared when its stream is recycled.
