@@ -1591,11 +1591,16 @@ Napi::Value Session::RespondSpans(const Args& info) {
   const int32_t pairs = ArgInt(info, 3, fn, "flatPairs", 1, INT32_MAX);
   const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
   const bool end = ArgBool(info, 7);
-  void* body = nullptr;
+  // The whole body, when given, lies in `head` (an HTTP/1 response read in one piece): offsets
+  // instead of a view of its own, which JavaScript would make for every response.
+  const bool whole = info.Length() > 8;
+  size_t body_at = 0;
   size_t body_len = 0;
-  const bool whole = info.Length() > 8 && !info[8].IsUndefined();
-  if (whole && (end || !TypedArg(info, 8, napi_uint8_array, &body, &body_len)))
-    throw Napi::TypeError::New(env, "H2Session.respondSpans: body must be a Uint8Array, and endStream false with it");
+  if (whole) {
+    if (end || info.Length() < 10) throw Napi::TypeError::New(env, "H2Session.respondSpans: the body is (bodyAt, bodyLen) in head, and endStream false with it");
+    body_at = static_cast<size_t>(ArgInt(info, 8, fn, "bodyAt", 0, static_cast<int64_t>(hl)));
+    body_len = static_cast<size_t>(ArgInt(info, 9, fn, "bodyLen", 0, static_cast<int64_t>(hl - body_at)));
+  }
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   s->head.assign(static_cast<const char*>(flat), static_cast<size_t>(flat_len));
   if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
@@ -1618,7 +1623,7 @@ Napi::Value Session::RespondSpans(const Args& info) {
     nva_.push_back(nv);
   }
   // A zero-length body keeps a non-null pointer: `whole` still ends the stream after it.
-  return SubmitParsed(env, s, end, whole ? (body ? static_cast<const char*>(body) : "") : nullptr, body_len);
+  return SubmitParsed(env, s, end, whole ? (body_len ? reinterpret_cast<const char*>(h + body_at) : "") : nullptr, body_len);
 }
 
 // request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength[, neverIndexed]]) -> stream id (> 0), or a negative

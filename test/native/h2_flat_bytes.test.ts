@@ -246,7 +246,8 @@ describe('H2Session header lists as bytes', () => {
   it('respondSpans() sends fields straight from an HTTP/1 head, names lower-cased; bad spans or values throw', async () => {
     const errors: string[] = [];
     const port = serve((s) => {
-      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-Mixed-Case: Keep Me\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Bad: a\x00b\r\nX-CR: a\rb\r\n\r\n', 'latin1');
+      // The head and, right after it, the whole body, as one read brings them.
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-Mixed-Case: Keep Me\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Bad: a\x00b\r\nX-CR: a\rb\r\n\r\nwhole body', 'latin1');
       const at = (needle: string, from = 0) => head.indexOf(needle, from, 'latin1');
       const span = (name: string, from = 0): number[] => {
         const ns = at(name, from);
@@ -271,10 +272,33 @@ describe('H2Session header lists as bytes', () => {
         }
       }
       const good = Int32Array.from([...span('X-Mixed-Case'), ...span('Set-Cookie'), ...span('Set-Cookie', at('b=2') - 12)]);
-      expect(h.respondSpans(s.id, w.buf, w.len, w.pairs, head, good, 3, false, Buffer.from('whole body'))).toBe(true);
+      // A body outside the head, or with END_STREAM on the head, is refused.
+      for (const [at, len, end] of [
+        [head.length - 4, 5, false],
+        [head.length + 1, 0, false],
+        [-1, 2, false],
+        [head.length - 10, 10, true],
+      ] as [number, number, boolean][]) {
+        try {
+          h.respondSpans(s.id, w.buf, w.len, w.pairs, head, good, 3, end, at, len);
+          errors.push(`body ${at}+${len}: accepted`);
+        } catch (err) {
+          errors.push(`body: ${(err as Error).name}`);
+        }
+      }
+      expect(h.respondSpans(s.id, w.buf, w.len, w.pairs, head, good, 3, false, head.length - 10, 10)).toBe(true);
     });
     const r = await ask(port, { ':path': '/spans' });
-    expect(errors).toEqual(['a NUL in a value: TypeError', 'a CR in a value: TypeError', 'past the head: RangeError', 'a name ending before it starts: RangeError']);
+    expect(errors).toEqual([
+      'a NUL in a value: TypeError',
+      'a CR in a value: TypeError',
+      'past the head: RangeError',
+      'a name ending before it starts: RangeError',
+      'body: RangeError',
+      'body: RangeError',
+      'body: RangeError',
+      'body: TypeError',
+    ]);
     expect(r.headers[':status']).toBe(203);
     expect(r.headers['x-added']).toBe('yes');
     expect(r.headers['x-mixed-case']).toBe('Keep Me');
@@ -285,7 +309,7 @@ describe('H2Session header lists as bytes', () => {
     const errors: string[] = [];
     const port = serve((s) => {
       const h = s.session.h;
-      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\n\r\n', 'latin1');
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\n\r\ntables', 'latin1');
       setTable(TableSlot.ARENA, head);
       // A table of the wrong type for its argument is refused as a wrong array would be.
       setTable(TableSlot.FLAT, new Int32Array(16));
@@ -303,7 +327,8 @@ describe('H2Session header lists as bytes', () => {
       expect(tableArg(TableSlot.FLAT, w.buf)).toBeNull();
       expect(tableArg(TableSlot.SPANS, spans.buf)).toBeNull();
       expect(tableArg(TableSlot.ARENA, head)).toBeNull();
-      expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, Buffer.from('tables'))).toBe(true);
+      // The body comes from the registered arena too.
+      expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, head.length - 6, 6)).toBe(true);
     });
     for (const [slot, table, want] of [
       [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 3\]/],
@@ -324,7 +349,7 @@ describe('H2Session header lists as bytes', () => {
       const w = new FlatWriter();
       w.pair(':status', '200');
       const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\n\r\n', 'latin1');
-      if (flat.includes('/spans')) s.respondSpans(w, head, { buf: Int32Array.from([17, 20, 22, 23]), n: 1 }, Buffer.alloc(0), false);
+      if (flat.includes('/spans')) s.respondSpans(w, head, { buf: Int32Array.from([17, 20, 22, 23]), n: 1 }, head.length, 0, false);
       else s.respondFlatWhole(w, Buffer.alloc(0));
     });
     const [a, b] = await Promise.all([ask(port, { ':path': '/spans' }), ask(port, { ':path': '/flat' })]);

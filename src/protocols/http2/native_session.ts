@@ -278,8 +278,8 @@ export class NumberedH2Session implements NativeH2Session {
     return this.c.respondRuns(this.id, streamId, src, runs, nRuns, extra, pairs, endStream);
   }
 
-  respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, body?: Uint8Array): boolean {
-    if (body !== undefined) return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream, body);
+  respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean {
+    if (bodyAt !== undefined) return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream, bodyAt, bodyLen);
     return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream);
   }
 
@@ -631,17 +631,18 @@ export class NativeH2Stream {
   /**
    * respondFlat() for an HTTP/1 upstream's head: `w` holds :status and the pairs the proxy adds,
    * `spans` the kept fields as positions in the head's bytes `head` (writeH1ResponseSpans in
-   * h2_session.ts). With `body`, the whole response goes in the same call.
+   * h2_session.ts). With `bodyLen` 0 or more, head[bodyAt, bodyAt + bodyLen) is the whole body
+   * (a response read in one piece): the whole response goes in the same call.
    */
-  respondSpans(w: FlatWriter, head: Uint8Array, spans: { buf: Int32Array; n: number }, body: Buffer | null, endStream: boolean): void {
+  respondSpans(w: FlatWriter, head: Uint8Array, spans: { buf: Int32Array; n: number }, bodyAt: number, bodyLen: number, endStream: boolean): void {
     // The shared writer, span list and reader arena go as null: the addon holds them (setTable).
     const flat = tableArg(TableSlot.FLAT, w.buf);
     const h = tableArg(TableSlot.ARENA, head);
     const sp = tableArg(TableSlot.SPANS, spans.buf);
-    if (body !== null) {
+    if (bodyLen >= 0) {
       this.startResponse();
       this.resEnded = true;
-      this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, false, body);
+      this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, false, bodyAt, bodyLen);
       return;
     }
     const end = this.startResponse({ endStream });

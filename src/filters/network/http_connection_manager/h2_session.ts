@@ -1470,7 +1470,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    * (node:http2 downstream, route response header mutations, attempt count, hash cookie, access
    * log) takes onResponse's path with the head's object instead.
    */
-  onH1ResponseHead(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean {
+  onH1ResponseHead(status: number, head: MessageHead, endStream: boolean, wholeLen: number): boolean {
     if (this.finished) return false;
     this.touch();
     // A watched response takes the object path (gRPC never comes from an HTTP/1 upstream anyway).
@@ -1488,14 +1488,14 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
     this.sendsTrailers = false;
     try {
-      if (whole !== null) {
-        // The whole body is here: it ends the response in the same addon call (the try's
-        // onEnd then only completes the exchange).
-        stream.respondSpans(w, head.buf, H1_SPANS, whole, false);
-        this.countTx(whole.length);
+      if (wholeLen >= 0) {
+        // The whole body is here, right after the head: it ends the response in the same addon
+        // call (the try's onEnd then only completes the exchange).
+        stream.respondSpans(w, head.buf, H1_SPANS, head.start + head.headBytes, wholeLen, false);
+        this.countTx(wholeLen);
         return true;
       }
-      stream.respondSpans(w, head.buf, H1_SPANS, null, endStream);
+      stream.respondSpans(w, head.buf, H1_SPANS, 0, -1, endStream);
     } catch {
       this.abortTry();
       this.finish();

@@ -236,11 +236,12 @@ export interface TryEvents {
    * Optional: an HTTP/1 upstream's final response head as parsed (fields as offsets into its
    * bytes), for an owner that forwards it without a header object. Without it, onResponse gets
    * the head's header object (hop-by-hop fields left out, `:status` added).
-   * `whole`: the entire body when it came in the same read as the head (content-length), else
-   * null. Returning true says the owner sent that body on and ended its response with the head:
-   * no onData follows for it, only onEnd.
+   * `wholeLen`: when the entire body came in the same read as the head (content-length), its
+   * length, and it lies in head.buf right after the head (head.start + head.headBytes); else -1.
+   * Returning true says the owner sent that body on and ended its response with the head: no
+   * onData follows for it, only onEnd.
    */
-  onH1ResponseHead?(status: number, head: MessageHead, endStream: boolean, whole: Buffer | null): boolean;
+  onH1ResponseHead?(status: number, head: MessageHead, endStream: boolean, wholeLen: number): boolean;
   /**
    * Optional: a native HTTP/2 upstream's final response head as the addon's flat list
    * ("name\0value\0...", `:status` first, no trailing NUL). Without it, onResponse gets its object.
@@ -909,7 +910,8 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     if (conn !== null) conn.spareHead = r;
     this.resp = r;
     this.framer.reset(noBody ? BodyMode.NONE : BodyMode.LENGTH, noBody ? 0 : cl);
-    const taken = ev.onH1ResponseHead(r.status, r, noBody, noBody ? null : src.subarray(at, end));
+    // The body is src[at, end): right after the head in r.buf (a head parsed in place).
+    const taken = ev.onH1ResponseHead(r.status, r, noBody, noBody ? -1 : end - at);
     // The exchange may have aborted this try from there (a status it retries on).
     if (this.done) return;
     if (noBody) {
@@ -961,8 +963,8 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       let taken = false;
       if (ev.onH1ResponseHead !== undefined) {
         const cl = r.contentLength;
-        const whole = mode === BodyMode.LENGTH && cl > 0 && buf.length - off >= cl ? buf.subarray(off, off + cl) : null;
-        taken = ev.onH1ResponseHead(r.status, r, mode === BodyMode.NONE, whole);
+        // The body, when all here, is buf[off, off + cl): right after the head in r.buf.
+        taken = ev.onH1ResponseHead(r.status, r, mode === BodyMode.NONE, mode === BodyMode.LENGTH && cl > 0 && buf.length - off >= cl ? cl : -1);
       } else {
         const h = headerObjectOf(r);
         h[':status'] = String(r.status);
