@@ -139,6 +139,8 @@ export interface NativeH2Session {
    * HEADERS, DATA and END_STREAM from this one call.
    */
   respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
+  /** respondSpans() with the flat list, the head and the spans all in their registered tables (setTable): three arguments fewer to check. */
+  respondSpansTables(streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   /**
@@ -178,6 +180,7 @@ export interface NativeH2Calls {
   respond(sid: number, streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   respondRuns(sid: number, streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
   respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
+  respondSpansTables(sid: number, streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;

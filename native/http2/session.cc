@@ -205,6 +205,7 @@ Napi::Function Session::Init(Napi::Env env) {
   add("respond", &Numbered<&Session::Respond>);
   add("respondRuns", &Numbered<&Session::RespondRuns>);
   add("respondSpans", &Numbered<&Session::RespondSpans>);
+  add("respondSpansTables", &Numbered<&Session::RespondSpansTables>);
   add("request", &Numbered<&Session::Request>);
   add("requestRuns", &Numbered<&Session::RequestRuns>);
   add("requestHeld", &Numbered<&Session::RequestHeld>);
@@ -1587,33 +1588,55 @@ Napi::Value Session::RespondSpans(const Args& info) {
   if (info.Length() < 8 || !TableArg(env, env_, kTableFlat, info[1], napi_uint8_array, &flat, &flat_cap) ||
       !TableArg(env, env_, kTableArena, info[4], napi_uint8_array, &head, &hl) || !TableArg(env, env_, kTableSpans, info[5], napi_int32_array, &spans, &spans_len))
     throw Napi::TypeError::New(env, "H2Session.respondSpans: flat and head must be Uint8Arrays and spans an Int32Array (or null for the registered tables)");
-  const int32_t flat_len = ArgInt(info, 2, fn, "flatLen", 0, static_cast<int64_t>(flat_cap));
-  const int32_t pairs = ArgInt(info, 3, fn, "flatPairs", 1, INT32_MAX);
-  const int32_t n = ArgInt(info, 6, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
-  const bool end = ArgBool(info, 7);
+  static constexpr SpansArgs kAt = {2, 3, 6, 7, 8};
+  return SubmitSpans(info, fn, kAt, s, static_cast<const char*>(flat), flat_cap, static_cast<const uint8_t*>(head), hl, static_cast<const int32_t*>(spans), spans_len);
+}
+
+// respondSpansTables(streamId, flatLen, flatPairs, nSpans, endStream[, bodyAt, bodyLen]):
+// respondSpans() with the flat list, the head and the spans all in their registered tables, the
+// usual case: three arguments fewer to read, each a type check (~150 instructions).
+Napi::Value Session::RespondSpansTables(const Args& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "H2Session.respondSpansTables";
+  Stream* s = StreamArg(info, fn);
+  const strait::Env::Table& f = env_->tables[kTableFlat];
+  const strait::Env::Table& h = env_->tables[kTableArena];
+  const strait::Env::Table& q = env_->tables[kTableSpans];
+  if (info.Length() < 5 || !f.data || f.type != napi_uint8_array || !h.data || h.type != napi_uint8_array || !q.data || q.type != napi_int32_array)
+    throw Napi::TypeError::New(env, "H2Session.respondSpansTables: needs (streamId, flatLen, flatPairs, nSpans, endStream) and the flat, arena and spans tables registered with their types");
+  static constexpr SpansArgs kAt = {1, 2, 3, 4, 5};
+  return SubmitSpans(info, fn, kAt, s, static_cast<const char*>(f.data), f.len, static_cast<const uint8_t*>(h.data), h.len, static_cast<const int32_t*>(q.data), q.len);
+}
+
+Napi::Value Session::SubmitSpans(const Args& info, const char* fn, const SpansArgs& at, Stream* s, const char* flat, size_t flat_cap, const uint8_t* h, size_t hl,
+                                 const int32_t* spans, size_t spans_len) {
+  Napi::Env env = info.Env();
+  const int32_t flat_len = ArgInt(info, at.flat_len, fn, "flatLen", 0, static_cast<int64_t>(flat_cap));
+  const int32_t pairs = ArgInt(info, at.pairs, fn, "flatPairs", 1, INT32_MAX);
+  const int32_t n = ArgInt(info, at.n_spans, fn, "nSpans", 0, static_cast<int64_t>(spans_len / 4));
+  const bool end = ArgBool(info, at.end);
   // The whole body, when given, lies in `head` (an HTTP/1 response read in one piece): offsets
   // instead of a view of its own, which JavaScript would make for every response.
-  const bool whole = info.Length() > 8;
+  const bool whole = info.Length() > at.body;
   size_t body_at = 0;
   size_t body_len = 0;
   if (whole) {
-    if (end || info.Length() < 10) throw Napi::TypeError::New(env, "H2Session.respondSpans: the body is (bodyAt, bodyLen) in head, and endStream false with it");
-    body_at = static_cast<size_t>(ArgInt(info, 8, fn, "bodyAt", 0, static_cast<int64_t>(hl)));
-    body_len = static_cast<size_t>(ArgInt(info, 9, fn, "bodyLen", 0, static_cast<int64_t>(hl - body_at)));
+    if (end || info.Length() < at.body + 2) throw Napi::TypeError::New(env, std::string(fn) + ": the body is (bodyAt, bodyLen) in head, and endStream false with it");
+    body_at = static_cast<size_t>(ArgInt(info, at.body, fn, "bodyAt", 0, static_cast<int64_t>(hl)));
+    body_len = static_cast<size_t>(ArgInt(info, at.body + 1, fn, "bodyLen", 0, static_cast<int64_t>(hl - body_at)));
   }
   if (!s || s->responded) return Napi::Boolean::New(env, false);
-  s->head.assign(static_cast<const char*>(flat), static_cast<size_t>(flat_len));
-  if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
-  const uint8_t* h = static_cast<const uint8_t*>(head);
+  s->head.assign(flat, static_cast<size_t>(flat_len));
+  if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   const int64_t hl_ = static_cast<int64_t>(hl);
-  const int32_t* q = static_cast<const int32_t*>(spans);
+  const int32_t* q = spans;
   for (int32_t k = 0; k < n; k++, q += 4) {
     const int64_t ns = q[0], ne = q[1], vs = q[2], ve = q[3];
-    if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl_)) throw Napi::RangeError::New(env, "H2Session.respondSpans: a span is outside the head");
+    if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl_)) throw Napi::RangeError::New(env, std::string(fn) + ": a span is outside the head");
     // The HTTP/1 parser let no CR or LF into a value; a NUL it may have. None of the three
     // may reach a peer (or an HTTP/1 hop further on).
     const char* v = reinterpret_cast<const char*>(h + vs);
-    if (!Clean(v, static_cast<size_t>(ve - vs))) throw Napi::TypeError::New(env, "H2Session.respondSpans: invalid header name or value");
+    if (!Clean(v, static_cast<size_t>(ve - vs))) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
     nghttp2_nv nv;
     nv.name = const_cast<uint8_t*>(h + ns);
     nv.namelen = static_cast<size_t>(ne - ns);

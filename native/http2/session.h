@@ -211,6 +211,14 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value Respond(const Args& info);
   Napi::Value RespondRuns(const Args& info);
   Napi::Value RespondSpans(const Args& info);
+  Napi::Value RespondSpansTables(const Args& info);
+  // Where respondSpans' and respondSpansTables' number arguments are (body: bodyAt, then bodyLen).
+  struct SpansArgs {
+    size_t flat_len, pairs, n_spans, end, body;
+  };
+  // Their rest, once the flat list, the head and the spans are found.
+  Napi::Value SubmitSpans(const Args& info, const char* fn, const SpansArgs& at, Stream* s, const char* flat, size_t flat_cap, const uint8_t* head, size_t head_len,
+                          const int32_t* spans, size_t spans_len);
   Napi::Value Request(const Args& info);
   Napi::Value RequestRuns(const Args& info);
   Napi::Value RequestHeld(const Args& info);

@@ -344,6 +344,51 @@ describe('H2Session header lists as bytes', () => {
     expect(r.headers['x-a']).toBe(Array(40).fill('a').join(', '));
     expect(r.body).toBe('tables');
   });
+  it('respondSpansTables() sends what respondSpans() sends from the same registered tables; a missing or mistyped table is refused', async () => {
+    const errors: string[] = [];
+    const port = serve((s, flat) => {
+      const h = s.session.h;
+      const head = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\nX-B: bb\r\n\r\nbody!', 'latin1');
+      setTable(TableSlot.ARENA, head);
+      const w = new FlatWriter(64, TableSlot.FLAT);
+      w.pair(':status', '201');
+      w.pair('x-added', 'yes');
+      const spans = new HeadSpans(TableSlot.SPANS);
+      spans.push(17, 20, 22, 23);
+      spans.push(25, 28, 30, 32);
+      if (flat.includes('/generic')) {
+        expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, head.length - 5, 5)).toBe(true);
+        return;
+      }
+      if (flat.includes('/nobody')) {
+        expect(h.respondSpansTables(s.id, w.len, w.pairs, spans.n, true)).toBe(true);
+        return;
+      }
+      expect(h.respondSpansTables(s.id, w.len, w.pairs, spans.n, false, head.length - 5, 5)).toBe(true);
+      // Answered already: false, as respondSpans() says.
+      expect(h.respondSpansTables(s.id, w.len, w.pairs, spans.n, true)).toBe(false);
+      setTable(TableSlot.SPANS, new Uint8Array(16));
+      try {
+        h.respondSpansTables(s.id, w.len, w.pairs, spans.n, true);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    });
+    const generic = await ask(port, { ':path': '/generic' });
+    const tables = await ask(port, { ':path': '/tables' });
+    const nobody = await ask(port, { ':path': '/nobody' });
+    for (const r of [generic, tables]) {
+      expect(r.headers[':status']).toBe(201);
+      expect(r.headers['x-added']).toBe('yes');
+      expect(r.headers['x-a']).toBe('a');
+      expect(r.headers['x-b']).toBe('bb');
+      expect(r.body).toBe('body!');
+    }
+    expect(nobody.headers['x-b']).toBe('bb');
+    expect(nobody.body).toBe('');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/respondSpansTables: needs .* registered with their types/);
+  });
   it('an empty whole body still ends the stream, on respondSpans() and respond()', async () => {
     const port = serve((s, flat) => {
       const w = new FlatWriter();

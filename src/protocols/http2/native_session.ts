@@ -283,6 +283,11 @@ export class NumberedH2Session implements NativeH2Session {
     return this.c.respondSpans(this.id, streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream);
   }
 
+  respondSpansTables(streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean {
+    if (bodyAt !== undefined) return this.c.respondSpansTables(this.id, streamId, flatLen, flatPairs, nSpans, endStream, bodyAt, bodyLen);
+    return this.c.respondSpansTables(this.id, streamId, flatLen, flatPairs, nSpans, endStream);
+  }
+
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number {
     if (neverIndexed !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength, neverIndexed);
     if (byteLength !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength);
@@ -639,14 +644,19 @@ export class NativeH2Stream {
     const flat = tableArg(TableSlot.FLAT, w.buf);
     const h = tableArg(TableSlot.ARENA, head);
     const sp = tableArg(TableSlot.SPANS, spans.buf);
+    const s = this.session.h;
+    // All three registered (the usual case): the call that does not take them.
+    const tables = flat === null && h === null && sp === null;
     if (bodyLen >= 0) {
       this.startResponse();
       this.resEnded = true;
-      this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, false, bodyAt, bodyLen);
+      if (tables) s.respondSpansTables(this.id, w.len, w.pairs, spans.n, false, bodyAt, bodyLen);
+      else s.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, false, bodyAt, bodyLen);
       return;
     }
     const end = this.startResponse({ endStream });
-    this.session.h.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, end);
+    if (tables) s.respondSpansTables(this.id, w.len, w.pairs, spans.n, end);
+    else s.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, end);
   }
 
   /** respond() and end(body) in one addon call (a local reply: direct responses, errors). */
