@@ -8,6 +8,7 @@
 #include <string>
 
 #include "http1/head.h"
+#include "http2/session.h"
 #include "io/env.h"
 
 namespace strait {
@@ -703,7 +704,97 @@ napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   return r;
 }
 
+constexpr int32_t kHeadNotHeld = -0x7ffffffe;  // HEAD_NOT_HELD in src/protocols/http1/encoder.ts
+
+// A value for the request line or Host: the held request's own (its bit in `same`, 1 method,
+// 2 path, 4 authority) or JavaScript's string.
+bool PutValue(napi_env env, napi_value s, const http2::HeldRequestView& h, int k, int32_t same, uint8_t* out, size_t& o, size_t cap) {
+  if (!(same & (1 << k))) return PutString(env, s, out, o, cap);
+  const size_t n = h.pseudo_len[k];
+  if (!h.pseudo[k] || o + n > cap) return false;
+  memcpy(out + o, h.pseudo[k], n);
+  o += n;
+  return true;
+}
+
+// sendHttp1HeadHeld(fd, size, downSession, downStream, same, method, path, authority, runs,
+// nRuns, extra) -> as writeHttp1HeadFromFlat's send mode, or HEAD_NOT_HELD.
+// writeHttp1HeadFromFlat(fd, ...) for a request that came in on a native HTTP/2 server session
+// of this thread, which holds it for stream `downStream` (requestHeld's block): the kept runs
+// are cut from those bytes instead of a string handed back and read again, and the method, path
+// and authority that are the request's own (`same`) are not read either.
+napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
+  const char* fn = "sendHttp1HeadHeld";
+  size_t argc = 11;
+  napi_value argv[11];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  int32_t fd = -1, size = 0, down = 0, same = 0, n_runs = 0;
+  double dsid = 0;
+  if (argc < 11 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int32(env, argv[1], &size) != napi_ok || size < 0 ||
+      napi_get_value_double(env, argv[2], &dsid) != napi_ok || napi_get_value_int32(env, argv[3], &down) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &same) != napi_ok || napi_get_value_int32(env, argv[9], &n_runs) != napi_ok)
+    return HeadThrow(env, fn, false, "arguments must be (fd, size, downSession, downStream, same, method, path, authority, runs, nRuns, extra)");
+  http2::HeldRequestView h;
+  napi_value r;
+  if (!http2::HeldRequest(dsid, down, &h)) {
+    napi_create_int32(env, kHeadNotHeld, &r);
+    return r;
+  }
+  const int32_t* runs = nullptr;
+  size_t runs_len = 0, extra_len = 0;
+  if (!RunsOf(env, GetEnv(Napi::Env(env)), argv[8], &runs, &runs_len)) return HeadThrow(env, fn, false, "runs must be an Int32Array, or null for the runs table");
+  if (n_runs < 0 || size_t(n_runs) * 2 > runs_len) return HeadThrow(env, fn, true, "nRuns out of range");
+  for (int32_t k = 0; k < n_runs; k++) {
+    if (runs[2 * k] < 0 || runs[2 * k + 1] < runs[2 * k] || size_t(runs[2 * k + 1]) > h.list) return HeadThrow(env, fn, true, "a run is outside the held request");
+  }
+  static thread_local std::string extra;
+  static thread_local std::string head;
+  if (!ReadAt(env, argv[10], extra, 0, &extra_len)) return HeadThrow(env, fn, false, "extra must be a string");
+  const size_t cap = size_t(size);
+  if (head.size() < cap + 1) head.resize(cap + 1);
+  auto* out = reinterpret_cast<uint8_t*>(&head[0]);
+  size_t o = 0;
+  static const char kVersion[] = " HTTP/1.1\r\nhost: ";
+  bool ok = PutValue(env, argv[5], h, 0, same, out, o, cap) && o + 1 <= cap;
+  if (ok) out[o++] = ' ';
+  ok = ok && PutValue(env, argv[6], h, 1, same, out, o, cap) && o + sizeof kVersion - 1 <= cap;
+  if (ok) {
+    memcpy(out + o, kVersion, sizeof kVersion - 1);
+    o += sizeof kVersion - 1;
+  }
+  ok = ok && PutValue(env, argv[7], h, 2, same, out, o, cap) && o + 2 <= cap;
+  if (ok) {
+    out[o++] = '\r';
+    out[o++] = '\n';
+  }
+  const auto* held = reinterpret_cast<const uint8_t*>(h.data);
+  for (int32_t k = 0; ok && k < n_runs; k++) {
+    const long e = PutFlatFields(held, size_t(runs[2 * k]), size_t(runs[2 * k + 1]), out, o, cap);
+    ok = e >= 0;
+    if (ok) o = size_t(e);
+  }
+  if (ok) {
+    const long e = PutFlatFields(reinterpret_cast<const uint8_t*>(extra.data()), 0, extra_len, out, o, cap);
+    ok = e >= 0;
+    if (ok) o = size_t(e);
+  }
+  int32_t sent = kHeadNotSent;
+  if (ok && o + 2 == cap) {
+    out[o++] = '\r';
+    out[o++] = '\n';
+    sent = SendNow(fd, out, o);
+  }
+  napi_create_int32(env, sent, &r);
+  return r;
+}
+
 }  // namespace
+
+Napi::Function SendHeadHeldFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1HeadHeld", NAPI_AUTO_LENGTH, SendHeadHeld, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
 
 Napi::Function BindWriterFunction(Napi::Env env) {
   napi_value fn;

@@ -25,6 +25,7 @@ Napi::Function BindWriterFunction(Napi::Env env);
 // writeHttp1HeadFromFlat(out, method, path, authority, src, runs, nRuns, extra, chunked) -> bytes
 // written: the HTTP/1.1 head of an HTTP/2 request from its flat field list (FlatRequest.h1Head).
 Napi::Function WriteHeadFromFlatFunction(Napi::Env env);
+Napi::Function SendHeadHeldFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

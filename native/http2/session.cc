@@ -358,17 +358,22 @@ Session::Session(const Napi::CallbackInfo& info)
   sid_ = static_cast<double>(slot_ + kSlotSpan * ++sessions.gens[slot_]);
 }
 
+inline Session* Session::ByNumber(double sid) {
+  // Integer arithmetic: std::fmod took ~140 instructions a call. A number out of range or with a
+  // fraction finds no session through the equality check.
+  const uint64_t slot = sid >= 0 && sid < 9007199254740992.0 ? static_cast<uint64_t>(sid) & (kSlotSpan - 1) : UINT64_MAX;
+  Session* s = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
+  return s && s->sid_ == sid ? s : nullptr;
+}
+
 template <Napi::Value (Session::*M)(const Args&)>
 napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
   Args args(env, cb, 1);
   try {
     double sid = 0;
     if (napi_get_value_double(env, args.Raw(0), &sid) != napi_ok) throw Napi::TypeError::New(env, "H2Session.calls: the session number must be a number");
-    // Integer arithmetic: std::fmod took ~140 instructions a call. A number out of range or
-    // with a fraction finds no session through the equality check below.
-    const uint64_t slot = sid >= 0 && sid < 9007199254740992.0 ? static_cast<uint64_t>(sid) & (kSlotSpan - 1) : UINT64_MAX;
-    Session* s = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
-    if (!s || s->sid_ != sid) {
+    Session* s = ByNumber(sid);
+    if (!s) {
       char n[32];
       snprintf(n, sizeof n, "%.17g", sid);
       throw Napi::TypeError::New(env, std::string("H2Session.calls: no session has the number ") + n);
@@ -1744,9 +1749,8 @@ Napi::Value Session::RequestHeld(const Args& info) {
   const bool end = ArgBool(info, 10);
   const std::string* never = NeverArg(info, 11, never_scratch_, fn);
   if (finished_ || closing_) return Napi::Number::New(env, 0);
-  const uint64_t slot = dsid >= 0 && dsid < 9007199254740992.0 ? static_cast<uint64_t>(dsid) & (kSlotSpan - 1) : UINT64_MAX;
-  Session* down = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
-  Stream* ds = down && down->sid_ == dsid && !down->client_ && !down->finished_ ? down->StreamOf(down_id) : nullptr;
+  Session* down = ByNumber(dsid);
+  Stream* ds = down && !down->client_ && !down->finished_ ? down->StreamOf(down_id) : nullptr;
   if (!ds || ds->req.empty()) return Napi::Number::New(env, kNotHeld);
   const HeaderBlock& b = ds->req;
   const char* hd = b.data();
@@ -1838,6 +1842,35 @@ Napi::Value Session::RequestHeld(const Args& info) {
   }
   ApplyNever(never);
   return SubmitStream(env, s, end);
+}
+
+bool HeldRequest(double sid, int32_t stream, HeldRequestView* out) {
+  Session* down = Session::ByNumber(sid);
+  Session::Stream* ds = down && !down->client_ && !down->finished_ ? down->StreamOf(stream) : nullptr;
+  if (!ds || ds->req.empty()) return false;
+  const HeaderBlock& b = ds->req;
+  out->data = b.data();
+  out->list = b.listSize();
+  out->fields = b.fields();
+  out->entries = b.fieldEntries();
+  static const int32_t kTok[3] = {kTokMethod, kTokPath, kTokAuthority};
+  for (int k = 0; k < 3; k++) {
+    out->pseudo[k] = nullptr;
+    out->pseudo_len[k] = 0;
+  }
+  // Pseudo-headers lead the block: the walk stops at the first regular field.
+  const int32_t* f = b.fields();
+  size_t start = 0;
+  for (size_t j = 0; j < b.fieldEntries() / 3 && start < out->list && out->data[start] == ':'; j++) {
+    for (int k = 0; k < 3; k++) {
+      if (f[3 * j + 2] != kTok[k]) continue;
+      const size_t v = static_cast<size_t>(f[3 * j]) + 1;
+      out->pseudo[k] = out->data + v;
+      out->pseudo_len[k] = static_cast<size_t>(f[3 * j + 1]) - v;
+    }
+    start = static_cast<size_t>(f[3 * j + 1]) + 1;
+  }
+  return true;
 }
 
 static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn) {

@@ -172,6 +172,8 @@ class HeaderBlock {
 // Mirrors H2SessionEnd in src/protocols/http2/native_session.ts.
 enum SessionEndReason { kEndDone = 0, kEndProtocolError = 1, kEndReset = 2, kEndLocal = 3 };
 
+struct HeldRequestView;
+
 class Session : public Napi::ObjectWrap<Session>, public LiveObject {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -222,6 +224,9 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value Request(const Args& info);
   Napi::Value RequestRuns(const Args& info);
   Napi::Value RequestHeld(const Args& info);
+  friend bool HeldRequest(double sid, int32_t stream, HeldRequestView* out);
+  // The session of this thread JavaScript numbers `sid` (its sid()), or null.
+  static Session* ByNumber(double sid);
   Napi::Value SubmitResponse(Napi::Env env, Stream* s, int32_t pairs, bool end, const Napi::Value* body, const std::string* never, const char* fn);
   Napi::Value SubmitParsed(Napi::Env env, Stream* s, bool end, const char* body, size_t body_len);  // body null: none
   Napi::Value SubmitRequest(Napi::Env env, int32_t pairs, bool end, const std::string* never, const char* fn);
@@ -415,6 +420,20 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::FunctionReference on_events_;
   Napi::AsyncContext async_;
 };
+
+// The request a server session of this thread (`sid`, its sid()) holds for its stream `stream`
+// (requestHeld's block): the list's bytes as JavaScript got them (NUL-terminated, `list` long
+// without the last NUL), its field table (three entries a field), and the values of :method,
+// :path and :authority within it. False when that stream holds none (any more).
+struct HeldRequestView {
+  const char* data;
+  size_t list;
+  const int32_t* fields;
+  size_t entries;
+  const char* pseudo[3];  // :method, :path, :authority values (null: absent)
+  size_t pseudo_len[3];
+};
+bool HeldRequest(double sid, int32_t stream, HeldRequestView* out);
 
 }  // namespace http2
 }  // namespace strait

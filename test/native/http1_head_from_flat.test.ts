@@ -6,10 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
-import { HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.js';
+import http2 from 'node:http2';
+import { HELD_AUTHORITY, HELD_METHOD, HELD_PATH } from '../../src/filters/network/http_connection_manager/upstream_try.js';
+import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative, RUNS_TABLE } from '../../src/native.js';
 import { tcpPair } from '../helpers/net.js';
+import { nativeH2Server, until } from './helpers.js';
 
 type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 const fromFlat = (loadNative() as unknown as { writeHttp1HeadFromFlat: FromFlat }).writeHttp1HeadFromFlat;
@@ -111,5 +114,87 @@ describe('writeHttp1HeadFromFlat', () => {
     expect(() => fromFlat(3, 'GET', '/', 'h', 'ab\0c', runs, 1, '', false)).toThrow(/size must be/);
     expect(() => fromFlat({} as Buffer, 'GET', '/', 'h', 'ab\0c', runs, 1, '', false)).toThrow(/out must be a Buffer/);
     expect(fr.h1Head(false).length).toBeGreaterThan(0);
+  });
+
+  it('sendH1Head with the request a native HTTP/2 stream holds (sendHttp1HeadHeld) sends the same bytes; a stream gone falls back', async () => {
+    // The downstream list comes from a native server session, which keeps the request block of
+    // each stream: the addon cuts the kept runs (and the method, path and authority that are the
+    // request's own) from it. A rewritten path still comes from JavaScript.
+    type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string) => number;
+    const sendHeld = (loadNative() as unknown as { sendHttp1HeadHeld: SendHeld }).sendHttp1HeadHeld;
+    const p = await pair();
+    const results: { path: string; ok: boolean; direct: number; held: boolean; errors: string[] }[] = [];
+    let expected = 0;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        const f = flat.split('\0');
+        const get = (n: string) => f[f.indexOf(n) + 1]!;
+        const inPath = get(':path');
+        const rewrite = inPath.startsWith('/rw');
+        const path = rewrite ? '/rewritten' : inPath;
+        const e: UpstreamEdits = { method: get(':method'), path, authority: get(':authority'), ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e, true)!;
+        const sid = st.session.h.sid();
+        const gone = inPath === '/gone';
+        fr.hold(sid, gone ? st.id + 1000 : st.id, HELD_METHOD | HELD_AUTHORITY | (rewrite ? 0 : HELD_PATH));
+        const size = fr.h1Size(false);
+        const want = fr.h1HeadJs(false);
+        const errors: string[] = [];
+        // The addon's own answer for this stream (and for one it does not have).
+        const direct = sendHeld(p.fd, size + 1, sid, st.id, 0, e.method, path, e.authority, null, 0, '');
+        const missing = sendHeld(p.fd, size, sid, st.id + 1000, 0, e.method, path, e.authority, null, 0, '');
+        for (const bad of [
+          () => sendHeld(p.fd, size, sid, st.id, 0, e.method, path, e.authority, new Int32Array([0, flat.length + 1]), 1, ''),
+          () => sendHeld(p.fd, size, sid, st.id, 0, e.method, path, e.authority, new Int32Array([0, 1]), 2, ''),
+          () => (sendHeld as unknown as (...a: unknown[]) => number)(p.fd, size, sid, st.id),
+        ]) {
+          try {
+            bad();
+            errors.push('accepted');
+          } catch (err) {
+            errors.push(`${(err as Error).name}: ${(err as Error).message}`);
+          }
+        }
+        const sent = fr.sendH1Head(p.fd, size);
+        // Still held after the send: the held path sent it (a fallback forgets the stream).
+        const held = (fr as unknown as { heldStream: number }).heldStream !== 0;
+        expected += want.length;
+        void p.waitFor(expected).then((all) => {
+          results.push({ path: inPath, ok: sent === size && all.subarray(all.length - want.length).equals(want), direct: direct === HEAD_NOT_SENT && missing === HEAD_NOT_HELD ? 1 : 0, held, errors });
+          st.respond({ ':status': '204' }, { endStream: true });
+        });
+      },
+    });
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    try {
+      const ask = (h: http2.OutgoingHttpHeaders) =>
+        new Promise<void>((resolve) => {
+          const rq = client.request(h, { endStream: true });
+          rq.on('error', () => {});
+          rq.on('close', () => resolve());
+          rq.resume();
+        });
+      const lists: http2.OutgoingHttpHeaders[] = [
+        { ':path': '/x?y=1', accept: '*/*', 'x-request-id': 'abc', 'x-v': 'caf\u00e9', 'x-last': 'z' },
+        { ':path': '/rw/a', 'x-a': '1', 'x-b': ['2', '3'], te: 'trailers' },
+        { ':path': '/', ':method': 'POST', 'content-length': '0' },
+        { ':path': '/gone', 'x-a': '1' },
+        { ':path': `/${'p'.repeat(1100)}`, 'x-big': 'b'.repeat(1500), 'x-end': 'e' },
+      ];
+      for (const h of lists) await ask(h);
+      await until(() => results.length === lists.length);
+      for (const r of results) {
+        expect(r.ok, r.path.slice(0, 20)).toBe(true);
+        expect(r.direct, r.path.slice(0, 20)).toBe(1);
+        expect(r.held, r.path.slice(0, 20)).toBe(r.path !== '/gone');
+        expect(r.errors[0]).toMatch(/^RangeError: sendHttp1HeadHeld: a run is outside the held request/);
+        expect(r.errors[1]).toMatch(/^RangeError: sendHttp1HeadHeld: nRuns out of range/);
+        expect(r.errors[2]).toMatch(/^TypeError: sendHttp1HeadHeld: arguments must be/);
+      }
+    } finally {
+      client.destroy();
+      down.close();
+      p.close();
+    }
   });
 });

@@ -127,6 +127,9 @@ export function encodeHead(firstLine: string, head: MessageHead | null, drop: Dr
 /** lastHeadSent() when encodeHeadSend did not try to send (fd -1, or no combined call). */
 export const HEAD_NOT_SENT = -0x7fffffff;
 
+/** The addon's sendHttp1HeadHeld when the downstream stream holds no request any more (kHeadNotHeld in native/http1/http1_js.cc). */
+export const HEAD_NOT_HELD = -0x7ffffffe;
+
 /** What the last encodeHeadSend did with its head. */
 let headSent = HEAD_NOT_SENT;
 

@@ -1031,10 +1031,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const r = upstreamFlatOf(this.flat!, e, h1);
     if (r) {
       this.requestId = e.requestId;
-      // An HTTP/2 upstream copies the kept fields from the request the addon holds. The values
-      // kept as they came are the very strings sliced from that request.
+      // The upstream request copies the kept fields from the request the addon holds (an HTTP/2
+      // upstream's requestHeld, an HTTP/1 one's sendHttp1HeadHeld). The values kept as they
+      // came are the very strings sliced from that request.
       const st = this.stream;
-      if (!h1 && st instanceof NativeH2Stream) {
+      if (st instanceof NativeH2Stream) {
         const same = (e.method === this.method ? HELD_METHOD : 0) | (e.path === this.rqPathIn ? HELD_PATH : 0) | (e.authority === this.rqAuthority ? HELD_AUTHORITY : 0);
         r.hold(st.session.h.sid(), st.id, same);
       }

@@ -11,7 +11,7 @@ import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/htt
 import { chunkIsFinal, flatGet, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
-import { HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
+import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
@@ -93,7 +93,16 @@ export class FlatRequest {
   sendH1Head(fd: number, size: number): number {
     const w = writeFromFlat;
     if (w === null) return HEAD_NOT_SENT;
-    return w(fd, this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, this.runs.length >> 1, this.extra, false, size);
+    const runs = runsArg === RUNS_TABLE ? null : runsArg;
+    const held = sendHeld;
+    if (this.heldStream !== 0 && held !== null) {
+      // The addon cuts the kept fields from the request it holds (as requestOn's requestHeld):
+      // `src` is not read back, nor the method, path and authority that are its own.
+      const sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra);
+      if (sent !== HEAD_NOT_HELD) return sent;
+      this.heldStream = 0;
+    }
+    return w(fd, this.method, this.path, this.authority, this.src, runs, this.runs.length >> 1, this.extra, false, size);
   }
 
   /**
@@ -196,6 +205,19 @@ const writeFromFlat: WriteFromFlat | null = (() => {
   if (process.env.STRAIT_HTTP1_ENCODER === 'ts') return null;
   try {
     const f = (loadNative() as unknown as { writeHttp1HeadFromFlat?: WriteFromFlat }).writeHttp1HeadFromFlat;
+    return typeof f === 'function' ? f : null;
+  } catch {
+    return null;
+  }
+})();
+
+type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string) => number;
+
+/** The addon's sendHttp1HeadHeld (native/http1/http1_js.cc), with writeFromFlat; null without it. */
+const sendHeld: SendHeld | null = (() => {
+  if (writeFromFlat === null) return null;
+  try {
+    const f = (loadNative() as unknown as { sendHttp1HeadHeld?: SendHeld }).sendHttp1HeadHeld;
     return typeof f === 'function' ? f : null;
   } catch {
     return null;
