@@ -212,6 +212,19 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
   for (const [xfcc, xfccElement] of [[XfccAction.KEEP, ''], [XfccAction.APPEND, 'By=spiffe://a;Hash=ab;URI=spiffe://b'], [XfccAction.SET, 'Hash=cd']] as const) {
     edits.push({ ...edits[0]!, xfcc, xfccElement }, { ...edits[5]!, xfcc, xfccElement });
   }
+  it('adds content-length: 0 to an empty request whose method may carry a body, not to GET, HEAD, DELETE, TRACE or CONNECT', () => {
+    for (const method of ['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT', 'POST', 'PUT', 'PATCH', 'OPTIONS', 'get', 'GETX']) {
+      const flat = downstream([[':method', method], [':scheme', 'http'], [':authority', 'svc'], [':path', '/'], ['x-a', '1']]);
+      const bodiless = ['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT'].includes(method);
+      for (const emptyBody of [true, false]) {
+        const e: UpstreamEdits = { method, path: '/', authority: 'svc', ip: undefined, emptyBody, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e, false)!;
+        expect(flatGet(fr.flat.slice(0, -1), 'content-length'), `${method} empty=${emptyBody}`).toBe(emptyBody && !bodiless ? '0' : undefined);
+        const obj = upstreamObject(headerObject(flat), { ...e }, null);
+        expect(obj['content-length'], `${method} empty=${emptyBody} (object)`).toBe(emptyBody && !bodiless ? '0' : undefined);
+      }
+    }
+  });
   for (const set of REQUEST_SETS) {
     it(`matches the object path over HTTP/2 and HTTP/1: ${JSON.stringify(set).slice(0, 90)}`, () => {
       for (const e0 of edits) {
