@@ -62,6 +62,30 @@ inline size_t SkipPlain(const uint8_t* b, size_t p, size_t stop, uint8_t ctl_max
   return p < stop ? p : stop;
 }
 
+// Skips the bytes of a field name that are letters, digits or '-' (most names hold nothing
+// else), sixteen at a time; returns the first other byte's offset (the ':' for most names), or
+// where fewer than sixteen bytes are left. The caller checks the rest a byte at a time.
+inline size_t SkipNameChars(const uint8_t* b, size_t p, size_t stop) {
+#if defined(__SSE2__)
+  const __m128i case_bit = _mm_set1_epi8(0x20);
+  const __m128i a = _mm_set1_epi8('a'), z = _mm_set1_epi8('z');
+  const __m128i d0 = _mm_set1_epi8('0'), d9 = _mm_set1_epi8('9');
+  const __m128i dash = _mm_set1_epi8('-');
+  while (p + 16 <= stop) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + p));
+    const __m128i l = _mm_or_si128(v, case_bit);
+    // Unsigned lo <= x <= hi as max(x, lo) == x and min(x, hi) == x.
+    const __m128i letter = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(l, a), l), _mm_cmpeq_epi8(_mm_min_epu8(l, z), l));
+    const __m128i digit = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, d0), v), _mm_cmpeq_epi8(_mm_min_epu8(v, d9), v));
+    const __m128i ok = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(v, dash));
+    const unsigned m = ~unsigned(_mm_movemask_epi8(ok)) & 0xffffu;
+    if (m != 0) return p + size_t(__builtin_ctz(m));
+    p += 16;
+  }
+#endif
+  return p;
+}
+
 // Case-insensitive compare of buf[s, e) with a lower-case literal.
 bool EqLower(const uint8_t* buf, size_t s, size_t e, const char* lit, size_t n) {
   if (e - s != n) return false;
@@ -171,6 +195,9 @@ int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t 
     }
     if (Ows(c)) return kMalformed;  // obs-fold
     const size_t ns = p;
+    p = SkipNameChars(b, p, stop);
+    if (p >= stop) return more;
+    c = b[p];
     while (T.tchar[c]) {
       if (++p >= stop) return more;
       c = b[p];

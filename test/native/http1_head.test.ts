@@ -22,12 +22,18 @@ const REQUESTS = [
   'GET /#f HTTP/1.1\r\nHost: e\r\n\r\n',
   'GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n',
   'GET / HTTP/1.1\r\nHost: bad host\r\n\r\n',
+  // Names past the 16 bytes the addon skips at once (letters, digits, '-'), other token
+  // characters within and after those 16, and a byte no name may hold past them.
+  "GET / HTTP/1.1\r\nHost: f\r\nX-Very-Long-Header-Name-Over-Thirty-Two-Chars: v\r\nX-Odd!#$%&'*+.^_`|~: w\r\nX-0123456789-ABCDEFGHIJ_klmnop: x\r\n\r\n",
+  'GET / HTTP/1.1\r\nHost: f\r\nX-Name-Of-Twenty@Chars: v\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: f\r\nContent-Length-Is-Not-It: 5\r\nTransfer-Encoding-Either: chunked\r\n\r\n',
 ];
 const RESPONSES = [
   'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\nServer: nginx\r\n\r\n',
   'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n',
   'HTTP/1.0 204\nTransfer-Encoding: gzip\n\n',
   'HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nHost: odd\r\n\r\n',
+  'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 20:41:24 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 64\r\nConnection: keep-alive\r\nAccess-Control-Allow-Origin: *\r\nX-Content-Type-Options: nosniff\r\n\r\n',
 ];
 
 function rng(seed: number): () => number {
