@@ -319,30 +319,37 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
     highWaterMark: Math.max(64 * 1024, conn.bufferLimit),
     idleTimeoutMs: cfg.idleTimeoutMs,
   };
+  // `held`: `flat` is the very list the addon holds for the stream (requestHeld and
+  // sendHttp1HeadHeld cut the upstream request's fields from that block by offsets in it).
+  const startFlat = (stream: NativeH2Stream, flat: string, endStream: boolean, neverIndexed: string | undefined, held: boolean): void => {
+    if (cfg.underscores !== Underscores.ALLOW) {
+      const f = flatUnderscoresOk(filter, stream, flat);
+      if (f === null) return;
+      if (f !== flat) held = false;
+      flat = f;
+    }
+    try {
+      const ex = new H2Exchange(filter, stream, null, flat, resets);
+      if (!held) ex.flatRewritten();
+      if (neverIndexed !== undefined) ex.requestNeverIndexedIs(neverIndexed);
+      ex.start(endStream);
+    } catch (err) {
+      // A bug must cost this stream, never the process.
+      log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
+      resetDownstream(stream);
+    }
+    if (maxRequests > 0 && ++requests === maxRequests) {
+      // max_requests_per_connection: this stream is served; GOAWAY sends the next ones elsewhere.
+      st.downstream_cx_max_requests_reached.value++;
+      c?.close();
+    }
+  };
   const handlers: NativeH2Handlers = {
     onStream(stream, headers, endStream) {
-      handlers.onStreamFlat!(stream, flatOf(headers, false)[0].slice(0, -1), endStream, neverIndexedOf(headers));
+      startFlat(stream, flatOf(headers, false)[0].slice(0, -1), endStream, neverIndexedOf(headers), false);
     },
     onStreamFlat(stream, flat, endStream, neverIndexed) {
-      if (cfg.underscores !== Underscores.ALLOW) {
-        const f = flatUnderscoresOk(filter, stream, flat);
-        if (f === null) return;
-        flat = f;
-      }
-      try {
-        const ex = new H2Exchange(filter, stream, null, flat, resets);
-        if (neverIndexed !== undefined) ex.requestNeverIndexedIs(neverIndexed);
-        ex.start(endStream);
-      } catch (err) {
-        // A bug must cost this stream, never the process.
-        log.error({ err: (err as Error).stack }, 'http connection manager failed on an HTTP/2 stream');
-        resetDownstream(stream);
-      }
-      if (maxRequests > 0 && ++requests === maxRequests) {
-        // max_requests_per_connection: this stream is served; GOAWAY sends the next ones elsewhere.
-        st.downstream_cx_max_requests_reached.value++;
-        c?.close();
-      }
+      startFlat(stream, flat, endStream, neverIndexed, true);
     },
     onIdle() {
       if (!c || c.isClosing) return;
@@ -485,6 +492,8 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The fields every exchange reads, taken once (repeats joined as headerObject joins them). */
   private method = '';
   private rqPath = '';
+  /** `flat` is the list the native downstream session holds for the stream (flatRewritten()). */
+  private flatHeld = true;
   /** :path as the native downstream's list has it (rqPath may be normalized or rewritten since). */
   private rqPathIn = '';
   /** The path the route rewrote rqPath to (the upstream's :path), null when it did not. */
@@ -556,6 +565,11 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       this.grpc = (this.rqContentType ?? '').startsWith('application/grpc');
     }
     if (filter.accessLog) this.more.startMs = Date.now();
+  }
+
+  /** The request list was rewritten (underscored fields dropped): the addon's block is not it. */
+  flatRewritten(): void {
+    this.flatHeld = false;
   }
 
   /** The rarely used state, allocated on first use. */
@@ -1041,7 +1055,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // upstream's requestHeld, an HTTP/1 one's sendHttp1HeadHeld). The values kept as they
       // came are the very strings sliced from that request.
       const st = this.stream;
-      if (st instanceof NativeH2Stream) {
+      if (this.flatHeld && st instanceof NativeH2Stream) {
         const same = (e.method === this.method ? HELD_METHOD : 0) | (e.path === this.rqPathIn ? HELD_PATH : 0) | (e.authority === this.rqAuthority ? HELD_AUTHORITY : 0);
         r.hold(st.session.h.sid(), st.id, same);
       }
