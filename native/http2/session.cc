@@ -688,10 +688,11 @@ ssize_t Session::ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* fla
   if (s->pending() == 0) {
     if (s->eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (s->has_trailers && ParseFlat(s->trailers, &s->trailers_never)) {
+      if (s->has_trailers) {
         // Submitting trailers from inside the read callback is what nghttp2 documents for this.
+        // Their fields were parsed (and checked) when JavaScript gave them (trailers()).
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_submit_trailer(session_, id, nva_.data(), nva_.size());
+        nghttp2_submit_trailer(session_, id, s->trailers_nva.data(), s->trailers_nva.size());
       }
     } else if (n == 0) {
       s->deferred = true;
@@ -744,7 +745,7 @@ void Session::Recycle(Stream* s) {
   s->out_off = 0;
   s->trailers.clear();
   s->never_in.clear();
-  s->trailers_never.clear();
+  s->trailers_nva.clear();
   s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = false;
   spare_.push_back(s);
 }
@@ -1962,22 +1963,24 @@ Napi::Value Session::Data(const Args& info) {
 }
 
 // trailers(streamId, "name\0value\0..." | bytes, pairs[, byteLength[, neverIndexed]]): ends the body with these trailers
-// (0 pairs = none); `neverIndexed` as respond()'s, kept until the trailers are submitted.
+// (0 pairs = none); `neverIndexed` as respond()'s. Parsed here, once: ReadData submits the fields.
 Napi::Value Session::Trailers(const Args& info) {
   Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.trailers");
   int32_t pairs = ArgInt(info, 2, "H2Session.trailers", "pairs", 0, INT32_MAX);
   const std::string* never = NeverArg(info, 4, never_scratch_, "H2Session.trailers");
   if (!s || s->eof) return env.Undefined();
-  if (never) s->trailers_never = *never;
   if (!FlatArg(info, 1, 3, s->trailers)) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string or a Uint8Array with its length");
   }
-  if (!ParseFlat(s->trailers) || nva_.size() != static_cast<size_t>(pairs)) {
+  if (!ParseFlat(s->trailers, never) || nva_.size() != static_cast<size_t>(pairs)) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, "H2Session.trailers: invalid header name or value");
   }
+  // Kept for the submission (ReadData): its fields point into s->trailers, which stays as it
+  // is until then, so the list is not parsed a second time.
+  s->trailers_nva.assign(nva_.begin(), nva_.end());
   s->has_trailers = pairs > 0;
   s->eof = true;
   if (s->deferred) {

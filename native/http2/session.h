@@ -198,7 +198,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
     std::string out;     // response bytes JavaScript gave that nghttp2 has not taken yet
     size_t out_off = 0;
     std::string trailers;  // "name\0value\0..." sent after the body; empty = none
-    std::string trailers_never;  // names of `trailers` to send never indexed; empty = none
+    std::vector<nghttp2_nv> trailers_nva;  // the fields of `trailers` (pointing into it), never-indexed ones marked
     bool responded = false;  // server: JavaScript responded; client: the final response arrived
     bool eof = false;       // JavaScript ended the body
     bool has_trailers = false;
