@@ -609,6 +609,40 @@ bool ReadAt(napi_env env, napi_value s, std::string& buf, size_t at, size_t* len
 // takes whole then never becomes a Buffer.
 constexpr int32_t kHeadNotSent = -0x7fffffff;  // HEAD_NOT_SENT in src/protocols/http1/encoder.ts
 
+// "<method> <path> HTTP/1.1\r\nhost: <authority>\r\n" at out[o], each value written by put(k)
+// (0 method, 1 path, 2 authority), which advances `o`; false when out is too small.
+template <typename Put>
+bool PutRequestStart(Put put, uint8_t* out, size_t& o, size_t cap) {
+  static const char kVersion[] = " HTTP/1.1\r\nhost: ";
+  bool ok = put(0) && o + 1 <= cap;
+  if (ok) out[o++] = ' ';
+  ok = ok && put(1) && o + sizeof kVersion - 1 <= cap;
+  if (ok) {
+    memcpy(out + o, kVersion, sizeof kVersion - 1);
+    o += sizeof kVersion - 1;
+  }
+  ok = ok && put(2) && o + 2 <= cap;
+  if (ok) {
+    out[o++] = '\r';
+    out[o++] = '\n';
+  }
+  return ok;
+}
+
+// The kept runs of `src` and then the pairs of `extra` as header lines at out[o]; false when
+// out is too small.
+bool PutRunsThenExtra(const uint8_t* src, const int32_t* runs, int32_t n_runs, const uint8_t* extra, size_t extra_len, uint8_t* out, size_t& o, size_t cap) {
+  for (int32_t k = 0; k < n_runs; k++) {
+    const long e = PutFlatFields(src, size_t(runs[2 * k]), size_t(runs[2 * k + 1]), out, o, cap);
+    if (e < 0) return false;
+    o = size_t(e);
+  }
+  const long e = PutFlatFields(extra, 0, extra_len, out, o, cap);
+  if (e < 0) return false;
+  o = size_t(e);
+  return true;
+}
+
 napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   const char* fn = "writeHttp1HeadFromFlat";
   size_t argc = 10;
@@ -652,30 +686,9 @@ napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   }
   auto* out = static_cast<uint8_t*>(outp);
   size_t o = 0;
-  static const char kVersion[] = " HTTP/1.1\r\nhost: ";
   static const char kChunked[] = "transfer-encoding: chunked\r\n";
-  bool ok = PutString(env, argv[1], out, o, cap) && o + 1 <= cap;
-  if (ok) out[o++] = ' ';
-  ok = ok && PutString(env, argv[2], out, o, cap) && o + sizeof kVersion - 1 <= cap;
-  if (ok) {
-    memcpy(out + o, kVersion, sizeof kVersion - 1);
-    o += sizeof kVersion - 1;
-  }
-  ok = ok && PutString(env, argv[3], out, o, cap) && o + 2 <= cap;
-  if (ok) {
-    out[o++] = '\r';
-    out[o++] = '\n';
-  }
-  for (int32_t k = 0; ok && k < n_runs; k++) {
-    const long r = PutFlatFields(flat, size_t(runs[2 * k]), size_t(runs[2 * k + 1]), out, o, cap);
-    ok = r >= 0;
-    if (ok) o = size_t(r);
-  }
-  if (ok) {
-    const long r = PutFlatFields(flat, src_len, src_len + extra_len, out, o, cap);
-    ok = r >= 0;
-    if (ok) o = size_t(r);
-  }
+  bool ok = PutRequestStart([&](int k) { return PutString(env, argv[1 + k], out, o, cap); }, out, o, cap) &&
+            PutRunsThenExtra(flat, runs, n_runs, flat + src_len, extra_len, out, o, cap);
   if (ok && chunked) {
     ok = o + sizeof kChunked - 1 <= cap;
     if (ok) {
@@ -754,30 +767,8 @@ napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
   if (head.size() < cap + 1) head.resize(cap + 1);
   auto* out = reinterpret_cast<uint8_t*>(&head[0]);
   size_t o = 0;
-  static const char kVersion[] = " HTTP/1.1\r\nhost: ";
-  bool ok = PutValue(env, argv[5], h, 0, same, out, o, cap) && o + 1 <= cap;
-  if (ok) out[o++] = ' ';
-  ok = ok && PutValue(env, argv[6], h, 1, same, out, o, cap) && o + sizeof kVersion - 1 <= cap;
-  if (ok) {
-    memcpy(out + o, kVersion, sizeof kVersion - 1);
-    o += sizeof kVersion - 1;
-  }
-  ok = ok && PutValue(env, argv[7], h, 2, same, out, o, cap) && o + 2 <= cap;
-  if (ok) {
-    out[o++] = '\r';
-    out[o++] = '\n';
-  }
-  const auto* held = reinterpret_cast<const uint8_t*>(h.data);
-  for (int32_t k = 0; ok && k < n_runs; k++) {
-    const long e = PutFlatFields(held, size_t(runs[2 * k]), size_t(runs[2 * k + 1]), out, o, cap);
-    ok = e >= 0;
-    if (ok) o = size_t(e);
-  }
-  if (ok) {
-    const long e = PutFlatFields(reinterpret_cast<const uint8_t*>(extra.data()), 0, extra_len, out, o, cap);
-    ok = e >= 0;
-    if (ok) o = size_t(e);
-  }
+  const bool ok = PutRequestStart([&](int k) { return PutValue(env, argv[5 + k], h, k, same, out, o, cap); }, out, o, cap) &&
+                  PutRunsThenExtra(reinterpret_cast<const uint8_t*>(h.data), runs, n_runs, reinterpret_cast<const uint8_t*>(extra.data()), extra_len, out, o, cap);
   int32_t sent = kHeadNotSent;
   if (ok && o + 2 == cap) {
     out[o++] = '\r';

@@ -7,7 +7,7 @@ import { upstreamFlatOf, type UpstreamEdits } from '../../src/filters/network/ht
 import { HELD_AUTHORITY, HELD_METHOD, HELD_PATH } from '../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
-import { b, MiB, nativeH2Server, sleep } from './helpers.js';
+import { b, MiB, nativeH2Server, requestClosed, sleep } from './helpers.js';
 import { REQUEST_NOT_HELD } from '../../src/native.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -285,13 +285,7 @@ describe('native HTTP/2 client session', () => {
     cleanups.push(() => down.close());
     const client = http2.connect(`http://127.0.0.1:${down.port}`);
     cleanups.push(() => client.destroy());
-    const ask = (h: http2.OutgoingHttpHeaders) =>
-      new Promise<void>((resolve) => {
-        const rq = client.request(h, { endStream: true });
-        rq.on('error', () => {});
-        rq.on('close', () => resolve());
-        rq.resume();
-      });
+    const ask = (h: http2.OutgoingHttpHeaders) => requestClosed(client, h);
     for (const h of [
       { ':path': '/pkg.Svc/Call', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'user-agent': 'grpc-node-js/1.9' },
       { ':path': '/x?y=1', accept: '*/*', 'x-request-id': 'abc', 'x-v': 'caf\u00e9', 'x-last': 'z' },

@@ -1,5 +1,6 @@
 // Shared set-up for the addon tests: real sockets on loopback, port 0 always.
 import crypto from 'node:crypto';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { loadNative, type NativeBinding, type NativePipe, type PipeCloseReason } from '../../src/native.js';
 import { NativeH2Connection, type H2Headers, type H2SessionEnd, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
@@ -230,4 +231,14 @@ export async function blackhole(): Promise<{ port: number; close(): void }> {
       b.closeFd(lfd);
     },
   };
+}
+
+/** A request on `client` with no body; resolves once its stream closes, however it ends. */
+export function requestClosed(client: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const rq = client.request(headers, { endStream: true });
+    rq.on('error', () => {});
+    rq.on('close', () => resolve());
+    rq.resume();
+  });
 }

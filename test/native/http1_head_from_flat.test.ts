@@ -12,7 +12,7 @@ import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative, RUNS_TABLE } from '../../src/native.js';
 import { tcpPair } from '../helpers/net.js';
-import { nativeH2Server, until } from './helpers.js';
+import { nativeH2Server, requestClosed, until } from './helpers.js';
 
 type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 const fromFlat = (loadNative() as unknown as { writeHttp1HeadFromFlat: FromFlat }).writeHttp1HeadFromFlat;
@@ -167,13 +167,7 @@ describe('writeHttp1HeadFromFlat', () => {
     });
     const client = http2.connect(`http://127.0.0.1:${down.port}`);
     try {
-      const ask = (h: http2.OutgoingHttpHeaders) =>
-        new Promise<void>((resolve) => {
-          const rq = client.request(h, { endStream: true });
-          rq.on('error', () => {});
-          rq.on('close', () => resolve());
-          rq.resume();
-        });
+      const ask = (h: http2.OutgoingHttpHeaders) => requestClosed(client, h);
       const lists: http2.OutgoingHttpHeaders[] = [
         { ':path': '/x?y=1', accept: '*/*', 'x-request-id': 'abc', 'x-v': 'caf\u00e9', 'x-last': 'z' },
         { ':path': '/rw/a', 'x-a': '1', 'x-b': ['2', '3'], te: 'trailers' },
