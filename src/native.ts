@@ -305,7 +305,12 @@ export interface NativeBinding {
    * slab last given to `setSlab` when copyAt >= 0. Both keep `out` and the slab alive. Absent in
    * addons built before it.
    */
-  bindHttp1HeadParser?(out: Int32Array): [parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void, setSlab: (slab: Uint8Array) => void];
+  /** parseArena (when present): parse() of the array registered as TableSlot.ARENA, without it as an argument. */
+  bindHttp1HeadParser?(out: Int32Array): [
+    parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
+    setSlab: (slab: Uint8Array) => void,
+    parseArena?: (isRequest: boolean, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
+  ];
   /**
    * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn
    * to `onBatch(count)` at once: `out[3i..3i+2]` = slot, offset into `arena`, length (> 0 bytes,

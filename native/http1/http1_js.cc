@@ -123,7 +123,8 @@ struct BoundParser {
   size_t out_len = 0;
   uint8_t* slab = nullptr;
   size_t slab_len = 0;
-  int users = 2;  // parse and setSlab; freed when both are collected
+  strait::Env* env = nullptr;  // for the registered reader arena (parseArena)
+  int users = 2;  // parse and setSlab (and parseArena once added); freed when all are collected
 };
 
 void ReleaseBound(napi_env env, void* data, void*) {
@@ -133,6 +134,8 @@ void ReleaseBound(napi_env env, void* data, void*) {
   if (b->slab_ref) napi_delete_reference(env, b->slab_ref);
   delete b;
 }
+
+napi_value ParseBound(napi_env env, BoundParser* b, bool request, const uint8_t* buf, size_t len, napi_value* nums);
 
 // parse(isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt): parseHttp1Head with the
 // bound `out`, and with copyTo = the bound slab when copyAt >= 0.
@@ -150,10 +153,15 @@ napi_value BoundParse(napi_env env, napi_callback_info info) {
   void* bytes = nullptr;
   if (napi_get_typedarray_info(env, argv[1], &type, &len, &bytes, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
     return Throw(env, false, "buf must be a Buffer or Uint8Array");
+  return ParseBound(env, b, request, static_cast<const uint8_t*>(bytes), len, argv + 2);
+}
+
+// parse()'s work once `buf` is known: nums holds off, end, maxHeadBytes, maxHeaders, copyAt.
+napi_value ParseBound(napi_env env, BoundParser* b, bool request, const uint8_t* buf, size_t len, napi_value* nums) {
   int64_t off, end, max_head, max_headers, to_at;
-  if (napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &end) != napi_ok ||
-      napi_get_value_int64(env, argv[4], &max_head) != napi_ok || napi_get_value_int64(env, argv[5], &max_headers) != napi_ok ||
-      napi_get_value_int64(env, argv[6], &to_at) != napi_ok)
+  if (napi_get_value_int64(env, nums[0], &off) != napi_ok || napi_get_value_int64(env, nums[1], &end) != napi_ok ||
+      napi_get_value_int64(env, nums[2], &max_head) != napi_ok || napi_get_value_int64(env, nums[3], &max_headers) != napi_ok ||
+      napi_get_value_int64(env, nums[4], &to_at) != napi_ok)
     return Throw(env, false, "off, end, maxHeadBytes, maxHeaders and copyAt must be numbers");
   const int64_t limit = int64_t(len) < INT32_MAX ? int64_t(len) : INT32_MAX;
   if (off < 0 || end < off || end > limit) return Throw(env, true, "off/end out of range");
@@ -161,7 +169,6 @@ napi_value BoundParse(napi_env env, napi_callback_info info) {
   if (b->out_len < size_t(kFieldsAt) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than 16 + 5 * maxHeaders slots");
   if (to_at >= 0 && (b->slab == nullptr || to_at > int64_t(b->slab_len))) return Throw(env, true, "copyAt out of range (or no slab set)");
   const Limits limits{size_t(max_head), size_t(max_headers)};
-  const auto* buf = static_cast<const uint8_t*>(bytes);
   if (request)
     ParseRequest(buf, size_t(off), size_t(end), limits, b->out);
   else
@@ -171,6 +178,23 @@ napi_value BoundParse(napi_env env, napi_callback_info info) {
   else
     b->out[kCopied] = 0;
   return nullptr;
+}
+
+// parseArena(isRequest, off, end, maxHeadBytes, maxHeaders, copyAt): parse() of the HTTP/1
+// reader's arena as registered (setTable's ARENA slot), where nearly every head lies: no
+// Uint8Array argument to look up (~250 instructions a head).
+napi_value BoundParseArena(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto* b = static_cast<BoundParser*>(data);
+  if (argc < 6) return Throw(env, false, "arguments must be (isRequest, off, end, maxHeadBytes, maxHeaders, copyAt)");
+  bool request;
+  if (napi_get_value_bool(env, argv[0], &request) != napi_ok) return Throw(env, false, "isRequest must be a boolean");
+  const strait::Env::Table& t = b->env->tables[strait::kTableArena];
+  if (t.data == nullptr || t.type != napi_uint8_array) return Throw(env, false, "no Uint8Array is registered as the reader arena");
+  return ParseBound(env, b, request, static_cast<const uint8_t*>(t.data), t.len, argv + 1);
 }
 
 // setSlab(slab): where parse copies heads from now on (held until the next setSlab).
@@ -237,7 +261,19 @@ napi_value BindParser(napi_env env, napi_callback_info info) {
   auto* b = new BoundParser();
   b->out = static_cast<int32_t*>(p);
   b->out_len = len;
-  return BoundPair(env, argv[0], b, &b->out_ref, "parseHttp1HeadBound", BoundParse, "setHttp1HeadSlab", BoundSetSlab, ReleaseBound);
+  b->env = GetEnv(Napi::Env(env));
+  napi_value pair = BoundPair(env, argv[0], b, &b->out_ref, "parseHttp1HeadBound", BoundParse, "setHttp1HeadSlab", BoundSetSlab, ReleaseBound);
+  if (pair == nullptr) return nullptr;
+  // The third shares `b`: counted before its finalizer can run, so `b` outlives all three.
+  napi_value c;
+  if (napi_create_function(env, "parseHttp1HeadArena", NAPI_AUTO_LENGTH, BoundParseArena, b, &c) != napi_ok) return pair;
+  b->users++;
+  if (napi_add_finalizer(env, c, b, ReleaseBound, nullptr, nullptr) != napi_ok) {
+    b->users--;  // never registered: only the pair's finalizers will run
+    return pair;
+  }
+  napi_set_element(env, pair, 2, c);
+  return pair;
 }
 
 // One non-blocking send of p[0, len): bytes the kernel took or -errno (EINTR retried). len is at

@@ -13,7 +13,7 @@ import { tcpPair } from '../helpers/net.js';
 import { describe, expect, it } from 'vitest';
 import { encodeHead, encodeHeadJs } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
-import { loadNative } from '../../src/native.js';
+import { loadNative, setTable, TableSlot } from '../../src/native.js';
 import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse } from '../../src/protocols/http1/decoder.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
@@ -55,6 +55,40 @@ describe('bindHttp1HeadParser', () => {
     }
     // Something was parsed and copied (the assertions above did not compare empty results).
     expect(slabB.toString('latin1', 100, 106)).not.toBe('\0'.repeat(6));
+  });
+
+  it('parseArena fills the array as parse does for the registered reader arena, and refuses an arena of another type', () => {
+    const outA = new Int32Array(16 + 5 * 10);
+    const outB = new Int32Array(16 + 5 * 10);
+    const [parse, setSlab, parseArena] = b.bindHttp1HeadParser!(outA);
+    const [, setSlabB] = b.bindHttp1HeadParser!(outB);
+    expect(typeof parseArena).toBe('function');
+    const slabA = Buffer.alloc(4096);
+    setSlab(slabA);
+    setSlabB(Buffer.alloc(4096));
+    for (const [request, text] of INPUTS) {
+      // The head at an offset inside a larger arena, as the batch reader leaves it.
+      const arena = Buffer.alloc(8192, 0x78);
+      const at = 1000 + text.length;
+      arena.write(text, at, 'latin1');
+      setTable(TableSlot.ARENA, arena);
+      // Both from zeroed arrays: a response leaves some request slots as they were.
+      outA.fill(0);
+      slabA.fill(0);
+      parse(request, arena, at + 5, at + text.length, 8192, 10, 100);
+      const want = Array.from(outA);
+      const copied = Buffer.from(slabA.subarray(100, 100 + text.length));
+      outA.fill(0);
+      slabA.fill(0);
+      parseArena!(request, at + 5, at + text.length, 8192, 10, 100);
+      expect(Array.from(outA)).toEqual(want);
+      expect(slabA.subarray(100, 100 + text.length).equals(copied)).toBe(true);
+      expect(() => parseArena!(request, at, arena.length + 1, 8192, 10, -1)).toThrow(/off\/end out of range/);
+    }
+    expect(outA[0]).not.toBe(0);
+    setTable(TableSlot.ARENA, new Int32Array(4));
+    expect(() => parseArena!(true, 0, 0, 8192, 10, -1)).toThrow(/no Uint8Array is registered as the reader arena/);
+    setTable(TableSlot.ARENA, Buffer.alloc(16));
   });
 
   it('throws for bad arguments, naming them', () => {

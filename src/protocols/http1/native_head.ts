@@ -4,7 +4,7 @@
  * decoder.ts (a parity test runs both over mutated inputs), cheaper per head because the byte loop
  * runs as compiled code and only the method, target and Host become strings.
  */
-import type { NativeBinding } from '../../native.js';
+import { tableArg, TableSlot, type NativeBinding } from '../../native.js';
 import type { ParseLimits, ParseResult } from './decoder.js';
 import { type MessageHead } from './types.js';
 
@@ -115,7 +115,12 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       out = new Int32Array(need);
       rebind();
     }
-    if (bound !== null) bound[0](request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
+    if (bound !== null) {
+      // A head in the reader's arena (the registered one) is parsed without the array as an argument.
+      const arena = bound[2];
+      if (arena !== undefined && tableArg(TableSlot.ARENA, src) === null) arena(request, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
+      else bound[0](request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
+    }
     else if (!owned) parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out);
     else parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out, slab, slabAt);
     const r = out[S.RESULT]!;
