@@ -141,6 +141,13 @@ export interface NativeH2Session {
   respondSpans(streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   /** respondSpans() with the flat list, the head and the spans all in their registered tables (setTable): three arguments fewer to check. */
   respondSpansTables(streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
+  /**
+   * respondSpansTables() with the spans worked out by the addon from the HTTP/1 response head
+   * parsed last (its results in the HEAD_OUT table, its bytes in the ARENA table): its fields
+   * follow the flat list's pairs less hop-by-hop ones, http2-settings and, with `dropServer`,
+   * server.
+   */
+  respondH1Head(streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   /** Client mode: opens a stream; its id (> 0), or a negative nghttp2 error, or 0 once the session is closing. */
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   /**
@@ -181,6 +188,7 @@ export interface NativeH2Calls {
   respondRuns(sid: number, streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
   respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondSpansTables(sid: number, streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
+  respondH1Head(sid: number, streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
   requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
@@ -384,10 +392,12 @@ export const enum TableSlot {
   SPANS = 2,
   /** The HTTP/1 batch reader's arena (protocols/http1/batch_reader.ts). */
   ARENA = 3,
+  /** The native HTTP/1 head parser's results (`out` in protocols/http1/native_head.ts). */
+  HEAD_OUT = 4,
 }
 
 /** What each slot holds now (also before the addon loads: loadNative registers them then). */
-const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null];
+const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null, null];
 
 /** Makes `table` the array of `slot`; its owner calls this again when it replaces the array. */
 export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {

@@ -111,6 +111,17 @@ Kind Classify(const uint8_t* b, size_t s, size_t e) {
   }
 }
 
+// A response field's kFlag* bit among kHasDate, kHasServer, kHasRequestId and kHasHttp2Settings, or 0.
+int32_t ResponseNameFlag(const uint8_t* b, size_t s, size_t e) {
+  switch (e - s) {
+    case 4: return EQ(b, s, e, "date") ? kHasDate : 0;
+    case 6: return EQ(b, s, e, "server") ? kHasServer : 0;
+    case 12: return EQ(b, s, e, "x-request-id") ? kHasRequestId : 0;
+    case 14: return EQ(b, s, e, "http2-settings") ? kHasHttp2Settings : 0;
+    default: return 0;
+  }
+}
+
 struct Framing {
   int64_t content_length = -1;
   int32_t flags = 0;
@@ -283,6 +294,7 @@ int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t 
         fr->host_end = int64_t(ve);
         break;
       default:
+        if (!request) fr->flags |= ResponseNameFlag(b, ns, name_end);
         break;
     }
   }

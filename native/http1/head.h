@@ -37,7 +37,20 @@ enum Slot : int32_t {
 };
 constexpr int32_t kFieldSlots = 5;  // kind, name start, name end, value start, value end
 
-enum Flag : int32_t { kChunked = 1, kClose = 2, kKeepAliveFlag = 4, kUpgradeToken = 8, kHasUpgrade = 16, kExpectContinue = 32 };
+enum Flag : int32_t {
+  kChunked = 1,
+  kClose = 2,
+  kKeepAliveFlag = 4,
+  kUpgradeToken = 8,
+  kHasUpgrade = 16,
+  kExpectContinue = 32,
+  // Responses only: fields a proxy adds or drops when it forwards the head to HTTP/2
+  // (H2Session.respondH1Head), so that neither side has to look at the names again.
+  kHasDate = 64,
+  kHasServer = 128,
+  kHasRequestId = 256,
+  kHasHttp2Settings = 512,
+};
 
 struct Limits {
   size_t max_head_bytes;

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "http1/head.h"
 #include "io/js_util.h"
 
 namespace strait {
@@ -206,6 +207,7 @@ Napi::Function Session::Init(Napi::Env env) {
   add("respondRuns", &Numbered<&Session::RespondRuns>);
   add("respondSpans", &Numbered<&Session::RespondSpans>);
   add("respondSpansTables", &Numbered<&Session::RespondSpansTables>);
+  add("respondH1Head", &Numbered<&Session::RespondH1Head>);
   add("request", &Numbered<&Session::Request>);
   add("requestRuns", &Numbered<&Session::RequestRuns>);
   add("requestHeld", &Numbered<&Session::RequestHeld>);
@@ -1555,18 +1557,12 @@ Napi::Value Session::SubmitParsed(Napi::Env env, Stream* s, bool end, const char
 // Whether the name `n` (any case) is one UniquePerRequest lists.
 static bool UniquePerRequestFolded(const uint8_t* n, size_t len) {
   if (len != 11 && len != 12 && len != 17 && len != 29) return false;
+  // They all start with t, x or g: most other names stop here, before the folded copy.
+  const uint8_t c = n[0] | 0x20;
+  if (c != 't' && c != 'x' && c != 'g') return false;
   char low[29];
   for (size_t i = 0; i < len; i++) low[i] = static_cast<char>(n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]);
   return UniquePerRequest(low, len);
-}
-
-// A typed array argument of type `want`: its data and element count from one
-// napi_get_typedarray_info call (node-addon-api's IsTypedArray, TypedArrayType and its typed
-// constructor make three, ~300 instructions per array on this path).
-static bool TypedArg(const Args& info, size_t i, napi_typedarray_type want, void** data, size_t* length) {
-  if (info.Length() <= i) return false;
-  napi_typedarray_type t;
-  return napi_get_typedarray_info(info.Env(), info[i], &t, length, data, nullptr, nullptr) == napi_ok && t == want;
 }
 
 // respondSpans(streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream[, body]) -> as respond().
@@ -1653,6 +1649,72 @@ Napi::Value Session::SubmitSpans(const Args& info, const char* fn, const SpansAr
   }
   // A zero-length body keeps a non-null pointer: `whole` still ends the stream after it.
   return SubmitParsed(env, s, end, whole ? (body_len ? reinterpret_cast<const char*>(h + body_at) : "") : nullptr, body_len);
+}
+
+// respondH1Head(streamId, flatLen, flatPairs, dropServer, endStream[, bodyAt, bodyLen]) -> as respond().
+// respondSpansTables() with the spans worked out here: the HTTP/1 response head is the one the
+// head parser reported last (its results in the kTableHeadOut table, http1/head.h's Slot layout),
+// parsed where it lies in the reader's arena (kTableArena). The flat list holds :status and the
+// pairs the proxy adds; the head's fields follow it less the hop-by-hop ones, http2-settings and,
+// with `dropServer`, server. The parser's kHas* flags say whether a name needs looking at at all.
+// This was writeH1ResponseSpans (h2_session.ts), a second walk over the fields in JavaScript:
+// ~1,300 instructions an h2c request.
+Napi::Value Session::RespondH1Head(const Args& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "H2Session.respondH1Head";
+  Stream* s = StreamArg(info, fn);
+  const strait::Env::Table& f = env_->tables[kTableFlat];
+  const strait::Env::Table& h = env_->tables[kTableArena];
+  const strait::Env::Table& o = env_->tables[kTableHeadOut];
+  if (info.Length() < 5 || !f.data || f.type != napi_uint8_array || !h.data || h.type != napi_uint8_array || !o.data || o.type != napi_int32_array ||
+      o.len < size_t(http1::kFieldsAt))
+    throw Napi::TypeError::New(env, "H2Session.respondH1Head: needs (streamId, flatLen, flatPairs, dropServer, endStream) and the flat, arena and head-out tables registered with their types");
+  const int32_t flat_len = ArgInt(info, 1, fn, "flatLen", 0, static_cast<int64_t>(f.len));
+  const int32_t pairs = ArgInt(info, 2, fn, "flatPairs", 1, INT32_MAX);
+  const bool drop_server = ArgBool(info, 3);
+  const bool end = ArgBool(info, 4);
+  const uint8_t* hb = static_cast<const uint8_t*>(h.data);
+  const int64_t hl = static_cast<int64_t>(h.len);
+  const bool whole = info.Length() > 5;
+  size_t body_at = 0;
+  size_t body_len = 0;
+  if (whole) {
+    if (end || info.Length() < 7) throw Napi::TypeError::New(env, std::string(fn) + ": the body is (bodyAt, bodyLen) in the arena, and endStream false with it");
+    body_at = static_cast<size_t>(ArgInt(info, 5, fn, "bodyAt", 0, hl));
+    body_len = static_cast<size_t>(ArgInt(info, 6, fn, "bodyLen", 0, hl - static_cast<int64_t>(body_at)));
+  }
+  const int32_t* out = static_cast<const int32_t*>(o.data);
+  const size_t count = out[http1::kFieldCount] > 0 ? static_cast<size_t>(out[http1::kFieldCount]) : 0;
+  if (count > (o.len - size_t(http1::kFieldsAt)) / size_t(http1::kFieldSlots)) throw Napi::RangeError::New(env, std::string(fn) + ": the head's field count is past the head-out table");
+  if (!s || s->responded) return Napi::Boolean::New(env, false);
+  s->head.assign(static_cast<const char*>(f.data), static_cast<size_t>(flat_len));
+  if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  constexpr uint32_t kHop = (1u << http1::kHost) | (1u << http1::kTransferEncoding) | (1u << http1::kConnection) | (1u << http1::kKeepAlive) |
+                            (1u << http1::kProxyConnection) | (1u << http1::kUpgrade) | (1u << http1::kTe);
+  const int32_t present = out[http1::kFlags];
+  const bool names = (present & http1::kHasHttp2Settings) || (drop_server && (present & http1::kHasServer));
+  const int32_t* r = out + http1::kFieldsAt;
+  for (size_t k = 0; k < count; k++, r += http1::kFieldSlots) {
+    const uint32_t kind = static_cast<uint32_t>(r[0]);
+    if (kind < 32 && ((1u << kind) & kHop) != 0) continue;
+    const int64_t ns = r[1], ne = r[2], vs = r[3], ve = r[4];
+    if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl)) throw Napi::RangeError::New(env, std::string(fn) + ": a field is outside the arena");
+    if (names) {
+      const size_t n = static_cast<size_t>(ne - ns);
+      if (n == 14 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "http2-settings", 14) == 0) continue;
+      if (drop_server && n == 6 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "server", 6) == 0) continue;
+    }
+    // No value check here, unlike respondSpans' spans (any positions JavaScript gives): these
+    // are the parser's own, and it lets no NUL, CR or LF into a value.
+    nghttp2_nv nv;
+    nv.name = const_cast<uint8_t*>(hb + ns);
+    nv.namelen = static_cast<size_t>(ne - ns);
+    nv.value = const_cast<uint8_t*>(hb + vs);
+    nv.valuelen = static_cast<size_t>(ve - vs);
+    nv.flags = UniquePerRequestFolded(nv.name, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+    nva_.push_back(nv);
+  }
+  return SubmitParsed(env, s, end, whole ? (body_len ? reinterpret_cast<const char*>(hb + body_at) : "") : nullptr, body_len);
 }
 
 // request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength[, neverIndexed]]) -> stream id (> 0), or a negative

@@ -214,6 +214,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value RespondRuns(const Args& info);
   Napi::Value RespondSpans(const Args& info);
   Napi::Value RespondSpansTables(const Args& info);
+  Napi::Value RespondH1Head(const Args& info);
   // Where respondSpans' and respondSpansTables' number arguments are (body: bodyAt, then bodyLen).
   struct SpansArgs {
     size_t flat_len, pairs, n_spans, end, body;

@@ -40,7 +40,8 @@ enum TableSlot : uint32_t {
   kTableFlat = 1,   // the shared flat header writer's bytes (FLAT, flat_headers.ts)
   kTableSpans = 2,  // the shared span list of an HTTP/1 head forwarded to HTTP/2 (H1_SPANS)
   kTableArena = 3,  // the HTTP/1 batch reader's arena, where upstream heads are parsed
-  kTableSlots = 4,
+  kTableHeadOut = 4,  // the HTTP/1 head parser's results (`out`, Slot in http1/head.h)
+  kTableSlots = 5,
 };
 
 struct Env {

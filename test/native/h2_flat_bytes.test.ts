@@ -4,7 +4,10 @@
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlatWriter } from '../../src/protocols/http2/flat_headers.js';
-import { HeadSpans } from '../../src/filters/network/http_connection_manager/h2_session.js';
+import { HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans } from '../../src/filters/network/http_connection_manager/h2_session.js';
+import { headFlagsInTables, parseResponseHead } from '../../src/protocols/http1/parser.js';
+import { ResponseHas } from '../../src/protocols/http1/native_head.js';
+import type { MessageHead } from '../../src/protocols/http1/types.js';
 import { setTable, tableArg, TableSlot } from '../../src/native.js';
 import type { NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { b, nativeH2Server, sleep } from './helpers.js';
@@ -331,7 +334,7 @@ describe('H2Session header lists as bytes', () => {
       expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, head.length - 6, 6)).toBe(true);
     });
     for (const [slot, table, want] of [
-      [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 3\]/],
+      [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 4\]/],
       [1.5, new Int32Array(1), /setTable: slot must be an integer/],
       [0, [1, 2], /setTable: table must be a typed array/],
     ] as [number, unknown, RegExp][]) {
@@ -402,5 +405,141 @@ describe('H2Session header lists as bytes', () => {
     expect(a.headers['x-a']).toBe('a');
     expect(b).toMatchObject({ body: '', rst: 0 });
     expect(b.headers[':status']).toBe(200);
+  });
+
+  // The heads of the writeH1ResponseSpans parity test (test/unit/http2/h2_flat_headers.test.ts):
+  // hop-by-hop fields, repeats, upstream server, date and x-request-id, odd values.
+  const H1_HEADS: string[][] = [
+    [],
+    ['content-type: text/plain', 'Date: Thu, 01 Jan 2026 00:00:00 GMT'],
+    ['Set-Cookie: a=1; Path=/', 'set-cookie: b=2', 'SET-COOKIE: c=3; HttpOnly'],
+    ['X-Dup: 1', 'x-other: o', 'x-dup: 2', 'X-DUP: 3'],
+    ['Connection: keep-alive, x-hop', 'Keep-Alive: timeout=5', 'Proxy-Connection: close', 'Upgrade: h2c', 'TE: trailers', 'Host: leaked', 'HTTP2-Settings: AAAA', 'Transfer-Encoding: chunked'],
+    ['Server: upstream-srv'],
+    ['server: a', 'Server: b', 'X-Request-Id: from-upstream', 'DATE: Thu, 01 Jan 2026 00:00:01 GMT'],
+    ['X-Request-Id: from-upstream'],
+    ['X-Long: ' + 'v'.repeat(300), 'X-Empty:', 'x-tab: a\tb', 'X-Latin1: caf\xe9'],
+  ];
+  const MODES = ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'];
+  it('respondH1Head() sends what writeH1ResponseSpans() and respondSpans() send, for every server mode, with and without a request id', async () => {
+    const cases: { text: string; fields: string[]; mode: string; rid: string | null; body: string }[] = [];
+    for (const fields of H1_HEADS)
+      for (const mode of MODES)
+        for (const rid of [null, 'rid-1']) {
+          const body = cases.length % 2 === 0 ? '' : `body ${cases.length}`;
+          const framing = fields.some((f) => f.startsWith('Transfer-Encoding')) ? '' : `Content-Length: ${body.length}\r\n`;
+          cases.push({ text: `HTTP/1.1 200 OK\r\n${fields.map((f) => `${f}\r\n`).join('')}${framing}\r\n${body}`, fields, mode, rid, body });
+        }
+    const w = new FlatWriter(64, TableSlot.FLAT);
+    const spans = new HeadSpans(TableSlot.SPANS);
+    const notInTables: number[] = [];
+    const port = serve((s, flat) => {
+      const [, which, k] = /:path\0\/(native|js)\/(\d+)/.exec(flat)!;
+      const c = cases[Number(k)]!;
+      const arena = Buffer.from(c.text, 'latin1');
+      setTable(TableSlot.ARENA, arena);
+      const head = parseResponseHead(arena, 0, arena.length) as MessageHead;
+      const present = headFlagsInTables(head);
+      if (present < 0) notInTables.push(Number(k));
+      const at = head.start + head.headBytes;
+      const len = c.body === '' ? -1 : arena.length - at;
+      w.reset();
+      if (which === 'native') s.respondH1Head(w, writeH1ResponseExtras(w, 200, present, c.mode, 'strait-test', c.rid), at, len, len < 0);
+      else {
+        writeH1ResponseSpans(w, spans, 200, head, c.mode, 'strait-test', c.rid);
+        s.respondSpans(w, arena, spans, at, len, len < 0);
+      }
+    });
+    for (let k = 0; k < cases.length; k++) {
+      const [n, j] = await Promise.all([ask(port, { ':path': `/native/${k}` }), ask(port, { ':path': `/js/${k}` })]);
+      const own = !/\r\ndate:/i.test(cases[k]!.text);
+      // Each path reads the clock for the date it adds; an upstream's date goes through as it is.
+      for (const r of [n, j]) {
+        expect(typeof r.headers.date).toBe('string');
+        if (own) r.headers.date = 'D';
+      }
+      expect({ k, ...n.headers }).toEqual({ k, ...j.headers });
+      expect(n.body).toBe(cases[k]!.body);
+      expect(j.body).toBe(cases[k]!.body);
+    }
+    expect(notInTables).toEqual([]);
+    // Spot checks of what both sent, so that a shared mistake shows too.
+    const pick = async (fields: number, mode: string, rid: string | null) => {
+      const k = cases.findIndex((c) => c.fields === H1_HEADS[fields] && c.mode === mode && c.rid === rid);
+      return (await ask(port, { ':path': `/native/${k}` })).headers;
+    };
+    const hop = await pick(4, 'PASS_THROUGH', null);
+    for (const n of ['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'host', 'http2-settings', 'transfer-encoding', 'server', 'x-request-id']) expect(hop[n]).toBeUndefined();
+    expect((await pick(5, 'OVERWRITE', 'rid-1')).server).toBe('strait-test');
+    expect((await pick(5, 'APPEND_IF_ABSENT', 'rid-1')).server).toBe('upstream-srv');
+    expect((await pick(5, 'PASS_THROUGH', 'rid-1'))['x-request-id']).toBe('rid-1');
+    const kept = await pick(6, 'APPEND_IF_ABSENT', 'rid-1');
+    expect(kept.server).toBe('a, b');
+    expect(kept['x-request-id']).toBe('from-upstream');
+    expect(kept.date).toBe('Thu, 01 Jan 2026 00:00:01 GMT');
+    expect((await pick(2, 'OVERWRITE', null))['set-cookie']).toEqual(['a=1; Path=/', 'b=2', 'c=3; HttpOnly']);
+  });
+  it('the parser flags date, server, x-request-id and http2-settings in any case; headFlagsInTables() is -1 once another head was parsed, for a head outside the arena and for a 204', () => {
+    const arena = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\nDATE: d\r\nsErVeR: s\r\nX-Request-ID: r\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\nServer: s\r\n\r\nHTTP/1.1 200 OK\r\nhttp2-settings: x\r\nX-Dates: d\r\nservers: s\r\n\r\n', 'latin1');
+    setTable(TableSlot.ARENA, arena);
+    const first = parseResponseHead(arena, 0, arena.length) as MessageHead;
+    const f = headFlagsInTables(first);
+    expect(f & (ResponseHas.DATE | ResponseHas.SERVER | ResponseHas.REQUEST_ID | ResponseHas.HTTP2_SETTINGS)).toBe(ResponseHas.DATE | ResponseHas.SERVER | ResponseHas.REQUEST_ID);
+    const second = parseResponseHead(arena, first.headBytes, arena.length) as MessageHead;
+    expect(second.status).toBe(204);
+    expect(headFlagsInTables(first)).toBe(-1);
+    expect(headFlagsInTables(second)).toBe(-1);
+    const third = parseResponseHead(arena, first.headBytes + second.headBytes, arena.length) as MessageHead;
+    expect(headFlagsInTables(third) & (ResponseHas.DATE | ResponseHas.SERVER | ResponseHas.REQUEST_ID | ResponseHas.HTTP2_SETTINGS)).toBe(ResponseHas.HTTP2_SETTINGS);
+    const copy = Buffer.from(arena);
+    const elsewhere = parseResponseHead(copy, 0, copy.length) as MessageHead;
+    expect(elsewhere.status).toBe(200);
+    expect(headFlagsInTables(elsewhere)).toBe(-1);
+    expect(headFlagsInTables(parseResponseHead(arena, 0, arena.length) as MessageHead)).toBe(f);
+  });
+  it('respondH1Head() refuses a pair count the flat list does not hold, fields past its tables and a missing table', async () => {
+    const errors: string[] = [];
+    const port = serve((s) => {
+      const h = s.session.h;
+      const arena = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\nContent-Length: 0\r\n\r\n', 'latin1');
+      setTable(TableSlot.ARENA, arena);
+      expect(headFlagsInTables(parseResponseHead(arena, 0, arena.length) as MessageHead)).toBeGreaterThanOrEqual(0);
+      const w = new FlatWriter(64, TableSlot.FLAT);
+      w.pair(':status', '200');
+      const tryIt = (f: () => unknown): void => {
+        try {
+          f();
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      };
+      tryIt(() => h.respondH1Head(s.id, w.len, 2, false, true));
+      // The arena swapped for a shorter one: the parsed field now lies outside it.
+      setTable(TableSlot.ARENA, Buffer.alloc(8));
+      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
+      setTable(TableSlot.ARENA, arena);
+      // A head-out table too short for the count it holds, then one too short for any head.
+      const short = new Int32Array(17);
+      short[11] = 5;
+      setTable(TableSlot.HEAD_OUT, short);
+      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
+      setTable(TableSlot.HEAD_OUT, new Int32Array(8));
+      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
+      // No fields at all: the flat list alone.
+      setTable(TableSlot.HEAD_OUT, new Int32Array(16));
+      w.pair('x-only', 'flat');
+      expect(h.respondH1Head(s.id, w.len, 2, false, true)).toBe(true);
+      expect(h.respondH1Head(s.id, w.len, 2, false, true)).toBe(false);
+    });
+    const r = await ask(port, { ':path': '/checks' });
+    expect(errors).toEqual([
+      'H2Session.respondH1Head: invalid header name or value',
+      'H2Session.respondH1Head: a field is outside the arena',
+      "H2Session.respondH1Head: the head's field count is past the head-out table",
+      expect.stringMatching(/respondH1Head: needs .* registered with their types/),
+    ]);
+    expect(r.headers[':status']).toBe(200);
+    expect(r.headers['x-only']).toBe('flat');
+    expect(r.headers['x-a']).toBeUndefined();
   });
 });

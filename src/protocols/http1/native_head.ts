@@ -4,13 +4,21 @@
  * decoder.ts (a parity test runs both over mutated inputs), cheaper per head because the byte loop
  * runs as compiled code and only the method, target and Host become strings.
  */
-import { tableArg, TableSlot, type NativeBinding } from '../../native.js';
+import { setTable, tableArg, TableSlot, type NativeBinding } from '../../native.js';
 import type { ParseLimits, ParseResult } from './decoder.js';
 import { type MessageHead } from './types.js';
 
 /** Slots of the addon's result; mirrors `Slot` in native/http1/head.h. */
 const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, FIELDS: 16 } as const;
 const FLAG = { CHUNKED: 1, CLOSE: 2, KEEP_ALIVE: 4, UPGRADE_TOKEN: 8, HAS_UPGRADE: 16, EXPECT_CONTINUE: 32 } as const;
+
+/** The native parser's flags for response fields a proxy adds or drops (kHas* in native/http1/head.h). */
+export const enum ResponseHas {
+  DATE = 64,
+  SERVER = 128,
+  REQUEST_ID = 256,
+  HTTP2_SETTINGS = 512,
+}
 
 /** Method strings by their first byte and length, so the common ones cost no string. */
 const METHODS = ['GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'];
@@ -77,6 +85,12 @@ export interface HeadParser {
    * written into it (and its fields array) instead of a new object, and returned.
    */
   parseResponseHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits, into?: MessageHead | null): ParseResult;
+  /**
+   * When `head` is the head this parser returned last, parsed where it lies in the reader's
+   * registered arena, with its results still in the HEAD_OUT table (the addon can then read its
+   * fields itself: respondH1Head), the parser's flags (RESPONSE_HAS bits), else -1.
+   */
+  inTables?(head: MessageHead): number;
 }
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
@@ -107,7 +121,10 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     if (bind === null) return;
     bound = bind(out);
     bound[1](slab);
+    setTable(TableSlot.HEAD_OUT, out);
   };
+  /** The head run() returned last when it was parsed in the registered arena, else null. */
+  let inArena: MessageHead | null = null;
   rebind();
   const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean, into: MessageHead | null): ParseResult => {
     const need = S.FIELDS + 5 * limits.maxHeaders;
@@ -115,10 +132,13 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       out = new Int32Array(need);
       rebind();
     }
+    inArena = null;
+    let arenaParse = false;
     if (bound !== null) {
       // A head in the reader's arena (the registered one) is parsed without the array as an argument.
       const arena = bound[2];
-      if (arena !== undefined && tableArg(TableSlot.ARENA, src) === null) arena(request, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
+      arenaParse = arena !== undefined && tableArg(TableSlot.ARENA, src) === null;
+      if (arenaParse) arena!(request, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
       else bound[0](request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, owned ? slabAt : -1);
     }
     else if (!owned) parse(request, src, off, end, limits.maxHeadBytes, limits.maxHeaders, out);
@@ -152,7 +172,11 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     const hs = out[S.HOST_START]!;
     // A plain array of the exact size: V8 builds it ~2x faster than a typed-array slice.
     const nf = 5 * out[S.COUNT]!;
-    if (into !== null) return refill(into as Writable<MessageHead>, request, buf, start, headBytes, nf);
+    if (into !== null) {
+      const h = refill(into as Writable<MessageHead>, request, buf, start, headBytes, nf);
+      if (arenaParse && !owned) inArena = h;
+      return h;
+    }
     const fields = new Array<number>(nf);
     for (let i = 0; i < nf; i++) fields[i] = out[S.FIELDS + i]!;
     const head: MessageHead = {
@@ -172,6 +196,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       expectContinue: request && (flags & FLAG.EXPECT_CONTINUE) !== 0,
       host: hs < 0 ? '' : hostOf(buf, hs, out[S.HOST_END]!),
     };
+    if (arenaParse && !owned) inArena = head;
     return head;
   };
   /** run()'s head written into `h`, a head it made before: the same fields, the same order. */
@@ -204,5 +229,6 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     parseResponseHead: (buf, off, end, limits, into) => run(false, buf, off, end, limits, false, into ?? null),
     parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true, null),
     parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
+    inTables: (head) => (head === inArena && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
   };
 }

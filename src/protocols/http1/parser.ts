@@ -71,6 +71,18 @@ export function parseResponseHead(buf: Buffer, off: number, end: number, limits:
 }
 
 /**
+ * When `head` is the response parseResponseHead returned last, parsed in place in the reader's
+ * registered arena, its fields unchanged and still in the native parser's results (the HEAD_OUT
+ * table), the parser's flags (ResponseHas bits tell date, server, x-request-id and http2-settings
+ * apart); else -1. The addon then reads the fields itself (NativeH2Stream.respondH1Head).
+ */
+export function headFlagsInTables(head: MessageHead): number {
+  // bodylessFraming may have cut a field out of head.fields (not out of the parser's results).
+  if (head.status < 200 || head.status === 204 || chosen.parser.inTables === undefined) return -1;
+  return chosen.parser.inTables(head);
+}
+
+/**
  * Like parseRequestHead, but the head returned (if any) never points into `buf`: for parsing
  * straight out of a read buffer that is reused once this call's caller returns.
  */

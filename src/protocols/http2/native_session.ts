@@ -288,6 +288,11 @@ export class NumberedH2Session implements NativeH2Session {
     return this.c.respondSpansTables(this.id, streamId, flatLen, flatPairs, nSpans, endStream);
   }
 
+  respondH1Head(streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean {
+    if (bodyAt !== undefined) return this.c.respondH1Head(this.id, streamId, flatLen, flatPairs, dropServer, endStream, bodyAt, bodyLen);
+    return this.c.respondH1Head(this.id, streamId, flatLen, flatPairs, dropServer, endStream);
+  }
+
   request(headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number {
     if (neverIndexed !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength, neverIndexed);
     if (byteLength !== undefined) return this.c.request(this.id, headers, pairs, endStream, byteLength);
@@ -657,6 +662,22 @@ export class NativeH2Stream {
     const end = this.startResponse({ endStream });
     if (tables) s.respondSpansTables(this.id, w.len, w.pairs, spans.n, end);
     else s.respondSpans(this.id, flat, w.len, w.pairs, h, sp, spans.n, end);
+  }
+
+  /**
+   * respondSpans() with the spans made by the addon: the head is the one the native HTTP/1 parser
+   * reported last, in the reader's arena (headFlagsInTables() said so), and `w` the shared writer
+   * holding :status and the pairs the proxy adds; `dropServer`: the head's server fields stay out.
+   */
+  respondH1Head(w: FlatWriter, dropServer: boolean, bodyAt: number, bodyLen: number, endStream: boolean): void {
+    const s = this.session.h;
+    if (bodyLen >= 0) {
+      this.startResponse();
+      this.resEnded = true;
+      s.respondH1Head(this.id, w.len, w.pairs, dropServer, false, bodyAt, bodyLen);
+      return;
+    }
+    s.respondH1Head(this.id, w.len, w.pairs, dropServer, this.startResponse({ endStream }));
   }
 
   /** respond() and end(body) in one addon call (a local reply: direct responses, errors). */

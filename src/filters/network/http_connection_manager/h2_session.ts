@@ -42,6 +42,8 @@ import { uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
 import { now as clockNow } from '../../../protocols/http1/clock.js';
 import { F, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
+import { headFlagsInTables } from '../../../protocols/http1/parser.js';
+import { ResponseHas } from '../../../protocols/http1/native_head.js';
 import type { ConnectionContext } from '../types.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { sendMirrors } from './mirror.js';
@@ -1505,22 +1507,29 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return false;
     const cfg = this.filter.config;
     const w = FLAT.reset();
-    writeH1ResponseSpans(w, H1_SPANS, status, head, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
+    const rid = cfg.alwaysSetRequestIdInResponse ? this.requestId : null;
     // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
     this.sendsTrailers = false;
     try {
-      if (wholeLen >= 0) {
-        // The whole body is here, right after the head: it ends the response in the same addon
-        // call (the try's onEnd then only completes the exchange).
-        stream.respondSpans(w, head.buf, H1_SPANS, head.start + head.headBytes, wholeLen, false);
-        this.countTx(wholeLen);
-        return true;
+      const present = headFlagsInTables(head);
+      if (present >= 0) {
+        // The usual case: the addon still holds the parser's results and picks the fields itself.
+        const dropServer = writeH1ResponseExtras(w, status, present, cfg.serverHeaderTransformation, cfg.serverName, rid);
+        stream.respondH1Head(w, dropServer, head.start + head.headBytes, wholeLen, endStream);
+      } else {
+        writeH1ResponseSpans(w, H1_SPANS, status, head, cfg.serverHeaderTransformation, cfg.serverName, rid);
+        stream.respondSpans(w, head.buf, H1_SPANS, head.start + head.headBytes, wholeLen, endStream);
       }
-      stream.respondSpans(w, head.buf, H1_SPANS, 0, -1, endStream);
     } catch {
       this.abortTry();
       this.finish();
       return false;
+    }
+    // A whole body (wholeLen >= 0) ended the response in the same addon call; the try's onEnd
+    // then only completes the exchange.
+    if (wholeLen >= 0) {
+      this.countTx(wholeLen);
+      return true;
     }
     if (endStream) this.complete();
     return false;
@@ -2303,6 +2312,22 @@ export class HeadSpans {
 const H1_SPANS = new HeadSpans(TableSlot.SPANS);
 /** writeH1ResponseSpans's added pairs as bytes. */
 const H1_BLOCKS = new FlatBlocks();
+
+/**
+ * writeH1ResponseSpans's pairs for respondH1Head, which looks at the head's fields itself: `w`
+ * gets `:status`, the server header per `serverMode`, `x-request-id` (`requestId`, when the head
+ * lacks one) and `date` when the head has none, as the parser's flags (`present`, ResponseHas
+ * bits) tell. Returns whether the head's own server fields are to be dropped (OVERWRITE).
+ * @internal exported for the parity test
+ */
+export function writeH1ResponseExtras(w: FlatWriter, status: number, present: number, serverMode: string, serverName: string, requestId: string | null): boolean {
+  w.block(H1_BLOCKS.status(status), 1);
+  const overwrite = serverMode === 'OVERWRITE';
+  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && (present & ResponseHas.SERVER) === 0)) w.block(H1_BLOCKS.server(serverName), 1);
+  if (requestId && (present & ResponseHas.REQUEST_ID) === 0) w.pair('x-request-id', requestId);
+  if ((present & ResponseHas.DATE) === 0) w.block(H1_BLOCKS.date(httpDate()), 1);
+  return overwrite;
+}
 
 /**
  * The downstream response list of an HTTP/1 upstream head as onResponse's object path would send
