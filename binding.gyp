@@ -9,6 +9,7 @@
         "native/addon.cc",
         "native/io/env.cc",
         "native/io/js_util.cc",
+        "native/io/request_id.cc",
         "native/io/buffer_pool.cc",
         "native/io/socket_util.cc",
         "native/io/acceptor.cc",

@@ -5,11 +5,13 @@
 #include <cerrno>
 #include <cstring>
 #include <climits>
+#include <memory>
 #include <string>
 
 #include "http1/head.h"
 #include "http2/session.h"
 #include "io/env.h"
+#include "io/request_id.h"
 
 namespace strait {
 namespace http1 {
@@ -471,6 +473,7 @@ struct BoundWriter {
   const int32_t* runs = nullptr;
   size_t runs_len = 0;
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
+  std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
 };
 
 void ReleaseWriter(napi_env env, void* data, void*) {
@@ -503,8 +506,9 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
 
 // writeSend(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen):
 // write's bytes into `out`, except out[keepAt, keepAt + keepLen) (keepAt -1: none), which keeps
-// what the caller put there (the request id it wrote over the placeholder); then, with fd >= 0,
-// one non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
+// what the caller put there; keepLen FILL_REQUEST_ID (-1) puts a fresh random UUID v4 there
+// instead, over the request id line's placeholder (36 bytes). Then, with fd >= 0, one
+// non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
 // size. A forwarded request head is kept as a Buffer for retries and sent at once: one call
 // instead of write + sendHttp1 (an N-API entry and its argument reads per request).
 napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
@@ -530,10 +534,17 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   uint8_t kept[64];
   const bool keep = keep_at >= 0;
+  const bool fill_id = keep && keep_len == -1;
+  if (fill_id) keep_len = int32_t(kUuidLength);
   if (keep && (keep_len < 0 || size_t(keep_len) > sizeof kept || size_t(keep_at) + size_t(keep_len) > h.size))
     return HeadThrow(env, fn, true, "keepAt/keepLen out of range");
   auto* out = static_cast<uint8_t*>(outp);
-  if (keep) memcpy(kept, out + keep_at, size_t(keep_len));
+  if (fill_id) {
+    if (!w->ids) w->ids = std::make_unique<RequestIds>();
+    if (!w->ids->Write(kept)) return HeadThrow(env, fn, false, "no random bytes for a request id (getrandom failed)");
+  } else if (keep) {
+    memcpy(kept, out + keep_at, size_t(keep_len));
+  }
   PutPieces(env, h, out);
   if (keep) memcpy(out + keep_at, kept, size_t(keep_len));
   int32_t r = int32_t(h.size);

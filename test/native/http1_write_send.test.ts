@@ -1,8 +1,8 @@
 // The head writer's third bound function (native/http1/http1_js.cc, writeSend) and the encoder
 // built on it (encodeHeadSend in src/protocols/http1/encoder.ts): a forwarded request head is
 // written into a Buffer the caller keeps and sent in the same call. The bytes must be write()'s,
-// except a reserved range the caller filled first (the request id over its placeholder), which
-// must survive; the peer must receive exactly the Buffer; bad arguments throw, naming them.
+// except a reserved range the caller filled first, which must survive, or where the addon writes
+// a fresh request id; the peer must receive exactly the Buffer; bad arguments throw, naming them.
 import { describe, expect, it } from 'vitest';
 import { encodeHeadJs, encodeHeadSend, HEAD_NOT_SENT, lastHeadSent } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
@@ -36,6 +36,20 @@ describe('bindHttp1HeadWriter writeSend', () => {
     const expected = Buffer.from(want.subarray(0, size));
     expected.write('0123456789abcdef0123456789abcdef-id', keepAt, 'latin1');
     expect(out.subarray(0, size).equals(expected)).toBe(true);
+    // keepLen -1: a fresh UUID v4 at keepAt, each call its own, the rest write()'s bytes.
+    const idAt = size - 2 - 38;
+    const ids = [0, 1].map(() => {
+      const o = Buffer.alloc(256);
+      expect(writeSend!(o, 'GET / HTTP/1.1', src, 3, extra, null, 0, 0, -1, idAt, -1)).toBe(size);
+      const id = o.toString('latin1', idAt, idAt + 36);
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      const e = Buffer.from(want.subarray(0, size));
+      e.write(id, idAt, 'latin1');
+      expect(o.subarray(0, size).equals(e)).toBe(true);
+      return id;
+    });
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(() => writeSend!(Buffer.alloc(256), 'GET / HTTP/1.1', src, 3, extra, null, 0, 0, -1, size - 30, -1)).toThrow(/keepAt\/keepLen out of range/);
     // keepAt -1: exactly write()'s bytes.
     const plain = Buffer.alloc(256);
     expect(writeSend!(plain, 'GET / HTTP/1.1', src, 3, extra, null, 0, 0, -1, -1, 0)).toBe(size);
@@ -71,29 +85,46 @@ describe('bindHttp1HeadWriter writeSend', () => {
   });
 });
 
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
 describe('encodeHeadSend', () => {
   const text = 'GET /p HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\nX-Hop: 1\r\nX-Keep: 2\r\n\r\n';
   const h = parseRequestHead(Buffer.from(text, 'latin1'), 0, text.length) as MessageHead;
   const drop = (_h: MessageHead, i: number) => i === 1 || i === 2;
   const extra = 'x-forwarded-proto: http\r\nx-request-id: 00000000-0000-4000-8000-000000000000\r\n';
   const fromEnd = 2 + 36 + 2; // the id's value, then its CRLF and the blank line's
-  const fill = (out: Buffer, at: number) => void out.write('11111111-2222-4333-8444-555555555555', at, 'latin1');
   const want = encodeHeadJs('GET /q HTTP/1.1', h, drop, extra);
-  want.write('11111111-2222-4333-8444-555555555555', want.length - fromEnd, 'latin1');
+  /** `b` is `want` with a fresh UUID v4 over the placeholder; the id. */
+  const idOf = (b: Buffer): string => {
+    const at = b.length - fromEnd;
+    const id = b.toString('latin1', at, at + 36);
+    expect(id).toMatch(UUID_V4);
+    const expected = Buffer.from(want);
+    expected.write(id, at, 'latin1');
+    expect(b.equals(expected)).toBe(true);
+    return id;
+  };
 
-  it('without an fd: the filled head, nothing sent', () => {
-    const b = encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, fill, fromEnd, 36);
-    expect(lastHeadSent()).toBe(HEAD_NOT_SENT);
-    expect(b.equals(want)).toBe(true);
+  it('without an fd: the head with a fresh id over the placeholder, nothing sent; no id asked, none written', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 2100; i++) {
+      const b = encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      expect(lastHeadSent()).toBe(HEAD_NOT_SENT);
+      if (i < 3 || i > 2090) ids.add(idOf(b));
+      else ids.add(b.toString('latin1', b.length - fromEnd, b.length - fromEnd + 36));
+    }
+    // Past two refills of the addon's 1024-id pool, every id still new.
+    expect(ids.size).toBe(2100);
+    expect(encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, 0).equals(want)).toBe(true);
   });
 
   it('with an fd: the same Buffer, sent whole in the call', async () => {
     const p = await tcpPair();
     try {
-      const b = encodeHeadSend(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fill, fromEnd, 36);
-      expect(b.equals(want)).toBe(true);
+      const b = encodeHeadSend(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      idOf(b);
       expect(lastHeadSent()).toBe(b.length);
-      expect((await p.waitFor(b.length)).equals(want)).toBe(true);
+      expect((await p.waitFor(b.length)).equals(b)).toBe(true);
     } finally {
       p.close();
     }

@@ -7,6 +7,7 @@ import type net from 'node:net';
 import { loadNative } from '../../native.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
+import { writeUuidV4 } from './request_id.js';
 
 /** Decides per header (by its index in `head.fields / F.SIZE`) whether to leave it out. */
 export type DropField = (head: MessageHead, index: number) => boolean;
@@ -138,19 +139,23 @@ export function lastHeadSent(): number {
   return headSent;
 }
 
+/** writeSend's keepLen that asks the addon for a fresh request id in the kept range. */
+const FILL_REQUEST_ID = -1;
+
 /**
  * encodeHead (no tail) that also sends the head on `fd` in the same addon call when fd >= 0
  * (the caller checked canSendNow); lastHeadSent() then says how much left, and the caller queues
- * the rest (or sends it all when nothing was tried). With `fill`, fill(out, at) writes out[at, at + fillLen) first, where at is
- * `fillFromEnd` bytes before the end: those bytes survive the head being written (the request
- * id written over its placeholder line). The Buffer is returned either way: it is kept for retries.
+ * the rest (or sends it all when nothing was tried). With `requestIdFromEnd` > 0, the 36 bytes
+ * that far before the end (the placeholder value of a request id line in `extra`) become a fresh
+ * random UUID v4, written by the addon with the head: JavaScript formats no id. The Buffer is
+ * returned either way: it is kept for retries, and the id is read back from it when asked for.
  */
-export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead | null, drop: DropField | null, extra: string, fill: ((out: Buffer, at: number) => void) | null, fillFromEnd: number, fillLen: number): Buffer {
+export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead | null, drop: DropField | null, extra: string, requestIdFromEnd: number): Buffer {
   const ws = boundWriteSend;
   if (ws === null) {
     // No combined call (older addon, or the direct send is off): encode, fill, then the caller sends.
     const b = encodeHead(firstLine, head, drop, extra);
-    if (fill !== null) fill(b, b.length - fillFromEnd);
+    if (requestIdFromEnd > 0) writeUuidV4(b, b.length - requestIdFromEnd);
     headSent = HEAD_NOT_SENT;
     return b;
   }
@@ -158,12 +163,7 @@ export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead 
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
   const out = Buffer.allocUnsafe(size);
-  let keepAt = -1;
-  if (fill !== null) {
-    keepAt = size - fillFromEnd;
-    fill(out, keepAt);
-  }
-  const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, keepAt, fillLen);
+  const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   return out;
 }

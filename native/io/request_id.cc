@@ -1,0 +1,57 @@
+#include "io/request_id.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace strait {
+
+namespace {
+
+// Two lower-case hex digits per byte value, in output order.
+struct HexPairs {
+  char d[256][2] = {};
+  constexpr HexPairs() {
+    const char* hex = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+      d[i][0] = hex[i >> 4];
+      d[i][1] = hex[i & 15];
+    }
+  }
+};
+constexpr HexPairs kHex;
+
+}  // namespace
+
+bool RequestIds::Write(uint8_t* out) {
+  if (used_ == kPoolBytes) {
+    size_t got = 0;
+    while (got < kPoolBytes) {
+      const ssize_t n = getrandom(bytes_ + got, kPoolBytes - got, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      got += size_t(n);
+    }
+    used_ = 0;
+  }
+  uint8_t r[16];
+  memcpy(r, bytes_ + used_, 16);
+  used_ += 16;
+  // Version 4, variant 10.
+  r[6] = uint8_t((r[6] & 0x0f) | 0x40);
+  r[8] = uint8_t((r[8] & 0x3f) | 0x80);
+  // 8-4-4-4-12 digits; a dash before bytes 4, 6, 8 and 10.
+  uint8_t* o = out;
+#pragma GCC unroll 16
+  for (size_t i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+    memcpy(o, kHex.d[r[i]], 2);
+    o += 2;
+  }
+  return true;
+}
+
+}  // namespace strait
