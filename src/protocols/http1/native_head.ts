@@ -104,6 +104,22 @@ type Writable<T> = { -readonly [K in keyof T]: T[K] };
 const SLAB_BYTES = 32 * 1024;
 const SLAB_BIG = 4 * 1024;
 
+/**
+ * out's `nf` field slots into `fields` (nf a multiple of 5). A function of its own: in the
+ * parser's closure `out` is a mutable variable, which TurboFan loads and checks again on every
+ * iteration (~37 instructions a slot); here a record (5 slots) an iteration, the two arrays are
+ * checked once for the five (~11 a slot).
+ */
+function copyFields(fields: number[], o: Int32Array, nf: number): void {
+  for (let i = 0, j = S.FIELDS; i < nf; i += 5, j += 5) {
+    fields[i] = o[j]!;
+    fields[i + 1] = o[j + 1]!;
+    fields[i + 2] = o[j + 2]!;
+    fields[i + 3] = o[j + 3]!;
+    fields[i + 4] = o[j + 4]!;
+  }
+}
+
 /** A parser over the addon's parseHttp1Head, or null when the loaded addon predates it. */
 export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   const parse = binding.parseHttp1Head;
@@ -178,9 +194,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       return h;
     }
     const fields = new Array<number>(nf);
-    // `out` in a local: as a closure's `let` it is loaded and checked again on every iteration.
-    const o = out;
-    for (let i = 0; i < nf; i++) fields[i] = o[S.FIELDS + i]!;
+    copyFields(fields, out, nf);
     const head: MessageHead = {
       buf,
       start,
@@ -206,10 +220,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     const fields = h.fields;
     // Heads from one upstream mostly carry the same number of headers: the array keeps its store.
     if (fields.length !== nf) fields.length = nf;
-    // `out` in a local: as a closure's `let` it is loaded and checked again on every iteration
-    // (~37 instructions a slot, ~900 for a 5-field response head).
-    const o = out;
-    for (let i = 0; i < nf; i++) fields[i] = o[S.FIELDS + i]!;
+    copyFields(fields, out, nf);
     const flags = out[S.FLAGS]!;
     const hi = out[S.CL_HI]!;
     const hs = out[S.HOST_START]!;
