@@ -11,6 +11,7 @@
 #include "io/env.h"
 #include "io/js_util.h"
 #include "io/pipe.h"
+#include "io/request_id.h"
 #include "io/socket_util.h"
 #include "upgrade/fd_channel.h"
 
@@ -32,6 +33,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BatchReader", BatchReader::Init(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("setTable", Napi::Function::New(env, SetTable, "setTable"));
+  exports.Set("requestId", Napi::Value(env, RequestIdFunction(env, &e->request_ids)));
   exports.Set("disableLoopIdleTime", Napi::Function::New(env, DisableLoopIdleTime, "disableLoopIdleTime"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("decodeHeader", codec::DecodeHeaderFunction(env));

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "io/buffer_pool.h"
+#include "io/request_id.h"
 
 namespace strait {
 
@@ -65,6 +66,8 @@ struct Env {
     napi_typedarray_type type = napi_uint8_array;
   };
   Table tables[kTableSlots];
+  // requestId()'s random bytes (RequestIdFunction).
+  RequestIds request_ids;
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);

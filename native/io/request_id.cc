@@ -54,4 +54,28 @@ bool RequestIds::Write(uint8_t* out) {
   return true;
 }
 
+namespace {
+
+napi_value NewRequestId(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  size_t argc = 0;
+  if (napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data) != napi_ok) return nullptr;
+  char id[kUuidLength];
+  if (!static_cast<RequestIds*>(data)->Write(reinterpret_cast<uint8_t*>(id))) {
+    napi_throw_error(env, nullptr, "requestId: no random bytes (getrandom failed)");
+    return nullptr;
+  }
+  napi_value s;
+  if (napi_create_string_latin1(env, id, kUuidLength, &s) != napi_ok) return nullptr;
+  return s;
+}
+
+}  // namespace
+
+napi_value RequestIdFunction(napi_env env, RequestIds* ids) {
+  napi_value fn;
+  if (napi_create_function(env, "requestId", NAPI_AUTO_LENGTH, NewRequestId, ids, &fn) != napi_ok) return nullptr;
+  return fn;
+}
+
 }  // namespace strait

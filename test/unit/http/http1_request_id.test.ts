@@ -2,7 +2,8 @@
 // (src/protocols/http1/request_id.ts): RFC 9562 v4 UUIDs, fresh every time, across refills of the
 // random pool.
 import { describe, expect, it } from 'vitest';
-import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, uuidV4, writeUuidV4 } from '../../../src/protocols/http1/request_id.js';
+import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, UUID_SOURCE, uuidV4, uuidV4Js, writeUuidV4 } from '../../../src/protocols/http1/request_id.js';
+import { loadNative } from '../../../src/native.js';
 
 const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -25,7 +26,20 @@ describe('writeUuidV4', () => {
   });
 });
 
-describe('uuidV4', () => {
+// uuidV4 is the addon's requestId() where it is built (the CI build has it), uuidV4Js the rest.
+const native = (loadNative() as unknown as { requestId?: () => string }).requestId;
+const makers: Array<[string, () => string]> = [
+  ['uuidV4Js', uuidV4Js],
+  ['the addon\'s requestId', native!],
+];
+
+it('uuidV4 comes from the addon when it is built', () => {
+  expect(typeof native).toBe('function');
+  expect(UUID_SOURCE).toBe('addon');
+  expect(uuidV4()).toMatch(V4);
+});
+
+describe.each(makers)('%s', (_name, uuidV4) => {
   it('gives distinct v4 UUIDs past several pool refills, every random digit taking all 16 values', () => {
     const seen = new Set<string>();
     const digits: Array<Set<string>> = Array.from({ length: UUID_LENGTH }, () => new Set<string>());
