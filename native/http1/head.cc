@@ -86,11 +86,36 @@ inline size_t SkipNameChars(const uint8_t* b, size_t p, size_t stop) {
   return p;
 }
 
-// Case-insensitive compare of buf[s, e) with a lower-case literal.
+template <typename W>
+inline W LoadWord(const void* p) {
+  W w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+// Case-insensitive compare of buf[s, e) with a lower-case literal of letters, digits and '-'.
+// Words at a time, each byte of buf ORed with 0x20: that lower-cases a letter and leaves a digit
+// or '-' as it is. It could only turn a byte that is not the literal's into one that is from
+// a control byte (0x0d to '-', 0x10-0x19 to a digit), and the parser never passes one: these are
+// field names (token characters) and parts of values (no control byte but HTAB, which becomes
+// ')'). A byte at a time, this was ~500 instructions of an h2c request's ~1,470 in Fields.
 bool EqLower(const uint8_t* buf, size_t s, size_t e, const char* lit, size_t n) {
   if (e - s != n) return false;
+  const uint8_t* b = buf + s;
+  if (n >= 8) {
+    constexpr uint64_t kFold = 0x2020202020202020ull;
+    // The first eight and the last eight (overlapping when n < 16); longer literals loop.
+    size_t i = 0;
+    for (; i + 8 < n; i += 8)
+      if ((LoadWord<uint64_t>(b + i) | kFold) != LoadWord<uint64_t>(lit + i)) return false;
+    return (LoadWord<uint64_t>(b + n - 8) | kFold) == LoadWord<uint64_t>(lit + n - 8);
+  }
+  if (n >= 4) {
+    constexpr uint32_t kFold = 0x20202020u;
+    return (LoadWord<uint32_t>(b) | kFold) == LoadWord<uint32_t>(lit) && (LoadWord<uint32_t>(b + n - 4) | kFold) == LoadWord<uint32_t>(lit + n - 4);
+  }
   for (size_t i = 0; i < n; i++)
-    if (Lower(buf[s + i]) != uint8_t(lit[i])) return false;
+    if (Lower(b[i]) != uint8_t(lit[i])) return false;
   return true;
 }
 #define EQ(buf, s, e, lit) EqLower(buf, s, e, lit, sizeof(lit) - 1)

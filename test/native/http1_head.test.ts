@@ -27,12 +27,17 @@ const REQUESTS = [
   "GET / HTTP/1.1\r\nHost: f\r\nX-Very-Long-Header-Name-Over-Thirty-Two-Chars: v\r\nX-Odd!#$%&'*+.^_`|~: w\r\nX-0123456789-ABCDEFGHIJ_klmnop: x\r\n\r\n",
   'GET / HTTP/1.1\r\nHost: f\r\nX-Name-Of-Twenty@Chars: v\r\n\r\n',
   'GET / HTTP/1.1\r\nHost: f\r\nContent-Length-Is-Not-It: 5\r\nTransfer-Encoding-Either: chunked\r\n\r\n',
+  // The names and tokens the parser compares word-wise (any case), and near misses of them: a
+  // byte that folds to the literal's only from another case, '_' for '-', '^' and '~'.
+  'POST /w HTTP/1.1\r\nHOST: g\r\nCONTENT-LENGTH: 3\r\nConnection: KEEP-ALIVE, Close, UPGRADE\r\nExpect: 100-CONTINUE\r\nKeep_Alive: 1\r\nContent_Length: 9\r\nProxy-Connectio^: x\r\nTe: Trailers\r\n\r\nabc',
+  'POST /w HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: Gzip, CHUNKED\r\nExpect: 100_continue\r\nConnection: keep~alive, clos\r\nUpgrade: h2c\r\n\r\n',
 ];
 const RESPONSES = [
   'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\nServer: nginx\r\n\r\n',
   'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n',
   'HTTP/1.0 204\nTransfer-Encoding: gzip\n\n',
   'HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nHost: odd\r\n\r\n',
+  'HTTP/1.1 200 OK\r\nCONNECTION: CLOSE\r\nTRANSFER-ENCODING: Chunked\r\nX-REQUEST-ID: r\r\nHTTP2-SETTINGS: s\r\n\r\n',
   'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 20:41:24 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 64\r\nConnection: keep-alive\r\nAccess-Control-Allow-Origin: *\r\nX-Content-Type-Options: nosniff\r\n\r\n',
 ];
 
