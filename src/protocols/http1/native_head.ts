@@ -45,30 +45,48 @@ const latin1Slice: Latin1Slice =
     return this.toString('latin1', s, e);
   };
 
-/** True when buf[s, e) holds exactly the chars of `str`. */
-function sameBytes(buf: Buffer, s: number, e: number, str: string): boolean {
-  if (str.length !== e - s) return false;
-  for (let i = 0; i < str.length; i++) if (buf[s + i] !== str.charCodeAt(i)) return false;
-  return true;
-}
-
 /**
  * The last Host value and request-target seen, reused when the next head carries the same bytes:
  * keep-alive clients and sidecars send one Host over and over, often the same few paths, and
  * comparing a few dozen bytes costs less than a string (~100 ns). A miss costs the comparison
- * up to the first differing byte, usually the length check alone.
+ * up to the first differing byte, usually the length check alone. The bytes are kept beside the
+ * string: compared with the string's charCodeAt, each byte cost ~37 instructions (V8 checks the
+ * string's representation every time), ~520 a request for a 15-byte Host; byte with byte, ~12.
  */
-let lastHost = '';
-let lastTarget = '';
+class LastSlice {
+  str = '';
+  /** The bytes of `str` (its first `len`); len -1 when it is longer than the copy holds. */
+  private readonly bytes = Buffer.alloc(256);
+  private len = 0;
+
+  of(buf: Buffer, s: number, e: number): string {
+    const n = e - s;
+    if (n === this.len) {
+      const b = this.bytes;
+      let i = 0;
+      while (i < n && buf[s + i] === b[i]) i++;
+      if (i === n) return this.str;
+    }
+    const str = latin1Slice.call(buf, s, e);
+    this.str = str;
+    if (n <= this.bytes.length) {
+      const b = this.bytes;
+      for (let i = 0; i < n; i++) b[i] = buf[s + i]!;
+      this.len = n;
+    } else this.len = -1;
+    return str;
+  }
+}
+
+const lastHost = new LastSlice();
+const lastTarget = new LastSlice();
 
 function hostOf(buf: Buffer, s: number, e: number): string {
-  if (sameBytes(buf, s, e, lastHost)) return lastHost;
-  return (lastHost = latin1Slice.call(buf, s, e));
+  return lastHost.of(buf, s, e);
 }
 
 function targetOf(buf: Buffer, s: number, e: number): string {
-  if (sameBytes(buf, s, e, lastTarget)) return lastTarget;
-  return (lastTarget = latin1Slice.call(buf, s, e));
+  return lastTarget.of(buf, s, e);
 }
 
 export interface HeadParser {
