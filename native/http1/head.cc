@@ -124,7 +124,9 @@ Kind Classify(const uint8_t* b, size_t s, size_t e) {
   switch (e - s) {
     case 2: return EQ(b, s, e, "te") ? kTe : kOther;
     case 4: return EQ(b, s, e, "host") ? kHost : kOther;
-    case 6: return EQ(b, s, e, "expect") ? kExpect : kOther;
+    case 6:
+      if (EQ(b, s, e, "expect")) return kExpect;
+      return EQ(b, s, e, "server") ? kServer : kOther;
     case 7: return EQ(b, s, e, "upgrade") ? kUpgrade : kOther;
     case 10:
       if (EQ(b, s, e, "connection")) return kConnection;
@@ -136,11 +138,11 @@ Kind Classify(const uint8_t* b, size_t s, size_t e) {
   }
 }
 
-// A response field's kFlag* bit among kHasDate, kHasServer, kHasRequestId and kHasHttp2Settings, or 0.
+// A response field's kFlag* bit among kHasDate, kHasRequestId and kHasHttp2Settings, or 0 (server
+// fields have a kind of their own, which sets kHasServer).
 int32_t ResponseNameFlag(const uint8_t* b, size_t s, size_t e) {
   switch (e - s) {
     case 4: return EQ(b, s, e, "date") ? kHasDate : 0;
-    case 6: return EQ(b, s, e, "server") ? kHasServer : 0;
     case 12: return EQ(b, s, e, "x-request-id") ? kHasRequestId : 0;
     case 14: return EQ(b, s, e, "http2-settings") ? kHasHttp2Settings : 0;
     default: return 0;
@@ -317,6 +319,9 @@ int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t 
         fr->host_count++;
         fr->host_start = int64_t(vs);
         fr->host_end = int64_t(ve);
+        break;
+      case kServer:
+        fr->flags |= kHasServer;
         break;
       default:
         if (!request) fr->flags |= ResponseNameFlag(b, ns, name_end);

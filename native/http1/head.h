@@ -16,7 +16,7 @@ constexpr int32_t kMalformed = -1;
 constexpr int32_t kTooLarge = -2;
 
 // Header kinds recognised while scanning (HeaderKind in src/protocols/http1/types.ts).
-enum Kind : int32_t { kOther, kHost, kContentLength, kTransferEncoding, kConnection, kKeepAlive, kProxyConnection, kUpgrade, kExpect, kTe };
+enum Kind : int32_t { kOther, kHost, kContentLength, kTransferEncoding, kConnection, kKeepAlive, kProxyConnection, kUpgrade, kExpect, kTe, kServer };
 
 // Slots of the `out` Int32Array (HEAD_SLOT in src/protocols/http1/native_head.ts).
 enum Slot : int32_t {

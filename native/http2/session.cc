@@ -1692,18 +1692,15 @@ Napi::Value Session::RespondH1Head(const Args& info) {
   constexpr uint32_t kHop = (1u << http1::kHost) | (1u << http1::kTransferEncoding) | (1u << http1::kConnection) | (1u << http1::kKeepAlive) |
                             (1u << http1::kProxyConnection) | (1u << http1::kUpgrade) | (1u << http1::kTe);
   const int32_t present = out[http1::kFlags];
-  const bool names = (present & http1::kHasHttp2Settings) || (drop_server && (present & http1::kHasServer));
+  const bool names = (present & http1::kHasHttp2Settings) != 0;
   const int32_t* r = out + http1::kFieldsAt;
   for (size_t k = 0; k < count; k++, r += http1::kFieldSlots) {
     const uint32_t kind = static_cast<uint32_t>(r[0]);
     if (kind < 32 && ((1u << kind) & kHop) != 0) continue;
+    if (drop_server && kind == http1::kServer) continue;
     const int64_t ns = r[1], ne = r[2], vs = r[3], ve = r[4];
     if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl)) throw Napi::RangeError::New(env, std::string(fn) + ": a field is outside the arena");
-    if (names) {
-      const size_t n = static_cast<size_t>(ne - ns);
-      if (n == 14 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "http2-settings", 14) == 0) continue;
-      if (drop_server && n == 6 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "server", 6) == 0) continue;
-    }
+    if (names && ne - ns == 14 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "http2-settings", 14) == 0) continue;
     // No value check here, unlike respondSpans' spans (any positions JavaScript gives): these
     // are the parser's own, and it lets no NUL, CR or LF into a value.
     nghttp2_nv nv;

@@ -85,7 +85,8 @@ function classify(buf: Buffer, s: number, e: number): number {
     case 4:
       return bytesEqualLower(buf, s, e, 'host') ? HeaderKind.HOST : HeaderKind.OTHER;
     case 6:
-      return bytesEqualLower(buf, s, e, 'expect') ? HeaderKind.EXPECT : HeaderKind.OTHER;
+      if (bytesEqualLower(buf, s, e, 'expect')) return HeaderKind.EXPECT;
+      return bytesEqualLower(buf, s, e, 'server') ? HeaderKind.SERVER : HeaderKind.OTHER;
     case 7:
       return bytesEqualLower(buf, s, e, 'upgrade') ? HeaderKind.UPGRADE : HeaderKind.OTHER;
     case 10:

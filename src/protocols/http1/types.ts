@@ -29,6 +29,8 @@ export const enum HeaderKind {
   UPGRADE = 7,
   EXPECT = 8,
   TE = 9,
+  /** Not framing: tagged so that a proxy replacing it (server_header_transformation) needs no name check. */
+  SERVER = 10,
 }
 
 /** Slots per header in `MessageHead.fields`. */

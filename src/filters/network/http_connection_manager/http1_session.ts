@@ -9,7 +9,7 @@ import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type DropField } from '../../../protocols/http1/encoder.js';
+import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
 import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
@@ -223,11 +223,6 @@ function named(head: MessageHead, i: number, names: readonly string[]): boolean 
   return false;
 }
 
-function namedServer(head: MessageHead, i: number): boolean {
-  const o = i * F.SIZE;
-  return bytesEqualLower(head.buf, head.fields[o + F.NAME_START]!, head.fields[o + F.NAME_END]!, 'server');
-}
-
 /**
  * The drop tests of the two heads every exchange forwards, as plain functions over module state
  * rather than two closures (and their name arrays) per request: a head is encoded by one
@@ -275,9 +270,20 @@ function dropResponseField(h: MessageHead, i: number): boolean {
       return true;
     case HeaderKind.TRANSFER_ENCODING:
       return respDechunk;
+    case HeaderKind.SERVER:
+      return respDropServer || named(h, i, respDropNames);
     default:
-      return (respDropServer && namedServer(h, i)) || (respDropNames.length > 0 && named(h, i, respDropNames));
+      return named(h, i, respDropNames);
   }
+}
+
+/** The response fields dropResponseField drops by kind alone (hop-by-hop), as a Drop mask. */
+const RESP_HOP = (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE);
+
+/** dropResponseField as a mask when no name is to be dropped (the usual case): no call per field. */
+function responseDrop(): Drop {
+  if (respDropNames.length !== 0) return dropResponseField;
+  return RESP_HOP | (respDechunk ? 1 << HeaderKind.TRANSFER_ENCODING : 0) | (respDropServer ? 1 << HeaderKind.SERVER : 0);
 }
 
 /** Every header of a request head, names lower-cased, for filters that forward them (ext_authz). */
@@ -677,7 +683,7 @@ export class Http1Session {
    * follow it. Otherwise the bytes leave at once, without a Buffer when the kernel takes them
    * all (sendHead).
    */
-  writeHead(firstLine: string, head: MessageHead, drop: DropField, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, whole: boolean): boolean {
+  writeHead(firstLine: string, head: MessageHead, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, whole: boolean): boolean {
     if (whole && inBatch() && canSendNow(this.socket, this.fd)) {
       const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);
       this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
@@ -2725,7 +2731,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (!keep) extra += 'connection: close\r\n';
     else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
     respDechunk = dechunk;
-    if (!this.session.writeHead(statusLine(r.status), r, dropResponseField, extra, body, bodyStart, bodyEnd, whole)) this.waitDownstreamDrain();
+    if (!this.session.writeHead(statusLine(r.status), r, responseDrop(), extra, body, bodyStart, bodyEnd, whole)) this.waitDownstreamDrain();
   }
 
   private forwardResponseBody(buf: Buffer, off: number): void {
