@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
-import { directFd, sendTo } from '../../src/protocols/http1/send.js';
+import { canSendNow, directFd, HANDLE_FROM_KEY, sendTo } from '../../src/protocols/http1/send.js';
 
 interface Pair {
   server: net.Server;
@@ -108,5 +108,36 @@ describe('http1 send', () => {
     p.a.destroy();
     expect(() => sendTo(p.a, fd, Buffer.from('gone'))).not.toThrow();
     expect(p.received().length).toBe(0);
+  });
+
+  it("reads the socket's handle under its key on this Node, and agrees with socket.writable through end, the peer's FIN, an error and destroy", async () => {
+    expect(HANDLE_FROM_KEY).toBe(true);
+    // The rule canSendNow stood for before: nothing queued or corked, connected, `writable`.
+    const rule = (s: net.Socket) => s.writableLength === 0 && s.writableCorked === 0 && !s.connecting && s.writable && !s.destroyed;
+    const check = (s: net.Socket, fd: number) => expect(canSendNow(s, fd)).toBe(rule(s));
+    // Our end().
+    const p = await pair();
+    const fd = directFd(p.a);
+    check(p.a, fd);
+    expect(canSendNow(p.a, fd)).toBe(true);
+    p.a.end();
+    check(p.a, fd);
+    expect(canSendNow(p.a, fd)).toBe(false);
+    // The peer's FIN: Node ends our side too (allowHalfOpen false).
+    const q = await pair();
+    const qfd = directFd(q.a);
+    const ended = new Promise<void>((r) => q.a.once('end', () => r()));
+    q.b.end();
+    await ended;
+    await until(() => !q.a.writable);
+    check(q.a, qfd);
+    expect(canSendNow(q.a, qfd)).toBe(false);
+    // An error, then destroy.
+    const e = await pair();
+    const efd = directFd(e.a);
+    e.a.on('error', () => {});
+    e.a.destroy(new Error('boom'));
+    check(e.a, efd);
+    expect(canSendNow(e.a, efd)).toBe(false);
   });
 });

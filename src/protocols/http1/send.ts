@@ -6,6 +6,7 @@
  * through socket.write, which queues it in order, emits 'drain' later or reports the error.
  */
 import type net from 'node:net';
+import netModule from 'node:net';
 import { loadNative } from '../../native.js';
 
 type SendFn = (fd: number, buf: Uint8Array) => number;
@@ -43,6 +44,29 @@ export function directFd(sock: net.Socket): number {
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
+/**
+ * The symbol net.Socket keeps its handle under (`_handle` is a getter of it): its keyed load in
+ * that getter serves every socket of the process and is megamorphic, ~217 instructions a read,
+ * where this module's own load of the same key sees only the proxy's sockets. Null where
+ * `_handle` is a plain field (older Node): read as it is.
+ */
+const HANDLE_KEY: symbol | null = (() => {
+  const get = Object.getOwnPropertyDescriptor(netModule.Socket.prototype, '_handle')?.get;
+  if (get === undefined) return null;
+  const key = Object.getOwnPropertySymbols(new netModule.Socket()).find((k) => k.description === 'kHandle');
+  if (key === undefined) return null;
+  // The getter must read exactly that key.
+  const probe = {};
+  return get.call({ [key]: probe }) === probe ? key : null;
+})();
+
+/** sock._handle without its getter (see HANDLE_KEY). */
+function handleOf(sock: net.Socket): { fd?: number } | null {
+  const h = HANDLE_KEY === null ? undefined : (sock as unknown as Record<symbol, { fd?: number } | null | undefined>)[HANDLE_KEY];
+  // Not a net.Socket after all (no such key): its own `_handle`, or none.
+  return h !== undefined ? h : ((sock as unknown as RawSocket)._handle ?? null);
+}
+
 /** True when bytes may go to `fd` (from directFd) directly now: sendTo's rule, below. */
 export function canSendNow(sock: net.Socket, fd: number): boolean {
   if (fd < 0) return false;
@@ -50,8 +74,11 @@ export function canSendNow(sock: net.Socket, fd: number): boolean {
   // Two getters fewer per write than writableLength/writableCorked; should the fields ever be
   // missing, `undefined === 0` is false and every write takes the stream: slower, never wrong.
   const w = raw._writableState;
-  return w !== undefined && w.length === 0 && w.corked === 0 && raw._handle !== null && !sock.connecting && sock.writable;
+  return w !== undefined && w.length === 0 && w.corked === 0 && handleOf(sock) !== null && !sock.connecting && sock.writable;
 }
+
+/** @internal whether canSendNow reads the handle under its key (tests). */
+export const HANDLE_FROM_KEY = HANDLE_KEY !== null;
 
 /**
  * socket.write(b), sending directly on `fd` (from directFd) when that keeps the byte order: the
