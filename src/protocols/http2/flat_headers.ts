@@ -27,10 +27,37 @@ export class FlatWriter {
     if (table !== -1) setTable(table, this.buf);
   }
 
+  /** Who wrote the bytes kept at the start by keep(), and how many bytes and pairs they are. */
+  private keptBy: object | null = null;
+  private keptLen = 0;
+  private keptPairs = 0;
+
   reset(): this {
     this.len = 0;
     this.pairs = 0;
+    this.keptBy = null;
     return this;
+  }
+
+  /**
+   * reset(), but when `owner` was the last to keep() a prefix and nothing reset the writer since,
+   * that prefix stays written (true): a list that starts as the last one did costs no copy.
+   */
+  resetTo(owner: object): boolean {
+    if (this.keptBy !== owner) {
+      this.reset();
+      return false;
+    }
+    this.len = this.keptLen;
+    this.pairs = this.keptPairs;
+    return true;
+  }
+
+  /** What is written so far is `owner`'s prefix, for its next resetTo(). */
+  keep(owner: object): void {
+    this.keptBy = owner;
+    this.keptLen = this.len;
+    this.keptPairs = this.pairs;
   }
 
   /** Room for `n` more bytes. */

@@ -3,7 +3,7 @@ import { parseRequestHead, parseResponseHead } from '../../../src/protocols/http
 import type { MessageHead } from '../../../src/protocols/http1/types.js';
 import { FlatBlocks, FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
 import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/native_session.js';
-import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
+import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../../src/filters/network/http_connection_manager/xfcc.js';
@@ -385,3 +385,55 @@ describe('HTTP/2 upstream flat trailers → downstream (trailersFlatOf)', () => 
     });
   }
 });
+
+describe('writeH1ResponseExtras keeps the :status and server pairs it wrote last', () => {
+  const listOf = (w: FlatWriter) => w.buf.toString('latin1', 0, w.len);
+  it('writes what a fresh writer gets, whether the prefix was kept, dropped by another list, or differs', () => {
+    const w = new FlatWriter(16);
+    const fresh = (status: number, present: number, mode: string, rid: string | null) => {
+      const f = new FlatWriter(16);
+      const drop = writeH1ResponseExtras(f, status, present, mode, 'strait-k', rid);
+      return { list: listOf(f).replace(/date\0[^\0]*\0/, 'date\0D\0'), pairs: f.pairs, drop };
+    };
+    const run = (status: number, present: number, mode: string, rid: string | null) => {
+      const drop = writeH1ResponseExtras(w, status, present, mode, 'strait-k', rid);
+      return { list: listOf(w).replace(/date\0[^\0]*\0/, 'date\0D\0'), pairs: w.pairs, drop };
+    };
+    const DATE = 64;
+    const SERVER = 128;
+    const REQUEST_ID = 256;
+    const steps: Array<[number, number, string, string | null, boolean]> = [
+      [200, 0, 'OVERWRITE', null, false],
+      [200, DATE, 'OVERWRITE', 'r1', false],
+      [200, DATE | REQUEST_ID, 'OVERWRITE', 'r2', false],
+      [200, 0, 'OVERWRITE', null, true],
+      [404, DATE, 'OVERWRITE', null, false],
+      [404, SERVER, 'APPEND_IF_ABSENT', null, false],
+      [404, 0, 'APPEND_IF_ABSENT', null, false],
+      [404, 0, 'PASS_THROUGH', 'r3', false],
+      [404, 0, 'PASS_THROUGH', null, true],
+      [200, SERVER | DATE, 'OVERWRITE', null, false],
+    ];
+    for (const [status, present, mode, rid, otherListFirst] of steps) {
+      // Another list in the shared writer in between: the kept prefix is gone.
+      if (otherListFirst) {
+        w.reset();
+        w.pair(':status', '599');
+        w.pair('x-other', 'list');
+      }
+      expect(run(status, present, mode, rid), `${status} ${present} ${mode} ${rid} ${otherListFirst}`).toEqual(fresh(status, present, mode, rid));
+    }
+    // resetTo() restores a prefix only for the owner that kept it, and only until a reset().
+    const o = {};
+    w.reset();
+    w.pair('a', 'b');
+    w.keep(o);
+    w.pair('c', 'd');
+    expect(w.resetTo(o)).toBe(true);
+    expect([w.len, w.pairs]).toEqual([4, 1]);
+    expect(w.resetTo({})).toBe(false);
+    expect([w.len, w.pairs]).toEqual([0, 0]);
+    expect(w.resetTo(o)).toBe(false);
+  });
+});
+

@@ -1506,7 +1506,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
     if (!this.takeResponse(status, endStream ? grpcStatusOfHead(head) : -1)) return false;
     const cfg = this.filter.config;
-    const w = FLAT.reset();
+    const w = FLAT;
     const rid = cfg.alwaysSetRequestIdInResponse ? this.requestId : null;
     // An HTTP/1 upstream has no trailers: END_STREAM rides on the last DATA frame.
     this.sendsTrailers = false;
@@ -1517,7 +1517,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         const dropServer = writeH1ResponseExtras(w, status, present, cfg.serverHeaderTransformation, cfg.serverName, rid);
         stream.respondH1Head(w, dropServer, head.start + head.headBytes, wholeLen, endStream);
       } else {
-        writeH1ResponseSpans(w, H1_SPANS, status, head, cfg.serverHeaderTransformation, cfg.serverName, rid);
+        writeH1ResponseSpans(w.reset(), H1_SPANS, status, head, cfg.serverHeaderTransformation, cfg.serverName, rid);
         stream.respondSpans(w, head.buf, H1_SPANS, head.start + head.headBytes, wholeLen, endStream);
       }
     } catch {
@@ -2313,17 +2313,30 @@ const H1_SPANS = new HeadSpans(TableSlot.SPANS);
 /** writeH1ResponseSpans's added pairs as bytes. */
 const H1_BLOCKS = new FlatBlocks();
 
+/** The :status and server pairs writeH1ResponseExtras wrote last, as FlatWriter.keep() kept them. */
+const H1_PREFIX: { status: number; server: string | null; writer: FlatWriter | null } = { status: -1, server: null, writer: null };
+
 /**
  * writeH1ResponseSpans's pairs for respondH1Head, which looks at the head's fields itself: `w`
- * gets `:status`, the server header per `serverMode`, `x-request-id` (`requestId`, when the head
+ * (reset here) gets `:status`, the server header per `serverMode`, `x-request-id` (`requestId`, when the head
  * lacks one) and `date` when the head has none, as the parser's flags (`present`, ResponseHas
  * bits) tell. Returns whether the head's own server fields are to be dropped (OVERWRITE).
  * @internal exported for the parity test
  */
 export function writeH1ResponseExtras(w: FlatWriter, status: number, present: number, serverMode: string, serverName: string, requestId: string | null): boolean {
-  w.block(H1_BLOCKS.status(status), 1);
   const overwrite = serverMode === 'OVERWRITE';
-  if (overwrite || (serverMode === 'APPEND_IF_ABSENT' && (present & ResponseHas.SERVER) === 0)) w.block(H1_BLOCKS.server(serverName), 1);
+  const server = overwrite || (serverMode === 'APPEND_IF_ABSENT' && (present & ResponseHas.SERVER) === 0) ? serverName : null;
+  // `w` is reset here: kept from the last response when it began the same (two copies fewer).
+  const p = H1_PREFIX;
+  if (p.status !== status || p.server !== server || p.writer !== w || !w.resetTo(p)) {
+    w.reset();
+    w.block(H1_BLOCKS.status(status), 1);
+    if (server !== null) w.block(H1_BLOCKS.server(server), 1);
+    p.status = status;
+    p.server = server;
+    p.writer = w;
+    w.keep(p);
+  }
   if (requestId && (present & ResponseHas.REQUEST_ID) === 0) w.pair('x-request-id', requestId);
   if ((present & ResponseHas.DATE) === 0) w.block(H1_BLOCKS.date(httpDate()), 1);
   return overwrite;
