@@ -1565,6 +1565,28 @@ static bool UniquePerRequestFolded(const uint8_t* n, size_t len) {
   return UniquePerRequest(low, len);
 }
 
+// The whole body a respondSpans-like call may end with: (bodyAt, bodyLen) at argument `at` and
+// after it, within `len` bytes of the head's buffer. False (nothing read) when not given.
+static bool BodyArgs(const Args& info, size_t at, bool end, size_t len, const char* fn, size_t* body_at, size_t* body_len) {
+  if (info.Length() <= at) return false;
+  if (end || info.Length() < at + 2) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": the body is (bodyAt, bodyLen) in the head's bytes, and endStream false with it");
+  *body_at = static_cast<size_t>(ArgInt(info, at, fn, "bodyAt", 0, static_cast<int64_t>(len)));
+  *body_len = static_cast<size_t>(ArgInt(info, at + 1, fn, "bodyLen", 0, static_cast<int64_t>(len - *body_at)));
+  return true;
+}
+
+// One field of an HTTP/1 head, h[ns, ne) and h[vs, ve), as the next pair of nva_: nghttp2 copies
+// and lower-cases it during the submit.
+void Session::PushSpan(const uint8_t* h, size_t ns, size_t ne, size_t vs, size_t ve) {
+  nghttp2_nv nv;
+  nv.name = const_cast<uint8_t*>(h + ns);
+  nv.namelen = ne - ns;
+  nv.value = const_cast<uint8_t*>(h + vs);
+  nv.valuelen = ve - vs;
+  nv.flags = UniquePerRequestFolded(nv.name, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+  nva_.push_back(nv);
+}
+
 // respondSpans(streamId, flat, flatLen, flatPairs, head, spans, nSpans, endStream[, body]) -> as respond().
 // flat, head and spans: null for the table registered in their slot (kTableFlat, kTableArena,
 // kTableSpans).
@@ -1619,14 +1641,9 @@ Napi::Value Session::SubmitSpans(const Args& info, const char* fn, const SpansAr
   const bool end = ArgBool(info, at.end);
   // The whole body, when given, lies in `head` (an HTTP/1 response read in one piece): offsets
   // instead of a view of its own, which JavaScript would make for every response.
-  const bool whole = info.Length() > at.body;
   size_t body_at = 0;
   size_t body_len = 0;
-  if (whole) {
-    if (end || info.Length() < at.body + 2) throw Napi::TypeError::New(env, std::string(fn) + ": the body is (bodyAt, bodyLen) in head, and endStream false with it");
-    body_at = static_cast<size_t>(ArgInt(info, at.body, fn, "bodyAt", 0, static_cast<int64_t>(hl)));
-    body_len = static_cast<size_t>(ArgInt(info, at.body + 1, fn, "bodyLen", 0, static_cast<int64_t>(hl - body_at)));
-  }
+  const bool whole = BodyArgs(info, at.body, end, hl, fn, &body_at, &body_len);
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   s->head.assign(flat, static_cast<size_t>(flat_len));
   if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
@@ -1639,13 +1656,7 @@ Napi::Value Session::SubmitSpans(const Args& info, const char* fn, const SpansAr
     // may reach a peer (or an HTTP/1 hop further on).
     const char* v = reinterpret_cast<const char*>(h + vs);
     if (!Clean(v, static_cast<size_t>(ve - vs))) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
-    nghttp2_nv nv;
-    nv.name = const_cast<uint8_t*>(h + ns);
-    nv.namelen = static_cast<size_t>(ne - ns);
-    nv.value = const_cast<uint8_t*>(h + vs);
-    nv.valuelen = static_cast<size_t>(ve - vs);
-    nv.flags = UniquePerRequestFolded(nv.name, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-    nva_.push_back(nv);
+    PushSpan(h, static_cast<size_t>(ns), static_cast<size_t>(ne), static_cast<size_t>(vs), static_cast<size_t>(ve));
   }
   // A zero-length body keeps a non-null pointer: `whole` still ends the stream after it.
   return SubmitParsed(env, s, end, whole ? (body_len ? reinterpret_cast<const char*>(h + body_at) : "") : nullptr, body_len);
@@ -1675,14 +1686,9 @@ Napi::Value Session::RespondH1Head(const Args& info) {
   const bool end = ArgBool(info, 4);
   const uint8_t* hb = static_cast<const uint8_t*>(h.data);
   const int64_t hl = static_cast<int64_t>(h.len);
-  const bool whole = info.Length() > 5;
   size_t body_at = 0;
   size_t body_len = 0;
-  if (whole) {
-    if (end || info.Length() < 7) throw Napi::TypeError::New(env, std::string(fn) + ": the body is (bodyAt, bodyLen) in the arena, and endStream false with it");
-    body_at = static_cast<size_t>(ArgInt(info, 5, fn, "bodyAt", 0, hl));
-    body_len = static_cast<size_t>(ArgInt(info, 6, fn, "bodyLen", 0, hl - static_cast<int64_t>(body_at)));
-  }
+  const bool whole = BodyArgs(info, 5, end, h.len, fn, &body_at, &body_len);
   const int32_t* out = static_cast<const int32_t*>(o.data);
   const size_t count = out[http1::kFieldCount] > 0 ? static_cast<size_t>(out[http1::kFieldCount]) : 0;
   if (count > (o.len - size_t(http1::kFieldsAt)) / size_t(http1::kFieldSlots)) throw Napi::RangeError::New(env, std::string(fn) + ": the head's field count is past the head-out table");
@@ -1703,13 +1709,7 @@ Napi::Value Session::RespondH1Head(const Args& info) {
     if (names && ne - ns == 14 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "http2-settings", 14) == 0) continue;
     // No value check here, unlike respondSpans' spans (any positions JavaScript gives): these
     // are the parser's own, and it lets no NUL, CR or LF into a value.
-    nghttp2_nv nv;
-    nv.name = const_cast<uint8_t*>(hb + ns);
-    nv.namelen = static_cast<size_t>(ne - ns);
-    nv.value = const_cast<uint8_t*>(hb + vs);
-    nv.valuelen = static_cast<size_t>(ve - vs);
-    nv.flags = UniquePerRequestFolded(nv.name, nv.namelen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-    nva_.push_back(nv);
+    PushSpan(hb, static_cast<size_t>(ns), static_cast<size_t>(ne), static_cast<size_t>(vs), static_cast<size_t>(ve));
   }
   return SubmitParsed(env, s, end, whole ? (body_len ? reinterpret_cast<const char*>(hb + body_at) : "") : nullptr, body_len);
 }

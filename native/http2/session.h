@@ -215,6 +215,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   Napi::Value RespondSpans(const Args& info);
   Napi::Value RespondSpansTables(const Args& info);
   Napi::Value RespondH1Head(const Args& info);
+  void PushSpan(const uint8_t* h, size_t ns, size_t ne, size_t vs, size_t ve);
   // Where respondSpans' and respondSpansTables' number arguments are (body: bodyAt, then bodyLen).
   struct SpansArgs {
     size_t flat_len, pairs, n_spans, end, body;
