@@ -106,7 +106,7 @@ export interface HeadParser {
   /**
    * When `head` is the head this parser returned last, parsed where it lies in the reader's
    * registered arena, with its results still in the HEAD_OUT table (the addon can then read its
-   * fields itself: respondH1Head), the parser's flags (RESPONSE_HAS bits), else -1.
+   * fields itself: respondH1Head), the parser's flags (ResponseHas bits), else -1.
    */
   inTables?(head: MessageHead): number;
 }

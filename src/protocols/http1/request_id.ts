@@ -1,8 +1,10 @@
 /**
  * x-request-id values (random UUID v4, as Envoy generates) written as bytes straight into an
  * outgoing head: no string per request unless something asks for it (access log, response
- * header), and one randomFillSync per 1024 ids. uuidV4() is the string form, from the same pool,
- * for where a string is needed anyway (HTTP/2 header lists).
+ * header), and one randomFillSync per 1024 ids. The addon writes the ids of forwarded HTTP/1
+ * heads itself (native/io/request_id.cc); writeUuidV4 is the path without it. uuidV4() is the
+ * string form, for where a string is needed anyway (HTTP/2 header lists): the addon's requestId()
+ * where it is loaded, else uuidV4Js from this module's pool.
  */
 import crypto from 'node:crypto';
 import { loadNative } from '../../native.js';
@@ -39,11 +41,11 @@ for (let i = 0; i < 256; i++) {
 }
 
 /**
- * A fresh random UUID v4 (RFC 9562 §5.4) as a string, made here (without the addon). One String.fromCharCode call of fixed arity
- * makes one flat 36-byte string; joining 20 pieces with + made a ConsString per piece (~0.5 KiB of
- * garbage per id, and a flattening copy when the addon reads the header list), and took twice as
- * long (measured with the copy: 140 ns against 316 ns; crypto.randomUUID and writeUuidV4 plus a
- * latin1 slice are slower still).
+ * A fresh random UUID v4 (RFC 9562 §5.4) as a string, made here: uuidV4() without the addon.
+ * One String.fromCharCode call of fixed arity makes one flat 36-byte string; joining 20 pieces
+ * with + made a ConsString per piece (~0.5 KiB of garbage per id, and a flattening copy when the
+ * addon reads the header list), and took twice as long (measured with the copy: 140 ns against
+ * 316 ns; crypto.randomUUID and writeUuidV4 plus a latin1 slice are slower still).
  */
 export function uuidV4Js(): string {
   const r = POOL;

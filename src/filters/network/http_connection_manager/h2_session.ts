@@ -2318,9 +2318,10 @@ const H1_PREFIX: { status: number; server: string | null; writer: FlatWriter | n
 
 /**
  * writeH1ResponseSpans's pairs for respondH1Head, which looks at the head's fields itself: `w`
- * (reset here) gets `:status`, the server header per `serverMode`, `x-request-id` (`requestId`, when the head
- * lacks one) and `date` when the head has none, as the parser's flags (`present`, ResponseHas
- * bits) tell. Returns whether the head's own server fields are to be dropped (OVERWRITE).
+ * (reset here) gets `:status`, the server header per `serverMode`, `x-request-id` (`requestId`,
+ * when the head lacks one) and `date` when the head has none, as the parser's flags (`present`,
+ * ResponseHas bits) tell. Returns whether the head's own server fields are to be dropped
+ * (OVERWRITE).
  * @internal exported for the parity test
  */
 export function writeH1ResponseExtras(w: FlatWriter, status: number, present: number, serverMode: string, serverName: string, requestId: string | null): boolean {
