@@ -5,6 +5,7 @@
 // a fresh request id; the peer must receive exactly the Buffer; bad arguments throw, naming them.
 import { describe, expect, it } from 'vitest';
 import { encodeHeadJs, encodeHeadSend, HEAD_NOT_SENT, lastHeadSent } from '../../src/protocols/http1/encoder.js';
+import { writeUuidV4 } from '../../src/protocols/http1/request_id.js';
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative } from '../../src/native.js';
 import { parseRequestHead } from '../../src/protocols/http1/decoder.js';
@@ -108,20 +109,20 @@ describe('encodeHeadSend', () => {
   it('without an fd: the head with a fresh id over the placeholder, nothing sent; no id asked, none written', () => {
     const ids = new Set<string>();
     for (let i = 0; i < 2100; i++) {
-      const b = encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      const b = encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, fromEnd, writeUuidV4);
       expect(lastHeadSent()).toBe(HEAD_NOT_SENT);
       if (i < 3 || i > 2090) ids.add(idOf(b));
       else ids.add(b.toString('latin1', b.length - fromEnd, b.length - fromEnd + 36));
     }
     // Past two refills of the addon's 1024-id pool, every id still new.
     expect(ids.size).toBe(2100);
-    expect(encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, 0).equals(want)).toBe(true);
+    expect(encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, 0, writeUuidV4).equals(want)).toBe(true);
   });
 
   it('with an fd: the same Buffer, sent whole in the call', async () => {
     const p = await tcpPair();
     try {
-      const b = encodeHeadSend(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      const b = encodeHeadSend(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fromEnd, writeUuidV4);
       idOf(b);
       expect(lastHeadSent()).toBe(b.length);
       expect((await p.waitFor(b.length)).equals(b)).toBe(true);

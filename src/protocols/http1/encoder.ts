@@ -7,7 +7,6 @@ import type net from 'node:net';
 import { loadNative } from '../../native.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
-import { writeUuidV4 } from './request_id.js';
 
 /** Decides per header (by its index in `head.fields / F.SIZE`) whether to leave it out. */
 export type DropField = (head: MessageHead, index: number) => boolean;
@@ -160,15 +159,17 @@ const FILL_REQUEST_ID = -1;
  * (the caller checked canSendNow); lastHeadSent() then says how much left, and the caller queues
  * the rest (or sends it all when nothing was tried). With `requestIdFromEnd` > 0, the 36 bytes
  * that far before the end (the placeholder value of a request id line in `extra`) become a fresh
- * random UUID v4, written by the addon with the head: JavaScript formats no id. The Buffer is
- * returned either way: it is kept for retries, and the id is read back from it when asked for.
+ * random UUID v4, written by the addon with the head: JavaScript formats no id (without the
+ * combined call, `fillRequestId` writes it). The Buffer is returned either way: it is kept for
+ * retries, and the id is read back from it when asked for.
  */
-export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, requestIdFromEnd: number): Buffer {
+export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, requestIdFromEnd: number, fillRequestId: (out: Buffer, at: number) => void): Buffer {
   const ws = boundWriteSend;
   if (ws === null) {
-    // No combined call (older addon, or the direct send is off): encode, fill, then the caller sends.
+    // No combined call (older addon, or the direct send is off): encode, fill (the caller's
+    // writer: this module stays free of node:crypto, which L4-only configs never load), send.
     const b = encodeHead(firstLine, head, drop, extra);
-    if (requestIdFromEnd > 0) writeUuidV4(b, b.length - requestIdFromEnd);
+    if (requestIdFromEnd > 0) fillRequestId(b, b.length - requestIdFromEnd);
     headSent = HEAD_NOT_SENT;
     return b;
   }

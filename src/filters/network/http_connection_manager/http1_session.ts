@@ -17,7 +17,7 @@ import { originFormOf } from '../../../protocols/http1/absolute_form.js';
 import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue } from './xfcc.js';
 import { enterBatch, leaveBatch, now as clockNow } from '../../../protocols/http1/clock.js';
-import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH } from '../../../protocols/http1/request_id.js';
+import { REQUEST_ID_LINE, REQUEST_ID_VALUE_AT, UUID_LENGTH, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 import { F, HeadStatus, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
@@ -1746,7 +1746,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     // `extra` is the last thing before the final CRLF, one byte per char (latin1): the id's
     // placeholder sits this far from the end, and is overwritten before the head is sent.
     const fromEnd = ridOff >= 0 ? 2 + extra.length - ridOff : 0;
-    const out = encodeHeadSend(fd, requestLine(head.method, target), head, dropRequestField, extra, fromEnd);
+    const out = encodeHeadSend(fd, requestLine(head.method, target), head, dropRequestField, extra, fromEnd, writeUuidV4);
     if (ridOff >= 0) this.ridAt = out.length - fromEnd;
     return out;
   }
