@@ -261,29 +261,24 @@ let respDechunk = false;
  */
 let respDropServer = false;
 
-function dropResponseField(h: MessageHead, i: number): boolean {
-  switch (h.fields[i * F.SIZE]!) {
-    case HeaderKind.CONNECTION:
-    case HeaderKind.KEEP_ALIVE:
-    case HeaderKind.PROXY_CONNECTION:
-    case HeaderKind.UPGRADE:
-      return true;
-    case HeaderKind.TRANSFER_ENCODING:
-      return respDechunk;
-    case HeaderKind.SERVER:
-      return respDropServer || named(h, i, respDropNames);
-    default:
-      return named(h, i, respDropNames);
-  }
+/** The response fields dropped by kind alone (hop-by-hop). */
+const RESP_HOP = (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE);
+
+/** The kinds a forwarded response drops, as a Drop mask: hop-by-hop, plus framing and server as set. */
+function responseKinds(): number {
+  return RESP_HOP | (respDechunk ? 1 << HeaderKind.TRANSFER_ENCODING : 0) | (respDropServer ? 1 << HeaderKind.SERVER : 0);
 }
 
-/** The response fields dropResponseField drops by kind alone (hop-by-hop), as a Drop mask. */
-const RESP_HOP = (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.UPGRADE);
+/** responseKinds(), and the names in respDropNames (a transfer-encoding field goes by respDechunk alone). */
+function dropResponseField(h: MessageHead, i: number): boolean {
+  const k = h.fields[i * F.SIZE]!;
+  if (k === HeaderKind.TRANSFER_ENCODING) return respDechunk;
+  return (k !== HeaderKind.OTHER && ((responseKinds() >> k) & 1) !== 0) || named(h, i, respDropNames);
+}
 
 /** dropResponseField as a mask when no name is to be dropped (the usual case): no call per field. */
 function responseDrop(): Drop {
-  if (respDropNames.length !== 0) return dropResponseField;
-  return RESP_HOP | (respDechunk ? 1 << HeaderKind.TRANSFER_ENCODING : 0) | (respDropServer ? 1 << HeaderKind.SERVER : 0);
+  return respDropNames.length !== 0 ? dropResponseField : responseKinds();
 }
 
 /** Every header of a request head, names lower-cased, for filters that forward them (ext_authz). */
