@@ -911,7 +911,7 @@ uint32_t* Session::TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc) {
 }
 
 void Session::Emit() {
-  if (!batch_open_) return;
+  if (!batch_open_ || on_events_.IsEmpty()) return;  // after Finish, nobody is listening
   napi_value a[kArgs];
   size_t argc;
   uint32_t* mem = TakeBatch(false, a, &argc);
@@ -1223,10 +1223,14 @@ void Session::Finish(SessionEndReason reason, bool from_js) {
   size_t argc;
   TakeBatch(from_js, a, &argc);
   Unref();
+  // The last call: the callback's closure holds the JavaScript connection, which holds this
+  // wrapper, so a strong reference kept past the end would keep both alive for ever. The local
+  // lets go of it when this returns, exception or not.
+  Napi::FunctionReference on_events = std::move(on_events_);
   if (from_js) {
-    on_events_.MakeCallback(self, argc, a, async_);
+    on_events.MakeCallback(self, argc, a, async_);
   } else {
-    CallFromLoop(env, on_events_, self, argc, a, async_);
+    CallFromLoop(env, on_events, self, argc, a, async_);
   }
 }
 

@@ -160,6 +160,10 @@ Napi::Value Acceptor::Close(const Napi::CallbackInfo& info) {
     env_->Unlink(this);
     Release();
     Unref();
+    // Never called again: their closures (which may hold the listener that holds this wrapper)
+    // must not stay reachable from a strong reference.
+    on_accept_.Reset();
+    on_error_.Reset();
   }
   return info.Env().Undefined();
 }

@@ -116,7 +116,10 @@ void ConnectRequest::Complete(int status) {
   Unref();
   int fd = status == 0 ? fd_ : -1;
   fd_ = -1;  // JavaScript owns it now
-  CallFromLoop(env, callback_, self, {Napi::Number::New(env, status), Napi::Number::New(env, fd)}, async_);
+  // The only call: the callback is let go of when this returns, since its closure may hold what
+  // holds this request (a cycle through a strong reference is never freed).
+  Napi::FunctionReference callback = std::move(callback_);
+  CallFromLoop(env, callback, self, {Napi::Number::New(env, status), Napi::Number::New(env, fd)}, async_);
 }
 
 void ConnectRequest::Abandon() {
@@ -131,6 +134,7 @@ Napi::Value ConnectRequest::Cancel(const Napi::CallbackInfo& info) {
     env_->Unlink(this);
     Abandon();
     Unref();
+    callback_.Reset();  // never called now
   }
   return info.Env().Undefined();
 }

@@ -312,11 +312,14 @@ void Pipe::Finish(PipeCloseReason reason, bool from_js) {
   Unref();  // JavaScript may drop it now; nothing in C++ refers to it any more
   Napi::Value args[] = {Napi::Number::New(env, reason), Napi::Number::New(env, static_cast<double>(a_to_b_.bytes)),
                         Napi::Number::New(env, static_cast<double>(b_to_a_.bytes))};
+  // The only call: the callback is let go of when this returns, since its closure may hold the
+  // JavaScript side that holds this wrapper (a cycle through a strong reference is never freed).
+  Napi::FunctionReference on_close = std::move(on_close_);
   if (from_js) {
     // Inside close(): an exception from onClose propagates to close()'s caller.
-    on_close_.MakeCallback(self, {args[0], args[1], args[2]}, async_);
+    on_close.MakeCallback(self, {args[0], args[1], args[2]}, async_);
   } else {
-    CallFromLoop(env, on_close_, self, {args[0], args[1], args[2]}, async_);
+    CallFromLoop(env, on_close, self, {args[0], args[1], args[2]}, async_);
   }
 }
 
