@@ -230,6 +230,12 @@ export interface NativeBinding {
   /** close(fd). Throws EBADF for an fd that is not open (a double close is a bug). */
   closeFd(fd: number): void;
   /**
+   * recv(MSG_PEEK | MSG_DONTWAIT) into `buf`: the bytes the peer has sent so far, left in the
+   * socket. Returns their count, 0 at EOF, or -errno (-EAGAIN: nothing yet). Absent in addons
+   * built before it.
+   */
+  peekFd?(fd: number, buf: Buffer): number;
+  /**
    * Polls a listening fd; accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) up to 64 per wake-up; onAccept runs
    * once per accepted socket, which the callback then owns (TCP_NODELAY already set on TCP).
    * Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) call onError(errnoName) and pause

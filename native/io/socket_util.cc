@@ -194,4 +194,19 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value PeekFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "peekFd", "fd", 0, INT32_MAX);
+  if (info.Length() < 2 || !info[1].IsBuffer()) {
+    Napi::TypeError::New(info.Env(), "peekFd: buf must be a Buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  // What the peer has sent so far, left in the socket for whoever reads it next; never waits.
+  ssize_t n;
+  do {
+    n = recv(fd, buf.Data(), buf.Length(), MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+}
+
 }  // namespace strait

@@ -30,5 +30,6 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info);
 Napi::Value ListenUnix(const Napi::CallbackInfo& info);
 Napi::Value LocalAddress(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
+Napi::Value PeekFd(const Napi::CallbackInfo& info);
 
 }  // namespace strait

@@ -94,6 +94,12 @@ export interface IoEngine {
    * there instead as `buf[off, end)`, valid only during the call (the callee copies what it keeps).
    */
   streamWithReader?(down: Downstream, onBytes: (chunk: Buffer) => void, onRead?: (buf: Buffer, off: number, end: number) => void): import('node:net').Socket | null;
+  /**
+   * The connection's fd, taken (the caller owns it from here), when the bytes the peer has
+   * already sent begin with `prefix`; they stay in the socket. -1, with nothing touched, when
+   * fewer bytes have arrived, they differ, or this downstream is not a plain fd. Optional.
+   */
+  takeIfStartsWith?(down: Downstream, prefix: Buffer): number;
   /** Human-readable errno name for a negative status (`ECONNREFUSED`). */
   errnoName(status: number): string;
 }

@@ -21,6 +21,8 @@ import { StreamDownstream, StreamUpstream } from './stream_conn.js';
 
 /** Where streamWithReader sockets read into; one per process (reads run one at a time, each copied out). */
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+/** Where takeIfStartsWith peeks (HTTP/2's preface is 24 bytes). */
+const PEEK_BUF = Buffer.allocUnsafe(24);
 
 /** An fd the engine owns until it is handed to a Pipe (which then owns it) or closed. */
 class FdSocket implements Downstream, Upstream {
@@ -164,6 +166,14 @@ export class NativeEngine implements IoEngine {
       },
     };
     return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
+  }
+
+  takeIfStartsWith(down: Downstream, prefix: Buffer): number {
+    const peek = this.binding.peekFd;
+    if (peek === undefined || !(down instanceof FdSocket) || down.fd < 0 || prefix.length > PEEK_BUF.length) return -1;
+    const n = peek(down.fd, PEEK_BUF.length === prefix.length ? PEEK_BUF : PEEK_BUF.subarray(0, prefix.length));
+    if (n !== prefix.length || PEEK_BUF.compare(prefix, 0, n, 0, n) !== 0) return -1;
+    return down.take();
   }
 
   errnoName(status: number): string {

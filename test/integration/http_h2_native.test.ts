@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../helpers/net.js';
+import { F, frame, hpack, PREFACE, T } from '../helpers/h2frames.js';
 import { hcmListener, simpleRoutes } from '../helpers/http.js';
 import { ADMIN, ENGINES, runCli, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
@@ -241,6 +242,45 @@ ${staticCluster('up', [up.port])}`,
     } finally {
       good.close();
     }
+  });
+
+  it('serves a client whose preface arrives in pieces and one whose preface and request arrive in one write', async () => {
+    // Codec AUTO: a preface already in the socket at accept time sends the connection straight
+    // to HTTP/2 (serveH2IfPreface's peek); one still arriving is sniffed by the HTTP/1 session.
+    const request = Buffer.concat([frame(T.SETTINGS, 0, 0), frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, hpack([[':method', 'GET'], [':scheme', 'http'], [':path', '/pieces'], [':authority', 'x']]))]);
+    const before = (await strait.stat('http.h2n.downstream_cx_http2_total')) ?? 0;
+    const served = async (pieces: Buffer[]): Promise<string> => {
+      const raw = await connect(Number(new URL(url).port));
+      raw.on('error', () => {});
+      const body = new Promise<string>((resolve, reject) => {
+        let got = Buffer.alloc(0);
+        let text = '';
+        raw.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          while (got.length >= 9 && got.length >= 9 + got.readUIntBE(0, 3)) {
+            const len = got.readUIntBE(0, 3);
+            const [type, flags, stream] = [got[3]!, got[4]!, got.readUInt32BE(5) & 0x7fffffff];
+            if (stream === 1 && type === T.DATA) text += got.subarray(9, 9 + len).toString();
+            if (stream === 1 && (type === T.DATA || type === T.HEADERS) && flags & F.END_STREAM) resolve(text);
+            if (type === T.GOAWAY || type === T.RST_STREAM) reject(new Error(`frame type ${type}`));
+            got = got.subarray(9 + len);
+          }
+        });
+        raw.on('close', () => reject(new Error('closed before the response ended')));
+      });
+      for (const [i, p] of pieces.entries()) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 30));
+        raw.write(p);
+      }
+      try {
+        return await body;
+      } finally {
+        raw.destroy();
+      }
+    };
+    expect(await served([Buffer.concat([PREFACE, request])])).toBe('GET /pieces 0');
+    expect(await served([PREFACE.subarray(0, 3), PREFACE.subarray(3, 16), Buffer.concat([PREFACE.subarray(16), request])])).toBe('GET /pieces 0');
+    await strait.waitStat('http.h2n.downstream_cx_http2_total', (v) => v === before + 2);
   });
 
   it('closes an idle connection with GOAWAY after idle_timeout', async () => {

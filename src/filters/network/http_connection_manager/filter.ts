@@ -15,7 +15,7 @@ import { StreamTimeouts } from './stream_timeouts.js';
 import { runFilterChain, type ChainVerdict } from '../../http/chain.js';
 import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
 import type { HcmConfig } from './config.js';
-import { createH2Server, serveH2 } from './h2_session.js';
+import { createH2Server, serveH2, serveH2IfPreface } from './h2_session.js';
 import { Http1Session } from './http1_session.js';
 import { HCM_STATS } from './stats.js';
 import { Underscores, underscoreStats, type UnderscoreStats } from './underscores.js';
@@ -145,6 +145,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
       serveH2(this, conn, engine.stream(conn.downstream), null);
       return;
     }
+    if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
     // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
     let session: Http1Session | null = null;
     const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d), (b, o, e) => session!.onRead(b, o, e)) ?? null;

@@ -305,6 +305,32 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   socket.removeAllListeners();
   socket.on('error', ignore);
   socket.destroy();
+  startNativeH2(filter, conn, own, already);
+  return true;
+}
+
+/** HTTP/2's connection preface: what a client sends first. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * codec AUTO on the native engines: a connection whose client has already sent HTTP/2's preface
+ * when it is accepted goes to the addon's session at once, by a peek at the socket (as Envoy's
+ * http_inspector decides), instead of through a net.Socket and an HTTP/1 session that read the
+ * bytes only to hand the connection over. Most HTTP/2 clients send the preface with the
+ * handshake's last ACK. False, with nothing touched, otherwise: the bytes are sniffed as before.
+ */
+export function serveH2IfPreface(filter: HttpConnectionManagerFilter, conn: ConnectionContext): boolean {
+  const engine = filter.rt.engine;
+  if (engine.takeIfStartsWith === undefined || h2Engine() !== 'native' || conn.initialData || conn.downstream.tls || !native().H2Session) return false;
+  const fd = engine.takeIfStartsWith(conn.downstream, H2_PREFACE);
+  if (fd < 0) return false;
+  conn.handover = null; // HTTP/2 state cannot move to another process: drained instead
+  startNativeH2(filter, conn, fd, null);
+  return true;
+}
+
+/** The addon's nghttp2 session serves the connection on `own` (its fd from now on). */
+function startNativeH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, own: number, already: Buffer | null): void {
   const st = filter.stats;
   const cfg = filter.config;
   st.downstream_cx_http2_total.value++;
@@ -376,14 +402,13 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
     st.downstream_cx_http2_active.value--;
     st.downstream_cx_destroy.value++;
     conn.done();
-    return true;
+    return;
   }
   c = connection;
   const d = conn.downstream;
   registerDownstream(connection.socket, { remote: d.remote, local: d.local, tls: null, filterState: d.filterState ?? null, socket: connection.socket, close: () => connection.destroy() } as unknown as Downstream);
   conn.abort = () => connection.destroy();
   conn.drain = () => connection.close();
-  return true;
 }
 
 /**

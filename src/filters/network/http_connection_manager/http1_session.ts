@@ -42,7 +42,7 @@ import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
-import { serveH2 } from './h2_session.js';
+import { H2_PREFACE, serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
 import { H1Try, H2Try, ParkedH1Conn, TryRelay, statusRetriable, type HedgeOwner, type HeaderObject, type ParkedTry, type TryEvents, type TryFailureKind, type UpstreamTry } from './upstream_try.js';
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
@@ -54,7 +54,6 @@ type HcmStats = StatsOf<typeof HCM_STATS>;
 type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
 
 /** The HTTP/2 client preface starts with these bytes; an HTTP/1 parser would call it malformed. */
-const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
