@@ -309,15 +309,16 @@ function serveH2Native(filter: HttpConnectionManagerFilter, conn: ConnectionCont
   return true;
 }
 
-/** HTTP/2's connection preface: what a client sends first. */
+/** HTTP/2's connection preface: what a client sends first (an HTTP/1 parser would call it malformed). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
  * codec AUTO on the native engines: a connection whose client has already sent HTTP/2's preface
  * when it is accepted goes to the addon's session at once, by a peek at the socket (as Envoy's
  * http_inspector decides), instead of through a net.Socket and an HTTP/1 session that read the
- * bytes only to hand the connection over. Most HTTP/2 clients send the preface with the
- * handshake's last ACK. False, with nothing touched, otherwise: the bytes are sniffed as before.
+ * bytes only to hand the connection over. HTTP/2 clients write the preface as soon as they are
+ * connected, so it is often there already. False, with nothing touched, otherwise: the bytes are
+ * sniffed as before.
  */
 export function serveH2IfPreface(filter: HttpConnectionManagerFilter, conn: ConnectionContext): boolean {
   const engine = filter.rt.engine;

@@ -53,7 +53,6 @@ import { h1DropUnderscored, h1HasUnderscore, Underscores } from './underscores.j
 type HcmStats = StatsOf<typeof HCM_STATS>;
 type ClusterHttpStats = StatsOf<typeof HTTP_CLUSTER_STATS>;
 
-/** The HTTP/2 client preface starts with these bytes; an HTTP/1 parser would call it malformed. */
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
