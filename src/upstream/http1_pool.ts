@@ -115,6 +115,13 @@ export class Http1UpstreamConn {
     if (!this.closed) sendTo(this.socket, this.fd, b);
   }
 
+  /** Drops a head deferWrite still holds; true when there was one (then nothing of it left). */
+  dropDeferred(): boolean {
+    if (this.deferred === null) return false;
+    this.deferred = null;
+    return true;
+  }
+
   /** The fd a write may go to directly right now (encodeHeadSend), else -1: sendTo's rule. */
   sendFd(): number {
     return canSendNow(this.socket, this.fd) ? this.fd : -1;

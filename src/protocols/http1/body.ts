@@ -80,6 +80,17 @@ export class BodyFramer {
     this.payloadBytes = 0;
   }
 
+  /** Takes `o`'s place in a body under way (a drained response, http1_drain.ts); not its onPayload. */
+  assign(o: BodyFramer): void {
+    this.mode = o.mode;
+    this.remaining = o.remaining;
+    this.state = o.state;
+    this.digits = o.digits;
+    this.lineBytes = o.lineBytes;
+    this.trailerBytes = o.trailerBytes;
+    this.payloadBytes = o.payloadBytes;
+  }
+
   get done(): boolean {
     return this.mode === BodyMode.NONE;
   }

@@ -1270,10 +1270,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
   }
 
-  private abortTry(): void {
+  private abortTry(downstreamGone = false): void {
     const t = this.try;
     this.endTry();
-    t?.abort();
+    t?.abort(downstreamGone);
   }
 
   private retryAllowed(kind: TryFailureKind | 'per_try_timeout' | 'status' | 'hedge', status: number, grpcStatus: number): boolean {
@@ -1870,7 +1870,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     // The client reset the stream (or the connection went) before we answered.
     this.stats.downstream_rq_rx_reset.value++;
     this.flag('DC');
-    this.abortTry();
+    this.abortTry(true);
     this.finish(!this.responseStarted);
   }
 }

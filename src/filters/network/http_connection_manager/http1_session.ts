@@ -25,6 +25,7 @@ import type { HeaderLookup } from '../../../router/header_matcher.js';
 import type { Cluster } from '../../../upstream/cluster.js';
 import type { Host } from '../../../upstream/host.js';
 import { OutlierResult } from '../../../upstream/outlier/monitor.js';
+import { drainResponse } from '../../../upstream/http1_drain.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import { upstreamProtocolOf } from '../../../upstream/http2_pool.js';
 import { countUpstreamStatus, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
@@ -2368,11 +2369,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     if (this.host) this.host.counters.rq_active--;
   }
 
-  private abortTry(): void {
+  /** `downstreamGone`: the client left, not the upstream's fault (UpstreamTry.abort). */
+  private abortTry(downstreamGone = false): void {
     if (this.h2) {
       const t = this.h2;
       this.h2 = null;
-      t.abort();
+      t.abort(downstreamGone);
     }
     if (this.cancelAcquire) {
       this.cancelAcquire();
@@ -2380,11 +2382,28 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     }
     const c = this.conn;
     this.conn = null;
-    if (c) {
+    if (c && !(downstreamGone && this.drainConn(c))) {
       c.user = null;
       c.destroy();
     }
     this.endTry();
+  }
+
+  /**
+   * Keeps `c` when the whole request went up on it: the rest of the response is read and dropped
+   * and the connection pooled (upstream/http1_drain.ts); a head still deferred never left, so the
+   * connection goes back at once. False: close it as before.
+   */
+  private drainConn(c: Http1UpstreamConn): boolean {
+    if (!this.requestDone || this.waitingUpstreamDrain || this.upgrade || this.respExtraBytes || this.holdThen !== null) return false;
+    if (c.dropDeferred()) {
+      c.user = null;
+      c.socket.resume();
+      c.pool.release(c, true);
+      return true;
+    }
+    const r = this.resp;
+    return drainResponse(c, this.head.method, r === null ? this.respBuf : null, r === null ? null : this.respFramer, r === null || wantsKeepAlive(r));
   }
 
   private tryFailed(kind: TryFailure): void {
@@ -2936,7 +2955,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.flag('DC');
       this.logAccess();
     }
-    this.abortTry();
+    this.abortTry(true);
     this.clearTimers();
     this.notifyFilters();
   }

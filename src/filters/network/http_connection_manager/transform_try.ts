@@ -64,10 +64,10 @@ export class TransformTry implements UpstreamTry, TryEvents {
     this.release(BY_OWNER);
   }
 
-  abort(): void {
+  abort(downstreamGone = false): void {
     this.done = true;
     this.destroy();
-    this.inner?.abort();
+    this.inner?.abort(downstreamGone);
   }
 
   private hold(why: number): void {

@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, responseHasNoBody, wantsKeepAlive } from '../../../prot
 import { parseResponseHead } from '../../../protocols/http1/parser.js';
 import { F, HeadStatus, type MessageHead } from '../../../protocols/http1/types.js';
 import type { Host } from '../../../upstream/host.js';
+import { drainResponse } from '../../../upstream/http1_drain.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { chunkIsFinal, flatGet, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
@@ -298,8 +299,12 @@ export interface UpstreamTry {
   /** Stop/restart delivering response data (the downstream is slow). */
   pause(): void;
   resume(): void;
-  /** Abandon the attempt (timeout, downstream gone). No events after this. */
-  abort(): void;
+  /**
+   * Abandon the attempt (timeout, downstream gone). No events after this. `downstreamGone`: the
+   * client went away, nothing is wrong with the upstream; an HTTP/1.1 try whose request has left
+   * may then read the rest of its response and pool the connection (H1Try.abort).
+   */
+  abort(downstreamGone?: boolean): void;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -890,8 +895,9 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     this.conn.socket.resume();
   }
 
-  abort(): void {
+  abort(downstreamGone = false): void {
     if (this.done) return;
+    if (downstreamGone && this.drain()) return;
     this.done = true;
     if (this.cancel) this.cancel();
     const c = this.conn;
@@ -900,6 +906,25 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       c.user = null;
       c.destroy();
     }
+  }
+
+  /**
+   * The client is gone but its whole request went upstream: the rest of the response is read and
+   * dropped and the connection pooled (upstream/http1_drain.ts). A head still deferred never left:
+   * the connection goes back at once. False: nothing to drain, close as before.
+   */
+  private drain(): boolean {
+    const c = this.conn;
+    if (c === null || !this.ended || this.pending !== null) return false;
+    if (c.dropDeferred()) {
+      c.user = null;
+      if (this.paused) c.socket.resume();
+      this.pools.forHost(c.pool.host).release(c, true);
+    } else if (!drainResponse(c, this.method, this.respBuf, this.resp !== null ? this.framer : null, this.resp === null || wantsKeepAlive(this.resp))) return false;
+    this.conn = null;
+    this.done = true;
+    this.paused = false;
+    return true;
   }
 
   /**
