@@ -4,7 +4,9 @@
 // connection's next request (Http1Stream.reuse), so each answer, each request the upstream
 // sees and each access log line must be that request's own: no status, flag, request id, byte
 // count, body, response header or keep-alive wording carried over from the one before (the
-// stream also refills its last response head rather than making a new one).
+// stream also refills its last response head rather than making a new one, and the connection's
+// next owned parse refills its last request head: a field, method or length left over from the
+// request before would reach the upstream here).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';

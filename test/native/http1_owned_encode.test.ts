@@ -89,6 +89,24 @@ describe('owned head parse (parseHttp1Head with copyTo)', () => {
     expect(new Set(kept.map(([h]) => h.buf)).size).toBeGreaterThan(3);
   });
 
+  it('refills a request head it returned before (`into`): the same object, as a fresh parse of the new head', () => {
+    const first = Buffer.from(REQUEST, 'latin1');
+    const second = Buffer.from('POST /b HTTP/1.0\r\nHost: other\r\nContent-Length: 3\r\n\r\n', 'latin1');
+    const h = head(native.parseRequestHeadOwned(first, 0, first.length, DEFAULT_LIMITS));
+    const again = head(native.parseRequestHeadOwned(second, 0, second.length, DEFAULT_LIMITS, h));
+    expect(again).toBe(h);
+    const fresh = head(native.parseRequestHeadOwned(second, 0, second.length, DEFAULT_LIMITS));
+    expect(lines(again)).toEqual(lines(fresh));
+    const { buf: _a, start: _b, fields: fa, ...restAgain } = again;
+    const { buf: _c, start: _d, fields: fb, ...restFresh } = fresh;
+    expect(restAgain).toEqual(restFresh);
+    // Fewer fields than the head before: none of its offsets left behind.
+    expect(fa.length).toBe(fb.length);
+    // A failed parse leaves the head as it was.
+    expect(native.parseRequestHeadOwned(first, 0, 30, DEFAULT_LIMITS, h)).toBe(0);
+    expect(lines(h)).toEqual(lines(fresh));
+  });
+
   it('reports incomplete and bad heads as the plain parse does, copying nothing', () => {
     const src = Buffer.from(REQUEST, 'latin1');
     expect(native.parseRequestHeadOwned(src, 0, 30, DEFAULT_LIMITS)).toBe(0);

@@ -97,7 +97,7 @@ export interface HeadParser {
    * Like the two above, but a head returned never points into `buf`: its bytes are copied to a
    * buffer shared by many heads. For parsing straight from a read buffer that is reused.
    */
-  parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits): ParseResult;
+  parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits, into?: MessageHead | null): ParseResult;
   /**
    * `into`: a head this parser returned before that nobody refers to any more; the new head is
    * written into it (and its fields array) instead of a new object, and returned.
@@ -261,7 +261,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   return {
     parseRequestHead: (buf, off, end, limits) => run(true, buf, off, end, limits, false, null),
     parseResponseHead: (buf, off, end, limits, into) => run(false, buf, off, end, limits, false, into ?? null),
-    parseRequestHeadOwned: (buf, off, end, limits) => run(true, buf, off, end, limits, true, null),
+    parseRequestHeadOwned: (buf, off, end, limits, into) => run(true, buf, off, end, limits, true, into ?? null),
     parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
     inTables: (head) => (head === inArena && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
   };

@@ -84,11 +84,12 @@ export function headFlagsInTables(head: MessageHead): number {
 
 /**
  * Like parseRequestHead, but the head returned (if any) never points into `buf`: for parsing
- * straight out of a read buffer that is reused once this call's caller returns.
+ * straight out of a read buffer that is reused once this call's caller returns. `into`: as for
+ * parseResponseHeadOwned.
  */
-export function parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+export function parseRequestHeadOwned(buf: Buffer, off: number, end: number, limits: ParseLimits = DEFAULT_LIMITS, into: MessageHead | null = null): ParseResult {
   if (limits.maxHeaders > NATIVE_MAX_HEADERS) return own(tsRequest(buf, off, end, limits));
-  return chosen.parser.parseRequestHeadOwned(buf, off, end, limits);
+  return chosen.parser.parseRequestHeadOwned(buf, off, end, limits, into);
 }
 
 /**
