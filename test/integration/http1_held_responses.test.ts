@@ -4,7 +4,9 @@
 // `connection: close`, HTTP/1.0), and a local reply to the client's next request when that
 // request is read in the same batch as the upstream's answer to the one before (the test writes
 // both at the same moment, many times over, so the two reads often share a batch), or when it
-// is a pipelined request served at the tail of that batch.
+// is a pipelined request served at the tail of that batch. Held bytes are written into a stage
+// reused by the next batch: what the kernel does not take must be copied, or another
+// connection's responses would overwrite it before it leaves.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hcmListener } from '../helpers/http.js';
@@ -32,7 +34,8 @@ async function rawUpstream(onHead: (path: string) => void): Promise<{ port: numb
       for (let i = buf.indexOf('\r\n\r\n'); i !== -1; i = buf.indexOf('\r\n\r\n')) {
         const path = buf.slice(0, i).split(' ')[1]!;
         buf = buf.slice(i + 4);
-        const body = `ok ${path}`;
+        // /big/...: ~3 KB, still small enough to go out whole with its head.
+        const body = path.startsWith('/big/') ? `ok ${path} ${'x'.repeat(3000)}` : `ok ${path}`;
         s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
         onHead(path);
       }
@@ -133,6 +136,47 @@ ${staticCluster('up', [up.port])}`,
       expect(bodies).toEqual([`ok /p/${k}/a`, 'teapot', `ok /p/${k}/b`, `ok /p/${k}/c`, 'teapot', `ok /p/${k}/d`]);
     }
   }, 20_000);
+
+  it('delivers a held response the kernel took in part intact while other connections reuse the stage', async () => {
+    const slow = net.connect(port, '127.0.0.1');
+    slow.on('error', () => {});
+    await new Promise<void>((r) => slow.once('connect', () => r()));
+    // The client reads nothing: each response is held and sent whole until the kernel's buffers
+    // fill and a send is taken in part; then the proxy queues, and stops reading this client.
+    slow.pause();
+    const before = (await strait.stat('http.web.downstream_flow_control_paused_reading_total')) ?? 0;
+    let sent = 0;
+    for (; sent < 5000; sent++) {
+      const answered = new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), 300);
+        after.set(`/big/${sent}`, () => {
+          clearTimeout(t);
+          r(true);
+        });
+      });
+      slow.write(`GET /big/${sent} HTTP/1.1\r\nhost: h\r\n\r\n`);
+      if (!(await answered)) {
+        sent++;
+        break;
+      }
+    }
+    expect(await strait.stat('http.web.downstream_flow_control_paused_reading_total')).toBeGreaterThan(before);
+    // Another client's held responses are written over the stage meanwhile.
+    for (let k = 0; k < 30; k++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      const got = responses(s, 1);
+      s.write(`GET /big/other-${k} HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n`);
+      expect((await got)[0]!.body).toBe(`ok /big/other-${k} ${'x'.repeat(3000)}`);
+      s.destroy();
+    }
+    const got = responses(slow, sent);
+    slow.resume();
+    const r = await got;
+    slow.destroy();
+    const bad = r.map((x, k) => (x.body === `ok /big/${k} ${'x'.repeat(3000)}` ? -1 : k)).filter((k) => k >= 0);
+    expect(bad).toEqual([]);
+  }, 30_000);
 
   it('answers a request read in the same batch as the response before it in order, the local reply second', async () => {
     for (let k = 0; k < 60; k++) {

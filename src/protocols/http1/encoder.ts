@@ -126,12 +126,48 @@ function collectRuns(head: MessageHead, drop: Drop): number {
  * which costs a typed-array view and a native call. Same bytes as encodeHeadJs (parity-tested).
  */
 export function encodeHead(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): Buffer {
+  return encodeHeadIn(false, firstLine, head, drop, extra, tail, tailStart, tailEnd);
+}
+
+/**
+ * encodeHead into the batch stage: the bytes are valid until resetStage(), which the caller
+ * runs once they have left (sendStaged copies what the kernel does not take). A response
+ * held to the end of a read batch then costs no Buffer pool space: each 8 KiB pool the heads
+ * used up was a young ArrayBuffer for the next scavenge to sweep, which came to half its pause.
+ */
+export function encodeHeadStaged(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): Buffer {
+  return encodeHeadIn(true, firstLine, head, drop, extra, tail, tailStart, tailEnd);
+}
+
+const STAGE_BYTES = 64 * 1024;
+let stage: Buffer | null = null;
+let stageAt = 0;
+
+function stageAlloc(size: number): Buffer {
+  if (size > STAGE_BYTES >> 2) return Buffer.allocUnsafe(size);
+  let s = stage;
+  // A full stage is left to whatever still points into it; the next one starts empty.
+  if (s === null || stageAt + size > s.length) {
+    s = stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+    stageAt = 0;
+  }
+  const b = s.subarray(stageAt, stageAt + size);
+  stageAt += size;
+  return b;
+}
+
+/** Every staged head has left: the stage is written from its start again. */
+export function resetStage(): void {
+  stageAt = 0;
+}
+
+function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): Buffer {
   const write = writeNative;
   if (write === null) return encodeHeadJs(firstLine, head, drop, extra, tail, tailStart, tailEnd);
   let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
-  const out = Buffer.allocUnsafe(size);
+  const out = staged ? stageAlloc(size) : Buffer.allocUnsafe(size);
   if (boundWrite !== null) boundWrite(out, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd);
   else write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
   return out;

@@ -9,8 +9,8 @@ import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeHeadSend, encodeLocalResponse, lastHeadSent, reasonPhrase, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
-import { canSendNow, directFd, sendTo } from '../../../protocols/http1/send.js';
+import { encodeHead, encodeHeadSend, encodeHeadStaged, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
+import { canSendNow, directFd, sendStaged, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
@@ -200,6 +200,7 @@ function sendHeldOf(s: Http1Session): void {
 
 function sendHeld(): void {
   heldSessions.drain(sendHeldOf);
+  resetStage();
 }
 onBatchEnd(sendHeld);
 
@@ -680,7 +681,7 @@ export class Http1Session {
    */
   writeHead(firstLine: string, head: MessageHead, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, whole: boolean): boolean {
     if (whole && inBatch() && canSendNow(this.socket, this.fd)) {
-      const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);
+      const b = encodeHeadStaged(firstLine, head, drop, extra, tail, tailStart, tailEnd);
       this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
       if (this.heldOne === null) {
         this.heldOne = b;
@@ -705,7 +706,8 @@ export class Http1Session {
     if (this.socket.destroyed) return;
     // Whole responses: no upstream read waits on them, so a full socket buffer needs no answer
     // here (what the kernel leaves queues in the stream; the next exchange's writes see it).
-    sendTo(this.socket, this.fd, more === null ? one : Buffer.concat([one, ...more]));
+    if (more === null) sendStaged(this.socket, this.fd, one);
+    else sendTo(this.socket, this.fd, Buffer.concat([one, ...more]));
   }
 
   /** cork() behind whatever writeHead queued. */
