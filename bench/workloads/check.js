@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 
 /** GET over HTTP/1.1 on a raw socket; returns { status, body, rawLength } of one response. */
-export function rawGet(port, urlPath, timeoutMs = 5000) {
+export function rawGet(port, urlPath, timeoutMs = 5000, extraHeaders = '') {
   return new Promise((resolve, reject) => {
     const s = net.connect({ port, host: '127.0.0.1' });
     let buf = Buffer.alloc(0);
@@ -16,7 +16,7 @@ export function rawGet(port, urlPath, timeoutMs = 5000) {
       else resolve(val);
     }
     s.on('error', (e) => finish(e));
-    s.on('connect', () => s.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
+    s.on('connect', () => s.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extraHeaders}\r\n`));
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       const end = buf.indexOf('\r\n\r\n');

@@ -14,9 +14,9 @@ const LUA = path.join(TOOLS_DIR, 'wrk-report.lua');
 /** wrk takes whole seconds. */
 const secs = (s) => `${Math.max(1, Math.round(s))}s`;
 
-async function wrk(target, ctx, { urlPath, depth, seconds }) {
+async function wrk(target, ctx, { urlPath, depth, seconds, close = false }) {
   const c = ctx.settings.connections;
-  const args = ['-t1', `-c${c}`, `-d${secs(seconds)}`, '--timeout', '5s', '--latency', '-s', LUA, `http://127.0.0.1:${target.port}${urlPath}`, '--', String(depth)];
+  const args = ['-t1', `-c${c}`, `-d${secs(seconds)}`, '--timeout', '5s', '--latency', ...(close ? ['-H', 'Connection: close'] : []), '-s', LUA, `http://127.0.0.1:${target.port}${urlPath}`, '--', String(depth)];
   const r = await runPinned('wrk', findTool('wrk').path, args, { cpu: ctx.cpus.loadgen, timeoutMs: (seconds + 30) * 1000 });
   const m = r.stdout.match(/^BENCH_JSON (\{.*\})$/m);
   if (!m) throw new Error(`wrk gave no summary (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${(r.stderr || r.stdout).slice(-800)}`);
@@ -32,20 +32,25 @@ export const HTTP_LAYERS = {
 };
 
 /** One exact request through the peer; remembers the response size for the byte checks. */
-export async function preflightGet(target, urlPath, bodySize) {
-  const r = await rawGet(target.port, urlPath);
+export async function preflightGet(target, urlPath, bodySize, extraHeaders = '') {
+  const r = await rawGet(target.port, urlPath, 5000, extraHeaders);
   if (r.status !== 200) throw new Error(`preflight GET ${urlPath}: status ${r.status}`);
   if (r.body !== bodyFor(bodySize)) throw new Error(`preflight GET ${urlPath}: body differs from the upstream's (${r.body.length} bytes)`);
   return { responseBytes: r.rawLength };
 }
 
-/** `rounds` overrides the profile's rounds (the full profile's L4 rows run fewer). */
-export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', rounds = null }) {
+/**
+ * `rounds` overrides the profile's rounds (the full profile's L4 rows run fewer). `close`: every
+ * request asks `Connection: close`, so each is a new client connection (wrk reconnects): what a
+ * connection costs a proxy, which keep-alive rows hardly show. Upstream connections stay pooled.
+ */
+export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', rounds = null, close = false }) {
   const urlPath = `/${bodySize}`;
   const pipelined = depth > 1;
+  const closeHeader = close ? 'Connection: close\r\n' : '';
   return {
     name,
-    title: `HTTP/1.1 ${pipelined ? 'pipelined' : 'keep-alive'}, ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
+    title: `HTTP/1.1 ${pipelined ? 'pipelined' : close ? 'connection per request' : 'keep-alive'}, ${bodySize === 1024 ? '1 KiB' : `${bodySize} B`} body`,
     layer: HTTP_LAYERS[layer].http1,
     layerLabel: HTTP_LAYERS[layer].label,
     quick,
@@ -71,15 +76,15 @@ export function http1Workload({ name, bodySize, depth, quick, layer = 'l7', roun
       { key: 'requests', label: 'requests', digits: 0 },
     ],
     describe: (s) =>
-      `wrk -t1 -c${s.connections} -d<duration> --latency${pipelined ? `, ${s.pipelineDepth ?? depth} requests per write (pipelined; latency is per batch)` : ''}, GET ${urlPath} (${bodySize} B body). ` +
+      `wrk -t1 -c${s.connections} -d<duration> --latency${pipelined ? `, ${s.pipelineDepth ?? depth} requests per write (pipelined; latency is per batch)` : ''}${close ? " -H 'Connection: close' (a new connection for every request; the proxies keep their upstream connections)" : ''}, GET ${urlPath} (${bodySize} B body). ` +
       'Every response is counted only if wrk saw no socket error and no status >= 400, and the bytes read must equal requests x the exact response size measured in the preflight (plus at most one in-flight batch per connection).',
-    preflight: (target) => preflightGet(target, urlPath, bodySize),
+    preflight: (target) => preflightGet(target, urlPath, bodySize, closeHeader),
     async warm(target, ctx) {
-      await wrk(target, ctx, { urlPath, depth: pipelined ? ctx.settings.pipelineDepth : 1, seconds: ctx.settings.warmupS });
+      await wrk(target, ctx, { urlPath, depth: pipelined ? ctx.settings.pipelineDepth : 1, seconds: ctx.settings.warmupS, close });
     },
     async run(target, ctx) {
       const d = pipelined ? ctx.settings.pipelineDepth : 1;
-      const { json, args } = await wrk(target, ctx, { urlPath, depth: d, seconds: ctx.settings.durationS });
+      const { json, args } = await wrk(target, ctx, { urlPath, depth: d, seconds: ctx.settings.durationS, close });
       const e = json.errors;
       const errors = { connect: e.connect, read: e.read, write: e.write, timeout: e.timeout, status_ge_400: e.status };
       const per = target.preflight?.responseBytes;

@@ -32,6 +32,9 @@ export const WORKLOADS = [
   http1Workload({ name: 'http1-keepalive-1k', bodySize: 1024, depth: 1, quick: false }),
   // Pipelined is full-profile only: with it, quick took ~200 s on a busy 2-core machine.
   http1Workload({ name: 'http1-pipelined-64', bodySize: 64, depth: 16, quick: false }),
+  // A new client connection per request (Connection: close): the cost of a connection, which
+  // the keep-alive rows amortise away. Full profile only, 3 rounds.
+  http1Workload({ name: 'http1-close-64', bodySize: 64, depth: 1, quick: false, close: true, rounds: 3 }),
   http1Workload({ name: 'http1-pipelined-1k', bodySize: 1024, depth: 16, quick: false }),
   // The same keep-alive shape at a fixed rate every peer can hold (about half of the slowest
   // proxy's saturation here): p99 at equal load, which the closed-loop rows cannot show.
