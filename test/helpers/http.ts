@@ -25,6 +25,30 @@ export interface TestUpstream {
   close(): Promise<void>;
 }
 
+/** A node:http upstream that counts the connections it accepted and saw close. */
+export interface CountingUpstream {
+  port: number;
+  accepted: number;
+  closed: number;
+  server: http.Server;
+}
+
+/**
+ * Serves `handler` on 127.0.0.1 (port from the OS), counting connections. Keep-alive lasts a
+ * minute, so that the proxy's side decides when a connection closes.
+ */
+export async function countingUpstream(handler: http.RequestListener): Promise<CountingUpstream> {
+  const up = { port: 0, accepted: 0, closed: 0, server: http.createServer(handler) };
+  up.server.keepAliveTimeout = 60_000;
+  up.server.on('connection', (s: net.Socket) => {
+    up.accepted++;
+    s.on('close', () => up.closed++);
+  });
+  await new Promise<void>((r) => up.server.listen(0, '127.0.0.1', r));
+  up.port = (up.server.address() as net.AddressInfo).port;
+  return up;
+}
+
 /**
  * A node:http upstream driven by request headers:
  * - `x-test-status: N` answers with status N;

@@ -7,7 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener } from '../helpers/http.js';
+import { countingUpstream, hcmListener, type CountingUpstream } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,11 +38,7 @@ const KEPT: Case[] = ['waiting', 'midbody', 'chunked'];
 const CLOSED: Case[] = ['large', 'slow'];
 type Proto = 'h1' | 'h2';
 
-interface Up {
-  port: number;
-  accepted: number;
-  closed: number;
-  server: http.Server;
+interface Up extends CountingUpstream {
   /** Resolves when a request for the case arrives, then when its response is finished or cut. */
   requested: Promise<void>;
   answered: Promise<void>;
@@ -51,10 +47,9 @@ interface Up {
 async function upstream(c: Case): Promise<Up> {
   let onReq!: () => void;
   let onDone!: () => void;
-  const up = { port: 0, accepted: 0, closed: 0 } as Up;
-  up.requested = new Promise<void>((r) => (onReq = r));
-  up.answered = new Promise<void>((r) => (onDone = r));
-  up.server = http.createServer((req, res) => {
+  const requested = new Promise<void>((r) => (onReq = r));
+  const answered = new Promise<void>((r) => (onDone = r));
+  const up = await countingUpstream((req, res) => {
     req.resume();
     if (req.url === '/ok') {
       res.end('ok');
@@ -65,14 +60,7 @@ async function upstream(c: Case): Promise<Up> {
     CASES[c](res);
     onReq();
   });
-  up.server.keepAliveTimeout = 60_000;
-  up.server.on('connection', (s: net.Socket) => {
-    up.accepted++;
-    s.on('close', () => up.closed++);
-  });
-  await new Promise<void>((r) => up.server.listen(0, '127.0.0.1', r));
-  up.port = (up.server.address() as net.AddressInfo).port;
-  return up;
+  return Object.assign(up, { requested, answered });
 }
 
 /** A request whose client goes away once the upstream has it, or (`onHead`) once response bytes arrive. */

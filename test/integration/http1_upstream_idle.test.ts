@@ -5,34 +5,20 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener } from '../helpers/http.js';
+import { countingUpstream, hcmListener, type CountingUpstream } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const IDLE_S = 0.25;
 
-interface Up {
-  port: number;
-  accepted: number;
-  closed: number;
-  server: http.Server;
-}
+type Up = CountingUpstream;
 
-async function upstream(): Promise<Up> {
-  const up = { port: 0, accepted: 0, closed: 0 } as Up;
-  up.server = http.createServer((req, res) => {
+function upstream(): Promise<Up> {
+  // The proxy's idle timer, not the server's, must close the connection.
+  return countingUpstream((req, res) => {
     req.resume();
     req.on('end', () => res.end('ok'));
   });
-  // The proxy's idle timer, not the server's, must close the connection.
-  up.server.keepAliveTimeout = 60_000;
-  up.server.on('connection', (s: net.Socket) => {
-    up.accepted++;
-    s.on('close', () => up.closed++);
-  });
-  await new Promise<void>((r) => up.server.listen(0, '127.0.0.1', r));
-  up.port = (up.server.address() as net.AddressInfo).port;
-  return up;
 }
 
 const HPO = (common: string) => `    typed_extension_protocol_options:

@@ -85,16 +85,6 @@ export const HANDLE_FROM_KEY = HANDLE_KEY !== null;
  * stream holds nothing (queued or in flight), is not corked, connected and still writable. The
  * handle check matters: a destroyed socket's fd number may already belong to another connection.
  */
-/** sendTo for bytes that are reused once this returns (encodeHeadStaged): what the stream queues is a copy. */
-export function sendStaged(sock: net.Socket, fd: number, b: Buffer): boolean {
-  if (canSendNow(sock, fd)) {
-    const n = send!(fd, b);
-    if (n === b.length) return true;
-    if (n > 0) return sock.write(Buffer.from(b.subarray(n)));
-  }
-  return sock.write(Buffer.from(b));
-}
-
 export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
   if (canSendNow(sock, fd)) {
     const n = send!(fd, b);
@@ -104,4 +94,14 @@ export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
     if (n > 0) return sock.write(b.subarray(n));
   }
   return sock.write(b);
+}
+
+/** sendTo for bytes that are reused once this returns (encodeHeadStaged): what the stream queues is a copy. */
+export function sendStaged(sock: net.Socket, fd: number, b: Buffer): boolean {
+  if (canSendNow(sock, fd)) {
+    const n = send!(fd, b);
+    if (n === b.length) return true;
+    if (n > 0) return sock.write(Buffer.from(b.subarray(n)));
+  }
+  return sock.write(Buffer.from(b));
 }
