@@ -9,6 +9,7 @@
 // in the kernel (more or costlier calls) or in its own code; CPU split figures are medians.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { flagArgs } from './lib/flags.js';
 import { makeCtx, roundOrder, startPeer } from './lib/runner.js';
 import { parseArgs, resolveSettings } from './lib/settings.js';
 import { UPSTREAMS } from './upstreams/index.js';
@@ -16,14 +17,7 @@ import { PEERS } from './peers/index.js';
 import { WORKLOADS } from './workloads/index.js';
 
 function args(argv) {
-  const o = { workload: 'h2c-64', peers: 'haproxy,strait-native', rounds: 3, duration: 3 };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i].replace(/^--/, '');
-    if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
-    const v = argv[++i];
-    o[k] = ['rounds', 'duration'].includes(k) ? Number(v) : v;
-  }
-  return o;
+  return flagArgs(argv, { workload: 'h2c-64', peers: 'haproxy,strait-native', rounds: 3, duration: 3 });
 }
 
 const TICK = 100; // USER_HZ: /proc stat times are in 1/100 s on Linux

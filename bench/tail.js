@@ -10,6 +10,7 @@
 // Not a benchmark: one peer at a time, nothing compared across machines.
 import fs from 'node:fs';
 import path from 'node:path';
+import { flagArgs } from './lib/flags.js';
 import { makeCtx, startPeer } from './lib/runner.js';
 import { runPinned } from './lib/proc.js';
 import { parseArgs, resolveSettings } from './lib/settings.js';
@@ -25,13 +26,7 @@ const SHAPES = {
 };
 
 function args(argv) {
-  const o = { workload: 'h2c-64', peers: 'strait-native,haproxy', runs: 3, duration: 3 };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i].replace(/^--/, '');
-    if (!(k in o)) throw new Error(`unknown argument ${argv[i]}`);
-    const v = argv[++i];
-    o[k] = ['runs', 'duration'].includes(k) ? Number(v) : v;
-  }
+  const o = flagArgs(argv, { workload: 'h2c-64', peers: 'strait-native,haproxy', runs: 3, duration: 3 });
   if (!SHAPES[o.workload]) throw new Error(`--workload: one of ${Object.keys(SHAPES).join(', ')}`);
   return o;
 }

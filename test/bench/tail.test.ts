@@ -42,18 +42,20 @@ describe('tail analysis (bench/lib/tail.js)', () => {
       { start: T0 - 50_000, dur: 600 },
     ];
     const s = tailSummary(run(starts), gcs);
-    expect(s.requests).toBe(1014);
-    expect(s.p50_us).toBe(100);
-    expect(s.p99_us).toBe(1000);
-    expect(s.max_us).toBe(1000);
-    expect(s.slow).toBe(14);
-    expect(s.slow_at_start).toBe(4);
-    expect(s.slow_overlapping_gc).toBe(5);
-    expect(s.episodes).toBe(3);
-    expect(s.episodes_with_gc).toBe(1);
-    expect(s.largest_episode).toBe(5);
-    expect(s.gc_pauses).toBe(1);
-    expect(s.gc_ms).toBeCloseTo(0.6);
+    expect(s).toEqual({
+      requests: 1014,
+      p50_us: 100,
+      p99_us: 1000,
+      max_us: 1000,
+      slow: 14,
+      slow_at_start: 4,
+      slow_overlapping_gc: 5,
+      episodes: 3,
+      episodes_with_gc: 1,
+      largest_episode: 5,
+      gc_pauses: 1,
+      gc_ms: 0.6,
+    });
     // Slow requests ending far apart are stalls of their own.
     expect(tailSummary(run(starts), gcs, { gapUs: 5 }).episodes).toBe(14);
   });
