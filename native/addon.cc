@@ -26,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("localAddress", Napi::Function::New(env, LocalAddress, "localAddress"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("shutdownFd", Napi::Function::New(env, ShutdownFd, "shutdownFd"));
   exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));
   exports.Set("connect", Napi::Function::New(env, ConnectRequest::Connect, "connect"));
   exports.Set("Acceptor", Acceptor::Init(env));

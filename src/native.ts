@@ -235,6 +235,10 @@ export interface NativeBinding {
    * built before it.
    */
   peekFd?(fd: number, buf: Buffer): number;
+  /** One non-blocking send(2) of `buf`: bytes sent (maybe fewer) or -errno. Absent in old addons. */
+  sendHttp1?(fd: number, buf: Uint8Array): number;
+  /** shutdown(fd, SHUT_WR): 0 or -errno. Absent in addons built before it. */
+  shutdownFd?(fd: number): number;
   /**
    * Polls a listening fd; accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) up to 64 per wake-up; onAccept runs
    * once per accepted socket, which the callback then owns (TCP_NODELAY already set on TCP).
@@ -328,7 +332,8 @@ export interface NativeBinding {
   /**
    * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn
    * to `onBatch(count)` at once: `out[3i..3i+2]` = slot, offset into `arena`, length (> 0 bytes,
-   * 0 EOF, < 0 -errno; the slot reads no more after those; slot -1: removed, skip). Bytes are
+   * 0 EOF, BATCH_WRITABLE the socket takes writes again (watchWrite), other < 0 -errno; the
+   * slot reads no more after EOF or an error; slot -1: removed, skip). Bytes are
    * valid only during the call. Use through src/protocols/http1/batch_reader.ts. Absent in
    * addons built before it.
    */
@@ -337,15 +342,25 @@ export interface NativeBinding {
 
 /** See NativeBinding.BatchReader. */
 export interface NativeBatchReader {
-  /** Starts reading a dup of `fd`; returns its slot. Throws (code = errno name) when dup or poll fails. */
-  add(fd: number): number;
+  /**
+   * Starts reading a dup of `fd`, or with `own` the fd itself (closed by remove()); returns its
+   * slot. Throws (code = errno name) when dup or poll fails; an owned fd then stays the caller's.
+   */
+  add(fd: number, own?: boolean): number;
   pause(slot: number): void;
   resume(slot: number): void;
-  /** Stops reading and closes the dup; idempotent. Pending entries of the slot become -1. */
+  /** Stops reading and closes the dup (the owned fd); idempotent. Pending entries of the slot become -1. */
   remove(slot: number): void;
+  /** remove() that leaves the fd open (an owned fd moving to another owner). Absent in older addons. */
+  detach?(slot: number): void;
+  /** One BATCH_WRITABLE entry once the socket can take bytes (or has failed). Absent in older addons. */
+  watchWrite?(slot: number): void;
   /** Hands pending reads to onBatch now (no-op inside onBatch). */
   flush(): void;
 }
+
+/** The length of a batch entry saying its socket takes writes again (kWritable in native/io/batch_reader.h). */
+export const BATCH_WRITABLE = -2147483648;
 
 /** Protocol numbers of the native decoders; mirrors `Protocol` in native/codec/codec.h. */
 export const NativeCodecProtocol = {

@@ -22,6 +22,7 @@ Napi::Function BatchReader::Init(Napi::Env env) {
   return DefineClass(env, "BatchReader",
                      {InstanceMethod("add", &BatchReader::Add), InstanceMethod("pause", &BatchReader::Pause),
                       InstanceMethod("resume", &BatchReader::Resume), InstanceMethod("remove", &BatchReader::Remove),
+                      InstanceMethod("detach", &BatchReader::Detach), InstanceMethod("watchWrite", &BatchReader::WatchWrite),
                       InstanceMethod("flush", &BatchReader::Flush)});
 }
 
@@ -86,10 +87,11 @@ BatchReader::Slot* BatchReader::SlotArg(const Napi::CallbackInfo& info, const ch
 Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, "BatchReader.add", "fd", 0, INT32_MAX);
+  bool own = info.Length() > 1 && info[1].ToBoolean();
   if (released_) throw Napi::Error::New(env, "BatchReader.add: reader released");
-  // Our own descriptor for the same socket: Node's handle keeps the original (and its epoll
-  // registration); libuv refuses a second watcher on one fd number.
-  int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  // A net.Socket's slot reads its own descriptor for the same socket: Node's handle keeps the
+  // original (and its epoll registration); libuv refuses a second watcher on one fd number.
+  int dfd = own ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dfd < 0) ThrowErrno(env, "BatchReader.add: dup", errno);
   uint32_t id;
   if (!free_.empty()) {
@@ -109,7 +111,7 @@ Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
   if (r != 0) {
     delete s->poll;
     s->poll = nullptr;
-    close(dfd);
+    if (!own) close(dfd);  // an owned fd stays the caller's when add() throws
     free_.push_back(id);
     ThrowErrno(env, "BatchReader.add: uv_poll_init", -r);
   }
@@ -134,19 +136,36 @@ Napi::Value BatchReader::Resume(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BatchReader::Remove(const Napi::CallbackInfo& info) {
-  int32_t id = ArgInt(info, 0, "BatchReader.remove", "slot", 0, INT32_MAX);
-  if (size_t(id) >= slots_.size() || slots_[id]->fd < 0) return info.Env().Undefined();  // idempotent
+  Drop(ArgInt(info, 0, "BatchReader.remove", "slot", 0, INT32_MAX), false);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchReader::Detach(const Napi::CallbackInfo& info) {
+  Drop(ArgInt(info, 0, "BatchReader.detach", "slot", 0, INT32_MAX), true);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchReader::WatchWrite(const Napi::CallbackInfo& info) {
+  Slot* s = SlotArg(info, "BatchReader.watchWrite");
+  s->write_wanted = true;
+  Update(s->id);
+  return info.Env().Undefined();
+}
+
+void BatchReader::Drop(int32_t id, bool keep_fd) {
+  if (size_t(id) >= slots_.size() || slots_[id]->fd < 0) return;  // idempotent
   Slot* s = slots_[id];
+  // uv_close stops the poll at once (libuv forgets the fd before this returns), so the fd may
+  // be handed to another watcher right after a detach.
   if (s->poll) CloseAndFree(s->poll);
   s->poll = nullptr;
-  close(s->fd);
+  if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
   // takes the slot number next.
   for (size_t i = 0; i < count_; i++)
     if (out_[3 * i] == id) out_[3 * i] = -1;
   free_.push_back(uint32_t(id));
-  return info.Env().Undefined();
 }
 
 Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
@@ -157,16 +176,16 @@ Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
 void BatchReader::Update(uint32_t id) {
   Slot* s = slots_[id];
   if (!s->poll) return;
-  bool want = !s->done && !s->paused;
+  int want = (!s->done && !s->paused ? UV_READABLE : 0) | (s->write_wanted ? UV_WRITABLE : 0);
   if (want == s->polling) return;
   s->polling = want;
-  if (!want) {
+  if (want == 0) {
     uv_poll_stop(s->poll);
     return;
   }
-  uv_poll_start(s->poll, UV_READABLE, [](uv_poll_t* h, int status, int events) {
+  uv_poll_start(s->poll, want, [](uv_poll_t* h, int status, int events) {
     Slot* sl = static_cast<Slot*>(h->data);
-    sl->reader->OnEvent(sl->id, status);
+    sl->reader->OnEvent(sl->id, status, events);
   });
 }
 
@@ -177,11 +196,23 @@ void BatchReader::Push(uint32_t id, int32_t off, int32_t len) {
   e[2] = len;
 }
 
-void BatchReader::OnEvent(uint32_t id, int status) {
+void BatchReader::OnEvent(uint32_t id, int status, int events) {
   Slot* s = slots_[id];
   // POLLERR: libuv has stopped the handle. Reading reports the socket's error (or the bytes
-  // that came before it); the poll restarts below if the slot is still live.
-  if (status < 0) s->polling = false;
+  // that came before it); the poll restarts below if the slot is still live. A writer waiting
+  // is told too: its next send reports the error.
+  if (status < 0) s->polling = 0;
+  if (s->write_wanted && (status < 0 || (events & UV_WRITABLE))) {
+    if (count_ == out_cap_) Deliver(false);
+    if (released_ || s->fd < 0) return;
+    // One entry per watchWrite(): the owner asks again if its queue is still not empty.
+    s->write_wanted = false;
+    Push(id, 0, kWritable);
+  }
+  if (status >= 0 && !(events & UV_READABLE)) {
+    if (!released_ && s->fd >= 0) Update(id);
+    return;
+  }
   for (int n = 0; n < kReadsPerEvent; n++) {
     if (s->fd < 0 || s->done || s->paused) break;
     if (arena_len_ - arena_used_ < kReadSize || count_ == out_cap_) {

@@ -4,9 +4,11 @@
 // onStreamRead, a MakeCallback with its microtask/nextTick checkpoint, a Buffer per read) on
 // the HTTP/1 data path. Only reads: writes stay with the socket's owner (send(2) or Node).
 //
-// Each slot polls its own dup() of the socket's fd, so Node's handle keeps the original for
-// writes, shutdown and close, and epoll keeps the two apart. The dup keeps the connection open
-// until remove() (the owner calls it when its socket closes).
+// A slot added for a net.Socket polls its own dup() of the socket's fd, so Node's handle keeps
+// the original for writes, shutdown and close, and epoll keeps the two apart; the dup keeps the
+// connection open until remove() (the owner calls it when its socket closes). A slot added with
+// `own` polls the fd itself and closes it on remove(): its owner has no Node handle (a
+// DirectSocket, src/io/direct_socket.ts), and asks the slot to report writability as well.
 #pragma once
 #include <napi.h>
 #include <uv.h>
@@ -18,8 +20,12 @@
 namespace strait {
 
 // new BatchReader(arena: Buffer, out: Int32Array, onBatch(count)). out holds 3 ints per entry:
-// slot, offset into arena, length (> 0 bytes, 0 EOF, < 0 -errno; the slot stops reading after
-// either). Methods: add(fd) -> slot, pause(slot), resume(slot), remove(slot), flush().
+// slot, offset into arena, length (> 0 bytes, 0 EOF, kWritable the socket takes writes again,
+// other < 0 -errno; the slot stops reading after EOF or an error). Methods: add(fd, own) -> slot,
+// pause(slot), resume(slot), remove(slot), detach(slot) (as remove, the fd stays open),
+// watchWrite(slot) (one kWritable entry when the socket can take bytes), flush().
+static constexpr int32_t kWritable = INT32_MIN;
+
 class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -31,10 +37,11 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   struct Slot {
     BatchReader* reader = nullptr;
     uint32_t id = 0;
-    int fd = -1;  // our dup; -1: free
+    int fd = -1;  // our dup, or the owner's fd; -1: free
     uv_poll_t* poll = nullptr;
-    bool polling = false;
+    int polling = 0;  // the UV_READABLE / UV_WRITABLE mask the poll runs with
     bool paused = false;
+    bool write_wanted = false;  // one kWritable entry wanted (cleared when it is pushed)
     bool done = false;  // EOF or error delivered: never read again
   };
 
@@ -42,11 +49,15 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Napi::Value Pause(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
+  Napi::Value WatchWrite(const Napi::CallbackInfo& info);
+  // Stops the slot's poll and frees its number; closes the fd unless `keep_fd`.
+  void Drop(int32_t id, bool keep_fd);
   Napi::Value Flush(const Napi::CallbackInfo& info);
 
   Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
   void Update(uint32_t id);
-  void OnEvent(uint32_t id, int status);
+  void OnEvent(uint32_t id, int status, int events);
   void Push(uint32_t id, int32_t off, int32_t len);
   // Hands the pending entries to JavaScript; `from_js`: inside a JS call (flush()).
   void Deliver(bool from_js);

@@ -194,6 +194,14 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ShutdownFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "shutdownFd", "fd", 0, INT32_MAX);
+  // The caller's write side is done: a FIN follows what the kernel already holds. A peer that
+  // already left (ENOTCONN) is the caller's to notice by its reads, not an exception.
+  int r = shutdown(fd, SHUT_WR);
+  return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
+}
+
 Napi::Value PeekFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0, "peekFd", "fd", 0, INT32_MAX);
   if (info.Length() < 2 || !info[1].IsBuffer()) {

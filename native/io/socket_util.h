@@ -30,6 +30,8 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info);
 Napi::Value ListenUnix(const Napi::CallbackInfo& info);
 Napi::Value LocalAddress(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
+// shutdownFd(fd): shutdown(SHUT_WR); 0 or -errno.
+Napi::Value ShutdownFd(const Napi::CallbackInfo& info);
 Napi::Value PeekFd(const Napi::CallbackInfo& info);
 
 }  // namespace strait

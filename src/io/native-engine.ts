@@ -18,6 +18,7 @@ import type {
 import { NodePipe } from './node-engine.js';
 import { enableHttp1BatchReader, http1BatchReader } from '../protocols/http1/batch_reader.js';
 import { StreamDownstream, StreamUpstream } from './stream_conn.js';
+import type { DirectSocket } from './direct_socket.js';
 
 /** Where streamWithReader sockets read into; one per process (reads run one at a time, each copied out). */
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
@@ -166,6 +167,13 @@ export class NativeEngine implements IoEngine {
       },
     };
     return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
+  }
+
+  directStream(down: Downstream, onBytes: (chunk: Buffer) => void, onRead: (buf: Buffer, off: number, end: number) => void): DirectSocket | null {
+    if (!(down instanceof FdSocket) || down.fd < 0 || process.env.STRAIT_HTTP1_SOCKET === 'node') return null;
+    const s = http1BatchReader()?.attachDirect(down.fd, onBytes, onRead) ?? null;
+    if (s !== null) down.take();
+    return s;
   }
 
   takeIfStartsWith(down: Downstream, prefix: Buffer): number {

@@ -6,6 +6,7 @@ import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
+import type { ClientSocket } from '../io/direct_socket.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd } from '../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../protocols/http1/batch_queue.js';
@@ -55,7 +56,7 @@ onBatchEnd(flushDeferred);
 export class Http1UpstreamConn {
   user: Http1ConnUser | null = null;
   /** After an upgrade: the bytes read go here as they are (the tunnel), no longer to a user. */
-  private sink: net.Socket | null = null;
+  private sink: ClientSocket | null = null;
   /** Requests this connection has carried (1 on its first). */
   uses = 0;
   closed = false;
@@ -169,7 +170,7 @@ export class Http1UpstreamConn {
    * The connection leaves HTTP (an upgrade): from now on its bytes go to `sink` with
    * backpressure, and its end ends `sink`. It never returns to the pool ('close' still counts it).
    */
-  tunnelTo(sink: net.Socket): void {
+  tunnelTo(sink: ClientSocket): void {
     this.user = null;
     this.sink = sink;
     this.socket.once('end', () => sink.end());

@@ -10,7 +10,8 @@
  * STRAIT_HTTP1_READER=stream turns it off (Node stream reads, the reference path).
  */
 import type net from 'node:net';
-import { loadNative, setTable, TableSlot, type NativeBatchReader, type NativeBinding } from '../../native.js';
+import { DirectSocket, type DirectSocketSlots } from '../../io/direct_socket.js';
+import { BATCH_WRITABLE, loadNative, setTable, TableSlot, type NativeBatchReader, type NativeBinding } from '../../native.js';
 import { enterBatch, leaveBatch } from './clock.js';
 
 /** Where one turn's reads land; a read is at most 64 KiB, so a full arena means a turn of ≥ 16 reads of 64 KiB. */
@@ -31,6 +32,9 @@ interface Attached {
   readonly onRead: OnRead | null;
   readonly slot: number;
 }
+
+/** What a slot serves: a net.Socket's dup, or a DirectSocket, which owns its fd. */
+type SlotUser = Attached | DirectSocket;
 
 /** buf[off, end) as a Buffer of its own. */
 export function copyOut(buf: Buffer, off: number, end: number): Buffer {
@@ -96,12 +100,12 @@ export function runBatched(fn: () => void): void {
 
 type ReaderSocket = net.Socket & { [kAttached]?: Attached | null; _handle?: { fd?: number } | null };
 
-export class Http1BatchReader {
+export class Http1BatchReader implements DirectSocketSlots {
   private readonly reader: NativeBatchReader;
   private readonly arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
   private readonly out = new Int32Array(3 * MAX_ENTRIES);
   /** By slot; null once removed (a slot number is reused by a later socket). */
-  private readonly slots: (Attached | null)[] = [];
+  private readonly slots: (SlotUser | null)[] = [];
   /** Calls from the addon, and the entries (reads, EOFs, errors) they carried. */
   batches = 0;
   entries = 0;
@@ -157,6 +161,61 @@ export class Http1BatchReader {
   }
 
   /**
+   * A DirectSocket over `fd` (the caller's until this returns, the socket's after), read from
+   * here. Null, with `fd` still the caller's, when this addon cannot (no write watch, no
+   * shutdown) or the poll fails.
+   */
+  attachDirect(fd: number, onBytes: (d: Buffer) => void, onRead: OnRead | null): DirectSocket | null {
+    const r = this.reader;
+    if (r.watchWrite === undefined || r.detach === undefined || this.binding.shutdownFd === undefined || this.binding.sendHttp1 === undefined) return null;
+    let slot: number;
+    try {
+      slot = r.add(fd, true);
+    } catch {
+      return null;
+    }
+    const s = new DirectSocket(this.binding, this, fd, onBytes, onRead);
+    s.slot = slot;
+    this.slots[slot] = s;
+    return s;
+  }
+
+  pause(s: DirectSocket): void {
+    this.reader.pause(s.slot);
+  }
+
+  resume(s: DirectSocket): void {
+    this.reader.resume(s.slot);
+  }
+
+  watchWrite(s: DirectSocket): void {
+    this.reader.watchWrite!(s.slot);
+  }
+
+  remove(s: DirectSocket): void {
+    this.slots[s.slot] = null;
+    this.reader.remove(s.slot);
+  }
+
+  detach(s: DirectSocket): Buffer | null {
+    this.slots[s.slot] = null;
+    const rest = this.pendingOf(s.slot);
+    this.reader.detach!(s.slot);
+    return rest;
+  }
+
+  /** Reads of `slot` later in the batch being handed out (a turn may read a socket more than once), copied. */
+  private pendingOf(slot: number): Buffer | null {
+    let rest: Buffer[] | null = null;
+    const out = this.out;
+    for (let i = this.at + 1, k = 3 * i; i < this.count; i++, k += 3) {
+      if (out[k] !== slot || out[k + 2]! <= 0) continue;
+      (rest ??= []).push(Buffer.from(this.arena.subarray(out[k + 1]!, out[k + 1]! + out[k + 2]!)));
+    }
+    return rest === null ? null : rest.length === 1 ? rest[0]! : Buffer.concat(rest);
+  }
+
+  /**
    * Stops reading natively and gives the socket back to Node's stream reads (still paused), e.g.
    * for HTTP/2 after the preface. Bytes already delivered stay delivered; the rest is in the kernel.
    */
@@ -166,20 +225,13 @@ export class Http1BatchReader {
     if (!a) return;
     s[kAttached] = null;
     this.slots[a.slot] = null;
-    // Reads of this socket later in the batch being handed out (a turn may read a socket more
-    // than once) were taken from the kernel already: they go back to the front of the stream.
-    let rest: Buffer[] | null = null;
-    if (!socket.destroyed) {
-      const out = this.out;
-      for (let i = this.at + 1, k = 3 * i; i < this.count; i++, k += 3) {
-        if (out[k] !== a.slot || out[k + 2]! <= 0) continue;
-        (rest ??= []).push(Buffer.from(this.arena.subarray(out[k + 1]!, out[k + 1]! + out[k + 2]!)));
-      }
-    }
+    // Reads of this socket later in the batch being handed out were taken from the kernel
+    // already: they go back to the front of the stream.
+    const rest = socket.destroyed ? null : this.pendingOf(a.slot);
     this.reader.remove(a.slot);
     delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).pause;
     delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).resume;
-    if (rest) socket.unshift(Buffer.concat(rest));
+    if (rest) socket.unshift(rest);
   }
 
   /** Delivers reads made this turn but not yet handed over (a hot-restart handover must see them). */
@@ -228,8 +280,12 @@ export class Http1BatchReader {
           else a.onBytes(copyOut(arena, off, off + len));
         } catch (err) {
           // One connection's failure must not cost the rest of the batch.
-          a.socket.destroy(err as Error);
+          (a instanceof DirectSocket ? a : a.socket).destroy(err as Error);
         }
+      } else if (a instanceof DirectSocket) {
+        if (len === BATCH_WRITABLE) a.onWritable();
+        else if (len === 0) a.readEnd();
+        else a.readError(len);
       } else if (len === 0) {
         // EOF, as Node's read path reports it: 'end' follows (and allowHalfOpen applies).
         a.socket.push(null);

@@ -3,7 +3,7 @@
  * they arrived in; only the first line and added headers are encoded from strings. Header bytes
  * are latin1 both ways, so whatever arrived (obs-text included) leaves unchanged.
  */
-import type net from 'node:net';
+import type { ClientSocket } from '../../io/direct_socket.js';
 import { loadNative } from '../../native.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
@@ -224,7 +224,7 @@ export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead 
  * Buffer; otherwise, and for what the kernel did not take, encodeHead + the stream. Returns
  * the head's size, negated when the stream asks the caller to wait for 'drain'.
  */
-export function sendHead(sock: net.Socket, fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): number {
+export function sendHead(sock: ClientSocket, fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): number {
   const send = sendNative;
   if (send === null || !canSendNow(sock, fd)) {
     const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);

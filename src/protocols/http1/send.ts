@@ -7,6 +7,7 @@
  */
 import type net from 'node:net';
 import netModule from 'node:net';
+import { DirectSocket, type ClientSocket } from '../../io/direct_socket.js';
 import { loadNative } from '../../native.js';
 
 type SendFn = (fd: number, buf: Uint8Array) => number;
@@ -36,8 +37,9 @@ interface RawSocket {
  * helper, TLS (the bytes must be encrypted by Node), or a handle without an fd (Windows pipes).
  * Read once per socket; `sendTo` checks the handle is still alive on every write.
  */
-export function directFd(sock: net.Socket): number {
+export function directFd(sock: ClientSocket): number {
   if (send === null) return -1;
+  if (sock instanceof DirectSocket) return sock.fd;
   const raw = sock as unknown as RawSocket;
   if (raw.encrypted) return -1;
   const fd = raw._handle?.fd;
@@ -68,8 +70,10 @@ function handleOf(sock: net.Socket): { fd?: number } | null {
 }
 
 /** True when bytes may go to `fd` (from directFd) directly now: sendTo's rule, below. */
-export function canSendNow(sock: net.Socket, fd: number): boolean {
+export function canSendNow(sock: ClientSocket, fd: number): boolean {
   if (fd < 0) return false;
+  // Its fd is -1 once it is closed: a number another connection may have by now is never used.
+  if (sock instanceof DirectSocket) return sock.idle() && sock.fd === fd;
   const raw = sock as unknown as RawSocket;
   // Two getters fewer per write than writableLength/writableCorked; should the fields ever be
   // missing, `undefined === 0` is false and every write takes the stream: slower, never wrong.
@@ -85,7 +89,7 @@ export const HANDLE_FROM_KEY = HANDLE_KEY !== null;
  * stream holds nothing (queued or in flight), is not corked, connected and still writable. The
  * handle check matters: a destroyed socket's fd number may already belong to another connection.
  */
-export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
+export function sendTo(sock: ClientSocket, fd: number, b: Buffer): boolean {
   if (canSendNow(sock, fd)) {
     const n = send!(fd, b);
     if (n === b.length) return true;
@@ -97,7 +101,7 @@ export function sendTo(sock: net.Socket, fd: number, b: Buffer): boolean {
 }
 
 /** sendTo for bytes that are reused once this returns (encodeHeadStaged): what the stream queues is a copy. */
-export function sendStaged(sock: net.Socket, fd: number, b: Buffer): boolean {
+export function sendStaged(sock: ClientSocket, fd: number, b: Buffer): boolean {
   if (canSendNow(sock, fd)) {
     const n = send!(fd, b);
     if (n === b.length) return true;

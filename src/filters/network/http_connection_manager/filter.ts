@@ -148,7 +148,10 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
     // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
     let session: Http1Session | null = null;
-    const direct = engine.streamWithReader?.(conn.downstream, (d) => session!.onBytes(d), (b, o, e) => session!.onRead(b, o, e)) ?? null;
+    const onBytes = (d: Buffer): void => session!.onBytes(d);
+    const onRead = (b: Buffer, o: number, e: number): void => session!.onRead(b, o, e);
+    // Without a net.Socket where the engine can; else a socket read by the engine's reader.
+    const direct = engine.directStream?.(conn.downstream, onBytes, onRead) ?? engine.streamWithReader?.(conn.downstream, onBytes, onRead) ?? null;
     session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
   }
 

@@ -14,7 +14,8 @@ import { newEntry, type AccessLogEntry } from '../../../observability/access_log
 import type { MetadataValue } from '../../http/types.js';
 import { applyLocalReplyHeaders } from './local_reply.js';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
+import { DirectSocket, type ClientSocket } from '../../../io/direct_socket.js';
 import { log } from '../../../log.js';
 import { effectiveTimeoutMs, pathOnly, rewritePath, streamDurationMs, upstreamGrpcTimeout, type ForwardAction, type HeaderMutation, type HttpRoute, type HttpRequestView, type RedirectAction } from '../../../router/http_route_table.js';
 import { pickRouteCluster, type HttpLbContext } from '../../../router/hash_policy.js';
@@ -253,10 +254,24 @@ export function createH2Server(filter: HttpConnectionManagerFilter): http2.Http2
 }
 
 /** Hands a downstream connection to the HTTP/2 server; `already` are bytes read while sniffing. */
-export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, socket: net.Socket, already: Buffer | null): void {
+export function serveH2(filter: HttpConnectionManagerFilter, conn: ConnectionContext, from: ClientSocket, already: Buffer | null): void {
   // HTTP/2 state cannot move to another process: a hot restart drains the connection instead.
   conn.handover = null;
-  if (h2Engine() === 'native' && serveH2Native(filter, conn, socket, already)) return;
+  let socket: net.Socket;
+  if (from instanceof DirectSocket) {
+    // Its fd moves on, with the bytes read for it and not yet delivered after `already`.
+    const { fd, rest } = from.take();
+    const bytes = rest === null ? already : already === null || already.length === 0 ? rest : Buffer.concat([already, rest]);
+    if (h2Engine() === 'native' && native().H2Session) {
+      startNativeH2(filter, conn, fd, bytes);
+      return;
+    }
+    socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, pauseOnCreate: true } as net.SocketConstructorOpts);
+    already = bytes;
+  } else {
+    socket = from;
+    if (h2Engine() === 'native' && serveH2Native(filter, conn, socket, already)) return;
+  }
   const st = filter.stats;
   st.downstream_cx_http2_total.value++;
   st.downstream_cx_http2_active.value++;

@@ -42,6 +42,7 @@ import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
+import { DirectSocket, type ClientSocket } from '../../../io/direct_socket.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { H2_PREFACE, serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
@@ -392,7 +393,7 @@ export class Http1Session {
   constructor(
     readonly filter: HttpConnectionManagerFilter,
     private readonly conn: ConnectionContext,
-    readonly socket: net.Socket,
+    readonly socket: ClientSocket,
     /** The engine hands the bytes to onBytes (IoEngine.streamWithReader): the socket emits no 'data'. */
     private readonly direct = false,
   ) {
@@ -424,7 +425,7 @@ export class Http1Session {
     if (this.closed || this.stream || this.processing || this.socket.writableLength > 0) return null;
     // TLS state cannot move between processes: such connections finish here.
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
-    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const fd = this.socket instanceof DirectSocket ? this.socket.fd : (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (fd === undefined || fd < 0) return null;
     const copy = native().upgrade.dup(fd);
     const unread = this.buf && this.off < this.buf.length ? Buffer.from(this.buf.subarray(this.off)) : Buffer.alloc(0);
@@ -506,7 +507,7 @@ export class Http1Session {
   /** After detach(): the client's bytes go to `up` as they are, with backpressure; its end ends `up`. */
   pipeTo(up: net.Socket): void {
     if (!this.direct) {
-      this.socket.pipe(up);
+      (this.socket as net.Socket).pipe(up);
       return;
     }
     this.tunnelSink = up;
@@ -611,8 +612,9 @@ export class Http1Session {
     this.socket.removeAllListeners('error');
     const rest = buf.subarray(this.off);
     this.buf = null;
-    // node:http2 reads the socket itself: the batch reader lets go of it first.
-    if (this.direct) http1BatchReader()?.release(this.socket);
+    // node:http2 reads the socket itself: the batch reader lets go of it first (a DirectSocket's
+    // fd moves on in serveH2).
+    if (this.direct && !(this.socket instanceof DirectSocket)) http1BatchReader()?.release(this.socket);
     serveH2(this.filter, this.conn, this.socket, rest);
     return true;
   }

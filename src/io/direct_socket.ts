@@ -1,0 +1,263 @@
+/**
+ * An accepted connection driven from its fd, for the HTTP/1 sessions of the native engine: the
+ * addon's batch reader reads it (and says when it takes writes again), writes are one send(2)
+ * each, and the events its owner listens to ('end', 'drain', 'error', 'close') are emitted here.
+ * A net.Socket per connection costs more than the exchange on short connections: its
+ * construction (TCPWrap, stream state) and destruction, and the system calls libuv makes to
+ * adopt an fd and the batch reader to watch a dup of it, about twelve per connection.
+ *
+ * It behaves as the part of net.Socket the HTTP/1 session uses: write() queues what the kernel
+ * does not take and returns false from 16 KiB queued until 'drain'; cork() holds writes until
+ * uncork(); end() sends a FIN once the queue is out; 'end' comes a tick after the peer's FIN;
+ * destroy() closes the fd and emits 'close' a tick later; the socket closes itself once both
+ * sides are done, or at the peer's FIN when allowHalfOpen is false. A connection that must
+ * become a net.Socket after all (node:http2) or move to the HTTP/2 session takes its fd out
+ * (`take`).
+ */
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import type { NativeBinding } from '../native.js';
+
+/** Where the batch reader keeps this socket (src/protocols/http1/batch_reader.ts). */
+export interface DirectSocketSlots {
+  pause(s: DirectSocket): void;
+  resume(s: DirectSocket): void;
+  watchWrite(s: DirectSocket): void;
+  /** Stops watching; the fd is closed. */
+  remove(s: DirectSocket): void;
+  /** Stops watching and hands back the bytes read for it but not yet delivered; the fd stays open. */
+  detach(s: DirectSocket): Buffer | null;
+}
+
+/** Node's default writableHighWaterMark for a socket: write() returns false from here on. */
+const HIGH_WATER = 16 * 1024;
+const EAGAIN = -os.constants.errno.EAGAIN;
+
+function emitEnd(s: DirectSocket): void {
+  // Closed meanwhile (our FIN went too, or a destroy): 'close' says it all, as for a stream.
+  if (s.destroyed) return;
+  s.emit('end');
+  s.afterEnd();
+}
+
+function emitClose(s: DirectSocket, err: Error | undefined): void {
+  // An 'error' nobody listens to would throw out of the tick and end the process: a connection's
+  // failure never may. Its owner learns of it from 'close' (hadError) then.
+  if (err !== undefined && s.listenerCount('error') > 0) s.emit('error', err);
+  s.emit('close', err !== undefined);
+}
+
+export class DirectSocket extends EventEmitter {
+  /** The batch reader's slot number for it; set by the reader. */
+  slot = -1;
+  destroyed = false;
+  /** False once end() or destroy() ran. */
+  writable = true;
+  allowHalfOpen = false;
+  readonly connecting = false;
+  /** Bytes written but not yet taken by the kernel, oldest first. */
+  private queue: Buffer[] | null = null;
+  private queued = 0;
+  private corked = 0;
+  private needDrain = false;
+  private watching = false;
+  private ending = false;
+  /** Our FIN has been sent. */
+  private finished = false;
+  /** The peer's FIN has been read. */
+  private readEnded = false;
+
+  constructor(
+    private readonly binding: NativeBinding,
+    private readonly slots: DirectSocketSlots,
+    /** -1 once destroyed or taken. */
+    public fd: number,
+    /** Reads: owned copies, or views valid during the call (the reader's contract). */
+    readonly onBytes: (d: Buffer) => void,
+    readonly onRead: ((buf: Buffer, off: number, end: number) => void) | null,
+  ) {
+    super();
+  }
+
+  get writableLength(): number {
+    return this.queued;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.needDrain;
+  }
+
+  /** True when a write now may go to the fd directly and keep the byte order (send.ts's canSendNow). */
+  idle(): boolean {
+    return this.queued === 0 && this.corked === 0 && this.writable;
+  }
+
+  write(data: Buffer | string, encoding?: BufferEncoding): boolean {
+    // After end() or destroy() the connection is going: net.Socket reports an error and drops
+    // the bytes, and 'close' is coming either way.
+    if (!this.writable) return false;
+    const b = typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : data;
+    if (b.length === 0) return !this.needDrain;
+    if (this.queued === 0 && this.corked === 0) {
+      const n = this.binding.sendHttp1!(this.fd, b);
+      if (n === b.length) return true;
+      if (n < 0 && n !== EAGAIN) {
+        this.fail(n, 'write');
+        return false;
+      }
+      this.push(n > 0 ? b.subarray(n) : b);
+      this.watch();
+    } else this.push(b);
+    if (this.queued < HIGH_WATER) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  cork(): void {
+    this.corked++;
+  }
+
+  uncork(): void {
+    if (this.corked === 0 || --this.corked > 0) return;
+    const q = this.queue;
+    if (q === null || this.watching) return;
+    // What was written under cork leaves in one send, as Node's writev would.
+    if (q.length > 1) {
+      const all = Buffer.concat(q);
+      q.length = 0;
+      q.push(all);
+    }
+    this.flush();
+  }
+
+  end(data?: Buffer | string): this {
+    if (data !== undefined) this.write(data);
+    if (this.ending || this.destroyed) return this;
+    this.ending = true;
+    this.writable = false;
+    // end() uncorks, as a Writable's does.
+    this.corked = 0;
+    if (this.queued === 0) this.finish();
+    else if (!this.watching) this.flush();
+    return this;
+  }
+
+  destroy(err?: Error): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.writable = false;
+    this.queue = null;
+    this.queued = 0;
+    if (this.fd >= 0) this.slots.remove(this);
+    this.fd = -1;
+    process.nextTick(emitClose, this, err);
+    return this;
+  }
+
+  pause(): this {
+    if (this.fd >= 0) this.slots.pause(this);
+    return this;
+  }
+
+  resume(): this {
+    if (this.fd >= 0) this.slots.resume(this);
+    return this;
+  }
+
+  /**
+   * Takes the fd out (the caller owns it from here) with the bytes already read from it but not
+   * yet delivered; this object is done, without a 'close'. Only before anything was written.
+   */
+  take(): { fd: number; rest: Buffer | null } {
+    const fd = this.fd;
+    if (fd < 0 || this.queued > 0) throw new Error('DirectSocket.take: socket closed or has queued writes');
+    const rest = this.slots.detach(this);
+    this.fd = -1;
+    this.destroyed = true;
+    this.writable = false;
+    return { fd, rest };
+  }
+
+  // ---- from the batch reader ----
+
+  /** The peer's FIN (a 0-byte read). */
+  readEnd(): void {
+    this.readEnded = true;
+    process.nextTick(emitEnd, this);
+  }
+
+  /** @internal after 'end': close when our side is done too, or end it (allowHalfOpen false). */
+  afterEnd(): void {
+    if (this.destroyed) return;
+    if (this.finished) this.destroy();
+    else if (!this.allowHalfOpen) this.end();
+  }
+
+  /** A read failed (`errno` negative). */
+  readError(errno: number): void {
+    this.fail(errno, 'read');
+  }
+
+  /** The kernel takes bytes again (or the socket failed: the next send says so). */
+  onWritable(): void {
+    this.watching = false;
+    if (!this.destroyed) this.flush();
+  }
+
+  // ---- internals ----
+
+  private push(b: Buffer): void {
+    (this.queue ??= []).push(b);
+    this.queued += b.length;
+  }
+
+  private watch(): void {
+    if (this.watching || this.fd < 0) return;
+    this.watching = true;
+    this.slots.watchWrite(this);
+  }
+
+  private flush(): void {
+    const q = this.queue;
+    while (q !== null && q.length > 0) {
+      const b = q[0]!;
+      const n = this.binding.sendHttp1!(this.fd, b);
+      if (n === b.length) {
+        q.shift();
+        this.queued -= n;
+        continue;
+      }
+      if (n < 0 && n !== EAGAIN) {
+        this.fail(n, 'write');
+        return;
+      }
+      if (n > 0) {
+        q[0] = b.subarray(n);
+        this.queued -= n;
+      }
+      this.watch();
+      return;
+    }
+    if (this.needDrain) {
+      this.needDrain = false;
+      // As a Writable: no 'drain' once it is ending, nothing more may be written.
+      if (!this.ending) this.emit('drain');
+    }
+    if (this.ending && !this.finished && this.queued === 0 && !this.destroyed) this.finish();
+  }
+
+  /** Our side is done: FIN after the queue; closed if the peer's side is done too. */
+  private finish(): void {
+    this.finished = true;
+    this.binding.shutdownFd!(this.fd);
+    if (this.readEnded) this.destroy();
+  }
+
+  private fail(errno: number, syscall: string): void {
+    const code = this.binding.errnoName(errno);
+    this.destroy(Object.assign(new Error(`${syscall} ${code}`), { errno, code, syscall }));
+  }
+}
+
+/** An HTTP/1 session's client connection: a DirectSocket, or a net.Socket (TLS, the node engine). */
+export type ClientSocket = import('node:net').Socket | DirectSocket;

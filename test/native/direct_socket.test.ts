@@ -1,0 +1,184 @@
+// src/io/direct_socket.ts: an accepted connection driven from its fd, read by the addon's batch
+// reader, written with send(2), with the net.Socket behaviour the HTTP/1 session relies on.
+// Real loopback connections accepted by the native engine; the client is a plain net.Socket.
+import crypto from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DirectSocket } from '../../src/io/direct_socket.js';
+import { createEngine } from '../../src/io/index.js';
+import { sleep, until } from './helpers.js';
+
+const engine = createEngine('native');
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Pair {
+  ds: DirectSocket;
+  client: net.Socket;
+  /** What the DirectSocket has read so far. */
+  got: Buffer[];
+  events: string[];
+}
+
+async function pair(): Promise<Pair> {
+  const got: Buffer[] = [];
+  const events: string[] = [];
+  let ds: DirectSocket | null = null;
+  const l = await engine.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 }, 8, (d) => {
+    ds = engine.directStream!(d, (b) => got.push(b), (buf, off, end) => got.push(Buffer.from(buf.subarray(off, end))));
+  });
+  cleanups.push(() => l.close());
+  const client = net.connect(l.address.port, '127.0.0.1');
+  client.on('error', () => {});
+  cleanups.push(() => client.destroy());
+  await until(() => ds !== null);
+  expect(ds).not.toBeNull();
+  const s = ds!;
+  cleanups.push(() => s.destroy());
+  for (const e of ['end', 'drain', 'close']) s.on(e, () => events.push(e));
+  s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code}`));
+  return { ds: s, client, got, events };
+}
+
+/** Everything the client reads until its 'end'. */
+function readToEnd(c: net.Socket): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  c.on('data', (d: Buffer) => parts.push(d));
+  return new Promise((r) => c.once('end', () => r(Buffer.concat(parts))));
+}
+
+describe('DirectSocket', () => {
+  it('reads through the batch reader and writes with send, in order', async () => {
+    const p = await pair();
+    p.client.write('ping');
+    await until(() => Buffer.concat(p.got).length >= 4);
+    expect(Buffer.concat(p.got).toString()).toBe('ping');
+    const back = new Promise<Buffer>((r) => p.client.once('data', r));
+    expect(p.ds.write('pong')).toBe(true);
+    expect((await back).toString()).toBe('pong');
+    expect(p.ds.writableLength).toBe(0);
+  });
+
+  it('queues what the kernel does not take, says so past 16 KiB, and emits drain once the client reads it all', async () => {
+    const p = await pair();
+    p.client.pause();
+    const payload = crypto.randomBytes(8 << 20);
+    let at = 0;
+    let full = false;
+    while (at < payload.length && !full) {
+      full = !p.ds.write(payload.subarray(at, at + 64 * 1024));
+      at += 64 * 1024;
+    }
+    // 8 MiB does not fit in loopback's socket buffers while the client reads nothing.
+    expect(full).toBe(true);
+    expect(p.ds.writableNeedDrain).toBe(true);
+    expect(p.ds.writableLength).toBeGreaterThanOrEqual(16 * 1024);
+    const drained = new Promise<void>((r) => p.ds.once('drain', () => r()));
+    const parts: Buffer[] = [];
+    p.client.on('data', (d: Buffer) => parts.push(d));
+    p.client.resume();
+    await drained;
+    expect(p.ds.writableNeedDrain).toBe(false);
+    expect(p.ds.writableLength).toBe(0);
+    await until(() => parts.reduce((n, b) => n + b.length, 0) >= at);
+    expect(Buffer.concat(parts).equals(payload.subarray(0, at))).toBe(true);
+  });
+
+  it('holds corked writes until uncork, then sends them in order', async () => {
+    const p = await pair();
+    const parts: Buffer[] = [];
+    p.client.on('data', (d: Buffer) => parts.push(d));
+    p.ds.cork();
+    p.ds.write('one ');
+    p.ds.write(Buffer.from('two '));
+    p.ds.write('three');
+    await sleep(50);
+    expect(parts).toEqual([]);
+    p.ds.uncork();
+    await until(() => Buffer.concat(parts).length >= 13);
+    expect(Buffer.concat(parts).toString()).toBe('one two three');
+  });
+
+  it('end() sends its FIN after the queued bytes; the peer\'s FIN then closes it without an error', async () => {
+    const p = await pair();
+    p.client.pause();
+    const payload = crypto.randomBytes(4 << 20);
+    p.ds.write(payload);
+    expect(p.ds.writableLength).toBeGreaterThan(0);
+    p.ds.end();
+    expect(p.ds.writable).toBe(false);
+    expect(p.ds.write('after end')).toBe(false);
+    const all = readToEnd(p.client);
+    p.client.resume();
+    expect((await all).equals(payload)).toBe(true);
+    expect(p.events).not.toContain('close');
+    p.client.end();
+    await until(() => p.events.includes('close'));
+    expect(p.events).toEqual(['end', 'close']);
+    expect(p.ds.destroyed).toBe(true);
+    expect(p.ds.fd).toBe(-1);
+  });
+
+  it('answers the peer\'s FIN with its own unless allowHalfOpen, which keeps it writable', async () => {
+    const a = await pair();
+    const aEnd = readToEnd(a.client);
+    a.client.end();
+    await aEnd;
+    await until(() => a.events.includes('close'));
+    expect(a.events).toEqual(['end', 'close']);
+
+    const h = await pair();
+    h.ds.allowHalfOpen = true;
+    const hEnd = readToEnd(h.client);
+    h.client.end('bye');
+    await until(() => h.events.includes('end'));
+    expect(Buffer.concat(h.got).toString()).toBe('bye');
+    expect(h.ds.write('still here')).toBe(true);
+    await sleep(20);
+    expect(h.events).toEqual(['end']);
+    h.ds.end();
+    expect((await hEnd).toString()).toBe('still here');
+    await until(() => h.events.includes('close'));
+    expect(h.events).toEqual(['end', 'close']);
+  });
+
+  it('turns a reset into an error with the errno name, then close', async () => {
+    const p = await pair();
+    p.client.resetAndDestroy();
+    await until(() => p.events.includes('close'));
+    expect(p.events).toEqual(['error ECONNRESET', 'close']);
+  });
+
+  it('destroy() closes the connection and emits close a tick later', async () => {
+    const p = await pair();
+    const closed = new Promise<void>((r) => p.client.once('close', () => r()));
+    p.ds.destroy();
+    expect(p.events).toEqual([]);
+    expect(p.ds.write('x')).toBe(false);
+    await closed;
+    expect(p.events).toEqual(['close']);
+  });
+
+  it('take() hands the fd over with the connection still open', async () => {
+    const p = await pair();
+    p.client.write('before');
+    await until(() => Buffer.concat(p.got).length >= 6);
+    const { fd, rest } = p.ds.take();
+    expect(rest).toBeNull();
+    expect(p.ds.destroyed).toBe(true);
+    // The bytes that arrive from now on are the new owner's.
+    const s = new net.Socket({ fd, readable: true, writable: true });
+    cleanups.push(() => s.destroy());
+    const next = new Promise<Buffer>((r) => s.once('data', r));
+    p.client.write('after');
+    expect((await next).toString()).toBe('after');
+    const back = new Promise<Buffer>((r) => p.client.once('data', r));
+    s.write('from node');
+    expect((await back).toString()).toBe('from node');
+    await sleep(20);
+    expect(p.events).toEqual([]);
+    expect(Buffer.concat(p.got).toString()).toBe('before');
+  });
+});
