@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,12 @@ namespace strait {
 // Node's stream reads; more waiting is read on the next turn (the poll is level-triggered).
 static constexpr size_t kReadSize = 64 * 1024;
 static constexpr int kReadsPerEvent = 1;
+// Events taken from the reader's epoll per wake-up; more wait for the next (level-triggered).
+static constexpr int kEventsPerWake = 256;
+
+// epoll data: the slot and its generation, so an event of a slot since freed (and maybe taken
+// by another socket) in the same wake-up is told apart and dropped.
+static uint64_t EventKey(uint32_t id, uint32_t gen) { return (uint64_t(gen) << 32) | id; }
 
 Napi::Function BatchReader::Init(Napi::Env env) {
   return DefineClass(env, "BatchReader",
@@ -46,6 +53,25 @@ BatchReader::BatchReader(const Napi::CallbackInfo& info)
   arena_len_ = arena.Length();
   out_ = out.Data();
   out_cap_ = out.ElementLength() / 3;
+  // The sockets are watched by an epoll of the reader's own, which Node's loop polls as one fd:
+  // adding a socket is one epoll_ctl, where a uv_poll per socket costs four system calls to
+  // start (libuv's probe ADD and DEL, FIONBIO, a DEL) and two to stop.
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) ThrowErrno(env, "BatchReader: epoll_create1", errno);
+  events_ = new epoll_event[kEventsPerWake];
+  ep_poll_ = new uv_poll_t;
+  int r = uv_poll_init(env_->loop, ep_poll_, epfd_);
+  if (r != 0) {
+    delete ep_poll_;
+    ep_poll_ = nullptr;
+    close(epfd_);
+    epfd_ = -1;
+    ThrowErrno(env, "BatchReader: uv_poll_init", -r);
+  }
+  ep_poll_->data = this;
+  uv_poll_start(ep_poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<BatchReader*>(h->data)->OnWake(); });
+  // Referenced only while a socket is watched, as a poll per socket kept the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
   check_ = new uv_check_t;
   uv_check_init(env_->loop, check_);
   check_->data = this;
@@ -59,6 +85,7 @@ BatchReader::BatchReader(const Napi::CallbackInfo& info)
 BatchReader::~BatchReader() {
   if (!released_) Release();
   for (Slot* s : slots_) delete s;
+  delete[] events_;
 }
 
 void BatchReader::Abandon() { Release(); }
@@ -68,11 +95,15 @@ void BatchReader::Release() {
   released_ = true;
   env_->Unlink(this);
   for (Slot* s : slots_) {
-    if (s->poll) CloseAndFree(s->poll);
-    s->poll = nullptr;
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
+    s->events = 0;
   }
+  watched_ = 0;
+  if (ep_poll_) CloseAndFree(ep_poll_);
+  ep_poll_ = nullptr;
+  if (epfd_ >= 0) close(epfd_);
+  epfd_ = -1;
   if (check_) CloseAndFree(check_);
   check_ = nullptr;
   count_ = 0;
@@ -102,22 +133,20 @@ Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
     slots_.push_back(new Slot());
   }
   Slot* s = slots_[id];
+  uint32_t gen = s->gen + 1;
   *s = Slot();
-  s->reader = this;
   s->id = id;
-  s->poll = new uv_poll_t;
-  // Also makes the file description non-blocking (shared with Node's fd, which already is).
-  int r = uv_poll_init(env_->loop, s->poll, dfd);
-  if (r != 0) {
-    delete s->poll;
-    s->poll = nullptr;
+  s->gen = gen;
+  // Non-blocking already: accept4 and socket() here pass SOCK_NONBLOCK, and a dup shares the
+  // file description of Node's fd, which libuv made non-blocking.
+  s->fd = dfd;
+  int err = Update(id);
+  if (err != 0) {
+    s->fd = -1;
     if (!own) close(dfd);  // an owned fd stays the caller's when add() throws
     free_.push_back(id);
-    ThrowErrno(env, "BatchReader.add: uv_poll_init", -r);
+    ThrowErrno(env, "BatchReader.add: epoll_ctl", err);
   }
-  s->poll->data = s;
-  s->fd = dfd;
-  Update(id);
   return Napi::Number::New(env, id);
 }
 
@@ -155,10 +184,13 @@ Napi::Value BatchReader::WatchWrite(const Napi::CallbackInfo& info) {
 void BatchReader::Drop(int32_t id, bool keep_fd) {
   if (size_t(id) >= slots_.size() || slots_[id]->fd < 0) return;  // idempotent
   Slot* s = slots_[id];
-  // uv_close stops the poll at once (libuv forgets the fd before this returns), so the fd may
-  // be handed to another watcher right after a detach.
-  if (s->poll) CloseAndFree(s->poll);
-  s->poll = nullptr;
+  // Out of the epoll before the close: a registration lives as long as its file description,
+  // which another descriptor (Node's, a hot restart's dup) may keep open.
+  if (s->events != 0) {
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+    s->events = 0;
+    if (--watched_ == 0 && ep_poll_) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
+  }
   if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
@@ -173,20 +205,45 @@ Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void BatchReader::Update(uint32_t id) {
+int BatchReader::Update(uint32_t id) {
   Slot* s = slots_[id];
-  if (!s->poll) return;
-  int want = (!s->done && !s->paused ? UV_READABLE : 0) | (s->write_wanted ? UV_WRITABLE : 0);
-  if (want == s->polling) return;
-  s->polling = want;
+  if (s->fd < 0 || epfd_ < 0) return 0;
+  uint32_t want = (!s->done && !s->paused ? uint32_t(EPOLLIN) : 0) | (s->write_wanted ? uint32_t(EPOLLOUT) : 0);
+  if (want == s->events) return 0;
+  // Not watched at all rather than watched for nothing: epoll reports EPOLLHUP and EPOLLERR
+  // whatever the mask, and level-triggered that would wake every turn.
   if (want == 0) {
-    uv_poll_stop(s->poll);
-    return;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+    s->events = 0;
+    if (--watched_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
+    return 0;
   }
-  uv_poll_start(s->poll, want, [](uv_poll_t* h, int status, int events) {
-    Slot* sl = static_cast<Slot*>(h->data);
-    sl->reader->OnEvent(sl->id, status, events);
-  });
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = EventKey(id, s->gen);
+  if (epoll_ctl(epfd_, s->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s->fd, &ev) != 0) return errno;
+  if (s->events == 0 && watched_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(ep_poll_));
+  s->events = want;
+  return 0;
+}
+
+void BatchReader::OnWake() {
+  if (released_) return;
+  int n;
+  do {
+    n = epoll_wait(epfd_, events_, kEventsPerWake, 0);
+  } while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n && !released_; i++) {
+    uint64_t key = events_[i].data.u64;
+    uint32_t id = uint32_t(key);
+    if (id >= slots_.size()) continue;
+    Slot* s = slots_[id];
+    if (s->fd < 0 || s->gen != uint32_t(key >> 32)) continue;
+    uint32_t e = events_[i].events;
+    // A hang-up or an error is for both: the read sees EOF or the error, the writer's next send.
+    bool bad = (e & (EPOLLERR | EPOLLHUP)) != 0;
+    OnEvent(id, bad || (e & EPOLLIN), bad || (e & EPOLLOUT));
+  }
 }
 
 void BatchReader::Push(uint32_t id, int32_t off, int32_t len) {
@@ -196,20 +253,16 @@ void BatchReader::Push(uint32_t id, int32_t off, int32_t len) {
   e[2] = len;
 }
 
-void BatchReader::OnEvent(uint32_t id, int status, int events) {
+void BatchReader::OnEvent(uint32_t id, bool readable, bool writable) {
   Slot* s = slots_[id];
-  // POLLERR: libuv has stopped the handle. Reading reports the socket's error (or the bytes
-  // that came before it); the poll restarts below if the slot is still live. A writer waiting
-  // is told too: its next send reports the error.
-  if (status < 0) s->polling = 0;
-  if (s->write_wanted && (status < 0 || (events & UV_WRITABLE))) {
+  if (s->write_wanted && writable) {
     if (count_ == out_cap_) Deliver(false);
     if (released_ || s->fd < 0) return;
     // One entry per watchWrite(): the owner asks again if its queue is still not empty.
     s->write_wanted = false;
     Push(id, 0, kWritable);
   }
-  if (status >= 0 && !(events & UV_READABLE)) {
+  if (!readable) {
     if (!released_ && s->fd >= 0) Update(id);
     return;
   }

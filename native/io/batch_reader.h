@@ -4,13 +4,17 @@
 // onStreamRead, a MakeCallback with its microtask/nextTick checkpoint, a Buffer per read) on
 // the HTTP/1 data path. Only reads: writes stay with the socket's owner (send(2) or Node).
 //
-// A slot added for a net.Socket polls its own dup() of the socket's fd, so Node's handle keeps
-// the original for writes, shutdown and close, and epoll keeps the two apart; the dup keeps the
-// connection open until remove() (the owner calls it when its socket closes). A slot added with
-// `own` polls the fd itself and closes it on remove(): its owner has no Node handle (a
-// DirectSocket, src/io/direct_socket.ts), and asks the slot to report writability as well.
+// The sockets are registered with an epoll of the reader's own, which Node's loop polls as one
+// fd: a socket costs one epoll_ctl to add and one to remove.
+//
+// A slot added for a net.Socket reads its own dup() of the socket's fd, so Node's handle keeps
+// the original for writes, shutdown and close; the dup keeps the connection open until
+// remove() (the owner calls it when its socket closes). A slot added with `own` reads the fd
+// itself and closes it on remove(): its owner has no Node handle (a DirectSocket,
+// src/io/direct_socket.ts), and asks the slot to report writability as well.
 #pragma once
 #include <napi.h>
+#include <sys/epoll.h>
 #include <uv.h>
 
 #include <vector>
@@ -35,11 +39,10 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
 
  private:
   struct Slot {
-    BatchReader* reader = nullptr;
     uint32_t id = 0;
+    uint32_t gen = 0;  // bumped each time the slot is taken (epoll data carries it)
     int fd = -1;  // our dup, or the owner's fd; -1: free
-    uv_poll_t* poll = nullptr;
-    int polling = 0;  // the UV_READABLE / UV_WRITABLE mask the poll runs with
+    uint32_t events = 0;  // the EPOLLIN / EPOLLOUT mask it is registered with; 0: not registered
     bool paused = false;
     bool write_wanted = false;  // one kWritable entry wanted (cleared when it is pushed)
     bool done = false;  // EOF or error delivered: never read again
@@ -56,8 +59,10 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Napi::Value Flush(const Napi::CallbackInfo& info);
 
   Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
-  void Update(uint32_t id);
-  void OnEvent(uint32_t id, int status, int events);
+  // Registers the slot's wanted events with the epoll; 0 or the errno of epoll_ctl.
+  int Update(uint32_t id);
+  void OnWake();
+  void OnEvent(uint32_t id, bool readable, bool writable);
   void Push(uint32_t id, int32_t off, int32_t len);
   // Hands the pending entries to JavaScript; `from_js`: inside a JS call (flush()).
   void Deliver(bool from_js);
@@ -76,6 +81,10 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   bool delivering_ = false;
   bool released_ = false;
   uv_check_t* check_ = nullptr;
+  int epfd_ = -1;
+  uv_poll_t* ep_poll_ = nullptr;  // Node's loop watching epfd_
+  epoll_event* events_ = nullptr;
+  size_t watched_ = 0;  // slots registered with epfd_: the loop stays alive while any is
   Napi::Reference<Napi::Buffer<uint8_t>> arena_ref_;
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::FunctionReference on_batch_;

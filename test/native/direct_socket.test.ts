@@ -182,3 +182,40 @@ describe('DirectSocket', () => {
     expect(Buffer.concat(p.got).toString()).toBe('before');
   });
 });
+
+describe('the batch reader\'s epoll', () => {
+  // One epoll of the reader's own is what Node's loop polls: it must hold the loop open while a
+  // socket is watched (as a poll per socket did) and let the process end once none is.
+  it('keeps a process alive while a connection is watched and lets it exit after', async () => {
+    const { spawn } = await import('node:child_process');
+    const path = await import('node:path');
+    const dist = path.resolve(import.meta.dirname, '../../dist');
+    const script = `
+      const { createEngine } = await import(${JSON.stringify(`${dist}/io/index.js`)});
+      const engine = createEngine('native');
+      const l = await engine.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 }, 8, (d) => {
+        l.close();
+        const s = engine.directStream(d, () => {}, (b, o, e) => process.stdout.write('read ' + b.toString('latin1', o, e) + '\\n'));
+        s.on('close', () => process.stdout.write('closed\\n'));
+        process.stdout.write('accepted\\n');
+      });
+      process.stdout.write('port ' + l.address.port + '\\n');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await until(() => /port \d+/.test(out));
+    const client = net.connect(Number(/port (\d+)/.exec(out)![1]), '127.0.0.1');
+    client.on('error', () => {});
+    cleanups.push(() => client.destroy());
+    await until(() => out.includes('accepted'));
+    // Nothing but the watched connection is left to keep the child's loop going.
+    await sleep(300);
+    expect(child.exitCode).toBeNull();
+    client.end('bye');
+    expect(await exited).toBe(0);
+    expect(out).toContain('read bye\n');
+    expect(out).toContain('closed\n');
+  });
+});
