@@ -143,6 +143,24 @@ let laterQueue: Http1Session[] = [];
  */
 let tailQueue: Http1Session[] = [];
 
+/**
+ * Streams whose connection closed after a finished exchange (idle(), reusable()), for the first
+ * request of a new connection: on connection-per-request traffic that is every request, and a
+ * stream is the largest object of one (~600 bytes, more with its kept heads). Bounded: a burst
+ * of new connections is served by as many streams at most. A pooled stream still names its
+ * closed session (at most STREAM_POOL_MAX of them kept), so code finishing after the stream
+ * went back to the pool finds a closed session rather than none.
+ */
+const streamPool: Http1Stream[] = [];
+const STREAM_POOL_MAX = 256;
+
+/** How long a closing connection waits for the client's FIN after ours (closeGracefully). */
+const LINGER_MS = 5_000;
+
+function destroySocket(s: ClientSocket): void {
+  s.destroy();
+}
+
 function processLater(s: Http1Session): void {
   if (inBatch()) tailQueue.push(s);
   else if (laterQueue.push(s) === 1) setImmediate(runLater);
@@ -480,7 +498,7 @@ export class Http1Session {
     this.filter.stats.downstream_cx_rx_bytes_total.value += end - off;
     this.processing = true;
     try {
-      const sp = this.spare;
+      const sp = this.spare ?? this.pooledStream();
       const r = parseRequestHeadOwned(src, off, end, this.config.limits, sp !== null ? sp.takeSpareHead() : null);
       if (typeof r === 'number') {
         // Incomplete or bad: processLoop decides (timers, 400/431) over the same bytes.
@@ -629,7 +647,7 @@ export class Http1Session {
     const mode = head.chunked ? BodyMode.CHUNKED : head.contentLength > 0 ? BodyMode.LENGTH : BodyMode.NONE;
     this.framer.onPayload = null;
     this.framer.reset(mode, head.contentLength > 0 ? head.contentLength : 0);
-    const spare = this.spare;
+    const spare = this.spare ?? this.pooledStream();
     let s: Http1Stream;
     if (spare !== null) {
       this.spare = null;
@@ -656,6 +674,11 @@ export class Http1Session {
     st.downstream_rq_completed.value++;
     if (!keepAlive) {
       this.closeGracefully();
+      // No next request here: the next connection's first one takes it.
+      if (s.reusable() && streamPool.length < STREAM_POOL_MAX) {
+        s.idle();
+        streamPool.push(s);
+      }
       return;
     }
     if (s.reusable()) {
@@ -666,6 +689,14 @@ export class Http1Session {
     this.armIdle();
     // Pipelined requests may already be buffered (only then: an Immediate per request costs).
     if (!this.processing && this.buf !== null && this.off < this.buf.length) processLater(this);
+  }
+
+  /** A stream a closed connection left (streamPool), now this connection's spare; null if none. */
+  private pooledStream(): Http1Stream | null {
+    const s = streamPool.pop();
+    if (s === undefined) return null;
+    s.adopt(this);
+    return (this.spare = s);
   }
 
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
@@ -855,11 +886,14 @@ export class Http1Session {
     this.clearHeadersTimer();
     this.sendHeld();
     this.socket.end();
-    // A client that never closes its side must not hold the connection forever.
-    const t = setTimeout(() => this.socket.destroy(), 5_000);
-    t.unref();
-    this.socket.once('close', () => clearTimeout(t));
+    // A client that never closes its side must not hold the connection forever (onClose clears it).
+    if (!this.socket.destroyed) {
+      this.lingerTimer = setTimeout(destroySocket, LINGER_MS, this.socket);
+      this.lingerTimer.unref();
+    }
   }
+
+  private lingerTimer: NodeJS.Timeout | null = null;
 
   private onEnd(): void {
     // The client half-closed: finish the request in flight (if it was complete), then close.
@@ -876,6 +910,14 @@ export class Http1Session {
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    // The spare stream of a keep-alive connection serves the next connection's first request.
+    const sp = this.spare;
+    this.spare = null;
+    if (sp !== null && streamPool.length < STREAM_POOL_MAX) {
+      streamPool.push(sp);
+    }
     if (this.routeTimer) clearTimeout(this.routeTimer);
     this.routeTimer = null;
     this.routeOwner = null;
@@ -1167,10 +1209,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
   private respHead: MessageHead | null = null;
 
   constructor(
-    private readonly session: Http1Session,
+    private session: Http1Session,
     public head: MessageHead,
   ) {
     this.startMs = session.filter.accessLog ? Date.now() : 0;
+  }
+
+  /** Out of streamPool, as `session`'s spare: reuse() starts its next exchange. */
+  adopt(session: Http1Session): void {
+    this.session = session;
   }
 
   /**
