@@ -245,8 +245,8 @@ ${staticCluster('up', [up.port])}`,
   });
 
   it('serves a client whose preface arrives in pieces and one whose preface and request arrive in one write', async () => {
-    // Codec AUTO: a preface already in the socket at accept time sends the connection straight
-    // to HTTP/2 (serveH2IfPreface's peek); one still arriving is sniffed by the HTTP/1 session.
+    // Codec AUTO: the HTTP/1 session finds the preface in its first reads, whole or in pieces,
+    // and the connection's fd moves to the HTTP/2 session with the bytes read so far.
     const request = Buffer.concat([frame(T.SETTINGS, 0, 0), frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, hpack([[':method', 'GET'], [':scheme', 'http'], [':path', '/pieces'], [':authority', 'x']]))]);
     const before = (await strait.stat('http.h2n.downstream_cx_http2_total')) ?? 0;
     const served = async (pieces: Buffer[]): Promise<string> => {

@@ -17,6 +17,7 @@ import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.
 import type { HcmConfig } from './config.js';
 import { createH2Server, serveH2, serveH2IfPreface } from './h2_session.js';
 import { Http1Session } from './http1_session.js';
+import type { ClientSocket } from '../../../io/direct_socket.js';
 import { HCM_STATS } from './stats.js';
 import { Underscores, underscoreStats, type UnderscoreStats } from './underscores.js';
 
@@ -145,13 +146,19 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
       serveH2(this, conn, engine.stream(conn.downstream), null);
       return;
     }
-    if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
     // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
     let session: Http1Session | null = null;
     const onBytes = (d: Buffer): void => session!.onBytes(d);
     const onRead = (b: Buffer, o: number, e: number): void => session!.onRead(b, o, e);
-    // Without a net.Socket where the engine can; else a socket read by the engine's reader.
-    const direct = engine.directStream?.(conn.downstream, onBytes, onRead) ?? engine.streamWithReader?.(conn.downstream, onBytes, onRead) ?? null;
+    // Without a net.Socket where the engine can: an HTTP/2 client's preface is then found in the
+    // first read, and the fd moves to the HTTP/2 session for no more than a peek would have
+    // cost every HTTP/1 connection (a system call). Else a peek spares such a client the
+    // net.Socket, and the HTTP/1 session gets a socket read by the engine's reader.
+    let direct: ClientSocket | null = engine.directStream?.(conn.downstream, onBytes, onRead) ?? null;
+    if (direct === null) {
+      if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
+      direct = engine.streamWithReader?.(conn.downstream, onBytes, onRead) ?? null;
+    }
     session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
   }
 

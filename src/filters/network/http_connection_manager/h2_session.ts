@@ -333,7 +333,8 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
  * http_inspector decides), instead of through a net.Socket and an HTTP/1 session that read the
  * bytes only to hand the connection over. HTTP/2 clients write the preface as soon as they are
  * connected, so it is often there already. False, with nothing touched, otherwise: the bytes are
- * sniffed as before.
+ * sniffed as before. Only where the connection would otherwise get a net.Socket: an HTTP/1
+ * session on a DirectSocket hands the fd over for less than the peek costs every connection.
  */
 export function serveH2IfPreface(filter: HttpConnectionManagerFilter, conn: ConnectionContext): boolean {
   const engine = filter.rt.engine;
