@@ -1,12 +1,13 @@
 // An HTTP/1.1 stream a closed connection leaves behind serves the first request of the next
 // connection (streamPool in http_connection_manager/http1_session.ts), whichever listener
-// accepted it. Two listeners with different response headers and upstreams take turns: every
-// answer must carry its own listener's header and upstream, on both engines, for connections
-// closed after one request (`connection: close`) and keep-alive connections the client closes.
+// accepted it. Two listeners with different server names and upstreams take turns: every
+// answer must carry its own listener's server header and upstream, on both engines, for
+// connections closed after one request (`connection: close`) and keep-alive connections the
+// client closes.
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener } from '../helpers/http.js';
+import { hcmListener, simpleRoutes } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 /** Answers every request with its tag, sized. */
@@ -54,17 +55,6 @@ function exchange(port: number, requests: number, close: boolean): Promise<strin
   });
 }
 
-function routes(name: string, cluster: string): string {
-  return `name: ${name}
-virtual_hosts:
-- name: all
-  domains: ["*"]
-  routes:
-  - match: { prefix: "/" }
-    route: { cluster: ${cluster} }
-    response_headers_to_add: [{ header: { key: x-listener, value: ${name} } }]`;
-}
-
 describe.each(ENGINES)('HTTP/1.1 streams reused across connections (%s engine)', (engine) => {
   let strait: StraitProcess;
   const ports: Record<string, number> = {};
@@ -76,7 +66,7 @@ describe.each(ENGINES)('HTTP/1.1 streams reused across connections (%s engine)',
       `${ADMIN}
 static_resources:
   listeners:
-${hcmListener('la', routes('la', 'ca'))}${hcmListener('lb', routes('lb', 'cb'))}
+${hcmListener('la', simpleRoutes('ca'), '          server_name: la\n')}${hcmListener('lb', simpleRoutes('cb'), '          server_name: lb\n')}
   clusters:
 ${staticCluster('ca', [ups[0]!.port])}${staticCluster('cb', [ups[1]!.port])}`,
       { engine },
@@ -89,7 +79,7 @@ ${staticCluster('ca', [ups[0]!.port])}${staticCluster('cb', [ups[1]!.port])}`,
     for (const u of ups) await u.close();
   });
 
-  it('answers each connection with its own listener\'s route and upstream, taking turns', async () => {
+  it('answers each connection with its own listener\'s server name and upstream, taking turns', async () => {
     for (let i = 0; i < 20; i++) {
       const l = i % 2 === 0 ? 'la' : 'lb';
       const keepAlive = i % 4 >= 2;
@@ -97,7 +87,7 @@ ${staticCluster('ca', [ups[0]!.port])}${staticCluster('cb', [ups[1]!.port])}`,
       expect(answers.length, `connection ${i} (${l})`).toBe(keepAlive ? 2 : 1);
       for (const a of answers) {
         expect(a.startsWith('HTTP/1.1 200 ')).toBe(true);
-        expect(a).toContain(`x-listener: ${l}\r\n`);
+        expect(a).toContain(`server: ${l}\r\n`);
         expect(a.endsWith(l === 'la' ? 'up-a' : 'up-b')).toBe(true);
       }
     }
