@@ -120,8 +120,8 @@ Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0, "BatchReader.add", "fd", 0, INT32_MAX);
   bool own = info.Length() > 1 && info[1].ToBoolean();
   if (released_) throw Napi::Error::New(env, "BatchReader.add: reader released");
-  // A net.Socket's slot reads its own descriptor for the same socket: Node's handle keeps the
-  // original (and its epoll registration); libuv refuses a second watcher on one fd number.
+  // A net.Socket's slot reads its own descriptor for the same socket, which remove() closes:
+  // Node's handle keeps the original for writes, shutdown and close.
   int dfd = own ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dfd < 0) ThrowErrno(env, "BatchReader.add: dup", errno);
   uint32_t id;

@@ -2,10 +2,12 @@
  * HTTP/1 sockets read by the addon's BatchReader (native/io/batch_reader.cc) instead of Node's
  * stream reads: every read of one loop turn, on any number of sockets, reaches JavaScript in one
  * call, so the per-read costs of a stream (onStreamRead, a MakeCallback with its microtask and
- * nextTick checkpoint) are paid once per turn. The net.Socket stays the connection's owner for
- * writes, end(), destroy() and its events: only reading moves. Its `pause`/`resume` are replaced
- * on the instance so every existing caller (backpressure, tunnels) steers the native reader, and
- * EOF / read errors are fed back into the socket the way Node's own read path does.
+ * nextTick checkpoint) are paid once per turn. A socket is either a net.Socket (attach), which
+ * stays the connection's owner for writes, end(), destroy() and its events while only reading
+ * moves (its `pause`/`resume` are replaced on the instance so every existing caller steers the
+ * native reader, and EOF / read errors are fed back into it the way Node's own read path does),
+ * or a DirectSocket (attachDirect, src/io/direct_socket.ts), which has no Node handle at all:
+ * the reader also tells it when its fd takes writes again.
  *
  * STRAIT_HTTP1_READER=stream turns it off (Node stream reads, the reference path).
  */
