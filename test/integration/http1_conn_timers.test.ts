@@ -133,4 +133,22 @@ ${staticCluster('up', [up.port])}`,
     await c.closedByPeer();
     await strait.waitStat('http.ingress.downstream_cx_idle_timeout', (v) => v === before + 1);
   });
+
+  it('times each connection out from its own last request: a busy one outlives idle ones opened with it', { timeout: 20_000 }, async () => {
+    // One timer serves every idle connection of the manager (idle_list.ts): a connection that
+    // leaves the idle list for a request must not be timed out from its place before it.
+    const before = (await strait.stat('http.ingress.downstream_cx_idle_timeout')) ?? 0;
+    const idle = [new Conn(port), new Conn(port)];
+    const busy = new Conn(port);
+    for (const c of [...idle, busy]) expect(await c.get('/fast')).toEqual({ status: 200, body: 'ok' });
+    // 2.4 s of a request every 400 ms: well past the idle connections' 1 s.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await busy.get('/fast')).toEqual({ status: 200, body: 'ok' });
+    }
+    expect(idle.every((c) => c.ended)).toBe(true);
+    expect(busy.ended).toBe(false);
+    await busy.closedByPeer();
+    await strait.waitStat('http.ingress.downstream_cx_idle_timeout', (v) => v === before + 3);
+  });
 });

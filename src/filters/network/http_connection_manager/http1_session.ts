@@ -43,6 +43,7 @@ import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
 import { DirectSocket, type ClientSocket } from '../../../io/direct_socket.js';
+import type { IdleMember } from './idle_list.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { H2_PREFACE, serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
@@ -372,15 +373,11 @@ export class Http1Session {
   private paused = false;
   /** Responses wait for the client to read them: no request starts until 'drain'. */
   private backlogged = false;
-  /**
-   * The idle timeout runs from `idleSince` (clock.ts now()) while `idleArmed`. Its timer is not
-   * moved per request (a refresh() per request costs more than a clock read): when it fires early
-   * it sleeps again for what is left, and firing while a request is in flight drops it until the
-   * next armIdle.
-   */
-  private idleTimer: NodeJS.Timeout | null = null;
-  private idleArmed = false;
-  private idleSince = 0;
+  /** The idle timeout: this session's place in its manager's IdleList while idle (idle_list.ts). */
+  idlePrev: IdleMember | null = null;
+  idleNext: IdleMember | null = null;
+  idleLinked = false;
+  idleSince = 0;
   private headersTimer: NodeJS.Timeout | null = null;
   /**
    * The route timeout of the stream in flight (`routeOwner`, null: none) ends at `routeDeadline`
@@ -935,39 +932,25 @@ export class Http1Session {
   }
 
   private armIdle(): void {
-    const ms = this.config.idleTimeoutMs;
-    if (ms <= 0 || this.closed) return;
-    this.idleArmed = true;
-    this.idleSince = clockNow();
-    if (this.idleTimer === null) this.startIdleTimer(ms);
+    const l = this.filter.idleSessions;
+    if (l === null || this.closed) return;
+    l.add(this, clockNow());
   }
 
-  private startIdleTimer(ms: number): void {
-    this.idleTimer = setTimeout(() => this.onIdleTimer(), ms);
-    this.idleTimer.unref();
-  }
-
-  private onIdleTimer(): void {
-    this.idleTimer = null;
-    if (!this.idleArmed || this.closed) return; // armIdle starts another
-    const left = this.idleSince + this.config.idleTimeoutMs - clockNow();
-    if (left >= 1) {
-      this.startIdleTimer(Math.ceil(left));
-      return;
-    }
+  /** Idle for the whole idle_timeout (IdleList). */
+  onIdle(): void {
+    if (this.closed) return;
     this.filter.stats.downstream_cx_idle_timeout.value++;
     this.closeGracefully();
   }
 
-  /** A request started: the idle timer may fire meanwhile but does nothing until re-armed. */
+  /** A request started: no idle timeout until the next armIdle. */
   private pauseIdle(): void {
-    this.idleArmed = false;
+    if (this.idleLinked) this.filter.idleSessions!.remove(this);
   }
 
   private clearIdle(): void {
-    this.idleArmed = false;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+    if (this.idleLinked) this.filter.idleSessions!.remove(this);
   }
 
   /** Starts `s`'s route timeout. One request is in flight per connection, so one timer serves them all. */
