@@ -288,11 +288,12 @@ static int32_t SendNow(int fd, const uint8_t* p, size_t len) {
   return n < 0 ? -errno : int32_t(n);
 }
 
-// sendHttp1(fd, buf): bytes sent (maybe fewer than buf holds) or -errno. One non-blocking send,
-// so a small message leaves without Node's stream write machinery; the caller queues the rest.
+// sendHttp1(fd, buf[, off, len]): bytes sent (maybe fewer than asked) or -errno. One
+// non-blocking send of buf, or of buf[off, off + len), so a small message leaves without Node's
+// stream write machinery (nor, with a range, a Buffer view); the caller queues the rest.
 napi_value Send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   int32_t fd;
   napi_typedarray_type type;
@@ -306,10 +307,21 @@ napi_value Send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "sendHttp1: buf must be a Buffer or Uint8Array");
     return nullptr;
   }
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  if (argc >= 4) {
+    int32_t off, n;
+    if (napi_get_value_int32(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &n) != napi_ok || off < 0 || n < 0 ||
+        size_t(off) > len || size_t(n) > len - size_t(off)) {
+      napi_throw_range_error(env, nullptr, "sendHttp1: off/len outside buf");
+      return nullptr;
+    }
+    p += off;
+    len = size_t(n);
+  }
   // The count returns as an int32: send at most that much (the caller queues the rest).
   if (len > size_t(INT32_MAX)) len = size_t(INT32_MAX);
   napi_value r;
-  napi_create_int32(env, SendNow(fd, static_cast<const uint8_t*>(data), len), &r);
+  napi_create_int32(env, SendNow(fd, p, len), &r);
   return r;
 }
 
@@ -412,6 +424,7 @@ void PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
 // writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
 // written (the head's size) into out, in one call instead of a JS write or copy per piece.
 napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len);
+napi_value WriteHeadAt(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len, size_t at);
 napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len);
 
 napi_value WriteHead(napi_env env, napi_callback_info info) {
@@ -423,7 +436,8 @@ napi_value WriteHead(napi_env env, napi_callback_info info) {
   return WriteHeadWith(env, fn, argv, nullptr, 0);
 }
 
-napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len) {
+// The head goes to out[at, at + size).
+napi_value WriteHeadAt(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len, size_t at) {
   napi_typedarray_type type;
   size_t cap = 0;
   void* out = nullptr;
@@ -431,8 +445,8 @@ napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const i
     return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
   HeadPieces h;
   if (!ReadPieces(env, fn, argv, h, bound_runs, bound_len)) return nullptr;
-  if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
-  PutPieces(env, h, static_cast<uint8_t*>(out));
+  if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  PutPieces(env, h, static_cast<uint8_t*>(out) + at);
   napi_value r;
   napi_create_int32(env, int32_t(h.size), &r);
   return r;
@@ -448,6 +462,10 @@ napi_value SendHead(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd)");
   return SendHeadWith(env, fn, argv, nullptr, 0);
+}
+
+napi_value WriteHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len) {
+  return WriteHeadAt(env, fn, argv, bound_runs, bound_len, 0);
 }
 
 napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const int32_t* bound_runs, size_t bound_len) {
@@ -496,8 +514,23 @@ napi_value BoundHead(napi_env env, napi_callback_info info, const char* fn, cons
   return With(env, fn, argv, w->runs, w->runs_len);
 }
 
+// write(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd[, at]): with `at`, the head
+// goes to out[at, ...), so a head staged in a shared buffer needs no Buffer view of its own.
 napi_value BoundWrite(napi_env env, napi_callback_info info) {
-  return BoundHead<WriteHeadWith>(env, info, "writeHttp1HeadBound", "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd)");
+  const char* fn = "writeHttp1HeadBound";
+  size_t argc = 9;
+  napi_value in[9];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
+  if (argc < 8) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd[, at])");
+  auto* w = static_cast<BoundWriter*>(data);
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, in[3], in[4], in[5], in[6], in[7]};
+  int32_t at = 0;
+  napi_valuetype vt = napi_undefined;
+  if (argc > 8 && napi_typeof(env, in[8], &vt) == napi_ok && vt != napi_undefined &&
+      (napi_get_value_int32(env, in[8], &at) != napi_ok || at < 0))
+    return HeadThrow(env, fn, true, "at must be a non-negative number");
+  return WriteHeadAt(env, fn, argv, w->runs, w->runs_len, size_t(at));
 }
 
 napi_value BoundSend(napi_env env, napi_callback_info info) {

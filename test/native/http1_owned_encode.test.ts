@@ -3,13 +3,14 @@
 //   place: the head it returns is the plain parse's, moved into a slab, and never reads the source
 //   again;
 // - writeHttp1Head, which writes a re-encoded head in one call: byte for byte what the TypeScript
-//   encoder (encodeHeadJs, the reference) writes, over seeded mutations of real heads.
+//   encoder (encodeHeadJs, the reference) writes, over seeded mutations of real heads, also at
+//   an offset of the shared stage (encodeHeadStagedAt), and sendHttp1 of a range.
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
 import { DEFAULT_LIMITS, parseRequestHead, parseResponseHead, type ParseResult } from '../../src/protocols/http1/decoder.js';
-import { encodeHead, encodeHeadJs, sendHead } from '../../src/protocols/http1/encoder.js';
-import { directFd } from '../../src/protocols/http1/send.js';
+import { encodeHead, encodeHeadJs, encodeHeadStagedAt, resetStage, sendHead, stagedBuffer, stagedLength } from '../../src/protocols/http1/encoder.js';
+import { directFd, sendStagedRange } from '../../src/protocols/http1/send.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
 import { F, type MessageHead } from '../../src/protocols/http1/types.js';
 
@@ -209,6 +210,55 @@ describe('sendHttp1Head (sendHead): a head sent by one send(2) without a Buffer'
       });
       expect(Buffer.concat(got).toString('latin1')).toBe(Buffer.concat(expected).toString('latin1'));
     } finally {
+      sock.destroy();
+      await new Promise((r) => srv.close(r));
+    }
+  });
+});
+
+describe('staged heads without a Buffer (encodeHeadStagedAt, sendStagedRange)', () => {
+  it('writes encodeHeadJs\'s bytes at the returned offset of the stage, one head after another', () => {
+    const src = Buffer.from(RESPONSE, 'latin1');
+    const h = head(parseResponseHead(src, 0, src.length));
+    const drop = (hd: MessageHead, i: number) => hd.fields[i * F.SIZE] === 5;
+    resetStage();
+    const a = encodeHeadStagedAt('HTTP/1.1 200 OK', h, drop, 'server: strait\r\n', src, h.headBytes, src.length);
+    const aStage = stagedBuffer();
+    const aLen = stagedLength();
+    const b = encodeHeadStagedAt('HTTP/1.1 204 No Content', h, null, '', null, 0, 0);
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(b).toBe(a + aLen);
+    expect(stagedBuffer()).toBe(aStage);
+    expect(aStage.subarray(a, a + aLen).equals(encodeHeadJs('HTTP/1.1 200 OK', h, drop, 'server: strait\r\n', src, h.headBytes, src.length))).toBe(true);
+    expect(aStage.subarray(b, b + stagedLength()).equals(encodeHeadJs('HTTP/1.1 204 No Content', h, null, ''))).toBe(true);
+    // Larger than a quarter of the stage: the caller takes encodeHeadStaged instead.
+    expect(encodeHeadStagedAt('HTTP/1.1 200 OK', null, null, `x: ${'a'.repeat(20_000)}\r\n`, null, 0, 0)).toBe(-1);
+    resetStage();
+  });
+
+  it('sends exactly the range, and refuses one outside the buffer', async () => {
+    const send = (loadNative() as unknown as { sendHttp1: (fd: number, b: Uint8Array, off?: number, len?: number) => number }).sendHttp1;
+    const srv = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const client = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+    const sock = await new Promise<net.Socket>((r) => srv.once('connection', r));
+    const got: Buffer[] = [];
+    client.on('data', (d: Buffer) => got.push(d));
+    try {
+      const fd = directFd(sock);
+      const buf = Buffer.from('0123456789abcdef');
+      expect(send(fd, buf, 4, 6)).toBe(6);
+      expect(send(fd, buf, 16, 0)).toBe(0);
+      expect(() => send(fd, buf, 12, 5)).toThrow(RangeError);
+      expect(() => send(fd, buf, -1, 2)).toThrow(RangeError);
+      const ok = sendStagedRange(sock, fd, buf, 10, 6);
+      expect(ok).toBe(true);
+      await new Promise<void>((r) => {
+        const t = setInterval(() => Buffer.concat(got).length >= 12 && (clearInterval(t), r()), 5);
+      });
+      expect(Buffer.concat(got).toString()).toBe('456789abcdef');
+    } finally {
+      client.destroy();
       sock.destroy();
       await new Promise((r) => srv.close(r));
     }

@@ -51,7 +51,7 @@ let RUNS = new Int32Array(2 * 64);
 let nRuns = 0;
 
 /** The two functions above with RUNS bound once (bindHttp1HeadWriter): no typed-array argument to read per head. */
-type BoundHeadFn<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;
+type BoundHeadFn<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, at?: number) => number;
 let boundWrite: BoundHeadFn<Buffer> | null = null;
 let boundSend: BoundHeadFn<number> | null = null;
 /** write + send of the Buffer written, in one call (an addon built before it has none). */
@@ -154,6 +154,51 @@ function stageAlloc(size: number): Buffer {
   const b = s.subarray(stageAt, stageAt + size);
   stageAt += size;
   return b;
+}
+
+/** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
+const stagedRanges = (() => {
+  try {
+    return (loadNative() as unknown as { http1StagedRanges?: boolean }).http1StagedRanges === true;
+  } catch {
+    return false;
+  }
+})();
+
+let stagedLen = 0;
+
+/**
+ * encodeHeadStaged without a Buffer of its own: the bytes are stagedBuffer()[at, at +
+ * stagedLength()), `at` returned; -1 when the addon cannot or the head is large (the caller
+ * uses encodeHeadStaged). A keep-alive response held to its batch's end then allocates nothing:
+ * its view was 96 bytes of a ~240-byte exchange.
+ */
+export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): number {
+  const write = boundWrite;
+  if (write === null || !stagedRanges) return -1;
+  let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
+  nRuns = 0;
+  if (head) size += collectRuns(head, drop);
+  if (size > STAGE_BYTES >> 2) return -1;
+  if (stage === null || stageAt + size > stage.length) {
+    stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+    stageAt = 0;
+  }
+  const at = stageAt;
+  write(stage, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
+  stageAt += size;
+  stagedLen = size;
+  return at;
+}
+
+/** The stage the last encodeHeadStagedAt wrote into (a full stage is replaced, not reused). */
+export function stagedBuffer(): Buffer {
+  return stage!;
+}
+
+/** The size of the last encodeHeadStagedAt's head. */
+export function stagedLength(): number {
+  return stagedLen;
 }
 
 /** Every staged head has left: the stage is written from its start again. */

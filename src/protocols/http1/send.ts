@@ -23,6 +23,8 @@ function findSend(): SendFn | null {
 }
 
 const send = findSend();
+/** The same function with a range (addons with http1StagedRanges; encodeHeadStagedAt checks). */
+const sendRange = send as ((fd: number, buf: Uint8Array, off: number, len: number) => number) | null;
 
 /** Node's internals this reads: the handle (null once destroyed) and its fd, the write queue's state. */
 interface RawSocket {
@@ -98,6 +100,19 @@ export function sendTo(sock: ClientSocket, fd: number, b: Buffer): boolean {
     if (n > 0) return sock.write(b.subarray(n));
   }
   return sock.write(b);
+}
+
+/**
+ * sendStaged for buf[at, at + len) (encodeHeadStagedAt): one send of the range, no view; what
+ * the kernel does not take is queued as a copy.
+ */
+export function sendStagedRange(sock: ClientSocket, fd: number, buf: Buffer, at: number, len: number): boolean {
+  if (canSendNow(sock, fd)) {
+    const n = sendRange!(fd, buf, at, len);
+    if (n === len) return true;
+    if (n > 0) return sock.write(Buffer.from(buf.subarray(at + n, at + len)));
+  }
+  return sock.write(Buffer.from(buf.subarray(at, at + len)));
 }
 
 /** sendTo for bytes that are reused once this returns (encodeHeadStaged): what the stream queues is a copy. */

@@ -9,8 +9,8 @@ import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeHeadSend, encodeHeadStaged, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
-import { canSendNow, directFd, sendStaged, sendTo } from '../../../protocols/http1/send.js';
+import { encodeHead, encodeHeadSend, encodeHeadStaged, encodeHeadStagedAt, stagedBuffer, stagedLength, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
+import { canSendNow, directFd, sendStaged, sendStagedRange, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
@@ -394,11 +394,17 @@ export class Http1Session {
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
   private readonly fd: number;
   /**
-   * Response bytes writeHead queued in a read batch, in order, for sendHeld at its end: the
-   * first in `heldOne` (a batch usually completes one response per connection, which then costs
-   * no array), any more in `held`. Every other write, end(), cork() and anything that looks at
-   * the socket's queue sends them first; a destroyed socket drops them.
+   * Response bytes writeHead queued in a read batch, in order, for sendHeld at its end (while
+   * `holding`): the first as `heldStage[heldAt, heldAt + heldLen)` where the addon wrote it into
+   * the stage (encodeHeadStagedAt: no Buffer at all), else in `heldOne`; any more in `held` (a
+   * batch usually completes one response per connection, which then costs no array). Every
+   * other write, end(), cork() and anything that looks at the socket's queue sends them first;
+   * a destroyed socket drops them.
    */
+  private holding = false;
+  private heldStage: Buffer | null = null;
+  private heldAt = 0;
+  private heldLen = 0;
   private heldOne: Buffer | null = null;
   private held: Buffer[] | null = null;
   get downstream(): ConnectionContext['downstream'] {
@@ -699,7 +705,7 @@ export class Http1Session {
   /** Writes to the client; false means its buffer is full (the caller waits for 'drain'). */
   write(b: Buffer): boolean {
     this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
-    if (this.heldOne !== null) this.sendHeld();
+    if (this.holding) this.sendHeld();
     return sendTo(this.socket, this.fd, b);
   }
 
@@ -711,16 +717,29 @@ export class Http1Session {
    */
   writeHead(firstLine: string, head: MessageHead, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, whole: boolean): boolean {
     if (whole && inBatch() && canSendNow(this.socket, this.fd)) {
+      if (!this.holding) {
+        const at = encodeHeadStagedAt(firstLine, head, drop, extra, tail, tailStart, tailEnd);
+        if (at >= 0) {
+          this.heldStage = stagedBuffer();
+          this.heldAt = at;
+          this.heldLen = stagedLength();
+          this.filter.stats.downstream_cx_tx_bytes_total.value += this.heldLen;
+          this.holding = true;
+          heldSessions.push(this);
+          return true;
+        }
+      }
       const b = encodeHeadStaged(firstLine, head, drop, extra, tail, tailStart, tailEnd);
       this.filter.stats.downstream_cx_tx_bytes_total.value += b.length;
-      if (this.heldOne === null) {
+      if (!this.holding) {
         this.heldOne = b;
+        this.holding = true;
         heldSessions.push(this);
       } else if (this.held === null) this.held = [b];
       else this.held.push(b);
       return true;
     }
-    if (this.heldOne !== null) this.sendHeld();
+    if (this.holding) this.sendHeld();
     const n = sendHead(this.socket, this.fd, firstLine, head, drop, extra, tail, tailStart, tailEnd);
     this.filter.stats.downstream_cx_tx_bytes_total.value += n < 0 ? -n : n;
     return n > 0;
@@ -728,21 +747,29 @@ export class Http1Session {
 
   /** Sends what writeHead queued, if anything (at the batch's end, or before any other write). */
   sendHeld(): void {
+    if (!this.holding) return;
+    const st = this.heldStage;
     const one = this.heldOne;
-    if (one === null) return;
     const more = this.held;
+    this.holding = false;
+    this.heldStage = null;
     this.heldOne = null;
     this.held = null;
     if (this.socket.destroyed) return;
     // Whole responses: no upstream read waits on them, so a full socket buffer needs no answer
     // here (what the kernel leaves queues in the stream; the next exchange's writes see it).
-    if (more === null) sendStaged(this.socket, this.fd, one);
-    else sendTo(this.socket, this.fd, Buffer.concat([one, ...more]));
+    if (more === null) {
+      if (st !== null) sendStagedRange(this.socket, this.fd, st, this.heldAt, this.heldLen);
+      else sendStaged(this.socket, this.fd, one!);
+      return;
+    }
+    const first = st !== null ? st.subarray(this.heldAt, this.heldAt + this.heldLen) : one!;
+    sendTo(this.socket, this.fd, Buffer.concat([first, ...more]));
   }
 
   /** cork() behind whatever writeHead queued. */
   cork(): void {
-    if (this.heldOne !== null) this.sendHeld();
+    if (this.holding) this.sendHeld();
     this.socket.cork();
   }
 
