@@ -12,7 +12,6 @@ import type { RoutingPriority } from '../../../upstream/circuit_breakers.js';
 import { httpClusterStats, type HTTP_CLUSTER_STATS } from '../../../upstream/http_stats.js';
 import type { HttpFilter, HttpFilterRequest } from '../../http/types.js';
 import { StreamTimeouts } from './stream_timeouts.js';
-import { IdleList } from './idle_list.js';
 import { runFilterChain, type ChainVerdict } from '../../http/chain.js';
 import type { ConnectionContext, NetworkFilter, RuntimeContext } from '../types.js';
 import type { HcmConfig } from './config.js';
@@ -105,10 +104,6 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    * are held until their body is complete and answered 413 past it. 0: nothing is held.
    */
   readonly holdRequestBytes: number;
-
-  /** The HTTP/1 sessions idle now, oldest first, under one timer (common_http_protocol_options.idle_timeout); null: none. */
-  readonly idleSessions: IdleList | null;
-
   constructor(
     readonly config: HcmConfig,
     readonly rt: RuntimeContext,
@@ -127,7 +122,6 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     let hold = 0;
     for (const f of this.httpFilters ?? []) if (f.maxRequestBytes && (hold === 0 || f.maxRequestBytes < hold)) hold = f.maxRequestBytes;
     this.holdRequestBytes = hold;
-    this.idleSessions = config.idleTimeoutMs > 0 ? new IdleList(config.idleTimeoutMs, clockNow) : null;
   }
 
   /**

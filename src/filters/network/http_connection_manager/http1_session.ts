@@ -43,7 +43,7 @@ import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
 import { DirectSocket, type ClientSocket } from '../../../io/direct_socket.js';
-import type { IdleMember } from './idle_list.js';
+import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { H2_PREFACE, serveH2 } from './h2_session.js';
 import { sendMirrors } from './mirror.js';
@@ -373,11 +373,14 @@ export class Http1Session {
   private paused = false;
   /** Responses wait for the client to read them: no request starts until 'drain'. */
   private backlogged = false;
-  /** The idle timeout: this session's place in its manager's IdleList while idle (idle_list.ts). */
-  idlePrev: IdleMember | null = null;
-  idleNext: IdleMember | null = null;
-  idleLinked = false;
-  idleSince = 0;
+  /**
+   * The idle timeout: while idle, the session waits in the list of its timeout's length
+   * (deadlines.ts), one timer for every connection with that length instead of a Timeout each.
+   */
+  dlPrev: DeadlineOwner | null = null;
+  dlNext: DeadlineOwner | null = null;
+  dlDue = 0;
+  dlList: DeadlineList | null = null;
   private headersTimer: NodeJS.Timeout | null = null;
   /**
    * The route timeout of the stream in flight (`routeOwner`, null: none) ends at `routeDeadline`
@@ -959,13 +962,13 @@ export class Http1Session {
   }
 
   private armIdle(): void {
-    const l = this.filter.idleSessions;
-    if (l === null || this.closed) return;
-    l.add(this, clockNow());
+    const ms = this.config.idleTimeoutMs;
+    if (ms <= 0 || this.closed) return;
+    armDeadline(this, ms);
   }
 
-  /** Idle for the whole idle_timeout (IdleList). */
-  onIdle(): void {
+  /** Idle for the whole idle_timeout. */
+  onDeadline(): void {
     if (this.closed) return;
     this.filter.stats.downstream_cx_idle_timeout.value++;
     this.closeGracefully();
@@ -973,11 +976,11 @@ export class Http1Session {
 
   /** A request started: no idle timeout until the next armIdle. */
   private pauseIdle(): void {
-    if (this.idleLinked) this.filter.idleSessions!.remove(this);
+    if (this.dlList !== null) disarmDeadline(this);
   }
 
   private clearIdle(): void {
-    if (this.idleLinked) this.filter.idleSessions!.remove(this);
+    if (this.dlList !== null) disarmDeadline(this);
   }
 
   /** Starts `s`'s route timeout. One request is in flight per connection, so one timer serves them all. */
