@@ -135,7 +135,7 @@ ${staticCluster('up', [up.port])}`,
   });
 
   it('times each connection out from its own last request: a busy one outlives idle ones opened with it', { timeout: 20_000 }, async () => {
-    // One timer serves every idle connection of the manager (idle_list.ts): a connection that
+    // One timer serves every idle connection with that timeout (deadlines.ts): a connection that
     // leaves the idle list for a request must not be timed out from its place before it.
     const before = (await strait.stat('http.ingress.downstream_cx_idle_timeout')) ?? 0;
     const idle = [new Conn(port), new Conn(port)];
