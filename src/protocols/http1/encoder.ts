@@ -143,17 +143,22 @@ const STAGE_BYTES = 64 * 1024;
 let stage: Buffer | null = null;
 let stageAt = 0;
 
-function stageAlloc(size: number): Buffer {
-  if (size > STAGE_BYTES >> 2) return Buffer.allocUnsafe(size);
-  let s = stage;
+/** Where in `stage` the next `size` bytes go (size at most a quarter of it). */
+function stageReserve(size: number): number {
   // A full stage is left to whatever still points into it; the next one starts empty.
-  if (s === null || stageAt + size > s.length) {
-    s = stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+  if (stage === null || stageAt + size > stage.length) {
+    stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
     stageAt = 0;
   }
-  const b = s.subarray(stageAt, stageAt + size);
+  const at = stageAt;
   stageAt += size;
-  return b;
+  return at;
+}
+
+function stageAlloc(size: number): Buffer {
+  if (size > STAGE_BYTES >> 2) return Buffer.allocUnsafe(size);
+  const at = stageReserve(size);
+  return stage!.subarray(at, at + size);
 }
 
 /** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
@@ -180,13 +185,8 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
   if (size > STAGE_BYTES >> 2) return -1;
-  if (stage === null || stageAt + size > stage.length) {
-    stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
-    stageAt = 0;
-  }
-  const at = stageAt;
-  write(stage, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
-  stageAt += size;
+  const at = stageReserve(size);
+  write(stage!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
   stagedLen = size;
   return at;
 }
