@@ -186,11 +186,7 @@ void BatchReader::Drop(int32_t id, bool keep_fd) {
   Slot* s = slots_[id];
   // Out of the epoll before the close: a registration lives as long as its file description,
   // which another descriptor (Node's, a hot restart's dup) may keep open.
-  if (s->events != 0) {
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
-    s->events = 0;
-    if (--watched_ == 0 && ep_poll_) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
-  }
+  if (s->events != 0) Unwatch(s);
   if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
@@ -205,6 +201,12 @@ Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+void BatchReader::Unwatch(Slot* s) {
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+  s->events = 0;
+  if (--watched_ == 0 && ep_poll_) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
+}
+
 int BatchReader::Update(uint32_t id) {
   Slot* s = slots_[id];
   if (s->fd < 0 || epfd_ < 0) return 0;
@@ -213,9 +215,7 @@ int BatchReader::Update(uint32_t id) {
   // Not watched at all rather than watched for nothing: epoll reports EPOLLHUP and EPOLLERR
   // whatever the mask, and level-triggered that would wake every turn.
   if (want == 0) {
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
-    s->events = 0;
-    if (--watched_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
+    Unwatch(s);
     return 0;
   }
   epoll_event ev{};

@@ -61,6 +61,8 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
   // Registers the slot's wanted events with the epoll; 0 or the errno of epoll_ctl.
   int Update(uint32_t id);
+  // Takes a registered slot out of the epoll (the loop is let go when none is left).
+  void Unwatch(Slot* s);
   void OnWake();
   void OnEvent(uint32_t id, bool readable, bool writable);
   void Push(uint32_t id, int32_t off, int32_t len);
