@@ -1,14 +1,15 @@
-// The per-connection timers of an HTTP/1.1 session: one route timer and one idle timer serve
-// every request on a keep-alive connection and are not moved per request (they sleep again when
-// they fire early). A shorter route timeout than the one the timer was set for must still fire,
-// a timer left from an earlier request must fire for the request now in flight, and the idle
-// timeout must still close a connection that served requests.
+// The timeouts of HTTP/1.1 sessions: route and idle timeouts wait in one list per timeout
+// length (deadlines.ts), not in a Timeout per request or connection. A shorter route timeout
+// than the one before it on the connection must still fire, each request in flight times out
+// from its own start, a finished request's timeout never reaches a later one (streams are
+// reused across connections), and the idle timeout must still close a connection that served
+// requests.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hcmListener } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
-/** Answers at once, except /hang..., which it never answers. */
+/** Answers at once, except /hang..., which it never answers, and /delay..., after 600 ms. */
 async function upstream(): Promise<{ port: number; close: () => Promise<void> }> {
   const server = net.createServer((s) => {
     let buf = '';
@@ -17,7 +18,9 @@ async function upstream(): Promise<{ port: number; close: () => Promise<void> }>
       for (let i = buf.indexOf('\r\n\r\n'); i !== -1; i = buf.indexOf('\r\n\r\n')) {
         const path = buf.slice(0, i).split(' ')[1]!;
         buf = buf.slice(i + 4);
-        if (!path.includes('/hang')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        const answer = () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        if (path.includes('/delay')) setTimeout(answer, 600);
+        else if (!path.includes('/hang')) answer();
       }
     });
     s.on('error', () => {});
@@ -86,6 +89,8 @@ virtual_hosts:
   routes:
   - match: { prefix: "/short" }
     route: { cluster: up, timeout: 0.3s }
+  - match: { prefix: "/untimed" }
+    route: { cluster: up, timeout: 0s }
   - match: { prefix: "/" }
     route: { cluster: up, timeout: 60s }`;
     strait = await startStrait(
@@ -124,6 +129,39 @@ ${staticCluster('up', [up.port])}`,
     expect(await c.get('/short/hang')).toEqual({ status: 504, body: 'upstream request timeout' });
     expect(await c.get('/short/fast')).toEqual({ status: 200, body: 'ok' });
     c.sock.destroy();
+  });
+
+  it('requests in flight on several connections each time out from their own start', { timeout: 20_000 }, async () => {
+    const conns = [new Conn(port), new Conn(port), new Conn(port)];
+    const t0 = Date.now();
+    const done = conns.map(async (c, i) => {
+      await new Promise((r) => setTimeout(r, i * 120));
+      const start = Date.now();
+      const r = await c.get('/short/hang');
+      return { r, started: start - t0, took: Date.now() - start };
+    });
+    const results = await Promise.all(done);
+    for (const { r, took } of results) {
+      expect(r).toEqual({ status: 504, body: 'upstream request timeout' });
+      // 0.3 s from its own start, not from the first request's (the list's timer is set for its head).
+      expect(took).toBeGreaterThanOrEqual(280);
+    }
+    for (const c of conns) c.sock.destroy();
+  });
+
+  it("a finished request's route timeout never reaches a later request on another connection", { timeout: 20_000 }, async () => {
+    // Each first request runs on a stream that a closed connection left (http1_session.ts
+    // streamPool): a 0.3 s timeout armed and not taken back would cut the 600 ms answers short
+    // (a route without a timeout arms none that would replace it).
+    for (let i = 0; i < 3; i++) {
+      const a = new Conn(port);
+      expect(await a.get('/short/fast')).toEqual({ status: 200, body: 'ok' });
+      a.sock.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const b = new Conn(port);
+      expect(await b.get('/untimed/delay')).toEqual({ status: 200, body: 'ok' });
+      b.sock.destroy();
+    }
   });
 
   it('the idle timeout closes a connection after the requests it served', { timeout: 20_000 }, async () => {

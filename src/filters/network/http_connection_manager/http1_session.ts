@@ -382,16 +382,6 @@ export class Http1Session {
   dlDue = 0;
   dlList: DeadlineList | null = null;
   private headersTimer: NodeJS.Timeout | null = null;
-  /**
-   * The route timeout of the stream in flight (`routeOwner`, null: none) ends at `routeDeadline`
-   * (clock.ts now() ms). Same scheme as the idle timer: one timer per connection that, when it
-   * fires before the deadline of the current owner, sleeps for the rest; `routeTimerDue` is when
-   * it fires (a shorter timeout than that replaces it).
-   */
-  private routeTimer: NodeJS.Timeout | null = null;
-  private routeTimerDue = 0;
-  private routeDeadline = 0;
-  private routeOwner: Http1Stream | null = null;
   /** The downstream peer's IP (x-forwarded-for), '' for unix sockets. */
   readonly remoteIp: string;
   /** Where write() sends directly (src/protocols/http1/send.ts); -1: through the stream. */
@@ -945,12 +935,10 @@ export class Http1Session {
     if (sp !== null && streamPool.length < STREAM_POOL_MAX) {
       streamPool.push(sp);
     }
-    if (this.routeTimer) clearTimeout(this.routeTimer);
-    this.routeTimer = null;
-    this.routeOwner = null;
     const s = this.stream;
     if (s) {
       this.stream = null;
+      if (s.dlList !== null) disarmDeadline(s);
       s.onDownstreamReset();
       this.filter.stats.downstream_rq_active.value--;
     }
@@ -983,42 +971,17 @@ export class Http1Session {
     if (this.dlList !== null) disarmDeadline(this);
   }
 
-  /** Starts `s`'s route timeout. One request is in flight per connection, so one timer serves them all. */
+  /**
+   * Starts `s`'s route timeout: the stream waits in its length's list (deadlines.ts), as the
+   * connection does while idle, so a connection per request makes no Timeout for it.
+   */
   armRouteTimer(s: Http1Stream, ms: number): void {
-    this.routeOwner = s;
-    const deadline = clockNow() + ms;
-    this.routeDeadline = deadline;
-    if (this.routeTimer !== null) {
-      if (this.routeTimerDue <= deadline) return; // fires in time; sleeps again if early
-      clearTimeout(this.routeTimer);
-    }
-    this.startRouteTimer(ms, deadline);
+    armDeadline(s, ms);
   }
 
-  private startRouteTimer(ms: number, due: number): void {
-    this.routeTimerDue = due;
-    this.routeTimer = setTimeout(() => this.onRouteTimer(), ms);
-    // The sockets of a request in flight keep the process alive; a spent timer must not.
-    this.routeTimer.unref();
-  }
-
-  private onRouteTimer(): void {
-    this.routeTimer = null;
-    const o = this.routeOwner;
-    if (o === null) return; // the next armRouteTimer starts another
-    const now = clockNow();
-    const left = this.routeDeadline - now;
-    if (left >= 1) {
-      this.startRouteTimer(Math.ceil(left), now + left);
-      return;
-    }
-    this.routeOwner = null;
-    o.onRouteTimeout();
-  }
-
-  /** `s` no longer needs its route timeout (the timer stays, firing for nobody). */
+  /** `s` no longer needs its route timeout. */
   clearRouteTimer(s: Http1Stream): void {
-    if (this.routeOwner === s) this.routeOwner = null;
+    if (s.dlList !== null) disarmDeadline(s);
   }
 
   private armHeadersTimer(): void {
@@ -1094,8 +1057,13 @@ function fieldOfLines(lines: string, name: string): string | undefined {
  * (with the idle() it calls) sets every field below to its initial value (respHead aside): a
  * field added here must be added there.
  */
-class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
+class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   requestDone = false;
+  /** The route timeout's links (deadlines.ts); armed from the route's start to the stream's end. */
+  dlPrev: DeadlineOwner | null = null;
+  dlNext: DeadlineOwner | null = null;
+  dlDue = 0;
+  dlList: DeadlineList | null = null;
   private responseStarted = false;
   private responseDone = false;
   /** Close the downstream connection after this exchange. */
@@ -1246,6 +1214,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
       this.conn === null &&
       this.cancelAcquire === null &&
       this.perTryTimer === null &&
+      this.dlList === null &&
       this.backoffTimer === null &&
       this.delayTimer === null &&
       this.h2 === null &&
@@ -2421,6 +2390,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts {
     const h = this.hedged;
     if (!h) return;
     while (h.length) this.dropParked(h[h.length - 1]!);
+  }
+
+  /** The route timeout passed (armRouteTimer). */
+  onDeadline(): void {
+    this.onRouteTimeout();
   }
 
   onRouteTimeout(): void {
