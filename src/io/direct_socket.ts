@@ -13,6 +13,12 @@
  * sides are done, or at the peer's FIN when allowHalfOpen is false. A connection that must
  * become a net.Socket after all (node:http2) or move to the HTTP/2 session takes its fd out
  * (`take`).
+ *
+ * Its owner (the session) hears of 'end' and 'close' by method (`owner`), and the events that
+ * are due run from one nextTick per batch of them: an EventEmitter's state, the owner's
+ * listener closures and a tick object per event were a tenth of what a connection allocated.
+ * Listeners added with on()/once() (a tunnel's 'close', a writer waiting for 'drain') get an
+ * emitter made then.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -33,23 +39,83 @@ export interface DirectSocketSlots {
 const HIGH_WATER = 16 * 1024;
 const EAGAIN = -os.constants.errno.EAGAIN;
 
+/** What the socket tells its owner, in place of 'end' and 'close' listeners. */
+export interface DirectSocketOwner {
+  onSocketEnd(): void;
+  /** After an 'error' event where someone listens for one. */
+  onSocketClose(hadError: boolean): void;
+}
+
 function emitEnd(s: DirectSocket): void {
   // Closed meanwhile (our FIN went too, or a destroy): 'close' says it all, as for a stream.
   if (s.destroyed) return;
+  if (s.ownerEnd) s.owner?.onSocketEnd();
   s.emit('end');
   s.afterEnd();
 }
 
-function emitClose(s: DirectSocket, err: Error | undefined): void {
+function emitClose(s: DirectSocket): void {
+  const err = s.closeError;
+  s.closeError = undefined;
   // An 'error' nobody listens to would throw out of the tick and end the process: a connection's
   // failure never may. Its owner learns of it from 'close' (hadError) then.
   if (err !== undefined && s.listenerCount('error') > 0) s.emit('error', err);
+  if (s.ownerClose) s.owner?.onSocketClose(err !== undefined);
   s.emit('close', err !== undefined);
 }
 
-export class DirectSocket extends EventEmitter {
+const END = 0;
+const CLOSE = 1;
+/** Sockets whose 'end' (END) or 'close' (CLOSE) is due, in order, and their kinds. */
+const dueSockets: (DirectSocket | null)[] = [];
+const dueKinds: number[] = [];
+let dueScheduled = false;
+
+function due(s: DirectSocket, kind: number): void {
+  dueSockets.push(s);
+  dueKinds.push(kind);
+  if (!dueScheduled) {
+    dueScheduled = true;
+    process.nextTick(runDue);
+  }
+}
+
+/** Runs the events due, including those they make due (a destroy at 'end'), as ticks would. */
+function runDue(): void {
+  let i = 0;
+  try {
+    for (; i < dueSockets.length; i++) {
+      const s = dueSockets[i]!;
+      dueSockets[i] = null;
+      if (dueKinds[i] === END) emitEnd(s);
+      else emitClose(s);
+    }
+  } finally {
+    // A handler threw: the events after it still run, from a tick of their own.
+    const rest = i + 1 < dueSockets.length;
+    if (rest) {
+      dueSockets.splice(0, i + 1);
+      dueKinds.splice(0, i + 1);
+      process.nextTick(runDue);
+    } else {
+      dueSockets.length = 0;
+      dueKinds.length = 0;
+      dueScheduled = false;
+    }
+  }
+}
+
+export class DirectSocket {
   /** The batch reader's slot number for it; set by the reader. */
   slot = -1;
+  owner: DirectSocketOwner | null = null;
+  /** The owner still hears of 'end' / 'close' (removeAllListeners stops it, as it does listeners). */
+  ownerEnd = true;
+  ownerClose = true;
+  /** @internal the error 'close' reports, until it is emitted. */
+  closeError: Error | undefined = undefined;
+  /** Made for the first on()/once(); the owner needs none. */
+  private emitter: EventEmitter | null = null;
   destroyed = false;
   /** False once end() or destroy() ran. */
   writable = true;
@@ -75,8 +141,41 @@ export class DirectSocket extends EventEmitter {
     /** Reads: owned copies, or views valid during the call (the reader's contract). */
     readonly onBytes: (d: Buffer) => void,
     readonly onRead: ((buf: Buffer, off: number, end: number) => void) | null,
-  ) {
-    super();
+  ) {}
+
+  on(event: string, listener: (...args: any[]) => void): this {
+    (this.emitter ??= new EventEmitter()).on(event, listener);
+    return this;
+  }
+
+  once(event: string, listener: (...args: any[]) => void): this {
+    (this.emitter ??= new EventEmitter()).once(event, listener);
+    return this;
+  }
+
+  removeListener(event: string, listener: (...args: any[]) => void): this {
+    this.emitter?.removeListener(event, listener);
+    return this;
+  }
+
+  off(event: string, listener: (...args: any[]) => void): this {
+    return this.removeListener(event, listener);
+  }
+
+  /** As an emitter's; the owner counts as a listener for 'end' and 'close'. */
+  removeAllListeners(event: string): this {
+    this.emitter?.removeAllListeners(event);
+    if (event === 'end') this.ownerEnd = false;
+    else if (event === 'close') this.ownerClose = false;
+    return this;
+  }
+
+  listenerCount(event: string): number {
+    return this.emitter === null ? 0 : this.emitter.listenerCount(event);
+  }
+
+  emit(event: string, ...args: unknown[]): boolean {
+    return this.emitter !== null && this.emitter.emit(event, ...args);
   }
 
   get writableLength(): number {
@@ -150,7 +249,8 @@ export class DirectSocket extends EventEmitter {
     this.queued = 0;
     if (this.fd >= 0) this.slots.remove(this);
     this.fd = -1;
-    process.nextTick(emitClose, this, err);
+    this.closeError = err;
+    due(this, CLOSE);
     return this;
   }
 
@@ -183,7 +283,7 @@ export class DirectSocket extends EventEmitter {
   /** The peer's FIN (a 0-byte read). */
   readEnd(): void {
     this.readEnded = true;
-    process.nextTick(emitEnd, this);
+    due(this, END);
   }
 
   /** @internal after 'end': close when our side is done too, or end it (allowHalfOpen false). */

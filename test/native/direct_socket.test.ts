@@ -161,6 +161,48 @@ describe('DirectSocket', () => {
     expect(p.events).toEqual(['close']);
   });
 
+  it('tells its owner of end and close before the listeners, and stops where removeAllListeners says', async () => {
+    const p = await pair();
+    const heard: string[] = [];
+    p.ds.owner = {
+      onSocketEnd: () => heard.push(`owner end, listeners ${p.events.length}`),
+      onSocketClose: (hadError) => heard.push(`owner close ${hadError}`),
+    };
+    const aEnd = readToEnd(p.client);
+    p.client.end();
+    await aEnd;
+    await until(() => p.events.includes('close'));
+    expect(heard).toEqual(['owner end, listeners 0', 'owner close false']);
+    expect(p.events).toEqual(['end', 'close']);
+
+    // A tunnel takes the client's end itself (the session's detach) and keeps the close.
+    const q = await pair();
+    const told: string[] = [];
+    q.ds.owner = { onSocketEnd: () => told.push('end'), onSocketClose: () => told.push('close') };
+    q.ds.removeAllListeners('end');
+    q.client.end();
+    await until(() => told.includes('close'));
+    expect(told).toEqual(['close']);
+    expect(q.events).toEqual(['close']);
+  });
+
+  it('runs the ends and closes of many connections due in one turn, each connection in order', async () => {
+    const ps = await Promise.all(Array.from({ length: 6 }, () => pair()));
+    const order: string[] = [];
+    ps.forEach((p, i) => {
+      p.ds.owner = { onSocketEnd: () => order.push(`end ${i}`), onSocketClose: () => order.push(`close ${i}`) };
+    });
+    // Half of them close from our side at once: the closes are due in the same turn.
+    for (let i = 0; i < 3; i++) ps[i]!.ds.destroy();
+    for (let i = 3; i < 6; i++) ps[i]!.client.end();
+    await until(() => ps.every((p) => p.events.includes('close')));
+    for (let i = 0; i < 6; i++) {
+      const mine = order.filter((e) => e.endsWith(` ${i}`));
+      expect(mine).toEqual(i < 3 ? [`close ${i}`] : [`end ${i}`, `close ${i}`]);
+    }
+    expect(order.slice(0, 3)).toEqual(['close 0', 'close 1', 'close 2']);
+  });
+
   it('take() hands the fd over with the connection still open', async () => {
     const p = await pair();
     p.client.write('before');

@@ -42,7 +42,7 @@ import { grpcStatusOfHttp } from '../../../protocols/http2/grpc_status.js';
 import { native } from '../../../native.js';
 import type { ConnectionContext, Handover } from '../types.js';
 import type { HcmConfig } from './config.js';
-import { DirectSocket, type ClientSocket } from '../../../io/direct_socket.js';
+import { DirectSocket, type ClientSocket, type DirectSocketOwner } from '../../../io/direct_socket.js';
 import { armDeadline, disarmDeadline, type DeadlineList, type DeadlineOwner } from './deadlines.js';
 import type { HttpConnectionManagerFilter } from './filter.js';
 import { H2_PREFACE, serveH2 } from './h2_session.js';
@@ -356,7 +356,7 @@ function applyMutationTo(m: HeaderMutation, head: MessageHead, drop: string[]): 
  * request is in flight at a time and pipelined requests wait, unparsed, until the response
  * before them is complete, so responses go out in order.
  */
-export class Http1Session {
+export class Http1Session implements DirectSocketOwner {
   private buf: Buffer | null = null;
   private off = 0;
   stream: Http1Stream | null = null;
@@ -416,10 +416,13 @@ export class Http1Session {
     conn.abort = () => socket.destroy();
     // A client may half-close after its last request and still read the response.
     socket.allowHalfOpen = true;
-    if (!direct) socket.on('data', (d: Buffer) => this.onBytes(d));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', () => {}); // 'close' follows
-    socket.on('close', () => this.onClose());
+    if (socket instanceof DirectSocket) socket.owner = this;
+    else {
+      if (!direct) socket.on('data', (d: Buffer) => this.onBytes(d));
+      socket.on('end', () => this.onEnd());
+      socket.on('error', () => {}); // 'close' follows
+      socket.on('close', () => this.onClose());
+    }
     // TLS state cannot move between processes: such a connection is drained on hot restart instead.
     conn.handover = (socket as { encrypted?: boolean }).encrypted ? null : () => this.handover();
     conn.drain = () => this.drain();
@@ -911,6 +914,14 @@ export class Http1Session {
   }
 
   private lingerTimer: NodeJS.Timeout | null = null;
+
+  onSocketEnd(): void {
+    this.onEnd();
+  }
+
+  onSocketClose(): void {
+    this.onClose();
+  }
 
   private onEnd(): void {
     // The client half-closed: finish the request in flight (if it was complete), then close.
