@@ -172,6 +172,26 @@ ${staticCluster('up', [up.port])}`,
     await strait.waitStat('http.ingress.downstream_cx_idle_timeout', (v) => v === before + 1);
   });
 
+  it('closes a connection whose client keeps its side open 5 s after our FIN', { timeout: 20_000 }, async () => {
+    const active = async () => (await strait.stat('http.ingress.downstream_cx_active')) ?? 0;
+    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0);
+    const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    sock.on('error', () => {});
+    let got = '';
+    sock.on('data', (d) => (got += d.toString('latin1')));
+    const ended = new Promise<void>((r) => sock.once('end', () => r()));
+    sock.write('GET /fast HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n');
+    await ended;
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    const finAt = Date.now();
+    // Our FIN went; the client never sends its own. The connection lingers, then goes.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await active()).toBe(1);
+    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0, 10_000);
+    expect(Date.now() - finAt).toBeGreaterThanOrEqual(4_500);
+    sock.destroy();
+  });
+
   it('times each connection out from its own last request: a busy one outlives idle ones opened with it', { timeout: 20_000 }, async () => {
     // One timer serves every idle connection with that timeout (deadlines.ts): a connection that
     // leaves the idle list for a request must not be timed out from its place before it.

@@ -158,10 +158,6 @@ const STREAM_POOL_MAX = 256;
 /** How long a closing connection waits for the client's FIN after ours (closeGracefully). */
 const LINGER_MS = 5_000;
 
-function destroySocket(s: ClientSocket): void {
-  s.destroy();
-}
-
 function processLater(s: Http1Session): void {
   if (inBatch()) tailQueue.push(s);
   else if (laterQueue.push(s) === 1) setImmediate(runLater);
@@ -906,14 +902,16 @@ export class Http1Session implements DirectSocketOwner {
     this.clearHeadersTimer();
     this.sendHeld();
     this.socket.end();
-    // A client that never closes its side must not hold the connection forever (onClose clears it).
+    // A client that never closes its side must not hold the connection forever (onClose clears
+    // it). The idle deadline's links serve: it was cleared above and is never armed again.
     if (!this.socket.destroyed) {
-      this.lingerTimer = setTimeout(destroySocket, LINGER_MS, this.socket);
-      this.lingerTimer.unref();
+      this.lingering = true;
+      armDeadline(this, LINGER_MS);
     }
   }
 
-  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Closing: the deadline armed is the wait for the client's FIN, not the idle timeout. */
+  private lingering = false;
 
   onSocketEnd(): void {
     this.onEnd();
@@ -938,8 +936,6 @@ export class Http1Session implements DirectSocketOwner {
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
-    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
-    this.lingerTimer = null;
     // The spare stream of a keep-alive connection serves the next connection's first request.
     const sp = this.spare;
     this.spare = null;
@@ -966,8 +962,12 @@ export class Http1Session implements DirectSocketOwner {
     armDeadline(this, ms);
   }
 
-  /** Idle for the whole idle_timeout. */
+  /** Idle for the whole idle_timeout, or the client kept its side open past LINGER_MS. */
   onDeadline(): void {
+    if (this.lingering) {
+      this.socket.destroy();
+      return;
+    }
     if (this.closed) return;
     this.filter.stats.downstream_cx_idle_timeout.value++;
     this.closeGracefully();
@@ -975,7 +975,7 @@ export class Http1Session implements DirectSocketOwner {
 
   /** A request started: no idle timeout until the next armIdle. */
   private pauseIdle(): void {
-    if (this.dlList !== null) disarmDeadline(this);
+    if (this.dlList !== null && !this.lingering) disarmDeadline(this);
   }
 
   private clearIdle(): void {
