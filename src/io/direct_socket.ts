@@ -14,9 +14,10 @@
  * become a net.Socket after all (node:http2) or move to the HTTP/2 session takes its fd out
  * (`take`).
  *
- * Its owner (the session) hears of 'end' and 'close' by method (`owner`), and the events that
- * are due run from one nextTick per batch of them: an EventEmitter's state, the owner's
- * listener closures and a tick object per event were a tenth of what a connection allocated.
+ * Its owner (the session), set before the loop runs again, gets the reads and hears of 'end' and
+ * 'close' by method (`owner`), and the events that are due run from one nextTick per batch of
+ * them: an EventEmitter's state, read and listener closures and a tick object per event were a
+ * quarter of what a connection allocated.
  * Listeners added with on()/once() (a tunnel's 'close', a writer waiting for 'drain') get an
  * emitter made then.
  */
@@ -39,8 +40,10 @@ export interface DirectSocketSlots {
 const HIGH_WATER = 16 * 1024;
 const EAGAIN = -os.constants.errno.EAGAIN;
 
-/** What the socket tells its owner, in place of 'end' and 'close' listeners. */
+/** What the socket tells its owner, in place of read callbacks and 'end' and 'close' listeners. */
 export interface DirectSocketOwner {
+  /** Bytes read: buf[off, end), valid only during the call (the owner copies what it keeps). */
+  onSocketRead(buf: Buffer, off: number, end: number): void;
   onSocketEnd(): void;
   /** After an 'error' event where someone listens for one. */
   onSocketClose(hadError: boolean): void;
@@ -138,9 +141,6 @@ export class DirectSocket {
     private readonly slots: DirectSocketSlots,
     /** -1 once destroyed or taken. */
     public fd: number,
-    /** Reads: owned copies, or views valid during the call (the reader's contract). */
-    readonly onBytes: (d: Buffer) => void,
-    readonly onRead: ((buf: Buffer, off: number, end: number) => void) | null,
   ) {}
 
   on(event: string, listener: (...args: any[]) => void): this {

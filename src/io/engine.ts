@@ -96,10 +96,11 @@ export interface IoEngine {
   streamWithReader?(down: Downstream, onBytes: (chunk: Buffer) => void, onRead?: (buf: Buffer, off: number, end: number) => void): import('node:net').Socket | null;
   /**
    * Like `streamWithReader`, without a net.Socket: the connection driven from its fd
-   * (src/io/direct_socket.ts), which owns it from here. null when this engine or this
-   * downstream cannot (TLS, a stream already, no batch reader). Optional.
+   * (src/io/direct_socket.ts), which owns it from here. Its reads go to the `owner` the caller
+   * sets before returning to the loop. null when this engine or this downstream cannot (TLS, a
+   * stream already, no batch reader). Optional.
    */
-  directStream?(down: Downstream, onBytes: (chunk: Buffer) => void, onRead: (buf: Buffer, off: number, end: number) => void): import('./direct_socket.js').DirectSocket | null;
+  directStream?(down: Downstream): import('./direct_socket.js').DirectSocket | null;
   /**
    * The connection's fd, taken (the caller owns it from here), when the bytes the peer has
    * already sent begin with `prefix`; they stay in the socket. -1, with nothing touched, when

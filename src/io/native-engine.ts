@@ -169,9 +169,9 @@ export class NativeEngine implements IoEngine {
     return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
   }
 
-  directStream(down: Downstream, onBytes: (chunk: Buffer) => void, onRead: (buf: Buffer, off: number, end: number) => void): DirectSocket | null {
+  directStream(down: Downstream): DirectSocket | null {
     if (!(down instanceof FdSocket) || down.fd < 0 || process.env.STRAIT_HTTP1_SOCKET === 'node') return null;
-    const s = http1BatchReader()?.attachDirect(down.fd, onBytes, onRead) ?? null;
+    const s = http1BatchReader()?.attachDirect(down.fd) ?? null;
     if (s !== null) down.take();
     return s;
   }

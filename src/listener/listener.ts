@@ -28,6 +28,29 @@ function configuredAddress(a: ListenerSpec['address']): PeerAddress | null {
   return { family: a.host.includes(':') ? 'IPv6' : 'IPv4', address: a.host, port: a.port };
 }
 
+/**
+ * A connection handed to a filter chain. A class rather than a literal with a `done` closure:
+ * its fields are set from the start (one shape), and the listener is a field, not a context.
+ */
+class ListenerConnection implements ConnectionContext {
+  abort: (() => void) | null = null;
+  handover: (() => Handover | null) | null = null;
+  drain: (() => void) | null = null;
+  authorizeRpc: ConnectionContext['authorizeRpc'] = null;
+
+  constructor(
+    private readonly listener: ActiveListener,
+    readonly downstream: Downstream,
+    readonly bufferLimit: number,
+    readonly initialData: Buffer | undefined,
+    readonly adopted: boolean,
+  ) {}
+
+  done(): void {
+    this.listener.connectionDone(this);
+  }
+}
+
 /** A listener: accepts, selects a filter chain, hands the connection to its terminal filter. */
 export class ActiveListener {
   private bound: BoundListener | null = null;
@@ -218,21 +241,18 @@ export class ActiveListener {
       return;
     }
     stats.downstream_cx_active.value++;
-    const ctx: ConnectionContext = {
-      downstream: d,
-      bufferLimit: this.spec.bufferLimit,
-      initialData,
-      adopted,
-      abort: null,
-      done: () => {
-        if (!this.active.delete(ctx)) return;
-        stats.downstream_cx_active.value--;
-        stats.downstream_cx_destroy.value++;
-        if (this.active.size === 0) this.notifyIdle();
-      },
-    };
+    const ctx = new ListenerConnection(this, d, this.spec.bufferLimit, initialData, adopted);
     this.active.add(ctx);
     filter.onNewConnection(ctx);
+  }
+
+  /** @internal `ctx` ended (ListenerConnection.done); a second call does nothing. */
+  connectionDone(ctx: ConnectionContext): void {
+    if (!this.active.delete(ctx)) return;
+    const stats = this.stats!;
+    stats.downstream_cx_active.value--;
+    stats.downstream_cx_destroy.value++;
+    if (this.active.size === 0) this.notifyIdle();
   }
 
   /** Stop accepting; open connections carry on until they end or are aborted. */

@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DirectSocket } from '../../src/io/direct_socket.js';
+import type { DirectSocket, DirectSocketOwner } from '../../src/io/direct_socket.js';
 import { createEngine } from '../../src/io/index.js';
 import { sleep, until } from './helpers.js';
 
@@ -27,7 +27,8 @@ async function pair(): Promise<Pair> {
   const events: string[] = [];
   let ds: DirectSocket | null = null;
   const l = await engine.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 }, 8, (d) => {
-    ds = engine.directStream!(d, (b) => got.push(b), (buf, off, end) => got.push(Buffer.from(buf.subarray(off, end))));
+    ds = engine.directStream!(d);
+    ds!.owner = ownerOf(got);
   });
   cleanups.push(() => l.close());
   const client = net.connect(l.address.port, '127.0.0.1');
@@ -40,6 +41,11 @@ async function pair(): Promise<Pair> {
   for (const e of ['end', 'drain', 'close']) s.on(e, () => events.push(e));
   s.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code}`));
   return { ds: s, client, got, events };
+}
+
+/** An owner that keeps copies of the reads (they are views valid during the call) in `got`. */
+function ownerOf(got: Buffer[]): DirectSocketOwner {
+  return { onSocketRead: (buf, off, end) => got.push(Buffer.from(buf.subarray(off, end))), onSocketEnd: () => {}, onSocketClose: () => {} };
 }
 
 /** Everything the client reads until its 'end'. */
@@ -165,6 +171,7 @@ describe('DirectSocket', () => {
     const p = await pair();
     const heard: string[] = [];
     p.ds.owner = {
+      onSocketRead: () => {},
       onSocketEnd: () => heard.push(`owner end, listeners ${p.events.length}`),
       onSocketClose: (hadError) => heard.push(`owner close ${hadError}`),
     };
@@ -178,7 +185,7 @@ describe('DirectSocket', () => {
     // A tunnel takes the client's end itself (the session's detach) and keeps the close.
     const q = await pair();
     const told: string[] = [];
-    q.ds.owner = { onSocketEnd: () => told.push('end'), onSocketClose: () => told.push('close') };
+    q.ds.owner = { onSocketRead: () => {}, onSocketEnd: () => told.push('end'), onSocketClose: () => told.push('close') };
     q.ds.removeAllListeners('end');
     q.client.end();
     await until(() => told.includes('close'));
@@ -190,7 +197,7 @@ describe('DirectSocket', () => {
     const ps = await Promise.all(Array.from({ length: 6 }, () => pair()));
     const order: string[] = [];
     ps.forEach((p, i) => {
-      p.ds.owner = { onSocketEnd: () => order.push(`end ${i}`), onSocketClose: () => order.push(`close ${i}`) };
+      p.ds.owner = { onSocketRead: () => {}, onSocketEnd: () => order.push(`end ${i}`), onSocketClose: () => order.push(`close ${i}`) };
     });
     // Half of them close from our side at once: the closes are due in the same turn.
     for (let i = 0; i < 3; i++) ps[i]!.ds.destroy();
@@ -237,8 +244,12 @@ describe('the batch reader\'s epoll', () => {
       const engine = createEngine('native');
       const l = await engine.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 }, 8, (d) => {
         l.close();
-        const s = engine.directStream(d, () => {}, (b, o, e) => process.stdout.write('read ' + b.toString('latin1', o, e) + '\\n'));
-        s.on('close', () => process.stdout.write('closed\\n'));
+        const s = engine.directStream(d);
+        s.owner = {
+          onSocketRead: (b, o, e) => process.stdout.write('read ' + b.toString('latin1', o, e) + '\\n'),
+          onSocketEnd: () => {},
+          onSocketClose: () => process.stdout.write('closed\\n'),
+        };
         process.stdout.write('accepted\\n');
       });
       process.stdout.write('port ' + l.address.port + '\\n');`;

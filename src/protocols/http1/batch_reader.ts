@@ -164,10 +164,10 @@ export class Http1BatchReader implements DirectSocketSlots {
 
   /**
    * A DirectSocket over `fd` (the caller's until this returns, the socket's after), read from
-   * here. Null, with `fd` still the caller's, when this addon cannot (no write watch, no
-   * shutdown) or the poll fails.
+   * here into its owner's onSocketRead. Null, with `fd` still the caller's, when this addon
+   * cannot (no write watch, no shutdown) or the poll fails.
    */
-  attachDirect(fd: number, onBytes: (d: Buffer) => void, onRead: OnRead | null): DirectSocket | null {
+  attachDirect(fd: number): DirectSocket | null {
     const r = this.reader;
     if (r.watchWrite === undefined || r.detach === undefined || this.binding.shutdownFd === undefined || this.binding.sendHttp1 === undefined) return null;
     let slot: number;
@@ -176,7 +176,7 @@ export class Http1BatchReader implements DirectSocketSlots {
     } catch {
       return null;
     }
-    const s = new DirectSocket(this.binding, this, fd, onBytes, onRead);
+    const s = new DirectSocket(this.binding, this, fd);
     s.slot = slot;
     this.slots[slot] = s;
     return s;
@@ -278,7 +278,8 @@ export class Http1BatchReader implements DirectSocketSlots {
         const off = out[k + 1]!;
         try {
           // The arena is reused next turn: onRead copies what it keeps, onBytes gets a copy.
-          if (a.onRead !== null) a.onRead(arena, off, off + len);
+          if (a instanceof DirectSocket) a.owner!.onSocketRead(arena, off, off + len);
+          else if (a.onRead !== null) a.onRead(arena, off, off + len);
           else a.onBytes(copyOut(arena, off, off + len));
         } catch (err) {
           // One connection's failure must not cost the rest of the batch.

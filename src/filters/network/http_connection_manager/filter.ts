@@ -145,19 +145,21 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
       serveH2(this, conn, engine.stream(conn.downstream), null);
       return;
     }
-    // HTTP/1 reads through the engine's byte callback where it has one (no Readable plumbing per read).
+    // Without a net.Socket where the engine can (the session, its owner, gets the reads): an
+    // HTTP/2 client's preface is then found in the first read, and the fd moves to the HTTP/2
+    // session for no more than a peek would have cost every HTTP/1 connection (a system call).
+    const ds = engine.directStream?.(conn.downstream) ?? null;
+    if (ds !== null) {
+      new Http1Session(this, conn, ds, true);
+      return;
+    }
+    // Else a peek spares an HTTP/2 client the net.Socket, and the HTTP/1 session gets a socket
+    // read through the engine's byte callback where it has one (no Readable plumbing per read).
+    if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
     let session: Http1Session | null = null;
     const onBytes = (d: Buffer): void => session!.onBytes(d);
     const onRead = (b: Buffer, o: number, e: number): void => session!.onRead(b, o, e);
-    // Without a net.Socket where the engine can: an HTTP/2 client's preface is then found in the
-    // first read, and the fd moves to the HTTP/2 session for no more than a peek would have
-    // cost every HTTP/1 connection (a system call). Else a peek spares such a client the
-    // net.Socket, and the HTTP/1 session gets a socket read by the engine's reader.
-    let direct: ClientSocket | null = engine.directStream?.(conn.downstream, onBytes, onRead) ?? null;
-    if (direct === null) {
-      if (this.config.codec === 'AUTO' && serveH2IfPreface(this, conn)) return;
-      direct = engine.streamWithReader?.(conn.downstream, onBytes, onRead) ?? null;
-    }
+    const direct: ClientSocket | null = engine.streamWithReader?.(conn.downstream, onBytes, onRead) ?? null;
     session = new Http1Session(this, conn, direct ?? engine.stream(conn.downstream), direct !== null);
   }
 

@@ -913,6 +913,10 @@ export class Http1Session implements DirectSocketOwner {
   /** Closing: the deadline armed is the wait for the client's FIN, not the idle timeout. */
   private lingering = false;
 
+  onSocketRead(buf: Buffer, off: number, end: number): void {
+    this.onRead(buf, off, end);
+  }
+
   onSocketEnd(): void {
     this.onEnd();
   }
