@@ -158,6 +158,16 @@ const STREAM_POOL_MAX = 256;
 /** How long a closing connection waits for the client's FIN after ours (closeGracefully). */
 const LINGER_MS = 5_000;
 
+/**
+ * A connection's first bytes could be (the start of) the HTTP/2 preface: "PRI" is no HTTP/1
+ * method, so any other first read is a request, parsed in place like the ones after it.
+ */
+function mayBePreface(src: Buffer, off: number, end: number): boolean {
+  if (src[off] !== 0x50) return false; // 'P'
+  const n = Math.min(end - off, H2_PREFACE.length);
+  return src.compare(H2_PREFACE, 0, n, off, off + n) === 0;
+}
+
 function processLater(s: Http1Session): void {
   if (inBatch()) tailQueue.push(s);
   else if (laterQueue.push(s) === 1) setImmediate(runLater);
@@ -484,9 +494,9 @@ export class Http1Session implements DirectSocketOwner {
    * parser); anything after the head, and every other case, continues as an owned copy.
    */
   onRead(src: Buffer, off: number, end: number): void {
-    if (this.tunnelSink !== null || this.closed || this.stream !== null || this.processing || !this.sawRequest || (this.buf !== null && this.off < this.buf.length) || this.clientBacklog()) {
-      // In-flight request (body, pipelined bytes), a partial head, a connection's first read (the
-      // HTTP/2 preface check), a tunnel: the general path, on a copy.
+    if (this.tunnelSink !== null || this.closed || this.stream !== null || this.processing || (!this.sawRequest && mayBePreface(src, off, end)) || (this.buf !== null && this.off < this.buf.length) || this.clientBacklog()) {
+      // In-flight request (body, pipelined bytes), a partial head, a first read that may be the
+      // HTTP/2 preface (looksLikeH2 decides), a tunnel: the general path, on a copy.
       this.onBytes(copyOut(src, off, end));
       return;
     }
