@@ -69,41 +69,42 @@ function emitClose(s: DirectSocket): void {
 
 const END = 0;
 const CLOSE = 1;
-/** Sockets whose 'end' (END) or 'close' (CLOSE) is due, in order, and their kinds. */
+/**
+ * Sockets whose 'end' (END) or 'close' (CLOSE) is due, in order, and their kinds: the first
+ * dueCount entries. The arrays keep their size between turns (no regrowth per batch).
+ */
 const dueSockets: (DirectSocket | null)[] = [];
 const dueKinds: number[] = [];
-let dueScheduled = false;
+let dueCount = 0;
 
 function due(s: DirectSocket, kind: number): void {
-  dueSockets.push(s);
-  dueKinds.push(kind);
-  if (!dueScheduled) {
-    dueScheduled = true;
-    process.nextTick(runDue);
-  }
+  dueSockets[dueCount] = s;
+  dueKinds[dueCount] = kind;
+  if (dueCount++ === 0) process.nextTick(runDue);
 }
 
 /** Runs the events due, including those they make due (a destroy at 'end'), as ticks would. */
 function runDue(): void {
   let i = 0;
   try {
-    for (; i < dueSockets.length; i++) {
+    for (; i < dueCount; i++) {
       const s = dueSockets[i]!;
       dueSockets[i] = null;
       if (dueKinds[i] === END) emitEnd(s);
       else emitClose(s);
     }
+    dueCount = 0;
   } finally {
-    // A handler threw: the events after it still run, from a tick of their own.
-    const rest = i + 1 < dueSockets.length;
-    if (rest) {
-      dueSockets.splice(0, i + 1);
-      dueKinds.splice(0, i + 1);
-      process.nextTick(runDue);
-    } else {
-      dueSockets.length = 0;
-      dueKinds.length = 0;
-      dueScheduled = false;
+    if (dueCount !== 0) {
+      // A handler threw: the events after it still run, from a tick of their own.
+      let k = 0;
+      for (let j = i + 1; j < dueCount; j++, k++) {
+        dueSockets[k] = dueSockets[j]!;
+        dueKinds[k] = dueKinds[j]!;
+        dueSockets[j] = null;
+      }
+      dueCount = k;
+      if (k !== 0) process.nextTick(runDue);
     }
   }
 }
@@ -174,8 +175,11 @@ export class DirectSocket {
     return this.emitter === null ? 0 : this.emitter.listenerCount(event);
   }
 
-  emit(event: string, ...args: unknown[]): boolean {
-    return this.emitter !== null && this.emitter.emit(event, ...args);
+  /** One argument at most ('close' has hadError, 'error' the error): no rest array per event. */
+  emit(event: string, arg?: unknown): boolean {
+    const e = this.emitter;
+    if (e === null) return false;
+    return arg === undefined ? e.emit(event) : e.emit(event, arg);
   }
 
   get writableLength(): number {
