@@ -104,6 +104,12 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
    * are held until their body is complete and answered 413 past it. 0: nothing is held.
    */
   readonly holdRequestBytes: number;
+  /**
+   * `server: <server_name>` CRLF, and the same followed by `connection: close` CRLF (a response
+   * that ends its connection): made once for the chain, flat, not per connection or response.
+   */
+  readonly serverLine: string;
+  readonly serverCloseLine: string;
   constructor(
     readonly config: HcmConfig,
     readonly rt: RuntimeContext,
@@ -122,6 +128,8 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     let hold = 0;
     for (const f of this.httpFilters ?? []) if (f.maxRequestBytes && (hold === 0 || f.maxRequestBytes < hold)) hold = f.maxRequestBytes;
     this.holdRequestBytes = hold;
+    this.serverLine = `server: ${config.serverName}\r\n`;
+    this.serverCloseLine = `${this.serverLine}connection: close\r\n`;
   }
 
   /**

@@ -168,6 +168,15 @@ function mayBePreface(src: Buffer, off: number, end: number): boolean {
   return src.compare(H2_PREFACE, 0, n, off, off + n) === 0;
 }
 
+/** The request routed now (Http1Session.route), and the view routing reads it through. */
+let routeViewHead: MessageHead | null = null;
+const routeView: { host: string; path: string; method: string; header: HeaderLookup } = {
+  host: '',
+  path: '',
+  method: '',
+  header: (n) => (routeViewHead === null ? undefined : getHeader(routeViewHead, n)),
+};
+
 function processLater(s: Http1Session): void {
   if (inBatch()) tailQueue.push(s);
   else if (laterQueue.push(s) === 1) setImmediate(runLater);
@@ -843,37 +852,29 @@ export class Http1Session implements DirectSocketOwner {
     return this.config.serverHeaderTransformation === 'PASS_THROUGH' ? '' : this.serverLine;
   }
 
-  /** `server: <server_name>` CRLF, made once per connection rather than per response. */
+  /** `server: <server_name>` CRLF (made once for the filter chain). */
   get serverLine(): string {
-    return (this.serverLineText ??= `server: ${this.config.serverName}\r\n`);
+    return this.filter.serverLine;
   }
-
-  private serverLineText: string | null = null;
 
   /**
    * The route of a request on a listener without HTTP filters. Routing reads the view while it
-   * runs and keeps nothing of it (http_route_table.ts route()), so one view per connection,
-   * refilled per request, spares an object, a header closure and its context per request.
+   * runs and keeps nothing of it (http_route_table.ts route()), and never routes another request
+   * meanwhile, so the process's one view, refilled per request, spares an object, a header
+   * closure and its context per connection.
    */
   route(host: string, head: MessageHead): HttpRoute | null {
-    const v = this.view ?? this.newView();
+    const v = routeView;
     v.host = host;
     v.path = head.target;
     v.method = head.method;
-    this.viewHead = head;
+    routeViewHead = head;
     try {
       return this.config.routes.route(v);
     } finally {
       // Not kept past the lookup: a head pins its parser slab.
-      this.viewHead = null;
+      routeViewHead = null;
     }
-  }
-
-  private view: { host: string; path: string; method: string; header: HeaderLookup } | null = null;
-  private viewHead: MessageHead | null = null;
-
-  private newView(): { host: string; path: string; method: string; header: HeaderLookup } {
-    return (this.view = { host: '', path: '', method: '', header: (n) => (this.viewHead === null ? undefined : getHeader(this.viewHead, n)) });
   }
 
   /**
@@ -2822,7 +2823,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     }
     if (this.lb?.setCookie) extra += `set-cookie: ${this.lb.setCookie}\r\n`;
     const keep = !this.forceClose && wantsKeepAlive(this.head);
-    if (!keep) extra += 'connection: close\r\n';
+    // The usual closing response adds only these two lines: one string made for the chain.
+    if (!keep) extra = extra === this.session.filter.serverLine ? this.session.filter.serverCloseLine : `${extra}connection: close\r\n`;
     else if (this.head.versionMinor === 0) extra += 'connection: keep-alive\r\n';
     respDechunk = dechunk;
     if (!this.session.writeHead(statusLine(r.status), r, responseDrop(), extra, body, bodyStart, bodyEnd, whole)) this.waitDownstreamDrain();
