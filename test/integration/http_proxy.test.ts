@@ -59,6 +59,30 @@ ${staticCluster('two', [a.port, b.port])}`,
     expect(await strait.stat('http.ingress.downstream_cx_total')).toBeGreaterThanOrEqual(1);
   });
 
+  it('drops the headers Connection names, whatever its case, and nothing else for a plain close or keep-alive', async () => {
+    const port = Number(new URL(base).port);
+    const echoOf = async (connection: string): Promise<Echo> => {
+      const s = await connect(port);
+      s.write(`GET /conn HTTP/1.1\r\nhost: t\r\nconnection: ${connection}\r\nx-drop-me: 1\r\nx-keep: 2\r\nkeep-alive: timeout=5\r\n\r\n`);
+      const all = s.end() && (await readAll(s));
+      s.destroy();
+      // One chunk (the echo upstream answers chunked): its JSON is all there is.
+      const text = all.toString('latin1');
+      return JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as Echo;
+    };
+    for (const v of ['close', 'CLOSE', 'Keep-Alive']) {
+      const e = await echoOf(v);
+      expect(e.headers['x-drop-me']).toBe('1');
+      expect(e.headers['x-keep']).toBe('2');
+      expect(e.headers['keep-alive']).toBeUndefined();
+    }
+    for (const v of ['close, X-Drop-Me', 'keep-alive,x-drop-me', 'closex, x-drop-me']) {
+      const e = await echoOf(v);
+      expect(e.headers['x-drop-me']).toBeUndefined();
+      expect(e.headers['x-keep']).toBe('2');
+    }
+  });
+
   it('keeps a client-supplied x-request-id', async () => {
     const r = await request(`${base}/id`, { headers: { 'x-request-id': 'abc-123' } });
     expect(((await r.body.json()) as Echo).headers['x-request-id']).toBe('abc-123');

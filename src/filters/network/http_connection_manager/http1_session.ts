@@ -168,6 +168,21 @@ function mayBePreface(src: Buffer, off: number, end: number): boolean {
   return src.compare(H2_PREFACE, 0, n, off, off + n) === 0;
 }
 
+const CLOSE_TOKEN = Buffer.from('close', 'latin1');
+const KEEP_ALIVE_TOKEN = Buffer.from('keep-alive', 'latin1');
+
+/**
+ * A Connection value that is just `close` or `keep-alive` (any case): it names no other header
+ * to drop, and a connection-per-request client sends one with every request.
+ */
+function standardConnectionValue(b: Buffer, start: number, end: number): boolean {
+  const t = end - start === 5 ? CLOSE_TOKEN : end - start === 10 ? KEEP_ALIVE_TOKEN : null;
+  if (t === null) return false;
+  // ASCII letters and '-' only: setting 0x20 folds case and leaves '-' as it is.
+  for (let i = 0; i < t.length; i++) if ((b[start + i]! | 0x20) !== t[i]) return false;
+  return true;
+}
+
 /** The request routed now (Http1Session.route), and the view routing reads it through. */
 let routeViewHead: MessageHead | null = null;
 const routeView: { host: string; path: string; method: string; header: HeaderLookup } = {
@@ -1805,7 +1820,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     // tagged Connection lines already: no name comparisons, and no strings without one.
     const hf = head.fields;
     for (let i = 0; i < hf.length; i += F.SIZE) {
-      if (hf[i + F.KIND] !== HeaderKind.CONNECTION) continue;
+      if (hf[i + F.KIND] !== HeaderKind.CONNECTION || standardConnectionValue(head.buf, hf[i + F.VALUE_START]!, hf[i + F.VALUE_END]!)) continue;
       for (const t of head.buf.toString('latin1', hf[i + F.VALUE_START]!, hf[i + F.VALUE_END]!).toLowerCase().split(',')) {
         const n = t.trim();
         if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') dropNames.push(n);
