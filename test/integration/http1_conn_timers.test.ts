@@ -79,6 +79,7 @@ describe.each(ENGINES)('HTTP/1.1 connection timers on the %s engine', (engine) =
   let up: Awaited<ReturnType<typeof upstream>>;
   let strait: StraitProcess;
   let port: number;
+  let oneshot: number;
 
   beforeAll(async () => {
     up = await upstream();
@@ -97,11 +98,13 @@ virtual_hosts:
       `${ADMIN}static_resources:
   listeners:
 ${hcmListener('ingress', routes, '          common_http_protocol_options: { idle_timeout: 1s }\n')}
+${hcmListener('oneshot', routes, '          common_http_protocol_options: { max_requests_per_connection: 1 }\n')}
   clusters:
 ${staticCluster('up', [up.port])}`,
       { engine },
     );
     port = await strait.port('ingress');
+    oneshot = await strait.port('oneshot');
   });
 
   afterAll(async () => {
@@ -172,23 +175,38 @@ ${staticCluster('up', [up.port])}`,
     await strait.waitStat('http.ingress.downstream_cx_idle_timeout', (v) => v === before + 1);
   });
 
-  it('closes a connection whose client keeps its side open 5 s after our FIN', { timeout: 20_000 }, async () => {
-    const active = async () => (await strait.stat('http.ingress.downstream_cx_active')) ?? 0;
-    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0);
-    const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  /** One request on a raw connection that stays half-open from the client's side; resolves at the proxy's FIN. */
+  async function oneRequest(to: number, connection: string): Promise<{ sock: net.Socket; head: string }> {
+    const sock = net.connect({ port: to, host: '127.0.0.1', allowHalfOpen: true });
     sock.on('error', () => {});
     let got = '';
     sock.on('data', (d) => (got += d.toString('latin1')));
     const ended = new Promise<void>((r) => sock.once('end', () => r()));
-    sock.write('GET /fast HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n');
+    sock.write(`GET /fast HTTP/1.1\r\nhost: t\r\n${connection}\r\n`);
     await ended;
-    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    return { sock, head: got };
+  }
+
+  it('closes a connection whose client keeps its side open 5 s after our FIN', { timeout: 20_000 }, async () => {
+    // max_requests_per_connection: the proxy ends the connection; the client asked for nothing.
+    await strait.waitStat('http.oneshot.downstream_cx_active', (v) => v === 0);
+    const { sock, head } = await oneRequest(oneshot, '');
+    expect(head).toMatch(/^HTTP\/1\.1 200 [^]*connection: close\r\n/i);
     const finAt = Date.now();
     // Our FIN went; the client never sends its own. The connection lingers, then goes.
     await new Promise((r) => setTimeout(r, 1000));
-    expect(await active()).toBe(1);
-    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0, 10_000);
+    expect(await strait.stat('http.oneshot.downstream_cx_active')).toBe(1);
+    await strait.waitStat('http.oneshot.downstream_cx_active', (v) => v === 0, 10_000);
     expect(Date.now() - finAt).toBeGreaterThanOrEqual(4_500);
+    sock.destroy();
+  });
+
+  it('closes at once after answering a client that asked to close and sent nothing more', { timeout: 20_000 }, async () => {
+    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0);
+    const { sock, head } = await oneRequest(port, 'connection: close\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\nok$/);
+    // Gone without waiting for the client's FIN, which never comes.
+    await strait.waitStat('http.ingress.downstream_cx_active', (v) => v === 0, 2_000);
     sock.destroy();
   });
 

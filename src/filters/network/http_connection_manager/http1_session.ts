@@ -702,7 +702,8 @@ export class Http1Session implements DirectSocketOwner {
     st.downstream_rq_active.value--;
     st.downstream_rq_completed.value++;
     if (!keepAlive) {
-      this.closeGracefully();
+      // A client that asked to close and sent nothing more is done sending: no wait for its FIN.
+      this.closeGracefully(s.clientClosing() && (this.buf === null || this.off >= this.buf.length));
       // No next request here: the next connection's first one takes it.
       if (s.reusable() && streamPool.length < STREAM_POOL_MAX) {
         s.idle();
@@ -921,15 +922,21 @@ export class Http1Session implements DirectSocketOwner {
   }
 
   /** Ends our side after pending writes; stops parsing anything else. */
-  closeGracefully(): void {
+  /**
+   * `clientDone`: the client sends nothing more (onStreamDone): the socket closes once written,
+   * without waiting for the client's FIN (DirectSocket.destroySoon; net.Socket's does the same).
+   */
+  closeGracefully(clientDone = false): void {
     if (this.closed) return;
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
     this.sendHeld();
-    this.socket.end();
-    // A client that never closes its side must not hold the connection forever (onClose clears
-    // it). The idle deadline's links serve: it was cleared above and is never armed again.
+    if (clientDone) this.socket.destroySoon();
+    else this.socket.end();
+    // A client that never closes its side (or never reads what is queued) must not hold the
+    // connection forever (onClose clears it). The idle deadline's links serve: it was cleared
+    // above and is never armed again.
     if (!this.socket.destroyed) {
       this.lingering = true;
       armDeadline(this, LINGER_MS);
@@ -1248,6 +1255,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
    * the paths that leave a listener or callback behind (`pinned`: drain waits, filters, retries,
    * buffering, per-try timeouts).
    */
+  /** The whole request is read and it asked for the connection to close after it. */
+  clientClosing(): boolean {
+    return this.requestDone && !wantsKeepAlive(this.head);
+  }
+
   reusable(): boolean {
     return (
       this.finished &&
