@@ -368,12 +368,12 @@ export class DirectSocket {
   /** Our side is done: FIN after the queue; closed if the peer's side is done too. */
   private finish(): void {
     this.finished = true;
-    if (this.closeWhenWritten) {
+    // After the peer's FIN (nothing unread then) the close alone sends ours.
+    if (this.closeWhenWritten || this.readEnded) {
       this.destroy();
       return;
     }
     this.binding.shutdownFd!(this.fd);
-    if (this.readEnded) this.destroy();
   }
 
   private fail(errno: number, syscall: string): void {
