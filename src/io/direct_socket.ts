@@ -44,8 +44,9 @@ const EAGAIN = -os.constants.errno.EAGAIN;
 export interface DirectSocketOwner {
   /** Bytes read: buf[off, end), valid only during the call (the owner copies what it keeps). */
   onSocketRead(buf: Buffer, off: number, end: number): void;
+  /** The peer's FIN, as 'end'. */
   onSocketEnd(): void;
-  /** After an 'error' event where someone listens for one. */
+  /** The socket closed, as 'close'; `hadError`: it failed (an 'error' went first to those listening for one). */
   onSocketClose(hadError: boolean): void;
 }
 

@@ -58,13 +58,12 @@ export class ListenerConnection implements ConnectionContext {
 
 /**
  * A listener's open connections, linked through the connections themselves. A Set churned by a
- * connection per request reallocates its table every few dozen connections; V8 keeps those
- * tables in the old generation, and a dead table's stale entries are roots for the young
- * collector until the next full GC: every connection it named, with all it references, was
+ * connection per request reallocated its table every few dozen connections, and the tables
+ * ended up in the old generation; a dead table's stale entries are roots for the young
+ * collector until the next full GC, so every connection it named, with all it referenced, was
  * copied and promoted (most of what a connection allocated), and the old generation filled in
- * about a second. Links allocate nothing and leave nothing behind.
+ * about a second. Links allocate nothing and leave nothing behind. Exported for its unit test.
  */
-/** @internal exported for its unit test. */
 export class ConnectionList {
   private head: ListenerConnection | null = null;
   size = 0;

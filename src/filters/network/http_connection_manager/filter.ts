@@ -158,6 +158,7 @@ export class HttpConnectionManagerFilter implements NetworkFilter {
     // session for no more than a peek would have cost every HTTP/1 connection (a system call).
     const ds = engine.directStream?.(conn.downstream) ?? null;
     if (ds !== null) {
+      // The batch reader holds the socket and the socket its owner: nothing else need keep the session.
       new Http1Session(this, conn, ds, true);
       return;
     }

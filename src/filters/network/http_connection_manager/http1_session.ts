@@ -921,10 +921,10 @@ export class Http1Session implements DirectSocketOwner {
     else this.closeGracefully();
   }
 
-  /** Ends our side after pending writes; stops parsing anything else. */
   /**
-   * `clientDone`: the client sends nothing more (onStreamDone): the socket closes once written,
-   * without waiting for the client's FIN (DirectSocket.destroySoon; net.Socket's does the same).
+   * Ends our side after pending writes; stops parsing anything else. `clientDone`: the client
+   * sends nothing more (onStreamDone), so the socket closes once written, without waiting for
+   * the client's FIN (DirectSocket.destroySoon; net.Socket's does the same).
    */
   closeGracefully(clientDone = false): void {
     if (this.closed) return;
@@ -982,7 +982,6 @@ export class Http1Session implements DirectSocketOwner {
     const s = this.stream;
     if (s) {
       this.stream = null;
-      if (s.dlList !== null) disarmDeadline(s);
       s.onDownstreamReset();
       this.filter.stats.downstream_rq_active.value--;
     }
@@ -1107,7 +1106,10 @@ function fieldOfLines(lines: string, name: string): string | undefined {
  */
 class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   requestDone = false;
-  /** The route timeout's links (deadlines.ts); armed from the route's start to the stream's end. */
+  /**
+   * The route timeout's links (deadlines.ts); armed from the route's start to the stream's end.
+   * reuse() leaves them: only a reusable() stream is reused, and that one is not armed.
+   */
   dlPrev: DeadlineOwner | null = null;
   dlNext: DeadlineOwner | null = null;
   dlDue = 0;
@@ -1249,17 +1251,17 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     this.session = session;
   }
 
+  /** The whole request is read and it asked for the connection to close after it. */
+  clientClosing(): boolean {
+    return this.requestDone && !wantsKeepAlive(this.head);
+  }
+
   /**
    * Whether nothing outside this finished stream refers to it any more: no upstream connection
    * or acquire in flight, no timer, no HTTP/2 try, hedge or tunnel, no filter hooks, and none of
    * the paths that leave a listener or callback behind (`pinned`: drain waits, filters, retries,
    * buffering, per-try timeouts).
    */
-  /** The whole request is read and it asked for the connection to close after it. */
-  clientClosing(): boolean {
-    return this.requestDone && !wantsKeepAlive(this.head);
-  }
-
   reusable(): boolean {
     return (
       this.finished &&
