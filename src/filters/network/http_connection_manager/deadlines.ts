@@ -1,9 +1,11 @@
 /**
- * Route timeouts of HTTP/2 exchanges and the idle timeouts of HTTP/1 connections: one Node timer
- * per timeout length instead of a setTimeout and clearTimeout per request or connection. Exchanges with the same timeout fall due in the order they were
- * armed, so each length keeps a FIFO list (links kept in the owner, nothing allocated per
- * request) and one timer set for its head; a disarmed owner just leaves the list, and the timer
- * then fires early at worst and sleeps again for the new head.
+ * Route timeouts of HTTP/2 exchanges and HTTP/1 streams, and the idle timeouts of HTTP/1
+ * connections (and, once closing, their wait for the client's FIN): one Node timer per timeout
+ * length instead of a setTimeout and clearTimeout per request or connection. Owners with the
+ * same timeout fall due in the order they were armed, so each length keeps a FIFO list (links
+ * kept in the owner, nothing allocated per request) and one timer set for its head; a disarmed
+ * owner just leaves the list, and the timer then fires early at worst and sleeps again for the
+ * new head.
  */
 import { now as clockNow } from '../../../protocols/http1/clock.js';
 
