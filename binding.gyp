@@ -17,6 +17,7 @@
         "native/io/pipe.cc",
         "native/http2/session.cc",
         "native/io/batch_reader.cc",
+        "native/io/poller.cc",
         "native/codec/hessian2.cc",
         "native/codec/bolt.cc",
         "native/codec/dubbo.cc",

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Where a peer's p99 comes from, request by request:
 //   node bench/tail.js [--workload h2c-64|http1-keepalive-64] [--peers strait-native,haproxy] [--runs 3] [--duration 3]
+//     [--node-args '--v8-flag ...'] (extra node arguments for Strait, to compare settings)
 // Each peer serves the workload (its upstream and config, warmed as the bench warms it) while
 // h2load runs `--runs` times (-c<connections>, -m<h2 streams> for h2c; --h1 -m1 for HTTP/1.1, the
 // shape wrk drives in the bench) with its per-request log. Strait runs with
@@ -26,7 +27,7 @@ const SHAPES = {
 };
 
 function args(argv) {
-  const o = flagArgs(argv, { workload: 'h2c-64', peers: 'strait-native,haproxy', runs: 3, duration: 3 });
+  const o = flagArgs(argv, { workload: 'h2c-64', peers: 'strait-native,haproxy', runs: 3, duration: 3, 'node-args': '' });
   if (!SHAPES[o.workload]) throw new Error(`--workload: one of ${Object.keys(SHAPES).join(', ')}`);
   return o;
 }
@@ -47,7 +48,7 @@ async function main() {
       const strait = peer.name.startsWith('strait');
       const gcFile = path.join(ctx.tmp, `gc-${name}.tsv`);
       process.env.STRAIT_BENCH_GC_LOG = gcFile;
-      const t = await startPeer(peer, w, upstream, ctx, strait ? { nodeArgs: ['--import', path.join(BENCH_DIR, 'lib/gc_observer.mjs')] } : {});
+      const t = await startPeer(peer, w, upstream, ctx, strait ? { nodeArgs: [...o['node-args'].split(' ').filter(Boolean), '--import', path.join(BENCH_DIR, 'lib/gc_observer.mjs')] } : {});
       const logs = [];
       try {
         if (w.warm) await w.warm(t, ctx);

@@ -316,17 +316,19 @@ Session::Session(const Napi::CallbackInfo& info)
     Release();
     throw Napi::Error::New(env, std::string("H2Session: nghttp2 set-up failed: ") + nghttp2_strerror(rv));
   }
-  poll_ = new uv_poll_t;
-  // uv_poll_init also makes the fd non-blocking; EEXIST when another poll still watches it.
-  rv = uv_poll_init(env_->loop, poll_, fd_);
-  if (rv != 0) {
-    delete poll_;  // never initialised, so no uv_close
-    poll_ = nullptr;
+  // Every fd here is non-blocking already: accept4 and the connector pass SOCK_NONBLOCK, and a
+  // dup of a net.Socket's fd shares the file description libuv made non-blocking.
+  poller_ = PollerOf(env_);
+  watch_ = poller_->Open(fd_, this);
+  // Watched for reads from the start (what the first UpdateInterest asks): an fd epoll cannot
+  // watch is refused here, as uv_poll_init refused it.
+  int werr = watch_ < 0 ? -watch_ : poller_->Want(watch_, UV_READABLE);
+  if (werr != 0) {
     finished_ = true;
     Release();
-    ThrowErrno(env, "H2Session: uv_poll_init", -rv);
+    ThrowErrno(env, "H2Session: epoll_ctl", werr);
   }
-  poll_->data = this;
+  events_ = UV_READABLE;
   check_ = new uv_check_t;
   uv_check_init(env_->loop, check_);
   check_->data = this;
@@ -942,11 +944,12 @@ void Session::UpdateInterest() {
   if (out_head_) want |= UV_WRITABLE;
   if (want == events_) return;
   events_ = want;
-  if (want == 0) {
-    uv_poll_stop(poll_);
-    return;
+  // The fd was watched before, so this fails only without kernel memory: the session ends in
+  // the check phase (not from here, which may be inside a JavaScript call).
+  if (poller_->Want(watch_, want) != 0) {
+    watch_failed_ = true;
+    uv_check_start(check_, [](uv_check_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
   }
-  uv_poll_start(poll_, want, [](uv_poll_t* h, int status, int events) { static_cast<Session*>(h->data)->OnPoll(status, events); });
 }
 
 void Session::ScheduleFlush() {
@@ -975,6 +978,10 @@ void Session::OnCheck() {
   flush_scheduled_ = false;
   if (finished_) return;
   Napi::HandleScope scope(Env());
+  if (watch_failed_) {
+    Finish(kEndReset, false);
+    return;
+  }
   Napi::Object self = Value();  // keeps the object alive through JavaScript calls below
   (void)self;
   in_batch_ = true;
@@ -1173,8 +1180,9 @@ void Session::OnIdleTimer() {
 }
 
 void Session::Release() {
-  if (poll_) CloseAndFree(poll_);
-  poll_ = nullptr;
+  // Out of the epoll before the close (the poller's comment says why).
+  if (watch_ >= 0) poller_->Close(watch_);
+  watch_ = -1;
   if (check_) CloseAndFree(check_);
   check_ = nullptr;
   if (prepare_) CloseAndFree(prepare_);

@@ -23,6 +23,7 @@
 #include "io/buffer_pool.h"
 #include "io/env.h"
 #include "io/js_util.h"
+#include "io/poller.h"
 
 namespace strait {
 namespace http2 {
@@ -174,7 +175,7 @@ enum SessionEndReason { kEndDone = 0, kEndProtocolError = 1, kEndReset = 2, kEnd
 
 struct HeldRequestView;
 
-class Session : public Napi::ObjectWrap<Session>, public LiveObject {
+class Session : public Napi::ObjectWrap<Session>, public LiveObject, public PollTarget {
  public:
   static Napi::Function Init(Napi::Env env);
   // new Session(fd, opts, initialBytes | null, onEvents(count, objects, data, fresh))
@@ -275,6 +276,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
   ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags, Stream* hint);
   friend struct Callbacks;
 
+  // The poller's events for the socket (PollTarget).
+  void OnPollEvents(int status, int events) override { OnPoll(status, events); }
   void OnPoll(int status, int events);
   // Each returns false once the session has finished.
   bool ReadSocket();
@@ -332,8 +335,11 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject {
 
   strait::Env* env_;
   int fd_ = -1;
-  uv_poll_t* poll_ = nullptr;
+  // The socket's watch in the environment's poller (io/poller.h), -1 when none.
+  Poller* poller_ = nullptr;
+  int32_t watch_ = -1;
   int events_ = 0;
+  bool watch_failed_ = false;  // a change of the watch failed: the session ends (OnCheck)
   uv_check_t* check_ = nullptr;
   // The same flush, from the prepare phase: a flush queued during the check phase (an upstream's
   // response delivered by another check handle) would otherwise wait for the next turn's check,

@@ -1,5 +1,7 @@
 #include "io/env.h"
 
+#include "io/poller.h"
+
 namespace strait {
 
 void Env::Link(LiveObject* o) {
@@ -40,7 +42,11 @@ Env* InitEnv(Napi::Env env) {
   env.SetInstanceData<Env>(e);
   // Close every handle still open when the environment goes away. Node runs the loop once
   // more after the hooks, which lets libuv finish the closes before uv_loop_close.
-  env.AddCleanupHook([e]() { e->AbandonAll(); });
+  env.AddCleanupHook([e]() {
+    e->AbandonAll();
+    delete e->poller;
+    e->poller = nullptr;
+  });
   return e;
 }
 

@@ -45,8 +45,13 @@ enum TableSlot : uint32_t {
   kTableSlots = 5,
 };
 
+class Poller;
+
 struct Env {
   uv_loop_t* loop = nullptr;
+  // The epoll set of sockets owned by native sessions (io/poller.h, PollerOf); deleted by the
+  // environment's cleanup hook after every live object is abandoned.
+  Poller* poller = nullptr;
   BufferPool pool;
   DataPathStats stats;
   Napi::FunctionReference connect_request_ctor;

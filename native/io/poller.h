@@ -1,0 +1,70 @@
+// An epoll set of the addon's own for native objects that own a socket (the HTTP/2 sessions),
+// which Node's loop polls as one fd. A uv_poll per socket costs nine system calls over a
+// connection's life: libuv probes the fd with an epoll ADD and DEL and sets FIONBIO at init,
+// every uv_poll_start does a DEL before its ADD or MOD, and the close a DEL or two. Here watching
+// costs one epoll_ctl, a change of interest one, and the end one (a DEL before the close: the
+// file description may outlive our fd, and its registration with it).
+//
+// Events reach the target as libuv's poll callback would: an error as status < 0 (the target
+// stops being watched), a hang-up as readable and writable for what it asked.
+#pragma once
+#include <sys/epoll.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "io/env.h"
+
+namespace strait {
+
+class PollTarget {
+ public:
+  virtual ~PollTarget() = default;
+  // status 0 and UV_READABLE/UV_WRITABLE in `events`, or status < 0 (an error on the socket).
+  virtual void OnPollEvents(int status, int events) = 0;
+};
+
+class Poller : public LiveObject {
+ public:
+  explicit Poller(Env* env);
+  ~Poller() override;
+  void Abandon() override { Release(); }
+
+  // A watch for `fd`, not registered until Want() asks for events; -errno when the poller
+  // could not start (no epoll).
+  int32_t Open(int fd, PollTarget* target);
+  // Watches for `events` (UV_READABLE | UV_WRITABLE; 0 = not at all); 0 or an errno.
+  int Want(int32_t id, int events);
+  // Ends the watch (before its fd is closed); its events still queued in this wake are dropped.
+  void Close(int32_t id);
+
+ private:
+  struct Entry {
+    PollTarget* target = nullptr;
+    int fd = -1;
+    uint32_t gen = 0;  // bumped each time the entry is taken (epoll data carries it)
+    uint32_t events = 0;  // EPOLLIN/EPOLLOUT registered; 0: not registered
+  };
+  void OnWake();
+  void Unwatch(Entry& e);
+  void Release();
+
+  Env* env_;
+  int epfd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  epoll_event* events_ = nullptr;
+  std::vector<Entry> entries_;
+  std::vector<int32_t> free_;
+  // Closed during a wake: reused only after it, so that a queued event of the old watch cannot
+  // reach a new one under the same number and generation check.
+  std::vector<int32_t> freed_in_wake_;
+  bool waking_ = false;
+  uint32_t watched_ = 0;
+  bool released_ = false;
+};
+
+// The environment's poller, made on first use.
+Poller* PollerOf(Env* env);
+
+}  // namespace strait
