@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Downstream } from '../io/engine.js';
+import { PerConnection } from '../io/per_connection.js';
 
 /** Who the peer proved to be with its TLS certificate. */
 export interface PeerIdentity {
@@ -36,7 +37,7 @@ export function peerIdentity(d: Downstream): PeerIdentity | null {
   return { uriSans, dnsSans, subject };
 }
 
-const BY_SOCKET = new WeakMap<object, Downstream>();
+const BY_SOCKET = new PerConnection<Downstream>('strait.downstream');
 
 /**
  * Records the listener's view of the connection behind `sock` (addresses restored from

@@ -1,4 +1,5 @@
 import type { Scope, StatsOf } from '../../../observability/stats.js';
+import { PerConnection } from '../../../io/per_connection.js';
 import type { HeaderAdd } from '../../../router/http_route_table.js';
 import { addResponseHeaders, addUpstreamHeaders, type FilterVerdict, type HttpFilter, type HttpFilterRequest } from '../types.js';
 import type { DescriptorBucketConfig, LocalRateLimitConfig } from './config.js';
@@ -124,7 +125,7 @@ export class LocalRateLimiter {
    * local_rate_limit_per_downstream_connection: each connection's buckets, dropped with it.
    * Keyed by the connection's Downstream, which the codecs keep one of per connection.
    */
-  private readonly perConnection: WeakMap<object, BucketSet> | null;
+  private readonly perConnection: PerConnection<BucketSet> | null;
   /** Reused per request (requests are handled one at a time): the matched descriptors' buckets. */
   private readonly matched: DescriptorBucket[] = [];
   /**
@@ -141,7 +142,7 @@ export class LocalRateLimiter {
     private readonly now: () => number = Date.now,
   ) {
     this.shared = buckets(config, now);
-    this.perConnection = config.perConnection ? new WeakMap() : null;
+    this.perConnection = config.perConnection ? new PerConnection('strait.localRateLimitBuckets') : null;
   }
 
   private bucketsFor(req: HttpFilterRequest): BucketSet {

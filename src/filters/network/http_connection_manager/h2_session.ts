@@ -55,6 +55,7 @@ import { FlatRequest, grpcStatusOfHead, HELD_AUTHORITY, HELD_METHOD, HELD_PATH, 
 import { noteTried, pickTryHost, type TriedHosts } from './retry_hosts.js';
 import { stripHostPort } from './host_port.js';
 import { flatDropUnderscored, flatHasUnderscore, objectDropUnderscored, objectHasUnderscore, Underscores } from './underscores.js';
+import { PerConnection } from '../../../io/per_connection.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -163,7 +164,7 @@ let handing: Downstream | null = null;
 let handingConn: ConnectionContext | null = null;
 
 /** Each node:http2 session's premature-reset count (a native connection holds its own). */
-const resetsOf = new WeakMap<http2.Http2Session, PrematureResets>();
+const resetsOf = new PerConnection<PrematureResets>('strait.prematureResets');
 /** For a stream whose session is already gone (it cannot be closed for resets any more). */
 const NO_GUARD = new PrematureResets(() => {}, () => {});
 
@@ -199,7 +200,7 @@ function flatUnderscoresOk(filter: HttpConnectionManagerFilter, stream: NativeH2
 }
 
 /** Requests started per node:http2 session, under max_requests_per_connection. */
-const requestsOf = new WeakMap<http2.Http2Session, number>();
+const requestsOf = new PerConnection<number>('strait.requests');
 
 /**
  * max_requests_per_connection on HTTP/2: the stream that reaches it is served, and GOAWAY tells

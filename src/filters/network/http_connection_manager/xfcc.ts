@@ -6,6 +6,7 @@
  * certificate identity to the application behind the proxy.
  */
 import type { ConnectionTlsInfo } from '../../../io/stream_conn.js';
+import { PerConnection } from '../../../io/per_connection.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -43,7 +44,7 @@ export function xfccAction(cfg: XfccConfig, tls: ConnectionTlsInfo | null | unde
 }
 
 /** One connection's element, made on its first request (the same for all of them). */
-const made = new WeakMap<ConnectionTlsInfo, string>();
+const made = new PerConnection<string>('strait.xfccElement');
 
 /**
  * This hop's element: `By=<own URI SAN>;Hash=<peer cert SHA-256>` and the fields configured, in
