@@ -1961,7 +1961,11 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
 export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
   const n = s.length;
   const { method, ip } = ed;
-  const runs: number[] = [];
+  // Most lists keep one run (the fields after the pseudo-headers): an array made for two numbers
+  // is 64 bytes, where pushing into [] makes room for sixteen (176 bytes, a tenth of an h2c
+  // request's allocation).
+  const runs: number[] = [0, 0];
+  let nRuns = 0;
   let extra = '';
   let pairs = 4;
   let prior: string | undefined;
@@ -2034,12 +2038,21 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
       if (run < 0) run = i;
       pairs++;
     } else if (run >= 0) {
-      runs.push(run, i);
+      if (nRuns++ === 0) {
+        runs[0] = run;
+        runs[1] = i;
+      } else runs.push(run, i);
       run = -1;
     }
     i = b + 1;
   }
-  if (run >= 0) runs.push(run, n);
+  if (run >= 0) {
+    if (nRuns++ === 0) {
+      runs[0] = run;
+      runs[1] = n;
+    } else runs.push(run, n);
+  }
+  if (nRuns === 0) runs.length = 0;
   if (ip) {
     extra += `x-forwarded-for\0${prior ? `${prior},${ip}` : ip}\0`;
     pairs++;
