@@ -154,14 +154,15 @@ export interface NativeH2Session {
    * request() with the list in parts, joined by the addon: the pseudo-headers (`:scheme` http),
    * the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs).
    */
-  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   /**
    * requestRuns() with the kept runs cut from the request block a server session of this thread
    * keeps for its stream `downStream` (`downSession`: that session's sid()); `same` bits 1, 2, 4:
    * method, path, authority are the request's own (the string given is not read).
-   * REQUEST_NOT_HELD when that stream holds no request any more.
+   * REQUEST_NOT_HELD when that stream holds no request any more. `fillId` (both): `extra`'s last
+   * pair is REQUEST_ID_FILL_PAIR, whose value the addon replaces with a fresh request id.
    */
-  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
@@ -190,8 +191,8 @@ export interface NativeH2Calls {
   respondSpansTables(sid: number, streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondH1Head(sid: number, streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
-  requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
-  requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
+  requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(sid: number, streamId: number, code: number): void;

@@ -686,7 +686,8 @@ bool ReadAt(napi_env env, napi_value s, std::string& buf, size_t at, size_t* len
 // With a number `fd` in place of `out` and the head's expected `size` as a tenth argument, the
 // head is built in a scratch buffer and sent by one non-blocking send instead: bytes sent or
 // -errno, or kHeadNotSent (nothing sent) when the head is not `size` bytes. A head the kernel
-// takes whole then never becomes a Buffer.
+// takes whole then never becomes a Buffer. An eleventh argument true (`fillId`, after `size` or
+// undefined): extra's last pair is REQUEST_ID_FILL_PAIR, and its value is written as a fresh id.
 constexpr int32_t kHeadNotSent = -0x7fffffff;  // HEAD_NOT_SENT in src/protocols/http1/encoder.ts
 
 // "<method> <path> HTTP/1.1\r\nhost: <authority>\r\n" at out[o], each value written by put(k)
@@ -709,6 +710,13 @@ bool PutRequestStart(Put put, uint8_t* out, size_t& o, size_t cap) {
   return ok;
 }
 
+// fillId: the head's additions end with "x-request-id: <placeholder>\r\n" (REQUEST_ID_FILL_PAIR),
+// whose value gets a fresh id; `o` is just past that line.
+void FillHeadRequestId(napi_env env, uint8_t* out, size_t o) {
+  static const char kName[] = "x-request-id: ";
+  if (o >= 2) FillRequestId(GetEnv(Napi::Env(env))->request_ids, out, out + o - 2, kName, sizeof kName - 1);
+}
+
 // The kept runs of `src` and then the pairs of `extra` as header lines at out[o]; false when
 // out is too small.
 bool PutRunsThenExtra(const uint8_t* src, const int32_t* runs, int32_t n_runs, const uint8_t* extra, size_t extra_len, uint8_t* out, size_t& o, size_t cap) {
@@ -725,10 +733,10 @@ bool PutRunsThenExtra(const uint8_t* src, const int32_t* runs, int32_t n_runs, c
 
 napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   const char* fn = "writeHttp1HeadFromFlat";
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (out | fd, method, path, authority, src, runs, nRuns, extra, chunked[, size])");
+  if (argc < 9) return HeadThrow(env, fn, false, "arguments must be (out | fd, method, path, authority, src, runs, nRuns, extra, chunked[, size[, fillId]])");
   napi_typedarray_type type;
   napi_valuetype vt;
   size_t cap = 0, runs_len = 0, src_len = 0, extra_len = 0;
@@ -769,6 +777,8 @@ napi_value WriteHeadFromFlat(napi_env env, napi_callback_info info) {
   static const char kChunked[] = "transfer-encoding: chunked\r\n";
   bool ok = PutRequestStart([&](int k) { return PutString(env, argv[1 + k], out, o, cap); }, out, o, cap) &&
             PutRunsThenExtra(flat, runs, n_runs, flat + src_len, extra_len, out, o, cap);
+  bool fill = false;
+  if (ok && argc > 10 && napi_get_value_bool(env, argv[10], &fill) == napi_ok && fill) FillHeadRequestId(env, out, o);
   if (ok && chunked) {
     ok = o + sizeof kChunked - 1 <= cap;
     if (ok) {
@@ -811,22 +821,22 @@ bool PutValue(napi_env env, napi_value s, const http2::HeldRequestView& h, int k
 }
 
 // sendHttp1HeadHeld(fd, size, downSession, downStream, same, method, path, authority, runs,
-// nRuns, extra) -> as writeHttp1HeadFromFlat's send mode, or HEAD_NOT_HELD.
+// nRuns, extra[, fillId]) -> as writeHttp1HeadFromFlat's send mode, or HEAD_NOT_HELD.
 // writeHttp1HeadFromFlat(fd, ...) for a request that came in on a native HTTP/2 server session
 // of this thread, which holds it for stream `downStream` (requestHeld's block): the kept runs
 // are cut from those bytes instead of a string handed back and read again, and the method, path
 // and authority that are the request's own (`same`) are not read either.
 napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
   const char* fn = "sendHttp1HeadHeld";
-  size_t argc = 11;
-  napi_value argv[11];
+  size_t argc = 12;
+  napi_value argv[12];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   int32_t fd = -1, size = 0, down = 0, same = 0, n_runs = 0;
   double dsid = 0;
   if (argc < 11 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int32(env, argv[1], &size) != napi_ok || size < 0 ||
       napi_get_value_double(env, argv[2], &dsid) != napi_ok || napi_get_value_int32(env, argv[3], &down) != napi_ok ||
       napi_get_value_int32(env, argv[4], &same) != napi_ok || napi_get_value_int32(env, argv[9], &n_runs) != napi_ok)
-    return HeadThrow(env, fn, false, "arguments must be (fd, size, downSession, downStream, same, method, path, authority, runs, nRuns, extra)");
+    return HeadThrow(env, fn, false, "arguments must be (fd, size, downSession, downStream, same, method, path, authority, runs, nRuns, extra[, fillId])");
   http2::HeldRequestView h;
   napi_value r;
   if (!http2::HeldRequest(dsid, down, &h)) {
@@ -849,6 +859,8 @@ napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
   size_t o = 0;
   const bool ok = PutRequestStart([&](int k) { return PutValue(env, argv[5 + k], h, k, same, out, o, cap); }, out, o, cap) &&
                   PutRunsThenExtra(reinterpret_cast<const uint8_t*>(h.data), runs, n_runs, reinterpret_cast<const uint8_t*>(extra.data()), extra_len, out, o, cap);
+  bool fill = false;
+  if (ok && argc > 11 && napi_get_value_bool(env, argv[11], &fill) == napi_ok && fill) FillHeadRequestId(env, out, o);
   int32_t sent = kHeadNotSent;
   if (ok && o + 2 == cap) {
     out[o++] = '\r';

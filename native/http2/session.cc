@@ -1761,7 +1761,7 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
   return true;
 }
 
-// requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as request().
+// requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed[, fillId]]) -> as request().
 // `runs`: an Int32Array, or null for the runs table (setTable slot 0).
 // The list request() takes, put together here from the parts a forwarded HTTP/2 request is made
 // of (FlatRequest in src/filters/network/http_connection_manager/upstream_try.ts, whose `flat`
@@ -1770,7 +1770,16 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
 // `extra`. Joined in JavaScript, the list was a concatenated string that V8 flattened into one
 // more copy to hand it over: ~0.5 KB of garbage per gRPC request.
 static constexpr const char* kRequestRunsUsage =
-    "H2Session.requestRuns: arguments must be (method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed])";
+    "H2Session.requestRuns: arguments must be (method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed[, fillId]])";
+
+// requestRuns' and requestHeld's fillId: the list `out` ends with the x-request-id pair whose
+// placeholder value gets a fresh id (io/request_id.h).
+static constexpr char kRequestIdPair[] = "x-request-id";  // with its NUL, the separator here
+static void FillListRequestId(strait::Env* e, std::string& out) {
+  if (out.empty() || out.back() != '\0') return;
+  auto* b = reinterpret_cast<uint8_t*>(&out[0]);
+  FillRequestId(e->request_ids, b, b + out.size() - 1, kRequestIdPair, sizeof kRequestIdPair);
+}
 
 Napi::Value Session::RequestRuns(const Args& info) {
   Napi::Env env = info.Env();
@@ -1799,17 +1808,18 @@ Napi::Value Session::RequestRuns(const Args& info) {
   out.push_back('\0');
   out.append(kScheme, sizeof kScheme);
   JoinRuns(info, env_, 3, 4, 6, src_scratch_, out, fn);
+  if (info.Length() > 10 && ArgBool(info, 10)) FillListRequestId(env_, out);
   return SubmitRequest(env, pairs, end, never, fn);
 }
 
 static constexpr const char* kRequestHeldUsage =
-    "H2Session.requestHeld: arguments must be (downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream[, neverIndexed])";
+    "H2Session.requestHeld: arguments must be (downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream[, neverIndexed[, fillId]])";
 // What requestHeld returns when the downstream stream no longer holds its request (its session
 // or the stream is gone): the caller sends the list in parts instead. No nghttp2 error is -1.
 static constexpr int32_t kNotHeld = -1;
 
 // requestHeld(downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs,
-// endStream[, neverIndexed]) -> as request(), or kNotHeld.
+// endStream[, neverIndexed[, fillId]]) -> as request(), or kNotHeld.
 // requestRuns() for a request that came in on a server session of this thread (`downSession`,
 // its number): the kept runs are cut from the request block that session keeps for stream
 // `downStream` (its bytes are JavaScript's list, and its field table says where each field
@@ -1906,6 +1916,7 @@ Napi::Value Session::RequestHeld(const Args& info) {
   const size_t fixed = nva_.size();
   const size_t extra_at = out.size();
   if (!AppendLatin1(env, info[8], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+  if (info.Length() > 12 && ArgBool(info, 12)) FillListRequestId(env_, out);
 
   Stream* s = NewStream();
   s->head.swap(scratch_);  // kept until sent, as in SubmitRequest

@@ -19,7 +19,7 @@ std::string ErrnoNameOf(int code);
 // has more than six arguments (requestRuns has ten): ~250 instructions a call.
 class Args {
  public:
-  static constexpr size_t kMax = 12;  // arguments past this read as undefined
+  static constexpr size_t kMax = 13;  // arguments past this read as undefined (requestHeld has 13)
   // `skip` (0 or 1): a leading argument the method does not see, read with Raw(0) (the session
   // number of H2Session.calls).
   Args(napi_env env, napi_callback_info cb, size_t skip = 0) : env_(env), skip_(skip) {

@@ -54,6 +54,13 @@ bool RequestIds::Write(uint8_t* out) {
   return true;
 }
 
+bool FillRequestId(RequestIds& ids, uint8_t* begin, uint8_t* value_end, const char* name_sep, size_t name_sep_len) {
+  if (value_end < begin || size_t(value_end - begin) < name_sep_len + kUuidLength) return false;
+  uint8_t* value = value_end - kUuidLength;
+  if (memcmp(value - name_sep_len, name_sep, name_sep_len) != 0) return false;
+  return ids.Write(value);
+}
+
 namespace {
 
 napi_value NewRequestId(napi_env env, napi_callback_info info) {

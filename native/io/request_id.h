@@ -25,6 +25,13 @@ class RequestIds {
   size_t used_ = kPoolBytes;
 };
 
+// Puts a fresh id in place of the placeholder value of a written request's x-request-id pair
+// (REQUEST_ID_FILL_PAIR in src/protocols/http1/request_id.ts), which JavaScript leaves for the
+// writer when nothing else needs the id: no string is made. `value_end` is just past the value
+// and `name_sep` ("x-request-id" and the separator that follows it in this format) must come
+// right before it, at or after `begin`; false, nothing written, when it does not.
+bool FillRequestId(RequestIds& ids, uint8_t* begin, uint8_t* value_end, const char* name_sep, size_t name_sep_len);
+
 // requestId() -> a fresh random UUID v4 as a string: the id of a request whose upstream header
 // list JavaScript builds as a string anyway (HTTP/2), for less than String.fromCharCode's 36
 // arguments (~850 instructions with their set-up). `ids`: the calling thread's (Env's).

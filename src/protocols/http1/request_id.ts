@@ -11,6 +11,11 @@ import { loadNative } from '../../native.js';
 
 /** The line to reserve in a head; writeUuidV4 overwrites its value in place. */
 export const REQUEST_ID_LINE = 'x-request-id: 00000000-0000-4000-8000-000000000000\r\n';
+/**
+ * An HTTP/2 upstream list's x-request-id pair whose value the addon replaces with a fresh id as
+ * it writes the request (FlatRequest's fillsId): the last pair of the list's additions.
+ */
+export const REQUEST_ID_FILL_PAIR = 'x-request-id\x0000000000-0000-4000-8000-000000000000\x00';
 /** Offset of the value in REQUEST_ID_LINE. */
 export const REQUEST_ID_VALUE_AT = 'x-request-id: '.length;
 export const UUID_LENGTH = 36;

@@ -299,12 +299,14 @@ export class NumberedH2Session implements NativeH2Session {
     return this.c.request(this.id, headers, pairs, endStream);
   }
 
-  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number {
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number {
+    if (fillId) return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed, true);
     if (neverIndexed !== undefined) return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
     return this.c.requestRuns(this.id, method, path, authority, src, runs, nRuns, extra, pairs, endStream);
   }
 
-  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number {
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number {
+    if (fillId) return this.c.requestHeld(this.id, downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed, true);
     if (neverIndexed !== undefined) return this.c.requestHeld(this.id, downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed);
     return this.c.requestHeld(this.id, downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream);
   }
@@ -1185,10 +1187,10 @@ export class NativeH2ClientConnection {
    * requestFlat() with the list in parts (FlatRequest's in upstream_try.ts), which the addon
    * joins: a list joined here would be a concatenated string V8 copies once more to hand over.
    */
-  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
+  requestRuns(method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string, fillId?: boolean): number {
     if (this.ended || this.closing) return 0;
     const h = this.h;
-    const id = neverIndexed === undefined ? h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream) : h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    const id = h.requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream, neverIndexed, fillId);
     if (id <= 0) return 0;
     this.streams.set(id, user);
     return id;
@@ -1199,10 +1201,10 @@ export class NativeH2ClientConnection {
    * session numbered `downSession` (requestHeld in native/http2/session.cc). REQUEST_NOT_HELD
    * when it is not: the caller then uses requestRuns().
    */
-  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string): number {
+  requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, user: NativeH2ClientStreamUser, neverIndexed?: string, fillId?: boolean): number {
     if (this.ended || this.closing) return 0;
     const h = this.h;
-    const id = h.requestHeld(downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed);
+    const id = h.requestHeld(downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream, neverIndexed, fillId);
     if (id === REQUEST_NOT_HELD) return id;
     if (id <= 0) return 0;
     this.streams.set(id, user);

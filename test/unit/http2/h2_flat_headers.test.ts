@@ -278,6 +278,34 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
     });
   }
 
+  it('fillId: each writer puts a fresh UUID v4 where the placeholder id is, and no string is made for it', () => {
+    const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const flat = downstream([...PSEUDO, ['x-a', '1'], ['te', 'trailers']]);
+    const e: UpstreamEdits = { method: 'GET', path: '/', authority: 'svc', ip: '10.0.0.1', emptyBody: false, generateRequestId: true, fillId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+    const fr = upstreamFlatOf(flat, e, true)!;
+    expect(fr.fillsId).toBe(true);
+    expect(e.requestId).toBeNull();
+    const ids: string[] = [];
+    // The addon's writer (both modes of FlatRequest) and the TypeScript reference.
+    for (const head of [fr.h1Head(false), fr.h1Head(true), fr.h1HeadJs(false), fr.h1HeadJs(true)]) {
+      const text = head.toString('latin1');
+      const m = /\r\nx-request-id: ([^\r]*)\r\n/.exec(text);
+      expect(m?.[1]).toMatch(UUID4);
+      expect(text).toContain('x-forwarded-for: 10.0.0.1\r\n');
+      ids.push(m![1]!);
+    }
+    // The list built for the object path (node:http2 upstreams) gets one too.
+    const f2 = upstreamFlatOf(flat, { ...e, requestId: null }, false)!;
+    const id2 = flatGet(f2.flat.slice(0, -1), 'x-request-id')!;
+    expect(id2).toMatch(UUID4);
+    ids.push(id2);
+    expect(new Set(ids).size).toBe(5);
+    // A client's own id is forwarded as it is, fillId or not.
+    const own = upstreamFlatOf(downstream([...PSEUDO, ['x-request-id', 'mine']]), { ...e, requestId: null }, true)!;
+    expect(own.fillsId).toBe(false);
+    expect(own.h1Head(false).toString('latin1')).toContain('x-request-id: mine\r\n');
+  });
+
   it("writes an HTTP/1 head from a list with obs-text and `te` (an HTTP/2 try's list) as the reference does", () => {
     const e: UpstreamEdits = { method: 'POST', path: '/p\u00e9?q=\u00ff', authority: 'h\u00e4st', ip: '10.1.1.1', emptyBody: false, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
     const flat = downstream([...PSEUDO, ['te', 'trailers'], ['x-latin', 'caf\u00e9 \u00ff'], ['x-empty', ''], ['x-last', 'z']]);

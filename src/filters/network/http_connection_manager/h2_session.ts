@@ -39,7 +39,7 @@ import { pathRedirect, preparePath } from './normalize_path.js';
 import { XFCC, XfccAction, xfccAction, xfccElement, xfccValue, type XfccConfig } from './xfcc.js';
 import { FieldToken, flatBase, flatGet, flatIndex, flatTab, flatOf, H2SessionEnd, headerObject, httpDate, NativeH2Connection, NativeH2Stream, neverIndexedOf, setNeverIndexed, type NativeH2Handlers, type NativeH2Settings } from '../../../protocols/http2/native_session.js';
 import { FLAT, FlatBlocks, nameIs, type FlatWriter } from '../../../protocols/http2/flat_headers.js';
-import { uuidV4 } from '../../../protocols/http1/request_id.js';
+import { REQUEST_ID_FILL_PAIR, uuidV4 } from '../../../protocols/http1/request_id.js';
 // The native HTTP/2 sessions read the clock once per event batch (native_session.ts onEvents).
 import { now as clockNow } from '../../../protocols/http1/clock.js';
 import { F, HeaderKind, type MessageHead } from '../../../protocols/http1/types.js';
@@ -1076,6 +1076,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // overflow with a try running empties it), so its byte count is every byte received.
       emptyBody: this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow,
       generateRequestId: cfg.generateRequestId,
+      fillId: cfg.generateRequestId && this.x === null && !cfg.alwaysSetRequestIdInResponse && cfg.localReply === null && a.retry === null && !a.hedgeOnPerTryTimeout && a.mirrors === null,
       requestId: null,
       xfcc: xe.xfcc,
       xfccElement: xe.xfccElement,
@@ -1903,6 +1904,12 @@ export interface UpstreamEdits {
   /** The request is known to be complete and empty. */
   emptyBody: boolean;
   generateRequestId: boolean;
+  /**
+   * A generated id is needed by nothing but the upstream request (no access log, local reply
+   * format, response header, retry, hedge or mirror): the addon writes it into the request as it
+   * sends it, and no string is made (REQUEST_ID_FILL_PAIR).
+   */
+  fillId?: boolean;
   /** Out: the request's x-request-id (the client's, or the one generated), null when it has none. */
   requestId: string | null;
   /** x-forwarded-client-cert: an XfccAction, and for APPEND/SET this hop's element. */
@@ -1958,6 +1965,9 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
  * (take the object path) for an HTTP/1 upstream and more than one cookie field, which HTTP/1 must
  * get joined into one.
  */
+const XFP_PAIR = 'x-forwarded-proto\0http\0';
+const XFP_AND_ID_FILL = XFP_PAIR + REQUEST_ID_FILL_PAIR;
+
 export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
   const n = s.length;
   const { method, ip } = ed;
@@ -2058,7 +2068,7 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
     pairs++;
   }
   if (!xfp) {
-    extra += 'x-forwarded-proto\0http\0';
+    extra += XFP_PAIR;
     pairs++;
   }
   if (ed.xfcc === XfccAction.APPEND || ed.xfcc === XfccAction.SET) {
@@ -2074,12 +2084,17 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
     extra += `${ORIGINAL_PATH}\0${ed.originalPath}\0`;
     pairs++;
   }
+  let fills = false;
   if (rid) ed.requestId = rid;
   else if (ed.generateRequestId) {
-    extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
+    if (ed.fillId) {
+      // One constant string for the usual additions, not a rope the addon would flatten.
+      extra = extra === XFP_PAIR ? XFP_AND_ID_FILL : extra + REQUEST_ID_FILL_PAIR;
+      fills = true;
+    } else extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
     pairs++;
   }
-  return new FlatRequest(s, runs, extra, pairs, method, ed.path, ed.authority, cl);
+  return new FlatRequest(s, runs, extra, pairs, method, ed.path, ed.authority, cl, fills);
 }
 
 

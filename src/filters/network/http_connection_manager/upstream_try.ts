@@ -13,6 +13,7 @@ import { chunkIsFinal, flatGet, headerObject, holdFinal, NativeH2ClientConnectio
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
+import { UUID_LENGTH, uuidV4, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 
 /** Header objects as node:http2 uses them: lower-case names, pseudo-headers first. */
 export type HeaderObject = Record<string, string | string[] | undefined>;
@@ -53,6 +54,11 @@ export class FlatRequest {
     readonly authority: string,
     /** A content-length field is among the regular ones. */
     readonly hasContentLength: boolean,
+    /**
+     * `extra` ends with REQUEST_ID_FILL_PAIR: each writer puts a fresh id in its place (the
+     * addon as it writes the request; `flat` and h1HeadJs here).
+     */
+    readonly fillsId = false,
   ) {}
 
   /** The whole list, pseudo-headers first (built on first use). */
@@ -63,7 +69,8 @@ export class FlatRequest {
     const r = this.runs;
     const s = this.src;
     for (let k = 0; k < r.length; k += 2) f += r[k + 1] === s.length ? `${s.slice(r[k], r[k + 1])}\0` : s.slice(r[k], r[k + 1]);
-    return (this.built = f + this.extra);
+    const x = this.extra;
+    return (this.built = this.fillsId ? `${f}${x.slice(0, -(UUID_LENGTH + 1))}${uuidV4()}\0` : f + x);
   }
 
   /** The header object this list stands for (as headerObject() reads it), built once. */
@@ -81,7 +88,7 @@ export class FlatRequest {
     if (w === null) return this.h1HeadJs(chunked);
     const size = this.h1Size(chunked);
     const b = Buffer.allocUnsafe(size);
-    const o = w(b, this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, this.runs.length >> 1, this.extra, chunked);
+    const o = w(b, this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, this.runs.length >> 1, this.extra, chunked, undefined, this.fillsId);
     return o === size ? b : b.subarray(0, o);
   }
 
@@ -99,11 +106,11 @@ export class FlatRequest {
     if (this.heldStream !== 0 && held !== null) {
       // The addon cuts the kept fields from the request it holds (as requestOn's requestHeld):
       // `src` is not read back, nor the method, path and authority that are its own.
-      const sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra);
+      const sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra, this.fillsId);
       if (sent !== HEAD_NOT_HELD) return sent;
       this.heldStream = 0;
     }
-    return w(fd, this.method, this.path, this.authority, this.src, runs, this.runs.length >> 1, this.extra, false, size);
+    return w(fd, this.method, this.path, this.authority, this.src, runs, this.runs.length >> 1, this.extra, false, size, this.fillsId);
   }
 
   /**
@@ -132,12 +139,13 @@ export class FlatRequest {
         endStream,
         user,
         neverIndexed,
+        this.fillsId,
       );
       if (id !== REQUEST_NOT_HELD) return id;
       // The downstream stream is gone (a mirror or a retry outliving it): the parts as they are.
       this.heldStream = 0;
     }
-    return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed);
+    return c.requestRuns(this.method, this.path, this.authority, this.src, runsArg === RUNS_TABLE ? null : runsArg, r.length >> 1, this.extra, this.pairs, endStream, user, neverIndexed, this.fillsId);
   }
 
   /**
@@ -189,6 +197,8 @@ export class FlatRequest {
     let o = b.write(pre, 0, 'latin1');
     for (let k = 0; k < r.length; k += 2) o = h1Fields(src, r[k]!, r[k + 1]!, b, o);
     o = h1Fields(src, n, total, b, o);
+    // The id's value closes the additions' last line ("x-request-id: <id>\r\n").
+    if (this.fillsId) writeUuidV4(b, o - UUID_LENGTH - 2);
     if (chunked) o += b.write('transfer-encoding: chunked\r\n', o, 'latin1');
     b[o++] = 13;
     b[o++] = 10;
@@ -199,7 +209,7 @@ export class FlatRequest {
 /** FlatRequest.h1HeadJs's bytes of the flat lists (used within one call). */
 let scratch = Buffer.allocUnsafe(4096);
 
-type WriteFromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
+type WriteFromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number, fillId?: boolean) => number;
 
 /** The addon's writeHttp1HeadFromFlat (native/http1/http1_js.cc); null without it or with STRAIT_HTTP1_ENCODER=ts. */
 const writeFromFlat: WriteFromFlat | null = (() => {
@@ -212,7 +222,7 @@ const writeFromFlat: WriteFromFlat | null = (() => {
   }
 })();
 
-type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string) => number;
+type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, fillId: boolean) => number;
 
 /** The addon's sendHttp1HeadHeld (native/http1/http1_js.cc), with writeFromFlat; null without it. */
 const sendHeld: SendHeld | null = (() => {
