@@ -1057,7 +1057,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** What both upstream header builders add or rewrite for this request. */
   private upstreamEdits(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): UpstreamEdits {
     const cfg = this.filter.config;
-    // Only when the address is used (one WeakMap lookup; the session's socket is a Proxy).
+    // Only when the address is used (one property read; the session's socket is a Proxy).
     const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
     const xe = this.xfccEdits(cfg.xfcc);
     // A route with a rewrite sends the path it had as x-envoy-original-path, and the access log's
