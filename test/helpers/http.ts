@@ -209,26 +209,34 @@ export function h2cGet(port: number, path: string, authority = 'svc'): Promise<{
 }
 
 /** One request without a body over a fresh h2c connection (h2cGet with a method and headers). */
-export function h2cRequest(
+export async function h2cRequest(
   port: number,
   r: { path: string; method?: string; authority?: string; headers?: Record<string, string> },
 ): Promise<{ headers: http2.IncomingHttpHeaders; status: number; body: string }> {
+  const c = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      c.on('error', reject);
+      h2SessionRequest(c, r).then(resolve, reject);
+    });
+  } finally {
+    c.close();
+  }
+}
+
+/** One request without a body on an open HTTP/2 session: the response headers, status and body. */
+export function h2SessionRequest(
+  session: http2.ClientHttp2Session,
+  r: { path: string; method?: string; authority?: string; headers?: Record<string, string> },
+): Promise<{ headers: http2.IncomingHttpHeaders; status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const c = http2.connect(`http://127.0.0.1:${port}`);
-    c.on('error', reject);
-    const rq = c.request({ ':method': r.method ?? 'GET', ':path': r.path, ':authority': r.authority ?? 'svc', ...r.headers });
+    const rq = session.request({ ':method': r.method ?? 'GET', ':path': r.path, ':authority': r.authority ?? 'svc', ...r.headers });
     let headers: http2.IncomingHttpHeaders = {};
     let body = '';
     rq.on('response', (h) => (headers = h));
     rq.on('data', (d: Buffer) => (body += d.toString()));
-    rq.on('end', () => {
-      c.close();
-      resolve({ headers, status: Number(headers[':status']), body });
-    });
-    rq.on('error', (e) => {
-      c.close();
-      reject(e);
-    });
+    rq.on('end', () => resolve({ headers, status: Number(headers[':status']), body }));
+    rq.on('error', reject);
     rq.end();
   });
 }

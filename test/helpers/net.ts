@@ -40,6 +40,26 @@ export async function tagServer(tag: string): Promise<{ server: net.Server; port
   return { server, port: (server.address() as net.AddressInfo).port, close: () => closeServer(server) };
 }
 
+/**
+ * Listens `server` (net, or node:http2's, which is one) on 127.0.0.1 at a port from the OS: the
+ * port, and a close that destroys the connections still open before closing the server.
+ */
+export async function listenLocal(server: net.Server): Promise<{ port: number; close(): Promise<void> }> {
+  const socks = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const s of socks) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
 export function closeServer(server: net.Server): Promise<void> {
   server.closeAllConnections?.();
   return new Promise((r) => server.close(() => r()));

@@ -6,7 +6,8 @@
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hcmListener } from '../helpers/http.js';
+import { h2SessionRequest, hcmListener } from '../helpers/http.js';
+import { listenLocal } from '../helpers/net.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -14,10 +15,7 @@ const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{
 /** HTTP/1.1 upstream: answers with the x-request-id it got; 503 the first time it sees a `/flaky` request's id. */
 async function h1Upstream(): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
   const seen: string[] = [];
-  const socks = new Set<net.Socket>();
   const server = net.createServer((s) => {
-    socks.add(s);
-    s.on('close', () => socks.delete(s));
     s.on('error', () => {});
     let buf = '';
     s.on('data', (d) => {
@@ -28,25 +26,15 @@ async function h1Upstream(): Promise<{ port: number; seen: string[]; close(): Pr
         const id = /\r\nx-request-id: ([^\r]*)/i.exec(head)?.[1] ?? '';
         const fail = head.startsWith('GET /flaky') && !seen.includes(id);
         seen.push(id);
-        const body = id;
-        s.write(`HTTP/1.1 ${fail ? '503 Service Unavailable' : '200 OK'}\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+        s.write(`HTTP/1.1 ${fail ? '503 Service Unavailable' : '200 OK'}\r\ncontent-length: ${id.length}\r\n\r\n${id}`);
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise((r) => {
-        for (const s of socks) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return { ...(await listenLocal(server)), seen };
 }
 
 /** h2c upstream: answers with the x-request-id it got. */
-async function h2Upstream(): Promise<{ port: number; close(): Promise<void> }> {
+function h2Upstream(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http2.createServer();
   server.on('stream', (stream, h) => {
     stream.on('error', () => {});
@@ -54,28 +42,13 @@ async function h2Upstream(): Promise<{ port: number; close(): Promise<void> }> {
     stream.respond({ ':status': 200 });
     stream.end(String(h['x-request-id'] ?? ''));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
+  return listenLocal(server);
 }
 
-function get(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; id: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const s = session.request({ ':path': path });
-    let status = 0;
-    let id: string | undefined;
-    let body = '';
-    s.on('response', (h) => {
-      status = Number(h[':status']);
-      id = h['x-request-id'] as string | undefined;
-    });
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (body += d));
-    s.on('end', () => resolve({ status, id, body }));
-    s.on('error', reject);
-  });
+/** A GET on `session`: status, the response's x-request-id, and the body (the id the upstream got). */
+async function get(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; id: string | undefined; body: string }> {
+  const r = await h2SessionRequest(session, { path });
+  return { status: r.status, id: r.headers['x-request-id'] as string | undefined, body: r.body };
 }
 
 describe('x-request-id of HTTP/2 requests (native h2 engine)', () => {

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DirectSocket, DirectSocketOwner } from '../../src/io/direct_socket.js';
 import { createEngine } from '../../src/io/index.js';
-import { sleep, until } from './helpers.js';
+import { listeningChild, sleep, until } from './helpers.js';
 
 const engine = createEngine('native');
 const cleanups: (() => unknown)[] = [];
@@ -236,7 +236,6 @@ describe('the batch reader\'s epoll', () => {
   // One epoll of the reader's own is what Node's loop polls: it must hold the loop open while a
   // socket is watched (as a poll per socket did) and let the process end once none is.
   it('keeps a process alive while a connection is watched and lets it exit after', async () => {
-    const { spawn } = await import('node:child_process');
     const path = await import('node:path');
     const dist = path.resolve(import.meta.dirname, '../../dist');
     const script = `
@@ -253,22 +252,18 @@ describe('the batch reader\'s epoll', () => {
         process.stdout.write('accepted\\n');
       });
       process.stdout.write('port ' + l.address.port + '\\n');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { child, out, exited, port } = await listeningChild(script);
     cleanups.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await until(() => /port \d+/.test(out));
-    const client = net.connect(Number(/port (\d+)/.exec(out)![1]), '127.0.0.1');
+    const client = net.connect(port, '127.0.0.1');
     client.on('error', () => {});
     cleanups.push(() => client.destroy());
-    await until(() => out.includes('accepted'));
+    await until(() => out().includes('accepted'));
     // Nothing but the watched connection is left to keep the child's loop going.
     await sleep(300);
     expect(child.exitCode).toBeNull();
     client.end('bye');
     expect(await exited).toBe(0);
-    expect(out).toContain('read bye\n');
-    expect(out).toContain('closed\n');
+    expect(out()).toContain('read bye\n');
+    expect(out()).toContain('closed\n');
   });
 });

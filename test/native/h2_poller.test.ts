@@ -3,13 +3,12 @@
 // as an error, sessions ended by another session's handler in the same wake hear nothing more
 // and their watch numbers serve new connections, and the set keeps Node's loop alive exactly
 // while a socket is watched.
-import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H2SessionEnd, type NativeH2Connection } from '../../src/protocols/http2/native_session.js';
-import { b, nativeH2Server, sleep, until } from './helpers.js';
+import { b, listeningChild, nativeH2Server, sleep, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -106,13 +105,9 @@ describe('native HTTP/2 sessions on the addon poller', () => {
         });
       }, () => {});
       process.stdout.write('port ' + b.localAddress(fd).port + '\\n');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { child, out, exited, port } = await listeningChild(script);
     cleanups.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await until(() => /port \d+/.test(out));
-    const s = http2.connect(`http://127.0.0.1:${Number(/port (\d+)/.exec(out)![1])}`);
+    const s = http2.connect(`http://127.0.0.1:${port}`);
     s.on('error', () => {});
     cleanups.push(() => s.destroy());
     expect(await get(s)).toBe(200);
@@ -121,7 +116,7 @@ describe('native HTTP/2 sessions on the addon poller', () => {
     expect(child.exitCode).toBeNull();
     s.close();
     expect(await exited).toBe(0);
-    expect(out).toContain('answered\n');
-    expect(out).toContain(`ended ${H2SessionEnd.DONE}\n`);
+    expect(out()).toContain('answered\n');
+    expect(out()).toContain(`ended ${H2SessionEnd.DONE}\n`);
   });
 });

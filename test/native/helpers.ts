@@ -1,4 +1,5 @@
 // Shared set-up for the addon tests: real sockets on loopback, port 0 always.
+import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -20,6 +21,21 @@ export const hasIPv6: boolean = (() => {
 })();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `script` (an ES module) in a child node that prints "port <n>" once it listens: the child,
+ * its stdout so far, its exit code once it exits, and the port. The caller kills it in cleanup.
+ */
+export async function listeningChild(script: string): Promise<{ child: ChildProcess; out: () => string; exited: Promise<number | null>; port: number }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await until(() => /port \d+/.test(out) || child.exitCode !== null);
+  const m = /port (\d+)/.exec(out);
+  if (!m) throw new Error(`the child printed no port: ${out}`);
+  return { child, out: () => out, exited, port: Number(m[1]) };
+}
 
 /** Polls `cond` every 10 ms until it holds or `tries` polls have passed; the caller asserts after. */
 export async function until(cond: () => boolean, tries = 500): Promise<void> {
