@@ -1,8 +1,8 @@
 #include "http2/session.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <limits.h>
+#include <malloc.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>

@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "io/js_util.h"
-
 namespace strait {
 
 static constexpr int kEventsPerWake = 256;
@@ -12,22 +10,28 @@ static constexpr int kEventsPerWake = 256;
 static uint64_t KeyOf(int32_t id, uint32_t gen) { return (uint64_t(gen) << 32) | uint32_t(id); }
 
 Poller::Poller(Env* env) : env_(env) {
+  events_ = new epoll_event[kEventsPerWake];
+  env_->Link(this);
+  Start();
+}
+
+int Poller::Start() {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) return;  // Open() reports it
+  if (epfd_ < 0) return errno;  // EMFILE, say: the next Open() tries again
   poll_ = new uv_poll_t;
-  if (uv_poll_init(env_->loop, poll_, epfd_) != 0) {
+  int r = uv_poll_init(env_->loop, poll_, epfd_);
+  if (r != 0) {
     delete poll_;  // never initialised, so no uv_close
     poll_ = nullptr;
     close(epfd_);
     epfd_ = -1;
-    return;
+    return -r;
   }
   poll_->data = this;
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int, int) { static_cast<Poller*>(h->data)->OnWake(); });
   // Referenced only while a socket is watched, as a uv_poll per socket kept the loop alive.
   uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-  events_ = new epoll_event[kEventsPerWake];
-  env_->Link(this);
+  return 0;
 }
 
 Poller::~Poller() {
@@ -48,7 +52,11 @@ void Poller::Release() {
 }
 
 int32_t Poller::Open(int fd, PollTarget* target) {
-  if (epfd_ < 0) return released_ ? -EBADF : -ENOSYS;
+  if (released_) return -EBADF;
+  if (epfd_ < 0) {
+    int err = Start();
+    if (err != 0) return -err;
+  }
   int32_t id;
   if (!free_.empty()) {
     id = free_.back();

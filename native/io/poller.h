@@ -32,7 +32,7 @@ class Poller : public LiveObject {
   void Abandon() override { Release(); }
 
   // A watch for `fd`, not registered until Want() asks for events; -errno when the poller
-  // could not start (no epoll).
+  // has no epoll set (one that could not be made is tried again here).
   int32_t Open(int fd, PollTarget* target);
   // Watches for `events` (UV_READABLE | UV_WRITABLE; 0 = not at all); 0 or an errno.
   int Want(int32_t id, int events);
@@ -46,6 +46,8 @@ class Poller : public LiveObject {
     uint32_t gen = 0;  // bumped each time the entry is taken (epoll data carries it)
     uint32_t events = 0;  // EPOLLIN/EPOLLOUT registered; 0: not registered
   };
+  // Makes the epoll set and its uv_poll; 0 or an errno.
+  int Start();
   void OnWake();
   void Unwatch(Entry& e);
   void Release();
@@ -56,8 +58,8 @@ class Poller : public LiveObject {
   epoll_event* events_ = nullptr;
   std::vector<Entry> entries_;
   std::vector<int32_t> free_;
-  // Closed during a wake: reused only after it, so that a queued event of the old watch cannot
-  // reach a new one under the same number and generation check.
+  // Closed during a wake: reused only after it (with the generation in the epoll data, a queued
+  // event of the old watch can never reach a new one either way).
   std::vector<int32_t> freed_in_wake_;
   bool waking_ = false;
   uint32_t watched_ = 0;
