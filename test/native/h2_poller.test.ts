@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H2SessionEnd, type NativeH2Connection } from '../../src/protocols/http2/native_session.js';
+import { h2SessionRequest } from '../helpers/http.js';
 import { b, listeningChild, nativeH2Server, sleep, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -19,15 +20,8 @@ afterEach(async () => {
 
 const PREFACE_AND_SETTINGS = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
 
-function get(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const rq = s.request({ ':path': '/', ...headers });
-    let status = 0;
-    rq.on('response', (h) => (status = Number(h[':status'])));
-    rq.on('data', () => {});
-    rq.on('end', () => resolve(status));
-    rq.on('error', reject);
-  });
+async function get(s: http2.ClientHttp2Session, headers: Record<string, string> = {}): Promise<number> {
+  return (await h2SessionRequest(s, { path: '/', headers })).status;
 }
 
 describe('native HTTP/2 sessions on the addon poller', () => {
