@@ -8,7 +8,7 @@ import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
 import type { ClientSocket } from '../io/direct_socket.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
-import { copyOut, http1BatchReader, inBatch, onBatchEnd } from '../protocols/http1/batch_reader.js';
+import { copyOut, http1BatchReader, inBatch, onBatchEnd, type Http1BatchReader } from '../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../protocols/http1/batch_queue.js';
 import type { MessageHead } from '../protocols/http1/types.js';
 import { now as clockNow } from '../protocols/http1/clock.js';
@@ -182,6 +182,33 @@ export class Http1UpstreamConn {
   }
 }
 
+interface ConnBox {
+  conn: Http1UpstreamConn | null;
+}
+
+// The socket's read callbacks live as long as the connection, so they are made here and not in
+// connect(): a closure made there keeps connect()'s scope, and with it `done`, the first
+// request's callback, and through it that exchange and its downstream connection, for as long
+// as the pooled connection lives.
+
+/** Node's onread for a socket the batch reader does not take: reads into the shared READ_BUF. */
+function nodeOnRead(box: ConnBox): net.OnReadOpts {
+  return {
+    buffer: READ_BUF,
+    callback: (n: number, buf: Uint8Array): boolean => {
+      box.conn?.onRead(n, buf as Buffer);
+      return true; // keep reading: pause() is how an exchange applies backpressure
+    },
+  };
+}
+
+/** Hands a connected socket to the batch reader, or back to Node's reads when it is not taken. */
+function readThrough(reader: Http1BatchReader, socket: net.Socket, c: Http1UpstreamConn): void {
+  if (reader.attach(socket, (d) => c.onData(d), (b, o, e) => c.onReadAt(b, o, e))) return;
+  socket.on('data', (d: Buffer) => c.onData(d));
+  socket.resume();
+}
+
 export type AcquireDone = (conn: Http1UpstreamConn | null, reason: 'ok' | 'connect_failure' | 'overflow', reused: boolean) => void;
 
 interface Waiter {
@@ -330,19 +357,11 @@ export class Http1HostPool {
     cp.stats.upstream_cx_http1_total.value++;
     this.host.counters.cx_total++;
     // Plain net sockets: the engine interface hands L7 filters only downstream streams today.
-    let conn: Http1UpstreamConn | null = null;
     const reader = http1BatchReader();
     // With the batch reader the socket never reads through Node: paused before it connects, it
     // is handed to the reader once connected. Otherwise Node reads into the shared READ_BUF.
-    const onread = reader
-      ? undefined
-      : {
-          buffer: READ_BUF,
-          callback: (n: number, buf: Uint8Array): boolean => {
-            conn?.onRead(n, buf as Buffer);
-            return true; // keep reading: pause() is how an exchange applies backpressure
-          },
-        };
+    const box: ConnBox = { conn: null };
+    const onread = reader ? undefined : nodeOnRead(box);
     const socket = a.family === 'unix' ? net.connect({ path: a.address, onread }) : net.connect({ host: a.address, port: a.port, noDelay: true, onread });
     if (reader) socket.pause();
     let settled = false;
@@ -368,11 +387,8 @@ export class Http1HostPool {
       socket.removeAllListeners('error');
       cs.upstream_cx_active.value++;
       this.host.counters.cx_active++;
-      const c = (conn = new Http1UpstreamConn(socket, this));
-      if (reader && !reader.attach(socket, (d) => c.onData(d), (b, o, e) => c.onReadAt(b, o, e))) {
-        socket.on('data', (d: Buffer) => c.onData(d));
-        socket.resume();
-      }
+      const c = (box.conn = new Http1UpstreamConn(socket, this));
+      if (reader) readThrough(reader, socket, c);
       c.uses = 1;
       done(c, 'ok', false);
     });
