@@ -31,9 +31,14 @@ static constexpr int kMaxReads = 16;
 // Stream ends held back for the next batch at most; past it they go out with this flush (a
 // client that sends nothing more must not keep a growing list of finished streams around).
 static constexpr size_t kMaxDeferred = 64;
-// Finished streams kept for reuse per session (their header and body strings keep their buffers):
-// enough for an upstream connection that carries a few hundred streams at a time.
-static constexpr size_t kMaxSpareStreams = 256;
+// Finished streams kept for reuse per thread (their header and body strings keep their buffers):
+// an upstream connection that carries a few hundred streams at a time, or a burst of clients.
+static constexpr size_t kMaxSpareStreams = 1024;
+// Id tables and buffer sets of finished sessions kept per thread: the connections a burst of new
+// clients sets up at once (as the frame buffers' class above).
+static constexpr size_t kMaxSpareSessions = 64;
+// A buffer that grew past this (a large batch or header list) is not kept.
+static constexpr size_t kMaxSpareBytes = 64 * 1024;
 
 // ---- nghttp2's memory: a per-thread free list by size class ----
 //
@@ -163,6 +168,48 @@ void* MemRealloc(void* p, size_t size, void* u) {
 // dies on its thread before the thread ends (an environment's cleanup releases its sessions).
 nghttp2_mem ThreadMem() { return {&tl_free, MemMalloc, MemFree, MemCalloc, MemRealloc}; }
 
+// nghttp2 copies both into each session it makes: one pair per thread, not two mallocs and two
+// frees a connection.
+struct SessionSetup {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_option* opt = nullptr;
+  ~SessionSetup() {
+    if (cbs) nghttp2_session_callbacks_del(cbs);
+    if (opt) nghttp2_option_del(opt);
+  }
+};
+thread_local SessionSetup tl_setup;
+
+}  // namespace
+
+// What finished sessions of a thread leave for new ones: streams, id tables and buffer sets. A
+// session used to start with empty buffers, its 2 KiB id table inside the object (a block large
+// enough that its malloc ran malloc_consolidate) and no spare streams, and to give all of it back
+// when it ended: ~20 of the ~45 mallocs a one-request h2c connection made.
+struct Spares {
+  std::vector<Session::Stream*> streams;
+  std::vector<Session::Stream**> id_tables;
+  std::vector<Session::Scratch*> scratch;
+  bool dead = false;  // thread exit ran the destructor: what sessions give back later is freed
+  ~Spares() {
+    dead = true;
+    for (Session::Stream* s : streams) delete s;
+    for (Session::Stream** t : id_tables) delete[] t;
+    for (Session::Scratch* x : scratch) delete x;
+    streams.clear();
+    id_tables.clear();
+    scratch.clear();
+  }
+};
+namespace {
+thread_local Spares tl_spares;
+
+// Empties `v` for the next session, letting go of its buffer when it grew large.
+template <typename T>
+void KeepSmall(T& v) {
+  if (v.capacity() * sizeof(v[0]) > kMaxSpareBytes) T().swap(v);
+  else v.clear();
+}
 }  // namespace
 
 // The trampolines: nghttp2 hands back the Session as user_data.
@@ -286,10 +333,32 @@ Session::Session(const Napi::CallbackInfo& info)
 
   // Release() closes it on any failure below.
   fd_ = fd;
-  nghttp2_session_callbacks* cbs = nullptr;
-  nghttp2_option* opt = nullptr;
-  int rv = nghttp2_session_callbacks_new(&cbs);
-  if (rv == 0) rv = nghttp2_option_new(&opt);
+  spares_ = &tl_spares;
+  if (!spares_->id_tables.empty()) {
+    by_id_ = spares_->id_tables.back();
+    spares_->id_tables.pop_back();
+  } else {
+    by_id_ = new Stream*[kIdSlots]();
+  }
+  if (!spares_->scratch.empty()) {
+    scratch_box_ = spares_->scratch.back();
+    spares_->scratch.pop_back();
+    SwapScratch(*scratch_box_);
+  }
+  SessionSetup& setup = tl_setup;
+  int rv = 0;
+  if (!setup.cbs) rv = nghttp2_session_callbacks_new(&setup.cbs);
+  if (rv == 0 && !setup.opt) {
+    rv = nghttp2_option_new(&setup.opt);
+    if (rv == 0) {
+      // Window updates only for bytes JavaScript has taken: a peer cannot make us hold more than
+      // one window per stream (Consume gives the rest back).
+      nghttp2_option_set_no_auto_window_update(setup.opt, 1);
+      // No priority tree of finished streams: a server that ignores priorities needs none.
+      nghttp2_option_set_no_closed_streams(setup.opt, 1);
+    }
+  }
+  nghttp2_session_callbacks* cbs = setup.cbs;
   if (rv == 0) {
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::BeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks::Header);
@@ -298,16 +367,9 @@ Session::Session(const Napi::CallbackInfo& info)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks::StreamClose);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks::FrameSend);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, Callbacks::FrameNotSend);
-    // Window updates only for bytes JavaScript has taken: a peer cannot make us hold more than
-    // one window per stream (Consume gives the rest back).
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    // No priority tree of finished streams: a server that ignores priorities needs none.
-    nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_mem mem = ThreadMem();
-    rv = client_ ? nghttp2_session_client_new3(&session_, cbs, this, opt, &mem) : nghttp2_session_server_new3(&session_, cbs, this, opt, &mem);
+    rv = client_ ? nghttp2_session_client_new3(&session_, cbs, this, setup.opt, &mem) : nghttp2_session_server_new3(&session_, cbs, this, setup.opt, &mem);
   }
-  if (cbs) nghttp2_session_callbacks_del(cbs);
-  if (opt) nghttp2_option_del(opt);
   if (rv == 0) {
     // A client refuses server push (nothing here would take a pushed stream); max_concurrent_streams
     // then only bounds pushes, so the same entry is harmless.
@@ -338,15 +400,6 @@ Session::Session(const Napi::CallbackInfo& info)
     ThrowErrno(env, "H2Session: epoll_ctl", werr);
   }
   events_ = UV_READABLE;
-  check_ = new uv_check_t;
-  uv_check_init(env_->loop, check_);
-  check_->data = this;
-  prepare_ = new uv_prepare_t;
-  uv_prepare_init(env_->loop, prepare_);
-  prepare_->data = this;
-  idle_ = new uv_idle_t;
-  uv_idle_init(env_->loop, idle_);
-  idle_->data = this;
   last_activity_ = uv_now(env_->loop);
   Ref();  // alive while the connection is, whatever JavaScript holds
   env_->Link(this);
@@ -402,6 +455,8 @@ Napi::Value Session::Sid(const Napi::CallbackInfo& info) { return Napi::Number::
 
 Session::~Session() {
   if (!finished_) Abandon();
+  GiveScratch();
+  delete scratch_box_;
   sessions.slots[slot_] = nullptr;
   sessions.free.push_back(slot_);
 }
@@ -731,36 +786,80 @@ void Session::FreeStream(Stream* s) {
 }
 
 Session::Stream* Session::NewStream() {
-  if (!spare_.empty()) {
-    Stream* s = spare_.back();
-    spare_.pop_back();
+  std::vector<Stream*>& spare = spares_->streams;
+  if (!spare.empty()) {
+    Stream* s = spare.back();
+    spare.pop_back();
     return s;
   }
   return new Stream();
 }
 
 void Session::Recycle(Stream* s) {
-  if (by_id_[SlotOf(s->id)] == s) by_id_[SlotOf(s->id)] = nullptr;
+  if (by_id_ && by_id_[SlotOf(s->id)] == s) by_id_[SlotOf(s->id)] = nullptr;
   if (hdr_stream_ == s) hdr_stream_ = nullptr;
-  if (spare_.size() >= kMaxSpareStreams) {
+  if (spares_->dead || spares_->streams.size() >= kMaxSpareStreams) {
     delete s;
     return;
   }
-  // Back to a new stream's state, keeping the strings' buffers unless a large body grew them.
+  // Back to a new stream's state, keeping the buffers unless a large body or header list grew
+  // them (the spares outlive this session).
   s->id = 0;
   s->prev = s->next = nullptr;
-  s->hdr.clear();
-  s->req.clear();
-  s->head.clear();
+  constexpr size_t kKeep = 16 * 1024;
+  if (s->hdr.capacity() > kKeep) s->hdr.release();
+  else s->hdr.clear();
+  if (s->req.capacity() > kKeep) s->req.release();
+  else s->req.clear();
+  if (s->head.capacity() > kKeep) std::string().swap(s->head);
+  else s->head.clear();
   s->hdr_bytes = s->hdr_pairs = 0;
-  if (s->out.capacity() > 16 * 1024) std::string().swap(s->out);
+  if (s->out.capacity() > kKeep) std::string().swap(s->out);
   else s->out.clear();
   s->out_off = 0;
-  s->trailers.clear();
+  if (s->trailers.capacity() > kKeep) std::string().swap(s->trailers);
+  else s->trailers.clear();
   s->never_in.clear();
   s->trailers_nva.clear();
   s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = false;
-  spare_.push_back(s);
+  spares_->streams.push_back(s);
+}
+
+void Session::GiveScratch() {
+  if (scratch_given_) return;
+  scratch_given_ = true;
+  if (spares_ == nullptr || spares_->dead || spares_->scratch.size() >= kMaxSpareSessions) return;
+  Scratch* x = scratch_box_ ? scratch_box_ : new Scratch();
+  scratch_box_ = nullptr;
+  unsent_.clear();
+  KeepSmall(ev_);
+  KeepSmall(ftab_);
+  KeepSmall(objs_);
+  KeepSmall(data_);
+  KeepSmall(data_slots_);
+  KeepSmall(consume_slots_);
+  KeepSmall(deferred_);
+  KeepSmall(nva_);
+  KeepSmall(scratch_);
+  KeepSmall(never_scratch_);
+  KeepSmall(src_scratch_);
+  SwapScratch(*x);
+  spares_->scratch.push_back(x);
+}
+
+void Session::SwapScratch(Scratch& x) {
+  unsent_.swap(x.unsent);
+  ev_.swap(x.ev);
+  ftab_.swap(x.ftab);
+  objs_.swap(x.objs);
+  data_.swap(x.data);
+  data_slots_.swap(x.data_slots);
+  consume_slots_.swap(x.consume_slots);
+  deferred_.swap(x.deferred);
+  nva_.swap(x.nva);
+  scratch_.swap(x.scratch);
+  never_scratch_.swap(x.never_scratch);
+  src_scratch_.swap(x.src_scratch);
 }
 
 // ---- events to JavaScript ----
@@ -957,33 +1056,23 @@ void Session::UpdateInterest() {
   // the check phase (not from here, which may be inside a JavaScript call).
   if (poller_->Want(watch_, want) != 0) {
     watch_failed_ = true;
-    uv_check_start(check_, [](uv_check_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      poller_->Defer(watch_);
+    }
   }
 }
 
 void Session::ScheduleFlush() {
   // Inside a poll callback the flush follows the JavaScript call; elsewhere (an upstream's
-  // response arriving) it runs once in this loop turn's check phase, however many calls queued
-  // frames: one write for all of them.
+  // response arriving) it runs once in this loop turn's check phase, or the next prepare phase,
+  // however many calls queued frames: one write for all of them (Poller::Defer says why both).
   if (in_batch_ || flush_scheduled_ || finished_) return;
   flush_scheduled_ = true;
-  uv_check_start(check_, [](uv_check_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
-  // libuv runs only the check handles that were active when the check phase began. Responses
-  // from HTTP/1 upstreams arrive in the check phase (BatchReader delivers a turn's reads there),
-  // so their flush would wait for the next turn's check, behind all of that turn's I/O: under a
-  // burst, every response then also waits for the next requests' work. The prepare phase comes
-  // before the next poll.
-  uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<Session*>(h->data)->OnCheck(); });
-  // An active idle handle makes the loop poll without blocking, so a flush queued in the
-  // prepare phase itself (too late for this turn's prepare) runs at this turn's check, not
-  // after the next I/O event.
-  uv_idle_start(idle_, [](uv_idle_t*) {});
+  poller_->Defer(watch_);
 }
 
-void Session::OnCheck() {
-  uv_check_stop(check_);
-  uv_prepare_stop(prepare_);
-  uv_idle_stop(idle_);
+void Session::OnDeferred() {
   flush_scheduled_ = false;
   if (finished_) return;
   Napi::HandleScope scope(Env());
@@ -1192,12 +1281,6 @@ void Session::Release() {
   // Out of the epoll before the close (the poller's comment says why).
   if (watch_ >= 0) poller_->Close(watch_);
   watch_ = -1;
-  if (check_) CloseAndFree(check_);
-  check_ = nullptr;
-  if (prepare_) CloseAndFree(prepare_);
-  prepare_ = nullptr;
-  if (idle_) CloseAndFree(idle_);
-  idle_ = nullptr;
   if (idle_timer_) CloseAndFree(idle_timer_);
   idle_timer_ = nullptr;
   if (fd_ >= 0) close(fd_);
@@ -1207,13 +1290,20 @@ void Session::Release() {
   while (streams_) {
     Stream* s = streams_;
     streams_ = s->next;
-    delete s;
+    Recycle(s);
   }
-  for (Stream* s : spare_) delete s;
-  spare_.clear();
-  std::fill(std::begin(by_id_), std::end(by_id_), nullptr);
+  unsent_.clear();  // its streams were on the list too
   open_streams_ = 0;
-  unsent_.clear();
+  hdr_stream_ = nullptr;
+  if (by_id_) {
+    if (spares_->dead || spares_->id_tables.size() >= kMaxSpareSessions) {
+      delete[] by_id_;
+    } else {
+      std::fill(by_id_, by_id_ + kIdSlots, nullptr);
+      spares_->id_tables.push_back(by_id_);
+    }
+    by_id_ = nullptr;
+  }
   while (out_head_) {
     Chunk* c = out_head_;
     out_head_ = c->next;
@@ -1249,6 +1339,8 @@ void Session::Finish(SessionEndReason reason, bool from_js) {
   } else {
     CallFromLoop(env, on_events, self, argc, a, async_);
   }
+  // The last batch is out: the buffers go to the next session of this thread.
+  GiveScratch();
 }
 
 // ---- JavaScript → C++ ----

@@ -112,6 +112,7 @@ class HeaderBlock {
     std::swap(fcap_, o.fcap_);
   }
   size_t size() const { return n_; }
+  size_t capacity() const { return cap_; }
   bool empty() const { return n_ == 0; }
   void clear() { n_ = fn_ = 0; }
   // Gives the memory back (a block over the limits is dropped).
@@ -275,6 +276,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   int OnFrameNotSend(const nghttp2_frame* f, int error);
   ssize_t ReadData(int32_t id, uint8_t* buf, size_t length, uint32_t* flags, Stream* hint);
   friend struct Callbacks;
+  friend struct Spares;
 
   // The poller's events for the socket (PollTarget).
   void OnPollEvents(int status, int events) override { OnPoll(status, events); }
@@ -286,8 +288,9 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   bool WriteOut();
   void UpdateInterest();
   void ScheduleFlush();
-  // Runs the scheduled flush: from the check or the prepare phase, whichever comes first.
-  void OnCheck();
+  // Runs the scheduled flush (Poller::Defer): from the check or the prepare phase, whichever
+  // comes first.
+  void OnDeferred() override;
   void ArmIdle(uint64_t ms);
   void OnIdleTimer();
   // Events: the Push* add to the open batch (strings inside the current HandleScope); Emit hands
@@ -339,13 +342,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   Poller* poller_ = nullptr;
   int32_t watch_ = -1;
   int events_ = 0;
-  bool watch_failed_ = false;  // a change of the watch failed: the session ends (OnCheck)
-  uv_check_t* check_ = nullptr;
-  // The same flush, from the prepare phase: a flush queued during the check phase (an upstream's
-  // response delivered by another check handle) would otherwise wait for the next turn's check,
-  // after that turn's whole poll phase.
-  uv_prepare_t* prepare_ = nullptr;
-  uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while a flush is due
+  bool watch_failed_ = false;  // a change of the watch failed: the session ends (OnDeferred)
   bool flush_scheduled_ = false;
   uv_timer_t* idle_timer_ = nullptr;
   uint64_t idle_timeout_ms_ = 0;
@@ -368,11 +365,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // streams open at once rarely share a slot. A slot is cleared when its stream is recycled.
   static constexpr uint32_t kIdSlots = 256;
   static uint32_t SlotOf(int32_t id) { return (static_cast<uint32_t>(id) >> 1) & (kIdSlots - 1); }
-  Stream* by_id_[kIdSlots] = {};
+  Stream** by_id_ = nullptr;  // kIdSlots entries, from the thread's spares (session.cc)
   // The stream whose header block is being received (OnBeginHeaders): OnHeader, called for
   // each of its fields, asks StreamOf only when the frame is another stream's.
   Stream* hdr_stream_ = nullptr;
-  std::vector<Stream*> spare_;
   uint32_t open_streams_ = 0;
   bool finished_ = false;
   // Client mode (opts.client): the upstream side of a connection we opened. Streams are ours
@@ -425,6 +421,31 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   std::string never_scratch_;  // a respond()/request() call's never-indexed names
   std::string src_scratch_;    // requestRuns()/respondRuns(): the list their runs are cut from
   uint64_t streams_total_ = 0;
+  // The growable buffers above, kept from one session to the next on a thread (session.cc,
+  // Spares): a new connection's batches, header lists and lookups otherwise grew each of them
+  // from nothing, some twenty allocations a connection.
+  struct Scratch {
+    std::deque<Stream*> unsent;
+    std::vector<uint32_t> ev;
+    std::vector<int32_t> ftab;
+    std::vector<napi_value> objs;
+    std::string data;
+    std::vector<uint32_t> data_slots;
+    std::vector<uint32_t> consume_slots;
+    std::vector<Deferred> deferred;
+    std::vector<nghttp2_nv> nva;
+    std::string scratch;
+    std::string never_scratch;
+    std::string src_scratch;
+  };
+  // Swaps the buffers with `x`'s: taken from the spares at construction, given back by
+  // GiveScratch once the session's last batch is out (the end of Finish, or the destructor).
+  void SwapScratch(Scratch& x);
+  void GiveScratch();
+  bool scratch_given_ = false;
+  // What this session took from the spares (the spares' empty buffers, then its own at Release).
+  Scratch* scratch_box_ = nullptr;
+  struct Spares* spares_ = nullptr;  // the thread's (a thread_local reached once, not per stream)
   Napi::FunctionReference on_events_;
   Napi::AsyncContext async_;
 };

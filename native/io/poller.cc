@@ -12,6 +12,14 @@ static uint64_t KeyOf(int32_t id, uint32_t gen) { return (uint64_t(gen) << 32) |
 Poller::Poller(Env* env) : env_(env) {
   events_ = new epoll_event[kEventsPerWake];
   env_->Link(this);
+  check_ = new uv_check_t;
+  uv_check_init(env_->loop, check_);
+  check_->data = this;
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(env_->loop, prepare_);
+  prepare_->data = this;
+  idle_ = new uv_idle_t;
+  uv_idle_init(env_->loop, idle_);
   Start();
 }
 
@@ -45,6 +53,13 @@ void Poller::Release() {
   env_->Unlink(this);
   if (poll_) CloseAndFree(poll_);
   poll_ = nullptr;
+  if (check_) CloseAndFree(check_);
+  check_ = nullptr;
+  if (prepare_) CloseAndFree(prepare_);
+  prepare_ = nullptr;
+  if (idle_) CloseAndFree(idle_);
+  idle_ = nullptr;
+  due_.clear();
   if (epfd_ >= 0) close(epfd_);
   epfd_ = -1;
   for (Entry& e : entries_) e.events = 0;
@@ -145,6 +160,37 @@ void Poller::OnWake() {
     free_.insert(free_.end(), freed_in_wake_.begin(), freed_in_wake_.end());
     freed_in_wake_.clear();
   }
+}
+
+void Poller::Defer(int32_t id) {
+  if (released_ || id < 0 || size_t(id) >= entries_.size() || entries_[id].target == nullptr) return;
+  due_.push_back(KeyOf(id, entries_[id].gen));
+  if (deferring_) return;
+  deferring_ = true;
+  uv_check_start(check_, [](uv_check_t* h) { static_cast<Poller*>(h->data)->RunDeferred(); });
+  uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<Poller*>(h->data)->RunDeferred(); });
+  uv_idle_start(idle_, [](uv_idle_t*) {});
+}
+
+void Poller::RunDeferred() {
+  uv_check_stop(check_);
+  uv_prepare_stop(prepare_);
+  uv_idle_stop(idle_);
+  deferring_ = false;
+  // What the calls below defer goes to due_ and the next phase, as a handle started during the
+  // check phase waited for the prepare phase.
+  running_.swap(due_);
+  for (size_t i = 0; i < running_.size() && !released_; i++) {
+    uint64_t key = running_[i];
+    int32_t id = int32_t(uint32_t(key));
+    // entries_ may grow during a call (a session opened from JavaScript): index it afresh.
+    if (size_t(id) >= entries_.size()) continue;
+    Entry& e = entries_[id];
+    // Closed (or closed and taken again) since the Defer(): not that watch's call.
+    if (e.target == nullptr || e.gen != uint32_t(key >> 32)) continue;
+    e.target->OnDeferred();
+  }
+  running_.clear();
 }
 
 Poller* PollerOf(Env* env) {

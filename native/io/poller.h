@@ -23,6 +23,8 @@ class PollTarget {
   virtual ~PollTarget() = default;
   // status 0 and UV_READABLE/UV_WRITABLE in `events`, or status < 0 (an error on the socket).
   virtual void OnPollEvents(int status, int events) = 0;
+  // The call Poller::Defer asked for.
+  virtual void OnDeferred() {}
 };
 
 class Poller : public LiveObject {
@@ -36,8 +38,14 @@ class Poller : public LiveObject {
   int32_t Open(int fd, PollTarget* target);
   // Watches for `events` (UV_READABLE | UV_WRITABLE; 0 = not at all); 0 or an errno.
   int Want(int32_t id, int events);
-  // Ends the watch (before its fd is closed); its events still queued in this wake are dropped.
+  // Ends the watch (before its fd is closed); its events still queued in this wake are dropped,
+  // and so is a Defer() not yet run.
   void Close(int32_t id);
+  // Calls the watch's OnDeferred() once, in this loop turn's check phase or the next prepare
+  // phase, whichever comes first (a session's flush after the JavaScript calls that queued
+  // frames: one write for all of them). One set of loop handles serves every target; a set per
+  // session cost three allocations, three inits and three uv_close per connection.
+  void Defer(int32_t id);
 
  private:
   struct Entry {
@@ -51,6 +59,7 @@ class Poller : public LiveObject {
   void OnWake();
   void Unwatch(Entry& e);
   void Release();
+  void RunDeferred();
 
   Env* env_;
   int epfd_ = -1;
@@ -64,6 +73,16 @@ class Poller : public LiveObject {
   bool waking_ = false;
   uint32_t watched_ = 0;
   bool released_ = false;
+  // Defer(): the watches due (KeyOf: id and generation), and the handles that run them.
+  // libuv runs only the check handles active when the check phase began, so a Defer() made in
+  // the check phase (an HTTP/1 upstream's response delivered there) is also run by the prepare
+  // phase, before the next poll; the idle handle keeps that poll from blocking meanwhile.
+  std::vector<uint64_t> due_;
+  std::vector<uint64_t> running_;
+  bool deferring_ = false;
+  uv_check_t* check_ = nullptr;
+  uv_prepare_t* prepare_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
 };
 
 // The environment's poller, made on first use.
