@@ -389,7 +389,7 @@ Session::Session(const Napi::CallbackInfo& info)
   }
   // Every fd here is non-blocking already: accept4 and the connector pass SOCK_NONBLOCK, and a
   // dup of a net.Socket's fd shares the file description libuv made non-blocking.
-  poller_ = PollerOf(env_);
+  poller_ = PollerOf(env_, env);
   watch_ = poller_->Open(fd_, this);
   // Watched for reads from the start (what the first UpdateInterest asks): an fd epoll cannot
   // watch is refused here, as uv_poll_init refused it.
@@ -1075,7 +1075,6 @@ void Session::ScheduleFlush() {
 void Session::OnDeferred() {
   flush_scheduled_ = false;
   if (finished_) return;
-  Napi::HandleScope scope(Env());
   if (watch_failed_) {
     Finish(kEndReset, false);
     return;
@@ -1098,7 +1097,6 @@ void Session::OnDeferred() {
 
 void Session::OnPoll(int status, int events) {
   if (finished_) return;
-  Napi::HandleScope scope(Env());
   Napi::Object self = Value();  // a local handle: alive through the JavaScript calls below
   (void)self;
   if (status < 0) {

@@ -73,7 +73,9 @@ void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value 
 void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, size_t argc, const napi_value* argv,
                   const Napi::AsyncContext& ctx) {
   try {
-    fn.MakeCallback(recv, argc, argv, ctx);
+    // Through the function, not FunctionReference::MakeCallback: that one opens an escapable
+    // HandleScope of its own, which Node allocates on the heap (a malloc and a free per call).
+    fn.Value().MakeCallback(recv, argc, argv, ctx);
   } catch (const Napi::Error& err) {
     // node-addon-api has already taken the exception off the env. Hand it to Node's
     // uncaught-exception machinery; during environment teardown (JS no longer callable)

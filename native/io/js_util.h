@@ -64,7 +64,8 @@ double OptNumber(Napi::Object opts, const char* key, const char* fn, double min,
 // promise microtasks / nextTicks queued by the callback run before control returns to libuv.
 // Use only from libuv callbacks (no JavaScript frame below): a callback that throws becomes
 // an 'uncaughtException' the way a throwing Node socket callback would, instead of a C++
-// exception escaping into libuv or a JS exception silently left pending.
+// exception escaping into libuv or a JS exception silently left pending. The caller holds a
+// HandleScope (every caller makes handles for `recv` or the arguments anyway).
 void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, std::initializer_list<napi_value> args,
                   const Napi::AsyncContext& ctx);
 void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value recv, size_t argc, const napi_value* argv,

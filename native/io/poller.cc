@@ -9,7 +9,7 @@ static constexpr int kEventsPerWake = 256;
 
 static uint64_t KeyOf(int32_t id, uint32_t gen) { return (uint64_t(gen) << 32) | uint32_t(id); }
 
-Poller::Poller(Env* env) : env_(env) {
+Poller::Poller(Env* env, napi_env napi) : env_(env), napi_(napi) {
   events_ = new epoll_event[kEventsPerWake];
   env_->Link(this);
   check_ = new uv_check_t;
@@ -133,6 +133,8 @@ void Poller::OnWake() {
   do {
     n = epoll_wait(epfd_, events_, kEventsPerWake, 0);
   } while (n < 0 && errno == EINTR);
+  if (n <= 0) return;
+  Napi::HandleScope scope(napi_);
   waking_ = true;
   for (int i = 0; i < n && !released_; i++) {
     uint64_t key = events_[i].data.u64;
@@ -180,6 +182,7 @@ void Poller::RunDeferred() {
   // What the calls below defer goes to due_ and the next phase, as a handle started during the
   // check phase waited for the prepare phase.
   running_.swap(due_);
+  Napi::HandleScope scope(napi_);
   for (size_t i = 0; i < running_.size() && !released_; i++) {
     uint64_t key = running_[i];
     int32_t id = int32_t(uint32_t(key));
@@ -193,8 +196,8 @@ void Poller::RunDeferred() {
   running_.clear();
 }
 
-Poller* PollerOf(Env* env) {
-  if (!env->poller) env->poller = new Poller(env);
+Poller* PollerOf(Env* env, napi_env napi) {
+  if (!env->poller) env->poller = new Poller(env, napi);
   return env->poller;
 }
 

@@ -18,6 +18,8 @@
 
 namespace strait {
 
+// Both calls come with a HandleScope open (one for the whole wake or deferred run: Node
+// allocates each scope on the heap).
 class PollTarget {
  public:
   virtual ~PollTarget() = default;
@@ -29,7 +31,7 @@ class PollTarget {
 
 class Poller : public LiveObject {
  public:
-  explicit Poller(Env* env);
+  Poller(Env* env, napi_env napi);
   ~Poller() override;
   void Abandon() override { Release(); }
 
@@ -62,6 +64,7 @@ class Poller : public LiveObject {
   void RunDeferred();
 
   Env* env_;
+  napi_env napi_;
   int epfd_ = -1;
   uv_poll_t* poll_ = nullptr;
   epoll_event* events_ = nullptr;
@@ -86,6 +89,6 @@ class Poller : public LiveObject {
 };
 
 // The environment's poller, made on first use.
-Poller* PollerOf(Env* env);
+Poller* PollerOf(Env* env, napi_env napi);
 
 }  // namespace strait
