@@ -275,6 +275,21 @@ Napi::Function Session::Init(Napi::Env env) {
   return ctor;
 }
 
+// Keeps the array a session was given alive while the session uses it. JavaScript gives every
+// session the same events array and field table: the environment holds the first one it sees
+// once (a reference per session was a malloc and a global handle per connection), and a
+// session given another gets its own reference.
+template <typename T>
+static void HoldArray(Napi::Env env, Napi::Reference<Napi::Value>& shared, T arr, Napi::Reference<T>& own) {
+  if (shared.IsEmpty()) {
+    shared = Napi::Persistent(Napi::Value(arr));
+    return;
+  }
+  bool same = false;
+  if (napi_strict_equals(env, shared.Value(), arr, &same) == napi_ok && same) return;
+  own = Napi::Persistent(arr);
+}
+
 // An optional typed array option `name` of `type` with `min` elements or more, into `out`; false
 // when absent.
 template <typename T>
@@ -312,13 +327,13 @@ Session::Session(const Napi::CallbackInfo& info)
     on_events_ = Napi::Persistent(ArgFunction(info, 3, "H2Session", "onEvents"));
     Napi::Uint32Array ev;
     if (TypedOption(env, o, "events", napi_uint32_array, 3, "a Uint32Array of 3 slots or more", &ev)) {
-      ev_ref_ = Napi::Persistent(ev);
+      HoldArray(env, env_->h2_events, ev, ev_ref_);
       ev_mem_ = ev.Data();
       ev_cap_ = ev.ElementLength() - ev.ElementLength() % 3;
     }
     Napi::Int32Array ft;
     if (TypedOption(env, o, "fields", napi_int32_array, 1, "an Int32Array of 1 entry or more", &ft)) {
-      ftab_ref_ = Napi::Persistent(ft);
+      HoldArray(env, env_->h2_fields, ft, ftab_ref_);
       ftab_mem_ = ft.Data();
       ftab_cap_ = ft.ElementLength();
     }
@@ -1031,7 +1046,7 @@ void Session::Emit() {
   // DATA that JavaScript took during the call (its length slot left as it was) gives the stream
   // its window back here, without a consume() call per chunk; a chunk it keeps for later (a
   // paused reader) has the slot zeroed and is consumed when taken. `mem` is alive: the shared
-  // array is held by ev_ref_, a new one by this scope's handle.
+  // array is held by ev_ref_ or the environment (HoldArray), a new one by this scope's handle.
   if (!finished_) {
     for (uint32_t slot : consume_slots_) {
       uint32_t len = mem[slot];

@@ -58,6 +58,9 @@ struct Env {
   // The Buffer that received HTTP/2 DATA is copied into for JavaScript, batch after batch
   // (http2::Session::DataForJs), its bytes and how many are taken.
   Napi::Reference<Napi::Buffer<uint8_t>> data_pool;
+  // The events array and field table JavaScript gives every HTTP/2 session (http2 HoldArray).
+  Napi::Reference<Napi::Value> h2_events;
+  Napi::Reference<Napi::Value> h2_fields;
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
   // Typed arrays JavaScript registered with setTable, by slot: a call passes null in place of

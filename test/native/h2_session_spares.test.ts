@@ -4,7 +4,7 @@
 // fields and body, whatever the connections before it sent, held or left open.
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NativeH2ClientConnection } from '../../src/protocols/http2/native_session.js';
+import { NativeH2ClientConnection, type NativeH2Connection } from '../../src/protocols/http2/native_session.js';
 import { b, KiB, nativeH2Server, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -110,4 +110,57 @@ describe('native HTTP/2 sessions reuse what finished ones leave', () => {
       conn.destroy();
     }
   }, 30_000);
+
+  it("every session's batches share one events array: a session ended from another's handler leaves that handler's batch intact", async () => {
+    let victim: NativeH2Connection | null = null;
+    let victimClosed = 0;
+    const srv = nativeH2Server({
+      onStream: (s, h, _end, conn) => {
+        if (String(h[':path']).startsWith('/victim')) {
+          victim = conn;
+          s.on('close', () => victimClosed++);
+          return; // left open: its end comes with the session's
+        }
+        // The first of this batch's requests ends the other session: its last batch is made now,
+        // inside this handler, while this session's batch is still being read from the shared
+        // array (the addon gives it an array of its own), and the rest of this batch must
+        // still reach its streams.
+        if (victim !== null && conn !== victim) {
+          const v = victim;
+          victim = null;
+          v.destroy();
+        }
+        s.respond({ ':status': '200', 'x-path': String(h[':path']) }, { endStream: true });
+      },
+    });
+    cleanups.push(() => srv.close());
+    const other = http2.connect(`http://127.0.0.1:${srv.port}`);
+    other.on('error', () => {});
+    cleanups.push(() => other.destroy());
+    // Open streams, each of which must hear of the end.
+    for (let i = 0; i < 8; i++) other.request({ ':path': `/victim${i}` }, { endStream: false }).on('error', () => {});
+    await until(() => victimClosed === 0 && victim !== null && (victim as NativeH2Connection).openStreams === 8);
+    expect((victim as NativeH2Connection | null)?.openStreams).toBe(8);
+    expect(victim).not.toBeNull();
+    const s = http2.connect(`http://127.0.0.1:${srv.port}`);
+    s.on('error', () => {});
+    cleanups.push(() => s.destroy());
+    await new Promise<void>((r) => s.once('remoteSettings', () => r()));
+    // Requests made in one tick go out in one write: one read, one batch of their events.
+    const paths = Array.from({ length: 8 }, (_, i) => `/p${i}`);
+    const got = await Promise.all(
+      paths.map(
+        (p) =>
+          new Promise<string>((resolve, reject) => {
+            const rq = s.request({ ':path': p }, { endStream: true });
+            rq.on('response', (h) => resolve(String(h['x-path'])));
+            rq.on('error', reject);
+            rq.resume();
+          }),
+      ),
+    );
+    expect(got).toEqual(paths);
+    await until(() => victimClosed === 8);
+    expect(victimClosed).toBe(8);
+  });
 });

@@ -134,14 +134,15 @@ export interface NativeH2Handlers {
   onEnd(reason: H2SessionEnd): void;
 }
 
-/** Event slots shared with the addon per connection (3 per event); a larger batch brings its own array. */
-const EVENT_SLOTS = 3 * 64;
 /**
- * An upstream connection's: one carries the responses of many downstream connections, so its
- * reads hold hundreds of events (a new array for each cost ~130 instructions per proxied gRPC
- * request), and there are few of them.
+ * The event slots the addon writes a batch into (3 per event), one array for every session, server
+ * and client: the addon hands over a batch from the loop, one session at a time, and a batch made
+ * during a JavaScript call (destroy() from a handler) or larger than this comes in an array of its
+ * own. An upstream connection carries the responses of many downstream ones, so its reads hold
+ * hundreds of events (a new array for each cost ~130 instructions per proxied gRPC request). An
+ * array per connection was 768 B and three mallocs each.
  */
-const CLIENT_EVENT_SLOTS = 3 * 1024;
+const EVENTS = new Uint32Array(3 * 1024);
 
 /** Settings; the defaults are node:http2's where it has one. */
 export interface NativeH2Settings {
@@ -893,8 +894,6 @@ export function releaseFinal(h: FinalChunkHolder): void {
 export class NativeH2Connection {
   readonly h: NativeH2Session;
   private readonly streams = new StreamSlots<NativeH2Stream>();
-  /** The addon writes each batch's event slots here (a larger batch comes in a new array). */
-  private readonly ev = new Uint32Array(EVENT_SLOTS);
   /** A key object only (never read from): see the class comment. */
   readonly socket: object = {};
   private ended = false;
@@ -919,7 +918,7 @@ export class NativeH2Connection {
       streamHighWaterMark: settings.streamHighWaterMark ?? 64 * 1024,
       idleTimeoutMs: settings.idleTimeoutMs ?? 0,
     };
-    opts.events = this.ev;
+    opts.events = EVENTS;
     opts.fields = FIELD_TABLE;
     this.h = new NumberedH2Session(
       new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
@@ -958,7 +957,7 @@ export class NativeH2Connection {
   }
 
   private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
-    const ev = fresh ?? this.ev;
+    const ev = fresh ?? EVENTS;
     let off = base;
     // The header blocks' field tables, one record per HEADERS event in order (see FIELD_TABLE).
     let recs = batchRecords(fresh);
@@ -1124,7 +1123,6 @@ export interface NativeH2ClientSettings {
 export class NativeH2ClientConnection {
   readonly h: NativeH2Session;
   private readonly streams = new StreamSlots<NativeH2ClientStreamUser>();
-  private readonly ev = new Uint32Array(CLIENT_EVENT_SLOTS);
   private ended = false;
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
@@ -1149,7 +1147,7 @@ export class NativeH2ClientConnection {
       idleTimeoutMs: 0,
       client: true,
     };
-    opts.events = this.ev;
+    opts.events = EVENTS;
     opts.fields = FIELD_TABLE;
     this.h = new NumberedH2Session(
       new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
@@ -1241,7 +1239,7 @@ export class NativeH2ClientConnection {
   }
 
   private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
-    const ev = fresh ?? this.ev;
+    const ev = fresh ?? EVENTS;
     let off = base;
     let recs = batchRecords(fresh);
     let at = 1;
