@@ -278,7 +278,7 @@ export function renderMarkdown(results, summary, svgName) {
   L.push('## Rounds and settings', '');
   const c = s.cpus;
   L.push(
-    `- Mode **${s.mode}**: ${s.rounds} rounds of ${s.durationS} s per HTTP run${Number.isFinite(s.rpcDurationS) ? ` and ${s.rpcDurationS} s per RPC run` : ''}, ${s.warmupS} s warm-up per peer and workload (not counted${Number.isFinite(s.rpcDurationS) ? `; RPC: ${Math.min(s.warmupS, s.rpcDurationS / 2)} s` : ''}); bulk ${fmtNum(s.bulkBytes / 2 ** 20, 0)} MiB per run; memory ${s.idleRounds} round(s) of ${fmtNum(s.idleConnections, 0)} connections.`,
+    `- Mode **${s.mode}**: ${s.rounds} rounds of ${s.durationS} s per HTTP run${Number.isFinite(s.rpcDurationS) ? ` and ${s.rpcDurationS} s per RPC run` : ''}, ${s.warmupS} s warm-up per peer and workload (h2load rows: two runs of half that, so that one set of connections has ended before the first measured run; not counted${Number.isFinite(s.rpcDurationS) ? `; RPC: ${Math.min(s.warmupS, s.rpcDurationS / 2)} s` : ''}); bulk ${fmtNum(s.bulkBytes / 2 ** 20, 0)} MiB per run; memory ${s.idleRounds} round(s) of ${fmtNum(s.idleConnections, 0)} connections.`,
     `- Load: ${s.connections} connections; pipelined depth ${s.pipelineDepth}; h2c ${s.h2Streams} streams per connection.`,
     `- CPU placement (taskset): proxy on ${c.proxy ?? 'any'}, load generator on ${c.loadgen ?? 'any'}, upstream on ${c.upstream ?? 'any'}${m.taskset ? '' : ' (taskset missing: nothing pinned)'}. Every proxy runs one worker/thread.`,
     '- Peer order per round (alternating, so no peer always runs first or last):',

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GRPC_PATH, grpcFrame, grpcMessages, grpcUnaryCall, grpcUnavailable } from '../lib/grpc.js';
 import { findTool } from '../lib/tools.js';
-import { h2load, pct, H2LOAD_REPORTING } from './h2c.js';
+import { h2load, pct, warmH2load, H2LOAD_REPORTING } from './h2c.js';
 
 export const GRPC_LAYER = { layer: 'grpc', label: 'L7 HTTP/2 (http_connection_manager, h2 upstream)' };
 
@@ -55,7 +55,7 @@ export function grpcWorkload({ name, messageSize, quick, rounds = null }) {
       return {};
     },
     async warm(target, ctx) {
-      await h2load(target, ctx, { urlPath: GRPC_PATH, seconds: ctx.settings.warmupS, extra: extra(ctx) });
+      await warmH2load(target, ctx, { urlPath: GRPC_PATH, extra: extra(ctx) });
     },
     async run(target, ctx) {
       const logFile = path.join(ctx.mkdir('h2load'), `${target.peer}-${Date.now()}.log`);
