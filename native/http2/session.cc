@@ -709,7 +709,7 @@ int Session::OnStreamClose(int32_t id, uint32_t code) {
   if (!s) return 0;
   for (size_t i = 0; i < unsent_.size(); i++) {
     if (unsent_[i] == s) {
-      unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+      unsent_.erase(i);
       break;
     }
   }
@@ -726,7 +726,7 @@ int Session::OnFrameNotSend(const nghttp2_frame* f, int) {
   for (size_t i = 0; i < unsent_.size(); i++) {
     Stream* s = unsent_[i];
     if (s->id != f->hd.stream_id) continue;
-    unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+    unsent_.erase(i);
     FreeStream(s);
     PushInt(kEvClose, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
     break;
@@ -739,7 +739,7 @@ int Session::OnFrameSend(const nghttp2_frame* f) {
     // Sent: nghttp2 has the stream and its user data from now on.
     for (size_t i = 0; i < unsent_.size(); i++) {
       if (unsent_[i]->id == f->hd.stream_id) {
-        unsent_.erase(unsent_.begin() + static_cast<ptrdiff_t>(i));
+        unsent_.erase(i);
         break;
       }
     }

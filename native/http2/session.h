@@ -14,7 +14,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <new>
 #include <string>
 #include <utility>
@@ -176,6 +175,39 @@ enum SessionEndReason { kEndDone = 0, kEndProtocolError = 1, kEndReset = 2, kEnd
 
 struct HeldRequestView;
 
+// A FIFO of pointers with erase anywhere, cheap at the front: a vector and the index of its
+// first live entry.
+template <typename T>
+class PtrQueue {
+ public:
+  size_t size() const { return v_.size() - head_; }
+  bool empty() const { return v_.size() == head_; }
+  T* operator[](size_t i) const { return v_[head_ + i]; }
+  T* const* begin() const { return v_.data() + head_; }
+  T* const* end() const { return v_.data() + v_.size(); }
+  void push_back(T* p) { v_.push_back(p); }
+  void erase(size_t i) {
+    if (i == 0) {
+      if (++head_ == v_.size()) clear();
+      return;
+    }
+    v_.erase(v_.begin() + static_cast<ptrdiff_t>(head_ + i));
+  }
+  void clear() {
+    v_.clear();
+    head_ = 0;
+  }
+  void swap(PtrQueue& o) {
+    v_.swap(o.v_);
+    std::swap(head_, o.head_);
+  }
+  size_t capacity() const { return v_.capacity(); }
+
+ private:
+  std::vector<T*> v_;
+  size_t head_ = 0;
+};
+
 class Session : public Napi::ObjectWrap<Session>, public LiveObject, public PollTarget {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -209,6 +241,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     bool rejected = false;  // its header block went over a limit: reset, never delivered
     size_t pending() const { return out.size() - out_off; }
   };
+  using StreamQueue = PtrQueue<Stream>;
 
  private:
   // JavaScript → C++.
@@ -375,11 +408,12 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // (request()), the peer's HEADERS are responses and trailers, pushes are refused.
   bool client_ = false;
   // Client streams submitted whose HEADERS nghttp2 has not sent yet: it knows no stream (nor its
-  // user data) until then, so lookups fall back to this short list. A deque: HEADERS go out in
-  // the order they were submitted, so the one sent is nearly always the first, which a deque
-  // erases without shifting the rest (a vector's erase moved every later entry: ~120
-  // instructions a request with 64 requests in flight).
-  std::deque<Stream*> unsent_;
+  // user data) until then, so lookups fall back to this short list. HEADERS go out in the order
+  // they were submitted, so the one sent is nearly always the first, which this queue
+  // drops by moving its start (a vector's erase moved every later entry: ~120 instructions a
+  // request with 64 requests in flight). Not a std::deque: that allocates twice when made, so
+  // once per connection.
+  StreamQueue unsent_;
   bool closing_ = false;  // graceful close: GOAWAY sent, ends when the last stream does
   bool in_batch_ = false;  // inside OnPoll: the flush follows the JavaScript call anyway
   bool protocol_error_ = false;
@@ -425,7 +459,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // Spares): a new connection's batches, header lists and lookups otherwise grew each of them
   // from nothing, some twenty allocations a connection.
   struct Scratch {
-    std::deque<Stream*> unsent;
+    StreamQueue unsent;
     std::vector<uint32_t> ev;
     std::vector<int32_t> ftab;
     std::vector<napi_value> objs;
