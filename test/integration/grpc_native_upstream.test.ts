@@ -266,8 +266,12 @@ ${staticCluster('raw', [raw.port], H2)}`,
 
   it('ends a call past its deadline with DEADLINE_EXCEEDED and resets the upstream stream', async () => {
     const before = await strait.stat('cluster.grpc.upstream_rq_active');
+    const txBefore = await strait.stat('cluster.grpc.upstream_rq_tx_reset');
     const r = await unary(client, Buffer.from('x'), {}, 200, 'hang');
     expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    // Reset from this side (RST_STREAM CANCEL upstream): Envoy's upstream_rq_tx_reset.
+    await strait.waitStat('cluster.grpc.upstream_rq_tx_reset', (v) => v === txBefore + 1);
+    expect(await strait.stat('cluster.grpc.upstream_rq_tx_reset')).toBe(txBefore + 1);
     // The upstream stream is given back: nothing stays active once the call is over.
     let active = -1;
     for (let i = 0; i < 100 && active !== before; i++) {
@@ -281,11 +285,14 @@ ${staticCluster('raw', [raw.port], H2)}`,
 
   it('answers an upstream stream reset with 503 (UNAVAILABLE for gRPC) and counts it', async () => {
     const before = await strait.stat('cluster.raw.upstream_rq_rx_reset');
+    const txBefore = await strait.stat('cluster.raw.upstream_rq_tx_reset');
     const s = http2.connect(`http://127.0.0.1:${port}`);
     const r = await ask(s, '/reset');
     s.close();
     expect(r.status).toBe(503);
     expect(await strait.stat('cluster.raw.upstream_rq_rx_reset')).toBe(before + 1);
+    // The upstream reset it, not this side.
+    expect(await strait.stat('cluster.raw.upstream_rq_tx_reset')).toBe(txBefore);
   });
 
   it('retries a stream the upstream refused after GOAWAY, on a new connection', async () => {

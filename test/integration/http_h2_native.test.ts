@@ -167,6 +167,7 @@ ${staticCluster('up', [up.port])}`,
 
   it('resets the upstream request when the client resets its stream mid-body; the connection serves on', async () => {
     const before = (await strait.stat('http.h2n.downstream_rq_rx_reset')) ?? 0;
+    const txBefore = (await strait.stat('cluster.up.upstream_rq_tx_reset')) ?? 0;
     const abortedBefore = up.state.aborted;
     const s = session();
     try {
@@ -179,6 +180,8 @@ ${staticCluster('up', [up.port])}`,
       await strait.waitStat('http.h2n.downstream_rq_rx_reset', (v) => v >= before + 1);
       for (let i = 0; i < 500 && up.state.aborted === abortedBefore; i++) await sleep(10);
       expect(up.state.aborted).toBe(abortedBefore + 1);
+      // Its request was on its way upstream: given up on by this side, a local reset.
+      expect(await strait.stat('cluster.up.upstream_rq_tx_reset')).toBe(txBefore + 1);
       const r = await ask(s, { ':path': '/after' });
       expect(r.text).toBe('GET /after 0');
     } finally {

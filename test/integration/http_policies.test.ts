@@ -82,6 +82,9 @@ ${unhealthy}`,
     expect(r.status).toBe(504);
     expect(r.text).toBe('upstream request timeout');
     await strait.waitStat('cluster.a.upstream_rq_timeout', (v) => v === 1);
+    // The request still in flight upstream is given up on this side: a local reset.
+    expect(await strait.stat('cluster.a.upstream_rq_tx_reset')).toBe(1);
+    expect(await strait.stat('cluster.a.upstream_rq_rx_reset')).toBe(0);
     expect(await strait.stat('http.pol.downstream_rq_5xx')).toBeGreaterThanOrEqual(1);
   });
 

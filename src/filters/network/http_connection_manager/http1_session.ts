@@ -2481,8 +2481,11 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     if (this.host) this.host.counters.rq_active--;
   }
 
-  /** `downstreamGone`: the client left, not the upstream's fault (UpstreamTry.abort). */
-  private abortTry(downstreamGone = false): void {
+  /**
+   * `downstreamGone`: the client left, not the upstream's fault (UpstreamTry.abort). `local`:
+   * this side gives up on the request, rather than ending it after the upstream failed it.
+   */
+  private abortTry(downstreamGone = false, local = true): void {
     if (this.h2) {
       const t = this.h2;
       this.h2 = null;
@@ -2494,6 +2497,9 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     }
     const c = this.conn;
     this.conn = null;
+    // A request on its way upstream that this side gives up on: a local reset, as Envoy counts
+    // it (upstream_rq_tx_reset), whether its connection closes or is drained and pooled.
+    if (c && local) this.cstats!.upstream_rq_tx_reset.value++;
     if (c && !(downstreamGone && this.drainConn(c))) {
       c.user = null;
       c.destroy();
@@ -2522,7 +2528,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     const o = outlierOfFailure(kind);
     if (o !== null) this.host?.outlier.putResult(o);
     const wasReused = this.connReused && !this.gotUpstreamBytes;
-    this.abortTry();
+    this.abortTry(false, false);
     if (this.finished) return;
     // A reused keep-alive connection the upstream closed just as we sent (its idle timer won the
     // race): try once more on a fresh one, whatever the policy — but only for idempotent methods,
@@ -2866,7 +2872,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
       // Bad framing mid-body: the client already has a head, so only a reset can tell it.
       this.cstats!.upstream_cx_protocol_error.value++;
       this.stats.rq_reset_after_downstream_response_started.value++;
-      this.abortTry();
+      this.abortTry(false, false);
       this.session.socket.destroy();
       return;
     }

@@ -719,10 +719,16 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
     if (this.nc) {
       this.held = null;
       // Still open (no h2Close yet): reset it; its close gives the slot back to the pool.
-      if (!this.streamGone) this.nc.h.rst(this.sid, NGHTTP2_CANCEL);
+      if (!this.streamGone) {
+        this.nc.h.rst(this.sid, NGHTTP2_CANCEL);
+        this.pools.stats.upstream_rq_tx_reset.value++;
+      }
       return;
     }
-    if (this.stream && !this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    if (this.stream && !this.stream.closed) {
+      this.stream.close(NGHTTP2_CANCEL);
+      this.pools.stats.upstream_rq_tx_reset.value++;
+    }
   }
 }
 
@@ -907,6 +913,9 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
 
   abort(downstreamGone = false): void {
     if (this.done) return;
+    // A request on its way upstream that this side gives up on: a local reset, as Envoy counts
+    // it, whether its connection closes below or is drained (read to the response's end, pooled).
+    if (this.conn !== null) this.pools.stats.upstream_rq_tx_reset.value++;
     if (downstreamGone && this.drain()) return;
     this.done = true;
     if (this.cancel) this.cancel();
