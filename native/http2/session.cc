@@ -33,12 +33,15 @@ static constexpr int kMaxReads = 16;
 static constexpr size_t kMaxDeferred = 64;
 // Finished streams kept for reuse per thread (their header and body strings keep their buffers):
 // an upstream connection that carries a few hundred streams at a time, or a burst of clients.
-static constexpr size_t kMaxSpareStreams = 1024;
+static constexpr size_t kMaxSpareStreams = 512;
+// A kept stream's buffer that grew past this (a large header list, a body nghttp2 had not taken)
+// is let go: what a burst leaves behind stays at a few MiB per thread at worst.
+static constexpr size_t kMaxSpareStreamBytes = 4 * 1024;
 // Id tables and buffer sets of finished sessions kept per thread: the connections a burst of new
 // clients sets up at once (as the frame buffers' class above).
 static constexpr size_t kMaxSpareSessions = 64;
-// A buffer that grew past this (a large batch or header list) is not kept.
-static constexpr size_t kMaxSpareBytes = 64 * 1024;
+// A session's buffer that grew past this (a large batch or header list) is not kept.
+static constexpr size_t kMaxSpareBytes = 16 * 1024;
 
 // ---- nghttp2's memory: a per-thread free list by size class ----
 //
@@ -821,7 +824,7 @@ void Session::Recycle(Stream* s) {
   // them (the spares outlive this session).
   s->id = 0;
   s->prev = s->next = nullptr;
-  constexpr size_t kKeep = 16 * 1024;
+  constexpr size_t kKeep = kMaxSpareStreamBytes;
   if (s->hdr.capacity() > kKeep) s->hdr.release();
   else s->hdr.clear();
   if (s->req.capacity() > kKeep) s->req.release();

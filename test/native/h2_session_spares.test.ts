@@ -78,10 +78,11 @@ describe('native HTTP/2 sessions reuse what finished ones leave', () => {
       if (i % 3 === 1) {
         // A connection destroyed mid-exchange: its request still open, its response mostly unsent
         // (the client's window is 1 KiB and it reads nothing), so the stream goes back with
-        // bytes queued that no later stream may send.
+        // bytes queued that no later stream may send (few enough that the kept stream keeps the
+        // buffer that held them).
         const held = http2.connect(`http://127.0.0.1:${srv.port}`, { settings: { initialWindowSize: 1024 } });
         held.on('error', () => {});
-        const rq = held.request({ ':path': '/', 'x-conn': String(i), 'x-size': '8000', 'x-fill': 'Z' }, { endStream: false });
+        const rq = held.request({ ':path': '/', 'x-conn': String(i), 'x-size': '3000', 'x-fill': 'Z' }, { endStream: false });
         rq.on('error', () => {});
         rq.pause();
         const c = srv.conns.length;

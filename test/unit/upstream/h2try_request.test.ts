@@ -7,13 +7,10 @@ import { AsyncResource } from 'node:async_hooks';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FieldError } from '../../../src/errors.js';
 import { H2Try, type HeaderObject, type TryEvents } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
-import { StatsStore } from '../../../src/observability/stats.js';
-import { Cluster } from '../../../src/upstream/cluster.js';
-import { buildClusterSpec } from '../../../src/upstream/cluster_config.js';
+import type { Cluster } from '../../../src/upstream/cluster.js';
 import { Http2ClusterPools } from '../../../src/upstream/http2_pool.js';
-import { httpClusterStats } from '../../../src/upstream/http_stats.js';
+import { localCluster } from '../../helpers/clusters.js';
 
 let server: http2.Http2Server;
 let port = 0;
@@ -45,22 +42,8 @@ afterAll(async () => {
 });
 
 function makePools(): { cluster: Cluster; pools: Http2ClusterPools } {
-  const errors: FieldError[] = [];
-  const spec = buildClusterSpec(
-    {
-      name: 'c',
-      type: 'STATIC',
-      connect_timeout: '1s',
-      http2_protocol_options: {},
-      load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
-    },
-    '',
-    errors,
-  );
-  expect(errors).toEqual([]);
-  const scope = new StatsStore().root.scope('cluster').scope('c', 'envoy_cluster_name');
-  const cluster = new Cluster(spec!, scope);
-  return { cluster, pools: new Http2ClusterPools(cluster, httpClusterStats(scope)) };
+  const { cluster, stats } = localCluster(port, { http2_protocol_options: {} });
+  return { cluster, pools: new Http2ClusterPools(cluster, stats) };
 }
 
 interface Outcome {

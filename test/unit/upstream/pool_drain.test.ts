@@ -1,12 +1,10 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FieldError } from '../../../src/errors.js';
-import { StatsStore } from '../../../src/observability/stats.js';
-import { Cluster, type EndpointSpec } from '../../../src/upstream/cluster.js';
-import { buildClusterSpec } from '../../../src/upstream/cluster_config.js';
+import type { StatsStore } from '../../../src/observability/stats.js';
+import type { Cluster, EndpointSpec } from '../../../src/upstream/cluster.js';
 import { Http1ClusterPools, type Http1UpstreamConn } from '../../../src/upstream/http1_pool.js';
-import { httpClusterStats } from '../../../src/upstream/http_stats.js';
 import { eventually } from '../../helpers/xds.js';
+import { localCluster } from '../../helpers/clusters.js';
 
 // The HTTP/1.1 pool against a real listening socket: what a drain does to idle, busy and late
 // connections. The server side counts what is still open.
@@ -31,22 +29,8 @@ afterAll(async () => {
 });
 
 function makeCluster(): { cluster: Cluster; pools: Http1ClusterPools; store: StatsStore } {
-  const errors: FieldError[] = [];
-  const spec = buildClusterSpec(
-    {
-      name: 'c',
-      type: 'STATIC',
-      connect_timeout: '1s',
-      load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
-    },
-    '',
-    errors,
-  );
-  expect(errors).toEqual([]);
-  const store = new StatsStore();
-  const scope = store.root.scope('cluster').scope('c', 'envoy_cluster_name');
-  const cluster = new Cluster(spec!, scope);
-  return { cluster, pools: new Http1ClusterPools(cluster, httpClusterStats(scope)), store };
+  const { cluster, stats, store } = localCluster(port);
+  return { cluster, pools: new Http1ClusterPools(cluster, stats), store };
 }
 
 function acquire(pools: Http1ClusterPools, cluster: Cluster): Promise<{ conn: Http1UpstreamConn; reused: boolean }> {

@@ -2,13 +2,11 @@ import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FieldError } from '../../../src/errors.js';
-import { StatsStore } from '../../../src/observability/stats.js';
 import { enableHttp1BatchReader, http1BatchReader } from '../../../src/protocols/http1/batch_reader.js';
-import { Cluster } from '../../../src/upstream/cluster.js';
-import { buildClusterSpec } from '../../../src/upstream/cluster_config.js';
+import type { Cluster } from '../../../src/upstream/cluster.js';
 import { Http1ClusterPools, type Http1UpstreamConn } from '../../../src/upstream/http1_pool.js';
-import { httpClusterStats } from '../../../src/upstream/http_stats.js';
+import { localCluster } from '../../helpers/clusters.js';
+import { listenLocal } from '../../helpers/net.js';
 
 // A pooled HTTP/1.1 connection outlives the request that opened it; it must not keep that
 // request alive. Session 33 found every upstream connection holding its first request's callback
@@ -18,41 +16,16 @@ import { httpClusterStats } from '../../../src/upstream/http_stats.js';
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-let server: net.Server;
-let port = 0;
-const open = new Set<net.Socket>();
-
+// An upstream that accepts and says nothing: the pool only needs connections to it.
+let upstream: { port: number; close(): Promise<void> };
 beforeAll(async () => {
-  server = net.createServer((s) => {
-    open.add(s);
-    s.on('close', () => open.delete(s));
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  port = (server.address() as net.AddressInfo).port;
+  upstream = await listenLocal(net.createServer((s) => s.on('error', () => {})));
 });
-
-afterAll(async () => {
-  for (const s of open) s.destroy();
-  await new Promise<void>((r) => server.close(() => r()));
-});
+afterAll(() => upstream.close());
 
 function makePools(): { cluster: Cluster; pools: Http1ClusterPools } {
-  const errors: FieldError[] = [];
-  const spec = buildClusterSpec(
-    {
-      name: 'c',
-      type: 'STATIC',
-      connect_timeout: '1s',
-      load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
-    },
-    '',
-    errors,
-  );
-  expect(errors).toEqual([]);
-  const scope = new StatsStore().root.scope('cluster').scope('c', 'envoy_cluster_name');
-  const cluster = new Cluster(spec!, scope);
-  return { cluster, pools: new Http1ClusterPools(cluster, httpClusterStats(scope)) };
+  const { cluster, stats } = localCluster(upstream.port);
+  return { cluster, pools: new Http1ClusterPools(cluster, stats) };
 }
 
 /**
