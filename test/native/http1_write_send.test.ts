@@ -119,6 +119,25 @@ describe('encodeHeadSend', () => {
     expect(encodeHeadSend(-1, 'GET /q HTTP/1.1', h, drop, extra, 0, writeUuidV4).equals(want)).toBe(true);
   });
 
+  it('packs kept heads into shared slabs, each keeping its own bytes; a big head gets a Buffer of its own', () => {
+    // ~150-byte heads: Node's 8 KiB pool would take 5 ArrayBuffers for 240 of them (one more
+    // young ArrayBuffer for each scavenge to sweep every ~50 requests).
+    const heads: Buffer[] = [];
+    for (let i = 0; i < 240; i++) heads.push(encodeHeadSend(-1, `GET /q${i % 10} HTTP/1.1`, h, drop, extra, 0, writeUuidV4));
+    const buffers = new Set(heads.map((b) => b.buffer));
+    expect(buffers.size).toBeLessThanOrEqual(2);
+    heads.forEach((b, i) => expect(b.equals(encodeHeadJs(`GET /q${i % 10} HTTP/1.1`, h, drop, extra))).toBe(true));
+    for (let i = 1; i < heads.length; i++) {
+      const a = heads[i - 1]!;
+      const b = heads[i]!;
+      if (a.buffer === b.buffer) expect(b.byteOffset).toBeGreaterThanOrEqual(a.byteOffset + a.length);
+    }
+    const big = 'x-big: ' + 'v'.repeat(8000) + '\r\n';
+    const b = encodeHeadSend(-1, 'GET /big HTTP/1.1', h, drop, big, 0, writeUuidV4);
+    expect(b.equals(encodeHeadJs('GET /big HTTP/1.1', h, drop, big))).toBe(true);
+    expect(buffers.has(b.buffer)).toBe(false);
+  });
+
   it('with an fd: the same Buffer, sent whole in the call', async () => {
     const p = await tcpPair();
     try {

@@ -218,6 +218,28 @@ function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | nu
   return out;
 }
 
+/**
+ * Heads kept beyond the call (an upstream head stays with its exchange for retries) are packed
+ * into a slab, as the parser packs owned heads (native_head.ts): Node's 8 KiB pool made one new
+ * ArrayBuffer per ~50 keep-alive requests, and every scavenge sweeps the young ones. A live head
+ * pins its slab; a big one gets a Buffer of its own.
+ */
+const KEPT_BYTES = 32 * 1024;
+let kept: Buffer | null = null;
+let keptAt = 0;
+
+function keptAlloc(size: number): Buffer {
+  if (size > KEPT_BYTES >> 3) return Buffer.allocUnsafe(size);
+  if (kept === null || keptAt + size > KEPT_BYTES) {
+    kept = Buffer.allocUnsafeSlow(KEPT_BYTES);
+    keptAt = 0;
+  }
+  const at = keptAt;
+  // 8-byte aligned starts, as the pool's.
+  keptAt = (at + size + 7) & ~7;
+  return kept.subarray(at, at + size);
+}
+
 /** lastHeadSent() when encodeHeadSend did not try to send (fd -1, or no combined call). */
 export const HEAD_NOT_SENT = -0x7fffffff;
 
@@ -257,7 +279,7 @@ export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead 
   let size = firstLine.length + 2 + extra.length + 2;
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
-  const out = Buffer.allocUnsafe(size);
+  const out = keptAlloc(size);
   const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   return out;
