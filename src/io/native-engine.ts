@@ -24,6 +24,8 @@ import type { DirectSocket } from './direct_socket.js';
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 /** Where takeIfStartsWith peeks (HTTP/2's preface is 24 bytes). */
 const PEEK_BUF = Buffer.allocUnsafe(24);
+/** STRAIT_HTTP1_SOCKET=node keeps client connections on a net.Socket; read once (process.env is a getenv per read). */
+const NODE_HTTP1_SOCKET = process.env.STRAIT_HTTP1_SOCKET === 'node';
 
 /** An fd the engine owns until it is handed to a Pipe (which then owns it) or closed. */
 class FdSocket implements Downstream, Upstream {
@@ -170,7 +172,7 @@ export class NativeEngine implements IoEngine {
   }
 
   directStream(down: Downstream): DirectSocket | null {
-    if (!(down instanceof FdSocket) || down.fd < 0 || process.env.STRAIT_HTTP1_SOCKET === 'node') return null;
+    if (!(down instanceof FdSocket) || down.fd < 0 || NODE_HTTP1_SOCKET) return null;
     const s = http1BatchReader()?.attachDirect(down.fd) ?? null;
     if (s !== null) down.take();
     return s;
