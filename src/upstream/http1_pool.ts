@@ -8,6 +8,7 @@ import type { HTTP_CLUSTER_STATS } from './http_stats.js';
 import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
 import type { ClientSocket } from '../io/direct_socket.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
+import type { BodyFramer } from '../protocols/http1/body.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, type Http1BatchReader } from '../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../protocols/http1/batch_queue.js';
 import type { MessageHead } from '../protocols/http1/types.js';
@@ -69,6 +70,8 @@ export class Http1UpstreamConn {
    * try is over by then, and whoever kept anything of it made a copy.
    */
   spareHead: MessageHead | null = null;
+  /** The body framer of the response being read (H1Try's), reset per response; null until the first. */
+  framer: BodyFramer | null = null;
   /** A request head deferWrite queued for the end of the batch; any other write sends it first. */
   private deferred: Buffer | null = null;
 

@@ -206,6 +206,12 @@ export class FlatRequest {
   }
 }
 
+/** A connection's body framer (made on its first response); a fresh one without a connection. */
+function framerOf(conn: Http1UpstreamConn | null): BodyFramer {
+  if (conn === null) return new BodyFramer();
+  return (conn.framer ??= new BodyFramer());
+}
+
 /** FlatRequest.h1HeadJs's bytes of the flat lists (used within one call). */
 let scratch = Buffer.allocUnsafe(4096);
 
@@ -779,7 +785,11 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
   private done = false;
   private respBuf: Buffer | null = null;
   private resp: MessageHead | null = null;
-  private readonly framer = new BodyFramer();
+  /**
+   * The response body's framer: its connection's (one response at a time on it), taken when the
+   * head arrives, so a try costs no framer of its own (~100 bytes per request in flight).
+   */
+  private framer: BodyFramer | null = null;
   private drainCb: (() => void) | null = null;
   /** The exchange paused the upstream read (its client is slow); undone before the conn is pooled. */
   private paused = false;
@@ -940,6 +950,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       if (this.paused) c.socket.resume();
       this.pools.forHost(c.pool.host).release(c, true);
     } else if (!drainResponse(c, this.method, this.respBuf, this.resp !== null ? this.framer : null, this.resp === null || wantsKeepAlive(this.resp))) return false;
+    this.letGoFramer();
     this.conn = null;
     this.done = true;
     this.paused = false;
@@ -975,7 +986,9 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
     }
     if (conn !== null) conn.spareHead = r;
     this.resp = r;
-    this.framer.reset(noBody ? BodyMode.NONE : BodyMode.LENGTH, noBody ? 0 : cl);
+    const f = (this.framer = framerOf(conn));
+    f.reset(noBody ? BodyMode.NONE : BodyMode.LENGTH, noBody ? 0 : cl);
+    f.onPayload = null;
     // The body is src[at, end): right after the head in r.buf (a head parsed in place).
     const taken = ev.onH1ResponseHead(r.status, r, noBody, noBody ? -1 : end - at);
     // The exchange may have aborted this try from there (a status it retries on).
@@ -990,8 +1003,8 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       return;
     }
     // Taken: the exchange sent it; the framer only counts it.
-    this.framer.feed(src, at, end);
-    if (this.framer.done) this.complete(true);
+    f.feed(src, at, end);
+    if (f.done) this.complete(true);
   }
 
   onUpstreamData(chunk: Buffer): void {
@@ -1022,9 +1035,11 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.resp = r;
       const noBody = responseHasNoBody(r.status, this.method);
       const mode = noBody ? BodyMode.NONE : r.chunked ? BodyMode.CHUNKED : r.contentLength >= 0 ? BodyMode.LENGTH : BodyMode.UNTIL_CLOSE;
-      this.framer.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
-      // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload (and its closure).
-      if (mode === BodyMode.CHUNKED) this.framer.onPayload = (b, s, e) => this.ev.onData(b.subarray(s, e));
+      const f = (this.framer = framerOf(conn));
+      f.reset(mode, r.contentLength > 0 ? r.contentLength : 0);
+      // LENGTH and UNTIL_CLOSE bodies are the payload as is; only chunked needs onPayload (and its
+      // closure, which the connection's framer holds until letGoFramer()).
+      f.onPayload = mode === BodyMode.CHUNKED ? (b, s, e) => this.ev.onData(b.subarray(s, e)) : null;
       const ev = this.ev;
       let taken = false;
       if (ev.onH1ResponseHead !== undefined) {
@@ -1050,19 +1065,27 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
 
   /** `taken`: the owner already has this payload (onH1ResponseHead's `whole`): framed, not handed on. */
   private feed(buf: Buffer, off: number, taken = false): void {
-    const e = this.framer.feed(buf, off, buf.length);
+    const f = this.framer!;
+    const e = f.feed(buf, off, buf.length);
     if (e === BODY_ERROR) {
       this.done = true;
       this.conn?.destroy();
       this.ev.onAbort();
       return;
     }
-    if (!taken && !this.framer.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
-    if (this.framer.done && !this.done) this.complete(e === buf.length);
+    if (!taken && !f.onPayload && e > off) this.ev.onData(buf.subarray(off, e));
+    if (f.done && !this.done) this.complete(e === buf.length);
+  }
+
+  /** The connection goes on without this try: its framer must not keep this try's callback. */
+  private letGoFramer(): void {
+    const f = this.framer;
+    if (f !== null) f.onPayload = null;
   }
 
   private complete(clean: boolean): void {
     const c = this.conn;
+    this.letGoFramer();
     this.conn = null;
     this.done = true;
     if (c) {
@@ -1095,7 +1118,7 @@ export class H1Try implements UpstreamTry, Http1ConnUser {
       this.ev.onFailure('reset');
       return;
     }
-    if (this.framer.mode === BodyMode.UNTIL_CLOSE) {
+    if (this.framer!.mode === BodyMode.UNTIL_CLOSE) {
       this.done = true;
       this.ev.onEnd(null);
       return;
