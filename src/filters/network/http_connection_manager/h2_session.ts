@@ -491,8 +491,39 @@ class H2ExchangeMore {
 const NO_BODY: Buffer[] = [];
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
+/** H2Exchange's yes/no state, bits of one small integer (eight boolean fields were 64 bytes of each exchange). */
+const XF = {
+  GRPC: 1,
+  BODY_OVERFLOW: 2,
+  REQUEST_DONE: 4,
+  RESPONSE_STARTED: 8,
+  FINISHED: 16,
+  DOWN_PAUSED: 32,
+  FLAT_HELD: 64,
+  SENDS_TRAILERS: 128,
+} as const;
+
 class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
-  private readonly grpc: boolean;
+  /** XF bits; read and written through the accessors below. */
+  private bits: number = XF.FLAT_HELD;
+  private get grpc(): boolean { return (this.bits & XF.GRPC) !== 0; }
+  private set grpc(v: boolean) { this.bits = v ? this.bits | XF.GRPC : this.bits & ~XF.GRPC; }
+  private get bodyOverflow(): boolean { return (this.bits & XF.BODY_OVERFLOW) !== 0; }
+  private set bodyOverflow(v: boolean) { this.bits = v ? this.bits | XF.BODY_OVERFLOW : this.bits & ~XF.BODY_OVERFLOW; }
+  private get requestDone(): boolean { return (this.bits & XF.REQUEST_DONE) !== 0; }
+  private set requestDone(v: boolean) { this.bits = v ? this.bits | XF.REQUEST_DONE : this.bits & ~XF.REQUEST_DONE; }
+  private get responseStarted(): boolean { return (this.bits & XF.RESPONSE_STARTED) !== 0; }
+  private set responseStarted(v: boolean) { this.bits = v ? this.bits | XF.RESPONSE_STARTED : this.bits & ~XF.RESPONSE_STARTED; }
+  private get finished(): boolean { return (this.bits & XF.FINISHED) !== 0; }
+  private set finished(v: boolean) { this.bits = v ? this.bits | XF.FINISHED : this.bits & ~XF.FINISHED; }
+  private get downPaused(): boolean { return (this.bits & XF.DOWN_PAUSED) !== 0; }
+  private set downPaused(v: boolean) { this.bits = v ? this.bits | XF.DOWN_PAUSED : this.bits & ~XF.DOWN_PAUSED; }
+  /** `flat` is the list the native downstream session holds for the stream (flatRewritten()). */
+  private get flatHeld(): boolean { return (this.bits & XF.FLAT_HELD) !== 0; }
+  private set flatHeld(v: boolean) { this.bits = v ? this.bits | XF.FLAT_HELD : this.bits & ~XF.FLAT_HELD; }
+  /** The response was started with waitForTrailers: onEnd must answer 'wantTrailers'. */
+  private get sendsTrailers(): boolean { return (this.bits & XF.SENDS_TRAILERS) !== 0; }
+  private set sendsTrailers(v: boolean) { this.bits = v ? this.bits | XF.SENDS_TRAILERS : this.bits & ~XF.SENDS_TRAILERS; }
   private route: HttpRoute | null = null;
   private action: ForwardAction | null = null;
   /** The route's hash and subset for every try, and a generated hash cookie (hash_policy.ts). */
@@ -506,10 +537,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The request body kept for retries and mirrors: NO_BODY until the first chunk. */
   private body: Buffer[] = NO_BODY;
   private bodyBytes = 0;
-  private bodyOverflow = false;
-  private requestDone = false;
-  private responseStarted = false;
-  private finished = false;
   private try: UpstreamTry | null = null;
   private host: Host | null = null;
   private retries = 0;
@@ -521,7 +548,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   dlNext: DeadlineOwner | null = null;
   dlDue = 0;
   dlList: DeadlineList | null = null;
-  private downPaused = false;
   /** The circuit-breaker request slot the current try holds (max_requests of the route's priority). */
   private rqHeld: BreakerState | null = null;
   /** clock.ts now() at the request and at the current try's start (the _rq_time histograms). */
@@ -537,8 +563,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** The fields every exchange reads, taken once (repeats joined as headerObject joins them). */
   private method = '';
   private rqPath = '';
-  /** `flat` is the list the native downstream session holds for the stream (flatRewritten()). */
-  private flatHeld = true;
   /** :path as the native downstream's list has it (rqPath may be normalized or rewritten since). */
   private rqPathIn = '';
   /** The path the route rewrote rqPath to (the upstream's :path), null when it did not. */
@@ -1661,8 +1685,6 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   /** The upstream's trailers: an object, or a native upstream's flat list. */
   private trailers: HeaderObject | string | null = null;
-  /** The response was started with waitForTrailers: onEnd must answer 'wantTrailers'. */
-  private sendsTrailers = false;
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
