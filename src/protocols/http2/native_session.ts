@@ -553,19 +553,39 @@ export function headerObject(s: string, neverIndexed?: string): H2Headers {
 }
 
 /** One request/response stream of a NativeH2Connection. */
+/** NativeH2Stream's yes/no state, bits of one small integer (seven boolean fields were 56 bytes of each stream; `closed` and `destroyed`, read through the H2DownStream interface, stay plain fields). */
+const SF = {
+  REQ_ENDED: 1,
+  RESPONDED: 2,
+  RES_ENDED: 4,
+  WAIT_TRAILERS: 8,
+  TRAILERS_SENT: 16,
+  PAUSED: 32,
+  HELD_END: 64,
+} as const;
+
 export class NativeH2Stream {
+  /** SF bits; read and written through the accessors below. */
+  private bits = 0;
   /** The request side ended (END_STREAM seen, or held while paused). */
-  private reqEnded = false;
+  private get reqEnded(): boolean { return (this.bits & SF.REQ_ENDED) !== 0; }
+  private set reqEnded(v: boolean) { this.bits = v ? this.bits | SF.REQ_ENDED : this.bits & ~SF.REQ_ENDED; }
   /** respond() was called. */
-  private responded = false;
+  private get responded(): boolean { return (this.bits & SF.RESPONDED) !== 0; }
+  private set responded(v: boolean) { this.bits = v ? this.bits | SF.RESPONDED : this.bits & ~SF.RESPONDED; }
   /** The response body was ended (end() or respond with endStream). */
-  private resEnded = false;
-  private waitTrailers = false;
-  private trailersSent = false;
-  private paused = false;
+  private get resEnded(): boolean { return (this.bits & SF.RES_ENDED) !== 0; }
+  private set resEnded(v: boolean) { this.bits = v ? this.bits | SF.RES_ENDED : this.bits & ~SF.RES_ENDED; }
+  private get waitTrailers(): boolean { return (this.bits & SF.WAIT_TRAILERS) !== 0; }
+  private set waitTrailers(v: boolean) { this.bits = v ? this.bits | SF.WAIT_TRAILERS : this.bits & ~SF.WAIT_TRAILERS; }
+  private get trailersSent(): boolean { return (this.bits & SF.TRAILERS_SENT) !== 0; }
+  private set trailersSent(v: boolean) { this.bits = v ? this.bits | SF.TRAILERS_SENT : this.bits & ~SF.TRAILERS_SENT; }
+  private get paused(): boolean { return (this.bits & SF.PAUSED) !== 0; }
+  private set paused(v: boolean) { this.bits = v ? this.bits | SF.PAUSED : this.bits & ~SF.PAUSED; }
+  private get heldEnd(): boolean { return (this.bits & SF.HELD_END) !== 0; }
+  private set heldEnd(v: boolean) { this.bits = v ? this.bits | SF.HELD_END : this.bits & ~SF.HELD_END; }
   /** Request bytes that arrived while paused (at most one stream window: the peer is given no more). */
   private held: Buffer[] | null = null;
-  private heldEnd = false;
   private onData: Handler<[Buffer]> = null;
   private onEnd: Handler<[]> = null;
   private onClose: Handler<[]> = null;
