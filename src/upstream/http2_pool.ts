@@ -372,6 +372,20 @@ export class Http2ClusterPools implements ClusterConnPools {
     return noop;
   }
 
+  /**
+   * acquire() for the usual case, answered at once: a connected connection of the host with room
+   * takes the stream and its session is returned. null (nothing taken) when acquire() must decide:
+   * no connection yet, none ready or with room, requests already waiting. No callback is made.
+   */
+  acquireNow(host: Host): H2UpstreamSession | null {
+    const list = this.hosts.get(host);
+    if (list === undefined || this.pending.has(host)) return null;
+    const best = this.pick(list);
+    if (best === null || !best.connected) return null;
+    best.streams++;
+    return best.session!;
+  }
+
   /** The host's least busy connection with room for a stream (the peer's limit counts: 0 is none). */
   private pick(list: H2Conn[]): H2Conn | null {
     let best: H2Conn | null = null;
