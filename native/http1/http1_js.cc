@@ -537,8 +537,9 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
   return BoundHead<SendHeadWith>(env, info, "sendHttp1HeadBound", "arguments must be (fd, firstLine, src, nRuns, extra, tail, tailStart, tailEnd)");
 }
 
-// writeSend(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen):
-// write's bytes into `out`, except out[keepAt, keepAt + keepLen) (keepAt -1: none), which keeps
+// writeSend(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen[, at]):
+// write's bytes into `out` (from out[at] with `at`: a head kept in a shared slab needs no Buffer
+// view), except the head's [keepAt, keepAt + keepLen) (keepAt -1: none), which keeps
 // what the caller put there; keepLen FILL_REQUEST_ID (-1) puts a fresh random UUID v4 there
 // instead, over the request id line's placeholder (36 bytes). Then, with fd >= 0, one
 // non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
@@ -546,11 +547,11 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
 // instead of write + sendHttp1 (an N-API entry and its argument reads per request).
 napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   const char* fn = "writeSendHttp1HeadBound";
-  size_t argc = 11;
-  napi_value in[11];
+  size_t argc = 12;
+  napi_value in[12];
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
-  if (argc < 11) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen)");
+  if (argc < 11) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen[, at])");
   auto* w = static_cast<BoundWriter*>(data);
   napi_value argv[9] = {in[0], in[1], in[2], nullptr, in[3], in[4], in[5], in[6], in[7]};
   napi_typedarray_type type;
@@ -562,16 +563,21 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, in[8], &fd) != napi_ok || napi_get_value_int32(env, in[9], &keep_at) != napi_ok ||
       napi_get_value_int32(env, in[10], &keep_len) != napi_ok)
     return HeadThrow(env, fn, false, "fd, keepAt and keepLen must be numbers");
+  int32_t at = 0;
+  napi_valuetype vt = napi_undefined;
+  if (argc > 11 && napi_typeof(env, in[11], &vt) == napi_ok && vt != napi_undefined &&
+      (napi_get_value_int32(env, in[11], &at) != napi_ok || at < 0))
+    return HeadThrow(env, fn, true, "at must be a non-negative number");
   HeadPieces h;
   if (!ReadPieces(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
-  if (h.size > cap || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  if (size_t(at) > cap || h.size > cap - size_t(at) || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   uint8_t kept[64];
   const bool keep = keep_at >= 0;
   const bool fill_id = keep && keep_len == -1;
   if (fill_id) keep_len = int32_t(kUuidLength);
   if (keep && (keep_len < 0 || size_t(keep_len) > sizeof kept || size_t(keep_at) + size_t(keep_len) > h.size))
     return HeadThrow(env, fn, true, "keepAt/keepLen out of range");
-  auto* out = static_cast<uint8_t*>(outp);
+  auto* out = static_cast<uint8_t*>(outp) + at;
   if (fill_id) {
     if (!w->ids) w->ids = std::make_unique<RequestIds>();
     if (!w->ids->Write(kept)) return HeadThrow(env, fn, false, "no random bytes for a request id (getrandom failed)");

@@ -5,7 +5,7 @@ import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
-import { canSendNow, directFd, sendTo } from '../protocols/http1/send.js';
+import { canSendNow, directFd, sendKeptRange, sendTo } from '../protocols/http1/send.js';
 import type { ClientSocket } from '../io/direct_socket.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
 import type { BodyFramer } from '../protocols/http1/body.js';
@@ -74,6 +74,9 @@ export class Http1UpstreamConn {
   framer: BodyFramer | null = null;
   /** A request head deferWrite queued for the end of the batch; any other write sends it first. */
   private deferred: Buffer | null = null;
+  /** The deferred bytes are deferred[deferredAt, + deferredLen) (deferWriteRange); -1: all of it. */
+  private deferredAt = -1;
+  private deferredLen = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -108,7 +111,26 @@ export class Http1UpstreamConn {
       return;
     }
     this.deferred = b;
+    this.deferredAt = -1;
     deferredConns.push(this);
+  }
+
+  /** deferWrite for buf[at, at + len), bytes that stay as they are (a kept head): no view made. */
+  deferWriteRange(buf: Buffer, at: number, len: number): void {
+    if (!inBatch() || this.deferred !== null) {
+      this.writeRange(buf, at, len);
+      return;
+    }
+    this.deferred = buf;
+    this.deferredAt = at;
+    this.deferredLen = len;
+    deferredConns.push(this);
+  }
+
+  /** write() for buf[at, at + len), bytes that stay as they are. */
+  writeRange(buf: Buffer, at: number, len: number): boolean {
+    if (this.deferred !== null) this.flushDeferred();
+    return sendKeptRange(this.socket, this.fd, buf, at, len);
   }
 
   /** Sends the deferred head, if any (flushDeferred at the batch's end, or a write behind it). */
@@ -116,7 +138,9 @@ export class Http1UpstreamConn {
     const b = this.deferred;
     if (b === null) return;
     this.deferred = null;
-    if (!this.closed) sendTo(this.socket, this.fd, b);
+    if (this.closed) return;
+    if (this.deferredAt < 0) sendTo(this.socket, this.fd, b);
+    else sendKeptRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen);
   }
 
   /** Drops a head deferWrite still holds; true when there was one (then nothing of it left). */
@@ -132,10 +156,17 @@ export class Http1UpstreamConn {
   }
 
   /**
-   * Finishes the write of `b` that encodeHeadSend began on sendFd(): `sent` is lastHeadSent().
-   * What the kernel did not take (all of it after an error, which the stream then reports)
-   * goes through the stream, as in sendTo; nothing tried: write(b).
+   * Finishes the write of buf[at, at + len) that encodeHeadSendAt began on sendFd(): `sent` is
+   * lastHeadSent(). What the kernel did not take (all of it after an error, which the stream then
+   * reports) goes through the stream, as in sendTo; nothing tried: writeRange().
    */
+  wroteRange(buf: Buffer, at: number, len: number, sent: number): boolean {
+    if (sent === len) return true;
+    if (sent === HEAD_NOT_SENT) return this.writeRange(buf, at, len);
+    return this.socket.write(buf.subarray(sent > 0 ? at + sent : at, at + len));
+  }
+
+  /** wroteRange() for a head that is a Buffer of its own. */
   wrote(b: Buffer, sent: number): boolean {
     if (sent === b.length) return true;
     if (sent === HEAD_NOT_SENT) return this.write(b);

@@ -4,7 +4,7 @@
 // except a reserved range the caller filled first, which must survive, or where the addon writes
 // a fresh request id; the peer must receive exactly the Buffer; bad arguments throw, naming them.
 import { describe, expect, it } from 'vitest';
-import { encodeHeadJs, encodeHeadSend, HEAD_NOT_SENT, lastHeadSent } from '../../src/protocols/http1/encoder.js';
+import { encodeHeadJs, encodeHeadSend, encodeHeadSendAt, HEAD_NOT_SENT, keptBuffer, keptLength, lastHeadSent } from '../../src/protocols/http1/encoder.js';
 import { writeUuidV4 } from '../../src/protocols/http1/request_id.js';
 import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative } from '../../src/native.js';
@@ -136,6 +136,36 @@ describe('encodeHeadSend', () => {
     const b = encodeHeadSend(-1, 'GET /big HTTP/1.1', h, drop, big, 0, writeUuidV4);
     expect(b.equals(encodeHeadJs('GET /big HTTP/1.1', h, drop, big))).toBe(true);
     expect(buffers.has(b.buffer)).toBe(false);
+  });
+
+  it('encodeHeadSendAt: the same bytes at an offset of the kept slab, each head left as written, ids fresh', () => {
+    const got: Array<{ buf: Buffer; at: number; len: number }> = [];
+    for (let i = 0; i < 300; i++) {
+      const at = encodeHeadSendAt(-1, 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(lastHeadSent()).toBe(HEAD_NOT_SENT);
+      got.push({ buf: keptBuffer(), at, len: keptLength() });
+    }
+    // Checked after all were written: a later head must not overwrite an earlier one.
+    const ids = new Set<string>();
+    for (const g of got) ids.add(idOf(Buffer.from(g.buf.subarray(g.at, g.at + g.len))));
+    expect(ids.size).toBe(300);
+    // No id asked: the placeholder stays.
+    const at = encodeHeadSendAt(-1, 'GET /q HTTP/1.1', h, drop, extra, 0);
+    expect(keptBuffer().subarray(at, at + keptLength()).equals(want)).toBe(true);
+  });
+
+  it('encodeHeadSendAt with an fd: the range sent whole in the call', async () => {
+    const p = await tcpPair();
+    try {
+      const at = encodeHeadSendAt(directFd(p.client), 'GET /q HTTP/1.1', h, drop, extra, fromEnd);
+      const b = Buffer.from(keptBuffer().subarray(at, at + keptLength()));
+      idOf(b);
+      expect(lastHeadSent()).toBe(b.length);
+      expect((await p.waitFor(b.length)).equals(b)).toBe(true);
+    } finally {
+      p.close();
+    }
   });
 
   it('with an fd: the same Buffer, sent whole in the call', async () => {

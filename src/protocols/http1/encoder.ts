@@ -55,7 +55,7 @@ type BoundHeadFn<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: numb
 let boundWrite: BoundHeadFn<Buffer> | null = null;
 let boundSend: BoundHeadFn<number> | null = null;
 /** write + send of the Buffer written, in one call (an addon built before it has none). */
-type BoundWriteSendFn = (out: Buffer, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, fd: number, keepAt: number, keepLen: number) => number;
+type BoundWriteSendFn = (out: Buffer, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, fd: number, keepAt: number, keepLen: number, at?: number) => number;
 let boundWriteSend: BoundWriteSendFn | null = null;
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
@@ -228,8 +228,8 @@ const KEPT_BYTES = 32 * 1024;
 let kept: Buffer | null = null;
 let keptAt = 0;
 
-function keptAlloc(size: number): Buffer {
-  if (size > KEPT_BYTES >> 3) return Buffer.allocUnsafe(size);
+/** Where in `kept` the next `size` bytes go (size at most an eighth of a slab). */
+function keptReserve(size: number): number {
   if (kept === null || keptAt + size > KEPT_BYTES) {
     kept = Buffer.allocUnsafeSlow(KEPT_BYTES);
     keptAt = 0;
@@ -237,7 +237,54 @@ function keptAlloc(size: number): Buffer {
   const at = keptAt;
   // 8-byte aligned starts, as the pool's.
   keptAt = (at + size + 7) & ~7;
-  return kept.subarray(at, at + size);
+  return at;
+}
+
+function keptAlloc(size: number): Buffer {
+  if (size > KEPT_BYTES >> 3) return Buffer.allocUnsafe(size);
+  const at = keptReserve(size);
+  return kept!.subarray(at, at + size);
+}
+
+/** Whether the addon's writeSend takes an offset (encodeHeadSendAt). */
+const writeSendAt = (() => {
+  try {
+    return (loadNative() as unknown as { http1WriteSendAt?: boolean }).http1WriteSendAt === true;
+  } catch {
+    return false;
+  }
+})();
+
+let keptLen = 0;
+
+/**
+ * encodeHeadSend without a Buffer of its own: the head is keptBuffer()[at, at + keptLength()),
+ * `at` returned, and stays there (a kept slab is replaced, never written again); -1 when the addon
+ * cannot or the head is large (the caller uses encodeHeadSend). lastHeadSent() as there. The
+ * view made per forwarded head was ~96 bytes of a keep-alive request's ~134.
+ */
+export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, requestIdFromEnd: number): number {
+  const ws = boundWriteSend;
+  if (ws === null || !writeSendAt) return -1;
+  let size = firstLine.length + 2 + extra.length + 2;
+  nRuns = 0;
+  if (head) size += collectRuns(head, drop);
+  if (size > KEPT_BYTES >> 3) return -1;
+  const at = keptReserve(size);
+  const n = ws(kept!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
+  headSent = fd >= 0 ? n : HEAD_NOT_SENT;
+  keptLen = size;
+  return at;
+}
+
+/** The slab the last encodeHeadSendAt wrote into. */
+export function keptBuffer(): Buffer {
+  return kept!;
+}
+
+/** The size of the last encodeHeadSendAt's head. */
+export function keptLength(): number {
+  return keptLen;
 }
 
 /** lastHeadSent() when encodeHeadSend did not try to send (fd -1, or no combined call). */

@@ -115,6 +115,19 @@ export function sendStagedRange(sock: ClientSocket, fd: number, buf: Buffer, at:
   return sock.write(Buffer.from(buf.subarray(at, at + len)));
 }
 
+/**
+ * sendTo for buf[at, at + len) of bytes that stay as they are (a kept head, encodeHeadSendAt):
+ * one send of the range; a view only when the stream must queue what the kernel did not take.
+ */
+export function sendKeptRange(sock: ClientSocket, fd: number, buf: Buffer, at: number, len: number): boolean {
+  if (canSendNow(sock, fd)) {
+    const n = sendRange!(fd, buf, at, len);
+    if (n === len) return true;
+    if (n > 0) return sock.write(buf.subarray(at + n, at + len));
+  }
+  return sock.write(buf.subarray(at, at + len));
+}
+
 /** sendTo for bytes that are reused once this returns (encodeHeadStaged): what the stream queues is a copy. */
 export function sendStaged(sock: ClientSocket, fd: number, b: Buffer): boolean {
   if (canSendNow(sock, fd)) {

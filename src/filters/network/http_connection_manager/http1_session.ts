@@ -9,7 +9,7 @@ import type { StatsOf } from '../../../observability/stats.js';
 import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.js';
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
-import { encodeHead, encodeHeadSend, encodeHeadStaged, encodeHeadStagedAt, stagedBuffer, stagedLength, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
+import { encodeHead, encodeHeadSend, encodeHeadSendAt, keptBuffer, keptLength, encodeHeadStaged, encodeHeadStagedAt, stagedBuffer, stagedLength, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
 import { canSendNow, directFd, sendStaged, sendStagedRange, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
@@ -1139,6 +1139,13 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
   private cluster: Cluster | null = null;
   private pools: Http1ClusterPools | null = null;
   private cstats: ClusterHttpStats | null = null;
+  /**
+   * The encoded upstream head: upSlab[upAt, upAt + upLen), mostly a range of the encoder's kept
+   * slab (encodeHeadSendAt); `upstreamHead` is its Buffer, made only when something needs one.
+   */
+  private upSlab: Buffer | null = null;
+  private upAt = 0;
+  private upLen = 0;
   private upstreamHead: Buffer | null = null;
   /**
    * The upstream head is due but not encoded yet: the usual HTTP/1 exchange encodes it once its
@@ -1307,6 +1314,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     this.resp = null;
     this.respBuf = null;
     this.upstreamHead = null;
+    this.upSlab = null;
     this.trace = null;
     this.route = null;
     this.action = null;
@@ -1431,7 +1439,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
   /** The request's x-request-id (received or generated), null without one. */
   private get requestId(): string | null {
     if (this.headPending) this.upstreamHeadNow();
-    if (this.rid === null && this.ridAt >= 0) this.rid = this.upstreamHead!.toString('latin1', this.ridAt, this.ridAt + UUID_LENGTH);
+    if (this.rid === null && this.ridAt >= 0) this.rid = this.upSlab!.toString('latin1', this.upAt + this.ridAt, this.upAt + this.ridAt + UUID_LENGTH);
     return this.rid;
   }
 
@@ -1674,7 +1682,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     // An HTTP/2 upstream, or a response body a filter transforms or watches, goes through an UpstreamTry.
     const viaTry = upstreamProtocolOf(cluster) === 'http2' || ((this.respBody !== null || this.obs !== null) && !this.upgrade);
     // A traced request's head carries the trace's headers, made now as before.
-    if (viaTry || this.trace !== null) this.upstreamHead = this.encodeUpstreamHead(a, route, -1);
+    if (viaTry || this.trace !== null) this.encodeUpstreamHead(a, route, -1);
     else this.headPending = true;
     if (viaTry) this.prepareH2();
     if (head.expectContinue && !this.cfg.proxy100Continue && this.session.framer.mode !== BodyMode.NONE && this.holdMax === 0) {
@@ -1772,12 +1780,16 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
 
   /** The upstream head, encoded now if it was left for attach. */
   private upstreamHeadNow(): Buffer {
-    if (this.headPending) this.upstreamHead = this.encodeUpstreamHead(this.action!, this.route!, -1);
-    return this.upstreamHead!;
+    if (this.headPending) this.encodeUpstreamHead(this.action!, this.route!, -1);
+    const at = this.upAt;
+    return (this.upstreamHead ??= this.upSlab!.subarray(at, at + this.upLen));
   }
 
-  /** `fd` >= 0: also sends the head there in the same addon call (see encodeHeadSend). */
-  private encodeUpstreamHead(a: ForwardAction, route: HttpRoute, fd: number): Buffer {
+  /**
+   * Encodes the upstream head into upSlab/upAt/upLen; `fd` >= 0: also sends it there in the same
+   * addon call (see encodeHeadSend).
+   */
+  private encodeUpstreamHead(a: ForwardAction, route: HttpRoute, fd: number): void {
     this.headPending = false;
     const head = this.head;
     const cfg = this.cfg;
@@ -1847,9 +1859,20 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     // `extra` is the last thing before the final CRLF, one byte per char (latin1): the id's
     // placeholder sits this far from the end, and is overwritten before the head is sent.
     const fromEnd = ridOff >= 0 ? 2 + extra.length - ridOff : 0;
-    const out = encodeHeadSend(fd, requestLine(head.method, target), head, dropRequestField, extra, fromEnd, writeUuidV4);
-    if (ridOff >= 0) this.ridAt = out.length - fromEnd;
-    return out;
+    const line = requestLine(head.method, target);
+    const at = encodeHeadSendAt(fd, line, head, dropRequestField, extra, fromEnd);
+    if (at >= 0) {
+      this.upSlab = keptBuffer();
+      this.upAt = at;
+      this.upLen = keptLength();
+      this.upstreamHead = null;
+    } else {
+      const out = encodeHeadSend(fd, line, head, dropRequestField, extra, fromEnd, writeUuidV4);
+      this.upSlab = this.upstreamHead = out;
+      this.upAt = 0;
+      this.upLen = out.length;
+    }
+    if (ridOff >= 0) this.ridAt = this.upLen - fromEnd;
   }
 
   /**
@@ -2196,9 +2219,12 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
       // The usual bodiless request: one write, no cork/uncork round. On its first try the head
       // is encoded and sent by one addon call.
       if (this.headPending && !inBatch()) {
-        const h = (this.upstreamHead = this.encodeUpstreamHead(this.action!, this.route!, conn.sendFd()));
-        conn.wrote(h, lastHeadSent());
-      } else conn.deferWrite(this.upstreamHeadNow());
+        this.encodeUpstreamHead(this.action!, this.route!, conn.sendFd());
+        conn.wroteRange(this.upSlab!, this.upAt, this.upLen, lastHeadSent());
+      } else {
+        if (this.headPending) this.encodeUpstreamHead(this.action!, this.route!, -1);
+        conn.deferWriteRange(this.upSlab!, this.upAt, this.upLen);
+      }
       this.session.resume();
       return;
     }
