@@ -3,7 +3,7 @@ import { parseRequestHead, parseResponseHead } from '../../../src/protocols/http
 import type { MessageHead } from '../../../src/protocols/http1/types.js';
 import { FlatBlocks, FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
 import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/native_session.js';
-import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, LastValue, writeH1ResponseExtras, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
+import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../../src/filters/network/http_connection_manager/xfcc.js';
@@ -465,25 +465,3 @@ describe('writeH1ResponseExtras keeps the :status and server pairs it wrote last
   });
 });
 
-
-describe('a request field repeated from the last request (LastValue, the exchange scan)', () => {
-  it('answers each value as it is in its own list, whether or not it repeats the last one', () => {
-    const v = new LastValue();
-    // [list, start, end, expected]: repeats, prefixes and extensions of the last value, empty values.
-    const cases: Array<[string, number]> = [
-      [':path\0/a\0x\0y', 6],
-      [':path\0/a\0x\0y', 6],
-      ['other\0/ab\0', 6],
-      [':path\0/a', 6],
-      [':path\0/b', 6],
-      ['zz:path\0\0', 8],
-      [':path\0/b', 6],
-      [':path\0/bb', 6],
-    ];
-    for (const [s, start] of cases) {
-      let end = s.indexOf('\0', start);
-      if (end < 0) end = s.length;
-      expect(v.of(s, start, end)).toBe(s.slice(start, end));
-    }
-  });
-});
