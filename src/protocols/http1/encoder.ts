@@ -139,36 +139,53 @@ export function encodeHeadStaged(firstLine: string, head: MessageHead | null, dr
   return encodeHeadIn(true, firstLine, head, drop, extra, tail, tailStart, tailEnd);
 }
 
-const STAGE_BYTES = 64 * 1024;
-let stage: Buffer | null = null;
-let stageAt = 0;
+/**
+ * Ranges handed out one after another from a slab; a full slab is left to whatever still points
+ * into it and a fresh one started (a slab is never written again once replaced).
+ */
+class Slabs {
+  buf: Buffer | null = null;
+  at = 0;
 
-/** Where in `stage` the next `size` bytes go (size at most a quarter of it). */
-function stageReserve(size: number): number {
-  // A full stage is left to whatever still points into it; the next one starts empty.
-  if (stage === null || stageAt + size > stage.length) {
-    stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
-    stageAt = 0;
+  constructor(
+    private readonly bytes: number,
+    /** Starts are multiples of this (a power of two). */
+    private readonly align: number,
+  ) {}
+
+  /** Where in `buf` the next `size` bytes go (size well under a slab). */
+  reserve(size: number): number {
+    if (this.buf === null || this.at + size > this.bytes) {
+      this.buf = Buffer.allocUnsafeSlow(this.bytes);
+      this.at = 0;
+    }
+    const at = this.at;
+    this.at = (at + size + this.align - 1) & ~(this.align - 1);
+    return at;
   }
-  const at = stageAt;
-  stageAt += size;
-  return at;
+
+  /** A Buffer of `size` bytes: a view of a slab, or a Buffer of its own when larger than `big`. */
+  alloc(size: number, big: number): Buffer {
+    if (size > big) return Buffer.allocUnsafe(size);
+    const at = this.reserve(size);
+    return this.buf!.subarray(at, at + size);
+  }
 }
 
-function stageAlloc(size: number): Buffer {
-  if (size > STAGE_BYTES >> 2) return Buffer.allocUnsafe(size);
-  const at = stageReserve(size);
-  return stage!.subarray(at, at + size);
-}
-
-/** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
-const stagedRanges = (() => {
+/** Whether the loaded addon says it has `flag` (a capability added after older builds). */
+function addonHas(flag: string): boolean {
   try {
-    return (loadNative() as unknown as { http1StagedRanges?: boolean }).http1StagedRanges === true;
+    return (loadNative() as unknown as Record<string, unknown>)[flag] === true;
   } catch {
     return false;
   }
-})();
+}
+
+const STAGE_BYTES = 64 * 1024;
+const STAGE = new Slabs(STAGE_BYTES, 1);
+
+/** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
+const stagedRanges = addonHas('http1StagedRanges');
 
 let stagedLen = 0;
 
@@ -185,15 +202,15 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
   if (size > STAGE_BYTES >> 2) return -1;
-  const at = stageReserve(size);
-  write(stage!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
+  const at = STAGE.reserve(size);
+  write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
   stagedLen = size;
   return at;
 }
 
 /** The stage the last encodeHeadStagedAt wrote into (a full stage is replaced, not reused). */
 export function stagedBuffer(): Buffer {
-  return stage!;
+  return STAGE.buf!;
 }
 
 /** The size of the last encodeHeadStagedAt's head. */
@@ -203,7 +220,7 @@ export function stagedLength(): number {
 
 /** Every staged head has left: the stage is written from its start again. */
 export function resetStage(): void {
-  stageAt = 0;
+  STAGE.at = 0;
 }
 
 function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): Buffer {
@@ -212,7 +229,7 @@ function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | nu
   let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
-  const out = staged ? stageAlloc(size) : Buffer.allocUnsafe(size);
+  const out = staged ? STAGE.alloc(size, STAGE_BYTES >> 2) : Buffer.allocUnsafe(size);
   if (boundWrite !== null) boundWrite(out, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd);
   else write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
   return out;
@@ -225,35 +242,11 @@ function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | nu
  * pins its slab; a big one gets a Buffer of its own.
  */
 const KEPT_BYTES = 32 * 1024;
-let kept: Buffer | null = null;
-let keptAt = 0;
-
-/** Where in `kept` the next `size` bytes go (size at most an eighth of a slab). */
-function keptReserve(size: number): number {
-  if (kept === null || keptAt + size > KEPT_BYTES) {
-    kept = Buffer.allocUnsafeSlow(KEPT_BYTES);
-    keptAt = 0;
-  }
-  const at = keptAt;
-  // 8-byte aligned starts, as the pool's.
-  keptAt = (at + size + 7) & ~7;
-  return at;
-}
-
-function keptAlloc(size: number): Buffer {
-  if (size > KEPT_BYTES >> 3) return Buffer.allocUnsafe(size);
-  const at = keptReserve(size);
-  return kept!.subarray(at, at + size);
-}
+// 8-byte aligned starts, as the pool's.
+const KEPT = new Slabs(KEPT_BYTES, 8);
 
 /** Whether the addon's writeSend takes an offset (encodeHeadSendAt). */
-const writeSendAt = (() => {
-  try {
-    return (loadNative() as unknown as { http1WriteSendAt?: boolean }).http1WriteSendAt === true;
-  } catch {
-    return false;
-  }
-})();
+const writeSendAt = addonHas('http1WriteSendAt');
 
 let keptLen = 0;
 
@@ -270,8 +263,8 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
   if (size > KEPT_BYTES >> 3) return -1;
-  const at = keptReserve(size);
-  const n = ws(kept!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
+  const at = KEPT.reserve(size);
+  const n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   keptLen = size;
   return at;
@@ -279,7 +272,7 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
 
 /** The slab the last encodeHeadSendAt wrote into. */
 export function keptBuffer(): Buffer {
-  return kept!;
+  return KEPT.buf!;
 }
 
 /** The size of the last encodeHeadSendAt's head. */
@@ -326,7 +319,7 @@ export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead 
   let size = firstLine.length + 2 + extra.length + 2;
   nRuns = 0;
   if (head) size += collectRuns(head, drop);
-  const out = keptAlloc(size);
+  const out = KEPT.alloc(size, KEPT_BYTES >> 3);
   const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   return out;
