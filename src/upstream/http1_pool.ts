@@ -36,7 +36,7 @@ export interface Http1ConnUser {
  */
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
-/** Connections with a head queued by deferWrite, sent at the end of the batch (flushDeferred). */
+/** Connections with a head queued by deferWriteRange, sent at the end of the batch (flushDeferred). */
 const deferredConns = new BatchQueue<Http1UpstreamConn>();
 
 function flushDeferredOf(c: Http1UpstreamConn): void {
@@ -72,10 +72,12 @@ export class Http1UpstreamConn {
   spareHead: MessageHead | null = null;
   /** The body framer of the response being read (H1Try's), reset per response; null until the first. */
   framer: BodyFramer | null = null;
-  /** A request head deferWrite queued for the end of the batch; any other write sends it first. */
+  /**
+   * A request head deferWriteRange queued for the end of the batch, deferred[deferredAt,
+   * deferredAt + deferredLen); any other write sends it first.
+   */
   private deferred: Buffer | null = null;
-  /** The deferred bytes are deferred[deferredAt, + deferredLen) (deferWriteRange); -1: all of it. */
-  private deferredAt = -1;
+  private deferredAt = 0;
   private deferredLen = 0;
 
   constructor(
@@ -101,21 +103,11 @@ export class Http1UpstreamConn {
   }
 
   /**
-   * write(b) at the end of the batch of reads being handled, when inside one (else now): the
-   * heads of one batch then leave back to back. Whatever else is written to this connection
-   * first (a body through write()) sends the head before it; destroy() drops it.
+   * writeRange() at the end of the batch of reads being handled, when inside one (else now): the
+   * heads of one batch then leave back to back. Whatever else is written to this connection first
+   * (a body through write()) sends the head before it; destroy() drops it. The bytes must stay
+   * as they are until then (a kept head, encodeHeadSendAt): no view is made of them.
    */
-  deferWrite(b: Buffer): void {
-    if (!inBatch() || this.deferred !== null) {
-      this.write(b);
-      return;
-    }
-    this.deferred = b;
-    this.deferredAt = -1;
-    deferredConns.push(this);
-  }
-
-  /** deferWrite for buf[at, at + len), bytes that stay as they are (a kept head): no view made. */
   deferWriteRange(buf: Buffer, at: number, len: number): void {
     if (!inBatch() || this.deferred !== null) {
       this.writeRange(buf, at, len);
@@ -138,12 +130,10 @@ export class Http1UpstreamConn {
     const b = this.deferred;
     if (b === null) return;
     this.deferred = null;
-    if (this.closed) return;
-    if (this.deferredAt < 0) sendTo(this.socket, this.fd, b);
-    else sendKeptRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen);
+    if (!this.closed) sendKeptRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen);
   }
 
-  /** Drops a head deferWrite still holds; true when there was one (then nothing of it left). */
+  /** Drops a head deferWriteRange still holds; true when there was one (then nothing of it left). */
   dropDeferred(): boolean {
     if (this.deferred === null) return false;
     this.deferred = null;

@@ -552,7 +552,6 @@ export function headerObject(s: string, neverIndexed?: string): H2Headers {
   return o;
 }
 
-/** One request/response stream of a NativeH2Connection. */
 /** NativeH2Stream's yes/no state, bits of one small integer (seven boolean fields were 56 bytes of each stream; `closed` and `destroyed`, read through the H2DownStream interface, stay plain fields). */
 const SF = {
   REQ_ENDED: 1,
@@ -564,6 +563,7 @@ const SF = {
   HELD_END: 64,
 } as const;
 
+/** One request/response stream of a NativeH2Connection. */
 export class NativeH2Stream {
   /** SF bits; read and written through the accessors below. */
   private bits = 0;

@@ -490,7 +490,6 @@ class H2ExchangeMore {
 /** The body of a request that has none yet: shared, never pushed to (onBody replaces it). */
 const NO_BODY: Buffer[] = [];
 
-/** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
 /** H2Exchange's yes/no state, bits of one small integer (eight boolean fields were 64 bytes of each exchange). */
 const XF = {
   GRPC: 1,
@@ -503,6 +502,7 @@ const XF = {
   SENDS_TRAILERS: 128,
 } as const;
 
+/** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
 class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** XF bits; read and written through the accessors below. */
   private bits: number = XF.FLAT_HELD;

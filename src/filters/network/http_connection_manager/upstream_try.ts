@@ -388,11 +388,6 @@ function onStreamClose(this: TryStream): void {
 }
 function ignore(): void {}
 
-/**
- * HTTP/2 upstream: one stream on a pooled, multiplexed session. The session is node:http2's or,
- * with `--h2-engine native`, the addon's (NativeH2ClientConnection), whichever the pool handed
- * out; on the latter this object is the stream's event target itself (no stream object).
- */
 /** H2Try's yes/no state, bits of one small integer (seven boolean fields were 56 bytes of each try). */
 const TF = {
   END_SENT: 1,
@@ -404,6 +399,11 @@ const TF = {
   RESPONDED: 64,
 } as const;
 
+/**
+ * HTTP/2 upstream: one stream on a pooled, multiplexed session. The session is node:http2's or,
+ * with `--h2-engine native`, the addon's (NativeH2ClientConnection), whichever the pool handed
+ * out; on the latter this object is the stream's event target itself (no stream object).
+ */
 export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkHolder {
   /** TF bits; read and written through the accessors below. */
   private bits = 0;
