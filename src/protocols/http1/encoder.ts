@@ -130,6 +130,16 @@ export function encodeHead(firstLine: string, head: MessageHead | null, drop: Dr
 }
 
 /**
+ * The size of a head the addon writes: `firstLine`, the kept lines of `head` (RUNS filled and
+ * nRuns set for the addon call that follows), `extra`, the blank line and `tailLen` body bytes.
+ */
+function addonHeadSize(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tailLen: number): number {
+  nRuns = 0;
+  const size = firstLine.length + 2 + extra.length + 2 + tailLen;
+  return head ? size + collectRuns(head, drop) : size;
+}
+
+/**
  * encodeHead into the batch stage: the bytes are valid until resetStage(), which the caller
  * runs once they have left (sendStaged copies what the kernel does not take). A response
  * held to the end of a read batch then costs no Buffer pool space: each 8 KiB pool the heads
@@ -198,9 +208,7 @@ let stagedLen = 0;
 export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): number {
   const write = boundWrite;
   if (write === null || !stagedRanges) return -1;
-  let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
-  nRuns = 0;
-  if (head) size += collectRuns(head, drop);
+  const size = addonHeadSize(firstLine, head, drop, extra, tail ? tailEnd - tailStart : 0);
   if (size > STAGE_BYTES >> 2) return -1;
   const at = STAGE.reserve(size);
   write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
@@ -226,9 +234,7 @@ export function resetStage(): void {
 function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): Buffer {
   const write = writeNative;
   if (write === null) return encodeHeadJs(firstLine, head, drop, extra, tail, tailStart, tailEnd);
-  let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
-  nRuns = 0;
-  if (head) size += collectRuns(head, drop);
+  const size = addonHeadSize(firstLine, head, drop, extra, tail ? tailEnd - tailStart : 0);
   const out = staged ? STAGE.alloc(size, STAGE_BYTES >> 2) : Buffer.allocUnsafe(size);
   if (boundWrite !== null) boundWrite(out, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd);
   else write(out, firstLine, head ? head.buf : null, RUNS, nRuns, extra, tail, tailStart, tailEnd);
@@ -259,9 +265,7 @@ let keptLen = 0;
 export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, requestIdFromEnd: number): number {
   const ws = boundWriteSend;
   if (ws === null || !writeSendAt) return -1;
-  let size = firstLine.length + 2 + extra.length + 2;
-  nRuns = 0;
-  if (head) size += collectRuns(head, drop);
+  const size = addonHeadSize(firstLine, head, drop, extra, 0);
   if (size > KEPT_BYTES >> 3) return -1;
   const at = KEPT.reserve(size);
   const n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
@@ -316,9 +320,7 @@ export function encodeHeadSend(fd: number, firstLine: string, head: MessageHead 
     headSent = HEAD_NOT_SENT;
     return b;
   }
-  let size = firstLine.length + 2 + extra.length + 2;
-  nRuns = 0;
-  if (head) size += collectRuns(head, drop);
+  const size = addonHeadSize(firstLine, head, drop, extra, 0);
   const out = KEPT.alloc(size, KEPT_BYTES >> 3);
   const n = ws(out, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
@@ -337,9 +339,7 @@ export function sendHead(sock: ClientSocket, fd: number, firstLine: string, head
     const b = encodeHead(firstLine, head, drop, extra, tail, tailStart, tailEnd);
     return sendTo(sock, fd, b) ? b.length : -b.length;
   }
-  let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
-  nRuns = 0;
-  if (head) size += collectRuns(head, drop);
+  const size = addonHeadSize(firstLine, head, drop, extra, tail ? tailEnd - tailStart : 0);
   const src = head ? head.buf : null;
   const n = boundSend !== null ? boundSend(fd, firstLine, src, nRuns, extra, tail, tailStart, tailEnd) : send(fd, firstLine, src, RUNS, nRuns, extra, tail, tailStart, tailEnd);
   if (n === size) return size;
