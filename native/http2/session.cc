@@ -644,15 +644,13 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         // later block is the trailers (which always end the stream).
         bool interim = !s->responded && s->hdr.size() > 8 && memcmp(s->hdr.data(), ":status", 8) == 0 && s->hdr.data()[8] == '1';
         if (!interim) {
-          napi_value str;
-          napi_create_string_latin1(Env(), s->hdr.data(), s->hdr.listSize(), &str);
           PushNeverIndexed(s);
           if (!s->responded) {
             s->responded = true;
-            PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+            PushReceived(end ? kEvHeadersEnd : kEvHeaders, s, last_head_);
             PushFields(s->hdr);
           } else {
-            PushObj(kEvTrailers, s->id, str);
+            PushReceived(kEvTrailers, s, last_trailers_);
             PushFields(s->hdr);
             if (end) PushInt(kEvEnd, s->id, 0);
           }
@@ -914,6 +912,26 @@ void Session::PushFields(const HeaderBlock& b) {
   ftab_.push_back(static_cast<int32_t>(n / 3));
   if (n) ftab_.insert(ftab_.end(), b.fields(), b.fields() + n);
   ftab_recs_++;
+}
+
+// Lists longer than this are not kept for kKeptList: a long compare that seldom matches.
+static constexpr size_t kKeptListMax = 512;
+
+void Session::PushReceived(int kind, Stream* s, std::string& last) {
+  const size_t n = s->hdr.listSize();
+  if (n != 0 && n == last.size() && memcmp(last.data(), s->hdr.data(), n) == 0) {
+    OpenBatch();
+    ev_.push_back(static_cast<uint32_t>(kind));
+    ev_.push_back(static_cast<uint32_t>(s->id));
+    ev_.push_back(kKeptList);
+    return;
+  }
+  napi_value str;
+  napi_create_string_latin1(Env(), s->hdr.data(), n, &str);
+  PushObj(kind, s->id, str);
+  // JavaScript keeps every such string it gets (the last of each kind): these bytes are its.
+  if (n <= kKeptListMax) last.assign(s->hdr.data(), n);
+  else last.clear();
 }
 
 void Session::PushNeverIndexed(Stream* s) {

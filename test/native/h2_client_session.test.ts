@@ -395,6 +395,41 @@ describe('native HTTP/2 client session', () => {
     expect(r.closeCode).toBe(0);
   });
 
+  it('hands on each head and trailers as received when some repeat the last ones and some differ in a byte', async () => {
+    // A list with the bytes of the last one of its kind comes as KEPT_LIST and the connection
+    // takes the string it kept (PushReceived in session.cc): every value must still be the one
+    // this response carried. Values of one
+    // length, so that only a byte compare tells them apart; a run of differing lists past the
+    // point where the kept one stops being renewed each time; repeats after it.
+    const tag = (i: number): string => (i < 3 || i >= 20 ? 'same-00' : `diff-${String(i).padStart(2, '0')}`);
+    const status = (i: number): string => (i % 7 === 5 ? '14' : '0');
+    const { port } = await server((s, h) => {
+      const i = Number(h['x-i']);
+      s.on('data', () => {});
+      s.on('end', () => {
+        s.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-tag': tag(i) }, { waitForTrailers: true });
+        s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': status(i), 'x-t': tag(i) }));
+        s.end('x');
+      });
+    });
+    const { c } = await dial(port);
+    const check = (r: Rec, i: number): void => {
+      expect(r.headers!['x-tag']).toBe(tag(i));
+      expect(r.trailers!['grpc-status']).toBe(status(i));
+      expect(r.trailers!['x-t']).toBe(tag(i));
+    };
+    // One at a time: each list is compared with the previous response's.
+    for (let i = 0; i < 30; i++) {
+      const r = req(c, { 'x-i': String(i) }, true);
+      await until(() => r.closeCode !== undefined);
+      check(r, i);
+    }
+    // 30 at once: heads and trailers of many streams in one batch of events.
+    const rs = Array.from({ length: 30 }, (_, i) => req(c, { 'x-i': String(i) }, true));
+    await until(() => rs.every((r) => r.closeCode !== undefined));
+    rs.forEach((r, i) => check(r, i));
+  });
+
   it('passes a stream reset with its code', async () => {
     const { port } = await server((s) => s.close(http2.constants.NGHTTP2_REFUSED_STREAM));
     const { c } = await dial(port);

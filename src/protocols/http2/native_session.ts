@@ -35,6 +35,13 @@ export const H2Event = {
 } as const;
 
 /**
+ * Client mode: the payload of a HEADERS, HEADERS_END or TRAILERS event whose list has the same
+ * bytes as the last one of its kind (response head, trailers) the connection got as a string:
+ * that string is the list (kKeptList in native/http2/session.h).
+ */
+const KEPT_LIST = 0xffffffff;
+
+/**
  * The names passes over a flat list look for, by token; mirrors FieldToken in
  * native/http2/session.h. The addon gives each field of a block it delivers its token (the field
  * table), and fieldTokenOf() gives the same for any other list.
@@ -1147,6 +1154,9 @@ export class NativeH2ClientConnection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS or TRAILERS event right after it. */
   private never: string | undefined = undefined;
+  /** The last response head and trailers the addon gave as strings (KEPT_LIST names them). */
+  private lastHead = '';
+  private lastTrailers = '';
 
   constructor(
     fd: number,
@@ -1268,9 +1278,19 @@ export class NativeH2ClientConnection {
       const kind = ev[i]!;
       const id = ev[i + 1]!;
       const p = ev[i + 2]!;
-      if (recs > 0 && (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS)) {
-        recs--;
-        at = primeFlat(objs![p]!, at);
+      let list: string | undefined;
+      if (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS) {
+        // Every list given as a string is kept (the addon compares the next one with its bytes),
+        // whether or not a stream still takes it.
+        if (p !== KEPT_LIST) {
+          list = objs![p]!;
+          if (kind === H2Event.TRAILERS) this.lastTrailers = list;
+          else this.lastHead = list;
+        } else list = kind === H2Event.TRAILERS ? this.lastTrailers : this.lastHead;
+        if (recs > 0) {
+          recs--;
+          at = primeFlat(list, at);
+        }
       }
       try {
         if (kind === H2Event.DATA) {
@@ -1280,7 +1300,7 @@ export class NativeH2ClientConnection {
           const u = this.streams.get(id);
           if (u && u.h2Data(d)) ev[i + 2] = 0;
         } else {
-          this.dispatch(kind, id, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.TRAILERS || kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
+          this.dispatch(kind, id, list !== undefined ? list : kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
         }
       } catch (err) {
         // As on the server side: a handler's bug costs its stream only.
