@@ -384,6 +384,21 @@ describe('HTTP/2 upstream flat response → downstream: the server and date tail
   });
 });
 
+describe('HTTP/2 upstream flat response → downstream: an upstream that dates its answer', () => {
+  it('keeps its date and follows a changed server name', () => {
+    const up = 'Thu, 01 Jan 2026 00:00:00 GMT';
+    const flat = downstream([[':status', '200'], ['date', up], ['content-type', 'application/grpc']]);
+    for (const name of ['a', 'strait-b', 'a', 'envoy']) {
+      for (const mode of ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH']) {
+        const p = pairsOf(h2ResponseFlatOf(flat, mode, name, null));
+        expect(h2ResponseFlatPairs()).toBe(p.length);
+        expect(p.filter(([k]) => k === 'server')).toEqual(mode === 'PASS_THROUGH' ? [] : [['server', name]]);
+        expect(p.filter(([k]) => k === 'date')).toEqual([['date', up]]);
+      }
+    }
+  });
+});
+
 describe('HTTP/2 upstream flat trailers → downstream (trailersFlatOf)', () => {
   const SETS: Array<Array<[string, string]>> = [
     [],

@@ -2228,6 +2228,10 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
     // per response and flattened again by the addon's read.
     extra = addServer ? serverDateExtra(serverName) : dateExtra();
     pairs += addServer ? 2 : 1;
+  } else if (!addId) {
+    // The upstream dated its answer (gRPC servers do): the server pair alone, one string kept.
+    extra = addServer ? serverExtra(serverName) : '';
+    if (addServer) pairs++;
   } else {
     extra = '';
     if (addServer) {
@@ -2263,6 +2267,18 @@ function serverDateExtra(serverName: string): string {
     tailDateOnly = Buffer.from(`date\0${d}\0`, 'latin1').toString('latin1');
   }
   return tailServerDate;
+}
+
+let pairServer = '';
+let pairServerName = '';
+
+/** "server\0<name>\0", made again only when the name changes. */
+function serverExtra(serverName: string): string {
+  if (serverName !== pairServerName || pairServer === '') {
+    pairServerName = serverName;
+    pairServer = Buffer.from(`server\0${serverName}\0`, 'latin1').toString('latin1');
+  }
+  return pairServer;
 }
 
 /** "date\0<now>\0" as one sequential string. */
