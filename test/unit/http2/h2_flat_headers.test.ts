@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRequestHead, parseResponseHead } from '../../../src/protocols/http1/parser.js';
 import type { MessageHead } from '../../../src/protocols/http1/types.js';
 import { FlatBlocks, FlatWriter, nameIs } from '../../../src/protocols/http2/flat_headers.js';
-import { flatGet, flatOf, headerObject } from '../../../src/protocols/http2/native_session.js';
+import { flatGet, flatOf, flatStatus, headerObject } from '../../../src/protocols/http2/native_session.js';
 import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
@@ -328,6 +328,25 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
     const o = headerObject(flat);
     for (const n of [':method', ':path', ':authority', 'cookie', 'x', 'set-cookie', 'e', 'absent', ':status']) {
       expect(flatGet(flat, n, n.startsWith(':'))).toEqual(o[n]);
+    }
+  });
+
+  it('flatStatus reads :status as Number(flatGet(...)) does, off the table or not', () => {
+    const lists = [
+      ...['100', '200', '204', '404', '503', '599', '000', '999'].map((v) => downstream([[':status', v], ['content-type', 'application/grpc']])),
+      downstream([[':status', '200']]),
+      // Not what nghttp2 lets through, but read the slow way all the same.
+      downstream([[':status', '2x0'], ['a', 'b']]),
+      downstream([[':status', '2000']]),
+      downstream([[':status', '20']]),
+      downstream([['date', 'x'], [':status', '302']]),
+      downstream([['x', '1']]),
+    ];
+    for (const flat of lists) {
+      const want = Number(flatGet(flat, ':status', true));
+      const got = flatStatus(flat);
+      if (Number.isNaN(want)) expect(got).toBeNaN();
+      else expect(got, flat).toBe(want);
     }
   });
 });

@@ -9,7 +9,7 @@ import type { Host } from '../../../upstream/host.js';
 import { drainResponse } from '../../../upstream/http1_drain.js';
 import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn } from '../../../upstream/http1_pool.js';
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
-import { chunkIsFinal, flatGet, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
+import { chunkIsFinal, flatStatus, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
 import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
@@ -564,7 +564,7 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
   h2HeadersFlat(flat: string, endStream: boolean, neverIndexed?: string): void {
     if (this.done) return;
     this.responded = true;
-    const status = Number(flatGet(flat, ':status', true));
+    const status = flatStatus(flat);
     const ev = this.ev;
     if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream, neverIndexed);
     else ev.onResponse(status, headerObject(flat, neverIndexed) as HeaderObject, endStream);
