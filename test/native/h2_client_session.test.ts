@@ -398,9 +398,8 @@ describe('native HTTP/2 client session', () => {
   it('hands on each head and trailers as received when some repeat the last ones and some differ in a byte', async () => {
     // A list with the bytes of the last one of its kind comes as KEPT_LIST and the connection
     // takes the string it kept (PushReceived in session.cc): every value must still be the one
-    // this response carried. Values of one
-    // length, so that only a byte compare tells them apart; a run of differing lists past the
-    // point where the kept one stops being renewed each time; repeats after it.
+    // this response carried. The values differ in a byte but not in length, so only a compare of
+    // the bytes tells the lists apart; repeats come before and after a run of differing ones.
     const tag = (i: number): string => (i < 3 || i >= 20 ? 'same-00' : `diff-${String(i).padStart(2, '0')}`);
     const status = (i: number): string => (i % 7 === 5 ? '14' : '0');
     const { port } = await server((s, h) => {

@@ -510,11 +510,6 @@ export function fieldTokenOf(s: string, i: number, e: number, b: number): number
 }
 
 /**
- * One field of a "name\0value\0..." list as headerObject() would hold it (repeats joined with
- * ", ", cookie with "; ", set-cookie an array), without building the object. `pseudo`: the name is
- * a pseudo-header, which appears at most once and only at the front (nghttp2 enforces both).
- */
-/**
  * A response list's `:status` as a number. nghttp2 puts it first and lets only three digits
  * through (RFC 9113 §8.3.2), so the usual case reads them off the field table: flatGet would
  * compare the name and make a string for Number() (~450 instructions a gRPC request).
@@ -533,6 +528,11 @@ export function flatStatus(s: string): number {
   return Number(flatGet(s, ':status', true));
 }
 
+/**
+ * One field of a "name\0value\0..." list as headerObject() would hold it (repeats joined with
+ * ", ", cookie with "; ", set-cookie an array), without building the object. `pseudo`: the name is
+ * a pseudo-header, which appears at most once and only at the front (nghttp2 enforces both).
+ */
 export function flatGet(s: string, name: string, pseudo = false): string | string[] | undefined {
   const len = name.length;
   let out: string | string[] | undefined;
