@@ -263,15 +263,15 @@ Napi::Function Session::Init(Napi::Env env) {
     calls.Set(name, f);
   };
   add("respond", &Numbered<&Session::Respond>);
-  add("respondRuns", &Numbered<&Session::RespondRuns>);
+  add("respondRuns", &Numbered<&Session::RespondRuns, 8>);
   add("respondSpans", &Numbered<&Session::RespondSpans>);
   add("respondSpansTables", &Numbered<&Session::RespondSpansTables>);
   add("respondH1Head", &Numbered<&Session::RespondH1Head>);
   add("request", &Numbered<&Session::Request>);
   add("requestRuns", &Numbered<&Session::RequestRuns>);
   add("requestHeld", &Numbered<&Session::RequestHeld>);
-  add("data", &Numbered<&Session::Data>);
-  add("trailers", &Numbered<&Session::Trailers>);
+  add("data", &Numbered<&Session::Data, 3>);
+  add("trailers", &Numbered<&Session::Trailers, 5>);
   add("rst", &Numbered<&Session::Rst>);
   add("consume", &Numbered<&Session::Consume>);
   ctor.Set("calls", calls);
@@ -450,9 +450,9 @@ inline Session* Session::ByNumber(double sid) {
   return s && s->sid_ == sid ? s : nullptr;
 }
 
-template <Napi::Value (Session::*M)(const Args&)>
+template <Napi::Value (Session::*M)(const Args&), size_t N>
 napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
-  Args args(env, cb, 1);
+  Args args(env, cb, 1, N);
   try {
     double sid = 0;
     if (napi_get_value_double(env, args.Raw(0), &sid) != napi_ok) throw Napi::TypeError::New(env, "H2Session.calls: the session number must be a number");

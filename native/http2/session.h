@@ -291,7 +291,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // there are connections, so V8 took its generic path into the addon for every call
   // (Builtin_HandleApiCall, ~250 instructions more than the direct call TurboFan emits for a
   // site that always calls one function).
-  template <Napi::Value (Session::*M)(const Args&)>
+  // `N`: the arguments M reads at most (after the session number); fewer slots to fill per call.
+  template <Napi::Value (Session::*M)(const Args&), size_t N = Args::kMax>
   static napi_value Numbered(napi_env env, napi_callback_info cb);
   Napi::Value Sid(const Napi::CallbackInfo& info);
   // The same methods on the prototype.

@@ -3,7 +3,6 @@
 #include <string.h>
 #include <uv.h>
 
-#include <cmath>
 
 namespace strait {
 
@@ -27,16 +26,10 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err) {
 
 static std::string Where(const char* fn, const char* name) { return std::string(fn) + ": " + name; }
 
-int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max) {
-  double d;
-  // napi_get_value_double refuses a non-number itself: no napi_typeof first (this runs for
-  // several arguments of every per-request call).
-  if (napi_get_value_double(env, v, &d) != napi_ok) throw Napi::TypeError::New(env, Where(fn, name) + " must be a number");
-  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || std::trunc(d) != d) {
-    throw Napi::RangeError::New(env, Where(fn, name) + " must be an integer in [" + std::to_string(min) + ", " +
-                                         std::to_string(max) + "], got " + std::to_string(d));
-  }
-  return static_cast<int32_t>(d);
+void ArgIntFail(napi_env env, bool number, double d, const char* fn, const char* name, int64_t min, int64_t max) {
+  if (!number) throw Napi::TypeError::New(env, Where(fn, name) + " must be a number");
+  throw Napi::RangeError::New(env, Where(fn, name) + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                                       "], got " + std::to_string(d));
 }
 
 bool ArgBool(napi_env env, napi_value v) {

@@ -21,9 +21,10 @@ class Args {
  public:
   static constexpr size_t kMax = 13;  // arguments past this read as undefined (requestHeld has 13)
   // `skip` (0 or 1): a leading argument the method does not see, read with Raw(0) (the session
-  // number of H2Session.calls).
-  Args(napi_env env, napi_callback_info cb, size_t skip = 0) : env_(env), skip_(skip) {
-    argc_ = kMax + skip;
+  // number of H2Session.calls). `max` (at most kMax): the arguments the method reads at most;
+  // napi_get_cb_info fills every slot asked for, with undefined past the last argument given.
+  Args(napi_env env, napi_callback_info cb, size_t skip = 0, size_t max = kMax) : env_(env), skip_(skip), cap_(max) {
+    argc_ = max + skip;
     napi_get_cb_info(env, cb, &argc_, argv_, nullptr, &data_);
   }
   // For the same method called through the prototype.
@@ -33,19 +34,33 @@ class Args {
   Napi::Env Env() const { return Napi::Env(env_); }
   size_t Length() const { return argc_ > skip_ ? argc_ - skip_ : 0; }
   void* Data() const { return data_; }
-  Napi::Value operator[](size_t i) const { return i < kMax ? Napi::Value(env_, argv_[i + skip_]) : Env().Undefined(); }
+  Napi::Value operator[](size_t i) const { return i < cap_ ? Napi::Value(env_, argv_[i + skip_]) : Env().Undefined(); }
   napi_value Raw(size_t i) const { return argv_[i]; }
 
  private:
   napi_env env_;
   size_t skip_ = 0;
+  size_t cap_ = kMax;
   size_t argc_;
   void* data_ = nullptr;
   napi_value argv_[kMax + 1];
 };
 
 // Argument checks: a TypeError/RangeError naming the function and the argument.
-int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max);
+// ArgInt is inline and its error path out of line: it reads several arguments of every
+// per-request call, and the error path's strings made the whole function save and restore six
+// registers on every call. `min` and `max` lie within int32_t.
+[[noreturn]] void ArgIntFail(napi_env env, bool number, double d, const char* fn, const char* name, int64_t min, int64_t max);
+inline int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max) {
+  double d = 0;
+  // napi_get_value_double refuses a non-number itself: no napi_typeof first.
+  const bool number = napi_get_value_double(env, v, &d) == napi_ok;
+  if (number && d >= static_cast<double>(min) && d <= static_cast<double>(max)) {
+    const int32_t i = static_cast<int32_t>(d);
+    if (static_cast<double>(i) == d) return i;
+  }
+  ArgIntFail(env, number, d, fn, name, min, max);
+}
 inline int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t min, int64_t max) {
   return ArgInt(info.Env(), info[i], fn, name, min, max);
 }

@@ -125,6 +125,13 @@ describe('H2Session.calls', () => {
       expect(String(viaBound)).toMatch(/^TypeError: H2Session\.(data: chunk must be a Buffer or null|rst: streamId must be a number)$/);
       expect(String(viaBound)).toBe(String(viaProto));
     }
+    // An integer argument out of its range or with a fraction: a RangeError naming it, both ways
+    // (the check is inline, its error path out of line).
+    for (const bad of [1.5, 0, 2 ** 31]) {
+      const msg = `RangeError: H2Session.rst: streamId must be an integer in [1, 2147483647], got ${bad.toFixed(6)}`;
+      expect(() => proto.rst!.call(proto, bad, 0)).toThrow(RangeError);
+      expect(() => bound.rst!.call(bound, bad, 0)).toThrow(msg.slice('RangeError: '.length));
+    }
     // More arguments than are read: ignored, as before.
     const calls = b.H2Session.calls as Record<string, Loose>;
     expect(calls.data!(h.sid(), c13, Buffer.from('x'), true, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)).toBe(true);
