@@ -350,14 +350,20 @@ export interface NativeBatchReader {
   add(fd: number, own?: boolean): number;
   pause(slot: number): void;
   resume(slot: number): void;
-  /** Stops reading and closes the dup (the owned fd); idempotent. Pending entries of the slot become -1. */
-  remove(slot: number): void;
+  /**
+   * Stops reading and closes the dup (the owned fd); idempotent. Pending entries of the slot
+   * become -1. `exclusive`: an owned fd that no other descriptor shares, whose close removes its
+   * epoll registration (no EPOLL_CTL_DEL first); ignored for a dup. Older addons ignore it.
+   */
+  remove(slot: number, exclusive?: boolean): void;
   /** remove() that leaves the fd open (an owned fd moving to another owner). Absent in older addons. */
   detach?(slot: number): void;
   /** One BATCH_WRITABLE entry once the socket can take bytes (or has failed). Absent in older addons. */
   watchWrite?(slot: number): void;
   /** Hands pending reads to onBatch now (no-op inside onBatch). */
   flush(): void;
+  /** Events that came for a freed slot, counted (a registration a close left behind keeps reporting). Absent in older addons. */
+  staleEvents?(): number;
 }
 
 /** The length of a batch entry saying its socket takes writes again (kWritable in native/io/batch_reader.h). */

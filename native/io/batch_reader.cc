@@ -30,7 +30,7 @@ Napi::Function BatchReader::Init(Napi::Env env) {
                      {InstanceMethod("add", &BatchReader::Add), InstanceMethod("pause", &BatchReader::Pause),
                       InstanceMethod("resume", &BatchReader::Resume), InstanceMethod("remove", &BatchReader::Remove),
                       InstanceMethod("detach", &BatchReader::Detach), InstanceMethod("watchWrite", &BatchReader::WatchWrite),
-                      InstanceMethod("flush", &BatchReader::Flush)});
+                      InstanceMethod("flush", &BatchReader::Flush), InstanceMethod("staleEvents", &BatchReader::StaleEvents)});
 }
 
 BatchReader::BatchReader(const Napi::CallbackInfo& info)
@@ -140,6 +140,7 @@ Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
   // Non-blocking already: accept4 and socket() here pass SOCK_NONBLOCK, and a dup shares the
   // file description of Node's fd, which libuv made non-blocking.
   s->fd = dfd;
+  s->owned = own;
   int err = Update(id);
   if (err != 0) {
     s->fd = -1;
@@ -165,9 +166,11 @@ Napi::Value BatchReader::Resume(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BatchReader::Remove(const Napi::CallbackInfo& info) {
-  Drop(ArgInt(info, 0, "BatchReader.remove", "slot", 0, INT32_MAX), false);
+  Drop(ArgInt(info, 0, "BatchReader.remove", "slot", 0, INT32_MAX), false, info.Length() > 1 && ArgBool(info, 1));
   return info.Env().Undefined();
 }
+
+Napi::Value BatchReader::StaleEvents(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), stale_events_); }
 
 Napi::Value BatchReader::Detach(const Napi::CallbackInfo& info) {
   Drop(ArgInt(info, 0, "BatchReader.detach", "slot", 0, INT32_MAX), true);
@@ -181,12 +184,17 @@ Napi::Value BatchReader::WatchWrite(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void BatchReader::Drop(int32_t id, bool keep_fd) {
+void BatchReader::Drop(int32_t id, bool keep_fd, bool exclusive) {
   if (size_t(id) >= slots_.size() || slots_[id]->fd < 0) return;  // idempotent
   Slot* s = slots_[id];
   // Out of the epoll before the close: a registration lives as long as its file description,
-  // which another descriptor (Node's, a hot restart's dup) may keep open.
-  if (s->events != 0) Unwatch(s);
+  // which another descriptor (Node's, a hot restart's dup) may keep open. An fd of its own that
+  // no other descriptor shares leaves the epoll with its close, as nginx and HAProxy let it: one
+  // epoll_ctl less per connection (a connection per request paid it on every request).
+  if (s->events != 0) {
+    if (!keep_fd && exclusive && s->owned) Forget(s);
+    else Unwatch(s);
+  }
   if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
@@ -203,6 +211,10 @@ Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
 
 void BatchReader::Unwatch(Slot* s) {
   epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+  Forget(s);
+}
+
+void BatchReader::Forget(Slot* s) {
   s->events = 0;
   if (--watched_ == 0 && ep_poll_) uv_unref(reinterpret_cast<uv_handle_t*>(ep_poll_));
 }
@@ -238,7 +250,10 @@ void BatchReader::OnWake() {
     uint32_t id = uint32_t(key);
     if (id >= slots_.size()) continue;
     Slot* s = slots_[id];
-    if (s->fd < 0 || s->gen != uint32_t(key >> 32)) continue;
+    if (s->fd < 0 || s->gen != uint32_t(key >> 32)) {
+      stale_events_++;
+      continue;
+    }
     uint32_t e = events_[i].events;
     // A hang-up or an error is for both: the read sees EOF or the error, the writer's next send.
     bool bad = (e & (EPOLLERR | EPOLLHUP)) != 0;

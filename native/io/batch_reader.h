@@ -46,6 +46,7 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
     bool paused = false;
     bool write_wanted = false;  // one kWritable entry wanted (cleared when it is pushed)
     bool done = false;  // EOF or error delivered: never read again
+    bool owned = false;  // the owner's fd itself (add with `own`), not a dup made here
   };
 
   Napi::Value Add(const Napi::CallbackInfo& info);
@@ -54,8 +55,12 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Napi::Value Remove(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value WatchWrite(const Napi::CallbackInfo& info);
-  // Stops the slot's poll and frees its number; closes the fd unless `keep_fd`.
-  void Drop(int32_t id, bool keep_fd);
+  // Stops the slot's poll and frees its number; closes the fd unless `keep_fd`. `exclusive`:
+  // the owner says no other descriptor shares the fd's file description (see Remove).
+  void Drop(int32_t id, bool keep_fd, bool exclusive = false);
+  // Events for a slot freed since they were queued, or one taken by another socket (tests: a
+  // registration left behind by a close keeps reporting).
+  Napi::Value StaleEvents(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
 
   Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
@@ -63,6 +68,8 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   int Update(uint32_t id);
   // Takes a registered slot out of the epoll (the loop is let go when none is left).
   void Unwatch(Slot* s);
+  // Unwatch's bookkeeping alone, for a registration the fd's close removes.
+  void Forget(Slot* s);
   void OnWake();
   void OnEvent(uint32_t id, bool readable, bool writable);
   void Push(uint32_t id, int32_t off, int32_t len);
@@ -87,6 +94,7 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   uv_poll_t* ep_poll_ = nullptr;  // Node's loop watching epfd_
   epoll_event* events_ = nullptr;
   size_t watched_ = 0;  // slots registered with epfd_: the loop stays alive while any is
+  double stale_events_ = 0;
   Napi::Reference<Napi::Buffer<uint8_t>> arena_ref_;
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::FunctionReference on_batch_;

@@ -30,7 +30,7 @@ export interface DirectSocketSlots {
   pause(s: DirectSocket): void;
   resume(s: DirectSocket): void;
   watchWrite(s: DirectSocket): void;
-  /** Stops watching; the fd is closed. */
+  /** Stops watching; the fd is closed (its epoll registration with it, unless `s.shared`). */
   remove(s: DirectSocket): void;
   /** Stops watching and hands back the bytes read for it but not yet delivered; the fd stays open. */
   detach(s: DirectSocket): Buffer | null;
@@ -139,6 +139,8 @@ export class DirectSocket {
   private readEnded = false;
   /** destroySoon(): close once the queue is out, without a FIN of our own first. */
   private closeWhenWritten = false;
+  /** dupFd() made another descriptor for the connection (DirectSocketSlots.remove must know). */
+  shared = false;
 
   constructor(
     private readonly binding: NativeBinding,
@@ -282,6 +284,18 @@ export class DirectSocket {
   resume(): this {
     if (this.fd >= 0) this.slots.resume(this);
     return this;
+  }
+
+  /**
+   * Another descriptor for the connection, the caller's (a hot restart hands it to the new
+   * process). This one then leaves the batch reader's epoll explicitly when it closes: the shared
+   * file description keeps a registration alive past the close of one descriptor.
+   */
+  dupFd(): number {
+    if (this.fd < 0) throw new Error('DirectSocket.dupFd: socket closed or taken');
+    const copy = this.binding.upgrade.dup(this.fd);
+    this.shared = true;
+    return copy;
   }
 
   /**

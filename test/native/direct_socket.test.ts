@@ -6,6 +6,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DirectSocket, DirectSocketOwner } from '../../src/io/direct_socket.js';
 import { createEngine } from '../../src/io/index.js';
+import { http1BatchReader } from '../../src/protocols/http1/batch_reader.js';
 import { listeningChild, sleep, until } from './helpers.js';
 
 const engine = createEngine('native');
@@ -208,6 +209,44 @@ describe('DirectSocket', () => {
       expect(mine).toEqual(i < 3 ? [`close ${i}`] : [`end ${i}`, `close ${i}`]);
     }
     expect(order.slice(0, 3)).toEqual(['close 0', 'close 1', 'close 2']);
+  });
+
+  it('destroy() lets the close of its fd end the epoll registration: connection after connection, nothing lost and no event for a closed one', async () => {
+    const reader = http1BatchReader()!;
+    const stale0 = reader.staleEvents();
+    for (let i = 0; i < 20; i++) {
+      const p = await pair();
+      p.client.write(`req ${i}`);
+      await until(() => Buffer.concat(p.got).length >= `req ${i}`.length);
+      expect(Buffer.concat(p.got).toString()).toBe(`req ${i}`);
+      const closed = new Promise<void>((r) => p.client.once('close', () => r()));
+      p.ds.destroy();
+      // Bytes after the close: the kernel answers with a reset; the freed slot hears nothing.
+      p.client.write('late');
+      await closed;
+    }
+    await sleep(20);
+    // A registration left behind would report on every turn (level-triggered), thousands of times.
+    expect(reader.staleEvents() - stale0).toBeLessThan(5);
+  });
+
+  it('dupFd(): a connection with another descriptor leaves the epoll before its close; the bytes after it are the copy\'s', async () => {
+    const reader = http1BatchReader()!;
+    const p = await pair();
+    p.client.write('before');
+    await until(() => Buffer.concat(p.got).length >= 6);
+    const copy = p.ds.dupFd();
+    expect(p.ds.shared).toBe(true);
+    const stale0 = reader.staleEvents();
+    p.ds.destroy();
+    // Not a FIN: the copy keeps the connection open, and its bytes wait in the kernel for it.
+    p.client.write('after');
+    await sleep(50);
+    expect(reader.staleEvents() - stale0).toBeLessThan(3);
+    const s = new net.Socket({ fd: copy, readable: true, writable: true });
+    cleanups.push(() => s.destroy());
+    expect((await new Promise<Buffer>((r) => s.once('data', r))).toString()).toBe('after');
+    expect(Buffer.concat(p.got).toString()).toBe('before');
   });
 
   it('take() hands the fd over with the connection still open', async () => {

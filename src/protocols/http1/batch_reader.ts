@@ -196,7 +196,8 @@ export class Http1BatchReader implements DirectSocketSlots {
 
   remove(s: DirectSocket): void {
     this.slots[s.slot] = null;
-    this.reader.remove(s.slot);
+    // The fd is the socket's own: unless dupFd() shared it, its close takes it out of the epoll.
+    this.reader.remove(s.slot, !s.shared);
   }
 
   detach(s: DirectSocket): Buffer | null {
@@ -234,6 +235,11 @@ export class Http1BatchReader implements DirectSocketSlots {
     delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).pause;
     delete (socket as Partial<Pick<net.Socket, 'pause' | 'resume'>>).resume;
     if (rest) socket.unshift(rest);
+  }
+
+  /** @internal for tests: events the addon dropped as for a freed slot (NativeBatchReader.staleEvents). */
+  staleEvents(): number {
+    return this.reader.staleEvents?.() ?? 0;
   }
 
   /** Delivers reads made this turn but not yet handed over (a hot-restart handover must see them). */

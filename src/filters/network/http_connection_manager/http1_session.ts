@@ -474,7 +474,7 @@ export class Http1Session implements DirectSocketOwner {
     if ((this.socket as { encrypted?: boolean }).encrypted) return null;
     const fd = this.socket instanceof DirectSocket ? this.socket.fd : (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (fd === undefined || fd < 0) return null;
-    const copy = native().upgrade.dup(fd);
+    const copy = this.socket instanceof DirectSocket ? this.socket.dupFd() : native().upgrade.dup(fd);
     const unread = this.buf && this.off < this.buf.length ? Buffer.from(this.buf.subarray(this.off)) : Buffer.alloc(0);
     this.buf = null;
     this.closed = true;
