@@ -1,6 +1,8 @@
 #include "io/acceptor.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +63,14 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info)
     ThrowErrno(info.Env(), "Acceptor: uv_poll_init", -r);
   }
   poll_->data = this;
+  // A listener of our own or one inherited from the old process in a hot restart: either way
+  // it gets the option here (a Unix socket has no Nagle to turn off).
+  sockaddr_storage ls;
+  socklen_t ll = sizeof(ls);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ls), &ll) == 0 && (ls.ss_family == AF_INET || ls.ss_family == AF_INET6)) {
+    SetNoDelay(fd_);
+    nodelay_ = NoDelayFrom::kUnchecked;
+  }
   StartPolling();
   Ref();  // alive while listening, even if JavaScript drops its reference
   env_->Link(this);
@@ -99,13 +109,27 @@ void Acceptor::OnReadable() {
       CallFromLoop(env, on_error_, Value(), {Napi::String::New(env, ErrnoNameOf(err))}, async_);
       return;
     }
-    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) SetNoDelay(cfd);
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) NoDelay(cfd);
     AddressParts p = DescribeAddress(ss, len);
     CallFromLoop(env, on_accept_, Value(),
                  {Napi::Number::New(env, cfd), Napi::String::New(env, p.family), Napi::String::New(env, p.address),
                   Napi::Number::New(env, p.port)},
                  async_);
   }
+}
+
+void Acceptor::NoDelay(int cfd) {
+  if (nodelay_ == NoDelayFrom::kListener) return;
+  if (nodelay_ == NoDelayFrom::kUnchecked) {
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on) {
+      nodelay_ = NoDelayFrom::kListener;
+      return;
+    }
+    nodelay_ = NoDelayFrom::kEachSocket;
+  }
+  SetNoDelay(cfd);
 }
 
 void Acceptor::Backoff() {

@@ -22,6 +22,8 @@ class Acceptor : public Napi::ObjectWrap<Acceptor>, public LiveObject {
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   void OnReadable();
+  // TCP_NODELAY for an accepted TCP socket: set on it, or found inherited from the listener.
+  void NoDelay(int cfd);
   void StartPolling();
   void Backoff();
   void Release();
@@ -33,6 +35,11 @@ class Acceptor : public Napi::ObjectWrap<Acceptor>, public LiveObject {
   bool polling_ = false;
   bool paused_ = false;
   bool closed_ = false;
+  // Accepted sockets inherit the listener's TCP_NODELAY (Linux clones the listening socket):
+  // set once on the listener, it saves a setsockopt per connection. The first accepted socket
+  // shows whether this kernel does so; if not, each one gets its own setsockopt as before.
+  enum class NoDelayFrom : uint8_t { kUnchecked, kListener, kEachSocket };
+  NoDelayFrom nodelay_ = NoDelayFrom::kEachSocket;
   Napi::FunctionReference on_accept_;
   Napi::FunctionReference on_error_;
   Napi::AsyncContext async_;

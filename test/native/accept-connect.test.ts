@@ -1,5 +1,5 @@
 // Acceptor and connect against real peers (node net) on loopback and unix sockets.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -126,6 +126,71 @@ describe('Acceptor', () => {
     expect(report.cpuMs).toBeLessThan(report.wallMs / 2);
     // Once fds are free again, the pending connections are accepted.
     expect(report.acceptedAfter).toBeGreaterThan(0);
+  });
+});
+
+// TCP_NODELAY of this process's sockets, read by a Python child through pidfd_getfd(2) (Linux
+// 5.6+, and ptrace rights over us: root, as CI runs). Node has no getsockopt.
+const SOCKOPT_PY = `
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pfd = os.pidfd_open(int(sys.argv[1]))
+clear = sys.argv[2] == "clear"
+out = []
+for fd in map(int, sys.argv[3:]):
+    r = libc.syscall(438, pfd, fd, 0)
+    if r < 0:
+        print("ERR " + os.strerror(ctypes.get_errno()))
+        sys.exit(0)
+    s = socket.socket(fileno=r)
+    if clear:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    out.append(str(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+    s.close()
+print(" ".join(out))
+`;
+/** "1 0 ..." per fd; `clear` turns it off first (the same socket: the child's copy shares it). */
+function noDelayOf(fds: number[], clear = false): string {
+  const r = spawnSync('python3', ['-c', SOCKOPT_PY, String(process.pid), clear ? 'clear' : 'read', ...fds.map(String)], { encoding: 'utf8' });
+  return r.error ? `ERR ${r.error.message}` : r.status !== 0 ? `ERR ${r.stderr.trim().split('\n').pop()}` : r.stdout.trim();
+}
+const noDelaySkip = (() => {
+  const lfd = b.listenTcp('127.0.0.1', 0, 1, false);
+  const got = noDelayOf([lfd]);
+  b.closeFd(lfd);
+  return got.startsWith('ERR') ? `pidfd_getfd: ${got.slice(4)}` : '';
+})();
+
+describe.skipIf(!!noDelaySkip)(noDelaySkip ? `TCP_NODELAY (skipped: ${noDelaySkip})` : 'TCP_NODELAY', () => {
+  it('accepted TCP sockets have it: the acceptor sets it on the listener, which they inherit it from', async () => {
+    const lfd = b.listenTcp('127.0.0.1', 0, 64, false);
+    const { port } = b.localAddress(lfd);
+    expect(noDelayOf([lfd])).toBe('0');
+    const fds: number[] = [];
+    const acceptor = new b.Acceptor(lfd, (fd) => void fds.push(fd), () => {});
+    // The acceptor sets it on the listener (here, and on a listener inherited in a hot restart).
+    expect(noDelayOf([lfd])).toBe('1');
+    const clients = Array.from({ length: 5 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => {}));
+    while (fds.length < 5) await sleep(5);
+    expect(noDelayOf(fds)).toBe('1 1 1 1 1');
+    for (const fd of fds) b.closeFd(fd);
+    for (const c of clients) c.destroy();
+    acceptor.close();
+  });
+
+  it('where the first accepted socket shows no inherited option, every accepted socket gets its own', async () => {
+    const lfd = b.listenTcp('127.0.0.1', 0, 64, false);
+    const { port } = b.localAddress(lfd);
+    const fds: number[] = [];
+    const acceptor = new b.Acceptor(lfd, (fd) => void fds.push(fd), () => {});
+    // As on a kernel that does not copy it: the listener's option is off again before any accept.
+    expect(noDelayOf([lfd], true)).toBe('0');
+    const clients = Array.from({ length: 5 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => {}));
+    while (fds.length < 5) await sleep(5);
+    expect(noDelayOf(fds)).toBe('1 1 1 1 1');
+    for (const fd of fds) b.closeFd(fd);
+    for (const c of clients) c.destroy();
+    acceptor.close();
   });
 });
 
