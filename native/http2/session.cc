@@ -1799,8 +1799,8 @@ Napi::Value Session::SubmitSpans(const Args& info, const char* fn, const SpansAr
   for (int32_t k = 0; k < n; k++, q += 4) {
     const int64_t ns = q[0], ne = q[1], vs = q[2], ve = q[3];
     if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl_)) throw Napi::RangeError::New(env, std::string(fn) + ": a span is outside the head");
-    // The HTTP/1 parser let no CR or LF into a value; a NUL it may have. None of the three
-    // may reach a peer (or an HTTP/1 hop further on).
+    // The spans are JavaScript's (any positions in any bytes), not the parser's, which lets no
+    // NUL, CR or LF into a value: none of the three may reach a peer (or an HTTP/1 hop further on).
     const char* v = reinterpret_cast<const char*>(h + vs);
     if (!Clean(v, static_cast<size_t>(ve - vs))) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
     PushSpan(h, static_cast<size_t>(ns), static_cast<size_t>(ne), static_cast<size_t>(vs), static_cast<size_t>(ve));

@@ -133,6 +133,25 @@ describe('native HTTP/1.1 head parser', () => {
     expect(outcomes.get(HeadStatus.NEED_MORE)).toBeGreaterThan(3000);
   });
 
+  // H2Session.respondH1Head forwards the parser's value spans to an HTTP/2 client unchecked:
+  // it relies on this.
+  it('lets no NUL, lone CR, DEL or other control byte but HTAB into a header value (both parsers)', () => {
+    for (const bad of ['\x00', '\r', '\x7f', 'a\x00b', 'a\rb', '\x01']) {
+      for (const [request, head] of [
+        [false, `HTTP/1.1 200 OK\r\nX-A: v${bad}v\r\nContent-Length: 0\r\n\r\n`],
+        [true, `GET / HTTP/1.1\r\nHost: h\r\nX-A: ${bad}\r\n\r\n`],
+      ] as const) {
+        const buf = Buffer.from(head, 'latin1');
+        const [n, t] = both(request, buf, 0, buf.length, DEFAULT_LIMITS);
+        expect(n, JSON.stringify(head)).toBe(HeadStatus.MALFORMED);
+        expect(t, JSON.stringify(head)).toBe(HeadStatus.MALFORMED);
+      }
+    }
+    // HTAB and obs-text are allowed, as RFC 9110 allows them.
+    const ok = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\tb\xe9\r\n\r\n', 'latin1');
+    expect(typeof both(false, ok, 0, ok.length, DEFAULT_LIMITS)[0]).toBe('object');
+  });
+
   it('rejects bad arguments with an error instead of reading out of bounds', () => {
     const parse = loadNative().parseHttp1Head!;
     const buf = Buffer.from(REQUESTS[0]!);
