@@ -189,8 +189,8 @@ void BatchReader::Drop(int32_t id, bool keep_fd, bool exclusive) {
   Slot* s = slots_[id];
   // Out of the epoll before the close: a registration lives as long as its file description,
   // which another descriptor (Node's, a hot restart's dup) may keep open. An fd of its own that
-  // no other descriptor shares leaves the epoll with its close, as nginx and HAProxy let it: one
-  // epoll_ctl less per connection (a connection per request paid it on every request).
+  // no other descriptor shares leaves the epoll with its close, as nginx lets it (NGX_CLOSE_EVENT):
+  // one epoll_ctl less per connection (a connection per request paid it on every request).
   if (s->events != 0) {
     if (!keep_fd && exclusive && s->owned) Forget(s);
     else Unwatch(s);

@@ -3,7 +3,6 @@
 #include <string.h>
 #include <uv.h>
 
-
 namespace strait {
 
 std::string ErrnoNameOf(int code) {

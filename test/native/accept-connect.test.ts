@@ -161,36 +161,33 @@ const noDelaySkip = (() => {
   return got.startsWith('ERR') ? `pidfd_getfd: ${got.slice(4)}` : '';
 })();
 
+/** The TCP_NODELAY of five connections an Acceptor on `lfd` takes; `set` runs once it is set up, before they connect. */
+async function acceptedNoDelay(lfd: number, set: () => void): Promise<string> {
+  const { port } = b.localAddress(lfd);
+  const fds: number[] = [];
+  const acceptor = new b.Acceptor(lfd, (fd) => void fds.push(fd), () => {});
+  set();
+  const clients = Array.from({ length: 5 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => {}));
+  while (fds.length < 5) await sleep(5);
+  const got = noDelayOf(fds);
+  for (const fd of fds) b.closeFd(fd);
+  for (const c of clients) c.destroy();
+  acceptor.close();
+  return got;
+}
+
 describe.skipIf(!!noDelaySkip)(noDelaySkip ? `TCP_NODELAY (skipped: ${noDelaySkip})` : 'TCP_NODELAY', () => {
   it('accepted TCP sockets have it: the acceptor sets it on the listener, which they inherit it from', async () => {
     const lfd = b.listenTcp('127.0.0.1', 0, 64, false);
-    const { port } = b.localAddress(lfd);
     expect(noDelayOf([lfd])).toBe('0');
-    const fds: number[] = [];
-    const acceptor = new b.Acceptor(lfd, (fd) => void fds.push(fd), () => {});
     // The acceptor sets it on the listener (here, and on a listener inherited in a hot restart).
-    expect(noDelayOf([lfd])).toBe('1');
-    const clients = Array.from({ length: 5 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => {}));
-    while (fds.length < 5) await sleep(5);
-    expect(noDelayOf(fds)).toBe('1 1 1 1 1');
-    for (const fd of fds) b.closeFd(fd);
-    for (const c of clients) c.destroy();
-    acceptor.close();
+    expect(await acceptedNoDelay(lfd, () => expect(noDelayOf([lfd])).toBe('1'))).toBe('1 1 1 1 1');
   });
 
   it('where the first accepted socket shows no inherited option, every accepted socket gets its own', async () => {
     const lfd = b.listenTcp('127.0.0.1', 0, 64, false);
-    const { port } = b.localAddress(lfd);
-    const fds: number[] = [];
-    const acceptor = new b.Acceptor(lfd, (fd) => void fds.push(fd), () => {});
     // As on a kernel that does not copy it: the listener's option is off again before any accept.
-    expect(noDelayOf([lfd], true)).toBe('0');
-    const clients = Array.from({ length: 5 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => {}));
-    while (fds.length < 5) await sleep(5);
-    expect(noDelayOf(fds)).toBe('1 1 1 1 1');
-    for (const fd of fds) b.closeFd(fd);
-    for (const c of clients) c.destroy();
-    acceptor.close();
+    expect(await acceptedNoDelay(lfd, () => expect(noDelayOf([lfd], true)).toBe('0'))).toBe('1 1 1 1 1');
   });
 });
 
