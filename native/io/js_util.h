@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -49,10 +50,12 @@ class Args {
 // Argument checks: a TypeError/RangeError naming the function and the argument.
 // ArgInt is inline and its error path out of line: it reads several arguments of every
 // per-request call, and the error path's strings made the whole function save and restore six
-// registers on every call. `min` and `max` lie within int32_t.
+// registers on every call. `min` lies within int32_t; a `max` past it (a buffer's length can
+// be up to 4 GiB) is cut to INT32_MAX, so that the cast below stays defined.
 [[noreturn]] void ArgIntFail(napi_env env, bool number, double d, const char* fn, const char* name, int64_t min, int64_t max);
 inline int32_t ArgInt(napi_env env, napi_value v, const char* fn, const char* name, int64_t min, int64_t max) {
   double d = 0;
+  if (max > INT32_MAX) max = INT32_MAX;
   // napi_get_value_double refuses a non-number itself: no napi_typeof first.
   const bool number = napi_get_value_double(env, v, &d) == napi_ok;
   if (number && d >= static_cast<double>(min) && d <= static_cast<double>(max)) {
