@@ -399,3 +399,17 @@ export class DirectSocket {
 
 /** An HTTP/1 session's client connection: a DirectSocket, or a net.Socket (TLS, the node engine). */
 export type ClientSocket = import('node:net').Socket | DirectSocket;
+
+/**
+ * DirectSocket's mark, a property of its prototype. `s instanceof DirectSocket` of a net.Socket
+ * (an upstream connection, on every send) walked its whole prototype chain at run time, seven
+ * objects, TurboFan not folding it over a socket's many maps: ~1.4 % of an h2c burst's perf
+ * samples sat in that loop's map loads. A load of the missing key is a map check.
+ */
+const DIRECT_SOCKET: unique symbol = Symbol('DirectSocket');
+Object.defineProperty(DirectSocket.prototype, DIRECT_SOCKET, { value: true });
+
+/** `s instanceof DirectSocket`, without the prototype walk (see DIRECT_SOCKET). */
+export function isDirectSocket(s: object): s is DirectSocket {
+  return (s as unknown as { [DIRECT_SOCKET]?: true })[DIRECT_SOCKET] === true;
+}

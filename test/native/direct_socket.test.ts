@@ -4,8 +4,9 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DirectSocket, DirectSocketOwner } from '../../src/io/direct_socket.js';
+import { isDirectSocket, type DirectSocket, type DirectSocketOwner } from '../../src/io/direct_socket.js';
 import { createEngine } from '../../src/io/index.js';
+import { canSendNow, directFd } from '../../src/protocols/http1/send.js';
 import { http1BatchReader } from '../../src/protocols/http1/batch_reader.js';
 import { listeningChild, sleep, until } from './helpers.js';
 
@@ -66,6 +67,27 @@ describe('DirectSocket', () => {
     expect(p.ds.write('pong')).toBe(true);
     expect((await back).toString()).toBe('pong');
     expect(p.ds.writableLength).toBe(0);
+  });
+
+  it('is told from a net.Socket by its mark, and the direct send rules read its own state', async () => {
+    const p = await pair();
+    expect(isDirectSocket(p.ds)).toBe(true);
+    expect(isDirectSocket(p.client)).toBe(false);
+    expect(isDirectSocket({})).toBe(false);
+    expect(directFd(p.ds)).toBe(p.ds.fd);
+    // A net.Socket has no such fields: without the mark these read its stream state and say no.
+    expect(canSendNow(p.ds, p.ds.fd)).toBe(true);
+    p.ds.cork();
+    expect(canSendNow(p.ds, p.ds.fd)).toBe(false);
+    p.ds.uncork();
+    expect(canSendNow(p.ds, p.ds.fd + 1)).toBe(false);
+    await until(() => !p.client.connecting);
+    const fd = directFd(p.client);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(canSendNow(p.client, fd)).toBe(true);
+    p.client.cork();
+    expect(canSendNow(p.client, fd)).toBe(false);
+    p.client.uncork();
   });
 
   it('queues what the kernel does not take, says so past 16 KiB, and emits drain once the client reads it all', async () => {

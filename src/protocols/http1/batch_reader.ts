@@ -12,7 +12,7 @@
  * STRAIT_HTTP1_READER=stream turns it off (Node stream reads, the reference path).
  */
 import type net from 'node:net';
-import { DirectSocket, type DirectSocketSlots } from '../../io/direct_socket.js';
+import { DirectSocket, isDirectSocket, type DirectSocketSlots } from '../../io/direct_socket.js';
 import { BATCH_WRITABLE, loadNative, setTable, TableSlot, type NativeBatchReader, type NativeBinding } from '../../native.js';
 import { enterBatch, leaveBatch } from './clock.js';
 
@@ -284,14 +284,14 @@ export class Http1BatchReader implements DirectSocketSlots {
         const off = out[k + 1]!;
         try {
           // The arena is reused next turn: onRead copies what it keeps, onBytes gets a copy.
-          if (a instanceof DirectSocket) a.owner!.onSocketRead(arena, off, off + len);
+          if (isDirectSocket(a)) a.owner!.onSocketRead(arena, off, off + len);
           else if (a.onRead !== null) a.onRead(arena, off, off + len);
           else a.onBytes(copyOut(arena, off, off + len));
         } catch (err) {
           // One connection's failure must not cost the rest of the batch.
-          (a instanceof DirectSocket ? a : a.socket).destroy(err as Error);
+          (isDirectSocket(a) ? a : a.socket).destroy(err as Error);
         }
-      } else if (a instanceof DirectSocket) {
+      } else if (isDirectSocket(a)) {
         if (len === BATCH_WRITABLE) a.onWritable();
         else if (len === 0) a.readEnd();
         else a.readError(len);

@@ -7,7 +7,7 @@
  */
 import type net from 'node:net';
 import netModule from 'node:net';
-import { DirectSocket, type ClientSocket } from '../../io/direct_socket.js';
+import { isDirectSocket, type ClientSocket } from '../../io/direct_socket.js';
 import { loadNative } from '../../native.js';
 
 type SendFn = (fd: number, buf: Uint8Array) => number;
@@ -41,7 +41,7 @@ interface RawSocket {
  */
 export function directFd(sock: ClientSocket): number {
   if (send === null) return -1;
-  if (sock instanceof DirectSocket) return sock.fd;
+  if (isDirectSocket(sock)) return sock.fd;
   const raw = sock as unknown as RawSocket;
   if (raw.encrypted) return -1;
   const fd = raw._handle?.fd;
@@ -75,7 +75,7 @@ function handleOf(sock: net.Socket): { fd?: number } | null {
 export function canSendNow(sock: ClientSocket, fd: number): boolean {
   if (fd < 0) return false;
   // Its fd is -1 once it is closed: a number another connection may have by now is never used.
-  if (sock instanceof DirectSocket) return sock.idle() && sock.fd === fd;
+  if (isDirectSocket(sock)) return sock.idle() && sock.fd === fd;
   const raw = sock as unknown as RawSocket;
   // Two getters fewer per write than writableLength/writableCorked; should the fields ever be
   // missing, `undefined === 0` is false and every write takes the stream: slower, never wrong.
