@@ -48,6 +48,8 @@ const SHAPES = {
   'h2c-64-distinct': () => ({ row: 'h2c-64', urlPaths: Array.from({ length: 64 }, (_, i) => `/64?r=${String(i).padStart(2, '0')}`), extra: [] }),
   'h2c-1k': () => ({ urlPath: '/1024', extra: [] }),
   'http1-keepalive-64': () => ({ urlPath: '/64', extra: ['--h1'], streams: 1 }),
+  // A connection per request: h2load opens a new one after each `Connection: close` answer.
+  'http1-close-64': () => ({ urlPath: '/64', extra: ['--h1', '-H', 'Connection: close'], streams: 1 }),
 };
 
 function args(argv) {

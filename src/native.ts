@@ -338,7 +338,7 @@ export interface NativeBinding {
    * valid only during the call. Use through src/protocols/http1/batch_reader.ts. Absent in
    * addons built before it.
    */
-  BatchReader?: new (arena: Buffer, out: Int32Array, onBatch: (count: number) => void) => NativeBatchReader;
+  BatchReader?: { new (arena: Buffer, out: Int32Array, onBatch: (count: number) => void): NativeBatchReader; calls?: NativeBatchReaderCalls };
 }
 
 /** See NativeBinding.BatchReader. */
@@ -364,6 +364,22 @@ export interface NativeBatchReader {
   flush(): void;
   /** Events that came for a freed slot, counted (a registration a close left behind keeps reporting). Absent in older addons. */
   staleEvents?(): number;
+  /** The number BatchReader.calls name this reader by. Absent in older addons. */
+  rid?(): number;
+}
+
+/**
+ * NativeBatchReader's per-connection calls as functions shared by every reader, each taking the
+ * reader's number (rid()) first: the prototype's methods find their object through napi_unwrap
+ * on every call.
+ */
+export interface NativeBatchReaderCalls {
+  add(rid: number, fd: number, own?: boolean): number;
+  pause(rid: number, slot: number): void;
+  resume(rid: number, slot: number): void;
+  remove(rid: number, slot: number, exclusive?: boolean): void;
+  detach(rid: number, slot: number): void;
+  watchWrite(rid: number, slot: number): void;
 }
 
 /** The length of a batch entry saying its socket takes writes again (kWritable in native/io/batch_reader.h). */

@@ -25,13 +25,65 @@ static constexpr int kEventsPerWake = 256;
 // by another socket) in the same wake-up is told apart and dropped.
 static uint64_t EventKey(uint32_t id, uint32_t gen) { return (uint64_t(gen) << 32) | id; }
 
+namespace {
+// Readers by slot, per thread (a worker's are its own), as HTTP/2 sessions are: a slot is taken
+// in the constructor and given back in the destructor, which runs only once JavaScript holds the
+// object no more, so a number JavaScript holds always finds its reader.
+struct ReaderTable {
+  std::vector<BatchReader*> slots;
+  std::vector<uint32_t> gens;
+  std::vector<uint32_t> free;
+};
+thread_local ReaderTable readers;
+constexpr uint64_t kReaderSpan = uint64_t(1) << 20;
+}  // namespace
+
 Napi::Function BatchReader::Init(Napi::Env env) {
-  return DefineClass(env, "BatchReader",
-                     {InstanceMethod("add", &BatchReader::Add), InstanceMethod("pause", &BatchReader::Pause),
-                      InstanceMethod("resume", &BatchReader::Resume), InstanceMethod("remove", &BatchReader::Remove),
-                      InstanceMethod("detach", &BatchReader::Detach), InstanceMethod("watchWrite", &BatchReader::WatchWrite),
-                      InstanceMethod("flush", &BatchReader::Flush), InstanceMethod("staleEvents", &BatchReader::StaleEvents)});
+  Napi::Function ctor = DefineClass(env, "BatchReader",
+                     {InstanceMethod("add", &BatchReader::Via<&BatchReader::Add>), InstanceMethod("pause", &BatchReader::Via<&BatchReader::Pause>),
+                      InstanceMethod("resume", &BatchReader::Via<&BatchReader::Resume>), InstanceMethod("remove", &BatchReader::Via<&BatchReader::Remove>),
+                      InstanceMethod("detach", &BatchReader::Via<&BatchReader::Detach>), InstanceMethod("watchWrite", &BatchReader::Via<&BatchReader::WatchWrite>),
+                      InstanceMethod("flush", &BatchReader::Flush), InstanceMethod("staleEvents", &BatchReader::StaleEvents),
+                      InstanceMethod("rid", &BatchReader::Rid)});
+  Napi::Object calls = Napi::Object::New(env);
+  auto add = [&](const char* name, napi_callback cb) {
+    napi_value f;
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &f), );
+    calls.Set(name, f);
+  };
+  add("add", &Numbered<&BatchReader::Add, 2>);
+  add("pause", &Numbered<&BatchReader::Pause, 1>);
+  add("resume", &Numbered<&BatchReader::Resume, 1>);
+  add("remove", &Numbered<&BatchReader::Remove, 2>);
+  add("detach", &Numbered<&BatchReader::Detach, 1>);
+  add("watchWrite", &Numbered<&BatchReader::WatchWrite, 1>);
+  ctor.Set("calls", calls);
+  return ctor;
 }
+
+BatchReader* BatchReader::ByNumber(double rid) {
+  // A number out of range or with a fraction finds no reader through the equality check.
+  const uint64_t slot = rid >= 0 && rid < 9007199254740992.0 ? static_cast<uint64_t>(rid) & (kReaderSpan - 1) : UINT64_MAX;
+  BatchReader* r = slot < readers.slots.size() ? readers.slots[slot] : nullptr;
+  return r && r->rid_ == rid ? r : nullptr;
+}
+
+template <Napi::Value (BatchReader::*M)(const Args&), size_t N>
+napi_value BatchReader::Numbered(napi_env env, napi_callback_info cb) {
+  Args args(env, cb, 1, N);
+  try {
+    double rid = 0;
+    if (napi_get_value_double(env, args.Raw(0), &rid) != napi_ok) throw Napi::TypeError::New(env, "BatchReader.calls: the reader number must be a number");
+    BatchReader* r = ByNumber(rid);
+    if (!r) throw Napi::TypeError::New(env, "BatchReader.calls: no reader has that number");
+    return (r->*M)(args);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+Napi::Value BatchReader::Rid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rid_); }
 
 BatchReader::BatchReader(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<BatchReader>(info), env_(GetEnv(info.Env())), async_(info.Env(), "StraitBatchReader") {
@@ -80,9 +132,24 @@ BatchReader::BatchReader(const Napi::CallbackInfo& info)
   uv_check_start(check_, [](uv_check_t* h) { static_cast<BatchReader*>(h->data)->Deliver(false); });
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
   env_->Link(this);
+  // Last: nothing above may throw once the slot is taken (the destructor gives it back).
+  if (!readers.free.empty()) {
+    table_slot_ = readers.free.back();
+    readers.free.pop_back();
+  } else {
+    table_slot_ = static_cast<uint32_t>(readers.slots.size());
+    readers.slots.push_back(nullptr);
+    readers.gens.push_back(0);
+  }
+  readers.slots[table_slot_] = this;
+  rid_ = static_cast<double>(table_slot_ + kReaderSpan * ++readers.gens[table_slot_]);
 }
 
 BatchReader::~BatchReader() {
+  if (readers.slots.size() > table_slot_ && readers.slots[table_slot_] == this) {
+    readers.slots[table_slot_] = nullptr;
+    readers.free.push_back(table_slot_);
+  }
   if (!released_) Release();
   for (Slot* s : slots_) delete s;
   delete[] events_;
@@ -109,16 +176,16 @@ void BatchReader::Release() {
   count_ = 0;
 }
 
-BatchReader::Slot* BatchReader::SlotArg(const Napi::CallbackInfo& info, const char* fn) {
+BatchReader::Slot* BatchReader::SlotArg(const Args& info, const char* fn) {
   int32_t id = ArgInt(info, 0, fn, "slot", 0, INT32_MAX);
   if (size_t(id) >= slots_.size() || slots_[id]->fd < 0) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": no such slot");
   return slots_[id];
 }
 
-Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::Add(const Args& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, "BatchReader.add", "fd", 0, INT32_MAX);
-  bool own = info.Length() > 1 && info[1].ToBoolean();
+  bool own = info.Length() > 1 && ArgBool(info, 1);
   if (released_) throw Napi::Error::New(env, "BatchReader.add: reader released");
   // A net.Socket's slot reads its own descriptor for the same socket, which remove() closes:
   // Node's handle keeps the original for writes, shutdown and close.
@@ -151,33 +218,33 @@ Napi::Value BatchReader::Add(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, id);
 }
 
-Napi::Value BatchReader::Pause(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::Pause(const Args& info) {
   Slot* s = SlotArg(info, "BatchReader.pause");
   s->paused = true;
   Update(s->id);
   return info.Env().Undefined();
 }
 
-Napi::Value BatchReader::Resume(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::Resume(const Args& info) {
   Slot* s = SlotArg(info, "BatchReader.resume");
   s->paused = false;
   Update(s->id);
   return info.Env().Undefined();
 }
 
-Napi::Value BatchReader::Remove(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::Remove(const Args& info) {
   Drop(ArgInt(info, 0, "BatchReader.remove", "slot", 0, INT32_MAX), false, info.Length() > 1 && ArgBool(info, 1));
   return info.Env().Undefined();
 }
 
 Napi::Value BatchReader::StaleEvents(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), stale_events_); }
 
-Napi::Value BatchReader::Detach(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::Detach(const Args& info) {
   Drop(ArgInt(info, 0, "BatchReader.detach", "slot", 0, INT32_MAX), true);
   return info.Env().Undefined();
 }
 
-Napi::Value BatchReader::WatchWrite(const Napi::CallbackInfo& info) {
+Napi::Value BatchReader::WatchWrite(const Args& info) {
   Slot* s = SlotArg(info, "BatchReader.watchWrite");
   s->write_wanted = true;
   Update(s->id);

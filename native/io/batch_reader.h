@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "io/env.h"
+#include "io/js_util.h"
 
 namespace strait {
 
@@ -27,7 +28,10 @@ namespace strait {
 // slot, offset into arena, length (> 0 bytes, 0 EOF, kWritable the socket takes writes again,
 // other < 0 -errno; the slot stops reading after EOF or an error). Methods: add(fd, own) -> slot,
 // pause(slot), resume(slot), remove(slot), detach(slot) (as remove, the fd stays open),
-// watchWrite(slot) (one kWritable entry when the socket can take bytes), flush().
+// watchWrite(slot) (one kWritable entry when the socket can take bytes), flush(), rid().
+// BatchReader.calls holds add, pause, resume, remove, detach and watchWrite as functions that
+// take the reader's number (rid()) first: a prototype method finds its object through
+// napi_unwrap, a property lookup in V8's runtime on every call.
 static constexpr int32_t kWritable = INT32_MIN;
 
 class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
@@ -49,12 +53,22 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
     bool owned = false;  // the owner's fd itself (add with `own`), not a dup made here
   };
 
-  Napi::Value Add(const Napi::CallbackInfo& info);
-  Napi::Value Pause(const Napi::CallbackInfo& info);
-  Napi::Value Resume(const Napi::CallbackInfo& info);
-  Napi::Value Remove(const Napi::CallbackInfo& info);
-  Napi::Value Detach(const Napi::CallbackInfo& info);
-  Napi::Value WatchWrite(const Napi::CallbackInfo& info);
+  Napi::Value Add(const Args& info);
+  Napi::Value Pause(const Args& info);
+  Napi::Value Resume(const Args& info);
+  Napi::Value Remove(const Args& info);
+  Napi::Value Detach(const Args& info);
+  Napi::Value WatchWrite(const Args& info);
+  // The same method through the prototype.
+  template <Napi::Value (BatchReader::*M)(const Args&)>
+  Napi::Value Via(const Napi::CallbackInfo& info) {
+    return (this->*M)(Args(info));
+  }
+  // The method for BatchReader.calls: the reader named by the first argument (its rid()).
+  template <Napi::Value (BatchReader::*M)(const Args&), size_t N>
+  static napi_value Numbered(napi_env env, napi_callback_info cb);
+  static BatchReader* ByNumber(double rid);
+  Napi::Value Rid(const Napi::CallbackInfo& info);
   // Stops the slot's poll and frees its number; closes the fd unless `keep_fd`. `exclusive`:
   // the owner says no other descriptor shares the fd's file description (see Remove).
   void Drop(int32_t id, bool keep_fd, bool exclusive = false);
@@ -63,7 +77,7 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Napi::Value StaleEvents(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
 
-  Slot* SlotArg(const Napi::CallbackInfo& info, const char* fn);
+  Slot* SlotArg(const Args& info, const char* fn);
   // Registers the slot's wanted events with the epoll; 0 or the errno of epoll_ctl.
   int Update(uint32_t id);
   // Takes a registered slot out of the epoll (the loop is let go when none is left).
@@ -99,6 +113,10 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::FunctionReference on_batch_;
   Napi::AsyncContext async_;
+  // This reader's slot in the thread's table of readers, and the number calls name it by: the
+  // slot, and the slot's generation above bit 20 (a number never names a later reader).
+  uint32_t table_slot_ = 0;
+  double rid_ = 0;
 };
 
 }  // namespace strait

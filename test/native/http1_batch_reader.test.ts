@@ -196,4 +196,44 @@ describe('Http1BatchReader', () => {
     expect(got.toString()).toBe('next request');
     expect(seen.length).toBe(0);
   });
+
+  it('BatchReader.calls name a reader by its number: each reader hears only of its own sockets; a wrong number throws', async () => {
+    const Reader = b.BatchReader!;
+    const calls = Reader.calls!;
+    const make = () => {
+      const arena = Buffer.alloc(64 * 1024);
+      const out = new Int32Array(3 * 16);
+      const reads: string[] = [];
+      const raw = new Reader(arena, out, (n) => {
+        for (let i = 0; i < n; i++) if (out[3 * i + 2]! > 0) reads.push(arena.toString('latin1', out[3 * i + 1]!, out[3 * i + 1]! + out[3 * i + 2]!));
+      });
+      return { raw, reads };
+    };
+    const one = make();
+    const two = make();
+    const rid1 = one.raw.rid!();
+    const rid2 = two.raw.rid!();
+    expect(typeof rid1).toBe('number');
+    expect(rid2).not.toBe(rid1);
+    const ps = await pairs(2);
+    const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+    const s1 = calls.add(rid1, fdOf(ps[0]!.server));
+    // The prototype's method reads its object the slow way and does the same.
+    const s2 = two.raw.add(fdOf(ps[1]!.server));
+    ps[0]!.client.write('to one');
+    ps[1]!.client.write('to two');
+    await until(() => one.reads.length > 0 && two.reads.length > 0);
+    expect(one.reads.join('')).toBe('to one');
+    expect(two.reads.join('')).toBe('to two');
+    // A fraction, a later generation of the same slot and a non-number name no reader.
+    expect(() => calls.pause(rid1 + 0.5, s1)).toThrow(/^BatchReader.calls: no reader has that number/);
+    expect(() => calls.pause(rid1 + 2 ** 20, s1)).toThrow(/^BatchReader.calls: no reader has that number/);
+    expect(() => calls.pause('1' as unknown as number, s1)).toThrow(/must be a number/);
+    calls.pause(rid1, s1);
+    calls.remove(rid1, s1);
+    calls.remove(rid2, s2);
+    // remove() is idempotent; a slot number of nothing is refused by pause.
+    calls.remove(rid1, s1);
+    expect(() => calls.pause(rid1, s1)).toThrow(/no such slot/);
+  });
 });
