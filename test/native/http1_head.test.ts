@@ -6,7 +6,7 @@ import { loadNative } from '../../src/native.js';
 import { DEFAULT_LIMITS, parseRequestHead, parseResponseHead, type ParseLimits, type ParseResult } from '../../src/protocols/http1/decoder.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
 import { HTTP1_PARSER } from '../../src/protocols/http1/parser.js';
-import { HeadStatus } from '../../src/protocols/http1/types.js';
+import { HeadStatus, type MessageHead } from '../../src/protocols/http1/types.js';
 
 const native = nativeHeadParser(loadNative())!;
 
@@ -106,6 +106,21 @@ describe('native HTTP/1.1 head parser', () => {
       }
     }
     expect(heads).toBeGreaterThan(REQUESTS.length);
+  });
+
+  it('a head parsed into an earlier one holds its own fields only, whether it has more, fewer or none', () => {
+    const head = (n: number) => `HTTP/1.1 200 OK\r\n${Array.from({ length: n }, (_, i) => `x-f${i}: v${i}\r\n`).join('')}\r\n`;
+    let into: MessageHead | null = null;
+    for (const n of [5, 2, 7, 0, 3, 3]) {
+      const buf = Buffer.from(head(n), 'latin1');
+      const got = native.parseResponseHead(buf, 0, buf.length, DEFAULT_LIMITS, into);
+      expect(typeof got).toBe('object');
+      const h = got as MessageHead;
+      if (into !== null) expect(h).toBe(into);
+      expect(view(h)).toEqual(view(parseResponseHead(buf, 0, buf.length, DEFAULT_LIMITS)));
+      expect(h.fields.length).toBe(5 * n);
+      into = h;
+    }
   });
 
   it('matches the TypeScript parser on 20000 mutated heads, whole and cut, and nothing throws', () => {

@@ -237,7 +237,9 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   const refill = (h: Writable<MessageHead>, request: boolean, buf: Buffer, start: number, headBytes: number, nf: number): MessageHead => {
     const fields = h.fields;
     // Heads from one upstream mostly carry the same number of headers: the array keeps its store.
-    if (fields.length !== nf) fields.length = nf;
+    // Only a shorter head cuts it: copyFields writes in order, so a longer one grows it by appends,
+    // where a store to `length` is a runtime call (~400 instructions; a connection's first head).
+    if (fields.length > nf) fields.length = nf;
     copyFields(fields, out, nf);
     const flags = out[S.FLAGS]!;
     const hi = out[S.CL_HI]!;

@@ -1795,7 +1795,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     const cfg = this.cfg;
     const target = rewritePath(head.target, route.matchedPrefix, a.prefixRewrite, a.regexRewrite);
     const dropNames = reqDropNames;
-    dropNames.length = 0;
+    // A store to an array's length is a runtime call (~400 instructions) even when it changes nothing.
+    if (dropNames.length !== 0) dropNames.length = 0;
     let extra = '';
     // A route with a rewrite sends the path it had as x-envoy-original-path (Envoy's router), and
     // the access log's :path becomes the rewritten one.
