@@ -20,6 +20,7 @@
 
 #include "http1/head.h"
 #include "io/js_util.h"
+#include "io/numbered.h"
 
 namespace strait {
 namespace http2 {
@@ -234,16 +235,8 @@ struct Callbacks {
 };
 
 namespace {
-// Sessions by slot, per thread (a worker's sessions are its own); a slot is taken in the
-// constructor and given back in the destructor, which runs only once JavaScript holds the object
-// no more, so a number JavaScript holds always finds its session.
-struct SessionTable {
-  std::vector<Session*> slots;
-  std::vector<uint32_t> gens;
-  std::vector<uint32_t> free;
-};
-thread_local SessionTable sessions;
-constexpr uint64_t kSlotSpan = uint64_t(1) << 20;
+// This thread's sessions by number (io/numbered.h).
+thread_local NumberTable<Session> sessions;
 }  // namespace
 
 Napi::Function Session::Init(Napi::Env env) {
@@ -257,11 +250,7 @@ Napi::Function Session::Init(Napi::Env env) {
                       InstanceMethod("destroy", &Session::Destroy), InstanceMethod("stats", &Session::Stats),
                       InstanceMethod("sid", &Session::Sid), InstanceMethod("respondSpans", &Session::Via<&Session::RespondSpans>)});
   Napi::Object calls = Napi::Object::New(env);
-  auto add = [&](const char* name, napi_callback cb) {
-    napi_value f;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &f), );
-    calls.Set(name, f);
-  };
+  auto add = [&](const char* name, napi_callback cb) { SetCall(env, calls, name, cb); };
   add("respond", &Numbered<&Session::Respond>);
   add("respondRuns", &Numbered<&Session::RespondRuns, 8>);
   add("respondSpans", &Numbered<&Session::RespondSpans>);
@@ -430,43 +419,14 @@ Session::Session(const Napi::CallbackInfo& info)
   if (idle_timeout_ms_ > 0) ArmIdle(idle_timeout_ms_);
   // Last: nothing above may throw once the slot is taken (the destructor gives it back, and a
   // constructor that throws has none).
-  if (!sessions.free.empty()) {
-    slot_ = sessions.free.back();
-    sessions.free.pop_back();
-  } else {
-    slot_ = static_cast<uint32_t>(sessions.slots.size());
-    sessions.slots.push_back(nullptr);
-    sessions.gens.push_back(0);
-  }
-  sessions.slots[slot_] = this;
-  sid_ = static_cast<double>(slot_ + kSlotSpan * ++sessions.gens[slot_]);
+  sid_ = sessions.Take(this, &slot_);
 }
 
-inline Session* Session::ByNumber(double sid) {
-  // Integer arithmetic: std::fmod took ~140 instructions a call. A number out of range or with a
-  // fraction finds no session through the equality check.
-  const uint64_t slot = sid >= 0 && sid < 9007199254740992.0 ? static_cast<uint64_t>(sid) & (kSlotSpan - 1) : UINT64_MAX;
-  Session* s = slot < sessions.slots.size() ? sessions.slots[slot] : nullptr;
-  return s && s->sid_ == sid ? s : nullptr;
-}
+inline Session* Session::ByNumber(double sid) { return sessions.Find(sid); }
 
 template <Napi::Value (Session::*M)(const Args&), size_t N>
 napi_value Session::Numbered(napi_env env, napi_callback_info cb) {
-  Args args(env, cb, 1, N);
-  try {
-    double sid = 0;
-    if (napi_get_value_double(env, args.Raw(0), &sid) != napi_ok) throw Napi::TypeError::New(env, "H2Session.calls: the session number must be a number");
-    Session* s = ByNumber(sid);
-    if (!s) {
-      char n[32];
-      snprintf(n, sizeof n, "%.17g", sid);
-      throw Napi::TypeError::New(env, std::string("H2Session.calls: no session has the number ") + n);
-    }
-    return (s->*M)(args);
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  return CallNumbered<Session, M, N>(env, cb, &ByNumber, "H2Session.calls", "session");
 }
 
 Napi::Value Session::Sid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sid_); }
@@ -475,8 +435,7 @@ Session::~Session() {
   if (!finished_) Abandon();
   GiveScratch();
   delete scratch_box_;
-  sessions.slots[slot_] = nullptr;
-  sessions.free.push_back(slot_);
+  sessions.Release(slot_, this);
 }
 
 void Session::Abandon() {

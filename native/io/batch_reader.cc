@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "io/js_util.h"
+#include "io/numbered.h"
 
 namespace strait {
 
@@ -26,16 +27,8 @@ static constexpr int kEventsPerWake = 256;
 static uint64_t EventKey(uint32_t id, uint32_t gen) { return (uint64_t(gen) << 32) | id; }
 
 namespace {
-// Readers by slot, per thread (a worker's are its own), as HTTP/2 sessions are: a slot is taken
-// in the constructor and given back in the destructor, which runs only once JavaScript holds the
-// object no more, so a number JavaScript holds always finds its reader.
-struct ReaderTable {
-  std::vector<BatchReader*> slots;
-  std::vector<uint32_t> gens;
-  std::vector<uint32_t> free;
-};
-thread_local ReaderTable readers;
-constexpr uint64_t kReaderSpan = uint64_t(1) << 20;
+// This thread's readers by number (io/numbered.h).
+thread_local NumberTable<BatchReader> readers;
 }  // namespace
 
 Napi::Function BatchReader::Init(Napi::Env env) {
@@ -46,11 +39,7 @@ Napi::Function BatchReader::Init(Napi::Env env) {
                       InstanceMethod("flush", &BatchReader::Flush), InstanceMethod("staleEvents", &BatchReader::StaleEvents),
                       InstanceMethod("rid", &BatchReader::Rid)});
   Napi::Object calls = Napi::Object::New(env);
-  auto add = [&](const char* name, napi_callback cb) {
-    napi_value f;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &f), );
-    calls.Set(name, f);
-  };
+  auto add = [&](const char* name, napi_callback cb) { SetCall(env, calls, name, cb); };
   add("add", &Numbered<&BatchReader::Add, 2>);
   add("pause", &Numbered<&BatchReader::Pause, 1>);
   add("resume", &Numbered<&BatchReader::Resume, 1>);
@@ -61,26 +50,11 @@ Napi::Function BatchReader::Init(Napi::Env env) {
   return ctor;
 }
 
-BatchReader* BatchReader::ByNumber(double rid) {
-  // A number out of range or with a fraction finds no reader through the equality check.
-  const uint64_t slot = rid >= 0 && rid < 9007199254740992.0 ? static_cast<uint64_t>(rid) & (kReaderSpan - 1) : UINT64_MAX;
-  BatchReader* r = slot < readers.slots.size() ? readers.slots[slot] : nullptr;
-  return r && r->rid_ == rid ? r : nullptr;
-}
+BatchReader* BatchReader::ByNumber(double rid) { return readers.Find(rid); }
 
 template <Napi::Value (BatchReader::*M)(const Args&), size_t N>
 napi_value BatchReader::Numbered(napi_env env, napi_callback_info cb) {
-  Args args(env, cb, 1, N);
-  try {
-    double rid = 0;
-    if (napi_get_value_double(env, args.Raw(0), &rid) != napi_ok) throw Napi::TypeError::New(env, "BatchReader.calls: the reader number must be a number");
-    BatchReader* r = ByNumber(rid);
-    if (!r) throw Napi::TypeError::New(env, "BatchReader.calls: no reader has that number");
-    return (r->*M)(args);
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  return CallNumbered<BatchReader, M, N>(env, cb, &ByNumber, "BatchReader.calls", "reader");
 }
 
 Napi::Value BatchReader::Rid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rid_); }
@@ -133,23 +107,11 @@ BatchReader::BatchReader(const Napi::CallbackInfo& info)
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
   env_->Link(this);
   // Last: nothing above may throw once the slot is taken (the destructor gives it back).
-  if (!readers.free.empty()) {
-    table_slot_ = readers.free.back();
-    readers.free.pop_back();
-  } else {
-    table_slot_ = static_cast<uint32_t>(readers.slots.size());
-    readers.slots.push_back(nullptr);
-    readers.gens.push_back(0);
-  }
-  readers.slots[table_slot_] = this;
-  rid_ = static_cast<double>(table_slot_ + kReaderSpan * ++readers.gens[table_slot_]);
+  rid_ = readers.Take(this, &table_slot_);
 }
 
 BatchReader::~BatchReader() {
-  if (readers.slots.size() > table_slot_ && readers.slots[table_slot_] == this) {
-    readers.slots[table_slot_] = nullptr;
-    readers.free.push_back(table_slot_);
-  }
+  readers.Release(table_slot_, this);
   if (!released_) Release();
   for (Slot* s : slots_) delete s;
   delete[] events_;

@@ -226,8 +226,8 @@ describe('Http1BatchReader', () => {
     expect(one.reads.join('')).toBe('to one');
     expect(two.reads.join('')).toBe('to two');
     // A fraction, a later generation of the same slot and a non-number name no reader.
-    expect(() => calls.pause(rid1 + 0.5, s1)).toThrow(/^BatchReader.calls: no reader has that number/);
-    expect(() => calls.pause(rid1 + 2 ** 20, s1)).toThrow(/^BatchReader.calls: no reader has that number/);
+    expect(() => calls.pause(rid1 + 0.5, s1)).toThrow(/^BatchReader.calls: no reader has the number/);
+    expect(() => calls.pause(rid1 + 2 ** 20, s1)).toThrow(/^BatchReader.calls: no reader has the number/);
     expect(() => calls.pause('1' as unknown as number, s1)).toThrow(/must be a number/);
     calls.pause(rid1, s1);
     calls.remove(rid1, s1);
