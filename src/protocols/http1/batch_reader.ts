@@ -312,7 +312,7 @@ export class Http1BatchReader implements DirectSocketSlots {
 /**
  * A reader whose per-connection calls (add and remove for every connection, pause and resume
  * under back-pressure) go through BatchReader.calls with its number: the prototype's methods
- * find their object through napi_unwrap, ~1 % of the connection-per-request row's CPU.
+ * find their object through napi_unwrap (1.1 % of the connection-per-request row's perf samples).
  */
 class NumberedBatchReader implements NativeBatchReader {
   private readonly id: number;
@@ -354,7 +354,7 @@ class NumberedBatchReader implements NativeBatchReader {
   }
 
   staleEvents(): number {
-    return this.raw.staleEvents!();
+    return this.raw.staleEvents?.() ?? 0;
   }
 }
 
