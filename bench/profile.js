@@ -10,7 +10,11 @@
 // not keep a finer one. With --perf it records the whole process with Linux perf instead (native
 // addon, nghttp2, libuv and kernel time included, which V8's sampler counts as idle; JavaScript
 // frames named through --perf-basic-prof) and prints the top symbols by self share;
-// PERF_CALL_GRAPH=dwarf for stacks through node's C++.
+// PERF_CALL_GRAPH=dwarf for stacks through node's C++. With --perf --jit-code it also reads the
+// optimized JavaScript functions' machine code out of the live process (/proc/<pid>/mem, at the
+// addresses of V8's perf map) and shows, for the JIT functions with most samples, the
+// instructions the samples fell on, disassembled by objdump: costs no function-level profile
+// shows (a prototype walk inlined into a caller, a cold load) show there.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,7 +27,7 @@ import { UPSTREAMS } from './upstreams/index.js';
 import { straitPeer } from './peers/strait.js';
 import { WORKLOADS } from './workloads/index.js';
 
-const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc | --perf]
+const USAGE = `usage: npm run profile -- <workload> [--engine native|node] [--out DIR] [--duration S] [--top N] [--alloc | --perf [--jit-code]]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')}
 `;
 
@@ -82,7 +86,7 @@ export function topAllocations(profile, n = 15) {
 }
 
 function parse(argv) {
-  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15, alloc: false, perf: false };
+  const o = { workload: null, engine: 'native', out: path.join(BENCH_DIR, '../perf-reports/profiles'), duration: 10, top: 15, alloc: false, perf: false, jitCode: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--engine') o.engine = argv[++i];
@@ -91,6 +95,7 @@ function parse(argv) {
     else if (a === '--top') o.top = Number(argv[++i]);
     else if (a === '--alloc') o.alloc = true;
     else if (a === '--perf') o.perf = true;
+    else if (a === '--jit-code') o.jitCode = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else if (!a.startsWith('-') && !o.workload) o.workload = a;
     else throw new Error(`unknown argument ${a}`);
@@ -117,6 +122,10 @@ async function main() {
   }
   if (o.alloc && o.perf) {
     process.stderr.write('--alloc and --perf exclude each other\n');
+    process.exit(2);
+  }
+  if (o.jitCode && !o.perf) {
+    process.stderr.write('--jit-code needs --perf\n');
     process.exit(2);
   }
   if (o.perf && spawnSync('perf', ['--version']).status !== 0) {
@@ -148,6 +157,7 @@ async function main() {
   const upstream = await UPSTREAMS[w.upstream.kind].start(ctx, w.upstream);
   let target;
   let requests = 0;
+  let jit = null;
   const allocFile = path.join(profDir, 'alloc.heapprofile');
   try {
     process.stderr.write(`profile: strait-${o.engine} under ${w.name} for ${o.duration} s (${o.alloc ? 'allocation sampling' : o.perf ? 'perf record' : 'node --cpu-prof'})\n`);
@@ -166,6 +176,8 @@ async function main() {
     const recorder = o.perf ? spawn('perf', ['record', '--call-graph', callGraph, '-e', 'cpu-clock', '-F', callGraph.startsWith('dwarf') ? '499' : '1999', '-p', String(target.child.pid), '-o', path.join(profDir, 'perf.data')], { stdio: 'ignore' }) : null;
     const res = await w.run(target, ctx).finally(() => recorder?.kill('SIGINT'));
     if (recorder) await new Promise((r) => (recorder.exitCode !== null ? r() : recorder.once('exit', r)));
+    // While the process lives, with its hot functions optimized: their code at the sampled addresses.
+    if (o.jitCode) jit = dumpJitCode(target.child.pid);
     requests = res.metrics.requests ?? 0;
     const flags = Object.entries(res.errors ?? {}).filter(([, v]) => v);
     process.stderr.write(`profile: ${w.primary.key} ${res.metrics[w.primary.key]?.toFixed(1)} ${w.primary.unit}${flags.length ? `; ERRORS ${JSON.stringify(Object.fromEntries(flags))}` : ''}\n`);
@@ -177,7 +189,7 @@ async function main() {
   }
   await sleep(100);
   if (o.alloc) return reportAllocations(o, w, allocFile, profDir, outDir, requests, target);
-  if (o.perf) return reportPerf(o, w, profDir, outDir);
+  if (o.perf) return reportPerf(o, w, profDir, outDir, jit);
   const written = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
   if (!written.length) {
     fs.rmSync(profDir, { recursive: true, force: true });
@@ -198,7 +210,7 @@ async function main() {
 }
 
 /** perf's self share per symbol, with the object it is in (the kernel, node, the addon, JIT code). */
-function reportPerf(o, w, profDir, outDir) {
+function reportPerf(o, w, profDir, outDir, jit) {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = path.join(outDir, `${w.name}-strait-${o.engine}-${stamp}.perf.data`);
   fs.renameSync(path.join(profDir, 'perf.data'), file);
@@ -207,6 +219,84 @@ function reportPerf(o, w, profDir, outDir) {
   const syms = spawnSync('perf', ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', '--sort', 'dso,sym'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   process.stdout.write(`\nprofile: ${file}\nby object:\n${perfRows(dsos.stdout).join('\n')}\ntop ${o.top} symbols by self share:\n`);
   process.stdout.write(`${perfRows(syms.stdout).slice(0, o.top).join('\n')}\n\nMore: perf report -i ${file}\n`);
+  if (jit) process.stdout.write(jitHotspots(file, jit, o.top));
+}
+
+/** The optimized (TurboFan, `JS:*`) functions' code read from process `pid`: address, size, name, bytes. */
+function dumpJitCode(pid) {
+  const code = [];
+  let fd;
+  try {
+    fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+    for (const line of fs.readFileSync(`/tmp/perf-${pid}.map`, 'utf8').split('\n')) {
+      const m = /^([0-9a-f]+) ([0-9a-f]+) (JS:\*.*)$/.exec(line);
+      if (!m) continue;
+      const addr = parseInt(m[1], 16);
+      const bytes = Buffer.alloc(parseInt(m[2], 16));
+      try {
+        fs.readSync(fd, bytes, 0, bytes.length, addr);
+      } catch {
+        continue; // its code space is gone
+      }
+      code.push({ addr, name: m[3], bytes });
+    }
+  } catch (err) {
+    process.stderr.write(`profile: --jit-code: cannot read the process's code: ${err.message}\n`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return code;
+}
+
+/** For the `top` JIT functions by samples: their hottest instructions, each with its disassembly around it. */
+function jitHotspots(file, jit, top) {
+  const ips = spawnSync('perf', ['script', '-i', file, '-F', 'ip', '-G'], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout.split('\n');
+  const byFn = new Map();
+  let total = 0;
+  for (const l of ips) {
+    const t = l.trim();
+    if (!t) continue;
+    total++;
+    const ip = parseInt(t, 16);
+    // The map lists a function again when it is compiled again: the last entry holding the address wins.
+    let fn = null;
+    for (const f of jit) if (ip >= f.addr && ip < f.addr + f.bytes.length) fn = f;
+    if (fn === null) continue;
+    const hits = byFn.get(fn) ?? new Map();
+    hits.set(ip, (hits.get(ip) ?? 0) + 1);
+    byFn.set(fn, hits);
+  }
+  const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+  const ranked = [...byFn].sort((a, b) => sum(b[1]) - sum(a[1])).slice(0, top);
+  const pct = (n) => `${((100 * n) / (total || 1)).toFixed(2)}%`;
+  let out = `\nJIT code: the hottest instructions of the top ${ranked.length} optimized functions (samples on an instruction often land on the one after a slow load or a call's return)\n`;
+  const tmp = fs.mkdtempSync(path.join(path.dirname(file), '.jit-'));
+  try {
+    for (const [fn, hits] of ranked) {
+      out += `\n${pct(sum(hits))}  ${fn.name}\n`;
+      const bin = path.join(tmp, 'code.bin');
+      fs.writeFileSync(bin, fn.bytes);
+      const dis = spawnSync('objdump', ['-D', '-b', 'binary', '-mi386:x86-64', `--adjust-vma=0x${fn.addr.toString(16)}`, bin], { encoding: 'utf8' });
+      if (dis.status !== 0) {
+        out += '    (objdump failed: apt-get install binutils)\n';
+        continue;
+      }
+      const lines = dis.stdout.split('\n');
+      const at = new Map();
+      lines.forEach((l, i) => {
+        const m = /^\s+([0-9a-f]+):/.exec(l);
+        if (m) at.set(parseInt(m[1], 16), i);
+      });
+      for (const [ip, n] of [...hits].sort((a, b) => b[1] - a[1]).slice(0, 3)) {
+        out += `  ${pct(n)} at +0x${(ip - fn.addr).toString(16)}\n`;
+        const i = at.get(ip);
+        if (i !== undefined) out += `${lines.slice(Math.max(0, i - 6), i + 3).map((l) => `    ${l.trim()}${l === lines[i] ? '   <==' : ''}`).join('\n')}\n`;
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return out;
 }
 
 /** The share lines of `perf report --stdio` output (comments, blank lines and call chains dropped). */
