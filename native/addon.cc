@@ -45,6 +45,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parseHttp1Head", http1::ParseHeadFunction(env));
   exports.Set("bindHttp1HeadParser", http1::BindParserFunction(env));
   exports.Set("sendHttp1", http1::SendFunction(env));
+  exports.Set("sendHttp1Ranges", http1::SendRangesFunction(env));
   // sendHttp1 takes a range and the bound head writer an offset: staged heads need no Buffer view.
   exports.Set("http1StagedRanges", Napi::Boolean::New(env, true));
   // writeSendHttp1HeadBound takes the offset `at` (a head written into a shared slab, no view).

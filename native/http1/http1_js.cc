@@ -7,6 +7,7 @@
 #include <climits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http1/head.h"
 #include "http2/session.h"
@@ -323,6 +324,81 @@ napi_value Send(napi_env env, napi_callback_info info) {
   napi_value r;
   napi_create_int32(env, SendNow(fd, p, len), &r);
   return r;
+}
+
+// sendHttp1Ranges(n, table, bufs): the sends a batch's end queued, in one call. `table` is an
+// Int32Array of n rows [fd, index in bufs, off, len, result]; each row gets one non-blocking send
+// of bufs[index][off, off + len) and its result as sendHttp1's (bytes taken or -errno; -EINVAL for
+// a row that names no Uint8Array or a range outside it, which nothing is sent for; -EAGAIN, with
+// nothing sent, for a row behind one of the same fd that was not taken whole). Per row this
+// is a send and, when the row's buffer is not the previous row's, one element read: the N-API
+// entry and argument reads of a sendHttp1 call (~800 instructions) are paid once per batch.
+napi_value SendRanges(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  int32_t n = -1;
+  napi_typedarray_type type;
+  size_t rows_len = 0;
+  void* rows_p = nullptr;
+  bool is_array = false;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 0) {
+    napi_throw_type_error(env, nullptr, "sendHttp1Ranges: n must be a non-negative number");
+    return nullptr;
+  }
+  if (napi_get_typedarray_info(env, argv[1], &type, &rows_len, &rows_p, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "sendHttp1Ranges: table must be an Int32Array");
+    return nullptr;
+  }
+  if (size_t(n) > rows_len / 5) {
+    napi_throw_range_error(env, nullptr, "sendHttp1Ranges: n rows do not fit the table");
+    return nullptr;
+  }
+  if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array) {
+    napi_throw_type_error(env, nullptr, "sendHttp1Ranges: bufs must be an array");
+    return nullptr;
+  }
+  int32_t* row = static_cast<int32_t*>(rows_p);
+  int32_t last = -1;  // the buffer index `base`/`cap` are for
+  const uint8_t* base = nullptr;
+  size_t cap = 0;
+  std::vector<int32_t> blocked;  // fds a range was cut short on (rare: allocates only then)
+  for (int32_t i = 0; i < n; i++, row += 5) {
+    const int32_t fd = row[0], idx = row[1], off = row[2], len = row[3];
+    if (idx != last) {
+      napi_value b;
+      void* p = nullptr;
+      size_t blen = 0;
+      last = idx;
+      base = nullptr;
+      cap = 0;
+      if (idx >= 0 && napi_get_element(env, argv[2], uint32_t(idx), &b) == napi_ok &&
+          napi_get_typedarray_info(env, b, &type, &blen, &p, nullptr, nullptr) == napi_ok && type == napi_uint8_array) {
+        base = static_cast<const uint8_t*>(p);
+        cap = blen;
+      } else {
+        // A failed call may leave an exception pending (a getter on the array): not ours to raise.
+        napi_value ignored;
+        bool pending = false;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+      }
+    }
+    if (base == nullptr || fd < 0 || off < 0 || len < 0 || size_t(off) > cap || size_t(len) > cap - size_t(off)) {
+      row[4] = -EINVAL;
+      continue;
+    }
+    // A socket that did not take a whole range sends nothing more in this call: JavaScript
+    // queues that rest on its stream, and the later ranges behind it.
+    bool behind = false;
+    for (int32_t b : blocked) behind = behind || b == fd;
+    if (behind) {
+      row[4] = -EAGAIN;
+      continue;
+    }
+    row[4] = SendNow(fd, base + off, size_t(len));
+    if (row[4] != len) blocked.push_back(fd);
+  }
+  return nullptr;
 }
 
 napi_value HeadThrow(napi_env env, const char* fn, bool range, const char* what) {
@@ -906,6 +982,12 @@ Napi::Function SendHeadFunction(Napi::Env env) {
 Napi::Function SendFunction(Napi::Env env) {
   napi_value fn;
   NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1", NAPI_AUTO_LENGTH, Send, nullptr, &fn), Napi::Function());
+  return Napi::Function(env, fn);
+}
+
+Napi::Function SendRangesFunction(Napi::Env env) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, "sendHttp1Ranges", NAPI_AUTO_LENGTH, SendRanges, nullptr, &fn), Napi::Function());
   return Napi::Function(env, fn);
 }
 

@@ -12,6 +12,8 @@ Napi::Function ParseHeadFunction(Napi::Env env);
 Napi::Function BindParserFunction(Napi::Env env);
 // sendHttp1(fd, buf) -> bytes sent or -errno: the direct write of src/protocols/http1/send.ts.
 Napi::Function SendFunction(Napi::Env env);
+// sendHttp1Ranges(n, table, bufs): many sends in one call (a batch's queued heads and responses).
+Napi::Function SendRangesFunction(Napi::Env env);
 // writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
 // written: encodeHead's layout (src/protocols/http1/encoder.ts) in one call.
 Napi::Function WriteHeadFunction(Napi::Env env);

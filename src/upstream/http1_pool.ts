@@ -5,7 +5,7 @@ import { RoutingPriority, type BreakerState } from './circuit_breakers.js';
 import type { Cluster, ClusterConnPools } from './cluster.js';
 import type { Host } from './host.js';
 import type { HTTP_CLUSTER_STATS } from './http_stats.js';
-import { canSendNow, directFd, sendKeptRange, sendTo } from '../protocols/http1/send.js';
+import { canSendNow, directFd, flushRanges, queueRange, sendKeptRange, sendTo } from '../protocols/http1/send.js';
 import type { ClientSocket } from '../io/direct_socket.js';
 import { HEAD_NOT_SENT } from '../protocols/http1/encoder.js';
 import type { BodyFramer } from '../protocols/http1/body.js';
@@ -41,7 +41,7 @@ const deferredConns = new BatchQueue<Http1UpstreamConn>();
 
 function flushDeferredOf(c: Http1UpstreamConn): void {
   try {
-    c.flushDeferred();
+    c.flushDeferred(true);
   } catch {
     // A write that throws (a socket torn down under it) costs that connection only.
     c.destroy();
@@ -49,7 +49,11 @@ function flushDeferredOf(c: Http1UpstreamConn): void {
 }
 
 function flushDeferred(): void {
-  deferredConns.drain(flushDeferredOf);
+  try {
+    deferredConns.drain(flushDeferredOf);
+  } finally {
+    flushRanges();
+  }
 }
 onBatchEnd(flushDeferred);
 
@@ -126,11 +130,14 @@ export class Http1UpstreamConn {
   }
 
   /** Sends the deferred head, if any (flushDeferred at the batch's end, or a write behind it). */
-  flushDeferred(): void {
+  /** `queued` (the batch's end): the send is queued for the hook's one flushRanges call. */
+  flushDeferred(queued = false): void {
     const b = this.deferred;
     if (b === null) return;
     this.deferred = null;
-    if (!this.closed) sendKeptRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen);
+    if (this.closed) return;
+    if (queued) queueRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen, true);
+    else sendKeptRange(this.socket, this.fd, b, this.deferredAt, this.deferredLen);
   }
 
   /** Drops a head deferWriteRange still holds; true when there was one (then nothing of it left). */

@@ -3,7 +3,10 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
-import { canSendNow, directFd, HANDLE_FROM_KEY, sendTo } from '../../src/protocols/http1/send.js';
+import { canSendNow, directFd, flushRanges, HANDLE_FROM_KEY, queueRange, sendTo } from '../../src/protocols/http1/send.js';
+
+type SendRanges = (n: number, table: Int32Array, bufs: Uint8Array[]) => void;
+const sendRanges = (loadNative() as unknown as { sendHttp1Ranges: SendRanges }).sendHttp1Ranges;
 
 interface Pair {
   server: net.Server;
@@ -139,5 +142,98 @@ describe('http1 send', () => {
     e.a.destroy(new Error('boom'));
     check(e.a, efd);
     expect(canSendNow(e.a, efd)).toBe(false);
+  });
+
+  it('sendHttp1Ranges: each row sends its range of its buffer and gets its result; a bad row gets -EINVAL and sends nothing', async () => {
+    const p = await pair();
+    const q = await pair();
+    const pfd = directFd(p.a);
+    const qfd = directFd(q.a);
+    const one = Buffer.from('xxHELLOxx', 'latin1');
+    const two = Buffer.from('--world--', 'latin1');
+    const t = new Int32Array(5 * 6).fill(7);
+    const rows = [
+      [pfd, 0, 2, 5], // HELLO to p
+      [qfd, 0, 0, 2], // xx to q (the same buffer as the row before: no new lookup)
+      [pfd, 1, 2, 5], // world to p
+      [qfd, 1, 8, 2], // past the end of `two`: nothing
+      [qfd, 2, 0, 1], // no such buffer: nothing
+      [-1, 0, 0, 1], // no fd: nothing
+    ];
+    rows.forEach((r, i) => t.set([...r, 99], i * 5));
+    sendRanges(rows.length, t, [one, two]);
+    const results = rows.map((_, i) => t[i * 5 + 4]);
+    expect(results).toEqual([5, 2, 5, -22, -22, -22]);
+    await until(() => p.received().length >= 10 && q.received().length >= 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(p.received().toString('latin1')).toBe('HELLOworld');
+    expect(q.received().toString('latin1')).toBe('xx');
+    expect(() => sendRanges(7, t, [one, two])).toThrow(/n rows do not fit the table/);
+    expect(() => sendRanges(1, new Int32Array(5), one as unknown as Uint8Array[])).toThrow(/bufs must be an array/);
+  });
+
+  it('sendHttp1Ranges: after a range the kernel cut short, later rows of that fd send nothing (-EAGAIN)', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    p.b.pause();
+    const big = Buffer.alloc(16 * 1024 * 1024, 1);
+    const small = Buffer.from('after');
+    const t = new Int32Array(10);
+    t.set([fd, 0, 0, big.length, 0, fd, 1, 0, small.length, 0]);
+    sendRanges(2, t, [big, small]);
+    expect(t[4]).toBeGreaterThan(0);
+    expect(t[4]).toBeLessThan(big.length);
+    expect(t[9]).toBe(-11); // EAGAIN: 'after' must not overtake the rest of `big`
+  });
+
+  it('queueRange/flushRanges: many sockets in one call, in order behind queued bytes, rests of cut ranges written, staged bytes copied', async () => {
+    const a = await pair();
+    const b = await pair();
+    const c = await pair();
+    const d = await pair();
+    const stage = Buffer.from('0123456789', 'latin1');
+    // b has bytes queued on its stream: its range must go behind them.
+    b.a.cork();
+    b.a.write('first,');
+    // d cannot take all of its range now: the rest must follow in order.
+    d.b.pause();
+    const big = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = i % 253;
+    queueRange(a.a, directFd(a.a), stage, 0, 4, false);
+    queueRange(b.a, directFd(b.a), stage, 4, 3, false);
+    queueRange(c.a, directFd(c.a), stage, 7, 3, true);
+    queueRange(d.a, directFd(d.a), big, 0, big.length, true);
+    const before = [a, b, c, d].map((x) => x.a.bytesWritten);
+    flushRanges();
+    // Staged bytes are reused once the flush returns: whatever was queued from them is a copy.
+    stage.fill(0x21);
+    b.a.uncork();
+    d.a.end();
+    d.b.resume();
+    await until(() => a.received().length >= 4 && b.received().length >= 9 && c.received().length >= 3);
+    await d.closed;
+    expect(a.received().toString('latin1')).toBe('0123');
+    expect(b.received().toString('latin1')).toBe('first,456');
+    expect(c.received().toString('latin1')).toBe('789');
+    expect(d.received().equals(big)).toBe(true);
+    // a and c went by send(2) alone; b through its stream; d partly by send(2), the rest by its stream.
+    expect(a.a.bytesWritten - before[0]!).toBe(0);
+    expect(c.a.bytesWritten - before[2]!).toBe(0);
+    expect(d.a.bytesWritten - before[3]!).toBeGreaterThan(0);
+    expect(d.a.bytesWritten - before[3]!).toBeLessThan(big.length);
+    // Nothing left queued: another flush sends nothing more.
+    flushRanges();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.received().length).toBe(4);
+  });
+
+  it('flushRanges skips a socket destroyed after its range was queued', async () => {
+    const p = await pair();
+    const fd = directFd(p.a);
+    queueRange(p.a, fd, Buffer.from('late'), 0, 4, false);
+    p.a.destroy();
+    expect(() => flushRanges()).not.toThrow();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(p.received().length).toBe(0);
   });
 });

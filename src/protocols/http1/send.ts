@@ -137,3 +137,116 @@ export function sendStaged(sock: ClientSocket, fd: number, b: Buffer): boolean {
   }
   return sock.write(Buffer.from(b));
 }
+
+type SendRangesFn = (n: number, table: Int32Array, bufs: Uint8Array[]) => void;
+
+function findSendRanges(): SendRangesFn | null {
+  if (send === null) return null;
+  const f = (loadNative() as unknown as { sendHttp1Ranges?: SendRangesFn }).sendHttp1Ranges;
+  return typeof f === 'function' ? f : null;
+}
+
+const sendRanges = findSendRanges();
+
+/**
+ * Sends a batch's end queues (queueRange), made in one addon call by flushRanges: on keep-alive
+ * traffic every exchange sent its response and its upstream request head there with a call of
+ * their own, whose entry and argument reads (~800 instructions) cost more than the send.
+ * Rows of ROW: [fd, index in queuedBufs, off, len, result].
+ */
+const ROW = 5;
+let table = new Int32Array(ROW * 64);
+const queuedSocks: ClientSocket[] = [];
+const queuedBufs: Uint8Array[] = [];
+/** Per queued send: its fd, buffer, range and whether its bytes stay as they are (a view may queue). */
+const queuedFd: number[] = [];
+const queuedBuf: Buffer[] = [];
+const queuedAt: number[] = [];
+const queuedLen: number[] = [];
+const queuedKept: boolean[] = [];
+let queued = 0;
+
+/**
+ * sendKeptRange (kept) or sendStagedRange, made by the next flushRanges: for a hook at a batch's
+ * end that sends once to each of many sockets, and calls flushRanges when done (before a staged
+ * buffer is reused). One send per socket between flushes: a second would overtake nothing, but
+ * the range sends need no such case.
+ */
+export function queueRange(sock: ClientSocket, fd: number, buf: Buffer, at: number, len: number, kept: boolean): void {
+  if (sendRanges === null) {
+    if (kept) sendKeptRange(sock, fd, buf, at, len);
+    else sendStagedRange(sock, fd, buf, at, len);
+    return;
+  }
+  const i = queued++;
+  queuedSocks[i] = sock;
+  queuedFd[i] = fd;
+  queuedBuf[i] = buf;
+  queuedAt[i] = at;
+  queuedLen[i] = len;
+  queuedKept[i] = kept;
+}
+
+/**
+ * The rest of a queued send the kernel did not take: as sendKeptRange/sendStagedRange would
+ * queue it (a copy of staged bytes, which are reused once the flush returns).
+ */
+function writeRest(sock: ClientSocket, buf: Buffer, at: number, len: number, sent: number, kept: boolean): void {
+  const from = sent > 0 ? at + sent : at;
+  const rest = buf.subarray(from, at + len);
+  sock.write(kept ? rest : Buffer.from(rest));
+}
+
+/**
+ * Makes the sends queueRange queued: those canSendNow allows now in one sendHttp1Ranges call, the
+ * others (and what the kernel does not take) through their streams. A socket whose write throws
+ * is destroyed; the others go on.
+ */
+export function flushRanges(): void {
+  const n = queued;
+  if (n === 0) return;
+  queued = 0;
+  if (table.length < n * ROW) table = new Int32Array(n * ROW * 2);
+  const t = table;
+  let rows = 0;
+  let bufs = 0;
+  let last: Buffer | null = null;
+  for (let i = 0; i < n; i++) {
+    const sock = queuedSocks[i]!;
+    const fd = queuedFd[i]!;
+    if (!canSendNow(sock, fd)) {
+      // Bytes queued on the stream go first: this send goes behind them, as sendTo's would.
+      queuedFd[i] = -1;
+      continue;
+    }
+    const buf = queuedBuf[i]!;
+    if (buf !== last) {
+      queuedBufs[bufs++] = buf;
+      last = buf;
+    }
+    const r = rows++ * ROW;
+    t[r] = fd;
+    t[r + 1] = bufs - 1;
+    t[r + 2] = queuedAt[i]!;
+    t[r + 3] = queuedLen[i]!;
+    t[r + 4] = 0;
+  }
+  if (rows > 0) sendRanges!(rows, t, queuedBufs);
+  let row = 0;
+  for (let i = 0; i < n; i++) {
+    const sock = queuedSocks[i]!;
+    const buf = queuedBuf[i]!;
+    const len = queuedLen[i]!;
+    const sent = queuedFd[i]! < 0 ? 0 : t[row++ * ROW + 4]!;
+    queuedSocks[i] = undefined as unknown as ClientSocket;
+    queuedBuf[i] = undefined as unknown as Buffer;
+    // A socket destroyed since it was queued takes nothing more (its sender checked then).
+    if (sent === len || sock.destroyed) continue;
+    try {
+      writeRest(sock, buf, queuedAt[i]!, len, sent, queuedKept[i]!);
+    } catch {
+      sock.destroy();
+    }
+  }
+  for (let i = 0; i < bufs; i++) queuedBufs[i] = undefined as unknown as Uint8Array;
+}

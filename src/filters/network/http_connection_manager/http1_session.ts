@@ -10,7 +10,7 @@ import { BODY_ERROR, BodyFramer, BodyMode } from '../../../protocols/http1/body.
 import { bytesEqualLower, getHeader, hasHeader, responseHasNoBody, wantsKeepAlive } from '../../../protocols/http1/decoder.js';
 import { parseRequestHead, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../../protocols/http1/parser.js';
 import { encodeHead, encodeHeadSend, encodeHeadSendAt, keptBuffer, keptLength, encodeHeadStaged, encodeHeadStagedAt, stagedBuffer, stagedLength, encodeLocalResponse, lastHeadSent, reasonPhrase, resetStage, sendHead, type Drop } from '../../../protocols/http1/encoder.js';
-import { canSendNow, directFd, sendStaged, sendStagedRange, sendTo } from '../../../protocols/http1/send.js';
+import { canSendNow, directFd, flushRanges, queueRange, sendStaged, sendStagedRange, sendTo } from '../../../protocols/http1/send.js';
 import { copyOut, http1BatchReader, inBatch, onBatchEnd, onBatchTail, runBatched } from '../../../protocols/http1/batch_reader.js';
 import { BatchQueue } from '../../../protocols/http1/batch_queue.js';
 import { originFormOf } from '../../../protocols/http1/absolute_form.js';
@@ -241,7 +241,7 @@ const heldSessions = new BatchQueue<Http1Session>();
 
 function sendHeldOf(s: Http1Session): void {
   try {
-    s.sendHeld();
+    s.sendHeld(true);
   } catch {
     // A write that throws (a socket torn down under it) costs that connection only.
     s.socket.destroy();
@@ -249,8 +249,13 @@ function sendHeldOf(s: Http1Session): void {
 }
 
 function sendHeld(): void {
-  heldSessions.drain(sendHeldOf);
-  resetStage();
+  try {
+    heldSessions.drain(sendHeldOf);
+  } finally {
+    // The staged responses leave (or are copied) before the stage is reused.
+    flushRanges();
+    resetStage();
+  }
 }
 onBatchEnd(sendHeld);
 
@@ -772,8 +777,11 @@ export class Http1Session implements DirectSocketOwner {
     return n > 0;
   }
 
-  /** Sends what writeHead queued, if anything (at the batch's end, or before any other write). */
-  sendHeld(): void {
+  /**
+   * Sends what writeHead queued, if anything (at the batch's end, or before any other write).
+   * `queued` (the batch's end): a staged range is queued for the hook's one flushRanges call.
+   */
+  sendHeld(queued = false): void {
     if (!this.holding) return;
     const st = this.heldStage;
     const one = this.heldOne;
@@ -786,8 +794,9 @@ export class Http1Session implements DirectSocketOwner {
     // Whole responses: no upstream read waits on them, so a full socket buffer needs no answer
     // here (what the kernel leaves queues in the stream; the next exchange's writes see it).
     if (more === null) {
-      if (st !== null) sendStagedRange(this.socket, this.fd, st, this.heldAt, this.heldLen);
-      else sendStaged(this.socket, this.fd, one!);
+      if (st === null) sendStaged(this.socket, this.fd, one!);
+      else if (queued) queueRange(this.socket, this.fd, st, this.heldAt, this.heldLen, false);
+      else sendStagedRange(this.socket, this.fd, st, this.heldAt, this.heldLen);
       return;
     }
     const first = st !== null ? st.subarray(this.heldAt, this.heldAt + this.heldLen) : one!;
