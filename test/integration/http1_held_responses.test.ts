@@ -114,6 +114,36 @@ ${staticCluster('up', [up.port])}`,
     }
   }, 20_000);
 
+  it('closes many connections whose responses leave in the same batch, each after its whole response', async () => {
+    // Connections that close after their response wait for the batch end's one send call and
+    // are ended after it: with 48 clients at once, many share a batch.
+    for (let round = 0; round < 3; round++) {
+      const runs = Array.from({ length: 48 }, (_, k) => {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d.toString('latin1')));
+        s.on('error', () => {});
+        const path = k % 3 === 0 ? `/big/${round}/${k}` : `/many/${round}/${k}`;
+        s.write(`GET ${path} HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n`);
+        return new Promise<{ got: string; path: string }>((r) =>
+          s.on('end', () => {
+            s.destroy();
+            r({ got, path });
+          }),
+        );
+      });
+      for (const { got, path } of await Promise.all(runs)) {
+        expect(got).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+        expect(got.toLowerCase()).toContain('connection: close\r\n');
+        expect(got.slice(got.indexOf('\r\n\r\n') + 4).startsWith(`ok ${path}`)).toBe(true);
+        const len = Number(/content-length: *(\d+)/i.exec(got)![1]);
+        expect(got.length - got.indexOf('\r\n\r\n') - 4).toBe(len);
+      }
+    }
+    // None of them lingers open on Strait's side.
+    await strait.waitStat('http.web.downstream_cx_active', (v) => v === 0, 10_000);
+  }, 30_000);
+
   it('answers pipelined requests mixing forwarded ones, local replies and a closing one, in order, then closes', async () => {
     for (let k = 0; k < 10; k++) {
       const s = net.connect(port, '127.0.0.1');

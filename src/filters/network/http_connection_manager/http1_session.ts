@@ -248,13 +248,26 @@ function sendHeldOf(s: Http1Session): void {
   }
 }
 
+/** Sessions closing (closeGracefully) once their held response has left: sendHeld's hook ends them. */
+const closingAfterHeld: Http1Session[] = [];
+
+function endSocketOf(s: Http1Session): void {
+  try {
+    s.endSocket();
+  } catch {
+    s.socket.destroy();
+  }
+}
+
 function sendHeld(): void {
   try {
     heldSessions.drain(sendHeldOf);
   } finally {
-    // The staged responses leave (or are copied) before the stage is reused.
+    // The staged responses leave (or are copied) before the stage is reused, and before the
+    // connections that close after them are ended.
     flushRanges();
     resetStage();
+    for (let s = closingAfterHeld.pop(); s !== undefined; s = closingAfterHeld.pop()) endSocketOf(s);
   }
 }
 onBatchEnd(sendHeld);
@@ -940,8 +953,24 @@ export class Http1Session implements DirectSocketOwner {
     this.closed = true;
     this.clearIdle();
     this.clearHeadersTimer();
+    this.clientDone = clientDone;
+    if (this.holding) {
+      // A response held in a read batch (connection per request: every one) leaves in the batch
+      // end's one send call (sendHeld's hook), which then ends the socket.
+      closingAfterHeld.push(this);
+      return;
+    }
+    this.endSocket();
+  }
+
+  /** closeGracefully()'s argument, for endSocket() when it runs at the batch's end. */
+  private clientDone = false;
+
+  /** The rest of closeGracefully() once nothing is held: end the socket, wait for the client's FIN. */
+  endSocket(): void {
+    if (this.socket.destroyed) return;
     this.sendHeld();
-    if (clientDone) this.socket.destroySoon();
+    if (this.clientDone) this.socket.destroySoon();
     else this.socket.end();
     // A client that never closes its side (or never reads what is queued) must not hold the
     // connection forever (onClose clears it). The idle deadline's links serve: it was cleared
