@@ -152,39 +152,53 @@ const sendRanges = findSendRanges();
  * Sends a batch's end queues (queueRange), made in one addon call by flushRanges: on keep-alive
  * traffic every exchange sent its response and its upstream request head there with a call of
  * their own, whose entry and argument reads (~800 instructions) cost more than the send.
- * Rows of ROW: [fd, index in queuedBufs, off, len, result].
+ * Rows of ROW in `table`, written as they are queued: [fd, index in queuedBufs, off, len, result].
  */
 const ROW = 5;
 let table = new Int32Array(ROW * 64);
+/** Per queued send: 1 when its bytes stay as they are (a kept head: a view of them may queue). */
+let keptFlags = new Uint8Array(64);
 const queuedSocks: ClientSocket[] = [];
+/** The queued sends' buffers, each once per run of sends from it (a batch's stage, a slab). */
 const queuedBufs: Uint8Array[] = [];
-/** Per queued send: its fd, buffer, range and whether its bytes stay as they are (a view may queue). */
-const queuedFd: number[] = [];
-const queuedBuf: Buffer[] = [];
-const queuedAt: number[] = [];
-const queuedLen: number[] = [];
-const queuedKept: boolean[] = [];
 let queued = 0;
+let nBufs = 0;
+let lastBuf: Buffer | null = null;
+/** flushRanges is writing the rests: a send queued now (from a socket's own write) goes at once. */
+let flushing = false;
 
 /**
  * sendKeptRange (kept) or sendStagedRange, made by the next flushRanges: for a hook at a batch's
  * end that sends once to each of many sockets, and calls flushRanges when done (before a staged
- * buffer is reused). One send per socket between flushes: a second would overtake nothing, but
- * the range sends need no such case.
+ * buffer is reused). Whether the socket may take the bytes directly is asked then.
  */
 export function queueRange(sock: ClientSocket, fd: number, buf: Buffer, at: number, len: number, kept: boolean): void {
-  if (sendRanges === null) {
+  if (sendRanges === null || flushing) {
     if (kept) sendKeptRange(sock, fd, buf, at, len);
     else sendStagedRange(sock, fd, buf, at, len);
     return;
   }
   const i = queued++;
+  const r = i * ROW;
+  if (r === table.length) {
+    const t = new Int32Array(table.length * 2);
+    t.set(table);
+    table = t;
+    const k = new Uint8Array(keptFlags.length * 2);
+    k.set(keptFlags);
+    keptFlags = k;
+  }
+  if (buf !== lastBuf) {
+    queuedBufs[nBufs++] = buf;
+    lastBuf = buf;
+  }
+  const t = table;
+  t[r] = fd;
+  t[r + 1] = nBufs - 1;
+  t[r + 2] = at;
+  t[r + 3] = len;
+  keptFlags[i] = kept ? 1 : 0;
   queuedSocks[i] = sock;
-  queuedFd[i] = fd;
-  queuedBuf[i] = buf;
-  queuedAt[i] = at;
-  queuedLen[i] = len;
-  queuedKept[i] = kept;
 }
 
 /**
@@ -198,55 +212,40 @@ function writeRest(sock: ClientSocket, buf: Buffer, at: number, len: number, sen
 }
 
 /**
- * Makes the sends queueRange queued: those canSendNow allows now in one sendHttp1Ranges call, the
- * others (and what the kernel does not take) through their streams. A socket whose write throws
- * is destroyed; the others go on.
+ * Makes the sends queueRange queued in one sendHttp1Ranges call. A socket canSendNow refuses
+ * (bytes queued on its stream) gets its row's fd cleared, so the addon sends nothing for it and
+ * the whole range follows those bytes through its stream, as what the kernel does not take does.
+ * A socket whose write throws is destroyed; the others go on.
  */
 export function flushRanges(): void {
   const n = queued;
   if (n === 0) return;
   queued = 0;
-  if (table.length < n * ROW) table = new Int32Array(n * ROW * 2);
+  lastBuf = null;
   const t = table;
-  let rows = 0;
-  let bufs = 0;
-  let last: Buffer | null = null;
   for (let i = 0; i < n; i++) {
-    const sock = queuedSocks[i]!;
-    const fd = queuedFd[i]!;
-    if (!canSendNow(sock, fd)) {
-      // Bytes queued on the stream go first: this send goes behind them, as sendTo's would.
-      queuedFd[i] = -1;
-      continue;
-    }
-    const buf = queuedBuf[i]!;
-    if (buf !== last) {
-      queuedBufs[bufs++] = buf;
-      last = buf;
-    }
-    const r = rows++ * ROW;
-    t[r] = fd;
-    t[r + 1] = bufs - 1;
-    t[r + 2] = queuedAt[i]!;
-    t[r + 3] = queuedLen[i]!;
-    t[r + 4] = 0;
+    if (!canSendNow(queuedSocks[i]!, t[i * ROW]!)) t[i * ROW] = -1;
   }
-  if (rows > 0) sendRanges!(rows, t, queuedBufs);
-  let row = 0;
-  for (let i = 0; i < n; i++) {
-    const sock = queuedSocks[i]!;
-    const buf = queuedBuf[i]!;
-    const len = queuedLen[i]!;
-    const sent = queuedFd[i]! < 0 ? 0 : t[row++ * ROW + 4]!;
-    queuedSocks[i] = undefined as unknown as ClientSocket;
-    queuedBuf[i] = undefined as unknown as Buffer;
-    // A socket destroyed since it was queued takes nothing more (its sender checked then).
-    if (sent === len || sock.destroyed) continue;
-    try {
-      writeRest(sock, buf, queuedAt[i]!, len, sent, queuedKept[i]!);
-    } catch {
-      sock.destroy();
+  sendRanges!(n, t, queuedBufs);
+  flushing = true;
+  try {
+    for (let i = 0; i < n; i++) {
+      const sock = queuedSocks[i]!;
+      queuedSocks[i] = undefined as unknown as ClientSocket;
+      const r = i * ROW;
+      const len = t[r + 3]!;
+      const sent = t[r + 4]!;
+      // A socket destroyed since it was queued takes nothing more (its sender checked then).
+      if (sent === len || sock.destroyed) continue;
+      try {
+        writeRest(sock, queuedBufs[t[r + 1]!] as Buffer, t[r + 2]!, len, sent, keptFlags[i] === 1);
+      } catch {
+        sock.destroy();
+      }
     }
+  } finally {
+    flushing = false;
+    for (let i = 0; i < nBufs; i++) queuedBufs[i] = undefined as unknown as Uint8Array;
+    nBufs = 0;
   }
-  for (let i = 0; i < bufs; i++) queuedBufs[i] = undefined as unknown as Uint8Array;
 }
