@@ -428,7 +428,17 @@ struct HeadPieces {
 // Reads and checks every piece (a bad one throws: nothing is read outside its buffer) and sums
 // the size. V8 writes strings one byte per char (the low byte, as Buffer.write(s, 'latin1')).
 // With `bound_runs` (bindHttp1HeadWriter), argv[3] is not read: the runs are the bound array's.
+bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len);
+
 bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs = nullptr, size_t bound_len = 0) {
+  if (napi_get_value_int32(env, argv[4], &h.n_runs) != napi_ok || napi_get_value_int32(env, argv[7], &h.tail_start) != napi_ok ||
+      napi_get_value_int32(env, argv[8], &h.tail_end) != napi_ok)
+    return HeadThrow(env, fn, false, "nRuns, tailStart and tailEnd must be numbers"), false;
+  return ReadPiecesWith(env, fn, argv, h, bound_runs, bound_len);
+}
+
+// ReadPieces with h.n_runs, h.tail_start and h.tail_end already set (argv[4], [7], [8] unread).
+bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len) {
   napi_typedarray_type type;
   napi_valuetype vt;
   void* p = nullptr;
@@ -452,9 +462,6 @@ bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, c
       return HeadThrow(env, fn, false, "runs must be an Int32Array"), false;
     h.runs = static_cast<const int32_t*>(p);
   }
-  if (napi_get_value_int32(env, argv[4], &h.n_runs) != napi_ok || napi_get_value_int32(env, argv[7], &h.tail_start) != napi_ok ||
-      napi_get_value_int32(env, argv[8], &h.tail_end) != napi_ok)
-    return HeadThrow(env, fn, false, "nRuns, tailStart and tailEnd must be numbers"), false;
   if (h.n_runs < 0 || size_t(h.n_runs) * 2 > len || (h.n_runs > 0 && !h.src)) return HeadThrow(env, fn, true, "nRuns out of range"), false;
   if (napi_typeof(env, argv[6], &vt) != napi_ok) return false;
   if (vt != napi_null && vt != napi_undefined) {
@@ -566,6 +573,10 @@ struct BoundWriter {
   napi_ref runs_ref = nullptr;
   const int32_t* runs = nullptr;
   size_t runs_len = 0;
+  // bindHttp1HeadWriter's optional second array: the number arguments of writeAt and
+  // writeSendAt (kArg*), read from memory instead of one N-API call each (~60 instructions).
+  napi_ref args_ref = nullptr;
+  const int32_t* args = nullptr;
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
   std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
 };
@@ -574,6 +585,7 @@ void ReleaseWriter(napi_env env, void* data, void*) {
   auto* w = static_cast<BoundWriter*>(data);
   if (--w->users > 0) return;
   if (w->runs_ref) napi_delete_reference(env, w->runs_ref);
+  if (w->args_ref) napi_delete_reference(env, w->args_ref);
   delete w;
 }
 
@@ -621,6 +633,8 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
 // non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
 // size. A forwarded request head is kept as a Buffer for retries and sent at once: one call
 // instead of write + sendHttp1 (an N-API entry and its argument reads per request).
+napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, napi_value* argv, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at);
+
 napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   const char* fn = "writeSendHttp1HeadBound";
   size_t argc = 12;
@@ -630,11 +644,6 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   if (argc < 11) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd, fd, keepAt, keepLen[, at])");
   auto* w = static_cast<BoundWriter*>(data);
   napi_value argv[9] = {in[0], in[1], in[2], nullptr, in[3], in[4], in[5], in[6], in[7]};
-  napi_typedarray_type type;
-  size_t cap = 0;
-  void* outp = nullptr;
-  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &outp, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
-    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
   int32_t fd, keep_at, keep_len;
   if (napi_get_value_int32(env, in[8], &fd) != napi_ok || napi_get_value_int32(env, in[9], &keep_at) != napi_ok ||
       napi_get_value_int32(env, in[10], &keep_len) != napi_ok)
@@ -646,6 +655,72 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
     return HeadThrow(env, fn, true, "at must be a non-negative number");
   HeadPieces h;
   if (!ReadPieces(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  return WriteSendWith(env, fn, w, argv, h, fd, keep_at, keep_len, at);
+}
+
+// The slots of the args array (bindHttp1HeadWriter's second argument), src/protocols/http1/encoder.ts's ARG.
+enum { kArgRuns = 0, kArgTailStart = 1, kArgTailEnd = 2, kArgAt = 3, kArgFd = 4, kArgKeepAt = 5, kArgKeepLen = 6, kArgCount = 7 };
+
+// writeAt(out, firstLine, src, extra, tail): write's bytes into out[at, ...), the numbers (nRuns,
+// tailStart, tailEnd, at) from the bound args array.
+napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
+  const char* fn = "writeHttp1HeadArgs";
+  size_t argc = 5;
+  napi_value in[5];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
+  if (argc < 5) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, extra, tail)");
+  auto* w = static_cast<BoundWriter*>(data);
+  const int32_t* a = w->args;
+  if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number");
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], in[4], nullptr, nullptr};
+  napi_typedarray_type type;
+  size_t cap = 0;
+  void* out = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &out, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
+  HeadPieces h;
+  h.n_runs = a[kArgRuns];
+  h.tail_start = a[kArgTailStart];
+  h.tail_end = a[kArgTailEnd];
+  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  const size_t at = size_t(a[kArgAt]);
+  if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  PutPieces(env, h, static_cast<uint8_t*>(out) + at);
+  napi_value r;
+  napi_create_int32(env, int32_t(h.size), &r);
+  return r;
+}
+
+// writeSendAt(out, firstLine, src, extra): writeSend with no tail, the numbers (nRuns, at, fd,
+// keepAt, keepLen) from the bound args array.
+napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
+  const char* fn = "writeSendHttp1HeadArgs";
+  size_t argc = 4;
+  napi_value in[4];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
+  if (argc < 4) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, extra)");
+  auto* w = static_cast<BoundWriter*>(data);
+  const int32_t* a = w->args;
+  if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number");
+  napi_value null_value;
+  napi_get_null(env, &null_value);
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], null_value, nullptr, nullptr};
+  HeadPieces h;
+  h.n_runs = a[kArgRuns];
+  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  return WriteSendWith(env, fn, w, argv, h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
+}
+
+// The rest of writeSend once the pieces are read: `out` (argv[0]) checked, the head written from
+// out[at], the kept range restored or filled, the send.
+napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, napi_value* argv, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at) {
+  napi_typedarray_type type;
+  size_t cap = 0;
+  void* outp = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &outp, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
   if (size_t(at) > cap || h.size > cap - size_t(at) || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   uint8_t kept[64];
   const bool keep = keep_at >= 0;
@@ -669,17 +744,31 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   return rv;
 }
 
-// bindHttp1HeadWriter(runs) -> [write, send, writeSend], all holding `runs` alive.
+// bindHttp1HeadWriter(runs[, args]) -> [write, send, writeSend[, writeAt, writeSendAt]], all holding
+// `runs` (and `args`) alive.
 napi_value BindWriter(napi_env env, napi_callback_info info) {
   const char* fn = "bindHttp1HeadWriter";
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   napi_typedarray_type type;
   size_t len = 0;
   void* p = nullptr;
   if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
     return HeadThrow(env, fn, false, "runs must be an Int32Array");
+  // The optional args array is checked before anything is made, so a bad one leaks nothing.
+  const int32_t* args = nullptr;
+  if (argc >= 2) {
+    napi_valuetype vt = napi_undefined;
+    if (napi_typeof(env, argv[1], &vt) != napi_ok) return nullptr;
+    if (vt != napi_undefined) {
+      size_t alen = 0;
+      void* ap = nullptr;
+      if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < size_t(kArgCount))
+        return HeadThrow(env, fn, false, "args must be an Int32Array of 7 slots or more");
+      args = static_cast<const int32_t*>(ap);
+    }
+  }
   auto* w = new BoundWriter();
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
@@ -695,6 +784,24 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
     return pair;
   }
   napi_set_element(env, pair, 2, c);
+  if (args == nullptr) return pair;
+  // writeAt and writeSendAt, with the numbers in `args`, which they keep alive (w->args_ref).
+  if (napi_create_reference(env, argv[1], 1, &w->args_ref) != napi_ok) return pair;
+  w->args = args;
+  static constexpr struct {
+    const char* name;
+    napi_callback cb;
+  } kArgFns[] = {{"writeHttp1HeadArgs", BoundWriteArgs}, {"writeSendHttp1HeadArgs", BoundWriteSendArgs}};
+  for (uint32_t k = 0; k < 2; k++) {
+    napi_value f;
+    if (napi_create_function(env, kArgFns[k].name, NAPI_AUTO_LENGTH, kArgFns[k].cb, w, &f) != napi_ok) return pair;
+    w->users++;
+    if (napi_add_finalizer(env, f, w, ReleaseWriter, nullptr, nullptr) != napi_ok) {
+      w->users--;
+      return pair;
+    }
+    napi_set_element(env, pair, 3 + k, f);
+  }
   return pair;
 }
 

@@ -20,9 +20,11 @@ Napi::Function WriteHeadFunction(Napi::Env env);
 // sendHttp1Head(fd, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes sent
 // or -errno: the same head sent by one send(2), without a Buffer.
 Napi::Function SendHeadFunction(Napi::Env env);
-// bindHttp1HeadWriter(runs) -> [write(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd),
+// bindHttp1HeadWriter(runs[, args]) -> [write(out, firstLine, src, nRuns, extra, tail, tailStart, tailEnd),
 // send(fd, ...same), writeSend(out, ...same as write, fd, keepAt, keepLen)]: the two above with
-// `runs` bound once, and write + send of the Buffer written in one call.
+// `runs` bound once, and write + send of the Buffer written in one call. With `args` (an
+// Int32Array: nRuns, tailStart, tailEnd, at, fd, keepAt, keepLen) also [3] writeAt(out, firstLine,
+// src, extra, tail) and [4] writeSendAt(out, firstLine, src, extra), which read their numbers there.
 Napi::Function BindWriterFunction(Napi::Env env);
 // writeHttp1HeadFromFlat(out, method, path, authority, src, runs, nRuns, extra, chunked) -> bytes
 // written: the HTTP/1.1 head of an HTTP/2 request from its flat field list (FlatRequest.h1Head).

@@ -86,6 +86,85 @@ describe('bindHttp1HeadWriter writeSend', () => {
   });
 });
 
+type WriteAt = (out: Buffer, firstLine: string, src: Buffer | null, extra: string, tail: Buffer | null) => number;
+type WriteSendAt = (out: Buffer, firstLine: string, src: Buffer | null, extra: string) => number;
+const wa = loadNative() as unknown as {
+  bindHttp1HeadWriter: (runs: Int32Array, args?: Int32Array) => [BoundHead<Buffer>, BoundHead<number>, WriteSend, WriteAt?, WriteSendAt?];
+};
+
+describe('bindHttp1HeadWriter with an args array: writeAt and writeSendAt read their numbers there', () => {
+  const src = Buffer.from('xxHost: a\r\nX-One: 1\r\nX-Two: 2\r\n', 'latin1');
+  const runs = new Int32Array(8);
+  runs.set([2, 9, 11, 19, 21, 29]);
+  // nRuns, tailStart, tailEnd, at, fd, keepAt, keepLen
+  const args = new Int32Array(7);
+  const [write, , writeSend, writeAt, writeSendAt] = wa.bindHttp1HeadWriter(runs, args);
+  const tail = Buffer.from('--body--', 'latin1');
+
+  it('are bound only with an args array, which must have its seven slots', () => {
+    expect(typeof writeAt).toBe('function');
+    expect(typeof writeSendAt).toBe('function');
+    expect(wa.bindHttp1HeadWriter(runs).length).toBe(3);
+    expect(() => wa.bindHttp1HeadWriter(runs, new Int32Array(6))).toThrow(/args must be an Int32Array of 7 slots or more/);
+    expect(() => wa.bindHttp1HeadWriter(runs, new Uint8Array(8) as unknown as Int32Array)).toThrow(/args must be an Int32Array/);
+  });
+
+  it("writeAt: write()'s bytes at `at`, nRuns and the tail's range from the array", () => {
+    const want = Buffer.alloc(256);
+    const size = write(want, 'HTTP/1.1 200 OK', src, 2, 'x-e: 1\r\n', tail, 2, 6);
+    const out = Buffer.alloc(256, 0x2e);
+    args.set([2, 2, 6, 10]);
+    expect(writeAt!(out, 'HTTP/1.1 200 OK', src, 'x-e: 1\r\n', tail)).toBe(size);
+    expect(out.subarray(10, 10 + size).equals(want.subarray(0, size))).toBe(true);
+    expect(out.toString('latin1', 0, 10)).toBe('.'.repeat(10));
+    expect(out[10 + size]).toBe(0x2e);
+    // Other numbers, other bytes: nothing is remembered from the call before.
+    args.set([3, 0, 0, 0]);
+    const size3 = write(want, 'HTTP/1.1 200 OK', src, 3, '', null, 0, 0);
+    expect(writeAt!(out, 'HTTP/1.1 200 OK', src, '', null)).toBe(size3);
+    expect(out.subarray(0, size3).equals(want.subarray(0, size3))).toBe(true);
+    args.set([2, 0, 0, -1]);
+    expect(() => writeAt!(out, 'X', src, '', null)).toThrow(/at must be a non-negative number/);
+    args.set([2, 0, 0, 250]);
+    expect(() => writeAt!(out, 'HTTP/1.1 200 OK', src, '', null)).toThrow(/out is too small/);
+    args.set([5, 0, 0, 0]);
+    expect(() => writeAt!(out, 'X', src, '', null)).toThrow(/nRuns out of range/);
+    args.set([0, 2, 60, 0]);
+    expect(() => writeAt!(out, 'X', null, '', tail)).toThrow(/tailStart\/tailEnd out of range/);
+  });
+
+  it("writeSendAt: writeSend()'s bytes at `at`, the request id filled, sent on the fd from the array", async () => {
+    const extra = 'x-request-id: 00000000-0000-4000-8000-000000000000\r\n';
+    const want = Buffer.alloc(256);
+    const size = write(want, 'GET / HTTP/1.1', src, 3, extra, null, 0, 0);
+    const idAt = size - 2 - 38;
+    const out = Buffer.alloc(300);
+    args.set([3, 0, 0, 20, -1, idAt, -1]);
+    expect(writeSendAt!(out, 'GET / HTTP/1.1', src, extra)).toBe(size);
+    const id = out.toString('latin1', 20 + idAt, 20 + idAt + 36);
+    expect(id).toMatch(UUID_V4);
+    const e = Buffer.from(want.subarray(0, size));
+    e.write(id, idAt, 'latin1');
+    expect(out.subarray(20, 20 + size).equals(e)).toBe(true);
+    // The same through writeSend, with the numbers as arguments: the same bytes but the id.
+    const out2 = Buffer.alloc(300);
+    expect(writeSend(out2, 'GET / HTTP/1.1', src, 3, extra, null, 0, 0, -1, -1, 0)).toBe(size);
+    expect(out2.subarray(0, size).equals(want.subarray(0, size))).toBe(true);
+    const p = await tcpPair();
+    try {
+      args.set([2, 0, 0, 0, directFd(p.client), -1, 0]);
+      const n = writeSendAt!(out, 'GET /x HTTP/1.1', src, '');
+      const sent = Buffer.from(out.subarray(0, n));
+      expect((await p.waitFor(n)).equals(sent)).toBe(true);
+      expect(sent.toString('latin1')).toBe('GET /x HTTP/1.1\r\nHost: a\r\nX-One: 1\r\n\r\n');
+    } finally {
+      p.close();
+    }
+    args.set([0, 0, 0, 0, -1, 10, 100]);
+    expect(() => writeSendAt!(Buffer.alloc(64), 'GET / HTTP/1.1', null, '')).toThrow(/keepAt\/keepLen out of range/);
+  });
+});
+
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('encodeHeadSend', () => {

@@ -57,22 +57,44 @@ let boundSend: BoundHeadFn<number> | null = null;
 /** write + send of the Buffer written, in one call (an addon built before it has none). */
 type BoundWriteSendFn = (out: Buffer, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number, fd: number, keepAt: number, keepLen: number, at?: number) => number;
 let boundWriteSend: BoundWriteSendFn | null = null;
+/**
+ * write and writeSend (with `at`) taking their numbers from ARGS, bound with RUNS: seven number
+ * arguments fewer to read per forwarded exchange, each an N-API call (~60 instructions).
+ */
+type WriteArgsFn = (out: Buffer, firstLine: string, src: Buffer | null, extra: string, tail: Buffer | null) => number;
+type WriteSendArgsFn = (out: Buffer, firstLine: string, src: Buffer | null, extra: string) => number;
+let writeArgs: WriteArgsFn | null = null;
+let writeSendArgs: WriteSendArgsFn | null = null;
+/** ARGS' slots (kArg* in native/http1/http1_js.cc). */
+const enum ARG {
+  RUNS = 0,
+  TAIL_START = 1,
+  TAIL_END = 2,
+  AT = 3,
+  FD = 4,
+  KEEP_AT = 5,
+  KEEP_LEN = 6,
+}
+const ARGS = new Int32Array(8);
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
 function bindRuns(): void {
   if (writeNative === null) return;
-  let bind: ((runs: Int32Array) => [BoundHeadFn<Buffer>, BoundHeadFn<number>, BoundWriteSendFn?]) | undefined;
+  let bind: ((runs: Int32Array, args?: Int32Array) => [BoundHeadFn<Buffer>, BoundHeadFn<number>, BoundWriteSendFn?, WriteArgsFn?, WriteSendArgsFn?]) | undefined;
   try {
     bind = (loadNative() as unknown as { bindHttp1HeadWriter?: typeof bind }).bindHttp1HeadWriter;
   } catch {
     return;
   }
   if (typeof bind !== 'function') return; // an addon built before it: the unbound calls
-  const [w, s, ws] = bind(RUNS);
+  const [w, s, ws, wa, wsa] = bind(RUNS, ARGS);
   boundWrite = w;
   // STRAIT_HTTP1_SEND=stream turns the direct send off, bound or not.
   boundSend = sendNative === null ? null : s;
   boundWriteSend = sendNative === null || typeof ws !== 'function' ? null : ws;
+  // An addon that ignores `args` returns three functions.
+  writeArgs = typeof wa === 'function' ? wa : null;
+  writeSendArgs = boundWriteSend === null || typeof wsa !== 'function' ? null : wsa;
 }
 bindRuns();
 
@@ -211,7 +233,15 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
   const size = addonHeadSize(firstLine, head, drop, extra, tail ? tailEnd - tailStart : 0);
   if (size > STAGE_BYTES >> 2) return -1;
   const at = STAGE.reserve(size);
-  write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
+  const wa = writeArgs;
+  if (wa !== null) {
+    const a = ARGS;
+    a[ARG.RUNS] = nRuns;
+    a[ARG.TAIL_START] = tail ? tailStart : 0;
+    a[ARG.TAIL_END] = tail ? tailEnd : 0;
+    a[ARG.AT] = at;
+    wa(STAGE.buf!, firstLine, head ? head.buf : null, extra, tail);
+  } else write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
   stagedLen = size;
   return at;
 }
@@ -268,7 +298,17 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
   const size = addonHeadSize(firstLine, head, drop, extra, 0);
   if (size > KEPT_BYTES >> 3) return -1;
   const at = KEPT.reserve(size);
-  const n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
+  const wsa = writeSendArgs;
+  let n: number;
+  if (wsa !== null) {
+    const a = ARGS;
+    a[ARG.RUNS] = nRuns;
+    a[ARG.AT] = at;
+    a[ARG.FD] = fd;
+    a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? size - requestIdFromEnd : -1;
+    a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
+    n = wsa(KEPT.buf!, firstLine, head ? head.buf : null, extra);
+  } else n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   keptLen = size;
   return at;
