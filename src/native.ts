@@ -325,10 +325,12 @@ export interface NativeBinding {
    * addons built before it.
    */
   /** parseArena (when present): parse() of the array registered as TableSlot.ARENA, without it as an argument. */
-  bindHttp1HeadParser?(out: Int32Array): [
+  bindHttp1HeadParser?(out: Int32Array, args?: Int32Array): [
     parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
     setSlab: (slab: Uint8Array) => void,
     parseArena?: (isRequest: boolean, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
+    /** With `args`: parseArena taking [isRequest (0/1), off, end, maxHeadBytes, maxHeaders, copyAt] from it. */
+    parseArenaArgs?: () => void,
   ];
   /**
    * Reads many sockets (each through its own dup of the fd) and hands every read of one loop turn

@@ -7,8 +7,10 @@ namespace strait {
 namespace http1 {
 
 Napi::Function ParseHeadFunction(Napi::Env env);
-// bindHttp1HeadParser(out) -> [parse(isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt),
-// setSlab(slab)]: parseHttp1Head with `out` and the copy slab bound once (copyAt -1: no copy).
+// bindHttp1HeadParser(out[, args]) -> [parse(isRequest, buf, off, end, maxHeadBytes, maxHeaders, copyAt),
+// setSlab(slab), parseArena(isRequest, off, end, ...same)]: parseHttp1Head with `out` and the copy
+// slab bound once (copyAt -1: no copy); parseArena parses the registered reader arena. With
+// `args` (an Int32Array), also [3] parseArenaArgs(), parseArena with its six arguments read there.
 Napi::Function BindParserFunction(Napi::Env env);
 // sendHttp1(fd, buf) -> bytes sent or -errno: the direct write of src/protocols/http1/send.ts.
 Napi::Function SendFunction(Napi::Env env);

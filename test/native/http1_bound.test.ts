@@ -91,6 +91,47 @@ describe('bindHttp1HeadParser', () => {
     setTable(TableSlot.ARENA, Buffer.alloc(16));
   });
 
+  it('parseArenaArgs (bound with an args array) fills the array as parseArena does, its numbers read from the args', () => {
+    const outA = new Int32Array(16 + 5 * 10);
+    const args = new Int32Array(6);
+    const [, setSlab, parseArena, parseArenaArgs] = b.bindHttp1HeadParser!(outA, args);
+    expect(typeof parseArenaArgs).toBe('function');
+    expect(b.bindHttp1HeadParser!(new Int32Array(16)).length).toBe(3);
+    expect(() => b.bindHttp1HeadParser!(new Int32Array(16), new Int32Array(5))).toThrow(/args must be an Int32Array of 6 slots or more/);
+    const slabA = Buffer.alloc(4096);
+    setSlab(slabA);
+    for (const [request, text] of INPUTS) {
+      const arena = Buffer.alloc(8192, 0x78);
+      const at = 1000 + text.length;
+      arena.write(text, at, 'latin1');
+      setTable(TableSlot.ARENA, arena);
+      for (const [maxHeaders, copyAt] of [[10, 100], [3, -1]] as const) {
+        outA.fill(0);
+        slabA.fill(0);
+        parseArena!(request, at + 5, at + text.length, 8192, maxHeaders, copyAt);
+        const want = Array.from(outA);
+        const copied = Buffer.from(slabA.subarray(0, 200 + text.length));
+        outA.fill(0);
+        slabA.fill(0);
+        args.set([request ? 1 : 0, at + 5, at + text.length, 8192, maxHeaders, copyAt]);
+        parseArenaArgs!();
+        expect(Array.from(outA)).toEqual(want);
+        expect(slabA.subarray(0, 200 + text.length).equals(copied)).toBe(true);
+      }
+      args.set([1, at, arena.length + 1, 8192, 10, -1]);
+      expect(() => parseArenaArgs!()).toThrow(/off\/end out of range/);
+      args.set([1, at, at + 1, 0, 10, -1]);
+      expect(() => parseArenaArgs!()).toThrow(/limits out of range/);
+      args.set([1, at, at + 1, 8192, 11, -1]);
+      expect(() => parseArenaArgs!()).toThrow(/out is shorter than/);
+      args.set([1, at, at + 1, 8192, 10, 5000]);
+      expect(() => parseArenaArgs!()).toThrow(/copyAt out of range/);
+    }
+    setTable(TableSlot.ARENA, new Int32Array(4));
+    expect(() => parseArenaArgs!()).toThrow(/no Uint8Array is registered as the reader arena/);
+    setTable(TableSlot.ARENA, Buffer.alloc(16));
+  });
+
   it('throws for bad arguments, naming them', () => {
     expect(() => b.bindHttp1HeadParser!(new Uint8Array(64) as unknown as Int32Array)).toThrow(/out must be an Int32Array/);
     expect(() => b.bindHttp1HeadParser!(new Int32Array(4))).toThrow(/out is shorter than 16 slots/);
