@@ -482,7 +482,11 @@ struct HeadPieces {
 // Reads and checks every piece (a bad one throws: nothing is read outside its buffer) and sums
 // the size. V8 writes strings one byte per char (the low byte, as Buffer.write(s, 'latin1')).
 // With `bound_runs` (bindHttp1HeadWriter), argv[3] is not read: the runs are the bound array's.
-bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len);
+// What the caller already knows of the pieces (ReadPiecesWith's `known`): src and tail are
+// present or null, and the two strings' lengths (h.first_len, h.extra_len) are set.
+enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8 };
+
+bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len, int32_t known = 0);
 
 bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs = nullptr, size_t bound_len = 0) {
   if (napi_get_value_int32(env, argv[4], &h.n_runs) != napi_ok || napi_get_value_int32(env, argv[7], &h.tail_start) != napi_ok ||
@@ -492,17 +496,23 @@ bool ReadPieces(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, c
 }
 
 // ReadPieces with h.n_runs, h.tail_start and h.tail_end already set (argv[4], [7], [8] unread).
-bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len) {
+// `known`: 0, or kKnown with the kKnow* bits of what needs no N-API call to learn (a
+// napi_typeof per optional buffer, ~110 instructions, a length read per string, ~40). A string
+// whose length is given is still written only up to that length (PutPieces), never past it.
+bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len, int32_t known) {
   napi_typedarray_type type;
   napi_valuetype vt;
   void* p = nullptr;
   size_t len = 0;
   h.first = argv[1];
   h.extra = argv[5];
-  if (napi_get_value_string_latin1(env, h.first, nullptr, 0, &h.first_len) != napi_ok ||
-      napi_get_value_string_latin1(env, h.extra, nullptr, 0, &h.extra_len) != napi_ok)
+  if (!(known & kKnowLengths) && (napi_get_value_string_latin1(env, h.first, nullptr, 0, &h.first_len) != napi_ok ||
+                                   napi_get_value_string_latin1(env, h.extra, nullptr, 0, &h.extra_len) != napi_ok))
     return HeadThrow(env, fn, false, "firstLine and extra must be strings"), false;
-  if (napi_typeof(env, argv[2], &vt) != napi_ok) return false;
+  if (known & kKnown)
+    vt = (known & kKnowSrc) ? napi_object : napi_null;
+  else if (napi_typeof(env, argv[2], &vt) != napi_ok)
+    return false;
   if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[2], &type, &h.src_len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
       return HeadThrow(env, fn, false, "src must be a Buffer, Uint8Array or null"), false;
@@ -517,7 +527,10 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     h.runs = static_cast<const int32_t*>(p);
   }
   if (h.n_runs < 0 || size_t(h.n_runs) * 2 > len || (h.n_runs > 0 && !h.src)) return HeadThrow(env, fn, true, "nRuns out of range"), false;
-  if (napi_typeof(env, argv[6], &vt) != napi_ok) return false;
+  if (known & kKnown)
+    vt = (known & kKnowTail) ? napi_object : napi_null;
+  else if (napi_typeof(env, argv[6], &vt) != napi_ok)
+    return false;
   if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[6], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
       return HeadThrow(env, fn, false, "tail must be a Buffer, Uint8Array or null"), false;
@@ -537,10 +550,12 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
 }
 
 // Writes the head's h.size bytes to out. V8 ends a string it writes with a NUL: a CRLF always
-// follows both strings and overwrites it, so nothing lands past h.size.
-void PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
+// follows both strings and overwrites it, so nothing lands past h.size. False when a string did
+// not fill its h.*_len bytes (a length the caller gave that is not the string's, or no string):
+// the caller throws rather than send bytes nobody wrote.
+bool PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
   size_t p = 0, got = 0;
-  napi_get_value_string_latin1(env, h.first, reinterpret_cast<char*>(out), h.first_len + 1, &got);
+  if (napi_get_value_string_latin1(env, h.first, reinterpret_cast<char*>(out), h.first_len + 1, &got) != napi_ok || got != h.first_len) return false;
   p += h.first_len;
   out[p++] = '\r';
   out[p++] = '\n';
@@ -551,12 +566,15 @@ void PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
     out[p++] = '\r';
     out[p++] = '\n';
   }
-  napi_get_value_string_latin1(env, h.extra, reinterpret_cast<char*>(out + p), h.extra_len + 1, &got);
+  if (napi_get_value_string_latin1(env, h.extra, reinterpret_cast<char*>(out + p), h.extra_len + 1, &got) != napi_ok || got != h.extra_len) return false;
   p += h.extra_len;
   out[p++] = '\r';
   out[p++] = '\n';
   if (h.tail_end > h.tail_start) memcpy(out + p, h.tail + h.tail_start, size_t(h.tail_end - h.tail_start));
+  return true;
 }
+
+static napi_value PiecesThrow(napi_env env, const char* fn) { return HeadThrow(env, fn, false, "firstLine and extra must be strings of their given lengths"); }
 
 // writeHttp1Head(out, firstLine, src, runs, nRuns, extra, tail, tailStart, tailEnd) -> bytes
 // written (the head's size) into out, in one call instead of a JS write or copy per piece.
@@ -583,7 +601,7 @@ napi_value WriteHeadAt(napi_env env, const char* fn, napi_value* argv, const int
   HeadPieces h;
   if (!ReadPieces(env, fn, argv, h, bound_runs, bound_len)) return nullptr;
   if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
-  PutPieces(env, h, static_cast<uint8_t*>(out) + at);
+  if (!PutPieces(env, h, static_cast<uint8_t*>(out) + at)) return PiecesThrow(env, fn);
   napi_value r;
   napi_create_int32(env, int32_t(h.size), &r);
   return r;
@@ -615,7 +633,7 @@ napi_value SendHeadWith(napi_env env, const char* fn, napi_value* argv, const in
   static thread_local std::string scratch;
   if (scratch.size() < h.size) scratch.resize(h.size);
   auto* out = reinterpret_cast<uint8_t*>(&scratch[0]);
-  PutPieces(env, h, out);
+  if (!PutPieces(env, h, out)) return PiecesThrow(env, fn);
   napi_value r;
   napi_create_int32(env, SendNow(fd, out, h.size), &r);
   return r;
@@ -713,7 +731,18 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
 }
 
 // The slots of the args array (bindHttp1HeadWriter's second argument), src/protocols/http1/encoder.ts's ARG.
-enum { kArgRuns = 0, kArgTailStart = 1, kArgTailEnd = 2, kArgAt = 3, kArgFd = 4, kArgKeepAt = 5, kArgKeepLen = 6, kArgCount = 7 };
+// kArgKnown: 0, or kKnown with kKnowSrc / kKnowTail for a src / tail given (not null) and
+// kKnowLengths with the strings' lengths in kArgFirstLen and kArgExtraLen.
+enum { kArgRuns = 0, kArgTailStart = 1, kArgTailEnd = 2, kArgAt = 3, kArgFd = 4, kArgKeepAt = 5, kArgKeepLen = 6, kArgKnown = 7, kArgFirstLen = 8, kArgExtraLen = 9, kArgCount = 10 };
+
+// The string lengths the args array gives (kKnowLengths), checked to be lengths at all.
+static bool ArgLengths(const int32_t* a, HeadPieces& h) {
+  if (!(a[kArgKnown] & kKnowLengths)) return true;
+  if (a[kArgFirstLen] < 0 || a[kArgExtraLen] < 0) return false;
+  h.first_len = size_t(a[kArgFirstLen]);
+  h.extra_len = size_t(a[kArgExtraLen]);
+  return true;
+}
 
 // writeAt(out, firstLine, src, extra, tail): write's bytes into out[at, ...), the numbers (nRuns,
 // tailStart, tailEnd, at) from the bound args array.
@@ -737,10 +766,11 @@ napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
   h.n_runs = a[kArgRuns];
   h.tail_start = a[kArgTailStart];
   h.tail_end = a[kArgTailEnd];
-  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  if (!ArgLengths(a, h)) return HeadThrow(env, fn, true, "string lengths out of range");
+  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, a[kArgKnown])) return nullptr;
   const size_t at = size_t(a[kArgAt]);
   if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
-  PutPieces(env, h, static_cast<uint8_t*>(out) + at);
+  if (!PutPieces(env, h, static_cast<uint8_t*>(out) + at)) return PiecesThrow(env, fn);
   napi_value r;
   napi_create_int32(env, int32_t(h.size), &r);
   return r;
@@ -763,7 +793,10 @@ napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
   napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], null_value, nullptr, nullptr};
   HeadPieces h;
   h.n_runs = a[kArgRuns];
-  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
+  if (!ArgLengths(a, h)) return HeadThrow(env, fn, true, "string lengths out of range");
+  // No tail here, whatever the array says.
+  const int32_t known = a[kArgKnown] & kKnown ? a[kArgKnown] & ~kKnowTail : 0;
+  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, known)) return nullptr;
   return WriteSendWith(env, fn, w, argv, h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
 }
 
@@ -789,7 +822,7 @@ napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, napi_valu
   } else if (keep) {
     memcpy(kept, out + keep_at, size_t(keep_len));
   }
-  PutPieces(env, h, out);
+  if (!PutPieces(env, h, out)) return PiecesThrow(env, fn);
   if (keep) memcpy(out + keep_at, kept, size_t(keep_len));
   int32_t r = int32_t(h.size);
   if (fd >= 0) r = SendNow(fd, out, h.size);
@@ -819,7 +852,7 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
       size_t alen = 0;
       void* ap = nullptr;
       if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < size_t(kArgCount))
-        return HeadThrow(env, fn, false, "args must be an Int32Array of 7 slots or more");
+        return HeadThrow(env, fn, false, "args must be an Int32Array of 10 slots or more");
       args = static_cast<const int32_t*>(ap);
     }
   }

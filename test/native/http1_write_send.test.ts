@@ -96,16 +96,16 @@ describe('bindHttp1HeadWriter with an args array: writeAt and writeSendAt read t
   const src = Buffer.from('xxHost: a\r\nX-One: 1\r\nX-Two: 2\r\n', 'latin1');
   const runs = new Int32Array(8);
   runs.set([2, 9, 11, 19, 21, 29]);
-  // nRuns, tailStart, tailEnd, at, fd, keepAt, keepLen
-  const args = new Int32Array(7);
+  // nRuns, tailStart, tailEnd, at, fd, keepAt, keepLen, known bits, firstLine's and extra's lengths
+  const args = new Int32Array(10);
   const [write, , writeSend, writeAt, writeSendAt] = wa.bindHttp1HeadWriter(runs, args);
   const tail = Buffer.from('--body--', 'latin1');
 
-  it('are bound only with an args array, which must have its seven slots', () => {
+  it('are bound only with an args array, which must have its ten slots', () => {
     expect(typeof writeAt).toBe('function');
     expect(typeof writeSendAt).toBe('function');
     expect(wa.bindHttp1HeadWriter(runs).length).toBe(3);
-    expect(() => wa.bindHttp1HeadWriter(runs, new Int32Array(6))).toThrow(/args must be an Int32Array of 7 slots or more/);
+    expect(() => wa.bindHttp1HeadWriter(runs, new Int32Array(9))).toThrow(/args must be an Int32Array of 10 slots or more/);
     expect(() => wa.bindHttp1HeadWriter(runs, new Uint8Array(8) as unknown as Int32Array)).toThrow(/args must be an Int32Array/);
   });
 
@@ -131,6 +131,42 @@ describe('bindHttp1HeadWriter with an args array: writeAt and writeSendAt read t
     expect(() => writeAt!(out, 'X', src, '', null)).toThrow(/nRuns out of range/);
     args.set([0, 2, 60, 0]);
     expect(() => writeAt!(out, 'X', null, '', tail)).toThrow(/tailStart\/tailEnd out of range/);
+  });
+
+  it('with the known bits (src and tail given or null, the strings\' lengths) the same bytes, no N-API call to learn them; wrong ones throw', () => {
+    // KNOWN 8, KNOW_SRC 1, KNOW_TAIL 2, KNOW_LENGTHS 4
+    const first = 'HTTP/1.1 200 OK';
+    const extra = 'x-e: 1\r\n';
+    const want = Buffer.alloc(256);
+    const size = write(want, first, src, 2, extra, tail, 2, 6);
+    const out = Buffer.alloc(256);
+    args.set([2, 2, 6, 0, 0, 0, 0, 8 | 1 | 2 | 4, first.length, extra.length]);
+    expect(writeAt!(out, first, src, extra, tail)).toBe(size);
+    expect(out.subarray(0, size).equals(want.subarray(0, size))).toBe(true);
+    // No src and no tail, known as such.
+    const size0 = write(want, first, null, 0, extra, null, 0, 0);
+    args.set([0, 0, 0, 0, 0, 0, 0, 8 | 4, first.length, extra.length]);
+    expect(writeAt!(out, first, null, extra, null)).toBe(size0);
+    expect(out.subarray(0, size0).equals(want.subarray(0, size0))).toBe(true);
+    // A length that is not the string's, or no string where one is said to be: nothing is sent as if written.
+    args.set([0, 0, 0, 0, 0, 0, 0, 8 | 4, first.length + 3, extra.length]);
+    expect(() => writeAt!(out, first, null, extra, null)).toThrow(/firstLine and extra must be strings of their given lengths/);
+    args.set([0, 0, 0, 0, 0, 0, 0, 8 | 4, 3, 0]);
+    expect(() => writeAt!(out, 42 as unknown as string, null, '', null)).toThrow(/firstLine and extra must be strings of their given lengths/);
+    args.set([0, 0, 0, 0, 0, 0, 0, 8 | 4, -1, 0]);
+    expect(() => writeAt!(out, first, null, '', null)).toThrow(/string lengths out of range/);
+    // src said to be given but null: refused, not read.
+    args.set([2, 0, 0, 0, 0, 0, 0, 8 | 1, 0, 0]);
+    expect(() => writeAt!(out, first, null, extra, null)).toThrow(/src must be a Buffer/);
+    // src said to be null though given: its runs have nothing to point into.
+    args.set([2, 0, 0, 0, 0, 0, 0, 8, 0, 0]);
+    expect(() => writeAt!(out, first, src, extra, null)).toThrow(/nRuns out of range/);
+    // writeSendAt never reads a tail, whatever the bits say.
+    const sizeS = write(want, 'GET / HTTP/1.1', src, 3, '', null, 0, 0);
+    args.set([3, 5, 9, 0, -1, -1, 0, 8 | 1 | 2 | 4, 'GET / HTTP/1.1'.length, 0]);
+    expect(writeSendAt!(out, 'GET / HTTP/1.1', src, '')).toBe(sizeS);
+    expect(out.subarray(0, sizeS).equals(want.subarray(0, sizeS))).toBe(true);
+    args.fill(0);
   });
 
   it("writeSendAt: writeSend()'s bytes at `at`, the request id filled, sent on the fd from the array", async () => {

@@ -74,8 +74,17 @@ const enum ARG {
   FD = 4,
   KEEP_AT = 5,
   KEEP_LEN = 6,
+  /** KNOWN | KNOW_SRC / KNOW_TAIL when given | KNOW_LENGTHS: no N-API call to learn them. */
+  KNOWN_BITS = 7,
+  FIRST_LEN = 8,
+  EXTRA_LEN = 9,
 }
-const ARGS = new Int32Array(8);
+/** ARG.KNOWN_BITS' bits (kKnow* in native/http1/http1_js.cc). */
+const KNOW_SRC = 1;
+const KNOW_TAIL = 2;
+const KNOW_LENGTHS = 4;
+const KNOWN = 8;
+const ARGS = new Int32Array(10);
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
 function bindRuns(): void {
@@ -240,6 +249,9 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
     a[ARG.TAIL_START] = tail ? tailStart : 0;
     a[ARG.TAIL_END] = tail ? tailEnd : 0;
     a[ARG.AT] = at;
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | (head ? KNOW_SRC : 0) | (tail ? KNOW_TAIL : 0);
+    a[ARG.FIRST_LEN] = firstLine.length;
+    a[ARG.EXTRA_LEN] = extra.length;
     wa(STAGE.buf!, firstLine, head ? head.buf : null, extra, tail);
   } else write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
   stagedLen = size;
@@ -307,6 +319,9 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
     a[ARG.FD] = fd;
     a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? size - requestIdFromEnd : -1;
     a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | (head ? KNOW_SRC : 0);
+    a[ARG.FIRST_LEN] = firstLine.length;
+    a[ARG.EXTRA_LEN] = extra.length;
     n = wsa(KEPT.buf!, firstLine, head ? head.buf : null, extra);
   } else n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
