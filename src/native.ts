@@ -440,10 +440,14 @@ export const enum TableSlot {
   ARENA = 3,
   /** The native HTTP/1 head parser's results (`out` in protocols/http1/native_head.ts). */
   HEAD_OUT = 4,
+  /** The slab HTTP/1 response heads are staged in (STAGE in protocols/http1/encoder.ts). */
+  STAGE = 5,
+  /** The slab forwarded HTTP/1 request heads are kept in (KEPT in protocols/http1/encoder.ts). */
+  KEPT = 6,
 }
 
 /** What each slot holds now (also before the addon loads: loadNative registers them then). */
-const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null, null];
+const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null, null, null, null];
 
 /** Makes `table` the array of `slot`; its owner calls this again when it replaces the array. */
 export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {

@@ -484,7 +484,18 @@ struct HeadPieces {
 // With `bound_runs` (bindHttp1HeadWriter), argv[3] is not read: the runs are the bound array's.
 // What the caller already knows of the pieces (ReadPiecesWith's `known`): src and tail are
 // present or null, and the two strings' lengths (h.first_len, h.extra_len) are set.
-enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8 };
+// kKnowSrcArena: src is the registered reader arena (kTableArena), read from there; with
+// kKnowOutTable (writeAt, writeSendAt), `out` is their registered slab (kTableStage, kTableKept).
+enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8, kKnowOutTable = 16, kKnowSrcArena = 32 };
+
+// A registered byte table's memory (kKnowOutTable, kKnowSrcArena); false when none is.
+static bool ByteTable(napi_env env, TableSlot slot, uint8_t** data, size_t* len) {
+  const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[slot];
+  if (t.data == nullptr || t.type != napi_uint8_array) return false;
+  *data = static_cast<uint8_t*>(t.data);
+  *len = t.len;
+  return true;
+}
 
 bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& h, const int32_t* bound_runs, size_t bound_len, int32_t known = 0);
 
@@ -513,7 +524,11 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     vt = (known & kKnowSrc) ? napi_object : napi_null;
   else if (napi_typeof(env, argv[2], &vt) != napi_ok)
     return false;
-  if (vt != napi_null && vt != napi_undefined) {
+  if ((known & kKnown) && (known & kKnowSrcArena)) {
+    uint8_t* a = nullptr;
+    if (!ByteTable(env, kTableArena, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
+    h.src = a;
+  } else if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[2], &type, &h.src_len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
       return HeadThrow(env, fn, false, "src must be a Buffer, Uint8Array or null"), false;
     h.src = static_cast<const uint8_t*>(p);
@@ -705,7 +720,17 @@ napi_value BoundSend(napi_env env, napi_callback_info info) {
 // non-blocking send of the whole head. Returns bytes sent or -errno (fd >= 0), else the
 // size. A forwarded request head is kept as a Buffer for retries and sent at once: one call
 // instead of write + sendHttp1 (an N-API entry and its argument reads per request).
-napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, napi_value* argv, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at);
+napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, uint8_t* outp, size_t cap, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at);
+
+// A head writer's `out` argument as bytes; false (thrown) when it is no Uint8Array.
+static bool OutArg(napi_env env, const char* fn, napi_value v, uint8_t** out, size_t* cap) {
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, cap, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array"), false;
+  *out = static_cast<uint8_t*>(p);
+  return true;
+}
 
 napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   const char* fn = "writeSendHttp1HeadBound";
@@ -725,9 +750,12 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
   if (argc > 11 && napi_typeof(env, in[11], &vt) == napi_ok && vt != napi_undefined &&
       (napi_get_value_int32(env, in[11], &at) != napi_ok || at < 0))
     return HeadThrow(env, fn, true, "at must be a non-negative number");
+  uint8_t* out = nullptr;
+  size_t cap = 0;
+  if (!OutArg(env, fn, argv[0], &out, &cap)) return nullptr;
   HeadPieces h;
   if (!ReadPieces(env, fn, argv, h, w->runs, w->runs_len)) return nullptr;
-  return WriteSendWith(env, fn, w, argv, h, fd, keep_at, keep_len, at);
+  return WriteSendWith(env, fn, w, out, cap, h, fd, keep_at, keep_len, at);
 }
 
 // The slots of the args array (bindHttp1HeadWriter's second argument), src/protocols/http1/encoder.ts's ARG.
@@ -757,11 +785,13 @@ napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
   const int32_t* a = w->args;
   if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number");
   napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], in[4], nullptr, nullptr};
-  napi_typedarray_type type;
+  uint8_t* out = nullptr;
   size_t cap = 0;
-  void* out = nullptr;
-  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &out, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
-    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
+  if ((a[kArgKnown] & kKnown) && (a[kArgKnown] & kKnowOutTable)) {
+    if (!ByteTable(env, kTableStage, &out, &cap)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the stage");
+  } else if (!OutArg(env, fn, argv[0], &out, &cap)) {
+    return nullptr;
+  }
   HeadPieces h;
   h.n_runs = a[kArgRuns];
   h.tail_start = a[kArgTailStart];
@@ -770,7 +800,7 @@ napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
   if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, a[kArgKnown])) return nullptr;
   const size_t at = size_t(a[kArgAt]);
   if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
-  if (!PutPieces(env, h, static_cast<uint8_t*>(out) + at)) return PiecesThrow(env, fn);
+  if (!PutPieces(env, h, out + at)) return PiecesThrow(env, fn);
   napi_value r;
   napi_create_int32(env, int32_t(h.size), &r);
   return r;
@@ -796,18 +826,20 @@ napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
   if (!ArgLengths(a, h)) return HeadThrow(env, fn, true, "string lengths out of range");
   // No tail here, whatever the array says.
   const int32_t known = a[kArgKnown] & kKnown ? a[kArgKnown] & ~kKnowTail : 0;
+  uint8_t* out = nullptr;
+  size_t cap = 0;
+  if (known & kKnowOutTable) {
+    if (!ByteTable(env, kTableKept, &out, &cap)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the kept slab");
+  } else if (!OutArg(env, fn, argv[0], &out, &cap)) {
+    return nullptr;
+  }
   if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, known)) return nullptr;
-  return WriteSendWith(env, fn, w, argv, h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
+  return WriteSendWith(env, fn, w, out, cap, h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
 }
 
-// The rest of writeSend once the pieces are read: `out` (argv[0]) checked, the head written from
-// out[at], the kept range restored or filled, the send.
-napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, napi_value* argv, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at) {
-  napi_typedarray_type type;
-  size_t cap = 0;
-  void* outp = nullptr;
-  if (napi_get_typedarray_info(env, argv[0], &type, &cap, &outp, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
-    return HeadThrow(env, fn, false, "out must be a Buffer or Uint8Array");
+// The rest of writeSend once `out` and the pieces are read: the head written from out[at], the
+// kept range restored or filled, the send.
+napi_value WriteSendWith(napi_env env, const char* fn, BoundWriter* w, uint8_t* outp, size_t cap, HeadPieces& h, int32_t fd, int32_t keep_at, int32_t keep_len, int32_t at) {
   if (size_t(at) > cap || h.size > cap - size_t(at) || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   uint8_t kept[64];
   const bool keep = keep_at >= 0;

@@ -42,7 +42,9 @@ enum TableSlot : uint32_t {
   kTableSpans = 2,  // the shared span list of an HTTP/1 head forwarded to HTTP/2 (H1_SPANS)
   kTableArena = 3,  // the HTTP/1 batch reader's arena, where upstream heads are parsed
   kTableHeadOut = 4,  // the HTTP/1 head parser's results (`out`, Slot in http1/head.h)
-  kTableSlots = 5,
+  kTableStage = 5,    // the slab HTTP/1 response heads are staged in (STAGE, http1/encoder.ts)
+  kTableKept = 6,     // the slab forwarded HTTP/1 request heads are kept in (KEPT, same file)
+  kTableSlots = 7,
 };
 
 class Poller;

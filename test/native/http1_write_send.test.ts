@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeHeadJs, encodeHeadSend, encodeHeadSendAt, HEAD_NOT_SENT, keptBuffer, keptLength, lastHeadSent } from '../../src/protocols/http1/encoder.js';
 import { writeUuidV4 } from '../../src/protocols/http1/request_id.js';
 import { directFd } from '../../src/protocols/http1/send.js';
-import { loadNative } from '../../src/native.js';
+import { loadNative, setTable, TableSlot } from '../../src/native.js';
 import { parseRequestHead } from '../../src/protocols/http1/decoder.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
 import { tcpPair } from '../helpers/net.js';
@@ -167,6 +167,49 @@ describe('bindHttp1HeadWriter with an args array: writeAt and writeSendAt read t
     expect(writeSendAt!(out, 'GET / HTTP/1.1', src, '')).toBe(sizeS);
     expect(out.subarray(0, sizeS).equals(want.subarray(0, sizeS))).toBe(true);
     args.fill(0);
+  });
+
+  it('with the table bits, out is the registered stage or kept slab and src the registered arena', () => {
+    // KNOWN 8, KNOW_SRC 1, KNOW_LENGTHS 4, KNOW_OUT_TABLE 16, KNOW_SRC_ARENA 32. The encoder's
+    // own slabs are no longer the registered ones afterwards: it then passes them as arguments.
+    try {
+      const stage = Buffer.alloc(512, 0x2e);
+      const kept = Buffer.alloc(512, 0x2e);
+      const arena = Buffer.alloc(256, 0x7a);
+      src.copy(arena, 100);
+      setTable(TableSlot.STAGE, stage);
+      setTable(TableSlot.KEPT, kept);
+      setTable(TableSlot.ARENA, arena);
+      const first = 'HTTP/1.1 200 OK';
+      const want = Buffer.alloc(256);
+      const size = write(want, first, src, 2, '', null, 0, 0);
+      // Runs into the arena: src's runs shifted by 100.
+      runs.set([102, 109, 111, 119]);
+      const decoy = Buffer.alloc(512);
+      args.set([2, 0, 0, 40, 0, 0, 0, 8 | 4 | 1 | 16 | 32, first.length, 0]);
+      expect(writeAt!(decoy, first, Buffer.alloc(1), '', null)).toBe(size);
+      expect(stage.subarray(40, 40 + size).equals(want.subarray(0, size))).toBe(true);
+      expect(decoy.equals(Buffer.alloc(512))).toBe(true);
+      args.set([2, 0, 0, 8, -1, -1, 0, 8 | 4 | 1 | 16 | 32, first.length, 0]);
+      expect(writeSendAt!(decoy, first, Buffer.alloc(1), '')).toBe(size);
+      expect(kept.subarray(8, 8 + size).equals(want.subarray(0, size))).toBe(true);
+      expect(decoy.equals(Buffer.alloc(512))).toBe(true);
+      // Without the bits, the arguments are what is read and written.
+      runs.set([2, 9, 11, 19]);
+      args.set([2, 0, 0, 0, 0, 0, 0, 8 | 4 | 1, first.length, 0]);
+      expect(writeAt!(decoy, first, src, '', null)).toBe(size);
+      expect(decoy.subarray(0, size).equals(want.subarray(0, size))).toBe(true);
+      // A table bit with nothing of bytes registered there throws.
+      setTable(TableSlot.STAGE, new Int32Array(4));
+      args.set([0, 0, 0, 0, 0, 0, 0, 8 | 4 | 16, first.length, 0]);
+      expect(() => writeAt!(decoy, first, null, '', null)).toThrow(/no Uint8Array is registered as the stage/);
+      // A stage too small for the head at `at` throws rather than write past it.
+      setTable(TableSlot.STAGE, Buffer.alloc(16));
+      expect(() => writeAt!(decoy, first, null, '', null)).toThrow(/out is too small/);
+    } finally {
+      runs.set([2, 9, 11, 19, 21, 29]);
+      args.fill(0);
+    }
   });
 
   it("writeSendAt: writeSend()'s bytes at `at`, the request id filled, sent on the fd from the array", async () => {

@@ -4,7 +4,7 @@
  * are latin1 both ways, so whatever arrived (obs-text included) leaves unchanged.
  */
 import type { ClientSocket } from '../../io/direct_socket.js';
-import { loadNative } from '../../native.js';
+import { loadNative, setTable, tableArg, TableSlot } from '../../native.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
 
@@ -84,6 +84,24 @@ const KNOW_SRC = 1;
 const KNOW_TAIL = 2;
 const KNOW_LENGTHS = 4;
 const KNOWN = 8;
+/** `out` is the slab registered for the call (STAGE for writeAt, KEPT for writeSendAt). */
+const KNOW_OUT_TABLE = 16;
+/** src is the reader's arena as registered (TableSlot.ARENA). */
+const KNOW_SRC_ARENA = 32;
+
+/**
+ * KNOW_OUT_TABLE when `out` is the slab registered in `slot` (reserve() registers each new one;
+ * asked rather than assumed, so that nothing else registering there can misdirect a write).
+ */
+function outBits(slot: TableSlot, out: Buffer): number {
+  return tableArg(slot, out) === null ? KNOW_OUT_TABLE : 0;
+}
+
+/** The KNOWN bits for a head's source buffer: given or not, and whether it is the registered arena. */
+function srcBits(src: Buffer | null): number {
+  if (src === null) return 0;
+  return tableArg(TableSlot.ARENA, src) === null ? KNOW_SRC | KNOW_SRC_ARENA : KNOW_SRC;
+}
 const ARGS = new Int32Array(10);
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
@@ -192,6 +210,8 @@ class Slabs {
     private readonly bytes: number,
     /** Starts are multiples of this (a power of two). */
     private readonly align: number,
+    /** The addon's table each new slab is registered in (setTable): calls then name it by a bit. */
+    private readonly slot: TableSlot,
   ) {}
 
   /** Where in `buf` the next `size` bytes go (size well under a slab). */
@@ -199,6 +219,7 @@ class Slabs {
     if (this.buf === null || this.at + size > this.bytes) {
       this.buf = Buffer.allocUnsafeSlow(this.bytes);
       this.at = 0;
+      setTable(this.slot, this.buf);
     }
     const at = this.at;
     this.at = (at + size + this.align - 1) & ~(this.align - 1);
@@ -223,7 +244,7 @@ function addonHas(flag: string): boolean {
 }
 
 const STAGE_BYTES = 64 * 1024;
-const STAGE = new Slabs(STAGE_BYTES, 1);
+const STAGE = new Slabs(STAGE_BYTES, 1, TableSlot.STAGE);
 
 /** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
 const stagedRanges = addonHas('http1StagedRanges');
@@ -249,7 +270,7 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
     a[ARG.TAIL_START] = tail ? tailStart : 0;
     a[ARG.TAIL_END] = tail ? tailEnd : 0;
     a[ARG.AT] = at;
-    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | (head ? KNOW_SRC : 0) | (tail ? KNOW_TAIL : 0);
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head ? head.buf : null) | (tail ? KNOW_TAIL : 0);
     a[ARG.FIRST_LEN] = firstLine.length;
     a[ARG.EXTRA_LEN] = extra.length;
     wa(STAGE.buf!, firstLine, head ? head.buf : null, extra, tail);
@@ -291,7 +312,7 @@ function encodeHeadIn(staged: boolean, firstLine: string, head: MessageHead | nu
  */
 const KEPT_BYTES = 32 * 1024;
 // 8-byte aligned starts, as the pool's.
-const KEPT = new Slabs(KEPT_BYTES, 8);
+const KEPT = new Slabs(KEPT_BYTES, 8, TableSlot.KEPT);
 
 /** Whether the addon's writeSend takes an offset (encodeHeadSendAt). */
 const writeSendAt = addonHas('http1WriteSendAt');
@@ -319,7 +340,7 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
     a[ARG.FD] = fd;
     a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? size - requestIdFromEnd : -1;
     a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
-    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | (head ? KNOW_SRC : 0);
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head ? head.buf : null);
     a[ARG.FIRST_LEN] = firstLine.length;
     a[ARG.EXTRA_LEN] = extra.length;
     n = wsa(KEPT.buf!, firstLine, head ? head.buf : null, extra);
