@@ -280,6 +280,24 @@ napi_value BoundPair(napi_env env, napi_value keep, State* st, napi_ref* keep_re
   return arr;
 }
 
+// A binder's optional second argument, an Int32Array of at least `min` slots whose numbers the
+// bound functions read instead of arguments: its memory, or null when absent (undefined).
+// Checked before anything is made, so a bad one leaks nothing. False once it has thrown.
+static bool OptionalArgs(napi_env env, size_t argc, napi_value* argv, size_t min, const char* fn, const char* what, const int32_t** args) {
+  *args = nullptr;
+  if (argc < 2) return true;
+  napi_valuetype vt = napi_undefined;
+  if (napi_typeof(env, argv[1], &vt) != napi_ok) return false;
+  if (vt == napi_undefined) return true;
+  napi_typedarray_type type;
+  size_t alen = 0;
+  void* ap = nullptr;
+  if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < min)
+    return HeadThrow(env, fn, false, what), false;
+  *args = static_cast<const int32_t*>(ap);
+  return true;
+}
+
 // bindHttp1HeadParser(out[, args]) -> [parse, setSlab, parseArena[, parseArenaArgs]], all holding
 // `out` (and the slab, and `args`) alive.
 napi_value BindParser(napi_env env, napi_callback_info info) {
@@ -292,19 +310,8 @@ napi_value BindParser(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
     return HeadThrow(env, "bindHttp1HeadParser", false, "out must be an Int32Array");
   if (len < size_t(kFieldsAt)) return HeadThrow(env, "bindHttp1HeadParser", true, "out is shorter than 16 slots");
-  // The optional args array is checked before anything is made, so a bad one leaks nothing.
   const int32_t* args = nullptr;
-  if (argc >= 2) {
-    napi_valuetype vt = napi_undefined;
-    if (napi_typeof(env, argv[1], &vt) != napi_ok) return nullptr;
-    if (vt != napi_undefined) {
-      size_t alen = 0;
-      void* ap = nullptr;
-      if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < size_t(kParseCount))
-        return HeadThrow(env, "bindHttp1HeadParser", false, "args must be an Int32Array of 6 slots or more");
-      args = static_cast<const int32_t*>(ap);
-    }
-  }
+  if (!OptionalArgs(env, argc, argv, size_t(kParseCount), "bindHttp1HeadParser", "args must be an Int32Array of 6 slots or more", &args)) return nullptr;
   auto* b = new BoundParser();
   b->out = static_cast<int32_t*>(p);
   b->out_len = len;
@@ -772,69 +779,69 @@ static bool ArgLengths(const int32_t* a, HeadPieces& h) {
   return true;
 }
 
+// What writeAt and writeSendAt share once called: their writer and args array, `out` (the
+// argument, or the slab registered in `slot` under kKnowOutTable) and the head's pieces read.
+struct ArgsHead {
+  BoundWriter* w = nullptr;
+  const int32_t* a = nullptr;
+  uint8_t* out = nullptr;
+  size_t cap = 0;
+  HeadPieces h;
+};
+
+// `nargs` arguments (out, firstLine, src, extra[, tail]); `tail`: whether the fifth is the tail
+// (writeAt) or there is none, whatever the array says (writeSendAt). False once it has thrown.
+static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, const char* usage, bool tail, TableSlot slot, const char* no_slab, ArgsHead& r) {
+  size_t argc = 5;
+  napi_value in[5];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return false;
+  if (argc < (tail ? 5u : 4u)) return HeadThrow(env, fn, false, usage), false;
+  r.w = static_cast<BoundWriter*>(data);
+  const int32_t* a = r.a = r.w->args;
+  if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number"), false;
+  napi_value tail_arg;
+  if (tail) {
+    tail_arg = in[4];
+    r.h.tail_start = a[kArgTailStart];
+    r.h.tail_end = a[kArgTailEnd];
+  } else {
+    napi_get_null(env, &tail_arg);
+  }
+  napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], tail_arg, nullptr, nullptr};
+  const int32_t known = a[kArgKnown] & kKnown ? (tail ? a[kArgKnown] : a[kArgKnown] & ~kKnowTail) : 0;
+  if (known & kKnowOutTable) {
+    if (!ByteTable(env, slot, &r.out, &r.cap)) return HeadThrow(env, fn, false, no_slab), false;
+  } else if (!OutArg(env, fn, argv[0], &r.out, &r.cap)) {
+    return false;
+  }
+  r.h.n_runs = a[kArgRuns];
+  if (!ArgLengths(a, r.h)) return HeadThrow(env, fn, true, "string lengths out of range"), false;
+  return ReadPiecesWith(env, fn, argv, r.h, r.w->runs, r.w->runs_len, known);
+}
+
 // writeAt(out, firstLine, src, extra, tail): write's bytes into out[at, ...), the numbers (nRuns,
 // tailStart, tailEnd, at) from the bound args array.
 napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
   const char* fn = "writeHttp1HeadArgs";
-  size_t argc = 5;
-  napi_value in[5];
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
-  if (argc < 5) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, extra, tail)");
-  auto* w = static_cast<BoundWriter*>(data);
-  const int32_t* a = w->args;
-  if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number");
-  napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], in[4], nullptr, nullptr};
-  uint8_t* out = nullptr;
-  size_t cap = 0;
-  if ((a[kArgKnown] & kKnown) && (a[kArgKnown] & kKnowOutTable)) {
-    if (!ByteTable(env, kTableStage, &out, &cap)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the stage");
-  } else if (!OutArg(env, fn, argv[0], &out, &cap)) {
-    return nullptr;
-  }
-  HeadPieces h;
-  h.n_runs = a[kArgRuns];
-  h.tail_start = a[kArgTailStart];
-  h.tail_end = a[kArgTailEnd];
-  if (!ArgLengths(a, h)) return HeadThrow(env, fn, true, "string lengths out of range");
-  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, a[kArgKnown])) return nullptr;
-  const size_t at = size_t(a[kArgAt]);
-  if (at > cap || h.size > cap - at || h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
-  if (!PutPieces(env, h, out + at)) return PiecesThrow(env, fn);
-  napi_value r;
-  napi_create_int32(env, int32_t(h.size), &r);
-  return r;
+  ArgsHead r;
+  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra, tail)", true, kTableStage, "no Uint8Array is registered as the stage", r)) return nullptr;
+  const size_t at = size_t(r.a[kArgAt]);
+  if (at > r.cap || r.h.size > r.cap - at || r.h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
+  if (!PutPieces(env, r.h, r.out + at)) return PiecesThrow(env, fn);
+  napi_value v;
+  napi_create_int32(env, int32_t(r.h.size), &v);
+  return v;
 }
 
 // writeSendAt(out, firstLine, src, extra): writeSend with no tail, the numbers (nRuns, at, fd,
 // keepAt, keepLen) from the bound args array.
 napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
   const char* fn = "writeSendHttp1HeadArgs";
-  size_t argc = 4;
-  napi_value in[4];
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return nullptr;
-  if (argc < 4) return HeadThrow(env, fn, false, "arguments must be (out, firstLine, src, extra)");
-  auto* w = static_cast<BoundWriter*>(data);
-  const int32_t* a = w->args;
-  if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number");
-  napi_value null_value;
-  napi_get_null(env, &null_value);
-  napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], null_value, nullptr, nullptr};
-  HeadPieces h;
-  h.n_runs = a[kArgRuns];
-  if (!ArgLengths(a, h)) return HeadThrow(env, fn, true, "string lengths out of range");
-  // No tail here, whatever the array says.
-  const int32_t known = a[kArgKnown] & kKnown ? a[kArgKnown] & ~kKnowTail : 0;
-  uint8_t* out = nullptr;
-  size_t cap = 0;
-  if (known & kKnowOutTable) {
-    if (!ByteTable(env, kTableKept, &out, &cap)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the kept slab");
-  } else if (!OutArg(env, fn, argv[0], &out, &cap)) {
-    return nullptr;
-  }
-  if (!ReadPiecesWith(env, fn, argv, h, w->runs, w->runs_len, known)) return nullptr;
-  return WriteSendWith(env, fn, w, out, cap, h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
+  ArgsHead r;
+  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra)", false, kTableKept, "no Uint8Array is registered as the kept slab", r)) return nullptr;
+  const int32_t* a = r.a;
+  return WriteSendWith(env, fn, r.w, r.out, r.cap, r.h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
 }
 
 // The rest of writeSend once `out` and the pieces are read: the head written from out[at], the
@@ -875,19 +882,8 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   void* p = nullptr;
   if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
     return HeadThrow(env, fn, false, "runs must be an Int32Array");
-  // The optional args array is checked before anything is made, so a bad one leaks nothing.
   const int32_t* args = nullptr;
-  if (argc >= 2) {
-    napi_valuetype vt = napi_undefined;
-    if (napi_typeof(env, argv[1], &vt) != napi_ok) return nullptr;
-    if (vt != napi_undefined) {
-      size_t alen = 0;
-      void* ap = nullptr;
-      if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < size_t(kArgCount))
-        return HeadThrow(env, fn, false, "args must be an Int32Array of 10 slots or more");
-      args = static_cast<const int32_t*>(ap);
-    }
-  }
+  if (!OptionalArgs(env, argc, argv, size_t(kArgCount), fn, "args must be an Int32Array of 10 slots or more", &args)) return nullptr;
   auto* w = new BoundWriter();
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
