@@ -129,8 +129,10 @@ export class Http1UpstreamConn {
     return sendKeptRange(this.socket, this.fd, buf, at, len);
   }
 
-  /** Sends the deferred head, if any (flushDeferred at the batch's end, or a write behind it). */
-  /** `queued` (the batch's end): the send is queued for the hook's one flushRanges call. */
+  /**
+   * Sends the deferred head, if any (flushDeferred at the batch's end, or a write behind it).
+   * `queued` (the batch's end): the send is queued for the hook's one flushRanges call.
+   */
   flushDeferred(queued = false): void {
     const b = this.deferred;
     if (b === null) return;
