@@ -55,6 +55,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));
   exports.Set("writeHttp1HeadFromFlat", http1::WriteHeadFromFlatFunction(env));
   exports.Set("sendHttp1HeadHeld", http1::SendHeadHeldFunction(env));
+  exports.Set("sendHttp1HeadHeldArgs", http1::SendHeadHeldArgsFunction(env));
   exports.Set("bpf", bpf::Init(env));
   exports.Set("upgrade", upgrade::Init(env));
   return exports;

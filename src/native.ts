@@ -281,7 +281,7 @@ export interface NativeBinding {
    */
   disableLoopIdleTime?(): boolean;
   /** Registers `table` in `slot` (TableSlot): the array calls read where they are given null for it. */
-  setTable?(slot: TableSlot, table: Int32Array | Uint8Array): void;
+  setTable?(slot: TableSlot, table: Int32Array | Uint8Array | Float64Array): void;
   /** Errno name of a status: -111 (or 111) → 'ECONNREFUSED'. */
   errnoName(code: number): string;
   /**
@@ -444,10 +444,19 @@ export const enum TableSlot {
   STAGE = 5,
   /** The slab forwarded HTTP/1 request heads are kept in (KEPT in protocols/http1/encoder.ts). */
   KEPT = 6,
+  /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs). */
+  CALL_ARGS = 7,
 }
 
+/**
+ * Where a call that takes its numbers from memory finds them (registered as TableSlot.CALL_ARGS):
+ * each such call's slots are listed with it; a Float64Array, since a session number may not fit
+ * an int32. Written right before the call, read during it: no other use in between.
+ */
+export const CALL_ARGS = new Float64Array(16);
+
 /** What each slot holds now (also before the addon loads: loadNative registers them then). */
-const tables: (Int32Array | Uint8Array | null)[] = [RUNS_TABLE, null, null, null, null, null, null];
+const tables: (Int32Array | Uint8Array | Float64Array | null)[] = [RUNS_TABLE, null, null, null, null, null, null, CALL_ARGS];
 
 /** Makes `table` the array of `slot`; its owner calls this again when it replaces the array. */
 export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {

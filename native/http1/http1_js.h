@@ -32,6 +32,9 @@ Napi::Function BindWriterFunction(Napi::Env env);
 // written: the HTTP/1.1 head of an HTTP/2 request from its flat field list (FlatRequest.h1Head).
 Napi::Function WriteHeadFromFlatFunction(Napi::Env env);
 Napi::Function SendHeadHeldFunction(Napi::Env env);
+// sendHttp1HeadHeldArgs(method, path, authority, runs, extra): the same with its numbers in the
+// registered call-args table (kTableCallArgs).
+Napi::Function SendHeadHeldArgsFunction(Napi::Env env);
 
 }  // namespace http1
 }  // namespace strait

@@ -44,7 +44,8 @@ enum TableSlot : uint32_t {
   kTableHeadOut = 4,  // the HTTP/1 head parser's results (`out`, Slot in http1/head.h)
   kTableStage = 5,    // the slab HTTP/1 response heads are staged in (STAGE, http1/encoder.ts)
   kTableKept = 6,     // the slab forwarded HTTP/1 request heads are kept in (KEPT, same file)
-  kTableSlots = 7,
+  kTableCallArgs = 7,  // a Float64Array calls read their numbers from (CALL_ARGS, src/native.ts)
+  kTableSlots = 8,
 };
 
 class Poller;

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import { HELD_AUTHORITY, HELD_METHOD, HELD_PATH } from '../../src/filters/network/http_connection_manager/upstream_try.js';
 import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../src/protocols/http1/encoder.js';
 import { directFd } from '../../src/protocols/http1/send.js';
-import { loadNative, RUNS_TABLE } from '../../src/native.js';
+import { CALL_ARGS, loadNative, RUNS_TABLE } from '../../src/native.js';
 import { tcpPair } from '../helpers/net.js';
 import { nativeH2Server, requestClosed, until } from './helpers.js';
 
@@ -122,6 +122,8 @@ describe('writeHttp1HeadFromFlat', () => {
     // request's own) from it. A rewritten path still comes from JavaScript.
     type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string) => number;
     const sendHeld = (loadNative() as unknown as { sendHttp1HeadHeld: SendHeld }).sendHttp1HeadHeld;
+    type SendHeldArgs = (method: string, path: string, authority: string, runs: Int32Array | null, extra: string) => number;
+    const sendHeldArgs = (loadNative() as unknown as { sendHttp1HeadHeldArgs: SendHeldArgs }).sendHttp1HeadHeldArgs;
     const p = await pair();
     const results: { path: string; ok: boolean; direct: number; held: boolean; errors: string[] }[] = [];
     let expected = 0;
@@ -143,10 +145,20 @@ describe('writeHttp1HeadFromFlat', () => {
         // The addon's own answer for this stream (and for one it does not have).
         const direct = sendHeld(p.fd, size + 1, sid, st.id, 0, e.method, path, e.authority, null, 0, '');
         const missing = sendHeld(p.fd, size, sid, st.id + 1000, 0, e.method, path, e.authority, null, 0, '');
+        // sendHttp1HeadHeldArgs: the same answers with the numbers in CALL_ARGS
+        // [fd, size, downSession, downStream, same, nRuns, fillId].
+        const args = (n: readonly number[]) => CALL_ARGS.set(n);
+        args([p.fd, size + 1, sid, st.id, 0, 0, 0]);
+        const directArgs = sendHeldArgs(e.method, path, e.authority, null, '');
+        args([p.fd, size, sid, st.id + 1000, 0, 0, 0]);
+        const missingArgs = sendHeldArgs(e.method, path, e.authority, null, '');
         for (const bad of [
           () => sendHeld(p.fd, size, sid, st.id, 0, e.method, path, e.authority, new Int32Array([0, flat.length + 1]), 1, ''),
           () => sendHeld(p.fd, size, sid, st.id, 0, e.method, path, e.authority, new Int32Array([0, 1]), 2, ''),
           () => (sendHeld as unknown as (...a: unknown[]) => number)(p.fd, size, sid, st.id),
+          () => (args([p.fd, size, sid, st.id, 0, 1, 0]), sendHeldArgs(e.method, path, e.authority, new Int32Array([0, flat.length + 1]), '')),
+          () => (args([-1, size, sid, st.id, 0, 0, 0]), sendHeldArgs(e.method, path, e.authority, null, '')),
+          () => (args([p.fd, 1.5, sid, st.id, 0, 0, 0]), sendHeldArgs(e.method, path, e.authority, null, '')),
         ]) {
           try {
             bad();
@@ -160,7 +172,13 @@ describe('writeHttp1HeadFromFlat', () => {
         const held = (fr as unknown as { heldStream: number }).heldStream !== 0;
         expected += want.length;
         void p.waitFor(expected).then((all) => {
-          results.push({ path: inPath, ok: sent === size && all.subarray(all.length - want.length).equals(want), direct: direct === HEAD_NOT_SENT && missing === HEAD_NOT_HELD ? 1 : 0, held, errors });
+          results.push({
+            path: inPath,
+            ok: sent === size && all.subarray(all.length - want.length).equals(want),
+            direct: direct === HEAD_NOT_SENT && missing === HEAD_NOT_HELD && directArgs === HEAD_NOT_SENT && missingArgs === HEAD_NOT_HELD ? 1 : 0,
+            held,
+            errors,
+          });
           st.respond({ ':status': '204' }, { endStream: true });
         });
       },
@@ -184,6 +202,9 @@ describe('writeHttp1HeadFromFlat', () => {
         expect(r.errors[0]).toMatch(/^RangeError: sendHttp1HeadHeld: a run is outside the held request/);
         expect(r.errors[1]).toMatch(/^RangeError: sendHttp1HeadHeld: nRuns out of range/);
         expect(r.errors[2]).toMatch(/^TypeError: sendHttp1HeadHeld: arguments must be/);
+        expect(r.errors[3]).toMatch(/^RangeError: sendHttp1HeadHeldArgs: a run is outside the held request/);
+        expect(r.errors[4]).toMatch(/^TypeError: sendHttp1HeadHeldArgs: the call-args table's fd, size/);
+        expect(r.errors[5]).toMatch(/^TypeError: sendHttp1HeadHeldArgs: the call-args table's fd, size/);
       }
     } finally {
       client.destroy();

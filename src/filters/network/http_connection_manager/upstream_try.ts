@@ -11,7 +11,7 @@ import type { Http1ClusterPools, Http1ConnUser, Http1HostPool, Http1UpstreamConn
 import type { H2UpstreamSession, Http2ClusterPools } from '../../../upstream/http2_pool.js';
 import { chunkIsFinal, flatStatus, headerObject, holdFinal, NativeH2ClientConnection, releaseFinal, setNeverIndexed, type FinalChunkHolder, type H2Headers, type NativeH2ClientStreamUser } from '../../../protocols/http2/native_session.js';
 import type { HttpRetryPolicy } from '../../../router/http_route_table.js';
-import { loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
+import { CALL_ARGS, loadNative, REQUEST_NOT_HELD, RUNS_TABLE } from '../../../native.js';
 import { HEAD_NOT_HELD, HEAD_NOT_SENT } from '../../../protocols/http1/encoder.js';
 import { UUID_LENGTH, uuidV4, writeUuidV4 } from '../../../protocols/http1/request_id.js';
 
@@ -106,7 +106,19 @@ export class FlatRequest {
     if (this.heldStream !== 0 && held !== null) {
       // The addon cuts the kept fields from the request it holds (as requestOn's requestHeld):
       // `src` is not read back, nor the method, path and authority that are its own.
-      const sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra, this.fillsId);
+      let sent: number;
+      const ha = sendHeldArgs;
+      if (ha !== null) {
+        const a = CALL_ARGS;
+        a[0] = fd;
+        a[1] = size;
+        a[2] = this.heldSession;
+        a[3] = this.heldStream;
+        a[4] = this.heldSame;
+        a[5] = this.runs.length >> 1;
+        a[6] = this.fillsId ? 1 : 0;
+        sent = ha(this.method, this.path, this.authority, runs, this.extra);
+      } else sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra, this.fillsId);
       if (sent !== HEAD_NOT_HELD) return sent;
       this.heldStream = 0;
     }
@@ -239,6 +251,18 @@ const sendHeld: SendHeld | null = (() => {
   } catch {
     return null;
   }
+})();
+
+type SendHeldArgs = (method: string, path: string, authority: string, runs: Int32Array | null, extra: string) => number;
+
+/**
+ * sendHeld with its numbers in CALL_ARGS ([fd, size, downSession, downStream, same, nRuns,
+ * fillId]): seven number arguments fewer per request; null with an addon without it.
+ */
+const sendHeldArgs: SendHeldArgs | null = (() => {
+  if (sendHeld === null) return null;
+  const f = (loadNative() as unknown as { sendHttp1HeadHeldArgs?: SendHeldArgs }).sendHttp1HeadHeldArgs;
+  return typeof f === 'function' ? f : null;
 })();
 
 /** FlatRequest's runs for the addon (used within one call): RUNS_TABLE, or an array of its own once a list has more runs. */
