@@ -227,13 +227,45 @@ describe('http1 send', () => {
     expect(a.received().length).toBe(4);
   });
 
-  it('flushRanges skips a socket destroyed after its range was queued', async () => {
+  it('a socket destroyed after its range was queued gets nothing, nor does a connection that took its fd number; the sockets around it get theirs', async () => {
+    // Which of flushRanges' paths drops it (canSendNow, then its destroyed check, or the stream's
+    // own refusal) is not visible from outside; that the one dead socket costs the batch nothing is.
+    const before = await pair();
     const p = await pair();
-    const fd = directFd(p.a);
-    queueRange(p.a, fd, Buffer.from('late'), 0, 4, false);
+    const after = await pair();
+    const bytes = Buffer.from('first,late,last', 'latin1');
+    queueRange(before.a, directFd(before.a), bytes, 0, 6, false);
+    queueRange(p.a, directFd(p.a), bytes, 6, 5, false);
+    queueRange(after.a, directFd(after.a), bytes, 11, 4, true);
+    const deadFd = directFd(p.a);
+    // A listener made first, so that the next fd the process opens is the connecting socket's.
+    const server = net.createServer();
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const closed = new Promise((r) => p.a.once('close', r));
     p.a.destroy();
-    expect(() => flushRanges()).not.toThrow();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(p.received().length).toBe(0);
+    // Its fd number is free once the handle has closed: a connection opened then takes it, and
+    // must not get the dead socket's bytes (the flush asks whether the handle is alive, not the number).
+    await closed;
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((r) => client.once('connect', () => r()));
+    const peer = await accepted;
+    const reuseGot: Buffer[] = [];
+    peer.on('data', (d: Buffer) => reuseGot.push(d));
+    const reused = directFd(client) === deadFd;
+    try {
+      expect(() => flushRanges()).not.toThrow();
+      await until(() => before.received().length >= 6 && after.received().length >= 4);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(before.received().toString('latin1')).toBe('first,');
+      expect(after.received().toString('latin1')).toBe('last');
+      expect(p.received().length).toBe(0);
+      expect(Buffer.concat(reuseGot).length).toBe(0);
+    } finally {
+      client.destroy();
+      peer.destroy();
+      server.close();
+    }
+    if (!reused) console.warn('http1_send: the dead socket\'s fd was not reused; the reuse check proved nothing this run');
   });
 });
