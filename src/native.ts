@@ -132,6 +132,12 @@ export interface NativeH2Session {
   /** respond() with the list in parts, joined by the addon: the [start, end) runs of `src` (a list as the addon gave it) and `extra` (NUL-terminated pairs). */
   respondRuns(streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
   /**
+   * respondRuns() with the runs (in RUNS_TABLE) cut from the final response head the client
+   * session numbered `upSession` keeps for its stream `upStream`, in place of a string handed
+   * back: 1 sent, 0 as respondRuns' false, RESPONSE_NOT_HELD when that stream keeps no head.
+   */
+  respondHeld?(streamId: number, upSession: number, upStream: number, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): number;
+  /**
    * respond() for an HTTP/1 upstream's head: `flat` (`flatLen` bytes, `flatPairs` pairs) holds
    * :status and the added pairs; `spans` the kept fields of `head` as [nameStart, nameEnd,
    * valueStart, valueEnd] quads (nSpans of them), handed to nghttp2 from `head` itself. With
@@ -187,12 +193,24 @@ export interface NativeH2Session {
 export interface NativeH2Calls {
   respond(sid: number, streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean;
   respondRuns(sid: number, streamId: number, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string): boolean;
+  /**
+   * respondRuns() for the final response head a client session of this thread keeps for its
+   * stream (the list its runs are cut from): numbers in CALL_ARGS ([session, streamId,
+   * upSession, upStream, nRuns, pairs, endStream ? 1 : 0]), runs in RUNS_TABLE. 1 sent, 0 as
+   * respondRuns' false, RESPONSE_NOT_HELD when that stream keeps no head any more.
+   */
+  respondHeldArgs?(extra: string, neverIndexed?: string): number;
   respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondSpansTables(sid: number, streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondH1Head(sid: number, streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
+  /**
+   * requestHeld() with its numbers in CALL_ARGS ([sid, downSession, downStream, same, nRuns,
+   * pairs, endStream ? 1 : 0, fillId ? 1 : 0]) and its runs in RUNS_TABLE.
+   */
+  requestHeldArgs?(method: string, path: string, authority: string, extra: string, neverIndexed?: string): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
   trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(sid: number, streamId: number, code: number): void;
@@ -424,6 +442,9 @@ export const RUNS_TABLE = new Int32Array(1024);
 /** requestHeld's answer when the downstream stream no longer holds its request (kNotHeld in native/http2/session.cc). */
 export const REQUEST_NOT_HELD = -1;
 
+/** respondHeldArgs' answer when the upstream stream keeps no response head any more (kResponseNotHeld in native/http2/session.cc). */
+export const RESPONSE_NOT_HELD = -1;
+
 /**
  * The slots of the addon's registered arrays (TableSlot in native/io/env.h, same numbers). A
  * call given null where such an array goes reads the one registered in its slot: finding a
@@ -444,7 +465,7 @@ export const enum TableSlot {
   STAGE = 5,
   /** The slab forwarded HTTP/1 request heads are kept in (KEPT in protocols/http1/encoder.ts). */
   KEPT = 6,
-  /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs). */
+  /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs, respondHeldArgs). */
   CALL_ARGS = 7,
 }
 

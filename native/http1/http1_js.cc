@@ -1152,13 +1152,6 @@ napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
 // a Float64Array: a session number does not fit an int32), src/native.ts's CALL_ARGS.
 enum { kHeldFd = 0, kHeldSize = 1, kHeldSession = 2, kHeldStream = 3, kHeldSame = 4, kHeldRuns = 5, kHeldFillId = 6, kHeldCount = 7 };
 
-// An integral double in [lo, hi] as an int32 (false otherwise: NaN, fractions, out of range).
-static bool IntIn(double v, int32_t lo, int32_t hi, int32_t* out) {
-  if (!(v >= lo && v <= hi) || v != static_cast<double>(static_cast<int32_t>(v))) return false;
-  *out = static_cast<int32_t>(v);
-  return true;
-}
-
 // sendHttp1HeadHeldArgs(method, path, authority, runs, extra): sendHttp1HeadHeld with its numbers
 // (fd, size, downSession, downStream, same, nRuns, fillId) in the registered call-args table:
 // seven number reads fewer (~350 instructions) per request an h2c client sends to HTTP/1.

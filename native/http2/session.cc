@@ -253,12 +253,14 @@ Napi::Function Session::Init(Napi::Env env) {
   auto add = [&](const char* name, napi_callback cb) { SetCall(env, calls, name, cb); };
   add("respond", &Numbered<&Session::Respond>);
   add("respondRuns", &Numbered<&Session::RespondRuns, 8>);
+  add("respondHeldArgs", &Session::RespondHeldArgs);
   add("respondSpans", &Numbered<&Session::RespondSpans>);
   add("respondSpansTables", &Numbered<&Session::RespondSpansTables>);
   add("respondH1Head", &Numbered<&Session::RespondH1Head>);
   add("request", &Numbered<&Session::Request>);
   add("requestRuns", &Numbered<&Session::RequestRuns>);
   add("requestHeld", &Numbered<&Session::RequestHeld>);
+  add("requestHeldArgs", &Session::RequestHeldArgs);
   add("data", &Numbered<&Session::Data, 3>);
   add("trailers", &Numbered<&Session::Trailers, 5>);
   add("rst", &Numbered<&Session::Rst>);
@@ -608,6 +610,8 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
             s->responded = true;
             PushReceived(end ? kEvHeadersEnd : kEvHeaders, s, last_head_);
             PushFields(s->hdr);
+            // Kept for respondHeldArgs; hdr takes the previous block's memory (the trailers').
+            s->req.swap(s->hdr);
           } else {
             PushReceived(kEvTrailers, s, last_trailers_);
             PushFields(s->hdr);
@@ -1604,6 +1608,7 @@ Napi::Value Session::Respond(const Args& info) {
 // Joins src's [start, end) runs (each ending with a NUL, src's last pair having none of its own)
 // and `extra` onto `out`: the header lists requestRuns() and respondRuns() are given in parts.
 static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
+static bool AppendLatin1(napi_env env, napi_value v, std::string& out);
 
 // respondRuns(streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as respond().
 // `runs`: an Int32Array, or null for the runs table (setTable slot 0), as in requestRuns().
@@ -1623,6 +1628,63 @@ Napi::Value Session::RespondRuns(const Args& info) {
   scratch_.clear();
   JoinRuns(info, env_, 1, 2, 4, src_scratch_, scratch_, fn);
   return SubmitResponse(env, s, pairs, end, nullptr, never, fn);
+}
+
+// The slots of respondHeldArgs' numbers in the registered call-args table (kTableCallArgs, a
+// Float64Array: session numbers do not fit an int32), CALL_ARGS in src/native.ts.
+enum { kRhSession = 0, kRhStream = 1, kRhUpSession = 2, kRhUpStream = 3, kRhRuns = 4, kRhPairs = 5, kRhEnd = 6, kRhCount = 7 };
+// What respondHeldArgs returns when the upstream stream keeps no response head any more (it
+// closed: the whole response came in one read): the caller sends the list in parts instead.
+static constexpr int32_t kResponseNotHeld = -1;
+
+// respondHeldArgs(extra[, neverIndexed]) -> 1 sent, 0 the stream is gone or answered (as
+// respondRuns' false), kResponseNotHeld. Numbers in the call-args table: [session, streamId,
+// upSession, upStream, nRuns, pairs, endStream]; runs in the runs table (setTable slot 0).
+// respondRuns for the final response head that the client session numbered upSession keeps for
+// its stream upStream: the kept runs are cut from that block (the bytes JavaScript's list has,
+// with the field table saying where each field lies) instead of from a string handed back, read
+// again and scanned again. nghttp2 checked those fields on the way in; only `extra` is scanned.
+napi_value Session::RespondHeldArgs(napi_env env, napi_callback_info cb) {
+  const char* fn = "H2Session.respondHeldArgs";
+  Args info(env, cb, 0, 2);
+  try {
+    const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[kTableCallArgs];
+    if (info.Length() < 1) throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be (extra[, neverIndexed])");
+    if (t.data == nullptr || t.type != napi_float64_array || t.len < size_t(kRhCount))
+      throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of 7 slots or more is registered as the call-args table");
+    const double* a = static_cast<const double*>(t.data);
+    int32_t id, up_id, n_runs, pairs;
+    if (!IntIn(a[kRhStream], 1, INT32_MAX, &id) || !IntIn(a[kRhUpStream], 1, INT32_MAX, &up_id) || !IntIn(a[kRhRuns], 0, INT32_MAX, &n_runs) || !IntIn(a[kRhPairs], 1, INT32_MAX, &pairs))
+      throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's streamId, upStream and pairs must be positive integers, nRuns an integer not negative");
+    Session* down = ByNumber(a[kRhSession]);
+    if (!down || down->client_) throw Napi::TypeError::New(env, std::string(fn) + ": no server session has the number given");
+    Session* up = ByNumber(a[kRhUpSession]);
+    Stream* us = up && up->client_ && !up->finished_ ? up->StreamOf(up_id) : nullptr;
+    if (!us || us->req.empty()) return Napi::Number::New(env, kResponseNotHeld);
+    const std::string* never = NeverArg(info, 1, down->never_scratch_, fn);
+    Stream* s = down->finished_ ? nullptr : down->StreamOf(id);
+    if (!s || s->responded) return Napi::Number::New(env, 0);
+    const strait::Env::Table& rt = GetEnv(Napi::Env(env))->tables[kTableRuns];
+    const int32_t* runs = rt.type == napi_int32_array ? static_cast<const int32_t*>(rt.data) : nullptr;
+    if (runs == nullptr || size_t(n_runs) * 2 > rt.len) throw Napi::RangeError::New(env, std::string(fn) + ": nRuns out of range");
+    std::string& out = down->scratch_;
+    out.clear();
+    down->nva_.clear();
+    down->AppendHeldRuns(env, us->req, runs, n_runs, out, fn);
+    const size_t fixed = down->nva_.size();
+    const size_t extra_at = out.size();
+    if (!AppendLatin1(env, info[0], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+    s->head.swap(out);  // kept until sent, as in SubmitResponse
+    down->seed_unique_ = false;
+    down->Rebase(reinterpret_cast<uint8_t*>(&s->head[0]), fixed, 0);
+    if (!down->ParseFlatFrom(s->head, extra_at) || down->nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+    down->ApplyNever(never);
+    bool ok = down->SubmitParsed(Napi::Env(env), s, a[kRhEnd] != 0, nullptr, 0).As<Napi::Boolean>().Value();
+    return Napi::Number::New(env, ok ? 1 : 0);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+    return nullptr;
+  }
 }
 
 // The rest of respond() and respondRuns() once scratch_ holds the list.
@@ -1897,6 +1959,52 @@ Napi::Value Session::RequestRuns(const Args& info) {
   return SubmitRequest(env, pairs, end, never, fn);
 }
 
+// A field of a list being built into a string that may still move: nva_ gets offsets into it
+// where its pointers belong (Session::Rebase adds the base once the list has its final buffer).
+static void OffsetField(std::vector<nghttp2_nv>& nva, size_t ns, size_t ne, size_t ve) {
+  nghttp2_nv nv;
+  nv.name = reinterpret_cast<uint8_t*>(ns);
+  nv.namelen = ne - ns;
+  nv.value = reinterpret_cast<uint8_t*>(ne + 1);
+  nv.valuelen = ve - ne - 1;
+  nv.flags = kKept;
+  nva.push_back(nv);
+}
+
+void Session::AppendHeldRuns(napi_env env, const HeaderBlock& b, const int32_t* runs, int32_t n_runs, std::string& out, const char* fn) {
+  const char* hd = b.data();
+  const size_t list = b.listSize();
+  const int32_t* f = b.fields();
+  const size_t nf = b.fieldEntries() / 3;
+  size_t k = 0;      // the field at `start`
+  size_t start = 0;  // where field k's name starts
+  for (int32_t r = 0; r < n_runs; r++) {
+    const int32_t a = runs[2 * r], e = runs[2 * r + 1];
+    if (a < 0 || e < a || size_t(e) > list) throw Napi::RangeError::New(env, std::string(fn) + ": a run is outside the held list");
+    while (k < nf && start < size_t(a)) start = static_cast<size_t>(f[3 * k++ + 1]) + 1;
+    if (start != size_t(a)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not start at a field");
+    const size_t shift = out.size() - size_t(a);  // held offset + shift = offset in out
+    out.append(hd + a, size_t(e - a));
+    if (size_t(e) == list) out.push_back('\0');
+    while (k < nf && start < size_t(e)) {
+      const size_t ve = static_cast<size_t>(f[3 * k + 1]);
+      OffsetField(nva_, start + shift, static_cast<size_t>(f[3 * k]) + shift, ve + shift);
+      start = ve + 1;
+      k++;
+    }
+    if (start != size_t(e) && !(size_t(e) == list && start == list + 1)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not end at a field");
+  }
+}
+
+void Session::Rebase(uint8_t* base, size_t n, size_t from) {
+  for (size_t i = 0; i < n; i++) {
+    nghttp2_nv& nv = nva_[i];
+    nv.name = base + reinterpret_cast<size_t>(nv.name);
+    nv.value = base + reinterpret_cast<size_t>(nv.value);
+    if (i >= from && !seed_unique_ && UniquePerRequest(reinterpret_cast<const char*>(nv.name), nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
+  }
+}
+
 static constexpr const char* kRequestHeldUsage =
     "H2Session.requestHeld: arguments must be (downSession, downStream, same, method, path, authority, runs, nRuns, extra, pairs, endStream[, neverIndexed[, fillId]])";
 // What requestHeld returns when the downstream stream no longer holds its request (its session
@@ -1919,35 +2027,74 @@ Napi::Value Session::RequestHeld(const Args& info) {
   if (info.Length() < 11) throw Napi::TypeError::New(env, kRequestHeldUsage);
   double dsid = 0;
   if (napi_get_value_double(env, info[0], &dsid) != napi_ok) throw Napi::TypeError::New(env, kRequestHeldUsage);
-  const int32_t down_id = ArgInt(info, 1, fn, "downStream", 1, INT32_MAX);
-  const int32_t same = ArgInt(info, 2, fn, "same", 0, 7);
-  const int32_t pairs = ArgInt(info, 9, fn, "pairs", 1, INT32_MAX);
-  const bool end = ArgBool(info, 10);
-  const std::string* never = NeverArg(info, 11, never_scratch_, fn);
+  HeldCall c;
+  c.down_id = ArgInt(info, 1, fn, "downStream", 1, INT32_MAX);
+  c.same = ArgInt(info, 2, fn, "same", 0, 7);
+  c.pairs = ArgInt(info, 9, fn, "pairs", 1, INT32_MAX);
+  c.end = ArgBool(info, 10);
+  c.never = NeverArg(info, 11, never_scratch_, fn);
   if (finished_ || closing_) return Napi::Number::New(env, 0);
   Session* down = ByNumber(dsid);
-  Stream* ds = down && !down->client_ && !down->finished_ ? down->StreamOf(down_id) : nullptr;
-  if (!ds || ds->req.empty()) return Napi::Number::New(env, kNotHeld);
-  const HeaderBlock& b = ds->req;
+  c.ds = down && !down->client_ && !down->finished_ ? down->StreamOf(c.down_id) : nullptr;
+  if (!c.ds || c.ds->req.empty()) return Napi::Number::New(env, kNotHeld);
+  for (int k = 0; k < 3; k++) c.pseudo[k] = info[3 + k];
+  if (!RunsOf(env, env_, info[6], &c.runs, &c.runs_len)) throw Napi::TypeError::New(env, std::string(fn) + ": runs must be an Int32Array, or null for the runs table");
+  c.n_runs = ArgInt(info, 7, fn, "nRuns", 0, INT32_MAX);
+  c.extra = info[8];
+  c.fill = info.Length() > 12 && ArgBool(info, 12);
+  return RequestHeldWith(env, c, fn);
+}
+
+// The slots of requestHeldArgs' numbers in the call-args table (after the session's own number).
+enum { kQhSession = 0, kQhDownSession = 1, kQhDownStream = 2, kQhSame = 3, kQhRuns = 4, kQhPairs = 5, kQhEnd = 6, kQhFillId = 7, kQhCount = 8 };
+
+// requestHeldArgs(method, path, authority, extra[, neverIndexed]) -> as requestHeld(). Numbers in
+// the call-args table: [session, downSession, downStream, same, nRuns, pairs, endStream, fillId];
+// runs in the runs table. Eight number reads fewer per request a gRPC client sends upstream.
+napi_value Session::RequestHeldArgs(napi_env env, napi_callback_info cb) {
+  const char* fn = "H2Session.requestHeldArgs";
+  Args info(env, cb, 0, 5);
+  try {
+    const strait::Env* e = GetEnv(Napi::Env(env));
+    const strait::Env::Table& t = e->tables[kTableCallArgs];
+    if (info.Length() < 4) throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be (method, path, authority, extra[, neverIndexed])");
+    if (t.data == nullptr || t.type != napi_float64_array || t.len < size_t(kQhCount))
+      throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of 8 slots or more is registered as the call-args table");
+    const double* a = static_cast<const double*>(t.data);
+    HeldCall c;
+    if (!IntIn(a[kQhDownStream], 1, INT32_MAX, &c.down_id) || !IntIn(a[kQhSame], 0, 7, &c.same) || !IntIn(a[kQhRuns], 0, INT32_MAX, &c.n_runs) || !IntIn(a[kQhPairs], 1, INT32_MAX, &c.pairs))
+      throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's downStream and pairs must be positive integers, same in [0, 7], nRuns an integer not negative");
+    Session* self = ByNumber(a[kQhSession]);
+    if (!self || !self->client_) throw Napi::TypeError::New(env, std::string(fn) + ": no client session has the number given");
+    c.end = a[kQhEnd] != 0;
+    c.fill = a[kQhFillId] != 0;
+    c.never = NeverArg(info, 4, self->never_scratch_, fn);
+    if (self->finished_ || self->closing_) return Napi::Number::New(env, 0);
+    Session* down = ByNumber(a[kQhDownSession]);
+    c.ds = down && !down->client_ && !down->finished_ ? down->StreamOf(c.down_id) : nullptr;
+    if (!c.ds || c.ds->req.empty()) return Napi::Number::New(env, kNotHeld);
+    const strait::Env::Table& rt = e->tables[kTableRuns];
+    c.runs = rt.type == napi_int32_array ? static_cast<const int32_t*>(rt.data) : nullptr;
+    if (c.runs == nullptr) throw Napi::TypeError::New(env, std::string(fn) + ": no Int32Array is registered as the runs table");
+    c.runs_len = rt.len;
+    for (int k = 0; k < 3; k++) c.pseudo[k] = info[k];
+    c.extra = info[3];
+    return self->RequestHeldWith(Napi::Env(env), c, fn);
+  } catch (const Napi::Error& err) {
+    err.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+Napi::Value Session::RequestHeldWith(Napi::Env env, const HeldCall& c, const char* fn) {
+  if (size_t(c.n_runs) * 2 > c.runs_len) throw Napi::RangeError::New(env, std::string(fn) + ": nRuns out of range");
+  const HeaderBlock& b = c.ds->req;
   const char* hd = b.data();
-  const size_t list = b.listSize();
   const int32_t* f = b.fields();
   const size_t nf = b.fieldEntries() / 3;
-
   std::string& out = scratch_;
   out.clear();
   nva_.clear();
-  // Fields go into nva_ with offsets into `out` where their pointers belong (`out` moves as it
-  // grows); the base is added once the list has its final buffer.
-  auto field = [this](size_t ns, size_t ne, size_t ve) {
-    nghttp2_nv nv;
-    nv.name = reinterpret_cast<uint8_t*>(ns);
-    nv.namelen = ne - ns;
-    nv.value = reinterpret_cast<uint8_t*>(ne + 1);
-    nv.valuelen = ve - ne - 1;
-    nv.flags = kKept;
-    nva_.push_back(nv);
-  };
   static const char kScheme[] = ":scheme\0http";
   struct Pseudo {
     const char* name;  // with its NUL
@@ -1958,67 +2105,39 @@ Napi::Value Session::RequestHeld(const Args& info) {
   for (int k = 0; k < 3; k++) {
     const size_t ns = out.size();
     out.append(kPseudo[k].name, kPseudo[k].len);
-    if (same & (1 << k)) {
+    if (c.same & (1 << k)) {
       // The request's own value (pseudo-headers lead the block, so the walk is short).
       size_t j = 0;
       while (j < nf && f[3 * j + 2] != kPseudo[k].token) j++;
       if (j == nf) return Napi::Number::New(env, kNotHeld);
       const size_t v = static_cast<size_t>(f[3 * j]) + 1;
       out.append(hd + v, static_cast<size_t>(f[3 * j + 1]) - v);
-    } else if (!AppendLatin1(env, info[3 + k], out)) {
-      throw Napi::TypeError::New(env, kRequestHeldUsage);
+    } else if (!AppendLatin1(env, c.pseudo[k], out)) {
+      throw Napi::TypeError::New(env, std::string(fn) + ": method, path and authority must be strings");
     }
-    field(ns, ns + kPseudo[k].len - 1, out.size());
+    OffsetField(nva_, ns, ns + kPseudo[k].len - 1, out.size());
     out.push_back('\0');
   }
   const size_t scheme = out.size();
   out.append(kScheme, sizeof kScheme);  // ":scheme", NUL, "http", NUL
-  field(scheme, scheme + sizeof ":scheme" - 1, out.size() - 1);
+  OffsetField(nva_, scheme, scheme + sizeof ":scheme" - 1, out.size() - 1);
 
-  size_t runs_len = 0;
-  const int32_t* runs = nullptr;
-  if (!RunsOf(env, env_, info[6], &runs, &runs_len)) throw Napi::TypeError::New(env, std::string(fn) + ": runs must be an Int32Array, or null for the runs table");
-  const int32_t n_runs = ArgInt(info, 7, fn, "nRuns", 0, INT32_MAX);
-  if (size_t(n_runs) * 2 > runs_len) throw Napi::RangeError::New(env, std::string(fn) + ": nRuns out of range");
-  size_t k = 0;      // the field at `start`
-  size_t start = 0;  // where field k's name starts
-  for (int32_t r = 0; r < n_runs; r++) {
-    const int32_t a = runs[2 * r], e = runs[2 * r + 1];
-    if (a < 0 || e < a || size_t(e) > list) throw Napi::RangeError::New(env, std::string(fn) + ": a run is outside the request");
-    while (k < nf && start < size_t(a)) start = static_cast<size_t>(f[3 * k++ + 1]) + 1;
-    if (start != size_t(a)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not start at a field");
-    const size_t shift = out.size() - size_t(a);  // held offset + shift = offset in out
-    out.append(hd + a, size_t(e - a));
-    if (size_t(e) == list) out.push_back('\0');
-    while (k < nf && start < size_t(e)) {
-      const size_t ve = static_cast<size_t>(f[3 * k + 1]);
-      field(start + shift, static_cast<size_t>(f[3 * k]) + shift, ve + shift);
-      start = ve + 1;
-      k++;
-    }
-    if (start != size_t(e) && !(size_t(e) == list && start == list + 1)) throw Napi::RangeError::New(env, std::string(fn) + ": a run does not end at a field");
-  }
+  AppendHeldRuns(env, b, c.runs, c.n_runs, out, fn);
   const size_t fixed = nva_.size();
   const size_t extra_at = out.size();
-  if (!AppendLatin1(env, info[8], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
-  if (info.Length() > 12 && ArgBool(info, 12)) FillListRequestId(env_, out);
+  if (!AppendLatin1(env, c.extra, out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+  if (c.fill) FillListRequestId(env_, out);
 
   Stream* s = NewStream();
   s->head.swap(scratch_);  // kept until sent, as in SubmitRequest
   seed_unique_ = client_ && (lists_++ & (kSeedEvery - 1)) == 0;
-  uint8_t* base = reinterpret_cast<uint8_t*>(&s->head[0]);
-  for (size_t i = 0; i < fixed; i++) {
-    nghttp2_nv& nv = nva_[i];
-    nv.name = base + reinterpret_cast<size_t>(nv.name);
-    nv.value = base + reinterpret_cast<size_t>(nv.value);
-    if (i >= 4 && !seed_unique_ && UniquePerRequest(reinterpret_cast<const char*>(nv.name), nv.namelen)) nv.flags = kKept | NGHTTP2_NV_FLAG_NO_INDEX;
-  }
-  if (!ParseFlatFrom(s->head, extra_at) || nva_.size() != static_cast<size_t>(pairs)) {
+  Rebase(reinterpret_cast<uint8_t*>(&s->head[0]), fixed, 4);
+  if (!ParseFlatFrom(s->head, extra_at) || nva_.size() != static_cast<size_t>(c.pairs)) {
     Recycle(s);
     throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   }
-  ApplyNever(never);
-  return SubmitStream(env, s, end);
+  ApplyNever(c.never);
+  return SubmitStream(env, s, c.end);
 }
 
 bool HeldRequest(double sid, int32_t stream, HeldRequestView* out) {

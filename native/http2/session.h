@@ -227,9 +227,10 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     Stream* prev = nullptr;
     Stream* next = nullptr;
     HeaderBlock hdr;     // the header block being received
-    // Server: the request's header block as JavaScript got it, kept until the stream ends so
-    // that a client session forwarding it (requestHeld) copies these bytes and their field table
-    // instead of being handed them back as a string and scanning them again.
+    // The block JavaScript got that the next hop's list is cut from, kept until the stream ends,
+    // so that the call forwarding it copies these bytes and their field table instead of being
+    // handed them back as a string and scanning them again. Server: the request (requestHeld of
+    // a client session); client: the final response head (respondHeldArgs of a server session).
     HeaderBlock req;
     std::string head;    // the request or response head submitted, which nghttp2 points into until it is sent
     std::string never_in;  // "name\0..." of its fields sent never indexed; empty for most blocks
@@ -267,6 +268,31 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   Napi::Value Request(const Args& info);
   Napi::Value RequestRuns(const Args& info);
   Napi::Value RequestHeld(const Args& info);
+  // requestHeld's inputs once read, from arguments or from the call-args table.
+  struct HeldCall {
+    Stream* ds = nullptr;  // the downstream stream that holds the request
+    int32_t down_id = 0, same = 0, pairs = 0, n_runs = 0;
+    bool end = false, fill = false;
+    const std::string* never = nullptr;
+    const int32_t* runs = nullptr;
+    size_t runs_len = 0;
+    Napi::Value pseudo[3];  // method, path, authority (read only when not the request's own)
+    Napi::Value extra;
+  };
+  Napi::Value RequestHeldWith(Napi::Env env, const HeldCall& c, const char* fn);
+  // requestHeldArgs(method, path, authority, extra[, neverIndexed]): requestHeld with its numbers
+  // in the call-args table.
+  static napi_value RequestHeldArgs(napi_env env, napi_callback_info cb);
+  // The fields of `b` in the [start, end) runs (offsets in its list as JavaScript has it), appended
+  // to `out` and to nva_ with offsets into `out` for pointers (Rebase makes them pointers once
+  // `out` has its final buffer); throws a RangeError naming `fn` for a run that is off the fields.
+  void AppendHeldRuns(napi_env env, const HeaderBlock& b, const int32_t* runs, int32_t n_runs, std::string& out, const char* fn);
+  // nva_[0, n)'s offsets into `base`'s string made pointers; from `from` on, the fields
+  // UniquePerRequest names go never indexed (unless this list seeds them).
+  void Rebase(uint8_t* base, size_t n, size_t from);
+  // respondHeldArgs(extra[, neverIndexed]): respondRuns for a response head a client session of
+  // this thread keeps for its stream (Stream::req), numbers in the call-args table.
+  static napi_value RespondHeldArgs(napi_env env, napi_callback_info cb);
   friend bool HeldRequest(double sid, int32_t stream, HeldRequestView* out);
   // The session of this thread JavaScript numbers `sid` (its sid()), or null.
   static Session* ByNumber(double sid);

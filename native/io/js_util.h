@@ -91,4 +91,12 @@ void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, Napi::Value 
 
 Napi::Value ErrnoName(const Napi::CallbackInfo& info);
 
+// A number read from a call-args table (CALL_ARGS) as an int32: an integral double in [lo, hi]
+// (false otherwise: NaN, fractions, out of range).
+inline bool IntIn(double v, int32_t lo, int32_t hi, int32_t* out) {
+  if (!(v >= lo && v <= hi) || v != static_cast<double>(static_cast<int32_t>(v))) return false;
+  *out = static_cast<int32_t>(v);
+  return true;
+}
+
 }  // namespace strait

@@ -8,7 +8,7 @@ import { HELD_AUTHORITY, HELD_METHOD, HELD_PATH } from '../../src/filters/networ
 import { XfccAction } from '../../src/filters/network/http_connection_manager/xfcc.js';
 import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
 import { b, MiB, nativeH2Server, requestClosed, sleep } from './helpers.js';
-import { REQUEST_NOT_HELD } from '../../src/native.js';
+import { CALL_ARGS, REQUEST_NOT_HELD, RUNS_TABLE } from '../../src/native.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -380,6 +380,101 @@ describe('native HTTP/2 client session', () => {
     r.id = c.requestRuns('GET', '/', 'h', 'ab\0c', runs, 1, '', 5, true, r);
     await until(() => r.closeCode !== undefined);
     expect(r.headers?.[':status']).toBe('200');
+  });
+
+  it('requestHeldArgs (numbers in CALL_ARGS) sends what the argument form sends, and refuses numbers out of range, runs off the fields and strings that are not', async () => {
+    const raws: string[][] = [];
+    const { port } = await server((s, _h, raw) => {
+      raws.push(raw);
+      s.respond({ ':status': 200 }, { endStream: true });
+    });
+    const { c } = await dial(port);
+    const calls = b.H2Session.calls as unknown as { requestHeldArgs: (...a: unknown[]) => number };
+    const errors: string[] = [];
+    const ids: number[] = [];
+    let done = false;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        void (async () => {
+          // The held list's regular fields, from the first one to the end: one run.
+          const f = flat.split('\0');
+          let at = 0;
+          let k = 0;
+          while (f[k]!.startsWith(':')) {
+            at += f[k]!.length + f[k + 1]!.length + 2;
+            k += 2;
+          }
+          const regular = (f.length - k) / 2;
+          const set = (over: Partial<Record<number, number>>) => {
+            const v = [c.h.sid(), st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY, 1, 4 + regular + 1, 1, 0];
+            for (const [i, x] of Object.entries(over)) v[Number(i)] = x!;
+            CALL_ARGS.set(v);
+          };
+          RUNS_TABLE.set([at, flat.length]);
+          for (const [over, args] of [
+            [{ 2: 0 }, []],
+            [{ 3: 8 }, []],
+            [{ 0: st.session.h.sid() }, []],
+            [{ 4: RUNS_TABLE.length }, []],
+            [{ 5: 4 + regular }, []],
+            [{ 3: HELD_PATH | HELD_AUTHORITY }, [7]],
+            [{}, ['GET', '/', 'h', null]],
+          ] as [Partial<Record<number, number>>, unknown[]][]) {
+            set(over);
+            const a = ['GET', '/', 'h', 'x-added\0yes\0'];
+            a.splice(0, args.length, ...args);
+            try {
+              errors.push(`answered ${calls.requestHeldArgs(...a)}`);
+            } catch (err) {
+              errors.push(`${(err as Error).name}: ${(err as Error).message}`);
+            }
+          }
+          RUNS_TABLE.set([at + 1, flat.length]);
+          set({});
+          try {
+            calls.requestHeldArgs('GET', '/', 'h', 'x-added\0yes\0');
+          } catch (err) {
+            errors.push(`${(err as Error).name}: ${(err as Error).message}`);
+          }
+          // A stream this session never had: not held (the caller sends the parts).
+          set({ 2: st.id + 1000 });
+          ids.push(calls.requestHeldArgs('GET', '/', 'h', 'x-added\0yes\0'));
+          // Both forms for real: the numbers from memory, then as arguments with an own runs array.
+          RUNS_TABLE.set([at, flat.length]);
+          for (const own of [false, true]) {
+            const r = new Rec(c);
+            const runs = own ? new Int32Array([at, flat.length]) : null;
+            r.id = c.requestHeld(st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY, '', '', '', runs, 1, 'x-added\0yes\0', 4 + regular + 1, true, r);
+            ids.push(r.id);
+            await until(() => r.closeCode !== undefined);
+          }
+          st.respond({ ':status': '204' }, { endStream: true });
+          done = true;
+        })();
+      },
+    });
+    cleanups.push(() => down.close());
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    cleanups.push(() => client.destroy());
+    await requestClosed(client, { ':path': '/held', ':method': 'POST', 'x-a': '1', 'x-b': 'caf\u00e9' });
+    await until(() => done);
+    expect(errors).toEqual([
+      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: the call-args table's downStream and pairs must be positive integers/),
+      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: the call-args table's downStream and pairs must be positive integers, same in \[0, 7\]/),
+      expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: no client session has the number given/),
+      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: nRuns out of range/),
+      expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: invalid header name or value/),
+      expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: method, path and authority must be strings/),
+      expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: extra must be a string/),
+      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: a run does not start at a field/),
+    ]);
+    expect(ids[0]).toBe(REQUEST_NOT_HELD);
+    expect(ids[1]).toBeGreaterThan(0);
+    expect(ids[2]).toBeGreaterThan(ids[1]!);
+    const [a, b2] = raws.slice(-2);
+    expect(raws).toHaveLength(2);
+    expect(b2).toEqual(a);
+    expect(a).toEqual(expect.arrayContaining([':path', '/held', 'x-a', '1', 'x-b', 'caf\u00e9', 'x-added', 'yes']));
   });
 
   it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {

@@ -1619,7 +1619,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    * upstream's list is copied in runs with onResponse's edits (h2ResponseFlatOf); the same cases
    * as onH1ResponseHead take the object path.
    */
-  onH2ResponseFlat(status: number, flat: string, endStream: boolean, neverIndexed?: string): void {
+  onH2ResponseFlat(status: number, flat: string, endStream: boolean, neverIndexed: string | undefined, upSession: number, upStream: number): void {
     if (this.finished) return;
     this.touch();
     const stream = this.flatResponseStream();
@@ -1635,7 +1635,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const extra = h2ResponseRunsOf(flat, cfg.serverHeaderTransformation, cfg.serverName, cfg.alwaysSetRequestIdInResponse ? this.requestId : null);
     this.sendsTrailers = !endStream;
     try {
-      stream.respondRuns(flat, respRuns === RUNS_TABLE ? null : respRuns, respRunCount, extra, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed);
+      stream.respondRuns(flat, respRuns === RUNS_TABLE ? null : respRuns, respRunCount, extra, flatOutPairs, { endStream, waitForTrailers: this.sendsTrailers }, neverIndexed, upSession, upStream);
     } catch {
       this.abortTry();
       this.finish();

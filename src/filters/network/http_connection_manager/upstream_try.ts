@@ -310,8 +310,10 @@ export interface TryEvents {
    * ("name\0value\0...", `:status` first, no trailing NUL). Without it, onResponse gets its object.
    * `neverIndexed`: the names the upstream sent as never-indexed literals ("name\0name..."), only
    * when it sent any; header objects list them under NEVER_INDEXED (native_session.ts).
+   * `upSession` (its sid()) and `upStream`: the client session and stream that keep this head
+   * while the call lasts (NativeH2Stream.respondRuns cuts the forwarded list from it).
    */
-  onH2ResponseFlat?(status: number, flat: string, endStream: boolean, neverIndexed?: string): void;
+  onH2ResponseFlat?(status: number, flat: string, endStream: boolean, neverIndexed: string | undefined, upSession: number, upStream: number): void;
   onData(chunk: Buffer): void;
   onEnd(trailers: HeaderObject | null): void;
   /** Optional: the response ended with trailers from a native HTTP/2 upstream, as the addon's flat list. Without it, onEnd gets their object. */
@@ -590,7 +592,8 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
     this.responded = true;
     const status = flatStatus(flat);
     const ev = this.ev;
-    if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream, neverIndexed);
+    // The session and stream that keep this head (respondHeldArgs cuts the runs from it).
+    if (ev.onH2ResponseFlat !== undefined) ev.onH2ResponseFlat(status, flat, endStream, neverIndexed, this.nc!.h.sid(), this.sid);
     else ev.onResponse(status, headerObject(flat, neverIndexed) as HeaderObject, endStream);
     if (endStream) this.h2End();
   }
