@@ -203,6 +203,11 @@ export interface NativeH2Calls {
   respondSpans(sid: number, streamId: number, flat: Uint8Array | null, flatLen: number, flatPairs: number, head: Uint8Array | null, spans: Int32Array | null, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondSpansTables(sid: number, streamId: number, flatLen: number, flatPairs: number, nSpans: number, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
   respondH1Head(sid: number, streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean;
+  /**
+   * respondH1Head() with its numbers in CALL_ARGS: [sid, streamId, flatLen, flatPairs,
+   * dropServer ? 1 : 0, endStream ? 1 : 0, bodyAt (-1: no whole body), bodyLen].
+   */
+  respondH1HeadArgs?(): boolean;
   request(sid: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, neverIndexed?: string): number;
   requestRuns(sid: number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   requestHeld(sid: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
@@ -483,6 +488,11 @@ const tables: (Int32Array | Uint8Array | Float64Array | null)[] = [RUNS_TABLE, n
 export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {
   tables[slot] = table;
   binding?.setTable?.(slot, table);
+}
+
+/** @internal the array registered in `slot` now (tests that swap one put it back). */
+export function registeredTable(slot: TableSlot): Int32Array | Uint8Array | Float64Array | null {
+  return tables[slot] ?? null;
 }
 
 /** null when `table` is the array registered in `slot` (the addon reads it from there), else `table`. */

@@ -257,6 +257,16 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   Napi::Value RespondSpans(const Args& info);
   Napi::Value RespondSpansTables(const Args& info);
   Napi::Value RespondH1Head(const Args& info);
+  // respondH1Head's numbers once read, from arguments or from the call-args table.
+  struct H1HeadCall {
+    int32_t flat_len = 0, pairs = 0;
+    bool drop_server = false, end = false, whole = false;
+    size_t body_at = 0, body_len = 0;
+  };
+  static bool H1HeadTables(const strait::Env* e);
+  Napi::Value RespondH1HeadWith(Napi::Env env, Stream* s, const H1HeadCall& c, const char* fn);
+  // respondH1HeadArgs(): respondH1Head with its numbers in the call-args table.
+  static napi_value RespondH1HeadArgs(napi_env env, napi_callback_info cb);
   void PushSpan(const uint8_t* h, size_t ns, size_t ne, size_t vs, size_t ve);
   // Where respondSpans' and respondSpansTables' number arguments are (body: bodyAt, then bodyLen).
   struct SpansArgs {

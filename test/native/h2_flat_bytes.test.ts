@@ -8,7 +8,7 @@ import { HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans } from '../../sr
 import { headFlagsInTables, parseResponseHead } from '../../src/protocols/http1/parser.js';
 import { ResponseHas } from '../../src/protocols/http1/native_head.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
-import { setTable, tableArg, TableSlot } from '../../src/native.js';
+import { CALL_ARGS, registeredTable, setTable, tableArg, TableSlot } from '../../src/native.js';
 import type { NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { b, nativeH2Server, sleep } from './helpers.js';
 
@@ -497,10 +497,17 @@ describe('H2Session header lists as bytes', () => {
     expect(headFlagsInTables(elsewhere)).toBe(-1);
     expect(headFlagsInTables(parseResponseHead(arena, 0, arena.length) as MessageHead)).toBe(f);
   });
-  it('respondH1Head() refuses a pair count the flat list does not hold, fields past its tables and a missing table', async () => {
-    const errors: string[] = [];
-    const port = serve((s) => {
+  it('respondH1Head() refuses a pair count the flat list does not hold, fields past its tables and a missing table, in both forms (numbers as arguments and in CALL_ARGS)', async () => {
+    const errors: Record<string, string[]> = { argv: [], args: [] };
+    const answers: Record<string, boolean[]> = { argv: [], args: [] };
+    const calls = b.H2Session.calls as unknown as { respondH1Head: (...a: unknown[]) => boolean; respondH1HeadArgs: () => boolean };
+    const headOut = registeredTable(TableSlot.HEAD_OUT) as Int32Array;
+    const port = serve((s, flat) => {
+      const form = flat.includes('/checks/args') ? 'args' : 'argv';
       const h = s.session.h;
+      const sid = h.sid();
+      // The argument form through the shared calls, the CALL_ARGS one through the session (which prefers it).
+      const respond = (len: number, pairs: number, end: boolean): boolean => (form === 'argv' ? calls.respondH1Head(sid, s.id, len, pairs, false, end) : h.respondH1Head(s.id, len, pairs, false, end));
       const arena = Buffer.from('HTTP/1.1 200 OK\r\nX-A: a\r\nContent-Length: 0\r\n\r\n', 'latin1');
       setTable(TableSlot.ARENA, arena);
       expect(headFlagsInTables(parseResponseHead(arena, 0, arena.length) as MessageHead)).toBeGreaterThanOrEqual(0);
@@ -510,36 +517,53 @@ describe('H2Session header lists as bytes', () => {
         try {
           f();
         } catch (err) {
-          errors.push((err as Error).message);
+          errors[form]!.push((err as Error).message);
         }
       };
-      tryIt(() => h.respondH1Head(s.id, w.len, 2, false, true));
+      tryIt(() => respond(w.len, 2, true));
       // The arena swapped for a shorter one: the parsed field now lies outside it.
       setTable(TableSlot.ARENA, Buffer.alloc(8));
-      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
+      tryIt(() => respond(w.len, 1, true));
       setTable(TableSlot.ARENA, arena);
       // A head-out table too short for the count it holds, then one too short for any head.
       const short = new Int32Array(17);
       short[11] = 5;
       setTable(TableSlot.HEAD_OUT, short);
-      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
+      tryIt(() => respond(w.len, 1, true));
       setTable(TableSlot.HEAD_OUT, new Int32Array(8));
-      tryIt(() => h.respondH1Head(s.id, w.len, 1, false, true));
-      // No fields at all: the flat list alone.
+      tryIt(() => respond(w.len, 1, true));
       setTable(TableSlot.HEAD_OUT, new Int32Array(16));
+      if (form === 'args') {
+        // What only the memory form can be given: numbers that are no integers in range, a whole
+        // body with endStream, a session number nobody has.
+        for (const over of [{ 2: 1.5 }, { 2: 1e6 }, { 1: 0 }, { 6: 2, 7: arena.length }, { 6: 0, 7: 0, 5: 1 }, { 0: 987654321 }] as Record<number, number>[]) {
+          CALL_ARGS.set([sid, s.id, w.len, 1, 0, 0, -1, 0]);
+          for (const [k, v] of Object.entries(over)) CALL_ARGS[Number(k)] = v;
+          tryIt(() => calls.respondH1HeadArgs());
+        }
+      }
+      // No fields at all: the flat list alone.
       w.pair('x-only', 'flat');
-      expect(h.respondH1Head(s.id, w.len, 2, false, true)).toBe(true);
-      expect(h.respondH1Head(s.id, w.len, 2, false, true)).toBe(false);
+      answers[form]!.push(respond(w.len, 2, true), respond(w.len, 2, true));
+      // The parser's own table back, for the next form's request.
+      setTable(TableSlot.HEAD_OUT, headOut);
     });
-    const r = await ask(port, { ':path': '/checks' });
-    expect(errors).toEqual([
-      'H2Session.respondH1Head: invalid header name or value',
-      'H2Session.respondH1Head: a field is outside the arena',
-      "H2Session.respondH1Head: the head's field count is past the head-out table",
-      expect.stringMatching(/respondH1Head: needs .* registered with their types/),
-    ]);
-    expect(r.headers[':status']).toBe(200);
-    expect(r.headers['x-only']).toBe('flat');
-    expect(r.headers['x-a']).toBeUndefined();
+    for (const form of ['argv', 'args']) {
+      const r = await ask(port, { ':path': `/checks/${form}` });
+      const fn = form === 'argv' ? 'H2Session.respondH1Head' : 'H2Session.respondH1HeadArgs';
+      expect(errors[form]!.slice(0, 4)).toEqual([
+        `${fn}: invalid header name or value`,
+        `${fn}: a field is outside the arena`,
+        `${fn}: the head's field count is past the head-out table`,
+        expect.stringMatching(new RegExp(`^${fn}: needs .*registered with their types`)),
+      ]);
+      expect(answers[form]).toEqual([true, false]);
+      expect(r.headers[':status']).toBe(200);
+      expect(r.headers['x-only']).toBe('flat');
+      expect(r.headers['x-a']).toBeUndefined();
+    }
+    const range = "H2Session.respondH1HeadArgs: the call-args table's streamId, flatLen, flatPairs, bodyAt or bodyLen is not an integer in range";
+    expect(errors.args!.slice(4)).toEqual([range, range, range, range, 'H2Session.respondH1HeadArgs: a whole body goes with endStream false', 'H2Session.respondH1HeadArgs: no server session has the number given']);
+    expect(errors.argv).toHaveLength(4);
   });
 });

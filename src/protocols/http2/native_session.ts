@@ -311,6 +311,20 @@ export class NumberedH2Session implements NativeH2Session {
   }
 
   respondH1Head(streamId: number, flatLen: number, flatPairs: number, dropServer: boolean, endStream: boolean, bodyAt?: number, bodyLen?: number): boolean {
+    const c = this.c;
+    if (c.respondH1HeadArgs !== undefined) {
+      // The numbers through memory (CALL_ARGS): a call without arguments to read.
+      const a = CALL_ARGS;
+      a[0] = this.id;
+      a[1] = streamId;
+      a[2] = flatLen;
+      a[3] = flatPairs;
+      a[4] = dropServer ? 1 : 0;
+      a[5] = endStream ? 1 : 0;
+      a[6] = bodyAt ?? -1;
+      a[7] = bodyLen ?? 0;
+      return c.respondH1HeadArgs();
+    }
     if (bodyAt !== undefined) return this.c.respondH1Head(this.id, streamId, flatLen, flatPairs, dropServer, endStream, bodyAt, bodyLen);
     return this.c.respondH1Head(this.id, streamId, flatLen, flatPairs, dropServer, endStream);
   }
