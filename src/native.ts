@@ -217,7 +217,11 @@ export interface NativeH2Calls {
    */
   requestHeldArgs?(method: string, path: string, authority: string, extra: string, neverIndexed?: string): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
+  /** data() with its numbers in CALL_ARGS: [sid, streamId, endStream ? 1 : 0]. */
+  dataArgs?(chunk: Uint8Array | null): boolean;
   trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
+  /** trailers() for a string list with its numbers in CALL_ARGS: [sid, streamId, pairs]. */
+  trailersArgs?(trailers: string, neverIndexed?: string): void;
   rst(sid: number, streamId: number, code: number): void;
   consume(sid: number, streamId: number, bytes: number): void;
 }

@@ -263,7 +263,9 @@ Napi::Function Session::Init(Napi::Env env) {
   add("requestHeld", &Numbered<&Session::RequestHeld>);
   add("requestHeldArgs", &Session::RequestHeldArgs);
   add("data", &Numbered<&Session::Data, 3>);
+  add("dataArgs", &Session::DataArgs);
   add("trailers", &Numbered<&Session::Trailers, 5>);
+  add("trailersArgs", &Session::TrailersArgs);
   add("rst", &Numbered<&Session::Rst>);
   add("consume", &Numbered<&Session::Consume>);
   ctor.Set("calls", calls);
@@ -1631,6 +1633,15 @@ Napi::Value Session::RespondRuns(const Args& info) {
   return SubmitResponse(env, s, pairs, end, nullptr, never, fn);
 }
 
+// The registered call-args table (kTableCallArgs, CALL_ARGS in src/native.ts) when it is a
+// Float64Array of `need` slots or more; throws a TypeError naming `fn` otherwise.
+static const double* CallArgsTable(napi_env env, size_t need, const char* fn) {
+  const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[kTableCallArgs];
+  if (t.data == nullptr || t.type != napi_float64_array || t.len < need)
+    throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of " + std::to_string(need) + " slots or more is registered as the call-args table");
+  return static_cast<const double*>(t.data);
+}
+
 // The slots of respondHeldArgs' numbers in the registered call-args table (kTableCallArgs, a
 // Float64Array: session numbers do not fit an int32), CALL_ARGS in src/native.ts.
 enum { kRhSession = 0, kRhStream = 1, kRhUpSession = 2, kRhUpStream = 3, kRhRuns = 4, kRhPairs = 5, kRhEnd = 6, kRhCount = 7 };
@@ -1649,11 +1660,8 @@ napi_value Session::RespondHeldArgs(napi_env env, napi_callback_info cb) {
   const char* fn = "H2Session.respondHeldArgs";
   Args info(env, cb, 0, 2);
   try {
-    const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[kTableCallArgs];
     if (info.Length() < 1) throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be (extra[, neverIndexed])");
-    if (t.data == nullptr || t.type != napi_float64_array || t.len < size_t(kRhCount))
-      throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of 7 slots or more is registered as the call-args table");
-    const double* a = static_cast<const double*>(t.data);
+    const double* a = CallArgsTable(env, kRhCount, fn);
     int32_t id, up_id, n_runs, pairs;
     if (!IntIn(a[kRhStream], 1, INT32_MAX, &id) || !IntIn(a[kRhUpStream], 1, INT32_MAX, &up_id) || !IntIn(a[kRhRuns], 0, INT32_MAX, &n_runs) || !IntIn(a[kRhPairs], 1, INT32_MAX, &pairs))
       throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's streamId, upStream and pairs must be positive integers, nRuns an integer not negative");
@@ -1871,11 +1879,8 @@ napi_value Session::RespondH1HeadArgs(napi_env env, napi_callback_info) {
   const char* fn = "H2Session.respondH1HeadArgs";
   try {
     const strait::Env* e = GetEnv(Napi::Env(env));
-    const strait::Env::Table& t = e->tables[kTableCallArgs];
-    if (t.data == nullptr || t.type != napi_float64_array || t.len < size_t(kRaCount))
-      throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of 8 slots or more is registered as the call-args table");
+    const double* a = CallArgsTable(env, kRaCount, fn);
     if (!H1HeadTables(e)) throw Napi::TypeError::New(env, std::string(fn) + ": needs the flat, arena and head-out tables registered with their types");
-    const double* a = static_cast<const double*>(t.data);
     const size_t arena = e->tables[kTableArena].len;
     const int32_t flat_cap = static_cast<int32_t>(std::min<size_t>(e->tables[kTableFlat].len, INT32_MAX));
     const int32_t arena_cap = static_cast<int32_t>(std::min<size_t>(arena, INT32_MAX));
@@ -2106,11 +2111,8 @@ napi_value Session::RequestHeldArgs(napi_env env, napi_callback_info cb) {
   Args info(env, cb, 0, 5);
   try {
     const strait::Env* e = GetEnv(Napi::Env(env));
-    const strait::Env::Table& t = e->tables[kTableCallArgs];
     if (info.Length() < 4) throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be (method, path, authority, extra[, neverIndexed])");
-    if (t.data == nullptr || t.type != napi_float64_array || t.len < size_t(kQhCount))
-      throw Napi::TypeError::New(env, std::string(fn) + ": no Float64Array of 8 slots or more is registered as the call-args table");
-    const double* a = static_cast<const double*>(t.data);
+    const double* a = CallArgsTable(env, kQhCount, fn);
     HeldCall c;
     if (!IntIn(a[kQhDownStream], 1, INT32_MAX, &c.down_id) || !IntIn(a[kQhSame], 0, 7, &c.same) || !IntIn(a[kQhRuns], 0, INT32_MAX, &c.n_runs) || !IntIn(a[kQhPairs], 1, INT32_MAX, &c.pairs))
       throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's downStream and pairs must be positive integers, same in [0, 7], nRuns an integer not negative");
@@ -2281,20 +2283,53 @@ Napi::Value Session::SubmitStream(Napi::Env env, Stream* s, bool end) {
 // data(streamId, Buffer | null, endStream) -> boolean: false once the stream holds
 // streamHighWaterMark bytes or more (then a kEvDrain event follows when it falls below).
 Napi::Value Session::Data(const Args& info) {
-  Napi::Env env = info.Env();
   Stream* s = StreamArg(info, "H2Session.data");
-  if (!s || s->eof) return Napi::Boolean::New(env, true);  // gone: the bytes have nowhere to go
+  if (!s || s->eof) return Napi::Boolean::New(info.Env(), true);  // gone: the bytes have nowhere to go
+  return DataWith(info.Env(), s, info[1], ArgBool(info, 2), "H2Session.data");
+}
+
+// The call-args slots of dataArgs and trailersArgs: the session and stream, then the call's own.
+enum { kCaSession = 0, kCaStream = 1, kCaThird = 2 };
+
+// The session CALL_ARGS names (slot kCaSession) and its stream (slot kCaStream), null when the
+// stream is gone or the session finished; throws for numbers out of range or no such session.
+Session::Stream* Session::CallArgsStream(napi_env env, const double* a, const char* fn, Session** self) {
+  int32_t id;
+  if (!IntIn(a[kCaStream], 1, INT32_MAX, &id)) throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's streamId must be a positive integer");
+  Session* o = ByNumber(a[kCaSession]);
+  if (!o) throw Napi::TypeError::New(env, std::string(fn) + ": no session has the number given");
+  *self = o;
+  return o->finished_ ? nullptr : o->StreamOf(id);
+}
+
+// dataArgs(chunk) -> as data(). Numbers in the call-args table: [session, streamId, endStream].
+napi_value Session::DataArgs(napi_env env, napi_callback_info cb) {
+  const char* fn = "H2Session.dataArgs";
+  Args info(env, cb, 0, 1);
+  try {
+    const double* a = CallArgsTable(env, 3, fn);
+    Session* self = nullptr;
+    Stream* s = CallArgsStream(env, a, fn, &self);
+    if (!s || s->eof) return Napi::Boolean::New(env, true);
+    return self->DataWith(Napi::Env(env), s, info[0], a[kCaThird] != 0, fn);
+  } catch (const Napi::Error& err) {
+    err.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+Napi::Value Session::DataWith(Napi::Env env, Stream* s, Napi::Value chunk, bool end, const char* fn) {
   // One napi_get_typedarray_info: IsBuffer, IsTypedArray and a Uint8Array's constructor made three.
   napi_typedarray_type type;
   size_t len = 0;
   void* p = nullptr;
-  if (napi_get_typedarray_info(env, info[1], &type, &len, &p, nullptr, nullptr) == napi_ok) {
-    if (type != napi_uint8_array) throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
+  if (napi_get_typedarray_info(env, chunk, &type, &len, &p, nullptr, nullptr) == napi_ok) {
+    if (type != napi_uint8_array) throw Napi::TypeError::New(env, std::string(fn) + ": chunk must be a Buffer or null");
     if (len) s->out.append(static_cast<const char*>(p), len);
-  } else if (!info[1].IsNull() && !info[1].IsUndefined()) {
-    throw Napi::TypeError::New(env, "H2Session.data: chunk must be a Buffer or null");
+  } else if (!chunk.IsNull() && !chunk.IsUndefined()) {
+    throw Napi::TypeError::New(env, std::string(fn) + ": chunk must be a Buffer or null");
   }
-  if (ArgBool(info, 2)) s->eof = true;
+  if (end) s->eof = true;
   if (s->deferred) {
     s->deferred = false;
     nghttp2_session_resume_data(session_, s->id);
@@ -2319,9 +2354,38 @@ Napi::Value Session::Trailers(const Args& info) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, "H2Session.trailers: trailers must be a string or a Uint8Array with its length");
   }
+  return TrailersWith(env, s, pairs, never, "H2Session.trailers");
+}
+
+// trailersArgs(trailers "name\0value\0..."[, neverIndexed]) -> as trailers(), the list a string.
+// Numbers in the call-args table: [session, streamId, pairs].
+napi_value Session::TrailersArgs(napi_env env, napi_callback_info cb) {
+  const char* fn = "H2Session.trailersArgs";
+  Args info(env, cb, 0, 2);
+  try {
+    const double* a = CallArgsTable(env, 3, fn);
+    Session* self = nullptr;
+    Stream* s = CallArgsStream(env, a, fn, &self);
+    int32_t pairs;
+    if (!IntIn(a[kCaThird], 0, INT32_MAX, &pairs)) throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's pairs must be an integer not negative");
+    const std::string* never = NeverArg(info, 1, self->never_scratch_, fn);
+    if (!s || s->eof) return Napi::Env(env).Undefined();
+    if (!Latin1Arg(info, 0, s->trailers)) {
+      s->trailers.clear();
+      throw Napi::TypeError::New(env, std::string(fn) + ": trailers must be a string");
+    }
+    return self->TrailersWith(Napi::Env(env), s, pairs, never, fn);
+  } catch (const Napi::Error& err) {
+    err.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+// The rest of trailers() once s->trailers holds the list.
+Napi::Value Session::TrailersWith(Napi::Env env, Stream* s, int32_t pairs, const std::string* never, const char* fn) {
   if (!ParseFlat(s->trailers, never) || nva_.size() != static_cast<size_t>(pairs)) {
     s->trailers.clear();
-    throw Napi::TypeError::New(env, "H2Session.trailers: invalid header name or value");
+    throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   }
   // Kept for the submission (ReadData): its fields point into s->trailers, which stays as it
   // is until then, so the list is not parsed a second time.

@@ -312,7 +312,14 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // The rest of SubmitRequest once `s` holds the list and nva_ its fields.
   Napi::Value SubmitStream(Napi::Env env, Stream* s, bool end);
   Napi::Value Data(const Args& info);
+  Napi::Value DataWith(Napi::Env env, Stream* s, Napi::Value chunk, bool end, const char* fn);
   Napi::Value Trailers(const Args& info);
+  Napi::Value TrailersWith(Napi::Env env, Stream* s, int32_t pairs, const std::string* never, const char* fn);
+  // dataArgs(chunk) and trailersArgs(trailers[, neverIndexed]): data() and trailers() (a string
+  // list) with their numbers in the call-args table, [session, streamId, endStream | pairs].
+  static napi_value DataArgs(napi_env env, napi_callback_info cb);
+  static napi_value TrailersArgs(napi_env env, napi_callback_info cb);
+  static Stream* CallArgsStream(napi_env env, const double* a, const char* fn, Session** self);
   Napi::Value Rst(const Args& info);
   Napi::Value Consume(const Args& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

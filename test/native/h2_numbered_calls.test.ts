@@ -122,8 +122,9 @@ describe('H2Session.calls', () => {
       }
       expect(viaBound).toBeInstanceOf(TypeError);
       expect(viaProto).toBeInstanceOf(TypeError);
-      expect(String(viaBound)).toMatch(/^TypeError: H2Session\.(data: chunk must be a Buffer or null|rst: streamId must be a number)$/);
-      expect(String(viaBound)).toBe(String(viaProto));
+      // data goes as dataArgs (its numbers through CALL_ARGS) where the addon has it: the same error, named so.
+      expect(String(viaBound)).toMatch(/^TypeError: H2Session\.(data(Args)?: chunk must be a Buffer or null|rst: streamId must be a number)$/);
+      expect(String(viaBound).replace('dataArgs', 'data')).toBe(String(viaProto));
     }
     // An integer argument out of its range or with a fraction: a RangeError naming it, both ways
     // (the check is inline, its error path out of line).

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { chunkIsFinal, H2SessionEnd, holdFinal, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 import { h2ResponseFlatOf, h2ResponseFlatPairs, h2ResponseParts } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { b, KiB, MiB, nativeH2Server, sha256, sleep, until, type NativeH2TestServer } from './helpers.js';
+import { CALL_ARGS } from '../../src/native.js';
 
 type Handler = (s: NativeH2Stream, h: H2Headers, endStream: boolean) => void;
 
@@ -280,6 +281,60 @@ describe('native HTTP/2 session', () => {
     expect(errors[4]).toMatch(/src must be a string/);
     expect(errors[5]).toMatch(/H2Session.respondRuns: extra must be a string/);
     expect(errors[6]).toMatch(/H2Session.trailers: trailers must be a string or a Uint8Array with its length/);
+  });
+
+  it('dataArgs and trailersArgs (numbers in CALL_ARGS) send the body and trailers, and refuse numbers out of range, an unknown session and arguments of the wrong type', async () => {
+    const errors: string[] = [];
+    const results: unknown[] = [];
+    const calls = b.H2Session.calls as unknown as { dataArgs: (c: unknown) => boolean; trailersArgs: (t: unknown, n?: string) => void };
+    const srv = serve((st) => {
+      const sid = st.session.h.sid();
+      const set = (third: number, over: Record<number, number> = {}) => {
+        CALL_ARGS.set([sid, st.id, third]);
+        for (const [k, v] of Object.entries(over)) CALL_ARGS[Number(k)] = v;
+      };
+      const tryIt = (f: () => unknown): void => {
+        try {
+          results.push(f());
+        } catch (err) {
+          errors.push(`${(err as Error).name}: ${(err as Error).message}`);
+        }
+      };
+      st.respond({ ':status': 200 }, { waitForTrailers: true });
+      set(0, { 1: 0.5 });
+      tryIt(() => calls.dataArgs(Buffer.from('x')));
+      set(0, { 0: 987654321 });
+      tryIt(() => calls.dataArgs(Buffer.from('x')));
+      set(0);
+      tryIt(() => calls.dataArgs('text'));
+      set(-1);
+      tryIt(() => calls.trailersArgs('grpc-status\x000'));
+      set(1);
+      tryIt(() => calls.trailersArgs(42));
+      set(2);
+      tryIt(() => calls.trailersArgs('grpc-status\x000'));
+      // A stream this session does not have: the bytes have nowhere to go (true), no error.
+      set(0, { 1: st.id + 1000 });
+      tryIt(() => calls.dataArgs(Buffer.from('lost')));
+      set(0);
+      tryIt(() => calls.dataArgs(Buffer.from('body ')));
+      tryIt(() => calls.dataArgs(Buffer.from('more')));
+      set(2);
+      tryIt(() => calls.trailersArgs('grpc-status\x000\x00x-secret\x00s', 'x-secret'));
+    });
+    const r = await ask(client(srv.port), { ':path': '/' }, null);
+    expect(errors).toEqual([
+      "RangeError: H2Session.dataArgs: the call-args table's streamId must be a positive integer",
+      'TypeError: H2Session.dataArgs: no session has the number given',
+      'TypeError: H2Session.dataArgs: chunk must be a Buffer or null',
+      "RangeError: H2Session.trailersArgs: the call-args table's pairs must be an integer not negative",
+      'TypeError: H2Session.trailersArgs: trailers must be a string',
+      'TypeError: H2Session.trailersArgs: invalid header name or value',
+    ]);
+    expect(results).toEqual([true, true, true, undefined]);
+    expect(r.body.toString()).toBe('body more');
+    expect(r.trailers).toMatchObject({ 'grpc-status': '0', 'x-secret': 's' });
+    expect((r.trailers as Record<symbol, string[]> | null)?.[http2.sensitiveHeaders]).toContain('x-secret');
   });
 
   it('tells a data handler when the chunk is the last one, its END next in the batch; a chunk held for the END is flushed when the END is held back', async () => {

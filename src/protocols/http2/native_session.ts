@@ -362,10 +362,28 @@ export class NumberedH2Session implements NativeH2Session {
   }
 
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean {
-    return this.c.data(this.id, streamId, chunk, endStream);
+    const c = this.c;
+    if (c.dataArgs !== undefined) {
+      const a = CALL_ARGS;
+      a[0] = this.id;
+      a[1] = streamId;
+      a[2] = endStream ? 1 : 0;
+      return c.dataArgs(chunk);
+    }
+    return c.data(this.id, streamId, chunk, endStream);
   }
 
   trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void {
+    const c = this.c;
+    if (typeof trailers === 'string' && c.trailersArgs !== undefined) {
+      const a = CALL_ARGS;
+      a[0] = this.id;
+      a[1] = streamId;
+      a[2] = pairs;
+      if (neverIndexed !== undefined) c.trailersArgs(trailers, neverIndexed);
+      else c.trailersArgs(trailers);
+      return;
+    }
     if (neverIndexed !== undefined) this.c.trailers(this.id, streamId, trailers, pairs, byteLength, neverIndexed);
     else if (byteLength !== undefined) this.c.trailers(this.id, streamId, trailers, pairs, byteLength);
     else this.c.trailers(this.id, streamId, trailers, pairs);
