@@ -474,7 +474,7 @@ export const enum TableSlot {
   STAGE = 5,
   /** The slab forwarded HTTP/1 request heads are kept in (KEPT in protocols/http1/encoder.ts). */
   KEPT = 6,
-  /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs, respondHeldArgs). */
+  /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs and H2Session.calls' *Args forms). */
   CALL_ARGS = 7,
 }
 
