@@ -349,6 +349,7 @@ void Finish(int64_t r, const Framing& fr, int minor, int32_t* out) {
 
 void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
   out[kResult] = kMalformed;
+  out[kHostGen] = out[kTargetGen] = 0;
   size_t p = off;
   while (p < end && (b[p] == CR || b[p] == LF)) {
     if (b[p] == CR && p + 1 < end && b[p + 1] != LF) return;
@@ -407,6 +408,7 @@ void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits
 
 void ParseResponse(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
   out[kResult] = kMalformed;
+  out[kHostGen] = out[kTargetGen] = 0;
   const size_t p = off;
   const size_t limit_end = p + limits.max_head_bytes;
   const void* nl = end > p ? memchr(b + p, LF, end - p) : nullptr;

@@ -33,6 +33,11 @@ enum Slot : int32_t {
   kHostEnd,
   kFieldCount,   // headers; their 5-slot records follow from kFieldsAt
   kCopied,       // 1 when the head was copied into the caller's `copyTo` (offsets point there), else 0
+  // A bound parser's request heads (ParseBoundWith): a number for the Host value's bytes and one
+  // for the target's, the same as the previous head's when the bytes are, so that JavaScript
+  // reuses the string it made then; 0 when not known (every other parse).
+  kHostGen,
+  kTargetGen,
   kFieldsAt = 16,
 };
 constexpr int32_t kFieldSlots = 5;  // kind, name start, name end, value start, value end

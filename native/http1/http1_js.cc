@@ -131,6 +131,10 @@ struct BoundParser {
   // from memory instead of one N-API call each (~50 instructions, six per head).
   napi_ref args_ref = nullptr;
   const int32_t* args = nullptr;
+  // The previous request head's Host value and target bytes and their numbers (kHostGen,
+  // kTargetGen): a keep-alive client sends one Host over and over, and often one path.
+  std::string last_host, last_target;
+  int32_t host_gen = 0, target_gen = 0;
   int users = 2;  // parse and setSlab (and parseArena once added); freed when all are collected
 };
 
@@ -177,6 +181,18 @@ napi_value ParseBound(napi_env env, BoundParser* b, bool request, const uint8_t*
   return ParseBoundWith(env, b, request, buf, len, off, end, max_head, max_headers, to_at);
 }
 
+// The number for the bytes base[s, e): `*gen` when they are `last`'s, else the next number (never
+// 0), and `last` takes them. Values past kMaxKept bytes are not kept (0: JavaScript makes a string).
+static int32_t SameOrNext(const uint8_t* base, int32_t s, int32_t e, std::string& last, int32_t* gen) {
+  constexpr size_t kMaxKept = 256;
+  const size_t n = size_t(e - s);
+  if (n > kMaxKept) return 0;
+  if (*gen != 0 && n == last.size() && memcmp(last.data(), base + s, n) == 0) return *gen;
+  last.assign(reinterpret_cast<const char*>(base + s), n);
+  *gen = *gen == INT32_MAX ? 1 : *gen + 1;
+  return *gen;
+}
+
 napi_value ParseBoundWith(napi_env env, BoundParser* b, bool request, const uint8_t* buf, size_t len, int64_t off, int64_t end, int64_t max_head, int64_t max_headers,
                           int64_t to_at) {
   const int64_t limit = int64_t(len) < INT32_MAX ? int64_t(len) : INT32_MAX;
@@ -193,6 +209,12 @@ napi_value ParseBoundWith(napi_env env, BoundParser* b, bool request, const uint
     CopyHead(request, buf, size_t(off), b->slab, b->slab_len, size_t(to_at), b->out);
   else
     b->out[kCopied] = 0;
+  if (request && b->out[kResult] > 0) {
+    // The offsets point into the slab when the head was copied there.
+    const uint8_t* base = b->out[kCopied] == 1 ? b->slab : buf;
+    b->out[kHostGen] = b->out[kHostStart] < 0 ? 0 : SameOrNext(base, b->out[kHostStart], b->out[kHostEnd], b->last_host, &b->host_gen);
+    b->out[kTargetGen] = SameOrNext(base, b->out[kLineC], b->out[kLineD], b->last_target, &b->target_gen);
+  }
   return nullptr;
 }
 

@@ -43,16 +43,26 @@ describe('bindHttp1HeadParser', () => {
     const slabA = Buffer.alloc(4096);
     const slabB = Buffer.alloc(4096);
     setSlab(slabB);
+    // Slots 13 and 14 (HOST_GEN, TARGET_GEN) only the bound parser fills: compared apart.
+    const rest = (o: Int32Array) => Array.from(o).filter((_, i) => i !== 13 && i !== 14);
+    const gens: number[][] = [];
     for (const [request, text] of INPUTS) {
       const src = Buffer.from(text, 'latin1');
       b.parseHttp1Head!(request, src, 5, src.length, 8192, 10, outA);
       parse(request, src, 5, src.length, 8192, 10, -1);
-      expect(Array.from(outB)).toEqual(Array.from(outA));
+      expect(rest(outB)).toEqual(rest(outA));
+      expect([outA[13], outA[14]]).toEqual([0, 0]);
+      gens.push([outB[13]!, outB[14]!]);
       b.parseHttp1Head!(request, src, 5, src.length, 8192, 10, outA, slabA, 100);
       parse(request, src, 5, src.length, 8192, 10, 100);
-      expect(Array.from(outB)).toEqual(Array.from(outA));
+      expect(rest(outB)).toEqual(rest(outA));
       expect(slabB.equals(slabA)).toBe(true);
+      // The same bytes again (copied this time): the same numbers.
+      expect([outB[13], outB[14]]).toEqual(gens[gens.length - 1]);
     }
+    // Numbered for the complete request only (its Host and target), 0 for the rest.
+    expect(gens[0]!.every((g) => g > 0)).toBe(true);
+    expect(gens.slice(1)).toEqual([[0, 0], [0, 0], [0, 0], [0, 0]]);
     // Something was parsed and copied (the assertions above did not compare empty results).
     expect(slabB.toString('latin1', 100, 106)).not.toBe('\0'.repeat(6));
   });
@@ -155,9 +165,38 @@ describe('bindHttp1HeadParser', () => {
 describe('native_head.ts over the bound parser', () => {
   const p = nativeHeadParser(b)!;
 
+  it('numbers the Host and target bytes of a bound parse: the same number while they repeat, a new one when they change, 0 past 256 bytes or without a Host', () => {
+    const out = new Int32Array(16 + 5 * 10);
+    const [parse] = b.bindHttp1HeadParser!(out);
+    const gensOf = (target: string, host: string | null): [number, number] => {
+      // HTTP/1.1 requires a Host: the head without one is HTTP/1.0.
+      const src = Buffer.from(`GET ${target} HTTP/1.${host === null ? 0 : 1}\r\n${host === null ? '' : `Host: ${host}\r\n`}\r\n`, 'latin1');
+      parse(true, src, 0, src.length, 8192, 10, -1);
+      expect(out[0]).toBe(src.length);
+      return [out[13]!, out[14]!];
+    };
+    const [h1, t1] = gensOf('/a', 'x.local');
+    expect(gensOf('/a', 'x.local')).toEqual([h1, t1]);
+    // Same lengths, other bytes: new numbers.
+    const [h2, t2] = gensOf('/b', 'y.local');
+    expect(h2).not.toBe(h1);
+    expect(t2).not.toBe(t1);
+    expect(gensOf('/b', null)).toEqual([0, t2]);
+    expect(gensOf('/b', 'y.local')).toEqual([h2, t2]);
+    const long = `/${'p'.repeat(300)}`;
+    expect(gensOf(long, 'y.local')).toEqual([h2, 0]);
+    // The long one was not kept: '/b' is still the kept target, under its number.
+    expect(gensOf('/b', 'y.local')).toEqual([h2, t2]);
+    expect(gensOf('/a', 'y.local')[1]).not.toBe(t2);
+    // An unbound parse of the same array numbers nothing.
+    const src = Buffer.from('GET /a HTTP/1.1\r\nHost: y.local\r\n\r\n');
+    b.parseHttp1Head!(true, src, 0, src.length, 8192, 10, out);
+    expect([out[13], out[14]]).toEqual([0, 0]);
+  });
+
   it('gives each head its own target and Host when they change, and the same strings when they repeat', () => {
-    const targets = ['/a', '/b', '/b', '/bb', '/a?q=1', '/a'];
-    const hosts = ['x.local', 'y.local', 'y.local', 'x.local', 'x.local:80', 'x.local'];
+    const targets = ['/a', '/b', '/b', '/bb', '/a?q=1', '/a', `/${'p'.repeat(300)}`, '/a', '/c'];
+    const hosts = ['x.local', 'y.local', 'y.local', 'x.local', 'x.local:80', 'x.local', 'x.local', 'z.local', 'z.local'];
     const heads: MessageHead[] = [];
     for (let i = 0; i < targets.length; i++) {
       const src = Buffer.from(`GET ${targets[i]} HTTP/1.1\r\nHost: ${hosts[i]}\r\n\r\n`);

@@ -9,7 +9,7 @@ import type { ParseLimits, ParseResult } from './decoder.js';
 import { type MessageHead } from './types.js';
 
 /** Slots of the addon's result; mirrors `Slot` in native/http1/head.h. */
-const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, FIELDS: 16 } as const;
+const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, HOST_GEN: 13, TARGET_GEN: 14, FIELDS: 16 } as const;
 const FLAG = { CHUNKED: 1, CLOSE: 2, KEEP_ALIVE: 4, UPGRADE_TOKEN: 8, HAS_UPGRADE: 16, EXPECT_CONTINUE: 32 } as const;
 
 /** The native parser's flags for response fields a proxy adds or drops (kHas* in native/http1/head.h). */
@@ -164,6 +164,31 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   };
   /** The head run() returned last when it was parsed in the registered arena, else null. */
   let inArena: MessageHead | null = null;
+  // The Host value and target strings of the numbers the bound parser gave them (HOST_GEN,
+  // TARGET_GEN): the addon compares the bytes with the previous head's, which a byte loop here
+  // did at ~12 instructions a byte. 0: not numbered (another parse), LastSlice's compare then.
+  let hostGen = 0;
+  let hostStr = '';
+  let targetGen = 0;
+  let targetStr = '';
+  const targetIn = (buf: Buffer): string => {
+    const g = out[S.TARGET_GEN]!;
+    if (g === 0) return targetOf(buf, out[S.C]!, out[S.D]!);
+    if (g !== targetGen) {
+      targetStr = latin1Slice.call(buf, out[S.C]!, out[S.D]!);
+      targetGen = g;
+    }
+    return targetStr;
+  };
+  const hostIn = (buf: Buffer): string => {
+    const g = out[S.HOST_GEN]!;
+    if (g === 0) return hostOf(buf, out[S.HOST_START]!, out[S.HOST_END]!);
+    if (g !== hostGen) {
+      hostStr = latin1Slice.call(buf, out[S.HOST_START]!, out[S.HOST_END]!);
+      hostGen = g;
+    }
+    return hostStr;
+  };
   rebind();
   const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean, into: MessageHead | null): ParseResult => {
     const need = S.FIELDS + 5 * limits.maxHeaders;
@@ -234,7 +259,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       headBytes,
       versionMinor: out[S.MINOR]!,
       method: request ? methodOf(buf, out[S.A]!, out[S.B]!) : '',
-      target: request ? targetOf(buf, out[S.C]!, out[S.D]!) : '',
+      target: request ? targetIn(buf) : '',
       status: request ? 0 : out[S.A]!,
       fields,
       contentLength: hi < 0 ? -1 : hi * 0x1_0000_0000 + (out[S.CL_LO]! >>> 0),
@@ -243,7 +268,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       connectionKeepAlive: (flags & FLAG.KEEP_ALIVE) !== 0,
       upgrade: (flags & FLAG.UPGRADE_TOKEN) !== 0 && (flags & FLAG.HAS_UPGRADE) !== 0,
       expectContinue: request && (flags & FLAG.EXPECT_CONTINUE) !== 0,
-      host: hs < 0 ? '' : hostOf(buf, hs, out[S.HOST_END]!),
+      host: hs < 0 ? '' : hostIn(buf),
     };
     if (arenaParse && !owned) inArena = head;
     return head;
@@ -264,7 +289,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     h.headBytes = headBytes;
     h.versionMinor = out[S.MINOR]!;
     h.method = request ? methodOf(buf, out[S.A]!, out[S.B]!) : '';
-    h.target = request ? targetOf(buf, out[S.C]!, out[S.D]!) : '';
+    h.target = request ? targetIn(buf) : '';
     h.status = request ? 0 : out[S.A]!;
     h.contentLength = hi < 0 ? -1 : hi * 0x1_0000_0000 + (out[S.CL_LO]! >>> 0);
     h.chunked = (flags & FLAG.CHUNKED) !== 0;
@@ -272,7 +297,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     h.connectionKeepAlive = (flags & FLAG.KEEP_ALIVE) !== 0;
     h.upgrade = (flags & FLAG.UPGRADE_TOKEN) !== 0 && (flags & FLAG.HAS_UPGRADE) !== 0;
     h.expectContinue = request && (flags & FLAG.EXPECT_CONTINUE) !== 0;
-    h.host = hs < 0 ? '' : hostOf(buf, hs, out[S.HOST_END]!);
+    h.host = hs < 0 ? '' : hostIn(buf);
     return h;
   };
   return {
