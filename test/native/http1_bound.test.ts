@@ -220,6 +220,21 @@ describe('native_head.ts over the bound parser', () => {
     expect(p.parseRequestHead(src, 0, src.length, DEFAULT_LIMITS)).toBe(-2);
     expect(head(p.parseRequestHeadOwned(src, 0, src.length, limits)).fields.length).toBe(want.fields.length);
   });
+
+  it('never takes a string of the parser bound before: its numbers start again after the array grows', () => {
+    const q = nativeHeadParser(b)!;
+    const one = (target: string, host: string, maxHeaders: number) => {
+      const src = Buffer.from(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const h = head(q.parseRequestHead(src, 0, src.length, { maxHeadBytes: 8192, maxHeaders }));
+      return [h.target, h.host];
+    };
+    expect(one('/first', 'first.local', 10)).toEqual(['/first', 'first.local']);
+    expect(one('/first', 'first.local', 10)).toEqual(['/first', 'first.local']);
+    // A larger max_headers grows the result array: bound again, numbering from the start.
+    expect(one('/other', 'other.local', 300)).toEqual(['/other', 'other.local']);
+    expect(one('/other', 'other.local', 300)).toEqual(['/other', 'other.local']);
+    expect(one('/first', 'first.local', 300)).toEqual(['/first', 'first.local']);
+  });
 });
 
 type BoundHead<T> = (to: T, firstLine: string, src: Buffer | null, nRuns: number, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number) => number;

@@ -158,6 +158,10 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   const args = new Int32Array(6);
   const rebind = (): void => {
     if (bind === null) return;
+    // A new binding numbers Host and target values from the start: no string made for a number
+    // of the old one may be taken for the same number of the new one.
+    hostGen = 0;
+    targetGen = 0;
     bound = bind(out, args);
     bound[1](slab);
     setTable(TableSlot.HEAD_OUT, out);
