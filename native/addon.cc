@@ -50,6 +50,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("http1StagedRanges", Napi::Boolean::New(env, true));
   // writeSendHttp1HeadBound takes the offset `at` (a head written into a shared slab, no view).
   exports.Set("http1WriteSendAt", Napi::Boolean::New(env, true));
+  // writeAt and writeSendAt work out the kept lines from the HEAD_OUT table (kKnowRunsFromHead).
+  exports.Set("http1RunsFromHeadOut", Napi::Boolean::New(env, true));
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));

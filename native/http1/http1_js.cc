@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <climits>
@@ -305,7 +306,7 @@ napi_value BoundPair(napi_env env, napi_value keep, State* st, napi_ref* keep_re
 // A binder's optional second argument, an Int32Array of at least `min` slots whose numbers the
 // bound functions read instead of arguments: its memory, or null when absent (undefined).
 // Checked before anything is made, so a bad one leaks nothing. False once it has thrown.
-static bool OptionalArgs(napi_env env, size_t argc, napi_value* argv, size_t min, const char* fn, const char* what, const int32_t** args) {
+static bool OptionalArgs(napi_env env, size_t argc, napi_value* argv, size_t min, const char* fn, const char* what, const int32_t** args, size_t* args_len = nullptr) {
   *args = nullptr;
   if (argc < 2) return true;
   napi_valuetype vt = napi_undefined;
@@ -317,6 +318,7 @@ static bool OptionalArgs(napi_env env, size_t argc, napi_value* argv, size_t min
   if (napi_get_typedarray_info(env, argv[1], &type, &alen, &ap, nullptr, nullptr) != napi_ok || type != napi_int32_array || alen < min)
     return HeadThrow(env, fn, false, what), false;
   *args = static_cast<const int32_t*>(ap);
+  if (args_len != nullptr) *args_len = alen;
   return true;
 }
 
@@ -515,7 +517,9 @@ struct HeadPieces {
 // present or null, and the two strings' lengths (h.first_len, h.extra_len) are set.
 // kKnowSrcArena: src is the registered reader arena (kTableArena), read from there; with
 // kKnowOutTable (writeAt, writeSendAt), `out` is their registered slab (kTableStage, kTableKept).
-enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8, kKnowOutTable = 16, kKnowSrcArena = 32 };
+// kKnowRunsFromHead (writeAt, writeSendAt): the kept lines are worked out here from the head the
+// parser reported last (RunsFromHeadOut), not read from the runs array.
+enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8, kKnowOutTable = 16, kKnowSrcArena = 32, kKnowRunsFromHead = 64 };
 
 // A registered byte table's memory (kKnowOutTable, kKnowSrcArena); false when none is.
 static bool ByteTable(napi_env env, TableSlot slot, uint8_t** data, size_t* len) {
@@ -692,7 +696,9 @@ struct BoundWriter {
   // bindHttp1HeadWriter's optional second array: the number arguments of writeAt and
   // writeSendAt (kArg*), read from memory instead of one N-API call each (~60 instructions).
   napi_ref args_ref = nullptr;
-  const int32_t* args = nullptr;
+  int32_t* args = nullptr;  // kArgSize is written back
+  size_t args_len = 0;
+  std::vector<int32_t> head_runs;  // kKnowRunsFromHead's runs (RunsFromHeadOut)
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
   std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
 };
@@ -790,7 +796,10 @@ napi_value BoundWriteSend(napi_env env, napi_callback_info info) {
 // The slots of the args array (bindHttp1HeadWriter's second argument), src/protocols/http1/encoder.ts's ARG.
 // kArgKnown: 0, or kKnown with kKnowSrc / kKnowTail for a src / tail given (not null) and
 // kKnowLengths with the strings' lengths in kArgFirstLen and kArgExtraLen.
-enum { kArgRuns = 0, kArgTailStart = 1, kArgTailEnd = 2, kArgAt = 3, kArgFd = 4, kArgKeepAt = 5, kArgKeepLen = 6, kArgKnown = 7, kArgFirstLen = 8, kArgExtraLen = 9, kArgCount = 10 };
+// kArgDrop and kArgSize (past kArgCount: an array of 12 slots) are read and written only under
+// kKnowRunsFromHead: the HeaderKind bits of the fields left out, and the head's size as written.
+enum { kArgRuns = 0, kArgTailStart = 1, kArgTailEnd = 2, kArgAt = 3, kArgFd = 4, kArgKeepAt = 5, kArgKeepLen = 6, kArgKnown = 7, kArgFirstLen = 8, kArgExtraLen = 9, kArgCount = 10,
+       kArgDrop = 10, kArgSize = 11, kArgCountRuns = 12 };
 
 // The string lengths the args array gives (kKnowLengths), checked to be lengths at all.
 static bool ArgLengths(const int32_t* a, HeadPieces& h) {
@@ -801,11 +810,62 @@ static bool ArgLengths(const int32_t* a, HeadPieces& h) {
   return true;
 }
 
+// The kept lines of the head the parser reported last (its fields in the kTableHeadOut table,
+// offsets into h.src) as runs: fields whose kind (below 32, OTHER always kept) has no bit in
+// `drop` stay, and fields that follow each other across exactly CRLF make one run; h.size grows
+// by their bytes. What collectRuns in encoder.ts does over head.fields, less the JavaScript loop
+// (~40 instructions a field) and the runs array it fills. JavaScript asks only for a head whose
+// fields are still the table's (fieldsInTables in src/protocols/http1/parser.ts); every run is
+// checked to lie inside src all the same.
+static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t drop, std::vector<int32_t>& runs) {
+  const strait::Env::Table& o = GetEnv(Napi::Env(env))->tables[kTableHeadOut];
+  if (o.data == nullptr || o.type != napi_int32_array || o.len < size_t(kFieldsAt)) return HeadThrow(env, fn, false, "no Int32Array is registered as the head parser's results"), false;
+  if (h.src == nullptr) return HeadThrow(env, fn, false, "runs from the head need its src"), false;
+  const int32_t* out = static_cast<const int32_t*>(o.data);
+  const int32_t count = out[kFieldCount];
+  if (count < 0 || size_t(count) > (o.len - size_t(kFieldsAt)) / size_t(kFieldSlots)) return HeadThrow(env, fn, true, "the head's field count is past the results table"), false;
+  // The writer's own (a thread_local here cost a __tls_get_addr call a head), grown to the most
+  // fields a head had; written through a pointer, not push_back (~45 instructions a field).
+  if (runs.size() < 2 * size_t(count)) runs.resize(2 * size_t(count));
+  int32_t* w = runs.data();
+  int32_t n = 0;
+  const uint8_t* src = h.src;
+  const size_t src_len = h.src_len;
+  size_t size = 0;
+  int32_t run_s = -1, run_e = -1;
+  const int32_t* r = out + kFieldsAt;
+  for (int32_t k = 0; k < count; k++, r += kFieldSlots) {
+    const int32_t kind = r[0];
+    if (kind > 0 && kind < 32 && ((drop >> kind) & 1) != 0) continue;
+    const int32_t s = r[1], e = r[4];
+    if (s < 0 || e < s || size_t(e) > src_len) return HeadThrow(env, fn, true, "a field is outside src"), false;
+    size += size_t(e - s) + 2;
+    if (run_s >= 0 && s == run_e + 2 && src[run_e] == '\r' && src[run_e + 1] == '\n') {
+      run_e = e;
+      continue;
+    }
+    if (run_s >= 0) {
+      w[n++] = run_s;
+      w[n++] = run_e;
+    }
+    run_s = s;
+    run_e = e;
+  }
+  if (run_s >= 0) {
+    w[n++] = run_s;
+    w[n++] = run_e;
+  }
+  h.runs = w;
+  h.n_runs = n / 2;
+  h.size += size;
+  return true;
+}
+
 // What writeAt and writeSendAt share once called: their writer and args array, `out` (the
 // argument, or the slab registered in `slot` under kKnowOutTable) and the head's pieces read.
 struct ArgsHead {
   BoundWriter* w = nullptr;
-  const int32_t* a = nullptr;
+  int32_t* a = nullptr;
   uint8_t* out = nullptr;
   size_t cap = 0;
   HeadPieces h;
@@ -820,7 +880,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return false;
   if (argc < (tail ? 5u : 4u)) return HeadThrow(env, fn, false, usage), false;
   r.w = static_cast<BoundWriter*>(data);
-  const int32_t* a = r.a = r.w->args;
+  int32_t* a = r.a = r.w->args;
   if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number"), false;
   napi_value tail_arg;
   if (tail) {
@@ -837,9 +897,15 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   } else if (!OutArg(env, fn, argv[0], &r.out, &r.cap)) {
     return false;
   }
-  r.h.n_runs = a[kArgRuns];
+  const bool from_head = (known & kKnowRunsFromHead) != 0;
+  if (from_head && r.w->args_len < size_t(kArgCountRuns)) return HeadThrow(env, fn, false, "runs from the head need an args array of 12 slots"), false;
+  r.h.n_runs = from_head ? 0 : a[kArgRuns];
   if (!ArgLengths(a, r.h)) return HeadThrow(env, fn, true, "string lengths out of range"), false;
-  return ReadPiecesWith(env, fn, argv, r.h, r.w->runs, r.w->runs_len, known);
+  if (!ReadPiecesWith(env, fn, argv, r.h, r.w->runs, r.w->runs_len, known)) return false;
+  if (!from_head) return true;
+  if (!RunsFromHeadOut(env, fn, r.h, a[kArgDrop], r.w->head_runs)) return false;
+  a[kArgSize] = int32_t(std::min(r.h.size, size_t(INT32_MAX)));
+  return true;
 }
 
 // writeAt(out, firstLine, src, extra, tail): write's bytes into out[at, ...), the numbers (nRuns,
@@ -863,7 +929,13 @@ napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
   ArgsHead r;
   if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra)", false, kTableKept, "no Uint8Array is registered as the kept slab", r)) return nullptr;
   const int32_t* a = r.a;
-  return WriteSendWith(env, fn, r.w, r.out, r.cap, r.h, a[kArgFd], a[kArgKeepAt], a[kArgKeepLen], a[kArgAt]);
+  int32_t keep_at = a[kArgKeepAt];
+  // The size is known only now: the kept range is given as a distance from the head's end.
+  if ((a[kArgKnown] & kKnown) && (a[kArgKnown] & kKnowRunsFromHead) && keep_at >= 0) {
+    if (keep_at == 0 || size_t(keep_at) > r.h.size) return HeadThrow(env, fn, true, "keepAt/keepLen out of range");
+    keep_at = int32_t(r.h.size - size_t(keep_at));
+  }
+  return WriteSendWith(env, fn, r.w, r.out, r.cap, r.h, a[kArgFd], keep_at, a[kArgKeepLen], a[kArgAt]);
 }
 
 // The rest of writeSend once `out` and the pieces are read: the head written from out[at], the
@@ -905,7 +977,8 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array)
     return HeadThrow(env, fn, false, "runs must be an Int32Array");
   const int32_t* args = nullptr;
-  if (!OptionalArgs(env, argc, argv, size_t(kArgCount), fn, "args must be an Int32Array of 10 slots or more", &args)) return nullptr;
+  size_t args_len = 0;
+  if (!OptionalArgs(env, argc, argv, size_t(kArgCount), fn, "args must be an Int32Array of 10 slots or more", &args, &args_len)) return nullptr;
   auto* w = new BoundWriter();
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
@@ -924,7 +997,8 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   if (args == nullptr) return pair;
   // writeAt and writeSendAt, with the numbers in `args`, which they keep alive (w->args_ref).
   if (napi_create_reference(env, argv[1], 1, &w->args_ref) != napi_ok) return pair;
-  w->args = args;
+  w->args = const_cast<int32_t*>(args);
+  w->args_len = args_len;
   static constexpr struct {
     const char* name;
     napi_callback cb;

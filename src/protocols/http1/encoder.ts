@@ -5,6 +5,7 @@
  */
 import type { ClientSocket } from '../../io/direct_socket.js';
 import { loadNative, setTable, tableArg, TableSlot } from '../../native.js';
+import { fieldsInTables } from './parser.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
 
@@ -78,6 +79,10 @@ const enum ARG {
   KNOWN_BITS = 7,
   FIRST_LEN = 8,
   EXTRA_LEN = 9,
+  /** With KNOW_RUNS_FROM_HEAD: the HeaderKind bits of the fields left out (a Drop mask). */
+  DROP = 10,
+  /** With KNOW_RUNS_FROM_HEAD: the head's size as written, set by the addon. */
+  SIZE = 11,
 }
 /** ARG.KNOWN_BITS' bits (kKnow* in native/http1/http1_js.cc). */
 const KNOW_SRC = 1;
@@ -88,6 +93,12 @@ const KNOWN = 8;
 const KNOW_OUT_TABLE = 16;
 /** src is the reader's arena as registered (TableSlot.ARENA). */
 const KNOW_SRC_ARENA = 32;
+/**
+ * The addon works out the kept lines from the head the parser returned last (its fields in the
+ * HEAD_OUT table) with ARG.DROP as the mask: no collectRuns here. ARG.KEEP_AT then counts from
+ * the head's end, and the size comes back in ARG.SIZE.
+ */
+const KNOW_RUNS_FROM_HEAD = 64;
 
 /**
  * KNOW_OUT_TABLE when `out` is the slab registered in `slot` (reserve() registers each new one;
@@ -102,7 +113,7 @@ function srcBits(src: Buffer | null): number {
   if (src === null) return 0;
   return tableArg(TableSlot.ARENA, src) === null ? KNOW_SRC | KNOW_SRC_ARENA : KNOW_SRC;
 }
-const ARGS = new Int32Array(10);
+const ARGS = new Int32Array(12);
 
 /** (Re)binds RUNS, at start and whenever it is replaced by a larger one. */
 function bindRuns(): void {
@@ -226,6 +237,11 @@ class Slabs {
     return at;
   }
 
+  /** The range reserve() just gave at `at` holds only `size` bytes: the rest is handed out again. */
+  trim(at: number, size: number): void {
+    this.at = (at + size + this.align - 1) & ~(this.align - 1);
+  }
+
   /** A Buffer of `size` bytes: a view of a slab, or a Buffer of its own when larger than `big`. */
   alloc(size: number, big: number): Buffer {
     if (size > big) return Buffer.allocUnsafe(size);
@@ -249,6 +265,21 @@ const STAGE = new Slabs(STAGE_BYTES, 1, TableSlot.STAGE);
 /** Whether the addon writes a head at an offset and sends a range (encodeHeadStagedAt, sendStagedRange). */
 const stagedRanges = addonHas('http1StagedRanges');
 
+/** Whether the addon takes KNOW_RUNS_FROM_HEAD (an older one would read runs nobody wrote). */
+const runsFromHeadOut = addonHas('http1RunsFromHeadOut');
+
+/** Whether the last encodeHeadStagedAt or encodeHeadSendAt had the addon work out the kept lines. @internal for tests */
+export let lastRunsFromHead = false;
+
+/**
+ * Whether the addon can work out `head`'s kept lines itself: `drop` a mask (or none) and the
+ * head's fields the parser's last results. Its size is not known before the call; `head.headBytes`
+ * bounds the kept lines' (each kept line is one of the head's, CRLF included).
+ */
+function runsFromHead(head: MessageHead | null, drop: Drop): head is MessageHead {
+  return runsFromHeadOut && head !== null && (drop === null || typeof drop === 'number') && fieldsInTables(head);
+}
+
 let stagedLen = 0;
 
 /**
@@ -260,7 +291,29 @@ let stagedLen = 0;
 export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null, tailStart: number, tailEnd: number): number {
   const write = boundWrite;
   if (write === null || !stagedRanges) return -1;
-  const size = addonHeadSize(firstLine, head, drop, extra, tail ? tailEnd - tailStart : 0);
+  const tailLen = tail ? tailEnd - tailStart : 0;
+  lastRunsFromHead = false;
+  if (writeArgs !== null && runsFromHead(head, drop)) {
+    const bound = firstLine.length + 2 + head.headBytes + extra.length + 2 + tailLen;
+    if (bound <= STAGE_BYTES >> 2) {
+      const at = STAGE.reserve(bound);
+      const a = ARGS;
+      a[ARG.RUNS] = 0;
+      a[ARG.TAIL_START] = tail ? tailStart : 0;
+      a[ARG.TAIL_END] = tail ? tailEnd : 0;
+      a[ARG.AT] = at;
+      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head.buf) | (tail ? KNOW_TAIL : 0);
+      a[ARG.FIRST_LEN] = firstLine.length;
+      a[ARG.EXTRA_LEN] = extra.length;
+      a[ARG.DROP] = drop === null ? 0 : (drop as number);
+      writeArgs(STAGE.buf!, firstLine, head.buf, extra, tail);
+      stagedLen = a[ARG.SIZE]!;
+      STAGE.trim(at, stagedLen);
+      lastRunsFromHead = true;
+      return at;
+    }
+  }
+  const size = addonHeadSize(firstLine, head, drop, extra, tailLen);
   if (size > STAGE_BYTES >> 2) return -1;
   const at = STAGE.reserve(size);
   const wa = writeArgs;
@@ -328,6 +381,29 @@ let keptLen = 0;
 export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHead | null, drop: Drop, extra: string, requestIdFromEnd: number): number {
   const ws = boundWriteSend;
   if (ws === null || !writeSendAt) return -1;
+  lastRunsFromHead = false;
+  if (writeSendArgs !== null && runsFromHead(head, drop)) {
+    const bound = firstLine.length + 2 + head.headBytes + extra.length + 2;
+    if (bound <= KEPT_BYTES >> 3) {
+      const at = KEPT.reserve(bound);
+      const a = ARGS;
+      a[ARG.RUNS] = 0;
+      a[ARG.AT] = at;
+      a[ARG.FD] = fd;
+      a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? requestIdFromEnd : -1;
+      a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
+      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head.buf);
+      a[ARG.FIRST_LEN] = firstLine.length;
+      a[ARG.EXTRA_LEN] = extra.length;
+      a[ARG.DROP] = drop === null ? 0 : (drop as number);
+      const n = writeSendArgs(KEPT.buf!, firstLine, head.buf, extra);
+      keptLen = a[ARG.SIZE]!;
+      KEPT.trim(at, keptLen);
+      headSent = fd >= 0 ? n : HEAD_NOT_SENT;
+      lastRunsFromHead = true;
+      return at;
+    }
+  }
   const size = addonHeadSize(firstLine, head, drop, extra, 0);
   if (size > KEPT_BYTES >> 3) return -1;
   const at = KEPT.reserve(size);

@@ -109,6 +109,12 @@ export interface HeadParser {
    * fields itself: respondH1Head), the parser's flags (ResponseHas bits), else -1.
    */
   inTables?(head: MessageHead): number;
+  /**
+   * Whether `head` is the head this parser returned last, its fields as the parser gave them and
+   * still in the registered HEAD_OUT table: the head writers may then have the addon work out the
+   * kept lines from there (encodeHeadStagedAt, encodeHeadSendAt), offsets into head.buf.
+   */
+  fieldsInTables?(head: MessageHead): boolean;
 }
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
@@ -168,6 +174,8 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   };
   /** The head run() returned last when it was parsed in the registered arena, else null. */
   let inArena: MessageHead | null = null;
+  /** The head run() returned last from the bound parser (arena or not, owned or not), else null. */
+  let last: MessageHead | null = null;
   // The Host value and target strings of the numbers the bound parser gave them (HOST_GEN,
   // TARGET_GEN): the addon compares the bytes with the previous head's, which a byte loop here
   // did at ~12 instructions a byte. 0: not numbered (another parse), LastSlice's compare then.
@@ -201,6 +209,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       rebind();
     }
     inArena = null;
+    last = null;
     let arenaParse = false;
     if (bound !== null) {
       // A head in the reader's arena (the registered one) is parsed without the array as an argument.
@@ -253,6 +262,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     if (into !== null) {
       const h = refill(into as Writable<MessageHead>, request, buf, start, headBytes, nf);
       if (arenaParse && !owned) inArena = h;
+      if (bound !== null) last = h;
       return h;
     }
     const fields = new Array<number>(nf);
@@ -275,6 +285,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       host: hs < 0 ? '' : hostIn(buf),
     };
     if (arenaParse && !owned) inArena = head;
+    if (bound !== null) last = head;
     return head;
   };
   /** run()'s head written into `h`, a head it made before: the same fields, the same order. */
@@ -310,5 +321,8 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     parseRequestHeadOwned: (buf, off, end, limits, into) => run(true, buf, off, end, limits, true, into ?? null),
     parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
     inTables: (head) => (head === inArena && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
+    // The length check: a caller that cut fields out of head.fields (h1DropUnderscored,
+    // bodylessFraming) left the table's list longer than the head's.
+    fieldsInTables: (head) => head === last && head.fields.length === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null,
   };
 }

@@ -83,6 +83,16 @@ export function headFlagsInTables(head: MessageHead): number {
 }
 
 /**
+ * Whether `head` is the head the native parser returned last (request or response, owned or
+ * not), its fields untouched and still in the parser's registered results (HEAD_OUT): the head
+ * writers then let the addon work out the kept lines (encodeHeadStagedAt, encodeHeadSendAt).
+ */
+export function fieldsInTables(head: MessageHead): boolean {
+  const p = chosen.parser;
+  return p.fieldsInTables !== undefined && p.fieldsInTables(head);
+}
+
+/**
  * Like parseRequestHead, but the head returned (if any) never points into `buf`: for parsing
  * straight out of a read buffer that is reused once this call's caller returns. `into`: as for
  * parseResponseHeadOwned.

@@ -319,6 +319,18 @@ function dropRequestField(h: MessageHead, i: number): boolean {
   }
 }
 
+/** The request fields dropped by kind alone: hop-by-hop always, the rest as set for this head. */
+const REQ_HOP = (1 << HeaderKind.CONNECTION) | (1 << HeaderKind.KEEP_ALIVE) | (1 << HeaderKind.PROXY_CONNECTION) | (1 << HeaderKind.TE);
+
+/**
+ * dropRequestField as a Drop mask when no name is to be dropped (the usual case): no call per
+ * field, and the addon can work out the kept lines itself (encodeHeadSendAt).
+ */
+function requestDrop(): Drop {
+  if (reqDropNames.length !== 0) return dropRequestField;
+  return REQ_HOP | (reqKeepUpgrade ? 0 : 1 << HeaderKind.UPGRADE) | (reqDropExpect ? 1 << HeaderKind.EXPECT : 0) | (reqDropHost ? 1 << HeaderKind.HOST : 0);
+}
+
 const respDropNames: string[] = [];
 let respDechunk = false;
 /**
@@ -1899,14 +1911,15 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     // placeholder sits this far from the end, and is overwritten before the head is sent.
     const fromEnd = ridOff >= 0 ? 2 + extra.length - ridOff : 0;
     const line = requestLine(head.method, target);
-    const at = encodeHeadSendAt(fd, line, head, dropRequestField, extra, fromEnd);
+    const drop = requestDrop();
+    const at = encodeHeadSendAt(fd, line, head, drop, extra, fromEnd);
     if (at >= 0) {
       this.upSlab = keptBuffer();
       this.upAt = at;
       this.upLen = keptLength();
       this.upstreamHead = null;
     } else {
-      const out = encodeHeadSend(fd, line, head, dropRequestField, extra, fromEnd, writeUuidV4);
+      const out = encodeHeadSend(fd, line, head, drop, extra, fromEnd, writeUuidV4);
       this.upSlab = this.upstreamHead = out;
       this.upAt = 0;
       this.upLen = out.length;
