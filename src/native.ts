@@ -351,6 +351,8 @@ export interface NativeBinding {
    * slab last given to `setSlab` when copyAt >= 0. Both keep `out` and the slab alive. Absent in
    * addons built before it.
    */
+  /** setTable takes TableSlot.HEAD_SLAB, which the HTTP/1 head writers then read (absent in addons built before it). */
+  readonly http1HeadSlabTable?: boolean;
   /** parseArena (when present): parse() of the array registered as TableSlot.ARENA, without it as an argument. */
   bindHttp1HeadParser?(out: Int32Array, args?: Int32Array): [
     parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
@@ -476,6 +478,8 @@ export const enum TableSlot {
   KEPT = 6,
   /** CALL_ARGS: the numbers of the calls that take them from memory (sendHttp1HeadHeldArgs and H2Session.calls' *Args forms). */
   CALL_ARGS = 7,
+  /** The slab the native HTTP/1 head parser copies owned heads into (protocols/http1/native_head.ts). */
+  HEAD_SLAB = 8,
 }
 
 /**
@@ -486,7 +490,7 @@ export const enum TableSlot {
 export const CALL_ARGS = new Float64Array(16);
 
 /** What each slot holds now (also before the addon loads: loadNative registers them then). */
-const tables: (Int32Array | Uint8Array | Float64Array | null)[] = [RUNS_TABLE, null, null, null, null, null, null, CALL_ARGS];
+const tables: (Int32Array | Uint8Array | Float64Array | null)[] = [RUNS_TABLE, null, null, null, null, null, null, CALL_ARGS, null];
 
 /** Makes `table` the array of `slot`; its owner calls this again when it replaces the array. */
 export function setTable(slot: TableSlot, table: Int32Array | Uint8Array): void {

@@ -515,11 +515,23 @@ struct HeadPieces {
 // With `bound_runs` (bindHttp1HeadWriter), argv[3] is not read: the runs are the bound array's.
 // What the caller already knows of the pieces (ReadPiecesWith's `known`): src and tail are
 // present or null, and the two strings' lengths (h.first_len, h.extra_len) are set.
-// kKnowSrcArena: src is the registered reader arena (kTableArena), read from there; with
+// kKnowSrcArena: src is the registered reader arena (kTableArena), read from there;
+// kKnowSrcSlab: src is the head parser's registered slab (kTableHeadSlab), where owned heads are
+// copied; kKnowTailArena: the tail is the reader arena. With
 // kKnowOutTable (writeAt, writeSendAt), `out` is their registered slab (kTableStage, kTableKept).
 // kKnowRunsFromHead (writeAt, writeSendAt): the kept lines are worked out here from the head the
 // parser reported last (RunsFromHeadOut), not read from the runs array.
-enum : int32_t { kKnowSrc = 1, kKnowTail = 2, kKnowLengths = 4, kKnown = 8, kKnowOutTable = 16, kKnowSrcArena = 32, kKnowRunsFromHead = 64 };
+enum : int32_t {
+  kKnowSrc = 1,
+  kKnowTail = 2,
+  kKnowLengths = 4,
+  kKnown = 8,
+  kKnowOutTable = 16,
+  kKnowSrcArena = 32,
+  kKnowRunsFromHead = 64,
+  kKnowSrcSlab = 128,
+  kKnowTailArena = 256,
+};
 
 // A registered byte table's memory (kKnowOutTable, kKnowSrcArena); false when none is.
 static bool ByteTable(napi_env env, TableSlot slot, uint8_t** data, size_t* len) {
@@ -561,6 +573,10 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     uint8_t* a = nullptr;
     if (!ByteTable(env, kTableArena, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
     h.src = a;
+  } else if ((known & kKnown) && (known & kKnowSrcSlab)) {
+    uint8_t* a = nullptr;
+    if (!ByteTable(env, kTableHeadSlab, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the head slab"), false;
+    h.src = a;
   } else if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[2], &type, &h.src_len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
       return HeadThrow(env, fn, false, "src must be a Buffer, Uint8Array or null"), false;
@@ -579,7 +595,12 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     vt = (known & kKnowTail) ? napi_object : napi_null;
   else if (napi_typeof(env, argv[6], &vt) != napi_ok)
     return false;
-  if (vt != napi_null && vt != napi_undefined) {
+  if ((known & kKnown) && (known & kKnowTail) && (known & kKnowTailArena)) {
+    uint8_t* a = nullptr;
+    if (!ByteTable(env, kTableArena, &a, &len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
+    if (h.tail_start < 0 || h.tail_end < h.tail_start || size_t(h.tail_end) > len) return HeadThrow(env, fn, true, "tailStart/tailEnd out of range"), false;
+    h.tail = a;
+  } else if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[6], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
       return HeadThrow(env, fn, false, "tail must be a Buffer, Uint8Array or null"), false;
     if (h.tail_start < 0 || h.tail_end < h.tail_start || size_t(h.tail_end) > len) return HeadThrow(env, fn, true, "tailStart/tailEnd out of range"), false;

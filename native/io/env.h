@@ -45,7 +45,8 @@ enum TableSlot : uint32_t {
   kTableStage = 5,    // the slab HTTP/1 response heads are staged in (STAGE, http1/encoder.ts)
   kTableKept = 6,     // the slab forwarded HTTP/1 request heads are kept in (KEPT, same file)
   kTableCallArgs = 7,  // a Float64Array calls read their numbers from (CALL_ARGS, src/native.ts)
-  kTableSlots = 8,
+  kTableHeadSlab = 8,  // the slab the HTTP/1 head parser copies owned heads into (native_head.ts)
+  kTableSlots = 9,
 };
 
 class Poller;

@@ -334,7 +334,7 @@ describe('H2Session header lists as bytes', () => {
       expect(h.respondSpans(s.id, null, w.len, w.pairs, null, null, spans.n, false, head.length - 6, 6)).toBe(true);
     });
     for (const [slot, table, want] of [
-      [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 7\]/],
+      [9, new Int32Array(1), /setTable: slot must be an integer in \[0, 8\]/],
       [1.5, new Int32Array(1), /setTable: slot must be an integer/],
       [0, [1, 2], /setTable: table must be a typed array/],
     ] as [number, unknown, RegExp][]) {

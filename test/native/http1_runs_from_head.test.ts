@@ -1,3 +1,6 @@
+// Also the writers' reads from registered tables (KNOW_SRC_SLAB, KNOW_TAIL_ARENA): a head copied
+// into the parser's slab and a body tail in the reader's arena are not passed as Buffers to read.
+//
 // The head writers' kept lines worked out by the addon (KNOW_RUNS_FROM_HEAD in
 // src/protocols/http1/encoder.ts, RunsFromHeadOut in native/http1/http1_js.cc): for a head the
 // native parser returned last, whose fields are still its HEAD_OUT results, encodeHeadStagedAt
@@ -6,10 +9,10 @@
 // since, fields cut, a drop function, another parser registered) must go the JavaScript way.
 import { describe, expect, it } from 'vitest';
 import { h1DropUnderscored } from '../../src/filters/network/http_connection_manager/underscores.js';
-import { loadNative, setTable, TableSlot } from '../../src/native.js';
-import { encodeHeadJs, encodeHeadSendAt, encodeHeadStagedAt, HEAD_NOT_SENT, keptBuffer, keptLength, lastHeadSent, lastRunsFromHead, resetStage, stagedBuffer, stagedLength, type Drop } from '../../src/protocols/http1/encoder.js';
+import { loadNative, registeredTable, setTable, tableArg, TableSlot } from '../../src/native.js';
+import { encodeHeadJs, encodeHeadSendAt, encodeHeadStagedAt, HEAD_NOT_SENT, keptBuffer, keptLength, lastHeadSent, lastKnownBits, lastRunsFromHead, resetStage, stagedBuffer, stagedLength, type Drop } from '../../src/protocols/http1/encoder.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
-import { fieldsInTables, HTTP1_PARSER, parseRequestHeadOwned, parseResponseHead } from '../../src/protocols/http1/parser.js';
+import { fieldsInTables, HTTP1_PARSER, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../src/protocols/http1/parser.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
 
 const REQUEST = 'GET /api/v1/users/12345?fields=name HTTP/1.1\r\nHost: service.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nTE: trailers\r\nExpect: 100-continue\r\nX-Two: two  \r\nX-Cafe: caf\xe9\r\n\r\n';
@@ -137,6 +140,43 @@ describe('head writers with the kept lines worked out by the addon', () => {
     expect(ids.size).toBe(50);
   });
 
+  it('read an owned head from the registered head slab and a tail from the registered arena, not from their arguments', () => {
+    const KNOW_SRC_SLAB = 128;
+    const KNOW_TAIL_ARENA = 256;
+    resetStage();
+    const arenaBefore = registeredTable(TableSlot.ARENA);
+    // A read as the batch reader's arena holds it: the head is copied into the slab, the body stays.
+    const arena = Buffer.alloc(1024, 0x2e);
+    arena.write(RESPONSE, 100, 'latin1');
+    setTable(TableSlot.ARENA, arena);
+    try {
+      const r = parseResponseHeadOwned(arena, 100, 100 + RESPONSE.length);
+      expect(typeof r).not.toBe('number');
+      const h = r as MessageHead;
+      expect(h.buf).not.toBe(arena);
+      expect(tableArg(TableSlot.HEAD_SLAB, h.buf)).toBeNull();
+      const ts = 100 + h.headBytes;
+      const want = encodeHeadJs('HTTP/1.1 200 OK', h, 1 << 5, 'server: strait\r\n', arena, ts, ts + 5);
+      // Through the addon's runs and through JavaScript's (a drop function): both read the tables.
+      for (const drop of [1 << 5, (_h: MessageHead, i: number) => i === 3] as Drop[]) {
+        expect(staged('HTTP/1.1 200 OK', h, drop, 'server: strait\r\n', arena, ts, ts + 5).equals(want)).toBe(true);
+        expect(lastKnownBits() & (KNOW_SRC_SLAB | KNOW_TAIL_ARENA)).toBe(KNOW_SRC_SLAB | KNOW_TAIL_ARENA);
+      }
+      expect(want.toString('latin1').endsWith('\r\n\r\nhello')).toBe(true);
+      // A tail elsewhere is read from its argument.
+      const tail = Buffer.from('hello', 'latin1');
+      expect(staged('HTTP/1.1 200 OK', h, 1 << 5, '', tail, 0, 5).equals(encodeHeadJs('HTTP/1.1 200 OK', h, 1 << 5, '', tail, 0, 5))).toBe(true);
+      expect(lastKnownBits() & KNOW_TAIL_ARENA).toBe(0);
+      // A forwarded request head, copied into the slab as well.
+      const q = parse(true, Buffer.from('GET /p HTTP/1.1\r\nHost: h\r\nX-Keep: 2\r\n\r\n', 'latin1'))!;
+      expect(kept('GET /q HTTP/1.1', q, 0, 'a: 1\r\n').toString('latin1')).toBe('GET /q HTTP/1.1\r\nHost: h\r\nX-Keep: 2\r\na: 1\r\n\r\n');
+      expect(lastKnownBits() & KNOW_SRC_SLAB).toBe(KNOW_SRC_SLAB);
+    } finally {
+      if (arenaBefore !== null) setTable(TableSlot.ARENA, arenaBefore as Uint8Array);
+      resetStage();
+    }
+  });
+
   it('go the JavaScript way, with the same bytes, when the fields are not the parser\'s last results', () => {
     resetStage();
     const b1 = Buffer.from(RESPONSE, 'latin1');
@@ -246,6 +286,38 @@ describe('writeAt and writeSendAt with KNOW_RUNS_FROM_HEAD (the HEAD_OUT table r
     // Farther from the end than the head is long (its size known only in the call).
     args.set([0, 0, 0, 0, -1, 4096, -1, BITS, 'GET / HTTP/1.1'.length, extra.length, 0]);
     expect(() => writeSendAt!(out, 'GET / HTTP/1.1', src, extra)).toThrow(/keepAt\/keepLen out of range/);
+  });
+
+  it('with KNOW_SRC_SLAB and KNOW_TAIL_ARENA, src is the registered head slab and the tail the registered arena', () => {
+    const slabBefore = registeredTable(TableSlot.HEAD_SLAB);
+    const arenaBefore = registeredTable(TableSlot.ARENA);
+    try {
+      const slab = Buffer.alloc(128, 0x7a);
+      src.copy(slab);
+      const arena = Buffer.alloc(64, 0x7a);
+      arena.write('--body--', 10, 'latin1');
+      setTable(TableSlot.HEAD_SLAB, slab);
+      setTable(TableSlot.ARENA, arena);
+      setTable(TableSlot.HEAD_OUT, table);
+      const first = 'HTTP/1.1 200 OK';
+      runs.set([2, 39]);
+      const want = Buffer.alloc(256);
+      const size = write(want, first, src, 1, '', Buffer.from('--body--', 'latin1'), 2, 6);
+      const out = Buffer.alloc(256);
+      // Decoys in place of both: what is read is the tables'.
+      args.set([0, 2 + 10, 6 + 10, 0, 0, 0, 0, BITS | 2 | 128 | 256, first.length, 0, 0]);
+      expect(writeAt!(out, first, Buffer.alloc(1), '', Buffer.alloc(1))).toBe(size);
+      expect(out.subarray(0, size).equals(want.subarray(0, size))).toBe(true);
+      args.set([0, 60, 70, 0, 0, 0, 0, BITS | 2 | 128 | 256, first.length, 0, 0]);
+      expect(() => writeAt!(out, first, Buffer.alloc(1), '', Buffer.alloc(1))).toThrow(/tailStart\/tailEnd out of range/);
+      setTable(TableSlot.HEAD_SLAB, new Int32Array(4));
+      args.set([0, 0, 0, 0, 0, 0, 0, BITS | 128, first.length, 0, 0]);
+      expect(() => writeAt!(out, first, Buffer.alloc(1), '', null)).toThrow(/no Uint8Array is registered as the head slab/);
+    } finally {
+      if (slabBefore !== null) setTable(TableSlot.HEAD_SLAB, slabBefore as Uint8Array);
+      if (arenaBefore !== null) setTable(TableSlot.ARENA, arenaBefore as Uint8Array);
+      args.fill(0);
+    }
   });
 
   it('refuses what it cannot read safely: a short args array, no results table, a field outside src, a count past the table, no src', () => {

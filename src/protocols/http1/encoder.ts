@@ -99,6 +99,10 @@ const KNOW_SRC_ARENA = 32;
  * the head's end, and the size comes back in ARG.SIZE.
  */
 const KNOW_RUNS_FROM_HEAD = 64;
+/** src is the head parser's slab as registered (TableSlot.HEAD_SLAB): owned heads are copied there. */
+const KNOW_SRC_SLAB = 128;
+/** The tail is the reader's arena as registered (TableSlot.ARENA). */
+const KNOW_TAIL_ARENA = 256;
 
 /**
  * KNOW_OUT_TABLE when `out` is the slab registered in `slot` (reserve() registers each new one;
@@ -108,10 +112,17 @@ function outBits(slot: TableSlot, out: Buffer): number {
   return tableArg(slot, out) === null ? KNOW_OUT_TABLE : 0;
 }
 
-/** The KNOWN bits for a head's source buffer: given or not, and whether it is the registered arena. */
+/** The KNOWN bits for a head's source buffer: given or not, and whether it is the registered arena or head slab. */
 function srcBits(src: Buffer | null): number {
   if (src === null) return 0;
-  return tableArg(TableSlot.ARENA, src) === null ? KNOW_SRC | KNOW_SRC_ARENA : KNOW_SRC;
+  if (tableArg(TableSlot.ARENA, src) === null) return KNOW_SRC | KNOW_SRC_ARENA;
+  return tableArg(TableSlot.HEAD_SLAB, src) === null ? KNOW_SRC | KNOW_SRC_SLAB : KNOW_SRC;
+}
+
+/** The KNOWN bits for a tail: given or not, and whether it is the registered arena (a body read with its head). */
+function tailBits(tail: Buffer | null): number {
+  if (tail === null) return 0;
+  return tableArg(TableSlot.ARENA, tail) === null ? KNOW_TAIL | KNOW_TAIL_ARENA : KNOW_TAIL;
 }
 const ARGS = new Int32Array(12);
 
@@ -268,6 +279,11 @@ const stagedRanges = addonHas('http1StagedRanges');
 /** Whether the addon takes KNOW_RUNS_FROM_HEAD (an older one would read runs nobody wrote). */
 const runsFromHeadOut = addonHas('http1RunsFromHeadOut');
 
+/** @internal for tests: the KNOWN bits of the last head written with the args array. */
+export function lastKnownBits(): number {
+  return ARGS[ARG.KNOWN_BITS]!;
+}
+
 /** Whether the last encodeHeadStagedAt or encodeHeadSendAt had the addon work out the kept lines. @internal for tests */
 export let lastRunsFromHead = false;
 
@@ -302,7 +318,7 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
       a[ARG.TAIL_START] = tail ? tailStart : 0;
       a[ARG.TAIL_END] = tail ? tailEnd : 0;
       a[ARG.AT] = at;
-      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head.buf) | (tail ? KNOW_TAIL : 0);
+      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head.buf) | tailBits(tail);
       a[ARG.FIRST_LEN] = firstLine.length;
       a[ARG.EXTRA_LEN] = extra.length;
       a[ARG.DROP] = drop === null ? 0 : (drop as number);
@@ -323,7 +339,7 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
     a[ARG.TAIL_START] = tail ? tailStart : 0;
     a[ARG.TAIL_END] = tail ? tailEnd : 0;
     a[ARG.AT] = at;
-    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head ? head.buf : null) | (tail ? KNOW_TAIL : 0);
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head ? head.buf : null) | tailBits(tail);
     a[ARG.FIRST_LEN] = firstLine.length;
     a[ARG.EXTRA_LEN] = extra.length;
     wa(STAGE.buf!, firstLine, head ? head.buf : null, extra, tail);

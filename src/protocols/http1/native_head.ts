@@ -150,7 +150,15 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   if (typeof parse !== 'function') return null;
   // One scratch array per parser, grown for the largest max_headers seen.
   let out = new Int32Array(S.FIELDS + 5 * 100);
-  let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  // Registered (HEAD_SLAB) when the addon takes it: the head writers then pass no Buffer to read
+  // for a head copied here (~250 instructions each).
+  const slabTable = binding.http1HeadSlabTable === true;
+  const newSlab = (): Buffer => {
+    const b = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    if (slabTable) setTable(TableSlot.HEAD_SLAB, b);
+    return b;
+  };
+  let slab = newSlab();
   let slabAt = 0;
   // With the addon's bound parser, `out` and the slab are handed over once (and again when
   // replaced), not on every call: two typed-array reads fewer per head.
@@ -243,7 +251,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
           buf = Buffer.allocUnsafe(headBytes);
           start = 0;
         } else {
-          buf = slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+          buf = slab = newSlab();
           start = slabAt = 0;
           bound?.[1](slab);
         }
