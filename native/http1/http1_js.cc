@@ -508,6 +508,9 @@ struct HeadPieces {
   const uint8_t* tail = nullptr;
   int32_t tail_start = 0, tail_end = 0;
   size_t size = 0;  // bytes of the whole head
+  // Where registered tables are read: the bound writer's, or looked up once (GetEnv is an N-API
+  // call, ~26 instructions, and a head read up to four tables).
+  const strait::Env* env = nullptr;
 };
 
 // Reads and checks every piece (a bad one throws: nothing is read outside its buffer) and sums
@@ -534,8 +537,9 @@ enum : int32_t {
 };
 
 // A registered byte table's memory (kKnowOutTable, kKnowSrcArena); false when none is.
-static bool ByteTable(napi_env env, TableSlot slot, uint8_t** data, size_t* len) {
-  const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[slot];
+static bool ByteTable(napi_env env, HeadPieces& h, TableSlot slot, uint8_t** data, size_t* len) {
+  if (h.env == nullptr) h.env = GetEnv(Napi::Env(env));
+  const strait::Env::Table& t = h.env->tables[slot];
   if (t.data == nullptr || t.type != napi_uint8_array) return false;
   *data = static_cast<uint8_t*>(t.data);
   *len = t.len;
@@ -571,11 +575,11 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     return false;
   if ((known & kKnown) && (known & kKnowSrcArena)) {
     uint8_t* a = nullptr;
-    if (!ByteTable(env, kTableArena, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
+    if (!ByteTable(env, h, kTableArena, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
     h.src = a;
   } else if ((known & kKnown) && (known & kKnowSrcSlab)) {
     uint8_t* a = nullptr;
-    if (!ByteTable(env, kTableHeadSlab, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the head slab"), false;
+    if (!ByteTable(env, h, kTableHeadSlab, &a, &h.src_len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the head slab"), false;
     h.src = a;
   } else if (vt != napi_null && vt != napi_undefined) {
     if (napi_get_typedarray_info(env, argv[2], &type, &h.src_len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
@@ -597,7 +601,7 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
     return false;
   if ((known & kKnown) && (known & kKnowTail) && (known & kKnowTailArena)) {
     uint8_t* a = nullptr;
-    if (!ByteTable(env, kTableArena, &a, &len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
+    if (!ByteTable(env, h, kTableArena, &a, &len)) return HeadThrow(env, fn, false, "no Uint8Array is registered as the reader arena"), false;
     if (h.tail_start < 0 || h.tail_end < h.tail_start || size_t(h.tail_end) > len) return HeadThrow(env, fn, true, "tailStart/tailEnd out of range"), false;
     h.tail = a;
   } else if (vt != napi_null && vt != napi_undefined) {
@@ -720,6 +724,7 @@ struct BoundWriter {
   int32_t* args = nullptr;  // kArgSize is written back
   size_t args_len = 0;
   std::vector<int32_t> head_runs;  // kKnowRunsFromHead's runs (RunsFromHeadOut)
+  const strait::Env* env = nullptr;  // the environment it was bound in: its registered tables
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
   std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
 };
@@ -839,7 +844,8 @@ static bool ArgLengths(const int32_t* a, HeadPieces& h) {
 // fields are still the table's (fieldsInTables in src/protocols/http1/parser.ts); every run is
 // checked to lie inside src all the same.
 static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t drop, std::vector<int32_t>& runs) {
-  const strait::Env::Table& o = GetEnv(Napi::Env(env))->tables[kTableHeadOut];
+  if (h.env == nullptr) h.env = GetEnv(Napi::Env(env));
+  const strait::Env::Table& o = h.env->tables[kTableHeadOut];
   if (o.data == nullptr || o.type != napi_int32_array || o.len < size_t(kFieldsAt)) return HeadThrow(env, fn, false, "no Int32Array is registered as the head parser's results"), false;
   if (h.src == nullptr) return HeadThrow(env, fn, false, "runs from the head need its src"), false;
   const int32_t* out = static_cast<const int32_t*>(o.data);
@@ -901,6 +907,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   if (napi_get_cb_info(env, info, &argc, in, nullptr, &data) != napi_ok) return false;
   if (argc < (tail ? 5u : 4u)) return HeadThrow(env, fn, false, usage), false;
   r.w = static_cast<BoundWriter*>(data);
+  r.h.env = r.w->env;
   int32_t* a = r.a = r.w->args;
   if (a[kArgAt] < 0) return HeadThrow(env, fn, true, "at must be a non-negative number"), false;
   napi_value tail_arg;
@@ -914,7 +921,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   napi_value argv[9] = {in[0], in[1], in[2], nullptr, nullptr, in[3], tail_arg, nullptr, nullptr};
   const int32_t known = a[kArgKnown] & kKnown ? (tail ? a[kArgKnown] : a[kArgKnown] & ~kKnowTail) : 0;
   if (known & kKnowOutTable) {
-    if (!ByteTable(env, slot, &r.out, &r.cap)) return HeadThrow(env, fn, false, no_slab), false;
+    if (!ByteTable(env, r.h, slot, &r.out, &r.cap)) return HeadThrow(env, fn, false, no_slab), false;
   } else if (!OutArg(env, fn, argv[0], &r.out, &r.cap)) {
     return false;
   }
@@ -1001,6 +1008,7 @@ napi_value BindWriter(napi_env env, napi_callback_info info) {
   size_t args_len = 0;
   if (!OptionalArgs(env, argc, argv, size_t(kArgCount), fn, "args must be an Int32Array of 10 slots or more", &args, &args_len)) return nullptr;
   auto* w = new BoundWriter();
+  w->env = GetEnv(Napi::Env(env));
   w->runs = static_cast<const int32_t*>(p);
   w->runs_len = len;
   w->users = 2;  // BoundPair's two first: once both finalizers are registered, the third's is added
