@@ -199,6 +199,18 @@ interface CompiledVhost {
   /** In configured order: the reference for first-match semantics. */
   readonly routes: readonly CompiledRoute[];
   readonly index: RouteIndex;
+  /**
+   * The last lookup's path and answer, when no route of this host looks past the path (no
+   * header, query or gRPC match): the same path then gets the same route, and a sidecar's
+   * requests repeat a few paths. null when some route does look further.
+   */
+  readonly last: LastMatch | null;
+}
+
+interface LastMatch {
+  /** The request-target looked up last (query included); null before the first. */
+  target: string | null;
+  route: HttpRoute | null;
 }
 
 /**
@@ -1027,7 +1039,8 @@ export class HttpRouteTable {
           },
         ];
       });
-      const cv: CompiledVhost = { name: String(vh.name ?? ''), routes, index: buildIndex(routes, keys) };
+      const pathOnly = routes.every((r) => r.headers === null && r.query === null && !r.grpc);
+      const cv: CompiledVhost = { name: String(vh.name ?? ''), routes, index: buildIndex(routes, keys), last: pathOnly ? { target: null, route: null } : null };
       const domains = (vh.domains ?? []) as string[];
       if (domains.length === 0) errors.push({ path: `${vp}.domains`, message: 'needs at least one domain' });
       domains.forEach((d0, k) => {
@@ -1100,6 +1113,19 @@ export class HttpRouteTable {
     const vh = this.vhost(req.host);
     if (!vh) return null;
     const target = req.path;
+    const last = vh.last;
+    if (last !== null) {
+      if (target === last.target) return last.route;
+      const r = this.lookup(vh, req, target);
+      last.target = target;
+      last.route = r;
+      return r;
+    }
+    return this.lookup(vh, req, target);
+  }
+
+  /** route() in `vh`: the index's candidates and the unindexed routes, first match in configured order. */
+  private lookup(vh: CompiledVhost, req: HttpRequestView, target: string): HttpRoute | null {
     const q0 = target.indexOf('?');
     const pathLen = q0 === -1 ? target.length : q0;
     const a = deepest(vh.index.root, target, pathLen).chain;
@@ -1121,6 +1147,12 @@ export class HttpRouteTable {
       }
       return r.route;
     }
+  }
+
+  /** Test hook: the target the host's last lookup kept with its answer; undefined when its virtual host keeps none (or there is none). */
+  lastTargetOf(host: string): string | null | undefined {
+    const vh = this.vhost(host);
+    return vh?.last?.target ?? (vh?.last ? null : undefined);
   }
 
   /** Test hook: how many routes a lookup would evaluate (index candidates plus unindexed ones); -1 without a virtual host. */

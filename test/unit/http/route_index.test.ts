@@ -115,6 +115,39 @@ function randomRequest(r: () => number, hosts: string[]): HttpRequestView {
 }
 
 describe('HTTP route index', () => {
+  it('keeps the last path\'s answer only in virtual hosts whose routes look at nothing but the path, and it stays the scan\'s', () => {
+    let kept = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = rng(seed * 7919);
+      const { rc, hosts } = randomTable(r, 1 + Math.floor(r() * 30));
+      const vhosts = (rc as { virtual_hosts: Array<{ routes: Array<{ match: Record<string, unknown> }> }> }).virtual_hosts;
+      // Half the tables look at the path alone; in the rest some routes match on more.
+      if (seed % 2 === 0) for (const v of vhosts) for (const rt of v.routes) for (const k of ['headers', 'query_parameters', 'grpc']) delete rt.match[k];
+      const t = compile(rc);
+      const seen: HttpRequestView[] = [];
+      for (let q = 0; q < 300; q++) {
+        // Requests repeat (same host and path, other headers): what a kept answer would serve.
+        const rq = seen.length > 0 && r() < 0.5 ? { ...seen[Math.floor(r() * seen.length)]!, header: randomRequest(r, hosts).header } : randomRequest(r, hosts);
+        seen.push(rq);
+        const want = t.routeByScan(rq);
+        const got = t.route(rq);
+        if (got !== want) throw new Error(`seed ${seed}: host ${JSON.stringify(rq.host)} path ${JSON.stringify(rq.path)}: got ${got?.name ?? null}, scan ${want?.name ?? null}\n${JSON.stringify(rc)}`);
+        const last = t.lastTargetOf(rq.host);
+        if (last !== undefined) {
+          expect(last).toBe(rq.path);
+          kept++;
+        }
+      }
+    }
+    expect(kept).toBeGreaterThan(10_000);
+    // A header matcher anywhere in the virtual host: no answer is kept there.
+    const t = compile({ virtual_hosts: [{ name: 'h', domains: ['*'], routes: [{ match: { prefix: '/', headers: [{ name: 'x-v', string_match: { exact: '2' } }] }, route: { cluster: 'c' } }, { match: { prefix: '/' }, route: { cluster: 'c' }, name: 'rest' }] }] });
+    expect(t.route(req('a', '/x', { 'x-v': '2' }))?.name).toBe('');
+    expect(t.route(req('a', '/x'))?.name).toBe('rest');
+    expect(t.lastTargetOf('a')).toBeUndefined();
+  });
+
+
   it('returns the same route as the in-order scan for random tables and requests', () => {
     let matched = 0;
     let total = 0;
