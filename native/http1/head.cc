@@ -149,6 +149,18 @@ int32_t ResponseNameFlag(const uint8_t* b, size_t s, size_t e) {
   }
 }
 
+// A request field's kFlag* bit among kHasRequestId, kHasForwardedProto, kHasForwardedFor and
+// kHasClientCert, or 0.
+int32_t RequestNameFlag(const uint8_t* b, size_t s, size_t e) {
+  switch (e - s) {
+    case 12: return EQ(b, s, e, "x-request-id") ? kHasRequestId : 0;
+    case 15: return EQ(b, s, e, "x-forwarded-for") ? kHasForwardedFor : 0;
+    case 17: return EQ(b, s, e, "x-forwarded-proto") ? kHasForwardedProto : 0;
+    case 23: return EQ(b, s, e, "x-forwarded-client-cert") ? kHasClientCert : 0;
+    default: return 0;
+  }
+}
+
 struct Framing {
   int64_t content_length = -1;
   int32_t flags = 0;
@@ -324,7 +336,7 @@ int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t 
         fr->flags |= kHasServer;
         break;
       default:
-        if (!request) fr->flags |= ResponseNameFlag(b, ns, name_end);
+        fr->flags |= request ? RequestNameFlag(b, ns, name_end) : ResponseNameFlag(b, ns, name_end);
         break;
     }
   }

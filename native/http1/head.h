@@ -53,8 +53,13 @@ enum Flag : int32_t {
   // (H2Session.respondH1Head), so that neither side has to look at the names again.
   kHasDate = 64,
   kHasServer = 128,
-  kHasRequestId = 256,
+  kHasRequestId = 256,  // requests too
   kHasHttp2Settings = 512,
+  // Requests only: fields the proxy replaces or appends to when it forwards the head
+  // (encodeUpstreamHead in http1_session.ts), which would each cost a scan of the names there.
+  kHasForwardedProto = 1024,
+  kHasForwardedFor = 2048,
+  kHasClientCert = 4096,
 };
 
 struct Limits {

@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { h1DropUnderscored } from '../../src/filters/network/http_connection_manager/underscores.js';
 import { loadNative, registeredTable, setTable, tableArg, TableSlot } from '../../src/native.js';
 import { encodeHeadJs, encodeHeadSendAt, encodeHeadStagedAt, HEAD_NOT_SENT, keptBuffer, keptLength, lastHeadSent, lastKnownBits, lastRunsFromHead, resetStage, stagedBuffer, stagedLength, type Drop } from '../../src/protocols/http1/encoder.js';
-import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
-import { fieldsInTables, HTTP1_PARSER, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../src/protocols/http1/parser.js';
+import { nativeHeadParser, RequestHas, ResponseHas } from '../../src/protocols/http1/native_head.js';
+import { fieldsInTables, flagsInTables, HTTP1_PARSER, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../src/protocols/http1/parser.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
 
 const REQUEST = 'GET /api/v1/users/12345?fields=name HTTP/1.1\r\nHost: service.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nTE: trailers\r\nExpect: 100-continue\r\nX-Two: two  \r\nX-Cafe: caf\xe9\r\n\r\n';
@@ -175,6 +175,41 @@ describe('head writers with the kept lines worked out by the addon', () => {
       if (arenaBefore !== null) setTable(TableSlot.ARENA, arenaBefore as Uint8Array);
       resetStage();
     }
+  });
+
+  it('flag the request fields the upstream head replaces or appends to, for the parser\'s last head only', () => {
+    const ALL = RequestHas.REQUEST_ID | RequestHas.FORWARDED_PROTO | RequestHas.FORWARDED_FOR | RequestHas.CLIENT_CERT;
+    const names: Array<[string, number]> = [
+      ['X-Request-Id', RequestHas.REQUEST_ID],
+      ['x-forwarded-proto', RequestHas.FORWARDED_PROTO],
+      ['X-FORWARDED-FOR', RequestHas.FORWARDED_FOR],
+      ['x-Forwarded-Client-Cert', RequestHas.CLIENT_CERT],
+    ];
+    for (let mask = 0; mask < 16; mask++) {
+      let text = 'GET / HTTP/1.1\r\nHost: a\r\n';
+      let want = 0;
+      names.forEach(([n, bit], i) => {
+        if ((mask >> i) & 1) {
+          text += `${n}: v\r\n`;
+          want |= bit;
+        }
+      });
+      // Names one letter off, or of the same length, flag nothing.
+      text += 'x-request-ie: 1\r\nx-forwarded-prot: 1\r\nx-forwarded-fox: 1\r\n\r\n';
+      const h = parse(true, Buffer.from(text, 'latin1'))!;
+      expect(flagsInTables(h) & ALL).toBe(want);
+    }
+    // Not the parser's last head any more, or fields cut from it: unknown.
+    const a = parse(true, Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: 1\r\n\r\n', 'latin1'))!;
+    parse(true, Buffer.from('GET / HTTP/1.1\r\nHost: b\r\n\r\n', 'latin1'));
+    expect(flagsInTables(a)).toBe(-1);
+    const u = parse(true, Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nX_A: 1\r\nX-Request-Id: 1\r\n\r\n', 'latin1'))!;
+    expect(flagsInTables(u) & ALL).toBe(RequestHas.REQUEST_ID);
+    h1DropUnderscored(u);
+    expect(flagsInTables(u)).toBe(-1);
+    // A response's own flags: x-request-id, not the forwarding fields.
+    const r = parse(false, Buffer.from('HTTP/1.1 200 OK\r\nX-Request-Id: 1\r\nX-Forwarded-Proto: h\r\nContent-Length: 0\r\n\r\n', 'latin1'))!;
+    expect(flagsInTables(r) & (ALL | ResponseHas.DATE)).toBe(ResponseHas.REQUEST_ID);
   });
 
   it('go the JavaScript way, with the same bytes, when the fields are not the parser\'s last results', () => {

@@ -20,6 +20,14 @@ export const enum ResponseHas {
   HTTP2_SETTINGS = 512,
 }
 
+/** The native parser's flags for request fields a proxy replaces or appends to (kHas* in native/http1/head.h). */
+export const enum RequestHas {
+  REQUEST_ID = 256,
+  FORWARDED_PROTO = 1024,
+  FORWARDED_FOR = 2048,
+  CLIENT_CERT = 4096,
+}
+
 /** Method strings by their first byte and length, so the common ones cost no string. */
 const METHODS = ['GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'];
 
@@ -115,6 +123,8 @@ export interface HeadParser {
    * kept lines from there (encodeHeadStagedAt, encodeHeadSendAt), offsets into head.buf.
    */
   fieldsInTables?(head: MessageHead): boolean;
+  /** When fieldsInTables(head), the parser's flags for it (RequestHas / ResponseHas bits), else -1. */
+  flagsInTables?(head: MessageHead): number;
 }
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
@@ -332,5 +342,6 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     // The length check: a caller that cut fields out of head.fields (h1DropUnderscored,
     // bodylessFraming) left the table's list longer than the head's.
     fieldsInTables: (head) => head === last && head.fields.length === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null,
+    flagsInTables: (head) => (head === last && head.fields.length === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
   };
 }

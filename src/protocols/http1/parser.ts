@@ -93,6 +93,16 @@ export function fieldsInTables(head: MessageHead): boolean {
 }
 
 /**
+ * The native parser's flags for `head` (RequestHas bits for a request: whether it carries
+ * x-request-id, x-forwarded-proto, x-forwarded-for, x-forwarded-client-cert) when fieldsInTables
+ * holds for it, else -1: the caller then looks at the names itself.
+ */
+export function flagsInTables(head: MessageHead): number {
+  const p = chosen.parser;
+  return p.flagsInTables !== undefined ? p.flagsInTables(head) : -1;
+}
+
+/**
  * Like parseRequestHead, but the head returned (if any) never points into `buf`: for parsing
  * straight out of a read buffer that is reused once this call's caller returns. `into`: as for
  * parseResponseHeadOwned.
