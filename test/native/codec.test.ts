@@ -10,6 +10,7 @@ import { boltCodec } from '../../src/protocols/bolt/codec.js';
 import { dubboCodec } from '../../src/protocols/dubbo/codec.js';
 import { decodeFrames, hasNativeDecoder, isBatchDecoder, nativeCodec } from '../../src/protocols/native_codec.js';
 import { DecodeError, FrameKind, H, type LazyField, type RpcCodec } from '../../src/protocols/types.js';
+import { rng } from '../helpers/rng.js';
 
 const require = createRequire(import.meta.url);
 const boltProtocol = require('sofa-bolt-node/lib/protocol');
@@ -560,17 +561,6 @@ describe('native codec: the wrapped codec', () => {
 });
 
 describe('native codec: fuzz (seeded mutations of real frames)', () => {
-  // mulberry32: a tiny seeded PRNG, so a failure replays exactly.
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   // Bytes that mean something to the decoders: hessian codes, length edges.
   const INTERESTING = [0x00, 0x01, 0x02, 0x1f, 0x20, 0x30, 0x33, 0x34, 0x38, 0x3a, 0x41, 0x42, 0x43, 0x48, 0x49, 0x4d, 0x4e, 0x4f, 0x51, 0x52, 0x53, 0x55, 0x56, 0x57, 0x58, 0x5a, 0x60, 0x6f, 0x70, 0x78, 0x7a, 0x7f, 0x80, 0x90, 0xbf, 0xc0, 0xd0, 0xd8, 0xe0, 0xf0, 0xf8, 0xff];
 

@@ -7,6 +7,7 @@ import { DEFAULT_LIMITS, parseRequestHead, parseResponseHead, type ParseLimits, 
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
 import { HTTP1_PARSER } from '../../src/protocols/http1/parser.js';
 import { HeadStatus, type MessageHead } from '../../src/protocols/http1/types.js';
+import { rng } from '../helpers/rng.js';
 
 const native = nativeHeadParser(loadNative())!;
 
@@ -41,16 +42,6 @@ const RESPONSES = [
   'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 20:41:24 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 64\r\nConnection: keep-alive\r\nAccess-Control-Allow-Origin: *\r\nX-Content-Type-Options: nosniff\r\n\r\n',
 ];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Bytes that matter to the grammar: separators, whitespace, controls, digits, obs-text.
 const INTERESTING = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x23, 0x2c, 0x2f, 0x30, 0x31, 0x39, 0x3a, 0x40, 0x48, 0x54, 0x50, 0x5b, 0x7f, 0x80, 0xa0, 0xff];

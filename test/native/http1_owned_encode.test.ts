@@ -13,22 +13,13 @@ import { encodeHead, encodeHeadJs, encodeHeadStagedAt, resetStage, sendHead, sta
 import { directFd, sendStagedRange } from '../../src/protocols/http1/send.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
 import { F, type MessageHead } from '../../src/protocols/http1/types.js';
+import { rng } from '../helpers/rng.js';
 
 const native = nativeHeadParser(loadNative())!;
 
 const REQUEST = 'GET /api/v1/users/12345?fields=name HTTP/1.1\r\nHost: service.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nX-Two: two  \r\nX-Cafe: caf\xe9\r\n\r\n';
 const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\nServer: nginx\r\nKeep-Alive: timeout=5\r\nX-A:\r\n\r\nhello';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The head's header lines as text, read through its own offsets (what forwarding copies). */
 function lines(h: MessageHead): string[] {

@@ -14,21 +14,12 @@ import { encodeHeadJs, encodeHeadSendAt, encodeHeadStagedAt, HEAD_NOT_SENT, kept
 import { nativeHeadParser, RequestHas, ResponseHas } from '../../src/protocols/http1/native_head.js';
 import { fieldsInTables, flagsInTables, HTTP1_PARSER, parseRequestHeadOwned, parseResponseHead, parseResponseHeadOwned } from '../../src/protocols/http1/parser.js';
 import type { MessageHead } from '../../src/protocols/http1/types.js';
+import { rng } from '../helpers/rng.js';
 
 const REQUEST = 'GET /api/v1/users/12345?fields=name HTTP/1.1\r\nHost: service.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nTE: trailers\r\nExpect: 100-continue\r\nX-Two: two  \r\nX-Cafe: caf\xe9\r\n\r\n';
 const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\nServer: nginx\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nX-A:\r\n\r\nhello';
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function parse(request: boolean, b: Buffer): MessageHead | null {
   const h = request ? parseRequestHeadOwned(b, 0, b.length) : parseResponseHead(b, 0, b.length);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldError } from '../../../src/errors.js';
 import { HttpRouteTable, regexLiteralPrefix, type HttpRequestView } from '../../../src/router/http_route_table.js';
+import { rng } from '../../helpers/rng.js';
 
 // The indexed lookup (radix tree over literal path matchers, wildcard domains by length) must
 // return exactly the route the configured-order scan returns. The scan is kept on the table as
@@ -8,17 +9,6 @@ import { HttpRouteTable, regexLiteralPrefix, type HttpRequestView } from '../../
 
 const KNOWN = new Set(['c']);
 
-/** Deterministic PRNG (mulberry32) so a failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function compile(rc: object): HttpRouteTable {
   const errors: FieldError[] = [];
