@@ -346,13 +346,13 @@ export interface NativeBinding {
    * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.
    */
   parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array, copyTo?: Uint8Array, copyAt?: number): void;
+  /** setTable takes TableSlot.HEAD_SLAB, which the HTTP/1 head writers then read (absent in addons built before it). */
+  readonly http1HeadSlabTable?: boolean;
   /**
    * parseHttp1Head with `out` and the copy slab bound once: `parse(..., copyAt)` copies into the
    * slab last given to `setSlab` when copyAt >= 0. Both keep `out` and the slab alive. Absent in
    * addons built before it.
    */
-  /** setTable takes TableSlot.HEAD_SLAB, which the HTTP/1 head writers then read (absent in addons built before it). */
-  readonly http1HeadSlabTable?: boolean;
   /** parseArena (when present): parse() of the array registered as TableSlot.ARENA, without it as an argument. */
   bindHttp1HeadParser?(out: Int32Array, args?: Int32Array): [
     parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
