@@ -54,6 +54,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("http1RunsFromHeadOut", Napi::Boolean::New(env, true));
   // setTable takes the head parser's slab (HEAD_SLAB) and the head writers read it there.
   exports.Set("http1HeadSlabTable", Napi::Boolean::New(env, true));
+  // writeAt and writeSendAt keep the strings they read last (kKnowSameFirst, kKnowSameExtra).
+  exports.Set("http1SameLines", Napi::Boolean::New(env, true));
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));

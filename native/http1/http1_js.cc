@@ -508,6 +508,13 @@ struct HeadPieces {
   const uint8_t* tail = nullptr;
   int32_t tail_start = 0, tail_end = 0;
   size_t size = 0;  // bytes of the whole head
+  // The strings' bytes when the writer still has them from its last head (kKnowSameFirst,
+  // kKnowSameExtra): copied from there, not read from V8. Null: read the napi_value.
+  const uint8_t* first_bytes = nullptr;
+  const uint8_t* extra_bytes = nullptr;
+  // Where a string read from V8 is kept for the next head (BoundWriter::Lines), or null.
+  std::string* keep_first = nullptr;
+  std::string* keep_extra = nullptr;
   // Where registered tables are read: the bound writer's, or looked up once (GetEnv is an N-API
   // call, ~26 instructions, and a head read up to four tables).
   const strait::Env* env = nullptr;
@@ -534,6 +541,10 @@ enum : int32_t {
   kKnowRunsFromHead = 64,
   kKnowSrcSlab = 128,
   kKnowTailArena = 256,
+  // firstLine / extra equal the string this function of this writer wrote last: its bytes are
+  // the writer's copy (BoundWriter::Lines), not read through N-API (~130 instructions a string).
+  kKnowSameFirst = 512,
+  kKnowSameExtra = 1024,
 };
 
 // A registered byte table's memory (kKnowOutTable, kKnowSrcArena); false when none is.
@@ -628,7 +639,11 @@ bool ReadPiecesWith(napi_env env, const char* fn, napi_value* argv, HeadPieces& 
 // the caller throws rather than send bytes nobody wrote.
 bool PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
   size_t p = 0, got = 0;
-  if (napi_get_value_string_latin1(env, h.first, reinterpret_cast<char*>(out), h.first_len + 1, &got) != napi_ok || got != h.first_len) return false;
+  if (h.first_bytes != nullptr) {
+    memcpy(out, h.first_bytes, h.first_len);
+  } else {
+    if (napi_get_value_string_latin1(env, h.first, reinterpret_cast<char*>(out), h.first_len + 1, &got) != napi_ok || got != h.first_len) return false;
+  }
   p += h.first_len;
   out[p++] = '\r';
   out[p++] = '\n';
@@ -639,7 +654,15 @@ bool PutPieces(napi_env env, const HeadPieces& h, uint8_t* out) {
     out[p++] = '\r';
     out[p++] = '\n';
   }
-  if (napi_get_value_string_latin1(env, h.extra, reinterpret_cast<char*>(out + p), h.extra_len + 1, &got) != napi_ok || got != h.extra_len) return false;
+  if (h.extra_bytes != nullptr) {
+    memcpy(out + p, h.extra_bytes, h.extra_len);
+  } else {
+    if (napi_get_value_string_latin1(env, h.extra, reinterpret_cast<char*>(out + p), h.extra_len + 1, &got) != napi_ok || got != h.extra_len) return false;
+  }
+  // Kept only now that the whole head is written (nothing after this fails): a call that threw
+  // leaves the writer's lines as JavaScript last noted them.
+  if (h.first_bytes == nullptr && h.keep_first != nullptr) h.keep_first->assign(reinterpret_cast<const char*>(out), h.first_len);
+  if (h.extra_bytes == nullptr && h.keep_extra != nullptr) h.keep_extra->assign(reinterpret_cast<const char*>(out + p), h.extra_len);
   p += h.extra_len;
   out[p++] = '\r';
   out[p++] = '\n';
@@ -727,6 +750,14 @@ struct BoundWriter {
   const strait::Env* env = nullptr;  // the environment it was bound in: its registered tables
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
   std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
+  // The first line and extra lines writeAt (0) and writeSendAt (1) read from V8 last, as written:
+  // a keep-alive connection's heads repeat them (status line, server line, request line for one
+  // path, the added lines). JavaScript says when a string is the same (kKnowSameFirst/-Extra);
+  // each is kept only once its head was written whole, and JavaScript notes it only when the
+  // call returned, so the two never disagree.
+  struct Lines {
+    std::string first, extra;
+  } lines[2];
 };
 
 void ReleaseWriter(napi_env env, void* data, void*) {
@@ -888,6 +919,25 @@ static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t
   return true;
 }
 
+// kKnowSameFirst / kKnowSameExtra: the strings' bytes from `lines` (their lengths given, and
+// checked to be the kept ones'); otherwise the string read from V8 is kept there once written.
+static bool SameLines(napi_env env, const char* fn, int32_t known, BoundWriter::Lines& lines, HeadPieces& h) {
+  if ((known & (kKnowSameFirst | kKnowSameExtra)) && !(known & kKnowLengths)) return HeadThrow(env, fn, false, "same lines need their lengths"), false;
+  if (known & kKnowSameFirst) {
+    if (h.first_len != lines.first.size()) return HeadThrow(env, fn, true, "firstLine is not the one written last"), false;
+    h.first_bytes = reinterpret_cast<const uint8_t*>(lines.first.data());
+  } else {
+    h.keep_first = &lines.first;
+  }
+  if (known & kKnowSameExtra) {
+    if (h.extra_len != lines.extra.size()) return HeadThrow(env, fn, true, "extra is not the one written last"), false;
+    h.extra_bytes = reinterpret_cast<const uint8_t*>(lines.extra.data());
+  } else {
+    h.keep_extra = &lines.extra;
+  }
+  return true;
+}
+
 // What writeAt and writeSendAt share once called: their writer and args array, `out` (the
 // argument, or the slab registered in `slot` under kKnowOutTable) and the head's pieces read.
 struct ArgsHead {
@@ -899,8 +949,9 @@ struct ArgsHead {
 };
 
 // `nargs` arguments (out, firstLine, src, extra[, tail]); `tail`: whether the fifth is the tail
-// (writeAt) or there is none, whatever the array says (writeSendAt). False once it has thrown.
-static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, const char* usage, bool tail, TableSlot slot, const char* no_slab, ArgsHead& r) {
+// (writeAt) or there is none, whatever the array says (writeSendAt); `role`: which of the
+// writer's kept lines are the caller's (0 writeAt, 1 writeSendAt). False once it has thrown.
+static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, const char* usage, bool tail, TableSlot slot, const char* no_slab, int role, ArgsHead& r) {
   size_t argc = 5;
   napi_value in[5];
   void* data = nullptr;
@@ -929,6 +980,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   if (from_head && r.w->args_len < size_t(kArgCountRuns)) return HeadThrow(env, fn, false, "runs from the head need an args array of 12 slots"), false;
   r.h.n_runs = from_head ? 0 : a[kArgRuns];
   if (!ArgLengths(a, r.h)) return HeadThrow(env, fn, true, "string lengths out of range"), false;
+  if (!SameLines(env, fn, known, r.w->lines[role], r.h)) return false;
   if (!ReadPiecesWith(env, fn, argv, r.h, r.w->runs, r.w->runs_len, known)) return false;
   if (!from_head) return true;
   if (!RunsFromHeadOut(env, fn, r.h, a[kArgDrop], r.w->head_runs)) return false;
@@ -941,7 +993,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
 napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
   const char* fn = "writeHttp1HeadArgs";
   ArgsHead r;
-  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra, tail)", true, kTableStage, "no Uint8Array is registered as the stage", r)) return nullptr;
+  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra, tail)", true, kTableStage, "no Uint8Array is registered as the stage", 0, r)) return nullptr;
   const size_t at = size_t(r.a[kArgAt]);
   if (at > r.cap || r.h.size > r.cap - at || r.h.size > size_t(INT32_MAX)) return HeadThrow(env, fn, true, "out is too small");
   if (!PutPieces(env, r.h, r.out + at)) return PiecesThrow(env, fn);
@@ -955,7 +1007,7 @@ napi_value BoundWriteArgs(napi_env env, napi_callback_info info) {
 napi_value BoundWriteSendArgs(napi_env env, napi_callback_info info) {
   const char* fn = "writeSendHttp1HeadArgs";
   ArgsHead r;
-  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra)", false, kTableKept, "no Uint8Array is registered as the kept slab", r)) return nullptr;
+  if (!ReadArgsHead(env, info, fn, "arguments must be (out, firstLine, src, extra)", false, kTableKept, "no Uint8Array is registered as the kept slab", 1, r)) return nullptr;
   const int32_t* a = r.a;
   int32_t keep_at = a[kArgKeepAt];
   // The size is known only now: the kept range is given as a distance from the head's end.

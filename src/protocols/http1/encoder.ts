@@ -103,6 +103,27 @@ const KNOW_RUNS_FROM_HEAD = 64;
 const KNOW_SRC_SLAB = 128;
 /** The tail is the reader's arena as registered (TableSlot.ARENA). */
 const KNOW_TAIL_ARENA = 256;
+/** firstLine is the string this function wrote last: the addon copies its own bytes of it. */
+const KNOW_SAME_FIRST = 512;
+/** extra is the string this function wrote last (as KNOW_SAME_FIRST). */
+const KNOW_SAME_EXTRA = 1024;
+
+/**
+ * The strings writeAt (encodeHeadStagedAt) and writeSendAt (encodeHeadSendAt) wrote last, as the
+ * addon keeps them: a keep-alive connection's heads repeat their status or request line and their
+ * added lines, and reading a string through N-API is ~130 instructions. Noted only once a call
+ * returned (the addon keeps a string only once its head is written); a new binding keeps none.
+ */
+const sameLines = addonHas('http1SameLines');
+let stagedFirst: string | null = null;
+let stagedExtra: string | null = null;
+let sentFirst: string | null = null;
+let sentExtra: string | null = null;
+
+function sameBits(first: string, extra: string, lastFirst: string | null, lastExtra: string | null): number {
+  if (!sameLines) return 0;
+  return (first === lastFirst ? KNOW_SAME_FIRST : 0) | (extra === lastExtra ? KNOW_SAME_EXTRA : 0);
+}
 
 /**
  * KNOW_OUT_TABLE when `out` is the slab registered in `slot` (reserve() registers each new one;
@@ -137,6 +158,7 @@ function bindRuns(): void {
   }
   if (typeof bind !== 'function') return; // an addon built before it: the unbound calls
   const [w, s, ws, wa, wsa] = bind(RUNS, ARGS);
+  stagedFirst = stagedExtra = sentFirst = sentExtra = null;
   boundWrite = w;
   // STRAIT_HTTP1_SEND=stream turns the direct send off, bound or not.
   boundSend = sendNative === null ? null : s;
@@ -318,11 +340,13 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
       a[ARG.TAIL_START] = tail ? tailStart : 0;
       a[ARG.TAIL_END] = tail ? tailEnd : 0;
       a[ARG.AT] = at;
-      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head.buf) | tailBits(tail);
+      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head.buf) | tailBits(tail) | sameBits(firstLine, extra, stagedFirst, stagedExtra);
       a[ARG.FIRST_LEN] = firstLine.length;
       a[ARG.EXTRA_LEN] = extra.length;
       a[ARG.DROP] = drop === null ? 0 : (drop as number);
       writeArgs(STAGE.buf!, firstLine, head.buf, extra, tail);
+      stagedFirst = firstLine;
+      stagedExtra = extra;
       stagedLen = a[ARG.SIZE]!;
       STAGE.trim(at, stagedLen);
       lastRunsFromHead = true;
@@ -339,10 +363,12 @@ export function encodeHeadStagedAt(firstLine: string, head: MessageHead | null, 
     a[ARG.TAIL_START] = tail ? tailStart : 0;
     a[ARG.TAIL_END] = tail ? tailEnd : 0;
     a[ARG.AT] = at;
-    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head ? head.buf : null) | tailBits(tail);
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.STAGE, STAGE.buf!) | srcBits(head ? head.buf : null) | tailBits(tail) | sameBits(firstLine, extra, stagedFirst, stagedExtra);
     a[ARG.FIRST_LEN] = firstLine.length;
     a[ARG.EXTRA_LEN] = extra.length;
     wa(STAGE.buf!, firstLine, head ? head.buf : null, extra, tail);
+    stagedFirst = firstLine;
+    stagedExtra = extra;
   } else write(STAGE.buf!, firstLine, head ? head.buf : null, nRuns, extra, tail, tailStart, tailEnd, at);
   stagedLen = size;
   return at;
@@ -408,11 +434,13 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
       a[ARG.FD] = fd;
       a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? requestIdFromEnd : -1;
       a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
-      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head.buf);
+      a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | KNOW_RUNS_FROM_HEAD | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head.buf) | sameBits(firstLine, extra, sentFirst, sentExtra);
       a[ARG.FIRST_LEN] = firstLine.length;
       a[ARG.EXTRA_LEN] = extra.length;
       a[ARG.DROP] = drop === null ? 0 : (drop as number);
       const n = writeSendArgs(KEPT.buf!, firstLine, head.buf, extra);
+      sentFirst = firstLine;
+      sentExtra = extra;
       keptLen = a[ARG.SIZE]!;
       KEPT.trim(at, keptLen);
       headSent = fd >= 0 ? n : HEAD_NOT_SENT;
@@ -432,10 +460,12 @@ export function encodeHeadSendAt(fd: number, firstLine: string, head: MessageHea
     a[ARG.FD] = fd;
     a[ARG.KEEP_AT] = requestIdFromEnd > 0 ? size - requestIdFromEnd : -1;
     a[ARG.KEEP_LEN] = FILL_REQUEST_ID;
-    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head ? head.buf : null);
+    a[ARG.KNOWN_BITS] = KNOWN | KNOW_LENGTHS | outBits(TableSlot.KEPT, KEPT.buf!) | srcBits(head ? head.buf : null) | sameBits(firstLine, extra, sentFirst, sentExtra);
     a[ARG.FIRST_LEN] = firstLine.length;
     a[ARG.EXTRA_LEN] = extra.length;
     n = wsa(KEPT.buf!, firstLine, head ? head.buf : null, extra);
+    sentFirst = firstLine;
+    sentExtra = extra;
   } else n = ws(KEPT.buf!, firstLine, head ? head.buf : null, nRuns, extra, null, 0, 0, fd, requestIdFromEnd > 0 ? size - requestIdFromEnd : -1, FILL_REQUEST_ID, at);
   headSent = fd >= 0 ? n : HEAD_NOT_SENT;
   keptLen = size;
