@@ -1303,11 +1303,16 @@ bool PutValue(napi_env env, napi_value s, const http2::HeldRequestView& h, int k
 
 // sendHttp1HeadHeld(fd, size, downSession, downStream, same, method, path, authority, runs,
 // nRuns, extra[, fillId]) -> as writeHttp1HeadFromFlat's send mode, or HEAD_NOT_HELD.
+// `same`'s bits past the three pseudo-headers' (HELD_* in upstream_try.ts): kHeldExtraGen, the
+// extra is the string JavaScript numbered with the call-args table's slot 7 (sendHttp1HeadHeldArgs
+// only; a number never given to another string), so the HTTP/1 lines made of it last under that
+// number are copied and the string not read; kHeldRunsTable, the runs are the runs table's.
+enum : int32_t { kHeldExtraGen = 8, kHeldRunsTable = 16 };
 // writeHttp1HeadFromFlat(fd, ...) for a request that came in on a native HTTP/2 server session
 // of this thread, which holds it for stream `downStream` (requestHeld's block): the kept runs
 // are cut from those bytes instead of a string handed back and read again, and the method, path
 // and authority that are the request's own (`same`) are not read either.
-napi_value SendHeadHeldWith(napi_env env, const char* fn, napi_value* argv, int32_t fd, int32_t size, double dsid, int32_t down, int32_t same, int32_t n_runs, bool fill);
+napi_value SendHeadHeldWith(napi_env env, const char* fn, napi_value* argv, int32_t fd, int32_t size, double dsid, int32_t down, int32_t same, int32_t n_runs, bool fill, double gen = 0);
 
 napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
   const char* fn = "sendHttp1HeadHeld";
@@ -1327,7 +1332,7 @@ napi_value SendHeadHeld(napi_env env, napi_callback_info info) {
 
 // The slots of sendHttp1HeadHeldArgs' numbers in the registered call-args table (kTableCallArgs,
 // a Float64Array: a session number does not fit an int32), src/native.ts's CALL_ARGS.
-enum { kHeldFd = 0, kHeldSize = 1, kHeldSession = 2, kHeldStream = 3, kHeldSame = 4, kHeldRuns = 5, kHeldFillId = 6, kHeldCount = 7 };
+enum { kHeldFd = 0, kHeldSize = 1, kHeldSession = 2, kHeldStream = 3, kHeldSame = 4, kHeldRuns = 5, kHeldFillId = 6, kHeldCount = 7, kHeldGen = 7 };
 
 // sendHttp1HeadHeldArgs(method, path, authority, runs, extra): sendHttp1HeadHeld with its numbers
 // (fd, size, downSession, downStream, same, nRuns, fillId) in the registered call-args table:
@@ -1346,34 +1351,66 @@ napi_value SendHeadHeldArgs(napi_env env, napi_callback_info info) {
       !IntIn(a[kHeldSame], INT32_MIN, INT32_MAX, &same) || !IntIn(a[kHeldRuns], INT32_MIN, INT32_MAX, &n_runs))
     return HeadThrow(env, fn, false, "the call-args table's fd, size, downStream, same and nRuns must be integers (fd and size not negative)");
   napi_value argv[11] = {nullptr, nullptr, nullptr, nullptr, nullptr, in[0], in[1], in[2], in[3], nullptr, in[4]};
-  return SendHeadHeldWith(env, fn, argv, fd, size, a[kHeldSession], down, same, n_runs, a[kHeldFillId] != 0);
+  const double gen = (same & kHeldExtraGen) && t.len > size_t(kHeldGen) ? a[kHeldGen] : 0;
+  return SendHeadHeldWith(env, fn, argv, fd, size, a[kHeldSession], down, same, n_runs, a[kHeldFillId] != 0, gen);
 }
 
 // sendHttp1HeadHeld's work once its numbers are read: argv[5..8] and [10] are the method, path,
 // authority, runs and extra.
-napi_value SendHeadHeldWith(napi_env env, const char* fn, napi_value* argv, int32_t fd, int32_t size, double dsid, int32_t down, int32_t same, int32_t n_runs, bool fill) {
+napi_value SendHeadHeldWith(napi_env env, const char* fn, napi_value* argv, int32_t fd, int32_t size, double dsid, int32_t down, int32_t same, int32_t n_runs, bool fill, double gen) {
   http2::HeldRequestView h;
   napi_value r;
   if (!http2::HeldRequest(dsid, down, &h)) {
     napi_create_int32(env, kHeadNotHeld, &r);
     return r;
   }
+  strait::Env* e = GetEnv(Napi::Env(env));
   const int32_t* runs = nullptr;
   size_t runs_len = 0, extra_len = 0;
-  if (!RunsOf(env, GetEnv(Napi::Env(env)), argv[8], &runs, &runs_len)) return HeadThrow(env, fn, false, "runs must be an Int32Array, or null for the runs table");
+  if (same & kHeldRunsTable) {
+    // The runs argument is null and the runs table holds them: no napi_typeof to learn it.
+    const strait::Env::Table& t = e->tables[kTableRuns];
+    if (t.data == nullptr || t.type != napi_int32_array) return HeadThrow(env, fn, false, "no Int32Array is registered as the runs table");
+    runs = static_cast<const int32_t*>(t.data);
+    runs_len = t.len;
+  } else if (!RunsOf(env, e, argv[8], &runs, &runs_len)) {
+    return HeadThrow(env, fn, false, "runs must be an Int32Array, or null for the runs table");
+  }
   if (n_runs < 0 || size_t(n_runs) * 2 > runs_len) return HeadThrow(env, fn, true, "nRuns out of range");
   for (int32_t k = 0; k < n_runs; k++) {
     if (runs[2 * k] < 0 || runs[2 * k + 1] < runs[2 * k] || size_t(runs[2 * k + 1]) > h.list) return HeadThrow(env, fn, true, "a run is outside the held request");
   }
-  static thread_local std::string extra;
-  static thread_local std::string head;
-  if (!ReadAt(env, argv[10], extra, 0, &extra_len)) return HeadThrow(env, fn, false, "extra must be a string");
+  strait::Env::HeldH1& held = e->held_h1;
+  // The lines made of the extra numbered `gen` (kHeldExtraGen) are copied, that string not read.
+  // Any other call voids them until its extra is converted, and keeps its lines under its number
+  // (0 when it gave none: they are not taken again).
+  const bool kept = gen != 0 && held.lines_ok && held.gen == gen;
+  if (!kept) {
+    held.lines_ok = false;
+    held.gen = gen;
+    if (!ReadAt(env, argv[10], held.extra, 0, &extra_len)) return HeadThrow(env, fn, false, "extra must be a string");
+  }
   const size_t cap = size_t(size);
+  std::string& head = held.head;
   if (head.size() < cap + 1) head.resize(cap + 1);
   auto* out = reinterpret_cast<uint8_t*>(&head[0]);
   size_t o = 0;
-  const bool ok = PutRequestStart([&](int k) { return PutValue(env, argv[5 + k], h, k, same, out, o, cap); }, out, o, cap) &&
-                  PutRunsThenExtra(reinterpret_cast<const uint8_t*>(h.data), runs, n_runs, reinterpret_cast<const uint8_t*>(extra.data()), extra_len, out, o, cap);
+  bool ok = PutRequestStart([&](int k) { return PutValue(env, argv[5 + k], h, k, same, out, o, cap); }, out, o, cap) &&
+            PutRunsThenExtra(reinterpret_cast<const uint8_t*>(h.data), runs, n_runs, nullptr, 0, out, o, cap);
+  if (ok && kept) {
+    ok = o + held.lines.size() <= cap;
+    if (ok) {
+      memcpy(out + o, held.lines.data(), held.lines.size());
+      o += held.lines.size();
+    }
+  } else if (ok) {
+    const size_t at = o;
+    ok = PutRunsThenExtra(nullptr, nullptr, 0, reinterpret_cast<const uint8_t*>(held.extra.data()), extra_len, out, o, cap);
+    if (ok) {
+      held.lines.assign(reinterpret_cast<const char*>(out + at), o - at);
+      held.lines_ok = true;
+    }
+  }
   if (ok && fill) FillHeadRequestId(env, out, o);
   int32_t sent = kHeadNotSent;
   if (ok && o + 2 == cap) {

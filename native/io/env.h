@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <string>
 
 #include "io/buffer_pool.h"
 #include "io/request_id.h"
@@ -80,6 +81,14 @@ struct Env {
   Table tables[kTableSlots];
   // requestId()'s random bytes (RequestIdFunction).
   RequestIds request_ids;
+  // sendHttp1HeadHeld's buffers (http1/http1_js.cc): the extra pairs as read, the head as
+  // written, and the last extra as HTTP/1 lines with JavaScript's number for that string, kept
+  // for a call that gives the same number (valid only once converted whole).
+  struct HeldH1 {
+    std::string extra, head, lines;
+    bool lines_ok = false;
+    double gen = 0;  // JavaScript's number for the extra the lines were made of (0: none)
+  } held_h1;
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);

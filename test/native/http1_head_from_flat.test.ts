@@ -212,4 +212,104 @@ describe('writeHttp1HeadFromFlat', () => {
       p.close();
     }
   });
+
+  it('sendH1Head sends h1HeadJs\'s bytes request after request, whether its added lines repeat the last request\'s or not', async () => {
+    // Consecutive held sends number each new extra (CALL_ARGS[7]) and copy the lines of a repeated
+    // one: the x-forwarded-for line changes with the client address, the request id each time.
+    const p = await pair();
+    const ips = ['10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.2', '10.0.0.1', '10.0.0.33', '10.0.0.33'];
+    const results: boolean[] = [];
+    let n = 0;
+    let expected = 0;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        const f = flat.split('\0');
+        const get = (k: string) => f[f.indexOf(k) + 1]!;
+        const e: UpstreamEdits = { method: get(':method'), path: get(':path'), authority: get(':authority'), ip: ips[n++ % ips.length]!, emptyBody: true, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e, true)!;
+        fr.hold(st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY);
+        const size = fr.h1Size(false);
+        const want = fr.h1HeadJs(false);
+        const sent = fr.sendH1Head(p.fd, size);
+        expected += want.length;
+        void p.waitFor(expected).then((all) => {
+          results.push(sent === size && all.subarray(all.length - want.length).equals(want));
+          st.respond({ ':status': '204' }, { endStream: true });
+        });
+      },
+    });
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    try {
+      for (let i = 0; i < ips.length; i++) await requestClosed(client, { ':path': `/r${i}`, 'x-i': String(i) });
+      await until(() => results.length === ips.length);
+      expect(results).toEqual(ips.map(() => true));
+    } finally {
+      client.destroy();
+      down.close();
+      p.close();
+    }
+  });
+
+  it('sendHttp1HeadHeldArgs copies the header lines of the extra numbered in CALL_ARGS[7], under that number only', async () => {
+    // kHeldExtraGen (8 in `same`): the extra is the string JavaScript numbered CALL_ARGS[7]; the
+    // lines made of the extra last under that number are copied and the argument is not read.
+    // A call without the bit, or whose lines were not made whole, leaves nothing to copy.
+    type SendHeld = (fd: number, size: number, downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string) => number;
+    const sendHeld = (loadNative() as unknown as { sendHttp1HeadHeld: SendHeld }).sendHttp1HeadHeld;
+    type SendHeldArgs = (method: string, path: string, authority: string, runs: Int32Array | null, extra: string) => number;
+    const sendHeldArgs = (loadNative() as unknown as { sendHttp1HeadHeldArgs: SendHeldArgs }).sendHttp1HeadHeldArgs;
+    const EXTRA_GEN = 8;
+    const RUNS_TABLE_BIT = 16;
+    const p = await pair();
+    const got: string[] = [];
+    let results: number[] = [];
+    let size = 0;
+    let done = false;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        const f = flat.split('\0');
+        const get = (n: string) => f[f.indexOf(n) + 1]!;
+        const [m, path, auth] = [get(':method'), get(':path'), get(':authority')];
+        const sid = st.session.h.sid();
+        const same = HELD_METHOD | HELD_PATH | HELD_AUTHORITY;
+        const head = (v: string) => `${m} ${path} HTTP/1.1\r\nhost: ${auth}\r\nx-a: ${v}\r\n\r\n`;
+        size = head('one').length;
+        // Far above FlatRequest's own numbers, which count from 1 in this process.
+        const G = 1e12;
+        const viaArgs = (bits: number, gen: number, extra: string, sz = size) => {
+          CALL_ARGS.set([p.fd, sz, sid, st.id, same | bits, 0, 0, gen]);
+          return sendHeldArgs(m, path, auth, null, extra);
+        };
+        results = [
+          viaArgs(EXTRA_GEN | RUNS_TABLE_BIT, G, 'x-a\0one\0'), // made and kept under G
+          viaArgs(EXTRA_GEN | RUNS_TABLE_BIT, G, 'x-a\0two\0'), // G: the kept lines ("one"), not the argument
+          viaArgs(EXTRA_GEN, G + 1, 'x-a\0two\0'), // another number: read
+          viaArgs(0, G + 1, 'x-a\0one\0'), // no bit: read, and kept under no number
+          viaArgs(EXTRA_GEN, G + 1, 'x-a\0two\0'), // so G + 1 is read again
+          sendHeld(p.fd, size, sid, st.id, same | EXTRA_GEN, m, path, auth, null, 0, 'x-a\0one\0'), // positional: no number
+          viaArgs(EXTRA_GEN, G + 2, 'x-a\0six\0', size - 6), // no room for its line: nothing sent, nothing kept
+          viaArgs(EXTRA_GEN, G + 2, 'x-a\0ten\0'), // so read
+        ];
+        // Only the seven heads sent are awaited: an assertion here would be lost in the session's event.
+        void p.waitFor(7 * size).then((all) => {
+          for (let i = 0; i < 7; i++) got.push(all.toString('latin1', i * size, (i + 1) * size));
+          got.push(head('one'), head('one'), head('two'), head('one'), head('two'), head('one'), head('ten'));
+          done = true;
+          st.respond({ ':status': '204' }, { endStream: true });
+        });
+      },
+    });
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    try {
+      await requestClosed(client, { ':path': '/same-lines', 'x-q': '1' });
+      await until(() => done);
+      expect(results).toEqual([size, size, size, size, size, size, HEAD_NOT_SENT, size]);
+      expect(got).toHaveLength(14);
+      expect(got.slice(0, 7)).toEqual(got.slice(7));
+    } finally {
+      client.destroy();
+      down.close();
+      p.close();
+    }
+  });
 });

@@ -29,6 +29,18 @@ export type HeaderObject = Record<string, string | string[] | undefined>;
 export const HELD_METHOD = 1;
 export const HELD_PATH = 2;
 export const HELD_AUTHORITY = 4;
+/**
+ * sendHttp1HeadHeldArgs' `same` bits past the pseudo-headers' (kHeldExtraGen, kHeldRunsTable in
+ * native/http1/http1_js.cc): `extra` is the string numbered CALL_ARGS[7] (heldExtraGen), so the
+ * addon copies the header lines it made of that string last, if it still has them, instead of
+ * reading and converting it again (the usual added pairs repeat request after request); and the
+ * runs are the runs table's. An addon without them reads both, as before.
+ */
+const HELD_EXTRA_GEN = 8;
+const HELD_RUNS_TABLE = 16;
+/** The last `extra` numbered for the addon, and its number (a new one for every other string, never 0). */
+let heldExtra: string | null = null;
+let heldExtraGen = 0;
 
 export class FlatRequest {
   private obj: HeaderObject | null = null;
@@ -109,15 +121,21 @@ export class FlatRequest {
       let sent: number;
       const ha = sendHeldArgs;
       if (ha !== null) {
+        const extra = this.extra;
+        if (extra !== heldExtra) {
+          heldExtra = extra;
+          heldExtraGen++;
+        }
         const a = CALL_ARGS;
         a[0] = fd;
         a[1] = size;
         a[2] = this.heldSession;
         a[3] = this.heldStream;
-        a[4] = this.heldSame;
+        a[4] = this.heldSame | HELD_EXTRA_GEN | (runs === null ? HELD_RUNS_TABLE : 0);
         a[5] = this.runs.length >> 1;
         a[6] = this.fillsId ? 1 : 0;
-        sent = ha(this.method, this.path, this.authority, runs, this.extra);
+        a[7] = heldExtraGen;
+        sent = ha(this.method, this.path, this.authority, runs, extra);
       } else sent = held(fd, size, this.heldSession, this.heldStream, this.heldSame, this.method, this.path, this.authority, runs, this.runs.length >> 1, this.extra, this.fillsId);
       if (sent !== HEAD_NOT_HELD) return sent;
       this.heldStream = 0;
