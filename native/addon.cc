@@ -56,6 +56,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("http1HeadSlabTable", Napi::Boolean::New(env, true));
   // writeAt and writeSendAt keep the strings they read last (kKnowSameFirst, kKnowSameExtra).
   exports.Set("http1SameLines", Napi::Boolean::New(env, true));
+  // H2Session.requestHeldArgs / respondHeldArgs take JavaScript's number for their extra pairs.
+  exports.Set("h2ExtraGen", Napi::Boolean::New(env, true));
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));

@@ -1612,6 +1612,7 @@ Napi::Value Session::Respond(const Args& info) {
 // and `extra` onto `out`: the header lists requestRuns() and respondRuns() are given in parts.
 static void JoinRuns(const Args& info, strait::Env* e, size_t src_at, size_t runs_at, size_t extra_at, std::string& src, std::string& out, const char* fn);
 static bool AppendLatin1(napi_env env, napi_value v, std::string& out);
+static bool AppendKeptExtra(napi_env env, napi_value v, double gen, strait::Env::KeptPairs& kept, std::string& out);
 
 // respondRuns(streamId, src, runs, nRuns, extra, pairs, endStream[, neverIndexed]) -> as respond().
 // `runs`: an Int32Array, or null for the runs table (setTable slot 0), as in requestRuns().
@@ -1635,6 +1636,14 @@ Napi::Value Session::RespondRuns(const Args& info) {
 
 // The registered call-args table (kTableCallArgs, CALL_ARGS in src/native.ts) when it is a
 // Float64Array of `need` slots or more; throws a TypeError naming `fn` otherwise.
+// What a call-args slot holds as the number of an extra, when `flagged`: 0 (none) otherwise, or
+// when the table has no such slot.
+static double ExtraGen(const strait::Env* e, bool flagged, size_t slot) {
+  if (!flagged) return 0;
+  const strait::Env::Table& t = e->tables[kTableCallArgs];
+  return t.len > slot ? static_cast<const double*>(t.data)[slot] : 0;
+}
+
 static const double* CallArgsTable(napi_env env, size_t need, const char* fn) {
   const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[kTableCallArgs];
   if (t.data == nullptr || t.type != napi_float64_array || t.len < need)
@@ -1644,7 +1653,9 @@ static const double* CallArgsTable(napi_env env, size_t need, const char* fn) {
 
 // The slots of respondHeldArgs' numbers in the registered call-args table (kTableCallArgs, a
 // Float64Array: session numbers do not fit an int32), CALL_ARGS in src/native.ts.
-enum { kRhSession = 0, kRhStream = 1, kRhUpSession = 2, kRhUpStream = 3, kRhRuns = 4, kRhPairs = 5, kRhEnd = 6, kRhCount = 7 };
+enum { kRhSession = 0, kRhStream = 1, kRhUpSession = 2, kRhUpStream = 3, kRhRuns = 4, kRhPairs = 5, kRhEnd = 6, kRhCount = 7, kRhExtraGen = 7 };
+// kRhEnd's bit past endStream's: slot 7 is JavaScript's number for `extra`.
+static constexpr double kEndExtraGen = 2;
 // What respondHeldArgs returns when the upstream stream keeps no response head any more (it
 // closed: the whole response came in one read): the caller sends the list in parts instead.
 static constexpr int32_t kResponseNotHeld = -1;
@@ -1682,13 +1693,15 @@ napi_value Session::RespondHeldArgs(napi_env env, napi_callback_info cb) {
     down->AppendHeldRuns(env, us->req, runs, n_runs, out, fn);
     const size_t fixed = down->nva_.size();
     const size_t extra_at = out.size();
-    if (!AppendLatin1(env, info[0], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+    const double end_bits = a[kRhEnd];
+    const bool flagged = end_bits == kEndExtraGen || end_bits == kEndExtraGen + 1;
+    if (!AppendKeptExtra(env, info[0], ExtraGen(down->env_, flagged, kRhExtraGen), down->env_->h2_extra[1], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
     s->head.swap(out);  // kept until sent, as in SubmitResponse
     down->seed_unique_ = false;
     down->Rebase(reinterpret_cast<uint8_t*>(&s->head[0]), fixed, 0);
     if (!down->ParseFlatFrom(s->head, extra_at) || down->nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
     down->ApplyNever(never);
-    bool ok = down->SubmitParsed(Napi::Env(env), s, a[kRhEnd] != 0, nullptr, 0).As<Napi::Boolean>().Value();
+    bool ok = down->SubmitParsed(Napi::Env(env), s, end_bits == 1 || end_bits == kEndExtraGen + 1, nullptr, 0).As<Napi::Boolean>().Value();
     return Napi::Number::New(env, ok ? 1 : 0);
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();
@@ -1963,6 +1976,22 @@ static bool AppendLatin1(napi_env env, napi_value v, std::string& out) {
   return true;
 }
 
+// Appends the added pairs `v`, which JavaScript numbered `gen` (0: no number): the bytes kept
+// under that number when there are (the string is not read, ~220 instructions), else the
+// string's, kept under `gen` from now on. JavaScript never gives one number to two strings.
+static bool AppendKeptExtra(napi_env env, napi_value v, double gen, strait::Env::KeptPairs& kept, std::string& out) {
+  if (gen != 0 && kept.gen == gen) {
+    out.append(kept.bytes);
+    return true;
+  }
+  kept.gen = 0;
+  const size_t at = out.size();
+  if (!AppendLatin1(env, v, out)) return false;
+  kept.bytes.assign(out, at, std::string::npos);
+  kept.gen = gen;
+  return true;
+}
+
 // requestRuns(method, path, authority, src, runs, nRuns, extra, pairs, endStream[, neverIndexed[, fillId]]) -> as request().
 // `runs`: an Int32Array, or null for the runs table (setTable slot 0).
 // The list request() takes, put together here from the parts a forwarded HTTP/2 request is made
@@ -2101,7 +2130,9 @@ Napi::Value Session::RequestHeld(const Args& info) {
 }
 
 // The slots of requestHeldArgs' numbers in the call-args table (after the session's own number).
-enum { kQhSession = 0, kQhDownSession = 1, kQhDownStream = 2, kQhSame = 3, kQhRuns = 4, kQhPairs = 5, kQhEnd = 6, kQhFillId = 7, kQhCount = 8 };
+enum { kQhSession = 0, kQhDownSession = 1, kQhDownStream = 2, kQhSame = 3, kQhRuns = 4, kQhPairs = 5, kQhEnd = 6, kQhFillId = 7, kQhCount = 8, kQhExtraGen = 8 };
+// `same`'s bit past the three pseudo-headers': slot 8 is JavaScript's number for `extra`.
+static constexpr int32_t kSameExtraGen = 8;
 
 // requestHeldArgs(method, path, authority, extra[, neverIndexed]) -> as requestHeld(). Numbers in
 // the call-args table: [session, downSession, downStream, same, nRuns, pairs, endStream, fillId];
@@ -2114,8 +2145,9 @@ napi_value Session::RequestHeldArgs(napi_env env, napi_callback_info cb) {
     if (info.Length() < 4) throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be (method, path, authority, extra[, neverIndexed])");
     const double* a = CallArgsTable(env, kQhCount, fn);
     HeldCall c;
-    if (!IntIn(a[kQhDownStream], 1, INT32_MAX, &c.down_id) || !IntIn(a[kQhSame], 0, 7, &c.same) || !IntIn(a[kQhRuns], 0, INT32_MAX, &c.n_runs) || !IntIn(a[kQhPairs], 1, INT32_MAX, &c.pairs))
-      throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's downStream and pairs must be positive integers, same in [0, 7], nRuns an integer not negative");
+    if (!IntIn(a[kQhDownStream], 1, INT32_MAX, &c.down_id) || !IntIn(a[kQhSame], 0, 15, &c.same) || !IntIn(a[kQhRuns], 0, INT32_MAX, &c.n_runs) || !IntIn(a[kQhPairs], 1, INT32_MAX, &c.pairs))
+      throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's downStream and pairs must be positive integers, same in [0, 15], nRuns an integer not negative");
+    c.extra_gen = ExtraGen(e, (c.same & kSameExtraGen) != 0, kQhExtraGen);
     Session* self = ByNumber(a[kQhSession]);
     if (!self || !self->client_) throw Napi::TypeError::New(env, std::string(fn) + ": no client session has the number given");
     c.end = a[kQhEnd] != 0;
@@ -2177,7 +2209,7 @@ Napi::Value Session::RequestHeldWith(Napi::Env env, const HeldCall& c, const cha
   AppendHeldRuns(env, b, c.runs, c.n_runs, out, fn);
   const size_t fixed = nva_.size();
   const size_t extra_at = out.size();
-  if (!AppendLatin1(env, c.extra, out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
+  if (!AppendKeptExtra(env, c.extra, c.extra_gen, env_->h2_extra[0], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
   if (c.fill) FillListRequestId(env_, out);
 
   Stream* s = NewStream();

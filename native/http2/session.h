@@ -288,6 +288,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     size_t runs_len = 0;
     Napi::Value pseudo[3];  // method, path, authority (read only when not the request's own)
     Napi::Value extra;
+    double extra_gen = 0;  // JavaScript's number for `extra` (requestHeldArgs), 0: none
   };
   Napi::Value RequestHeldWith(Napi::Env env, const HeldCall& c, const char* fn);
   // requestHeldArgs(method, path, authority, extra[, neverIndexed]): requestHeld with its numbers

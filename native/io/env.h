@@ -89,6 +89,13 @@ struct Env {
     bool lines_ok = false;
     double gen = 0;  // JavaScript's number for the extra the lines were made of (0: none)
   } held_h1;
+  // The added pairs ("name\0value\0...") H2Session.requestHeldArgs (0) and respondHeldArgs (1)
+  // read last, as bytes, with JavaScript's number for that string (0: none): a call that gives the
+  // same number appends these instead of reading the string (http2/session.cc KeptExtra).
+  struct KeptPairs {
+    std::string bytes;
+    double gen = 0;
+  } h2_extra[2];
 
   void Link(LiveObject* o);
   void Unlink(LiveObject* o);

@@ -413,7 +413,7 @@ describe('native HTTP/2 client session', () => {
           RUNS_TABLE.set([at, flat.length]);
           for (const [over, args] of [
             [{ 2: 0 }, []],
-            [{ 3: 8 }, []],
+            [{ 3: 16 }, []],
             [{ 0: st.session.h.sid() }, []],
             [{ 4: RUNS_TABLE.length }, []],
             [{ 5: 4 + regular }, []],
@@ -460,7 +460,7 @@ describe('native HTTP/2 client session', () => {
     await until(() => done);
     expect(errors).toEqual([
       expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: the call-args table's downStream and pairs must be positive integers/),
-      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: the call-args table's downStream and pairs must be positive integers, same in \[0, 7\]/),
+      expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: the call-args table's downStream and pairs must be positive integers, same in \[0, 15\]/),
       expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: no client session has the number given/),
       expect.stringMatching(/^RangeError: H2Session.requestHeldArgs: nRuns out of range/),
       expect.stringMatching(/^TypeError: H2Session.requestHeldArgs: invalid header name or value/),
@@ -475,6 +475,72 @@ describe('native HTTP/2 client session', () => {
     expect(raws).toHaveLength(2);
     expect(b2).toEqual(a);
     expect(a).toEqual(expect.arrayContaining([':path', '/held', 'x-a', '1', 'x-b', 'caf\u00e9', 'x-added', 'yes']));
+  });
+
+  it('requestHeld numbers its extra pairs: a repeated string is sent from the addon\'s copy, every other one as given', async () => {
+    // CALL_ARGS[8] with bit 8 in `same` (kSameExtraGen): the addon appends the pairs it read
+    // last under that number instead of reading the string. Through the connection's
+    // requestHeld the pairs must always be the ones given; called directly with a number, the
+    // addon must take its copy (so a second string under one number shows the first's bytes),
+    // and a call without the bit keeps nothing under a number.
+    const got: string[] = [];
+    const { port } = await server((s, h) => {
+      got.push(String(h['x-added']));
+      s.respond({ ':status': 200 }, { endStream: true });
+    });
+    const { c } = await dial(port);
+    const calls = b.H2Session.calls as unknown as { requestHeldArgs: (...a: unknown[]) => number };
+    const extras = ['x-added\0one\0', 'x-added\0one\0', 'x-added\0two\0', `x-added\0${'two'}\0`, 'x-added\0one\0', 'x-added\0six\0'];
+    const want: string[] = [];
+    let done = false;
+    const down = nativeH2Server({
+      onStreamFlat: (st, flat) => {
+        void (async () => {
+          const f = flat.split('\0');
+          let at = 0;
+          let k = 0;
+          while (f[k]!.startsWith(':')) {
+            at += f[k]!.length + f[k + 1]!.length + 2;
+            k += 2;
+          }
+          const pairs = 4 + (f.length - k) / 2 + 1;
+          const send = async (extra: string): Promise<void> => {
+            const r = new Rec(c);
+            RUNS_TABLE.set([at, flat.length]);
+            r.id = c.requestHeld(st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY, '', '', '', null, 1, extra, pairs, true, r);
+            await until(() => r.closeCode !== undefined);
+          };
+          for (const e of extras) {
+            await send(e);
+            want.push(e.split('\0')[1]!);
+          }
+          // Directly, under numbers of this test's own (far above the connection's).
+          const direct = async (bits: number, gen: number, extra: string): Promise<void> => {
+            const r = new Rec(c);
+            RUNS_TABLE.set([at, flat.length]);
+            CALL_ARGS.set([c.h.sid(), st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY | bits, 1, pairs, 1, 0, gen]);
+            r.id = calls.requestHeldArgs('', '', '', extra);
+            c.streams.set(r.id, r);
+            await until(() => r.closeCode !== undefined);
+          };
+          const G = 1e12;
+          await direct(8, G, 'x-added\0ten\0');
+          await direct(8, G, 'x-added\0two\0'); // G: the bytes kept ("ten")
+          await direct(0, G, 'x-added\0one\0'); // no bit: read, kept under no number
+          await direct(8, G, 'x-added\0six\0'); // so read again
+          want.push('ten', 'ten', 'one', 'six');
+          st.respond({ ':status': '204' }, { endStream: true });
+          done = true;
+        })();
+      },
+    });
+    cleanups.push(() => down.close());
+    const client = http2.connect(`http://127.0.0.1:${down.port}`);
+    cleanups.push(() => client.destroy());
+    await requestClosed(client, { ':path': '/held', ':method': 'POST', 'x-a': '1' });
+    await until(() => done);
+    expect(got).toEqual(want);
+    expect(got).toHaveLength(extras.length + 4);
   });
 
   it('reports a response ended by its HEADERS frame, and 1xx answers not at all', async () => {

@@ -264,12 +264,15 @@ function nameAt(s: string, start: number, end: number): string {
  */
 export class NumberedH2Session implements NativeH2Session {
   private readonly id: number;
+  /** Whether requestHeld and respondHeld number their extra pairs for the addon (h2ExtraGen). */
+  private readonly gens: boolean;
 
   constructor(
     readonly raw: NativeH2Session,
     private readonly c: NativeH2Calls,
   ) {
     this.id = raw.sid();
+    this.gens = extraGens();
   }
 
   respond(streamId: number, headers: string | Uint8Array, pairs: number, endStream: boolean, byteLength?: number, body?: Uint8Array, neverIndexed?: string): boolean {
@@ -296,7 +299,16 @@ export class NumberedH2Session implements NativeH2Session {
     a[3] = upStream;
     a[4] = nRuns;
     a[5] = pairs;
-    a[6] = endStream ? 1 : 0;
+    let end = endStream ? 1 : 0;
+    if (this.gens) {
+      if (extra !== respondExtra) {
+        respondExtra = extra;
+        respondExtraGen = ++extraGen;
+      }
+      end |= END_EXTRA_GEN;
+      a[7] = respondExtraGen;
+    }
+    a[6] = end;
     return neverIndexed === undefined ? c.respondHeldArgs(extra) : c.respondHeldArgs(extra, neverIndexed);
   }
 
@@ -349,7 +361,16 @@ export class NumberedH2Session implements NativeH2Session {
       a[0] = this.id;
       a[1] = downSession;
       a[2] = downStream;
-      a[3] = same;
+      let s = same;
+      if (this.gens) {
+        if (extra !== requestExtra) {
+          requestExtra = extra;
+          requestExtraGen = ++extraGen;
+        }
+        s |= SAME_EXTRA_GEN;
+        a[8] = requestExtraGen;
+      }
+      a[3] = s;
       a[4] = nRuns;
       a[5] = pairs;
       a[6] = endStream ? 1 : 0;
@@ -416,6 +437,25 @@ export class NumberedH2Session implements NativeH2Session {
   sid(): number {
     return this.id;
   }
+}
+
+/**
+ * The added pairs of the last requestHeld and respondHeld through CALL_ARGS, and their numbers
+ * (CALL_ARGS[8] with SAME_EXTRA_GEN in `same`, CALL_ARGS[7] with END_EXTRA_GEN in the endStream
+ * slot; kSameExtraGen and kEndExtraGen in native/http2/session.cc): the addon appends the bytes
+ * it read last under a number instead of reading the string again (~220 instructions each; the
+ * usual added pairs repeat request after request). Each new string gets a new number, never 0.
+ */
+let requestExtra: string | null = null;
+let requestExtraGen = 0;
+let respondExtra: string | null = null;
+let respondExtraGen = 0;
+let extraGen = 0;
+const SAME_EXTRA_GEN = 8;
+const END_EXTRA_GEN = 2;
+let extraGenKnown: boolean | null = null;
+function extraGens(): boolean {
+  return (extraGenKnown ??= (native() as unknown as { h2ExtraGen?: boolean }).h2ExtraGen === true);
 }
 
 /**
