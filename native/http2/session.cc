@@ -1634,8 +1634,6 @@ Napi::Value Session::RespondRuns(const Args& info) {
   return SubmitResponse(env, s, pairs, end, nullptr, never, fn);
 }
 
-// The registered call-args table (kTableCallArgs, CALL_ARGS in src/native.ts) when it is a
-// Float64Array of `need` slots or more; throws a TypeError naming `fn` otherwise.
 // What a call-args slot holds as the number of an extra, when `flagged`: 0 (none) otherwise, or
 // when the table has no such slot.
 static double ExtraGen(const strait::Env* e, bool flagged, size_t slot) {
@@ -1644,6 +1642,8 @@ static double ExtraGen(const strait::Env* e, bool flagged, size_t slot) {
   return t.len > slot ? static_cast<const double*>(t.data)[slot] : 0;
 }
 
+// The registered call-args table (kTableCallArgs, CALL_ARGS in src/native.ts) when it is a
+// Float64Array of `need` slots or more; throws a TypeError naming `fn` otherwise.
 static const double* CallArgsTable(napi_env env, size_t need, const char* fn) {
   const strait::Env::Table& t = GetEnv(Napi::Env(env))->tables[kTableCallArgs];
   if (t.data == nullptr || t.type != napi_float64_array || t.len < need)
