@@ -50,6 +50,18 @@ interface Pool {
   ends: H2SessionEnd[];
 }
 
+/** Where a flat list's regular fields start (after its pseudo-headers) and how many it has. */
+function regularFields(flat: string): { at: number; regular: number } {
+  const f = flat.split('\0');
+  let at = 0;
+  let k = 0;
+  while (f[k]!.startsWith(':')) {
+    at += f[k]!.length + f[k + 1]!.length + 2;
+    k += 2;
+  }
+  return { at, regular: (f.length - k) / 2 };
+}
+
 async function dial(port: number, initialWindowSize?: number): Promise<{ c: NativeH2ClientConnection; p: Pool }> {
   const fd = await new Promise<number>((resolve, reject) => {
     b.connect('127.0.0.1', port, 5000, (status, fd) => (status === 0 ? resolve(fd) : reject(new Error(`connect ${status}`))));
@@ -397,14 +409,7 @@ describe('native HTTP/2 client session', () => {
       onStreamFlat: (st, flat) => {
         void (async () => {
           // The held list's regular fields, from the first one to the end: one run.
-          const f = flat.split('\0');
-          let at = 0;
-          let k = 0;
-          while (f[k]!.startsWith(':')) {
-            at += f[k]!.length + f[k + 1]!.length + 2;
-            k += 2;
-          }
-          const regular = (f.length - k) / 2;
+          const { at, regular } = regularFields(flat);
           const set = (over: Partial<Record<number, number>>) => {
             const v = [c.h.sid(), st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY, 1, 4 + regular + 1, 1, 0];
             for (const [i, x] of Object.entries(over)) v[Number(i)] = x!;
@@ -496,14 +501,8 @@ describe('native HTTP/2 client session', () => {
     const down = nativeH2Server({
       onStreamFlat: (st, flat) => {
         void (async () => {
-          const f = flat.split('\0');
-          let at = 0;
-          let k = 0;
-          while (f[k]!.startsWith(':')) {
-            at += f[k]!.length + f[k + 1]!.length + 2;
-            k += 2;
-          }
-          const pairs = 4 + (f.length - k) / 2 + 1;
+          const { at, regular } = regularFields(flat);
+          const pairs = 4 + regular + 1;
           const send = async (extra: string): Promise<void> => {
             const r = new Rec(c);
             RUNS_TABLE.set([at, flat.length]);
