@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient, type ResourceUpdate } from '../../src/xds/client/ads_client.js';
 import { AdsServer } from '../../src/xds/server/ads_server.js';
 import { loadResourceDir } from '../../src/xds/server/resource_dir.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/xds/proto.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE } from '../../src/xds/proto.js';
 import { httpUpstream, type TestUpstream } from '../helpers/http.js';
 import { runCli, startStrait, tmpDir, type StraitProcess } from '../helpers/strait.js';
 import { adsBootstrap, eventually, res, writeResources } from '../helpers/xds.js';
@@ -172,6 +172,20 @@ describe('on-demand clusters over delta ADS', () => {
   });
 
   it('a restart while the control plane is down serves the on-demand clusters from the persisted snapshot', async () => {
+    // The snapshot is written 100 ms after the first update of a burst and stop() is a SIGKILL:
+    // the tests above can finish inside one such window, so wait for the file to hold what Strait
+    // holds (its clusters, the route to svc-2) before killing it.
+    const want = (await held()).join();
+    const persisted = async () => {
+      try {
+        const snap = JSON.parse(fs.readFileSync(`${dir}.snapshot.json`, 'utf8')) as { types: Record<string, { resources: { name: string; any: string }[] }> };
+        const route = snap.types[ROUTE_TYPE]?.resources.find((r) => r.name === 'web-routes');
+        return { clusters: (snap.types[CLUSTER_TYPE]?.resources ?? []).map((r) => r.name).sort().join(), route: route ? Buffer.from(route.any, 'base64').toString('latin1') : '' };
+      } catch {
+        return { clusters: '', route: '' };
+      }
+    };
+    await eventually(persisted, (p) => p.clusters === want && p.route.includes('svc-2'), 10_000, 'snapshot holds the clusters and the route to svc-2');
     await strait.stop();
     await server.close();
     serverClosed = true;
