@@ -58,6 +58,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("http1SameLines", Napi::Boolean::New(env, true));
   // H2Session.requestHeldArgs / respondHeldArgs take JavaScript's number for their extra pairs.
   exports.Set("h2ExtraGen", Napi::Boolean::New(env, true));
+  // An HTTP/2 batch's sixth argument is its data pool's number, and dataArgs copies from that
+  // pool at an offset (kDataFromPool); the batch's strings come after it.
+  exports.Set("h2DataPoolGen", Napi::Boolean::New(env, true));
   exports.Set("writeHttp1Head", http1::WriteHeadFunction(env));
   exports.Set("sendHttp1Head", http1::SendHeadFunction(env));
   exports.Set("bindHttp1HeadWriter", http1::BindWriterFunction(env));

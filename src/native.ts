@@ -107,9 +107,11 @@ export interface NativeH2SessionOptions {
 /**
  * One batch of session events: `count` events of 3 slots [kind, streamId, payload] in `fresh`
  * when given, else in the session's opts.events. Header payloads index the batch's strings:
- * `objects`, or when that is null the arguments after `base` (up to 1,019 of them; a batch with
+ * `objects`, or when that is null the arguments after `pool` (up to 1,019 of them; a batch with
  * more comes as the array). DATA payloads are lengths of consecutive runs of `data` from `base`
- * (a Buffer other batches share, or the batch's own).
+ * (a Buffer other batches share, or the batch's own); `pool`: the number of the addon's data
+ * pool `data` is (NativeH2Session.dataAt), 0 for none. Addons without the flag h2DataPoolGen
+ * pass no `pool`: their strings follow `base`.
  */
 export type NativeH2EventsHandler = (
   count: number,
@@ -117,6 +119,7 @@ export type NativeH2EventsHandler = (
   data: Buffer | null,
   fresh: Uint32Array | null,
   base: number,
+  pool: number,
   ...strings: string[]
 ) => void;
 
@@ -171,6 +174,11 @@ export interface NativeH2Session {
   requestHeld(downSession: number, downStream: number, same: number, method: string, path: string, authority: string, runs: Int32Array | null, nRuns: number, extra: string, pairs: number, endStream: boolean, neverIndexed?: string, fillId?: boolean): number;
   /** false: the stream holds its high-water mark or more; a drain event follows. */
   data(streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
+  /**
+   * data() for `len` bytes at `off` in `pool`, a batch's Buffer whose data pool number is `gen`
+   * (not 0): the addon copies them from its pool while it is that one, no view made.
+   */
+  dataAt?(streamId: number, pool: Buffer, off: number, len: number, gen: number): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
   trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(streamId: number, code: number): void;
@@ -217,8 +225,12 @@ export interface NativeH2Calls {
    */
   requestHeldArgs?(method: string, path: string, authority: string, extra: string, neverIndexed?: string): number;
   data(sid: number, streamId: number, chunk: Uint8Array | null, endStream: boolean): boolean;
-  /** data() with its numbers in CALL_ARGS: [sid, streamId, endStream ? 1 : 0]. */
-  dataArgs?(chunk: Uint8Array | null): boolean;
+  /**
+   * data() with its numbers in CALL_ARGS: [sid, streamId, endStream ? 1 : 0]; with DATA_FROM_POOL
+   * added to the third, no argument and [pool number, offset, length] after it: DATA_NOT_IN_POOL
+   * when that pool is not the addon's any more.
+   */
+  dataArgs?(chunk?: Uint8Array | null): boolean | number;
   trailers(sid: number, streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   /** trailers() for a string list with its numbers in CALL_ARGS: [sid, streamId, pairs]. */
   trailersArgs?(trailers: string, neverIndexed?: string): void;
@@ -455,6 +467,11 @@ export const REQUEST_NOT_HELD = -1;
 
 /** respondHeldArgs' answer when the upstream stream keeps no response head any more (kResponseNotHeld in native/http2/session.cc). */
 export const RESPONSE_NOT_HELD = -1;
+
+/** dataArgs' endStream slot bit (kDataFromPool): the chunk is CALL_ARGS[4..5] (offset, length) of the pool numbered CALL_ARGS[3]. */
+export const DATA_FROM_POOL = 2;
+/** dataArgs' answer for a pool that is not the addon's any more (kDataNotInPool): pass the bytes as a Buffer. */
+export const DATA_NOT_IN_POOL = -1;
 
 /**
  * The slots of the addon's registered arrays (TableSlot in native/io/env.h, same numbers). A

@@ -941,27 +941,41 @@ void Session::PushInt(int kind, int32_t id, uint32_t v) {
 // 1,000 per proxied gRPC call. Batches of up to half a pool are copied into the environment's
 // shared pool Buffer instead, one after the other (`*base`: where this one starts), and a full
 // pool is replaced by a new one: Node's Buffer.allocUnsafe pool, with its size and the same
-// trade-off (a chunk JavaScript keeps keeps its 8 KiB pool alive).
-napi_value Session::DataForJs(napi_env env, const std::string& bytes, uint32_t* base) {
+// trade-off (a chunk JavaScript keeps keeps its 8 KiB pool alive). A larger batch gets a Buffer
+// of its own, which up to kMaxOwnPool becomes the (full) pool: the environment then holds at
+// most that much until the next batch. `*gen`: the pool's number (0: none, a larger batch),
+// which dataArgs takes back (kDataFromPool) to copy a chunk from it without a view of it.
+napi_value Session::DataForJs(napi_env env, const std::string& bytes, uint32_t* base, uint32_t* gen) {
   static constexpr size_t kPoolSize = 8 * 1024;
+  static constexpr size_t kMaxOwnPool = 64 * 1024;
   const size_t n = bytes.size();
-  napi_value v;
-  if (n > kPoolSize / 2) {
+  strait::Env* e = env_;
+  if (n > kMaxOwnPool) {
+    napi_value v;
     void* dst = nullptr;
     napi_create_buffer_copy(env, n, bytes.data(), &dst, &v);
     *base = 0;
+    *gen = 0;
     return v;
   }
-  strait::Env* e = env_;
-  if (e->data_pool.IsEmpty() || e->data_pool_used + n > kPoolSize) {
-    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, kPoolSize);
+  const bool own = n > kPoolSize / 2;
+  if (own || e->data_pool.IsEmpty() || e->data_pool_used + n > e->data_pool_size) {
+    Napi::Buffer<uint8_t> b = own ? Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(bytes.data()), n) : Napi::Buffer<uint8_t>::New(env, kPoolSize);
     e->data_pool.Reset(b, 1);
     e->data_pool_mem = b.Data();
-    e->data_pool_used = 0;
+    e->data_pool_size = own ? n : kPoolSize;
+    e->data_pool_used = own ? n : 0;
+    e->data_pool_gen = e->data_pool_gen == UINT32_MAX ? 1 : e->data_pool_gen + 1;
+    *gen = e->data_pool_gen;
+    if (own) {
+      *base = 0;
+      return b;
+    }
   }
   memcpy(e->data_pool_mem + e->data_pool_used, bytes.data(), n);
   *base = static_cast<uint32_t>(e->data_pool_used);
-  e->data_pool_used = (e->data_pool_used + n + 7) & ~static_cast<size_t>(7);
+  *gen = e->data_pool_gen;
+  e->data_pool_used = std::min(e->data_pool_size, (e->data_pool_used + n + 7) & ~static_cast<size_t>(7));
   return e->data_pool.Value();
 }
 
@@ -994,22 +1008,24 @@ uint32_t* Session::TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc) {
   // makes the array in one go. A batch with more strings than kArgStrings (a read holding that
   // many request heads) gets an array.
   size_t n_objs = objs_.size();
-  *argc = 5;
+  *argc = kFixedArgs;
   if (n_objs > kArgStrings) {
     napi_create_array_with_length(env, n_objs, &out[1]);
     for (size_t i = 0; i < n_objs; i++) napi_set_element(env, out[1], static_cast<uint32_t>(i), objs_[i]);
   } else {
     napi_get_null(env, &out[1]);
-    for (size_t i = 0; i < n_objs; i++) out[5 + i] = objs_[i];
-    *argc = 5 + n_objs;
+    for (size_t i = 0; i < n_objs; i++) out[kFixedArgs + i] = objs_[i];
+    *argc = kFixedArgs + n_objs;
   }
   uint32_t base = 0;
+  uint32_t gen = 0;
   if (!data_.empty()) {
-    out[2] = DataForJs(env, data_, &base);
+    out[2] = DataForJs(env, data_, &base, &gen);
   } else {
     napi_get_null(env, &out[2]);
   }
   napi_create_uint32(env, base, &out[4]);
+  napi_create_uint32(env, gen, &out[5]);
   ev_.clear();
   ftab_.clear();
   ftab_recs_ = 0;
@@ -2320,8 +2336,15 @@ Napi::Value Session::Data(const Args& info) {
   return DataWith(info.Env(), s, info[1], ArgBool(info, 2), "H2Session.data");
 }
 
-// The call-args slots of dataArgs and trailersArgs: the session and stream, then the call's own.
-enum { kCaSession = 0, kCaStream = 1, kCaThird = 2 };
+// The call-args slots of dataArgs and trailersArgs: the session and stream, then the call's own;
+// dataArgs' bytes from a data pool (kDataFromPool) after them.
+enum { kCaSession = 0, kCaStream = 1, kCaThird = 2, kCaPoolGen = 3, kCaPoolOff = 4, kCaPoolLen = 5 };
+// dataArgs' kCaThird bit past endStream's: the chunk is not an argument but the bytes at
+// kCaPoolOff of the data pool numbered kCaPoolGen (a batch's base), kCaPoolLen long.
+static constexpr uint32_t kDataFromPool = 2;
+// What dataArgs returns for bytes of a pool that is not the environment's any more: the caller
+// passes them as a Buffer instead.
+static constexpr int32_t kDataNotInPool = -1;
 
 // The session CALL_ARGS names (slot kCaSession) and its stream (slot kCaStream), null when the
 // stream is gone or the session finished; throws for numbers out of range or no such session.
@@ -2334,7 +2357,9 @@ Session::Stream* Session::CallArgsStream(napi_env env, const double* a, const ch
   return o->finished_ ? nullptr : o->StreamOf(id);
 }
 
-// dataArgs(chunk) -> as data(). Numbers in the call-args table: [session, streamId, endStream].
+// dataArgs(chunk) -> as data(). Numbers in the call-args table: [session, streamId, endStream],
+// endStream + kDataFromPool: dataArgs() -> as data() with the pool bytes the slots after name,
+// or kDataNotInPool.
 napi_value Session::DataArgs(napi_env env, napi_callback_info cb) {
   const char* fn = "H2Session.dataArgs";
   Args info(env, cb, 0, 1);
@@ -2342,8 +2367,19 @@ napi_value Session::DataArgs(napi_env env, napi_callback_info cb) {
     const double* a = CallArgsTable(env, 3, fn);
     Session* self = nullptr;
     Stream* s = CallArgsStream(env, a, fn, &self);
+    const double third = a[kCaThird];
+    if (third == kDataFromPool || third == kDataFromPool + 1) {
+      int32_t gen, off, len;
+      if (!IntIn(a[kCaPoolGen], 0, INT32_MAX, &gen) || !IntIn(a[kCaPoolOff], 0, INT32_MAX, &off) || !IntIn(a[kCaPoolLen], 0, INT32_MAX, &len))
+        throw Napi::RangeError::New(env, std::string(fn) + ": the call-args table's pool number, offset and length must be integers not negative");
+      if (!s || s->eof) return Napi::Boolean::New(env, true);
+      const strait::Env* e = self->env_;
+      if (gen == 0 || static_cast<uint32_t>(gen) != e->data_pool_gen || size_t(off) + size_t(len) > e->data_pool_used) return Napi::Number::New(env, kDataNotInPool);
+      s->out.append(reinterpret_cast<const char*>(e->data_pool_mem) + off, len);
+      return self->DataQueued(Napi::Env(env), s, third == kDataFromPool + 1);
+    }
     if (!s || s->eof) return Napi::Boolean::New(env, true);
-    return self->DataWith(Napi::Env(env), s, info[0], a[kCaThird] != 0, fn);
+    return self->DataWith(Napi::Env(env), s, info[0], third != 0, fn);
   } catch (const Napi::Error& err) {
     err.ThrowAsJavaScriptException();
     return nullptr;
@@ -2361,6 +2397,11 @@ Napi::Value Session::DataWith(Napi::Env env, Stream* s, Napi::Value chunk, bool 
   } else if (!chunk.IsNull() && !chunk.IsUndefined()) {
     throw Napi::TypeError::New(env, std::string(fn) + ": chunk must be a Buffer or null");
   }
+  return DataQueued(env, s, end);
+}
+
+// The rest of data() once the chunk is in s->out.
+Napi::Value Session::DataQueued(Napi::Env env, Stream* s, bool end) {
   if (end) s->eof = true;
   if (s->deferred) {
     s->deferred = false;

@@ -314,6 +314,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   Napi::Value SubmitStream(Napi::Env env, Stream* s, bool end);
   Napi::Value Data(const Args& info);
   Napi::Value DataWith(Napi::Env env, Stream* s, Napi::Value chunk, bool end, const char* fn);
+  Napi::Value DataQueued(Napi::Env env, Stream* s, bool end);
   Napi::Value Trailers(const Args& info);
   Napi::Value TrailersWith(Napi::Env env, Stream* s, int32_t pairs, const std::string* never, const char* fn);
   // dataArgs(chunk) and trailersArgs(trailers[, neverIndexed]): data() and trailers() (a string
@@ -387,16 +388,17 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // Opens the batch if none is, starting it with the held-back stream ends.
   void OpenBatch();
   void Emit();
-  // Moves the open batch into onEvents' arguments: five (count, strings array or null, DATA
-  // bytes, fresh slots or null, where the DATA starts in the bytes), then the batch's strings
-  // when there are at most kArgStrings of them (else the second argument is an array of them).
-  // `fresh`: into a new Uint32Array, never the shared one (a batch made while JavaScript may
-  // still be reading the shared one). Sets *argc; returns where the slots went (read back after
-  // the call: see Emit).
+  // Moves the open batch into onEvents' arguments: kFixedArgs (count, strings array or null, DATA
+  // bytes, fresh slots or null, where the DATA starts in the bytes, the number of the data pool
+  // they are in or 0), then the batch's strings when there are at most kArgStrings of them (else
+  // the second argument is an array of them). `fresh`: into a new Uint32Array, never the shared
+  // one (a batch made while JavaScript may still be reading the shared one). Sets *argc; returns
+  // where the slots went (read back after the call: see Emit).
   static constexpr size_t kArgStrings = 1019;
-  static constexpr size_t kArgs = 5 + kArgStrings;
+  static constexpr size_t kFixedArgs = 6;
+  static constexpr size_t kArgs = kFixedArgs + kArgStrings;
   uint32_t* TakeBatch(bool fresh, napi_value out[kArgs], size_t* argc);
-  napi_value DataForJs(napi_env env, const std::string& bytes, uint32_t* base);
+  napi_value DataForJs(napi_env env, const std::string& bytes, uint32_t* base, uint32_t* gen);
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);

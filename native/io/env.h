@@ -68,6 +68,11 @@ struct Env {
   Napi::Reference<Napi::Value> h2_fields;
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
+  size_t data_pool_size = 0;
+  // The pool's number, new with each pool (never 0): a batch tells JavaScript the number of the
+  // pool its bytes are in, and dataArgs copies from the pool at an offset only while it is the
+  // same one (bytes once written to a pool never change).
+  uint32_t data_pool_gen = 0;
   // Typed arrays JavaScript registered with setTable, by slot: a call passes null in place of
   // the one registered for that argument and the addon reads it from here, where
   // napi_get_typedarray_info cost ~350 instructions a call (it materialises the ArrayBuffer

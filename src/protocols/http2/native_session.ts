@@ -6,7 +6,7 @@
  * as plain fields and methods: no Duplex, no EventEmitter, no header object built by node.
  */
 import http2 from 'node:http2';
-import { CALL_ARGS, native, REQUEST_NOT_HELD, RESPONSE_NOT_HELD, tableArg, TableSlot, type NativeH2Calls, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
+import { CALL_ARGS, DATA_FROM_POOL, DATA_NOT_IN_POOL, native, REQUEST_NOT_HELD, RESPONSE_NOT_HELD, tableArg, TableSlot, type NativeH2Calls, type NativeH2EventsHandler, type NativeH2Session, type NativeH2SessionOptions } from '../../native.js';
 import { log } from '../../log.js';
 import { enterBatch, leaveBatch } from '../http1/clock.js';
 import { StreamSlots } from '../../upstream/http2_pool.js';
@@ -389,9 +389,23 @@ export class NumberedH2Session implements NativeH2Session {
       a[0] = this.id;
       a[1] = streamId;
       a[2] = endStream ? 1 : 0;
-      return c.dataArgs(chunk);
+      return c.dataArgs(chunk) as boolean;
     }
     return c.data(this.id, streamId, chunk, endStream);
+  }
+
+  dataAt(streamId: number, pool: Buffer, off: number, len: number, gen: number): boolean {
+    // Only batches with pool numbers give one (poolGens()), and those come from an addon with dataArgs.
+    const a = CALL_ARGS;
+    a[0] = this.id;
+    a[1] = streamId;
+    a[2] = DATA_FROM_POOL;
+    a[3] = gen;
+    a[4] = off;
+    a[5] = len;
+    const r = this.c.dataArgs!();
+    // A handler made another batch in between, which started a new pool: the view after all.
+    return r !== DATA_NOT_IN_POOL ? (r as boolean) : this.data(streamId, pool.subarray(off, off + len), false);
   }
 
   trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void {
@@ -456,6 +470,18 @@ const END_EXTRA_GEN = 2;
 let extraGenKnown: boolean | null = null;
 function extraGens(): boolean {
   return (extraGenKnown ??= (native() as unknown as { h2ExtraGen?: boolean }).h2ExtraGen === true);
+}
+
+/**
+ * Whether a batch's sixth argument is the number of the addon's data pool its bytes are in
+ * (addon flag h2DataPoolGen; its strings then start at the seventh): a DATA chunk taken at once
+ * is then handed on as its offset and length (dataAt) where its user takes it so, with no view
+ * made of it (~600 instructions: Buffer's subarray reads `.buffer` through a C++ builtin) nor
+ * looked up again by the addon (~250).
+ */
+let poolGenKnown: boolean | null = null;
+function poolGens(): boolean {
+  return (poolGenKnown ??= (native() as unknown as { h2DataPoolGen?: boolean }).h2DataPoolGen === true);
 }
 
 /**
@@ -876,6 +902,13 @@ export class NativeH2Stream {
     return this.session.h.data(this.id, chunk, false);
   }
 
+  /** write() for `len` bytes at `off` of a batch's pool numbered `gen` (NativeH2Session.dataAt). */
+  writeAt(pool: Buffer, off: number, len: number, gen: number): boolean {
+    if (this.closed || this.resEnded) return true;
+    const h = this.session.h;
+    return h.dataAt !== undefined ? h.dataAt(this.id, pool, off, len, gen) : h.data(this.id, pool.subarray(off, off + len), false);
+  }
+
   end(chunk?: Buffer): void {
     if (this.closed || this.resEnded) return;
     this.resEnded = true;
@@ -1070,7 +1103,10 @@ export class NativeH2Connection {
     opts.events = EVENTS;
     opts.fields = FIELD_TABLE;
     this.h = new NumberedH2Session(
-      new b.H2Session(fd, opts, initial, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
+      // Request bodies are kept for retries as views: the pool number is not used here.
+      new b.H2Session(fd, opts, initial, poolGens()
+        ? (n, objs, data, fresh, base, _pool, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)
+        : (((n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, ...strings: string[]) => this.onEvents(n, objs ?? strings, data, fresh, base)) as unknown as NativeH2EventsHandler)),
       b.H2Session.calls,
     );
   }
@@ -1236,6 +1272,12 @@ export interface NativeH2ClientStreamUser {
   h2HeadersFlat?(flat: string, endStream: boolean, neverIndexed?: string): void;
   /** true: held, not taken; the owner calls `h.consume(id, d.length)` when it takes it. */
   h2Data(d: Buffer): boolean;
+  /**
+   * Optional, in place of h2Data: the chunk as `len` bytes at `off` in `pool`, the batch's Buffer,
+   * whose addon data pool number is `gen` (NativeH2Session.dataAt takes the four as they are).
+   * Same answer as h2Data's; a chunk it holds it makes a view of.
+   */
+  h2DataAt?(pool: Buffer, off: number, len: number, gen: number): boolean;
   h2Trailers(t: H2Headers): void;
   /** Optional, in place of h2Trailers: the trailers as the addon's flat list (no trailing NUL); `neverIndexed` as h2HeadersFlat's. */
   h2TrailersFlat?(flat: string, neverIndexed?: string): void;
@@ -1302,7 +1344,9 @@ export class NativeH2ClientConnection {
     opts.events = EVENTS;
     opts.fields = FIELD_TABLE;
     this.h = new NumberedH2Session(
-      new b.H2Session(fd, opts, null, (n, objs, data, fresh, base, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)),
+      new b.H2Session(fd, opts, null, poolGens()
+        ? (n, objs, data, fresh, base, gen, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base, gen)
+        : (((n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, ...strings: string[]) => this.onEvents(n, objs ?? strings, data, fresh, base, 0)) as unknown as NativeH2EventsHandler)),
       b.H2Session.calls,
     );
   }
@@ -1380,17 +1424,17 @@ export class NativeH2ClientConnection {
     if (!this.ended) this.h.destroy();
   }
 
-  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, gen: number): void {
     // As on the server side: one clock read for the batch.
     const clock = enterBatch();
     try {
-      this.handle(n, objs, data, fresh, base);
+      this.handle(n, objs, data, fresh, base, gen);
     } finally {
       leaveBatch(clock);
     }
   }
 
-  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, gen: number): void {
     const ev = fresh ?? EVENTS;
     let off = base;
     let recs = batchRecords(fresh);
@@ -1416,11 +1460,11 @@ export class NativeH2ClientConnection {
       }
       try {
         if (kind === H2Event.DATA) {
-          const d = data!.subarray(off, off + p);
+          const from = off;
           off += p;
           // A stream nobody tracks any more still gets its window back (the slot stays).
           const u = this.streams.get(id);
-          if (u && u.h2Data(d)) ev[i + 2] = 0;
+          if (u && (gen !== 0 && u.h2DataAt !== undefined ? u.h2DataAt(data!, from, p, gen) : u.h2Data(data!.subarray(from, from + p)))) ev[i + 2] = 0;
         } else {
           this.dispatch(kind, id, list !== undefined ? list : kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
         }

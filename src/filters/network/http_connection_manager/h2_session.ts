@@ -97,6 +97,8 @@ export interface H2DownStream {
   readonly destroyed: boolean;
   respond(headers: HeaderObject, opts: { endStream?: boolean; waitForTrailers?: boolean }): void;
   write(chunk: Buffer): boolean;
+  /** Optional (NativeH2Stream): write() for `len` bytes at `off` of a batch's pool (NativeH2Session.dataAt). */
+  writeAt?(pool: Buffer, off: number, len: number, gen: number): boolean;
   end(chunk?: Buffer): void;
   close(code?: number): void;
   sendTrailers(trailers: HeaderObject): void;
@@ -1692,11 +1694,24 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     if (x !== null && x.obs !== null) x.obs.responseData(chunk);
     this.countTx(chunk.length);
     this.touch();
-    if (!this.stream.write(chunk)) {
-      const t = this.try;
-      t?.pause();
-      this.stream.once('drain', () => t?.resume());
-    }
+    if (!this.stream.write(chunk)) this.holdUpstream();
+  }
+
+  onDataAt(pool: Buffer, off: number, len: number, gen: number): void {
+    if (this.finished) return;
+    const x = this.x;
+    if (x !== null && x.obs !== null) x.obs.responseData(pool.subarray(off, off + len));
+    this.countTx(len);
+    this.touch();
+    const s = this.stream;
+    if (!(s.writeAt !== undefined ? s.writeAt(pool, off, len, gen) : s.write(pool.subarray(off, off + len)))) this.holdUpstream();
+  }
+
+  /** The downstream holds its high-water mark: the upstream waits for its drain. */
+  private holdUpstream(): void {
+    const t = this.try;
+    t?.pause();
+    this.stream.once('drain', () => t?.resume());
   }
 
   onEndFlat(trailers: string): void {

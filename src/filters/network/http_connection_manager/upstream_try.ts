@@ -333,6 +333,11 @@ export interface TryEvents {
    */
   onH2ResponseFlat?(status: number, flat: string, endStream: boolean, neverIndexed: string | undefined, upSession: number, upStream: number): void;
   onData(chunk: Buffer): void;
+  /**
+   * Optional, in place of onData for a native HTTP/2 upstream's chunk taken at once: `len` bytes
+   * at `off` in `pool` (the addon's data pool numbered `gen`, NativeH2Session.dataAt), no view made.
+   */
+  onDataAt?(pool: Buffer, off: number, len: number, gen: number): void;
   onEnd(trailers: HeaderObject | null): void;
   /** Optional: the response ended with trailers from a native HTTP/2 upstream, as the addon's flat list. Without it, onEnd gets their object. */
   onEndFlat?(trailers: string): void;
@@ -625,6 +630,19 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
       return true;
     }
     this.ev.onData(d);
+    return false;
+  }
+
+  /** @internal NativeH2ClientStreamUser: h2Data for a chunk in the addon's data pool. */
+  h2DataAt(pool: Buffer, off: number, len: number, gen: number): boolean {
+    if (this.done) return false;
+    if (this.nPaused || this.held !== null) {
+      (this.held ??= []).push(pool.subarray(off, off + len));
+      return true;
+    }
+    const ev = this.ev;
+    if (ev.onDataAt !== undefined) ev.onDataAt(pool, off, len, gen);
+    else ev.onData(pool.subarray(off, off + len));
     return false;
   }
 
