@@ -178,7 +178,7 @@ export interface NativeH2Session {
    * data() for `len` bytes at `off` in `pool`, a batch's Buffer whose data pool number is `gen`
    * (not 0): the addon copies them from its pool while it is that one, no view made.
    */
-  dataAt?(streamId: number, pool: Buffer, off: number, len: number, gen: number): boolean;
+  dataAt?(streamId: number, pool: Buffer, off: number, len: number, gen: number, endStream?: boolean): boolean;
   /** Ends the body with these trailers (0 pairs: END_STREAM on an empty DATA frame). */
   trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void;
   rst(streamId: number, code: number): void;

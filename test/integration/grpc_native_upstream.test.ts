@@ -75,7 +75,7 @@ async function grpcServer() {
  * honouring flow control and counts what it handed to its stream. Records the client's SETTINGS.
  */
 async function rawUpstream() {
-  const state = { sessions: 0, enablePush: [] as (boolean | undefined)[], bigAccepted: 0, goawaySent: 0 };
+  const state = { sessions: 0, enablePush: [] as (boolean | undefined)[], bigAccepted: 0, goawaySent: 0, echoRefused: 0 };
   const server = http2.createServer();
   const chunk = crypto.randomBytes(64 * 1024);
   const open = new Set<http2.ServerHttp2Session>();
@@ -90,6 +90,24 @@ async function rawUpstream() {
     const path = String(headers[':path']);
     if (path.startsWith('/reset')) {
       stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    if (path.startsWith('/goaway-echo') && state.echoRefused === 0) {
+      // Refused once, body and all: the retry must send the whole body again.
+      state.echoRefused++;
+      stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (path.includes('echo')) {
+      // The request body's length and digest, as the upstream received it.
+      const h = crypto.createHash('sha256');
+      let n = 0;
+      stream.on('data', (d: Buffer) => {
+        h.update(d);
+        n += d.length;
+      });
+      stream.on('end', () => stream.respond({ ':status': 200, 'x-body-len': String(n), 'x-body-sha': h.digest('hex') }, { endStream: true }));
       return;
     }
     if (path.startsWith('/goaway') && state.goawaySent === 0) {
@@ -149,6 +167,18 @@ function ask(s: http2.ClientHttp2Session, path: string): Promise<{ status: numbe
     rq.resume();
     rq.on('error', () => {});
     rq.on('close', () => resolve({ status, rst: rq.rstCode ?? 0, headers }));
+  });
+}
+
+/** POSTs `body` in pieces of `piece` bytes; the upstream's x-body-len and x-body-sha. */
+function postEcho(s: http2.ClientHttp2Session, path: string, body: Buffer, piece: number): Promise<{ status: number; len: string; sha: string }> {
+  return new Promise((resolve, reject) => {
+    const rq = s.request({ ':path': path, ':method': 'POST' });
+    rq.on('response', (h) => resolve({ status: Number(h[':status']), len: String(h['x-body-len']), sha: String(h['x-body-sha']) }));
+    rq.on('error', reject);
+    rq.resume();
+    for (let o = 0; o < body.length; o += piece) rq.write(body.subarray(o, o + piece));
+    rq.end();
   });
 }
 
@@ -305,6 +335,24 @@ ${staticCluster('raw', [raw.port], H2)}`,
     expect(r.headers['x-path']).toBe('/goaway/1');
     expect(raw.state.sessions).toBe(sessions + 1);
     expect(await strait.stat('cluster.raw.upstream_rq_retry')).toBe(1);
+  });
+
+  it('forwards request bodies whole, without a retry policy (not kept) and with one (kept, sent again after a refusal)', async () => {
+    const s = http2.connect(`http://127.0.0.1:${port}`);
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    const bodies = [crypto.randomBytes(5), crypto.randomBytes(3000), crypto.randomBytes(40000)];
+    // Many at once as well: several requests' DATA in one read of the downstream connection.
+    const all = await Promise.all(bodies.flatMap((b, i) => [postEcho(s, `/echo/${i}`, b, 1000), postEcho(s, `/echo/one/${i}`, b, b.length)]));
+    all.forEach((r, k) => {
+      const b = bodies[k >> 1]!;
+      expect(r).toEqual({ status: 200, len: String(b.length), sha: sha(b) });
+    });
+    const retriesBefore = (await strait.stat('cluster.raw.upstream_rq_retry')) ?? 0;
+    const r = await postEcho(s, '/goaway-echo', bodies[2]!, 1000);
+    s.close();
+    expect(raw.state.echoRefused).toBe(1);
+    expect(r).toEqual({ status: 200, len: String(bodies[2]!.length), sha: sha(bodies[2]!) });
+    expect(await strait.stat('cluster.raw.upstream_rq_retry')).toBe(retriesBefore + 1);
   });
 
   it('holds a large upstream response to a bounded amount while the downstream does not read', async () => {

@@ -394,18 +394,18 @@ export class NumberedH2Session implements NativeH2Session {
     return c.data(this.id, streamId, chunk, endStream);
   }
 
-  dataAt(streamId: number, pool: Buffer, off: number, len: number, gen: number): boolean {
+  dataAt(streamId: number, pool: Buffer, off: number, len: number, gen: number, endStream = false): boolean {
     // Only batches with pool numbers give one (poolGens()), and those come from an addon with dataArgs.
     const a = CALL_ARGS;
     a[0] = this.id;
     a[1] = streamId;
-    a[2] = DATA_FROM_POOL;
+    a[2] = endStream ? DATA_FROM_POOL + 1 : DATA_FROM_POOL;
     a[3] = gen;
     a[4] = off;
     a[5] = len;
     const r = this.c.dataArgs!();
     // A handler made another batch in between, which started a new pool: the view after all.
-    return r !== DATA_NOT_IN_POOL ? (r as boolean) : this.data(streamId, pool.subarray(off, off + len), false);
+    return r !== DATA_NOT_IN_POOL ? (r as boolean) : this.data(streamId, pool.subarray(off, off + len), endStream);
   }
 
   trailers(streamId: number, trailers: string | Uint8Array, pairs: number, byteLength?: number, neverIndexed?: string): void {
@@ -739,6 +739,8 @@ export class NativeH2Stream {
   /** Request bytes that arrived while paused (at most one stream window: the peer is given no more). */
   private held: Buffer[] | null = null;
   private onData: Handler<[Buffer]> = null;
+  /** 'dataAt' (this module's own): a chunk taken at once as an offset in a batch's pool (dataAt()). */
+  private onDataAt: Handler<[Buffer, number, number, number]> = null;
   private onEnd: Handler<[]> = null;
   private onClose: Handler<[]> = null;
   private onWantTrailers: Handler<[]> = null;
@@ -760,6 +762,9 @@ export class NativeH2Stream {
     switch (event) {
       case 'data':
         this.onData = fn;
+        break;
+      case 'dataAt':
+        this.onDataAt = fn;
         break;
       case 'end':
         this.onEnd = fn;
@@ -1004,6 +1009,17 @@ export class NativeH2Stream {
     return false;
   }
 
+  /**
+   * @internal data() for `len` bytes at `off` in the batch's Buffer `pool`, the addon's data pool
+   * numbered `gen`: handed on so to a 'dataAt' handler, else (or when held) as a view.
+   */
+  dataAt(pool: Buffer, off: number, len: number, gen: number): boolean {
+    const h = this.onDataAt;
+    if (h === null || this.paused || this.held !== null) return this.data(pool.subarray(off, off + len));
+    h.call(this, pool, off, len, gen);
+    return false;
+  }
+
   /** @internal */
   ended(): void {
     if (this.reqEnded) return;
@@ -1103,10 +1119,9 @@ export class NativeH2Connection {
     opts.events = EVENTS;
     opts.fields = FIELD_TABLE;
     this.h = new NumberedH2Session(
-      // Request bodies are kept for retries as views: the pool number is not used here.
       new b.H2Session(fd, opts, initial, poolGens()
-        ? (n, objs, data, fresh, base, _pool, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base)
-        : (((n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, ...strings: string[]) => this.onEvents(n, objs ?? strings, data, fresh, base)) as unknown as NativeH2EventsHandler)),
+        ? (n, objs, data, fresh, base, gen, ...strings) => this.onEvents(n, objs ?? strings, data, fresh, base, gen)
+        : (((n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, ...strings: string[]) => this.onEvents(n, objs ?? strings, data, fresh, base, 0)) as unknown as NativeH2EventsHandler)),
       b.H2Session.calls,
     );
   }
@@ -1131,17 +1146,17 @@ export class NativeH2Connection {
     return this.streams.size;
   }
 
-  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
+  private onEvents(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, gen: number): void {
     // One clock read for the batch (clock.ts): each exchange read it up to four times.
     const clock = enterBatch();
     try {
-      this.handle(n, objs, data, fresh, base);
+      this.handle(n, objs, data, fresh, base, gen);
     } finally {
       leaveBatch(clock);
     }
   }
 
-  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number): void {
+  private handle(n: number, objs: string[] | null, data: Buffer | null, fresh: Uint32Array | null, base: number, gen: number): void {
     const ev = fresh ?? EVENTS;
     let off = base;
     // The header blocks' field tables, one record per HEADERS event in order (see FIELD_TABLE).
@@ -1159,15 +1174,16 @@ export class NativeH2Connection {
       }
       try {
         if (kind === H2Event.DATA) {
-          // Views of the batch's bytes, from `base` in a Buffer shared with other batches (8 KiB,
-          // or the batch's own when larger): whoever keeps a chunk keeps that Buffer alive. A
-          // zeroed length tells the addon the chunk is held, not taken: no window for it yet.
+          // The batch's bytes, from `base` in a Buffer shared with other batches (8 KiB, or the
+          // batch's own when larger), as offsets there when it is a numbered pool (dataAt), else
+          // as views: whoever keeps a view keeps that Buffer alive. A zeroed length tells the
+          // addon the chunk is held, not taken: no window for it yet.
           const s = this.streams.get(ev[i + 1]!);
-          const d = data!.subarray(off, off + p);
+          const from = off;
           off += p;
           finalChunk = i + 3 < 3 * n && ev[i + 3] === H2Event.END && ev[i + 4] === ev[i + 1];
           try {
-            if (s && s.data(d)) ev[i + 2] = 0;
+            if (s && (gen !== 0 ? s.dataAt(data!, from, p, gen) : s.data(data!.subarray(from, from + p)))) ev[i + 2] = 0;
           } finally {
             finalChunk = false;
           }

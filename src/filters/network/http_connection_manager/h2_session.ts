@@ -119,6 +119,9 @@ function onDownClose(this: ExStream): void {
 function onDownData(this: ExStream, d: Buffer): void {
   this[EX].onBody(d);
 }
+function onDownDataAt(this: ExStream, pool: Buffer, off: number, len: number, gen: number): void {
+  this[EX].onBodyAt(pool, off, len, gen);
+}
 function onDownEnd(this: ExStream): void {
   this[EX].onRequestEnd();
 }
@@ -778,6 +781,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       if (to !== null) this.x!.timed!.requestDone = true;
     } else {
       s.on('data', onDownData);
+      if (s instanceof NativeH2Stream) s.on('dataAt', onDownDataAt);
       s.on('end', onDownEnd);
     }
     const cfg = this.filter.config;
@@ -1224,7 +1228,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       }
     }
     if (this.finished || (!this.action && !this.delayed)) return;
-    if (!this.bodyOverflow || !this.try) {
+    // Kept while no try takes it, and for what may send it again (a retry, a hedge, a mirror):
+    // as Envoy's router, which buffers the body only then.
+    if ((!this.bodyOverflow || !this.try) && (this.try === null || this.replays())) {
       this.keep(d);
       if (this.bodyBytes > this.filter.bufferLimit) {
         if (!this.bodyOverflow && this.action?.retry) this.cs!.retry_or_shadow_abandoned.value++;
@@ -1259,13 +1265,40 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     }
   }
 
-  /** Keeps a request chunk in `body` (for retries and mirrors). */
+  /**
+   * @internal the native downstream's 'dataAt': a chunk as `len` bytes at `off` in the batch's
+   * pool numbered `gen`, handed to a try that sends it from there (H2Try.writeAt) when nothing
+   * else wants it (no observer, held body, retry, hedge or mirror); else onBody's view.
+   */
+  onBodyAt(pool: Buffer, off: number, len: number, gen: number): void {
+    const t = this.try;
+    if (this.x !== null || t === null || t.writeAt === undefined || this.finished || this.replays()) {
+      this.onBody(pool.subarray(off, off + len));
+      return;
+    }
+    if (!t.writeAt(pool, off, len, gen) && !this.downPaused) {
+      this.downPaused = true;
+      this.stream.pause();
+      t.onDrain(() => {
+        this.downPaused = false;
+        this.stream.resume();
+      });
+    }
+  }
+
+  /** Whether the request may go out again (a retry, a hedge, a mirror): its body is then kept. */
+  private replays(): boolean {
+    const a = this.action;
+    return a !== null && (a.retry !== null || a.mirrors !== null || a.hedgeOnPerTryTimeout);
+  }
+
   /** The body held so far, at most `max` bytes of it (for a filter that asked: needBody). */
   private heldBody(max: number): Buffer {
     const b = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body);
     return b.length > max ? b.subarray(0, max) : b;
   }
 
+  /** Keeps a request chunk in `body` (for a try yet to start, retries and mirrors). */
   private keep(d: Buffer): void {
     // A one-chunk body (a gRPC unary request) gets a one-slot array, not push()'s 17.
     if (this.body === NO_BODY) this.body = [d];

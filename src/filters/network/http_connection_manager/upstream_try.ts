@@ -359,6 +359,8 @@ export interface TryEvents {
 export interface UpstreamTry {
   /** false: wait for `onDrain` before writing more. */
   write(chunk: Buffer): boolean;
+  /** Optional: write() for `len` bytes at `off` of a batch's pool numbered `gen` (NativeH2Session.dataAt). */
+  writeAt?(pool: Buffer, off: number, len: number, gen: number): boolean;
   end(): void;
   onDrain(cb: () => void): void;
   /** Stop/restart delivering response data (the downstream is slow). */
@@ -476,6 +478,10 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
   private stream: http2.ClientHttp2Stream | null = null;
   /** Native path: the request's last chunk, kept for end() to send with END_STREAM (write()). */
   private finalChunk: Buffer | null = null;
+  /** Where the final chunk is in finalChunk when that is a batch's pool (writeAt), else -1; its length and pool number. */
+  private finalAt = -1;
+  private finalLen = 0;
+  private finalGen = 0;
   private session: H2UpstreamSession | null = null;
   /** The native connection and stream id, once open (null on the node:http2 path). */
   private nc: NativeH2ClientConnection | null = null;
@@ -744,18 +750,38 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
     return this.stream.write(chunk);
   }
 
+  /** write() for bytes of a batch's pool, sent from there by the addon (NativeH2Session.dataAt). */
+  writeAt(pool: Buffer, off: number, len: number, gen: number): boolean {
+    const nc = this.nc;
+    if (nc === null || this.done || this.endSent) return this.write(pool.subarray(off, off + len));
+    if (this.finalChunk !== null) this.flushFinal();
+    if (chunkIsFinal()) {
+      this.finalChunk = pool;
+      this.finalAt = off;
+      this.finalLen = len;
+      this.finalGen = gen;
+      holdFinal(this);
+      return true;
+    }
+    // Pool numbers come only from an addon with dataAt's call (native_session.ts poolGens()).
+    return nc.h.dataAt!(this.sid, pool, off, len, gen);
+  }
+
   end(): void {
     this.requestEnded = true;
     const nc = this.nc;
     if (nc) {
       const last = this.finalChunk;
+      const at = this.finalAt;
       if (last !== null) {
         this.finalChunk = null;
+        this.finalAt = -1;
         releaseFinal(this);
       }
       if (!this.endSent && !this.done) {
         this.endSent = true;
-        nc.h.data(this.sid, last, true);
+        if (at >= 0) nc.h.dataAt!(this.sid, last!, at, this.finalLen, this.finalGen, true);
+        else nc.h.data(this.sid, last, true);
       }
       return;
     }
@@ -766,9 +792,13 @@ export class H2Try implements UpstreamTry, NativeH2ClientStreamUser, FinalChunkH
   flushFinal(): void {
     const d = this.finalChunk;
     if (d === null) return;
+    const at = this.finalAt;
     this.finalChunk = null;
+    this.finalAt = -1;
     releaseFinal(this);
-    if (!this.done && !this.endSent) this.nc!.h.data(this.sid, d, false);
+    if (this.done || this.endSent) return;
+    if (at >= 0) this.nc!.h.dataAt!(this.sid, d, at, this.finalLen, this.finalGen);
+    else this.nc!.h.data(this.sid, d, false);
   }
 
   onDrain(cb: () => void): void {
