@@ -35,9 +35,6 @@ static constexpr size_t kMaxDeferred = 64;
 // Finished streams kept for reuse per thread (their header and body strings keep their buffers):
 // an upstream connection that carries a few hundred streams at a time, or a burst of clients.
 static constexpr size_t kMaxSpareStreams = 512;
-// Closed client streams a session keeps for one batch (closed_held_); past this many, the rest go
-// at once and their heads are sent from JavaScript's string.
-static constexpr size_t kMaxClosedHeld = 256;
 // A kept stream's buffer that grew past this (a large header list, a body nghttp2 had not taken)
 // is let go: what a burst leaves behind stays at a few MiB per thread at worst.
 static constexpr size_t kMaxSpareStreamBytes = 4 * 1024;
@@ -684,18 +681,7 @@ int Session::OnStreamClose(int32_t id, uint32_t code) {
     }
   }
   nghttp2_session_set_stream_user_data(session_, id, nullptr);
-  if (client_ && !s->req.empty() && closed_held_.size() < kMaxClosedHeld) {
-    if (s->prev) s->prev->next = s->next;
-    else streams_ = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->prev = s->next = nullptr;
-    open_streams_--;
-    if (by_id_[SlotOf(id)] == s) by_id_[SlotOf(id)] = nullptr;
-    if (hdr_stream_ == s) hdr_stream_ = nullptr;
-    closed_held_.push_back(s);
-  } else {
-    FreeStream(s);
-  }
+  FreeStream(s);
   PushInt(kEvClose, id, code);
   return 0;
 }
@@ -771,20 +757,6 @@ void Session::MaybeDrain(Stream* s) {
   if (!s->want_drain || s->pending() >= stream_high_water_) return;
   s->want_drain = false;
   PushInt(kEvDrain, s->id, 0);
-}
-
-Session::Stream* Session::HeldHeadOf(int32_t id) {
-  Stream* s = StreamOf(id);
-  if (s) return s;
-  for (Stream* c : closed_held_) {
-    if (c->id == id) return c;
-  }
-  return nullptr;
-}
-
-void Session::RecycleClosedHeld() {
-  for (Stream* s : closed_held_) Recycle(s);
-  closed_held_.clear();
 }
 
 void Session::FreeStream(Stream* s) {
@@ -1074,7 +1046,6 @@ void Session::Emit() {
   consume_slots_.swap(data_slots_);
   data_slots_.clear();
   CallFromLoop(Env(), on_events_, Value(), argc, a, async_);
-  RecycleClosedHeld();
   // DATA that JavaScript took during the call (its length slot left as it was) gives the stream
   // its window back here, without a consume() call per chunk; a chunk it keeps for later (a
   // paused reader) has the slot zeroed and is consumed when taken. `mem` is alive: the shared
@@ -1338,7 +1309,6 @@ void Session::Release() {
     Recycle(s);
   }
   unsent_.clear();  // its streams were on the list too
-  RecycleClosedHeld();
   open_streams_ = 0;
   hdr_stream_ = nullptr;
   if (by_id_) {
@@ -1725,7 +1695,7 @@ napi_value Session::RespondHeldArgs(napi_env env, napi_callback_info cb) {
     Session* down = ByNumber(a[kRhSession]);
     if (!down || down->client_) throw Napi::TypeError::New(env, std::string(fn) + ": no server session has the number given");
     Session* up = ByNumber(a[kRhUpSession]);
-    Stream* us = up && up->client_ && !up->finished_ ? up->HeldHeadOf(up_id) : nullptr;
+    Stream* us = up && up->client_ && !up->finished_ ? up->StreamOf(up_id) : nullptr;
     if (!us || us->req.empty()) return Napi::Number::New(env, kResponseNotHeld);
     const std::string* never = NeverArg(info, 1, down->never_scratch_, fn);
     Stream* s = down->finished_ ? nullptr : down->StreamOf(id);

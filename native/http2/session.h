@@ -402,9 +402,6 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   void Finish(SessionEndReason reason, bool from_js);
   void Release();
   Stream* StreamOf(int32_t id);
-  // StreamOf, or a client stream closed since the last batch went out whose response head is
-  // still kept for respondHeldArgs (closed_held_).
-  Stream* HeldHeadOf(int32_t id);
   Stream* StreamArg(const Args& info, const char* fn);
   // Parses "name\0value\0..." into nva_, names lowercased in place in `s`; false when malformed.
   // Fields named in `never` ("name\0name...", from a kEvNeverIndexed event) go never indexed.
@@ -429,8 +426,6 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   std::string last_head_;
   std::string last_trailers_;
   void FreeStream(Stream* s);
-  // Recycles the streams closed_held_ keeps.
-  void RecycleClosedHeld();
   Stream* NewStream();
   void Recycle(Stream* s);
   void MaybeDrain(Stream* s);
@@ -481,11 +476,6 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // request with 64 requests in flight). Not a std::deque: that allocates twice when made, so
   // once per connection.
   StreamQueue unsent_;
-  // Client streams closed with their response head kept (s->req), out of every lookup but
-  // HeldHeadOf's until the batch that tells JavaScript of the close has been handled: a whole
-  // response in one read closes its stream before JavaScript forwards the head, which it then
-  // still cuts from the kept block (respondHeldArgs) instead of reading the string back.
-  std::vector<Stream*> closed_held_;
   bool closing_ = false;  // graceful close: GOAWAY sent, ends when the last stream does
   bool in_batch_ = false;  // inside OnPoll: the flush follows the JavaScript call anyway
   bool protocol_error_ = false;
