@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CALL_ARGS, DATA_FROM_POOL, DATA_NOT_IN_POOL } from '../../src/native.js';
 import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, nativeH2Server, sleep } from './helpers.js';
+import { b, nativeH2Client, nativeH2Server, sleep } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -40,10 +40,7 @@ async function upstream(): Promise<number> {
 }
 
 async function dialUp(port: number): Promise<NativeH2ClientConnection> {
-  const fd = await new Promise<number>((resolve, reject) => {
-    b.connect('127.0.0.1', port, 5000, (status, fd) => (status === 0 ? resolve(fd) : reject(new Error(`connect ${status}`))));
-  });
-  const c = new NativeH2ClientConnection(fd, {}, { onSettings() {}, onGoaway() {}, onEnd() {} });
+  const c = await nativeH2Client(port);
   cleanups.push(() => c.destroy());
   return c;
 }

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { h2ResponseFlatOf, h2ResponseFlatPairs, h2ResponseParts } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { CALL_ARGS, RESPONSE_NOT_HELD, RUNS_TABLE } from '../../src/native.js';
 import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, nativeH2Server, requestClosed, sleep, until } from './helpers.js';
+import { b, nativeH2Client, nativeH2Server, requestClosed, sleep, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -55,10 +55,7 @@ async function upstream(): Promise<number> {
 }
 
 async function dial(port: number): Promise<NativeH2ClientConnection> {
-  const fd = await new Promise<number>((resolve, reject) => {
-    b.connect('127.0.0.1', port, 5000, (status, fd) => (status === 0 ? resolve(fd) : reject(new Error(`connect ${status}`))));
-  });
-  const c = new NativeH2ClientConnection(fd, {}, { onSettings() {}, onGoaway() {}, onEnd() {} });
+  const c = await nativeH2Client(port);
   cleanups.push(() => c.destroy());
   return c;
 }

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { loadNative, type NativeBinding, type NativePipe, type PipeCloseReason } from '../../src/native.js';
-import { NativeH2Connection, type H2Headers, type H2SessionEnd, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
+import { NativeH2ClientConnection, NativeH2Connection, type H2Headers, type H2SessionEnd, type NativeH2Settings, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
 
 export const b: NativeBinding = loadNative();
 export const KiB = 1024;
@@ -47,6 +47,14 @@ export interface NativeH2TestServer {
   conns: NativeH2Connection[];
   ends: H2SessionEnd[];
   close(): void;
+}
+
+/** An addon HTTP/2 client connection (no settings, handlers that do nothing) to 127.0.0.1:`port` over the addon's connect(). */
+export async function nativeH2Client(port: number): Promise<NativeH2ClientConnection> {
+  const fd = await new Promise<number>((resolve, reject) => {
+    b.connect('127.0.0.1', port, 5000, (status, fd) => (status === 0 ? resolve(fd) : reject(new Error(`connect ${status}`))));
+  });
+  return new NativeH2ClientConnection(fd, {}, { onSettings() {}, onGoaway() {}, onEnd() {} });
 }
 
 /**
