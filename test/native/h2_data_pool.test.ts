@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CALL_ARGS, DATA_FROM_POOL, DATA_NOT_IN_POOL } from '../../src/native.js';
 import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, nativeH2Client, nativeH2Server, sleep } from './helpers.js';
+import { b, DownRelay, nativeH2Client, nativeH2Server, sleep } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -56,14 +56,16 @@ interface Seen {
  * A downstream request forwarded to the upstream connection: the response's chunks go on by
  * writeAt when they come by offset, else by write; `during` runs on each chunk that came by offset.
  */
-class Forward implements NativeH2ClientStreamUser {
+class Forward extends DownRelay implements NativeH2ClientStreamUser {
   constructor(
-    private readonly down: NativeH2Stream,
+    down: NativeH2Stream,
     private readonly seen: Seen,
     private readonly during?: (pool: Buffer, off: number, len: number, gen: number) => void,
-  ) {}
+  ) {
+    super(down);
+  }
   h2Headers(_h: H2Headers, end: boolean): void {
-    this.down.respond({ ':status': 200 }, { endStream: end });
+    this.down.respond({ ':status': '200' }, { endStream: end });
   }
   h2DataAt(pool: Buffer, off: number, len: number, gen: number): boolean {
     this.seen.gens.push(gen);
@@ -71,17 +73,10 @@ class Forward implements NativeH2ClientStreamUser {
     else this.down.writeAt(pool, off, len, gen);
     return false;
   }
-  h2Data(d: Buffer): boolean {
+  override h2Data(d: Buffer): boolean {
     this.seen.views++;
-    this.down.write(d);
-    return false;
+    return super.h2Data(d);
   }
-  h2Trailers(): void {}
-  h2End(): void {
-    this.down.end();
-  }
-  h2Close(): void {}
-  h2Drain(): void {}
 }
 
 async function proxy(upPort: number, seen: Seen, during?: (st: NativeH2Stream) => (pool: Buffer, off: number, len: number, gen: number) => void): Promise<number> {
@@ -133,7 +128,7 @@ describe('native HTTP/2 DATA forwarded from the data pool by offset', () => {
     const seen: Seen = { gens: [], views: 0 };
     const answers: unknown[] = [];
     const errors: string[] = [];
-    const calls = b.H2Session.calls as unknown as { dataArgs: (c?: unknown) => boolean | number };
+    const calls = b.H2Session!.calls as unknown as { dataArgs: (c?: unknown) => boolean | number };
     const port = await proxy(await upstream(), seen, (st) => (_pool, off, len, gen) => {
       const sid = st.session.h.sid();
       const ask = (g: number, o: number, l: number): void => {

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { h2ResponseFlatOf, h2ResponseFlatPairs, h2ResponseParts } from '../../src/filters/network/http_connection_manager/h2_session.js';
 import { CALL_ARGS, RESPONSE_NOT_HELD, RUNS_TABLE } from '../../src/native.js';
 import { NativeH2ClientConnection, type H2Headers, type NativeH2ClientStreamUser, type NativeH2Stream } from '../../src/protocols/http2/native_session.js';
-import { b, nativeH2Client, nativeH2Server, requestClosed, sleep, until } from './helpers.js';
+import { b, DownRelay, nativeH2Client, nativeH2Server, requestClosed, sleep, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -61,28 +61,20 @@ async function dial(port: number): Promise<NativeH2ClientConnection> {
 }
 
 /** Forwards one upstream response to a downstream stream, its head through `onHead`. */
-class Relay implements NativeH2ClientStreamUser {
+class Relay extends DownRelay implements NativeH2ClientStreamUser {
   id = 0;
   constructor(
-    private readonly down: NativeH2Stream,
+    down: NativeH2Stream,
     private readonly onHead: (flat: string, end: boolean, never: string | undefined, relay: Relay) => void,
-  ) {}
+  ) {
+    super(down);
+  }
   h2Headers(_h: H2Headers): void {
     throw new Error('h2HeadersFlat is given');
   }
   h2HeadersFlat(flat: string, end: boolean, never?: string): void {
     this.onHead(flat, end, never, this);
   }
-  h2Data(d: Buffer): boolean {
-    this.down.write(d);
-    return false;
-  }
-  h2Trailers(): void {}
-  h2End(): void {
-    this.down.end();
-  }
-  h2Close(): void {}
-  h2Drain(): void {}
 }
 
 function client(port: number): http2.ClientHttp2Session {

@@ -49,6 +49,21 @@ export interface NativeH2TestServer {
   close(): void;
 }
 
+/** A client stream user's body and end passed to a downstream stream as they come (the relays of the HTTP/2 tests extend it with their head handling). */
+export abstract class DownRelay {
+  constructor(protected readonly down: NativeH2Stream) {}
+  h2Data(d: Buffer): boolean {
+    this.down.write(d);
+    return false;
+  }
+  h2Trailers(): void {}
+  h2End(): void {
+    this.down.end();
+  }
+  h2Close(): void {}
+  h2Drain(): void {}
+}
+
 /** An addon HTTP/2 client connection (no settings, handlers that do nothing) to 127.0.0.1:`port` over the addon's connect(). */
 export async function nativeH2Client(port: number): Promise<NativeH2ClientConnection> {
   const fd = await new Promise<number>((resolve, reject) => {
