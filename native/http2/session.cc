@@ -965,7 +965,8 @@ napi_value Session::DataForJs(napi_env env, const std::string& bytes, uint32_t* 
     e->data_pool_mem = b.Data();
     e->data_pool_size = own ? n : kPoolSize;
     e->data_pool_used = own ? n : 0;
-    e->data_pool_gen = e->data_pool_gen == UINT32_MAX ? 1 : e->data_pool_gen + 1;
+    // Numbers stay within int32 (dataArgs reads them so) and skip 0, which means no pool.
+    e->data_pool_gen = e->data_pool_gen >= static_cast<uint32_t>(INT32_MAX) ? 1 : e->data_pool_gen + 1;
     *gen = e->data_pool_gen;
     if (own) {
       *base = 0;
@@ -2340,7 +2341,7 @@ Napi::Value Session::Data(const Args& info) {
 // dataArgs' bytes from a data pool (kDataFromPool) after them.
 enum { kCaSession = 0, kCaStream = 1, kCaThird = 2, kCaPoolGen = 3, kCaPoolOff = 4, kCaPoolLen = 5 };
 // dataArgs' kCaThird bit past endStream's: the chunk is not an argument but the bytes at
-// kCaPoolOff of the data pool numbered kCaPoolGen (a batch's base), kCaPoolLen long.
+// kCaPoolOff of the data pool numbered kCaPoolGen (the number a batch named), kCaPoolLen long.
 static constexpr uint32_t kDataFromPool = 2;
 // What dataArgs returns for bytes of a pool that is not the environment's any more: the caller
 // passes them as a Buffer instead.

@@ -69,7 +69,7 @@ struct Env {
   uint8_t* data_pool_mem = nullptr;
   size_t data_pool_used = 0;
   size_t data_pool_size = 0;
-  // The pool's number, new with each pool (never 0): a batch tells JavaScript the number of the
+  // The pool's number, new with each pool (1 to INT32_MAX, then 1 again): a batch tells JavaScript the number of the
   // pool its bytes are in, and dataArgs copies from the pool at an offset only while it is the
   // same one (bytes once written to a pool never change).
   uint32_t data_pool_gen = 0;
