@@ -70,9 +70,20 @@ async function grpcServer() {
 }
 
 /**
+ * GOAWAY, then REFUSED_STREAM for `stream`: node:http2 names the last stream it received in
+ * GOAWAY whatever it is told, so the refusal is explicit.
+ */
+function refuse(stream: http2.ServerHttp2Stream): void {
+  stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
+  stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+}
+
+/**
  * A raw h2c upstream: /reset resets every stream; the first /goaway stream gets GOAWAY and is
  * refused (RST_STREAM REFUSED_STREAM: not processed), later ones are answered; /big/N streams N bytes
- * honouring flow control and counts what it handed to its stream. Records the client's SETTINGS.
+ * honouring flow control and counts what it handed to its stream; an .../echo... path answers with
+ * the request body's length and SHA-256 (the first /goaway-echo is refused likewise). Records the
+ * client's SETTINGS.
  */
 async function rawUpstream() {
   const state = { sessions: 0, enablePush: [] as (boolean | undefined)[], bigAccepted: 0, goawaySent: 0, echoRefused: 0 };
@@ -95,8 +106,7 @@ async function rawUpstream() {
     if (path.startsWith('/goaway-echo') && state.echoRefused === 0) {
       // Refused once, body and all: the retry must send the whole body again.
       state.echoRefused++;
-      stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      refuse(stream);
       return;
     }
     if (path.includes('echo')) {
@@ -112,10 +122,7 @@ async function rawUpstream() {
     }
     if (path.startsWith('/goaway') && state.goawaySent === 0) {
       state.goawaySent++;
-      // node:http2 names the last stream it received in GOAWAY whatever it is told, so the
-      // refusal is explicit.
-      stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      refuse(stream);
       return;
     }
     if (path.startsWith('/big/')) {
