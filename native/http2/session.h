@@ -12,6 +12,7 @@
 #include <nghttp2/nghttp2.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -145,14 +146,35 @@ class HeaderBlock {
     const size_t need = n_ + namelen + valuelen + 2;
     if (need > cap_) Grow(need);
     char* d = p_ + n_;
-    if (namelen) memcpy(d, name, namelen);
+    Copy(d, name, namelen);
     d[namelen] = '\0';
-    if (valuelen) memcpy(d + namelen + 1, value, valuelen);
+    Copy(d + namelen + 1, value, valuelen);
     d[namelen + 1 + valuelen] = '\0';
     n_ = need;
   }
 
  private:
+  // Names and most values are under 17 bytes: two overlapping word copies in line, where
+  // memcpy through the PLT cost ~25 instructions a call, two calls a field.
+  static void Copy(char* d, const uint8_t* s, size_t n) {
+    uint64_t a, b;
+    uint32_t c, e;
+    if (n > 16) {
+      memcpy(d, s, n);
+    } else if (n >= 8) {
+      memcpy(&a, s, 8);
+      memcpy(&b, s + n - 8, 8);
+      memcpy(d, &a, 8);
+      memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+      memcpy(&c, s, 4);
+      memcpy(&e, s + n - 4, 4);
+      memcpy(d, &c, 4);
+      memcpy(d + n - 4, &e, 4);
+    } else {
+      for (size_t i = 0; i < n; i++) d[i] = static_cast<char>(s[i]);
+    }
+  }
   void Grow(size_t need) {
     size_t cap = cap_ ? cap_ * 2 : 512;
     if (cap < need) cap = need;
