@@ -54,6 +54,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("http1RunsFromHeadOut", Napi::Boolean::New(env, true));
   // setTable takes the head parser's slab (HEAD_SLAB) and the head writers read it there.
   exports.Set("http1HeadSlabTable", Napi::Boolean::New(env, true));
+  // The bound head parser's setSlab takes a new results array as its second argument.
+  exports.Set("http1BoundOut", Napi::Boolean::New(env, true));
   // writeAt and writeSendAt keep the strings they read last (kKnowSameFirst, kKnowSameExtra).
   exports.Set("http1SameLines", Napi::Boolean::New(env, true));
   // H2Session.requestHeldArgs / respondHeldArgs take JavaScript's number for their extra pairs.

@@ -353,13 +353,16 @@ export interface NativeBinding {
    */
   bindFrameDecoder?(protocol: NativeCodecProtocol, maxFrame: number, out: Int32Array, maxFrames: number): (buf: Uint8Array, off: number, end: number) => number;
   /**
-   * Parses an HTTP/1.1 request or response head in buf[off, end) into `out` (16 + 5 × maxHeaders
-   * slots; layout in native/http1/head.h). Allocates nothing; throws only for bad arguments.
+   * Parses an HTTP/1.1 request or response head in buf[off, end) into `out` (layout in
+   * native/http1/head.h: result slots, the field records from slot out[15], 16 when 0, with room
+   * for 5 × maxHeaders there). Allocates nothing; throws only for bad arguments.
    * Use through src/protocols/http1/native_head.ts. Absent in addons built before it.
    */
   parseHttp1Head?(isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, out: Int32Array, copyTo?: Uint8Array, copyAt?: number): void;
   /** setTable takes TableSlot.HEAD_SLAB, which the HTTP/1 head writers then read (absent in addons built before it). */
   readonly http1HeadSlabTable?: boolean;
+  /** The bound head parser's setSlab takes a new results array as its second argument (absent in addons built before it). */
+  readonly http1BoundOut?: boolean;
   /**
    * parseHttp1Head with `out` and the copy slab bound once: `parse(..., copyAt)` copies into the
    * slab last given to `setSlab` when copyAt >= 0. Both keep `out` and the slab alive. Absent in
@@ -368,7 +371,7 @@ export interface NativeBinding {
   /** parseArena (when present): parse() of the array registered as TableSlot.ARENA, without it as an argument. */
   bindHttp1HeadParser?(out: Int32Array, args?: Int32Array): [
     parse: (isRequest: boolean, buf: Uint8Array, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
-    setSlab: (slab: Uint8Array) => void,
+    setSlab: (slab: Uint8Array, out?: Int32Array) => void,
     parseArena?: (isRequest: boolean, off: number, end: number, maxHeadBytes: number, maxHeaders: number, copyAt: number) => void,
     /** With `args`: parseArena taking [isRequest (0/1), off, end, maxHeadBytes, maxHeaders, copyAt] from it. */
     parseArenaArgs?: () => void,

@@ -229,7 +229,7 @@ bool ContentLength(const uint8_t* b, size_t s, size_t e, int64_t* out) {
 int64_t Fields(const uint8_t* b, size_t p, size_t end, size_t limit_end, size_t max_headers, int32_t* out, Framing* fr, bool request) {
   const size_t stop = end < limit_end ? end : limit_end;
   const int64_t more = end < limit_end ? kNeedMore : kTooLarge;
-  int32_t* rec = out + kFieldsAt;
+  int32_t* rec = out + RecordsAt(out);
   size_t count = 0;
   for (;;) {
     if (p >= stop) return more;

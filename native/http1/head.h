@@ -38,9 +38,16 @@ enum Slot : int32_t {
   // reuses the string it made then; 0 when not known (every other parse).
   kHostGen,
   kTargetGen,
+  // Set by the caller before a parse: the slot where the field records go (and stay, for the
+  // head writers' table reads). 0 (or below kFieldsAt): kFieldsAt. JavaScript moves it along a
+  // large `out` so that each head keeps its records where the parser wrote them.
+  kRecordsAt,
   kFieldsAt = 16,
 };
 constexpr int32_t kFieldSlots = 5;  // kind, name start, name end, value start, value end
+
+// Where the field records of a parse into `out` start (kRecordsAt, at least kFieldsAt).
+inline size_t RecordsAt(const int32_t* out) { return out[kRecordsAt] > kFieldsAt ? size_t(out[kRecordsAt]) : size_t(kFieldsAt); }
 
 enum Flag : int32_t {
   kChunked = 1,
@@ -67,7 +74,7 @@ struct Limits {
   size_t max_headers;
 };
 
-// Parses buf[off, end) as a request (or response) head; `out` has room for kFieldsAt +
+// Parses buf[off, end) as a request (or response) head; `out` has room for RecordsAt(out) +
 // kFieldSlots * max_headers slots.
 void ParseRequest(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
 void ParseResponse(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);

@@ -49,7 +49,7 @@ void CopyHead(bool request, const uint8_t* buf, size_t off, uint8_t* to, size_t 
     out[kHostStart] += d;
     out[kHostEnd] += d;
   }
-  int32_t* f = out + kFieldsAt;
+  int32_t* f = out + RecordsAt(out);
   for (int32_t i = 0; i < out[kFieldCount]; i++, f += kFieldSlots) {
     f[1] += d;  // slot 0 is the kind
     f[2] += d;
@@ -60,8 +60,8 @@ void CopyHead(bool request, const uint8_t* buf, size_t off, uint8_t* to, size_t 
 }
 
 // parseHttp1Head(isRequest, buf, off, end, maxHeadBytes, maxHeaders, out[, copyTo, copyAt]):
-// void. The result lands in out[kResult] and the slots after it; `out` needs kFieldsAt + 5 *
-// maxHeaders slots. With copyTo, a complete head is also copied to copyTo[copyAt...] when it
+// void. The result lands in out[kResult] and the slots after it, the field records from
+// out[kRecordsAt] (16 when 0), which needs 5 * maxHeaders slots from there. With copyTo, a complete head is also copied to copyTo[copyAt...] when it
 // fits there, and its offsets then point into copyTo (out[kCopied] says whether it was).
 napi_value ParseHead(napi_env env, napi_callback_info info) {
   size_t argc = 9;
@@ -86,7 +86,8 @@ napi_value ParseHead(napi_env env, napi_callback_info info) {
   if (max_head < 1 || max_head > INT32_MAX || max_headers < 0 || max_headers > 1 << 20) return Throw(env, true, "limits out of range");
   if (napi_get_typedarray_info(env, argv[6], &type, &out_len, &slots, nullptr, nullptr) != napi_ok || type != napi_int32_array)
     return Throw(env, false, "out must be an Int32Array");
-  if (out_len < size_t(kFieldsAt) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than 16 + 5 * maxHeaders slots");
+  if (out_len < size_t(kFieldsAt) || out_len < RecordsAt(static_cast<const int32_t*>(slots)) + size_t(kFieldSlots) * size_t(max_headers))
+    return Throw(env, true, "out is shorter than its records slot (16 when 0) + 5 * maxHeaders slots");
   const Limits limits{size_t(max_head), size_t(max_headers)};
   const auto* buf = static_cast<const uint8_t*>(data);
   auto* out = static_cast<int32_t*>(slots);
@@ -199,7 +200,7 @@ napi_value ParseBoundWith(napi_env env, BoundParser* b, bool request, const uint
   const int64_t limit = int64_t(len) < INT32_MAX ? int64_t(len) : INT32_MAX;
   if (off < 0 || end < off || end > limit) return Throw(env, true, "off/end out of range");
   if (max_head < 1 || max_head > INT32_MAX || max_headers < 0 || max_headers > 1 << 20) return Throw(env, true, "limits out of range");
-  if (b->out_len < size_t(kFieldsAt) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than 16 + 5 * maxHeaders slots");
+  if (b->out_len < RecordsAt(b->out) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than its records slot (16 when 0) + 5 * maxHeaders slots");
   if (to_at >= 0 && (b->slab == nullptr || to_at > int64_t(b->slab_len))) return Throw(env, true, "copyAt out of range (or no slab set)");
   const Limits limits{size_t(max_head), size_t(max_headers)};
   if (request)
@@ -253,10 +254,12 @@ napi_value BoundParseArenaArgs(napi_env env, napi_callback_info info) {
                         a[kParseCopyAt]);
 }
 
-// setSlab(slab): where parse copies heads from now on (held until the next setSlab).
+// setSlab(slab[, out]): where parse copies heads from now on (held until the next setSlab), and
+// with `out` the results array parse writes from now on: JavaScript moves to a new one when the
+// last is full of heads' field records, and the functions stay the ones its calls know.
 napi_value BoundSetSlab(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
   auto* b = static_cast<BoundParser*>(data);
@@ -265,6 +268,21 @@ napi_value BoundSetSlab(napi_env env, napi_callback_info info) {
   void* p = nullptr;
   if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
     return Throw(env, false, "slab must be a Buffer or Uint8Array");
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 2 && napi_typeof(env, argv[1], &vt) != napi_ok) return nullptr;
+  if (vt != napi_undefined) {
+    size_t olen = 0;
+    void* op = nullptr;
+    if (napi_get_typedarray_info(env, argv[1], &type, &olen, &op, nullptr, nullptr) != napi_ok || type != napi_int32_array)
+      return Throw(env, false, "out must be an Int32Array");
+    if (olen < size_t(kFieldsAt)) return Throw(env, true, "out is shorter than 16 slots");
+    napi_ref oref;
+    if (napi_create_reference(env, argv[1], 1, &oref) != napi_ok) return nullptr;
+    if (b->out_ref) napi_delete_reference(env, b->out_ref);
+    b->out_ref = oref;
+    b->out = static_cast<int32_t*>(op);
+    b->out_len = olen;
+  }
   napi_ref ref;
   if (napi_create_reference(env, argv[0], 1, &ref) != napi_ok) return nullptr;
   if (b->slab_ref) napi_delete_reference(env, b->slab_ref);
@@ -881,7 +899,8 @@ static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t
   if (h.src == nullptr) return HeadThrow(env, fn, false, "runs from the head need its src"), false;
   const int32_t* out = static_cast<const int32_t*>(o.data);
   const int32_t count = out[kFieldCount];
-  if (count < 0 || size_t(count) > (o.len - size_t(kFieldsAt)) / size_t(kFieldSlots)) return HeadThrow(env, fn, true, "the head's field count is past the results table"), false;
+  const size_t at = RecordsAt(out);
+  if (count < 0 || at > o.len || size_t(count) > (o.len - at) / size_t(kFieldSlots)) return HeadThrow(env, fn, true, "the head's field count is past the results table"), false;
   // The writer's own (a thread_local here cost a __tls_get_addr call a head), grown to the most
   // fields a head had; written through a pointer, not push_back (~45 instructions a field).
   if (runs.size() < 2 * size_t(count)) runs.resize(2 * size_t(count));
@@ -891,7 +910,7 @@ static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t
   const size_t src_len = h.src_len;
   size_t size = 0;
   int32_t run_s = -1, run_e = -1;
-  const int32_t* r = out + kFieldsAt;
+  const int32_t* r = out + at;
   for (int32_t k = 0; k < count; k++, r += kFieldSlots) {
     const int32_t kind = r[0];
     if (kind > 0 && kind < 32 && ((drop >> kind) & 1) != 0) continue;

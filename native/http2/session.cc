@@ -1944,7 +1944,8 @@ Napi::Value Session::RespondH1HeadWith(Napi::Env env, Stream* s, const H1HeadCal
   const int64_t hl = static_cast<int64_t>(h.len);
   const int32_t* out = static_cast<const int32_t*>(o.data);
   const size_t count = out[http1::kFieldCount] > 0 ? static_cast<size_t>(out[http1::kFieldCount]) : 0;
-  if (count > (o.len - size_t(http1::kFieldsAt)) / size_t(http1::kFieldSlots)) throw Napi::RangeError::New(env, std::string(fn) + ": the head's field count is past the head-out table");
+  const size_t at = http1::RecordsAt(out);
+  if (at > o.len || count > (o.len - at) / size_t(http1::kFieldSlots)) throw Napi::RangeError::New(env, std::string(fn) + ": the head's field count is past the head-out table");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
   s->head.assign(static_cast<const char*>(f.data), static_cast<size_t>(c.flat_len));
   if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(c.pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
@@ -1952,7 +1953,7 @@ Napi::Value Session::RespondH1HeadWith(Napi::Env env, Stream* s, const H1HeadCal
                             (1u << http1::kProxyConnection) | (1u << http1::kUpgrade) | (1u << http1::kTe);
   const int32_t present = out[http1::kFlags];
   const bool names = (present & http1::kHasHttp2Settings) != 0;
-  const int32_t* r = out + http1::kFieldsAt;
+  const int32_t* r = out + at;
   for (size_t k = 0; k < count; k++, r += http1::kFieldSlots) {
     const uint32_t kind = static_cast<uint32_t>(r[0]);
     if (kind < 32 && ((1u << kind) & kHop) != 0) continue;

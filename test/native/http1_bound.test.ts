@@ -2,8 +2,9 @@
 // call (native/http1/http1_js.cc):
 // - bindHttp1HeadParser: results must be parseHttp1Head's, slot for slot, with and without the
 //   copy; bad arguments throw naming what is wrong; the parser built on it (native_head.ts) keeps
-//   working when the result array grows and when heads repeat or change their target and Host (it
-//   reuses the previous head's strings when the bytes match);
+//   working when the result array is replaced and when heads repeat or change their target and
+//   Host (it reuses the previous head's strings when the bytes match); every head keeps its own
+//   field records where the parser wrote them, through thousands of parses and array changes;
 // - bindHttp1HeadWriter: the same bytes as writeHttp1Head / sendHttp1Head, and encodeHead still
 //   matches the TypeScript encoder once its runs array has grown (and been bound again);
 // - the parser's 16-bytes-at-a-time skip over plain value and target bytes (head.cc SkipPlain):
@@ -16,7 +17,7 @@ import { directFd } from '../../src/protocols/http1/send.js';
 import { loadNative, setTable, TableSlot } from '../../src/native.js';
 import { DEFAULT_LIMITS, parseRequestHead as tsRequest, parseResponseHead as tsResponse } from '../../src/protocols/http1/decoder.js';
 import { nativeHeadParser } from '../../src/protocols/http1/native_head.js';
-import type { MessageHead } from '../../src/protocols/http1/types.js';
+import { fieldsOf, type MessageHead } from '../../src/protocols/http1/types.js';
 
 const b = loadNative();
 const REQUEST = 'junk GET /api/v1/users?x=1 HTTP/1.1\r\nHost: svc.local:8080\r\nX-A: 1\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc';
@@ -65,6 +66,35 @@ describe('bindHttp1HeadParser', () => {
     expect(gens.slice(1)).toEqual([[0, 0], [0, 0], [0, 0], [0, 0]]);
     // Something was parsed and copied (the assertions above did not compare empty results).
     expect(slabB.toString('latin1', 100, 106)).not.toBe('\0'.repeat(6));
+  });
+
+  it('writes the field records where slot 15 says (16 when 0), in the array setSlab gave last, and checks the room there', () => {
+    const src = Buffer.from(REQUEST, 'latin1');
+    const plain = new Int32Array(16 + 5 * 10);
+    b.parseHttp1Head!(true, src, 5, src.length, 8192, 10, plain);
+    const n = 5 * plain[11]!;
+    expect(n).toBe(20);
+    const records = Array.from(plain.subarray(16, 16 + n));
+    // Unbound: at slot 40 of the same results.
+    const at40 = new Int32Array(40 + 5 * 10);
+    at40[15] = 40;
+    b.parseHttp1Head!(true, src, 5, src.length, 8192, 10, at40);
+    expect(Array.from(at40.subarray(40, 40 + n))).toEqual(records);
+    expect(Array.from(at40.subarray(16, 40)).every((v) => v === 0)).toBe(true);
+    expect(() => b.parseHttp1Head!(true, src, 5, src.length, 8192, 11, at40)).toThrow(/out is shorter than its records slot/);
+    // Bound, then moved to a second array by setSlab: parse writes there, the first stays as it was.
+    const first = new Int32Array(16 + 5 * 10);
+    const [parse, setSlab] = b.bindHttp1HeadParser!(first);
+    parse(true, src, 5, src.length, 8192, 10, -1);
+    expect(Array.from(first.subarray(16, 16 + n))).toEqual(records);
+    const second = new Int32Array(100 + 5 * 10);
+    second[15] = 100;
+    setSlab(Buffer.alloc(64), second);
+    const before = Array.from(first);
+    parse(true, src, 5, src.length, 8192, 10, -1);
+    expect(Array.from(first)).toEqual(before);
+    expect(Array.from(second.subarray(100, 100 + n))).toEqual(records);
+    expect(() => parse(true, src, 5, src.length, 8192, 11, -1)).toThrow(/out is shorter than its records slot/);
   });
 
   it('parseArena fills the array as parse does for the registered reader arena, and refuses an arena of another type', () => {
@@ -155,6 +185,8 @@ describe('bindHttp1HeadParser', () => {
     expect(() => parse(true, src, 5, src.length, 8192, 11, -1)).toThrow(/out is shorter/);
     expect(() => parse(true, src, 5, src.length + 1, 8192, 10, -1)).toThrow(/off\/end out of range/);
     expect(() => setSlab('x' as unknown as Uint8Array)).toThrow(/slab must be a Buffer/);
+    expect(() => setSlab(Buffer.alloc(64), new Uint8Array(80) as unknown as Int32Array)).toThrow(/out must be an Int32Array/);
+    expect(() => setSlab(Buffer.alloc(64), new Int32Array(15))).toThrow(/out is shorter than 16 slots/);
     // A head that does not fit the slab is not copied, and says so.
     parse(true, src, 5, src.length, 8192, 10, 0);
     expect(out[0]).toBeGreaterThan(0); // parsed
@@ -206,19 +238,53 @@ describe('native_head.ts over the bound parser', () => {
     expect(heads.map((h) => h.host)).toEqual(hosts);
   });
 
-  it('keeps parsing when a larger max_headers grows the result array (the parser is bound again)', () => {
+  it('keeps parsing when a larger max_headers needs a larger result array (the parser is bound again)', () => {
     let text = 'GET /many HTTP/1.1\r\nHost: h\r\n';
     for (let i = 0; i < 150; i++) text += `x-h${i}: ${i}\r\n`;
     text += '\r\n';
     const src = Buffer.from(text);
-    const limits = { maxHeadBytes: 1 << 16, maxHeaders: 200 };
+    const limits = { maxHeadBytes: 1 << 16, maxHeaders: 2000 };
     const want = head(tsRequest(src, 0, src.length, limits));
     const got = head(p.parseRequestHeadOwned(src, 0, src.length, limits));
-    expect(got.fields.length).toBe(want.fields.length);
+    expect(got.fieldSlots.length).toBeGreaterThanOrEqual(16 + 5 * 2000);
+    expect(fieldsOf(got).length).toBe(5 * 151);
     expect(got.target).toBe('/many');
-    // And the smaller limit still rejects what it must, on the regrown array.
+    // And the smaller limit still rejects what it must, on the new array.
     expect(p.parseRequestHead(src, 0, src.length, DEFAULT_LIMITS)).toBe(-2);
-    expect(head(p.parseRequestHeadOwned(src, 0, src.length, limits)).fields.length).toBe(want.fields.length);
+    const again = head(p.parseRequestHeadOwned(src, 0, src.length, limits));
+    // Owned offsets point into the slab, the TypeScript ones into src: compare the lines.
+    const lines = (h: MessageHead) => fieldsOf(h).flatMap((v, i) => (i % 5 === 1 ? [h.buf.toString('latin1', v, fieldsOf(h)[i + 3]!)] : []));
+    expect(lines(again)).toEqual(lines(want));
+    // The first head's records stayed where they were, whatever array the second went to.
+    expect(lines(got)).toEqual(lines(want));
+    expect(lines(want)).toHaveLength(151);
+  });
+
+  it('leaves every head its own field records through thousands of parses, array changes and refills', () => {
+    const q = nativeHeadParser(b)!;
+    const kept: [MessageHead, number[], Buffer][] = [];
+    let into: MessageHead | null = null;
+    const arrays = new Set<Int32Array>();
+    for (let i = 0; i < 3000; i++) {
+      const n = (i * 7) % 13;
+      const text = `HTTP/1.1 200 OK\r\n${Array.from({ length: n }, (_, k) => `x-${i}-${k}: ${k * i}\r\n`).join('')}\r\n`;
+      const src = Buffer.from(text, 'latin1');
+      const want = fieldsOf(head(tsResponse(src, 0, src.length, DEFAULT_LIMITS)));
+      // Every third head is refilled into the one before it, which is then no longer kept.
+      const refill: boolean = i % 3 === 2 && into !== null;
+      const h = head(q.parseResponseHead(src, 0, src.length, DEFAULT_LIMITS, refill ? into : null));
+      if (refill) {
+        expect(h).toBe(into);
+        kept.pop();
+      }
+      expect(fieldsOf(h)).toEqual(want);
+      arrays.add(h.fieldSlots);
+      kept.push([h, want, src]);
+      into = h;
+    }
+    // The records of 3000 heads do not fit one array: it was replaced, and the old heads kept theirs.
+    expect(arrays.size).toBeGreaterThan(2);
+    for (const [h, want] of kept) expect(fieldsOf(h)).toEqual(want);
   });
 
   it('never takes a string of the parser bound before: its numbers start again after the array grows', () => {
@@ -308,7 +374,7 @@ describe('16-byte skip over plain bytes in the native parser', () => {
     }
     const g = got as MessageHead;
     const w = want as MessageHead;
-    expect([g.headBytes, g.target, g.host, g.status, g.fields]).toEqual([w.headBytes, w.target, w.host, w.status, w.fields]);
+    expect([g.headBytes, g.target, g.host, g.status, fieldsOf(g)]).toEqual([w.headBytes, w.target, w.host, w.status, fieldsOf(w)]);
   };
 
   it('agrees with the TypeScript parser for every byte value at every position of a long target and value', () => {

@@ -24,7 +24,8 @@ const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-L
 /** The head's header lines as text, read through its own offsets (what forwarding copies). */
 function lines(h: MessageHead): string[] {
   const out: string[] = [];
-  for (let i = 0; i < h.fields.length; i += F.SIZE) out.push(h.buf.toString('latin1', h.fields[i + F.NAME_START]!, h.fields[i + F.VALUE_END]!));
+  const f = h.fieldSlots;
+  for (let i = h.fieldsAt; i < h.fieldsEnd; i += F.SIZE) out.push(h.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.VALUE_END]!));
   return out;
 }
 
@@ -48,8 +49,8 @@ describe('owned head parse (parseHttp1Head with copyTo)', () => {
       expect(owned.buf.toString('latin1', owned.start, owned.start + owned.headBytes)).toBe(text.slice(0, plain.headBytes));
       const linesBefore = lines(owned);
       expect(linesBefore).toEqual(lines(plain));
-      const { buf: _a, start: _b, fields: _c, ...restOwned } = owned;
-      const { buf: _d, start: _e, fields: _f, ...restPlain } = plain;
+      const { buf: _a, start: _b, fieldSlots: _c, fieldsAt: _c1, fieldsEnd: _c2, ...restOwned } = owned;
+      const { buf: _d, start: _e, fieldSlots: _f, fieldsAt: _f1, fieldsEnd: _f2, ...restPlain } = plain;
       expect(restOwned).toEqual(restPlain);
       // The arena is overwritten next turn: the owned head must not notice.
       src.fill(0x21);
@@ -89,11 +90,11 @@ describe('owned head parse (parseHttp1Head with copyTo)', () => {
     expect(again).toBe(h);
     const fresh = head(native.parseRequestHeadOwned(second, 0, second.length, DEFAULT_LIMITS));
     expect(lines(again)).toEqual(lines(fresh));
-    const { buf: _a, start: _b, fields: fa, ...restAgain } = again;
-    const { buf: _c, start: _d, fields: fb, ...restFresh } = fresh;
+    const { buf: _a, start: _b, fieldSlots: _s, fieldsAt: aa, fieldsEnd: ae, ...restAgain } = again;
+    const { buf: _c, start: _d, fieldSlots: _t, fieldsAt: fa, fieldsEnd: fe, ...restFresh } = fresh;
     expect(restAgain).toEqual(restFresh);
     // Fewer fields than the head before: none of its offsets left behind.
-    expect(fa.length).toBe(fb.length);
+    expect(ae - aa).toBe(fe - fa);
     // A failed parse leaves the head as it was.
     expect(native.parseRequestHeadOwned(first, 0, 30, DEFAULT_LIMITS, h)).toBe(0);
     expect(lines(h)).toEqual(lines(fresh));
@@ -179,7 +180,7 @@ describe('sendHttp1Head (sendHead): a head sent by one send(2) without a Buffer'
       expect(fd).toBeGreaterThanOrEqual(0);
       const src = Buffer.from(RESPONSE, 'latin1');
       const h = head(parseResponseHead(src, 0, src.length));
-      const drop = (hd: MessageHead, i: number) => hd.fields[i * F.SIZE] === 5; // Keep-Alive
+      const drop = (hd: MessageHead, i: number) => hd.fieldSlots[hd.fieldsAt + i * F.SIZE] === 5; // Keep-Alive
       const expected: Buffer[] = [];
       // Direct: nothing queued on the stream.
       let n = sendHead(sock, fd, 'HTTP/1.1 200 OK', h, drop, 'server: strait\r\n', src, h.headBytes, src.length);
@@ -211,7 +212,7 @@ describe('staged heads without a Buffer (encodeHeadStagedAt, sendStagedRange)', 
   it('writes encodeHeadJs\'s bytes at the returned offset of the stage, one head after another', () => {
     const src = Buffer.from(RESPONSE, 'latin1');
     const h = head(parseResponseHead(src, 0, src.length));
-    const drop = (hd: MessageHead, i: number) => hd.fields[i * F.SIZE] === 5;
+    const drop = (hd: MessageHead, i: number) => hd.fieldSlots[hd.fieldsAt + i * F.SIZE] === 5;
     resetStage();
     const a = encodeHeadStagedAt('HTTP/1.1 200 OK', h, drop, 'server: strait\r\n', src, h.headBytes, src.length);
     const aStage = stagedBuffer();

@@ -324,7 +324,9 @@ export function parseRequestHead(buf: Buffer, off: number, end: number, limits: 
     method,
     target,
     status: 0,
-    fields,
+    fieldSlots: Int32Array.from(fields),
+    fieldsAt: 0,
+    fieldsEnd: fields.length,
     contentLength: fr.contentLength,
     chunked: fr.chunked,
     connectionClose: fr.close,
@@ -368,7 +370,9 @@ export function parseResponseHead(buf: Buffer, off: number, end: number, limits:
     method: '',
     target: '',
     status,
-    fields,
+    fieldSlots: Int32Array.from(fields),
+    fieldsAt: 0,
+    fieldsEnd: fields.length,
     contentLength: fr.contentLength,
     chunked: fr.chunked,
     connectionClose: fr.close,
@@ -381,9 +385,9 @@ export function parseResponseHead(buf: Buffer, off: number, end: number, limits:
 
 /** The first value of header `name` (lower-case), or undefined. Builds a string only for it. */
 export function getHeader(head: MessageHead, name: string): string | undefined {
-  const f = head.fields;
+  const f = head.fieldSlots;
   const b = head.buf;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
     if (bytesEqualLower(b, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) {
       return b.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
     }
@@ -397,9 +401,9 @@ export function getHeader(head: MessageHead, name: string): string | undefined {
  * `x-forwarded-proto`), where a string per message was pure garbage.
  */
 export function hasHeader(head: MessageHead, name: string): boolean {
-  const f = head.fields;
+  const f = head.fieldSlots;
   const b = head.buf;
-  for (let i = 0; i < f.length; i += F.SIZE) if (bytesEqualLower(b, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) return true;
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) if (bytesEqualLower(b, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) return true;
   return false;
 }
 

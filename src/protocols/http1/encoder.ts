@@ -9,7 +9,7 @@ import { fieldsInTables } from './parser.js';
 import { canSendNow, sendTo } from './send.js';
 import { F, type MessageHead } from './types.js';
 
-/** Decides per header (by its index in `head.fields / F.SIZE`) whether to leave it out. */
+/** Decides per header (by its index among the head's fields, 0 first) whether to leave it out. */
 export type DropField = (head: MessageHead, index: number) => boolean;
 
 /**
@@ -175,8 +175,8 @@ bindRuns();
  * with CRLF: the same size as line by line). Never re-entered: `drop` only reads the head.
  */
 function collectRuns(head: MessageHead, drop: Drop): number {
-  const f = head.fields;
-  const n = f.length / F.SIZE;
+  const f = head.fieldSlots;
+  const n = (head.fieldsEnd - head.fieldsAt) / F.SIZE;
   const src = head.buf;
   if (RUNS.length < 2 * n) {
     RUNS = new Int32Array(Math.max(2 * n, RUNS.length * 2));
@@ -187,7 +187,7 @@ function collectRuns(head: MessageHead, drop: Drop): number {
   let size = 0;
   let runStart = -1;
   let runEnd = -1;
-  for (let i = 0, o = 0; i < n; i++, o += F.SIZE) {
+  for (let i = 0, o = head.fieldsAt; i < n; i++, o += F.SIZE) {
     if (dropped(drop, head, i, f[o + F.KIND]!)) continue;
     const s = f[o + F.NAME_START]!;
     const e = f[o + F.VALUE_END]!;
@@ -552,14 +552,15 @@ export function sendHead(sock: ClientSocket, fd: number, firstLine: string, head
  */
 export function encodeHeadJs(firstLine: string, head: MessageHead | null, drop: Drop, extra: string, tail: Buffer | null = null, tailStart = 0, tailEnd = 0): Buffer {
   let size = firstLine.length + 2 + extra.length + 2 + (tail ? tailEnd - tailStart : 0);
-  const f = head ? head.fields : null;
-  const n = f ? f.length / F.SIZE : 0;
+  const f = head ? head.fieldSlots : null;
+  const at = head ? head.fieldsAt : 0;
+  const n = head ? (head.fieldsEnd - at) / F.SIZE : 0;
   let keep: Uint8Array | null = null;
   if (f) {
     if (KEEP.length < n) KEEP = new Uint8Array(Math.max(n, KEEP.length * 2));
     keep = KEEP;
     for (let i = 0; i < n; i++) {
-      const o = i * F.SIZE;
+      const o = at + i * F.SIZE;
       if (dropped(drop, head!, i, f[o + F.KIND]!)) {
         keep[i] = 0;
         continue;
@@ -580,7 +581,7 @@ export function encodeHeadJs(firstLine: string, head: MessageHead | null, drop: 
     let runEnd = -1;
     for (let i = 0; i < n; i++) {
       if (!keep![i]) continue;
-      const o = i * F.SIZE;
+      const o = at + i * F.SIZE;
       const s = f[o + F.NAME_START]!;
       if (runStart >= 0 && s === runEnd + 2 && src[runEnd] === 0x0d && src[runEnd + 1] === 0x0a) {
         runEnd = f[o + F.VALUE_END]!;

@@ -9,7 +9,7 @@ import type { ParseLimits, ParseResult } from './decoder.js';
 import { type MessageHead } from './types.js';
 
 /** Slots of the addon's result; mirrors `Slot` in native/http1/head.h. */
-const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, HOST_GEN: 13, TARGET_GEN: 14, FIELDS: 16 } as const;
+const S = { RESULT: 0, MINOR: 1, A: 2, B: 3, C: 4, D: 5, FLAGS: 6, CL_HI: 7, CL_LO: 8, HOST_START: 9, HOST_END: 10, COUNT: 11, COPIED: 12, HOST_GEN: 13, TARGET_GEN: 14, RECORDS_AT: 15, FIELDS: 16 } as const;
 const FLAG = { CHUNKED: 1, CLOSE: 2, KEEP_ALIVE: 4, UPGRADE_TOKEN: 8, HAS_UPGRADE: 16, EXPECT_CONTINUE: 32 } as const;
 
 /** The native parser's flags for response fields a proxy adds or drops (kHas* in native/http1/head.h). */
@@ -139,27 +139,34 @@ const SLAB_BYTES = 32 * 1024;
 const SLAB_BIG = 4 * 1024;
 
 /**
- * out's `nf` field slots into `fields` (nf a multiple of 5). A function of its own: in the
- * parser's closure `out` is a mutable variable, which TurboFan loads and checks again on every
- * iteration (~37 instructions a slot); here a record (5 slots) an iteration, the two arrays are
- * checked once for the five (~11 a slot).
+ * Slots of each results array (`out`): the result slots, then the field records of one head after
+ * another, each left where the parser wrote it (the head's fieldSlots). 32 KiB like a head slab: a
+ * live head pins the array its records are in, as its bytes pin their slab.
  */
-function copyFields(fields: number[], o: Int32Array, nf: number): void {
-  for (let i = 0, j = S.FIELDS; i < nf; i += 5, j += 5) {
-    fields[i] = o[j]!;
-    fields[i + 1] = o[j + 1]!;
-    fields[i + 2] = o[j + 2]!;
-    fields[i + 3] = o[j + 3]!;
-    fields[i + 4] = o[j + 4]!;
-  }
+const OUT_SLOTS = 8 * 1024;
+
+/**
+ * A results array of `slots`, its memory not zeroed but for the result slots: every record is
+ * written by a parse before anything reads it (Int32Array's zeroing of 32 KiB was ~130
+ * instructions a request at a new array every few hundred requests).
+ */
+function newOut(slots: number): Int32Array {
+  const out = new Int32Array(Buffer.allocUnsafeSlow(4 * slots).buffer, 0, slots);
+  out.fill(0, 0, S.FIELDS);
+  return out;
 }
 
-/** A parser over the addon's parseHttp1Head, or null when the loaded addon predates it. */
+/**
+ * A parser over the addon's parseHttp1Head, or null when the loaded addon predates it or its
+ * records slot (http1BoundOut came with it: an older addon writes every head's records at 16).
+ */
 export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   const parse = binding.parseHttp1Head;
-  if (typeof parse !== 'function') return null;
-  // One scratch array per parser, grown for the largest max_headers seen.
-  let out = new Int32Array(S.FIELDS + 5 * 100);
+  if (typeof parse !== 'function' || binding.http1BoundOut !== true) return null;
+  // The results array, replaced (and the heads parsed into it keep it) when the records of a head
+  // with max_headers fields might not fit after the last head's; recAt: where the next go.
+  let out = newOut(OUT_SLOTS);
+  let recAt: number = S.FIELDS;
   // Registered (HEAD_SLAB) when the addon takes it: the head writers then pass no Buffer to read
   // for a head copied here (~250 instructions each).
   const slabTable = binding.http1HeadSlabTable === true;
@@ -221,11 +228,18 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
   };
   rebind();
   const run = (request: boolean, src: Buffer, off: number, end: number, limits: ParseLimits, owned: boolean, into: MessageHead | null): ParseResult => {
-    const need = S.FIELDS + 5 * limits.maxHeaders;
-    if (out.length < need) {
-      out = new Int32Array(need);
-      rebind();
+    const need = 5 * limits.maxHeaders;
+    if (recAt + need > out.length) {
+      out = newOut(Math.max(OUT_SLOTS, S.FIELDS + need));
+      recAt = S.FIELDS;
+      if (bound !== null) {
+        // The same bound functions on the new array: new ones every few hundred heads turned
+        // their call sites megamorphic (V8's slow API call path, ~300 instructions a parse).
+        bound[1](slab, out);
+        setTable(TableSlot.HEAD_OUT, out);
+      }
     }
+    out[S.RECORDS_AT] = recAt;
     inArena = null;
     last = null;
     let arenaParse = false;
@@ -275,16 +289,15 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     const flags = out[S.FLAGS]!;
     const hi = out[S.CL_HI]!;
     const hs = out[S.HOST_START]!;
-    // A plain array of the exact size: V8 builds it ~2x faster than a typed-array slice.
-    const nf = 5 * out[S.COUNT]!;
+    const at = recAt;
+    const fieldsEnd = at + 5 * out[S.COUNT]!;
+    recAt = fieldsEnd;
     if (into !== null) {
-      const h = refill(into as Writable<MessageHead>, request, buf, start, headBytes, nf);
+      const h = refill(into as Writable<MessageHead>, request, buf, start, headBytes, at, fieldsEnd);
       if (arenaParse && !owned) inArena = h;
       if (bound !== null) last = h;
       return h;
     }
-    const fields = new Array<number>(nf);
-    copyFields(fields, out, nf);
     const head: MessageHead = {
       buf,
       start,
@@ -293,7 +306,9 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       method: request ? methodOf(buf, out[S.A]!, out[S.B]!) : '',
       target: request ? targetIn(buf) : '',
       status: request ? 0 : out[S.A]!,
-      fields,
+      fieldSlots: out,
+      fieldsAt: at,
+      fieldsEnd,
       contentLength: hi < 0 ? -1 : hi * 0x1_0000_0000 + (out[S.CL_LO]! >>> 0),
       chunked: (flags & FLAG.CHUNKED) !== 0,
       connectionClose: (flags & FLAG.CLOSE) !== 0,
@@ -307,13 +322,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     return head;
   };
   /** run()'s head written into `h`, a head it made before: the same fields, the same order. */
-  const refill = (h: Writable<MessageHead>, request: boolean, buf: Buffer, start: number, headBytes: number, nf: number): MessageHead => {
-    const fields = h.fields;
-    // Heads from one upstream mostly carry the same number of headers: the array keeps its store.
-    // Only a shorter head cuts it: copyFields writes in order, so a longer one grows it by appends,
-    // where a store to `length` is a runtime call (~400 instructions; a connection's first head).
-    if (fields.length > nf) fields.length = nf;
-    copyFields(fields, out, nf);
+  const refill = (h: Writable<MessageHead>, request: boolean, buf: Buffer, start: number, headBytes: number, at: number, fieldsEnd: number): MessageHead => {
     const flags = out[S.FLAGS]!;
     const hi = out[S.CL_HI]!;
     const hs = out[S.HOST_START]!;
@@ -324,6 +333,11 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     h.method = request ? methodOf(buf, out[S.A]!, out[S.B]!) : '';
     h.target = request ? targetIn(buf) : '';
     h.status = request ? 0 : out[S.A]!;
+    // A store of the same array still costs a write barrier (~120 instructions): most refills
+    // find their head's records in the array they are in already.
+    if (h.fieldSlots !== out) h.fieldSlots = out;
+    h.fieldsAt = at;
+    h.fieldsEnd = fieldsEnd;
     h.contentLength = hi < 0 ? -1 : hi * 0x1_0000_0000 + (out[S.CL_LO]! >>> 0);
     h.chunked = (flags & FLAG.CHUNKED) !== 0;
     h.connectionClose = (flags & FLAG.CLOSE) !== 0;
@@ -339,9 +353,9 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     parseRequestHeadOwned: (buf, off, end, limits, into) => run(true, buf, off, end, limits, true, into ?? null),
     parseResponseHeadOwned: (buf, off, end, limits, into) => run(false, buf, off, end, limits, true, into ?? null),
     inTables: (head) => (head === inArena && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
-    // The length check: a caller that cut fields out of head.fields (h1DropUnderscored,
+    // The count check: a caller that cut fields out of the head (h1DropUnderscored,
     // bodylessFraming) left the table's list longer than the head's.
-    fieldsInTables: (head) => head === last && head.fields.length === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null,
-    flagsInTables: (head) => (head === last && head.fields.length === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
+    fieldsInTables: (head) => head === last && head.fieldsEnd - head.fieldsAt === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null,
+    flagsInTables: (head) => (head === last && head.fieldsEnd - head.fieldsAt === 5 * out[S.COUNT]! && tableArg(TableSlot.HEAD_OUT, out) === null ? out[S.FLAGS]! : -1),
   };
 }

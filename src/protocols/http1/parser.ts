@@ -20,14 +20,14 @@ function own(r: ParseResult): ParseResult {
   const buf = Buffer.allocUnsafe(r.headBytes);
   r.buf.copy(buf, 0, r.start, r.start + r.headBytes);
   const d = -r.start;
-  const fields = r.fields.slice();
+  const fields = r.fieldSlots.slice(r.fieldsAt, r.fieldsEnd);
   for (let i = 0; i < fields.length; i += F.SIZE) {
     fields[i + F.NAME_START]! += d;
     fields[i + F.NAME_END]! += d;
     fields[i + F.VALUE_START]! += d;
     fields[i + F.VALUE_END]! += d;
   }
-  return { ...r, buf, start: 0, fields };
+  return { ...r, buf, start: 0, fieldSlots: fields, fieldsAt: 0, fieldsEnd: fields.length };
 }
 
 function choose(): { parser: HeadParser; name: 'native' | 'ts' } {
@@ -41,7 +41,7 @@ function choose(): { parser: HeadParser; name: 'native' | 'ts' } {
   try {
     const p = nativeHeadParser(loadNative());
     if (p) return { parser: p, name: 'native' };
-    log.warn('the native addon predates parseHttp1Head: HTTP/1 heads are parsed in TypeScript (rebuild with "npx node-gyp rebuild")');
+    log.warn('the native addon predates parseHttp1Head or its records slot: HTTP/1 heads are parsed in TypeScript (rebuild with "npx node-gyp rebuild")');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'native addon unavailable: HTTP/1 heads are parsed in TypeScript');
   }
@@ -77,7 +77,7 @@ export function parseResponseHead(buf: Buffer, off: number, end: number, limits:
  * apart); else -1. The addon then reads the fields itself (NativeH2Stream.respondH1Head).
  */
 export function headFlagsInTables(head: MessageHead): number {
-  // bodylessFraming may have cut a field out of head.fields (not out of the parser's results).
+  // bodylessFraming may have cut a field out of the head (not out of the parser's results).
   if (head.status < 200 || head.status === 204 || chosen.parser.inTables === undefined) return -1;
   return chosen.parser.inTables(head);
 }
@@ -134,21 +134,23 @@ export function parseResponseHeadOwned(buf: Buffer, off: number, end: number, li
 function bodylessFraming(r: ParseResult): ParseResult {
   if (typeof r === 'number' || (r.status >= 200 && r.status !== 204)) return r;
   if (r.contentLength > 0) return HeadStatus.MALFORMED;
-  const f = r.fields;
+  const f = r.fieldSlots;
+  const end = r.fieldsEnd;
   let cl = false;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  for (let i = r.fieldsAt; i < end; i += F.SIZE) {
     const kind = f[i + F.KIND];
     if (kind === HeaderKind.TRANSFER_ENCODING) return HeadStatus.MALFORMED;
     if (kind === HeaderKind.CONTENT_LENGTH) cl = true;
   }
   if (!cl) return r;
-  let w = 0;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  // In place: the range is this head's alone.
+  let w = r.fieldsAt;
+  for (let i = r.fieldsAt; i < end; i += F.SIZE) {
     if (f[i + F.KIND] === HeaderKind.CONTENT_LENGTH) continue;
     for (let k = 0; k < F.SIZE; k++) f[w + k] = f[i + k]!;
     w += F.SIZE;
   }
-  f.length = w;
+  (r as { fieldsEnd: number }).fieldsEnd = w;
   (r as { contentLength: number }).contentLength = -1;
   return r;
 }

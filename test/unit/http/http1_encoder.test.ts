@@ -11,9 +11,11 @@ function parsed(r: MessageHead | number): MessageHead {
 /** What encodeHead must produce: the kept lines one by one, as the header offsets say. */
 function lineByLine(first: string, h: MessageHead, keep: (i: number) => boolean, extra: string, body = ''): string {
   let out = `${first}\r\n`;
-  for (let i = 0; i < h.fields.length / 5; i++) {
+  const f = h.fieldSlots;
+  for (let i = 0; i < (h.fieldsEnd - h.fieldsAt) / 5; i++) {
     if (!keep(i)) continue;
-    out += h.buf.toString('latin1', h.fields[i * 5 + 1]!, h.fields[i * 5 + 4]!) + '\r\n';
+    const o = h.fieldsAt + i * 5;
+    out += h.buf.toString('latin1', f[o + 1]!, f[o + 4]!) + '\r\n';
   }
   return `${out}${extra}\r\n${body}`;
 }
@@ -22,7 +24,7 @@ describe('head encoder: runs of kept lines and an inline body', () => {
   it('gives the same bytes as copying line by line when lines are dropped in between, and trims trailing whitespace', () => {
     const text = 'GET / HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nConnection: keep-alive\r\nX-Two: two  \r\nX-Three: 3\r\nTE: trailers\r\nX-Four: caf\xe9\r\n\r\n';
     const h = parsed(parseRequestHead(b(text), 0, text.length));
-    const drop = (hd: MessageHead, i: number) => hd.fields[i * 5] === HeaderKind.CONNECTION || hd.fields[i * 5] === HeaderKind.TE;
+    const drop = (hd: MessageHead, i: number) => hd.fieldSlots[hd.fieldsAt + i * 5] === HeaderKind.CONNECTION || hd.fieldSlots[hd.fieldsAt + i * 5] === HeaderKind.TE;
     const out = encodeHead('GET /x HTTP/1.1', h, drop, 'x-added: 1\r\n').toString('latin1');
     expect(out).toBe(lineByLine('GET /x HTTP/1.1', h, (i) => !drop(h, i), 'x-added: 1\r\n'));
     // The trailing spaces of X-Two are not part of its value, so they must not leak through a run.

@@ -167,8 +167,9 @@ function h1Pairs(head: Buffer): { line: string; pairs: Pairs } {
   const r = parseRequestHead(head, 0, head.length);
   if (typeof r === 'number') throw new Error(`bad head ${r}: ${head.toString('latin1')}`);
   const pairs: Pairs = [];
-  for (let i = 0; i < r.fields.length; i += F.SIZE) {
-    pairs.push([head.toString('latin1', r.fields[i + F.NAME_START]!, r.fields[i + F.NAME_END]!).toLowerCase(), head.toString('latin1', r.fields[i + F.VALUE_START]!, r.fields[i + F.VALUE_END]!)]);
+  const f = r.fieldSlots;
+  for (let i = r.fieldsAt; i < r.fieldsEnd; i += F.SIZE) {
+    pairs.push([head.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase(), head.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!)]);
   }
   expect(r.headBytes).toBe(head.length);
   return { line: `${r.method} ${r.target}`, pairs };

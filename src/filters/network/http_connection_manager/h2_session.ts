@@ -2517,13 +2517,13 @@ export function writeH1ResponseExtras(w: FlatWriter, status: number, present: nu
 export function writeH1ResponseSpans(w: FlatWriter, spans: HeadSpans, status: number, head: MessageHead, serverMode: string, serverName: string, requestId: string | null): void {
   w.block(H1_BLOCKS.status(status), 1);
   spans.n = 0;
-  const f = head.fields;
+  const f = head.fieldSlots;
   const b = head.buf;
   const overwrite = serverMode === 'OVERWRITE';
   let server = false;
   let date = false;
   let rid = false;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
     const kind = f[i + F.KIND]!;
     if (kind !== HeaderKind.OTHER && ((1 << kind) & HOP_KIND) !== 0) continue;
     const ns = f[i + F.NAME_START]!;

@@ -278,8 +278,8 @@ onBatchEnd(sendHeld);
 /** Every value of a header, in order (x-forwarded-for may arrive as several lines). */
 function getAll(head: MessageHead, name: string): string[] {
   const out: string[] = [];
-  const f = head.fields;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  const f = head.fieldSlots;
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
     if (bytesEqualLower(head.buf, f[i + F.NAME_START]!, f[i + F.NAME_END]!, name)) out.push(head.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!));
   }
   return out;
@@ -287,9 +287,9 @@ function getAll(head: MessageHead, name: string): string[] {
 
 /** Whether header i of `head` is named one of `names` (lower-case). */
 function named(head: MessageHead, i: number, names: readonly string[]): boolean {
-  const o = i * F.SIZE;
-  const s = head.fields[o + F.NAME_START]!;
-  const e = head.fields[o + F.NAME_END]!;
+  const o = head.fieldsAt + i * F.SIZE;
+  const s = head.fieldSlots[o + F.NAME_START]!;
+  const e = head.fieldSlots[o + F.NAME_END]!;
   for (const n of names) if (bytesEqualLower(head.buf, s, e, n)) return true;
   return false;
 }
@@ -305,7 +305,7 @@ let reqDropExpect = false;
 let reqDropHost = false;
 
 function dropRequestField(h: MessageHead, i: number): boolean {
-  switch (h.fields[i * F.SIZE]!) {
+  switch (h.fieldSlots[h.fieldsAt + i * F.SIZE]!) {
     case HeaderKind.UPGRADE:
       return !reqKeepUpgrade; // the one hop-by-hop header an allowed upgrade carries on
     case HeaderKind.CONNECTION:
@@ -354,7 +354,7 @@ function responseKinds(): number {
 
 /** responseKinds(), and the names in respDropNames (a transfer-encoding field goes by respDechunk alone). */
 function dropResponseField(h: MessageHead, i: number): boolean {
-  const k = h.fields[i * F.SIZE]!;
+  const k = h.fieldSlots[h.fieldsAt + i * F.SIZE]!;
   if (k === HeaderKind.TRANSFER_ENCODING) return respDechunk;
   return (k !== HeaderKind.OTHER && ((responseKinds() >> k) & 1) !== 0) || named(h, i, respDropNames);
 }
@@ -366,10 +366,10 @@ function responseDrop(): Drop {
 
 /** Every header of a request head, names lower-cased, for filters that forward them (ext_authz). */
 function headerList(head: MessageHead): Array<[string, string]> {
-  const f = head.fields;
+  const f = head.fieldSlots;
   const b = head.buf;
   const out: Array<[string, string]> = [];
-  for (let i = 0; i < f.length; i += F.SIZE) out.push([b.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase(), b.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!)]);
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) out.push([b.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase(), b.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!)]);
   return out;
 }
 
@@ -1126,7 +1126,9 @@ const NO_HEAD: MessageHead = Object.freeze({
   method: '',
   target: '',
   status: 0,
-  fields: [],
+  fieldSlots: new Int32Array(0),
+  fieldsAt: 0,
+  fieldsEnd: 0,
   contentLength: -1,
   chunked: false,
   connectionClose: false,
@@ -1902,8 +1904,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     if (mutates(route.requestHeaders)) extra += applyMutationTo(route.requestHeaders, head, dropNames);
     // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1). The parser
     // tagged Connection lines already: no name comparisons, and no strings without one.
-    const hf = head.fields;
-    for (let i = 0; i < hf.length; i += F.SIZE) {
+    const hf = head.fieldSlots;
+    for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
       if (hf[i + F.KIND] !== HeaderKind.CONNECTION || standardConnectionValue(head.buf, hf[i + F.VALUE_START]!, hf[i + F.VALUE_END]!)) continue;
       for (const t of head.buf.toString('latin1', hf[i + F.VALUE_START]!, hf[i + F.VALUE_END]!).toLowerCase().split(',')) {
         const n = t.trim();
@@ -1965,8 +1967,8 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     const h = parseRequestHead(enc, 0, enc.length, { maxHeadBytes: enc.length + 1, maxHeaders: 100_000 });
     if (typeof h === 'number') throw new Error('re-parsing our own head failed');
     const out: HeaderObject = { ':method': h.method, ':path': h.target, ':authority': h.host, ':scheme': 'http' };
-    const f = h.fields;
-    for (let i = 0; i < f.length; i += F.SIZE) {
+    const f = h.fieldSlots;
+    for (let i = h.fieldsAt; i < h.fieldsEnd; i += F.SIZE) {
       const k = f[i + F.KIND]!;
       if (k === HeaderKind.HOST || k === HeaderKind.TRANSFER_ENCODING || k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE) continue;
       const name = enc.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
@@ -2881,7 +2883,7 @@ class Http1Stream implements Http1ConnUser, TryEvents, HedgeOwner, TriedHosts, D
     const up = conn.socket;
     const down = this.session.socket;
     const drop = (h: MessageHead, i: number) => {
-      const k = h.fields[i * F.SIZE]!;
+      const k = h.fieldSlots[h.fieldsAt + i * F.SIZE]!;
       return k === HeaderKind.CONNECTION || k === HeaderKind.KEEP_ALIVE || k === HeaderKind.PROXY_CONNECTION;
     };
     this.corkDown();

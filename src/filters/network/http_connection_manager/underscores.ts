@@ -35,9 +35,9 @@ export function underscoreStats(stats: Scope, codec: 'http1' | 'http2'): Undersc
 
 /** Whether an HTTP/1.1 head has a field name with `_`. */
 export function h1HasUnderscore(head: MessageHead): boolean {
-  const f = head.fields;
+  const f = head.fieldSlots;
   const b = head.buf;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
     const e = f[i + F.NAME_END]!;
     for (let j = f[i + F.NAME_START]!; j < e; j++) if (b[j] === 0x5f) return true;
   }
@@ -46,11 +46,12 @@ export function h1HasUnderscore(head: MessageHead): boolean {
 
 /** Removes the fields whose name has `_` from an HTTP/1.1 head (they are not forwarded either); returns how many. */
 export function h1DropUnderscored(head: MessageHead): number {
-  const f = head.fields as number[];
+  const f = head.fieldSlots;
   const b = head.buf;
-  let w = 0;
+  // In place: the range is this head's alone.
+  let w = head.fieldsAt;
   let dropped = 0;
-  for (let r = 0; r < f.length; r += F.SIZE) {
+  for (let r = head.fieldsAt; r < head.fieldsEnd; r += F.SIZE) {
     let has = false;
     const e = f[r + F.NAME_END]!;
     for (let j = f[r + F.NAME_START]!; j < e && !has; j++) has = b[j] === 0x5f;
@@ -61,7 +62,7 @@ export function h1DropUnderscored(head: MessageHead): number {
     if (w !== r) for (let k = 0; k < F.SIZE; k++) f[w + k] = f[r + k]!;
     w += F.SIZE;
   }
-  f.length = w;
+  (head as { fieldsEnd: number }).fieldsEnd = w;
   return dropped;
 }
 

@@ -866,8 +866,8 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 
 /** The header object of an HTTP/1 head, less hop-by-hop fields (no `:status`). */
 export function headerObjectOf(head: MessageHead): HeaderObject {
   const out: HeaderObject = {};
-  const f = head.fields;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  const f = head.fieldSlots;
+  for (let i = head.fieldsAt; i < head.fieldsEnd; i += F.SIZE) {
     const name = head.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase();
     if (HOP.has(name)) continue;
     const v = head.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!);
@@ -1358,7 +1358,7 @@ export class ParkedH1Conn implements Http1ConnUser {
       off += r.headBytes;
       if (r.status >= 100 && r.status < 200) continue;
       this.buf = null;
-      const g = r.fields.length ? grpcStatusOfHead(r) : -1;
+      const g = r.fieldsEnd !== r.fieldsAt ? grpcStatusOfHead(r) : -1;
       if (!this.owner.parkedResponse(this, r.status, g)) return;
       // Promoted: the owner is the connection's user now; it parses the head again from the start.
       const u = c.user;
@@ -1397,8 +1397,8 @@ export class ParkedH1Conn implements Http1ConnUser {
 
 /** An HTTP/1 head's grpc-status (the first one), -1 when it has none. */
 export function grpcStatusOfHead(r: MessageHead): number {
-  const f = r.fields;
-  for (let i = 0; i < f.length; i += F.SIZE) {
+  const f = r.fieldSlots;
+  for (let i = r.fieldsAt; i < r.fieldsEnd; i += F.SIZE) {
     if (r.buf.toString('latin1', f[i + F.NAME_START]!, f[i + F.NAME_END]!).toLowerCase() === 'grpc-status') return Number(r.buf.toString('latin1', f[i + F.VALUE_START]!, f[i + F.VALUE_END]!));
   }
   return -1;
