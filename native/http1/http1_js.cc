@@ -61,8 +61,9 @@ void CopyHead(bool request, const uint8_t* buf, size_t off, uint8_t* to, size_t 
 
 // parseHttp1Head(isRequest, buf, off, end, maxHeadBytes, maxHeaders, out[, copyTo, copyAt]):
 // void. The result lands in out[kResult] and the slots after it, the field records from
-// out[kRecordsAt] (16 when 0), which needs 5 * maxHeaders slots from there. With copyTo, a complete head is also copied to copyTo[copyAt...] when it
-// fits there, and its offsets then point into copyTo (out[kCopied] says whether it was).
+// out[kRecordsAt] (16 when 0), which needs 5 * maxHeaders slots from there. With copyTo, a
+// complete head is also copied to copyTo[copyAt...] when it fits there, and its offsets then
+// point into copyTo (out[kCopied] says whether it was).
 napi_value ParseHead(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
