@@ -91,9 +91,41 @@ void Acceptor::StartPolling() {
   });
 }
 
+namespace {
+
+// One callback scope for every connection a wake-up hands to JavaScript (~46 a wake-up under
+// connection churn): MakeCallback per connection set up and tore down a scope, the async
+// context and a microtask checkpoint each time (~650 instructions a connection). Opened at the
+// first connection, closed (microtasks and nextTicks run then) when the batch is handed over or
+// before anything else is called.
+class BatchScope {
+ public:
+  BatchScope(napi_env env, napi_value resource, napi_async_context ctx) : env_(env), resource_(resource), ctx_(ctx) {}
+  ~BatchScope() { Close(); }
+  BatchScope(const BatchScope&) = delete;
+  BatchScope& operator=(const BatchScope&) = delete;
+  bool Open() {
+    if (scope_ == nullptr && napi_open_callback_scope(env_, resource_, ctx_, &scope_) != napi_ok) scope_ = nullptr;
+    return scope_ != nullptr;
+  }
+  void Close() {
+    if (scope_ != nullptr) napi_close_callback_scope(env_, scope_);
+    scope_ = nullptr;
+  }
+
+ private:
+  napi_env env_;
+  napi_value resource_;
+  napi_async_context ctx_;
+  napi_callback_scope scope_ = nullptr;
+};
+
+}  // namespace
+
 void Acceptor::OnReadable() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  BatchScope batch(env, Value(), async_);
   for (int i = 0; i < kAcceptBatch && !closed_ && !paused_; i++) {
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -106,6 +138,7 @@ void Acceptor::OnReadable() {
       if (PerConnectionError(err)) continue;
       // EMFILE, ENFILE, ENOBUFS, ENOMEM, or a broken listener: back off, then tell JS.
       Backoff();
+      batch.Close();
       CallFromLoop(env, on_error_, Value(), {Napi::String::New(env, ErrnoNameOf(err))}, async_);
       return;
     }
@@ -118,7 +151,21 @@ void Acceptor::OnReadable() {
     napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
     if (ip) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
     else address = Napi::String::New(env, p.address);
-    CallFromLoop(env, on_accept_, Value(), {Napi::Number::New(env, cfd), family, address, Napi::Number::New(env, p.port)}, async_);
+    const napi_value argv[4] = {Napi::Number::New(env, cfd), family, address, Napi::Number::New(env, p.port)};
+    if (!batch.Open()) {
+      CallFromLoop(env, on_accept_, Value(), 4, argv, async_);
+      continue;
+    }
+    napi_value ignored;
+    if (napi_call_function(env, Value(), on_accept_.Value(), 4, argv, &ignored) == napi_pending_exception) {
+      // As CallFromLoop: Node's uncaught-exception machinery, outside the scope (the next
+      // connection opens another); nothing to report while the environment is torn down.
+      napi_value err = nullptr;
+      napi_valuetype t = napi_undefined;
+      napi_get_and_clear_last_exception(env, &err);
+      batch.Close();
+      if (err != nullptr && napi_typeof(env, err, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, err);
+    }
   }
 }
 

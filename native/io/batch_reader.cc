@@ -136,6 +136,7 @@ void BatchReader::Release() {
   if (check_) CloseAndFree(check_);
   check_ = nullptr;
   count_ = 0;
+  if (++batch_seq_ == 0) batch_seq_ = 1;
 }
 
 BatchReader::Slot* BatchReader::SlotArg(const Args& info, const char* fn) {
@@ -227,9 +228,11 @@ void BatchReader::Drop(int32_t id, bool keep_fd, bool exclusive) {
   if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
-  // takes the slot number next.
-  for (size_t i = 0; i < count_; i++)
-    if (out_[3 * i] == id) out_[3 * i] = -1;
+  // takes the slot number next. They are one run from batch_first: a scan of the whole batch
+  // was ~350 instructions a connection closed while a large batch was handed out.
+  if (s->batch_seq == batch_seq_)
+    for (size_t i = s->batch_first; i < count_ && out_[3 * i] == id; i++) out_[3 * i] = -1;
+  s->batch_seq = 0;
   free_.push_back(uint32_t(id));
 }
 
@@ -290,9 +293,13 @@ void BatchReader::OnWake() {
   }
 }
 
-void BatchReader::Push(uint32_t id, int32_t off, int32_t len) {
+void BatchReader::Push(Slot* s, int32_t off, int32_t len) {
+  if (s->batch_seq != batch_seq_) {
+    s->batch_seq = batch_seq_;
+    s->batch_first = uint32_t(count_);
+  }
   int32_t* e = out_ + 3 * count_++;
-  e[0] = int32_t(id);
+  e[0] = int32_t(s->id);
   e[1] = off;
   e[2] = len;
 }
@@ -304,7 +311,7 @@ void BatchReader::OnEvent(uint32_t id, bool readable, bool writable) {
     if (released_ || s->fd < 0) return;
     // One entry per watchWrite(): the owner asks again if its queue is still not empty.
     s->write_wanted = false;
-    Push(id, 0, kWritable);
+    Push(s, 0, kWritable);
   }
   if (!readable) {
     if (!released_ && s->fd >= 0) Update(id);
@@ -321,7 +328,7 @@ void BatchReader::OnEvent(uint32_t id, bool readable, bool writable) {
     }
     ssize_t r = read(s->fd, arena_ + arena_used_, kReadSize);
     if (r > 0) {
-      Push(id, int32_t(arena_used_), int32_t(r));
+      Push(s, int32_t(arena_used_), int32_t(r));
       arena_used_ += size_t(r);
       if (size_t(r) < kReadSize) break;  // drained: skip the read that would say EAGAIN
       continue;
@@ -332,7 +339,7 @@ void BatchReader::OnEvent(uint32_t id, bool readable, bool writable) {
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     // EOF (0) or a hard error (-errno): delivered in order after the bytes before it.
-    Push(id, 0, r == 0 ? 0 : -errno);
+    Push(s, 0, r == 0 ? 0 : -errno);
     s->done = true;
     break;
   }
@@ -350,6 +357,7 @@ void BatchReader::Deliver(bool from_js) {
       on_batch_.Call(Value(), {n});
     } catch (...) {
       count_ = 0;
+      if (++batch_seq_ == 0) batch_seq_ = 1;
       arena_used_ = 0;
       delivering_ = false;
       throw;
@@ -359,6 +367,7 @@ void BatchReader::Deliver(bool from_js) {
     CallFromLoop(env, on_batch_, Value(), {n}, async_);
   }
   count_ = 0;
+  if (++batch_seq_ == 0) batch_seq_ = 1;
   arena_used_ = 0;
   delivering_ = false;
 }

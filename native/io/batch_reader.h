@@ -51,6 +51,10 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
     bool write_wanted = false;  // one kWritable entry wanted (cleared when it is pushed)
     bool done = false;  // EOF or error delivered: never read again
     bool owned = false;  // the owner's fd itself (add with `own`), not a dup made here
+    // Where this slot's entries of the batch numbered batch_seq start in out_ (one OnEvent
+    // pushes them one after another), so that Drop clears them without a scan of the batch.
+    uint32_t batch_seq = 0;
+    uint32_t batch_first = 0;
   };
 
   Napi::Value Add(const Args& info);
@@ -86,7 +90,7 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   void Forget(Slot* s);
   void OnWake();
   void OnEvent(uint32_t id, bool readable, bool writable);
-  void Push(uint32_t id, int32_t off, int32_t len);
+  void Push(Slot* s, int32_t off, int32_t len);
   // Hands the pending entries to JavaScript; `from_js`: inside a JS call (flush()).
   void Deliver(bool from_js);
   void Release();
@@ -101,6 +105,8 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   int32_t* out_ = nullptr;
   size_t out_cap_ = 0;  // entries
   size_t count_ = 0;
+  // The number of the batch being filled (never 0): bumped whenever count_ goes back to 0.
+  uint32_t batch_seq_ = 1;
   bool delivering_ = false;
   bool released_ = false;
   uv_check_t* check_ = nullptr;

@@ -110,6 +110,25 @@ describe('Acceptor', () => {
     acceptor.close();
   });
 
+  it('hands the connections of one wake-up over in one callback scope; a throw for one reaches uncaughtException and the rest still arrive', async () => {
+    // A child, so that the uncaught exception is its own; see fixtures/accept_batch.mjs.
+    const fixture = fileURLToPath(new URL('./fixtures/accept_batch.mjs', import.meta.url));
+    const child = spawn(process.execPath, [fixture], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    const report = JSON.parse(out) as { accepted: number; distinctFds: number; peersMatch: boolean; errors: string[]; order: string[] };
+    expect([report.accepted, report.distinctFds, report.peersMatch]).toEqual([20, 20, true]);
+    expect(report.errors).toEqual(['boom']);
+    const at = (tag: string) => report.order.indexOf(tag);
+    // The throw closed the scope: the microtasks queued until then ran before the next accept.
+    expect(at('micro-2')).toBeLessThan(at('accept-3'));
+    // After it, one scope for the rest: their microtasks run once the last is handed over.
+    expect(at('micro-3')).toBeGreaterThan(at('accept-19'));
+    expect(report.order.filter((t) => t.startsWith('micro-'))).toHaveLength(20);
+  });
+
   it('reports EMFILE through onError and backs off instead of spinning', async () => {
     // A child with a low fd limit floods its own native listener; see fixtures/emfile.mjs.
     const fixture = fileURLToPath(new URL('./fixtures/emfile.mjs', import.meta.url));

@@ -197,6 +197,58 @@ describe('Http1BatchReader', () => {
     expect(seen.length).toBe(0);
   });
 
+  it('a socket removed while its entries wait later in the batch: they become -1, and the next taker of its slot number gets none of them', async () => {
+    const Reader = b.BatchReader!;
+    const arena = Buffer.alloc(1024 * 1024);
+    const out = new Int32Array(3 * 64);
+    const ps = await pairs(5);
+    const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+    let slots: number[] = [];
+    const removed = new Set<number>();
+    let taker = -1;
+    let kept = -1;
+    // [slot, length] of every entry handed out after the removals, in the batch that had them.
+    const after: Array<[number, number]> = [];
+    // Armed for the second round: each slot then has had entries in an earlier batch too.
+    let armed = false;
+    let firstRound = 0;
+    let removalBatch = 0;
+    let batches = 0;
+    const raw = new Reader(arena, out, (n) => {
+      batches++;
+      for (let i = 0; i < n; i++) {
+        const slot = out[3 * i]!;
+        if (!armed) {
+          if (out[3 * i + 2]! > 0) firstRound++;
+          continue;
+        }
+        if (removed.size > 0 && batches === removalBatch) after.push([slot, out[3 * i + 2]!]);
+        if (removed.size > 0 || slot < 0) continue;
+        removalBatch = batches;
+        // The first entry: every other socket's entries are still ahead in this batch.
+        kept = slot;
+        for (const s of slots) if (s !== slot) removed.add(s);
+        for (const s of removed) raw.remove(s);
+        taker = raw.add(fdOf(ps[4]!.server));
+      }
+    });
+    slots = ps.slice(0, 4).map((p) => raw.add(fdOf(p.server)));
+    ps.slice(0, 4).forEach((p, i) => p.client.write(Buffer.alloc(1000 + i, 0x61 + i)));
+    await until(() => firstRound === 4);
+    armed = true;
+    // A writable entry before the read for each socket (two entries of one slot in a row).
+    for (const s of slots) raw.watchWrite!(s);
+    ps.slice(0, 4).forEach((p, i) => p.client.write(Buffer.alloc(1000 + i, 0x61 + i)));
+    await until(() => removed.size > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(removed.has(taker)).toBe(true);
+    // Three sockets' writable and read entries, all cleared; none reached the taker's number.
+    expect(after.filter(([slot]) => slot === -1).length).toBeGreaterThanOrEqual(6);
+    expect(after.every(([slot]) => slot === -1 || slot === kept)).toBe(true);
+    raw.remove(taker);
+    for (const s of slots) raw.remove(s);
+  });
+
   it('BatchReader.calls name a reader by its number: each reader hears only of its own sockets; a wrong number throws', async () => {
     const Reader = b.BatchReader!;
     const calls = Reader.calls!;
