@@ -281,8 +281,9 @@ export interface NativeBinding {
   shutdownFd?(fd: number): number;
   /**
    * Polls a listening fd; accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) up to 64 per wake-up; onAccept runs
-   * once per accepted socket, which the callback then owns (TCP_NODELAY already set on TCP).
-   * Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) call onError(errnoName) and pause
+   * once per accepted socket, which the callback then owns (TCP_NODELAY already set on TCP), all
+   * of a wake-up's in one callback scope: microtasks they queue run once the last is handed over
+   * (or a throw, reported as uncaught, closes the scope first). Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) call onError(errnoName) and pause
    * accepting for 100 ms instead of spinning. Keeps the process alive until close().
    */
   Acceptor: new (
