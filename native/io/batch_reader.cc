@@ -228,10 +228,16 @@ void BatchReader::Drop(int32_t id, bool keep_fd, bool exclusive) {
   if (!keep_fd) close(s->fd);
   s->fd = -1;
   // Entries of this slot not yet handed out (or being handed out) must not reach whoever
-  // takes the slot number next. They are one run from batch_first: a scan of the whole batch
-  // was ~350 instructions a connection closed while a large batch was handed out.
-  if (s->batch_seq == batch_seq_)
-    for (size_t i = s->batch_first; i < count_ && out_[3 * i] == id; i++) out_[3 * i] = -1;
+  // takes the slot number next. From the first of them until all are found: a scan of the
+  // whole batch was ~350 instructions a connection closed while a large batch was handed out.
+  if (s->batch_seq == batch_seq_) {
+    uint32_t left = s->batch_n;
+    for (size_t i = s->batch_first; i < count_ && left > 0; i++)
+      if (out_[3 * i] == id) {
+        out_[3 * i] = -1;
+        left--;
+      }
+  }
   s->batch_seq = 0;
   free_.push_back(uint32_t(id));
 }
@@ -297,7 +303,9 @@ void BatchReader::Push(Slot* s, int32_t off, int32_t len) {
   if (s->batch_seq != batch_seq_) {
     s->batch_seq = batch_seq_;
     s->batch_first = uint32_t(count_);
+    s->batch_n = 0;
   }
+  s->batch_n++;
   int32_t* e = out_ + 3 * count_++;
   e[0] = int32_t(s->id);
   e[1] = off;

@@ -51,10 +51,13 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
     bool write_wanted = false;  // one kWritable entry wanted (cleared when it is pushed)
     bool done = false;  // EOF or error delivered: never read again
     bool owned = false;  // the owner's fd itself (add with `own`), not a dup made here
-    // Where this slot's entries of the batch numbered batch_seq start in out_ (one OnEvent
-    // pushes them one after another), so that Drop clears them without a scan of the batch.
+    // This slot's entries in the batch numbered batch_seq: where the first is in out_ and how
+    // many, so that Drop clears them without a scan of the whole batch. One OnEvent pushes them
+    // one after another; a second wake-up before the batch is handed out (libuv polls again when
+    // its event array was full) may add more further on.
     uint32_t batch_seq = 0;
     uint32_t batch_first = 0;
+    uint32_t batch_n = 0;
   };
 
   Napi::Value Add(const Args& info);
