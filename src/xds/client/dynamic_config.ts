@@ -602,6 +602,9 @@ export class DynamicConfig implements AdsHandler, FileUpdateSink {
       const services = new Set<string>();
       for (const e of [...this.clusters.values(), ...this.warmingClusters.values()]) if (e.spec.type === 'EDS') services.add(e.spec.edsServiceName!);
       for (const n of [...this.assignments.keys()]) if (!services.has(n)) this.assignments.delete(n);
+      // The persisted snapshot follows: it was rewritten only on the control plane's next update,
+      // so a restart during an outage could bring a withdrawn cluster back.
+      this.scheduleSave();
     }
   }
 
