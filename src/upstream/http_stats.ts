@@ -47,19 +47,36 @@ export function httpClusterStats(scope: Scope): HttpClusterStats {
   return s;
 }
 
-/** `upstream_rq_<class>` and, as Envoy also keeps, `upstream_rq_<code>` (created on first use). */
+/**
+ * The (table, status) countUpstreamStatus counted last and its counter, what the two lookups
+ * above give for them (~200 instructions a response): most responses repeat the last one's.
+ * It keeps one removed cluster's table alive until the next response is counted.
+ */
+let lastStats: HttpClusterStats | null = null;
+let lastStatus = 0;
+let lastCounter: Counter | undefined;
+
 /**
  * Counts an upstream response status (`upstream_rq_<code>`) and, given the host, reports it to
  * outlier detection (a shared no-op when the cluster has none).
  */
 export function countUpstreamStatus(stats: HttpClusterStats, status: number, host?: Host | null): void {
   host?.outlier.putHttpStatus(status);
-  let codes = CODES.get(stats);
-  if (!codes) CODES.set(stats, (codes = new Map()));
-  let c = codes.get(status);
-  if (!c) {
-    const scope = SCOPES.get(stats);
-    if (scope) codes.set(status, (c = scope.counter(`upstream_rq_${status}`)));
+  let c: Counter | undefined;
+  if (stats === lastStats && status === lastStatus) c = lastCounter;
+  else {
+    let codes = CODES.get(stats);
+    if (!codes) CODES.set(stats, (codes = new Map()));
+    c = codes.get(status);
+    if (!c) {
+      const scope = SCOPES.get(stats);
+      if (scope) codes.set(status, (c = scope.counter(`upstream_rq_${status}`)));
+    }
+    if (c) {
+      lastStats = stats;
+      lastStatus = status;
+      lastCounter = c;
+    }
   }
   if (c) c.value++;
   if (status < 200) stats.upstream_rq_1xx.value++;

@@ -60,6 +60,27 @@ describe('HTTP/1.1 pool drain', () => {
     expect(store.get('cluster.c.upstream_cx_destroy_local')).toMatchObject({ value: 2 });
   });
 
+  it('forHost gives a new pool for a host whose pool drainHosts took, while the cluster still has it', async () => {
+    const { cluster, pools } = makeCluster();
+    await cluster.initialize();
+    const host = cluster.allHosts[0]!;
+    const first = pools.forHost(host);
+    expect(pools.forHost(host)).toBe(first);
+    pools.drainHosts(cluster, [host]);
+    const next = pools.forHost(host);
+    expect(next).not.toBe(first);
+    expect(pools.forHost(host)).toBe(next);
+    const { conn } = await acquire(pools, cluster);
+    pools.forHost(host).release(conn, true);
+    // Pooled again (the drained pool would have closed it).
+    expect(conn.closed).toBe(false);
+    const again = await acquire(pools, cluster);
+    expect(again).toMatchObject({ conn, reused: true });
+    pools.forHost(host).release(again.conn, true);
+    cluster.close();
+    await eventually(async () => conn.closed, (x) => x, 5000, 'connection closed with the cluster');
+  });
+
   it('an endpoint update keeping the host keeps its connection; one dropping it drains it, and a late user is not pooled', async () => {
     const { cluster, pools } = makeCluster();
     await cluster.initialize();
