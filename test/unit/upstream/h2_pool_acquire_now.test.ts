@@ -59,4 +59,30 @@ describe('Http2ClusterPools.acquireNow', () => {
       pools.drainHosts(cluster, null);
     }
   });
+
+  it('after drainHosts, takes streams on the new connection of the host, not the drained one', async () => {
+    const { cluster, stats } = localCluster(port, { http2_protocol_options: {} });
+    const pools = new Http2ClusterPools(cluster, stats);
+    await cluster.initialize();
+    const host = cluster.allHosts[0]!;
+    try {
+      const old = await acquire(pools, cluster);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(pools.acquireNow(host)).toBe(old);
+      pools.drainHosts(cluster, [host]);
+      expect(pools.acquireNow(host)).toBeNull();
+      const fresh = await acquire(pools, cluster);
+      expect(fresh).not.toBe(old);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(pools.acquireNow(host)).toBe(fresh);
+      // Both of its streams are taken; a release makes room again.
+      expect(pools.acquireNow(host)).toBeNull();
+      pools.released(host, fresh);
+      expect(pools.acquireNow(host)).toBe(fresh);
+      pools.released(host, fresh);
+      pools.released(host, fresh);
+    } finally {
+      pools.drainHosts(cluster, null);
+    }
+  });
 });
