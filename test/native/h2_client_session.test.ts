@@ -9,6 +9,8 @@ import { XfccAction } from '../../src/filters/network/http_connection_manager/xf
 import { H2SessionEnd, NativeH2ClientConnection, NEVER_INDEXED, setNeverIndexed, type H2Headers, type NativeH2ClientStreamUser } from '../../src/protocols/http2/native_session.js';
 import { b, MiB, nativeH2Server, requestClosed, sleep } from './helpers.js';
 import { CALL_ARGS, REQUEST_NOT_HELD, RUNS_TABLE } from '../../src/native.js';
+/** The builders' inputs in one record: method, :path and :authority are their arguments. */
+type Edits = UpstreamEdits & { method: string; path: string; authority: string };
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -275,8 +277,8 @@ describe('native HTTP/2 client session', () => {
           const rewrite = get(':path').startsWith('/rw');
           const path = rewrite ? '/rewritten' : get(':path');
           const authority = get(':authority');
-          const e: UpstreamEdits = { method, path, authority, ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-          const fr = upstreamFlatOf(flat, e, false)!;
+          const e: Edits = { method, path, authority, ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+          const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, false)!;
           const joined = new Rec(c);
           joined.id = c.requestFlat(fr.flat, fr.pairs, true, joined);
           await until(() => joined.closeCode !== undefined);
@@ -345,8 +347,8 @@ describe('native HTTP/2 client session', () => {
       const method = list.split('\0')[1]!;
       const path = list.split('\0')[7]!;
       const authority = list.split('\0')[5]!;
-      const e: UpstreamEdits = { method, path, authority, ip: '10.0.0.7', emptyBody: method === 'GET', generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-      const fr = upstreamFlatOf(list, e, false)!;
+      const e: Edits = { method, path, authority, ip: '10.0.0.7', emptyBody: method === 'GET', generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+      const fr = upstreamFlatOf(list, e.method, e.path, e.authority, e, false)!;
       const never = n === 0 ? 'user-agent' : undefined;
       const joined = new Rec(c);
       joined.id = c.requestFlat(fr.flat, fr.pairs, true, joined, never);

@@ -13,14 +13,16 @@ import { directFd } from '../../src/protocols/http1/send.js';
 import { CALL_ARGS, loadNative, RUNS_TABLE } from '../../src/native.js';
 import { tcpPair } from '../helpers/net.js';
 import { nativeH2Server, requestClosed, until } from './helpers.js';
+/** The builders' inputs in one record: method, :path and :authority are their arguments. */
+type Edits = UpstreamEdits & { method: string; path: string; authority: string };
 
 type FromFlat = (out: Buffer | number, method: string, path: string, authority: string, src: string, runs: Int32Array | null, nRuns: number, extra: string, chunked: boolean, size?: number) => number;
 const fromFlat = (loadNative() as unknown as { writeHttp1HeadFromFlat: FromFlat }).writeHttp1HeadFromFlat;
 
 function request(extraFields = '') {
   const flat = `:method\0GET\0:scheme\0http\0:authority\0svc.local:8080\0:path\0/a?b=c\0user-agent\0h2load\0accept\0*/*${extraFields}`;
-  const e: UpstreamEdits = { method: 'GET', path: '/a?b=c', authority: 'svc.local:8080', ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-  return upstreamFlatOf(flat, e, true)!;
+  const e: Edits = { method: 'GET', path: '/a?b=c', authority: 'svc.local:8080', ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+  return upstreamFlatOf(flat, e.method, e.path, e.authority, e, true)!;
 }
 
 /** A connected pair and the fd of its client side, which the addon sends on. */
@@ -134,8 +136,8 @@ describe('writeHttp1HeadFromFlat', () => {
         const inPath = get(':path');
         const rewrite = inPath.startsWith('/rw');
         const path = rewrite ? '/rewritten' : inPath;
-        const e: UpstreamEdits = { method: get(':method'), path, authority: get(':authority'), ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-        const fr = upstreamFlatOf(flat, e, true)!;
+        const e: Edits = { method: get(':method'), path, authority: get(':authority'), ip: '10.0.0.7', emptyBody: true, generateRequestId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, true)!;
         const sid = st.session.h.sid();
         const gone = inPath === '/gone';
         fr.hold(sid, gone ? st.id + 1000 : st.id, HELD_METHOD | HELD_AUTHORITY | (rewrite ? 0 : HELD_PATH));
@@ -225,8 +227,8 @@ describe('writeHttp1HeadFromFlat', () => {
       onStreamFlat: (st, flat) => {
         const f = flat.split('\0');
         const get = (k: string) => f[f.indexOf(k) + 1]!;
-        const e: UpstreamEdits = { method: get(':method'), path: get(':path'), authority: get(':authority'), ip: ips[n++ % ips.length]!, emptyBody: true, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-        const fr = upstreamFlatOf(flat, e, true)!;
+        const e: Edits = { method: get(':method'), path: get(':path'), authority: get(':authority'), ip: ips[n++ % ips.length]!, emptyBody: true, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, true)!;
         fr.hold(st.session.h.sid(), st.id, HELD_METHOD | HELD_PATH | HELD_AUTHORITY);
         const size = fr.h1Size(false);
         const want = fr.h1HeadJs(false);

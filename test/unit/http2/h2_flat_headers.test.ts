@@ -7,6 +7,10 @@ import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlat
 import { F } from '../../../src/protocols/http1/types.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../../src/filters/network/http_connection_manager/xfcc.js';
+/** The builders' inputs in one record: method, :path and :authority are their arguments. */
+type Edits = UpstreamEdits & { method: string; path: string; authority: string };
+const flatWith = (flat: string, e: Edits, h1: boolean) => upstreamFlatOf(flat, e.method, e.path, e.authority, e, h1);
+const objectWith = (h: Parameters<typeof upstreamObject>[0], e: Edits, drop: null) => upstreamObject(h, e.method, e.path, e.authority, e, drop);
 
 // The flat paths must send what the object paths send. Field order across different names may
 // differ (the object groups repeats at the first one's place); per name, values and their order
@@ -201,7 +205,7 @@ const REQUEST_SETS: Array<Array<[string, string]>> = [
 ];
 
 describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
-  const edits: Array<Omit<UpstreamEdits, 'requestId'>> = [];
+  const edits: Array<Omit<Edits, 'requestId'>> = [];
   for (const method of ['GET', 'POST']) {
     for (const ip of [undefined, '10.0.0.7']) {
       for (const emptyBody of [false, true]) {
@@ -218,10 +222,10 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
       const flat = downstream([[':method', method], [':scheme', 'http'], [':authority', 'svc'], [':path', '/'], ['x-a', '1']]);
       const bodiless = ['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT'].includes(method);
       for (const emptyBody of [true, false]) {
-        const e: UpstreamEdits = { method, path: '/', authority: 'svc', ip: undefined, emptyBody, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-        const fr = upstreamFlatOf(flat, e, false)!;
+        const e: Edits = { method, path: '/', authority: 'svc', ip: undefined, emptyBody, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+        const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, false)!;
         expect(flatGet(fr.flat.slice(0, -1), 'content-length'), `${method} empty=${emptyBody}`).toBe(emptyBody && !bodiless ? '0' : undefined);
-        const obj = upstreamObject(headerObject(flat), { ...e }, null);
+        const obj = objectWith(headerObject(flat), { ...e }, null);
         expect(obj['content-length'], `${method} empty=${emptyBody} (object)`).toBe(emptyBody && !bodiless ? '0' : undefined);
       }
     }
@@ -232,13 +236,13 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
         const pseudo = PSEUDO.map(([k, v]) => [k, k === ':method' ? e0.method : v] as [string, string]);
         const flat = downstream([...pseudo, ...set]);
         const generated = e0.generateRequestId && flatGet(flat, 'x-request-id') === undefined;
-        const ea: UpstreamEdits = { ...e0, requestId: null };
-        const obj = upstreamObject(headerObject(flat), ea, null);
+        const ea: Edits = { ...e0, requestId: null };
+        const obj = upstreamObject(headerObject(flat), ea.method, ea.path, ea.authority, ea, null);
         const [objFlat, objPairs] = flatOf(obj, false);
 
         // HTTP/2 upstream: the list the addon gets.
-        const eb: UpstreamEdits = { ...e0, requestId: null };
-        const fr = upstreamFlatOf(flat, eb, false)!;
+        const eb: Edits = { ...e0, requestId: null };
+        const fr = upstreamFlatOf(flat, eb.method, eb.path, eb.authority, eb, false)!;
         expect(fr).not.toBeNull();
         const a = pairsOf(objFlat);
         const b = pairsOf(fr.flat);
@@ -258,8 +262,8 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
         expect(joined(pairsOf(flatOf(fo, false)[0]), generated)).toEqual(joined(pairsOf(flatOf(expectObj, false)[0]), generated));
 
         // HTTP/1 upstream: the head H1Try writes, with and without chunking.
-        const ec: UpstreamEdits = { ...e0, requestId: null };
-        const fr1 = upstreamFlatOf(flat, ec, true);
+        const ec: Edits = { ...e0, requestId: null };
+        const fr1 = upstreamFlatOf(flat, ec.method, ec.path, ec.authority, ec, true);
         const cookies = set.filter(([k]) => k === 'cookie').length;
         if (cookies > 1) {
           // HTTP/1 wants one cookie field: the object path joins them.
@@ -282,8 +286,8 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
   it('fillId: each writer puts a fresh UUID v4 where the placeholder id is, and no string is made for it', () => {
     const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
     const flat = downstream([...PSEUDO, ['x-a', '1'], ['te', 'trailers']]);
-    const e: UpstreamEdits = { method: 'GET', path: '/', authority: 'svc', ip: '10.0.0.1', emptyBody: false, generateRequestId: true, fillId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
-    const fr = upstreamFlatOf(flat, e, true)!;
+    const e: Edits = { method: 'GET', path: '/', authority: 'svc', ip: '10.0.0.1', emptyBody: false, generateRequestId: true, fillId: true, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+    const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, true)!;
     expect(fr.fillsId).toBe(true);
     expect(e.requestId).toBeNull();
     const ids: string[] = [];
@@ -296,22 +300,22 @@ describe('downstream flat list → upstream request (upstreamFlatOf)', () => {
       ids.push(m![1]!);
     }
     // The list built for the object path (node:http2 upstreams) gets one too.
-    const f2 = upstreamFlatOf(flat, { ...e, requestId: null }, false)!;
+    const f2 = flatWith(flat, { ...e, requestId: null }, false)!;
     const id2 = flatGet(f2.flat.slice(0, -1), 'x-request-id')!;
     expect(id2).toMatch(UUID4);
     ids.push(id2);
     expect(new Set(ids).size).toBe(5);
     // A client's own id is forwarded as it is, fillId or not.
-    const own = upstreamFlatOf(downstream([...PSEUDO, ['x-request-id', 'mine']]), { ...e, requestId: null }, true)!;
+    const own = flatWith(downstream([...PSEUDO, ['x-request-id', 'mine']]), { ...e, requestId: null }, true)!;
     expect(own.fillsId).toBe(false);
     expect(own.h1Head(false).toString('latin1')).toContain('x-request-id: mine\r\n');
   });
 
   it("writes an HTTP/1 head from a list with obs-text and `te` (an HTTP/2 try's list) as the reference does", () => {
-    const e: UpstreamEdits = { method: 'POST', path: '/p\u00e9?q=\u00ff', authority: 'h\u00e4st', ip: '10.1.1.1', emptyBody: false, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
+    const e: Edits = { method: 'POST', path: '/p\u00e9?q=\u00ff', authority: 'h\u00e4st', ip: '10.1.1.1', emptyBody: false, generateRequestId: false, xfcc: XfccAction.DROP, xfccElement: '', requestId: null };
     const flat = downstream([...PSEUDO, ['te', 'trailers'], ['x-latin', 'caf\u00e9 \u00ff'], ['x-empty', ''], ['x-last', 'z']]);
     // Built for an HTTP/2 upstream, so `te: trailers` is among its runs: the HTTP/1 head leaves it out.
-    const fr = upstreamFlatOf(flat, e, false)!;
+    const fr = upstreamFlatOf(flat, e.method, e.path, e.authority, e, false)!;
     expect(fr.flat).toContain('te\0trailers\0');
     for (const chunked of [false, true]) {
       const a = fr.h1Head(chunked);

@@ -1069,8 +1069,9 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
         add.push([m.name, m.value]);
       }
     }
-    const e = this.upstreamEdits(a, route, method, path, host);
-    const out = upstreamObject(h, e, drop);
+    const upPath = this.upstreamPath(a, route, path);
+    const e = this.upstreamEdits(a, path);
+    const out = upstreamObject(h, method, upPath, a.hostRewrite ?? host, e, drop);
     const never = this.requestNeverIndexed;
     if (never !== undefined) setNeverIndexed(out, never);
     this.requestId = e.requestId;
@@ -1085,35 +1086,33 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 
   /**
-   * What both upstream header builders add or rewrite for this request. A new object each time:
-   * refilling one long-lived object stored the request's new strings into an old object, a write
-   * barrier each (three an h2c request, ~50 instructions apiece), more than the allocation.
+   * The upstream request's :path: `path` as the route rewrites it (kept in upPath when it does).
+   * A route with a rewrite sends the path it had as x-envoy-original-path, and the access log's
+   * :path is the rewritten one, as in Envoy (its router rewrites the request headers in place).
    */
-  private upstreamEdits(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string): UpstreamEdits {
+  private upstreamPath(a: ForwardAction, route: HttpRoute, path: string): string {
+    if (a.prefixRewrite === null && a.regexRewrite === null) return path;
+    return (this.upPath = rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite));
+  }
+
+  /** What both upstream header builders add or rewrite for this request (EDITS, refilled). */
+  private upstreamEdits(a: ForwardAction, path: string): UpstreamEdits {
     const cfg = this.filter.config;
     // Only when the address is used (one property read; the session's socket is a Proxy).
     const xs = cfg.useRemoteAddress && !cfg.skipXffAppend ? sessionSocket(this.stream) : undefined;
     const xe = this.xfccEdits(cfg.xfcc);
-    // A route with a rewrite sends the path it had as x-envoy-original-path, and the access log's
-    // :path is the rewritten one, as in Envoy (its router rewrites the request headers in place).
-    const rewrites = a.prefixRewrite !== null || a.regexRewrite !== null;
-    const rewritten = rewrites ? rewritePath(path, route.matchedPrefix, a.prefixRewrite, a.regexRewrite) : path;
-    if (rewrites) this.upPath = rewritten;
-    return {
-      method,
-      path: rewritten,
-      authority: a.hostRewrite ?? host,
-      ip: xs ? socketDownstream(xs).remote.address : undefined,
-      // Nothing arrived: before the first try no chunk is dropped from `body` (only an overflow
-      // with a try running empties it), so its byte count is every byte received.
-      emptyBody: this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow,
-      generateRequestId: cfg.generateRequestId,
-      fillId: cfg.generateRequestId && this.x === null && !cfg.alwaysSetRequestIdInResponse && cfg.localReply === null && a.retry === null && !a.hedgeOnPerTryTimeout && a.mirrors === null,
-      requestId: null,
-      xfcc: xe.xfcc,
-      xfccElement: xe.xfccElement,
-      originalPath: rewrites ? path : undefined,
-    };
+    const e = EDITS;
+    e.originalPath = a.prefixRewrite !== null || a.regexRewrite !== null ? path : undefined;
+    e.ip = xs ? socketDownstream(xs).remote.address : undefined;
+    // Nothing arrived: before the first try no chunk is dropped from `body` (only an overflow
+    // with a try running empties it), so its byte count is every byte received.
+    e.emptyBody = this.requestDone && this.bodyBytes === 0 && !this.bodyOverflow;
+    e.generateRequestId = cfg.generateRequestId;
+    e.fillId = cfg.generateRequestId && this.x === null && !cfg.alwaysSetRequestIdInResponse && cfg.localReply === null && a.retry === null && !a.hedgeOnPerTryTimeout && a.mirrors === null;
+    e.requestId = null;
+    e.xfcc = xe.xfcc;
+    e.xfccElement = xe.xfccElement;
+    return e;
   }
 
   /** What x-forwarded-client-cert becomes (xfcc.ts); SANITIZE, the default, looks nothing up. */
@@ -1126,8 +1125,10 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
 
   /** The upstream request on the flat path (upstreamFlatOf), null where only the object path applies. */
   private upstreamFlat(a: ForwardAction, route: HttpRoute, method: string, path: string, host: string, h1: boolean): FlatRequest | null {
-    const e = this.upstreamEdits(a, route, method, path, host);
-    const r = upstreamFlatOf(this.flat!, e, h1);
+    const upPath = this.upstreamPath(a, route, path);
+    const authority = a.hostRewrite ?? host;
+    const e = this.upstreamEdits(a, path);
+    const r = upstreamFlatOf(this.flat!, method, upPath, authority, e, h1);
     if (r) {
       this.requestId = e.requestId;
       // The upstream request copies the kept fields from the request the addon holds (an HTTP/2
@@ -1135,7 +1136,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // came are the very strings sliced from that request.
       const st = this.stream;
       if (this.flatHeld && st instanceof NativeH2Stream) {
-        const same = (e.method === this.method ? HELD_METHOD : 0) | (e.path === this.rqPathIn ? HELD_PATH : 0) | (e.authority === this.rqAuthority ? HELD_AUTHORITY : 0);
+        const same = (method === this.method ? HELD_METHOD : 0) | (upPath === this.rqPathIn ? HELD_PATH : 0) | (authority === this.rqAuthority ? HELD_AUTHORITY : 0);
         r.hold(st.session.h.sid(), st.id, same);
       }
     }
@@ -1966,12 +1967,12 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   }
 }
 
-/** The request-specific inputs of the upstream header list; `requestId` is set by the builder. */
+/**
+ * The request-specific inputs of the upstream header list besides its method, :path (after the
+ * route's rewrites) and :authority, which the builders take as arguments; `requestId` is set by
+ * the builder.
+ */
 export interface UpstreamEdits {
-  method: string;
-  /** :path after the route's rewrites. */
-  path: string;
-  authority: string;
   /** The downstream address to append to x-forwarded-for; undefined: leave it as it is. */
   ip: string | undefined;
   /** The request is known to be complete and empty. */
@@ -1993,6 +1994,14 @@ export interface UpstreamEdits {
 }
 
 const XFCC_DROP = Object.freeze({ xfcc: XfccAction.DROP, xfccElement: '' });
+/**
+ * upstreamEdits()'s answer, refilled per request: both callers read it within the call that
+ * asked (upstreamObject/upstreamFlatOf and the request id after them), and a fresh object was
+ * 112 bytes of an h2c request's ~1.3 KB. The request's own strings (method, :path, :authority)
+ * are arguments instead: stored here, each was a write barrier (an old object taking a young
+ * string, ~50 instructions).
+ */
+const EDITS: UpstreamEdits = { ip: undefined, emptyBody: false, generateRequestId: false, fillId: false, requestId: null, xfcc: XfccAction.DROP, xfccElement: '', originalPath: undefined };
 /** Envoy's router puts the path a route rewrote in this header of the upstream request. */
 const ORIGINAL_PATH = 'x-envoy-original-path';
 
@@ -2001,9 +2010,9 @@ const ORIGINAL_PATH = 'x-envoy-original-path';
  * the request's fields less connection-specific ones and `drop`, then x-forwarded-for,
  * x-forwarded-proto, content-length: 0 and x-request-id as Envoy adds them.
  */
-export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<string> | null): HeaderObject {
-  const { method, ip } = ed;
-  const out: HeaderObject = { ':method': method, ':path': ed.path, ':authority': ed.authority, ':scheme': 'http' };
+export function upstreamObject(h: HeaderObject, method: string, path: string, authority: string, ed: UpstreamEdits, drop: Set<string> | null): HeaderObject {
+  const { ip } = ed;
+  const out: HeaderObject = { ':method': method, ':path': path, ':authority': authority, ':scheme': 'http' };
   for (const k in h) {
     const v = h[k];
     if (k[0] === ':' || v === undefined || H2_FORBIDDEN.has(k) || (drop !== null && drop.has(k))) continue;
@@ -2041,9 +2050,9 @@ export function upstreamObject(h: HeaderObject, ed: UpstreamEdits, drop: Set<str
 const XFP_PAIR = 'x-forwarded-proto\0http\0';
 const XFP_AND_ID_FILL = XFP_PAIR + REQUEST_ID_FILL_PAIR;
 
-export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
+export function upstreamFlatOf(s: string, method: string, path: string, authority: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
   const n = s.length;
-  const { method, ip } = ed;
+  const { ip } = ed;
   // Most lists keep one run (the fields after the pseudo-headers): an array made for two numbers
   // is 64 bytes, where pushing into [] makes room for sixteen (176 bytes, a tenth of an h2c
   // request's allocation).
@@ -2167,7 +2176,7 @@ export function upstreamFlatOf(s: string, ed: UpstreamEdits, h1: boolean): FlatR
     } else extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
     pairs++;
   }
-  return new FlatRequest(s, runs, extra, pairs, method, ed.path, ed.authority, cl, fills);
+  return new FlatRequest(s, runs, extra, pairs, method, path, authority, cl, fills);
 }
 
 
