@@ -78,6 +78,8 @@ export interface NativeStats {
   readCalls: number;
   /** Gathered-write syscalls made by pipes (sendmsg with an iovec array: writev plus MSG_NOSIGNAL). */
   writevCalls: number;
+  /** HTTP/1 heads the bound parser answered from the last head of their kind, the same bytes (HeadMemo). */
+  http1HeadsRepeated: number;
 }
 
 /** Settings of a native HTTP/2 session (all required; the TS wrapper fills defaults). */

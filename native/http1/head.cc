@@ -447,5 +447,75 @@ void ParseResponse(const uint8_t* b, size_t off, size_t end, const Limits& limit
   Finish(r, fr, minor, out);
 }
 
+namespace {
+
+// Moves the offset slots among kMinor..kFieldCount by `d`: a request's line offsets (a response's
+// kLineA is its status) and the Host value's, which a response may have too (-1 when absent).
+inline void MoveSlots(bool request, int32_t* slots, int32_t d) {
+  if (request) {
+    slots[kLineA] += d;
+    slots[kLineB] += d;
+    slots[kLineC] += d;
+    slots[kLineD] += d;
+  }
+  if (slots[kHostStart] >= 0) {
+    slots[kHostStart] += d;
+    slots[kHostEnd] += d;
+  }
+}
+
+// Copies the slots a parse sets (a response leaves kLineB-kLineD as they were).
+inline void CopySlots(bool request, int32_t* to, const int32_t* from) {
+  if (request) {
+    memcpy(to + kMinor, from + kMinor, sizeof(int32_t) * (kFieldCount - kMinor + 1));
+  } else {
+    to[kMinor] = from[kMinor];
+    to[kLineA] = from[kLineA];
+    memcpy(to + kFlags, from + kFlags, sizeof(int32_t) * (kFieldCount - kFlags + 1));
+  }
+}
+
+// Copies `count` field records, their offsets moved by `d` (the kind is not an offset).
+inline void CopyRecords(int32_t* to, const int32_t* from, int32_t count, int32_t d) {
+  for (int32_t f = 0; f < count; f++, to += kFieldSlots, from += kFieldSlots) {
+    to[0] = from[0];
+    to[1] = from[1] + d;
+    to[2] = from[2] + d;
+    to[3] = from[3] + d;
+    to[4] = from[4] + d;
+  }
+}
+
+}  // namespace
+
+bool ParseWithMemo(HeadMemo& m, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out) {
+  const int32_t base = int32_t(off);
+  if (m.len != 0 && end - off >= m.len && m.len <= limits.max_head_bytes && size_t(m.slots[kFieldCount]) <= limits.max_headers &&
+      memcmp(buf + off, m.bytes, m.len) == 0) {
+    out[kResult] = int32_t(off + m.len);
+    out[kHostGen] = out[kTargetGen] = 0;
+    CopySlots(request, out, m.slots);
+    MoveSlots(request, out, base);
+    CopyRecords(out + RecordsAt(out), m.records, m.slots[kFieldCount], base);
+    return true;
+  }
+  if (request)
+    ParseRequest(buf, off, end, limits, out);
+  else
+    ParseResponse(buf, off, end, limits, out);
+  const int32_t r = out[kResult];
+  const size_t len = r > 0 ? size_t(r) - off : 0;
+  const int32_t count = out[kFieldCount];
+  // A head not parsed whole (cut, bad, over the limits) or too large to keep leaves the kept one,
+  // still the right answer for its bytes.
+  if (len == 0 || len > HeadMemo::kMaxBytes || count < 0 || size_t(count) > HeadMemo::kMaxFields) return false;
+  memcpy(m.bytes, buf + off, len);
+  m.len = len;
+  CopySlots(request, m.slots, out);
+  MoveSlots(request, m.slots, -base);
+  CopyRecords(m.records, out + RecordsAt(out), count, -base);
+  return false;
+}
+
 }  // namespace http1
 }  // namespace strait

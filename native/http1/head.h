@@ -79,5 +79,25 @@ struct Limits {
 void ParseRequest(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
 void ParseResponse(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
 
+// The last head of one kind (requests or responses) a parser parsed, with what the parse gave.
+// A parse depends on nothing but the head's bytes and the limits, so a head with the same bytes
+// gets the same answer, its offsets moved: a keep-alive client repeats its request head, and an
+// upstream answering one URL its response head (but for Date, once a second). A full parse of
+// such a response is ~1,000 instructions; a repeat costs a compare and a copy of the records.
+struct HeadMemo {
+  static constexpr size_t kMaxBytes = 512;
+  static constexpr size_t kMaxFields = 24;
+  size_t len = 0;  // the head's bytes, blank line included; 0: nothing kept
+  uint8_t bytes[kMaxBytes];
+  // kMinor through kFieldCount as the parse left them, offsets made relative to the head's start.
+  int32_t slots[kFieldCount + 1];
+  int32_t records[kMaxFields * kFieldSlots];
+};
+
+// ParseRequest / ParseResponse through `memo`: answered from it when buf[off, ...) starts with the
+// kept head's bytes (and the limits allow it), else parsed, and a head parsed whole replaces it.
+// Whether it was answered from the memo.
+bool ParseWithMemo(HeadMemo& memo, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
+
 }  // namespace http1
 }  // namespace strait

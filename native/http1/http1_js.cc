@@ -138,6 +138,8 @@ struct BoundParser {
   // kTargetGen): a keep-alive client sends one Host over and over, and often one path.
   std::string last_host, last_target;
   int32_t host_gen = 0, target_gen = 0;
+  // The last request head and response head parsed, for the next of each kind (HeadMemo).
+  HeadMemo request_memo, response_memo;
   int users = 2;  // parse and setSlab (and parseArena once added); freed when all are collected
 };
 
@@ -204,10 +206,7 @@ napi_value ParseBoundWith(napi_env env, BoundParser* b, bool request, const uint
   if (b->out_len < RecordsAt(b->out) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than its records slot (16 when 0) + 5 * maxHeaders slots");
   if (to_at >= 0 && (b->slab == nullptr || to_at > int64_t(b->slab_len))) return Throw(env, true, "copyAt out of range (or no slab set)");
   const Limits limits{size_t(max_head), size_t(max_headers)};
-  if (request)
-    ParseRequest(buf, size_t(off), size_t(end), limits, b->out);
-  else
-    ParseResponse(buf, size_t(off), size_t(end), limits, b->out);
+  if (ParseWithMemo(request ? b->request_memo : b->response_memo, request, buf, size_t(off), size_t(end), limits, b->out)) b->env->stats.http1_heads_repeated++;
   if (to_at >= 0)
     CopyHead(request, buf, size_t(off), b->slab, b->slab_len, size_t(to_at), b->out);
   else

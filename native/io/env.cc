@@ -113,6 +113,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("pipesActive", static_cast<double>(e->stats.pipes_active));
   o.Set("readCalls", static_cast<double>(e->stats.read_calls));
   o.Set("writevCalls", static_cast<double>(e->stats.writev_calls));
+  o.Set("http1HeadsRepeated", static_cast<double>(e->stats.http1_heads_repeated));
   return o;
 }
 

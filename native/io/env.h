@@ -17,6 +17,7 @@ struct DataPathStats {
   uint64_t pipes_active = 0;
   uint64_t read_calls = 0;    // read/readv syscalls made by pipes
   uint64_t writev_calls = 0;  // gathered-write syscalls made by pipes
+  uint64_t http1_heads_repeated = 0;  // heads the bound HTTP/1 parser answered from its HeadMemo
 };
 
 // An object that owns uv handles or fds (Acceptor, ConnectRequest, Pipe) while it is open.
