@@ -77,6 +77,58 @@ describe('bound HTTP/1 parser: repeated heads', () => {
     expect(results).toBeGreaterThan(12);
   });
 
+  it('matches a fresh parse over 20,000 seeded heads, half of them repeats at other offsets, cuts and limits', () => {
+    let seed = 7;
+    const rand = (): number => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) >>> 0;
+      let t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+    const base: [boolean, string][] = [
+      [false, RESPONSE],
+      [true, REQUEST],
+      [false, 'HTTP/1.0 304 Not Modified\r\nHost: h\r\nContent-Length: 7, 7\r\n\r\n'],
+      [true, '\r\nPUT /x HTTP/1.0\nContent-Length: 5\nConnection: Upgrade, close\nUpgrade: websocket\n\n'],
+      [false, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n'],
+    ];
+    const bytes = ' \t\r\n:,;abcXYZ019-_/?#\x7f\xff';
+    const fresh = new Int32Array(16 + 5 * 32);
+    const out = new Int32Array(16 + 5 * 32);
+    const [parse] = b.bindHttp1HeadParser!(out);
+    const start = b.stats().http1HeadsRepeated;
+    let prev: [boolean, string] = base[0]!;
+    let heads = 0;
+    for (let n = 0; n < 20_000; n++) {
+      let [request, text] = rand() < 0.5 ? prev : pick(base);
+      // Mutate a third of the new ones by a byte or two.
+      if (rand() < 0.33) {
+        for (let m = 1 + Math.floor(rand() * 2); m > 0; m--) {
+          const at = Math.floor(rand() * text.length);
+          text = text.slice(0, at) + pick([...bytes]) + text.slice(at + (rand() < 0.5 ? 1 : 0));
+        }
+      }
+      prev = [request, text];
+      const lead = Math.floor(rand() * 8);
+      const src = Buffer.from('#'.repeat(lead) + text + 'tail', 'latin1');
+      const end = rand() < 0.1 ? lead + Math.floor(rand() * text.length) : src.length;
+      const maxHead = rand() < 0.1 ? 20 + Math.floor(rand() * 200) : 8192;
+      const maxHeaders = rand() < 0.1 ? Math.floor(rand() * 10) : 32;
+      fresh.fill(0);
+      out.fill(0);
+      b.parseHttp1Head!(request, src, lead, end, maxHead, maxHeaders, fresh);
+      parse(request, src, lead, end, maxHead, maxHeaders, -1);
+      expect(rest(out), `input ${n}: ${JSON.stringify(text)} [${lead}, ${end}) limits ${maxHead}/${maxHeaders}`).toEqual(rest(fresh));
+      if (fresh[0]! > 0) heads++;
+    }
+    // Most were whole heads, and many of those were answered from the kept one.
+    expect(heads).toBeGreaterThan(10_000);
+    expect(b.stats().http1HeadsRepeated - start).toBeGreaterThan(5_000);
+  });
+
   it('keeps numbering Host and target values of repeated requests, and the owned copy goes to the slab', () => {
     const out = new Int32Array(16 + 5 * 10);
     const [parse, setSlab] = b.bindHttp1HeadParser!(out);
