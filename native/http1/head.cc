@@ -488,7 +488,7 @@ inline void CopyRecords(int32_t* to, const int32_t* from, int32_t count, int32_t
 
 }  // namespace
 
-bool ParseWithMemo(HeadMemo& m, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out) {
+bool ParseWithMemo(HeadMemo& m, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out, uint64_t gen) {
   const int32_t base = int32_t(off);
   if (m.len != 0 && end - off >= m.len && m.len <= limits.max_head_bytes && size_t(m.slots[kFieldCount]) <= limits.max_headers &&
       memcmp(buf + off, m.bytes, m.len) == 0) {
@@ -511,6 +511,7 @@ bool ParseWithMemo(HeadMemo& m, bool request, const uint8_t* buf, size_t off, si
   if (len == 0 || len > HeadMemo::kMaxBytes || count < 0 || size_t(count) > HeadMemo::kMaxFields) return false;
   memcpy(m.bytes, buf + off, len);
   m.len = len;
+  m.gen = gen;
   CopySlots(request, m.slots, out);
   MoveSlots(request, m.slots, -base);
   CopyRecords(m.records, out + RecordsAt(out), count, -base);

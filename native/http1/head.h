@@ -88,6 +88,7 @@ struct HeadMemo {
   static constexpr size_t kMaxBytes = 512;
   static constexpr size_t kMaxFields = 24;
   size_t len = 0;  // the head's bytes, blank line included; 0: nothing kept
+  uint64_t gen = 0;  // the caller's number for these bytes (ParseWithMemo's `gen` when kept)
   uint8_t bytes[kMaxBytes];
   // kMinor through kFieldCount as the parse left them, offsets made relative to the head's start.
   int32_t slots[kFieldCount + 1];
@@ -96,8 +97,8 @@ struct HeadMemo {
 
 // ParseRequest / ParseResponse through `memo`: answered from it when buf[off, ...) starts with the
 // kept head's bytes (and the limits allow it), else parsed, and a head parsed whole replaces it.
-// Whether it was answered from the memo.
-bool ParseWithMemo(HeadMemo& memo, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
+// Whether it was answered from the memo. A head kept is given `gen` (memo.gen).
+bool ParseWithMemo(HeadMemo& memo, bool request, const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out, uint64_t gen);
 
 }  // namespace http1
 }  // namespace strait

@@ -113,6 +113,9 @@ napi_value ParseHead(napi_env env, napi_callback_info info) {
     CopyHead(request, buf, size_t(off), to, to_len, size_t(to_at), out);
   else
     out[kCopied] = 0;
+  // Whatever `out` held is not the head a stamp names any more.
+  strait::Env::Http1Stamp& st = GetEnv(Napi::Env(env))->http1_stamp;
+  if (st.out == out) st.gen = 0;
   return nullptr;
 }
 
@@ -206,7 +209,12 @@ napi_value ParseBoundWith(napi_env env, BoundParser* b, bool request, const uint
   if (b->out_len < RecordsAt(b->out) + size_t(kFieldSlots) * size_t(max_headers)) return Throw(env, true, "out is shorter than its records slot (16 when 0) + 5 * maxHeaders slots");
   if (to_at >= 0 && (b->slab == nullptr || to_at > int64_t(b->slab_len))) return Throw(env, true, "copyAt out of range (or no slab set)");
   const Limits limits{size_t(max_head), size_t(max_headers)};
-  if (ParseWithMemo(request ? b->request_memo : b->response_memo, request, buf, size_t(off), size_t(end), limits, b->out)) b->env->stats.http1_heads_repeated++;
+  // A number for these bytes (Env::http1_stamp): the kept head's for a repeat, else a new one.
+  HeadMemo& memo = request ? b->request_memo : b->response_memo;
+  const uint64_t fresh = ++b->env->http1_gens;
+  const bool repeat = ParseWithMemo(memo, request, buf, size_t(off), size_t(end), limits, b->out, fresh);
+  if (repeat) b->env->stats.http1_heads_repeated++;
+  b->env->http1_stamp = {b->out, RecordsAt(b->out), repeat ? memo.gen : fresh};
   if (to_at >= 0)
     CopyHead(request, buf, size_t(off), b->slab, b->slab_len, size_t(to_at), b->out);
   else
@@ -764,7 +772,17 @@ struct BoundWriter {
   napi_ref args_ref = nullptr;
   int32_t* args = nullptr;  // kArgSize is written back
   size_t args_len = 0;
-  std::vector<int32_t> head_runs;  // kKnowRunsFromHead's runs (RunsFromHeadOut)
+  // kKnowRunsFromHead's runs (RunsFromHeadOut), for writeAt (0) and writeSendAt (1): the
+  // responses a proxy writes and the requests it forwards each repeat among themselves.
+  std::vector<int32_t> head_runs[2];
+  // Which head head_runs were worked out for: the parse stamp's number (Env::http1_stamp; 0:
+  // none), the drop mask, the field count and the first field's offset then; the runs' count and
+  // the bytes they add. A repeat of that head with the same mask takes them, moved.
+  struct RunsMemo {
+    uint64_t gen = 0;
+    int32_t drop = 0, count = 0, first = 0, n = 0;
+    size_t size = 0;
+  } runs_memo[2];
   const strait::Env* env = nullptr;  // the environment it was bound in: its registered tables
   int users = 0;  // functions holding this (write, send, writeSend): set by BindWriter
   std::unique_ptr<RequestIds> ids;  // writeSend's request ids, made at the first
@@ -892,7 +910,7 @@ static bool ArgLengths(const int32_t* a, HeadPieces& h) {
 // (~40 instructions a field) and the runs array it fills. JavaScript asks only for a head whose
 // fields are still the table's (fieldsInTables in src/protocols/http1/parser.ts); every run is
 // checked to lie inside src all the same.
-static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t drop, std::vector<int32_t>& runs) {
+static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t drop, std::vector<int32_t>& runs, BoundWriter::RunsMemo& memo) {
   if (h.env == nullptr) h.env = GetEnv(Napi::Env(env));
   const strait::Env::Table& o = h.env->tables[kTableHeadOut];
   if (o.data == nullptr || o.type != napi_int32_array || o.len < size_t(kFieldsAt)) return HeadThrow(env, fn, false, "no Int32Array is registered as the head parser's results"), false;
@@ -901,13 +919,30 @@ static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t
   const int32_t count = out[kFieldCount];
   const size_t at = RecordsAt(out);
   if (count < 0 || at > o.len || size_t(count) > (o.len - at) / size_t(kFieldSlots)) return HeadThrow(env, fn, true, "the head's field count is past the results table"), false;
+  const uint8_t* src = h.src;
+  const size_t src_len = h.src_len;
+  // The table holds the head a parser stamped last: a head with the bytes of the one the runs
+  // were worked out for has them at the same distances from its first field.
+  const strait::Env::Http1Stamp& st = h.env->http1_stamp;
+  const uint64_t gen = st.out == out && st.records_at == at && count > 0 ? st.gen : 0;
+  if (gen != 0 && memo.gen == gen && memo.drop == drop && memo.count == count) {
+    int32_t* w = runs.data();
+    const int32_t d = out[at + 1] - memo.first;
+    const int32_t n2 = 2 * memo.n;
+    if (n2 > 0 && (w[0] + d < 0 || size_t(w[n2 - 1] + d) > src_len)) return HeadThrow(env, fn, true, "a field is outside src"), false;
+    for (int32_t i = 0; i < n2; i++) w[i] += d;
+    memo.first = out[at + 1];
+    h.runs = w;
+    h.n_runs = memo.n;
+    h.size += memo.size;
+    return true;
+  }
+  memo.gen = 0;  // the runs are rewritten from here (a throw leaves them half done)
   // The writer's own (a thread_local here cost a __tls_get_addr call a head), grown to the most
   // fields a head had; written through a pointer, not push_back (~45 instructions a field).
   if (runs.size() < 2 * size_t(count)) runs.resize(2 * size_t(count));
   int32_t* w = runs.data();
   int32_t n = 0;
-  const uint8_t* src = h.src;
-  const size_t src_len = h.src_len;
   size_t size = 0;
   int32_t run_s = -1, run_e = -1;
   const int32_t* r = out + at;
@@ -935,6 +970,7 @@ static bool RunsFromHeadOut(napi_env env, const char* fn, HeadPieces& h, int32_t
   h.runs = w;
   h.n_runs = n / 2;
   h.size += size;
+  memo = {gen, drop, count, count > 0 ? out[at + 1] : 0, n / 2, size};
   return true;
 }
 
@@ -1002,7 +1038,7 @@ static bool ReadArgsHead(napi_env env, napi_callback_info info, const char* fn, 
   if (!SameLines(env, fn, known, r.w->lines[role], r.h)) return false;
   if (!ReadPiecesWith(env, fn, argv, r.h, r.w->runs, r.w->runs_len, known)) return false;
   if (!from_head) return true;
-  if (!RunsFromHeadOut(env, fn, r.h, a[kArgDrop], r.w->head_runs)) return false;
+  if (!RunsFromHeadOut(env, fn, r.h, a[kArgDrop], r.w->head_runs[role], r.w->runs_memo[role])) return false;
   a[kArgSize] = int32_t(std::min(r.h.size, size_t(INT32_MAX)));
   return true;
 }

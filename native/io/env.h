@@ -95,6 +95,17 @@ struct Env {
     bool lines_ok = false;
     double gen = 0;  // JavaScript's number for the extra the lines were made of (0: none)
   } held_h1;
+  // The head an HTTP/1 parser wrote into a results array last: the array, the slot its field
+  // records start at, and a number for its bytes (new for every head a bound parser parsed, the
+  // same again for a repeat of that parser's kept head, HeadMemo; 0 when unknown). The head
+  // writers reuse the kept lines they worked out for a number (RunsFromHeadOut) only while the
+  // registered results table holds that very head.
+  struct Http1Stamp {
+    const int32_t* out = nullptr;
+    size_t records_at = 0;
+    uint64_t gen = 0;
+  } http1_stamp;
+  uint64_t http1_gens = 0;
   // The added pairs ("name\0value\0...") H2Session.requestHeldArgs (0) and respondHeldArgs (1)
   // read last, as bytes, with JavaScript's number for that string (0: none): a call that gives the
   // same number appends these instead of reading the string (http2/session.cc KeptExtra).

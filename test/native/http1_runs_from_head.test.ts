@@ -89,6 +89,43 @@ describe('head writers with the kept lines worked out by the addon', () => {
     resetStage();
   });
 
+  it('write encodeHeadJs\'s bytes for repeated heads (parsed from the kept head), masks changing, other heads between', () => {
+    // The parser answers a repeat from its kept head (HeadMemo) and stamps it with the kept head's
+    // number; the writers reuse the kept lines they worked out for that number and mask.
+    const r = rng(0x5eed);
+    const resp = [RESPONSE, RESPONSE.replace('Server: nginx', 'Server: nginX'), RESPONSE.replace('X-A:', 'X-AB: 1')];
+    const reqs = [REQUEST, REQUEST.replace('User-Agent: wrk', 'User-Agent: wrk2')];
+    const masks: Drop[] = [0, 1 << 5, (1 << 5) | (1 << 7), 0x7fe, null];
+    const diffs: string[] = [];
+    let n = 0;
+    resetStage();
+    for (let i = 0; i < 3000; i++) {
+      const request = r() < 0.5;
+      // Mostly the same head as before, at another place of another buffer.
+      const text = request ? reqs[r() < 0.8 ? 0 : 1]! : resp[r() < 0.7 ? 0 : r() < 0.5 ? 1 : 2]!;
+      const lead = Math.floor(r() * 16);
+      const b = Buffer.from('~'.repeat(lead) + text, 'latin1');
+      const h = request ? parseRequestHeadOwned(b, lead, b.length) : parseResponseHead(b, lead, b.length);
+      if (typeof h === 'number') throw new Error(`parse: ${h}`);
+      const drop = masks[r() < 0.7 ? 1 : Math.floor(r() * masks.length)]!;
+      const extra = r() < 0.5 ? '' : 'x-forwarded-proto: http\r\n';
+      const first = request ? 'GET /p HTTP/1.1' : 'HTTP/1.1 200 OK';
+      const got = request ? kept(first, h, drop, extra) : staged(first, h, drop, extra);
+      const want = encodeHeadJs(first, h, drop, extra);
+      if (stagedBuffer().length - stagedLength() < 2048) resetStage();
+      if (typeof drop === 'number') {
+        expect(lastRunsFromHead).toBe(true);
+        n++;
+      }
+      if (!got.equals(want) && diffs.length < 3) diffs.push(`${i}: ${JSON.stringify(text.slice(0, 40))} mask ${drop} → ${JSON.stringify(got.toString('latin1'))}`);
+      // Now and then a head the table does not keep: another parser's, or a plain parse into it.
+      if (r() < 0.05) parseResponseHeadOwned(Buffer.from(resp[2]!, 'latin1'), 0, resp[2]!.length);
+    }
+    expect(diffs).toEqual([]);
+    expect(n).toBeGreaterThan(2000);
+    resetStage();
+  });
+
   it('hand out only the bytes written: the next head follows right after, and the request id lands at its distance from the end', () => {
     resetStage();
     const b = Buffer.from(RESPONSE, 'latin1');
