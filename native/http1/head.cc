@@ -449,21 +449,6 @@ void ParseResponse(const uint8_t* b, size_t off, size_t end, const Limits& limit
 
 namespace {
 
-// Moves the offset slots among kMinor..kFieldCount by `d`: a request's line offsets (a response's
-// kLineA is its status) and the Host value's, which a response may have too (-1 when absent).
-inline void MoveSlots(bool request, int32_t* slots, int32_t d) {
-  if (request) {
-    slots[kLineA] += d;
-    slots[kLineB] += d;
-    slots[kLineC] += d;
-    slots[kLineD] += d;
-  }
-  if (slots[kHostStart] >= 0) {
-    slots[kHostStart] += d;
-    slots[kHostEnd] += d;
-  }
-}
-
 // Copies the slots a parse sets (a response leaves kLineB-kLineD as they were).
 inline void CopySlots(bool request, int32_t* to, const int32_t* from) {
   if (request) {

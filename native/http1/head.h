@@ -79,6 +79,22 @@ struct Limits {
 void ParseRequest(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
 void ParseResponse(const uint8_t* buf, size_t off, size_t end, const Limits& limits, int32_t* out);
 
+// Moves the offset slots among kMinor..kFieldCount of a parse's results by `d` (the head moved):
+// a request's line offsets (a response's kLineA is its status) and the Host value's, which a
+// response may have too (-1 when absent). Field records are not touched.
+inline void MoveSlots(bool request, int32_t* slots, int32_t d) {
+  if (request) {
+    slots[kLineA] += d;
+    slots[kLineB] += d;
+    slots[kLineC] += d;
+    slots[kLineD] += d;
+  }
+  if (slots[kHostStart] >= 0) {
+    slots[kHostStart] += d;
+    slots[kHostEnd] += d;
+  }
+}
+
 // The last head of one kind (requests or responses) a parser parsed, with what the parse gave.
 // A parse depends on nothing but the head's bytes and the limits, so a head with the same bytes
 // gets the same answer, its offsets moved: a keep-alive client repeats its request head, and an

@@ -39,16 +39,7 @@ void CopyHead(bool request, const uint8_t* buf, size_t off, uint8_t* to, size_t 
   if (at > to_len || n > to_len - at) return;  // no room: the caller finds room and asks again
   memmove(to + at, buf + off, n);
   const int32_t d = int32_t(int64_t(at) - int64_t(off));
-  if (request) {
-    out[kLineA] += d;
-    out[kLineB] += d;
-    out[kLineC] += d;
-    out[kLineD] += d;
-  }
-  if (out[kHostStart] >= 0) {
-    out[kHostStart] += d;
-    out[kHostEnd] += d;
-  }
+  MoveSlots(request, out, d);
   int32_t* f = out + RecordsAt(out);
   for (int32_t i = 0; i < out[kFieldCount]; i++, f += kFieldSlots) {
     f[1] += d;  // slot 0 is the kind
