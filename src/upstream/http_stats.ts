@@ -48,8 +48,9 @@ export function httpClusterStats(scope: Scope): HttpClusterStats {
 }
 
 /**
- * The (table, status) countUpstreamStatus counted last and its counter, what the two lookups
- * above give for them (~200 instructions a response): most responses repeat the last one's.
+ * The (table, status) countUpstreamStatus counted last and its counter, which it would otherwise
+ * look up in CODES and a Map again (~200 instructions a response): most responses repeat the last
+ * one's.
  * It keeps one removed cluster's table alive until the next response is counted.
  */
 let lastStats: HttpClusterStats | null = null;
