@@ -34,12 +34,17 @@ function acquire(pools: Http2ClusterPools, cluster: Cluster): Promise<H2Upstream
   });
 }
 
+/** An initialized one-host HTTP/2 cluster against the server above, with its pools. */
+async function h2Cluster(): Promise<{ cluster: Cluster; pools: Http2ClusterPools; host: Cluster['allHosts'][number] }> {
+  const { cluster, stats } = localCluster(port, { http2_protocol_options: {} });
+  const pools = new Http2ClusterPools(cluster, stats);
+  await cluster.initialize();
+  return { cluster, pools, host: cluster.allHosts[0]! };
+}
+
 describe('Http2ClusterPools.acquireNow', () => {
   it('takes a stream only on a ready connection with room, counted as acquire() counts it', async () => {
-    const { cluster, stats } = localCluster(port, { http2_protocol_options: {} });
-    const pools = new Http2ClusterPools(cluster, stats);
-    await cluster.initialize();
-    const host = cluster.allHosts[0]!;
+    const { cluster, pools, host } = await h2Cluster();
     try {
       // No connection yet: acquire() must open one.
       expect(pools.acquireNow(host)).toBeNull();
@@ -61,10 +66,7 @@ describe('Http2ClusterPools.acquireNow', () => {
   });
 
   it('after drainHosts, takes streams on the new connection of the host, not the drained one', async () => {
-    const { cluster, stats } = localCluster(port, { http2_protocol_options: {} });
-    const pools = new Http2ClusterPools(cluster, stats);
-    await cluster.initialize();
-    const host = cluster.allHosts[0]!;
+    const { cluster, pools, host } = await h2Cluster();
     try {
       const old = await acquire(pools, cluster);
       await new Promise((r) => setTimeout(r, 50));
