@@ -80,6 +80,10 @@ export interface NativeStats {
   writevCalls: number;
   /** HTTP/1 heads the bound parser answered from the last head of their kind, the same bytes (HeadMemo). */
   http1HeadsRepeated: number;
+  /** HTTP/1 response heads an HTTP/2 stream was answered with from the fields made for the same head before (respondH1Head). */
+  h2H1HeadsReused: number;
+  /** Header lists (added pairs, trailers) an HTTP/2 session took from the one it scanned last at that place, the same bytes. */
+  h2ListsReused: number;
 }
 
 /** Settings of a native HTTP/2 session (all required; the TS wrapper fills defaults). */

@@ -825,6 +825,15 @@ void Session::GiveScratch() {
   KeepSmall(scratch_);
   KeepSmall(never_scratch_);
   KeepSmall(src_scratch_);
+  lowered_.gen = 0;
+  KeepSmall(lowered_.bytes);
+  KeepSmall(lowered_.fields);
+  for (FlatMemo& m : memos_) {
+    m.valid = false;
+    KeepSmall(m.src);
+    KeepSmall(m.lowered);
+    KeepSmall(m.fields);
+  }
   SwapScratch(*x);
   spares_->scratch.push_back(x);
 }
@@ -842,6 +851,8 @@ void Session::SwapScratch(Scratch& x) {
   scratch_.swap(x.scratch);
   never_scratch_.swap(x.never_scratch);
   src_scratch_.swap(x.src_scratch);
+  std::swap(lowered_, x.lowered);
+  for (size_t i = 0; i < kMemoSites; i++) std::swap(memos_[i], x.memos[i]);
 }
 
 // ---- events to JavaScript ----
@@ -1497,9 +1508,51 @@ bool Session::ParseFlat(std::string& s, const std::string* never) {
 }
 
 bool Session::ParseFlatFrom(std::string& s, size_t from) {
-  const size_t n = s.size();
+  return from >= s.size() || ParseFlatIn(&s[0], from, s.size());
+}
+
+// Longer lists are not kept: the usual repeated ones are a few pairs.
+static constexpr size_t kMaxKeptList = 512;
+
+bool Session::ParseFlatKept(FlatMemo& m, char* d, size_t from, size_t n) {
   if (from >= n) return true;
-  char* d = &s[0];
+  char* p = d + from;
+  const size_t len = n - from;
+  if (m.valid && m.seed == seed_unique_ && m.src.size() == len && memcmp(m.src.data(), p, len) == 0) {
+    if (!m.lowered.empty()) memcpy(p, m.lowered.data(), len);
+    uint8_t* b = reinterpret_cast<uint8_t*>(p);
+    for (const LoweredField& x : m.fields) {
+      nghttp2_nv nv;
+      nv.name = b + x.name_at;
+      nv.namelen = x.name_len;
+      nv.value = b + x.value_at;
+      nv.valuelen = x.value_len;
+      nv.flags = x.flags;
+      nva_.push_back(nv);
+    }
+    env_->stats.h2_lists_reused++;
+    return true;
+  }
+  m.valid = false;
+  if (len > kMaxKeptList) return ParseFlatIn(d, from, n);
+  m.src.assign(p, len);
+  const size_t first = nva_.size();
+  if (!ParseFlatIn(d, from, n)) return false;
+  if (memcmp(p, m.src.data(), len) != 0) m.lowered.assign(p, len);
+  else m.lowered.clear();
+  m.fields.clear();
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
+  for (size_t i = first; i < nva_.size(); i++) {
+    const nghttp2_nv& nv = nva_[i];
+    m.fields.push_back({static_cast<uint32_t>(nv.name - b), static_cast<uint32_t>(nv.namelen), static_cast<uint32_t>(nv.value - b), static_cast<uint32_t>(nv.valuelen), nv.flags});
+  }
+  m.seed = seed_unique_;
+  m.valid = true;
+  return true;
+}
+
+bool Session::ParseFlatIn(char* d, size_t from, size_t n) {
+  if (from >= n) return true;
   size_t start = from;          // of the current name
   size_t name_end = SIZE_MAX;   // its NUL; SIZE_MAX while the name has not ended
   for (size_t i = from; i < n; i += 16) {
@@ -1716,7 +1769,7 @@ napi_value Session::RespondHeldArgs(napi_env env, napi_callback_info cb) {
     s->head.swap(out);  // kept until sent, as in SubmitResponse
     down->seed_unique_ = false;
     down->Rebase(reinterpret_cast<uint8_t*>(&s->head[0]), fixed, 0);
-    if (!down->ParseFlatFrom(s->head, extra_at) || down->nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+    if (!down->ParseFlatKept(down->memos_[kMemoResponseExtra], &s->head[0], extra_at, s->head.size()) || down->nva_.size() != static_cast<size_t>(pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
     down->ApplyNever(never);
     bool ok = down->SubmitParsed(Napi::Env(env), s, end_bits == 1 || end_bits == kEndExtraGen + 1, nullptr, 0).As<Napi::Boolean>().Value();
     return Napi::Number::New(env, ok ? 1 : 0);
@@ -1940,32 +1993,92 @@ Napi::Value Session::RespondH1HeadWith(Napi::Env env, Stream* s, const H1HeadCal
   const strait::Env::Table& f = env_->tables[kTableFlat];
   const strait::Env::Table& h = env_->tables[kTableArena];
   const strait::Env::Table& o = env_->tables[kTableHeadOut];
-  const uint8_t* hb = static_cast<const uint8_t*>(h.data);
-  const int64_t hl = static_cast<int64_t>(h.len);
   const int32_t* out = static_cast<const int32_t*>(o.data);
   const size_t count = out[http1::kFieldCount] > 0 ? static_cast<size_t>(out[http1::kFieldCount]) : 0;
   const size_t at = http1::RecordsAt(out);
   if (at > o.len || count > (o.len - at) / size_t(http1::kFieldSlots)) throw Napi::RangeError::New(env, std::string(fn) + ": the head's field count is past the head-out table");
   if (!s || s->responded) return Napi::Boolean::New(env, false);
-  s->head.assign(static_cast<const char*>(f.data), static_cast<size_t>(c.flat_len));
-  if (!ParseFlat(s->head) || nva_.size() != static_cast<size_t>(c.pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  const LoweredHead& l = LowerH1Head(env, out, at, count, c.drop_server, fn);
+  // The flat list, then the head's fields, in the stream's own string: nghttp2 is told not to
+  // copy either (it points into the string until the frame is sent).
+  const size_t flat_len = static_cast<size_t>(c.flat_len);
+  std::string& hd = s->head;
+  hd.assign(static_cast<const char*>(f.data), flat_len);
+  hd.append(l.bytes);
+  nva_.clear();
+  char* d = &hd[0];
+  if (!ParseFlatKept(memos_[kMemoH1Flat], d, 0, flat_len) || nva_.size() != static_cast<size_t>(c.pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
+  uint8_t* b = reinterpret_cast<uint8_t*>(d + flat_len);
+  for (const LoweredField& x : l.fields) {
+    nghttp2_nv nv;
+    nv.name = b + x.name_at;
+    nv.namelen = x.name_len;
+    nv.value = b + x.value_at;
+    nv.valuelen = x.value_len;
+    nv.flags = x.flags;
+    nva_.push_back(nv);
+  }
+  const uint8_t* hb = static_cast<const uint8_t*>(h.data);
+  return SubmitParsed(env, s, c.end, c.whole ? (c.body_len ? reinterpret_cast<const char*>(hb + c.body_at) : "") : nullptr, c.body_len);
+}
+
+static constexpr size_t kMaxLoweredBytes = 4096;
+
+const Session::LoweredHead& Session::LowerH1Head(Napi::Env env, const int32_t* out, size_t at, size_t count, bool drop_server, const char* fn) {
+  // The stamp numbers the head these records describe (a repeat keeps its first parse's number):
+  // the fields made for that number are those of these bytes.
+  const strait::Env::Http1Stamp& st = env_->http1_stamp;
+  const uint64_t gen = st.out == out && st.records_at == at ? st.gen : 0;
+  LoweredHead& l = lowered_;
+  const strait::Env::Table& h = env_->tables[kTableArena];
+  const int64_t hl = static_cast<int64_t>(h.len);
+  if (gen != 0 && l.gen == gen && l.drop_server == drop_server) {
+    // The records still have to lie in the arena, as they would for a head copied afresh.
+    const int32_t* r = out + at;
+    for (size_t k = 0; k < count; k++, r += http1::kFieldSlots) {
+      if (!(0 <= r[1] && r[1] < r[2] && r[2] <= r[3] && r[3] <= r[4] && r[4] <= hl)) throw Napi::RangeError::New(env, std::string(fn) + ": a field is outside the arena");
+    }
+    env_->stats.h2_h1_heads_reused++;
+    return l;
+  }
+  l.gen = 0;
+  // A large head is not one the parser answers repeats of (HeadMemo keeps heads up to 512
+  // bytes): its copy is not kept for the session's life.
+  if (l.bytes.capacity() > kMaxLoweredBytes) std::string().swap(l.bytes);
+  l.bytes.clear();
+  l.fields.clear();
+  const uint8_t* hb = static_cast<const uint8_t*>(h.data);
   constexpr uint32_t kHop = (1u << http1::kHost) | (1u << http1::kTransferEncoding) | (1u << http1::kConnection) | (1u << http1::kKeepAlive) |
                             (1u << http1::kProxyConnection) | (1u << http1::kUpgrade) | (1u << http1::kTe);
-  const int32_t present = out[http1::kFlags];
-  const bool names = (present & http1::kHasHttp2Settings) != 0;
+  const bool names = (out[http1::kFlags] & http1::kHasHttp2Settings) != 0;
   const int32_t* r = out + at;
   for (size_t k = 0; k < count; k++, r += http1::kFieldSlots) {
-    const uint32_t kind = static_cast<uint32_t>(r[0]);
-    if (kind < 32 && ((1u << kind) & kHop) != 0) continue;
-    if (c.drop_server && kind == http1::kServer) continue;
     const int64_t ns = r[1], ne = r[2], vs = r[3], ve = r[4];
     if (!(0 <= ns && ns < ne && ne <= vs && vs <= ve && ve <= hl)) throw Napi::RangeError::New(env, std::string(fn) + ": a field is outside the arena");
-    if (names && ne - ns == 14 && strncasecmp(reinterpret_cast<const char*>(hb + ns), "http2-settings", 14) == 0) continue;
+    const uint32_t kind = static_cast<uint32_t>(r[0]);
+    if (kind < 32 && ((1u << kind) & kHop) != 0) continue;
+    if (drop_server && kind == http1::kServer) continue;
+    const char* name = reinterpret_cast<const char*>(hb + ns);
+    const size_t nl = static_cast<size_t>(ne - ns);
+    if (names && nl == 14 && strncasecmp(name, "http2-settings", 14) == 0) continue;
     // No value check here, unlike respondSpans' spans (any positions JavaScript gives): these
-    // are the parser's own, and it lets no NUL, CR or LF into a value.
-    PushSpan(hb, static_cast<size_t>(ns), static_cast<size_t>(ne), static_cast<size_t>(vs), static_cast<size_t>(ve));
+    // are the parser's own, and it lets no NUL, CR or LF into a value. Names go out lower-case
+    // (RFC 9113 §8.2.1); the parser took tokens only, so a letter is all that changes.
+    LoweredField x;
+    x.name_at = static_cast<uint32_t>(l.bytes.size());
+    x.name_len = static_cast<uint32_t>(nl);
+    l.bytes.append(name, nl);
+    char* low = &l.bytes[x.name_at];
+    for (size_t i = 0; i < nl; i++) low[i] = static_cast<char>(low[i] >= 'A' && low[i] <= 'Z' ? low[i] | 0x20 : low[i]);
+    x.flags = kKept | (UniquePerRequest(low, nl) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+    x.value_at = static_cast<uint32_t>(l.bytes.size());
+    x.value_len = static_cast<uint32_t>(ve - vs);
+    l.bytes.append(reinterpret_cast<const char*>(hb + vs), x.value_len);
+    l.fields.push_back(x);
   }
-  return SubmitParsed(env, s, c.end, c.whole ? (c.body_len ? reinterpret_cast<const char*>(hb + c.body_at) : "") : nullptr, c.body_len);
+  l.gen = gen;
+  l.drop_server = drop_server;
+  return l;
 }
 
 // request(headers "name\0value\0..." | bytes, pairs, endStream[, byteLength[, neverIndexed]]) -> stream id (> 0), or a negative
@@ -2228,16 +2341,18 @@ Napi::Value Session::RequestHeldWith(Napi::Env env, const HeldCall& c, const cha
   const size_t fixed = nva_.size();
   const size_t extra_at = out.size();
   if (!AppendKeptExtra(env, c.extra, c.extra_gen, env_->h2_extra[0], out)) throw Napi::TypeError::New(env, std::string(fn) + ": extra must be a string");
-  if (c.fill) FillListRequestId(env_, out);
 
   Stream* s = NewStream();
   s->head.swap(scratch_);  // kept until sent, as in SubmitRequest
   seed_unique_ = client_ && (lists_++ & (kSeedEvery - 1)) == 0;
   Rebase(reinterpret_cast<uint8_t*>(&s->head[0]), fixed, 4);
-  if (!ParseFlatFrom(s->head, extra_at) || nva_.size() != static_cast<size_t>(c.pairs)) {
+  // The request id is filled after the scan, in place (same length, hex digits and dashes): the
+  // added pairs are then the same bytes request after request.
+  if (!ParseFlatKept(memos_[kMemoRequestExtra], &s->head[0], extra_at, s->head.size()) || nva_.size() != static_cast<size_t>(c.pairs)) {
     Recycle(s);
     throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   }
+  if (c.fill) FillListRequestId(env_, s->head);
   ApplyNever(c.never);
   return SubmitStream(env, s, c.end);
 }
@@ -2458,10 +2573,14 @@ napi_value Session::TrailersArgs(napi_env env, napi_callback_info cb) {
 
 // The rest of trailers() once s->trailers holds the list.
 Napi::Value Session::TrailersWith(Napi::Env env, Stream* s, int32_t pairs, const std::string* never, const char* fn) {
-  if (!ParseFlat(s->trailers, never) || nva_.size() != static_cast<size_t>(pairs)) {
+  // ParseFlat, with the list kept: a gRPC status's trailers repeat.
+  nva_.clear();
+  seed_unique_ = client_ && (lists_++ & (kSeedEvery - 1)) == 0;
+  if (!ParseFlatKept(memos_[kMemoTrailers], &s->trailers[0], 0, s->trailers.size()) || nva_.size() != static_cast<size_t>(pairs)) {
     s->trailers.clear();
     throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
   }
+  ApplyNever(never);
   // Kept for the submission (ReadData): its fields point into s->trailers, which stays as it
   // is until then, so the list is not parsed a second time.
   s->trailers_nva.assign(nva_.begin(), nva_.end());

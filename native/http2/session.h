@@ -290,6 +290,24 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   // respondH1HeadArgs(): respondH1Head with its numbers in the call-args table.
   static napi_value RespondH1HeadArgs(napi_env env, napi_callback_info cb);
   void PushSpan(const uint8_t* h, size_t ns, size_t ne, size_t vs, size_t ve);
+  // The fields respondH1Head forwards of the head the kTableHeadOut table holds, ready for
+  // nghttp2: names lower-cased, a field's name then its value in `bytes`, where `fields` says.
+  // nghttp2 copied and lower-cased every field of every response (~450 instructions an h2c
+  // request); an upstream's responses repeat their head, so the copy made for the head the parse
+  // stamp numbers `gen` (Env::http1_stamp; 0: none) serves its repeats, with the same drop_server.
+  struct LoweredField {
+    uint32_t name_at, name_len, value_at, value_len;
+    uint8_t flags;
+  };
+  struct LoweredHead {
+    uint64_t gen = 0;
+    bool drop_server = false;
+    std::string bytes;
+    std::vector<LoweredField> fields;
+  };
+  // lowered_ for the head in the tables, made unless it holds that head already; throws a
+  // RangeError naming `fn` for a field outside the arena.
+  const LoweredHead& LowerH1Head(Napi::Env env, const int32_t* out, size_t at, size_t count, bool drop_server, const char* fn);
   // Where respondSpans' and respondSpansTables' number arguments are (body: bodyAt, then bodyLen).
   struct SpansArgs {
     size_t flat_len, pairs, n_spans, end, body;
@@ -433,6 +451,22 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   bool ParseFlat(std::string& s, const std::string* never = nullptr);
   // ParseFlat's scan of s[from, end) appended to nva_ (no never-indexed pass).
   bool ParseFlatFrom(std::string& s, size_t from);
+  // The same scan of d[from, n).
+  bool ParseFlatIn(char* d, size_t from, size_t n);
+  // A list a caller parsed last (FlatMemo): where the fields were and how its names were
+  // lower-cased, so that the same bytes again are not scanned. Per call site, as each repeats
+  // its own list (the pairs a proxy adds to a response or request, a gRPC status's trailers).
+  struct FlatMemo {
+    std::string src;      // the list as given
+    std::string lowered;  // as the scan left it when it lower-cased a name, else empty
+    std::vector<LoweredField> fields;  // offsets from the list's start
+    bool seed = false;    // seed_unique_ at the time (the fields' flags depend on it)
+    bool valid = false;
+  };
+  // respondH1Head's flat list, trailers, requestHeld's and respondHeld's added pairs.
+  enum MemoSite { kMemoH1Flat, kMemoTrailers, kMemoRequestExtra, kMemoResponseExtra, kMemoSites };
+  // ParseFlatIn(d, from, n) answered from `m` when d[from, n) is m's list, else scanned and kept.
+  bool ParseFlatKept(FlatMemo& m, char* d, size_t from, size_t n);
   // Marks the fields of nva_ named in `never` never indexed.
   void ApplyNever(const std::string* never);
   void PushField(char* d, size_t start, size_t name_end, size_t value_end);
@@ -538,6 +572,9 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   std::string scratch_;
   std::string never_scratch_;  // a respond()/request() call's never-indexed names
   std::string src_scratch_;    // requestRuns()/respondRuns(): the list their runs are cut from
+  LoweredHead lowered_;        // respondH1Head's (LowerH1Head)
+  // The lists ParseFlatKept keeps, one per call site (MemoSite).
+  FlatMemo memos_[kMemoSites];
   uint64_t streams_total_ = 0;
   // The growable buffers above, kept from one session to the next on a thread (session.cc,
   // Spares): a new connection's batches, header lists and lookups otherwise grew each of them
@@ -555,6 +592,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     std::string scratch;
     std::string never_scratch;
     std::string src_scratch;
+    LoweredHead lowered;
+    FlatMemo memos[kMemoSites];
   };
   // Swaps the buffers with `x`'s: taken from the spares at construction, given back by
   // GiveScratch once the session's last batch is out (the end of Finish, or the destructor).

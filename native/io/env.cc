@@ -114,6 +114,8 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("readCalls", static_cast<double>(e->stats.read_calls));
   o.Set("writevCalls", static_cast<double>(e->stats.writev_calls));
   o.Set("http1HeadsRepeated", static_cast<double>(e->stats.http1_heads_repeated));
+  o.Set("h2H1HeadsReused", static_cast<double>(e->stats.h2_h1_heads_reused));
+  o.Set("h2ListsReused", static_cast<double>(e->stats.h2_lists_reused));
   return o;
 }
 

@@ -18,6 +18,8 @@ struct DataPathStats {
   uint64_t read_calls = 0;    // read/readv syscalls made by pipes
   uint64_t writev_calls = 0;  // gathered-write syscalls made by pipes
   uint64_t http1_heads_repeated = 0;  // heads the bound HTTP/1 parser answered from its HeadMemo
+  uint64_t h2_h1_heads_reused = 0;    // HTTP/1 response heads respondH1Head sent from its lowered copy
+  uint64_t h2_lists_reused = 0;       // header lists an HTTP/2 session took from its FlatMemo, unscanned
 };
 
 // An object that owns uv handles or fds (Acceptor, ConnectRequest, Pipe) while it is open.

@@ -22,7 +22,7 @@ describe('loading', () => {
     for (const fn of ['listenTcp', 'listenUnix', 'localAddress', 'closeFd', 'Acceptor', 'connect', 'Pipe', 'stats', 'errnoName'] as const) {
       expect(typeof b[fn]).toBe('function');
     }
-    expect(Object.keys(b.stats()).sort()).toEqual(['http1HeadsRepeated', 'pipesActive', 'poolBytes', 'poolChunks', 'poolChunksInUse', 'readCalls', 'writevCalls']);
+    expect(Object.keys(b.stats()).sort()).toEqual(['h2H1HeadsReused', 'h2ListsReused', 'http1HeadsRepeated', 'pipesActive', 'poolBytes', 'poolChunks', 'poolChunksInUse', 'readCalls', 'writevCalls']);
     expect(PipeCloseReason).toEqual({ DONE: 0, IDLE_TIMEOUT: 1, RESET_A: 2, RESET_B: 3, LOCAL: 4, ERROR: 5 });
   });
 
