@@ -624,11 +624,8 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
         s->hdr.clear();
         s->never_in.clear();
       } else if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        napi_value str;
-        // No trailing NUL: JavaScript splits on it.
-        napi_create_string_latin1(Env(), s->hdr.data(), s->hdr.listSize(), &str);
         PushNeverIndexed(s);
-        PushObj(end ? kEvHeadersEnd : kEvHeaders, s->id, str);
+        PushReceived(end ? kEvHeadersEnd : kEvHeaders, s, last_head_);
         PushFields(s->hdr);
         // Kept for requestHeld; hdr takes the previous block's memory.
         s->req.swap(s->hdr);

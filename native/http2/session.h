@@ -54,10 +54,10 @@ enum EventKind {
   kEvNeverIndexed = 12,
 };
 
-// Client mode: the payload of a kEvHeaders/kEvHeadersEnd/kEvTrailers event whose block has the
-// same bytes as the last one of its kind this session handed over (a response head, trailers):
-// JavaScript takes the string it got then instead of a new one (kKeptList in
-// src/protocols/http2/native_session.ts).
+// The payload of a kEvHeaders/kEvHeadersEnd/kEvTrailers event whose block has the same bytes as
+// the last one of its kind this session handed over (a client's response head or trailers, a
+// server's request head): JavaScript takes the string it got then instead of a new one
+// (KEPT_LIST in src/protocols/http2/native_session.ts).
 constexpr uint32_t kKeptList = 0xffffffffu;
 
 // The names JavaScript's passes over a header list look for (FieldToken in
@@ -472,13 +472,14 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   void PushField(char* d, size_t start, size_t name_end, size_t value_end);
   // Emits the block's never-indexed names (kEvNeverIndexed), if any, and forgets them.
   void PushNeverIndexed(Stream* s);
-  // Client: pushes a response head or trailers event for `s`'s block, kKeptList when its bytes
-  // are `last`'s, else a new string, whose bytes `last` then keeps.
+  // Pushes a head or trailers event for `s`'s block, kKeptList when its bytes are `last`'s, else
+  // a new string, whose bytes `last` then keeps.
   void PushReceived(int kind, Stream* s, std::string& last);
-  // Client: the bytes of the last response head and the last trailers handed over as strings,
-  // empty when JavaScript keeps none that kKeptList may name. An upstream answers most requests
-  // with the same head (within a second of its date) and the same trailers (a gRPC status 0);
-  // a compare then takes the place of a new string, and its garbage, per request.
+  // The bytes of the last head (a client's response head, a server's request head) and the last
+  // trailers (client) handed over as strings, empty when JavaScript keeps none that kKeptList
+  // may name. An upstream answers most requests with the same head (within a second of its date)
+  // and the same trailers (a gRPC status 0), and a client repeats its request head where nothing
+  // in it is per request; a compare then takes the place of a new string, and its garbage.
   std::string last_head_;
   std::string last_trailers_;
   void FreeStream(Stream* s);

@@ -22,6 +22,39 @@ const LISTS: Record<string, [string, number, string | undefined]> = {
   secret: ['grpc-status\x000\x00grpc-message\x00ok', 2, 'grpc-message'],
 };
 
+describe('request heads that repeat the last one', () => {
+  it('hands on each request head as received when some repeat the last one and some differ in a byte', async () => {
+    // A request head with the bytes of the last one comes as KEPT_LIST and the connection takes
+    // the string it kept (PushReceived in session.cc). The tags differ in a byte but not in
+    // length, so only a compare of the bytes tells the lists apart.
+    const tag = (i: number): string => (i < 3 || i >= 20 ? 'same-00' : `diff-${String(i).padStart(2, '0')}`);
+    const srv = nativeH2Server({
+      onStreamFlat: (s, flat) => {
+        const m = /\0x-tag\0([^\0]*)/.exec(flat);
+        s.respond({ ':status': '200', 'x-got': m ? m[1]! : 'none' }, { endStream: true });
+      },
+    });
+    cleanups.push(() => srv.close());
+    const c = http2.connect(`http://127.0.0.1:${srv.port}`);
+    c.on('error', () => {});
+    cleanups.push(() => new Promise<void>((r) => (c.destroyed || c.closed ? r() : c.close(() => r()))));
+    const ask = (i: number): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        const rq = c.request({ ':path': '/same', 'x-tag': tag(i) });
+        rq.on('response', (h) => resolve(h['x-got']));
+        rq.on('error', reject);
+        rq.resume();
+      });
+    const want = Array.from({ length: 30 }, (_, i) => tag(i));
+    // One at a time: each head is compared with the one before it.
+    const one = [];
+    for (let i = 0; i < 30; i++) one.push(await ask(i));
+    expect(one).toEqual(want);
+    // 30 at once: many heads in one batch of events.
+    expect(await Promise.all(want.map((_, i) => ask(i)))).toEqual(want);
+  });
+});
+
 describe('HTTP/2 lists kept per call site', () => {
   it('trailers repeated, changed, lower-cased and never indexed each reach the client as given', async () => {
     const srv = nativeH2Server({

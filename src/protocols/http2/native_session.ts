@@ -35,9 +35,9 @@ export const H2Event = {
 } as const;
 
 /**
- * Client mode: the payload of a HEADERS, HEADERS_END or TRAILERS event whose list has the same
- * bytes as the last one of its kind (response head, trailers) the connection got as a string:
- * that string is the list (kKeptList in native/http2/session.h).
+ * The payload of a HEADERS, HEADERS_END or TRAILERS event whose list has the same bytes as the
+ * last one of its kind (a client's response head or trailers, a server's request head) the
+ * connection got as a string: that string is the list (kKeptList in native/http2/session.h).
  */
 const KEPT_LIST = 0xffffffff;
 
@@ -1098,6 +1098,8 @@ export class NativeH2Connection {
   private closing = false;
   /** A NEVER_INDEXED event's names, for the HEADERS event right after it. */
   private never: string | undefined = undefined;
+  /** The last request head the addon gave as a string (KEPT_LIST names it). */
+  private lastHead = '';
 
   constructor(
     fd: number,
@@ -1168,9 +1170,16 @@ export class NativeH2Connection {
       // A handler destroyed the connection (its end came in a batch of its own): the rest of
       // this one belongs to streams that are gone.
       if (this.ended) break;
-      if (recs > 0 && (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END)) {
-        recs--;
-        at = primeFlat(objs![p]!, at);
+      let list: string | undefined;
+      if (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END) {
+        // Every request head given as a string is kept (the addon compares the next one with
+        // its bytes), whether or not a stream takes it.
+        if (p !== KEPT_LIST) list = this.lastHead = objs![p]!;
+        else list = this.lastHead;
+        if (recs > 0) {
+          recs--;
+          at = primeFlat(list, at);
+        }
       }
       try {
         if (kind === H2Event.DATA) {
@@ -1188,7 +1197,7 @@ export class NativeH2Connection {
             finalChunk = false;
           }
         } else {
-          this.dispatch(kind, ev[i + 1]!, kind === H2Event.HEADERS || kind === H2Event.HEADERS_END || kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
+          this.dispatch(kind, ev[i + 1]!, list !== undefined ? list : kind === H2Event.NEVER_INDEXED ? objs![p]! : p);
           // A final chunk its END did not take (the stream paused, the exchange not forwarding
           // the end yet) goes as it is.
           if (heldFinal !== null) {
