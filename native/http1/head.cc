@@ -357,6 +357,32 @@ void Finish(int64_t r, const Framing& fr, int minor, int32_t* out) {
   out[kHostEnd] = int32_t(fr.host_end);
 }
 
+// The number of the method m[0, n) (Method), kMethodOther for any other.
+int32_t MethodOf(const uint8_t* m, size_t n) {
+  switch (n) {
+    case 3:
+      if (memcmp(m, "GET", 3) == 0) return kMethodGet;
+      if (memcmp(m, "PUT", 3) == 0) return kMethodPut;
+      break;
+    case 4:
+      if (memcmp(m, "POST", 4) == 0) return kMethodPost;
+      if (memcmp(m, "HEAD", 4) == 0) return kMethodHead;
+      break;
+    case 5:
+      if (memcmp(m, "PATCH", 5) == 0) return kMethodPatch;
+      if (memcmp(m, "TRACE", 5) == 0) return kMethodTrace;
+      break;
+    case 6:
+      if (memcmp(m, "DELETE", 6) == 0) return kMethodDelete;
+      break;
+    case 7:
+      if (memcmp(m, "OPTIONS", 7) == 0) return kMethodOptions;
+      if (memcmp(m, "CONNECT", 7) == 0) return kMethodConnect;
+      break;
+  }
+  return kMethodOther;
+}
+
 }  // namespace
 
 void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
@@ -415,6 +441,7 @@ void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits
   if ((fr.flags & kChunked) && fr.content_length != -1) return;
   if ((fr.flags & kChunked) && minor == 0) return;  // HTTP/1.0 has no chunked coding
   if (fr.host_count > 1 || (minor == 1 && fr.host_count == 0)) return;
+  fr.flags |= MethodOf(b + p, size_t(out[kLineB]) - p) << kMethodShift;
   Finish(r, fr, minor, out);
 }
 

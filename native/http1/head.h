@@ -69,6 +69,12 @@ enum Flag : int32_t {
   kHasClientCert = 4096,
 };
 
+// Requests only: the method, when it is one of these, as a number in kFlags from bit
+// kMethodShift (0: another method), so that JavaScript takes a constant string for it instead of
+// comparing the bytes with each method name (~200 instructions a request head).
+constexpr int32_t kMethodShift = 24;
+enum Method : int32_t { kMethodOther, kMethodGet, kMethodPut, kMethodPost, kMethodHead, kMethodPatch, kMethodDelete, kMethodOptions, kMethodConnect, kMethodTrace };
+
 struct Limits {
   size_t max_head_bytes;
   size_t max_headers;

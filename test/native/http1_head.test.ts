@@ -99,6 +99,21 @@ describe('native HTTP/1.1 head parser', () => {
     expect(heads).toBeGreaterThan(REQUESTS.length);
   });
 
+  it('names each method as the TypeScript parser does, the numbered ones and any other, fresh and into an earlier head', () => {
+    const methods = ['GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE', 'PROPFIND', 'GETS', 'get', 'PUTX', 'POSTS', 'TRACF', 'CONNECTS', 'M'];
+    let into: MessageHead | null = null;
+    for (const m of methods) {
+      const buf = Buffer.from(`${m} /p HTTP/1.1\r\nHost: h\r\n\r\n`, 'latin1');
+      const ts = parseRequestHead(buf, 0, buf.length, DEFAULT_LIMITS) as MessageHead;
+      const fresh = native.parseRequestHead(buf, 0, buf.length, DEFAULT_LIMITS) as MessageHead;
+      const again = native.parseRequestHeadOwned(buf, 0, buf.length, DEFAULT_LIMITS, into) as MessageHead;
+      into = again;
+      expect([ts.method, fresh.method, again.method]).toEqual([m, m, m]);
+      // The method's number sits above the flags the head's framing gives.
+      expect([fresh.chunked, fresh.connectionClose, fresh.upgrade, fresh.expectContinue]).toEqual([false, false, false, false]);
+    }
+  });
+
   it('a head parsed into an earlier one holds its own fields only, whether it has more, fewer or none', () => {
     const head = (n: number) => `HTTP/1.1 200 OK\r\n${Array.from({ length: n }, (_, i) => `x-f${i}: v${i}\r\n`).join('')}\r\n`;
     let into: MessageHead | null = null;

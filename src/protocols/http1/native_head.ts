@@ -30,6 +30,18 @@ export const enum RequestHas {
 
 /** Method strings by their first byte and length, so the common ones cost no string. */
 const METHODS = ['GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'];
+/**
+ * The methods by the number the parser puts in a request's flags from bit METHOD_SHIFT (Method
+ * in native/http1/head.h; 0: another method, or an addon that numbers none).
+ */
+const METHOD_BY_ID = ['', 'GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'];
+const METHOD_SHIFT = 24;
+
+/** The method of the request head the parser reported in `out`. */
+function methodIn(out: Int32Array, buf: Buffer): string {
+  const id = (out[S.FLAGS]! >>> METHOD_SHIFT) & 15;
+  return id !== 0 && id < METHOD_BY_ID.length ? METHOD_BY_ID[id]! : methodOf(buf, out[S.A]!, out[S.B]!);
+}
 
 function methodOf(buf: Buffer, s: number, e: number): string {
   const n = e - s;
@@ -303,7 +315,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
       start,
       headBytes,
       versionMinor: out[S.MINOR]!,
-      method: request ? methodOf(buf, out[S.A]!, out[S.B]!) : '',
+      method: request ? methodIn(out, buf) : '',
       target: request ? targetIn(buf) : '',
       status: request ? 0 : out[S.A]!,
       fieldSlots: out,
@@ -330,7 +342,7 @@ export function nativeHeadParser(binding: NativeBinding): HeadParser | null {
     h.start = start;
     h.headBytes = headBytes;
     h.versionMinor = out[S.MINOR]!;
-    h.method = request ? methodOf(buf, out[S.A]!, out[S.B]!) : '';
+    h.method = request ? methodIn(out, buf) : '';
     h.target = request ? targetIn(buf) : '';
     h.status = request ? 0 : out[S.A]!;
     // A store of the same array still costs a write barrier (~120 instructions): most refills
