@@ -292,10 +292,15 @@ export interface NativeBinding {
    * (or a throw, reported as uncaught, closes the scope first). Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) call onError(errnoName) and pause
    * accepting for 100 ms instead of spinning. Keeps the process alive until close().
    */
+  /**
+   * With `repeatPeer`, a TCP peer with the IP of the connection accepted before it comes with
+   * `family` and `address` undefined: they are that connection's (no strings made for them).
+   */
   Acceptor: new (
     fd: number,
-    onAccept: (fd: number, family: SockAddr['family'], address: string, port: number) => void,
+    onAccept: (fd: number, family: SockAddr['family'] | undefined, address: string | undefined, port: number) => void,
     onError: (code: string) => void,
+    repeatPeer?: boolean,
   ) => NativeAcceptor;
   /**
    * Non-blocking connect to an IP literal (DNS is resolved in TS) or, when `port < 0`, to the

@@ -1,6 +1,7 @@
 #include "io/acceptor.h"
 
 #include <errno.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -53,6 +54,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info)
       async_(info.Env(), "StraitAcceptor") {
   on_accept_ = Napi::Persistent(ArgFunction(info, 1, "Acceptor", "onAccept"));
   on_error_ = Napi::Persistent(ArgFunction(info, 2, "Acceptor", "onError"));
+  repeat_peer_ = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   poll_ = new uv_poll_t;
   // uv_poll_init also switches the fd to non-blocking mode, whoever created it.
   int r = uv_poll_init(env_->loop, poll_, fd_);
@@ -143,15 +145,22 @@ void Acceptor::OnReadable() {
       return;
     }
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) NoDelay(cfd);
-    AddressParts p = DescribeAddress(ss, len);
-    // An IP address and the family names are ASCII: made as Latin-1 strings, without the UTF-8
-    // decoder's pass (~100 instructions each, two per connection). A unix path stays UTF-8.
-    const bool ip = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
     napi_value family, address;
-    napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
-    if (ip) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
-    else address = Napi::String::New(env, p.address);
-    const napi_value argv[4] = {Napi::Number::New(env, cfd), family, address, Napi::Number::New(env, p.port)};
+    int port;
+    if (repeat_peer_ && SamePeer(ss)) {
+      napi_get_undefined(env, &family);
+      address = family;
+      port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    } else {
+      AddressParts p = DescribeAddress(ss, len);
+      // An IP address and the family names are ASCII: made as Latin-1 strings, without the UTF-8
+      // decoder's pass (~100 instructions each, two per connection). A unix path stays UTF-8.
+      napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
+      if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
+      else address = Napi::String::New(env, p.address);
+      port = p.port;
+    }
+    const napi_value argv[4] = {Napi::Number::New(env, cfd), family, address, Napi::Number::New(env, port)};
     if (!batch.Open()) {
       CallFromLoop(env, on_accept_, Value(), 4, argv, async_);
       continue;
@@ -167,6 +176,30 @@ void Acceptor::OnReadable() {
       if (err != nullptr && napi_typeof(env, err, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, err);
     }
   }
+}
+
+bool Acceptor::SamePeer(const sockaddr_storage& ss) {
+  const uint8_t* ip;
+  size_t n;
+  uint32_t scope = 0;
+  if (ss.ss_family == AF_INET) {
+    ip = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr);
+    n = 4;
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ip = reinterpret_cast<const uint8_t*>(&a->sin6_addr);
+    n = 16;
+    scope = a->sin6_scope_id;
+  } else {
+    last_peer_.family = AF_UNSPEC;
+    return false;
+  }
+  LastPeer& l = last_peer_;
+  if (l.family == ss.ss_family && l.scope == scope && memcmp(l.ip, ip, n) == 0) return true;
+  l.family = ss.ss_family;
+  l.scope = scope;
+  memcpy(l.ip, ip, n);
+  return false;
 }
 
 void Acceptor::NoDelay(int cfd) {

@@ -1,6 +1,7 @@
 // Accepts on a listening fd from inside Node's loop and hands each new fd to JavaScript.
 #pragma once
 #include <napi.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "io/env.h"
@@ -42,6 +43,18 @@ class Acceptor : public Napi::ObjectWrap<Acceptor>, public LiveObject {
   NoDelayFrom nodelay_ = NoDelayFrom::kEachSocket;
   Napi::FunctionReference on_accept_;
   Napi::FunctionReference on_error_;
+  // With `repeatPeer` (the constructor's fourth argument), a TCP peer with the IP (and IPv6
+  // scope) of the connection before it is handed over with family and address undefined: the
+  // caller keeps the strings it got for that one. A sidecar's connections come from a few peers
+  // (the application on loopback, other sidecars), and formatting the address and making both
+  // strings was ~400 instructions a connection. Whether `ss` is the last peer; it is from now on.
+  bool SamePeer(const sockaddr_storage& ss);
+  bool repeat_peer_ = false;
+  struct LastPeer {
+    sa_family_t family = AF_UNSPEC;
+    uint8_t ip[16] = {};
+    uint32_t scope = 0;
+  } last_peer_;
   Napi::AsyncContext async_;
 };
 

@@ -81,9 +81,17 @@ export class NativeEngine implements IoEngine {
     // On a wildcard listener each connection's own local address (the one the client dialled)
     // takes a getsockname; filter chains, RBAC and access logs match on it, as in Envoy.
     const wildcard = address.address === '0.0.0.0' || address.address === '::';
+    // The peer's family and address as the last connection had them: the addon leaves them out
+    // when they repeat (repeatPeer).
+    let lastFamily: PeerAddress['family'] = 'IPv4';
+    let lastAddress = '';
     const acceptor = new b.Acceptor(
       fd,
       (cfd, fam, raddr, rport) => {
+        if (raddr !== undefined) {
+          lastFamily = family(fam!);
+          lastAddress = raddr;
+        }
         let here = address;
         if (wildcard) {
           try {
@@ -93,11 +101,12 @@ export class NativeEngine implements IoEngine {
             // Reset before we asked: the listener's address is all there is.
           }
         }
-        onConnection(new FdSocket(b, cfd, { family: family(fam), address: raddr, port: rport }, here));
+        onConnection(new FdSocket(b, cfd, { family: lastFamily, address: lastAddress, port: rport }, here));
       },
       () => {
         // EMFILE/ENFILE: the addon already backs off; the listener's stats count the refusal.
       },
+      true,
     );
     // The addon never unlinks a unix path on close, so keepPath needs nothing here.
     return { address, fd, close: () => acceptor.close() };
