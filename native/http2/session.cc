@@ -1511,22 +1511,25 @@ bool Session::ParseFlatFrom(std::string& s, size_t from) {
 // Longer lists are not kept: the usual repeated ones are a few pairs.
 static constexpr size_t kMaxKeptList = 512;
 
+void Session::PushLowered(const std::vector<LoweredField>& fields, uint8_t* base) {
+  for (const LoweredField& x : fields) {
+    nghttp2_nv nv;
+    nv.name = base + x.name_at;
+    nv.namelen = x.name_len;
+    nv.value = base + x.value_at;
+    nv.valuelen = x.value_len;
+    nv.flags = x.flags;
+    nva_.push_back(nv);
+  }
+}
+
 bool Session::ParseFlatKept(FlatMemo& m, char* d, size_t from, size_t n) {
   if (from >= n) return true;
   char* p = d + from;
   const size_t len = n - from;
   if (m.valid && m.seed == seed_unique_ && m.src.size() == len && memcmp(m.src.data(), p, len) == 0) {
     if (!m.lowered.empty()) memcpy(p, m.lowered.data(), len);
-    uint8_t* b = reinterpret_cast<uint8_t*>(p);
-    for (const LoweredField& x : m.fields) {
-      nghttp2_nv nv;
-      nv.name = b + x.name_at;
-      nv.namelen = x.name_len;
-      nv.value = b + x.value_at;
-      nv.valuelen = x.value_len;
-      nv.flags = x.flags;
-      nva_.push_back(nv);
-    }
+    PushLowered(m.fields, reinterpret_cast<uint8_t*>(p));
     env_->stats.h2_lists_reused++;
     return true;
   }
@@ -2005,16 +2008,7 @@ Napi::Value Session::RespondH1HeadWith(Napi::Env env, Stream* s, const H1HeadCal
   nva_.clear();
   char* d = &hd[0];
   if (!ParseFlatKept(memos_[kMemoH1Flat], d, 0, flat_len) || nva_.size() != static_cast<size_t>(c.pairs)) throw Napi::TypeError::New(env, std::string(fn) + ": invalid header name or value");
-  uint8_t* b = reinterpret_cast<uint8_t*>(d + flat_len);
-  for (const LoweredField& x : l.fields) {
-    nghttp2_nv nv;
-    nv.name = b + x.name_at;
-    nv.namelen = x.name_len;
-    nv.value = b + x.value_at;
-    nv.valuelen = x.value_len;
-    nv.flags = x.flags;
-    nva_.push_back(nv);
-  }
+  PushLowered(l.fields, reinterpret_cast<uint8_t*>(d + flat_len));
   const uint8_t* hb = static_cast<const uint8_t*>(h.data);
   return SubmitParsed(env, s, c.end, c.whole ? (c.body_len ? reinterpret_cast<const char*>(hb + c.body_at) : "") : nullptr, c.body_len);
 }

@@ -305,6 +305,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     std::string bytes;
     std::vector<LoweredField> fields;
   };
+  // Appends `fields` to nva_, their offsets from `base`.
+  void PushLowered(const std::vector<LoweredField>& fields, uint8_t* base);
   // lowered_ for the head in the tables, made unless it holds that head already; throws a
   // RangeError naming `fn` for a field outside the arena.
   const LoweredHead& LowerH1Head(Napi::Env env, const int32_t* out, size_t at, size_t count, bool drop_server, const char* fn);
