@@ -296,12 +296,27 @@ export interface NativeBinding {
    * With `repeatPeer`, a TCP peer with the IP of the connection accepted before it comes with
    * `family` and `address` undefined: they are that connection's (no strings made for them).
    */
-  Acceptor: new (
-    fd: number,
-    onAccept: (fd: number, family: SockAddr['family'] | undefined, address: string | undefined, port: number) => void,
-    onError: (code: string) => void,
-    repeatPeer?: boolean,
-  ) => NativeAcceptor;
+  /**
+   * With `batch` (an Int32Array of 2 slots or more), onAccept is called once per wake-up with the
+   * count of connections (at most half the array's length): the i-th one's fd and port are
+   * batch[2i] and batch[2i + 1], its family and address peers[2i] and peers[2i + 1], undefined
+   * as with repeatPeer (`peers` itself undefined when all are).
+   */
+  Acceptor: {
+    new (
+      fd: number,
+      onAccept: (fd: number, family: SockAddr['family'] | undefined, address: string | undefined, port: number) => void,
+      onError: (code: string) => void,
+      repeatPeer?: boolean,
+    ): NativeAcceptor;
+    new (
+      fd: number,
+      onAccept: (count: number, peers: (string | undefined)[] | undefined) => void,
+      onError: (code: string) => void,
+      repeatPeer: boolean,
+      batch: Int32Array,
+    ): NativeAcceptor;
+  };
   /**
    * Non-blocking connect to an IP literal (DNS is resolved in TS) or, when `port < 0`, to the
    * unix socket path `host`. `callback(status, fd)` always runs from the loop, never

@@ -1,5 +1,6 @@
 #include "io/acceptor.h"
 
+#include <algorithm>
 #include <errno.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -55,6 +56,13 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info)
   on_accept_ = Napi::Persistent(ArgFunction(info, 1, "Acceptor", "onAccept"));
   on_error_ = Napi::Persistent(ArgFunction(info, 2, "Acceptor", "onError"));
   repeat_peer_ = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[4].As<Napi::TypedArray>().ElementLength() < 2) {
+      Napi::TypeError::New(info.Env(), "Acceptor: batch must be an Int32Array of 2 slots or more").ThrowAsJavaScriptException();
+      return;
+    }
+    batch_ = Napi::Persistent(info[4].As<Napi::Int32Array>());
+  }
   poll_ = new uv_poll_t;
   // uv_poll_init also switches the fd to non-blocking mode, whoever created it.
   int r = uv_poll_init(env_->loop, poll_, fd_);
@@ -89,7 +97,9 @@ void Acceptor::StartPolling() {
   polling_ = true;
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int status, int events) {
     // status < 0 (POLLERR on a listening socket) is left to accept4, which reports the error.
-    static_cast<Acceptor*>(h->data)->OnReadable();
+    auto* self = static_cast<Acceptor*>(h->data);
+    if (self->batch_.IsEmpty()) self->OnReadable();
+    else self->OnReadableBatch();
   });
 }
 
@@ -175,6 +185,58 @@ void Acceptor::OnReadable() {
       batch.Close();
       if (err != nullptr && napi_typeof(env, err, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, err);
     }
+  }
+}
+
+void Acceptor::OnReadableBatch() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Int32Array arr = batch_.Value();
+  int32_t* slots = arr.Data();
+  const size_t cap = std::min(arr.ElementLength() / 2, size_t(kAcceptBatch));
+  napi_value peers = nullptr;  // made at the first peer that does not repeat
+  size_t n = 0;
+  int failed = 0;
+  // Per-connection errors count as tries too: at most kAcceptBatch accept4 calls a wake-up.
+  for (int tries = 0; tries < kAcceptBatch && n < cap; tries++) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int cfd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      if (PerConnectionError(err)) continue;
+      failed = err;
+      break;
+    }
+    const bool ip = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+    if (ip) NoDelay(cfd);
+    int port;
+    if (repeat_peer_ && SamePeer(ss)) {
+      port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    } else {
+      AddressParts p = DescribeAddress(ss, len);
+      napi_value family, address;
+      napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
+      if (ip) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
+      else address = Napi::String::New(env, p.address);
+      if (peers == nullptr) napi_create_array_with_length(env, 2 * cap, &peers);
+      napi_set_element(env, peers, uint32_t(2 * n), family);
+      napi_set_element(env, peers, uint32_t(2 * n + 1), address);
+      port = p.port;
+    }
+    slots[2 * n] = cfd;
+    slots[2 * n + 1] = port;
+    n++;
+  }
+  if (n > 0) {
+    napi_value argv[2] = {Napi::Number::New(env, double(n)), peers != nullptr ? peers : env.Undefined()};
+    CallFromLoop(env, on_accept_, Value(), 2, argv, async_);
+  }
+  if (failed != 0 && !closed_) {  // closed by onAccept: nothing to tell any more
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM, or a broken listener: back off, then tell JS.
+    Backoff();
+    CallFromLoop(env, on_error_, Value(), {Napi::String::New(env, ErrnoNameOf(failed))}, async_);
   }
 }
 
@@ -272,6 +334,7 @@ Napi::Value Acceptor::Close(const Napi::CallbackInfo& info) {
     // must not stay reachable from a strong reference.
     on_accept_.Reset();
     on_error_.Reset();
+    batch_.Reset();
   }
   return info.Env().Undefined();
 }

@@ -51,6 +51,9 @@ class FdSocket implements Downstream, Upstream {
   }
 }
 
+/** The most connections one wake-up hands over (the addon's own cap is 64 too). */
+const ACCEPT_BATCH = 64;
+
 const NO_PEER: PeerAddress = { family: 'unix', address: '', port: 0 };
 
 function family(f: string): PeerAddress['family'] {
@@ -85,28 +88,53 @@ export class NativeEngine implements IoEngine {
     // when they repeat (repeatPeer).
     let lastFamily: PeerAddress['family'] = 'IPv4';
     let lastAddress = '';
+    const accept = (cfd: number, rport: number): void => {
+      let here = address;
+      if (wildcard) {
+        try {
+          const l = b.localAddress(cfd);
+          here = { family: family(l.family), address: l.address, port: l.port };
+        } catch {
+          // Reset before we asked: the listener's address is all there is.
+        }
+      }
+      onConnection(new FdSocket(b, cfd, { family: lastFamily, address: lastAddress, port: rport }, here));
+    };
+    // A wake-up's connections come in one call (fd and port pairs here): see NativeBinding.Acceptor.
+    const batch = new Int32Array(2 * ACCEPT_BATCH);
     const acceptor = new b.Acceptor(
       fd,
-      (cfd, fam, raddr, rport) => {
-        if (raddr !== undefined) {
-          lastFamily = family(fam!);
-          lastAddress = raddr;
-        }
-        let here = address;
-        if (wildcard) {
+      (count, peers) => {
+        let failed: unknown[] | null = null;
+        for (let i = 0; i < count; i++) {
+          const raddr = peers?.[2 * i + 1];
+          if (raddr !== undefined) {
+            lastFamily = family(peers![2 * i]!);
+            lastAddress = raddr;
+          }
+          // One connection's throw must not strand the fds after it (accepted, owned by nobody).
           try {
-            const l = b.localAddress(cfd);
-            here = { family: family(l.family), address: l.address, port: l.port };
-          } catch {
-            // Reset before we asked: the listener's address is all there is.
+            accept(batch[2 * i]!, batch[2 * i + 1]!);
+          } catch (err) {
+            (failed ??= []).push(err);
           }
         }
-        onConnection(new FdSocket(b, cfd, { family: lastFamily, address: lastAddress, port: rport }, here));
+        if (failed === null) return;
+        // Each reaches 'uncaughtException' as it did from a call of its own: the first thrown
+        // from here, the rest from ticks.
+        for (let i = 1; i < failed.length; i++) {
+          const err = failed[i];
+          process.nextTick(() => {
+            throw err;
+          });
+        }
+        throw failed[0];
       },
       () => {
         // EMFILE/ENFILE: the addon already backs off; the listener's stats count the refusal.
       },
       true,
+      batch,
     );
     // The addon never unlinks a unix path on close, so keepPath needs nothing here.
     return { address, fd, close: () => acceptor.close() };
