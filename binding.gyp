@@ -15,6 +15,7 @@
         "native/io/acceptor.cc",
         "native/io/connector.cc",
         "native/io/pipe.cc",
+        "native/http2/message_check.cc",
         "native/http2/session.cc",
         "native/io/batch_reader.cc",
         "native/io/poller.cc",

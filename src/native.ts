@@ -195,7 +195,8 @@ export interface NativeH2Session {
   goaway(code: number): void;
   /** Ends now; the session-end event runs before destroy() returns. */
   destroy(): void;
-  stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number };
+  /** malformedMessages: streams reset for breaking RFC 9113 §8 (a bad field, a body off its content-length). */
+  stats(): { openStreams: number; streamsTotal: number; outputBytes: number; queuedBodyBytes: number; rejectedHeaders: number; malformedMessages: number };
   /** The number H2Session.calls name this session by. */
   sid(): number;
 }

@@ -191,6 +191,10 @@ thread_local SessionSetup tl_setup;
 // enough that its malloc ran malloc_consolidate) and no spare streams, and to give all of it back
 // when it ended: ~20 of the ~45 mallocs a one-request h2c connection made.
 struct Spares {
+  // The last header blocks that passed the RFC 9113 §8 field checks (CheckBlock): requests (a
+  // server's), responses and response trailers (a client's). The checks depend on a block's
+  // bytes and the state before it alone, so every session of the thread shares them.
+  BlockMemo memo_request, memo_response, memo_trailers;
   std::vector<Session::Stream*> streams;
   std::vector<Session::Stream**> id_tables;
   std::vector<Session::Scratch*> scratch;
@@ -368,6 +372,8 @@ Session::Session(const Napi::CallbackInfo& info)
       nghttp2_option_set_no_auto_window_update(setup.opt, 1);
       // No priority tree of finished streams: a server that ignores priorities needs none.
       nghttp2_option_set_no_closed_streams(setup.opt, 1);
+      // RFC 9113 §8's message rules are checked in OnHeader and friends (message_check.h).
+      nghttp2_option_set_no_http_messaging(setup.opt, 1);
     }
   }
   nghttp2_session_callbacks* cbs = setup.cbs;
@@ -551,6 +557,15 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
   Stream* s = hdr_stream_;
   if (!s || s->id != f->hd.stream_id) s = StreamOf(f->hd.stream_id);
   if (!s || s->rejected) return 0;
+  int32_t token = TokenOf(name, namelen);
+  const bool server_trailers = !client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST;
+  if (server_trailers) {
+    // A request's trailers are not kept (nor passed on): their fields are checked one by one
+    // here. Kept blocks are checked whole when they end (CheckBlock).
+    FieldVerdict verdict = CheckRequestField(s->msg, token, name, namelen, value, valuelen, true);
+    if (verdict == FieldVerdict::kMalformed) Malformed(s);
+    if (verdict != FieldVerdict::kKeep) return 0;
+  }
   // RFC 9113 §6.5.2 counts 32 bytes of overhead per field.
   s->hdr_bytes += static_cast<uint32_t>(namelen + valuelen + 32);
   s->hdr_pairs++;
@@ -562,8 +577,7 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
     s->never_in.clear();
     return 0;
   }
-  if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  int32_t token = TokenOf(name, namelen);
+  if (server_trailers) return 0;
   // Two values JavaScript asks about on every gRPC request, told here: a string compare in
   // JavaScript costs ~35 instructions a character (~45 on a slice of the list).
   if (token == kTokContentType && valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0) token = kTokGrpcContentType;
@@ -578,12 +592,103 @@ int Session::OnHeader(const nghttp2_frame* f, const uint8_t* name, size_t namele
   return 0;
 }
 
+void Session::Malformed(Stream* s) {
+  if (s->malformed) return;
+  s->malformed = s->rejected = true;
+  malformed_total_++;
+  s->hdr.clear();
+  s->never_in.clear();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+}
+
+// The fields of the block `s` holds, checked in order (RFC 9113 §8, message_check.h): false if
+// the message is malformed; fields to be dropped leave the block.
+bool Session::CheckBlock(Stream* s) {
+  BlockMemo& memo = client_ ? (s->responded ? spares_->memo_trailers : spares_->memo_response) : spares_->memo_request;
+  HeaderBlock& b = s->hdr;
+  const size_t n = b.size(), fn = b.fieldEntries();
+  if (memo.valid && memo.in.SameFor(s->msg) && memo.list.size() == n && memo.fields.size() == fn && memcmp(memo.list.data(), b.data(), n) == 0 &&
+      memcmp(memo.fields.data(), b.fields(), fn * sizeof(int32_t)) == 0) {
+    const int64_t received = s->msg.received;
+    s->msg = memo.out;
+    s->msg.received = received;
+    return true;
+  }
+  const MessageState in = s->msg;
+  const char* d = b.data();
+  int32_t* f = b.mutableFields();
+  bool drops = false;
+  for (size_t i = 0, start = 0; i < fn; i += 3) {
+    const auto* name = reinterpret_cast<const uint8_t*>(d + start);
+    const size_t namelen = size_t(f[i]) - start;
+    const auto* value = reinterpret_cast<const uint8_t*>(d + f[i] + 1);
+    const size_t valuelen = size_t(f[i + 1] - f[i] - 1);
+    // OnHeader's finer tokens, as TokenOf gave them.
+    int32_t token = f[i + 2] == kTokGrpcContentType ? kTokContentType : f[i + 2] == kTokTeTrailers ? kTokTe : f[i + 2];
+    FieldVerdict v = client_ ? CheckResponseField(s->msg, token, name, namelen, value, valuelen, s->responded)
+                             : CheckRequestField(s->msg, token, name, namelen, value, valuelen, false);
+    if (v == FieldVerdict::kMalformed) return false;
+    if (v == FieldVerdict::kDrop) {
+      f[i + 2] = kTokDropped;
+      drops = true;
+    }
+    start = size_t(f[i + 1]) + 1;
+  }
+  if (drops) {
+    DropFields(b);
+    return true;  // not kept: a block with drops is rare and would only churn the memo
+  }
+  if (n <= kMaxMemoBlock) {
+    memo.list.assign(d, n);
+    memo.fields.assign(f, f + fn);
+    memo.in = in;
+    memo.out = s->msg;
+    memo.valid = true;
+  }
+  return true;
+}
+
+// Rebuilds `b` without the fields CheckBlock marked kTokDropped.
+void Session::DropFields(HeaderBlock& b) {
+  HeaderBlock kept;
+  const char* d = b.data();
+  const int32_t* f = b.fields();
+  for (size_t i = 0, start = 0; i < b.fieldEntries(); i += 3) {
+    if (f[i + 2] != kTokDropped)
+      kept.Append(reinterpret_cast<const uint8_t*>(d + start), size_t(f[i]) - start, reinterpret_cast<const uint8_t*>(d + f[i] + 1), size_t(f[i + 1] - f[i] - 1), f[i + 2]);
+    start = size_t(f[i + 1]) + 1;
+  }
+  b.swap(kept);
+}
+
+// A header block of `s` is complete: whether its message is well-formed so far (RFC 9113 §8).
+bool Session::MessageDone(Stream* s, const nghttp2_frame* f, bool end) {
+  if (!client_ && f->headers.cat != NGHTTP2_HCAT_REQUEST) return end && EndReceived(s->msg);  // trailers, checked as they came
+  if (!CheckBlock(s)) return false;
+  if (client_) {
+    if (!s->responded) {
+      // The response, or a 1xx before it.
+      bool interim;
+      if (!ResponseHeadDone(s->msg, &interim)) return false;
+    } else if (!end) {
+      return false;  // trailers end the stream (§8.1)
+    }
+  } else if (!RequestHeadDone(s->msg)) {
+    return false;
+  }
+  return !end || EndReceived(s->msg);
+}
+
 int Session::OnFrameRecv(const nghttp2_frame* f) {
   switch (f->hd.type) {
     case NGHTTP2_HEADERS: {
       Stream* s = StreamOf(f->hd.stream_id);
-      if (!s) return 0;
+      if (!s || s->malformed) return 0;
       bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+      if (!s->rejected && !MessageDone(s, f, end)) {
+        Malformed(s);
+        return 0;
+      }
       if (s->rejected) {
         rejected_total_++;
         if (f->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
@@ -637,7 +742,10 @@ int Session::OnFrameRecv(const nghttp2_frame* f) {
     }
     case NGHTTP2_DATA: {
       Stream* s = StreamOf(f->hd.stream_id);
-      if (s && !s->rejected && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) PushInt(kEvEnd, s->id, 0);
+      if (!s || s->rejected || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+      // A body short of its content-length (RFC 9113 §8.1.1), or no final response before the end.
+      if (!EndReceived(s->msg)) Malformed(s);
+      else PushInt(kEvEnd, s->id, 0);
       return 0;
     }
     case NGHTTP2_GOAWAY:
@@ -660,6 +768,7 @@ int Session::OnDataChunk(uint8_t flags, int32_t id, const uint8_t* data, size_t 
   // bytes (consume()), so a stream whose reader is slow holds at most one window.
   nghttp2_session_consume_connection(session_, len);
   Stream* s = StreamOf(id);
+  if (s && !s->rejected && !BodyReceived(s->msg, len)) Malformed(s);  // past its content-length
   if (!s || s->rejected) {
     nghttp2_session_consume_stream(session_, id, len);
     return 0;
@@ -699,6 +808,16 @@ int Session::OnFrameNotSend(const nghttp2_frame* f, int) {
 }
 
 int Session::OnFrameSend(const nghttp2_frame* f) {
+  if (client_ && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    // A response to HEAD has no body, one to CONNECT no length: the request's method is kept.
+    // Ours put :method first.
+    for (size_t i = 0; i < f->headers.nvlen; i++) {
+      const nghttp2_nv& nv = f->headers.nva[i];
+      if (nv.namelen != 7 || memcmp(nv.name, ":method", 7) != 0) continue;
+      if (Stream* s = StreamOf(f->hd.stream_id)) s->msg.SentMethod(nv.value, nv.valuelen);
+      break;
+    }
+  }
   if (client_ && f->hd.type == NGHTTP2_HEADERS && !unsent_.empty()) {
     // Sent: nghttp2 has the stream and its user data from now on.
     for (size_t i = 0; i < unsent_.size(); i++) {
@@ -800,7 +919,8 @@ void Session::Recycle(Stream* s) {
   else s->trailers.clear();
   s->never_in.clear();
   s->trailers_nva.clear();
-  s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = false;
+  s->responded = s->eof = s->has_trailers = s->deferred = s->want_drain = s->rejected = s->malformed = false;
+  s->msg.Reset();
   spares_->streams.push_back(s);
 }
 
@@ -2638,6 +2758,7 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
   o.Set("outputBytes", static_cast<double>(out_pending_));
   o.Set("queuedBodyBytes", static_cast<double>(queued));
   o.Set("rejectedHeaders", static_cast<double>(rejected_total_));
+  o.Set("malformedMessages", static_cast<double>(malformed_total_));
   return o;
 }
 

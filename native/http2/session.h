@@ -24,6 +24,7 @@
 #include "io/env.h"
 #include "io/js_util.h"
 #include "io/poller.h"
+#include "http2/message_check.h"
 
 namespace strait {
 namespace http2 {
@@ -94,6 +95,7 @@ enum FieldToken : int32_t {
   kTokServer = 25,
   kTokGrpcContentType = 26,  // content-type whose value starts with application/grpc
   kTokTeTrailers = 27,       // te: trailers (the only te HTTP/2 allows)
+  kTokDropped = 28,          // a field CheckBlock leaves out (never seen outside it)
 };
 
 // A header block being received, "name\0value\0..." for JavaScript. Its fields arrive one at a
@@ -133,6 +135,7 @@ class HeaderBlock {
   size_t listSize() const { return n_ ? n_ - 1 : 0; }
   // The field table: three entries per field (Append).
   const int32_t* fields() const { return f_; }
+  int32_t* mutableFields() { return f_; }
   size_t fieldEntries() const { return fn_; }
   // Appends a field and its row of the field table: the offsets of the NULs after its name and
   // after its value (for the last field, the list's length as JavaScript has it), its token.
@@ -268,6 +271,8 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
     bool deferred = false;  // the data provider returned DEFERRED: resume on more bytes
     bool want_drain = false;
     bool rejected = false;  // its header block went over a limit: reset, never delivered
+    bool malformed = false;  // a received message broke RFC 9113 §8: reset with PROTOCOL_ERROR
+    MessageState msg;        // what was received of it so far, for those rules (message_check.h)
     size_t pending() const { return out.size() - out_off; }
   };
   using StreamQueue = PtrQueue<Stream>;
@@ -488,6 +493,14 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   Stream* NewStream();
   void Recycle(Stream* s);
   void MaybeDrain(Stream* s);
+  // A received message broke RFC 9113 §8: the stream is reset (PROTOCOL_ERROR) and nothing more
+  // of it reaches JavaScript, as nghttp2 did when it checked (message_check.h).
+  void Malformed(Stream* s);
+  bool MessageDone(Stream* s, const nghttp2_frame* f, bool end);
+  bool CheckBlock(Stream* s);
+  static void DropFields(HeaderBlock& b);
+  // Blocks up to this size are remembered as checked (BlockMemo).
+  static constexpr size_t kMaxMemoBlock = 4096;
   bool Done();
 
   strait::Env* env_;
@@ -571,6 +584,7 @@ class Session : public Napi::ObjectWrap<Session>, public LiveObject, public Poll
   std::vector<Deferred> deferred_;
   std::string initial_;  // bytes read while sniffing, fed on the first loop turn
   uint64_t rejected_total_ = 0;
+  uint64_t malformed_total_ = 0;
   std::vector<nghttp2_nv> nva_;
   std::string scratch_;
   std::string never_scratch_;  // a respond()/request() call's never-indexed names

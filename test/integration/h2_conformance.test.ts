@@ -121,10 +121,12 @@ describe.each(['native', 'node'] as const)('h2c protocol conformance on the %s h
   let strait: StraitProcess;
   let port: number;
   const upstreamPaths: string[] = [];
+  const upstreamHeaders = new Map<string, http.IncomingHttpHeaders>();
 
   beforeAll(async () => {
     upstream = http.createServer((req, res) => {
       upstreamPaths.push(req.url ?? '');
+      upstreamHeaders.set(req.url ?? '', req.headers);
       req.resume();
       req.on('end', () => res.end('ok'));
     });
@@ -236,6 +238,23 @@ ${staticCluster('up', [(upstream.address() as net.AddressInfo).port])}`,
     ['a connection-specific header field (§8.2.2)', [...GET(), ['connection', 'keep-alive']], null],
     ['TE other than "trailers" (§8.2.2)', [...GET(), ['te', 'gzip']], null],
     ['content-length that the DATA does not match (§8.1.1)', [[':method', 'POST'], ...GET().slice(1), ['content-length', '10']], Buffer.from('abc')],
+    ['DATA beyond the content-length (§8.1.1)', [[':method', 'POST'], ...GET().slice(1), ['content-length', '2']], Buffer.from('abc')],
+    ['a content-length that is no number (§8.1.1)', [[':method', 'POST'], ...GET().slice(1), ['content-length', '1x']], Buffer.from('1x')],
+    ['two content-length fields (§8.1.1)', [[':method', 'POST'], ...GET().slice(1), ['content-length', '3'], ['content-length', '3']], Buffer.from('abc')],
+    ['an uppercase header name past 16 bytes (§8.2.1)', [...GET(), ['x-a-rather-long-Name', 'v']], null],
+    ['a NUL in :path (§8.2.1)', GET('/a\0b'), null],
+    ['a space in :path (§8.3.1)', GET('/a b'), null],
+    ['a CR deep in a long :path (§8.2.1)', GET(`/${'a'.repeat(40)}\rb`), null],
+    ['an empty :path (§8.3.1)', GET(''), null],
+    ['a :path that is neither absolute nor * (§8.3.1)', GET('ok'), null],
+    ['a :method that is no token (§8.3.1)', [[':method', 'GE T'], ...GET().slice(1)], null],
+    ['a :scheme that is no scheme (§8.3.1)', [GET()[0]!, [':scheme', '1http'], ...GET().slice(2)], null],
+    ['an :authority with a space (§8.3.1)', [...GET().slice(0, 2), [':authority', 'local host'], GET()[3]!], null],
+    ['a repeated :method (§8.3)', [...GET(), [':method', 'GET']], null],
+    ['neither :authority nor host (§8.3.1)', [GET()[0]!, GET()[1]!, GET()[3]!], null],
+    [':status in a request (§8.3.2)', [...GET(), [':status', '200']], null],
+    ['CONNECT with a :path (§8.5)', [[':method', 'CONNECT'], [':authority', 'localhost:80'], [':path', '/']], null],
+    ['transfer-encoding (§8.2.2)', [...GET(), ['transfer-encoding', 'chunked']], null],
   ];
 
   it.each(streamErrors)('%s → RST_STREAM PROTOCOL_ERROR; the connection serves the next stream', async (_name, fields, body) => {
@@ -246,6 +265,79 @@ ${staticCluster('up', [(upstream.address() as net.AddressInfo).port])}`,
       expect(await c.rst(1)).toBe(E.PROTOCOL_ERROR);
       c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(GET())));
       expect(await c.ok(3)).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('trailers that carry a pseudo-header, or do not end the stream, are malformed (§8.1)', async () => {
+    const post = hpack([[':method', 'POST'], ...GET().slice(1)]);
+    for (const [trailers, flags] of [
+      [[[':path', '/x']], F.END_HEADERS | F.END_STREAM],
+      [[['x-t', 'v']], F.END_HEADERS],
+    ] as [[string, string][], number][]) {
+      const c = await RawH2.open(port);
+      try {
+        c.send(frame(T.HEADERS, F.END_HEADERS, 1, post), frame(T.DATA, 0, 1, Buffer.from('abc')), frame(T.HEADERS, flags, 1, hpack(trailers)));
+        expect(await c.rst(1)).toBe(E.PROTOCOL_ERROR);
+        c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(GET())));
+        expect(await c.ok(3)).toBe(true);
+      } finally {
+        c.close();
+      }
+    }
+  });
+
+  it('a regular field with a bad name or value is left out, the rest of the request goes on (§8.2.1)', async () => {
+    const long = 'v'.repeat(30);
+    const c = await RawH2.open(port);
+    try {
+      c.send(
+        frame(
+          T.HEADERS,
+          F.END_HEADERS | F.END_STREAM,
+          1,
+          hpack([
+            ...GET('/fields'),
+            ['x-under_score', 'a'],
+            ['x-bad@name', 'v'],
+            ['x-lead', ' v'],
+            ['x-trail', 'v\t'],
+            ['x-ctl', 'a\x01b'],
+            ['x-long-del', `${long}\x7f`],
+            ['x-long-nul', `${long}\0${long}`],
+            ['x-obs', 'caf\xe9'],
+            ['x-tab-inside', 'a\tb'],
+            ['x-long-ok', `${long}-${long}`],
+          ]),
+        ),
+      );
+      expect(await c.ok(1)).toBe(true);
+    } finally {
+      c.close();
+    }
+    const h = upstreamHeaders.get('/fields')!;
+    expect(h['x-under_score']).toBe('a');
+    expect(Buffer.from(h['x-obs'] as string, 'latin1')).toEqual(Buffer.from('caf\xe9', 'latin1'));
+    expect(h['x-tab-inside']).toBe('a\tb');
+    expect(h['x-long-ok']).toBe(`${long}-${long}`);
+    for (const gone of ['x-bad@name', 'x-lead', 'x-trail', 'x-ctl', 'x-long-del', 'x-long-nul']) expect(h, gone).not.toHaveProperty(gone);
+  });
+
+  it('a field whose value holds NULs is checked as itself, even when its bytes read like a block checked before', async () => {
+    // The second block's list is the first's byte for byte ("x\0a\0b\0c\0"), but as one field
+    // x: "a\0b\0c": the NULs must not pass as field boundaries (the checks' memo compares fields).
+    const c = await RawH2.open(port);
+    try {
+      c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, hpack([...GET('/memo'), ['x', 'a'], ['b', 'c']])));
+      expect(await c.ok(1)).toBe(true);
+      expect(upstreamHeaders.get('/memo')).toMatchObject({ x: 'a', b: 'c' });
+      upstreamHeaders.delete('/memo');
+      c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack([...GET('/memo'), ['x', 'a\0b\0c']])));
+      expect(await c.ok(3)).toBe(true);
+      const h = upstreamHeaders.get('/memo')!;
+      expect(h).not.toHaveProperty('x');
+      expect(h).not.toHaveProperty('b');
     } finally {
       c.close();
     }

@@ -13,7 +13,18 @@ import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '
 /** `:status: 200` from the HPACK static table (index 8). */
 const STATUS_200 = Buffer.from([0x88]);
 
-type Mode = 'garbage-preface' | 'bad-hpack' | 'uppercase-header' | 'window-overflow' | 'goaway-then-close' | 'data-before-headers';
+type Mode =
+  | 'garbage-preface'
+  | 'bad-hpack'
+  | 'uppercase-header'
+  | 'window-overflow'
+  | 'goaway-then-close'
+  | 'data-before-headers'
+  | 'status-101'
+  | 'interim-only'
+  | 'short-body'
+  | 'long-body'
+  | 'pseudo-in-trailers';
 
 /**
  * A raw HTTP/2 server: reads the client preface and frames, answers SETTINGS, and on the first
@@ -69,6 +80,28 @@ async function hostile(mode: Mode) {
       case 'uppercase-header':
         // A malformed response (RFC 9113 §8.2.1): the stream must not be delivered.
         sock.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, stream, Buffer.concat([STATUS_200, literal('X-Upper', 'v')])));
+        break;
+      case 'status-101':
+        // No upgrades in HTTP/2 (RFC 9113 §8.6).
+        sock.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, stream, literal(':status', '101')));
+        break;
+      case 'interim-only':
+        // A 1xx that ends the stream: no final response ever comes.
+        sock.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, stream, literal(':status', '103')));
+        break;
+      case 'short-body':
+        // Fewer bytes than the content-length, then the end (RFC 9113 §8.1.1).
+        sock.write(frame(T.HEADERS, F.END_HEADERS, stream, Buffer.concat([STATUS_200, literal('content-length', '10')])));
+        sock.write(frame(T.DATA, F.END_STREAM, stream, Buffer.from('abc')));
+        break;
+      case 'long-body':
+        sock.write(frame(T.HEADERS, F.END_HEADERS, stream, Buffer.concat([STATUS_200, literal('content-length', '2')])));
+        sock.write(frame(T.DATA, F.END_STREAM, stream, Buffer.from('abc')));
+        break;
+      case 'pseudo-in-trailers':
+        sock.write(frame(T.HEADERS, F.END_HEADERS, stream, STATUS_200));
+        sock.write(frame(T.DATA, 0, stream, Buffer.from('abc')));
+        sock.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, stream, literal(':status', '200')));
         break;
       case 'data-before-headers':
         sock.write(frame(T.DATA, F.END_STREAM, stream, Buffer.from('body without a head')));
@@ -135,7 +168,9 @@ function slowGet(port: number, path: string, holdMs: number): Promise<{ status: 
   });
 }
 
-const MODES: Mode[] = ['garbage-preface', 'bad-hpack', 'uppercase-header', 'data-before-headers', 'goaway-then-close', 'window-overflow'];
+/** Malformed after the head (RFC 9113 §8.1): the head may have gone on already; the body must not end as if whole. */
+const LATE: Mode[] = ['short-body', 'long-body', 'pseudo-in-trailers'];
+const MODES: Mode[] = ['garbage-preface', 'bad-hpack', 'uppercase-header', 'data-before-headers', 'goaway-then-close', 'status-101', 'interim-only', 'window-overflow', ...LATE];
 const H2 = '    http2_protocol_options: {}\n';
 
 describe.each(['native', 'node'] as const)('hostile HTTP/2 upstreams with the %s h2 engine', (h2engine) => {
@@ -174,7 +209,14 @@ ${staticCluster('good', [(good.address() as net.AddressInfo).port])}`,
     await new Promise<void>((r) => good?.close(() => r()));
   });
 
-  it.each(MODES.filter((m) => m !== 'window-overflow'))('%s: the request is answered 503 and the listener serves on', async (mode) => {
+  it.each(LATE)('%s: the response never ends as if it were whole, and the listener serves on', async (mode) => {
+    const r = await get(port, `/${mode}`);
+    expect(servers.get(mode)!.state.requests).toBeGreaterThan(0);
+    if (r !== 'aborted') expect(r.status).toBe(503);
+    expect(await get(port, '/fine')).toEqual({ status: 200, body: 'fine' });
+  });
+
+  it.each(MODES.filter((m) => m !== 'window-overflow' && !LATE.includes(m)))('%s: the request is answered 503 and the listener serves on', async (mode) => {
     const r = await get(port, `/${mode}`);
     expect(r).not.toBe('aborted');
     // node:http2 does not fail the open streams of a client session it tore down for a

@@ -492,6 +492,32 @@ describe('native HTTP/2 session', () => {
     expect(JSON.parse(r.body.toString()).path).toBe('/after');
   });
 
+  it('resets a request whose body falls short of its content-length with PROTOCOL_ERROR, counted; the connection serves on', async () => {
+    const seen: string[] = [];
+    const srv = serve((s, h, end) => {
+      seen.push(String(h[':path']));
+      if (h[':path'] === '/short') {
+        s.on('error', () => {});
+        s.resume();
+        return;
+      }
+      echo(s, h, end);
+    });
+    const c = client(srv.port);
+    const rst = await new Promise<number>((resolve) => {
+      const rq = c.request({ ':method': 'POST', ':path': '/short', 'content-length': '10' });
+      rq.on('error', () => {});
+      rq.on('close', () => resolve(rq.rstCode ?? -1));
+      rq.end('abc');
+      rq.resume();
+    });
+    expect(rst).toBe(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+    expect(srv.conns[0]!.h.stats().malformedMessages).toBe(1);
+    const r = await ask(c, { ':path': '/after' }, null);
+    expect(JSON.parse(r.body.toString()).path).toBe('/after');
+    expect(srv.conns[0]!.h.stats().malformedMessages).toBe(1);
+  });
+
   it('answers a header list over the limit with 431 without showing it to JavaScript; the connection serves on', async () => {
     const seen: string[] = [];
     const srv = serve((s, h, end) => {
