@@ -411,8 +411,14 @@ export interface NativeBinding {
    * slot reads no more after EOF or an error; slot -1: removed, skip). Bytes are
    * valid only during the call. Use through src/protocols/http1/batch_reader.ts. Absent in
    * addons built before it.
+   * `removals` (3 slots or more): removals[0] is 1 while a batch is handed out (its nextTicks
+   * included); slots JavaScript writes at removals[2 ...] (slot * 2 + exclusive), counting them
+   * in removals[1], are removed as remove() would when that batch ends.
    */
-  BatchReader?: { new (arena: Buffer, out: Int32Array, onBatch: (count: number) => void): NativeBatchReader; calls?: NativeBatchReaderCalls };
+  BatchReader?: {
+    new (arena: Buffer, out: Int32Array, onBatch: (count: number) => void, removals?: Int32Array): NativeBatchReader;
+    calls?: NativeBatchReaderCalls;
+  };
 }
 
 /** See NativeBinding.BatchReader. */

@@ -79,6 +79,15 @@ BatchReader::BatchReader(const Napi::CallbackInfo& info)
   arena_len_ = arena.Length();
   out_ = out.Data();
   out_cap_ = out.ElementLength() / 3;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[3].As<Napi::TypedArray>().ElementLength() < 3)
+      throw Napi::TypeError::New(env, "BatchReader: removals must be an Int32Array of 3 slots or more");
+    auto rm = info[3].As<Napi::Int32Array>();
+    removals_ref_ = Napi::Persistent(rm);
+    removals_ = rm.Data();
+    removals_cap_ = rm.ElementLength() - 2;
+    removals_[0] = removals_[1] = 0;
+  }
   // The sockets are watched by an epoll of the reader's own, which Node's loop polls as one fd:
   // adding a socket is one epoll_ctl, where a uv_poll per socket costs four system calls to
   // start (libuv's probe ADD and DEL, FIONBIO, a DEL) and two to stop.
@@ -242,6 +251,18 @@ void BatchReader::Drop(int32_t id, bool keep_fd, bool exclusive) {
   free_.push_back(uint32_t(id));
 }
 
+void BatchReader::DrainRemovals() {
+  if (!removals_) return;
+  removals_[0] = 0;
+  // The count as JavaScript left it, bounded by the array whatever it says.
+  const size_t k = std::min(size_t(std::max(removals_[1], 0)), removals_cap_);
+  removals_[1] = 0;
+  for (size_t i = 0; i < k; i++) {
+    const int32_t v = removals_[2 + i];
+    if (v >= 0) Drop(v >> 1, false, (v & 1) != 0);
+  }
+}
+
 Napi::Value BatchReader::Flush(const Napi::CallbackInfo& info) {
   Deliver(true);
   return info.Env().Undefined();
@@ -360,10 +381,12 @@ void BatchReader::Deliver(bool from_js) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   Napi::Value n = Napi::Number::New(env, double(count_));
+  if (removals_) removals_[0] = 1;
   if (from_js) {
     try {
       on_batch_.Call(Value(), {n});
     } catch (...) {
+      DrainRemovals();
       count_ = 0;
       if (++batch_seq_ == 0) batch_seq_ = 1;
       arena_used_ = 0;
@@ -374,6 +397,7 @@ void BatchReader::Deliver(bool from_js) {
     // One MakeCallback for the whole turn: the microtask / nextTick checkpoint runs once.
     CallFromLoop(env, on_batch_, Value(), {n}, async_);
   }
+  DrainRemovals();
   count_ = 0;
   if (++batch_seq_ == 0) batch_seq_ = 1;
   arena_used_ = 0;

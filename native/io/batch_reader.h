@@ -111,6 +111,15 @@ class BatchReader : public Napi::ObjectWrap<BatchReader>, public LiveObject {
   // The number of the batch being filled (never 0): bumped whenever count_ goes back to 0.
   uint32_t batch_seq_ = 1;
   bool delivering_ = false;
+  // removals (the constructor's fourth argument): [0] 1 while a batch is handed out (its ticks
+  // included), [1] how many slots JavaScript left there to be removed at the batch's end,
+  // [2...] those, each slot * 2 + exclusive. A connection closed while a batch is handed out (its
+  // last response sent, the peer's FIN read) is removed with the batch's other closes here
+  // instead of by a call of its own (~250 instructions a connection).
+  int32_t* removals_ = nullptr;
+  size_t removals_cap_ = 0;
+  Napi::Reference<Napi::Int32Array> removals_ref_;
+  void DrainRemovals();
   bool released_ = false;
   uv_check_t* check_ = nullptr;
   int epfd_ = -1;

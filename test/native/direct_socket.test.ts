@@ -252,6 +252,35 @@ describe('DirectSocket', () => {
     expect(reader.staleEvents() - stale0).toBeLessThan(5);
   });
 
+  it('a close while a batch is handed out is left to the batch\'s end (no call of its own); one outside a batch is made at once', async () => {
+    const reader = http1BatchReader()!;
+    const native = (reader as unknown as { reader: { remove: (slot: number, exclusive?: boolean) => void } }).reader;
+    const removeCalls: number[] = [];
+    const remove = native.remove.bind(native);
+    native.remove = (slot, exclusive) => {
+      removeCalls.push(slot);
+      remove(slot, exclusive);
+    };
+    cleanups.push(() => {
+      native.remove = remove;
+    });
+    for (let i = 0; i < 5; i++) {
+      const p = await pair();
+      // Destroyed from inside its read, as a session does at a request's end.
+      p.ds.owner = { onSocketRead: () => p.ds.destroy(), onSocketEnd: () => {}, onSocketClose: () => {} };
+      const closed = new Promise<void>((r) => p.client.once('close', () => r()));
+      p.client.write('bye');
+      await closed;
+      expect(p.events).toEqual(['close']);
+    }
+    expect(removeCalls).toEqual([]);
+    const q = await pair();
+    const closed = new Promise<void>((r) => q.client.once('close', () => r()));
+    q.ds.destroy();
+    expect(removeCalls).toEqual([q.ds.slot]);
+    await closed;
+  });
+
   it('dupFd(): a connection with another descriptor leaves the epoll before its close; the bytes after it are the copy\'s', async () => {
     const reader = http1BatchReader()!;
     const p = await pair();

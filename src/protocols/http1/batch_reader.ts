@@ -20,6 +20,8 @@ import { enterBatch, leaveBatch } from './clock.js';
 const ARENA_BYTES = 1024 * 1024;
 /** Reads per turn before an early hand-over (3 ints each). */
 const MAX_ENTRIES = 2048;
+/** Closes a batch can leave to its end (NativeBatchReader's removals); past these, a call each. */
+const MAX_REMOVALS = 1024;
 
 /**
  * Bytes `buf[off, end)` valid only during the call (the buffer is reused afterwards): the
@@ -106,6 +108,8 @@ export class Http1BatchReader implements DirectSocketSlots {
   private readonly reader: NativeBatchReader;
   private readonly arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
   private readonly out = new Int32Array(3 * MAX_ENTRIES);
+  /** [handing out a batch (1/0), count, slot * 2 + exclusive ...]: see NativeBinding.BatchReader. */
+  private readonly removals = new Int32Array(2 + MAX_REMOVALS);
   /** By slot; null once removed (a slot number is reused by a later socket). */
   private readonly slots: (SlotUser | null)[] = [];
   /** Calls from the addon, and the entries (reads, EOFs, errors) they carried. */
@@ -117,7 +121,7 @@ export class Http1BatchReader implements DirectSocketSlots {
 
   constructor(private readonly binding: NativeBinding) {
     const Reader = binding.BatchReader!;
-    const raw = new Reader(this.arena, this.out, (n) => this.onBatch(n));
+    const raw = new Reader(this.arena, this.out, (n) => this.onBatch(n), this.removals);
     this.reader = Reader.calls !== undefined && raw.rid !== undefined ? new NumberedBatchReader(raw, Reader.calls) : raw;
     // Heads parsed where they arrived point into the arena: forwarded to HTTP/2 in the same turn
     // (respondSpans), they go as null for it. There is one reader (http1BatchReader()).
@@ -199,7 +203,11 @@ export class Http1BatchReader implements DirectSocketSlots {
   remove(s: DirectSocket): void {
     this.slots[s.slot] = null;
     // The fd is the socket's own: unless dupFd() shared it, its close takes it out of the epoll.
-    this.reader.remove(s.slot, !s.shared);
+    const exclusive = !s.shared;
+    const r = this.removals;
+    // While a batch is handed out (its ticks too), the addon closes it when the batch is done.
+    if (r[0] === 1 && r[1]! < MAX_REMOVALS) r[2 + r[1]!++] = s.slot * 2 + (exclusive ? 1 : 0);
+    else this.reader.remove(s.slot, exclusive);
   }
 
   detach(s: DirectSocket): Buffer | null {
