@@ -200,6 +200,38 @@ FieldVerdict FieldChars(MessageState& m, int32_t token, const uint8_t* name, siz
   return FieldVerdict::kDrop;
 }
 
+// What requests and responses share once the characters are good: pseudo-headers first and
+// never in trailers (§8.3), no connection-specific field and no te but "trailers" (§8.2.2).
+// kKeep when none of these applies.
+FieldVerdict CommonRules(const MessageState& m, int32_t token, const uint8_t* value, size_t valuelen, bool trailer) {
+  if (IsPseudo(token) && (trailer || (m.flags & kPseudoClosed))) return FieldVerdict::kMalformed;
+  switch (token) {
+    case kTokConnection:
+    case kTokKeepAlive:
+    case kTokProxyConnection:
+    case kTokTransferEncoding:
+    case kTokUpgrade:
+      return FieldVerdict::kMalformed;
+    case kTokTe:
+      return EqualsNoCase(value, valuelen, "trailers") ? FieldVerdict::kKeep : FieldVerdict::kMalformed;
+    default:
+      return FieldVerdict::kKeep;
+  }
+}
+
+// The checks every field of either kind goes through first.
+FieldVerdict FieldRules(MessageState& m, int32_t token, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, bool server, bool trailer) {
+  FieldVerdict v = FieldChars(m, token, name, namelen, value, valuelen, server);
+  return v == FieldVerdict::kKeep ? CommonRules(m, token, value, valuelen, trailer) : v;
+}
+
+// A content-length: the only one, a plain decimal (§8.1.1).
+FieldVerdict TakeLength(MessageState& m, const uint8_t* value, size_t valuelen) {
+  if (m.content_length != -1) return FieldVerdict::kMalformed;
+  m.content_length = Decimal(value, valuelen);
+  return m.content_length == -1 ? FieldVerdict::kMalformed : FieldVerdict::kKeep;
+}
+
 }  // namespace
 
 void MessageState::SentMethod(const uint8_t* v, size_t n) {
@@ -207,14 +239,10 @@ void MessageState::SentMethod(const uint8_t* v, size_t n) {
   else if (Equals(v, n, "HEAD")) flags |= kMethodHead;
 }
 
-bool MessageState::ExpectingFinal() const { return (flags & kExpectFinal) != 0; }
-
 FieldVerdict CheckRequestField(MessageState& m, int32_t token, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, bool trailer) {
-  FieldVerdict v = FieldChars(m, token, name, namelen, value, valuelen, true);
+  FieldVerdict v = FieldRules(m, token, name, namelen, value, valuelen, true, trailer);
   if (v != FieldVerdict::kKeep) return v;
   const bool pseudo = IsPseudo(token);
-  // RFC 9113 §8.3: pseudo-headers first, and never in trailers.
-  if (pseudo && (trailer || (m.flags & kPseudoClosed))) return FieldVerdict::kMalformed;
   switch (token) {
     case kTokAuthority:
       if (!First(m, kSawAuthority, valuelen)) return FieldVerdict::kMalformed;
@@ -238,19 +266,7 @@ FieldVerdict CheckRequestField(MessageState& m, int32_t token, const uint8_t* na
       if (!First(m, kSawHost, valuelen)) return FieldVerdict::kMalformed;
       break;
     case kTokContentLength:
-      if (m.content_length != -1) return FieldVerdict::kMalformed;
-      m.content_length = Decimal(value, valuelen);
-      if (m.content_length == -1) return FieldVerdict::kMalformed;
-      break;
-    // Connection-specific fields (RFC 9113 §8.2.2).
-    case kTokConnection:
-    case kTokKeepAlive:
-    case kTokProxyConnection:
-    case kTokTransferEncoding:
-    case kTokUpgrade:
-      return FieldVerdict::kMalformed;
-    case kTokTe:
-      if (!EqualsNoCase(value, valuelen, "trailers")) return FieldVerdict::kMalformed;
+      if (TakeLength(m, value, valuelen) != FieldVerdict::kKeep) return FieldVerdict::kMalformed;
       break;
     case kTokStatus:  // a response's
       return FieldVerdict::kMalformed;
@@ -262,10 +278,9 @@ FieldVerdict CheckRequestField(MessageState& m, int32_t token, const uint8_t* na
 }
 
 FieldVerdict CheckResponseField(MessageState& m, int32_t token, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, bool trailer) {
-  FieldVerdict v = FieldChars(m, token, name, namelen, value, valuelen, false);
+  FieldVerdict v = FieldRules(m, token, name, namelen, value, valuelen, false, trailer);
   if (v != FieldVerdict::kKeep) return v;
   const bool pseudo = IsPseudo(token);
-  if (pseudo && (trailer || (m.flags & kPseudoClosed))) return FieldVerdict::kMalformed;
   switch (token) {
     case kTokStatus: {
       if (!First(m, kSawStatus, valuelen) || valuelen != 3) return FieldVerdict::kMalformed;
@@ -284,18 +299,7 @@ FieldVerdict CheckResponseField(MessageState& m, int32_t token, const uint8_t* n
       if (m.status / 100 == 1) return FieldVerdict::kMalformed;
       // A 2xx to CONNECT starts a tunnel: a length means nothing there (RFC 9110 §8.6).
       if (m.status / 100 == 2 && (m.flags & kMethodConnect)) return FieldVerdict::kDrop;
-      if (m.content_length != -1) return FieldVerdict::kMalformed;
-      m.content_length = Decimal(value, valuelen);
-      if (m.content_length == -1) return FieldVerdict::kMalformed;
-      break;
-    case kTokConnection:
-    case kTokKeepAlive:
-    case kTokProxyConnection:
-    case kTokTransferEncoding:
-    case kTokUpgrade:
-      return FieldVerdict::kMalformed;
-    case kTokTe:
-      if (!EqualsNoCase(value, valuelen, "trailers")) return FieldVerdict::kMalformed;
+      if (TakeLength(m, value, valuelen) != FieldVerdict::kKeep) return FieldVerdict::kMalformed;
       break;
     default:
       if (pseudo) return FieldVerdict::kMalformed;  // a request's pseudo-header

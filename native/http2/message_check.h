@@ -38,8 +38,6 @@ struct MessageState {
   }
   // A request sent on this (client) stream: HEAD and CONNECT change what a response may carry.
   void SentMethod(const uint8_t* v, size_t n);
-  // A final response is still to come (a 1xx came).
-  bool ExpectingFinal() const;
   // The same as far as the field checks go (the body received so far plays no part in them).
   bool SameFor(const MessageState& o) const { return flags == o.flags && status == o.status && content_length == o.content_length; }
 };
