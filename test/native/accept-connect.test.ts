@@ -129,10 +129,16 @@ describe('Acceptor', () => {
     expect(report.order.filter((t) => t.startsWith('micro-'))).toHaveLength(20);
   });
 
-  it('reports EMFILE through onError and backs off instead of spinning', async () => {
+  it.each([
+    ['', '0'],
+    [' (batch mode)', '1'],
+  ])('reports EMFILE through onError and backs off instead of spinning%s', async (_mode, batch) => {
     // A child with a low fd limit floods its own native listener; see fixtures/emfile.mjs.
     const fixture = fileURLToPath(new URL('./fixtures/emfile.mjs', import.meta.url));
-    const child = spawn('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture}"`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ACCEPT_BATCH: batch },
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
