@@ -134,41 +134,62 @@ class BatchScope {
 
 }  // namespace
 
+int Acceptor::AcceptOne(Accepted& a) {
+  socklen_t len = sizeof(a.ss);
+  // accept4 sets non-blocking and close-on-exec atomically: no window where a forked
+  // child could inherit the fd, and no extra fcntl calls per connection.
+  a.fd = accept4(fd_, reinterpret_cast<sockaddr*>(&a.ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (a.fd < 0) {
+    int err = errno;
+    if (err == EWOULDBLOCK) return EAGAIN;
+    return PerConnectionError(err) ? EINTR : err;
+  }
+  a.len = len;
+  const sockaddr_storage& ss = a.ss;
+  if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) NoDelay(a.fd);
+  if (repeat_peer_ && SamePeer(ss)) {
+    a.has_peer = false;
+    a.port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+  } else {
+    a.has_peer = true;
+    a.parts = DescribeAddress(ss, len);
+    a.port = a.parts.port;
+  }
+  return 0;
+}
+
+void Acceptor::PeerStrings(const Accepted& a, napi_value* family, napi_value* address) {
+  napi_env env = Env();
+  // An IP address and the family names are ASCII: made as Latin-1 strings, without the UTF-8
+  // decoder's pass (~100 instructions each, two per connection). A unix path stays UTF-8.
+  napi_create_string_latin1(env, a.parts.family, NAPI_AUTO_LENGTH, family);
+  if (a.ss.ss_family == AF_INET || a.ss.ss_family == AF_INET6) napi_create_string_latin1(env, a.parts.address.data(), a.parts.address.size(), address);
+  else *address = Napi::String::New(Env(), a.parts.address);
+}
+
 void Acceptor::OnReadable() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   BatchScope batch(env, Value(), async_);
   for (int i = 0; i < kAcceptBatch && !closed_ && !paused_; i++) {
-    sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    // accept4 sets non-blocking and close-on-exec atomically: no window where a forked
-    // child could inherit the fd, and no extra fcntl calls per connection.
-    int cfd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (cfd < 0) {
-      int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (PerConnectionError(err)) continue;
+    Accepted a;
+    int err = AcceptOne(a);
+    if (err == EAGAIN) return;
+    if (err == EINTR) continue;
+    if (err != 0) {
       // EMFILE, ENFILE, ENOBUFS, ENOMEM, or a broken listener: back off, then tell JS.
       Backoff();
       batch.Close();
       CallFromLoop(env, on_error_, Value(), {Napi::String::New(env, ErrnoNameOf(err))}, async_);
       return;
     }
-    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) NoDelay(cfd);
+    const int cfd = a.fd, port = a.port;
     napi_value family, address;
-    int port;
-    if (repeat_peer_ && SamePeer(ss)) {
+    if (!a.has_peer) {
       napi_get_undefined(env, &family);
       address = family;
-      port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
     } else {
-      AddressParts p = DescribeAddress(ss, len);
-      // An IP address and the family names are ASCII: made as Latin-1 strings, without the UTF-8
-      // decoder's pass (~100 instructions each, two per connection). A unix path stays UTF-8.
-      napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
-      if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
-      else address = Napi::String::New(env, p.address);
-      port = p.port;
+      PeerStrings(a, &family, &address);
     }
     const napi_value argv[4] = {Napi::Number::New(env, cfd), family, address, Napi::Number::New(env, port)};
     if (!batch.Open()) {
@@ -199,34 +220,23 @@ void Acceptor::OnReadableBatch() {
   int failed = 0;
   // Per-connection errors count as tries too: at most kAcceptBatch accept4 calls a wake-up.
   for (int tries = 0; tries < kAcceptBatch && n < cap; tries++) {
-    sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int cfd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (cfd < 0) {
-      int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) break;
-      if (PerConnectionError(err)) continue;
+    Accepted a;
+    int err = AcceptOne(a);
+    if (err == EAGAIN) break;
+    if (err == EINTR) continue;
+    if (err != 0) {
       failed = err;
       break;
     }
-    const bool ip = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
-    if (ip) NoDelay(cfd);
-    int port;
-    if (repeat_peer_ && SamePeer(ss)) {
-      port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
-    } else {
-      AddressParts p = DescribeAddress(ss, len);
+    if (a.has_peer) {
       napi_value family, address;
-      napi_create_string_latin1(env, p.family, NAPI_AUTO_LENGTH, &family);
-      if (ip) napi_create_string_latin1(env, p.address.data(), p.address.size(), &address);
-      else address = Napi::String::New(env, p.address);
+      PeerStrings(a, &family, &address);
       if (peers == nullptr) napi_create_array_with_length(env, 2 * cap, &peers);
       napi_set_element(env, peers, uint32_t(2 * n), family);
       napi_set_element(env, peers, uint32_t(2 * n + 1), address);
-      port = p.port;
     }
-    slots[2 * n] = cfd;
-    slots[2 * n + 1] = port;
+    slots[2 * n] = a.fd;
+    slots[2 * n + 1] = a.port;
     n++;
   }
   if (n > 0) {

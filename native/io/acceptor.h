@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "io/env.h"
+#include "io/socket_util.h"
 
 namespace strait {
 
@@ -25,6 +26,21 @@ class Acceptor : public Napi::ObjectWrap<Acceptor>, public LiveObject {
   void OnReadable();
   // OnReadable with a `batch` array: every connection of the wake-up in one call.
   void OnReadableBatch();
+  // One connection taken off the listener, TCP_NODELAY seen to; its peer described unless it
+  // repeats the last one's (repeatPeer).
+  struct Accepted {
+    int fd = -1;
+    int port = 0;
+    bool has_peer = false;
+    sockaddr_storage ss;
+    socklen_t len = 0;
+    AddressParts parts;
+  };
+  // 0 with `a` filled; EAGAIN: none left; EINTR: that connection failed, try the next; any
+  // other errno: the listener's (EMFILE, ENFILE, ENOBUFS, ENOMEM...).
+  int AcceptOne(Accepted& a);
+  // The family and address strings of a peer AcceptOne described.
+  void PeerStrings(const Accepted& a, napi_value* family, napi_value* address);
   // TCP_NODELAY for an accepted TCP socket: set on it, or found inherited from the listener.
   void NoDelay(int cfd);
   void StartPolling();
