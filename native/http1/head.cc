@@ -357,7 +357,8 @@ void Finish(int64_t r, const Framing& fr, int minor, int32_t* out) {
   out[kHostEnd] = int32_t(fr.host_end);
 }
 
-// The number of the method m[0, n) (Method), kMethodOther for any other.
+}  // namespace
+
 int32_t MethodOf(const uint8_t* m, size_t n) {
   switch (n) {
     case 3:
@@ -382,8 +383,6 @@ int32_t MethodOf(const uint8_t* m, size_t n) {
   }
   return kMethodOther;
 }
-
-}  // namespace
 
 void ParseRequest(const uint8_t* b, size_t off, size_t end, const Limits& limits, int32_t* out) {
   out[kResult] = kMalformed;

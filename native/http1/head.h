@@ -74,6 +74,9 @@ enum Flag : int32_t {
 // comparing the bytes with each method name (~200 instructions a request head).
 constexpr int32_t kMethodShift = 24;
 enum Method : int32_t { kMethodOther, kMethodGet, kMethodPut, kMethodPost, kMethodHead, kMethodPatch, kMethodDelete, kMethodOptions, kMethodConnect, kMethodTrace };
+// The number of the method m[0, n) (case-sensitive, as methods are), kMethodOther for any other.
+// HTTP/2's message checks (native/http2/message_check.cc) ask it too.
+int32_t MethodOf(const uint8_t* m, size_t n);
 
 struct Limits {
   size_t max_head_bytes;

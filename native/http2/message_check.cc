@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http1/head.h"
 #include "http2/session.h"
 
 namespace strait::http2 {
@@ -235,8 +236,9 @@ FieldVerdict TakeLength(MessageState& m, const uint8_t* value, size_t valuelen) 
 }  // namespace
 
 void MessageState::SentMethod(const uint8_t* v, size_t n) {
-  if (Equals(v, n, "CONNECT")) flags |= kMethodConnect;
-  else if (Equals(v, n, "HEAD")) flags |= kMethodHead;
+  const int32_t method = http1::MethodOf(v, n);
+  if (method == http1::kMethodConnect) flags |= kMethodConnect;
+  else if (method == http1::kMethodHead) flags |= kMethodHead;
 }
 
 FieldVerdict CheckRequestField(MessageState& m, int32_t token, const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen, bool trailer) {
@@ -249,9 +251,19 @@ FieldVerdict CheckRequestField(MessageState& m, int32_t token, const uint8_t* na
       break;
     case kTokMethod:
       if (!First(m, kSawMethod, valuelen)) return FieldVerdict::kMalformed;
-      if (Equals(value, valuelen, "HEAD")) m.flags |= kMethodHead;
-      else if (Equals(value, valuelen, "CONNECT")) m.flags |= kMethodConnect;
-      else if (Equals(value, valuelen, "OPTIONS")) m.flags |= kMethodOptions;
+      switch (http1::MethodOf(value, valuelen)) {
+        case http1::kMethodHead:
+          m.flags |= kMethodHead;
+          break;
+        case http1::kMethodConnect:
+          m.flags |= kMethodConnect;
+          break;
+        case http1::kMethodOptions:
+          m.flags |= kMethodOptions;
+          break;
+        default:
+          break;
+      }
       break;
     case kTokPath:
       if (!First(m, kSawPath, valuelen)) return FieldVerdict::kMalformed;
