@@ -3,7 +3,8 @@
 // must still measure each exchange: an upstream that holds every answer for 60 ms shows at least
 // that in cluster.<name>.upstream_rq_time and http.<prefix>.downstream_rq_time on every request
 // of a keep-alive connection (a reading stuck at an earlier batch, or shared by the request's and
-// the response's batches, would record 0). And pipelined requests on many connections at once are
+// the response's batches, would record 0; so would a clock the native engine's accept callback,
+// which fixes it for a wake-up's connections, failed to release). And pipelined requests on many connections at once are
 // each answered, in order, on their own connection.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

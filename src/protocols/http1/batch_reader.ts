@@ -119,10 +119,18 @@ export class Http1BatchReader implements DirectSocketSlots {
   private count = 0;
   private at = 0;
 
+  /**
+   * Whether this addon can serve DirectSockets (write watch, detach, shutdown, HTTP/1 sends):
+   * asked once, as the addon's objects are dictionaries, each property a lookup per connection.
+   */
+  private readonly directCapable: boolean;
+
   constructor(private readonly binding: NativeBinding) {
     const Reader = binding.BatchReader!;
     const raw = new Reader(this.arena, this.out, (n) => this.onBatch(n), this.removals);
     this.reader = Reader.calls !== undefined && raw.rid !== undefined ? new NumberedBatchReader(raw, Reader.calls) : raw;
+    const r = this.reader;
+    this.directCapable = r.watchWrite !== undefined && r.detach !== undefined && binding.shutdownFd !== undefined && binding.sendHttp1 !== undefined;
     // Heads parsed where they arrived point into the arena: forwarded to HTTP/2 in the same turn
     // (respondSpans), they go as null for it. There is one reader (http1BatchReader()).
     setTable(TableSlot.ARENA, this.arena);
@@ -175,7 +183,7 @@ export class Http1BatchReader implements DirectSocketSlots {
    */
   attachDirect(fd: number): DirectSocket | null {
     const r = this.reader;
-    if (r.watchWrite === undefined || r.detach === undefined || this.binding.shutdownFd === undefined || this.binding.sendHttp1 === undefined) return null;
+    if (!this.directCapable) return null;
     let slot: number;
     try {
       slot = r.add(fd, true);
