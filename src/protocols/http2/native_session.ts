@@ -1100,6 +1100,13 @@ export class NativeH2Connection {
   private never: string | undefined = undefined;
   /** The last request head the addon gave as a string (KEPT_LIST names it). */
   private lastHead = '';
+  /**
+   * The request list of the HEADERS event being dispatched is lastHead again, the same string
+   * (the addon found its bytes unchanged: KEPT_LIST).
+   */
+  listRepeated = false;
+  /** The owner's: what it took from the connection's last request list (h2_session.ts RequestListScan). */
+  listMemo: object | null = null;
 
   constructor(
     fd: number,
@@ -1174,6 +1181,7 @@ export class NativeH2Connection {
       if (kind === H2Event.HEADERS || kind === H2Event.HEADERS_END) {
         // Every request head given as a string is kept (the addon compares the next one with
         // its bytes), whether or not a stream takes it.
+        this.listRepeated = p === KEPT_LIST;
         if (p !== KEPT_LIST) list = this.lastHead = objs![p]!;
         else list = this.lastHead;
         if (recs > 0) {

@@ -507,6 +507,27 @@ const XF = {
   SENDS_TRAILERS: 128,
 } as const;
 
+/**
+ * What H2Exchange.scan took from a connection's last request list (NativeH2Connection.listMemo).
+ * A client repeats one list, and the addon then hands over the same string (KEPT_LIST): the next
+ * exchange takes these strings instead of scanning and slicing again. Being the very strings of
+ * the last request also makes later compares with what that request left behind (the route
+ * table's last target) a reference compare: a path of 13 bytes or more is a sliced string, which
+ * V8 compares out of line (~470 instructions a gRPC request).
+ */
+class RequestListScan {
+  /** The connection's last request list; the fields below are its when `filled`. */
+  list: string | null = null;
+  filled = false;
+  method = '';
+  path = '';
+  authority: string | undefined = undefined;
+  host: string | undefined = undefined;
+  contentType: string | undefined = undefined;
+  grpcTimeout: string | undefined = undefined;
+  grpc = false;
+}
+
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
 class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
   /** XF bits; read and written through the accessors below. */
@@ -582,6 +603,43 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
    * it is gRPC (its first content-type starts with application/grpc, as the joined value would).
    */
   private scan(s: string): boolean {
+    // A flat list comes from the native session alone.
+    const c = (this.stream as NativeH2Stream).session;
+    let memo = c.listMemo as RequestListScan | null;
+    if (memo === null) c.listMemo = memo = new RequestListScan();
+    // Only a list the addon found repeated is compared with the memo's, normally the very same
+    // string (a reference compare): a new list costs no compare (lists that differ often differ
+    // only past their first bytes). A list a stream was refused for (underscores) may have come
+    // between, and then compares unequal.
+    if (!c.listRepeated || memo.list !== s) {
+      // A list seen once is not worth the stores (each a write barrier: the memo is old, the
+      // strings young); the fields are kept when it comes again.
+      memo.list = s;
+      memo.filled = false;
+      return this.scanFields(s);
+    }
+    if (memo.filled) {
+      this.method = memo.method;
+      this.rqPath = this.rqPathIn = memo.path;
+      this.rqAuthority = memo.authority;
+      this.rqHost = memo.host;
+      this.rqContentType = memo.contentType;
+      this.rqGrpcTimeout = memo.grpcTimeout;
+      return memo.grpc;
+    }
+    const grpc = this.scanFields(s);
+    memo.filled = true;
+    memo.method = this.method;
+    memo.path = this.rqPath;
+    memo.authority = this.rqAuthority;
+    memo.host = this.rqHost;
+    memo.contentType = this.rqContentType;
+    memo.grpcTimeout = this.rqGrpcTimeout;
+    memo.grpc = grpc;
+    return grpc;
+  }
+
+  private scanFields(s: string): boolean {
     const m = flatIndex(s);
     const t = flatTab;
     let grpc = false;
