@@ -5,6 +5,7 @@ import { FlatBlocks, FlatWriter, nameIs } from '../../../src/protocols/http2/fla
 import { flatGet, flatOf, flatStatus, headerObject } from '../../../src/protocols/http2/native_session.js';
 import { editResponseObject, h2ResponseFlatOf, h2ResponseFlatPairs, trailersFlatOf, upstreamFlatOf, upstreamObject, HeadSpans, writeH1ResponseExtras, writeH1ResponseSpans, type UpstreamEdits } from '../../../src/filters/network/http_connection_manager/h2_session.js';
 import { F } from '../../../src/protocols/http1/types.js';
+import { RUNS_TABLE } from '../../../src/native.js';
 import { h1HeadOf, headerObjectOf } from '../../../src/filters/network/http_connection_manager/upstream_try.js';
 import { XfccAction } from '../../../src/filters/network/http_connection_manager/xfcc.js';
 /** The builders' inputs in one record: method, :path and :authority are their arguments. */
@@ -405,6 +406,22 @@ describe('HTTP/2 upstream flat response → downstream: the server and date tail
         expect(Math.abs(Date.parse(d[0]![1]) - Date.now())).toBeLessThan(2000);
       }
     }
+  });
+});
+
+describe('HTTP/2 upstream flat response → downstream: a repeated list', () => {
+  // The scan of the last list is kept (an upstream repeats its head); its runs live in the table
+  // the request side also writes its runs to, so a repeat must put them back.
+  it('gives the same list after the shared runs table was overwritten in between', () => {
+    const flat = downstream([[':status', '200'], ['connection', 'x'], ['content-type', 'application/grpc'], ['server', 'up'], ['x-a', '1']]);
+    const first = h2ResponseFlatOf(flat, 'OVERWRITE', 'strait-test', null);
+    const pairs = h2ResponseFlatPairs();
+    RUNS_TABLE.fill(7, 0, 16);
+    expect(h2ResponseFlatOf(flat, 'OVERWRITE', 'strait-test', null)).toBe(first);
+    expect(h2ResponseFlatPairs()).toBe(pairs);
+    expect(pairsOf(first).map(([k]) => k)).toEqual([':status', 'content-type', 'x-a', 'server', 'date']);
+    // The same list under another server setting keeps the upstream's server field.
+    expect(pairsOf(h2ResponseFlatOf(flat, 'PASS_THROUGH', 'strait-test', null)).filter(([k]) => k === 'server')).toEqual([['server', 'up']]);
   });
 });
 

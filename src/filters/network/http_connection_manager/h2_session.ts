@@ -2279,8 +2279,15 @@ export function h2ResponseFlatPairs(): number {
  * returned; the pair count is left in flatOutPairs.
  */
 function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, requestId: string | null): string {
-  const n = s.length;
   const overwrite = serverMode === 'OVERWRITE';
+  if (s === runsMemoList && overwrite === runsMemoOverwrite) {
+    const nr = runsMemoNr;
+    const runs = respRuns;
+    for (let k = 0; k < 2 * nr; k++) runs[k] = runsMemo[k]!;
+    const f = runsMemoFound;
+    return responseTail(nr, runsMemoPairs, (f & FOUND_SERVER) !== 0, (f & FOUND_DATE) !== 0, (f & FOUND_RID) !== 0, overwrite, serverMode, serverName, requestId);
+  }
+  const n = s.length;
   let runs = respRuns;
   let nr = 0;
   let pairs = 0;
@@ -2333,6 +2340,35 @@ function h2ResponseRunsOf(s: string, serverMode: string, serverName: string, req
     runs[2 * nr + 1] = n;
     nr++;
   }
+  if (2 * nr <= runsMemo.length) {
+    runsMemoList = s;
+    runsMemoOverwrite = overwrite;
+    runsMemoNr = nr;
+    runsMemoPairs = pairs;
+    runsMemoFound = (server ? FOUND_SERVER : 0) | (date ? FOUND_DATE : 0) | (rid ? FOUND_RID : 0);
+    for (let k = 0; k < 2 * nr; k++) runsMemo[k] = runs[k]!;
+  } else runsMemoList = null;
+  return responseTail(nr, pairs, server, date, rid, overwrite, serverMode, serverName, requestId);
+}
+
+/**
+ * h2ResponseRunsOf's scan of the last upstream list it was given. An upstream repeats its response
+ * head, and the addon then hands over the very string it gave last (KEPT_LIST): the runs kept and
+ * the fields found are not worked out again (~350 instructions a gRPC response). Keyed by the list
+ * (a reference compare when it is that string) and the one setting the scan depends on.
+ */
+let runsMemoList: string | null = null;
+let runsMemoOverwrite = false;
+let runsMemoNr = 0;
+let runsMemoPairs = 0;
+let runsMemoFound = 0;
+const runsMemo = new Int32Array(8);
+const FOUND_SERVER = 1;
+const FOUND_DATE = 2;
+const FOUND_RID = 4;
+
+/** h2ResponseRunsOf's added pairs, after the upstream's list scanned to `nr` runs of `pairs` pairs. */
+function responseTail(nr: number, pairs: number, server: boolean, date: boolean, rid: boolean, overwrite: boolean, serverMode: string, serverName: string, requestId: string | null): string {
   const addServer = overwrite || (serverMode === 'APPEND_IF_ABSENT' && !server);
   const addId = requestId !== null && requestId !== '' && !rid;
   let extra: string;
