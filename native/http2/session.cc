@@ -2428,25 +2428,54 @@ Napi::Value Session::RequestHeldWith(Napi::Env env, const HeldCall& c, const cha
     int32_t token;
   };
   static const Pseudo kPseudo[3] = {{":method", sizeof ":method", kTokMethod}, {":path", sizeof ":path", kTokPath}, {":authority", sizeof ":authority", kTokAuthority}};
-  for (int k = 0; k < 3; k++) {
-    const size_t ns = out.size();
-    out.append(kPseudo[k].name, kPseudo[k].len);
-    if (c.same & (1 << k)) {
-      // The request's own value (pseudo-headers lead the block, so the walk is short).
+  if ((c.same & 7) == 7) {
+    // The request's own three values, the usual case (pseudo-headers lead the block, so the walks
+    // are short): sized first and copied into one resize, not eight appends (~60 instructions each).
+    const char* pv[3];
+    size_t pl[3];
+    size_t total = sizeof kScheme;
+    for (int k = 0; k < 3; k++) {
       size_t j = 0;
       while (j < nf && f[3 * j + 2] != kPseudo[k].token) j++;
       if (j == nf) return Napi::Number::New(env, kNotHeld);
       const size_t v = static_cast<size_t>(f[3 * j]) + 1;
-      out.append(hd + v, static_cast<size_t>(f[3 * j + 1]) - v);
-    } else if (!AppendLatin1(env, c.pseudo[k], out)) {
-      throw Napi::TypeError::New(env, std::string(fn) + ": method, path and authority must be strings");
+      pv[k] = hd + v;
+      pl[k] = static_cast<size_t>(f[3 * j + 1]) - v;
+      total += kPseudo[k].len + pl[k] + 1;
     }
-    OffsetField(nva_, ns, ns + kPseudo[k].len - 1, out.size());
-    out.push_back('\0');
+    out.resize(total);
+    char* w = &out[0];
+    size_t at = 0;
+    for (int k = 0; k < 3; k++) {
+      memcpy(w + at, kPseudo[k].name, kPseudo[k].len);
+      memcpy(w + at + kPseudo[k].len, pv[k], pl[k]);
+      const size_t end = at + kPseudo[k].len + pl[k];
+      w[end] = '\0';
+      OffsetField(nva_, at, at + kPseudo[k].len - 1, end);
+      at = end + 1;
+    }
+    memcpy(w + at, kScheme, sizeof kScheme);  // ":scheme", NUL, "http", NUL
+    OffsetField(nva_, at, at + sizeof ":scheme" - 1, at + sizeof kScheme - 1);
+  } else {
+    for (int k = 0; k < 3; k++) {
+      const size_t ns = out.size();
+      out.append(kPseudo[k].name, kPseudo[k].len);
+      if (c.same & (1 << k)) {
+        size_t j = 0;
+        while (j < nf && f[3 * j + 2] != kPseudo[k].token) j++;
+        if (j == nf) return Napi::Number::New(env, kNotHeld);
+        const size_t v = static_cast<size_t>(f[3 * j]) + 1;
+        out.append(hd + v, static_cast<size_t>(f[3 * j + 1]) - v);
+      } else if (!AppendLatin1(env, c.pseudo[k], out)) {
+        throw Napi::TypeError::New(env, std::string(fn) + ": method, path and authority must be strings");
+      }
+      OffsetField(nva_, ns, ns + kPseudo[k].len - 1, out.size());
+      out.push_back('\0');
+    }
+    const size_t scheme = out.size();
+    out.append(kScheme, sizeof kScheme);  // ":scheme", NUL, "http", NUL
+    OffsetField(nva_, scheme, scheme + sizeof ":scheme" - 1, out.size() - 1);
   }
-  const size_t scheme = out.size();
-  out.append(kScheme, sizeof kScheme);  // ":scheme", NUL, "http", NUL
-  OffsetField(nva_, scheme, scheme + sizeof ":scheme" - 1, out.size() - 1);
 
   AppendHeldRuns(env, b, c.runs, c.n_runs, out, fn);
   const size_t fixed = nva_.size();
