@@ -11,15 +11,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hcmListener } from '../helpers/http.js';
 import { ADMIN, ENGINES, startStrait, staticCluster, type StraitProcess } from '../helpers/strait.js';
 
-/** Answers with what it was sent: method, target, Host, content-type, and whether x_bad came. */
-async function echo(): Promise<{ port: number; close(): Promise<void> }> {
+/** Answers with what it was sent: method, target, Host, content-type, and whether x_bad came; keeps each x-request-id. */
+async function echo(ids: string[]): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     req.resume();
-    req.on('end', () => res.end(`${req.method} ${req.url} ${req.headers.host} ${req.headers['content-type'] ?? '-'} ${req.headers['x_bad'] ?? '-'}`));
+    req.on('end', () => {
+      ids.push(String(req.headers['x-request-id']));
+      res.end(`${req.method} ${req.url} ${req.headers.host} ${req.headers['content-type'] ?? '-'} ${req.headers['x_bad'] ?? '-'}`);
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
+
+const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function ask(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
@@ -48,10 +53,11 @@ virtual_hosts:
 
 describe('repeated HTTP/2 request lists on the native h2 engine', () => {
   let up: Awaited<ReturnType<typeof echo>>;
+  const ids: string[] = [];
   let strait: StraitProcess;
 
   beforeAll(async () => {
-    up = await echo();
+    up = await echo(ids);
     strait = await startStrait(
       `${ADMIN}static_resources:
   listeners:
@@ -96,10 +102,30 @@ ${staticCluster('up', [up.port])}`,
         [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
         [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
         [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+        // Lists that differ in a regular field alone, each repeated: forwarded as themselves.
+        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
       ];
       const got: string[] = [];
       for (const [h] of steps) got.push((await ask(s, h)).text);
       expect(got).toEqual(steps.map(([, want]) => want));
+    } finally {
+      s.close();
+    }
+  });
+
+  it('gives each repeated request an id of its own, and keeps the one a client sent', async () => {
+    const s = await session('rep');
+    try {
+      ids.length = 0;
+      for (let i = 0; i < 4; i++) await ask(s, alpha);
+      for (let i = 0; i < 3; i++) await ask(s, { ...alpha, 'x-request-id': 'client-id-1' });
+      expect(ids.slice(0, 4).every((id) => UUID4.test(id))).toBe(true);
+      expect(new Set(ids.slice(0, 4)).size).toBe(4);
+      expect(ids.slice(4)).toEqual(['client-id-1', 'client-id-1', 'client-id-1']);
     } finally {
       s.close();
     }

@@ -519,6 +519,8 @@ class RequestListScan {
   /** The connection's last request list; the fields below are its when `filled`. */
   list: string | null = null;
   filled = false;
+  /** How upstreamFlat forwarded the list last (set once it is `filled`), null when not kept. */
+  up: UpstreamFlatMemo | null = null;
   method = '';
   path = '';
   authority: string | undefined = undefined;
@@ -526,6 +528,47 @@ class RequestListScan {
   contentType: string | undefined = undefined;
   grpcTimeout: string | undefined = undefined;
   grpc = false;
+}
+
+/** upstreamFlatOf's inputs besides the list, and its answer (the parts of a FlatRequest) and request id. */
+class UpstreamFlatMemo {
+  readonly ip: string | undefined;
+  readonly emptyBody: boolean;
+  readonly generateRequestId: boolean;
+  readonly fillId: boolean | undefined;
+  readonly xfcc: number;
+  readonly xfccElement: string;
+  readonly originalPath: string | undefined;
+  readonly requestId: string | null;
+  readonly runs: number[];
+  readonly extra: string;
+  readonly pairs: number;
+  readonly hasContentLength: boolean;
+  readonly fillsId: boolean;
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    readonly h1: boolean,
+    e: UpstreamEdits,
+    r: FlatRequest,
+  ) {
+    this.ip = e.ip;
+    this.emptyBody = e.emptyBody;
+    this.generateRequestId = e.generateRequestId;
+    this.fillId = e.fillId;
+    this.xfcc = e.xfcc;
+    this.xfccElement = e.xfccElement;
+    this.originalPath = e.originalPath;
+    this.requestId = e.requestId;
+    const p = r.parts();
+    this.runs = p.runs;
+    this.extra = p.extra;
+    this.pairs = r.pairs;
+    this.hasContentLength = r.hasContentLength;
+    this.fillsId = r.fillsId;
+  }
 }
 
 /** One HTTP/2 request/response exchange, with the same route, retry and timeout semantics as HTTP/1. */
@@ -616,6 +659,7 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
       // strings young); the fields are kept when it comes again.
       memo.list = s;
       memo.filled = false;
+      memo.up = null;
       return this.scanFields(s);
     }
     if (memo.filled) {
@@ -1186,7 +1230,22 @@ class H2Exchange implements TryEvents, HedgeOwner, TriedHosts, DeadlineOwner {
     const upPath = this.upstreamPath(a, route, path);
     const authority = a.hostRewrite ?? host;
     const e = this.upstreamEdits(a, path);
-    const r = upstreamFlatOf(this.flat!, method, upPath, authority, e, h1);
+    const flat = this.flat!;
+    // A list the connection repeats (its fields taken from the memo, scan()) was forwarded the
+    // same way last time, unless an input differs: its strings are the memo's, so the compares
+    // are reference compares.
+    const memo = this.flatHeld ? ((this.stream as NativeH2Stream).session.listMemo as RequestListScan | null) : null;
+    let r: FlatRequest | null;
+    const m = memo !== null && memo.filled && memo.list === flat ? memo.up : null;
+    if (m !== null && m.method === method && m.path === upPath && m.authority === authority && m.h1 === h1 && m.ip === e.ip && m.emptyBody === e.emptyBody && m.generateRequestId === e.generateRequestId && m.fillId === e.fillId && m.xfcc === e.xfcc && m.xfccElement === e.xfccElement && m.originalPath === e.originalPath) {
+      e.requestId = m.requestId;
+      r = new FlatRequest(flat, m.runs, m.extra, m.pairs, method, upPath, authority, m.hasContentLength, m.fillsId);
+    } else {
+      r = upstreamFlatOf(flat, method, upPath, authority, e, h1);
+      // Kept once the list has repeated, when nothing in it is this request's own (a generated
+      // id written as a string).
+      if (memo !== null && memo.filled && memo.list === flat) memo.up = r !== null && !flatIdGenerated ? new UpstreamFlatMemo(method, upPath, authority, h1, e, r) : null;
+    }
     if (r) {
       this.requestId = e.requestId;
       // The upstream request copies the kept fields from the request the addon holds (an HTTP/2
@@ -2108,6 +2167,9 @@ export function upstreamObject(h: HeaderObject, method: string, path: string, au
 const XFP_PAIR = 'x-forwarded-proto\0http\0';
 const XFP_AND_ID_FILL = XFP_PAIR + REQUEST_ID_FILL_PAIR;
 
+/** The last upstreamFlatOf put a generated request id into its list as a string (not a fill). */
+let flatIdGenerated = false;
+
 export function upstreamFlatOf(s: string, method: string, path: string, authority: string, ed: UpstreamEdits, h1: boolean): FlatRequest | null {
   const n = s.length;
   const { ip } = ed;
@@ -2225,13 +2287,17 @@ export function upstreamFlatOf(s: string, method: string, path: string, authorit
     pairs++;
   }
   let fills = false;
+  flatIdGenerated = false;
   if (rid) ed.requestId = rid;
   else if (ed.generateRequestId) {
     if (ed.fillId) {
       // One constant string for the usual additions, not a rope the addon would flatten.
       extra = extra === XFP_PAIR ? XFP_AND_ID_FILL : extra + REQUEST_ID_FILL_PAIR;
       fills = true;
-    } else extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
+    } else {
+      extra += `x-request-id\0${(ed.requestId = uuidV4())}\0`;
+      flatIdGenerated = true;
+    }
     pairs++;
   }
   return new FlatRequest(s, runs, extra, pairs, method, path, authority, cl, fills);

@@ -73,6 +73,11 @@ export class FlatRequest {
     readonly fillsId = false,
   ) {}
 
+  /** The kept runs and the added pairs, as given (for a memo of how a list is forwarded). */
+  parts(): { runs: number[]; extra: string } {
+    return { runs: this.runs, extra: this.extra };
+  }
+
   /** The whole list, pseudo-headers first (built on first use). */
   get flat(): string {
     let f = this.built;
