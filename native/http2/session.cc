@@ -87,8 +87,9 @@ thread_local FreeLists tl_free;
 inline size_t ClassSize(int c) { return c == kFrameClass ? size_t(17) * 1024 : size_t(32) << c; }
 
 inline int ClassOf(size_t total) {
-  int c = 0;
-  while (c < kFrameClass && ClassSize(c) < total) c++;
+  // The smallest c with 32 << c >= total: from the bit length of total - 1 (total > kHdr).
+  const int bits = 64 - __builtin_clzll(static_cast<unsigned long long>(total - 1));
+  const int c = bits <= 5 ? 0 : bits - 5;
   if (c < kFrameClass) return c;
   // Only blocks of about the frame buffer's size: a 5 KiB block in it would waste 12 KiB.
   return total > size_t(16) * 1024 && total <= ClassSize(kFrameClass) ? kFrameClass : kClasses;  // kClasses: malloc's
