@@ -80,41 +80,45 @@ ${staticCluster('up', [up.port])}`,
     return s;
   }
 
-  const alpha = { ':method': 'GET', ':path': '/svc-alpha/call-0001', ':authority': 'svc', 'content-type': 'text/x-a' };
-
-  it('routes and forwards each request as sent, repeated or not', async () => {
-    const s = await session('rep');
+  /** Sends each step's request after the one before it, on one connection: each answer must be the step's. */
+  async function run(listener: string, steps: [http2.OutgoingHttpHeaders, string][]): Promise<void> {
+    const s = await session(listener);
     try {
-      // [headers, status, body]: each after the one before it, on one connection.
-      const steps: [http2.OutgoingHttpHeaders, string][] = [
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [{ ...alpha, ':path': '/svc-bravo/call-0001' }, 'bravo'],
-        [{ ...alpha, ':path': '/svc-bravo/call-0001' }, 'bravo'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [{ ...alpha, ':path': '/svc-alpha/call-0002' }, 'GET /svc-alpha/call-0002 svc text/x-a -'],
-        [{ ...alpha, ':path': '/svc-alpha/call-0002' }, 'GET /svc-alpha/call-0002 svc text/x-a -'],
-        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
-        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
-        [{ ...alpha, ':authority': 'sv2' }, 'GET /svc-alpha/call-0001 sv2 text/x-a -'],
-        [{ ...alpha, ':authority': 'sv2' }, 'GET /svc-alpha/call-0001 sv2 text/x-a -'],
-        [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
-        [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        // Lists that differ in a regular field alone, each repeated: forwarded as themselves.
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
-        [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-      ];
       const got: string[] = [];
       for (const [h] of steps) got.push((await ask(s, h)).text);
       expect(got).toEqual(steps.map(([, want]) => want));
     } finally {
       s.close();
     }
+  }
+
+  const alpha = { ':method': 'GET', ':path': '/svc-alpha/call-0001', ':authority': 'svc', 'content-type': 'text/x-a' };
+
+  it('routes and forwards each request as sent, repeated or not', async () => {
+    // [request headers, the answer's body]
+    await run('rep', [
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [{ ...alpha, ':path': '/svc-bravo/call-0001' }, 'bravo'],
+      [{ ...alpha, ':path': '/svc-bravo/call-0001' }, 'bravo'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [{ ...alpha, ':path': '/svc-alpha/call-0002' }, 'GET /svc-alpha/call-0002 svc text/x-a -'],
+      [{ ...alpha, ':path': '/svc-alpha/call-0002' }, 'GET /svc-alpha/call-0002 svc text/x-a -'],
+      [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+      [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+      [{ ...alpha, ':authority': 'sv2' }, 'GET /svc-alpha/call-0001 sv2 text/x-a -'],
+      [{ ...alpha, ':authority': 'sv2' }, 'GET /svc-alpha/call-0001 sv2 text/x-a -'],
+      [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
+      [{ ...alpha, ':method': 'PUT' }, 'PUT /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      // Lists that differ in a regular field alone, each repeated: forwarded as themselves.
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+      [{ ...alpha, 'content-type': 'text/x-b' }, 'GET /svc-alpha/call-0001 svc text/x-b -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+    ]);
   });
 
   it('gives each repeated request an id of its own, and keeps the one a client sent', async () => {
@@ -132,23 +136,15 @@ ${staticCluster('up', [up.port])}`,
   });
 
   it('takes a list rewritten for a dropped field as itself, between repeated ones', async () => {
-    const s = await session('drop');
-    try {
-      const bad = { ...alpha, ':path': '/svc-bravo/call-0001', x_bad: '1' };
-      const steps: [http2.OutgoingHttpHeaders, string][] = [
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [bad, 'bravo'],
-        [bad, 'bravo'],
-        [{ ...alpha, x_bad: '1' }, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [{ ...alpha, x_bad: '1' }, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-        [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
-      ];
-      const got: string[] = [];
-      for (const [h] of steps) got.push((await ask(s, h)).text);
-      expect(got).toEqual(steps.map(([, want]) => want));
-    } finally {
-      s.close();
-    }
+    const bad = { ...alpha, ':path': '/svc-bravo/call-0001', x_bad: '1' };
+    await run('drop', [
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [bad, 'bravo'],
+      [bad, 'bravo'],
+      [{ ...alpha, x_bad: '1' }, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [{ ...alpha, x_bad: '1' }, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+      [alpha, 'GET /svc-alpha/call-0001 svc text/x-a -'],
+    ]);
   });
 });
