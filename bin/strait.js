@@ -23,10 +23,13 @@ if (jit) v8.setFlagsFromString('--no-opt --no-sparkplug');
 // TurboFan's inlining budget. The data path is a few deep call chains (an addon batch's handler,
 // the exchange, its try, the addon call), and V8's default budget (920 bytes of bytecode inlined
 // into one compiled function) ran out inside them: small accessors and lookups at the far end
-// stayed calls. With 3000 the L7 rows ran 3-6 % fewer instructions a request, with fewer
-// simulated instruction-cache misses, not more, for ~3 MB more code under load
-// (perf-reports/2026-12-07-inlining-budget.md). Left alone when the operator sets it.
+// stayed calls. With 3000 the L7 rows ran 2-5 % fewer instructions a request, with fewer
+// simulated instruction-cache misses, not more, for ~3 MB more code under load. Functions of up
+// to 32 bytes of bytecode (V8: 27) are inlined whatever the budget: a flag accessor that sets a
+// bit is 29 (perf-reports/2026-12-07-inlining-budget.md). Each is left alone when the operator
+// sets it.
 if (!cmdline.some((a) => a.includes('max-inlined-bytecode-size-cumulative'))) v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=3000');
+if (!cmdline.some((a) => a.includes('max-inlined-bytecode-size-small'))) v8.setFlagsFromString('--max-inlined-bytecode-size-small=32');
 
 import('../dist/cli.js')
   .then((m) => m.main(process.argv.slice(2)))

@@ -704,16 +704,21 @@ export function headerObject(s: string, neverIndexed?: string): H2Headers {
   return o;
 }
 
-/** NativeH2Stream's yes/no state, bits of one small integer (seven boolean fields were 56 bytes of each stream; `closed` and `destroyed`, read through the H2DownStream interface, stay plain fields). */
-const SF = {
-  REQ_ENDED: 1,
-  RESPONDED: 2,
-  RES_ENDED: 4,
-  WAIT_TRAILERS: 8,
-  TRAILERS_SENT: 16,
-  PAUSED: 32,
-  HELD_END: 64,
-} as const;
+/**
+ * NativeH2Stream's yes/no state, bits of one small integer (seven boolean fields were 56 bytes of
+ * each stream; `closed` and `destroyed`, read through the H2DownStream interface, stay plain
+ * fields). A const enum: its values are literals in the accessors below, which keeps them small
+ * enough for V8 to inline wherever they are used (bin/strait.js, the small-function limit).
+ */
+const enum SF {
+  REQ_ENDED = 1,
+  RESPONDED = 2,
+  RES_ENDED = 4,
+  WAIT_TRAILERS = 8,
+  TRAILERS_SENT = 16,
+  PAUSED = 32,
+  HELD_END = 64,
+}
 
 /** One request/response stream of a NativeH2Connection. */
 export class NativeH2Stream {
