@@ -26,6 +26,7 @@
         "native/http1/head.cc",
         "native/http1/http1_js.cc",
         "native/upgrade/fd_channel.cc",
+        "native/process/exec.cc",
         "native/bpf/bpf_js.cc",
         "native/bpf/original_dst.cc"
       ],

@@ -1,8 +1,37 @@
 #!/usr/bin/env node
 // Thin launcher so `npx strait` and `node bin/strait.js` run the compiled CLI.
+import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 
 const cmdline = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
+
+// V8's helper threads run on the proxy's CPUs. Pinned to one core (as in bench/), each compile or
+// GC task that wakes there takes the core from the event loop for a scheduler tick (4 ms here),
+// and node's four workers queued behind one another for up to 20 ms: the keep-alive row's p99 of
+// 8-11 ms in about one round in four (perf-reports/2026-12-08-helper-threads.md). One worker
+// (compiles still leave the loop) and GC on the main thread in V8's incremental steps bound that
+// to one tick. Only the command line sets either, so the launcher starts node again with them
+// (execv: same pid, environment and stdio) unless the operator chose thread or GC options, or set
+// STRAIT_REEXEC=0; without the addon it runs on as started. Node marks every inherited fd
+// close-on-exec at start-up and the addon gives back only 0-2, so a process handed other fds
+// (an IPC channel, systemd's LISTEN_FDS) is not started again.
+const helperThreads = !cmdline.some((a) => /--v8-pool-size|single-threaded|--(no-)?(concurrent|parallel)-(marking|sweeping|scavenge)/.test(a));
+const handedFds = process.env.NODE_CHANNEL_FD !== undefined || process.env.LISTEN_FDS !== undefined;
+if (helperThreads && !handedFds && process.env.STRAIT_REEXEC !== '0') {
+  let addon = null;
+  try {
+    addon = createRequire(import.meta.url)('../build/Release/strait_native.node');
+  } catch {
+    // No addon (node engine without a build): V8's defaults.
+  }
+  if (typeof addon?.execv === 'function') {
+    try {
+      addon.execv(process.execPath, [process.argv0, '--v8-pool-size=1', '--single-threaded-gc', ...process.execArgv, ...process.argv.slice(1)]);
+    } catch (err) {
+      process.stderr.write(`strait: running with V8's default threads: ${err?.message ?? err}\n`);
+    }
+  }
+}
 
 // Start-up allocates mostly long-lived objects (modules, the config), and V8 answers that by
 // growing the young generation, whose pages then stay resident at idle (~4 MB). Hold it at its

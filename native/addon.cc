@@ -13,6 +13,7 @@
 #include "io/pipe.h"
 #include "io/request_id.h"
 #include "io/socket_util.h"
+#include "process/exec.h"
 #include "upgrade/fd_channel.h"
 
 namespace strait {
@@ -71,6 +72,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendHttp1HeadHeldArgs", http1::SendHeadHeldArgsFunction(env));
   exports.Set("bpf", bpf::Init(env));
   exports.Set("upgrade", upgrade::Init(env));
+  exports.Set("execv", process::ExecFunction(env));
   return exports;
 }
 
