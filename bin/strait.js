@@ -7,7 +7,7 @@ const cmdline = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
 
 // V8's helper threads run on the proxy's CPUs. Pinned to one core (as in bench/), each compile or
 // GC task that wakes there takes the core from the event loop for a scheduler tick (4 ms here),
-// and node's four workers queued behind one another for up to 20 ms: the keep-alive row's p99 of
+// and node's four workers queued behind one another for up to ~17 ms: the keep-alive row's p99 of
 // 8-11 ms in about one round in four (perf-reports/2026-12-08-helper-threads.md). One worker
 // (compiles still leave the loop) and GC on the main thread in V8's incremental steps bound that
 // to one tick. Only the command line sets either, so the launcher starts node again with them
