@@ -194,7 +194,9 @@ try {
     const launch = straitPeer(o.engine).configs[w.layer]({ dir, listenPort, adminPort, upstreamPort, nodeArgs: [...(o.keep ? ['--perf-basic-prof'] : []), ...o['node-args'].split(' ').filter(Boolean)] });
     for (const [name, text] of Object.entries(launch.files)) fs.writeFileSync(path.join(dir, name), text);
     const prefix = path.join(dir, 'callgrind.out');
-    const vg = ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, `--dump-instr=${process.env.AB_INSTR_DUMP_INSTR ? 'yes' : 'no'}`, launch.cmd];
+    // --trace-children: bin/strait.js execs node again with its thread and GC options (same pid), and
+    // the proxy is measured as it runs; the config decoder's child stays native.
+    const vg = ['--tool=callgrind', '--trace-children=yes', '--trace-children-skip-by-arg=*load_worker.js*', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${prefix}.%p`, `--dump-instr=${process.env.AB_INSTR_DUMP_INSTR ? 'yes' : 'no'}`, launch.cmd];
     const argv = launch.args.map((x) => x.replace(/^\{file:(.+)\}$/, (_, f) => path.join(dir, f)));
     const child = spawnPinned(`strait-${side}`, 'valgrind', [...vg, ...argv], { cpu: ctx.cpus.proxy, nofile: settings.fdLimit, cwd: dir, env: { ...process.env, ...envOf(o[`${side}-env`]) } });
     const pid = child.proc.pid;

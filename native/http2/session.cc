@@ -458,12 +458,11 @@ void Session::Abandon() {
 
 // ---- nghttp2 callbacks (never call JavaScript) ----
 
-Session::Stream* Session::StreamOf(int32_t id) {
+Session::Stream* Session::StreamOfMiss(int32_t id) {
   if (!session_) return nullptr;
   // nghttp2's own lookup is a hash probe; every header field and every JavaScript call on a
-  // stream asks, so the table in front of it answers most of them.
+  // stream asks, so the table in front of it (StreamOf, inline) answers most of them.
   Stream*& slot = by_id_[SlotOf(id)];
-  if (slot && slot->id == id) return slot;
   Stream* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
   if (!s) {
     for (Stream* u : unsent_) {
